@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs every system package contimg needs on a fresh Debian 12 machine (run as root,
+# or with sudo available). Idempotent: re-running is cheap.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+need=()
+for p in libopenmpi-dev openmpi-bin libclang-dev libhdf5-dev libcfitsio-dev pkg-config; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q \
+    --no-install-recommends "${need[@]}"
+fi

@@ -1,0 +1,80 @@
+//! The communicator seam: the pipeline talks to `Comm`; MPI implements it, and `SingleComm`
+//! (one rank) serves plain runs and unit tests.
+//!
+//! Every method is a collective: all ranks must call it, in the same order, with the same
+//! `root`. Buffers may exceed 2^31 elements: implementations chunk.
+
+#[cfg(feature = "mpi")]
+mod mpi_comm;
+#[cfg(feature = "mpi")]
+pub use mpi_comm::MpiComm;
+
+pub trait Comm: Send + Sync {
+    fn rank(&self) -> usize;
+    fn size(&self) -> usize;
+    fn barrier(&self);
+    /// Element-wise sum of `buf` over all ranks, result on `root` (others' buffers unspecified).
+    fn reduce_sum_f64(&self, root: usize, buf: &mut [f64]);
+    /// Element-wise sum over all ranks, result everywhere.
+    fn all_reduce_sum_f64(&self, buf: &mut [f64]);
+    /// Replaces `buf` on every rank with root's bytes.
+    fn broadcast_bytes(&self, root: usize, buf: &mut Vec<u8>);
+    /// Every rank's bytes, in rank order, on `root` (None elsewhere).
+    fn gather_bytes(&self, root: usize, send: &[u8]) -> Option<Vec<Vec<u8>>>;
+
+    fn is_root(&self) -> bool {
+        self.rank() == 0
+    }
+    /// Every rank's bytes, in rank order, everywhere.
+    fn all_gather_bytes(&self, send: &[u8]) -> Vec<Vec<u8>> {
+        let gathered = self.gather_bytes(0, send);
+        let mut packed = match gathered {
+            Some(parts) => serde_json::to_vec(&parts).expect("Vec<Vec<u8>> serialises"),
+            None => Vec::new(),
+        };
+        self.broadcast_bytes(0, &mut packed);
+        serde_json::from_slice(&packed).expect("root sent valid JSON")
+    }
+    /// Logical AND of a flag over all ranks.
+    fn all_ok(&self, ok: bool) -> bool {
+        let mut v = [if ok { 0.0 } else { 1.0 }];
+        self.all_reduce_sum_f64(&mut v);
+        v[0] == 0.0
+    }
+}
+
+/// A communicator of one rank.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SingleComm;
+
+impl Comm for SingleComm {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn barrier(&self) {}
+    fn reduce_sum_f64(&self, _root: usize, _buf: &mut [f64]) {}
+    fn all_reduce_sum_f64(&self, _buf: &mut [f64]) {}
+    fn broadcast_bytes(&self, _root: usize, _buf: &mut Vec<u8>) {}
+    fn gather_bytes(&self, _root: usize, send: &[u8]) -> Option<Vec<Vec<u8>>> {
+        Some(vec![send.to_vec()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_comm_collectives_are_identities() {
+        let c = SingleComm;
+        let mut v = vec![1.0, 2.0];
+        c.reduce_sum_f64(0, &mut v);
+        c.all_reduce_sum_f64(&mut v);
+        assert_eq!(v, vec![1.0, 2.0]);
+        assert_eq!(c.all_gather_bytes(b"ab"), vec![b"ab".to_vec()]);
+        assert!(c.all_ok(true) && !c.all_ok(false));
+    }
+}

@@ -1,0 +1,330 @@
+//! Typed configuration (YAML). Every option has a default and is documented here and in
+//! `configs/default.yaml`; `Config::load` validates after parsing.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config ({source})")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: invalid YAML or unknown option: {source}")]
+    Parse { path: PathBuf, source: serde_yaml_ng::Error },
+    #[error("{path}: {field}: {problem}")]
+    Invalid { path: PathBuf, field: &'static str, problem: String },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the night's UVH5 files are and how they are grouped.
+    pub input: InputConfig,
+    /// Where products go.
+    pub output: OutputConfig,
+    /// Imaging parameters.
+    pub imaging: ImagingConfig,
+    /// DSA-110 station table (WGS84), used to check antenna positions and by `simulate`.
+    /// Relative paths are taken from the working directory.
+    pub station_table: PathBuf,
+    /// The synthetic night written by `contimg simulate` (ignored by `contimg run`).
+    pub simulate: SimConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            input: InputConfig::default(),
+            output: OutputConfig::default(),
+            imaging: ImagingConfig::default(),
+            station_table: PathBuf::from("../shared/data/DSA110_Station_Coordinates.csv"),
+            simulate: SimConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputConfig {
+    /// Directory searched (not recursively) for `YYYY-MM-DDTHH:MM:SS_sbNN.hdf5` files.
+    pub dir: PathBuf,
+    /// Subbands a complete group has (sb00..sb{n-1}); DSA-110 writes 16.
+    pub n_subbands: usize,
+    /// Skip groups missing any subband (true, the telescope pipeline's default) or image
+    /// what is there (false). Missing subbands are reported either way.
+    pub require_complete_groups: bool,
+    /// File-name times within this many seconds may belong to one group (pre-filter only;
+    /// groups are decided by `Header/time_array[0]`).
+    pub filename_tolerance_s: f64,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig { dir: PathBuf::from("night"), n_subbands: 16, require_complete_groups: true, filename_tolerance_s: 120.0 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Output directory (created if needed): `images/`, `summary.json`.
+    pub dir: PathBuf,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { dir: PathBuf::from("out") }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagingConfig {
+    /// Image size in pixels (square, even).
+    pub npix: usize,
+    /// Pixel size (arcsec).
+    pub cell_arcsec: f64,
+    /// Gridding accuracy (relative); sets the kernel support.
+    pub epsilon: f64,
+    /// Consecutive groups per image: 1 = one tile per group (default); N > 1 makes joint
+    /// images whose grids are reduced over the ranks holding those groups.
+    pub groups_per_image: usize,
+    /// Exclude baselines shorter than this (wavelengths). 0 keeps all cross-correlations.
+    pub uv_min_lambda: f64,
+    /// Exclude baselines longer than this (wavelengths). 0 = no limit.
+    pub uv_max_lambda: f64,
+}
+
+impl Default for ImagingConfig {
+    fn default() -> Self {
+        ImagingConfig { npix: 2400, cell_arcsec: 6.0, epsilon: 1e-4, groups_per_image: 1, uv_min_lambda: 0.0, uv_max_lambda: 0.0 }
+    }
+}
+
+/// A synthetic night. Sizes default to the real telescope's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    /// Random seed: the same seed and config give identical files.
+    pub seed: u64,
+    /// UTC start of the first group, `YYYY-MM-DDTHH:MM:SS`.
+    pub start_time: String,
+    pub n_groups: usize,
+    /// Subbands per group (sb00 = highest frequency), at most 16.
+    pub n_subbands: usize,
+    /// Channels per subband; must divide 384 (48 = the real 244.14 kHz channels).
+    pub n_channels: usize,
+    /// Integrations per file (24 real), each `integration_s` long.
+    pub n_times: usize,
+    pub integration_s: f64,
+    /// Stations to simulate (numbers 1..117). Empty: the first `n_antennas` of a spread
+    /// selection across both arms and the outriggers.
+    pub antennas: Vec<u32>,
+    pub n_antennas: usize,
+    /// Pointing declination of date (deg).
+    pub pointing_dec_deg: f64,
+    /// Telescope location written to the header.
+    pub site_lat_deg: f64,
+    pub site_lon_deg: f64,
+    pub site_alt_m: f64,
+    /// Explicit sources.
+    pub sources: Vec<SimSource>,
+    /// Extra random sources within the primary beam of each group.
+    pub n_random_sources: usize,
+    /// Flux range (Jy) of the random sources (log-uniform).
+    pub random_flux_jy: [f64; 2],
+    /// Per-antenna gains and bandpass (disabled: unit gains, data in Jy).
+    pub gains: SimGains,
+    /// Thermal noise from the SEFD (disabled: noiseless).
+    pub noise: SimNoise,
+    /// Injected RFI.
+    pub rfi: SimRfi,
+    /// Spread of the file-name timestamps around the group start (s).
+    pub filename_jitter_s: f64,
+    /// Write pyuvdata-3 shapes instead of the telescope's legacy shapes.
+    pub pyuvdata3_shapes: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            start_time: "2026-03-14T05:00:00".into(),
+            n_groups: 2,
+            n_subbands: 16,
+            n_channels: 48,
+            n_times: 24,
+            integration_s: 12.884_901_888,
+            antennas: Vec::new(),
+            n_antennas: 96,
+            pointing_dec_deg: 54.6,
+            site_lat_deg: 37.233_386_982,
+            site_lon_deg: -118.283_405_115,
+            site_alt_m: 1188.0,
+            sources: Vec::new(),
+            n_random_sources: 5,
+            random_flux_jy: [0.05, 2.0],
+            gains: SimGains::default(),
+            noise: SimNoise::default(),
+            rfi: SimRfi::default(),
+            filename_jitter_s: 3.0,
+            pyuvdata3_shapes: false,
+        }
+    }
+}
+
+/// A point source: absolute J2000 position, or an offset from one group's image centre.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimSource {
+    /// J2000 RA/Dec (deg). When absent, the position is `group`'s centre plus the offsets.
+    #[serde(default)]
+    pub ra_deg: Option<f64>,
+    #[serde(default)]
+    pub dec_deg: Option<f64>,
+    #[serde(default)]
+    pub group: usize,
+    /// Offsets from the group centre along the image axes (deg): l east, m north.
+    #[serde(default)]
+    pub l_deg: f64,
+    #[serde(default)]
+    pub m_deg: f64,
+    /// Flux density at 1.4 GHz (Jy).
+    pub flux_jy: f64,
+    #[serde(default)]
+    pub spectral_index: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimGains {
+    pub enabled: bool,
+    /// Mean amplitude: data are correlation coefficients ~ flux / SEFD, so ~ 1/sqrt(SEFD).
+    pub amplitude: f64,
+    /// Fractional amplitude scatter between antennas.
+    pub amplitude_scatter: f64,
+    /// Phase scatter between antennas (deg).
+    pub phase_scatter_deg: f64,
+    /// Bandpass ripple: fractional amplitude and phase (deg) of smooth per-antenna ripples.
+    pub bandpass_amplitude: f64,
+    pub bandpass_phase_deg: f64,
+}
+
+impl Default for SimGains {
+    fn default() -> Self {
+        SimGains { enabled: true, amplitude: 0.0129, amplitude_scatter: 0.1, phase_scatter_deg: 60.0, bandpass_amplitude: 0.1, bandpass_phase_deg: 20.0 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimNoise {
+    pub enabled: bool,
+    /// System equivalent flux density per antenna (Jy).
+    pub sefd_jy: f64,
+}
+
+impl Default for SimNoise {
+    fn default() -> Self {
+        SimNoise { enabled: true, sefd_jy: 6000.0 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimRfi {
+    pub enabled: bool,
+    /// Channels with persistent narrowband RFI (all times), per group.
+    pub n_narrowband: usize,
+    /// Intermittent channels (a few consecutive integrations), per group.
+    pub n_intermittent: usize,
+    /// Broadband bursts (all channels, one integration), per group.
+    pub n_bursts: usize,
+    /// RFI amplitude range in units of the per-visibility thermal noise sigma.
+    pub amplitude_sigma: [f64; 2],
+}
+
+impl Default for SimRfi {
+    fn default() -> Self {
+        SimRfi { enabled: true, n_narrowband: 3, n_intermittent: 3, n_bursts: 1, amplitude_sigma: [5.0, 50.0] }
+    }
+}
+
+impl Config {
+    /// Loads and validates a YAML config.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        let cfg: Config = serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, problem: String| Err(ConfigError::Invalid { path: path.into(), field, problem });
+        let im = &self.imaging;
+        if im.npix < 8 || im.npix % 2 != 0 {
+            return bad("imaging.npix", format!("{} must be even and >= 8", im.npix));
+        }
+        if !(im.cell_arcsec > 0.0 && im.cell_arcsec.is_finite()) {
+            return bad("imaging.cell_arcsec", format!("{} must be positive", im.cell_arcsec));
+        }
+        if (im.npix as f64 * im.cell_arcsec / 3600.0) > 60.0 {
+            return bad("imaging.npix", "field wider than 60 deg: the SIN projection breaks down".into());
+        }
+        if !(im.epsilon >= 1e-14 && im.epsilon <= 0.1) {
+            return bad("imaging.epsilon", format!("{} must be in [1e-14, 0.1]", im.epsilon));
+        }
+        if im.groups_per_image == 0 {
+            return bad("imaging.groups_per_image", "must be at least 1".into());
+        }
+        if im.uv_min_lambda < 0.0 || im.uv_max_lambda < 0.0 || (im.uv_max_lambda > 0.0 && im.uv_max_lambda <= im.uv_min_lambda) {
+            return bad("imaging.uv_min_lambda", format!("uv range [{}, {}] is empty or negative", im.uv_min_lambda, im.uv_max_lambda));
+        }
+        if self.input.n_subbands == 0 || self.input.n_subbands > 16 {
+            return bad("input.n_subbands", format!("{} must be 1..=16", self.input.n_subbands));
+        }
+        if !(self.input.filename_tolerance_s >= 0.0) {
+            return bad("input.filename_tolerance_s", "must be >= 0".into());
+        }
+        let s = &self.simulate;
+        if s.n_subbands == 0 || s.n_subbands > 16 {
+            return bad("simulate.n_subbands", format!("{} must be 1..=16", s.n_subbands));
+        }
+        if s.n_channels == 0 || 384 % s.n_channels != 0 {
+            return bad("simulate.n_channels", format!("{} must divide 384", s.n_channels));
+        }
+        if s.n_times == 0 || !(s.integration_s > 0.0) {
+            return bad("simulate.n_times", "need at least one integration of positive length".into());
+        }
+        if s.antennas.is_empty() && (s.n_antennas < 2 || s.n_antennas > 117) {
+            return bad("simulate.n_antennas", format!("{} must be 2..=117", s.n_antennas));
+        }
+        if crate::primitives::time::iso_to_jd(&s.start_time).is_none() {
+            return bad("simulate.start_time", format!("{:?} is not YYYY-MM-DDTHH:MM:SS", s.start_time));
+        }
+        if s.pointing_dec_deg.abs() >= 90.0 {
+            return bad("simulate.pointing_dec_deg", "must be within (-90, 90)".into());
+        }
+        if !(s.random_flux_jy[0] > 0.0 && s.random_flux_jy[1] >= s.random_flux_jy[0]) {
+            return bad("simulate.random_flux_jy", "need 0 < min <= max".into());
+        }
+        if s.noise.enabled && !(s.noise.sefd_jy > 0.0) {
+            return bad("simulate.noise.sefd_jy", "must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_unknown_keys_are_rejected() {
+        Config::default().validate(Path::new("x")).unwrap();
+        let e = serde_yaml_ng::from_str::<Config>("imaging: {npx: 3}").unwrap_err();
+        assert!(e.to_string().contains("npx"));
+        let c: Config = serde_yaml_ng::from_str("imaging: {npix: 7}").unwrap();
+        assert!(c.validate(Path::new("x")).is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! Discovery and grouping: finds `YYYY-MM-DDTHH:MM:SS_sbNN.hdf5` files, pre-groups them by
+//! file-name time (each node's clock differs by seconds), then decides groups by
+//! `Header/time_array[0]`, which is identical in all files of a group.
+
+use crate::primitives::time::{iso_to_jd, jd_to_iso};
+use crate::uvh5::read_time0;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Files whose `time_array[0]` differ by less than this (days, ~0.09 s) are one group.
+const TIME0_TOLERANCE_DAYS: f64 = 1e-6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("{path}: cannot list input directory ({source})")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupFiles {
+    /// Group id: the ISO time of `time_array[0]` (integration centre of the first integration).
+    pub id: String,
+    pub time0_jd: f64,
+    /// Path per subband index (None = missing).
+    pub files: Vec<Option<PathBuf>>,
+    /// Why the group cannot be processed, if it cannot (missing or duplicate subbands).
+    pub problem: Option<String>,
+}
+
+impl GroupFiles {
+    pub fn present(&self) -> impl Iterator<Item = (usize, &PathBuf)> {
+        self.files.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|p| (i, p)))
+    }
+    pub fn missing(&self) -> Vec<usize> {
+        self.files.iter().enumerate().filter(|(_, f)| f.is_none()).map(|(i, _)| i).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Discovery {
+    /// Groups in time order, including those with problems.
+    pub groups: Vec<GroupFiles>,
+    /// Files that match the name pattern but could not be read: (path, error).
+    pub bad_files: Vec<(PathBuf, String)>,
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS_sbNN.hdf5` into (JD of the name time, subband).
+pub fn parse_name(name: &str) -> Option<(f64, usize)> {
+    let stem = name.strip_suffix(".hdf5")?;
+    let (time, sb) = stem.rsplit_once("_sb")?;
+    if sb.len() != 2 || !sb.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((iso_to_jd(time)?, sb.parse().ok()?))
+}
+
+/// Finds and groups the files in `dir`. `n_subbands` is the number a complete group has;
+/// with `require_complete`, a group missing any is marked with a problem naming them.
+pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tolerance_s: f64) -> Result<Discovery, DiscoverError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| DiscoverError::Io { path: dir.into(), source })?;
+    let mut named: Vec<(f64, usize, PathBuf)> = Vec::new();
+    for e in entries {
+        let e = e.map_err(|source| DiscoverError::Io { path: dir.into(), source })?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some((t, sb)) = parse_name(&name) {
+            named.push((t, sb, e.path()));
+        }
+    }
+    named.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut out = Discovery::default();
+    // Pre-filter: chains of file-name times closer than the tolerance.
+    let tol = name_tolerance_s / 86_400.0;
+    let mut clusters: Vec<Vec<(f64, usize, PathBuf)>> = Vec::new();
+    for f in named {
+        match clusters.last_mut() {
+            Some(c) if f.0 - c.last().expect("non-empty").0 <= tol => c.push(f),
+            _ => clusters.push(vec![f]),
+        }
+    }
+    for cluster in clusters {
+        // Decide groups within the cluster by time_array[0].
+        let mut by_t0: BTreeMap<i64, (f64, Vec<(usize, PathBuf)>)> = BTreeMap::new();
+        let mut unreadable: Vec<(usize, PathBuf, String)> = Vec::new();
+        for (_, sb, path) in cluster {
+            match read_time0(&path) {
+                Ok(t0) => {
+                    let key = (t0 / TIME0_TOLERANCE_DAYS).round() as i64;
+                    let slot = [key - 1, key, key + 1].into_iter().find(|k| by_t0.contains_key(k)).unwrap_or(key);
+                    by_t0.entry(slot).or_insert((t0, Vec::new())).1.push((sb, path));
+                }
+                Err(e) => unreadable.push((sb, path, e.to_string())),
+            }
+        }
+        for (sb, path, err) in &unreadable {
+            log::warn!("sb{sb:02} file {} is unreadable: {err}", path.display());
+            out.bad_files.push((path.clone(), err.clone()));
+        }
+        let n_groups_here = by_t0.len();
+        for (_, (t0, files)) in by_t0 {
+            let mut slots: Vec<Option<PathBuf>> = vec![None; n_subbands];
+            let mut problems = Vec::new();
+            for (sb, path) in files {
+                if sb >= n_subbands {
+                    problems.push(format!("{}: subband sb{sb:02} beyond the configured {n_subbands}", path.display()));
+                    continue;
+                }
+                if let Some(prev) = &slots[sb] {
+                    problems.push(format!("duplicate subband sb{sb:02}: {} and {}", prev.display(), path.display()));
+                    continue;
+                }
+                slots[sb] = Some(path);
+            }
+            let mut g = GroupFiles { id: jd_to_iso(t0, 1), time0_jd: t0, files: slots, problem: None };
+            let missing = g.missing();
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(|m| format!("sb{m:02}")).collect();
+                let mut msg = format!("missing {}", names.join(", "));
+                // Unreadable files in a cluster with one group explain its missing subbands.
+                if n_groups_here == 1 {
+                    for (sb, path, err) in &unreadable {
+                        if missing.contains(sb) {
+                            msg.push_str(&format!("; sb{sb:02} {} unreadable: {err}", path.display()));
+                        }
+                    }
+                }
+                if require_complete {
+                    problems.push(format!("incomplete group: {msg}"));
+                } else {
+                    log::warn!("group {}: {msg}; imaging the subbands present", g.id);
+                }
+            }
+            if !problems.is_empty() {
+                g.problem = Some(problems.join("; "));
+            }
+            out.groups.push(g);
+        }
+    }
+    out.groups.sort_by(|a, b| a.time0_jd.total_cmp(&b.time0_jd));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_file_names() {
+        let (t, sb) = parse_name("2026-03-14T05:00:02_sb07.hdf5").unwrap();
+        assert_eq!(sb, 7);
+        assert_eq!(jd_to_iso(t, 0), "2026-03-14T05:00:02");
+        assert!(parse_name("2026-03-14T05:00:02_sb7.hdf5").is_none());
+        assert!(parse_name("notes.txt").is_none());
+        assert!(parse_name("2026-03-14T05:00:02_sb07.h5").is_none());
+    }
+}

@@ -1,0 +1,20 @@
+//! contimg: DSA-110 continuum imaging pipeline.
+//!
+//! Data flow: discover -> plan -> convert (read) -> image (rephase, grid, reduce, FFT) ->
+//! products. `primitives` knows nothing of the pipeline; `comm` is the MPI seam.
+
+pub mod comm;
+pub mod config;
+pub mod convert;
+pub mod discover;
+pub mod error;
+pub mod imaging;
+pub mod pipeline;
+pub mod plan;
+pub mod primitives;
+pub mod products;
+pub mod simulate;
+pub mod stations;
+pub mod uvh5;
+
+pub use error::Error;

@@ -1,0 +1,157 @@
+//! The `contimg` binary: one SPMD program for `mpirun`, `srun` or a plain single rank.
+
+use clap::{Parser, Subcommand};
+use contimg::comm::{Comm, SingleComm};
+use contimg::config::Config;
+use contimg::Error;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "contimg", version, about = "DSA-110 continuum imaging pipeline (SPMD; run under mpirun/srun or alone)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write a synthetic night of DSA-110 UVH5 files (and truth.json / truth.h5).
+    Simulate {
+        /// Output directory for the night's files.
+        #[arg(long)]
+        out: PathBuf,
+        /// YAML config (its `simulate:` section and `station_table`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Process a night: discover, plan, convert, grid, reduce, image, write products.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Overrides `input.dir`.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Overrides `output.dir`.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Print a UVH5 file's header summary (validates it).
+    Inspect { file: PathBuf },
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn make_comm() -> Box<dyn Comm> {
+    #[cfg(feature = "mpi")]
+    {
+        if let Some(c) = contimg::comm::MpiComm::init() {
+            return Box::new(c);
+        }
+    }
+    Box::new(SingleComm)
+}
+
+fn init_logging(rank: usize, size: usize) {
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    b.format(move |buf, rec| {
+        let ts = buf.timestamp_seconds();
+        writeln!(buf, "[{ts} {} rank {rank}/{size}] {}", rec.level(), rec.args())
+    });
+    let _ = b.try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Simulate { out, config } => {
+            init_logging(0, 1);
+            let res = load_config(config.as_ref()).and_then(|cfg| Ok(contimg::simulate::run(&cfg, &out)?));
+            match res {
+                Ok(truth) => {
+                    println!("simulated {} groups, {} sources into {}", truth.groups.len(), truth.sources.len(), out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("contimg simulate: error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Inspect { file } => {
+            init_logging(0, 1);
+            match contimg::uvh5::read_header(&file) {
+                Ok(h) => {
+                    println!(
+                        "{}: {} antennas, {} baselines x {} times, {} channels {:.3}-{:.3} MHz, pols {:?}, pointing dec {:.4} deg, {} shapes",
+                        file.display(),
+                        h.nants_data,
+                        h.nbls,
+                        h.ntimes,
+                        h.nfreqs,
+                        h.freq_array.iter().copied().fold(f64::INFINITY, f64::min) / 1e6,
+                        h.freq_array.iter().copied().fold(0.0, f64::max) / 1e6,
+                        h.polarization_array,
+                        h.phase_center_dec.to_degrees(),
+                        if h.legacy_shapes { "legacy" } else { "pyuvdata-3" }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("contimg inspect: error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Run { config, input, output } => {
+            let comm = make_comm();
+            init_logging(comm.rank(), comm.size());
+            // Every rank loads the config; agreement on success keeps ranks in step.
+            let cfg = Config::load(&config).map(|mut c| {
+                if let Some(i) = input {
+                    c.input.dir = i;
+                }
+                if let Some(o) = output {
+                    c.output.dir = o;
+                }
+                c
+            });
+            if !comm.all_ok(cfg.is_ok()) {
+                if let Err(e) = &cfg {
+                    eprintln!("contimg run: error: {e}");
+                } else {
+                    eprintln!("contimg run: another rank could not load the config");
+                }
+                return ExitCode::FAILURE;
+            }
+            let cfg = cfg.expect("checked above");
+            match contimg::pipeline::run(&cfg, comm.as_ref()) {
+                Ok(Some(summary)) => {
+                    println!(
+                        "night: {} of {} planned groups imaged into {} images on {} ranks in {:.1} s; {} skipped, {} failed{}",
+                        summary.groups_ok,
+                        summary.groups_planned,
+                        summary.images.iter().filter(|i| i.error.is_none()).count(),
+                        summary.n_ranks,
+                        summary.wall_s,
+                        summary.groups_skipped.len(),
+                        summary.groups_failed.len(),
+                        if summary.complete { "" } else { " (night incomplete: see summary.json)" }
+                    );
+                    if summary.complete { ExitCode::SUCCESS } else { ExitCode::from(2) }
+                }
+                Ok(None) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("contimg run: error (rank {}): {e}", comm.rank());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! `contimg run`: the SPMD driver. Rank 0 plans and broadcasts; each rank converts and grids
+//! its groups; grids of images spread over several ranks are reduced to the image's owner,
+//! which transforms and writes it; rank 0 gathers what every rank did into `summary.json`.
+//!
+//! Every rank joins every collective in plan order whatever happened to its own work: a
+//! failed group contributes an empty grid and a failure record.
+
+use crate::comm::Comm;
+use crate::config::Config;
+use crate::convert::load_group;
+use crate::imaging::{grid_group, GridPair, GridSpec};
+use crate::plan::{make_plan, Plan};
+use crate::primitives::time::jd_to_iso;
+use crate::products::{write_atomic, write_fits_image, ImageMeta};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What one rank did, gathered to rank 0.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct RankReport {
+    pub rank: usize,
+    pub groups: Vec<GroupReport>,
+    pub images: Vec<ImageReport>,
+    /// Seconds per stage on this rank (summed over its groups/images).
+    pub stage_s: std::collections::BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupReport {
+    pub id: String,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub n_vis: usize,
+    pub flagged_fraction: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageReport {
+    pub name: String,
+    pub products: Vec<PathBuf>,
+    pub groups_used: usize,
+    pub peak_jy: f64,
+    pub error: Option<String>,
+}
+
+/// The run summary written as `summary.json` by rank 0.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub n_ranks: usize,
+    pub wall_s: f64,
+    pub groups_planned: usize,
+    pub groups_ok: usize,
+    pub groups_failed: Vec<(String, String)>,
+    pub groups_skipped: Vec<(String, String)>,
+    pub bad_files: Vec<(PathBuf, String)>,
+    pub images: Vec<ImageReport>,
+    pub ranks: Vec<RankReport>,
+    /// True when every discovered group was imaged.
+    pub complete: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("planning failed on rank 0: {0}")]
+    Plan(String),
+    #[error("{path}: cannot create output ({source})")]
+    Output { path: PathBuf, source: std::io::Error },
+}
+
+fn add_time(r: &mut RankReport, stage: &str, t0: Instant) {
+    *r.stage_s.entry(stage.to_string()).or_insert(0.0) += t0.elapsed().as_secs_f64();
+}
+
+/// Runs the night. Returns the summary on rank 0 (None elsewhere).
+pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineError> {
+    let t_start = Instant::now();
+    let out = cfg.output.dir.clone();
+    let images_dir = out.join("images");
+    // Rank 0 plans; the plan (or the planning error) is broadcast so no rank hangs.
+    let mut report = RankReport { rank: comm.rank(), ..Default::default() };
+    let t0 = Instant::now();
+    let mut bytes = Vec::new();
+    if comm.is_root() {
+        let res: Result<Plan, String> = std::fs::create_dir_all(&images_dir)
+            .map_err(|e| format!("{}: cannot create output ({e})", images_dir.display()))
+            .and_then(|_| make_plan(cfg, comm.size()).map_err(|e| e.to_string()));
+        bytes = serde_json::to_vec(&res).expect("plan serialises");
+    }
+    comm.broadcast_bytes(0, &mut bytes);
+    let plan: Plan = serde_json::from_slice::<Result<Plan, String>>(&bytes).expect("rank 0 sent a plan").map_err(PipelineError::Plan)?;
+    add_time(&mut report, "plan", t0);
+    if comm.is_root() {
+        log::info!("plan: {} groups -> {} images on {} ranks; {} skipped", plan.groups.len(), plan.images.len(), plan.n_ranks, plan.skipped.len());
+    }
+
+    let spec = {
+        let mut s = GridSpec::new(cfg.imaging.npix, (cfg.imaging.cell_arcsec / 3600.0).to_radians(), cfg.imaging.epsilon);
+        s.uv_min_lambda = cfg.imaging.uv_min_lambda;
+        s.uv_max_lambda = cfg.imaging.uv_max_lambda;
+        s
+    };
+    for (ii, image) in plan.images.iter().enumerate() {
+        let mine: Vec<usize> = image.groups.iter().copied().filter(|&g| plan.groups[g].rank == comm.rank()).collect();
+        let mut grids: Option<GridPair> = None;
+        let mut n_ok = 0usize;
+        let mut meta_freqs: (f64, f64) = (f64::INFINITY, 0.0);
+        for gi in mine {
+            let g = &plan.groups[gi];
+            let files: Vec<&Path> = g.files.iter().flatten().map(PathBuf::as_path).collect();
+            let t = Instant::now();
+            match load_group(&files) {
+                Ok(vis) => {
+                    add_time(&mut report, "convert", t);
+                    let t = Instant::now();
+                    let grid = grids.get_or_insert_with(|| GridPair::new(spec));
+                    grid_group(grid, &vis, image.centre);
+                    add_time(&mut report, "grid", t);
+                    n_ok += 1;
+                    let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
+                    meta_freqs = (meta_freqs.0.min(vis.freqs[0]), meta_freqs.1.max(*vis.freqs.last().unwrap_or(&0.0)));
+                    report.groups.push(GroupReport { id: g.id.clone(), ok: true, error: None, n_vis: vis.vis.len(), flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64 });
+                    log::info!("rank {}: group {} gridded for image {}", comm.rank(), g.id, image.name);
+                }
+                Err(e) => {
+                    add_time(&mut report, "convert", t);
+                    log::error!("rank {}: group {} failed: {e}", comm.rank(), g.id);
+                    report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(e.to_string()), n_vis: 0, flagged_fraction: 0.0 });
+                }
+            }
+        }
+        // Reduce over ranks when the image is spread; buffer = grids, weight sum, groups
+        // used, frequency range (min via negation trick is avoided: sum of per-rank values).
+        let t = Instant::now();
+        let (grids, n_ok, freqs) = if image.needs_reduce(&plan) {
+            let mut buf = match &grids {
+                Some(g) => g.to_buffer(),
+                None => vec![0.0; GridPair::buffer_len(&spec)],
+            };
+            buf.push(n_ok as f64);
+            comm.reduce_sum_f64(image.owner, &mut buf);
+            // Frequency range: every rank sends its own; owner takes min/max.
+            let f = comm.gather_bytes(image.owner, &serde_json::to_vec(&meta_freqs).expect("f64 pair"));
+            if comm.rank() == image.owner {
+                let n = buf.pop().unwrap_or(0.0) as usize;
+                let ranges: Vec<(f64, f64)> = f.unwrap_or_default().iter().filter_map(|b| serde_json::from_slice(b).ok()).collect();
+                let fr = ranges.iter().fold((f64::INFINITY, 0.0f64), |a, r| (a.0.min(r.0), a.1.max(r.1)));
+                (Some(GridPair::from_buffer(spec, &buf)), n, fr)
+            } else {
+                (None, 0, meta_freqs)
+            }
+        } else {
+            (grids, n_ok, meta_freqs)
+        };
+        add_time(&mut report, "reduce", t);
+        if comm.rank() != image.owner {
+            continue;
+        }
+        let t = Instant::now();
+        let mut rep = ImageReport { name: image.name.clone(), products: vec![], groups_used: n_ok, peak_jy: 0.0, error: None };
+        match grids.and_then(GridPair::finish) {
+            None => rep.error = Some("no group of this image could be gridded".into()),
+            Some((dirty, psf)) => {
+                rep.peak_jy = dirty.iter().fold(0f32, |a, &b| a.max(b)) as f64;
+                let first = &plan.groups[image.groups[0]];
+                let meta = |bunit: &'static str| ImageMeta {
+                    ra_deg: image.centre.ra_rad.to_degrees(),
+                    dec_deg: image.centre.dec_rad.to_degrees(),
+                    cell_deg: cfg.imaging.cell_arcsec / 3600.0,
+                    freq_hz: 0.5 * (freqs.0 + freqs.1),
+                    bandwidth_hz: freqs.1 - freqs.0,
+                    date_obs: jd_to_iso(first.times_jd[0], 3),
+                    bunit,
+                    object: image.name.clone(),
+                    history: vec![
+                        format!("contimg run: npix={} cell={}arcsec eps={:e}", cfg.imaging.npix, cfg.imaging.cell_arcsec, cfg.imaging.epsilon),
+                        format!("weighting=natural groups={} ranks={}", n_ok, plan.n_ranks),
+                    ],
+                };
+                for (kind, data, unit) in [("dirty", &dirty, "JY/BEAM"), ("psf", &psf, "")] {
+                    let path = images_dir.join(format!("{}.{kind}.fits", image.name));
+                    match write_fits_image(&path, spec.n_image, data, &meta(unit)) {
+                        Ok(()) => rep.products.push(path),
+                        Err(e) => rep.error = Some(e.to_string()),
+                    }
+                }
+            }
+        }
+        add_time(&mut report, "image", t);
+        log::info!("rank {}: image {} ({}/{}) done", comm.rank(), image.name, ii + 1, plan.images.len());
+        report.images.push(rep);
+    }
+
+    // Gather reports.
+    let gathered = comm.gather_bytes(0, &serde_json::to_vec(&report).expect("report serialises"));
+    let Some(parts) = gathered else { return Ok(None) };
+    let ranks: Vec<RankReport> = parts.iter().filter_map(|b| serde_json::from_slice(b).ok()).collect();
+    let groups_failed: Vec<(String, String)> = ranks
+        .iter()
+        .flat_map(|r| r.groups.iter())
+        .filter(|g| !g.ok)
+        .map(|g| (g.id.clone(), g.error.clone().unwrap_or_default()))
+        .collect();
+    let groups_ok = ranks.iter().flat_map(|r| r.groups.iter()).filter(|g| g.ok).count();
+    let images: Vec<ImageReport> = ranks.iter().flat_map(|r| r.images.clone()).collect();
+    let summary = Summary {
+        n_ranks: comm.size(),
+        wall_s: t_start.elapsed().as_secs_f64(),
+        groups_planned: plan.groups.len(),
+        groups_ok,
+        complete: groups_failed.is_empty() && plan.skipped.is_empty() && plan.bad_files.is_empty() && images.iter().all(|i| i.error.is_none()),
+        groups_failed,
+        groups_skipped: plan.skipped.clone(),
+        bad_files: plan.bad_files.clone(),
+        images,
+        ranks,
+    };
+    let path = out.join("summary.json");
+    write_atomic(&path, serde_json::to_string_pretty(&summary).expect("summary serialises").as_bytes())
+        .map_err(|source| PipelineError::Output { path, source })?;
+    Ok(Some(summary))
+}
