@@ -116,6 +116,7 @@ impl GridPair {
         let dw = 0.25 / xmax;
         let w0 = wmin - dw * half;
         let nplanes = ((wmax - wmin) / dw).floor() as usize + support + 1;
+        self.sum_w += weight_sum(&spec, b, &rows_used);
         let n = spec.n_image;
         let mut block_dirty = vec![0.0f64; n * n];
         let mut block_psf = vec![0.0f64; n * n];
@@ -131,9 +132,7 @@ impl GridPair {
             plane.iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
             plane_psf.iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
             let wk = |w: f64| spec.kernel.phi((w - wp) / (dw * half));
-            // Count each visibility's weight once: in the plane holding its first w tap.
-            let first_plane = |w: f64| (((w - w0) / dw) - half).ceil() as i64 == p as i64;
-            self.sum_w += grid_plane(&spec, b, &rows, &sign, &mut plane, &mut plane_psf, wk, first_plane);
+            grid_plane(&spec, b, &rows, &sign, &mut plane, &mut plane_psf, wk);
             for (grid, img) in [(&mut plane, &mut block_dirty), (&mut plane_psf, &mut block_psf)] {
                 centred_fft2_forward(grid, spec.n_grid);
                 let off = (spec.n_grid - n) / 2;
@@ -212,8 +211,41 @@ impl GridPair {
     }
 }
 
-/// Grids the rows of one w-plane, strip-parallel. Returns the weight counted in this plane.
-#[allow(clippy::too_many_arguments)]
+/// Whether a visibility at (u, v) (wavelengths) passes the uv cuts and fits on the grid.
+#[inline]
+fn accepted(spec: &GridSpec, u: f64, v: f64) -> bool {
+    let q = u * u + v * v;
+    if q < spec.uv_min_lambda * spec.uv_min_lambda || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda * spec.uv_max_lambda) {
+        return false;
+    }
+    // Kernel footprint inside the grid.
+    let limit = spec.n_grid as f64 / 2.0 - spec.kernel.support as f64 / 2.0 - 1.0;
+    let scale = spec.n_grid as f64 * spec.cell_rad;
+    (u * scale).abs() < limit && (v * scale).abs() < limit
+}
+
+/// Sum of the weights of the visibilities that will be gridded.
+fn weight_sum(spec: &GridSpec, b: &VisBlock, rows: &[u32]) -> f64 {
+    let stride = b.freqs.len() * b.npol;
+    rows.par_iter()
+        .map(|&r| {
+            let r = r as usize;
+            let [um, vm, _] = b.uvw_m[r];
+            let mut s = 0.0;
+            for (c, &f) in b.freqs.iter().enumerate() {
+                let lam = f / C_M_S;
+                if !accepted(spec, um * lam, vm * lam) {
+                    continue;
+                }
+                let base = r * stride + c * b.npol;
+                s += b.weight[base..base + b.npol].iter().filter(|&&w| w > 0.0).map(|&w| w as f64).sum::<f64>();
+            }
+            s
+        })
+        .sum()
+}
+
+/// Grids the rows of one w-plane, strip-parallel.
 fn grid_plane(
     spec: &GridSpec,
     b: &VisBlock,
@@ -222,8 +254,7 @@ fn grid_plane(
     plane: &mut [Complex64],
     plane_psf: &mut [Complex64],
     wkernel: impl Fn(f64) -> f64 + Sync,
-    counts_here: impl Fn(f64) -> bool + Sync,
-) -> f64 {
+) {
     let ng = spec.n_grid;
     let nchan = b.freqs.len();
     let stride = nchan * b.npol;
@@ -247,17 +278,15 @@ fn grid_plane(
             bucket.push(r);
         }
     }
-    let (uvmin2, uvmax2) = (spec.uv_min_lambda.powi(2), if spec.uv_max_lambda > 0.0 { spec.uv_max_lambda.powi(2) } else { f64::INFINITY });
-    let sums: Vec<f64> = plane
+    plane
         .par_chunks_mut(srows * ng)
         .zip(plane_psf.par_chunks_mut(srows * ng))
         .enumerate()
-        .map(|(si, (dstrip, pstrip))| {
+        .for_each(|(si, (dstrip, pstrip))| {
             let y0 = (si * srows) as i64;
             let y1 = y0 + (dstrip.len() / ng) as i64;
             let mut wu = [0.0f64; MAX_SUPPORT];
             let mut wv = [0.0f64; MAX_SUPPORT];
-            let mut sum_w = 0.0;
             for &r in &buckets[si] {
                 let r = r as usize;
                 let s = sign[r];
@@ -266,8 +295,7 @@ fn grid_plane(
                 for (c, &f) in b.freqs.iter().enumerate() {
                     let lam = f / C_M_S;
                     let (u, v, ww) = (s * um * lam, s * vm * lam, s * wm * lam);
-                    let q = u * u + v * v;
-                    if q < uvmin2 || q > uvmax2 {
+                    if !accepted(spec, u, v) {
                         continue;
                     }
                     let kw = wkernel(ww);
@@ -281,9 +309,6 @@ fn grid_plane(
                     }
                     let gu = centre - u * scale;
                     let fx = kernel.taps(gu, &mut wu);
-                    if fx < 0 || fy < 0 || fx + w as i64 > ng as i64 || fy + w as i64 > ng as i64 {
-                        continue; // beyond the grid: the cell is too coarse for this baseline
-                    }
                     let base = r * stride + c * b.npol;
                     let mut vsum = Complex64::new(0.0, 0.0);
                     let mut wsum = 0.0;
@@ -301,9 +326,6 @@ fn grid_plane(
                     let mut val = vsum * Complex64::from_polar(1.0, -std::f64::consts::TAU * dw * lam);
                     if s < 0.0 {
                         val = val.conj();
-                    }
-                    if fy >= y0 && counts_here(ww) {
-                        sum_w += wsum;
                     }
                     let val = val * kw;
                     let pw = wsum * kw;
@@ -323,8 +345,5 @@ fn grid_plane(
                     }
                 }
             }
-            sum_w
-        })
-        .collect();
-    sums.iter().sum()
+        });
 }

@@ -1,0 +1,128 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use contimg::config::{Config, SimSource};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn station_table() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/DSA110_Station_Coordinates.csv")
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_contimg"))
+}
+
+/// A small, fast config: few antennas, 2 subbands of 4 channels, 6 integrations.
+pub fn small_config(dir: &Path) -> Config {
+    let mut c = Config::default();
+    c.station_table = station_table();
+    c.input.dir = dir.join("night");
+    c.input.n_subbands = 2;
+    c.output.dir = dir.join("out");
+    c.imaging.npix = 256;
+    c.imaging.cell_arcsec = 20.0;
+    c.imaging.epsilon = 1e-5;
+    let s = &mut c.simulate;
+    s.seed = 3;
+    s.n_groups = 1;
+    s.n_subbands = 2;
+    s.n_channels = 4;
+    s.n_times = 6;
+    s.n_antennas = 16;
+    s.n_random_sources = 0;
+    s.gains.enabled = false;
+    s.noise.enabled = false;
+    s.rfi.enabled = false;
+    s.sources = vec![];
+    c
+}
+
+pub fn source(l_deg: f64, m_deg: f64, flux: f64) -> SimSource {
+    SimSource { ra_deg: None, dec_deg: None, group: 0, l_deg, m_deg, flux_jy: flux, spectral_index: 0.0 }
+}
+
+pub fn write_config(c: &Config, path: &Path) {
+    std::fs::write(path, serde_yaml_ng::to_string(c).unwrap()).unwrap();
+}
+
+/// Runs `contimg` with args; returns (exit code, stdout+stderr).
+pub fn run_bin(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run contimg");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A FITS image and its WCS keywords.
+pub struct Fits {
+    pub n: usize,
+    pub data: Vec<f32>,
+    pub crval: [f64; 2],
+    pub crpix: [f64; 2],
+    pub cdelt: [f64; 2],
+    pub ctype: [String; 2],
+}
+
+pub fn read_fits(path: &Path) -> Fits {
+    let mut f = fitsio::FitsFile::open(path).unwrap();
+    let hdu = f.primary_hdu().unwrap();
+    let data: Vec<f32> = hdu.read_image(&mut f).unwrap();
+    let n = hdu.read_key::<i64>(&mut f, "NAXIS1").unwrap() as usize;
+    let k = |f: &mut fitsio::FitsFile, name: &str| hdu.read_key::<f64>(f, name).unwrap();
+    Fits {
+        n,
+        crval: [k(&mut f, "CRVAL1"), k(&mut f, "CRVAL2")],
+        crpix: [k(&mut f, "CRPIX1"), k(&mut f, "CRPIX2")],
+        cdelt: [k(&mut f, "CDELT1"), k(&mut f, "CDELT2")],
+        ctype: [hdu.read_key::<String>(&mut f, "CTYPE1").unwrap(), hdu.read_key::<String>(&mut f, "CTYPE2").unwrap()],
+        data,
+    }
+}
+
+impl Fits {
+    pub fn at(&self, x: usize, y: usize) -> f32 {
+        self.data[y * self.n + x]
+    }
+
+    /// Pixel (0-based x, y) of a J2000 position through the FITS SIN WCS, written from the
+    /// FITS standard (Calabretta & Greisen 2002), independently of contimg's projection code.
+    pub fn world_to_pixel(&self, ra_deg: f64, dec_deg: f64) -> (f64, f64) {
+        assert_eq!(self.ctype[0], "RA---SIN");
+        assert_eq!(self.ctype[1], "DEC--SIN");
+        let (a, d) = (ra_deg.to_radians(), dec_deg.to_radians());
+        let (a0, d0) = (self.crval[0].to_radians(), self.crval[1].to_radians());
+        // Orthographic (SIN) projection: intermediate world coordinates in degrees.
+        let x = (d.cos() * (a - a0).sin()).to_degrees();
+        let y = (d.sin() * d0.cos() - d.cos() * d0.sin() * (a - a0).cos()).to_degrees();
+        // FITS: x = CDELT1 (p1 - CRPIX1) with x positive toward increasing RA (east).
+        let p1 = self.crpix[0] + x / self.cdelt[0];
+        let p2 = self.crpix[1] + y / self.cdelt[1];
+        (p1 - 1.0, p2 - 1.0)
+    }
+
+    /// Peak near (x, y) and its sub-pixel position from a parabola through the maximum.
+    pub fn peak_near(&self, x: f64, y: f64, r: usize) -> (f64, f64, f32) {
+        let (xi, yi) = (x.round() as usize, y.round() as usize);
+        let mut best = (xi, yi, f32::MIN);
+        for yy in yi - r..=yi + r {
+            for xx in xi - r..=xi + r {
+                if self.at(xx, yy) > best.2 {
+                    best = (xx, yy, self.at(xx, yy));
+                }
+            }
+        }
+        let (bx, by, v) = best;
+        let para = |m: f32, c: f32, p: f32| {
+            let den = m - 2.0 * c + p;
+            if den.abs() < 1e-12 { 0.0 } else { 0.5 * (m - p) as f64 / den as f64 }
+        };
+        let dx = para(self.at(bx - 1, by), v, self.at(bx + 1, by));
+        let dy = para(self.at(bx, by - 1), v, self.at(bx, by + 1));
+        (bx as f64 + dx, by as f64 + dy, v)
+    }
+}
