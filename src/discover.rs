@@ -80,24 +80,31 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
     }
     for cluster in clusters {
         // Decide groups within the cluster by time_array[0].
-        let mut by_t0: BTreeMap<i64, (f64, Vec<(usize, PathBuf)>)> = BTreeMap::new();
-        let mut unreadable: Vec<(usize, PathBuf, String)> = Vec::new();
-        for (_, sb, path) in cluster {
+        let mut by_t0: BTreeMap<i64, (f64, Vec<(usize, PathBuf)>, Vec<f64>)> = BTreeMap::new();
+        let mut unreadable: Vec<(f64, usize, PathBuf, String)> = Vec::new();
+        for (name_t, sb, path) in cluster {
             match read_time0(&path) {
                 Ok(t0) => {
                     let key = (t0 / TIME0_TOLERANCE_DAYS).round() as i64;
                     let slot = [key - 1, key, key + 1].into_iter().find(|k| by_t0.contains_key(k)).unwrap_or(key);
-                    by_t0.entry(slot).or_insert((t0, Vec::new())).1.push((sb, path));
+                    let e = by_t0.entry(slot).or_insert((t0, Vec::new(), Vec::new()));
+                    e.1.push((sb, path));
+                    e.2.push(name_t);
                 }
-                Err(e) => unreadable.push((sb, path, e.to_string())),
+                Err(e) => unreadable.push((name_t, sb, path, e.to_string())),
             }
         }
-        for (sb, path, err) in &unreadable {
+        for (_, sb, path, err) in &unreadable {
             log::warn!("sb{sb:02} file {} is unreadable: {err}", path.display());
             out.bad_files.push((path.clone(), err.clone()));
         }
-        let n_groups_here = by_t0.len();
-        for (_, (t0, files)) in by_t0 {
+        // An unreadable file explains the missing subband of the group whose file names are
+        // closest in time to its own.
+        let centres: Vec<f64> = by_t0.values().map(|(_, _, ts)| ts.iter().sum::<f64>() / ts.len() as f64).collect();
+        let owner = |name_t: f64| {
+            centres.iter().enumerate().min_by(|a, b| (a.1 - name_t).abs().total_cmp(&(b.1 - name_t).abs())).map(|(i, _)| i)
+        };
+        for (gi, (_, (t0, files, _))) in by_t0.into_iter().enumerate() {
             let mut slots: Vec<Option<PathBuf>> = vec![None; n_subbands];
             let mut problems = Vec::new();
             for (sb, path) in files {
@@ -116,12 +123,9 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
             if !missing.is_empty() {
                 let names: Vec<String> = missing.iter().map(|m| format!("sb{m:02}")).collect();
                 let mut msg = format!("missing {}", names.join(", "));
-                // Unreadable files in a cluster with one group explain its missing subbands.
-                if n_groups_here == 1 {
-                    for (sb, path, err) in &unreadable {
-                        if missing.contains(sb) {
-                            msg.push_str(&format!("; sb{sb:02} {} unreadable: {err}", path.display()));
-                        }
+                for (name_t, sb, path, err) in &unreadable {
+                    if missing.contains(sb) && owner(*name_t) == Some(gi) {
+                        msg.push_str(&format!("; sb{sb:02} {} unreadable: {err}", path.display()));
                     }
                 }
                 if require_complete {

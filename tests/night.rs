@@ -1,0 +1,148 @@
+//! Whole nights through the binary: the same night through 1, 2 and 3 MPI ranks gives the
+//! same images (per-group tiles and joint images reduced over ranks); incomplete, duplicate
+//! and unreadable groups are reported and skipped while the night completes.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn mpirun_available() -> bool {
+    Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+fn run_mpi(n: usize, cfg: &Path, out: &Path) -> (i32, String) {
+    let o = Command::new("mpirun")
+        .args(["-n", &n.to_string(), "--oversubscribe", "--bind-to", "none"])
+        .arg(bin())
+        .args(["run", "--config", cfg.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("mpirun");
+    (o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+fn images(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("images")).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+fn night(dir: &Path, groups_per_image: usize) -> PathBuf {
+    let mut c = small_config(dir);
+    c.simulate.n_groups = 3;
+    c.simulate.noise.enabled = true;
+    c.simulate.gains.enabled = false;
+    c.simulate.n_random_sources = 2;
+    c.imaging.groups_per_image = groups_per_image;
+    c.imaging.npix = 128;
+    c.imaging.cell_arcsec = 30.0;
+    let cfg = dir.join("c.yaml");
+    write_config(&c, &cfg);
+    contimg::simulate::run(&c, &c.input.dir).unwrap();
+    cfg
+}
+
+fn compare_over_ranks(groups_per_image: usize, expect_images: usize) {
+    assert!(mpirun_available(), "mpirun is required (scripts/setup.sh installs OpenMPI)");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = night(dir.path(), groups_per_image);
+    let mut results: Vec<Vec<Vec<f32>>> = Vec::new();
+    for n in [1, 2, 3] {
+        let out = dir.path().join(format!("out{n}"));
+        let (code, text) = run_mpi(n, &cfg, &out);
+        assert_eq!(code, 0, "{n} ranks: {text}");
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["n_ranks"], n);
+        assert_eq!(summary["complete"], true);
+        let imgs = images(&out);
+        assert_eq!(imgs.len(), 2 * expect_images, "{imgs:?}");
+        results.push(imgs.iter().map(|p| read_fits(p).data).collect());
+    }
+    for (n, r) in results.iter().enumerate().skip(1) {
+        for (a, b) in results[0].iter().zip(r) {
+            let peak = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            println!("{} ranks vs 1: max difference {:.2e} of peak {peak:.3}", n + 1, diff);
+            assert!(diff <= 1e-5 * peak, "{} ranks differ by {diff} (peak {peak})", n + 1);
+        }
+    }
+}
+
+#[test]
+fn tiles_identical_over_1_2_3_ranks() {
+    compare_over_ranks(1, 3);
+}
+
+#[test]
+fn joint_image_reduced_over_1_2_3_ranks() {
+    compare_over_ranks(3, 1);
+}
+
+#[test]
+fn bad_groups_are_skipped_and_the_night_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut c = small_config(d);
+    c.simulate.n_groups = 4;
+    c.simulate.noise.enabled = true;
+    c.input.n_subbands = 2;
+    let cfg = d.join("c.yaml");
+    write_config(&c, &cfg);
+    let night = c.input.dir.clone();
+    contimg::simulate::run(&c, &night).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&night).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "hdf5")).collect();
+    files.sort();
+    // Group 0 (files 0, 1): remove one subband -> incomplete.
+    std::fs::remove_file(&files[0]).unwrap();
+    // Group 1 (files 2, 3): corrupt one file -> unreadable, the group is reported.
+    std::fs::write(&files[3], b"corrupt").unwrap();
+    // Group 2 (files 4, 5): a duplicate of its sb01 under another name -> duplicate subband.
+    let (t5, _) = contimg::discover::parse_name(files[5].file_name().unwrap().to_str().unwrap()).unwrap();
+    let dup_name = format!("{}_sb01.hdf5", contimg::primitives::time::jd_to_iso(t5 + 1.0 / 86400.0, 0));
+    std::fs::copy(&files[5], night.join(&dup_name)).unwrap();
+    // Group 3 stays good.
+    let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    println!("{text}");
+    assert_eq!(code, 2, "an incomplete night exits 2: {text}");
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("out/summary.json")).unwrap()).unwrap();
+    assert_eq!(s["complete"], false);
+    assert_eq!(s["groups_ok"], 1, "{s:#}");
+    let skipped = s["groups_skipped"].to_string();
+    assert!(skipped.contains("missing sb00"), "{skipped}");
+    assert!(skipped.contains("duplicate subband sb01"), "{skipped}");
+    assert!(skipped.contains("missing sb01") && skipped.contains("unreadable"), "{skipped}");
+    let bad = s["bad_files"].to_string();
+    assert!(bad.contains(files[3].file_name().unwrap().to_str().unwrap()), "{bad}");
+    assert_eq!(images(&d.join("out")).len(), 2);
+}
+
+#[test]
+fn bad_config_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.yaml");
+    std::fs::write(&cfg, "imaging: {npix: [1, 2}\n").unwrap();
+    let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(text.contains("bad.yaml") && text.contains("invalid YAML"), "{text}");
+    assert!(!text.contains("panicked"));
+    std::fs::write(&cfg, "imaging: {npix: 7}\n").unwrap();
+    let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(text.contains("imaging.npix"), "{text}");
+}
+
+#[test]
+fn missing_input_dir_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = small_config(dir.path());
+    c.input.dir = dir.path().join("nope");
+    let cfg = dir.path().join("c.yaml");
+    write_config(&c, &cfg);
+    let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("nope") && !text.contains("panicked"), "{text}");
+}
