@@ -146,3 +146,14 @@ fn missing_input_dir_fails_cleanly() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("nope") && !text.contains("panicked"), "{text}");
 }
+
+#[test]
+fn shipped_configs_load() {
+    for name in ["default.yaml", "demo.yaml"] {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
+        let c = contimg::config::Config::load(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name == "default.yaml" {
+            assert_eq!(c, contimg::config::Config::default(), "configs/default.yaml must list the defaults");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# End-to-end group benchmark: simulates a night of real-sized groups (96 antennas, 16 x 48
+# channels, 24 integrations; set N_GROUPS, NPIX, CELL, RANKS) and times `contimg run`,
+# reporting groups per hour and the per-stage times from summary.json.
+#   bash benches/group.sh            # 1 group, 1 rank
+#   RANKS=2 N_GROUPS=2 bash benches/group.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N_GROUPS=${N_GROUPS:-1}; RANKS=${RANKS:-1}; NPIX=${NPIX:-2400}; CELL=${CELL:-6.0}
+N_ANT=${N_ANT:-96}; N_CHAN=${N_CHAN:-48}
+WORK=${WORK:-$(mktemp -d)}; mkdir -p "$WORK"
+cargo build --release --quiet
+cat > "$WORK/bench.yaml" <<YAML
+station_table: ../shared/data/DSA110_Station_Coordinates.csv
+input: {dir: $WORK/night}
+output: {dir: $WORK/out}
+imaging: {npix: $NPIX, cell_arcsec: $CELL, epsilon: 1.0e-4}
+simulate: {n_groups: $N_GROUPS, n_antennas: $N_ANT, n_channels: $N_CHAN, n_random_sources: 5}
+YAML
+[ -d "$WORK/night" ] || ./target/release/contimg simulate --config "$WORK/bench.yaml" --out "$WORK/night"
+du -sh "$WORK/night"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-$(( $(nproc) / RANKS > 0 ? $(nproc) / RANKS : 1 ))}
+start=$(date +%s.%N)
+mpirun -n "$RANKS" --bind-to none --oversubscribe ./target/release/contimg run --config "$WORK/bench.yaml" >/dev/null 2>"$WORK/log" || true
+end=$(date +%s.%N)
+python3 - "$WORK/out/summary.json" "$start" "$end" "$N_GROUPS" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1])); wall = float(sys.argv[3]) - float(sys.argv[2]); n = int(sys.argv[4])
+print(f"groups {s['groups_ok']}/{n} ranks {s['n_ranks']} wall {wall:.1f} s -> {3600*s['groups_ok']/wall:.1f} groups/hour")
+for r in s["ranks"]:
+    print(f"  rank {r['rank']}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["stage_s"].items()))
+PY
+echo "work dir: $WORK"
