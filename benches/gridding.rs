@@ -13,7 +13,7 @@ use num_complex::Complex32;
 use rand::{Rng, SeedableRng};
 
 fn dsa110_group(n_chan: usize) -> (GroupVis, Centre) {
-    let stations = read_stations(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/DSA110_Station_Coordinates.csv"))).unwrap();
+    let stations = read_stations(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/dsa110/DSA110_Station_Coordinates.csv"))).unwrap();
     let site = Site::from_geodetic_deg(37.233386982, -118.283405115, 1188.0);
     let ant_pos: Vec<[f64; 3]> = stations.iter().map(|s| sub(s.ecef(), site.ecef)).collect();
     let active: Vec<usize> = default_antennas(96).iter().map(|&s| s as usize - 1).collect();

@@ -11,7 +11,7 @@ N_ANT=${N_ANT:-96}; N_CHAN=${N_CHAN:-48}
 WORK=${WORK:-$(mktemp -d)}; mkdir -p "$WORK"
 cargo build --release --quiet
 cat > "$WORK/bench.yaml" <<YAML
-station_table: ../shared/data/DSA110_Station_Coordinates.csv
+station_table: configs/dsa110/DSA110_Station_Coordinates.csv
 input: {dir: $WORK/night}
 output: {dir: $WORK/out}
 imaging: {npix: $NPIX, cell_arcsec: $CELL, epsilon: 1.0e-4}

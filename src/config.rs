@@ -37,7 +37,7 @@ impl Default for Config {
             input: InputConfig::default(),
             output: OutputConfig::default(),
             imaging: ImagingConfig::default(),
-            station_table: PathBuf::from("../shared/data/DSA110_Station_Coordinates.csv"),
+            station_table: PathBuf::from("configs/dsa110/DSA110_Station_Coordinates.csv"),
             simulate: SimConfig::default(),
         }
     }

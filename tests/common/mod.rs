@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn station_table() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/DSA110_Station_Coordinates.csv")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dsa110/DSA110_Station_Coordinates.csv")
 }
 
 pub fn bin() -> PathBuf {
