@@ -6,6 +6,7 @@
 use contimg::convert::GroupVis;
 use contimg::imaging::{grid_group, Centre, GridPair, GridSpec};
 use contimg::primitives::astrometry::{median_meridian_icrs, sub, Site};
+use contimg::primitives::iers::EarthOrientation;
 use contimg::simulate::{channel_freq, default_antennas};
 use contimg::stations::read_stations;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -31,7 +32,7 @@ fn dsa110_group(n_chan: usize) -> (GroupVis, Centre) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let vis = (0..n).map(|_| Complex32::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0))).collect();
     let dec = 54.6f64.to_radians();
-    let (ra, dec_c) = median_meridian_icrs(&times_jd, dec, &site, 0.0);
+    let (ra, dec_c) = median_meridian_icrs(&times_jd, dec, &site, &EarthOrientation::none());
     let g = GroupVis {
         times_jd,
         freqs,
@@ -59,7 +60,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("dsa110_subband_eps{eps:e}"), |b| {
             b.iter(|| {
                 let mut grids = GridPair::new(spec);
-                grid_group(&mut grids, &g, centre);
+                grid_group(&mut grids, &g, centre, &EarthOrientation::none());
                 grids.sum_w
             })
         });

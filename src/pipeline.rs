@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::convert::load_group;
 use crate::imaging::{grid_group, GridPair, GridSpec};
 use crate::plan::{make_plan, Plan};
+use crate::primitives::iers::EarthOrientation;
 use crate::primitives::time::jd_to_iso;
 use crate::products::{write_atomic, write_fits_image, ImageMeta};
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,10 @@ pub struct Summary {
 pub enum PipelineError {
     #[error("planning failed on rank 0: {0}")]
     Plan(String),
+    #[error(transparent)]
+    Iers(#[from] crate::primitives::iers::IersError),
+    #[error("another rank could not load the IERS table")]
+    IersElsewhere,
     #[error("{path}: cannot create output ({source})")]
     Output { path: PathBuf, source: std::io::Error },
 }
@@ -80,11 +85,16 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     // Rank 0 plans; the plan (or the planning error) is broadcast so no rank hangs.
     let mut report = RankReport { rank: comm.rank(), ..Default::default() };
     let t0 = Instant::now();
+    let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref());
+    if !comm.all_ok(eop.is_ok()) {
+        return Err(eop.err().map(PipelineError::from).unwrap_or(PipelineError::IersElsewhere));
+    }
+    let eop = eop.expect("checked on all ranks");
     let mut bytes = Vec::new();
     if comm.is_root() {
         let res: Result<Plan, String> = std::fs::create_dir_all(&images_dir)
             .map_err(|e| format!("{}: cannot create output ({e})", images_dir.display()))
-            .and_then(|_| make_plan(cfg, comm.size()).map_err(|e| e.to_string()));
+            .and_then(|_| make_plan(cfg, comm.size(), &eop).map_err(|e| e.to_string()));
         bytes = serde_json::to_vec(&res).expect("plan serialises");
     }
     comm.broadcast_bytes(0, &mut bytes);
@@ -92,6 +102,9 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     add_time(&mut report, "plan", t0);
     if comm.is_root() {
         log::info!("plan: {} groups -> {} images on {} ranks; {} skipped", plan.groups.len(), plan.images.len(), plan.n_ranks, plan.skipped.len());
+        if let Some(g) = plan.groups.first() {
+            log::info!("astrometry: {}", eop.describe(g.times_jd[0]));
+        }
     }
 
     let spec = {
@@ -114,7 +127,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     add_time(&mut report, "convert", t);
                     let t = Instant::now();
                     let grid = grids.get_or_insert_with(|| GridPair::new(spec));
-                    grid_group(grid, &vis, image.centre);
+                    grid_group(grid, &vis, image.centre, &eop);
                     add_time(&mut report, "grid", t);
                     n_ok += 1;
                     let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::discover::{discover, Discovery};
 use crate::imaging::Centre;
 use crate::primitives::astrometry::{median_meridian_icrs, Site};
+use crate::primitives::iers::EarthOrientation;
 use crate::uvh5::read_header;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -57,7 +58,7 @@ pub struct Plan {
 }
 
 /// Discovers the night and builds the plan for `n_ranks` ranks.
-pub fn make_plan(cfg: &Config, n_ranks: usize) -> Result<Plan, crate::discover::DiscoverError> {
+pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result<Plan, crate::discover::DiscoverError> {
     let d: Discovery = discover(&cfg.input.dir, cfg.input.n_subbands, cfg.input.require_complete_groups, cfg.input.filename_tolerance_s)?;
     let mut plan = Plan { n_ranks, bad_files: d.bad_files.clone(), ..Default::default() };
     let mut valid: Vec<(PlannedGroup, Site)> = Vec::new();
@@ -94,7 +95,7 @@ pub fn make_plan(cfg: &Config, n_ranks: usize) -> Result<Plan, crate::discover::
             members.push(i + members.len());
         }
         let times: Vec<f64> = members.iter().flat_map(|&m| valid[m].0.times_jd.clone()).collect();
-        let (ra, dec_c) = median_meridian_icrs(&times, dec, &valid[i].1, 0.0);
+        let (ra, dec_c) = median_meridian_icrs(&times, dec, &valid[i].1, eop);
         let img_idx = plan.images.len();
         let name = if members.len() == 1 { valid[i].0.id.clone() } else { format!("{}_x{}", valid[i].0.id, members.len()) };
         for &m in &members {

@@ -7,7 +7,7 @@ pub use gridder::{GridPair, GridSpec, VisBlock};
 
 use crate::convert::GroupVis;
 use crate::primitives::astrometry::{sub, FrameOfDate};
-use crate::primitives::time::Epoch;
+use crate::primitives::iers::EarthOrientation;
 
 /// An image's phase centre (J2000, rad).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -18,13 +18,13 @@ pub struct Centre {
 
 /// Per-row (u, v, w) (m) in the image basis and w_new - w_old (m) for a group, rows ordered
 /// (baseline, time) like the group's data.
-pub fn rephase_geometry(g: &GroupVis, centre: Centre) -> (Vec<[f64; 3]>, Vec<f64>) {
+pub fn rephase_geometry(g: &GroupVis, centre: Centre, eop: &EarthOrientation) -> (Vec<[f64; 3]>, Vec<f64>) {
     let nt = g.times_jd.len();
     let nbl = g.baselines.len();
     let mut uv = vec![[0.0; 3]; nbl * nt];
     let mut dw = vec![0.0; nbl * nt];
     for (t, &jd) in g.times_jd.iter().enumerate() {
-        let frame = FrameOfDate::new(Epoch::from_jd_utc(jd), &g.site);
+        let frame = FrameOfDate::new(eop.epoch(jd), &g.site);
         let old = frame.hadec_basis(0.0, g.pointing_dec_rad);
         let new = frame.icrs_basis(centre.ra_rad, centre.dec_rad);
         for (b, &(a1, a2)) in g.baselines.iter().enumerate() {
@@ -39,8 +39,8 @@ pub fn rephase_geometry(g: &GroupVis, centre: Centre) -> (Vec<[f64; 3]>, Vec<f64
 }
 
 /// Grids a loaded group into `grids` (cross-correlations only).
-pub fn grid_group(grids: &mut GridPair, g: &GroupVis, centre: Centre) {
-    let (uv, dw) = rephase_geometry(g, centre);
+pub fn grid_group(grids: &mut GridPair, g: &GroupVis, centre: Centre, eop: &EarthOrientation) {
+    let (uv, dw) = rephase_geometry(g, centre, eop);
     let nt = g.times_jd.len();
     let use_row: Vec<bool> = (0..uv.len()).map(|r| {
         let (a1, a2) = g.baselines[r / nt];

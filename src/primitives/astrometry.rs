@@ -1,10 +1,15 @@
 //! Frames and UVW: ICRS (J2000) directions to apparent directions of date at the site and
 //! back, ECEF baselines into the true equator and equinox of date, and UVW bases.
 //!
-//! Model: ICRS direction -> aberration (annual + diurnal observer velocity, first order)
-//! -> GCRS -> bias-precession-nutation (IAU 2006/2000A) -> true equator and equinox of date.
-//! Earth rotation is the apparent sidereal time; polar motion and light deflection are
-//! ignored (both below 0.05 arcsec). Refraction does not enter interferometric phases.
+//! Model: ICRS direction -> light deflection by the Sun -> aberration (relativistic, annual +
+//! diurnal observer velocity, as ERFA's eraLdsun and eraAb define them) -> GCRS -> bias-precession-nutation (IAU 2006/2000A) -> true equator and equinox of date
+//! -> polar motion, applied as ERFA applies it to observed places (a small rotation in the
+//! local hour-angle frame). "Apparent" vectors below are these observed directions, with
+//! right ascension counted from the local apparent sidereal time: hour angles and
+//! declinations of date are exactly what the telescope uses. Baselines (ITRS) are rotated by
+//! the apparent sidereal time alone, so their dot products with those directions are the
+//! geometric delays (as in pyuvdata and CASA). Refraction does not enter interferometric
+//! phases. Checked against ERFA's atco13/atoc13 to a few milliarcseconds (tests/astrometry.rs).
 
 use super::time::Epoch;
 
@@ -15,6 +20,8 @@ pub type M33 = [[f64; 3]; 3];
 const OMEGA_EARTH: f64 = 7.292_115_146_706_979e-5;
 /// Speed of light in AU per day.
 const C_AU_PER_DAY: f64 = 173.144_632_684_669_3;
+/// Schwarzschild radius of the Sun (AU): 2 G M_sun / c^2.
+const SRS_AU: f64 = 1.974_125_743_36e-8;
 
 pub fn dot(a: V3, b: V3) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
@@ -98,8 +105,14 @@ pub struct FrameOfDate {
     pub gast: f64,
     /// Local apparent sidereal time (rad).
     pub last: f64,
-    /// Observer velocity in GCRS axes, in units of c.
+    /// Observer velocity in GCRS axes, in units of c, and sqrt(1 - |beta|^2).
     beta: V3,
+    bm1: f64,
+    /// Unit vector Sun -> observer and its length (AU), for light deflection.
+    sun_to_obs: V3,
+    sun_dist_au: f64,
+    /// Polar motion with respect to the local meridian (ERFA's xpl, ypl): sin and cos.
+    pm: [f64; 4],
 }
 
 impl FrameOfDate {
@@ -108,7 +121,9 @@ impl FrameOfDate {
         let npb = erfa::prenut::pn_matrix_06a(t1, t2);
         let gast = epoch.gast();
         // Barycentric velocity of the Earth (TDB ~ TT here: < 2 ms difference).
-        let (_, _pvh, pvb) = erfa::earth::position_velocity_00(t1, t2);
+        let (_, pvh, pvb) = erfa::earth::position_velocity_00(t1, t2);
+        let sun_dist_au = dot(pvh[0], pvh[0]).sqrt();
+        let sun_to_obs = normalize(pvh[0]);
         let v_earth = [pvb[1][0] / C_AU_PER_DAY, pvb[1][1] / C_AU_PER_DAY, pvb[1][2] / C_AU_PER_DAY];
         // Diurnal velocity of the site: omega x r in the frame of date, then to GCRS.
         let r_tod = rot_z(site.ecef, gast);
@@ -121,26 +136,59 @@ impl FrameOfDate {
             v_earth[2] + v_site[2] / c,
         ];
         let last = (gast + site.lon_rad).rem_euclid(std::f64::consts::TAU);
-        FrameOfDate { epoch, npb, gast, last, beta }
+        // Third column of Rz(elong) Rx(-yp) Ry(-xp): the pole in the local frame.
+        let (sx, cx) = epoch.xp_rad.sin_cos();
+        let (sy, cy) = epoch.yp_rad.sin_cos();
+        let (se, ce) = site.lon_rad.sin_cos();
+        let r02 = ce * sx - se * sy * cx;
+        let r12 = -se * sx - ce * sy * cx;
+        let r22 = cy * cx;
+        let xpl = r02.clamp(-1.0, 1.0).asin();
+        let ypl = -r12.atan2(r22);
+        let pm = [xpl.sin(), xpl.cos(), ypl.sin(), ypl.cos()];
+        let bm1 = (1.0 - dot(beta, beta)).sqrt();
+        FrameOfDate { epoch, npb, gast, last, beta, bm1, sun_to_obs, sun_dist_au, pm }
     }
 
+    /// True-of-date vector -> observed (polar motion applied in the local -HA frame).
+    fn polar_motion(&self, v: V3, inverse: bool) -> V3 {
+        let [sx, cx, sy, cy] = self.pm;
+        let h = rot_z(v, -self.last);
+        let m = [[cx, 0.0, sx], [sx * sy, cy, -cx * sy], [-sx * cy, sy, cx * cy]];
+        let o = if inverse { mat_t_vec(&m, h) } else { mat_vec(&m, h) };
+        rot_z(o, self.last)
+    }
+
+    /// Natural direction (ICRS) -> proper direction (GCRS): light deflection by the Sun for a
+    /// source at infinity, then relativistic aberration including the Sun's potential term.
     fn aberrate(&self, p: V3) -> V3 {
-        let pv = dot(p, self.beta);
+        // Light deflection (eraLdsun with q = p): p + w p x (e x p), w = SRS / (em (1 + p.e)).
+        let e = self.sun_to_obs;
+        let em = self.sun_dist_au;
+        let dlim = 1e-6 / (em * em).max(1.0);
+        let w = SRS_AU / em / (1.0 + dot(p, e)).max(dlim);
+        let pe = cross(p, cross(e, p));
+        let p = [p[0] + w * pe[0], p[1] + w * pe[1], p[2] + w * pe[2]];
+        // Aberration (eraAb).
+        let v = self.beta;
+        let pdv = dot(p, v);
+        let w1 = 1.0 + pdv / (1.0 + self.bm1);
+        let w2 = SRS_AU / em;
         normalize([
-            p[0] + self.beta[0] - pv * p[0],
-            p[1] + self.beta[1] - pv * p[1],
-            p[2] + self.beta[2] - pv * p[2],
+            p[0] * self.bm1 + w1 * v[0] + w2 * (v[0] - pdv * p[0]),
+            p[1] * self.bm1 + w1 * v[1] + w2 * (v[1] - pdv * p[1]),
+            p[2] * self.bm1 + w1 * v[2] + w2 * (v[2] - pdv * p[2]),
         ])
     }
 
-    /// ICRS unit vector -> apparent unit vector in the true-of-date frame.
+    /// ICRS unit vector -> apparent (observed) unit vector.
     pub fn icrs_to_apparent(&self, p_icrs: V3) -> V3 {
-        mat_vec(&self.npb, self.aberrate(p_icrs))
+        self.polar_motion(mat_vec(&self.npb, self.aberrate(p_icrs)), false)
     }
 
-    /// Apparent unit vector (true of date) -> ICRS unit vector (inverts aberration by iteration).
-    pub fn apparent_to_icrs(&self, p_tod: V3) -> V3 {
-        let target = mat_t_vec(&self.npb, p_tod);
+    /// Apparent (observed) unit vector -> ICRS unit vector (inverts aberration by iteration).
+    pub fn apparent_to_icrs(&self, p_obs: V3) -> V3 {
+        let target = mat_t_vec(&self.npb, self.polar_motion(p_obs, true));
         let mut p = target;
         for _ in 0..4 {
             let a = self.aberrate(p);
@@ -164,15 +212,22 @@ impl FrameOfDate {
         rot_z(b, self.gast)
     }
 
-    /// The ICRS (J2000) north pole expressed in the true-of-date frame.
-    pub fn icrs_pole(&self) -> V3 {
-        mat_vec(&self.npb, [0.0, 0.0, 1.0])
-    }
-
     /// UVW basis for a phase centre given in ICRS: w toward its apparent direction, u and v
-    /// toward ICRS east and north there (as pyuvdata and CASA define J2000 UVW).
+    /// along the images of the ICRS east and north directions there under the full
+    /// ICRS -> apparent map (precession-nutation and the aberration's small rotation), as
+    /// pyuvdata's frame position angle and CASA's J2000 UVW define them.
     pub fn icrs_basis(&self, ra: f64, dec: f64) -> UvwBasis {
-        UvwBasis::new(self.icrs_to_apparent(radec_to_vec(ra, dec)), self.icrs_pole())
+        let c = radec_to_vec(ra, dec);
+        let w = self.icrs_to_apparent(c);
+        // ICRS north at the centre, mapped by finite difference (the map is smooth; 1e-6 rad
+        // keeps both the truncation and the rounding error near 1e-11).
+        let h = 1e-6;
+        let north_icrs = [-dec.sin() * ra.cos(), -dec.sin() * ra.sin(), dec.cos()];
+        let ahead = self.icrs_to_apparent(normalize([c[0] + h * north_icrs[0], c[1] + h * north_icrs[1], c[2] + h * north_icrs[2]]));
+        let behind = self.icrs_to_apparent(normalize([c[0] - h * north_icrs[0], c[1] - h * north_icrs[1], c[2] - h * north_icrs[2]]));
+        let d = sub(ahead, behind);
+        let v = normalize(sub(d, [w[0] * dot(d, w), w[1] * dot(d, w), w[2] * dot(d, w)]));
+        UvwBasis { u: cross(v, w), v, w }
     }
 
     /// UVW basis for an apparent (HA, Dec) of date, u and v along the axes of date (the
@@ -284,10 +339,10 @@ mod tests {
 
 /// ICRS (ra, dec) of the median meridian position of a set of integrations: each
 /// integration's phase centre is HA = 0 at the apparent declination `dec_app` at its time.
-pub fn median_meridian_icrs(times_jd: &[f64], dec_app: f64, site: &Site, dut1_s: f64) -> (f64, f64) {
+pub fn median_meridian_icrs(times_jd: &[f64], dec_app: f64, site: &Site, eop: &super::iers::EarthOrientation) -> (f64, f64) {
     let (ras, mut decs): (Vec<f64>, Vec<f64>) = times_jd
         .iter()
-        .map(|&t| FrameOfDate::new(Epoch::with_dut1(t, dut1_s), site).hadec_to_icrs(0.0, dec_app))
+        .map(|&t| FrameOfDate::new(eop.epoch(t), site).hadec_to_icrs(0.0, dec_app))
         .unzip();
     let ra = circular_median(&ras);
     let dec = super::stats::median_mut(&mut decs).unwrap_or(dec_app);

@@ -4,6 +4,7 @@
 pub mod astrometry;
 pub mod beam;
 pub mod fft;
+pub mod iers;
 pub mod kernel;
 pub mod stats;
 pub mod time;

@@ -36,15 +36,18 @@ pub struct Epoch {
     pub jd_utc: f64,
     /// UT1 - UTC in seconds (0 when no IERS table is configured).
     pub dut1_s: f64,
+    /// Polar motion (rad; 0 without an IERS table).
+    pub xp_rad: f64,
+    pub yp_rad: f64,
 }
 
 impl Epoch {
     pub fn from_jd_utc(jd_utc: f64) -> Self {
-        Epoch { jd_utc, dut1_s: 0.0 }
+        Epoch { jd_utc, dut1_s: 0.0, xp_rad: 0.0, yp_rad: 0.0 }
     }
 
     pub fn with_dut1(jd_utc: f64, dut1_s: f64) -> Self {
-        Epoch { jd_utc, dut1_s }
+        Epoch { jd_utc, dut1_s, xp_rad: 0.0, yp_rad: 0.0 }
     }
 
     /// TT as a two-part Julian date (2400000.5, MJD part) for precision.

@@ -17,7 +17,8 @@ use crate::primitives::astrometry::{
     median_meridian_icrs, radec_to_vec, separation, vec_to_radec, FrameOfDate, Site, UvwBasis, V3,
 };
 use crate::primitives::beam::airy_power;
-use crate::primitives::time::{jd_to_iso, Epoch};
+use crate::primitives::iers::EarthOrientation;
+use crate::primitives::time::jd_to_iso;
 use crate::primitives::C_M_S;
 use crate::stations::read_stations;
 use crate::uvh5::{write_file, Uvh5Data, Uvh5Error, Uvh5Header, POL_XX, POL_YY};
@@ -39,6 +40,8 @@ pub enum SimError {
     Layout(String),
     #[error(transparent)]
     Uvh5(#[from] Uvh5Error),
+    #[error(transparent)]
+    Iers(#[from] crate::primitives::iers::IersError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: cannot write truth ({source})")]
@@ -99,6 +102,7 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
     let stations = read_stations(&cfg.station_table)?;
     let layout = NightLayout::new(sim, stations, sim.seed).map_err(SimError::Layout)?;
     let site = Site::from_geodetic_deg(sim.site_lat_deg, sim.site_lon_deg, sim.site_alt_m);
+    let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref())?;
     let dec_app = sim.pointing_dec_deg.to_radians();
     let freqs = layout.freqs_ascending();
     let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
@@ -113,7 +117,7 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
     let mut groups = Vec::new();
     for g in 0..layout.n_groups {
         let times = layout.group_times(g);
-        let (ra, dec) = median_meridian_icrs(&times, dec_app, &site, 0.0);
+        let (ra, dec) = median_meridian_icrs(&times, dec_app, &site, &eop);
         let rfi = corrupt::random_rfi(&sim.rfi, layout.n_times, freqs.len(), &mut rng);
         groups.push(TruthGroup {
             index: g,
@@ -137,7 +141,7 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
     };
     truth.stations.sort_unstable();
 
-    let ctx = SimContext { sim, layout: &layout, site, dec_app, gains: &gains, noise_sigma_jy };
+    let ctx = SimContext { sim, layout: &layout, site, dec_app, gains: &gains, noise_sigma_jy, eop: &eop };
     for g in 0..layout.n_groups {
         let model = GroupModel::new(&ctx, g, &truth.sources);
         for (s_idx, src) in truth.sources.iter_mut().enumerate() {
@@ -200,6 +204,7 @@ struct SimContext<'a> {
     dec_app: f64,
     gains: &'a GainTable,
     noise_sigma_jy: f64,
+    eop: &'a EarthOrientation,
 }
 
 /// Per-integration geometry of one group: antenna delays toward each source relative to the
@@ -222,7 +227,7 @@ impl GroupModel {
         let mut m = GroupModel { beam_sep: vec![], delay_m: vec![], flux: vec![], pos_tod: vec![], basis: vec![] };
         m.flux = sources.iter().map(|s| (s.flux_jy, s.spectral_index)).collect();
         for &t in &times {
-            let frame = FrameOfDate::new(Epoch::from_jd_utc(t), &ctx.site);
+            let frame = FrameOfDate::new(ctx.eop.epoch(t), &ctx.site);
             let basis = frame.hadec_basis(0.0, ctx.dec_app);
             let d = basis.w;
             let apps: Vec<V3> = sources

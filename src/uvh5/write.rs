@@ -46,7 +46,15 @@ fn array<T: hdf5::H5Type>(g: &hdf5::Group, path: &Path, name: &str, shape: &[usi
 pub fn write_file(path: &Path, h: &Uvh5Header, d: &Uvh5Data) -> Result<(), Uvh5Error> {
     let tmp = path.with_extension("hdf5.part");
     let file = hdf5::File::create(&tmp).map_err(|source| Uvh5Error::Open { path: tmp.clone(), source })?;
-    let p = tmp.as_path();
+    // Every group and dataset handle lives in `write_contents`, so all are closed before the
+    // file is: HDF5 keeps a file open (and locked) while any object in it is open.
+    write_contents(&file, &tmp, h, d)?;
+    file.close().map_err(werr(&tmp, "(close)"))?;
+    std::fs::rename(&tmp, path).map_err(|source| Uvh5Error::Io { path: path.to_path_buf(), source })
+}
+
+fn write_contents(file: &hdf5::File, tmp: &Path, h: &Uvh5Header, d: &Uvh5Data) -> Result<(), Uvh5Error> {
+    let p = tmp;
     let hg = file.create_group("Header").map_err(werr(p, "Header"))?;
     scalar!(hg, p, "latitude", f64, h.latitude_deg);
     scalar!(hg, p, "longitude", f64, h.longitude_deg);
@@ -110,6 +118,5 @@ pub fn write_file(path: &Path, h: &Uvh5Header, d: &Uvh5Data) -> Result<(), Uvh5E
     array(&dg, p, "visdata", &shape, &d.vis)?;
     array(&dg, p, "flags", &shape, &d.flags)?;
     array(&dg, p, "nsamples", &shape, &d.nsamples)?;
-    file.close().map_err(werr(p, "(close)"))?;
-    std::fs::rename(&tmp, path).map_err(|source| Uvh5Error::Io { path: path.to_path_buf(), source })
+    Ok(())
 }
