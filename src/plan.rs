@@ -57,11 +57,47 @@ pub struct Plan {
     pub bad_files: Vec<(PathBuf, String)>,
 }
 
+/// Largest tolerated difference between a file's antenna position and the station table.
+pub const POSITION_TOLERANCE_M: f64 = 0.05;
+
+/// Compares the header's antenna positions (ECEF offsets) with the station table; warns for
+/// each antenna in use that is more than 5 cm off. Returns the offenders (station, metres).
+pub fn check_positions(h: &crate::uvh5::Uvh5Header, site: &Site, stations: &[crate::stations::Station], file: &std::path::Path) -> Vec<(String, f64)> {
+    let mut used: Vec<i64> = h.ant_1_array.iter().chain(&h.ant_2_array).copied().collect();
+    used.sort_unstable();
+    used.dedup();
+    let mut bad = Vec::new();
+    for a in used {
+        let Some(i) = h.antenna_numbers.iter().position(|&n| n == a) else { continue };
+        let name = &h.antenna_names[i];
+        let Some(st) = name.parse::<u32>().ok().and_then(|n| stations.iter().find(|s| s.number == n)) else {
+            log::warn!("{}: antenna {name} is not in the station table", file.display());
+            continue;
+        };
+        let want = crate::primitives::astrometry::sub(st.ecef(), site.ecef);
+        let d = crate::primitives::astrometry::sub(h.antenna_positions[i], want);
+        let off = crate::primitives::astrometry::dot(d, d).sqrt();
+        if off > POSITION_TOLERANCE_M {
+            log::warn!("{}: antenna {name} is {off:.3} m from the station table position", file.display());
+            bad.push((name.clone(), off));
+        }
+    }
+    bad
+}
+
 /// Discovers the night and builds the plan for `n_ranks` ranks.
 pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result<Plan, crate::discover::DiscoverError> {
     let d: Discovery = discover(&cfg.input.dir, cfg.input.n_subbands, cfg.input.require_complete_groups, cfg.input.filename_tolerance_s)?;
     let mut plan = Plan { n_ranks, bad_files: d.bad_files.clone(), ..Default::default() };
     let mut valid: Vec<(PlannedGroup, Site)> = Vec::new();
+    let stations = match crate::stations::read_stations(&cfg.station_table) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn!("antenna positions not checked: {e}");
+            None
+        }
+    };
+    let mut checked_positions = false;
     for g in d.groups {
         if let Some(p) = &g.problem {
             log::warn!("group {}: skipped: {p}", g.id);
@@ -74,6 +110,10 @@ pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result
             Ok(h) => {
                 let times: Vec<f64> = (0..h.ntimes).map(|t| h.time_array[t * h.nbls]).collect();
                 let site = Site::from_geodetic_deg(h.latitude_deg, h.longitude_deg, h.altitude_m);
+                if let (Some(st), false) = (&stations, checked_positions) {
+                    check_positions(&h, &site, st, first);
+                    checked_positions = true;
+                }
                 valid.push((
                     PlannedGroup { id: g.id.clone(), files: g.files.clone(), rank: 0, image: 0, times_jd: times, pointing_dec_rad: h.phase_center_dec },
                     site,

@@ -203,3 +203,19 @@ fn bad_files_give_clear_errors() {
     let err = read_header(&d.join("absent.hdf5")).unwrap_err().to_string();
     assert!(err.contains("absent.hdf5"), "{err}");
 }
+
+#[test]
+fn antenna_positions_are_checked_against_the_station_table() {
+    let dir = tempfile::tempdir().unwrap();
+    good_file(dir.path());
+    let f = dir.path().join("good.hdf5");
+    let mut h = read_header(&f).unwrap();
+    let stations = contimg::stations::read_stations(&common::station_table()).unwrap();
+    let site = contimg::primitives::astrometry::Site::from_geodetic_deg(h.latitude_deg, h.longitude_deg, h.altitude_m);
+    assert!(contimg::plan::check_positions(&h, &site, &stations, &f).is_empty(), "simulated positions are the table's");
+    let a = h.ant_1_array[1] as usize;
+    h.antenna_positions[a][2] += 0.08;
+    let bad = contimg::plan::check_positions(&h, &site, &stations, &f);
+    assert_eq!(bad.len(), 1);
+    assert!((bad[0].1 - 0.08).abs() < 1e-6);
+}
