@@ -26,6 +26,8 @@ pub struct Config {
     pub imaging: ImagingConfig,
     /// Earth orientation and frames.
     pub astrometry: AstrometryConfig,
+    /// RFI flagging.
+    pub flagging: FlagConfig,
     /// DSA-110 station table (WGS84), used to check antenna positions and by `simulate`.
     /// Relative paths are taken from the working directory.
     pub station_table: PathBuf,
@@ -40,6 +42,7 @@ impl Default for Config {
             output: OutputConfig::default(),
             imaging: ImagingConfig::default(),
             astrometry: AstrometryConfig::default(),
+            flagging: FlagConfig::default(),
             station_table: PathBuf::from("configs/dsa110/DSA110_Station_Coordinates.csv"),
             simulate: SimConfig::default(),
         }
@@ -111,6 +114,84 @@ pub struct AstrometryConfig {
     /// is assumed and the resulting error bound (up to 0.9 s of sidereal time, 13.5" in RA)
     /// is logged.
     pub iers_file: Option<PathBuf>,
+}
+
+/// RFI flagging (see src/flag). Defaults follow AOFlagger where it has one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlagConfig {
+    pub enabled: bool,
+    /// Flag autocorrelations (they never enter calibration or imaging either way).
+    pub flag_autocorrelations: bool,
+    /// Frequency ranges to flag, [lo, hi] MHz inclusive.
+    pub channel_ranges_mhz: Vec<[f64; 2]>,
+    /// UTC ranges to flag, ["YYYY-MM-DDTHH:MM:SS", "..."] inclusive.
+    pub time_ranges_utc: Vec<[String; 2]>,
+    /// An antenna with more than this fraction of its cross-correlations flagged is dead:
+    /// all its baselines are flagged.
+    pub dead_antenna_fraction: f64,
+    pub sumthreshold: SumThresholdConfig,
+    /// Also run SumThreshold on the baseline-averaged residuals (array-wide RFI).
+    pub combined: bool,
+    /// Per-timestep / per-channel RMS outlier threshold (robust sigmas; 0 = off).
+    pub rms_outlier_sigma: f64,
+    /// SIR dilation eta (0 = off).
+    pub sir_eta: f64,
+    /// Final amplitude clip: median + k x 1.4826 MAD per polarization (0 = off).
+    pub clip_sigma: f64,
+    /// Write each group's final flags to `flags/<group>.h5` in the output.
+    pub write_flags: bool,
+}
+
+impl Default for FlagConfig {
+    fn default() -> Self {
+        FlagConfig {
+            enabled: true,
+            flag_autocorrelations: true,
+            channel_ranges_mhz: vec![],
+            time_ranges_utc: vec![],
+            dead_antenna_fraction: 0.95,
+            sumthreshold: SumThresholdConfig::default(),
+            combined: true,
+            rms_outlier_sigma: 4.0,
+            sir_eta: 0.2,
+            clip_sigma: 7.0,
+            write_flags: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SumThresholdConfig {
+    pub enabled: bool,
+    /// Threshold for single samples, in robust sigmas of the background-subtracted amplitude.
+    pub chi1: f32,
+    /// Window M has threshold chi1 / rho^log2(M) on its mean (AOFlagger's schedule).
+    pub rho: f32,
+    /// Largest windows (samples) along time and frequency.
+    pub max_window_time: usize,
+    pub max_window_chan: usize,
+    /// Iterations; iteration k runs at sensitivity 2^-(iterations-1-k) x the thresholds.
+    pub iterations: usize,
+    /// Gaussian background widths (samples) along time and frequency.
+    pub background_sigma_time: f64,
+    pub background_sigma_chan: f64,
+}
+
+impl Default for SumThresholdConfig {
+    fn default() -> Self {
+        SumThresholdConfig {
+            enabled: true,
+            chi1: 6.0,
+            rho: 1.5,
+            max_window_time: 16,
+            max_window_chan: 64,
+            iterations: 3,
+            background_sigma_time: 3.0,
+            background_sigma_chan: 8.0,
+        }
+    }
 }
 
 /// A synthetic night. Sizes default to the real telescope's.
@@ -252,13 +333,15 @@ pub struct SimRfi {
     pub n_intermittent: usize,
     /// Broadband bursts (all channels, one integration), per group.
     pub n_bursts: usize,
+    /// Weak narrowband signals ramping up linearly over the group, per group.
+    pub n_ramps: usize,
     /// RFI amplitude range in units of the per-visibility thermal noise sigma.
     pub amplitude_sigma: [f64; 2],
 }
 
 impl Default for SimRfi {
     fn default() -> Self {
-        SimRfi { enabled: true, n_narrowband: 3, n_intermittent: 3, n_bursts: 1, amplitude_sigma: [5.0, 50.0] }
+        SimRfi { enabled: true, n_narrowband: 3, n_intermittent: 3, n_bursts: 1, n_ramps: 1, amplitude_sigma: [5.0, 50.0] }
     }
 }
 
@@ -319,6 +402,16 @@ impl Config {
         }
         if !(s.random_flux_jy[0] > 0.0 && s.random_flux_jy[1] >= s.random_flux_jy[0]) {
             return bad("simulate.random_flux_jy", "need 0 < min <= max".into());
+        }
+        let fl = &self.flagging;
+        if !(0.0..=1.0).contains(&fl.dead_antenna_fraction) || fl.sir_eta < 0.0 || fl.sir_eta >= 1.0 || fl.clip_sigma < 0.0 {
+            return bad("flagging", "dead_antenna_fraction in [0, 1], sir_eta in [0, 1), clip_sigma >= 0".into());
+        }
+        if let Some(r) = fl.time_ranges_utc.iter().find(|[a, b]| crate::primitives::time::iso_to_jd(a).is_none() || crate::primitives::time::iso_to_jd(b).is_none()) {
+            return bad("flagging.time_ranges_utc", format!("{r:?} is not a pair of YYYY-MM-DDTHH:MM:SS times"));
+        }
+        if !(fl.sumthreshold.chi1 > 0.0 && fl.sumthreshold.rho >= 1.0) {
+            return bad("flagging.sumthreshold", "chi1 > 0 and rho >= 1".into());
         }
         if s.noise.enabled && !(s.noise.sefd_jy > 0.0) {
             return bad("simulate.noise.sefd_jy", "must be positive".into());

@@ -8,6 +8,7 @@ pub mod config;
 pub mod convert;
 pub mod discover;
 pub mod error;
+pub mod flag;
 pub mod imaging;
 pub mod pipeline;
 pub mod plan;

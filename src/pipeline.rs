@@ -34,6 +34,8 @@ pub struct GroupReport {
     pub error: Option<String>,
     pub n_vis: usize,
     pub flagged_fraction: f64,
+    /// The flagging stage's summary (the waterfall is left out here: see `flags/`).
+    pub flags: Option<crate::flag::FlagSummary>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,8 +125,19 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             let files: Vec<&Path> = g.files.iter().flatten().map(PathBuf::as_path).collect();
             let t = Instant::now();
             match load_group(&files) {
-                Ok(vis) => {
+                Ok(mut vis) => {
                     add_time(&mut report, "convert", t);
+                    let t = Instant::now();
+                    let mut fsum = crate::flag::run(&mut vis, &cfg.flagging);
+                    if cfg.flagging.write_flags {
+                        let dir = out.join("flags");
+                        let path = dir.join(format!("{}.h5", g.id));
+                        if let Err(e) = std::fs::create_dir_all(&dir).map_err(|e| e.to_string()).and_then(|_| crate::flag::write_flags(&path, &vis).map_err(|e| e.to_string())) {
+                            log::warn!("rank {}: {}: cannot write flags: {e}", comm.rank(), path.display());
+                        }
+                    }
+                    fsum.waterfall.clear();
+                    add_time(&mut report, "flag", t);
                     let t = Instant::now();
                     let grid = grids.get_or_insert_with(|| GridPair::new(spec));
                     grid_group(grid, &vis, image.centre, &eop);
@@ -132,13 +145,13 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     n_ok += 1;
                     let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
                     meta_freqs = (meta_freqs.0.min(vis.freqs[0]), meta_freqs.1.max(*vis.freqs.last().unwrap_or(&0.0)));
-                    report.groups.push(GroupReport { id: g.id.clone(), ok: true, error: None, n_vis: vis.vis.len(), flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64 });
+                    report.groups.push(GroupReport { id: g.id.clone(), ok: true, error: None, n_vis: vis.vis.len(), flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64, flags: Some(fsum) });
                     log::info!("rank {}: group {} gridded for image {}", comm.rank(), g.id, image.name);
                 }
                 Err(e) => {
                     add_time(&mut report, "convert", t);
                     log::error!("rank {}: group {} failed: {e}", comm.rank(), g.id);
-                    report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(e.to_string()), n_vis: 0, flagged_fraction: 0.0 });
+                    report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(e.to_string()), n_vis: 0, flagged_fraction: 0.0, flags: None });
                 }
             }
         }

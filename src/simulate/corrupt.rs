@@ -68,6 +68,8 @@ pub enum RfiKind {
     Narrowband,
     Intermittent,
     Burst,
+    /// A weak narrowband signal whose amplitude ramps up linearly over the group.
+    Ramp,
 }
 
 /// One RFI event of a group: a rectangle in (time, ascending channel).
@@ -83,6 +85,17 @@ pub struct RfiEvent {
 impl RfiEvent {
     pub fn covers(&self, t: usize, c: usize) -> bool {
         (self.times[0]..self.times[1]).contains(&t) && (self.channels[0]..self.channels[1]).contains(&c)
+    }
+
+    /// Amplitude (noise sigmas) at (t, c): 0 outside the event.
+    pub fn amplitude_at(&self, t: usize, c: usize) -> f64 {
+        if !self.covers(t, c) {
+            return 0.0;
+        }
+        match self.kind {
+            RfiKind::Ramp => self.amplitude_sigma * (t + 1 - self.times[0]) as f64 / (self.times[1] - self.times[0]) as f64,
+            _ => self.amplitude_sigma,
+        }
     }
 }
 
@@ -107,6 +120,10 @@ pub fn random_rfi(cfg: &SimRfi, n_times: usize, n_chan: usize, rng: &mut impl Rn
         let t = rng.random_range(0..=(n_times - len));
         ev.push(RfiEvent { kind: RfiKind::Intermittent, times: [t, t + len], channels: [c, c + 1], amplitude_sigma: amp(rng) });
     }
+    for _ in 0..cfg.n_ramps {
+        let c = rng.random_range(0..n_chan);
+        ev.push(RfiEvent { kind: RfiKind::Ramp, times: [0, n_times], channels: [c, c + 1], amplitude_sigma: amp(rng) });
+    }
     for _ in 0..cfg.n_bursts {
         let t = rng.random_range(0..n_times);
         ev.push(RfiEvent { kind: RfiKind::Burst, times: [t, t + 1], channels: [0, n_chan], amplitude_sigma: amp(rng) });
@@ -116,5 +133,5 @@ pub fn random_rfi(cfg: &SimRfi, n_times: usize, n_chan: usize, rng: &mut impl Rn
 
 /// Total RFI amplitude (sigma units) at (t, c): events add.
 pub fn rfi_amplitude(events: &[RfiEvent], t: usize, c: usize) -> f64 {
-    events.iter().filter(|e| e.covers(t, c)).map(|e| e.amplitude_sigma).sum()
+    events.iter().map(|e| e.amplitude_at(t, c)).sum()
 }

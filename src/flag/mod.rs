@@ -1,0 +1,315 @@
+//! The flagging stage, run on every group before calibration and imaging:
+//! 1. zeros/NaN/nsamples = 0 (at conversion), autocorrelations, configured channel and
+//!    time ranges;
+//! 2. per baseline and polarization, AOFlagger-style iterations on the time x frequency
+//!    plane of amplitudes: masked Gaussian background removed, robust noise, SumThreshold
+//!    in both directions at decreasing sensitivity;
+//! 3. the same on the baseline-averaged residual plane (RFI seen by the whole array is found
+//!    there with sqrt(Nbl) more sensitivity; its flags apply to every baseline), with
+//!    per-timestep and per-channel RMS outlier flags;
+//! 4. SIR dilation; 5. dead antennas (> 95 % flagged); 6. the final amplitude clip
+//!    (median + k 1.4826 MAD per polarization over cross-correlations).
+//! A flag is a zero weight in the group (`GroupVis::weight`).
+
+pub mod algorithms;
+mod write;
+
+pub use write::write_flags;
+
+use crate::config::FlagConfig;
+use crate::convert::GroupVis;
+use crate::primitives::stats::median_and_mad_sigma;
+use algorithms::{masked_gaussian, sir_plane, sumthreshold_plane};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What the stage did, for QA: fractions flagged per antenna, channel and time, and a
+/// (time x channel) waterfall of flagged fractions over cross-correlations.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct FlagSummary {
+    pub fraction_total: f64,
+    pub fraction_before: f64,
+    /// Per antenna number present in the data: (antenna name, fraction).
+    pub per_antenna: Vec<(String, f64)>,
+    pub per_channel: Vec<f64>,
+    pub per_time: Vec<f64>,
+    /// Row-major (time, channel) flagged fraction over cross-correlations and pols.
+    pub waterfall: Vec<f32>,
+    pub dead_antennas: Vec<String>,
+    /// Samples flagged by each step (cross-correlations).
+    pub by_step: Vec<(String, usize)>,
+}
+
+fn count_flagged(g: &GroupVis, cross: &[usize]) -> usize {
+    let plane = g.n_times() * g.n_chan() * g.npol;
+    cross.iter().map(|&b| g.weight[b * plane..(b + 1) * plane].iter().filter(|&&w| w == 0.0).count()).sum()
+}
+
+/// Flags a group in place.
+pub fn run(g: &mut GroupVis, cfg: &FlagConfig) -> FlagSummary {
+    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
+    let plane = nt * nf * np;
+    let cross: Vec<usize> = (0..g.baselines.len()).filter(|&b| g.baselines[b].0 != g.baselines[b].1).collect();
+    let mut summary = FlagSummary::default();
+    let total_cross = (cross.len() * plane).max(1);
+    summary.fraction_before = count_flagged(g, &cross) as f64 / total_cross as f64;
+    let mut by_step: Vec<(String, usize)> = Vec::new();
+    let step = |name: &str, g: &GroupVis, before: &mut usize, by_step: &mut Vec<(String, usize)>| {
+        let now = count_flagged(g, &cross);
+        by_step.push((name.to_string(), now - *before));
+        *before = now;
+    };
+    let mut done = count_flagged(g, &cross);
+    if !cfg.enabled {
+        return finish(g, summary, &cross);
+    }
+    // 1. Autocorrelations, channel and time ranges.
+    let chan_bad: Vec<bool> = g.freqs.iter().map(|&f| cfg.channel_ranges_mhz.iter().any(|r| f / 1e6 >= r[0] && f / 1e6 <= r[1])).collect();
+    let ranges_jd: Vec<[f64; 2]> = cfg
+        .time_ranges_utc
+        .iter()
+        .filter_map(|[a, b]| Some([crate::primitives::time::iso_to_jd(a)?, crate::primitives::time::iso_to_jd(b)?]))
+        .collect();
+    let time_bad: Vec<bool> = g.times_jd.iter().map(|&t| ranges_jd.iter().any(|r| t >= r[0] && t <= r[1])).collect();
+    let baselines = g.baselines.clone();
+    g.weight.par_chunks_mut(plane).enumerate().for_each(|(b, w)| {
+        let auto = baselines[b].0 == baselines[b].1;
+        for t in 0..nt {
+            for c in 0..nf {
+                if (auto && cfg.flag_autocorrelations) || chan_bad[c] || time_bad[t] {
+                    w[(t * nf + c) * np..(t * nf + c + 1) * np].iter_mut().for_each(|x| *x = 0.0);
+                }
+            }
+        }
+    });
+    step("ranges", g, &mut done, &mut by_step);
+    // 2-3. Iterations at decreasing sensitivity.
+    let st = &cfg.sumthreshold;
+    if st.enabled {
+        for it in 0..st.iterations.max(1) {
+            let sens = 2f32.powi((st.iterations.max(1) - 1 - it) as i32);
+            let residuals = per_baseline_pass(g, &cross, cfg, sens);
+            step(&format!("sumthreshold_baseline_{it}"), g, &mut done, &mut by_step);
+            if cfg.combined {
+                combined_pass(g, &cross, &residuals, cfg, sens);
+                step(&format!("sumthreshold_combined_{it}"), g, &mut done, &mut by_step);
+            }
+        }
+    }
+    // 4. SIR dilation per baseline-pol.
+    if cfg.sir_eta > 0.0 {
+        let eta = cfg.sir_eta;
+        g.weight.par_chunks_mut(plane).enumerate().filter(|(b, _)| baselines[*b].0 != baselines[*b].1).for_each(|(_, w)| {
+            for p in 0..np {
+                let mut fl: Vec<bool> = (0..nt * nf).map(|i| w[i * np + p] == 0.0).collect();
+                sir_plane(&mut fl, nt, nf, eta);
+                for (i, &f) in fl.iter().enumerate() {
+                    if f {
+                        w[i * np + p] = 0.0;
+                    }
+                }
+            }
+        });
+        step("sir", g, &mut done, &mut by_step);
+    }
+    // 5. Dead antennas.
+    summary.dead_antennas = dead_antennas(g, &cross, cfg.dead_antenna_fraction);
+    step("dead_antennas", g, &mut done, &mut by_step);
+    // 6. Amplitude clip per polarization.
+    if cfg.clip_sigma > 0.0 {
+        amplitude_clip(g, &cross, cfg.clip_sigma);
+        step("amplitude_clip", g, &mut done, &mut by_step);
+    }
+    summary.by_step = by_step;
+    finish(g, summary, &cross)
+}
+
+/// One AOFlagger-style pass on every cross-correlation plane; returns the residual planes
+/// normalised by their robust noise, `[b][p][t * nf + c]` (NaN where flagged).
+fn per_baseline_pass(g: &mut GroupVis, cross: &[usize], cfg: &FlagConfig, sens: f32) -> Vec<Vec<Vec<f32>>> {
+    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
+    let plane = nt * nf * np;
+    let st = &cfg.sumthreshold;
+    let vis = &g.vis;
+    let is_cross: Vec<bool> = g.baselines.iter().map(|(a, b)| a != b).collect();
+    let mut out: Vec<Vec<Vec<f32>>> = g
+        .weight
+        .par_chunks_mut(plane)
+        .enumerate()
+        .map(|(b, w)| {
+            if !is_cross[b] {
+                return Vec::new();
+            }
+            let v = &vis[b * plane..(b + 1) * plane];
+            (0..np)
+                .map(|p| {
+                    let amp: Vec<f32> = (0..nt * nf).map(|i| v[i * np + p].norm()).collect();
+                    let fl: Vec<bool> = (0..nt * nf).map(|i| w[i * np + p] == 0.0).collect();
+                    let bg = masked_gaussian(&amp, &fl, nt, nf, st.background_sigma_time, st.background_sigma_chan);
+                    let res: Vec<f64> = (0..nt * nf).filter(|&i| !fl[i]).map(|i| (amp[i] - bg[i]) as f64).collect();
+                    let Some((_, sigma)) = median_and_mad_sigma(&res) else { return vec![f32::NAN; nt * nf] };
+                    if sigma <= 0.0 {
+                        return vec![f32::NAN; nt * nf];
+                    }
+                    let norm: Vec<f32> = (0..nt * nf).map(|i| ((amp[i] - bg[i]) as f64 / sigma) as f32).collect();
+                    // Positive excursions: interference adds power (and the mean of a window of
+                    // pure noise residuals is zero, as SumThreshold's thresholds assume).
+                    let newf = sumthreshold_plane(&norm, &fl, nt, nf, st.chi1 * sens, st.rho, st.max_window_time, st.max_window_chan);
+                    for (i, &f) in newf.iter().enumerate() {
+                        if f {
+                            w[i * np + p] = 0.0;
+                        }
+                    }
+                    norm.iter().zip(&newf).map(|(&x, &f)| if f { f32::NAN } else { x }).collect()
+                })
+                .collect()
+        })
+        .collect();
+    // Keep cross-correlations only, in `cross` order.
+    let mut kept = Vec::with_capacity(cross.len());
+    for &b in cross {
+        kept.push(std::mem::take(&mut out[b]));
+    }
+    kept
+}
+
+/// SumThreshold on the baseline-averaged normalised residuals (noise / sqrt(N)), plus
+/// per-timestep and per-channel RMS outliers; detections flag every baseline.
+fn combined_pass(g: &mut GroupVis, cross: &[usize], residuals: &[Vec<Vec<f32>>], cfg: &FlagConfig, sens: f32) {
+    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
+    let st = &cfg.sumthreshold;
+    let mut sum = vec![0f64; nt * nf];
+    let mut cnt = vec![0u32; nt * nf];
+    for r in residuals {
+        for pol in r {
+            for (i, &x) in pol.iter().enumerate() {
+                if x.is_finite() {
+                    sum[i] += x as f64;
+                    cnt[i] += 1;
+                }
+            }
+        }
+    }
+    // Mean residual in units of its own noise (1 / sqrt(count) for unit-noise inputs).
+    let z: Vec<f32> = (0..nt * nf).map(|i| if cnt[i] > 0 { (sum[i] / (cnt[i] as f64).sqrt()) as f32 } else { 0.0 }).collect();
+    let fl: Vec<bool> = cnt.iter().map(|&c| c == 0).collect();
+    // Averaging makes small systematic residuals (sky structure, background-fit bias)
+    // significant: remove a smooth surface from the combined plane too, then use its own
+    // robust scale.
+    let bg = masked_gaussian(&z, &fl, nt, nf, st.background_sigma_time, st.background_sigma_chan);
+    let z: Vec<f32> = z.iter().zip(&bg).map(|(a, b)| a - b).collect();
+    let zs: Vec<f64> = z.iter().zip(&fl).filter(|(_, &f)| !f).map(|(&x, _)| x as f64).collect();
+    let Some((med, sig)) = median_and_mad_sigma(&zs) else { return };
+    let sig = sig.max(1e-6);
+    let zn: Vec<f32> = z.iter().map(|&x| ((x as f64 - med) / sig) as f32).collect();
+    let mut bad = sumthreshold_plane(&zn, &fl, nt, nf, st.chi1 * sens, st.rho, st.max_window_time, st.max_window_chan);
+    // Per-timestep and per-channel RMS outliers.
+    if cfg.rms_outlier_sigma > 0.0 {
+        let rms = |idx: &mut dyn Iterator<Item = usize>| {
+            let v: Vec<f64> = idx.filter(|&i| !bad[i] && !fl[i]).map(|i| (zn[i] as f64).powi(2)).collect();
+            if v.is_empty() { f64::NAN } else { (v.iter().sum::<f64>() / v.len() as f64).sqrt() }
+        };
+        let per_t: Vec<f64> = (0..nt).map(|t| rms(&mut (0..nf).map(move |c| t * nf + c))).collect();
+        let per_c: Vec<f64> = (0..nf).map(|c| rms(&mut (0..nt).map(move |t| t * nf + c))).collect();
+        let k = cfg.rms_outlier_sigma * sens as f64;
+        for (t, &r) in per_t.iter().enumerate() {
+            if let Some((m, s)) = median_and_mad_sigma(&per_t) {
+                if r.is_finite() && r > m + k * s.max(1e-3) {
+                    (0..nf).for_each(|c| bad[t * nf + c] = true);
+                }
+            }
+        }
+        if let Some((m, s)) = median_and_mad_sigma(&per_c) {
+            for (c, &r) in per_c.iter().enumerate() {
+                if r.is_finite() && r > m + k * s.max(1e-3) {
+                    (0..nt).for_each(|t| bad[t * nf + c] = true);
+                }
+            }
+        }
+    }
+    let plane = nt * nf * np;
+    let cross_set: Vec<bool> = (0..g.baselines.len()).map(|b| cross.binary_search(&b).is_ok()).collect();
+    g.weight.par_chunks_mut(plane).enumerate().filter(|(b, _)| cross_set[*b]).for_each(|(_, w)| {
+        for (i, &f) in bad.iter().enumerate() {
+            if f {
+                w[i * np..(i + 1) * np].iter_mut().for_each(|x| *x = 0.0);
+            }
+        }
+    });
+}
+
+fn dead_antennas(g: &mut GroupVis, cross: &[usize], limit: f64) -> Vec<String> {
+    let plane = g.n_times() * g.n_chan() * g.npol;
+    let n_ant = g.ant_pos.len();
+    let mut flagged = vec![0usize; n_ant];
+    let mut total = vec![0usize; n_ant];
+    for &b in cross {
+        let (a1, a2) = g.baselines[b];
+        let f = g.weight[b * plane..(b + 1) * plane].iter().filter(|&&w| w == 0.0).count();
+        for a in [a1, a2] {
+            flagged[a] += f;
+            total[a] += plane;
+        }
+    }
+    let dead: Vec<usize> = (0..n_ant).filter(|&a| total[a] > 0 && flagged[a] as f64 > limit * total[a] as f64).collect();
+    for &b in cross {
+        let (a1, a2) = g.baselines[b];
+        if dead.contains(&a1) || dead.contains(&a2) {
+            g.weight[b * plane..(b + 1) * plane].iter_mut().for_each(|w| *w = 0.0);
+        }
+    }
+    dead.iter().map(|&a| g.antenna_names[a].clone()).collect()
+}
+
+fn amplitude_clip(g: &mut GroupVis, cross: &[usize], k: f64) {
+    let np = g.npol;
+    let plane = g.n_times() * g.n_chan() * np;
+    for p in 0..np {
+        let amps: Vec<f64> = cross
+            .iter()
+            .flat_map(|&b| (0..plane / np).map(move |i| b * plane + i * np + p))
+            .filter(|&i| g.weight[i] > 0.0)
+            .map(|i| g.vis[i].norm() as f64)
+            .collect();
+        let Some((med, sig)) = median_and_mad_sigma(&amps) else { continue };
+        let limit = (med + k * sig) as f32;
+        for &b in cross {
+            for i in 0..plane / np {
+                let j = b * plane + i * np + p;
+                if g.vis[j].norm() > limit {
+                    g.weight[j] = 0.0;
+                }
+            }
+        }
+    }
+}
+
+fn finish(g: &GroupVis, mut s: FlagSummary, cross: &[usize]) -> FlagSummary {
+    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
+    let plane = nt * nf * np;
+    let mut wf = vec![0u32; nt * nf];
+    let n_ant = g.ant_pos.len();
+    let mut ant_f = vec![0usize; n_ant];
+    let mut ant_t = vec![0usize; n_ant];
+    for &b in cross {
+        let w = &g.weight[b * plane..(b + 1) * plane];
+        let mut nflag = 0;
+        for i in 0..nt * nf {
+            let k = w[i * np..(i + 1) * np].iter().filter(|&&x| x == 0.0).count();
+            wf[i] += k as u32;
+            nflag += k;
+        }
+        let (a1, a2) = g.baselines[b];
+        for a in [a1, a2] {
+            ant_f[a] += nflag;
+            ant_t[a] += plane;
+        }
+    }
+    let per = (cross.len() * np).max(1) as f64;
+    s.waterfall = wf.iter().map(|&x| (x as f64 / per) as f32).collect();
+    s.per_time = (0..nt).map(|t| (0..nf).map(|c| wf[t * nf + c] as f64).sum::<f64>() / (per * nf as f64)).collect();
+    s.per_channel = (0..nf).map(|c| (0..nt).map(|t| wf[t * nf + c] as f64).sum::<f64>() / (per * nt as f64)).collect();
+    s.per_antenna = (0..n_ant).filter(|&a| ant_t[a] > 0).map(|a| (g.antenna_names[a].clone(), ant_f[a] as f64 / ant_t[a] as f64)).collect();
+    s.fraction_total = wf.iter().map(|&x| x as f64).sum::<f64>() / (per * (nt * nf) as f64);
+    s
+}
