@@ -88,10 +88,10 @@ pub fn run(g: &mut GroupVis, cfg: &FlagConfig) -> FlagSummary {
     if st.enabled {
         for it in 0..st.iterations.max(1) {
             let sens = 2f32.powi((st.iterations.max(1) - 1 - it) as i32);
-            let residuals = per_baseline_pass(g, &cross, cfg, sens);
+            let residuals = per_baseline_pass(g, cfg, sens);
             step(&format!("sumthreshold_baseline_{it}"), g, &mut done, &mut by_step);
             if cfg.combined {
-                combined_pass(g, &cross, &residuals, cfg, sens);
+                combined_pass(g, &cross, residuals, cfg, sens);
                 step(&format!("sumthreshold_combined_{it}"), g, &mut done, &mut by_step);
             }
         }
@@ -124,72 +124,58 @@ pub fn run(g: &mut GroupVis, cfg: &FlagConfig) -> FlagSummary {
     finish(g, summary, &cross)
 }
 
-/// One AOFlagger-style pass on every cross-correlation plane; returns the residual planes
-/// normalised by their robust noise, `[b][p][t * nf + c]` (NaN where flagged).
-fn per_baseline_pass(g: &mut GroupVis, cross: &[usize], cfg: &FlagConfig, sens: f32) -> Vec<Vec<Vec<f32>>> {
+/// One AOFlagger-style pass on every cross-correlation plane. Returns, per (time, channel),
+/// the sum over baselines and polarizations of the residuals normalised by their robust
+/// noise (unflagged samples only) and their count — no per-baseline copy is kept.
+fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32) -> (Vec<f64>, Vec<u32>) {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let plane = nt * nf * np;
     let st = &cfg.sumthreshold;
     let vis = &g.vis;
     let is_cross: Vec<bool> = g.baselines.iter().map(|(a, b)| a != b).collect();
-    let mut out: Vec<Vec<Vec<f32>>> = g
-        .weight
+    let zero = || (vec![0f64; nt * nf], vec![0u32; nt * nf]);
+    g.weight
         .par_chunks_mut(plane)
         .enumerate()
-        .map(|(b, w)| {
-            if !is_cross[b] {
-                return Vec::new();
-            }
+        .filter(|(b, _)| is_cross[*b])
+        .fold(zero, |(mut sum, mut cnt), (b, w)| {
             let v = &vis[b * plane..(b + 1) * plane];
-            (0..np)
-                .map(|p| {
-                    let amp: Vec<f32> = (0..nt * nf).map(|i| v[i * np + p].norm()).collect();
-                    let fl: Vec<bool> = (0..nt * nf).map(|i| w[i * np + p] == 0.0).collect();
-                    let bg = masked_gaussian(&amp, &fl, nt, nf, st.background_sigma_time, st.background_sigma_chan);
-                    let res: Vec<f64> = (0..nt * nf).filter(|&i| !fl[i]).map(|i| (amp[i] - bg[i]) as f64).collect();
-                    let Some((_, sigma)) = median_and_mad_sigma(&res) else { return vec![f32::NAN; nt * nf] };
-                    if sigma <= 0.0 {
-                        return vec![f32::NAN; nt * nf];
+            for p in 0..np {
+                let amp: Vec<f32> = (0..nt * nf).map(|i| v[i * np + p].norm()).collect();
+                let fl: Vec<bool> = (0..nt * nf).map(|i| w[i * np + p] == 0.0).collect();
+                let bg = masked_gaussian(&amp, &fl, nt, nf, st.background_sigma_time, st.background_sigma_chan);
+                let res: Vec<f64> = (0..nt * nf).filter(|&i| !fl[i]).map(|i| (amp[i] - bg[i]) as f64).collect();
+                let Some((_, sigma)) = median_and_mad_sigma(&res) else { continue };
+                if sigma <= 0.0 {
+                    continue;
+                }
+                let norm: Vec<f32> = (0..nt * nf).map(|i| ((amp[i] - bg[i]) as f64 / sigma) as f32).collect();
+                // Positive excursions: interference adds power (and the mean of a window of
+                // pure noise residuals is zero, as SumThreshold's thresholds assume).
+                let newf = sumthreshold_plane(&norm, &fl, nt, nf, st.chi1 * sens, st.rho, st.max_window_time, st.max_window_chan);
+                for (i, &f) in newf.iter().enumerate() {
+                    if f {
+                        w[i * np + p] = 0.0;
+                    } else {
+                        sum[i] += norm[i] as f64;
+                        cnt[i] += 1;
                     }
-                    let norm: Vec<f32> = (0..nt * nf).map(|i| ((amp[i] - bg[i]) as f64 / sigma) as f32).collect();
-                    // Positive excursions: interference adds power (and the mean of a window of
-                    // pure noise residuals is zero, as SumThreshold's thresholds assume).
-                    let newf = sumthreshold_plane(&norm, &fl, nt, nf, st.chi1 * sens, st.rho, st.max_window_time, st.max_window_chan);
-                    for (i, &f) in newf.iter().enumerate() {
-                        if f {
-                            w[i * np + p] = 0.0;
-                        }
-                    }
-                    norm.iter().zip(&newf).map(|(&x, &f)| if f { f32::NAN } else { x }).collect()
-                })
-                .collect()
+                }
+            }
+            (sum, cnt)
         })
-        .collect();
-    // Keep cross-correlations only, in `cross` order.
-    let mut kept = Vec::with_capacity(cross.len());
-    for &b in cross {
-        kept.push(std::mem::take(&mut out[b]));
-    }
-    kept
+        .reduce(zero, |(mut s1, mut c1), (s2, c2)| {
+            s1.iter_mut().zip(&s2).for_each(|(a, b)| *a += b);
+            c1.iter_mut().zip(&c2).for_each(|(a, b)| *a += b);
+            (s1, c1)
+        })
 }
 
 /// SumThreshold on the baseline-averaged normalised residuals (noise / sqrt(N)), plus
 /// per-timestep and per-channel RMS outliers; detections flag every baseline.
-fn combined_pass(g: &mut GroupVis, cross: &[usize], residuals: &[Vec<Vec<f32>>], cfg: &FlagConfig, sens: f32) {
+fn combined_pass(g: &mut GroupVis, cross: &[usize], (sum, cnt): (Vec<f64>, Vec<u32>), cfg: &FlagConfig, sens: f32) {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let st = &cfg.sumthreshold;
-    let mut sum = vec![0f64; nt * nf];
-    let mut cnt = vec![0u32; nt * nf];
-    for r in residuals {
-        for pol in r {
-            for (i, &x) in pol.iter().enumerate() {
-                if x.is_finite() {
-                    sum[i] += x as f64;
-                    cnt[i] += 1;
-                }
-            }
-        }
-    }
     // Mean residual in units of its own noise (1 / sqrt(count) for unit-noise inputs).
     let z: Vec<f32> = (0..nt * nf).map(|i| if cnt[i] > 0 { (sum[i] / (cnt[i] as f64).sqrt()) as f32 } else { 0.0 }).collect();
     let fl: Vec<bool> = cnt.iter().map(|&c| c == 0).collect();
