@@ -28,6 +28,8 @@ pub struct Config {
     pub astrometry: AstrometryConfig,
     /// RFI flagging.
     pub flagging: FlagConfig,
+    /// Calibration: solve on the night's calibrator transit, apply to every group.
+    pub calibration: CalConfig,
     /// DSA-110 station table (WGS84), used to check antenna positions and by `simulate`.
     /// Relative paths are taken from the working directory.
     pub station_table: PathBuf,
@@ -43,6 +45,7 @@ impl Default for Config {
             imaging: ImagingConfig::default(),
             astrometry: AstrometryConfig::default(),
             flagging: FlagConfig::default(),
+            calibration: CalConfig::default(),
             station_table: PathBuf::from("configs/dsa110/DSA110_Station_Coordinates.csv"),
             simulate: SimConfig::default(),
         }
@@ -116,6 +119,62 @@ pub struct AstrometryConfig {
     pub iers_file: Option<PathBuf>,
 }
 
+/// Calibration (see src/calibrate).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalConfig {
+    pub enabled: bool,
+    /// VLA calibrator list (NRAO calibrator-manual format; the 20cm flux is used).
+    pub calibrator_list: PathBuf,
+    /// Calibrators passing within this distance of the pointing (deg) are candidates,
+    /// weighted by 20cm flux x primary-beam response; the strongest is used.
+    pub max_offset_deg: f64,
+    pub min_flux_jy: f64,
+    /// Groups with an integration within +-span/2 of the transit are solved on (minutes).
+    pub span_minutes: f64,
+    /// Reference antennas (station numbers), in order of preference.
+    pub refants: Vec<u32>,
+    pub min_snr: f64,
+    /// Minimum unflagged baselines per antenna for a solution.
+    pub min_baselines: usize,
+    /// Baselines shorter than this (wavelengths) are left out of the solve.
+    pub uv_min_lambda: f64,
+    /// Gain solution interval (s) after the bandpass; 0 = one solution over the span (the
+    /// bandpass then carries the whole complex gain).
+    pub gain_interval_s: f64,
+    pub max_iterations: usize,
+    /// StefCal stops when the relative change of the gains falls below this.
+    pub tolerance: f64,
+    /// Calibration registry shared across nights/jobs; default `<output>/cal/registry.jsonl`.
+    pub registry: Option<PathBuf>,
+    /// Apply the nearest calibration (within +-24 h) to every group before imaging.
+    pub apply: bool,
+    /// Fail a group that has no calibration within +-24 h (false: image it uncalibrated).
+    pub require: bool,
+}
+
+impl Default for CalConfig {
+    fn default() -> Self {
+        CalConfig {
+            enabled: true,
+            calibrator_list: PathBuf::from("configs/dsa110/vlacalibrators.txt"),
+            max_offset_deg: 1.5,
+            min_flux_jy: 1.0,
+            span_minutes: 10.0,
+            refants: vec![103, 104, 105, 106, 107, 108, 109, 110],
+            min_snr: 3.0,
+            min_baselines: 4,
+            uv_min_lambda: 1000.0,
+            gain_interval_s: 0.0,
+            max_iterations: 200,
+            tolerance: 1e-10,
+            registry: None,
+            apply: true,
+            require: true,
+        }
+    }
+}
+
 /// RFI flagging (see src/flag). Defaults follow AOFlagger where it has one.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -174,9 +233,10 @@ pub struct SumThresholdConfig {
     pub max_window_chan: usize,
     /// Iterations; iteration k runs at sensitivity 2^-(iterations-1-k) x the thresholds.
     pub iterations: usize,
-    /// Gaussian background widths (samples) along time and frequency.
-    pub background_sigma_time: f64,
-    pub background_sigma_chan: f64,
+    /// Gaussian background widths along time (s) and frequency (MHz): physical units, so
+    /// the background follows the bandpass whatever the channelisation.
+    pub background_sigma_s: f64,
+    pub background_sigma_mhz: f64,
 }
 
 impl Default for SumThresholdConfig {
@@ -188,8 +248,8 @@ impl Default for SumThresholdConfig {
             max_window_time: 16,
             max_window_chan: 64,
             iterations: 3,
-            background_sigma_time: 3.0,
-            background_sigma_chan: 8.0,
+            background_sigma_s: 40.0,
+            background_sigma_mhz: 2.0,
         }
     }
 }
@@ -236,6 +296,18 @@ pub struct SimConfig {
     pub filename_jitter_s: f64,
     /// Write pyuvdata-3 shapes instead of the telescope's legacy shapes.
     pub pyuvdata3_shapes: bool,
+    /// A calibrator from `calibration.calibrator_list` to transit through the beam centre in
+    /// the middle of group `group`: overrides the start time (same UTC date) and the
+    /// pointing declination, and adds the calibrator with its catalogue flux.
+    pub calibrator: Option<SimCalibrator>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimCalibrator {
+    pub name: String,
+    #[serde(default)]
+    pub group: usize,
 }
 
 impl Default for SimConfig {
@@ -262,6 +334,7 @@ impl Default for SimConfig {
             rfi: SimRfi::default(),
             filename_jitter_s: 3.0,
             pyuvdata3_shapes: false,
+            calibrator: None,
         }
     }
 }

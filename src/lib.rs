@@ -3,6 +3,7 @@
 //! Data flow: discover -> plan -> convert (read) -> image (rephase, grid, reduce, FFT) ->
 //! products. `primitives` knows nothing of the pipeline; `comm` is the MPI seam.
 
+pub mod calibrate;
 pub mod comm;
 pub mod config;
 pub mod convert;

@@ -61,6 +61,9 @@ pub struct Summary {
     pub ranks: Vec<RankReport>,
     /// True when every discovered group was imaged.
     pub complete: bool,
+    /// The night's calibration solve and its QA.
+    pub calibration_note: String,
+    pub calibration: Option<crate::calibrate::CalQa>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +112,74 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         }
     }
 
+    // Calibration solve on the calibrator's groups (collective).
+    let registry = crate::calibrate::table::Registry::new(cfg.calibration.registry.clone().unwrap_or_else(|| out.join("cal").join("registry.jsonl")));
+    let mut cal_qa = None;
+    if let Some(cp) = &plan.calibration {
+        let t = Instant::now();
+        let mut mine = Vec::new();
+        for &gi in &cp.groups {
+            let g = &plan.groups[gi];
+            if g.rank != comm.rank() {
+                continue;
+            }
+            let files: Vec<&Path> = g.files.iter().flatten().map(PathBuf::as_path).collect();
+            match load_group(&files) {
+                Ok(mut v) => {
+                    crate::flag::run(&mut v, &cfg.flagging);
+                    mine.push(v);
+                }
+                Err(e) => log::error!("rank {}: calibrator group {} unreadable: {e}", comm.rank(), g.id),
+            }
+        }
+        let solved = crate::calibrate::solve_night(comm, cp, &mine, &cfg.calibration, &eop);
+        drop(mine);
+        let mut ok = true;
+        match solved {
+            Ok(table) => {
+                if comm.is_root() {
+                    let name = format!("{}_{}", cp.calibrator.name, jd_to_iso(cp.transit_jd, 0));
+                    let dir = out.join("cal");
+                    let path = dir.join(format!("{name}.h5"));
+                    let res = std::fs::create_dir_all(&dir)
+                        .map_err(|e| e.to_string())
+                        .and_then(|_| table.write(&path).map_err(|e| e.to_string()))
+                        .and_then(|_| {
+                            let t0 = table.time_jd[0] - 0.5 * cfg.calibration.span_minutes / 1440.0;
+                            let t1 = *table.time_jd.last().expect("non-empty") + 0.5 * cfg.calibration.span_minutes / 1440.0;
+                            let q = crate::calibrate::qa(&table, &name);
+                            let valid = q.gates.iter().all(|g| g.1 != "fail");
+                            for (what, verdict) in &q.gates {
+                                log::info!("calibration QA {verdict}: {what}");
+                            }
+                            cal_qa = Some(q);
+                            let abs = std::fs::canonicalize(&path).unwrap_or(path.clone());
+                            registry
+                                .register(&crate::calibrate::table::RegistryEntry { path: abs, calibrator: table.calibrator.clone(), start_jd: t0, end_jd: t1, centre_jd: 0.5 * (t0 + t1), valid })
+                                .map_err(|e| e.to_string())
+                        });
+                    if let Err(e) = res {
+                        log::error!("calibration table {}: {e}", path.display());
+                        ok = false;
+                    } else {
+                        log::info!("calibration solved on {} -> {}", cp.calibrator.name, path.display());
+                    }
+                }
+            }
+            Err(e) => {
+                if comm.is_root() {
+                    log::error!("calibration solve failed: {e}");
+                }
+                ok = false;
+            }
+        }
+        let _ = comm.all_ok(ok); // the registry is written before anyone reads it
+        add_time(&mut report, "calibrate_solve", t);
+    } else if comm.is_root() && cfg.calibration.enabled {
+        log::warn!("{}", plan.calibration_note);
+    }
+    let mut tables: std::collections::HashMap<PathBuf, crate::calibrate::table::CalTable> = Default::default();
+
     let spec = {
         let mut s = GridSpec::new(cfg.imaging.npix, (cfg.imaging.cell_arcsec / 3600.0).to_radians(), cfg.imaging.epsilon);
         s.uv_min_lambda = cfg.imaging.uv_min_lambda;
@@ -138,6 +209,39 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     }
                     fsum.waterfall.clear();
                     add_time(&mut report, "flag", t);
+                    let t = Instant::now();
+                    if cfg.calibration.enabled && cfg.calibration.apply {
+                        let mid = vis.times_jd[vis.times_jd.len() / 2];
+                        let found = registry.nearest(mid).map_err(|e| e.to_string()).and_then(|n| match n {
+                            Some((e, _)) => {
+                                if !tables.contains_key(&e.path) {
+                                    let t = crate::calibrate::table::CalTable::read(&e.path).map_err(|e| e.to_string())?;
+                                    tables.insert(e.path.clone(), t);
+                                }
+                                Ok(Some(e.path))
+                            }
+                            None => Ok(None),
+                        });
+                        match found {
+                            Ok(Some(p)) => {
+                                let frac = crate::calibrate::apply::apply(&mut vis, &tables[&p]);
+                                log::info!("rank {}: group {} calibrated with {} ({:.1} % newly flagged)", comm.rank(), g.id, p.display(), 100.0 * frac);
+                            }
+                            Ok(None) if cfg.calibration.require => {
+                                let msg = format!("no valid calibration within +-24 h in {}", registry.path.display());
+                                log::error!("rank {}: group {} failed: {msg}", comm.rank(), g.id);
+                                report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(msg), n_vis: 0, flagged_fraction: 0.0, flags: Some(fsum) });
+                                continue;
+                            }
+                            Ok(None) => log::warn!("rank {}: group {} imaged uncalibrated: no calibration within +-24 h", comm.rank(), g.id),
+                            Err(e) => {
+                                log::error!("rank {}: group {} failed: {e}", comm.rank(), g.id);
+                                report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(e), n_vis: 0, flagged_fraction: 0.0, flags: Some(fsum) });
+                                continue;
+                            }
+                        }
+                        add_time(&mut report, "calibrate_apply", t);
+                    }
                     let t = Instant::now();
                     let grid = grids.get_or_insert_with(|| GridPair::new(spec));
                     grid_group(grid, &vis, image.centre, &eop);
@@ -240,6 +344,8 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         bad_files: plan.bad_files.clone(),
         images,
         ranks,
+        calibration_note: plan.calibration_note.clone(),
+        calibration: cal_qa,
     };
     let path = out.join("summary.json");
     write_atomic(&path, serde_json::to_string_pretty(&summary).expect("summary serialises").as_bytes())

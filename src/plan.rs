@@ -55,6 +55,10 @@ pub struct Plan {
     /// Groups not processed: (id, reason).
     pub skipped: Vec<(String, String)>,
     pub bad_files: Vec<(PathBuf, String)>,
+    /// The night's calibrator solve, if a calibrator transits.
+    pub calibration: Option<crate::calibrate::CalPlan>,
+    /// Why there is none (or a note about the choice).
+    pub calibration_note: String,
 }
 
 /// Largest tolerated difference between a file's antenna position and the station table.
@@ -146,6 +150,69 @@ pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result
         plan.images.push(PlannedImage { name, groups: members.clone(), owner, centre: Centre { ra_rad: ra, dec_rad: dec_c } });
         i += members.len();
     }
+    let site = valid.first().map(|v| v.1);
     plan.groups = valid.into_iter().map(|(g, _)| g).collect();
+    if cfg.calibration.enabled {
+        match site {
+            Some(site) => match plan_calibration(cfg, &plan.groups, &site, eop) {
+                Ok((cp, note)) => {
+                    plan.calibration = cp;
+                    plan.calibration_note = note;
+                }
+                Err(e) => plan.calibration_note = format!("no calibration solve: {e}"),
+            },
+            None => plan.calibration_note = "no groups".into(),
+        }
+    }
     Ok(plan)
+}
+
+/// Chooses the night's calibrator (strongest flux x beam among those passing within
+/// `max_offset_deg` of the pointing) and the groups within +-span/2 of its transit.
+fn plan_calibration(cfg: &Config, groups: &[PlannedGroup], site: &Site, eop: &EarthOrientation) -> Result<(Option<crate::calibrate::CalPlan>, String), String> {
+    use crate::calibrate::catalog::{read_calibrators, transits};
+    let c = &cfg.calibration;
+    let cals = read_calibrators(&c.calibrator_list).map_err(|e| e.to_string())?;
+    let mut best: Option<crate::calibrate::catalog::Transit> = None;
+    for g in groups {
+        for t in transits(&cals, &g.times_jd, g.pointing_dec_rad, site, eop, c.max_offset_deg, c.min_flux_jy) {
+            if best.as_ref().is_none_or(|b| t.weight_jy > b.weight_jy || (t.calibrator.name == b.calibrator.name && t.beam > b.beam)) {
+                best = Some(t);
+            }
+        }
+    }
+    let Some(tr) = best else {
+        return Ok((None, format!("no calibrator above {} Jy passes within {} deg of the pointing tonight", c.min_flux_jy, c.max_offset_deg)));
+    };
+    let half = c.span_minutes / 2.0 / 1440.0;
+    let members: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].times_jd.iter().any(|t| (t - tr.transit_jd).abs() <= half)).collect();
+    // Baselines, antennas and channels from the calibrator groups' headers.
+    let first = &groups[members[0]];
+    let mut freqs = Vec::new();
+    let mut header = None;
+    for path in first.files.iter().flatten() {
+        let h = read_header(path).map_err(|e| e.to_string())?;
+        freqs.extend(h.freq_array.iter().copied());
+        header.get_or_insert(h);
+    }
+    let h = header.ok_or("calibrator group has no files")?;
+    freqs.sort_by(|a, b| a.total_cmp(b));
+    let idx = |a: i64| h.antenna_numbers.iter().position(|&n| n == a).expect("validated");
+    let mut baselines: Vec<(usize, usize)> = (0..h.nbls)
+        .map(|r| (idx(h.ant_1_array[r]), idx(h.ant_2_array[r])))
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| (a.min(b), a.max(b)))
+        .collect();
+    baselines.sort_unstable();
+    baselines.dedup();
+    let antenna_names: Vec<u32> = h.antenna_names.iter().enumerate().map(|(i, n)| n.parse().unwrap_or(i as u32 + 1)).collect();
+    let note = format!(
+        "calibrator {} ({:.2} Jy at 20cm, beam {:.2}) transits at {}; {} groups",
+        tr.calibrator.name,
+        tr.calibrator.flux_jy,
+        tr.beam,
+        crate::primitives::time::jd_to_iso(tr.transit_jd, 0),
+        members.len()
+    );
+    Ok((Some(crate::calibrate::CalPlan { calibrator: tr.calibrator, transit_jd: tr.transit_jd, groups: members, baselines, antenna_names, freq_hz: freqs }), note))
 }

@@ -131,6 +131,7 @@ fn broken_copy(dir: &Path, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
 }
 
 fn good_file(dir: &Path) {
+    common::no_hdf5_locking();
     let mut c = common::small_config(dir);
     c.simulate.n_subbands = 1;
     let night = dir.join("n");

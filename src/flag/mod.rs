@@ -131,6 +131,7 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32) -> (Vec<f64>
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let plane = nt * nf * np;
     let st = &cfg.sumthreshold;
+    let (sig_t, sig_f) = background_widths(g, cfg);
     let vis = &g.vis;
     let is_cross: Vec<bool> = g.baselines.iter().map(|(a, b)| a != b).collect();
     let zero = || (vec![0f64; nt * nf], vec![0u32; nt * nf]);
@@ -143,7 +144,7 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32) -> (Vec<f64>
             for p in 0..np {
                 let amp: Vec<f32> = (0..nt * nf).map(|i| v[i * np + p].norm()).collect();
                 let fl: Vec<bool> = (0..nt * nf).map(|i| w[i * np + p] == 0.0).collect();
-                let bg = masked_gaussian(&amp, &fl, nt, nf, st.background_sigma_time, st.background_sigma_chan);
+                let bg = masked_gaussian(&amp, &fl, nt, nf, sig_t, sig_f);
                 let res: Vec<f64> = (0..nt * nf).filter(|&i| !fl[i]).map(|i| (amp[i] - bg[i]) as f64).collect();
                 let Some((_, sigma)) = median_and_mad_sigma(&res) else { continue };
                 if sigma <= 0.0 {
@@ -182,7 +183,8 @@ fn combined_pass(g: &mut GroupVis, cross: &[usize], (sum, cnt): (Vec<f64>, Vec<u
     // Averaging makes small systematic residuals (sky structure, background-fit bias)
     // significant: remove a smooth surface from the combined plane too, then use its own
     // robust scale.
-    let bg = masked_gaussian(&z, &fl, nt, nf, st.background_sigma_time, st.background_sigma_chan);
+    let (sig_t, sig_f) = background_widths(g, cfg);
+    let bg = masked_gaussian(&z, &fl, nt, nf, sig_t, sig_f);
     let z: Vec<f32> = z.iter().zip(&bg).map(|(a, b)| a - b).collect();
     let zs: Vec<f64> = z.iter().zip(&fl).filter(|(_, &f)| !f).map(|(&x, _)| x as f64).collect();
     let Some((med, sig)) = median_and_mad_sigma(&zs) else { return };
@@ -222,6 +224,14 @@ fn combined_pass(g: &mut GroupVis, cross: &[usize], (sum, cnt): (Vec<f64>, Vec<u
             }
         }
     });
+}
+
+/// Background widths in samples (time, channel) from the configured physical widths.
+fn background_widths(g: &GroupVis, cfg: &FlagConfig) -> (f64, f64) {
+    let st = &cfg.sumthreshold;
+    let dt = if g.times_jd.len() > 1 { (g.times_jd[1] - g.times_jd[0]) * 86_400.0 } else { 12.884_901_888 };
+    let df = g.channel_width_hz.max(1.0) / 1e6;
+    (st.background_sigma_s / dt, st.background_sigma_mhz / df)
 }
 
 fn dead_antennas(g: &mut GroupVis, cross: &[usize], limit: f64) -> Vec<String> {

@@ -44,6 +44,8 @@ pub enum SimError {
     Iers(#[from] crate::primitives::iers::IersError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Catalog(#[from] crate::calibrate::catalog::CatalogError),
     #[error("{path}: cannot write truth ({source})")]
     Truth { path: PathBuf, source: hdf5::Error },
 }
@@ -97,7 +99,14 @@ impl Truth {
 
 /// Simulates the night described by `cfg.simulate` into `out`.
 pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
-    let sim = &cfg.simulate;
+    let adjusted;
+    let sim = match &cfg.simulate.calibrator {
+        Some(c) => {
+            adjusted = with_calibrator_transit(cfg, c)?;
+            &adjusted
+        }
+        None => &cfg.simulate,
+    };
     std::fs::create_dir_all(out).map_err(|source| SimError::Io { path: out.into(), source })?;
     let stations = read_stations(&cfg.station_table)?;
     let layout = NightLayout::new(sim, stations, sim.seed).map_err(SimError::Layout)?;
@@ -163,6 +172,48 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
     }
     write_truth(out, &truth, &gains, &layout)?;
     Ok(truth)
+}
+
+/// The simulation config with its start time and pointing moved so that calibrator
+/// `c.name` transits the beam centre in the middle of group `c.group`, and the calibrator
+/// added as a source.
+fn with_calibrator_transit(cfg: &Config, c: &crate::config::SimCalibrator) -> Result<SimConfig, SimError> {
+    let cals = crate::calibrate::catalog::read_calibrators(&cfg.calibration.calibrator_list)?;
+    let cal = cals.iter().find(|x| x.name == c.name).ok_or_else(|| SimError::Layout(format!("calibrator {} is not in {}", c.name, cfg.calibration.calibrator_list.display())))?;
+    let mut sim = cfg.simulate.clone();
+    let site = Site::from_geodetic_deg(sim.site_lat_deg, sim.site_lon_deg, sim.site_alt_m);
+    let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref())?;
+    let day0 = crate::primitives::time::iso_to_jd(&sim.start_time).ok_or_else(|| SimError::Layout("simulate.start_time".into()))?;
+    let offset = (c.group as f64 * sim.n_times as f64 + sim.n_times as f64 / 2.0) * sim.integration_s / 86_400.0;
+    let p = radec_to_vec(cal.ra_rad, cal.dec_rad);
+    // Newton-like iteration on the hour angle of the calibrator at the group's middle.
+    let mut t_mid = day0 + offset;
+    for _ in 0..6 {
+        let f = FrameOfDate::new(eop.epoch(t_mid), &site);
+        let (ra_app, _) = vec_to_radec(f.icrs_to_apparent(p));
+        let ha = (f.last - ra_app + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
+        t_mid -= ha / std::f64::consts::TAU * 0.997_269_566;
+    }
+    // Keep the transit on or after the configured start.
+    while t_mid - offset < day0 - 1e-9 {
+        t_mid += 0.997_269_566;
+    }
+    let f = FrameOfDate::new(eop.epoch(t_mid), &site);
+    let (_, dec_app) = vec_to_radec(f.icrs_to_apparent(p));
+    // The integration centres are at start + (k + 0.5) dt: put the transit at the middle one.
+    let mid_offset = (c.group as f64 * sim.n_times as f64 + (sim.n_times / 2) as f64 + 0.5) * sim.integration_s / 86_400.0;
+    sim.start_time = jd_to_iso(t_mid - mid_offset, 3);
+    sim.pointing_dec_deg = dec_app.to_degrees();
+    sim.sources.push(crate::config::SimSource {
+        ra_deg: Some(cal.ra_rad.to_degrees()),
+        dec_deg: Some(cal.dec_rad.to_degrees()),
+        group: c.group,
+        l_deg: 0.0,
+        m_deg: 0.0,
+        flux_jy: cal.flux_jy,
+        spectral_index: cal.spectral_index.unwrap_or(0.0),
+    });
+    Ok(sim)
 }
 
 fn make_sources(sim: &SimConfig, groups: &[TruthGroup], rng: &mut ChaCha8Rng) -> Vec<TruthSource> {

@@ -13,8 +13,17 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_contimg"))
 }
 
+/// Test binaries spawn `contimg` while other test threads have HDF5 files open: children
+/// inherit those descriptors and their locks (HDF5 opens without O_CLOEXEC), so HDF5's
+/// advisory file locking is turned off for the test process and every child.
+pub fn no_hdf5_locking() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE"));
+}
+
 /// A small, fast config: few antennas, 2 subbands of 4 channels, 6 integrations.
 pub fn small_config(dir: &Path) -> Config {
+    no_hdf5_locking();
     let mut c = Config::default();
     c.station_table = station_table();
     c.input.dir = dir.join("night");
@@ -23,6 +32,8 @@ pub fn small_config(dir: &Path) -> Config {
     c.imaging.npix = 256;
     c.imaging.cell_arcsec = 20.0;
     c.imaging.epsilon = 1e-5;
+    // No calibrator transits these small nights: image the data as simulated.
+    c.calibration.enabled = false;
     let s = &mut c.simulate;
     s.seed = 3;
     s.n_groups = 1;
@@ -48,6 +59,7 @@ pub fn write_config(c: &Config, path: &Path) {
 
 /// Runs `contimg` with args; returns (exit code, stdout+stderr).
 pub fn run_bin(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+    no_hdf5_locking();
     let mut cmd = Command::new(bin());
     cmd.args(args);
     for (k, v) in envs {

@@ -1,0 +1,114 @@
+//! Applying a calibration table to a group: V / (g_a conj(g_b)) with gains interpolated
+//! linearly in time (amplitude and phase), weights scaled by |g_a g_b|^2, and flagged
+//! solutions (or channels the table lacks) flagging the data.
+
+use super::table::CalTable;
+use crate::convert::GroupVis;
+use num_complex::{Complex32, Complex64};
+use rayon::prelude::*;
+
+/// Gain of table antenna `a`, channel `c`, pol `p` at `jd` (None if flagged).
+fn gain_at(t: &CalTable, a: usize, c: usize, p: usize, jd: f64) -> Option<Complex64> {
+    let times = &t.time_jd;
+    let get = |k: usize| if t.flags[t.index(k, a, c, p)] { None } else { Some(t.gains[t.index(k, a, c, p)]) };
+    if times.len() == 1 || jd <= times[0] {
+        return get(0);
+    }
+    if jd >= *times.last().expect("non-empty") {
+        return get(times.len() - 1);
+    }
+    let k = times.partition_point(|&x| x <= jd) - 1;
+    let f = (jd - times[k]) / (times[k + 1] - times[k]);
+    match (get(k), get(k + 1)) {
+        (Some(g0), Some(g1)) => {
+            let amp = g0.norm() * (1.0 - f) + g1.norm() * f;
+            let dphi = (g1 * g0.conj()).arg();
+            Some(Complex64::from_polar(amp, g0.arg() + f * dphi))
+        }
+        (Some(g), None) | (None, Some(g)) => Some(g),
+        (None, None) => None,
+    }
+}
+
+/// Applies `table` in place. Returns the fraction of previously unflagged visibilities that
+/// the table flagged.
+pub fn apply(g: &mut GroupVis, table: &CalTable) -> f64 {
+    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
+    let plane = nt * nf * np;
+    // Table antenna index per group antenna (by station number), table channel per channel.
+    let ant_map: Vec<Option<usize>> = g
+        .antenna_names
+        .iter()
+        .map(|n| n.parse::<u32>().ok().and_then(|s| table.antenna_names.iter().position(|&x| x == s)))
+        .collect();
+    let chan_map: Vec<Option<usize>> = g
+        .freqs
+        .iter()
+        .map(|&f| {
+            let k = table.freq_hz.partition_point(|&x| x < f);
+            [k.saturating_sub(1), k.min(table.freq_hz.len() - 1)]
+                .into_iter()
+                .min_by(|&a, &b| (table.freq_hz[a] - f).abs().total_cmp(&(table.freq_hz[b] - f).abs()))
+                .filter(|&k| (table.freq_hz[k] - f).abs() <= 0.5 * g.channel_width_hz)
+        })
+        .collect();
+    // Gains per (time, antenna used, channel, pol), computed once.
+    let n_ant = g.ant_pos.len();
+    let mut gains = vec![None; nt * n_ant * nf * np];
+    let mut used = vec![false; n_ant];
+    for &(a, b) in &g.baselines {
+        used[a] = true;
+        used[b] = true;
+    }
+    for t in 0..nt {
+        for a in (0..n_ant).filter(|&a| used[a]) {
+            for c in 0..nf {
+                for p in 0..np {
+                    gains[((t * n_ant + a) * nf + c) * np + p] = match (ant_map[a], chan_map[c]) {
+                        (Some(ta), Some(tc)) => gain_at(table, ta, tc, p, g.times_jd[t]),
+                        _ => None,
+                    };
+                }
+            }
+        }
+    }
+    let baselines = g.baselines.clone();
+    let counts: Vec<(usize, usize)> = g
+        .vis
+        .par_chunks_mut(plane)
+        .zip(g.weight.par_chunks_mut(plane))
+        .enumerate()
+        .map(|(bl, (v, w))| {
+            let (a, b) = baselines[bl];
+            let (mut before, mut newly) = (0, 0);
+            for t in 0..nt {
+                for c in 0..nf {
+                    for p in 0..np {
+                        let i = (t * nf + c) * np + p;
+                        if w[i] == 0.0 {
+                            continue;
+                        }
+                        before += 1;
+                        let ga = gains[((t * n_ant + a) * nf + c) * np + p];
+                        let gb = gains[((t * n_ant + b) * nf + c) * np + p];
+                        match (ga, gb) {
+                            (Some(ga), Some(gb)) if ga.norm() > 0.0 && gb.norm() > 0.0 => {
+                                let gg = ga * gb.conj();
+                                let x = Complex64::new(v[i].re as f64, v[i].im as f64) / gg;
+                                v[i] = Complex32::new(x.re as f32, x.im as f32);
+                                w[i] = (w[i] as f64 * gg.norm_sqr()) as f32;
+                            }
+                            _ => {
+                                w[i] = 0.0;
+                                newly += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            (before, newly)
+        })
+        .collect();
+    let (before, newly) = counts.iter().fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    newly as f64 / before.max(1) as f64
+}

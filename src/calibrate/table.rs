@@ -1,0 +1,221 @@
+//! Calibration tables (HDF5 under `cal/`) and the calibration registry.
+//!
+//! Table schema (one file per solve, `cal/<name>.h5`):
+//! - `gains` complex128 (time, antenna, channel, polarization): the product of bandpass and
+//!   gain, V_ab = g_a conj(g_b) M_ab; polarizations (XX, YY); channels ascending;
+//! - `flags` u8 (same shape; 1 = solution flagged), `snr` f64 (same shape);
+//! - `antenna_names` u32 station numbers per antenna index; `time_jd` f64 (solution
+//!   centres, UTC JD); `freq_hz` f64 ascending;
+//! - attributes-as-datasets: `refant` (station number), `calibrator` (name),
+//!   `provenance` (JSON: contimg version, groups, parameters).
+//!
+//! Registry (`cal/registry.jsonl`, or a shared path): one JSON line per table with its
+//! time range and validity; appended and read under an exclusive/shared file lock, so
+//! concurrent array jobs see consistent entries.
+
+use num_complex::Complex64;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("{path}: {source}")]
+    Hdf5 { path: PathBuf, source: hdf5::Error },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {problem}")]
+    Invalid { path: PathBuf, problem: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalTable {
+    pub gains: Vec<Complex64>,
+    pub flags: Vec<bool>,
+    pub snr: Vec<f64>,
+    pub antenna_names: Vec<u32>,
+    pub time_jd: Vec<f64>,
+    pub freq_hz: Vec<f64>,
+    pub refant: u32,
+    pub calibrator: String,
+    pub provenance: String,
+}
+
+impl CalTable {
+    pub fn n_ant(&self) -> usize {
+        self.antenna_names.len()
+    }
+    #[inline]
+    pub fn index(&self, t: usize, a: usize, c: usize, p: usize) -> usize {
+        ((t * self.n_ant() + a) * self.freq_hz.len() + c) * 2 + p
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), TableError> {
+        let (nt, na, nf) = (self.time_jd.len(), self.n_ant(), self.freq_hz.len());
+        let e = |source| TableError::Hdf5 { path: path.into(), source };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".part");
+        let tmp = PathBuf::from(tmp);
+        {
+            let f = hdf5::File::create(&tmp).map_err(e)?;
+            let shape = [nt, na, nf, 2];
+            f.new_dataset::<Complex64>().shape(shape).create("gains").and_then(|d| d.write_raw(&self.gains)).map_err(e)?;
+            let fl: Vec<u8> = self.flags.iter().map(|&x| u8::from(x)).collect();
+            f.new_dataset::<u8>().shape(shape).create("flags").and_then(|d| d.write_raw(&fl)).map_err(e)?;
+            f.new_dataset::<f64>().shape(shape).create("snr").and_then(|d| d.write_raw(&self.snr)).map_err(e)?;
+            f.new_dataset::<u32>().shape([na]).create("antenna_names").and_then(|d| d.write_raw(&self.antenna_names)).map_err(e)?;
+            f.new_dataset::<f64>().shape([nt]).create("time_jd").and_then(|d| d.write_raw(&self.time_jd)).map_err(e)?;
+            f.new_dataset::<f64>().shape([nf]).create("freq_hz").and_then(|d| d.write_raw(&self.freq_hz)).map_err(e)?;
+            f.new_dataset::<u32>().shape(()).create("refant").and_then(|d| d.write_scalar(&self.refant)).map_err(e)?;
+            for (name, s) in [("calibrator", &self.calibrator), ("provenance", &self.provenance)] {
+                let v: hdf5::types::VarLenUnicode = s.parse().map_err(|_| TableError::Invalid { path: path.into(), problem: format!("{name} is not valid text") })?;
+                f.new_dataset::<hdf5::types::VarLenUnicode>().shape(()).create(name).and_then(|d| d.write_scalar(&v)).map_err(e)?;
+            }
+        }
+        std::fs::rename(&tmp, path).map_err(|source| TableError::Io { path: path.into(), source })
+    }
+
+    pub fn read(path: &Path) -> Result<Self, TableError> {
+        let e = |source| TableError::Hdf5 { path: path.into(), source };
+        let f = hdf5::File::open(path).map_err(e)?;
+        let g: Vec<Complex64> = f.dataset("gains").and_then(|d| d.read_raw()).map_err(e)?;
+        let shape = f.dataset("gains").map_err(e)?.shape();
+        let fl: Vec<u8> = f.dataset("flags").and_then(|d| d.read_raw()).map_err(e)?;
+        let snr: Vec<f64> = f.dataset("snr").and_then(|d| d.read_raw()).map_err(e)?;
+        let antenna_names: Vec<u32> = f.dataset("antenna_names").and_then(|d| d.read_raw()).map_err(e)?;
+        let time_jd: Vec<f64> = f.dataset("time_jd").and_then(|d| d.read_raw()).map_err(e)?;
+        let freq_hz: Vec<f64> = f.dataset("freq_hz").and_then(|d| d.read_raw()).map_err(e)?;
+        let refant: u32 = f.dataset("refant").and_then(|d| d.read_scalar()).map_err(e)?;
+        let text = |n: &str| -> Result<String, TableError> {
+            Ok(f.dataset(n).and_then(|d| d.read_scalar::<hdf5::types::VarLenUnicode>()).map_err(e)?.as_str().to_string())
+        };
+        let t = CalTable { gains: g, flags: fl.iter().map(|&x| x != 0).collect(), snr, antenna_names, time_jd, freq_hz, refant, calibrator: text("calibrator")?, provenance: text("provenance")? };
+        let want = vec![t.time_jd.len(), t.n_ant(), t.freq_hz.len(), 2];
+        if shape != want || t.flags.len() != t.gains.len() || t.snr.len() != t.gains.len() {
+            return Err(TableError::Invalid { path: path.into(), problem: format!("gains shape {shape:?} does not match (time, antenna, channel, pol) = {want:?}") });
+        }
+        if t.time_jd.is_empty() || t.freq_hz.windows(2).any(|w| w[1] <= w[0]) {
+            return Err(TableError::Invalid { path: path.into(), problem: "no solution times, or frequencies not ascending".into() });
+        }
+        Ok(t)
+    }
+}
+
+/// One registry entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegistryEntry {
+    pub path: PathBuf,
+    pub calibrator: String,
+    pub start_jd: f64,
+    pub end_jd: f64,
+    pub centre_jd: f64,
+    pub valid: bool,
+}
+
+/// Largest distance in time from a calibration to the data it calibrates.
+pub const MAX_AGE_DAYS: f64 = 1.0;
+/// Past this age a warning is logged.
+pub const WARN_AGE_DAYS: f64 = 0.5;
+
+pub struct Registry {
+    pub path: PathBuf,
+}
+
+impl Registry {
+    pub fn new(path: PathBuf) -> Self {
+        Registry { path }
+    }
+
+    /// Appends an entry under an exclusive lock.
+    pub fn register(&self, e: &RegistryEntry) -> Result<(), TableError> {
+        let io = |source| TableError::Io { path: self.path.clone(), source };
+        if let Some(d) = self.path.parent() {
+            std::fs::create_dir_all(d).map_err(io)?;
+        }
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
+        f.lock().map_err(io)?;
+        let line = serde_json::to_string(e).expect("entry serialises");
+        let res = writeln!(f, "{line}").and_then(|_| f.sync_all());
+        let _ = f.unlock();
+        res.map_err(io)
+    }
+
+    /// All entries, read under a shared lock (lines that do not parse are skipped).
+    pub fn entries(&self) -> Result<Vec<RegistryEntry>, TableError> {
+        let io = |source| TableError::Io { path: self.path.clone(), source };
+        let f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io(e)),
+        };
+        f.lock_shared().map_err(io)?;
+        let out = std::io::BufReader::new(&f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect();
+        let _ = f.unlock();
+        Ok(out)
+    }
+
+    /// The nearest valid calibration to `jd` within +-24 h (earlier or later), with its age
+    /// in days; a warning is logged past 12 h.
+    pub fn nearest(&self, jd: f64) -> Result<Option<(RegistryEntry, f64)>, TableError> {
+        let best = self
+            .entries()?
+            .into_iter()
+            .filter(|e| e.valid)
+            .map(|e| {
+                let age = if jd < e.start_jd { e.start_jd - jd } else if jd > e.end_jd { jd - e.end_jd } else { 0.0 };
+                (e, age)
+            })
+            .filter(|(_, age)| *age <= MAX_AGE_DAYS)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((e, age)) = &best {
+            if *age > WARN_AGE_DAYS {
+                log::warn!("calibration {} is {:.1} h from the data (stale past 12 h)", e.path.display(), age * 24.0);
+            }
+        }
+        Ok(best)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, t0: f64, valid: bool) -> RegistryEntry {
+        RegistryEntry { path: PathBuf::from(format!("{name}.h5")), calibrator: name.into(), start_jd: t0, end_jd: t0 + 0.01, centre_jd: t0 + 0.005, valid }
+    }
+
+    #[test]
+    fn registry_picks_the_nearest_valid_within_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::new(dir.path().join("cal/registry.jsonl"));
+        assert!(r.nearest(100.0).unwrap().is_none());
+        r.register(&entry("before", 99.6, true)).unwrap();
+        r.register(&entry("after", 100.2, true)).unwrap();
+        r.register(&entry("closer_but_bad", 100.05, false)).unwrap();
+        r.register(&entry("far", 98.0, true)).unwrap();
+        let (e, age) = r.nearest(100.0).unwrap().unwrap();
+        assert_eq!(e.calibrator, "after");
+        assert!((age - 0.2).abs() < 1e-9);
+        let (e, _) = r.nearest(99.7).unwrap().unwrap();
+        assert_eq!(e.calibrator, "before");
+        assert!(r.nearest(102.0).unwrap().is_none(), "outside +-24 h");
+    }
+
+    #[test]
+    fn concurrent_writers_keep_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.jsonl");
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let p = path.clone();
+                s.spawn(move || {
+                    let r = Registry::new(p);
+                    for k in 0..25 {
+                        r.register(&entry(&format!("t{i}_{k}"), i as f64 + k as f64 * 0.01, true)).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(Registry::new(path).entries().unwrap().len(), 200);
+    }
+}
