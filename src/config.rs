@@ -192,6 +192,10 @@ pub struct FlagConfig {
     pub sumthreshold: SumThresholdConfig,
     /// Also run SumThreshold on the baseline-averaged residuals (array-wide RFI).
     pub combined: bool,
+    /// Largest SumThreshold window (samples, both axes) on the baseline average: it is for
+    /// short, weak events; longer smooth structure there is sky and beam, common to all
+    /// baselines, not interference.
+    pub combined_max_window: usize,
     /// Per-timestep / per-channel RMS outlier threshold (robust sigmas; 0 = off).
     pub rms_outlier_sigma: f64,
     /// SIR dilation eta (0 = off).
@@ -211,8 +215,9 @@ impl Default for FlagConfig {
             time_ranges_utc: vec![],
             dead_antenna_fraction: 0.95,
             sumthreshold: SumThresholdConfig::default(),
-            combined: true,
-            rms_outlier_sigma: 4.0,
+            combined: false,
+            combined_max_window: 4,
+            rms_outlier_sigma: 6.0,
             sir_eta: 0.2,
             clip_sigma: 7.0,
             write_flags: false,
@@ -245,8 +250,8 @@ impl Default for SumThresholdConfig {
             enabled: true,
             chi1: 6.0,
             rho: 1.5,
-            max_window_time: 16,
-            max_window_chan: 64,
+            max_window_time: 8,
+            max_window_chan: 16,
             iterations: 3,
             background_sigma_s: 40.0,
             background_sigma_mhz: 2.0,

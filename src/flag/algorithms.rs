@@ -2,13 +2,21 @@
 //! masked Gaussian background, SumThreshold (Offringa et al. 2010) and the scale-invariant
 //! rank (SIR) operator (Offringa et al. 2012).
 
-/// Masked, separable Gaussian-weighted local-linear smoothing (sigmas in samples along
+/// Masked, separable Gaussian-weighted smoothing (local-constant): see `masked_smooth`.
+///
+/// Local-linear variant (sigmas in samples along
 /// time and frequency): at each sample, the value at the centre of a weighted straight-line
 /// fit to the unflagged neighbours. In the interior this is the weighted mean; at the edges
 /// of the plane and of flagged gaps it follows slopes instead of being pulled toward the
 /// inside (a plain Gaussian's edge bias, which the baseline average would turn into false
 /// detections). Flagged samples get the smooth surface too.
 pub fn masked_gaussian(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma_t: f64, sigma_f: f64) -> Vec<f32> {
+    masked_smooth(values, flags, nt, nf, sigma_t, sigma_f, false)
+}
+
+/// As `masked_gaussian` with a choice of local-linear (true) or local-constant (false,
+/// the plain masked Gaussian mean, lower variance for noise-dominated planes) fits.
+pub fn masked_smooth(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma_t: f64, sigma_f: f64, linear: bool) -> Vec<f32> {
     let kern = |sigma: f64| -> Vec<f64> {
         if sigma <= 0.0 {
             return vec![1.0];
@@ -24,7 +32,7 @@ pub fn masked_gaussian(values: &[f32], flags: &[bool], nt: usize, nf: usize, sig
     let mut w1 = vec![0.0f64; nt * nf];
     for t in 0..nt {
         let row = t * nf;
-        local_linear_line(&v0[row..row + nf], &w0[row..row + nf], 1, nf, &kf, &mut v1[row..row + nf], &mut w1[row..row + nf]);
+        local_linear_line(&v0[row..row + nf], &w0[row..row + nf], 1, nf, &kf, &mut v1[row..row + nf], &mut w1[row..row + nf], linear);
     }
     // Pass 2 along time on the pass-1 surface.
     let mut out = vec![0f32; nt * nf];
@@ -37,7 +45,7 @@ pub fn masked_gaussian(values: &[f32], flags: &[bool], nt: usize, nf: usize, sig
             col_v[t] = v1[t * nf + f];
             col_w[t] = w1[t * nf + f];
         }
-        local_linear_line(&col_v, &col_w, 1, nt, &kt, &mut res_v, &mut res_w);
+        local_linear_line(&col_v, &col_w, 1, nt, &kt, &mut res_v, &mut res_w, linear);
         for t in 0..nt {
             out[t * nf + f] = res_v[t] as f32;
         }
@@ -46,7 +54,8 @@ pub fn masked_gaussian(values: &[f32], flags: &[bool], nt: usize, nf: usize, sig
 }
 
 /// Weighted local-linear fit along one line; `out_w` gets the summed weight.
-fn local_linear_line(v: &[f64], w: &[f64], stride: usize, n: usize, kern: &[f64], out_v: &mut [f64], out_w: &mut [f64]) {
+#[allow(clippy::too_many_arguments)]
+fn local_linear_line(v: &[f64], w: &[f64], stride: usize, n: usize, kern: &[f64], out_v: &mut [f64], out_w: &mut [f64], linear: bool) {
     let h = (kern.len() / 2) as i64;
     for i in 0..n {
         let (mut s0, mut s1, mut s2, mut t0, mut t1) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -70,7 +79,7 @@ fn local_linear_line(v: &[f64], w: &[f64], stride: usize, n: usize, kern: &[f64]
         let det = s0 * s2 - s1 * s1;
         out_v[i * stride] = if s0 <= 0.0 {
             0.0
-        } else if det > 1e-9 * s0 * s2.max(1e-300) && s2 > 0.0 {
+        } else if linear && det > 1e-9 * s0 * s2.max(1e-300) && s2 > 0.0 {
             (s2 * t0 - s1 * t1) / det
         } else {
             t0 / s0
@@ -218,7 +227,7 @@ mod tests {
     fn background_follows_slopes_to_the_edges() {
         let (nt, nf) = (24, 16);
         let v: Vec<f32> = (0..nt * nf).map(|i| 2.0 + 0.3 * (i / nf) as f32 - 0.1 * (i % nf) as f32).collect();
-        let bg = masked_gaussian(&v, &vec![false; nt * nf], nt, nf, 3.0, 4.0);
+        let bg = masked_smooth(&v, &vec![false; nt * nf], nt, nf, 3.0, 4.0, true);
         for (a, b) in v.iter().zip(&bg) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }

@@ -181,20 +181,27 @@ fn combined_pass(g: &mut GroupVis, cross: &[usize], (sum, cnt): (Vec<f64>, Vec<u
     let z: Vec<f32> = (0..nt * nf).map(|i| if cnt[i] > 0 { (sum[i] / (cnt[i] as f64).sqrt()) as f32 } else { 0.0 }).collect();
     let fl: Vec<bool> = cnt.iter().map(|&c| c == 0).collect();
     // Averaging makes small systematic residuals (sky structure, background-fit bias)
-    // significant: remove a smooth surface from the combined plane too, then use its own
-    // robust scale.
+    // significant: remove a smooth surface from the combined plane too, twice — the second
+    // time without the first round's detections, so strong RFI cannot drag the surface —
+    // and use the plane's own robust scale.
     let (sig_t, sig_f) = background_widths(g, cfg);
-    let bg = masked_gaussian(&z, &fl, nt, nf, sig_t, sig_f);
-    let z: Vec<f32> = z.iter().zip(&bg).map(|(a, b)| a - b).collect();
-    let zs: Vec<f64> = z.iter().zip(&fl).filter(|(_, &f)| !f).map(|(&x, _)| x as f64).collect();
-    let Some((med, sig)) = median_and_mad_sigma(&zs) else { return };
-    let sig = sig.max(1e-6);
-    let zn: Vec<f32> = z.iter().map(|&x| ((x as f64 - med) / sig) as f32).collect();
-    let mut bad = sumthreshold_plane(&zn, &fl, nt, nf, st.chi1 * sens, st.rho, st.max_window_time, st.max_window_chan);
+    let detect = |mask: &[bool]| -> Option<(Vec<f32>, Vec<bool>)> {
+        let bg = algorithms::masked_smooth(&z, mask, nt, nf, sig_t, sig_f, true);
+        let r: Vec<f32> = z.iter().zip(&bg).map(|(a, b)| a - b).collect();
+        let rs: Vec<f64> = r.iter().zip(mask).filter(|(_, &f)| !f).map(|(&x, _)| x as f64).collect();
+        let (med, sig) = median_and_mad_sigma(&rs)?;
+        let sig = sig.max(1e-6);
+        let zn: Vec<f32> = r.iter().map(|&x| ((x as f64 - med) / sig) as f32).collect();
+        let m = cfg.combined_max_window.max(1);
+        let bad = sumthreshold_plane(&zn, mask, nt, nf, st.chi1 * sens, st.rho, m.min(st.max_window_time), m.min(st.max_window_chan));
+        Some((zn, bad))
+    };
+    let Some((_, first)) = detect(&fl) else { return };
+    let Some((zn, mut bad)) = detect(&first) else { return };
     // Per-timestep and per-channel RMS outliers.
     if cfg.rms_outlier_sigma > 0.0 {
         let rms = |idx: &mut dyn Iterator<Item = usize>| {
-            let v: Vec<f64> = idx.filter(|&i| !bad[i] && !fl[i]).map(|i| (zn[i] as f64).powi(2)).collect();
+            let v: Vec<f64> = idx.filter(|&i| !bad[i]).map(|i| (zn[i] as f64).powi(2)).collect();
             if v.is_empty() { f64::NAN } else { (v.iter().sum::<f64>() / v.len() as f64).sqrt() }
         };
         let per_t: Vec<f64> = (0..nt).map(|t| rms(&mut (0..nf).map(move |c| t * nf + c))).collect();
