@@ -137,3 +137,56 @@ fn psf_peaks_at_one_at_the_centre() {
     assert!((centre - 1.0).abs() < 1e-4, "PSF centre {centre}");
     assert!(psf.iter().all(|&v| v <= centre + 1e-6));
 }
+
+/// Degridding a model image against the direct transform, in the data's phasing.
+fn check_degrid(eps: f64) {
+    let spec = GridSpec::new(64, (4.0f64 / 64.0).to_radians(), eps);
+    let p = problem(200, &spec, 800.0);
+    let n = spec.n_image;
+    let mut model = vec![0.0; n * n];
+    for (i, &(x, y, f)) in [(10usize, 50usize, 1.0), (32, 32, 2.5), (55, 7, -0.7), (40, 20, 0.3)].iter().enumerate() {
+        model[y * n + x] = f + i as f64 * 0.01;
+    }
+    let b = VisBlock { freqs: &p.freqs, npol: 2, uvw_m: &p.uvw_m, dw_m: &p.dw_m, vis: &p.vis, weight: &p.weight, use_row: &p.use_row };
+    let got = contimg::imaging::degridder::degrid(&spec, &model, &b);
+    let (mut num, mut den) = (0.0, 0.0);
+    for (r, uvw) in p.uvw_m.iter().enumerate() {
+        if !p.use_row[r] {
+            continue;
+        }
+        for (c, f) in p.freqs.iter().enumerate() {
+            let lam = f / C_M_S;
+            let (u, v, w) = (uvw[0] * lam, uvw[1] * lam, uvw[2] * lam);
+            let mut want = Complex64::new(0.0, 0.0);
+            for y in 0..n {
+                for x in 0..n {
+                    let i = model[y * n + x];
+                    if i == 0.0 {
+                        continue;
+                    }
+                    let l = (n as f64 / 2.0 - x as f64) * spec.cell_rad;
+                    let m = (y as f64 - n as f64 / 2.0) * spec.cell_rad;
+                    let nm1 = (1.0 - l * l - m * m).sqrt() - 1.0;
+                    want += i * Complex64::from_polar(1.0, std::f64::consts::TAU * (u * l + v * m + w * nm1));
+                }
+            }
+            want *= Complex64::from_polar(1.0, std::f64::consts::TAU * p.dw_m[r] * lam);
+            let g = got[r * p.freqs.len() + c];
+            num += (Complex64::new(g.re as f64, g.im as f64) - want).norm_sqr();
+            den += want.norm_sqr();
+        }
+    }
+    let err = (num / den).sqrt();
+    println!("degrid epsilon {eps:e}: support {} -> relative L2 error {err:.3e}", spec.kernel.support);
+    assert!(err <= eps.max(2e-7), "degridding error {err:e} above epsilon {eps:e}");
+}
+
+#[test]
+fn degridder_matches_dft_eps_1e3() {
+    check_degrid(1e-3);
+}
+
+#[test]
+fn degridder_matches_dft_eps_1e5() {
+    check_degrid(1e-5);
+}

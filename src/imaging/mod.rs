@@ -1,6 +1,7 @@
 //! Imaging: rephase each integration to the image centre, grid, FFT. This first path makes
 //! naturally weighted dirty images and PSFs.
 
+pub mod degridder;
 pub mod gridder;
 
 pub use gridder::{GridPair, GridSpec, VisBlock};

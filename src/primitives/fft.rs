@@ -7,10 +7,21 @@ use rustfft::FftPlanner;
 /// In place: grid[k] -> sum_k grid[k] exp(-2 pi i (k - n/2)(j - n/2) / n) for both axes,
 /// i.e. the DFT with the origin at the grid centre on both sides. `n` must be a multiple of 4.
 pub fn centred_fft2_forward(grid: &mut [Complex64], n: usize) {
+    centred_fft2(grid, n, false);
+}
+
+/// In place, the opposite sign: grid[k] -> sum_k grid[k] exp(+2 pi i (k - n/2)(j - n/2) / n),
+/// unnormalised (the adjoint of `centred_fft2_forward`).
+pub fn centred_fft2_inverse(grid: &mut [Complex64], n: usize) {
+    centred_fft2(grid, n, true);
+}
+
+fn centred_fft2(grid: &mut [Complex64], n: usize, inverse: bool) {
     assert_eq!(grid.len(), n * n);
     assert!(n % 4 == 0, "centred FFT needs n divisible by 4");
     checkerboard(grid, n);
-    let fft = FftPlanner::<f64>::new().plan_fft_forward(n);
+    let mut planner = FftPlanner::<f64>::new();
+    let fft = if inverse { planner.plan_fft_inverse(n) } else { planner.plan_fft_forward(n) };
     grid.par_chunks_mut(n).for_each(|row| fft.process(row));
     // Columns: transpose, transform rows, transpose back.
     let mut t = transpose(grid, n);

@@ -1,0 +1,133 @@
+//! Degridding: model visibilities of a model image, the adjoint of the w-stacked gridder
+//! (same kernel, planes and corrections), for CLEAN's major cycles.
+//!
+//! V(u, v, w) = sum_pixels I(l, m) exp(+2 pi i (u l + v m + w (n - 1))), returned in the
+//! data's own phasing: multiplied by exp(+2 pi i dw nu / c), undoing the gridder's rephasing.
+
+use super::gridder::{GridSpec, VisBlock};
+use crate::primitives::fft::centred_fft2_inverse;
+use crate::primitives::kernel::MAX_SUPPORT;
+use crate::primitives::C_M_S;
+use num_complex::{Complex32, Complex64};
+use rayon::prelude::*;
+
+/// Predicts model visibilities for every row and channel of `b` (polarizations share the
+/// Stokes I model): `out[r * nchan + c]`. Rows not in use get zero.
+pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
+    let n = spec.n_image;
+    let ng = spec.n_grid;
+    let nchan = b.freqs.len();
+    let nrow = b.uvw_m.len();
+    let mut out = vec![Complex32::new(0.0, 0.0); nrow * nchan];
+    if model.iter().all(|&x| x == 0.0) {
+        return out;
+    }
+    let fmin = b.freqs.iter().copied().fold(f64::INFINITY, f64::min);
+    let fmax = b.freqs.iter().copied().fold(0.0, f64::max);
+    let sign: Vec<f64> = b.uvw_m.iter().map(|x| if x[2] < 0.0 { -1.0 } else { 1.0 }).collect();
+    let wr: Vec<[f64; 2]> = b.uvw_m.iter().zip(&sign).map(|(x, s)| [s * x[2] * fmin / C_M_S, s * x[2] * fmax / C_M_S]).collect();
+    let rows: Vec<usize> = (0..nrow).filter(|&r| b.use_row[r]).collect();
+    if rows.is_empty() {
+        return out;
+    }
+    let wmin = rows.iter().map(|&r| wr[r][0]).fold(f64::INFINITY, f64::min);
+    let wmax = rows.iter().map(|&r| wr[r][1]).fold(0.0, f64::max);
+    let k = spec.kernel;
+    let support = k.support;
+    let half = support as f64 / 2.0;
+    let xmax = spec.max_nm1().max(1e-15);
+    let dw = 0.25 / xmax;
+    let w0 = wmin - dw * half;
+    let nplanes = ((wmax - wmin) / dw).floor() as usize + support + 1;
+    let corr = k.correction(n, ng);
+    // Image pre-corrected for the u, v and w kernels.
+    let pre: Vec<f64> = (0..n * n)
+        .map(|i| {
+            let (x, y) = (i % n, i / n);
+            model[i] * corr[x] * corr[y] / k.fourier(spec.nm1(x, y) * dw)
+        })
+        .collect();
+    let scale = ng as f64 * spec.cell_rad;
+    let centre = (ng / 2) as f64;
+    let off = (ng - n) / 2;
+    let mut grid = vec![Complex64::new(0.0, 0.0); ng * ng];
+    let mut acc = vec![Complex64::new(0.0, 0.0); nrow * nchan];
+    for p in 0..nplanes {
+        let wp = w0 + p as f64 * dw;
+        let (lo, hi) = (wp - dw * half, wp + dw * half);
+        let prow: Vec<usize> = rows.iter().copied().filter(|&r| wr[r][1] >= lo && wr[r][0] <= hi).collect();
+        if prow.is_empty() {
+            continue;
+        }
+        grid.iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
+        grid.par_chunks_mut(ng).enumerate().for_each(|(gy, row)| {
+            if gy < off || gy >= off + n {
+                return;
+            }
+            let y = gy - off;
+            for x in 0..n {
+                let v = pre[y * n + x];
+                if v != 0.0 {
+                    row[x + off] = Complex64::from_polar(v, std::f64::consts::TAU * wp * spec.nm1(x, y));
+                }
+            }
+        });
+        centred_fft2_inverse(&mut grid, ng);
+        let g = &grid;
+        let contrib: Vec<(usize, Vec<Complex64>)> = prow
+            .par_iter()
+            .map(|&r| {
+                let s = sign[r];
+                let [um, vm, wm] = b.uvw_m[r];
+                let mut wu = [0.0f64; MAX_SUPPORT];
+                let mut wv = [0.0f64; MAX_SUPPORT];
+                let mut vals = vec![Complex64::new(0.0, 0.0); nchan];
+                for (c, &f) in b.freqs.iter().enumerate() {
+                    let lam = f / C_M_S;
+                    let (u, v, w) = (s * um * lam, s * vm * lam, s * wm * lam);
+                    let kw = k.phi((w - wp) / (dw * half));
+                    if kw == 0.0 {
+                        continue;
+                    }
+                    let q = u * u + v * v;
+                    if q < spec.uv_min_lambda.powi(2) || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda.powi(2)) {
+                        continue;
+                    }
+                    let fx = k.taps(centre - u * scale, &mut wu);
+                    let fy = k.taps(centre + v * scale, &mut wv);
+                    if fx < 0 || fy < 0 || fx as usize + support > ng || fy as usize + support > ng {
+                        continue;
+                    }
+                    let mut sum = Complex64::new(0.0, 0.0);
+                    for (ky, &kvy) in wv.iter().enumerate().take(support) {
+                        let base = (fy as usize + ky) * ng + fx as usize;
+                        let mut rs = Complex64::new(0.0, 0.0);
+                        for (kx, &kvx) in wu.iter().enumerate().take(support) {
+                            rs += g[base + kx] * kvx;
+                        }
+                        sum += rs * kvy;
+                    }
+                    vals[c] = sum * kw;
+                }
+                (r, vals)
+            })
+            .collect();
+        for (r, vals) in contrib {
+            for (c, v) in vals.into_iter().enumerate() {
+                acc[r * nchan + c] += v;
+            }
+        }
+    }
+    for &r in &rows {
+        for (c, &f) in b.freqs.iter().enumerate() {
+            let mut v = acc[r * nchan + c];
+            if sign[r] < 0.0 {
+                v = v.conj();
+            }
+            // Back to the data's phasing.
+            v *= Complex64::from_polar(1.0, std::f64::consts::TAU * b.dw_m[r] * f / C_M_S);
+            out[r * nchan + c] = Complex32::new(v.re as f32, v.im as f32);
+        }
+    }
+    out
+}
