@@ -102,11 +102,41 @@ pub struct ImagingConfig {
     pub uv_min_lambda: f64,
     /// Exclude baselines longer than this (wavelengths). 0 = no limit.
     pub uv_max_lambda: f64,
+    /// CLEAN: total minor-cycle iterations (0 = dirty images only), loop gain, major-cycle
+    /// gain (a major cycle starts when the peak fell by this fraction), absolute threshold
+    /// (Jy/beam), auto-threshold and auto-mask (robust sigmas of the residual; 0 = off),
+    /// the PSF patch half-size subtracted per component (pixels), and a cap on major cycles.
+    pub niter: usize,
+    pub gain: f64,
+    pub mgain: f64,
+    pub threshold_jy: f64,
+    pub auto_threshold: f64,
+    pub auto_mask: f64,
+    pub psf_patch: usize,
+    pub max_major_cycles: usize,
+    /// Primary-beam correction down to this fraction of the beam peak.
+    pub pblimit: f64,
 }
 
 impl Default for ImagingConfig {
     fn default() -> Self {
-        ImagingConfig { npix: 2400, cell_arcsec: 6.0, epsilon: 1e-4, groups_per_image: 1, uv_min_lambda: 0.0, uv_max_lambda: 0.0 }
+        ImagingConfig {
+            npix: 2400,
+            cell_arcsec: 6.0,
+            epsilon: 1e-4,
+            groups_per_image: 1,
+            uv_min_lambda: 0.0,
+            uv_max_lambda: 0.0,
+            niter: 1000,
+            gain: 0.1,
+            mgain: 0.8,
+            threshold_jy: 0.0,
+            auto_threshold: 3.0,
+            auto_mask: 0.0,
+            psf_patch: 256,
+            max_major_cycles: 10,
+            pblimit: 0.2,
+        }
     }
 }
 

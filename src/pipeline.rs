@@ -8,7 +8,8 @@
 use crate::comm::Comm;
 use crate::config::Config;
 use crate::convert::load_group;
-use crate::imaging::{grid_group, GridPair, GridSpec};
+use crate::imaging::deconvolve::{clean_image, HeldGroup};
+use crate::imaging::{GridPair, GridSpec};
 use crate::plan::{make_plan, Plan};
 use crate::primitives::iers::EarthOrientation;
 use crate::primitives::time::jd_to_iso;
@@ -45,6 +46,12 @@ pub struct ImageReport {
     pub groups_used: usize,
     pub peak_jy: f64,
     pub error: Option<String>,
+    /// Restoring beam: BMAJ, BMIN (deg), BPA (deg east of north).
+    pub beam_deg: Option<[f64; 3]>,
+    pub clean_iterations: usize,
+    pub major_cycles: usize,
+    /// Robust rms of the residual image.
+    pub residual_rms_jy: f64,
 }
 
 /// The run summary written as `summary.json` by rank 0.
@@ -189,6 +196,8 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     for (ii, image) in plan.images.iter().enumerate() {
         let mine: Vec<usize> = image.groups.iter().copied().filter(|&g| plan.groups[g].rank == comm.rank()).collect();
         let mut grids: Option<GridPair> = None;
+        let mut held: Vec<HeldGroup> = Vec::new();
+        let clean_on = cfg.imaging.niter > 0;
         let mut n_ok = 0usize;
         let mut meta_freqs: (f64, f64) = (f64::INFINITY, 0.0);
         for gi in mine {
@@ -243,13 +252,16 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                         add_time(&mut report, "calibrate_apply", t);
                     }
                     let t = Instant::now();
-                    let grid = grids.get_or_insert_with(|| GridPair::new(spec));
-                    grid_group(grid, &vis, image.centre, &eop);
-                    add_time(&mut report, "grid", t);
                     n_ok += 1;
                     let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
                     meta_freqs = (meta_freqs.0.min(vis.freqs[0]), meta_freqs.1.max(*vis.freqs.last().unwrap_or(&0.0)));
                     report.groups.push(GroupReport { id: g.id.clone(), ok: true, error: None, n_vis: vis.vis.len(), flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64, flags: Some(fsum) });
+                    let h = HeldGroup::new(vis, image.centre, &eop);
+                    h.grid(grids.get_or_insert_with(|| GridPair::new(spec)));
+                    if clean_on {
+                        held.push(h);
+                    }
+                    add_time(&mut report, "grid", t);
                     log::info!("rank {}: group {} gridded for image {}", comm.rank(), g.id, image.name);
                 }
                 Err(e) => {
@@ -283,15 +295,44 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             (grids, n_ok, meta_freqs)
         };
         add_time(&mut report, "reduce", t);
+        let distributed = image.needs_reduce(&plan);
+        let params = crate::imaging::clean::CleanParams {
+            niter: cfg.imaging.niter,
+            gain: cfg.imaging.gain,
+            mgain: cfg.imaging.mgain,
+            threshold_jy: cfg.imaging.threshold_jy,
+            auto_threshold: cfg.imaging.auto_threshold,
+            auto_mask: cfg.imaging.auto_mask,
+            psf_patch: cfg.imaging.psf_patch,
+        };
         if comm.rank() != image.owner {
+            if distributed && clean_on {
+                let t = Instant::now();
+                clean_image(comm, image.owner, true, &spec, &params, cfg.imaging.max_major_cycles, &mut held, None);
+                add_time(&mut report, "clean", t);
+            }
             continue;
         }
         let t = Instant::now();
-        let mut rep = ImageReport { name: image.name.clone(), products: vec![], groups_used: n_ok, peak_jy: 0.0, error: None };
-        match grids.and_then(GridPair::finish) {
+        let mut rep = ImageReport { name: image.name.clone(), products: vec![], groups_used: n_ok, peak_jy: 0.0, error: None, beam_deg: None, clean_iterations: 0, major_cycles: 0, residual_rms_jy: 0.0 };
+        let images = grids.and_then(GridPair::finish_f64);
+        let cleaned = if clean_on && (distributed || images.is_some()) {
+            let tc = Instant::now();
+            let out = clean_image(comm, image.owner, distributed, &spec, &params, cfg.imaging.max_major_cycles, &mut held, images.clone());
+            add_time(&mut report, "clean", tc);
+            out
+        } else {
+            None
+        };
+        let site = held.first().map(|h| h.vis.site);
+        drop(held);
+        match images {
             None => rep.error = Some("no group of this image could be gridded".into()),
             Some((dirty, psf)) => {
-                rep.peak_jy = dirty.iter().fold(0f32, |a, &b| a.max(b)) as f64;
+                rep.peak_jy = dirty.iter().fold(0f64, |a, &b| a.max(b));
+                let beam = crate::imaging::clean::fit_beam(&psf, spec.n_image);
+                let cell = cfg.imaging.cell_arcsec / 3600.0;
+                rep.beam_deg = Some([beam.major_px * cell, beam.minor_px * cell, beam.pa_deg]);
                 let first = &plan.groups[image.groups[0]];
                 let meta = |bunit: &'static str| ImageMeta {
                     ra_deg: image.centre.ra_rad.to_degrees(),
@@ -302,14 +343,37 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     date_obs: jd_to_iso(first.times_jd[0], 3),
                     bunit,
                     object: image.name.clone(),
+                    beam_deg: Some([beam.major_px * cell, beam.minor_px * cell, beam.pa_deg]),
                     history: vec![
                         format!("contimg run: npix={} cell={}arcsec eps={:e}", cfg.imaging.npix, cfg.imaging.cell_arcsec, cfg.imaging.epsilon),
                         format!("weighting=natural groups={} ranks={}", n_ok, plan.n_ranks),
+                        format!("clean: niter={} gain={} mgain={} threshold={}Jy", cfg.imaging.niter, cfg.imaging.gain, cfg.imaging.mgain, cfg.imaging.threshold_jy),
+                        format!("auto_threshold={} auto_mask={} pblimit={}", cfg.imaging.auto_threshold, cfg.imaging.auto_mask, cfg.imaging.pblimit),
                     ],
                 };
-                for (kind, data, unit) in [("dirty", &dirty, "JY/BEAM"), ("psf", &psf, "")] {
+                let mut products: Vec<(&str, Vec<f64>, &'static str)> = vec![("dirty", dirty, "JY/BEAM"), ("psf", psf, "")];
+                if let Some(c) = cleaned {
+                    rep.clean_iterations = c.iterations;
+                    rep.major_cycles = c.major_cycles;
+                    let restored = crate::imaging::clean::restore(&c.model, &c.residual, spec.n_image, &beam);
+                    rep.residual_rms_jy = crate::primitives::stats::median_and_mad_sigma(&c.residual).map(|x| x.1).unwrap_or(0.0);
+                    if let Some(site) = site {
+                        let first_g = &plan.groups[image.groups[0]];
+                        let times: Vec<f64> = image.groups.iter().flat_map(|&g| plan.groups[g].times_jd.clone()).collect();
+                        let fr: Vec<f64> = (0..8).map(|k| freqs.0 + (freqs.1 - freqs.0) * k as f64 / 7.0).collect();
+                        let pb = crate::imaging::pb::primary_beam(&spec, image.centre, &times, first_g.pointing_dec_rad, &site, &eop, &fr, crate::simulate::DISH_DIAMETER_M);
+                        let pbcor: Vec<f64> = restored.iter().zip(&pb).map(|(r, p)| if *p >= cfg.imaging.pblimit { r / p } else { f64::NAN }).collect();
+                        products.push(("pb", pb, ""));
+                        products.push(("pbcor", pbcor, "JY/BEAM"));
+                    }
+                    products.push(("model", c.model, "JY/PIXEL"));
+                    products.push(("residual", c.residual, "JY/BEAM"));
+                    products.push(("restored", restored, "JY/BEAM"));
+                }
+                for (kind, data, unit) in &products {
                     let path = images_dir.join(format!("{}.{kind}.fits", image.name));
-                    match write_fits_image(&path, spec.n_image, data, &meta(unit)) {
+                    let data32: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+                    match write_fits_image(&path, spec.n_image, &data32, &meta(unit)) {
                         Ok(()) => rep.products.push(path),
                         Err(e) => rep.error = Some(e.to_string()),
                     }

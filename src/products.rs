@@ -42,6 +42,8 @@ pub struct ImageMeta {
     pub date_obs: String,
     pub bunit: &'static str,
     pub object: String,
+    /// Restoring beam (BMAJ, BMIN in deg, BPA in deg).
+    pub beam_deg: Option<[f64; 3]>,
     pub history: Vec<String>,
 }
 
@@ -80,6 +82,11 @@ pub fn write_fits_image(path: &Path, n: usize, data: &[f32], m: &ImageMeta) -> R
             hdu.write_key(&mut f, k, v).map_err(ferr)?;
         }
         hdu.write_key(&mut f, "EQUINOX", 2000.0).map_err(ferr)?;
+        if let Some([bmaj, bmin, bpa]) = m.beam_deg {
+            hdu.write_key(&mut f, "BMAJ", bmaj).map_err(ferr)?;
+            hdu.write_key(&mut f, "BMIN", bmin).map_err(ferr)?;
+            hdu.write_key(&mut f, "BPA", bpa).map_err(ferr)?;
+        }
         hdu.write_key(&mut f, "RADESYS", "ICRS").map_err(ferr)?;
         hdu.write_key(&mut f, "SPECSYS", "TOPOCENT").map_err(ferr)?;
         hdu.write_key(&mut f, "BUNIT", m.bunit).map_err(ferr)?;

@@ -59,7 +59,7 @@ fn compare_over_ranks(groups_per_image: usize, expect_images: usize) {
         assert_eq!(summary["n_ranks"], n);
         assert_eq!(summary["complete"], true);
         let imgs = images(&out);
-        assert_eq!(imgs.len(), 2 * expect_images, "{imgs:?}");
+        assert_eq!(imgs.len(), 7 * expect_images, "{imgs:?}");
         results.push(imgs.iter().map(|p| read_fits(p).data).collect());
     }
     for (n, r) in results.iter().enumerate().skip(1) {
@@ -117,7 +117,7 @@ fn bad_groups_are_skipped_and_the_night_completes() {
     assert!(skipped.contains("missing sb01") && skipped.contains("unreadable"), "{skipped}");
     let bad = s["bad_files"].to_string();
     assert!(bad.contains(files[3].file_name().unwrap().to_str().unwrap()), "{bad}");
-    assert_eq!(images(&d.join("out")).len(), 2);
+    assert_eq!(images(&d.join("out")).len(), 7);
 }
 
 #[test]

@@ -80,6 +80,8 @@ pub struct GridPair {
     pub dirty: Vec<f64>,
     pub psf: Vec<f64>,
     pub sum_w: f64,
+    /// Whether the PSF is gridded too (not needed for CLEAN's residual images).
+    pub with_psf: bool,
 }
 
 /// Number of grid rows per strip (>= kernel support so a visibility touches <= 2 strips).
@@ -91,7 +93,12 @@ fn strip_rows(spec: &GridSpec) -> usize {
 impl GridPair {
     pub fn new(spec: GridSpec) -> Self {
         let n = spec.n_image * spec.n_image;
-        GridPair { spec, dirty: vec![0.0; n], psf: vec![0.0; n], sum_w: 0.0 }
+        GridPair { spec, dirty: vec![0.0; n], psf: vec![0.0; n], sum_w: 0.0, with_psf: true }
+    }
+
+    /// Accumulates the dirty image only (residuals of major cycles).
+    pub fn without_psf(spec: GridSpec) -> Self {
+        GridPair { with_psf: false, ..Self::new(spec) }
     }
 
     /// Grids a block of visibilities, w-stacked, into the images.
@@ -132,8 +139,11 @@ impl GridPair {
             plane.iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
             plane_psf.iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
             let wk = |w: f64| spec.kernel.phi((w - wp) / (dw * half));
-            grid_plane(&spec, b, &rows, &sign, &mut plane, &mut plane_psf, wk);
-            for (grid, img) in [(&mut plane, &mut block_dirty), (&mut plane_psf, &mut block_psf)] {
+            grid_plane(&spec, b, &rows, &sign, &mut plane, &mut plane_psf, wk, self.with_psf);
+            for (k, (grid, img)) in [(&mut plane, &mut block_dirty), (&mut plane_psf, &mut block_psf)].into_iter().enumerate() {
+                if k == 1 && !self.with_psf {
+                    continue;
+                }
                 centred_fft2_forward(grid, spec.n_grid);
                 let off = (spec.n_grid - n) / 2;
                 let ng = spec.n_grid;
@@ -182,12 +192,18 @@ impl GridPair {
     pub fn from_buffer(spec: GridSpec, buf: &[f64]) -> Self {
         let n = spec.n_image * spec.n_image;
         assert_eq!(buf.len(), 2 * n + 1, "image buffer size");
-        GridPair { spec, dirty: buf[..n].to_vec(), psf: buf[n..2 * n].to_vec(), sum_w: buf[2 * n] }
+        GridPair { spec, dirty: buf[..n].to_vec(), psf: buf[n..2 * n].to_vec(), sum_w: buf[2 * n], with_psf: true }
     }
 
     /// Normalises and uv-corrects: (dirty, psf) images, row-major (y, x), the PSF peaking
     /// at 1. None if nothing was gridded.
     pub fn finish(self) -> Option<(Vec<f32>, Vec<f32>)> {
+        let (d, p) = self.finish_f64()?;
+        Some((d.iter().map(|&x| x as f32).collect(), p.iter().map(|&x| x as f32).collect()))
+    }
+
+    /// As `finish`, in f64.
+    pub fn finish_f64(self) -> Option<(Vec<f64>, Vec<f64>)> {
         if self.sum_w <= 0.0 {
             return None;
         }
@@ -198,11 +214,11 @@ impl GridPair {
         let corr: Vec<f64> = k.correction(spec.n_image, spec.n_grid).iter().map(|c| c * norm0).collect();
         let norm = 1.0 / (self.sum_w * norm0 * norm0);
         let n = spec.n_image;
-        let f = |img: &[f64]| -> Vec<f32> {
-            let mut out = vec![0f32; n * n];
+        let f = |img: &[f64]| -> Vec<f64> {
+            let mut out = vec![0f64; n * n];
             out.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
                 for (x, px) in row.iter_mut().enumerate() {
-                    *px = (img[y * n + x] * norm * corr[x] * corr[y]) as f32;
+                    *px = img[y * n + x] * norm * corr[x] * corr[y];
                 }
             });
             out
@@ -254,6 +270,7 @@ fn grid_plane(
     plane: &mut [Complex64],
     plane_psf: &mut [Complex64],
     wkernel: impl Fn(f64) -> f64 + Sync,
+    with_psf: bool,
 ) {
     let ng = spec.n_grid;
     let nchan = b.freqs.len();
@@ -340,7 +357,9 @@ fn grid_plane(
                         for kx in 0..w {
                             let k = kvy * wu[kx];
                             drow[kx] += val * k;
-                            prow[kx].re += pw * k;
+                            if with_psf {
+                                prow[kx].re += pw * k;
+                            }
                         }
                     }
                 }

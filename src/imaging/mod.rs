@@ -1,7 +1,10 @@
 //! Imaging: rephase each integration to the image centre, grid, FFT. This first path makes
 //! naturally weighted dirty images and PSFs.
 
+pub mod clean;
+pub mod deconvolve;
 pub mod degridder;
+pub mod pb;
 pub mod gridder;
 
 pub use gridder::{GridPair, GridSpec, VisBlock};

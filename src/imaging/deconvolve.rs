@@ -1,0 +1,133 @@
+//! Distributed CLEAN for one image: the owner rank runs the minor cycles; in each major
+//! cycle every contributing rank degrids the model increment for its own visibilities,
+//! subtracts it in place and re-grids the residuals; the residual images are reduced to
+//! the owner. Every rank calls this for every image that needs a reduction (the plan says
+//! which), so collectives always match.
+
+use super::clean::{minor_cycle, CleanParams, CleanState};
+use super::degridder::degrid;
+use super::gridder::{GridPair, GridSpec, VisBlock};
+use super::{rephase_geometry, Centre};
+use crate::comm::Comm;
+use crate::convert::GroupVis;
+use crate::primitives::iers::EarthOrientation;
+use num_complex::Complex32;
+use rayon::prelude::*;
+
+/// A group kept in memory for the major cycles, with its geometry for the image centre.
+pub struct HeldGroup {
+    pub vis: GroupVis,
+    uvw: Vec<[f64; 3]>,
+    dw: Vec<f64>,
+    use_row: Vec<bool>,
+}
+
+impl HeldGroup {
+    pub fn new(vis: GroupVis, centre: Centre, eop: &EarthOrientation) -> Self {
+        let (uvw, dw) = rephase_geometry(&vis, centre, eop);
+        let nt = vis.n_times();
+        let use_row = (0..uvw.len()).map(|r| vis.baselines[r / nt].0 != vis.baselines[r / nt].1).collect();
+        HeldGroup { vis, uvw, dw, use_row }
+    }
+
+    fn block(&self) -> VisBlock<'_> {
+        VisBlock { freqs: &self.vis.freqs, npol: self.vis.npol, uvw_m: &self.uvw, dw_m: &self.dw, vis: &self.vis.vis, weight: &self.vis.weight, use_row: &self.use_row }
+    }
+
+    pub fn grid(&self, grids: &mut GridPair) {
+        grids.add(&self.block());
+    }
+
+    /// Subtracts the model image's visibilities (Stokes I, both polarizations).
+    fn subtract(&mut self, spec: &GridSpec, model: &[f64]) {
+        let m = degrid(spec, model, &self.block());
+        let (nc, np) = (self.vis.n_chan(), self.vis.npol);
+        self.vis.vis.par_chunks_mut(nc * np).enumerate().for_each(|(r, row)| {
+            for c in 0..nc {
+                let mv: Complex32 = m[r * nc + c];
+                for p in 0..np {
+                    row[c * np + p] -= mv;
+                }
+            }
+        });
+    }
+}
+
+pub struct CleanOutcome {
+    pub model: Vec<f64>,
+    pub residual: Vec<f64>,
+    pub iterations: usize,
+    pub major_cycles: usize,
+}
+
+fn f64_bytes(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn bytes_f64(b: &[u8]) -> Vec<f64> {
+    b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+}
+
+/// Runs CLEAN. `start` is the owner's (dirty, psf) in f64 (None elsewhere). Returns the
+/// outcome on the owner.
+#[allow(clippy::too_many_arguments)]
+pub fn clean_image(
+    comm: &dyn Comm,
+    owner: usize,
+    distributed: bool,
+    spec: &GridSpec,
+    params: &CleanParams,
+    max_major: usize,
+    held: &mut [HeldGroup],
+    start: Option<(Vec<f64>, Vec<f64>)>,
+) -> Option<CleanOutcome> {
+    let n = spec.n_image;
+    let is_owner = comm.rank() == owner;
+    let (mut residual, psf) = match start {
+        Some((d, p)) => (d, p),
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut model = if is_owner { vec![0.0; n * n] } else { Vec::new() };
+    let mut state = CleanState { iterations: 0, mask: None, finished: false };
+    let mut majors = 0;
+    loop {
+        // Owner: minor cycles, then the decision and the model increment.
+        let mut delta = vec![0.0; n * n];
+        let mut go = false;
+        if is_owner && !residual.is_empty() && !state.finished && majors < max_major && params.niter > 0 {
+            minor_cycle(&mut residual, &psf, n, params, &mut state, &mut model, &mut delta);
+            go = delta.iter().any(|&x| x != 0.0);
+        }
+        if distributed {
+            let mut msg = if is_owner { let mut m = vec![u8::from(go)]; if go { m.extend(f64_bytes(&delta)); } m } else { Vec::new() };
+            comm.broadcast_bytes(owner, &mut msg);
+            go = msg.first() == Some(&1);
+            if go && !is_owner {
+                delta = bytes_f64(&msg[1..]);
+            }
+        }
+        if !go {
+            break;
+        }
+        majors += 1;
+        // Every contributor: subtract the increment, re-grid the residuals.
+        let mut grids = GridPair::without_psf(*spec);
+        for h in held.iter_mut() {
+            h.subtract(spec, &delta);
+            h.grid(&mut grids);
+        }
+        let grids = if distributed {
+            let mut buf = grids.to_buffer();
+            comm.reduce_sum_f64(owner, &mut buf);
+            if is_owner { Some(GridPair::from_buffer(*spec, &buf)) } else { None }
+        } else {
+            Some(grids)
+        };
+        if is_owner {
+            if let Some((r, _)) = grids.and_then(GridPair::finish_f64) {
+                residual = r;
+            }
+        }
+    }
+    is_owner.then_some(CleanOutcome { model, residual, iterations: state.iterations, major_cycles: majors })
+}
