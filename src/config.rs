@@ -477,6 +477,12 @@ impl Config {
         if !(im.epsilon >= 1e-14 && im.epsilon <= 0.1) {
             return bad("imaging.epsilon", format!("{} must be in [1e-14, 0.1]", im.epsilon));
         }
+        if !(im.gain > 0.0 && im.gain <= 1.0 && im.mgain > 0.0 && im.mgain <= 1.0 && im.threshold_jy >= 0.0 && im.auto_threshold >= 0.0 && im.auto_mask >= 0.0) {
+            return bad("imaging.gain", "gain and mgain in (0, 1], thresholds >= 0".into());
+        }
+        if !(im.pblimit > 0.0 && im.pblimit < 1.0) {
+            return bad("imaging.pblimit", format!("{} must be in (0, 1)", im.pblimit));
+        }
         if im.groups_per_image == 0 {
             return bad("imaging.groups_per_image", "must be at least 1".into());
         }

@@ -39,10 +39,18 @@ pub fn minor_cycle(residual: &mut [f64], psf: &[f64], n: usize, p: &CleanParams,
         state.mask = Some(residual.iter().map(|&v| v.abs() > lim).collect());
     }
     let stop_abs = p.threshold_jy.max(p.auto_threshold * sigma);
+    // Components only in the inner window: the outer eighth on each side is where the grid
+    // correction amplifies aliasing and where truncated PSF patches stop being
+    // positive-definite (Hogbom then diverges).
+    let border = n / 8;
+    let inner = |i: usize| {
+        let (x, y) = (i % n, i / n);
+        x >= border && y >= border && x < n - border && y < n - border
+    };
     let peak_of = |r: &[f64], mask: &Option<Vec<bool>>| -> (usize, f64) {
         r.par_iter()
             .enumerate()
-            .filter(|(i, _)| mask.as_ref().is_none_or(|m| m[*i]))
+            .filter(|(i, _)| inner(*i) && mask.as_ref().is_none_or(|m| m[*i]))
             .map(|(i, &v)| (i, v))
             .reduce(|| (0, 0.0), |a, b| if b.1.abs() > a.1.abs() { b } else { a })
     };
@@ -55,6 +63,11 @@ pub fn minor_cycle(residual: &mut [f64], psf: &[f64], n: usize, p: &CleanParams,
         let (i, v) = peak_of(residual, &state.mask);
         last = v.abs();
         if last <= stop || last == 0.0 {
+            break;
+        }
+        if last > 1.05 * start.abs() {
+            // Divergence guard: let a major cycle correct the residual.
+            log::warn!("clean: residual peak grew from {:.4} to {last:.4} in a minor cycle; starting a major cycle", start.abs());
             break;
         }
         let f = p.gain * v;

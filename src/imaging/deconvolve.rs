@@ -95,8 +95,10 @@ pub fn clean_image(
         let mut delta = vec![0.0; n * n];
         let mut go = false;
         if is_owner && !residual.is_empty() && !state.finished && majors < max_major && params.niter > 0 {
-            minor_cycle(&mut residual, &psf, n, params, &mut state, &mut model, &mut delta);
+            let before = residual.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
+            let reached = minor_cycle(&mut residual, &psf, n, params, &mut state, &mut model, &mut delta);
             go = delta.iter().any(|&x| x != 0.0);
+            log::info!("clean major cycle {}: peak {before:.4} -> {reached:.4} Jy/beam after {} iterations", majors + 1, state.iterations);
         }
         if distributed {
             let mut msg = if is_owner { let mut m = vec![u8::from(go)]; if go { m.extend(f64_bytes(&delta)); } m } else { Vec::new() };
