@@ -7,14 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N_GROUPS=${N_GROUPS:-1}; RANKS=${RANKS:-1}; NPIX=${NPIX:-2400}; CELL=${CELL:-6.0}
-N_ANT=${N_ANT:-96}; N_CHAN=${N_CHAN:-48}
+N_ANT=${N_ANT:-96}; N_CHAN=${N_CHAN:-48}; NITER=${NITER:-1000}
 WORK=${WORK:-$(mktemp -d)}; mkdir -p "$WORK"
 cargo build --release --quiet
 cat > "$WORK/bench.yaml" <<YAML
 station_table: configs/dsa110/DSA110_Station_Coordinates.csv
 input: {dir: $WORK/night}
 output: {dir: $WORK/out}
-imaging: {npix: $NPIX, cell_arcsec: $CELL, epsilon: 1.0e-4}
+imaging: {npix: $NPIX, cell_arcsec: $CELL, epsilon: 1.0e-4, niter: $NITER}
+calibration: {enabled: false}
 simulate: {n_groups: $N_GROUPS, n_antennas: $N_ANT, n_channels: $N_CHAN, n_random_sources: 5}
 YAML
 [ -d "$WORK/night" ] || ./target/release/contimg simulate --config "$WORK/bench.yaml" --out "$WORK/night"
