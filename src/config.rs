@@ -102,6 +102,10 @@ pub struct ImagingConfig {
     pub uv_min_lambda: f64,
     /// Exclude baselines longer than this (wavelengths). 0 = no limit.
     pub uv_max_lambda: f64,
+    /// natural | uniform | briggs (the density is combined over all groups and ranks of an
+    /// image), and Briggs' robust parameter (-2 ~ uniform, +2 ~ natural).
+    pub weighting: crate::imaging::weighting::Weighting,
+    pub robust: f64,
     /// CLEAN: total minor-cycle iterations (0 = dirty images only), loop gain, major-cycle
     /// gain (a major cycle starts when the peak fell by this fraction), absolute threshold
     /// (Jy/beam), auto-threshold and auto-mask (robust sigmas of the residual; 0 = off),
@@ -127,6 +131,8 @@ impl Default for ImagingConfig {
             groups_per_image: 1,
             uv_min_lambda: 0.0,
             uv_max_lambda: 0.0,
+            weighting: crate::imaging::weighting::Weighting::Natural,
+            robust: 0.0,
             niter: 1000,
             gain: 0.1,
             mgain: 0.8,

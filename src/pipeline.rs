@@ -256,11 +256,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
                     meta_freqs = (meta_freqs.0.min(vis.freqs[0]), meta_freqs.1.max(*vis.freqs.last().unwrap_or(&0.0)));
                     report.groups.push(GroupReport { id: g.id.clone(), ok: true, error: None, n_vis: vis.vis.len(), flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64, flags: Some(fsum) });
-                    let h = HeldGroup::new(vis, image.centre, &eop);
-                    h.grid(grids.get_or_insert_with(|| GridPair::new(spec)));
-                    if clean_on {
-                        held.push(h);
-                    }
+                    held.push(HeldGroup::new(vis, image.centre, &eop));
                     add_time(&mut report, "grid", t);
                     log::info!("rank {}: group {} gridded for image {}", comm.rank(), g.id, image.name);
                 }
@@ -271,6 +267,30 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                 }
             }
         }
+        // Weighting: the uv density from every group of the image (summed over ranks when the
+        // image is spread, so the weights do not depend on the rank count), then gridding.
+        let t = Instant::now();
+        let scheme = cfg.imaging.weighting;
+        if scheme != crate::imaging::weighting::Weighting::Natural {
+            let mut density = vec![0.0; spec.n_grid * spec.n_grid];
+            for h in &held {
+                h.add_density(&spec, &mut density);
+            }
+            if image.needs_reduce(&plan) {
+                comm.all_reduce_sum_f64(&mut density);
+            }
+            let f2 = crate::imaging::weighting::briggs_f2(&density, cfg.imaging.robust);
+            for h in held.iter_mut() {
+                h.reweight(&spec, scheme, f2, &density);
+            }
+        }
+        for h in &held {
+            h.grid(grids.get_or_insert_with(|| GridPair::new(spec)));
+        }
+        if !clean_on {
+            held.clear();
+        }
+        add_time(&mut report, "grid", t);
         // Reduce over ranks when the image is spread; buffer = grids, weight sum, groups
         // used, frequency range (min via negation trick is avoided: sum of per-rank values).
         let t = Instant::now();
@@ -346,7 +366,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     beam_deg: Some([beam.major_px * cell, beam.minor_px * cell, beam.pa_deg]),
                     history: vec![
                         format!("contimg run: npix={} cell={}arcsec eps={:e}", cfg.imaging.npix, cfg.imaging.cell_arcsec, cfg.imaging.epsilon),
-                        format!("weighting=natural groups={} ranks={}", n_ok, plan.n_ranks),
+                        format!("weighting={:?} robust={} groups={} ranks={}", cfg.imaging.weighting, cfg.imaging.robust, n_ok, plan.n_ranks),
                         format!("clean: niter={} gain={} mgain={} threshold={}Jy", cfg.imaging.niter, cfg.imaging.gain, cfg.imaging.mgain, cfg.imaging.threshold_jy),
                         format!("auto_threshold={} auto_mask={} pblimit={}", cfg.imaging.auto_threshold, cfg.imaging.auto_mask, cfg.imaging.pblimit),
                     ],

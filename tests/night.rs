@@ -31,8 +31,10 @@ fn images(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn night(dir: &Path, groups_per_image: usize) -> PathBuf {
+fn night_weighted(dir: &Path, groups_per_image: usize, weighting: contimg::imaging::weighting::Weighting) -> PathBuf {
     let mut c = small_config(dir);
+    c.imaging.weighting = weighting;
+    c.imaging.robust = 0.0;
     c.simulate.n_groups = 3;
     c.simulate.noise.enabled = true;
     c.simulate.gains.enabled = false;
@@ -47,9 +49,13 @@ fn night(dir: &Path, groups_per_image: usize) -> PathBuf {
 }
 
 fn compare_over_ranks(groups_per_image: usize, expect_images: usize) {
+    compare_over_ranks_weighted(groups_per_image, expect_images, contimg::imaging::weighting::Weighting::Natural)
+}
+
+fn compare_over_ranks_weighted(groups_per_image: usize, expect_images: usize, weighting: contimg::imaging::weighting::Weighting) {
     assert!(mpirun_available(), "mpirun is required (scripts/setup.sh installs OpenMPI)");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = night(dir.path(), groups_per_image);
+    let cfg = night_weighted(dir.path(), groups_per_image, weighting);
     let mut results: Vec<Vec<Vec<f32>>> = Vec::new();
     for n in [1, 2, 3] {
         let out = dir.path().join(format!("out{n}"));
@@ -80,6 +86,30 @@ fn tiles_identical_over_1_2_3_ranks() {
 #[test]
 fn joint_image_reduced_over_1_2_3_ranks() {
     compare_over_ranks(3, 1);
+}
+
+#[test]
+fn briggs_joint_image_independent_of_rank_count() {
+    compare_over_ranks_weighted(3, 1, contimg::imaging::weighting::Weighting::Briggs);
+}
+
+#[test]
+fn uniform_weighting_narrows_the_beam() {
+    use contimg::imaging::weighting::Weighting;
+    let mut area = Vec::new();
+    for w in [Weighting::Natural, Weighting::Briggs, Weighting::Uniform] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = night_weighted(dir.path(), 1, w);
+        let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(code, 0, "{text}");
+        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap()).unwrap();
+        let b = &s["images"][0]["beam_deg"];
+        let a = b[0].as_f64().unwrap() * b[1].as_f64().unwrap();
+        println!("{w:?}: beam {:.2}\" x {:.2}\"", b[0].as_f64().unwrap() * 3600.0, b[1].as_f64().unwrap() * 3600.0);
+        area.push(a);
+    }
+    // Beams are fitted on 30" pixels here: Briggs(0) may round to uniform's size.
+    assert!(area[1] < area[0] && area[2] <= area[1], "beam areas natural > briggs(0) >= uniform: {area:?}");
 }
 
 #[test]

@@ -34,6 +34,16 @@ impl HeldGroup {
         VisBlock { freqs: &self.vis.freqs, npol: self.vis.npol, uvw_m: &self.uvw, dw_m: &self.dw, vis: &self.vis.vis, weight: &self.vis.weight, use_row: &self.use_row }
     }
 
+    /// Adds this group's weights to a uv density grid (for uniform/Briggs weighting).
+    pub fn add_density(&self, spec: &GridSpec, density: &mut [f64]) {
+        super::weighting::accumulate_density(spec, density, &self.vis.freqs, self.vis.npol, &self.uvw, &self.vis.weight, &self.use_row);
+    }
+
+    /// Rescales the weights from the (rank-combined) density.
+    pub fn reweight(&mut self, spec: &GridSpec, scheme: super::weighting::Weighting, f2: f64, density: &[f64]) {
+        super::weighting::apply(spec, scheme, f2, density, &self.vis.freqs, self.vis.npol, &self.uvw, &mut self.vis.weight, &self.use_row);
+    }
+
     pub fn grid(&self, grids: &mut GridPair) {
         grids.add(&self.block());
     }

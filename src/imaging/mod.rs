@@ -5,6 +5,7 @@ pub mod clean;
 pub mod deconvolve;
 pub mod degridder;
 pub mod pb;
+pub mod weighting;
 pub mod gridder;
 
 pub use gridder::{GridPair, GridSpec, VisBlock};
