@@ -30,24 +30,26 @@ fn cell(spec: &GridSpec, u: f64, v: f64) -> Option<usize> {
     (gx >= 0 && gy >= 0 && gx < ng && gy < ng).then(|| (gy * ng + gx) as usize)
 }
 
-/// Adds a group's weights to the density grid (`n_grid^2` entries). `uvw_m` per row,
-/// `weight` per (row, channel, pol), rows where `use_row` is false skipped.
-pub fn accumulate_density(spec: &GridSpec, density: &mut [f64], freqs: &[f64], npol: usize, uvw_m: &[[f64; 3]], weight: &[f32], use_row: &[bool]) {
+/// Calls `f(first index of the (row, channel) weights, uv cell)` for every used row and
+/// channel that falls on the grid.
+fn for_each_cell(spec: &GridSpec, freqs: &[f64], npol: usize, uvw_m: &[[f64; 3]], use_row: &[bool], mut f: impl FnMut(usize, usize)) {
     let nc = freqs.len();
-    for (r, uvw) in uvw_m.iter().enumerate() {
-        if !use_row[r] {
-            continue;
-        }
-        for (c, &f) in freqs.iter().enumerate() {
-            let lam = f / C_M_S;
-            let w: f64 = weight[(r * nc + c) * npol..(r * nc + c + 1) * npol].iter().map(|&x| x as f64).sum();
-            if w > 0.0 {
-                if let Some(k) = cell(spec, uvw[0] * lam, uvw[1] * lam) {
-                    density[k] += w;
-                }
+    for (r, uvw) in uvw_m.iter().enumerate().filter(|(r, _)| use_row[*r]) {
+        for (c, &fr) in freqs.iter().enumerate() {
+            let lam = fr / C_M_S;
+            if let Some(k) = cell(spec, uvw[0] * lam, uvw[1] * lam) {
+                f((r * nc + c) * npol, k);
             }
         }
     }
+}
+
+/// Adds a group's weights to the density grid (`n_grid^2` entries). `uvw_m` per row,
+/// `weight` per (row, channel, pol), rows where `use_row` is false skipped.
+pub fn accumulate_density(spec: &GridSpec, density: &mut [f64], freqs: &[f64], npol: usize, uvw_m: &[[f64; 3]], weight: &[f32], use_row: &[bool]) {
+    for_each_cell(spec, freqs, npol, uvw_m, use_row, |i, k| {
+        density[k] += weight[i..i + npol].iter().map(|&x| x as f64).sum::<f64>();
+    });
 }
 
 /// The Briggs f^2 for robustness `robust` from the summed density: (5 10^-R)^2 / (sum d^2 / sum w).
@@ -65,26 +67,18 @@ pub fn apply(spec: &GridSpec, scheme: Weighting, f2: f64, density: &[f64], freqs
     if scheme == Weighting::Natural {
         return;
     }
-    let nc = freqs.len();
-    for (r, uvw) in uvw_m.iter().enumerate() {
-        if !use_row[r] {
-            continue;
+    for_each_cell(spec, freqs, npol, uvw_m, use_row, |i, k| {
+        let d = density[k];
+        if d <= 0.0 {
+            return;
         }
-        for (c, &f) in freqs.iter().enumerate() {
-            let lam = f / C_M_S;
-            let Some(k) = cell(spec, uvw[0] * lam, uvw[1] * lam) else { continue };
-            let d = density[k];
-            if d <= 0.0 {
-                continue;
-            }
-            let div = match scheme {
-                Weighting::Uniform => d,
-                Weighting::Briggs => 1.0 + f2 * d,
-                Weighting::Natural => 1.0,
-            };
-            for w in &mut weight[(r * nc + c) * npol..(r * nc + c + 1) * npol] {
-                *w = (*w as f64 / div) as f32;
-            }
+        let div = match scheme {
+            Weighting::Uniform => d,
+            Weighting::Briggs => 1.0 + f2 * d,
+            Weighting::Natural => 1.0,
+        };
+        for w in &mut weight[i..i + npol] {
+            *w = (*w as f64 / div) as f32;
         }
-    }
+    });
 }
