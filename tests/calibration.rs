@@ -9,7 +9,6 @@ use contimg::calibrate::table::CalTable;
 use contimg::simulate::Truth;
 use num_complex::Complex64;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn night_config(dir: &Path) -> contimg::config::Config {
     let mut c = small_config(dir);
@@ -142,16 +141,8 @@ fn solutions_agree_over_1_2_3_ranks() {
     let mut tables = Vec::new();
     for n in [1, 2, 3] {
         let out = dir.path().join(format!("out{n}"));
-        let o = Command::new("mpirun")
-            .args(["-n", &n.to_string(), "--oversubscribe", "--bind-to", "none"])
-            .arg(bin())
-            .args(["run", "--config", cfg.to_str().unwrap(), "--output", out.to_str().unwrap()])
-            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-            .env("RAYON_NUM_THREADS", "1")
-            .output()
-            .expect("mpirun");
-        assert!(o.status.success(), "{n} ranks: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        let (code, text) = run_mpi(n, &cfg, &out);
+        assert_eq!(code, 0, "{n} ranks: {text}");
         tables.push(cal_table(&out));
     }
     for (n, t) in tables.iter().enumerate().skip(1) {

@@ -11,20 +11,6 @@ fn mpirun_available() -> bool {
     Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
-fn run_mpi(n: usize, cfg: &Path, out: &Path) -> (i32, String) {
-    let o = Command::new("mpirun")
-        .args(["-n", &n.to_string(), "--oversubscribe", "--bind-to", "none"])
-        .arg(bin())
-        .args(["run", "--config", cfg.to_str().unwrap(), "--output", out.to_str().unwrap()])
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .env("RAYON_NUM_THREADS", "1")
-        .output()
-        .expect("mpirun");
-    (o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
-}
-
 fn images(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("images")).unwrap().map(|e| e.unwrap().path()).collect();
     v.sort();

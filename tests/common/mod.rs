@@ -138,3 +138,18 @@ impl Fits {
         (bx as f64 + dx, by as f64 + dy, v)
     }
 }
+
+/// Runs `contimg run --config cfg --output out` under `mpirun -n n` (one thread per rank).
+pub fn run_mpi(n: usize, cfg: &Path, out: &Path) -> (i32, String) {
+    no_hdf5_locking();
+    let o = Command::new("mpirun")
+        .args(["-n", &n.to_string(), "--oversubscribe", "--bind-to", "none"])
+        .arg(bin())
+        .args(["run", "--config", cfg.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("mpirun");
+    (o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
