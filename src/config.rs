@@ -122,6 +122,21 @@ pub struct ImagingConfig {
     pub pblimit: f64,
 }
 
+impl ImagingConfig {
+    /// The CLEAN minor-cycle parameters these options describe.
+    pub fn clean_params(&self) -> crate::imaging::clean::CleanParams {
+        crate::imaging::clean::CleanParams {
+            niter: self.niter,
+            gain: self.gain,
+            mgain: self.mgain,
+            threshold_jy: self.threshold_jy,
+            auto_threshold: self.auto_threshold,
+            auto_mask: self.auto_mask,
+            psf_patch: self.psf_patch,
+        }
+    }
+}
+
 impl Default for ImagingConfig {
     fn default() -> Self {
         ImagingConfig {

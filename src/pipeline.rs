@@ -257,7 +257,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     meta_freqs = (meta_freqs.0.min(vis.freqs[0]), meta_freqs.1.max(*vis.freqs.last().unwrap_or(&0.0)));
                     report.groups.push(GroupReport { id: g.id.clone(), ok: true, error: None, n_vis: vis.vis.len(), flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64, flags: Some(fsum) });
                     held.push(HeldGroup::new(vis, image.centre, &eop));
-                    add_time(&mut report, "grid", t);
+                    add_time(&mut report, "rephase_geometry", t);
                     log::info!("rank {}: group {} gridded for image {}", comm.rank(), g.id, image.name);
                 }
                 Err(e) => {
@@ -291,8 +291,8 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             held.clear();
         }
         add_time(&mut report, "grid", t);
-        // Reduce over ranks when the image is spread; buffer = grids, weight sum, groups
-        // used, frequency range (min via negation trick is avoided: sum of per-rank values).
+        // Reduce over ranks when the image is spread: the images and weight sum plus the
+        // number of groups used (summed), and each rank's frequency range (gathered).
         let t = Instant::now();
         let (grids, n_ok, freqs) = if image.needs_reduce(&plan) {
             let mut buf = match &grids {
@@ -316,15 +316,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         };
         add_time(&mut report, "reduce", t);
         let distributed = image.needs_reduce(&plan);
-        let params = crate::imaging::clean::CleanParams {
-            niter: cfg.imaging.niter,
-            gain: cfg.imaging.gain,
-            mgain: cfg.imaging.mgain,
-            threshold_jy: cfg.imaging.threshold_jy,
-            auto_threshold: cfg.imaging.auto_threshold,
-            auto_mask: cfg.imaging.auto_mask,
-            psf_patch: cfg.imaging.psf_patch,
-        };
+        let params = cfg.imaging.clean_params();
         if comm.rank() != image.owner {
             if distributed && clean_on {
                 let t = Instant::now();
