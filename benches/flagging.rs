@@ -44,6 +44,7 @@ fn planes(n_bl: usize) -> GroupVis {
         pointing_dec_rad: 0.95,
         vis,
         weight: vec![1.0; n],
+        meta: Default::default(),
     }
 }
 

@@ -45,6 +45,7 @@ fn dsa110_group(n_chan: usize) -> (GroupVis, Centre) {
         pointing_dec_rad: dec,
         vis,
         weight: vec![1.0; n],
+        meta: Default::default(),
     };
     (g, Centre { ra_rad: ra, dec_rad: dec_c })
 }

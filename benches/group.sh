@@ -4,12 +4,13 @@
 # reporting groups per hour and the per-stage times from summary.json.
 #   bash benches/group.sh            # 1 group, 1 rank
 #   RANKS=2 N_GROUPS=2 bash benches/group.sh
+#   MS=1 bash benches/group.sh       # also times `contimg convert` (Measurement Set export)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N_GROUPS=${N_GROUPS:-1}; RANKS=${RANKS:-1}; NPIX=${NPIX:-2400}; CELL=${CELL:-6.0}
 N_ANT=${N_ANT:-96}; N_CHAN=${N_CHAN:-48}; NITER=${NITER:-1000}
 WORK=${WORK:-$(mktemp -d)}; mkdir -p "$WORK"
-cargo build --release --quiet
+if [ "${MS:-0}" = 1 ]; then cargo build --release --quiet --features ms; else cargo build --release --quiet; fi
 cat > "$WORK/bench.yaml" <<YAML
 station_table: configs/dsa110/DSA110_Station_Coordinates.csv
 input: {dir: $WORK/night}
@@ -32,4 +33,12 @@ print(f"groups {s['groups_ok']}/{n} ranks {s['n_ranks']} wall {wall:.1f} s -> {3
 for r in s["ranks"]:
     print(f"  rank {r['rank']}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["stage_s"].items()))
 PY
+if [ "${MS:-0}" = 1 ]; then
+  for spw in merged subbands; do
+    start=$(date +%s.%N)
+    ./target/release/contimg convert --config "$WORK/bench.yaml" --output "$WORK/ms-$spw" --spectral-windows $spw 2>>"$WORK/log" | tail -1
+    end=$(date +%s.%N)
+    echo "  convert ($spw windows): $(python3 -c "print(f'{$end - $start:.1f}')") s, MS size $(du -sh "$WORK/ms-$spw/ms" | cut -f1)"
+  done
+fi
 echo "work dir: $WORK"

@@ -5,7 +5,10 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need=()
-for p in libopenmpi-dev openmpi-bin libclang-dev libhdf5-dev libcfitsio-dev pkg-config; do
+# OpenMPI, HDF5, cfitsio and libclang (bindgen) build contimg; g++ builds the bundled
+# casacore of the `ms` feature; python3-venv and wsclean serve the Measurement Set checks.
+for p in libopenmpi-dev openmpi-bin libclang-dev libhdf5-dev libcfitsio-dev pkg-config g++ \
+         python3-venv wsclean; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

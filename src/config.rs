@@ -78,11 +78,13 @@ impl Default for InputConfig {
 pub struct OutputConfig {
     /// Output directory (created if needed): `images/`, `summary.json`.
     pub dir: PathBuf,
+    /// Measurement Set export (`contimg convert`, or with `run` when `write` is set).
+    pub ms: crate::ms::MsConfig,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { dir: PathBuf::from("out") }
+        OutputConfig { dir: PathBuf::from("out"), ms: Default::default() }
     }
 }
 
@@ -509,6 +511,9 @@ impl Config {
         }
         if im.uv_min_lambda < 0.0 || im.uv_max_lambda < 0.0 || (im.uv_max_lambda > 0.0 && im.uv_max_lambda <= im.uv_min_lambda) {
             return bad("imaging.uv_min_lambda", format!("uv range [{}, {}] is empty or negative", im.uv_min_lambda, im.uv_max_lambda));
+        }
+        if self.output.ms.write && !crate::ms::AVAILABLE {
+            return bad("output.ms.write", "this contimg was built without Measurement Set support (cargo build --release --features ms)".into());
         }
         if self.input.n_subbands == 0 || self.input.n_subbands > 16 {
             return bad("input.n_subbands", format!("{} must be 1..=16", self.input.n_subbands));

@@ -40,6 +40,26 @@ pub struct GroupVis {
     pub vis: Vec<Complex32>,
     /// nsamples, 0 where flagged.
     pub weight: Vec<f32>,
+    /// What the files said beyond the data (for exports such as Measurement Sets).
+    pub meta: GroupMeta,
+}
+
+/// Header facts carried along with a group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupMeta {
+    pub telescope_name: String,
+    /// Integration time (s).
+    pub integration_s: f64,
+    /// First channel (in the ascending axis) of each subband file's window, ascending.
+    pub window_starts: Vec<usize>,
+    /// Dish diameters (m) per antenna.
+    pub dish_diameter_m: Vec<f64>,
+}
+
+impl Default for GroupMeta {
+    fn default() -> Self {
+        GroupMeta { telescope_name: "DSA-110".into(), integration_s: 12.884901888, window_starts: vec![0], dish_diameter_m: vec![] }
+    }
 }
 
 impl GroupVis {
@@ -171,6 +191,14 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
             });
     }
     let times_jd: Vec<f64> = (0..nt).map(|t| first.time_array[t * nbl]).collect();
+    // A window starts wherever the source file changes along the ascending axis.
+    let window_starts = (0..all.len()).filter(|&i| i == 0 || all[i].1 != all[i - 1].1).collect();
+    let meta = GroupMeta {
+        telescope_name: first.telescope_name.clone(),
+        integration_s: first.integration_time.first().copied().unwrap_or(0.0),
+        window_starts,
+        dish_diameter_m: first.antenna_diameters.clone(),
+    };
     Ok(GroupVis {
         times_jd,
         freqs,
@@ -183,5 +211,6 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
         pointing_dec_rad: first.phase_center_dec,
         vis,
         weight,
+        meta,
     })
 }

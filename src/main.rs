@@ -37,6 +37,21 @@ enum Cmd {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Convert the night's groups to Measurement Sets (`<output>/ms/<group>.ms`), flagged
+    /// when flagging is enabled, rephased to each group's centre. Needs `--features ms`.
+    Convert {
+        #[arg(long)]
+        config: PathBuf,
+        /// Overrides `input.dir`.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Overrides `output.dir`.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Overrides `output.ms.spectral_windows`: merged | subbands.
+        #[arg(long, value_parser = ["merged", "subbands"])]
+        spectral_windows: Option<String>,
+    },
     /// Print a UVH5 file's header summary (validates it).
     Inspect { file: PathBuf },
 }
@@ -65,6 +80,28 @@ fn init_logging(rank: usize, size: usize) {
         writeln!(buf, "[{ts} {} rank {rank}/{size}] {}", rec.level(), rec.args())
     });
     let _ = b.try_init();
+}
+
+/// Every rank loads the config; agreement on success keeps ranks in step.
+fn load_on_all_ranks(comm: &dyn Comm, what: &str, config: &PathBuf, input: Option<PathBuf>, output: Option<PathBuf>) -> Option<Config> {
+    let cfg = Config::load(config).map(|mut c| {
+        if let Some(i) = input {
+            c.input.dir = i;
+        }
+        if let Some(o) = output {
+            c.output.dir = o;
+        }
+        c
+    });
+    if !comm.all_ok(cfg.is_ok()) {
+        if let Err(e) = &cfg {
+            eprintln!("contimg {what}: error: {e}");
+        } else {
+            eprintln!("contimg {what}: another rank could not load the config");
+        }
+        return None;
+    }
+    cfg.ok()
 }
 
 fn main() -> ExitCode {
@@ -109,28 +146,40 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Run { config, input, output } => {
+        Cmd::Convert { config, input, output, spectral_windows } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
-            // Every rank loads the config; agreement on success keeps ranks in step.
-            let cfg = Config::load(&config).map(|mut c| {
-                if let Some(i) = input {
-                    c.input.dir = i;
-                }
-                if let Some(o) = output {
-                    c.output.dir = o;
-                }
-                c
-            });
-            if !comm.all_ok(cfg.is_ok()) {
-                if let Err(e) = &cfg {
-                    eprintln!("contimg run: error: {e}");
-                } else {
-                    eprintln!("contimg run: another rank could not load the config");
+            let Some(mut cfg) = load_on_all_ranks(comm.as_ref(), "convert", &config, input, output) else {
+                return ExitCode::FAILURE;
+            };
+            if let Some(s) = spectral_windows {
+                cfg.output.ms.spectral_windows = if s == "subbands" { contimg::ms::SpwLayout::Subbands } else { contimg::ms::SpwLayout::Merged };
+            }
+            if !contimg::ms::AVAILABLE {
+                if comm.is_root() {
+                    eprintln!("contimg convert: error: this binary was built without Measurement Set support (cargo build --release --features ms)");
                 }
                 return ExitCode::FAILURE;
             }
-            let cfg = cfg.expect("checked above");
+            match contimg::export::convert_night(&cfg, comm.as_ref()) {
+                Ok(Some(s)) => {
+                    let ok = s.groups.iter().filter(|g| g.result.is_ok()).count();
+                    println!("convert: {ok} of {} groups written as Measurement Sets in {:.1} s; {} skipped, {} failed", s.groups.len(), s.wall_s, s.skipped.len(), s.groups.len() - ok);
+                    if s.complete() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+                }
+                Ok(None) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("contimg convert: error (rank {}): {e}", comm.rank());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Run { config, input, output } => {
+            let comm = make_comm();
+            init_logging(comm.rank(), comm.size());
+            let Some(cfg) = load_on_all_ranks(comm.as_ref(), "run", &config, input, output) else {
+                return ExitCode::FAILURE;
+            };
             match contimg::pipeline::run(&cfg, comm.as_ref()) {
                 Ok(Some(summary)) => {
                     println!(

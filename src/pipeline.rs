@@ -26,6 +26,9 @@ pub struct RankReport {
     pub images: Vec<ImageReport>,
     /// Seconds per stage on this rank (summed over its groups/images).
     pub stage_s: std::collections::BTreeMap<String, f64>,
+    /// Groups whose Measurement Set (`output.ms.write`) could not be written: (id, error).
+    #[serde(default)]
+    pub ms_errors: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +92,32 @@ fn add_time(r: &mut RankReport, stage: &str, t0: Instant) {
     *r.stage_s.entry(stage.to_string()).or_insert(0.0) += t0.elapsed().as_secs_f64();
 }
 
+/// Loads the Earth orientation on every rank, plans on rank 0 (creating `make_dir` there
+/// first) and broadcasts the plan, or the planning error, so that no rank hangs.
+pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path) -> Result<(Plan, EarthOrientation), PipelineError> {
+    let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref());
+    if !comm.all_ok(eop.is_ok()) {
+        return Err(eop.err().map(PipelineError::from).unwrap_or(PipelineError::IersElsewhere));
+    }
+    let eop = eop.expect("checked on all ranks");
+    let mut bytes = Vec::new();
+    if comm.is_root() {
+        let res: Result<Plan, String> = std::fs::create_dir_all(make_dir)
+            .map_err(|e| format!("{}: cannot create output ({e})", make_dir.display()))
+            .and_then(|_| make_plan(cfg, comm.size(), &eop).map_err(|e| e.to_string()));
+        bytes = serde_json::to_vec(&res).expect("plan serialises");
+    }
+    comm.broadcast_bytes(0, &mut bytes);
+    let plan: Plan = serde_json::from_slice::<Result<Plan, String>>(&bytes).expect("rank 0 sent a plan").map_err(PipelineError::Plan)?;
+    if comm.is_root() {
+        log::info!("plan: {} groups -> {} images on {} ranks; {} skipped", plan.groups.len(), plan.images.len(), plan.n_ranks, plan.skipped.len());
+        if let Some(g) = plan.groups.first() {
+            log::info!("astrometry: {}", eop.describe(g.times_jd[0]));
+        }
+    }
+    Ok((plan, eop))
+}
+
 /// Runs the night. Returns the summary on rank 0 (None elsewhere).
 pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineError> {
     let t_start = Instant::now();
@@ -97,27 +126,8 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     // Rank 0 plans; the plan (or the planning error) is broadcast so no rank hangs.
     let mut report = RankReport { rank: comm.rank(), ..Default::default() };
     let t0 = Instant::now();
-    let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref());
-    if !comm.all_ok(eop.is_ok()) {
-        return Err(eop.err().map(PipelineError::from).unwrap_or(PipelineError::IersElsewhere));
-    }
-    let eop = eop.expect("checked on all ranks");
-    let mut bytes = Vec::new();
-    if comm.is_root() {
-        let res: Result<Plan, String> = std::fs::create_dir_all(&images_dir)
-            .map_err(|e| format!("{}: cannot create output ({e})", images_dir.display()))
-            .and_then(|_| make_plan(cfg, comm.size(), &eop).map_err(|e| e.to_string()));
-        bytes = serde_json::to_vec(&res).expect("plan serialises");
-    }
-    comm.broadcast_bytes(0, &mut bytes);
-    let plan: Plan = serde_json::from_slice::<Result<Plan, String>>(&bytes).expect("rank 0 sent a plan").map_err(PipelineError::Plan)?;
+    let (plan, eop) = plan_night(cfg, comm, &images_dir)?;
     add_time(&mut report, "plan", t0);
-    if comm.is_root() {
-        log::info!("plan: {} groups -> {} images on {} ranks; {} skipped", plan.groups.len(), plan.images.len(), plan.n_ranks, plan.skipped.len());
-        if let Some(g) = plan.groups.first() {
-            log::info!("astrometry: {}", eop.describe(g.times_jd[0]));
-        }
-    }
 
     // Calibration solve on the calibrator's groups (collective).
     let registry = crate::calibrate::table::Registry::new(cfg.calibration.registry.clone().unwrap_or_else(|| out.join("cal").join("registry.jsonl")));
@@ -250,6 +260,19 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                             }
                         }
                         add_time(&mut report, "calibrate_apply", t);
+                    }
+                    if cfg.output.ms.write {
+                        let t = Instant::now();
+                        let centre = crate::export::group_centre(&vis, &eop);
+                        let history = format!("contimg run: group {} flagged{}", g.id, if cfg.calibration.enabled && cfg.calibration.apply { " and calibrated" } else { "" });
+                        match crate::export::export_group(&out.join("ms"), &g.id, &vis, centre, &eop, &cfg.output.ms, &history) {
+                            Ok((p, _)) => log::info!("rank {}: group {} -> {}", comm.rank(), g.id, p.display()),
+                            Err(e) => {
+                                log::error!("rank {}: group {}: Measurement Set not written: {e}", comm.rank(), g.id);
+                                report.ms_errors.push((g.id.clone(), e));
+                            }
+                        }
+                        add_time(&mut report, "ms_export", t);
                     }
                     let t = Instant::now();
                     n_ok += 1;
@@ -414,7 +437,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         wall_s: t_start.elapsed().as_secs_f64(),
         groups_planned: plan.groups.len(),
         groups_ok,
-        complete: groups_failed.is_empty() && plan.skipped.is_empty() && plan.bad_files.is_empty() && images.iter().all(|i| i.error.is_none()),
+        complete: groups_failed.is_empty() && ranks.iter().all(|r| r.ms_errors.is_empty()) && plan.skipped.is_empty() && plan.bad_files.is_empty() && images.iter().all(|i| i.error.is_none()),
         groups_failed,
         groups_skipped: plan.skipped.clone(),
         bad_files: plan.bad_files.clone(),
