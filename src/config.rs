@@ -108,6 +108,9 @@ pub struct ImagingConfig {
     /// image), and Briggs' robust parameter (-2 ~ uniform, +2 ~ natural).
     pub weighting: crate::imaging::weighting::Weighting,
     pub robust: f64,
+    /// Gaussian taper: FWHM of the image-plane Gaussian (arcsec) whose transform multiplies
+    /// the weights (WSClean's -taper-gaussian). 0 = no taper.
+    pub taper_gaussian_arcsec: f64,
     /// CLEAN: total minor-cycle iterations (0 = dirty images only), loop gain, major-cycle
     /// gain (a major cycle starts when the peak fell by this fraction), absolute threshold
     /// (Jy/beam), auto-threshold and auto-mask (robust sigmas of the residual; 0 = off),
@@ -150,6 +153,7 @@ impl Default for ImagingConfig {
             uv_max_lambda: 0.0,
             weighting: crate::imaging::weighting::Weighting::Natural,
             robust: 0.0,
+            taper_gaussian_arcsec: 0.0,
             niter: 1000,
             gain: 0.1,
             mgain: 0.8,
@@ -502,6 +506,9 @@ impl Config {
         }
         if !(im.gain > 0.0 && im.gain <= 1.0 && im.mgain > 0.0 && im.mgain <= 1.0 && im.threshold_jy >= 0.0 && im.auto_threshold >= 0.0 && im.auto_mask >= 0.0) {
             return bad("imaging.gain", "gain and mgain in (0, 1], thresholds >= 0".into());
+        }
+        if !(im.taper_gaussian_arcsec >= 0.0 && im.taper_gaussian_arcsec.is_finite()) {
+            return bad("imaging.taper_gaussian_arcsec", format!("{} must be >= 0", im.taper_gaussian_arcsec));
         }
         if !(im.pblimit > 0.0 && im.pblimit < 1.0) {
             return bad("imaging.pblimit", format!("{} must be in (0, 1)", im.pblimit));

@@ -294,17 +294,25 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         // image is spread, so the weights do not depend on the rank count), then gridding.
         let t = Instant::now();
         let scheme = cfg.imaging.weighting;
+        let mut density = Vec::new();
         if scheme != crate::imaging::weighting::Weighting::Natural {
-            let mut density = vec![0.0; spec.n_grid * spec.n_grid];
+            density = vec![0.0; spec.n_grid * spec.n_grid];
             for h in &held {
                 h.add_density(&spec, &mut density);
             }
             if image.needs_reduce(&plan) {
                 comm.all_reduce_sum_f64(&mut density);
             }
-            let f2 = crate::imaging::weighting::briggs_f2(&density, cfg.imaging.robust);
+        }
+        let rw = crate::imaging::weighting::Reweight {
+            scheme,
+            f2: crate::imaging::weighting::briggs_f2(&density, cfg.imaging.robust),
+            density: &density,
+            taper_fwhm_rad: (cfg.imaging.taper_gaussian_arcsec / 3600.0).to_radians(),
+        };
+        if rw.active() {
             for h in held.iter_mut() {
-                h.reweight(&spec, scheme, f2, &density);
+                h.reweight(&spec, &rw);
             }
         }
         for h in &held {
@@ -381,7 +389,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     beam_deg: Some([beam.major_px * cell, beam.minor_px * cell, beam.pa_deg]),
                     history: vec![
                         format!("contimg run: npix={} cell={}arcsec eps={:e}", cfg.imaging.npix, cfg.imaging.cell_arcsec, cfg.imaging.epsilon),
-                        format!("weighting={:?} robust={} groups={} ranks={}", cfg.imaging.weighting, cfg.imaging.robust, n_ok, plan.n_ranks),
+                        format!("weighting={:?} robust={} taper={}arcsec groups={} ranks={}", cfg.imaging.weighting, cfg.imaging.robust, cfg.imaging.taper_gaussian_arcsec, n_ok, plan.n_ranks),
                         format!("clean: niter={} gain={} mgain={} threshold={}Jy", cfg.imaging.niter, cfg.imaging.gain, cfg.imaging.mgain, cfg.imaging.threshold_jy),
                         format!("auto_threshold={} auto_mask={} pblimit={}", cfg.imaging.auto_threshold, cfg.imaging.auto_mask, cfg.imaging.pblimit),
                     ],

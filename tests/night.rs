@@ -98,6 +98,37 @@ fn uniform_weighting_narrows_the_beam() {
     assert!(area[1] < area[0] && area[2] <= area[1], "beam areas natural > briggs(0) >= uniform: {area:?}");
 }
 
+/// A Gaussian taper of FWHM theta convolves the natural beam with (about) that Gaussian:
+/// the fitted beam grows to ~sqrt(b^2 + theta^2), while a point source keeps its peak.
+#[test]
+fn gaussian_taper_widens_the_beam_and_keeps_point_source_flux() {
+    let fit = |taper_arcsec: f64| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = small_config(dir.path());
+        c.simulate.sources = vec![source(0.0, 0.0, 5.0)];
+        c.imaging.npix = 256;
+        c.imaging.cell_arcsec = 10.0;
+        c.imaging.niter = 0;
+        c.imaging.taper_gaussian_arcsec = taper_arcsec;
+        let cfg = dir.path().join("c.yaml");
+        write_config(&c, &cfg);
+        contimg::simulate::run(&c, &c.input.dir).unwrap();
+        let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(code, 0, "{text}");
+        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap()).unwrap();
+        let b = &s["images"][0]["beam_deg"];
+        (b[0].as_f64().unwrap() * 3600.0, b[1].as_f64().unwrap() * 3600.0, s["images"][0]["peak_jy"].as_f64().unwrap())
+    };
+    let (maj0, min0, peak0) = fit(0.0);
+    let theta = 2.0 * maj0;
+    let (maj1, min1, peak1) = fit(theta);
+    println!("natural {maj0:.1}\" x {min0:.1}\", peak {peak0:.3}; taper {theta:.1}\": {maj1:.1}\" x {min1:.1}\", peak {peak1:.3}");
+    let expect = (maj0 * maj0 + theta * theta).sqrt();
+    assert!((maj1 / expect - 1.0).abs() < 0.2, "major axis {maj1:.1}\" vs ~{expect:.1}\"");
+    assert!(min1 > 1.5 * min0, "minor axis {min1:.1}\" vs natural {min0:.1}\"");
+    assert!((peak1 / peak0 - 1.0).abs() < 0.02, "peak {peak1} vs {peak0}");
+}
+
 #[test]
 fn bad_groups_are_skipped_and_the_night_completes() {
     let dir = tempfile::tempdir().unwrap();

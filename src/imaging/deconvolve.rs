@@ -40,8 +40,8 @@ impl HeldGroup {
     }
 
     /// Rescales the weights from the (rank-combined) density.
-    pub fn reweight(&mut self, spec: &GridSpec, scheme: super::weighting::Weighting, f2: f64, density: &[f64]) {
-        super::weighting::apply(spec, scheme, f2, density, &self.vis.freqs, self.vis.npol, &self.uvw, &mut self.vis.weight, &self.use_row);
+    pub fn reweight(&mut self, spec: &GridSpec, rw: &super::weighting::Reweight) {
+        super::weighting::apply(spec, rw, &self.vis.freqs, self.vis.npol, &self.uvw, &mut self.vis.weight, &self.use_row);
     }
 
     pub fn grid(&self, grids: &mut GridPair) {
