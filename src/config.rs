@@ -123,6 +123,10 @@ pub struct ImagingConfig {
     pub auto_mask: f64,
     pub psf_patch: usize,
     pub max_major_cycles: usize,
+    /// Major cycles predict each chunk of this many consecutive integrations from the model
+    /// weighted by the primary beam during the chunk over the image's mean beam (the sky
+    /// drifts through the beam; see src/imaging/aterm.rs). 0 = one prediction for all.
+    pub drift_beam_chunk: usize,
     /// Primary-beam correction down to this fraction of the beam peak.
     pub pblimit: f64,
 }
@@ -162,6 +166,7 @@ impl Default for ImagingConfig {
             auto_mask: 0.0,
             psf_patch: 256,
             max_major_cycles: 10,
+            drift_beam_chunk: 0,
             pblimit: 0.2,
         }
     }

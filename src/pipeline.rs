@@ -8,6 +8,7 @@
 use crate::comm::Comm;
 use crate::config::Config;
 use crate::convert::load_group;
+use crate::imaging::aterm::DriftBeam;
 use crate::imaging::deconvolve::{clean_image, HeldGroup};
 use crate::imaging::{GridPair, GridSpec};
 use crate::plan::{make_plan, Plan};
@@ -348,10 +349,19 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         add_time(&mut report, "reduce", t);
         let distributed = image.needs_reduce(&plan);
         let params = cfg.imaging.clean_params();
+        // The drifting beam for the major cycles, from the plan's times of every group of
+        // the image (the same on every rank) and this rank's own data's band.
+        let drift = match held.first() {
+            Some(h) if clean_on && cfg.imaging.drift_beam_chunk > 0 => {
+                let times: Vec<Vec<f64>> = image.groups.iter().map(|&g| plan.groups[g].times_jd.clone()).collect();
+                Some(DriftBeam::new(spec, image.centre, &eop, h.vis.site, h.vis.pointing_dec_rad, h.vis.freqs.clone(), crate::simulate::DISH_DIAMETER_M, cfg.imaging.drift_beam_chunk, &times))
+            }
+            _ => None,
+        };
         if comm.rank() != image.owner {
             if distributed && clean_on {
                 let t = Instant::now();
-                clean_image(comm, image.owner, true, &spec, &params, cfg.imaging.max_major_cycles, &mut held, None);
+                clean_image(comm, image.owner, true, &spec, &params, cfg.imaging.max_major_cycles, &mut held, drift.as_ref(), None);
                 add_time(&mut report, "clean", t);
             }
             continue;
@@ -361,7 +371,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         let images = grids.and_then(GridPair::finish_f64);
         let cleaned = if clean_on && (distributed || images.is_some()) {
             let tc = Instant::now();
-            let out = clean_image(comm, image.owner, distributed, &spec, &params, cfg.imaging.max_major_cycles, &mut held, images.clone());
+            let out = clean_image(comm, image.owner, distributed, &spec, &params, cfg.imaging.max_major_cycles, &mut held, drift.as_ref(), images.clone());
             add_time(&mut report, "clean", tc);
             out
         } else {

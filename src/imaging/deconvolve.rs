@@ -4,6 +4,7 @@
 //! the owner. Every rank calls this for every image that needs a reduction (the plan says
 //! which), so collectives always match.
 
+use super::aterm::{chunks, DriftBeam};
 use super::clean::{minor_cycle, CleanParams, CleanState};
 use super::degridder::degrid;
 use super::gridder::{GridPair, GridSpec, VisBlock};
@@ -48,9 +49,30 @@ impl HeldGroup {
         grids.add(&self.block());
     }
 
-    /// Subtracts the model image's visibilities (Stokes I, both polarizations).
-    fn subtract(&mut self, spec: &GridSpec, model: &[f64]) {
-        let m = degrid(spec, model, &self.block());
+    /// Subtracts the model image's visibilities (Stokes I, both polarizations); with a
+    /// drifting beam, each chunk of integrations is predicted from the model it saw.
+    fn subtract(&mut self, spec: &GridSpec, model: &[f64], beam: Option<&DriftBeam>) {
+        let m = match beam {
+            None => degrid(spec, model, &self.block()),
+            Some(db) => {
+                let nt = self.vis.n_times();
+                let nc = self.vis.n_chan();
+                let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
+                for r in chunks(nt, db.chunk) {
+                    let mk = db.weighted_model(model, &self.vis.times_jd[r.clone()]);
+                    let use_row: Vec<bool> = self.use_row.iter().enumerate().map(|(row, &u)| u && r.contains(&(row % nt))).collect();
+                    let mut b = self.block();
+                    b.use_row = &use_row;
+                    let part = degrid(spec, &mk, &b);
+                    for (row, &u) in use_row.iter().enumerate() {
+                        if u {
+                            m[row * nc..(row + 1) * nc].copy_from_slice(&part[row * nc..(row + 1) * nc]);
+                        }
+                    }
+                }
+                m
+            }
+        };
         let (nc, np) = (self.vis.n_chan(), self.vis.npol);
         self.vis.vis.par_chunks_mut(nc * np).enumerate().for_each(|(r, row)| {
             for c in 0..nc {
@@ -89,6 +111,7 @@ pub fn clean_image(
     params: &CleanParams,
     max_major: usize,
     held: &mut [HeldGroup],
+    beam: Option<&DriftBeam>,
     start: Option<(Vec<f64>, Vec<f64>)>,
 ) -> Option<CleanOutcome> {
     let n = spec.n_image;
@@ -100,10 +123,25 @@ pub fn clean_image(
     let mut model = if is_owner { vec![0.0; n * n] } else { Vec::new() };
     let mut state = CleanState { iterations: 0, mask: None, finished: false };
     let mut majors = 0;
+    let mut last_start = f64::INFINITY;
+    let mut grown = 0;
     loop {
         // Owner: minor cycles, then the decision and the model increment.
         let mut delta = vec![0.0; n * n];
         let mut go = false;
+        if is_owner && !residual.is_empty() && !state.finished && majors < max_major && params.niter > 0 {
+            let before = residual.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
+            // Divergence across major cycles: the start peak above 1.5x the lowest so far
+            // (near the noise floor peaks wander) in two consecutive cycles. One such cycle
+            // is often a repair (an over-subtracted minor cycle); two mean the PSF no longer
+            // describes what the components do. Model and residual stay consistent.
+            grown = if before > 1.5 * last_start { grown + 1 } else { 0 };
+            if grown >= 2 {
+                log::warn!("clean: residual peak grew over two major cycles ({last_start:.4} -> {before:.4} Jy/beam); stopping");
+                state.finished = true;
+            }
+            last_start = last_start.min(before);
+        }
         if is_owner && !residual.is_empty() && !state.finished && majors < max_major && params.niter > 0 {
             let before = residual.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
             let reached = minor_cycle(&mut residual, &psf, n, params, &mut state, &mut model, &mut delta);
@@ -125,7 +163,7 @@ pub fn clean_image(
         // Every contributor: subtract the increment, re-grid the residuals.
         let mut grids = GridPair::without_psf(*spec);
         for h in held.iter_mut() {
-            h.subtract(spec, &delta);
+            h.subtract(spec, &delta, beam);
             h.grid(&mut grids);
         }
         let grids = if distributed {

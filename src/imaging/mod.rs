@@ -1,6 +1,7 @@
 //! Imaging: rephase each integration to the image centre, grid, FFT. This first path makes
 //! naturally weighted dirty images and PSFs.
 
+pub mod aterm;
 pub mod clean;
 pub mod deconvolve;
 pub mod degridder;
