@@ -6,9 +6,10 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need=()
 # OpenMPI, HDF5, cfitsio and libclang (bindgen) build contimg; g++ builds the bundled
-# casacore of the `ms` feature; python3-venv and wsclean serve the Measurement Set checks.
+# casacore of the `ms` feature; python3-venv and wsclean serve the Measurement Set checks;
+# Slurm and munge run the test suite's real single-node Slurm (tests/slurm).
 for p in libopenmpi-dev openmpi-bin libclang-dev libhdf5-dev libcfitsio-dev pkg-config g++ \
-         python3-venv wsclean; do
+         python3-venv wsclean slurm-wlm slurmctld slurmd slurm-client munge; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The test suite: installs what is missing, then runs every test (unit, integration,
-# multi-rank under mpirun, Measurement Set export). Reference fixtures are committed; the
-# MS export is also checked by independent tools (python-casacore, pyuvdata, WSClean) from
-# a venv that scripts/python-env.sh makes.
+# The test suite: installs what is missing, then runs every test: unit, integration,
+# multi-rank under mpirun, Measurement Set export, and a real single-node Slurm.
+# Reference fixtures are committed; the MS export is also checked by independent tools
+# (python-casacore, pyuvdata, WSClean) from a venv that scripts/python-env.sh makes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,4 +10,6 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 CONTIMG_MS_PYTHON="$(bash scripts/python-env.sh)"
 export CONTIMG_MS_PYTHON
 cargo test --release --features ms
+# Slurm: an archive array, its resubmission and a 2-rank night job on a real local Slurm.
+bash tests/slurm/run.sh
 cargo bench --no-run --quiet

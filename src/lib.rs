@@ -19,6 +19,7 @@ pub mod primitives;
 pub mod products;
 pub mod simulate;
 pub mod stations;
+pub mod status;
 pub mod uvh5;
 
 pub use error::Error;

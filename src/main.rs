@@ -52,6 +52,13 @@ enum Cmd {
         #[arg(long, value_parser = ["merged", "subbands"])]
         spectral_windows: Option<String>,
     },
+    /// Summarise a night's output directory, or every night under an archive root; exit 0
+    /// when all are complete, 2 otherwise. `--json` also writes the summary as JSON.
+    Status {
+        dir: PathBuf,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Print a UVH5 file's header summary (validates it).
     Inspect { file: PathBuf },
 }
@@ -121,6 +128,22 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Status { dir, json } => match contimg::status::collect(&dir) {
+            Ok(a) => {
+                print!("{}", contimg::status::render(&a));
+                if let Some(j) = json {
+                    if let Err(e) = contimg::products::write_atomic(&j, serde_json::to_string_pretty(&a).expect("serialises").as_bytes()) {
+                        eprintln!("contimg status: error: {}: {e}", j.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+                if !a.nights.is_empty() && a.complete == a.nights.len() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+            }
+            Err(e) => {
+                eprintln!("contimg status: error: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Inspect { file } => {
             init_logging(0, 1);
             match contimg::uvh5::read_header(&file) {
