@@ -5,18 +5,23 @@
 #   bash benches/group.sh            # 1 group, 1 rank
 #   RANKS=2 N_GROUPS=2 bash benches/group.sh
 #   MS=1 bash benches/group.sh       # also times `contimg convert` (Measurement Set export)
+#   GPU=required bash benches/group.sh   # on a GPU node: the `gpu` feature, compute.gpu required
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N_GROUPS=${N_GROUPS:-1}; RANKS=${RANKS:-1}; NPIX=${NPIX:-2400}; CELL=${CELL:-6.0}
 N_ANT=${N_ANT:-96}; N_CHAN=${N_CHAN:-48}; NITER=${NITER:-1000}
 WORK=${WORK:-$(mktemp -d)}; mkdir -p "$WORK"
-if [ "${MS:-0}" = 1 ]; then cargo build --release --quiet --features ms; else cargo build --release --quiet; fi
+FEATURES=""
+[ "${MS:-0}" = 1 ] && FEATURES="ms"
+[ -n "${GPU:-}" ] && FEATURES="${FEATURES:+$FEATURES,}gpu"
+cargo build --release --quiet ${FEATURES:+--features $FEATURES}
 cat > "$WORK/bench.yaml" <<YAML
 station_table: configs/dsa110/DSA110_Station_Coordinates.csv
 input: {dir: $WORK/night}
 output: {dir: $WORK/out}
 imaging: {npix: $NPIX, cell_arcsec: $CELL, epsilon: 1.0e-4, niter: $NITER}
 calibration: {enabled: false}
+compute: {gpu: ${GPU:-auto}}
 simulate: {n_groups: $N_GROUPS, n_antennas: $N_ANT, n_channels: $N_CHAN, n_random_sources: 5}
 YAML
 [ -d "$WORK/night" ] || ./target/release/contimg simulate --config "$WORK/bench.yaml" --out "$WORK/night"
@@ -29,9 +34,10 @@ end=$(date +%s.%N)
 python3 - "$WORK/out/summary.json" "$start" "$end" "$N_GROUPS" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1])); wall = float(sys.argv[3]) - float(sys.argv[2]); n = int(sys.argv[4])
-print(f"groups {s['groups_ok']}/{n} ranks {s['n_ranks']} wall {wall:.1f} s -> {3600*s['groups_ok']/wall:.1f} groups/hour")
+nvis = sum(g["n_vis"] for r in s["ranks"] for g in r["groups"])
+print(f"groups {s['groups_ok']}/{n} ranks {s['n_ranks']} wall {wall:.1f} s -> {3600*s['groups_ok']/wall:.1f} groups/hour, {nvis/wall/1e6:.2f} M vis/s")
 for r in s["ranks"]:
-    print(f"  rank {r['rank']}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["stage_s"].items()))
+    print(f"  rank {r['rank']} ({r.get('compute', '?')}): " + ", ".join(f"{k} {v:.1f} s ({nvis/max(v,1e-9)/1e6/len(s['ranks']):.1f} M vis/s)" for k, v in r["stage_s"].items() if v > 0.05))
 PY
 if [ "${MS:-0}" = 1 ]; then
   for spw in merged subbands; do

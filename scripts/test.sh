@@ -9,7 +9,10 @@ bash scripts/setup.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 CONTIMG_MS_PYTHON="$(bash scripts/python-env.sh)"
 export CONTIMG_MS_PYTHON
-cargo test --release --features ms
+# NVRTC from the venv: every kernel must compile for sm_80 and sm_90 (no GPU needed).
+NVRTC_LIB=$("$CONTIMG_MS_PYTHON" -c "import nvidia.cuda_nvrtc, os; print(os.path.join(list(nvidia.cuda_nvrtc.__path__)[0], 'lib'))")
+export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" CONTIMG_REQUIRE_NVRTC=1
+cargo test --release --features ms,gpu
 # Slurm: an archive array, its resubmission and a 2-rank night job on a real local Slurm.
 bash tests/slurm/run.sh
 cargo bench --no-run --quiet

@@ -30,6 +30,8 @@ pub struct Config {
     pub flagging: FlagConfig,
     /// Calibration: solve on the night's calibrator transit, apply to every group.
     pub calibration: CalConfig,
+    /// CPU or GPU per rank.
+    pub compute: crate::gpu::ComputeConfig,
     /// DSA-110 station table (WGS84), used to check antenna positions and by `simulate`.
     /// Relative paths are taken from the working directory.
     pub station_table: PathBuf,
@@ -46,6 +48,7 @@ impl Default for Config {
             astrometry: AstrometryConfig::default(),
             flagging: FlagConfig::default(),
             calibration: CalConfig::default(),
+            compute: crate::gpu::ComputeConfig::default(),
             station_table: PathBuf::from("configs/dsa110/DSA110_Station_Coordinates.csv"),
             simulate: SimConfig::default(),
         }
@@ -523,6 +526,9 @@ impl Config {
         }
         if im.uv_min_lambda < 0.0 || im.uv_max_lambda < 0.0 || (im.uv_max_lambda > 0.0 && im.uv_max_lambda <= im.uv_min_lambda) {
             return bad("imaging.uv_min_lambda", format!("uv range [{}, {}] is empty or negative", im.uv_min_lambda, im.uv_max_lambda));
+        }
+        if !(self.compute.gpu_memory_gib >= 0.0 && self.compute.gpu_memory_gib.is_finite()) {
+            return bad("compute.gpu_memory_gib", format!("{} must be >= 0", self.compute.gpu_memory_gib));
         }
         if self.output.ms.write && !crate::ms::AVAILABLE {
             return bad("output.ms.write", "this contimg was built without Measurement Set support (cargo build --release --features ms)".into());

@@ -11,6 +11,7 @@ pub mod discover;
 pub mod error;
 pub mod export;
 pub mod flag;
+pub mod gpu;
 pub mod imaging;
 pub mod ms;
 pub mod pipeline;

@@ -27,6 +27,9 @@ pub struct RankReport {
     pub images: Vec<ImageReport>,
     /// Seconds per stage on this rank (summed over its groups/images).
     pub stage_s: std::collections::BTreeMap<String, f64>,
+    /// The compute backend this rank used ("cpu (...)" or the GPU).
+    #[serde(default)]
+    pub compute: String,
     /// Groups whose Measurement Set (`output.ms.write`) could not be written: (id, error).
     #[serde(default)]
     pub ms_errors: Vec<(String, String)>,
@@ -87,6 +90,10 @@ pub enum PipelineError {
     IersElsewhere,
     #[error("{path}: cannot create output ({source})")]
     Output { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
+    #[error("another rank could not get the GPU it needs (gpu: required)")]
+    GpuElsewhere,
 }
 
 fn add_time(r: &mut RankReport, stage: &str, t0: Instant) {
@@ -129,6 +136,14 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     let t0 = Instant::now();
     let (plan, eop) = plan_night(cfg, comm, &images_dir)?;
     add_time(&mut report, "plan", t0);
+    // The compute backend of this rank (a GPU where there is one and it is allowed).
+    let chosen = crate::gpu::select(&cfg.compute);
+    if !comm.all_ok(chosen.is_ok()) {
+        return Err(chosen.err().map(PipelineError::from).unwrap_or(PipelineError::GpuElsewhere));
+    }
+    let (compute, line) = chosen.expect("checked on all ranks");
+    log::info!("rank {}: {line}", comm.rank());
+    report.compute = compute.name();
 
     // Calibration solve on the calibrator's groups (collective).
     let registry = crate::calibrate::table::Registry::new(cfg.calibration.registry.clone().unwrap_or_else(|| out.join("cal").join("registry.jsonl")));
@@ -244,7 +259,14 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                         });
                         match found {
                             Ok(Some(p)) => {
-                                let frac = crate::calibrate::apply::apply(&mut vis, &tables[&p]);
+                                let frac = match crate::calibrate::apply::apply(&mut vis, &tables[&p], compute.as_ref()) {
+                                    Ok(f) => f,
+                                    Err(e) => {
+                                        log::error!("rank {}: group {} failed: {e}", comm.rank(), g.id);
+                                        report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(e.to_string()), n_vis: 0, flagged_fraction: 0.0, flags: Some(fsum) });
+                                        continue;
+                                    }
+                                };
                                 log::info!("rank {}: group {} calibrated with {} ({:.1} % newly flagged)", comm.rank(), g.id, p.display(), 100.0 * frac);
                             }
                             Ok(None) if cfg.calibration.require => {

@@ -129,6 +129,46 @@ fn gaussian_taper_widens_the_beam_and_keeps_point_source_flux() {
     assert!((peak1 / peak0 - 1.0).abs() < 0.02, "peak {peak1} vs {peak0}");
 }
 
+/// Without a GPU, `gpu: auto` runs on the CPU and gives the same products as `gpu: off`;
+/// `gpu: required` fails cleanly (exit 1, the reason on stderr, no panic).
+#[test]
+fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
+    use contimg::gpu::GpuMode;
+    if std::env::var("CONTIMG_EXPECT_GPU").is_ok() {
+        eprintln!("SKIPPED: this machine has a GPU");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = small_config(dir.path());
+    c.simulate.sources = vec![source(0.2, 0.1, 3.0)];
+    c.simulate.noise.enabled = true;
+    c.imaging.niter = 100;
+    contimg::simulate::run(&c, &c.input.dir).unwrap();
+    let mut outputs = Vec::new();
+    for mode in [GpuMode::Off, GpuMode::Auto] {
+        c.compute.gpu = mode;
+        c.output.dir = dir.path().join(format!("out-{mode:?}"));
+        let cfg = dir.path().join(format!("{mode:?}.yaml"));
+        write_config(&c, &cfg);
+        let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("compute: cpu"), "{text}");
+        outputs.push(images(&c.output.dir));
+    }
+    assert!(!outputs[0].is_empty());
+    for (a, b) in outputs[0].iter().zip(&outputs[1]) {
+        assert_eq!(read_fits(a).data, read_fits(b).data, "{} differs from {}", a.display(), b.display());
+    }
+    c.compute.gpu = GpuMode::Required;
+    c.output.dir = dir.path().join("out-required");
+    let cfg = dir.path().join("required.yaml");
+    write_config(&c, &cfg);
+    let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("gpu: required, but"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
 #[test]
 fn bad_groups_are_skipped_and_the_night_completes() {
     let dir = tempfile::tempdir().unwrap();

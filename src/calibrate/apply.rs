@@ -4,8 +4,8 @@
 
 use super::table::CalTable;
 use crate::convert::GroupVis;
-use num_complex::{Complex32, Complex64};
-use rayon::prelude::*;
+use crate::gpu::{Compute, GainGrid, GpuError};
+use num_complex::Complex64;
 
 /// Gain of table antenna `a`, channel `c`, pol `p` at `jd` (None if flagged).
 fn gain_at(t: &CalTable, a: usize, c: usize, p: usize, jd: f64) -> Option<Complex64> {
@@ -30,11 +30,10 @@ fn gain_at(t: &CalTable, a: usize, c: usize, p: usize, jd: f64) -> Option<Comple
     }
 }
 
-/// Applies `table` in place. Returns the fraction of previously unflagged visibilities that
-/// the table flagged.
-pub fn apply(g: &mut GroupVis, table: &CalTable) -> f64 {
+/// Applies `table` in place on the rank's compute backend. Returns the fraction of
+/// previously unflagged visibilities that the table flagged.
+pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Result<f64, GpuError> {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
-    let plane = nt * nf * np;
     // Table antenna index per group antenna (by station number), table channel per channel.
     let ant_map: Vec<Option<usize>> = g
         .antenna_names
@@ -72,43 +71,10 @@ pub fn apply(g: &mut GroupVis, table: &CalTable) -> f64 {
             }
         }
     }
-    let baselines = g.baselines.clone();
-    let counts: Vec<(usize, usize)> = g
-        .vis
-        .par_chunks_mut(plane)
-        .zip(g.weight.par_chunks_mut(plane))
-        .enumerate()
-        .map(|(bl, (v, w))| {
-            let (a, b) = baselines[bl];
-            let (mut before, mut newly) = (0, 0);
-            for t in 0..nt {
-                for c in 0..nf {
-                    for p in 0..np {
-                        let i = (t * nf + c) * np + p;
-                        if w[i] == 0.0 {
-                            continue;
-                        }
-                        before += 1;
-                        let ga = gains[((t * n_ant + a) * nf + c) * np + p];
-                        let gb = gains[((t * n_ant + b) * nf + c) * np + p];
-                        match (ga, gb) {
-                            (Some(ga), Some(gb)) if ga.norm() > 0.0 && gb.norm() > 0.0 => {
-                                let gg = ga * gb.conj();
-                                let x = Complex64::new(v[i].re as f64, v[i].im as f64) / gg;
-                                v[i] = Complex32::new(x.re as f32, x.im as f32);
-                                w[i] = (w[i] as f64 * gg.norm_sqr()) as f32;
-                            }
-                            _ => {
-                                w[i] = 0.0;
-                                newly += 1;
-                            }
-                        }
-                    }
-                }
-            }
-            (before, newly)
-        })
-        .collect();
-    let (before, newly) = counts.iter().fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
-    newly as f64 / before.max(1) as f64
+    let before = g.weight.iter().filter(|&&w| w != 0.0).count();
+    let grid = GainGrid { n_times: nt, n_ant, n_chan: nf, n_pol: np, gains };
+    compute.apply_gains(&mut g.vis, &mut g.weight, &grid, &g.baselines)?;
+    let after = g.weight.iter().filter(|&&w| w != 0.0).count();
+    let newly = before - after;
+    Ok(newly as f64 / before.max(1) as f64)
 }

@@ -123,8 +123,7 @@ impl<'a> MsContent<'a> {
             let row = b * nt + t;
             let dw = self.dw[row];
             for (k, c) in win.clone().enumerate() {
-                let ph = -2.0 * std::f64::consts::PI * dw * g.freqs[c] / crate::primitives::C_M_S;
-                let rot = Complex32::new(ph.cos() as f32, ph.sin() as f32);
+                let rot = crate::gpu::twins::rephase_factor(dw, g.freqs[c]);
                 for p in 0..np {
                     let i = g.index(b, t, c, p);
                     d[k * np + p] = g.vis[i] * rot;

@@ -1,0 +1,155 @@
+//! The compute seam: a CPU backend (rayon) always, a GPU backend (cudarc, one device per
+//! rank, kernels from `kernels/*.cu` compiled at run time by NVRTC) with the `gpu` feature.
+//! Both implement [`Compute`]; the pipeline calls that and never asks which it has.
+//!
+//! Device choice: the node-local rank (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID,
+//! MPI_LOCALRANKID, else 0) modulo the visible devices. `gpu: auto` uses a device when the
+//! CUDA driver library and a device are there and says once why not otherwise; `required`
+//! fails with that reason; `off` never looks. cudarc panics when libcuda is absent, so the
+//! library's presence is checked before any call.
+
+pub mod kernels;
+pub mod twins;
+pub mod vectors;
+#[cfg(feature = "gpu")]
+mod device;
+
+use num_complex::{Complex32, Complex64};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuMode {
+    #[default]
+    Auto,
+    Off,
+    Required,
+}
+
+/// `compute` in the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// auto | off | required (see the module documentation).
+    pub gpu: GpuMode,
+    /// GPU memory one rank may use for its buffers (GiB); 0 = 80 % of the free memory.
+    pub gpu_memory_gib: f64,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        ComputeConfig { gpu: GpuMode::Auto, gpu_memory_gib: 0.0 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("gpu: required, but {0}")]
+    Unavailable(String),
+    #[error("NVRTC could not compile kernels/{file} for {arch}: {log}")]
+    Compile { file: String, arch: String, log: String },
+    #[error("CUDA: {0}")]
+    Cuda(String),
+}
+
+/// The per-visibility kernels of the pipeline, on one backend.
+pub trait Compute: Send + Sync {
+    /// "cpu" or a description of the device.
+    fn name(&self) -> String;
+    /// `vis[(r * nchan + c) * npol + p] *= exp(-2 pi i dw[r] freqs[c] / c)`.
+    fn rephase(&self, vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) -> Result<(), GpuError>;
+    /// Divides by g_a conj(g_b) and scales weights by |g_a g_b|^2 (see twins::apply_gains).
+    fn apply_gains(&self, vis: &mut [Complex32], weight: &mut [f32], gains: &GainGrid, baselines: &[(usize, usize)]) -> Result<(), GpuError>;
+}
+
+/// Gains per (time, antenna, channel, pol), None where the table has no valid solution.
+#[derive(Debug, Clone)]
+pub struct GainGrid {
+    pub n_times: usize,
+    pub n_ant: usize,
+    pub n_chan: usize,
+    pub n_pol: usize,
+    pub gains: Vec<Option<Complex64>>,
+}
+
+impl GainGrid {
+    #[inline]
+    pub fn index(&self, t: usize, a: usize, c: usize, p: usize) -> usize {
+        ((t * self.n_ant + a) * self.n_chan + c) * self.n_pol + p
+    }
+}
+
+/// The CPU backend: the twins, run with rayon.
+pub struct Cpu;
+
+impl Compute for Cpu {
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+    fn rephase(&self, vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) -> Result<(), GpuError> {
+        twins::rephase(vis, dw, freqs, npol);
+        Ok(())
+    }
+    fn apply_gains(&self, vis: &mut [Complex32], weight: &mut [f32], gains: &GainGrid, baselines: &[(usize, usize)]) -> Result<(), GpuError> {
+        twins::apply_gains(vis, weight, gains, baselines);
+        Ok(())
+    }
+}
+
+/// This process's rank among the ranks of its node, from the launcher's environment.
+pub fn local_rank() -> usize {
+    ["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Chooses the backend for this rank. Returns it with a line saying what was chosen and why.
+pub fn select(cfg: &ComputeConfig) -> Result<(Box<dyn Compute>, String), GpuError> {
+    if cfg.gpu == GpuMode::Off {
+        return Ok((Box::new(Cpu), "compute: cpu (gpu: off)".into()));
+    }
+    match probe(cfg) {
+        Ok(dev) => {
+            let line = format!("compute: {}", dev.name());
+            Ok((dev, line))
+        }
+        Err(why) if cfg.gpu == GpuMode::Auto => Ok((Box::new(Cpu), format!("compute: cpu (gpu: auto, {why})"))),
+        Err(why) => Err(GpuError::Unavailable(why)),
+    }
+}
+
+#[cfg(feature = "gpu")]
+fn probe(cfg: &ComputeConfig) -> Result<Box<dyn Compute>, String> {
+    device::Gpu::open(local_rank(), cfg.gpu_memory_gib).map(|g| Box::new(g) as Box<dyn Compute>)
+}
+
+#[cfg(not(feature = "gpu"))]
+fn probe(_cfg: &ComputeConfig) -> Result<Box<dyn Compute>, String> {
+    Err("this contimg was built without the `gpu` feature".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_and_auto_give_the_cpu_here_and_required_fails_cleanly() {
+        let (c, line) = select(&ComputeConfig { gpu: GpuMode::Off, ..Default::default() }).unwrap();
+        assert!(c.name().starts_with("cpu") && line.contains("gpu: off"));
+        // No machine here has a GPU (or this build has no GPU support).
+        if std::env::var("CONTIMG_EXPECT_GPU").is_err() {
+            let (c, line) = select(&ComputeConfig::default()).unwrap();
+            assert!(c.name().starts_with("cpu"), "{line}");
+            let e = select(&ComputeConfig { gpu: GpuMode::Required, ..Default::default() }).err().expect("required without a GPU fails");
+            assert!(e.to_string().starts_with("gpu: required, but "), "{e}");
+        }
+    }
+
+    #[test]
+    fn local_rank_reads_the_launcher() {
+        // The variables are absent or numeric in any environment this test runs in.
+        let r = local_rank();
+        assert!(r < 4096);
+    }
+}

@@ -1,0 +1,205 @@
+//! Test vectors shared by each kernel and its CPU twin: seeded inputs and the expected
+//! outputs from a direct f64 evaluation of the definition (not from either implementation).
+//! Tests run the twin on them here, and the kernel on them where a GPU exists.
+
+use super::GainGrid;
+use crate::primitives::C_M_S;
+use num_complex::{Complex32, Complex64};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+fn c32(r: &mut ChaCha8Rng) -> Complex32 {
+    Complex32::new(r.random_range(-2.0..2.0), r.random_range(-2.0..2.0))
+}
+
+pub struct Rephase {
+    pub vis: Vec<Complex32>,
+    pub dw: Vec<f64>,
+    pub freqs: Vec<f64>,
+    pub npol: usize,
+    pub expected: Vec<Complex32>,
+}
+
+/// 300 rows x 48 channels x 2 pols, |dw| up to 3 km (phases of ~10^5 rad: the f64 phase matters).
+pub fn rephase() -> Rephase {
+    let mut r = rng(7);
+    let (nrow, nchan, npol) = (300, 48, 2);
+    let freqs: Vec<f64> = (0..nchan).map(|c| 1.311e9 + c as f64 * 244_140.625).collect();
+    let dw: Vec<f64> = (0..nrow).map(|_| r.random_range(-3000.0..3000.0)).collect();
+    let vis: Vec<Complex32> = (0..nrow * nchan * npol).map(|_| c32(&mut r)).collect();
+    let expected = vis
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let (row, c) = (i / (nchan * npol), (i / npol) % nchan);
+            let x = Complex64::new(v.re as f64, v.im as f64) * Complex64::from_polar(1.0, -std::f64::consts::TAU * dw[row] * freqs[c] / C_M_S);
+            Complex32::new(x.re as f32, x.im as f32)
+        })
+        .collect();
+    Rephase { vis, dw, freqs, npol, expected }
+}
+
+pub struct Gains {
+    pub vis: Vec<Complex32>,
+    pub weight: Vec<f32>,
+    pub gains: GainGrid,
+    pub baselines: Vec<(usize, usize)>,
+    pub expected_vis: Vec<Complex32>,
+    pub expected_weight: Vec<f32>,
+}
+
+/// 6 antennas (all pairs with autos), 4 times, 8 channels, 2 pols; a few missing gains.
+pub fn gains() -> Gains {
+    let mut r = rng(11);
+    let (n_ant, nt, nc, np) = (6, 4, 8, 2);
+    let baselines: Vec<(usize, usize)> = (0..n_ant).flat_map(|b| (0..=b).map(move |a| (a, b))).collect();
+    let mut gains = GainGrid { n_times: nt, n_ant, n_chan: nc, n_pol: np, gains: vec![None; nt * n_ant * nc * np] };
+    for (i, g) in gains.gains.iter_mut().enumerate() {
+        *g = if i % 37 == 5 { None } else { Some(Complex64::from_polar(r.random_range(0.5..2.0), r.random_range(-3.0..3.0))) };
+    }
+    let n = baselines.len() * nt * nc * np;
+    let vis: Vec<Complex32> = (0..n).map(|_| c32(&mut r)).collect();
+    let weight: Vec<f32> = (0..n).map(|i| if i % 11 == 3 { 0.0 } else { r.random_range(0.5..1.5) }).collect();
+    let mut expected_vis = vis.clone();
+    let mut expected_weight = weight.clone();
+    for (i, (v, w)) in expected_vis.iter_mut().zip(expected_weight.iter_mut()).enumerate() {
+        let p = i % np;
+        let c = (i / np) % nc;
+        let t = (i / (np * nc)) % nt;
+        let (a, b) = baselines[i / (np * nc * nt)];
+        match (gains.gains[gains.index(t, a, c, p)], gains.gains[gains.index(t, b, c, p)]) {
+            (Some(ga), Some(gb)) => {
+                let d = ga * gb.conj();
+                let x = Complex64::new(v.re as f64, v.im as f64) / d;
+                *v = Complex32::new(x.re as f32, x.im as f32);
+                *w = (*w as f64 * d.norm_sqr()) as f32;
+            }
+            _ => *w = 0.0,
+        }
+    }
+    Gains { vis, weight, gains, baselines, expected_vis, expected_weight }
+}
+
+pub struct SumThreshold {
+    pub values: Vec<f32>,
+    pub flags: Vec<bool>,
+    pub nt: usize,
+    pub nf: usize,
+    pub m: usize,
+    pub thr: f32,
+    /// Flags after one SumThreshold pass of window m along time (stride nf) on every channel.
+    pub expected: Vec<bool>,
+}
+
+/// A 64 x 32 plane of |noise| with two injected lines; window 4 along time.
+pub fn sumthreshold() -> SumThreshold {
+    let mut r = rng(13);
+    let (nt, nf, m, thr) = (64, 32, 4usize, 2.5f32);
+    let mut values: Vec<f32> = (0..nt * nf).map(|_| r.random_range(0.0f32..1.6)).collect();
+    for t in 10..16 {
+        values[t * nf + 7] = 3.3;
+    }
+    for t in 30..33 {
+        values[t * nf + 20] = 4.1;
+    }
+    let flags: Vec<bool> = (0..nt * nf).map(|i| i % 97 == 0).collect();
+    let mut expected = flags.clone();
+    for f in 0..nf {
+        for s in 0..=nt - m {
+            let mean: f64 = (s..s + m).map(|t| if flags[t * nf + f] { thr as f64 } else { values[t * nf + f] as f64 }).sum::<f64>() / m as f64;
+            if mean > thr as f64 {
+                for t in s..s + m {
+                    expected[t * nf + f] = true;
+                }
+            }
+        }
+    }
+    SumThreshold { values, flags, nt, nf, m, thr, expected }
+}
+
+pub struct Grid {
+    pub ng: usize,
+    pub u_px: Vec<f64>,
+    pub v_px: Vec<f64>,
+    pub vis_w: Vec<Complex64>,
+    pub w_weight: Vec<f64>,
+    pub support: usize,
+    pub beta: f64,
+    pub expected: Vec<Complex64>,
+}
+
+/// 500 visibilities on a 128^2 grid, support 8; expected by evaluating each cell's sum.
+pub fn grid() -> Grid {
+    let mut r = rng(17);
+    let (ng, support) = (128usize, 8usize);
+    let beta = 2.3 * support as f64;
+    let n = 500;
+    let u_px: Vec<f64> = (0..n).map(|_| r.random_range(8.0..118.0)).collect();
+    let v_px: Vec<f64> = (0..n).map(|_| r.random_range(8.0..118.0)).collect();
+    let vis_w: Vec<Complex64> = (0..n).map(|_| Complex64::new(r.random_range(-1.0..1.0), r.random_range(-1.0..1.0))).collect();
+    let w_weight: Vec<f64> = (0..n).map(|_| r.random_range(0.2..1.0)).collect();
+    let half = support as f64 / 2.0;
+    let phi = |x: f64| if x.abs() < 1.0 { (beta * ((1.0 - x * x).sqrt() - 1.0)).exp() } else { 0.0 };
+    let mut expected = vec![Complex64::new(0.0, 0.0); ng * ng];
+    for (cell, e) in expected.iter_mut().enumerate() {
+        let (x, y) = ((cell % ng) as f64, (cell / ng) as f64);
+        for j in 0..n {
+            let (dx, dy) = ((x - u_px[j]) / half, (y - v_px[j]) / half);
+            if dx.abs() < 1.0 && dy.abs() < 1.0 {
+                *e += vis_w[j] * (phi(dx) * phi(dy) * w_weight[j]);
+            }
+        }
+    }
+    Grid { ng, u_px, v_px, vis_w, w_weight, support, beta, expected }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::twins;
+
+    #[test]
+    fn rephase_twin_matches_the_vectors() {
+        let v = rephase();
+        let mut vis = v.vis.clone();
+        twins::rephase(&mut vis, &v.dw, &v.freqs, v.npol);
+        let err = vis.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f32, f32::max);
+        assert!(err < 2e-6, "max error {err}");
+    }
+
+    #[test]
+    fn gains_twin_matches_the_vectors() {
+        let v = gains();
+        let (mut vis, mut w) = (v.vis.clone(), v.weight.clone());
+        twins::apply_gains(&mut vis, &mut w, &v.gains, &v.baselines);
+        assert_eq!(w.iter().map(|&x| x == 0.0).collect::<Vec<_>>(), v.expected_weight.iter().map(|&x| x == 0.0).collect::<Vec<_>>());
+        let err = vis.iter().zip(&v.expected_vis).zip(&w).filter(|(_, &w)| w > 0.0).map(|((a, b), _)| (a - b).norm() / b.norm().max(1e-3)).fold(0f32, f32::max);
+        assert!(err < 1e-6, "max relative error {err}");
+        let werr = w.iter().zip(&v.expected_weight).map(|(a, b)| (a - b).abs() / b.max(1e-3)).fold(0f32, f32::max);
+        assert!(werr < 1e-6, "weights {werr}");
+    }
+
+    #[test]
+    fn sumthreshold_twin_matches_the_vectors() {
+        let v = sumthreshold();
+        let mut new = v.flags.clone();
+        for f in 0..v.nf {
+            crate::flag::algorithms::sumthreshold_line(&v.values, &v.flags, f, v.nf, v.nt, v.m, v.thr, &mut new);
+        }
+        assert_eq!(new, v.expected);
+        assert!(new.iter().filter(|&&x| x).count() > v.flags.iter().filter(|&&x| x).count() + 8, "the injected lines were found");
+    }
+
+    #[test]
+    fn grid_twin_matches_the_vectors() {
+        let v = grid();
+        let mut g = vec![Complex64::new(0.0, 0.0); v.ng * v.ng];
+        twins::grid_tiles(&mut g, v.ng, &v.u_px, &v.v_px, &v.vis_w, &v.w_weight, v.support, v.beta);
+        let err = g.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f64, f64::max);
+        assert!(err < 1e-12, "max error {err}");
+    }
+}
