@@ -15,6 +15,19 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// The config of a night and the directories that override it.
+#[derive(clap::Args)]
+struct NightArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// Overrides `input.dir`.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Overrides `output.dir`.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Write a synthetic night of DSA-110 UVH5 files (and truth.json / truth.h5).
@@ -28,26 +41,14 @@ enum Cmd {
     },
     /// Process a night: discover, plan, convert, grid, reduce, image, write products.
     Run {
-        #[arg(long)]
-        config: PathBuf,
-        /// Overrides `input.dir`.
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Overrides `output.dir`.
-        #[arg(long)]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        night: NightArgs,
     },
     /// Convert the night's groups to Measurement Sets (`<output>/ms/<group>.ms`), flagged
     /// when flagging is enabled, rephased to each group's centre. Needs `--features ms`.
     Convert {
-        #[arg(long)]
-        config: PathBuf,
-        /// Overrides `input.dir`.
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Overrides `output.dir`.
-        #[arg(long)]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        night: NightArgs,
         /// Overrides `output.ms.spectral_windows`: merged | subbands.
         #[arg(long, value_parser = ["merged", "subbands"])]
         spectral_windows: Option<String>,
@@ -169,7 +170,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Convert { config, input, output, spectral_windows } => {
+        Cmd::Convert { night: NightArgs { config, input, output }, spectral_windows } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
             let Some(mut cfg) = load_on_all_ranks(comm.as_ref(), "convert", &config, input, output) else {
@@ -197,7 +198,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Run { config, input, output } => {
+        Cmd::Run { night: NightArgs { config, input, output } } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
             let Some(cfg) = load_on_all_ranks(comm.as_ref(), "run", &config, input, output) else {
