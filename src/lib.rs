@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod imaging;
 pub mod ms;
 pub mod pipeline;
+pub mod photometry;
 pub mod plan;
 pub mod primitives;
 pub mod products;
