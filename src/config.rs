@@ -83,11 +83,16 @@ pub struct OutputConfig {
     pub dir: PathBuf,
     /// Measurement Set export (`contimg convert`, or with `run` when `write` is set).
     pub ms: crate::ms::MsConfig,
+    /// Rerunning skips images already done with the same inputs and retries failed groups
+    /// (see src/resume.rs); false recomputes everything.
+    pub resume: bool,
+    /// A group that failed this many times is no longer retried (reported as skipped).
+    pub max_retries: usize,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { dir: PathBuf::from("out"), ms: Default::default() }
+        OutputConfig { dir: PathBuf::from("out"), ms: Default::default(), resume: true, max_retries: 3 }
     }
 }
 

@@ -58,7 +58,7 @@ pub fn export_group(dir: &Path, id: &str, g: &GroupVis, centre: Centre, eop: &Ea
 pub fn convert_night(cfg: &Config, comm: &dyn Comm) -> Result<Option<ConvertSummary>, PipelineError> {
     let t0 = std::time::Instant::now();
     let dir = cfg.output.dir.join("ms");
-    let (plan, eop) = plan_night(cfg, comm, &dir)?;
+    let (plan, eop) = plan_night(cfg, comm, &dir, false)?;
     let mut mine = Vec::new();
     for g in plan.groups.iter().filter(|g| g.rank == comm.rank()) {
         let t = std::time::Instant::now();

@@ -19,6 +19,7 @@ pub mod photometry;
 pub mod plan;
 pub mod primitives;
 pub mod products;
+pub mod resume;
 pub mod simulate;
 pub mod stations;
 pub mod status;

@@ -72,6 +72,9 @@ pub struct Summary {
     pub groups_skipped: Vec<(String, String)>,
     pub bad_files: Vec<(PathBuf, String)>,
     pub images: Vec<ImageReport>,
+    /// Images found done with unchanged inputs and skipped (resume).
+    #[serde(default)]
+    pub images_resumed: Vec<String>,
     pub ranks: Vec<RankReport>,
     /// True when every discovered group was imaged.
     pub complete: bool,
@@ -102,7 +105,7 @@ fn add_time(r: &mut RankReport, stage: &str, t0: Instant) {
 
 /// Loads the Earth orientation on every rank, plans on rank 0 (creating `make_dir` there
 /// first) and broadcasts the plan, or the planning error, so that no rank hangs.
-pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path) -> Result<(Plan, EarthOrientation), PipelineError> {
+pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path, resume: bool) -> Result<(Plan, EarthOrientation), PipelineError> {
     let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref());
     if !comm.all_ok(eop.is_ok()) {
         return Err(eop.err().map(PipelineError::from).unwrap_or(PipelineError::IersElsewhere));
@@ -112,7 +115,14 @@ pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path) -> Result<(Pla
     if comm.is_root() {
         let res: Result<Plan, String> = std::fs::create_dir_all(make_dir)
             .map_err(|e| format!("{}: cannot create output ({e})", make_dir.display()))
-            .and_then(|_| make_plan(cfg, comm.size(), &eop).map_err(|e| e.to_string()));
+            .and_then(|_| make_plan(cfg, comm.size(), &eop).map_err(|e| e.to_string()))
+            .map(|mut p| {
+                if resume {
+                    crate::resume::apply(cfg, &mut p);
+                    p.cal_reuse = calibration_registered(cfg, &p);
+                }
+                p
+            });
         bytes = serde_json::to_vec(&res).expect("plan serialises");
     }
     comm.broadcast_bytes(0, &mut bytes);
@@ -126,6 +136,21 @@ pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path) -> Result<(Pla
     Ok((plan, eop))
 }
 
+/// Whether the registry already holds a valid table covering the plan's calibrator transit.
+fn calibration_registered(cfg: &Config, plan: &Plan) -> bool {
+    let Some(cp) = &plan.calibration else { return false };
+    let registry = crate::calibrate::table::Registry::new(registry_path(cfg));
+    let found = registry.entries().map(|es| es.into_iter().any(|e| e.valid && e.start_jd <= cp.transit_jd && cp.transit_jd <= e.end_jd && e.path.exists()));
+    if found.as_ref().is_ok_and(|&f| f) {
+        log::info!("resume: the registry already calibrates the {} transit: solve skipped", cp.calibrator.name);
+    }
+    found.unwrap_or(false)
+}
+
+fn registry_path(cfg: &Config) -> PathBuf {
+    cfg.calibration.registry.clone().unwrap_or_else(|| cfg.output.dir.join("cal").join("registry.jsonl"))
+}
+
 /// Runs the night. Returns the summary on rank 0 (None elsewhere).
 pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineError> {
     let t_start = Instant::now();
@@ -134,7 +159,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     // Rank 0 plans; the plan (or the planning error) is broadcast so no rank hangs.
     let mut report = RankReport { rank: comm.rank(), ..Default::default() };
     let t0 = Instant::now();
-    let (plan, eop) = plan_night(cfg, comm, &images_dir)?;
+    let (plan, eop) = plan_night(cfg, comm, &images_dir, cfg.output.resume)?;
     add_time(&mut report, "plan", t0);
     // The compute backend of this rank (a GPU where there is one and it is allowed).
     let chosen = crate::gpu::select(&cfg.compute);
@@ -146,9 +171,9 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     report.compute = compute.name();
 
     // Calibration solve on the calibrator's groups (collective).
-    let registry = crate::calibrate::table::Registry::new(cfg.calibration.registry.clone().unwrap_or_else(|| out.join("cal").join("registry.jsonl")));
+    let registry = crate::calibrate::table::Registry::new(registry_path(cfg));
     let mut cal_qa = None;
-    if let Some(cp) = &plan.calibration {
+    if let Some(cp) = plan.calibration.as_ref().filter(|_| !plan.cal_reuse) {
         let t = Instant::now();
         let mut mine = Vec::new();
         for &gi in &cp.groups {
@@ -220,7 +245,10 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         s
     };
     for (ii, image) in plan.images.iter().enumerate() {
-        let mine: Vec<usize> = image.groups.iter().copied().filter(|&g| plan.groups[g].rank == comm.rank()).collect();
+        if plan.image_is_done(ii) {
+            continue; // the same on every rank: the plan says so
+        }
+        let mine: Vec<usize> = image.groups.iter().copied().filter(|&g| plan.groups[g].rank == comm.rank() && !plan.is_retired(&plan.groups[g].id)).collect();
         let mut grids: Option<GridPair> = None;
         let mut held: Vec<HeldGroup> = Vec::new();
         let clean_on = cfg.imaging.niter > 0;
@@ -453,6 +481,13 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                         Err(e) => rep.error = Some(e.to_string()),
                     }
                 }
+                // Done marker (resume): only for a complete image, after its products.
+                if let Some(hash) = plan.image_hash.get(ii).filter(|_| rep.error.is_none() && n_ok == image.groups.len()) {
+                    let marker = crate::resume::DoneMarker { hash: hash.clone(), groups: image.groups.iter().map(|&g| plan.groups[g].id.clone()).collect(), products: rep.products.clone() };
+                    if let Err(e) = crate::resume::write_done(&images_dir, &image.name, &marker) {
+                        log::warn!("{}: cannot write the done marker: {e}", image.name);
+                    }
+                }
             }
         }
         add_time(&mut report, "image", t);
@@ -470,16 +505,27 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         .filter(|g| !g.ok)
         .map(|g| (g.id.clone(), g.error.clone().unwrap_or_default()))
         .collect();
-    let groups_ok = ranks.iter().flat_map(|r| r.groups.iter()).filter(|g| g.ok).count();
+    // Resume bookkeeping (rank 0 is the one writer of the group states).
+    for g in ranks.iter().flat_map(|r| r.groups.iter()) {
+        if g.ok {
+            crate::resume::clear_failure(&out, &g.id);
+        } else if let Err(e) = crate::resume::record_failure(&out, &g.id, g.error.as_deref().unwrap_or("")) {
+            log::warn!("{}: cannot record the failure: {e}", g.id);
+        }
+    }
+    let images_resumed: Vec<String> = (0..plan.images.len()).filter(|&i| plan.image_is_done(i)).map(|i| plan.images[i].name.clone()).collect();
+    let groups_resumed = (0..plan.images.len()).filter(|&i| plan.image_is_done(i)).map(|i| plan.images[i].groups.len()).sum::<usize>();
+    let groups_ok = ranks.iter().flat_map(|r| r.groups.iter()).filter(|g| g.ok).count() + groups_resumed;
     let images: Vec<ImageReport> = ranks.iter().flat_map(|r| r.images.clone()).collect();
     let summary = Summary {
         n_ranks: comm.size(),
         wall_s: t_start.elapsed().as_secs_f64(),
         groups_planned: plan.groups.len(),
         groups_ok,
-        complete: groups_failed.is_empty() && ranks.iter().all(|r| r.ms_errors.is_empty()) && plan.skipped.is_empty() && plan.bad_files.is_empty() && images.iter().all(|i| i.error.is_none()),
+        complete: groups_failed.is_empty() && plan.retired.is_empty() && ranks.iter().all(|r| r.ms_errors.is_empty()) && plan.skipped.is_empty() && plan.bad_files.is_empty() && images.iter().all(|i| i.error.is_none()),
         groups_failed,
-        groups_skipped: plan.skipped.clone(),
+        groups_skipped: plan.skipped.iter().chain(&plan.retired).cloned().collect(),
+        images_resumed,
         bad_files: plan.bad_files.clone(),
         images,
         ranks,

@@ -59,6 +59,26 @@ pub struct Plan {
     pub calibration: Option<crate::calibrate::CalPlan>,
     /// Why there is none (or a note about the choice).
     pub calibration_note: String,
+    /// Resume (see `resume`): per image, its input hash and whether it is already done.
+    #[serde(default)]
+    pub image_hash: Vec<String>,
+    #[serde(default)]
+    pub image_done: Vec<bool>,
+    /// Groups not retried: (id, reason).
+    #[serde(default)]
+    pub retired: Vec<(String, String)>,
+    /// The registry already holds a valid table covering the calibrator's transit.
+    #[serde(default)]
+    pub cal_reuse: bool,
+}
+
+impl Plan {
+    pub fn image_is_done(&self, i: usize) -> bool {
+        self.image_done.get(i).copied().unwrap_or(false)
+    }
+    pub fn is_retired(&self, id: &str) -> bool {
+        self.retired.iter().any(|r| r.0 == id)
+    }
 }
 
 /// Largest tolerated difference between a file's antenna position and the station table.

@@ -60,7 +60,7 @@ pub fn night(dir: &Path) -> NightStatus {
                 groups_ok: s.groups_ok,
                 groups_failed: s.groups_failed.len(),
                 groups_skipped: s.groups_skipped.len(),
-                images: s.images.iter().filter(|i| i.error.is_none()).count(),
+                images: s.images.iter().filter(|i| i.error.is_none()).count() + s.images_resumed.len(),
                 n_ranks: s.n_ranks,
                 wall_s: s.wall_s,
                 groups_per_hour: if s.wall_s > 0.0 { 3600.0 * s.groups_ok as f64 / s.wall_s } else { 0.0 },
