@@ -13,6 +13,7 @@ pub mod export;
 pub mod flag;
 pub mod gpu;
 pub mod imaging;
+pub mod mosaic;
 pub mod ms;
 pub mod pipeline;
 pub mod photometry;

@@ -82,6 +82,18 @@ enum Cmd {
         #[arg(long, default_value_t = 4.3)]
         vs: f64,
     },
+    /// Mosaic a night's tiles (images/*.pbcor.fits with .pb and .residual) on one CAR grid,
+    /// weighted by PB^2 / rms^2: `<out>/mosaic.fits`, `mosaic.weight.fits`, `mosaic.rms.fits`.
+    Mosaic {
+        /// The night's output directory.
+        night: PathBuf,
+        /// Where the mosaic goes (default: <night>/mosaic).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Tile pixels below this primary-beam level are left out.
+        #[arg(long, default_value_t = 0.2)]
+        pblimit: f64,
+    },
     /// Print a UVH5 file's header summary (validates it).
     Inspect { file: PathBuf },
 }
@@ -190,6 +202,20 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("contimg photometry: error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Mosaic { night, out, pblimit } => {
+            init_logging(0, 1);
+            let out = out.unwrap_or_else(|| night.join("mosaic"));
+            match contimg::mosaic::build(&night, &out, pblimit) {
+                Ok(s) => {
+                    println!("mosaic: {} tiles -> {} x {} pixels in {}", s.tiles, s.nx, s.ny, out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("contimg mosaic: error: {e}");
                     ExitCode::FAILURE
                 }
             }

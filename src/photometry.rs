@@ -21,13 +21,16 @@ pub enum PhotometryError {
 /// An image as written by contimg (SIN projection, restoring beam in the header).
 pub struct Image {
     pub path: PathBuf,
-    pub n: usize,
+    pub nx: usize,
+    pub ny: usize,
     pub data: Vec<f32>,
-    crval: [f64; 2],
-    crpix: [f64; 2],
-    cdelt: [f64; 2],
-    /// BMAJ, BMIN (deg), BPA (deg east of north).
-    beam: [f64; 3],
+    /// "SIN" or "CAR" (mosaics).
+    pub code: String,
+    pub crval: [f64; 2],
+    pub crpix: [f64; 2],
+    pub cdelt: [f64; 2],
+    /// BMAJ, BMIN (deg), BPA (deg east of north); zeros when the image has none.
+    pub beam: [f64; 3],
     pub date_obs: String,
 }
 
@@ -40,18 +43,28 @@ impl Image {
         let crval = [key("CRVAL1")?, key("CRVAL2")?];
         let crpix = [key("CRPIX1")?, key("CRPIX2")?];
         let cdelt = [key("CDELT1")?, key("CDELT2")?];
-        let beam = [key("BMAJ")?, key("BMIN")?, key("BPA")?];
-        let n = key("NAXIS1")? as usize;
+        let (nx, ny) = (key("NAXIS1")? as usize, key("NAXIS2")? as usize);
+        let beam = [key("BMAJ").unwrap_or(0.0), key("BMIN").unwrap_or(0.0), key("BPA").unwrap_or(0.0)];
+        let ctype = hdu.read_key::<String>(&mut f, "CTYPE1").map_err(|e| bad(format!("CTYPE1: {e}")))?;
+        let code = ctype.get(5..).unwrap_or("").to_string();
+        if code != "SIN" && code != "CAR" {
+            return Err(bad(format!("projection {ctype} (contimg reads SIN tiles and CAR mosaics)")));
+        }
         let date_obs = hdu.read_key::<String>(&mut f, "DATE-OBS").unwrap_or_default();
         let data: Vec<f32> = hdu.read_image(&mut f).map_err(|e| bad(e.to_string()))?;
-        if data.len() != n * n || !(beam[0] > 0.0 && beam[1] > 0.0) {
-            return Err(bad(format!("not a square image with a restoring beam ({} pixels, BMAJ {})", data.len(), beam[0])));
+        if data.len() != nx * ny {
+            return Err(bad(format!("{} pixels for {nx} x {ny}", data.len())));
         }
-        Ok(Image { path: path.into(), n, data, crval, crpix, cdelt, beam, date_obs })
+        Ok(Image { path: path.into(), nx, ny, data, code, crval, crpix, cdelt, beam, date_obs })
     }
 
-    /// 0-based pixel (x, y) of a J2000 position (SIN projection).
+    /// 0-based pixel (x, y) of a J2000 position (SIN tiles; CAR mosaics with RA offsets
+    /// wrapped into (-180, 180] about CRVAL1, so a mosaic may straddle RA = 0).
     pub fn world_to_pixel(&self, ra_deg: f64, dec_deg: f64) -> Option<(f64, f64)> {
+        if self.code == "CAR" {
+            let dra = (ra_deg - self.crval[0] + 540.0).rem_euclid(360.0) - 180.0;
+            return Some((self.crpix[0] - 1.0 + dra / self.cdelt[0], self.crpix[1] - 1.0 + (dec_deg - self.crval[1]) / self.cdelt[1]));
+        }
         let (a, d) = (ra_deg.to_radians(), dec_deg.to_radians());
         let (a0, d0) = (self.crval[0].to_radians(), self.crval[1].to_radians());
         let cos_c = d.sin() * d0.sin() + d.cos() * d0.cos() * (a - a0).cos();
@@ -63,9 +76,73 @@ impl Image {
         Some((self.crpix[0] + x / self.cdelt[0] - 1.0, self.crpix[1] + y / self.cdelt[1] - 1.0))
     }
 
+    /// J2000 (ra, dec) in degrees of a 0-based pixel (SIN or CAR).
+    pub fn pixel_to_world(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        let (px, py) = ((x + 1.0 - self.crpix[0]) * self.cdelt[0], (y + 1.0 - self.crpix[1]) * self.cdelt[1]);
+        if self.code == "CAR" {
+            return Some(((self.crval[0] + px).rem_euclid(360.0), self.crval[1] + py));
+        }
+        let (l, m) = (px.to_radians(), py.to_radians());
+        let r2 = l * l + m * m;
+        if r2 >= 1.0 {
+            return None;
+        }
+        let n = (1.0 - r2).sqrt();
+        let (a0, d0) = (self.crval[0].to_radians(), self.crval[1].to_radians());
+        // Direction = n * centre + l * east + m * north.
+        let (sa, ca, sd, cd) = (a0.sin(), a0.cos(), d0.sin(), d0.cos());
+        let v = [n * cd * ca - l * sa - m * sd * ca, n * cd * sa + l * ca - m * sd * sa, n * sd + m * cd];
+        Some((v[1].atan2(v[0]).to_degrees().rem_euclid(360.0), v[2].clamp(-1.0, 1.0).asin().to_degrees()))
+    }
+
+    /// Cubic-convolution (Keys, a = -0.5) value at a 0-based pixel position: interpolating,
+    /// and far less smoothing than bilinear for beams a few pixels wide (None outside, near
+    /// the edge or next to a blank).
+    pub fn sample_cubic(&self, x: f64, y: f64) -> Option<f64> {
+        let (x0, y0) = (x.floor(), y.floor());
+        if x0 < 1.0 || y0 < 1.0 || x0 as usize + 2 >= self.nx || y0 as usize + 2 >= self.ny {
+            return None;
+        }
+        let keys = |t: f64| {
+            let t = t.abs();
+            if t < 1.0 {
+                1.5 * t * t * t - 2.5 * t * t + 1.0
+            } else if t < 2.0 {
+                -0.5 * t * t * t + 2.5 * t * t - 4.0 * t + 2.0
+            } else {
+                0.0
+            }
+        };
+        let (i, j) = (x0 as usize, y0 as usize);
+        let mut v = 0.0;
+        for dy in 0..4 {
+            let wy = keys(y - (j + dy - 1) as f64);
+            for dx in 0..4 {
+                let p = self.data[(j + dy - 1) * self.nx + i + dx - 1] as f64;
+                v += p * wy * keys(x - (i + dx - 1) as f64);
+            }
+        }
+        v.is_finite().then_some(v)
+    }
+
+    /// Bilinear value at a 0-based pixel position (None outside or next to a blank).
+    pub fn sample(&self, x: f64, y: f64) -> Option<f64> {
+        let (x0, y0) = (x.floor(), y.floor());
+        if x0 < 0.0 || y0 < 0.0 || x0 as usize + 1 >= self.nx || y0 as usize + 1 >= self.ny {
+            return None;
+        }
+        let (i, j, fx, fy) = (x0 as usize, y0 as usize, x - x0, y - y0);
+        let at = |a: usize, b: usize| self.data[b * self.nx + a] as f64;
+        let v = at(i, j) * (1.0 - fx) * (1.0 - fy) + at(i + 1, j) * fx * (1.0 - fy) + at(i, j + 1) * (1.0 - fx) * fy + at(i + 1, j + 1) * fx * fy;
+        v.is_finite().then_some(v)
+    }
+
     /// The matched-filter flux at (ra, dec), or None outside the image or where it is blank.
     pub fn forced(&self, ra_deg: f64, dec_deg: f64, rms: f64) -> Option<(f64, f64)> {
         let (x0, y0) = self.world_to_pixel(ra_deg, dec_deg)?;
+        if !(self.beam[0] > 0.0 && self.beam[1] > 0.0) {
+            return None;
+        }
         let cell = self.cdelt[1].abs();
         let s_maj = self.beam[0] / cell / (8.0 * std::f64::consts::LN_2).sqrt();
         let s_min = self.beam[1] / cell / (8.0 * std::f64::consts::LN_2).sqrt();
@@ -74,13 +151,13 @@ impl Image {
         let (sp, cp) = pa.sin_cos();
         let r = (3.0 * s_maj).ceil() as i64 + 1;
         let (xi, yi) = (x0.round() as i64, y0.round() as i64);
-        if xi - r < 0 || yi - r < 0 || xi + r >= self.n as i64 || yi + r >= self.n as i64 {
+        if xi - r < 0 || yi - r < 0 || xi + r >= self.nx as i64 || yi + r >= self.ny as i64 {
             return None;
         }
         let (mut num, mut den) = (0.0, 0.0);
         for y in yi - r..=yi + r {
             for x in xi - r..=xi + r {
-                let v = self.data[y as usize * self.n + x as usize] as f64;
+                let v = self.data[y as usize * self.nx + x as usize] as f64;
                 if !v.is_finite() {
                     return None;
                 }

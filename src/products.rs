@@ -47,25 +47,44 @@ pub struct ImageMeta {
     pub history: Vec<String>,
 }
 
+/// The celestial axes of a plane: projection code ("SIN", "CAR"), FITS CRPIX (1-based),
+/// CDELT and CRVAL (deg) per axis, and the size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axes {
+    pub code: &'static str,
+    pub nx: usize,
+    pub ny: usize,
+    pub crpix: [f64; 2],
+    pub cdelt: [f64; 2],
+    pub crval: [f64; 2],
+}
+
 /// Writes an n x n image (row-major, y then x; x = RA axis, RA increasing to the left)
 /// as a 4-D FITS cube (RA---SIN, DEC--SIN, FREQ, STOKES=I).
 pub fn write_fits_image(path: &Path, n: usize, data: &[f32], m: &ImageMeta) -> Result<(), ProductError> {
-    assert_eq!(data.len(), n * n);
+    let centre = (n / 2 + 1) as f64;
+    let axes = Axes { code: "SIN", nx: n, ny: n, crpix: [centre, centre], cdelt: [-m.cell_deg, m.cell_deg], crval: [m.ra_deg, m.dec_deg] };
+    write_fits_plane(path, data, m, &axes)
+}
+
+/// Writes a plane with the given celestial axes (FREQ and STOKES=I axes of length 1 added).
+pub fn write_fits_plane(path: &Path, data: &[f32], m: &ImageMeta, a: &Axes) -> Result<(), ProductError> {
+    let (nx, ny) = (a.nx, a.ny);
+    assert_eq!(data.len(), nx * ny);
     let tmp = part_path(path);
     let ferr = |source| ProductError::Fits { path: path.into(), source };
     let _ = std::fs::remove_file(&tmp);
     {
-        let desc = ImageDescription { data_type: ImageType::Float, dimensions: &[1, 1, n, n] };
+        let desc = ImageDescription { data_type: ImageType::Float, dimensions: &[1, 1, ny, nx] };
         let mut f = FitsFile::create(&tmp).with_custom_primary(&desc).open().map_err(ferr)?;
         let hdu = f.primary_hdu().map_err(ferr)?;
-        let centre = (n / 2 + 1) as f64;
         let keys_f: [(&str, f64); 14] = [
-            ("CRPIX1", centre),
-            ("CDELT1", -m.cell_deg),
-            ("CRVAL1", m.ra_deg),
-            ("CRPIX2", centre),
-            ("CDELT2", m.cell_deg),
-            ("CRVAL2", m.dec_deg),
+            ("CRPIX1", a.crpix[0]),
+            ("CDELT1", a.cdelt[0]),
+            ("CRVAL1", a.crval[0]),
+            ("CRPIX2", a.crpix[1]),
+            ("CDELT2", a.cdelt[1]),
+            ("CRVAL2", a.crval[1]),
             ("CRPIX3", 1.0),
             ("CDELT3", m.bandwidth_hz),
             ("CRVAL3", m.freq_hz),
@@ -75,7 +94,8 @@ pub fn write_fits_image(path: &Path, n: usize, data: &[f32], m: &ImageMeta) -> R
             ("OBSRA", m.ra_deg),
             ("OBSDEC", m.dec_deg),
         ];
-        for (k, v) in [("CTYPE1", "RA---SIN"), ("CUNIT1", "deg"), ("CTYPE2", "DEC--SIN"), ("CUNIT2", "deg"), ("CTYPE3", "FREQ"), ("CUNIT3", "Hz"), ("CTYPE4", "STOKES"), ("CUNIT4", "")] {
+        let (c1, c2) = (format!("RA---{}", a.code), format!("DEC--{}", a.code));
+        for (k, v) in [("CTYPE1", c1.as_str()), ("CUNIT1", "deg"), ("CTYPE2", c2.as_str()), ("CUNIT2", "deg"), ("CTYPE3", "FREQ"), ("CUNIT3", "Hz"), ("CTYPE4", "STOKES"), ("CUNIT4", "")] {
             hdu.write_key(&mut f, k, v).map_err(ferr)?;
         }
         for (k, v) in keys_f {
