@@ -163,6 +163,10 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
     let mut weight = vec![0f32; n];
     for ((h, path), cmap) in headers.iter().zip(files).zip(&chan_map) {
         let d = read_data(path, h)?;
+        let unusable = d.vis.par_iter().filter(|v| !(v.re.is_finite() && v.im.is_finite()) || (v.re == 0.0 && v.im == 0.0)).count();
+        if unusable == d.vis.len() {
+            log::warn!("{}: every visibility is NaN, Inf or zero: the whole subband is flagged", path.display());
+        }
         let nf = h.nfreqs;
         // Scatter this file's (blt, chan, pol) into the group's (bl, t, chan, pol), in
         // parallel over baselines (disjoint output slices).
