@@ -94,6 +94,15 @@ enum Cmd {
         #[arg(long, default_value_t = 0.2)]
         pblimit: f64,
     },
+    /// The night's QA report: `<night>/qa/report.json` and a self-contained `report.html`
+    /// (gates, flagging, bandpasses, noise, thumbnails, source recovery, time per stage).
+    Report {
+        /// The night's output directory (with summary.json).
+        night: PathBuf,
+        /// A simulation's truth.json: thermal noise and source-recovery checks.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+    },
     /// Print a UVH5 file's header summary (validates it).
     Inspect { file: PathBuf },
 }
@@ -216,6 +225,20 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("contimg mosaic: error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Report { night, truth } => {
+            init_logging(0, 1);
+            match contimg::report::write(&night, truth.as_deref()) {
+                Ok(r) => {
+                    let worst = r.gates.iter().map(|g| g.1.as_str()).fold("pass", |a, b| if a == "fail" || b == "fail" { "fail" } else if a == "warn" || b == "warn" { "warn" } else { "pass" });
+                    println!("report: {} gates ({worst}) -> {}", r.gates.len(), night.join("qa/report.html").display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("contimg report: error: {e}");
                     ExitCode::FAILURE
                 }
             }
