@@ -88,11 +88,15 @@ pub struct OutputConfig {
     pub resume: bool,
     /// A group that failed this many times is no longer retried (reported as skipped).
     pub max_retries: usize,
+    /// After the night (rank 0): the mosaic of its tiles (`mosaic/`, needs CLEAN's pbcor
+    /// images) and the QA report (`qa/report.{json,html}`).
+    pub mosaic: bool,
+    pub report: bool,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { dir: PathBuf::from("out"), ms: Default::default(), resume: true, max_retries: 3 }
+        OutputConfig { dir: PathBuf::from("out"), ms: Default::default(), resume: true, max_retries: 3, mosaic: true, report: true }
     }
 }
 

@@ -535,5 +535,19 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     let path = out.join("summary.json");
     write_atomic(&path, serde_json::to_string_pretty(&summary).expect("summary serialises").as_bytes())
         .map_err(|source| PipelineError::Output { path, source })?;
+    // Night products (rank 0; a failure here is logged, the night's images stand).
+    let has_pbcor = summary.images.iter().any(|i| i.products.iter().any(|p| p.to_string_lossy().ends_with(".pbcor.fits")));
+    if cfg.output.mosaic && (has_pbcor || !summary.images_resumed.is_empty()) {
+        match crate::mosaic::build(&out, &out.join("mosaic"), cfg.imaging.pblimit) {
+            Ok(m) => log::info!("mosaic: {} tiles -> {} x {} pixels in {}", m.tiles, m.nx, m.ny, out.join("mosaic").display()),
+            Err(e) => log::warn!("mosaic not made: {e}"),
+        }
+    }
+    if cfg.output.report {
+        match crate::report::write(&out, None) {
+            Ok(r) => log::info!("QA report: {} gates -> {}", r.gates.len(), out.join("qa/report.html").display()),
+            Err(e) => log::warn!("QA report not made: {e}"),
+        }
+    }
     Ok(Some(summary))
 }
