@@ -1,6 +1,7 @@
 //! A table of bad inputs through `contimg run` on a two-group night: each one gives a clear
 //! error naming the file (or the config key), never a panic, and — where it concerns one
 //! group — the other group is still imaged and the night exits 2 (finished, incomplete).
+//! Caltable cases fail every group (each needs the table) and exit 2 with the reason.
 
 mod common;
 use common::*;
@@ -11,6 +12,9 @@ enum Target {
     File(Box<dyn Fn(&Path)>),
     Config(Box<dyn Fn(&mut String)>),
     Setup(Box<dyn Fn(&Path, &Path)>),
+    /// Calibration on, with a registry entry (written into the case directory) covering the
+    /// night or `days` away, pointing to a caltable made by the closure.
+    Caltable { days: f64, table: Box<dyn Fn(&Path)> },
 }
 
 struct Case {
@@ -71,6 +75,8 @@ fn cases() -> Vec<Case> {
         Case { name: "missing subband", target: file(|p| std::fs::remove_file(p).unwrap()), code: 2, needle: "missing sb0" },
         Case { name: "duplicate subband", target: Target::Setup(Box::new(|night, f| { let name = f.file_name().unwrap().to_string_lossy().replacen("T05:00:0", "T05:00:1", 1); std::fs::copy(f, night.join(name)).unwrap(); })), code: 2, needle: "duplicate subband" },
         Case { name: "not an HDF5 file among the night's", target: Target::Setup(Box::new(|night, _| std::fs::write(night.join("2026-03-14T05:00:00_sb07.hdf5"), b"text").unwrap())), code: 2, needle: "sb07" },
+        Case { name: "corrupt caltable", target: Target::Caltable { days: 0.0, table: Box::new(|p| std::fs::write(p, b"not a caltable").unwrap()) }, code: 2, needle: "bandpass.h5" },
+        Case { name: "caltable out of the time window", target: Target::Caltable { days: 3.0, table: Box::new(|p| std::fs::write(p, b"never read").unwrap()) }, code: 2, needle: "no valid calibration within" },
         Case { name: "bad YAML", target: Target::Config(Box::new(|c| c.push_str("\nimaging: [unclosed\n"))), code: 1, needle: "c.yaml" },
         Case { name: "unknown config key", target: Target::Config(Box::new(|c| *c = c.replace("imaging:", "imaging:\n  npixx: 3"))), code: 1, needle: "npixx" },
         Case { name: "invalid config value", target: Target::Config(Box::new(|c| *c = c.replace("imaging:", "imaging:\n  taper_gaussian_arcsec: -3.0"))), code: 1, needle: "taper_gaussian_arcsec" },
@@ -108,11 +114,21 @@ fn bad_inputs_give_clear_errors_and_the_night_completes() {
         cfg_c.input.dir = night.clone();
         cfg_c.output.dir = d.join("out");
         let cfg = d.join("c.yaml");
+        if let Target::Caltable { days, table } = &case.target {
+            let t = d.join("bandpass.h5");
+            table(&t);
+            let jd = 2461113.7084 + days;
+            let entry = serde_json::json!({"path": t, "calibrator": "0542+498", "start_jd": jd - 0.01, "end_jd": jd + 0.01, "centre_jd": jd, "valid": true});
+            std::fs::write(d.join("registry.jsonl"), format!("{entry}\n")).unwrap();
+            cfg_c.calibration.enabled = true;
+            cfg_c.calibration.registry = Some(d.join("registry.jsonl"));
+        }
         let mut text = serde_yaml_ng::to_string(&cfg_c).unwrap();
         match &case.target {
             Target::File(f) => f(&victim),
             Target::Config(f) => f(&mut text),
             Target::Setup(f) => f(&night, &victim),
+            Target::Caltable { .. } => {}
         }
         std::fs::write(&cfg, &text).unwrap();
         let (code, out) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
@@ -122,6 +138,9 @@ fn bad_inputs_give_clear_errors_and_the_night_completes() {
         assert!(!all.contains("panicked"), "{ctx}");
         assert_eq!(code, case.code, "{ctx}");
         assert!(all.contains(case.needle), "{ctx}\nexpected {:?}", case.needle);
+        if matches!(case.target, Target::Caltable { days, .. } if days == 0.0) {
+            assert!(all.contains(&d.join("bandpass.h5").display().to_string()), "{ctx}\nthe error does not name the caltable");
+        }
         if let Target::File(_) = case.target {
             let name = victim.file_name().unwrap().to_string_lossy().to_string();
             // (A deleted file is reported by its group and missing subband instead.)
@@ -129,7 +148,7 @@ fn bad_inputs_give_clear_errors_and_the_night_completes() {
                 assert!(all.contains(&name), "{ctx}\nthe error does not name {name}");
             }
         }
-        if case.code != 1 {
+        if case.code != 1 && !matches!(case.target, Target::Caltable { .. }) {
             let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
             assert!(s["groups_ok"].as_u64().unwrap() >= 1, "{ctx}: the good group was not imaged");
         }
