@@ -20,6 +20,7 @@ pub mod photometry;
 pub mod plan;
 pub mod primitives;
 pub mod products;
+pub mod progress;
 pub mod report;
 pub mod resume;
 pub mod simulate;

@@ -113,6 +113,7 @@ pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path, resume: bool) 
     let eop = eop.expect("checked on all ranks");
     let mut bytes = Vec::new();
     if comm.is_root() {
+        crate::progress::reset(&cfg.output.dir); // before any rank can mark progress
         let res: Result<Plan, String> = std::fs::create_dir_all(make_dir)
             .map_err(|e| format!("{}: cannot create output ({e})", make_dir.display()))
             .and_then(|_| make_plan(cfg, comm.size(), &eop).map_err(|e| e.to_string()))
@@ -167,6 +168,10 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         return Err(chosen.err().map(PipelineError::from).unwrap_or(PipelineError::GpuElsewhere));
     }
     let (compute, line) = chosen.expect("checked on all ranks");
+    let _bar = comm.is_root().then(|| {
+        let todo = (0..plan.images.len()).filter(|&i| !plan.image_is_done(i)).flat_map(|i| plan.images[i].groups.iter()).filter(|&&g| !plan.is_retired(&plan.groups[g].id)).count();
+        crate::progress::Bar::start(&out, todo as u64, comm.size())
+    });
     log::info!("rank {}: {line}", comm.rank());
     report.compute = compute.name();
 
@@ -254,6 +259,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         let clean_on = cfg.imaging.niter > 0;
         let mut n_ok = 0usize;
         let mut meta_freqs: (f64, f64) = (f64::INFINITY, 0.0);
+        let reported = report.groups.len();
         for gi in mine {
             let g = &plan.groups[gi];
             let files: Vec<&Path> = g.files.iter().flatten().map(PathBuf::as_path).collect();
@@ -340,6 +346,9 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(e.to_string()), n_vis: 0, flagged_fraction: 0.0, flags: None });
                 }
             }
+        }
+        for g in &report.groups[reported..] {
+            crate::progress::mark(&out, comm.rank(), &g.id, g.ok);
         }
         // Weighting: the uv density from every group of the image (summed over ranks when the
         // image is spread, so the weights do not depend on the rank count), then gridding.
