@@ -13,6 +13,9 @@ rm -rf demo-out
 ./target/release/contimg simulate --config configs/demo.yaml --out demo-out/night
 mpirun -n "$RANKS" --bind-to none --oversubscribe \
   ./target/release/contimg run --config configs/demo.yaml
+# The QA report again, now against the simulation's truth (thermal noise, source recovery).
+./target/release/contimg report demo-out/products --truth demo-out/night/truth.json
 echo "demo products:"
 ls -l demo-out/products/images
-echo "summary: demo-out/products/summary.json"
+echo "summary: demo-out/products/summary.json; mosaic: demo-out/products/mosaic/mosaic.fits"
+echo "QA report: demo-out/products/qa/report.html"
