@@ -267,8 +267,10 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             match load_group(&files) {
                 Ok(mut vis) => {
                     add_time(&mut report, "convert", t);
+                    crate::progress::mark(&out, comm.rank(), &g.id, "converted");
                     let t = Instant::now();
                     let mut fsum = crate::flag::run(&mut vis, &cfg.flagging);
+                    crate::progress::mark(&out, comm.rank(), &g.id, "flagged");
                     if cfg.flagging.write_flags {
                         let dir = out.join("flags");
                         let path = dir.join(format!("{}.h5", g.id));
@@ -302,6 +304,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                                     }
                                 };
                                 log::info!("rank {}: group {} calibrated with {} ({:.1} % newly flagged)", comm.rank(), g.id, p.display(), 100.0 * frac);
+                                crate::progress::mark(&out, comm.rank(), &g.id, "calibrated");
                             }
                             Ok(None) if cfg.calibration.require => {
                                 let msg = format!("no valid calibration within +-24 h in {}", registry.path.display());
@@ -348,7 +351,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             }
         }
         for g in &report.groups[reported..] {
-            crate::progress::mark(&out, comm.rank(), &g.id, g.ok);
+            crate::progress::mark(&out, comm.rank(), &g.id, if g.ok { "gridded" } else { "failed" });
         }
         // Weighting: the uv density from every group of the image (summed over ranks when the
         // image is spread, so the weights do not depend on the rank count), then gridding.
@@ -521,6 +524,30 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         } else if let Err(e) = crate::resume::record_failure(&out, &g.id, g.error.as_deref().unwrap_or("")) {
             log::warn!("{}: cannot record the failure: {e}", g.id);
         }
+    }
+    // The night's state, one record per planned group (rank 0, the one writer; atomic).
+    let state: Vec<crate::resume::GroupState> = plan
+        .groups
+        .iter()
+        .map(|g| {
+            let rep = ranks.iter().flat_map(|r| r.groups.iter()).find(|x| x.id == g.id);
+            let (stage, error) = if plan.image_is_done(g.image) {
+                ("done (resumed)".to_string(), String::new())
+            } else if let Some(r) = plan.retired.iter().find(|r| r.0 == g.id) {
+                ("retired".to_string(), r.1.clone())
+            } else {
+                match rep {
+                    Some(x) if x.ok => ("done".to_string(), String::new()),
+                    Some(x) => ("failed".to_string(), x.error.clone().unwrap_or_default()),
+                    None => ("pending".to_string(), String::new()),
+                }
+            };
+            let attempts = crate::resume::read_failure(&out, &g.id).map(|s| s.attempts).unwrap_or(0);
+            crate::resume::GroupState { id: g.id.clone(), stage, error, attempts }
+        })
+        .collect();
+    if let Err(e) = std::fs::create_dir_all(out.join("state")).and_then(|_| write_atomic(&out.join("state/night.json"), serde_json::to_string_pretty(&state).expect("serialises").as_bytes())) {
+        log::warn!("{}: cannot write the night's state: {e}", out.join("state/night.json").display());
     }
     let images_resumed: Vec<String> = (0..plan.images.len()).filter(|&i| plan.image_is_done(i)).map(|i| plan.images[i].name.clone()).collect();
     let groups_resumed = (0..plan.images.len()).filter(|&i| plan.image_is_done(i)).map(|i| plan.images[i].groups.len()).sum::<usize>();

@@ -1,7 +1,9 @@
-//! Night progress aggregated over ranks: every rank appends a line per finished group to
-//! `<out>/progress/rank-<r>.log` (the output directory is shared by the ranks, as the
-//! products are), and rank 0 draws one indicatif bar from all of them in a background
-//! thread (hidden when stderr is not a terminal; the log lines carry the rank either way).
+//! Night progress aggregated over ranks: every rank appends a line per group and stage
+//! (converted, flagged, calibrated, gridded, failed) to `<out>/progress/rank-<r>.log` (one
+//! writer per file; the output directory is shared by the ranks, as the products are), and
+//! rank 0 draws one indicatif bar from all of them in a background thread (hidden when
+//! stderr is not a terminal; the log lines carry the rank either way). `contimg status`
+//! reads the same files for a night still running or killed.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
@@ -20,29 +22,34 @@ pub fn reset(out: &Path) {
     let _ = std::fs::create_dir_all(&d);
 }
 
-/// Records that this rank finished a group.
-pub fn mark(out: &Path, rank: usize, group: &str, ok: bool) {
+/// Records that this rank took a group through a stage.
+pub fn mark(out: &Path, rank: usize, group: &str, stage: &str) {
     let path = dir(out).join(format!("rank-{rank}.log"));
     if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-        let _ = writeln!(f, "{group} {}", if ok { "ok" } else { "failed" });
+        let _ = writeln!(f, "{group} {stage}");
     }
 }
 
-/// Groups finished so far over all ranks: (done, failed).
-pub fn count(out: &Path) -> (u64, u64) {
-    let mut done = 0;
-    let mut failed = 0;
+/// How many groups reached each stage, over all ranks, in stage order.
+pub fn stages(out: &Path) -> Vec<(String, u64)> {
+    let order = ["converted", "flagged", "calibrated", "gridded", "failed"];
+    let mut n = [0u64; 5];
     for e in std::fs::read_dir(dir(out)).into_iter().flatten().flatten() {
         if let Ok(t) = std::fs::read_to_string(e.path()) {
             for l in t.lines() {
-                done += 1;
-                if l.ends_with("failed") {
-                    failed += 1;
+                if let Some(k) = l.rsplit(' ').next().and_then(|s| order.iter().position(|o| *o == s)) {
+                    n[k] += 1;
                 }
             }
         }
     }
-    (done, failed)
+    order.iter().zip(n).map(|(o, c)| (o.to_string(), c)).collect()
+}
+
+/// Groups finished so far over all ranks: (gridded or failed, failed).
+pub fn count(out: &Path) -> (u64, u64) {
+    let s = stages(out);
+    (s[3].1 + s[4].1, s[4].1)
 }
 
 /// Rank 0's bar; stops and clears when dropped.
@@ -90,10 +97,13 @@ mod tests {
     fn marks_from_every_rank_are_counted() {
         let d = tempfile::tempdir().unwrap();
         reset(d.path());
-        mark(d.path(), 0, "g1", true);
-        mark(d.path(), 1, "g2", false);
-        mark(d.path(), 1, "g3", true);
+        mark(d.path(), 0, "g1", "converted");
+        mark(d.path(), 0, "g1", "gridded");
+        mark(d.path(), 1, "g2", "failed");
+        mark(d.path(), 1, "g3", "converted");
+        mark(d.path(), 1, "g3", "gridded");
         assert_eq!(count(d.path()), (3, 1));
+        assert_eq!(stages(d.path())[0], ("converted".to_string(), 2));
         let bar = Bar::start(d.path(), 3, 2);
         drop(bar);
         reset(d.path());

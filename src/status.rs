@@ -41,6 +41,7 @@ pub fn night(dir: &Path) -> NightStatus {
         None => NightStatus {
             dir: dir.into(),
             state: "not finished".into(),
+            // A night still running or killed: its ranks' progress files say how far it got.
             groups_planned: 0,
             groups_ok: 0,
             groups_failed: 0,
@@ -49,7 +50,14 @@ pub fn night(dir: &Path) -> NightStatus {
             n_ranks: 0,
             wall_s: 0.0,
             groups_per_hour: 0.0,
-            problems: vec![format!("{}: missing or unreadable", path.display())],
+            problems: {
+                let st = crate::progress::stages(dir);
+                let mut p = vec![format!("{}: missing or unreadable", path.display())];
+                if st.iter().any(|s| s.1 > 0) {
+                    p.push(format!("progress: {}", st.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ")));
+                }
+                p
+            },
         },
         Some(s) => {
             let problems = s.groups_failed.iter().chain(&s.groups_skipped).take(5).map(|(g, e)| format!("{g}: {e}")).collect();
@@ -71,14 +79,15 @@ pub fn night(dir: &Path) -> NightStatus {
 }
 
 /// A night directory itself, or every subdirectory of an archive root that looks like a
-/// night's output (has `summary.json`, `images/` or `flags/`), sorted by name.
+/// night's output (has `summary.json`, `images/` or `progress/`), sorted by name.
 pub fn collect(root: &Path) -> Result<ArchiveStatus, std::io::Error> {
-    let dirs: Vec<PathBuf> = if root.join("summary.json").exists() {
+    let is_night = |p: &Path| p.join("summary.json").exists() || p.join("images").is_dir() || p.join("progress").is_dir();
+    let dirs: Vec<PathBuf> = if is_night(root) {
         vec![root.to_path_buf()]
     } else {
         let mut v: Vec<PathBuf> = std::fs::read_dir(root)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir() && (p.join("summary.json").exists() || p.join("images").exists() || p.join("flags").exists()))
+            .filter(|p| p.is_dir() && is_night(p))
             .collect();
         v.sort();
         v

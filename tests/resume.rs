@@ -51,6 +51,10 @@ fn killed_night_resumes_to_identical_products() {
     println!("killed with {done_at_kill} of 6 images done");
     assert!((1..6).contains(&done_at_kill), "the kill did not land mid-night ({done_at_kill} images done)");
     assert!(!c.output.dir.join("summary.json").exists());
+    // `contimg status` of the killed night: not finished, with how far its ranks got.
+    let (code, text) = run_bin(&["status", c.output.dir.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("not finished") && text.contains("converted"), "{text}");
     // Rerun: completes, resumes the done images, products identical to the reference.
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{text}");
@@ -58,6 +62,10 @@ fn killed_night_resumes_to_identical_products() {
     assert_eq!(s["complete"], true, "{s:#}");
     assert_eq!(s["images_resumed"].as_array().unwrap().len(), done_at_kill, "{s:#}");
     assert_eq!(s["groups_ok"], 6);
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.output.dir.join("state/night.json")).unwrap()).unwrap();
+    let stages: Vec<&str> = state.as_array().unwrap().iter().map(|g| g["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages.iter().filter(|s| s.starts_with("done")).count(), 6, "{stages:?}");
+    assert_eq!(stages.iter().filter(|s| **s == "done (resumed)").count(), done_at_kill, "{stages:?}");
     let (a, b) = (fits_files(&d.join("ref")), fits_files(&c.output.dir));
     assert_eq!(a.iter().map(|p| p.file_name().unwrap().to_owned()).collect::<Vec<_>>(), b.iter().map(|p| p.file_name().unwrap().to_owned()).collect::<Vec<_>>());
     for (x, y) in a.iter().zip(&b) {
@@ -115,5 +123,8 @@ fn failing_group_is_retried_then_retired() {
             assert_eq!(failed, "[]");
         }
         assert_eq!(s["groups_ok"], 1, "the good group counts every time (done or resumed)");
+        let state = std::fs::read_to_string(c.output.dir.join("state/night.json")).unwrap();
+        let want = if attempt <= 2 { format!("\"attempts\": {attempt}") } else { "\"retired\"".to_string() };
+        assert!(state.contains(&want), "attempt {attempt}: {state}");
     }
 }
