@@ -269,7 +269,8 @@ pub fn variability(source: &str, ms: &[&Measurement], th: Thresholds) -> Variabi
 }
 
 /// Measures every target in every `*.pbcor.fits` (else `*.restored.fits`) image under the
-/// night directories' `images/`, in order of the image names (UTC).
+/// night directories' `images/`, in order of the image names (UTC), and in each night's
+/// `mosaic/mosaic.fits` when there is one.
 pub fn measure_nights(nights: &[PathBuf], targets: &[Target]) -> Result<Vec<Measurement>, PhotometryError> {
     let mut images = Vec::new();
     for d in nights {
@@ -284,6 +285,11 @@ pub fn measure_nights(nights: &[PathBuf], targets: &[Target]) -> Result<Vec<Meas
         }
         names.sort();
         images.extend(names);
+        // The night's mosaic too, when it has one.
+        let m = d.join("mosaic").join("mosaic.fits");
+        if m.exists() {
+            images.push(m);
+        }
     }
     let mut out = Vec::new();
     for p in images {
