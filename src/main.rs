@@ -69,9 +69,12 @@ enum Cmd {
         /// Positions: a CSV of name,ra_deg,dec_deg ...
         #[arg(long)]
         catalog: Option<PathBuf>,
-        /// ... or a simulation's truth.json (its sources).
+        /// ... or a simulation's truth.json (its sources) ...
         #[arg(long)]
         truth: Option<PathBuf>,
+        /// ... or the VLA calibrator list (e.g. configs/dsa110/vlacalibrators.txt).
+        #[arg(long)]
+        calibrators: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
         /// Candidate thresholds: eta, V, and |Vs| of the most modulated pair.
@@ -188,14 +191,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Photometry { nights, catalog, truth, out, eta, v, vs } => {
+        Cmd::Photometry { nights, catalog, truth, calibrators, out, eta, v, vs } => {
             init_logging(0, 1);
-            let targets = match (catalog, truth) {
-                (Some(c), None) => contimg::photometry::read_catalog(&c).map_err(|e| e.to_string()),
-                (None, Some(t)) => contimg::simulate::Truth::load(t.parent().unwrap_or(std::path::Path::new("."))).map(|tr| {
+            let targets = match (catalog, truth, calibrators) {
+                (Some(c), None, None) => contimg::photometry::read_catalog(&c).map_err(|e| e.to_string()),
+                (None, Some(t), None) => contimg::simulate::Truth::load(t.parent().unwrap_or(std::path::Path::new("."))).map(|tr| {
                     tr.sources.iter().enumerate().map(|(k, s)| contimg::photometry::Target { name: format!("truth_{k}"), ra_deg: s.ra_deg, dec_deg: s.dec_deg }).collect()
                 }),
-                _ => Err("give one of --catalog or --truth".to_string()),
+                (None, None, Some(c)) => contimg::calibrate::catalog::read_calibrators(&c)
+                    .map(|cs| cs.iter().map(|k| contimg::photometry::Target { name: k.name.clone(), ra_deg: k.ra_rad.to_degrees(), dec_deg: k.dec_rad.to_degrees() }).collect())
+                    .map_err(|e| e.to_string()),
+                _ => Err("give one of --catalog, --truth or --calibrators".to_string()),
             };
             let res = targets.and_then(|t| {
                 let ms = contimg::photometry::measure_nights(&nights, &t).map_err(|e| e.to_string())?;
