@@ -62,22 +62,25 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
     let dec0 = tiles.iter().map(|t| t.pbcor.crval[1]).sum::<f64>() / tiles.len() as f64;
     let cell = tiles[0].pbcor.cdelt[1].abs();
     let wrap = |ra: f64| (ra - ra0 + 540.0).rem_euclid(360.0) - 180.0;
-    // Extent: every tile's edge pixels.
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
-    for t in &tiles {
+    // Each tile's extent (wrapped RA offset, Dec) from its edge pixels; the mosaic's is their union.
+    let extent = |t: &Tile| {
         let (nx, ny) = (t.pbcor.nx as f64, t.pbcor.ny as f64);
+        let mut e = [f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY];
         for k in 0..=64 {
             let f = k as f64 / 64.0;
             for (x, y) in [(f * (nx - 1.0), 0.0), (f * (nx - 1.0), ny - 1.0), (0.0, f * (ny - 1.0)), (nx - 1.0, f * (ny - 1.0))] {
                 if let Some((ra, dec)) = t.pbcor.pixel_to_world(x, y) {
-                    x0 = x0.min(wrap(ra));
-                    x1 = x1.max(wrap(ra));
-                    y0 = y0.min(dec);
-                    y1 = y1.max(dec);
+                    e = [e[0].min(wrap(ra)), e[1].max(wrap(ra)), e[2].min(dec), e[3].max(dec)];
                 }
             }
         }
-    }
+        e
+    };
+    let extents: Vec<[f64; 4]> = tiles.iter().map(extent).collect();
+    let x0 = extents.iter().map(|e| e[0]).fold(f64::INFINITY, f64::min);
+    let x1 = extents.iter().map(|e| e[1]).fold(f64::NEG_INFINITY, f64::max);
+    let y0 = extents.iter().map(|e| e[2]).fold(f64::INFINITY, f64::min);
+    let y1 = extents.iter().map(|e| e[3]).fold(f64::NEG_INFINITY, f64::max);
     let cdelt1 = -cell / dec0.to_radians().cos();
     let nx = ((x1 - x0) / cdelt1.abs()).ceil() as usize + 1;
     let ny = ((y1 - y0) / cell).ceil() as usize + 1;
@@ -88,13 +91,18 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
     let axes = Axes { code: "CAR", nx, ny, crpix: [1.0 + x1 / cdelt1.abs(), 1.0 - y0 / cell], cdelt: [cdelt1, cell], crval: [ra0, 0.0] };
     let mut num = vec![0.0f64; nx * ny];
     let mut wsum = vec![0.0f64; nx * ny];
-    num.par_chunks_mut(nx).zip(wsum.par_chunks_mut(nx)).enumerate().for_each(|(y, (nrow, wrow))| {
-        let dec = (y as f64 + 1.0 - axes.crpix[1]) * axes.cdelt[1];
-        for x in 0..nx {
-            let ra = (ra0 + (x as f64 + 1.0 - axes.crpix[0]) * axes.cdelt[0]).rem_euclid(360.0);
-            for t in &tiles {
-                let Some((px, py)) = t.pbcor.world_to_pixel(ra, dec) else { continue };
-                let (Some(v), Some(pb)) = (t.pbcor.sample_cubic(px, py), t.pb.sample(px, py)) else { continue };
+    // Tile by tile over its own footprint only (a night has hundreds of tiles), rows in parallel.
+    for (t, e) in tiles.iter().zip(&extents) {
+        let px = |dra: f64| axes.crpix[0] - 1.0 + dra / axes.cdelt[0];
+        let py = |dec: f64| axes.crpix[1] - 1.0 + dec / axes.cdelt[1];
+        let (xa, xb) = ((px(e[1]).floor().max(0.0)) as usize, (px(e[0]).ceil() as usize).min(nx - 1));
+        let (ya, yb) = ((py(e[2]).floor().max(0.0)) as usize, (py(e[3]).ceil() as usize).min(ny - 1));
+        num[ya * nx..(yb + 1) * nx].par_chunks_mut(nx).zip(wsum[ya * nx..(yb + 1) * nx].par_chunks_mut(nx)).enumerate().for_each(|(k, (nrow, wrow))| {
+            let dec = (ya as f64 + k as f64 + 1.0 - axes.crpix[1]) * axes.cdelt[1];
+            for x in xa..=xb {
+                let ra = (ra0 + (x as f64 + 1.0 - axes.crpix[0]) * axes.cdelt[0]).rem_euclid(360.0);
+                let Some((tx, ty)) = t.pbcor.world_to_pixel(ra, dec) else { continue };
+                let (Some(v), Some(pb)) = (t.pbcor.sample_cubic(tx, ty), t.pb.sample(tx, ty)) else { continue };
                 if pb < pblimit {
                     continue;
                 }
@@ -102,8 +110,8 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
                 nrow[x] += w * v;
                 wrow[x] += w;
             }
-        }
-    });
+        });
+    }
     let mosaic: Vec<f32> = num.iter().zip(&wsum).map(|(n, w)| if *w > 0.0 { (n / w) as f32 } else { f32::NAN }).collect();
     let weight: Vec<f32> = wsum.iter().map(|&w| w as f32).collect();
     let rms: Vec<f32> = wsum.iter().map(|&w| if w > 0.0 { (1.0 / w.sqrt()) as f32 } else { f32::NAN }).collect();
