@@ -11,7 +11,8 @@ use num_complex::Complex32;
 use std::sync::Arc;
 
 pub struct Gpu {
-    ctx: Arc<CudaContext>,
+    /// Kept for the device's lifetime (the stream and module also hold it).
+    _ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     rephase: CudaFunction,
     apply: CudaFunction,
@@ -52,7 +53,7 @@ impl Gpu {
         let dev_name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
         let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, budget as f64 / (1u64 << 30) as f64);
         let stream = ctx.default_stream();
-        Ok(Gpu { ctx, stream, rephase, apply, name, budget })
+        Ok(Gpu { _ctx: ctx, stream, rephase, apply, name, budget })
     }
 }
 
@@ -120,7 +121,6 @@ impl Compute for Gpu {
             self.stream.memcpy_dtoh(&d_v, host_v).map_err(cuda)?;
             self.stream.memcpy_dtoh(&d_w, &mut weight[range]).map_err(cuda)?;
         }
-        let _ = &self.ctx;
         self.stream.synchronize().map_err(cuda)
     }
 }

@@ -98,10 +98,12 @@ impl Compute for Cpu {
 
 /// This process's rank among the ranks of its node, from the launcher's environment.
 pub fn local_rank() -> usize {
-    ["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+    local_rank_from(|k| std::env::var(k).ok())
+}
+
+/// The first launcher variable that is set and numeric, in order of precedence.
+fn local_rank_from(get: impl Fn(&str) -> Option<String>) -> usize {
+    ["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"].iter().find_map(|k| get(k).and_then(|v| v.parse().ok())).unwrap_or(0)
 }
 
 /// Chooses the backend for this rank. Returns it with a line saying what was chosen and why.
@@ -147,9 +149,11 @@ mod tests {
     }
 
     #[test]
-    fn local_rank_reads_the_launcher() {
-        // The variables are absent or numeric in any environment this test runs in.
-        let r = local_rank();
-        assert!(r < 4096);
+    fn local_rank_reads_the_launchers_variables_in_order() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string());
+        assert_eq!(local_rank_from(env(&[])), 0);
+        assert_eq!(local_rank_from(env(&[("SLURM_LOCALID", "3")])), 3);
+        assert_eq!(local_rank_from(env(&[("SLURM_LOCALID", "3"), ("OMPI_COMM_WORLD_LOCAL_RANK", "1")])), 1);
+        assert_eq!(local_rank_from(env(&[("OMPI_COMM_WORLD_LOCAL_RANK", "x"), ("PMI_LOCAL_RANK", "2")])), 2);
     }
 }
