@@ -128,6 +128,9 @@ pub struct ImagingConfig {
     /// (Jy/beam), auto-threshold and auto-mask (robust sigmas of the residual; 0 = off),
     /// the PSF patch half-size subtracted per component (pixels), and a cap on major cycles.
     pub niter: usize,
+    /// Minor-cycle algorithm: clark (iterations on the brightest pixels, full-PSF
+    /// subtraction by FFT between rounds) or hogbom (whole-image peak search).
+    pub minor_cycle: crate::imaging::clean::MinorAlgorithm,
     pub gain: f64,
     pub mgain: f64,
     pub threshold_jy: f64,
@@ -147,6 +150,7 @@ impl ImagingConfig {
     /// The CLEAN minor-cycle parameters these options describe.
     pub fn clean_params(&self) -> crate::imaging::clean::CleanParams {
         crate::imaging::clean::CleanParams {
+            algorithm: self.minor_cycle,
             niter: self.niter,
             gain: self.gain,
             mgain: self.mgain,
@@ -171,6 +175,7 @@ impl Default for ImagingConfig {
             robust: 0.0,
             taper_gaussian_arcsec: 0.0,
             niter: 1000,
+            minor_cycle: crate::imaging::clean::MinorAlgorithm::Clark,
             gain: 0.1,
             mgain: 0.8,
             threshold_jy: 0.0,

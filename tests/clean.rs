@@ -1,20 +1,30 @@
 //! CLEAN on a simulated night (noise, unit gains): point sources in the restored image at
-//! their apparent flux (3 %) and position (0.1 pixel), residual rms near the thermal
-//! expectation (within 3x for now: see the note at the assertion).
+//! their apparent flux (3 %) and position (0.1 pixel), residual rms within 1.2x the thermal
+//! expectation — with both minor-cycle algorithms.
 
 mod common;
 use common::*;
+use contimg::imaging::clean::MinorAlgorithm;
 use contimg::simulate::Truth;
 
 #[test]
-fn clean_recovers_sources_to_the_noise() {
+fn clark_recovers_sources_to_the_noise() {
+    recovers_sources_to_the_noise(MinorAlgorithm::Clark);
+}
+
+#[test]
+fn hogbom_recovers_sources_to_the_noise() {
+    recovers_sources_to_the_noise(MinorAlgorithm::Hogbom);
+}
+
+fn recovers_sources_to_the_noise(algorithm: MinorAlgorithm) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = small_config(dir.path());
     c.imaging.npix = 512;
     c.imaging.cell_arcsec = 5.0;
     c.imaging.niter = 2000;
-    c.imaging.auto_threshold = 1.0;
-    c.imaging.mgain = 0.8;
+    // Defaults otherwise: auto-threshold 3 sigma, mgain 0.8, no mask, no drifting beam.
+    c.imaging.minor_cycle = algorithm;
     c.input.n_subbands = 4;
     let s = &mut c.simulate;
     s.seed = 31;
@@ -58,10 +68,16 @@ fn clean_recovers_sources_to_the_noise() {
     let n_samples = (n_ant * (n_ant - 1) / 2) * c.simulate.n_times * c.simulate.n_subbands * c.simulate.n_channels * 2;
     let expected = truth.noise_sigma_jy / (n_samples as f64).sqrt();
     let vals: Vec<f64> = residual.data.iter().map(|&x| x as f64).collect();
-    let (_, rms) = contimg::primitives::stats::median_and_mad_sigma(&vals).unwrap();
-    println!("residual rms {rms:.5} Jy/beam vs thermal {expected:.5} ({:.2}x)", rms / expected);
-    // Issue 6 asks for 1.2x; the Hogbom minor cycles stall at ~1 % of the brightest source
-    // (the PSF of a 24-antenna drift scan is not one shape over the field), leaving 2.6x.
-    // This bound guards against regressions until that is fixed.
-    assert!(rms < 3.0 * expected, "residual rms {rms} vs thermal {expected}");
+    let (_, robust) = contimg::primitives::stats::median_and_mad_sigma(&vals).unwrap();
+    // Plain rms over the cleaned window (the inner 3/4), where CLEAN's errors would be: it
+    // does not forgive the sidelobes of an under-cleaned source as a robust sigma would.
+    let n = residual.n;
+    let b = n / 8;
+    let inner: Vec<f64> = (b..n - b).flat_map(|y| (b..n - b).map(move |x| (x, y))).map(|(x, y)| vals[y * n + x]).collect();
+    let rms = (inner.iter().map(|v| v * v).sum::<f64>() / inner.len() as f64).sqrt();
+    println!("residual rms {rms:.5} (robust {robust:.5}) Jy/beam vs thermal {expected:.5} ({:.2}x)", rms / expected);
+    assert!(rms < 1.2 * expected, "residual rms {rms} vs thermal {expected}");
+    // Not below what noise alone gives (the image's finite size takes out the shortest
+    // baselines' fringes, ~0.93x here): CLEAN must not have absorbed the noise.
+    assert!(robust > 0.8 * expected, "residual robust sigma {robust} vs thermal {expected}: noise was cleaned");
 }

@@ -121,7 +121,7 @@ pub fn clean_image(
         None => (Vec::new(), Vec::new()),
     };
     let mut model = if is_owner { vec![0.0; n * n] } else { Vec::new() };
-    let mut state = CleanState { iterations: 0, mask: None, finished: false };
+    let mut state = CleanState::default();
     let mut majors = 0;
     let mut last_start = f64::INFINITY;
     let mut grown = 0;

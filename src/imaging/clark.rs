@@ -1,0 +1,182 @@
+//! Clark minor cycles (Clark 1980): most iterations run on a short list of the brightest
+//! residual pixels; between rounds the round's components are subtracted from the whole
+//! residual with the full PSF, by FFT convolution (or directly, when a round has few
+//! components).
+//!
+//! A round lists the pixels above `sidelobe x peak`, `sidelobe` being the largest |PSF|
+//! outside the patch, and iterates down to that level. Unlike Clark's original, listed
+//! pixels are updated with the whole PSF, not the patch (the cost per iteration is the list
+//! length either way), so only pixels left off the list are approximate until the round's
+//! exact subtraction. The list is capped at `MAX_ACTIVE` pixels (the threshold rises to keep
+//! the brightest).
+
+use num_complex::Complex64;
+use rayon::prelude::*;
+
+use crate::primitives::fft::{centred_fft2_forward, centred_fft2_inverse};
+
+/// Largest number of pixels a round iterates on.
+const MAX_ACTIVE: usize = 200_000;
+
+/// The PSF's transform on the 2n convolution grid and its sidelobe level outside the patch
+/// (computed once per image).
+pub struct ClarkPsf {
+    m: usize,
+    psf_hat: Vec<Complex64>,
+    sidelobe: f64,
+}
+
+impl ClarkPsf {
+    pub fn new(psf: &[f64], n: usize, half_patch: usize) -> Self {
+        let c = (n / 2) as i64;
+        let h = half_patch as i64;
+        let sidelobe = psf
+            .par_iter()
+            .enumerate()
+            .filter(|(i, _)| ((*i % n) as i64 - c).abs() > h || ((*i / n) as i64 - c).abs() > h)
+            .map(|(_, v)| v.abs())
+            .reduce(|| 0.0, f64::max)
+            .min(0.95);
+        let m = 2 * n;
+        let mut psf_hat = pad(psf, n);
+        centred_fft2_forward(&mut psf_hat, m);
+        ClarkPsf { m, psf_hat, sidelobe }
+    }
+}
+
+/// An n x n image into the centre of the 2n grid (pixel (x, y) at (x + n/2, y + n/2)).
+fn pad(img: &[f64], n: usize) -> Vec<Complex64> {
+    let m = 2 * n;
+    let mut g = vec![Complex64::new(0.0, 0.0); m * m];
+    g.par_chunks_mut(m).skip(n / 2).take(n).enumerate().for_each(|(y, row)| {
+        for x in 0..n {
+            row[x + n / 2] = Complex64::new(img[y * n + x], 0.0);
+        }
+    });
+    g
+}
+
+/// residual -= components (x) psf, the linear convolution over the n x n PSF.
+fn subtract_convolved(residual: &mut [f64], comps: &[(usize, f64)], psf: &[f64], n: usize, cp: &ClarkPsf) {
+    let m = cp.m;
+    let direct_cost = comps.len() as f64 * (n * n) as f64;
+    let fft_cost = 10.0 * (m * m) as f64 * (m as f64).log2();
+    subtract_convolved_with(residual, comps, psf, n, cp, direct_cost > fft_cost);
+}
+
+/// `subtract_convolved` by the route asked for.
+pub(crate) fn subtract_convolved_with(residual: &mut [f64], comps: &[(usize, f64)], psf: &[f64], n: usize, cp: &ClarkPsf, by_fft: bool) {
+    let m = cp.m;
+    if !by_fft {
+        let c = (n / 2) as i64;
+        residual.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
+            for &(i, f) in comps {
+                let (px, py) = ((i % n) as i64, (i / n) as i64);
+                let sy = y as i64 - py + c;
+                if sy < 0 || sy >= n as i64 {
+                    continue;
+                }
+                let prow = &psf[sy as usize * n..(sy as usize + 1) * n];
+                // x range where sx = x - px + c lies in [0, n).
+                let x0 = (px - c).max(0) as usize;
+                let x1 = (px - c + n as i64).min(n as i64) as usize;
+                for x in x0..x1 {
+                    row[x] -= f * prow[(x as i64 - px + c) as usize];
+                }
+            }
+        });
+        return;
+    }
+    let mut img = vec![0.0; n * n];
+    for &(i, f) in comps {
+        img[i] += f;
+    }
+    let mut g = pad(&img, n);
+    centred_fft2_forward(&mut g, m);
+    g.par_iter_mut().zip(&cp.psf_hat).for_each(|(a, b)| *a *= b);
+    centred_fft2_inverse(&mut g, m);
+    let scale = 1.0 / (m * m) as f64;
+    residual.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
+        let grow = &g[(y + n / 2) * m..];
+        for (x, r) in row.iter_mut().enumerate() {
+            *r -= grow[x + n / 2].re * scale;
+        }
+    });
+}
+
+/// What a minor cycle needs to know besides the images.
+pub struct Round<'a> {
+    pub gain: f64,
+    pub niter: usize,
+    pub half_patch: usize,
+    /// Stop when the peak is at or below this.
+    pub stop: f64,
+    /// The peak when the minor cycle started (divergence guard).
+    pub start: f64,
+    pub eligible: &'a (dyn Fn(usize) -> bool + Sync),
+}
+
+/// Runs Clark rounds until the peak of the eligible residual falls to `r.stop` or the
+/// iterations run out. Returns the last peak.
+#[allow(clippy::too_many_arguments)]
+pub fn clark(residual: &mut [f64], psf: &[f64], n: usize, cp: &ClarkPsf, r: &Round, iterations: &mut usize, model: &mut [f64], delta: &mut [f64]) -> f64 {
+    let c = (n / 2) as i64;
+    let mut last;
+    loop {
+        let peak = residual.par_iter().enumerate().filter(|(i, _)| (r.eligible)(*i)).map(|(_, v)| v.abs()).reduce(|| 0.0, f64::max);
+        last = peak;
+        if peak <= r.stop || peak == 0.0 || *iterations >= r.niter {
+            break;
+        }
+        if peak > 1.05 * r.start {
+            log::warn!("clean: residual peak grew from {:.4} to {peak:.4} in a minor cycle; starting a major cycle", r.start);
+            break;
+        }
+        let mut limit = r.stop.max(cp.sidelobe * peak);
+        let mut active: Vec<(u32, f64)> = residual.par_iter().enumerate().filter(|(i, v)| v.abs() > limit && (r.eligible)(*i)).map(|(i, &v)| (i as u32, v)).collect();
+        if active.len() > MAX_ACTIVE {
+            active.select_nth_unstable_by(MAX_ACTIVE - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
+            active.truncate(MAX_ACTIVE);
+            limit = limit.max(active.iter().fold(f64::INFINITY, |a, x| a.min(x.1.abs())));
+        }
+        let xy: Vec<(i64, i64)> = active.iter().map(|&(i, _)| ((i as usize % n) as i64, (i as usize / n) as i64)).collect();
+        let mut vals: Vec<f64> = active.iter().map(|x| x.1).collect();
+        let mut comps: Vec<(usize, f64)> = Vec::new();
+        while *iterations < r.niter {
+            let (j, v) = vals.iter().enumerate().fold((0, 0.0f64), |a, (k, &v)| if v.abs() > a.1.abs() { (k, v) } else { a });
+            if v.abs() <= limit || v == 0.0 {
+                break;
+            }
+            let f = r.gain * v;
+            let idx = active[j].0 as usize;
+            model[idx] += f;
+            delta[idx] += f;
+            comps.push((idx, f));
+            *iterations += 1;
+            let (px, py) = xy[j];
+            // The listed pixels are updated with the whole PSF (no patch error inside the
+            // list); the patch only sets how deep a round may go before pixels outside the
+            // list could matter.
+            for (val, &(x, y)) in vals.iter_mut().zip(&xy) {
+                let (sx, sy) = (x - px + c, y - py + c);
+                if sx >= 0 && sy >= 0 && sx < n as i64 && sy < n as i64 {
+                    *val -= f * psf[sy as usize * n + sx as usize];
+                }
+            }
+        }
+        if comps.is_empty() {
+            break;
+        }
+        comps.sort_unstable_by_key(|x| x.0);
+        comps.dedup_by(|a, b| {
+            if a.0 == b.0 {
+                b.1 += a.1;
+                true
+            } else {
+                false
+            }
+        });
+        subtract_convolved(residual, &comps, psf, n, cp);
+    }
+    last
+}
