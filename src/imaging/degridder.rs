@@ -5,7 +5,7 @@
 //! data's own phasing: multiplied by exp(+2 pi i dw nu / c), undoing the gridder's rephasing.
 
 use super::gridder::{GridSpec, VisBlock};
-use crate::primitives::fft::centred_fft2_inverse;
+use crate::primitives::fft::centred_fft2_inverse_from_centre;
 use crate::primitives::kernel::MAX_SUPPORT;
 use crate::primitives::C_M_S;
 use num_complex::{Complex32, Complex64};
@@ -40,11 +40,17 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
     let w0 = wmin - dw * half;
     let nplanes = ((wmax - wmin) / dw).floor() as usize + support + 1;
     let corr = k.correction(n, ng);
-    // Image pre-corrected for the u, v and w kernels.
+    // Image pre-corrected for the u, v and w kernels (the model is sparse: the w kernel's
+    // transform, a quadrature, only where there is flux).
     let pre: Vec<f64> = (0..n * n)
+        .into_par_iter()
         .map(|i| {
             let (x, y) = (i % n, i / n);
-            model[i] * corr[x] * corr[y] / k.fourier(spec.nm1(x, y) * dw)
+            if model[i] == 0.0 {
+                0.0
+            } else {
+                model[i] * corr[x] * corr[y] / k.fourier(spec.nm1(x, y) * dw)
+            }
         })
         .collect();
     let scale = ng as f64 * spec.cell_rad;
@@ -72,62 +78,56 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
                 }
             }
         });
-        centred_fft2_inverse(&mut grid, ng);
+        centred_fft2_inverse_from_centre(&mut grid, ng, n);
         let g = &grid;
-        let contrib: Vec<(usize, Vec<Complex64>)> = prow
-            .par_iter()
-            .map(|&r| {
-                let s = sign[r];
-                let [um, vm, wm] = b.uvw_m[r];
-                let mut wu = [0.0f64; MAX_SUPPORT];
-                let mut wv = [0.0f64; MAX_SUPPORT];
-                let mut vals = vec![Complex64::new(0.0, 0.0); nchan];
-                for (c, &f) in b.freqs.iter().enumerate() {
-                    let lam = f / C_M_S;
-                    let (u, v, w) = (s * um * lam, s * vm * lam, s * wm * lam);
-                    let kw = k.phi((w - wp) / (dw * half));
-                    if kw == 0.0 {
-                        continue;
-                    }
-                    let q = u * u + v * v;
-                    if q < spec.uv_min_lambda.powi(2) || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda.powi(2)) {
-                        continue;
-                    }
-                    let fx = k.taps(centre - u * scale, &mut wu);
-                    let fy = k.taps(centre + v * scale, &mut wv);
-                    if fx < 0 || fy < 0 || fx as usize + support > ng || fy as usize + support > ng {
-                        continue;
-                    }
-                    let mut sum = Complex64::new(0.0, 0.0);
-                    for (ky, &kvy) in wv.iter().enumerate().take(support) {
-                        let base = (fy as usize + ky) * ng + fx as usize;
-                        let mut rs = Complex64::new(0.0, 0.0);
-                        for (kx, &kvx) in wu.iter().enumerate().take(support) {
-                            rs += g[base + kx] * kvx;
-                        }
-                        sum += rs * kvy;
-                    }
-                    vals[c] = sum * kw;
+        let mut in_plane = vec![false; nrow];
+        prow.iter().for_each(|&r| in_plane[r] = true);
+        acc.par_chunks_mut(nchan).enumerate().filter(|(r, _)| in_plane[*r]).for_each(|(r, vals)| {
+            let s = sign[r];
+            let [um, vm, wm] = b.uvw_m[r];
+            let mut wu = [0.0f64; MAX_SUPPORT];
+            let mut wv = [0.0f64; MAX_SUPPORT];
+            for (c, &f) in b.freqs.iter().enumerate() {
+                let lam = f / C_M_S;
+                let (u, v, w) = (s * um * lam, s * vm * lam, s * wm * lam);
+                let kw = k.phi((w - wp) / (dw * half));
+                if kw == 0.0 {
+                    continue;
                 }
-                (r, vals)
-            })
-            .collect();
-        for (r, vals) in contrib {
-            for (c, v) in vals.into_iter().enumerate() {
-                acc[r * nchan + c] += v;
+                let q = u * u + v * v;
+                if q < spec.uv_min_lambda.powi(2) || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda.powi(2)) {
+                    continue;
+                }
+                let fx = k.taps(centre - u * scale, &mut wu);
+                let fy = k.taps(centre + v * scale, &mut wv);
+                if fx < 0 || fy < 0 || fx as usize + support > ng || fy as usize + support > ng {
+                    continue;
+                }
+                let mut sum = Complex64::new(0.0, 0.0);
+                for (ky, &kvy) in wv.iter().enumerate().take(support) {
+                    let base = (fy as usize + ky) * ng + fx as usize;
+                    let mut rs = Complex64::new(0.0, 0.0);
+                    for (kx, &kvx) in wu.iter().enumerate().take(support) {
+                        rs += g[base + kx] * kvx;
+                    }
+                    sum += rs * kvy;
+                }
+                vals[c] += sum * kw;
             }
-        }
+        });
     }
-    for &r in &rows {
+    let mut used = vec![false; nrow];
+    rows.iter().for_each(|&r| used[r] = true);
+    out.par_chunks_mut(nchan).zip(acc.par_chunks(nchan)).enumerate().filter(|(r, _)| used[*r]).for_each(|(r, (o, a))| {
         for (c, &f) in b.freqs.iter().enumerate() {
-            let mut v = acc[r * nchan + c];
+            let mut v = a[c];
             if sign[r] < 0.0 {
                 v = v.conj();
             }
             // Back to the data's phasing.
             v *= Complex64::from_polar(1.0, std::f64::consts::TAU * b.dw_m[r] * f / C_M_S);
-            out[r * nchan + c] = Complex32::new(v.re as f32, v.im as f32);
+            o[c] = Complex32::new(v.re as f32, v.im as f32);
         }
-    }
+    });
     out
 }

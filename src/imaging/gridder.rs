@@ -11,7 +11,7 @@
 //! Pixel (x, y) of the output has l = (N/2 - x) cell (RA increasing to the left, as FITS
 //! images with CDELT1 < 0) and m = (y - N/2) cell.
 
-use crate::primitives::fft::centred_fft2_forward;
+use crate::primitives::fft::centred_fft2_forward_crop;
 use crate::primitives::kernel::{EsKernel, MAX_SUPPORT};
 use crate::primitives::C_M_S;
 use num_complex::{Complex32, Complex64};
@@ -136,26 +136,26 @@ impl GridPair {
             if rows.is_empty() {
                 continue;
             }
-            plane.iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
-            plane_psf.iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
+            plane.par_iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
+            if self.with_psf {
+                plane_psf.par_iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
+            }
             let wk = |w: f64| spec.kernel.phi((w - wp) / (dw * half));
             grid_plane(&spec, b, &rows, &sign, &mut plane, &mut plane_psf, wk, self.with_psf);
-            for (k, (grid, img)) in [(&mut plane, &mut block_dirty), (&mut plane_psf, &mut block_psf)].into_iter().enumerate() {
-                if k == 1 && !self.with_psf {
-                    continue;
-                }
-                centred_fft2_forward(grid, spec.n_grid);
-                let off = (spec.n_grid - n) / 2;
-                let ng = spec.n_grid;
-                img.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
-                    for (x, px) in row.iter_mut().enumerate() {
-                        let g = grid[(y + off) * ng + x + off];
-                        // Re(g exp(-2 pi i wp (n - 1)))
-                        let (s, c) = (std::f64::consts::TAU * wp * spec.nm1(x, y)).sin_cos();
-                        *px += g.re * c + g.im * s;
+            let pd = centred_fft2_forward_crop(&mut plane, spec.n_grid, n);
+            let pp = if self.with_psf { centred_fft2_forward_crop(&mut plane_psf, spec.n_grid, n) } else { Vec::new() };
+            let with_psf = self.with_psf;
+            block_dirty.par_chunks_mut(n).zip(block_psf.par_chunks_mut(n)).enumerate().for_each(|(y, (drow, prow))| {
+                for x in 0..n {
+                    let i = y * n + x;
+                    // Re(g exp(-2 pi i wp (n - 1))), one phasor for both images.
+                    let (s, c) = (std::f64::consts::TAU * wp * spec.nm1(x, y)).sin_cos();
+                    drow[x] += pd[i].re * c + pd[i].im * s;
+                    if with_psf {
+                        prow[x] += pp[i].re * c + pp[i].im * s;
                     }
-                });
-            }
+                }
+            });
         }
         // Undo the w kernel's taper psi_hat(dw (n - 1)).
         let k = spec.kernel;
@@ -282,6 +282,10 @@ fn grid_plane(
     let kernel = spec.kernel;
     let w = kernel.support;
     let half = w as f64 / 2.0;
+    // Channels equally spaced (one subband, or a contiguous band): the rephasing phasor
+    // advances by one multiplication per channel instead of a sin/cos.
+    let df = if nchan > 1 { (b.freqs[nchan - 1] - b.freqs[0]) / (nchan - 1) as f64 } else { 0.0 };
+    let uniform = b.freqs.iter().enumerate().all(|(c, &f)| (f - b.freqs[0] - c as f64 * df).abs() <= 1e-9 * f.abs());
     let srows = strip_rows(spec);
     let nstrips = ng.div_ceil(srows);
     // Bucket rows by the strips their kernels can touch.
@@ -309,7 +313,11 @@ fn grid_plane(
                 let s = sign[r];
                 let [um, vm, wm] = b.uvw_m[r];
                 let dw = b.dw_m[r];
+                let phasor = |f: f64| Complex64::from_polar(1.0, -std::f64::consts::TAU * dw * f / C_M_S);
+                let (mut rot, step) = if uniform { (phasor(b.freqs[0]), phasor(df)) } else { (Complex64::new(1.0, 0.0), Complex64::new(1.0, 0.0)) };
                 for (c, &f) in b.freqs.iter().enumerate() {
+                    let rc = if uniform { rot } else { phasor(f) };
+                    rot *= step;
                     let lam = f / C_M_S;
                     let (u, v, ww) = (s * um * lam, s * vm * lam, s * wm * lam);
                     if !accepted(spec, u, v) {
@@ -340,7 +348,7 @@ fn grid_plane(
                     if wsum == 0.0 {
                         continue;
                     }
-                    let mut val = vsum * Complex64::from_polar(1.0, -std::f64::consts::TAU * dw * lam);
+                    let mut val = vsum * rc;
                     if s < 0.0 {
                         val = val.conj();
                     }

@@ -16,13 +16,57 @@ pub fn centred_fft2_inverse(grid: &mut [Complex64], n: usize) {
     centred_fft2(grid, n, true);
 }
 
+/// `centred_fft2_forward`, computing only the central `m x m` outputs (rows and columns
+/// n/2 - m/2 .. n/2 + m/2), returned row-major; `grid` is left scrambled. Rows are
+/// transformed in full, columns only where an output is wanted: for the gridder's 2x padded
+/// grids this skips half of the column transforms.
+pub fn centred_fft2_forward_crop(grid: &mut [Complex64], n: usize, m: usize) -> Vec<Complex64> {
+    assert_eq!(grid.len(), n * n);
+    assert!(n % 4 == 0 && m <= n && m % 2 == 0, "centred FFT crop needs n divisible by 4, m even");
+    let lo = n / 2 - m / 2;
+    checkerboard(grid, n);
+    let mut planner = FftPlanner::<f64>::new();
+    let fft = planner.plan_fft_forward(n);
+    grid.par_chunks_mut(n).for_each(|row| fft.process(row));
+    // The wanted columns, transposed: t[jx][y].
+    let mut t = vec![Complex64::new(0.0, 0.0); m * n];
+    t.par_chunks_mut(n).enumerate().for_each(|(j, col)| {
+        for (y, c) in col.iter_mut().enumerate() {
+            *c = grid[y * n + lo + j];
+        }
+    });
+    t.par_chunks_mut(n).for_each(|col| fft.process(col));
+    let mut out = vec![Complex64::new(0.0, 0.0); m * m];
+    out.par_chunks_mut(m).enumerate().for_each(|(i, row)| {
+        let jy = lo + i;
+        for (j, o) in row.iter_mut().enumerate() {
+            let jx = lo + j;
+            let v = t[j * n + jy];
+            *o = if (jx + jy) % 2 == 1 { -v } else { v };
+        }
+    });
+    out
+}
+
+/// `centred_fft2_inverse` for a grid that is zero outside its central `m x m` window (a
+/// padded model image): the row transforms of the all-zero rows are skipped.
+pub fn centred_fft2_inverse_from_centre(grid: &mut [Complex64], n: usize, m: usize) {
+    assert!(m <= n && m % 2 == 0, "window must be even and fit");
+    centred_fft2_rows(grid, n, true, n / 2 - m / 2..n / 2 + m / 2);
+}
+
 fn centred_fft2(grid: &mut [Complex64], n: usize, inverse: bool) {
+    centred_fft2_rows(grid, n, inverse, 0..n);
+}
+
+/// The centred transform, the first (row) pass only over `rows` (the others must be zero).
+fn centred_fft2_rows(grid: &mut [Complex64], n: usize, inverse: bool, rows: std::ops::Range<usize>) {
     assert_eq!(grid.len(), n * n);
     assert!(n % 4 == 0, "centred FFT needs n divisible by 4");
     checkerboard(grid, n);
     let mut planner = FftPlanner::<f64>::new();
     let fft = if inverse { planner.plan_fft_inverse(n) } else { planner.plan_fft_forward(n) };
-    grid.par_chunks_mut(n).for_each(|row| fft.process(row));
+    grid[rows.start * n..rows.end * n].par_chunks_mut(n).for_each(|row| fft.process(row));
     // Columns: transpose, transform rows, transpose back.
     let mut t = transpose(grid, n);
     t.par_chunks_mut(n).for_each(|row| fft.process(row));
@@ -81,6 +125,33 @@ mod tests {
                     }
                 }
                 assert!((s - g[jy * n + jx]).norm() < 1e-10);
+            }
+        }
+    }
+
+    #[test]
+    fn inverse_from_a_central_window_matches_the_full_one() {
+        let n = 16;
+        let g: Vec<Complex64> = (0..n * n)
+            .map(|i| if (4..12).contains(&(i % n)) && (4..12).contains(&(i / n)) { Complex64::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos()) } else { Complex64::new(0.0, 0.0) })
+            .collect();
+        let (mut a, mut b) = (g.clone(), g);
+        centred_fft2_inverse(&mut a, n);
+        centred_fft2_inverse_from_centre(&mut b, n, 8);
+        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).norm() < 1e-12));
+    }
+
+    #[test]
+    fn cropped_transform_is_the_centre_of_the_full_one() {
+        let n = 16;
+        let g: Vec<Complex64> = (0..n * n).map(|i| Complex64::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos())).collect();
+        let mut full = g.clone();
+        centred_fft2_forward(&mut full, n);
+        let mut h = g.clone();
+        let crop = centred_fft2_forward_crop(&mut h, n, 8);
+        for y in 0..8 {
+            for x in 0..8 {
+                assert!((crop[y * 8 + x] - full[(y + 4) * n + x + 4]).norm() < 1e-12);
             }
         }
     }
