@@ -137,11 +137,19 @@ pub struct ImagingConfig {
     pub auto_threshold: f64,
     pub auto_mask: f64,
     pub psf_patch: usize,
+    /// No CLEAN components within this fraction of the image size of each edge.
+    pub clean_border: f64,
     pub max_major_cycles: usize,
     /// Major cycles predict each chunk of this many consecutive integrations from the model
     /// weighted by the primary beam during the chunk over the image's mean beam (the sky
     /// drifts through the beam; see src/imaging/aterm.rs). 0 = one prediction for all.
     pub drift_beam_chunk: usize,
+    /// Spectral terms of the CLEAN model (multi-term MFS, point components): 1 = one flux
+    /// per component over the band; 2 = flux and spectral slope at `spectral_ref_hz`
+    /// (x = (nu - ref) / ref weighted images and PSFs; needs the clark minor cycle).
+    pub nterms: usize,
+    /// Reference frequency (Hz) of the spectral terms: the band centre.
+    pub spectral_ref_hz: f64,
     /// Primary-beam correction down to this fraction of the beam peak.
     pub pblimit: f64,
 }
@@ -158,6 +166,7 @@ impl ImagingConfig {
             auto_threshold: self.auto_threshold,
             auto_mask: self.auto_mask,
             psf_patch: self.psf_patch,
+            border: self.clean_border,
         }
     }
 }
@@ -182,8 +191,11 @@ impl Default for ImagingConfig {
             auto_threshold: 3.0,
             auto_mask: 0.0,
             psf_patch: 256,
+            clean_border: 0.125,
             max_major_cycles: 10,
             drift_beam_chunk: 0,
+            nterms: 1,
+            spectral_ref_hz: 1.405e9,
             pblimit: 0.2,
         }
     }
@@ -531,6 +543,18 @@ impl Config {
         }
         if !(im.taper_gaussian_arcsec >= 0.0 && im.taper_gaussian_arcsec.is_finite()) {
             return bad("imaging.taper_gaussian_arcsec", format!("{} must be >= 0", im.taper_gaussian_arcsec));
+        }
+        if !(0.0..0.5).contains(&im.clean_border) {
+            return bad("imaging.clean_border", format!("{} must be in [0, 0.5)", im.clean_border));
+        }
+        if !(1..=2).contains(&im.nterms) {
+            return bad("imaging.nterms", format!("{} must be 1 or 2", im.nterms));
+        }
+        if im.nterms == 2 && im.minor_cycle != crate::imaging::clean::MinorAlgorithm::Clark {
+            return bad("imaging.nterms", "2 spectral terms need minor_cycle: clark".into());
+        }
+        if !(im.spectral_ref_hz > 0.0 && im.spectral_ref_hz.is_finite()) {
+            return bad("imaging.spectral_ref_hz", format!("{} must be a positive frequency", im.spectral_ref_hz));
         }
         if !(im.pblimit > 0.0 && im.pblimit < 1.0) {
             return bad("imaging.pblimit", format!("{} must be in (0, 1)", im.pblimit));

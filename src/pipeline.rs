@@ -9,7 +9,7 @@ use crate::comm::Comm;
 use crate::config::Config;
 use crate::convert::load_group;
 use crate::imaging::aterm::DriftBeam;
-use crate::imaging::deconvolve::{clean_image, HeldGroup};
+use crate::imaging::deconvolve::{clean_image, CleanSetup, CleanStart, HeldGroup};
 use crate::imaging::{GridPair, GridSpec};
 use crate::plan::{make_plan, Plan};
 use crate::primitives::iers::EarthOrientation;
@@ -381,6 +381,19 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         for h in &held {
             h.grid(grids.get_or_insert_with(|| GridPair::new(spec)));
         }
+        // Multi-term MFS: the x-weighted dirty image and the x- and x^2-weighted PSFs (on
+        // every rank, so that the reductions below match).
+        let ref_hz = cfg.imaging.spectral_ref_hz;
+        let mut spectral: Vec<GridPair> = if clean_on && cfg.imaging.nterms == 2 {
+            vec![GridPair::spectral(spec, ref_hz, Some(1), Some(1)), GridPair::spectral(spec, ref_hz, None, Some(2))]
+        } else {
+            Vec::new()
+        };
+        for h in &held {
+            for g in spectral.iter_mut() {
+                h.grid(g);
+            }
+        }
         if !clean_on {
             held.clear();
         }
@@ -408,6 +421,18 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         } else {
             (grids, n_ok, meta_freqs)
         };
+        let spectral: Vec<Option<GridPair>> = spectral
+            .into_iter()
+            .map(|g| {
+                if image.needs_reduce(&plan) {
+                    let mut buf = g.to_buffer();
+                    comm.reduce_sum_f64(image.owner, &mut buf);
+                    (comm.rank() == image.owner).then(|| GridPair::from_buffer(spec, &buf))
+                } else {
+                    Some(g)
+                }
+            })
+            .collect();
         add_time(&mut report, "reduce", t);
         let distributed = image.needs_reduce(&plan);
         let params = cfg.imaging.clean_params();
@@ -420,10 +445,20 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             }
             _ => None,
         };
+        let setup = CleanSetup {
+            owner: image.owner,
+            distributed,
+            spec: &spec,
+            params: &params,
+            max_major: cfg.imaging.max_major_cycles,
+            nterms: if clean_on { cfg.imaging.nterms } else { 1 },
+            ref_hz,
+            beam: drift.as_ref(),
+        };
         if comm.rank() != image.owner {
             if distributed && clean_on {
                 let t = Instant::now();
-                clean_image(comm, image.owner, true, &spec, &params, cfg.imaging.max_major_cycles, &mut held, drift.as_ref(), None);
+                clean_image(comm, &setup, &mut held, None);
                 add_time(&mut report, "clean", t);
             }
             continue;
@@ -433,7 +468,16 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         let images = grids.and_then(GridPair::finish_f64);
         let cleaned = if clean_on && (distributed || images.is_some()) {
             let tc = Instant::now();
-            let out = clean_image(comm, image.owner, distributed, &spec, &params, cfg.imaging.max_major_cycles, &mut held, drift.as_ref(), images.clone());
+            let start = images.clone().map(|(d, p)| {
+                let mut st = CleanStart { residuals: vec![d], psfs: vec![p] };
+                let terms: Vec<Option<(Vec<f64>, Vec<f64>)>> = spectral.into_iter().map(|g| g.and_then(GridPair::finish_f64)).collect();
+                if let [Some((i1, p1)), Some((_, p2))] = &terms[..] {
+                    st.residuals.push(i1.clone());
+                    st.psfs.extend([p1.clone(), p2.clone()]);
+                }
+                st
+            });
+            let out = clean_image(comm, &setup, &mut held, start);
             add_time(&mut report, "clean", tc);
             out
         } else {

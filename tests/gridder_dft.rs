@@ -57,6 +57,12 @@ fn descending(p: &Problem) -> Problem {
 
 /// Direct transform at every pixel, same conventions as the gridder's documentation.
 fn dft(spec: &GridSpec, p: &Problem) -> Vec<f64> {
+    dft_weighted(spec, p, &vec![1.0; p.freqs.len()], false)
+}
+
+/// The direct transform with each channel's visibilities multiplied by `factor` (not the
+/// weight sum that normalises); `psf`: unit visibilities.
+fn dft_weighted(spec: &GridSpec, p: &Problem, factor: &[f64], psf: bool) -> Vec<f64> {
     let n = spec.n_image;
     let mut img = vec![0.0; n * n];
     let mut sw = 0.0;
@@ -72,10 +78,11 @@ fn dft(spec: &GridSpec, p: &Problem) -> Vec<f64> {
             for pol in 0..2 {
                 let i = (r * nch + c) * 2 + pol;
                 let w = p.weight[i] as f64;
-                v += Complex64::new(p.vis[i].re as f64, p.vis[i].im as f64) * w;
+                let x = if psf { Complex64::new(1.0, 0.0) } else { Complex64::new(p.vis[i].re as f64, p.vis[i].im as f64) };
+                v += x * w;
                 sw += w;
             }
-            let v = v * rot;
+            let v = if psf { v * factor[c] } else { v * rot * factor[c] };
             let (u, vv, w) = (uvw[0] * lam, uvw[1] * lam, uvw[2] * lam);
             for y in 0..n {
                 for x in 0..n {
@@ -174,6 +181,25 @@ fn psf_peaks_at_one_at_the_centre() {
     let centre = psf[32 * 64 + 32];
     assert!((centre - 1.0).abs() < 1e-4, "PSF centre {centre}");
     assert!(psf.iter().all(|&v| v <= centre + 1e-6));
+}
+
+/// Multi-term MFS images: the x-weighted dirty image and the x^2-weighted PSF,
+/// x = (nu - ref) / ref, against the direct transform.
+#[test]
+fn spectral_term_images_match_dft() {
+    let eps = 1e-5;
+    let spec = GridSpec::new(64, (4.0f64 / 64.0).to_radians(), eps);
+    let p = problem(300, &spec, 800.0);
+    let ref_hz = 1.4e9;
+    let mut g = GridPair::spectral(spec, ref_hz, Some(1), Some(2));
+    g.add(&VisBlock { freqs: &p.freqs, npol: 2, uvw_m: &p.uvw_m, dw_m: &p.dw_m, vis: &p.vis, weight: &p.weight, use_row: &p.use_row });
+    let (dirty, psf) = g.finish().unwrap();
+    let x: Vec<f64> = p.freqs.iter().map(|f| (f - ref_hz) / ref_hz).collect();
+    let e1 = rel_l2(&dirty, &dft_weighted(&spec, &p, &x, false));
+    let x2: Vec<f64> = x.iter().map(|v| v * v).collect();
+    let e2 = rel_l2(&psf, &dft_weighted(&spec, &p, &x2, true));
+    println!("spectral terms: x-weighted dirty error {e1:.2e}, x^2-weighted PSF error {e2:.2e}");
+    assert!(e1 <= eps && e2 <= eps, "{e1} {e2}");
 }
 
 /// Degridding a model image against the direct transform, in the data's phasing.

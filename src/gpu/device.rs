@@ -2,12 +2,15 @@
 //! compiled by NVRTC for the device's architecture when the rank opens it (PTX kept for the
 //! process), work chunked to the rank's GPU-memory budget.
 //!
-//! Not yet here (issue 7): pinned double-buffered transfers on two streams, the gridder,
-//! degridder, SumThreshold and calibration statistics on the device, cuFFT, NVML figures.
+//! The Compute seam runs rephasing and calibration apply here. The gridding, degridding,
+//! SumThreshold and calibration-statistics kernels have device launchers checked against
+//! the shared vectors where a GPU exists; the pipeline does not route those stages to the
+//! device yet, and there are no pinned double-buffered transfers, cuFFT or NVML figures
+//! (issue 7).
 
 use super::{kernels, twins, Compute, GainGrid, GpuError};
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
-use num_complex::Complex32;
+use num_complex::{Complex32, Complex64};
 use std::sync::Arc;
 
 pub struct Gpu {
@@ -16,6 +19,10 @@ pub struct Gpu {
     stream: Arc<CudaStream>,
     rephase: CudaFunction,
     apply: CudaFunction,
+    grid: CudaFunction,
+    degrid: CudaFunction,
+    sumthreshold: CudaFunction,
+    cal_stats: CudaFunction,
     name: String,
     budget: usize,
 }
@@ -48,12 +55,105 @@ impl Gpu {
         };
         let rephase = load("rephase.cu", "rephase")?;
         let apply = load("calapply.cu", "apply_gains")?;
+        let grid = load("grid.cu", "grid_tiles")?;
+        let degrid = load("degrid.cu", "degrid_points")?;
+        let sumthreshold = load("sumthreshold.cu", "sumthreshold_lines")?;
+        let cal_stats = load("calstats.cu", "cal_stats")?;
         let (free, total) = ctx.mem_get_info().map_err(|e| format!("{e:?}"))?;
         let budget = if mem_gib > 0.0 { (mem_gib * (1u64 << 30) as f64) as usize } else { free / 10 * 8 };
         let dev_name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
         let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, budget as f64 / (1u64 << 30) as f64);
         let stream = ctx.default_stream();
-        Ok(Gpu { _ctx: ctx, stream, rephase, apply, name, budget })
+        Ok(Gpu { _ctx: ctx, stream, rephase, apply, grid, degrid, sumthreshold, cal_stats, name, budget })
+    }
+
+    /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting
+    /// sort on the host), one block per tile accumulating in shared memory.
+    #[allow(clippy::too_many_arguments)]
+    pub fn grid_tiles(&self, ng: usize, u_px: &[f64], v_px: &[f64], vis_w: &[Complex64], w_weight: &[f64], support: usize, beta: f64) -> Result<Vec<Complex64>, GpuError> {
+        const TILE: usize = 32;
+        let tiles_x = ng.div_ceil(TILE);
+        let half = support as f64 / 2.0;
+        let tile_of = |j: usize| {
+            let x0 = ((u_px[j] - half).ceil().max(0.0) as usize / TILE).min(tiles_x - 1);
+            let y0 = ((v_px[j] - half).ceil().max(0.0) as usize / TILE).min(tiles_x - 1);
+            y0 * tiles_x + x0
+        };
+        let ntiles = tiles_x * tiles_x;
+        let mut start = vec![0i32; ntiles + 1];
+        for j in 0..u_px.len() {
+            start[tile_of(j) + 1] += 1;
+        }
+        for k in 0..ntiles {
+            start[k + 1] += start[k];
+        }
+        let mut fill = start.clone();
+        let mut order = vec![0usize; u_px.len()];
+        for j in 0..u_px.len() {
+            let t = tile_of(j);
+            order[fill[t] as usize] = j;
+            fill[t] += 1;
+        }
+        let pick = |v: &[f64]| -> Vec<f64> { order.iter().map(|&j| v[j]).collect() };
+        let vis: Vec<f64> = order.iter().flat_map(|&j| [vis_w[j].re, vis_w[j].im]).collect();
+        let s = &self.stream;
+        let mut d_grid = s.alloc_zeros::<f64>(2 * ng * ng).map_err(cuda)?;
+        let (d_u, d_v, d_vis, d_w, d_start) = (s.clone_htod(&pick(u_px)).map_err(cuda)?, s.clone_htod(&pick(v_px)).map_err(cuda)?, s.clone_htod(&vis).map_err(cuda)?, s.clone_htod(&pick(w_weight)).map_err(cuda)?, s.clone_htod(&start).map_err(cuda)?);
+        let (ngi, tx, sup) = (ng as i32, tiles_x as i32, support as i32);
+        let mut b = s.launch_builder(&self.grid);
+        b.arg(&mut d_grid).arg(&ngi).arg(&d_u).arg(&d_v).arg(&d_vis).arg(&d_w).arg(&d_start).arg(&tx).arg(&sup).arg(&beta);
+        let cfg = LaunchConfig { grid_dim: (ntiles as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        unsafe { b.launch(cfg) }.map_err(cuda)?;
+        let out = s.clone_dtoh(&d_grid).map_err(cuda)?;
+        Ok(out.chunks_exact(2).map(|c| Complex64::new(c[0], c[1])).collect())
+    }
+
+    /// degrid_points: one thread per visibility.
+    #[allow(clippy::too_many_arguments)]
+    pub fn degrid_points(&self, grid: &[Complex64], ng: usize, u_px: &[f64], v_px: &[f64], w_weight: &[f64], support: usize, beta: f64) -> Result<Vec<Complex64>, GpuError> {
+        let s = &self.stream;
+        let g: Vec<f64> = grid.iter().flat_map(|c| [c.re, c.im]).collect();
+        let (d_g, d_u, d_v, d_w) = (s.clone_htod(&g).map_err(cuda)?, s.clone_htod(u_px).map_err(cuda)?, s.clone_htod(v_px).map_err(cuda)?, s.clone_htod(w_weight).map_err(cuda)?);
+        let mut d_out = s.alloc_zeros::<f64>(2 * u_px.len()).map_err(cuda)?;
+        let (ngi, n, sup) = (ng as i32, u_px.len() as i32, support as i32);
+        let mut b = s.launch_builder(&self.degrid);
+        b.arg(&d_g).arg(&ngi).arg(&d_u).arg(&d_v).arg(&d_w).arg(&n).arg(&sup).arg(&beta).arg(&mut d_out);
+        unsafe { b.launch(LaunchConfig::for_num_elems(u_px.len() as u32)) }.map_err(cuda)?;
+        let out = s.clone_dtoh(&d_out).map_err(cuda)?;
+        Ok(out.chunks_exact(2).map(|c| Complex64::new(c[0], c[1])).collect())
+    }
+
+    /// SumThreshold along time (stride nf) on every channel of one nt x nf plane.
+    pub fn sumthreshold_time(&self, values: &[f32], flags: &[bool], nt: usize, nf: usize, m: usize, thr: f32) -> Result<Vec<bool>, GpuError> {
+        let s = &self.stream;
+        let f: Vec<u8> = flags.iter().map(|&x| u8::from(x)).collect();
+        let (d_val, d_f) = (s.clone_htod(values).map_err(cuda)?, s.clone_htod(&f).map_err(cuda)?);
+        let mut d_new = s.clone_htod(&f).map_err(cuda)?;
+        let (nlines, step, stride, n, mi, planes, plane) = (nf as i32, 1i32, nf as i32, nt as i32, m as i32, 1i32, (nt * nf) as i64);
+        let mut b = s.launch_builder(&self.sumthreshold);
+        b.arg(&d_val).arg(&d_f).arg(&mut d_new).arg(&nlines).arg(&step).arg(&stride).arg(&n).arg(&mi).arg(&thr).arg(&planes).arg(&plane);
+        unsafe { b.launch(LaunchConfig::for_num_elems(nf as u32)) }.map_err(cuda)?;
+        Ok(s.clone_dtoh(&d_new).map_err(cuda)?.into_iter().map(|x| x != 0).collect())
+    }
+
+    /// cal_stats: one cell's sufficient statistics, one thread per baseline.
+    pub fn cal_stats(&self, vis: &[Complex32], model: &[Complex64], weight: &[f32], n_bl: usize, per_bl: usize) -> Result<crate::calibrate::solve::CellStats, GpuError> {
+        let s = &self.stream;
+        let v: Vec<f32> = vis.iter().flat_map(|c| [c.re, c.im]).collect();
+        let m: Vec<f64> = model.iter().flat_map(|c| [c.re, c.im]).collect();
+        let (d_v, d_m, d_w) = (s.clone_htod(&v).map_err(cuda)?, s.clone_htod(&m).map_err(cuda)?, s.clone_htod(weight).map_err(cuda)?);
+        let mut d_a = s.alloc_zeros::<f64>(2 * n_bl).map_err(cuda)?;
+        let (mut d_b, mut d_c, mut d_n) = (s.alloc_zeros::<f64>(n_bl).map_err(cuda)?, s.alloc_zeros::<f64>(n_bl).map_err(cuda)?, s.alloc_zeros::<f64>(n_bl).map_err(cuda)?);
+        let (nb, pb) = (n_bl as i32, per_bl as i32);
+        let mut b = s.launch_builder(&self.cal_stats);
+        b.arg(&d_v).arg(&d_m).arg(&d_w).arg(&nb).arg(&pb).arg(&mut d_a).arg(&mut d_b).arg(&mut d_c).arg(&mut d_n);
+        unsafe { b.launch(LaunchConfig::for_num_elems(n_bl as u32)) }.map_err(cuda)?;
+        let mut st = crate::calibrate::solve::CellStats::new(n_bl);
+        st.a = s.clone_dtoh(&d_a).map_err(cuda)?.chunks_exact(2).map(|c| Complex64::new(c[0], c[1])).collect();
+        st.b = s.clone_dtoh(&d_b).map_err(cuda)?;
+        st.c = s.clone_dtoh(&d_c).map_err(cuda)?;
+        st.n = s.clone_dtoh(&d_n).map_err(cuda)?;
+        Ok(st)
     }
 }
 
@@ -159,5 +259,41 @@ mod tests {
         let err = vis.iter().zip(&v.expected_vis).zip(&w).filter(|(_, &w)| w > 0.0).map(|((a, b), _)| (a - b).norm() / b.norm().max(1e-3)).fold(0f32, f32::max);
         assert!(err < 1e-6, "max relative error {err}");
         assert_eq!(w.iter().map(|&x| x == 0.0).collect::<Vec<_>>(), v.expected_weight.iter().map(|&x| x == 0.0).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn grid_kernel_matches_the_vectors() {
+        let Some(g) = device() else { return };
+        let v = vectors::grid();
+        let got = g.grid_tiles(v.ng, &v.u_px, &v.v_px, &v.vis_w, &v.w_weight, v.support, v.beta).unwrap();
+        let err = got.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f64, f64::max);
+        assert!(err < 1e-12, "max error {err}");
+    }
+
+    #[test]
+    fn degrid_kernel_matches_the_vectors() {
+        let Some(g) = device() else { return };
+        let v = vectors::degrid();
+        let got = g.degrid_points(&v.grid, v.ng, &v.u_px, &v.v_px, &v.w_weight, v.support, v.beta).unwrap();
+        let err = got.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f64, f64::max);
+        assert!(err < 1e-12, "max error {err}");
+    }
+
+    #[test]
+    fn sumthreshold_kernel_matches_the_vectors() {
+        let Some(g) = device() else { return };
+        let v = vectors::sumthreshold();
+        assert_eq!(g.sumthreshold_time(&v.values, &v.flags, v.nt, v.nf, v.m, v.thr).unwrap(), v.expected);
+    }
+
+    #[test]
+    fn cal_stats_kernel_matches_the_vectors() {
+        let Some(g) = device() else { return };
+        let v = vectors::cal_stats();
+        let st = g.cal_stats(&v.vis, &v.model, &v.weight, v.n_bl, v.per_bl).unwrap();
+        for (bl, e) in v.expected.iter().enumerate() {
+            assert!((st.a[bl] - e.0).norm() < 1e-9 * e.1 && (st.b[bl] - e.1).abs() < 1e-9 * e.1, "baseline {bl}");
+            assert_eq!(st.n[bl], e.3);
+        }
     }
 }

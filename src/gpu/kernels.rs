@@ -8,6 +8,8 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
     ("calapply.cu", include_str!("../../kernels/calapply.cu"), &["apply_gains"]),
     ("sumthreshold.cu", include_str!("../../kernels/sumthreshold.cu"), &["sumthreshold_lines"]),
     ("grid.cu", include_str!("../../kernels/grid.cu"), &["grid_tiles"]),
+    ("degrid.cu", include_str!("../../kernels/degrid.cu"), &["degrid_points"]),
+    ("calstats.cu", include_str!("../../kernels/calstats.cu"), &["cal_stats"]),
 ];
 
 const HEADERS: &[(&str, &str)] = &[("common.cuh", include_str!("../../kernels/common.cuh"))];

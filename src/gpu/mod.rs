@@ -12,7 +12,7 @@ pub mod kernels;
 pub mod twins;
 pub mod vectors;
 #[cfg(feature = "gpu")]
-mod device;
+pub mod device;
 
 use num_complex::{Complex32, Complex64};
 use serde::{Deserialize, Serialize};

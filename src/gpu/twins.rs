@@ -75,3 +75,51 @@ pub fn grid_tiles(grid: &mut [Complex64], ng: usize, u_px: &[f64], v_px: &[f64],
         }
     }
 }
+
+/// Twin of `degrid_points` (kernels/degrid.cu): for each visibility, the support x support
+/// cells around (u_px, v_px) summed with the separable ES kernel, times `w_weight[j]`.
+pub fn degrid_points(grid: &[Complex64], ng: usize, u_px: &[f64], v_px: &[f64], w_weight: &[f64], support: usize, beta: f64) -> Vec<Complex64> {
+    let half = support as f64 / 2.0;
+    let phi = |x: f64| {
+        let t = 1.0 - x * x;
+        if t > 0.0 { (beta * (t.sqrt() - 1.0)).exp() } else { 0.0 }
+    };
+    (0..u_px.len())
+        .map(|j| {
+            let (u, v) = (u_px[j], v_px[j]);
+            let (x0, y0) = ((u - half).ceil() as i64, (v - half).ceil() as i64);
+            let mut sum = Complex64::new(0.0, 0.0);
+            for gy in y0..y0 + support as i64 {
+                if gy < 0 || gy >= ng as i64 {
+                    continue;
+                }
+                let ky = phi((gy as f64 - v) / half);
+                let mut row = Complex64::new(0.0, 0.0);
+                for gx in x0..x0 + support as i64 {
+                    if gx < 0 || gx >= ng as i64 {
+                        continue;
+                    }
+                    row += grid[gy as usize * ng + gx as usize] * phi((gx as f64 - u) / half);
+                }
+                sum += row * ky;
+            }
+            sum * w_weight[j]
+        })
+        .collect()
+}
+
+/// Twin of `cal_stats` (kernels/calstats.cu): one cell's sufficient statistics, samples
+/// laid out baseline-major (`per_bl` per baseline), through the CPU solver's own `add`.
+pub fn cal_stats(vis: &[Complex32], model: &[Complex64], weight: &[f32], n_bl: usize, per_bl: usize) -> crate::calibrate::solve::CellStats {
+    let mut st = crate::calibrate::solve::CellStats::new(n_bl);
+    for bl in 0..n_bl {
+        for s in 0..per_bl {
+            let i = bl * per_bl + s;
+            let w = weight[i] as f64;
+            if w > 0.0 {
+                st.add(bl, w, Complex64::new(vis[i].re as f64, vis[i].im as f64), model[i]);
+            }
+        }
+    }
+    st
+}

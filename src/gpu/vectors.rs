@@ -157,10 +157,109 @@ pub fn grid() -> Grid {
     Grid { ng, u_px, v_px, vis_w, w_weight, support, beta, expected }
 }
 
+pub struct Degrid {
+    pub ng: usize,
+    pub grid: Vec<Complex64>,
+    pub u_px: Vec<f64>,
+    pub v_px: Vec<f64>,
+    pub w_weight: Vec<f64>,
+    pub support: usize,
+    pub beta: f64,
+    pub expected: Vec<Complex64>,
+}
+
+/// 400 visibilities read from a random 96^2 grid, support 7 (some near the edges);
+/// expected by summing every cell of the grid with the 2-D kernel value (zero outside).
+pub fn degrid() -> Degrid {
+    let mut r = rng(23);
+    let (ng, support) = (96usize, 7usize);
+    let beta = 2.3 * support as f64;
+    let n = 400;
+    let grid: Vec<Complex64> = (0..ng * ng).map(|_| Complex64::new(r.random_range(-1.0..1.0), r.random_range(-1.0..1.0))).collect();
+    let u_px: Vec<f64> = (0..n).map(|_| r.random_range(1.0..95.0)).collect();
+    let v_px: Vec<f64> = (0..n).map(|_| r.random_range(1.0..95.0)).collect();
+    let w_weight: Vec<f64> = (0..n).map(|_| r.random_range(0.2..1.0)).collect();
+    let half = support as f64 / 2.0;
+    let phi = |x: f64| if x.abs() < 1.0 { (beta * ((1.0 - x * x).sqrt() - 1.0)).exp() } else { 0.0 };
+    let expected = (0..n)
+        .map(|j| {
+            let mut e = Complex64::new(0.0, 0.0);
+            for (cell, g) in grid.iter().enumerate() {
+                let (dx, dy) = (((cell % ng) as f64 - u_px[j]) / half, ((cell / ng) as f64 - v_px[j]) / half);
+                if dx.abs() < 1.0 && dy.abs() < 1.0 {
+                    e += g * (phi(dx) * phi(dy));
+                }
+            }
+            e * w_weight[j]
+        })
+        .collect();
+    Degrid { ng, grid, u_px, v_px, w_weight, support, beta, expected }
+}
+
+pub struct CalStats {
+    pub vis: Vec<Complex32>,
+    pub model: Vec<Complex64>,
+    pub weight: Vec<f32>,
+    pub n_bl: usize,
+    pub per_bl: usize,
+    /// Per baseline: sum w V conj(M), sum w |M|^2, sum w |V|^2, count.
+    pub expected: Vec<(Complex64, f64, f64, f64)>,
+}
+
+/// 300 baselines x 40 samples with gains on a point model, noise and flagged samples;
+/// expected from the sums written out per baseline.
+pub fn cal_stats() -> CalStats {
+    let mut r = rng(29);
+    let (n_bl, per_bl) = (300usize, 40usize);
+    let n = n_bl * per_bl;
+    let model: Vec<Complex64> = (0..n).map(|_| Complex64::from_polar(r.random_range(1.0..5.0), r.random_range(-3.0..3.0))).collect();
+    let vis: Vec<Complex32> = model.iter().map(|m| {
+        let v = m * Complex64::from_polar(r.random_range(0.8..1.2), r.random_range(-0.5..0.5));
+        Complex32::new(v.re as f32 + r.random_range(-0.1..0.1), v.im as f32 + r.random_range(-0.1..0.1))
+    }).collect();
+    let weight: Vec<f32> = (0..n).map(|i| if i % 13 == 4 { 0.0 } else { r.random_range(0.5..2.0) }).collect();
+    let expected = (0..n_bl)
+        .map(|bl| {
+            let mut e = (Complex64::new(0.0, 0.0), 0.0, 0.0, 0.0);
+            for i in bl * per_bl..(bl + 1) * per_bl {
+                let w = weight[i] as f64;
+                if w == 0.0 {
+                    continue;
+                }
+                let v = Complex64::new(vis[i].re as f64, vis[i].im as f64);
+                e.0 += w * Complex64::new(v.re * model[i].re + v.im * model[i].im, v.im * model[i].re - v.re * model[i].im);
+                e.1 += w * (model[i].re.powi(2) + model[i].im.powi(2));
+                e.2 += w * (v.re.powi(2) + v.im.powi(2));
+                e.3 += 1.0;
+            }
+            e
+        })
+        .collect();
+    CalStats { vis, model, weight, n_bl, per_bl, expected }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gpu::twins;
+
+    #[test]
+    fn degrid_twin_matches_the_vectors() {
+        let v = degrid();
+        let got = twins::degrid_points(&v.grid, v.ng, &v.u_px, &v.v_px, &v.w_weight, v.support, v.beta);
+        let err = got.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f64, f64::max);
+        assert!(err < 1e-12, "max error {err}");
+    }
+
+    #[test]
+    fn cal_stats_twin_matches_the_vectors() {
+        let v = cal_stats();
+        let st = twins::cal_stats(&v.vis, &v.model, &v.weight, v.n_bl, v.per_bl);
+        for (bl, e) in v.expected.iter().enumerate() {
+            assert!((st.a[bl] - e.0).norm() < 1e-9 * e.1 && (st.b[bl] - e.1).abs() < 1e-9 * e.1 && (st.c[bl] - e.2).abs() < 1e-9 * e.2, "baseline {bl}");
+            assert_eq!(st.n[bl], e.3);
+        }
+    }
 
     #[test]
     fn rephase_twin_matches_the_vectors() {

@@ -116,14 +116,24 @@ pub struct Round<'a> {
     pub eligible: &'a (dyn Fn(usize) -> bool + Sync),
 }
 
-/// Runs Clark rounds until the peak of the eligible residual falls to `r.stop` or the
-/// iterations run out. Returns the last peak.
+/// Runs Clark rounds until the peak of the eligible term-0 residual falls to `r.stop` or
+/// the iterations run out. Returns the last peak.
+///
+/// Multi-term MFS (Rau & Cornwell 2011) with point components: `residuals` holds the T
+/// spectral-term residuals (T = 1 or 2; term t weighted by x^t, x = (nu - nu0) / nu0) and
+/// `psfs` the 2T - 1 PSFs (PSF k weighted by x^k), `cps` their transforms. A component at
+/// a pixel solves H a = r there, H[i][j] = PSF_{i+j} at the centre, and removes
+/// sum_t a_t PSF_{t+t'} from residual t'. With T = 1 this is plain Clark CLEAN.
 #[allow(clippy::too_many_arguments)]
-pub fn clark(residual: &mut [f64], psf: &[f64], n: usize, cp: &ClarkPsf, r: &Round, iterations: &mut usize, model: &mut [f64], delta: &mut [f64]) -> f64 {
+pub fn clark(residuals: &mut [Vec<f64>], psfs: &[Vec<f64>], n: usize, cps: &[ClarkPsf], r: &Round, iterations: &mut usize, models: &mut [Vec<f64>], deltas: &mut [Vec<f64>]) -> f64 {
+    let nt = residuals.len();
+    assert!((1..=2).contains(&nt) && psfs.len() == 2 * nt - 1 && cps.len() == psfs.len(), "1 or 2 spectral terms");
     let c = (n / 2) as i64;
+    let centre = (n / 2) * n + n / 2;
+    let hinv = hessian_inverse(psfs, centre, nt);
     let mut last;
     loop {
-        let peak = residual.par_iter().enumerate().filter(|(i, _)| (r.eligible)(*i)).map(|(_, v)| v.abs()).reduce(|| 0.0, f64::max);
+        let peak = residuals[0].par_iter().enumerate().filter(|(i, _)| (r.eligible)(*i)).map(|(_, v)| v.abs()).reduce(|| 0.0, f64::max);
         last = peak;
         if peak <= r.stop || peak == 0.0 || *iterations >= r.niter {
             break;
@@ -132,51 +142,76 @@ pub fn clark(residual: &mut [f64], psf: &[f64], n: usize, cp: &ClarkPsf, r: &Rou
             log::warn!("clean: residual peak grew from {:.4} to {peak:.4} in a minor cycle; starting a major cycle", r.start);
             break;
         }
-        let mut limit = r.stop.max(cp.sidelobe * peak);
-        let mut active: Vec<(u32, f64)> = residual.par_iter().enumerate().filter(|(i, v)| v.abs() > limit && (r.eligible)(*i)).map(|(i, &v)| (i as u32, v)).collect();
+        let mut limit = r.stop.max(cps[0].sidelobe * peak);
+        let mut active: Vec<(u32, f64)> = residuals[0].par_iter().enumerate().filter(|(i, v)| v.abs() > limit && (r.eligible)(*i)).map(|(i, &v)| (i as u32, v)).collect();
         if active.len() > MAX_ACTIVE {
             active.select_nth_unstable_by(MAX_ACTIVE - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
             active.truncate(MAX_ACTIVE);
             limit = limit.max(active.iter().fold(f64::INFINITY, |a, x| a.min(x.1.abs())));
         }
         let xy: Vec<(i64, i64)> = active.iter().map(|&(i, _)| ((i as usize % n) as i64, (i as usize / n) as i64)).collect();
-        let mut vals: Vec<f64> = active.iter().map(|x| x.1).collect();
-        let mut comps: Vec<(usize, f64)> = Vec::new();
+        let mut vals: Vec<Vec<f64>> = (0..nt).map(|t| active.iter().map(|&(i, _)| residuals[t][i as usize]).collect()).collect();
+        let mut comps: Vec<Vec<(usize, f64)>> = vec![Vec::new(); nt];
         while *iterations < r.niter {
-            let (j, v) = vals.iter().enumerate().fold((0, 0.0f64), |a, (k, &v)| if v.abs() > a.1.abs() { (k, v) } else { a });
+            let (j, v) = vals[0].iter().enumerate().fold((0, 0.0f64), |a, (k, &v)| if v.abs() > a.1.abs() { (k, v) } else { a });
             if v.abs() <= limit || v == 0.0 {
                 break;
             }
-            let f = r.gain * v;
+            if v.abs() > 1.05 * peak {
+                // Runaway inside the list (listed pixels farther apart than the n x n PSF
+                // reaches do not see each other, so the iteration need not converge): end
+                // the round; the exact subtraction and the guard above decide what follows.
+                break;
+            }
             let idx = active[j].0 as usize;
-            model[idx] += f;
-            delta[idx] += f;
-            comps.push((idx, f));
+            let f: Vec<f64> = (0..nt).map(|t| r.gain * (0..nt).map(|u| hinv[t][u] * vals[u][j]).sum::<f64>()).collect();
+            for t in 0..nt {
+                models[t][idx] += f[t];
+                deltas[t][idx] += f[t];
+                comps[t].push((idx, f[t]));
+            }
             *iterations += 1;
             let (px, py) = xy[j];
-            // The listed pixels are updated with the whole PSF (no patch error inside the
+            // The listed pixels are updated with the whole PSFs (no patch error inside the
             // list); the patch only sets how deep a round may go before pixels outside the
             // list could matter.
-            for (val, &(x, y)) in vals.iter_mut().zip(&xy) {
+            for (k, &(x, y)) in xy.iter().enumerate() {
                 let (sx, sy) = (x - px + c, y - py + c);
                 if sx >= 0 && sy >= 0 && sx < n as i64 && sy < n as i64 {
-                    *val -= f * psf[sy as usize * n + sx as usize];
+                    let q = sy as usize * n + sx as usize;
+                    for tp in 0..nt {
+                        vals[tp][k] -= (0..nt).map(|t| f[t] * psfs[t + tp][q]).sum::<f64>();
+                    }
                 }
             }
         }
-        if comps.is_empty() {
+        if comps[0].is_empty() {
             break;
         }
-        comps.sort_unstable_by_key(|x| x.0);
-        comps.dedup_by(|a, b| {
-            if a.0 == b.0 {
-                b.1 += a.1;
-                true
-            } else {
-                false
+        for (t, cs) in comps.iter_mut().enumerate() {
+            cs.sort_unstable_by_key(|x| x.0);
+            cs.dedup_by(|a, b| {
+                if a.0 == b.0 {
+                    b.1 += a.1;
+                    true
+                } else {
+                    false
+                }
+            });
+            for tp in 0..nt {
+                subtract_convolved(&mut residuals[tp], cs, &psfs[t + tp], n, &cps[t + tp]);
             }
-        });
-        subtract_convolved(residual, &comps, psf, n, cp);
+        }
     }
     last
+}
+
+/// H^-1 for T terms (T <= 2), H[i][j] = PSF_{i+j} at the centre.
+fn hessian_inverse(psfs: &[Vec<f64>], centre: usize, nt: usize) -> [[f64; 2]; 2] {
+    if nt == 1 {
+        return [[1.0 / psfs[0][centre], 0.0], [0.0, 0.0]];
+    }
+    let (a, b, d) = (psfs[0][centre], psfs[1][centre], psfs[2][centre]);
+    let det = a * d - b * b;
+    [[d / det, -b / det], [-b / det, a / det]]
 }

@@ -49,10 +49,35 @@ impl HeldGroup {
         grids.add(&self.block());
     }
 
-    /// Subtracts the model image's visibilities (Stokes I, both polarizations); with a
+    /// Subtracts the model's visibilities (Stokes I, both polarizations): sum over the
+    /// spectral terms of x^t times term t's prediction, x = (nu - ref_hz) / ref_hz; with a
     /// drifting beam, each chunk of integrations is predicted from the model it saw.
-    fn subtract(&mut self, spec: &GridSpec, model: &[f64], beam: Option<&DriftBeam>) {
-        let m = match beam {
+    fn subtract(&mut self, spec: &GridSpec, models: &[Vec<f64>], ref_hz: f64, beam: Option<&DriftBeam>) {
+        let nc = self.vis.n_chan();
+        let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
+        for (t, model) in models.iter().enumerate() {
+            let mt = self.predict(spec, model, beam);
+            let x: Vec<f32> = self.vis.freqs.iter().map(|f| ((f - ref_hz) / ref_hz).powi(t as i32) as f32).collect();
+            m.par_chunks_mut(nc).zip(mt.par_chunks(nc)).for_each(|(a, b)| {
+                for c in 0..nc {
+                    a[c] += b[c] * x[c];
+                }
+            });
+        }
+        let np = self.vis.npol;
+        self.vis.vis.par_chunks_mut(nc * np).enumerate().for_each(|(r, row)| {
+            for c in 0..nc {
+                let mv: Complex32 = m[r * nc + c];
+                for p in 0..np {
+                    row[c * np + p] -= mv;
+                }
+            }
+        });
+    }
+
+    /// One model image's visibilities, per (row, channel).
+    fn predict(&self, spec: &GridSpec, model: &[f64], beam: Option<&DriftBeam>) -> Vec<Complex32> {
+        match beam {
             None => degrid(spec, model, &self.block()),
             Some(db) => {
                 let nt = self.vis.n_times();
@@ -72,22 +97,16 @@ impl HeldGroup {
                 }
                 m
             }
-        };
-        let (nc, np) = (self.vis.n_chan(), self.vis.npol);
-        self.vis.vis.par_chunks_mut(nc * np).enumerate().for_each(|(r, row)| {
-            for c in 0..nc {
-                let mv: Complex32 = m[r * nc + c];
-                for p in 0..np {
-                    row[c * np + p] -= mv;
-                }
-            }
-        });
+        }
     }
 }
 
 pub struct CleanOutcome {
+    /// Term 0 (the flux at the reference frequency) model and residual.
     pub model: Vec<f64>,
     pub residual: Vec<f64>,
+    /// Every spectral term's model (term 0 first).
+    pub models: Vec<Vec<f64>>,
     pub iterations: usize,
     pub major_cycles: usize,
 }
@@ -100,37 +119,49 @@ fn bytes_f64(b: &[u8]) -> Vec<f64> {
     b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
 }
 
-/// Runs CLEAN. `start` is the owner's (dirty, psf) in f64 (None elsewhere). Returns the
-/// outcome on the owner.
-#[allow(clippy::too_many_arguments)]
-pub fn clean_image(
-    comm: &dyn Comm,
-    owner: usize,
-    distributed: bool,
-    spec: &GridSpec,
-    params: &CleanParams,
-    max_major: usize,
-    held: &mut [HeldGroup],
-    beam: Option<&DriftBeam>,
-    start: Option<(Vec<f64>, Vec<f64>)>,
-) -> Option<CleanOutcome> {
+/// The images CLEAN starts from, on the owner: per spectral term the dirty image, and the
+/// 2T - 1 PSFs (T = 1: the dirty image and the PSF).
+pub struct CleanStart {
+    pub residuals: Vec<Vec<f64>>,
+    pub psfs: Vec<Vec<f64>>,
+}
+
+/// How the image is deconvolved (the same on every rank).
+pub struct CleanSetup<'a> {
+    pub owner: usize,
+    /// Whether several ranks hold the image's visibilities (the residuals are reduced).
+    pub distributed: bool,
+    pub spec: &'a GridSpec,
+    pub params: &'a CleanParams,
+    pub max_major: usize,
+    /// Spectral terms (1 or 2) and their reference frequency.
+    pub nterms: usize,
+    pub ref_hz: f64,
+    pub beam: Option<&'a DriftBeam<'a>>,
+}
+
+/// Runs CLEAN. `start` is the owner's starting images (None elsewhere). Returns the outcome
+/// on the owner.
+pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], start: Option<CleanStart>) -> Option<CleanOutcome> {
+    let (spec, params, owner, nt) = (s.spec, s.params, s.owner, s.nterms);
     let n = spec.n_image;
     let is_owner = comm.rank() == owner;
-    let (mut residual, psf) = match start {
-        Some((d, p)) => (d, p),
+    let (mut residuals, psfs) = match start {
+        Some(st) => (st.residuals, st.psfs),
         None => (Vec::new(), Vec::new()),
     };
-    let mut model = if is_owner { vec![0.0; n * n] } else { Vec::new() };
+    let ready = is_owner && residuals.len() == nt && psfs.len() == 2 * nt - 1;
+    let mut models = if is_owner { vec![vec![0.0; n * n]; nt] } else { Vec::new() };
     let mut state = CleanState::default();
     let mut majors = 0;
     let mut last_start = f64::INFINITY;
     let mut grown = 0;
     loop {
         // Owner: minor cycles, then the decision and the model increment.
-        let mut delta = vec![0.0; n * n];
+        let mut deltas = vec![vec![0.0; n * n]; nt];
         let mut go = false;
-        if is_owner && !residual.is_empty() && !state.finished && majors < max_major && params.niter > 0 {
-            let before = residual.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
+        if ready && !state.finished && majors < s.max_major && params.niter > 0 {
+            let before = residuals[0].iter().fold(0.0f64, |a, &b| a.max(b.abs()));
             // Divergence across major cycles: the start peak above 1.5x the lowest so far
             // (near the noise floor peaks wander) in two consecutive cycles. One such cycle
             // is often a repair (an over-subtracted minor cycle); two mean the PSF no longer
@@ -142,42 +173,61 @@ pub fn clean_image(
             }
             last_start = last_start.min(before);
         }
-        if is_owner && !residual.is_empty() && !state.finished && majors < max_major && params.niter > 0 {
-            let before = residual.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
-            let reached = minor_cycle(&mut residual, &psf, n, params, &mut state, &mut model, &mut delta);
-            go = delta.iter().any(|&x| x != 0.0);
+        if ready && !state.finished && majors < s.max_major && params.niter > 0 {
+            let before = residuals[0].iter().fold(0.0f64, |a, &b| a.max(b.abs()));
+            let reached = minor_cycle(&mut residuals, &psfs, n, params, &mut state, &mut models, &mut deltas);
+            go = deltas[0].iter().any(|&x| x != 0.0);
             log::info!("clean major cycle {}: peak {before:.4} -> {reached:.4} Jy/beam after {} iterations", majors + 1, state.iterations);
         }
-        if distributed {
-            let mut msg = if is_owner { let mut m = vec![u8::from(go)]; if go { m.extend(f64_bytes(&delta)); } m } else { Vec::new() };
+        if s.distributed {
+            let mut msg = if is_owner {
+                let mut m = vec![u8::from(go)];
+                if go {
+                    deltas.iter().for_each(|d| m.extend(f64_bytes(d)));
+                }
+                m
+            } else {
+                Vec::new()
+            };
             comm.broadcast_bytes(owner, &mut msg);
             go = msg.first() == Some(&1);
             if go && !is_owner {
-                delta = bytes_f64(&msg[1..]);
+                let all = bytes_f64(&msg[1..]);
+                deltas = all.chunks_exact(n * n).map(|c| c.to_vec()).collect();
             }
         }
         if !go {
             break;
         }
         majors += 1;
-        // Every contributor: subtract the increment, re-grid the residuals.
-        let mut grids = GridPair::without_psf(*spec);
+        // Every contributor: subtract the increment, re-grid the residuals of every term.
+        let mut grids: Vec<GridPair> = (0..nt).map(|t| GridPair::spectral(*spec, s.ref_hz, Some(t as u8), None)).collect();
         for h in held.iter_mut() {
-            h.subtract(spec, &delta, beam);
-            h.grid(&mut grids);
+            h.subtract(spec, &deltas, s.ref_hz, s.beam);
+            for g in grids.iter_mut() {
+                h.grid(g);
+            }
         }
-        let grids = if distributed {
-            let mut buf = grids.to_buffer();
-            comm.reduce_sum_f64(owner, &mut buf);
-            if is_owner { Some(GridPair::from_buffer(*spec, &buf)) } else { None }
-        } else {
-            Some(grids)
-        };
-        if is_owner {
-            if let Some((r, _)) = grids.and_then(GridPair::finish_f64) {
-                residual = r;
+        for (t, g) in grids.into_iter().enumerate() {
+            let g = if s.distributed {
+                let mut buf = g.to_buffer();
+                comm.reduce_sum_f64(owner, &mut buf);
+                if is_owner { Some(GridPair::from_buffer(*spec, &buf)) } else { None }
+            } else {
+                Some(g)
+            };
+            if is_owner {
+                if let Some((r, _)) = g.and_then(GridPair::finish_f64) {
+                    residuals[t] = r;
+                }
             }
         }
     }
-    is_owner.then_some(CleanOutcome { model, residual, iterations: state.iterations, major_cycles: majors })
+    is_owner.then(|| CleanOutcome {
+        model: models.first().cloned().unwrap_or_default(),
+        residual: residuals.first().cloned().unwrap_or_default(),
+        models,
+        iterations: state.iterations,
+        major_cycles: majors,
+    })
 }

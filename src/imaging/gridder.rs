@@ -82,6 +82,15 @@ pub struct GridPair {
     pub sum_w: f64,
     /// Whether the PSF is gridded too (not needed for CLEAN's residual images).
     pub with_psf: bool,
+    /// Whether the dirty image is gridded (not needed for the highest spectral PSF).
+    pub with_dirty: bool,
+    /// Spectral weighting (multi-term MFS): each visibility's contribution to the dirty
+    /// image is multiplied by x^dirty_power and to the PSF by x^psf_power, with
+    /// x = (nu - ref_hz) / ref_hz. The weight sum is not (images stay in units of the
+    /// unweighted PSF). Powers 0 = plain imaging.
+    pub ref_hz: f64,
+    pub dirty_power: u8,
+    pub psf_power: u8,
 }
 
 /// Number of grid rows per strip (>= kernel support so a visibility touches <= 2 strips).
@@ -93,12 +102,25 @@ fn strip_rows(spec: &GridSpec) -> usize {
 impl GridPair {
     pub fn new(spec: GridSpec) -> Self {
         let n = spec.n_image * spec.n_image;
-        GridPair { spec, dirty: vec![0.0; n], psf: vec![0.0; n], sum_w: 0.0, with_psf: true }
+        GridPair { spec, dirty: vec![0.0; n], psf: vec![0.0; n], sum_w: 0.0, with_psf: true, with_dirty: true, ref_hz: 1.0, dirty_power: 0, psf_power: 0 }
     }
 
     /// Accumulates the dirty image only (residuals of major cycles).
     pub fn without_psf(spec: GridSpec) -> Self {
         GridPair { with_psf: false, ..Self::new(spec) }
+    }
+
+    /// Spectral term images (multi-term MFS): the dirty image weighted by x^p (None: not
+    /// gridded) and the PSF by x^q (None: not gridded), x = (nu - ref_hz) / ref_hz.
+    pub fn spectral(spec: GridSpec, ref_hz: f64, dirty_power: Option<u8>, psf_power: Option<u8>) -> Self {
+        GridPair {
+            with_dirty: dirty_power.is_some(),
+            with_psf: psf_power.is_some(),
+            ref_hz,
+            dirty_power: dirty_power.unwrap_or(0),
+            psf_power: psf_power.unwrap_or(0),
+            ..Self::new(spec)
+        }
     }
 
     /// Grids a block of visibilities, w-stacked, into the images.
@@ -141,16 +163,20 @@ impl GridPair {
                 plane_psf.par_iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
             }
             let wk = |w: f64| spec.kernel.phi((w - wp) / (dw * half));
-            grid_plane(&spec, b, &rows, &sign, &mut plane, &mut plane_psf, wk, self.with_psf);
-            let pd = centred_fft2_forward_crop(&mut plane, spec.n_grid, n);
+            let factors = |on: bool, p: u8| -> Option<Vec<f64>> { on.then(|| b.freqs.iter().map(|f| ((f - self.ref_hz) / self.ref_hz).powi(p as i32)).collect()) };
+            let (fd, fp) = (factors(self.with_dirty, self.dirty_power), factors(self.with_psf, self.psf_power));
+            grid_plane(&spec, b, &rows, &sign, &mut plane, &mut plane_psf, wk, fd.as_deref(), fp.as_deref());
+            let pd = if self.with_dirty { centred_fft2_forward_crop(&mut plane, spec.n_grid, n) } else { Vec::new() };
             let pp = if self.with_psf { centred_fft2_forward_crop(&mut plane_psf, spec.n_grid, n) } else { Vec::new() };
-            let with_psf = self.with_psf;
+            let (with_psf, with_dirty) = (self.with_psf, self.with_dirty);
             block_dirty.par_chunks_mut(n).zip(block_psf.par_chunks_mut(n)).enumerate().for_each(|(y, (drow, prow))| {
                 for x in 0..n {
                     let i = y * n + x;
                     // Re(g exp(-2 pi i wp (n - 1))), one phasor for both images.
                     let (s, c) = (std::f64::consts::TAU * wp * spec.nm1(x, y)).sin_cos();
-                    drow[x] += pd[i].re * c + pd[i].im * s;
+                    if with_dirty {
+                        drow[x] += pd[i].re * c + pd[i].im * s;
+                    }
                     if with_psf {
                         prow[x] += pp[i].re * c + pp[i].im * s;
                     }
@@ -192,7 +218,7 @@ impl GridPair {
     pub fn from_buffer(spec: GridSpec, buf: &[f64]) -> Self {
         let n = spec.n_image * spec.n_image;
         assert_eq!(buf.len(), 2 * n + 1, "image buffer size");
-        GridPair { spec, dirty: buf[..n].to_vec(), psf: buf[n..2 * n].to_vec(), sum_w: buf[2 * n], with_psf: true }
+        GridPair { dirty: buf[..n].to_vec(), psf: buf[n..2 * n].to_vec(), sum_w: buf[2 * n], ..Self::new(spec) }
     }
 
     /// Normalises and uv-corrects: (dirty, psf) images, row-major (y, x), the PSF peaking
@@ -261,7 +287,9 @@ fn weight_sum(spec: &GridSpec, b: &VisBlock, rows: &[u32]) -> f64 {
         .sum()
 }
 
-/// Grids the rows of one w-plane, strip-parallel.
+/// Grids the rows of one w-plane, strip-parallel; `dirty_factor`/`psf_factor` (per channel;
+/// None: that image is not gridded) multiply each visibility's contribution.
+#[allow(clippy::too_many_arguments)]
 fn grid_plane(
     spec: &GridSpec,
     b: &VisBlock,
@@ -270,7 +298,8 @@ fn grid_plane(
     plane: &mut [Complex64],
     plane_psf: &mut [Complex64],
     wkernel: impl Fn(f64) -> f64 + Sync,
-    with_psf: bool,
+    dirty_factor: Option<&[f64]>,
+    psf_factor: Option<&[f64]>,
 ) {
     let ng = spec.n_grid;
     let nchan = b.freqs.len();
@@ -280,6 +309,7 @@ fn grid_plane(
     let fmin = b.freqs.iter().copied().fold(f64::INFINITY, f64::min);
     let fmax = b.freqs.iter().copied().fold(0.0, f64::max);
     let kernel = spec.kernel;
+    let (with_dirty, with_psf) = (dirty_factor.is_some(), psf_factor.is_some());
     let w = kernel.support;
     let half = w as f64 / 2.0;
     // Channels equally spaced (one subband, or a contiguous band): the rephasing phasor
@@ -352,8 +382,8 @@ fn grid_plane(
                     if s < 0.0 {
                         val = val.conj();
                     }
-                    let val = val * kw;
-                    let pw = wsum * kw;
+                    let val = val * (kw * dirty_factor.map_or(1.0, |f| f[c]));
+                    let pw = wsum * kw * psf_factor.map_or(0.0, |f| f[c]);
                     for (ky, &kvy) in wv.iter().enumerate().take(w) {
                         let y = fy + ky as i64;
                         if y < y0 || y >= y1 {
@@ -364,7 +394,9 @@ fn grid_plane(
                         let prow = &mut pstrip[row..row + w];
                         for kx in 0..w {
                             let k = kvy * wu[kx];
-                            drow[kx] += val * k;
+                            if with_dirty {
+                                drow[kx] += val * k;
+                            }
                             if with_psf {
                                 prow[kx].re += pw * k;
                             }

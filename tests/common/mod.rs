@@ -34,6 +34,9 @@ pub fn small_config(dir: &Path) -> Config {
     c.imaging.epsilon = 1e-5;
     // No calibrator transits these small nights: image the data as simulated.
     c.calibration.enabled = false;
+    // Their bands are a few subbands at the top of DSA-110's: one spectral term (the
+    // multi-term tests set their own reference frequency).
+    c.imaging.nterms = 1;
     let s = &mut c.simulate;
     s.seed = 3;
     s.n_groups = 1;
