@@ -18,7 +18,14 @@ fn images(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn night_weighted(dir: &Path, groups_per_image: usize, weighting: contimg::imaging::weighting::Weighting) -> PathBuf {
+    night_terms(dir, groups_per_image, weighting, 1)
+}
+
+fn night_terms(dir: &Path, groups_per_image: usize, weighting: contimg::imaging::weighting::Weighting, nterms: usize) -> PathBuf {
     let mut c = small_config(dir);
+    c.imaging.nterms = nterms;
+    let f: Vec<f64> = (0..c.simulate.n_subbands).flat_map(|s| (0..4).map(move |ch| contimg::simulate::channel_freq(s, ch, 4))).collect();
+    c.imaging.spectral_ref_hz = f.iter().sum::<f64>() / f.len() as f64;
     c.imaging.weighting = weighting;
     c.imaging.robust = 0.0;
     c.simulate.n_groups = 3;
@@ -39,9 +46,13 @@ fn compare_over_ranks(groups_per_image: usize, expect_images: usize) {
 }
 
 fn compare_over_ranks_weighted(groups_per_image: usize, expect_images: usize, weighting: contimg::imaging::weighting::Weighting) {
+    compare_over_ranks_terms(groups_per_image, expect_images, weighting, 1);
+}
+
+fn compare_over_ranks_terms(groups_per_image: usize, expect_images: usize, weighting: contimg::imaging::weighting::Weighting, nterms: usize) {
     assert!(mpirun_available(), "mpirun is required (scripts/setup.sh installs OpenMPI)");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = night_weighted(dir.path(), groups_per_image, weighting);
+    let cfg = night_terms(dir.path(), groups_per_image, weighting, nterms);
     let mut results: Vec<Vec<Vec<f32>>> = Vec::new();
     for n in [1, 2, 3] {
         let out = dir.path().join(format!("out{n}"));
@@ -72,6 +83,13 @@ fn tiles_identical_over_1_2_3_ranks() {
 #[test]
 fn joint_image_reduced_over_1_2_3_ranks() {
     compare_over_ranks(3, 1);
+}
+
+/// Multi-term MFS: the spectral-term grids and both terms' residuals are reduced over the
+/// ranks that hold the groups, and the model increments of both terms broadcast.
+#[test]
+fn multi_term_joint_image_reduced_over_1_2_3_ranks() {
+    compare_over_ranks_terms(3, 1, contimg::imaging::weighting::Weighting::Natural, 2);
 }
 
 #[test]
