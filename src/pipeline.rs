@@ -33,6 +33,9 @@ pub struct RankReport {
     /// Groups whose Measurement Set (`output.ms.write`) could not be written: (id, error).
     #[serde(default)]
     pub ms_errors: Vec<(String, String)>,
+    /// This rank's GPU utilisation and memory over the run (NVML; GPU runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::gpu::monitor::GpuUsage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +177,8 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     });
     log::info!("rank {}: {line}", comm.rank());
     report.compute = compute.name();
+    // GPU utilisation and memory over the run (NVML), where this rank has a device.
+    let monitor = crate::gpu::monitor::Monitor::start(compute.pci());
 
     // Calibration solve on the calibrator's groups (collective).
     let registry = crate::calibrate::table::Registry::new(registry_path(cfg));
@@ -551,6 +556,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         report.images.push(rep);
     }
 
+    report.gpu = monitor.and_then(crate::gpu::monitor::Monitor::finish);
     // Gather reports.
     let gathered = comm.gather_bytes(0, &serde_json::to_vec(&report).expect("report serialises"));
     let Some(parts) = gathered else { return Ok(None) };

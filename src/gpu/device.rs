@@ -25,6 +25,7 @@ pub struct Gpu {
     cal_stats: CudaFunction,
     name: String,
     budget: usize,
+    pci: Option<(u32, u32, u32)>,
 }
 
 fn cuda(e: impl std::fmt::Debug) -> GpuError {
@@ -64,7 +65,13 @@ impl Gpu {
         let dev_name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
         let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, budget as f64 / (1u64 << 30) as f64);
         let stream = ctx.default_stream();
-        Ok(Gpu { _ctx: ctx, stream, rephase, apply, grid, degrid, sumthreshold, cal_stats, name, budget })
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let attr = |a: A| ctx.attribute(a).ok().map(|v| v as u32);
+        let pci = match (attr(A::CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID), attr(A::CU_DEVICE_ATTRIBUTE_PCI_BUS_ID), attr(A::CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID)) {
+            (Some(d), Some(b), Some(v)) => Some((d, b, v)),
+            _ => None,
+        };
+        Ok(Gpu { _ctx: ctx, stream, rephase, apply, grid, degrid, sumthreshold, cal_stats, name, budget, pci })
     }
 
     /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting
@@ -166,6 +173,10 @@ fn as_f32(v: &mut [Complex32]) -> &mut [f32] {
 impl Compute for Gpu {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn pci(&self) -> Option<(u32, u32, u32)> {
+        self.pci
     }
 
     fn rephase(&self, vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) -> Result<(), GpuError> {

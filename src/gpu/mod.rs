@@ -13,6 +13,7 @@ pub mod twins;
 pub mod vectors;
 #[cfg(feature = "gpu")]
 pub mod device;
+pub mod monitor;
 
 use num_complex::{Complex32, Complex64};
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,10 @@ pub trait Compute: Send + Sync {
     fn rephase(&self, vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) -> Result<(), GpuError>;
     /// Divides by g_a conj(g_b) and scales weights by |g_a g_b|^2 (see twins::apply_gains).
     fn apply_gains(&self, vis: &mut [Complex32], weight: &mut [f32], gains: &GainGrid, baselines: &[(usize, usize)]) -> Result<(), GpuError>;
+    /// The device's PCI (domain, bus, device) for NVML; None on the CPU.
+    fn pci(&self) -> Option<(u32, u32, u32)> {
+        None
+    }
 }
 
 /// Gains per (time, antenna, channel, pol), None where the table has no valid solution.
