@@ -1,6 +1,6 @@
 //! Centred 2-D FFTs over square complex grids (row-major), rayon-parallel over rows/columns.
 
-use num_complex::Complex64;
+use num_complex::{Complex, Complex64};
 use rayon::prelude::*;
 use rustfft::FftPlanner;
 
@@ -19,24 +19,25 @@ pub fn centred_fft2_inverse(grid: &mut [Complex64], n: usize) {
 /// `centred_fft2_forward`, computing only the central `m x m` outputs (rows and columns
 /// n/2 - m/2 .. n/2 + m/2), returned row-major; `grid` is left scrambled. Rows are
 /// transformed in full, columns only where an output is wanted: for the gridder's 2x padded
-/// grids this skips half of the column transforms.
-pub fn centred_fft2_forward_crop(grid: &mut [Complex64], n: usize, m: usize) -> Vec<Complex64> {
+/// grids this skips half of the column transforms. Generic over f32/f64.
+pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize, m: usize) -> Vec<Complex<T>> {
     assert_eq!(grid.len(), n * n);
     assert!(n % 4 == 0 && m <= n && m % 2 == 0, "centred FFT crop needs n divisible by 4, m even");
     let lo = n / 2 - m / 2;
     checkerboard(grid, n);
-    let mut planner = FftPlanner::<f64>::new();
+    let mut planner = FftPlanner::<T>::new();
     let fft = planner.plan_fft_forward(n);
     grid.par_chunks_mut(n).for_each(|row| fft.process(row));
     // The wanted columns, transposed: t[jx][y].
-    let mut t = vec![Complex64::new(0.0, 0.0); m * n];
+    let zero = Complex::new(T::zero(), T::zero());
+    let mut t = vec![zero; m * n];
     t.par_chunks_mut(n).enumerate().for_each(|(j, col)| {
         for (y, c) in col.iter_mut().enumerate() {
             *c = grid[y * n + lo + j];
         }
     });
     t.par_chunks_mut(n).for_each(|col| fft.process(col));
-    let mut out = vec![Complex64::new(0.0, 0.0); m * m];
+    let mut out = vec![zero; m * m];
     out.par_chunks_mut(m).enumerate().for_each(|(i, row)| {
         let jy = lo + i;
         for (j, o) in row.iter_mut().enumerate() {
@@ -75,7 +76,7 @@ fn centred_fft2_rows(grid: &mut [Complex64], n: usize, inverse: bool, rows: std:
     checkerboard(grid, n);
 }
 
-fn checkerboard(grid: &mut [Complex64], n: usize) {
+fn checkerboard<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize) {
     grid.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
         for (x, v) in row.iter_mut().enumerate() {
             if (x + y) % 2 == 1 {
