@@ -257,6 +257,12 @@ fn degridder_matches_dft_eps_1e3() {
     check_degrid(1e-3);
 }
 
+/// Support 6: the planes are transformed in f32.
+#[test]
+fn degridder_matches_dft_eps_1e4() {
+    check_degrid(1e-4);
+}
+
 #[test]
 fn degridder_matches_dft_eps_1e5() {
     check_degrid(1e-5);

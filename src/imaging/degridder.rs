@@ -56,65 +56,43 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
     let scale = ng as f64 * spec.cell_rad;
     let centre = (ng / 2) as f64;
     let off = (ng - n) / 2;
-    let mut grid = vec![Complex64::new(0.0, 0.0); ng * ng];
+    // Single-precision plane transforms where the kernel's accuracy allows (as the gridder).
+    let single = support <= super::gridder::F32_MAX_SUPPORT;
+    let mut grid64 = if single { Vec::new() } else { vec![Complex64::new(0.0, 0.0); ng * ng] };
+    let mut grid32 = if single { vec![Complex32::new(0.0, 0.0); ng * ng] } else { Vec::new() };
     let mut acc = vec![Complex64::new(0.0, 0.0); nrow * nchan];
+    let plane = PlaneGeometry { spec, b, sign: &sign, scale, centre, dw, half };
     for p in 0..nplanes {
         let wp = w0 + p as f64 * dw;
         let (lo, hi) = (wp - dw * half, wp + dw * half);
-        let prow: Vec<usize> = rows.iter().copied().filter(|&r| wr[r][1] >= lo && wr[r][0] <= hi).collect();
-        if prow.is_empty() {
+        let mut in_plane = vec![false; nrow];
+        let mut any = false;
+        for &r in &rows {
+            if wr[r][1] >= lo && wr[r][0] <= hi {
+                in_plane[r] = true;
+                any = true;
+            }
+        }
+        if !any {
             continue;
         }
-        grid.iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
-        grid.par_chunks_mut(ng).enumerate().for_each(|(gy, row)| {
-            if gy < off || gy >= off + n {
-                return;
-            }
-            let y = gy - off;
-            for x in 0..n {
-                let v = pre[y * n + x];
-                if v != 0.0 {
-                    row[x + off] = Complex64::from_polar(v, std::f64::consts::TAU * wp * spec.nm1(x, y));
-                }
-            }
-        });
-        centred_fft2_inverse_from_centre(&mut grid, ng, n);
-        let g = &grid;
-        let mut in_plane = vec![false; nrow];
-        prow.iter().for_each(|&r| in_plane[r] = true);
-        acc.par_chunks_mut(nchan).enumerate().filter(|(r, _)| in_plane[*r]).for_each(|(r, vals)| {
-            let s = sign[r];
-            let [um, vm, wm] = b.uvw_m[r];
-            let mut wu = [0.0f64; MAX_SUPPORT];
-            let mut wv = [0.0f64; MAX_SUPPORT];
-            for (c, &f) in b.freqs.iter().enumerate() {
-                let lam = f / C_M_S;
-                let (u, v, w) = (s * um * lam, s * vm * lam, s * wm * lam);
-                let kw = k.phi((w - wp) / (dw * half));
-                if kw == 0.0 {
-                    continue;
-                }
-                let q = u * u + v * v;
-                if q < spec.uv_min_lambda.powi(2) || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda.powi(2)) {
-                    continue;
-                }
-                let fx = k.taps(centre - u * scale, &mut wu);
-                let fy = k.taps(centre + v * scale, &mut wv);
-                if fx < 0 || fy < 0 || fx as usize + support > ng || fy as usize + support > ng {
-                    continue;
-                }
-                let mut sum = Complex64::new(0.0, 0.0);
-                for (ky, &kvy) in wv.iter().enumerate().take(support) {
-                    let base = (fy as usize + ky) * ng + fx as usize;
-                    let mut rs = Complex64::new(0.0, 0.0);
-                    for (kx, &kvx) in wu.iter().enumerate().take(support) {
-                        rs += g[base + kx] * kvx;
-                    }
-                    sum += rs * kvy;
-                }
-                vals[c] += sum * kw;
-            }
-        });
+        // The pre-corrected model with this plane's w-screen, in the grid's centre.
+        let screen = |x: usize, y: usize| -> Complex64 {
+            let v = pre[y * n + x];
+            if v != 0.0 { Complex64::from_polar(v, std::f64::consts::TAU * wp * spec.nm1(x, y)) } else { Complex64::new(0.0, 0.0) }
+        };
+        if single {
+            fill(&mut grid32, ng, off, n, |x, y| {
+                let c = screen(x, y);
+                Complex32::new(c.re as f32, c.im as f32)
+            });
+            centred_fft2_inverse_from_centre(&mut grid32, ng, n);
+            plane.degrid(&grid32, wp, &in_plane, &mut acc);
+        } else {
+            fill(&mut grid64, ng, off, n, screen);
+            centred_fft2_inverse_from_centre(&mut grid64, ng, n);
+            plane.degrid(&grid64, wp, &in_plane, &mut acc);
+        }
     }
     let mut used = vec![false; nrow];
     rows.iter().for_each(|&r| used[r] = true);
@@ -130,4 +108,90 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
         }
     });
     out
+}
+
+/// Zeroes the grid and writes `value(x, y)` for the n x n image at offset `off`.
+fn fill<T: Copy + Send + Sync + Default>(grid: &mut [num_complex::Complex<T>], ng: usize, off: usize, n: usize, value: impl Fn(usize, usize) -> num_complex::Complex<T> + Sync)
+where
+    num_complex::Complex<T>: Default,
+{
+    grid.par_chunks_mut(ng).enumerate().for_each(|(gy, row)| {
+        row.iter_mut().for_each(|c| *c = Default::default());
+        if gy >= off && gy < off + n {
+            for x in 0..n {
+                row[x + off] = value(x, gy - off);
+            }
+        }
+    });
+}
+
+/// A grid cell read as f64.
+trait Cell: Copy + Send + Sync {
+    fn c64(self) -> Complex64;
+}
+
+impl Cell for Complex64 {
+    #[inline(always)]
+    fn c64(self) -> Complex64 {
+        self
+    }
+}
+
+impl Cell for Complex32 {
+    #[inline(always)]
+    fn c64(self) -> Complex64 {
+        Complex64::new(self.re as f64, self.im as f64)
+    }
+}
+
+/// What every plane's degridding shares.
+struct PlaneGeometry<'a> {
+    spec: &'a GridSpec,
+    b: &'a VisBlock<'a>,
+    sign: &'a [f64],
+    scale: f64,
+    centre: f64,
+    dw: f64,
+    half: f64,
+}
+
+impl PlaneGeometry<'_> {
+    /// Adds every in-plane row's interpolated visibilities (times the w kernel) to `acc`.
+    fn degrid<T: Cell>(&self, g: &[T], wp: f64, in_plane: &[bool], acc: &mut [Complex64]) {
+        let (spec, b, k) = (self.spec, self.b, self.spec.kernel);
+        let (support, ng, nchan) = (k.support, spec.n_grid, b.freqs.len());
+        acc.par_chunks_mut(nchan).enumerate().filter(|(r, _)| in_plane[*r]).for_each(|(r, vals)| {
+            let s = self.sign[r];
+            let [um, vm, wm] = b.uvw_m[r];
+            let mut wu = [0.0f64; MAX_SUPPORT];
+            let mut wv = [0.0f64; MAX_SUPPORT];
+            for (c, &f) in b.freqs.iter().enumerate() {
+                let lam = f / C_M_S;
+                let (u, v, w) = (s * um * lam, s * vm * lam, s * wm * lam);
+                let kw = k.phi((w - wp) / (self.dw * self.half));
+                if kw == 0.0 {
+                    continue;
+                }
+                let q = u * u + v * v;
+                if q < spec.uv_min_lambda.powi(2) || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda.powi(2)) {
+                    continue;
+                }
+                let fx = k.taps(self.centre - u * self.scale, &mut wu);
+                let fy = k.taps(self.centre + v * self.scale, &mut wv);
+                if fx < 0 || fy < 0 || fx as usize + support > ng || fy as usize + support > ng {
+                    continue;
+                }
+                let mut sum = Complex64::new(0.0, 0.0);
+                for (ky, &kvy) in wv.iter().enumerate().take(support) {
+                    let base = (fy as usize + ky) * ng + fx as usize;
+                    let mut rs = Complex64::new(0.0, 0.0);
+                    for (kx, &kvx) in wu.iter().enumerate().take(support) {
+                        rs += g[base + kx].c64() * kvx;
+                    }
+                    sum += rs * kvy;
+                }
+                vals[c] += sum * kw;
+            }
+        });
+    }
 }

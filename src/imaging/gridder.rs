@@ -259,7 +259,7 @@ impl GridPair {
 /// Largest kernel support (epsilon >= ~1e-5) whose planes are transformed in f32: the FFT's
 /// relative rounding (~1e-7 x log2 n) stays two orders below the kernel's own error, and
 /// the f32 transform is about twice as fast. Accumulation stays f64 on both sides.
-const F32_MAX_SUPPORT: usize = 6;
+pub(crate) const F32_MAX_SUPPORT: usize = 6;
 
 /// The centred, cropped transform of one plane: in f32 through `single` when it is
 /// allocated (see F32_MAX_SUPPORT), else in f64 in place.

@@ -51,7 +51,7 @@ pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(grid: &mut [Complex<T>], n:
 
 /// `centred_fft2_inverse` for a grid that is zero outside its central `m x m` window (a
 /// padded model image): the row transforms of the all-zero rows are skipped.
-pub fn centred_fft2_inverse_from_centre(grid: &mut [Complex64], n: usize, m: usize) {
+pub fn centred_fft2_inverse_from_centre<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize, m: usize) {
     assert!(m <= n && m % 2 == 0, "window must be even and fit");
     centred_fft2_rows(grid, n, true, n / 2 - m / 2..n / 2 + m / 2);
 }
@@ -61,11 +61,11 @@ fn centred_fft2(grid: &mut [Complex64], n: usize, inverse: bool) {
 }
 
 /// The centred transform, the first (row) pass only over `rows` (the others must be zero).
-fn centred_fft2_rows(grid: &mut [Complex64], n: usize, inverse: bool, rows: std::ops::Range<usize>) {
+fn centred_fft2_rows<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize, inverse: bool, rows: std::ops::Range<usize>) {
     assert_eq!(grid.len(), n * n);
     assert!(n % 4 == 0, "centred FFT needs n divisible by 4");
     checkerboard(grid, n);
-    let mut planner = FftPlanner::<f64>::new();
+    let mut planner = FftPlanner::<T>::new();
     let fft = if inverse { planner.plan_fft_inverse(n) } else { planner.plan_fft_forward(n) };
     grid[rows.start * n..rows.end * n].par_chunks_mut(n).for_each(|row| fft.process(row));
     // Columns: transpose, transform rows, transpose back.
@@ -86,8 +86,8 @@ fn checkerboard<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize) {
     });
 }
 
-fn transpose(a: &[Complex64], n: usize) -> Vec<Complex64> {
-    let mut out = vec![Complex64::new(0.0, 0.0); n * n];
+fn transpose<T: rustfft::FftNum>(a: &[Complex<T>], n: usize) -> Vec<Complex<T>> {
+    let mut out = vec![Complex::new(T::zero(), T::zero()); n * n];
     const B: usize = 32;
     out.par_chunks_mut(n * B).enumerate().for_each(|(bi, chunk)| {
         let r0 = bi * B;
