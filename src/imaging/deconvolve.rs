@@ -54,8 +54,10 @@ impl HeldGroup {
     /// drifting beam, each chunk of integrations is predicted from the model it saw.
     fn subtract(&mut self, spec: &GridSpec, models: &[Vec<f64>], ref_hz: f64, beam: Option<&DriftBeam>) {
         let nc = self.vis.n_chan();
-        let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
-        for (t, model) in models.iter().enumerate() {
+        let Some(first) = models.first() else { return };
+        // Term 0 (x^0 = 1) is the prediction itself; higher terms are added to it.
+        let mut m = self.predict(spec, first, beam);
+        for (t, model) in models.iter().enumerate().skip(1) {
             let mt = self.predict(spec, model, beam);
             let x: Vec<f32> = self.vis.freqs.iter().map(|f| ((f - ref_hz) / ref_hz).powi(t as i32) as f32).collect();
             m.par_chunks_mut(nc).zip(mt.par_chunks(nc)).for_each(|(a, b)| {

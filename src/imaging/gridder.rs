@@ -149,8 +149,13 @@ impl GridPair {
         let n = spec.n_image;
         let mut block_dirty = vec![0.0f64; n * n];
         let mut block_psf = vec![0.0f64; n * n];
+        // Both planes are allocated zeroed (untouched pages cost nothing) so grid_plane can
+        // split them into the same strips; one that is not gridded is never written.
         let mut plane = vec![Complex64::new(0.0, 0.0); spec.n_grid * spec.n_grid];
-        let mut plane_psf = plane.clone();
+        let mut plane_psf = vec![Complex64::new(0.0, 0.0); spec.n_grid * spec.n_grid];
+        // Spectral weights per channel (multi-term MFS), None for an image not gridded.
+        let factors = |on: bool, p: u8| -> Option<Vec<f64>> { on.then(|| b.freqs.iter().map(|f| ((f - self.ref_hz) / self.ref_hz).powi(p as i32)).collect()) };
+        let (fd, fp) = (factors(self.with_dirty, self.dirty_power), factors(self.with_psf, self.psf_power));
         // Single-precision transforms where the kernel's accuracy allows (see
         // `plane_transform`): a scratch grid, empty otherwise.
         let mut single: Vec<Complex32> = if spec.kernel.support <= F32_MAX_SUPPORT { vec![Complex32::new(0.0, 0.0); spec.n_grid * spec.n_grid] } else { Vec::new() };
@@ -161,13 +166,12 @@ impl GridPair {
             if rows.is_empty() {
                 continue;
             }
-            plane.par_iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
-            if self.with_psf {
-                plane_psf.par_iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
+            for (on, pl) in [(self.with_dirty, &mut plane), (self.with_psf, &mut plane_psf)] {
+                if on && p > 0 {
+                    pl.par_iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
+                }
             }
             let wk = |w: f64| spec.kernel.phi((w - wp) / (dw * half));
-            let factors = |on: bool, p: u8| -> Option<Vec<f64>> { on.then(|| b.freqs.iter().map(|f| ((f - self.ref_hz) / self.ref_hz).powi(p as i32)).collect()) };
-            let (fd, fp) = (factors(self.with_dirty, self.dirty_power), factors(self.with_psf, self.psf_power));
             grid_plane(&spec, b, &rows, &sign, &mut plane, &mut plane_psf, wk, fd.as_deref(), fp.as_deref());
             let pd = if self.with_dirty { plane_transform(&mut plane, &mut single, spec.n_grid, n) } else { Vec::new() };
             let pp = if self.with_psf { plane_transform(&mut plane_psf, &mut single, spec.n_grid, n) } else { Vec::new() };
@@ -196,7 +200,10 @@ impl GridPair {
             let f = t - i as f64;
             tab[i] * (1.0 - f) + tab[i + 1] * f
         };
-        for (acc, blk) in [(&mut self.dirty, &block_dirty), (&mut self.psf, &block_psf)] {
+        for (on, acc, blk) in [(self.with_dirty, &mut self.dirty, &block_dirty), (self.with_psf, &mut self.psf, &block_psf)] {
+            if !on {
+                continue;
+            }
             acc.par_chunks_mut(n).zip(blk.par_chunks(n)).enumerate().for_each(|(y, (a, bl))| {
                 for x in 0..n {
                     a[x] += bl[x] * corr(spec.nm1(x, y));
