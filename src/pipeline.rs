@@ -426,20 +426,9 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         } else {
             (grids, n_ok, meta_freqs)
         };
-        let spectral: Vec<Option<GridPair>> = spectral
-            .into_iter()
-            .map(|g| {
-                if image.needs_reduce(&plan) {
-                    let mut buf = g.to_buffer();
-                    comm.reduce_sum_f64(image.owner, &mut buf);
-                    (comm.rank() == image.owner).then(|| GridPair::from_buffer(spec, &buf))
-                } else {
-                    Some(g)
-                }
-            })
-            .collect();
-        add_time(&mut report, "reduce", t);
         let distributed = image.needs_reduce(&plan);
+        let spectral: Vec<Option<GridPair>> = spectral.into_iter().map(|g| if distributed { g.reduce_to(comm, image.owner) } else { Some(g) }).collect();
+        add_time(&mut report, "reduce", t);
         let params = cfg.imaging.clean_params();
         // The drifting beam for the major cycles, from the plan's times of every group of
         // the image (the same on every rank) and this rank's own data's band.
@@ -475,10 +464,10 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             let tc = Instant::now();
             let start = images.clone().map(|(d, p)| {
                 let mut st = CleanStart { residuals: vec![d], psfs: vec![p] };
-                let terms: Vec<Option<(Vec<f64>, Vec<f64>)>> = spectral.into_iter().map(|g| g.and_then(GridPair::finish_f64)).collect();
-                if let [Some((i1, p1)), Some((_, p2))] = &terms[..] {
-                    st.residuals.push(i1.clone());
-                    st.psfs.extend([p1.clone(), p2.clone()]);
+                let mut terms = spectral.into_iter().map(|g| g.and_then(GridPair::finish_f64));
+                if let (Some(Some((i1, p1))), Some(Some((_, p2)))) = (terms.next(), terms.next()) {
+                    st.residuals.push(i1);
+                    st.psfs.extend([p1, p2]);
                 }
                 st
             });

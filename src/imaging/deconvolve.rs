@@ -211,13 +211,7 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
             }
         }
         for (t, g) in grids.into_iter().enumerate() {
-            let g = if s.distributed {
-                let mut buf = g.to_buffer();
-                comm.reduce_sum_f64(owner, &mut buf);
-                if is_owner { Some(GridPair::from_buffer(*spec, &buf)) } else { None }
-            } else {
-                Some(g)
-            };
+            let g = if s.distributed { g.reduce_to(comm, owner) } else { Some(g) };
             if is_owner {
                 if let Some((r, _)) = g.and_then(GridPair::finish_f64) {
                     residuals[t] = r;

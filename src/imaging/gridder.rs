@@ -221,6 +221,19 @@ impl GridPair {
         out
     }
 
+    /// Sums these images over the ranks onto `owner` (a collective: every rank calls it);
+    /// the owner gets the reduced images, the others None.
+    pub fn reduce_to(self, comm: &dyn crate::comm::Comm, owner: usize) -> Option<Self> {
+        let mut buf = self.to_buffer();
+        comm.reduce_sum_f64(owner, &mut buf);
+        (comm.rank() == owner).then(|| Self::from_buffer(self.spec, &buf).with_flags_of(&self))
+    }
+
+    fn with_flags_of(mut self, o: &GridPair) -> Self {
+        (self.with_psf, self.with_dirty, self.ref_hz, self.dirty_power, self.psf_power) = (o.with_psf, o.with_dirty, o.ref_hz, o.dirty_power, o.psf_power);
+        self
+    }
+
     pub fn buffer_len(spec: &GridSpec) -> usize {
         2 * spec.n_image * spec.n_image + 1
     }
