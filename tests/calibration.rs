@@ -39,9 +39,7 @@ fn night_config(dir: &Path) -> contimg::config::Config {
 
 fn run_night(dir: &Path) -> (contimg::config::Config, PathBuf) {
     let c = night_config(dir);
-    let cfg = dir.join("c.yaml");
-    write_config(&c, &cfg);
-    contimg::simulate::run(&c, &c.input.dir).unwrap();
+    let cfg = simulate_night(&c, dir);
     (c, cfg)
 }
 

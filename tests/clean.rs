@@ -48,9 +48,7 @@ fn recovers_sources_to_the_noise(algorithm: MinorAlgorithm, nterms: usize) {
     // source's flux by > 10 % across the group, which a constant-flux CLEAN model (no
     // A-term in the major cycle) cannot fit to 3 % — a known limitation (issue 6).
     s.sources = vec![source(40.0 * cell, 25.0 * cell, 3.0), source(-90.0 * cell, 60.0 * cell, 1.5), source(-60.0 * cell, -70.0 * cell, 0.8)];
-    let cfg = dir.path().join("c.yaml");
-    write_config(&c, &cfg);
-    contimg::simulate::run(&c, &c.input.dir).unwrap();
+    let cfg = simulate_night(&c, dir.path());
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{text}");
     for line in text.lines().filter(|l| l.contains("clean major")) {

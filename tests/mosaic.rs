@@ -20,9 +20,7 @@ fn source_in_the_overlap_keeps_its_flux_in_the_mosaic() {
     c.imaging.npix = 512;
     c.imaging.cell_arcsec = 20.0;
     c.imaging.niter = 1000;
-    let cfg = d.join("c.yaml");
-    write_config(&c, &cfg);
-    contimg::simulate::run(&c, &c.input.dir).unwrap();
+    let cfg = simulate_night(&c, d);
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{text}");
     let (code, text) = run_bin(&["mosaic", c.output.dir.to_str().unwrap()], &[]);

@@ -35,9 +35,7 @@ fn night_terms(dir: &Path, groups_per_image: usize, weighting: contimg::imaging:
     c.imaging.groups_per_image = groups_per_image;
     c.imaging.npix = 128;
     c.imaging.cell_arcsec = 30.0;
-    let cfg = dir.join("c.yaml");
-    write_config(&c, &cfg);
-    contimg::simulate::run(&c, &c.input.dir).unwrap();
+    let cfg = simulate_night(&c, dir);
     cfg
 }
 
@@ -128,9 +126,7 @@ fn gaussian_taper_widens_the_beam_and_keeps_point_source_flux() {
         c.imaging.cell_arcsec = 10.0;
         c.imaging.niter = 0;
         c.imaging.taper_gaussian_arcsec = taper_arcsec;
-        let cfg = dir.path().join("c.yaml");
-        write_config(&c, &cfg);
-        contimg::simulate::run(&c, &c.input.dir).unwrap();
+        let cfg = simulate_night(&c, dir.path());
         let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
         assert_eq!(code, 0, "{text}");
         let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap()).unwrap();

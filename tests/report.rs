@@ -16,9 +16,7 @@ fn report_has_gates_plots_noise_and_source_recovery() {
     c.imaging.npix = 512;
     c.imaging.cell_arcsec = 20.0;
     c.imaging.niter = 500;
-    let cfg = dir.path().join("c.yaml");
-    write_config(&c, &cfg);
-    contimg::simulate::run(&c, &c.input.dir).unwrap();
+    let cfg = simulate_night(&c, dir.path());
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{text}");
     let truth = c.input.dir.join("truth.json");

@@ -122,10 +122,4 @@ mod tests {
         assert!((g.utilization_mean_pct - 50.0).abs() < 1e-12);
         assert!((g.memory_used_max_gib - 3.0).abs() < 1e-12 && (g.memory_total_gib - 80.0).abs() < 1e-12);
     }
-
-    /// On the CPU backend there is nothing to monitor.
-    #[test]
-    fn no_monitor_without_a_device() {
-        assert!(Monitor::start(None).is_none());
-    }
 }

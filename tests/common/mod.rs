@@ -60,6 +60,14 @@ pub fn write_config(c: &Config, path: &Path) {
     std::fs::write(path, serde_yaml_ng::to_string(c).unwrap()).unwrap();
 }
 
+/// Writes `c` to `dir/c.yaml` and simulates its night; returns the config's path.
+pub fn simulate_night(c: &Config, dir: &Path) -> PathBuf {
+    let cfg = dir.join("c.yaml");
+    write_config(c, &cfg);
+    contimg::simulate::run(c, &c.input.dir).unwrap();
+    cfg
+}
+
 /// Runs `contimg` with args; returns (exit code, stdout+stderr).
 pub fn run_bin(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
     no_hdf5_locking();
