@@ -60,7 +60,8 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
     let single = support <= super::gridder::F32_MAX_SUPPORT;
     let mut grid64 = if single { Vec::new() } else { vec![Complex64::new(0.0, 0.0); ng * ng] };
     let mut grid32 = if single { vec![Complex32::new(0.0, 0.0); ng * ng] } else { Vec::new() };
-    let mut acc = vec![Complex64::new(0.0, 0.0); nrow * nchan];
+    // The planes' contributions add up in the output itself (f32, as returned; a handful
+    // of planes per visibility): no second visibility-sized buffer.
     let plane = PlaneGeometry { spec, b, sign: &sign, scale, centre, dw, half };
     for p in 0..nplanes {
         let wp = w0 + p as f64 * dw;
@@ -87,18 +88,18 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
                 Complex32::new(c.re as f32, c.im as f32)
             });
             centred_fft2_inverse_from_centre(&mut grid32, ng, n);
-            plane.degrid(&grid32, wp, &in_plane, &mut acc);
+            plane.degrid(&grid32, wp, &in_plane, &mut out);
         } else {
             fill(&mut grid64, ng, off, n, screen);
             centred_fft2_inverse_from_centre(&mut grid64, ng, n);
-            plane.degrid(&grid64, wp, &in_plane, &mut acc);
+            plane.degrid(&grid64, wp, &in_plane, &mut out);
         }
     }
     let mut used = vec![false; nrow];
     rows.iter().for_each(|&r| used[r] = true);
-    out.par_chunks_mut(nchan).zip(acc.par_chunks(nchan)).enumerate().filter(|(r, _)| used[*r]).for_each(|(r, (o, a))| {
+    out.par_chunks_mut(nchan).enumerate().filter(|(r, _)| used[*r]).for_each(|(r, o)| {
         for (c, &f) in b.freqs.iter().enumerate() {
-            let mut v = a[c];
+            let mut v = Complex64::new(o[c].re as f64, o[c].im as f64);
             if sign[r] < 0.0 {
                 v = v.conj();
             }
@@ -157,7 +158,7 @@ struct PlaneGeometry<'a> {
 
 impl PlaneGeometry<'_> {
     /// Adds every in-plane row's interpolated visibilities (times the w kernel) to `acc`.
-    fn degrid<T: Cell>(&self, g: &[T], wp: f64, in_plane: &[bool], acc: &mut [Complex64]) {
+    fn degrid<T: Cell>(&self, g: &[T], wp: f64, in_plane: &[bool], acc: &mut [Complex32]) {
         let (spec, b, k) = (self.spec, self.b, self.spec.kernel);
         let (support, ng, nchan) = (k.support, spec.n_grid, b.freqs.len());
         acc.par_chunks_mut(nchan).enumerate().filter(|(r, _)| in_plane[*r]).for_each(|(r, vals)| {
@@ -190,7 +191,8 @@ impl PlaneGeometry<'_> {
                     }
                     sum += rs * kvy;
                 }
-                vals[c] += sum * kw;
+                let v = sum * kw;
+                vals[c] += Complex32::new(v.re as f32, v.im as f32);
             }
         });
     }
