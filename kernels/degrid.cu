@@ -13,6 +13,10 @@ extern "C" __global__ void degrid_points(const double2* grid, int ng, const doub
                                          const double* w_weight, int n, int support, double beta, double2* out) {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= n) return;
+    if (w_weight[j] == 0.0) {  // outside this w-plane's kernel
+        out[j] = make_double2(0.0, 0.0);
+        return;
+    }
     double half = support * 0.5;
     double u = u_px[j], v = v_px[j];
     int x0 = (int)ceil(u - half), y0 = (int)ceil(v - half);

@@ -28,6 +28,7 @@ extern "C" __global__ void grid_tiles(double2* grid, int ng, const double* u_px,
         int x0 = (int)ceil(u - half), y0 = (int)ceil(v - half);
         double2 val = vis_w[j];
         double ww = w_weight[j];
+        if (ww == 0.0) continue;  // outside this w-plane's kernel
         for (int dy = 0; dy < support; ++dy) {
             double ky = es_phi((y0 + dy - v) / half, beta) * ww;
             int ly = y0 + dy - ty0;

@@ -384,7 +384,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             }
         }
         for h in &held {
-            h.grid(grids.get_or_insert_with(|| GridPair::new(spec)));
+            h.grid(grids.get_or_insert_with(|| GridPair::new(spec)), compute.as_ref());
         }
         // Multi-term MFS: the x-weighted dirty image and the x- and x^2-weighted PSFs (on
         // every rank, so that the reductions below match).
@@ -396,7 +396,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         };
         for h in &held {
             for g in spectral.iter_mut() {
-                h.grid(g);
+                h.grid(g, compute.as_ref());
             }
         }
         if !clean_on {
@@ -448,6 +448,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             nterms: if clean_on { cfg.imaging.nterms } else { 1 },
             ref_hz,
             beam: drift.as_ref(),
+            compute: compute.as_ref(),
         };
         if comm.rank() != image.owner {
             if distributed && clean_on {

@@ -2,11 +2,11 @@
 //! compiled by NVRTC for the device's architecture when the rank opens it (PTX kept for the
 //! process), work chunked to the rank's GPU-memory budget.
 //!
-//! The Compute seam runs rephasing and calibration apply here. The gridding, degridding,
-//! SumThreshold and calibration-statistics kernels have device launchers checked against
-//! the shared vectors where a GPU exists; the pipeline does not route those stages to the
-//! device yet, and there are no pinned double-buffered transfers, cuFFT or NVML figures
-//! (issue 7).
+//! The Compute seam runs rephasing, calibration apply and the w-stacked gridding and
+//! degridding (device_stack: pinned double-buffered uploads, tiles in shared memory,
+//! cuFFT) here. The SumThreshold and calibration-statistics kernels have device launchers
+//! checked against the shared vectors where a GPU exists; flagging and calibration
+//! solving still run on the CPU.
 
 use super::{kernels, twins, Compute, GainGrid, GpuError};
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
@@ -14,21 +14,26 @@ use num_complex::{Complex32, Complex64};
 use std::sync::Arc;
 
 pub struct Gpu {
-    /// Kept for the device's lifetime (the stream and module also hold it).
-    _ctx: Arc<CudaContext>,
-    stream: Arc<CudaStream>,
+    pub(super) ctx: Arc<CudaContext>,
+    /// The main stream; the second takes every other upload slice (device_stack).
+    pub(super) stream: Arc<CudaStream>,
+    pub(super) stream2: Arc<CudaStream>,
     rephase: CudaFunction,
     apply: CudaFunction,
-    grid: CudaFunction,
-    degrid: CudaFunction,
+    pub(super) grid: CudaFunction,
+    pub(super) degrid: CudaFunction,
     sumthreshold: CudaFunction,
     cal_stats: CudaFunction,
+    pub(super) stack: super::device_stack::StackKernels,
+    /// cuFFT plans by grid size (made on first use, kept for the process).
+    pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
     name: String,
-    budget: usize,
+    /// Bytes of device memory this rank's buffers may use.
+    pub(super) budget: usize,
     pci: Option<(u32, u32, u32)>,
 }
 
-fn cuda(e: impl std::fmt::Debug) -> GpuError {
+pub(super) fn cuda(e: impl std::fmt::Debug) -> GpuError {
     GpuError::Cuda(format!("{e:?}"))
 }
 
@@ -40,6 +45,9 @@ impl Gpu {
         }
         if !kernels::nvrtc_present() {
             return Err("no NVRTC library (libnvrtc.so.12) to compile the kernels".into());
+        }
+        if !unsafe { cudarc::cufft::sys::is_culib_present() } {
+            return Err("no cuFFT library (libcufft.so.11) for the plane transforms".into());
         }
         let n = CudaContext::device_count().map_err(|e| format!("cannot count CUDA devices: {e:?}"))?;
         if n <= 0 {
@@ -60,18 +68,20 @@ impl Gpu {
         let degrid = load("degrid.cu", "degrid_points")?;
         let sumthreshold = load("sumthreshold.cu", "sumthreshold_lines")?;
         let cal_stats = load("calstats.cu", "cal_stats")?;
+        let stack = super::device_stack::StackKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(|e| format!("{e:?}"))?;
         let budget = if mem_gib > 0.0 { (mem_gib * (1u64 << 30) as f64) as usize } else { free / 10 * 8 };
         let dev_name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
         let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, budget as f64 / (1u64 << 30) as f64);
         let stream = ctx.default_stream();
+        let stream2 = ctx.new_stream().map_err(|e| format!("{e:?}"))?;
         use cudarc::driver::sys::CUdevice_attribute as A;
         let attr = |a: A| ctx.attribute(a).ok().map(|v| v as u32);
         let pci = match (attr(A::CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID), attr(A::CU_DEVICE_ATTRIBUTE_PCI_BUS_ID), attr(A::CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID)) {
             (Some(d), Some(b), Some(v)) => Some((d, b, v)),
             _ => None,
         };
-        Ok(Gpu { _ctx: ctx, stream, rephase, apply, grid, degrid, sumthreshold, cal_stats, name, budget, pci })
+        Ok(Gpu { ctx, stream, stream2, rephase, apply, grid, degrid, sumthreshold, cal_stats, stack, ffts: Default::default(), name, budget, pci })
     }
 
     /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting
@@ -173,6 +183,14 @@ fn as_f32(v: &mut [Complex32]) -> &mut [f32] {
 impl Compute for Gpu {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn grid_wstack(&self, job: &crate::imaging::gridder::WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
+        self.grid_wstack_dev(job)
+    }
+
+    fn degrid_wstack(&self, job: &crate::imaging::degridder::WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
+        self.degrid_wstack_dev(job, out)
     }
 
     fn pci(&self) -> Option<(u32, u32, u32)> {

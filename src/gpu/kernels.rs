@@ -10,6 +10,11 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
     ("grid.cu", include_str!("../../kernels/grid.cu"), &["grid_tiles"]),
     ("degrid.cu", include_str!("../../kernels/degrid.cu"), &["degrid_points"]),
     ("calstats.cu", include_str!("../../kernels/calstats.cu"), &["cal_stats"]),
+    (
+        "wstack.cu",
+        include_str!("../../kernels/wstack.cu"),
+        &["grid_prep", "tile_scatter", "w_weights", "checkerboard", "wscreen_add", "wscreen_fill", "degrid_prep", "add_to", "degrid_finish"],
+    ),
 ];
 
 const HEADERS: &[(&str, &str)] = &[("common.cuh", include_str!("../../kernels/common.cuh"))];

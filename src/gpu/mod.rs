@@ -9,12 +9,17 @@
 //! library's presence is checked before any call.
 
 pub mod kernels;
+pub mod stack;
 pub mod twins;
 pub mod vectors;
 #[cfg(feature = "gpu")]
 pub mod device;
+#[cfg(feature = "gpu")]
+mod device_stack;
 pub mod monitor;
 
+use crate::imaging::degridder::WUnstack;
+use crate::imaging::gridder::WStack;
 use num_complex::{Complex32, Complex64};
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +66,12 @@ pub trait Compute: Send + Sync {
     fn rephase(&self, vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) -> Result<(), GpuError>;
     /// Divides by g_a conj(g_b) and scales weights by |g_a g_b|^2 (see twins::apply_gains).
     fn apply_gains(&self, vis: &mut [Complex32], weight: &mut [f32], gains: &GainGrid, baselines: &[(usize, usize)]) -> Result<(), GpuError>;
+    /// A block's w-stacked gridding (see imaging::gridder::WStack): the (dirty, psf) block
+    /// images before the w-taper correction.
+    fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError>;
+    /// A block's w-stacked prediction (see imaging::degridder::WUnstack), written to `out`
+    /// (zero on entry) for the job's rows.
+    fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError>;
     /// The device's PCI (domain, bus, device) for NVML; None on the CPU.
     fn pci(&self) -> Option<(u32, u32, u32)> {
         None
@@ -97,6 +108,13 @@ impl Compute for Cpu {
     }
     fn apply_gains(&self, vis: &mut [Complex32], weight: &mut [f32], gains: &GainGrid, baselines: &[(usize, usize)]) -> Result<(), GpuError> {
         twins::apply_gains(vis, weight, gains, baselines);
+        Ok(())
+    }
+    fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
+        Ok(crate::imaging::gridder::wstack_cpu(job))
+    }
+    fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
+        crate::imaging::degridder::unstack_cpu(job, out);
         Ok(())
     }
 }

@@ -6,11 +6,12 @@
 
 use super::aterm::{chunks, DriftBeam};
 use super::clean::{minor_cycle, CleanParams, CleanState};
-use super::degridder::degrid;
+use super::degridder::degrid_with;
 use super::gridder::{GridPair, GridSpec, VisBlock};
 use super::{rephase_geometry, Centre};
 use crate::comm::Comm;
 use crate::convert::GroupVis;
+use crate::gpu::Compute;
 use crate::primitives::iers::EarthOrientation;
 use num_complex::Complex32;
 use rayon::prelude::*;
@@ -45,20 +46,21 @@ impl HeldGroup {
         super::weighting::apply(spec, rw, &self.vis.freqs, self.vis.npol, &self.uvw, &mut self.vis.weight, &self.use_row);
     }
 
-    pub fn grid(&self, grids: &mut GridPair) {
-        grids.add(&self.block());
+    /// Grids this group into `grids` on `compute`.
+    pub fn grid(&self, grids: &mut GridPair, compute: &dyn Compute) {
+        grids.add_with(&self.block(), compute);
     }
 
     /// Subtracts the model's visibilities (Stokes I, both polarizations): sum over the
     /// spectral terms of x^t times term t's prediction, x = (nu - ref_hz) / ref_hz; with a
     /// drifting beam, each chunk of integrations is predicted from the model it saw.
-    fn subtract(&mut self, spec: &GridSpec, models: &[Vec<f64>], ref_hz: f64, beam: Option<&DriftBeam>) {
+    fn subtract(&mut self, spec: &GridSpec, models: &[Vec<f64>], ref_hz: f64, beam: Option<&DriftBeam>, compute: &dyn Compute) {
         let nc = self.vis.n_chan();
         let Some(first) = models.first() else { return };
         // Term 0 (x^0 = 1) is the prediction itself; higher terms are added to it.
-        let mut m = self.predict(spec, first, beam);
+        let mut m = self.predict(spec, first, beam, compute);
         for (t, model) in models.iter().enumerate().skip(1) {
-            let mt = self.predict(spec, model, beam);
+            let mt = self.predict(spec, model, beam, compute);
             let x: Vec<f32> = self.vis.freqs.iter().map(|f| ((f - ref_hz) / ref_hz).powi(t as i32) as f32).collect();
             m.par_chunks_mut(nc).zip(mt.par_chunks(nc)).for_each(|(a, b)| {
                 for c in 0..nc {
@@ -78,9 +80,9 @@ impl HeldGroup {
     }
 
     /// One model image's visibilities, per (row, channel).
-    fn predict(&self, spec: &GridSpec, model: &[f64], beam: Option<&DriftBeam>) -> Vec<Complex32> {
+    fn predict(&self, spec: &GridSpec, model: &[f64], beam: Option<&DriftBeam>, compute: &dyn Compute) -> Vec<Complex32> {
         match beam {
-            None => degrid(spec, model, &self.block()),
+            None => degrid_with(spec, model, &self.block(), compute),
             Some(db) => {
                 let nt = self.vis.n_times();
                 let nc = self.vis.n_chan();
@@ -90,7 +92,7 @@ impl HeldGroup {
                     let use_row: Vec<bool> = self.use_row.iter().enumerate().map(|(row, &u)| u && r.contains(&(row % nt))).collect();
                     let mut b = self.block();
                     b.use_row = &use_row;
-                    let part = degrid(spec, &mk, &b);
+                    let part = degrid_with(spec, &mk, &b, compute);
                     for (row, &u) in use_row.iter().enumerate() {
                         if u {
                             m[row * nc..(row + 1) * nc].copy_from_slice(&part[row * nc..(row + 1) * nc]);
@@ -140,6 +142,8 @@ pub struct CleanSetup<'a> {
     pub nterms: usize,
     pub ref_hz: f64,
     pub beam: Option<&'a DriftBeam<'a>>,
+    /// This rank's backend for the major cycles' degridding and gridding.
+    pub compute: &'a dyn Compute,
 }
 
 /// Runs CLEAN. `start` is the owner's starting images (None elsewhere). Returns the outcome
@@ -205,9 +209,9 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
         // Every contributor: subtract the increment, re-grid the residuals of every term.
         let mut grids: Vec<GridPair> = (0..nt).map(|t| GridPair::spectral(*spec, s.ref_hz, Some(t as u8), None)).collect();
         for h in held.iter_mut() {
-            h.subtract(spec, &deltas, s.ref_hz, s.beam);
+            h.subtract(spec, &deltas, s.ref_hz, s.beam, s.compute);
             for g in grids.iter_mut() {
-                h.grid(g);
+                h.grid(g, s.compute);
             }
         }
         for (t, g) in grids.into_iter().enumerate() {

@@ -4,7 +4,7 @@
 //! V(u, v, w) = sum_pixels I(l, m) exp(+2 pi i (u l + v m + w (n - 1))), returned in the
 //! data's own phasing: multiplied by exp(+2 pi i dw nu / c), undoing the gridder's rephasing.
 
-use super::gridder::{GridSpec, VisBlock};
+use super::gridder::{plane_layout, GridSpec, VisBlock};
 use crate::primitives::fft::centred_fft2_inverse_from_centre;
 use crate::primitives::kernel::MAX_SUPPORT;
 use crate::primitives::C_M_S;
@@ -12,10 +12,15 @@ use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 
 /// Predicts model visibilities for every row and channel of `b` (polarizations share the
-/// Stokes I model): `out[r * nchan + c]`. Rows not in use get zero.
+/// Stokes I model): `out[r * nchan + c]`. Rows not in use get zero. On the CPU.
 pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
+    degrid_with(spec, model, b, &crate::gpu::Cpu)
+}
+
+/// As `degrid`, the planes transformed and read by `compute` (a GPU where the rank has
+/// one); a backend failure is logged and the block predicted on the CPU.
+pub fn degrid_with(spec: &GridSpec, model: &[f64], b: &VisBlock, compute: &dyn crate::gpu::Compute) -> Vec<Complex32> {
     let n = spec.n_image;
-    let ng = spec.n_grid;
     let nchan = b.freqs.len();
     let nrow = b.uvw_m.len();
     let mut out = vec![Complex32::new(0.0, 0.0); nrow * nchan];
@@ -26,20 +31,13 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
     let fmax = b.freqs.iter().copied().fold(0.0, f64::max);
     let sign: Vec<f64> = b.uvw_m.iter().map(|x| if x[2] < 0.0 { -1.0 } else { 1.0 }).collect();
     let wr: Vec<[f64; 2]> = b.uvw_m.iter().zip(&sign).map(|(x, s)| [s * x[2] * fmin / C_M_S, s * x[2] * fmax / C_M_S]).collect();
-    let rows: Vec<usize> = (0..nrow).filter(|&r| b.use_row[r]).collect();
+    let rows: Vec<u32> = (0..nrow).filter(|&r| b.use_row[r]).map(|r| r as u32).collect();
     if rows.is_empty() {
         return out;
     }
-    let wmin = rows.iter().map(|&r| wr[r][0]).fold(f64::INFINITY, f64::min);
-    let wmax = rows.iter().map(|&r| wr[r][1]).fold(0.0, f64::max);
+    let (w0, dw, nplanes) = plane_layout(spec, &wr, &rows);
     let k = spec.kernel;
-    let support = k.support;
-    let half = support as f64 / 2.0;
-    let xmax = spec.max_nm1().max(1e-15);
-    let dw = 0.25 / xmax;
-    let w0 = wmin - dw * half;
-    let nplanes = ((wmax - wmin) / dw).floor() as usize + support + 1;
-    let corr = k.correction(n, ng);
+    let corr = k.correction(n, spec.n_grid);
     // Image pre-corrected for the u, v and w kernels (the model is sparse: the w kernel's
     // transform, a quadrature, only where there is flux).
     let pre: Vec<f64> = (0..n * n)
@@ -53,6 +51,38 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
             }
         })
         .collect();
+    let job = WUnstack { spec, b, rows: &rows, sign: &sign, wrange: &wr, w0, dw, nplanes, pre: &pre };
+    if let Err(e) = compute.degrid_wstack(&job, &mut out) {
+        log::warn!("degridding on {} failed ({e}); predicting this block on the CPU", compute.name());
+        out.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
+        unstack_cpu(&job, &mut out);
+    }
+    out
+}
+
+/// One block's prediction as a backend runs it (`Compute::degrid_wstack`): for each plane
+/// w0 + p dw, the pre-corrected model times exp(+2 pi i w_p (n-1)) in the centre of the
+/// grid, inverse-transformed and read at every visibility with the ES kernel in u, v and
+/// w; the sums conjugated back for flipped rows and rotated to the data's phasing.
+pub struct WUnstack<'a> {
+    pub spec: &'a GridSpec,
+    pub b: &'a VisBlock<'a>,
+    pub rows: &'a [u32],
+    pub sign: &'a [f64],
+    pub wrange: &'a [[f64; 2]],
+    pub w0: f64,
+    pub dw: f64,
+    pub nplanes: usize,
+    /// The model divided by the u, v and w kernels' transforms (n x n).
+    pub pre: &'a [f64],
+}
+
+/// The CPU backend of `WUnstack`: adds the prediction to `out` (zero on entry).
+pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
+    let (spec, b, pre) = (job.spec, job.b, job.pre);
+    let (n, ng, nchan, nrow) = (spec.n_image, spec.n_grid, b.freqs.len(), b.uvw_m.len());
+    let (dw, support) = (job.dw, spec.kernel.support);
+    let half = support as f64 / 2.0;
     let scale = ng as f64 * spec.cell_rad;
     let centre = (ng / 2) as f64;
     let off = (ng - n) / 2;
@@ -62,14 +92,15 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
     let mut grid32 = if single { vec![Complex32::new(0.0, 0.0); ng * ng] } else { Vec::new() };
     // The planes' contributions add up in the output itself (f32, as returned; a handful
     // of planes per visibility): no second visibility-sized buffer.
-    let plane = PlaneGeometry { spec, b, sign: &sign, scale, centre, dw, half };
-    for p in 0..nplanes {
-        let wp = w0 + p as f64 * dw;
+    let plane = PlaneGeometry { spec, b, sign: job.sign, scale, centre, dw, half };
+    for p in 0..job.nplanes {
+        let wp = job.w0 + p as f64 * dw;
         let (lo, hi) = (wp - dw * half, wp + dw * half);
         let mut in_plane = vec![false; nrow];
         let mut any = false;
-        for &r in &rows {
-            if wr[r][1] >= lo && wr[r][0] <= hi {
+        for &r in job.rows {
+            let r = r as usize;
+            if job.wrange[r][1] >= lo && job.wrange[r][0] <= hi {
                 in_plane[r] = true;
                 any = true;
             }
@@ -88,19 +119,19 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
                 Complex32::new(c.re as f32, c.im as f32)
             });
             centred_fft2_inverse_from_centre(&mut grid32, ng, n);
-            plane.degrid(&grid32, wp, &in_plane, &mut out);
+            plane.degrid(&grid32, wp, &in_plane, out);
         } else {
             fill(&mut grid64, ng, off, n, screen);
             centred_fft2_inverse_from_centre(&mut grid64, ng, n);
-            plane.degrid(&grid64, wp, &in_plane, &mut out);
+            plane.degrid(&grid64, wp, &in_plane, out);
         }
     }
     let mut used = vec![false; nrow];
-    rows.iter().for_each(|&r| used[r] = true);
+    job.rows.iter().for_each(|&r| used[r as usize] = true);
     out.par_chunks_mut(nchan).enumerate().filter(|(r, _)| used[*r]).for_each(|(r, o)| {
         for (c, &f) in b.freqs.iter().enumerate() {
             let mut v = Complex64::new(o[c].re as f64, o[c].im as f64);
-            if sign[r] < 0.0 {
+            if job.sign[r] < 0.0 {
                 v = v.conj();
             }
             // Back to the data's phasing.
@@ -108,7 +139,6 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
             o[c] = Complex32::new(v.re as f32, v.im as f32);
         }
     });
-    out
 }
 
 /// Zeroes the grid and writes `value(x, y)` for the n x n image at offset `off`.

@@ -123,8 +123,15 @@ impl GridPair {
         }
     }
 
-    /// Grids a block of visibilities, w-stacked, into the images.
+    /// Grids a block of visibilities, w-stacked, into the images (on the CPU).
     pub fn add(&mut self, b: &VisBlock) {
+        self.add_with(b, &crate::gpu::Cpu);
+    }
+
+    /// As `add`, the planes gridded and transformed by `compute` (a GPU where the rank has
+    /// one). A backend failure (a GPU out of memory, a driver error) is logged and the
+    /// block is gridded on the CPU instead: the images are the same either way.
+    pub fn add_with(&mut self, b: &VisBlock, compute: &dyn crate::gpu::Compute) {
         let spec = self.spec;
         let fmin = b.freqs.iter().copied().fold(f64::INFINITY, f64::min);
         let fmax = b.freqs.iter().copied().fold(0.0, f64::max);
@@ -135,61 +142,17 @@ impl GridPair {
         if rows_used.is_empty() {
             return;
         }
-        let wmin = rows_used.iter().map(|&r| wrange[r as usize][0]).fold(f64::INFINITY, f64::min);
-        let wmax = rows_used.iter().map(|&r| wrange[r as usize][1]).fold(0.0, f64::max);
-        let support = spec.kernel.support;
-        let half = support as f64 / 2.0;
-        let xmax = spec.max_nm1().max(1e-15);
-        // Plane spacing: the w kernel's transform is used only for |dw x| <= 1/4, where its
-        // aliasing error is below epsilon (2x oversampling, as in u and v).
-        let dw = 0.25 / xmax;
-        let w0 = wmin - dw * half;
-        let nplanes = ((wmax - wmin) / dw).floor() as usize + support + 1;
+        let (w0, dw, nplanes) = plane_layout(&spec, &wrange, &rows_used);
         self.sum_w += weight_sum(&spec, b, &rows_used);
-        let n = spec.n_image;
-        let mut block_dirty = vec![0.0f64; n * n];
-        let mut block_psf = vec![0.0f64; n * n];
-        // Both planes are allocated zeroed (untouched pages cost nothing) so grid_plane can
-        // split them into the same strips; one that is not gridded is never written.
-        let mut plane = vec![Complex64::new(0.0, 0.0); spec.n_grid * spec.n_grid];
-        let mut plane_psf = vec![Complex64::new(0.0, 0.0); spec.n_grid * spec.n_grid];
         // Spectral weights per channel (multi-term MFS), None for an image not gridded.
         let factors = |on: bool, p: u8| -> Option<Vec<f64>> { on.then(|| b.freqs.iter().map(|f| ((f - self.ref_hz) / self.ref_hz).powi(p as i32)).collect()) };
         let (fd, fp) = (factors(self.with_dirty, self.dirty_power), factors(self.with_psf, self.psf_power));
-        // Single-precision transforms where the kernel's accuracy allows (see
-        // `plane_transform`): a scratch grid, empty otherwise.
-        let mut single: Vec<Complex32> = if spec.kernel.support <= F32_MAX_SUPPORT { vec![Complex32::new(0.0, 0.0); spec.n_grid * spec.n_grid] } else { Vec::new() };
-        for p in 0..nplanes {
-            let wp = w0 + p as f64 * dw;
-            let (lo, hi) = (wp - dw * half, wp + dw * half);
-            let rows: Vec<u32> = rows_used.iter().copied().filter(|&r| wrange[r as usize][1] >= lo && wrange[r as usize][0] <= hi).collect();
-            if rows.is_empty() {
-                continue;
-            }
-            for (on, pl) in [(self.with_dirty, &mut plane), (self.with_psf, &mut plane_psf)] {
-                if on && p > 0 {
-                    pl.par_iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
-                }
-            }
-            let wk = |w: f64| spec.kernel.phi((w - wp) / (dw * half));
-            grid_plane(&spec, b, &rows, &sign, &mut plane, &mut plane_psf, wk, fd.as_deref(), fp.as_deref());
-            let pd = if self.with_dirty { plane_transform(&mut plane, &mut single, spec.n_grid, n) } else { Vec::new() };
-            let pp = if self.with_psf { plane_transform(&mut plane_psf, &mut single, spec.n_grid, n) } else { Vec::new() };
-            let (with_psf, with_dirty) = (self.with_psf, self.with_dirty);
-            block_dirty.par_chunks_mut(n).zip(block_psf.par_chunks_mut(n)).enumerate().for_each(|(y, (drow, prow))| {
-                for x in 0..n {
-                    let i = y * n + x;
-                    // Re(g exp(-2 pi i wp (n - 1))), one phasor for both images.
-                    let (s, c) = (std::f64::consts::TAU * wp * spec.nm1(x, y)).sin_cos();
-                    if with_dirty {
-                        drow[x] += pd[i].re * c + pd[i].im * s;
-                    }
-                    if with_psf {
-                        prow[x] += pp[i].re * c + pp[i].im * s;
-                    }
-                }
-            });
-        }
+        let job = WStack { spec: &spec, b, rows: &rows_used, sign: &sign, wrange: &wrange, w0, dw, nplanes, dirty_factor: fd.as_deref(), psf_factor: fp.as_deref() };
+        let (block_dirty, block_psf) = compute.grid_wstack(&job).unwrap_or_else(|e| {
+            log::warn!("gridding on {} failed ({e}); gridding this block on the CPU", compute.name());
+            wstack_cpu(&job)
+        });
+        let (n, xmax) = (spec.n_image, spec.max_nm1().max(1e-15));
         // Undo the w kernel's taper psi_hat(dw (n - 1)).
         let k = spec.kernel;
         const NTAB: usize = 2048;
@@ -274,6 +237,90 @@ impl GridPair {
         };
         Some((f(&self.dirty), f(&self.psf)))
     }
+}
+
+/// One block's w-stacking as a backend runs it (`Compute::grid_wstack`): the planes
+/// w0 + p dw (p < nplanes, wavelengths), each gridded with the ES kernel in u, v and w,
+/// transformed, cropped to the image and multiplied by its w-screen exp(-2 pi i w_p (n-1));
+/// the result is the sum over planes (real part), not yet corrected for the w taper.
+pub struct WStack<'a> {
+    pub spec: &'a GridSpec,
+    pub b: &'a VisBlock<'a>,
+    /// The rows gridded (use_row true), ascending.
+    pub rows: &'a [u32],
+    /// Per row: -1 where the row is flipped to w >= 0 ((uvw, V) -> (-uvw, V*)), else 1.
+    pub sign: &'a [f64],
+    /// Per row: its w range (wavelengths, after the flip) over the block's channels.
+    pub wrange: &'a [[f64; 2]],
+    pub w0: f64,
+    pub dw: f64,
+    pub nplanes: usize,
+    /// Per-channel factors of each visibility's contribution to the dirty image and to the
+    /// PSF (multi-term MFS); None: that image is not gridded.
+    pub dirty_factor: Option<&'a [f64]>,
+    pub psf_factor: Option<&'a [f64]>,
+}
+
+/// The w-planes for rows with these w ranges: (w0, spacing, count). The w kernel's
+/// transform is used only for |dw x| <= 1/4, where its aliasing error is below epsilon
+/// (2x oversampling, as in u and v). The degridder uses the same planes.
+pub(crate) fn plane_layout(spec: &GridSpec, wrange: &[[f64; 2]], rows: &[u32]) -> (f64, f64, usize) {
+    let wmin = rows.iter().map(|&r| wrange[r as usize][0]).fold(f64::INFINITY, f64::min);
+    let wmax = rows.iter().map(|&r| wrange[r as usize][1]).fold(0.0, f64::max);
+    let support = spec.kernel.support;
+    let dw = 0.25 / spec.max_nm1().max(1e-15);
+    let w0 = wmin - dw * support as f64 / 2.0;
+    (w0, dw, ((wmax - wmin) / dw).floor() as usize + support + 1)
+}
+
+/// The CPU backend of `WStack`: (dirty, psf) block images, each zero when not gridded.
+pub fn wstack_cpu(job: &WStack) -> (Vec<f64>, Vec<f64>) {
+    let (spec, b) = (job.spec, job.b);
+    let (with_dirty, with_psf) = (job.dirty_factor.is_some(), job.psf_factor.is_some());
+    let half = spec.kernel.support as f64 / 2.0;
+    let (n, dw) = (spec.n_image, job.dw);
+    let mut block_dirty = vec![0.0f64; n * n];
+    let mut block_psf = vec![0.0f64; n * n];
+    // Both planes are allocated zeroed (untouched pages cost nothing) so grid_plane can
+    // split them into the same strips; one that is not gridded is never written.
+    let mut plane = vec![Complex64::new(0.0, 0.0); spec.n_grid * spec.n_grid];
+    let mut plane_psf = vec![Complex64::new(0.0, 0.0); spec.n_grid * spec.n_grid];
+    // Single-precision transforms where the kernel's accuracy allows (see
+    // `plane_transform`): a scratch grid, empty otherwise.
+    let mut single: Vec<Complex32> = if spec.kernel.support <= F32_MAX_SUPPORT { vec![Complex32::new(0.0, 0.0); spec.n_grid * spec.n_grid] } else { Vec::new() };
+    let mut first = true;
+    for p in 0..job.nplanes {
+        let wp = job.w0 + p as f64 * dw;
+        let (lo, hi) = (wp - dw * half, wp + dw * half);
+        let rows: Vec<u32> = job.rows.iter().copied().filter(|&r| job.wrange[r as usize][1] >= lo && job.wrange[r as usize][0] <= hi).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        for (on, pl) in [(with_dirty, &mut plane), (with_psf, &mut plane_psf)] {
+            if on && !first {
+                pl.par_iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
+            }
+        }
+        first = false;
+        let wk = |w: f64| spec.kernel.phi((w - wp) / (dw * half));
+        grid_plane(spec, b, &rows, job.sign, &mut plane, &mut plane_psf, wk, job.dirty_factor, job.psf_factor);
+        let pd = if with_dirty { plane_transform(&mut plane, &mut single, spec.n_grid, n) } else { Vec::new() };
+        let pp = if with_psf { plane_transform(&mut plane_psf, &mut single, spec.n_grid, n) } else { Vec::new() };
+        block_dirty.par_chunks_mut(n).zip(block_psf.par_chunks_mut(n)).enumerate().for_each(|(y, (drow, prow))| {
+            for x in 0..n {
+                let i = y * n + x;
+                // Re(g exp(-2 pi i wp (n - 1))), one phasor for both images.
+                let (s, c) = (std::f64::consts::TAU * wp * spec.nm1(x, y)).sin_cos();
+                if with_dirty {
+                    drow[x] += pd[i].re * c + pd[i].im * s;
+                }
+                if with_psf {
+                    prow[x] += pp[i].re * c + pp[i].im * s;
+                }
+            }
+        });
+    }
+    (block_dirty, block_psf)
 }
 
 /// Largest kernel support (epsilon >= ~1e-5) whose planes are transformed in f32: the FFT's

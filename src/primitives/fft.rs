@@ -65,6 +65,19 @@ fn centred_fft2_rows<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize, inve
     assert_eq!(grid.len(), n * n);
     assert!(n % 4 == 0, "centred FFT needs n divisible by 4");
     checkerboard(grid, n);
+    fft2_rows(grid, n, inverse, rows);
+    checkerboard(grid, n);
+}
+
+/// The plain (uncentred, unnormalised) 2-D transform in place, origin at cell 0 on both
+/// sides, as cuFFT computes it: grid[k] -> sum_k grid[k] exp(-+2 pi i k j / n).
+pub fn fft2(grid: &mut [Complex64], n: usize, inverse: bool) {
+    assert_eq!(grid.len(), n * n);
+    fft2_rows(grid, n, inverse, 0..n);
+}
+
+/// `fft2` with the first (row) pass only over `rows` (the others must be zero).
+fn fft2_rows<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize, inverse: bool, rows: std::ops::Range<usize>) {
     let mut planner = FftPlanner::<T>::new();
     let fft = if inverse { planner.plan_fft_inverse(n) } else { planner.plan_fft_forward(n) };
     grid[rows.start * n..rows.end * n].par_chunks_mut(n).for_each(|row| fft.process(row));
@@ -73,7 +86,6 @@ fn centred_fft2_rows<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize, inve
     t.par_chunks_mut(n).for_each(|row| fft.process(row));
     let back = transpose(&t, n);
     grid.copy_from_slice(&back);
-    checkerboard(grid, n);
 }
 
 fn checkerboard<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize) {

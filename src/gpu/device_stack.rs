@@ -1,0 +1,401 @@
+//! The w-stacked gridder and degridder on the device (feature `gpu`): kernels/wstack.cu
+//! around grid.cu and degrid.cu, cuFFT for the plane transforms. The same steps as the
+//! twins' composition in `stack` (which is checked against the CPU gridder and degridder).
+//!
+//! Gridding a block: rows are packed into pinned host buffers and copied in slices on two
+//! streams in turn, so one slice's copy overlaps the previous slice's preparation; the
+//! prepared items are counting-sorted into 32 x 32 tiles on the device (the host only
+//! scans the tile counts), then every w-plane is gridded tile by tile in shared memory,
+//! transformed and added to the block images through its w-screen. Everything stays on
+//! the device until the two block images come back. A block whose items exceed the
+//! rank's GPU-memory budget is done in passes of rows (each pass transforms its planes).
+
+use super::device::{cuda, Gpu};
+use super::stack::{self, Geometry};
+use super::GpuError;
+use crate::imaging::degridder::WUnstack;
+use crate::imaging::gridder::WStack;
+use cudarc::cufft::sys::{cufftDoubleComplex, cufftType, double2};
+use cudarc::cufft::CudaFft;
+use cudarc::driver::{CudaFunction, CudaSlice, DevicePtrMut, LaunchConfig, PushKernelArg};
+use num_complex::Complex32;
+
+/// The functions of wstack.cu.
+pub(super) struct StackKernels {
+    grid_prep: CudaFunction,
+    tile_scatter: CudaFunction,
+    w_weights: CudaFunction,
+    checkerboard: CudaFunction,
+    wscreen_add: CudaFunction,
+    wscreen_fill: CudaFunction,
+    degrid_prep: CudaFunction,
+    add_to: CudaFunction,
+    degrid_finish: CudaFunction,
+}
+
+impl StackKernels {
+    pub(super) fn load(load: impl Fn(&str, &str) -> Result<CudaFunction, String>) -> Result<Self, String> {
+        let f = |e: &str| load("wstack.cu", e);
+        Ok(StackKernels {
+            grid_prep: f("grid_prep")?,
+            tile_scatter: f("tile_scatter")?,
+            w_weights: f("w_weights")?,
+            checkerboard: f("checkerboard")?,
+            wscreen_add: f("wscreen_add")?,
+            wscreen_fill: f("wscreen_fill")?,
+            degrid_prep: f("degrid_prep")?,
+            add_to: f("add_to")?,
+            degrid_finish: f("degrid_finish")?,
+        })
+    }
+}
+
+/// Device bytes per gridding item (unsorted and sorted copies, the plane's w weights).
+const GRID_ITEM_BYTES: usize = 128;
+/// Device bytes per prediction item (coordinates, w weights, one plane's values, the sum).
+const DEGRID_ITEM_BYTES: usize = 80;
+/// Host bytes of one pinned staging slice (two of them, filled in turn).
+const STAGE_BYTES: usize = 32 << 20;
+
+fn launch_1d(n: usize) -> Result<LaunchConfig, GpuError> {
+    u32::try_from(n).map(LaunchConfig::for_num_elems).map_err(|_| GpuError::Cuda(format!("{n} threads in one launch")))
+}
+
+/// One staging slice: pinned host buffers and their device copies.
+struct Stage {
+    h_vis: cudarc::driver::PinnedHostSlice<f32>,
+    h_wt: cudarc::driver::PinnedHostSlice<f32>,
+    h_uvw: cudarc::driver::PinnedHostSlice<f64>,
+    h_dw: cudarc::driver::PinnedHostSlice<f64>,
+    d_vis: CudaSlice<f32>,
+    d_wt: CudaSlice<f32>,
+    d_uvw: CudaSlice<f64>,
+    d_dw: CudaSlice<f64>,
+}
+
+/// Prepared gridding items on the device.
+struct DevItems {
+    u: CudaSlice<f64>,
+    v: CudaSlice<f64>,
+    w: CudaSlice<f64>,
+    val: CudaSlice<double2>,
+    pval: CudaSlice<double2>,
+}
+
+impl Gpu {
+    /// The cached 2-D Z2Z plan for ng x ng planes on the main stream.
+    fn with_fft<R>(&self, ng: usize, f: impl FnOnce(&CudaFft) -> Result<R, GpuError>) -> Result<R, GpuError> {
+        let mut plans = self.ffts.lock().map_err(|_| GpuError::Cuda("cuFFT plan cache poisoned".into()))?;
+        if !plans.iter().any(|p| p.0 == ng) {
+            let plan = CudaFft::plan_2d(ng as i32, ng as i32, cufftType::CUFFT_Z2Z, self.stream.clone()).map_err(cuda)?;
+            plans.push((ng, plan));
+        }
+        let plan = &plans.iter().find(|p| p.0 == ng).expect("just inserted").1;
+        f(plan)
+    }
+
+    /// In-place Z2Z transform of one plane (direction -1 forward, +1 inverse).
+    fn fft_in_place(&self, plan: &CudaFft, plane: &mut CudaSlice<double2>, direction: i32) -> Result<(), GpuError> {
+        let (ptr, _record) = plane.device_ptr_mut(&self.stream);
+        let p = ptr as *mut cufftDoubleComplex;
+        // SAFETY: the plan is for this plane's size, on the stream the pointer was synced to.
+        unsafe { cudarc::cufft::result::exec_z2z(plan.handle(), p, p, direction) }.map_err(cuda)
+    }
+
+    fn new_stage(&self, rows: usize, stride: usize) -> Result<Stage, GpuError> {
+        let s = &self.stream;
+        // SAFETY: pinned buffers are written (pack_rows) before they are read.
+        let pin = |n: usize| unsafe { self.ctx.alloc_pinned::<f32>(n) }.map_err(cuda);
+        let pin64 = |n: usize| unsafe { self.ctx.alloc_pinned::<f64>(n) }.map_err(cuda);
+        Ok(Stage {
+            h_vis: pin(2 * rows * stride)?,
+            h_wt: pin(rows * stride)?,
+            h_uvw: pin64(3 * rows)?,
+            h_dw: pin64(rows)?,
+            d_vis: s.alloc_zeros(2 * rows * stride).map_err(cuda)?,
+            d_wt: s.alloc_zeros(rows * stride).map_err(cuda)?,
+            d_uvw: s.alloc_zeros(3 * rows).map_err(cuda)?,
+            d_dw: s.alloc_zeros(rows).map_err(cuda)?,
+        })
+    }
+
+    /// Copies `rows` of the block up in staging slices on the two streams in turn and runs
+    /// grid_prep on each slice; returns the items (row-major by (row, channel)) and adds
+    /// the tile counts to `counts`.
+    fn upload_and_prepare(&self, job: &WStack, rows: &[u32], g: &Geometry, counts: &mut CudaSlice<i32>, keys: &mut CudaSlice<i32>) -> Result<DevItems, GpuError> {
+        let b = job.b;
+        let (nchan, npol) = (b.freqs.len(), b.npol);
+        let stride = nchan * npol;
+        let items = rows.len() * nchan;
+        let s = &self.stream;
+        let mut it = DevItems {
+            u: s.alloc_zeros(items).map_err(cuda)?,
+            v: s.alloc_zeros(items).map_err(cuda)?,
+            w: s.alloc_zeros(items).map_err(cuda)?,
+            val: s.alloc_zeros(items).map_err(cuda)?,
+            pval: s.alloc_zeros(items).map_err(cuda)?,
+        };
+        let d_freqs = s.clone_htod(b.freqs).map_err(cuda)?;
+        let (fd, fp) = (stack::factors(job.dirty_factor, nchan), stack::factors(job.psf_factor, nchan));
+        let (d_fd, d_fp) = (s.clone_htod(&fd).map_err(cuda)?, s.clone_htod(&fp).map_err(cuda)?);
+        let slice_rows = (STAGE_BYTES / (12 * stride + 32)).clamp(1, rows.len().max(1));
+        let mut stages = [self.new_stage(slice_rows, stride)?, self.new_stage(slice_rows, stride)?];
+        let streams = [self.stream.clone(), self.stream2.clone()];
+        for (k, part) in rows.chunks(slice_rows).enumerate() {
+            let (st, stage) = (&streams[k % 2], &mut stages[k % 2]);
+            let m = part.len();
+            // as_mut_slice waits until this buffer's previous copy has left it.
+            stack::pack_rows(
+                b,
+                part,
+                &mut stage.h_vis.as_mut_slice().map_err(cuda)?[..2 * m * stride],
+                &mut stage.h_wt.as_mut_slice().map_err(cuda)?[..m * stride],
+                &mut stage.h_uvw.as_mut_slice().map_err(cuda)?[..3 * m],
+                &mut stage.h_dw.as_mut_slice().map_err(cuda)?[..m],
+            );
+            st.memcpy_htod(&stage.h_vis, &mut stage.d_vis).map_err(cuda)?;
+            st.memcpy_htod(&stage.h_wt, &mut stage.d_wt).map_err(cuda)?;
+            st.memcpy_htod(&stage.h_uvw, &mut stage.d_uvw).map_err(cuda)?;
+            st.memcpy_htod(&stage.h_dw, &mut stage.d_dw).map_err(cuda)?;
+            let (nrow, nc, np, sup, tx) = (m as i32, nchan as i32, npol as i32, g.support as i32, g.tiles_x as i32);
+            let out0 = (k * slice_rows * nchan) as i64;
+            let mut l = st.launch_builder(&self.stack.grid_prep);
+            l.arg(&stage.d_vis).arg(&stage.d_wt).arg(&stage.d_uvw).arg(&stage.d_dw).arg(&d_freqs).arg(&d_fd).arg(&d_fp);
+            l.arg(&nrow).arg(&nc).arg(&np).arg(&g.scale).arg(&g.centre).arg(&g.uvmin2).arg(&g.uvmax2).arg(&g.limit).arg(&sup).arg(&tx).arg(&out0);
+            l.arg(&mut it.u).arg(&mut it.v).arg(&mut it.w).arg(&mut it.val).arg(&mut it.pval).arg(&mut *keys).arg(&mut *counts);
+            unsafe { l.launch(launch_1d(m * nchan)?) }.map_err(cuda)?;
+        }
+        self.stream.join(&self.stream2).map_err(cuda)?;
+        Ok(it)
+    }
+
+    /// The device's `WStack` (see the module documentation).
+    pub(super) fn grid_wstack_dev(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
+        let g = Geometry::new(job.spec);
+        let (nchan, n, ng) = (job.b.freqs.len(), g.n, g.ng);
+        let ntiles = g.tiles_x * g.tiles_x;
+        let fixed = 2 * ng * ng * 16 + 2 * n * n * 8 + ntiles * 12 + 4 * STAGE_BYTES;
+        if fixed + GRID_ITEM_BYTES * nchan > self.budget {
+            return Err(GpuError::Cuda(format!("a {ng}^2 grid does not fit this rank's GPU-memory budget")));
+        }
+        let rows_per_pass = ((self.budget - fixed) / (GRID_ITEM_BYTES * nchan)).min(i32::MAX as usize / nchan).max(1);
+        let s = &self.stream;
+        let mut img = [s.alloc_zeros::<f64>(n * n).map_err(cuda)?, s.alloc_zeros::<f64>(n * n).map_err(cuda)?];
+        let mut plane = s.alloc_zeros::<double2>(ng * ng).map_err(cuda)?;
+        let half = g.support as f64 / 2.0;
+        let (ngi, ni, tx, sup) = (ng as i32, n as i32, g.tiles_x as i32, g.support as i32);
+        for rows in job.rows.chunks(rows_per_pass) {
+            let items = rows.len() * nchan;
+            let mut counts = s.alloc_zeros::<i32>(ntiles).map_err(cuda)?;
+            let mut keys = s.alloc_zeros::<i32>(items).map_err(cuda)?;
+            let it = self.upload_and_prepare(job, rows, &g, &mut counts, &mut keys)?;
+            let mut start = vec![0i32; ntiles + 1];
+            for (k, c) in s.clone_dtoh(&counts).map_err(cuda)?.into_iter().enumerate() {
+                start[k + 1] = start[k] + c;
+            }
+            let total = start[ntiles] as usize;
+            if total == 0 {
+                continue;
+            }
+            let d_start = s.clone_htod(&start).map_err(cuda)?;
+            let mut fill = s.clone_htod(&start[..ntiles]).map_err(cuda)?;
+            let mut sorted = DevItems {
+                u: s.alloc_zeros(total).map_err(cuda)?,
+                v: s.alloc_zeros(total).map_err(cuda)?,
+                w: s.alloc_zeros(total).map_err(cuda)?,
+                val: s.alloc_zeros(total).map_err(cuda)?,
+                pval: s.alloc_zeros(total).map_err(cuda)?,
+            };
+            let ni64 = items as i64;
+            let mut l = s.launch_builder(&self.stack.tile_scatter);
+            l.arg(&keys).arg(&ni64).arg(&it.u).arg(&it.v).arg(&it.w).arg(&it.val).arg(&it.pval).arg(&mut fill);
+            l.arg(&mut sorted.u).arg(&mut sorted.v).arg(&mut sorted.w).arg(&mut sorted.val).arg(&mut sorted.pval);
+            unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+            drop((it, keys));
+            let mut ww = s.alloc_zeros::<f64>(total).map_err(cuda)?;
+            let nt64 = total as i64;
+            for p in stack::plane_range(rows, job.wrange, job.w0, job.dw, half, job.nplanes) {
+                let wp = job.w0 + p as f64 * job.dw;
+                let hw = job.dw * half;
+                let mut l = s.launch_builder(&self.stack.w_weights);
+                l.arg(&sorted.w).arg(&nt64).arg(&wp).arg(&hw).arg(&g.beta).arg(&mut ww);
+                unsafe { l.launch(launch_1d(total)?) }.map_err(cuda)?;
+                for (k, on) in [(0usize, job.dirty_factor.is_some()), (1, job.psf_factor.is_some())] {
+                    if !on {
+                        continue;
+                    }
+                    let vals = if k == 0 { &sorted.val } else { &sorted.pval };
+                    s.memset_zeros(&mut plane).map_err(cuda)?;
+                    let mut l = s.launch_builder(&self.grid);
+                    l.arg(&mut plane).arg(&ngi).arg(&sorted.u).arg(&sorted.v).arg(vals).arg(&ww).arg(&d_start).arg(&tx).arg(&sup).arg(&g.beta);
+                    let cfg = LaunchConfig { grid_dim: (ntiles as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+                    unsafe { l.launch(cfg) }.map_err(cuda)?;
+                    let mut l = s.launch_builder(&self.stack.checkerboard);
+                    l.arg(&mut plane).arg(&ngi);
+                    unsafe { l.launch(launch_1d(ng * ng)?) }.map_err(cuda)?;
+                    self.with_fft(ng, |plan| self.fft_in_place(plan, &mut plane, -1))?;
+                    let mut l = s.launch_builder(&self.stack.wscreen_add);
+                    l.arg(&plane).arg(&ngi).arg(&ni).arg(&g.cell).arg(&wp).arg(&mut img[k]);
+                    unsafe { l.launch(launch_1d(n * n)?) }.map_err(cuda)?;
+                }
+            }
+        }
+        let [d, p] = img;
+        let out = (s.clone_dtoh(&d).map_err(cuda)?, s.clone_dtoh(&p).map_err(cuda)?);
+        s.synchronize().map_err(cuda)?;
+        Ok(out)
+    }
+
+    /// The device's `WUnstack`: the model's planes transformed by cuFFT and read at every
+    /// item, summed in f64 on the device, finished (conjugation, rotation) there.
+    pub(super) fn degrid_wstack_dev(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
+        let g = Geometry::new(job.spec);
+        let b = job.b;
+        let (nchan, n, ng) = (b.freqs.len(), g.n, g.ng);
+        let fixed = 2 * ng * ng * 16 + n * n * 8;
+        if fixed + DEGRID_ITEM_BYTES * nchan > self.budget {
+            return Err(GpuError::Cuda(format!("a {ng}^2 grid does not fit this rank's GPU-memory budget")));
+        }
+        let rows_per_pass = ((self.budget - fixed) / (DEGRID_ITEM_BYTES * nchan)).min(i32::MAX as usize / nchan).max(1);
+        let s = &self.stream;
+        let d_pre = s.clone_htod(job.pre).map_err(cuda)?;
+        let d_freqs = s.clone_htod(b.freqs).map_err(cuda)?;
+        let mut plane = s.alloc_zeros::<double2>(ng * ng).map_err(cuda)?;
+        let half = g.support as f64 / 2.0;
+        let (ngi, ni, sup, nc) = (ng as i32, n as i32, g.support as i32, nchan as i32);
+        for rows in job.rows.chunks(rows_per_pass) {
+            let (m, items) = (rows.len(), rows.len() * nchan);
+            let (mut uvw, mut dw) = (vec![0f64; 3 * m], vec![0f64; m]);
+            stack::pack_rows(b, rows, &mut [], &mut [], &mut uvw, &mut dw);
+            let (d_uvw, d_dw) = (s.clone_htod(&uvw).map_err(cuda)?, s.clone_htod(&dw).map_err(cuda)?);
+            let mut u = s.alloc_zeros::<f64>(items).map_err(cuda)?;
+            let mut v = s.alloc_zeros::<f64>(items).map_err(cuda)?;
+            let mut w = s.alloc_zeros::<f64>(items).map_err(cuda)?;
+            let mi = m as i32;
+            let mut l = s.launch_builder(&self.stack.degrid_prep);
+            l.arg(&d_uvw).arg(&d_freqs).arg(&mi).arg(&nc).arg(&g.scale).arg(&g.centre).arg(&g.uvmin2).arg(&g.uvmax2).arg(&ngi).arg(&sup);
+            l.arg(&mut u).arg(&mut v).arg(&mut w);
+            unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+            let mut acc = s.alloc_zeros::<double2>(items).map_err(cuda)?;
+            let mut tmp = s.alloc_zeros::<double2>(items).map_err(cuda)?;
+            let mut ww = s.alloc_zeros::<f64>(items).map_err(cuda)?;
+            let (i32n, i64n) = (items as i32, items as i64);
+            for p in stack::plane_range(rows, job.wrange, job.w0, job.dw, half, job.nplanes) {
+                let wp = job.w0 + p as f64 * job.dw;
+                let hw = job.dw * half;
+                s.memset_zeros(&mut plane).map_err(cuda)?;
+                let mut l = s.launch_builder(&self.stack.wscreen_fill);
+                l.arg(&d_pre).arg(&ni).arg(&g.cell).arg(&wp).arg(&ngi).arg(&mut plane);
+                unsafe { l.launch(launch_1d(n * n)?) }.map_err(cuda)?;
+                self.with_fft(ng, |plan| self.fft_in_place(plan, &mut plane, 1))?;
+                let mut l = s.launch_builder(&self.stack.checkerboard);
+                l.arg(&mut plane).arg(&ngi);
+                unsafe { l.launch(launch_1d(ng * ng)?) }.map_err(cuda)?;
+                let mut l = s.launch_builder(&self.stack.w_weights);
+                l.arg(&w).arg(&i64n).arg(&wp).arg(&hw).arg(&g.beta).arg(&mut ww);
+                unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+                let mut l = s.launch_builder(&self.degrid);
+                l.arg(&plane).arg(&ngi).arg(&u).arg(&v).arg(&ww).arg(&i32n).arg(&sup).arg(&g.beta).arg(&mut tmp);
+                unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+                let mut l = s.launch_builder(&self.stack.add_to);
+                l.arg(&mut acc).arg(&tmp).arg(&i64n);
+                unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+            }
+            let mut d_out = s.alloc_zeros::<f32>(2 * items).map_err(cuda)?;
+            let mut l = s.launch_builder(&self.stack.degrid_finish);
+            l.arg(&acc).arg(&d_uvw).arg(&d_dw).arg(&d_freqs).arg(&mi).arg(&nc).arg(&mut d_out);
+            unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+            let host = s.clone_dtoh(&d_out).map_err(cuda)?;
+            for (k, &r) in rows.iter().enumerate() {
+                let dst = &mut out[r as usize * nchan..(r as usize + 1) * nchan];
+                for (c, o) in dst.iter_mut().enumerate() {
+                    let j = 2 * (k * nchan + c);
+                    *o = Complex32::new(host[j], host[j + 1]);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::stack::tests::{block, spec};
+    use crate::gpu::Compute;
+    use crate::imaging::gridder::GridPair;
+
+    /// The device, its failures failing the test (the pipeline would fall back to the CPU).
+    struct Strict(Gpu);
+    impl Compute for Strict {
+        fn name(&self) -> String {
+            self.0.name()
+        }
+        fn rephase(&self, v: &mut [Complex32], dw: &[f64], f: &[f64], np: usize) -> Result<(), GpuError> {
+            self.0.rephase(v, dw, f, np)
+        }
+        fn apply_gains(&self, v: &mut [Complex32], w: &mut [f32], g: &crate::gpu::GainGrid, bl: &[(usize, usize)]) -> Result<(), GpuError> {
+            self.0.apply_gains(v, w, g, bl)
+        }
+        fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
+            Ok(self.0.grid_wstack_dev(job).unwrap_or_else(|e| panic!("device gridding failed: {e}")))
+        }
+        fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
+            self.0.degrid_wstack_dev(job, out).unwrap_or_else(|e| panic!("device degridding failed: {e}"));
+            Ok(())
+        }
+    }
+
+    fn device(budget_rows: Option<usize>) -> Option<Strict> {
+        match Gpu::open(0, 0.0) {
+            Ok(mut g) => {
+                if let Some(rows) = budget_rows {
+                    // Room for `rows` rows per pass: several passes over the block.
+                    let s = spec();
+                    let (ng, n, nt) = (s.n_grid, s.n_image, s.n_grid.div_ceil(32).pow(2));
+                    g.budget = 2 * ng * ng * 16 + 2 * n * n * 8 + nt * 12 + 4 * STAGE_BYTES + rows * 6 * GRID_ITEM_BYTES;
+                }
+                Some(Strict(g))
+            }
+            Err(why) => {
+                eprintln!("SKIPPED: GPU w-stacking test: {why}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn device_w_stack_grids_as_the_cpu_gridder_in_one_pass_and_in_several() {
+        for rows in [None, Some(100)] {
+            let Some(g) = device(rows) else { return };
+            let blk = block();
+            let b = blk.vis_block();
+            let (mut cpu, mut dev) = (GridPair::new(spec()), GridPair::new(spec()));
+            cpu.add(&b);
+            dev.add_with(&b, &g);
+            for (a, d) in [(&cpu.dirty, &dev.dirty), (&cpu.psf, &dev.psf)] {
+                let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+                let err = a.iter().zip(d).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                assert!(err <= 1e-9 * scale, "rows per pass {rows:?}: max difference {err:e} of {scale:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn device_w_unstack_predicts_as_the_cpu_degridder() {
+        let Some(g) = device(None) else { return };
+        let blk = block();
+        let b = blk.vis_block();
+        let s = spec();
+        let n = s.n_image;
+        let mut model = vec![0.0; n * n];
+        model[20 * n + 10] = 1.5;
+        model[48 * n + 48] = 2.0;
+        model[71 * n + 80] = -0.7;
+        let cpu = crate::imaging::degridder::degrid(&s, &model, &b);
+        let dev = crate::imaging::degridder::degrid_with(&s, &model, &b, &g);
+        let scale = cpu.iter().map(|v| v.norm()).fold(0f32, f32::max);
+        let err = cpu.iter().zip(&dev).map(|(a, b)| (a - b).norm()).fold(0f32, f32::max);
+        assert!(err <= 4e-6 * scale, "max difference {err} of {scale}");
+    }
+}
