@@ -194,7 +194,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             let files: Vec<&Path> = g.files.iter().flatten().map(PathBuf::as_path).collect();
             match load_group(&files) {
                 Ok(mut v) => {
-                    crate::flag::run(&mut v, &cfg.flagging);
+                    crate::flag::run_with(&mut v, &cfg.flagging, compute.as_ref());
                     mine.push(v);
                 }
                 Err(e) => log::error!("rank {}: calibrator group {} unreadable: {e}", comm.rank(), g.id),
@@ -274,7 +274,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     add_time(&mut report, "convert", t);
                     crate::progress::mark(&out, comm.rank(), &g.id, "converted");
                     let t = Instant::now();
-                    let mut fsum = crate::flag::run(&mut vis, &cfg.flagging);
+                    let mut fsum = crate::flag::run_with(&mut vis, &cfg.flagging, compute.as_ref());
                     crate::progress::mark(&out, comm.rank(), &g.id, "flagged");
                     if cfg.flagging.write_flags {
                         let dir = out.join("flags");

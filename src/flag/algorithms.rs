@@ -123,9 +123,8 @@ pub fn sumthreshold_line(values: &[f32], flags: &[bool], start: usize, stride: u
 /// Returns the combined flags (existing flags included).
 pub fn sumthreshold_plane(values: &[f32], flags: &[bool], nt: usize, nf: usize, chi1: f32, rho: f32, max_m_time: usize, max_m_freq: usize) -> Vec<bool> {
     let mut cur = flags.to_vec();
-    let mut m = 1usize;
-    while m <= max_m_time.max(max_m_freq) {
-        let thr = chi1 / rho.powf((m as f32).log2());
+    let schedule = crate::gpu::Schedule { chi1, rho, max_m_time, max_m_freq };
+    for (m, thr) in schedule.windows() {
         let mut new = cur.clone();
         if m <= max_m_freq {
             for t in 0..nt {
@@ -138,7 +137,6 @@ pub fn sumthreshold_plane(values: &[f32], flags: &[bool], nt: usize, nf: usize, 
             }
         }
         cur = new;
-        m *= 2;
     }
     cur
 }

@@ -18,6 +18,7 @@ pub use write::write_flags;
 
 use crate::config::FlagConfig;
 use crate::convert::GroupVis;
+use crate::gpu::{Compute, Schedule};
 use crate::primitives::stats::median_and_mad_sigma;
 use algorithms::{masked_gaussian, sir_plane, sumthreshold_plane};
 use rayon::prelude::*;
@@ -45,8 +46,13 @@ fn count_flagged(g: &GroupVis, cross: &[usize]) -> usize {
     cross.iter().map(|&b| g.weight[b * plane..(b + 1) * plane].iter().filter(|&&w| w == 0.0).count()).sum()
 }
 
-/// Flags a group in place.
+/// Flags a group in place (on the CPU).
 pub fn run(g: &mut GroupVis, cfg: &FlagConfig) -> FlagSummary {
+    run_with(g, cfg, &crate::gpu::Cpu)
+}
+
+/// Flags a group in place, the per-baseline SumThreshold on `compute`.
+pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> FlagSummary {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let plane = nt * nf * np;
     let cross: Vec<usize> = (0..g.baselines.len()).filter(|&b| g.baselines[b].0 != g.baselines[b].1).collect();
@@ -88,7 +94,7 @@ pub fn run(g: &mut GroupVis, cfg: &FlagConfig) -> FlagSummary {
     if st.enabled {
         for it in 0..st.iterations.max(1) {
             let sens = 2f32.powi((st.iterations.max(1) - 1 - it) as i32);
-            let residuals = per_baseline_pass(g, cfg, sens);
+            let residuals = per_baseline_pass(g, cfg, sens, compute);
             step(&format!("sumthreshold_baseline_{it}"), g, &mut done, &mut by_step);
             if cfg.combined {
                 combined_pass(g, &cross, residuals, cfg, sens);
@@ -124,52 +130,94 @@ pub fn run(g: &mut GroupVis, cfg: &FlagConfig) -> FlagSummary {
     finish(g, summary, &cross)
 }
 
+/// Baselines whose planes are prepared, thresholded (one batched SumThreshold on the
+/// backend) and applied together: bounds the scratch memory to a few hundred planes.
+const BASELINES_PER_BATCH: usize = 256;
+
 /// One AOFlagger-style pass on every cross-correlation plane. Returns, per (time, channel),
 /// the sum over baselines and polarizations of the residuals normalised by their robust
-/// noise (unflagged samples only) and their count — no per-baseline copy is kept.
-fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32) -> (Vec<f64>, Vec<u32>) {
+/// noise (unflagged samples only) and their count — no per-baseline copy is kept. The
+/// SumThreshold of each batch of baselines runs on `compute`.
+fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dyn Compute) -> (Vec<f64>, Vec<u32>) {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
-    let plane = nt * nf * np;
+    let (plane, tf) = (nt * nf * np, nt * nf);
     let st = &cfg.sumthreshold;
+    let schedule = Schedule { chi1: st.chi1 * sens, rho: st.rho, max_m_time: st.max_window_time, max_m_freq: st.max_window_chan };
     let (sig_t, sig_f) = background_widths(g, cfg);
-    let vis = &g.vis;
-    let is_cross: Vec<bool> = g.baselines.iter().map(|(a, b)| a != b).collect();
-    let zero = || (vec![0f64; nt * nf], vec![0u32; nt * nf]);
-    g.weight
-        .par_chunks_mut(plane)
-        .enumerate()
-        .filter(|(b, _)| is_cross[*b])
-        .fold(zero, |(mut sum, mut cnt), (b, w)| {
-            let v = &vis[b * plane..(b + 1) * plane];
-            for p in 0..np {
-                let amp: Vec<f32> = (0..nt * nf).map(|i| v[i * np + p].norm()).collect();
-                let fl: Vec<bool> = (0..nt * nf).map(|i| w[i * np + p] == 0.0).collect();
+    let cross: Vec<usize> = (0..g.baselines.len()).filter(|&b| g.baselines[b].0 != g.baselines[b].1).collect();
+    let (mut sum, mut cnt) = (vec![0f64; tf], vec![0u32; tf]);
+    for batch in cross.chunks(BASELINES_PER_BATCH) {
+        // Each (baseline, pol) plane: residual amplitudes over their robust noise and the
+        // existing flags; None where the plane has no usable noise estimate.
+        let vis = &g.vis;
+        let weight = &g.weight;
+        let prepared: Vec<Option<(Vec<f32>, Vec<bool>)>> = batch
+            .par_iter()
+            .flat_map_iter(|&b| (0..np).map(move |p| (b, p)))
+            .map(|(b, p)| {
+                let (v, w) = (&vis[b * plane..(b + 1) * plane], &weight[b * plane..(b + 1) * plane]);
+                let amp: Vec<f32> = (0..tf).map(|i| v[i * np + p].norm()).collect();
+                let fl: Vec<bool> = (0..tf).map(|i| w[i * np + p] == 0.0).collect();
                 let bg = masked_gaussian(&amp, &fl, nt, nf, sig_t, sig_f);
-                let res: Vec<f64> = (0..nt * nf).filter(|&i| !fl[i]).map(|i| (amp[i] - bg[i]) as f64).collect();
-                let Some((_, sigma)) = median_and_mad_sigma(&res) else { continue };
-                if sigma <= 0.0 {
-                    continue;
-                }
-                let norm: Vec<f32> = (0..nt * nf).map(|i| ((amp[i] - bg[i]) as f64 / sigma) as f32).collect();
+                let res: Vec<f64> = (0..tf).filter(|&i| !fl[i]).map(|i| (amp[i] - bg[i]) as f64).collect();
+                let (_, sigma) = median_and_mad_sigma(&res)?;
                 // Positive excursions: interference adds power (and the mean of a window of
                 // pure noise residuals is zero, as SumThreshold's thresholds assume).
-                let newf = sumthreshold_plane(&norm, &fl, nt, nf, st.chi1 * sens, st.rho, st.max_window_time, st.max_window_chan);
-                for (i, &f) in newf.iter().enumerate() {
-                    if f {
-                        w[i * np + p] = 0.0;
-                    } else {
-                        sum[i] += norm[i] as f64;
-                        cnt[i] += 1;
+                (sigma > 0.0).then(|| ((0..tf).map(|i| ((amp[i] - bg[i]) as f64 / sigma) as f32).collect(), fl))
+            })
+            .collect();
+        let used: Vec<usize> = (0..prepared.len()).filter(|&k| prepared[k].is_some()).collect();
+        let mut values = Vec::with_capacity(used.len() * tf);
+        let mut flags = Vec::with_capacity(used.len() * tf);
+        for &k in &used {
+            let (v, f) = prepared[k].as_ref().expect("used");
+            values.extend_from_slice(v);
+            flags.extend_from_slice(f);
+        }
+        drop(prepared);
+        if let Err(e) = compute.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule) {
+            log::warn!("SumThreshold on {} failed ({e}); running it on the CPU", compute.name());
+            flags.clear();
+            // The planes' own flags again (the failed backend may have left them half-done).
+            for &k in &used {
+                let (b, p) = (batch[k / np], k % np);
+                flags.extend((0..tf).map(|i| g.weight[b * plane + i * np + p] == 0.0));
+            }
+            crate::gpu::Cpu.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule).expect("the CPU backend does not fail");
+        }
+        // Apply: per baseline in parallel, the normalised residuals summed where unflagged.
+        let mut planes_of: Vec<Vec<(usize, usize)>> = vec![Vec::new(); batch.len()];
+        used.iter().enumerate().for_each(|(j, &k)| planes_of[k / np].push((j, k % np)));
+        let mut slot = vec![usize::MAX; g.baselines.len()];
+        batch.iter().enumerate().for_each(|(q, &b)| slot[b] = q);
+        let zero = || (vec![0f64; tf], vec![0u32; tf]);
+        let (s, c) = g
+            .weight
+            .par_chunks_mut(plane)
+            .enumerate()
+            .filter(|(b, _)| slot[*b] != usize::MAX)
+            .fold(zero, |(mut s, mut c), (b, w)| {
+                for &(j, p) in &planes_of[slot[b]] {
+                    for i in 0..tf {
+                        if flags[j * tf + i] {
+                            w[i * np + p] = 0.0;
+                        } else {
+                            s[i] += values[j * tf + i] as f64;
+                            c[i] += 1;
+                        }
                     }
                 }
-            }
-            (sum, cnt)
-        })
-        .reduce(zero, |(mut s1, mut c1), (s2, c2)| {
-            s1.iter_mut().zip(&s2).for_each(|(a, b)| *a += b);
-            c1.iter_mut().zip(&c2).for_each(|(a, b)| *a += b);
-            (s1, c1)
-        })
+                (s, c)
+            })
+            .reduce(zero, |(mut s1, mut c1), (s2, c2)| {
+                s1.iter_mut().zip(&s2).for_each(|(a, b)| *a += b);
+                c1.iter_mut().zip(&c2).for_each(|(a, b)| *a += b);
+                (s1, c1)
+            });
+        sum.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
+        cnt.iter_mut().zip(&c).for_each(|(a, b)| *a += b);
+    }
+    (sum, cnt)
 }
 
 /// SumThreshold on the baseline-averaged normalised residuals (noise / sqrt(N)), plus

@@ -185,6 +185,44 @@ impl Compute for Gpu {
         self.name.clone()
     }
 
+    /// Batches of planes to the budget; per window, the frequency and time passes read the
+    /// current flags and write the next (as the twin), the two buffers swapped on device.
+    fn sumthreshold_planes(&self, values: &[f32], flags: &mut [bool], nt: usize, nf: usize, sched: &super::Schedule) -> Result<(), GpuError> {
+        let tf = nt * nf;
+        if tf == 0 || values.is_empty() {
+            return Ok(());
+        }
+        let per_batch = (self.budget / (tf * 6)).clamp(1, values.len() / tf).min(i32::MAX as usize / nt.max(nf));
+        let s = &self.stream;
+        for (vals, fl) in values.chunks(per_batch * tf).zip(flags.chunks_mut(per_batch * tf)) {
+            let planes = vals.len() / tf;
+            let d_val = s.clone_htod(vals).map_err(cuda)?;
+            let host: Vec<u8> = fl.iter().map(|&x| u8::from(x)).collect();
+            let mut cur = s.clone_htod(&host).map_err(cuda)?;
+            let mut next = s.alloc_zeros::<u8>(host.len()).map_err(cuda)?;
+            let (np, plane) = (planes as i32, tf as i64);
+            for (m, thr) in sched.windows() {
+                s.memcpy_dtod(&cur, &mut next).map_err(cuda)?;
+                let mi = m as i32;
+                // (lines, line step, stride, samples per line): along frequency, then time.
+                for (on, lines, step, stride, n) in [(m <= sched.max_m_freq, nt, nf, 1, nf), (m <= sched.max_m_time, nf, 1, nf, nt)] {
+                    if !on {
+                        continue;
+                    }
+                    let (li, st, sd, ni) = (lines as i32, step as i32, stride as i32, n as i32);
+                    let mut b = s.launch_builder(&self.sumthreshold);
+                    b.arg(&d_val).arg(&cur).arg(&mut next).arg(&li).arg(&st).arg(&sd).arg(&ni).arg(&mi).arg(&thr).arg(&np).arg(&plane);
+                    unsafe { b.launch(LaunchConfig::for_num_elems((lines * planes) as u32)) }.map_err(cuda)?;
+                }
+                std::mem::swap(&mut cur, &mut next);
+            }
+            for (f, x) in fl.iter_mut().zip(s.clone_dtoh(&cur).map_err(cuda)?) {
+                *f = x != 0;
+            }
+        }
+        Ok(())
+    }
+
     fn grid_wstack(&self, job: &crate::imaging::gridder::WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         self.grid_wstack_dev(job)
     }
@@ -313,6 +351,21 @@ mod tests {
         let Some(g) = device() else { return };
         let v = vectors::sumthreshold();
         assert_eq!(g.sumthreshold_time(&v.values, &v.flags, v.nt, v.nf, v.m, v.thr).unwrap(), v.expected);
+    }
+
+    #[test]
+    fn batched_sumthreshold_matches_the_cpu_schedule() {
+        let Some(g) = device() else { return };
+        let v = vectors::sumthreshold();
+        // Five planes: the vector's plane scaled, with its flags.
+        let values: Vec<f32> = (0..5).flat_map(|k| v.values.iter().map(move |x| x * (1.0 + 0.3 * k as f32))).collect();
+        let flags: Vec<bool> = (0..5).flat_map(|_| v.flags.iter().copied()).collect();
+        let sched = crate::gpu::Schedule { chi1: 3.0, rho: 1.5, max_m_time: 16, max_m_freq: 8 };
+        let (mut dev, mut cpu) = (flags.clone(), flags.clone());
+        g.sumthreshold_planes(&values, &mut dev, v.nt, v.nf, &sched).unwrap();
+        crate::gpu::Cpu.sumthreshold_planes(&values, &mut cpu, v.nt, v.nf, &sched).unwrap();
+        assert!(cpu.iter().filter(|&&f| f).count() > flags.iter().filter(|&&f| f).count());
+        assert_eq!(dev, cpu);
     }
 
     #[test]

@@ -337,6 +337,9 @@ mod tests {
         fn apply_gains(&self, v: &mut [Complex32], w: &mut [f32], g: &crate::gpu::GainGrid, bl: &[(usize, usize)]) -> Result<(), GpuError> {
             self.0.apply_gains(v, w, g, bl)
         }
+        fn sumthreshold_planes(&self, v: &[f32], f: &mut [bool], nt: usize, nf: usize, s: &crate::gpu::Schedule) -> Result<(), GpuError> {
+            self.0.sumthreshold_planes(v, f, nt, nf, s)
+        }
         fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
             Ok(self.0.grid_wstack_dev(job).unwrap_or_else(|e| panic!("device gridding failed: {e}")))
         }

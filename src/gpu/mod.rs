@@ -21,6 +21,7 @@ pub mod monitor;
 use crate::imaging::degridder::WUnstack;
 use crate::imaging::gridder::WStack;
 use num_complex::{Complex32, Complex64};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -72,9 +73,29 @@ pub trait Compute: Send + Sync {
     /// A block's w-stacked prediction (see imaging::degridder::WUnstack), written to `out`
     /// (zero on entry) for the job's rows.
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError>;
+    /// SumThreshold with AOFlagger's schedule on consecutive nt x nf planes: `flags` (one
+    /// per sample) in, the combined flags out. Twin: flag::algorithms::sumthreshold_plane.
+    fn sumthreshold_planes(&self, values: &[f32], flags: &mut [bool], nt: usize, nf: usize, s: &Schedule) -> Result<(), GpuError>;
     /// The device's PCI (domain, bus, device) for NVML; None on the CPU.
     fn pci(&self) -> Option<(u32, u32, u32)> {
         None
+    }
+}
+
+/// SumThreshold's schedule (AOFlagger): windows M = 1, 2, 4, ... up to the limit along
+/// each axis (time, frequency), thresholds chi1 / rho^log2(M).
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub chi1: f32,
+    pub rho: f32,
+    pub max_m_time: usize,
+    pub max_m_freq: usize,
+}
+
+impl Schedule {
+    /// The windows and their thresholds, in order.
+    pub fn windows(&self) -> impl Iterator<Item = (usize, f32)> + '_ {
+        std::iter::successors(Some(1usize), |m| Some(m * 2)).take_while(|&m| m <= self.max_m_time.max(self.max_m_freq)).map(|m| (m, self.chi1 / self.rho.powf((m as f32).log2())))
     }
 }
 
@@ -112,6 +133,13 @@ impl Compute for Cpu {
     }
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         Ok(crate::imaging::gridder::wstack_cpu(job))
+    }
+    fn sumthreshold_planes(&self, values: &[f32], flags: &mut [bool], nt: usize, nf: usize, s: &Schedule) -> Result<(), GpuError> {
+        flags.par_chunks_mut(nt * nf).zip(values.par_chunks(nt * nf)).for_each(|(f, v)| {
+            let new = crate::flag::algorithms::sumthreshold_plane(v, f, nt, nf, s.chi1, s.rho, s.max_m_time, s.max_m_freq);
+            f.copy_from_slice(&new);
+        });
+        Ok(())
     }
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
         crate::imaging::degridder::unstack_cpu(job, out);

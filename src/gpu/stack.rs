@@ -385,6 +385,9 @@ pub(crate) mod tests {
         fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), super::super::GpuError> {
             Ok(wstack(job))
         }
+        fn sumthreshold_planes(&self, _: &[f32], _: &mut [bool], _: usize, _: usize, _: &super::super::Schedule) -> Result<(), super::super::GpuError> {
+            unreachable!()
+        }
         fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), super::super::GpuError> {
             unstack(job, out);
             Ok(())
