@@ -38,8 +38,9 @@ pub(super) fn cuda(e: impl std::fmt::Debug) -> GpuError {
 }
 
 impl Gpu {
-    /// Opens device `local_rank mod count`; Err says why there is no GPU to use.
-    pub fn open(local_rank: usize, mem_gib: f64) -> Result<Self, String> {
+    /// Opens device `local_rank mod count` (`local_size` ranks on the node share the
+    /// devices round-robin); Err says why there is no GPU to use.
+    pub fn open(local_rank: usize, local_size: usize, mem_gib: f64) -> Result<Self, String> {
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
             return Err("no CUDA driver library (libcuda.so) on this node".into());
         }
@@ -70,7 +71,9 @@ impl Gpu {
         let cal_stats = load("calstats.cu", "cal_stats")?;
         let stack = super::device_stack::StackKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(|e| format!("{e:?}"))?;
-        let budget = if mem_gib > 0.0 { (mem_gib * (1u64 << 30) as f64) as usize } else { free / 10 * 8 };
+        // Ranks on this device: those with the same local rank modulo the device count.
+        let sharing = (local_size.saturating_sub(ordinal)).div_ceil(n as usize).max(1);
+        let budget = if mem_gib > 0.0 { (mem_gib * (1u64 << 30) as f64) as usize } else { free / 10 * 8 / sharing };
         let dev_name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
         let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, budget as f64 / (1u64 << 30) as f64);
         let stream = ctx.default_stream();
@@ -298,7 +301,7 @@ mod tests {
     use crate::gpu::vectors;
 
     fn device() -> Option<Gpu> {
-        match Gpu::open(0, 0.0) {
+        match Gpu::open(0, 1, 0.0) {
             Ok(g) => Some(g),
             Err(why) => {
                 eprintln!("SKIPPED: GPU-vs-CPU kernel test: {why}");

@@ -350,7 +350,7 @@ mod tests {
     }
 
     fn device(budget_rows: Option<usize>) -> Option<Strict> {
-        match Gpu::open(0, 0.0) {
+        match Gpu::open(0, 1, 0.0) {
             Ok(mut g) => {
                 if let Some(rows) = budget_rows {
                     // Room for `rows` rows per pass: several passes over the block.

@@ -39,7 +39,8 @@ pub enum GpuMode {
 pub struct ComputeConfig {
     /// auto | off | required (see the module documentation).
     pub gpu: GpuMode,
-    /// GPU memory one rank may use for its buffers (GiB); 0 = 80 % of the free memory.
+    /// GPU memory one rank may use for its buffers (GiB); 0 = 80 % of the device's free
+    /// memory shared among the node's ranks that use the same device.
     pub gpu_memory_gib: f64,
 }
 
@@ -154,7 +155,20 @@ pub fn local_rank() -> usize {
 
 /// The first launcher variable that is set and numeric, in order of precedence.
 fn local_rank_from(get: impl Fn(&str) -> Option<String>) -> usize {
-    ["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"].iter().find_map(|k| get(k).and_then(|v| v.parse().ok())).unwrap_or(0)
+    first_number(&get, &["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"]).unwrap_or(0)
+}
+
+/// The number of ranks on this node (1 when the launcher does not say).
+pub fn local_size() -> usize {
+    local_size_from(|k| std::env::var(k).ok())
+}
+
+fn local_size_from(get: impl Fn(&str) -> Option<String>) -> usize {
+    first_number(&get, &["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"]).unwrap_or(1).max(1)
+}
+
+fn first_number(get: &impl Fn(&str) -> Option<String>, keys: &[&str]) -> Option<usize> {
+    keys.iter().find_map(|k| get(k).and_then(|v| v.parse().ok()))
 }
 
 /// Chooses the backend for this rank. Returns it with a line saying what was chosen and why.
@@ -174,7 +188,7 @@ pub fn select(cfg: &ComputeConfig) -> Result<(Box<dyn Compute>, String), GpuErro
 
 #[cfg(feature = "gpu")]
 fn probe(cfg: &ComputeConfig) -> Result<Box<dyn Compute>, String> {
-    device::Gpu::open(local_rank(), cfg.gpu_memory_gib).map(|g| Box::new(g) as Box<dyn Compute>)
+    device::Gpu::open(local_rank(), local_size(), cfg.gpu_memory_gib).map(|g| Box::new(g) as Box<dyn Compute>)
 }
 
 #[cfg(not(feature = "gpu"))]
@@ -206,5 +220,7 @@ mod tests {
         assert_eq!(local_rank_from(env(&[("SLURM_LOCALID", "3")])), 3);
         assert_eq!(local_rank_from(env(&[("SLURM_LOCALID", "3"), ("OMPI_COMM_WORLD_LOCAL_RANK", "1")])), 1);
         assert_eq!(local_rank_from(env(&[("OMPI_COMM_WORLD_LOCAL_RANK", "x"), ("PMI_LOCAL_RANK", "2")])), 2);
+        assert_eq!(local_size_from(env(&[])), 1);
+        assert_eq!(local_size_from(env(&[("SLURM_NTASKS_PER_NODE", "4"), ("OMPI_COMM_WORLD_LOCAL_SIZE", "8")])), 8);
     }
 }
