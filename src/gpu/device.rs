@@ -1,6 +1,7 @@
 //! The GPU backend (feature `gpu`): one CUDA device per rank through cudarc, the kernels
-//! compiled by NVRTC for the device's architecture when the rank opens it (PTX kept for the
-//! process), work chunked to the rank's GPU-memory budget.
+//! compiled by NVRTC for the device's architecture when the rank opens it (PTX cached on
+//! disk between runs, see kernels::ptx_cache_dir), work chunked to the rank's GPU-memory
+//! budget.
 //!
 //! The Compute seam runs rephasing, calibration apply and the w-stacked gridding and
 //! degridding (device_stack: pinned double-buffered uploads, tiles in shared memory,
@@ -58,8 +59,9 @@ impl Gpu {
         let ctx = CudaContext::new(ordinal).map_err(|e| format!("device {ordinal}: {e:?}"))?;
         let (major, minor) = ctx.compute_capability().map_err(|e| format!("{e:?}"))?;
         let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
+        let cache = kernels::ptx_cache_dir();
         let load = |file: &str, entry: &str| -> Result<CudaFunction, String> {
-            let ptx = kernels::compile(file, arch).map_err(|e| e.to_string())?;
+            let ptx = kernels::compile_cached(file, arch, cache.as_deref()).map_err(|e| e.to_string())?;
             let m = ctx.load_module(ptx).map_err(|e| format!("{file}: {e:?}"))?;
             m.load_function(entry).map_err(|e| format!("{file}: {entry}: {e:?}"))
         };
@@ -195,7 +197,7 @@ impl Compute for Gpu {
         if tf == 0 || values.is_empty() {
             return Ok(());
         }
-        let per_batch = (self.budget / (tf * 6)).clamp(1, values.len() / tf).min(i32::MAX as usize / nt.max(nf));
+        let per_batch = (self.budget / (tf * 6)).clamp(1, (values.len() / tf).max(1)).min(i32::MAX as usize / nt.max(nf));
         let s = &self.stream;
         for (vals, fl) in values.chunks(per_batch * tf).zip(flags.chunks_mut(per_batch * tf)) {
             let planes = vals.len() / tf;

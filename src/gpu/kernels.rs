@@ -51,9 +51,70 @@ pub fn compile(file: &str, arch: &'static str) -> Result<cudarc::nvrtc::Ptx, sup
     cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| err(format!("{e:?}")))
 }
 
+/// Where compiled PTX is kept between runs: $CONTIMG_PTX_CACHE ("off" for none), else
+/// $XDG_CACHE_HOME/contimg/ptx, else $HOME/.cache/contimg/ptx.
+pub fn ptx_cache_dir() -> Option<std::path::PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    match var("CONTIMG_PTX_CACHE") {
+        Some(v) if v == "off" => None,
+        Some(v) => Some(v.into()),
+        None => var("XDG_CACHE_HOME").map(std::path::PathBuf::from).or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".cache"))).map(|c| c.join("contimg").join("ptx")),
+    }
+}
+
+/// The cache file of one kernel file's PTX for `arch`: named by a stable hash of the
+/// source (includes inlined) and the architecture, so an edited kernel is recompiled.
+pub fn ptx_cache_path(dir: &std::path::Path, file: &str, arch: &str) -> Option<std::path::PathBuf> {
+    let src = source(file)?;
+    let key = crate::resume::fnv64(format!("{arch}\n{src}").as_bytes());
+    Some(dir.join(format!("{}-{arch}-{key:016x}.ptx", file.trim_end_matches(".cu"))))
+}
+
+/// `compile`, through the PTX cache in `dir` (None: no cache): read when present, else
+/// compiled and written (to a temporary name, then renamed: ranks starting together never
+/// read half a file). A cache that cannot be written only costs the next run a compile.
+#[cfg(feature = "gpu")]
+pub fn compile_cached(file: &str, arch: &'static str, dir: Option<&std::path::Path>) -> Result<cudarc::nvrtc::Ptx, super::GpuError> {
+    let Some(path) = dir.and_then(|d| ptx_cache_path(d, file, arch)) else { return compile(file, arch) };
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if text.contains(".entry") {
+            return Ok(cudarc::nvrtc::Ptx::from_src(text));
+        }
+    }
+    let ptx = compile(file, arch)?;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let written = path.parent().map(std::fs::create_dir_all).transpose().and_then(|_| std::fs::write(&tmp, ptx.to_src())).and_then(|_| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        log::debug!("PTX cache {}: {e}", path.display());
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(ptx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cache is used when present (a marked PTX text comes back), written when absent,
+    /// and keyed by architecture.
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn ptx_cache_is_read_and_written() {
+        let dir = std::env::temp_dir().join(format!("contimg-ptx-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let p80 = ptx_cache_path(&dir, "rephase.cu", "compute_80").unwrap();
+        assert_ne!(p80, ptx_cache_path(&dir, "rephase.cu", "compute_90").unwrap());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&p80, "// marked\n.entry rephase\n").unwrap();
+        assert!(compile_cached("rephase.cu", "compute_80", Some(&dir)).unwrap().to_src().contains("// marked"));
+        if nvrtc_present() {
+            let p90 = ptx_cache_path(&dir, "rephase.cu", "compute_90").unwrap();
+            let first = compile_cached("rephase.cu", "compute_90", Some(&dir)).unwrap().to_src();
+            assert_eq!(std::fs::read_to_string(&p90).unwrap(), first);
+            assert_eq!(compile_cached("rephase.cu", "compute_90", Some(&dir)).unwrap().to_src(), first);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn includes_are_inlined() {
