@@ -1,6 +1,8 @@
 //! The calibration solve: StefCal on the combined sufficient statistics of one solution
 //! cell (one channel and polarization) for the full array (96 antennas, 4560 baselines),
-//! the unit of work of which a night's bandpass solves 768 x 2.
+//! the unit of work of which a night's bandpass solves 768 x 2; and a whole night's solve
+//! (model prediction, accumulation of the sums, bandpass and gains) on one subband of a
+//! calibrator group.
 
 use contimg::calibrate::solve::{solve_cell, CellStats, SolveParams};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -31,5 +33,44 @@ fn bench(c: &mut Criterion) {
     c.bench_function("stefcal_cell_96_antennas", |b| b.iter(|| solve_cell(&s, &bl, n_ant, &[0], &p).unwrap().iterations));
 }
 
-criterion_group!(benches, bench);
+mod common;
+
+fn bench_night(c: &mut Criterion) {
+    use contimg::calibrate::{catalog::Calibrator, solve_night, CalPlan};
+    let (mut g, centre) = common::dsa110_group(48);
+    let mut baselines: Vec<(usize, usize)> = g.baselines.iter().filter(|(a, b)| a != b).map(|&(a, b)| (a.min(b), a.max(b))).collect();
+    baselines.sort_unstable();
+    let calibrator = Calibrator { name: "bench".into(), ra_rad: centre.ra_rad, dec_rad: centre.dec_rad, flux_jy: 20.0, spectral_index: None };
+    let antenna_names = (1..=g.ant_pos.len() as u32).collect();
+    let plan = CalPlan { calibrator, transit_jd: g.times_jd[12], groups: vec![0], baselines, antenna_names, freq_hz: g.freqs.clone() };
+    let cfg = contimg::config::CalConfig::default();
+    let eop = contimg::primitives::iers::EarthOrientation::none();
+    // The calibrator seen through random antenna gains, plus the group's random values as
+    // noise (|n| <= 1.4 Jy per sample against a 20 Jy source).
+    let model = contimg::calibrate::calibrator_model(&g, &plan.calibrator, &eop);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let gain: Vec<Complex64> = (0..g.ant_pos.len()).map(|_| Complex64::from_polar(rng.random_range(0.8..1.2), rng.random_range(-3.0..3.0))).collect();
+    for k in 0..g.baselines.len() {
+        let (a, b) = g.baselines[k];
+        for t in 0..g.n_times() {
+            for ch in 0..g.n_chan() {
+                let v = gain[a] * gain[b].conj() * model.vis(a, b, t, ch);
+                for p in 0..g.npol {
+                    let i = g.index(k, t, ch, p);
+                    g.vis[i] += num_complex::Complex32::new(v.re as f32, v.im as f32);
+                }
+            }
+        }
+    }
+    let groups = [g];
+    let t = solve_night(&contimg::comm::SingleComm, &plan, &groups, &cfg, &eop).expect("the bench's solve succeeds");
+    eprintln!("solve_night: {} of {} solutions valid", t.flags.iter().filter(|&&f| !f).count(), t.flags.len());
+    let mut grp = c.benchmark_group("calibration");
+    grp.sample_size(10);
+    grp.throughput(criterion::Throughput::Elements(groups[0].vis.len() as u64));
+    grp.bench_function("solve_night_one_subband", |b| b.iter(|| solve_night(&contimg::comm::SingleComm, &plan, &groups, &cfg, &eop).map(|t| t.gains.len()).unwrap_or(0)));
+    grp.finish();
+}
+
+criterion_group!(benches, bench, bench_night);
 criterion_main!(benches);

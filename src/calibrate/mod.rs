@@ -22,6 +22,7 @@ use model::{ModelPredictor, PointSource};
 use num_complex::Complex64;
 use serde::{Deserialize, Serialize};
 use solve::{solve_cell, CellStats, SolveParams};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use table::CalTable;
 
@@ -100,7 +101,9 @@ pub fn calibrator_model(g: &GroupVis, cal: &Calibrator, eop: &EarthOrientation) 
 
 /// Accumulates sufficient statistics of `g` into `cells` (one per solution cell); `cell_of`
 /// maps (time, channel, pol) to a cell index or None; `premul` multiplies the model per
-/// (antenna a, antenna b, channel, pol) (e.g. the bandpass already solved).
+/// (antenna a, antenna b, channel, pol) (e.g. the bandpass already solved). Baselines are
+/// summed in parallel (each writes only its own entry of every cell), in batches so the
+/// per-baseline partial sums stay small.
 #[allow(clippy::too_many_arguments)]
 fn accumulate(
     cells: &mut [CellStats],
@@ -109,34 +112,49 @@ fn accumulate(
     model: &ModelPredictor,
     proj: &[f64],
     uv_min_lambda: f64,
-    cell_of: &dyn Fn(usize, usize, usize) -> Option<usize>,
-    premul: &dyn Fn(usize, usize, usize, usize) -> Complex64,
+    cell_of: &(dyn Fn(usize, usize, usize) -> Option<usize> + Sync),
+    premul: &(dyn Fn(usize, usize, usize, usize) -> Complex64 + Sync),
 ) {
     let index: HashMap<(usize, usize), usize> = plan.baselines.iter().enumerate().map(|(k, &b)| (b, k)).collect();
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let chan_map: Vec<Option<usize>> = g.freqs.iter().map(|f| plan.freq_hz.iter().position(|x| (x - f).abs() < 1.0)).collect();
-    for (k, &(a, b)) in g.baselines.iter().enumerate() {
-        if a == b {
-            continue;
-        }
-        let Some(&bi) = index.get(&(a, b)) else { continue };
-        for t in 0..nt {
-            for c in 0..nf {
-                let Some(pc) = chan_map[c] else { continue };
-                if proj[k * nt + t] * g.freqs[c] / crate::primitives::C_M_S < uv_min_lambda {
-                    continue;
-                }
-                let m0 = model.vis(a, b, t, c);
-                for p in 0..np {
-                    let i = g.index(k, t, c, p);
-                    let w = g.weight[i] as f64;
-                    if w <= 0.0 {
-                        continue;
+    let todo: Vec<(usize, usize)> = g.baselines.iter().enumerate().filter(|(_, (a, b))| a != b).filter_map(|(k, ab)| index.get(ab).map(|&bi| (k, bi))).collect();
+    let ncell = cells.len();
+    for batch in todo.chunks(4 * rayon::current_num_threads().max(1)) {
+        let partial: Vec<(usize, CellStats)> = batch
+            .par_iter()
+            .map(|&(k, bi)| {
+                // This baseline's sums, one entry per cell.
+                let mut own = CellStats::new(ncell);
+                let (a, b) = g.baselines[k];
+                for t in 0..nt {
+                    for c in 0..nf {
+                        let Some(pc) = chan_map[c] else { continue };
+                        if proj[k * nt + t] * g.freqs[c] / crate::primitives::C_M_S < uv_min_lambda {
+                            continue;
+                        }
+                        let m0 = model.vis(a, b, t, c);
+                        for p in 0..np {
+                            let i = g.index(k, t, c, p);
+                            let w = g.weight[i] as f64;
+                            if w <= 0.0 {
+                                continue;
+                            }
+                            let Some(cell) = cell_of(t, pc, p) else { continue };
+                            let v = Complex64::new(g.vis[i].re as f64, g.vis[i].im as f64);
+                            own.add(cell, w, v, m0 * premul(a, b, pc, p));
+                        }
                     }
-                    let Some(cell) = cell_of(t, pc, p) else { continue };
-                    let v = Complex64::new(g.vis[i].re as f64, g.vis[i].im as f64);
-                    cells[cell].add(bi, w, v, m0 * premul(a, b, pc, p));
                 }
+                (bi, own)
+            })
+            .collect();
+        for (bi, own) in partial {
+            for (cell, st) in cells.iter_mut().enumerate() {
+                st.a[bi] += own.a[cell];
+                st.b[bi] += own.b[cell];
+                st.c[bi] += own.c[cell];
+                st.n[bi] += own.n[cell];
             }
         }
     }
