@@ -38,6 +38,9 @@ nvis = sum(g["n_vis"] for r in s["ranks"] for g in r["groups"])
 print(f"groups {s['groups_ok']}/{n} ranks {s['n_ranks']} wall {wall:.1f} s -> {3600*s['groups_ok']/wall:.1f} groups/hour, {nvis/wall/1e6:.2f} M vis/s")
 for r in s["ranks"]:
     print(f"  rank {r['rank']} ({r.get('compute', '?')}): " + ", ".join(f"{k} {v:.1f} s ({nvis/max(v,1e-9)/1e6/len(s['ranks']):.1f} M vis/s)" for k, v in r["stage_s"].items() if v > 0.05))
+    if r.get("gpu"):
+        u = r["gpu"]
+        print(f"    {u['device']}: utilisation mean {u['utilization_mean_pct']:.0f} % (max {u['utilization_max_pct']} %), peak memory {u['memory_used_max_gib']:.1f} of {u['memory_total_gib']:.1f} GiB ({u['samples']} samples)")
 PY
 if [ "${MS:-0}" = 1 ]; then
   for spw in merged subbands; do
