@@ -17,14 +17,16 @@ pub fn masked_gaussian(values: &[f32], flags: &[bool], nt: usize, nf: usize, sig
 /// As `masked_gaussian` with a choice of local-linear (true) or local-constant (false,
 /// the plain masked Gaussian mean, lower variance for noise-dominated planes) fits.
 pub fn masked_smooth(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma_t: f64, sigma_f: f64, linear: bool) -> Vec<f32> {
-    let kern = |sigma: f64| -> Vec<f64> {
-        if sigma <= 0.0 {
-            return vec![1.0];
-        }
-        let half = (3.0 * sigma).ceil() as i64;
-        (-half..=half).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp()).collect()
-    };
-    let (kt, kf) = (kern(sigma_t), kern(sigma_f));
+    // One compiled body per fit: the local-constant one has no slope sums to carry.
+    if linear {
+        masked_smooth_fit::<true>(values, flags, nt, nf, sigma_t, sigma_f)
+    } else {
+        masked_smooth_fit::<false>(values, flags, nt, nf, sigma_t, sigma_f)
+    }
+}
+
+fn masked_smooth_fit<const LINEAR: bool>(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma_t: f64, sigma_f: f64) -> Vec<f32> {
+    let (kt, kf) = (gaussian_taps(sigma_t), gaussian_taps(sigma_f));
     // Pass 1 along frequency: smoothed values and the weight behind each.
     let w0: Vec<f64> = flags.iter().map(|&f| if f { 0.0 } else { 1.0 }).collect();
     let v0: Vec<f64> = values.iter().map(|&v| v as f64).collect();
@@ -32,7 +34,7 @@ pub fn masked_smooth(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma
     let mut w1 = vec![0.0f64; nt * nf];
     for t in 0..nt {
         let row = t * nf;
-        local_linear_line(&v0[row..row + nf], &w0[row..row + nf], 1, nf, &kf, &mut v1[row..row + nf], &mut w1[row..row + nf], linear);
+        local_linear_line::<LINEAR>(&v0[row..row + nf], &w0[row..row + nf], 1, nf, &kf, &mut v1[row..row + nf], &mut w1[row..row + nf]);
     }
     // Pass 2 along time on the pass-1 surface.
     let mut out = vec![0f32; nt * nf];
@@ -45,7 +47,7 @@ pub fn masked_smooth(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma
             col_v[t] = v1[t * nf + f];
             col_w[t] = w1[t * nf + f];
         }
-        local_linear_line(&col_v, &col_w, 1, nt, &kt, &mut res_v, &mut res_w, linear);
+        local_linear_line::<LINEAR>(&col_v, &col_w, 1, nt, &kt, &mut res_v, &mut res_w);
         for t in 0..nt {
             out[t * nf + f] = res_v[t] as f32;
         }
@@ -53,9 +55,18 @@ pub fn masked_smooth(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma
     out
 }
 
+/// The smoothing window: exp(-i^2 / 2 sigma^2) for |i| <= ceil(3 sigma) ([1] for sigma <= 0).
+pub fn gaussian_taps(sigma: f64) -> Vec<f64> {
+    if sigma <= 0.0 {
+        return vec![1.0];
+    }
+    let half = (3.0 * sigma).ceil() as i64;
+    (-half..=half).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp()).collect()
+}
+
 /// Weighted local-linear fit along one line; `out_w` gets the summed weight.
 #[allow(clippy::too_many_arguments)]
-fn local_linear_line(v: &[f64], w: &[f64], stride: usize, n: usize, kern: &[f64], out_v: &mut [f64], out_w: &mut [f64], linear: bool) {
+fn local_linear_line<const LINEAR: bool>(v: &[f64], w: &[f64], stride: usize, n: usize, kern: &[f64], out_v: &mut [f64], out_w: &mut [f64]) {
     let h = (kern.len() / 2) as i64;
     for i in 0..n {
         let (mut s0, mut s1, mut s2, mut t0, mut t1) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -79,7 +90,7 @@ fn local_linear_line(v: &[f64], w: &[f64], stride: usize, n: usize, kern: &[f64]
         let det = s0 * s2 - s1 * s1;
         out_v[i * stride] = if s0 <= 0.0 {
             0.0
-        } else if linear && det > 1e-9 * s0 * s2.max(1e-300) && s2 > 0.0 {
+        } else if LINEAR && det > 1e-9 * s0 * s2.max(1e-300) && s2 > 0.0 {
             (s2 * t0 - s1 * t1) / det
         } else {
             t0 / s0

@@ -18,9 +18,9 @@ pub use write::write_flags;
 
 use crate::config::FlagConfig;
 use crate::convert::GroupVis;
-use crate::gpu::{Compute, Schedule};
+use crate::gpu::{Compute, Schedule, Smoothing};
 use crate::primitives::stats::median_and_mad_sigma;
-use algorithms::{masked_gaussian, sir_plane, sumthreshold_plane};
+use algorithms::{sir_plane, sumthreshold_plane};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -130,14 +130,10 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
     finish(g, summary, &cross)
 }
 
-/// Baselines whose planes are prepared, thresholded (one batched SumThreshold on the
-/// backend) and applied together: bounds the scratch memory to a few hundred planes.
-const BASELINES_PER_BATCH: usize = 256;
-
 /// One AOFlagger-style pass on every cross-correlation plane. Returns, per (time, channel),
 /// the sum over baselines and polarizations of the residuals normalised by their robust
 /// noise (unflagged samples only) and their count — no per-baseline copy is kept. The
-/// SumThreshold of each batch of baselines runs on `compute`.
+/// backgrounds and SumThreshold of each batch of baselines run on `compute`.
 fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dyn Compute) -> (Vec<f64>, Vec<u32>) {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let (plane, tf) = (nt * nf * np, nt * nf);
@@ -146,35 +142,50 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dy
     let (sig_t, sig_f) = background_widths(g, cfg);
     let cross: Vec<usize> = (0..g.baselines.len()).filter(|&b| g.baselines[b].0 != g.baselines[b].1).collect();
     let (mut sum, mut cnt) = (vec![0f64; tf], vec![0u32; tf]);
-    for batch in cross.chunks(BASELINES_PER_BATCH) {
-        // Each (baseline, pol) plane: residual amplitudes over their robust noise and the
-        // existing flags; None where the plane has no usable noise estimate.
+    // Baselines whose planes go to the backend together (the scratch memory is bounded).
+    let per_batch = (compute.planes_per_batch() / np.max(1)).max(1);
+    for batch in cross.chunks(per_batch) {
+        // Each (baseline, pol) plane's amplitudes and existing flags, then their smooth
+        // backgrounds (on the backend), then the residuals over their robust noise; planes
+        // without a usable noise estimate are left alone.
         let vis = &g.vis;
         let weight = &g.weight;
-        let prepared: Vec<Option<(Vec<f32>, Vec<bool>)>> = batch
-            .par_iter()
-            .flat_map_iter(|&b| (0..np).map(move |p| (b, p)))
-            .map(|(b, p)| {
-                let (v, w) = (&vis[b * plane..(b + 1) * plane], &weight[b * plane..(b + 1) * plane]);
-                let amp: Vec<f32> = (0..tf).map(|i| v[i * np + p].norm()).collect();
-                let fl: Vec<bool> = (0..tf).map(|i| w[i * np + p] == 0.0).collect();
-                let bg = masked_gaussian(&amp, &fl, nt, nf, sig_t, sig_f);
-                let res: Vec<f64> = (0..tf).filter(|&i| !fl[i]).map(|i| (amp[i] - bg[i]) as f64).collect();
+        let planes: Vec<(usize, usize)> = batch.iter().flat_map(|&b| (0..np).map(move |p| (b, p))).collect();
+        let mut amp = vec![0f32; planes.len() * tf];
+        let mut fl = vec![false; planes.len() * tf];
+        amp.par_chunks_mut(tf).zip(fl.par_chunks_mut(tf)).zip(planes.par_iter()).for_each(|((a, f), &(b, p))| {
+            let (v, w) = (&vis[b * plane..(b + 1) * plane], &weight[b * plane..(b + 1) * plane]);
+            for i in 0..tf {
+                a[i] = v[i * np + p].norm();
+                f[i] = w[i * np + p] == 0.0;
+            }
+        });
+        let smoothing = Smoothing { sigma_t: sig_t, sigma_f: sig_f, linear: false };
+        let bg = compute.background_planes(&amp, &fl, nt, nf, &smoothing).unwrap_or_else(|e| {
+            log::warn!("flagging background on {} failed ({e}); fitting it on the CPU", compute.name());
+            crate::gpu::Cpu.background_planes(&amp, &fl, nt, nf, &smoothing).expect("the CPU backend does not fail")
+        });
+        let norms: Vec<Option<Vec<f32>>> = amp
+            .par_chunks(tf)
+            .zip(fl.par_chunks(tf))
+            .zip(bg.par_chunks(tf))
+            .map(|((a, f), bg)| {
+                let res: Vec<f64> = (0..tf).filter(|&i| !f[i]).map(|i| (a[i] - bg[i]) as f64).collect();
                 let (_, sigma) = median_and_mad_sigma(&res)?;
                 // Positive excursions: interference adds power (and the mean of a window of
                 // pure noise residuals is zero, as SumThreshold's thresholds assume).
-                (sigma > 0.0).then(|| ((0..tf).map(|i| ((amp[i] - bg[i]) as f64 / sigma) as f32).collect(), fl))
+                (sigma > 0.0).then(|| (0..tf).map(|i| ((a[i] - bg[i]) as f64 / sigma) as f32).collect())
             })
             .collect();
-        let used: Vec<usize> = (0..prepared.len()).filter(|&k| prepared[k].is_some()).collect();
+        drop((amp, bg));
+        let used: Vec<usize> = (0..norms.len()).filter(|&k| norms[k].is_some()).collect();
         let mut values = Vec::with_capacity(used.len() * tf);
         let mut flags = Vec::with_capacity(used.len() * tf);
         for &k in &used {
-            let (v, f) = prepared[k].as_ref().expect("used");
-            values.extend_from_slice(v);
-            flags.extend_from_slice(f);
+            values.extend_from_slice(norms[k].as_ref().expect("used"));
+            flags.extend_from_slice(&fl[k * tf..(k + 1) * tf]);
         }
-        drop(prepared);
+        drop(norms);
         if let Err(e) = compute.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule) {
             log::warn!("SumThreshold on {} failed ({e}); running it on the CPU", compute.name());
             flags.clear();

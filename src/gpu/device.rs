@@ -10,7 +10,7 @@
 //! solving still run on the CPU.
 
 use super::{kernels, twins, Compute, GainGrid, GpuError};
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use num_complex::{Complex32, Complex64};
 use std::sync::Arc;
 
@@ -25,6 +25,8 @@ pub struct Gpu {
     pub(super) degrid: CudaFunction,
     sumthreshold: CudaFunction,
     cal_stats: CudaFunction,
+    smooth_prep: CudaFunction,
+    smooth_pass: CudaFunction,
     pub(super) stack: super::device_stack::StackKernels,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
@@ -71,6 +73,8 @@ impl Gpu {
         let degrid = load("degrid.cu", "degrid_points")?;
         let sumthreshold = load("sumthreshold.cu", "sumthreshold_lines")?;
         let cal_stats = load("calstats.cu", "cal_stats")?;
+        let smooth_prep = load("background.cu", "smooth_prep")?;
+        let smooth_pass = load("background.cu", "smooth_pass")?;
         let stack = super::device_stack::StackKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(|e| format!("{e:?}"))?;
         // Ranks on this device: those with the same local rank modulo the device count.
@@ -86,7 +90,7 @@ impl Gpu {
             (Some(d), Some(b), Some(v)) => Some((d, b, v)),
             _ => None,
         };
-        Ok(Gpu { ctx, stream, stream2, rephase, apply, grid, degrid, sumthreshold, cal_stats, stack, ffts: Default::default(), name, budget, pci })
+        Ok(Gpu { ctx, stream, stream2, rephase, apply, grid, degrid, sumthreshold, cal_stats, smooth_prep, smooth_pass, stack, ffts: Default::default(), name, budget, pci })
     }
 
     /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting
@@ -190,6 +194,45 @@ impl Compute for Gpu {
         self.name.clone()
     }
 
+    /// Batches of planes to the budget: prep, the pass along frequency, the pass along time
+    /// (as the twin), the surface back as f32.
+    fn background_planes(&self, values: &[f32], flags: &[bool], nt: usize, nf: usize, sm: &super::Smoothing) -> Result<Vec<f32>, GpuError> {
+        let tf = nt * nf;
+        if tf == 0 || values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let per_batch = (self.budget / (tf * 40)).clamp(1, (values.len() / tf).max(1));
+        let s = &self.stream;
+        let taps = |sigma: f64| crate::flag::algorithms::gaussian_taps(sigma);
+        let (kt, kf) = (taps(sm.sigma_t), taps(sm.sigma_f));
+        let (d_kt, d_kf) = (s.clone_htod(&kt).map_err(cuda)?, s.clone_htod(&kf).map_err(cuda)?);
+        let mut out = Vec::with_capacity(values.len());
+        for (vals, fl) in values.chunks(per_batch * tf).zip(flags.chunks(per_batch * tf)) {
+            let (n, planes) = (vals.len(), vals.len() / tf);
+            let d_val = s.clone_htod(vals).map_err(cuda)?;
+            let host: Vec<u8> = fl.iter().map(|&x| u8::from(x)).collect();
+            let d_fl = s.clone_htod(&host).map_err(cuda)?;
+            let (mut v0, mut w0) = (s.alloc_zeros::<f64>(n).map_err(cuda)?, s.alloc_zeros::<f64>(n).map_err(cuda)?);
+            let (mut v1, mut w1) = (s.alloc_zeros::<f64>(n).map_err(cuda)?, s.alloc_zeros::<f64>(n).map_err(cuda)?);
+            let n64 = n as i64;
+            let mut b = s.launch_builder(&self.smooth_prep);
+            b.arg(&d_val).arg(&d_fl).arg(&n64).arg(&mut v0).arg(&mut w0);
+            unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(cuda)?;
+            let (lin, np, plane) = (i32::from(sm.linear), planes as i32, tf as i64);
+            // Along frequency (v0, w0) -> (v1, w1), then along time (v1, w1) -> (v0, w0).
+            let pass = |src: (&CudaSlice<f64>, &CudaSlice<f64>), dst: (&mut CudaSlice<f64>, &mut CudaSlice<f64>), (lines, step, stride, len): (usize, usize, usize, usize), kern: &CudaSlice<f64>| -> Result<(), GpuError> {
+                let (li, st, sd, ln, h) = (lines as i32, step as i32, stride as i32, len as i32, (kern.len() / 2) as i32);
+                let mut b = s.launch_builder(&self.smooth_pass);
+                b.arg(src.0).arg(src.1).arg(&li).arg(&st).arg(&sd).arg(&ln).arg(kern).arg(&h).arg(&lin).arg(&np).arg(&plane).arg(dst.0).arg(dst.1);
+                unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(cuda).map(|_| ())
+            };
+            pass((&v0, &w0), (&mut v1, &mut w1), (nt, nf, 1, nf), &d_kf)?;
+            pass((&v1, &w1), (&mut v0, &mut w0), (nf, 1, nf, nt), &d_kt)?;
+            out.extend(s.clone_dtoh(&v0).map_err(cuda)?.into_iter().map(|x| x as f32));
+        }
+        Ok(out)
+    }
+
     /// Batches of planes to the budget; per window, the frequency and time passes read the
     /// current flags and write the next (as the twin), the two buffers swapped on device.
     fn sumthreshold_planes(&self, values: &[f32], flags: &mut [bool], nt: usize, nf: usize, sched: &super::Schedule) -> Result<(), GpuError> {
@@ -238,6 +281,10 @@ impl Compute for Gpu {
 
     fn pci(&self) -> Option<(u32, u32, u32)> {
         self.pci
+    }
+
+    fn planes_per_batch(&self) -> usize {
+        8192
     }
 
     fn rephase(&self, vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) -> Result<(), GpuError> {
@@ -371,6 +418,21 @@ mod tests {
         crate::gpu::Cpu.sumthreshold_planes(&values, &mut cpu, v.nt, v.nf, &sched).unwrap();
         assert!(cpu.iter().filter(|&&f| f).count() > flags.iter().filter(|&&f| f).count());
         assert_eq!(dev, cpu);
+    }
+
+    #[test]
+    fn batched_background_matches_the_cpu_smoothing() {
+        let Some(g) = device() else { return };
+        let v = vectors::sumthreshold();
+        let values: Vec<f32> = (0..3).flat_map(|k| v.values.iter().map(move |x| x + 0.1 * k as f32)).collect();
+        let flags: Vec<bool> = (0..3).flat_map(|_| v.flags.iter().copied()).collect();
+        for linear in [false, true] {
+            let sm = crate::gpu::Smoothing { sigma_t: 3.0, sigma_f: 5.5, linear };
+            let dev = g.background_planes(&values, &flags, v.nt, v.nf, &sm).unwrap();
+            let cpu = crate::gpu::Cpu.background_planes(&values, &flags, v.nt, v.nf, &sm).unwrap();
+            let err = dev.iter().zip(&cpu).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err < 1e-6, "linear {linear}: max difference {err}");
+        }
     }
 
     #[test]

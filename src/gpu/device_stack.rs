@@ -340,6 +340,9 @@ mod tests {
         fn sumthreshold_planes(&self, v: &[f32], f: &mut [bool], nt: usize, nf: usize, s: &crate::gpu::Schedule) -> Result<(), GpuError> {
             self.0.sumthreshold_planes(v, f, nt, nf, s)
         }
+        fn background_planes(&self, v: &[f32], f: &[bool], nt: usize, nf: usize, s: &crate::gpu::Smoothing) -> Result<Vec<f32>, GpuError> {
+            self.0.background_planes(v, f, nt, nf, s)
+        }
         fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
             Ok(self.0.grid_wstack_dev(job).unwrap_or_else(|e| panic!("device gridding failed: {e}")))
         }

@@ -77,6 +77,14 @@ pub trait Compute: Send + Sync {
     /// SumThreshold with AOFlagger's schedule on consecutive nt x nf planes: `flags` (one
     /// per sample) in, the combined flags out. Twin: flag::algorithms::sumthreshold_plane.
     fn sumthreshold_planes(&self, values: &[f32], flags: &mut [bool], nt: usize, nf: usize, s: &Schedule) -> Result<(), GpuError>;
+    /// The flagger's masked Gaussian background on consecutive nt x nf planes (twin:
+    /// flag::algorithms::masked_smooth per plane).
+    fn background_planes(&self, values: &[f32], flags: &[bool], nt: usize, nf: usize, s: &Smoothing) -> Result<Vec<f32>, GpuError>;
+    /// How many flagging planes to hand over at once: a few per thread on the CPU (they
+    /// stay in cache), thousands on a GPU (transfers and launches amortised).
+    fn planes_per_batch(&self) -> usize {
+        8 * rayon::current_num_threads().max(1)
+    }
     /// The device's PCI (domain, bus, device) for NVML; None on the CPU.
     fn pci(&self) -> Option<(u32, u32, u32)> {
         None
@@ -98,6 +106,15 @@ impl Schedule {
     pub fn windows(&self) -> impl Iterator<Item = (usize, f32)> + '_ {
         std::iter::successors(Some(1usize), |m| Some(m * 2)).take_while(|&m| m <= self.max_m_time.max(self.max_m_freq)).map(|m| (m, self.chi1 / self.rho.powf((m as f32).log2())))
     }
+}
+
+/// The flagger's background window: Gaussian sigmas (samples) along time and frequency,
+/// local-linear (true) or local-constant fits.
+#[derive(Debug, Clone, Copy)]
+pub struct Smoothing {
+    pub sigma_t: f64,
+    pub sigma_f: f64,
+    pub linear: bool,
 }
 
 /// Gains per (time, antenna, channel, pol), None where the table has no valid solution.
@@ -134,6 +151,14 @@ impl Compute for Cpu {
     }
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         Ok(crate::imaging::gridder::wstack_cpu(job))
+    }
+    fn background_planes(&self, values: &[f32], flags: &[bool], nt: usize, nf: usize, s: &Smoothing) -> Result<Vec<f32>, GpuError> {
+        let tf = (nt * nf).max(1);
+        let mut out = vec![0f32; values.len()];
+        out.par_chunks_mut(tf).zip(values.par_chunks(tf)).zip(flags.par_chunks(tf)).for_each(|((o, v), f)| {
+            o.copy_from_slice(&crate::flag::algorithms::masked_smooth(v, f, nt, nf, s.sigma_t, s.sigma_f, s.linear));
+        });
+        Ok(out)
     }
     fn sumthreshold_planes(&self, values: &[f32], flags: &mut [bool], nt: usize, nf: usize, s: &Schedule) -> Result<(), GpuError> {
         flags.par_chunks_mut(nt * nf).zip(values.par_chunks(nt * nf)).for_each(|(f, v)| {

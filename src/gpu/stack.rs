@@ -388,6 +388,9 @@ pub(crate) mod tests {
         fn sumthreshold_planes(&self, _: &[f32], _: &mut [bool], _: usize, _: usize, _: &super::super::Schedule) -> Result<(), super::super::GpuError> {
             unreachable!()
         }
+        fn background_planes(&self, _: &[f32], _: &[bool], _: usize, _: usize, _: &super::super::Smoothing) -> Result<Vec<f32>, super::super::GpuError> {
+            unreachable!()
+        }
         fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), super::super::GpuError> {
             unstack(job, out);
             Ok(())
