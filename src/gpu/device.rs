@@ -3,11 +3,11 @@
 //! disk between runs, see kernels::ptx_cache_dir), work chunked to the rank's GPU-memory
 //! budget.
 //!
-//! The Compute seam runs rephasing, calibration apply and the w-stacked gridding and
-//! degridding (device_stack: pinned double-buffered uploads, tiles in shared memory,
-//! cuFFT) here. The SumThreshold and calibration-statistics kernels have device launchers
-//! checked against the shared vectors where a GPU exists; flagging and calibration
-//! solving still run on the CPU.
+//! The Compute seam runs rephasing, calibration apply, the flagger's backgrounds and
+//! SumThreshold, and the w-stacked gridding and degridding (device_stack: pinned
+//! double-buffered uploads, tiles in shared memory, cuFFT) here. The calibration-
+//! statistics kernel has a launcher checked against its vectors where a GPU exists; the
+//! solver's accumulation runs on the CPU (it is bound by the host's model prediction).
 
 use super::{kernels, twins, Compute, GainGrid, GpuError};
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};

@@ -4,7 +4,8 @@
 //!
 //! Device choice: the node-local rank (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID,
 //! MPI_LOCALRANKID, else 0) modulo the visible devices. `gpu: auto` uses a device when the
-//! CUDA driver library and a device are there and says once why not otherwise; `required`
+//! CUDA driver, NVRTC and cuFFT libraries and a device are there and says once why not
+//! otherwise; `required`
 //! fails with that reason; `off` never looks. cudarc panics when libcuda is absent, so the
 //! library's presence is checked before any call.
 
