@@ -2,7 +2,9 @@
 //! subband (48 channels, 2 pols) of a 24-integration group, rephased to the group centre.
 //! Reports visibilities per second (cross-correlations x channels x pols) through
 //! rephasing + w-stacked gridding + FFTs into a 1024 x 1024 image at 12", and through
-//! degridding a model image (40 point components) back to every visibility.
+//! degridding a model image (40 point components) back to every visibility. With the
+//! `gpu` feature and a device, the same blocks gridded and degridded on the GPU too
+//! (`gpu_...`); without one the bench says it skipped them.
 
 mod common;
 use common::dsa110_group;
@@ -38,6 +40,30 @@ fn bench(c: &mut Criterion) {
             model[(200 + 15 * k) * 1024 + 180 + 16 * k] = 1.0 + k as f64 * 0.1;
         }
         group.bench_function(format!("degrid_dsa110_subband_eps{eps:e}"), |b| b.iter(|| degrid(&spec, &model, &block).len()));
+    }
+    #[cfg(feature = "gpu")]
+    match contimg::gpu::device::Gpu::open(0, 1, 0.0) {
+        Err(why) => eprintln!("SKIPPED: GPU gridding benches: {why}"),
+        Ok(gpu) => {
+            // A device failure falls back to the CPU with a warning: show it.
+            let _ = env_logger::builder().filter_level(log::LevelFilter::Warn).try_init();
+            eprintln!("GPU benches on {}", contimg::gpu::Compute::name(&gpu));
+            for eps in [1e-4, 1e-6] {
+                let spec = GridSpec::new(1024, (12.0f64 / 3600.0).to_radians(), eps);
+                group.bench_function(format!("gpu_dsa110_subband_eps{eps:e}"), |b| {
+                    b.iter(|| {
+                        let mut grids = GridPair::new(spec);
+                        grids.add_with(&block, &gpu);
+                        grids.sum_w
+                    })
+                });
+                let mut model = vec![0.0; 1024 * 1024];
+                for k in 0..40 {
+                    model[(200 + 15 * k) * 1024 + 180 + 16 * k] = 1.0 + k as f64 * 0.1;
+                }
+                group.bench_function(format!("gpu_degrid_dsa110_subband_eps{eps:e}"), |b| b.iter(|| contimg::imaging::degridder::degrid_with(&spec, &model, &block, &gpu).len()));
+            }
+        }
     }
     group.finish();
 }
