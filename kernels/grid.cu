@@ -2,9 +2,11 @@
 // is spread with the separable exponential-of-semicircle kernel (support W, taps from the
 // host's formula phi(x) = exp(beta (sqrt(1 - x^2) - 1)), times its w-kernel weight) onto
 // the plane. Threads of a block share one TILE x TILE tile of the grid in shared memory:
-// visibilities are pre-sorted into tiles by the host (tile_start[k]..tile_start[k+1]),
-// accumulated in shared memory with shared atomics, then added to the global grid once
-// per tile cell (no global atomic per kernel tap).
+// visibilities are pre-sorted into tiles, and block b takes the segment
+// seg_start[b]..seg_start[b+1] of tile seg_tile[b] (a crowded tile — the array's dense
+// core — is split over several blocks, so no block holds up the launch), accumulates it in
+// shared memory with shared atomics, then adds it to the global grid once per tile cell
+// (no global atomic per kernel tap).
 // CPU twin: contimg::gpu::twins::grid_tiles (same taps; f64 accumulation order differs).
 #define TILE 32
 #define MAXW 16
@@ -15,15 +17,16 @@ __device__ inline double es_phi(double x, double beta) {
 }
 
 extern "C" __global__ void grid_tiles(double2* grid, int ng, const double* u_px, const double* v_px, const double2* vis_w,
-                                      const double* w_weight, const int* tile_start, int tiles_x, int support, double beta) {
+                                      const double* w_weight, const int* seg_tile, const int* seg_start, int tiles_x, int support,
+                                      double beta) {
     __shared__ double2 tile[TILE + MAXW][TILE + MAXW];
-    int k = blockIdx.x;
+    int k = seg_tile[blockIdx.x];
     int tx0 = (k % tiles_x) * TILE, ty0 = (k / tiles_x) * TILE;
     int span = TILE + support;
     for (int i = threadIdx.x; i < span * span; i += blockDim.x) tile[i / span][i % span] = make_double2(0.0, 0.0);
     __syncthreads();
     double half = support * 0.5;
-    for (int j = tile_start[k] + threadIdx.x; j < tile_start[k + 1]; j += blockDim.x) {
+    for (int j = seg_start[blockIdx.x] + threadIdx.x; j < seg_start[blockIdx.x + 1]; j += blockDim.x) {
         double u = u_px[j], v = v_px[j];
         int x0 = (int)ceil(u - half), y0 = (int)ceil(v - half);
         double2 val = vis_w[j];

@@ -94,7 +94,7 @@ impl Gpu {
     }
 
     /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting
-    /// sort on the host), one block per tile accumulating in shared memory.
+    /// sort on the host), one block per segment of a tile accumulating in shared memory.
     #[allow(clippy::too_many_arguments)]
     pub fn grid_tiles(&self, ng: usize, u_px: &[f64], v_px: &[f64], vis_w: &[Complex64], w_weight: &[f64], support: usize, beta: f64) -> Result<Vec<Complex64>, GpuError> {
         const TILE: usize = 32;
@@ -124,11 +124,14 @@ impl Gpu {
         let vis: Vec<f64> = order.iter().flat_map(|&j| [vis_w[j].re, vis_w[j].im]).collect();
         let s = &self.stream;
         let mut d_grid = s.alloc_zeros::<f64>(2 * ng * ng).map_err(cuda)?;
-        let (d_u, d_v, d_vis, d_w, d_start) = (s.clone_htod(&pick(u_px)).map_err(cuda)?, s.clone_htod(&pick(v_px)).map_err(cuda)?, s.clone_htod(&vis).map_err(cuda)?, s.clone_htod(&pick(w_weight)).map_err(cuda)?, s.clone_htod(&start).map_err(cuda)?);
+        // Small segments here, so the vectors exercise tiles split over several blocks.
+        let (seg_tile, seg_start) = super::stack::segments(&start, 16);
+        let (d_u, d_v, d_vis, d_w) = (s.clone_htod(&pick(u_px)).map_err(cuda)?, s.clone_htod(&pick(v_px)).map_err(cuda)?, s.clone_htod(&vis).map_err(cuda)?, s.clone_htod(&pick(w_weight)).map_err(cuda)?);
+        let (d_seg_tile, d_seg_start) = (s.clone_htod(&seg_tile).map_err(cuda)?, s.clone_htod(&seg_start).map_err(cuda)?);
         let (ngi, tx, sup) = (ng as i32, tiles_x as i32, support as i32);
         let mut b = s.launch_builder(&self.grid);
-        b.arg(&mut d_grid).arg(&ngi).arg(&d_u).arg(&d_v).arg(&d_vis).arg(&d_w).arg(&d_start).arg(&tx).arg(&sup).arg(&beta);
-        let cfg = LaunchConfig { grid_dim: (ntiles as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        b.arg(&mut d_grid).arg(&ngi).arg(&d_u).arg(&d_v).arg(&d_vis).arg(&d_w).arg(&d_seg_tile).arg(&d_seg_start).arg(&tx).arg(&sup).arg(&beta);
+        let cfg = LaunchConfig { grid_dim: (seg_tile.len() as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         unsafe { b.launch(cfg) }.map_err(cuda)?;
         let out = s.clone_dtoh(&d_grid).map_err(cuda)?;
         Ok(out.chunks_exact(2).map(|c| Complex64::new(c[0], c[1])).collect())

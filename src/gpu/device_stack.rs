@@ -5,7 +5,8 @@
 //! Gridding a block: rows are packed into pinned host buffers and copied in slices on two
 //! streams in turn, so one slice's copy overlaps the previous slice's preparation; the
 //! prepared items are counting-sorted into 32 x 32 tiles on the device (the host only
-//! scans the tile counts), then every w-plane is gridded tile by tile in shared memory,
+//! scans the tile counts), then every w-plane is gridded tile by tile in shared memory
+//! (crowded tiles split over several blocks),
 //! transformed and added to the block images through its w-screen. Everything stays on
 //! the device until the two block images come back. A block whose items exceed the
 //! rank's GPU-memory budget is done in passes of rows (each pass transforms its planes).
@@ -197,7 +198,8 @@ impl Gpu {
             if total == 0 {
                 continue;
             }
-            let d_start = s.clone_htod(&start).map_err(cuda)?;
+            let (seg_tile, seg_start) = stack::segments(&start, stack::segment_size(total));
+            let (d_seg_tile, d_seg_start) = (s.clone_htod(&seg_tile).map_err(cuda)?, s.clone_htod(&seg_start).map_err(cuda)?);
             let mut fill = s.clone_htod(&start[..ntiles]).map_err(cuda)?;
             let mut sorted = DevItems {
                 u: s.alloc_zeros(total).map_err(cuda)?,
@@ -227,8 +229,8 @@ impl Gpu {
                     let vals = if k == 0 { &sorted.val } else { &sorted.pval };
                     s.memset_zeros(&mut plane).map_err(cuda)?;
                     let mut l = s.launch_builder(&self.grid);
-                    l.arg(&mut plane).arg(&ngi).arg(&sorted.u).arg(&sorted.v).arg(vals).arg(&ww).arg(&d_start).arg(&tx).arg(&sup).arg(&g.beta);
-                    let cfg = LaunchConfig { grid_dim: (ntiles as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+                    l.arg(&mut plane).arg(&ngi).arg(&sorted.u).arg(&sorted.v).arg(vals).arg(&ww).arg(&d_seg_tile).arg(&d_seg_start).arg(&tx).arg(&sup).arg(&g.beta);
+                    let cfg = LaunchConfig { grid_dim: (seg_tile.len() as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
                     unsafe { l.launch(cfg) }.map_err(cuda)?;
                     let mut l = s.launch_builder(&self.stack.checkerboard);
                     l.arg(&mut plane).arg(&ngi);

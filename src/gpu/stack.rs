@@ -150,6 +150,31 @@ pub fn tile_order(key: &[i32], ntiles: usize) -> (Vec<i32>, Vec<usize>) {
     (start, order)
 }
 
+/// The gridding launch's segments: each tile's items (start[k]..start[k+1], as sorted)
+/// cut into runs of at most `max_items`, one block each. Returns (tile of each segment,
+/// segment starts with the end appended). Segments follow the item order, so together
+/// they cover every item once.
+pub fn segments(start: &[i32], max_items: usize) -> (Vec<i32>, Vec<i32>) {
+    let max = max_items.max(1) as i32;
+    let (mut tiles, mut starts) = (Vec::new(), Vec::new());
+    for k in 0..start.len().saturating_sub(1) {
+        let mut a = start[k];
+        while a < start[k + 1] {
+            tiles.push(k as i32);
+            starts.push(a);
+            a = (a + max).min(start[k + 1]);
+        }
+    }
+    starts.push(*start.last().unwrap_or(&0));
+    (tiles, starts)
+}
+
+/// Items per gridding block: a crowded tile is shared by several blocks, so that the
+/// largest block holds no more than ~1/1024 of the plane's items (at least 2048).
+pub fn segment_size(total: usize) -> usize {
+    (total / 1024).max(2048)
+}
+
 /// Twin of `w_weights`.
 pub fn w_weights(w_lam: &[f64], wp: f64, halfwidth: f64, beta: f64) -> Vec<f64> {
     w_lam.iter().map(|&w| es_phi((w - wp) / halfwidth, beta)).collect()
@@ -441,6 +466,19 @@ pub(crate) mod tests {
                 assert!(twin[r * 6..(r + 1) * 6].iter().all(|v| v.norm() == 0.0), "excluded row {r} predicted");
             }
         }
+    }
+
+    #[test]
+    fn segments_cover_every_item_once_and_split_crowded_tiles() {
+        let start = vec![0, 5, 5, 12, 13];
+        let (tiles, starts) = segments(&start, 3);
+        assert_eq!(tiles, vec![0, 0, 2, 2, 2, 3]);
+        assert_eq!(starts, vec![0, 3, 5, 8, 11, 12, 13]);
+        for (s, &t) in tiles.iter().enumerate() {
+            let (a, b) = (starts[s], starts[s + 1]);
+            assert!(b - a <= 3 && a >= start[t as usize] && b <= start[t as usize + 1]);
+        }
+        assert_eq!(segments(&[0, 0], 4), (vec![], vec![0]));
     }
 
     #[test]
