@@ -180,20 +180,19 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dy
         drop((amp, bg));
         let used: Vec<usize> = (0..norms.len()).filter(|&k| norms[k].is_some()).collect();
         let mut values = Vec::with_capacity(used.len() * tf);
-        let mut flags = Vec::with_capacity(used.len() * tf);
-        for &k in &used {
-            values.extend_from_slice(norms[k].as_ref().expect("used"));
-            flags.extend_from_slice(&fl[k * tf..(k + 1) * tf]);
-        }
+        used.iter().for_each(|&k| values.extend_from_slice(norms[k].as_deref().expect("used")));
         drop(norms);
+        // The used planes' own flags (again after a failed backend, which may have left
+        // them half-done).
+        let initial = || {
+            let mut f = Vec::with_capacity(used.len() * tf);
+            used.iter().for_each(|&k| f.extend_from_slice(&fl[k * tf..(k + 1) * tf]));
+            f
+        };
+        let mut flags = initial();
         if let Err(e) = compute.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule) {
             log::warn!("SumThreshold on {} failed ({e}); running it on the CPU", compute.name());
-            flags.clear();
-            // The planes' own flags again (the failed backend may have left them half-done).
-            for &k in &used {
-                let (b, p) = (batch[k / np], k % np);
-                flags.extend((0..tf).map(|i| g.weight[b * plane + i * np + p] == 0.0));
-            }
+            flags = initial();
             crate::gpu::Cpu.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule).expect("the CPU backend does not fail");
         }
         // Apply: per baseline in parallel, the normalised residuals summed where unflagged.
