@@ -97,29 +97,10 @@ impl Gpu {
     /// sort on the host), one block per segment of a tile accumulating in shared memory.
     #[allow(clippy::too_many_arguments)]
     pub fn grid_tiles(&self, ng: usize, u_px: &[f64], v_px: &[f64], vis_w: &[Complex64], w_weight: &[f64], support: usize, beta: f64) -> Result<Vec<Complex64>, GpuError> {
-        const TILE: usize = 32;
+        use super::stack::{tile_key, tile_order, TILE};
         let tiles_x = ng.div_ceil(TILE);
-        let half = support as f64 / 2.0;
-        let tile_of = |j: usize| {
-            let x0 = ((u_px[j] - half).ceil().max(0.0) as usize / TILE).min(tiles_x - 1);
-            let y0 = ((v_px[j] - half).ceil().max(0.0) as usize / TILE).min(tiles_x - 1);
-            y0 * tiles_x + x0
-        };
-        let ntiles = tiles_x * tiles_x;
-        let mut start = vec![0i32; ntiles + 1];
-        for j in 0..u_px.len() {
-            start[tile_of(j) + 1] += 1;
-        }
-        for k in 0..ntiles {
-            start[k + 1] += start[k];
-        }
-        let mut fill = start.clone();
-        let mut order = vec![0usize; u_px.len()];
-        for j in 0..u_px.len() {
-            let t = tile_of(j);
-            order[fill[t] as usize] = j;
-            fill[t] += 1;
-        }
+        let keys: Vec<i32> = (0..u_px.len()).map(|j| tile_key(u_px[j], v_px[j], support, tiles_x) as i32).collect();
+        let (start, order) = tile_order(&keys, tiles_x * tiles_x);
         let pick = |v: &[f64]| -> Vec<f64> { order.iter().map(|&j| v[j]).collect() };
         let vis: Vec<f64> = order.iter().flat_map(|&j| [vis_w[j].re, vis_w[j].im]).collect();
         let s = &self.stream;

@@ -83,6 +83,14 @@ struct DevItems {
     pval: CudaSlice<double2>,
 }
 
+impl DevItems {
+    fn zeros(s: &std::sync::Arc<cudarc::driver::CudaStream>, n: usize) -> Result<Self, GpuError> {
+        let z = |n| s.alloc_zeros::<f64>(n).map_err(cuda);
+        let zc = |n| s.alloc_zeros::<double2>(n).map_err(cuda);
+        Ok(DevItems { u: z(n)?, v: z(n)?, w: z(n)?, val: zc(n)?, pval: zc(n)? })
+    }
+}
+
 impl Gpu {
     /// The cached 2-D Z2Z plan for ng x ng planes on the main stream.
     fn with_fft<R>(&self, ng: usize, f: impl FnOnce(&CudaFft) -> Result<R, GpuError>) -> Result<R, GpuError> {
@@ -129,13 +137,7 @@ impl Gpu {
         let stride = nchan * npol;
         let items = rows.len() * nchan;
         let s = &self.stream;
-        let mut it = DevItems {
-            u: s.alloc_zeros(items).map_err(cuda)?,
-            v: s.alloc_zeros(items).map_err(cuda)?,
-            w: s.alloc_zeros(items).map_err(cuda)?,
-            val: s.alloc_zeros(items).map_err(cuda)?,
-            pval: s.alloc_zeros(items).map_err(cuda)?,
-        };
+        let mut it = DevItems::zeros(s, items)?;
         let d_freqs = s.clone_htod(b.freqs).map_err(cuda)?;
         let (fd, fp) = (stack::factors(job.dirty_factor, nchan), stack::factors(job.psf_factor, nchan));
         let (d_fd, d_fp) = (s.clone_htod(&fd).map_err(cuda)?, s.clone_htod(&fp).map_err(cuda)?);
@@ -185,7 +187,7 @@ impl Gpu {
         let mut plane = s.alloc_zeros::<double2>(ng * ng).map_err(cuda)?;
         let half = g.support as f64 / 2.0;
         let (ngi, ni, tx, sup) = (ng as i32, n as i32, g.tiles_x as i32, g.support as i32);
-        for rows in job.rows.chunks(rows_per_pass) {
+        for rows in job.planes.rows.chunks(rows_per_pass) {
             let items = rows.len() * nchan;
             let mut counts = s.alloc_zeros::<i32>(ntiles).map_err(cuda)?;
             let mut keys = s.alloc_zeros::<i32>(items).map_err(cuda)?;
@@ -201,13 +203,7 @@ impl Gpu {
             let (seg_tile, seg_start) = stack::segments(&start, stack::segment_size(total));
             let (d_seg_tile, d_seg_start) = (s.clone_htod(&seg_tile).map_err(cuda)?, s.clone_htod(&seg_start).map_err(cuda)?);
             let mut fill = s.clone_htod(&start[..ntiles]).map_err(cuda)?;
-            let mut sorted = DevItems {
-                u: s.alloc_zeros(total).map_err(cuda)?,
-                v: s.alloc_zeros(total).map_err(cuda)?,
-                w: s.alloc_zeros(total).map_err(cuda)?,
-                val: s.alloc_zeros(total).map_err(cuda)?,
-                pval: s.alloc_zeros(total).map_err(cuda)?,
-            };
+            let mut sorted = DevItems::zeros(s, total)?;
             let ni64 = items as i64;
             let mut l = s.launch_builder(&self.stack.tile_scatter);
             l.arg(&keys).arg(&ni64).arg(&it.u).arg(&it.v).arg(&it.w).arg(&it.val).arg(&it.pval).arg(&mut fill);
@@ -216,9 +212,9 @@ impl Gpu {
             drop((it, keys));
             let mut ww = s.alloc_zeros::<f64>(total).map_err(cuda)?;
             let nt64 = total as i64;
-            for p in stack::plane_range(rows, job.wrange, job.w0, job.dw, half, job.nplanes) {
-                let wp = job.w0 + p as f64 * job.dw;
-                let hw = job.dw * half;
+            for p in job.planes.touched(rows, g.support) {
+                let wp = job.planes.w0 + p as f64 * job.planes.dw;
+                let hw = job.planes.dw * half;
                 let mut l = s.launch_builder(&self.stack.w_weights);
                 l.arg(&sorted.w).arg(&nt64).arg(&wp).arg(&hw).arg(&g.beta).arg(&mut ww);
                 unsafe { l.launch(launch_1d(total)?) }.map_err(cuda)?;
@@ -265,7 +261,7 @@ impl Gpu {
         let mut plane = s.alloc_zeros::<double2>(ng * ng).map_err(cuda)?;
         let half = g.support as f64 / 2.0;
         let (ngi, ni, sup, nc) = (ng as i32, n as i32, g.support as i32, nchan as i32);
-        for rows in job.rows.chunks(rows_per_pass) {
+        for rows in job.planes.rows.chunks(rows_per_pass) {
             let (m, items) = (rows.len(), rows.len() * nchan);
             let (mut uvw, mut dw) = (vec![0f64; 3 * m], vec![0f64; m]);
             stack::pack_rows(b, rows, &mut [], &mut [], &mut uvw, &mut dw);
@@ -282,9 +278,9 @@ impl Gpu {
             let mut tmp = s.alloc_zeros::<double2>(items).map_err(cuda)?;
             let mut ww = s.alloc_zeros::<f64>(items).map_err(cuda)?;
             let (i32n, i64n) = (items as i32, items as i64);
-            for p in stack::plane_range(rows, job.wrange, job.w0, job.dw, half, job.nplanes) {
-                let wp = job.w0 + p as f64 * job.dw;
-                let hw = job.dw * half;
+            for p in job.planes.touched(rows, g.support) {
+                let wp = job.planes.w0 + p as f64 * job.planes.dw;
+                let hw = job.planes.dw * half;
                 s.memset_zeros(&mut plane).map_err(cuda)?;
                 let mut l = s.launch_builder(&self.stack.wscreen_fill);
                 l.arg(&d_pre).arg(&ni).arg(&g.cell).arg(&wp).arg(&ngi).arg(&mut plane);

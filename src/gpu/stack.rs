@@ -76,6 +76,29 @@ pub fn pack_rows(b: &VisBlock, rows: &[u32], vis: &mut [f32], weight: &mut [f32]
     }
 }
 
+/// Item i's (row i / nchan, channel i % nchan) geometry, as the prep kernels start: the
+/// flip to w >= 0, (u, v, w) in wavelengths after it, grid coordinates, and whether it
+/// passes the uv cuts.
+struct Coords {
+    s: f64,
+    u: f64,
+    v: f64,
+    w: f64,
+    gu: f64,
+    gv: f64,
+    in_cuts: bool,
+}
+
+fn coords(uvw: &[f64], freqs: &[f64], i: usize, g: &Geometry) -> Coords {
+    let (r, c) = (i / freqs.len(), i % freqs.len());
+    let [um, vm, wm] = [uvw[3 * r], uvw[3 * r + 1], uvw[3 * r + 2]];
+    let s = if wm < 0.0 { -1.0 } else { 1.0 };
+    let lam = freqs[c] / C_M_S;
+    let (u, v, w) = (s * um * lam, s * vm * lam, s * wm * lam);
+    let q = u * u + v * v;
+    Coords { s, u, v, w, gu: g.centre - u * g.scale, gv: g.centre + v * g.scale, in_cuts: !(q < g.uvmin2 || (g.uvmax2 > 0.0 && q > g.uvmax2)) }
+}
+
 /// Prepared gridding items (one per row and channel), as grid_prep writes them.
 #[derive(Debug, Clone, Default)]
 pub struct Items {
@@ -95,12 +118,8 @@ pub fn grid_prep(vis: &[f32], weight: &[f32], uvw: &[f64], dw: &[f64], freqs: &[
     let mut it = Items { u_px: vec![0.0; n], v_px: vec![0.0; n], w_lam: vec![0.0; n], val: vec![Complex64::new(0.0, 0.0); n], pval: vec![Complex64::new(0.0, 0.0); n], key: vec![-1; n] };
     for i in 0..n {
         let (r, c) = (i / nchan, i % nchan);
-        let [um, vm, wm] = [uvw[3 * r], uvw[3 * r + 1], uvw[3 * r + 2]];
-        let s = if wm < 0.0 { -1.0 } else { 1.0 };
-        let lam = freqs[c] / C_M_S;
-        let (u, v) = (s * um * lam, s * vm * lam);
-        let q = u * u + v * v;
-        let mut ok = !(q < g.uvmin2 || (g.uvmax2 > 0.0 && q > g.uvmax2)) && (u * g.scale).abs() < g.limit && (v * g.scale).abs() < g.limit;
+        let Coords { s, u, v, w, gu, gv, in_cuts } = coords(uvw, freqs, i, g);
+        let mut ok = in_cuts && (u * g.scale).abs() < g.limit && (v * g.scale).abs() < g.limit;
         let (mut vsum, mut ws) = (Complex64::new(0.0, 0.0), 0.0);
         for p in 0..npol {
             let wt = weight[i * npol + p];
@@ -115,19 +134,24 @@ pub fn grid_prep(vis: &[f32], weight: &[f32], uvw: &[f64], dw: &[f64], freqs: &[
         if s < 0.0 {
             a = a.conj();
         }
-        let (gu, gv) = (g.centre - u * g.scale, g.centre + v * g.scale);
         it.u_px[i] = gu;
         it.v_px[i] = gv;
-        it.w_lam[i] = if ok { s * wm * lam } else { REJECT };
+        it.w_lam[i] = if ok { w } else { REJECT };
         it.val[i] = a * fdirty[c];
         it.pval[i] = Complex64::new(ws * fpsf[c], 0.0);
         if ok {
-            let half = g.support as f64 * 0.5;
-            let t = |x: f64| (((x - half).ceil().max(0.0) as usize) / TILE).min(g.tiles_x - 1);
-            it.key[i] = (t(gv) * g.tiles_x + t(gu)) as i32;
+            it.key[i] = tile_key(gu, gv, g.support, g.tiles_x) as i32;
         }
     }
     it
+}
+
+/// The gridding tile of a visibility at grid coordinates (gu, gv): the tile of its first
+/// kernel tap (as grid_prep computes it).
+pub fn tile_key(gu: f64, gv: f64, support: usize, tiles_x: usize) -> usize {
+    let half = support as f64 * 0.5;
+    let t = |x: f64| (((x - half).ceil().max(0.0) as usize) / TILE).min(tiles_x - 1);
+    t(gv) * tiles_x + t(gu)
 }
 
 /// Twin of the counting sort (grid_prep's counts, the host's scan, tile_scatter): each
@@ -239,20 +263,13 @@ pub fn degrid_prep(uvw: &[f64], freqs: &[f64], g: &Geometry) -> (Vec<f64>, Vec<f
     let n = uvw.len() / 3 * nchan;
     let (mut u_px, mut v_px, mut w_lam) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     for i in 0..n {
-        let (r, c) = (i / nchan, i % nchan);
-        let [um, vm, wm] = [uvw[3 * r], uvw[3 * r + 1], uvw[3 * r + 2]];
-        let s = if wm < 0.0 { -1.0 } else { 1.0 };
-        let lam = freqs[c] / C_M_S;
-        let (u, v) = (s * um * lam, s * vm * lam);
-        let q = u * u + v * v;
-        let (gu, gv) = (g.centre - u * g.scale, g.centre + v * g.scale);
+        let Coords { w, gu, gv, in_cuts, .. } = coords(uvw, freqs, i, g);
         let half = g.support as f64 * 0.5;
         let (fx, fy) = ((gu - half).ceil() as i64, (gv - half).ceil() as i64);
         let inside = fx >= 0 && fy >= 0 && fx as usize + g.support <= g.ng && fy as usize + g.support <= g.ng;
-        let ok = !(q < g.uvmin2 || (g.uvmax2 > 0.0 && q > g.uvmax2)) && inside;
         u_px[i] = gu;
         v_px[i] = gv;
-        w_lam[i] = if ok { s * wm * lam } else { REJECT };
+        w_lam[i] = if in_cuts && inside { w } else { REJECT };
     }
     (u_px, v_px, w_lam)
 }
@@ -271,18 +288,6 @@ pub fn degrid_finish(acc: &[Complex64], uvw: &[f64], dw: &[f64], freqs: &[f64]) 
         .collect()
 }
 
-/// The planes a set of rows touches: those whose w-kernel window meets the rows' w ranges.
-pub fn plane_range(rows: &[u32], wrange: &[[f64; 2]], w0: f64, dw: f64, half: f64, nplanes: usize) -> std::ops::Range<usize> {
-    let lo = rows.iter().map(|&r| wrange[r as usize][0]).fold(f64::INFINITY, f64::min);
-    let hi = rows.iter().map(|&r| wrange[r as usize][1]).fold(f64::NEG_INFINITY, f64::max);
-    if rows.is_empty() {
-        return 0..0;
-    }
-    let first = ((lo - w0) / dw - half).floor().max(0.0) as usize;
-    let last = (((hi - w0) / dw + half).ceil().max(0.0) as usize + 1).min(nplanes);
-    first.min(last)..last
-}
-
 /// The per-channel factors the prep kernel takes (ones where an image is not gridded).
 pub fn factors(f: Option<&[f64]>, nchan: usize) -> Vec<f64> {
     f.map(|x| x.to_vec()).unwrap_or_else(|| vec![1.0; nchan])
@@ -293,9 +298,9 @@ pub fn factors(f: Option<&[f64]>, nchan: usize) -> Vec<f64> {
 pub fn wstack(job: &WStack) -> (Vec<f64>, Vec<f64>) {
     let (spec, b) = (job.spec, job.b);
     let g = Geometry::new(spec);
-    let (nchan, npol, nr) = (b.freqs.len(), b.npol, job.rows.len());
+    let (nchan, npol, nr) = (b.freqs.len(), b.npol, job.planes.rows.len());
     let (mut vis, mut wt, mut uvw, mut dw) = (vec![0f32; 2 * nr * nchan * npol], vec![0f32; nr * nchan * npol], vec![0f64; 3 * nr], vec![0f64; nr]);
-    pack_rows(b, job.rows, &mut vis, &mut wt, &mut uvw, &mut dw);
+    pack_rows(b, &job.planes.rows, &mut vis, &mut wt, &mut uvw, &mut dw);
     let (fd, fp) = (factors(job.dirty_factor, nchan), factors(job.psf_factor, nchan));
     let it = grid_prep(&vis, &wt, &uvw, &dw, b.freqs, &fd, &fp, npol, &g);
     let (_, order) = tile_order(&it.key, g.tiles_x * g.tiles_x);
@@ -306,9 +311,9 @@ pub fn wstack(job: &WStack) -> (Vec<f64>, Vec<f64>) {
     let (n, ng) = (g.n, g.ng);
     let mut out = [vec![0.0; n * n], vec![0.0; n * n]];
     let mut plane = vec![Complex64::new(0.0, 0.0); ng * ng];
-    for p in plane_range(job.rows, job.wrange, job.w0, job.dw, half, job.nplanes) {
-        let wp = job.w0 + p as f64 * job.dw;
-        let ww = w_weights(&sw, wp, job.dw * half, g.beta);
+    for p in job.planes.touched(&job.planes.rows, g.support) {
+        let wp = job.planes.w0 + p as f64 * job.planes.dw;
+        let ww = w_weights(&sw, wp, job.planes.dw * half, g.beta);
         for (k, (on, vals)) in [(job.dirty_factor.is_some(), &sval), (job.psf_factor.is_some(), &spval)].into_iter().enumerate() {
             if !on {
                 continue;
@@ -329,24 +334,24 @@ pub fn wstack(job: &WStack) -> (Vec<f64>, Vec<f64>) {
 pub fn unstack(job: &WUnstack, out: &mut [Complex32]) {
     let (spec, b) = (job.spec, job.b);
     let g = Geometry::new(spec);
-    let (nchan, nr) = (b.freqs.len(), job.rows.len());
+    let (nchan, nr) = (b.freqs.len(), job.planes.rows.len());
     let (mut uvw, mut dw) = (vec![0f64; 3 * nr], vec![0f64; nr]);
-    pack_rows(b, job.rows, &mut [], &mut [], &mut uvw, &mut dw);
+    pack_rows(b, &job.planes.rows, &mut [], &mut [], &mut uvw, &mut dw);
     let (u_px, v_px, w_lam) = degrid_prep(&uvw, b.freqs, &g);
     let half = g.support as f64 / 2.0;
     let mut acc = vec![Complex64::new(0.0, 0.0); nr * nchan];
     let mut plane = vec![Complex64::new(0.0, 0.0); g.ng * g.ng];
-    for p in plane_range(job.rows, job.wrange, job.w0, job.dw, half, job.nplanes) {
-        let wp = job.w0 + p as f64 * job.dw;
+    for p in job.planes.touched(&job.planes.rows, g.support) {
+        let wp = job.planes.w0 + p as f64 * job.planes.dw;
         wscreen_fill(job.pre, g.n, g.cell, wp, g.ng, &mut plane);
         fft2(&mut plane, g.ng, true);
         checkerboard(&mut plane, g.ng);
-        let ww = w_weights(&w_lam, wp, job.dw * half, g.beta);
+        let ww = w_weights(&w_lam, wp, job.planes.dw * half, g.beta);
         let got = twins::degrid_points(&plane, g.ng, &u_px, &v_px, &ww, g.support, g.beta);
         acc.iter_mut().zip(&got).for_each(|(a, x)| *a += x);
     }
     let fin = degrid_finish(&acc, &uvw, &dw, b.freqs);
-    for (k, &r) in job.rows.iter().enumerate() {
+    for (k, &r) in job.planes.rows.iter().enumerate() {
         out[r as usize * nchan..(r as usize + 1) * nchan].copy_from_slice(&fin[k * nchan..(k + 1) * nchan]);
     }
 }

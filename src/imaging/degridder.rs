@@ -4,7 +4,7 @@
 //! V(u, v, w) = sum_pixels I(l, m) exp(+2 pi i (u l + v m + w (n - 1))), returned in the
 //! data's own phasing: multiplied by exp(+2 pi i dw nu / c), undoing the gridder's rephasing.
 
-use super::gridder::{plane_layout, GridSpec, VisBlock};
+use super::gridder::{GridSpec, Planes, VisBlock};
 use crate::primitives::fft::centred_fft2_inverse_from_centre;
 use crate::primitives::kernel::MAX_SUPPORT;
 use crate::primitives::C_M_S;
@@ -27,15 +27,8 @@ pub fn degrid_with(spec: &GridSpec, model: &[f64], b: &VisBlock, compute: &dyn c
     if model.iter().all(|&x| x == 0.0) {
         return out;
     }
-    let fmin = b.freqs.iter().copied().fold(f64::INFINITY, f64::min);
-    let fmax = b.freqs.iter().copied().fold(0.0, f64::max);
-    let sign: Vec<f64> = b.uvw_m.iter().map(|x| if x[2] < 0.0 { -1.0 } else { 1.0 }).collect();
-    let wr: Vec<[f64; 2]> = b.uvw_m.iter().zip(&sign).map(|(x, s)| [s * x[2] * fmin / C_M_S, s * x[2] * fmax / C_M_S]).collect();
-    let rows: Vec<u32> = (0..nrow).filter(|&r| b.use_row[r]).map(|r| r as u32).collect();
-    if rows.is_empty() {
-        return out;
-    }
-    let (w0, dw, nplanes) = plane_layout(spec, &wr, &rows);
+    let Some(planes) = Planes::new(spec, b) else { return out };
+    let dw = planes.dw;
     let k = spec.kernel;
     let corr = k.correction(n, spec.n_grid);
     // Image pre-corrected for the u, v and w kernels (the model is sparse: the w kernel's
@@ -51,7 +44,7 @@ pub fn degrid_with(spec: &GridSpec, model: &[f64], b: &VisBlock, compute: &dyn c
             }
         })
         .collect();
-    let job = WUnstack { spec, b, rows: &rows, sign: &sign, wrange: &wr, w0, dw, nplanes, pre: &pre };
+    let job = WUnstack { spec, b, planes: &planes, pre: &pre };
     if let Err(e) = compute.degrid_wstack(&job, &mut out) {
         log::warn!("degridding on {} failed ({e}); predicting this block on the CPU", compute.name());
         out.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
@@ -60,19 +53,14 @@ pub fn degrid_with(spec: &GridSpec, model: &[f64], b: &VisBlock, compute: &dyn c
     out
 }
 
-/// One block's prediction as a backend runs it (`Compute::degrid_wstack`): for each plane
-/// w0 + p dw, the pre-corrected model times exp(+2 pi i w_p (n-1)) in the centre of the
+/// One block's prediction as a backend runs it (`Compute::degrid_wstack`): for each plane,
+/// the pre-corrected model times exp(+2 pi i w_p (n-1)) in the centre of the
 /// grid, inverse-transformed and read at every visibility with the ES kernel in u, v and
 /// w; the sums conjugated back for flipped rows and rotated to the data's phasing.
 pub struct WUnstack<'a> {
     pub spec: &'a GridSpec,
     pub b: &'a VisBlock<'a>,
-    pub rows: &'a [u32],
-    pub sign: &'a [f64],
-    pub wrange: &'a [[f64; 2]],
-    pub w0: f64,
-    pub dw: f64,
-    pub nplanes: usize,
+    pub planes: &'a Planes,
     /// The model divided by the u, v and w kernels' transforms (n x n).
     pub pre: &'a [f64],
 }
@@ -81,7 +69,7 @@ pub struct WUnstack<'a> {
 pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
     let (spec, b, pre) = (job.spec, job.b, job.pre);
     let (n, ng, nchan, nrow) = (spec.n_image, spec.n_grid, b.freqs.len(), b.uvw_m.len());
-    let (dw, support) = (job.dw, spec.kernel.support);
+    let (dw, support) = (job.planes.dw, spec.kernel.support);
     let half = support as f64 / 2.0;
     let scale = ng as f64 * spec.cell_rad;
     let centre = (ng / 2) as f64;
@@ -92,15 +80,15 @@ pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
     let mut grid32 = if single { vec![Complex32::new(0.0, 0.0); ng * ng] } else { Vec::new() };
     // The planes' contributions add up in the output itself (f32, as returned; a handful
     // of planes per visibility): no second visibility-sized buffer.
-    let plane = PlaneGeometry { spec, b, sign: job.sign, scale, centre, dw, half };
-    for p in 0..job.nplanes {
-        let wp = job.w0 + p as f64 * dw;
+    let plane = PlaneGeometry { spec, b, sign: &job.planes.sign, scale, centre, dw, half };
+    for p in 0..job.planes.nplanes {
+        let wp = job.planes.w0 + p as f64 * dw;
         let (lo, hi) = (wp - dw * half, wp + dw * half);
         let mut in_plane = vec![false; nrow];
         let mut any = false;
-        for &r in job.rows {
+        for &r in &job.planes.rows {
             let r = r as usize;
-            if job.wrange[r][1] >= lo && job.wrange[r][0] <= hi {
+            if job.planes.wrange[r][1] >= lo && job.planes.wrange[r][0] <= hi {
                 in_plane[r] = true;
                 any = true;
             }
@@ -127,11 +115,11 @@ pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
         }
     }
     let mut used = vec![false; nrow];
-    job.rows.iter().for_each(|&r| used[r as usize] = true);
+    job.planes.rows.iter().for_each(|&r| used[r as usize] = true);
     out.par_chunks_mut(nchan).enumerate().filter(|(r, _)| used[*r]).for_each(|(r, o)| {
         for (c, &f) in b.freqs.iter().enumerate() {
             let mut v = Complex64::new(o[c].re as f64, o[c].im as f64);
-            if job.sign[r] < 0.0 {
+            if job.planes.sign[r] < 0.0 {
                 v = v.conj();
             }
             // Back to the data's phasing.

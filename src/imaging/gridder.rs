@@ -133,26 +133,17 @@ impl GridPair {
     /// block is gridded on the CPU instead: the images are the same either way.
     pub fn add_with(&mut self, b: &VisBlock, compute: &dyn crate::gpu::Compute) {
         let spec = self.spec;
-        let fmin = b.freqs.iter().copied().fold(f64::INFINITY, f64::min);
-        let fmax = b.freqs.iter().copied().fold(0.0, f64::max);
-        // Hermitian flip to w >= 0 (Re of the image is unchanged by (uvw, V) -> (-uvw, V*)).
-        let sign: Vec<f64> = b.uvw_m.iter().map(|x| if x[2] < 0.0 { -1.0 } else { 1.0 }).collect();
-        let wrange: Vec<[f64; 2]> = b.uvw_m.iter().zip(&sign).map(|(x, s)| [s * x[2] * fmin / C_M_S, s * x[2] * fmax / C_M_S]).collect();
-        let rows_used: Vec<u32> = (0..b.uvw_m.len()).filter(|&r| b.use_row[r]).map(|r| r as u32).collect();
-        if rows_used.is_empty() {
-            return;
-        }
-        let (w0, dw, nplanes) = plane_layout(&spec, &wrange, &rows_used);
-        self.sum_w += weight_sum(&spec, b, &rows_used);
+        let Some(planes) = Planes::new(&spec, b) else { return };
+        self.sum_w += weight_sum(&spec, b, &planes.rows);
         // Spectral weights per channel (multi-term MFS), None for an image not gridded.
         let factors = |on: bool, p: u8| -> Option<Vec<f64>> { on.then(|| b.freqs.iter().map(|f| ((f - self.ref_hz) / self.ref_hz).powi(p as i32)).collect()) };
         let (fd, fp) = (factors(self.with_dirty, self.dirty_power), factors(self.with_psf, self.psf_power));
-        let job = WStack { spec: &spec, b, rows: &rows_used, sign: &sign, wrange: &wrange, w0, dw, nplanes, dirty_factor: fd.as_deref(), psf_factor: fp.as_deref() };
+        let job = WStack { spec: &spec, b, planes: &planes, dirty_factor: fd.as_deref(), psf_factor: fp.as_deref() };
         let (block_dirty, block_psf) = compute.grid_wstack(&job).unwrap_or_else(|e| {
             log::warn!("gridding on {} failed ({e}); gridding this block on the CPU", compute.name());
             wstack_cpu(&job)
         });
-        let (n, xmax) = (spec.n_image, spec.max_nm1().max(1e-15));
+        let (n, xmax, dw) = (spec.n_image, spec.max_nm1().max(1e-15), planes.dw);
         // Undo the w kernel's taper psi_hat(dw (n - 1)).
         let k = spec.kernel;
         const NTAB: usize = 2048;
@@ -239,38 +230,70 @@ impl GridPair {
     }
 }
 
-/// One block's w-stacking as a backend runs it (`Compute::grid_wstack`): the planes
-/// w0 + p dw (p < nplanes, wavelengths), each gridded with the ES kernel in u, v and w,
-/// transformed, cropped to the image and multiplied by its w-screen exp(-2 pi i w_p (n-1));
-/// the result is the sum over planes (real part), not yet corrected for the w taper.
-pub struct WStack<'a> {
-    pub spec: &'a GridSpec,
-    pub b: &'a VisBlock<'a>,
-    /// The rows gridded (use_row true), ascending.
-    pub rows: &'a [u32],
+/// A block's w-planes, the same for gridding and degridding: the rows in use, each row's
+/// Hermitian flip to w >= 0 and its w range over the block's channels, and the planes
+/// w0 + p dw (p < nplanes, wavelengths) covering them. The w kernel's transform is used only
+/// for |dw x| <= 1/4, where its aliasing error is below epsilon (2x oversampling, as in u
+/// and v).
+pub struct Planes {
+    /// The rows in use (use_row true), ascending.
+    pub rows: Vec<u32>,
     /// Per row: -1 where the row is flipped to w >= 0 ((uvw, V) -> (-uvw, V*)), else 1.
-    pub sign: &'a [f64],
+    pub sign: Vec<f64>,
     /// Per row: its w range (wavelengths, after the flip) over the block's channels.
-    pub wrange: &'a [[f64; 2]],
+    pub wrange: Vec<[f64; 2]>,
     pub w0: f64,
     pub dw: f64,
     pub nplanes: usize,
+}
+
+impl Planes {
+    /// None when no row of the block is in use.
+    pub fn new(spec: &GridSpec, b: &VisBlock) -> Option<Self> {
+        let fmin = b.freqs.iter().copied().fold(f64::INFINITY, f64::min);
+        let fmax = b.freqs.iter().copied().fold(0.0, f64::max);
+        let sign: Vec<f64> = b.uvw_m.iter().map(|x| if x[2] < 0.0 { -1.0 } else { 1.0 }).collect();
+        let wrange: Vec<[f64; 2]> = b.uvw_m.iter().zip(&sign).map(|(x, s)| [s * x[2] * fmin / C_M_S, s * x[2] * fmax / C_M_S]).collect();
+        let rows: Vec<u32> = (0..b.uvw_m.len()).filter(|&r| b.use_row[r]).map(|r| r as u32).collect();
+        if rows.is_empty() {
+            return None;
+        }
+        let wmin = rows.iter().map(|&r| wrange[r as usize][0]).fold(f64::INFINITY, f64::min);
+        let wmax = rows.iter().map(|&r| wrange[r as usize][1]).fold(0.0, f64::max);
+        let support = spec.kernel.support;
+        let dw = 0.25 / spec.max_nm1().max(1e-15);
+        let w0 = wmin - dw * support as f64 / 2.0;
+        let nplanes = ((wmax - wmin) / dw).floor() as usize + support + 1;
+        Some(Planes { rows, sign, wrange, w0, dw, nplanes })
+    }
+
+    /// The planes whose w kernel (`support` planes wide) reaches any of `rows`; planes
+    /// outside it would only add zeros.
+    pub fn touched(&self, rows: &[u32], support: usize) -> std::ops::Range<usize> {
+        if rows.is_empty() {
+            return 0..0;
+        }
+        let lo = rows.iter().map(|&r| self.wrange[r as usize][0]).fold(f64::INFINITY, f64::min);
+        let hi = rows.iter().map(|&r| self.wrange[r as usize][1]).fold(f64::NEG_INFINITY, f64::max);
+        let half = support as f64 / 2.0;
+        let first = ((lo - self.w0) / self.dw - half).floor().max(0.0) as usize;
+        let last = (((hi - self.w0) / self.dw + half).ceil().max(0.0) as usize + 1).min(self.nplanes);
+        first.min(last)..last
+    }
+}
+
+/// One block's w-stacking as a backend runs it (`Compute::grid_wstack`): each plane gridded
+/// with the ES kernel in u, v and w, transformed, cropped to the image and multiplied by
+/// its w-screen exp(-2 pi i w_p (n-1)); the result is the sum over planes (real part), not
+/// yet corrected for the w taper.
+pub struct WStack<'a> {
+    pub spec: &'a GridSpec,
+    pub b: &'a VisBlock<'a>,
+    pub planes: &'a Planes,
     /// Per-channel factors of each visibility's contribution to the dirty image and to the
     /// PSF (multi-term MFS); None: that image is not gridded.
     pub dirty_factor: Option<&'a [f64]>,
     pub psf_factor: Option<&'a [f64]>,
-}
-
-/// The w-planes for rows with these w ranges: (w0, spacing, count). The w kernel's
-/// transform is used only for |dw x| <= 1/4, where its aliasing error is below epsilon
-/// (2x oversampling, as in u and v). The degridder uses the same planes.
-pub(crate) fn plane_layout(spec: &GridSpec, wrange: &[[f64; 2]], rows: &[u32]) -> (f64, f64, usize) {
-    let wmin = rows.iter().map(|&r| wrange[r as usize][0]).fold(f64::INFINITY, f64::min);
-    let wmax = rows.iter().map(|&r| wrange[r as usize][1]).fold(0.0, f64::max);
-    let support = spec.kernel.support;
-    let dw = 0.25 / spec.max_nm1().max(1e-15);
-    let w0 = wmin - dw * support as f64 / 2.0;
-    (w0, dw, ((wmax - wmin) / dw).floor() as usize + support + 1)
 }
 
 /// The CPU backend of `WStack`: (dirty, psf) block images, each zero when not gridded.
@@ -278,7 +301,7 @@ pub fn wstack_cpu(job: &WStack) -> (Vec<f64>, Vec<f64>) {
     let (spec, b) = (job.spec, job.b);
     let (with_dirty, with_psf) = (job.dirty_factor.is_some(), job.psf_factor.is_some());
     let half = spec.kernel.support as f64 / 2.0;
-    let (n, dw) = (spec.n_image, job.dw);
+    let (n, dw) = (spec.n_image, job.planes.dw);
     let mut block_dirty = vec![0.0f64; n * n];
     let mut block_psf = vec![0.0f64; n * n];
     // Both planes are allocated zeroed (untouched pages cost nothing) so grid_plane can
@@ -289,10 +312,10 @@ pub fn wstack_cpu(job: &WStack) -> (Vec<f64>, Vec<f64>) {
     // `plane_transform`): a scratch grid, empty otherwise.
     let mut single: Vec<Complex32> = if spec.kernel.support <= F32_MAX_SUPPORT { vec![Complex32::new(0.0, 0.0); spec.n_grid * spec.n_grid] } else { Vec::new() };
     let mut first = true;
-    for p in 0..job.nplanes {
-        let wp = job.w0 + p as f64 * dw;
+    for p in 0..job.planes.nplanes {
+        let wp = job.planes.w0 + p as f64 * dw;
         let (lo, hi) = (wp - dw * half, wp + dw * half);
-        let rows: Vec<u32> = job.rows.iter().copied().filter(|&r| job.wrange[r as usize][1] >= lo && job.wrange[r as usize][0] <= hi).collect();
+        let rows: Vec<u32> = job.planes.rows.iter().copied().filter(|&r| job.planes.wrange[r as usize][1] >= lo && job.planes.wrange[r as usize][0] <= hi).collect();
         if rows.is_empty() {
             continue;
         }
@@ -303,7 +326,7 @@ pub fn wstack_cpu(job: &WStack) -> (Vec<f64>, Vec<f64>) {
         }
         first = false;
         let wk = |w: f64| spec.kernel.phi((w - wp) / (dw * half));
-        grid_plane(spec, b, &rows, job.sign, &mut plane, &mut plane_psf, wk, job.dirty_factor, job.psf_factor);
+        grid_plane(spec, b, &rows, &job.planes.sign, &mut plane, &mut plane_psf, wk, job.dirty_factor, job.psf_factor);
         let pd = if with_dirty { plane_transform(&mut plane, &mut single, spec.n_grid, n) } else { Vec::new() };
         let pp = if with_psf { plane_transform(&mut plane_psf, &mut single, spec.n_grid, n) } else { Vec::new() };
         block_dirty.par_chunks_mut(n).zip(block_psf.par_chunks_mut(n)).enumerate().for_each(|(y, (drow, prow))| {
