@@ -6,6 +6,8 @@
 #   RANKS=2 N_GROUPS=2 bash benches/group.sh
 #   MS=1 bash benches/group.sh       # also times `contimg convert` (Measurement Set export)
 #   GPU=required bash benches/group.sh   # on a GPU node: the `gpu` feature, compute.gpu required
+#   CONTIMG_BIN=path/contimg bash benches/group.sh  # a prebuilt binary (no cargo; one rank
+#                                    # runs without mpirun when there is none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N_GROUPS=${N_GROUPS:-1}; RANKS=${RANKS:-1}; NPIX=${NPIX:-2400}; CELL=${CELL:-6.0}
@@ -14,7 +16,8 @@ WORK=${WORK:-$(mktemp -d)}; mkdir -p "$WORK"
 FEATURES=""
 [ "${MS:-0}" = 1 ] && FEATURES="ms"
 [ -n "${GPU:-}" ] && FEATURES="${FEATURES:+$FEATURES,}gpu"
-cargo build --release --quiet ${FEATURES:+--features $FEATURES}
+BIN=${CONTIMG_BIN:-./target/release/contimg}
+[ -n "${CONTIMG_BIN:-}" ] || cargo build --release --quiet ${FEATURES:+--features $FEATURES}
 cat > "$WORK/bench.yaml" <<YAML
 station_table: configs/dsa110/DSA110_Station_Coordinates.csv
 input: {dir: $WORK/night}
@@ -24,12 +27,14 @@ calibration: {enabled: false}
 compute: {gpu: ${GPU:-auto}}
 simulate: {n_groups: $N_GROUPS, n_antennas: $N_ANT, n_channels: $N_CHAN, n_random_sources: 5}
 YAML
-[ -d "$WORK/night" ] || ./target/release/contimg simulate --config "$WORK/bench.yaml" --out "$WORK/night"
+[ -d "$WORK/night" ] || "$BIN" simulate --config "$WORK/bench.yaml" --out "$WORK/night"
 du -sh "$WORK/night"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-$(( $(nproc) / RANKS > 0 ? $(nproc) / RANKS : 1 ))}
 start=$(date +%s.%N)
-mpirun -n "$RANKS" --bind-to none --oversubscribe ./target/release/contimg run --config "$WORK/bench.yaml" >/dev/null 2>"$WORK/log" || true
+LAUNCH=(mpirun -n "$RANKS" --bind-to none --oversubscribe)
+[ "$RANKS" = 1 ] && ! command -v mpirun >/dev/null && LAUNCH=()
+"${LAUNCH[@]}" "$BIN" run --config "$WORK/bench.yaml" >/dev/null 2>"$WORK/log" || { echo "contimg run failed:"; tail -20 "$WORK/log"; }
 end=$(date +%s.%N)
 python3 - "$WORK/out/summary.json" "$start" "$end" "$N_GROUPS" <<'PY'
 import json, sys
@@ -45,7 +50,7 @@ PY
 if [ "${MS:-0}" = 1 ]; then
   for spw in merged subbands; do
     start=$(date +%s.%N)
-    ./target/release/contimg convert --config "$WORK/bench.yaml" --output "$WORK/ms-$spw" --spectral-windows $spw 2>>"$WORK/log" | tail -1
+    "$BIN" convert --config "$WORK/bench.yaml" --output "$WORK/ms-$spw" --spectral-windows $spw 2>>"$WORK/log" | tail -1
     end=$(date +%s.%N)
     echo "  convert ($spw windows): $(python3 -c "print(f'{$end - $start:.1f}')") s, MS size $(du -sh "$WORK/ms-$spw/ms" | cut -f1)"
   done

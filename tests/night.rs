@@ -183,6 +183,52 @@ fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
     assert!(!text.contains("panicked"), "{text}");
 }
 
+/// On a GPU machine (`CONTIMG_EXPECT_GPU` set; the binary built with `--features gpu`):
+/// `gpu: required` runs every stage the seam covers on the device and its images agree
+/// with `gpu: off` to f32 rounding of the degridded model (CLEAN then takes the same
+/// components); the summary names the device and its NVML figures.
+#[test]
+fn gpu_required_matches_off_on_a_gpu() {
+    use contimg::gpu::GpuMode;
+    if std::env::var("CONTIMG_EXPECT_GPU").is_err() {
+        eprintln!("SKIPPED: GPU products test (set CONTIMG_EXPECT_GPU on a machine with a GPU)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = small_config(dir.path());
+    c.simulate.sources = vec![source(0.2, 0.1, 3.0), source(-0.3, 0.25, 1.0)];
+    c.simulate.noise.enabled = true;
+    c.imaging.niter = 100;
+    c.imaging.nterms = 2;
+    contimg::simulate::run(&c, &c.input.dir).unwrap();
+    let mut outputs = Vec::new();
+    for mode in [GpuMode::Off, GpuMode::Required] {
+        c.compute.gpu = mode;
+        c.output.dir = dir.path().join(format!("out-{mode:?}"));
+        let cfg = dir.path().join(format!("{mode:?}.yaml"));
+        write_config(&c, &cfg);
+        let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(code, 0, "{text}");
+        assert!(!text.contains(" failed (") && !text.contains("panicked"), "no stage may fall back to the CPU: {text}");
+        outputs.push(images(&c.output.dir));
+        if mode == GpuMode::Required {
+            let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.output.dir.join("summary.json")).unwrap()).unwrap();
+            let r = &s["ranks"][0];
+            assert!(r["compute"].as_str().unwrap().starts_with("gpu"), "{r}");
+            assert!(r["gpu"]["memory_total_gib"].as_f64().unwrap() > 1.0, "{r}");
+        }
+    }
+    assert!(!outputs[0].is_empty());
+    assert_eq!(outputs[0].len(), outputs[1].len());
+    for (a, b) in outputs[0].iter().zip(&outputs[1]) {
+        let (x, y) = (read_fits(a).data, read_fits(b).data);
+        let peak = x.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        let worst = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        println!("{}: peak {peak:.4}, max |gpu - cpu| {worst:.2e}", a.file_name().unwrap().to_string_lossy());
+        assert!(worst <= 1e-3 * peak, "{} vs {}: max difference {worst} of peak {peak}", a.display(), b.display());
+    }
+}
+
 #[test]
 fn bad_groups_are_skipped_and_the_night_completes() {
     let dir = tempfile::tempdir().unwrap();

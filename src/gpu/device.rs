@@ -337,6 +337,7 @@ mod tests {
         match Gpu::open(0, 1, 0.0) {
             Ok(g) => Some(g),
             Err(why) => {
+                assert!(std::env::var("CONTIMG_EXPECT_GPU").is_err(), "CONTIMG_EXPECT_GPU is set but no device: {why}");
                 eprintln!("SKIPPED: GPU-vs-CPU kernel test: {why}");
                 None
             }

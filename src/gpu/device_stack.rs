@@ -362,6 +362,7 @@ mod tests {
                 Some(Strict(g))
             }
             Err(why) => {
+                assert!(std::env::var("CONTIMG_EXPECT_GPU").is_err(), "CONTIMG_EXPECT_GPU is set but no device: {why}");
                 eprintln!("SKIPPED: GPU w-stacking test: {why}");
                 None
             }

@@ -9,8 +9,9 @@ pub fn station_table() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dsa110/DSA110_Station_Coordinates.csv")
 }
 
+/// The binary under test: cargo's, or CONTIMG_BIN (a prebuilt one, scripts/gpu-check.sh).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_contimg"))
+    std::env::var_os("CONTIMG_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_contimg")))
 }
 
 /// Test binaries spawn `contimg` while other test threads have HDF5 files open: children
