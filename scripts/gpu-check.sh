@@ -56,8 +56,10 @@ case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_require
 case ,$STEPS, in *,bench,*) step gridding-bench "${bench[@]}" --sample-size 10 --warm-up-time 1 --measurement-time 5 subband ;; esac
 case ,$STEPS, in *,group,*)
   export WORK=${WORK:-$(mktemp -d)}
-  step group-gpu env GPU=required bash benches/group.sh
-  rm -rf "$WORK/out"
-  step group-cpu env GPU=off bash benches/group.sh ;;
+  for mode in gpu cpu; do
+    rm -rf "$WORK/out"
+    step group-$mode env GPU=$([ $mode = gpu ] && echo required || echo off) RUST_LOG=${RUST_LOG:-contimg=debug} bash benches/group.sh
+    grep -E "flagging steps|baseline pass|stage|failed" "$WORK/log" | tee -a "$LOGS/group-$mode.log"
+  done ;;
 esac
 exit $status

@@ -39,11 +39,14 @@ pub struct FlagSummary {
     pub dead_antennas: Vec<String>,
     /// Samples flagged by each step (cross-correlations).
     pub by_step: Vec<(String, usize)>,
+    /// Wall-clock seconds of each step (the same names as `by_step`).
+    #[serde(default)]
+    pub seconds_by_step: Vec<(String, f64)>,
 }
 
 fn count_flagged(g: &GroupVis, cross: &[usize]) -> usize {
     let plane = g.n_times() * g.n_chan() * g.npol;
-    cross.iter().map(|&b| g.weight[b * plane..(b + 1) * plane].iter().filter(|&&w| w == 0.0).count()).sum()
+    cross.par_iter().map(|&b| g.weight[b * plane..(b + 1) * plane].iter().filter(|&&w| w == 0.0).count()).sum()
 }
 
 /// Flags a group in place (on the CPU).
@@ -60,10 +63,14 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
     let total_cross = (cross.len() * plane).max(1);
     summary.fraction_before = count_flagged(g, &cross) as f64 / total_cross as f64;
     let mut by_step: Vec<(String, usize)> = Vec::new();
-    let step = |name: &str, g: &GroupVis, before: &mut usize, by_step: &mut Vec<(String, usize)>| {
+    let mut clock = std::time::Instant::now();
+    let mut seconds: Vec<(String, f64)> = Vec::new();
+    let mut step = |name: &str, g: &GroupVis, before: &mut usize, by_step: &mut Vec<(String, usize)>| {
         let now = count_flagged(g, &cross);
         by_step.push((name.to_string(), now - *before));
         *before = now;
+        seconds.push((name.to_string(), clock.elapsed().as_secs_f64()));
+        clock = std::time::Instant::now();
     };
     let mut done = count_flagged(g, &cross);
     if !cfg.enabled {
@@ -127,7 +134,12 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
         step("amplitude_clip", g, &mut done, &mut by_step);
     }
     summary.by_step = by_step;
-    finish(g, summary, &cross)
+    let t = std::time::Instant::now();
+    let mut summary = finish(g, summary, &cross);
+    seconds.push(("summary".into(), t.elapsed().as_secs_f64()));
+    log::debug!("flagging steps (s): {}", seconds.iter().map(|(n, s)| format!("{n} {s:.2}")).collect::<Vec<_>>().join(", "));
+    summary.seconds_by_step = seconds;
+    summary
 }
 
 /// One AOFlagger-style pass on every cross-correlation plane. Returns, per (time, channel),
@@ -144,6 +156,13 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dy
     let (mut sum, mut cnt) = (vec![0f64; tf], vec![0u32; tf]);
     // Baselines whose planes go to the backend together (the scratch memory is bounded).
     let per_batch = (compute.planes_per_batch() / np.max(1)).max(1);
+    // Seconds in: amplitudes, backgrounds, noise, SumThreshold, applying (debug log).
+    let mut secs = [0f64; 5];
+    let mut lap = std::time::Instant::now();
+    let mut tick = |k: usize| {
+        secs[k] += lap.elapsed().as_secs_f64();
+        lap = std::time::Instant::now();
+    };
     for batch in cross.chunks(per_batch) {
         // Each (baseline, pol) plane's amplitudes and existing flags, then their smooth
         // backgrounds (on the backend), then the residuals over their robust noise; planes
@@ -160,11 +179,13 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dy
                 f[i] = w[i * np + p] == 0.0;
             }
         });
+        tick(0);
         let smoothing = Smoothing { sigma_t: sig_t, sigma_f: sig_f, linear: false };
         let bg = compute.background_planes(&amp, &fl, nt, nf, &smoothing).unwrap_or_else(|e| {
             log::warn!("flagging background on {} failed ({e}); fitting it on the CPU", compute.name());
             crate::gpu::Cpu.background_planes(&amp, &fl, nt, nf, &smoothing).expect("the CPU backend does not fail")
         });
+        tick(1);
         let norms: Vec<Option<Vec<f32>>> = amp
             .par_chunks(tf)
             .zip(fl.par_chunks(tf))
@@ -190,11 +211,13 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dy
             f
         };
         let mut flags = initial();
+        tick(2);
         if let Err(e) = compute.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule) {
             log::warn!("SumThreshold on {} failed ({e}); running it on the CPU", compute.name());
             flags = initial();
             crate::gpu::Cpu.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule).expect("the CPU backend does not fail");
         }
+        tick(3);
         // Apply: per baseline in parallel, the normalised residuals summed where unflagged.
         let mut planes_of: Vec<Vec<(usize, usize)>> = vec![Vec::new(); batch.len()];
         used.iter().enumerate().for_each(|(j, &k)| planes_of[k / np].push((j, k % np)));
@@ -226,7 +249,9 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dy
             });
         sum.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
         cnt.iter_mut().zip(&c).for_each(|(a, b)| *a += b);
+        tick(4);
     }
+    log::debug!("baseline pass (s): amplitudes {:.2}, backgrounds {:.2}, noise {:.2}, sumthreshold {:.2}, apply {:.2}", secs[0], secs[1], secs[2], secs[3], secs[4]);
     (sum, cnt)
 }
 
@@ -304,62 +329,80 @@ fn dead_antennas(g: &mut GroupVis, cross: &[usize], limit: f64) -> Vec<String> {
     let n_ant = g.ant_pos.len();
     let mut flagged = vec![0usize; n_ant];
     let mut total = vec![0usize; n_ant];
-    for &b in cross {
+    let counts: Vec<usize> = cross.par_iter().map(|&b| g.weight[b * plane..(b + 1) * plane].iter().filter(|&&w| w == 0.0).count()).collect();
+    for (&b, &f) in cross.iter().zip(&counts) {
         let (a1, a2) = g.baselines[b];
-        let f = g.weight[b * plane..(b + 1) * plane].iter().filter(|&&w| w == 0.0).count();
         for a in [a1, a2] {
             flagged[a] += f;
             total[a] += plane;
         }
     }
     let dead: Vec<usize> = (0..n_ant).filter(|&a| total[a] > 0 && flagged[a] as f64 > limit * total[a] as f64).collect();
-    for &b in cross {
-        let (a1, a2) = g.baselines[b];
-        if dead.contains(&a1) || dead.contains(&a2) {
-            g.weight[b * plane..(b + 1) * plane].iter_mut().for_each(|w| *w = 0.0);
-        }
-    }
+    let baselines = &g.baselines;
+    let kill = |b: usize| cross.binary_search(&b).is_ok() && (dead.contains(&baselines[b].0) || dead.contains(&baselines[b].1));
+    g.weight.par_chunks_mut(plane).enumerate().filter(|(b, _)| kill(*b)).for_each(|(_, w)| w.iter_mut().for_each(|w| *w = 0.0));
     dead.iter().map(|&a| g.antenna_names[a].clone()).collect()
 }
 
+/// Flags samples above median + k x 1.4826 MAD of each polarization's unflagged
+/// cross-correlation amplitudes (the statistics by parallel selection: a group holds
+/// ~86 M samples per polarization).
 fn amplitude_clip(g: &mut GroupVis, cross: &[usize], k: f64) {
     let np = g.npol;
     let plane = g.n_times() * g.n_chan() * np;
+    let tf = plane / np;
+    // One polarization's amplitudes at a time (NaN where flagged, left out of the
+    // statistics), then the clip from the same array.
+    let mut amps = vec![0f32; cross.len() * tf];
     for p in 0..np {
-        let amps: Vec<f64> = cross
-            .iter()
-            .flat_map(|&b| (0..plane / np).map(move |i| b * plane + i * np + p))
-            .filter(|&i| g.weight[i] > 0.0)
-            .map(|i| g.vis[i].norm() as f64)
-            .collect();
-        let Some((med, sig)) = median_and_mad_sigma(&amps) else { continue };
+        let (vis, weight) = (&g.vis, &g.weight);
+        amps.par_chunks_mut(tf).zip(cross.par_iter()).for_each(|(a, &b)| {
+            let (v, w) = (&vis[b * plane..(b + 1) * plane], &weight[b * plane..(b + 1) * plane]);
+            for i in 0..tf {
+                a[i] = if w[i * np + p] > 0.0 { v[i * np + p].norm() } else { f32::NAN };
+            }
+        });
+        let Some((med, sig)) = crate::primitives::stats::median_and_mad_sigma_par(&amps) else { continue };
         let limit = (med + k * sig) as f32;
-        for &b in cross {
-            for i in 0..plane / np {
-                let j = b * plane + i * np + p;
-                if g.vis[j].norm() > limit {
-                    g.weight[j] = 0.0;
+        let mut mine: Vec<&mut [f32]> = g.weight.chunks_mut(plane).enumerate().filter(|(b, _)| cross.binary_search(b).is_ok()).map(|(_, w)| w).collect();
+        mine.par_iter_mut().zip(amps.par_chunks(tf)).for_each(|(w, a)| {
+            for i in 0..tf {
+                if a[i] > limit {
+                    w[i * np + p] = 0.0;
                 }
             }
-        }
+        });
     }
 }
 
 fn finish(g: &GroupVis, mut s: FlagSummary, cross: &[usize]) -> FlagSummary {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let plane = nt * nf * np;
-    let mut wf = vec![0u32; nt * nf];
     let n_ant = g.ant_pos.len();
+    // Per baseline in parallel: flags per (time, channel) summed into one waterfall.
+    let per_baseline: Vec<usize> = cross.par_iter().map(|&b| g.weight[b * plane..(b + 1) * plane].iter().filter(|&&x| x == 0.0).count()).collect();
+    let wf: Vec<u32> = cross
+        .par_iter()
+        .fold(
+            || vec![0u32; nt * nf],
+            |mut wf, &b| {
+                let w = &g.weight[b * plane..(b + 1) * plane];
+                for (i, cell) in wf.iter_mut().enumerate() {
+                    *cell += w[i * np..(i + 1) * np].iter().filter(|&&x| x == 0.0).count() as u32;
+                }
+                wf
+            },
+        )
+        .reduce(
+            || vec![0u32; nt * nf],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
     let mut ant_f = vec![0usize; n_ant];
     let mut ant_t = vec![0usize; n_ant];
-    for &b in cross {
-        let w = &g.weight[b * plane..(b + 1) * plane];
-        let mut nflag = 0;
-        for i in 0..nt * nf {
-            let k = w[i * np..(i + 1) * np].iter().filter(|&&x| x == 0.0).count();
-            wf[i] += k as u32;
-            nflag += k;
-        }
+    for (&b, &nflag) in cross.iter().zip(&per_baseline) {
         let (a1, a2) = g.baselines[b];
         for a in [a1, a2] {
             ant_f[a] += nflag;
