@@ -43,3 +43,9 @@ extern "C" __global__ void smooth_pass(const double* v, const double* w, int nli
     out_v[base + (long long)i * stride] = r;
     out_w[base + (long long)i * stride] = s0;
 }
+
+// The surface back to the host as f32 (the CPU twin's `as f32`), halving the download.
+extern "C" __global__ void smooth_narrow(const double* v, long long n, float* out) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = (float)v[i];
+}

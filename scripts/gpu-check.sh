@@ -59,7 +59,7 @@ case ,$STEPS, in *,group,*)
   for mode in gpu cpu; do
     rm -rf "$WORK/out"
     step group-$mode env GPU=$([ $mode = gpu ] && echo required || echo off) RUST_LOG=${RUST_LOG:-contimg=debug} bash benches/group.sh
-    grep -E "flagging steps|baseline pass|stage|failed" "$WORK/log" | tee -a "$LOGS/group-$mode.log"
+    grep -E "flagging steps|baseline pass|clean |stage|failed|WARN" "$WORK/log" | tee -a "$LOGS/group-$mode.log"
   done ;;
 esac
 exit $status

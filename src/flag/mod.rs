@@ -165,19 +165,24 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dy
     };
     for batch in cross.chunks(per_batch) {
         // Each (baseline, pol) plane's amplitudes and existing flags, then their smooth
-        // backgrounds (on the backend), then the residuals over their robust noise; planes
-        // without a usable noise estimate are left alone.
+        // backgrounds (on the backend), then — in place — the residuals over their robust
+        // noise. Planes without a usable noise estimate go through SumThreshold as zeros
+        // and their result is not applied (they are left alone).
         let vis = &g.vis;
         let weight = &g.weight;
         let planes: Vec<(usize, usize)> = batch.iter().flat_map(|&b| (0..np).map(move |p| (b, p))).collect();
+        let fill_flags = |fl: &mut [bool]| {
+            fl.par_chunks_mut(tf).zip(planes.par_iter()).for_each(|(f, &(b, p))| {
+                let w = &weight[b * plane..(b + 1) * plane];
+                f.iter_mut().enumerate().for_each(|(i, f)| *f = w[i * np + p] == 0.0);
+            })
+        };
         let mut amp = vec![0f32; planes.len() * tf];
         let mut fl = vec![false; planes.len() * tf];
-        amp.par_chunks_mut(tf).zip(fl.par_chunks_mut(tf)).zip(planes.par_iter()).for_each(|((a, f), &(b, p))| {
-            let (v, w) = (&vis[b * plane..(b + 1) * plane], &weight[b * plane..(b + 1) * plane]);
-            for i in 0..tf {
-                a[i] = v[i * np + p].norm();
-                f[i] = w[i * np + p] == 0.0;
-            }
+        fill_flags(&mut fl);
+        amp.par_chunks_mut(tf).zip(planes.par_iter()).for_each(|(a, &(b, p))| {
+            let v = &vis[b * plane..(b + 1) * plane];
+            a.iter_mut().enumerate().for_each(|(i, a)| *a = v[i * np + p].norm());
         });
         tick(0);
         let smoothing = Smoothing { sigma_t: sig_t, sigma_f: sig_f, linear: false };
@@ -186,41 +191,41 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dy
             crate::gpu::Cpu.background_planes(&amp, &fl, nt, nf, &smoothing).expect("the CPU backend does not fail")
         });
         tick(1);
-        let norms: Vec<Option<Vec<f32>>> = amp
-            .par_chunks(tf)
+        let used: Vec<bool> = amp
+            .par_chunks_mut(tf)
             .zip(fl.par_chunks(tf))
             .zip(bg.par_chunks(tf))
-            .map(|((a, f), bg)| {
-                let res: Vec<f64> = (0..tf).filter(|&i| !f[i]).map(|i| (a[i] - bg[i]) as f64).collect();
-                let (_, sigma) = median_and_mad_sigma(&res)?;
+            .map_init(Vec::new, |res: &mut Vec<f64>, ((a, f), bg)| {
+                res.clear();
+                res.extend((0..tf).filter(|&i| !f[i]).map(|i| (a[i] - bg[i]) as f64).filter(|x| x.is_finite()));
                 // Positive excursions: interference adds power (and the mean of a window of
                 // pure noise residuals is zero, as SumThreshold's thresholds assume).
-                (sigma > 0.0).then(|| (0..tf).map(|i| ((a[i] - bg[i]) as f64 / sigma) as f32).collect())
+                match crate::primitives::stats::median_and_mad_sigma_mut(res) {
+                    Some((_, sigma)) if sigma > 0.0 => {
+                        a.iter_mut().zip(bg).for_each(|(a, &b)| *a = ((*a - b) as f64 / sigma) as f32);
+                        true
+                    }
+                    _ => {
+                        a.iter_mut().for_each(|a| *a = 0.0);
+                        false
+                    }
+                }
             })
             .collect();
-        drop((amp, bg));
-        let used: Vec<usize> = (0..norms.len()).filter(|&k| norms[k].is_some()).collect();
-        let mut values = Vec::with_capacity(used.len() * tf);
-        used.iter().for_each(|&k| values.extend_from_slice(norms[k].as_deref().expect("used")));
-        drop(norms);
-        // The used planes' own flags (again after a failed backend, which may have left
-        // them half-done).
-        let initial = || {
-            let mut f = Vec::with_capacity(used.len() * tf);
-            used.iter().for_each(|&k| f.extend_from_slice(&fl[k * tf..(k + 1) * tf]));
-            f
-        };
-        let mut flags = initial();
+        drop(bg);
+        let values = amp;
+        let mut flags = fl;
         tick(2);
         if let Err(e) = compute.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule) {
             log::warn!("SumThreshold on {} failed ({e}); running it on the CPU", compute.name());
-            flags = initial();
+            fill_flags(&mut flags); // the backend may have left them half-done
             crate::gpu::Cpu.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule).expect("the CPU backend does not fail");
         }
+        let used: Vec<usize> = (0..used.len()).filter(|&k| used[k]).collect();
         tick(3);
         // Apply: per baseline in parallel, the normalised residuals summed where unflagged.
         let mut planes_of: Vec<Vec<(usize, usize)>> = vec![Vec::new(); batch.len()];
-        used.iter().enumerate().for_each(|(j, &k)| planes_of[k / np].push((j, k % np)));
+        used.iter().for_each(|&k| planes_of[k / np].push((k, k % np)));
         let mut slot = vec![usize::MAX; g.baselines.len()];
         batch.iter().enumerate().for_each(|(q, &b)| slot[b] = q);
         let zero = || (vec![0f64; tf], vec![0u32; tf]);

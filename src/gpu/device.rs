@@ -12,6 +12,7 @@
 use super::{kernels, twins, Compute, GainGrid, GpuError};
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use num_complex::{Complex32, Complex64};
+use rayon::prelude::*;
 use std::sync::Arc;
 
 pub struct Gpu {
@@ -27,6 +28,7 @@ pub struct Gpu {
     cal_stats: CudaFunction,
     smooth_prep: CudaFunction,
     smooth_pass: CudaFunction,
+    smooth_narrow: CudaFunction,
     pub(super) stack: super::device_stack::StackKernels,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
@@ -75,6 +77,7 @@ impl Gpu {
         let cal_stats = load("calstats.cu", "cal_stats")?;
         let smooth_prep = load("background.cu", "smooth_prep")?;
         let smooth_pass = load("background.cu", "smooth_pass")?;
+        let smooth_narrow = load("background.cu", "smooth_narrow")?;
         let stack = super::device_stack::StackKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(|e| format!("{e:?}"))?;
         // Ranks on this device: those with the same local rank modulo the device count.
@@ -90,7 +93,7 @@ impl Gpu {
             (Some(d), Some(b), Some(v)) => Some((d, b, v)),
             _ => None,
         };
-        Ok(Gpu { ctx, stream, stream2, rephase, apply, grid, degrid, sumthreshold, cal_stats, smooth_prep, smooth_pass, stack, ffts: Default::default(), name, budget, pci })
+        Ok(Gpu { ctx, stream, stream2, rephase, apply, grid, degrid, sumthreshold, cal_stats, smooth_prep, smooth_pass, smooth_narrow, stack, ffts: Default::default(), name, budget, pci })
     }
 
     /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting
@@ -190,12 +193,11 @@ impl Compute for Gpu {
         let taps = |sigma: f64| crate::flag::algorithms::gaussian_taps(sigma);
         let (kt, kf) = (taps(sm.sigma_t), taps(sm.sigma_f));
         let (d_kt, d_kf) = (s.clone_htod(&kt).map_err(cuda)?, s.clone_htod(&kf).map_err(cuda)?);
-        let mut out = Vec::with_capacity(values.len());
-        for (vals, fl) in values.chunks(per_batch * tf).zip(flags.chunks(per_batch * tf)) {
+        let mut out = vec![0f32; values.len()];
+        for ((vals, fl), dst) in values.chunks(per_batch * tf).zip(flags.chunks(per_batch * tf)).zip(out.chunks_mut(per_batch * tf)) {
             let (n, planes) = (vals.len(), vals.len() / tf);
             let d_val = s.clone_htod(vals).map_err(cuda)?;
-            let host: Vec<u8> = fl.iter().map(|&x| u8::from(x)).collect();
-            let d_fl = s.clone_htod(&host).map_err(cuda)?;
+            let d_fl = s.clone_htod(bool_bytes(fl)).map_err(cuda)?;
             let (mut v0, mut w0) = (s.alloc_zeros::<f64>(n).map_err(cuda)?, s.alloc_zeros::<f64>(n).map_err(cuda)?);
             let (mut v1, mut w1) = (s.alloc_zeros::<f64>(n).map_err(cuda)?, s.alloc_zeros::<f64>(n).map_err(cuda)?);
             let n64 = n as i64;
@@ -212,8 +214,13 @@ impl Compute for Gpu {
             };
             pass((&v0, &w0), (&mut v1, &mut w1), (nt, nf, 1, nf), &d_kf)?;
             pass((&v1, &w1), (&mut v0, &mut w0), (nf, 1, nf, nt), &d_kt)?;
-            out.extend(s.clone_dtoh(&v0).map_err(cuda)?.into_iter().map(|x| x as f32));
+            let mut narrow = unsafe { s.alloc::<f32>(n) }.map_err(cuda)?;
+            let mut b = s.launch_builder(&self.smooth_narrow);
+            b.arg(&v0).arg(&n64).arg(&mut narrow);
+            unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(cuda)?;
+            s.memcpy_dtoh(&narrow, dst).map_err(cuda)?;
         }
+        s.synchronize().map_err(cuda)?;
         Ok(out)
     }
 
@@ -229,9 +236,8 @@ impl Compute for Gpu {
         for (vals, fl) in values.chunks(per_batch * tf).zip(flags.chunks_mut(per_batch * tf)) {
             let planes = vals.len() / tf;
             let d_val = s.clone_htod(vals).map_err(cuda)?;
-            let host: Vec<u8> = fl.iter().map(|&x| u8::from(x)).collect();
-            let mut cur = s.clone_htod(&host).map_err(cuda)?;
-            let mut next = s.alloc_zeros::<u8>(host.len()).map_err(cuda)?;
+            let mut cur = s.clone_htod(bool_bytes(fl)).map_err(cuda)?;
+            let mut next = s.alloc_zeros::<u8>(fl.len()).map_err(cuda)?;
             let (np, plane) = (planes as i32, tf as i64);
             for (m, thr) in sched.windows() {
                 s.memcpy_dtod(&cur, &mut next).map_err(cuda)?;
@@ -248,9 +254,8 @@ impl Compute for Gpu {
                 }
                 std::mem::swap(&mut cur, &mut next);
             }
-            for (f, x) in fl.iter_mut().zip(s.clone_dtoh(&cur).map_err(cuda)?) {
-                *f = x != 0;
-            }
+            let back = s.clone_dtoh(&cur).map_err(cuda)?;
+            fl.par_iter_mut().zip(back.par_iter()).for_each(|(f, &x)| *f = x != 0);
         }
         Ok(())
     }
@@ -326,6 +331,12 @@ impl Compute for Gpu {
         }
         self.stream.synchronize().map_err(cuda)
     }
+}
+
+/// Flags as the bytes the kernels read (a bool is one byte holding 0 or 1).
+fn bool_bytes(flags: &[bool]) -> &[u8] {
+    // SAFETY: bool has the size and alignment of u8 and every bool is a valid u8.
+    unsafe { std::slice::from_raw_parts(flags.as_ptr().cast::<u8>(), flags.len()) }
 }
 
 #[cfg(test)]

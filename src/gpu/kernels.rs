@@ -10,7 +10,7 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
     ("grid.cu", include_str!("../../kernels/grid.cu"), &["grid_tiles"]),
     ("degrid.cu", include_str!("../../kernels/degrid.cu"), &["degrid_points"]),
     ("calstats.cu", include_str!("../../kernels/calstats.cu"), &["cal_stats"]),
-    ("background.cu", include_str!("../../kernels/background.cu"), &["smooth_prep", "smooth_pass"]),
+    ("background.cu", include_str!("../../kernels/background.cu"), &["smooth_prep", "smooth_pass", "smooth_narrow"]),
     (
         "wstack.cu",
         include_str!("../../kernels/wstack.cu"),

@@ -181,9 +181,11 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
         }
         if ready && !state.finished && majors < s.max_major && params.niter > 0 {
             let before = residuals[0].iter().fold(0.0f64, |a, &b| a.max(b.abs()));
+            let t = std::time::Instant::now();
             let reached = minor_cycle(&mut residuals, &psfs, n, params, &mut state, &mut models, &mut deltas);
             go = deltas[0].iter().any(|&x| x != 0.0);
             log::info!("clean major cycle {}: peak {before:.4} -> {reached:.4} Jy/beam after {} iterations", majors + 1, state.iterations);
+            log::debug!("clean minor cycles {}: {:.2} s", majors + 1, t.elapsed().as_secs_f64());
         }
         if s.distributed {
             let mut msg = if is_owner {
@@ -206,6 +208,7 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
             break;
         }
         majors += 1;
+        let t = std::time::Instant::now();
         // Every contributor: subtract the increment, re-grid the residuals of every term.
         let mut grids: Vec<GridPair> = (0..nt).map(|t| GridPair::spectral(*spec, s.ref_hz, Some(t as u8), None)).collect();
         for h in held.iter_mut() {
@@ -222,6 +225,7 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
                 }
             }
         }
+        log::debug!("clean major cycle {majors}: model subtracted and residuals re-gridded in {:.2} s", t.elapsed().as_secs_f64());
     }
     is_owner.then(|| CleanOutcome {
         model: models.first().cloned().unwrap_or_default(),

@@ -20,11 +20,17 @@ pub fn median_mut(v: &mut [f64]) -> Option<f64> {
 /// Median and the normalised median absolute deviation (1.4826 x MAD: sigma for Gaussians).
 pub fn median_and_mad_sigma(values: &[f64]) -> Option<(f64, f64)> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    let med = median_mut(&mut v)?;
+    median_and_mad_sigma_mut(&mut v)
+}
+
+/// As [`median_and_mad_sigma`] on finite values, reordering and overwriting them (no copy:
+/// for callers that reuse one scratch buffer).
+pub fn median_and_mad_sigma_mut(v: &mut [f64]) -> Option<(f64, f64)> {
+    let med = median_mut(v)?;
     for x in v.iter_mut() {
         *x = (*x - med).abs();
     }
-    let mad = median_mut(&mut v)?;
+    let mad = median_mut(v)?;
     Some((med, 1.4826 * mad))
 }
 
