@@ -7,7 +7,8 @@
 # tests; a simulated night through `contimg run` with gpu: required against gpu: off; the
 # criterion gridding benches (CPU and gpu_*); one real-sized group (benches/group.sh), on the
 # GPU and then on the CPU of the same node. STEPS=tests,night,bench,group picks some;
-# STEP_TIMEOUT (s, default 1800) stops a step that hangs.
+# STEP_TIMEOUT (s, default 1800) stops a step that hangs; BENCH_FILTER (default subband:
+# CPU and GPU) picks criterion benches; GROUP_MODES (default "gpu cpu") the group runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LOGS=${LOGS:-$PWD/gpu-check-logs}; mkdir -p "$LOGS"
@@ -53,10 +54,10 @@ else
 fi
 case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture gpu:: ;; esac
 case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_required_matches_off_on_a_gpu ;; esac
-case ,$STEPS, in *,bench,*) step gridding-bench "${bench[@]}" --sample-size 10 --warm-up-time 1 --measurement-time 5 subband ;; esac
+case ,$STEPS, in *,bench,*) step gridding-bench "${bench[@]}" --sample-size 10 --warm-up-time 1 --measurement-time 5 "${BENCH_FILTER:-subband}" ;; esac
 case ,$STEPS, in *,group,*)
   export WORK=${WORK:-$(mktemp -d)}
-  for mode in gpu cpu; do
+  for mode in ${GROUP_MODES:-gpu cpu}; do
     rm -rf "$WORK/out"
     step group-$mode env GPU=$([ $mode = gpu ] && echo required || echo off) RUST_LOG=${RUST_LOG:-contimg=debug} bash benches/group.sh
     grep -E "flagging steps|baseline pass|clean |stage|failed|WARN" "$WORK/log" | tee -a "$LOGS/group-$mode.log"

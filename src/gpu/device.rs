@@ -32,6 +32,9 @@ pub struct Gpu {
     pub(super) stack: super::device_stack::StackKernels,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
+    /// The gridder's two pinned staging slices, kept between blocks (pinning host memory
+    /// costs more than filling it), with the rows and row length they were made for.
+    pub(super) staging: std::sync::Mutex<Option<super::device_stack::Staging>>,
     name: String,
     /// Bytes of device memory this rank's buffers may use.
     pub(super) budget: usize,
@@ -50,10 +53,10 @@ impl Gpu {
             return Err("no CUDA driver library (libcuda.so) on this node".into());
         }
         if !kernels::nvrtc_present() {
-            return Err("no NVRTC library (libnvrtc.so.12) to compile the kernels".into());
+            return Err("no NVRTC library (libnvrtc.so or .so.12; a CUDA 13 toolkit's libnvrtc.so.13 can be linked as libnvrtc.so) to compile the kernels".into());
         }
         if !unsafe { cudarc::cufft::sys::is_culib_present() } {
-            return Err("no cuFFT library (libcufft.so.11) for the plane transforms".into());
+            return Err("no cuFFT library (libcufft.so, .so.12 or .so.11) for the plane transforms".into());
         }
         let n = CudaContext::device_count().map_err(|e| format!("cannot count CUDA devices: {e:?}"))?;
         if n <= 0 {
@@ -93,7 +96,7 @@ impl Gpu {
             (Some(d), Some(b), Some(v)) => Some((d, b, v)),
             _ => None,
         };
-        Ok(Gpu { ctx, stream, stream2, rephase, apply, grid, degrid, sumthreshold, cal_stats, smooth_prep, smooth_pass, smooth_narrow, stack, ffts: Default::default(), name, budget, pci })
+        Ok(Gpu { ctx, stream, stream2, rephase, apply, grid, degrid, sumthreshold, cal_stats, smooth_prep, smooth_pass, smooth_narrow, stack, ffts: Default::default(), staging: Default::default(), name, budget, pci })
     }
 
     /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting

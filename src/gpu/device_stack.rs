@@ -62,8 +62,11 @@ fn launch_1d(n: usize) -> Result<LaunchConfig, GpuError> {
     u32::try_from(n).map(LaunchConfig::for_num_elems).map_err(|_| GpuError::Cuda(format!("{n} threads in one launch")))
 }
 
+/// The two staging slices and the (rows, row length) they hold.
+pub(crate) type Staging = (usize, usize, [Stage; 2]);
+
 /// One staging slice: pinned host buffers and their device copies.
-struct Stage {
+pub(crate) struct Stage {
     h_vis: cudarc::driver::PinnedHostSlice<f32>,
     h_wt: cudarc::driver::PinnedHostSlice<f32>,
     h_uvw: cudarc::driver::PinnedHostSlice<f64>,
@@ -142,7 +145,13 @@ impl Gpu {
         let (fd, fp) = (stack::factors(job.dirty_factor, nchan), stack::factors(job.psf_factor, nchan));
         let (d_fd, d_fp) = (s.clone_htod(&fd).map_err(cuda)?, s.clone_htod(&fp).map_err(cuda)?);
         let slice_rows = (STAGE_BYTES / (12 * stride + 32)).clamp(1, rows.len().max(1));
-        let mut stages = [self.new_stage(slice_rows, stride)?, self.new_stage(slice_rows, stride)?];
+        // The cached slices when they have this shape (their pinned buffers wait for their
+        // last copies before they are written again); new ones otherwise.
+        let cached = self.staging.lock().ok().and_then(|mut c| c.take()).filter(|c| c.0 >= slice_rows && c.1 == stride);
+        let (cap_rows, mut stages) = match cached {
+            Some((cap, _, st)) => (cap, st),
+            None => (slice_rows, [self.new_stage(slice_rows, stride)?, self.new_stage(slice_rows, stride)?]),
+        };
         let streams = [self.stream.clone(), self.stream2.clone()];
         for (k, part) in rows.chunks(slice_rows).enumerate() {
             let (st, stage) = (&streams[k % 2], &mut stages[k % 2]);
@@ -169,6 +178,9 @@ impl Gpu {
             unsafe { l.launch(launch_1d(m * nchan)?) }.map_err(cuda)?;
         }
         self.stream.join(&self.stream2).map_err(cuda)?;
+        if let Ok(mut c) = self.staging.lock() {
+            *c = Some((cap_rows, stride, stages));
+        }
         Ok(it)
     }
 
