@@ -5,6 +5,7 @@
 #   bash benches/group.sh            # 1 group, 1 rank
 #   RANKS=2 N_GROUPS=2 bash benches/group.sh
 #   MS=1 bash benches/group.sh       # also times `contimg convert` (Measurement Set export)
+#   PREFETCH=false N_GROUPS=3 bash benches/group.sh  # each group read only when needed
 #   GPU=required bash benches/group.sh   # on a GPU node: the `gpu` feature, compute.gpu required
 #   CONTIMG_BIN=path/contimg bash benches/group.sh  # a prebuilt binary (no cargo; one rank
 #                                    # runs without mpirun when there is none)
@@ -24,7 +25,7 @@ input: {dir: $WORK/night}
 output: {dir: $WORK/out}
 imaging: {npix: $NPIX, cell_arcsec: $CELL, epsilon: 1.0e-4, niter: $NITER}
 calibration: {enabled: false}
-compute: {gpu: ${GPU:-auto}}
+compute: {gpu: ${GPU:-auto}, prefetch: ${PREFETCH:-true}}
 simulate: {n_groups: $N_GROUPS, n_antennas: $N_ANT, n_channels: $N_CHAN, n_random_sources: 5}
 YAML
 [ -d "$WORK/night" ] || "$BIN" simulate --config "$WORK/bench.yaml" --out "$WORK/night"

@@ -183,6 +183,46 @@ fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
     assert!(!text.contains("panicked"), "{text}");
 }
 
+/// Reading and flagging one group ahead on a second thread (`compute.prefetch`) changes
+/// nothing in the products: the same images as reading in line, over a night of three
+/// groups with an unreadable one between the other two (skipped, reported).
+#[test]
+fn prefetching_the_next_group_gives_the_same_products() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = small_config(dir.path());
+    c.simulate.n_groups = 3;
+    c.simulate.sources = vec![source(0.2, 0.1, 3.0)];
+    c.simulate.noise.enabled = true;
+    c.imaging.niter = 50;
+    c.imaging.groups_per_image = 2;
+    contimg::simulate::run(&c, &c.input.dir).unwrap();
+    // The middle group's sb00 loses its visibilities: the plan skips that group, and the
+    // groups either side of it are read in turn.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&c.input.dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "hdf5")).collect();
+    files.sort();
+    let sb00: Vec<&PathBuf> = files.iter().filter(|p| p.to_string_lossy().contains("sb00")).collect();
+    assert_eq!(sb00.len(), 3);
+    hdf5::File::open_rw(sb00[1]).unwrap().unlink("Data/visdata").unwrap();
+    let mut outputs = Vec::new();
+    for prefetch in [false, true] {
+        c.compute.prefetch = prefetch;
+        c.output.dir = dir.path().join(format!("out-{prefetch}"));
+        let cfg = dir.path().join(format!("{prefetch}.yaml"));
+        write_config(&c, &cfg);
+        let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(code, 2, "a night with a skipped group exits 2: {text}");
+        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.output.dir.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(s["groups_ok"], 2, "{s}");
+        assert!(s["groups_skipped"].to_string().contains("Data/visdata"), "{s}");
+        outputs.push(images(&c.output.dir));
+    }
+    assert!(!outputs[0].is_empty());
+    assert_eq!(outputs[0].len(), outputs[1].len());
+    for (a, b) in outputs[0].iter().zip(&outputs[1]) {
+        assert_eq!(read_fits(a).data, read_fits(b).data, "{} differs from {}", a.display(), b.display());
+    }
+}
+
 /// On a GPU machine (`CONTIMG_EXPECT_GPU` set; the binary built with `--features gpu`):
 /// `gpu: required` runs every stage the seam covers on the device and its images agree
 /// with `gpu: off` to f32 rounding of the degridded model (CLEAN then takes the same

@@ -43,11 +43,14 @@ pub struct ComputeConfig {
     /// GPU memory one rank may use for its buffers (GiB); 0 = 80 % of the device's free
     /// memory shared among the node's ranks that use the same device.
     pub gpu_memory_gib: f64,
+    /// Read and flag a rank's next group on a second thread while the current one is
+    /// imaged (one group ahead: one more group in memory).
+    pub prefetch: bool,
 }
 
 impl Default for ComputeConfig {
     fn default() -> Self {
-        ComputeConfig { gpu: GpuMode::Auto, gpu_memory_gib: 0.0 }
+        ComputeConfig { gpu: GpuMode::Auto, gpu_memory_gib: 0.0, prefetch: true }
     }
 }
 

@@ -8,6 +8,8 @@
 use crate::comm::Comm;
 use crate::config::Config;
 use crate::convert::load_group;
+
+mod prefetch;
 use crate::imaging::aterm::DriftBeam;
 use crate::imaging::deconvolve::{clean_image, CleanSetup, CleanStart, HeldGroup};
 use crate::imaging::{GridPair, GridSpec};
@@ -103,7 +105,11 @@ pub enum PipelineError {
 }
 
 fn add_time(r: &mut RankReport, stage: &str, t0: Instant) {
-    *r.stage_s.entry(stage.to_string()).or_insert(0.0) += t0.elapsed().as_secs_f64();
+    add_seconds(r, stage, t0.elapsed().as_secs_f64());
+}
+
+fn add_seconds(r: &mut RankReport, stage: &str, s: f64) {
+    *r.stage_s.entry(stage.to_string()).or_insert(0.0) += s;
 }
 
 /// Loads the Earth orientation on every rank, plans on rank 0 (creating `make_dir` there
@@ -171,6 +177,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         return Err(chosen.err().map(PipelineError::from).unwrap_or(PipelineError::GpuElsewhere));
     }
     let (compute, line) = chosen.expect("checked on all ranks");
+    let compute: std::sync::Arc<dyn crate::gpu::Compute> = compute.into();
     let _bar = comm.is_root().then(|| {
         let todo = (0..plan.images.len()).filter(|&i| !plan.image_is_done(i)).flat_map(|i| plan.images[i].groups.iter()).filter(|&&g| !plan.is_retired(&plan.groups[g].id)).count();
         crate::progress::Bar::start(&out, todo as u64, comm.size())
@@ -254,11 +261,20 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         s.uv_max_lambda = cfg.imaging.uv_max_lambda;
         s
     };
+    // This rank's groups in the order the loop below takes them, read and flagged one
+    // ahead while the previous one is imaged (compute.prefetch).
+    let mine_of = |ii: usize| -> Vec<usize> { plan.images[ii].groups.iter().copied().filter(|&g| plan.groups[g].rank == comm.rank() && !plan.is_retired(&plan.groups[g].id)).collect() };
+    let jobs: Vec<prefetch::Job> = (0..plan.images.len())
+        .filter(|&ii| !plan.image_is_done(ii))
+        .flat_map(mine_of)
+        .map(|g| prefetch::Job { group: g, id: plan.groups[g].id.clone(), files: plan.groups[g].files.iter().flatten().cloned().collect() })
+        .collect();
+    let mut groups = prefetch::Groups::start(jobs, cfg.compute.prefetch, &cfg.flagging, compute.clone(), &out, comm.rank());
     for (ii, image) in plan.images.iter().enumerate() {
         if plan.image_is_done(ii) {
             continue; // the same on every rank: the plan says so
         }
-        let mine: Vec<usize> = image.groups.iter().copied().filter(|&g| plan.groups[g].rank == comm.rank() && !plan.is_retired(&plan.groups[g].id)).collect();
+        let mine = mine_of(ii);
         let mut grids: Option<GridPair> = None;
         let mut held: Vec<HeldGroup> = Vec::new();
         let clean_on = cfg.imaging.niter > 0;
@@ -267,24 +283,18 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         let reported = report.groups.len();
         for gi in mine {
             let g = &plan.groups[gi];
-            let files: Vec<&Path> = g.files.iter().flatten().map(PathBuf::as_path).collect();
-            let t = Instant::now();
-            match load_group(&files) {
-                Ok(mut vis) => {
-                    add_time(&mut report, "convert", t);
-                    crate::progress::mark(&out, comm.rank(), &g.id, "converted");
-                    let t = Instant::now();
-                    let mut fsum = crate::flag::run_with(&mut vis, &cfg.flagging, compute.as_ref());
-                    crate::progress::mark(&out, comm.rank(), &g.id, "flagged");
-                    if cfg.flagging.write_flags {
-                        let dir = out.join("flags");
-                        let path = dir.join(format!("{}.h5", g.id));
-                        if let Err(e) = std::fs::create_dir_all(&dir).map_err(|e| e.to_string()).and_then(|_| crate::flag::write_flags(&path, &vis).map_err(|e| e.to_string())) {
-                            log::warn!("rank {}: {}: cannot write flags: {e}", comm.rank(), path.display());
-                        }
-                    }
+            // Read and flagged in line, or already (one group ahead) by the prefetcher.
+            let loaded = match groups.next(gi) {
+                Some(r) => {
+                    add_seconds(&mut report, "convert", r.convert_s);
+                    add_seconds(&mut report, "flag", r.flag_s);
+                    r.result
+                }
+                None => Err("the group reader stopped (see the log)".to_string()),
+            };
+            match loaded {
+                Ok((mut vis, mut fsum)) => {
                     fsum.waterfall.clear();
-                    add_time(&mut report, "flag", t);
                     let t = Instant::now();
                     if cfg.calibration.enabled && cfg.calibration.apply {
                         let mid = vis.times_jd[vis.times_jd.len() / 2];
@@ -349,9 +359,8 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     log::info!("rank {}: group {} gridded for image {}", comm.rank(), g.id, image.name);
                 }
                 Err(e) => {
-                    add_time(&mut report, "convert", t);
                     log::error!("rank {}: group {} failed: {e}", comm.rank(), g.id);
-                    report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(e.to_string()), n_vis: 0, flagged_fraction: 0.0, flags: None });
+                    report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(e), n_vis: 0, flagged_fraction: 0.0, flags: None });
                 }
             }
         }
