@@ -40,6 +40,20 @@ pub fn nvrtc_present() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
+/// The NVRTC in use ("nvrtc12.8"): part of the PTX cache key, since PTX from a newer NVRTC
+/// does not load on an older driver (nodes sharing a home directory may differ).
+#[cfg(feature = "gpu")]
+pub fn nvrtc_tag() -> String {
+    if !nvrtc_present() {
+        return "nvrtc-none".into();
+    }
+    let (mut major, mut minor) = (0, 0);
+    match unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) } {
+        cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS => format!("nvrtc{major}.{minor}"),
+        _ => "nvrtc-unknown".into(),
+    }
+}
+
 /// Compiles one kernel file to PTX for `arch` (e.g. "compute_80").
 #[cfg(feature = "gpu")]
 pub fn compile(file: &str, arch: &'static str) -> Result<cudarc::nvrtc::Ptx, super::GpuError> {
@@ -63,11 +77,12 @@ pub fn ptx_cache_dir() -> Option<std::path::PathBuf> {
     }
 }
 
-/// The cache file of one kernel file's PTX for `arch`: named by a stable hash of the
-/// source (includes inlined) and the architecture, so an edited kernel is recompiled.
-pub fn ptx_cache_path(dir: &std::path::Path, file: &str, arch: &str) -> Option<std::path::PathBuf> {
+/// The cache file of one kernel file's PTX for `arch` made by `compiler` (`nvrtc_tag`):
+/// named by a stable hash of the source (includes inlined), the architecture and the
+/// compiler, so an edited kernel or another NVRTC is compiled afresh.
+pub fn ptx_cache_path(dir: &std::path::Path, file: &str, arch: &str, compiler: &str) -> Option<std::path::PathBuf> {
     let src = source(file)?;
-    let key = crate::resume::fnv64(format!("{arch}\n{src}").as_bytes());
+    let key = crate::resume::fnv64(format!("{arch}\n{compiler}\n{src}").as_bytes());
     Some(dir.join(format!("{}-{arch}-{key:016x}.ptx", file.trim_end_matches(".cu"))))
 }
 
@@ -76,7 +91,7 @@ pub fn ptx_cache_path(dir: &std::path::Path, file: &str, arch: &str) -> Option<s
 /// read half a file). A cache that cannot be written only costs the next run a compile.
 #[cfg(feature = "gpu")]
 pub fn compile_cached(file: &str, arch: &'static str, dir: Option<&std::path::Path>) -> Result<cudarc::nvrtc::Ptx, super::GpuError> {
-    let Some(path) = dir.and_then(|d| ptx_cache_path(d, file, arch)) else { return compile(file, arch) };
+    let Some(path) = dir.and_then(|d| ptx_cache_path(d, file, arch, &nvrtc_tag())) else { return compile(file, arch) };
     if let Ok(text) = std::fs::read_to_string(&path) {
         if text.contains(".entry") {
             return Ok(cudarc::nvrtc::Ptx::from_src(text));
@@ -97,19 +112,21 @@ mod tests {
     use super::*;
 
     /// The cache is used when present (a marked PTX text comes back), written when absent,
-    /// and keyed by architecture.
+    /// and keyed by architecture and NVRTC version.
     #[cfg(feature = "gpu")]
     #[test]
     fn ptx_cache_is_read_and_written() {
         let dir = std::env::temp_dir().join(format!("contimg-ptx-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let p80 = ptx_cache_path(&dir, "rephase.cu", "compute_80").unwrap();
-        assert_ne!(p80, ptx_cache_path(&dir, "rephase.cu", "compute_90").unwrap());
+        let tag = nvrtc_tag();
+        let p80 = ptx_cache_path(&dir, "rephase.cu", "compute_80", &tag).unwrap();
+        assert_ne!(p80, ptx_cache_path(&dir, "rephase.cu", "compute_90", &tag).unwrap());
+        assert_ne!(p80, ptx_cache_path(&dir, "rephase.cu", "compute_80", "nvrtc99.0").unwrap());
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(&p80, "// marked\n.entry rephase\n").unwrap();
         assert!(compile_cached("rephase.cu", "compute_80", Some(&dir)).unwrap().to_src().contains("// marked"));
         if nvrtc_present() {
-            let p90 = ptx_cache_path(&dir, "rephase.cu", "compute_90").unwrap();
+            let p90 = ptx_cache_path(&dir, "rephase.cu", "compute_90", &tag).unwrap();
             let first = compile_cached("rephase.cu", "compute_90", Some(&dir)).unwrap().to_src();
             assert_eq!(std::fs::read_to_string(&p90).unwrap(), first);
             assert_eq!(compile_cached("rephase.cu", "compute_90", Some(&dir)).unwrap().to_src(), first);
