@@ -36,8 +36,13 @@ pub struct Gpu {
     /// costs more than filling it), with the rows and row length they were made for.
     pub(super) staging: std::sync::Mutex<Option<super::device_stack::Staging>>,
     name: String,
-    /// Bytes of device memory this rank's buffers may use.
+    /// Bytes of device memory this rank's imaging, rephasing and calibration buffers may
+    /// use: three quarters of the rank's share.
     pub(super) budget: usize,
+    /// Bytes the flagger's batches may use: the other quarter (the next group's flagging
+    /// runs beside this group's imaging when prefetching, and the two never sum past the
+    /// rank's share).
+    flag_budget: usize,
     pci: Option<(u32, u32, u32)>,
 }
 
@@ -85,9 +90,10 @@ impl Gpu {
         let (free, total) = ctx.mem_get_info().map_err(|e| format!("{e:?}"))?;
         // Ranks on this device: those with the same local rank modulo the device count.
         let sharing = (local_size.saturating_sub(ordinal)).div_ceil(n as usize).max(1);
-        let budget = if mem_gib > 0.0 { (mem_gib * (1u64 << 30) as f64) as usize } else { free / 10 * 8 / sharing };
+        let share = if mem_gib > 0.0 { (mem_gib * (1u64 << 30) as f64) as usize } else { free / 10 * 8 / sharing };
+        let (budget, flag_budget) = (share - share / 4, share / 4);
         let dev_name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
-        let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, budget as f64 / (1u64 << 30) as f64);
+        let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, share as f64 / (1u64 << 30) as f64);
         let stream = ctx.default_stream();
         let stream2 = ctx.new_stream().map_err(|e| format!("{e:?}"))?;
         use cudarc::driver::sys::CUdevice_attribute as A;
@@ -96,7 +102,7 @@ impl Gpu {
             (Some(d), Some(b), Some(v)) => Some((d, b, v)),
             _ => None,
         };
-        Ok(Gpu { ctx, stream, stream2, rephase, apply, grid, degrid, sumthreshold, cal_stats, smooth_prep, smooth_pass, smooth_narrow, stack, ffts: Default::default(), staging: Default::default(), name, budget, pci })
+        Ok(Gpu { ctx, stream, stream2, rephase, apply, grid, degrid, sumthreshold, cal_stats, smooth_prep, smooth_pass, smooth_narrow, stack, ffts: Default::default(), staging: Default::default(), name, budget, flag_budget, pci })
     }
 
     /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting
@@ -191,7 +197,7 @@ impl Compute for Gpu {
         if tf == 0 || values.is_empty() {
             return Ok(Vec::new());
         }
-        let per_batch = (self.budget / (tf * 40)).clamp(1, (values.len() / tf).max(1));
+        let per_batch = (self.flag_budget / (tf * 40)).clamp(1, (values.len() / tf).max(1));
         let s = &self.stream;
         let taps = |sigma: f64| crate::flag::algorithms::gaussian_taps(sigma);
         let (kt, kf) = (taps(sm.sigma_t), taps(sm.sigma_f));
@@ -234,7 +240,7 @@ impl Compute for Gpu {
         if tf == 0 || values.is_empty() {
             return Ok(());
         }
-        let per_batch = (self.budget / (tf * 6)).clamp(1, (values.len() / tf).max(1)).min(i32::MAX as usize / nt.max(nf));
+        let per_batch = (self.flag_budget / (tf * 6)).clamp(1, (values.len() / tf).max(1)).min(i32::MAX as usize / nt.max(nf));
         let s = &self.stream;
         for (vals, fl) in values.chunks(per_batch * tf).zip(flags.chunks_mut(per_batch * tf)) {
             let planes = vals.len() / tf;
