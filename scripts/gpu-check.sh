@@ -21,10 +21,11 @@ PREBUILT=""
 # the node has under the names looked for (the driver is backward compatible).
 links=$(mktemp -d)
 for lib in nvrtc cufft; do
-  if ! ldconfig -p | grep -q "lib$lib.so "; then
+  # (grep reads everything: with pipefail, grep -q could stop ldconfig with SIGPIPE.)
+  if ! ldconfig -p | grep "lib$lib.so " >/dev/null; then
     found=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib /usr/lib/x86_64-linux-gnu \
       /opt /usr/local/lib/python3*/dist-packages /usr/lib/python3/dist-packages \
-      -name "lib$lib.so*" 2>/dev/null | grep -v builtins | sort -V | tail -1)
+      -name "lib$lib.so*" -not -path '*/stubs/*' 2>/dev/null | grep -v builtins | sort -V | tail -1)
     [ -n "$found" ] && ln -sf "$found" "$links/lib$lib.so" && \
       export LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     echo "lib$lib: ${found:-not found}"
