@@ -17,6 +17,27 @@ fn images(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Runs the night of `c` into `dir/out-<name>` (config `dir/<name>.yaml`): exit code, output.
+fn run_variant(c: &mut contimg::config::Config, dir: &Path, name: &str) -> (i32, String) {
+    c.output.dir = dir.join(format!("out-{name}"));
+    let cfg = dir.join(format!("{name}.yaml"));
+    write_config(c, &cfg);
+    run_bin(&["run", "--config", cfg.to_str().unwrap()], &[])
+}
+
+fn summary_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+/// The two runs wrote the same images, bit for bit.
+fn assert_same_images(a: &[PathBuf], b: &[PathBuf]) {
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(read_fits(x).data, read_fits(y).data, "{} differs from {}", x.display(), y.display());
+    }
+}
+
 fn night_weighted(dir: &Path, groups_per_image: usize, weighting: contimg::imaging::weighting::Weighting) -> PathBuf {
     night_terms(dir, groups_per_image, weighting, 1)
 }
@@ -56,7 +77,7 @@ fn compare_over_ranks_terms(groups_per_image: usize, expect_images: usize, weigh
         let out = dir.path().join(format!("out{n}"));
         let (code, text) = run_mpi(n, &cfg, &out);
         assert_eq!(code, 0, "{n} ranks: {text}");
-        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let summary = summary_json(&out);
         assert_eq!(summary["n_ranks"], n);
         assert_eq!(summary["complete"], true);
         let imgs = images(&out);
@@ -104,7 +125,7 @@ fn uniform_weighting_narrows_the_beam() {
         let cfg = night_weighted(dir.path(), 1, w);
         let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
         assert_eq!(code, 0, "{text}");
-        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap()).unwrap();
+        let s = summary_json(&dir.path().join("out"));
         let b = &s["images"][0]["beam_deg"];
         let a = b[0].as_f64().unwrap() * b[1].as_f64().unwrap();
         println!("{w:?}: beam {:.2}\" x {:.2}\"", b[0].as_f64().unwrap() * 3600.0, b[1].as_f64().unwrap() * 3600.0);
@@ -129,7 +150,7 @@ fn gaussian_taper_widens_the_beam_and_keeps_point_source_flux() {
         let cfg = simulate_night(&c, dir.path());
         let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
         assert_eq!(code, 0, "{text}");
-        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap()).unwrap();
+        let s = summary_json(&dir.path().join("out"));
         let b = &s["images"][0]["beam_deg"];
         (b[0].as_f64().unwrap() * 3600.0, b[1].as_f64().unwrap() * 3600.0, s["images"][0]["peak_jy"].as_f64().unwrap())
     };
@@ -161,23 +182,14 @@ fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
     let mut outputs = Vec::new();
     for mode in [GpuMode::Off, GpuMode::Auto] {
         c.compute.gpu = mode;
-        c.output.dir = dir.path().join(format!("out-{mode:?}"));
-        let cfg = dir.path().join(format!("{mode:?}.yaml"));
-        write_config(&c, &cfg);
-        let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+        let (code, text) = run_variant(&mut c, dir.path(), &format!("{mode:?}"));
         assert_eq!(code, 0, "{text}");
         assert!(text.contains("compute: cpu"), "{text}");
         outputs.push(images(&c.output.dir));
     }
-    assert!(!outputs[0].is_empty());
-    for (a, b) in outputs[0].iter().zip(&outputs[1]) {
-        assert_eq!(read_fits(a).data, read_fits(b).data, "{} differs from {}", a.display(), b.display());
-    }
+    assert_same_images(&outputs[0], &outputs[1]);
     c.compute.gpu = GpuMode::Required;
-    c.output.dir = dir.path().join("out-required");
-    let cfg = dir.path().join("required.yaml");
-    write_config(&c, &cfg);
-    let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    let (code, text) = run_variant(&mut c, dir.path(), "required");
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("gpu: required, but"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
@@ -206,21 +218,14 @@ fn prefetching_the_next_group_gives_the_same_products() {
     let mut outputs = Vec::new();
     for prefetch in [false, true] {
         c.compute.prefetch = prefetch;
-        c.output.dir = dir.path().join(format!("out-{prefetch}"));
-        let cfg = dir.path().join(format!("{prefetch}.yaml"));
-        write_config(&c, &cfg);
-        let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+        let (code, text) = run_variant(&mut c, dir.path(), &format!("prefetch-{prefetch}"));
         assert_eq!(code, 2, "a night with a skipped group exits 2: {text}");
-        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.output.dir.join("summary.json")).unwrap()).unwrap();
+        let s = summary_json(&c.output.dir);
         assert_eq!(s["groups_ok"], 2, "{s}");
         assert!(s["groups_skipped"].to_string().contains("Data/visdata"), "{s}");
         outputs.push(images(&c.output.dir));
     }
-    assert!(!outputs[0].is_empty());
-    assert_eq!(outputs[0].len(), outputs[1].len());
-    for (a, b) in outputs[0].iter().zip(&outputs[1]) {
-        assert_eq!(read_fits(a).data, read_fits(b).data, "{} differs from {}", a.display(), b.display());
-    }
+    assert_same_images(&outputs[0], &outputs[1]);
 }
 
 /// On a GPU machine (`CONTIMG_EXPECT_GPU` set; the binary built with `--features gpu`):
@@ -244,15 +249,12 @@ fn gpu_required_matches_off_on_a_gpu() {
     let mut outputs = Vec::new();
     for mode in [GpuMode::Off, GpuMode::Required] {
         c.compute.gpu = mode;
-        c.output.dir = dir.path().join(format!("out-{mode:?}"));
-        let cfg = dir.path().join(format!("{mode:?}.yaml"));
-        write_config(&c, &cfg);
-        let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+        let (code, text) = run_variant(&mut c, dir.path(), &format!("{mode:?}"));
         assert_eq!(code, 0, "{text}");
         assert!(!text.contains(" failed (") && !text.contains("panicked"), "no stage may fall back to the CPU: {text}");
         outputs.push(images(&c.output.dir));
         if mode == GpuMode::Required {
-            let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.output.dir.join("summary.json")).unwrap()).unwrap();
+            let s = summary_json(&c.output.dir);
             let r = &s["ranks"][0];
             assert!(r["compute"].as_str().unwrap().starts_with("gpu"), "{r}");
             assert!(r["gpu"]["memory_total_gib"].as_f64().unwrap() > 1.0, "{r}");
@@ -295,7 +297,7 @@ fn bad_groups_are_skipped_and_the_night_completes() {
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     println!("{text}");
     assert_eq!(code, 2, "an incomplete night exits 2: {text}");
-    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("out/summary.json")).unwrap()).unwrap();
+    let s = summary_json(&d.join("out"));
     assert_eq!(s["complete"], false);
     assert_eq!(s["groups_ok"], 1, "{s:#}");
     let skipped = s["groups_skipped"].to_string();
