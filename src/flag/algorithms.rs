@@ -76,7 +76,7 @@ fn masked_smooth_lines<const LINEAR: bool>(values: &[f32], flags: &[bool], nt: u
                     }
                 }
                 for l in 0..L {
-                    out[t * nf + f + l] = (if s0[l] <= 0.0 { 0.0 } else { t0[l] / s0[l] }) as f32;
+                    out[t * nf + f + l] = constant_fit(s0[l], t0[l]) as f32;
                 }
             }
         }
@@ -138,6 +138,15 @@ fn local_linear_line<const LINEAR: bool>(v: &[f64], w: &[f64], stride: usize, n:
     }
 }
 
+/// The local-constant fit from its sums (no weight: 0).
+fn constant_fit(s0: f64, t0: f64) -> f64 {
+    if s0 <= 0.0 {
+        0.0
+    } else {
+        t0 / s0
+    }
+}
+
 /// The local-constant fit of `local_linear_line` (stride 1) with eight neighbouring
 /// outputs summed together where their windows lie inside the line, so the sums
 /// vectorise; each output's terms are added in the same order as one at a time, and a
@@ -146,7 +155,7 @@ fn local_linear_line<const LINEAR: bool>(v: &[f64], w: &[f64], stride: usize, n:
 fn local_constant_line_lanes(v: &[f64], w: &[f64], n: usize, kern: &[f64], out_v: &mut [f64], out_w: &mut [f64]) {
     const L: usize = 8;
     let h = kern.len() / 2;
-    let finish = |s0: f64, t0: f64| if s0 <= 0.0 { 0.0 } else { t0 / s0 };
+    let finish = constant_fit;
     let mut i = 0;
     while i < n {
         if i >= h && i + L + h <= n {
@@ -289,11 +298,9 @@ mod tests {
 
     #[test]
     fn eight_lane_local_constant_fit_is_bit_for_bit_the_scalar_one() {
-        let mut state = 7u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 33) as f32 / (1u64 << 31) as f32
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut next = || rng.random::<f32>();
         for (nt, nf, st, sf) in [(24, 768, 3.1, 8.2), (7, 40, 1.5, 2.5), (5, 45, 2.0, 3.0), (3, 5, 2.0, 9.0), (24, 96, 0.0, 4.0)] {
             let values: Vec<f32> = (0..nt * nf).map(|_| 10.0 * next()).collect();
             // Flags in runs and singles; NaN under some flags (it must not leak).

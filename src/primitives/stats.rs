@@ -131,11 +131,9 @@ mod tests {
     #[test]
     fn parallel_median_and_mad_equal_the_serial_ones_bit_for_bit() {
         // Ties, negatives, zeros of both signs, non-finite values, odd and even counts.
-        let mut state = 12345u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 33) as f32 / (1u64 << 31) as f32
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12345);
+        let mut next = || rng.random::<f32>();
         for n in [1usize, 2, 3, 10, 1001, 200_000, 200_001, 3_000_000, 3_000_001] {
             let v: Vec<f32> = (0..n)
                 .map(|i| match i % 97 {
