@@ -262,6 +262,7 @@ def parse_args(argv):
     p.add_argument("--no-noise", action="store_true")
     p.add_argument("--no-dropped", action="store_true", help="no NaN/zero samples")
     p.add_argument("--garbage-cell", action="store_true", help="one channel of one pol is garbage on every baseline")
+    p.add_argument("--max-delay-ns", type=float, default=4.4, help="delays uniform in +-this (ns); 0: none")
     p.add_argument("--gain-drift-deg", type=float, default=0.0, help="max slow phase drift over the group (deg)")
     a = p.parse_args(argv)
     if a.full:
@@ -401,10 +402,11 @@ def main(argv=None):
     xband = (freq_asc - freq_asc[0]) / (freq_asc[-1] - freq_asc[0])
     amp = rng.uniform(0.6, 1.4, (n_ant, 2))
     ph0 = rng.uniform(-180, 180, (n_ant, 2))
-    delay_ns = rng.uniform(-4.4, 4.4, (n_ant, 2))
-    band = freq_asc[-1] - freq_asc[0] + chan_w
+    dscale = a.max_delay_ns / 4.4
+    delay_ns = rng.uniform(-4.4, 4.4, (n_ant, 2)) * dscale
     big = int(rng.integers(n_ant))
-    delay_ns[big, 0] = rng.choice([-1, 1]) * rng.uniform(3.8, 4.4)  # >= 250 deg ramp
+    # one antenna with >= 250 deg of phase ramp across the band (3.70 ns) at the default maximum
+    delay_ns[big, 0] = rng.choice([-1, 1]) * rng.uniform(3.8, 4.4) * dscale
     bp_amp = np.stack([[1 + smooth_series(rng, xband, 5, rng.uniform(0.06, 0.1)) for _ in range(2)] for _ in range(n_ant)])
     bp_ph = np.stack([[smooth_series(rng, xband, 4, rng.uniform(10, 20)) for _ in range(2)] for _ in range(n_ant)])
     phase_deg = ph0[..., None] + 360.0 * delay_ns[..., None] * 1e-9 * (freq_asc - NU_REF) + bp_ph
