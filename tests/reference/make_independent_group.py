@@ -33,7 +33,10 @@ Conventions
   (w-term included); time smearing over the integration and bandwidth smearing over the channel
   by averaging sub-samples. The drift centre is the Earth-fixed (ITRS) direction of HA = 0,
   dec_p, as pyuvdata's driftscan phasing takes it (its rephasing reproduces these data to
-  1e-5; see check_independent_group.py).
+  1e-5; see check_independent_group.py). The ITRS pole differs from the celestial pole of date
+  by the polar motion (~0.3"): a centre defined on the CIP instead moves every source by the
+  same ~0.3", i.e. a per-antenna phase of up to ~7 deg at 1.5 GHz on the outriggers that
+  calibration absorbs -- compare solved gains with the truth's up to such a phase slope.
 * Primary beam: Gaussian power pattern, FWHM = 1.05 lambda / 4.65 m, fixed on s_c (the dishes
   do not track). Sources unpolarised: XX = YY = Stokes I (I = (XX + YY) / 2).
 * Units: correlation coefficients, V_data[row] = g_1 conj(g_2) V_Jy + noise, with the effective
