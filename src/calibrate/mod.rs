@@ -73,6 +73,9 @@ pub struct CalQa {
     pub flagged_fraction: f64,
     /// Gates: "pass", "warn" or "fail" with the reason; a "fail" makes the table invalid.
     pub gates: Vec<(String, String)>,
+    /// Antennas of the array without any data in the calibrator groups (not listed below).
+    #[serde(default)]
+    pub antennas_without_data: usize,
     /// Antenna polarizations flagged (by the solver entirely, or by the QA) with the reason.
     #[serde(default)]
     pub flagged_antennas: Vec<qa::AntennaFlag>,
@@ -222,6 +225,51 @@ fn tally(summary: &mut qa::SolveSummary, sols: &[CellSolution], iters: &mut Vec<
     }
 }
 
+/// Half-width (channels) of the running median a cell's residual noise is compared with.
+const RESIDUAL_HALF_WIDTH: usize = 8;
+/// A cell whose residual noise exceeds the running median of its neighbours by more than
+/// this many robust standard deviations of that ratio over the band (and by 10 % at least)
+/// is flagged high_residual.
+const RESIDUAL_SIGMA: f64 = 6.0;
+
+/// Flags bandpass cells (`sols[c * 2 + p]`) whose residual noise per unit weight stands out
+/// from their neighbouring channels': the noise of correlation coefficients is flat across
+/// the band, so a cell far above it holds RFI (or another model failure) that the gains
+/// absorbed; its solution would carry it into the data.
+fn flag_high_residuals(sols: &mut [CellSolution], nf: usize) {
+    for pol in 0..2 {
+        let ok: Vec<usize> = (0..nf).filter(|&c| sols[c * 2 + pol].cell == FlagReason::Ok && sols[c * 2 + pol].sigma > 0.0).collect();
+        if ok.len() < 8 {
+            continue;
+        }
+        let ratio: Vec<f64> = (0..ok.len())
+            .map(|i| {
+                let lo = i.saturating_sub(RESIDUAL_HALF_WIDTH);
+                let hi = (i + RESIDUAL_HALF_WIDTH + 1).min(ok.len());
+                let near: Vec<f64> = (lo..hi).map(|j| sols[ok[j] * 2 + pol].sigma).collect();
+                let med = crate::primitives::stats::median_and_mad_sigma(&near).map_or(0.0, |x| x.0);
+                sols[ok[i] * 2 + pol].sigma / med.max(1e-300)
+            })
+            .collect();
+        let Some((_, spread)) = crate::primitives::stats::median_and_mad_sigma(&ratio) else { continue };
+        let limit = 1.0 + (RESIDUAL_SIGMA * spread).max(0.1);
+        for (i, &c) in ok.iter().enumerate() {
+            if ratio[i] > limit {
+                let s = &mut sols[c * 2 + pol];
+                let n = s.gains.len();
+                *s = CellSolution {
+                    gains: vec![Complex64::new(0.0, 0.0); n],
+                    snr: vec![0.0; n],
+                    flagged: vec![true; n],
+                    reasons: s.reasons.iter().map(|&r| if r == FlagReason::Ok { FlagReason::HighResidual } else { r }).collect(),
+                    cell: FlagReason::HighResidual,
+                    ..s.clone()
+                };
+            }
+        }
+    }
+}
+
 /// Solves the bandpass from the all-reduced per-(channel, pol) cells (`cells[c * 2 + p]`):
 /// one StefCal solve per cell (a cell that cannot be solved is flagged with its reason), then
 /// per antenna and pol the delay fitted to the per-channel solutions, divided out of them
@@ -229,7 +277,8 @@ fn tally(summary: &mut qa::SolveSummary, sols: &[CellSolution], iters: &mut Vec<
 pub fn solve_bandpass(cells: &[CellStats], baselines: &[(usize, usize)], n_ant: usize, freq_hz: &[f64], refs: &[usize], cfg: &CalConfig) -> Bandpass {
     let nf = freq_hz.len();
     let p = params(cfg);
-    let sols: Vec<CellSolution> = cells.par_iter().map(|cell| solve_cell(cell, baselines, n_ant, refs, &p)).collect();
+    let mut sols: Vec<CellSolution> = cells.par_iter().map(|cell| solve_cell(cell, baselines, n_ant, refs, &p)).collect();
+    flag_high_residuals(&mut sols, nf);
     let mut out = Bandpass {
         gains: vec![Complex64::new(0.0, 0.0); n_ant * nf * 2],
         flags: vec![true; n_ant * nf * 2],

@@ -124,10 +124,20 @@ pub fn assess(t: &mut CalTable, min_snr: f64, mut summary: SolveSummary, delays:
             }
         }
     };
+    let mut absent = vec![false; na * 2];
     for a in 0..na {
         for p in 0..2 {
             let idx: Vec<usize> = sols(a, p).collect();
             let good: Vec<usize> = idx.iter().copied().filter(|&i| !t.flags[i]).collect();
+            if idx.iter().all(|&i| t.reasons[i] == FlagReason::NoData as u8) {
+                absent[a * 2 + p] = true;
+                // Not in the data at all (absent from the calibrator groups, or wholly
+                // flagged before the solve): counted, not listed.
+                if p == 0 {
+                    q.antennas_without_data += 1;
+                }
+                continue;
+            }
             if good.is_empty() {
                 // Flagged by the solver: report the commonest reason.
                 let mut counts: BTreeMap<u8, usize> = BTreeMap::new();
@@ -160,7 +170,6 @@ pub fn assess(t: &mut CalTable, min_snr: f64, mut summary: SolveSummary, delays:
             if let Some((reason, value)) = verdict {
                 flag_ap(t, a, p, reason);
                 q.flagged_antennas.push(AntennaFlag { station: t.antenna_names[a], pol: p, reason: reason.name().into(), value });
-                log::warn!("calibration QA: antenna {} pol {p} flagged: {} ({value:.3})", t.antenna_names[a], reason.name());
             }
         }
     }
@@ -193,8 +202,9 @@ pub fn assess(t: &mut CalTable, min_snr: f64, mut summary: SolveSummary, delays:
     }
     let good_ant: Vec<usize> = (0..na).filter(|&a| q.antennas[a].2 <= 0.5).collect();
     q.good_antennas = good_ant.len();
-    let n_sol = t.flags.len().max(1);
-    q.flagged_fraction = t.flags.iter().filter(|&&f| f).count() as f64 / n_sol as f64;
+    // The flagged fraction of the antennas that had data.
+    let present: Vec<usize> = (0..na * 2).filter(|&ap| !absent[ap]).flat_map(|ap| sols(ap / 2, ap % 2)).collect();
+    q.flagged_fraction = present.iter().filter(|&&i| t.flags[i]).count() as f64 / present.len().max(1) as f64;
     // The band: a channel is usable when most of the good antennas' solutions in it are.
     let usable = (0..nf)
         .filter(|&c| {
@@ -221,7 +231,7 @@ pub fn assess(t: &mut CalTable, min_snr: f64, mut summary: SolveSummary, delays:
     let gate = |ok: bool, warn: bool, what: String| (what, if !ok { "fail" } else if warn { "warn" } else { "pass" }.to_string());
     q.gates.push(gate(q.good_antennas >= MIN_GOOD_ANTENNAS, false, format!("at least {MIN_GOOD_ANTENNAS} good antennas: {}", q.good_antennas)));
     q.gates.push(gate(band >= 0.5, band < 0.9, format!("usable band (channels where most good antennas have solutions) >= 50 %: {:.1} %", 100.0 * band)));
-    q.gates.push(gate(true, q.flagged_fraction > 0.3, format!("flagged solutions (warn > 0.3): {:.3}", q.flagged_fraction)));
+    q.gates.push(gate(true, q.flagged_fraction > 0.3, format!("flagged solutions of the {} antennas with data (warn > 0.3): {:.3}", na - q.antennas_without_data, q.flagged_fraction)));
     let min_med_snr = if min_med_snr.is_finite() { min_med_snr } else { 0.0 };
     q.gates.push(gate(true, n_snr > 0 || min_med_snr < WARN_SNR, format!("solution SNR >= {min_snr} per antenna (warn < {WARN_SNR}): {n_snr} antenna pols flagged, min median of the rest {min_med_snr:.1}")));
     q.gates.push(gate(true, n_amp > 0, format!("gain amplitudes within [{}, {}] x array median: {n_amp} antenna pols flagged", AMP_RANGE[0], AMP_RANGE[1])));

@@ -101,12 +101,15 @@ pub enum FlagReason {
     AntennaAmplitude = 7,
     /// Per-antenna QA: phase scatter about a smooth delay-removed bandpass above 90 deg.
     AntennaPhase = 8,
+    /// The cell's residual noise is far above that of its neighbouring channels (RFI the
+    /// flagger left, fitted into the gains).
+    HighResidual = 9,
     /// A flagged solution of a table written before reasons were recorded.
     Unknown = 255,
 }
 
 impl FlagReason {
-    pub const ALL: [FlagReason; 10] = [
+    pub const ALL: [FlagReason; 11] = [
         FlagReason::Ok,
         FlagReason::NoData,
         FlagReason::FewBaselines,
@@ -116,6 +119,7 @@ impl FlagReason {
         FlagReason::AntennaSnr,
         FlagReason::AntennaAmplitude,
         FlagReason::AntennaPhase,
+        FlagReason::HighResidual,
         FlagReason::Unknown,
     ];
     pub fn from_code(c: u8) -> FlagReason {
@@ -132,6 +136,7 @@ impl FlagReason {
             FlagReason::AntennaSnr => "antenna_snr",
             FlagReason::AntennaAmplitude => "antenna_amplitude",
             FlagReason::AntennaPhase => "antenna_phase",
+            FlagReason::HighResidual => "high_residual",
             FlagReason::Unknown => "unknown",
         }
     }

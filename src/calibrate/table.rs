@@ -10,7 +10,7 @@
 //!   `provenance` (JSON: contimg version, groups, parameters);
 //! - `flag_reason` u8 (same shape as `gains`): why a solution is flagged (codes of
 //!   `solve::FlagReason`: 0 ok, 1 no_data, 2 few_baselines, 3 low_snr, 4 not_converged,
-//!   5 non_finite, 6 antenna_snr, 7 antenna_amplitude, 8 antenna_phase);
+//!   5 non_finite, 6 antenna_snr, 7 antenna_amplitude, 8 antenna_phase, 9 high_residual);
 //! - `delay_ns` f64 (antenna, polarization) and `delay_ref_hz` f64: per-antenna delays
 //!   (relative to the reference antenna); the full gain at frequency nu is
 //!   `gains` x exp(2 pi i (nu - delay_ref_hz) delay_ns 1e-9), so `gains` holds the bandpass

@@ -328,3 +328,26 @@ fn table_round_trip_with_delays_and_old_tables_read() {
     let want = t.gains[t.index(0, 4, c, 0)] * delay::phasor(t.freq_hz[c], t.delay_ref_hz, t.delay(4, 0));
     assert!((t.full_gain(0, 4, c, 0) - want).norm() < 1e-15);
 }
+
+#[test]
+fn a_cell_with_rfi_on_every_baseline_is_flagged_high_residual() {
+    let tr = truth(15, &[], &[]);
+    let sigma = 1.7e-5;
+    // Channel 33, both pols: RFI through the antennas, g_a conj(g_b) x 4 sigma x a random
+    // phase per baseline and sample, on every baseline: the cell still solves with a fine
+    // SNR, but its residual stands out from its neighbours'.
+    let cs = cells(&tr, sigma, 16, &|c, p, k, _t, v, rng| {
+        if c == 33 {
+            let (a, b) = tr.baselines[k];
+            v + tr.g[(a * N_CHAN + c) * 2 + p] * tr.g[(b * N_CHAN + c) * 2 + p].conj() / (0.013 * 0.013) * Complex64::from_polar(4.0 * sigma, rng.random_range(-3.14..3.14))
+        } else {
+            v
+        }
+    });
+    let (t, q, med, worst) = solve(&tr, &cs, &CalConfig::default());
+    println!("cells {:?}; median error {med:.2e}, worst {worst:.2e}", q.solve.cell_reasons);
+    assert_eq!(q.solve.cell_reasons.get("high_residual"), Some(&2), "{:?}", q.solve.cell_reasons);
+    assert!((0..N_ANT).all(|a| t.reasons[t.index(0, a, 33, 0)] == FlagReason::HighResidual as u8));
+    assert_eq!(t.flags.iter().filter(|&&f| f).count(), 2 * N_ANT, "no other cell flagged");
+    assert!(valid(&q));
+}
