@@ -234,8 +234,20 @@ pub struct CalConfig {
     /// bandpass then carries the whole complex gain).
     pub gain_interval_s: f64,
     pub max_iterations: usize,
-    /// StefCal stops when the relative change of the gains falls below this.
+    /// StefCal stops when the relative change of the gains falls below this (the floor for
+    /// noiseless data), ...
     pub tolerance: f64,
+    /// ... or when every antenna's update is below this fraction of its own noise-limited
+    /// gain error. A cell still moving by more than its noise after `max_iterations` is
+    /// flagged (not_converged), never fatal.
+    pub noise_tolerance: f64,
+    /// Robust step: a baseline whose residual in a cell is this many standard deviations
+    /// above the cell's typical residual is left out and the cell re-solved (0 = off).
+    pub outlier_sigma: f64,
+    /// Delay solve before the bandpass (the old pipeline's kcal): `auto` solves and keeps
+    /// the delays that are significant (> 5 standard errors and winding the phase by
+    /// >= 10 deg across the band), `on` keeps every solved delay, `off` solves none.
+    pub delay: DelayMode,
     /// Calibration registry shared across nights/jobs; default `<output>/cal/registry.jsonl`.
     pub registry: Option<PathBuf>,
     /// Apply the nearest calibration (within +-24 h) to every group before imaging.
@@ -259,11 +271,24 @@ impl Default for CalConfig {
             gain_interval_s: 0.0,
             max_iterations: 200,
             tolerance: 1e-10,
+            noise_tolerance: 0.02,
+            outlier_sigma: 6.0,
+            delay: DelayMode::Auto,
             registry: None,
             apply: true,
             require: true,
         }
     }
+}
+
+/// Whether calibration solves per-antenna delays before the bandpass.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DelayMode {
+    #[default]
+    Auto,
+    On,
+    Off,
 }
 
 /// RFI flagging (see src/flag). Defaults follow AOFlagger where it has one.
@@ -577,6 +602,32 @@ impl Config {
         if !(self.input.filename_tolerance_s >= 0.0) {
             return bad("input.filename_tolerance_s", "must be >= 0".into());
         }
+        let cal = &self.calibration;
+        let finite_ge0 = |x: f64| x >= 0.0 && x.is_finite();
+        if !(cal.max_offset_deg > 0.0 && cal.max_offset_deg.is_finite()) || !finite_ge0(cal.min_flux_jy) || !(cal.span_minutes > 0.0 && cal.span_minutes.is_finite()) {
+            return bad("calibration.span_minutes", "max_offset_deg and span_minutes must be positive, min_flux_jy >= 0".into());
+        }
+        if !finite_ge0(cal.min_snr) {
+            return bad("calibration.min_snr", format!("{} must be >= 0", cal.min_snr));
+        }
+        if cal.min_baselines == 0 {
+            return bad("calibration.min_baselines", "must be at least 1".into());
+        }
+        if !finite_ge0(cal.uv_min_lambda) || !finite_ge0(cal.gain_interval_s) {
+            return bad("calibration.uv_min_lambda", "uv_min_lambda and gain_interval_s must be >= 0".into());
+        }
+        if cal.max_iterations == 0 {
+            return bad("calibration.max_iterations", "must be at least 1".into());
+        }
+        if !(cal.tolerance > 0.0 && cal.tolerance < 1.0) {
+            return bad("calibration.tolerance", format!("{} must be in (0, 1)", cal.tolerance));
+        }
+        if !(cal.noise_tolerance > 0.0 && cal.noise_tolerance <= 1.0) {
+            return bad("calibration.noise_tolerance", format!("{} must be in (0, 1]", cal.noise_tolerance));
+        }
+        if !(cal.outlier_sigma == 0.0 || (cal.outlier_sigma >= 3.0 && cal.outlier_sigma.is_finite())) {
+            return bad("calibration.outlier_sigma", format!("{} must be 0 (off) or >= 3", cal.outlier_sigma));
+        }
         let s = &self.simulate;
         if s.n_subbands == 0 || s.n_subbands > 16 {
             return bad("simulate.n_subbands", format!("{} must be 1..=16", s.n_subbands));
@@ -627,5 +678,13 @@ mod tests {
         assert!(e.to_string().contains("npx"));
         let c: Config = serde_yaml_ng::from_str("imaging: {npix: 7}").unwrap();
         assert!(c.validate(Path::new("x")).is_err());
+        let c: Config = serde_yaml_ng::from_str("calibration: {delay: off, noise_tolerance: 0.05}").unwrap();
+        assert_eq!(c.calibration.delay, DelayMode::Off);
+        c.validate(Path::new("x")).unwrap();
+        assert!(serde_yaml_ng::from_str::<Config>("calibration: {delay: maybe}").is_err());
+        for bad in ["{noise_tolerance: .nan}", "{noise_tolerance: -0.1}", "{outlier_sigma: 1.0}", "{outlier_sigma: .nan}", "{tolerance: 0.0}", "{min_snr: -1.0}", "{min_snr: .nan}", "{max_iterations: 0}", "{gain_interval_s: -5.0}"] {
+            let c: Config = serde_yaml_ng::from_str(&format!("calibration: {bad}")).unwrap();
+            assert!(c.validate(Path::new("x")).is_err(), "{bad} accepted");
+        }
     }
 }

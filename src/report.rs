@@ -190,6 +190,7 @@ fn render(r: &Report, summary: &Summary, groups: &[&crate::pipeline::GroupReport
                 Ok(())
             });
         }
+        h += &delay_plot(&t);
     }
     // Noise.
     if !r.noise.is_empty() {
@@ -242,6 +243,33 @@ fn render(r: &Report, summary: &Summary, groups: &[&crate::pipeline::GroupReport
         Ok(())
     });
     h + "</body></html>"
+}
+
+/// Per-antenna delays (ns, relative to the reference antenna) of a caltable, both
+/// polarizations, with the antenna polarizations the QA flagged marked; empty when the table
+/// has no delays (solved with `calibration.delay: off`, or written before delays existed).
+fn delay_plot(t: &crate::calibrate::table::CalTable) -> String {
+    let n = t.n_ant();
+    let d: Vec<(usize, usize, f64)> = (0..n).flat_map(|a| (0..2).map(move |p| (a, p))).map(|(a, p)| (a, p, t.delay(a, p))).collect();
+    if d.iter().all(|x| x.2 == 0.0) {
+        return "<p>No delays in the table (delay solve off, or none significant).</p>".into();
+    }
+    let flagged = |a: usize, p: usize| (0..t.time_jd.len()).all(|k| (0..t.freq_hz.len()).all(|c| t.flags[t.index(k, a, c, p)]));
+    let lim = d.iter().map(|x| x.2.abs()).fold(0.0, f64::max).max(0.1) * 1.15;
+    let mut s = svg(900, 260, |root| {
+        let mut c = ChartBuilder::on(&root).margin(10).x_label_area_size(30).y_label_area_size(50).caption("delay per antenna, ns (X blue, Y red; hollow = antenna pol flagged)", ("sans-serif", 16)).build_cartesian_2d(0..n.max(1), -lim..lim)?;
+        c.configure_mesh().x_desc("antenna index").y_desc("ns").draw()?;
+        for p in 0..2 {
+            let col = if p == 0 { BLUE } else { RED };
+            c.draw_series(d.iter().filter(|x| x.1 == p).map(|&(a, _, v)| Circle::new((a, v), 3, if flagged(a, p) { col.stroke_width(1) } else { col.filled() })))?;
+        }
+        Ok(())
+    });
+    let mut rows: Vec<&(usize, usize, f64)> = d.iter().filter(|x| x.2 != 0.0).collect();
+    rows.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
+    s += "<p>Largest delays: ";
+    s += &rows.iter().take(5).map(|&&(a, p, v)| format!("{} {} {v:+.2} ns", t.antenna_names[a], ["X", "Y"][p])).collect::<Vec<_>>().join(", ");
+    s + "</p>"
 }
 
 /// Writes `<night>/qa/report.{json,html}` (atomically).

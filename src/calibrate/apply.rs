@@ -1,6 +1,7 @@
-//! Applying a calibration table to a group: V / (g_a conj(g_b)) with gains interpolated
-//! linearly in time (amplitude and phase), weights scaled by |g_a g_b|^2, and flagged
-//! solutions (or channels the table lacks) flagging the data.
+//! Applying a calibration table to a group: V / (g_a conj(g_b)) with gains (the table's
+//! bandpass times its delay phasor) interpolated linearly in time (amplitude and phase),
+//! weights scaled by |g_a g_b|^2, and flagged solutions (or channels the table lacks)
+//! flagging the data.
 
 use super::table::CalTable;
 use crate::convert::GroupVis;
@@ -10,7 +11,9 @@ use num_complex::Complex64;
 /// Gain of table antenna `a`, channel `c`, pol `p` at `jd` (None if flagged).
 fn gain_at(t: &CalTable, a: usize, c: usize, p: usize, jd: f64) -> Option<Complex64> {
     let times = &t.time_jd;
-    let get = |k: usize| if t.flags[t.index(k, a, c, p)] { None } else { Some(t.gains[t.index(k, a, c, p)]) };
+    // The delay is folded into the per-channel gains here, so every backend applies one
+    // complex gain per (time, antenna, channel, pol).
+    let get = |k: usize| if t.flags[t.index(k, a, c, p)] { None } else { Some(t.full_gain(k, a, c, p)) };
     if times.len() == 1 || jd <= times[0] {
         return get(0);
     }

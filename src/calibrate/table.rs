@@ -7,7 +7,18 @@
 //! - `antenna_names` u32 station numbers per antenna index; `time_jd` f64 (solution
 //!   centres, UTC JD); `freq_hz` f64 ascending;
 //! - attributes-as-datasets: `refant` (station number), `calibrator` (name),
-//!   `provenance` (JSON: contimg version, groups, parameters).
+//!   `provenance` (JSON: contimg version, groups, parameters);
+//! - `flag_reason` u8 (same shape as `gains`): why a solution is flagged (codes of
+//!   `solve::FlagReason`: 0 ok, 1 no_data, 2 few_baselines, 3 low_snr, 4 not_converged,
+//!   5 non_finite, 6 antenna_snr, 7 antenna_amplitude, 8 antenna_phase, 9 high_residual);
+//! - `delay_ns` f64 (antenna, polarization) and `delay_ref_hz` f64: per-antenna delays
+//!   (relative to the reference antenna); the full gain at frequency nu is
+//!   `gains` x exp(2 pi i (nu - delay_ref_hz) delay_ns 1e-9), so `gains` holds the bandpass
+//!   left after the delay;
+//! - `solve_info` text: the solve's and QA's account as JSON (`CalQa`: per-antenna QA and
+//!   flags with reasons, cell reasons, iterations, delays).
+//! Tables written before `flag_reason`, `delay_ns` and `solve_info` existed read with
+//! reasons `unknown` (255) for flagged solutions, zero delays and an empty account.
 //!
 //! Registry (`cal/registry.jsonl`, or a shared path): one JSON line per table with its
 //! time range and validity; appended and read under an exclusive/shared file lock, so
@@ -39,6 +50,13 @@ pub struct CalTable {
     pub refant: u32,
     pub calibrator: String,
     pub provenance: String,
+    /// Per solution (as `flags`): `solve::FlagReason` code, 0 when not flagged.
+    pub reasons: Vec<u8>,
+    /// Per (antenna, pol): delay (ns) relative to the reference antenna; zeros when none.
+    pub delay_ns: Vec<f64>,
+    pub delay_ref_hz: f64,
+    /// The solve's and QA's account (JSON of `CalQa`), empty for old tables.
+    pub solve_info: String,
 }
 
 impl CalTable {
@@ -48,6 +66,20 @@ impl CalTable {
     #[inline]
     pub fn index(&self, t: usize, a: usize, c: usize, p: usize) -> usize {
         ((t * self.n_ant() + a) * self.freq_hz.len() + c) * 2 + p
+    }
+
+    /// Delay (ns) of antenna index `a`, polarization `p` (0 where the table has none).
+    #[inline]
+    pub fn delay(&self, a: usize, p: usize) -> f64 {
+        self.delay_ns.get(a * 2 + p).copied().unwrap_or(0.0)
+    }
+
+    /// The full complex gain of a solution: the stored bandpass times the delay phasor.
+    #[inline]
+    pub fn full_gain(&self, t: usize, a: usize, c: usize, p: usize) -> Complex64 {
+        let g = self.gains[self.index(t, a, c, p)];
+        let tau = self.delay(a, p);
+        if tau == 0.0 { g } else { g * super::delay::phasor(self.freq_hz[c], self.delay_ref_hz, tau) }
     }
 
     pub fn write(&self, path: &Path) -> Result<(), TableError> {
@@ -67,7 +99,12 @@ impl CalTable {
             f.new_dataset::<f64>().shape([nt]).create("time_jd").and_then(|d| d.write_raw(&self.time_jd)).map_err(e)?;
             f.new_dataset::<f64>().shape([nf]).create("freq_hz").and_then(|d| d.write_raw(&self.freq_hz)).map_err(e)?;
             f.new_dataset::<u32>().shape(()).create("refant").and_then(|d| d.write_scalar(&self.refant)).map_err(e)?;
-            for (name, s) in [("calibrator", &self.calibrator), ("provenance", &self.provenance)] {
+            let reasons: Vec<u8> = if self.reasons.len() == self.gains.len() { self.reasons.clone() } else { self.flags.iter().map(|&x| if x { 255 } else { 0 }).collect() };
+            f.new_dataset::<u8>().shape(shape).create("flag_reason").and_then(|d| d.write_raw(&reasons)).map_err(e)?;
+            let delays: Vec<f64> = (0..na * 2).map(|i| self.delay_ns.get(i).copied().unwrap_or(0.0)).collect();
+            f.new_dataset::<f64>().shape([na, 2]).create("delay_ns").and_then(|d| d.write_raw(&delays)).map_err(e)?;
+            f.new_dataset::<f64>().shape(()).create("delay_ref_hz").and_then(|d| d.write_scalar(&self.delay_ref_hz)).map_err(e)?;
+            for (name, s) in [("calibrator", &self.calibrator), ("provenance", &self.provenance), ("solve_info", &self.solve_info)] {
                 let v: hdf5::types::VarLenUnicode = s.parse().map_err(|_| TableError::Invalid { path: path.into(), problem: format!("{name} is not valid text") })?;
                 f.new_dataset::<hdf5::types::VarLenUnicode>().shape(()).create(name).and_then(|d| d.write_scalar(&v)).map_err(e)?;
             }
@@ -89,8 +126,19 @@ impl CalTable {
         let text = |n: &str| -> Result<String, TableError> {
             Ok(f.dataset(n).and_then(|d| d.read_scalar::<hdf5::types::VarLenUnicode>()).map_err(e)?.as_str().to_string())
         };
-        let t = CalTable { gains: g, flags: fl.iter().map(|&x| x != 0).collect(), snr, antenna_names, time_jd, freq_hz, refant, calibrator: text("calibrator")?, provenance: text("provenance")? };
+        let flags: Vec<bool> = fl.iter().map(|&x| x != 0).collect();
+        let na = antenna_names.len();
+        // Tables written before reasons and delays: flagged solutions have reason unknown,
+        // delays are zero, the account is empty.
+        let reasons: Vec<u8> = if f.link_exists("flag_reason") { f.dataset("flag_reason").and_then(|d| d.read_raw()).map_err(e)? } else { flags.iter().map(|&x| if x { 255 } else { 0 }).collect() };
+        let delay_ns: Vec<f64> = if f.link_exists("delay_ns") { f.dataset("delay_ns").and_then(|d| d.read_raw()).map_err(e)? } else { vec![0.0; na * 2] };
+        let delay_ref_hz: f64 = if f.link_exists("delay_ref_hz") { f.dataset("delay_ref_hz").and_then(|d| d.read_scalar()).map_err(e)? } else { 0.0 };
+        let solve_info = if f.link_exists("solve_info") { text("solve_info")? } else { String::new() };
+        let t = CalTable { gains: g, flags, snr, antenna_names, time_jd, freq_hz, refant, calibrator: text("calibrator")?, provenance: text("provenance")?, reasons, delay_ns, delay_ref_hz, solve_info };
         let want = vec![t.time_jd.len(), t.n_ant(), t.freq_hz.len(), 2];
+        if t.delay_ns.len() != na * 2 || t.reasons.len() != t.gains.len() || !t.delay_ns.iter().all(|x| x.is_finite()) || !t.delay_ref_hz.is_finite() {
+            return Err(TableError::Invalid { path: path.into(), problem: format!("delay_ns ({} values) or flag_reason ({} values) do not match {na} antennas x 2 pols / the gains, or are not finite", t.delay_ns.len(), t.reasons.len()) });
+        }
         if shape != want || t.flags.len() != t.gains.len() || t.snr.len() != t.gains.len() {
             return Err(TableError::Invalid { path: path.into(), problem: format!("gains shape {shape:?} does not match (time, antenna, channel, pol) = {want:?}") });
         }

@@ -227,6 +227,9 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                             for (what, verdict) in &q.gates {
                                 log::info!("calibration QA {verdict}: {what}");
                             }
+                            for f in &q.flagged_antennas {
+                                log::warn!("calibration QA: antenna {} pol {} flagged: {} ({:.3})", f.station, f.pol, f.reason, f.value);
+                            }
                             cal_qa = Some(q);
                             let abs = std::fs::canonicalize(&path).unwrap_or(path.clone());
                             registry
