@@ -3,13 +3,14 @@
 use clap::{Parser, Subcommand};
 use contimg::comm::{Comm, SingleComm};
 use contimg::config::Config;
+use contimg::exit;
 use contimg::Error;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "contimg", version, about = "DSA-110 continuum imaging pipeline (SPMD; run under mpirun/srun or alone)")]
+#[command(name = "contimg", version, about = "DSA-110 continuum imaging pipeline (SPMD; run under mpirun/srun or alone)", after_help = contimg::exit::HELP)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -54,7 +55,7 @@ enum Cmd {
         spectral_windows: Option<String>,
     },
     /// Summarise a night's output directory, or every night under an archive root; exit 0
-    /// when all are complete, 2 otherwise. `--json` also writes the summary as JSON.
+    /// when all are complete, 3 otherwise (4: no nights). `--json` also writes the summary as JSON.
     Status {
         dir: PathBuf,
         #[arg(long)]
@@ -158,7 +159,60 @@ fn load_on_all_ranks(comm: &dyn Comm, what: &str, config: &PathBuf, input: Optio
     cfg.ok()
 }
 
+/// Reports a panic with the rank and thread; a panic on the main thread ends the whole job
+/// with `MPI_Abort` (a peer would otherwise wait in its next collective forever). Panics of
+/// helper threads are their owners' to handle (the prefetch thread's makes its group fail);
+/// those that reach the main thread through rayon are caught in `main`.
+const EXIT_PANIC: i32 = exit::PANIC;
+
+fn install_panic_hook(rank: usize, size: usize) {
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        let bt = std::backtrace::Backtrace::capture();
+        eprintln!("contimg: rank {rank}/{size}: internal error (panic) in thread '{name}': {info}");
+        if bt.status() == std::backtrace::BacktraceStatus::Captured {
+            eprintln!("{bt}");
+        }
+        if name == "main" {
+            eprintln!("contimg: rank {rank}/{size}: ending the job (MPI_Abort, exit {EXIT_PANIC})");
+            contimg::comm::abort(EXIT_PANIC);
+        }
+    }));
+}
+
+/// Test hook, for the tests that end or stop one rank on purpose: `CONTIMG_FAULT=panic@R`,
+/// `stop@R` (SIGSTOP) or `kill@R` (SIGKILL) acts on rank R just before the night starts.
+fn inject_fault(rank: usize) {
+    let Ok(spec) = std::env::var("CONTIMG_FAULT") else { return };
+    let Some((what, r)) = spec.split_once('@') else { return };
+    if r.parse::<usize>().ok() != Some(rank) {
+        return;
+    }
+    let signal = |sig: &str| {
+        let _ = std::process::Command::new("kill").args([sig, &std::process::id().to_string()]).status();
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    };
+    match what {
+        "panic" => panic!("CONTIMG_FAULT: panic injected on rank {rank}"),
+        "stop" => signal("-STOP"),
+        "kill" => signal("-KILL"),
+        _ => {}
+    }
+}
+
 fn main() -> ExitCode {
+    match std::panic::catch_unwind(real_main) {
+        Ok(code) => code,
+        Err(_) => {
+            eprintln!("contimg: internal error (panic) reached main: ending the job (exit {EXIT_PANIC})");
+            contimg::comm::abort(EXIT_PANIC)
+        }
+    }
+}
+
+fn real_main() -> ExitCode {
+    install_panic_hook(0, 1);
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Simulate { out, config } => {
@@ -184,7 +238,7 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 }
-                if !a.nights.is_empty() && a.complete == a.nights.len() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+                ExitCode::from(if a.nights.is_empty() { exit::NOTHING_IMAGED } else if a.complete == a.nights.len() { exit::OK } else { exit::INCOMPLETE })
             }
             Err(e) => {
                 eprintln!("contimg status: error: {}: {e}", dir.display());
@@ -277,9 +331,11 @@ fn main() -> ExitCode {
         Cmd::Convert { night: NightArgs { config, input, output }, spectral_windows } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
+            install_panic_hook(comm.rank(), comm.size());
             let Some(mut cfg) = load_on_all_ranks(comm.as_ref(), "convert", &config, input, output) else {
                 return ExitCode::FAILURE;
             };
+            comm.set_collective_timeout(std::time::Duration::from_secs_f64(cfg.mpi.collective_timeout_s));
             if let Some(s) = spectral_windows {
                 cfg.output.ms.spectral_windows = if s == "subbands" { contimg::ms::SpwLayout::Subbands } else { contimg::ms::SpwLayout::Merged };
             }
@@ -293,7 +349,7 @@ fn main() -> ExitCode {
                 Ok(Some(s)) => {
                     let ok = s.groups.iter().filter(|g| g.result.is_ok()).count();
                     println!("convert: {ok} of {} groups written as Measurement Sets in {:.1} s; {} skipped, {} failed", s.groups.len(), s.wall_s, s.skipped.len(), s.groups.len() - ok);
-                    if s.complete() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+                    ExitCode::from(if ok == 0 { exit::NOTHING_IMAGED } else if s.complete() { exit::OK } else { exit::INCOMPLETE })
                 }
                 Ok(None) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -305,9 +361,19 @@ fn main() -> ExitCode {
         Cmd::Run { night: NightArgs { config, input, output } } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
+            install_panic_hook(comm.rank(), comm.size());
             let Some(cfg) = load_on_all_ranks(comm.as_ref(), "run", &config, input, output) else {
                 return ExitCode::FAILURE;
             };
+            comm.set_collective_timeout(std::time::Duration::from_secs_f64(cfg.mpi.collective_timeout_s));
+            let mem = cfg.check_memory(contimg::gpu::local_size(), contimg::config::available_memory());
+            if !comm.all_ok(mem.is_ok()) {
+                if let Err(e) = mem {
+                    eprintln!("contimg run: error (rank {}): {}: {e}", comm.rank(), config.display());
+                }
+                return ExitCode::FAILURE;
+            }
+            inject_fault(comm.rank());
             match contimg::pipeline::run(&cfg, comm.as_ref()) {
                 Ok(Some(summary)) => {
                     println!(
@@ -319,10 +385,19 @@ fn main() -> ExitCode {
                         summary.wall_s,
                         summary.groups_skipped.len(),
                         summary.groups_failed.len(),
-                        if summary.complete { "" } else { " (night incomplete: see summary.json)" }
+                        match summary.outcome.as_str() {
+                            "complete" => "",
+                            "incomplete" => " (night incomplete: see summary.json)",
+                            _ => " (nothing imaged: see summary.json)",
+                        }
                     );
-                    if summary.complete { ExitCode::SUCCESS } else { ExitCode::from(2) }
+                    ExitCode::from(match summary.outcome.as_str() {
+                        "complete" => exit::OK,
+                        "incomplete" => exit::INCOMPLETE,
+                        _ => exit::NOTHING_IMAGED,
+                    })
                 }
+                // Other ranks: mpirun/srun report rank 0's code.
                 Ok(None) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("contimg run: error (rank {}): {e}", comm.rank());

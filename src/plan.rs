@@ -207,7 +207,10 @@ fn plan_calibration(cfg: &Config, groups: &[PlannedGroup], site: &Site, eop: &Ea
     let half = c.span_minutes / 2.0 / 1440.0;
     let members: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].times_jd.iter().any(|t| (t - tr.transit_jd).abs() <= half)).collect();
     // Baselines, antennas and channels from the calibrator groups' headers.
-    let first = &groups[members[0]];
+    let Some(&first) = members.first() else {
+        return Ok((None, format!("no group within calibration.span_minutes/2 = {} min of the {} transit at {}", c.span_minutes / 2.0, tr.calibrator.name, crate::primitives::time::jd_to_iso(tr.transit_jd, 0))));
+    };
+    let first = &groups[first];
     let mut freqs = Vec::new();
     let mut header = None;
     for path in first.files.iter().flatten() {

@@ -15,14 +15,32 @@ pub enum ProductError {
 }
 
 /// Writes bytes to `path` via `path.part` and a rename, so readers never see half a file.
+/// The data are on disk (fsync) before the rename, the rename is made durable by syncing the
+/// folder, and on any error the `.part` file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = part_path(path);
-    {
+    let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    } else {
+        sync_dir(path);
     }
-    std::fs::rename(&tmp, path)
+    res
+}
+
+/// Makes a rename into `path`'s folder durable (best effort: not every filesystem allows it).
+fn sync_dir(path: &Path) {
+    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(f) = std::fs::File::open(d) {
+            let _ = f.sync_all();
+        }
+    }
 }
 
 fn part_path(path: &Path) -> PathBuf {
@@ -72,8 +90,18 @@ pub fn write_fits_plane(path: &Path, data: &[f32], m: &ImageMeta, a: &Axes) -> R
     let (nx, ny) = (a.nx, a.ny);
     assert_eq!(data.len(), nx * ny);
     let tmp = part_path(path);
-    let ferr = |source| ProductError::Fits { path: path.into(), source };
     let _ = std::fs::remove_file(&tmp);
+    let res = write_fits_tmp(&tmp, path, data, m, a);
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn write_fits_tmp(tmp: &Path, path: &Path, data: &[f32], m: &ImageMeta, a: &Axes) -> Result<(), ProductError> {
+    let (nx, ny) = (a.nx, a.ny);
+    let ferr = |source| ProductError::Fits { path: path.into(), source };
+    let ioerr = |source| ProductError::Io { path: path.into(), source };
     {
         let desc = ImageDescription { data_type: ImageType::Float, dimensions: &[1, 1, ny, nx] };
         let mut f = FitsFile::create(&tmp).with_custom_primary(&desc).open().map_err(ferr)?;
@@ -120,6 +148,25 @@ pub fn write_fits_plane(path: &Path, data: &[f32], m: &ImageMeta, a: &Axes) -> R
             hdu.write_key(&mut f, "HISTORY", line.as_str()).map_err(ferr)?;
         }
         hdu.write_image(&mut f, data).map_err(ferr)?;
+        // CFITSIO buffers: a full disk shows only when the buffers go out, and dropping the
+        // file would ignore that error. Flush here and check.
+        let mut status = 0;
+        // SAFETY: `f` is an open file; ffflus only writes its buffers.
+        unsafe { fitsio::sys::ffflus(f.as_raw(), &mut status) };
+        if status != 0 {
+            return Err(ioerr(std::io::Error::other(format!("cannot write the image to disk (CFITSIO status {status}; disk full or read-only?)"))));
+        }
     }
-    std::fs::rename(&tmp, path).map_err(|source| ProductError::Io { path: path.into(), source })
+    // On disk before the rename, and whole: the header and the data in 2880-byte blocks.
+    let f = std::fs::File::open(tmp).map_err(ioerr)?;
+    f.sync_all().map_err(ioerr)?;
+    let len = f.metadata().map_err(ioerr)?.len();
+    let data_bytes = (4 * nx * ny).div_ceil(2880) as u64 * 2880;
+    if len % 2880 != 0 || len < 2880 + data_bytes {
+        return Err(ioerr(std::io::Error::other(format!("only {len} bytes reached the disk, at least {} expected (disk full?)", 2880 + data_bytes))));
+    }
+    drop(f);
+    std::fs::rename(tmp, path).map_err(ioerr)?;
+    sync_dir(path);
+    Ok(())
 }

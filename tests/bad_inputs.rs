@@ -1,7 +1,7 @@
 //! A table of bad inputs through `contimg run` on a two-group night: each one gives a clear
 //! error naming the file (or the config key), never a panic, and — where it concerns one
-//! group — the other group is still imaged and the night exits 2 (finished, incomplete).
-//! Caltable cases fail every group (each needs the table) and exit 2 with the reason.
+//! group — the other group is still imaged and the night exits 3 (finished, incomplete).
+//! Caltable cases fail every group (each needs the table) and exit 4 (nothing imaged) with the reason.
 
 mod common;
 use common::*;
@@ -20,7 +20,7 @@ enum Target {
 struct Case {
     name: &'static str,
     target: Target,
-    /// Expected exit code: 2 (night incomplete, the other group imaged), 0 (the group is
+    /// Expected exit code: 3 (night incomplete, the other group imaged), 0 (the group is
     /// imaged from its other subbands, with a warning naming the file) or 1 (fatal).
     code: i32,
     /// Text the output must contain (the file's name is checked separately for file cases).
@@ -57,26 +57,26 @@ fn file(f: impl Fn(&Path) + 'static) -> Target {
 fn cases() -> Vec<Case> {
     use num_complex::Complex32;
     vec![
-        Case { name: "truncated HDF5", target: file(|p| { let n = std::fs::metadata(p).unwrap().len(); std::fs::OpenOptions::new().write(true).open(p).unwrap().set_len(n / 3).unwrap(); }), code: 2, needle: "unreadable" },
-        Case { name: "garbage bytes", target: file(|p| std::fs::write(p, b"\x89HDF\r\n junk").unwrap()), code: 2, needle: "cannot open as HDF5" },
-        Case { name: "empty file", target: file(|p| std::fs::write(p, b"").unwrap()), code: 2, needle: "cannot open as HDF5" },
-        Case { name: "missing Data/visdata", target: file(|p| rewrite(p, "Data/visdata", |_| {})), code: 2, needle: "Data/visdata" },
-        Case { name: "Data/flags of the wrong shape", target: file(|p| rewrite(p, "Data/flags", |f| { f.new_dataset::<bool>().shape([5]).create("Data/flags").unwrap(); })), code: 2, needle: "Data/flags" },
-        Case { name: "missing Header/time_array", target: file(|p| rewrite(p, "Header/time_array", |_| {})), code: 2, needle: "time_array" },
-        Case { name: "visdata of the wrong shape", target: file(|p| rewrite(p, "Data/visdata", |f| { f.new_dataset::<Complex32>().shape([3, 4]).create("Data/visdata").unwrap(); })), code: 2, needle: "Data/visdata" },
-        Case { name: "Nblts inconsistent", target: file(|p| rewrite(p, "Header/Nblts", |f| { f.new_dataset::<i64>().shape(()).create("Header/Nblts").unwrap().write_scalar(&7i64).unwrap(); })), code: 2, needle: "Nblts" },
-        Case { name: "unknown polarization codes", target: file(|p| rewrite(p, "Header/polarization_array", |f| { f.new_dataset::<i64>().shape([2]).create("Header/polarization_array").unwrap().write_raw(&[-1i64, -2]).unwrap(); })), code: 2, needle: "polarization" },
-        Case { name: "NaN time", target: file(|p| edit_f64(p, "Header/time_array", |v| v[2] = f64::NAN)), code: 2, needle: "time_array" },
-        Case { name: "mismatched times between subbands", target: file(|p| edit_f64(p, "Header/time_array", |v| { let n = v.len(); v[n - 1] += 1.0 / 86400.0; })), code: 2, needle: "Header/time_array" },
-        Case { name: "channels of another subband", target: file(|p| { let mut names: Vec<PathBuf> = std::fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().path()).filter(|q| q != p).collect(); names.sort(); let sib = names[0].clone(); let other: Vec<f64> = hdf5::File::open(&sib).unwrap().dataset("Header/freq_array").unwrap().read_raw().unwrap(); let f = hdf5::File::open_rw(p).unwrap(); f.dataset("Header/freq_array").unwrap().write_raw(&other).unwrap(); }), code: 2, needle: "overlaps" },
-        Case { name: "antenna number not in the antenna table", target: file(|p| { let f = hdf5::File::open_rw(p).unwrap(); let d = f.dataset("Header/ant_1_array").unwrap(); let mut v: Vec<i64> = d.read_raw().unwrap(); v[0] = 999; d.write_raw(&v).unwrap(); }), code: 2, needle: "ant_1_array" },
+        Case { name: "truncated HDF5", target: file(|p| { let n = std::fs::metadata(p).unwrap().len(); std::fs::OpenOptions::new().write(true).open(p).unwrap().set_len(n / 3).unwrap(); }), code: 3, needle: "unreadable" },
+        Case { name: "garbage bytes", target: file(|p| std::fs::write(p, b"\x89HDF\r\n junk").unwrap()), code: 3, needle: "cannot open as HDF5" },
+        Case { name: "empty file", target: file(|p| std::fs::write(p, b"").unwrap()), code: 3, needle: "cannot open as HDF5" },
+        Case { name: "missing Data/visdata", target: file(|p| rewrite(p, "Data/visdata", |_| {})), code: 3, needle: "Data/visdata" },
+        Case { name: "Data/flags of the wrong shape", target: file(|p| rewrite(p, "Data/flags", |f| { f.new_dataset::<bool>().shape([5]).create("Data/flags").unwrap(); })), code: 3, needle: "Data/flags" },
+        Case { name: "missing Header/time_array", target: file(|p| rewrite(p, "Header/time_array", |_| {})), code: 3, needle: "time_array" },
+        Case { name: "visdata of the wrong shape", target: file(|p| rewrite(p, "Data/visdata", |f| { f.new_dataset::<Complex32>().shape([3, 4]).create("Data/visdata").unwrap(); })), code: 3, needle: "Data/visdata" },
+        Case { name: "Nblts inconsistent", target: file(|p| rewrite(p, "Header/Nblts", |f| { f.new_dataset::<i64>().shape(()).create("Header/Nblts").unwrap().write_scalar(&7i64).unwrap(); })), code: 3, needle: "Nblts" },
+        Case { name: "unknown polarization codes", target: file(|p| rewrite(p, "Header/polarization_array", |f| { f.new_dataset::<i64>().shape([2]).create("Header/polarization_array").unwrap().write_raw(&[-1i64, -2]).unwrap(); })), code: 3, needle: "polarization" },
+        Case { name: "NaN time", target: file(|p| edit_f64(p, "Header/time_array", |v| v[2] = f64::NAN)), code: 3, needle: "time_array" },
+        Case { name: "mismatched times between subbands", target: file(|p| edit_f64(p, "Header/time_array", |v| { let n = v.len(); v[n - 1] += 1.0 / 86400.0; })), code: 3, needle: "Header/time_array" },
+        Case { name: "channels of another subband", target: file(|p| { let mut names: Vec<PathBuf> = std::fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().path()).filter(|q| q != p).collect(); names.sort(); let sib = names[0].clone(); let other: Vec<f64> = hdf5::File::open(&sib).unwrap().dataset("Header/freq_array").unwrap().read_raw().unwrap(); let f = hdf5::File::open_rw(p).unwrap(); f.dataset("Header/freq_array").unwrap().write_raw(&other).unwrap(); }), code: 3, needle: "overlaps" },
+        Case { name: "antenna number not in the antenna table", target: file(|p| { let f = hdf5::File::open_rw(p).unwrap(); let d = f.dataset("Header/ant_1_array").unwrap(); let mut v: Vec<i64> = d.read_raw().unwrap(); v[0] = 999; d.write_raw(&v).unwrap(); }), code: 3, needle: "ant_1_array" },
         Case { name: "all-NaN data", target: file(|p| edit_vis(p, Complex32::new(f32::NAN, f32::NAN))), code: 0, needle: "the whole subband is flagged" },
         Case { name: "all-zero data", target: file(|p| edit_vis(p, Complex32::new(0.0, 0.0))), code: 0, needle: "the whole subband is flagged" },
-        Case { name: "missing subband", target: file(|p| std::fs::remove_file(p).unwrap()), code: 2, needle: "missing sb0" },
-        Case { name: "duplicate subband", target: Target::Setup(Box::new(|night, f| { let name = f.file_name().unwrap().to_string_lossy().replacen("T05:00:0", "T05:00:1", 1); std::fs::copy(f, night.join(name)).unwrap(); })), code: 2, needle: "duplicate subband" },
-        Case { name: "not an HDF5 file among the night's", target: Target::Setup(Box::new(|night, _| std::fs::write(night.join("2026-03-14T05:00:00_sb07.hdf5"), b"text").unwrap())), code: 2, needle: "sb07" },
-        Case { name: "corrupt caltable", target: Target::Caltable { days: 0.0, table: Box::new(|p| std::fs::write(p, b"not a caltable").unwrap()) }, code: 2, needle: "bandpass.h5" },
-        Case { name: "caltable out of the time window", target: Target::Caltable { days: 3.0, table: Box::new(|p| std::fs::write(p, b"never read").unwrap()) }, code: 2, needle: "no valid calibration within" },
+        Case { name: "missing subband", target: file(|p| std::fs::remove_file(p).unwrap()), code: 3, needle: "missing sb0" },
+        Case { name: "duplicate subband", target: Target::Setup(Box::new(|night, f| { let name = f.file_name().unwrap().to_string_lossy().replacen("T05:00:0", "T05:00:1", 1); std::fs::copy(f, night.join(name)).unwrap(); })), code: 3, needle: "duplicate subband" },
+        Case { name: "not an HDF5 file among the night's", target: Target::Setup(Box::new(|night, _| std::fs::write(night.join("2026-03-14T05:00:00_sb07.hdf5"), b"text").unwrap())), code: 3, needle: "sb07" },
+        Case { name: "corrupt caltable", target: Target::Caltable { days: 0.0, table: Box::new(|p| std::fs::write(p, b"not a caltable").unwrap()) }, code: 4, needle: "bandpass.h5" },
+        Case { name: "caltable out of the time window", target: Target::Caltable { days: 3.0, table: Box::new(|p| std::fs::write(p, b"never read").unwrap()) }, code: 4, needle: "no valid calibration within" },
         Case { name: "bad YAML", target: Target::Config(Box::new(|c| c.push_str("\nimaging: [unclosed\n"))), code: 1, needle: "c.yaml" },
         Case { name: "unknown config key", target: Target::Config(Box::new(|c| *c = c.replace("imaging:", "imaging:\n  npixx: 3"))), code: 1, needle: "npixx" },
         Case { name: "invalid config value", target: Target::Config(Box::new(|c| *c = c.replace("imaging:", "imaging:\n  taper_gaussian_arcsec: -3.0"))), code: 1, needle: "taper_gaussian_arcsec" },

@@ -219,7 +219,7 @@ fn prefetching_the_next_group_gives_the_same_products() {
     for prefetch in [false, true] {
         c.compute.prefetch = prefetch;
         let (code, text) = run_variant(&mut c, dir.path(), &format!("prefetch-{prefetch}"));
-        assert_eq!(code, 2, "a night with a skipped group exits 2: {text}");
+        assert_eq!(code, 3, "a night with a skipped group exits 3 (incomplete): {text}");
         let s = summary_json(&c.output.dir);
         assert_eq!(s["groups_ok"], 2, "{s}");
         assert!(s["groups_skipped"].to_string().contains("Data/visdata"), "{s}");
@@ -296,7 +296,7 @@ fn bad_groups_are_skipped_and_the_night_completes() {
     // Group 3 stays good.
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     println!("{text}");
-    assert_eq!(code, 2, "an incomplete night exits 2: {text}");
+    assert_eq!(code, 3, "an incomplete night exits 3: {text}");
     let s = summary_json(&d.join("out"));
     assert_eq!(s["complete"], false);
     assert_eq!(s["groups_ok"], 1, "{s:#}");

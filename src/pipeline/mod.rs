@@ -81,8 +81,19 @@ pub struct Summary {
     #[serde(default)]
     pub images_resumed: Vec<String>,
     pub ranks: Vec<RankReport>,
-    /// True when every discovered group was imaged.
+    /// True when every discovered group was imaged (false for a night without groups).
     pub complete: bool,
+    /// "complete", "incomplete" (some groups imaged, some failed or skipped) or "nothing
+    /// imaged" (no groups, or all failed): exit codes 0, 3 and 4 (src/exit.rs).
+    #[serde(default)]
+    pub outcome: String,
+    /// Provenance: the contimg version, the command line and the effective settings.
+    #[serde(default)]
+    pub contimg_version: String,
+    #[serde(default)]
+    pub command_line: Vec<String>,
+    #[serde(default)]
+    pub settings: serde_json::Value,
     /// The night's calibration solve and its QA.
     pub calibration_note: String,
     pub calibration: Option<crate::calibrate::CalQa>,
@@ -538,7 +549,10 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     let data32: Vec<f32> = data.iter().map(|&x| x as f32).collect();
                     match write_fits_image(&path, spec.n_image, &data32, &meta(unit)) {
                         Ok(()) => rep.products.push(path),
-                        Err(e) => rep.error = Some(e.to_string()),
+                        Err(e) => {
+                            rep.error = Some(e.to_string());
+                            break; // the image failed: no later products (the disk is full or read-only)
+                        }
                     }
                 }
                 // Done marker (resume): only for a complete image, after its products.
@@ -551,7 +565,10 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             }
         }
         add_time(&mut report, "image", t);
-        log::info!("rank {}: image {} ({}/{}) done", comm.rank(), image.name, ii + 1, plan.images.len());
+        match &rep.error {
+            None => log::info!("rank {}: image {} ({}/{}) done", comm.rank(), image.name, ii + 1, plan.images.len()),
+            Some(e) => log::error!("rank {}: image {} ({}/{}) failed: {e}", comm.rank(), image.name, ii + 1, plan.images.len()),
+        }
         report.images.push(rep);
     }
 
@@ -602,12 +619,22 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     let groups_resumed = (0..plan.images.len()).filter(|&i| plan.image_is_done(i)).map(|i| plan.images[i].groups.len()).sum::<usize>();
     let groups_ok = ranks.iter().flat_map(|r| r.groups.iter()).filter(|g| g.ok).count() + groups_resumed;
     let images: Vec<ImageReport> = ranks.iter().flat_map(|r| r.images.clone()).collect();
+    let complete = groups_ok > 0 && groups_failed.is_empty() && plan.retired.is_empty() && ranks.iter().all(|r| r.ms_errors.is_empty()) && plan.skipped.is_empty() && plan.bad_files.is_empty() && images.iter().all(|i| i.error.is_none());
+    let imaged = images.iter().any(|i| i.error.is_none()) || !images_resumed.is_empty();
+    let outcome = if complete { "complete" } else if imaged { "incomplete" } else { "nothing imaged" };
+    if !imaged {
+        log::error!("nothing imaged: {}", if plan.groups.is_empty() { format!("no groups found in {}", cfg.input.dir.display()) } else { format!("all {} groups failed or were skipped", plan.groups.len()) });
+    }
     let summary = Summary {
         n_ranks: comm.size(),
         wall_s: t_start.elapsed().as_secs_f64(),
         groups_planned: plan.groups.len(),
         groups_ok,
-        complete: groups_failed.is_empty() && plan.retired.is_empty() && ranks.iter().all(|r| r.ms_errors.is_empty()) && plan.skipped.is_empty() && plan.bad_files.is_empty() && images.iter().all(|i| i.error.is_none()),
+        complete,
+        outcome: outcome.to_string(),
+        contimg_version: crate::VERSION.to_string(),
+        command_line: std::env::args().collect(),
+        settings: serde_json::to_value(cfg).expect("settings serialise"),
         groups_failed,
         groups_skipped: plan.skipped.iter().chain(&plan.retired).cloned().collect(),
         images_resumed,
