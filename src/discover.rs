@@ -139,7 +139,8 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
             let mut problems = Vec::new();
             for (sb, path) in files {
                 if sb >= n_subbands {
-                    problems.push(format!("{}: subband sb{sb:02} beyond the configured {n_subbands}", path.display()));
+                    // A stray file (e.g. sb16) does not spoil the group's real subbands.
+                    log::warn!("{}: subband sb{sb:02} is beyond input.n_subbands = {n_subbands}: file ignored", path.display());
                     continue;
                 }
                 if let Some(prev) = &slots[sb] {

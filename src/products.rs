@@ -49,6 +49,40 @@ fn part_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Provenance written into every FITS this process makes: the telescope's geocentric
+/// position (OBSGEO-X/Y/Z, m) and HISTORY lines (the contimg version and the settings that
+/// shaped the images). Set once per run by the pipeline; OBSGEO defaults to DSA-110's site.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    pub obsgeo_m: Option<[f64; 3]>,
+    pub history: Vec<String>,
+}
+
+static PROVENANCE: std::sync::RwLock<Option<Provenance>> = std::sync::RwLock::new(None);
+
+pub fn set_provenance(p: Provenance) {
+    *PROVENANCE.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
+}
+
+/// The telescope position of the data being imaged (geocentric, m).
+pub fn set_obsgeo(ecef_m: [f64; 3]) {
+    PROVENANCE.write().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Default::default).obsgeo_m = Some(ecef_m);
+}
+
+/// The HISTORY lines for a run's settings: the version, then each named section as compact
+/// JSON, cut into 68-character cards.
+pub fn settings_history(sections: &[(&str, serde_json::Value)]) -> Vec<String> {
+    let mut out = vec![format!("contimg {}", crate::VERSION)];
+    for (name, v) in sections {
+        let text: Vec<char> = format!("{name}: {v}").chars().collect();
+        out.extend(text.chunks(68).map(|c| c.iter().collect::<String>()));
+    }
+    out
+}
+
+/// DSA-110's nominal site (OVRO; WGS84), for OBSGEO when the data gave none.
+const DSA110_SITE_DEG: (f64, f64, f64) = (37.233_386_982, -118.283_405_115, 1188.0);
+
 /// Metadata of an image plane.
 #[derive(Debug, Clone)]
 pub struct ImageMeta {
@@ -143,7 +177,21 @@ fn write_fits_tmp(tmp: &Path, path: &Path, data: &[f32], m: &ImageMeta, a: &Axes
         hdu.write_key(&mut f, "INSTRUME", "DSA").map_err(ferr)?;
         hdu.write_key(&mut f, "OBJECT", m.object.as_str()).map_err(ferr)?;
         hdu.write_key(&mut f, "ORIGIN", concat!("contimg ", env!("CARGO_PKG_VERSION"))).map_err(ferr)?;
-        for h in &m.history {
+        // Times: MJD-OBS from DATE-OBS (UTC), DATE the moment the file was written.
+        if let Some(jd) = crate::primitives::time::iso_to_jd(&m.date_obs) {
+            hdu.write_key(&mut f, "MJD-OBS", jd - 2_400_000.5).map_err(ferr)?;
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        hdu.write_key(&mut f, "DATE", crate::primitives::time::jd_to_iso(2_440_587.5 + now / 86_400.0, 0).as_str()).map_err(ferr)?;
+        let prov = PROVENANCE.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default();
+        let geo = prov.obsgeo_m.unwrap_or_else(|| {
+            let (lat, lon, h) = DSA110_SITE_DEG;
+            crate::primitives::astrometry::Site::from_geodetic_deg(lat, lon, h).ecef
+        });
+        for (k, v) in ["OBSGEO-X", "OBSGEO-Y", "OBSGEO-Z"].into_iter().zip(geo) {
+            hdu.write_key(&mut f, k, v).map_err(ferr)?;
+        }
+        for h in m.history.iter().chain(&prov.history) {
             let line: String = h.chars().take(68).collect();
             hdu.write_key(&mut f, "HISTORY", line.as_str()).map_err(ferr)?;
         }

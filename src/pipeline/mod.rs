@@ -179,6 +179,20 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     let images_dir = out.join("images");
     // Rank 0 plans; the plan (or the planning error) is broadcast so no rank hangs.
     let mut report = RankReport { rank: comm.rank(), ..Default::default() };
+    // Provenance in every FITS: the version and the settings that shape the images.
+    fn section<T: Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).expect("settings serialise")
+    }
+    crate::products::set_provenance(crate::products::Provenance {
+        obsgeo_m: None,
+        history: crate::products::settings_history(&[
+            ("imaging", section(&cfg.imaging)),
+            ("flagging", section(&cfg.flagging)),
+            ("calibration", section(&cfg.calibration)),
+            ("astrometry", section(&cfg.astrometry)),
+            ("input", section(&cfg.input)),
+        ]),
+    });
     let t0 = Instant::now();
     let (plan, eop) = plan_night(cfg, comm, &images_dir, cfg.output.resume)?;
     add_time(&mut report, "plan", t0);
@@ -321,6 +335,14 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                         });
                         match found {
                             Ok(Some(p)) => {
+                                // A table of other antennas calibrates nothing: say so, by name.
+                                let ours: Vec<u32> = vis.antenna_names.iter().filter_map(|n| n.parse().ok()).collect();
+                                if !ours.iter().any(|a| tables[&p].antenna_names.contains(a)) {
+                                    let msg = format!("calibration table {} shares no antenna with the data ({} table antennas, none of this group's {})", p.display(), tables[&p].antenna_names.len(), ours.len());
+                                    log::error!("rank {}: group {} failed: {msg}", comm.rank(), g.id);
+                                    report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(msg), n_vis: 0, flagged_fraction: 0.0, flags: Some(fsum) });
+                                    continue;
+                                }
                                 let frac = match crate::calibrate::apply::apply(&mut vis, &tables[&p], compute.as_ref()) {
                                     Ok(f) => f,
                                     Err(e) => {
@@ -330,6 +352,9 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                                     }
                                 };
                                 log::info!("rank {}: group {} calibrated with {} ({:.1} % newly flagged)", comm.rank(), g.id, p.display(), 100.0 * frac);
+                                if frac > 0.5 {
+                                    log::warn!("rank {}: group {}: calibration table {} flagged {:.1} % of the data (antennas, channels or solutions it lacks)", comm.rank(), g.id, p.display(), 100.0 * frac);
+                                }
                                 crate::progress::mark(&out, comm.rank(), &g.id, "calibrated");
                             }
                             Ok(None) if cfg.calibration.require => {
@@ -360,9 +385,21 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                         }
                         add_time(&mut report, "ms_export", t);
                     }
+                    let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
+                    if flagged == vis.weight.len() {
+                        let msg = format!(
+                            "every visibility is flagged after flagging{} ({:.1} % unusable in the files, {:.1} % after the flagger; most by {}): nothing to image",
+                            if cfg.calibration.enabled && cfg.calibration.apply { " and calibration" } else { "" },
+                            100.0 * fsum.fraction_before,
+                            100.0 * fsum.fraction_total,
+                            fsum.by_step.iter().max_by_key(|s| s.1).map(|s| s.0.as_str()).unwrap_or("the files")
+                        );
+                        log::error!("rank {}: group {} failed: {msg}", comm.rank(), g.id);
+                        report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(msg), n_vis: vis.vis.len(), flagged_fraction: 1.0, flags: Some(fsum) });
+                        continue;
+                    }
                     let t = Instant::now();
                     n_ok += 1;
-                    let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
                     meta_freqs = (meta_freqs.0.min(vis.freqs[0]), meta_freqs.1.max(*vis.freqs.last().unwrap_or(&0.0)));
                     report.groups.push(GroupReport { id: g.id.clone(), ok: true, error: None, n_vis: vis.vis.len(), flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64, flags: Some(fsum) });
                     held.push(HeldGroup::new(vis, image.centre, &eop));
@@ -499,6 +536,9 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             None
         };
         let site = held.first().map(|h| h.vis.site);
+        if let Some(s) = &site {
+            crate::products::set_obsgeo(s.ecef);
+        }
         drop(held);
         match images {
             None => rep.error = Some("no group of this image could be gridded".into()),
@@ -557,8 +597,8 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                 }
                 // Done marker (resume): only for a complete image, after its products.
                 if let Some(hash) = plan.image_hash.get(ii).filter(|_| rep.error.is_none() && n_ok == image.groups.len()) {
-                    let marker = crate::resume::DoneMarker { hash: hash.clone(), groups: image.groups.iter().map(|&g| plan.groups[g].id.clone()).collect(), products: rep.products.clone() };
-                    if let Err(e) = crate::resume::write_done(&images_dir, &image.name, &marker) {
+                    let marker = crate::resume::DoneMarker::new(hash.clone(), image.groups.iter().map(|&g| plan.groups[g].id.clone()).collect(), rep.products.clone());
+                    if let Err(e) = marker.and_then(|m| crate::resume::write_done(&images_dir, &image.name, &m)) {
                         log::warn!("{}: cannot write the done marker: {e}", image.name);
                     }
                 }
