@@ -12,6 +12,30 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: serde_yaml_ng::Error },
     #[error("{path}: {field}: {problem}")]
     Invalid { path: PathBuf, field: &'static str, problem: String },
+    #[error("--set {spec}: {problem}")]
+    Set { spec: String, problem: String },
+}
+
+/// Settings holding paths: relative ones in a settings file are taken from its folder.
+const PATH_KEYS: [&[&str]; 6] = [&["input", "dir"], &["output", "dir"], &["station_table"], &["calibration", "calibrator_list"], &["calibration", "registry"], &["astrometry", "iers_file"]];
+
+/// Merges `over` into `base`: mappings key by key (recursively, so a later file overrides
+/// just the options it names), anything else replaced.
+fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
+    use serde_yaml_ng::Value;
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
 }
 
 /// The whole configuration file.
@@ -35,8 +59,8 @@ pub struct Config {
     /// Ranks of an MPI job.
     pub mpi: MpiConfig,
     /// DSA-110 station table (WGS84), used to check antenna positions and by `simulate`.
-    /// Relative paths are taken from the working directory.
-    pub station_table: PathBuf,
+    /// Unset (null): the table built into contimg (configs/dsa110/).
+    pub station_table: Option<PathBuf>,
     /// The synthetic night written by `contimg simulate` (ignored by `contimg run`).
     pub simulate: SimConfig,
 }
@@ -52,7 +76,7 @@ impl Default for Config {
             calibration: CalConfig::default(),
             compute: crate::gpu::ComputeConfig::default(),
             mpi: MpiConfig::default(),
-            station_table: PathBuf::from("configs/dsa110/DSA110_Station_Coordinates.csv"),
+            station_table: None,
             simulate: SimConfig::default(),
         }
     }
@@ -222,9 +246,10 @@ impl Default for MpiConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct AstrometryConfig {
-    /// IERS `finals2000A` file (e.g. finals2000A.all) for UT1 - UTC. Without one UT1 = UTC
-    /// is assumed and the resulting error bound (up to 0.9 s of sidereal time, 13.5" in RA)
-    /// is logged.
+    /// IERS `finals2000A` file (e.g. finals2000A.all) for UT1 - UTC and polar motion. Unset
+    /// (null): the table built into contimg (2020 to its predictions' end, configs/iers/);
+    /// past a table's end UT1 = UTC is assumed with a warning (up to 0.9 s of sidereal
+    /// time, 13.5" in RA).
     pub iers_file: Option<PathBuf>,
 }
 
@@ -233,8 +258,9 @@ pub struct AstrometryConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct CalConfig {
     pub enabled: bool,
-    /// VLA calibrator list (NRAO calibrator-manual format; the 20cm flux is used).
-    pub calibrator_list: PathBuf,
+    /// VLA calibrator list (NRAO calibrator-manual format; the 20cm flux is used). Unset
+    /// (null): the list built into contimg (configs/dsa110/vlacalibrators.txt).
+    pub calibrator_list: Option<PathBuf>,
     /// Calibrators passing within this distance of the pointing (deg) are candidates,
     /// weighted by 20cm flux x primary-beam response; the strongest is used.
     pub max_offset_deg: f64,
@@ -266,7 +292,7 @@ impl Default for CalConfig {
     fn default() -> Self {
         CalConfig {
             enabled: true,
-            calibrator_list: PathBuf::from("configs/dsa110/vlacalibrators.txt"),
+            calibrator_list: None,
             max_offset_deg: 1.5,
             min_flux_jy: 1.0,
             span_minutes: 10.0,
@@ -533,12 +559,60 @@ impl Default for SimRfi {
 }
 
 impl Config {
-    /// Loads and validates a YAML config.
+    /// Loads and validates a YAML settings file (relative paths in it are taken from its folder).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
-        let cfg: Config = serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
-        cfg.validate(path)?;
+        Self::load_layered(&[path.to_path_buf()], &[])
+    }
+
+    /// The effective settings: the defaults, then each file in order (a later file overrides
+    /// the options it names, section by section), then each `key.path=value` (the value is
+    /// YAML: `imaging.npix=300`, `flagging.channel_ranges_mhz=[[1400, 1401]]`). Relative
+    /// paths inside a file are taken from that file's folder; those given by `--set`, from
+    /// the working directory. Validated once, at the end, naming the offending key.
+    pub fn load_layered(files: &[PathBuf], sets: &[String]) -> Result<Config, ConfigError> {
+        use serde_yaml_ng::Value;
+        let mut value = serde_yaml_ng::to_value(Config::default()).expect("defaults serialise");
+        for path in files {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+            let mut v: Value = serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse { path: path.clone(), source })?;
+            if v.is_null() {
+                continue; // an empty file (or only comments)
+            }
+            // Each file is checked alone too, so that an unknown key names its file.
+            serde_yaml_ng::from_value::<Config>(v.clone()).map_err(|source| ConfigError::Parse { path: path.clone(), source })?;
+            let folder = std::path::absolute(path).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
+            for keys in PATH_KEYS {
+                let mut slot = Some(&mut v);
+                for k in keys {
+                    slot = slot.and_then(|x| x.get_mut(*k));
+                }
+                if let Some(Value::String(p)) = slot {
+                    if Path::new(p.as_str()).is_relative() {
+                        *p = folder.join(p.as_str()).to_string_lossy().into_owned();
+                    }
+                }
+            }
+            merge(&mut value, v);
+        }
+        for spec in sets {
+            let bad = |problem: String| ConfigError::Set { spec: spec.clone(), problem };
+            let (key, text) = spec.split_once('=').ok_or_else(|| bad("expected key.path=value".into()))?;
+            let new: Value = serde_yaml_ng::from_str(text).map_err(|e| bad(format!("the value is not YAML ({e})")))?;
+            let mut slot = &mut value;
+            for k in key.trim().split('.') {
+                slot = slot.get_mut(k).ok_or_else(|| bad(format!("no setting {key:?} (see `contimg config` for every key)")))?;
+            }
+            *slot = new;
+        }
+        let label = || PathBuf::from(files.iter().map(|f| f.display().to_string()).chain((!sets.is_empty()).then(|| "--set".to_string())).collect::<Vec<_>>().join(" + "));
+        let cfg: Config = serde_yaml_ng::from_value(value).map_err(|source| ConfigError::Parse { path: label(), source })?;
+        cfg.validate(&label())?;
         Ok(cfg)
+    }
+
+    /// The complete effective settings as YAML (every option).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("settings serialise")
     }
 
     /// Checks every option for range and finiteness; the error names the key.

@@ -16,11 +16,29 @@ struct Cli {
     cmd: Cmd,
 }
 
-/// The config of a night and the directories that override it.
+/// Layered settings: files in order, then single options.
+#[derive(clap::Args, Clone, Default)]
+struct SettingsArgs {
+    /// A YAML settings file; repeatable: a later file overrides the options it names.
+    /// Relative paths inside a file are taken from that file's folder.
+    #[arg(long = "config", value_name = "FILE")]
+    configs: Vec<PathBuf>,
+    /// One option, `key.path=value` (YAML value), after the files; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+impl SettingsArgs {
+    fn load(&self) -> Result<Config, contimg::config::ConfigError> {
+        Config::load_layered(&self.configs, &self.sets)
+    }
+}
+
+/// The settings of a night and the directories that override them.
 #[derive(clap::Args)]
 struct NightArgs {
-    #[arg(long)]
-    config: PathBuf,
+    #[command(flatten)]
+    settings: SettingsArgs,
     /// Overrides `input.dir`.
     #[arg(long)]
     input: Option<PathBuf>,
@@ -36,9 +54,15 @@ enum Cmd {
         /// Output directory for the night's files.
         #[arg(long)]
         out: PathBuf,
-        /// YAML config (its `simulate:` section and `station_table`).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        /// Settings (their `simulate:` section and `station_table`).
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Print the complete effective settings as YAML (every option; the defaults where no
+    /// file or --set gives one): `contimg config --config a.yaml --set imaging.npix=300`.
+    Config {
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
     /// Process a night: discover, plan, convert, grid, reduce, image, write products.
     Run {
@@ -100,23 +124,21 @@ enum Cmd {
     },
     /// The night's QA report: `<night>/qa/report.json` and a self-contained `report.html`
     /// (gates, flagging, bandpasses, noise, thumbnails, source recovery, time per stage).
+    /// Exits 5 when a gate fails (`--warn-only`: 0).
     Report {
         /// The night's output directory (with summary.json).
         night: PathBuf,
         /// A simulation's truth.json: thermal noise and source-recovery checks.
         #[arg(long)]
         truth: Option<PathBuf>,
+        /// Exit 0 even when a gate fails (the failure is still printed); default: exit 5.
+        #[arg(long)]
+        warn_only: bool,
     },
     /// Print a UVH5 file's header summary (validates it).
     Inspect { file: PathBuf },
 }
 
-fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
-    match path {
-        Some(p) => Ok(Config::load(p)?),
-        None => Ok(Config::default()),
-    }
-}
 
 fn make_comm() -> Box<dyn Comm> {
     #[cfg(feature = "mpi")]
@@ -138,8 +160,8 @@ fn init_logging(rank: usize, size: usize) {
 }
 
 /// Every rank loads the config; agreement on success keeps ranks in step.
-fn load_on_all_ranks(comm: &dyn Comm, what: &str, config: &PathBuf, input: Option<PathBuf>, output: Option<PathBuf>) -> Option<Config> {
-    let cfg = Config::load(config).map(|mut c| {
+fn load_on_all_ranks(comm: &dyn Comm, what: &str, settings: &SettingsArgs, input: Option<PathBuf>, output: Option<PathBuf>) -> Option<Config> {
+    let cfg = settings.load().map(|mut c| {
         if let Some(i) = input {
             c.input.dir = i;
         }
@@ -215,9 +237,19 @@ fn real_main() -> ExitCode {
     install_panic_hook(0, 1);
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Simulate { out, config } => {
+        Cmd::Config { settings } => match settings.load() {
+            Ok(cfg) => {
+                print!("{}", cfg.to_yaml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("contimg config: error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Simulate { out, settings } => {
             init_logging(0, 1);
-            let res = load_config(config.as_ref()).and_then(|cfg| Ok(contimg::simulate::run(&cfg, &out)?));
+            let res = settings.load().map_err(Error::from).and_then(|cfg| Ok(contimg::simulate::run(&cfg, &out)?));
             match res {
                 Ok(truth) => {
                     println!("simulated {} groups, {} sources into {}", truth.groups.len(), truth.sources.len(), out.display());
@@ -289,12 +321,20 @@ fn real_main() -> ExitCode {
                 }
             }
         }
-        Cmd::Report { night, truth } => {
+        Cmd::Report { night, truth, warn_only } => {
             init_logging(0, 1);
             match contimg::report::write(&night, truth.as_deref()) {
                 Ok(r) => {
                     let worst = r.gates.iter().map(|g| g.1.as_str()).fold("pass", |a, b| if a == "fail" || b == "fail" { "fail" } else if a == "warn" || b == "warn" { "warn" } else { "pass" });
                     println!("report: {} gates ({worst}) -> {}", r.gates.len(), night.join("qa/report.html").display());
+                    if worst == "fail" {
+                        for g in r.gates.iter().filter(|g| g.1 == "fail") {
+                            eprintln!("contimg report: gate failed: {}", g.0);
+                        }
+                        if !warn_only {
+                            return ExitCode::from(exit::GATE_FAILED);
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -328,11 +368,11 @@ fn real_main() -> ExitCode {
                 }
             }
         }
-        Cmd::Convert { night: NightArgs { config, input, output }, spectral_windows } => {
+        Cmd::Convert { night: NightArgs { settings, input, output }, spectral_windows } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
             install_panic_hook(comm.rank(), comm.size());
-            let Some(mut cfg) = load_on_all_ranks(comm.as_ref(), "convert", &config, input, output) else {
+            let Some(mut cfg) = load_on_all_ranks(comm.as_ref(), "convert", &settings, input, output) else {
                 return ExitCode::FAILURE;
             };
             comm.set_collective_timeout(std::time::Duration::from_secs_f64(cfg.mpi.collective_timeout_s));
@@ -358,18 +398,18 @@ fn real_main() -> ExitCode {
                 }
             }
         }
-        Cmd::Run { night: NightArgs { config, input, output } } => {
+        Cmd::Run { night: NightArgs { settings, input, output } } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
             install_panic_hook(comm.rank(), comm.size());
-            let Some(cfg) = load_on_all_ranks(comm.as_ref(), "run", &config, input, output) else {
+            let Some(cfg) = load_on_all_ranks(comm.as_ref(), "run", &settings, input, output) else {
                 return ExitCode::FAILURE;
             };
             comm.set_collective_timeout(std::time::Duration::from_secs_f64(cfg.mpi.collective_timeout_s));
             let mem = cfg.check_memory(contimg::gpu::local_size(), contimg::config::available_memory());
             if !comm.all_ok(mem.is_ok()) {
                 if let Err(e) = mem {
-                    eprintln!("contimg run: error (rank {}): {}: {e}", comm.rank(), config.display());
+                    eprintln!("contimg run: error (rank {}): {e}", comm.rank());
                 }
                 return ExitCode::FAILURE;
             }

@@ -191,9 +191,15 @@ fn write_fits_tmp(tmp: &Path, path: &Path, data: &[f32], m: &ImageMeta, a: &Axes
         for (k, v) in ["OBSGEO-X", "OBSGEO-Y", "OBSGEO-Z"].into_iter().zip(geo) {
             hdu.write_key(&mut f, k, v).map_err(ferr)?;
         }
+        // Proper HISTORY cards (commentary, no value): CFITSIO continues a long line.
         for h in m.history.iter().chain(&prov.history) {
-            let line: String = h.chars().take(68).collect();
-            hdu.write_key(&mut f, "HISTORY", line.as_str()).map_err(ferr)?;
+            let line = std::ffi::CString::new(h.replace('\0', " ")).expect("no NUL");
+            let mut status = 0;
+            // SAFETY: `f` is an open file and `line` a NUL-terminated string.
+            unsafe { fitsio::sys::ffphis(f.as_raw(), line.as_ptr(), &mut status) };
+            if status != 0 {
+                return Err(ioerr(std::io::Error::other(format!("cannot write HISTORY (CFITSIO status {status})"))));
+            }
         }
         hdu.write_image(&mut f, data).map_err(ferr)?;
         // CFITSIO buffers: a full disk shows only when the buffers go out, and dropping the

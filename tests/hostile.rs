@@ -118,3 +118,34 @@ fn catalogues_with_duplicate_names_or_nan_positions_are_refused() {
     let e = contimg::photometry::read_catalog(&p).unwrap_err().to_string();
     assert!(e.contains("line 2"), "{e}");
 }
+
+/// Exit codes: a night where every group is flagged out exits 4 (nothing imaged), and its
+/// QA report exits 5 (a gate failed) unless `--warn-only`; a usage error exits 2 and
+/// nothing else does.
+#[test]
+fn exit_codes_tell_nothing_imaged_gate_failed_and_usage_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = small_config(dir.path());
+    c.simulate.sources = vec![source(0.1, 0.1, 2.0)];
+    c.output.mosaic = false;
+    c.flagging.channel_ranges_mhz = vec![[0.0, 1e5]];
+    let cfg = simulate_night(&c, dir.path());
+    let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 4, "{text}");
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.output.dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!((s["complete"].as_bool(), s["outcome"].as_str()), (Some(false), Some("nothing imaged")), "{s:#}");
+    let out = c.output.dir.to_str().unwrap();
+    let (code, text) = run_bin(&["report", out], &[]);
+    assert_eq!(code, 5, "{text}");
+    assert!(text.contains("gate failed: night complete"), "{text}");
+    let (code, text) = run_bin(&["report", out, "--warn-only"], &[]);
+    assert_eq!(code, 0, "{text}");
+    // An empty input directory: nothing imaged, not "complete".
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap(), "--input", empty.to_str().unwrap(), "--output", dir.path().join("out-empty").to_str().unwrap()], &[]);
+    assert_eq!(code, 4, "{text}");
+    let (code, text) = run_bin(&["run", "--no-such-flag"], &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("Exit codes") || text.contains("--no-such-flag"), "{text}");
+}

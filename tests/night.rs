@@ -342,7 +342,12 @@ fn shipped_configs_load() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
         let c = contimg::config::Config::load(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
         if name == "default.yaml" {
-            assert_eq!(c, contimg::config::Config::default(), "configs/default.yaml must list the defaults");
+            // Its relative directories are taken from configs/ (tests/settings.rs checks the
+            // text against `contimg config`).
+            let mut d = contimg::config::Config::default();
+            d.input.dir = p.parent().unwrap().join("night");
+            d.output.dir = p.parent().unwrap().join("out");
+            assert_eq!(c, d, "configs/default.yaml must list the defaults");
         }
     }
 }

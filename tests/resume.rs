@@ -95,6 +95,8 @@ fn failing_group_is_retried_then_retired() {
     c.simulate.n_groups = 2;
     c.output.max_retries = 2;
     c.imaging.niter = 0;
+    // A sky to image (an all-zero group is all flagged, and fails).
+    c.simulate.sources = vec![source(0.1, 0.1, 2.0)];
     contimg::simulate::run(&c, &c.input.dir).unwrap();
     let cfg = d.join("c.yaml");
     write_config(&c, &cfg);

@@ -151,7 +151,11 @@ pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path, resume: bool) 
     if comm.is_root() {
         log::info!("plan: {} groups -> {} images on {} ranks; {} skipped", plan.groups.len(), plan.images.len(), plan.n_ranks, plan.skipped.len());
         if let Some(g) = plan.groups.first() {
-            log::info!("astrometry: {}", eop.describe(g.times_jd[0]));
+            if eop.covers(g.times_jd[0]) && eop.covers(*g.times_jd.last().unwrap_or(&g.times_jd[0])) {
+                log::info!("astrometry: {}", eop.describe(g.times_jd[0]));
+            } else {
+                log::warn!("astrometry: {}", eop.describe(g.times_jd[0]));
+            }
         }
     }
     Ok((plan, eop))
@@ -392,7 +396,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                             if cfg.calibration.enabled && cfg.calibration.apply { " and calibration" } else { "" },
                             100.0 * fsum.fraction_before,
                             100.0 * fsum.fraction_total,
-                            fsum.by_step.iter().max_by_key(|s| s.1).map(|s| s.0.as_str()).unwrap_or("the files")
+                            if fsum.fraction_before >= 0.999 { "the files (NaN, zero, flagged or bad nsamples)" } else { fsum.by_step.iter().max_by_key(|s| s.1).map(|s| s.0.as_str()).unwrap_or("the files") }
                         );
                         log::error!("rank {}: group {} failed: {msg}", comm.rank(), g.id);
                         report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(msg), n_vis: vis.vis.len(), flagged_fraction: 1.0, flags: Some(fsum) });
