@@ -170,7 +170,7 @@ fn gaussian_taper_widens_the_beam_and_keeps_point_source_flux() {
 fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
     use contimg::gpu::GpuMode;
     if std::env::var("CONTIMG_EXPECT_GPU").is_ok() {
-        eprintln!("SKIPPED: this machine has a GPU");
+        contimg::gpu::note_skipped_test("gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly: this machine has a GPU");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -236,7 +236,7 @@ fn prefetching_the_next_group_gives_the_same_products() {
 fn gpu_required_matches_off_on_a_gpu() {
     use contimg::gpu::GpuMode;
     if std::env::var("CONTIMG_EXPECT_GPU").is_err() {
-        eprintln!("SKIPPED: GPU products test (set CONTIMG_EXPECT_GPU on a machine with a GPU)");
+        contimg::gpu::note_skipped_test("gpu_required_matches_off_on_a_gpu: no GPU (set CONTIMG_EXPECT_GPU on a machine with one)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
