@@ -20,7 +20,6 @@ FEATURES=""
 BIN=${CONTIMG_BIN:-./target/release/contimg}
 [ -n "${CONTIMG_BIN:-}" ] || cargo build --release --quiet ${FEATURES:+--features $FEATURES}
 cat > "$WORK/bench.yaml" <<YAML
-station_table: configs/dsa110/DSA110_Station_Coordinates.csv
 input: {dir: $WORK/night}
 output: {dir: $WORK/out}
 imaging: {npix: $NPIX, cell_arcsec: $CELL, epsilon: 1.0e-4, niter: $NITER}

@@ -25,7 +25,6 @@ night() {  # groups -> night directory (simulated once)
   local n=$1 d=$WORK/night-$1
   if [ ! -d "$d" ]; then
     cat > "$WORK/sim-$n.yaml" <<YAML
-station_table: configs/dsa110/DSA110_Station_Coordinates.csv
 simulate: {n_groups: $n, n_antennas: $N_ANT, n_channels: $N_CHAN, n_random_sources: 4}
 YAML
     ./target/release/contimg simulate --config "$WORK/sim-$n.yaml" --out "$d" >/dev/null 2>&1
@@ -41,7 +40,6 @@ launch() {  # ranks, args...
   fi
 }
 cat > "$WORK/run.yaml" <<YAML
-station_table: configs/dsa110/DSA110_Station_Coordinates.csv
 imaging: {npix: $NPIX, cell_arcsec: $CELL, niter: $NITER}
 calibration: {enabled: false}
 YAML

@@ -12,7 +12,13 @@ export CONTIMG_MS_PYTHON
 # NVRTC from the venv: every kernel must compile for sm_80 and sm_90 (no GPU needed).
 NVRTC_LIB=$("$CONTIMG_MS_PYTHON" -c "import nvidia.cuda_nvrtc, os; print(os.path.join(list(nvidia.cuda_nvrtc.__path__)[0], 'lib'))")
 export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" CONTIMG_REQUIRE_NVRTC=1
+# Tests that skip for want of a GPU or NVRTC log themselves here; the count is printed.
+CONTIMG_SKIP_LOG=$(mktemp)
+export CONTIMG_SKIP_LOG
 cargo test --release --features ms,gpu
+echo "GPU tests skipped: $(grep -c . "$CONTIMG_SKIP_LOG" || true)"
+sed 's/^/  skipped: /' "$CONTIMG_SKIP_LOG"
+rm -f "$CONTIMG_SKIP_LOG"
 # Slurm: an archive array, its resubmission and a 2-rank night job on a real local Slurm.
 bash tests/slurm/run.sh
 cargo bench --no-run --quiet

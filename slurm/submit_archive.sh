@@ -10,10 +10,11 @@ n=$(grep -c -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$NIGHTS_FILE" || true)
 mkdir -p "$OUT_ROOT"
 here=$(dirname "$(realpath "$0")")
 # Jobs run in the current directory (their logs land there); CONTIMG and CONFIG default
-# to the repository's binary and configs/default.yaml.
+# to the repository's binary and configs/default.yaml; ARCHIVE_SBATCH picks the task
+# script (slurm/archive-gpu.sbatch on GPU partitions).
 export CONTIMG=${CONTIMG:-$(dirname "$here")/target/release/contimg}
 export CONFIG=${CONFIG:-$(dirname "$here")/configs/default.yaml}
-array=$(sbatch --parsable --array=0-$((n - 1))%"$K" --export=ALL,NIGHTS_FILE="$NIGHTS_FILE",OUT_ROOT="$OUT_ROOT" "$@" "$here/archive.sbatch")
+array=$(sbatch --parsable --array=0-$((n - 1))%"$K" --export=ALL,NIGHTS_FILE="$NIGHTS_FILE",OUT_ROOT="$OUT_ROOT" "$@" "${ARCHIVE_SBATCH:-$here/archive.sbatch}")
 summary=$(sbatch --parsable --dependency=afterany:"${array%%;*}" --export=ALL,OUT_ROOT="$OUT_ROOT" "$@" "$here/archive_summary.sbatch")
 echo "array job $array ($n nights, $K at a time); summary job $summary -> $OUT_ROOT/archive_summary.txt" >&2
 echo "$array $summary"

@@ -12,6 +12,30 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: serde_yaml_ng::Error },
     #[error("{path}: {field}: {problem}")]
     Invalid { path: PathBuf, field: &'static str, problem: String },
+    #[error("--set {spec}: {problem}")]
+    Set { spec: String, problem: String },
+}
+
+/// Settings holding paths: relative ones in a settings file are taken from its folder.
+const PATH_KEYS: [&[&str]; 6] = [&["input", "dir"], &["output", "dir"], &["station_table"], &["calibration", "calibrator_list"], &["calibration", "registry"], &["astrometry", "iers_file"]];
+
+/// Merges `over` into `base`: mappings key by key (recursively, so a later file overrides
+/// just the options it names), anything else replaced.
+fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
+    use serde_yaml_ng::Value;
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
 }
 
 /// The whole configuration file.
@@ -32,9 +56,11 @@ pub struct Config {
     pub calibration: CalConfig,
     /// CPU or GPU per rank.
     pub compute: crate::gpu::ComputeConfig,
+    /// Ranks of an MPI job.
+    pub mpi: MpiConfig,
     /// DSA-110 station table (WGS84), used to check antenna positions and by `simulate`.
-    /// Relative paths are taken from the working directory.
-    pub station_table: PathBuf,
+    /// Unset (null): the table built into contimg (configs/dsa110/).
+    pub station_table: Option<PathBuf>,
     /// The synthetic night written by `contimg simulate` (ignored by `contimg run`).
     pub simulate: SimConfig,
 }
@@ -49,7 +75,8 @@ impl Default for Config {
             flagging: FlagConfig::default(),
             calibration: CalConfig::default(),
             compute: crate::gpu::ComputeConfig::default(),
-            station_table: PathBuf::from("configs/dsa110/DSA110_Station_Coordinates.csv"),
+            mpi: MpiConfig::default(),
+            station_table: None,
             simulate: SimConfig::default(),
         }
     }
@@ -201,12 +228,28 @@ impl Default for ImagingConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MpiConfig {
+    /// A rank waits this long (s) at a collective (a barrier, reduction, broadcast or gather)
+    /// for the others; then the job ends (exit 124) with an error naming the ranks that did
+    /// not arrive. It must cover the longest imbalance between ranks (one group's work).
+    pub collective_timeout_s: f64,
+}
+
+impl Default for MpiConfig {
+    fn default() -> Self {
+        MpiConfig { collective_timeout_s: 1800.0 }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct AstrometryConfig {
-    /// IERS `finals2000A` file (e.g. finals2000A.all) for UT1 - UTC. Without one UT1 = UTC
-    /// is assumed and the resulting error bound (up to 0.9 s of sidereal time, 13.5" in RA)
-    /// is logged.
+    /// IERS `finals2000A` file (e.g. finals2000A.all) for UT1 - UTC and polar motion. Unset
+    /// (null): the table built into contimg (2020 to its predictions' end, configs/iers/);
+    /// past a table's end UT1 = UTC is assumed with a warning (up to 0.9 s of sidereal
+    /// time, 13.5" in RA).
     pub iers_file: Option<PathBuf>,
 }
 
@@ -215,8 +258,9 @@ pub struct AstrometryConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct CalConfig {
     pub enabled: bool,
-    /// VLA calibrator list (NRAO calibrator-manual format; the 20cm flux is used).
-    pub calibrator_list: PathBuf,
+    /// VLA calibrator list (NRAO calibrator-manual format; the 20cm flux is used). Unset
+    /// (null): the list built into contimg (configs/dsa110/vlacalibrators.txt).
+    pub calibrator_list: Option<PathBuf>,
     /// Calibrators passing within this distance of the pointing (deg) are candidates,
     /// weighted by 20cm flux x primary-beam response; the strongest is used.
     pub max_offset_deg: f64,
@@ -260,7 +304,7 @@ impl Default for CalConfig {
     fn default() -> Self {
         CalConfig {
             enabled: true,
-            calibrator_list: PathBuf::from("configs/dsa110/vlacalibrators.txt"),
+            calibrator_list: None,
             max_offset_deg: 1.5,
             min_flux_jy: 1.0,
             span_minutes: 10.0,
@@ -540,130 +584,195 @@ impl Default for SimRfi {
 }
 
 impl Config {
-    /// Loads and validates a YAML config.
+    /// Loads and validates a YAML settings file (relative paths in it are taken from its folder).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
-        let cfg: Config = serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
-        cfg.validate(path)?;
+        Self::load_layered(&[path.to_path_buf()], &[])
+    }
+
+    /// The effective settings: the defaults, then each file in order (a later file overrides
+    /// the options it names, section by section), then each `key.path=value` (the value is
+    /// YAML: `imaging.npix=300`, `flagging.channel_ranges_mhz=[[1400, 1401]]`). Relative
+    /// paths inside a file are taken from that file's folder; those given by `--set`, from
+    /// the working directory. Validated once, at the end, naming the offending key.
+    pub fn load_layered(files: &[PathBuf], sets: &[String]) -> Result<Config, ConfigError> {
+        use serde_yaml_ng::Value;
+        let mut value = serde_yaml_ng::to_value(Config::default()).expect("defaults serialise");
+        for path in files {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+            let mut v: Value = serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse { path: path.clone(), source })?;
+            if v.is_null() {
+                continue; // an empty file (or only comments)
+            }
+            // Each file is checked alone too, so that an unknown key names its file.
+            serde_yaml_ng::from_value::<Config>(v.clone()).map_err(|source| ConfigError::Parse { path: path.clone(), source })?;
+            let folder = std::path::absolute(path).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
+            for keys in PATH_KEYS {
+                let mut slot = Some(&mut v);
+                for k in keys {
+                    slot = slot.and_then(|x| x.get_mut(*k));
+                }
+                if let Some(Value::String(p)) = slot {
+                    if Path::new(p.as_str()).is_relative() {
+                        *p = folder.join(p.as_str()).to_string_lossy().into_owned();
+                    }
+                }
+            }
+            merge(&mut value, v);
+        }
+        for spec in sets {
+            let bad = |problem: String| ConfigError::Set { spec: spec.clone(), problem };
+            let (key, text) = spec.split_once('=').ok_or_else(|| bad("expected key.path=value".into()))?;
+            let new: Value = serde_yaml_ng::from_str(text).map_err(|e| bad(format!("the value is not YAML ({e})")))?;
+            let mut slot = &mut value;
+            for k in key.trim().split('.') {
+                slot = slot.get_mut(k).ok_or_else(|| bad(format!("no setting {key:?} (see `contimg config` for every key)")))?;
+            }
+            *slot = new;
+        }
+        let label = || PathBuf::from(files.iter().map(|f| f.display().to_string()).chain((!sets.is_empty()).then(|| "--set".to_string())).collect::<Vec<_>>().join(" + "));
+        let cfg: Config = serde_yaml_ng::from_value(value).map_err(|source| ConfigError::Parse { path: label(), source })?;
+        cfg.validate(&label())?;
         Ok(cfg)
     }
 
+    /// The complete effective settings as YAML (every option).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("settings serialise")
+    }
+
+    /// Checks every option for range and finiteness; the error names the key.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let bad = |field: &'static str, problem: String| Err(ConfigError::Invalid { path: path.into(), field, problem });
+        // `ok(cond, key, what)`: `what` says the allowed range.
+        macro_rules! ok {
+            ($cond:expr, $key:literal, $($fmt:tt)+) => {
+                if !($cond) {
+                    return bad($key, format!($($fmt)+));
+                }
+            };
+        }
+        let fin = |x: f64| x.is_finite();
         let im = &self.imaging;
-        if im.npix < 8 || im.npix % 2 != 0 {
-            return bad("imaging.npix", format!("{} must be even and >= 8", im.npix));
-        }
-        if !(im.cell_arcsec > 0.0 && im.cell_arcsec.is_finite()) {
-            return bad("imaging.cell_arcsec", format!("{} must be positive", im.cell_arcsec));
-        }
-        if (im.npix as f64 * im.cell_arcsec / 3600.0) > 60.0 {
-            return bad("imaging.npix", "field wider than 60 deg: the SIN projection breaks down".into());
-        }
-        if !(im.epsilon >= 1e-14 && im.epsilon <= 0.1) {
-            return bad("imaging.epsilon", format!("{} must be in [1e-14, 0.1]", im.epsilon));
-        }
-        if !(im.gain > 0.0 && im.gain <= 1.0 && im.mgain > 0.0 && im.mgain <= 1.0 && im.threshold_jy >= 0.0 && im.auto_threshold >= 0.0 && im.auto_mask >= 0.0) {
-            return bad("imaging.gain", "gain and mgain in (0, 1], thresholds >= 0".into());
-        }
-        if !(im.taper_gaussian_arcsec >= 0.0 && im.taper_gaussian_arcsec.is_finite()) {
-            return bad("imaging.taper_gaussian_arcsec", format!("{} must be >= 0", im.taper_gaussian_arcsec));
-        }
-        if !(0.0..0.5).contains(&im.clean_border) {
-            return bad("imaging.clean_border", format!("{} must be in [0, 0.5)", im.clean_border));
-        }
-        if !(1..=2).contains(&im.nterms) {
-            return bad("imaging.nterms", format!("{} must be 1 or 2", im.nterms));
-        }
-        if im.nterms == 2 && im.minor_cycle != crate::imaging::clean::MinorAlgorithm::Clark {
-            return bad("imaging.nterms", "2 spectral terms need minor_cycle: clark".into());
-        }
-        if !(im.spectral_ref_hz > 0.0 && im.spectral_ref_hz.is_finite()) {
-            return bad("imaging.spectral_ref_hz", format!("{} must be a positive frequency", im.spectral_ref_hz));
-        }
-        if !(im.pblimit > 0.0 && im.pblimit < 1.0) {
-            return bad("imaging.pblimit", format!("{} must be in (0, 1)", im.pblimit));
-        }
-        if im.groups_per_image == 0 {
-            return bad("imaging.groups_per_image", "must be at least 1".into());
-        }
-        if im.uv_min_lambda < 0.0 || im.uv_max_lambda < 0.0 || (im.uv_max_lambda > 0.0 && im.uv_max_lambda <= im.uv_min_lambda) {
-            return bad("imaging.uv_min_lambda", format!("uv range [{}, {}] is empty or negative", im.uv_min_lambda, im.uv_max_lambda));
-        }
-        if !(self.compute.gpu_memory_gib >= 0.0 && self.compute.gpu_memory_gib.is_finite()) {
-            return bad("compute.gpu_memory_gib", format!("{} must be >= 0", self.compute.gpu_memory_gib));
-        }
-        if self.output.ms.write && !crate::ms::AVAILABLE {
-            return bad("output.ms.write", "this contimg was built without Measurement Set support (cargo build --release --features ms)".into());
-        }
-        if self.input.n_subbands == 0 || self.input.n_subbands > 16 {
-            return bad("input.n_subbands", format!("{} must be 1..=16", self.input.n_subbands));
-        }
-        if !(self.input.filename_tolerance_s >= 0.0) {
-            return bad("input.filename_tolerance_s", "must be >= 0".into());
-        }
-        let cal = &self.calibration;
-        let finite_ge0 = |x: f64| x >= 0.0 && x.is_finite();
-        if !(cal.max_offset_deg > 0.0 && cal.max_offset_deg.is_finite()) || !finite_ge0(cal.min_flux_jy) || !(cal.span_minutes > 0.0 && cal.span_minutes.is_finite()) {
-            return bad("calibration.span_minutes", "max_offset_deg and span_minutes must be positive, min_flux_jy >= 0".into());
-        }
-        if !finite_ge0(cal.min_snr) {
-            return bad("calibration.min_snr", format!("{} must be >= 0", cal.min_snr));
-        }
-        if cal.min_baselines == 0 {
-            return bad("calibration.min_baselines", "must be at least 1".into());
-        }
-        if !finite_ge0(cal.uv_min_lambda) || !finite_ge0(cal.gain_interval_s) {
-            return bad("calibration.uv_min_lambda", "uv_min_lambda and gain_interval_s must be >= 0".into());
-        }
-        if cal.max_iterations == 0 {
-            return bad("calibration.max_iterations", "must be at least 1".into());
-        }
-        if !(cal.tolerance > 0.0 && cal.tolerance < 1.0) {
-            return bad("calibration.tolerance", format!("{} must be in (0, 1)", cal.tolerance));
-        }
-        if !(cal.noise_tolerance > 0.0 && cal.noise_tolerance <= 1.0) {
-            return bad("calibration.noise_tolerance", format!("{} must be in (0, 1]", cal.noise_tolerance));
-        }
-        if !(cal.outlier_sigma == 0.0 || (cal.outlier_sigma >= 3.0 && cal.outlier_sigma.is_finite())) {
-            return bad("calibration.outlier_sigma", format!("{} must be 0 (off) or >= 3", cal.outlier_sigma));
-        }
-        let s = &self.simulate;
-        if s.n_subbands == 0 || s.n_subbands > 16 {
-            return bad("simulate.n_subbands", format!("{} must be 1..=16", s.n_subbands));
-        }
-        if s.n_channels == 0 || 384 % s.n_channels != 0 {
-            return bad("simulate.n_channels", format!("{} must divide 384", s.n_channels));
-        }
-        if s.n_times == 0 || !(s.integration_s > 0.0) {
-            return bad("simulate.n_times", "need at least one integration of positive length".into());
-        }
-        if s.antennas.is_empty() && (s.n_antennas < 2 || s.n_antennas > 117) {
-            return bad("simulate.n_antennas", format!("{} must be 2..=117", s.n_antennas));
-        }
-        if crate::primitives::time::iso_to_jd(&s.start_time).is_none() {
-            return bad("simulate.start_time", format!("{:?} is not YYYY-MM-DDTHH:MM:SS", s.start_time));
-        }
-        if s.pointing_dec_deg.abs() >= 90.0 {
-            return bad("simulate.pointing_dec_deg", "must be within (-90, 90)".into());
-        }
-        if !(s.random_flux_jy[0] > 0.0 && s.random_flux_jy[1] >= s.random_flux_jy[0]) {
-            return bad("simulate.random_flux_jy", "need 0 < min <= max".into());
-        }
+        ok!(im.npix >= 8 && im.npix % 2 == 0 && im.npix <= 65536, "imaging.npix", "{} must be even, in [8, 65536]", im.npix);
+        ok!(im.cell_arcsec > 0.0 && fin(im.cell_arcsec), "imaging.cell_arcsec", "{} must be positive", im.cell_arcsec);
+        ok!(im.npix as f64 * im.cell_arcsec / 3600.0 <= 60.0, "imaging.npix", "field wider than 60 deg: the SIN projection breaks down");
+        ok!(im.epsilon >= 1e-14 && im.epsilon <= 0.1, "imaging.epsilon", "{} must be in [1e-14, 0.1]", im.epsilon);
+        ok!(im.groups_per_image >= 1 && im.groups_per_image <= 10_000, "imaging.groups_per_image", "{} must be in [1, 10000]", im.groups_per_image);
+        ok!(im.uv_min_lambda >= 0.0 && fin(im.uv_min_lambda), "imaging.uv_min_lambda", "{} must be >= 0", im.uv_min_lambda);
+        ok!(im.uv_max_lambda >= 0.0 && fin(im.uv_max_lambda), "imaging.uv_max_lambda", "{} must be >= 0 (0 = no limit)", im.uv_max_lambda);
+        ok!(im.uv_max_lambda == 0.0 || im.uv_max_lambda > im.uv_min_lambda, "imaging.uv_min_lambda", "uv range [{}, {}] is empty", im.uv_min_lambda, im.uv_max_lambda);
+        ok!(fin(im.robust) && (-5.0..=5.0).contains(&im.robust), "imaging.robust", "{} must be in [-5, 5]", im.robust);
+        ok!(im.taper_gaussian_arcsec >= 0.0 && fin(im.taper_gaussian_arcsec), "imaging.taper_gaussian_arcsec", "{} must be >= 0", im.taper_gaussian_arcsec);
+        ok!(im.gain > 0.0 && im.gain <= 1.0, "imaging.gain", "{} must be in (0, 1]", im.gain);
+        ok!(im.mgain > 0.0 && im.mgain <= 1.0, "imaging.mgain", "{} must be in (0, 1]", im.mgain);
+        ok!(im.threshold_jy >= 0.0 && fin(im.threshold_jy), "imaging.threshold_jy", "{} must be >= 0", im.threshold_jy);
+        ok!(im.auto_threshold >= 0.0 && fin(im.auto_threshold), "imaging.auto_threshold", "{} must be >= 0 (0 = off)", im.auto_threshold);
+        ok!(im.auto_mask >= 0.0 && fin(im.auto_mask), "imaging.auto_mask", "{} must be >= 0 (0 = off)", im.auto_mask);
+        ok!(im.psf_patch >= 1, "imaging.psf_patch", "must be at least 1 pixel");
+        ok!(im.niter <= 100_000_000, "imaging.niter", "{} is more than 1e8 iterations", im.niter);
+        ok!((0.0..0.5).contains(&im.clean_border), "imaging.clean_border", "{} must be in [0, 0.5)", im.clean_border);
+        ok!(im.max_major_cycles >= 1, "imaging.max_major_cycles", "must be at least 1");
+        ok!((1..=2).contains(&im.nterms), "imaging.nterms", "{} must be 1 or 2", im.nterms);
+        ok!(im.nterms == 1 || im.minor_cycle == crate::imaging::clean::MinorAlgorithm::Clark, "imaging.nterms", "2 spectral terms need minor_cycle: clark");
+        ok!(im.spectral_ref_hz > 0.0 && fin(im.spectral_ref_hz), "imaging.spectral_ref_hz", "{} must be a positive frequency", im.spectral_ref_hz);
+        ok!(im.pblimit > 0.0 && im.pblimit < 1.0, "imaging.pblimit", "{} must be in (0, 1)", im.pblimit);
+        ok!(self.compute.gpu_memory_gib >= 0.0 && fin(self.compute.gpu_memory_gib), "compute.gpu_memory_gib", "{} must be >= 0", self.compute.gpu_memory_gib);
+        ok!(!self.output.ms.write || crate::ms::AVAILABLE, "output.ms.write", "this contimg was built without Measurement Set support (cargo build --release --features ms)");
+        ok!(self.output.max_retries <= 1000, "output.max_retries", "{} must be at most 1000", self.output.max_retries);
+        let inp = &self.input;
+        ok!(inp.n_subbands >= 1 && inp.n_subbands <= 16, "input.n_subbands", "{} must be 1..=16", inp.n_subbands);
+        ok!(inp.filename_tolerance_s >= 0.0 && inp.filename_tolerance_s <= 3600.0, "input.filename_tolerance_s", "{} must be in [0, 3600] s", inp.filename_tolerance_s);
+        ok!(self.mpi.collective_timeout_s >= 1.0 && self.mpi.collective_timeout_s <= 1e7, "mpi.collective_timeout_s", "{} must be in [1, 1e7] s", self.mpi.collective_timeout_s);
+        let c = &self.calibration;
+        ok!(c.max_offset_deg > 0.0 && c.max_offset_deg <= 90.0, "calibration.max_offset_deg", "{} must be in (0, 90]", c.max_offset_deg);
+        ok!(c.min_flux_jy >= 0.0 && fin(c.min_flux_jy), "calibration.min_flux_jy", "{} must be >= 0", c.min_flux_jy);
+        ok!(c.span_minutes > 0.0 && c.span_minutes <= 1440.0, "calibration.span_minutes", "{} must be in (0, 1440]", c.span_minutes);
+        ok!(!c.refants.is_empty(), "calibration.refants", "give at least one reference antenna");
+        ok!(c.refants.iter().all(|&a| (1..=1000).contains(&a)), "calibration.refants", "{:?}: station numbers are 1..=1000", c.refants);
+        ok!(c.min_snr >= 0.0 && fin(c.min_snr), "calibration.min_snr", "{} must be >= 0", c.min_snr);
+        ok!(c.min_baselines >= 1, "calibration.min_baselines", "must be at least 1");
+        ok!(c.uv_min_lambda >= 0.0 && fin(c.uv_min_lambda), "calibration.uv_min_lambda", "{} must be >= 0", c.uv_min_lambda);
+        ok!(c.gain_interval_s == 0.0 || (c.gain_interval_s >= 1.0 && c.gain_interval_s <= 86400.0), "calibration.gain_interval_s", "{} must be 0 (one solution) or in [1, 86400] s", c.gain_interval_s);
+        ok!(c.gain_interval_s == 0.0 || c.span_minutes * 60.0 / c.gain_interval_s <= 10_000.0, "calibration.gain_interval_s", "{} s makes {:.0} solution intervals over span_minutes {} (at most 10000)", c.gain_interval_s, c.span_minutes * 60.0 / c.gain_interval_s, c.span_minutes);
+        ok!(c.max_iterations >= 1 && c.max_iterations <= 1_000_000, "calibration.max_iterations", "{} must be in [1, 1e6]", c.max_iterations);
+        ok!(c.tolerance > 0.0 && c.tolerance < 1.0, "calibration.tolerance", "{} must be in (0, 1)", c.tolerance);
+        ok!(c.noise_tolerance > 0.0 && c.noise_tolerance <= 1.0, "calibration.noise_tolerance", "{} must be in (0, 1]", c.noise_tolerance);
+        ok!(c.outlier_sigma == 0.0 || (c.outlier_sigma >= 3.0 && fin(c.outlier_sigma)), "calibration.outlier_sigma", "{} must be 0 (off) or >= 3", c.outlier_sigma);
         let fl = &self.flagging;
-        if !(0.0..=1.0).contains(&fl.dead_antenna_fraction) || fl.sir_eta < 0.0 || fl.sir_eta >= 1.0 || fl.clip_sigma < 0.0 {
-            return bad("flagging", "dead_antenna_fraction in [0, 1], sir_eta in [0, 1), clip_sigma >= 0".into());
+        ok!((0.0..=1.0).contains(&fl.dead_antenna_fraction), "flagging.dead_antenna_fraction", "{} must be in [0, 1]", fl.dead_antenna_fraction);
+        ok!((0.0..1.0).contains(&fl.sir_eta), "flagging.sir_eta", "{} must be in [0, 1) (0 = off)", fl.sir_eta);
+        ok!(fl.clip_sigma >= 0.0 && fin(fl.clip_sigma), "flagging.clip_sigma", "{} must be >= 0 (0 = off)", fl.clip_sigma);
+        ok!(fl.rms_outlier_sigma >= 0.0 && fin(fl.rms_outlier_sigma), "flagging.rms_outlier_sigma", "{} must be >= 0 (0 = off)", fl.rms_outlier_sigma);
+        ok!(fl.combined_max_window >= 1, "flagging.combined_max_window", "must be at least 1 sample");
+        if let Some(r) = fl.channel_ranges_mhz.iter().find(|[a, b]| !(fin(*a) && fin(*b) && a <= b && *a >= 0.0)) {
+            return bad("flagging.channel_ranges_mhz", format!("{r:?} is not a range [lo, hi] MHz with 0 <= lo <= hi"));
         }
-        if let Some(r) = fl.time_ranges_utc.iter().find(|[a, b]| crate::primitives::time::iso_to_jd(a).is_none() || crate::primitives::time::iso_to_jd(b).is_none()) {
-            return bad("flagging.time_ranges_utc", format!("{r:?} is not a pair of YYYY-MM-DDTHH:MM:SS times"));
+        for r in &fl.time_ranges_utc {
+            let (a, b) = (crate::primitives::time::iso_to_jd(&r[0]), crate::primitives::time::iso_to_jd(&r[1]));
+            ok!(a.is_some() && b.is_some(), "flagging.time_ranges_utc", "{r:?} is not a pair of YYYY-MM-DDTHH:MM:SS times");
+            ok!(a <= b, "flagging.time_ranges_utc", "{r:?}: the range ends before it starts");
         }
-        if !(fl.sumthreshold.chi1 > 0.0 && fl.sumthreshold.rho >= 1.0) {
-            return bad("flagging.sumthreshold", "chi1 > 0 and rho >= 1".into());
-        }
-        if s.noise.enabled && !(s.noise.sefd_jy > 0.0) {
-            return bad("simulate.noise.sefd_jy", "must be positive".into());
+        let st = &fl.sumthreshold;
+        ok!(st.chi1 > 0.0 && st.chi1.is_finite(), "flagging.sumthreshold.chi1", "{} must be positive", st.chi1);
+        ok!(st.rho >= 1.0 && st.rho.is_finite(), "flagging.sumthreshold.rho", "{} must be >= 1", st.rho);
+        ok!(st.max_window_time >= 1 && st.max_window_time <= 4096, "flagging.sumthreshold.max_window_time", "{} must be in [1, 4096] samples", st.max_window_time);
+        ok!(st.max_window_chan >= 1 && st.max_window_chan <= 4096, "flagging.sumthreshold.max_window_chan", "{} must be in [1, 4096] samples", st.max_window_chan);
+        ok!(st.iterations >= 1 && st.iterations <= 20, "flagging.sumthreshold.iterations", "{} must be in [1, 20]", st.iterations);
+        ok!(st.background_sigma_s > 0.0 && fin(st.background_sigma_s), "flagging.sumthreshold.background_sigma_s", "{} must be positive", st.background_sigma_s);
+        ok!(st.background_sigma_mhz > 0.0 && fin(st.background_sigma_mhz), "flagging.sumthreshold.background_sigma_mhz", "{} must be positive", st.background_sigma_mhz);
+        let s = &self.simulate;
+        ok!(s.n_subbands >= 1 && s.n_subbands <= 16, "simulate.n_subbands", "{} must be 1..=16", s.n_subbands);
+        ok!(s.n_channels >= 1 && 384 % s.n_channels == 0, "simulate.n_channels", "{} must divide 384", s.n_channels);
+        ok!(s.n_times >= 1 && s.integration_s > 0.0 && fin(s.integration_s), "simulate.n_times", "need at least one integration of positive length");
+        ok!(s.n_groups <= 10_000, "simulate.n_groups", "{} must be at most 10000", s.n_groups);
+        ok!(!s.antennas.is_empty() || (2..=117).contains(&s.n_antennas), "simulate.n_antennas", "{} must be 2..=117", s.n_antennas);
+        ok!(crate::primitives::time::iso_to_jd(&s.start_time).is_some(), "simulate.start_time", "{:?} is not YYYY-MM-DDTHH:MM:SS", s.start_time);
+        ok!(s.pointing_dec_deg.abs() < 90.0, "simulate.pointing_dec_deg", "{} must be within (-90, 90)", s.pointing_dec_deg);
+        ok!(s.site_lat_deg.abs() <= 90.0 && s.site_lon_deg.abs() <= 360.0 && fin(s.site_alt_m), "simulate.site_lat_deg", "site ({}, {}, {}) is not a place on Earth", s.site_lat_deg, s.site_lon_deg, s.site_alt_m);
+        ok!(s.random_flux_jy[0] > 0.0 && s.random_flux_jy[1] >= s.random_flux_jy[0] && fin(s.random_flux_jy[1]), "simulate.random_flux_jy", "need 0 < min <= max");
+        ok!(s.filename_jitter_s >= 0.0 && fin(s.filename_jitter_s), "simulate.filename_jitter_s", "{} must be >= 0", s.filename_jitter_s);
+        ok!(s.sources.iter().all(|x| fin(x.flux_jy) && fin(x.spectral_index) && fin(x.l_deg) && fin(x.m_deg) && x.ra_deg.is_none_or(fin) && x.dec_deg.is_none_or(|d| d.abs() <= 90.0)), "simulate.sources", "every source needs finite values and |dec| <= 90");
+        ok!(!s.noise.enabled || (s.noise.sefd_jy > 0.0 && fin(s.noise.sefd_jy)), "simulate.noise.sefd_jy", "{} must be positive", s.noise.sefd_jy);
+        let g = &s.gains;
+        ok!([g.amplitude, g.amplitude_scatter, g.phase_scatter_deg, g.bandpass_amplitude, g.bandpass_phase_deg].iter().all(|&x| x >= 0.0 && fin(x)) && (!g.enabled || g.amplitude > 0.0), "simulate.gains", "amplitudes and scatters must be finite and >= 0 (amplitude > 0)");
+        let r = &s.rfi;
+        ok!(r.amplitude_sigma[0] >= 0.0 && r.amplitude_sigma[1] >= r.amplitude_sigma[0] && fin(r.amplitude_sigma[1]), "simulate.rfi.amplitude_sigma", "need 0 <= min <= max");
+        Ok(())
+    }
+
+    /// Memory the settings need on this machine, checked before anything is allocated:
+    /// the imaging planes of `imaging.npix` (two complex f64 grids and an f32 grid at twice
+    /// the image size, and about ten f64 image planes: ~256 B per image pixel) per rank on
+    /// the node, against the memory available (MemAvailable, and a cgroup limit).
+    pub fn check_memory(&self, ranks_on_node: usize, available_bytes: Option<u64>) -> Result<(), String> {
+        let Some(avail) = available_bytes else { return Ok(()) };
+        let per_rank = 256.0 * (self.imaging.npix as f64).powi(2);
+        let need = per_rank * ranks_on_node.max(1) as f64;
+        if need > avail as f64 {
+            return Err(format!(
+                "imaging.npix: {} needs about {:.1} GiB per rank ({} rank(s) on this node: {:.1} GiB), but {:.1} GiB of memory is available",
+                self.imaging.npix,
+                per_rank / 1073741824.0,
+                ranks_on_node.max(1),
+                need / 1073741824.0,
+                avail as f64 / 1073741824.0
+            ));
         }
         Ok(())
+    }
+}
+
+/// Memory this process may still use (bytes): the smaller of MemAvailable and the cgroup's
+/// limit less its usage; None where neither can be read.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        t.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()).map(|k| k * 1024)
+    });
+    let read = |p: &str| std::fs::read_to_string(p).ok().and_then(|t| t.trim().parse::<u64>().ok());
+    let cgroup = read("/sys/fs/cgroup/memory.max").map(|max| max.saturating_sub(read("/sys/fs/cgroup/memory.current").unwrap_or(0)));
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -11,6 +11,15 @@ use num_complex::Complex32;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
+
+/// Largest `Data/nsamples` taken as a weight: a sample is an average of at most this many
+/// (an absurd weight would dominate the image); larger, negative or non-finite flag it.
+pub const MAX_NSAMPLES: f32 = 1e4;
+
+fn valid_nsamples(w: f32) -> bool {
+    w.is_finite() && w > 0.0 && w <= MAX_NSAMPLES
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
     #[error(transparent)]
@@ -167,6 +176,10 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
         if unusable == d.vis.len() {
             log::warn!("{}: every visibility is NaN, Inf or zero: the whole subband is flagged", path.display());
         }
+        let bad_ns = d.nsamples.par_iter().filter(|&&w| !valid_nsamples(w) && w != 0.0).count();
+        if bad_ns > 0 {
+            log::warn!("{}: {bad_ns} of {} Data/nsamples are negative, not finite or above {MAX_NSAMPLES}: those samples are flagged", path.display(), d.nsamples.len());
+        }
         let nf = h.nfreqs;
         // Scatter this file's (blt, chan, pol) into the group's (bl, t, chan, pol), in
         // parallel over baselines (disjoint output slices).
@@ -186,7 +199,7 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
                             }
                             let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
                             let w = d.nsamples[src];
-                            let ok = good && !d.flags[src] && w.is_finite() && w > 0.0;
+                            let ok = good && !d.flags[src] && valid_nsamples(w);
                             vrow[dst] = if good { v } else { Complex32::new(0.0, 0.0) };
                             wrow[dst] = if ok { w } else { 0.0 };
                         }

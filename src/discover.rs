@@ -78,12 +78,42 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
             _ => clusters.push(vec![f]),
         }
     }
-    for cluster in clusters {
+    // time_array[0] of every file, read once.
+    let read: Vec<Vec<(f64, usize, PathBuf, Result<f64, String>)>> =
+        clusters.into_iter().map(|c| c.into_iter().map(|(t, sb, p)| { let t0 = read_time0(&p).map_err(|e| e.to_string()); (t, sb, p, t0) }).collect()).collect();
+    // Files of one group whose names fell into different clusters (a tolerance below the
+    // spread of the nodes' clocks, e.g. 0) join one cluster, so that group ids stay unique.
+    let mut root: Vec<usize> = (0..read.len()).collect();
+    fn find(root: &mut [usize], mut i: usize) -> usize {
+        while root[i] != i {
+            root[i] = root[root[i]];
+            i = root[i];
+        }
+        i
+    }
+    let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+    for (ci, c) in read.iter().enumerate() {
+        for t0 in c.iter().filter_map(|f| f.3.as_ref().ok()) {
+            let key = (t0 / TIME0_TOLERANCE_DAYS).round() as i64;
+            for k in [key - 1, key, key + 1] {
+                if let Some(&other) = seen.get(&k) {
+                    let (a, b) = (find(&mut root, ci), find(&mut root, other));
+                    root[a.max(b)] = a.min(b);
+                }
+            }
+            seen.entry(key).or_insert(ci);
+        }
+    }
+    let mut merged: BTreeMap<usize, Vec<(f64, usize, PathBuf, Result<f64, String>)>> = BTreeMap::new();
+    for (ci, c) in read.into_iter().enumerate() {
+        merged.entry(find(&mut root, ci)).or_default().extend(c);
+    }
+    for cluster in merged.into_values() {
         // Decide groups within the cluster by time_array[0].
         let mut by_t0: BTreeMap<i64, (f64, Vec<(usize, PathBuf)>, Vec<f64>)> = BTreeMap::new();
         let mut unreadable: Vec<(f64, usize, PathBuf, String)> = Vec::new();
-        for (name_t, sb, path) in cluster {
-            match read_time0(&path) {
+        for (name_t, sb, path, t0) in cluster {
+            match t0 {
                 Ok(t0) => {
                     let key = (t0 / TIME0_TOLERANCE_DAYS).round() as i64;
                     let slot = [key - 1, key, key + 1].into_iter().find(|k| by_t0.contains_key(k)).unwrap_or(key);
@@ -91,7 +121,7 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
                     e.1.push((sb, path));
                     e.2.push(name_t);
                 }
-                Err(e) => unreadable.push((name_t, sb, path, e.to_string())),
+                Err(e) => unreadable.push((name_t, sb, path, e)),
             }
         }
         for (_, sb, path, err) in &unreadable {
@@ -109,7 +139,8 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
             let mut problems = Vec::new();
             for (sb, path) in files {
                 if sb >= n_subbands {
-                    problems.push(format!("{}: subband sb{sb:02} beyond the configured {n_subbands}", path.display()));
+                    // A stray file (e.g. sb16) does not spoil the group's real subbands.
+                    log::warn!("{}: subband sb{sb:02} is beyond input.n_subbands = {n_subbands}: file ignored", path.display());
                     continue;
                 }
                 if let Some(prev) = &slots[sb] {

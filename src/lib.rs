@@ -9,6 +9,7 @@ pub mod config;
 pub mod convert;
 pub mod discover;
 pub mod error;
+pub mod exit;
 pub mod export;
 pub mod flag;
 pub mod gpu;
@@ -29,3 +30,6 @@ pub mod status;
 pub mod uvh5;
 
 pub use error::Error;
+
+/// This build's version (Cargo.toml), recorded in every product's provenance.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

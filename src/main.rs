@@ -3,23 +3,42 @@
 use clap::{Parser, Subcommand};
 use contimg::comm::{Comm, SingleComm};
 use contimg::config::Config;
+use contimg::exit;
 use contimg::Error;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "contimg", version, about = "DSA-110 continuum imaging pipeline (SPMD; run under mpirun/srun or alone)")]
+#[command(name = "contimg", version, about = "DSA-110 continuum imaging pipeline (SPMD; run under mpirun/srun or alone)", after_help = contimg::exit::HELP)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
 
-/// The config of a night and the directories that override it.
+/// Layered settings: files in order, then single options.
+#[derive(clap::Args, Clone, Default)]
+struct SettingsArgs {
+    /// A YAML settings file; repeatable: a later file overrides the options it names.
+    /// Relative paths inside a file are taken from that file's folder.
+    #[arg(long = "config", value_name = "FILE")]
+    configs: Vec<PathBuf>,
+    /// One option, `key.path=value` (YAML value), after the files; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+impl SettingsArgs {
+    fn load(&self) -> Result<Config, contimg::config::ConfigError> {
+        Config::load_layered(&self.configs, &self.sets)
+    }
+}
+
+/// The settings of a night and the directories that override them.
 #[derive(clap::Args)]
 struct NightArgs {
-    #[arg(long)]
-    config: PathBuf,
+    #[command(flatten)]
+    settings: SettingsArgs,
     /// Overrides `input.dir`.
     #[arg(long)]
     input: Option<PathBuf>,
@@ -35,9 +54,15 @@ enum Cmd {
         /// Output directory for the night's files.
         #[arg(long)]
         out: PathBuf,
-        /// YAML config (its `simulate:` section and `station_table`).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        /// Settings (their `simulate:` section and `station_table`).
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Print the complete effective settings as YAML (every option; the defaults where no
+    /// file or --set gives one): `contimg config --config a.yaml --set imaging.npix=300`.
+    Config {
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
     /// Process a night: discover, plan, convert, grid, reduce, image, write products.
     Run {
@@ -54,7 +79,7 @@ enum Cmd {
         spectral_windows: Option<String>,
     },
     /// Summarise a night's output directory, or every night under an archive root; exit 0
-    /// when all are complete, 2 otherwise. `--json` also writes the summary as JSON.
+    /// when all are complete, 3 otherwise (4: no nights). `--json` also writes the summary as JSON.
     Status {
         dir: PathBuf,
         #[arg(long)]
@@ -99,23 +124,21 @@ enum Cmd {
     },
     /// The night's QA report: `<night>/qa/report.json` and a self-contained `report.html`
     /// (gates, flagging, bandpasses, noise, thumbnails, source recovery, time per stage).
+    /// Exits 5 when a gate fails (`--warn-only`: 0).
     Report {
         /// The night's output directory (with summary.json).
         night: PathBuf,
         /// A simulation's truth.json: thermal noise and source-recovery checks.
         #[arg(long)]
         truth: Option<PathBuf>,
+        /// Exit 0 even when a gate fails (the failure is still printed); default: exit 5.
+        #[arg(long)]
+        warn_only: bool,
     },
     /// Print a UVH5 file's header summary (validates it).
     Inspect { file: PathBuf },
 }
 
-fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
-    match path {
-        Some(p) => Ok(Config::load(p)?),
-        None => Ok(Config::default()),
-    }
-}
 
 fn make_comm() -> Box<dyn Comm> {
     #[cfg(feature = "mpi")]
@@ -137,8 +160,8 @@ fn init_logging(rank: usize, size: usize) {
 }
 
 /// Every rank loads the config; agreement on success keeps ranks in step.
-fn load_on_all_ranks(comm: &dyn Comm, what: &str, config: &PathBuf, input: Option<PathBuf>, output: Option<PathBuf>) -> Option<Config> {
-    let cfg = Config::load(config).map(|mut c| {
+fn load_on_all_ranks(comm: &dyn Comm, what: &str, settings: &SettingsArgs, input: Option<PathBuf>, output: Option<PathBuf>) -> Option<Config> {
+    let cfg = settings.load().map(|mut c| {
         if let Some(i) = input {
             c.input.dir = i;
         }
@@ -158,12 +181,75 @@ fn load_on_all_ranks(comm: &dyn Comm, what: &str, config: &PathBuf, input: Optio
     cfg.ok()
 }
 
+/// Reports a panic with the rank and thread; a panic on the main thread ends the whole job
+/// with `MPI_Abort` (a peer would otherwise wait in its next collective forever). Panics of
+/// helper threads are their owners' to handle (the prefetch thread's makes its group fail);
+/// those that reach the main thread through rayon are caught in `main`.
+const EXIT_PANIC: i32 = exit::PANIC;
+
+fn install_panic_hook(rank: usize, size: usize) {
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        let bt = std::backtrace::Backtrace::capture();
+        eprintln!("contimg: rank {rank}/{size}: internal error (panic) in thread '{name}': {info}");
+        if bt.status() == std::backtrace::BacktraceStatus::Captured {
+            eprintln!("{bt}");
+        }
+        if name == "main" {
+            eprintln!("contimg: rank {rank}/{size}: ending the job (MPI_Abort, exit {EXIT_PANIC})");
+            contimg::comm::abort(EXIT_PANIC);
+        }
+    }));
+}
+
+/// Test hook, for the tests that end or stop one rank on purpose: `CONTIMG_FAULT=panic@R`,
+/// `stop@R` (SIGSTOP) or `kill@R` (SIGKILL) acts on rank R just before the night starts.
+fn inject_fault(rank: usize) {
+    let Ok(spec) = std::env::var("CONTIMG_FAULT") else { return };
+    let Some((what, r)) = spec.split_once('@') else { return };
+    if r.parse::<usize>().ok() != Some(rank) {
+        return;
+    }
+    let signal = |sig: &str| {
+        let _ = std::process::Command::new("kill").args([sig, &std::process::id().to_string()]).status();
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    };
+    match what {
+        "panic" => panic!("CONTIMG_FAULT: panic injected on rank {rank}"),
+        "stop" => signal("-STOP"),
+        "kill" => signal("-KILL"),
+        _ => {}
+    }
+}
+
 fn main() -> ExitCode {
+    match std::panic::catch_unwind(real_main) {
+        Ok(code) => code,
+        Err(_) => {
+            eprintln!("contimg: internal error (panic) reached main: ending the job (exit {EXIT_PANIC})");
+            contimg::comm::abort(EXIT_PANIC)
+        }
+    }
+}
+
+fn real_main() -> ExitCode {
+    install_panic_hook(0, 1);
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Simulate { out, config } => {
+        Cmd::Config { settings } => match settings.load() {
+            Ok(cfg) => {
+                print!("{}", cfg.to_yaml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("contimg config: error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Simulate { out, settings } => {
             init_logging(0, 1);
-            let res = load_config(config.as_ref()).and_then(|cfg| Ok(contimg::simulate::run(&cfg, &out)?));
+            let res = settings.load().map_err(Error::from).and_then(|cfg| Ok(contimg::simulate::run(&cfg, &out)?));
             match res {
                 Ok(truth) => {
                     println!("simulated {} groups, {} sources into {}", truth.groups.len(), truth.sources.len(), out.display());
@@ -184,7 +270,7 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 }
-                if !a.nights.is_empty() && a.complete == a.nights.len() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+                ExitCode::from(if a.nights.is_empty() { exit::NOTHING_IMAGED } else if a.complete == a.nights.len() { exit::OK } else { exit::INCOMPLETE })
             }
             Err(e) => {
                 eprintln!("contimg status: error: {}: {e}", dir.display());
@@ -235,12 +321,20 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Report { night, truth } => {
+        Cmd::Report { night, truth, warn_only } => {
             init_logging(0, 1);
             match contimg::report::write(&night, truth.as_deref()) {
                 Ok(r) => {
                     let worst = r.gates.iter().map(|g| g.1.as_str()).fold("pass", |a, b| if a == "fail" || b == "fail" { "fail" } else if a == "warn" || b == "warn" { "warn" } else { "pass" });
                     println!("report: {} gates ({worst}) -> {}", r.gates.len(), night.join("qa/report.html").display());
+                    if worst == "fail" {
+                        for g in r.gates.iter().filter(|g| g.1 == "fail") {
+                            eprintln!("contimg report: gate failed: {}", g.0);
+                        }
+                        if !warn_only {
+                            return ExitCode::from(exit::GATE_FAILED);
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -274,12 +368,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Convert { night: NightArgs { config, input, output }, spectral_windows } => {
+        Cmd::Convert { night: NightArgs { settings, input, output }, spectral_windows } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
-            let Some(mut cfg) = load_on_all_ranks(comm.as_ref(), "convert", &config, input, output) else {
+            install_panic_hook(comm.rank(), comm.size());
+            let Some(mut cfg) = load_on_all_ranks(comm.as_ref(), "convert", &settings, input, output) else {
                 return ExitCode::FAILURE;
             };
+            comm.set_collective_timeout(std::time::Duration::from_secs_f64(cfg.mpi.collective_timeout_s));
             if let Some(s) = spectral_windows {
                 cfg.output.ms.spectral_windows = if s == "subbands" { contimg::ms::SpwLayout::Subbands } else { contimg::ms::SpwLayout::Merged };
             }
@@ -293,7 +389,7 @@ fn main() -> ExitCode {
                 Ok(Some(s)) => {
                     let ok = s.groups.iter().filter(|g| g.result.is_ok()).count();
                     println!("convert: {ok} of {} groups written as Measurement Sets in {:.1} s; {} skipped, {} failed", s.groups.len(), s.wall_s, s.skipped.len(), s.groups.len() - ok);
-                    if s.complete() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+                    ExitCode::from(if ok == 0 { exit::NOTHING_IMAGED } else if s.complete() { exit::OK } else { exit::INCOMPLETE })
                 }
                 Ok(None) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -302,12 +398,22 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Run { night: NightArgs { config, input, output } } => {
+        Cmd::Run { night: NightArgs { settings, input, output } } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
-            let Some(cfg) = load_on_all_ranks(comm.as_ref(), "run", &config, input, output) else {
+            install_panic_hook(comm.rank(), comm.size());
+            let Some(cfg) = load_on_all_ranks(comm.as_ref(), "run", &settings, input, output) else {
                 return ExitCode::FAILURE;
             };
+            comm.set_collective_timeout(std::time::Duration::from_secs_f64(cfg.mpi.collective_timeout_s));
+            let mem = cfg.check_memory(contimg::gpu::local_size(), contimg::config::available_memory());
+            if !comm.all_ok(mem.is_ok()) {
+                if let Err(e) = mem {
+                    eprintln!("contimg run: error (rank {}): {e}", comm.rank());
+                }
+                return ExitCode::FAILURE;
+            }
+            inject_fault(comm.rank());
             match contimg::pipeline::run(&cfg, comm.as_ref()) {
                 Ok(Some(summary)) => {
                     println!(
@@ -319,10 +425,19 @@ fn main() -> ExitCode {
                         summary.wall_s,
                         summary.groups_skipped.len(),
                         summary.groups_failed.len(),
-                        if summary.complete { "" } else { " (night incomplete: see summary.json)" }
+                        match summary.outcome.as_str() {
+                            "complete" => "",
+                            "incomplete" => " (night incomplete: see summary.json)",
+                            _ => " (nothing imaged: see summary.json)",
+                        }
                     );
-                    if summary.complete { ExitCode::SUCCESS } else { ExitCode::from(2) }
+                    ExitCode::from(match summary.outcome.as_str() {
+                        "complete" => exit::OK,
+                        "incomplete" => exit::INCOMPLETE,
+                        _ => exit::NOTHING_IMAGED,
+                    })
                 }
+                // Other ranks: mpirun/srun report rank 0's code.
                 Ok(None) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("contimg run: error (rank {}): {e}", comm.rank());

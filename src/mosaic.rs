@@ -38,8 +38,18 @@ fn tiles(images: &Path) -> Result<Vec<Tile>, PhotometryError> {
     let mut out = Vec::new();
     for p in names {
         let stem = p.to_string_lossy().trim_end_matches(".pbcor.fits").to_string();
-        let pbcor = Image::read(&p)?;
-        let pb = Image::read(Path::new(&format!("{stem}.pb.fits")))?;
+        // A damaged tile is left out with a warning naming it; the others are mosaicked.
+        let (pbcor, pb) = match Image::read(&p).and_then(|a| Image::read(Path::new(&format!("{stem}.pb.fits"))).map(|b| (a, b))) {
+            Ok(x) => x,
+            Err(e) => {
+                log::warn!("mosaic: tile left out: {e}");
+                continue;
+            }
+        };
+        if pb.nx != pbcor.nx || pb.ny != pbcor.ny {
+            log::warn!("mosaic: tile left out: {stem}.pb.fits is {} x {}, the pbcor image {} x {}", pb.nx, pb.ny, pbcor.nx, pbcor.ny);
+            continue;
+        }
         let residual = Image::read(Path::new(&format!("{stem}.residual.fits"))).ok();
         let sigma = residual.as_ref().map(robust_rms).unwrap_or_else(|| robust_rms(&pbcor));
         if sigma > 0.0 && sigma.is_finite() {

@@ -51,6 +51,15 @@ impl Image {
             return Err(bad(format!("projection {ctype} (contimg reads SIN tiles and CAR mosaics)")));
         }
         let date_obs = hdu.read_key::<String>(&mut f, "DATE-OBS").unwrap_or_default();
+        // A WCS that cannot place a pixel (zero, absurd or NaN steps) is refused here, not
+        // divided by later.
+        let good_step = |d: f64| d.is_finite() && d != 0.0 && d.abs() <= 10.0;
+        if !(good_step(cdelt[0]) && good_step(cdelt[1]) && crval.iter().chain(&crpix).all(|x| x.is_finite()) && crval[1].abs() <= 90.0) {
+            return Err(bad(format!("unusable WCS: CDELT {cdelt:?} (non-zero, at most 10 deg), CRVAL {crval:?}, CRPIX {crpix:?}")));
+        }
+        if nx == 0 || ny == 0 || !beam.iter().all(|b| b.is_finite()) {
+            return Err(bad(format!("{nx} x {ny} pixels, beam {beam:?}")));
+        }
         let data: Vec<f32> = hdu.read_image(&mut f).map_err(|e| bad(e.to_string()))?;
         if data.len() != nx * ny {
             return Err(bad(format!("{} pixels for {nx} x {ny}", data.len())));
@@ -200,7 +209,10 @@ pub fn read_catalog(path: &Path) -> Result<Vec<Target>, PhotometryError> {
         let f: Vec<&str> = l.split(',').map(str::trim).collect();
         let num = |k: usize| f.get(k).and_then(|s| s.parse::<f64>().ok());
         match (f.first(), num(1), num(2)) {
-            (Some(n), Some(ra), Some(dec)) if (-90.0..=90.0).contains(&dec) => out.push(Target { name: n.to_string(), ra_deg: ra, dec_deg: dec }),
+            (Some(n), _, _) if out.iter().any(|t: &Target| t.name == *n) => {
+                return Err(PhotometryError::Catalog { path: path.into(), problem: format!("line {}: name {n:?} appears twice (light curves are kept by name)", i + 1) });
+            }
+            (Some(n), Some(ra), Some(dec)) if ra.is_finite() && (-90.0..=90.0).contains(&dec) && !n.is_empty() => out.push(Target { name: n.to_string(), ra_deg: ra, dec_deg: dec }),
             _ => return Err(PhotometryError::Catalog { path: path.into(), problem: format!("line {}: expected name,ra_deg,dec_deg: {line:?}", i + 1) }),
         }
     }

@@ -114,7 +114,7 @@ pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result
     let d: Discovery = discover(&cfg.input.dir, cfg.input.n_subbands, cfg.input.require_complete_groups, cfg.input.filename_tolerance_s)?;
     let mut plan = Plan { n_ranks, bad_files: d.bad_files.clone(), ..Default::default() };
     let mut valid: Vec<(PlannedGroup, Site)> = Vec::new();
-    let stations = match crate::stations::read_stations(&cfg.station_table) {
+    let stations = match crate::stations::load_stations(cfg.station_table.as_deref()) {
         Ok(s) => Some(s),
         Err(e) => {
             log::warn!("antenna positions not checked: {e}");
@@ -190,9 +190,9 @@ pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result
 /// Chooses the night's calibrator (strongest flux x beam among those passing within
 /// `max_offset_deg` of the pointing) and the groups within +-span/2 of its transit.
 fn plan_calibration(cfg: &Config, groups: &[PlannedGroup], site: &Site, eop: &EarthOrientation) -> Result<(Option<crate::calibrate::CalPlan>, String), String> {
-    use crate::calibrate::catalog::{read_calibrators, transits};
+    use crate::calibrate::catalog::{load_calibrators, transits};
     let c = &cfg.calibration;
-    let cals = read_calibrators(&c.calibrator_list).map_err(|e| e.to_string())?;
+    let cals = load_calibrators(c.calibrator_list.as_deref()).map_err(|e| e.to_string())?;
     let mut best: Option<crate::calibrate::catalog::Transit> = None;
     for g in groups {
         for t in transits(&cals, &g.times_jd, g.pointing_dec_rad, site, eop, c.max_offset_deg, c.min_flux_jy) {
@@ -207,7 +207,10 @@ fn plan_calibration(cfg: &Config, groups: &[PlannedGroup], site: &Site, eop: &Ea
     let half = c.span_minutes / 2.0 / 1440.0;
     let members: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].times_jd.iter().any(|t| (t - tr.transit_jd).abs() <= half)).collect();
     // Baselines, antennas and channels from the calibrator groups' headers.
-    let first = &groups[members[0]];
+    let Some(&first) = members.first() else {
+        return Ok((None, format!("no group within calibration.span_minutes/2 = {} min of the {} transit at {}", c.span_minutes / 2.0, tr.calibrator.name, crate::primitives::time::jd_to_iso(tr.transit_jd, 0))));
+    };
+    let first = &groups[first];
     let mut freqs = Vec::new();
     let mut header = None;
     for path in first.files.iter().flatten() {

@@ -1,10 +1,12 @@
 //! Resuming a night. Rerunning the same command skips what is done and retries what failed:
 //!
-//! - an image is done when `images/<name>.done.json` exists, names every product (all
-//!   present), and carries the same input hash: the config sections that shape the image
-//!   and each of its files' path, size and modification time. A changed config or file
-//!   recomputes just the images it affects. The image's owner writes the marker after the
-//!   products, atomically, so a killed run leaves no marker for a half-written image;
+//! - an image is done when `images/<name>.done.json` exists, names every product (each
+//!   present with the size and checksum the marker records: a damaged or zeroed product
+//!   is recomputed), and carries the same input hash: the contimg version, the config
+//!   sections that shape the image and each of its files' path, size and modification
+//!   time. A changed config, file or version recomputes just the images it affects. The
+//!   image's owner writes the marker after the products, atomically, so a killed run
+//!   leaves no marker for a half-written image;
 //! - failed groups are recorded by rank 0 (the one writer) in `state/<group>.json` with
 //!   their error and attempt count; past `output.max_retries` attempts they are skipped
 //!   with their last error;
@@ -23,7 +25,7 @@ pub fn fnv64(bytes: &[u8]) -> u64 {
 
 /// The input hash of image `i` of the plan.
 pub fn image_hash(cfg: &Config, plan: &Plan, i: usize) -> String {
-    let mut text = serde_json::to_string(&(&cfg.imaging, &cfg.flagging, &cfg.calibration, &cfg.astrometry, &cfg.input.n_subbands)).expect("config serialises");
+    let mut text = serde_json::to_string(&(crate::VERSION, &cfg.imaging, &cfg.flagging, &cfg.calibration, &cfg.astrometry, &cfg.input.n_subbands)).expect("config serialises");
     for &g in &plan.images[i].groups {
         for f in plan.groups[g].files.iter().flatten() {
             let meta = std::fs::metadata(f).ok();
@@ -39,6 +41,38 @@ pub struct DoneMarker {
     pub hash: String,
     pub groups: Vec<String>,
     pub products: Vec<PathBuf>,
+    /// Per product: size (bytes) and `checksum64` (hex), verified before a rerun skips it.
+    #[serde(default)]
+    pub checksums: Vec<(u64, String)>,
+}
+
+impl DoneMarker {
+    /// A marker for products just written (their checksums read back from disk).
+    pub fn new(hash: String, groups: Vec<String>, products: Vec<PathBuf>) -> std::io::Result<DoneMarker> {
+        let checksums = products.iter().map(|p| file_checksum(p)).collect::<std::io::Result<_>>()?;
+        Ok(DoneMarker { hash, groups, products, checksums })
+    }
+}
+
+/// A fast 64-bit checksum of bytes: FNV-1a over little-endian 8-byte words (and the tail
+/// bytes), then the length; not cryptographic: it finds damaged or zeroed files.
+pub fn checksum64(bytes: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let words = bytes.chunks_exact(8);
+    let tail = words.remainder();
+    for w in words {
+        h = (h ^ u64::from_le_bytes(w.try_into().expect("8 bytes"))).wrapping_mul(0x0100_0000_01b3);
+    }
+    for &b in tail {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h ^ bytes.len() as u64).wrapping_mul(0x0100_0000_01b3)
+}
+
+/// Size and checksum of a file.
+pub fn file_checksum(path: &Path) -> std::io::Result<(u64, String)> {
+    let bytes = std::fs::read(path)?;
+    Ok((bytes.len() as u64, format!("{:016x}", checksum64(&bytes))))
 }
 
 pub fn marker_path(images_dir: &Path, name: &str) -> PathBuf {
@@ -49,7 +83,17 @@ pub fn marker_path(images_dir: &Path, name: &str) -> PathBuf {
 pub fn is_done(images_dir: &Path, name: &str, hash: &str) -> bool {
     let Ok(text) = std::fs::read_to_string(marker_path(images_dir, name)) else { return false };
     let Ok(m) = serde_json::from_str::<DoneMarker>(&text) else { return false };
-    m.hash == hash && !m.products.is_empty() && m.products.iter().all(|p| p.exists())
+    if m.hash != hash || m.products.is_empty() || m.checksums.len() != m.products.len() {
+        return false;
+    }
+    // Re-verified: size first (cheap), then the checksum of the bytes on disk.
+    m.products.iter().zip(&m.checksums).all(|(p, (size, sum))| {
+        let intact = std::fs::metadata(p).is_ok_and(|md| md.len() == *size) && file_checksum(p).is_ok_and(|c| c.1 == *sum);
+        if !intact && p.exists() {
+            log::warn!("resume: {} changed since it was written (size or checksum): its image is recomputed", p.display());
+        }
+        intact
+    })
 }
 
 pub fn write_done(images_dir: &Path, name: &str, marker: &DoneMarker) -> std::io::Result<()> {
@@ -94,7 +138,10 @@ pub fn apply(cfg: &Config, plan: &mut Plan) {
     }
     let images_dir = cfg.output.dir.join("images");
     plan.image_hash = (0..plan.images.len()).map(|i| image_hash(cfg, plan, i)).collect();
-    plan.image_done = (0..plan.images.len()).map(|i| is_done(&images_dir, &plan.images[i].name, &plan.image_hash[i])).collect();
+    plan.image_done = {
+        use rayon::prelude::*;
+        (0..plan.images.len()).into_par_iter().map(|i| is_done(&images_dir, &plan.images[i].name, &plan.image_hash[i])).collect()
+    };
     for (i, done) in plan.image_done.iter().enumerate() {
         if *done {
             log::info!("resume: image {} is done (inputs unchanged): skipped", plan.images[i].name);
@@ -126,10 +173,19 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x.fits");
         std::fs::write(&p, b"x").unwrap();
-        let m = DoneMarker { hash: "abc".into(), groups: vec!["g".into()], products: vec![p.clone()] };
+        let m = DoneMarker::new("abc".into(), vec!["g".into()], vec![p.clone()]).unwrap();
         write_done(d.path(), "img", &m).unwrap();
         assert!(is_done(d.path(), "img", "abc"));
         assert!(!is_done(d.path(), "img", "abd"));
+        // Defect 11: a product zeroed in place (same size) is not done any more.
+        std::fs::write(&p, b"\0").unwrap();
+        assert!(!is_done(d.path(), "img", "abc"));
+        std::fs::write(&p, b"x").unwrap();
+        assert!(is_done(d.path(), "img", "abc"));
+        // A marker without checksums (an older contimg's) is not trusted.
+        write_done(d.path(), "img", &DoneMarker { checksums: vec![], ..m.clone() }).unwrap();
+        assert!(!is_done(d.path(), "img", "abc"));
+        write_done(d.path(), "img", &m).unwrap();
         std::fs::remove_file(&p).unwrap();
         assert!(!is_done(d.path(), "img", "abc"));
     }

@@ -32,6 +32,17 @@ impl Station {
     }
 }
 
+/// The DSA-110 station table compiled into contimg (configs/dsa110/).
+pub const BUILTIN_CSV: &str = include_str!("../configs/dsa110/DSA110_Station_Coordinates.csv");
+
+/// The station table from `path`, or the built-in one when None.
+pub fn load_stations(path: Option<&Path>) -> Result<Vec<Station>, StationError> {
+    match path {
+        Some(p) => read_stations(p),
+        None => parse_stations(BUILTIN_CSV, Path::new("built-in DSA110_Station_Coordinates.csv")),
+    }
+}
+
 /// Reads the station table, sorted by station number.
 pub fn read_stations(path: &Path) -> Result<Vec<Station>, StationError> {
     let text = std::fs::read_to_string(path).map_err(|source| StationError::Io { path: path.into(), source })?;

@@ -14,7 +14,7 @@ fn night_config(dir: &Path) -> contimg::config::Config {
     let mut c = small_config(dir);
     c.calibration.enabled = true;
     c.calibration.span_minutes = 10.0;
-    c.calibration.calibrator_list = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dsa110/vlacalibrators.txt");
+    c.calibration.calibrator_list = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dsa110/vlacalibrators.txt"));
     c.input.n_subbands = 4;
     c.imaging.npix = 512;
     c.imaging.cell_arcsec = 5.0;

@@ -114,7 +114,7 @@ fn run_writes_merged_ms_and_a_bad_group_fails_alone() {
     std::fs::write(bad, &bytes[..bytes.len() / 3]).unwrap();
     std::fs::remove_dir_all(&msdir).unwrap();
     let (code, log) = run_bin(&["convert", "--config", cs], &[]);
-    assert_eq!(code, 2, "{log}");
+    assert_eq!(code, 3, "{log}");
     let name = bad.file_name().unwrap().to_string_lossy().to_string();
     assert!(log.contains(&name), "error does not name {name}:\n{log}");
     let n_ms = std::fs::read_dir(&msdir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "ms")).count();

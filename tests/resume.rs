@@ -53,7 +53,7 @@ fn killed_night_resumes_to_identical_products() {
     assert!(!c.output.dir.join("summary.json").exists());
     // `contimg status` of the killed night: not finished, with how far its ranks got.
     let (code, text) = run_bin(&["status", c.output.dir.to_str().unwrap()], &[]);
-    assert_eq!(code, 2, "{text}");
+    assert_eq!(code, 3, "{text}");
     assert!(text.contains("not finished") && text.contains("converted"), "{text}");
     // Rerun: completes, resumes the done images, products identical to the reference.
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
@@ -95,6 +95,8 @@ fn failing_group_is_retried_then_retired() {
     c.simulate.n_groups = 2;
     c.output.max_retries = 2;
     c.imaging.niter = 0;
+    // A sky to image (an all-zero group is all flagged, and fails).
+    c.simulate.sources = vec![source(0.1, 0.1, 2.0)];
     contimg::simulate::run(&c, &c.input.dir).unwrap();
     let cfg = d.join("c.yaml");
     write_config(&c, &cfg);
@@ -112,7 +114,7 @@ fn failing_group_is_retried_then_retired() {
     }
     for attempt in 1..=3 {
         let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
-        assert_eq!(code, 2, "attempt {attempt}: {text}");
+        assert_eq!(code, 3, "attempt {attempt}: {text}");
         let s = summary(&c.output.dir);
         let skipped = s["groups_skipped"].to_string();
         let failed = s["groups_failed"].to_string();

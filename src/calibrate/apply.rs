@@ -47,6 +47,9 @@ pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Resul
         .freqs
         .iter()
         .map(|&f| {
+            if table.freq_hz.is_empty() {
+                return None; // (CalTable::read refuses such a table)
+            }
             let k = table.freq_hz.partition_point(|&x| x < f);
             [k.saturating_sub(1), k.min(table.freq_hz.len() - 1)]
                 .into_iter()

@@ -93,6 +93,17 @@ pub fn parse_calibrators(text: &str, path: &Path) -> Result<Vec<Calibrator>, Cat
     Ok(out)
 }
 
+/// The VLA calibrator list compiled into contimg (configs/dsa110/vlacalibrators.txt).
+pub const BUILTIN_LIST: &str = include_str!("../../configs/dsa110/vlacalibrators.txt");
+
+/// The calibrator list from `path`, or the built-in one when None.
+pub fn load_calibrators(path: Option<&Path>) -> Result<Vec<Calibrator>, CatalogError> {
+    match path {
+        Some(p) => read_calibrators(p),
+        None => parse_calibrators(BUILTIN_LIST, Path::new("built-in vlacalibrators.txt")),
+    }
+}
+
 pub fn read_calibrators(path: &Path) -> Result<Vec<Calibrator>, CatalogError> {
     let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io { path: path.into(), source })?;
     parse_calibrators(&text, path)

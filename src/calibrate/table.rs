@@ -26,7 +26,7 @@
 
 use num_complex::Complex64;
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -142,8 +142,11 @@ impl CalTable {
         if shape != want || t.flags.len() != t.gains.len() || t.snr.len() != t.gains.len() {
             return Err(TableError::Invalid { path: path.into(), problem: format!("gains shape {shape:?} does not match (time, antenna, channel, pol) = {want:?}") });
         }
-        if t.time_jd.is_empty() || t.freq_hz.windows(2).any(|w| w[1] <= w[0]) {
-            return Err(TableError::Invalid { path: path.into(), problem: "no solution times, or frequencies not ascending".into() });
+        if t.time_jd.is_empty() || t.freq_hz.is_empty() || t.antenna_names.is_empty() {
+            return Err(TableError::Invalid { path: path.into(), problem: format!("empty table: {} solution times, {} antennas, {} channels", t.time_jd.len(), t.n_ant(), t.freq_hz.len()) });
+        }
+        if t.freq_hz.iter().chain(&t.time_jd).any(|x| !x.is_finite()) || t.freq_hz.windows(2).any(|w| w[1] <= w[0]) {
+            return Err(TableError::Invalid { path: path.into(), problem: "times or frequencies not finite, or frequencies not ascending".into() });
         }
         Ok(t)
     }
@@ -197,8 +200,22 @@ impl Registry {
             Err(e) => return Err(io(e)),
         };
         f.lock_shared().map_err(io)?;
-        let out = std::io::BufReader::new(&f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect();
+        let mut bytes = Vec::new();
+        let read = std::io::BufReader::new(&f).read_to_end(&mut bytes);
         let _ = f.unlock();
+        read.map_err(io)?;
+        // Line by line on bytes: one damaged line (not UTF-8, not JSON) is skipped with a
+        // warning, never the lines after it.
+        let mut out = Vec::new();
+        for (k, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<RegistryEntry>(line) {
+                Ok(e) => out.push(e),
+                Err(e) => log::warn!("{}: line {} skipped: not a registry entry ({e})", self.path.display(), k + 1),
+            }
+        }
         Ok(out)
     }
 
@@ -209,6 +226,14 @@ impl Registry {
             .entries()?
             .into_iter()
             .filter(|e| e.valid)
+            .filter(|e| {
+                // A table deleted (or moved) since it was registered never wins.
+                let there = e.path.is_file();
+                if !there {
+                    log::warn!("{}: registered calibration {} is missing: entry ignored", self.path.display(), e.path.display());
+                }
+                there
+            })
             .map(|e| {
                 let age = if jd < e.start_jd { e.start_jd - jd } else if jd > e.end_jd { jd - e.end_jd } else { 0.0 };
                 (e, age)
@@ -232,9 +257,54 @@ mod tests {
         RegistryEntry { path: PathBuf::from(format!("{name}.h5")), calibrator: name.into(), start_jd: t0, end_jd: t0 + 0.01, centre_jd: t0 + 0.005, valid }
     }
 
+    /// An entry whose table file exists (in `dir`).
+    fn entry_in(dir: &Path, name: &str, t0: f64, valid: bool) -> RegistryEntry {
+        let path = dir.join(format!("{name}.h5"));
+        std::fs::write(&path, b"table").unwrap();
+        RegistryEntry { path, ..entry(name, t0, valid) }
+    }
+
+    /// Defect 2: a line that is not UTF-8 (or not JSON) is skipped, not every line after it.
+    #[test]
+    fn a_damaged_line_hides_nothing_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::new(dir.path().join("registry.jsonl"));
+        r.register(&entry_in(dir.path(), "first", 100.0, true)).unwrap();
+        std::fs::OpenOptions::new().append(true).open(&r.path).unwrap().write_all(b"{\"path\": \"\xff\xfe broken\n{not json}\n\n").unwrap();
+        r.register(&entry_in(dir.path(), "after", 200.0, true)).unwrap();
+        let names: Vec<String> = r.entries().unwrap().into_iter().map(|e| e.calibrator).collect();
+        assert_eq!(names, ["first", "after"]);
+        assert_eq!(r.nearest(200.0).unwrap().unwrap().0.calibrator, "after");
+    }
+
+    /// Defect 3: an entry whose table was deleted never wins; the next one does.
+    #[test]
+    fn an_entry_whose_table_is_gone_is_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::new(dir.path().join("registry.jsonl"));
+        r.register(&entry_in(dir.path(), "older", 99.8, true)).unwrap();
+        let gone = entry_in(dir.path(), "deleted", 100.0, true);
+        r.register(&gone).unwrap();
+        assert_eq!(r.nearest(100.0).unwrap().unwrap().0.calibrator, "deleted");
+        std::fs::remove_file(&gone.path).unwrap();
+        assert_eq!(r.nearest(100.0).unwrap().unwrap().0.calibrator, "older");
+    }
+
+    /// Defect 6: a table with no channels (or antennas) is refused when read, naming the file.
+    #[test]
+    fn a_table_without_channels_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.h5");
+        let t = CalTable { gains: vec![], flags: vec![], snr: vec![], antenna_names: vec![1, 2], time_jd: vec![100.0], freq_hz: vec![], refant: 1, calibrator: "x".into(), provenance: "{}".into() };
+        t.write(&path).unwrap();
+        let e = CalTable::read(&path).unwrap_err().to_string();
+        assert!(e.contains("empty.h5") && e.contains("0 channels"), "{e}");
+    }
+
     #[test]
     fn registry_picks_the_nearest_valid_within_a_day() {
         let dir = tempfile::tempdir().unwrap();
+        let entry = |name: &str, t0: f64, valid: bool| entry_in(dir.path(), name, t0, valid);
         let r = Registry::new(dir.path().join("cal/registry.jsonl"));
         assert!(r.nearest(100.0).unwrap().is_none());
         r.register(&entry("before", 99.6, true)).unwrap();

@@ -35,12 +35,28 @@ pub trait Comm: Send + Sync {
         self.broadcast_bytes(0, &mut packed);
         serde_json::from_slice(&packed).expect("root sent valid JSON")
     }
+    /// How long a rank waits at a collective for the others before it ends the job with an
+    /// error naming the ranks that did not arrive (MPI only; one rank never waits).
+    fn set_collective_timeout(&self, _timeout: std::time::Duration) {}
     /// Logical AND of a flag over all ranks.
     fn all_ok(&self, ok: bool) -> bool {
         let mut v = [if ok { 0.0 } else { 1.0 }];
         self.all_reduce_sum_f64(&mut v);
         v[0] == 0.0
     }
+}
+
+/// Ends the whole job now with `code`: `MPI_Abort` on the world communicator where MPI is
+/// running (every rank of the job ends), else a plain exit of this process.
+pub fn abort(code: i32) -> ! {
+    #[cfg(feature = "mpi")]
+    {
+        if mpi::environment::is_initialized() && !mpi::environment::is_finalized() {
+            use mpi::topology::Communicator;
+            mpi::topology::SimpleCommunicator::world().abort(code);
+        }
+    }
+    std::process::exit(code)
 }
 
 /// A communicator of one rank.

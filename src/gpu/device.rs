@@ -358,7 +358,7 @@ mod tests {
             Ok(g) => Some(g),
             Err(why) => {
                 assert!(std::env::var("CONTIMG_EXPECT_GPU").is_err(), "CONTIMG_EXPECT_GPU is set but no device: {why}");
-                eprintln!("SKIPPED: GPU-vs-CPU kernel test: {why}");
+                crate::gpu::note_skipped_test(&format!("GPU-vs-CPU kernel test: {why}"));
                 None
             }
         }

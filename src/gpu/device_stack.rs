@@ -375,7 +375,7 @@ mod tests {
             }
             Err(why) => {
                 assert!(std::env::var("CONTIMG_EXPECT_GPU").is_err(), "CONTIMG_EXPECT_GPU is set but no device: {why}");
-                eprintln!("SKIPPED: GPU w-stacking test: {why}");
+                crate::gpu::note_skipped_test(&format!("GPU w-stacking test: {why}"));
                 None
             }
         }

@@ -148,7 +148,7 @@ mod tests {
     fn every_kernel_compiles_for_sm80_and_sm90() {
         if !nvrtc_present() {
             assert!(std::env::var("CONTIMG_REQUIRE_NVRTC").is_err(), "CONTIMG_REQUIRE_NVRTC is set but libnvrtc cannot be loaded");
-            eprintln!("SKIPPED: NVRTC compile test: libnvrtc not found (scripts/test.sh installs it)");
+            crate::gpu::note_skipped_test("every_kernel_compiles_for_sm80_and_sm90: libnvrtc not found (scripts/test.sh installs it)");
             return;
         }
         for (file, _, entries) in KERNELS {

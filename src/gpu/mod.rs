@@ -225,6 +225,19 @@ fn probe(_cfg: &ComputeConfig) -> Result<Box<dyn Compute>, String> {
     Err("this contimg was built without the `gpu` feature".into())
 }
 
+/// For tests that skip for want of a GPU (or of NVRTC): says so on stderr and appends a line
+/// to the file `CONTIMG_SKIP_LOG` names, which scripts/test.sh counts and prints after the
+/// suite (cargo hides a passing test's stderr), so that CI shows how many were skipped.
+pub fn note_skipped_test(what: &str) {
+    eprintln!("SKIPPED: {what}");
+    if let Some(path) = std::env::var_os("CONTIMG_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{what}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

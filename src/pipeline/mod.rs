@@ -81,8 +81,19 @@ pub struct Summary {
     #[serde(default)]
     pub images_resumed: Vec<String>,
     pub ranks: Vec<RankReport>,
-    /// True when every discovered group was imaged.
+    /// True when every discovered group was imaged (false for a night without groups).
     pub complete: bool,
+    /// "complete", "incomplete" (some groups imaged, some failed or skipped) or "nothing
+    /// imaged" (no groups, or all failed): exit codes 0, 3 and 4 (src/exit.rs).
+    #[serde(default)]
+    pub outcome: String,
+    /// Provenance: the contimg version, the command line and the effective settings.
+    #[serde(default)]
+    pub contimg_version: String,
+    #[serde(default)]
+    pub command_line: Vec<String>,
+    #[serde(default)]
+    pub settings: serde_json::Value,
     /// The night's calibration solve and its QA.
     pub calibration_note: String,
     pub calibration: Option<crate::calibrate::CalQa>,
@@ -140,7 +151,11 @@ pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path, resume: bool) 
     if comm.is_root() {
         log::info!("plan: {} groups -> {} images on {} ranks; {} skipped", plan.groups.len(), plan.images.len(), plan.n_ranks, plan.skipped.len());
         if let Some(g) = plan.groups.first() {
-            log::info!("astrometry: {}", eop.describe(g.times_jd[0]));
+            if eop.covers(g.times_jd[0]) && eop.covers(*g.times_jd.last().unwrap_or(&g.times_jd[0])) {
+                log::info!("astrometry: {}", eop.describe(g.times_jd[0]));
+            } else {
+                log::warn!("astrometry: {}", eop.describe(g.times_jd[0]));
+            }
         }
     }
     Ok((plan, eop))
@@ -168,6 +183,20 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     let images_dir = out.join("images");
     // Rank 0 plans; the plan (or the planning error) is broadcast so no rank hangs.
     let mut report = RankReport { rank: comm.rank(), ..Default::default() };
+    // Provenance in every FITS: the version and the settings that shape the images.
+    fn section<T: Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).expect("settings serialise")
+    }
+    crate::products::set_provenance(crate::products::Provenance {
+        obsgeo_m: None,
+        history: crate::products::settings_history(&[
+            ("imaging", section(&cfg.imaging)),
+            ("flagging", section(&cfg.flagging)),
+            ("calibration", section(&cfg.calibration)),
+            ("astrometry", section(&cfg.astrometry)),
+            ("input", section(&cfg.input)),
+        ]),
+    });
     let t0 = Instant::now();
     let (plan, eop) = plan_night(cfg, comm, &images_dir, cfg.output.resume)?;
     add_time(&mut report, "plan", t0);
@@ -313,6 +342,14 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                         });
                         match found {
                             Ok(Some(p)) => {
+                                // A table of other antennas calibrates nothing: say so, by name.
+                                let ours: Vec<u32> = vis.antenna_names.iter().filter_map(|n| n.parse().ok()).collect();
+                                if !ours.iter().any(|a| tables[&p].antenna_names.contains(a)) {
+                                    let msg = format!("calibration table {} shares no antenna with the data ({} table antennas, none of this group's {})", p.display(), tables[&p].antenna_names.len(), ours.len());
+                                    log::error!("rank {}: group {} failed: {msg}", comm.rank(), g.id);
+                                    report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(msg), n_vis: 0, flagged_fraction: 0.0, flags: Some(fsum) });
+                                    continue;
+                                }
                                 let frac = match crate::calibrate::apply::apply(&mut vis, &tables[&p], compute.as_ref()) {
                                     Ok(f) => f,
                                     Err(e) => {
@@ -322,6 +359,9 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                                     }
                                 };
                                 log::info!("rank {}: group {} calibrated with {} ({:.1} % newly flagged)", comm.rank(), g.id, p.display(), 100.0 * frac);
+                                if frac > 0.5 {
+                                    log::warn!("rank {}: group {}: calibration table {} flagged {:.1} % of the data (antennas, channels or solutions it lacks)", comm.rank(), g.id, p.display(), 100.0 * frac);
+                                }
                                 crate::progress::mark(&out, comm.rank(), &g.id, "calibrated");
                             }
                             Ok(None) if cfg.calibration.require => {
@@ -352,9 +392,21 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                         }
                         add_time(&mut report, "ms_export", t);
                     }
+                    let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
+                    if flagged == vis.weight.len() {
+                        let msg = format!(
+                            "every visibility is flagged after flagging{} ({:.1} % unusable in the files, {:.1} % after the flagger; most by {}): nothing to image",
+                            if cfg.calibration.enabled && cfg.calibration.apply { " and calibration" } else { "" },
+                            100.0 * fsum.fraction_before,
+                            100.0 * fsum.fraction_total,
+                            if fsum.fraction_before >= 0.999 { "the files (NaN, zero, flagged or bad nsamples)" } else { fsum.by_step.iter().max_by_key(|s| s.1).map(|s| s.0.as_str()).unwrap_or("the files") }
+                        );
+                        log::error!("rank {}: group {} failed: {msg}", comm.rank(), g.id);
+                        report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(msg), n_vis: vis.vis.len(), flagged_fraction: 1.0, flags: Some(fsum) });
+                        continue;
+                    }
                     let t = Instant::now();
                     n_ok += 1;
-                    let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
                     meta_freqs = (meta_freqs.0.min(vis.freqs[0]), meta_freqs.1.max(*vis.freqs.last().unwrap_or(&0.0)));
                     report.groups.push(GroupReport { id: g.id.clone(), ok: true, error: None, n_vis: vis.vis.len(), flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64, flags: Some(fsum) });
                     held.push(HeldGroup::new(vis, image.centre, &eop));
@@ -491,6 +543,9 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             None
         };
         let site = held.first().map(|h| h.vis.site);
+        if let Some(s) = &site {
+            crate::products::set_obsgeo(s.ecef);
+        }
         drop(held);
         match images {
             None => rep.error = Some("no group of this image could be gridded".into()),
@@ -541,20 +596,26 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     let data32: Vec<f32> = data.iter().map(|&x| x as f32).collect();
                     match write_fits_image(&path, spec.n_image, &data32, &meta(unit)) {
                         Ok(()) => rep.products.push(path),
-                        Err(e) => rep.error = Some(e.to_string()),
+                        Err(e) => {
+                            rep.error = Some(e.to_string());
+                            break; // the image failed: no later products (the disk is full or read-only)
+                        }
                     }
                 }
                 // Done marker (resume): only for a complete image, after its products.
                 if let Some(hash) = plan.image_hash.get(ii).filter(|_| rep.error.is_none() && n_ok == image.groups.len()) {
-                    let marker = crate::resume::DoneMarker { hash: hash.clone(), groups: image.groups.iter().map(|&g| plan.groups[g].id.clone()).collect(), products: rep.products.clone() };
-                    if let Err(e) = crate::resume::write_done(&images_dir, &image.name, &marker) {
+                    let marker = crate::resume::DoneMarker::new(hash.clone(), image.groups.iter().map(|&g| plan.groups[g].id.clone()).collect(), rep.products.clone());
+                    if let Err(e) = marker.and_then(|m| crate::resume::write_done(&images_dir, &image.name, &m)) {
                         log::warn!("{}: cannot write the done marker: {e}", image.name);
                     }
                 }
             }
         }
         add_time(&mut report, "image", t);
-        log::info!("rank {}: image {} ({}/{}) done", comm.rank(), image.name, ii + 1, plan.images.len());
+        match &rep.error {
+            None => log::info!("rank {}: image {} ({}/{}) done", comm.rank(), image.name, ii + 1, plan.images.len()),
+            Some(e) => log::error!("rank {}: image {} ({}/{}) failed: {e}", comm.rank(), image.name, ii + 1, plan.images.len()),
+        }
         report.images.push(rep);
     }
 
@@ -605,12 +666,22 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     let groups_resumed = (0..plan.images.len()).filter(|&i| plan.image_is_done(i)).map(|i| plan.images[i].groups.len()).sum::<usize>();
     let groups_ok = ranks.iter().flat_map(|r| r.groups.iter()).filter(|g| g.ok).count() + groups_resumed;
     let images: Vec<ImageReport> = ranks.iter().flat_map(|r| r.images.clone()).collect();
+    let complete = groups_ok > 0 && groups_failed.is_empty() && plan.retired.is_empty() && ranks.iter().all(|r| r.ms_errors.is_empty()) && plan.skipped.is_empty() && plan.bad_files.is_empty() && images.iter().all(|i| i.error.is_none());
+    let imaged = images.iter().any(|i| i.error.is_none()) || !images_resumed.is_empty();
+    let outcome = if complete { "complete" } else if imaged { "incomplete" } else { "nothing imaged" };
+    if !imaged {
+        log::error!("nothing imaged: {}", if plan.groups.is_empty() { format!("no groups found in {}", cfg.input.dir.display()) } else { format!("all {} groups failed or were skipped", plan.groups.len()) });
+    }
     let summary = Summary {
         n_ranks: comm.size(),
         wall_s: t_start.elapsed().as_secs_f64(),
         groups_planned: plan.groups.len(),
         groups_ok,
-        complete: groups_failed.is_empty() && plan.retired.is_empty() && ranks.iter().all(|r| r.ms_errors.is_empty()) && plan.skipped.is_empty() && plan.bad_files.is_empty() && images.iter().all(|i| i.error.is_none()),
+        complete,
+        outcome: outcome.to_string(),
+        contimg_version: crate::VERSION.to_string(),
+        command_line: std::env::args().collect(),
+        settings: serde_json::to_value(cfg).expect("settings serialise"),
         groups_failed,
         groups_skipped: plan.skipped.iter().chain(&plan.retired).cloned().collect(),
         images_resumed,

@@ -2,54 +2,9 @@
 
 use super::C_M_S;
 
-/// Bessel function of the first kind, order 1.
-/// Power series for |x| <= 12 (f64 relative error < 1e-13 there), Hankel asymptotic beyond.
+/// Bessel function of the first kind, order 1 (libm's `j1`, the FreeBSD msun algorithm).
 pub fn bessel_j1(x: f64) -> f64 {
-    let ax = x.abs();
-    if ax <= 12.0 {
-        // J1(x) = sum_k (-1)^k (x/2)^(2k+1) / (k! (k+1)!)
-        let h = 0.5 * x;
-        let h2 = h * h;
-        let mut term = h;
-        let mut sum = h;
-        for k in 1..60 {
-            term *= -h2 / (k as f64 * (k + 1) as f64);
-            sum += term;
-            if term.abs() < 1e-17 * sum.abs() {
-                break;
-            }
-        }
-        sum
-    } else {
-        // Hankel asymptotic expansion with P, Q series for nu = 1 (mu = 4).
-        let mu = 4.0;
-        let z8 = 8.0 * ax;
-        let mut p = 1.0;
-        let mut q = 0.0;
-        let mut term = 1.0;
-        let mut k = 1;
-        // Alternating terms of P (even) and Q (odd) orders.
-        for j in 1..30 {
-            let odd = (2 * j - 1) as f64;
-            term *= (mu - odd * odd) / (j as f64 * z8);
-            if j % 2 == 1 {
-                q += if (j / 2) % 2 == 0 { term } else { -term };
-            } else {
-                p += if (j / 2) % 2 == 1 { -term } else { term };
-            }
-            k += 1;
-            if term.abs() < 1e-17 || k > 28 {
-                break;
-            }
-        }
-        let chi = ax - 0.75 * std::f64::consts::PI;
-        let r = (2.0 / (std::f64::consts::PI * ax)).sqrt() * (p * chi.cos() - q * chi.sin());
-        if x < 0.0 {
-            -r
-        } else {
-            r
-        }
-    }
+    libm::j1(x)
 }
 
 /// Power response of an Airy disk of diameter `dish_m` at angle `theta_rad` off axis,

@@ -106,6 +106,11 @@ impl IersTable {
     }
 }
 
+/// The IERS finals2000A table compiled into contimg (2020 to its predictions' end; see
+/// configs/iers/README.md for its source).
+pub const BUILTIN: &str = include_str!("../../configs/iers/finals2000A.all");
+pub const BUILTIN_NAME: &str = "the built-in IERS finals2000A (astropy-iers-data 0.2026.11.2)";
+
 /// Where UT1 - UTC comes from: a table, or 0 (with a stated error bound).
 #[derive(Debug, Clone, Default)]
 pub struct EarthOrientation {
@@ -124,12 +129,17 @@ impl EarthOrientation {
         EarthOrientation { table: Some(table) }
     }
 
-    /// Loads the table when a path is given; otherwise UT1 = UTC.
+    /// Loads the table when a path is given; otherwise the built-in one (`BUILTIN`).
     pub fn load(path: Option<&Path>) -> Result<Self, IersError> {
         match path {
             Some(p) => Ok(Self::from_table(IersTable::load(p)?)),
-            None => Ok(Self::none()),
+            None => Ok(Self::from_table(IersTable::parse(BUILTIN, Path::new(BUILTIN_NAME))?)),
         }
+    }
+
+    /// Whether UT1 - UTC at `jd_utc` comes from a table (false: taken as 0).
+    pub fn covers(&self, jd_utc: f64) -> bool {
+        self.table.as_ref().is_some_and(|t| t.at(jd_utc).is_some())
     }
 
     /// UT1 - UTC at a UTC Julian date (0 without a table or outside it; the caller is told

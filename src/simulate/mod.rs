@@ -20,7 +20,6 @@ use crate::primitives::beam::airy_power;
 use crate::primitives::iers::EarthOrientation;
 use crate::primitives::time::jd_to_iso;
 use crate::primitives::C_M_S;
-use crate::stations::read_stations;
 use crate::uvh5::{write_file, Uvh5Data, Uvh5Error, Uvh5Header, POL_XX, POL_YY};
 use num_complex::{Complex32, Complex64};
 use rand::{Rng, SeedableRng};
@@ -108,7 +107,7 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
         None => &cfg.simulate,
     };
     std::fs::create_dir_all(out).map_err(|source| SimError::Io { path: out.into(), source })?;
-    let stations = read_stations(&cfg.station_table)?;
+    let stations = crate::stations::load_stations(cfg.station_table.as_deref())?;
     let layout = NightLayout::new(sim, stations, sim.seed).map_err(SimError::Layout)?;
     let site = Site::from_geodetic_deg(sim.site_lat_deg, sim.site_lon_deg, sim.site_alt_m);
     let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref())?;
@@ -178,8 +177,8 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
 /// `c.name` transits the beam centre in the middle of group `c.group`, and the calibrator
 /// added as a source.
 fn with_calibrator_transit(cfg: &Config, c: &crate::config::SimCalibrator) -> Result<SimConfig, SimError> {
-    let cals = crate::calibrate::catalog::read_calibrators(&cfg.calibration.calibrator_list)?;
-    let cal = cals.iter().find(|x| x.name == c.name).ok_or_else(|| SimError::Layout(format!("calibrator {} is not in {}", c.name, cfg.calibration.calibrator_list.display())))?;
+    let cals = crate::calibrate::catalog::load_calibrators(cfg.calibration.calibrator_list.as_deref())?;
+    let cal = cals.iter().find(|x| x.name == c.name).ok_or_else(|| SimError::Layout(format!("calibrator {} is not in {}", c.name, cfg.calibration.calibrator_list.as_ref().map_or("the built-in list".into(), |p| p.display().to_string()))))?;
     let mut sim = cfg.simulate.clone();
     let site = Site::from_geodetic_deg(sim.site_lat_deg, sim.site_lon_deg, sim.site_alt_m);
     let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref())?;

@@ -146,6 +146,10 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
     };
     let pos: Vec<f64> = r.vec("Header/antenna_positions", Some(nants_telescope * 3))?;
     let antenna_positions: Vec<[f64; 3]> = pos.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+    // Positions relative to the telescope (m): finite and within 100 km (DSA-110 spans ~2.6 km).
+    if let Some(a) = antenna_positions.iter().position(|p| !p.iter().all(|x| x.is_finite()) || p.iter().map(|x| x * x).sum::<f64>() > 1e10) {
+        return Err(r.invalid("Header/antenna_positions", format!("antenna index {a}: {:?} is not a position within 100 km of the telescope", antenna_positions[a])));
+    }
     let ant_1_array: Vec<i64> = r.vec("Header/ant_1_array", Some(nblts))?;
     let ant_2_array: Vec<i64> = r.vec("Header/ant_2_array", Some(nblts))?;
     for (name, arr) in [("Header/ant_1_array", &ant_1_array), ("Header/ant_2_array", &ant_2_array)] {
@@ -154,6 +158,9 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
         }
     }
     let uvw: Vec<f64> = r.vec("Header/uvw_array", Some(nblts * 3))?;
+    if uvw.iter().any(|x| !x.is_finite()) {
+        return Err(r.invalid("Header/uvw_array", "has NaN or infinite values"));
+    }
     let uvw_array = uvw.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
     let time_array: Vec<f64> = r.vec("Header/time_array", Some(nblts))?;
     check_time_major(&r, &time_array, ntimes, nbls)?;

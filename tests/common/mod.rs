@@ -26,7 +26,7 @@ pub fn no_hdf5_locking() {
 pub fn small_config(dir: &Path) -> Config {
     no_hdf5_locking();
     let mut c = Config::default();
-    c.station_table = station_table();
+    c.station_table = Some(station_table());
     c.input.dir = dir.join("night");
     c.input.n_subbands = 2;
     c.output.dir = dir.join("out");
