@@ -6,7 +6,8 @@
 //! baseline's time x frequency plane is contiguous for flagging and per-baseline work.
 
 use crate::primitives::astrometry::{Site, V3};
-use crate::uvh5::{read_data, read_header, Uvh5Error, Uvh5Header, POL_XX};
+use crate::uvh5::fast::BlockBuf;
+use crate::uvh5::{locate_data, read_data, read_data_routed, read_header, DataRoutes, Uvh5Error, Uvh5Header, POL_XX};
 use num_complex::Complex32;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -102,8 +103,28 @@ fn check_consistent(first: &Uvh5Header, h: &Uvh5Header, path: &Path) -> Result<(
     Ok(())
 }
 
+/// How `load_group_with` reads the files' data arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPath {
+    /// Contiguous, uncompressed datasets of the expected types by direct positional reads
+    /// (in parallel over files and blocks), everything else through the HDF5 library.
+    Auto,
+    /// Every dataset through the HDF5 library, one file at a time.
+    Library,
+}
+
+/// Per-file target of one block read (all three arrays) on the direct path: the group's
+/// extra memory is about this times the number of files.
+const BLOCK_BYTES_PER_FILE: usize = 16 << 20;
+
 /// Reads the group's files (any subset of subbands) into a `GroupVis`.
 pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
+    load_group_with(files, ReadPath::Auto).map(|(g, _)| g)
+}
+
+/// As `load_group`, choosing how the data arrays are read; also returns how each file's
+/// `Data/visdata`, `Data/flags` and `Data/nsamples` were read.
+pub fn load_group_with(files: &[&Path], how: ReadPath) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
     let mut headers = Vec::with_capacity(files.len());
     for p in files {
         headers.push(read_header(p)?);
@@ -161,38 +182,57 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
     let n = nbl * nt * nch * npol;
     let mut vis = vec![Complex32::new(0.0, 0.0); n];
     let mut weight = vec![0f32; n];
-    for ((h, path), cmap) in headers.iter().zip(files).zip(&chan_map) {
-        let d = read_data(path, h)?;
-        let unusable = d.vis.par_iter().filter(|v| !(v.re.is_finite() && v.im.is_finite()) || (v.re == 0.0 && v.im == 0.0)).count();
-        if unusable == d.vis.len() {
+    let routes: Vec<DataRoutes> = match how {
+        ReadPath::Library => vec![DataRoutes::LIBRARY; files.len()],
+        ReadPath::Auto => files.iter().zip(&headers).map(|(p, h)| locate_data(p, h)).collect::<Result<_, _>>()?,
+    };
+    let dims = Dims { nbl, nt, nch, pol_map: &pol_map, conj: &conj };
+    let mut unusable = vec![0usize; files.len()];
+    // Files with any dataset the library must read: one whole file at a time.
+    for (fi, ((h, path), cmap)) in headers.iter().zip(files).zip(&chan_map).enumerate() {
+        if routes[fi].fully_direct() {
+            continue;
+        }
+        let d = match how {
+            ReadPath::Library => read_data(path, h)?,
+            ReadPath::Auto => read_data_routed(path, h, &routes[fi])?,
+        };
+        let part = Part { vis: &d.vis, flags: Some(bools_as_bytes(&d.flags)), nsamples: Some(&d.nsamples), cmap, nf: h.nfreqs };
+        unusable[fi] += scatter(&mut vis, &mut weight, &[part], 0, nt, &dims)[0];
+    }
+    // The rest (the correlator's files): blocks of integrations, read in parallel over files
+    // straight from the page cache or disk, then scattered in parallel over baselines.
+    let direct: Vec<usize> = (0..files.len()).filter(|&fi| routes[fi].fully_direct()).collect();
+    if !direct.is_empty() {
+        let mut bufs = direct.iter().map(|&fi| BlockBuf::open(files[fi], routes[fi])).collect::<Result<Vec<_>, _>>()?;
+        let per_integration = direct.iter().map(|&fi| nbl * headers[fi].nfreqs * npol * 13).max().unwrap_or(1);
+        let nbt = (BLOCK_BYTES_PER_FILE / per_integration).clamp(1, nt);
+        for t0 in (0..nt).step_by(nbt) {
+            let nb = nbt.min(nt - t0);
+            bufs.par_iter_mut().zip(&direct).try_for_each(|(buf, &fi)| {
+                let per = nbl * headers[fi].nfreqs * npol;
+                buf.read(files[fi], t0 * per, nb * per)
+            })?;
+            let parts: Vec<Part> = bufs
+                .iter()
+                .zip(&direct)
+                .map(|(b, &fi)| Part {
+                    vis: &b.vis,
+                    flags: (!b.flags.is_empty()).then_some(b.flags.as_slice()),
+                    nsamples: (!b.nsamples.is_empty()).then_some(b.nsamples.as_slice()),
+                    cmap: &chan_map[fi],
+                    nf: headers[fi].nfreqs,
+                })
+                .collect();
+            for (k, c) in scatter(&mut vis, &mut weight, &parts, t0, nb, &dims).into_iter().enumerate() {
+                unusable[direct[k]] += c;
+            }
+        }
+    }
+    for ((h, path), bad) in headers.iter().zip(files).zip(&unusable) {
+        if *bad == h.nblts() * h.nfreqs * h.npols {
             log::warn!("{}: every visibility is NaN, Inf or zero: the whole subband is flagged", path.display());
         }
-        let nf = h.nfreqs;
-        // Scatter this file's (blt, chan, pol) into the group's (bl, t, chan, pol), in
-        // parallel over baselines (disjoint output slices).
-        vis.par_chunks_mut(nt * nch * npol)
-            .zip(weight.par_chunks_mut(nt * nch * npol))
-            .enumerate()
-            .for_each(|(b, (vrow, wrow))| {
-                for t in 0..nt {
-                    let blt = t * nbl + b;
-                    for c in 0..nf {
-                        for p in 0..npol {
-                            let src = (blt * nf + c) * npol + p;
-                            let dst = (t * nch + cmap[c]) * npol + pol_map[p];
-                            let mut v = d.vis[src];
-                            if conj[b] {
-                                v = v.conj();
-                            }
-                            let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
-                            let w = d.nsamples[src];
-                            let ok = good && !d.flags[src] && w.is_finite() && w > 0.0;
-                            vrow[dst] = if good { v } else { Complex32::new(0.0, 0.0) };
-                            wrow[dst] = if ok { w } else { 0.0 };
-                        }
-                    }
-                }
-            });
     }
     let times_jd: Vec<f64> = (0..nt).map(|t| first.time_array[t * nbl]).collect();
     // A window starts wherever the source file changes along the ascending axis.
@@ -203,7 +243,7 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
         window_starts,
         dish_diameter_m: first.antenna_diameters.clone(),
     };
-    Ok(GroupVis {
+    let g = GroupVis {
         times_jd,
         freqs,
         channel_width_hz: first.channel_width.abs(),
@@ -216,5 +256,74 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
         vis,
         weight,
         meta,
-    })
+    };
+    Ok((g, routes))
+}
+
+/// The group's shape and the per-baseline and per-polarization reordering.
+struct Dims<'a> {
+    nbl: usize,
+    nt: usize,
+    nch: usize,
+    pol_map: &'a [usize],
+    conj: &'a [bool],
+}
+
+/// One file's samples for a block of integrations, in file order (blt, chan, pol).
+struct Part<'a> {
+    vis: &'a [Complex32],
+    /// Flag bytes (0 = unflagged); `None` when the file has none.
+    flags: Option<&'a [u8]>,
+    /// `None` when the file has none (1 each).
+    nsamples: Option<&'a [f32]>,
+    /// Group channel of each of the file's channels.
+    cmap: &'a [usize],
+    nf: usize,
+}
+
+fn bools_as_bytes(b: &[bool]) -> &[u8] {
+    // SAFETY: bool is one byte holding 0 or 1, always a valid u8.
+    unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u8>(), b.len()) }
+}
+
+/// Scatters integrations `t0..t0 + nb` of each part into the group's (bl, t, chan, pol)
+/// layout (baselines normalised, NaN/Inf/zero samples zeroed with weight 0), in parallel
+/// over baselines (disjoint output rows). Returns each part's count of NaN/Inf/zero samples.
+fn scatter(vis: &mut [Complex32], weight: &mut [f32], parts: &[Part], t0: usize, nb: usize, d: &Dims) -> Vec<usize> {
+    let npol = d.pol_map.len();
+    let row = d.nt * d.nch * npol;
+    vis.par_chunks_mut(row)
+        .zip(weight.par_chunks_mut(row))
+        .enumerate()
+        .fold(
+            || vec![0usize; parts.len()],
+            |mut bad, (b, (vrow, wrow))| {
+                for dt in 0..nb {
+                    let t = t0 + dt;
+                    for (k, part) in parts.iter().enumerate() {
+                        let base = (dt * d.nbl + b) * part.nf * npol;
+                        for c in 0..part.nf {
+                            let dbase = (t * d.nch + part.cmap[c]) * npol;
+                            for p in 0..npol {
+                                let src = base + c * npol + p;
+                                let dst = dbase + d.pol_map[p];
+                                let mut v = part.vis[src];
+                                if d.conj[b] {
+                                    v = v.conj();
+                                }
+                                let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
+                                let w = part.nsamples.map_or(1.0, |s| s[src]);
+                                let flagged = part.flags.is_some_and(|f| f[src] != 0);
+                                let ok = good && !flagged && w.is_finite() && w > 0.0;
+                                bad[k] += usize::from(!good);
+                                vrow[dst] = if good { v } else { Complex32::new(0.0, 0.0) };
+                                wrow[dst] = if ok { w } else { 0.0 };
+                            }
+                        }
+                    }
+                }
+                bad
+            },
+        )
+        .reduce(|| vec![0usize; parts.len()], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect())
 }
