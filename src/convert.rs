@@ -125,6 +125,12 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
 /// As `load_group`, choosing how the data arrays are read; also returns how each file's
 /// `Data/visdata`, `Data/flags` and `Data/nsamples` were read.
 pub fn load_group_with(files: &[&Path], how: ReadPath) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+    load_group_blocks(files, how, BLOCK_BYTES_PER_FILE)
+}
+
+/// As `load_group_with`, with the direct path's per-file block size (bytes of visibilities,
+/// flags and nsamples together; at least one integration is read at a time).
+pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes_per_file: usize) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
     let mut headers = Vec::with_capacity(files.len());
     for p in files {
         headers.push(read_header(p)?);
@@ -206,7 +212,7 @@ pub fn load_group_with(files: &[&Path], how: ReadPath) -> Result<(GroupVis, Vec<
     if !direct.is_empty() {
         let mut bufs = direct.iter().map(|&fi| BlockBuf::open(files[fi], routes[fi])).collect::<Result<Vec<_>, _>>()?;
         let per_integration = direct.iter().map(|&fi| nbl * headers[fi].nfreqs * npol * 13).max().unwrap_or(1);
-        let nbt = (BLOCK_BYTES_PER_FILE / per_integration).clamp(1, nt);
+        let nbt = (block_bytes_per_file / per_integration).clamp(1, nt);
         for t0 in (0..nt).step_by(nbt) {
             let nb = nbt.min(nt - t0);
             bufs.par_iter_mut().zip(&direct).try_for_each(|(buf, &fi)| {

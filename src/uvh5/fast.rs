@@ -136,7 +136,7 @@ pub(crate) fn read_elements<T: Plain>(
         let at = start + (i * PIECE_BYTES) as u64;
         file.read_exact_at(piece, at).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                invalid(path, dataset, format!("the file ends before byte {} of the dataset (truncated)", at + piece.len() as u64))
+                invalid(path, dataset, format!("the file ends before byte {} that the dataset needs: the file is truncated", at + piece.len() as u64))
             } else {
                 invalid(path, dataset, format!("read of {} bytes at offset {at} failed: {e}", piece.len()))
             }
