@@ -6,7 +6,7 @@
 //! baseline's time x frequency plane is contiguous for flagging and per-baseline work.
 
 use crate::primitives::astrometry::{Site, V3};
-use crate::uvh5::fast::BlockBuf;
+use crate::uvh5::fast::{DirectFile, Scratch};
 use crate::uvh5::{locate_data, read_data, read_data_routed, read_header, DataRoutes, Uvh5Error, Uvh5Header, POL_XX};
 use num_complex::Complex32;
 use rayon::prelude::*;
@@ -113,9 +113,10 @@ pub enum ReadPath {
     Library,
 }
 
-/// Per-file target of one block read (all three arrays) on the direct path: the group's
-/// extra memory is about this times the number of files.
-const BLOCK_BYTES_PER_FILE: usize = 16 << 20;
+/// Target size of one read on the direct path (visibilities, flags and nsamples of a run of
+/// baselines of one file and integration): small enough to stay in a core's cache between
+/// the read and the scatter; each thread holds one such buffer.
+const BLOCK_BYTES: usize = 256 << 10;
 
 /// Reads the group's files (any subset of subbands) into a `GroupVis`.
 pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
@@ -125,12 +126,13 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
 /// As `load_group`, choosing how the data arrays are read; also returns how each file's
 /// `Data/visdata`, `Data/flags` and `Data/nsamples` were read.
 pub fn load_group_with(files: &[&Path], how: ReadPath) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
-    load_group_blocks(files, how, BLOCK_BYTES_PER_FILE)
+    load_group_blocks(files, how, BLOCK_BYTES)
 }
 
-/// As `load_group_with`, with the direct path's per-file block size (bytes of visibilities,
-/// flags and nsamples together; at least one integration is read at a time).
-pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes_per_file: usize) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+/// As `load_group_with`, with the direct path's read size (bytes of visibilities, flags and
+/// nsamples together; at least one baseline's channels are read at a time).
+pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+    let clock = std::time::Instant::now();
     let mut headers = Vec::with_capacity(files.len());
     for p in files {
         headers.push(read_header(p)?);
@@ -186,12 +188,15 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes_per_file: u
     let nch = freqs.len();
     let npol = 2;
     let n = nbl * nt * nch * npol;
-    let mut vis = vec![Complex32::new(0.0, 0.0); n];
+    let t_headers = clock.elapsed().as_secs_f64();
+    let mut vis = zeroed_complex(n);
     let mut weight = vec![0f32; n];
     let routes: Vec<DataRoutes> = match how {
         ReadPath::Library => vec![DataRoutes::LIBRARY; files.len()],
         ReadPath::Auto => files.iter().zip(&headers).map(|(p, h)| locate_data(p, h)).collect::<Result<_, _>>()?,
     };
+    let t_locate = clock.elapsed().as_secs_f64();
+    let mut t_read = 0.0;
     let dims = Dims { nbl, nt, nch, pol_map: &pol_map, conj: &conj };
     let mut unusable = vec![0usize; files.len()];
     // Files with any dataset the library must read: one whole file at a time.
@@ -206,35 +211,53 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes_per_file: u
         let part = Part { vis: &d.vis, flags: Some(bools_as_bytes(&d.flags)), nsamples: Some(&d.nsamples), cmap, nf: h.nfreqs };
         unusable[fi] += scatter(&mut vis, &mut weight, &[part], 0, nt, &dims)[0];
     }
-    // The rest (the correlator's files): blocks of integrations, read in parallel over files
-    // straight from the page cache or disk, then scattered in parallel over baselines.
+    // The rest (the correlator's files): each task reads one file's samples of a run of
+    // baselines in one integration (contiguous in the file, a few hundred kB) into a
+    // per-thread buffer and scatters them straight into the group, in parallel over tasks.
     let direct: Vec<usize> = (0..files.len()).filter(|&fi| routes[fi].fully_direct()).collect();
     if !direct.is_empty() {
-        let mut bufs = direct.iter().map(|&fi| BlockBuf::open(files[fi], routes[fi])).collect::<Result<Vec<_>, _>>()?;
-        let per_integration = direct.iter().map(|&fi| nbl * headers[fi].nfreqs * npol * 13).max().unwrap_or(1);
-        let nbt = (block_bytes_per_file / per_integration).clamp(1, nt);
-        for t0 in (0..nt).step_by(nbt) {
-            let nb = nbt.min(nt - t0);
-            bufs.par_iter_mut().zip(&direct).try_for_each(|(buf, &fi)| {
-                let per = nbl * headers[fi].nfreqs * npol;
-                buf.read(files[fi], t0 * per, nb * per)
-            })?;
-            let parts: Vec<Part> = bufs
-                .iter()
-                .zip(&direct)
-                .map(|(b, &fi)| Part {
-                    vis: &b.vis,
-                    flags: (!b.flags.is_empty()).then_some(b.flags.as_slice()),
-                    nsamples: (!b.nsamples.is_empty()).then_some(b.nsamples.as_slice()),
-                    cmap: &chan_map[fi],
-                    nf: headers[fi].nfreqs,
-                })
-                .collect();
-            for (k, c) in scatter(&mut vis, &mut weight, &parts, t0, nb, &dims).into_iter().enumerate() {
-                unusable[direct[k]] += c;
-            }
+        let t = std::time::Instant::now();
+        let opened = direct.iter().map(|&fi| DirectFile::open(files[fi], routes[fi])).collect::<Result<Vec<_>, _>>()?;
+        let per_baseline = direct.iter().map(|&fi| headers[fi].nfreqs * npol * 13).max().unwrap_or(1);
+        let run = (block_bytes / per_baseline).clamp(1, nbl);
+        let tasks: Vec<(usize, usize, usize)> =
+            (0..nt).flat_map(|t| (0..direct.len()).flat_map(move |k| (0..nbl).step_by(run).map(move |b0| (t, k, b0)))).collect();
+        let out = GroupOut { vis: vis.as_mut_ptr(), weight: weight.as_mut_ptr(), len: n };
+        let bad = tasks
+            .par_iter()
+            .try_fold(
+                || (Scratch::default(), vec![0usize; direct.len()]),
+                |(mut s, mut bad), &(t, k, b0)| {
+                    let fi = direct[k];
+                    let nf = headers[fi].nfreqs;
+                    let b1 = (b0 + run).min(nbl);
+                    opened[k].read(files[fi], (t * nbl + b0) * nf * npol, (b1 - b0) * nf * npol, &mut s)?;
+                    let part = Part {
+                        vis: &s.vis,
+                        flags: (!s.flags.is_empty()).then_some(s.flags.as_slice()),
+                        nsamples: (!s.nsamples.is_empty()).then_some(s.nsamples.as_slice()),
+                        cmap: &chan_map[fi],
+                        nf,
+                    };
+                    // SAFETY: tasks are distinct (t, file, baseline run) triples and a file's
+                    // channels map to group channels no other file has, so no two tasks write
+                    // the same element; `vis` and `weight` are not otherwise used meanwhile.
+                    bad[k] += unsafe { scatter_run(&out, &part, t, b0..b1, &dims) };
+                    Ok::<_, Uvh5Error>((s, bad))
+                },
+            )
+            .map(|r| r.map(|(_, bad)| bad))
+            .try_reduce(|| vec![0usize; direct.len()], |a, b| Ok(a.iter().zip(&b).map(|(x, y)| x + y).collect()))?;
+        for (k, c) in bad.into_iter().enumerate() {
+            unusable[direct[k]] += c;
         }
+        t_read += t.elapsed().as_secs_f64();
     }
+    log::debug!(
+        "group read: headers {t_headers:.3} s, allocate and locate {:.3} s, library files {:.3} s, direct read and scatter {t_read:.3} s",
+        t_locate - t_headers,
+        clock.elapsed().as_secs_f64() - t_locate - t_read
+    );
     for ((h, path), bad) in headers.iter().zip(files).zip(&unusable) {
         if *bad == h.nblts() * h.nfreqs * h.npols {
             log::warn!("{}: every visibility is NaN, Inf or zero: the whole subband is flagged", path.display());
@@ -290,6 +313,65 @@ struct Part<'a> {
 fn bools_as_bytes(b: &[bool]) -> &[u8] {
     // SAFETY: bool is one byte holding 0 or 1, always a valid u8.
     unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u8>(), b.len()) }
+}
+
+/// `n` zero visibilities, allocated zeroed (calloc: pages are zeroed when first touched, by
+/// the threads that fill them) rather than written element by element.
+fn zeroed_complex(n: usize) -> Vec<Complex32> {
+    let mut v = std::mem::ManuallyDrop::new(vec![0f32; 2 * n]);
+    let (ptr, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
+    if cap % 2 != 0 {
+        // Not expected from `vec!`; fall back to writing zeros.
+        drop(std::mem::ManuallyDrop::into_inner(v));
+        return vec![Complex32::new(0.0, 0.0); n];
+    }
+    // SAFETY: Complex32 is repr(C) {f32, f32}: same alignment as f32 and twice its size, so
+    // the allocation of `cap` f32 is exactly that of `cap / 2` Complex32; all-zero bits are
+    // 0 + 0i.
+    unsafe { Vec::from_raw_parts(ptr.cast::<Complex32>(), len / 2, cap / 2) }
+}
+
+/// The group's output arrays as raw pointers, for tasks that write disjoint elements.
+struct GroupOut {
+    vis: *mut Complex32,
+    weight: *mut f32,
+    len: usize,
+}
+// SAFETY: only used by `scatter_run`, whose callers guarantee disjoint writes.
+unsafe impl Sync for GroupOut {}
+
+/// Scatters one file's samples of baselines `bls` at integration `t` (`part` holds exactly
+/// those, in file order) into the group; returns the count of NaN/Inf/zero samples.
+///
+/// # Safety
+/// No other thread may access the elements written here (baselines `bls`, integration `t`,
+/// the part's channels) at the same time.
+unsafe fn scatter_run(out: &GroupOut, part: &Part, t: usize, bls: std::ops::Range<usize>, d: &Dims) -> usize {
+    let npol = d.pol_map.len();
+    let mut bad = 0;
+    for (i, b) in bls.enumerate() {
+        let row = (b * d.nt + t) * d.nch;
+        for c in 0..part.nf {
+            let dbase = (row + part.cmap[c]) * npol;
+            for p in 0..npol {
+                let src = (i * part.nf + c) * npol + p;
+                let dst = dbase + d.pol_map[p];
+                assert!(dst < out.len);
+                let mut v = part.vis[src];
+                if d.conj[b] {
+                    v = v.conj();
+                }
+                let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
+                let w = part.nsamples.map_or(1.0, |s| s[src]);
+                let flagged = part.flags.is_some_and(|f| f[src] != 0);
+                let ok = good && !flagged && w.is_finite() && w > 0.0;
+                bad += usize::from(!good);
+                *out.vis.add(dst) = if good { v } else { Complex32::new(0.0, 0.0) };
+                *out.weight.add(dst) = if ok { w } else { 0.0 };
+            }
+        }
+    }
+    bad
 }
 
 /// Scatters integrations `t0..t0 + nb` of each part into the group's (bl, t, chan, pol)

@@ -198,10 +198,15 @@ pub fn read_data_routed(path: &Path, h: &Uvh5Header, routes: &DataRoutes) -> Res
     Ok(Uvh5Data { vis, flags, nsamples })
 }
 
-/// A reusable buffer for a block of consecutive integrations of one fully direct file.
-pub(crate) struct BlockBuf {
+/// A fully direct file, open for positional reads from any thread.
+pub(crate) struct DirectFile {
     file: File,
     routes: DataRoutes,
+}
+
+/// A thread's buffers for one block of a file's samples (reused from block to block).
+#[derive(Default)]
+pub(crate) struct Scratch {
     pub vis: Vec<Complex32>,
     /// Flag bytes as stored (0 = false); empty when the file has no flags.
     pub flags: Vec<u8>,
@@ -209,43 +214,29 @@ pub(crate) struct BlockBuf {
     pub nsamples: Vec<f32>,
 }
 
-impl BlockBuf {
+impl DirectFile {
     pub(crate) fn open(path: &Path, routes: DataRoutes) -> Result<Self, Uvh5Error> {
         debug_assert!(routes.fully_direct());
-        Ok(BlockBuf { file: open(path)?, routes, vis: Vec::new(), flags: Vec::new(), nsamples: Vec::new() })
+        Ok(DirectFile { file: open(path)?, routes })
     }
 
-    /// Reads elements `first..first + len` of each dataset (in parallel over datasets and
-    /// pieces); the buffers then hold exactly that block.
-    pub(crate) fn read(&mut self, path: &Path, first: usize, len: usize) -> Result<(), Uvh5Error> {
-        let BlockBuf { file, routes, vis, flags, nsamples } = self;
-        let file = &*file;
-        vis.resize(len, Complex32::new(0.0, 0.0));
-        let direct = |r: Route| if let Route::Direct { offset } = r { Some(offset) } else { None };
-        if direct(routes.flags).is_some() {
-            flags.resize(len, 0);
+    /// Reads elements `first..first + len` (file order) of each array into `s`.
+    pub(crate) fn read(&self, path: &Path, first: usize, len: usize, s: &mut Scratch) -> Result<(), Uvh5Error> {
+        s.vis.resize(len, Complex32::new(0.0, 0.0));
+        match self.routes.vis {
+            Route::Direct { offset } => read_elements(&self.file, path, DATASETS[0], offset, first, &mut s.vis)?,
+            _ => unreachable!("DirectFile::open takes fully direct routes with visibilities"),
         }
-        if direct(routes.nsamples).is_some() {
-            nsamples.resize(len, 0.0);
+        s.flags.clear();
+        if let Route::Direct { offset } = self.routes.flags {
+            s.flags.resize(len, 0);
+            read_elements(&self.file, path, DATASETS[1], offset, first, &mut s.flags)?;
         }
-        let (rv, (rf, rn)) = rayon::join(
-            || match direct(routes.vis) {
-                Some(o) => read_elements(file, path, DATASETS[0], o, first, vis),
-                None => Ok(()),
-            },
-            || {
-                rayon::join(
-                    || match direct(routes.flags) {
-                        Some(o) => read_elements(file, path, DATASETS[1], o, first, flags),
-                        None => Ok(()),
-                    },
-                    || match direct(routes.nsamples) {
-                        Some(o) => read_elements(file, path, DATASETS[2], o, first, nsamples),
-                        None => Ok(()),
-                    },
-                )
-            },
-        );
-        rv.and(rf).and(rn)
+        s.nsamples.clear();
+        if let Route::Direct { offset } = self.routes.nsamples {
+            s.nsamples.resize(len, 0.0);
+            read_elements(&self.file, path, DATASETS[2], offset, first, &mut s.nsamples)?;
+        }
+        Ok(())
     }
 }
