@@ -191,6 +191,8 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
     let t_headers = clock.elapsed().as_secs_f64();
     let mut vis = zeroed_complex(n);
     let mut weight = vec![0f32; n];
+    advise_huge_pages(&mut vis);
+    advise_huge_pages(&mut weight);
     let routes: Vec<DataRoutes> = match how {
         ReadPath::Library => vec![DataRoutes::LIBRARY; files.len()],
         ReadPath::Auto => files.iter().zip(&headers).map(|(p, h)| locate_data(p, h)).collect::<Result<_, _>>()?,
@@ -329,6 +331,26 @@ fn zeroed_complex(n: usize) -> Vec<Complex32> {
     // the allocation of `cap` f32 is exactly that of `cap / 2` Complex32; all-zero bits are
     // 0 + 0i.
     unsafe { Vec::from_raw_parts(ptr.cast::<Complex32>(), len / 2, cap / 2) }
+}
+
+/// Asks the kernel for transparent huge pages over a large, not yet touched buffer (where THP
+/// is in `madvise` mode): a 2 GiB group is then faulted in as ~1000 2 MiB pages instead of
+/// ~500 000 small ones. Only advice: nothing changes if refused.
+fn advise_huge_pages<T>(v: &mut [T]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = v.as_mut_ptr() as usize;
+        let end = start + std::mem::size_of_val(v);
+        let a = start.div_ceil(HUGE) * HUGE;
+        let b = end / HUGE * HUGE;
+        if b > a {
+            // SAFETY: the range lies inside `v`'s allocation; MADV_HUGEPAGE changes no contents.
+            unsafe {
+                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
 }
 
 /// The group's output arrays as raw pointers, for tasks that write disjoint elements.
