@@ -5,7 +5,8 @@
 #   - `cat` of the 16 files to /dev/null (best of REPS),
 #   - contimg's group read (examples/read_group.rs: headers + data + scatter), direct path,
 #   - the same through the HDF5 library only (--library),
-# and prints the ratio read/cat and each read's peak RSS (/usr/bin/time -v). Nothing is dropped
+# and prints the ratio read/cat, CPU time (user+sys: the machine may be shared) and peak RSS
+# (/usr/bin/time). The wall times include process start, header reading and the scatter. Nothing is dropped
 # from the page cache (that needs root on a quiet machine): these are warm-cache numbers.
 #   bash benches/read_group.sh
 #   WORK=/tmp/rg REPS=5 bash benches/read_group.sh    # reuse a simulated group
@@ -30,22 +31,22 @@ YAML
 FILES=("$WORK"/night/*.hdf5)
 echo "${#FILES[@]} files, $(du -shc "${FILES[@]}" | tail -1 | cut -f1); load $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
 cat "${FILES[@]}" > /dev/null; cat "${FILES[@]}" > /dev/null
-best() { sort -g | head -1; }
-CAT=$(for i in $(seq "$REPS"); do s=$(date +%s.%N); cat "${FILES[@]}" > /dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; done | best)
-run() {  # prints best wall of REPS runs (the example's own timing) and the peak RSS of the last
-  local t rss
-  t=$(for i in $(seq "$REPS"); do "$RG" "$@" "${FILES[@]}" | cut -d' ' -f1; done | best)
-  rss=$( { /usr/bin/time -v "$RG" "$@" "${FILES[@]}" >/dev/null; } 2>&1 | awk '/Maximum resident/ {print $6}')
-  echo "$t $rss"
+# Each measurement: /usr/bin/time's wall, user+sys CPU and peak RSS; the best wall of REPS.
+measure() {
+  for i in $(seq "$REPS"); do
+    /usr/bin/time -f "%e %U %S %M" "$@" 2>&1 >/dev/null | tail -1
+  done | sort -g | head -1
 }
-read -r DIRECT DRSS < <(run)
-read -r LIB LRSS < <(run --library)
+CAT=$(measure cat "${FILES[@]}")
+DIRECT=$(measure "$RG" "${FILES[@]}")
+LIB=$(measure "$RG" --library "${FILES[@]}")
 "$RG" "${FILES[@]}"
-python3 - "$CAT" "$DIRECT" "$DRSS" "$LIB" "$LRSS" <<'PY'
+python3 - "$CAT" "$DIRECT" "$LIB" <<'PY'
 import sys
-cat, d, drss, lib, lrss = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-print(f"warm cat {cat:.3f} s")
-print(f"direct read {d:.3f} s = {d/cat:.2f} x cat, peak RSS {drss/1048576:.2f} GiB")
-print(f"library read {lib:.3f} s = {lib/cat:.2f} x cat, peak RSS {lrss/1048576:.2f} GiB")
+(cw, cu, cs, _), (dw, du, ds, dm), (lw, lu, ls, lm) = [[float(x) for x in a.split()] for a in sys.argv[1:4]]
+print(f"warm cat: wall {cw:.2f} s, cpu {cu+cs:.2f} s")
+print(f"direct read: wall {dw:.2f} s = {dw/cw:.2f} x cat, cpu {du+ds:.2f} s (user {du:.2f}, sys {ds:.2f}), peak RSS {dm/1048576:.2f} GiB")
+print(f"library read: wall {lw:.2f} s = {lw/cw:.2f} x cat, cpu {lu+ls:.2f} s (user {lu:.2f}, sys {ls:.2f}), peak RSS {lm/1048576:.2f} GiB")
 PY
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "work dir: $WORK"
