@@ -6,7 +6,8 @@
 //! baseline's time x frequency plane is contiguous for flagging and per-baseline work.
 
 use crate::primitives::astrometry::{Site, V3};
-use crate::uvh5::{read_data, read_header, Uvh5Error, Uvh5Header, POL_XX};
+use crate::uvh5::fast::{DirectFile, Scratch};
+use crate::uvh5::{locate_data, read_data, read_data_routed, read_header, DataRoutes, Uvh5Error, Uvh5Header, POL_XX};
 use num_complex::Complex32;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -111,8 +112,36 @@ fn check_consistent(first: &Uvh5Header, h: &Uvh5Header, path: &Path) -> Result<(
     Ok(())
 }
 
+/// How `load_group_with` reads the files' data arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPath {
+    /// Contiguous, uncompressed datasets of the expected types by direct positional reads
+    /// (in parallel over files and blocks), everything else through the HDF5 library.
+    Auto,
+    /// Every dataset through the HDF5 library, one file at a time.
+    Library,
+}
+
+/// Target size of one read on the direct path (visibilities, flags and nsamples of a run of
+/// baselines of one file and integration): small enough to stay in a core's cache between
+/// the read and the scatter; each thread holds one such buffer.
+const BLOCK_BYTES: usize = 256 << 10;
+
 /// Reads the group's files (any subset of subbands) into a `GroupVis`.
 pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
+    load_group_with(files, ReadPath::Auto).map(|(g, _)| g)
+}
+
+/// As `load_group`, choosing how the data arrays are read; also returns how each file's
+/// `Data/visdata`, `Data/flags` and `Data/nsamples` were read.
+pub fn load_group_with(files: &[&Path], how: ReadPath) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+    load_group_blocks(files, how, BLOCK_BYTES)
+}
+
+/// As `load_group_with`, with the direct path's read size (bytes of visibilities, flags and
+/// nsamples together; at least one baseline's channels are read at a time).
+pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+    let clock = std::time::Instant::now();
     let mut headers = Vec::with_capacity(files.len());
     for p in files {
         headers.push(read_header(p)?);
@@ -168,44 +197,91 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
     let nch = freqs.len();
     let npol = 2;
     let n = nbl * nt * nch * npol;
-    let mut vis = vec![Complex32::new(0.0, 0.0); n];
+    let t_headers = clock.elapsed().as_secs_f64();
+    let mut vis = zeroed_complex(n);
     let mut weight = vec![0f32; n];
-    for ((h, path), cmap) in headers.iter().zip(files).zip(&chan_map) {
-        let d = read_data(path, h)?;
-        let unusable = d.vis.par_iter().filter(|v| !(v.re.is_finite() && v.im.is_finite()) || (v.re == 0.0 && v.im == 0.0)).count();
-        if unusable == d.vis.len() {
+    advise_huge_pages(&mut vis);
+    advise_huge_pages(&mut weight);
+    let routes: Vec<DataRoutes> = match how {
+        ReadPath::Library => vec![DataRoutes::LIBRARY; files.len()],
+        ReadPath::Auto => files.iter().zip(&headers).map(|(p, h)| locate_data(p, h)).collect::<Result<_, _>>()?,
+    };
+    let t_locate = clock.elapsed().as_secs_f64();
+    let mut t_read = 0.0;
+    let dims = Dims { nbl, nt, nch, pol_map: &pol_map, conj: &conj };
+    let mut unusable = vec![[0usize; 2]; files.len()];
+    // Files with any dataset the library must read: one whole file at a time.
+    for (fi, ((h, path), cmap)) in headers.iter().zip(files).zip(&chan_map).enumerate() {
+        if routes[fi].fully_direct() {
+            continue;
+        }
+        let d = match how {
+            ReadPath::Library => read_data(path, h)?,
+            ReadPath::Auto => read_data_routed(path, h, &routes[fi])?,
+        };
+        let part = Part { vis: &d.vis, flags: Some(bools_as_bytes(&d.flags)), nsamples: Some(&d.nsamples), cmap, nf: h.nfreqs };
+        let c = scatter(&mut vis, &mut weight, &[part], 0, nt, &dims)[0];
+        unusable[fi][0] += c[0];
+        unusable[fi][1] += c[1];
+    }
+    // The rest (the correlator's files): each task reads one file's samples of a run of
+    // baselines in one integration (contiguous in the file, a few hundred kB) into a
+    // per-thread buffer and scatters them straight into the group, in parallel over tasks.
+    let direct: Vec<usize> = (0..files.len()).filter(|&fi| routes[fi].fully_direct()).collect();
+    if !direct.is_empty() {
+        let t = std::time::Instant::now();
+        let opened = direct.iter().map(|&fi| DirectFile::open(files[fi], routes[fi])).collect::<Result<Vec<_>, _>>()?;
+        let per_baseline = direct.iter().map(|&fi| headers[fi].nfreqs * npol * 13).max().unwrap_or(1);
+        let run = (block_bytes / per_baseline).clamp(1, nbl);
+        let tasks: Vec<(usize, usize, usize)> =
+            (0..nt).flat_map(|t| (0..direct.len()).flat_map(move |k| (0..nbl).step_by(run).map(move |b0| (t, k, b0)))).collect();
+        let out = GroupOut { vis: vis.as_mut_ptr(), weight: weight.as_mut_ptr(), len: n };
+        let bad = tasks
+            .par_iter()
+            .try_fold(
+                || (Scratch::default(), vec![[0usize; 2]; direct.len()]),
+                |(mut s, mut bad), &(t, k, b0)| {
+                    let fi = direct[k];
+                    let nf = headers[fi].nfreqs;
+                    let b1 = (b0 + run).min(nbl);
+                    opened[k].read(files[fi], (t * nbl + b0) * nf * npol, (b1 - b0) * nf * npol, &mut s)?;
+                    let part = Part {
+                        vis: &s.vis,
+                        flags: (!s.flags.is_empty()).then_some(s.flags.as_slice()),
+                        nsamples: (!s.nsamples.is_empty()).then_some(s.nsamples.as_slice()),
+                        cmap: &chan_map[fi],
+                        nf,
+                    };
+                    // SAFETY: tasks are distinct (t, file, baseline run) triples and a file's
+                    // channels map to group channels no other file has, so no two tasks write
+                    // the same element; `vis` and `weight` are not otherwise used meanwhile.
+                    let c = unsafe { scatter_run(&out, &part, t, b0..b1, &dims) };
+                    bad[k][0] += c[0];
+                    bad[k][1] += c[1];
+                    Ok::<_, Uvh5Error>((s, bad))
+                },
+            )
+            .map(|r| r.map(|(_, bad)| bad))
+            .try_reduce(|| vec![[0usize; 2]; direct.len()], |a, b| Ok(a.iter().zip(&b).map(|(x, y)| [x[0] + y[0], x[1] + y[1]]).collect()))?;
+        for (k, c) in bad.into_iter().enumerate() {
+            unusable[direct[k]][0] += c[0];
+            unusable[direct[k]][1] += c[1];
+        }
+        t_read += t.elapsed().as_secs_f64();
+    }
+    log::debug!(
+        "group read: headers {t_headers:.3} s, allocate and locate {:.3} s, library files {:.3} s, direct read and scatter {t_read:.3} s",
+        t_locate - t_headers,
+        clock.elapsed().as_secs_f64() - t_locate - t_read
+    );
+    for ((h, path), bad) in headers.iter().zip(files).zip(&unusable) {
+        if bad[0] == h.nblts() * h.nfreqs * h.npols {
             log::warn!("{}: every visibility is NaN, Inf or zero: the whole subband is flagged", path.display());
         }
-        let bad_ns = d.nsamples.par_iter().filter(|&&w| !valid_nsamples(w) && w != 0.0).count();
+        let bad_ns = bad[1];
         if bad_ns > 0 {
-            log::warn!("{}: {bad_ns} of {} Data/nsamples are negative, not finite or above {MAX_NSAMPLES}: those samples are flagged", path.display(), d.nsamples.len());
+            log::warn!("{}: {bad_ns} of {} Data/nsamples are negative, not finite or above {MAX_NSAMPLES}: those samples are flagged", path.display(), h.nblts() * h.nfreqs * h.npols);
         }
-        let nf = h.nfreqs;
-        // Scatter this file's (blt, chan, pol) into the group's (bl, t, chan, pol), in
-        // parallel over baselines (disjoint output slices).
-        vis.par_chunks_mut(nt * nch * npol)
-            .zip(weight.par_chunks_mut(nt * nch * npol))
-            .enumerate()
-            .for_each(|(b, (vrow, wrow))| {
-                for t in 0..nt {
-                    let blt = t * nbl + b;
-                    for c in 0..nf {
-                        for p in 0..npol {
-                            let src = (blt * nf + c) * npol + p;
-                            let dst = (t * nch + cmap[c]) * npol + pol_map[p];
-                            let mut v = d.vis[src];
-                            if conj[b] {
-                                v = v.conj();
-                            }
-                            let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
-                            let w = d.nsamples[src];
-                            let ok = good && !d.flags[src] && valid_nsamples(w);
-                            vrow[dst] = if good { v } else { Complex32::new(0.0, 0.0) };
-                            wrow[dst] = if ok { w } else { 0.0 };
-                        }
-                    }
-                }
-            });
     }
     let times_jd: Vec<f64> = (0..nt).map(|t| first.time_array[t * nbl]).collect();
     // A window starts wherever the source file changes along the ascending axis.
@@ -216,7 +292,7 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
         window_starts,
         dish_diameter_m: first.antenna_diameters.clone(),
     };
-    Ok(GroupVis {
+    let g = GroupVis {
         times_jd,
         freqs,
         channel_width_hz: first.channel_width.abs(),
@@ -229,5 +305,157 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
         vis,
         weight,
         meta,
-    })
+    };
+    Ok((g, routes))
+}
+
+/// The group's shape and the per-baseline and per-polarization reordering.
+struct Dims<'a> {
+    nbl: usize,
+    nt: usize,
+    nch: usize,
+    pol_map: &'a [usize],
+    conj: &'a [bool],
+}
+
+/// One file's samples for a block of integrations, in file order (blt, chan, pol).
+struct Part<'a> {
+    vis: &'a [Complex32],
+    /// Flag bytes (0 = unflagged); `None` when the file has none.
+    flags: Option<&'a [u8]>,
+    /// `None` when the file has none (1 each).
+    nsamples: Option<&'a [f32]>,
+    /// Group channel of each of the file's channels.
+    cmap: &'a [usize],
+    nf: usize,
+}
+
+fn bools_as_bytes(b: &[bool]) -> &[u8] {
+    // SAFETY: bool is one byte holding 0 or 1, always a valid u8.
+    unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u8>(), b.len()) }
+}
+
+/// `n` zero visibilities, allocated zeroed (calloc: pages are zeroed when first touched, by
+/// the threads that fill them) rather than written element by element.
+fn zeroed_complex(n: usize) -> Vec<Complex32> {
+    let mut v = std::mem::ManuallyDrop::new(vec![0f32; 2 * n]);
+    let (ptr, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
+    if cap % 2 != 0 {
+        // Not expected from `vec!`; fall back to writing zeros.
+        drop(std::mem::ManuallyDrop::into_inner(v));
+        return vec![Complex32::new(0.0, 0.0); n];
+    }
+    // SAFETY: Complex32 is repr(C) {f32, f32}: same alignment as f32 and twice its size, so
+    // the allocation of `cap` f32 is exactly that of `cap / 2` Complex32; all-zero bits are
+    // 0 + 0i.
+    unsafe { Vec::from_raw_parts(ptr.cast::<Complex32>(), len / 2, cap / 2) }
+}
+
+/// Asks the kernel for transparent huge pages over a large, not yet touched buffer (where THP
+/// is in `madvise` mode): a 2 GiB group is then faulted in as ~1000 2 MiB pages instead of
+/// ~500 000 small ones. Only advice: nothing changes if refused.
+fn advise_huge_pages<T>(v: &mut [T]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = v.as_mut_ptr() as usize;
+        let end = start + std::mem::size_of_val(v);
+        let a = start.div_ceil(HUGE) * HUGE;
+        let b = end / HUGE * HUGE;
+        if b > a {
+            // SAFETY: the range lies inside `v`'s allocation; MADV_HUGEPAGE changes no contents.
+            unsafe {
+                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+}
+
+/// The group's output arrays as raw pointers, for tasks that write disjoint elements.
+struct GroupOut {
+    vis: *mut Complex32,
+    weight: *mut f32,
+    len: usize,
+}
+// SAFETY: only used by `scatter_run`, whose callers guarantee disjoint writes.
+unsafe impl Sync for GroupOut {}
+
+/// Scatters one file's samples of baselines `bls` at integration `t` (`part` holds exactly
+/// those, in file order) into the group; returns the counts of NaN/Inf/zero samples and of
+/// invalid nsamples (negative, not finite or above MAX_NSAMPLES; zero is a plain flag).
+///
+/// # Safety
+/// No other thread may access the elements written here (baselines `bls`, integration `t`,
+/// the part's channels) at the same time.
+unsafe fn scatter_run(out: &GroupOut, part: &Part, t: usize, bls: std::ops::Range<usize>, d: &Dims) -> [usize; 2] {
+    let npol = d.pol_map.len();
+    let mut bad = [0usize; 2];
+    for (i, b) in bls.enumerate() {
+        let row = (b * d.nt + t) * d.nch;
+        for c in 0..part.nf {
+            let dbase = (row + part.cmap[c]) * npol;
+            for p in 0..npol {
+                let src = (i * part.nf + c) * npol + p;
+                let dst = dbase + d.pol_map[p];
+                assert!(dst < out.len);
+                let mut v = part.vis[src];
+                if d.conj[b] {
+                    v = v.conj();
+                }
+                let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
+                let w = part.nsamples.map_or(1.0, |s| s[src]);
+                let flagged = part.flags.is_some_and(|f| f[src] != 0);
+                let ok = good && !flagged && valid_nsamples(w);
+                bad[0] += usize::from(!good);
+                bad[1] += usize::from(!valid_nsamples(w) && w != 0.0);
+                *out.vis.add(dst) = if good { v } else { Complex32::new(0.0, 0.0) };
+                *out.weight.add(dst) = if ok { w } else { 0.0 };
+            }
+        }
+    }
+    bad
+}
+
+/// Scatters integrations `t0..t0 + nb` of each part into the group's (bl, t, chan, pol)
+/// layout (baselines normalised, NaN/Inf/zero samples zeroed with weight 0), in parallel
+/// over baselines (disjoint output rows). Returns each part's counts of NaN/Inf/zero samples
+/// and of invalid nsamples.
+fn scatter(vis: &mut [Complex32], weight: &mut [f32], parts: &[Part], t0: usize, nb: usize, d: &Dims) -> Vec<[usize; 2]> {
+    let npol = d.pol_map.len();
+    let row = d.nt * d.nch * npol;
+    vis.par_chunks_mut(row)
+        .zip(weight.par_chunks_mut(row))
+        .enumerate()
+        .fold(
+            || vec![[0usize; 2]; parts.len()],
+            |mut bad, (b, (vrow, wrow))| {
+                for dt in 0..nb {
+                    let t = t0 + dt;
+                    for (k, part) in parts.iter().enumerate() {
+                        let base = (dt * d.nbl + b) * part.nf * npol;
+                        for c in 0..part.nf {
+                            let dbase = (t * d.nch + part.cmap[c]) * npol;
+                            for p in 0..npol {
+                                let src = base + c * npol + p;
+                                let dst = dbase + d.pol_map[p];
+                                let mut v = part.vis[src];
+                                if d.conj[b] {
+                                    v = v.conj();
+                                }
+                                let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
+                                let w = part.nsamples.map_or(1.0, |s| s[src]);
+                                let flagged = part.flags.is_some_and(|f| f[src] != 0);
+                                let ok = good && !flagged && valid_nsamples(w);
+                                bad[k][0] += usize::from(!good);
+                                bad[k][1] += usize::from(!valid_nsamples(w) && w != 0.0);
+                                vrow[dst] = if good { v } else { Complex32::new(0.0, 0.0) };
+                                wrow[dst] = if ok { w } else { 0.0 };
+                            }
+                        }
+                    }
+                }
+                bad
+            },
+        )
+        .reduce(|| vec![[0usize; 2]; parts.len()], |a, b| a.iter().zip(&b).map(|(x, y)| [x[0] + y[0], x[1] + y[1]]).collect())
 }

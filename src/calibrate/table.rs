@@ -295,7 +295,7 @@ mod tests {
     fn a_table_without_channels_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.h5");
-        let t = CalTable { gains: vec![], flags: vec![], snr: vec![], antenna_names: vec![1, 2], time_jd: vec![100.0], freq_hz: vec![], refant: 1, calibrator: "x".into(), provenance: "{}".into() };
+        let t = CalTable { gains: vec![], flags: vec![], snr: vec![], antenna_names: vec![1, 2], time_jd: vec![100.0], freq_hz: vec![], refant: 1, calibrator: "x".into(), provenance: "{}".into(), reasons: vec![], delay_ns: vec![0.0; 4], delay_ref_hz: 0.0, solve_info: String::new() };
         t.write(&path).unwrap();
         let e = CalTable::read(&path).unwrap_err().to_string();
         assert!(e.contains("empty.h5") && e.contains("0 channels"), "{e}");

@@ -2,9 +2,11 @@
 //! them. Header values are datasets (0-d for scalars); `Data/visdata` is the h5py complex
 //! compound {r, i}; flags are the h5py boolean enum.
 
+pub mod fast;
 mod read;
 mod write;
 
+pub use fast::{locate_data, read_data_routed, DataRoutes, Route};
 pub use read::{read_data, read_header, read_time0};
 pub use write::write_file;
 
