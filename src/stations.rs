@@ -50,10 +50,12 @@ pub fn read_stations(path: &Path) -> Result<Vec<Station>, StationError> {
 }
 
 pub fn parse_stations(text: &str, path: &Path) -> Result<Vec<Station>, StationError> {
-    let mut lines = text.lines().enumerate();
+    // The file has title rows above its header; rows are read with the csv crate (quoted
+    // fields, ragged rows).
+    let mut rows = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes()).into_records();
     let mut found = false;
-    for (_, line) in lines.by_ref() {
-        if line.contains("Station Number") {
+    for r in rows.by_ref() {
+        if r.is_ok_and(|r| r.iter().any(|c| c.contains("Station Number"))) {
             found = true;
             break;
         }
@@ -62,14 +64,16 @@ pub fn parse_stations(text: &str, path: &Path) -> Result<Vec<Station>, StationEr
         return Err(StationError::NoHeader { path: path.into() });
     }
     let mut out = Vec::new();
-    for (i, line) in lines {
-        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+    for r in rows {
+        let line = r.as_ref().ok().and_then(|r| r.position()).map_or(0, |p| p.line() as usize);
+        let err = |problem: String| StationError::Parse { path: path.into(), line, problem };
+        let r = r.map_err(|e| err(e.to_string()))?;
+        let cols: Vec<&str> = r.iter().collect();
         if cols.iter().all(|c| c.is_empty()) {
             continue;
         }
-        let err = |problem: String| StationError::Parse { path: path.into(), line: i + 1, problem };
         if cols.len() < 4 {
-            return Err(err(format!("expected name, latitude, longitude, elevation; got {line:?}")));
+            return Err(err(format!("expected name, latitude, longitude, elevation; got {cols:?}")));
         }
         let name = cols[1];
         let number: u32 = name
@@ -100,5 +104,21 @@ mod tests {
         assert_eq!(s[1].number, 117);
         assert_eq!(s[1].elev_m, DEFAULT_ELEVATION_M);
         assert!(parse_stations("nothing", Path::new("t.csv")).is_err());
+    }
+
+    /// The built-in reference data parse: all 117 stations, the VLA list with 3C147, and
+    /// the IERS table covering 2020 to its predictions (UT1-UTC within the 0.9 s bound).
+    #[test]
+    fn built_in_reference_data_load() {
+        let s = load_stations(None).unwrap();
+        assert_eq!((s.len(), s[0].number, s[116].number), (117, 1, 117));
+        let cals = crate::calibrate::catalog::load_calibrators(None).unwrap();
+        assert!(cals.len() > 1000 && cals.iter().any(|c| c.name == "0542+498"), "{} calibrators", cals.len());
+        let eop = crate::primitives::iers::EarthOrientation::load(None).unwrap();
+        for iso in ["2020-01-01T00:00:00", "2026-03-14T05:00:00", "2027-06-01T00:00:00"] {
+            let jd = crate::primitives::time::iso_to_jd(iso).unwrap();
+            assert!(eop.covers(jd) && eop.dut1(jd).abs() < 0.9, "{iso}");
+        }
+        assert!(!eop.covers(crate::primitives::time::iso_to_jd("2031-01-01T00:00:00").unwrap()));
     }
 }
