@@ -137,7 +137,8 @@ pub struct ImagingConfig {
     pub auto_threshold: f64,
     pub auto_mask: f64,
     pub psf_patch: usize,
-    /// No CLEAN components within this fraction of the image size of each edge.
+    /// No CLEAN components within this fraction of the image size of each edge (nor ever
+    /// on the outermost `imaging::clean::EDGE_PX` pixels).
     pub clean_border: f64,
     pub max_major_cycles: usize,
     /// Major cycles predict each chunk of this many consecutive integrations from the model
@@ -152,6 +153,13 @@ pub struct ImagingConfig {
     pub spectral_ref_hz: f64,
     /// Primary-beam correction down to this fraction of the beam peak.
     pub pblimit: f64,
+    /// Sources outside the image whose mean beam response at the band's lowest frequency
+    /// reaches this fraction of the peak are fitted and subtracted from the visibilities
+    /// (src/imaging/outliers.rs). 0 = off.
+    pub outlier_min_beam: f64,
+    /// The catalogue of those sources (VLA calibrator-list format); none = the
+    /// calibration's `calibrator_list`.
+    pub outlier_catalog: Option<PathBuf>,
 }
 
 impl ImagingConfig {
@@ -191,12 +199,14 @@ impl Default for ImagingConfig {
             auto_threshold: 3.0,
             auto_mask: 0.0,
             psf_patch: 256,
-            clean_border: 0.125,
+            clean_border: 0.0,
             max_major_cycles: 10,
             drift_beam_chunk: 0,
             nterms: 1,
             spectral_ref_hz: 1.405e9,
             pblimit: 0.2,
+            outlier_min_beam: 0.05,
+            outlier_catalog: None,
         }
     }
 }
@@ -558,6 +568,9 @@ impl Config {
         }
         if !(im.pblimit > 0.0 && im.pblimit < 1.0) {
             return bad("imaging.pblimit", format!("{} must be in (0, 1)", im.pblimit));
+        }
+        if !(0.0..1.0).contains(&im.outlier_min_beam) {
+            return bad("imaging.outlier_min_beam", format!("{} must be in [0, 1)", im.outlier_min_beam));
         }
         if im.groups_per_image == 0 {
             return bad("imaging.groups_per_image", "must be at least 1".into());
