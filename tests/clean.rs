@@ -32,6 +32,11 @@ fn recovers_sources_to_the_noise(algorithm: MinorAlgorithm, nterms: usize) {
     c.imaging.niter = 2000;
     // Defaults otherwise: auto-threshold 3 sigma, mgain 0.8, no mask, no drifting beam.
     c.imaging.minor_cycle = algorithm;
+    // The noise check below is about the inner window: with the whole image cleanable this
+    // 24-antenna, 5-minute tile (a few hundred independent uv cells) lets 3-sigma CLEAN
+    // absorb noise (a noise-only tile's residual falls to 0.65x of its dirty noise; see
+    // sources_near_the_edge_restore_to_their_apparent_flux for the whole window).
+    c.imaging.clean_border = 0.125;
     c.imaging.nterms = nterms;
     c.input.n_subbands = 4;
     let s = &mut c.simulate;
@@ -103,13 +108,29 @@ fn product(c: &contimg::config::Config, kind: &str) -> Fits {
     read_fits(&p)
 }
 
+/// The peak near a pixel by a 2-D quadratic through the 3 x 3 pixels about the maximum (the
+/// per-axis parabola of `peak_near` is biased by up to 0.2 pixel for a source between pixel
+/// rows under a tilted elliptical beam).
+fn peak_2d(img: &Fits, x: f64, y: f64) -> (f64, f64, f32) {
+    let (bx, by, _) = img.peak_near(x, y, 2);
+    let (bx, by) = (bx.round() as usize, by.round() as usize);
+    let f = |dx: i64, dy: i64| img.at((bx as i64 + dx) as usize, (by as i64 + dy) as usize) as f64;
+    let (gx, gy) = ((f(1, 0) - f(-1, 0)) / 2.0, (f(0, 1) - f(0, -1)) / 2.0);
+    let (hxx, hyy) = (f(1, 0) - 2.0 * f(0, 0) + f(-1, 0), f(0, 1) - 2.0 * f(0, 0) + f(0, -1));
+    let hxy = (f(1, 1) - f(1, -1) - f(-1, 1) + f(-1, -1)) / 4.0;
+    let det = hxx * hyy - hxy * hxy;
+    let (dx, dy) = (-(hyy * gx - hxy * gy) / det, -(hxx * gy - hxy * gx) / det);
+    (bx as f64 + dx, by as f64 + dy, img.at(bx, by))
+}
+
 fn rms(v: &[f32]) -> f64 {
     (v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
 }
 
 /// Components anywhere in the image: sources at 0.45 of the image width from the centre
 /// (north and west) and one near the centre; CLEAN's window reaches to EDGE_PX pixels of
-/// the edge (the PSF is made at twice the image's size).
+/// the edge (the PSF is made at twice the image's size). Measured: fluxes within 0.28 %,
+/// positions within 0.04 pixel, residual rms 0.68x thermal over the whole image.
 #[test]
 fn sources_near_the_edge_restore_to_their_apparent_flux() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,10 +156,18 @@ fn sources_near_the_edge_restore_to_their_apparent_flux() {
     let residual = product(&c, "residual");
     for src in &truth.sources {
         let (px, py) = restored.world_to_pixel(src.ra_deg, src.dec_deg);
-        let (fx, fy, peak) = restored.peak_near(px, py, 2);
+        let (fx, fy, _) = peak_2d(&restored, px, py);
+        let (_, _, peak) = restored.peak_near(px, py, 2);
         let err = ((fx - px).powi(2) + (fy - py).powi(2)).sqrt();
         let rel = peak as f64 / src.apparent_flux_jy[0] - 1.0;
-        println!("source {:.2} Jy at pixel ({px:.1}, {py:.1}): restored {peak:.4} vs apparent {:.4} ({:+.2} %), position off by {err:.3} px", src.flux_jy, src.apparent_flux_jy[0], 100.0 * rel);
+        println!("source {:.2} Jy at pixel ({px:.2}, {py:.2}): restored {peak:.4} vs apparent {:.4} ({:+.2} %) at ({fx:.2}, {fy:.2}), off by {err:.3} px", src.flux_jy, src.apparent_flux_jy[0], 100.0 * rel);
+    }
+    for src in &truth.sources {
+        let (px, py) = restored.world_to_pixel(src.ra_deg, src.dec_deg);
+        let (fx, fy, _) = peak_2d(&restored, px, py);
+        let (_, _, peak) = restored.peak_near(px, py, 2);
+        let err = ((fx - px).powi(2) + (fy - py).powi(2)).sqrt();
+        let rel = peak as f64 / src.apparent_flux_jy[0] - 1.0;
         assert!(rel.abs() < 0.02, "flux off by {:.2} %", 100.0 * rel);
         assert!(err < 0.1, "position off by {err} px");
     }
@@ -151,7 +180,8 @@ fn sources_near_the_edge_restore_to_their_apparent_flux() {
 /// A bright source outside the tile but inside the primary beam: its catalogue entry (flux
 /// 30 % high, no spectral index while the sky's is -0.7) is predicted through the drifting
 /// beam, fitted and subtracted, so its sidelobes leave the tile. Without the subtraction
-/// the same night's residual is far above the noise.
+/// the same night's residual is far above the noise. Measured: 0.91x thermal with the
+/// subtraction (fitted 9.60 Jy at the band centre against the sky's 9.76), 20.7x without.
 #[test]
 fn outlier_outside_the_tile_is_subtracted() {
     let dir = tempfile::tempdir().unwrap();
