@@ -35,14 +35,14 @@ impl HeldGroup {
         HeldGroup { vis, uvw, dw, use_row, outliers: None }
     }
 
-    /// Fits the outliers to this group's visibilities and subtracts them; every major
-    /// cycle refits them on the residual visibilities (`refit_outliers`).
-    pub fn subtract_outliers(&mut self, mut model: OutlierModel) {
-        if model.outliers.is_empty() {
-            return;
+    /// Sets the outliers of this group: every major cycle fits them to the residual
+    /// visibilities (after the CLEAN model's increment is subtracted) and subtracts the fit
+    /// (`refit_outliers`). The dirty image keeps them: a fit to the raw visibilities is
+    /// biased by the bright sources inside the tile through the PSF's sidelobes.
+    pub fn set_outliers(&mut self, model: OutlierModel) {
+        if !model.outliers.is_empty() {
+            self.outliers = Some(model);
         }
-        model.fit_and_subtract(&mut self.vis, &self.use_row);
-        self.outliers = Some(model);
     }
 
     fn refit_outliers(&mut self) {
@@ -247,6 +247,13 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
             }
         }
         log::debug!("clean major cycle {majors}: model subtracted and residuals re-gridded in {:.2} s", t.elapsed().as_secs_f64());
+    }
+    for h in held.iter() {
+        if let Some(m) = &h.outliers {
+            for (k, o) in m.outliers.iter().enumerate() {
+                log::info!("outlier {}: fitted {:.3} Jy at {:.3} GHz (catalogue {:.3} Jy at 1.4 GHz)", o.name, m.flux_scale(k), m.ref_hz() / 1e9, o.source.flux_jy);
+            }
+        }
     }
     is_owner.then(|| CleanOutcome {
         model: models.first().cloned().unwrap_or_default(),

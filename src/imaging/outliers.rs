@@ -8,9 +8,10 @@
 //! lowest frequency) are predicted through the drifting beam (each integration's own Airy
 //! response, `calibrate::model`), their flux and spectral slope fitted to the visibilities
 //! by least squares (so a catalogue's flux error does not matter), and subtracted. The fit
-//! is linear, so it is repeated on the residual visibilities of every major cycle (the
-//! sources inside the tile, which bias the first fit through the PSF's sidelobes, are then
-//! mostly removed) and each refit subtracts its increment.
+//! is linear and runs on the residual visibilities of every major cycle, after the CLEAN
+//! model's increment is subtracted (the sources inside the tile, which would bias a fit to
+//! the raw data through the PSF's sidelobes, are then mostly removed); each refit subtracts
+//! its increment. The dirty image keeps the outliers.
 
 use super::clean::EDGE_PX;
 use super::gridder::GridSpec;
@@ -86,10 +87,15 @@ impl OutlierModel {
         OutlierModel { outliers, pred, ref_hz, coef: vec![0.0; k] }
     }
 
-    /// Fitted apparent flux of outlier `s` at the reference frequency (flux x beam is the
-    /// model's; this is the fitted catalogue-flux scale times 1 Jy).
+    /// Fitted flux of outlier `s` (before the beam) at `ref_hz`, with the catalogue's
+    /// spectral index scaled from 1.4 GHz (the prediction is 1 Jy at 1.4 GHz).
     pub fn flux_scale(&self, s: usize) -> f64 {
-        self.coef[2 * s]
+        self.coef[2 * s] * (self.ref_hz / 1.4e9).powf(self.outliers[s].source.spectral_index)
+    }
+
+    /// The reference frequency of the fitted flux and slope (the band's mean).
+    pub fn ref_hz(&self) -> f64 {
+        self.ref_hz
     }
 
     /// Fits the outliers' coefficients to `g`'s visibilities (cross-correlations in

@@ -370,14 +370,10 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                         let t = Instant::now();
                         let dish = crate::simulate::DISH_DIAMETER_M;
                         let found = crate::imaging::outliers::select(&outlier_cat, &h.vis, &spec, image.centre, &eop, cfg.imaging.outlier_min_beam, dish);
-                        if !found.is_empty() {
-                            h.subtract_outliers(crate::imaging::outliers::OutlierModel::new(&h.vis, found, &eop, dish));
-                            if let Some(m) = &h.outliers {
-                                for (k, o) in m.outliers.iter().enumerate() {
-                                    log::info!("rank {}: group {}: outlier {} (beam {:.3}) fitted at {:.3} x 1 Jy (catalogue {:.3} Jy)", comm.rank(), g.id, o.name, o.beam, m.flux_scale(k), o.source.flux_jy);
-                                }
-                            }
+                        for o in &found {
+                            log::info!("rank {}: group {}: outlier {} (mean beam {:.3}, catalogue {:.3} Jy) fitted and subtracted in the major cycles", comm.rank(), g.id, o.name, o.beam, o.source.flux_jy);
                         }
+                        h.set_outliers(crate::imaging::outliers::OutlierModel::new(&h.vis, found, &eop, dish));
                         add_time(&mut report, "outliers", t);
                     }
                     held.push(h);
