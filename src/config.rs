@@ -164,7 +164,8 @@ pub struct ImagingConfig {
     pub auto_threshold: f64,
     pub auto_mask: f64,
     pub psf_patch: usize,
-    /// No CLEAN components within this fraction of the image size of each edge.
+    /// No CLEAN components within this fraction of the image size of each edge (nor ever
+    /// on the outermost `imaging::clean::EDGE_PX` pixels).
     pub clean_border: f64,
     pub max_major_cycles: usize,
     /// Major cycles predict each chunk of this many consecutive integrations from the model
@@ -179,6 +180,13 @@ pub struct ImagingConfig {
     pub spectral_ref_hz: f64,
     /// Primary-beam correction down to this fraction of the beam peak.
     pub pblimit: f64,
+    /// Sources outside the image whose mean beam response at the band's lowest frequency
+    /// reaches this fraction of the peak are fitted and subtracted from the visibilities
+    /// (src/imaging/outliers.rs). 0 = off.
+    pub outlier_min_beam: f64,
+    /// The catalogue of those sources (VLA calibrator-list format); none = the
+    /// calibration's `calibrator_list`.
+    pub outlier_catalog: Option<PathBuf>,
 }
 
 impl ImagingConfig {
@@ -218,12 +226,14 @@ impl Default for ImagingConfig {
             auto_threshold: 3.0,
             auto_mask: 0.0,
             psf_patch: 256,
-            clean_border: 0.125,
+            clean_border: 0.0,
             max_major_cycles: 10,
             drift_beam_chunk: 0,
             nterms: 1,
             spectral_ref_hz: 1.405e9,
             pblimit: 0.2,
+            outlier_min_beam: 0.05,
+            outlier_catalog: None,
         }
     }
 }
@@ -676,6 +686,7 @@ impl Config {
         ok!(im.nterms == 1 || im.minor_cycle == crate::imaging::clean::MinorAlgorithm::Clark, "imaging.nterms", "2 spectral terms need minor_cycle: clark");
         ok!(im.spectral_ref_hz > 0.0 && fin(im.spectral_ref_hz), "imaging.spectral_ref_hz", "{} must be a positive frequency", im.spectral_ref_hz);
         ok!(im.pblimit > 0.0 && im.pblimit < 1.0, "imaging.pblimit", "{} must be in (0, 1)", im.pblimit);
+        ok!((0.0..1.0).contains(&im.outlier_min_beam), "imaging.outlier_min_beam", "{} must be in [0, 1) (0 = off)", im.outlier_min_beam);
         ok!(self.compute.gpu_memory_gib >= 0.0 && fin(self.compute.gpu_memory_gib), "compute.gpu_memory_gib", "{} must be >= 0", self.compute.gpu_memory_gib);
         ok!(!self.output.ms.write || crate::ms::AVAILABLE, "output.ms.write", "this contimg was built without Measurement Set support (cargo build --release --features ms)");
         ok!(self.output.max_retries <= 1000, "output.max_retries", "{} must be at most 1000", self.output.max_retries);

@@ -81,4 +81,12 @@ impl ModelPredictor {
         }
         m
     }
+
+    /// Model visibility of source `s` alone (as `vis`).
+    #[inline]
+    pub fn vis_of(&self, s: usize, a: usize, b: usize, t: usize, c: usize) -> Complex64 {
+        let (nf, ns) = (self.n_chan, self.n_src);
+        let p = &self.ph[t];
+        self.amp[t][s * nf + c] * p[(a * ns + s) * nf + c].conj() * p[(b * ns + s) * nf + c]
+    }
 }

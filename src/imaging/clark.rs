@@ -19,7 +19,9 @@ use crate::primitives::fft::{centred_fft2_forward, centred_fft2_inverse};
 const MAX_ACTIVE: usize = 200_000;
 
 /// The PSF's transform on the 2n convolution grid and its sidelobe level outside the patch
-/// (computed once per image).
+/// (computed once per image). The PSF is 2n x 2n, peak at (n, n): every offset between two
+/// pixels of the n x n image lies on it, so the circular convolution on the 2n grid is the
+/// exact linear one over the image.
 pub struct ClarkPsf {
     m: usize,
     psf_hat: Vec<Complex64>,
@@ -28,17 +30,18 @@ pub struct ClarkPsf {
 
 impl ClarkPsf {
     pub fn new(psf: &[f64], n: usize, half_patch: usize) -> Self {
-        let c = (n / 2) as i64;
+        let m = 2 * n;
+        assert_eq!(psf.len(), m * m, "the PSF is 2n x 2n");
+        let c = n as i64;
         let h = half_patch as i64;
         let sidelobe = psf
             .par_iter()
             .enumerate()
-            .filter(|(i, _)| ((*i % n) as i64 - c).abs() > h || ((*i / n) as i64 - c).abs() > h)
+            .filter(|(i, _)| ((*i % m) as i64 - c).abs() > h || ((*i / m) as i64 - c).abs() > h)
             .map(|(_, v)| v.abs())
             .reduce(|| 0.0, f64::max)
             .min(0.95);
-        let m = 2 * n;
-        let mut psf_hat = pad(psf, n);
+        let mut psf_hat: Vec<Complex64> = psf.par_iter().map(|&v| Complex64::new(v, 0.0)).collect();
         centred_fft2_forward(&mut psf_hat, m);
         ClarkPsf { m, psf_hat, sidelobe }
     }
@@ -61,8 +64,8 @@ fn fft_pays(n_comps: usize, n: usize, m: usize) -> bool {
     n_comps as f64 * (n * n) as f64 > 10.0 * (m * m) as f64 * (m as f64).log2()
 }
 
-/// residual -= components (x) psf, the linear convolution over the n x n PSF, by the route
-/// asked for.
+/// residual -= components (x) psf, the linear convolution with the 2n x 2n PSF, by the
+/// route asked for.
 pub(crate) fn subtract_convolved_with(residual: &mut [f64], comps: &[(usize, f64)], psf: &[f64], n: usize, cp: &ClarkPsf, by_fft: bool) {
     if by_fft {
         let mut g = components_hat(comps, n, cp.m);
@@ -70,20 +73,17 @@ pub(crate) fn subtract_convolved_with(residual: &mut [f64], comps: &[(usize, f64
         subtract_inverse(residual, g, n, cp.m);
         return;
     }
-    let c = (n / 2) as i64;
+    let (c, m) = (n as i64, 2 * n);
     residual.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
         for &(i, f) in comps {
             let (px, py) = ((i % n) as i64, (i / n) as i64);
-            let sy = y as i64 - py + c;
-            if sy < 0 || sy >= n as i64 {
-                continue;
-            }
-            let prow = &psf[sy as usize * n..(sy as usize + 1) * n];
-            // x range where sx = x - px + c lies in [0, n).
-            let x0 = (px - c).max(0) as usize;
-            let x1 = (px - c + n as i64).min(n as i64) as usize;
-            for x in x0..x1 {
-                row[x] -= f * prow[(x as i64 - px + c) as usize];
+            // Offsets within the image always lie on the 2n PSF: row sy, columns from
+            // n - px on.
+            let sy = (y as i64 - py + c) as usize;
+            let s0 = (c - px) as usize;
+            let prow = &psf[sy * m + s0..sy * m + s0 + n];
+            for (r, p) in row.iter_mut().zip(prow) {
+                *r -= f * p;
             }
         }
     });
@@ -165,8 +165,9 @@ pub struct Round<'a> {
 pub fn clark(residuals: &mut [Vec<f64>], psfs: &[Vec<f64>], n: usize, cps: &[ClarkPsf], r: &Round, iterations: &mut usize, models: &mut [Vec<f64>], deltas: &mut [Vec<f64>]) -> f64 {
     let nt = residuals.len();
     assert!((1..=2).contains(&nt) && psfs.len() == 2 * nt - 1 && cps.len() == psfs.len(), "1 or 2 spectral terms");
-    let c = (n / 2) as i64;
-    let centre = (n / 2) * n + n / 2;
+    // The PSFs are 2n x 2n with their peak at (n, n).
+    let (c, m) = (n as i64, 2 * n);
+    let centre = n * m + n;
     let hinv = hessian_inverse(psfs, centre, nt);
     let mut last;
     loop {
@@ -195,9 +196,8 @@ pub fn clark(residuals: &mut [Vec<f64>], psfs: &[Vec<f64>], n: usize, cps: &[Cla
                 break;
             }
             if v.abs() > 1.05 * peak {
-                // Runaway inside the list (listed pixels farther apart than the n x n PSF
-                // reaches do not see each other, so the iteration need not converge): end
-                // the round; the exact subtraction and the guard above decide what follows.
+                // Runaway inside the list (a PSF that does not describe the data): end the
+                // round; the exact subtraction and the guard above decide what follows.
                 break;
             }
             let idx = active[j].0 as usize;
@@ -213,12 +213,9 @@ pub fn clark(residuals: &mut [Vec<f64>], psfs: &[Vec<f64>], n: usize, cps: &[Cla
             // list); the patch only sets how deep a round may go before pixels outside the
             // list could matter.
             for (k, &(x, y)) in xy.iter().enumerate() {
-                let (sx, sy) = (x - px + c, y - py + c);
-                if sx >= 0 && sy >= 0 && sx < n as i64 && sy < n as i64 {
-                    let q = sy as usize * n + sx as usize;
-                    for tp in 0..nt {
-                        vals[tp][k] -= (0..nt).map(|t| f[t] * psfs[t + tp][q]).sum::<f64>();
-                    }
+                let q = (y - py + c) as usize * m + (x - px + c) as usize;
+                for tp in 0..nt {
+                    vals[tp][k] -= (0..nt).map(|t| f[t] * psfs[t + tp][q]).sum::<f64>();
                 }
             }
         }
@@ -260,7 +257,7 @@ mod tests {
     #[test]
     fn multi_term_round_subtraction_fft_matches_direct() {
         let n = 32;
-        let psfs: Vec<Vec<f64>> = (0..3).map(|k| (0..n * n).map(|i| ((i * (k + 3)) as f64 * 0.013).sin() / (1.0 + k as f64)).collect()).collect();
+        let psfs: Vec<Vec<f64>> = (0..3).map(|k| (0..4 * n * n).map(|i| ((i * (k + 3)) as f64 * 0.013).sin() / (1.0 + k as f64)).collect()).collect();
         let cps: Vec<ClarkPsf> = psfs.iter().map(|p| ClarkPsf::new(p, n, 4)).collect();
         let comps: Vec<Vec<(usize, f64)>> = (0..2).map(|t| (0..50).map(|k| ((k * 41 + 7 * t + 3) % (n * n), 0.1 * ((k + t) as f64).cos())).collect()).collect();
         let start: Vec<Vec<f64>> = (0..2).map(|t| (0..n * n).map(|i| (i as f64 * 0.07 + t as f64).cos()).collect()).collect();

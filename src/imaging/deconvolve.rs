@@ -8,6 +8,7 @@ use super::aterm::{chunks, DriftBeam};
 use super::clean::{minor_cycle, CleanParams, CleanState};
 use super::degridder::degrid_with;
 use super::gridder::{GridPair, GridSpec, VisBlock};
+use super::outliers::OutlierModel;
 use super::{rephase_geometry, Centre};
 use crate::comm::Comm;
 use crate::convert::GroupVis;
@@ -22,6 +23,8 @@ pub struct HeldGroup {
     uvw: Vec<[f64; 3]>,
     dw: Vec<f64>,
     use_row: Vec<bool>,
+    /// Sources outside the image inside the beam, fitted and subtracted (outliers.rs).
+    pub outliers: Option<OutlierModel>,
 }
 
 impl HeldGroup {
@@ -29,7 +32,23 @@ impl HeldGroup {
         let (uvw, dw) = rephase_geometry(&vis, centre, eop);
         let nt = vis.n_times();
         let use_row = (0..uvw.len()).map(|r| vis.baselines[r / nt].0 != vis.baselines[r / nt].1).collect();
-        HeldGroup { vis, uvw, dw, use_row }
+        HeldGroup { vis, uvw, dw, use_row, outliers: None }
+    }
+
+    /// Sets the outliers of this group: every major cycle fits them to the residual
+    /// visibilities (after the CLEAN model's increment is subtracted) and subtracts the fit
+    /// (`refit_outliers`). The dirty image keeps them: a fit to the raw visibilities is
+    /// biased by the bright sources inside the tile through the PSF's sidelobes.
+    pub fn set_outliers(&mut self, model: OutlierModel) {
+        if !model.outliers.is_empty() {
+            self.outliers = Some(model);
+        }
+    }
+
+    fn refit_outliers(&mut self) {
+        if let Some(m) = self.outliers.as_mut() {
+            m.fit_and_subtract(&mut self.vis, &self.use_row);
+        }
     }
 
     fn block(&self) -> VisBlock<'_> {
@@ -123,8 +142,9 @@ fn bytes_f64(b: &[u8]) -> Vec<f64> {
     b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
 }
 
-/// The images CLEAN starts from, on the owner: per spectral term the dirty image, and the
-/// 2T - 1 PSFs (T = 1: the dirty image and the PSF).
+/// The images CLEAN starts from, on the owner: per spectral term the dirty image (n x n),
+/// and the 2T - 1 PSFs at twice the image's size (2n x 2n, peak at (n, n); T = 1: the dirty
+/// image and the PSF).
 pub struct CleanStart {
     pub residuals: Vec<Vec<f64>>,
     pub psfs: Vec<Vec<f64>>,
@@ -213,6 +233,7 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
         let mut grids: Vec<GridPair> = (0..nt).map(|t| GridPair::spectral(*spec, s.ref_hz, Some(t as u8), None)).collect();
         for h in held.iter_mut() {
             h.subtract(spec, &deltas, s.ref_hz, s.beam, s.compute);
+            h.refit_outliers();
             for g in grids.iter_mut() {
                 h.grid(g, s.compute);
             }
@@ -226,6 +247,13 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
             }
         }
         log::debug!("clean major cycle {majors}: model subtracted and residuals re-gridded in {:.2} s", t.elapsed().as_secs_f64());
+    }
+    for h in held.iter() {
+        if let Some(m) = &h.outliers {
+            for (k, o) in m.outliers.iter().enumerate() {
+                log::info!("outlier {}: fitted {:.3} Jy at {:.3} GHz (catalogue {:.3} Jy at 1.4 GHz)", o.name, m.flux_scale(k), m.ref_hz() / 1e9, o.source.flux_jy);
+            }
+        }
     }
     is_owner.then(|| CleanOutcome {
         model: models.first().cloned().unwrap_or_default(),

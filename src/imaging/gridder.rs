@@ -36,6 +36,13 @@ impl GridSpec {
         GridSpec { n_image, n_grid: 2 * n_image, cell_rad, kernel: EsKernel::for_epsilon(epsilon), uv_min_lambda: 0.0, uv_max_lambda: 0.0 }
     }
 
+    /// The same cell, uv cuts and accuracy for an image of twice the size (on a grid of
+    /// twice the size, so the uv cell halves and the visibilities accepted are the same):
+    /// the PSF CLEAN's minor cycles use.
+    pub fn doubled(&self) -> Self {
+        GridSpec { n_image: 2 * self.n_image, n_grid: 2 * self.n_grid, ..*self }
+    }
+
     /// n - 1 at output pixel (x, y).
     #[inline]
     pub fn nm1(&self, x: usize, y: usize) -> f64 {

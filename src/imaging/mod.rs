@@ -6,6 +6,7 @@ pub mod clark;
 pub mod clean;
 pub mod deconvolve;
 pub mod degridder;
+pub mod outliers;
 pub mod pb;
 pub mod weighting;
 pub mod gridder;

@@ -301,6 +301,16 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         .flat_map(mine_of)
         .map(|g| prefetch::Job { group: g, id: plan.groups[g].id.clone(), files: plan.groups[g].files.iter().flatten().cloned().collect() })
         .collect();
+    // The outliers' catalogue (sources outside a tile inside the beam), read once.
+    let outlier_cat: Vec<crate::calibrate::catalog::Calibrator> = if cfg.imaging.outlier_min_beam > 0.0 && cfg.imaging.niter > 0 {
+        let path = cfg.imaging.outlier_catalog.clone().unwrap_or_else(|| cfg.calibration.calibrator_list.clone());
+        crate::calibrate::catalog::read_calibrators(&path).unwrap_or_else(|e| {
+            log::error!("imaging.outlier_catalog: {e}; sources outside the tiles are not subtracted");
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
     let mut groups = prefetch::Groups::start(jobs, cfg.compute.prefetch, &cfg.flagging, compute.clone(), &out, comm.rank());
     for (ii, image) in plan.images.iter().enumerate() {
         if plan.image_is_done(ii) {
@@ -409,8 +419,19 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     n_ok += 1;
                     meta_freqs = (meta_freqs.0.min(vis.freqs[0]), meta_freqs.1.max(*vis.freqs.last().unwrap_or(&0.0)));
                     report.groups.push(GroupReport { id: g.id.clone(), ok: true, error: None, n_vis: vis.vis.len(), flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64, flags: Some(fsum) });
-                    held.push(HeldGroup::new(vis, image.centre, &eop));
+                    let mut h = HeldGroup::new(vis, image.centre, &eop);
                     add_time(&mut report, "rephase_geometry", t);
+                    if !outlier_cat.is_empty() {
+                        let t = Instant::now();
+                        let dish = crate::simulate::DISH_DIAMETER_M;
+                        let found = crate::imaging::outliers::select(&outlier_cat, &h.vis, &spec, image.centre, &eop, cfg.imaging.outlier_min_beam, dish);
+                        for o in &found {
+                            log::info!("rank {}: group {}: outlier {} (mean beam {:.3}, catalogue {:.3} Jy) fitted and subtracted in the major cycles", comm.rank(), g.id, o.name, o.beam, o.source.flux_jy);
+                        }
+                        h.set_outliers(crate::imaging::outliers::OutlierModel::new(&h.vis, found, &eop, dish));
+                        add_time(&mut report, "outliers", t);
+                    }
+                    held.push(h);
                     log::info!("rank {}: group {} gridded for image {}", comm.rank(), g.id, image.name);
                 }
                 Err(e) => {
@@ -447,19 +468,24 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                 h.reweight(&spec, &rw);
             }
         }
+        // With CLEAN, the PSFs are made at twice the image's size (below), so that the
+        // minor cycles may place components anywhere in the image.
         for h in &held {
-            h.grid(grids.get_or_insert_with(|| GridPair::new(spec)), compute.as_ref());
+            h.grid(grids.get_or_insert_with(|| if clean_on { GridPair::without_psf(spec) } else { GridPair::new(spec) }), compute.as_ref());
         }
         // Multi-term MFS: the x-weighted dirty image and the x- and x^2-weighted PSFs (on
         // every rank, so that the reductions below match).
         let ref_hz = cfg.imaging.spectral_ref_hz;
-        let mut spectral: Vec<GridPair> = if clean_on && cfg.imaging.nterms == 2 {
-            vec![GridPair::spectral(spec, ref_hz, Some(1), Some(1)), GridPair::spectral(spec, ref_hz, None, Some(2))]
+        let mut spectral: Vec<GridPair> = if clean_on && cfg.imaging.nterms == 2 { vec![GridPair::spectral(spec, ref_hz, Some(1), None)] } else { Vec::new() };
+        // CLEAN's PSFs (2 nterms - 1 of them) at twice the image's size, 2n x 2n.
+        let spec2 = spec.doubled();
+        let mut psf_grids: Vec<GridPair> = if clean_on {
+            (0..2 * cfg.imaging.nterms - 1).map(|k| if k == 0 { GridPair { with_dirty: false, ..GridPair::new(spec2) } } else { GridPair::spectral(spec2, ref_hz, None, Some(k as u8)) }).collect()
         } else {
             Vec::new()
         };
         for h in &held {
-            for g in spectral.iter_mut() {
+            for g in spectral.iter_mut().chain(psf_grids.iter_mut()) {
                 h.grid(g, compute.as_ref());
             }
         }
@@ -492,6 +518,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         };
         let distributed = image.needs_reduce(&plan);
         let spectral: Vec<Option<GridPair>> = spectral.into_iter().map(|g| if distributed { g.reduce_to(comm, image.owner) } else { Some(g) }).collect();
+        let psfs2: Vec<Option<Vec<f64>>> = psf_grids.into_iter().map(|g| if distributed { g.reduce_to(comm, image.owner) } else { Some(g) }).map(|g| g.and_then(GridPair::finish_f64).map(|x| x.1)).collect();
         add_time(&mut report, "reduce", t);
         let params = cfg.imaging.clean_params();
         // The drifting beam for the major cycles, from the plan's times of every group of
@@ -524,15 +551,17 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         }
         let t = Instant::now();
         let mut rep = ImageReport { name: image.name.clone(), products: vec![], groups_used: n_ok, peak_jy: 0.0, error: None, beam_deg: None, clean_iterations: 0, major_cycles: 0, residual_rms_jy: 0.0 };
-        let images = grids.and_then(GridPair::finish_f64);
+        let mut images = grids.and_then(GridPair::finish_f64);
+        // The PSF product and the restoring beam: the centre of CLEAN's 2n x 2n PSF.
+        if let (Some((_, psf)), Some(Some(p2))) = (images.as_mut(), psfs2.first()) {
+            *psf = crate::imaging::clean::central(p2, spec.n_image);
+        }
         let cleaned = if clean_on && (distributed || images.is_some()) {
             let tc = Instant::now();
-            let start = images.clone().map(|(d, p)| {
-                let mut st = CleanStart { residuals: vec![d], psfs: vec![p] };
-                let mut terms = spectral.into_iter().map(|g| g.and_then(GridPair::finish_f64));
-                if let (Some(Some((i1, p1))), Some(Some((_, p2)))) = (terms.next(), terms.next()) {
+            let start = images.clone().filter(|_| psfs2.iter().all(Option::is_some)).map(|(d, _)| {
+                let mut st = CleanStart { residuals: vec![d], psfs: psfs2.into_iter().flatten().collect() };
+                if let Some(Some((i1, _))) = spectral.into_iter().next().map(|g| g.and_then(GridPair::finish_f64)) {
                     st.residuals.push(i1);
-                    st.psfs.extend([p1, p2]);
                 }
                 st
             });
