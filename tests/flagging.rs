@@ -86,9 +86,6 @@ fn recall_and_precision(combined: bool, min_recall: f64, min_precision: f64) {
             }
         }
     }
-    let fc: Vec<(usize, usize)> = (0..g.n_times()).flat_map(|t| (0..g.n_chan()).map(move |c| (t, c))).filter(|&(t, c)| g.weight[g.index(1, t, c, 0)] == 0.0 && events.iter().all(|e| e.amplitude_at(t, c) == 0.0)).collect();
-    println!("false cells on baseline 1: {fc:?}");
-    println!("events {:?}", events);
     let recall = found as f64 / injected as f64;
     let precision = flagged_true as f64 / flagged.max(1) as f64;
     println!("RFI events: {:?}", events.iter().map(|e| (e.kind, e.amplitude_sigma)).collect::<Vec<_>>());

@@ -320,7 +320,9 @@ fn find_cells(g: &GroupVis, sum: &[f64], cnt: &[u32], cfg: &ArrayFlagConfig) -> 
     if n_baselines < cfg.min_baselines as u32 || nt * nf < 16 {
         return ArrayDetections { cells: vec![false; tf], n_baselines };
     }
-    let (sig_t, sig_f) = (cfg.background_sigma_s / dt_s, cfg.background_sigma_mhz / df_mhz);
+    // At least 2 channels: narrower, the local-linear fit along frequency follows single
+    // channels (coarse channelisations).
+    let (sig_t, sig_f) = (cfg.background_sigma_s / dt_s, (cfg.background_sigma_mhz / df_mhz).max(2.0));
     let iterations = cfg.iterations.max(1);
     let mut scratch = Vec::with_capacity(tf);
     let mut last: Option<Vec<f32>> = None;
