@@ -663,6 +663,9 @@ impl Config {
         if !(fl.sumthreshold.chi1 > 0.0 && fl.sumthreshold.rho >= 1.0) {
             return bad("flagging.sumthreshold", "chi1 > 0 and rho >= 1".into());
         }
+        if !(fl.array.chi1 > 0.0 && fl.array.rho >= 1.0 && fl.array.clip > 0.0 && fl.array.level_width_mhz >= 0.0) {
+            return bad("flagging.array", "chi1 > 0, rho >= 1, clip > 0, level_width_mhz >= 0".into());
+        }
         if s.noise.enabled && !(s.noise.sefd_jy > 0.0) {
             return bad("simulate.noise.sefd_jy", "must be positive".into());
         }
