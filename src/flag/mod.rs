@@ -1,14 +1,18 @@
 //! The flagging stage, run on every group before calibration and imaging:
 //! 1. zeros/NaN/nsamples = 0 (at conversion), autocorrelations, configured channel and
 //!    time ranges;
-//! 2. per baseline and polarization, AOFlagger-style iterations on the time x frequency
+//! 2. the array-wide pass (`array`, default on): each baseline's power over its
+//!    interference-free channel level, normalised and summed over baselines, SumThreshold on
+//!    that time x channel plane; its cells are flagged on every cross-correlation;
+//! 3. per baseline and polarization, AOFlagger-style iterations on the time x frequency
 //!    plane of amplitudes: masked Gaussian background removed, robust noise, SumThreshold
-//!    in both directions at decreasing sensitivity;
-//! 3. the same on the baseline-averaged residual plane (RFI seen by the whole array is found
-//!    there with sqrt(Nbl) more sensitivity; its flags apply to every baseline), with
+//!    in both directions at decreasing sensitivity (the array pass's cells enter
+//!    SumThreshold as background-level samples);
+//!    optionally (`combined`) the same on the baseline-averaged residual plane, with
 //!    per-timestep and per-channel RMS outlier flags;
-//! 4. SIR dilation; 5. dead antennas (> 95 % flagged); 6. the final amplitude clip
-//!    (median + k 1.4826 MAD per polarization over cross-correlations).
+//! 4. SIR dilation (of the flags other than the array pass's); 5. dead antennas (> 95 %
+//!    flagged); 6. the final amplitude clip (median + k 1.4826 MAD per polarization over
+//!    cross-correlations).
 //! A flag is a zero weight in the group (`GroupVis::weight`).
 
 pub mod algorithms;
