@@ -360,7 +360,12 @@ pub struct FlagConfig {
     /// all its baselines are flagged.
     pub dead_antenna_fraction: f64,
     pub sumthreshold: SumThresholdConfig,
-    /// Also run SumThreshold on the baseline-averaged residuals (array-wide RFI).
+    /// The array-wide pass on baseline-averaged excess power (see src/flag/array.rs): RFI
+    /// that every baseline sees, found with sqrt(N_baselines) more sensitivity and flagged
+    /// on every baseline.
+    pub array: ArrayFlagConfig,
+    /// Also run SumThreshold on the baseline-averaged amplitude residuals of the
+    /// per-baseline pass (the older array-wide pass; `array` supersedes it).
     pub combined: bool,
     /// Largest SumThreshold window (samples, both axes) on the baseline average: it is for
     /// short, weak events; longer smooth structure there is sky and beam, common to all
@@ -385,12 +390,61 @@ impl Default for FlagConfig {
             time_ranges_utc: vec![],
             dead_antenna_fraction: 0.95,
             sumthreshold: SumThresholdConfig::default(),
+            array: ArrayFlagConfig::default(),
             combined: false,
             combined_max_window: 4,
             rms_outlier_sigma: 6.0,
             sir_eta: 0.2,
             clip_sigma: 7.0,
             write_flags: false,
+        }
+    }
+}
+
+/// The array-wide flagging pass (src/flag/array.rs).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArrayFlagConfig {
+    pub enabled: bool,
+    /// SumThreshold on the array plane: single-cell threshold (robust sigmas of the plane),
+    /// window schedule chi1 / rho^log2(M), largest windows (time, channels), iterations at
+    /// thresholds x 2^(n-1-k).
+    pub chi1: f32,
+    pub rho: f32,
+    pub max_window_time: usize,
+    pub max_window_chan: usize,
+    pub iterations: usize,
+    /// A channel the pass flagged over at least half of the group: its other cells above
+    /// this (robust sigmas of the plane) are flagged too (0 = off).
+    pub line_sigma: f32,
+    /// Width (MHz) of the running median over channels that sets each baseline's power
+    /// level: wider than narrowband interference, narrower than bandpass structure.
+    pub level_width_mhz: f64,
+    /// One baseline's normalised excess power is clipped to +-clip before the sum.
+    pub clip: f32,
+    /// The array plane's smooth background: Gaussian widths along time (s, local-quadratic)
+    /// and frequency (MHz, local-linear).
+    pub background_sigma_s: f64,
+    pub background_sigma_mhz: f64,
+    /// Fewer cross-correlations than this: the pass is skipped (no sqrt(N) gain to use).
+    pub min_baselines: usize,
+}
+
+impl Default for ArrayFlagConfig {
+    fn default() -> Self {
+        ArrayFlagConfig {
+            enabled: true,
+            chi1: 6.0,
+            rho: 1.5,
+            max_window_time: 16,
+            max_window_chan: 64,
+            iterations: 3,
+            line_sigma: 2.0,
+            level_width_mhz: 4.0,
+            clip: 5.0,
+            background_sigma_s: 60.0,
+            background_sigma_mhz: 1.0,
+            min_baselines: 20,
         }
     }
 }
@@ -731,6 +785,17 @@ impl Config {
         ok!(st.iterations >= 1 && st.iterations <= 20, "flagging.sumthreshold.iterations", "{} must be in [1, 20]", st.iterations);
         ok!(st.background_sigma_s > 0.0 && fin(st.background_sigma_s), "flagging.sumthreshold.background_sigma_s", "{} must be positive", st.background_sigma_s);
         ok!(st.background_sigma_mhz > 0.0 && fin(st.background_sigma_mhz), "flagging.sumthreshold.background_sigma_mhz", "{} must be positive", st.background_sigma_mhz);
+        let ar = &fl.array;
+        ok!(ar.chi1 > 0.0 && ar.chi1.is_finite(), "flagging.array.chi1", "{} must be positive", ar.chi1);
+        ok!(ar.rho >= 1.0 && ar.rho.is_finite(), "flagging.array.rho", "{} must be >= 1", ar.rho);
+        ok!(ar.max_window_time >= 1 && ar.max_window_time <= 4096, "flagging.array.max_window_time", "{} must be in [1, 4096] samples", ar.max_window_time);
+        ok!(ar.max_window_chan >= 1 && ar.max_window_chan <= 4096, "flagging.array.max_window_chan", "{} must be in [1, 4096] samples", ar.max_window_chan);
+        ok!(ar.iterations >= 1 && ar.iterations <= 20, "flagging.array.iterations", "{} must be in [1, 20]", ar.iterations);
+        ok!(ar.line_sigma >= 0.0 && ar.line_sigma.is_finite(), "flagging.array.line_sigma", "{} must be >= 0 (0 = off)", ar.line_sigma);
+        ok!(ar.level_width_mhz >= 0.0 && fin(ar.level_width_mhz), "flagging.array.level_width_mhz", "{} must be >= 0", ar.level_width_mhz);
+        ok!(ar.clip > 0.0 && ar.clip.is_finite(), "flagging.array.clip", "{} must be positive", ar.clip);
+        ok!(ar.background_sigma_s > 0.0 && fin(ar.background_sigma_s), "flagging.array.background_sigma_s", "{} must be positive", ar.background_sigma_s);
+        ok!(ar.background_sigma_mhz > 0.0 && fin(ar.background_sigma_mhz), "flagging.array.background_sigma_mhz", "{} must be positive", ar.background_sigma_mhz);
         let s = &self.simulate;
         ok!(s.n_subbands >= 1 && s.n_subbands <= 16, "simulate.n_subbands", "{} must be 1..=16", s.n_subbands);
         ok!(s.n_channels >= 1 && 384 % s.n_channels == 0, "simulate.n_channels", "{} must divide 384", s.n_channels);

@@ -1,17 +1,22 @@
 //! The flagging stage, run on every group before calibration and imaging:
 //! 1. zeros/NaN/nsamples = 0 (at conversion), autocorrelations, configured channel and
 //!    time ranges;
-//! 2. per baseline and polarization, AOFlagger-style iterations on the time x frequency
+//! 2. the array-wide pass (`array`, default on): each baseline's power over its
+//!    interference-free channel level, normalised and summed over baselines, SumThreshold on
+//!    that time x channel plane; its cells are flagged on every cross-correlation;
+//! 3. per baseline and polarization, AOFlagger-style iterations on the time x frequency
 //!    plane of amplitudes: masked Gaussian background removed, robust noise, SumThreshold
-//!    in both directions at decreasing sensitivity;
-//! 3. the same on the baseline-averaged residual plane (RFI seen by the whole array is found
-//!    there with sqrt(Nbl) more sensitivity; its flags apply to every baseline), with
+//!    in both directions at decreasing sensitivity (the array pass's cells enter
+//!    SumThreshold as background-level samples);
+//!    optionally (`combined`) the same on the baseline-averaged residual plane, with
 //!    per-timestep and per-channel RMS outlier flags;
-//! 4. SIR dilation; 5. dead antennas (> 95 % flagged); 6. the final amplitude clip
-//!    (median + k 1.4826 MAD per polarization over cross-correlations).
+//! 4. SIR dilation (of the flags other than the array pass's); 5. dead antennas (> 95 %
+//!    flagged); 6. the final amplitude clip (median + k 1.4826 MAD per polarization over
+//!    cross-correlations).
 //! A flag is a zero weight in the group (`GroupVis::weight`).
 
 pub mod algorithms;
+pub mod array;
 mod write;
 
 pub use write::write_flags;
@@ -96,12 +101,26 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
         }
     });
     step("ranges", g, &mut done, &mut by_step);
-    // 2-3. Iterations at decreasing sensitivity.
+    // 2. The array-wide pass: its cells flagged on every cross-correlation before the
+    // per-baseline passes (whose backgrounds then leave them out).
+    let mut array_cells = vec![false; nt * nf];
+    if cfg.array.enabled {
+        let found = array::detect(g, &cross, &cfg.array);
+        array_cells = found.cells;
+        let cells = &array_cells;
+        g.weight.par_chunks_mut(plane).enumerate().filter(|(b, _)| baselines[*b].0 != baselines[*b].1).for_each(|(_, w)| {
+            for (i, _) in cells.iter().enumerate().filter(|(_, &f)| f) {
+                w[i * np..(i + 1) * np].iter_mut().for_each(|x| *x = 0.0);
+            }
+        });
+        step("array", g, &mut done, &mut by_step);
+    }
+    // 3. Iterations at decreasing sensitivity.
     let st = &cfg.sumthreshold;
     if st.enabled {
         for it in 0..st.iterations.max(1) {
             let sens = 2f32.powi((st.iterations.max(1) - 1 - it) as i32);
-            let residuals = per_baseline_pass(g, cfg, sens, compute);
+            let residuals = per_baseline_pass(g, cfg, sens, compute, &array_cells);
             step(&format!("sumthreshold_baseline_{it}"), g, &mut done, &mut by_step);
             if cfg.combined {
                 combined_pass(g, &cross, residuals, cfg, sens);
@@ -109,12 +128,15 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
             }
         }
     }
-    // 4. SIR dilation per baseline-pol.
+    // 4. SIR dilation per baseline-pol, of the flags other than the array pass's (its cells
+    // are found one by one on a plane with sqrt(N) less noise: dilating them would only
+    // widen bursts and lines past their edges on every baseline).
     if cfg.sir_eta > 0.0 {
         let eta = cfg.sir_eta;
+        let cells = &array_cells;
         g.weight.par_chunks_mut(plane).enumerate().filter(|(b, _)| baselines[*b].0 != baselines[*b].1).for_each(|(_, w)| {
             for p in 0..np {
-                let mut fl: Vec<bool> = (0..nt * nf).map(|i| w[i * np + p] == 0.0).collect();
+                let mut fl: Vec<bool> = (0..nt * nf).map(|i| w[i * np + p] == 0.0 && !cells[i]).collect();
                 sir_plane(&mut fl, nt, nf, eta);
                 for (i, &f) in fl.iter().enumerate() {
                     if f {
@@ -146,7 +168,14 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
 /// the sum over baselines and polarizations of the residuals normalised by their robust
 /// noise (unflagged samples only) and their count — no per-baseline copy is kept. The
 /// backgrounds and SumThreshold of each batch of baselines run on `compute`.
-fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dyn Compute) -> (Vec<f64>, Vec<u32>) {
+///
+/// `array_cells` (time x channel), the array pass's detections, are left out of the
+/// backgrounds and noise like any flag, but SumThreshold sees them as unflagged samples at
+/// the background (zero): a flagged sample counts at the threshold there, so a long flagged
+/// run (a burst across hundreds of channels) would let each window that overlaps it flag
+/// the few unflagged samples beside it at that window's low threshold, and the run would
+/// creep outwards window after window.
+fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dyn Compute, array_cells: &[bool]) -> (Vec<f64>, Vec<u32>) {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let (plane, tf) = (nt * nf * np, nt * nf);
     let st = &cfg.sumthreshold;
@@ -213,12 +242,23 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dy
             })
             .collect();
         drop(bg);
-        let values = amp;
+        let mut values = amp;
         let mut flags = fl;
+        let any_cells = array_cells.iter().any(|&c| c);
+        let unflag_cells = |flags: &mut [bool]| {
+            if any_cells {
+                flags.par_chunks_mut(tf).for_each(|f| f.iter_mut().zip(array_cells).filter(|(_, &c)| c).for_each(|(f, _)| *f = false));
+            }
+        };
+        if any_cells {
+            values.par_chunks_mut(tf).for_each(|v| v.iter_mut().zip(array_cells).filter(|(_, &c)| c).for_each(|(v, _)| *v = 0.0));
+            unflag_cells(&mut flags);
+        }
         tick(2);
         if let Err(e) = compute.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule) {
             log::warn!("SumThreshold on {} failed ({e}); running it on the CPU", compute.name());
             fill_flags(&mut flags); // the backend may have left them half-done
+            unflag_cells(&mut flags);
             crate::gpu::Cpu.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule).expect("the CPU backend does not fail");
         }
         let used: Vec<usize> = (0..used.len()).filter(|&k| used[k]).collect();
@@ -239,7 +279,7 @@ fn per_baseline_pass(g: &mut GroupVis, cfg: &FlagConfig, sens: f32, compute: &dy
                     for i in 0..tf {
                         if flags[j * tf + i] {
                             w[i * np + p] = 0.0;
-                        } else {
+                        } else if !array_cells[i] {
                             s[i] += values[j * tf + i] as f64;
                             c[i] += 1;
                         }
