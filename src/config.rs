@@ -17,7 +17,7 @@ pub enum ConfigError {
 }
 
 /// Settings holding paths: relative ones in a settings file are taken from its folder.
-const PATH_KEYS: [&[&str]; 6] = [&["input", "dir"], &["output", "dir"], &["station_table"], &["calibration", "calibrator_list"], &["calibration", "registry"], &["astrometry", "iers_file"]];
+const PATH_KEYS: [&[&str]; 7] = [&["input", "dir"], &["output", "dir"], &["station_table"], &["calibration", "calibrator_list"], &["calibration", "registry"], &["astrometry", "iers_file"], &["imaging", "outlier_catalog"]];
 
 /// Merges `over` into `base`: mappings key by key (recursively, so a later file overrides
 /// just the options it names), anything else replaced.

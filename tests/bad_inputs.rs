@@ -81,7 +81,22 @@ fn caltable(p: &Path, ants: Vec<u32>, nchan: usize) {
     let jd = 2461113.7084;
     let freq_hz: Vec<f64> = (0..nchan).map(|k| 1.3e9 + k as f64 * 1e6).collect();
     let n = ants.len() * nchan * 2;
-    let t = contimg::calibrate::table::CalTable { gains: vec![num_complex::Complex64::new(1.0, 0.0); n], flags: vec![false; n], snr: vec![100.0; n], antenna_names: ants, time_jd: vec![jd], freq_hz, refant: 0, calibrator: "0542+498".into(), provenance: "{}".into() };
+    let na = ants.len();
+    let t = contimg::calibrate::table::CalTable {
+        gains: vec![num_complex::Complex64::new(1.0, 0.0); n],
+        flags: vec![false; n],
+        snr: vec![100.0; n],
+        antenna_names: ants,
+        time_jd: vec![jd],
+        freq_hz,
+        refant: 0,
+        calibrator: "0542+498".into(),
+        provenance: "{}".into(),
+        reasons: vec![0; n],
+        delay_ns: vec![0.0; na * 2],
+        delay_ref_hz: 0.0,
+        solve_info: String::new(),
+    };
     t.write(p).unwrap();
 }
 

@@ -303,8 +303,8 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         .collect();
     // The outliers' catalogue (sources outside a tile inside the beam), read once.
     let outlier_cat: Vec<crate::calibrate::catalog::Calibrator> = if cfg.imaging.outlier_min_beam > 0.0 && cfg.imaging.niter > 0 {
-        let path = cfg.imaging.outlier_catalog.clone().unwrap_or_else(|| cfg.calibration.calibrator_list.clone());
-        crate::calibrate::catalog::read_calibrators(&path).unwrap_or_else(|e| {
+        let path = cfg.imaging.outlier_catalog.as_deref().or(cfg.calibration.calibrator_list.as_deref());
+        crate::calibrate::catalog::load_calibrators(path).unwrap_or_else(|e| {
             log::error!("imaging.outlier_catalog: {e}; sources outside the tiles are not subtracted");
             Vec::new()
         })

@@ -1,0 +1,160 @@
+//! contimg at its default settings on groups it did not write: the independent generator's
+//! fixtures (tests/reference/make_independent_group.py: pyuvdata 3 files, Gaussian beam,
+//! gains with delays and bandpass in correlation-coefficient units, RFI with random phase per
+//! baseline at 2-40 sigma per visibility; tests/data/independent/README.md). The truth comes
+//! from the generator's `truth.json` (the flags against `truth_rfi.h5` are scored in
+//! tests/flagging_independent.rs).
+
+mod common;
+
+use contimg::config::Config;
+use std::path::{Path, PathBuf};
+
+fn fixture(seed: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/independent/seed{seed}"))
+}
+
+fn truth_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
+}
+
+/// `contimg run` at the default settings with only the data paths and the calibrator list
+/// changed; returns (exit code, log, output folder).
+fn run_defaults(input: &Path, calibrators: &Path, work: &Path, ranks: usize) -> (i32, String, PathBuf) {
+    let mut c = Config::default();
+    c.input.dir = input.to_path_buf();
+    c.output.dir = work.join("out");
+    c.calibration.calibrator_list = Some(calibrators.to_path_buf());
+    let cfg = work.join("c.yaml");
+    common::write_config(&c, &cfg);
+    let (code, log) = if ranks == 1 {
+        common::run_bin(&["run", "--config", cfg.to_str().unwrap()], &[])
+    } else {
+        common::run_mpi(ranks, &cfg, &c.output.dir)
+    };
+    (code, log, c.output.dir)
+}
+
+fn caltable(out: &Path) -> contimg::calibrate::table::CalTable {
+    let tables: Vec<PathBuf> = std::fs::read_dir(out.join("cal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "h5"))
+        .collect();
+    assert_eq!(tables.len(), 1, "one caltable expected: {tables:?}");
+    contimg::calibrate::table::CalTable::read(&tables[0]).unwrap()
+}
+
+/// Median relative amplitude error and median phase error (deg) of a table's solutions
+/// (bandpass x delay, averaged over its time intervals) against the generator's effective
+/// gains, phases referred to the reference antenna per channel and pol; also the solutions'
+/// unflagged fraction.
+fn gain_errors(t: &contimg::calibrate::table::CalTable, truth: &serde_json::Value) -> (f64, f64, f64) {
+    let nums: Vec<usize> = truth["antennas"]["numbers"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    let stations: Vec<u32> = truth["antennas"]["stations"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().parse().unwrap()).collect();
+    let g = |k: &str, i: usize, p: usize, c: usize| truth["gains"][k][i][p][c].as_f64().unwrap();
+    let nf = t.freq_hz.len();
+    let tfreq: Vec<f64> = truth["freq_hz"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(tfreq.len(), nf);
+    let tab_ant = |station: u32| t.antenna_names.iter().position(|&n| n == station);
+    let ref_i = nums.iter().position(|&n| n == truth["antennas"]["reference_antenna_number"].as_u64().unwrap() as usize).unwrap();
+    let ref_a = tab_ant(stations[ref_i]).expect("reference antenna in the table");
+    let (mut amp_err, mut ph_err) = (Vec::new(), Vec::new());
+    let (mut used, mut all) = (0usize, 0usize);
+    for (i, &st) in stations.iter().enumerate() {
+        let Some(a) = tab_ant(st) else { continue };
+        for p in 0..2 {
+            for c in 0..nf {
+                all += 1;
+                let sols: Vec<num_complex::Complex64> = (0..t.time_jd.len())
+                    .filter(|&k| !t.flags[t.index(k, a, c, p)] && !t.flags[t.index(k, ref_a, c, p)])
+                    .map(|k| {
+                        let r = t.full_gain(k, ref_a, c, p);
+                        t.full_gain(k, a, c, p) * (r.conj() / r.norm())
+                    })
+                    .collect();
+                if sols.is_empty() {
+                    continue;
+                }
+                used += 1;
+                let sol = sols.iter().sum::<num_complex::Complex64>() / sols.len() as f64;
+                let tr = num_complex::Complex64::new(g("re", i, p, c), g("im", i, p, c));
+                let trr = num_complex::Complex64::new(g("re", ref_i, p, c), g("im", ref_i, p, c));
+                let truth_ref = tr * (trr.conj() / trr.norm());
+                amp_err.push((sol.norm() / truth_ref.norm() - 1.0).abs());
+                if i != ref_i {
+                    ph_err.push((sol / truth_ref).arg().to_degrees().abs());
+                }
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut amp_err), median(&mut ph_err), used as f64 / all as f64)
+}
+
+#[test]
+fn calibrates_and_images_independent_groups_at_defaults() {
+    for seed in [1, 2] {
+        let dir = fixture(seed);
+        let truth = truth_json(&dir);
+        let work = tempfile::tempdir().unwrap();
+        let (code, log, out) = run_defaults(&dir, &dir.join("calibrators.txt"), work.path(), 1);
+        assert_eq!(code, 0, "seed {seed}: run failed:\n{log}");
+        let t = caltable(&out);
+        let (amp, phase, used) = gain_errors(&t, &truth);
+        eprintln!("seed {seed}: median gain errors {:.3} % amplitude, {phase:.3} deg phase; {:.1} % of solutions unflagged", 100.0 * amp, 100.0 * used);
+        assert!(amp <= 0.005, "seed {seed}: median amplitude error {:.3} % > 0.5 %", 100.0 * amp);
+        assert!(phase <= 0.5, "seed {seed}: median phase error {phase:.3} deg > 0.5 deg");
+        assert!(used >= 0.9, "seed {seed}: only {:.1} % of solutions unflagged", 100.0 * used);
+        // The antenna whose delay winds its phase by >= 250 deg across the band: solved.
+        let big = truth["gains"]["big_delay_antenna"].as_u64().unwrap() as usize;
+        let nums: Vec<usize> = truth["antennas"]["numbers"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+        let stations: Vec<u32> = truth["antennas"]["stations"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().parse().unwrap()).collect();
+        let (bi, ri) = (nums.iter().position(|&n| n == big).unwrap(), nums.iter().position(|&n| n == 102).unwrap());
+        let ba = t.antenna_names.iter().position(|&n| n == stations[bi]).unwrap();
+        let ra = t.antenna_names.iter().position(|&n| n == stations[ri]).unwrap();
+        for p in 0..2 {
+            let want = truth["gains"]["delay_ns"][bi][p].as_f64().unwrap() - truth["gains"]["delay_ns"][ri][p].as_f64().unwrap();
+            let got = t.delay(ba, p) - t.delay(ra, p);
+            eprintln!("seed {seed}: antenna {big} pol {p}: delay {got:.4} ns, truth {want:.4} ns");
+            // The truth's smooth bandpass phase (up to +-20 deg across the band, i.e. up to
+            // ~0.3 ns of slope) is part of the antenna's phase ramp too, so the delay alone is
+            // compared to 0.5 ns; the full gains above are compared to the truth exactly.
+            assert!((got - want).abs() < 0.5, "seed {seed}: delay of antenna {big} pol {p}: {got:.4} ns, truth {want:.4} ns");
+        }
+        // Every group imaged; restored sources with SNR > 30 within 2 % of their apparent flux.
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["complete"], true, "seed {seed}: {summary}");
+        let images: Vec<PathBuf> = std::fs::read_dir(out.join("images"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".restored.fits"))
+            .collect();
+        assert_eq!(images.len(), 1, "seed {seed}: {images:?}");
+        let img = common::read_fits(&images[0]);
+        let res = common::read_fits(&PathBuf::from(images[0].to_string_lossy().replace(".restored.", ".residual.")));
+        let mut r: Vec<f32> = res.data.iter().map(|x| x.abs()).filter(|x| x.is_finite()).collect();
+        r.sort_by(f32::total_cmp);
+        let rms = 1.4826 * r[r.len() / 2] as f64;
+        let mut checked = 0;
+        for s in truth["sources"].as_array().unwrap() {
+            let flux = s["apparent_flux_jy"].as_f64().unwrap();
+            if flux / rms < 30.0 {
+                continue;
+            }
+            let (x, y) = img.world_to_pixel(s["ra_deg"].as_f64().unwrap(), s["dec_deg"].as_f64().unwrap());
+            if x < 3.0 || y < 3.0 || x > img.n as f64 - 4.0 || y > img.n as f64 - 4.0 {
+                continue;
+            }
+            let (px, py, peak) = img.peak_near(x, y, 2);
+            let err = peak as f64 / flux - 1.0;
+            eprintln!("seed {seed}: {} {flux:.4} Jy: restored {peak:.4} ({:+.2} %), offset ({:.2}, {:.2}) px, SNR {:.0}", s["name"], 100.0 * err, px - x, py - y, flux / rms);
+            assert!(err.abs() <= 0.02, "seed {seed}: source {} restored {peak:.4} Jy vs apparent {flux:.4} Jy", s["name"]);
+            checked += 1;
+        }
+        assert!(checked >= 3, "seed {seed}: only {checked} sources with SNR > 30 in the image (rms {rms:.2e})");
+    }
+}
