@@ -433,7 +433,7 @@ pub struct ArrayFlagConfig {
 impl Default for ArrayFlagConfig {
     fn default() -> Self {
         ArrayFlagConfig {
-            enabled: true,
+            enabled: false,
             chi1: 6.0,
             rho: 1.5,
             max_window_time: 16,

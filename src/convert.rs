@@ -378,6 +378,22 @@ struct GroupOut {
     len: usize,
 }
 // SAFETY: only used by `scatter_run`, whose callers guarantee disjoint writes.
+impl Part<'_> {
+    /// One sample as the group keeps it: (visibility in the group's baseline orientation,
+    /// zeroed when NaN/Inf/zero; weight, 0 when flagged, unusable or of invalid nsamples;
+    /// [1 if NaN/Inf/zero, 1 if nsamples is invalid (zero is a plain flag)]).
+    #[inline]
+    fn sample(&self, src: usize, conj: bool) -> (Complex32, f32, [usize; 2]) {
+        let v = if conj { self.vis[src].conj() } else { self.vis[src] };
+        let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
+        let w = self.nsamples.map_or(1.0, |s| s[src]);
+        let flagged = self.flags.is_some_and(|f| f[src] != 0);
+        let ok = good && !flagged && valid_nsamples(w);
+        let counts = [usize::from(!good), usize::from(!valid_nsamples(w) && w != 0.0)];
+        (if good { v } else { Complex32::new(0.0, 0.0) }, if ok { w } else { 0.0 }, counts)
+    }
+}
+
 unsafe impl Sync for GroupOut {}
 
 /// Scatters one file's samples of baselines `bls` at integration `t` (`part` holds exactly
@@ -398,18 +414,11 @@ unsafe fn scatter_run(out: &GroupOut, part: &Part, t: usize, bls: std::ops::Rang
                 let src = (i * part.nf + c) * npol + p;
                 let dst = dbase + d.pol_map[p];
                 assert!(dst < out.len);
-                let mut v = part.vis[src];
-                if d.conj[b] {
-                    v = v.conj();
-                }
-                let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
-                let w = part.nsamples.map_or(1.0, |s| s[src]);
-                let flagged = part.flags.is_some_and(|f| f[src] != 0);
-                let ok = good && !flagged && valid_nsamples(w);
-                bad[0] += usize::from(!good);
-                bad[1] += usize::from(!valid_nsamples(w) && w != 0.0);
-                *out.vis.add(dst) = if good { v } else { Complex32::new(0.0, 0.0) };
-                *out.weight.add(dst) = if ok { w } else { 0.0 };
+                let (v, w, c) = part.sample(src, d.conj[b]);
+                bad[0] += c[0];
+                bad[1] += c[1];
+                *out.vis.add(dst) = v;
+                *out.weight.add(dst) = w;
             }
         }
     }
@@ -438,18 +447,11 @@ fn scatter(vis: &mut [Complex32], weight: &mut [f32], parts: &[Part], t0: usize,
                             for p in 0..npol {
                                 let src = base + c * npol + p;
                                 let dst = dbase + d.pol_map[p];
-                                let mut v = part.vis[src];
-                                if d.conj[b] {
-                                    v = v.conj();
-                                }
-                                let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
-                                let w = part.nsamples.map_or(1.0, |s| s[src]);
-                                let flagged = part.flags.is_some_and(|f| f[src] != 0);
-                                let ok = good && !flagged && valid_nsamples(w);
-                                bad[k][0] += usize::from(!good);
-                                bad[k][1] += usize::from(!valid_nsamples(w) && w != 0.0);
-                                vrow[dst] = if good { v } else { Complex32::new(0.0, 0.0) };
-                                wrow[dst] = if ok { w } else { 0.0 };
+                                let (v, w, c) = part.sample(src, d.conj[b]);
+                                bad[k][0] += c[0];
+                                bad[k][1] += c[1];
+                                vrow[dst] = v;
+                                wrow[dst] = w;
                             }
                         }
                     }

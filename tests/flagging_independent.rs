@@ -22,7 +22,10 @@ fn measure(dir: &Path) -> (f64, f64, Vec<(String, f64)>) {
     files.sort();
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let mut g = load_group(&paths).unwrap();
-    let summary = contimg::flag::run(&mut g, &FlagConfig::default());
+    // The array-wide pass is opt-in (see configs/default.yaml): measured here with it on.
+    let mut fc = FlagConfig::default();
+    fc.array.enabled = true;
+    let summary = contimg::flag::run(&mut g, &fc);
     let f = hdf5::File::open(dir.join("truth_rfi.h5")).unwrap();
     let rfi = f.dataset("rfi").unwrap();
     let shape = rfi.shape();
