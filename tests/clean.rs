@@ -127,6 +127,24 @@ fn rms(v: &[f32]) -> f64 {
     (v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
 }
 
+/// A noisy 24-antenna, 4-subband, 24-integration tile of `npix` pixels of `cell` arcsec,
+/// CLEANed to `niter`.
+fn noisy_tile(dir: &std::path::Path, npix: usize, cell: f64, niter: usize, seed: u64) -> contimg::config::Config {
+    let mut c = small_config(dir);
+    c.imaging.npix = npix;
+    c.imaging.cell_arcsec = cell;
+    c.imaging.niter = niter;
+    c.input.n_subbands = 4;
+    let s = &mut c.simulate;
+    s.seed = seed;
+    s.n_subbands = 4;
+    s.n_channels = 6;
+    s.n_times = 24;
+    s.n_antennas = 24;
+    s.noise.enabled = true;
+    c
+}
+
 /// Components anywhere in the image: sources at 0.45 of the image width from the centre
 /// (north and west) and one near the centre; CLEAN's window reaches to EDGE_PX pixels of
 /// the edge (the PSF is made at twice the image's size). Measured: fluxes within 0.28 %,
@@ -134,18 +152,8 @@ fn rms(v: &[f32]) -> f64 {
 #[test]
 fn sources_near_the_edge_restore_to_their_apparent_flux() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = small_config(dir.path());
-    c.imaging.npix = 512;
-    c.imaging.cell_arcsec = 5.0;
-    c.imaging.niter = 3000;
-    c.input.n_subbands = 4;
+    let mut c = noisy_tile(dir.path(), 512, 5.0, 3000, 37);
     let s = &mut c.simulate;
-    s.seed = 37;
-    s.n_subbands = 4;
-    s.n_channels = 6;
-    s.n_times = 24;
-    s.n_antennas = 24;
-    s.noise.enabled = true;
     let edge = 0.45 * 512.0 * 5.0 / 3600.0;
     s.sources = vec![source(0.0, edge, 1.0), source(-edge, -0.05, 0.8), source(0.05, 0.02, 2.0)];
     let cfg = simulate_night(&c, dir.path());
@@ -187,18 +195,8 @@ fn sources_near_the_edge_restore_to_their_apparent_flux() {
 #[test]
 fn outlier_outside_the_tile_is_subtracted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = small_config(dir.path());
-    c.imaging.npix = 256;
-    c.imaging.cell_arcsec = 20.0;
-    c.imaging.niter = 2000;
-    c.input.n_subbands = 4;
+    let mut c = noisy_tile(dir.path(), 256, 20.0, 2000, 41);
     let s = &mut c.simulate;
-    s.seed = 41;
-    s.n_subbands = 4;
-    s.n_channels = 6;
-    s.n_times = 24;
-    s.n_antennas = 24;
-    s.noise.enabled = true;
     // The tile is 1.42 deg wide; the outlier 1.1 deg east of its centre (beam ~0.5).
     let mut out = source(1.1, 0.25, 10.0);
     out.spectral_index = -0.7;
