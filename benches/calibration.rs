@@ -13,7 +13,9 @@ use rand_distr::{Distribution, Normal};
 fn bench(c: &mut Criterion) {
     let n_ant = 96;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    let truth: Vec<Complex64> = (0..n_ant).map(|_| Complex64::from_polar(rng.random_range(0.8..1.2), rng.random_range(-3.0..3.0))).collect();
+    let truth: Vec<Complex64> = (0..n_ant)
+        .map(|_| Complex64::from_polar(rng.random_range(0.8..1.2), rng.random_range(-3.0..3.0)))
+        .collect();
     let mut bl = Vec::new();
     for a in 0..n_ant {
         for b in a + 1..n_ant {
@@ -25,12 +27,22 @@ fn bench(c: &mut Criterion) {
     for (k, &(a, b)) in bl.iter().enumerate() {
         for t in 0..72 {
             let m = Complex64::from_polar(1.0, 0.01 * (k * t) as f64);
-            let v = truth[a] * truth[b].conj() * m + Complex64::new(noise.sample(&mut rng), noise.sample(&mut rng));
+            let v = truth[a] * truth[b].conj() * m
+                + Complex64::new(noise.sample(&mut rng), noise.sample(&mut rng));
             s.add(k, 1.0, v, m);
         }
     }
-    let p = SolveParams { max_iter: 200, tolerance: 1e-10, noise_tolerance: 0.02, outlier_sigma: 6.0, min_baselines: 4, min_snr: 3.0 };
-    c.bench_function("stefcal_cell_96_antennas", |b| b.iter(|| solve_cell(&s, &bl, n_ant, &[0], &p).iterations));
+    let p = SolveParams {
+        max_iter: 200,
+        tolerance: 1e-10,
+        noise_tolerance: 0.02,
+        outlier_sigma: 6.0,
+        min_baselines: 4,
+        min_snr: 3.0,
+    };
+    c.bench_function("stefcal_cell_96_antennas", |b| {
+        b.iter(|| solve_cell(&s, &bl, n_ant, &[0], &p).iterations)
+    });
 }
 
 mod common;
@@ -38,18 +50,38 @@ mod common;
 fn bench_night(c: &mut Criterion) {
     use contimg::calibrate::{catalog::Calibrator, solve_night, CalPlan};
     let (mut g, centre) = common::dsa110_group(48);
-    let mut baselines: Vec<(usize, usize)> = g.baselines.iter().filter(|(a, b)| a != b).map(|&(a, b)| (a.min(b), a.max(b))).collect();
+    let mut baselines: Vec<(usize, usize)> = g
+        .baselines
+        .iter()
+        .filter(|(a, b)| a != b)
+        .map(|&(a, b)| (a.min(b), a.max(b)))
+        .collect();
     baselines.sort_unstable();
-    let calibrator = Calibrator { name: "bench".into(), ra_rad: centre.ra_rad, dec_rad: centre.dec_rad, flux_jy: 20.0, spectral_index: None };
+    let calibrator = Calibrator {
+        name: "bench".into(),
+        ra_rad: centre.ra_rad,
+        dec_rad: centre.dec_rad,
+        flux_jy: 20.0,
+        spectral_index: None,
+    };
     let antenna_names = (1..=g.ant_pos.len() as u32).collect();
-    let plan = CalPlan { calibrator, transit_jd: g.times_jd[12], groups: vec![0], baselines, antenna_names, freq_hz: g.freqs.clone() };
+    let plan = CalPlan {
+        calibrator,
+        transit_jd: g.times_jd[12],
+        groups: vec![0],
+        baselines,
+        antenna_names,
+        freq_hz: g.freqs.clone(),
+    };
     let cfg = contimg::config::CalConfig::default();
     let eop = contimg::primitives::iers::EarthOrientation::none();
     // The calibrator seen through random antenna gains, plus the group's random values as
     // noise (|n| <= 1.4 Jy per sample against a 20 Jy source).
     let model = contimg::calibrate::calibrator_model(&g, &plan.calibrator, &eop);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-    let gain: Vec<Complex64> = (0..g.ant_pos.len()).map(|_| Complex64::from_polar(rng.random_range(0.8..1.2), rng.random_range(-3.0..3.0))).collect();
+    let gain: Vec<Complex64> = (0..g.ant_pos.len())
+        .map(|_| Complex64::from_polar(rng.random_range(0.8..1.2), rng.random_range(-3.0..3.0)))
+        .collect();
     for k in 0..g.baselines.len() {
         let (a, b) = g.baselines[k];
         for t in 0..g.n_times() {
@@ -63,12 +95,23 @@ fn bench_night(c: &mut Criterion) {
         }
     }
     let groups = [g];
-    let t = solve_night(&contimg::comm::SingleComm, &plan, &groups, &cfg, &eop).expect("the bench's solve succeeds");
-    eprintln!("solve_night: {} of {} solutions valid", t.flags.iter().filter(|&&f| !f).count(), t.flags.len());
+    let t = solve_night(&contimg::comm::SingleComm, &plan, &groups, &cfg, &eop)
+        .expect("the bench's solve succeeds");
+    eprintln!(
+        "solve_night: {} of {} solutions valid",
+        t.flags.iter().filter(|&&f| !f).count(),
+        t.flags.len()
+    );
     let mut grp = c.benchmark_group("calibration");
     grp.sample_size(10);
     grp.throughput(criterion::Throughput::Elements(groups[0].vis.len() as u64));
-    grp.bench_function("solve_night_one_subband", |b| b.iter(|| solve_night(&contimg::comm::SingleComm, &plan, &groups, &cfg, &eop).map(|t| t.gains.len()).unwrap_or(0)));
+    grp.bench_function("solve_night_one_subband", |b| {
+        b.iter(|| {
+            solve_night(&contimg::comm::SingleComm, &plan, &groups, &cfg, &eop)
+                .map(|t| t.gains.len())
+                .unwrap_or(0)
+        })
+    });
     grp.finish();
 }
 

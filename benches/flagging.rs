@@ -25,7 +25,9 @@ fn planes(n_bl: usize) -> GroupVis {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let nrm = Normal::new(0.0f32, 1.0).unwrap();
     let n = n_bl * nt * nf * np;
-    let mut vis: Vec<Complex32> = (0..n).map(|_| Complex32::new(nrm.sample(&mut rng), nrm.sample(&mut rng))).collect();
+    let mut vis: Vec<Complex32> = (0..n)
+        .map(|_| Complex32::new(nrm.sample(&mut rng), nrm.sample(&mut rng)))
+        .collect();
     for (i, v) in vis.iter_mut().enumerate() {
         let c = (i / np) % nf;
         if c == 100 || c == 101 || c == 500 {
@@ -33,7 +35,9 @@ fn planes(n_bl: usize) -> GroupVis {
         }
     }
     GroupVis {
-        times_jd: (0..nt).map(|t| 2_461_113.7 + t as f64 * 12.884901888 / 86400.0).collect(),
+        times_jd: (0..nt)
+            .map(|t| 2_461_113.7 + t as f64 * 12.884901888 / 86400.0)
+            .collect(),
         freqs: (0..nf).map(|c| 1.311e9 + c as f64 * 244_140.625).collect(),
         channel_width_hz: 244_140.625,
         npol: np,
@@ -55,7 +59,11 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(g0.vis.len() as u64));
     group.bench_function("default_stage_500_baselines", |b| {
-        b.iter_batched(|| g0.clone(), |mut g| contimg::flag::run(&mut g, &cfg).fraction_total, criterion::BatchSize::LargeInput)
+        b.iter_batched(
+            || g0.clone(),
+            |mut g| contimg::flag::run(&mut g, &cfg).fraction_total,
+            criterion::BatchSize::LargeInput,
+        )
     });
     group.finish();
 }

@@ -8,13 +8,16 @@
 
 mod common;
 use common::dsa110_group;
-use contimg::imaging::{degridder::degrid, grid_group, rephase_geometry, GridPair, GridSpec, VisBlock};
+use contimg::imaging::{
+    degridder::degrid, grid_group, rephase_geometry, GridPair, GridSpec, VisBlock,
+};
 use contimg::primitives::iers::EarthOrientation;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn bench(c: &mut Criterion) {
     let (g, centre) = dsa110_group(48);
-    let n_cross = g.baselines.iter().filter(|(a, b)| a != b).count() * g.times_jd.len() * g.freqs.len() * 2;
+    let n_cross =
+        g.baselines.iter().filter(|(a, b)| a != b).count() * g.times_jd.len() * g.freqs.len() * 2;
     let mut group = c.benchmark_group("gridding");
     group.sample_size(10);
     group.throughput(Throughput::Elements(n_cross as u64));
@@ -31,22 +34,36 @@ fn bench(c: &mut Criterion) {
     // Degridding: the model's visibilities for every row (the major cycle's prediction).
     let (uvw, dw) = rephase_geometry(&g, centre, &EarthOrientation::none());
     let nt = g.times_jd.len();
-    let use_row: Vec<bool> = (0..uvw.len()).map(|r| g.baselines[r / nt].0 != g.baselines[r / nt].1).collect();
-    let block = VisBlock { freqs: &g.freqs, npol: g.npol, uvw_m: &uvw, dw_m: &dw, vis: &g.vis, weight: &g.weight, use_row: &use_row };
+    let use_row: Vec<bool> = (0..uvw.len())
+        .map(|r| g.baselines[r / nt].0 != g.baselines[r / nt].1)
+        .collect();
+    let block = VisBlock {
+        freqs: &g.freqs,
+        npol: g.npol,
+        uvw_m: &uvw,
+        dw_m: &dw,
+        vis: &g.vis,
+        weight: &g.weight,
+        use_row: &use_row,
+    };
     for eps in [1e-4, 1e-6] {
         let spec = GridSpec::new(1024, (12.0f64 / 3600.0).to_radians(), eps);
         let mut model = vec![0.0; 1024 * 1024];
         for k in 0..40 {
             model[(200 + 15 * k) * 1024 + 180 + 16 * k] = 1.0 + k as f64 * 0.1;
         }
-        group.bench_function(format!("degrid_dsa110_subband_eps{eps:e}"), |b| b.iter(|| degrid(&spec, &model, &block).len()));
+        group.bench_function(format!("degrid_dsa110_subband_eps{eps:e}"), |b| {
+            b.iter(|| degrid(&spec, &model, &block).len())
+        });
     }
     #[cfg(feature = "gpu")]
     match contimg::gpu::device::Gpu::open(0, 1, 0.0) {
         Err(why) => eprintln!("SKIPPED: GPU gridding benches: {why}"),
         Ok(gpu) => {
             // A device failure falls back to the CPU with a warning: show it.
-            let _ = env_logger::builder().filter_level(log::LevelFilter::Warn).try_init();
+            let _ = env_logger::builder()
+                .filter_level(log::LevelFilter::Warn)
+                .try_init();
             eprintln!("GPU benches on {}", contimg::gpu::Compute::name(&gpu));
             for eps in [1e-4, 1e-6] {
                 let spec = GridSpec::new(1024, (12.0f64 / 3600.0).to_radians(), eps);
@@ -61,7 +78,11 @@ fn bench(c: &mut Criterion) {
                 for k in 0..40 {
                     model[(200 + 15 * k) * 1024 + 180 + 16 * k] = 1.0 + k as f64 * 0.1;
                 }
-                group.bench_function(format!("gpu_degrid_dsa110_subband_eps{eps:e}"), |b| b.iter(|| contimg::imaging::degridder::degrid_with(&spec, &model, &block, &gpu).len()));
+                group.bench_function(format!("gpu_degrid_dsa110_subband_eps{eps:e}"), |b| {
+                    b.iter(|| {
+                        contimg::imaging::degridder::degrid_with(&spec, &model, &block, &gpu).len()
+                    })
+                });
             }
         }
     }

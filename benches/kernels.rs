@@ -17,15 +17,29 @@ fn bench(c: &mut Criterion) {
     let eop = EarthOrientation::none();
     let mut group = c.benchmark_group("kernels");
     group.sample_size(10);
-    group.throughput(Throughput::Elements((g.baselines.len() * g.times_jd.len()) as u64));
-    group.bench_function("uvw_rephase_geometry_rows", |b| b.iter(|| rephase_geometry(&g, centre, &eop).0.len()));
+    group.throughput(Throughput::Elements(
+        (g.baselines.len() * g.times_jd.len()) as u64,
+    ));
+    group.bench_function("uvw_rephase_geometry_rows", |b| {
+        b.iter(|| rephase_geometry(&g, centre, &eop).0.len())
+    });
     group.throughput(Throughput::Elements(g.vis.len() as u64));
     let content = MsContent::new(&g, centre, &eop, &MsConfig::default());
-    group.bench_function("rephase_visibilities", |b| b.iter(|| (0..g.times_jd.len()).map(|t| content.cells(t, 0).0.len()).sum::<usize>()));
+    group.bench_function("rephase_visibilities", |b| {
+        b.iter(|| {
+            (0..g.times_jd.len())
+                .map(|t| content.cells(t, 0).0.len())
+                .sum::<usize>()
+        })
+    });
     let n = 2048;
-    let mut grid: Vec<Complex64> = (0..n * n).map(|i| Complex64::new((i % 7) as f64, (i % 5) as f64)).collect();
+    let mut grid: Vec<Complex64> = (0..n * n)
+        .map(|i| Complex64::new((i % 7) as f64, (i % 5) as f64))
+        .collect();
     group.throughput(Throughput::Elements((n * n) as u64));
-    group.bench_function("centred_fft2_2048", |b| b.iter(|| centred_fft2_forward(&mut grid, n)));
+    group.bench_function("centred_fft2_2048", |b| {
+        b.iter(|| centred_fft2_forward(&mut grid, n))
+    });
     group.finish();
 }
 

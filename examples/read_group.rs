@@ -11,8 +11,16 @@ use std::time::Instant;
 fn main() {
     env_logger::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let how = if args.iter().any(|a| a == "--library") { ReadPath::Library } else { ReadPath::Auto };
-    let files: Vec<PathBuf> = args.iter().filter(|a| !a.starts_with("--")).map(PathBuf::from).collect();
+    let how = if args.iter().any(|a| a == "--library") {
+        ReadPath::Library
+    } else {
+        ReadPath::Auto
+    };
+    let files: Vec<PathBuf> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(PathBuf::from)
+        .collect();
     if files.is_empty() {
         eprintln!("usage: read_group [--library] FILE...");
         std::process::exit(2);
@@ -22,7 +30,11 @@ fn main() {
     match load_group_with(&refs, how) {
         Ok((g, routes)) => {
             let dt = t.elapsed().as_secs_f64();
-            let direct = routes.iter().flat_map(|r| r.all()).filter(|r| matches!(r, Route::Direct { .. })).count();
+            let direct = routes
+                .iter()
+                .flat_map(|r| r.all())
+                .filter(|r| matches!(r, Route::Direct { .. }))
+                .count();
             let wsum: f64 = g.weight.iter().map(|&w| w as f64).sum();
             println!(
                 "{:.3} s: {} files, {} samples ({:?}; {direct} of {} datasets direct; weight sum {wsum:.0})",

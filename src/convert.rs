@@ -7,11 +7,13 @@
 
 use crate::primitives::astrometry::{Site, V3};
 use crate::uvh5::fast::{DirectFile, Scratch};
-use crate::uvh5::{locate_data, read_data, read_data_routed, read_header, DataRoutes, Uvh5Error, Uvh5Header, POL_XX};
+use crate::uvh5::{
+    locate_data, read_data, read_data_routed, read_header, DataRoutes, Uvh5Error, Uvh5Header,
+    POL_XX,
+};
 use num_complex::Complex32;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-
 
 /// Largest `Data/nsamples` taken as a weight: a sample is an average of at most this many
 /// (an absurd weight would dominate the image); larger, negative or non-finite flag it.
@@ -68,7 +70,12 @@ pub struct GroupMeta {
 
 impl Default for GroupMeta {
     fn default() -> Self {
-        GroupMeta { telescope_name: "DSA-110".into(), integration_s: 12.884901888, window_starts: vec![0], dish_diameter_m: vec![] }
+        GroupMeta {
+            telescope_name: "DSA-110".into(),
+            integration_s: 12.884901888,
+            window_starts: vec![0],
+            dish_diameter_m: vec![],
+        }
     }
 }
 
@@ -86,28 +93,60 @@ impl GroupVis {
 }
 
 fn mismatch(path: &Path, problem: impl Into<String>) -> ConvertError {
-    ConvertError::Mismatch { path: path.into(), problem: problem.into() }
+    ConvertError::Mismatch {
+        path: path.into(),
+        problem: problem.into(),
+    }
 }
 
 /// Checks that `h` (from `path`) agrees with the group's first header.
 fn check_consistent(first: &Uvh5Header, h: &Uvh5Header, path: &Path) -> Result<(), ConvertError> {
     if h.ntimes != first.ntimes || h.nbls != first.nbls || h.npols != first.npols {
-        return Err(mismatch(path, format!("Ntimes/Nbls/Npols {}/{}/{} differ from the group's {}/{}/{}", h.ntimes, h.nbls, h.npols, first.ntimes, first.nbls, first.npols)));
+        return Err(mismatch(
+            path,
+            format!(
+                "Ntimes/Nbls/Npols {}/{}/{} differ from the group's {}/{}/{}",
+                h.ntimes, h.nbls, h.npols, first.ntimes, first.nbls, first.npols
+            ),
+        ));
     }
-    if h.time_array.iter().zip(&first.time_array).any(|(a, b)| (a - b).abs() > 1e-8) {
-        return Err(mismatch(path, "Header/time_array differs from the group's other subbands"));
+    if h.time_array
+        .iter()
+        .zip(&first.time_array)
+        .any(|(a, b)| (a - b).abs() > 1e-8)
+    {
+        return Err(mismatch(
+            path,
+            "Header/time_array differs from the group's other subbands",
+        ));
     }
     if h.ant_1_array != first.ant_1_array || h.ant_2_array != first.ant_2_array {
-        return Err(mismatch(path, "baseline order (ant_1_array/ant_2_array) differs from the group's other subbands"));
+        return Err(mismatch(
+            path,
+            "baseline order (ant_1_array/ant_2_array) differs from the group's other subbands",
+        ));
     }
     if h.polarization_array != first.polarization_array {
-        return Err(mismatch(path, "polarization_array differs from the group's other subbands"));
+        return Err(mismatch(
+            path,
+            "polarization_array differs from the group's other subbands",
+        ));
     }
     if (h.phase_center_dec - first.phase_center_dec).abs() > 1e-9 {
-        return Err(mismatch(path, "pointing declination differs from the group's other subbands"));
+        return Err(mismatch(
+            path,
+            "pointing declination differs from the group's other subbands",
+        ));
     }
-    if h.antenna_positions.iter().zip(&first.antenna_positions).any(|(a, b)| (0..3).any(|k| (a[k] - b[k]).abs() > 1e-6)) {
-        return Err(mismatch(path, "antenna_positions differ from the group's other subbands"));
+    if h.antenna_positions
+        .iter()
+        .zip(&first.antenna_positions)
+        .any(|(a, b)| (0..3).any(|k| (a[k] - b[k]).abs() > 1e-6))
+    {
+        return Err(mismatch(
+            path,
+            "antenna_positions differ from the group's other subbands",
+        ));
     }
     Ok(())
 }
@@ -134,13 +173,20 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
 
 /// As `load_group`, choosing how the data arrays are read; also returns how each file's
 /// `Data/visdata`, `Data/flags` and `Data/nsamples` were read.
-pub fn load_group_with(files: &[&Path], how: ReadPath) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+pub fn load_group_with(
+    files: &[&Path],
+    how: ReadPath,
+) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
     load_group_blocks(files, how, BLOCK_BYTES)
 }
 
 /// As `load_group_with`, with the direct path's read size (bytes of visibilities, flags and
 /// nsamples together; at least one baseline's channels are read at a time).
-pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+pub fn load_group_blocks(
+    files: &[&Path],
+    how: ReadPath,
+    block_bytes: usize,
+) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
     let clock = std::time::Instant::now();
     let mut headers = Vec::with_capacity(files.len());
     for p in files {
@@ -151,7 +197,10 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
         check_consistent(&first, h, p)?;
     }
     if first.npols != 2 {
-        return Err(mismatch(files[0], format!("Npols = {}: contimg needs XX and YY", first.npols)));
+        return Err(mismatch(
+            files[0],
+            format!("Npols = {}: contimg needs XX and YY", first.npols),
+        ));
     }
     // Global ascending channel axis.
     let mut all: Vec<(f64, usize, usize)> = Vec::new(); // (freq, file, chan)
@@ -162,7 +211,10 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
     }
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     if let Some(w) = all.windows(2).find(|w| (w[1].0 - w[0].0).abs() < 1.0) {
-        return Err(mismatch(files[w[1].1], format!("channel at {} Hz overlaps another subband's", w[1].0)));
+        return Err(mismatch(
+            files[w[1].1],
+            format!("channel at {} Hz overlaps another subband's", w[1].0),
+        ));
     }
     let freqs: Vec<f64> = all.iter().map(|x| x.0).collect();
     // Per file: global channel index of each local channel.
@@ -177,23 +229,42 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
     let mut conj = Vec::with_capacity(nbl);
     for r in 0..nbl {
         let (a1, a2) = (first.ant_1_array[r], first.ant_2_array[r]);
-        let idx = |a: i64| first.antenna_numbers.iter().position(|&n| n == a).expect("validated by the reader");
+        let idx = |a: i64| {
+            first
+                .antenna_numbers
+                .iter()
+                .position(|&n| n == a)
+                .expect("validated by the reader")
+        };
         let (i1, i2) = (idx(a1), idx(a2));
         baselines.push((i1.min(i2), i1.max(i2)));
         conj.push(i1 > i2);
     }
     for t in 1..nt {
-        if (0..nbl).any(|r| first.ant_1_array[t * nbl + r] != first.ant_1_array[r] || first.ant_2_array[t * nbl + r] != first.ant_2_array[r]) {
-            return Err(mismatch(files[0], format!("baseline order changes at integration {t}")));
+        if (0..nbl).any(|r| {
+            first.ant_1_array[t * nbl + r] != first.ant_1_array[r]
+                || first.ant_2_array[t * nbl + r] != first.ant_2_array[r]
+        }) {
+            return Err(mismatch(
+                files[0],
+                format!("baseline order changes at integration {t}"),
+            ));
         }
     }
     let mut sorted = baselines.clone();
     sorted.sort_unstable();
     if sorted.windows(2).any(|w| w[0] == w[1]) {
-        return Err(mismatch(files[0], "a baseline appears twice in one integration"));
+        return Err(mismatch(
+            files[0],
+            "a baseline appears twice in one integration",
+        ));
     }
     let pol_of = |code: i64| if code == POL_XX { 0 } else { 1 };
-    let pol_map: Vec<usize> = first.polarization_array.iter().map(|&c| pol_of(c)).collect();
+    let pol_map: Vec<usize> = first
+        .polarization_array
+        .iter()
+        .map(|&c| pol_of(c))
+        .collect();
     let nch = freqs.len();
     let npol = 2;
     let n = nbl * nt * nch * npol;
@@ -204,11 +275,21 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
     advise_huge_pages(&mut weight);
     let routes: Vec<DataRoutes> = match how {
         ReadPath::Library => vec![DataRoutes::LIBRARY; files.len()],
-        ReadPath::Auto => files.iter().zip(&headers).map(|(p, h)| locate_data(p, h)).collect::<Result<_, _>>()?,
+        ReadPath::Auto => files
+            .iter()
+            .zip(&headers)
+            .map(|(p, h)| locate_data(p, h))
+            .collect::<Result<_, _>>()?,
     };
     let t_locate = clock.elapsed().as_secs_f64();
     let mut t_read = 0.0;
-    let dims = Dims { nbl, nt, nch, pol_map: &pol_map, conj: &conj };
+    let dims = Dims {
+        nbl,
+        nt,
+        nch,
+        pol_map: &pol_map,
+        conj: &conj,
+    };
     let mut unusable = vec![[0usize; 2]; files.len()];
     // Files with any dataset the library must read: one whole file at a time.
     for (fi, ((h, path), cmap)) in headers.iter().zip(files).zip(&chan_map).enumerate() {
@@ -219,7 +300,13 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
             ReadPath::Library => read_data(path, h)?,
             ReadPath::Auto => read_data_routed(path, h, &routes[fi])?,
         };
-        let part = Part { vis: &d.vis, flags: Some(bools_as_bytes(&d.flags)), nsamples: Some(&d.nsamples), cmap, nf: h.nfreqs };
+        let part = Part {
+            vis: &d.vis,
+            flags: Some(bools_as_bytes(&d.flags)),
+            nsamples: Some(&d.nsamples),
+            cmap,
+            nf: h.nfreqs,
+        };
         let c = scatter(&mut vis, &mut weight, &[part], 0, nt, &dims)[0];
         unusable[fi][0] += c[0];
         unusable[fi][1] += c[1];
@@ -227,15 +314,31 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
     // The rest (the correlator's files): each task reads one file's samples of a run of
     // baselines in one integration (contiguous in the file, a few hundred kB) into a
     // per-thread buffer and scatters them straight into the group, in parallel over tasks.
-    let direct: Vec<usize> = (0..files.len()).filter(|&fi| routes[fi].fully_direct()).collect();
+    let direct: Vec<usize> = (0..files.len())
+        .filter(|&fi| routes[fi].fully_direct())
+        .collect();
     if !direct.is_empty() {
         let t = std::time::Instant::now();
-        let opened = direct.iter().map(|&fi| DirectFile::open(files[fi], routes[fi])).collect::<Result<Vec<_>, _>>()?;
-        let per_baseline = direct.iter().map(|&fi| headers[fi].nfreqs * npol * 13).max().unwrap_or(1);
+        let opened = direct
+            .iter()
+            .map(|&fi| DirectFile::open(files[fi], routes[fi]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let per_baseline = direct
+            .iter()
+            .map(|&fi| headers[fi].nfreqs * npol * 13)
+            .max()
+            .unwrap_or(1);
         let run = (block_bytes / per_baseline).clamp(1, nbl);
-        let tasks: Vec<(usize, usize, usize)> =
-            (0..nt).flat_map(|t| (0..direct.len()).flat_map(move |k| (0..nbl).step_by(run).map(move |b0| (t, k, b0)))).collect();
-        let out = GroupOut { vis: vis.as_mut_ptr(), weight: weight.as_mut_ptr(), len: n };
+        let tasks: Vec<(usize, usize, usize)> = (0..nt)
+            .flat_map(|t| {
+                (0..direct.len()).flat_map(move |k| (0..nbl).step_by(run).map(move |b0| (t, k, b0)))
+            })
+            .collect();
+        let out = GroupOut {
+            vis: vis.as_mut_ptr(),
+            weight: weight.as_mut_ptr(),
+            len: n,
+        };
         let bad = tasks
             .par_iter()
             .try_fold(
@@ -244,7 +347,12 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
                     let fi = direct[k];
                     let nf = headers[fi].nfreqs;
                     let b1 = (b0 + run).min(nbl);
-                    opened[k].read(files[fi], (t * nbl + b0) * nf * npol, (b1 - b0) * nf * npol, &mut s)?;
+                    opened[k].read(
+                        files[fi],
+                        (t * nbl + b0) * nf * npol,
+                        (b1 - b0) * nf * npol,
+                        &mut s,
+                    )?;
                     let part = Part {
                         vis: &s.vis,
                         flags: (!s.flags.is_empty()).then_some(s.flags.as_slice()),
@@ -262,7 +370,15 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
                 },
             )
             .map(|r| r.map(|(_, bad)| bad))
-            .try_reduce(|| vec![[0usize; 2]; direct.len()], |a, b| Ok(a.iter().zip(&b).map(|(x, y)| [x[0] + y[0], x[1] + y[1]]).collect()))?;
+            .try_reduce(
+                || vec![[0usize; 2]; direct.len()],
+                |a, b| {
+                    Ok(a.iter()
+                        .zip(&b)
+                        .map(|(x, y)| [x[0] + y[0], x[1] + y[1]])
+                        .collect())
+                },
+            )?;
         for (k, c) in bad.into_iter().enumerate() {
             unusable[direct[k]][0] += c[0];
             unusable[direct[k]][1] += c[1];
@@ -276,7 +392,10 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
     );
     for ((h, path), bad) in headers.iter().zip(files).zip(&unusable) {
         if bad[0] == h.nblts() * h.nfreqs * h.npols {
-            log::warn!("{}: every visibility is NaN, Inf or zero: the whole subband is flagged", path.display());
+            log::warn!(
+                "{}: every visibility is NaN, Inf or zero: the whole subband is flagged",
+                path.display()
+            );
         }
         let bad_ns = bad[1];
         if bad_ns > 0 {
@@ -285,7 +404,9 @@ pub fn load_group_blocks(files: &[&Path], how: ReadPath, block_bytes: usize) -> 
     }
     let times_jd: Vec<f64> = (0..nt).map(|t| first.time_array[t * nbl]).collect();
     // A window starts wherever the source file changes along the ascending axis.
-    let window_starts = (0..all.len()).filter(|&i| i == 0 || all[i].1 != all[i - 1].1).collect();
+    let window_starts = (0..all.len())
+        .filter(|&i| i == 0 || all[i].1 != all[i - 1].1)
+        .collect();
     let meta = GroupMeta {
         telescope_name: first.telescope_name.clone(),
         integration_s: first.integration_time.first().copied().unwrap_or(0.0),
@@ -384,13 +505,24 @@ impl Part<'_> {
     /// [1 if NaN/Inf/zero, 1 if nsamples is invalid (zero is a plain flag)]).
     #[inline]
     fn sample(&self, src: usize, conj: bool) -> (Complex32, f32, [usize; 2]) {
-        let v = if conj { self.vis[src].conj() } else { self.vis[src] };
+        let v = if conj {
+            self.vis[src].conj()
+        } else {
+            self.vis[src]
+        };
         let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
         let w = self.nsamples.map_or(1.0, |s| s[src]);
         let flagged = self.flags.is_some_and(|f| f[src] != 0);
         let ok = good && !flagged && valid_nsamples(w);
-        let counts = [usize::from(!good), usize::from(!valid_nsamples(w) && w != 0.0)];
-        (if good { v } else { Complex32::new(0.0, 0.0) }, if ok { w } else { 0.0 }, counts)
+        let counts = [
+            usize::from(!good),
+            usize::from(!valid_nsamples(w) && w != 0.0),
+        ];
+        (
+            if good { v } else { Complex32::new(0.0, 0.0) },
+            if ok { w } else { 0.0 },
+            counts,
+        )
     }
 }
 
@@ -403,7 +535,13 @@ unsafe impl Sync for GroupOut {}
 /// # Safety
 /// No other thread may access the elements written here (baselines `bls`, integration `t`,
 /// the part's channels) at the same time.
-unsafe fn scatter_run(out: &GroupOut, part: &Part, t: usize, bls: std::ops::Range<usize>, d: &Dims) -> [usize; 2] {
+unsafe fn scatter_run(
+    out: &GroupOut,
+    part: &Part,
+    t: usize,
+    bls: std::ops::Range<usize>,
+    d: &Dims,
+) -> [usize; 2] {
     let npol = d.pol_map.len();
     let mut bad = [0usize; 2];
     for (i, b) in bls.enumerate() {
@@ -429,7 +567,14 @@ unsafe fn scatter_run(out: &GroupOut, part: &Part, t: usize, bls: std::ops::Rang
 /// layout (baselines normalised, NaN/Inf/zero samples zeroed with weight 0), in parallel
 /// over baselines (disjoint output rows). Returns each part's counts of NaN/Inf/zero samples
 /// and of invalid nsamples.
-fn scatter(vis: &mut [Complex32], weight: &mut [f32], parts: &[Part], t0: usize, nb: usize, d: &Dims) -> Vec<[usize; 2]> {
+fn scatter(
+    vis: &mut [Complex32],
+    weight: &mut [f32],
+    parts: &[Part],
+    t0: usize,
+    nb: usize,
+    d: &Dims,
+) -> Vec<[usize; 2]> {
     let npol = d.pol_map.len();
     let row = d.nt * d.nch * npol;
     vis.par_chunks_mut(row)
@@ -459,5 +604,13 @@ fn scatter(vis: &mut [Complex32], weight: &mut [f32], parts: &[Part], t0: usize,
                 bad
             },
         )
-        .reduce(|| vec![[0usize; 2]; parts.len()], |a, b| a.iter().zip(&b).map(|(x, y)| [x[0] + y[0], x[1] + y[1]]).collect())
+        .reduce(
+            || vec![[0usize; 2]; parts.len()],
+            |a, b| {
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| [x[0] + y[0], x[1] + y[1]])
+                    .collect()
+            },
+        )
 }

@@ -14,7 +14,10 @@ const TIME0_TOLERANCE_DAYS: f64 = 1e-6;
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
     #[error("{path}: cannot list input directory ({source})")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,10 +33,18 @@ pub struct GroupFiles {
 
 impl GroupFiles {
     pub fn present(&self) -> impl Iterator<Item = (usize, &PathBuf)> {
-        self.files.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|p| (i, p)))
+        self.files
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().map(|p| (i, p)))
     }
     pub fn missing(&self) -> Vec<usize> {
-        self.files.iter().enumerate().filter(|(_, f)| f.is_none()).map(|(i, _)| i).collect()
+        self.files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.is_none())
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 
@@ -57,11 +68,22 @@ pub fn parse_name(name: &str) -> Option<(f64, usize)> {
 
 /// Finds and groups the files in `dir`. `n_subbands` is the number a complete group has;
 /// with `require_complete`, a group missing any is marked with a problem naming them.
-pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tolerance_s: f64) -> Result<Discovery, DiscoverError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| DiscoverError::Io { path: dir.into(), source })?;
+pub fn discover(
+    dir: &Path,
+    n_subbands: usize,
+    require_complete: bool,
+    name_tolerance_s: f64,
+) -> Result<Discovery, DiscoverError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| DiscoverError::Io {
+        path: dir.into(),
+        source,
+    })?;
     let mut named: Vec<(f64, usize, PathBuf)> = Vec::new();
     for e in entries {
-        let e = e.map_err(|source| DiscoverError::Io { path: dir.into(), source })?;
+        let e = e.map_err(|source| DiscoverError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some((t, sb)) = parse_name(&name) {
             named.push((t, sb, e.path()));
@@ -79,8 +101,17 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
         }
     }
     // time_array[0] of every file, read once.
-    let read: Vec<Vec<(f64, usize, PathBuf, Result<f64, String>)>> =
-        clusters.into_iter().map(|c| c.into_iter().map(|(t, sb, p)| { let t0 = read_time0(&p).map_err(|e| e.to_string()); (t, sb, p, t0) }).collect()).collect();
+    let read: Vec<Vec<(f64, usize, PathBuf, Result<f64, String>)>> = clusters
+        .into_iter()
+        .map(|c| {
+            c.into_iter()
+                .map(|(t, sb, p)| {
+                    let t0 = read_time0(&p).map_err(|e| e.to_string());
+                    (t, sb, p, t0)
+                })
+                .collect()
+        })
+        .collect();
     // Files of one group whose names fell into different clusters (a tolerance below the
     // spread of the nodes' clocks, e.g. 0) join one cluster, so that group ids stay unique.
     let mut root: Vec<usize> = (0..read.len()).collect();
@@ -104,7 +135,8 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
             seen.entry(key).or_insert(ci);
         }
     }
-    let mut merged: BTreeMap<usize, Vec<(f64, usize, PathBuf, Result<f64, String>)>> = BTreeMap::new();
+    let mut merged: BTreeMap<usize, Vec<(f64, usize, PathBuf, Result<f64, String>)>> =
+        BTreeMap::new();
     for (ci, c) in read.into_iter().enumerate() {
         merged.entry(find(&mut root, ci)).or_default().extend(c);
     }
@@ -116,7 +148,10 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
             match t0 {
                 Ok(t0) => {
                     let key = (t0 / TIME0_TOLERANCE_DAYS).round() as i64;
-                    let slot = [key - 1, key, key + 1].into_iter().find(|k| by_t0.contains_key(k)).unwrap_or(key);
+                    let slot = [key - 1, key, key + 1]
+                        .into_iter()
+                        .find(|k| by_t0.contains_key(k))
+                        .unwrap_or(key);
                     let e = by_t0.entry(slot).or_insert((t0, Vec::new(), Vec::new()));
                     e.1.push((sb, path));
                     e.2.push(name_t);
@@ -130,9 +165,16 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
         }
         // An unreadable file explains the missing subband of the group whose file names are
         // closest in time to its own.
-        let centres: Vec<f64> = by_t0.values().map(|(_, _, ts)| ts.iter().sum::<f64>() / ts.len() as f64).collect();
+        let centres: Vec<f64> = by_t0
+            .values()
+            .map(|(_, _, ts)| ts.iter().sum::<f64>() / ts.len() as f64)
+            .collect();
         let owner = |name_t: f64| {
-            centres.iter().enumerate().min_by(|a, b| (a.1 - name_t).abs().total_cmp(&(b.1 - name_t).abs())).map(|(i, _)| i)
+            centres
+                .iter()
+                .enumerate()
+                .min_by(|a, b| (a.1 - name_t).abs().total_cmp(&(b.1 - name_t).abs()))
+                .map(|(i, _)| i)
         };
         for (gi, (_, (t0, files, _))) in by_t0.into_iter().enumerate() {
             let mut slots: Vec<Option<PathBuf>> = vec![None; n_subbands];
@@ -144,12 +186,21 @@ pub fn discover(dir: &Path, n_subbands: usize, require_complete: bool, name_tole
                     continue;
                 }
                 if let Some(prev) = &slots[sb] {
-                    problems.push(format!("duplicate subband sb{sb:02}: {} and {}", prev.display(), path.display()));
+                    problems.push(format!(
+                        "duplicate subband sb{sb:02}: {} and {}",
+                        prev.display(),
+                        path.display()
+                    ));
                     continue;
                 }
                 slots[sb] = Some(path);
             }
-            let mut g = GroupFiles { id: jd_to_iso(t0, 1), time0_jd: t0, files: slots, problem: None };
+            let mut g = GroupFiles {
+                id: jd_to_iso(t0, 1),
+                time0_jd: t0,
+                files: slots,
+                problem: None,
+            };
             let missing = g.missing();
             if !missing.is_empty() {
                 let names: Vec<String> = missing.iter().map(|m| format!("sb{m:02}")).collect();

@@ -36,7 +36,9 @@ pub struct ConvertSummary {
 
 impl ConvertSummary {
     pub fn complete(&self) -> bool {
-        self.skipped.is_empty() && self.bad_files.is_empty() && self.groups.iter().all(|g| g.result.is_ok())
+        self.skipped.is_empty()
+            && self.bad_files.is_empty()
+            && self.groups.iter().all(|g| g.result.is_ok())
     }
 }
 
@@ -47,7 +49,15 @@ pub fn group_centre(g: &GroupVis, eop: &EarthOrientation) -> Centre {
 }
 
 /// Writes `<dir>/<id>.ms` for a loaded group; returns the path and the row count.
-pub fn export_group(dir: &Path, id: &str, g: &GroupVis, centre: Centre, eop: &EarthOrientation, ms: &MsConfig, history: &str) -> Result<(PathBuf, usize), String> {
+pub fn export_group(
+    dir: &Path,
+    id: &str,
+    g: &GroupVis,
+    centre: Centre,
+    eop: &EarthOrientation,
+    ms: &MsConfig,
+    history: &str,
+) -> Result<(PathBuf, usize), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join(format!("{id}.ms"));
     let rows = write_group_ms(&path, g, centre, eop, ms, history).map_err(|e| e.to_string())?;
@@ -55,7 +65,10 @@ pub fn export_group(dir: &Path, id: &str, g: &GroupVis, centre: Centre, eop: &Ea
 }
 
 /// Converts the night (collective: every rank calls it).
-pub fn convert_night(cfg: &Config, comm: &dyn Comm) -> Result<Option<ConvertSummary>, PipelineError> {
+pub fn convert_night(
+    cfg: &Config,
+    comm: &dyn Comm,
+) -> Result<Option<ConvertSummary>, PipelineError> {
     let t0 = std::time::Instant::now();
     let dir = cfg.output.dir.join("ms");
     let (plan, eop) = plan_night(cfg, comm, &dir, false)?;
@@ -63,27 +76,55 @@ pub fn convert_night(cfg: &Config, comm: &dyn Comm) -> Result<Option<ConvertSumm
     for g in plan.groups.iter().filter(|g| g.rank == comm.rank()) {
         let t = std::time::Instant::now();
         let files: Vec<&Path> = g.files.iter().flatten().map(PathBuf::as_path).collect();
-        let res = load_group(&files).map_err(|e| e.to_string()).and_then(|mut vis| {
-            if cfg.flagging.enabled {
-                crate::flag::run(&mut vis, &cfg.flagging);
-            }
-            let centre = group_centre(&vis, &eop);
-            let history = format!("contimg convert: group {} from {} subband files, flagging {}", g.id, files.len(), if cfg.flagging.enabled { "on" } else { "off" });
-            export_group(&dir, &g.id, &vis, centre, &eop, &cfg.output.ms, &history)
-        });
+        let res = load_group(&files)
+            .map_err(|e| e.to_string())
+            .and_then(|mut vis| {
+                if cfg.flagging.enabled {
+                    crate::flag::run(&mut vis, &cfg.flagging);
+                }
+                let centre = group_centre(&vis, &eop);
+                let history = format!(
+                    "contimg convert: group {} from {} subband files, flagging {}",
+                    g.id,
+                    files.len(),
+                    if cfg.flagging.enabled { "on" } else { "off" }
+                );
+                export_group(&dir, &g.id, &vis, centre, &eop, &cfg.output.ms, &history)
+            });
         match &res {
             Ok((p, _)) => log::info!("rank {}: group {} -> {}", comm.rank(), g.id, p.display()),
             Err(e) => log::error!("rank {}: group {} failed: {e}", comm.rank(), g.id),
         }
         let rows = res.as_ref().map(|r| r.1).unwrap_or(0);
-        mine.push(Exported { id: g.id.clone(), rank: comm.rank(), result: res.map(|r| r.0), rows, seconds: t.elapsed().as_secs_f64() });
+        mine.push(Exported {
+            id: g.id.clone(),
+            rank: comm.rank(),
+            result: res.map(|r| r.0),
+            rows,
+            seconds: t.elapsed().as_secs_f64(),
+        });
     }
     let parts = comm.gather_bytes(0, &serde_json::to_vec(&mine).expect("serialises"));
     let Some(parts) = parts else { return Ok(None) };
-    let mut groups: Vec<Exported> = parts.iter().filter_map(|b| serde_json::from_slice::<Vec<Exported>>(b).ok()).flatten().collect();
+    let mut groups: Vec<Exported> = parts
+        .iter()
+        .filter_map(|b| serde_json::from_slice::<Vec<Exported>>(b).ok())
+        .flatten()
+        .collect();
     groups.sort_by(|a, b| a.id.cmp(&b.id));
-    let summary = ConvertSummary { groups, skipped: plan.skipped.clone(), bad_files: plan.bad_files.clone(), wall_s: t0.elapsed().as_secs_f64() };
+    let summary = ConvertSummary {
+        groups,
+        skipped: plan.skipped.clone(),
+        bad_files: plan.bad_files.clone(),
+        wall_s: t0.elapsed().as_secs_f64(),
+    };
     let path = dir.join("convert.json");
-    crate::products::write_atomic(&path, serde_json::to_string_pretty(&summary).expect("serialises").as_bytes()).map_err(|source| PipelineError::Output { path, source })?;
+    crate::products::write_atomic(
+        &path,
+        serde_json::to_string_pretty(&summary)
+            .expect("serialises")
+            .as_bytes(),
+    )
+    .map_err(|source| PipelineError::Output { path, source })?;
     Ok(Some(summary))
 }

@@ -139,7 +139,6 @@ enum Cmd {
     Inspect { file: PathBuf },
 }
 
-
 fn make_comm() -> Box<dyn Comm> {
     #[cfg(feature = "mpi")]
     {
@@ -154,13 +153,24 @@ fn init_logging(rank: usize, size: usize) {
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     b.format(move |buf, rec| {
         let ts = buf.timestamp_seconds();
-        writeln!(buf, "[{ts} {} rank {rank}/{size}] {}", rec.level(), rec.args())
+        writeln!(
+            buf,
+            "[{ts} {} rank {rank}/{size}] {}",
+            rec.level(),
+            rec.args()
+        )
     });
     let _ = b.try_init();
 }
 
 /// Every rank loads the config; agreement on success keeps ranks in step.
-fn load_on_all_ranks(comm: &dyn Comm, what: &str, settings: &SettingsArgs, input: Option<PathBuf>, output: Option<PathBuf>) -> Option<Config> {
+fn load_on_all_ranks(
+    comm: &dyn Comm,
+    what: &str,
+    settings: &SettingsArgs,
+    input: Option<PathBuf>,
+    output: Option<PathBuf>,
+) -> Option<Config> {
     let cfg = settings.load().map(|mut c| {
         if let Some(i) = input {
             c.input.dir = i;
@@ -206,13 +216,19 @@ fn install_panic_hook(rank: usize, size: usize) {
 /// Test hook, for the tests that end or stop one rank on purpose: `CONTIMG_FAULT=panic@R`,
 /// `stop@R` (SIGSTOP) or `kill@R` (SIGKILL) acts on rank R just before the night starts.
 fn inject_fault(rank: usize) {
-    let Ok(spec) = std::env::var("CONTIMG_FAULT") else { return };
-    let Some((what, r)) = spec.split_once('@') else { return };
+    let Ok(spec) = std::env::var("CONTIMG_FAULT") else {
+        return;
+    };
+    let Some((what, r)) = spec.split_once('@') else {
+        return;
+    };
     if r.parse::<usize>().ok() != Some(rank) {
         return;
     }
     let signal = |sig: &str| {
-        let _ = std::process::Command::new("kill").args([sig, &std::process::id().to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args([sig, &std::process::id().to_string()])
+            .status();
         std::thread::sleep(std::time::Duration::from_secs(3600));
     };
     match what {
@@ -227,7 +243,9 @@ fn main() -> ExitCode {
     match std::panic::catch_unwind(real_main) {
         Ok(code) => code,
         Err(_) => {
-            eprintln!("contimg: internal error (panic) reached main: ending the job (exit {EXIT_PANIC})");
+            eprintln!(
+                "contimg: internal error (panic) reached main: ending the job (exit {EXIT_PANIC})"
+            );
             contimg::comm::abort(EXIT_PANIC)
         }
     }
@@ -249,10 +267,18 @@ fn real_main() -> ExitCode {
         },
         Cmd::Simulate { out, settings } => {
             init_logging(0, 1);
-            let res = settings.load().map_err(Error::from).and_then(|cfg| Ok(contimg::simulate::run(&cfg, &out)?));
+            let res = settings
+                .load()
+                .map_err(Error::from)
+                .and_then(|cfg| Ok(contimg::simulate::run(&cfg, &out)?));
             match res {
                 Ok(truth) => {
-                    println!("simulated {} groups, {} sources into {}", truth.groups.len(), truth.sources.len(), out.display());
+                    println!(
+                        "simulated {} groups, {} sources into {}",
+                        truth.groups.len(),
+                        truth.sources.len(),
+                        out.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -265,40 +291,93 @@ fn real_main() -> ExitCode {
             Ok(a) => {
                 print!("{}", contimg::status::render(&a));
                 if let Some(j) = json {
-                    if let Err(e) = contimg::products::write_atomic(&j, serde_json::to_string_pretty(&a).expect("serialises").as_bytes()) {
+                    if let Err(e) = contimg::products::write_atomic(
+                        &j,
+                        serde_json::to_string_pretty(&a)
+                            .expect("serialises")
+                            .as_bytes(),
+                    ) {
                         eprintln!("contimg status: error: {}: {e}", j.display());
                         return ExitCode::FAILURE;
                     }
                 }
-                ExitCode::from(if a.nights.is_empty() { exit::NOTHING_IMAGED } else if a.complete == a.nights.len() { exit::OK } else { exit::INCOMPLETE })
+                ExitCode::from(if a.nights.is_empty() {
+                    exit::NOTHING_IMAGED
+                } else if a.complete == a.nights.len() {
+                    exit::OK
+                } else {
+                    exit::INCOMPLETE
+                })
             }
             Err(e) => {
                 eprintln!("contimg status: error: {}: {e}", dir.display());
                 ExitCode::FAILURE
             }
         },
-        Cmd::Photometry { nights, catalog, truth, calibrators, out, eta, v, vs } => {
+        Cmd::Photometry {
+            nights,
+            catalog,
+            truth,
+            calibrators,
+            out,
+            eta,
+            v,
+            vs,
+        } => {
             init_logging(0, 1);
             let targets = match (catalog, truth, calibrators) {
-                (Some(c), None, None) => contimg::photometry::read_catalog(&c).map_err(|e| e.to_string()),
-                (None, Some(t), None) => contimg::simulate::Truth::load(t.parent().unwrap_or(std::path::Path::new("."))).map(|tr| {
-                    tr.sources.iter().enumerate().map(|(k, s)| contimg::photometry::Target { name: format!("truth_{k}"), ra_deg: s.ra_deg, dec_deg: s.dec_deg }).collect()
-                }),
+                (Some(c), None, None) => {
+                    contimg::photometry::read_catalog(&c).map_err(|e| e.to_string())
+                }
+                (None, Some(t), None) => {
+                    contimg::simulate::Truth::load(t.parent().unwrap_or(std::path::Path::new(".")))
+                        .map(|tr| {
+                            tr.sources
+                                .iter()
+                                .enumerate()
+                                .map(|(k, s)| contimg::photometry::Target {
+                                    name: format!("truth_{k}"),
+                                    ra_deg: s.ra_deg,
+                                    dec_deg: s.dec_deg,
+                                })
+                                .collect()
+                        })
+                }
                 (None, None, Some(c)) => contimg::calibrate::catalog::read_calibrators(&c)
-                    .map(|cs| cs.iter().map(|k| contimg::photometry::Target { name: k.name.clone(), ra_deg: k.ra_rad.to_degrees(), dec_deg: k.dec_rad.to_degrees() }).collect())
+                    .map(|cs| {
+                        cs.iter()
+                            .map(|k| contimg::photometry::Target {
+                                name: k.name.clone(),
+                                ra_deg: k.ra_rad.to_degrees(),
+                                dec_deg: k.dec_rad.to_degrees(),
+                            })
+                            .collect()
+                    })
                     .map_err(|e| e.to_string()),
                 _ => Err("give one of --catalog, --truth or --calibrators".to_string()),
             };
             let res = targets.and_then(|t| {
-                let ms = contimg::photometry::measure_nights(&nights, &t).map_err(|e| e.to_string())?;
+                let ms =
+                    contimg::photometry::measure_nights(&nights, &t).map_err(|e| e.to_string())?;
                 let th = contimg::photometry::Thresholds { eta, v, vs };
-                let vars = contimg::photometry::write_tables(&out, &ms, &t, th).map_err(|e| format!("{}: {e}", out.display()))?;
+                let vars = contimg::photometry::write_tables(&out, &ms, &t, th)
+                    .map_err(|e| format!("{}: {e}", out.display()))?;
                 Ok((ms.len(), vars))
             });
             match res {
                 Ok((n, vars)) => {
-                    let cands: Vec<&str> = vars.iter().filter(|v| v.candidate).map(|v| v.source.as_str()).collect();
-                    println!("photometry: {n} measurements of {} sources; {} candidates{}{}", vars.len(), cands.len(), if cands.is_empty() { "" } else { ": " }, cands.join(", "));
+                    let cands: Vec<&str> = vars
+                        .iter()
+                        .filter(|v| v.candidate)
+                        .map(|v| v.source.as_str())
+                        .collect();
+                    println!(
+                        "photometry: {n} measurements of {} sources; {} candidates{}{}",
+                        vars.len(),
+                        cands.len(),
+                        if cands.is_empty() { "" } else { ": " },
+                        cands.join(", ")
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -307,12 +386,22 @@ fn real_main() -> ExitCode {
                 }
             }
         }
-        Cmd::Mosaic { night, out, pblimit } => {
+        Cmd::Mosaic {
+            night,
+            out,
+            pblimit,
+        } => {
             init_logging(0, 1);
             let out = out.unwrap_or_else(|| night.join("mosaic"));
             match contimg::mosaic::build(&night, &out, pblimit) {
                 Ok(s) => {
-                    println!("mosaic: {} tiles -> {} x {} pixels in {}", s.tiles, s.nx, s.ny, out.display());
+                    println!(
+                        "mosaic: {} tiles -> {} x {} pixels in {}",
+                        s.tiles,
+                        s.nx,
+                        s.ny,
+                        out.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -321,12 +410,28 @@ fn real_main() -> ExitCode {
                 }
             }
         }
-        Cmd::Report { night, truth, warn_only } => {
+        Cmd::Report {
+            night,
+            truth,
+            warn_only,
+        } => {
             init_logging(0, 1);
             match contimg::report::write(&night, truth.as_deref()) {
                 Ok(r) => {
-                    let worst = r.gates.iter().map(|g| g.1.as_str()).fold("pass", |a, b| if a == "fail" || b == "fail" { "fail" } else if a == "warn" || b == "warn" { "warn" } else { "pass" });
-                    println!("report: {} gates ({worst}) -> {}", r.gates.len(), night.join("qa/report.html").display());
+                    let worst = r.gates.iter().map(|g| g.1.as_str()).fold("pass", |a, b| {
+                        if a == "fail" || b == "fail" {
+                            "fail"
+                        } else if a == "warn" || b == "warn" {
+                            "warn"
+                        } else {
+                            "pass"
+                        }
+                    });
+                    println!(
+                        "report: {} gates ({worst}) -> {}",
+                        r.gates.len(),
+                        night.join("qa/report.html").display()
+                    );
                     if worst == "fail" {
                         for g in r.gates.iter().filter(|g| g.1 == "fail") {
                             eprintln!("contimg report: gate failed: {}", g.0);
@@ -368,16 +473,32 @@ fn real_main() -> ExitCode {
                 }
             }
         }
-        Cmd::Convert { night: NightArgs { settings, input, output }, spectral_windows } => {
+        Cmd::Convert {
+            night:
+                NightArgs {
+                    settings,
+                    input,
+                    output,
+                },
+            spectral_windows,
+        } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
             install_panic_hook(comm.rank(), comm.size());
-            let Some(mut cfg) = load_on_all_ranks(comm.as_ref(), "convert", &settings, input, output) else {
+            let Some(mut cfg) =
+                load_on_all_ranks(comm.as_ref(), "convert", &settings, input, output)
+            else {
                 return ExitCode::FAILURE;
             };
-            comm.set_collective_timeout(std::time::Duration::from_secs_f64(cfg.mpi.collective_timeout_s));
+            comm.set_collective_timeout(std::time::Duration::from_secs_f64(
+                cfg.mpi.collective_timeout_s,
+            ));
             if let Some(s) = spectral_windows {
-                cfg.output.ms.spectral_windows = if s == "subbands" { contimg::ms::SpwLayout::Subbands } else { contimg::ms::SpwLayout::Merged };
+                cfg.output.ms.spectral_windows = if s == "subbands" {
+                    contimg::ms::SpwLayout::Subbands
+                } else {
+                    contimg::ms::SpwLayout::Merged
+                };
             }
             if !contimg::ms::AVAILABLE {
                 if comm.is_root() {
@@ -389,7 +510,13 @@ fn real_main() -> ExitCode {
                 Ok(Some(s)) => {
                     let ok = s.groups.iter().filter(|g| g.result.is_ok()).count();
                     println!("convert: {ok} of {} groups written as Measurement Sets in {:.1} s; {} skipped, {} failed", s.groups.len(), s.wall_s, s.skipped.len(), s.groups.len() - ok);
-                    ExitCode::from(if ok == 0 { exit::NOTHING_IMAGED } else if s.complete() { exit::OK } else { exit::INCOMPLETE })
+                    ExitCode::from(if ok == 0 {
+                        exit::NOTHING_IMAGED
+                    } else if s.complete() {
+                        exit::OK
+                    } else {
+                        exit::INCOMPLETE
+                    })
                 }
                 Ok(None) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -398,15 +525,28 @@ fn real_main() -> ExitCode {
                 }
             }
         }
-        Cmd::Run { night: NightArgs { settings, input, output } } => {
+        Cmd::Run {
+            night:
+                NightArgs {
+                    settings,
+                    input,
+                    output,
+                },
+        } => {
             let comm = make_comm();
             init_logging(comm.rank(), comm.size());
             install_panic_hook(comm.rank(), comm.size());
-            let Some(cfg) = load_on_all_ranks(comm.as_ref(), "run", &settings, input, output) else {
+            let Some(cfg) = load_on_all_ranks(comm.as_ref(), "run", &settings, input, output)
+            else {
                 return ExitCode::FAILURE;
             };
-            comm.set_collective_timeout(std::time::Duration::from_secs_f64(cfg.mpi.collective_timeout_s));
-            let mem = cfg.check_memory(contimg::gpu::local_size(), contimg::config::available_memory());
+            comm.set_collective_timeout(std::time::Duration::from_secs_f64(
+                cfg.mpi.collective_timeout_s,
+            ));
+            let mem = cfg.check_memory(
+                contimg::gpu::local_size(),
+                contimg::config::available_memory(),
+            );
             if !comm.all_ok(mem.is_ok()) {
                 if let Err(e) = mem {
                     eprintln!("contimg run: error (rank {}): {e}", comm.rank());

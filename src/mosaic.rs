@@ -24,22 +24,37 @@ pub struct MosaicSummary {
 }
 
 fn robust_rms(img: &Image) -> f64 {
-    let v: Vec<f64> = img.data.iter().filter(|x| x.is_finite()).map(|&x| x as f64).collect();
-    crate::primitives::stats::median_and_mad_sigma(&v).map(|x| x.1).unwrap_or(f64::NAN)
+    let v: Vec<f64> = img
+        .data
+        .iter()
+        .filter(|x| x.is_finite())
+        .map(|&x| x as f64)
+        .collect();
+    crate::primitives::stats::median_and_mad_sigma(&v)
+        .map(|x| x.1)
+        .unwrap_or(f64::NAN)
 }
 
 fn tiles(images: &Path) -> Result<Vec<Tile>, PhotometryError> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(images)
-        .map_err(|e| PhotometryError::Fits { path: images.into(), problem: e.to_string() })?
+        .map_err(|e| PhotometryError::Fits {
+            path: images.into(),
+            problem: e.to_string(),
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with(".pbcor.fits"))
         .collect();
     names.sort();
     let mut out = Vec::new();
     for p in names {
-        let stem = p.to_string_lossy().trim_end_matches(".pbcor.fits").to_string();
+        let stem = p
+            .to_string_lossy()
+            .trim_end_matches(".pbcor.fits")
+            .to_string();
         // A damaged tile is left out with a warning naming it; the others are mosaicked.
-        let (pbcor, pb) = match Image::read(&p).and_then(|a| Image::read(Path::new(&format!("{stem}.pb.fits"))).map(|b| (a, b))) {
+        let (pbcor, pb) = match Image::read(&p)
+            .and_then(|a| Image::read(Path::new(&format!("{stem}.pb.fits"))).map(|b| (a, b)))
+        {
             Ok(x) => x,
             Err(e) => {
                 log::warn!("mosaic: tile left out: {e}");
@@ -47,11 +62,20 @@ fn tiles(images: &Path) -> Result<Vec<Tile>, PhotometryError> {
             }
         };
         if pb.nx != pbcor.nx || pb.ny != pbcor.ny {
-            log::warn!("mosaic: tile left out: {stem}.pb.fits is {} x {}, the pbcor image {} x {}", pb.nx, pb.ny, pbcor.nx, pbcor.ny);
+            log::warn!(
+                "mosaic: tile left out: {stem}.pb.fits is {} x {}, the pbcor image {} x {}",
+                pb.nx,
+                pb.ny,
+                pbcor.nx,
+                pbcor.ny
+            );
             continue;
         }
         let residual = Image::read(Path::new(&format!("{stem}.residual.fits"))).ok();
-        let sigma = residual.as_ref().map(robust_rms).unwrap_or_else(|| robust_rms(&pbcor));
+        let sigma = residual
+            .as_ref()
+            .map(robust_rms)
+            .unwrap_or_else(|| robust_rms(&pbcor));
         if sigma > 0.0 && sigma.is_finite() {
             out.push(Tile { pbcor, pb, sigma });
         }
@@ -62,12 +86,22 @@ fn tiles(images: &Path) -> Result<Vec<Tile>, PhotometryError> {
 /// Builds `<out_dir>/mosaic.{fits,weight.fits,rms.fits}` from `<night>/images/*.pbcor.fits`.
 pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary, PhotometryError> {
     let tiles = tiles(&night.join("images"))?;
-    let err = |problem: String| PhotometryError::Fits { path: night.into(), problem };
+    let err = |problem: String| PhotometryError::Fits {
+        path: night.into(),
+        problem,
+    };
     if tiles.is_empty() {
-        return Err(err("no tiles (images/*.pbcor.fits with .pb and .residual) to mosaic".into()));
+        return Err(err(
+            "no tiles (images/*.pbcor.fits with .pb and .residual) to mosaic".into(),
+        ));
     }
     // Reference: circular mean RA, mean Dec of the tile centres; cells square at that Dec.
-    let (s, c) = tiles.iter().fold((0.0, 0.0), |a, t| (a.0 + t.pbcor.crval[0].to_radians().sin(), a.1 + t.pbcor.crval[0].to_radians().cos()));
+    let (s, c) = tiles.iter().fold((0.0, 0.0), |a, t| {
+        (
+            a.0 + t.pbcor.crval[0].to_radians().sin(),
+            a.1 + t.pbcor.crval[0].to_radians().cos(),
+        )
+    });
     let ra0 = s.atan2(c).to_degrees().rem_euclid(360.0);
     let dec0 = tiles.iter().map(|t| t.pbcor.crval[1]).sum::<f64>() / tiles.len() as f64;
     let cell = tiles[0].pbcor.cdelt[1].abs();
@@ -75,12 +109,27 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
     // Each tile's extent (wrapped RA offset, Dec) from its edge pixels; the mosaic's is their union.
     let extent = |t: &Tile| {
         let (nx, ny) = (t.pbcor.nx as f64, t.pbcor.ny as f64);
-        let mut e = [f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY];
+        let mut e = [
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
         for k in 0..=64 {
             let f = k as f64 / 64.0;
-            for (x, y) in [(f * (nx - 1.0), 0.0), (f * (nx - 1.0), ny - 1.0), (0.0, f * (ny - 1.0)), (nx - 1.0, f * (ny - 1.0))] {
+            for (x, y) in [
+                (f * (nx - 1.0), 0.0),
+                (f * (nx - 1.0), ny - 1.0),
+                (0.0, f * (ny - 1.0)),
+                (nx - 1.0, f * (ny - 1.0)),
+            ] {
                 if let Some((ra, dec)) = t.pbcor.pixel_to_world(x, y) {
-                    e = [e[0].min(wrap(ra)), e[1].max(wrap(ra)), e[2].min(dec), e[3].max(dec)];
+                    e = [
+                        e[0].min(wrap(ra)),
+                        e[1].max(wrap(ra)),
+                        e[2].min(dec),
+                        e[3].max(dec),
+                    ];
                 }
             }
         }
@@ -88,9 +137,15 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
     };
     let extents: Vec<[f64; 4]> = tiles.iter().map(extent).collect();
     let x0 = extents.iter().map(|e| e[0]).fold(f64::INFINITY, f64::min);
-    let x1 = extents.iter().map(|e| e[1]).fold(f64::NEG_INFINITY, f64::max);
+    let x1 = extents
+        .iter()
+        .map(|e| e[1])
+        .fold(f64::NEG_INFINITY, f64::max);
     let y0 = extents.iter().map(|e| e[2]).fold(f64::INFINITY, f64::min);
-    let y1 = extents.iter().map(|e| e[3]).fold(f64::NEG_INFINITY, f64::max);
+    let y1 = extents
+        .iter()
+        .map(|e| e[3])
+        .fold(f64::NEG_INFINITY, f64::max);
     let cdelt1 = -cell / dec0.to_radians().cos();
     let nx = ((x1 - x0) / cdelt1.abs()).ceil() as usize + 1;
     let ny = ((y1 - y0) / cell).ceil() as usize + 1;
@@ -98,40 +153,83 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
         return Err(err(format!("mosaic of {nx} x {ny} pixels is too large")));
     }
     // CAR with CRVAL = (ra0, 0): pixel x has RA ra0 + (x + 1 - crpix1) cdelt1, y has Dec (y + 1 - crpix2) cdelt2.
-    let axes = Axes { code: "CAR", nx, ny, crpix: [1.0 + x1 / cdelt1.abs(), 1.0 - y0 / cell], cdelt: [cdelt1, cell], crval: [ra0, 0.0] };
+    let axes = Axes {
+        code: "CAR",
+        nx,
+        ny,
+        crpix: [1.0 + x1 / cdelt1.abs(), 1.0 - y0 / cell],
+        cdelt: [cdelt1, cell],
+        crval: [ra0, 0.0],
+    };
     let mut num = vec![0.0f64; nx * ny];
     let mut wsum = vec![0.0f64; nx * ny];
     // Tile by tile over its own footprint only (a night has hundreds of tiles), rows in parallel.
     for (t, e) in tiles.iter().zip(&extents) {
         let px = |dra: f64| axes.crpix[0] - 1.0 + dra / axes.cdelt[0];
         let py = |dec: f64| axes.crpix[1] - 1.0 + dec / axes.cdelt[1];
-        let (xa, xb) = ((px(e[1]).floor().max(0.0)) as usize, (px(e[0]).ceil() as usize).min(nx - 1));
-        let (ya, yb) = ((py(e[2]).floor().max(0.0)) as usize, (py(e[3]).ceil() as usize).min(ny - 1));
-        num[ya * nx..(yb + 1) * nx].par_chunks_mut(nx).zip(wsum[ya * nx..(yb + 1) * nx].par_chunks_mut(nx)).enumerate().for_each(|(k, (nrow, wrow))| {
-            let dec = (ya as f64 + k as f64 + 1.0 - axes.crpix[1]) * axes.cdelt[1];
-            for x in xa..=xb {
-                let ra = (ra0 + (x as f64 + 1.0 - axes.crpix[0]) * axes.cdelt[0]).rem_euclid(360.0);
-                let Some((tx, ty)) = t.pbcor.world_to_pixel(ra, dec) else { continue };
-                let (Some(v), Some(pb)) = (t.pbcor.sample_cubic(tx, ty), t.pb.sample(tx, ty)) else { continue };
-                if pb < pblimit {
-                    continue;
+        let (xa, xb) = (
+            (px(e[1]).floor().max(0.0)) as usize,
+            (px(e[0]).ceil() as usize).min(nx - 1),
+        );
+        let (ya, yb) = (
+            (py(e[2]).floor().max(0.0)) as usize,
+            (py(e[3]).ceil() as usize).min(ny - 1),
+        );
+        num[ya * nx..(yb + 1) * nx]
+            .par_chunks_mut(nx)
+            .zip(wsum[ya * nx..(yb + 1) * nx].par_chunks_mut(nx))
+            .enumerate()
+            .for_each(|(k, (nrow, wrow))| {
+                let dec = (ya as f64 + k as f64 + 1.0 - axes.crpix[1]) * axes.cdelt[1];
+                for x in xa..=xb {
+                    let ra =
+                        (ra0 + (x as f64 + 1.0 - axes.crpix[0]) * axes.cdelt[0]).rem_euclid(360.0);
+                    let Some((tx, ty)) = t.pbcor.world_to_pixel(ra, dec) else {
+                        continue;
+                    };
+                    let (Some(v), Some(pb)) = (t.pbcor.sample_cubic(tx, ty), t.pb.sample(tx, ty))
+                    else {
+                        continue;
+                    };
+                    if pb < pblimit {
+                        continue;
+                    }
+                    let w = pb * pb / (t.sigma * t.sigma);
+                    nrow[x] += w * v;
+                    wrow[x] += w;
                 }
-                let w = pb * pb / (t.sigma * t.sigma);
-                nrow[x] += w * v;
-                wrow[x] += w;
-            }
-        });
+            });
     }
-    let mosaic: Vec<f32> = num.iter().zip(&wsum).map(|(n, w)| if *w > 0.0 { (n / w) as f32 } else { f32::NAN }).collect();
+    let mosaic: Vec<f32> = num
+        .iter()
+        .zip(&wsum)
+        .map(|(n, w)| if *w > 0.0 { (n / w) as f32 } else { f32::NAN })
+        .collect();
     let weight: Vec<f32> = wsum.iter().map(|&w| w as f32).collect();
-    let rms: Vec<f32> = wsum.iter().map(|&w| if w > 0.0 { (1.0 / w.sqrt()) as f32 } else { f32::NAN }).collect();
+    let rms: Vec<f32> = wsum
+        .iter()
+        .map(|&w| {
+            if w > 0.0 {
+                (1.0 / w.sqrt()) as f32
+            } else {
+                f32::NAN
+            }
+        })
+        .collect();
     // The median tile beam (tiles of one night have nearly the same).
     let mut beams: Vec<[f64; 3]> = tiles.iter().map(|t| t.pbcor.beam).collect();
     beams.sort_by(|a, b| a[0].total_cmp(&b[0]));
     let beam = beams[beams.len() / 2];
-    std::fs::create_dir_all(out_dir).map_err(|e| PhotometryError::Fits { path: out_dir.into(), problem: e.to_string() })?;
+    std::fs::create_dir_all(out_dir).map_err(|e| PhotometryError::Fits {
+        path: out_dir.into(),
+        problem: e.to_string(),
+    })?;
     let mut products = Vec::new();
-    for (name, data, bunit) in [("mosaic.fits", &mosaic, "JY/BEAM"), ("mosaic.weight.fits", &weight, ""), ("mosaic.rms.fits", &rms, "JY/BEAM")] {
+    for (name, data, bunit) in [
+        ("mosaic.fits", &mosaic, "JY/BEAM"),
+        ("mosaic.weight.fits", &weight, ""),
+        ("mosaic.rms.fits", &rms, "JY/BEAM"),
+    ] {
         let meta = ImageMeta {
             ra_deg: ra0,
             dec_deg: dec0,
@@ -142,13 +240,24 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
             bunit,
             object: format!("mosaic of {} tiles", tiles.len()),
             beam_deg: (beam[0] > 0.0).then_some(beam),
-            history: vec![format!("contimg mosaic: {} tiles, weights PB^2/rms^2, pblimit {pblimit}", tiles.len())],
+            history: vec![format!(
+                "contimg mosaic: {} tiles, weights PB^2/rms^2, pblimit {pblimit}",
+                tiles.len()
+            )],
         };
         let path = out_dir.join(name);
-        write_fits_plane(&path, data, &meta, &axes).map_err(|e| PhotometryError::Fits { path: path.clone(), problem: e.to_string() })?;
+        write_fits_plane(&path, data, &meta, &axes).map_err(|e| PhotometryError::Fits {
+            path: path.clone(),
+            problem: e.to_string(),
+        })?;
         products.push(path);
     }
-    Ok(MosaicSummary { tiles: tiles.len(), nx, ny, products })
+    Ok(MosaicSummary {
+        tiles: tiles.len(),
+        nx,
+        ny,
+        products,
+    })
 }
 
 #[cfg(test)]
@@ -159,12 +268,42 @@ mod tests {
     fn tile(dir: &Path, name: &str, ra: f64, value: f32) {
         let n = 64;
         let cell = 0.05;
-        let meta = |bunit| ImageMeta { ra_deg: ra, dec_deg: 30.0, cell_deg: cell, freq_hz: 1.4e9, bandwidth_hz: 1e8, date_obs: "2026-03-14T00:00:00".into(), bunit, object: name.into(), beam_deg: Some([0.1, 0.1, 0.0]), history: vec![] };
-        let pb: Vec<f32> = (0..n * n).map(|i| { let (x, y) = ((i % n) as f32 - 32.0, (i / n) as f32 - 32.0); (-(x * x + y * y) / 400.0).exp() }).collect();
-        let noise: Vec<f32> = (0..n * n).map(|i| if i % 2 == 0 { 0.01 } else { -0.01 }).collect();
-        write_fits_image(&dir.join(format!("{name}.pbcor.fits")), n, &vec![value; n * n], &meta("JY/BEAM")).unwrap();
+        let meta = |bunit| ImageMeta {
+            ra_deg: ra,
+            dec_deg: 30.0,
+            cell_deg: cell,
+            freq_hz: 1.4e9,
+            bandwidth_hz: 1e8,
+            date_obs: "2026-03-14T00:00:00".into(),
+            bunit,
+            object: name.into(),
+            beam_deg: Some([0.1, 0.1, 0.0]),
+            history: vec![],
+        };
+        let pb: Vec<f32> = (0..n * n)
+            .map(|i| {
+                let (x, y) = ((i % n) as f32 - 32.0, (i / n) as f32 - 32.0);
+                (-(x * x + y * y) / 400.0).exp()
+            })
+            .collect();
+        let noise: Vec<f32> = (0..n * n)
+            .map(|i| if i % 2 == 0 { 0.01 } else { -0.01 })
+            .collect();
+        write_fits_image(
+            &dir.join(format!("{name}.pbcor.fits")),
+            n,
+            &vec![value; n * n],
+            &meta("JY/BEAM"),
+        )
+        .unwrap();
         write_fits_image(&dir.join(format!("{name}.pb.fits")), n, &pb, &meta("")).unwrap();
-        write_fits_image(&dir.join(format!("{name}.residual.fits")), n, &noise, &meta("JY/BEAM")).unwrap();
+        write_fits_image(
+            &dir.join(format!("{name}.residual.fits")),
+            n,
+            &noise,
+            &meta("JY/BEAM"),
+        )
+        .unwrap();
     }
 
     /// Two tiles either side of RA = 0 make one mosaic centred on RA 0, continuous across it,
@@ -179,7 +318,11 @@ mod tests {
         let s = build(d.path(), &d.path().join("m"), 0.2).unwrap();
         assert_eq!(s.tiles, 2);
         let m = Image::read(&s.products[0]).unwrap();
-        assert!(m.crval[0].abs() < 1e-9 || (m.crval[0] - 360.0).abs() < 1e-9, "reference RA {}", m.crval[0]);
+        assert!(
+            m.crval[0].abs() < 1e-9 || (m.crval[0] - 360.0).abs() < 1e-9,
+            "reference RA {}",
+            m.crval[0]
+        );
         // About 1.6 deg + a tile's width (3.2 deg at dec 30 -> ~3.7 deg of RA), not ~360 deg.
         assert!(s.nx < 200, "{} pixels across", s.nx);
         for ra in [359.0, 359.8, 0.0, 0.2, 1.0] {

@@ -36,25 +36,45 @@ pub struct Image {
 
 impl Image {
     pub fn read(path: &Path) -> Result<Image, PhotometryError> {
-        let bad = |problem: String| PhotometryError::Fits { path: path.into(), problem };
+        let bad = |problem: String| PhotometryError::Fits {
+            path: path.into(),
+            problem,
+        };
         let mut f = fitsio::FitsFile::open(path).map_err(|e| bad(e.to_string()))?;
         let hdu = f.primary_hdu().map_err(|e| bad(e.to_string()))?;
-        let mut key = |k: &str| hdu.read_key::<f64>(&mut f, k).map_err(|e| bad(format!("{k}: {e}")));
+        let mut key = |k: &str| {
+            hdu.read_key::<f64>(&mut f, k)
+                .map_err(|e| bad(format!("{k}: {e}")))
+        };
         let crval = [key("CRVAL1")?, key("CRVAL2")?];
         let crpix = [key("CRPIX1")?, key("CRPIX2")?];
         let cdelt = [key("CDELT1")?, key("CDELT2")?];
         let (nx, ny) = (key("NAXIS1")? as usize, key("NAXIS2")? as usize);
-        let beam = [key("BMAJ").unwrap_or(0.0), key("BMIN").unwrap_or(0.0), key("BPA").unwrap_or(0.0)];
-        let ctype = hdu.read_key::<String>(&mut f, "CTYPE1").map_err(|e| bad(format!("CTYPE1: {e}")))?;
+        let beam = [
+            key("BMAJ").unwrap_or(0.0),
+            key("BMIN").unwrap_or(0.0),
+            key("BPA").unwrap_or(0.0),
+        ];
+        let ctype = hdu
+            .read_key::<String>(&mut f, "CTYPE1")
+            .map_err(|e| bad(format!("CTYPE1: {e}")))?;
         let code = ctype.get(5..).unwrap_or("").to_string();
         if code != "SIN" && code != "CAR" {
-            return Err(bad(format!("projection {ctype} (contimg reads SIN tiles and CAR mosaics)")));
+            return Err(bad(format!(
+                "projection {ctype} (contimg reads SIN tiles and CAR mosaics)"
+            )));
         }
-        let date_obs = hdu.read_key::<String>(&mut f, "DATE-OBS").unwrap_or_default();
+        let date_obs = hdu
+            .read_key::<String>(&mut f, "DATE-OBS")
+            .unwrap_or_default();
         // A WCS that cannot place a pixel (zero, absurd or NaN steps) is refused here, not
         // divided by later.
         let good_step = |d: f64| d.is_finite() && d != 0.0 && d.abs() <= 10.0;
-        if !(good_step(cdelt[0]) && good_step(cdelt[1]) && crval.iter().chain(&crpix).all(|x| x.is_finite()) && crval[1].abs() <= 90.0) {
+        if !(good_step(cdelt[0])
+            && good_step(cdelt[1])
+            && crval.iter().chain(&crpix).all(|x| x.is_finite())
+            && crval[1].abs() <= 90.0)
+        {
             return Err(bad(format!("unusable WCS: CDELT {cdelt:?} (non-zero, at most 10 deg), CRVAL {crval:?}, CRPIX {crpix:?}")));
         }
         if nx == 0 || ny == 0 || !beam.iter().all(|b| b.is_finite()) {
@@ -64,7 +84,18 @@ impl Image {
         if data.len() != nx * ny {
             return Err(bad(format!("{} pixels for {nx} x {ny}", data.len())));
         }
-        Ok(Image { path: path.into(), nx, ny, data, code, crval, crpix, cdelt, beam, date_obs })
+        Ok(Image {
+            path: path.into(),
+            nx,
+            ny,
+            data,
+            code,
+            crval,
+            crpix,
+            cdelt,
+            beam,
+            date_obs,
+        })
     }
 
     /// 0-based pixel (x, y) of a J2000 position (SIN tiles; CAR mosaics with RA offsets
@@ -72,7 +103,10 @@ impl Image {
     pub fn world_to_pixel(&self, ra_deg: f64, dec_deg: f64) -> Option<(f64, f64)> {
         if self.code == "CAR" {
             let dra = (ra_deg - self.crval[0] + 540.0).rem_euclid(360.0) - 180.0;
-            return Some((self.crpix[0] - 1.0 + dra / self.cdelt[0], self.crpix[1] - 1.0 + (dec_deg - self.crval[1]) / self.cdelt[1]));
+            return Some((
+                self.crpix[0] - 1.0 + dra / self.cdelt[0],
+                self.crpix[1] - 1.0 + (dec_deg - self.crval[1]) / self.cdelt[1],
+            ));
         }
         let (a, d) = (ra_deg.to_radians(), dec_deg.to_radians());
         let (a0, d0) = (self.crval[0].to_radians(), self.crval[1].to_radians());
@@ -82,12 +116,18 @@ impl Image {
         }
         let x = (d.cos() * (a - a0).sin()).to_degrees();
         let y = (d.sin() * d0.cos() - d.cos() * d0.sin() * (a - a0).cos()).to_degrees();
-        Some((self.crpix[0] + x / self.cdelt[0] - 1.0, self.crpix[1] + y / self.cdelt[1] - 1.0))
+        Some((
+            self.crpix[0] + x / self.cdelt[0] - 1.0,
+            self.crpix[1] + y / self.cdelt[1] - 1.0,
+        ))
     }
 
     /// J2000 (ra, dec) in degrees of a 0-based pixel (SIN or CAR).
     pub fn pixel_to_world(&self, x: f64, y: f64) -> Option<(f64, f64)> {
-        let (px, py) = ((x + 1.0 - self.crpix[0]) * self.cdelt[0], (y + 1.0 - self.crpix[1]) * self.cdelt[1]);
+        let (px, py) = (
+            (x + 1.0 - self.crpix[0]) * self.cdelt[0],
+            (y + 1.0 - self.crpix[1]) * self.cdelt[1],
+        );
         if self.code == "CAR" {
             return Some(((self.crval[0] + px).rem_euclid(360.0), self.crval[1] + py));
         }
@@ -100,8 +140,15 @@ impl Image {
         let (a0, d0) = (self.crval[0].to_radians(), self.crval[1].to_radians());
         // Direction = n * centre + l * east + m * north.
         let (sa, ca, sd, cd) = (a0.sin(), a0.cos(), d0.sin(), d0.cos());
-        let v = [n * cd * ca - l * sa - m * sd * ca, n * cd * sa + l * ca - m * sd * sa, n * sd + m * cd];
-        Some((v[1].atan2(v[0]).to_degrees().rem_euclid(360.0), v[2].clamp(-1.0, 1.0).asin().to_degrees()))
+        let v = [
+            n * cd * ca - l * sa - m * sd * ca,
+            n * cd * sa + l * ca - m * sd * sa,
+            n * sd + m * cd,
+        ];
+        Some((
+            v[1].atan2(v[0]).to_degrees().rem_euclid(360.0),
+            v[2].clamp(-1.0, 1.0).asin().to_degrees(),
+        ))
     }
 
     /// Cubic-convolution (Keys, a = -0.5) value at a 0-based pixel position: interpolating,
@@ -142,7 +189,10 @@ impl Image {
         }
         let (i, j, fx, fy) = (x0 as usize, y0 as usize, x - x0, y - y0);
         let at = |a: usize, b: usize| self.data[b * self.nx + a] as f64;
-        let v = at(i, j) * (1.0 - fx) * (1.0 - fy) + at(i + 1, j) * fx * (1.0 - fy) + at(i, j + 1) * (1.0 - fx) * fy + at(i + 1, j + 1) * fx * fy;
+        let v = at(i, j) * (1.0 - fx) * (1.0 - fy)
+            + at(i + 1, j) * fx * (1.0 - fy)
+            + at(i, j + 1) * (1.0 - fx) * fy
+            + at(i + 1, j + 1) * fx * fy;
         v.is_finite().then_some(v)
     }
 
@@ -184,7 +234,12 @@ impl Image {
 
     /// Robust rms of the finite pixels.
     pub fn rms(&self) -> f64 {
-        let v: Vec<f64> = self.data.iter().filter(|x| x.is_finite()).map(|&x| x as f64).collect();
+        let v: Vec<f64> = self
+            .data
+            .iter()
+            .filter(|x| x.is_finite())
+            .map(|&x| x as f64)
+            .collect();
         median_and_mad_sigma(&v).map(|x| x.1).unwrap_or(f64::NAN)
     }
 }
@@ -199,7 +254,10 @@ pub struct Target {
 
 /// Reads `name,ra_deg,dec_deg` lines (a header line and `#` comments are skipped).
 pub fn read_catalog(path: &Path) -> Result<Vec<Target>, PhotometryError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PhotometryError::Catalog { path: path.into(), problem: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| PhotometryError::Catalog {
+        path: path.into(),
+        problem: e.to_string(),
+    })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let l = line.trim();
@@ -210,10 +268,29 @@ pub fn read_catalog(path: &Path) -> Result<Vec<Target>, PhotometryError> {
         let num = |k: usize| f.get(k).and_then(|s| s.parse::<f64>().ok());
         match (f.first(), num(1), num(2)) {
             (Some(n), _, _) if out.iter().any(|t: &Target| t.name == *n) => {
-                return Err(PhotometryError::Catalog { path: path.into(), problem: format!("line {}: name {n:?} appears twice (light curves are kept by name)", i + 1) });
+                return Err(PhotometryError::Catalog {
+                    path: path.into(),
+                    problem: format!(
+                        "line {}: name {n:?} appears twice (light curves are kept by name)",
+                        i + 1
+                    ),
+                });
             }
-            (Some(n), Some(ra), Some(dec)) if ra.is_finite() && (-90.0..=90.0).contains(&dec) && !n.is_empty() => out.push(Target { name: n.to_string(), ra_deg: ra, dec_deg: dec }),
-            _ => return Err(PhotometryError::Catalog { path: path.into(), problem: format!("line {}: expected name,ra_deg,dec_deg: {line:?}", i + 1) }),
+            (Some(n), Some(ra), Some(dec))
+                if ra.is_finite() && (-90.0..=90.0).contains(&dec) && !n.is_empty() =>
+            {
+                out.push(Target {
+                    name: n.to_string(),
+                    ra_deg: ra,
+                    dec_deg: dec,
+                })
+            }
+            _ => {
+                return Err(PhotometryError::Catalog {
+                    path: path.into(),
+                    problem: format!("line {}: expected name,ra_deg,dec_deg: {line:?}", i + 1),
+                })
+            }
         }
     }
     Ok(out)
@@ -252,7 +329,11 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { eta: 5.0, v: 0.1, vs: 4.3 }
+        Thresholds {
+            eta: 5.0,
+            v: 0.1,
+            vs: 4.3,
+        }
     }
 }
 
@@ -260,12 +341,28 @@ impl Default for Thresholds {
 pub fn variability(source: &str, ms: &[&Measurement], th: Thresholds) -> Variability {
     let n = ms.len();
     let s: Vec<f64> = ms.iter().map(|m| m.flux_jy).collect();
-    let w: Vec<f64> = ms.iter().map(|m| 1.0 / (m.err_jy * m.err_jy).max(1e-30)).collect();
+    let w: Vec<f64> = ms
+        .iter()
+        .map(|m| 1.0 / (m.err_jy * m.err_jy).max(1e-30))
+        .collect();
     let mean = s.iter().sum::<f64>() / n.max(1) as f64;
-    let wmean = s.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() / w.iter().sum::<f64>().max(1e-300);
-    let sd = if n > 1 { (s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
+    let wmean =
+        s.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() / w.iter().sum::<f64>().max(1e-300);
+    let sd = if n > 1 {
+        (s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
     let v = if mean != 0.0 { sd / mean.abs() } else { 0.0 };
-    let eta = if n > 1 { s.iter().zip(&w).map(|(x, wi)| wi * (x - wmean).powi(2)).sum::<f64>() / (n - 1) as f64 } else { 0.0 };
+    let eta = if n > 1 {
+        s.iter()
+            .zip(&w)
+            .map(|(x, wi)| wi * (x - wmean).powi(2))
+            .sum::<f64>()
+            / (n - 1) as f64
+    } else {
+        0.0
+    };
     let (mut m, mut vs) = (0.0f64, 0.0f64);
     for i in 0..n {
         for j in i + 1..n {
@@ -277,23 +374,44 @@ pub fn variability(source: &str, ms: &[&Measurement], th: Thresholds) -> Variabi
             }
         }
     }
-    Variability { source: source.into(), n, mean_jy: mean, weighted_mean_jy: wmean, v, eta, m, vs, candidate: n > 1 && eta > th.eta && v > th.v && vs.abs() > th.vs }
+    Variability {
+        source: source.into(),
+        n,
+        mean_jy: mean,
+        weighted_mean_jy: wmean,
+        v,
+        eta,
+        m,
+        vs,
+        candidate: n > 1 && eta > th.eta && v > th.v && vs.abs() > th.vs,
+    }
 }
 
 /// Measures every target in every `*.pbcor.fits` (else `*.restored.fits`) image under the
 /// night directories' `images/`, in order of the image names (UTC), and in each night's
 /// `mosaic/mosaic.fits` when there is one.
-pub fn measure_nights(nights: &[PathBuf], targets: &[Target]) -> Result<Vec<Measurement>, PhotometryError> {
+pub fn measure_nights(
+    nights: &[PathBuf],
+    targets: &[Target],
+) -> Result<Vec<Measurement>, PhotometryError> {
     let mut images = Vec::new();
     for d in nights {
         let dir = d.join("images");
         let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| PhotometryError::Fits { path: dir.clone(), problem: e.to_string() })?
+            .map_err(|e| PhotometryError::Fits {
+                path: dir.clone(),
+                problem: e.to_string(),
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.to_string_lossy().ends_with(".pbcor.fits"))
             .collect();
         if names.is_empty() {
-            names = std::fs::read_dir(&dir).into_iter().flatten().filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.to_string_lossy().ends_with(".restored.fits")).collect();
+            names = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".restored.fits"))
+                .collect();
         }
         names.sort();
         images.extend(names);
@@ -309,7 +427,13 @@ pub fn measure_nights(nights: &[PathBuf], targets: &[Target]) -> Result<Vec<Meas
         let rms = img.rms();
         for t in targets {
             if let Some((flux, err)) = img.forced(t.ra_deg, t.dec_deg, rms) {
-                out.push(Measurement { source: t.name.clone(), image: p.clone(), date_obs: img.date_obs.clone(), flux_jy: flux, err_jy: err });
+                out.push(Measurement {
+                    source: t.name.clone(),
+                    image: p.clone(),
+                    date_obs: img.date_obs.clone(),
+                    flux_jy: flux,
+                    err_jy: err,
+                });
             }
         }
     }
@@ -321,7 +445,13 @@ mod tests {
     use super::*;
 
     fn m(f: f64, e: f64) -> Measurement {
-        Measurement { source: "s".into(), image: PathBuf::new(), date_obs: String::new(), flux_jy: f, err_jy: e }
+        Measurement {
+            source: "s".into(),
+            image: PathBuf::new(),
+            date_obs: String::new(),
+            flux_jy: f,
+            err_jy: e,
+        }
     }
 
     #[test]
@@ -340,14 +470,28 @@ mod tests {
 
 /// Writes `lightcurves.csv` and `variability.csv` into `out` (atomically); returns the
 /// metrics.
-pub fn write_tables(out: &Path, ms: &[Measurement], targets: &[Target], th: Thresholds) -> std::io::Result<Vec<Variability>> {
+pub fn write_tables(
+    out: &Path,
+    ms: &[Measurement],
+    targets: &[Target],
+    th: Thresholds,
+) -> std::io::Result<Vec<Variability>> {
     std::fs::create_dir_all(out)?;
     let mut lc = String::from("source,ra_deg,dec_deg,date_obs,flux_jy,err_jy,image\n");
     let mut vars = Vec::new();
     for t in targets {
         let mine: Vec<&Measurement> = ms.iter().filter(|m| m.source == t.name).collect();
         for m in &mine {
-            lc += &format!("{},{:.7},{:.7},{},{:.6},{:.6},{}\n", t.name, t.ra_deg, t.dec_deg, m.date_obs, m.flux_jy, m.err_jy, m.image.display());
+            lc += &format!(
+                "{},{:.7},{:.7},{},{:.6},{:.6},{}\n",
+                t.name,
+                t.ra_deg,
+                t.dec_deg,
+                m.date_obs,
+                m.flux_jy,
+                m.err_jy,
+                m.image.display()
+            );
         }
         if !mine.is_empty() {
             vars.push(variability(&t.name, &mine, th));
@@ -355,7 +499,10 @@ pub fn write_tables(out: &Path, ms: &[Measurement], targets: &[Target], th: Thre
     }
     let mut vt = String::from("source,n,mean_jy,weighted_mean_jy,V,eta,m,Vs,candidate\n");
     for v in &vars {
-        vt += &format!("{},{},{:.6},{:.6},{:.4},{:.3},{:.4},{:.2},{}\n", v.source, v.n, v.mean_jy, v.weighted_mean_jy, v.v, v.eta, v.m, v.vs, v.candidate);
+        vt += &format!(
+            "{},{},{:.6},{:.6},{:.4},{:.3},{:.4},{:.2},{}\n",
+            v.source, v.n, v.mean_jy, v.weighted_mean_jy, v.v, v.eta, v.m, v.vs, v.candidate
+        );
     }
     crate::products::write_atomic(&out.join("lightcurves.csv"), lc.as_bytes())?;
     crate::products::write_atomic(&out.join("variability.csv"), vt.as_bytes())?;

@@ -86,23 +86,45 @@ pub const POSITION_TOLERANCE_M: f64 = 0.05;
 
 /// Compares the header's antenna positions (ECEF offsets) with the station table; warns for
 /// each antenna in use that is more than 5 cm off. Returns the offenders (station, metres).
-pub fn check_positions(h: &crate::uvh5::Uvh5Header, site: &Site, stations: &[crate::stations::Station], file: &std::path::Path) -> Vec<(String, f64)> {
-    let mut used: Vec<i64> = h.ant_1_array.iter().chain(&h.ant_2_array).copied().collect();
+pub fn check_positions(
+    h: &crate::uvh5::Uvh5Header,
+    site: &Site,
+    stations: &[crate::stations::Station],
+    file: &std::path::Path,
+) -> Vec<(String, f64)> {
+    let mut used: Vec<i64> = h
+        .ant_1_array
+        .iter()
+        .chain(&h.ant_2_array)
+        .copied()
+        .collect();
     used.sort_unstable();
     used.dedup();
     let mut bad = Vec::new();
     for a in used {
-        let Some(i) = h.antenna_numbers.iter().position(|&n| n == a) else { continue };
+        let Some(i) = h.antenna_numbers.iter().position(|&n| n == a) else {
+            continue;
+        };
         let name = &h.antenna_names[i];
-        let Some(st) = name.parse::<u32>().ok().and_then(|n| stations.iter().find(|s| s.number == n)) else {
-            log::warn!("{}: antenna {name} is not in the station table", file.display());
+        let Some(st) = name
+            .parse::<u32>()
+            .ok()
+            .and_then(|n| stations.iter().find(|s| s.number == n))
+        else {
+            log::warn!(
+                "{}: antenna {name} is not in the station table",
+                file.display()
+            );
             continue;
         };
         let want = crate::primitives::astrometry::sub(st.ecef(), site.ecef);
         let d = crate::primitives::astrometry::sub(h.antenna_positions[i], want);
         let off = crate::primitives::astrometry::dot(d, d).sqrt();
         if off > POSITION_TOLERANCE_M {
-            log::warn!("{}: antenna {name} is {off:.3} m from the station table position", file.display());
+            log::warn!(
+                "{}: antenna {name} is {off:.3} m from the station table position",
+                file.display()
+            );
             bad.push((name.clone(), off));
         }
     }
@@ -110,9 +132,22 @@ pub fn check_positions(h: &crate::uvh5::Uvh5Header, site: &Site, stations: &[cra
 }
 
 /// Discovers the night and builds the plan for `n_ranks` ranks.
-pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result<Plan, crate::discover::DiscoverError> {
-    let d: Discovery = discover(&cfg.input.dir, cfg.input.n_subbands, cfg.input.require_complete_groups, cfg.input.filename_tolerance_s)?;
-    let mut plan = Plan { n_ranks, bad_files: d.bad_files.clone(), ..Default::default() };
+pub fn make_plan(
+    cfg: &Config,
+    n_ranks: usize,
+    eop: &EarthOrientation,
+) -> Result<Plan, crate::discover::DiscoverError> {
+    let d: Discovery = discover(
+        &cfg.input.dir,
+        cfg.input.n_subbands,
+        cfg.input.require_complete_groups,
+        cfg.input.filename_tolerance_s,
+    )?;
+    let mut plan = Plan {
+        n_ranks,
+        bad_files: d.bad_files.clone(),
+        ..Default::default()
+    };
     let mut valid: Vec<(PlannedGroup, Site)> = Vec::new();
     let stations = match crate::stations::load_stations(cfg.station_table.as_deref()) {
         Ok(s) => Some(s),
@@ -129,7 +164,9 @@ pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result
             continue;
         }
         // Times, pointing and site from the first present file's header.
-        let Some((_, first)) = g.present().next() else { continue };
+        let Some((_, first)) = g.present().next() else {
+            continue;
+        };
         match read_header(first) {
             Ok(h) => {
                 let times: Vec<f64> = (0..h.ntimes).map(|t| h.time_array[t * h.nbls]).collect();
@@ -139,7 +176,14 @@ pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result
                     checked_positions = true;
                 }
                 valid.push((
-                    PlannedGroup { id: g.id.clone(), files: g.files.clone(), rank: 0, image: 0, times_jd: times, pointing_dec_rad: h.phase_center_dec },
+                    PlannedGroup {
+                        id: g.id.clone(),
+                        files: g.files.clone(),
+                        rank: 0,
+                        image: 0,
+                        times_jd: times,
+                        pointing_dec_rad: h.phase_center_dec,
+                    },
                     site,
                 ));
             }
@@ -155,19 +199,41 @@ pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result
     while i < valid.len() {
         let dec = valid[i].0.pointing_dec_rad;
         let mut members = vec![i];
-        while members.len() < per && i + members.len() < valid.len() && (valid[i + members.len()].0.pointing_dec_rad - dec).abs() < 1e-9 {
+        while members.len() < per
+            && i + members.len() < valid.len()
+            && (valid[i + members.len()].0.pointing_dec_rad - dec).abs() < 1e-9
+        {
             members.push(i + members.len());
         }
-        let times: Vec<f64> = members.iter().flat_map(|&m| valid[m].0.times_jd.clone()).collect();
+        let times: Vec<f64> = members
+            .iter()
+            .flat_map(|&m| valid[m].0.times_jd.clone())
+            .collect();
         let (ra, dec_c) = median_meridian_icrs(&times, dec, &valid[i].1, eop);
         let img_idx = plan.images.len();
-        let name = if members.len() == 1 { valid[i].0.id.clone() } else { format!("{}_x{}", valid[i].0.id, members.len()) };
+        let name = if members.len() == 1 {
+            valid[i].0.id.clone()
+        } else {
+            format!("{}_x{}", valid[i].0.id, members.len())
+        };
         for &m in &members {
             valid[m].0.image = img_idx;
             valid[m].0.rank = m % n_ranks;
         }
-        let owner = if members.len() == 1 { i % n_ranks } else { img_idx % n_ranks };
-        plan.images.push(PlannedImage { name, groups: members.clone(), owner, centre: Centre { ra_rad: ra, dec_rad: dec_c } });
+        let owner = if members.len() == 1 {
+            i % n_ranks
+        } else {
+            img_idx % n_ranks
+        };
+        plan.images.push(PlannedImage {
+            name,
+            groups: members.clone(),
+            owner,
+            centre: Centre {
+                ra_rad: ra,
+                dec_rad: dec_c,
+            },
+        });
         i += members.len();
     }
     let site = valid.first().map(|v| v.1);
@@ -189,26 +255,63 @@ pub fn make_plan(cfg: &Config, n_ranks: usize, eop: &EarthOrientation) -> Result
 
 /// Chooses the night's calibrator (strongest flux x beam among those passing within
 /// `max_offset_deg` of the pointing) and the groups within +-span/2 of its transit.
-fn plan_calibration(cfg: &Config, groups: &[PlannedGroup], site: &Site, eop: &EarthOrientation) -> Result<(Option<crate::calibrate::CalPlan>, String), String> {
+fn plan_calibration(
+    cfg: &Config,
+    groups: &[PlannedGroup],
+    site: &Site,
+    eop: &EarthOrientation,
+) -> Result<(Option<crate::calibrate::CalPlan>, String), String> {
     use crate::calibrate::catalog::{load_calibrators, transits};
     let c = &cfg.calibration;
     let cals = load_calibrators(c.calibrator_list.as_deref()).map_err(|e| e.to_string())?;
     let mut best: Option<crate::calibrate::catalog::Transit> = None;
     for g in groups {
-        for t in transits(&cals, &g.times_jd, g.pointing_dec_rad, site, eop, c.max_offset_deg, c.min_flux_jy) {
-            if best.as_ref().is_none_or(|b| t.weight_jy > b.weight_jy || (t.calibrator.name == b.calibrator.name && t.beam > b.beam)) {
+        for t in transits(
+            &cals,
+            &g.times_jd,
+            g.pointing_dec_rad,
+            site,
+            eop,
+            c.max_offset_deg,
+            c.min_flux_jy,
+        ) {
+            if best.as_ref().is_none_or(|b| {
+                t.weight_jy > b.weight_jy
+                    || (t.calibrator.name == b.calibrator.name && t.beam > b.beam)
+            }) {
                 best = Some(t);
             }
         }
     }
     let Some(tr) = best else {
-        return Ok((None, format!("no calibrator above {} Jy passes within {} deg of the pointing tonight", c.min_flux_jy, c.max_offset_deg)));
+        return Ok((
+            None,
+            format!(
+                "no calibrator above {} Jy passes within {} deg of the pointing tonight",
+                c.min_flux_jy, c.max_offset_deg
+            ),
+        ));
     };
     let half = c.span_minutes / 2.0 / 1440.0;
-    let members: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].times_jd.iter().any(|t| (t - tr.transit_jd).abs() <= half)).collect();
+    let members: Vec<usize> = (0..groups.len())
+        .filter(|&i| {
+            groups[i]
+                .times_jd
+                .iter()
+                .any(|t| (t - tr.transit_jd).abs() <= half)
+        })
+        .collect();
     // Baselines, antennas and channels from the calibrator groups' headers.
     let Some(&first) = members.first() else {
-        return Ok((None, format!("no group within calibration.span_minutes/2 = {} min of the {} transit at {}", c.span_minutes / 2.0, tr.calibrator.name, crate::primitives::time::jd_to_iso(tr.transit_jd, 0))));
+        return Ok((
+            None,
+            format!(
+                "no group within calibration.span_minutes/2 = {} min of the {} transit at {}",
+                c.span_minutes / 2.0,
+                tr.calibrator.name,
+                crate::primitives::time::jd_to_iso(tr.transit_jd, 0)
+            ),
+        ));
     };
     let first = &groups[first];
     let mut freqs = Vec::new();
@@ -220,7 +323,12 @@ fn plan_calibration(cfg: &Config, groups: &[PlannedGroup], site: &Site, eop: &Ea
     }
     let h = header.ok_or("calibrator group has no files")?;
     freqs.sort_by(|a, b| a.total_cmp(b));
-    let idx = |a: i64| h.antenna_numbers.iter().position(|&n| n == a).expect("validated");
+    let idx = |a: i64| {
+        h.antenna_numbers
+            .iter()
+            .position(|&n| n == a)
+            .expect("validated")
+    };
     let mut baselines: Vec<(usize, usize)> = (0..h.nbls)
         .map(|r| (idx(h.ant_1_array[r]), idx(h.ant_2_array[r])))
         .filter(|(a, b)| a != b)
@@ -228,7 +336,12 @@ fn plan_calibration(cfg: &Config, groups: &[PlannedGroup], site: &Site, eop: &Ea
         .collect();
     baselines.sort_unstable();
     baselines.dedup();
-    let antenna_names: Vec<u32> = h.antenna_names.iter().enumerate().map(|(i, n)| n.parse().unwrap_or(i as u32 + 1)).collect();
+    let antenna_names: Vec<u32> = h
+        .antenna_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| n.parse().unwrap_or(i as u32 + 1))
+        .collect();
     let note = format!(
         "calibrator {} ({:.2} Jy at 20cm, beam {:.2}) transits at {}; {} groups",
         tr.calibrator.name,
@@ -237,5 +350,15 @@ fn plan_calibration(cfg: &Config, groups: &[PlannedGroup], site: &Site, eop: &Ea
         crate::primitives::time::jd_to_iso(tr.transit_jd, 0),
         members.len()
     );
-    Ok((Some(crate::calibrate::CalPlan { calibrator: tr.calibrator, transit_jd: tr.transit_jd, groups: members, baselines, antenna_names, freq_hz: freqs }), note))
+    Ok((
+        Some(crate::calibrate::CalPlan {
+            calibrator: tr.calibrator,
+            transit_jd: tr.transit_jd,
+            groups: members,
+            baselines,
+            antenna_names,
+            freq_hz: freqs,
+        }),
+        note,
+    ))
 }

@@ -9,9 +9,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ProductError {
     #[error("{path}: cannot write FITS ({source})")]
-    Fits { path: PathBuf, source: fitsio::errors::Error },
+    Fits {
+        path: PathBuf,
+        source: fitsio::errors::Error,
+    },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Writes bytes to `path` via `path.part` and a rename, so readers never see half a file.
@@ -66,7 +72,11 @@ pub fn set_provenance(p: Provenance) {
 
 /// The telescope position of the data being imaged (geocentric, m).
 pub fn set_obsgeo(ecef_m: [f64; 3]) {
-    PROVENANCE.write().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Default::default).obsgeo_m = Some(ecef_m);
+    PROVENANCE
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(Default::default)
+        .obsgeo_m = Some(ecef_m);
 }
 
 /// The HISTORY lines for a run's settings: the version, then each named section as compact
@@ -113,14 +123,31 @@ pub struct Axes {
 
 /// Writes an n x n image (row-major, y then x; x = RA axis, RA increasing to the left)
 /// as a 4-D FITS cube (RA---SIN, DEC--SIN, FREQ, STOKES=I).
-pub fn write_fits_image(path: &Path, n: usize, data: &[f32], m: &ImageMeta) -> Result<(), ProductError> {
+pub fn write_fits_image(
+    path: &Path,
+    n: usize,
+    data: &[f32],
+    m: &ImageMeta,
+) -> Result<(), ProductError> {
     let centre = (n / 2 + 1) as f64;
-    let axes = Axes { code: "SIN", nx: n, ny: n, crpix: [centre, centre], cdelt: [-m.cell_deg, m.cell_deg], crval: [m.ra_deg, m.dec_deg] };
+    let axes = Axes {
+        code: "SIN",
+        nx: n,
+        ny: n,
+        crpix: [centre, centre],
+        cdelt: [-m.cell_deg, m.cell_deg],
+        crval: [m.ra_deg, m.dec_deg],
+    };
     write_fits_plane(path, data, m, &axes)
 }
 
 /// Writes a plane with the given celestial axes (FREQ and STOKES=I axes of length 1 added).
-pub fn write_fits_plane(path: &Path, data: &[f32], m: &ImageMeta, a: &Axes) -> Result<(), ProductError> {
+pub fn write_fits_plane(
+    path: &Path,
+    data: &[f32],
+    m: &ImageMeta,
+    a: &Axes,
+) -> Result<(), ProductError> {
     let (nx, ny) = (a.nx, a.ny);
     assert_eq!(data.len(), nx * ny);
     let tmp = part_path(path);
@@ -132,13 +159,31 @@ pub fn write_fits_plane(path: &Path, data: &[f32], m: &ImageMeta, a: &Axes) -> R
     res
 }
 
-fn write_fits_tmp(tmp: &Path, path: &Path, data: &[f32], m: &ImageMeta, a: &Axes) -> Result<(), ProductError> {
+fn write_fits_tmp(
+    tmp: &Path,
+    path: &Path,
+    data: &[f32],
+    m: &ImageMeta,
+    a: &Axes,
+) -> Result<(), ProductError> {
     let (nx, ny) = (a.nx, a.ny);
-    let ferr = |source| ProductError::Fits { path: path.into(), source };
-    let ioerr = |source| ProductError::Io { path: path.into(), source };
+    let ferr = |source| ProductError::Fits {
+        path: path.into(),
+        source,
+    };
+    let ioerr = |source| ProductError::Io {
+        path: path.into(),
+        source,
+    };
     {
-        let desc = ImageDescription { data_type: ImageType::Float, dimensions: &[1, 1, ny, nx] };
-        let mut f = FitsFile::create(&tmp).with_custom_primary(&desc).open().map_err(ferr)?;
+        let desc = ImageDescription {
+            data_type: ImageType::Float,
+            dimensions: &[1, 1, ny, nx],
+        };
+        let mut f = FitsFile::create(&tmp)
+            .with_custom_primary(&desc)
+            .open()
+            .map_err(ferr)?;
         let hdu = f.primary_hdu().map_err(ferr)?;
         let keys_f: [(&str, f64); 14] = [
             ("CRPIX1", a.crpix[0]),
@@ -157,7 +202,16 @@ fn write_fits_tmp(tmp: &Path, path: &Path, data: &[f32], m: &ImageMeta, a: &Axes
             ("OBSDEC", m.dec_deg),
         ];
         let (c1, c2) = (format!("RA---{}", a.code), format!("DEC--{}", a.code));
-        for (k, v) in [("CTYPE1", c1.as_str()), ("CUNIT1", "deg"), ("CTYPE2", c2.as_str()), ("CUNIT2", "deg"), ("CTYPE3", "FREQ"), ("CUNIT3", "Hz"), ("CTYPE4", "STOKES"), ("CUNIT4", "")] {
+        for (k, v) in [
+            ("CTYPE1", c1.as_str()),
+            ("CUNIT1", "deg"),
+            ("CTYPE2", c2.as_str()),
+            ("CUNIT2", "deg"),
+            ("CTYPE3", "FREQ"),
+            ("CUNIT3", "Hz"),
+            ("CTYPE4", "STOKES"),
+            ("CUNIT4", ""),
+        ] {
             hdu.write_key(&mut f, k, v).map_err(ferr)?;
         }
         for (k, v) in keys_f {
@@ -172,18 +226,38 @@ fn write_fits_tmp(tmp: &Path, path: &Path, data: &[f32], m: &ImageMeta, a: &Axes
         hdu.write_key(&mut f, "RADESYS", "ICRS").map_err(ferr)?;
         hdu.write_key(&mut f, "SPECSYS", "TOPOCENT").map_err(ferr)?;
         hdu.write_key(&mut f, "BUNIT", m.bunit).map_err(ferr)?;
-        hdu.write_key(&mut f, "DATE-OBS", m.date_obs.as_str()).map_err(ferr)?;
+        hdu.write_key(&mut f, "DATE-OBS", m.date_obs.as_str())
+            .map_err(ferr)?;
         hdu.write_key(&mut f, "TELESCOP", "DSA-110").map_err(ferr)?;
         hdu.write_key(&mut f, "INSTRUME", "DSA").map_err(ferr)?;
-        hdu.write_key(&mut f, "OBJECT", m.object.as_str()).map_err(ferr)?;
-        hdu.write_key(&mut f, "ORIGIN", concat!("contimg ", env!("CARGO_PKG_VERSION"))).map_err(ferr)?;
+        hdu.write_key(&mut f, "OBJECT", m.object.as_str())
+            .map_err(ferr)?;
+        hdu.write_key(
+            &mut f,
+            "ORIGIN",
+            concat!("contimg ", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(ferr)?;
         // Times: MJD-OBS from DATE-OBS (UTC), DATE the moment the file was written.
         if let Some(jd) = crate::primitives::time::iso_to_jd(&m.date_obs) {
-            hdu.write_key(&mut f, "MJD-OBS", jd - 2_400_000.5).map_err(ferr)?;
+            hdu.write_key(&mut f, "MJD-OBS", jd - 2_400_000.5)
+                .map_err(ferr)?;
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        hdu.write_key(&mut f, "DATE", crate::primitives::time::jd_to_iso(2_440_587.5 + now / 86_400.0, 0).as_str()).map_err(ferr)?;
-        let prov = PROVENANCE.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        hdu.write_key(
+            &mut f,
+            "DATE",
+            crate::primitives::time::jd_to_iso(2_440_587.5 + now / 86_400.0, 0).as_str(),
+        )
+        .map_err(ferr)?;
+        let prov = PROVENANCE
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
         let geo = prov.obsgeo_m.unwrap_or_else(|| {
             let (lat, lon, h) = DSA110_SITE_DEG;
             crate::primitives::astrometry::Site::from_geodetic_deg(lat, lon, h).ecef
@@ -198,7 +272,9 @@ fn write_fits_tmp(tmp: &Path, path: &Path, data: &[f32], m: &ImageMeta, a: &Axes
             // SAFETY: `f` is an open file and `line` a NUL-terminated string.
             unsafe { fitsio::sys::ffphis(f.as_raw(), line.as_ptr(), &mut status) };
             if status != 0 {
-                return Err(ioerr(std::io::Error::other(format!("cannot write HISTORY (CFITSIO status {status})"))));
+                return Err(ioerr(std::io::Error::other(format!(
+                    "cannot write HISTORY (CFITSIO status {status})"
+                ))));
             }
         }
         hdu.write_image(&mut f, data).map_err(ferr)?;
@@ -208,7 +284,9 @@ fn write_fits_tmp(tmp: &Path, path: &Path, data: &[f32], m: &ImageMeta, a: &Axes
         // SAFETY: `f` is an open file; ffflus only writes its buffers.
         unsafe { fitsio::sys::ffflus(f.as_raw(), &mut status) };
         if status != 0 {
-            return Err(ioerr(std::io::Error::other(format!("cannot write the image to disk (CFITSIO status {status}; disk full or read-only?)"))));
+            return Err(ioerr(std::io::Error::other(format!(
+                "cannot write the image to disk (CFITSIO status {status}; disk full or read-only?)"
+            ))));
         }
     }
     // On disk before the rename, and whole: the header and the data in 2880-byte blocks.
@@ -217,7 +295,10 @@ fn write_fits_tmp(tmp: &Path, path: &Path, data: &[f32], m: &ImageMeta, a: &Axes
     let len = f.metadata().map_err(ioerr)?.len();
     let data_bytes = (4 * nx * ny).div_ceil(2880) as u64 * 2880;
     if len % 2880 != 0 || len < 2880 + data_bytes {
-        return Err(ioerr(std::io::Error::other(format!("only {len} bytes reached the disk, at least {} expected (disk full?)", 2880 + data_bytes))));
+        return Err(ioerr(std::io::Error::other(format!(
+            "only {len} bytes reached the disk, at least {} expected (disk full?)",
+            2880 + data_bytes
+        ))));
     }
     drop(f);
     std::fs::rename(tmp, path).map_err(ioerr)?;

@@ -25,7 +25,11 @@ pub fn reset(out: &Path) {
 /// Records that this rank took a group through a stage.
 pub fn mark(out: &Path, rank: usize, group: &str, stage: &str) {
     let path = dir(out).join(format!("rank-{rank}.log"));
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(f, "{group} {stage}");
     }
 }
@@ -37,13 +41,21 @@ pub fn stages(out: &Path) -> Vec<(String, u64)> {
     for e in std::fs::read_dir(dir(out)).into_iter().flatten().flatten() {
         if let Ok(t) = std::fs::read_to_string(e.path()) {
             for l in t.lines() {
-                if let Some(k) = l.rsplit(' ').next().and_then(|s| order.iter().position(|o| *o == s)) {
+                if let Some(k) = l
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|s| order.iter().position(|o| *o == s))
+                {
                     n[k] += 1;
                 }
             }
         }
     }
-    order.iter().zip(n).map(|(o, c)| (o.to_string(), c)).collect()
+    order
+        .iter()
+        .zip(n)
+        .map(|(o, c)| (o.to_string(), c))
+        .collect()
 }
 
 /// Groups finished so far over all ranks: (gridded or failed, failed).
@@ -76,7 +88,10 @@ impl Bar {
             }
             std::thread::sleep(std::time::Duration::from_millis(500));
         });
-        Bar { stop, thread: Some(thread) }
+        Bar {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 

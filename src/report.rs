@@ -27,7 +27,13 @@ pub struct Report {
     pub recovery: Vec<(String, String, f64, f64)>,
 }
 
-fn svg(w: u32, h: u32, draw: impl FnOnce(DrawingArea<SVGBackend, plotters::coord::Shift>) -> Result<(), Box<dyn std::error::Error + '_>>) -> String {
+fn svg(
+    w: u32,
+    h: u32,
+    draw: impl FnOnce(
+        DrawingArea<SVGBackend, plotters::coord::Shift>,
+    ) -> Result<(), Box<dyn std::error::Error + '_>>,
+) -> String {
     let mut s = String::new();
     {
         let root = SVGBackend::with_string(&mut s, (w, h)).into_drawing_area();
@@ -40,7 +46,9 @@ fn svg(w: u32, h: u32, draw: impl FnOnce(DrawingArea<SVGBackend, plotters::coord
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A grey-scale thumbnail (at most 64 x 64 cells) of an image as SVG rectangles.
@@ -55,14 +63,28 @@ fn thumbnail(img: &Image) -> String {
     }
     let mut sorted: Vec<f64> = cells.iter().copied().filter(|v| v.is_finite()).collect();
     sorted.sort_by(f64::total_cmp);
-    let (lo, hi) = if sorted.is_empty() { (0.0, 1.0) } else { (sorted[sorted.len() / 100], sorted[sorted.len() - 1 - sorted.len() / 200]) };
+    let (lo, hi) = if sorted.is_empty() {
+        (0.0, 1.0)
+    } else {
+        (
+            sorted[sorted.len() / 100],
+            sorted[sorted.len() - 1 - sorted.len() / 200],
+        )
+    };
     let mut s = format!("<svg xmlns='http://www.w3.org/2000/svg' width='192' height='192' viewBox='0 0 {w} {h}' shape-rendering='crispEdges'>");
     for y in 0..h {
         for x in 0..w {
             let v = cells[y * w + x];
-            let g = if v.is_finite() { (255.0 * ((v - lo) / (hi - lo).max(1e-30)).clamp(0.0, 1.0)) as u8 } else { 0 };
+            let g = if v.is_finite() {
+                (255.0 * ((v - lo) / (hi - lo).max(1e-30)).clamp(0.0, 1.0)) as u8
+            } else {
+                0
+            };
             // FITS rows go up: draw the top row first.
-            s += &format!("<rect x='{x}' y='{}' width='1' height='1' fill='rgb({g},{g},{g})'/>", h - 1 - y);
+            s += &format!(
+                "<rect x='{x}' y='{}' width='1' height='1' fill='rgb({g},{g},{g})'/>",
+                h - 1 - y
+            );
         }
     }
     s + "</svg>"
@@ -71,9 +93,15 @@ fn thumbnail(img: &Image) -> String {
 /// Builds the report for a night's output directory.
 pub fn build(night: &Path, truth: Option<&Path>) -> Result<(Report, String), String> {
     let sp = night.join("summary.json");
-    let summary: Summary = serde_json::from_str(&std::fs::read_to_string(&sp).map_err(|e| format!("{}: {e}", sp.display()))?).map_err(|e| format!("{}: {e}", sp.display()))?;
+    let summary: Summary = serde_json::from_str(
+        &std::fs::read_to_string(&sp).map_err(|e| format!("{}: {e}", sp.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", sp.display()))?;
     let truth = match truth {
-        Some(t) => Some(crate::simulate::Truth::load(t.parent().unwrap_or(Path::new("."))).map_err(|e| e.to_string())?),
+        Some(t) => Some(
+            crate::simulate::Truth::load(t.parent().unwrap_or(Path::new(".")))
+                .map_err(|e| e.to_string())?,
+        ),
         None => None,
     };
     let groups: Vec<&crate::pipeline::GroupReport> = {
@@ -81,12 +109,45 @@ pub fn build(night: &Path, truth: Option<&Path>) -> Result<(Report, String), Str
         g.sort_by(|a, b| a.id.cmp(&b.id));
         g
     };
-    let gph = if summary.wall_s > 0.0 { 3600.0 * summary.groups_ok as f64 / summary.wall_s } else { 0.0 };
+    let gph = if summary.wall_s > 0.0 {
+        3600.0 * summary.groups_ok as f64 / summary.wall_s
+    } else {
+        0.0
+    };
     let mut gates: Vec<(String, String)> = Vec::new();
-    let gate = |ok: bool, warn: bool, what: String| (what, if ok { "pass" } else if warn { "warn" } else { "fail" }.to_string());
-    gates.push(gate(summary.complete, summary.groups_ok > 0, format!("night complete: {} of {} groups imaged", summary.groups_ok, summary.groups_planned)));
-    let max_flag = groups.iter().map(|g| g.flagged_fraction).fold(0.0, f64::max);
-    gates.push(gate(max_flag < 0.3, max_flag < 0.6, format!("largest flagged fraction of a group {:.1} %", 100.0 * max_flag)));
+    let gate = |ok: bool, warn: bool, what: String| {
+        (
+            what,
+            if ok {
+                "pass"
+            } else if warn {
+                "warn"
+            } else {
+                "fail"
+            }
+            .to_string(),
+        )
+    };
+    gates.push(gate(
+        summary.complete,
+        summary.groups_ok > 0,
+        format!(
+            "night complete: {} of {} groups imaged",
+            summary.groups_ok, summary.groups_planned
+        ),
+    ));
+    let max_flag = groups
+        .iter()
+        .map(|g| g.flagged_fraction)
+        .fold(0.0, f64::max);
+    gates.push(gate(
+        max_flag < 0.3,
+        max_flag < 0.6,
+        format!(
+            "largest flagged fraction of a group {:.1} %",
+            100.0 * max_flag
+        ),
+    ));
     if let Some(c) = &summary.calibration {
         for (what, verdict) in &c.gates {
             gates.push((format!("calibration: {what}"), verdict.clone()));
@@ -98,14 +159,22 @@ pub fn build(night: &Path, truth: Option<&Path>) -> Result<(Report, String), Str
         let thermal = truth.as_ref().filter(|t| t.noise_sigma_jy > 0.0).map(|t| {
             // The samples imaged: the group's visibilities less the flagged ones (the
             // autocorrelations among them), natural weighting.
-            let n_used: f64 = groups.iter().filter(|g| im.name.starts_with(&g.id[..g.id.len().min(16)]) || g.id == im.name).map(|g| g.n_vis as f64 * (1.0 - g.flagged_fraction)).sum();
+            let n_used: f64 = groups
+                .iter()
+                .filter(|g| im.name.starts_with(&g.id[..g.id.len().min(16)]) || g.id == im.name)
+                .map(|g| g.n_vis as f64 * (1.0 - g.flagged_fraction))
+                .sum();
             t.noise_sigma_jy / n_used.max(1.0).sqrt()
         });
         if im.residual_rms_jy > 0.0 {
             if let Some(th) = thermal {
                 let r = im.residual_rms_jy / th;
                 // A survey's gate: the residual at the thermal noise (1.5x), warn to 3x.
-                gates.push(gate(r <= 1.5, r <= 3.0, format!("{}: residual rms {:.2} x thermal (pass <= 1.5)", im.name, r)));
+                gates.push(gate(
+                    r <= 1.5,
+                    r <= 3.0,
+                    format!("{}: residual rms {:.2} x thermal (pass <= 1.5)", im.name, r),
+                ));
             }
             noise.push((im.name.clone(), im.residual_rms_jy, thermal));
         }
@@ -115,8 +184,20 @@ pub fn build(night: &Path, truth: Option<&Path>) -> Result<(Report, String), Str
     let mut rms_of: std::collections::HashMap<String, f64> = Default::default();
     if let Some(t) = &truth {
         for (gi, g) in t.groups.iter().enumerate() {
-            let Some(im) = summary.images.iter().find(|i| i.name.starts_with(&g.name[..g.name.len().min(16)])) else { continue };
-            let Some(p) = im.products.iter().find(|p| p.to_string_lossy().ends_with(".restored.fits")) else { continue };
+            let Some(im) = summary
+                .images
+                .iter()
+                .find(|i| i.name.starts_with(&g.name[..g.name.len().min(16)]))
+            else {
+                continue;
+            };
+            let Some(p) = im
+                .products
+                .iter()
+                .find(|p| p.to_string_lossy().ends_with(".restored.fits"))
+            else {
+                continue;
+            };
             let Ok(img) = Image::read(p) else { continue };
             let rms = img.rms();
             rms_of.insert(im.name.clone(), rms);
@@ -132,21 +213,55 @@ pub fn build(night: &Path, truth: Option<&Path>) -> Result<(Report, String), Str
         }
         // Every source with SNR > 20 (apparent flux over the image's rms) within 5 %; the
         // table lists every source above 5 x rms.
-        let bright: Vec<f64> = recovery.iter().filter(|r| r.2 > 20.0 * rms_of.get(&r.1).copied().unwrap_or(f64::INFINITY)).map(|r| (r.3 / r.2 - 1.0).abs()).collect();
+        let bright: Vec<f64> = recovery
+            .iter()
+            .filter(|r| r.2 > 20.0 * rms_of.get(&r.1).copied().unwrap_or(f64::INFINITY))
+            .map(|r| (r.3 / r.2 - 1.0).abs())
+            .collect();
         if !bright.is_empty() {
             let worst = bright.iter().copied().fold(0.0, f64::max);
-            gates.push(gate(worst <= 0.05, worst <= 0.15, format!("source recovery (SNR > 20): worst flux error {:.1} % over {} measurements", 100.0 * worst, bright.len())));
+            gates.push(gate(
+                worst <= 0.05,
+                worst <= 0.15,
+                format!(
+                    "source recovery (SNR > 20): worst flux error {:.1} % over {} measurements",
+                    100.0 * worst,
+                    bright.len()
+                ),
+            ));
         }
     }
-    let report = Report { night: night.into(), complete: summary.complete, groups_ok: summary.groups_ok, groups_planned: summary.groups_planned, groups_per_hour: gph, gates, noise, recovery };
+    let report = Report {
+        night: night.into(),
+        complete: summary.complete,
+        groups_ok: summary.groups_ok,
+        groups_planned: summary.groups_planned,
+        groups_per_hour: gph,
+        gates,
+        noise,
+        recovery,
+    };
     let html = render(&report, &summary, &groups, night);
     Ok((report, html))
 }
 
-fn render(r: &Report, summary: &Summary, groups: &[&crate::pipeline::GroupReport], night: &Path) -> String {
+fn render(
+    r: &Report,
+    summary: &Summary,
+    groups: &[&crate::pipeline::GroupReport],
+    night: &Path,
+) -> String {
     let mut h = String::from("<!DOCTYPE html><html><head><meta charset='utf-8'><title>contimg QA</title><style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}.pass{background:#cfc}.warn{background:#ffc}.fail{background:#fcc}.thumbs div{display:inline-block;margin:4px;text-align:center;font-size:80%}</style></head><body>");
     h += &format!("<h1>contimg QA: {}</h1>", esc(&night.display().to_string()));
-    h += &format!("<p>{} of {} groups imaged on {} ranks in {:.1} s: <b>{:.1} groups/hour</b>; night {}.</p>", r.groups_ok, r.groups_planned, summary.n_ranks, summary.wall_s, r.groups_per_hour, if r.complete { "complete" } else { "incomplete" });
+    h += &format!(
+        "<p>{} of {} groups imaged on {} ranks in {:.1} s: <b>{:.1} groups/hour</b>; night {}.</p>",
+        r.groups_ok,
+        r.groups_planned,
+        summary.n_ranks,
+        summary.wall_s,
+        r.groups_per_hour,
+        if r.complete { "complete" } else { "incomplete" }
+    );
     h += "<h2>Gates</h2><table><tr><th>check</th><th>verdict</th></tr>";
     for (what, v) in &r.gates {
         h += &format!("<tr><td>{}</td><td class='{v}'>{v}</td></tr>", esc(what));
@@ -156,43 +271,97 @@ fn render(r: &Report, summary: &Summary, groups: &[&crate::pipeline::GroupReport
     h += "<h2>Flagging</h2>";
     let ff: Vec<f64> = groups.iter().map(|g| g.flagged_fraction).collect();
     h += &svg(900, 260, |root| {
-        let mut c = ChartBuilder::on(&root).margin(10).x_label_area_size(30).y_label_area_size(50).caption("flagged fraction per group", ("sans-serif", 16)).build_cartesian_2d(0..ff.len().max(1), 0.0..1.0)?;
-        c.configure_mesh().x_desc("group").y_desc("fraction").draw()?;
-        c.draw_series(ff.iter().enumerate().map(|(i, f)| Rectangle::new([(i, 0.0), (i + 1, *f)], BLUE.mix(0.6).filled())))?;
+        let mut c = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .caption("flagged fraction per group", ("sans-serif", 16))
+            .build_cartesian_2d(0..ff.len().max(1), 0.0..1.0)?;
+        c.configure_mesh()
+            .x_desc("group")
+            .y_desc("fraction")
+            .draw()?;
+        c.draw_series(
+            ff.iter()
+                .enumerate()
+                .map(|(i, f)| Rectangle::new([(i, 0.0), (i + 1, *f)], BLUE.mix(0.6).filled())),
+        )?;
         Ok(())
     });
-    let wf: Vec<&Vec<f64>> = groups.iter().filter_map(|g| g.flags.as_ref().map(|f| &f.per_channel)).filter(|v| !v.is_empty()).collect();
+    let wf: Vec<&Vec<f64>> = groups
+        .iter()
+        .filter_map(|g| g.flags.as_ref().map(|f| &f.per_channel))
+        .filter(|v| !v.is_empty())
+        .collect();
     if let Some(nc) = wf.first().map(|v| v.len()) {
         h += &svg(900, 60 + 12 * wf.len().min(60) as u32, |root| {
-            let mut c = ChartBuilder::on(&root).margin(10).x_label_area_size(30).y_label_area_size(50).caption("flag waterfall: groups x channels (dark = flagged)", ("sans-serif", 16)).build_cartesian_2d(0..nc, 0..wf.len())?;
-            c.configure_mesh().x_desc("channel").y_desc("group").disable_mesh().draw()?;
-            c.draw_series(wf.iter().enumerate().flat_map(|(g, row)| row.iter().enumerate().map(move |(ch, f)| {
-                let v = (255.0 * (1.0 - f.clamp(0.0, 1.0))) as u8;
-                Rectangle::new([(ch, g), (ch + 1, g + 1)], RGBColor(v, v, v).filled())
-            })))?;
+            let mut c = ChartBuilder::on(&root)
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(50)
+                .caption(
+                    "flag waterfall: groups x channels (dark = flagged)",
+                    ("sans-serif", 16),
+                )
+                .build_cartesian_2d(0..nc, 0..wf.len())?;
+            c.configure_mesh()
+                .x_desc("channel")
+                .y_desc("group")
+                .disable_mesh()
+                .draw()?;
+            c.draw_series(wf.iter().enumerate().flat_map(|(g, row)| {
+                row.iter().enumerate().map(move |(ch, f)| {
+                    let v = (255.0 * (1.0 - f.clamp(0.0, 1.0))) as u8;
+                    Rectangle::new([(ch, g), (ch + 1, g + 1)], RGBColor(v, v, v).filled())
+                })
+            }))?;
             Ok(())
         });
     }
     // Bandpass per antenna from the calibration tables.
     let cal_dir = night.join("cal");
-    let mut tables: Vec<PathBuf> = std::fs::read_dir(&cal_dir).into_iter().flatten().filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "h5")).collect();
+    let mut tables: Vec<PathBuf> = std::fs::read_dir(&cal_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "h5"))
+        .collect();
     tables.sort();
-    if let Some(t) = tables.first().and_then(|p| crate::calibrate::table::CalTable::read(p).ok()) {
+    if let Some(t) = tables
+        .first()
+        .and_then(|p| crate::calibrate::table::CalTable::read(p).ok())
+    {
         h += &format!("<h2>Calibration: {}</h2>", esc(&t.calibrator));
         let nf = t.freq_hz.len();
-        for (what, amp) in [("gain amplitude (pol X)", true), ("gain phase, deg (pol X)", false)] {
+        for (what, amp) in [
+            ("gain amplitude (pol X)", true),
+            ("gain phase, deg (pol X)", false),
+        ] {
             h += &svg(900, 300, |root| {
                 let (lo, hi) = if amp { (0.0, 2.5) } else { (-180.0, 180.0) };
                 let f0 = t.freq_hz[0] / 1e6;
                 let f1 = t.freq_hz[nf - 1] / 1e6;
-                let mut c = ChartBuilder::on(&root).margin(10).x_label_area_size(30).y_label_area_size(50).caption(what, ("sans-serif", 16)).build_cartesian_2d(f0..f1.max(f0 + 1e-6), lo..hi)?;
+                let mut c = ChartBuilder::on(&root)
+                    .margin(10)
+                    .x_label_area_size(30)
+                    .y_label_area_size(50)
+                    .caption(what, ("sans-serif", 16))
+                    .build_cartesian_2d(f0..f1.max(f0 + 1e-6), lo..hi)?;
                 c.configure_mesh().x_desc("MHz").draw()?;
                 for a in 0..t.n_ant() {
                     let col = Palette99::pick(a);
-                    c.draw_series(LineSeries::new((0..nf).filter(|&ch| !t.flags[t.index(0, a, ch, 0)]).map(|ch| {
-                        let g = t.gains[t.index(0, a, ch, 0)];
-                        (t.freq_hz[ch] / 1e6, if amp { g.norm() } else { g.arg().to_degrees() })
-                    }), col.stroke_width(1)))?;
+                    c.draw_series(LineSeries::new(
+                        (0..nf)
+                            .filter(|&ch| !t.flags[t.index(0, a, ch, 0)])
+                            .map(|ch| {
+                                let g = t.gains[t.index(0, a, ch, 0)];
+                                (
+                                    t.freq_hz[ch] / 1e6,
+                                    if amp { g.norm() } else { g.arg().to_degrees() },
+                                )
+                            }),
+                        col.stroke_width(1),
+                    ))?;
                 }
                 Ok(())
             });
@@ -203,21 +372,34 @@ fn render(r: &Report, summary: &Summary, groups: &[&crate::pipeline::GroupReport
     if !r.noise.is_empty() {
         h += "<h2>Noise</h2><table><tr><th>image</th><th>residual rms (mJy/beam)</th><th>thermal (mJy/beam)</th><th>ratio</th></tr>";
         for (name, rms, th) in &r.noise {
-            h += &format!("<tr><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>", esc(name), rms * 1e3, th.map(|t| format!("{:.3}", t * 1e3)).unwrap_or("-".into()), th.map(|t| format!("{:.2}", rms / t)).unwrap_or("-".into()));
+            h += &format!(
+                "<tr><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                rms * 1e3,
+                th.map(|t| format!("{:.3}", t * 1e3)).unwrap_or("-".into()),
+                th.map(|t| format!("{:.2}", rms / t)).unwrap_or("-".into())
+            );
         }
         h += "</table>";
     }
     if !r.recovery.is_empty() {
         h += "<h2>Source recovery (truth)</h2><table><tr><th>source</th><th>image</th><th>apparent (Jy)</th><th>measured (Jy)</th><th>error</th></tr>";
         for (s, im, app, m) in &r.recovery {
-            h += &format!("<tr><td>{s}</td><td>{}</td><td>{app:.4}</td><td>{m:.4}</td><td>{:+.2} %</td></tr>", esc(im), 100.0 * (m / app - 1.0));
+            h += &format!(
+                "<tr><td>{s}</td><td>{}</td><td>{app:.4}</td><td>{m:.4}</td><td>{:+.2} %</td></tr>",
+                esc(im),
+                100.0 * (m / app - 1.0)
+            );
         }
         h += "</table>";
     }
     // Thumbnails.
     h += "<h2>Images (restored)</h2><div class='thumbs'>";
     for im in summary.images.iter().take(48) {
-        if let Some(p) = im.products.iter().find(|p| p.to_string_lossy().ends_with(".restored.fits") || p.to_string_lossy().ends_with(".dirty.fits")) {
+        if let Some(p) = im.products.iter().find(|p| {
+            p.to_string_lossy().ends_with(".restored.fits")
+                || p.to_string_lossy().ends_with(".dirty.fits")
+        }) {
             if let Ok(img) = Image::read(p) {
                 h += &format!("<div>{}<br>{}</div>", thumbnail(&img), esc(&im.name));
             }
@@ -227,26 +409,45 @@ fn render(r: &Report, summary: &Summary, groups: &[&crate::pipeline::GroupReport
     // Per-rank per-stage time.
     h += "<h2>Time per rank and stage</h2>";
     let stages: Vec<String> = {
-        let mut s: Vec<String> = summary.ranks.iter().flat_map(|r| r.stage_s.keys().cloned()).collect();
+        let mut s: Vec<String> = summary
+            .ranks
+            .iter()
+            .flat_map(|r| r.stage_s.keys().cloned())
+            .collect();
         s.sort();
         s.dedup();
         s
     };
-    let tmax = summary.ranks.iter().map(|r| r.stage_s.values().sum::<f64>()).fold(1e-9, f64::max);
+    let tmax = summary
+        .ranks
+        .iter()
+        .map(|r| r.stage_s.values().sum::<f64>())
+        .fold(1e-9, f64::max);
     h += &svg(900, 80 + 30 * summary.ranks.len() as u32, |root| {
-        let mut c = ChartBuilder::on(&root).margin(10).x_label_area_size(30).y_label_area_size(50).caption("seconds per stage (stacked)", ("sans-serif", 16)).build_cartesian_2d(0.0..tmax * 1.05, 0..summary.ranks.len())?;
+        let mut c = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .caption("seconds per stage (stacked)", ("sans-serif", 16))
+            .build_cartesian_2d(0.0..tmax * 1.05, 0..summary.ranks.len())?;
         c.configure_mesh().x_desc("s").y_desc("rank").draw()?;
         for (k, st) in stages.iter().enumerate() {
             let col = Palette99::pick(k);
             c.draw_series(summary.ranks.iter().enumerate().map(|(i, rk)| {
-                let before: f64 = stages[..k].iter().map(|s| rk.stage_s.get(s).copied().unwrap_or(0.0)).sum();
+                let before: f64 = stages[..k]
+                    .iter()
+                    .map(|s| rk.stage_s.get(s).copied().unwrap_or(0.0))
+                    .sum();
                 let v = rk.stage_s.get(st).copied().unwrap_or(0.0);
                 Rectangle::new([(before, i), (before + v, i + 1)], col.filled())
             }))?
             .label(st.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], col.filled()));
         }
-        c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         Ok(())
     });
     h + "</body></html>"
@@ -257,25 +458,56 @@ fn render(r: &Report, summary: &Summary, groups: &[&crate::pipeline::GroupReport
 /// has no delays (solved with `calibration.delay: off`, or written before delays existed).
 fn delay_plot(t: &crate::calibrate::table::CalTable) -> String {
     let n = t.n_ant();
-    let d: Vec<(usize, usize, f64)> = (0..n).flat_map(|a| (0..2).map(move |p| (a, p))).map(|(a, p)| (a, p, t.delay(a, p))).collect();
+    let d: Vec<(usize, usize, f64)> = (0..n)
+        .flat_map(|a| (0..2).map(move |p| (a, p)))
+        .map(|(a, p)| (a, p, t.delay(a, p)))
+        .collect();
     if d.iter().all(|x| x.2 == 0.0) {
         return "<p>No delays in the table (delay solve off, or none significant).</p>".into();
     }
-    let flagged = |a: usize, p: usize| (0..t.time_jd.len()).all(|k| (0..t.freq_hz.len()).all(|c| t.flags[t.index(k, a, c, p)]));
+    let flagged = |a: usize, p: usize| {
+        (0..t.time_jd.len()).all(|k| (0..t.freq_hz.len()).all(|c| t.flags[t.index(k, a, c, p)]))
+    };
     let lim = d.iter().map(|x| x.2.abs()).fold(0.0, f64::max).max(0.1) * 1.15;
     let mut s = svg(900, 260, |root| {
-        let mut c = ChartBuilder::on(&root).margin(10).x_label_area_size(30).y_label_area_size(50).caption("delay per antenna, ns (X blue, Y red; hollow = antenna pol flagged)", ("sans-serif", 16)).build_cartesian_2d(0..n.max(1), -lim..lim)?;
-        c.configure_mesh().x_desc("antenna index").y_desc("ns").draw()?;
+        let mut c = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .caption(
+                "delay per antenna, ns (X blue, Y red; hollow = antenna pol flagged)",
+                ("sans-serif", 16),
+            )
+            .build_cartesian_2d(0..n.max(1), -lim..lim)?;
+        c.configure_mesh()
+            .x_desc("antenna index")
+            .y_desc("ns")
+            .draw()?;
         for p in 0..2 {
             let col = if p == 0 { BLUE } else { RED };
-            c.draw_series(d.iter().filter(|x| x.1 == p).map(|&(a, _, v)| Circle::new((a, v), 3, if flagged(a, p) { col.stroke_width(1) } else { col.filled() })))?;
+            c.draw_series(d.iter().filter(|x| x.1 == p).map(|&(a, _, v)| {
+                Circle::new(
+                    (a, v),
+                    3,
+                    if flagged(a, p) {
+                        col.stroke_width(1)
+                    } else {
+                        col.filled()
+                    },
+                )
+            }))?;
         }
         Ok(())
     });
     let mut rows: Vec<&(usize, usize, f64)> = d.iter().filter(|x| x.2 != 0.0).collect();
     rows.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
     s += "<p>Largest delays: ";
-    s += &rows.iter().take(5).map(|&&(a, p, v)| format!("{} {} {v:+.2} ns", t.antenna_names[a], ["X", "Y"][p])).collect::<Vec<_>>().join(", ");
+    s += &rows
+        .iter()
+        .take(5)
+        .map(|&&(a, p, v)| format!("{} {} {v:+.2} ns", t.antenna_names[a], ["X", "Y"][p]))
+        .collect::<Vec<_>>()
+        .join(", ");
     s + "</p>"
 }
 
@@ -284,7 +516,14 @@ pub fn write(night: &Path, truth: Option<&Path>) -> Result<Report, String> {
     let (r, html) = build(night, truth)?;
     let dir = night.join("qa");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    crate::products::write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&r).expect("serialises").as_bytes()).map_err(|e| e.to_string())?;
-    crate::products::write_atomic(&dir.join("report.html"), html.as_bytes()).map_err(|e| e.to_string())?;
+    crate::products::write_atomic(
+        &dir.join("report.json"),
+        serde_json::to_string_pretty(&r)
+            .expect("serialises")
+            .as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    crate::products::write_atomic(&dir.join("report.html"), html.as_bytes())
+        .map_err(|e| e.to_string())?;
     Ok(r)
 }

@@ -20,17 +20,37 @@ use std::path::{Path, PathBuf};
 
 /// FNV-1a, 64 bit: a stable hash (the std hasher may change between Rust releases).
 pub fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The input hash of image `i` of the plan.
 pub fn image_hash(cfg: &Config, plan: &Plan, i: usize) -> String {
-    let mut text = serde_json::to_string(&(crate::VERSION, &cfg.imaging, &cfg.flagging, &cfg.calibration, &cfg.astrometry, &cfg.input.n_subbands)).expect("config serialises");
+    let mut text = serde_json::to_string(&(
+        crate::VERSION,
+        &cfg.imaging,
+        &cfg.flagging,
+        &cfg.calibration,
+        &cfg.astrometry,
+        &cfg.input.n_subbands,
+    ))
+    .expect("config serialises");
     for &g in &plan.images[i].groups {
         for f in plan.groups[g].files.iter().flatten() {
             let meta = std::fs::metadata(f).ok();
-            let mtime = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
-            text += &format!("|{}:{}:{}", f.display(), meta.map(|m| m.len()).unwrap_or(0), mtime);
+            let mtime = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            text += &format!(
+                "|{}:{}:{}",
+                f.display(),
+                meta.map(|m| m.len()).unwrap_or(0),
+                mtime
+            );
         }
     }
     format!("{:016x}", fnv64(text.as_bytes()))
@@ -48,9 +68,21 @@ pub struct DoneMarker {
 
 impl DoneMarker {
     /// A marker for products just written (their checksums read back from disk).
-    pub fn new(hash: String, groups: Vec<String>, products: Vec<PathBuf>) -> std::io::Result<DoneMarker> {
-        let checksums = products.iter().map(|p| file_checksum(p)).collect::<std::io::Result<_>>()?;
-        Ok(DoneMarker { hash, groups, products, checksums })
+    pub fn new(
+        hash: String,
+        groups: Vec<String>,
+        products: Vec<PathBuf>,
+    ) -> std::io::Result<DoneMarker> {
+        let checksums = products
+            .iter()
+            .map(|p| file_checksum(p))
+            .collect::<std::io::Result<_>>()?;
+        Ok(DoneMarker {
+            hash,
+            groups,
+            products,
+            checksums,
+        })
     }
 }
 
@@ -81,8 +113,12 @@ pub fn marker_path(images_dir: &Path, name: &str) -> PathBuf {
 
 /// Whether the image's products are complete and from the same inputs.
 pub fn is_done(images_dir: &Path, name: &str, hash: &str) -> bool {
-    let Ok(text) = std::fs::read_to_string(marker_path(images_dir, name)) else { return false };
-    let Ok(m) = serde_json::from_str::<DoneMarker>(&text) else { return false };
+    let Ok(text) = std::fs::read_to_string(marker_path(images_dir, name)) else {
+        return false;
+    };
+    let Ok(m) = serde_json::from_str::<DoneMarker>(&text) else {
+        return false;
+    };
     if m.hash != hash || m.products.is_empty() || m.checksums.len() != m.products.len() {
         return false;
     }
@@ -97,7 +133,12 @@ pub fn is_done(images_dir: &Path, name: &str, hash: &str) -> bool {
 }
 
 pub fn write_done(images_dir: &Path, name: &str, marker: &DoneMarker) -> std::io::Result<()> {
-    crate::products::write_atomic(&marker_path(images_dir, name), serde_json::to_string_pretty(marker).expect("serialises").as_bytes())
+    crate::products::write_atomic(
+        &marker_path(images_dir, name),
+        serde_json::to_string_pretty(marker)
+            .expect("serialises")
+            .as_bytes(),
+    )
 }
 
 /// A group's last failure.
@@ -114,15 +155,27 @@ fn state_path(out: &Path, id: &str) -> PathBuf {
 }
 
 pub fn read_failure(out: &Path, id: &str) -> Option<GroupState> {
-    std::fs::read_to_string(state_path(out, id)).ok().and_then(|t| serde_json::from_str(&t).ok())
+    std::fs::read_to_string(state_path(out, id))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
 }
 
 /// Records a failure (rank 0 only), counting attempts.
 pub fn record_failure(out: &Path, id: &str, error: &str) -> std::io::Result<()> {
     let attempts = read_failure(out, id).map(|s| s.attempts).unwrap_or(0) + 1;
-    let s = GroupState { id: id.into(), stage: "failed".into(), error: error.into(), attempts };
+    let s = GroupState {
+        id: id.into(),
+        stage: "failed".into(),
+        error: error.into(),
+        attempts,
+    };
     std::fs::create_dir_all(out.join("state"))?;
-    crate::products::write_atomic(&state_path(out, id), serde_json::to_string_pretty(&s).expect("serialises").as_bytes())
+    crate::products::write_atomic(
+        &state_path(out, id),
+        serde_json::to_string_pretty(&s)
+            .expect("serialises")
+            .as_bytes(),
+    )
 }
 
 /// Clears a group's failure record once it succeeded.
@@ -137,20 +190,34 @@ pub fn apply(cfg: &Config, plan: &mut Plan) {
         return;
     }
     let images_dir = cfg.output.dir.join("images");
-    plan.image_hash = (0..plan.images.len()).map(|i| image_hash(cfg, plan, i)).collect();
+    plan.image_hash = (0..plan.images.len())
+        .map(|i| image_hash(cfg, plan, i))
+        .collect();
     plan.image_done = {
         use rayon::prelude::*;
-        (0..plan.images.len()).into_par_iter().map(|i| is_done(&images_dir, &plan.images[i].name, &plan.image_hash[i])).collect()
+        (0..plan.images.len())
+            .into_par_iter()
+            .map(|i| is_done(&images_dir, &plan.images[i].name, &plan.image_hash[i]))
+            .collect()
     };
     for (i, done) in plan.image_done.iter().enumerate() {
         if *done {
-            log::info!("resume: image {} is done (inputs unchanged): skipped", plan.images[i].name);
+            log::info!(
+                "resume: image {} is done (inputs unchanged): skipped",
+                plan.images[i].name
+            );
         }
     }
     for g in &plan.groups {
         if let Some(s) = read_failure(&cfg.output.dir, &g.id) {
             if s.attempts >= cfg.output.max_retries {
-                plan.retired.push((g.id.clone(), format!("failed {} times, not retried (output.max_retries): {}", s.attempts, s.error)));
+                plan.retired.push((
+                    g.id.clone(),
+                    format!(
+                        "failed {} times, not retried (output.max_retries): {}",
+                        s.attempts, s.error
+                    ),
+                ));
             }
         }
     }
@@ -183,7 +250,15 @@ mod tests {
         std::fs::write(&p, b"x").unwrap();
         assert!(is_done(d.path(), "img", "abc"));
         // A marker without checksums (an older contimg's) is not trusted.
-        write_done(d.path(), "img", &DoneMarker { checksums: vec![], ..m.clone() }).unwrap();
+        write_done(
+            d.path(),
+            "img",
+            &DoneMarker {
+                checksums: vec![],
+                ..m.clone()
+            },
+        )
+        .unwrap();
         assert!(!is_done(d.path(), "img", "abc"));
         write_done(d.path(), "img", &m).unwrap();
         std::fs::remove_file(&p).unwrap();

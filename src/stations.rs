@@ -9,9 +9,16 @@ pub const DEFAULT_ELEVATION_M: f64 = 1182.6;
 #[derive(Debug, thiserror::Error)]
 pub enum StationError {
     #[error("{path}: cannot read station table ({source})")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: line {line}: {problem}")]
-    Parse { path: PathBuf, line: usize, problem: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
     #[error("{path}: no header row with 'Station Number' found")]
     NoHeader { path: PathBuf },
 }
@@ -28,7 +35,11 @@ pub struct Station {
 impl Station {
     /// Geocentric ECEF position (m).
     pub fn ecef(&self) -> V3 {
-        geodetic_to_ecef(self.lat_deg.to_radians(), self.lon_deg.to_radians(), self.elev_m)
+        geodetic_to_ecef(
+            self.lat_deg.to_radians(),
+            self.lon_deg.to_radians(),
+            self.elev_m,
+        )
     }
 }
 
@@ -39,20 +50,31 @@ pub const BUILTIN_CSV: &str = include_str!("../configs/dsa110/DSA110_Station_Coo
 pub fn load_stations(path: Option<&Path>) -> Result<Vec<Station>, StationError> {
     match path {
         Some(p) => read_stations(p),
-        None => parse_stations(BUILTIN_CSV, Path::new("built-in DSA110_Station_Coordinates.csv")),
+        None => parse_stations(
+            BUILTIN_CSV,
+            Path::new("built-in DSA110_Station_Coordinates.csv"),
+        ),
     }
 }
 
 /// Reads the station table, sorted by station number.
 pub fn read_stations(path: &Path) -> Result<Vec<Station>, StationError> {
-    let text = std::fs::read_to_string(path).map_err(|source| StationError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| StationError::Io {
+        path: path.into(),
+        source,
+    })?;
     parse_stations(&text, path)
 }
 
 pub fn parse_stations(text: &str, path: &Path) -> Result<Vec<Station>, StationError> {
     // The file has title rows above its header; rows are read with the csv crate (quoted
     // fields, ragged rows).
-    let mut rows = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes()).into_records();
+    let mut rows = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes())
+        .into_records();
     let mut found = false;
     for r in rows.by_ref() {
         if r.is_ok_and(|r| r.iter().any(|c| c.contains("Station Number"))) {
@@ -65,28 +87,47 @@ pub fn parse_stations(text: &str, path: &Path) -> Result<Vec<Station>, StationEr
     }
     let mut out = Vec::new();
     for r in rows {
-        let line = r.as_ref().ok().and_then(|r| r.position()).map_or(0, |p| p.line() as usize);
-        let err = |problem: String| StationError::Parse { path: path.into(), line, problem };
+        let line = r
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map_or(0, |p| p.line() as usize);
+        let err = |problem: String| StationError::Parse {
+            path: path.into(),
+            line,
+            problem,
+        };
         let r = r.map_err(|e| err(e.to_string()))?;
         let cols: Vec<&str> = r.iter().collect();
         if cols.iter().all(|c| c.is_empty()) {
             continue;
         }
         if cols.len() < 4 {
-            return Err(err(format!("expected name, latitude, longitude, elevation; got {cols:?}")));
+            return Err(err(format!(
+                "expected name, latitude, longitude, elevation; got {cols:?}"
+            )));
         }
         let name = cols[1];
         let number: u32 = name
             .trim_start_matches("DSA-")
             .parse()
             .map_err(|_| err(format!("station name {name:?} is not DSA-NNN")))?;
-        let lat_deg: f64 = cols[2].parse().map_err(|_| err(format!("latitude {:?}", cols[2])))?;
-        let lon_deg: f64 = cols[3].parse().map_err(|_| err(format!("longitude {:?}", cols[3])))?;
+        let lat_deg: f64 = cols[2]
+            .parse()
+            .map_err(|_| err(format!("latitude {:?}", cols[2])))?;
+        let lon_deg: f64 = cols[3]
+            .parse()
+            .map_err(|_| err(format!("longitude {:?}", cols[3])))?;
         let elev_m = match cols.get(4).copied().unwrap_or("") {
             "" => DEFAULT_ELEVATION_M,
             s => s.parse().map_err(|_| err(format!("elevation {s:?}")))?,
         };
-        out.push(Station { number, lat_deg, lon_deg, elev_m });
+        out.push(Station {
+            number,
+            lat_deg,
+            lon_deg,
+            elev_m,
+        });
     }
     out.sort_by_key(|s| s.number);
     Ok(out)
@@ -113,9 +154,17 @@ mod tests {
         let s = load_stations(None).unwrap();
         assert_eq!((s.len(), s[0].number, s[116].number), (117, 1, 117));
         let cals = crate::calibrate::catalog::load_calibrators(None).unwrap();
-        assert!(cals.len() > 1000 && cals.iter().any(|c| c.name == "0542+498"), "{} calibrators", cals.len());
+        assert!(
+            cals.len() > 1000 && cals.iter().any(|c| c.name == "0542+498"),
+            "{} calibrators",
+            cals.len()
+        );
         let eop = crate::primitives::iers::EarthOrientation::load(None).unwrap();
-        for iso in ["2020-01-01T00:00:00", "2026-03-14T05:00:00", "2027-06-01T00:00:00"] {
+        for iso in [
+            "2020-01-01T00:00:00",
+            "2026-03-14T05:00:00",
+            "2027-06-01T00:00:00",
+        ] {
             let jd = crate::primitives::time::iso_to_jd(iso).unwrap();
             assert!(eop.covers(jd) && eop.dut1(jd).abs() < 0.9, "{iso}");
         }

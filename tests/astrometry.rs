@@ -45,8 +45,13 @@ struct Reference {
 
 fn load() -> (Reference, EarthOrientation, Site) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let r: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("astrometry_reference.json")).unwrap()).unwrap();
-    let eop = EarthOrientation::from_table(IersTable::load(&dir.join("finals2000A_extract.txt")).unwrap());
+    let r: Reference = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("astrometry_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let eop = EarthOrientation::from_table(
+        IersTable::load(&dir.join("finals2000A_extract.txt")).unwrap(),
+    );
     let site = Site::from_geodetic_deg(r.site.lat_deg, r.site.lon_deg, r.site.alt_m);
     (r, eop, site)
 }
@@ -58,7 +63,12 @@ fn ut1_from_the_iers_table_matches_astropy() {
     let (r, eop, _) = load();
     for c in &r.cases {
         let d = eop.dut1(c.jd);
-        assert!((d - c.dut1_s).abs() < 1e-6, "{}: UT1-UTC {d} vs astropy {}", c.utc, c.dut1_s);
+        assert!(
+            (d - c.dut1_s).abs() < 1e-6,
+            "{}: UT1-UTC {d} vs astropy {}",
+            c.utc,
+            c.dut1_s
+        );
     }
 }
 
@@ -81,8 +91,17 @@ fn meridian_field_centres_within_0p1_arcsec() {
     for c in &r.cases {
         let f = FrameOfDate::new(eop.epoch(c.jd), &site);
         let (ra, dec) = f.hadec_to_icrs(0.0, c.dec_app_deg.to_radians());
-        let sep = separation(radec_to_vec(ra, dec), radec_to_vec(c.meridian_icrs_ra_deg.to_radians(), c.meridian_icrs_dec_deg.to_radians())) / ARCSEC;
-        println!("{} dec {}: field centre {sep:.4} arcsec from ERFA atoc13", c.utc, c.dec_app_deg);
+        let sep = separation(
+            radec_to_vec(ra, dec),
+            radec_to_vec(
+                c.meridian_icrs_ra_deg.to_radians(),
+                c.meridian_icrs_dec_deg.to_radians(),
+            ),
+        ) / ARCSEC;
+        println!(
+            "{} dec {}: field centre {sep:.4} arcsec from ERFA atoc13",
+            c.utc, c.dec_app_deg
+        );
         assert!(sep < 0.1, "{sep} arcsec");
     }
 }
@@ -100,17 +119,24 @@ fn uvw_within_1_mm_and_rephasing_phases_within_1e4_rad() {
         for (k, (&a1, &a2)) in c.ant1.iter().zip(&c.ant2).enumerate() {
             let b_ecef = sub(r.ant_pos_m[a2], r.ant_pos_m[a1]);
             let uvw = basis.project(f.ecef_to_tod(b_ecef));
-            let d = (0..3).map(|i| (uvw[i] - c.uvw_m[k][i]).abs()).fold(0.0, f64::max);
+            let d = (0..3)
+                .map(|i| (uvw[i] - c.uvw_m[k][i]).abs())
+                .fold(0.0, f64::max);
             worst_uvw = worst_uvw.max(d);
             worst_w = worst_w.max((uvw[2] - c.uvw_m[k][2]).abs());
             // pyuvdata's unprojected uvw is the ENU baseline (w up)...
-            assert!((dot(b_ecef, up) - c.old_w_m[k]).abs() < 1e-6, "unprojected w vs {}", c.old_w_m[k]);
+            assert!(
+                (dot(b_ecef, up) - c.old_w_m[k]).abs() < 1e-6,
+                "unprojected w vs {}",
+                c.old_w_m[k]
+            );
             // ...but unprojected data carry no w phase: phasing multiplies by exp(-2 pi i w nu / c).
             let w_old = 0.0;
             for (fi, &freq) in c.freq_hz.iter().enumerate() {
                 let ph = -std::f64::consts::TAU * (uvw[2] - w_old) * freq / C_M_S;
                 let mut e = ph - c.phase_rad[k][fi];
-                e = (e + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
+                e = (e + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU)
+                    - std::f64::consts::PI;
                 worst_phase = worst_phase.max(e.abs());
             }
         }

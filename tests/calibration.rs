@@ -14,7 +14,8 @@ fn night_config(dir: &Path) -> contimg::config::Config {
     let mut c = small_config(dir);
     c.calibration.enabled = true;
     c.calibration.span_minutes = 10.0;
-    c.calibration.calibrator_list = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dsa110/vlacalibrators.txt"));
+    c.calibration.calibrator_list =
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dsa110/vlacalibrators.txt"));
     c.input.n_subbands = 4;
     c.imaging.npix = 512;
     c.imaging.cell_arcsec = 5.0;
@@ -26,14 +27,25 @@ fn night_config(dir: &Path) -> contimg::config::Config {
     s.n_times = 24;
     s.n_antennas = 24;
     s.start_time = "2026-03-14T00:00:00".into();
-    s.calibrator = Some(contimg::config::SimCalibrator { name: "0542+498".into(), group: 1 });
+    s.calibrator = Some(contimg::config::SimCalibrator {
+        name: "0542+498".into(),
+        group: 1,
+    });
     s.gains.enabled = true;
     s.noise.enabled = true;
     s.rfi.enabled = false;
     s.n_random_sources = 0;
     // The target: on a pixel of group 4's image.
     let cell = c.imaging.cell_arcsec / 3600.0;
-    s.sources = vec![contimg::config::SimSource { ra_deg: None, dec_deg: None, group: 4, l_deg: 31.0 * cell, m_deg: -17.0 * cell, flux_jy: 4.0, spectral_index: -0.7 }];
+    s.sources = vec![contimg::config::SimSource {
+        ra_deg: None,
+        dec_deg: None,
+        group: 4,
+        l_deg: 31.0 * cell,
+        m_deg: -17.0 * cell,
+        flux_jy: 4.0,
+        spectral_index: -0.7,
+    }];
     c
 }
 
@@ -44,7 +56,11 @@ fn run_night(dir: &Path) -> (contimg::config::Config, PathBuf) {
 }
 
 fn cal_table(out: &Path) -> CalTable {
-    let p = std::fs::read_dir(out.join("cal")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "h5")).expect("a caltable");
+    let p = std::fs::read_dir(out.join("cal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "h5"))
+        .expect("a caltable");
     CalTable::read(&p).unwrap()
 }
 
@@ -103,7 +119,11 @@ fn gains_match_the_truth_and_the_target_is_calibrated() {
     // the truth's apparent fluxes per group).
     let cal = truth.sources.iter().find(|s| s.flux_jy > 20.0).unwrap();
     let n_ant = truth.stations.len() as f64;
-    let s2: f64 = cal.apparent_flux_jy.iter().map(|f| f * f * c.simulate.n_times as f64).sum();
+    let s2: f64 = cal
+        .apparent_flux_jy
+        .iter()
+        .map(|f| f * f * c.simulate.n_times as f64)
+        .sum();
     let expected = truth.noise_sigma_jy / (s2 * (n_ant - 1.0) * 0.75).sqrt();
     let reduced_chi2 = chi2 / n as f64;
     println!("{n} solutions: rms relative error {rms:.2e}, worst {worst:.2e}; analytic noise expectation {expected:.2e}; errors over the solver's own SNR: reduced chi^2 {reduced_chi2:.2}");
@@ -112,10 +132,20 @@ fn gains_match_the_truth_and_the_target_is_calibrated() {
     // explain them (the reference antenna's own noise enters every phase once the true
     // reference phase is removed, so chi^2 sits between 1 and 2), and they are close to the
     // analytic expectation.
-    assert!(reduced_chi2 < 2.0, "errors exceed the solution uncertainties: reduced chi^2 {reduced_chi2}");
-    assert!(rms < 4.0 * expected, "rms error {rms} vs analytic expectation {expected}");
+    assert!(
+        reduced_chi2 < 2.0,
+        "errors exceed the solution uncertainties: reduced chi^2 {reduced_chi2}"
+    );
+    assert!(
+        rms < 4.0 * expected,
+        "rms error {rms} vs analytic expectation {expected}"
+    );
     // The calibrated target image.
-    let src = truth.sources.iter().find(|s| (s.flux_jy - 4.0).abs() < 1e-9).unwrap();
+    let src = truth
+        .sources
+        .iter()
+        .find(|s| (s.flux_jy - 4.0).abs() < 1e-9)
+        .unwrap();
     let g4 = &truth.groups[4];
     let img = std::fs::read_dir(c.output.dir.join("images"))
         .unwrap()
@@ -128,9 +158,23 @@ fn gains_match_the_truth_and_the_target_is_calibrated() {
     let (fx, fy, peak) = img.peak_near(px, py, 2);
     let rel = peak as f64 / src.apparent_flux_jy[4] - 1.0;
     println!("target: WCS ({px:.2}, {py:.2}) found ({fx:.2}, {fy:.2}); peak {peak:.4} Jy vs apparent {:.4} Jy ({:+.2} %)", src.apparent_flux_jy[4], 100.0 * rel);
-    assert!(rel.abs() < 0.03, "calibrated flux off by {:.2} %", 100.0 * rel);
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.output.dir.join("summary.json")).unwrap()).unwrap();
-    assert!(summary["calibration"]["gates"].as_array().unwrap().iter().all(|g| g[1] != "fail"), "{}", summary["calibration"]);
+    assert!(
+        rel.abs() < 0.03,
+        "calibrated flux off by {:.2} %",
+        100.0 * rel
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(c.output.dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(
+        summary["calibration"]["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g[1] != "fail"),
+        "{}",
+        summary["calibration"]
+    );
 }
 
 #[test]
@@ -145,13 +189,29 @@ fn solutions_agree_over_1_2_3_ranks() {
         tables.push(cal_table(&out));
     }
     for (n, t) in tables.iter().enumerate().skip(1) {
-        let worst = t.gains.iter().zip(&tables[0].gains).map(|(a, b)| (a - b).norm() / b.norm().max(1e-300)).fold(0.0, f64::max);
-        println!("{} ranks vs 1: worst relative gain difference {worst:.2e}", n + 1);
+        let worst = t
+            .gains
+            .iter()
+            .zip(&tables[0].gains)
+            .map(|(a, b)| (a - b).norm() / b.norm().max(1e-300))
+            .fold(0.0, f64::max);
+        println!(
+            "{} ranks vs 1: worst relative gain difference {worst:.2e}",
+            n + 1
+        );
         assert!(worst < 1e-9);
         assert_eq!(t.flags, tables[0].flags);
         assert_eq!(t.reasons, tables[0].reasons);
-        let dworst = t.delay_ns.iter().zip(&tables[0].delay_ns).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        println!("{} ranks vs 1: worst delay difference {dworst:.2e} ns", n + 1);
+        let dworst = t
+            .delay_ns
+            .iter()
+            .zip(&tables[0].delay_ns)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        println!(
+            "{} ranks vs 1: worst delay difference {dworst:.2e} ns",
+            n + 1
+        );
         assert!(dworst < 1e-9);
     }
 }

@@ -45,14 +45,20 @@ fn recovers_sources_to_the_noise(algorithm: MinorAlgorithm, nterms: usize) {
     s.n_channels = 6;
     s.n_times = 24;
     s.n_antennas = 24;
-    let freqs: Vec<f64> = (0..4).flat_map(|sb| (0..6).map(move |ch| contimg::simulate::channel_freq(sb, ch, 6))).collect();
+    let freqs: Vec<f64> = (0..4)
+        .flat_map(|sb| (0..6).map(move |ch| contimg::simulate::channel_freq(sb, ch, 6)))
+        .collect();
     c.imaging.spectral_ref_hz = freqs.iter().sum::<f64>() / freqs.len() as f64;
     s.noise.enabled = true;
     let cell = 5.0 / 3600.0;
     // Within ~0.15 deg of the centre: farther out, the drifting primary beam changes a
     // source's flux by > 10 % across the group, which a constant-flux CLEAN model (no
     // A-term in the major cycle) cannot fit to 3 % — a known limitation (issue 6).
-    s.sources = vec![source(40.0 * cell, 25.0 * cell, 3.0), source(-90.0 * cell, 60.0 * cell, 1.5), source(-60.0 * cell, -70.0 * cell, 0.8)];
+    s.sources = vec![
+        source(40.0 * cell, 25.0 * cell, 3.0),
+        source(-90.0 * cell, 60.0 * cell, 1.5),
+        source(-60.0 * cell, -70.0 * cell, 0.8),
+    ];
     let cfg = simulate_night(&c, dir.path());
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{text}");
@@ -61,7 +67,11 @@ fn recovers_sources_to_the_noise(algorithm: MinorAlgorithm, nterms: usize) {
     }
     let truth = Truth::load(&c.input.dir).unwrap();
     let find = |kind: &str| {
-        let p = std::fs::read_dir(c.output.dir.join("images")).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(&format!(".{kind}.fits"))).unwrap();
+        let p = std::fs::read_dir(c.output.dir.join("images"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(&format!(".{kind}.fits")))
+            .unwrap();
         read_fits(&p)
     };
     let restored = find("restored");
@@ -78,7 +88,11 @@ fn recovers_sources_to_the_noise(algorithm: MinorAlgorithm, nterms: usize) {
     // Thermal expectation: per-visibility sigma over sqrt(number of cross-correlation
     // samples gridded) (natural weighting, unit weights).
     let n_ant = truth.stations.len();
-    let n_samples = (n_ant * (n_ant - 1) / 2) * c.simulate.n_times * c.simulate.n_subbands * c.simulate.n_channels * 2;
+    let n_samples = (n_ant * (n_ant - 1) / 2)
+        * c.simulate.n_times
+        * c.simulate.n_subbands
+        * c.simulate.n_channels
+        * 2;
     let expected = truth.noise_sigma_jy / (n_samples as f64).sqrt();
     let vals: Vec<f64> = residual.data.iter().map(|&x| x as f64).collect();
     let (_, robust) = contimg::primitives::stats::median_and_mad_sigma(&vals).unwrap();
@@ -86,25 +100,45 @@ fn recovers_sources_to_the_noise(algorithm: MinorAlgorithm, nterms: usize) {
     // does not forgive the sidelobes of an under-cleaned source as a robust sigma would.
     let n = residual.n;
     let b = n / 8;
-    let inner: Vec<f64> = (b..n - b).flat_map(|y| (b..n - b).map(move |x| (x, y))).map(|(x, y)| vals[y * n + x]).collect();
+    let inner: Vec<f64> = (b..n - b)
+        .flat_map(|y| (b..n - b).map(move |x| (x, y)))
+        .map(|(x, y)| vals[y * n + x])
+        .collect();
     let rms = (inner.iter().map(|v| v * v).sum::<f64>() / inner.len() as f64).sqrt();
-    println!("residual rms {rms:.5} (robust {robust:.5}) Jy/beam vs thermal {expected:.5} ({:.2}x)", rms / expected);
-    assert!(rms < 1.2 * expected, "residual rms {rms} vs thermal {expected}");
+    println!(
+        "residual rms {rms:.5} (robust {robust:.5}) Jy/beam vs thermal {expected:.5} ({:.2}x)",
+        rms / expected
+    );
+    assert!(
+        rms < 1.2 * expected,
+        "residual rms {rms} vs thermal {expected}"
+    );
     // Not below what noise alone gives (the image's finite size takes out the shortest
     // baselines' fringes, ~0.93x here): CLEAN must not have absorbed the noise.
-    assert!(robust > 0.8 * expected, "residual robust sigma {robust} vs thermal {expected}: noise was cleaned");
+    assert!(
+        robust > 0.8 * expected,
+        "residual robust sigma {robust} vs thermal {expected}: noise was cleaned"
+    );
 }
 
 /// The thermal expectation of a simulated night's image (natural weighting, unit weights):
 /// the per-visibility sigma over sqrt(cross-correlation samples).
 fn thermal(c: &contimg::config::Config, truth: &Truth) -> f64 {
     let n_ant = truth.stations.len();
-    let n_samples = (n_ant * (n_ant - 1) / 2) * c.simulate.n_times * c.simulate.n_subbands * c.simulate.n_channels * 2;
+    let n_samples = (n_ant * (n_ant - 1) / 2)
+        * c.simulate.n_times
+        * c.simulate.n_subbands
+        * c.simulate.n_channels
+        * 2;
     truth.noise_sigma_jy / (n_samples as f64).sqrt()
 }
 
 fn product(c: &contimg::config::Config, kind: &str) -> Fits {
-    let p = std::fs::read_dir(c.output.dir.join("images")).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(&format!(".{kind}.fits"))).unwrap();
+    let p = std::fs::read_dir(c.output.dir.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(&format!(".{kind}.fits")))
+        .unwrap();
     read_fits(&p)
 }
 
@@ -116,7 +150,10 @@ fn peak_2d(img: &Fits, x: f64, y: f64) -> (f64, f64, f32) {
     let (bx, by) = (bx.round() as usize, by.round() as usize);
     let f = |dx: i64, dy: i64| img.at((bx as i64 + dx) as usize, (by as i64 + dy) as usize) as f64;
     let (gx, gy) = ((f(1, 0) - f(-1, 0)) / 2.0, (f(0, 1) - f(0, -1)) / 2.0);
-    let (hxx, hyy) = (f(1, 0) - 2.0 * f(0, 0) + f(-1, 0), f(0, 1) - 2.0 * f(0, 0) + f(0, -1));
+    let (hxx, hyy) = (
+        f(1, 0) - 2.0 * f(0, 0) + f(-1, 0),
+        f(0, 1) - 2.0 * f(0, 0) + f(0, -1),
+    );
     let hxy = (f(1, 1) - f(1, -1) - f(-1, 1) + f(-1, -1)) / 4.0;
     let det = hxx * hyy - hxy * hxy;
     let (dx, dy) = (-(hyy * gx - hxy * gy) / det, -(hxx * gy - hxy * gx) / det);
@@ -129,7 +166,13 @@ fn rms(v: &[f32]) -> f64 {
 
 /// A noisy 24-antenna, 4-subband, 24-integration tile of `npix` pixels of `cell` arcsec,
 /// CLEANed to `niter`.
-fn noisy_tile(dir: &std::path::Path, npix: usize, cell: f64, niter: usize, seed: u64) -> contimg::config::Config {
+fn noisy_tile(
+    dir: &std::path::Path,
+    npix: usize,
+    cell: f64,
+    niter: usize,
+    seed: u64,
+) -> contimg::config::Config {
     let mut c = small_config(dir);
     c.imaging.npix = npix;
     c.imaging.cell_arcsec = cell;
@@ -155,7 +198,11 @@ fn sources_near_the_edge_restore_to_their_apparent_flux() {
     let mut c = noisy_tile(dir.path(), 512, 5.0, 3000, 37);
     let s = &mut c.simulate;
     let edge = 0.45 * 512.0 * 5.0 / 3600.0;
-    s.sources = vec![source(0.0, edge, 1.0), source(-edge, -0.05, 0.8), source(0.05, 0.02, 2.0)];
+    s.sources = vec![
+        source(0.0, edge, 1.0),
+        source(-edge, -0.05, 0.8),
+        source(0.05, 0.02, 2.0),
+    ];
     let cfg = simulate_night(&c, dir.path());
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{text}");
@@ -181,7 +228,10 @@ fn sources_near_the_edge_restore_to_their_apparent_flux() {
     }
     let th = thermal(&c, &truth);
     let r = rms(&residual.data);
-    println!("residual rms over the whole image {r:.5} Jy/beam vs thermal {th:.5} ({:.2}x)", r / th);
+    println!(
+        "residual rms over the whole image {r:.5} Jy/beam vs thermal {th:.5} ({:.2}x)",
+        r / th
+    );
     assert!(r < 1.2 * th, "residual rms {r} vs thermal {th}");
 }
 
@@ -208,7 +258,14 @@ fn outlier_outside_the_tile_is_subtracted() {
         let x = if hours { v / 15.0 } else { v.abs() };
         let (d, m) = (x.trunc(), (x.fract() * 60.0).trunc());
         let sec = ((x * 60.0).fract()) * 60.0;
-        if hours { format!("{d:02}h{m:02}m{sec:09.6}s") } else { format!("{}{d:02}d{m:02}'{sec:09.6}\"", if v < 0.0 { "-" } else { "" }) }
+        if hours {
+            format!("{d:02}h{m:02}m{sec:09.6}s")
+        } else {
+            format!(
+                "{}{d:02}d{m:02}'{sec:09.6}\"",
+                if v < 0.0 { "-" } else { "" }
+            )
+        }
     };
     let cat = dir.path().join("outliers.txt");
     let text = format!("OUTL+000   J2000  A {}  {}  Aug01  test\n-----\nBAND        A B C D    FLUX(Jy)    UVMIN(kL)  UVMAX(kL)\n=====\n 20cm    L  P P P P      {:.3}\n", sexa(o.ra_deg, true), sexa(o.dec_deg, false), 1.3 * o.flux_jy);
@@ -230,6 +287,14 @@ fn outlier_outside_the_tile_is_subtracted() {
         println!("outlier_min_beam {min_beam}: residual rms in the tile {r:.5} Jy/beam vs thermal {th:.5} ({:.2}x)", r / th);
         ratios.push(r / th);
     }
-    assert!(ratios[0] <= 3.0, "with the outlier subtracted: {:.2}x thermal", ratios[0]);
-    assert!(ratios[1] > 3.0 * ratios[0], "without: {:.2}x thermal (the test's outlier is too faint to matter)", ratios[1]);
+    assert!(
+        ratios[0] <= 3.0,
+        "with the outlier subtracted: {:.2}x thermal",
+        ratios[0]
+    );
+    assert!(
+        ratios[1] > 3.0 * ratios[0],
+        "without: {:.2}x thermal (the test's outlier is too faint to matter)",
+        ratios[1]
+    );
 }

@@ -9,7 +9,11 @@ use contimg::simulate::Truth;
 use std::path::{Path, PathBuf};
 
 fn group_files(night: &Path) -> Vec<PathBuf> {
-    let mut f: Vec<PathBuf> = std::fs::read_dir(night).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "hdf5")).collect();
+    let mut f: Vec<PathBuf> = std::fs::read_dir(night)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
+        .collect();
     f.sort();
     f
 }
@@ -78,8 +82,11 @@ fn recall_and_precision(combined: bool, min_recall: f64, min_precision: f64) {
                         injected += 1;
                         if f {
                             found += 1;
-                        } else if let Some(e) = events.iter().find(|e| e.amplitude_at(t, ch) > 0.0) {
-                            *missed_by_kind.entry(format!("{:?}", e.kind)).or_insert(0usize) += 1;
+                        } else if let Some(e) = events.iter().find(|e| e.amplitude_at(t, ch) > 0.0)
+                        {
+                            *missed_by_kind
+                                .entry(format!("{:?}", e.kind))
+                                .or_insert(0usize) += 1;
                         }
                     }
                 }
@@ -88,9 +95,18 @@ fn recall_and_precision(combined: bool, min_recall: f64, min_precision: f64) {
     }
     let recall = found as f64 / injected as f64;
     let precision = flagged_true as f64 / flagged.max(1) as f64;
-    println!("RFI events: {:?}", events.iter().map(|e| (e.kind, e.amplitude_sigma)).collect::<Vec<_>>());
+    println!(
+        "RFI events: {:?}",
+        events
+            .iter()
+            .map(|e| (e.kind, e.amplitude_sigma))
+            .collect::<Vec<_>>()
+    );
     println!("combined pass {combined}: recall {recall:.4} ({found}/{injected} samples >= 3 sigma), precision {precision:.4} ({flagged_true}/{flagged}); missed by kind {missed_by_kind:?}");
-    println!("flagged fraction {:.4}; by step {:?}", s.fraction_total, s.by_step);
+    println!(
+        "flagged fraction {:.4}; by step {:?}",
+        s.fraction_total, s.by_step
+    );
     assert!(recall >= min_recall, "recall {recall}");
     assert!(precision >= min_precision, "precision {precision}");
 }
@@ -105,7 +121,10 @@ fn false_flags_below_one_percent_without_rfi() {
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let mut g = load_group(&paths).unwrap();
     let s = contimg::flag::run(&mut g, &c.flagging);
-    println!("false-flag fraction {:.5}; by step {:?}", s.fraction_total, s.by_step);
+    println!(
+        "false-flag fraction {:.5}; by step {:?}",
+        s.fraction_total, s.by_step
+    );
     assert!(s.fraction_total <= 0.01, "{}", s.fraction_total);
     assert!(s.dead_antennas.is_empty());
 }
@@ -124,12 +143,18 @@ fn flags_file_schema() {
     contimg::flag::write_flags(&out, &g).unwrap();
     let f = hdf5::File::open(&out).unwrap();
     let flags = f.dataset("flags").unwrap();
-    assert_eq!(flags.shape(), vec![g.n_times(), g.baselines.len(), g.n_chan(), 2]);
+    assert_eq!(
+        flags.shape(),
+        vec![g.n_times(), g.baselines.len(), g.n_chan(), 2]
+    );
     let freq: Vec<f64> = f.dataset("freq_hz").unwrap().read_raw().unwrap();
     assert!(freq.windows(2).all(|w| w[1] > w[0]));
     let a1: Vec<u32> = f.dataset("ant1").unwrap().read_raw().unwrap();
     let a2: Vec<u32> = f.dataset("ant2").unwrap().read_raw().unwrap();
-    assert!(a1.iter().zip(&a2).all(|(a, b)| a <= b && *a >= 1 && *b <= 117));
+    assert!(a1
+        .iter()
+        .zip(&a2)
+        .all(|(a, b)| a <= b && *a >= 1 && *b <= 117));
     let v: Vec<u8> = flags.read_raw().unwrap();
     let n_flag = v.iter().filter(|&&x| x == 1).count();
     let n_weight0 = g.weight.iter().filter(|&&w| w == 0.0).count();

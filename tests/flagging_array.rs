@@ -34,14 +34,28 @@ struct Event {
 }
 
 fn events() -> Vec<Event> {
-    let ev = |family, t, c, a: f64, per_baseline, coherent| Event { family, t, c, amp_jy: Box::new(move |_| a), per_baseline, coherent };
+    let ev = |family, t, c, a: f64, per_baseline, coherent| Event {
+        family,
+        t,
+        c,
+        amp_jy: Box::new(move |_| a),
+        per_baseline,
+        coherent,
+    };
     vec![
         // Broadband bursts in one integration, 9-11 Jy x U(0.5, 1.5) per baseline (2-7 sigma).
         ev("burst", [5, 6], [120, 535], 10.0, [0.5, 1.5], false),
         ev("burst", [17, 18], [150, 721], 9.0, [0.5, 1.5], false),
         // Intermittent narrowband: 11 Jy (4.8 sigma) over 11-14 integrations.
         ev("intermittent", [2, 15], [60, 61], 11.0, [1.0, 1.0], false),
-        ev("intermittent", [10, 21], [333, 334], 11.0, [1.0, 1.0], false),
+        ev(
+            "intermittent",
+            [10, 21],
+            [333, 334],
+            11.0,
+            [1.0, 1.0],
+            false,
+        ),
         ev("intermittent", [9, 23], [650, 651], 11.0, [1.0, 1.0], false),
         // Persistent channels: 2.6 sigma over two channels, 6.5 sigma over one.
         ev("persistent", [0, NT], [200, 202], 6.0, [1.0, 1.0], false),
@@ -49,7 +63,14 @@ fn events() -> Vec<Event> {
         // The same phase on every baseline (a correlated source of interference).
         ev("coherent", [8, 14], [600, 604], 7.0, [1.0, 1.0], true),
         // A ramp: 2 -> 7 sigma over the group.
-        Event { family: "ramp", t: [0, NT], c: [410, 411], amp_jy: Box::new(|t| SIGMA_JY * (2.0 + 5.0 * t as f64 / (NT - 1) as f64)), per_baseline: [1.0, 1.0], coherent: false },
+        Event {
+            family: "ramp",
+            t: [0, NT],
+            c: [410, 411],
+            amp_jy: Box::new(|t| SIGMA_JY * (2.0 + 5.0 * t as f64 / (NT - 1) as f64)),
+            per_baseline: [1.0, 1.0],
+            coherent: false,
+        },
     ]
 }
 
@@ -60,7 +81,21 @@ fn model(seed: u64, n_ant: usize, rfi: bool) -> (GroupVis, Vec<Option<&'static s
     let freqs: Vec<f64> = (0..NF).map(|c| F0_HZ + c as f64 * DF_HZ).collect();
     // Antennas along a T: east-west arm +-1.2 km, north-south arm to 1.6 km.
     let pos: Vec<[f64; 3]> = (0..n_ant)
-        .map(|a| if a % 3 == 2 { [rng.random_range(-30.0..30.0), rng.random_range(0.0..1600.0), 0.0] } else { [rng.random_range(-1200.0..1200.0), rng.random_range(-10.0..10.0), 0.0] })
+        .map(|a| {
+            if a % 3 == 2 {
+                [
+                    rng.random_range(-30.0..30.0),
+                    rng.random_range(0.0..1600.0),
+                    0.0,
+                ]
+            } else {
+                [
+                    rng.random_range(-1200.0..1200.0),
+                    rng.random_range(-10.0..10.0),
+                    0.0,
+                ]
+            }
+        })
         .collect();
     let mut baselines = Vec::new();
     for a in 0..n_ant {
@@ -74,12 +109,20 @@ fn model(seed: u64, n_ant: usize, rfi: bool) -> (GroupVis, Vec<Option<&'static s
         .map(|_| {
             let amp = rng.random_range(0.6..1.5);
             let (slope, curve) = (rng.random_range(-0.2..0.2), rng.random_range(-0.3..0.0));
-            let (ripple, period, psi) = (rng.random_range(0.0..0.08), rng.random_range(120.0..400.0), rng.random_range(0.0..TAU));
+            let (ripple, period, psi) = (
+                rng.random_range(0.0..0.08),
+                rng.random_range(120.0..400.0),
+                rng.random_range(0.0..TAU),
+            );
             let (tau, phi0) = (rng.random_range(-30e-9..30e-9), rng.random_range(0.0..TAU));
             (0..NF)
                 .map(|c| {
                     let x = (c as f64 - NF as f64 / 2.0) / (NF as f64 / 2.0);
-                    let bp = amp * (1.0 + slope * x + curve * x * x + ripple * (TAU * c as f64 / period + psi).sin());
+                    let bp = amp
+                        * (1.0
+                            + slope * x
+                            + curve * x * x
+                            + ripple * (TAU * c as f64 / period + psi).sin());
                     Complex64::from_polar(bp, phi0 + TAU * tau * freqs[c])
                 })
                 .collect()
@@ -102,7 +145,15 @@ fn model(seed: u64, n_ant: usize, rfi: bool) -> (GroupVis, Vec<Option<&'static s
     for (b, &(a1, a2)) in baselines.iter().enumerate() {
         let bl = [pos[a2][0] - pos[a1][0], pos[a2][1] - pos[a1][1]];
         // Per event: this baseline's amplitude factor and phase per polarization.
-        let draws: Vec<(f64, [f64; 2])> = evs.iter().map(|e| (rng.random_range(e.per_baseline[0]..=e.per_baseline[1]), [rng.random_range(0.0..TAU), rng.random_range(0.0..TAU)])).collect();
+        let draws: Vec<(f64, [f64; 2])> = evs
+            .iter()
+            .map(|e| {
+                (
+                    rng.random_range(e.per_baseline[0]..=e.per_baseline[1]),
+                    [rng.random_range(0.0..TAU), rng.random_range(0.0..TAU)],
+                )
+            })
+            .collect();
         for t in 0..NT {
             let drift_deg = (t as f64 - (NT as f64 - 1.0) / 2.0) * DT_S * 15.0 / 3600.0;
             for c in 0..NF {
@@ -113,26 +164,37 @@ fn model(seed: u64, n_ant: usize, rfi: bool) -> (GroupVis, Vec<Option<&'static s
                     let (l, m) = ((east - drift_deg).to_radians(), (north as f64).to_radians());
                     let beam = (-4.0 * 2f64.ln() * (l * l + m * m) / (fwhm * fwhm)).exp();
                     let flux = s0 * (f / 1.4e9).powf(alpha) * beam;
-                    sky += Complex64::from_polar(flux, -TAU * f / 299_792_458.0 * (bl[0] * l + bl[1] * m));
+                    sky += Complex64::from_polar(
+                        flux,
+                        -TAU * f / 299_792_458.0 * (bl[0] * l + bl[1] * m),
+                    );
                 }
                 for p in 0..2 {
-                    let mut v = sky + Complex64::new(normal.sample(&mut rng), normal.sample(&mut rng));
+                    let mut v =
+                        sky + Complex64::new(normal.sample(&mut rng), normal.sample(&mut rng));
                     for (e, (k, ph)) in evs.iter().zip(&draws) {
                         if (e.t[0]..e.t[1]).contains(&t) && (e.c[0]..e.c[1]).contains(&c) {
-                            let phase = if e.coherent { 0.3 } else { ph[p] + 0.2 * PI * t as f64 };
+                            let phase = if e.coherent {
+                                0.3
+                            } else {
+                                ph[p] + 0.2 * PI * t as f64
+                            };
                             v += Complex64::from_polar((e.amp_jy)(t) * k, phase);
                         }
                     }
                     let g = gains[a1 * 2 + p][c] * gains[a2 * 2 + p][c].conj();
                     let v = g * v;
-                    vis[b * plane + (t * NF + c) * 2 + p] = Complex32::new(v.re as f32, v.im as f32);
+                    vis[b * plane + (t * NF + c) * 2 + p] =
+                        Complex32::new(v.re as f32, v.im as f32);
                 }
             }
         }
     }
     let n = vis.len();
     let g = GroupVis {
-        times_jd: (0..NT).map(|t| 2_461_113.7 + t as f64 * DT_S / 86400.0).collect(),
+        times_jd: (0..NT)
+            .map(|t| 2_461_113.7 + t as f64 * DT_S / 86400.0)
+            .collect(),
         freqs,
         channel_width_hz: DF_HZ,
         npol: 2,
@@ -161,7 +223,10 @@ impl Score {
         f as f64 / n as f64
     }
     fn overall(&self) -> f64 {
-        let (f, n) = self.by_family.values().fold((0, 0), |(a, b), (f, n)| (a + f, b + n));
+        let (f, n) = self
+            .by_family
+            .values()
+            .fold((0, 0), |(a, b), (f, n)| (a + f, b + n));
         f as f64 / n as f64
     }
     fn false_rate(&self) -> f64 {
@@ -170,7 +235,11 @@ impl Score {
 }
 
 fn score(g: &GroupVis, truth: &[Option<&'static str>]) -> Score {
-    let mut s = Score { by_family: Default::default(), false_flags: 0, clean: 0 };
+    let mut s = Score {
+        by_family: Default::default(),
+        false_flags: 0,
+        clean: 0,
+    };
     for b in 0..g.baselines.len() {
         for t in 0..NT {
             for c in 0..NF {
@@ -205,7 +274,11 @@ fn flag(seed: u64, n_ant: usize, rfi: bool, cfg: &FlagConfig) -> Score {
     let (mut g, truth) = model(seed, n_ant, rfi);
     let summary = contimg::flag::run(&mut g, cfg);
     let s = score(&g, &truth);
-    let fams: Vec<String> = s.by_family.keys().map(|k| format!("{k} {:.4}", s.recall(k))).collect();
+    let fams: Vec<String> = s
+        .by_family
+        .keys()
+        .map(|k| format!("{k} {:.4}", s.recall(k)))
+        .collect();
     println!(
         "seed {seed}, {n_ant} antennas, rfi {rfi}: recall {} ({}), false-flag rate {:.5}; by step {:?}",
         if rfi { format!("{:.4}", s.overall()) } else { "-".into() },
@@ -223,14 +296,22 @@ fn array_pass_finds_weak_rfi_of_every_family_at_default_settings() {
         assert!(s.recall(fam) >= 0.98, "{fam}: recall {}", s.recall(fam));
     }
     assert!(s.overall() >= 0.98, "overall recall {}", s.overall());
-    assert!(s.false_rate() <= 0.002, "false flags outside the RFI {}", s.false_rate());
+    assert!(
+        s.false_rate() <= 0.002,
+        "false flags outside the RFI {}",
+        s.false_rate()
+    );
 }
 
 #[test]
 fn array_pass_leaves_clean_uncalibrated_data_alone() {
     for seed in [4, 5] {
         let s = flag(seed, 24, false, &with_array());
-        assert!(s.false_rate() <= 0.002, "seed {seed}: false-flag rate {}", s.false_rate());
+        assert!(
+            s.false_rate() <= 0.002,
+            "seed {seed}: false-flag rate {}",
+            s.false_rate()
+        );
     }
 }
 
@@ -242,4 +323,3 @@ fn without_the_array_pass_weak_rfi_is_missed() {
     let s = flag(3, 24, true, &cfg);
     assert!(s.overall() < 0.9, "overall recall {}", s.overall());
 }
-

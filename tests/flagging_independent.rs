@@ -10,15 +10,27 @@ use std::path::{Path, PathBuf};
 
 fn fixtures() -> Vec<PathBuf> {
     // CONTIMG_INDEPENDENT_DIR: another copy of the fixtures (e.g. a generator's worktree).
-    let root = std::env::var_os("CONTIMG_INDEPENDENT_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/independent"));
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root).map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("truth_rfi.h5").exists()).collect()).unwrap_or_default();
+    let root = std::env::var_os("CONTIMG_INDEPENDENT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/independent"));
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|r| {
+            r.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("truth_rfi.h5").exists())
+                .collect()
+        })
+        .unwrap_or_default();
     dirs.sort();
     dirs
 }
 
 /// (recall, false-flag rate, recall per kind name).
 fn measure(dir: &Path) -> (f64, f64, Vec<(String, f64)>) {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "hdf5")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
+        .collect();
     files.sort();
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let mut g = load_group(&paths).unwrap();
@@ -30,13 +42,20 @@ fn measure(dir: &Path) -> (f64, f64, Vec<(String, f64)>) {
     let rfi = f.dataset("rfi").unwrap();
     let shape = rfi.shape();
     let (nt, nbl, nf, np) = (shape[0], shape[1], shape[2], shape[3]);
-    assert_eq!((nt, nf, np), (g.n_times(), g.n_chan(), g.npol), "{}", dir.display());
+    assert_eq!(
+        (nt, nf, np),
+        (g.n_times(), g.n_chan(), g.npol),
+        "{}",
+        dir.display()
+    );
     let rfi: Vec<u8> = rfi.read_raw().unwrap();
     let dropped: Vec<u8> = f.dataset("dropped").unwrap().read_raw().unwrap();
     let kind: Vec<u8> = f.dataset("kind").unwrap().read_raw().unwrap();
     let a1: Vec<i64> = f.dataset("ant_1").unwrap().read_raw().unwrap();
     let a2: Vec<i64> = f.dataset("ant_2").unwrap().read_raw().unwrap();
-    let row: HashMap<(usize, usize), usize> = (0..nbl).map(|k| ((a1[k] as usize, a2[k] as usize), k)).collect();
+    let row: HashMap<(usize, usize), usize> = (0..nbl)
+        .map(|k| ((a1[k] as usize, a2[k] as usize), k))
+        .collect();
     let (mut hit, mut n_rfi, mut false_flags, mut n_clean) = (0usize, 0usize, 0usize, 0usize);
     let mut per_kind: HashMap<u8, (usize, usize)> = HashMap::new();
     for (b, &(p1, p2)) in g.baselines.iter().enumerate() {
@@ -67,8 +86,26 @@ fn measure(dir: &Path) -> (f64, f64, Vec<(String, f64)>) {
         }
     }
     // The generator's KIND_NAMES (make_independent_group.py).
-    let names = ["none", "persistent", "intermittent", "broadband", "ramp", "garbage"];
-    let mut kinds: Vec<(String, f64)> = per_kind.iter().map(|(&k, &(h, n))| (names.get(k as usize).map(|s| s.to_string()).unwrap_or(format!("kind {k}")), h as f64 / n as f64)).collect();
+    let names = [
+        "none",
+        "persistent",
+        "intermittent",
+        "broadband",
+        "ramp",
+        "garbage",
+    ];
+    let mut kinds: Vec<(String, f64)> = per_kind
+        .iter()
+        .map(|(&k, &(h, n))| {
+            (
+                names
+                    .get(k as usize)
+                    .map(|s| s.to_string())
+                    .unwrap_or(format!("kind {k}")),
+                h as f64 / n as f64,
+            )
+        })
+        .collect();
     kinds.sort_by(|a, b| a.0.cmp(&b.0));
     let recall = hit as f64 / n_rfi.max(1) as f64;
     let false_rate = false_flags as f64 / n_clean.max(1) as f64;
@@ -79,7 +116,10 @@ fn measure(dir: &Path) -> (f64, f64, Vec<(String, f64)>) {
 #[test]
 fn recall_and_false_flags_on_the_independent_groups() {
     let dirs = fixtures();
-    assert!(dirs.len() >= 2, "the independent fixtures tests/data/independent/seed*/ are missing");
+    assert!(
+        dirs.len() >= 2,
+        "the independent fixtures tests/data/independent/seed*/ are missing"
+    );
     for dir in dirs {
         let (recall, false_rate, kinds) = measure(&dir);
         // Measured (2026-12-01): seed1 recall 0.871 (persistent 1.0, intermittent 0.870,
@@ -88,7 +128,11 @@ fn recall_and_false_flags_on_the_independent_groups() {
         // random-phase burst adds on each baseline is mostly +-2 S R cos(phase), which the
         // baseline sum cancels (see src/flag/array.rs).
         assert!(recall >= 0.8, "{}: recall {recall}", dir.display());
-        assert!(false_rate <= 0.002, "{}: false-flag rate {false_rate}", dir.display());
+        assert!(
+            false_rate <= 0.002,
+            "{}: false-flag rate {false_rate}",
+            dir.display()
+        );
         for (k, r) in kinds {
             assert!(r >= 0.7, "{}: recall of {k} {r}", dir.display());
         }

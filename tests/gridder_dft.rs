@@ -26,23 +26,58 @@ fn problem(nrow: usize, spec: &GridSpec, wmax_lambda: f64) -> Problem {
             [
                 rng.random_range(-umax..umax) / lam_max,
                 rng.random_range(-umax..umax) / lam_max,
-                if wmax_lambda > 0.0 { rng.random_range(-wmax_lambda..wmax_lambda) / lam_max } else { 0.0 },
+                if wmax_lambda > 0.0 {
+                    rng.random_range(-wmax_lambda..wmax_lambda) / lam_max
+                } else {
+                    0.0
+                },
             ]
         })
         .collect();
-    let dw_m = (0..nrow).map(|_| if wmax_lambda > 0.0 { rng.random_range(-3.0..3.0) } else { 0.0 }).collect();
+    let dw_m = (0..nrow)
+        .map(|_| {
+            if wmax_lambda > 0.0 {
+                rng.random_range(-3.0..3.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let n = nrow * freqs.len() * 2;
-    let vis = (0..n).map(|_| Complex32::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0))).collect();
-    let weight = (0..n).map(|i| if i % 17 == 0 { 0.0 } else { rng.random_range(0.5..2.0) }).collect();
+    let vis = (0..n)
+        .map(|_| Complex32::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)))
+        .collect();
+    let weight = (0..n)
+        .map(|i| {
+            if i % 17 == 0 {
+                0.0
+            } else {
+                rng.random_range(0.5..2.0)
+            }
+        })
+        .collect();
     let use_row = (0..nrow).map(|r| r % 23 != 0).collect();
-    Problem { freqs, uvw_m, dw_m, vis, weight, use_row }
+    Problem {
+        freqs,
+        uvw_m,
+        dw_m,
+        vis,
+        weight,
+        use_row,
+    }
 }
 
 /// The same visibilities with the channel axis reversed (descending frequency, as DSA-110's
 /// correlator writes each subband; WSClean has mis-imaged such input).
 fn descending(p: &Problem) -> Problem {
     fn flip<T: Copy>(v: &[T], nch: usize) -> Vec<T> {
-        v.chunks(nch * 2).flat_map(|row| (0..nch).rev().flat_map(move |c| row[c * 2..c * 2 + 2].to_vec())).collect()
+        v.chunks(nch * 2)
+            .flat_map(|row| {
+                (0..nch)
+                    .rev()
+                    .flat_map(move |c| row[c * 2..c * 2 + 2].to_vec())
+            })
+            .collect()
     }
     let nch = p.freqs.len();
     Problem {
@@ -78,11 +113,19 @@ fn dft_weighted(spec: &GridSpec, p: &Problem, factor: &[f64], psf: bool) -> Vec<
             for pol in 0..2 {
                 let i = (r * nch + c) * 2 + pol;
                 let w = p.weight[i] as f64;
-                let x = if psf { Complex64::new(1.0, 0.0) } else { Complex64::new(p.vis[i].re as f64, p.vis[i].im as f64) };
+                let x = if psf {
+                    Complex64::new(1.0, 0.0)
+                } else {
+                    Complex64::new(p.vis[i].re as f64, p.vis[i].im as f64)
+                };
                 v += x * w;
                 sw += w;
             }
-            let v = if psf { v * factor[c] } else { v * rot * factor[c] };
+            let v = if psf {
+                v * factor[c]
+            } else {
+                v * rot * factor[c]
+            };
             let (u, vv, w) = (uvw[0] * lam, uvw[1] * lam, uvw[2] * lam);
             for y in 0..n {
                 for x in 0..n {
@@ -146,8 +189,14 @@ fn descending_frequencies_image_correctly() {
     let up = check_order(1e-5, 800.0, false);
     let down = check_order(1e-5, 800.0, true);
     let scale = up.iter().fold(0.0f32, |a, b| a.max(b.abs()));
-    let diff = up.iter().zip(&down).fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
-    assert!(diff <= 1e-6 * scale, "ascending and descending images differ by {diff} (peak {scale})");
+    let diff = up
+        .iter()
+        .zip(&down)
+        .fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
+    assert!(
+        diff <= 1e-6 * scale,
+        "ascending and descending images differ by {diff} (peak {scale})"
+    );
     check_degrid_order(1e-5, true);
 }
 
@@ -176,7 +225,15 @@ fn psf_peaks_at_one_at_the_centre() {
     let spec = GridSpec::new(64, (4.0f64 / 64.0).to_radians(), 1e-5);
     let p = problem(200, &spec, 300.0);
     let mut g = GridPair::new(spec);
-    g.add(&VisBlock { freqs: &p.freqs, npol: 2, uvw_m: &p.uvw_m, dw_m: &p.dw_m, vis: &p.vis, weight: &p.weight, use_row: &p.use_row });
+    g.add(&VisBlock {
+        freqs: &p.freqs,
+        npol: 2,
+        uvw_m: &p.uvw_m,
+        dw_m: &p.dw_m,
+        vis: &p.vis,
+        weight: &p.weight,
+        use_row: &p.use_row,
+    });
     let (_, psf) = g.finish().unwrap();
     let centre = psf[32 * 64 + 32];
     assert!((centre - 1.0).abs() < 1e-4, "PSF centre {centre}");
@@ -192,7 +249,15 @@ fn spectral_term_images_match_dft() {
     let p = problem(300, &spec, 800.0);
     let ref_hz = 1.4e9;
     let mut g = GridPair::spectral(spec, ref_hz, Some(1), Some(2));
-    g.add(&VisBlock { freqs: &p.freqs, npol: 2, uvw_m: &p.uvw_m, dw_m: &p.dw_m, vis: &p.vis, weight: &p.weight, use_row: &p.use_row });
+    g.add(&VisBlock {
+        freqs: &p.freqs,
+        npol: 2,
+        uvw_m: &p.uvw_m,
+        dw_m: &p.dw_m,
+        vis: &p.vis,
+        weight: &p.weight,
+        use_row: &p.use_row,
+    });
     let (dirty, psf) = g.finish().unwrap();
     let x: Vec<f64> = p.freqs.iter().map(|f| (f - ref_hz) / ref_hz).collect();
     let e1 = rel_l2(&dirty, &dft_weighted(&spec, &p, &x, false));
@@ -215,10 +280,26 @@ fn check_degrid_order(eps: f64, descend: bool) {
     }
     let n = spec.n_image;
     let mut model = vec![0.0; n * n];
-    for (i, &(x, y, f)) in [(10usize, 50usize, 1.0), (32, 32, 2.5), (55, 7, -0.7), (40, 20, 0.3)].iter().enumerate() {
+    for (i, &(x, y, f)) in [
+        (10usize, 50usize, 1.0),
+        (32, 32, 2.5),
+        (55, 7, -0.7),
+        (40, 20, 0.3),
+    ]
+    .iter()
+    .enumerate()
+    {
         model[y * n + x] = f + i as f64 * 0.01;
     }
-    let b = VisBlock { freqs: &p.freqs, npol: 2, uvw_m: &p.uvw_m, dw_m: &p.dw_m, vis: &p.vis, weight: &p.weight, use_row: &p.use_row };
+    let b = VisBlock {
+        freqs: &p.freqs,
+        npol: 2,
+        uvw_m: &p.uvw_m,
+        dw_m: &p.dw_m,
+        vis: &p.vis,
+        weight: &p.weight,
+        use_row: &p.use_row,
+    };
     let got = contimg::imaging::degridder::degrid(&spec, &model, &b);
     let (mut num, mut den) = (0.0, 0.0);
     for (r, uvw) in p.uvw_m.iter().enumerate() {
@@ -238,7 +319,10 @@ fn check_degrid_order(eps: f64, descend: bool) {
                     let l = (n as f64 / 2.0 - x as f64) * spec.cell_rad;
                     let m = (y as f64 - n as f64 / 2.0) * spec.cell_rad;
                     let nm1 = (1.0 - l * l - m * m).sqrt() - 1.0;
-                    want += i * Complex64::from_polar(1.0, std::f64::consts::TAU * (u * l + v * m + w * nm1));
+                    want += i * Complex64::from_polar(
+                        1.0,
+                        std::f64::consts::TAU * (u * l + v * m + w * nm1),
+                    );
                 }
             }
             want *= Complex64::from_polar(1.0, std::f64::consts::TAU * p.dw_m[r] * lam);
@@ -248,8 +332,14 @@ fn check_degrid_order(eps: f64, descend: bool) {
         }
     }
     let err = (num / den).sqrt();
-    println!("degrid epsilon {eps:e}, descending {descend}: support {} -> relative L2 error {err:.3e}", spec.kernel.support);
-    assert!(err <= eps.max(2e-7), "degridding error {err:e} above epsilon {eps:e}");
+    println!(
+        "degrid epsilon {eps:e}, descending {descend}: support {} -> relative L2 error {err:.3e}",
+        spec.kernel.support
+    );
+    assert!(
+        err <= eps.max(2e-7),
+        "degridding error {err:e} above epsilon {eps:e}"
+    );
 }
 
 #[test]

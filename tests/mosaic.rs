@@ -27,7 +27,11 @@ fn source_in_the_overlap_keeps_its_flux_in_the_mosaic() {
     assert_eq!(code, 0, "{text}");
     let truth = Truth::load(&c.input.dir).unwrap();
     let s = &truth.sources[0];
-    let mut tiles: Vec<_> = std::fs::read_dir(c.output.dir.join("images")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().ends_with(".pbcor.fits")).collect();
+    let mut tiles: Vec<_> = std::fs::read_dir(c.output.dir.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".pbcor.fits"))
+        .collect();
     tiles.sort();
     assert_eq!(tiles.len(), 2);
     let flux = |p: &std::path::Path| {

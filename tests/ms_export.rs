@@ -17,7 +17,8 @@ fn ms_config(dir: &Path) -> contimg::config::Config {
     c.simulate.n_times = 12;
     c.simulate.n_antennas = 48;
     c.simulate.sources = vec![source(0.6, 0.3, 5.0)];
-    c.astrometry.iers_file = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/finals2000A_extract.txt"));
+    c.astrometry.iers_file =
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/finals2000A_extract.txt"));
     c.flagging.enabled = false;
     c.imaging.npix = 512;
     c.imaging.cell_arcsec = 15.0;
@@ -26,7 +27,11 @@ fn ms_config(dir: &Path) -> contimg::config::Config {
 }
 
 fn only_ms(dir: &Path) -> PathBuf {
-    let ms: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "ms")).collect();
+    let ms: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ms"))
+        .collect();
     assert_eq!(ms.len(), 1, "{ms:?}");
     ms[0].clone()
 }
@@ -45,7 +50,10 @@ fn read_back(ms: &Path, n_windows: usize, n_chan_total: usize, n_rows: usize) {
         all.extend(f);
     }
     assert_eq!(all.len(), n_chan_total);
-    assert!(all.windows(2).all(|p| p[1] > p[0]), "frequencies not ascending: {all:?}");
+    assert!(
+        all.windows(2).all(|p| p[1] > p[0]),
+        "frequencies not ascending: {all:?}"
+    );
 }
 
 #[test]
@@ -55,18 +63,39 @@ fn convert_writes_an_ms_that_casacore_pyuvdata_and_wsclean_accept() {
     let cfg = dir.path().join("c.yaml");
     write_config(&c, &cfg);
     let cs = cfg.to_str().unwrap();
-    let (code, log) = run_bin(&["simulate", "--config", cs, "--out", c.input.dir.to_str().unwrap()], &[]);
+    let (code, log) = run_bin(
+        &[
+            "simulate",
+            "--config",
+            cs,
+            "--out",
+            c.input.dir.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{log}");
-    let (code, log) = run_bin(&["convert", "--config", cs, "--spectral-windows", "subbands"], &[]);
+    let (code, log) = run_bin(
+        &["convert", "--config", cs, "--spectral-windows", "subbands"],
+        &[],
+    );
     assert_eq!(code, 0, "{log}");
     let ms = only_ms(&c.output.dir.join("ms"));
     let nbl = 48 * 49 / 2;
     read_back(&ms, 4, 32, 12 * 4 * nbl);
-    assert!(!std::fs::read_dir(c.output.dir.join("ms")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with('.')), "temporary left behind");
+    assert!(
+        !std::fs::read_dir(c.output.dir.join("ms"))
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with('.')),
+        "temporary left behind"
+    );
     // contimg's own dirty image of the group, for the comparison in check_ms.py.
     let (code, log) = run_bin(&["run", "--config", cs], &[]);
     assert_eq!(code, 0, "{log}");
-    let image = std::fs::read_dir(c.output.dir.join("images")).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(".dirty.fits")).unwrap();
+    let image = std::fs::read_dir(c.output.dir.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".dirty.fits"))
+        .unwrap();
 
     let Ok(python) = std::env::var("CONTIMG_MS_PYTHON") else {
         eprintln!("SKIPPED: independent MS checks (python-casacore, pyuvdata, WSClean): set CONTIMG_MS_PYTHON to a Python that has them (scripts/test.sh does)");
@@ -75,11 +104,30 @@ fn convert_writes_an_ms_that_casacore_pyuvdata_and_wsclean_accept() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new(python)
         .arg(root.join("tests/reference/check_ms.py"))
-        .args(["--ms", ms.to_str().unwrap(), "--truth", c.input.dir.join("truth.json").to_str().unwrap(), "--group", "0"])
-        .args(["--iers", root.join("tests/data/finals2000A_extract.txt").to_str().unwrap(), "--wsclean", "--contimg-image", image.to_str().unwrap()])
+        .args([
+            "--ms",
+            ms.to_str().unwrap(),
+            "--truth",
+            c.input.dir.join("truth.json").to_str().unwrap(),
+            "--group",
+            "0",
+        ])
+        .args([
+            "--iers",
+            root.join("tests/data/finals2000A_extract.txt")
+                .to_str()
+                .unwrap(),
+            "--wsclean",
+            "--contimg-image",
+            image.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!("{text}");
     assert!(out.status.success(), "check_ms.py failed:\n{text}");
 }
@@ -95,19 +143,35 @@ fn run_writes_merged_ms_and_a_bad_group_fails_alone() {
     let cfg = dir.path().join("c.yaml");
     write_config(&c, &cfg);
     let cs = cfg.to_str().unwrap();
-    let (code, log) = run_bin(&["simulate", "--config", cs, "--out", c.input.dir.to_str().unwrap()], &[]);
+    let (code, log) = run_bin(
+        &[
+            "simulate",
+            "--config",
+            cs,
+            "--out",
+            c.input.dir.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{log}");
     let (code, log) = run_bin(&["run", "--config", cs], &[]);
     assert_eq!(code, 0, "{log}");
     let msdir = c.output.dir.join("ms");
-    let mut written: Vec<PathBuf> = std::fs::read_dir(&msdir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut written: Vec<PathBuf> = std::fs::read_dir(&msdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     written.sort();
     assert_eq!(written.len(), 2, "{written:?}");
     read_back(&written[0], 1, 32, 12 * (12 * 11 / 2));
 
     // Truncate one subband of the first group: convert fails that group, naming the file,
     // writes the other, and exits 2 (night incomplete).
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&c.input.dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "hdf5" || e == "uvh5")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&c.input.dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hdf5" || e == "uvh5"))
+        .collect();
     files.sort();
     let bad = &files[1];
     let bytes = std::fs::read(bad).unwrap();
@@ -117,6 +181,15 @@ fn run_writes_merged_ms_and_a_bad_group_fails_alone() {
     assert_eq!(code, 3, "{log}");
     let name = bad.file_name().unwrap().to_string_lossy().to_string();
     assert!(log.contains(&name), "error does not name {name}:\n{log}");
-    let n_ms = std::fs::read_dir(&msdir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "ms")).count();
+    let n_ms = std::fs::read_dir(&msdir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "ms")
+        })
+        .count();
     assert_eq!(n_ms, 1, "{log}");
 }

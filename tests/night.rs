@@ -8,11 +8,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn mpirun_available() -> bool {
-    Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("mpirun")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn images(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("images")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "fits")).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "fits"))
+        .collect();
     v.sort();
     v
 }
@@ -34,18 +41,35 @@ fn assert_same_images(a: &[PathBuf], b: &[PathBuf]) {
     assert!(!a.is_empty());
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
-        assert_eq!(read_fits(x).data, read_fits(y).data, "{} differs from {}", x.display(), y.display());
+        assert_eq!(
+            read_fits(x).data,
+            read_fits(y).data,
+            "{} differs from {}",
+            x.display(),
+            y.display()
+        );
     }
 }
 
-fn night_weighted(dir: &Path, groups_per_image: usize, weighting: contimg::imaging::weighting::Weighting) -> PathBuf {
+fn night_weighted(
+    dir: &Path,
+    groups_per_image: usize,
+    weighting: contimg::imaging::weighting::Weighting,
+) -> PathBuf {
     night_terms(dir, groups_per_image, weighting, 1)
 }
 
-fn night_terms(dir: &Path, groups_per_image: usize, weighting: contimg::imaging::weighting::Weighting, nterms: usize) -> PathBuf {
+fn night_terms(
+    dir: &Path,
+    groups_per_image: usize,
+    weighting: contimg::imaging::weighting::Weighting,
+    nterms: usize,
+) -> PathBuf {
     let mut c = small_config(dir);
     c.imaging.nterms = nterms;
-    let f: Vec<f64> = (0..c.simulate.n_subbands).flat_map(|s| (0..4).map(move |ch| contimg::simulate::channel_freq(s, ch, 4))).collect();
+    let f: Vec<f64> = (0..c.simulate.n_subbands)
+        .flat_map(|s| (0..4).map(move |ch| contimg::simulate::channel_freq(s, ch, 4)))
+        .collect();
     c.imaging.spectral_ref_hz = f.iter().sum::<f64>() / f.len() as f64;
     c.imaging.weighting = weighting;
     c.imaging.robust = 0.0;
@@ -61,15 +85,31 @@ fn night_terms(dir: &Path, groups_per_image: usize, weighting: contimg::imaging:
 }
 
 fn compare_over_ranks(groups_per_image: usize, expect_images: usize) {
-    compare_over_ranks_weighted(groups_per_image, expect_images, contimg::imaging::weighting::Weighting::Natural)
+    compare_over_ranks_weighted(
+        groups_per_image,
+        expect_images,
+        contimg::imaging::weighting::Weighting::Natural,
+    )
 }
 
-fn compare_over_ranks_weighted(groups_per_image: usize, expect_images: usize, weighting: contimg::imaging::weighting::Weighting) {
+fn compare_over_ranks_weighted(
+    groups_per_image: usize,
+    expect_images: usize,
+    weighting: contimg::imaging::weighting::Weighting,
+) {
     compare_over_ranks_terms(groups_per_image, expect_images, weighting, 1);
 }
 
-fn compare_over_ranks_terms(groups_per_image: usize, expect_images: usize, weighting: contimg::imaging::weighting::Weighting, nterms: usize) {
-    assert!(mpirun_available(), "mpirun is required (scripts/setup.sh installs OpenMPI)");
+fn compare_over_ranks_terms(
+    groups_per_image: usize,
+    expect_images: usize,
+    weighting: contimg::imaging::weighting::Weighting,
+    nterms: usize,
+) {
+    assert!(
+        mpirun_available(),
+        "mpirun is required (scripts/setup.sh installs OpenMPI)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let cfg = night_terms(dir.path(), groups_per_image, weighting, nterms);
     let mut results: Vec<Vec<Vec<f32>>> = Vec::new();
@@ -88,8 +128,16 @@ fn compare_over_ranks_terms(groups_per_image: usize, expect_images: usize, weigh
         for (a, b) in results[0].iter().zip(r) {
             let peak = a.iter().fold(0f32, |m, v| m.max(v.abs()));
             let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            println!("{} ranks vs 1: max difference {:.2e} of peak {peak:.3}", n + 1, diff);
-            assert!(diff <= 1e-5 * peak, "{} ranks differ by {diff} (peak {peak})", n + 1);
+            println!(
+                "{} ranks vs 1: max difference {:.2e} of peak {peak:.3}",
+                n + 1,
+                diff
+            );
+            assert!(
+                diff <= 1e-5 * peak,
+                "{} ranks differ by {diff} (peak {peak})",
+                n + 1
+            );
         }
     }
 }
@@ -128,11 +176,18 @@ fn uniform_weighting_narrows_the_beam() {
         let s = summary_json(&dir.path().join("out"));
         let b = &s["images"][0]["beam_deg"];
         let a = b[0].as_f64().unwrap() * b[1].as_f64().unwrap();
-        println!("{w:?}: beam {:.2}\" x {:.2}\"", b[0].as_f64().unwrap() * 3600.0, b[1].as_f64().unwrap() * 3600.0);
+        println!(
+            "{w:?}: beam {:.2}\" x {:.2}\"",
+            b[0].as_f64().unwrap() * 3600.0,
+            b[1].as_f64().unwrap() * 3600.0
+        );
         area.push(a);
     }
     // Beams are fitted on 30" pixels here: Briggs(0) may round to uniform's size.
-    assert!(area[1] < area[0] && area[2] <= area[1], "beam areas natural > briggs(0) >= uniform: {area:?}");
+    assert!(
+        area[1] < area[0] && area[2] <= area[1],
+        "beam areas natural > briggs(0) >= uniform: {area:?}"
+    );
 }
 
 /// A Gaussian taper of FWHM theta convolves the natural beam with (about) that Gaussian:
@@ -152,16 +207,29 @@ fn gaussian_taper_widens_the_beam_and_keeps_point_source_flux() {
         assert_eq!(code, 0, "{text}");
         let s = summary_json(&dir.path().join("out"));
         let b = &s["images"][0]["beam_deg"];
-        (b[0].as_f64().unwrap() * 3600.0, b[1].as_f64().unwrap() * 3600.0, s["images"][0]["peak_jy"].as_f64().unwrap())
+        (
+            b[0].as_f64().unwrap() * 3600.0,
+            b[1].as_f64().unwrap() * 3600.0,
+            s["images"][0]["peak_jy"].as_f64().unwrap(),
+        )
     };
     let (maj0, min0, peak0) = fit(0.0);
     let theta = 2.0 * maj0;
     let (maj1, min1, peak1) = fit(theta);
     println!("natural {maj0:.1}\" x {min0:.1}\", peak {peak0:.3}; taper {theta:.1}\": {maj1:.1}\" x {min1:.1}\", peak {peak1:.3}");
     let expect = (maj0 * maj0 + theta * theta).sqrt();
-    assert!((maj1 / expect - 1.0).abs() < 0.2, "major axis {maj1:.1}\" vs ~{expect:.1}\"");
-    assert!(min1 > 1.5 * min0, "minor axis {min1:.1}\" vs natural {min0:.1}\"");
-    assert!((peak1 / peak0 - 1.0).abs() < 0.02, "peak {peak1} vs {peak0}");
+    assert!(
+        (maj1 / expect - 1.0).abs() < 0.2,
+        "major axis {maj1:.1}\" vs ~{expect:.1}\""
+    );
+    assert!(
+        min1 > 1.5 * min0,
+        "minor axis {min1:.1}\" vs natural {min0:.1}\""
+    );
+    assert!(
+        (peak1 / peak0 - 1.0).abs() < 0.02,
+        "peak {peak1} vs {peak0}"
+    );
 }
 
 /// Without a GPU, `gpu: auto` runs on the CPU and gives the same products as `gpu: off`;
@@ -170,7 +238,9 @@ fn gaussian_taper_widens_the_beam_and_keeps_point_source_flux() {
 fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
     use contimg::gpu::GpuMode;
     if std::env::var("CONTIMG_EXPECT_GPU").is_ok() {
-        contimg::gpu::note_skipped_test("gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly: this machine has a GPU");
+        contimg::gpu::note_skipped_test(
+            "gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly: this machine has a GPU",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -210,19 +280,35 @@ fn prefetching_the_next_group_gives_the_same_products() {
     contimg::simulate::run(&c, &c.input.dir).unwrap();
     // The middle group's sb00 loses its visibilities: the plan skips that group, and the
     // groups either side of it are read in turn.
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&c.input.dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "hdf5")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&c.input.dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
+        .collect();
     files.sort();
-    let sb00: Vec<&PathBuf> = files.iter().filter(|p| p.to_string_lossy().contains("sb00")).collect();
+    let sb00: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("sb00"))
+        .collect();
     assert_eq!(sb00.len(), 3);
-    hdf5::File::open_rw(sb00[1]).unwrap().unlink("Data/visdata").unwrap();
+    hdf5::File::open_rw(sb00[1])
+        .unwrap()
+        .unlink("Data/visdata")
+        .unwrap();
     let mut outputs = Vec::new();
     for prefetch in [false, true] {
         c.compute.prefetch = prefetch;
         let (code, text) = run_variant(&mut c, dir.path(), &format!("prefetch-{prefetch}"));
-        assert_eq!(code, 3, "a night with a skipped group exits 3 (incomplete): {text}");
+        assert_eq!(
+            code, 3,
+            "a night with a skipped group exits 3 (incomplete): {text}"
+        );
         let s = summary_json(&c.output.dir);
         assert_eq!(s["groups_ok"], 2, "{s}");
-        assert!(s["groups_skipped"].to_string().contains("Data/visdata"), "{s}");
+        assert!(
+            s["groups_skipped"].to_string().contains("Data/visdata"),
+            "{s}"
+        );
         outputs.push(images(&c.output.dir));
     }
     assert_same_images(&outputs[0], &outputs[1]);
@@ -251,7 +337,10 @@ fn gpu_required_matches_off_on_a_gpu() {
         c.compute.gpu = mode;
         let (code, text) = run_variant(&mut c, dir.path(), &format!("{mode:?}"));
         assert_eq!(code, 0, "{text}");
-        assert!(!text.contains(" failed (") && !text.contains("panicked"), "no stage may fall back to the CPU: {text}");
+        assert!(
+            !text.contains(" failed (") && !text.contains("panicked"),
+            "no stage may fall back to the CPU: {text}"
+        );
         outputs.push(images(&c.output.dir));
         if mode == GpuMode::Required {
             let s = summary_json(&c.output.dir);
@@ -265,9 +354,21 @@ fn gpu_required_matches_off_on_a_gpu() {
     for (a, b) in outputs[0].iter().zip(&outputs[1]) {
         let (x, y) = (read_fits(a).data, read_fits(b).data);
         let peak = x.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-        let worst = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
-        println!("{}: peak {peak:.4}, max |gpu - cpu| {worst:.2e}", a.file_name().unwrap().to_string_lossy());
-        assert!(worst <= 1e-3 * peak, "{} vs {}: max difference {worst} of peak {peak}", a.display(), b.display());
+        let worst = x
+            .iter()
+            .zip(&y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        println!(
+            "{}: peak {peak:.4}, max |gpu - cpu| {worst:.2e}",
+            a.file_name().unwrap().to_string_lossy()
+        );
+        assert!(
+            worst <= 1e-3 * peak,
+            "{} vs {}: max difference {worst} of peak {peak}",
+            a.display(),
+            b.display()
+        );
     }
 }
 
@@ -283,15 +384,23 @@ fn bad_groups_are_skipped_and_the_night_completes() {
     write_config(&c, &cfg);
     let night = c.input.dir.clone();
     contimg::simulate::run(&c, &night).unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&night).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "hdf5")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&night)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
+        .collect();
     files.sort();
     // Group 0 (files 0, 1): remove one subband -> incomplete.
     std::fs::remove_file(&files[0]).unwrap();
     // Group 1 (files 2, 3): corrupt one file -> unreadable, the group is reported.
     std::fs::write(&files[3], b"corrupt").unwrap();
     // Group 2 (files 4, 5): a duplicate of its sb01 under another name -> duplicate subband.
-    let (t5, _) = contimg::discover::parse_name(files[5].file_name().unwrap().to_str().unwrap()).unwrap();
-    let dup_name = format!("{}_sb01.hdf5", contimg::primitives::time::jd_to_iso(t5 + 1.0 / 86400.0, 0));
+    let (t5, _) =
+        contimg::discover::parse_name(files[5].file_name().unwrap().to_str().unwrap()).unwrap();
+    let dup_name = format!(
+        "{}_sb01.hdf5",
+        contimg::primitives::time::jd_to_iso(t5 + 1.0 / 86400.0, 0)
+    );
     std::fs::copy(&files[5], night.join(&dup_name)).unwrap();
     // Group 3 stays good.
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
@@ -303,9 +412,15 @@ fn bad_groups_are_skipped_and_the_night_completes() {
     let skipped = s["groups_skipped"].to_string();
     assert!(skipped.contains("missing sb00"), "{skipped}");
     assert!(skipped.contains("duplicate subband sb01"), "{skipped}");
-    assert!(skipped.contains("missing sb01") && skipped.contains("unreadable"), "{skipped}");
+    assert!(
+        skipped.contains("missing sb01") && skipped.contains("unreadable"),
+        "{skipped}"
+    );
     let bad = s["bad_files"].to_string();
-    assert!(bad.contains(files[3].file_name().unwrap().to_str().unwrap()), "{bad}");
+    assert!(
+        bad.contains(files[3].file_name().unwrap().to_str().unwrap()),
+        "{bad}"
+    );
     assert_eq!(images(&d.join("out")).len(), 7);
 }
 
@@ -316,7 +431,10 @@ fn bad_config_fails_cleanly() {
     std::fs::write(&cfg, "imaging: {npix: [1, 2}\n").unwrap();
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 1);
-    assert!(text.contains("bad.yaml") && text.contains("invalid YAML"), "{text}");
+    assert!(
+        text.contains("bad.yaml") && text.contains("invalid YAML"),
+        "{text}"
+    );
     assert!(!text.contains("panicked"));
     std::fs::write(&cfg, "imaging: {npix: 7}\n").unwrap();
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
@@ -333,13 +451,18 @@ fn missing_input_dir_fails_cleanly() {
     write_config(&c, &cfg);
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("nope") && !text.contains("panicked"), "{text}");
+    assert!(
+        text.contains("nope") && !text.contains("panicked"),
+        "{text}"
+    );
 }
 
 #[test]
 fn shipped_configs_load() {
     for name in ["default.yaml", "demo.yaml"] {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("configs")
+            .join(name);
         let c = contimg::config::Config::load(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
         if name == "default.yaml" {
             // Its relative directories are taken from configs/ (tests/settings.rs checks the

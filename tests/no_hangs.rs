@@ -17,13 +17,21 @@ fn run_faulty(cfg: &Path, out: &Path, fault: &str) -> (i32, String, f64) {
     let mut child = Command::new("mpirun")
         .args(["-n", "2", "--oversubscribe", "--bind-to", "none"])
         .arg(bin())
-        .args(["run", "--config", cfg.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("RAYON_NUM_THREADS", "1")
         .env("CONTIMG_FAULT", fault)
         .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::options().append(true).open(&log).unwrap(),
+        ))
         .spawn()
         .expect("mpirun");
     let code = loop {
@@ -33,17 +41,30 @@ fn run_faulty(cfg: &Path, out: &Path, fault: &str) -> (i32, String, f64) {
         if t0.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{fault}: the job was still running after 120 s:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            panic!(
+                "{fault}: the job was still running after 120 s:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     // mpirun has ended: nothing of the job may be left (a stopped rank included).
-    (code, std::fs::read_to_string(&log).unwrap_or_default(), t0.elapsed().as_secs_f64())
+    (
+        code,
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        t0.elapsed().as_secs_f64(),
+    )
 }
 
 #[test]
 fn a_panic_kill_or_stop_on_one_of_two_ranks_ends_the_job() {
-    assert!(Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success()), "mpirun is required");
+    assert!(
+        Command::new("mpirun")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "mpirun is required"
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut c = small_config(dir.path());
     c.simulate.n_groups = 2;
@@ -66,9 +87,15 @@ fn a_panic_kill_or_stop_on_one_of_two_ranks_ends_the_job() {
         let out = dir.path().join(format!("out-{}", fault.replace('@', "-")));
         let (code, text, secs) = run_faulty(&cfg, &out, fault);
         println!("{fault}: exit {code} after {secs:.1} s");
-        assert!(secs < 60.0, "{fault}: the job took {secs:.1} s to end:\n{text}");
+        assert!(
+            secs < 60.0,
+            "{fault}: the job took {secs:.1} s to end:\n{text}"
+        );
         assert_ne!(code, 0, "{fault}: the job reported success:\n{text}");
         assert!(text.contains(needle), "{fault}: no {needle:?} in:\n{text}");
-        assert!(!out.join("summary.json").exists(), "{fault}: a summary was written");
+        assert!(
+            !out.join("summary.json").exists(),
+            "{fault}: a summary was written"
+        );
     }
 }

@@ -18,12 +18,25 @@ fn image_one_source(dec: f64, l_deg: f64, m_deg: f64) -> ((f64, f64), (f64, f64,
     let cfg_path = dir.path().join("c.yaml");
     write_config(&c, &cfg_path);
     let night = dir.path().join("night");
-    let (code, out) = run_bin(&["simulate", "--out", night.to_str().unwrap(), "--config", cfg_path.to_str().unwrap()], &[]);
+    let (code, out) = run_bin(
+        &[
+            "simulate",
+            "--out",
+            night.to_str().unwrap(),
+            "--config",
+            cfg_path.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{out}");
     let (code, out) = run_bin(&["run", "--config", cfg_path.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{out}");
     let truth = Truth::load(&night).unwrap();
-    let imgs: Vec<_> = std::fs::read_dir(dir.path().join("out/images")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().ends_with(".dirty.fits")).collect();
+    let imgs: Vec<_> = std::fs::read_dir(dir.path().join("out/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".dirty.fits"))
+        .collect();
     assert_eq!(imgs.len(), 1);
     let img = read_fits(&imgs[0]);
     // Centre: the image centre the truth recorded for the group.
@@ -40,7 +53,10 @@ fn check_dec(dec: f64) {
     let err = ((fx - px).powi(2) + (fy - py).powi(2)).sqrt();
     let rel = peak as f64 / app - 1.0;
     println!("dec {dec}: on-pixel source: WCS ({px:.3}, {py:.3}) found ({fx:.3}, {fy:.3}) = {err:.3} px; peak {peak:.4} vs apparent {app:.4} Jy ({:+.2} %)", 100.0 * rel);
-    assert!((px - px.round()).abs() < 0.02 && (py - py.round()).abs() < 0.02, "the source should sit on a pixel centre");
+    assert!(
+        (px - px.round()).abs() < 0.02 && (py - py.round()).abs() < 0.02,
+        "the source should sit on a pixel centre"
+    );
     assert!(err < 0.1, "{err} px from its true position");
     assert!(rel.abs() < 0.02, "flux off by {:.2} %", 100.0 * rel);
     // Far out on a pixel centre (w-terms matter there): position and flux.

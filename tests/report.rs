@@ -20,18 +20,42 @@ fn report_has_gates_plots_noise_and_source_recovery() {
     let (code, text) = run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{text}");
     let truth = c.input.dir.join("truth.json");
-    let (code, text) = run_bin(&["report", c.output.dir.to_str().unwrap(), "--truth", truth.to_str().unwrap()], &[]);
+    let (code, text) = run_bin(
+        &[
+            "report",
+            c.output.dir.to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{text}");
     let html = std::fs::read_to_string(c.output.dir.join("qa/report.html")).unwrap();
-    for section in ["Gates", "Flagging", "flag waterfall", "Noise", "Source recovery", "Images (restored)", "Time per rank and stage"] {
+    for section in [
+        "Gates",
+        "Flagging",
+        "flag waterfall",
+        "Noise",
+        "Source recovery",
+        "Images (restored)",
+        "Time per rank and stage",
+    ] {
         assert!(html.contains(section), "no {section:?} in the report");
     }
     assert!(html.matches("<svg").count() >= 5, "plots missing");
     assert!(!html.contains("plot failed"));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.output.dir.join("qa/report.json")).unwrap()).unwrap();
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(c.output.dir.join("qa/report.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(r["complete"], true);
     let gates = r["gates"].as_array().unwrap();
-    assert!(gates.iter().any(|g| g[0].as_str().unwrap().starts_with("night complete") && g[1] == "pass"), "{gates:?}");
+    assert!(
+        gates
+            .iter()
+            .any(|g| g[0].as_str().unwrap().starts_with("night complete") && g[1] == "pass"),
+        "{gates:?}"
+    );
     for n in r["noise"].as_array().unwrap() {
         let ratio = n[1].as_f64().unwrap() / n[2].as_f64().unwrap();
         println!("{}: residual {:.2}x thermal", n[0], ratio);

@@ -5,12 +5,18 @@
 
 mod common;
 use contimg::convert::{load_group_blocks, load_group_with, GroupVis, ReadPath};
-use contimg::uvh5::{locate_data, read_data, read_data_routed, read_header, write_file, DataRoutes, Route};
+use contimg::uvh5::{
+    locate_data, read_data, read_data_routed, read_header, write_file, DataRoutes, Route,
+};
 use num_complex::Complex32;
 use std::path::{Path, PathBuf};
 
 fn hdf5_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "hdf5")).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
+        .collect();
     v.sort();
     v
 }
@@ -66,7 +72,12 @@ fn assert_bitwise_equal(a: &GroupVis, b: &GroupVis) {
     assert_eq!(a.baselines, b.baselines);
     assert_eq!(a.meta, b.meta);
     assert_eq!(a.vis.len(), b.vis.len());
-    let vbits = |g: &GroupVis| g.vis.iter().map(|v| (v.re.to_bits(), v.im.to_bits())).collect::<Vec<_>>();
+    let vbits = |g: &GroupVis| {
+        g.vis
+            .iter()
+            .map(|v| (v.re.to_bits(), v.im.to_bits()))
+            .collect::<Vec<_>>()
+    };
     let wbits = |g: &GroupVis| g.weight.iter().map(|w| w.to_bits()).collect::<Vec<_>>();
     assert!(vbits(a) == vbits(b), "visibilities differ");
     assert!(wbits(a) == wbits(b), "weights differ");
@@ -84,8 +95,15 @@ fn load(files: &[PathBuf], how: ReadPath) -> (GroupVis, Vec<DataRoutes>) {
 /// Checks the group is not trivially equal: some samples weighted, some zero-weighted.
 fn assert_mixed_weights(g: &GroupVis) {
     let zero = g.weight.iter().filter(|&&w| w == 0.0).count();
-    assert!(zero > 0 && zero < g.weight.len(), "{zero} of {} weights zero", g.weight.len());
-    assert!(g.weight.iter().any(|&w| w == 0.5), "nsamples 0.5 carried into the weights");
+    assert!(
+        zero > 0 && zero < g.weight.len(),
+        "{zero} of {} weights zero",
+        g.weight.len()
+    );
+    assert!(
+        g.weight.iter().any(|&w| w == 0.5),
+        "nsamples 0.5 carried into the weights"
+    );
 }
 
 #[test]
@@ -117,10 +135,22 @@ fn direct_and_library_paths_agree_on_the_telescope_layout() {
     for f in &files {
         let h = read_header(f).unwrap();
         let r = locate_data(f, &h).unwrap();
-        let (a, b) = (read_data_routed(f, &h, &r).unwrap(), read_data(f, &h).unwrap());
-        let bits = |d: &contimg::uvh5::Uvh5Data| d.vis.iter().map(|v| (v.re.to_bits(), v.im.to_bits())).collect::<Vec<_>>();
+        let (a, b) = (
+            read_data_routed(f, &h, &r).unwrap(),
+            read_data(f, &h).unwrap(),
+        );
+        let bits = |d: &contimg::uvh5::Uvh5Data| {
+            d.vis
+                .iter()
+                .map(|v| (v.re.to_bits(), v.im.to_bits()))
+                .collect::<Vec<_>>()
+        };
         assert!(bits(&a) == bits(&b), "{}: visibilities differ", f.display());
-        assert!(a.flags == b.flags && a.nsamples == b.nsamples, "{}: flags or nsamples differ", f.display());
+        assert!(
+            a.flags == b.flags && a.nsamples == b.nsamples,
+            "{}: flags or nsamples differ",
+            f.display()
+        );
     }
 }
 
@@ -148,15 +178,31 @@ fn direct_and_library_paths_agree_on_pyuvdata3_shapes_and_mixed_storage() {
         let fl: Vec<bool> = f.dataset("Data/flags").unwrap().read_raw().unwrap();
         let shape = f.dataset("Data/flags").unwrap().shape();
         f.unlink("Data/flags").unwrap();
-        f.new_dataset::<bool>().shape(shape.clone()).chunk([shape[0] / 2, shape[1], shape[2]]).deflate(4).create("Data/flags").unwrap().write_raw(&fl).unwrap();
+        f.new_dataset::<bool>()
+            .shape(shape.clone())
+            .chunk([shape[0] / 2, shape[1], shape[2]])
+            .deflate(4)
+            .create("Data/flags")
+            .unwrap()
+            .write_raw(&fl)
+            .unwrap();
         let f = hdf5::File::open_rw(&v3[2]).unwrap();
         f.unlink("Data/nsamples").unwrap();
     }
     let (fast, routes) = load(&v3, ReadPath::Auto);
-    assert!(all_direct(&routes[0]) && all_direct(&routes[3]), "{routes:?}");
-    assert!(matches!(routes[1].vis, Route::Direct { .. }) && matches!(routes[1].nsamples, Route::Direct { .. }));
+    assert!(
+        all_direct(&routes[0]) && all_direct(&routes[3]),
+        "{routes:?}"
+    );
+    assert!(
+        matches!(routes[1].vis, Route::Direct { .. })
+            && matches!(routes[1].nsamples, Route::Direct { .. })
+    );
     assert_eq!(routes[1].flags, Route::Library);
-    assert!(matches!(routes[2].vis, Route::Direct { .. }) && matches!(routes[2].flags, Route::Direct { .. }));
+    assert!(
+        matches!(routes[2].vis, Route::Direct { .. })
+            && matches!(routes[2].flags, Route::Direct { .. })
+    );
     assert_eq!(routes[2].nsamples, Route::Absent);
     let (lib, _) = load(&v3, ReadPath::Library);
     assert_mixed_weights(&lib);
@@ -173,7 +219,10 @@ fn compressed_pyuvdata_files_take_the_library_path() {
     assert_eq!(files.len(), 16);
     let (fast, routes) = load(&files, ReadPath::Auto);
     // pyuvdata chunks visdata and gzips flags and nsamples: nothing is read directly.
-    assert!(routes.iter().all(|r| *r == DataRoutes::LIBRARY), "{routes:?}");
+    assert!(
+        routes.iter().all(|r| *r == DataRoutes::LIBRARY),
+        "{routes:?}"
+    );
     let (lib, _) = load(&files, ReadPath::Library);
     assert_bitwise_equal(&fast, &lib);
 }
@@ -185,19 +234,36 @@ fn truncated_files_give_errors_naming_the_file() {
     let f = &files[0];
     let h = read_header(f).unwrap();
     let routes = locate_data(f, &h).unwrap();
-    let Route::Direct { offset } = routes.nsamples else { panic!("{routes:?}") };
+    let Route::Direct { offset } = routes.nsamples else {
+        panic!("{routes:?}")
+    };
     // Cut the file inside Data/nsamples, after HDF5 located it (a file shrinking under a
     // reader, or a short file whose metadata HDF5 still accepts).
     let len = std::fs::metadata(f).unwrap().len();
     let cut = offset + 100;
     assert!(cut < len);
-    std::fs::OpenOptions::new().write(true).open(f).unwrap().set_len(cut).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(f)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
     let err = read_data_routed(f, &h, &routes).unwrap_err().to_string();
     println!("{err}");
-    assert!(err.contains(&*f.file_name().unwrap().to_string_lossy()) && err.contains("Data/nsamples") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains(&*f.file_name().unwrap().to_string_lossy())
+            && err.contains("Data/nsamples")
+            && err.contains("truncated"),
+        "{err}"
+    );
     // The group loader also fails cleanly (HDF5 itself or the range check names the file).
     let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
-    let err = load_group_with(&refs, ReadPath::Auto).unwrap_err().to_string();
+    let err = load_group_with(&refs, ReadPath::Auto)
+        .unwrap_err()
+        .to_string();
     println!("{err}");
-    assert!(err.contains(&*f.file_name().unwrap().to_string_lossy()), "{err}");
+    assert!(
+        err.contains(&*f.file_name().unwrap().to_string_lossy()),
+        "{err}"
+    );
 }

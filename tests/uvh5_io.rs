@@ -48,8 +48,14 @@ fn pyuvdata_file_reads_as_pyuvdata_reports() {
     assert_eq!(h.time_array, e.time_array);
     assert_eq!(h.polarization_array, e.polarization_array);
     let pos: Vec<f64> = h.antenna_positions.iter().flatten().copied().collect();
-    assert!(pos.iter().zip(&e.antenna_positions).all(|(a, b)| (a - b).abs() < 1e-9));
-    assert!((h.latitude_deg - e.latitude_deg).abs() < 1e-9 && (h.longitude_deg - e.longitude_deg).abs() < 1e-9);
+    assert!(pos
+        .iter()
+        .zip(&e.antenna_positions)
+        .all(|(a, b)| (a - b).abs() < 1e-9));
+    assert!(
+        (h.latitude_deg - e.latitude_deg).abs() < 1e-9
+            && (h.longitude_deg - e.longitude_deg).abs() < 1e-9
+    );
     assert!((h.altitude_m - e.altitude_m).abs() < 1e-6);
     assert!((h.phase_center_dec - e.pointing_dec_rad).abs() < 1e-15);
     assert_eq!(h.antenna_names[116], "117");
@@ -58,11 +64,21 @@ fn pyuvdata_file_reads_as_pyuvdata_reports() {
         if e.vis_re[i] > 1e29 {
             assert!(v.re.is_nan());
         } else {
-            assert_eq!((v.re, v.im), (e.vis_re[i] as f32, e.vis_im[i] as f32), "visibility {i}");
+            assert_eq!(
+                (v.re, v.im),
+                (e.vis_re[i] as f32, e.vis_im[i] as f32),
+                "visibility {i}"
+            );
         }
     }
-    assert_eq!(d.flags.iter().map(|&f| f as u8).collect::<Vec<_>>(), e.flags);
-    assert_eq!(d.nsamples.iter().map(|&x| x as f64).collect::<Vec<_>>(), e.nsamples);
+    assert_eq!(
+        d.flags.iter().map(|&f| f as u8).collect::<Vec<_>>(),
+        e.flags
+    );
+    assert_eq!(
+        d.nsamples.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+        e.nsamples
+    );
 }
 
 #[test]
@@ -107,13 +123,29 @@ fn legacy_layout_round_trips() {
     c.simulate.sources = vec![common::source(0.1, 0.1, 1.0)];
     let night = dir.path().join("night");
     contimg::simulate::run(&c, &night).unwrap();
-    let f = std::fs::read_dir(&night).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "hdf5")).unwrap();
+    let f = std::fs::read_dir(&night)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "hdf5"))
+        .unwrap();
     let h = read_header(&f).unwrap();
     assert!(h.legacy_shapes);
     assert_eq!(h.nblts(), h.ntimes * h.nbls);
-    assert!(h.ant_1_array.iter().zip(&h.ant_2_array).any(|(a, b)| a > b), "correlator order has ant_1 > ant_2 rows");
-    assert!(h.ant_1_array.iter().zip(&h.ant_2_array).any(|(a, b)| a == b), "autocorrelations present");
-    assert!(h.freq_array.windows(2).all(|w| w[1] < w[0]), "channels descending");
+    assert!(
+        h.ant_1_array.iter().zip(&h.ant_2_array).any(|(a, b)| a > b),
+        "correlator order has ant_1 > ant_2 rows"
+    );
+    assert!(
+        h.ant_1_array
+            .iter()
+            .zip(&h.ant_2_array)
+            .any(|(a, b)| a == b),
+        "autocorrelations present"
+    );
+    assert!(
+        h.freq_array.windows(2).all(|w| w[1] < w[0]),
+        "channels descending"
+    );
     let d = read_data(&f, &h).unwrap();
     let copy = dir.path().join("copy.hdf5");
     write_file(&copy, &h, &d).unwrap();
@@ -136,7 +168,11 @@ fn good_file(dir: &Path) {
     c.simulate.n_subbands = 1;
     let night = dir.join("n");
     contimg::simulate::run(&c, &night).unwrap();
-    let f = std::fs::read_dir(&night).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "hdf5")).unwrap();
+    let f = std::fs::read_dir(&night)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "hdf5"))
+        .unwrap();
     std::fs::copy(f, dir.join("good.hdf5")).unwrap();
 }
 
@@ -156,37 +192,96 @@ fn bad_files_give_clear_errors() {
     let good_len = std::fs::metadata(d.join("good.hdf5")).unwrap().len();
     type Case = (&'static str, Box<dyn FnOnce(&Path)>, &'static str);
     let cases: Vec<Case> = vec![
-        ("truncated.hdf5", Box::new(move |p: &Path| {
-            let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
-            f.set_len(good_len / 3).unwrap();
-        }), "HDF5"),
-        ("garbage.hdf5", Box::new(|p: &Path| std::fs::write(p, b"not an hdf5 file at all").unwrap()), "cannot open as HDF5"),
-        ("empty.hdf5", Box::new(|p: &Path| std::fs::write(p, b"").unwrap()), "cannot open as HDF5"),
-        ("no_ntimes.hdf5", Box::new(|p: &Path| rewrite(p, "Header/Ntimes", |_| {})), "Header/Ntimes"),
-        ("bad_nblts.hdf5", Box::new(|p: &Path| rewrite(p, "Header/Nblts", |f| {
-            f.new_dataset::<i64>().shape(()).create("Header/Nblts").unwrap().write_scalar(&7i64).unwrap();
-        })), "Header/Nblts"),
-        ("bad_pol.hdf5", Box::new(|p: &Path| rewrite(p, "Header/polarization_array", |f| {
-            f.new_dataset::<i64>().shape([2]).create("Header/polarization_array").unwrap().write_raw(&[-5i64, -7]).unwrap();
-        })), "polarization"),
-        ("bad_shape.hdf5", Box::new(|p: &Path| rewrite(p, "Data/visdata", |f| {
-            f.new_dataset::<num_complex::Complex32>().shape([3, 4]).create("Data/visdata").unwrap();
-        })), "Data/visdata"),
-        ("bad_freq.hdf5", Box::new(|p: &Path| {
-            let file = hdf5::File::open_rw(p).unwrap();
-            let ds = file.dataset("Header/freq_array").unwrap();
-            let mut v: Vec<f64> = ds.read_raw().unwrap();
-            v.swap(0, 1);
-            ds.write_raw(&v).unwrap();
-        }), "Header/freq_array"),
-        ("no_visdata.hdf5", Box::new(|p: &Path| rewrite(p, "Data/visdata", |_| {})), "Data/visdata"),
-        ("bad_time.hdf5", Box::new(|p: &Path| {
-            let file = hdf5::File::open_rw(p).unwrap();
-            let ds = file.dataset("Header/time_array").unwrap();
-            let mut v: Vec<f64> = ds.read_raw().unwrap();
-            v[3] = f64::NAN;
-            ds.write_raw(&v).unwrap();
-        }), "Header/time_array"),
+        (
+            "truncated.hdf5",
+            Box::new(move |p: &Path| {
+                let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+                f.set_len(good_len / 3).unwrap();
+            }),
+            "HDF5",
+        ),
+        (
+            "garbage.hdf5",
+            Box::new(|p: &Path| std::fs::write(p, b"not an hdf5 file at all").unwrap()),
+            "cannot open as HDF5",
+        ),
+        (
+            "empty.hdf5",
+            Box::new(|p: &Path| std::fs::write(p, b"").unwrap()),
+            "cannot open as HDF5",
+        ),
+        (
+            "no_ntimes.hdf5",
+            Box::new(|p: &Path| rewrite(p, "Header/Ntimes", |_| {})),
+            "Header/Ntimes",
+        ),
+        (
+            "bad_nblts.hdf5",
+            Box::new(|p: &Path| {
+                rewrite(p, "Header/Nblts", |f| {
+                    f.new_dataset::<i64>()
+                        .shape(())
+                        .create("Header/Nblts")
+                        .unwrap()
+                        .write_scalar(&7i64)
+                        .unwrap();
+                })
+            }),
+            "Header/Nblts",
+        ),
+        (
+            "bad_pol.hdf5",
+            Box::new(|p: &Path| {
+                rewrite(p, "Header/polarization_array", |f| {
+                    f.new_dataset::<i64>()
+                        .shape([2])
+                        .create("Header/polarization_array")
+                        .unwrap()
+                        .write_raw(&[-5i64, -7])
+                        .unwrap();
+                })
+            }),
+            "polarization",
+        ),
+        (
+            "bad_shape.hdf5",
+            Box::new(|p: &Path| {
+                rewrite(p, "Data/visdata", |f| {
+                    f.new_dataset::<num_complex::Complex32>()
+                        .shape([3, 4])
+                        .create("Data/visdata")
+                        .unwrap();
+                })
+            }),
+            "Data/visdata",
+        ),
+        (
+            "bad_freq.hdf5",
+            Box::new(|p: &Path| {
+                let file = hdf5::File::open_rw(p).unwrap();
+                let ds = file.dataset("Header/freq_array").unwrap();
+                let mut v: Vec<f64> = ds.read_raw().unwrap();
+                v.swap(0, 1);
+                ds.write_raw(&v).unwrap();
+            }),
+            "Header/freq_array",
+        ),
+        (
+            "no_visdata.hdf5",
+            Box::new(|p: &Path| rewrite(p, "Data/visdata", |_| {})),
+            "Data/visdata",
+        ),
+        (
+            "bad_time.hdf5",
+            Box::new(|p: &Path| {
+                let file = hdf5::File::open_rw(p).unwrap();
+                let ds = file.dataset("Header/time_array").unwrap();
+                let mut v: Vec<f64> = ds.read_raw().unwrap();
+                v[3] = f64::NAN;
+                ds.write_raw(&v).unwrap();
+            }),
+            "Header/time_array",
+        ),
     ];
     for (name, edit, needle) in cases {
         let p = broken_copy(d, name, edit);
@@ -195,8 +290,14 @@ fn bad_files_give_clear_errors() {
             Ok(h) => read_data(&p, &h).expect_err(name).to_string(),
         };
         println!("{name}: {err}");
-        assert!(err.contains(name), "error for {name} does not name the file: {err}");
-        assert!(err.contains(needle), "error for {name} does not say {needle:?}: {err}");
+        assert!(
+            err.contains(name),
+            "error for {name} does not name the file: {err}"
+        );
+        assert!(
+            err.contains(needle),
+            "error for {name} does not say {needle:?}: {err}"
+        );
         // The group loader reports the same without panicking.
         assert!(load_group(&[p.as_path()]).is_err());
     }
@@ -212,8 +313,15 @@ fn antenna_positions_are_checked_against_the_station_table() {
     let f = dir.path().join("good.hdf5");
     let mut h = read_header(&f).unwrap();
     let stations = contimg::stations::read_stations(&common::station_table()).unwrap();
-    let site = contimg::primitives::astrometry::Site::from_geodetic_deg(h.latitude_deg, h.longitude_deg, h.altitude_m);
-    assert!(contimg::plan::check_positions(&h, &site, &stations, &f).is_empty(), "simulated positions are the table's");
+    let site = contimg::primitives::astrometry::Site::from_geodetic_deg(
+        h.latitude_deg,
+        h.longitude_deg,
+        h.altitude_m,
+    );
+    assert!(
+        contimg::plan::check_positions(&h, &site, &stations, &f).is_empty(),
+        "simulated positions are the table's"
+    );
     let a = h.ant_1_array[1] as usize;
     h.antenna_positions[a][2] += 0.08;
     let bad = contimg::plan::check_positions(&h, &site, &stations, &f);

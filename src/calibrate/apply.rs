@@ -13,7 +13,13 @@ fn gain_at(t: &CalTable, a: usize, c: usize, p: usize, jd: f64) -> Option<Comple
     let times = &t.time_jd;
     // The delay is folded into the per-channel gains here, so every backend applies one
     // complex gain per (time, antenna, channel, pol).
-    let get = |k: usize| if t.flags[t.index(k, a, c, p)] { None } else { Some(t.full_gain(k, a, c, p)) };
+    let get = |k: usize| {
+        if t.flags[t.index(k, a, c, p)] {
+            None
+        } else {
+            Some(t.full_gain(k, a, c, p))
+        }
+    };
     if times.len() == 1 || jd <= times[0] {
         return get(0);
     }
@@ -41,7 +47,11 @@ pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Resul
     let ant_map: Vec<Option<usize>> = g
         .antenna_names
         .iter()
-        .map(|n| n.parse::<u32>().ok().and_then(|s| table.antenna_names.iter().position(|&x| x == s)))
+        .map(|n| {
+            n.parse::<u32>()
+                .ok()
+                .and_then(|s| table.antenna_names.iter().position(|&x| x == s))
+        })
         .collect();
     let chan_map: Vec<Option<usize>> = g
         .freqs
@@ -53,7 +63,11 @@ pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Resul
             let k = table.freq_hz.partition_point(|&x| x < f);
             [k.saturating_sub(1), k.min(table.freq_hz.len() - 1)]
                 .into_iter()
-                .min_by(|&a, &b| (table.freq_hz[a] - f).abs().total_cmp(&(table.freq_hz[b] - f).abs()))
+                .min_by(|&a, &b| {
+                    (table.freq_hz[a] - f)
+                        .abs()
+                        .total_cmp(&(table.freq_hz[b] - f).abs())
+                })
                 .filter(|&k| (table.freq_hz[k] - f).abs() <= 0.5 * g.channel_width_hz)
         })
         .collect();
@@ -78,7 +92,13 @@ pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Resul
         }
     }
     let before = g.weight.iter().filter(|&&w| w != 0.0).count();
-    let grid = GainGrid { n_times: nt, n_ant, n_chan: nf, n_pol: np, gains };
+    let grid = GainGrid {
+        n_times: nt,
+        n_ant,
+        n_chan: nf,
+        n_pol: np,
+        gains,
+    };
     compute.apply_gains(&mut g.vis, &mut g.weight, &grid, &g.baselines)?;
     let after = g.weight.iter().filter(|&&w| w != 0.0).count();
     let newly = before - after;

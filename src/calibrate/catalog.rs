@@ -10,9 +10,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("{path}: cannot read calibrator list ({source})")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: line {line}: {problem}")]
-    Parse { path: PathBuf, line: usize, problem: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,7 +46,11 @@ fn parse_sexagesimal(s: &str, hours: bool) -> Option<f64> {
     let t = s.trim();
     let neg = t.starts_with('-');
     let t = t.trim_start_matches(['-', '+']);
-    let seps: &[char] = if hours { &['h', 'm', 's'] } else { &['d', '\'', '"'] };
+    let seps: &[char] = if hours {
+        &['h', 'm', 's']
+    } else {
+        &['d', '\'', '"']
+    };
     let mut parts = Vec::new();
     let mut rest = t;
     for &sep in seps {
@@ -72,10 +83,23 @@ pub fn parse_calibrators(text: &str, path: &Path) -> Result<Vec<Calibrator>, Cat
         let cols: Vec<&str> = line.split_whitespace().collect();
         if cols.len() >= 5 && cols[1] == "J2000" {
             finish(cur.take(), &mut out);
-            let err = |p: &str| CatalogError::Parse { path: path.into(), line: i + 1, problem: p.into() };
+            let err = |p: &str| CatalogError::Parse {
+                path: path.into(),
+                line: i + 1,
+                problem: p.into(),
+            };
             let ra = parse_sexagesimal(cols[3], true).ok_or_else(|| err("bad RA"))?;
             let dec = parse_sexagesimal(cols[4], false).ok_or_else(|| err("bad Dec"))?;
-            cur = Some((Calibrator { name: cols[0].to_string(), ra_rad: ra, dec_rad: dec, flux_jy: 0.0, spectral_index: None }, None));
+            cur = Some((
+                Calibrator {
+                    name: cols[0].to_string(),
+                    ra_rad: ra,
+                    dec_rad: dec,
+                    flux_jy: 0.0,
+                    spectral_index: None,
+                },
+                None,
+            ));
         } else if let Some((c, f6)) = cur.as_mut() {
             // Band lines: "20cm    L  X X X S        2.2 ..." — the flux follows 4 quality codes.
             if cols.len() >= 7 && (cols[0] == "20cm" || cols[0] == "6cm") {
@@ -105,7 +129,10 @@ pub fn load_calibrators(path: Option<&Path>) -> Result<Vec<Calibrator>, CatalogE
 }
 
 pub fn read_calibrators(path: &Path) -> Result<Vec<Calibrator>, CatalogError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+        path: path.into(),
+        source,
+    })?;
     parse_calibrators(&text, path)
 }
 
@@ -122,25 +149,52 @@ pub struct Transit {
 
 /// Calibrators that pass within `max_offset_deg` of the pointing (HA = 0, `dec_app`)
 /// during the given integrations, strongest (flux x beam) first.
-pub fn transits(cals: &[Calibrator], times_jd: &[f64], dec_app: f64, site: &Site, eop: &EarthOrientation, max_offset_deg: f64, min_flux_jy: f64) -> Vec<Transit> {
+pub fn transits(
+    cals: &[Calibrator],
+    times_jd: &[f64],
+    dec_app: f64,
+    site: &Site,
+    eop: &EarthOrientation,
+    max_offset_deg: f64,
+    min_flux_jy: f64,
+) -> Vec<Transit> {
     if times_jd.is_empty() {
         return vec![];
     }
     let lim = max_offset_deg.to_radians();
     // Cheap declination pre-filter (precession moves a J2000 dec by < 0.5 deg until 2050).
-    let cand: Vec<&Calibrator> = cals.iter().filter(|c| c.flux_jy >= min_flux_jy && (c.dec_rad - dec_app).abs() < lim + 0.01).collect();
-    let frames: Vec<(f64, FrameOfDate)> = times_jd.iter().map(|&t| (t, FrameOfDate::new(eop.epoch(t), site))).collect();
+    let cand: Vec<&Calibrator> = cals
+        .iter()
+        .filter(|c| c.flux_jy >= min_flux_jy && (c.dec_rad - dec_app).abs() < lim + 0.01)
+        .collect();
+    let frames: Vec<(f64, FrameOfDate)> = times_jd
+        .iter()
+        .map(|&t| (t, FrameOfDate::new(eop.epoch(t), site)))
+        .collect();
     let mut out = Vec::new();
     for c in cand {
         let p = radec_to_vec(c.ra_rad, c.dec_rad);
         let best = frames
             .iter()
-            .map(|(t, f)| (*t, crate::primitives::astrometry::separation(f.icrs_to_apparent(p), f.hadec_to_apparent(0.0, dec_app))))
+            .map(|(t, f)| {
+                (
+                    *t,
+                    crate::primitives::astrometry::separation(
+                        f.icrs_to_apparent(p),
+                        f.hadec_to_apparent(0.0, dec_app),
+                    ),
+                )
+            })
             .min_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((t, sep)) = best {
             if sep <= lim {
                 let beam = airy_power(sep, 1.4e9, crate::simulate::DISH_DIAMETER_M);
-                out.push(Transit { calibrator: c.clone(), transit_jd: t, beam, weight_jy: c.flux_jy * beam });
+                out.push(Transit {
+                    calibrator: c.clone(),
+                    transit_jd: t,
+                    beam,
+                    weight_jy: c.flux_jy * beam,
+                });
             }
         }
     }
@@ -171,10 +225,16 @@ BAND        A B C D    FLUX(Jy)    UVMIN(kL)  UVMAX(kL)
         let c = parse_calibrators(text, Path::new("t")).unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].name, "0542+498");
-        assert!((c[0].ra_rad.to_degrees() - (5.0 + 42.0 / 60.0 + 36.137916 / 3600.0) * 15.0).abs() < 1e-9);
+        assert!(
+            (c[0].ra_rad.to_degrees() - (5.0 + 42.0 / 60.0 + 36.137916 / 3600.0) * 15.0).abs()
+                < 1e-9
+        );
         assert!((c[0].dec_rad.to_degrees() - (49.0 + 51.0 / 60.0 + 7.23356 / 3600.0)).abs() < 1e-9);
         assert_eq!(c[0].flux_jy, 22.5);
-        assert!((c[0].spectral_index.unwrap() - (8.18f64 / 22.5).ln() / (4.86f64 / 1.4).ln()).abs() < 1e-12);
+        assert!(
+            (c[0].spectral_index.unwrap() - (8.18f64 / 22.5).ln() / (4.86f64 / 1.4).ln()).abs()
+                < 1e-12
+        );
         assert!(c[1].dec_rad < 0.0 && c[1].flux_jy == 1.6 && c[1].spectral_index.is_none());
     }
 

@@ -28,9 +28,9 @@ use crate::primitives::iers::EarthOrientation;
 use catalog::Calibrator;
 use model::{ModelPredictor, PointSource};
 use num_complex::Complex64;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use solve::{solve_cell, CellSolution, CellStats, FlagReason, SolveParams};
-use rayon::prelude::*;
 use std::collections::HashMap;
 use table::CalTable;
 
@@ -88,11 +88,21 @@ pub struct CalQa {
 }
 
 fn params(cfg: &CalConfig) -> SolveParams {
-    SolveParams { max_iter: cfg.max_iterations, tolerance: cfg.tolerance, noise_tolerance: cfg.noise_tolerance, outlier_sigma: cfg.outlier_sigma, min_baselines: cfg.min_baselines, min_snr: cfg.min_snr }
+    SolveParams {
+        max_iter: cfg.max_iterations,
+        tolerance: cfg.tolerance,
+        noise_tolerance: cfg.noise_tolerance,
+        outlier_sigma: cfg.outlier_sigma,
+        min_baselines: cfg.min_baselines,
+        min_snr: cfg.min_snr,
+    }
 }
 
 fn refant_indices(cfg: &CalConfig, names: &[u32]) -> Vec<usize> {
-    cfg.refants.iter().filter_map(|r| names.iter().position(|n| n == r)).collect()
+    cfg.refants
+        .iter()
+        .filter_map(|r| names.iter().position(|n| n == r))
+        .collect()
 }
 
 /// Projected baseline length (m) perpendicular to the pointing, per (cross baseline, time).
@@ -113,7 +123,12 @@ fn projected_lengths(g: &GroupVis, eop: &EarthOrientation) -> Vec<f64> {
 
 /// The calibrator model for a group.
 pub fn calibrator_model(g: &GroupVis, cal: &Calibrator, eop: &EarthOrientation) -> ModelPredictor {
-    let src = PointSource { ra_rad: cal.ra_rad, dec_rad: cal.dec_rad, flux_jy: cal.flux_jy, spectral_index: cal.spectral_index.unwrap_or(0.0) };
+    let src = PointSource {
+        ra_rad: cal.ra_rad,
+        dec_rad: cal.dec_rad,
+        flux_jy: cal.flux_jy,
+        spectral_index: cal.spectral_index.unwrap_or(0.0),
+    };
     ModelPredictor::new(g, &[src], eop, crate::simulate::DISH_DIAMETER_M)
 }
 
@@ -133,10 +148,25 @@ fn accumulate(
     cell_of: &(dyn Fn(usize, usize, usize) -> Option<usize> + Sync),
     premul: &(dyn Fn(usize, usize, usize, usize) -> Complex64 + Sync),
 ) {
-    let index: HashMap<(usize, usize), usize> = plan.baselines.iter().enumerate().map(|(k, &b)| (b, k)).collect();
+    let index: HashMap<(usize, usize), usize> = plan
+        .baselines
+        .iter()
+        .enumerate()
+        .map(|(k, &b)| (b, k))
+        .collect();
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
-    let chan_map: Vec<Option<usize>> = g.freqs.iter().map(|f| plan.freq_hz.iter().position(|x| (x - f).abs() < 1.0)).collect();
-    let todo: Vec<(usize, usize)> = g.baselines.iter().enumerate().filter(|(_, (a, b))| a != b).filter_map(|(k, ab)| index.get(ab).map(|&bi| (k, bi))).collect();
+    let chan_map: Vec<Option<usize>> = g
+        .freqs
+        .iter()
+        .map(|f| plan.freq_hz.iter().position(|x| (x - f).abs() < 1.0))
+        .collect();
+    let todo: Vec<(usize, usize)> = g
+        .baselines
+        .iter()
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .filter_map(|(k, ab)| index.get(ab).map(|&bi| (k, bi)))
+        .collect();
     let ncell = cells.len();
     for batch in todo.chunks(4 * rayon::current_num_threads().max(1)) {
         let partial: Vec<(usize, CellStats)> = batch
@@ -148,7 +178,8 @@ fn accumulate(
                 for t in 0..nt {
                     for c in 0..nf {
                         let Some(pc) = chan_map[c] else { continue };
-                        if proj[k * nt + t] * g.freqs[c] / crate::primitives::C_M_S < uv_min_lambda {
+                        if proj[k * nt + t] * g.freqs[c] / crate::primitives::C_M_S < uv_min_lambda
+                        {
                             continue;
                         }
                         let m0 = model.vis(a, b, t, c);
@@ -158,7 +189,9 @@ fn accumulate(
                             if w <= 0.0 {
                                 continue;
                             }
-                            let Some(cell) = cell_of(t, pc, p) else { continue };
+                            let Some(cell) = cell_of(t, pc, p) else {
+                                continue;
+                            };
                             let v = Complex64::new(g.vis[i].re as f64, g.vis[i].im as f64);
                             own.add(cell, w, v, m0 * premul(a, b, pc, p));
                         }
@@ -211,14 +244,18 @@ impl Bandpass {
     /// The full gain (bandpass x delay phasor) of antenna `a`, channel `c`, pol `p`.
     pub fn full_gain(&self, freq_hz: &[f64], a: usize, c: usize, p: usize) -> Complex64 {
         let nf = freq_hz.len();
-        self.gains[(a * nf + c) * 2 + p] * delay::phasor(freq_hz[c], self.delay_ref_hz, self.delay_ns[a * 2 + p])
+        self.gains[(a * nf + c) * 2 + p]
+            * delay::phasor(freq_hz[c], self.delay_ref_hz, self.delay_ns[a * 2 + p])
     }
 }
 
 fn tally(summary: &mut qa::SolveSummary, sols: &[CellSolution], iters: &mut Vec<usize>) {
     for s in sols {
         if s.cell != FlagReason::Ok {
-            *summary.cell_reasons.entry(s.cell.name().to_string()).or_default() += 1;
+            *summary
+                .cell_reasons
+                .entry(s.cell.name().to_string())
+                .or_default() += 1;
         }
         summary.rejected_baselines += s.rejected_baselines;
         iters.push(s.iterations);
@@ -238,7 +275,9 @@ const RESIDUAL_SIGMA: f64 = 6.0;
 /// absorbed; its solution would carry it into the data.
 fn flag_high_residuals(sols: &mut [CellSolution], nf: usize) {
     for pol in 0..2 {
-        let ok: Vec<usize> = (0..nf).filter(|&c| sols[c * 2 + pol].cell == FlagReason::Ok && sols[c * 2 + pol].sigma > 0.0).collect();
+        let ok: Vec<usize> = (0..nf)
+            .filter(|&c| sols[c * 2 + pol].cell == FlagReason::Ok && sols[c * 2 + pol].sigma > 0.0)
+            .collect();
         if ok.len() < 8 {
             continue;
         }
@@ -247,11 +286,14 @@ fn flag_high_residuals(sols: &mut [CellSolution], nf: usize) {
                 let lo = i.saturating_sub(RESIDUAL_HALF_WIDTH);
                 let hi = (i + RESIDUAL_HALF_WIDTH + 1).min(ok.len());
                 let near: Vec<f64> = (lo..hi).map(|j| sols[ok[j] * 2 + pol].sigma).collect();
-                let med = crate::primitives::stats::median_and_mad_sigma(&near).map_or(0.0, |x| x.0);
+                let med =
+                    crate::primitives::stats::median_and_mad_sigma(&near).map_or(0.0, |x| x.0);
                 sols[ok[i] * 2 + pol].sigma / med.max(1e-300)
             })
             .collect();
-        let Some((_, spread)) = crate::primitives::stats::median_and_mad_sigma(&ratio) else { continue };
+        let Some((_, spread)) = crate::primitives::stats::median_and_mad_sigma(&ratio) else {
+            continue;
+        };
         let limit = 1.0 + (RESIDUAL_SIGMA * spread).max(0.1);
         for (i, &c) in ok.iter().enumerate() {
             if ratio[i] > limit {
@@ -261,7 +303,17 @@ fn flag_high_residuals(sols: &mut [CellSolution], nf: usize) {
                     gains: vec![Complex64::new(0.0, 0.0); n],
                     snr: vec![0.0; n],
                     flagged: vec![true; n],
-                    reasons: s.reasons.iter().map(|&r| if r == FlagReason::Ok { FlagReason::HighResidual } else { r }).collect(),
+                    reasons: s
+                        .reasons
+                        .iter()
+                        .map(|&r| {
+                            if r == FlagReason::Ok {
+                                FlagReason::HighResidual
+                            } else {
+                                r
+                            }
+                        })
+                        .collect(),
                     cell: FlagReason::HighResidual,
                     ..s.clone()
                 };
@@ -274,10 +326,20 @@ fn flag_high_residuals(sols: &mut [CellSolution], nf: usize) {
 /// one StefCal solve per cell (a cell that cannot be solved is flagged with its reason), then
 /// per antenna and pol the delay fitted to the per-channel solutions, divided out of them
 /// where `cfg.delay` keeps it. A deterministic function of the sums.
-pub fn solve_bandpass(cells: &[CellStats], baselines: &[(usize, usize)], n_ant: usize, freq_hz: &[f64], refs: &[usize], cfg: &CalConfig) -> Bandpass {
+pub fn solve_bandpass(
+    cells: &[CellStats],
+    baselines: &[(usize, usize)],
+    n_ant: usize,
+    freq_hz: &[f64],
+    refs: &[usize],
+    cfg: &CalConfig,
+) -> Bandpass {
     let nf = freq_hz.len();
     let p = params(cfg);
-    let mut sols: Vec<CellSolution> = cells.par_iter().map(|cell| solve_cell(cell, baselines, n_ant, refs, &p)).collect();
+    let mut sols: Vec<CellSolution> = cells
+        .par_iter()
+        .map(|cell| solve_cell(cell, baselines, n_ant, refs, &p))
+        .collect();
     flag_high_residuals(&mut sols, nf);
     let mut out = Bandpass {
         gains: vec![Complex64::new(0.0, 0.0); n_ant * nf * 2],
@@ -287,7 +349,10 @@ pub fn solve_bandpass(cells: &[CellStats], baselines: &[(usize, usize)], n_ant: 
         delay_ns: vec![0.0; n_ant * 2],
         delay_ref_hz: delay::reference_hz(freq_hz),
         delays: Vec::new(),
-        summary: qa::SolveSummary { bandpass_cells: cells.len(), ..Default::default() },
+        summary: qa::SolveSummary {
+            bandpass_cells: cells.len(),
+            ..Default::default()
+        },
     };
     for c in 0..nf {
         for pol in 0..2 {
@@ -313,8 +378,17 @@ pub fn solve_bandpass(cells: &[CellStats], baselines: &[(usize, usize)], n_ant: 
             .into_par_iter()
             .map(|a| {
                 [0, 1].map(|pol| {
-                    let g: Vec<Complex64> = (0..nf).map(|c| out.gains[(a * nf + c) * 2 + pol]).collect();
-                    let w: Vec<f64> = (0..nf).map(|c| if out.flags[(a * nf + c) * 2 + pol] { 0.0 } else { out.snr[(a * nf + c) * 2 + pol].min(1e6) }).collect();
+                    let g: Vec<Complex64> =
+                        (0..nf).map(|c| out.gains[(a * nf + c) * 2 + pol]).collect();
+                    let w: Vec<f64> = (0..nf)
+                        .map(|c| {
+                            if out.flags[(a * nf + c) * 2 + pol] {
+                                0.0
+                            } else {
+                                out.snr[(a * nf + c) * 2 + pol].min(1e6)
+                            }
+                        })
+                        .collect();
                     delay::fit(freq_hz, &g, &w, out.delay_ref_hz)
                 })
             })
@@ -323,7 +397,12 @@ pub fn solve_bandpass(cells: &[CellStats], baselines: &[(usize, usize)], n_ant: 
             if f.iter().all(Option::is_none) {
                 continue;
             }
-            let mut d = qa::AntennaDelay { station: 0, delay_ns: [0.0; 2], err_ns: [0.0; 2], kept: [false; 2] };
+            let mut d = qa::AntennaDelay {
+                station: 0,
+                delay_ns: [0.0; 2],
+                err_ns: [0.0; 2],
+                kept: [false; 2],
+            };
             for pol in 0..2 {
                 let Some(fit) = f[pol] else { continue };
                 d.delay_ns[pol] = fit.tau_ns;
@@ -352,18 +431,36 @@ pub fn solve_bandpass(cells: &[CellStats], baselines: &[(usize, usize)], n_ant: 
 /// per-antenna QA (flagging antennas that fail it). `groups` are this rank's calibrator
 /// groups (already flagged); every rank must call this. Returns the table (identical on
 /// all ranks: rank 0's is broadcast); fails only when no rank had calibrator data.
-pub fn solve_night(comm: &dyn Comm, plan: &CalPlan, groups: &[GroupVis], cfg: &CalConfig, eop: &EarthOrientation) -> Result<CalTable, CalError> {
+pub fn solve_night(
+    comm: &dyn Comm,
+    plan: &CalPlan,
+    groups: &[GroupVis],
+    cfg: &CalConfig,
+    eop: &EarthOrientation,
+) -> Result<CalTable, CalError> {
     let n_bl = plan.baselines.len();
     let nf = plan.freq_hz.len();
     let n_ant = plan.antenna_names.len();
     let p = params(cfg);
     let refs = refant_indices(cfg, &plan.antenna_names);
-    let models: Vec<ModelPredictor> = groups.iter().map(|g| calibrator_model(g, &plan.calibrator, eop)).collect();
+    let models: Vec<ModelPredictor> = groups
+        .iter()
+        .map(|g| calibrator_model(g, &plan.calibrator, eop))
+        .collect();
     let projs: Vec<Vec<f64>> = groups.iter().map(|g| projected_lengths(g, eop)).collect();
     // Bandpass: one cell per (channel, pol).
     let mut cells = vec![CellStats::new(n_bl); nf * 2];
     for ((g, m), pr) in groups.iter().zip(&models).zip(&projs) {
-        accumulate(&mut cells, g, plan, m, pr, cfg.uv_min_lambda, &|_, c, p| Some(c * 2 + p), &|_, _, _, _| Complex64::new(1.0, 0.0));
+        accumulate(
+            &mut cells,
+            g,
+            plan,
+            m,
+            pr,
+            cfg.uv_min_lambda,
+            &|_, c, p| Some(c * 2 + p),
+            &|_, _, _, _| Complex64::new(1.0, 0.0),
+        );
     }
     reduce_cells(comm, &mut cells, n_bl);
     let has_data = cells.iter().any(|c| c.n.iter().any(|&n| n > 0.0));
@@ -375,7 +472,10 @@ pub fn solve_night(comm: &dyn Comm, plan: &CalPlan, groups: &[GroupVis], cfg: &C
     for d in bpsol.delays.iter_mut() {
         d.station = plan.antenna_names[d.station as usize];
     }
-    let all_times: Vec<f64> = groups.iter().flat_map(|g| g.times_jd.iter().copied()).collect();
+    let all_times: Vec<f64> = groups
+        .iter()
+        .flat_map(|g| g.times_jd.iter().copied())
+        .collect();
     let (t0, t1) = all_min_max(comm, &all_times);
     let (times, gains, gflags, gsnr, greasons) = if cfg.gain_interval_s > 0.0 {
         let bp = &mut bpsol.gains;
@@ -383,7 +483,10 @@ pub fn solve_night(comm: &dyn Comm, plan: &CalPlan, groups: &[GroupVis], cfg: &C
         // Normalise the bandpass: unit mean amplitude per antenna and pol.
         for a in 0..n_ant {
             for pol in 0..2 {
-                let amps: Vec<f64> = (0..nf).filter(|&c| !bp_flag[(a * nf + c) * 2 + pol]).map(|c| bp[(a * nf + c) * 2 + pol].norm()).collect();
+                let amps: Vec<f64> = (0..nf)
+                    .filter(|&c| !bp_flag[(a * nf + c) * 2 + pol])
+                    .map(|c| bp[(a * nf + c) * 2 + pol].norm())
+                    .collect();
                 if amps.is_empty() {
                     continue;
                 }
@@ -395,20 +498,39 @@ pub fn solve_night(comm: &dyn Comm, plan: &CalPlan, groups: &[GroupVis], cfg: &C
         let nbin = (((t1 - t0) / dt).floor() as usize + 1).max(1);
         let mut cells = vec![CellStats::new(n_bl); nbin * 2];
         // The model is premultiplied by the full bandpass (delay included).
-        let full: Vec<Complex64> = (0..n_ant * nf * 2).map(|i| bpsol.full_gain(&plan.freq_hz, i / (nf * 2), (i / 2) % nf, i % 2)).collect();
+        let full: Vec<Complex64> = (0..n_ant * nf * 2)
+            .map(|i| bpsol.full_gain(&plan.freq_hz, i / (nf * 2), (i / 2) % nf, i % 2))
+            .collect();
         let bpc = &full;
         for ((g, m), pr) in groups.iter().zip(&models).zip(&projs) {
-            let bin_of: Vec<usize> = g.times_jd.iter().map(|&t| (((t - t0) / dt).floor() as usize).min(nbin - 1)).collect();
-            accumulate(&mut cells, g, plan, m, pr, cfg.uv_min_lambda, &|t, _, p| Some(bin_of[t] * 2 + p), &|a, b, c, p| {
-                bpc[(a * nf + c) * 2 + p] * bpc[(b * nf + c) * 2 + p].conj()
-            });
+            let bin_of: Vec<usize> = g
+                .times_jd
+                .iter()
+                .map(|&t| (((t - t0) / dt).floor() as usize).min(nbin - 1))
+                .collect();
+            accumulate(
+                &mut cells,
+                g,
+                plan,
+                m,
+                pr,
+                cfg.uv_min_lambda,
+                &|t, _, p| Some(bin_of[t] * 2 + p),
+                &|a, b, c, p| bpc[(a * nf + c) * 2 + p] * bpc[(b * nf + c) * 2 + p].conj(),
+            );
         }
         reduce_cells(comm, &mut cells, n_bl);
-        let sols: Vec<CellSolution> = cells.par_iter().map(|cell| solve_cell(cell, &plan.baselines, n_ant, &refs, &p)).collect();
+        let sols: Vec<CellSolution> = cells
+            .par_iter()
+            .map(|cell| solve_cell(cell, &plan.baselines, n_ant, &refs, &p))
+            .collect();
         let mut iters = Vec::new();
         bpsol.summary.gain_cells = sols.len();
         tally(&mut bpsol.summary, &sols, &mut iters);
-        bpsol.summary.iterations_max = bpsol.summary.iterations_max.max(iters.iter().copied().max().unwrap_or(0));
+        bpsol.summary.iterations_max = bpsol
+            .summary
+            .iterations_max
+            .max(iters.iter().copied().max().unwrap_or(0));
         let mut times = Vec::new();
         let mut gains = Vec::new();
         let mut fl = Vec::new();
@@ -424,14 +546,24 @@ pub fn solve_night(comm: &dyn Comm, plan: &CalPlan, groups: &[GroupVis], cfg: &C
                         gains.push(bpsol.gains[i] * s.gains[a]);
                         fl.push(bpsol.flags[i] || s.flagged[a]);
                         snr.push(bpsol.snr[i].min(s.snr[a]));
-                        reasons.push(if bpsol.flags[i] { bpsol.reasons[i] } else { s.reasons[a] as u8 });
+                        reasons.push(if bpsol.flags[i] {
+                            bpsol.reasons[i]
+                        } else {
+                            s.reasons[a] as u8
+                        });
                     }
                 }
             }
         }
         (times, gains, fl, snr, reasons)
     } else {
-        (vec![0.5 * (t0 + t1)], bpsol.gains.clone(), bpsol.flags.clone(), bpsol.snr.clone(), bpsol.reasons.clone())
+        (
+            vec![0.5 * (t0 + t1)],
+            bpsol.gains.clone(),
+            bpsol.flags.clone(),
+            bpsol.snr.clone(),
+            bpsol.reasons.clone(),
+        )
     };
     let refant = refs.first().map(|&r| plan.antenna_names[r]).unwrap_or(0);
     let provenance = serde_json::json!({
@@ -457,10 +589,19 @@ pub fn solve_night(comm: &dyn Comm, plan: &CalPlan, groups: &[GroupVis], cfg: &C
         delay_ref_hz: bpsol.delay_ref_hz,
         solve_info: String::new(),
     };
-    let q = qa::assess(&mut table, cfg.min_snr, bpsol.summary.clone(), bpsol.delays.clone());
+    let q = qa::assess(
+        &mut table,
+        cfg.min_snr,
+        bpsol.summary.clone(),
+        bpsol.delays.clone(),
+    );
     table.solve_info = serde_json::to_string(&q).expect("the QA serialises");
     // Rank 0's solution is the night's.
-    let mut bytes = if comm.is_root() { table_bytes(&table) } else { Vec::new() };
+    let mut bytes = if comm.is_root() {
+        table_bytes(&table)
+    } else {
+        Vec::new()
+    };
     comm.broadcast_bytes(0, &mut bytes);
     if !comm.is_root() {
         from_table_bytes(&mut table, &bytes);
@@ -479,11 +620,16 @@ fn all_min_max(comm: &dyn Comm, v: &[f64]) -> (f64, f64) {
         buf[3 * r + 2] = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     }
     comm.all_reduce_sum_f64(&mut buf);
-    (0..n).filter(|&r| buf[3 * r] > 0.0).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| (lo.min(buf[3 * r + 1]), hi.max(buf[3 * r + 2])))
+    (0..n)
+        .filter(|&r| buf[3 * r] > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            (lo.min(buf[3 * r + 1]), hi.max(buf[3 * r + 2]))
+        })
 }
 
 fn table_bytes(t: &CalTable) -> Vec<u8> {
-    let mut out = Vec::with_capacity(t.gains.len() * 26 + t.delay_ns.len() * 8 + t.solve_info.len() + 8);
+    let mut out =
+        Vec::with_capacity(t.gains.len() * 26 + t.delay_ns.len() * 8 + t.solve_info.len() + 8);
     for (((g, f), s), r) in t.gains.iter().zip(&t.flags).zip(&t.snr).zip(&t.reasons) {
         out.extend_from_slice(&g.re.to_le_bytes());
         out.extend_from_slice(&g.im.to_le_bytes());
@@ -521,7 +667,8 @@ fn from_table_bytes(t: &mut CalTable, b: &[u8]) {
 /// applied), or, for a table without one, an assessment of a copy against the DSA-110
 /// thresholds (min SNR 3).
 pub fn qa(t: &CalTable, table_name: &str) -> CalQa {
-    let mut q = serde_json::from_str::<CalQa>(&t.solve_info).unwrap_or_else(|_| qa::assess(&mut t.clone(), 3.0, Default::default(), Vec::new()));
+    let mut q = serde_json::from_str::<CalQa>(&t.solve_info)
+        .unwrap_or_else(|_| qa::assess(&mut t.clone(), 3.0, Default::default(), Vec::new()));
     q.table = table_name.into();
     q
 }

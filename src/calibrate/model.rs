@@ -45,12 +45,17 @@ impl ModelPredictor {
         for &jd in &g.times_jd {
             let f = FrameOfDate::new(eop.epoch(jd), &g.site);
             let d = f.hadec_to_apparent(0.0, g.pointing_dec_rad);
-            let apps: Vec<_> = sources.iter().map(|s| f.icrs_to_apparent(radec_to_vec(s.ra_rad, s.dec_rad))).collect();
+            let apps: Vec<_> = sources
+                .iter()
+                .map(|s| f.icrs_to_apparent(radec_to_vec(s.ra_rad, s.dec_rad)))
+                .collect();
             let mut a_t = vec![0.0; ns * nf];
             for (k, s) in sources.iter().enumerate() {
                 let th = separation(apps[k], d);
                 for (c, &nu) in g.freqs.iter().enumerate() {
-                    a_t[k * nf + c] = s.flux_jy * (nu / 1.4e9).powf(s.spectral_index) * airy_power(th, nu, dish_m);
+                    a_t[k * nf + c] = s.flux_jy
+                        * (nu / 1.4e9).powf(s.spectral_index)
+                        * airy_power(th, nu, dish_m);
                 }
             }
             let mut p_t = vec![Complex64::new(0.0, 0.0); na * ns * nf];
@@ -59,14 +64,21 @@ impl ModelPredictor {
                 for k in 0..ns {
                     let delay = dot(pos, sub(apps[k], d));
                     for (c, &nu) in g.freqs.iter().enumerate() {
-                        p_t[(a * ns + k) * nf + c] = Complex64::from_polar(1.0, std::f64::consts::TAU * nu * delay / C_M_S);
+                        p_t[(a * ns + k) * nf + c] =
+                            Complex64::from_polar(1.0, std::f64::consts::TAU * nu * delay / C_M_S);
                     }
                 }
             }
             ph.push(p_t);
             amp.push(a_t);
         }
-        ModelPredictor { n_chan: nf, n_src: ns, ph, amp, n_ant: na }
+        ModelPredictor {
+            n_chan: nf,
+            n_src: ns,
+            ph,
+            amp,
+            n_ant: na,
+        }
     }
 
     /// Model visibility of baseline (a, b) at integration t, channel c.
@@ -77,7 +89,9 @@ impl ModelPredictor {
         let p = &self.ph[t];
         let mut m = Complex64::new(0.0, 0.0);
         for k in 0..ns {
-            m += self.amp[t][k * nf + c] * p[(a * ns + k) * nf + c].conj() * p[(b * ns + k) * nf + c];
+            m += self.amp[t][k * nf + c]
+                * p[(a * ns + k) * nf + c].conj()
+                * p[(b * ns + k) * nf + c];
         }
         m
     }

@@ -68,7 +68,9 @@ pub struct SolveSummary {
 /// channels, after removing a delay fitted to it. `g`, `snr` per channel (snr 0: unused).
 pub fn phase_scatter_deg(freq_hz: &[f64], g: &[Complex64], snr: &[f64]) -> Option<f64> {
     let ref_hz = delay::reference_hz(freq_hz);
-    let tau = delay::fit(freq_hz, g, snr, ref_hz).map(|d| d.tau_ns).unwrap_or(0.0);
+    let tau = delay::fit(freq_hz, g, snr, ref_hz)
+        .map(|d| d.tau_ns)
+        .unwrap_or(0.0);
     let u: Vec<Complex64> = (0..freq_hz.len())
         .filter(|&c| snr[c] > 0.0 && g[c].norm() > 0.0)
         .map(|c| g[c] / g[c].norm() * delay::phasor(freq_hz[c], ref_hz, -tau))
@@ -96,18 +98,37 @@ fn median(v: &[f64]) -> Option<f64> {
 /// Assesses `t`, flags the antennas that fail (in `t.flags` / `t.reasons`), and returns
 /// the QA with the gates. `summary` is the solver's account (its solution reason counts are
 /// filled here), `delays` the solved delays.
-pub fn assess(t: &mut CalTable, min_snr: f64, mut summary: SolveSummary, delays: Vec<AntennaDelay>) -> CalQa {
+pub fn assess(
+    t: &mut CalTable,
+    min_snr: f64,
+    mut summary: SolveSummary,
+    delays: Vec<AntennaDelay>,
+) -> CalQa {
     let (nt, na, nf) = (t.time_jd.len(), t.n_ant(), t.freq_hz.len());
     if t.reasons.len() != t.gains.len() {
-        t.reasons = t.flags.iter().map(|&f| if f { FlagReason::Unknown as u8 } else { 0 }).collect();
+        t.reasons = t
+            .flags
+            .iter()
+            .map(|&f| if f { FlagReason::Unknown as u8 } else { 0 })
+            .collect();
     }
-    let mut q = CalQa { calibrator: t.calibrator.clone(), ..Default::default() };
+    let mut q = CalQa {
+        calibrator: t.calibrator.clone(),
+        ..Default::default()
+    };
     // Median amplitude per antenna polarization, and the array's median of them.
-    let sols = |a: usize, p: usize| (0..nt).flat_map(move |k| (0..nf).map(move |c| (k, c))).map(move |(k, c)| ((k * na + a) * nf + c) * 2 + p);
+    let sols = |a: usize, p: usize| {
+        (0..nt)
+            .flat_map(move |k| (0..nf).map(move |c| (k, c)))
+            .map(move |(k, c)| ((k * na + a) * nf + c) * 2 + p)
+    };
     let mut med_amp = vec![None; na * 2];
     for a in 0..na {
         for p in 0..2 {
-            let amps: Vec<f64> = sols(a, p).filter(|&i| !t.flags[i]).map(|i| t.gains[i].norm()).collect();
+            let amps: Vec<f64> = sols(a, p)
+                .filter(|&i| !t.flags[i])
+                .map(|i| t.gains[i].norm())
+                .collect();
             med_amp[a * 2 + p] = median(&amps);
         }
     }
@@ -129,7 +150,10 @@ pub fn assess(t: &mut CalTable, min_snr: f64, mut summary: SolveSummary, delays:
         for p in 0..2 {
             let idx: Vec<usize> = sols(a, p).collect();
             let good: Vec<usize> = idx.iter().copied().filter(|&i| !t.flags[i]).collect();
-            if idx.iter().all(|&i| t.reasons[i] == FlagReason::NoData as u8) {
+            if idx
+                .iter()
+                .all(|&i| t.reasons[i] == FlagReason::NoData as u8)
+            {
                 absent[a * 2 + p] = true;
                 // Not in the data at all (absent from the calibrator groups, or wholly
                 // flagged before the solve): counted, not listed.
@@ -141,19 +165,41 @@ pub fn assess(t: &mut CalTable, min_snr: f64, mut summary: SolveSummary, delays:
             if good.is_empty() {
                 // Flagged by the solver: report the commonest reason.
                 let mut counts: BTreeMap<u8, usize> = BTreeMap::new();
-                idx.iter().for_each(|&i| *counts.entry(t.reasons[i]).or_default() += 1);
-                let r = counts.into_iter().max_by_key(|x| x.1).map(|x| x.0).unwrap_or(255);
-                q.flagged_antennas.push(AntennaFlag { station: t.antenna_names[a], pol: p, reason: FlagReason::from_code(r).name().into(), value: 0.0 });
+                idx.iter()
+                    .for_each(|&i| *counts.entry(t.reasons[i]).or_default() += 1);
+                let r = counts
+                    .into_iter()
+                    .max_by_key(|x| x.1)
+                    .map(|x| x.0)
+                    .unwrap_or(255);
+                q.flagged_antennas.push(AntennaFlag {
+                    station: t.antenna_names[a],
+                    pol: p,
+                    reason: FlagReason::from_code(r).name().into(),
+                    value: 0.0,
+                });
                 continue;
             }
             // SNR over the solutions the solver solved (flagged for low SNR included).
-            let snr: Vec<f64> = idx.iter().filter(|&&i| !t.flags[i] || t.reasons[i] == FlagReason::LowSnr as u8).map(|&i| t.snr[i]).collect();
+            let snr: Vec<f64> = idx
+                .iter()
+                .filter(|&&i| !t.flags[i] || t.reasons[i] == FlagReason::LowSnr as u8)
+                .map(|&i| t.snr[i])
+                .collect();
             let med_snr = median(&snr).unwrap_or(0.0);
             let rel_amp = med_amp[a * 2 + p].unwrap_or(0.0) / array_amp.max(1e-300);
             let mut scatter: f64 = 0.0;
             for k in 0..nt {
                 let g: Vec<Complex64> = (0..nf).map(|c| t.gains[t.index(k, a, c, p)]).collect();
-                let s: Vec<f64> = (0..nf).map(|c| if t.flags[t.index(k, a, c, p)] { 0.0 } else { t.snr[t.index(k, a, c, p)].min(1e6) }).collect();
+                let s: Vec<f64> = (0..nf)
+                    .map(|c| {
+                        if t.flags[t.index(k, a, c, p)] {
+                            0.0
+                        } else {
+                            t.snr[t.index(k, a, c, p)].min(1e6)
+                        }
+                    })
+                    .collect();
                 if let Some(x) = phase_scatter_deg(&t.freq_hz, &g, &s) {
                     scatter = scatter.max(x);
                 }
@@ -169,7 +215,12 @@ pub fn assess(t: &mut CalTable, min_snr: f64, mut summary: SolveSummary, delays:
             };
             if let Some((reason, value)) = verdict {
                 flag_ap(t, a, p, reason);
-                q.flagged_antennas.push(AntennaFlag { station: t.antenna_names[a], pol: p, reason: reason.name().into(), value });
+                q.flagged_antennas.push(AntennaFlag {
+                    station: t.antenna_names[a],
+                    pol: p,
+                    reason: reason.name().into(),
+                    value,
+                });
             }
         }
     }
@@ -187,24 +238,44 @@ pub fn assess(t: &mut CalTable, min_snr: f64, mut summary: SolveSummary, delays:
         let med_snr = median(&snr).unwrap_or(0.0);
         let amps: Vec<f64> = good.iter().map(|&i| t.gains[i].norm()).collect();
         let mean_amp = amps.iter().sum::<f64>() / amps.len() as f64;
-        let amp_scatter = (amps.iter().map(|x| (x - mean_amp).powi(2)).sum::<f64>() / amps.len() as f64).sqrt() / mean_amp.max(1e-300);
+        let amp_scatter =
+            (amps.iter().map(|x| (x - mean_amp).powi(2)).sum::<f64>() / amps.len() as f64).sqrt()
+                / mean_amp.max(1e-300);
         let mut ph: f64 = 0.0;
         for p in 0..2 {
             for k in 0..nt {
                 let g: Vec<Complex64> = (0..nf).map(|c| t.gains[t.index(k, a, c, p)]).collect();
-                let s: Vec<f64> = (0..nf).map(|c| if t.flags[t.index(k, a, c, p)] { 0.0 } else { t.snr[t.index(k, a, c, p)].min(1e6) }).collect();
+                let s: Vec<f64> = (0..nf)
+                    .map(|c| {
+                        if t.flags[t.index(k, a, c, p)] {
+                            0.0
+                        } else {
+                            t.snr[t.index(k, a, c, p)].min(1e6)
+                        }
+                    })
+                    .collect();
                 ph = ph.max(phase_scatter_deg(&t.freq_hz, &g, &s).unwrap_or(0.0));
             }
         }
         min_med_snr = min_med_snr.min(med_snr);
         max_phase = max_phase.max(ph);
-        q.antennas.push((t.antenna_names[a], med_snr, 1.0 - good.len() as f64 / idx.len() as f64, amp_scatter, ph));
+        q.antennas.push((
+            t.antenna_names[a],
+            med_snr,
+            1.0 - good.len() as f64 / idx.len() as f64,
+            amp_scatter,
+            ph,
+        ));
     }
     let good_ant: Vec<usize> = (0..na).filter(|&a| q.antennas[a].2 <= 0.5).collect();
     q.good_antennas = good_ant.len();
     // The flagged fraction of the antennas that had data.
-    let present: Vec<usize> = (0..na * 2).filter(|&ap| !absent[ap]).flat_map(|ap| sols(ap / 2, ap % 2)).collect();
-    q.flagged_fraction = present.iter().filter(|&&i| t.flags[i]).count() as f64 / present.len().max(1) as f64;
+    let present: Vec<usize> = (0..na * 2)
+        .filter(|&ap| !absent[ap])
+        .flat_map(|ap| sols(ap / 2, ap % 2))
+        .collect();
+    q.flagged_fraction =
+        present.iter().filter(|&&i| t.flags[i]).count() as f64 / present.len().max(1) as f64;
     // The band: a channel is usable when most of the good antennas' solutions in it are.
     let usable = (0..nf)
         .filter(|&c| {
@@ -223,25 +294,110 @@ pub fn assess(t: &mut CalTable, min_snr: f64, mut summary: SolveSummary, delays:
     let band = usable as f64 / nf.max(1) as f64;
     for r in &t.reasons {
         if *r != 0 {
-            *summary.solution_reasons.entry(FlagReason::from_code(*r).name().to_string()).or_default() += 1;
+            *summary
+                .solution_reasons
+                .entry(FlagReason::from_code(*r).name().to_string())
+                .or_default() += 1;
         }
     }
-    let count = |r: FlagReason| q.flagged_antennas.iter().filter(|f| f.reason == r.name()).count();
-    let (n_snr, n_amp, n_phase) = (count(FlagReason::AntennaSnr), count(FlagReason::AntennaAmplitude), count(FlagReason::AntennaPhase));
-    let gate = |ok: bool, warn: bool, what: String| (what, if !ok { "fail" } else if warn { "warn" } else { "pass" }.to_string());
-    q.gates.push(gate(q.good_antennas >= MIN_GOOD_ANTENNAS, false, format!("at least {MIN_GOOD_ANTENNAS} good antennas: {}", q.good_antennas)));
-    q.gates.push(gate(band >= 0.5, band < 0.9, format!("usable band (channels where most good antennas have solutions) >= 50 %: {:.1} %", 100.0 * band)));
-    q.gates.push(gate(true, q.flagged_fraction > 0.3, format!("flagged solutions of the {} antennas with data (warn > 0.3): {:.3}", na - q.antennas_without_data, q.flagged_fraction)));
-    let min_med_snr = if min_med_snr.is_finite() { min_med_snr } else { 0.0 };
+    let count = |r: FlagReason| {
+        q.flagged_antennas
+            .iter()
+            .filter(|f| f.reason == r.name())
+            .count()
+    };
+    let (n_snr, n_amp, n_phase) = (
+        count(FlagReason::AntennaSnr),
+        count(FlagReason::AntennaAmplitude),
+        count(FlagReason::AntennaPhase),
+    );
+    let gate = |ok: bool, warn: bool, what: String| {
+        (
+            what,
+            if !ok {
+                "fail"
+            } else if warn {
+                "warn"
+            } else {
+                "pass"
+            }
+            .to_string(),
+        )
+    };
+    q.gates.push(gate(
+        q.good_antennas >= MIN_GOOD_ANTENNAS,
+        false,
+        format!(
+            "at least {MIN_GOOD_ANTENNAS} good antennas: {}",
+            q.good_antennas
+        ),
+    ));
+    q.gates.push(gate(
+        band >= 0.5,
+        band < 0.9,
+        format!(
+            "usable band (channels where most good antennas have solutions) >= 50 %: {:.1} %",
+            100.0 * band
+        ),
+    ));
+    q.gates.push(gate(
+        true,
+        q.flagged_fraction > 0.3,
+        format!(
+            "flagged solutions of the {} antennas with data (warn > 0.3): {:.3}",
+            na - q.antennas_without_data,
+            q.flagged_fraction
+        ),
+    ));
+    let min_med_snr = if min_med_snr.is_finite() {
+        min_med_snr
+    } else {
+        0.0
+    };
     q.gates.push(gate(true, n_snr > 0 || min_med_snr < WARN_SNR, format!("solution SNR >= {min_snr} per antenna (warn < {WARN_SNR}): {n_snr} antenna pols flagged, min median of the rest {min_med_snr:.1}")));
-    q.gates.push(gate(true, n_amp > 0, format!("gain amplitudes within [{}, {}] x array median: {n_amp} antenna pols flagged", AMP_RANGE[0], AMP_RANGE[1])));
+    q.gates.push(gate(
+        true,
+        n_amp > 0,
+        format!(
+            "gain amplitudes within [{}, {}] x array median: {n_amp} antenna pols flagged",
+            AMP_RANGE[0], AMP_RANGE[1]
+        ),
+    ));
     q.gates.push(gate(true, n_phase > 0, format!("bandpass phase scatter (delay removed) <= {MAX_PHASE_SCATTER_DEG} deg: {n_phase} antenna pols flagged, max of the rest {max_phase:.1}")));
     let n_cells: usize = summary.cell_reasons.values().sum();
-    q.gates.push(gate(true, n_cells > 0, format!("solution cells flagged: {n_cells} of {} ({:?}); iterations median {} max {}", summary.bandpass_cells + summary.gain_cells, summary.cell_reasons, summary.iterations_median, summary.iterations_max)));
+    q.gates.push(gate(
+        true,
+        n_cells > 0,
+        format!(
+            "solution cells flagged: {n_cells} of {} ({:?}); iterations median {} max {}",
+            summary.bandpass_cells + summary.gain_cells,
+            summary.cell_reasons,
+            summary.iterations_median,
+            summary.iterations_max
+        ),
+    ));
     if !delays.is_empty() {
-        let kept = delays.iter().map(|d| d.kept.iter().filter(|&&k| k).count()).sum::<usize>();
-        let worst = delays.iter().flat_map(|d| (0..2).filter(|&p| d.kept[p]).map(|p| d.delay_ns[p].abs()).collect::<Vec<_>>()).fold(0.0, f64::max);
-        q.gates.push(gate(true, false, format!("delays ({}): {kept} antenna pols kept, largest |delay| {worst:.2} ns", summary.delay_mode)));
+        let kept = delays
+            .iter()
+            .map(|d| d.kept.iter().filter(|&&k| k).count())
+            .sum::<usize>();
+        let worst = delays
+            .iter()
+            .flat_map(|d| {
+                (0..2)
+                    .filter(|&p| d.kept[p])
+                    .map(|p| d.delay_ns[p].abs())
+                    .collect::<Vec<_>>()
+            })
+            .fold(0.0, f64::max);
+        q.gates.push(gate(
+            true,
+            false,
+            format!(
+                "delays ({}): {kept} antenna pols kept, largest |delay| {worst:.2} ns",
+                summary.delay_mode
+            ),
+        ));
     }
     q.solve = summary;
     q.delays = delays;

@@ -22,7 +22,12 @@ pub struct CellStats {
 
 impl CellStats {
     pub fn new(n_bl: usize) -> Self {
-        CellStats { a: vec![Complex64::new(0.0, 0.0); n_bl], b: vec![0.0; n_bl], c: vec![0.0; n_bl], n: vec![0.0; n_bl] }
+        CellStats {
+            a: vec![Complex64::new(0.0, 0.0); n_bl],
+            b: vec![0.0; n_bl],
+            c: vec![0.0; n_bl],
+            n: vec![0.0; n_bl],
+        }
     }
 
     #[inline]
@@ -123,7 +128,10 @@ impl FlagReason {
         FlagReason::Unknown,
     ];
     pub fn from_code(c: u8) -> FlagReason {
-        FlagReason::ALL.into_iter().find(|r| *r as u8 == c).unwrap_or(FlagReason::Unknown)
+        FlagReason::ALL
+            .into_iter()
+            .find(|r| *r as u8 == c)
+            .unwrap_or(FlagReason::Unknown)
     }
     pub fn name(self) -> &'static str {
         match self {
@@ -163,7 +171,12 @@ pub struct CellSolution {
 
 /// Active antennas: those with at least `min_baselines` baselines carrying data to other
 /// active antennas (a fixed point: removing antennas can push others below the limit).
-fn active_antennas(use_bl: &[bool], baselines: &[(usize, usize)], n_ant: usize, min_baselines: usize) -> (Vec<bool>, Vec<usize>) {
+fn active_antennas(
+    use_bl: &[bool],
+    baselines: &[(usize, usize)],
+    n_ant: usize,
+    min_baselines: usize,
+) -> (Vec<bool>, Vec<usize>) {
     let count = |active: &[bool]| {
         let mut n = vec![0usize; n_ant];
         for (k, &(a, b)) in baselines.iter().enumerate() {
@@ -179,7 +192,9 @@ fn active_antennas(use_bl: &[bool], baselines: &[(usize, usize)], n_ant: usize, 
     let mut active: Vec<bool> = n0.iter().map(|&n| n >= min_baselines.max(1)).collect();
     loop {
         let n2 = count(&active);
-        let next: Vec<bool> = (0..n_ant).map(|i| active[i] && n2[i] >= min_baselines.max(1)).collect();
+        let next: Vec<bool> = (0..n_ant)
+            .map(|i| active[i] && n2[i] >= min_baselines.max(1))
+            .collect();
         if next == active {
             break;
         }
@@ -196,7 +211,13 @@ fn baseline_rss(stats: &CellStats, k: usize, ga: Complex64, gb: Complex64) -> f6
 }
 
 /// Noise per unit weight and per-antenna information sum_b |g_b|^2 B_ab at the gains `g`.
-fn noise_and_information(stats: &CellStats, baselines: &[(usize, usize)], use_bl: &[bool], active: &[bool], g: &[Complex64]) -> (f64, Vec<f64>) {
+fn noise_and_information(
+    stats: &CellStats,
+    baselines: &[(usize, usize)],
+    use_bl: &[bool],
+    active: &[bool],
+    g: &[Complex64],
+) -> (f64, Vec<f64>) {
     let n_ant = g.len();
     let (mut rss, mut nsamp) = (0.0, 0.0);
     let mut info = vec![0.0f64; n_ant];
@@ -216,7 +237,14 @@ fn noise_and_information(stats: &CellStats, baselines: &[(usize, usize)], use_bl
 
 /// StefCal from `g` on the baselines in `use_bl`; returns (iterations, converged, the last
 /// update per antenna).
-fn stefcal(stats: &CellStats, baselines: &[(usize, usize)], use_bl: &[bool], active: &[bool], g: &mut [Complex64], p: &SolveParams) -> (usize, bool, Vec<f64>) {
+fn stefcal(
+    stats: &CellStats,
+    baselines: &[(usize, usize)],
+    use_bl: &[bool],
+    active: &[bool],
+    g: &mut [Complex64],
+    p: &SolveParams,
+) -> (usize, bool, Vec<f64>) {
     let n_ant = g.len();
     let mut iterations = 0;
     let mut step = vec![f64::INFINITY; n_ant];
@@ -237,7 +265,15 @@ fn stefcal(stats: &CellStats, baselines: &[(usize, usize)], use_bl: &[bool], act
             num[b] += stats.a[k].conj() * g[a];
             den[b] += g[a].norm_sqr() * stats.b[k];
         }
-        let mut new: Vec<Complex64> = (0..n_ant).map(|i| if active[i] && den[i] > 0.0 { num[i] / den[i] } else { Complex64::new(0.0, 0.0) }).collect();
+        let mut new: Vec<Complex64> = (0..n_ant)
+            .map(|i| {
+                if active[i] && den[i] > 0.0 {
+                    num[i] / den[i]
+                } else {
+                    Complex64::new(0.0, 0.0)
+                }
+            })
+            .collect();
         // Averaging every second iterate (Salvini & Wijnholds) damps the oscillation of the
         // alternating update.
         if iterations % 2 == 0 {
@@ -249,7 +285,12 @@ fn stefcal(stats: &CellStats, baselines: &[(usize, usize)], use_bl: &[bool], act
             step[i] = (new[i] - g[i]).norm();
         }
         let dn: f64 = step.iter().map(|x| x * x).sum::<f64>().sqrt();
-        let nn: f64 = new.iter().map(|x| x.norm_sqr()).sum::<f64>().sqrt().max(1e-300);
+        let nn: f64 = new
+            .iter()
+            .map(|x| x.norm_sqr())
+            .sum::<f64>()
+            .sqrt()
+            .max(1e-300);
         g.copy_from_slice(&new);
         if !(dn.is_finite() && nn.is_finite()) {
             return (iterations, false, step);
@@ -261,7 +302,11 @@ fn stefcal(stats: &CellStats, baselines: &[(usize, usize)], use_bl: &[bool], act
         // is the honest distance still to go).
         if iterations % 2 == 1 && iterations > 2 {
             let (sigma, info) = noise_and_information(stats, baselines, use_bl, active, g);
-            if sigma > 0.0 && (0..n_ant).filter(|&i| active[i] && info[i] > 0.0).all(|i| step[i] * info[i].sqrt() < p.noise_tolerance * sigma) {
+            if sigma > 0.0
+                && (0..n_ant)
+                    .filter(|&i| active[i] && info[i] > 0.0)
+                    .all(|i| step[i] * info[i].sqrt() < p.noise_tolerance * sigma)
+            {
                 return (iterations, true, step);
             }
         }
@@ -273,8 +318,20 @@ fn stefcal(stats: &CellStats, baselines: &[(usize, usize)], use_bl: &[bool], act
 /// `n_ant` the number of antennas; `refants` in order of preference: the first with a valid
 /// solution gets zero phase. Never fails: antennas (or the whole cell) that cannot be solved
 /// are flagged with the reason.
-pub fn solve_cell(stats: &CellStats, baselines: &[(usize, usize)], n_ant: usize, refants: &[usize], p: &SolveParams) -> CellSolution {
-    let finite = |k: usize| stats.a[k].re.is_finite() && stats.a[k].im.is_finite() && stats.b[k].is_finite() && stats.c[k].is_finite() && stats.n[k].is_finite();
+pub fn solve_cell(
+    stats: &CellStats,
+    baselines: &[(usize, usize)],
+    n_ant: usize,
+    refants: &[usize],
+    p: &SolveParams,
+) -> CellSolution {
+    let finite = |k: usize| {
+        stats.a[k].re.is_finite()
+            && stats.a[k].im.is_finite()
+            && stats.b[k].is_finite()
+            && stats.c[k].is_finite()
+            && stats.n[k].is_finite()
+    };
     let mut non_finite = 0usize;
     let mut use_bl: Vec<bool> = (0..baselines.len())
         .map(|k| {
@@ -297,25 +354,50 @@ pub fn solve_cell(stats: &CellStats, baselines: &[(usize, usize)], n_ant: usize,
     let (mut active, _) = active_antennas(&use_bl, baselines, n_ant, p.min_baselines);
     let mut g: Vec<Complex64> = vec![Complex64::new(0.0, 0.0); n_ant];
     // A good starting amplitude: sqrt(sum |A| / sum B) over all baselines.
-    let (sa, sb): (f64, f64) = (0..baselines.len()).filter(|&k| use_bl[k]).fold((0.0, 0.0), |(x, y), k| (x + stats.a[k].norm(), y + stats.b[k]));
-    let g0 = if sb > 0.0 && sa > 0.0 { (sa / sb).sqrt() } else { 1.0 };
-    (0..n_ant).filter(|&i| active[i]).for_each(|i| g[i] = Complex64::new(g0, 0.0));
-    let (mut iterations, mut converged, mut step) = stefcal(stats, baselines, &use_bl, &active, &mut g, p);
+    let (sa, sb): (f64, f64) = (0..baselines.len())
+        .filter(|&k| use_bl[k])
+        .fold((0.0, 0.0), |(x, y), k| {
+            (x + stats.a[k].norm(), y + stats.b[k])
+        });
+    let g0 = if sb > 0.0 && sa > 0.0 {
+        (sa / sb).sqrt()
+    } else {
+        1.0
+    };
+    (0..n_ant)
+        .filter(|&i| active[i])
+        .for_each(|i| g[i] = Complex64::new(g0, 0.0));
+    let (mut iterations, mut converged, mut step) =
+        stefcal(stats, baselines, &use_bl, &active, &mut g, p);
     // Robust step: a baseline whose residual (per sample, against the cell's median) is
     // many standard deviations off is left out and the cell re-solved from where it is.
     for _round in 0..3 {
         if p.outlier_sigma <= 0.0 || !g.iter().all(|x| x.re.is_finite() && x.im.is_finite()) {
             break;
         }
-        let ks: Vec<usize> = (0..baselines.len()).filter(|&k| use_bl[k] && active[baselines[k].0] && active[baselines[k].1]).collect();
-        let rho: Vec<f64> = ks.iter().map(|&k| baseline_rss(stats, k, g[baselines[k].0], g[baselines[k].1]) / stats.n[k]).collect();
-        let Some((med, mad)) = crate::primitives::stats::median_and_mad_sigma(&rho) else { break };
+        let ks: Vec<usize> = (0..baselines.len())
+            .filter(|&k| use_bl[k] && active[baselines[k].0] && active[baselines[k].1])
+            .collect();
+        let rho: Vec<f64> = ks
+            .iter()
+            .map(|&k| baseline_rss(stats, k, g[baselines[k].0], g[baselines[k].1]) / stats.n[k])
+            .collect();
+        let Some((med, mad)) = crate::primitives::stats::median_and_mad_sigma(&rho) else {
+            break;
+        };
         if !(med > 0.0) {
             break;
         }
         // A baseline's mean of n squared residuals scatters by ~1/sqrt(n) of the mean
         // (chi^2 with 2n degrees of freedom); model errors widen that: the larger counts.
-        let bad: Vec<usize> = ks.iter().zip(&rho).filter(|(&k, &r)| r > med * (1.0 + p.outlier_sigma * (1.0 / stats.n[k].sqrt()).max(mad / med))).map(|(&k, _)| k).collect();
+        let bad: Vec<usize> = ks
+            .iter()
+            .zip(&rho)
+            .filter(|(&k, &r)| {
+                r > med * (1.0 + p.outlier_sigma * (1.0 / stats.n[k].sqrt()).max(mad / med))
+            })
+            .map(|(&k, _)| k)
+            .collect();
         if bad.is_empty() {
             break;
         }
@@ -337,11 +419,23 @@ pub fn solve_cell(stats: &CellStats, baselines: &[(usize, usize)], n_ant: usize,
     }
     let n_active = active.iter().filter(|&&x| x).count();
     let mut reasons: Vec<FlagReason> = (0..n_ant)
-        .map(|i| if active[i] { FlagReason::Ok } else if data_bl[i] == 0 { FlagReason::NoData } else { FlagReason::FewBaselines })
+        .map(|i| {
+            if active[i] {
+                FlagReason::Ok
+            } else if data_bl[i] == 0 {
+                FlagReason::NoData
+            } else {
+                FlagReason::FewBaselines
+            }
+        })
         .collect();
     let all_finite = g.iter().all(|x| x.re.is_finite() && x.im.is_finite());
     let mut cell = if !use_bl.iter().any(|&x| x) && rejected == non_finite {
-        if non_finite > 0 { FlagReason::NonFinite } else { FlagReason::NoData }
+        if non_finite > 0 {
+            FlagReason::NonFinite
+        } else {
+            FlagReason::NoData
+        }
     } else if !all_finite {
         FlagReason::NonFinite
     } else if n_active < 3 {
@@ -353,21 +447,38 @@ pub fn solve_cell(stats: &CellStats, baselines: &[(usize, usize)], n_ant: usize,
         return flagged_cell(n_ant, cell, reasons, iterations, rejected);
     }
     // Reference phase.
-    if let Some(&r) = refants.iter().find(|&&r| r < n_ant && active[r] && g[r].norm() > 0.0) {
+    if let Some(&r) = refants
+        .iter()
+        .find(|&&r| r < n_ant && active[r] && g[r].norm() > 0.0)
+    {
         let rot = g[r].conj() / g[r].norm();
         g.iter_mut().for_each(|x| *x *= rot);
     }
     let (sigma, info) = noise_and_information(stats, baselines, &use_bl, &active, &g);
-    let snr: Vec<f64> = (0..n_ant).map(|i| if info[i] > 0.0 && sigma > 0.0 { g[i].norm() * info[i].sqrt() / sigma } else if info[i] > 0.0 { f64::INFINITY } else { 0.0 }).collect();
+    let snr: Vec<f64> = (0..n_ant)
+        .map(|i| {
+            if info[i] > 0.0 && sigma > 0.0 {
+                g[i].norm() * info[i].sqrt() / sigma
+            } else if info[i] > 0.0 {
+                f64::INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
     if !converged {
         // Antennas whose last update still exceeds their noise are not solved; the cell
         // fails only when most of them are.
-        let moving: Vec<bool> = (0..n_ant).map(|i| active[i] && !(info[i] > 0.0 && step[i] * info[i].sqrt() <= sigma)).collect();
+        let moving: Vec<bool> = (0..n_ant)
+            .map(|i| active[i] && !(info[i] > 0.0 && step[i] * info[i].sqrt() <= sigma))
+            .collect();
         let n_moving = moving.iter().filter(|&&x| x).count();
         if 2 * n_moving > n_active {
             cell = FlagReason::NotConverged;
         } else {
-            (0..n_ant).filter(|&i| moving[i]).for_each(|i| reasons[i] = FlagReason::NotConverged);
+            (0..n_ant)
+                .filter(|&i| moving[i])
+                .for_each(|i| reasons[i] = FlagReason::NotConverged);
         }
     }
     for i in 0..n_ant {
@@ -387,12 +498,31 @@ pub fn solve_cell(stats: &CellStats, baselines: &[(usize, usize)], n_ant: usize,
         return out;
     }
     let flagged: Vec<bool> = reasons.iter().map(|&r| r != FlagReason::Ok).collect();
-    CellSolution { gains: g, snr, flagged, reasons, cell, iterations, converged, sigma, rejected_baselines: rejected }
+    CellSolution {
+        gains: g,
+        snr,
+        flagged,
+        reasons,
+        cell,
+        iterations,
+        converged,
+        sigma,
+        rejected_baselines: rejected,
+    }
 }
 
 /// A cell flagged as a whole: antennas already flagged keep their own reason.
-fn flagged_cell(n_ant: usize, cell: FlagReason, reasons: Vec<FlagReason>, iterations: usize, rejected: usize) -> CellSolution {
-    let reasons = reasons.into_iter().map(|r| if r == FlagReason::Ok { cell } else { r }).collect();
+fn flagged_cell(
+    n_ant: usize,
+    cell: FlagReason,
+    reasons: Vec<FlagReason>,
+    iterations: usize,
+    rejected: usize,
+) -> CellSolution {
+    let reasons = reasons
+        .into_iter()
+        .map(|r| if r == FlagReason::Ok { cell } else { r })
+        .collect();
     CellSolution {
         gains: vec![Complex64::new(0.0, 0.0); n_ant],
         snr: vec![0.0; n_ant],
@@ -413,7 +543,9 @@ mod tests {
     #[test]
     fn recovers_gains_from_noiseless_sums() {
         let n_ant = 6;
-        let truth: Vec<Complex64> = (0..n_ant).map(|i| Complex64::from_polar(0.5 + 0.1 * i as f64, 0.3 * i as f64 - 0.7)).collect();
+        let truth: Vec<Complex64> = (0..n_ant)
+            .map(|i| Complex64::from_polar(0.5 + 0.1 * i as f64, 0.3 * i as f64 - 0.7))
+            .collect();
         let mut bl = Vec::new();
         for a in 0..n_ant {
             for b in a + 1..n_ant {
@@ -427,12 +559,24 @@ mod tests {
                 s.add(k, 1.0, truth[a] * truth[b].conj() * m, m);
             }
         }
-        let p = SolveParams { max_iter: 200, tolerance: 1e-12, noise_tolerance: 0.02, outlier_sigma: 6.0, min_baselines: 3, min_snr: 0.0 };
+        let p = SolveParams {
+            max_iter: 200,
+            tolerance: 1e-12,
+            noise_tolerance: 0.02,
+            outlier_sigma: 6.0,
+            min_baselines: 3,
+            min_snr: 0.0,
+        };
         let sol = solve_cell(&s, &bl, n_ant, &[2], &p);
         assert!(sol.converged && sol.cell == FlagReason::Ok && sol.rejected_baselines == 0);
         let rot = truth[2].conj() / truth[2].norm();
         for i in 0..n_ant {
-            assert!((sol.gains[i] - truth[i] * rot).norm() < 1e-9, "{i}: {} vs {}", sol.gains[i], truth[i] * rot);
+            assert!(
+                (sol.gains[i] - truth[i] * rot).norm() < 1e-9,
+                "{i}: {} vs {}",
+                sol.gains[i],
+                truth[i] * rot
+            );
         }
         assert!(sol.gains[2].im.abs() < 1e-12 && sol.gains[2].re > 0.0);
     }
@@ -444,7 +588,14 @@ mod tests {
         for k in 0..bl.len() {
             s.add(k, 1.0, Complex64::new(1.0, 0.0), Complex64::new(1.0, 0.0));
         }
-        let p = SolveParams { max_iter: 100, tolerance: 1e-10, noise_tolerance: 0.02, outlier_sigma: 0.0, min_baselines: 2, min_snr: 0.0 };
+        let p = SolveParams {
+            max_iter: 100,
+            tolerance: 1e-10,
+            noise_tolerance: 0.02,
+            outlier_sigma: 0.0,
+            min_baselines: 2,
+            min_snr: 0.0,
+        };
         let sol = solve_cell(&s, &bl, 4, &[0], &p);
         assert!(sol.flagged[3] && !sol.flagged[0]);
         assert_eq!(sol.reasons[3], FlagReason::FewBaselines);
@@ -455,7 +606,9 @@ mod tests {
         // Noiseless sums of widely spread gains: one iteration from the flat start is far
         // from the solution (and far beyond the zero noise).
         let n_ant = 5;
-        let truth: Vec<Complex64> = (0..n_ant).map(|i| Complex64::from_polar(1.0 + 2.0 * i as f64, 1.1 * i as f64)).collect();
+        let truth: Vec<Complex64> = (0..n_ant)
+            .map(|i| Complex64::from_polar(1.0 + 2.0 * i as f64, 1.1 * i as f64))
+            .collect();
         let mut bl = Vec::new();
         for a in 0..n_ant {
             for b in a + 1..n_ant {
@@ -466,9 +619,19 @@ mod tests {
         for (k, &(a, b)) in bl.iter().enumerate() {
             s.add(k, 1.0, truth[a] * truth[b].conj(), Complex64::new(1.0, 0.0));
         }
-        let p = SolveParams { max_iter: 1, tolerance: 1e-15, noise_tolerance: 1e-6, outlier_sigma: 0.0, min_baselines: 2, min_snr: 0.0 };
+        let p = SolveParams {
+            max_iter: 1,
+            tolerance: 1e-15,
+            noise_tolerance: 1e-6,
+            outlier_sigma: 0.0,
+            min_baselines: 2,
+            min_snr: 0.0,
+        };
         let sol = solve_cell(&s, &bl, n_ant, &[0], &p);
         assert_eq!(sol.cell, FlagReason::NotConverged);
-        assert!(sol.flagged.iter().all(|&f| f) && sol.reasons.iter().all(|&r| r == FlagReason::NotConverged));
+        assert!(
+            sol.flagged.iter().all(|&f| f)
+                && sol.reasons.iter().all(|&r| r == FlagReason::NotConverged)
+        );
     }
 }

@@ -40,7 +40,12 @@ impl MpiComm {
     pub fn init() -> Option<Self> {
         let (universe, _threading) = mpi::initialize_with_threading(mpi::Threading::Funneled)?;
         let world = universe.world();
-        Some(MpiComm { _universe: universe, world, timeout_ms: AtomicU64::new((DEFAULT_TIMEOUT_S * 1e3) as u64), seq: AtomicU64::new(0) })
+        Some(MpiComm {
+            _universe: universe,
+            world,
+            timeout_ms: AtomicU64::new((DEFAULT_TIMEOUT_S * 1e3) as u64),
+            seq: AtomicU64::new(0),
+        })
     }
 
     /// The watchdog: before every collective, each rank checks in with rank 0, which waits
@@ -70,7 +75,11 @@ impl MpiComm {
             arrived[0] = true;
             let mut waiting = n - 1;
             while waiting > 0 {
-                while let Some((msg, status)) = self.world.any_process().immediate_matched_probe_with_tag(TAG_ARRIVED) {
+                while let Some((msg, status)) = self
+                    .world
+                    .any_process()
+                    .immediate_matched_probe_with_tag(TAG_ARRIVED)
+                {
                     let (theirs, _) = msg.matched_receive::<u64>();
                     let r = status.source_rank() as usize;
                     if theirs != seq {
@@ -86,7 +95,10 @@ impl MpiComm {
                     break;
                 }
                 if start.elapsed() > timeout {
-                    let missing: Vec<String> = (0..n).filter(|&r| !arrived[r]).map(|r| r.to_string()).collect();
+                    let missing: Vec<String> = (0..n)
+                        .filter(|&r| !arrived[r])
+                        .map(|r| r.to_string())
+                        .collect();
                     eprintln!(
                         "contimg: rank{} {} did not answer at collective #{seq} within {:.0} s (mpi.collective_timeout_s): stopped, hung or lost; ending the job",
                         if missing.len() > 1 { "s" } else { "" },
@@ -98,7 +110,9 @@ impl MpiComm {
                 pause(&mut polls);
             }
             for r in 1..n {
-                self.world.process_at_rank(r as i32).send_with_tag(&seq, TAG_GO);
+                self.world
+                    .process_at_rank(r as i32)
+                    .send_with_tag(&seq, TAG_GO);
             }
         } else {
             let root = self.world.process_at_rank(0);
@@ -134,7 +148,10 @@ impl Comm for MpiComm {
         self.world.barrier();
     }
     fn set_collective_timeout(&self, timeout: Duration) {
-        self.timeout_ms.store(timeout.as_millis().clamp(1, u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.timeout_ms.store(
+            timeout.as_millis().clamp(1, u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
     }
     fn reduce_sum_f64(&self, root: usize, buf: &mut [f64]) {
         self.rendezvous();
@@ -152,7 +169,8 @@ impl Comm for MpiComm {
         self.rendezvous();
         for chunk in buf.chunks_mut(CHUNK) {
             let send = chunk.to_vec();
-            self.world.all_reduce_into(&send[..], chunk, SystemOperation::sum());
+            self.world
+                .all_reduce_into(&send[..], chunk, SystemOperation::sum());
         }
     }
     fn broadcast_bytes(&self, root: usize, buf: &mut Vec<u8>) {
@@ -166,7 +184,10 @@ impl Comm for MpiComm {
         }
     }
     fn gather_bytes(&self, root: usize, send: &[u8]) -> Option<Vec<Vec<u8>>> {
-        assert!(send.len() < i32::MAX as usize, "gather_bytes: contribution over 2 GiB");
+        assert!(
+            send.len() < i32::MAX as usize,
+            "gather_bytes: contribution over 2 GiB"
+        );
         self.rendezvous();
         let rp = self.world.process_at_rank(root as i32);
         let n = self.size();
@@ -176,7 +197,14 @@ impl Comm for MpiComm {
             rp.gather_into_root(&len, &mut lens[..]);
             let total: usize = lens.iter().map(|&l| l as usize).sum();
             assert!(total < i32::MAX as usize, "gather_bytes: total over 2 GiB");
-            let displs: Vec<Count> = lens.iter().scan(0, |acc, &l| { let d = *acc; *acc += l; Some(d) }).collect();
+            let displs: Vec<Count> = lens
+                .iter()
+                .scan(0, |acc, &l| {
+                    let d = *acc;
+                    *acc += l;
+                    Some(d)
+                })
+                .collect();
             let mut recv = vec![0u8; total];
             {
                 let mut part = PartitionMut::new(&mut recv[..], &lens[..], &displs[..]);

@@ -10,13 +10,28 @@
 /// of the plane and of flagged gaps it follows slopes instead of being pulled toward the
 /// inside (a plain Gaussian's edge bias, which the baseline average would turn into false
 /// detections). Flagged samples get the smooth surface too.
-pub fn masked_gaussian(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma_t: f64, sigma_f: f64) -> Vec<f32> {
+pub fn masked_gaussian(
+    values: &[f32],
+    flags: &[bool],
+    nt: usize,
+    nf: usize,
+    sigma_t: f64,
+    sigma_f: f64,
+) -> Vec<f32> {
     masked_smooth(values, flags, nt, nf, sigma_t, sigma_f, false)
 }
 
 /// As `masked_gaussian` with a choice of local-linear (true) or local-constant (false,
 /// the plain masked Gaussian mean, lower variance for noise-dominated planes) fits.
-pub fn masked_smooth(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma_t: f64, sigma_f: f64, linear: bool) -> Vec<f32> {
+pub fn masked_smooth(
+    values: &[f32],
+    flags: &[bool],
+    nt: usize,
+    nf: usize,
+    sigma_t: f64,
+    sigma_f: f64,
+    linear: bool,
+) -> Vec<f32> {
     // One compiled body per fit: the local-constant one has no slope sums to carry.
     if linear {
         masked_smooth_fit::<true>(values, flags, nt, nf, sigma_t, sigma_f)
@@ -25,13 +40,28 @@ pub fn masked_smooth(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma
     }
 }
 
-fn masked_smooth_fit<const LINEAR: bool>(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma_t: f64, sigma_f: f64) -> Vec<f32> {
+fn masked_smooth_fit<const LINEAR: bool>(
+    values: &[f32],
+    flags: &[bool],
+    nt: usize,
+    nf: usize,
+    sigma_t: f64,
+    sigma_f: f64,
+) -> Vec<f32> {
     masked_smooth_lines::<LINEAR>(values, flags, nt, nf, sigma_t, sigma_f, true)
 }
 
 /// The two passes; `lanes`: the local-constant fit's lines eight outputs at a time (the
 /// same sums in the same order per output as one at a time, so bit-for-bit the same).
-fn masked_smooth_lines<const LINEAR: bool>(values: &[f32], flags: &[bool], nt: usize, nf: usize, sigma_t: f64, sigma_f: f64, lanes: bool) -> Vec<f32> {
+fn masked_smooth_lines<const LINEAR: bool>(
+    values: &[f32],
+    flags: &[bool],
+    nt: usize,
+    nf: usize,
+    sigma_t: f64,
+    sigma_f: f64,
+    lanes: bool,
+) -> Vec<f32> {
     let (kt, kf) = (gaussian_taps(sigma_t), gaussian_taps(sigma_f));
     let line = |v: &[f64], w: &[f64], n: usize, kern: &[f64], ov: &mut [f64], ow: &mut [f64]| {
         if !LINEAR && lanes {
@@ -43,12 +73,23 @@ fn masked_smooth_lines<const LINEAR: bool>(values: &[f32], flags: &[bool], nt: u
     // Pass 1 along frequency: smoothed values and the weight behind each. Flagged samples'
     // values are zeroed (they carry no weight; a NaN there must not reach the sums).
     let w0: Vec<f64> = flags.iter().map(|&f| if f { 0.0 } else { 1.0 }).collect();
-    let v0: Vec<f64> = values.iter().zip(flags).map(|(&v, &f)| if f { 0.0 } else { v as f64 }).collect();
+    let v0: Vec<f64> = values
+        .iter()
+        .zip(flags)
+        .map(|(&v, &f)| if f { 0.0 } else { v as f64 })
+        .collect();
     let mut v1 = vec![0.0f64; nt * nf];
     let mut w1 = vec![0.0f64; nt * nf];
     for t in 0..nt {
         let row = t * nf;
-        line(&v0[row..row + nf], &w0[row..row + nf], nf, &kf, &mut v1[row..row + nf], &mut w1[row..row + nf]);
+        line(
+            &v0[row..row + nf],
+            &w0[row..row + nf],
+            nf,
+            &kf,
+            &mut v1[row..row + nf],
+            &mut w1[row..row + nf],
+        );
     }
     // Pass 2 along time on the pass-1 surface.
     let mut out = vec![0f32; nt * nf];
@@ -67,8 +108,13 @@ fn masked_smooth_lines<const LINEAR: bool>(values: &[f32], flags: &[bool], nt: u
             for t in 0..nt {
                 let (mut s0, mut t0) = ([0.0f64; L], [0.0f64; L]);
                 for (k, &kw) in kt.iter().enumerate() {
-                    let Some(j) = (t + k).checked_sub(h).filter(|&j| j < nt) else { continue };
-                    let (ws, vs) = (&w1[j * nf + f..j * nf + f + L], &v1[j * nf + f..j * nf + f + L]);
+                    let Some(j) = (t + k).checked_sub(h).filter(|&j| j < nt) else {
+                        continue;
+                    };
+                    let (ws, vs) = (
+                        &w1[j * nf + f..j * nf + f + L],
+                        &v1[j * nf + f..j * nf + f + L],
+                    );
                     for l in 0..L {
                         let ww = kw * ws[l];
                         s0[l] += ww;
@@ -100,12 +146,22 @@ pub fn gaussian_taps(sigma: f64) -> Vec<f64> {
         return vec![1.0];
     }
     let half = (3.0 * sigma).ceil() as i64;
-    (-half..=half).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp()).collect()
+    (-half..=half)
+        .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp())
+        .collect()
 }
 
 /// Weighted local-linear fit along one line; `out_w` gets the summed weight.
 #[allow(clippy::too_many_arguments)]
-fn local_linear_line<const LINEAR: bool>(v: &[f64], w: &[f64], stride: usize, n: usize, kern: &[f64], out_v: &mut [f64], out_w: &mut [f64]) {
+fn local_linear_line<const LINEAR: bool>(
+    v: &[f64],
+    w: &[f64],
+    stride: usize,
+    n: usize,
+    kern: &[f64],
+    out_v: &mut [f64],
+    out_w: &mut [f64],
+) {
     let h = (kern.len() / 2) as i64;
     for i in 0..n {
         let (mut s0, mut s1, mut s2, mut t0, mut t1) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -152,7 +208,14 @@ fn constant_fit(s0: f64, t0: f64) -> f64 {
 /// vectorise; each output's terms are added in the same order as one at a time, and a
 /// zero-weight term (whose value the caller zeroed) adds an exact zero where the scalar
 /// loop skips it: the results are bit-for-bit the same.
-fn local_constant_line_lanes(v: &[f64], w: &[f64], n: usize, kern: &[f64], out_v: &mut [f64], out_w: &mut [f64]) {
+fn local_constant_line_lanes(
+    v: &[f64],
+    w: &[f64],
+    n: usize,
+    kern: &[f64],
+    out_v: &mut [f64],
+    out_w: &mut [f64],
+) {
     const L: usize = 8;
     let h = kern.len() / 2;
     let finish = constant_fit;
@@ -199,7 +262,16 @@ fn local_constant_line_lanes(v: &[f64], w: &[f64], n: usize, kern: &[f64], out_v
 /// length `m` whose mean exceeds `threshold`, counting already-flagged samples at the
 /// threshold value (so they neither hide nor create detections). `new_flags` receives the
 /// detections (it may alias nothing; `flags` is read only).
-pub fn sumthreshold_line(values: &[f32], flags: &[bool], start: usize, stride: usize, n: usize, m: usize, threshold: f32, new_flags: &mut [bool]) {
+pub fn sumthreshold_line(
+    values: &[f32],
+    flags: &[bool],
+    start: usize,
+    stride: usize,
+    n: usize,
+    m: usize,
+    threshold: f32,
+    new_flags: &mut [bool],
+) {
     if m == 0 || m > n {
         return;
     }
@@ -228,9 +300,23 @@ pub fn sumthreshold_line(values: &[f32], flags: &[bool], start: usize, stride: u
 /// SumThreshold over a plane along both axes for window lengths 1, 2, 4, ... up to the
 /// limits, thresholds chi_1 / rho^log2(M) (AOFlagger's schedule), in units of `values`.
 /// Returns the combined flags (existing flags included).
-pub fn sumthreshold_plane(values: &[f32], flags: &[bool], nt: usize, nf: usize, chi1: f32, rho: f32, max_m_time: usize, max_m_freq: usize) -> Vec<bool> {
+pub fn sumthreshold_plane(
+    values: &[f32],
+    flags: &[bool],
+    nt: usize,
+    nf: usize,
+    chi1: f32,
+    rho: f32,
+    max_m_time: usize,
+    max_m_freq: usize,
+) -> Vec<bool> {
     let mut cur = flags.to_vec();
-    let schedule = crate::gpu::Schedule { chi1, rho, max_m_time, max_m_freq };
+    let schedule = crate::gpu::Schedule {
+        chi1,
+        rho,
+        max_m_time,
+        max_m_freq,
+    };
     for (m, thr) in schedule.windows() {
         let mut new = cur.clone();
         if m <= max_m_freq {
@@ -301,16 +387,35 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let mut next = || rng.random::<f32>();
-        for (nt, nf, st, sf) in [(24, 768, 3.1, 8.2), (7, 40, 1.5, 2.5), (5, 45, 2.0, 3.0), (3, 5, 2.0, 9.0), (24, 96, 0.0, 4.0)] {
+        for (nt, nf, st, sf) in [
+            (24, 768, 3.1, 8.2),
+            (7, 40, 1.5, 2.5),
+            (5, 45, 2.0, 3.0),
+            (3, 5, 2.0, 9.0),
+            (24, 96, 0.0, 4.0),
+        ] {
             let values: Vec<f32> = (0..nt * nf).map(|_| 10.0 * next()).collect();
             // Flags in runs and singles; NaN under some flags (it must not leak).
             let mut flags: Vec<bool> = (0..nt * nf).map(|_| next() < 0.1).collect();
-            flags.iter_mut().skip(nf / 2).take(nf / 3).for_each(|f| *f = true);
-            let values: Vec<f32> = values.iter().zip(&flags).enumerate().map(|(i, (&v, &f))| if f && i % 3 == 0 { f32::NAN } else { v }).collect();
+            flags
+                .iter_mut()
+                .skip(nf / 2)
+                .take(nf / 3)
+                .for_each(|f| *f = true);
+            let values: Vec<f32> = values
+                .iter()
+                .zip(&flags)
+                .enumerate()
+                .map(|(i, (&v, &f))| if f && i % 3 == 0 { f32::NAN } else { v })
+                .collect();
             let a = masked_smooth_lines::<false>(&values, &flags, nt, nf, st, sf, true);
             let b = masked_smooth_lines::<false>(&values, &flags, nt, nf, st, sf, false);
             assert!(a.iter().all(|x| x.is_finite()), "{nt}x{nf}");
-            assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "{nt}x{nf}");
+            assert_eq!(
+                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "{nt}x{nf}"
+            );
         }
     }
 
@@ -331,14 +436,20 @@ mod tests {
         let flags = vec![false; nt * nf];
         let out = sumthreshold_plane(&v, &flags, nt, nf, 6.0, 1.5, 16, 32);
         assert!((0..nt).all(|t| out[t * nf + 20]), "persistent line found");
-        let false_flags = out.iter().enumerate().filter(|(i, &f)| f && i % nf != 20).count();
+        let false_flags = out
+            .iter()
+            .enumerate()
+            .filter(|(i, &f)| f && i % nf != 20)
+            .count();
         assert_eq!(false_flags, 0);
     }
 
     #[test]
     fn sir_fills_gaps_and_extends_edges() {
         // eta = 0.2: a window of 5 with 4 flagged is flagged entirely.
-        let mut f = vec![false, true, true, false, true, true, false, false, false, false];
+        let mut f = vec![
+            false, true, true, false, true, true, false, false, false, false,
+        ];
         sir_line(&mut f, 0, 1, 10, 0.2);
         assert_eq!(&f[..7], &[false, true, true, true, true, true, false]);
         assert!(!f[9]);
@@ -350,7 +461,9 @@ mod tests {
     #[test]
     fn background_follows_slopes_to_the_edges() {
         let (nt, nf) = (24, 16);
-        let v: Vec<f32> = (0..nt * nf).map(|i| 2.0 + 0.3 * (i / nf) as f32 - 0.1 * (i % nf) as f32).collect();
+        let v: Vec<f32> = (0..nt * nf)
+            .map(|i| 2.0 + 0.3 * (i / nf) as f32 - 0.1 * (i % nf) as f32)
+            .collect();
         let bg = masked_smooth(&v, &vec![false; nt * nf], nt, nf, 3.0, 4.0, true);
         for (a, b) in v.iter().zip(&bg) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");

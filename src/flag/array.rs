@@ -27,7 +27,13 @@ use rayon::prelude::*;
 /// Per (time, channel, pol) sum of clipped normalised excess powers over baselines and the
 /// number of baselines behind each. Cells in `known` (time x channel: a previous round's
 /// detections) are left out of the levels and scales but get their excess like any other.
-fn excess_sums(g: &GroupVis, cross: &[usize], half: usize, clip: f32, known: &[bool]) -> (Vec<f64>, Vec<u32>) {
+fn excess_sums(
+    g: &GroupVis,
+    cross: &[usize],
+    half: usize,
+    clip: f32,
+    known: &[bool],
+) -> (Vec<f64>, Vec<u32>) {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let plane = nt * nf * np;
     let n = nt * nf * np;
@@ -40,23 +46,42 @@ fn excess_sums(g: &GroupVis, cross: &[usize], half: usize, clip: f32, known: &[b
         per_chan: Vec<f32>,
         win: Vec<f32>,
     }
-    let scratch = || Scratch { pw: vec![0.0; nt * nf], col: Vec::with_capacity(nt), level: vec![f32::NAN; nf], scale: vec![f32::NAN; nf], per_chan: vec![f32::NAN; nf], win: Vec::with_capacity(2 * half + 1) };
+    let scratch = || Scratch {
+        pw: vec![0.0; nt * nf],
+        col: Vec::with_capacity(nt),
+        level: vec![f32::NAN; nf],
+        scale: vec![f32::NAN; nf],
+        per_chan: vec![f32::NAN; nf],
+        win: Vec::with_capacity(2 * half + 1),
+    };
     cross
         .par_iter()
         .fold(
             || (zero(), scratch()),
             |((mut sum, mut cnt), mut s), &b| {
-                let (v, w) = (&g.vis[b * plane..(b + 1) * plane], &g.weight[b * plane..(b + 1) * plane]);
+                let (v, w) = (
+                    &g.vis[b * plane..(b + 1) * plane],
+                    &g.weight[b * plane..(b + 1) * plane],
+                );
                 for p in 0..np {
                     for i in 0..nt * nf {
                         let k = i * np + p;
                         let x = v[k].norm_sqr();
-                        s.pw[i] = if w[k] > 0.0 && x.is_finite() { x } else { f32::NAN };
+                        s.pw[i] = if w[k] > 0.0 && x.is_finite() {
+                            x
+                        } else {
+                            f32::NAN
+                        };
                     }
                     // Level: per-channel median over time, then a running median over channels.
                     for c in 0..nf {
                         s.col.clear();
-                        s.col.extend((0..nt).filter(|&t| !known[t * nf + c]).map(|t| s.pw[t * nf + c]).filter(|x| !x.is_nan()));
+                        s.col.extend(
+                            (0..nt)
+                                .filter(|&t| !known[t * nf + c])
+                                .map(|t| s.pw[t * nf + c])
+                                .filter(|x| !x.is_nan()),
+                        );
                         s.per_chan[c] = median_f32(&mut s.col).unwrap_or(f32::NAN);
                     }
                     running_median(&s.per_chan, half, &mut s.win, &mut s.level);
@@ -69,7 +94,12 @@ fn excess_sums(g: &GroupVis, cross: &[usize], half: usize, clip: f32, known: &[b
                             continue;
                         }
                         s.col.clear();
-                        s.col.extend((0..nt).filter(|&t| !known[t * nf + c]).map(|t| s.pw[t * nf + c] / l - 1.0).filter(|x| !x.is_nan()));
+                        s.col.extend(
+                            (0..nt)
+                                .filter(|&t| !known[t * nf + c])
+                                .map(|t| s.pw[t * nf + c] / l - 1.0)
+                                .filter(|x| !x.is_nan()),
+                        );
                         if s.col.len() < 3 {
                             continue;
                         }
@@ -123,7 +153,12 @@ fn running_median(x: &[f32], half: usize, win: &mut Vec<f32>, out: &mut [f32]) {
     let n = x.len();
     for c in 0..n {
         win.clear();
-        win.extend(x[c.saturating_sub(half)..(c + half + 1).min(n)].iter().copied().filter(|v| !v.is_nan()));
+        win.extend(
+            x[c.saturating_sub(half)..(c + half + 1).min(n)]
+                .iter()
+                .copied()
+                .filter(|v| !v.is_nan()),
+        );
         out[c] = median_f32(win).unwrap_or(f32::NAN);
     }
 }
@@ -131,7 +166,14 @@ fn running_median(x: &[f32], half: usize, win: &mut Vec<f32>, out: &mut [f32]) {
 /// Weighted local polynomial fits along one line (Gaussian `kern`, weights `w`): degree
 /// `deg` (1 or 2) at each sample, falling back to lower degrees where the window cannot
 /// carry the fit. `out_w` gets the summed weight.
-fn local_poly_line(v: &[f64], w: &[f64], kern: &[f64], deg: usize, out_v: &mut [f64], out_w: &mut [f64]) {
+fn local_poly_line(
+    v: &[f64],
+    w: &[f64],
+    kern: &[f64],
+    deg: usize,
+    out_v: &mut [f64],
+    out_w: &mut [f64],
+) {
     let n = v.len();
     let h = (kern.len() / 2) as i64;
     for i in 0..n {
@@ -163,31 +205,65 @@ fn local_poly_line(v: &[f64], w: &[f64], kern: &[f64], deg: usize, out_v: &mut [
         } else {
             let quad = if deg >= 2 {
                 // Value at x = 0 of the weighted quadratic fit (Cramer's rule on the 3x3).
-                let det = s[0] * (s[2] * s[4] - s[3] * s[3]) - s[1] * (s[1] * s[4] - s[3] * s[2]) + s[2] * (s[1] * s[3] - s[2] * s[2]);
-                let num = t[0] * (s[2] * s[4] - s[3] * s[3]) - s[1] * (t[1] * s[4] - s[3] * t[2]) + s[2] * (t[1] * s[3] - s[2] * t[2]);
+                let det = s[0] * (s[2] * s[4] - s[3] * s[3]) - s[1] * (s[1] * s[4] - s[3] * s[2])
+                    + s[2] * (s[1] * s[3] - s[2] * s[2]);
+                let num = t[0] * (s[2] * s[4] - s[3] * s[3]) - s[1] * (t[1] * s[4] - s[3] * t[2])
+                    + s[2] * (t[1] * s[3] - s[2] * t[2]);
                 (det > 1e-9 * s[0] * s[4].max(1e-300)).then(|| num / det)
             } else {
                 None
             };
             let det1 = s[0] * s[2] - s[1] * s[1];
-            quad.unwrap_or_else(|| if deg >= 1 && det1 > 1e-9 * s[0] * s[2].max(1e-300) { (s[2] * t[0] - s[1] * t[1]) / det1 } else { t[0] / s[0] })
+            quad.unwrap_or_else(|| {
+                if deg >= 1 && det1 > 1e-9 * s[0] * s[2].max(1e-300) {
+                    (s[2] * t[0] - s[1] * t[1]) / det1
+                } else {
+                    t[0] / s[0]
+                }
+            })
         };
     }
 }
 
 /// The array plane's smooth background: local-linear along frequency, then local-quadratic
 /// along time on that, unmasked samples only.
-fn plane_background(z: &[f64], mask: &[bool], nt: usize, nf: usize, sigma_t: f64, sigma_f: f64) -> Vec<f64> {
-    let (kt, kf) = (super::algorithms::gaussian_taps(sigma_t), super::algorithms::gaussian_taps(sigma_f));
+fn plane_background(
+    z: &[f64],
+    mask: &[bool],
+    nt: usize,
+    nf: usize,
+    sigma_t: f64,
+    sigma_f: f64,
+) -> Vec<f64> {
+    let (kt, kf) = (
+        super::algorithms::gaussian_taps(sigma_t),
+        super::algorithms::gaussian_taps(sigma_f),
+    );
     let w0: Vec<f64> = mask.iter().map(|&m| if m { 0.0 } else { 1.0 }).collect();
-    let v0: Vec<f64> = z.iter().zip(mask).map(|(&v, &m)| if m || !v.is_finite() { 0.0 } else { v }).collect();
+    let v0: Vec<f64> = z
+        .iter()
+        .zip(mask)
+        .map(|(&v, &m)| if m || !v.is_finite() { 0.0 } else { v })
+        .collect();
     let (mut v1, mut w1) = (vec![0f64; nt * nf], vec![0f64; nt * nf]);
     for t in 0..nt {
         let r = t * nf..(t + 1) * nf;
-        local_poly_line(&v0[r.clone()], &w0[r.clone()], &kf, 1, &mut v1[r.clone()], &mut w1[r]);
+        local_poly_line(
+            &v0[r.clone()],
+            &w0[r.clone()],
+            &kf,
+            1,
+            &mut v1[r.clone()],
+            &mut w1[r],
+        );
     }
     let mut out = vec![0f64; nt * nf];
-    let (mut cv, mut cw, mut ov, mut ow) = (vec![0f64; nt], vec![0f64; nt], vec![0f64; nt], vec![0f64; nt]);
+    let (mut cv, mut cw, mut ov, mut ow) = (
+        vec![0f64; nt],
+        vec![0f64; nt],
+        vec![0f64; nt],
+        vec![0f64; nt],
+    );
     for c in 0..nf {
         for t in 0..nt {
             cv[t] = v1[t * nf + c];
@@ -209,9 +285,23 @@ fn plane_background(z: &[f64], mask: &[bool], nt: usize, nf: usize, sigma_t: f64
 /// window is judged on M real samples whatever lies between them; of a window over the
 /// threshold, the samples from the first to the last above it are flagged.
 #[allow(clippy::too_many_arguments)]
-fn sumthreshold_unflagged(values: &[f32], flags: &[bool], nt: usize, nf: usize, chi1: f32, rho: f32, max_m_time: usize, max_m_freq: usize) -> Vec<bool> {
+fn sumthreshold_unflagged(
+    values: &[f32],
+    flags: &[bool],
+    nt: usize,
+    nf: usize,
+    chi1: f32,
+    rho: f32,
+    max_m_time: usize,
+    max_m_freq: usize,
+) -> Vec<bool> {
     let mut cur = flags.to_vec();
-    let schedule = crate::gpu::Schedule { chi1, rho, max_m_time, max_m_freq };
+    let schedule = crate::gpu::Schedule {
+        chi1,
+        rho,
+        max_m_time,
+        max_m_freq,
+    };
     let mut idx = Vec::with_capacity(nt.max(nf));
     let line = |idx: &[usize], m: usize, thr: f32, new: &mut [bool]| {
         if m == 0 || idx.len() < m {
@@ -228,7 +318,10 @@ fn sumthreshold_unflagged(values: &[f32], flags: &[bool], nt: usize, nf: usize, 
                 // reaching past the edge of a strong event flags the event, not the clean
                 // samples beyond it.
                 let w = &idx[s..s + m];
-                if let (Some(a), Some(b)) = (w.iter().position(|&k| values[k] > thr), w.iter().rposition(|&k| values[k] > thr)) {
+                if let (Some(a), Some(b)) = (
+                    w.iter().position(|&k| values[k] > thr),
+                    w.iter().rposition(|&k| values[k] > thr),
+                ) {
                     w[a..=b].iter().for_each(|&k| new[k] = true);
                 }
             }
@@ -274,14 +367,20 @@ pub fn detect(g: &GroupVis, cross: &[usize], cfg: &ArrayFlagConfig) -> ArrayDete
     // At least 3 channels either side, so a one- or two-channel line cannot set the level.
     let half = ((0.5 * cfg.level_width_mhz / df_mhz).round() as usize).max(3);
     let mut known = vec![false; tf];
-    let mut out = ArrayDetections { cells: vec![false; tf], n_baselines: 0 };
+    let mut out = ArrayDetections {
+        cells: vec![false; tf],
+        n_baselines: 0,
+    };
     if cross.len() < cfg.min_baselines {
         return out;
     }
     for round in 0..2 {
         let (sum, cnt) = excess_sums(g, cross, half, cfg.clip, &known);
         out = find_cells(g, &sum, &cnt, cfg);
-        log::debug!("array pass round {round}: {} cells of {tf}", out.cells.iter().filter(|&&c| c).count());
+        log::debug!(
+            "array pass round {round}: {} cells of {tf}",
+            out.cells.iter().filter(|&&c| c).count()
+        );
         if !out.cells.iter().any(|&c| c) {
             break;
         }
@@ -295,7 +394,11 @@ fn find_cells(g: &GroupVis, sum: &[f64], cnt: &[u32], cfg: &ArrayFlagConfig) -> 
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let tf = nt * nf;
     let df_mhz = g.channel_width_hz.abs().max(1.0) / 1e6;
-    let dt_s = if g.times_jd.len() > 1 { (g.times_jd[1] - g.times_jd[0]) * 86_400.0 } else { 12.884_901_888 };
+    let dt_s = if g.times_jd.len() > 1 {
+        (g.times_jd[1] - g.times_jd[0]) * 86_400.0
+    } else {
+        12.884_901_888
+    };
     // Per cell: the polarizations' normalised sums, combined.
     let mut z = vec![0f64; tf];
     let mut mask = vec![false; tf];
@@ -318,11 +421,17 @@ fn find_cells(g: &GroupVis, sum: &[f64], cnt: &[u32], cfg: &ArrayFlagConfig) -> 
     }
     let base = mask.clone();
     if n_baselines < cfg.min_baselines as u32 || nt * nf < 16 {
-        return ArrayDetections { cells: vec![false; tf], n_baselines };
+        return ArrayDetections {
+            cells: vec![false; tf],
+            n_baselines,
+        };
     }
     // At least 2 channels: narrower, the local-linear fit along frequency follows single
     // channels (coarse channelisations).
-    let (sig_t, sig_f) = (cfg.background_sigma_s / dt_s, (cfg.background_sigma_mhz / df_mhz).max(2.0));
+    let (sig_t, sig_f) = (
+        cfg.background_sigma_s / dt_s,
+        (cfg.background_sigma_mhz / df_mhz).max(2.0),
+    );
     let iterations = cfg.iterations.max(1);
     let mut scratch = Vec::with_capacity(tf);
     let mut last: Option<Vec<f32>> = None;
@@ -331,14 +440,30 @@ fn find_cells(g: &GroupVis, sum: &[f64], cnt: &[u32], cfg: &ArrayFlagConfig) -> 
         let bg = plane_background(&z, &mask, nt, nf, sig_t, sig_f);
         let r: Vec<f64> = z.iter().zip(&bg).map(|(a, b)| a - b).collect();
         scratch.clear();
-        scratch.extend(r.iter().zip(&mask).filter(|(x, &m)| !m && x.is_finite()).map(|(&x, _)| x));
-        let Some((med, sigma)) = median_and_mad_sigma_mut(&mut scratch) else { break };
+        scratch.extend(
+            r.iter()
+                .zip(&mask)
+                .filter(|(x, &m)| !m && x.is_finite())
+                .map(|(&x, _)| x),
+        );
+        let Some((med, sigma)) = median_and_mad_sigma_mut(&mut scratch) else {
+            break;
+        };
         if !(sigma > 0.0) {
             break;
         }
         let zn: Vec<f32> = r.iter().map(|&x| ((x - med) / sigma) as f32).collect();
         log::debug!("array pass iteration {it}: {n_baselines} baselines, plane noise {sigma:.3} (1 for independent unit-noise baselines)");
-        mask = sumthreshold_unflagged(&zn, &mask, nt, nf, cfg.chi1 * sens, cfg.rho, cfg.max_window_time.min(nt), cfg.max_window_chan.min(nf));
+        mask = sumthreshold_unflagged(
+            &zn,
+            &mask,
+            nt,
+            nf,
+            cfg.chi1 * sens,
+            cfg.rho,
+            cfg.max_window_time.min(nt),
+            cfg.max_window_chan.min(nf),
+        );
         last = Some(zn);
     }
     // A channel flagged over at least half of its times carries a line: its other cells
@@ -347,9 +472,14 @@ fn find_cells(g: &GroupVis, sum: &[f64], cnt: &[u32], cfg: &ArrayFlagConfig) -> 
     if let Some(zn) = last.filter(|_| cfg.line_sigma > 0.0) {
         for c in 0..nf {
             let open = (0..nt).filter(|&t| !base[t * nf + c]).count();
-            let found = (0..nt).filter(|&t| mask[t * nf + c] && !base[t * nf + c]).count();
+            let found = (0..nt)
+                .filter(|&t| mask[t * nf + c] && !base[t * nf + c])
+                .count();
             if open > 0 && 2 * found >= open {
-                (0..nt).map(|t| t * nf + c).filter(|&i| !base[i] && zn[i] > cfg.line_sigma).for_each(|i| mask[i] = true);
+                (0..nt)
+                    .map(|t| t * nf + c)
+                    .filter(|&i| !base[i] && zn[i] > cfg.line_sigma)
+                    .for_each(|i| mask[i] = true);
             }
         }
     }

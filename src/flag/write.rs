@@ -15,7 +15,8 @@ pub fn write_flags(path: &Path, g: &GroupVis) -> Result<(), hdf5::Error> {
         for t in 0..nt {
             for c in 0..nf {
                 for p in 0..np {
-                    flags[((t * nb + b) * nf + c) * np + p] = u8::from(g.weight[g.index(b, t, c, p)] == 0.0);
+                    flags[((t * nb + b) * nf + c) * np + p] =
+                        u8::from(g.weight[g.index(b, t, c, p)] == 0.0);
                 }
             }
         }
@@ -28,11 +29,27 @@ pub fn write_flags(path: &Path, g: &GroupVis) -> Result<(), hdf5::Error> {
     let tmp = std::path::PathBuf::from(tmp);
     {
         let f = hdf5::File::create(&tmp)?;
-        f.new_dataset::<u8>().shape([nt, nb, nf, np]).create("flags")?.write_raw(&flags)?;
-        f.new_dataset::<u32>().shape([nb]).create("ant1")?.write_raw(&ant1)?;
-        f.new_dataset::<u32>().shape([nb]).create("ant2")?.write_raw(&ant2)?;
-        f.new_dataset::<f64>().shape([nt]).create("time_jd")?.write_raw(&g.times_jd)?;
-        f.new_dataset::<f64>().shape([nf]).create("freq_hz")?.write_raw(&g.freqs)?;
+        f.new_dataset::<u8>()
+            .shape([nt, nb, nf, np])
+            .create("flags")?
+            .write_raw(&flags)?;
+        f.new_dataset::<u32>()
+            .shape([nb])
+            .create("ant1")?
+            .write_raw(&ant1)?;
+        f.new_dataset::<u32>()
+            .shape([nb])
+            .create("ant2")?
+            .write_raw(&ant2)?;
+        f.new_dataset::<f64>()
+            .shape([nt])
+            .create("time_jd")?
+            .write_raw(&g.times_jd)?;
+        f.new_dataset::<f64>()
+            .shape([nf])
+            .create("freq_hz")?
+            .write_raw(&g.freqs)?;
     }
-    std::fs::rename(&tmp, path).map_err(|e| hdf5::Error::from(format!("{}: {e}", path.display()).as_str()))
+    std::fs::rename(&tmp, path)
+        .map_err(|e| hdf5::Error::from(format!("{}: {e}", path.display()).as_str()))
 }

@@ -10,7 +10,9 @@
 //! solver's accumulation runs on the CPU (it is bound by the host's model prediction).
 
 use super::{kernels, twins, Compute, GainGrid, GpuError};
-use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+};
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -61,9 +63,12 @@ impl Gpu {
             return Err("no NVRTC library (libnvrtc.so or .so.12; a CUDA 13 toolkit's libnvrtc.so.13 can be linked as libnvrtc.so) to compile the kernels".into());
         }
         if !unsafe { cudarc::cufft::sys::is_culib_present() } {
-            return Err("no cuFFT library (libcufft.so, .so.12 or .so.11) for the plane transforms".into());
+            return Err(
+                "no cuFFT library (libcufft.so, .so.12 or .so.11) for the plane transforms".into(),
+            );
         }
-        let n = CudaContext::device_count().map_err(|e| format!("cannot count CUDA devices: {e:?}"))?;
+        let n =
+            CudaContext::device_count().map_err(|e| format!("cannot count CUDA devices: {e:?}"))?;
         if n <= 0 {
             return Err("no CUDA device visible (CUDA_VISIBLE_DEVICES?)".into());
         }
@@ -73,9 +78,11 @@ impl Gpu {
         let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
         let cache = kernels::ptx_cache_dir();
         let load = |file: &str, entry: &str| -> Result<CudaFunction, String> {
-            let ptx = kernels::compile_cached(file, arch, cache.as_deref()).map_err(|e| e.to_string())?;
+            let ptx =
+                kernels::compile_cached(file, arch, cache.as_deref()).map_err(|e| e.to_string())?;
             let m = ctx.load_module(ptx).map_err(|e| format!("{file}: {e:?}"))?;
-            m.load_function(entry).map_err(|e| format!("{file}: {entry}: {e:?}"))
+            m.load_function(entry)
+                .map_err(|e| format!("{file}: {entry}: {e:?}"))
         };
         let rephase = load("rephase.cu", "rephase")?;
         let apply = load("calapply.cu", "apply_gains")?;
@@ -89,8 +96,14 @@ impl Gpu {
         let stack = super::device_stack::StackKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(|e| format!("{e:?}"))?;
         // Ranks on this device: those with the same local rank modulo the device count.
-        let sharing = (local_size.saturating_sub(ordinal)).div_ceil(n as usize).max(1);
-        let share = if mem_gib > 0.0 { (mem_gib * (1u64 << 30) as f64) as usize } else { free / 10 * 8 / sharing };
+        let sharing = (local_size.saturating_sub(ordinal))
+            .div_ceil(n as usize)
+            .max(1);
+        let share = if mem_gib > 0.0 {
+            (mem_gib * (1u64 << 30) as f64) as usize
+        } else {
+            free / 10 * 8 / sharing
+        };
         let (budget, flag_budget) = (share - share / 4, share / 4);
         let dev_name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
         let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, share as f64 / (1u64 << 30) as f64);
@@ -98,80 +111,229 @@ impl Gpu {
         let stream2 = ctx.new_stream().map_err(|e| format!("{e:?}"))?;
         use cudarc::driver::sys::CUdevice_attribute as A;
         let attr = |a: A| ctx.attribute(a).ok().map(|v| v as u32);
-        let pci = match (attr(A::CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID), attr(A::CU_DEVICE_ATTRIBUTE_PCI_BUS_ID), attr(A::CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID)) {
+        let pci = match (
+            attr(A::CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID),
+            attr(A::CU_DEVICE_ATTRIBUTE_PCI_BUS_ID),
+            attr(A::CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID),
+        ) {
             (Some(d), Some(b), Some(v)) => Some((d, b, v)),
             _ => None,
         };
-        Ok(Gpu { ctx, stream, stream2, rephase, apply, grid, degrid, sumthreshold, cal_stats, smooth_prep, smooth_pass, smooth_narrow, stack, ffts: Default::default(), staging: Default::default(), name, budget, flag_budget, pci })
+        Ok(Gpu {
+            ctx,
+            stream,
+            stream2,
+            rephase,
+            apply,
+            grid,
+            degrid,
+            sumthreshold,
+            cal_stats,
+            smooth_prep,
+            smooth_pass,
+            smooth_narrow,
+            stack,
+            ffts: Default::default(),
+            staging: Default::default(),
+            name,
+            budget,
+            flag_budget,
+            pci,
+        })
     }
 
     /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting
     /// sort on the host), one block per segment of a tile accumulating in shared memory.
     #[allow(clippy::too_many_arguments)]
-    pub fn grid_tiles(&self, ng: usize, u_px: &[f64], v_px: &[f64], vis_w: &[Complex64], w_weight: &[f64], support: usize, beta: f64) -> Result<Vec<Complex64>, GpuError> {
+    pub fn grid_tiles(
+        &self,
+        ng: usize,
+        u_px: &[f64],
+        v_px: &[f64],
+        vis_w: &[Complex64],
+        w_weight: &[f64],
+        support: usize,
+        beta: f64,
+    ) -> Result<Vec<Complex64>, GpuError> {
         use super::stack::{tile_key, tile_order, TILE};
         let tiles_x = ng.div_ceil(TILE);
-        let keys: Vec<i32> = (0..u_px.len()).map(|j| tile_key(u_px[j], v_px[j], support, tiles_x) as i32).collect();
+        let keys: Vec<i32> = (0..u_px.len())
+            .map(|j| tile_key(u_px[j], v_px[j], support, tiles_x) as i32)
+            .collect();
         let (start, order) = tile_order(&keys, tiles_x * tiles_x);
         let pick = |v: &[f64]| -> Vec<f64> { order.iter().map(|&j| v[j]).collect() };
-        let vis: Vec<f64> = order.iter().flat_map(|&j| [vis_w[j].re, vis_w[j].im]).collect();
+        let vis: Vec<f64> = order
+            .iter()
+            .flat_map(|&j| [vis_w[j].re, vis_w[j].im])
+            .collect();
         let s = &self.stream;
         let mut d_grid = s.alloc_zeros::<f64>(2 * ng * ng).map_err(cuda)?;
         // Small segments here, so the vectors exercise tiles split over several blocks.
         let (seg_tile, seg_start) = super::stack::segments(&start, 16);
-        let (d_u, d_v, d_vis, d_w) = (s.clone_htod(&pick(u_px)).map_err(cuda)?, s.clone_htod(&pick(v_px)).map_err(cuda)?, s.clone_htod(&vis).map_err(cuda)?, s.clone_htod(&pick(w_weight)).map_err(cuda)?);
-        let (d_seg_tile, d_seg_start) = (s.clone_htod(&seg_tile).map_err(cuda)?, s.clone_htod(&seg_start).map_err(cuda)?);
+        let (d_u, d_v, d_vis, d_w) = (
+            s.clone_htod(&pick(u_px)).map_err(cuda)?,
+            s.clone_htod(&pick(v_px)).map_err(cuda)?,
+            s.clone_htod(&vis).map_err(cuda)?,
+            s.clone_htod(&pick(w_weight)).map_err(cuda)?,
+        );
+        let (d_seg_tile, d_seg_start) = (
+            s.clone_htod(&seg_tile).map_err(cuda)?,
+            s.clone_htod(&seg_start).map_err(cuda)?,
+        );
         let (ngi, tx, sup) = (ng as i32, tiles_x as i32, support as i32);
         let mut b = s.launch_builder(&self.grid);
-        b.arg(&mut d_grid).arg(&ngi).arg(&d_u).arg(&d_v).arg(&d_vis).arg(&d_w).arg(&d_seg_tile).arg(&d_seg_start).arg(&tx).arg(&sup).arg(&beta);
-        let cfg = LaunchConfig { grid_dim: (seg_tile.len() as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        b.arg(&mut d_grid)
+            .arg(&ngi)
+            .arg(&d_u)
+            .arg(&d_v)
+            .arg(&d_vis)
+            .arg(&d_w)
+            .arg(&d_seg_tile)
+            .arg(&d_seg_start)
+            .arg(&tx)
+            .arg(&sup)
+            .arg(&beta);
+        let cfg = LaunchConfig {
+            grid_dim: (seg_tile.len() as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
         unsafe { b.launch(cfg) }.map_err(cuda)?;
         let out = s.clone_dtoh(&d_grid).map_err(cuda)?;
-        Ok(out.chunks_exact(2).map(|c| Complex64::new(c[0], c[1])).collect())
+        Ok(out
+            .chunks_exact(2)
+            .map(|c| Complex64::new(c[0], c[1]))
+            .collect())
     }
 
     /// degrid_points: one thread per visibility.
     #[allow(clippy::too_many_arguments)]
-    pub fn degrid_points(&self, grid: &[Complex64], ng: usize, u_px: &[f64], v_px: &[f64], w_weight: &[f64], support: usize, beta: f64) -> Result<Vec<Complex64>, GpuError> {
+    pub fn degrid_points(
+        &self,
+        grid: &[Complex64],
+        ng: usize,
+        u_px: &[f64],
+        v_px: &[f64],
+        w_weight: &[f64],
+        support: usize,
+        beta: f64,
+    ) -> Result<Vec<Complex64>, GpuError> {
         let s = &self.stream;
         let g: Vec<f64> = grid.iter().flat_map(|c| [c.re, c.im]).collect();
-        let (d_g, d_u, d_v, d_w) = (s.clone_htod(&g).map_err(cuda)?, s.clone_htod(u_px).map_err(cuda)?, s.clone_htod(v_px).map_err(cuda)?, s.clone_htod(w_weight).map_err(cuda)?);
+        let (d_g, d_u, d_v, d_w) = (
+            s.clone_htod(&g).map_err(cuda)?,
+            s.clone_htod(u_px).map_err(cuda)?,
+            s.clone_htod(v_px).map_err(cuda)?,
+            s.clone_htod(w_weight).map_err(cuda)?,
+        );
         let mut d_out = s.alloc_zeros::<f64>(2 * u_px.len()).map_err(cuda)?;
         let (ngi, n, sup) = (ng as i32, u_px.len() as i32, support as i32);
         let mut b = s.launch_builder(&self.degrid);
-        b.arg(&d_g).arg(&ngi).arg(&d_u).arg(&d_v).arg(&d_w).arg(&n).arg(&sup).arg(&beta).arg(&mut d_out);
+        b.arg(&d_g)
+            .arg(&ngi)
+            .arg(&d_u)
+            .arg(&d_v)
+            .arg(&d_w)
+            .arg(&n)
+            .arg(&sup)
+            .arg(&beta)
+            .arg(&mut d_out);
         unsafe { b.launch(LaunchConfig::for_num_elems(u_px.len() as u32)) }.map_err(cuda)?;
         let out = s.clone_dtoh(&d_out).map_err(cuda)?;
-        Ok(out.chunks_exact(2).map(|c| Complex64::new(c[0], c[1])).collect())
+        Ok(out
+            .chunks_exact(2)
+            .map(|c| Complex64::new(c[0], c[1]))
+            .collect())
     }
 
     /// SumThreshold along time (stride nf) on every channel of one nt x nf plane.
-    pub fn sumthreshold_time(&self, values: &[f32], flags: &[bool], nt: usize, nf: usize, m: usize, thr: f32) -> Result<Vec<bool>, GpuError> {
+    pub fn sumthreshold_time(
+        &self,
+        values: &[f32],
+        flags: &[bool],
+        nt: usize,
+        nf: usize,
+        m: usize,
+        thr: f32,
+    ) -> Result<Vec<bool>, GpuError> {
         let s = &self.stream;
         let f: Vec<u8> = flags.iter().map(|&x| u8::from(x)).collect();
-        let (d_val, d_f) = (s.clone_htod(values).map_err(cuda)?, s.clone_htod(&f).map_err(cuda)?);
+        let (d_val, d_f) = (
+            s.clone_htod(values).map_err(cuda)?,
+            s.clone_htod(&f).map_err(cuda)?,
+        );
         let mut d_new = s.clone_htod(&f).map_err(cuda)?;
-        let (nlines, step, stride, n, mi, planes, plane) = (nf as i32, 1i32, nf as i32, nt as i32, m as i32, 1i32, (nt * nf) as i64);
+        let (nlines, step, stride, n, mi, planes, plane) = (
+            nf as i32,
+            1i32,
+            nf as i32,
+            nt as i32,
+            m as i32,
+            1i32,
+            (nt * nf) as i64,
+        );
         let mut b = s.launch_builder(&self.sumthreshold);
-        b.arg(&d_val).arg(&d_f).arg(&mut d_new).arg(&nlines).arg(&step).arg(&stride).arg(&n).arg(&mi).arg(&thr).arg(&planes).arg(&plane);
+        b.arg(&d_val)
+            .arg(&d_f)
+            .arg(&mut d_new)
+            .arg(&nlines)
+            .arg(&step)
+            .arg(&stride)
+            .arg(&n)
+            .arg(&mi)
+            .arg(&thr)
+            .arg(&planes)
+            .arg(&plane);
         unsafe { b.launch(LaunchConfig::for_num_elems(nf as u32)) }.map_err(cuda)?;
-        Ok(s.clone_dtoh(&d_new).map_err(cuda)?.into_iter().map(|x| x != 0).collect())
+        Ok(s.clone_dtoh(&d_new)
+            .map_err(cuda)?
+            .into_iter()
+            .map(|x| x != 0)
+            .collect())
     }
 
     /// cal_stats: one cell's sufficient statistics, one thread per baseline.
-    pub fn cal_stats(&self, vis: &[Complex32], model: &[Complex64], weight: &[f32], n_bl: usize, per_bl: usize) -> Result<crate::calibrate::solve::CellStats, GpuError> {
+    pub fn cal_stats(
+        &self,
+        vis: &[Complex32],
+        model: &[Complex64],
+        weight: &[f32],
+        n_bl: usize,
+        per_bl: usize,
+    ) -> Result<crate::calibrate::solve::CellStats, GpuError> {
         let s = &self.stream;
         let v: Vec<f32> = vis.iter().flat_map(|c| [c.re, c.im]).collect();
         let m: Vec<f64> = model.iter().flat_map(|c| [c.re, c.im]).collect();
-        let (d_v, d_m, d_w) = (s.clone_htod(&v).map_err(cuda)?, s.clone_htod(&m).map_err(cuda)?, s.clone_htod(weight).map_err(cuda)?);
+        let (d_v, d_m, d_w) = (
+            s.clone_htod(&v).map_err(cuda)?,
+            s.clone_htod(&m).map_err(cuda)?,
+            s.clone_htod(weight).map_err(cuda)?,
+        );
         let mut d_a = s.alloc_zeros::<f64>(2 * n_bl).map_err(cuda)?;
-        let (mut d_b, mut d_c, mut d_n) = (s.alloc_zeros::<f64>(n_bl).map_err(cuda)?, s.alloc_zeros::<f64>(n_bl).map_err(cuda)?, s.alloc_zeros::<f64>(n_bl).map_err(cuda)?);
+        let (mut d_b, mut d_c, mut d_n) = (
+            s.alloc_zeros::<f64>(n_bl).map_err(cuda)?,
+            s.alloc_zeros::<f64>(n_bl).map_err(cuda)?,
+            s.alloc_zeros::<f64>(n_bl).map_err(cuda)?,
+        );
         let (nb, pb) = (n_bl as i32, per_bl as i32);
         let mut b = s.launch_builder(&self.cal_stats);
-        b.arg(&d_v).arg(&d_m).arg(&d_w).arg(&nb).arg(&pb).arg(&mut d_a).arg(&mut d_b).arg(&mut d_c).arg(&mut d_n);
+        b.arg(&d_v)
+            .arg(&d_m)
+            .arg(&d_w)
+            .arg(&nb)
+            .arg(&pb)
+            .arg(&mut d_a)
+            .arg(&mut d_b)
+            .arg(&mut d_c)
+            .arg(&mut d_n);
         unsafe { b.launch(LaunchConfig::for_num_elems(n_bl as u32)) }.map_err(cuda)?;
         let mut st = crate::calibrate::solve::CellStats::new(n_bl);
-        st.a = s.clone_dtoh(&d_a).map_err(cuda)?.chunks_exact(2).map(|c| Complex64::new(c[0], c[1])).collect();
+        st.a = s
+            .clone_dtoh(&d_a)
+            .map_err(cuda)?
+            .chunks_exact(2)
+            .map(|c| Complex64::new(c[0], c[1]))
+            .collect();
         st.b = s.clone_dtoh(&d_b).map_err(cuda)?;
         st.c = s.clone_dtoh(&d_c).map_err(cuda)?;
         st.n = s.clone_dtoh(&d_n).map_err(cuda)?;
@@ -192,7 +354,14 @@ impl Compute for Gpu {
 
     /// Batches of planes to the budget: prep, the pass along frequency, the pass along time
     /// (as the twin), the surface back as f32.
-    fn background_planes(&self, values: &[f32], flags: &[bool], nt: usize, nf: usize, sm: &super::Smoothing) -> Result<Vec<f32>, GpuError> {
+    fn background_planes(
+        &self,
+        values: &[f32],
+        flags: &[bool],
+        nt: usize,
+        nf: usize,
+        sm: &super::Smoothing,
+    ) -> Result<Vec<f32>, GpuError> {
         let tf = nt * nf;
         if tf == 0 || values.is_empty() {
             return Ok(Vec::new());
@@ -201,25 +370,62 @@ impl Compute for Gpu {
         let s = &self.stream;
         let taps = |sigma: f64| crate::flag::algorithms::gaussian_taps(sigma);
         let (kt, kf) = (taps(sm.sigma_t), taps(sm.sigma_f));
-        let (d_kt, d_kf) = (s.clone_htod(&kt).map_err(cuda)?, s.clone_htod(&kf).map_err(cuda)?);
+        let (d_kt, d_kf) = (
+            s.clone_htod(&kt).map_err(cuda)?,
+            s.clone_htod(&kf).map_err(cuda)?,
+        );
         let mut out = vec![0f32; values.len()];
-        for ((vals, fl), dst) in values.chunks(per_batch * tf).zip(flags.chunks(per_batch * tf)).zip(out.chunks_mut(per_batch * tf)) {
+        for ((vals, fl), dst) in values
+            .chunks(per_batch * tf)
+            .zip(flags.chunks(per_batch * tf))
+            .zip(out.chunks_mut(per_batch * tf))
+        {
             let (n, planes) = (vals.len(), vals.len() / tf);
             let d_val = s.clone_htod(vals).map_err(cuda)?;
             let d_fl = s.clone_htod(bool_bytes(fl)).map_err(cuda)?;
-            let (mut v0, mut w0) = (s.alloc_zeros::<f64>(n).map_err(cuda)?, s.alloc_zeros::<f64>(n).map_err(cuda)?);
-            let (mut v1, mut w1) = (s.alloc_zeros::<f64>(n).map_err(cuda)?, s.alloc_zeros::<f64>(n).map_err(cuda)?);
+            let (mut v0, mut w0) = (
+                s.alloc_zeros::<f64>(n).map_err(cuda)?,
+                s.alloc_zeros::<f64>(n).map_err(cuda)?,
+            );
+            let (mut v1, mut w1) = (
+                s.alloc_zeros::<f64>(n).map_err(cuda)?,
+                s.alloc_zeros::<f64>(n).map_err(cuda)?,
+            );
             let n64 = n as i64;
             let mut b = s.launch_builder(&self.smooth_prep);
             b.arg(&d_val).arg(&d_fl).arg(&n64).arg(&mut v0).arg(&mut w0);
             unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(cuda)?;
             let (lin, np, plane) = (i32::from(sm.linear), planes as i32, tf as i64);
             // Along frequency (v0, w0) -> (v1, w1), then along time (v1, w1) -> (v0, w0).
-            let pass = |src: (&CudaSlice<f64>, &CudaSlice<f64>), dst: (&mut CudaSlice<f64>, &mut CudaSlice<f64>), (lines, step, stride, len): (usize, usize, usize, usize), kern: &CudaSlice<f64>| -> Result<(), GpuError> {
-                let (li, st, sd, ln, h) = (lines as i32, step as i32, stride as i32, len as i32, (kern.len() / 2) as i32);
+            let pass = |src: (&CudaSlice<f64>, &CudaSlice<f64>),
+                        dst: (&mut CudaSlice<f64>, &mut CudaSlice<f64>),
+                        (lines, step, stride, len): (usize, usize, usize, usize),
+                        kern: &CudaSlice<f64>|
+             -> Result<(), GpuError> {
+                let (li, st, sd, ln, h) = (
+                    lines as i32,
+                    step as i32,
+                    stride as i32,
+                    len as i32,
+                    (kern.len() / 2) as i32,
+                );
                 let mut b = s.launch_builder(&self.smooth_pass);
-                b.arg(src.0).arg(src.1).arg(&li).arg(&st).arg(&sd).arg(&ln).arg(kern).arg(&h).arg(&lin).arg(&np).arg(&plane).arg(dst.0).arg(dst.1);
-                unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(cuda).map(|_| ())
+                b.arg(src.0)
+                    .arg(src.1)
+                    .arg(&li)
+                    .arg(&st)
+                    .arg(&sd)
+                    .arg(&ln)
+                    .arg(kern)
+                    .arg(&h)
+                    .arg(&lin)
+                    .arg(&np)
+                    .arg(&plane)
+                    .arg(dst.0)
+                    .arg(dst.1);
+                unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }
+                    .map_err(cuda)
+                    .map(|_| ())
             };
             pass((&v0, &w0), (&mut v1, &mut w1), (nt, nf, 1, nf), &d_kf)?;
             pass((&v1, &w1), (&mut v0, &mut w0), (nf, 1, nf, nt), &d_kt)?;
@@ -235,14 +441,26 @@ impl Compute for Gpu {
 
     /// Batches of planes to the budget; per window, the frequency and time passes read the
     /// current flags and write the next (as the twin), the two buffers swapped on device.
-    fn sumthreshold_planes(&self, values: &[f32], flags: &mut [bool], nt: usize, nf: usize, sched: &super::Schedule) -> Result<(), GpuError> {
+    fn sumthreshold_planes(
+        &self,
+        values: &[f32],
+        flags: &mut [bool],
+        nt: usize,
+        nf: usize,
+        sched: &super::Schedule,
+    ) -> Result<(), GpuError> {
         let tf = nt * nf;
         if tf == 0 || values.is_empty() {
             return Ok(());
         }
-        let per_batch = (self.flag_budget / (tf * 6)).clamp(1, (values.len() / tf).max(1)).min(i32::MAX as usize / nt.max(nf));
+        let per_batch = (self.flag_budget / (tf * 6))
+            .clamp(1, (values.len() / tf).max(1))
+            .min(i32::MAX as usize / nt.max(nf));
         let s = &self.stream;
-        for (vals, fl) in values.chunks(per_batch * tf).zip(flags.chunks_mut(per_batch * tf)) {
+        for (vals, fl) in values
+            .chunks(per_batch * tf)
+            .zip(flags.chunks_mut(per_batch * tf))
+        {
             let planes = vals.len() / tf;
             let d_val = s.clone_htod(vals).map_err(cuda)?;
             let mut cur = s.clone_htod(bool_bytes(fl)).map_err(cuda)?;
@@ -252,28 +470,51 @@ impl Compute for Gpu {
                 s.memcpy_dtod(&cur, &mut next).map_err(cuda)?;
                 let mi = m as i32;
                 // (lines, line step, stride, samples per line): along frequency, then time.
-                for (on, lines, step, stride, n) in [(m <= sched.max_m_freq, nt, nf, 1, nf), (m <= sched.max_m_time, nf, 1, nf, nt)] {
+                for (on, lines, step, stride, n) in [
+                    (m <= sched.max_m_freq, nt, nf, 1, nf),
+                    (m <= sched.max_m_time, nf, 1, nf, nt),
+                ] {
                     if !on {
                         continue;
                     }
                     let (li, st, sd, ni) = (lines as i32, step as i32, stride as i32, n as i32);
                     let mut b = s.launch_builder(&self.sumthreshold);
-                    b.arg(&d_val).arg(&cur).arg(&mut next).arg(&li).arg(&st).arg(&sd).arg(&ni).arg(&mi).arg(&thr).arg(&np).arg(&plane);
-                    unsafe { b.launch(LaunchConfig::for_num_elems((lines * planes) as u32)) }.map_err(cuda)?;
+                    b.arg(&d_val)
+                        .arg(&cur)
+                        .arg(&mut next)
+                        .arg(&li)
+                        .arg(&st)
+                        .arg(&sd)
+                        .arg(&ni)
+                        .arg(&mi)
+                        .arg(&thr)
+                        .arg(&np)
+                        .arg(&plane);
+                    unsafe { b.launch(LaunchConfig::for_num_elems((lines * planes) as u32)) }
+                        .map_err(cuda)?;
                 }
                 std::mem::swap(&mut cur, &mut next);
             }
             let back = s.clone_dtoh(&cur).map_err(cuda)?;
-            fl.par_iter_mut().zip(back.par_iter()).for_each(|(f, &x)| *f = x != 0);
+            fl.par_iter_mut()
+                .zip(back.par_iter())
+                .for_each(|(f, &x)| *f = x != 0);
         }
         Ok(())
     }
 
-    fn grid_wstack(&self, job: &crate::imaging::gridder::WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
+    fn grid_wstack(
+        &self,
+        job: &crate::imaging::gridder::WStack,
+    ) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         self.grid_wstack_dev(job)
     }
 
-    fn degrid_wstack(&self, job: &crate::imaging::degridder::WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
+    fn degrid_wstack(
+        &self,
+        job: &crate::imaging::degridder::WUnstack,
+        out: &mut [Complex32],
+    ) -> Result<(), GpuError> {
         self.degrid_wstack_dev(job, out)
     }
 
@@ -285,7 +526,13 @@ impl Compute for Gpu {
         8192
     }
 
-    fn rephase(&self, vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) -> Result<(), GpuError> {
+    fn rephase(
+        &self,
+        vis: &mut [Complex32],
+        dw: &[f64],
+        freqs: &[f64],
+        npol: usize,
+    ) -> Result<(), GpuError> {
         let nchan = freqs.len();
         let row_bytes = nchan * npol * 8 + 8;
         let rows_per_chunk = (self.budget / row_bytes.max(1)).clamp(1, dw.len().max(1));
@@ -298,14 +545,26 @@ impl Compute for Gpu {
             let d_dw = self.stream.clone_htod(rows).map_err(cuda)?;
             let (nrow, nc, np) = (rows.len() as i32, nchan as i32, npol as i32);
             let mut b = self.stream.launch_builder(&self.rephase);
-            b.arg(&mut d_vis).arg(&d_dw).arg(&d_freqs).arg(&nrow).arg(&nc).arg(&np);
-            unsafe { b.launch(LaunchConfig::for_num_elems((rows.len() * nchan) as u32)) }.map_err(cuda)?;
+            b.arg(&mut d_vis)
+                .arg(&d_dw)
+                .arg(&d_freqs)
+                .arg(&nrow)
+                .arg(&nc)
+                .arg(&np);
+            unsafe { b.launch(LaunchConfig::for_num_elems((rows.len() * nchan) as u32)) }
+                .map_err(cuda)?;
             self.stream.memcpy_dtoh(&d_vis, host).map_err(cuda)?;
         }
         self.stream.synchronize().map_err(cuda)
     }
 
-    fn apply_gains(&self, vis: &mut [Complex32], weight: &mut [f32], gains: &GainGrid, baselines: &[(usize, usize)]) -> Result<(), GpuError> {
+    fn apply_gains(
+        &self,
+        vis: &mut [Complex32],
+        weight: &mut [f32],
+        gains: &GainGrid,
+        baselines: &[(usize, usize)],
+    ) -> Result<(), GpuError> {
         let plane = gains.n_times * gains.n_chan * gains.n_pol;
         let bytes_per_bl = plane * 12 + 8;
         let gain_bytes = gains.gains.len() * 17;
@@ -314,8 +573,13 @@ impl Compute for Gpu {
             twins::apply_gains(vis, weight, gains, baselines);
             return Ok(());
         }
-        let per_chunk = ((self.budget - gain_bytes) / bytes_per_bl).clamp(1, baselines.len().max(1));
-        let g: Vec<f64> = gains.gains.iter().flat_map(|x| x.map(|c| [c.re, c.im]).unwrap_or([0.0, 0.0])).collect();
+        let per_chunk =
+            ((self.budget - gain_bytes) / bytes_per_bl).clamp(1, baselines.len().max(1));
+        let g: Vec<f64> = gains
+            .gains
+            .iter()
+            .flat_map(|x| x.map(|c| [c.re, c.im]).unwrap_or([0.0, 0.0]))
+            .collect();
         let valid: Vec<u8> = gains.gains.iter().map(|x| u8::from(x.is_some())).collect();
         let d_g = self.stream.clone_htod(&g).map_err(cuda)?;
         let d_valid = self.stream.clone_htod(&valid).map_err(cuda)?;
@@ -324,19 +588,39 @@ impl Compute for Gpu {
             let range = b0 * plane..(b0 + bls.len()) * plane;
             let host_v = as_f32(&mut vis[range.clone()]);
             let mut d_v = self.stream.clone_htod(&*host_v).map_err(cuda)?;
-            let mut d_w = self.stream.clone_htod(&weight[range.clone()]).map_err(cuda)?;
+            let mut d_w = self
+                .stream
+                .clone_htod(&weight[range.clone()])
+                .map_err(cuda)?;
             let a1: Vec<i32> = bls.iter().map(|x| x.0 as i32).collect();
             let a2: Vec<i32> = bls.iter().map(|x| x.1 as i32).collect();
-            let (d_a1, d_a2) = (self.stream.clone_htod(&a1).map_err(cuda)?, self.stream.clone_htod(&a2).map_err(cuda)?);
-            let dims = [bls.len() as i32, gains.n_times as i32, gains.n_chan as i32, gains.n_pol as i32, gains.n_ant as i32];
+            let (d_a1, d_a2) = (
+                self.stream.clone_htod(&a1).map_err(cuda)?,
+                self.stream.clone_htod(&a2).map_err(cuda)?,
+            );
+            let dims = [
+                bls.len() as i32,
+                gains.n_times as i32,
+                gains.n_chan as i32,
+                gains.n_pol as i32,
+                gains.n_ant as i32,
+            ];
             let mut b = self.stream.launch_builder(&self.apply);
-            b.arg(&mut d_v).arg(&mut d_w).arg(&d_g).arg(&d_valid).arg(&d_a1).arg(&d_a2);
+            b.arg(&mut d_v)
+                .arg(&mut d_w)
+                .arg(&d_g)
+                .arg(&d_valid)
+                .arg(&d_a1)
+                .arg(&d_a2);
             for d in &dims {
                 b.arg(d);
             }
-            unsafe { b.launch(LaunchConfig::for_num_elems((bls.len() * plane) as u32)) }.map_err(cuda)?;
+            unsafe { b.launch(LaunchConfig::for_num_elems((bls.len() * plane) as u32)) }
+                .map_err(cuda)?;
             self.stream.memcpy_dtoh(&d_v, host_v).map_err(cuda)?;
-            self.stream.memcpy_dtoh(&d_w, &mut weight[range]).map_err(cuda)?;
+            self.stream
+                .memcpy_dtoh(&d_w, &mut weight[range])
+                .map_err(cuda)?;
         }
         self.stream.synchronize().map_err(cuda)
     }
@@ -357,7 +641,10 @@ mod tests {
         match Gpu::open(0, 1, 0.0) {
             Ok(g) => Some(g),
             Err(why) => {
-                assert!(std::env::var("CONTIMG_EXPECT_GPU").is_err(), "CONTIMG_EXPECT_GPU is set but no device: {why}");
+                assert!(
+                    std::env::var("CONTIMG_EXPECT_GPU").is_err(),
+                    "CONTIMG_EXPECT_GPU is set but no device: {why}"
+                );
                 crate::gpu::note_skipped_test(&format!("GPU-vs-CPU kernel test: {why}"));
                 None
             }
@@ -370,7 +657,11 @@ mod tests {
         let v = vectors::rephase();
         let mut vis = v.vis.clone();
         g.rephase(&mut vis, &v.dw, &v.freqs, v.npol).unwrap();
-        let err = vis.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f32, f32::max);
+        let err = vis
+            .iter()
+            .zip(&v.expected)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0f32, f32::max);
         assert!(err < 2e-6, "max error {err}");
     }
 
@@ -379,18 +670,45 @@ mod tests {
         let Some(g) = device() else { return };
         let v = vectors::gains();
         let (mut vis, mut w) = (v.vis.clone(), v.weight.clone());
-        g.apply_gains(&mut vis, &mut w, &v.gains, &v.baselines).unwrap();
-        let err = vis.iter().zip(&v.expected_vis).zip(&w).filter(|(_, &w)| w > 0.0).map(|((a, b), _)| (a - b).norm() / b.norm().max(1e-3)).fold(0f32, f32::max);
+        g.apply_gains(&mut vis, &mut w, &v.gains, &v.baselines)
+            .unwrap();
+        let err = vis
+            .iter()
+            .zip(&v.expected_vis)
+            .zip(&w)
+            .filter(|(_, &w)| w > 0.0)
+            .map(|((a, b), _)| (a - b).norm() / b.norm().max(1e-3))
+            .fold(0f32, f32::max);
         assert!(err < 1e-6, "max relative error {err}");
-        assert_eq!(w.iter().map(|&x| x == 0.0).collect::<Vec<_>>(), v.expected_weight.iter().map(|&x| x == 0.0).collect::<Vec<_>>());
+        assert_eq!(
+            w.iter().map(|&x| x == 0.0).collect::<Vec<_>>(),
+            v.expected_weight
+                .iter()
+                .map(|&x| x == 0.0)
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
     fn grid_kernel_matches_the_vectors() {
         let Some(g) = device() else { return };
         let v = vectors::grid();
-        let got = g.grid_tiles(v.ng, &v.u_px, &v.v_px, &v.vis_w, &v.w_weight, v.support, v.beta).unwrap();
-        let err = got.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f64, f64::max);
+        let got = g
+            .grid_tiles(
+                v.ng,
+                &v.u_px,
+                &v.v_px,
+                &v.vis_w,
+                &v.w_weight,
+                v.support,
+                v.beta,
+            )
+            .unwrap();
+        let err = got
+            .iter()
+            .zip(&v.expected)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0f64, f64::max);
         assert!(err < 1e-12, "max error {err}");
     }
 
@@ -398,8 +716,22 @@ mod tests {
     fn degrid_kernel_matches_the_vectors() {
         let Some(g) = device() else { return };
         let v = vectors::degrid();
-        let got = g.degrid_points(&v.grid, v.ng, &v.u_px, &v.v_px, &v.w_weight, v.support, v.beta).unwrap();
-        let err = got.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f64, f64::max);
+        let got = g
+            .degrid_points(
+                &v.grid,
+                v.ng,
+                &v.u_px,
+                &v.v_px,
+                &v.w_weight,
+                v.support,
+                v.beta,
+            )
+            .unwrap();
+        let err = got
+            .iter()
+            .zip(&v.expected)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0f64, f64::max);
         assert!(err < 1e-12, "max error {err}");
     }
 
@@ -407,7 +739,11 @@ mod tests {
     fn sumthreshold_kernel_matches_the_vectors() {
         let Some(g) = device() else { return };
         let v = vectors::sumthreshold();
-        assert_eq!(g.sumthreshold_time(&v.values, &v.flags, v.nt, v.nf, v.m, v.thr).unwrap(), v.expected);
+        assert_eq!(
+            g.sumthreshold_time(&v.values, &v.flags, v.nt, v.nf, v.m, v.thr)
+                .unwrap(),
+            v.expected
+        );
     }
 
     #[test]
@@ -415,12 +751,22 @@ mod tests {
         let Some(g) = device() else { return };
         let v = vectors::sumthreshold();
         // Five planes: the vector's plane scaled, with its flags.
-        let values: Vec<f32> = (0..5).flat_map(|k| v.values.iter().map(move |x| x * (1.0 + 0.3 * k as f32))).collect();
+        let values: Vec<f32> = (0..5)
+            .flat_map(|k| v.values.iter().map(move |x| x * (1.0 + 0.3 * k as f32)))
+            .collect();
         let flags: Vec<bool> = (0..5).flat_map(|_| v.flags.iter().copied()).collect();
-        let sched = crate::gpu::Schedule { chi1: 3.0, rho: 1.5, max_m_time: 16, max_m_freq: 8 };
+        let sched = crate::gpu::Schedule {
+            chi1: 3.0,
+            rho: 1.5,
+            max_m_time: 16,
+            max_m_freq: 8,
+        };
         let (mut dev, mut cpu) = (flags.clone(), flags.clone());
-        g.sumthreshold_planes(&values, &mut dev, v.nt, v.nf, &sched).unwrap();
-        crate::gpu::Cpu.sumthreshold_planes(&values, &mut cpu, v.nt, v.nf, &sched).unwrap();
+        g.sumthreshold_planes(&values, &mut dev, v.nt, v.nf, &sched)
+            .unwrap();
+        crate::gpu::Cpu
+            .sumthreshold_planes(&values, &mut cpu, v.nt, v.nf, &sched)
+            .unwrap();
         assert!(cpu.iter().filter(|&&f| f).count() > flags.iter().filter(|&&f| f).count());
         assert_eq!(dev, cpu);
     }
@@ -429,13 +775,27 @@ mod tests {
     fn batched_background_matches_the_cpu_smoothing() {
         let Some(g) = device() else { return };
         let v = vectors::sumthreshold();
-        let values: Vec<f32> = (0..3).flat_map(|k| v.values.iter().map(move |x| x + 0.1 * k as f32)).collect();
+        let values: Vec<f32> = (0..3)
+            .flat_map(|k| v.values.iter().map(move |x| x + 0.1 * k as f32))
+            .collect();
         let flags: Vec<bool> = (0..3).flat_map(|_| v.flags.iter().copied()).collect();
         for linear in [false, true] {
-            let sm = crate::gpu::Smoothing { sigma_t: 3.0, sigma_f: 5.5, linear };
-            let dev = g.background_planes(&values, &flags, v.nt, v.nf, &sm).unwrap();
-            let cpu = crate::gpu::Cpu.background_planes(&values, &flags, v.nt, v.nf, &sm).unwrap();
-            let err = dev.iter().zip(&cpu).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let sm = crate::gpu::Smoothing {
+                sigma_t: 3.0,
+                sigma_f: 5.5,
+                linear,
+            };
+            let dev = g
+                .background_planes(&values, &flags, v.nt, v.nf, &sm)
+                .unwrap();
+            let cpu = crate::gpu::Cpu
+                .background_planes(&values, &flags, v.nt, v.nf, &sm)
+                .unwrap();
+            let err = dev
+                .iter()
+                .zip(&cpu)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert!(err < 1e-6, "linear {linear}: max difference {err}");
         }
     }
@@ -444,9 +804,14 @@ mod tests {
     fn cal_stats_kernel_matches_the_vectors() {
         let Some(g) = device() else { return };
         let v = vectors::cal_stats();
-        let st = g.cal_stats(&v.vis, &v.model, &v.weight, v.n_bl, v.per_bl).unwrap();
+        let st = g
+            .cal_stats(&v.vis, &v.model, &v.weight, v.n_bl, v.per_bl)
+            .unwrap();
         for (bl, e) in v.expected.iter().enumerate() {
-            assert!((st.a[bl] - e.0).norm() < 1e-9 * e.1 && (st.b[bl] - e.1).abs() < 1e-9 * e.1, "baseline {bl}");
+            assert!(
+                (st.a[bl] - e.0).norm() < 1e-9 * e.1 && (st.b[bl] - e.1).abs() < 1e-9 * e.1,
+                "baseline {bl}"
+            );
             assert_eq!(st.n[bl], e.3);
         }
     }

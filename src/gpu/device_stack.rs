@@ -35,7 +35,9 @@ pub(super) struct StackKernels {
 }
 
 impl StackKernels {
-    pub(super) fn load(load: impl Fn(&str, &str) -> Result<CudaFunction, String>) -> Result<Self, String> {
+    pub(super) fn load(
+        load: impl Fn(&str, &str) -> Result<CudaFunction, String>,
+    ) -> Result<Self, String> {
         let f = |e: &str| load("wstack.cu", e);
         Ok(StackKernels {
             grid_prep: f("grid_prep")?,
@@ -59,7 +61,9 @@ const DEGRID_ITEM_BYTES: usize = 80;
 const STAGE_BYTES: usize = 32 << 20;
 
 fn launch_1d(n: usize) -> Result<LaunchConfig, GpuError> {
-    u32::try_from(n).map(LaunchConfig::for_num_elems).map_err(|_| GpuError::Cuda(format!("{n} threads in one launch")))
+    u32::try_from(n)
+        .map(LaunchConfig::for_num_elems)
+        .map_err(|_| GpuError::Cuda(format!("{n} threads in one launch")))
 }
 
 /// The two staging slices and the (rows, row length) they hold.
@@ -90,16 +94,35 @@ impl DevItems {
     fn zeros(s: &std::sync::Arc<cudarc::driver::CudaStream>, n: usize) -> Result<Self, GpuError> {
         let z = |n| s.alloc_zeros::<f64>(n).map_err(cuda);
         let zc = |n| s.alloc_zeros::<double2>(n).map_err(cuda);
-        Ok(DevItems { u: z(n)?, v: z(n)?, w: z(n)?, val: zc(n)?, pval: zc(n)? })
+        Ok(DevItems {
+            u: z(n)?,
+            v: z(n)?,
+            w: z(n)?,
+            val: zc(n)?,
+            pval: zc(n)?,
+        })
     }
 }
 
 impl Gpu {
     /// The cached 2-D Z2Z plan for ng x ng planes on the main stream.
-    fn with_fft<R>(&self, ng: usize, f: impl FnOnce(&CudaFft) -> Result<R, GpuError>) -> Result<R, GpuError> {
-        let mut plans = self.ffts.lock().map_err(|_| GpuError::Cuda("cuFFT plan cache poisoned".into()))?;
+    fn with_fft<R>(
+        &self,
+        ng: usize,
+        f: impl FnOnce(&CudaFft) -> Result<R, GpuError>,
+    ) -> Result<R, GpuError> {
+        let mut plans = self
+            .ffts
+            .lock()
+            .map_err(|_| GpuError::Cuda("cuFFT plan cache poisoned".into()))?;
         if !plans.iter().any(|p| p.0 == ng) {
-            let plan = CudaFft::plan_2d(ng as i32, ng as i32, cufftType::CUFFT_Z2Z, self.stream.clone()).map_err(cuda)?;
+            let plan = CudaFft::plan_2d(
+                ng as i32,
+                ng as i32,
+                cufftType::CUFFT_Z2Z,
+                self.stream.clone(),
+            )
+            .map_err(cuda)?;
             plans.push((ng, plan));
         }
         let plan = &plans.iter().find(|p| p.0 == ng).expect("just inserted").1;
@@ -107,7 +130,12 @@ impl Gpu {
     }
 
     /// In-place Z2Z transform of one plane (direction -1 forward, +1 inverse).
-    fn fft_in_place(&self, plan: &CudaFft, plane: &mut CudaSlice<double2>, direction: i32) -> Result<(), GpuError> {
+    fn fft_in_place(
+        &self,
+        plan: &CudaFft,
+        plane: &mut CudaSlice<double2>,
+        direction: i32,
+    ) -> Result<(), GpuError> {
         let (ptr, _record) = plane.device_ptr_mut(&self.stream);
         let p = ptr as *mut cufftDoubleComplex;
         // SAFETY: the plan is for this plane's size, on the stream the pointer was synced to.
@@ -134,7 +162,14 @@ impl Gpu {
     /// Copies `rows` of the block up in staging slices on the two streams in turn and runs
     /// grid_prep on each slice; returns the items (row-major by (row, channel)) and adds
     /// the tile counts to `counts`.
-    fn upload_and_prepare(&self, job: &WStack, rows: &[u32], g: &Geometry, counts: &mut CudaSlice<i32>, keys: &mut CudaSlice<i32>) -> Result<DevItems, GpuError> {
+    fn upload_and_prepare(
+        &self,
+        job: &WStack,
+        rows: &[u32],
+        g: &Geometry,
+        counts: &mut CudaSlice<i32>,
+        keys: &mut CudaSlice<i32>,
+    ) -> Result<DevItems, GpuError> {
         let b = job.b;
         let (nchan, npol) = (b.freqs.len(), b.npol);
         let stride = nchan * npol;
@@ -142,15 +177,32 @@ impl Gpu {
         let s = &self.stream;
         let mut it = DevItems::zeros(s, items)?;
         let d_freqs = s.clone_htod(b.freqs).map_err(cuda)?;
-        let (fd, fp) = (stack::factors(job.dirty_factor, nchan), stack::factors(job.psf_factor, nchan));
-        let (d_fd, d_fp) = (s.clone_htod(&fd).map_err(cuda)?, s.clone_htod(&fp).map_err(cuda)?);
+        let (fd, fp) = (
+            stack::factors(job.dirty_factor, nchan),
+            stack::factors(job.psf_factor, nchan),
+        );
+        let (d_fd, d_fp) = (
+            s.clone_htod(&fd).map_err(cuda)?,
+            s.clone_htod(&fp).map_err(cuda)?,
+        );
         let slice_rows = (STAGE_BYTES / (12 * stride + 32)).clamp(1, rows.len().max(1));
         // The cached slices when they have this shape (their pinned buffers wait for their
         // last copies before they are written again); new ones otherwise.
-        let cached = self.staging.lock().ok().and_then(|mut c| c.take()).filter(|c| c.0 >= slice_rows && c.1 == stride);
+        let cached = self
+            .staging
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take())
+            .filter(|c| c.0 >= slice_rows && c.1 == stride);
         let (cap_rows, mut stages) = match cached {
             Some((cap, _, st)) => (cap, st),
-            None => (slice_rows, [self.new_stage(slice_rows, stride)?, self.new_stage(slice_rows, stride)?]),
+            None => (
+                slice_rows,
+                [
+                    self.new_stage(slice_rows, stride)?,
+                    self.new_stage(slice_rows, stride)?,
+                ],
+            ),
         };
         let streams = [self.stream.clone(), self.stream2.clone()];
         for (k, part) in rows.chunks(slice_rows).enumerate() {
@@ -165,16 +217,46 @@ impl Gpu {
                 &mut stage.h_uvw.as_mut_slice().map_err(cuda)?[..3 * m],
                 &mut stage.h_dw.as_mut_slice().map_err(cuda)?[..m],
             );
-            st.memcpy_htod(&stage.h_vis, &mut stage.d_vis).map_err(cuda)?;
+            st.memcpy_htod(&stage.h_vis, &mut stage.d_vis)
+                .map_err(cuda)?;
             st.memcpy_htod(&stage.h_wt, &mut stage.d_wt).map_err(cuda)?;
-            st.memcpy_htod(&stage.h_uvw, &mut stage.d_uvw).map_err(cuda)?;
+            st.memcpy_htod(&stage.h_uvw, &mut stage.d_uvw)
+                .map_err(cuda)?;
             st.memcpy_htod(&stage.h_dw, &mut stage.d_dw).map_err(cuda)?;
-            let (nrow, nc, np, sup, tx) = (m as i32, nchan as i32, npol as i32, g.support as i32, g.tiles_x as i32);
+            let (nrow, nc, np, sup, tx) = (
+                m as i32,
+                nchan as i32,
+                npol as i32,
+                g.support as i32,
+                g.tiles_x as i32,
+            );
             let out0 = (k * slice_rows * nchan) as i64;
             let mut l = st.launch_builder(&self.stack.grid_prep);
-            l.arg(&stage.d_vis).arg(&stage.d_wt).arg(&stage.d_uvw).arg(&stage.d_dw).arg(&d_freqs).arg(&d_fd).arg(&d_fp);
-            l.arg(&nrow).arg(&nc).arg(&np).arg(&g.scale).arg(&g.centre).arg(&g.uvmin2).arg(&g.uvmax2).arg(&g.limit).arg(&sup).arg(&tx).arg(&out0);
-            l.arg(&mut it.u).arg(&mut it.v).arg(&mut it.w).arg(&mut it.val).arg(&mut it.pval).arg(&mut *keys).arg(&mut *counts);
+            l.arg(&stage.d_vis)
+                .arg(&stage.d_wt)
+                .arg(&stage.d_uvw)
+                .arg(&stage.d_dw)
+                .arg(&d_freqs)
+                .arg(&d_fd)
+                .arg(&d_fp);
+            l.arg(&nrow)
+                .arg(&nc)
+                .arg(&np)
+                .arg(&g.scale)
+                .arg(&g.centre)
+                .arg(&g.uvmin2)
+                .arg(&g.uvmax2)
+                .arg(&g.limit)
+                .arg(&sup)
+                .arg(&tx)
+                .arg(&out0);
+            l.arg(&mut it.u)
+                .arg(&mut it.v)
+                .arg(&mut it.w)
+                .arg(&mut it.val)
+                .arg(&mut it.pval)
+                .arg(&mut *keys)
+                .arg(&mut *counts);
             unsafe { l.launch(launch_1d(m * nchan)?) }.map_err(cuda)?;
         }
         self.stream.join(&self.stream2).map_err(cuda)?;
@@ -191,11 +273,18 @@ impl Gpu {
         let ntiles = g.tiles_x * g.tiles_x;
         let fixed = 2 * ng * ng * 16 + 2 * n * n * 8 + ntiles * 12 + 4 * STAGE_BYTES;
         if fixed + GRID_ITEM_BYTES * nchan > self.budget {
-            return Err(GpuError::Cuda(format!("a {ng}^2 grid does not fit this rank's GPU-memory budget")));
+            return Err(GpuError::Cuda(format!(
+                "a {ng}^2 grid does not fit this rank's GPU-memory budget"
+            )));
         }
-        let rows_per_pass = ((self.budget - fixed) / (GRID_ITEM_BYTES * nchan)).min(i32::MAX as usize / nchan).max(1);
+        let rows_per_pass = ((self.budget - fixed) / (GRID_ITEM_BYTES * nchan))
+            .min(i32::MAX as usize / nchan)
+            .max(1);
         let s = &self.stream;
-        let mut img = [s.alloc_zeros::<f64>(n * n).map_err(cuda)?, s.alloc_zeros::<f64>(n * n).map_err(cuda)?];
+        let mut img = [
+            s.alloc_zeros::<f64>(n * n).map_err(cuda)?,
+            s.alloc_zeros::<f64>(n * n).map_err(cuda)?,
+        ];
         let mut plane = s.alloc_zeros::<double2>(ng * ng).map_err(cuda)?;
         let half = g.support as f64 / 2.0;
         let (ngi, ni, tx, sup) = (ng as i32, n as i32, g.tiles_x as i32, g.support as i32);
@@ -213,13 +302,27 @@ impl Gpu {
                 continue;
             }
             let (seg_tile, seg_start) = stack::segments(&start, stack::segment_size(total));
-            let (d_seg_tile, d_seg_start) = (s.clone_htod(&seg_tile).map_err(cuda)?, s.clone_htod(&seg_start).map_err(cuda)?);
+            let (d_seg_tile, d_seg_start) = (
+                s.clone_htod(&seg_tile).map_err(cuda)?,
+                s.clone_htod(&seg_start).map_err(cuda)?,
+            );
             let mut fill = s.clone_htod(&start[..ntiles]).map_err(cuda)?;
             let mut sorted = DevItems::zeros(s, total)?;
             let ni64 = items as i64;
             let mut l = s.launch_builder(&self.stack.tile_scatter);
-            l.arg(&keys).arg(&ni64).arg(&it.u).arg(&it.v).arg(&it.w).arg(&it.val).arg(&it.pval).arg(&mut fill);
-            l.arg(&mut sorted.u).arg(&mut sorted.v).arg(&mut sorted.w).arg(&mut sorted.val).arg(&mut sorted.pval);
+            l.arg(&keys)
+                .arg(&ni64)
+                .arg(&it.u)
+                .arg(&it.v)
+                .arg(&it.w)
+                .arg(&it.val)
+                .arg(&it.pval)
+                .arg(&mut fill);
+            l.arg(&mut sorted.u)
+                .arg(&mut sorted.v)
+                .arg(&mut sorted.w)
+                .arg(&mut sorted.val)
+                .arg(&mut sorted.pval);
             unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
             drop((it, keys));
             let mut ww = s.alloc_zeros::<f64>(total).map_err(cuda)?;
@@ -228,45 +331,83 @@ impl Gpu {
                 let wp = job.planes.w0 + p as f64 * job.planes.dw;
                 let hw = job.planes.dw * half;
                 let mut l = s.launch_builder(&self.stack.w_weights);
-                l.arg(&sorted.w).arg(&nt64).arg(&wp).arg(&hw).arg(&g.beta).arg(&mut ww);
+                l.arg(&sorted.w)
+                    .arg(&nt64)
+                    .arg(&wp)
+                    .arg(&hw)
+                    .arg(&g.beta)
+                    .arg(&mut ww);
                 unsafe { l.launch(launch_1d(total)?) }.map_err(cuda)?;
-                for (k, on) in [(0usize, job.dirty_factor.is_some()), (1, job.psf_factor.is_some())] {
+                for (k, on) in [
+                    (0usize, job.dirty_factor.is_some()),
+                    (1, job.psf_factor.is_some()),
+                ] {
                     if !on {
                         continue;
                     }
                     let vals = if k == 0 { &sorted.val } else { &sorted.pval };
                     s.memset_zeros(&mut plane).map_err(cuda)?;
                     let mut l = s.launch_builder(&self.grid);
-                    l.arg(&mut plane).arg(&ngi).arg(&sorted.u).arg(&sorted.v).arg(vals).arg(&ww).arg(&d_seg_tile).arg(&d_seg_start).arg(&tx).arg(&sup).arg(&g.beta);
-                    let cfg = LaunchConfig { grid_dim: (seg_tile.len() as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+                    l.arg(&mut plane)
+                        .arg(&ngi)
+                        .arg(&sorted.u)
+                        .arg(&sorted.v)
+                        .arg(vals)
+                        .arg(&ww)
+                        .arg(&d_seg_tile)
+                        .arg(&d_seg_start)
+                        .arg(&tx)
+                        .arg(&sup)
+                        .arg(&g.beta);
+                    let cfg = LaunchConfig {
+                        grid_dim: (seg_tile.len() as u32, 1, 1),
+                        block_dim: (256, 1, 1),
+                        shared_mem_bytes: 0,
+                    };
                     unsafe { l.launch(cfg) }.map_err(cuda)?;
                     let mut l = s.launch_builder(&self.stack.checkerboard);
                     l.arg(&mut plane).arg(&ngi);
                     unsafe { l.launch(launch_1d(ng * ng)?) }.map_err(cuda)?;
                     self.with_fft(ng, |plan| self.fft_in_place(plan, &mut plane, -1))?;
                     let mut l = s.launch_builder(&self.stack.wscreen_add);
-                    l.arg(&plane).arg(&ngi).arg(&ni).arg(&g.cell).arg(&wp).arg(&mut img[k]);
+                    l.arg(&plane)
+                        .arg(&ngi)
+                        .arg(&ni)
+                        .arg(&g.cell)
+                        .arg(&wp)
+                        .arg(&mut img[k]);
                     unsafe { l.launch(launch_1d(n * n)?) }.map_err(cuda)?;
                 }
             }
         }
         let [d, p] = img;
-        let out = (s.clone_dtoh(&d).map_err(cuda)?, s.clone_dtoh(&p).map_err(cuda)?);
+        let out = (
+            s.clone_dtoh(&d).map_err(cuda)?,
+            s.clone_dtoh(&p).map_err(cuda)?,
+        );
         s.synchronize().map_err(cuda)?;
         Ok(out)
     }
 
     /// The device's `WUnstack`: the model's planes transformed by cuFFT and read at every
     /// item, summed in f64 on the device, finished (conjugation, rotation) there.
-    pub(super) fn degrid_wstack_dev(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
+    pub(super) fn degrid_wstack_dev(
+        &self,
+        job: &WUnstack,
+        out: &mut [Complex32],
+    ) -> Result<(), GpuError> {
         let g = Geometry::new(job.spec);
         let b = job.b;
         let (nchan, n, ng) = (b.freqs.len(), g.n, g.ng);
         let fixed = 2 * ng * ng * 16 + n * n * 8;
         if fixed + DEGRID_ITEM_BYTES * nchan > self.budget {
-            return Err(GpuError::Cuda(format!("a {ng}^2 grid does not fit this rank's GPU-memory budget")));
+            return Err(GpuError::Cuda(format!(
+                "a {ng}^2 grid does not fit this rank's GPU-memory budget"
+            )));
         }
-        let rows_per_pass = ((self.budget - fixed) / (DEGRID_ITEM_BYTES * nchan)).min(i32::MAX as usize / nchan).max(1);
+        let rows_per_pass = ((self.budget - fixed) / (DEGRID_ITEM_BYTES * nchan))
+            .min(i32::MAX as usize / nchan)
+            .max(1);
         let s = &self.stream;
         let d_pre = s.clone_htod(job.pre).map_err(cuda)?;
         let d_freqs = s.clone_htod(b.freqs).map_err(cuda)?;
@@ -277,13 +418,25 @@ impl Gpu {
             let (m, items) = (rows.len(), rows.len() * nchan);
             let (mut uvw, mut dw) = (vec![0f64; 3 * m], vec![0f64; m]);
             stack::pack_rows(b, rows, &mut [], &mut [], &mut uvw, &mut dw);
-            let (d_uvw, d_dw) = (s.clone_htod(&uvw).map_err(cuda)?, s.clone_htod(&dw).map_err(cuda)?);
+            let (d_uvw, d_dw) = (
+                s.clone_htod(&uvw).map_err(cuda)?,
+                s.clone_htod(&dw).map_err(cuda)?,
+            );
             let mut u = s.alloc_zeros::<f64>(items).map_err(cuda)?;
             let mut v = s.alloc_zeros::<f64>(items).map_err(cuda)?;
             let mut w = s.alloc_zeros::<f64>(items).map_err(cuda)?;
             let mi = m as i32;
             let mut l = s.launch_builder(&self.stack.degrid_prep);
-            l.arg(&d_uvw).arg(&d_freqs).arg(&mi).arg(&nc).arg(&g.scale).arg(&g.centre).arg(&g.uvmin2).arg(&g.uvmax2).arg(&ngi).arg(&sup);
+            l.arg(&d_uvw)
+                .arg(&d_freqs)
+                .arg(&mi)
+                .arg(&nc)
+                .arg(&g.scale)
+                .arg(&g.centre)
+                .arg(&g.uvmin2)
+                .arg(&g.uvmax2)
+                .arg(&ngi)
+                .arg(&sup);
             l.arg(&mut u).arg(&mut v).arg(&mut w);
             unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
             let mut acc = s.alloc_zeros::<double2>(items).map_err(cuda)?;
@@ -295,17 +448,35 @@ impl Gpu {
                 let hw = job.planes.dw * half;
                 s.memset_zeros(&mut plane).map_err(cuda)?;
                 let mut l = s.launch_builder(&self.stack.wscreen_fill);
-                l.arg(&d_pre).arg(&ni).arg(&g.cell).arg(&wp).arg(&ngi).arg(&mut plane);
+                l.arg(&d_pre)
+                    .arg(&ni)
+                    .arg(&g.cell)
+                    .arg(&wp)
+                    .arg(&ngi)
+                    .arg(&mut plane);
                 unsafe { l.launch(launch_1d(n * n)?) }.map_err(cuda)?;
                 self.with_fft(ng, |plan| self.fft_in_place(plan, &mut plane, 1))?;
                 let mut l = s.launch_builder(&self.stack.checkerboard);
                 l.arg(&mut plane).arg(&ngi);
                 unsafe { l.launch(launch_1d(ng * ng)?) }.map_err(cuda)?;
                 let mut l = s.launch_builder(&self.stack.w_weights);
-                l.arg(&w).arg(&i64n).arg(&wp).arg(&hw).arg(&g.beta).arg(&mut ww);
+                l.arg(&w)
+                    .arg(&i64n)
+                    .arg(&wp)
+                    .arg(&hw)
+                    .arg(&g.beta)
+                    .arg(&mut ww);
                 unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
                 let mut l = s.launch_builder(&self.degrid);
-                l.arg(&plane).arg(&ngi).arg(&u).arg(&v).arg(&ww).arg(&i32n).arg(&sup).arg(&g.beta).arg(&mut tmp);
+                l.arg(&plane)
+                    .arg(&ngi)
+                    .arg(&u)
+                    .arg(&v)
+                    .arg(&ww)
+                    .arg(&i32n)
+                    .arg(&sup)
+                    .arg(&g.beta)
+                    .arg(&mut tmp);
                 unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
                 let mut l = s.launch_builder(&self.stack.add_to);
                 l.arg(&mut acc).arg(&tmp).arg(&i64n);
@@ -313,7 +484,13 @@ impl Gpu {
             }
             let mut d_out = s.alloc_zeros::<f32>(2 * items).map_err(cuda)?;
             let mut l = s.launch_builder(&self.stack.degrid_finish);
-            l.arg(&acc).arg(&d_uvw).arg(&d_dw).arg(&d_freqs).arg(&mi).arg(&nc).arg(&mut d_out);
+            l.arg(&acc)
+                .arg(&d_uvw)
+                .arg(&d_dw)
+                .arg(&d_freqs)
+                .arg(&mi)
+                .arg(&nc)
+                .arg(&mut d_out);
             unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
             let host = s.clone_dtoh(&d_out).map_err(cuda)?;
             for (k, &r) in rows.iter().enumerate() {
@@ -341,23 +518,54 @@ mod tests {
         fn name(&self) -> String {
             self.0.name()
         }
-        fn rephase(&self, v: &mut [Complex32], dw: &[f64], f: &[f64], np: usize) -> Result<(), GpuError> {
+        fn rephase(
+            &self,
+            v: &mut [Complex32],
+            dw: &[f64],
+            f: &[f64],
+            np: usize,
+        ) -> Result<(), GpuError> {
             self.0.rephase(v, dw, f, np)
         }
-        fn apply_gains(&self, v: &mut [Complex32], w: &mut [f32], g: &crate::gpu::GainGrid, bl: &[(usize, usize)]) -> Result<(), GpuError> {
+        fn apply_gains(
+            &self,
+            v: &mut [Complex32],
+            w: &mut [f32],
+            g: &crate::gpu::GainGrid,
+            bl: &[(usize, usize)],
+        ) -> Result<(), GpuError> {
             self.0.apply_gains(v, w, g, bl)
         }
-        fn sumthreshold_planes(&self, v: &[f32], f: &mut [bool], nt: usize, nf: usize, s: &crate::gpu::Schedule) -> Result<(), GpuError> {
+        fn sumthreshold_planes(
+            &self,
+            v: &[f32],
+            f: &mut [bool],
+            nt: usize,
+            nf: usize,
+            s: &crate::gpu::Schedule,
+        ) -> Result<(), GpuError> {
             self.0.sumthreshold_planes(v, f, nt, nf, s)
         }
-        fn background_planes(&self, v: &[f32], f: &[bool], nt: usize, nf: usize, s: &crate::gpu::Smoothing) -> Result<Vec<f32>, GpuError> {
+        fn background_planes(
+            &self,
+            v: &[f32],
+            f: &[bool],
+            nt: usize,
+            nf: usize,
+            s: &crate::gpu::Smoothing,
+        ) -> Result<Vec<f32>, GpuError> {
             self.0.background_planes(v, f, nt, nf, s)
         }
         fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
-            Ok(self.0.grid_wstack_dev(job).unwrap_or_else(|e| panic!("device gridding failed: {e}")))
+            Ok(self
+                .0
+                .grid_wstack_dev(job)
+                .unwrap_or_else(|e| panic!("device gridding failed: {e}")))
         }
         fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
-            self.0.degrid_wstack_dev(job, out).unwrap_or_else(|e| panic!("device degridding failed: {e}"));
+            self.0
+                .degrid_wstack_dev(job, out)
+                .unwrap_or_else(|e| panic!("device degridding failed: {e}"));
             Ok(())
         }
     }
@@ -369,12 +577,19 @@ mod tests {
                     // Room for `rows` rows per pass: several passes over the block.
                     let s = spec();
                     let (ng, n, nt) = (s.n_grid, s.n_image, s.n_grid.div_ceil(32).pow(2));
-                    g.budget = 2 * ng * ng * 16 + 2 * n * n * 8 + nt * 12 + 4 * STAGE_BYTES + rows * 6 * GRID_ITEM_BYTES;
+                    g.budget = 2 * ng * ng * 16
+                        + 2 * n * n * 8
+                        + nt * 12
+                        + 4 * STAGE_BYTES
+                        + rows * 6 * GRID_ITEM_BYTES;
                 }
                 Some(Strict(g))
             }
             Err(why) => {
-                assert!(std::env::var("CONTIMG_EXPECT_GPU").is_err(), "CONTIMG_EXPECT_GPU is set but no device: {why}");
+                assert!(
+                    std::env::var("CONTIMG_EXPECT_GPU").is_err(),
+                    "CONTIMG_EXPECT_GPU is set but no device: {why}"
+                );
                 crate::gpu::note_skipped_test(&format!("GPU w-stacking test: {why}"));
                 None
             }
@@ -392,8 +607,15 @@ mod tests {
             dev.add_with(&b, &g);
             for (a, d) in [(&cpu.dirty, &dev.dirty), (&cpu.psf, &dev.psf)] {
                 let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-                let err = a.iter().zip(d).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-                assert!(err <= 1e-9 * scale, "rows per pass {rows:?}: max difference {err:e} of {scale:e}");
+                let err = a
+                    .iter()
+                    .zip(d)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    err <= 1e-9 * scale,
+                    "rows per pass {rows:?}: max difference {err:e} of {scale:e}"
+                );
             }
         }
     }
@@ -412,7 +634,11 @@ mod tests {
         let cpu = crate::imaging::degridder::degrid(&s, &model, &b);
         let dev = crate::imaging::degridder::degrid_with(&s, &model, &b, &g);
         let scale = cpu.iter().map(|v| v.norm()).fold(0f32, f32::max);
-        let err = cpu.iter().zip(&dev).map(|(a, b)| (a - b).norm()).fold(0f32, f32::max);
+        let err = cpu
+            .iter()
+            .zip(&dev)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0f32, f32::max);
         assert!(err <= 4e-6 * scale, "max difference {err} of {scale}");
     }
 }

@@ -4,17 +4,55 @@
 
 /// (file name, source, entry points).
 pub const KERNELS: &[(&str, &str, &[&str])] = &[
-    ("rephase.cu", include_str!("../../kernels/rephase.cu"), &["rephase"]),
-    ("calapply.cu", include_str!("../../kernels/calapply.cu"), &["apply_gains"]),
-    ("sumthreshold.cu", include_str!("../../kernels/sumthreshold.cu"), &["sumthreshold_lines"]),
-    ("grid.cu", include_str!("../../kernels/grid.cu"), &["grid_tiles"]),
-    ("degrid.cu", include_str!("../../kernels/degrid.cu"), &["degrid_points"]),
-    ("calstats.cu", include_str!("../../kernels/calstats.cu"), &["cal_stats"]),
-    ("background.cu", include_str!("../../kernels/background.cu"), &["smooth_prep", "smooth_pass", "smooth_narrow"]),
+    (
+        "rephase.cu",
+        include_str!("../../kernels/rephase.cu"),
+        &["rephase"],
+    ),
+    (
+        "calapply.cu",
+        include_str!("../../kernels/calapply.cu"),
+        &["apply_gains"],
+    ),
+    (
+        "sumthreshold.cu",
+        include_str!("../../kernels/sumthreshold.cu"),
+        &["sumthreshold_lines"],
+    ),
+    (
+        "grid.cu",
+        include_str!("../../kernels/grid.cu"),
+        &["grid_tiles"],
+    ),
+    (
+        "degrid.cu",
+        include_str!("../../kernels/degrid.cu"),
+        &["degrid_points"],
+    ),
+    (
+        "calstats.cu",
+        include_str!("../../kernels/calstats.cu"),
+        &["cal_stats"],
+    ),
+    (
+        "background.cu",
+        include_str!("../../kernels/background.cu"),
+        &["smooth_prep", "smooth_pass", "smooth_narrow"],
+    ),
     (
         "wstack.cu",
         include_str!("../../kernels/wstack.cu"),
-        &["grid_prep", "tile_scatter", "w_weights", "checkerboard", "wscreen_add", "wscreen_fill", "degrid_prep", "add_to", "degrid_finish"],
+        &[
+            "grid_prep",
+            "tile_scatter",
+            "w_weights",
+            "checkerboard",
+            "wscreen_add",
+            "wscreen_fill",
+            "degrid_prep",
+            "add_to",
+            "degrid_finish",
+        ],
     ),
 ];
 
@@ -25,9 +63,19 @@ pub fn source(file: &str) -> Option<String> {
     let (_, src, _) = KERNELS.iter().find(|k| k.0 == file)?;
     Some(
         src.lines()
-            .map(|l| match l.trim().strip_prefix("#include \"").and_then(|r| r.strip_suffix('"')) {
-                Some(h) => HEADERS.iter().find(|x| x.0 == h).map(|x| x.1.to_string()).unwrap_or_else(|| l.to_string()),
-                None => l.to_string(),
+            .map(|l| {
+                match l
+                    .trim()
+                    .strip_prefix("#include \"")
+                    .and_then(|r| r.strip_suffix('"'))
+                {
+                    Some(h) => HEADERS
+                        .iter()
+                        .find(|x| x.0 == h)
+                        .map(|x| x.1.to_string())
+                        .unwrap_or_else(|| l.to_string()),
+                    None => l.to_string(),
+                }
             })
             .collect::<Vec<_>>()
             .join("\n"),
@@ -57,12 +105,21 @@ pub fn nvrtc_tag() -> String {
 /// Compiles one kernel file to PTX for `arch` (e.g. "compute_80").
 #[cfg(feature = "gpu")]
 pub fn compile(file: &str, arch: &'static str) -> Result<cudarc::nvrtc::Ptx, super::GpuError> {
-    let err = |log: String| super::GpuError::Compile { file: file.into(), arch: arch.into(), log };
+    let err = |log: String| super::GpuError::Compile {
+        file: file.into(),
+        arch: arch.into(),
+        log,
+    };
     if !nvrtc_present() {
         return Err(err("libnvrtc not found (install nvidia-cuda-nvrtc-cu12 and put its lib/ on LD_LIBRARY_PATH)".into()));
     }
     let src = source(file).ok_or_else(|| err("no such kernel".into()))?;
-    let opts = cudarc::nvrtc::CompileOptions { arch: Some(arch), name: Some(file.into()), options: vec!["--std=c++17".into()], ..Default::default() };
+    let opts = cudarc::nvrtc::CompileOptions {
+        arch: Some(arch),
+        name: Some(file.into()),
+        options: vec!["--std=c++17".into()],
+        ..Default::default()
+    };
     cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| err(format!("{e:?}")))
 }
 
@@ -73,25 +130,42 @@ pub fn ptx_cache_dir() -> Option<std::path::PathBuf> {
     match var("CONTIMG_PTX_CACHE") {
         Some(v) if v == "off" => None,
         Some(v) => Some(v.into()),
-        None => var("XDG_CACHE_HOME").map(std::path::PathBuf::from).or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".cache"))).map(|c| c.join("contimg").join("ptx")),
+        None => var("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
+            .map(|c| c.join("contimg").join("ptx")),
     }
 }
 
 /// The cache file of one kernel file's PTX for `arch` made by `compiler` (`nvrtc_tag`):
 /// named by a stable hash of the source (includes inlined), the architecture and the
 /// compiler, so an edited kernel or another NVRTC is compiled afresh.
-pub fn ptx_cache_path(dir: &std::path::Path, file: &str, arch: &str, compiler: &str) -> Option<std::path::PathBuf> {
+pub fn ptx_cache_path(
+    dir: &std::path::Path,
+    file: &str,
+    arch: &str,
+    compiler: &str,
+) -> Option<std::path::PathBuf> {
     let src = source(file)?;
     let key = crate::resume::fnv64(format!("{arch}\n{compiler}\n{src}").as_bytes());
-    Some(dir.join(format!("{}-{arch}-{key:016x}.ptx", file.trim_end_matches(".cu"))))
+    Some(dir.join(format!(
+        "{}-{arch}-{key:016x}.ptx",
+        file.trim_end_matches(".cu")
+    )))
 }
 
 /// `compile`, through the PTX cache in `dir` (None: no cache): read when present, else
 /// compiled and written (to a temporary name, then renamed: ranks starting together never
 /// read half a file). A cache that cannot be written only costs the next run a compile.
 #[cfg(feature = "gpu")]
-pub fn compile_cached(file: &str, arch: &'static str, dir: Option<&std::path::Path>) -> Result<cudarc::nvrtc::Ptx, super::GpuError> {
-    let Some(path) = dir.and_then(|d| ptx_cache_path(d, file, arch, &nvrtc_tag())) else { return compile(file, arch) };
+pub fn compile_cached(
+    file: &str,
+    arch: &'static str,
+    dir: Option<&std::path::Path>,
+) -> Result<cudarc::nvrtc::Ptx, super::GpuError> {
+    let Some(path) = dir.and_then(|d| ptx_cache_path(d, file, arch, &nvrtc_tag())) else {
+        return compile(file, arch);
+    };
     if let Ok(text) = std::fs::read_to_string(&path) {
         if text.contains(".entry") {
             return Ok(cudarc::nvrtc::Ptx::from_src(text));
@@ -99,7 +173,12 @@ pub fn compile_cached(file: &str, arch: &'static str, dir: Option<&std::path::Pa
     }
     let ptx = compile(file, arch)?;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let written = path.parent().map(std::fs::create_dir_all).transpose().and_then(|_| std::fs::write(&tmp, ptx.to_src())).and_then(|_| std::fs::rename(&tmp, &path));
+    let written = path
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| std::fs::write(&tmp, ptx.to_src()))
+        .and_then(|_| std::fs::rename(&tmp, &path));
     if let Err(e) = written {
         log::debug!("PTX cache {}: {e}", path.display());
         let _ = std::fs::remove_file(&tmp);
@@ -120,16 +199,32 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let tag = nvrtc_tag();
         let p80 = ptx_cache_path(&dir, "rephase.cu", "compute_80", &tag).unwrap();
-        assert_ne!(p80, ptx_cache_path(&dir, "rephase.cu", "compute_90", &tag).unwrap());
-        assert_ne!(p80, ptx_cache_path(&dir, "rephase.cu", "compute_80", "nvrtc99.0").unwrap());
+        assert_ne!(
+            p80,
+            ptx_cache_path(&dir, "rephase.cu", "compute_90", &tag).unwrap()
+        );
+        assert_ne!(
+            p80,
+            ptx_cache_path(&dir, "rephase.cu", "compute_80", "nvrtc99.0").unwrap()
+        );
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(&p80, "// marked\n.entry rephase\n").unwrap();
-        assert!(compile_cached("rephase.cu", "compute_80", Some(&dir)).unwrap().to_src().contains("// marked"));
+        assert!(compile_cached("rephase.cu", "compute_80", Some(&dir))
+            .unwrap()
+            .to_src()
+            .contains("// marked"));
         if nvrtc_present() {
             let p90 = ptx_cache_path(&dir, "rephase.cu", "compute_90", &tag).unwrap();
-            let first = compile_cached("rephase.cu", "compute_90", Some(&dir)).unwrap().to_src();
+            let first = compile_cached("rephase.cu", "compute_90", Some(&dir))
+                .unwrap()
+                .to_src();
             assert_eq!(std::fs::read_to_string(&p90).unwrap(), first);
-            assert_eq!(compile_cached("rephase.cu", "compute_90", Some(&dir)).unwrap().to_src(), first);
+            assert_eq!(
+                compile_cached("rephase.cu", "compute_90", Some(&dir))
+                    .unwrap()
+                    .to_src(),
+                first
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -147,7 +242,10 @@ mod tests {
     #[test]
     fn every_kernel_compiles_for_sm80_and_sm90() {
         if !nvrtc_present() {
-            assert!(std::env::var("CONTIMG_REQUIRE_NVRTC").is_err(), "CONTIMG_REQUIRE_NVRTC is set but libnvrtc cannot be loaded");
+            assert!(
+                std::env::var("CONTIMG_REQUIRE_NVRTC").is_err(),
+                "CONTIMG_REQUIRE_NVRTC is set but libnvrtc cannot be loaded"
+            );
             crate::gpu::note_skipped_test("every_kernel_compiles_for_sm80_and_sm90: libnvrtc not found (scripts/test.sh installs it)");
             return;
         }
@@ -156,10 +254,16 @@ mod tests {
                 let ptx = compile(file, arch).unwrap_or_else(|e| panic!("{e}"));
                 let text = ptx.to_src();
                 for e in *entries {
-                    assert!(text.contains(&format!(".entry {e}")), "{file} ({arch}): no entry {e}");
+                    assert!(
+                        text.contains(&format!(".entry {e}")),
+                        "{file} ({arch}): no entry {e}"
+                    );
                 }
                 let target = arch.replace("compute_", "sm_");
-                assert!(text.contains(&format!(".target {target}")), "{file}: PTX not for {target}");
+                assert!(
+                    text.contains(&format!(".target {target}")),
+                    "{file}: PTX not for {target}"
+                );
             }
         }
     }

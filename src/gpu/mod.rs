@@ -9,15 +9,15 @@
 //! fails with that reason; `off` never looks. cudarc panics when libcuda is absent, so the
 //! library's presence is checked before any call.
 
-pub mod kernels;
-pub mod stack;
-pub mod twins;
-pub mod vectors;
 #[cfg(feature = "gpu")]
 pub mod device;
 #[cfg(feature = "gpu")]
 mod device_stack;
+pub mod kernels;
 pub mod monitor;
+pub mod stack;
+pub mod twins;
+pub mod vectors;
 
 use crate::imaging::degridder::WUnstack;
 use crate::imaging::gridder::WStack;
@@ -50,7 +50,11 @@ pub struct ComputeConfig {
 
 impl Default for ComputeConfig {
     fn default() -> Self {
-        ComputeConfig { gpu: GpuMode::Auto, gpu_memory_gib: 0.0, prefetch: true }
+        ComputeConfig {
+            gpu: GpuMode::Auto,
+            gpu_memory_gib: 0.0,
+            prefetch: true,
+        }
     }
 }
 
@@ -59,7 +63,11 @@ pub enum GpuError {
     #[error("gpu: required, but {0}")]
     Unavailable(String),
     #[error("NVRTC could not compile kernels/{file} for {arch}: {log}")]
-    Compile { file: String, arch: String, log: String },
+    Compile {
+        file: String,
+        arch: String,
+        log: String,
+    },
     #[error("CUDA: {0}")]
     Cuda(String),
 }
@@ -69,9 +77,21 @@ pub trait Compute: Send + Sync {
     /// "cpu" or a description of the device.
     fn name(&self) -> String;
     /// `vis[(r * nchan + c) * npol + p] *= exp(-2 pi i dw[r] freqs[c] / c)`.
-    fn rephase(&self, vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) -> Result<(), GpuError>;
+    fn rephase(
+        &self,
+        vis: &mut [Complex32],
+        dw: &[f64],
+        freqs: &[f64],
+        npol: usize,
+    ) -> Result<(), GpuError>;
     /// Divides by g_a conj(g_b) and scales weights by |g_a g_b|^2 (see twins::apply_gains).
-    fn apply_gains(&self, vis: &mut [Complex32], weight: &mut [f32], gains: &GainGrid, baselines: &[(usize, usize)]) -> Result<(), GpuError>;
+    fn apply_gains(
+        &self,
+        vis: &mut [Complex32],
+        weight: &mut [f32],
+        gains: &GainGrid,
+        baselines: &[(usize, usize)],
+    ) -> Result<(), GpuError>;
     /// A block's w-stacked gridding (see imaging::gridder::WStack): the (dirty, psf) block
     /// images before the w-taper correction.
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError>;
@@ -80,10 +100,24 @@ pub trait Compute: Send + Sync {
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError>;
     /// SumThreshold with AOFlagger's schedule on consecutive nt x nf planes: `flags` (one
     /// per sample) in, the combined flags out. Twin: flag::algorithms::sumthreshold_plane.
-    fn sumthreshold_planes(&self, values: &[f32], flags: &mut [bool], nt: usize, nf: usize, s: &Schedule) -> Result<(), GpuError>;
+    fn sumthreshold_planes(
+        &self,
+        values: &[f32],
+        flags: &mut [bool],
+        nt: usize,
+        nf: usize,
+        s: &Schedule,
+    ) -> Result<(), GpuError>;
     /// The flagger's masked Gaussian background on consecutive nt x nf planes (twin:
     /// flag::algorithms::masked_smooth per plane).
-    fn background_planes(&self, values: &[f32], flags: &[bool], nt: usize, nf: usize, s: &Smoothing) -> Result<Vec<f32>, GpuError>;
+    fn background_planes(
+        &self,
+        values: &[f32],
+        flags: &[bool],
+        nt: usize,
+        nf: usize,
+        s: &Smoothing,
+    ) -> Result<Vec<f32>, GpuError>;
     /// How many flagging planes to hand over at once: a few per thread on the CPU (they
     /// stay in cache), thousands on a GPU (transfers and launches amortised).
     fn planes_per_batch(&self) -> usize {
@@ -108,7 +142,9 @@ pub struct Schedule {
 impl Schedule {
     /// The windows and their thresholds, in order.
     pub fn windows(&self) -> impl Iterator<Item = (usize, f32)> + '_ {
-        std::iter::successors(Some(1usize), |m| Some(m * 2)).take_while(|&m| m <= self.max_m_time.max(self.max_m_freq)).map(|m| (m, self.chi1 / self.rho.powf((m as f32).log2())))
+        std::iter::successors(Some(1usize), |m| Some(m * 2))
+            .take_while(|&m| m <= self.max_m_time.max(self.max_m_freq))
+            .map(|m| (m, self.chi1 / self.rho.powf((m as f32).log2())))
     }
 }
 
@@ -145,30 +181,73 @@ impl Compute for Cpu {
     fn name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
     }
-    fn rephase(&self, vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) -> Result<(), GpuError> {
+    fn rephase(
+        &self,
+        vis: &mut [Complex32],
+        dw: &[f64],
+        freqs: &[f64],
+        npol: usize,
+    ) -> Result<(), GpuError> {
         twins::rephase(vis, dw, freqs, npol);
         Ok(())
     }
-    fn apply_gains(&self, vis: &mut [Complex32], weight: &mut [f32], gains: &GainGrid, baselines: &[(usize, usize)]) -> Result<(), GpuError> {
+    fn apply_gains(
+        &self,
+        vis: &mut [Complex32],
+        weight: &mut [f32],
+        gains: &GainGrid,
+        baselines: &[(usize, usize)],
+    ) -> Result<(), GpuError> {
         twins::apply_gains(vis, weight, gains, baselines);
         Ok(())
     }
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         Ok(crate::imaging::gridder::wstack_cpu(job))
     }
-    fn background_planes(&self, values: &[f32], flags: &[bool], nt: usize, nf: usize, s: &Smoothing) -> Result<Vec<f32>, GpuError> {
+    fn background_planes(
+        &self,
+        values: &[f32],
+        flags: &[bool],
+        nt: usize,
+        nf: usize,
+        s: &Smoothing,
+    ) -> Result<Vec<f32>, GpuError> {
         let tf = (nt * nf).max(1);
         let mut out = vec![0f32; values.len()];
-        out.par_chunks_mut(tf).zip(values.par_chunks(tf)).zip(flags.par_chunks(tf)).for_each(|((o, v), f)| {
-            o.copy_from_slice(&crate::flag::algorithms::masked_smooth(v, f, nt, nf, s.sigma_t, s.sigma_f, s.linear));
-        });
+        out.par_chunks_mut(tf)
+            .zip(values.par_chunks(tf))
+            .zip(flags.par_chunks(tf))
+            .for_each(|((o, v), f)| {
+                o.copy_from_slice(&crate::flag::algorithms::masked_smooth(
+                    v, f, nt, nf, s.sigma_t, s.sigma_f, s.linear,
+                ));
+            });
         Ok(out)
     }
-    fn sumthreshold_planes(&self, values: &[f32], flags: &mut [bool], nt: usize, nf: usize, s: &Schedule) -> Result<(), GpuError> {
-        flags.par_chunks_mut(nt * nf).zip(values.par_chunks(nt * nf)).for_each(|(f, v)| {
-            let new = crate::flag::algorithms::sumthreshold_plane(v, f, nt, nf, s.chi1, s.rho, s.max_m_time, s.max_m_freq);
-            f.copy_from_slice(&new);
-        });
+    fn sumthreshold_planes(
+        &self,
+        values: &[f32],
+        flags: &mut [bool],
+        nt: usize,
+        nf: usize,
+        s: &Schedule,
+    ) -> Result<(), GpuError> {
+        flags
+            .par_chunks_mut(nt * nf)
+            .zip(values.par_chunks(nt * nf))
+            .for_each(|(f, v)| {
+                let new = crate::flag::algorithms::sumthreshold_plane(
+                    v,
+                    f,
+                    nt,
+                    nf,
+                    s.chi1,
+                    s.rho,
+                    s.max_m_time,
+                    s.max_m_freq,
+                );
+                f.copy_from_slice(&new);
+            });
         Ok(())
     }
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
@@ -184,7 +263,16 @@ pub fn local_rank() -> usize {
 
 /// The first launcher variable that is set and numeric, in order of precedence.
 fn local_rank_from(get: impl Fn(&str) -> Option<String>) -> usize {
-    first_number(&get, &["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"]).unwrap_or(0)
+    first_number(
+        &get,
+        &[
+            "OMPI_COMM_WORLD_LOCAL_RANK",
+            "SLURM_LOCALID",
+            "MPI_LOCALRANKID",
+            "PMI_LOCAL_RANK",
+        ],
+    )
+    .unwrap_or(0)
 }
 
 /// The number of ranks on this node (1 when the launcher does not say).
@@ -193,11 +281,22 @@ pub fn local_size() -> usize {
 }
 
 fn local_size_from(get: impl Fn(&str) -> Option<String>) -> usize {
-    first_number(&get, &["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"]).unwrap_or(1).max(1)
+    first_number(
+        &get,
+        &[
+            "OMPI_COMM_WORLD_LOCAL_SIZE",
+            "MPI_LOCALNRANKS",
+            "PMI_LOCAL_SIZE",
+            "SLURM_NTASKS_PER_NODE",
+        ],
+    )
+    .unwrap_or(1)
+    .max(1)
 }
 
 fn first_number(get: &impl Fn(&str) -> Option<String>, keys: &[&str]) -> Option<usize> {
-    keys.iter().find_map(|k| get(k).and_then(|v| v.parse().ok()))
+    keys.iter()
+        .find_map(|k| get(k).and_then(|v| v.parse().ok()))
 }
 
 /// Chooses the backend for this rank. Returns it with a line saying what was chosen and why.
@@ -210,14 +309,17 @@ pub fn select(cfg: &ComputeConfig) -> Result<(Box<dyn Compute>, String), GpuErro
             let line = format!("compute: {}", dev.name());
             Ok((dev, line))
         }
-        Err(why) if cfg.gpu == GpuMode::Auto => Ok((Box::new(Cpu), format!("compute: cpu (gpu: auto, {why})"))),
+        Err(why) if cfg.gpu == GpuMode::Auto => {
+            Ok((Box::new(Cpu), format!("compute: cpu (gpu: auto, {why})")))
+        }
         Err(why) => Err(GpuError::Unavailable(why)),
     }
 }
 
 #[cfg(feature = "gpu")]
 fn probe(cfg: &ComputeConfig) -> Result<Box<dyn Compute>, String> {
-    device::Gpu::open(local_rank(), local_size(), cfg.gpu_memory_gib).map(|g| Box::new(g) as Box<dyn Compute>)
+    device::Gpu::open(local_rank(), local_size(), cfg.gpu_memory_gib)
+        .map(|g| Box::new(g) as Box<dyn Compute>)
 }
 
 #[cfg(not(feature = "gpu"))]
@@ -232,7 +334,11 @@ pub fn note_skipped_test(what: &str) {
     eprintln!("SKIPPED: {what}");
     if let Some(path) = std::env::var_os("CONTIMG_SKIP_LOG") {
         use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{what}");
         }
     }
@@ -244,25 +350,54 @@ mod tests {
 
     #[test]
     fn off_and_auto_give_the_cpu_here_and_required_fails_cleanly() {
-        let (c, line) = select(&ComputeConfig { gpu: GpuMode::Off, ..Default::default() }).unwrap();
+        let (c, line) = select(&ComputeConfig {
+            gpu: GpuMode::Off,
+            ..Default::default()
+        })
+        .unwrap();
         assert!(c.name().starts_with("cpu") && line.contains("gpu: off"));
         // No machine here has a GPU (or this build has no GPU support).
         if std::env::var("CONTIMG_EXPECT_GPU").is_err() {
             let (c, line) = select(&ComputeConfig::default()).unwrap();
             assert!(c.name().starts_with("cpu"), "{line}");
-            let e = select(&ComputeConfig { gpu: GpuMode::Required, ..Default::default() }).err().expect("required without a GPU fails");
+            let e = select(&ComputeConfig {
+                gpu: GpuMode::Required,
+                ..Default::default()
+            })
+            .err()
+            .expect("required without a GPU fails");
             assert!(e.to_string().starts_with("gpu: required, but "), "{e}");
         }
     }
 
     #[test]
     fn local_rank_reads_the_launchers_variables_in_order() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string());
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string())
+        };
         assert_eq!(local_rank_from(env(&[])), 0);
         assert_eq!(local_rank_from(env(&[("SLURM_LOCALID", "3")])), 3);
-        assert_eq!(local_rank_from(env(&[("SLURM_LOCALID", "3"), ("OMPI_COMM_WORLD_LOCAL_RANK", "1")])), 1);
-        assert_eq!(local_rank_from(env(&[("OMPI_COMM_WORLD_LOCAL_RANK", "x"), ("PMI_LOCAL_RANK", "2")])), 2);
+        assert_eq!(
+            local_rank_from(env(&[
+                ("SLURM_LOCALID", "3"),
+                ("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+            ])),
+            1
+        );
+        assert_eq!(
+            local_rank_from(env(&[
+                ("OMPI_COMM_WORLD_LOCAL_RANK", "x"),
+                ("PMI_LOCAL_RANK", "2")
+            ])),
+            2
+        );
         assert_eq!(local_size_from(env(&[])), 1);
-        assert_eq!(local_size_from(env(&[("SLURM_NTASKS_PER_NODE", "4"), ("OMPI_COMM_WORLD_LOCAL_SIZE", "8")])), 8);
+        assert_eq!(
+            local_size_from(env(&[
+                ("SLURM_NTASKS_PER_NODE", "4"),
+                ("OMPI_COMM_WORLD_LOCAL_SIZE", "8")
+            ])),
+            8
+        );
     }
 }

@@ -38,7 +38,11 @@ impl Samples {
         GpuUsage {
             device,
             samples: self.n,
-            utilization_mean_pct: if self.n > 0 { self.util_sum / self.n as f64 } else { 0.0 },
+            utilization_mean_pct: if self.n > 0 {
+                self.util_sum / self.n as f64
+            } else {
+                0.0
+            },
             utilization_max_pct: self.util_max,
             memory_used_max_gib: self.mem_max as f64 / gib,
             memory_total_gib: mem_total as f64 / gib,
@@ -70,7 +74,11 @@ impl Monitor {
             }
         };
         let count = nvml.device_count().ok()?;
-        let index = (0..count).find(|&i| nvml.device_by_index(i).and_then(|d| d.pci_info()).is_ok_and(|p| (p.domain, p.bus, p.device) == pci))?;
+        let index = (0..count).find(|&i| {
+            nvml.device_by_index(i)
+                .and_then(|d| d.pci_info())
+                .is_ok_and(|p| (p.domain, p.bus, p.device) == pci)
+        })?;
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -120,6 +128,9 @@ mod tests {
         let g = s.usage("dev".into(), 80 << 30);
         assert_eq!((g.samples, g.utilization_max_pct), (3, 90));
         assert!((g.utilization_mean_pct - 50.0).abs() < 1e-12);
-        assert!((g.memory_used_max_gib - 3.0).abs() < 1e-12 && (g.memory_total_gib - 80.0).abs() < 1e-12);
+        assert!(
+            (g.memory_used_max_gib - 3.0).abs() < 1e-12
+                && (g.memory_total_gib - 80.0).abs() < 1e-12
+        );
     }
 }

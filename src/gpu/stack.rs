@@ -46,7 +46,11 @@ impl Geometry {
             scale: ng as f64 * spec.cell_rad,
             centre: (ng / 2) as f64,
             uvmin2: spec.uv_min_lambda * spec.uv_min_lambda,
-            uvmax2: if spec.uv_max_lambda > 0.0 { spec.uv_max_lambda * spec.uv_max_lambda } else { 0.0 },
+            uvmax2: if spec.uv_max_lambda > 0.0 {
+                spec.uv_max_lambda * spec.uv_max_lambda
+            } else {
+                0.0
+            },
             limit: ng as f64 / 2.0 - spec.kernel.support as f64 / 2.0 - 1.0,
             support: spec.kernel.support,
             beta: spec.kernel.beta,
@@ -58,7 +62,14 @@ impl Geometry {
 /// Copies rows of a block into packed arrays (the kernels' inputs): vis as interleaved
 /// f32 and weights [row][chan][pol], uvw [row][3], dw [row]. Each output holds exactly
 /// `rows.len()` rows' worth (or is empty to skip it).
-pub fn pack_rows(b: &VisBlock, rows: &[u32], vis: &mut [f32], weight: &mut [f32], uvw: &mut [f64], dw: &mut [f64]) {
+pub fn pack_rows(
+    b: &VisBlock,
+    rows: &[u32],
+    vis: &mut [f32],
+    weight: &mut [f32],
+    uvw: &mut [f64],
+    dw: &mut [f64],
+) {
     let stride = b.freqs.len() * b.npol;
     for (k, &r) in rows.iter().enumerate() {
         let r = r as usize;
@@ -69,7 +80,8 @@ pub fn pack_rows(b: &VisBlock, rows: &[u32], vis: &mut [f32], weight: &mut [f32]
             }
         }
         if !weight.is_empty() {
-            weight[k * stride..(k + 1) * stride].copy_from_slice(&b.weight[r * stride..(r + 1) * stride]);
+            weight[k * stride..(k + 1) * stride]
+                .copy_from_slice(&b.weight[r * stride..(r + 1) * stride]);
         }
         uvw[3 * k..3 * k + 3].copy_from_slice(&b.uvw_m[r]);
         dw[k] = b.dw_m[r];
@@ -96,7 +108,15 @@ fn coords(uvw: &[f64], freqs: &[f64], i: usize, g: &Geometry) -> Coords {
     let lam = freqs[c] / C_M_S;
     let (u, v, w) = (s * um * lam, s * vm * lam, s * wm * lam);
     let q = u * u + v * v;
-    Coords { s, u, v, w, gu: g.centre - u * g.scale, gv: g.centre + v * g.scale, in_cuts: !(q < g.uvmin2 || (g.uvmax2 > 0.0 && q > g.uvmax2)) }
+    Coords {
+        s,
+        u,
+        v,
+        w,
+        gu: g.centre - u * g.scale,
+        gv: g.centre + v * g.scale,
+        in_cuts: !(q < g.uvmin2 || (g.uvmax2 > 0.0 && q > g.uvmax2)),
+    }
 }
 
 /// Prepared gridding items (one per row and channel), as grid_prep writes them.
@@ -112,13 +132,38 @@ pub struct Items {
 
 /// Twin of `grid_prep` (kernels/wstack.cu).
 #[allow(clippy::too_many_arguments)]
-pub fn grid_prep(vis: &[f32], weight: &[f32], uvw: &[f64], dw: &[f64], freqs: &[f64], fdirty: &[f64], fpsf: &[f64], npol: usize, g: &Geometry) -> Items {
+pub fn grid_prep(
+    vis: &[f32],
+    weight: &[f32],
+    uvw: &[f64],
+    dw: &[f64],
+    freqs: &[f64],
+    fdirty: &[f64],
+    fpsf: &[f64],
+    npol: usize,
+    g: &Geometry,
+) -> Items {
     let nchan = freqs.len();
     let n = dw.len() * nchan;
-    let mut it = Items { u_px: vec![0.0; n], v_px: vec![0.0; n], w_lam: vec![0.0; n], val: vec![Complex64::new(0.0, 0.0); n], pval: vec![Complex64::new(0.0, 0.0); n], key: vec![-1; n] };
+    let mut it = Items {
+        u_px: vec![0.0; n],
+        v_px: vec![0.0; n],
+        w_lam: vec![0.0; n],
+        val: vec![Complex64::new(0.0, 0.0); n],
+        pval: vec![Complex64::new(0.0, 0.0); n],
+        key: vec![-1; n],
+    };
     for i in 0..n {
         let (r, c) = (i / nchan, i % nchan);
-        let Coords { s, u, v, w, gu, gv, in_cuts } = coords(uvw, freqs, i, g);
+        let Coords {
+            s,
+            u,
+            v,
+            w,
+            gu,
+            gv,
+            in_cuts,
+        } = coords(uvw, freqs, i, g);
         let mut ok = in_cuts && (u * g.scale).abs() < g.limit && (v * g.scale).abs() < g.limit;
         let (mut vsum, mut ws) = (Complex64::new(0.0, 0.0), 0.0);
         for p in 0..npol {
@@ -130,7 +175,8 @@ pub fn grid_prep(vis: &[f32], weight: &[f32], uvw: &[f64], dw: &[f64], freqs: &[
             }
         }
         ok = ok && ws > 0.0;
-        let mut a = vsum * Complex64::from_polar(1.0, -std::f64::consts::TAU * dw[r] * freqs[c] / C_M_S);
+        let mut a =
+            vsum * Complex64::from_polar(1.0, -std::f64::consts::TAU * dw[r] * freqs[c] / C_M_S);
         if s < 0.0 {
             a = a.conj();
         }
@@ -159,7 +205,9 @@ pub fn tile_key(gu: f64, gv: f64, support: usize, tiles_x: usize) -> usize {
 /// inside a tile on the device).
 pub fn tile_order(key: &[i32], ntiles: usize) -> (Vec<i32>, Vec<usize>) {
     let mut start = vec![0i32; ntiles + 1];
-    key.iter().filter(|&&k| k >= 0).for_each(|&k| start[k as usize + 1] += 1);
+    key.iter()
+        .filter(|&&k| k >= 0)
+        .for_each(|&k| start[k as usize + 1] += 1);
     for k in 0..ntiles {
         start[k + 1] += start[k];
     }
@@ -201,17 +249,29 @@ pub fn segment_size(total: usize) -> usize {
 
 /// Twin of `w_weights`.
 pub fn w_weights(w_lam: &[f64], wp: f64, halfwidth: f64, beta: f64) -> Vec<f64> {
-    w_lam.iter().map(|&w| es_phi((w - wp) / halfwidth, beta)).collect()
+    w_lam
+        .iter()
+        .map(|&w| es_phi((w - wp) / halfwidth, beta))
+        .collect()
 }
 
 fn es_phi(x: f64, beta: f64) -> f64 {
     let t = 1.0 - x * x;
-    if t > 0.0 { (beta * (t.sqrt() - 1.0)).exp() } else { 0.0 }
+    if t > 0.0 {
+        (beta * (t.sqrt() - 1.0)).exp()
+    } else {
+        0.0
+    }
 }
 
 /// Twin of `checkerboard`.
 pub fn checkerboard(g: &mut [Complex64], ng: usize) {
-    g.par_chunks_mut(ng).enumerate().for_each(|(y, row)| row.iter_mut().enumerate().filter(|(x, _)| (x + y) % 2 == 1).for_each(|(_, v)| *v = -*v));
+    g.par_chunks_mut(ng).enumerate().for_each(|(y, row)| {
+        row.iter_mut()
+            .enumerate()
+            .filter(|(x, _)| (x + y) % 2 == 1)
+            .for_each(|(_, v)| *v = -*v)
+    });
 }
 
 /// n - 1 at pixel (x, y), as wstack.cu's nm1 (and GridSpec::nm1).
@@ -219,7 +279,11 @@ fn nm1(x: usize, y: usize, n: usize, cell: f64) -> f64 {
     let c = (n / 2) as f64;
     let (l, m) = ((c - x as f64) * cell, (y as f64 - c) * cell);
     let r2 = l * l + m * m;
-    if r2 >= 1.0 { -1.0 } else { -r2 / (1.0 + (1.0 - r2).sqrt()) }
+    if r2 >= 1.0 {
+        -1.0
+    } else {
+        -r2 / (1.0 + (1.0 - r2).sqrt())
+    }
 }
 
 /// Twin of `wscreen_add`.
@@ -263,10 +327,15 @@ pub fn degrid_prep(uvw: &[f64], freqs: &[f64], g: &Geometry) -> (Vec<f64>, Vec<f
     let n = uvw.len() / 3 * nchan;
     let (mut u_px, mut v_px, mut w_lam) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     for i in 0..n {
-        let Coords { w, gu, gv, in_cuts, .. } = coords(uvw, freqs, i, g);
+        let Coords {
+            w, gu, gv, in_cuts, ..
+        } = coords(uvw, freqs, i, g);
         let half = g.support as f64 * 0.5;
         let (fx, fy) = ((gu - half).ceil() as i64, (gv - half).ceil() as i64);
-        let inside = fx >= 0 && fy >= 0 && fx as usize + g.support <= g.ng && fy as usize + g.support <= g.ng;
+        let inside = fx >= 0
+            && fy >= 0
+            && fx as usize + g.support <= g.ng
+            && fy as usize + g.support <= g.ng;
         u_px[i] = gu;
         v_px[i] = gv;
         w_lam[i] = if in_cuts && inside { w } else { REJECT };
@@ -282,7 +351,8 @@ pub fn degrid_finish(acc: &[Complex64], uvw: &[f64], dw: &[f64], freqs: &[f64]) 
         .map(|(i, &a)| {
             let (r, c) = (i / nchan, i % nchan);
             let v = if uvw[3 * r + 2] < 0.0 { a.conj() } else { a };
-            let v = v * Complex64::from_polar(1.0, std::f64::consts::TAU * dw[r] * freqs[c] / C_M_S);
+            let v =
+                v * Complex64::from_polar(1.0, std::f64::consts::TAU * dw[r] * freqs[c] / C_M_S);
             Complex32::new(v.re as f32, v.im as f32)
         })
         .collect()
@@ -299,14 +369,28 @@ pub fn wstack(job: &WStack) -> (Vec<f64>, Vec<f64>) {
     let (spec, b) = (job.spec, job.b);
     let g = Geometry::new(spec);
     let (nchan, npol, nr) = (b.freqs.len(), b.npol, job.planes.rows.len());
-    let (mut vis, mut wt, mut uvw, mut dw) = (vec![0f32; 2 * nr * nchan * npol], vec![0f32; nr * nchan * npol], vec![0f64; 3 * nr], vec![0f64; nr]);
+    let (mut vis, mut wt, mut uvw, mut dw) = (
+        vec![0f32; 2 * nr * nchan * npol],
+        vec![0f32; nr * nchan * npol],
+        vec![0f64; 3 * nr],
+        vec![0f64; nr],
+    );
     pack_rows(b, &job.planes.rows, &mut vis, &mut wt, &mut uvw, &mut dw);
-    let (fd, fp) = (factors(job.dirty_factor, nchan), factors(job.psf_factor, nchan));
+    let (fd, fp) = (
+        factors(job.dirty_factor, nchan),
+        factors(job.psf_factor, nchan),
+    );
     let it = grid_prep(&vis, &wt, &uvw, &dw, b.freqs, &fd, &fp, npol, &g);
     let (_, order) = tile_order(&it.key, g.tiles_x * g.tiles_x);
     let pick = |x: &[f64]| -> Vec<f64> { order.iter().map(|&i| x[i]).collect() };
     let pickc = |x: &[Complex64]| -> Vec<Complex64> { order.iter().map(|&i| x[i]).collect() };
-    let (su, sv, sw, sval, spval) = (pick(&it.u_px), pick(&it.v_px), pick(&it.w_lam), pickc(&it.val), pickc(&it.pval));
+    let (su, sv, sw, sval, spval) = (
+        pick(&it.u_px),
+        pick(&it.v_px),
+        pick(&it.w_lam),
+        pickc(&it.val),
+        pickc(&it.pval),
+    );
     let half = g.support as f64 / 2.0;
     let (n, ng) = (g.n, g.ng);
     let mut out = [vec![0.0; n * n], vec![0.0; n * n]];
@@ -314,7 +398,13 @@ pub fn wstack(job: &WStack) -> (Vec<f64>, Vec<f64>) {
     for p in job.planes.touched(&job.planes.rows, g.support) {
         let wp = job.planes.w0 + p as f64 * job.planes.dw;
         let ww = w_weights(&sw, wp, job.planes.dw * half, g.beta);
-        for (k, (on, vals)) in [(job.dirty_factor.is_some(), &sval), (job.psf_factor.is_some(), &spval)].into_iter().enumerate() {
+        for (k, (on, vals)) in [
+            (job.dirty_factor.is_some(), &sval),
+            (job.psf_factor.is_some(), &spval),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             if !on {
                 continue;
             }
@@ -352,7 +442,8 @@ pub fn unstack(job: &WUnstack, out: &mut [Complex32]) {
     }
     let fin = degrid_finish(&acc, &uvw, &dw, b.freqs);
     for (k, &r) in job.planes.rows.iter().enumerate() {
-        out[r as usize * nchan..(r as usize + 1) * nchan].copy_from_slice(&fin[k * nchan..(k + 1) * nchan]);
+        out[r as usize * nchan..(r as usize + 1) * nchan]
+            .copy_from_slice(&fin[k * nchan..(k + 1) * nchan]);
     }
 }
 
@@ -378,18 +469,51 @@ pub(crate) mod tests {
         let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(31);
         let nrow = 24 * 23 / 2 * 3;
         let freqs: Vec<f64> = (0..6).map(|c| 1.311e9 + c as f64 * 3.8e7).collect();
-        let uvw: Vec<[f64; 3]> = (0..nrow).map(|_| [r.random_range(-700.0..700.0), r.random_range(-700.0..700.0), r.random_range(-60.0..60.0)]).collect();
+        let uvw: Vec<[f64; 3]> = (0..nrow)
+            .map(|_| {
+                [
+                    r.random_range(-700.0..700.0),
+                    r.random_range(-700.0..700.0),
+                    r.random_range(-60.0..60.0),
+                ]
+            })
+            .collect();
         let dw: Vec<f64> = (0..nrow).map(|_| r.random_range(-20.0..20.0)).collect();
         let n = nrow * 6 * 2;
-        let vis: Vec<Complex32> = (0..n).map(|_| Complex32::new(r.random_range(-1.0..1.0), r.random_range(-1.0..1.0))).collect();
-        let weight: Vec<f32> = (0..n).map(|i| if i % 17 == 3 { 0.0 } else { r.random_range(0.5..1.5) }).collect();
+        let vis: Vec<Complex32> = (0..n)
+            .map(|_| Complex32::new(r.random_range(-1.0..1.0), r.random_range(-1.0..1.0)))
+            .collect();
+        let weight: Vec<f32> = (0..n)
+            .map(|i| {
+                if i % 17 == 3 {
+                    0.0
+                } else {
+                    r.random_range(0.5..1.5)
+                }
+            })
+            .collect();
         let use_row: Vec<bool> = (0..nrow).map(|i| i % 29 != 0).collect();
-        Block { freqs, uvw, dw, vis, weight, use_row }
+        Block {
+            freqs,
+            uvw,
+            dw,
+            vis,
+            weight,
+            use_row,
+        }
     }
 
     impl Block {
         pub(crate) fn vis_block(&self) -> VisBlock<'_> {
-            VisBlock { freqs: &self.freqs, npol: 2, uvw_m: &self.uvw, dw_m: &self.dw, vis: &self.vis, weight: &self.weight, use_row: &self.use_row }
+            VisBlock {
+                freqs: &self.freqs,
+                npol: 2,
+                uvw_m: &self.uvw,
+                dw_m: &self.dw,
+                vis: &self.vis,
+                weight: &self.weight,
+                use_row: &self.use_row,
+            }
         }
     }
 
@@ -406,22 +530,55 @@ pub(crate) mod tests {
         fn name(&self) -> String {
             "twins".into()
         }
-        fn rephase(&self, _: &mut [Complex32], _: &[f64], _: &[f64], _: usize) -> Result<(), super::super::GpuError> {
+        fn rephase(
+            &self,
+            _: &mut [Complex32],
+            _: &[f64],
+            _: &[f64],
+            _: usize,
+        ) -> Result<(), super::super::GpuError> {
             unreachable!()
         }
-        fn apply_gains(&self, _: &mut [Complex32], _: &mut [f32], _: &super::super::GainGrid, _: &[(usize, usize)]) -> Result<(), super::super::GpuError> {
+        fn apply_gains(
+            &self,
+            _: &mut [Complex32],
+            _: &mut [f32],
+            _: &super::super::GainGrid,
+            _: &[(usize, usize)],
+        ) -> Result<(), super::super::GpuError> {
             unreachable!()
         }
-        fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), super::super::GpuError> {
+        fn grid_wstack(
+            &self,
+            job: &WStack,
+        ) -> Result<(Vec<f64>, Vec<f64>), super::super::GpuError> {
             Ok(wstack(job))
         }
-        fn sumthreshold_planes(&self, _: &[f32], _: &mut [bool], _: usize, _: usize, _: &super::super::Schedule) -> Result<(), super::super::GpuError> {
+        fn sumthreshold_planes(
+            &self,
+            _: &[f32],
+            _: &mut [bool],
+            _: usize,
+            _: usize,
+            _: &super::super::Schedule,
+        ) -> Result<(), super::super::GpuError> {
             unreachable!()
         }
-        fn background_planes(&self, _: &[f32], _: &[bool], _: usize, _: usize, _: &super::super::Smoothing) -> Result<Vec<f32>, super::super::GpuError> {
+        fn background_planes(
+            &self,
+            _: &[f32],
+            _: &[bool],
+            _: usize,
+            _: usize,
+            _: &super::super::Smoothing,
+        ) -> Result<Vec<f32>, super::super::GpuError> {
             unreachable!()
         }
-        fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), super::super::GpuError> {
+        fn degrid_wstack(
+            &self,
+            job: &WUnstack,
+            out: &mut [Complex32],
+        ) -> Result<(), super::super::GpuError> {
             unstack(job, out);
             Ok(())
         }
@@ -436,15 +593,28 @@ pub(crate) mod tests {
         let blk = block();
         let b = blk.vis_block();
         for (dp, pp) in [(Some(0u8), Some(0u8)), (Some(1), None), (None, Some(2))] {
-            let (mut cpu, mut twin) = (GridPair::spectral(spec(), 1.4e9, dp, pp), GridPair::spectral(spec(), 1.4e9, dp, pp));
+            let (mut cpu, mut twin) = (
+                GridPair::spectral(spec(), 1.4e9, dp, pp),
+                GridPair::spectral(spec(), 1.4e9, dp, pp),
+            );
             cpu.add(&b);
             twin.add_with(&b, &Twins);
             assert_eq!(cpu.sum_w, twin.sum_w);
-            for (a, t, on) in [(&cpu.dirty, &twin.dirty, dp.is_some()), (&cpu.psf, &twin.psf, pp.is_some())] {
+            for (a, t, on) in [
+                (&cpu.dirty, &twin.dirty, dp.is_some()),
+                (&cpu.psf, &twin.psf, pp.is_some()),
+            ] {
                 let scale = max_abs(a);
                 assert_eq!(scale > 0.0, on);
-                let err = a.iter().zip(t).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-                assert!(err <= 1e-9 * scale.max(1e-300), "({dp:?}, {pp:?}): max difference {err:e} of {scale:e}");
+                let err = a
+                    .iter()
+                    .zip(t)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    err <= 1e-9 * scale.max(1e-300),
+                    "({dp:?}, {pp:?}): max difference {err:e} of {scale:e}"
+                );
             }
         }
     }
@@ -456,19 +626,34 @@ pub(crate) mod tests {
         let spec = spec();
         let n = spec.n_image;
         let mut model = vec![0.0; n * n];
-        for (i, (x, y, f)) in [(10usize, 20usize, 1.5f64), (48, 48, 2.0), (80, 71, -0.7), (3, 90, 0.4)].into_iter().enumerate() {
+        for (i, (x, y, f)) in [
+            (10usize, 20usize, 1.5f64),
+            (48, 48, 2.0),
+            (80, 71, -0.7),
+            (3, 90, 0.4),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             model[y * n + x] = f + i as f64 * 0.01;
         }
         let cpu = crate::imaging::degridder::degrid(&spec, &model, &b);
         let twin = crate::imaging::degridder::degrid_with(&spec, &model, &b, &Twins);
         let scale = cpu.iter().map(|v| v.norm()).fold(0f32, f32::max);
         assert!(scale > 1.0);
-        let err = cpu.iter().zip(&twin).map(|(a, b)| (a - b).norm()).fold(0f32, f32::max);
+        let err = cpu
+            .iter()
+            .zip(&twin)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0f32, f32::max);
         // f32 outputs: a few ulps of the largest.
         assert!(err <= 4e-6 * scale, "max difference {err} of {scale}");
         for (r, &u) in blk.use_row.iter().enumerate() {
             if !u {
-                assert!(twin[r * 6..(r + 1) * 6].iter().all(|v| v.norm() == 0.0), "excluded row {r} predicted");
+                assert!(
+                    twin[r * 6..(r + 1) * 6].iter().all(|v| v.norm() == 0.0),
+                    "excluded row {r} predicted"
+                );
             }
         }
     }

@@ -16,49 +16,72 @@ pub fn rephase_factor(dw_m: f64, freq_hz: f64) -> Complex32 {
 /// Twin of `rephase` (kernels/rephase.cu): layout [row][chan][pol].
 pub fn rephase(vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) {
     let nchan = freqs.len();
-    vis.par_chunks_mut(nchan * npol).zip(dw.par_iter()).for_each(|(row, &d)| {
-        for (c, &f) in freqs.iter().enumerate() {
-            let k = rephase_factor(d, f);
-            for v in &mut row[c * npol..(c + 1) * npol] {
-                *v = Complex32::new(v.re * k.re - v.im * k.im, v.re * k.im + v.im * k.re);
+    vis.par_chunks_mut(nchan * npol)
+        .zip(dw.par_iter())
+        .for_each(|(row, &d)| {
+            for (c, &f) in freqs.iter().enumerate() {
+                let k = rephase_factor(d, f);
+                for v in &mut row[c * npol..(c + 1) * npol] {
+                    *v = Complex32::new(v.re * k.re - v.im * k.im, v.re * k.im + v.im * k.re);
+                }
             }
-        }
-    });
+        });
 }
 
 /// Twin of `apply_gains` (kernels/calapply.cu): layout [bl][t][chan][pol]; every sample is
 /// divided by g_a conj(g_b) and its weight scaled by |g_a g_b|^2; a missing or zero gain
 /// sets the weight to 0.
-pub fn apply_gains(vis: &mut [Complex32], weight: &mut [f32], g: &GainGrid, baselines: &[(usize, usize)]) {
+pub fn apply_gains(
+    vis: &mut [Complex32],
+    weight: &mut [f32],
+    g: &GainGrid,
+    baselines: &[(usize, usize)],
+) {
     let plane = g.n_times * g.n_chan * g.n_pol;
-    vis.par_chunks_mut(plane).zip(weight.par_chunks_mut(plane)).zip(baselines.par_iter()).for_each(|((v, w), &(a, b))| {
-        for t in 0..g.n_times {
-            for c in 0..g.n_chan {
-                for p in 0..g.n_pol {
-                    let i = (t * g.n_chan + c) * g.n_pol + p;
-                    match (g.gains[g.index(t, a, c, p)], g.gains[g.index(t, b, c, p)]) {
-                        (Some(ga), Some(gb)) if (ga * gb.conj()).norm_sqr() > 0.0 => {
-                            let d = ga * gb.conj();
-                            let x = Complex64::new(v[i].re as f64, v[i].im as f64) / d;
-                            v[i] = Complex32::new(x.re as f32, x.im as f32);
-                            w[i] = (w[i] as f64 * d.norm_sqr()) as f32;
+    vis.par_chunks_mut(plane)
+        .zip(weight.par_chunks_mut(plane))
+        .zip(baselines.par_iter())
+        .for_each(|((v, w), &(a, b))| {
+            for t in 0..g.n_times {
+                for c in 0..g.n_chan {
+                    for p in 0..g.n_pol {
+                        let i = (t * g.n_chan + c) * g.n_pol + p;
+                        match (g.gains[g.index(t, a, c, p)], g.gains[g.index(t, b, c, p)]) {
+                            (Some(ga), Some(gb)) if (ga * gb.conj()).norm_sqr() > 0.0 => {
+                                let d = ga * gb.conj();
+                                let x = Complex64::new(v[i].re as f64, v[i].im as f64) / d;
+                                v[i] = Complex32::new(x.re as f32, x.im as f32);
+                                w[i] = (w[i] as f64 * d.norm_sqr()) as f32;
+                            }
+                            _ => w[i] = 0.0,
                         }
-                        _ => w[i] = 0.0,
                     }
                 }
             }
-        }
-    });
+        });
 }
 
 /// Twin of `grid_tiles` (kernels/grid.cu): adds each visibility `vis_w[j]` (already
 /// weighted) times its w-kernel weight `w_weight[j]` to the grid at pixel coordinates
 /// (u_px, v_px) with the separable ES kernel of `support` taps and `beta`.
-pub fn grid_tiles(grid: &mut [Complex64], ng: usize, u_px: &[f64], v_px: &[f64], vis_w: &[Complex64], w_weight: &[f64], support: usize, beta: f64) {
+pub fn grid_tiles(
+    grid: &mut [Complex64],
+    ng: usize,
+    u_px: &[f64],
+    v_px: &[f64],
+    vis_w: &[Complex64],
+    w_weight: &[f64],
+    support: usize,
+    beta: f64,
+) {
     let half = support as f64 / 2.0;
     let phi = |x: f64| {
         let t = 1.0 - x * x;
-        if t > 0.0 { (beta * (t.sqrt() - 1.0)).exp() } else { 0.0 }
+        if t > 0.0 {
+            (beta * (t.sqrt() - 1.0)).exp()
+        } else {
+            0.0
+        }
     };
     for j in 0..u_px.len() {
         let (u, v) = (u_px[j], v_px[j]);
@@ -78,11 +101,23 @@ pub fn grid_tiles(grid: &mut [Complex64], ng: usize, u_px: &[f64], v_px: &[f64],
 
 /// Twin of `degrid_points` (kernels/degrid.cu): for each visibility, the support x support
 /// cells around (u_px, v_px) summed with the separable ES kernel, times `w_weight[j]`.
-pub fn degrid_points(grid: &[Complex64], ng: usize, u_px: &[f64], v_px: &[f64], w_weight: &[f64], support: usize, beta: f64) -> Vec<Complex64> {
+pub fn degrid_points(
+    grid: &[Complex64],
+    ng: usize,
+    u_px: &[f64],
+    v_px: &[f64],
+    w_weight: &[f64],
+    support: usize,
+    beta: f64,
+) -> Vec<Complex64> {
     let half = support as f64 / 2.0;
     let phi = |x: f64| {
         let t = 1.0 - x * x;
-        if t > 0.0 { (beta * (t.sqrt() - 1.0)).exp() } else { 0.0 }
+        if t > 0.0 {
+            (beta * (t.sqrt() - 1.0)).exp()
+        } else {
+            0.0
+        }
     };
     (0..u_px.len())
         .map(|j| {
@@ -110,14 +145,25 @@ pub fn degrid_points(grid: &[Complex64], ng: usize, u_px: &[f64], v_px: &[f64], 
 
 /// Twin of `cal_stats` (kernels/calstats.cu): one cell's sufficient statistics, samples
 /// laid out baseline-major (`per_bl` per baseline), through the CPU solver's own `add`.
-pub fn cal_stats(vis: &[Complex32], model: &[Complex64], weight: &[f32], n_bl: usize, per_bl: usize) -> crate::calibrate::solve::CellStats {
+pub fn cal_stats(
+    vis: &[Complex32],
+    model: &[Complex64],
+    weight: &[f32],
+    n_bl: usize,
+    per_bl: usize,
+) -> crate::calibrate::solve::CellStats {
     let mut st = crate::calibrate::solve::CellStats::new(n_bl);
     for bl in 0..n_bl {
         for s in 0..per_bl {
             let i = bl * per_bl + s;
             let w = weight[i] as f64;
             if w > 0.0 {
-                st.add(bl, w, Complex64::new(vis[i].re as f64, vis[i].im as f64), model[i]);
+                st.add(
+                    bl,
+                    w,
+                    Complex64::new(vis[i].re as f64, vis[i].im as f64),
+                    model[i],
+                );
             }
         }
     }

@@ -28,7 +28,9 @@ pub struct Rephase {
 pub fn rephase() -> Rephase {
     let mut r = rng(7);
     let (nrow, nchan, npol) = (300, 48, 2);
-    let freqs: Vec<f64> = (0..nchan).map(|c| 1.311e9 + c as f64 * 244_140.625).collect();
+    let freqs: Vec<f64> = (0..nchan)
+        .map(|c| 1.311e9 + c as f64 * 244_140.625)
+        .collect();
     let dw: Vec<f64> = (0..nrow).map(|_| r.random_range(-3000.0..3000.0)).collect();
     let vis: Vec<Complex32> = (0..nrow * nchan * npol).map(|_| c32(&mut r)).collect();
     let expected = vis
@@ -36,11 +38,18 @@ pub fn rephase() -> Rephase {
         .enumerate()
         .map(|(i, v)| {
             let (row, c) = (i / (nchan * npol), (i / npol) % nchan);
-            let x = Complex64::new(v.re as f64, v.im as f64) * Complex64::from_polar(1.0, -std::f64::consts::TAU * dw[row] * freqs[c] / C_M_S);
+            let x = Complex64::new(v.re as f64, v.im as f64)
+                * Complex64::from_polar(1.0, -std::f64::consts::TAU * dw[row] * freqs[c] / C_M_S);
             Complex32::new(x.re as f32, x.im as f32)
         })
         .collect();
-    Rephase { vis, dw, freqs, npol, expected }
+    Rephase {
+        vis,
+        dw,
+        freqs,
+        npol,
+        expected,
+    }
 }
 
 pub struct Gains {
@@ -56,22 +65,52 @@ pub struct Gains {
 pub fn gains() -> Gains {
     let mut r = rng(11);
     let (n_ant, nt, nc, np) = (6, 4, 8, 2);
-    let baselines: Vec<(usize, usize)> = (0..n_ant).flat_map(|b| (0..=b).map(move |a| (a, b))).collect();
-    let mut gains = GainGrid { n_times: nt, n_ant, n_chan: nc, n_pol: np, gains: vec![None; nt * n_ant * nc * np] };
+    let baselines: Vec<(usize, usize)> = (0..n_ant)
+        .flat_map(|b| (0..=b).map(move |a| (a, b)))
+        .collect();
+    let mut gains = GainGrid {
+        n_times: nt,
+        n_ant,
+        n_chan: nc,
+        n_pol: np,
+        gains: vec![None; nt * n_ant * nc * np],
+    };
     for (i, g) in gains.gains.iter_mut().enumerate() {
-        *g = if i % 37 == 5 { None } else { Some(Complex64::from_polar(r.random_range(0.5..2.0), r.random_range(-3.0..3.0))) };
+        *g = if i % 37 == 5 {
+            None
+        } else {
+            Some(Complex64::from_polar(
+                r.random_range(0.5..2.0),
+                r.random_range(-3.0..3.0),
+            ))
+        };
     }
     let n = baselines.len() * nt * nc * np;
     let vis: Vec<Complex32> = (0..n).map(|_| c32(&mut r)).collect();
-    let weight: Vec<f32> = (0..n).map(|i| if i % 11 == 3 { 0.0 } else { r.random_range(0.5..1.5) }).collect();
+    let weight: Vec<f32> = (0..n)
+        .map(|i| {
+            if i % 11 == 3 {
+                0.0
+            } else {
+                r.random_range(0.5..1.5)
+            }
+        })
+        .collect();
     let mut expected_vis = vis.clone();
     let mut expected_weight = weight.clone();
-    for (i, (v, w)) in expected_vis.iter_mut().zip(expected_weight.iter_mut()).enumerate() {
+    for (i, (v, w)) in expected_vis
+        .iter_mut()
+        .zip(expected_weight.iter_mut())
+        .enumerate()
+    {
         let p = i % np;
         let c = (i / np) % nc;
         let t = (i / (np * nc)) % nt;
         let (a, b) = baselines[i / (np * nc * nt)];
-        match (gains.gains[gains.index(t, a, c, p)], gains.gains[gains.index(t, b, c, p)]) {
+        match (
+            gains.gains[gains.index(t, a, c, p)],
+            gains.gains[gains.index(t, b, c, p)],
+        ) {
             (Some(ga), Some(gb)) => {
                 let d = ga * gb.conj();
                 let x = Complex64::new(v.re as f64, v.im as f64) / d;
@@ -81,7 +120,14 @@ pub fn gains() -> Gains {
             _ => *w = 0.0,
         }
     }
-    Gains { vis, weight, gains, baselines, expected_vis, expected_weight }
+    Gains {
+        vis,
+        weight,
+        gains,
+        baselines,
+        expected_vis,
+        expected_weight,
+    }
 }
 
 pub struct SumThreshold {
@@ -110,7 +156,16 @@ pub fn sumthreshold() -> SumThreshold {
     let mut expected = flags.clone();
     for f in 0..nf {
         for s in 0..=nt - m {
-            let mean: f64 = (s..s + m).map(|t| if flags[t * nf + f] { thr as f64 } else { values[t * nf + f] as f64 }).sum::<f64>() / m as f64;
+            let mean: f64 = (s..s + m)
+                .map(|t| {
+                    if flags[t * nf + f] {
+                        thr as f64
+                    } else {
+                        values[t * nf + f] as f64
+                    }
+                })
+                .sum::<f64>()
+                / m as f64;
             if mean > thr as f64 {
                 for t in s..s + m {
                     expected[t * nf + f] = true;
@@ -118,7 +173,15 @@ pub fn sumthreshold() -> SumThreshold {
             }
         }
     }
-    SumThreshold { values, flags, nt, nf, m, thr, expected }
+    SumThreshold {
+        values,
+        flags,
+        nt,
+        nf,
+        m,
+        thr,
+        expected,
+    }
 }
 
 pub struct Grid {
@@ -140,10 +203,18 @@ pub fn grid() -> Grid {
     let n = 500;
     let u_px: Vec<f64> = (0..n).map(|_| r.random_range(8.0..118.0)).collect();
     let v_px: Vec<f64> = (0..n).map(|_| r.random_range(8.0..118.0)).collect();
-    let vis_w: Vec<Complex64> = (0..n).map(|_| Complex64::new(r.random_range(-1.0..1.0), r.random_range(-1.0..1.0))).collect();
+    let vis_w: Vec<Complex64> = (0..n)
+        .map(|_| Complex64::new(r.random_range(-1.0..1.0), r.random_range(-1.0..1.0)))
+        .collect();
     let w_weight: Vec<f64> = (0..n).map(|_| r.random_range(0.2..1.0)).collect();
     let half = support as f64 / 2.0;
-    let phi = |x: f64| if x.abs() < 1.0 { (beta * ((1.0 - x * x).sqrt() - 1.0)).exp() } else { 0.0 };
+    let phi = |x: f64| {
+        if x.abs() < 1.0 {
+            (beta * ((1.0 - x * x).sqrt() - 1.0)).exp()
+        } else {
+            0.0
+        }
+    };
     let mut expected = vec![Complex64::new(0.0, 0.0); ng * ng];
     for (cell, e) in expected.iter_mut().enumerate() {
         let (x, y) = ((cell % ng) as f64, (cell / ng) as f64);
@@ -154,7 +225,16 @@ pub fn grid() -> Grid {
             }
         }
     }
-    Grid { ng, u_px, v_px, vis_w, w_weight, support, beta, expected }
+    Grid {
+        ng,
+        u_px,
+        v_px,
+        vis_w,
+        w_weight,
+        support,
+        beta,
+        expected,
+    }
 }
 
 pub struct Degrid {
@@ -175,17 +255,28 @@ pub fn degrid() -> Degrid {
     let (ng, support) = (96usize, 7usize);
     let beta = 2.3 * support as f64;
     let n = 400;
-    let grid: Vec<Complex64> = (0..ng * ng).map(|_| Complex64::new(r.random_range(-1.0..1.0), r.random_range(-1.0..1.0))).collect();
+    let grid: Vec<Complex64> = (0..ng * ng)
+        .map(|_| Complex64::new(r.random_range(-1.0..1.0), r.random_range(-1.0..1.0)))
+        .collect();
     let u_px: Vec<f64> = (0..n).map(|_| r.random_range(1.0..95.0)).collect();
     let v_px: Vec<f64> = (0..n).map(|_| r.random_range(1.0..95.0)).collect();
     let w_weight: Vec<f64> = (0..n).map(|_| r.random_range(0.2..1.0)).collect();
     let half = support as f64 / 2.0;
-    let phi = |x: f64| if x.abs() < 1.0 { (beta * ((1.0 - x * x).sqrt() - 1.0)).exp() } else { 0.0 };
+    let phi = |x: f64| {
+        if x.abs() < 1.0 {
+            (beta * ((1.0 - x * x).sqrt() - 1.0)).exp()
+        } else {
+            0.0
+        }
+    };
     let expected = (0..n)
         .map(|j| {
             let mut e = Complex64::new(0.0, 0.0);
             for (cell, g) in grid.iter().enumerate() {
-                let (dx, dy) = (((cell % ng) as f64 - u_px[j]) / half, ((cell / ng) as f64 - v_px[j]) / half);
+                let (dx, dy) = (
+                    ((cell % ng) as f64 - u_px[j]) / half,
+                    ((cell / ng) as f64 - v_px[j]) / half,
+                );
                 if dx.abs() < 1.0 && dy.abs() < 1.0 {
                     e += g * (phi(dx) * phi(dy));
                 }
@@ -193,7 +284,16 @@ pub fn degrid() -> Degrid {
             e * w_weight[j]
         })
         .collect();
-    Degrid { ng, grid, u_px, v_px, w_weight, support, beta, expected }
+    Degrid {
+        ng,
+        grid,
+        u_px,
+        v_px,
+        w_weight,
+        support,
+        beta,
+        expected,
+    }
 }
 
 pub struct CalStats {
@@ -212,12 +312,28 @@ pub fn cal_stats() -> CalStats {
     let mut r = rng(29);
     let (n_bl, per_bl) = (300usize, 40usize);
     let n = n_bl * per_bl;
-    let model: Vec<Complex64> = (0..n).map(|_| Complex64::from_polar(r.random_range(1.0..5.0), r.random_range(-3.0..3.0))).collect();
-    let vis: Vec<Complex32> = model.iter().map(|m| {
-        let v = m * Complex64::from_polar(r.random_range(0.8..1.2), r.random_range(-0.5..0.5));
-        Complex32::new(v.re as f32 + r.random_range(-0.1..0.1), v.im as f32 + r.random_range(-0.1..0.1))
-    }).collect();
-    let weight: Vec<f32> = (0..n).map(|i| if i % 13 == 4 { 0.0 } else { r.random_range(0.5..2.0) }).collect();
+    let model: Vec<Complex64> = (0..n)
+        .map(|_| Complex64::from_polar(r.random_range(1.0..5.0), r.random_range(-3.0..3.0)))
+        .collect();
+    let vis: Vec<Complex32> = model
+        .iter()
+        .map(|m| {
+            let v = m * Complex64::from_polar(r.random_range(0.8..1.2), r.random_range(-0.5..0.5));
+            Complex32::new(
+                v.re as f32 + r.random_range(-0.1..0.1),
+                v.im as f32 + r.random_range(-0.1..0.1),
+            )
+        })
+        .collect();
+    let weight: Vec<f32> = (0..n)
+        .map(|i| {
+            if i % 13 == 4 {
+                0.0
+            } else {
+                r.random_range(0.5..2.0)
+            }
+        })
+        .collect();
     let expected = (0..n_bl)
         .map(|bl| {
             let mut e = (Complex64::new(0.0, 0.0), 0.0, 0.0, 0.0);
@@ -227,7 +343,10 @@ pub fn cal_stats() -> CalStats {
                     continue;
                 }
                 let v = Complex64::new(vis[i].re as f64, vis[i].im as f64);
-                e.0 += w * Complex64::new(v.re * model[i].re + v.im * model[i].im, v.im * model[i].re - v.re * model[i].im);
+                e.0 += w * Complex64::new(
+                    v.re * model[i].re + v.im * model[i].im,
+                    v.im * model[i].re - v.re * model[i].im,
+                );
                 e.1 += w * (model[i].re.powi(2) + model[i].im.powi(2));
                 e.2 += w * (v.re.powi(2) + v.im.powi(2));
                 e.3 += 1.0;
@@ -235,7 +354,14 @@ pub fn cal_stats() -> CalStats {
             e
         })
         .collect();
-    CalStats { vis, model, weight, n_bl, per_bl, expected }
+    CalStats {
+        vis,
+        model,
+        weight,
+        n_bl,
+        per_bl,
+        expected,
+    }
 }
 
 #[cfg(test)]
@@ -246,8 +372,20 @@ mod tests {
     #[test]
     fn degrid_twin_matches_the_vectors() {
         let v = degrid();
-        let got = twins::degrid_points(&v.grid, v.ng, &v.u_px, &v.v_px, &v.w_weight, v.support, v.beta);
-        let err = got.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f64, f64::max);
+        let got = twins::degrid_points(
+            &v.grid,
+            v.ng,
+            &v.u_px,
+            &v.v_px,
+            &v.w_weight,
+            v.support,
+            v.beta,
+        );
+        let err = got
+            .iter()
+            .zip(&v.expected)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0f64, f64::max);
         assert!(err < 1e-12, "max error {err}");
     }
 
@@ -256,7 +394,12 @@ mod tests {
         let v = cal_stats();
         let st = twins::cal_stats(&v.vis, &v.model, &v.weight, v.n_bl, v.per_bl);
         for (bl, e) in v.expected.iter().enumerate() {
-            assert!((st.a[bl] - e.0).norm() < 1e-9 * e.1 && (st.b[bl] - e.1).abs() < 1e-9 * e.1 && (st.c[bl] - e.2).abs() < 1e-9 * e.2, "baseline {bl}");
+            assert!(
+                (st.a[bl] - e.0).norm() < 1e-9 * e.1
+                    && (st.b[bl] - e.1).abs() < 1e-9 * e.1
+                    && (st.c[bl] - e.2).abs() < 1e-9 * e.2,
+                "baseline {bl}"
+            );
             assert_eq!(st.n[bl], e.3);
         }
     }
@@ -266,7 +409,11 @@ mod tests {
         let v = rephase();
         let mut vis = v.vis.clone();
         twins::rephase(&mut vis, &v.dw, &v.freqs, v.npol);
-        let err = vis.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f32, f32::max);
+        let err = vis
+            .iter()
+            .zip(&v.expected)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0f32, f32::max);
         assert!(err < 2e-6, "max error {err}");
     }
 
@@ -275,10 +422,26 @@ mod tests {
         let v = gains();
         let (mut vis, mut w) = (v.vis.clone(), v.weight.clone());
         twins::apply_gains(&mut vis, &mut w, &v.gains, &v.baselines);
-        assert_eq!(w.iter().map(|&x| x == 0.0).collect::<Vec<_>>(), v.expected_weight.iter().map(|&x| x == 0.0).collect::<Vec<_>>());
-        let err = vis.iter().zip(&v.expected_vis).zip(&w).filter(|(_, &w)| w > 0.0).map(|((a, b), _)| (a - b).norm() / b.norm().max(1e-3)).fold(0f32, f32::max);
+        assert_eq!(
+            w.iter().map(|&x| x == 0.0).collect::<Vec<_>>(),
+            v.expected_weight
+                .iter()
+                .map(|&x| x == 0.0)
+                .collect::<Vec<_>>()
+        );
+        let err = vis
+            .iter()
+            .zip(&v.expected_vis)
+            .zip(&w)
+            .filter(|(_, &w)| w > 0.0)
+            .map(|((a, b), _)| (a - b).norm() / b.norm().max(1e-3))
+            .fold(0f32, f32::max);
         assert!(err < 1e-6, "max relative error {err}");
-        let werr = w.iter().zip(&v.expected_weight).map(|(a, b)| (a - b).abs() / b.max(1e-3)).fold(0f32, f32::max);
+        let werr = w
+            .iter()
+            .zip(&v.expected_weight)
+            .map(|(a, b)| (a - b).abs() / b.max(1e-3))
+            .fold(0f32, f32::max);
         assert!(werr < 1e-6, "weights {werr}");
     }
 
@@ -287,18 +450,36 @@ mod tests {
         let v = sumthreshold();
         let mut new = v.flags.clone();
         for f in 0..v.nf {
-            crate::flag::algorithms::sumthreshold_line(&v.values, &v.flags, f, v.nf, v.nt, v.m, v.thr, &mut new);
+            crate::flag::algorithms::sumthreshold_line(
+                &v.values, &v.flags, f, v.nf, v.nt, v.m, v.thr, &mut new,
+            );
         }
         assert_eq!(new, v.expected);
-        assert!(new.iter().filter(|&&x| x).count() > v.flags.iter().filter(|&&x| x).count() + 8, "the injected lines were found");
+        assert!(
+            new.iter().filter(|&&x| x).count() > v.flags.iter().filter(|&&x| x).count() + 8,
+            "the injected lines were found"
+        );
     }
 
     #[test]
     fn grid_twin_matches_the_vectors() {
         let v = grid();
         let mut g = vec![Complex64::new(0.0, 0.0); v.ng * v.ng];
-        twins::grid_tiles(&mut g, v.ng, &v.u_px, &v.v_px, &v.vis_w, &v.w_weight, v.support, v.beta);
-        let err = g.iter().zip(&v.expected).map(|(a, b)| (a - b).norm()).fold(0f64, f64::max);
+        twins::grid_tiles(
+            &mut g,
+            v.ng,
+            &v.u_px,
+            &v.v_px,
+            &v.vis_w,
+            &v.w_weight,
+            v.support,
+            v.beta,
+        );
+        let err = g
+            .iter()
+            .zip(&v.expected)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0f64, f64::max);
         assert!(err < 1e-12, "max error {err}");
     }
 }

@@ -36,15 +36,37 @@ pub struct DriftBeam<'a> {
 /// Consecutive chunks of `chunk` integrations (the last may be shorter).
 pub fn chunks(n_times: usize, chunk: usize) -> Vec<Range<usize>> {
     let c = chunk.max(1);
-    (0..n_times.div_ceil(c)).map(|k| k * c..((k + 1) * c).min(n_times)).collect()
+    (0..n_times.div_ceil(c))
+        .map(|k| k * c..((k + 1) * c).min(n_times))
+        .collect()
 }
 
 impl<'a> DriftBeam<'a> {
     /// `group_times`: the integration times of every group of the image (from the plan, so
     /// every rank computes the same effective beam).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(spec: GridSpec, centre: Centre, eop: &'a EarthOrientation, site: Site, pointing_dec: f64, freqs: Vec<f64>, dish_m: f64, chunk: usize, group_times: &[Vec<f64>]) -> Self {
-        let mut d = DriftBeam { spec, centre, eop, site, pointing_dec, freqs, dish_m, chunk, b_eff: vec![0.0; spec.n_image * spec.n_image] };
+    pub fn new(
+        spec: GridSpec,
+        centre: Centre,
+        eop: &'a EarthOrientation,
+        site: Site,
+        pointing_dec: f64,
+        freqs: Vec<f64>,
+        dish_m: f64,
+        chunk: usize,
+        group_times: &[Vec<f64>],
+    ) -> Self {
+        let mut d = DriftBeam {
+            spec,
+            centre,
+            eop,
+            site,
+            pointing_dec,
+            freqs,
+            dish_m,
+            chunk,
+            b_eff: vec![0.0; spec.n_image * spec.n_image],
+        };
         let mut count = 0usize;
         for times in group_times {
             for r in chunks(times.len(), chunk) {
@@ -58,7 +80,16 @@ impl<'a> DriftBeam<'a> {
     }
 
     fn beam(&self, times: &[f64]) -> Vec<f64> {
-        primary_beam(&self.spec, self.centre, times, self.pointing_dec, &self.site, self.eop, &self.freqs, self.dish_m)
+        primary_beam(
+            &self.spec,
+            self.centre,
+            times,
+            self.pointing_dec,
+            &self.site,
+            self.eop,
+            &self.freqs,
+            self.dish_m,
+        )
     }
 
     /// The model as the integrations `times` see it: model x B_k / B_eff.
@@ -68,7 +99,15 @@ impl<'a> DriftBeam<'a> {
         model
             .iter()
             .zip(bk.iter().zip(&self.b_eff))
-            .map(|(&m, (&k, &e))| if m == 0.0 { 0.0 } else if e > FLOOR * peak { m * k / e } else { m })
+            .map(|(&m, (&k, &e))| {
+                if m == 0.0 {
+                    0.0
+                } else if e > FLOOR * peak {
+                    m * k / e
+                } else {
+                    m
+                }
+            })
             .collect()
     }
 }
@@ -90,12 +129,30 @@ mod tests {
         let eop = EarthOrientation::none();
         let site = Site::from_geodetic_deg(37.233386982, -118.283405115, 1188.0);
         let spec = GridSpec::new(64, (120.0f64 / 3600.0).to_radians(), 1e-4);
-        let times: Vec<f64> = (0..24).map(|i| 2461113.7084 + i as f64 * 12.884901888 / 86400.0).collect();
+        let times: Vec<f64> = (0..24)
+            .map(|i| 2461113.7084 + i as f64 * 12.884901888 / 86400.0)
+            .collect();
         let dec = 54.6f64.to_radians();
-        let (ra, dc) = crate::primitives::astrometry::median_meridian_icrs(&times, dec, &site, &eop);
-        let centre = Centre { ra_rad: ra, dec_rad: dc };
-        let d = DriftBeam::new(spec, centre, &eop, site, dec, vec![1.3e9, 1.5e9], 4.65, 6, std::slice::from_ref(&times));
-        let model: Vec<f64> = (0..64 * 64).map(|i| if i % 97 == 0 { 1.0 } else { 0.0 }).collect();
+        let (ra, dc) =
+            crate::primitives::astrometry::median_meridian_icrs(&times, dec, &site, &eop);
+        let centre = Centre {
+            ra_rad: ra,
+            dec_rad: dc,
+        };
+        let d = DriftBeam::new(
+            spec,
+            centre,
+            &eop,
+            site,
+            dec,
+            vec![1.3e9, 1.5e9],
+            4.65,
+            6,
+            std::slice::from_ref(&times),
+        );
+        let model: Vec<f64> = (0..64 * 64)
+            .map(|i| if i % 97 == 0 { 1.0 } else { 0.0 })
+            .collect();
         let ks = chunks(24, 6);
         let mut sum = vec![0.0; model.len()];
         let mut spread = 0.0f64;
@@ -112,6 +169,9 @@ mod tests {
             assert!((s - m).abs() < 1e-12, "{s} vs {m}");
         }
         // Over a 2.1 deg field the drift changes the beam a lot away from the centre.
-        assert!(spread > 0.1, "beam ratios within {spread}: the test field is too small");
+        assert!(
+            spread > 0.1,
+            "beam ratios within {spread}: the test field is too small"
+        );
     }
 }

@@ -43,7 +43,11 @@ impl ClarkPsf {
             .min(0.95);
         let mut psf_hat: Vec<Complex64> = psf.par_iter().map(|&v| Complex64::new(v, 0.0)).collect();
         centred_fft2_forward(&mut psf_hat, m);
-        ClarkPsf { m, psf_hat, sidelobe }
+        ClarkPsf {
+            m,
+            psf_hat,
+            sidelobe,
+        }
     }
 }
 
@@ -51,11 +55,15 @@ impl ClarkPsf {
 fn pad(img: &[f64], n: usize) -> Vec<Complex64> {
     let m = 2 * n;
     let mut g = vec![Complex64::new(0.0, 0.0); m * m];
-    g.par_chunks_mut(m).skip(n / 2).take(n).enumerate().for_each(|(y, row)| {
-        for x in 0..n {
-            row[x + n / 2] = Complex64::new(img[y * n + x], 0.0);
-        }
-    });
+    g.par_chunks_mut(m)
+        .skip(n / 2)
+        .take(n)
+        .enumerate()
+        .for_each(|(y, row)| {
+            for x in 0..n {
+                row[x + n / 2] = Complex64::new(img[y * n + x], 0.0);
+            }
+        });
     g
 }
 
@@ -66,7 +74,14 @@ fn fft_pays(n_comps: usize, n: usize, m: usize) -> bool {
 
 /// residual -= components (x) psf, the linear convolution with the 2n x 2n PSF, by the
 /// route asked for.
-pub(crate) fn subtract_convolved_with(residual: &mut [f64], comps: &[(usize, f64)], psf: &[f64], n: usize, cp: &ClarkPsf, by_fft: bool) {
+pub(crate) fn subtract_convolved_with(
+    residual: &mut [f64],
+    comps: &[(usize, f64)],
+    psf: &[f64],
+    n: usize,
+    cp: &ClarkPsf,
+    by_fft: bool,
+) {
     if by_fft {
         let mut g = components_hat(comps, n, cp.m);
         g.par_iter_mut().zip(&cp.psf_hat).for_each(|(a, b)| *a *= b);
@@ -115,13 +130,33 @@ fn subtract_inverse(residual: &mut [f64], mut g: Vec<Complex64>, n: usize, m: us
 /// Subtracts a round's components of every term from every residual term:
 /// residual_t' -= sum_t comps_t (x) PSF_{t + t'}. By FFT, each term's components are
 /// transformed once and each residual term needs one inverse transform.
-fn subtract_round(residuals: &mut [Vec<f64>], comps: &[Vec<(usize, f64)>], psfs: &[Vec<f64>], n: usize, cps: &[ClarkPsf]) {
+fn subtract_round(
+    residuals: &mut [Vec<f64>],
+    comps: &[Vec<(usize, f64)>],
+    psfs: &[Vec<f64>],
+    n: usize,
+    cps: &[ClarkPsf],
+) {
     let n_comps: usize = comps.iter().map(Vec::len).sum();
-    subtract_round_with(residuals, comps, psfs, n, cps, fft_pays(n_comps * residuals.len(), n, cps[0].m));
+    subtract_round_with(
+        residuals,
+        comps,
+        psfs,
+        n,
+        cps,
+        fft_pays(n_comps * residuals.len(), n, cps[0].m),
+    );
 }
 
 /// `subtract_round` by the route asked for.
-fn subtract_round_with(residuals: &mut [Vec<f64>], comps: &[Vec<(usize, f64)>], psfs: &[Vec<f64>], n: usize, cps: &[ClarkPsf], by_fft: bool) {
+fn subtract_round_with(
+    residuals: &mut [Vec<f64>],
+    comps: &[Vec<(usize, f64)>],
+    psfs: &[Vec<f64>],
+    n: usize,
+    cps: &[ClarkPsf],
+    by_fft: bool,
+) {
     let m = cps[0].m;
     if !by_fft {
         for (t, cs) in comps.iter().enumerate() {
@@ -135,7 +170,10 @@ fn subtract_round_with(residuals: &mut [Vec<f64>], comps: &[Vec<(usize, f64)>], 
     for (tp, res) in residuals.iter_mut().enumerate() {
         let mut g = vec![Complex64::new(0.0, 0.0); m * m];
         for (t, h) in hats.iter().enumerate() {
-            g.par_iter_mut().zip(h).zip(&cps[t + tp].psf_hat).for_each(|((a, c), p)| *a += c * p);
+            g.par_iter_mut()
+                .zip(h)
+                .zip(&cps[t + tp].psf_hat)
+                .for_each(|((a, c), p)| *a += c * p);
         }
         subtract_inverse(res, g, n, m);
     }
@@ -162,16 +200,33 @@ pub struct Round<'a> {
 /// a pixel solves H a = r there, H[i][j] = PSF_{i+j} at the centre, and removes
 /// sum_t a_t PSF_{t+t'} from residual t'. With T = 1 this is plain Clark CLEAN.
 #[allow(clippy::too_many_arguments)]
-pub fn clark(residuals: &mut [Vec<f64>], psfs: &[Vec<f64>], n: usize, cps: &[ClarkPsf], r: &Round, iterations: &mut usize, models: &mut [Vec<f64>], deltas: &mut [Vec<f64>]) -> f64 {
+pub fn clark(
+    residuals: &mut [Vec<f64>],
+    psfs: &[Vec<f64>],
+    n: usize,
+    cps: &[ClarkPsf],
+    r: &Round,
+    iterations: &mut usize,
+    models: &mut [Vec<f64>],
+    deltas: &mut [Vec<f64>],
+) -> f64 {
     let nt = residuals.len();
-    assert!((1..=2).contains(&nt) && psfs.len() == 2 * nt - 1 && cps.len() == psfs.len(), "1 or 2 spectral terms");
+    assert!(
+        (1..=2).contains(&nt) && psfs.len() == 2 * nt - 1 && cps.len() == psfs.len(),
+        "1 or 2 spectral terms"
+    );
     // The PSFs are 2n x 2n with their peak at (n, n).
     let (c, m) = (n as i64, 2 * n);
     let centre = n * m + n;
     let hinv = hessian_inverse(psfs, centre, nt);
     let mut last;
     loop {
-        let peak = residuals[0].par_iter().enumerate().filter(|(i, _)| (r.eligible)(*i)).map(|(_, v)| v.abs()).reduce(|| 0.0, f64::max);
+        let peak = residuals[0]
+            .par_iter()
+            .enumerate()
+            .filter(|(i, _)| (r.eligible)(*i))
+            .map(|(_, v)| v.abs())
+            .reduce(|| 0.0, f64::max);
         last = peak;
         if peak <= r.stop || peak == 0.0 || *iterations >= r.niter {
             break;
@@ -181,17 +236,38 @@ pub fn clark(residuals: &mut [Vec<f64>], psfs: &[Vec<f64>], n: usize, cps: &[Cla
             break;
         }
         let mut limit = r.stop.max(cps[0].sidelobe * peak);
-        let mut active: Vec<(u32, f64)> = residuals[0].par_iter().enumerate().filter(|(i, v)| v.abs() > limit && (r.eligible)(*i)).map(|(i, &v)| (i as u32, v)).collect();
+        let mut active: Vec<(u32, f64)> = residuals[0]
+            .par_iter()
+            .enumerate()
+            .filter(|(i, v)| v.abs() > limit && (r.eligible)(*i))
+            .map(|(i, &v)| (i as u32, v))
+            .collect();
         if active.len() > MAX_ACTIVE {
             active.select_nth_unstable_by(MAX_ACTIVE - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
             active.truncate(MAX_ACTIVE);
             limit = limit.max(active.iter().fold(f64::INFINITY, |a, x| a.min(x.1.abs())));
         }
-        let xy: Vec<(i64, i64)> = active.iter().map(|&(i, _)| ((i as usize % n) as i64, (i as usize / n) as i64)).collect();
-        let mut vals: Vec<Vec<f64>> = (0..nt).map(|t| active.iter().map(|&(i, _)| residuals[t][i as usize]).collect()).collect();
+        let xy: Vec<(i64, i64)> = active
+            .iter()
+            .map(|&(i, _)| ((i as usize % n) as i64, (i as usize / n) as i64))
+            .collect();
+        let mut vals: Vec<Vec<f64>> = (0..nt)
+            .map(|t| {
+                active
+                    .iter()
+                    .map(|&(i, _)| residuals[t][i as usize])
+                    .collect()
+            })
+            .collect();
         let mut comps: Vec<Vec<(usize, f64)>> = vec![Vec::new(); nt];
         while *iterations < r.niter {
-            let (j, v) = vals[0].iter().enumerate().fold((0, 0.0f64), |a, (k, &v)| if v.abs() > a.1.abs() { (k, v) } else { a });
+            let (j, v) = vals[0].iter().enumerate().fold((0, 0.0f64), |a, (k, &v)| {
+                if v.abs() > a.1.abs() {
+                    (k, v)
+                } else {
+                    a
+                }
+            });
             if v.abs() <= limit || v == 0.0 {
                 break;
             }
@@ -201,7 +277,9 @@ pub fn clark(residuals: &mut [Vec<f64>], psfs: &[Vec<f64>], n: usize, cps: &[Cla
                 break;
             }
             let idx = active[j].0 as usize;
-            let f: Vec<f64> = (0..nt).map(|t| r.gain * (0..nt).map(|u| hinv[t][u] * vals[u][j]).sum::<f64>()).collect();
+            let f: Vec<f64> = (0..nt)
+                .map(|t| r.gain * (0..nt).map(|u| hinv[t][u] * vals[u][j]).sum::<f64>())
+                .collect();
             for t in 0..nt {
                 models[t][idx] += f[t];
                 deltas[t][idx] += f[t];
@@ -257,17 +335,43 @@ mod tests {
     #[test]
     fn multi_term_round_subtraction_fft_matches_direct() {
         let n = 32;
-        let psfs: Vec<Vec<f64>> = (0..3).map(|k| (0..4 * n * n).map(|i| ((i * (k + 3)) as f64 * 0.013).sin() / (1.0 + k as f64)).collect()).collect();
+        let psfs: Vec<Vec<f64>> = (0..3)
+            .map(|k| {
+                (0..4 * n * n)
+                    .map(|i| ((i * (k + 3)) as f64 * 0.013).sin() / (1.0 + k as f64))
+                    .collect()
+            })
+            .collect();
         let cps: Vec<ClarkPsf> = psfs.iter().map(|p| ClarkPsf::new(p, n, 4)).collect();
-        let comps: Vec<Vec<(usize, f64)>> = (0..2).map(|t| (0..50).map(|k| ((k * 41 + 7 * t + 3) % (n * n), 0.1 * ((k + t) as f64).cos())).collect()).collect();
-        let start: Vec<Vec<f64>> = (0..2).map(|t| (0..n * n).map(|i| (i as f64 * 0.07 + t as f64).cos()).collect()).collect();
+        let comps: Vec<Vec<(usize, f64)>> = (0..2)
+            .map(|t| {
+                (0..50)
+                    .map(|k| ((k * 41 + 7 * t + 3) % (n * n), 0.1 * ((k + t) as f64).cos()))
+                    .collect()
+            })
+            .collect();
+        let start: Vec<Vec<f64>> = (0..2)
+            .map(|t| {
+                (0..n * n)
+                    .map(|i| (i as f64 * 0.07 + t as f64).cos())
+                    .collect()
+            })
+            .collect();
         let (mut a, mut b) = (start.clone(), start.clone());
         subtract_round_with(&mut a, &comps, &psfs, n, &cps, true);
         subtract_round_with(&mut b, &comps, &psfs, n, &cps, false);
         for t in 0..2 {
-            let err = a[t].iter().zip(&b[t]).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+            let err = a[t]
+                .iter()
+                .zip(&b[t])
+                .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
             assert!(err < 1e-12, "term {t}: {err}");
-            assert!(a[t].iter().zip(&start[t]).any(|(x, y)| (x - y).abs() > 1e-2), "term {t} unchanged");
+            assert!(
+                a[t].iter()
+                    .zip(&start[t])
+                    .any(|(x, y)| (x - y).abs() > 1e-2),
+                "term {t} unchanged"
+            );
         }
     }
 }

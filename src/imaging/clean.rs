@@ -59,8 +59,18 @@ pub struct CleanState {
 /// removed): CLEAN is finished when a minor cycle starts at or below them, or when niter is
 /// spent. Peaks, thresholds and masks are those of term 0.
 #[allow(clippy::too_many_arguments)]
-pub fn minor_cycle(residuals: &mut [Vec<f64>], psfs: &[Vec<f64>], n: usize, p: &CleanParams, state: &mut CleanState, models: &mut [Vec<f64>], deltas: &mut [Vec<f64>]) -> f64 {
-    let sigma = median_and_mad_sigma(&residuals[0]).map(|x| x.1).unwrap_or(0.0);
+pub fn minor_cycle(
+    residuals: &mut [Vec<f64>],
+    psfs: &[Vec<f64>],
+    n: usize,
+    p: &CleanParams,
+    state: &mut CleanState,
+    models: &mut [Vec<f64>],
+    deltas: &mut [Vec<f64>],
+) -> f64 {
+    let sigma = median_and_mad_sigma(&residuals[0])
+        .map(|x| x.1)
+        .unwrap_or(0.0);
     if p.auto_mask > 0.0 && state.mask.is_none() {
         let lim = p.auto_mask * sigma;
         state.mask = Some(residuals[0].iter().map(|&v| v.abs() > lim).collect());
@@ -69,23 +79,62 @@ pub fn minor_cycle(residuals: &mut [Vec<f64>], psfs: &[Vec<f64>], n: usize, p: &
     // Components only inside the clean border (`CleanParams::border`, a fraction of the
     // image on each side, and at least EDGE_PX pixels): a source just outside the image
     // shows only part of its main lobe on the last pixels, which no component there fits.
-    let border = ((p.border * n as f64).round() as usize).max(EDGE_PX).min(n / 2 - 1);
+    let border = ((p.border * n as f64).round() as usize)
+        .max(EDGE_PX)
+        .min(n / 2 - 1);
     let mask = state.mask.take();
     let eligible = |i: usize| {
         let (x, y) = (i % n, i / n);
-        x >= border && y >= border && x < n - border && y < n - border && mask.as_ref().is_none_or(|m| m[i])
+        x >= border
+            && y >= border
+            && x < n - border
+            && y < n - border
+            && mask.as_ref().is_none_or(|m| m[i])
     };
-    let start = residuals[0].par_iter().enumerate().filter(|(i, _)| eligible(*i)).map(|(_, v)| v.abs()).reduce(|| 0.0, f64::max);
+    let start = residuals[0]
+        .par_iter()
+        .enumerate()
+        .filter(|(i, _)| eligible(*i))
+        .map(|(_, v)| v.abs())
+        .reduce(|| 0.0, f64::max);
     let mut last = start;
     if start > stop_abs && start > 0.0 && state.iterations < p.niter {
         let stop = stop_abs.max((1.0 - p.mgain) * start);
-        let round = Round { gain: p.gain, niter: p.niter, half_patch: p.psf_patch, stop, start, eligible: &eligible };
+        let round = Round {
+            gain: p.gain,
+            niter: p.niter,
+            half_patch: p.psf_patch,
+            stop,
+            start,
+            eligible: &eligible,
+        };
         last = match p.algorithm {
-            MinorAlgorithm::Hogbom if residuals.len() == 1 => hogbom(&mut residuals[0], &psfs[0], n, &round, &mut state.iterations, &mut models[0], &mut deltas[0]),
+            MinorAlgorithm::Hogbom if residuals.len() == 1 => hogbom(
+                &mut residuals[0],
+                &psfs[0],
+                n,
+                &round,
+                &mut state.iterations,
+                &mut models[0],
+                &mut deltas[0],
+            ),
             // Multi-term MFS runs on Clark's machinery whatever the choice (validated).
             _ => {
-                let cps = state.clark.get_or_insert_with(|| psfs.iter().map(|q| ClarkPsf::new(q, n, p.psf_patch.min(n))).collect());
-                clark(residuals, psfs, n, cps, &round, &mut state.iterations, models, deltas)
+                let cps = state.clark.get_or_insert_with(|| {
+                    psfs.iter()
+                        .map(|q| ClarkPsf::new(q, n, p.psf_patch.min(n)))
+                        .collect()
+                });
+                clark(
+                    residuals,
+                    psfs,
+                    n,
+                    cps,
+                    &round,
+                    &mut state.iterations,
+                    models,
+                    deltas,
+                )
             }
         };
     }
@@ -97,9 +146,24 @@ pub fn minor_cycle(residuals: &mut [Vec<f64>], psfs: &[Vec<f64>], n: usize, p: &
 }
 
 /// Hogbom iterations: peak search over the whole residual, PSF patch subtracted.
-fn hogbom(residual: &mut [f64], psf: &[f64], n: usize, r: &Round, iterations: &mut usize, model: &mut [f64], delta: &mut [f64]) -> f64 {
+fn hogbom(
+    residual: &mut [f64],
+    psf: &[f64],
+    n: usize,
+    r: &Round,
+    iterations: &mut usize,
+    model: &mut [f64],
+    delta: &mut [f64],
+) -> f64 {
     let peak_of = |res: &[f64]| -> (usize, f64) {
-        res.par_iter().enumerate().filter(|(i, _)| (r.eligible)(*i)).map(|(i, &v)| (i, v)).reduce(|| (0, 0.0), |a, b| if b.1.abs() > a.1.abs() { b } else { a })
+        res.par_iter()
+            .enumerate()
+            .filter(|(i, _)| (r.eligible)(*i))
+            .map(|(i, &v)| (i, v))
+            .reduce(
+                || (0, 0.0),
+                |a, b| if b.1.abs() > a.1.abs() { b } else { a },
+            )
     };
     // The PSF is 2n x 2n with its peak at (n, n).
     let (c, m) = (n as i64, 2 * n);
@@ -122,16 +186,19 @@ fn hogbom(residual: &mut [f64], psf: &[f64], n: usize, r: &Round, iterations: &m
         let (px, py) = ((i % n) as i64, (i / n) as i64);
         let y0 = (py - h).max(0);
         let y1 = (py + h).min(n as i64 - 1);
-        residual[(y0 as usize) * n..(y1 as usize + 1) * n].par_chunks_mut(n).enumerate().for_each(|(k, row)| {
-            let y = y0 + k as i64;
-            let sy = (y - py + c) as usize;
-            let x0 = (px - h).max(0);
-            let x1 = (px + h).min(n as i64 - 1);
-            for x in x0..=x1 {
-                let sx = (x - px + c) as usize;
-                row[x as usize] -= f * psf[sy * m + sx];
-            }
-        });
+        residual[(y0 as usize) * n..(y1 as usize + 1) * n]
+            .par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(k, row)| {
+                let y = y0 + k as i64;
+                let sy = (y - py + c) as usize;
+                let x0 = (px - h).max(0);
+                let x1 = (px + h).min(n as i64 - 1);
+                for x in x0..=x1 {
+                    let sx = (x - px + c) as usize;
+                    row[x as usize] -= f * psf[sy * m + sx];
+                }
+            });
         *iterations += 1;
     }
     last
@@ -141,7 +208,13 @@ fn hogbom(residual: &mut [f64], psf: &[f64], n: usize, r: &Round, iterations: &m
 pub fn central(img: &[f64], n: usize) -> Vec<f64> {
     let m = 2 * n;
     assert_eq!(img.len(), m * m, "a 2n x 2n image");
-    (0..n).flat_map(|y| img[(y + n / 2) * m + n / 2..(y + n / 2) * m + n / 2 + n].iter().copied()).collect()
+    (0..n)
+        .flat_map(|y| {
+            img[(y + n / 2) * m + n / 2..(y + n / 2) * m + n / 2 + n]
+                .iter()
+                .copied()
+        })
+        .collect()
 }
 
 /// Restoring beam (FWHM major, minor in pixels; position angle in degrees east of north).
@@ -172,13 +245,25 @@ pub fn fit_beam(psf: &[f64], n: usize) -> Beam {
         syy += nn * nn;
         sxy += e * nn;
         cnt += 1.0;
-        if x > 0 { stack.push((x - 1, y)); }
-        if x + 1 < n { stack.push((x + 1, y)); }
-        if y > 0 { stack.push((x, y - 1)); }
-        if y + 1 < n { stack.push((x, y + 1)); }
+        if x > 0 {
+            stack.push((x - 1, y));
+        }
+        if x + 1 < n {
+            stack.push((x + 1, y));
+        }
+        if y > 0 {
+            stack.push((x, y - 1));
+        }
+        if y + 1 < n {
+            stack.push((x, y + 1));
+        }
     }
     if cnt < 1.0 {
-        return Beam { major_px: 1.0, minor_px: 1.0, pa_deg: 0.0 };
+        return Beam {
+            major_px: 1.0,
+            minor_px: 1.0,
+            pa_deg: 0.0,
+        };
     }
     // Pixels are cell-centred: add the 1/12 of a uniform pixel to each variance.
     let (a, b, d) = (sxx / cnt + 1.0 / 12.0, syy / cnt + 1.0 / 12.0, sxy / cnt);
@@ -186,9 +271,19 @@ pub fn fit_beam(psf: &[f64], n: usize) -> Beam {
     let disc = ((a - b).powi(2) / 4.0 + d * d).sqrt();
     let (l1, l2) = (tr / 2.0 + disc, (tr / 2.0 - disc).max(1e-6));
     // Major axis direction (east, north) components.
-    let (ve, vn) = if d.abs() > 1e-12 { (l1 - b, d) } else if a >= b { (1.0, 0.0) } else { (0.0, 1.0) };
+    let (ve, vn) = if d.abs() > 1e-12 {
+        (l1 - b, d)
+    } else if a >= b {
+        (1.0, 0.0)
+    } else {
+        (0.0, 1.0)
+    };
     let pa = ve.atan2(vn).to_degrees().rem_euclid(180.0);
-    Beam { major_px: 4.0 * l1.sqrt(), minor_px: 4.0 * l2.sqrt(), pa_deg: pa }
+    Beam {
+        major_px: 4.0 * l1.sqrt(),
+        minor_px: 4.0 * l2.sqrt(),
+        pa_deg: pa,
+    }
 }
 
 /// Restored image: model convolved with the Gaussian beam (peak 1 per Jy component) plus
@@ -211,7 +306,12 @@ pub fn restore(model: &[f64], residual: &[f64], n: usize, beam: &Beam) -> Vec<f6
             }
         }
     }
-    let comps: Vec<(usize, f64)> = model.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, &v)| (i, v)).collect();
+    let comps: Vec<(usize, f64)> = model
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| v != 0.0)
+        .map(|(i, &v)| (i, v))
+        .collect();
     let mut out = residual.to_vec();
     for (i, f) in comps {
         let (x, y) = ((i % n) as i64, (i / n) as i64);
@@ -232,16 +332,21 @@ mod tests {
     fn gaussian(n: usize, fx: f64, fy: f64) -> Vec<f64> {
         let c = (n / 2) as f64;
         let k = 4.0 * std::f64::consts::LN_2;
-        (0..n * n).map(|i| {
-            let (x, y) = ((i % n) as f64 - c, (i / n) as f64 - c);
-            (-k * (x * x / (fx * fx) + y * y / (fy * fy))).exp()
-        }).collect()
+        (0..n * n)
+            .map(|i| {
+                let (x, y) = ((i % n) as f64 - c, (i / n) as f64 - c);
+                (-k * (x * x / (fx * fx) + y * y / (fy * fy))).exp()
+            })
+            .collect()
     }
 
     #[test]
     fn beam_fit_recovers_a_gaussian() {
         let b = fit_beam(&gaussian(64, 8.0, 5.0), 64);
-        assert!((b.major_px - 8.0).abs() < 0.4 && (b.minor_px - 5.0).abs() < 0.4, "{b:?}");
+        assert!(
+            (b.major_px - 8.0).abs() < 0.4 && (b.minor_px - 5.0).abs() < 0.4,
+            "{b:?}"
+        );
         assert!((b.pa_deg - 90.0).abs() < 1.0, "major axis east-west: {b:?}");
     }
 
@@ -283,14 +388,40 @@ mod tests {
     fn recovers_point_sources(algorithm: MinorAlgorithm, psf_patch: usize) {
         let n = 64;
         let (psf, mut res) = two_sources(n);
-        let p = CleanParams { algorithm, niter: 2000, gain: 0.1, mgain: 1.0, threshold_jy: 1e-4, auto_threshold: 0.0, auto_mask: 0.0, psf_patch, border: 0.125 };
+        let p = CleanParams {
+            algorithm,
+            niter: 2000,
+            gain: 0.1,
+            mgain: 1.0,
+            threshold_jy: 1e-4,
+            auto_threshold: 0.0,
+            auto_mask: 0.0,
+            psf_patch,
+            border: 0.125,
+        };
         let mut st = CleanState::default();
         let (mut models, mut deltas) = (vec![vec![0.0; n * n]], vec![vec![0.0; n * n]]);
         let mut residuals = vec![std::mem::take(&mut res)];
-        minor_cycle(&mut residuals, std::slice::from_ref(&psf), n, &p, &mut st, &mut models, &mut deltas);
+        minor_cycle(
+            &mut residuals,
+            std::slice::from_ref(&psf),
+            n,
+            &p,
+            &mut st,
+            &mut models,
+            &mut deltas,
+        );
         let (res, model) = (&residuals[0], &models[0]);
-        let comps: Vec<(usize, usize, f64)> = model.iter().enumerate().filter(|(_, v)| v.abs() > 1e-4).map(|(i, &v)| (i % n, i / n, v)).collect();
-        assert!((model[30 * n + 20] - 2.0).abs() < 1e-3 && (model[22 * n + 40] - 0.7).abs() < 1e-3, "{comps:?}");
+        let comps: Vec<(usize, usize, f64)> = model
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.abs() > 1e-4)
+            .map(|(i, &v)| (i % n, i / n, v))
+            .collect();
+        assert!(
+            (model[30 * n + 20] - 2.0).abs() < 1e-3 && (model[22 * n + 40] - 0.7).abs() < 1e-3,
+            "{comps:?}"
+        );
         // Every pixel of the inner window is below the threshold (the border is never cleaned).
         for (i, v) in res.iter().enumerate() {
             let (x, y) = (i % n, i / n);
@@ -312,11 +443,16 @@ mod tests {
             state ^= state << 17;
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
-        let uv: Vec<(f64, f64)> = (0..k).map(|_| (0.4 * (next() - 0.5), 0.4 * (next() - 0.5))).collect();
+        let uv: Vec<(f64, f64)> = (0..k)
+            .map(|_| (0.4 * (next() - 0.5), 0.4 * (next() - 0.5)))
+            .collect();
         (0..m * m)
             .map(|i| {
                 let (dx, dy) = ((i % m) as f64 - n as f64, (i / m) as f64 - n as f64);
-                uv.iter().map(|&(u, v)| (std::f64::consts::TAU * (u * dx + v * dy)).cos()).sum::<f64>() / k as f64
+                uv.iter()
+                    .map(|&(u, v)| (std::f64::consts::TAU * (u * dx + v * dy)).cos())
+                    .sum::<f64>()
+                    / k as f64
             })
             .collect()
     }
@@ -330,14 +466,40 @@ mod tests {
         let psf = sparse_uv_psf(n, 96);
         let src = [(6usize, 32usize, 1.0), (58, 31, 0.8), (33, 57, 0.5)];
         let mut residuals = vec![dirty(&psf, n, &src)];
-        let p = CleanParams { algorithm, niter: 5000, gain: 0.1, mgain: 1.0, threshold_jy: 1e-4, auto_threshold: 0.0, auto_mask: 0.0, psf_patch: n, border: 0.0 };
+        let p = CleanParams {
+            algorithm,
+            niter: 5000,
+            gain: 0.1,
+            mgain: 1.0,
+            threshold_jy: 1e-4,
+            auto_threshold: 0.0,
+            auto_mask: 0.0,
+            psf_patch: n,
+            border: 0.0,
+        };
         let mut st = CleanState::default();
         let (mut models, mut deltas) = (vec![vec![0.0; n * n]], vec![vec![0.0; n * n]]);
-        minor_cycle(&mut residuals, std::slice::from_ref(&psf), n, &p, &mut st, &mut models, &mut deltas);
-        let stray = models[0].iter().enumerate().filter(|(i, _)| !src.iter().any(|&(x, y, _)| *i == y * n + x)).fold(0.0f64, |a, (_, v)| a + v.abs());
+        minor_cycle(
+            &mut residuals,
+            std::slice::from_ref(&psf),
+            n,
+            &p,
+            &mut st,
+            &mut models,
+            &mut deltas,
+        );
+        let stray = models[0]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !src.iter().any(|&(x, y, _)| *i == y * n + x))
+            .fold(0.0f64, |a, (_, v)| a + v.abs());
         println!("{} iterations; flux elsewhere {stray:.2e}", st.iterations);
         for &(x, y, f) in &src {
-            assert!((models[0][y * n + x] - f).abs() < 1e-3 * f, "({x}, {y}): {} vs {f}", models[0][y * n + x]);
+            assert!(
+                (models[0][y * n + x] - f).abs() < 1e-3 * f,
+                "({x}, {y}): {} vs {f}",
+                models[0][y * n + x]
+            );
         }
         // The whole image, edges included, is cleaned to the threshold.
         let worst = residuals[0].iter().fold(0.0f64, |a, v| a.max(v.abs()));
@@ -379,7 +541,9 @@ mod tests {
         for &x in &xs {
             let b = beam(x);
             for (k, p) in psfs.iter_mut().enumerate() {
-                p.iter_mut().zip(&b).for_each(|(a, v)| *a += x.powi(k as i32) * v / xs.len() as f64);
+                p.iter_mut()
+                    .zip(&b)
+                    .for_each(|(a, v)| *a += x.powi(k as i32) * v / xs.len() as f64);
             }
         }
         // Sources with S(nu) = a0 + a1 x (spectral index -0.7 and +0.5 at 1 Jy and 0.4 Jy).
@@ -394,14 +558,32 @@ mod tests {
                 }
             }
         }
-        let p = CleanParams { algorithm: MinorAlgorithm::Clark, niter: 3000, gain: 0.1, mgain: 1.0, threshold_jy: 1e-5, auto_threshold: 0.0, auto_mask: 0.0, psf_patch: 32, border: 0.125 };
+        let p = CleanParams {
+            algorithm: MinorAlgorithm::Clark,
+            niter: 3000,
+            gain: 0.1,
+            mgain: 1.0,
+            threshold_jy: 1e-5,
+            auto_threshold: 0.0,
+            auto_mask: 0.0,
+            psf_patch: 32,
+            border: 0.125,
+        };
         let mut st = CleanState::default();
         let (mut models, mut deltas) = (vec![vec![0.0; n * n]; 2], vec![vec![0.0; n * n]; 2]);
         minor_cycle(&mut res, &psfs, n, &p, &mut st, &mut models, &mut deltas);
         for &(sx, sy, a0, alpha) in &src {
             let i = sy * n + sx;
-            assert!((models[0][i] - a0).abs() < 1e-3 * a0, "flux {} vs {a0}", models[0][i]);
-            assert!((models[1][i] / models[0][i] - alpha).abs() < 0.01, "slope {} vs {alpha}", models[1][i] / models[0][i]);
+            assert!(
+                (models[0][i] - a0).abs() < 1e-3 * a0,
+                "flux {} vs {a0}",
+                models[0][i]
+            );
+            assert!(
+                (models[1][i] / models[0][i] - alpha).abs() < 0.01,
+                "slope {} vs {alpha}",
+                models[1][i] / models[0][i]
+            );
         }
     }
 
@@ -411,11 +593,16 @@ mod tests {
         let n = 32;
         let (psf, res) = two_sources(n);
         let cp = ClarkPsf::new(&psf, n, 4);
-        let comps: Vec<(usize, f64)> = (0..300).map(|k| ((k * 37 + 5) % (n * n), 0.01 * (k as f64).sin())).collect();
+        let comps: Vec<(usize, f64)> = (0..300)
+            .map(|k| ((k * 37 + 5) % (n * n), 0.01 * (k as f64).sin()))
+            .collect();
         let (mut a, mut b) = (res.clone(), res.clone());
         super::super::clark::subtract_convolved_with(&mut a, &comps, &psf, n, &cp, false);
         super::super::clark::subtract_convolved_with(&mut b, &comps, &psf, n, &cp, true);
-        let err = a.iter().zip(&b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        let err = a
+            .iter()
+            .zip(&b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
         assert!(err < 1e-12, "{err}");
         assert!(a.iter().zip(&res).any(|(x, y)| (x - y).abs() > 1e-3));
     }

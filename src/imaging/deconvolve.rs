@@ -31,8 +31,16 @@ impl HeldGroup {
     pub fn new(vis: GroupVis, centre: Centre, eop: &EarthOrientation) -> Self {
         let (uvw, dw) = rephase_geometry(&vis, centre, eop);
         let nt = vis.n_times();
-        let use_row = (0..uvw.len()).map(|r| vis.baselines[r / nt].0 != vis.baselines[r / nt].1).collect();
-        HeldGroup { vis, uvw, dw, use_row, outliers: None }
+        let use_row = (0..uvw.len())
+            .map(|r| vis.baselines[r / nt].0 != vis.baselines[r / nt].1)
+            .collect();
+        HeldGroup {
+            vis,
+            uvw,
+            dw,
+            use_row,
+            outliers: None,
+        }
     }
 
     /// Sets the outliers of this group: every major cycle fits them to the residual
@@ -52,17 +60,41 @@ impl HeldGroup {
     }
 
     fn block(&self) -> VisBlock<'_> {
-        VisBlock { freqs: &self.vis.freqs, npol: self.vis.npol, uvw_m: &self.uvw, dw_m: &self.dw, vis: &self.vis.vis, weight: &self.vis.weight, use_row: &self.use_row }
+        VisBlock {
+            freqs: &self.vis.freqs,
+            npol: self.vis.npol,
+            uvw_m: &self.uvw,
+            dw_m: &self.dw,
+            vis: &self.vis.vis,
+            weight: &self.vis.weight,
+            use_row: &self.use_row,
+        }
     }
 
     /// Adds this group's weights to a uv density grid (for uniform/Briggs weighting).
     pub fn add_density(&self, spec: &GridSpec, density: &mut [f64]) {
-        super::weighting::accumulate_density(spec, density, &self.vis.freqs, self.vis.npol, &self.uvw, &self.vis.weight, &self.use_row);
+        super::weighting::accumulate_density(
+            spec,
+            density,
+            &self.vis.freqs,
+            self.vis.npol,
+            &self.uvw,
+            &self.vis.weight,
+            &self.use_row,
+        );
     }
 
     /// Rescales the weights from the (rank-combined) density.
     pub fn reweight(&mut self, spec: &GridSpec, rw: &super::weighting::Reweight) {
-        super::weighting::apply(spec, rw, &self.vis.freqs, self.vis.npol, &self.uvw, &mut self.vis.weight, &self.use_row);
+        super::weighting::apply(
+            spec,
+            rw,
+            &self.vis.freqs,
+            self.vis.npol,
+            &self.uvw,
+            &mut self.vis.weight,
+            &self.use_row,
+        );
     }
 
     /// Grids this group into `grids` on `compute`.
@@ -73,33 +105,57 @@ impl HeldGroup {
     /// Subtracts the model's visibilities (Stokes I, both polarizations): sum over the
     /// spectral terms of x^t times term t's prediction, x = (nu - ref_hz) / ref_hz; with a
     /// drifting beam, each chunk of integrations is predicted from the model it saw.
-    fn subtract(&mut self, spec: &GridSpec, models: &[Vec<f64>], ref_hz: f64, beam: Option<&DriftBeam>, compute: &dyn Compute) {
+    fn subtract(
+        &mut self,
+        spec: &GridSpec,
+        models: &[Vec<f64>],
+        ref_hz: f64,
+        beam: Option<&DriftBeam>,
+        compute: &dyn Compute,
+    ) {
         let nc = self.vis.n_chan();
         let Some(first) = models.first() else { return };
         // Term 0 (x^0 = 1) is the prediction itself; higher terms are added to it.
         let mut m = self.predict(spec, first, beam, compute);
         for (t, model) in models.iter().enumerate().skip(1) {
             let mt = self.predict(spec, model, beam, compute);
-            let x: Vec<f32> = self.vis.freqs.iter().map(|f| ((f - ref_hz) / ref_hz).powi(t as i32) as f32).collect();
-            m.par_chunks_mut(nc).zip(mt.par_chunks(nc)).for_each(|(a, b)| {
-                for c in 0..nc {
-                    a[c] += b[c] * x[c];
-                }
-            });
+            let x: Vec<f32> = self
+                .vis
+                .freqs
+                .iter()
+                .map(|f| ((f - ref_hz) / ref_hz).powi(t as i32) as f32)
+                .collect();
+            m.par_chunks_mut(nc)
+                .zip(mt.par_chunks(nc))
+                .for_each(|(a, b)| {
+                    for c in 0..nc {
+                        a[c] += b[c] * x[c];
+                    }
+                });
         }
         let np = self.vis.npol;
-        self.vis.vis.par_chunks_mut(nc * np).enumerate().for_each(|(r, row)| {
-            for c in 0..nc {
-                let mv: Complex32 = m[r * nc + c];
-                for p in 0..np {
-                    row[c * np + p] -= mv;
+        self.vis
+            .vis
+            .par_chunks_mut(nc * np)
+            .enumerate()
+            .for_each(|(r, row)| {
+                for c in 0..nc {
+                    let mv: Complex32 = m[r * nc + c];
+                    for p in 0..np {
+                        row[c * np + p] -= mv;
+                    }
                 }
-            }
-        });
+            });
     }
 
     /// One model image's visibilities, per (row, channel).
-    fn predict(&self, spec: &GridSpec, model: &[f64], beam: Option<&DriftBeam>, compute: &dyn Compute) -> Vec<Complex32> {
+    fn predict(
+        &self,
+        spec: &GridSpec,
+        model: &[f64],
+        beam: Option<&DriftBeam>,
+        compute: &dyn Compute,
+    ) -> Vec<Complex32> {
         match beam {
             None => degrid_with(spec, model, &self.block(), compute),
             Some(db) => {
@@ -108,13 +164,19 @@ impl HeldGroup {
                 let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
                 for r in chunks(nt, db.chunk) {
                     let mk = db.weighted_model(model, &self.vis.times_jd[r.clone()]);
-                    let use_row: Vec<bool> = self.use_row.iter().enumerate().map(|(row, &u)| u && r.contains(&(row % nt))).collect();
+                    let use_row: Vec<bool> = self
+                        .use_row
+                        .iter()
+                        .enumerate()
+                        .map(|(row, &u)| u && r.contains(&(row % nt)))
+                        .collect();
                     let mut b = self.block();
                     b.use_row = &use_row;
                     let part = degrid_with(spec, &mk, &b, compute);
                     for (row, &u) in use_row.iter().enumerate() {
                         if u {
-                            m[row * nc..(row + 1) * nc].copy_from_slice(&part[row * nc..(row + 1) * nc]);
+                            m[row * nc..(row + 1) * nc]
+                                .copy_from_slice(&part[row * nc..(row + 1) * nc]);
                         }
                     }
                 }
@@ -139,7 +201,9 @@ fn f64_bytes(v: &[f64]) -> Vec<u8> {
 }
 
 fn bytes_f64(b: &[u8]) -> Vec<f64> {
-    b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+    b.chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect()
 }
 
 /// The images CLEAN starts from, on the owner: per spectral term the dirty image (n x n),
@@ -168,7 +232,12 @@ pub struct CleanSetup<'a> {
 
 /// Runs CLEAN. `start` is the owner's starting images (None elsewhere). Returns the outcome
 /// on the owner.
-pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], start: Option<CleanStart>) -> Option<CleanOutcome> {
+pub fn clean_image(
+    comm: &dyn Comm,
+    s: &CleanSetup,
+    held: &mut [HeldGroup],
+    start: Option<CleanStart>,
+) -> Option<CleanOutcome> {
     let (spec, params, owner, nt) = (s.spec, s.params, s.owner, s.nterms);
     let n = spec.n_image;
     let is_owner = comm.rank() == owner;
@@ -177,7 +246,11 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
         None => (Vec::new(), Vec::new()),
     };
     let ready = is_owner && residuals.len() == nt && psfs.len() == 2 * nt - 1;
-    let mut models = if is_owner { vec![vec![0.0; n * n]; nt] } else { Vec::new() };
+    let mut models = if is_owner {
+        vec![vec![0.0; n * n]; nt]
+    } else {
+        Vec::new()
+    };
     let mut state = CleanState::default();
     let mut majors = 0;
     let mut last_start = f64::INFINITY;
@@ -192,7 +265,11 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
             // (near the noise floor peaks wander) in two consecutive cycles. One such cycle
             // is often a repair (an over-subtracted minor cycle); two mean the PSF no longer
             // describes what the components do. Model and residual stay consistent.
-            grown = if before > 1.5 * last_start { grown + 1 } else { 0 };
+            grown = if before > 1.5 * last_start {
+                grown + 1
+            } else {
+                0
+            };
             if grown >= 2 {
                 log::warn!("clean: residual peak grew over two major cycles ({last_start:.4} -> {before:.4} Jy/beam); stopping");
                 state.finished = true;
@@ -202,10 +279,22 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
         if ready && !state.finished && majors < s.max_major && params.niter > 0 {
             let before = residuals[0].iter().fold(0.0f64, |a, &b| a.max(b.abs()));
             let t = std::time::Instant::now();
-            let reached = minor_cycle(&mut residuals, &psfs, n, params, &mut state, &mut models, &mut deltas);
+            let reached = minor_cycle(
+                &mut residuals,
+                &psfs,
+                n,
+                params,
+                &mut state,
+                &mut models,
+                &mut deltas,
+            );
             go = deltas[0].iter().any(|&x| x != 0.0);
             log::info!("clean major cycle {}: peak {before:.4} -> {reached:.4} Jy/beam after {} iterations", majors + 1, state.iterations);
-            log::debug!("clean minor cycles {}: {:.2} s", majors + 1, t.elapsed().as_secs_f64());
+            log::debug!(
+                "clean minor cycles {}: {:.2} s",
+                majors + 1,
+                t.elapsed().as_secs_f64()
+            );
         }
         if s.distributed {
             let mut msg = if is_owner {
@@ -230,7 +319,9 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
         majors += 1;
         let t = std::time::Instant::now();
         // Every contributor: subtract the increment, re-grid the residuals of every term.
-        let mut grids: Vec<GridPair> = (0..nt).map(|t| GridPair::spectral(*spec, s.ref_hz, Some(t as u8), None)).collect();
+        let mut grids: Vec<GridPair> = (0..nt)
+            .map(|t| GridPair::spectral(*spec, s.ref_hz, Some(t as u8), None))
+            .collect();
         for h in held.iter_mut() {
             h.subtract(spec, &deltas, s.ref_hz, s.beam, s.compute);
             h.refit_outliers();
@@ -239,19 +330,32 @@ pub fn clean_image(comm: &dyn Comm, s: &CleanSetup, held: &mut [HeldGroup], star
             }
         }
         for (t, g) in grids.into_iter().enumerate() {
-            let g = if s.distributed { g.reduce_to(comm, owner) } else { Some(g) };
+            let g = if s.distributed {
+                g.reduce_to(comm, owner)
+            } else {
+                Some(g)
+            };
             if is_owner {
                 if let Some((r, _)) = g.and_then(GridPair::finish_f64) {
                     residuals[t] = r;
                 }
             }
         }
-        log::debug!("clean major cycle {majors}: model subtracted and residuals re-gridded in {:.2} s", t.elapsed().as_secs_f64());
+        log::debug!(
+            "clean major cycle {majors}: model subtracted and residuals re-gridded in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     for h in held.iter() {
         if let Some(m) = &h.outliers {
             for (k, o) in m.outliers.iter().enumerate() {
-                log::info!("outlier {}: fitted {:.3} Jy at {:.3} GHz (catalogue {:.3} Jy at 1.4 GHz)", o.name, m.flux_scale(k), m.ref_hz() / 1e9, o.source.flux_jy);
+                log::info!(
+                    "outlier {}: fitted {:.3} Jy at {:.3} GHz (catalogue {:.3} Jy at 1.4 GHz)",
+                    o.name,
+                    m.flux_scale(k),
+                    m.ref_hz() / 1e9,
+                    o.source.flux_jy
+                );
             }
         }
     }

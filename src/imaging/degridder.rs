@@ -19,7 +19,12 @@ pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
 
 /// As `degrid`, the planes transformed and read by `compute` (a GPU where the rank has
 /// one); a backend failure is logged and the block predicted on the CPU.
-pub fn degrid_with(spec: &GridSpec, model: &[f64], b: &VisBlock, compute: &dyn crate::gpu::Compute) -> Vec<Complex32> {
+pub fn degrid_with(
+    spec: &GridSpec,
+    model: &[f64],
+    b: &VisBlock,
+    compute: &dyn crate::gpu::Compute,
+) -> Vec<Complex32> {
     let n = spec.n_image;
     let nchan = b.freqs.len();
     let nrow = b.uvw_m.len();
@@ -27,7 +32,9 @@ pub fn degrid_with(spec: &GridSpec, model: &[f64], b: &VisBlock, compute: &dyn c
     if model.iter().all(|&x| x == 0.0) {
         return out;
     }
-    let Some(planes) = Planes::new(spec, b) else { return out };
+    let Some(planes) = Planes::new(spec, b) else {
+        return out;
+    };
     let dw = planes.dw;
     let k = spec.kernel;
     let corr = k.correction(n, spec.n_grid);
@@ -44,9 +51,17 @@ pub fn degrid_with(spec: &GridSpec, model: &[f64], b: &VisBlock, compute: &dyn c
             }
         })
         .collect();
-    let job = WUnstack { spec, b, planes: &planes, pre: &pre };
+    let job = WUnstack {
+        spec,
+        b,
+        planes: &planes,
+        pre: &pre,
+    };
     if let Err(e) = compute.degrid_wstack(&job, &mut out) {
-        log::warn!("degridding on {} failed ({e}); predicting this block on the CPU", compute.name());
+        log::warn!(
+            "degridding on {} failed ({e}); predicting this block on the CPU",
+            compute.name()
+        );
         out.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
         unstack_cpu(&job, &mut out);
     }
@@ -76,11 +91,27 @@ pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
     let off = (ng - n) / 2;
     // Single-precision plane transforms where the kernel's accuracy allows (as the gridder).
     let single = support <= super::gridder::F32_MAX_SUPPORT;
-    let mut grid64 = if single { Vec::new() } else { vec![Complex64::new(0.0, 0.0); ng * ng] };
-    let mut grid32 = if single { vec![Complex32::new(0.0, 0.0); ng * ng] } else { Vec::new() };
+    let mut grid64 = if single {
+        Vec::new()
+    } else {
+        vec![Complex64::new(0.0, 0.0); ng * ng]
+    };
+    let mut grid32 = if single {
+        vec![Complex32::new(0.0, 0.0); ng * ng]
+    } else {
+        Vec::new()
+    };
     // The planes' contributions add up in the output itself (f32, as returned; a handful
     // of planes per visibility): no second visibility-sized buffer.
-    let plane = PlaneGeometry { spec, b, sign: &job.planes.sign, scale, centre, dw, half };
+    let plane = PlaneGeometry {
+        spec,
+        b,
+        sign: &job.planes.sign,
+        scale,
+        centre,
+        dw,
+        half,
+    };
     for p in 0..job.planes.nplanes {
         let wp = job.planes.w0 + p as f64 * dw;
         let (lo, hi) = (wp - dw * half, wp + dw * half);
@@ -99,7 +130,11 @@ pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
         // The pre-corrected model with this plane's w-screen, in the grid's centre.
         let screen = |x: usize, y: usize| -> Complex64 {
             let v = pre[y * n + x];
-            if v != 0.0 { Complex64::from_polar(v, std::f64::consts::TAU * wp * spec.nm1(x, y)) } else { Complex64::new(0.0, 0.0) }
+            if v != 0.0 {
+                Complex64::from_polar(v, std::f64::consts::TAU * wp * spec.nm1(x, y))
+            } else {
+                Complex64::new(0.0, 0.0)
+            }
         };
         if single {
             fill(&mut grid32, ng, off, n, |x, y| {
@@ -115,23 +150,34 @@ pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
         }
     }
     let mut used = vec![false; nrow];
-    job.planes.rows.iter().for_each(|&r| used[r as usize] = true);
-    out.par_chunks_mut(nchan).enumerate().filter(|(r, _)| used[*r]).for_each(|(r, o)| {
-        for (c, &f) in b.freqs.iter().enumerate() {
-            let mut v = Complex64::new(o[c].re as f64, o[c].im as f64);
-            if job.planes.sign[r] < 0.0 {
-                v = v.conj();
+    job.planes
+        .rows
+        .iter()
+        .for_each(|&r| used[r as usize] = true);
+    out.par_chunks_mut(nchan)
+        .enumerate()
+        .filter(|(r, _)| used[*r])
+        .for_each(|(r, o)| {
+            for (c, &f) in b.freqs.iter().enumerate() {
+                let mut v = Complex64::new(o[c].re as f64, o[c].im as f64);
+                if job.planes.sign[r] < 0.0 {
+                    v = v.conj();
+                }
+                // Back to the data's phasing.
+                v *= Complex64::from_polar(1.0, std::f64::consts::TAU * b.dw_m[r] * f / C_M_S);
+                o[c] = Complex32::new(v.re as f32, v.im as f32);
             }
-            // Back to the data's phasing.
-            v *= Complex64::from_polar(1.0, std::f64::consts::TAU * b.dw_m[r] * f / C_M_S);
-            o[c] = Complex32::new(v.re as f32, v.im as f32);
-        }
-    });
+        });
 }
 
 /// Zeroes the grid and writes `value(x, y)` for the n x n image at offset `off`.
-fn fill<T: Copy + Send + Sync + Default>(grid: &mut [num_complex::Complex<T>], ng: usize, off: usize, n: usize, value: impl Fn(usize, usize) -> num_complex::Complex<T> + Sync)
-where
+fn fill<T: Copy + Send + Sync + Default>(
+    grid: &mut [num_complex::Complex<T>],
+    ng: usize,
+    off: usize,
+    n: usize,
+    value: impl Fn(usize, usize) -> num_complex::Complex<T> + Sync,
+) where
     num_complex::Complex<T>: Default,
 {
     grid.par_chunks_mut(ng).enumerate().for_each(|(gy, row)| {
@@ -179,39 +225,45 @@ impl PlaneGeometry<'_> {
     fn degrid<T: Cell>(&self, g: &[T], wp: f64, in_plane: &[bool], acc: &mut [Complex32]) {
         let (spec, b, k) = (self.spec, self.b, self.spec.kernel);
         let (support, ng, nchan) = (k.support, spec.n_grid, b.freqs.len());
-        acc.par_chunks_mut(nchan).enumerate().filter(|(r, _)| in_plane[*r]).for_each(|(r, vals)| {
-            let s = self.sign[r];
-            let [um, vm, wm] = b.uvw_m[r];
-            let mut wu = [0.0f64; MAX_SUPPORT];
-            let mut wv = [0.0f64; MAX_SUPPORT];
-            for (c, &f) in b.freqs.iter().enumerate() {
-                let lam = f / C_M_S;
-                let (u, v, w) = (s * um * lam, s * vm * lam, s * wm * lam);
-                let kw = k.phi((w - wp) / (self.dw * self.half));
-                if kw == 0.0 {
-                    continue;
-                }
-                let q = u * u + v * v;
-                if q < spec.uv_min_lambda.powi(2) || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda.powi(2)) {
-                    continue;
-                }
-                let fx = k.taps(self.centre - u * self.scale, &mut wu);
-                let fy = k.taps(self.centre + v * self.scale, &mut wv);
-                if fx < 0 || fy < 0 || fx as usize + support > ng || fy as usize + support > ng {
-                    continue;
-                }
-                let mut sum = Complex64::new(0.0, 0.0);
-                for (ky, &kvy) in wv.iter().enumerate().take(support) {
-                    let base = (fy as usize + ky) * ng + fx as usize;
-                    let mut rs = Complex64::new(0.0, 0.0);
-                    for (kx, &kvx) in wu.iter().enumerate().take(support) {
-                        rs += g[base + kx].c64() * kvx;
+        acc.par_chunks_mut(nchan)
+            .enumerate()
+            .filter(|(r, _)| in_plane[*r])
+            .for_each(|(r, vals)| {
+                let s = self.sign[r];
+                let [um, vm, wm] = b.uvw_m[r];
+                let mut wu = [0.0f64; MAX_SUPPORT];
+                let mut wv = [0.0f64; MAX_SUPPORT];
+                for (c, &f) in b.freqs.iter().enumerate() {
+                    let lam = f / C_M_S;
+                    let (u, v, w) = (s * um * lam, s * vm * lam, s * wm * lam);
+                    let kw = k.phi((w - wp) / (self.dw * self.half));
+                    if kw == 0.0 {
+                        continue;
                     }
-                    sum += rs * kvy;
+                    let q = u * u + v * v;
+                    if q < spec.uv_min_lambda.powi(2)
+                        || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda.powi(2))
+                    {
+                        continue;
+                    }
+                    let fx = k.taps(self.centre - u * self.scale, &mut wu);
+                    let fy = k.taps(self.centre + v * self.scale, &mut wv);
+                    if fx < 0 || fy < 0 || fx as usize + support > ng || fy as usize + support > ng
+                    {
+                        continue;
+                    }
+                    let mut sum = Complex64::new(0.0, 0.0);
+                    for (ky, &kvy) in wv.iter().enumerate().take(support) {
+                        let base = (fy as usize + ky) * ng + fx as usize;
+                        let mut rs = Complex64::new(0.0, 0.0);
+                        for (kx, &kvx) in wu.iter().enumerate().take(support) {
+                            rs += g[base + kx].c64() * kvx;
+                        }
+                        sum += rs * kvy;
+                    }
+                    let v = sum * kw;
+                    vals[c] += Complex32::new(v.re as f32, v.im as f32);
                 }
-                let v = sum * kw;
-                vals[c] += Complex32::new(v.re as f32, v.im as f32);
-            }
-        });
+            });
     }
 }

@@ -33,14 +33,25 @@ pub struct GridSpec {
 
 impl GridSpec {
     pub fn new(n_image: usize, cell_rad: f64, epsilon: f64) -> Self {
-        GridSpec { n_image, n_grid: 2 * n_image, cell_rad, kernel: EsKernel::for_epsilon(epsilon), uv_min_lambda: 0.0, uv_max_lambda: 0.0 }
+        GridSpec {
+            n_image,
+            n_grid: 2 * n_image,
+            cell_rad,
+            kernel: EsKernel::for_epsilon(epsilon),
+            uv_min_lambda: 0.0,
+            uv_max_lambda: 0.0,
+        }
     }
 
     /// The same cell, uv cuts and accuracy for an image of twice the size (on a grid of
     /// twice the size, so the uv cell halves and the visibilities accepted are the same):
     /// the PSF CLEAN's minor cycles use.
     pub fn doubled(&self) -> Self {
-        GridSpec { n_image: 2 * self.n_image, n_grid: 2 * self.n_grid, ..*self }
+        GridSpec {
+            n_image: 2 * self.n_image,
+            n_grid: 2 * self.n_grid,
+            ..*self
+        }
     }
 
     /// n - 1 at output pixel (x, y).
@@ -103,23 +114,43 @@ pub struct GridPair {
 /// Number of grid rows per strip (>= kernel support so a visibility touches <= 2 strips).
 fn strip_rows(spec: &GridSpec) -> usize {
     let threads = rayon::current_num_threads().max(1);
-    (spec.n_grid / (8 * threads)).max(spec.kernel.support).max(16)
+    (spec.n_grid / (8 * threads))
+        .max(spec.kernel.support)
+        .max(16)
 }
 
 impl GridPair {
     pub fn new(spec: GridSpec) -> Self {
         let n = spec.n_image * spec.n_image;
-        GridPair { spec, dirty: vec![0.0; n], psf: vec![0.0; n], sum_w: 0.0, with_psf: true, with_dirty: true, ref_hz: 1.0, dirty_power: 0, psf_power: 0 }
+        GridPair {
+            spec,
+            dirty: vec![0.0; n],
+            psf: vec![0.0; n],
+            sum_w: 0.0,
+            with_psf: true,
+            with_dirty: true,
+            ref_hz: 1.0,
+            dirty_power: 0,
+            psf_power: 0,
+        }
     }
 
     /// Accumulates the dirty image only (residuals of major cycles).
     pub fn without_psf(spec: GridSpec) -> Self {
-        GridPair { with_psf: false, ..Self::new(spec) }
+        GridPair {
+            with_psf: false,
+            ..Self::new(spec)
+        }
     }
 
     /// Spectral term images (multi-term MFS): the dirty image weighted by x^p (None: not
     /// gridded) and the PSF by x^q (None: not gridded), x = (nu - ref_hz) / ref_hz.
-    pub fn spectral(spec: GridSpec, ref_hz: f64, dirty_power: Option<u8>, psf_power: Option<u8>) -> Self {
+    pub fn spectral(
+        spec: GridSpec,
+        ref_hz: f64,
+        dirty_power: Option<u8>,
+        psf_power: Option<u8>,
+    ) -> Self {
         GridPair {
             with_dirty: dirty_power.is_some(),
             with_psf: psf_power.is_some(),
@@ -140,36 +171,65 @@ impl GridPair {
     /// block is gridded on the CPU instead: the images are the same either way.
     pub fn add_with(&mut self, b: &VisBlock, compute: &dyn crate::gpu::Compute) {
         let spec = self.spec;
-        let Some(planes) = Planes::new(&spec, b) else { return };
+        let Some(planes) = Planes::new(&spec, b) else {
+            return;
+        };
         self.sum_w += weight_sum(&spec, b, &planes.rows);
         // Spectral weights per channel (multi-term MFS), None for an image not gridded.
-        let factors = |on: bool, p: u8| -> Option<Vec<f64>> { on.then(|| b.freqs.iter().map(|f| ((f - self.ref_hz) / self.ref_hz).powi(p as i32)).collect()) };
-        let (fd, fp) = (factors(self.with_dirty, self.dirty_power), factors(self.with_psf, self.psf_power));
-        let job = WStack { spec: &spec, b, planes: &planes, dirty_factor: fd.as_deref(), psf_factor: fp.as_deref() };
+        let factors = |on: bool, p: u8| -> Option<Vec<f64>> {
+            on.then(|| {
+                b.freqs
+                    .iter()
+                    .map(|f| ((f - self.ref_hz) / self.ref_hz).powi(p as i32))
+                    .collect()
+            })
+        };
+        let (fd, fp) = (
+            factors(self.with_dirty, self.dirty_power),
+            factors(self.with_psf, self.psf_power),
+        );
+        let job = WStack {
+            spec: &spec,
+            b,
+            planes: &planes,
+            dirty_factor: fd.as_deref(),
+            psf_factor: fp.as_deref(),
+        };
         let (block_dirty, block_psf) = compute.grid_wstack(&job).unwrap_or_else(|e| {
-            log::warn!("gridding on {} failed ({e}); gridding this block on the CPU", compute.name());
+            log::warn!(
+                "gridding on {} failed ({e}); gridding this block on the CPU",
+                compute.name()
+            );
             wstack_cpu(&job)
         });
         let (n, xmax, dw) = (spec.n_image, spec.max_nm1().max(1e-15), planes.dw);
         // Undo the w kernel's taper psi_hat(dw (n - 1)).
         let k = spec.kernel;
         const NTAB: usize = 2048;
-        let tab: Vec<f64> = (0..=NTAB).map(|i| 1.0 / k.fourier(i as f64 / NTAB as f64 * xmax * dw)).collect();
+        let tab: Vec<f64> = (0..=NTAB)
+            .map(|i| 1.0 / k.fourier(i as f64 / NTAB as f64 * xmax * dw))
+            .collect();
         let corr = |x: f64| {
             let t = (-x / xmax).clamp(0.0, 1.0) * NTAB as f64;
             let i = (t.floor() as usize).min(NTAB - 1);
             let f = t - i as f64;
             tab[i] * (1.0 - f) + tab[i + 1] * f
         };
-        for (on, acc, blk) in [(self.with_dirty, &mut self.dirty, &block_dirty), (self.with_psf, &mut self.psf, &block_psf)] {
+        for (on, acc, blk) in [
+            (self.with_dirty, &mut self.dirty, &block_dirty),
+            (self.with_psf, &mut self.psf, &block_psf),
+        ] {
             if !on {
                 continue;
             }
-            acc.par_chunks_mut(n).zip(blk.par_chunks(n)).enumerate().for_each(|(y, (a, bl))| {
-                for x in 0..n {
-                    a[x] += bl[x] * corr(spec.nm1(x, y));
-                }
-            });
+            acc.par_chunks_mut(n)
+                .zip(blk.par_chunks(n))
+                .enumerate()
+                .for_each(|(y, (a, bl))| {
+                    for x in 0..n {
+                        a[x] += bl[x] * corr(spec.nm1(x, y));
+                    }
+                });
         }
     }
 
@@ -191,7 +251,19 @@ impl GridPair {
     }
 
     fn with_flags_of(mut self, o: &GridPair) -> Self {
-        (self.with_psf, self.with_dirty, self.ref_hz, self.dirty_power, self.psf_power) = (o.with_psf, o.with_dirty, o.ref_hz, o.dirty_power, o.psf_power);
+        (
+            self.with_psf,
+            self.with_dirty,
+            self.ref_hz,
+            self.dirty_power,
+            self.psf_power,
+        ) = (
+            o.with_psf,
+            o.with_dirty,
+            o.ref_hz,
+            o.dirty_power,
+            o.psf_power,
+        );
         self
     }
 
@@ -202,14 +274,22 @@ impl GridPair {
     pub fn from_buffer(spec: GridSpec, buf: &[f64]) -> Self {
         let n = spec.n_image * spec.n_image;
         assert_eq!(buf.len(), 2 * n + 1, "image buffer size");
-        GridPair { dirty: buf[..n].to_vec(), psf: buf[n..2 * n].to_vec(), sum_w: buf[2 * n], ..Self::new(spec) }
+        GridPair {
+            dirty: buf[..n].to_vec(),
+            psf: buf[n..2 * n].to_vec(),
+            sum_w: buf[2 * n],
+            ..Self::new(spec)
+        }
     }
 
     /// Normalises and uv-corrects: (dirty, psf) images, row-major (y, x), the PSF peaking
     /// at 1. None if nothing was gridded.
     pub fn finish(self) -> Option<(Vec<f32>, Vec<f32>)> {
         let (d, p) = self.finish_f64()?;
-        Some((d.iter().map(|&x| x as f32).collect(), p.iter().map(|&x| x as f32).collect()))
+        Some((
+            d.iter().map(|&x| x as f32).collect(),
+            p.iter().map(|&x| x as f32).collect(),
+        ))
     }
 
     /// As `finish`, in f64.
@@ -221,7 +301,11 @@ impl GridPair {
         let k = spec.kernel;
         let norm0 = k.fourier(0.0);
         // uv correction, normalised so a unit tap sum maps to unit flux.
-        let corr: Vec<f64> = k.correction(spec.n_image, spec.n_grid).iter().map(|c| c * norm0).collect();
+        let corr: Vec<f64> = k
+            .correction(spec.n_image, spec.n_grid)
+            .iter()
+            .map(|c| c * norm0)
+            .collect();
         let norm = 1.0 / (self.sum_w * norm0 * norm0);
         let n = spec.n_image;
         let f = |img: &[f64]| -> Vec<f64> {
@@ -259,19 +343,44 @@ impl Planes {
     pub fn new(spec: &GridSpec, b: &VisBlock) -> Option<Self> {
         let fmin = b.freqs.iter().copied().fold(f64::INFINITY, f64::min);
         let fmax = b.freqs.iter().copied().fold(0.0, f64::max);
-        let sign: Vec<f64> = b.uvw_m.iter().map(|x| if x[2] < 0.0 { -1.0 } else { 1.0 }).collect();
-        let wrange: Vec<[f64; 2]> = b.uvw_m.iter().zip(&sign).map(|(x, s)| [s * x[2] * fmin / C_M_S, s * x[2] * fmax / C_M_S]).collect();
-        let rows: Vec<u32> = (0..b.uvw_m.len()).filter(|&r| b.use_row[r]).map(|r| r as u32).collect();
+        let sign: Vec<f64> = b
+            .uvw_m
+            .iter()
+            .map(|x| if x[2] < 0.0 { -1.0 } else { 1.0 })
+            .collect();
+        let wrange: Vec<[f64; 2]> = b
+            .uvw_m
+            .iter()
+            .zip(&sign)
+            .map(|(x, s)| [s * x[2] * fmin / C_M_S, s * x[2] * fmax / C_M_S])
+            .collect();
+        let rows: Vec<u32> = (0..b.uvw_m.len())
+            .filter(|&r| b.use_row[r])
+            .map(|r| r as u32)
+            .collect();
         if rows.is_empty() {
             return None;
         }
-        let wmin = rows.iter().map(|&r| wrange[r as usize][0]).fold(f64::INFINITY, f64::min);
-        let wmax = rows.iter().map(|&r| wrange[r as usize][1]).fold(0.0, f64::max);
+        let wmin = rows
+            .iter()
+            .map(|&r| wrange[r as usize][0])
+            .fold(f64::INFINITY, f64::min);
+        let wmax = rows
+            .iter()
+            .map(|&r| wrange[r as usize][1])
+            .fold(0.0, f64::max);
         let support = spec.kernel.support;
         let dw = 0.25 / spec.max_nm1().max(1e-15);
         let w0 = wmin - dw * support as f64 / 2.0;
         let nplanes = ((wmax - wmin) / dw).floor() as usize + support + 1;
-        Some(Planes { rows, sign, wrange, w0, dw, nplanes })
+        Some(Planes {
+            rows,
+            sign,
+            wrange,
+            w0,
+            dw,
+            nplanes,
+        })
     }
 
     /// The planes whose w kernel (`support` planes wide) reaches any of `rows`; planes
@@ -280,11 +389,18 @@ impl Planes {
         if rows.is_empty() {
             return 0..0;
         }
-        let lo = rows.iter().map(|&r| self.wrange[r as usize][0]).fold(f64::INFINITY, f64::min);
-        let hi = rows.iter().map(|&r| self.wrange[r as usize][1]).fold(f64::NEG_INFINITY, f64::max);
+        let lo = rows
+            .iter()
+            .map(|&r| self.wrange[r as usize][0])
+            .fold(f64::INFINITY, f64::min);
+        let hi = rows
+            .iter()
+            .map(|&r| self.wrange[r as usize][1])
+            .fold(f64::NEG_INFINITY, f64::max);
         let half = support as f64 / 2.0;
         let first = ((lo - self.w0) / self.dw - half).floor().max(0.0) as usize;
-        let last = (((hi - self.w0) / self.dw + half).ceil().max(0.0) as usize + 1).min(self.nplanes);
+        let last =
+            (((hi - self.w0) / self.dw + half).ceil().max(0.0) as usize + 1).min(self.nplanes);
         first.min(last)..last
     }
 }
@@ -317,38 +433,73 @@ pub fn wstack_cpu(job: &WStack) -> (Vec<f64>, Vec<f64>) {
     let mut plane_psf = vec![Complex64::new(0.0, 0.0); spec.n_grid * spec.n_grid];
     // Single-precision transforms where the kernel's accuracy allows (see
     // `plane_transform`): a scratch grid, empty otherwise.
-    let mut single: Vec<Complex32> = if spec.kernel.support <= F32_MAX_SUPPORT { vec![Complex32::new(0.0, 0.0); spec.n_grid * spec.n_grid] } else { Vec::new() };
+    let mut single: Vec<Complex32> = if spec.kernel.support <= F32_MAX_SUPPORT {
+        vec![Complex32::new(0.0, 0.0); spec.n_grid * spec.n_grid]
+    } else {
+        Vec::new()
+    };
     let mut first = true;
     for p in 0..job.planes.nplanes {
         let wp = job.planes.w0 + p as f64 * dw;
         let (lo, hi) = (wp - dw * half, wp + dw * half);
-        let rows: Vec<u32> = job.planes.rows.iter().copied().filter(|&r| job.planes.wrange[r as usize][1] >= lo && job.planes.wrange[r as usize][0] <= hi).collect();
+        let rows: Vec<u32> = job
+            .planes
+            .rows
+            .iter()
+            .copied()
+            .filter(|&r| {
+                job.planes.wrange[r as usize][1] >= lo && job.planes.wrange[r as usize][0] <= hi
+            })
+            .collect();
         if rows.is_empty() {
             continue;
         }
         for (on, pl) in [(with_dirty, &mut plane), (with_psf, &mut plane_psf)] {
             if on && !first {
-                pl.par_iter_mut().for_each(|c| *c = Complex64::new(0.0, 0.0));
+                pl.par_iter_mut()
+                    .for_each(|c| *c = Complex64::new(0.0, 0.0));
             }
         }
         first = false;
         let wk = |w: f64| spec.kernel.phi((w - wp) / (dw * half));
-        grid_plane(spec, b, &rows, &job.planes.sign, &mut plane, &mut plane_psf, wk, job.dirty_factor, job.psf_factor);
-        let pd = if with_dirty { plane_transform(&mut plane, &mut single, spec.n_grid, n) } else { Vec::new() };
-        let pp = if with_psf { plane_transform(&mut plane_psf, &mut single, spec.n_grid, n) } else { Vec::new() };
-        block_dirty.par_chunks_mut(n).zip(block_psf.par_chunks_mut(n)).enumerate().for_each(|(y, (drow, prow))| {
-            for x in 0..n {
-                let i = y * n + x;
-                // Re(g exp(-2 pi i wp (n - 1))), one phasor for both images.
-                let (s, c) = (std::f64::consts::TAU * wp * spec.nm1(x, y)).sin_cos();
-                if with_dirty {
-                    drow[x] += pd[i].re * c + pd[i].im * s;
+        grid_plane(
+            spec,
+            b,
+            &rows,
+            &job.planes.sign,
+            &mut plane,
+            &mut plane_psf,
+            wk,
+            job.dirty_factor,
+            job.psf_factor,
+        );
+        let pd = if with_dirty {
+            plane_transform(&mut plane, &mut single, spec.n_grid, n)
+        } else {
+            Vec::new()
+        };
+        let pp = if with_psf {
+            plane_transform(&mut plane_psf, &mut single, spec.n_grid, n)
+        } else {
+            Vec::new()
+        };
+        block_dirty
+            .par_chunks_mut(n)
+            .zip(block_psf.par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(y, (drow, prow))| {
+                for x in 0..n {
+                    let i = y * n + x;
+                    // Re(g exp(-2 pi i wp (n - 1))), one phasor for both images.
+                    let (s, c) = (std::f64::consts::TAU * wp * spec.nm1(x, y)).sin_cos();
+                    if with_dirty {
+                        drow[x] += pd[i].re * c + pd[i].im * s;
+                    }
+                    if with_psf {
+                        prow[x] += pp[i].re * c + pp[i].im * s;
+                    }
                 }
-                if with_psf {
-                    prow[x] += pp[i].re * c + pp[i].im * s;
-                }
-            }
-        });
+            });
     }
     (block_dirty, block_psf)
 }
@@ -360,19 +511,32 @@ pub(crate) const F32_MAX_SUPPORT: usize = 6;
 
 /// The centred, cropped transform of one plane: in f32 through `single` when it is
 /// allocated (see F32_MAX_SUPPORT), else in f64 in place.
-fn plane_transform(plane: &mut [Complex64], single: &mut [Complex32], ng: usize, n: usize) -> Vec<Complex64> {
+fn plane_transform(
+    plane: &mut [Complex64],
+    single: &mut [Complex32],
+    ng: usize,
+    n: usize,
+) -> Vec<Complex64> {
     if single.is_empty() {
         return centred_fft2_forward_crop(plane, ng, n);
     }
-    single.par_iter_mut().zip(plane.par_iter()).for_each(|(s, p)| *s = Complex32::new(p.re as f32, p.im as f32));
-    centred_fft2_forward_crop(single, ng, n).into_iter().map(|c| Complex64::new(c.re as f64, c.im as f64)).collect()
+    single
+        .par_iter_mut()
+        .zip(plane.par_iter())
+        .for_each(|(s, p)| *s = Complex32::new(p.re as f32, p.im as f32));
+    centred_fft2_forward_crop(single, ng, n)
+        .into_iter()
+        .map(|c| Complex64::new(c.re as f64, c.im as f64))
+        .collect()
 }
 
 /// Whether a visibility at (u, v) (wavelengths) passes the uv cuts and fits on the grid.
 #[inline]
 fn accepted(spec: &GridSpec, u: f64, v: f64) -> bool {
     let q = u * u + v * v;
-    if q < spec.uv_min_lambda * spec.uv_min_lambda || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda * spec.uv_max_lambda) {
+    if q < spec.uv_min_lambda * spec.uv_min_lambda
+        || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda * spec.uv_max_lambda)
+    {
         return false;
     }
     // Kernel footprint inside the grid.
@@ -395,7 +559,11 @@ fn weight_sum(spec: &GridSpec, b: &VisBlock, rows: &[u32]) -> f64 {
                     continue;
                 }
                 let base = r * stride + c * b.npol;
-                s += b.weight[base..base + b.npol].iter().filter(|&&w| w > 0.0).map(|&w| w as f64).sum::<f64>();
+                s += b.weight[base..base + b.npol]
+                    .iter()
+                    .filter(|&&w| w > 0.0)
+                    .map(|&w| w as f64)
+                    .sum::<f64>();
             }
             s
         })
@@ -429,15 +597,26 @@ fn grid_plane(
     let half = w as f64 / 2.0;
     // Channels equally spaced (one subband, or a contiguous band): the rephasing phasor
     // advances by one multiplication per channel instead of a sin/cos.
-    let df = if nchan > 1 { (b.freqs[nchan - 1] - b.freqs[0]) / (nchan - 1) as f64 } else { 0.0 };
-    let uniform = b.freqs.iter().enumerate().all(|(c, &f)| (f - b.freqs[0] - c as f64 * df).abs() <= 1e-9 * f.abs());
+    let df = if nchan > 1 {
+        (b.freqs[nchan - 1] - b.freqs[0]) / (nchan - 1) as f64
+    } else {
+        0.0
+    };
+    let uniform = b
+        .freqs
+        .iter()
+        .enumerate()
+        .all(|(c, &f)| (f - b.freqs[0] - c as f64 * df).abs() <= 1e-9 * f.abs());
     let srows = strip_rows(spec);
     let nstrips = ng.div_ceil(srows);
     // Bucket rows by the strips their kernels can touch.
     let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); nstrips];
     for &r in rows {
         let v = sign[r as usize] * b.uvw_m[r as usize][1];
-        let (ga, gb) = (centre + v * fmin / C_M_S * scale, centre + v * fmax / C_M_S * scale);
+        let (ga, gb) = (
+            centre + v * fmin / C_M_S * scale,
+            centre + v * fmax / C_M_S * scale,
+        );
         let lo = ((ga.min(gb) - half).floor().max(0.0) as usize / srows).min(nstrips - 1);
         let hi = ((ga.max(gb) + half).ceil().max(0.0) as usize / srows).min(nstrips - 1);
         for bucket in buckets.iter_mut().take(hi + 1).skip(lo) {
@@ -458,8 +637,13 @@ fn grid_plane(
                 let s = sign[r];
                 let [um, vm, wm] = b.uvw_m[r];
                 let dw = b.dw_m[r];
-                let phasor = |f: f64| Complex64::from_polar(1.0, -std::f64::consts::TAU * dw * f / C_M_S);
-                let (mut rot, step) = if uniform { (phasor(b.freqs[0]), phasor(df)) } else { (Complex64::new(1.0, 0.0), Complex64::new(1.0, 0.0)) };
+                let phasor =
+                    |f: f64| Complex64::from_polar(1.0, -std::f64::consts::TAU * dw * f / C_M_S);
+                let (mut rot, step) = if uniform {
+                    (phasor(b.freqs[0]), phasor(df))
+                } else {
+                    (Complex64::new(1.0, 0.0), Complex64::new(1.0, 0.0))
+                };
                 for (c, &f) in b.freqs.iter().enumerate() {
                     let rc = if uniform { rot } else { phasor(f) };
                     rot *= step;

@@ -6,10 +6,10 @@ pub mod clark;
 pub mod clean;
 pub mod deconvolve;
 pub mod degridder;
+pub mod gridder;
 pub mod outliers;
 pub mod pb;
 pub mod weighting;
-pub mod gridder;
 
 pub use gridder::{GridPair, GridSpec, VisBlock};
 
@@ -26,7 +26,11 @@ pub struct Centre {
 
 /// Per-row (u, v, w) (m) in the image basis and w_new - w_old (m) for a group, rows ordered
 /// (baseline, time) like the group's data.
-pub fn rephase_geometry(g: &GroupVis, centre: Centre, eop: &EarthOrientation) -> (Vec<[f64; 3]>, Vec<f64>) {
+pub fn rephase_geometry(
+    g: &GroupVis,
+    centre: Centre,
+    eop: &EarthOrientation,
+) -> (Vec<[f64; 3]>, Vec<f64>) {
     let nt = g.times_jd.len();
     let nbl = g.baselines.len();
     let mut uv = vec![[0.0; 3]; nbl * nt];
@@ -50,10 +54,20 @@ pub fn rephase_geometry(g: &GroupVis, centre: Centre, eop: &EarthOrientation) ->
 pub fn grid_group(grids: &mut GridPair, g: &GroupVis, centre: Centre, eop: &EarthOrientation) {
     let (uv, dw) = rephase_geometry(g, centre, eop);
     let nt = g.times_jd.len();
-    let use_row: Vec<bool> = (0..uv.len()).map(|r| {
-        let (a1, a2) = g.baselines[r / nt];
-        a1 != a2
-    }).collect();
-    let block = VisBlock { freqs: &g.freqs, npol: g.npol, uvw_m: &uv, dw_m: &dw, vis: &g.vis, weight: &g.weight, use_row: &use_row };
+    let use_row: Vec<bool> = (0..uv.len())
+        .map(|r| {
+            let (a1, a2) = g.baselines[r / nt];
+            a1 != a2
+        })
+        .collect();
+    let block = VisBlock {
+        freqs: &g.freqs,
+        npol: g.npol,
+        uvw_m: &uv,
+        dw_m: &dw,
+        vis: &g.vis,
+        weight: &g.weight,
+        use_row: &use_row,
+    };
     grids.add(&block);
 }

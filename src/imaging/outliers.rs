@@ -37,8 +37,18 @@ pub struct Outlier {
 /// The catalogue's sources outside the cleanable window of the image (`spec`, `centre`; the
 /// outermost `EDGE_PX` pixels count as outside) whose mean beam response over `g`'s
 /// integrations at its lowest frequency is at least `min_beam` (beam peak 1).
-pub fn select(cat: &[Calibrator], g: &GroupVis, spec: &GridSpec, centre: Centre, eop: &EarthOrientation, min_beam: f64, dish_m: f64) -> Vec<Outlier> {
-    let Some(&f_lo) = g.freqs.iter().min_by(|a, b| a.total_cmp(b)) else { return Vec::new() };
+pub fn select(
+    cat: &[Calibrator],
+    g: &GroupVis,
+    spec: &GridSpec,
+    centre: Centre,
+    eop: &EarthOrientation,
+    min_beam: f64,
+    dish_m: f64,
+) -> Vec<Outlier> {
+    let Some(&f_lo) = g.freqs.iter().min_by(|a, b| a.total_cmp(b)) else {
+        return Vec::new();
+    };
     if g.times_jd.is_empty() || min_beam <= 0.0 {
         return Vec::new();
     }
@@ -46,7 +56,8 @@ pub fn select(cat: &[Calibrator], g: &GroupVis, spec: &GridSpec, centre: Centre,
         .times_jd
         .iter()
         .map(|&jd| {
-            let (ra, dec) = FrameOfDate::new(eop.epoch(jd), &g.site).hadec_to_icrs(0.0, g.pointing_dec_rad);
+            let (ra, dec) =
+                FrameOfDate::new(eop.epoch(jd), &g.site).hadec_to_icrs(0.0, g.pointing_dec_rad);
             radec_to_vec(ra, dec)
         })
         .collect();
@@ -56,14 +67,28 @@ pub fn select(cat: &[Calibrator], g: &GroupVis, spec: &GridSpec, centre: Centre,
     cat.iter()
         .filter_map(|c| {
             let s = radec_to_vec(c.ra_rad, c.dec_rad);
-            let beam = pointings.iter().map(|p| airy_power(separation(s, *p), f_lo, dish_m)).sum::<f64>() / pointings.len() as f64;
+            let beam = pointings
+                .iter()
+                .map(|p| airy_power(separation(s, *p), f_lo, dish_m))
+                .sum::<f64>()
+                / pointings.len() as f64;
             if beam < min_beam {
                 return None;
             }
             let [l, m, nn] = basis.lmn(s);
             // Pixel offsets from the centre (x = n/2 - l / cell, y = n/2 + m / cell).
-            let inside = nn > 0.0 && (l / spec.cell_rad).abs() < half && (m / spec.cell_rad).abs() < half;
-            (!inside).then(|| Outlier { name: c.name.clone(), source: PointSource { ra_rad: c.ra_rad, dec_rad: c.dec_rad, flux_jy: c.flux_jy, spectral_index: c.spectral_index.unwrap_or(0.0) }, beam })
+            let inside =
+                nn > 0.0 && (l / spec.cell_rad).abs() < half && (m / spec.cell_rad).abs() < half;
+            (!inside).then(|| Outlier {
+                name: c.name.clone(),
+                source: PointSource {
+                    ra_rad: c.ra_rad,
+                    dec_rad: c.dec_rad,
+                    flux_jy: c.flux_jy,
+                    spectral_index: c.spectral_index.unwrap_or(0.0),
+                },
+                beam,
+            })
         })
         .collect()
 }
@@ -80,11 +105,22 @@ pub struct OutlierModel {
 
 impl OutlierModel {
     pub fn new(g: &GroupVis, outliers: Vec<Outlier>, eop: &EarthOrientation, dish_m: f64) -> Self {
-        let unit: Vec<PointSource> = outliers.iter().map(|o| PointSource { flux_jy: 1.0, ..o.source.clone() }).collect();
+        let unit: Vec<PointSource> = outliers
+            .iter()
+            .map(|o| PointSource {
+                flux_jy: 1.0,
+                ..o.source.clone()
+            })
+            .collect();
         let pred = ModelPredictor::new(g, &unit, eop, dish_m);
         let ref_hz = g.freqs.iter().sum::<f64>() / g.freqs.len().max(1) as f64;
         let k = 2 * outliers.len();
-        OutlierModel { outliers, pred, ref_hz, coef: vec![0.0; k] }
+        OutlierModel {
+            outliers,
+            pred,
+            ref_hz,
+            coef: vec![0.0; k],
+        }
     }
 
     /// Fitted flux of outlier `s` (before the beam) at `ref_hz`, with the catalogue's
@@ -108,7 +144,11 @@ impl OutlierModel {
             return Vec::new();
         }
         let (nt, nc, np) = (g.n_times(), g.n_chan(), g.npol);
-        let xs: Vec<f64> = g.freqs.iter().map(|f| (f - self.ref_hz) / self.ref_hz).collect();
+        let xs: Vec<f64> = g
+            .freqs
+            .iter()
+            .map(|f| (f - self.ref_hz) / self.ref_hz)
+            .collect();
         let pred = &self.pred;
         let baselines = &g.baselines;
         // The basis functions at (row, channel): source s's unit prediction times 1 and x.
@@ -125,7 +165,13 @@ impl OutlierModel {
             .into_par_iter()
             .filter(|&r| use_row[r])
             .fold(
-                || (vec![0.0f64; k * k], vec![0.0f64; k], vec![Complex64::new(0.0, 0.0); k]),
+                || {
+                    (
+                        vec![0.0f64; k * k],
+                        vec![0.0f64; k],
+                        vec![Complex64::new(0.0, 0.0); k],
+                    )
+                },
                 |(mut ata, mut atb, mut bf), r| {
                     for c in 0..nc {
                         let base = (r * nc + c) * np;
@@ -134,7 +180,15 @@ impl OutlierModel {
                             continue;
                         }
                         basis(r, c, &mut bf);
-                        let v: Complex64 = (0..np).map(|p| g.weight[base + p].max(0.0) as f64 * Complex64::new(g.vis[base + p].re as f64, g.vis[base + p].im as f64)).sum();
+                        let v: Complex64 = (0..np)
+                            .map(|p| {
+                                g.weight[base + p].max(0.0) as f64
+                                    * Complex64::new(
+                                        g.vis[base + p].re as f64,
+                                        g.vis[base + p].im as f64,
+                                    )
+                            })
+                            .sum();
                         for i in 0..k {
                             atb[i] += (bf[i].conj() * v).re;
                             for j in i..k {
@@ -146,11 +200,14 @@ impl OutlierModel {
                 },
             )
             .map(|(a, b, _)| (a, b))
-            .reduce(|| (vec![0.0; k * k], vec![0.0; k]), |(mut a, mut b), (x, y)| {
-                a.iter_mut().zip(&x).for_each(|(p, q)| *p += q);
-                b.iter_mut().zip(&y).for_each(|(p, q)| *p += q);
-                (a, b)
-            });
+            .reduce(
+                || (vec![0.0; k * k], vec![0.0; k]),
+                |(mut a, mut b), (x, y)| {
+                    a.iter_mut().zip(&x).for_each(|(p, q)| *p += q);
+                    b.iter_mut().zip(&y).for_each(|(p, q)| *p += q);
+                    (a, b)
+                },
+            );
         let mut ata = ata;
         for i in 0..k {
             for j in 0..i {
@@ -159,17 +216,21 @@ impl OutlierModel {
         }
         let delta = solve(ata, atb, k);
         let d = &delta;
-        g.vis.par_chunks_mut(nc * np).enumerate().filter(|(r, _)| use_row[*r]).for_each(|(r, row)| {
-            let mut bf = vec![Complex64::new(0.0, 0.0); k];
-            for c in 0..nc {
-                basis(r, c, &mut bf);
-                let m: Complex64 = bf.iter().zip(d).map(|(b, x)| b * x).sum();
-                let m = Complex32::new(m.re as f32, m.im as f32);
-                for p in 0..np {
-                    row[c * np + p] -= m;
+        g.vis
+            .par_chunks_mut(nc * np)
+            .enumerate()
+            .filter(|(r, _)| use_row[*r])
+            .for_each(|(r, row)| {
+                let mut bf = vec![Complex64::new(0.0, 0.0); k];
+                for c in 0..nc {
+                    basis(r, c, &mut bf);
+                    let m: Complex64 = bf.iter().zip(d).map(|(b, x)| b * x).sum();
+                    let m = Complex32::new(m.re as f32, m.im as f32);
+                    for p in 0..np {
+                        row[c * np + p] -= m;
+                    }
                 }
-            }
-        });
+            });
         self.coef.iter_mut().zip(&delta).for_each(|(a, b)| *a += b);
         delta
     }
@@ -182,7 +243,9 @@ fn solve(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Vec<f64> {
     let tiny = 1e-12 * scale.max(f64::MIN_POSITIVE);
     let mut used = vec![true; k];
     for col in 0..k {
-        let p = (col..k).max_by(|&i, &j| a[i * k + col].abs().total_cmp(&a[j * k + col].abs())).unwrap_or(col);
+        let p = (col..k)
+            .max_by(|&i, &j| a[i * k + col].abs().total_cmp(&a[j * k + col].abs()))
+            .unwrap_or(col);
         if a[p * k + col].abs() <= tiny {
             used[col] = false;
             continue;
@@ -222,7 +285,9 @@ mod tests {
     fn solve_matches_a_known_system() {
         let a = vec![4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0];
         let x = [1.0, -2.0, 0.5];
-        let b: Vec<f64> = (0..3).map(|i| (0..3).map(|j| a[i * 3 + j] * x[j]).sum()).collect();
+        let b: Vec<f64> = (0..3)
+            .map(|i| (0..3).map(|j| a[i * 3 + j] * x[j]).sum())
+            .collect();
         let got = solve(a, b, 3);
         for (g, e) in got.iter().zip(&x) {
             assert!((g - e).abs() < 1e-12, "{got:?}");

@@ -11,10 +11,29 @@ use rayon::prelude::*;
 
 /// PB image (row-major, same pixel convention as the gridder's images).
 #[allow(clippy::too_many_arguments)]
-pub fn primary_beam(spec: &GridSpec, centre: Centre, times_jd: &[f64], pointing_dec: f64, site: &Site, eop: &EarthOrientation, freqs: &[f64], dish_m: f64) -> Vec<f64> {
+pub fn primary_beam(
+    spec: &GridSpec,
+    centre: Centre,
+    times_jd: &[f64],
+    pointing_dec: f64,
+    site: &Site,
+    eop: &EarthOrientation,
+    freqs: &[f64],
+    dish_m: f64,
+) -> Vec<f64> {
     let n = spec.n_image;
     // Pointing directions (ICRS) at up to 6 times; up to 6 frequencies across the band.
-    let pick = |len: usize, k: usize| -> Vec<usize> { (0..k.min(len)).map(|i| if k.min(len) == 1 { len / 2 } else { i * (len - 1) / (k.min(len) - 1) }).collect() };
+    let pick = |len: usize, k: usize| -> Vec<usize> {
+        (0..k.min(len))
+            .map(|i| {
+                if k.min(len) == 1 {
+                    len / 2
+                } else {
+                    i * (len - 1) / (k.min(len) - 1)
+                }
+            })
+            .collect()
+    };
     let pointings: Vec<[f64; 3]> = pick(times_jd.len(), 6)
         .into_iter()
         .map(|i| {
@@ -44,7 +63,10 @@ pub fn primary_beam(spec: &GridSpec, centre: Centre, times_jd: &[f64], pointing_
     // Coarse grid, then bilinear interpolation (the beam is smooth on these scales).
     let step = (n / 128).max(1);
     let nc = n / step + 2;
-    let coarse: Vec<f64> = (0..nc * nc).into_par_iter().map(|i| eval(((i % nc) * step) as f64, ((i / nc) * step) as f64)).collect();
+    let coarse: Vec<f64> = (0..nc * nc)
+        .into_par_iter()
+        .map(|i| eval(((i % nc) * step) as f64, ((i / nc) * step) as f64))
+        .collect();
     let mut out = vec![0.0; n * n];
     out.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
         let (gy, fy) = (y / step, (y % step) as f64 / step as f64);

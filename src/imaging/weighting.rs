@@ -34,7 +34,14 @@ fn cell(spec: &GridSpec, u: f64, v: f64) -> Option<usize> {
 
 /// Calls `f(first index of the (row, channel) weights, uv cell, u^2 + v^2 in wavelengths^2)`
 /// for every used row and channel that falls on the grid.
-fn for_each_cell(spec: &GridSpec, freqs: &[f64], npol: usize, uvw_m: &[[f64; 3]], use_row: &[bool], mut f: impl FnMut(usize, usize, f64)) {
+fn for_each_cell(
+    spec: &GridSpec,
+    freqs: &[f64],
+    npol: usize,
+    uvw_m: &[[f64; 3]],
+    use_row: &[bool],
+    mut f: impl FnMut(usize, usize, f64),
+) {
     let nc = freqs.len();
     for (r, uvw) in uvw_m.iter().enumerate().filter(|(r, _)| use_row[*r]) {
         for (c, &fr) in freqs.iter().enumerate() {
@@ -70,7 +77,15 @@ pub fn taper(fwhm_rad: f64, uv2: f64) -> f64 {
 
 /// Adds a group's weights to the density grid (`n_grid^2` entries). `uvw_m` per row,
 /// `weight` per (row, channel, pol), rows where `use_row` is false skipped.
-pub fn accumulate_density(spec: &GridSpec, density: &mut [f64], freqs: &[f64], npol: usize, uvw_m: &[[f64; 3]], weight: &[f32], use_row: &[bool]) {
+pub fn accumulate_density(
+    spec: &GridSpec,
+    density: &mut [f64],
+    freqs: &[f64],
+    npol: usize,
+    uvw_m: &[[f64; 3]],
+    weight: &[f32],
+    use_row: &[bool],
+) {
     for_each_cell(spec, freqs, npol, uvw_m, use_row, |i, k, _| {
         density[k] += weight[i..i + npol].iter().map(|&x| x as f64).sum::<f64>();
     });
@@ -78,7 +93,9 @@ pub fn accumulate_density(spec: &GridSpec, density: &mut [f64], freqs: &[f64], n
 
 /// The Briggs f^2 for robustness `robust` from the summed density: (5 10^-R)^2 / (sum d^2 / sum w).
 pub fn briggs_f2(density: &[f64], robust: f64) -> f64 {
-    let (s1, s2) = density.iter().fold((0.0, 0.0), |(a, b), &d| (a + d, b + d * d));
+    let (s1, s2) = density
+        .iter()
+        .fold((0.0, 0.0), |(a, b), &d| (a + d, b + d * d));
     if s2 <= 0.0 {
         return 0.0;
     }
@@ -86,7 +103,15 @@ pub fn briggs_f2(density: &[f64], robust: f64) -> f64 {
 }
 
 /// Rescales the weights in place.
-pub fn apply(spec: &GridSpec, rw: &Reweight, freqs: &[f64], npol: usize, uvw_m: &[[f64; 3]], weight: &mut [f32], use_row: &[bool]) {
+pub fn apply(
+    spec: &GridSpec,
+    rw: &Reweight,
+    freqs: &[f64],
+    npol: usize,
+    uvw_m: &[[f64; 3]],
+    weight: &mut [f32],
+    use_row: &[bool],
+) {
     if !rw.active() {
         return;
     }
@@ -98,7 +123,11 @@ pub fn apply(spec: &GridSpec, rw: &Reweight, freqs: &[f64], npol: usize, uvw_m: 
             Weighting::Briggs => 1.0 + rw.f2 * d,
             Weighting::Natural => 1.0,
         };
-        let t = if rw.taper_fwhm_rad > 0.0 { taper(rw.taper_fwhm_rad, uv2) } else { 1.0 };
+        let t = if rw.taper_fwhm_rad > 0.0 {
+            taper(rw.taper_fwhm_rad, uv2)
+        } else {
+            1.0
+        };
         for w in &mut weight[i..i + npol] {
             *w = (*w as f64 * t / div) as f32;
         }
@@ -125,7 +154,11 @@ mod tests {
                 norm += g;
             }
             let expect = taper(theta, u * u);
-            assert!((re / norm - expect).abs() < 1e-9, "u {u}: {} vs {expect}", re / norm);
+            assert!(
+                (re / norm - expect).abs() < 1e-9,
+                "u {u}: {} vs {expect}",
+                re / norm
+            );
         }
     }
 }

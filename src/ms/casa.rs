@@ -16,14 +16,33 @@ pub(super) fn mjd(jd: f64) -> f64 {
 }
 
 /// A subtable with `rows` rows, filled by `fill`, linked from `main` under `name`.
-pub(super) fn sub(main: &mut Table, dir: &Path, name: &str, cols: &[Col], rows: usize, fill: impl FnOnce(&mut Table) -> Result<(), String>) -> Result<(), String> {
-    let mut t = Table::new(dir.join(name), schema::desc(cols)?, rows, TableCreateMode::NewNoReplace).map_err(|e| format!("{name}: {e}"))?;
+pub(super) fn sub(
+    main: &mut Table,
+    dir: &Path,
+    name: &str,
+    cols: &[Col],
+    rows: usize,
+    fill: impl FnOnce(&mut Table) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut t = Table::new(
+        dir.join(name),
+        schema::desc(cols)?,
+        rows,
+        TableCreateMode::NewNoReplace,
+    )
+    .map_err(|e| format!("{name}: {e}"))?;
     fill(&mut t).map_err(|e| format!("{name}: {e}"))?;
-    main.put_table_keyword(name, t).map_err(|e| format!("{name}: {e}"))
+    main.put_table_keyword(name, t)
+        .map_err(|e| format!("{name}: {e}"))
 }
 
 /// Writes the same value to every row of `col`.
-pub(super) fn fill<V: CasaDataType>(t: &mut Table, col: &str, rows: usize, v: &V) -> Result<(), String> {
+pub(super) fn fill<V: CasaDataType>(
+    t: &mut Table,
+    col: &str,
+    rows: usize,
+    v: &V,
+) -> Result<(), String> {
     for r in 0..rows {
         t.put_cell(col, r as u64, v).map_err(err)?;
     }
@@ -38,21 +57,42 @@ pub fn write(path: &Path, m: &MsContent, history: &str) -> Result<(), String> {
     let nch_max = m.windows.iter().map(|w| w.len()).max().unwrap_or(0);
     let fixed = m.windows.iter().all(|w| w.len() == nch_max);
     let n_rows = m.n_rows();
-    let mut main = Table::new(path, schema::desc(schema::MAIN)?, 0, TableCreateMode::NewNoReplace).map_err(err)?;
+    let mut main = Table::new(
+        path,
+        schema::desc(schema::MAIN)?,
+        0,
+        TableCreateMode::NewNoReplace,
+    )
+    .map_err(err)?;
     // The bulk columns in tiled storage, ~1 MB tiles of whole rows.
     let cell = [nch_max as u64, np as u64];
     let tile_rows = (131_072 / (nch_max * np).max(1)).max(1) as u64;
     let tile = [tile_rows, nch_max as u64, np as u64];
-    for (ty, name) in [(GlueDataType::TpComplex, "DATA"), (GlueDataType::TpBool, "FLAG"), (GlueDataType::TpFloat, "WEIGHT_SPECTRUM")] {
-        main.add_tiled_array_column(ty, name, None, &cell, &tile, &format!("Tiled{name}"), fixed).map_err(err)?;
+    for (ty, name) in [
+        (GlueDataType::TpComplex, "DATA"),
+        (GlueDataType::TpBool, "FLAG"),
+        (GlueDataType::TpFloat, "WEIGHT_SPECTRUM"),
+    ] {
+        main.add_tiled_array_column(ty, name, None, &cell, &tile, &format!("Tiled{name}"), fixed)
+            .map_err(err)?;
     }
-    main.put_column_keyword("DATA", "QuantumUnits", &vec!["Jy".to_string()]).map_err(err)?;
-    main.put_column_keyword("FLAG_CATEGORY", "CATEGORY", &Vec::<String>::new()).map_err(err)?;
+    main.put_column_keyword("DATA", "QuantumUnits", &vec!["Jy".to_string()])
+        .map_err(err)?;
+    main.put_column_keyword("FLAG_CATEGORY", "CATEGORY", &Vec::<String>::new())
+        .map_err(err)?;
     main.add_rows(n_rows).map_err(err)?;
 
     let nt = g.n_times();
-    let ant1: Vec<i32> = m.baselines.iter().map(|&b| g.baselines[b].0 as i32).collect();
-    let ant2: Vec<i32> = m.baselines.iter().map(|&b| g.baselines[b].1 as i32).collect();
+    let ant1: Vec<i32> = m
+        .baselines
+        .iter()
+        .map(|&b| g.baselines[b].0 as i32)
+        .collect();
+    let ant2: Vec<i32> = m
+        .baselines
+        .iter()
+        .map(|&b| g.baselines[b].1 as i32)
+        .collect();
     let zeros = vec![0i32; nbl];
     let minus1 = vec![-1i32; nbl];
     let interval = vec![g.meta.integration_s; nbl];
@@ -68,33 +108,87 @@ pub fn write(path: &Path, m: &MsContent, history: &str) -> Result<(), String> {
             let mut weight = vec![0f32; nbl * np];
             for (r, row) in wts.chunks(nch * np).enumerate() {
                 for p in 0..np {
-                    let (s, n) = row.iter().skip(p).step_by(np).filter(|&&x| x > 0.0).fold((0.0f64, 0usize), |a, &x| (a.0 + x as f64, a.1 + 1));
+                    let (s, n) = row
+                        .iter()
+                        .skip(p)
+                        .step_by(np)
+                        .filter(|&&x| x > 0.0)
+                        .fold((0.0f64, 0usize), |a, &x| (a.0 + x as f64, a.1 + 1));
                     weight[r * np + p] = if n > 0 { (s / n as f64) as f32 } else { 0.0 };
                 }
             }
-            let sigma: Vec<f32> = weight.iter().map(|&x| if x > 0.0 { 1.0 / x.sqrt() } else { 0.0 }).collect();
-            let flag_row: Vec<bool> = flags.chunks(nch * np).map(|r| r.iter().all(|&f| f)).collect();
-            main.put_column_range_array("DATA", start, &Array::from_shape_vec((nbl, nch, np), data).map_err(err)?).map_err(err)?;
-            main.put_column_range_array("FLAG", start, &Array::from_shape_vec((nbl, nch, np), flags).map_err(err)?).map_err(err)?;
-            main.put_column_range_array("WEIGHT_SPECTRUM", start, &Array::from_shape_vec((nbl, nch, np), wts).map_err(err)?).map_err(err)?;
-            main.put_column_range_array("WEIGHT", start, &Array::from_shape_vec((nbl, np), weight).map_err(err)?).map_err(err)?;
-            main.put_column_range_array("SIGMA", start, &Array::from_shape_vec((nbl, np), sigma).map_err(err)?).map_err(err)?;
-            main.put_column_range_array("UVW", start, &uvw).map_err(err)?;
-            main.put_column_range_scalar("FLAG_ROW", start, &flag_row).map_err(err)?;
-            main.put_column_range_scalar("ANTENNA1", start, &ant1).map_err(err)?;
-            main.put_column_range_scalar("ANTENNA2", start, &ant2).map_err(err)?;
-            main.put_column_range_scalar("DATA_DESC_ID", start, &vec![w as i32; nbl]).map_err(err)?;
-            for col in ["ARRAY_ID", "FEED1", "FEED2", "FIELD_ID", "OBSERVATION_ID", "PROCESSOR_ID"] {
-                main.put_column_range_scalar(col, start, &zeros).map_err(err)?;
+            let sigma: Vec<f32> = weight
+                .iter()
+                .map(|&x| if x > 0.0 { 1.0 / x.sqrt() } else { 0.0 })
+                .collect();
+            let flag_row: Vec<bool> = flags
+                .chunks(nch * np)
+                .map(|r| r.iter().all(|&f| f))
+                .collect();
+            main.put_column_range_array(
+                "DATA",
+                start,
+                &Array::from_shape_vec((nbl, nch, np), data).map_err(err)?,
+            )
+            .map_err(err)?;
+            main.put_column_range_array(
+                "FLAG",
+                start,
+                &Array::from_shape_vec((nbl, nch, np), flags).map_err(err)?,
+            )
+            .map_err(err)?;
+            main.put_column_range_array(
+                "WEIGHT_SPECTRUM",
+                start,
+                &Array::from_shape_vec((nbl, nch, np), wts).map_err(err)?,
+            )
+            .map_err(err)?;
+            main.put_column_range_array(
+                "WEIGHT",
+                start,
+                &Array::from_shape_vec((nbl, np), weight).map_err(err)?,
+            )
+            .map_err(err)?;
+            main.put_column_range_array(
+                "SIGMA",
+                start,
+                &Array::from_shape_vec((nbl, np), sigma).map_err(err)?,
+            )
+            .map_err(err)?;
+            main.put_column_range_array("UVW", start, &uvw)
+                .map_err(err)?;
+            main.put_column_range_scalar("FLAG_ROW", start, &flag_row)
+                .map_err(err)?;
+            main.put_column_range_scalar("ANTENNA1", start, &ant1)
+                .map_err(err)?;
+            main.put_column_range_scalar("ANTENNA2", start, &ant2)
+                .map_err(err)?;
+            main.put_column_range_scalar("DATA_DESC_ID", start, &vec![w as i32; nbl])
+                .map_err(err)?;
+            for col in [
+                "ARRAY_ID",
+                "FEED1",
+                "FEED2",
+                "FIELD_ID",
+                "OBSERVATION_ID",
+                "PROCESSOR_ID",
+            ] {
+                main.put_column_range_scalar(col, start, &zeros)
+                    .map_err(err)?;
             }
-            main.put_column_range_scalar("SCAN_NUMBER", start, &vec![1i32; nbl]).map_err(err)?;
-            main.put_column_range_scalar("STATE_ID", start, &minus1).map_err(err)?;
-            main.put_column_range_scalar("TIME", start, &time).map_err(err)?;
-            main.put_column_range_scalar("TIME_CENTROID", start, &time).map_err(err)?;
-            main.put_column_range_scalar("INTERVAL", start, &interval).map_err(err)?;
-            main.put_column_range_scalar("EXPOSURE", start, &interval).map_err(err)?;
+            main.put_column_range_scalar("SCAN_NUMBER", start, &vec![1i32; nbl])
+                .map_err(err)?;
+            main.put_column_range_scalar("STATE_ID", start, &minus1)
+                .map_err(err)?;
+            main.put_column_range_scalar("TIME", start, &time)
+                .map_err(err)?;
+            main.put_column_range_scalar("TIME_CENTROID", start, &time)
+                .map_err(err)?;
+            main.put_column_range_scalar("INTERVAL", start, &interval)
+                .map_err(err)?;
+            main.put_column_range_scalar("EXPOSURE", start, &interval)
+                .map_err(err)?;
         }
     }
     super::subtables::write_all(&mut main, path, m, history)
 }
-

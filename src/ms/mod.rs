@@ -47,7 +47,11 @@ pub struct MsConfig {
 
 impl Default for MsConfig {
     fn default() -> Self {
-        MsConfig { write: false, spectral_windows: SpwLayout::Merged, autocorrelations: true }
+        MsConfig {
+            write: false,
+            spectral_windows: SpwLayout::Merged,
+            autocorrelations: true,
+        }
     }
 }
 
@@ -58,7 +62,10 @@ pub enum MsError {
     #[error("{path}: casacore: {message}")]
     Casacore { path: PathBuf, message: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Whether this binary can write Measurement Sets.
@@ -85,16 +92,34 @@ impl<'a> MsContent<'a> {
         let windows = match cfg.spectral_windows {
             SpwLayout::Merged => vec![0..nch],
             SpwLayout::Subbands => {
-                let mut s: Vec<usize> = g.meta.window_starts.iter().copied().filter(|&s| s < nch).collect();
+                let mut s: Vec<usize> = g
+                    .meta
+                    .window_starts
+                    .iter()
+                    .copied()
+                    .filter(|&s| s < nch)
+                    .collect();
                 if s.first() != Some(&0) {
                     s.insert(0, 0);
                 }
-                s.iter().enumerate().map(|(i, &a)| a..s.get(i + 1).copied().unwrap_or(nch)).collect()
+                s.iter()
+                    .enumerate()
+                    .map(|(i, &a)| a..s.get(i + 1).copied().unwrap_or(nch))
+                    .collect()
             }
         };
-        let baselines = (0..g.baselines.len()).filter(|&b| cfg.autocorrelations || g.baselines[b].0 != g.baselines[b].1).collect();
+        let baselines = (0..g.baselines.len())
+            .filter(|&b| cfg.autocorrelations || g.baselines[b].0 != g.baselines[b].1)
+            .collect();
         let (uvw, dw) = rephase_geometry(g, centre, eop);
-        MsContent { g, centre, windows, baselines, uvw, dw }
+        MsContent {
+            g,
+            centre,
+            windows,
+            baselines,
+            uvw,
+            dw,
+        }
     }
 
     /// Rows in the main table.
@@ -105,7 +130,10 @@ impl<'a> MsContent<'a> {
     /// UVW of integration `t` for the written baselines.
     pub fn uvw_at(&self, t: usize) -> Vec<[f64; 3]> {
         let nt = self.g.n_times();
-        self.baselines.iter().map(|&b| self.uvw[b * nt + t]).collect()
+        self.baselines
+            .iter()
+            .map(|&b| self.uvw[b * nt + t])
+            .collect()
     }
 
     /// The cells of integration `t`, window `w`, laid out `[baseline][channel][pol]` (the
@@ -119,18 +147,21 @@ impl<'a> MsContent<'a> {
         let n = self.baselines.len() * per_row;
         let mut data = vec![Complex32::new(0.0, 0.0); n];
         let mut wts = vec![0f32; n];
-        data.par_chunks_mut(per_row).zip(wts.par_chunks_mut(per_row)).zip(self.baselines.par_iter()).for_each(|((d, wt), &b)| {
-            let row = b * nt + t;
-            let dw = self.dw[row];
-            for (k, c) in win.clone().enumerate() {
-                let rot = crate::gpu::twins::rephase_factor(dw, g.freqs[c]);
-                for p in 0..np {
-                    let i = g.index(b, t, c, p);
-                    d[k * np + p] = g.vis[i] * rot;
-                    wt[k * np + p] = g.weight[i];
+        data.par_chunks_mut(per_row)
+            .zip(wts.par_chunks_mut(per_row))
+            .zip(self.baselines.par_iter())
+            .for_each(|((d, wt), &b)| {
+                let row = b * nt + t;
+                let dw = self.dw[row];
+                for (k, c) in win.clone().enumerate() {
+                    let rot = crate::gpu::twins::rephase_factor(dw, g.freqs[c]);
+                    for p in 0..np {
+                        let i = g.index(b, t, c, p);
+                        d[k * np + p] = g.vis[i] * rot;
+                        wt[k * np + p] = g.weight[i];
+                    }
                 }
-            }
-        });
+            });
         let flags = wts.iter().map(|&x| x <= 0.0).collect();
         (data, flags, wts)
     }
@@ -138,11 +169,21 @@ impl<'a> MsContent<'a> {
 
 /// Writes `g` as a Measurement Set at `path` (replacing one there), rephased to `centre`.
 /// The MS is built under a temporary name beside `path` and renamed into place.
-pub fn write_group_ms(path: &Path, g: &GroupVis, centre: Centre, eop: &EarthOrientation, cfg: &MsConfig, history: &str) -> Result<usize, MsError> {
+pub fn write_group_ms(
+    path: &Path,
+    g: &GroupVis,
+    centre: Centre,
+    eop: &EarthOrientation,
+    cfg: &MsConfig,
+    history: &str,
+) -> Result<usize, MsError> {
     let content = MsContent::new(g, centre, eop, cfg);
     #[cfg(feature = "ms")]
     {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "group.ms".into());
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "group.ms".into());
         let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
         let io = |p: &Path| {
             let p = p.to_path_buf();
@@ -153,7 +194,10 @@ pub fn write_group_ms(path: &Path, g: &GroupVis, centre: Centre, eop: &EarthOrie
         }
         if let Err(e) = casa::write(&tmp, &content, history) {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(MsError::Casacore { path: path.to_path_buf(), message: e });
+            return Err(MsError::Casacore {
+                path: path.to_path_buf(),
+                message: e,
+            });
         }
         if path.exists() {
             let old = path.with_file_name(format!(".{name}.old-{}", std::process::id()));
@@ -168,7 +212,9 @@ pub fn write_group_ms(path: &Path, g: &GroupVis, centre: Centre, eop: &EarthOrie
     #[cfg(not(feature = "ms"))]
     {
         let _ = (content, history);
-        Err(MsError::NotBuilt { path: path.to_path_buf() })
+        Err(MsError::NotBuilt {
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -184,7 +230,11 @@ mod tests {
     fn group(src: (f64, f64)) -> (GroupVis, EarthOrientation) {
         let eop = EarthOrientation::none();
         let site = Site::from_geodetic_deg(37.233386982, -118.283405115, 1188.0);
-        let ant_pos = vec![[0.0, 0.0, 0.0], [300.0, -150.0, 40.0], [-800.0, 1200.0, 600.0]];
+        let ant_pos = vec![
+            [0.0, 0.0, 0.0],
+            [300.0, -150.0, 40.0],
+            [-800.0, 1200.0, 600.0],
+        ];
         let baselines = vec![(0, 0), (0, 1), (0, 2), (1, 2)];
         let times_jd = vec![2461113.7084, 2461113.7086];
         let freqs = vec![1.30e9, 1.31e9, 1.45e9, 1.46e9];
@@ -199,24 +249,54 @@ mod tests {
             for (b, &(a1, a2)) in baselines.iter().enumerate() {
                 let bl = f.ecef_to_tod(sub(ant_pos[a2], ant_pos[a1]));
                 for (c, &nu) in freqs.iter().enumerate() {
-                    let ph = 2.0 * std::f64::consts::PI * dot(bl, sub(s, s0)) * nu / crate::primitives::C_M_S;
+                    let ph = 2.0 * std::f64::consts::PI * dot(bl, sub(s, s0)) * nu
+                        / crate::primitives::C_M_S;
                     for p in 0..np {
-                        vis[((b * nt + t) * nc + c) * np + p] = Complex32::new(ph.cos() as f32, ph.sin() as f32);
+                        vis[((b * nt + t) * nc + c) * np + p] =
+                            Complex32::new(ph.cos() as f32, ph.sin() as f32);
                     }
                 }
             }
         }
         weight[3] = 0.0; // one flagged sample: baseline 0, t 0, channel 1, pol 1
-        let meta = GroupMeta { window_starts: vec![0, 2], ..Default::default() };
-        let g = GroupVis { times_jd, freqs, channel_width_hz: 1e6, npol: np, baselines, ant_pos, antenna_names: vec!["1".into(), "2".into(), "3".into()], site, pointing_dec_rad: dec, vis, weight, meta };
+        let meta = GroupMeta {
+            window_starts: vec![0, 2],
+            ..Default::default()
+        };
+        let g = GroupVis {
+            times_jd,
+            freqs,
+            channel_width_hz: 1e6,
+            npol: np,
+            baselines,
+            ant_pos,
+            antenna_names: vec!["1".into(), "2".into(), "3".into()],
+            site,
+            pointing_dec_rad: dec,
+            vis,
+            weight,
+            meta,
+        };
         (g, eop)
     }
 
     #[test]
     fn windows_baselines_and_rows() {
         let (g, eop) = group((2.2, 0.95));
-        let c = Centre { ra_rad: 2.2, dec_rad: 0.95 };
-        let m = MsContent::new(&g, c, &eop, &MsConfig { spectral_windows: SpwLayout::Subbands, autocorrelations: false, ..Default::default() });
+        let c = Centre {
+            ra_rad: 2.2,
+            dec_rad: 0.95,
+        };
+        let m = MsContent::new(
+            &g,
+            c,
+            &eop,
+            &MsConfig {
+                spectral_windows: SpwLayout::Subbands,
+                autocorrelations: false,
+                ..Default::default()
+            },
+        );
         assert_eq!(m.windows, vec![0..2, 2..4]);
         assert_eq!(m.baselines, vec![1, 2, 3]);
         assert_eq!(m.n_rows(), 2 * 2 * 3);
@@ -235,9 +315,20 @@ mod tests {
         let site = Site::from_geodetic_deg(37.233386982, -118.283405115, 1188.0);
         let (ra, dec) = median_centre(&site, &eop);
         let (g, eop) = group((ra + 0.01, dec - 0.005));
-        let c = Centre { ra_rad: ra + 0.01, dec_rad: dec - 0.005 };
+        let c = Centre {
+            ra_rad: ra + 0.01,
+            dec_rad: dec - 0.005,
+        };
         for layout in [SpwLayout::Merged, SpwLayout::Subbands] {
-            let m = MsContent::new(&g, c, &eop, &MsConfig { spectral_windows: layout, ..Default::default() });
+            let m = MsContent::new(
+                &g,
+                c,
+                &eop,
+                &MsConfig {
+                    spectral_windows: layout,
+                    ..Default::default()
+                },
+            );
             for t in 0..2 {
                 for w in 0..m.windows.len() {
                     let (d, _, _) = m.cells(t, w);
@@ -246,19 +337,36 @@ mod tests {
                 }
                 for (k, &b) in m.baselines.iter().enumerate() {
                     let (a1, a2) = g.baselines[b];
-                    let len = dot(sub(g.ant_pos[a2], g.ant_pos[a1]), sub(g.ant_pos[a2], g.ant_pos[a1])).sqrt();
+                    let len = dot(
+                        sub(g.ant_pos[a2], g.ant_pos[a1]),
+                        sub(g.ant_pos[a2], g.ant_pos[a1]),
+                    )
+                    .sqrt();
                     let u = m.uvw_at(t)[k];
                     assert!(((u[0] * u[0] + u[1] * u[1] + u[2] * u[2]).sqrt() - len).abs() < 1e-6);
                 }
             }
             // Without rephasing, the same data keep a large phase: the check can fail.
-            let far = MsContent::new(&g, Centre { ra_rad: ra, dec_rad: dec }, &eop, &MsConfig::default());
+            let far = MsContent::new(
+                &g,
+                Centre {
+                    ra_rad: ra,
+                    dec_rad: dec,
+                },
+                &eop,
+                &MsConfig::default(),
+            );
             let (d, _, _) = far.cells(0, 0);
             assert!(d.iter().any(|v| v.arg().abs() > 0.5));
         }
     }
 
     fn median_centre(site: &Site, eop: &EarthOrientation) -> (f64, f64) {
-        crate::primitives::astrometry::median_meridian_icrs(&[2461113.7084, 2461113.7086], 54.6f64.to_radians(), site, eop)
+        crate::primitives::astrometry::median_meridian_icrs(
+            &[2461113.7084, 2461113.7086],
+            54.6f64.to_radians(),
+            site,
+            eop,
+        )
     }
 }

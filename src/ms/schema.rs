@@ -30,13 +30,37 @@ pub struct Col {
 }
 
 const fn c(name: &'static str, ty: T) -> Col {
-    Col { name, ty, shape: Shape::Scalar, units: &[], meas: Meas::None }
+    Col {
+        name,
+        ty,
+        shape: Shape::Scalar,
+        units: &[],
+        meas: Meas::None,
+    }
 }
 const fn arr(name: &'static str, ty: T, shape: Shape) -> Col {
-    Col { name, ty, shape, units: &[], meas: Meas::None }
+    Col {
+        name,
+        ty,
+        shape,
+        units: &[],
+        meas: Meas::None,
+    }
 }
-const fn q(name: &'static str, ty: T, shape: Shape, units: &'static [&'static str], meas: Meas) -> Col {
-    Col { name, ty, shape, units, meas }
+const fn q(
+    name: &'static str,
+    ty: T,
+    shape: Shape,
+    units: &'static [&'static str],
+    meas: Meas,
+) -> Col {
+    Col {
+        name,
+        ty,
+        shape,
+        units,
+        meas,
+    }
 }
 
 const S: &[&str] = &["s"];
@@ -51,7 +75,13 @@ const FLAG_ROW: Col = c("FLAG_ROW", T::TpBool);
 
 /// Main table except DATA, FLAG and WEIGHT_SPECTRUM, which get tiled storage managers.
 pub const MAIN: &[Col] = &[
-    q("UVW", T::TpDouble, Shape::Fixed(&[3]), M3, Meas::Fixed("uvw", "J2000")),
+    q(
+        "UVW",
+        T::TpDouble,
+        Shape::Fixed(&[3]),
+        M3,
+        Meas::Fixed("uvw", "J2000"),
+    ),
     arr("FLAG_CATEGORY", T::TpBool, Shape::Ndim(3)),
     arr("WEIGHT", T::TpFloat, Shape::Ndim(1)),
     arr("SIGMA", T::TpFloat, Shape::Ndim(1)),
@@ -74,10 +104,28 @@ pub const MAIN: &[Col] = &[
 ];
 
 pub const ANTENNA: &[Col] = &[
-    q("OFFSET", T::TpDouble, Shape::Fixed(&[3]), M3, Meas::Fixed("position", "ITRF")),
-    q("POSITION", T::TpDouble, Shape::Fixed(&[3]), M3, Meas::Fixed("position", "ITRF")),
+    q(
+        "OFFSET",
+        T::TpDouble,
+        Shape::Fixed(&[3]),
+        M3,
+        Meas::Fixed("position", "ITRF"),
+    ),
+    q(
+        "POSITION",
+        T::TpDouble,
+        Shape::Fixed(&[3]),
+        M3,
+        Meas::Fixed("position", "ITRF"),
+    ),
     c("TYPE", T::TpString),
-    q("DISH_DIAMETER", T::TpDouble, Shape::Scalar, &["m"], Meas::None),
+    q(
+        "DISH_DIAMETER",
+        T::TpDouble,
+        Shape::Scalar,
+        &["m"],
+        Meas::None,
+    ),
     FLAG_ROW,
     c("MOUNT", T::TpString),
     c("NAME", T::TpString),
@@ -97,7 +145,13 @@ pub const FIELD: &[Col] = &[
 ];
 
 pub const SPECTRAL_WINDOW: &[Col] = &[
-    q("CHAN_FREQ", T::TpDouble, Shape::Ndim(1), HZ, Meas::FreqVarRef),
+    q(
+        "CHAN_FREQ",
+        T::TpDouble,
+        Shape::Ndim(1),
+        HZ,
+        Meas::FreqVarRef,
+    ),
     q("CHAN_WIDTH", T::TpDouble, Shape::Ndim(1), HZ, Meas::None),
     q("EFFECTIVE_BW", T::TpDouble, Shape::Ndim(1), HZ, Meas::None),
     q("RESOLUTION", T::TpDouble, Shape::Ndim(1), HZ, Meas::None),
@@ -109,8 +163,20 @@ pub const SPECTRAL_WINDOW: &[Col] = &[
     c("NAME", T::TpString),
     c("NET_SIDEBAND", T::TpInt),
     c("NUM_CHAN", T::TpInt),
-    q("REF_FREQUENCY", T::TpDouble, Shape::Scalar, HZ, Meas::FreqVarRef),
-    q("TOTAL_BANDWIDTH", T::TpDouble, Shape::Scalar, HZ, Meas::None),
+    q(
+        "REF_FREQUENCY",
+        T::TpDouble,
+        Shape::Scalar,
+        HZ,
+        Meas::FreqVarRef,
+    ),
+    q(
+        "TOTAL_BANDWIDTH",
+        T::TpDouble,
+        Shape::Scalar,
+        HZ,
+        Meas::None,
+    ),
 ];
 
 pub const POLARIZATION: &[Col] = &[
@@ -120,7 +186,11 @@ pub const POLARIZATION: &[Col] = &[
     c("NUM_CORR", T::TpInt),
 ];
 
-pub const DATA_DESCRIPTION: &[Col] = &[FLAG_ROW, c("POLARIZATION_ID", T::TpInt), c("SPECTRAL_WINDOW_ID", T::TpInt)];
+pub const DATA_DESCRIPTION: &[Col] = &[
+    FLAG_ROW,
+    c("POLARIZATION_ID", T::TpInt),
+    c("SPECTRAL_WINDOW_ID", T::TpInt),
+];
 
 pub const OBSERVATION: &[Col] = &[
     q("TIME_RANGE", T::TpDouble, Shape::Fixed(&[2]), S, UTC),
@@ -135,11 +205,23 @@ pub const OBSERVATION: &[Col] = &[
 ];
 
 pub const FEED: &[Col] = &[
-    q("POSITION", T::TpDouble, Shape::Fixed(&[3]), M3, Meas::Fixed("position", "ITRF")),
+    q(
+        "POSITION",
+        T::TpDouble,
+        Shape::Fixed(&[3]),
+        M3,
+        Meas::Fixed("position", "ITRF"),
+    ),
     q("BEAM_OFFSET", T::TpDouble, Shape::Ndim(2), RAD2, J2000),
     arr("POLARIZATION_TYPE", T::TpString, Shape::Ndim(1)),
     arr("POL_RESPONSE", T::TpComplex, Shape::Ndim(2)),
-    q("RECEPTOR_ANGLE", T::TpDouble, Shape::Ndim(1), &["rad"], Meas::None),
+    q(
+        "RECEPTOR_ANGLE",
+        T::TpDouble,
+        Shape::Ndim(1),
+        &["rad"],
+        Meas::None,
+    ),
     c("ANTENNA_ID", T::TpInt),
     c("BEAM_ID", T::TpInt),
     c("FEED_ID", T::TpInt),
@@ -161,7 +243,13 @@ pub const POINTING: &[Col] = &[
     c("TRACKING", T::TpBool),
 ];
 
-pub const PROCESSOR: &[Col] = &[FLAG_ROW, c("MODE_ID", T::TpInt), c("TYPE", T::TpString), c("TYPE_ID", T::TpInt), c("SUB_TYPE", T::TpString)];
+pub const PROCESSOR: &[Col] = &[
+    FLAG_ROW,
+    c("MODE_ID", T::TpInt),
+    c("TYPE", T::TpString),
+    c("TYPE_ID", T::TpInt),
+    c("SUB_TYPE", T::TpString),
+];
 
 pub const STATE: &[Col] = &[
     q("CAL", T::TpDouble, Shape::Scalar, &["K"], Meas::None),
@@ -201,7 +289,18 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// casacore's frequency reference codes (MFrequency::Types) for a MEAS_FREQ_REF column.
-const FREQ_REF_TYPES: [&str; 10] = ["REST", "LSRK", "LSRD", "BARY", "GEO", "TOPO", "GALACTO", "LGROUP", "CMB", "Undefined"];
+const FREQ_REF_TYPES: [&str; 10] = [
+    "REST",
+    "LSRK",
+    "LSRD",
+    "BARY",
+    "GEO",
+    "TOPO",
+    "GALACTO",
+    "LGROUP",
+    "CMB",
+    "Undefined",
+];
 const FREQ_REF_CODES: [u32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 64];
 
 /// A table description holding `cols`.
@@ -209,16 +308,22 @@ pub fn desc(cols: &[Col]) -> Result<TableDesc, String> {
     let mut d = TableDesc::new("", TableDescCreateMode::TDM_SCRATCH).map_err(err)?;
     for col in cols {
         match col.shape {
-            Shape::Scalar => d.add_scalar_column(col.ty, col.name, None, false, false).map_err(err)?,
-            Shape::Fixed(s) => d.add_array_column(col.ty, col.name, None, Some(s), true, false).map_err(err)?,
+            Shape::Scalar => d
+                .add_scalar_column(col.ty, col.name, None, false, false)
+                .map_err(err)?,
+            Shape::Fixed(s) => d
+                .add_array_column(col.ty, col.name, None, Some(s), true, false)
+                .map_err(err)?,
             Shape::Ndim(n) => {
-                d.add_array_column(col.ty, col.name, None, None, false, false).map_err(err)?;
+                d.add_array_column(col.ty, col.name, None, None, false, false)
+                    .map_err(err)?;
                 d.set_ndims(col.name, n).map_err(err)?;
             }
         }
         if !col.units.is_empty() {
             let u: Vec<String> = col.units.iter().map(|s| s.to_string()).collect();
-            d.put_column_keyword(col.name, "QuantumUnits", &u).map_err(err)?;
+            d.put_column_keyword(col.name, "QuantumUnits", &u)
+                .map_err(err)?;
         }
         let mut rec = TableRecord::new().map_err(err)?;
         match col.meas {
@@ -228,13 +333,24 @@ pub fn desc(cols: &[Col]) -> Result<TableDesc, String> {
                 rec.put_field("Ref", &r.to_string()).map_err(err)?;
             }
             Meas::FreqVarRef => {
-                rec.put_field("type", &"frequency".to_string()).map_err(err)?;
-                rec.put_field("VarRefCol", &"MEAS_FREQ_REF".to_string()).map_err(err)?;
-                rec.put_field("TabRefTypes", &FREQ_REF_TYPES.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map_err(err)?;
-                rec.put_field("TabRefCodes", &FREQ_REF_CODES.to_vec()).map_err(err)?;
+                rec.put_field("type", &"frequency".to_string())
+                    .map_err(err)?;
+                rec.put_field("VarRefCol", &"MEAS_FREQ_REF".to_string())
+                    .map_err(err)?;
+                rec.put_field(
+                    "TabRefTypes",
+                    &FREQ_REF_TYPES
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>(),
+                )
+                .map_err(err)?;
+                rec.put_field("TabRefCodes", &FREQ_REF_CODES.to_vec())
+                    .map_err(err)?;
             }
         }
-        d.put_column_keyword(col.name, "MEASINFO", &rec).map_err(err)?;
+        d.put_column_keyword(col.name, "MEASINFO", &rec)
+            .map_err(err)?;
     }
     Ok(d)
 }

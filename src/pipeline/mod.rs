@@ -108,7 +108,10 @@ pub enum PipelineError {
     #[error("another rank could not load the IERS table")]
     IersElsewhere,
     #[error("{path}: cannot create output ({source})")]
-    Output { path: PathBuf, source: std::io::Error },
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Gpu(#[from] crate::gpu::GpuError),
     #[error("another rank could not get the GPU it needs (gpu: required)")]
@@ -125,10 +128,18 @@ fn add_seconds(r: &mut RankReport, stage: &str, s: f64) {
 
 /// Loads the Earth orientation on every rank, plans on rank 0 (creating `make_dir` there
 /// first) and broadcasts the plan, or the planning error, so that no rank hangs.
-pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path, resume: bool) -> Result<(Plan, EarthOrientation), PipelineError> {
+pub fn plan_night(
+    cfg: &Config,
+    comm: &dyn Comm,
+    make_dir: &Path,
+    resume: bool,
+) -> Result<(Plan, EarthOrientation), PipelineError> {
     let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref());
     if !comm.all_ok(eop.is_ok()) {
-        return Err(eop.err().map(PipelineError::from).unwrap_or(PipelineError::IersElsewhere));
+        return Err(eop
+            .err()
+            .map(PipelineError::from)
+            .unwrap_or(PipelineError::IersElsewhere));
     }
     let eop = eop.expect("checked on all ranks");
     let mut bytes = Vec::new();
@@ -147,11 +158,20 @@ pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path, resume: bool) 
         bytes = serde_json::to_vec(&res).expect("plan serialises");
     }
     comm.broadcast_bytes(0, &mut bytes);
-    let plan: Plan = serde_json::from_slice::<Result<Plan, String>>(&bytes).expect("rank 0 sent a plan").map_err(PipelineError::Plan)?;
+    let plan: Plan = serde_json::from_slice::<Result<Plan, String>>(&bytes)
+        .expect("rank 0 sent a plan")
+        .map_err(PipelineError::Plan)?;
     if comm.is_root() {
-        log::info!("plan: {} groups -> {} images on {} ranks; {} skipped", plan.groups.len(), plan.images.len(), plan.n_ranks, plan.skipped.len());
+        log::info!(
+            "plan: {} groups -> {} images on {} ranks; {} skipped",
+            plan.groups.len(),
+            plan.images.len(),
+            plan.n_ranks,
+            plan.skipped.len()
+        );
         if let Some(g) = plan.groups.first() {
-            if eop.covers(g.times_jd[0]) && eop.covers(*g.times_jd.last().unwrap_or(&g.times_jd[0])) {
+            if eop.covers(g.times_jd[0]) && eop.covers(*g.times_jd.last().unwrap_or(&g.times_jd[0]))
+            {
                 log::info!("astrometry: {}", eop.describe(g.times_jd[0]));
             } else {
                 log::warn!("astrometry: {}", eop.describe(g.times_jd[0]));
@@ -163,17 +183,29 @@ pub fn plan_night(cfg: &Config, comm: &dyn Comm, make_dir: &Path, resume: bool) 
 
 /// Whether the registry already holds a valid table covering the plan's calibrator transit.
 fn calibration_registered(cfg: &Config, plan: &Plan) -> bool {
-    let Some(cp) = &plan.calibration else { return false };
+    let Some(cp) = &plan.calibration else {
+        return false;
+    };
     let registry = crate::calibrate::table::Registry::new(registry_path(cfg));
-    let found = registry.entries().map(|es| es.into_iter().any(|e| e.valid && e.start_jd <= cp.transit_jd && cp.transit_jd <= e.end_jd && e.path.exists()));
+    let found = registry.entries().map(|es| {
+        es.into_iter().any(|e| {
+            e.valid && e.start_jd <= cp.transit_jd && cp.transit_jd <= e.end_jd && e.path.exists()
+        })
+    });
     if found.as_ref().is_ok_and(|&f| f) {
-        log::info!("resume: the registry already calibrates the {} transit: solve skipped", cp.calibrator.name);
+        log::info!(
+            "resume: the registry already calibrates the {} transit: solve skipped",
+            cp.calibrator.name
+        );
     }
     found.unwrap_or(false)
 }
 
 fn registry_path(cfg: &Config) -> PathBuf {
-    cfg.calibration.registry.clone().unwrap_or_else(|| cfg.output.dir.join("cal").join("registry.jsonl"))
+    cfg.calibration
+        .registry
+        .clone()
+        .unwrap_or_else(|| cfg.output.dir.join("cal").join("registry.jsonl"))
 }
 
 /// Runs the night. Returns the summary on rank 0 (None elsewhere).
@@ -182,7 +214,10 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     let out = cfg.output.dir.clone();
     let images_dir = out.join("images");
     // Rank 0 plans; the plan (or the planning error) is broadcast so no rank hangs.
-    let mut report = RankReport { rank: comm.rank(), ..Default::default() };
+    let mut report = RankReport {
+        rank: comm.rank(),
+        ..Default::default()
+    };
     // Provenance in every FITS: the version and the settings that shape the images.
     fn section<T: Serialize>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).expect("settings serialise")
@@ -203,12 +238,19 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     // The compute backend of this rank (a GPU where there is one and it is allowed).
     let chosen = crate::gpu::select(&cfg.compute);
     if !comm.all_ok(chosen.is_ok()) {
-        return Err(chosen.err().map(PipelineError::from).unwrap_or(PipelineError::GpuElsewhere));
+        return Err(chosen
+            .err()
+            .map(PipelineError::from)
+            .unwrap_or(PipelineError::GpuElsewhere));
     }
     let (compute, line) = chosen.expect("checked on all ranks");
     let compute: std::sync::Arc<dyn crate::gpu::Compute> = compute.into();
     let _bar = comm.is_root().then(|| {
-        let todo = (0..plan.images.len()).filter(|&i| !plan.image_is_done(i)).flat_map(|i| plan.images[i].groups.iter()).filter(|&&g| !plan.is_retired(&plan.groups[g].id)).count();
+        let todo = (0..plan.images.len())
+            .filter(|&i| !plan.image_is_done(i))
+            .flat_map(|i| plan.images[i].groups.iter())
+            .filter(|&&g| !plan.is_retired(&plan.groups[g].id))
+            .count();
         crate::progress::Bar::start(&out, todo as u64, comm.size())
     });
     log::info!("rank {}: {line}", comm.rank());
@@ -233,7 +275,11 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     crate::flag::run_with(&mut v, &cfg.flagging, compute.as_ref());
                     mine.push(v);
                 }
-                Err(e) => log::error!("rank {}: calibrator group {} unreadable: {e}", comm.rank(), g.id),
+                Err(e) => log::error!(
+                    "rank {}: calibrator group {} unreadable: {e}",
+                    comm.rank(),
+                    g.id
+                ),
             }
         }
         let solved = crate::calibrate::solve_night(comm, cp, &mine, &cfg.calibration, &eop);
@@ -250,26 +296,44 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                         .and_then(|_| table.write(&path).map_err(|e| e.to_string()))
                         .and_then(|_| {
                             let t0 = table.time_jd[0] - 0.5 * cfg.calibration.span_minutes / 1440.0;
-                            let t1 = *table.time_jd.last().expect("non-empty") + 0.5 * cfg.calibration.span_minutes / 1440.0;
+                            let t1 = *table.time_jd.last().expect("non-empty")
+                                + 0.5 * cfg.calibration.span_minutes / 1440.0;
                             let q = crate::calibrate::qa(&table, &name);
                             let valid = q.gates.iter().all(|g| g.1 != "fail");
                             for (what, verdict) in &q.gates {
                                 log::info!("calibration QA {verdict}: {what}");
                             }
                             for f in &q.flagged_antennas {
-                                log::warn!("calibration QA: antenna {} pol {} flagged: {} ({:.3})", f.station, f.pol, f.reason, f.value);
+                                log::warn!(
+                                    "calibration QA: antenna {} pol {} flagged: {} ({:.3})",
+                                    f.station,
+                                    f.pol,
+                                    f.reason,
+                                    f.value
+                                );
                             }
                             cal_qa = Some(q);
                             let abs = std::fs::canonicalize(&path).unwrap_or(path.clone());
                             registry
-                                .register(&crate::calibrate::table::RegistryEntry { path: abs, calibrator: table.calibrator.clone(), start_jd: t0, end_jd: t1, centre_jd: 0.5 * (t0 + t1), valid })
+                                .register(&crate::calibrate::table::RegistryEntry {
+                                    path: abs,
+                                    calibrator: table.calibrator.clone(),
+                                    start_jd: t0,
+                                    end_jd: t1,
+                                    centre_jd: 0.5 * (t0 + t1),
+                                    valid,
+                                })
                                 .map_err(|e| e.to_string())
                         });
                     if let Err(e) = res {
                         log::error!("calibration table {}: {e}", path.display());
                         ok = false;
                     } else {
-                        log::info!("calibration solved on {} -> {}", cp.calibrator.name, path.display());
+                        log::info!(
+                            "calibration solved on {} -> {}",
+                            cp.calibrator.name,
+                            path.display()
+                        );
                     }
                 }
             }
@@ -285,33 +349,63 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     } else if comm.is_root() && cfg.calibration.enabled {
         log::warn!("{}", plan.calibration_note);
     }
-    let mut tables: std::collections::HashMap<PathBuf, crate::calibrate::table::CalTable> = Default::default();
+    let mut tables: std::collections::HashMap<PathBuf, crate::calibrate::table::CalTable> =
+        Default::default();
 
     let spec = {
-        let mut s = GridSpec::new(cfg.imaging.npix, (cfg.imaging.cell_arcsec / 3600.0).to_radians(), cfg.imaging.epsilon);
+        let mut s = GridSpec::new(
+            cfg.imaging.npix,
+            (cfg.imaging.cell_arcsec / 3600.0).to_radians(),
+            cfg.imaging.epsilon,
+        );
         s.uv_min_lambda = cfg.imaging.uv_min_lambda;
         s.uv_max_lambda = cfg.imaging.uv_max_lambda;
         s
     };
     // This rank's groups in the order the loop below takes them, read and flagged one
     // ahead while the previous one is imaged (compute.prefetch).
-    let mine_of = |ii: usize| -> Vec<usize> { plan.images[ii].groups.iter().copied().filter(|&g| plan.groups[g].rank == comm.rank() && !plan.is_retired(&plan.groups[g].id)).collect() };
+    let mine_of = |ii: usize| -> Vec<usize> {
+        plan.images[ii]
+            .groups
+            .iter()
+            .copied()
+            .filter(|&g| plan.groups[g].rank == comm.rank() && !plan.is_retired(&plan.groups[g].id))
+            .collect()
+    };
     let jobs: Vec<prefetch::Job> = (0..plan.images.len())
         .filter(|&ii| !plan.image_is_done(ii))
         .flat_map(mine_of)
-        .map(|g| prefetch::Job { group: g, id: plan.groups[g].id.clone(), files: plan.groups[g].files.iter().flatten().cloned().collect() })
+        .map(|g| prefetch::Job {
+            group: g,
+            id: plan.groups[g].id.clone(),
+            files: plan.groups[g].files.iter().flatten().cloned().collect(),
+        })
         .collect();
     // The outliers' catalogue (sources outside a tile inside the beam), read once.
-    let outlier_cat: Vec<crate::calibrate::catalog::Calibrator> = if cfg.imaging.outlier_min_beam > 0.0 && cfg.imaging.niter > 0 {
-        let path = cfg.imaging.outlier_catalog.as_deref().or(cfg.calibration.calibrator_list.as_deref());
-        crate::calibrate::catalog::load_calibrators(path).unwrap_or_else(|e| {
-            log::error!("imaging.outlier_catalog: {e}; sources outside the tiles are not subtracted");
+    let outlier_cat: Vec<crate::calibrate::catalog::Calibrator> =
+        if cfg.imaging.outlier_min_beam > 0.0 && cfg.imaging.niter > 0 {
+            let path = cfg
+                .imaging
+                .outlier_catalog
+                .as_deref()
+                .or(cfg.calibration.calibrator_list.as_deref());
+            crate::calibrate::catalog::load_calibrators(path).unwrap_or_else(|e| {
+                log::error!(
+                    "imaging.outlier_catalog: {e}; sources outside the tiles are not subtracted"
+                );
+                Vec::new()
+            })
+        } else {
             Vec::new()
-        })
-    } else {
-        Vec::new()
-    };
-    let mut groups = prefetch::Groups::start(jobs, cfg.compute.prefetch, &cfg.flagging, compute.clone(), &out, comm.rank());
+        };
+    let mut groups = prefetch::Groups::start(
+        jobs,
+        cfg.compute.prefetch,
+        &cfg.flagging,
+        compute.clone(),
+        &out,
+        comm.rank(),
+    );
     for (ii, image) in plan.images.iter().enumerate() {
         if plan.image_is_done(ii) {
             continue; // the same on every rank: the plan says so
@@ -340,16 +434,19 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     let t = Instant::now();
                     if cfg.calibration.enabled && cfg.calibration.apply {
                         let mid = vis.times_jd[vis.times_jd.len() / 2];
-                        let found = registry.nearest(mid).map_err(|e| e.to_string()).and_then(|n| match n {
-                            Some((e, _)) => {
-                                if !tables.contains_key(&e.path) {
-                                    let t = crate::calibrate::table::CalTable::read(&e.path).map_err(|e| e.to_string())?;
-                                    tables.insert(e.path.clone(), t);
+                        let found = registry.nearest(mid).map_err(|e| e.to_string()).and_then(
+                            |n| match n {
+                                Some((e, _)) => {
+                                    if !tables.contains_key(&e.path) {
+                                        let t = crate::calibrate::table::CalTable::read(&e.path)
+                                            .map_err(|e| e.to_string())?;
+                                        tables.insert(e.path.clone(), t);
+                                    }
+                                    Ok(Some(e.path))
                                 }
-                                Ok(Some(e.path))
-                            }
-                            None => Ok(None),
-                        });
+                                None => Ok(None),
+                            },
+                        );
                         match found {
                             Ok(Some(p)) => {
                                 // A table of other antennas calibrates nothing: say so, by name.
@@ -392,11 +489,36 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     if cfg.output.ms.write {
                         let t = Instant::now();
                         let centre = crate::export::group_centre(&vis, &eop);
-                        let history = format!("contimg run: group {} flagged{}", g.id, if cfg.calibration.enabled && cfg.calibration.apply { " and calibrated" } else { "" });
-                        match crate::export::export_group(&out.join("ms"), &g.id, &vis, centre, &eop, &cfg.output.ms, &history) {
-                            Ok((p, _)) => log::info!("rank {}: group {} -> {}", comm.rank(), g.id, p.display()),
+                        let history = format!(
+                            "contimg run: group {} flagged{}",
+                            g.id,
+                            if cfg.calibration.enabled && cfg.calibration.apply {
+                                " and calibrated"
+                            } else {
+                                ""
+                            }
+                        );
+                        match crate::export::export_group(
+                            &out.join("ms"),
+                            &g.id,
+                            &vis,
+                            centre,
+                            &eop,
+                            &cfg.output.ms,
+                            &history,
+                        ) {
+                            Ok((p, _)) => log::info!(
+                                "rank {}: group {} -> {}",
+                                comm.rank(),
+                                g.id,
+                                p.display()
+                            ),
                             Err(e) => {
-                                log::error!("rank {}: group {}: Measurement Set not written: {e}", comm.rank(), g.id);
+                                log::error!(
+                                    "rank {}: group {}: Measurement Set not written: {e}",
+                                    comm.rank(),
+                                    g.id
+                                );
                                 report.ms_errors.push((g.id.clone(), e));
                             }
                         }
@@ -412,36 +534,80 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                             if fsum.fraction_before >= 0.999 { "the files (NaN, zero, flagged or bad nsamples)" } else { fsum.by_step.iter().max_by_key(|s| s.1).map(|s| s.0.as_str()).unwrap_or("the files") }
                         );
                         log::error!("rank {}: group {} failed: {msg}", comm.rank(), g.id);
-                        report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(msg), n_vis: vis.vis.len(), flagged_fraction: 1.0, flags: Some(fsum) });
+                        report.groups.push(GroupReport {
+                            id: g.id.clone(),
+                            ok: false,
+                            error: Some(msg),
+                            n_vis: vis.vis.len(),
+                            flagged_fraction: 1.0,
+                            flags: Some(fsum),
+                        });
                         continue;
                     }
                     let t = Instant::now();
                     n_ok += 1;
-                    meta_freqs = (meta_freqs.0.min(vis.freqs[0]), meta_freqs.1.max(*vis.freqs.last().unwrap_or(&0.0)));
-                    report.groups.push(GroupReport { id: g.id.clone(), ok: true, error: None, n_vis: vis.vis.len(), flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64, flags: Some(fsum) });
+                    meta_freqs = (
+                        meta_freqs.0.min(vis.freqs[0]),
+                        meta_freqs.1.max(*vis.freqs.last().unwrap_or(&0.0)),
+                    );
+                    report.groups.push(GroupReport {
+                        id: g.id.clone(),
+                        ok: true,
+                        error: None,
+                        n_vis: vis.vis.len(),
+                        flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64,
+                        flags: Some(fsum),
+                    });
                     let mut h = HeldGroup::new(vis, image.centre, &eop);
                     add_time(&mut report, "rephase_geometry", t);
                     if !outlier_cat.is_empty() {
                         let t = Instant::now();
                         let dish = crate::simulate::DISH_DIAMETER_M;
-                        let found = crate::imaging::outliers::select(&outlier_cat, &h.vis, &spec, image.centre, &eop, cfg.imaging.outlier_min_beam, dish);
+                        let found = crate::imaging::outliers::select(
+                            &outlier_cat,
+                            &h.vis,
+                            &spec,
+                            image.centre,
+                            &eop,
+                            cfg.imaging.outlier_min_beam,
+                            dish,
+                        );
                         for o in &found {
                             log::info!("rank {}: group {}: outlier {} (mean beam {:.3}, catalogue {:.3} Jy) fitted and subtracted in the major cycles", comm.rank(), g.id, o.name, o.beam, o.source.flux_jy);
                         }
-                        h.set_outliers(crate::imaging::outliers::OutlierModel::new(&h.vis, found, &eop, dish));
+                        h.set_outliers(crate::imaging::outliers::OutlierModel::new(
+                            &h.vis, found, &eop, dish,
+                        ));
                         add_time(&mut report, "outliers", t);
                     }
                     held.push(h);
-                    log::info!("rank {}: group {} gridded for image {}", comm.rank(), g.id, image.name);
+                    log::info!(
+                        "rank {}: group {} gridded for image {}",
+                        comm.rank(),
+                        g.id,
+                        image.name
+                    );
                 }
                 Err(e) => {
                     log::error!("rank {}: group {} failed: {e}", comm.rank(), g.id);
-                    report.groups.push(GroupReport { id: g.id.clone(), ok: false, error: Some(e), n_vis: 0, flagged_fraction: 0.0, flags: None });
+                    report.groups.push(GroupReport {
+                        id: g.id.clone(),
+                        ok: false,
+                        error: Some(e),
+                        n_vis: 0,
+                        flagged_fraction: 0.0,
+                        flags: None,
+                    });
                 }
             }
         }
         for g in &report.groups[reported..] {
-            crate::progress::mark(&out, comm.rank(), &g.id, if g.ok { "gridded" } else { "failed" });
+            crate::progress::mark(
+                &out,
+                comm.rank(),
+                &g.id,
+                if g.ok { "gridded" } else { "failed" },
+            );
         }
         // Weighting: the uv density from every group of the image (summed over ranks when the
         // image is spread, so the weights do not depend on the rank count), then gridding.
@@ -471,16 +637,40 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         // With CLEAN, the PSFs are made at twice the image's size (below), so that the
         // minor cycles may place components anywhere in the image.
         for h in &held {
-            h.grid(grids.get_or_insert_with(|| if clean_on { GridPair::without_psf(spec) } else { GridPair::new(spec) }), compute.as_ref());
+            h.grid(
+                grids.get_or_insert_with(|| {
+                    if clean_on {
+                        GridPair::without_psf(spec)
+                    } else {
+                        GridPair::new(spec)
+                    }
+                }),
+                compute.as_ref(),
+            );
         }
         // Multi-term MFS: the x-weighted dirty image and the x- and x^2-weighted PSFs (on
         // every rank, so that the reductions below match).
         let ref_hz = cfg.imaging.spectral_ref_hz;
-        let mut spectral: Vec<GridPair> = if clean_on && cfg.imaging.nterms == 2 { vec![GridPair::spectral(spec, ref_hz, Some(1), None)] } else { Vec::new() };
+        let mut spectral: Vec<GridPair> = if clean_on && cfg.imaging.nterms == 2 {
+            vec![GridPair::spectral(spec, ref_hz, Some(1), None)]
+        } else {
+            Vec::new()
+        };
         // CLEAN's PSFs (2 nterms - 1 of them) at twice the image's size, 2n x 2n.
         let spec2 = spec.doubled();
         let mut psf_grids: Vec<GridPair> = if clean_on {
-            (0..2 * cfg.imaging.nterms - 1).map(|k| if k == 0 { GridPair { with_dirty: false, ..GridPair::new(spec2) } } else { GridPair::spectral(spec2, ref_hz, None, Some(k as u8)) }).collect()
+            (0..2 * cfg.imaging.nterms - 1)
+                .map(|k| {
+                    if k == 0 {
+                        GridPair {
+                            with_dirty: false,
+                            ..GridPair::new(spec2)
+                        }
+                    } else {
+                        GridPair::spectral(spec2, ref_hz, None, Some(k as u8))
+                    }
+                })
+                .collect()
         } else {
             Vec::new()
         };
@@ -504,11 +694,20 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             buf.push(n_ok as f64);
             comm.reduce_sum_f64(image.owner, &mut buf);
             // Frequency range: every rank sends its own; owner takes min/max.
-            let f = comm.gather_bytes(image.owner, &serde_json::to_vec(&meta_freqs).expect("f64 pair"));
+            let f = comm.gather_bytes(
+                image.owner,
+                &serde_json::to_vec(&meta_freqs).expect("f64 pair"),
+            );
             if comm.rank() == image.owner {
                 let n = buf.pop().unwrap_or(0.0) as usize;
-                let ranges: Vec<(f64, f64)> = f.unwrap_or_default().iter().filter_map(|b| serde_json::from_slice(b).ok()).collect();
-                let fr = ranges.iter().fold((f64::INFINITY, 0.0f64), |a, r| (a.0.min(r.0), a.1.max(r.1)));
+                let ranges: Vec<(f64, f64)> = f
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|b| serde_json::from_slice(b).ok())
+                    .collect();
+                let fr = ranges
+                    .iter()
+                    .fold((f64::INFINITY, 0.0f64), |a, r| (a.0.min(r.0), a.1.max(r.1)));
                 (Some(GridPair::from_buffer(spec, &buf)), n, fr)
             } else {
                 (None, 0, meta_freqs)
@@ -517,16 +716,49 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             (grids, n_ok, meta_freqs)
         };
         let distributed = image.needs_reduce(&plan);
-        let spectral: Vec<Option<GridPair>> = spectral.into_iter().map(|g| if distributed { g.reduce_to(comm, image.owner) } else { Some(g) }).collect();
-        let psfs2: Vec<Option<Vec<f64>>> = psf_grids.into_iter().map(|g| if distributed { g.reduce_to(comm, image.owner) } else { Some(g) }).map(|g| g.and_then(GridPair::finish_f64).map(|x| x.1)).collect();
+        let spectral: Vec<Option<GridPair>> = spectral
+            .into_iter()
+            .map(|g| {
+                if distributed {
+                    g.reduce_to(comm, image.owner)
+                } else {
+                    Some(g)
+                }
+            })
+            .collect();
+        let psfs2: Vec<Option<Vec<f64>>> = psf_grids
+            .into_iter()
+            .map(|g| {
+                if distributed {
+                    g.reduce_to(comm, image.owner)
+                } else {
+                    Some(g)
+                }
+            })
+            .map(|g| g.and_then(GridPair::finish_f64).map(|x| x.1))
+            .collect();
         add_time(&mut report, "reduce", t);
         let params = cfg.imaging.clean_params();
         // The drifting beam for the major cycles, from the plan's times of every group of
         // the image (the same on every rank) and this rank's own data's band.
         let drift = match held.first() {
             Some(h) if clean_on && cfg.imaging.drift_beam_chunk > 0 => {
-                let times: Vec<Vec<f64>> = image.groups.iter().map(|&g| plan.groups[g].times_jd.clone()).collect();
-                Some(DriftBeam::new(spec, image.centre, &eop, h.vis.site, h.vis.pointing_dec_rad, h.vis.freqs.clone(), crate::simulate::DISH_DIAMETER_M, cfg.imaging.drift_beam_chunk, &times))
+                let times: Vec<Vec<f64>> = image
+                    .groups
+                    .iter()
+                    .map(|&g| plan.groups[g].times_jd.clone())
+                    .collect();
+                Some(DriftBeam::new(
+                    spec,
+                    image.centre,
+                    &eop,
+                    h.vis.site,
+                    h.vis.pointing_dec_rad,
+                    h.vis.freqs.clone(),
+                    crate::simulate::DISH_DIAMETER_M,
+                    cfg.imaging.drift_beam_chunk,
+                    &times,
+                ))
             }
             _ => None,
         };
@@ -550,7 +782,17 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             continue;
         }
         let t = Instant::now();
-        let mut rep = ImageReport { name: image.name.clone(), products: vec![], groups_used: n_ok, peak_jy: 0.0, error: None, beam_deg: None, clean_iterations: 0, major_cycles: 0, residual_rms_jy: 0.0 };
+        let mut rep = ImageReport {
+            name: image.name.clone(),
+            products: vec![],
+            groups_used: n_ok,
+            peak_jy: 0.0,
+            error: None,
+            beam_deg: None,
+            clean_iterations: 0,
+            major_cycles: 0,
+            residual_rms_jy: 0.0,
+        };
         let mut images = grids.and_then(GridPair::finish_f64);
         // The PSF product and the restoring beam: the centre of CLEAN's 2n x 2n PSF.
         if let (Some((_, psf)), Some(Some(p2))) = (images.as_mut(), psfs2.first()) {
@@ -558,13 +800,23 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         }
         let cleaned = if clean_on && (distributed || images.is_some()) {
             let tc = Instant::now();
-            let start = images.clone().filter(|_| psfs2.iter().all(Option::is_some)).map(|(d, _)| {
-                let mut st = CleanStart { residuals: vec![d], psfs: psfs2.into_iter().flatten().collect() };
-                if let Some(Some((i1, _))) = spectral.into_iter().next().map(|g| g.and_then(GridPair::finish_f64)) {
-                    st.residuals.push(i1);
-                }
-                st
-            });
+            let start = images
+                .clone()
+                .filter(|_| psfs2.iter().all(Option::is_some))
+                .map(|(d, _)| {
+                    let mut st = CleanStart {
+                        residuals: vec![d],
+                        psfs: psfs2.into_iter().flatten().collect(),
+                    };
+                    if let Some(Some((i1, _))) = spectral
+                        .into_iter()
+                        .next()
+                        .map(|g| g.and_then(GridPair::finish_f64))
+                    {
+                        st.residuals.push(i1);
+                    }
+                    st
+                });
             let out = clean_image(comm, &setup, &mut held, start);
             add_time(&mut report, "clean", tc);
             out
@@ -595,24 +847,73 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     object: image.name.clone(),
                     beam_deg: Some([beam.major_px * cell, beam.minor_px * cell, beam.pa_deg]),
                     history: vec![
-                        format!("contimg run: npix={} cell={}arcsec eps={:e}", cfg.imaging.npix, cfg.imaging.cell_arcsec, cfg.imaging.epsilon),
-                        format!("weighting={:?} robust={} taper={}arcsec groups={} ranks={}", cfg.imaging.weighting, cfg.imaging.robust, cfg.imaging.taper_gaussian_arcsec, n_ok, plan.n_ranks),
-                        format!("clean: niter={} gain={} mgain={} threshold={}Jy", cfg.imaging.niter, cfg.imaging.gain, cfg.imaging.mgain, cfg.imaging.threshold_jy),
-                        format!("auto_threshold={} auto_mask={} pblimit={}", cfg.imaging.auto_threshold, cfg.imaging.auto_mask, cfg.imaging.pblimit),
+                        format!(
+                            "contimg run: npix={} cell={}arcsec eps={:e}",
+                            cfg.imaging.npix, cfg.imaging.cell_arcsec, cfg.imaging.epsilon
+                        ),
+                        format!(
+                            "weighting={:?} robust={} taper={}arcsec groups={} ranks={}",
+                            cfg.imaging.weighting,
+                            cfg.imaging.robust,
+                            cfg.imaging.taper_gaussian_arcsec,
+                            n_ok,
+                            plan.n_ranks
+                        ),
+                        format!(
+                            "clean: niter={} gain={} mgain={} threshold={}Jy",
+                            cfg.imaging.niter,
+                            cfg.imaging.gain,
+                            cfg.imaging.mgain,
+                            cfg.imaging.threshold_jy
+                        ),
+                        format!(
+                            "auto_threshold={} auto_mask={} pblimit={}",
+                            cfg.imaging.auto_threshold, cfg.imaging.auto_mask, cfg.imaging.pblimit
+                        ),
                     ],
                 };
-                let mut products: Vec<(&str, Vec<f64>, &'static str)> = vec![("dirty", dirty, "JY/BEAM"), ("psf", psf, "")];
+                let mut products: Vec<(&str, Vec<f64>, &'static str)> =
+                    vec![("dirty", dirty, "JY/BEAM"), ("psf", psf, "")];
                 if let Some(c) = cleaned {
                     rep.clean_iterations = c.iterations;
                     rep.major_cycles = c.major_cycles;
-                    let restored = crate::imaging::clean::restore(&c.model, &c.residual, spec.n_image, &beam);
-                    rep.residual_rms_jy = crate::primitives::stats::median_and_mad_sigma(&c.residual).map(|x| x.1).unwrap_or(0.0);
+                    let restored =
+                        crate::imaging::clean::restore(&c.model, &c.residual, spec.n_image, &beam);
+                    rep.residual_rms_jy =
+                        crate::primitives::stats::median_and_mad_sigma(&c.residual)
+                            .map(|x| x.1)
+                            .unwrap_or(0.0);
                     if let Some(site) = site {
                         let first_g = &plan.groups[image.groups[0]];
-                        let times: Vec<f64> = image.groups.iter().flat_map(|&g| plan.groups[g].times_jd.clone()).collect();
-                        let fr: Vec<f64> = (0..8).map(|k| freqs.0 + (freqs.1 - freqs.0) * k as f64 / 7.0).collect();
-                        let pb = crate::imaging::pb::primary_beam(&spec, image.centre, &times, first_g.pointing_dec_rad, &site, &eop, &fr, crate::simulate::DISH_DIAMETER_M);
-                        let pbcor: Vec<f64> = restored.iter().zip(&pb).map(|(r, p)| if *p >= cfg.imaging.pblimit { r / p } else { f64::NAN }).collect();
+                        let times: Vec<f64> = image
+                            .groups
+                            .iter()
+                            .flat_map(|&g| plan.groups[g].times_jd.clone())
+                            .collect();
+                        let fr: Vec<f64> = (0..8)
+                            .map(|k| freqs.0 + (freqs.1 - freqs.0) * k as f64 / 7.0)
+                            .collect();
+                        let pb = crate::imaging::pb::primary_beam(
+                            &spec,
+                            image.centre,
+                            &times,
+                            first_g.pointing_dec_rad,
+                            &site,
+                            &eop,
+                            &fr,
+                            crate::simulate::DISH_DIAMETER_M,
+                        );
+                        let pbcor: Vec<f64> = restored
+                            .iter()
+                            .zip(&pb)
+                            .map(|(r, p)| {
+                                if *p >= cfg.imaging.pblimit {
+                                    r / p
+                                } else {
+                                    f64::NAN
+                                }
+                            })
+                            .collect();
                         products.push(("pb", pb, ""));
                         products.push(("pbcor", pbcor, "JY/BEAM"));
                     }
@@ -632,9 +933,23 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     }
                 }
                 // Done marker (resume): only for a complete image, after its products.
-                if let Some(hash) = plan.image_hash.get(ii).filter(|_| rep.error.is_none() && n_ok == image.groups.len()) {
-                    let marker = crate::resume::DoneMarker::new(hash.clone(), image.groups.iter().map(|&g| plan.groups[g].id.clone()).collect(), rep.products.clone());
-                    if let Err(e) = marker.and_then(|m| crate::resume::write_done(&images_dir, &image.name, &m)) {
+                if let Some(hash) = plan
+                    .image_hash
+                    .get(ii)
+                    .filter(|_| rep.error.is_none() && n_ok == image.groups.len())
+                {
+                    let marker = crate::resume::DoneMarker::new(
+                        hash.clone(),
+                        image
+                            .groups
+                            .iter()
+                            .map(|&g| plan.groups[g].id.clone())
+                            .collect(),
+                        rep.products.clone(),
+                    );
+                    if let Err(e) =
+                        marker.and_then(|m| crate::resume::write_done(&images_dir, &image.name, &m))
+                    {
                         log::warn!("{}: cannot write the done marker: {e}", image.name);
                     }
                 }
@@ -642,8 +957,20 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         }
         add_time(&mut report, "image", t);
         match &rep.error {
-            None => log::info!("rank {}: image {} ({}/{}) done", comm.rank(), image.name, ii + 1, plan.images.len()),
-            Some(e) => log::error!("rank {}: image {} ({}/{}) failed: {e}", comm.rank(), image.name, ii + 1, plan.images.len()),
+            None => log::info!(
+                "rank {}: image {} ({}/{}) done",
+                comm.rank(),
+                image.name,
+                ii + 1,
+                plan.images.len()
+            ),
+            Some(e) => log::error!(
+                "rank {}: image {} ({}/{}) failed: {e}",
+                comm.rank(),
+                image.name,
+                ii + 1,
+                plan.images.len()
+            ),
         }
         report.images.push(rep);
     }
@@ -651,8 +978,13 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     report.gpu = monitor.and_then(crate::gpu::monitor::Monitor::finish);
     // Gather reports.
     let gathered = comm.gather_bytes(0, &serde_json::to_vec(&report).expect("report serialises"));
-    let Some(parts) = gathered else { return Ok(None) };
-    let ranks: Vec<RankReport> = parts.iter().filter_map(|b| serde_json::from_slice(b).ok()).collect();
+    let Some(parts) = gathered else {
+        return Ok(None);
+    };
+    let ranks: Vec<RankReport> = parts
+        .iter()
+        .filter_map(|b| serde_json::from_slice(b).ok())
+        .collect();
     let groups_failed: Vec<(String, String)> = ranks
         .iter()
         .flat_map(|r| r.groups.iter())
@@ -663,7 +995,9 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     for g in ranks.iter().flat_map(|r| r.groups.iter()) {
         if g.ok {
             crate::resume::clear_failure(&out, &g.id);
-        } else if let Err(e) = crate::resume::record_failure(&out, &g.id, g.error.as_deref().unwrap_or("")) {
+        } else if let Err(e) =
+            crate::resume::record_failure(&out, &g.id, g.error.as_deref().unwrap_or(""))
+        {
             log::warn!("{}: cannot record the failure: {e}", g.id);
         }
     }
@@ -672,7 +1006,10 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         .groups
         .iter()
         .map(|g| {
-            let rep = ranks.iter().flat_map(|r| r.groups.iter()).find(|x| x.id == g.id);
+            let rep = ranks
+                .iter()
+                .flat_map(|r| r.groups.iter())
+                .find(|x| x.id == g.id);
             let (stage, error) = if plan.image_is_done(g.image) {
                 ("done (resumed)".to_string(), String::new())
             } else if let Some(r) = plan.retired.iter().find(|r| r.0 == g.id) {
@@ -684,22 +1021,69 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     None => ("pending".to_string(), String::new()),
                 }
             };
-            let attempts = crate::resume::read_failure(&out, &g.id).map(|s| s.attempts).unwrap_or(0);
-            crate::resume::GroupState { id: g.id.clone(), stage, error, attempts }
+            let attempts = crate::resume::read_failure(&out, &g.id)
+                .map(|s| s.attempts)
+                .unwrap_or(0);
+            crate::resume::GroupState {
+                id: g.id.clone(),
+                stage,
+                error,
+                attempts,
+            }
         })
         .collect();
-    if let Err(e) = std::fs::create_dir_all(out.join("state")).and_then(|_| write_atomic(&out.join("state/night.json"), serde_json::to_string_pretty(&state).expect("serialises").as_bytes())) {
-        log::warn!("{}: cannot write the night's state: {e}", out.join("state/night.json").display());
+    if let Err(e) = std::fs::create_dir_all(out.join("state")).and_then(|_| {
+        write_atomic(
+            &out.join("state/night.json"),
+            serde_json::to_string_pretty(&state)
+                .expect("serialises")
+                .as_bytes(),
+        )
+    }) {
+        log::warn!(
+            "{}: cannot write the night's state: {e}",
+            out.join("state/night.json").display()
+        );
     }
-    let images_resumed: Vec<String> = (0..plan.images.len()).filter(|&i| plan.image_is_done(i)).map(|i| plan.images[i].name.clone()).collect();
-    let groups_resumed = (0..plan.images.len()).filter(|&i| plan.image_is_done(i)).map(|i| plan.images[i].groups.len()).sum::<usize>();
-    let groups_ok = ranks.iter().flat_map(|r| r.groups.iter()).filter(|g| g.ok).count() + groups_resumed;
+    let images_resumed: Vec<String> = (0..plan.images.len())
+        .filter(|&i| plan.image_is_done(i))
+        .map(|i| plan.images[i].name.clone())
+        .collect();
+    let groups_resumed = (0..plan.images.len())
+        .filter(|&i| plan.image_is_done(i))
+        .map(|i| plan.images[i].groups.len())
+        .sum::<usize>();
+    let groups_ok = ranks
+        .iter()
+        .flat_map(|r| r.groups.iter())
+        .filter(|g| g.ok)
+        .count()
+        + groups_resumed;
     let images: Vec<ImageReport> = ranks.iter().flat_map(|r| r.images.clone()).collect();
-    let complete = groups_ok > 0 && groups_failed.is_empty() && plan.retired.is_empty() && ranks.iter().all(|r| r.ms_errors.is_empty()) && plan.skipped.is_empty() && plan.bad_files.is_empty() && images.iter().all(|i| i.error.is_none());
+    let complete = groups_ok > 0
+        && groups_failed.is_empty()
+        && plan.retired.is_empty()
+        && ranks.iter().all(|r| r.ms_errors.is_empty())
+        && plan.skipped.is_empty()
+        && plan.bad_files.is_empty()
+        && images.iter().all(|i| i.error.is_none());
     let imaged = images.iter().any(|i| i.error.is_none()) || !images_resumed.is_empty();
-    let outcome = if complete { "complete" } else if imaged { "incomplete" } else { "nothing imaged" };
+    let outcome = if complete {
+        "complete"
+    } else if imaged {
+        "incomplete"
+    } else {
+        "nothing imaged"
+    };
     if !imaged {
-        log::error!("nothing imaged: {}", if plan.groups.is_empty() { format!("no groups found in {}", cfg.input.dir.display()) } else { format!("all {} groups failed or were skipped", plan.groups.len()) });
+        log::error!(
+            "nothing imaged: {}",
+            if plan.groups.is_empty() {
+                format!("no groups found in {}", cfg.input.dir.display())
+            } else {
+                format!("all {} groups failed or were skipped", plan.groups.len())
+            }
+        );
     }
     let summary = Summary {
         n_ranks: comm.size(),
@@ -721,19 +1105,38 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         calibration: cal_qa,
     };
     let path = out.join("summary.json");
-    write_atomic(&path, serde_json::to_string_pretty(&summary).expect("summary serialises").as_bytes())
-        .map_err(|source| PipelineError::Output { path, source })?;
+    write_atomic(
+        &path,
+        serde_json::to_string_pretty(&summary)
+            .expect("summary serialises")
+            .as_bytes(),
+    )
+    .map_err(|source| PipelineError::Output { path, source })?;
     // Night products (rank 0; a failure here is logged, the night's images stand).
-    let has_pbcor = summary.images.iter().any(|i| i.products.iter().any(|p| p.to_string_lossy().ends_with(".pbcor.fits")));
+    let has_pbcor = summary.images.iter().any(|i| {
+        i.products
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".pbcor.fits"))
+    });
     if cfg.output.mosaic && (has_pbcor || !summary.images_resumed.is_empty()) {
         match crate::mosaic::build(&out, &out.join("mosaic"), cfg.imaging.pblimit) {
-            Ok(m) => log::info!("mosaic: {} tiles -> {} x {} pixels in {}", m.tiles, m.nx, m.ny, out.join("mosaic").display()),
+            Ok(m) => log::info!(
+                "mosaic: {} tiles -> {} x {} pixels in {}",
+                m.tiles,
+                m.nx,
+                m.ny,
+                out.join("mosaic").display()
+            ),
             Err(e) => log::warn!("mosaic not made: {e}"),
         }
     }
     if cfg.output.report {
         match crate::report::write(&out, None) {
-            Ok(r) => log::info!("QA report: {} gates -> {}", r.gates.len(), out.join("qa/report.html").display()),
+            Ok(r) => log::info!(
+                "QA report: {} gates -> {}",
+                r.gates.len(),
+                out.join("qa/report.html").display()
+            ),
             Err(e) => log::warn!("QA report not made: {e}"),
         }
     }

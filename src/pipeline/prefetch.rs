@@ -36,7 +36,13 @@ pub struct Job {
 }
 
 /// Reads and flags one group (the same on the prefetch thread and in line).
-pub fn read_and_flag(job: &Job, flagging: &FlagConfig, compute: &dyn Compute, out: &Path, rank: usize) -> Ready {
+pub fn read_and_flag(
+    job: &Job,
+    flagging: &FlagConfig,
+    compute: &dyn Compute,
+    out: &Path,
+    rank: usize,
+) -> Ready {
     let t = Instant::now();
     let files: Vec<&Path> = job.files.iter().map(PathBuf::as_path).collect();
     let loaded = load_group(&files);
@@ -49,13 +55,21 @@ pub fn read_and_flag(job: &Job, flagging: &FlagConfig, compute: &dyn Compute, ou
         if flagging.write_flags {
             let dir = out.join("flags");
             let path = dir.join(format!("{}.h5", job.id));
-            if let Err(e) = std::fs::create_dir_all(&dir).map_err(|e| e.to_string()).and_then(|_| crate::flag::write_flags(&path, &vis).map_err(|e| e.to_string())) {
+            if let Err(e) = std::fs::create_dir_all(&dir)
+                .map_err(|e| e.to_string())
+                .and_then(|_| crate::flag::write_flags(&path, &vis).map_err(|e| e.to_string()))
+            {
                 log::warn!("rank {rank}: {}: cannot write flags: {e}", path.display());
             }
         }
         (vis, fsum)
     });
-    Ready { group: job.group, result, convert_s, flag_s: t.elapsed().as_secs_f64() }
+    Ready {
+        group: job.group,
+        result,
+        convert_s,
+        flag_s: t.elapsed().as_secs_f64(),
+    }
 }
 
 /// The groups of a run, read and flagged in order: ahead on a thread, or in line.
@@ -71,16 +85,31 @@ pub struct Groups {
 impl Groups {
     /// Starts reading `jobs` (in the order `next` will be asked for them), one ahead on a
     /// thread when `prefetch` is set.
-    pub fn start(jobs: Vec<Job>, prefetch: bool, flagging: &FlagConfig, compute: Arc<dyn Compute>, out: &Path, rank: usize) -> Groups {
+    pub fn start(
+        jobs: Vec<Job>,
+        prefetch: bool,
+        flagging: &FlagConfig,
+        compute: Arc<dyn Compute>,
+        out: &Path,
+        rank: usize,
+    ) -> Groups {
         let ahead = (prefetch && jobs.len() > 1).then(|| {
             let (tx, rx) = sync_channel::<Ready>(0);
-            let (flagging, compute, out, jobs) = (flagging.clone(), compute.clone(), out.to_path_buf(), jobs.clone());
+            let (flagging, compute, out, jobs) = (
+                flagging.clone(),
+                compute.clone(),
+                out.to_path_buf(),
+                jobs.clone(),
+            );
             let handle = std::thread::Builder::new()
                 .name(format!("prefetch-{rank}"))
                 .spawn(move || {
                     for job in &jobs {
                         // The loop has stopped taking groups (an error ended the run).
-                        if tx.send(read_and_flag(job, &flagging, compute.as_ref(), &out, rank)).is_err() {
+                        if tx
+                            .send(read_and_flag(job, &flagging, compute.as_ref(), &out, rank))
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -88,8 +117,19 @@ impl Groups {
                 .expect("spawn the prefetch thread");
             (rx, handle)
         });
-        let inline = if ahead.is_some() { Default::default() } else { jobs.into() };
-        Groups { ahead, inline, flagging: flagging.clone(), compute, out: out.to_path_buf(), rank }
+        let inline = if ahead.is_some() {
+            Default::default()
+        } else {
+            jobs.into()
+        };
+        Groups {
+            ahead,
+            inline,
+            flagging: flagging.clone(),
+            compute,
+            out: out.to_path_buf(),
+            rank,
+        }
     }
 
     /// The next group, which must be `group` (the plan's order). None when the thread
@@ -99,7 +139,13 @@ impl Groups {
             Some((rx, _)) => rx.recv().ok()?,
             None => {
                 let job = self.inline.pop_front()?;
-                read_and_flag(&job, &self.flagging, self.compute.as_ref(), &self.out, self.rank)
+                read_and_flag(
+                    &job,
+                    &self.flagging,
+                    self.compute.as_ref(),
+                    &self.out,
+                    self.rank,
+                )
             }
         };
         debug_assert_eq!(ready.group, group, "groups taken out of the planned order");
@@ -125,9 +171,22 @@ mod tests {
     #[test]
     fn errors_come_back_in_order_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let jobs: Vec<Job> = (0..3).map(|g| Job { group: g, id: format!("g{g}"), files: vec![dir.path().join(format!("missing-{g}_sb00.hdf5"))] }).collect();
+        let jobs: Vec<Job> = (0..3)
+            .map(|g| Job {
+                group: g,
+                id: format!("g{g}"),
+                files: vec![dir.path().join(format!("missing-{g}_sb00.hdf5"))],
+            })
+            .collect();
         for prefetch in [false, true] {
-            let mut groups = Groups::start(jobs.clone(), prefetch, &FlagConfig::default(), Arc::new(crate::gpu::Cpu), dir.path(), 0);
+            let mut groups = Groups::start(
+                jobs.clone(),
+                prefetch,
+                &FlagConfig::default(),
+                Arc::new(crate::gpu::Cpu),
+                dir.path(),
+                0,
+            );
             for g in 0..3 {
                 let r = groups.next(g).expect("a result per group");
                 assert_eq!(r.group, g);
@@ -141,8 +200,21 @@ mod tests {
     #[test]
     fn dropping_early_stops_the_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let jobs: Vec<Job> = (0..50).map(|g| Job { group: g, id: format!("g{g}"), files: vec![dir.path().join("none.hdf5")] }).collect();
-        let mut groups = Groups::start(jobs, true, &FlagConfig::default(), Arc::new(crate::gpu::Cpu), dir.path(), 0);
+        let jobs: Vec<Job> = (0..50)
+            .map(|g| Job {
+                group: g,
+                id: format!("g{g}"),
+                files: vec![dir.path().join("none.hdf5")],
+            })
+            .collect();
+        let mut groups = Groups::start(
+            jobs,
+            true,
+            &FlagConfig::default(),
+            Arc::new(crate::gpu::Cpu),
+            dir.path(),
+            0,
+        );
         assert!(groups.next(0).is_some());
         drop(groups);
     }

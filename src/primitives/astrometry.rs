@@ -27,7 +27,11 @@ pub fn dot(a: V3, b: V3) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 pub fn cross(a: V3, b: V3) -> V3 {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 pub fn sub(a: V3, b: V3) -> V3 {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
@@ -84,7 +88,12 @@ pub struct Site {
 impl Site {
     pub fn from_geodetic_deg(lat_deg: f64, lon_deg: f64, height_m: f64) -> Self {
         let ecef = geodetic_to_ecef(lat_deg.to_radians(), lon_deg.to_radians(), height_m);
-        Site { lat_rad: lat_deg.to_radians(), lon_rad: lon_deg.to_radians(), height_m, ecef }
+        Site {
+            lat_rad: lat_deg.to_radians(),
+            lon_rad: lon_deg.to_radians(),
+            height_m,
+            ecef,
+        }
     }
 }
 
@@ -124,7 +133,11 @@ impl FrameOfDate {
         let (_, pvh, pvb) = erfa::earth::position_velocity_00(t1, t2);
         let sun_dist_au = dot(pvh[0], pvh[0]).sqrt();
         let sun_to_obs = normalize(pvh[0]);
-        let v_earth = [pvb[1][0] / C_AU_PER_DAY, pvb[1][1] / C_AU_PER_DAY, pvb[1][2] / C_AU_PER_DAY];
+        let v_earth = [
+            pvb[1][0] / C_AU_PER_DAY,
+            pvb[1][1] / C_AU_PER_DAY,
+            pvb[1][2] / C_AU_PER_DAY,
+        ];
         // Diurnal velocity of the site: omega x r in the frame of date, then to GCRS.
         let r_tod = rot_z(site.ecef, gast);
         let v_tod = [-OMEGA_EARTH * r_tod[1], OMEGA_EARTH * r_tod[0], 0.0];
@@ -147,15 +160,33 @@ impl FrameOfDate {
         let ypl = -r12.atan2(r22);
         let pm = [xpl.sin(), xpl.cos(), ypl.sin(), ypl.cos()];
         let bm1 = (1.0 - dot(beta, beta)).sqrt();
-        FrameOfDate { epoch, npb, gast, last, beta, bm1, sun_to_obs, sun_dist_au, pm }
+        FrameOfDate {
+            epoch,
+            npb,
+            gast,
+            last,
+            beta,
+            bm1,
+            sun_to_obs,
+            sun_dist_au,
+            pm,
+        }
     }
 
     /// True-of-date vector -> observed (polar motion applied in the local -HA frame).
     fn polar_motion(&self, v: V3, inverse: bool) -> V3 {
         let [sx, cx, sy, cy] = self.pm;
         let h = rot_z(v, -self.last);
-        let m = [[cx, 0.0, sx], [sx * sy, cy, -cx * sy], [-sx * cy, sy, cx * cy]];
-        let o = if inverse { mat_t_vec(&m, h) } else { mat_vec(&m, h) };
+        let m = [
+            [cx, 0.0, sx],
+            [sx * sy, cy, -cx * sy],
+            [-sx * cy, sy, cx * cy],
+        ];
+        let o = if inverse {
+            mat_t_vec(&m, h)
+        } else {
+            mat_vec(&m, h)
+        };
         rot_z(o, self.last)
     }
 
@@ -192,7 +223,11 @@ impl FrameOfDate {
         let mut p = target;
         for _ in 0..4 {
             let a = self.aberrate(p);
-            p = normalize([p[0] + target[0] - a[0], p[1] + target[1] - a[1], p[2] + target[2] - a[2]]);
+            p = normalize([
+                p[0] + target[0] - a[0],
+                p[1] + target[1] - a[1],
+                p[2] + target[2] - a[2],
+            ]);
         }
         p
     }
@@ -223,11 +258,26 @@ impl FrameOfDate {
         // keeps both the truncation and the rounding error near 1e-11).
         let h = 1e-6;
         let north_icrs = [-dec.sin() * ra.cos(), -dec.sin() * ra.sin(), dec.cos()];
-        let ahead = self.icrs_to_apparent(normalize([c[0] + h * north_icrs[0], c[1] + h * north_icrs[1], c[2] + h * north_icrs[2]]));
-        let behind = self.icrs_to_apparent(normalize([c[0] - h * north_icrs[0], c[1] - h * north_icrs[1], c[2] - h * north_icrs[2]]));
+        let ahead = self.icrs_to_apparent(normalize([
+            c[0] + h * north_icrs[0],
+            c[1] + h * north_icrs[1],
+            c[2] + h * north_icrs[2],
+        ]));
+        let behind = self.icrs_to_apparent(normalize([
+            c[0] - h * north_icrs[0],
+            c[1] - h * north_icrs[1],
+            c[2] - h * north_icrs[2],
+        ]));
         let d = sub(ahead, behind);
-        let v = normalize(sub(d, [w[0] * dot(d, w), w[1] * dot(d, w), w[2] * dot(d, w)]));
-        UvwBasis { u: cross(v, w), v, w }
+        let v = normalize(sub(
+            d,
+            [w[0] * dot(d, w), w[1] * dot(d, w), w[2] * dot(d, w)],
+        ));
+        UvwBasis {
+            u: cross(v, w),
+            v,
+            w,
+        }
     }
 
     /// UVW basis for an apparent (HA, Dec) of date, u and v along the axes of date (the
@@ -276,7 +326,9 @@ impl UvwBasis {
 
 /// Circular mean of angles (rad), in 0..2pi: safe across the 0/2pi wrap.
 pub fn circular_mean(angles: &[f64]) -> f64 {
-    let (s, c) = angles.iter().fold((0.0, 0.0), |(s, c), a| (s + a.sin(), c + a.cos()));
+    let (s, c) = angles
+        .iter()
+        .fold((0.0, 0.0), |(s, c), a| (s + a.sin(), c + a.cos()));
     s.atan2(c).rem_euclid(std::f64::consts::TAU)
 }
 
@@ -287,13 +339,18 @@ pub fn circular_median(angles: &[f64]) -> f64 {
     let mut un: Vec<f64> = angles
         .iter()
         .map(|a| {
-            let d = (a - mean + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
+            let d = (a - mean + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU)
+                - std::f64::consts::PI;
             mean + d
         })
         .collect();
     un.sort_by(|a, b| a.total_cmp(b));
     let n = un.len();
-    let med = if n % 2 == 1 { un[n / 2] } else { 0.5 * (un[n / 2 - 1] + un[n / 2]) };
+    let med = if n % 2 == 1 {
+        un[n / 2]
+    } else {
+        0.5 * (un[n / 2 - 1] + un[n / 2])
+    };
     med.rem_euclid(std::f64::consts::TAU)
 }
 
@@ -339,7 +396,12 @@ mod tests {
 
 /// ICRS (ra, dec) of the median meridian position of a set of integrations: each
 /// integration's phase centre is HA = 0 at the apparent declination `dec_app` at its time.
-pub fn median_meridian_icrs(times_jd: &[f64], dec_app: f64, site: &Site, eop: &super::iers::EarthOrientation) -> (f64, f64) {
+pub fn median_meridian_icrs(
+    times_jd: &[f64],
+    dec_app: f64,
+    site: &Site,
+    eop: &super::iers::EarthOrientation,
+) -> (f64, f64) {
     let (ras, mut decs): (Vec<f64>, Vec<f64>) = times_jd
         .iter()
         .map(|&t| FrameOfDate::new(eop.epoch(t), site).hadec_to_icrs(0.0, dec_app))

@@ -32,7 +32,11 @@ mod tests {
             (15.0, 0.205_104_038_613_522_8),
             (30.0, -0.118_751_062_366_8),
         ] {
-            assert!((bessel_j1(x) - want).abs() < 1e-9, "J1({x}) = {} vs {want}", bessel_j1(x));
+            assert!(
+                (bessel_j1(x) - want).abs() < 1e-9,
+                "J1({x}) = {} vs {want}",
+                bessel_j1(x)
+            );
         }
         // First zero of J1.
         assert!(bessel_j1(3.831_705_970_207_512).abs() < 1e-12);
@@ -46,7 +50,11 @@ mod tests {
         let mut hi = 5.0f64.to_radians();
         for _ in 0..60 {
             let mid = 0.5 * (lo + hi);
-            if airy_power(mid, f, 4.65) > 0.5 { lo = mid } else { hi = mid }
+            if airy_power(mid, f, 4.65) > 0.5 {
+                lo = mid
+            } else {
+                hi = mid
+            }
         }
         let fwhm = 2.0 * lo.to_degrees();
         assert!((fwhm - 2.9).abs() < 0.1, "{fwhm}");

@@ -20,9 +20,16 @@ pub fn centred_fft2_inverse(grid: &mut [Complex64], n: usize) {
 /// n/2 - m/2 .. n/2 + m/2), returned row-major; `grid` is left scrambled. Rows are
 /// transformed in full, columns only where an output is wanted: for the gridder's 2x padded
 /// grids this skips half of the column transforms. Generic over f32/f64.
-pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize, m: usize) -> Vec<Complex<T>> {
+pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(
+    grid: &mut [Complex<T>],
+    n: usize,
+    m: usize,
+) -> Vec<Complex<T>> {
     assert_eq!(grid.len(), n * n);
-    assert!(n % 4 == 0 && m <= n && m % 2 == 0, "centred FFT crop needs n divisible by 4, m even");
+    assert!(
+        n % 4 == 0 && m <= n && m % 2 == 0,
+        "centred FFT crop needs n divisible by 4, m even"
+    );
     let lo = n / 2 - m / 2;
     checkerboard(grid, n);
     let mut planner = FftPlanner::<T>::new();
@@ -51,7 +58,11 @@ pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(grid: &mut [Complex<T>], n:
 
 /// `centred_fft2_inverse` for a grid that is zero outside its central `m x m` window (a
 /// padded model image): the row transforms of the all-zero rows are skipped.
-pub fn centred_fft2_inverse_from_centre<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize, m: usize) {
+pub fn centred_fft2_inverse_from_centre<T: rustfft::FftNum>(
+    grid: &mut [Complex<T>],
+    n: usize,
+    m: usize,
+) {
     assert!(m <= n && m % 2 == 0, "window must be even and fit");
     centred_fft2_rows(grid, n, true, n / 2 - m / 2..n / 2 + m / 2);
 }
@@ -61,7 +72,12 @@ fn centred_fft2(grid: &mut [Complex64], n: usize, inverse: bool) {
 }
 
 /// The centred transform, the first (row) pass only over `rows` (the others must be zero).
-fn centred_fft2_rows<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize, inverse: bool, rows: std::ops::Range<usize>) {
+fn centred_fft2_rows<T: rustfft::FftNum>(
+    grid: &mut [Complex<T>],
+    n: usize,
+    inverse: bool,
+    rows: std::ops::Range<usize>,
+) {
     assert_eq!(grid.len(), n * n);
     assert!(n % 4 == 0, "centred FFT needs n divisible by 4");
     checkerboard(grid, n);
@@ -77,10 +93,21 @@ pub fn fft2(grid: &mut [Complex64], n: usize, inverse: bool) {
 }
 
 /// `fft2` with the first (row) pass only over `rows` (the others must be zero).
-fn fft2_rows<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize, inverse: bool, rows: std::ops::Range<usize>) {
+fn fft2_rows<T: rustfft::FftNum>(
+    grid: &mut [Complex<T>],
+    n: usize,
+    inverse: bool,
+    rows: std::ops::Range<usize>,
+) {
     let mut planner = FftPlanner::<T>::new();
-    let fft = if inverse { planner.plan_fft_inverse(n) } else { planner.plan_fft_forward(n) };
-    grid[rows.start * n..rows.end * n].par_chunks_mut(n).for_each(|row| fft.process(row));
+    let fft = if inverse {
+        planner.plan_fft_inverse(n)
+    } else {
+        planner.plan_fft_forward(n)
+    };
+    grid[rows.start * n..rows.end * n]
+        .par_chunks_mut(n)
+        .for_each(|row| fft.process(row));
     // Columns: transpose, transform rows, transpose back.
     let mut t = transpose(grid, n);
     t.par_chunks_mut(n).for_each(|row| fft.process(row));
@@ -101,17 +128,19 @@ fn checkerboard<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize) {
 fn transpose<T: rustfft::FftNum>(a: &[Complex<T>], n: usize) -> Vec<Complex<T>> {
     let mut out = vec![Complex::new(T::zero(), T::zero()); n * n];
     const B: usize = 32;
-    out.par_chunks_mut(n * B).enumerate().for_each(|(bi, chunk)| {
-        let r0 = bi * B;
-        let rows = chunk.len() / n;
-        for c0 in (0..n).step_by(B) {
-            for r in 0..rows {
-                for c in c0..(c0 + B).min(n) {
-                    chunk[r * n + c] = a[c * n + r0 + r];
+    out.par_chunks_mut(n * B)
+        .enumerate()
+        .for_each(|(bi, chunk)| {
+            let r0 = bi * B;
+            let rows = chunk.len() / n;
+            for c0 in (0..n).step_by(B) {
+                for r in 0..rows {
+                    for c in c0..(c0 + B).min(n) {
+                        chunk[r * n + c] = a[c * n + r0 + r];
+                    }
                 }
             }
-        }
-    });
+        });
     out
 }
 
@@ -122,7 +151,9 @@ mod tests {
     #[test]
     fn matches_direct_centred_dft() {
         let n = 8;
-        let mut g: Vec<Complex64> = (0..n * n).map(|i| Complex64::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos())).collect();
+        let mut g: Vec<Complex64> = (0..n * n)
+            .map(|i| Complex64::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos()))
+            .collect();
         let orig = g.clone();
         centred_fft2_forward(&mut g, n);
         let c = (n / 2) as f64;
@@ -131,8 +162,10 @@ mod tests {
                 let mut s = Complex64::new(0.0, 0.0);
                 for ky in 0..n {
                     for kx in 0..n {
-                        let ph = -2.0 * std::f64::consts::PI
-                            * ((kx as f64 - c) * (jx as f64 - c) + (ky as f64 - c) * (jy as f64 - c))
+                        let ph = -2.0
+                            * std::f64::consts::PI
+                            * ((kx as f64 - c) * (jx as f64 - c)
+                                + (ky as f64 - c) * (jy as f64 - c))
                             / n as f64;
                         s += orig[ky * n + kx] * Complex64::from_polar(1.0, ph);
                     }
@@ -146,7 +179,13 @@ mod tests {
     fn inverse_from_a_central_window_matches_the_full_one() {
         let n = 16;
         let g: Vec<Complex64> = (0..n * n)
-            .map(|i| if (4..12).contains(&(i % n)) && (4..12).contains(&(i / n)) { Complex64::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos()) } else { Complex64::new(0.0, 0.0) })
+            .map(|i| {
+                if (4..12).contains(&(i % n)) && (4..12).contains(&(i / n)) {
+                    Complex64::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos())
+                } else {
+                    Complex64::new(0.0, 0.0)
+                }
+            })
             .collect();
         let (mut a, mut b) = (g.clone(), g);
         centred_fft2_inverse(&mut a, n);
@@ -157,7 +196,9 @@ mod tests {
     #[test]
     fn cropped_transform_is_the_centre_of_the_full_one() {
         let n = 16;
-        let g: Vec<Complex64> = (0..n * n).map(|i| Complex64::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos())).collect();
+        let g: Vec<Complex64> = (0..n * n)
+            .map(|i| Complex64::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos()))
+            .collect();
         let mut full = g.clone();
         centred_fft2_forward(&mut full, n);
         let mut h = g.clone();

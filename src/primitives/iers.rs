@@ -6,9 +6,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum IersError {
     #[error("{path}: cannot read IERS table ({source})")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: line {line}: {problem}")]
-    Parse { path: PathBuf, line: usize, problem: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
     #[error("{path}: no UT1-UTC values")]
     Empty { path: PathBuf },
 }
@@ -34,12 +41,17 @@ pub struct IersTable {
 }
 
 fn field(line: &str, a: usize, b: usize) -> Option<&str> {
-    line.get(a - 1..b.min(line.len())).map(str::trim).filter(|s| !s.is_empty())
+    line.get(a - 1..b.min(line.len()))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 impl IersTable {
     pub fn load(path: &Path) -> Result<Self, IersError> {
-        let text = std::fs::read_to_string(path).map_err(|source| IersError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| IersError::Io {
+            path: path.into(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -47,18 +59,38 @@ impl IersTable {
     /// 59-68; Bulletin B PM-x 135-144, PM-y 145-154, UT1-UTC 155-165 (1-based, inclusive),
     /// B preferred as astropy does. Rows without UT1-UTC (beyond the predictions) end it.
     pub fn parse(text: &str, path: &Path) -> Result<Self, IersError> {
-        let mut t = IersTable { path: path.into(), mjd: vec![], dut1: vec![], xp: vec![], yp: vec![] };
+        let mut t = IersTable {
+            path: path.into(),
+            mjd: vec![],
+            dut1: vec![],
+            xp: vec![],
+            yp: vec![],
+        };
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let err = |problem: String| IersError::Parse { path: path.into(), line: i + 1, problem };
-            let mjd: f64 = field(line, 8, 15).ok_or_else(|| err("no MJD in columns 8-15".into()))?.parse().map_err(|_| err("MJD is not a number".into()))?;
+            let err = |problem: String| IersError::Parse {
+                path: path.into(),
+                line: i + 1,
+                problem,
+            };
+            let mjd: f64 = field(line, 8, 15)
+                .ok_or_else(|| err("no MJD in columns 8-15".into()))?
+                .parse()
+                .map_err(|_| err("MJD is not a number".into()))?;
             // Bulletin B values (columns 135-165) where IERS has them, else Bulletin A.
-            let Some(dut1) = field(line, 155, 165).or_else(|| field(line, 59, 68)) else { break };
-            let dut1: f64 = dut1.parse().map_err(|_| err("UT1-UTC is not a number".into()))?;
+            let Some(dut1) = field(line, 155, 165).or_else(|| field(line, 59, 68)) else {
+                break;
+            };
+            let dut1: f64 = dut1
+                .parse()
+                .map_err(|_| err("UT1-UTC is not a number".into()))?;
             let num = |(a, b): (usize, usize), (c, d): (usize, usize)| {
-                field(line, a, b).or_else(|| field(line, c, d)).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
+                field(line, a, b)
+                    .or_else(|| field(line, c, d))
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0)
             };
             if let Some(&last) = t.mjd.last() {
                 if mjd <= last {
@@ -88,9 +120,17 @@ impl IersTable {
         if !(lo..=hi).contains(&mjd) {
             return None;
         }
-        let i = self.mjd.partition_point(|&m| m <= mjd).saturating_sub(1).min(self.mjd.len().saturating_sub(2));
+        let i = self
+            .mjd
+            .partition_point(|&m| m <= mjd)
+            .saturating_sub(1)
+            .min(self.mjd.len().saturating_sub(2));
         if self.mjd.len() == 1 {
-            return Some(Eop { dut1_s: self.dut1[0], xp_arcsec: self.xp[0], yp_arcsec: self.yp[0] });
+            return Some(Eop {
+                dut1_s: self.dut1[0],
+                xp_arcsec: self.xp[0],
+                yp_arcsec: self.yp[0],
+            });
         }
         let f = (mjd - self.mjd[i]) / (self.mjd[i + 1] - self.mjd[i]);
         let lin = |v: &[f64]| v[i] + f * (v[i + 1] - v[i]);
@@ -102,7 +142,11 @@ impl IersTable {
         } else if a - b > 0.5 {
             b += 1.0;
         }
-        Some(Eop { dut1_s: a + f * (b - a), xp_arcsec: lin(&self.xp), yp_arcsec: lin(&self.yp) })
+        Some(Eop {
+            dut1_s: a + f * (b - a),
+            xp_arcsec: lin(&self.xp),
+            yp_arcsec: lin(&self.yp),
+        })
     }
 }
 
@@ -133,7 +177,10 @@ impl EarthOrientation {
     pub fn load(path: Option<&Path>) -> Result<Self, IersError> {
         match path {
             Some(p) => Ok(Self::from_table(IersTable::load(p)?)),
-            None => Ok(Self::from_table(IersTable::parse(BUILTIN, Path::new(BUILTIN_NAME))?)),
+            None => Ok(Self::from_table(IersTable::parse(
+                BUILTIN,
+                Path::new(BUILTIN_NAME),
+            )?)),
         }
     }
 
@@ -145,7 +192,10 @@ impl EarthOrientation {
     /// UT1 - UTC at a UTC Julian date (0 without a table or outside it; the caller is told
     /// once, in `describe`).
     pub fn dut1(&self, jd_utc: f64) -> f64 {
-        self.table.as_ref().and_then(|t| t.at(jd_utc)).map_or(0.0, |e| e.dut1_s)
+        self.table
+            .as_ref()
+            .and_then(|t| t.at(jd_utc))
+            .map_or(0.0, |e| e.dut1_s)
     }
 
     /// The epoch with UT1 - UTC and the polar motion applied.
@@ -153,7 +203,12 @@ impl EarthOrientation {
         match self.table.as_ref().and_then(|t| t.at(jd_utc)) {
             Some(e) => {
                 let as_rad = std::f64::consts::PI / 180.0 / 3600.0;
-                super::time::Epoch { jd_utc, dut1_s: e.dut1_s, xp_rad: e.xp_arcsec * as_rad, yp_rad: e.yp_arcsec * as_rad }
+                super::time::Epoch {
+                    jd_utc,
+                    dut1_s: e.dut1_s,
+                    xp_rad: e.xp_arcsec * as_rad,
+                    yp_rad: e.yp_arcsec * as_rad,
+                }
             }
             None => super::time::Epoch::from_jd_utc(jd_utc),
         }
@@ -198,14 +253,26 @@ mod tests {
     #[test]
     fn parses_and_interpolates_across_a_leap_second() {
         let t = IersTable::parse(SAMPLE, Path::new("sample")).unwrap();
-        assert_eq!(t.range(), (57388.0, 57754.0), "the row without UT1-UTC ends the table");
+        assert_eq!(
+            t.range(),
+            (57388.0, 57754.0),
+            "the row without UT1-UTC ends the table"
+        );
         let e = t.at(57388.5 + 2_400_000.5).unwrap();
         assert!((e.dut1_s - 0.5 * (0.0815795 + 0.0796373)).abs() < 1e-12);
         assert!((e.xp_arcsec - 0.5 * (0.051141 + 0.048904)).abs() < 1e-12);
         // Half way through 2016-12-31 (leap second at its end): UT1 - TAI is continuous.
         let e = t.at(57753.5 + 2_400_000.5).unwrap();
-        assert!((e.dut1_s - 0.5 * (-0.4077601 + 0.5912821 - 1.0)).abs() < 1e-12, "{}", e.dut1_s);
+        assert!(
+            (e.dut1_s - 0.5 * (-0.4077601 + 0.5912821 - 1.0)).abs() < 1e-12,
+            "{}",
+            e.dut1_s
+        );
         assert!(t.at(2_400_000.5 + 58000.0).is_none());
-        assert!(IersTable::parse("junk line that is long enough to have columns\n", Path::new("x")).is_err());
+        assert!(IersTable::parse(
+            "junk line that is long enough to have columns\n",
+            Path::new("x")
+        )
+        .is_err());
     }
 }

@@ -38,7 +38,12 @@ impl EsKernel {
     /// whose largest error over the taps (sampled densely) is below 1e-3 x 10^-(support-1),
     /// a thousandth of the kernel's own aliasing error.
     pub fn with_shape(support: usize, beta: f64) -> Self {
-        let mut k = EsKernel { support, beta, coef: [[0.0; MAX_SUPPORT]; MAX_DEGREE + 1], degree: 0 };
+        let mut k = EsKernel {
+            support,
+            beta,
+            coef: [[0.0; MAX_SUPPORT]; MAX_DEGREE + 1],
+            degree: 0,
+        };
         let target = 0.12 * 10f64.powi(-(support as i32 - 1));
         for degree in support.saturating_sub(1).max(3)..=MAX_DEGREE {
             k.fit(degree);
@@ -53,14 +58,22 @@ impl EsKernel {
     /// nodes keep it well conditioned at these degrees).
     fn fit(&mut self, degree: usize) {
         let m = degree + 1;
-        let nodes: Vec<f64> = (0..m).map(|j| -(std::f64::consts::PI * (j as f64 + 0.5) / m as f64).cos()).collect();
+        let nodes: Vec<f64> = (0..m)
+            .map(|j| -(std::f64::consts::PI * (j as f64 + 0.5) / m as f64).cos())
+            .collect();
         let half = self.support as f64 * 0.5;
         self.coef = [[0.0; MAX_SUPPORT]; MAX_DEGREE + 1];
         self.degree = degree;
         for k in 0..self.support {
             // Rows: s_j^d; right side: the tap at t = (s_j + 1) / 2.
-            let mut a: Vec<Vec<f64>> = nodes.iter().map(|&s| (0..m).map(|d| s.powi(d as i32)).collect()).collect();
-            let mut b: Vec<f64> = nodes.iter().map(|&s| self.phi(((s + 1.0) * 0.5 + k as f64 - half) / half)).collect();
+            let mut a: Vec<Vec<f64>> = nodes
+                .iter()
+                .map(|&s| (0..m).map(|d| s.powi(d as i32)).collect())
+                .collect();
+            let mut b: Vec<f64> = nodes
+                .iter()
+                .map(|&s| self.phi(((s + 1.0) * 0.5 + k as f64 - half) / half))
+                .collect();
             let c = solve(&mut a, &mut b);
             for d in 0..m {
                 self.coef[d][k] = c[d];
@@ -136,7 +149,8 @@ impl EsKernel {
             let a = p as f64 * h;
             for (x, wq) in GL8.iter() {
                 let t = a + 0.5 * h * (x + 1.0);
-                sum += wq * 0.5 * h * self.phi(t / half) * (2.0 * std::f64::consts::PI * nu * t).cos();
+                sum +=
+                    wq * 0.5 * h * self.phi(t / half) * (2.0 * std::f64::consts::PI * nu * t).cos();
             }
         }
         2.0 * sum
@@ -146,13 +160,20 @@ impl EsKernel {
     /// `n_grid` cells: c[j] = 1 / psi_hat((j - n_image/2) / n_grid).
     pub fn correction(&self, n_image: usize, n_grid: usize) -> Vec<f64> {
         let c = (n_image / 2) as f64;
-        (0..n_image).map(|j| 1.0 / self.fourier((j as f64 - c) / n_grid as f64)).collect()
+        (0..n_image)
+            .map(|j| 1.0 / self.fourier((j as f64 - c) / n_grid as f64))
+            .collect()
     }
 }
 
 /// The first L taps' polynomials at s by Horner's rule, L lanes at once (vectorised).
 #[inline(always)]
-fn horner<const L: usize>(coef: &[[f64; MAX_SUPPORT]; MAX_DEGREE + 1], degree: usize, s: f64, w: &mut [f64; MAX_SUPPORT]) {
+fn horner<const L: usize>(
+    coef: &[[f64; MAX_SUPPORT]; MAX_DEGREE + 1],
+    degree: usize,
+    s: f64,
+    w: &mut [f64; MAX_SUPPORT],
+) {
     let mut acc = [0.0; L];
     acc.copy_from_slice(&coef[degree][..L]);
     for c in coef[..degree].iter().rev() {
@@ -167,7 +188,9 @@ fn horner<const L: usize>(coef: &[[f64; MAX_SUPPORT]; MAX_DEGREE + 1], degree: u
 fn solve(a: &mut [Vec<f64>], b: &mut [f64]) -> Vec<f64> {
     let n = b.len();
     for col in 0..n {
-        let p = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs())).unwrap_or(col);
+        let p = (col..n)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .unwrap_or(col);
         a.swap(col, p);
         b.swap(col, p);
         for r in col + 1..n {
@@ -210,7 +233,11 @@ mod tests {
         for g in [10.0, 10.3, 10.77] {
             k.taps(g, &mut w);
             let s: f64 = w[..k.support].iter().sum();
-            assert!((s / k.fourier(0.0) - 1.0).abs() < 1e-6, "{s} {}", k.fourier(0.0));
+            assert!(
+                (s / k.fourier(0.0) - 1.0).abs() < 1e-6,
+                "{s} {}",
+                k.fourier(0.0)
+            );
         }
     }
 
@@ -230,7 +257,10 @@ mod tests {
                     err = err.max((a[j] - b[j]).abs());
                 }
             }
-            println!("eps {eps:e}: support {}, degree {}, max tap error {err:.2e}", k.support, k.degree);
+            println!(
+                "eps {eps:e}: support {}, degree {}, max tap error {err:.2e}",
+                k.support, k.degree
+            );
             assert!(err < 0.1 * eps, "eps {eps}: tap error {err}");
         }
     }

@@ -75,7 +75,11 @@ fn select_key(n: usize, key: impl Fn(usize) -> u64 + Sync, k: usize) -> (Option<
         known += STEP;
         count = hist[bucket];
     }
-    let mut cand: Vec<u64> = (0..n).into_par_iter().map(&key).filter(|&x| inside(x, prefix, known)).collect();
+    let mut cand: Vec<u64> = (0..n)
+        .into_par_iter()
+        .map(&key)
+        .filter(|&x| inside(x, prefix, known))
+        .collect();
     let (below, kth, _) = cand.select_nth_unstable(r);
     let kth = *kth;
     let prev = match (r, k) {
@@ -119,8 +123,20 @@ pub fn median_and_mad_sigma_par(values: &[f32]) -> Option<(f64, f64)> {
             _ => key_f64(m),
         }
     };
-    let med = median_of(&|i| if finite(i) { f64_key(values[i] as f64) } else { u64::MAX });
-    let mad = median_of(&|i| if finite(i) { f64_key((values[i] as f64 - med).abs()) } else { u64::MAX });
+    let med = median_of(&|i| {
+        if finite(i) {
+            f64_key(values[i] as f64)
+        } else {
+            u64::MAX
+        }
+    });
+    let mad = median_of(&|i| {
+        if finite(i) {
+            f64_key((values[i] as f64 - med).abs())
+        } else {
+            u64::MAX
+        }
+    });
     Some((med, 1.4826 * mad))
 }
 
@@ -134,7 +150,9 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12345);
         let mut next = || rng.random::<f32>();
-        for n in [1usize, 2, 3, 10, 1001, 200_000, 200_001, 3_000_000, 3_000_001] {
+        for n in [
+            1usize, 2, 3, 10, 1001, 200_000, 200_001, 3_000_000, 3_000_001,
+        ] {
             let v: Vec<f32> = (0..n)
                 .map(|i| match i % 97 {
                     0 => f32::NAN,
@@ -150,7 +168,11 @@ mod tests {
             let parallel = median_and_mad_sigma_par(&v);
             match (serial, parallel) {
                 (Some((m1, s1)), Some((m2, s2))) => {
-                    assert_eq!((m1.to_bits(), s1.to_bits()), (m2.to_bits(), s2.to_bits()), "n {n}: {m1} {s1} vs {m2} {s2}");
+                    assert_eq!(
+                        (m1.to_bits(), s1.to_bits()),
+                        (m2.to_bits(), s2.to_bits()),
+                        "n {n}: {m1} {s1} vs {m2} {s2}"
+                    );
                 }
                 (a, b) => assert_eq!(a.is_none(), b.is_none(), "n {n}"),
             }

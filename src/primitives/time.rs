@@ -43,11 +43,21 @@ pub struct Epoch {
 
 impl Epoch {
     pub fn from_jd_utc(jd_utc: f64) -> Self {
-        Epoch { jd_utc, dut1_s: 0.0, xp_rad: 0.0, yp_rad: 0.0 }
+        Epoch {
+            jd_utc,
+            dut1_s: 0.0,
+            xp_rad: 0.0,
+            yp_rad: 0.0,
+        }
     }
 
     pub fn with_dut1(jd_utc: f64, dut1_s: f64) -> Self {
-        Epoch { jd_utc, dut1_s, xp_rad: 0.0, yp_rad: 0.0 }
+        Epoch {
+            jd_utc,
+            dut1_s,
+            xp_rad: 0.0,
+            yp_rad: 0.0,
+        }
     }
 
     /// TT as a two-part Julian date (2400000.5, MJD part) for precision.
@@ -107,10 +117,18 @@ pub fn jd_to_iso(jd: f64, decimals: usize) -> String {
     let m = ((frac - h * 3600.0) / 60.0).floor();
     let s = frac - h * 3600.0 - m * 60.0;
     if decimals == 0 {
-        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", h as u32, m as u32, s.round() as u32)
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            h as u32,
+            m as u32,
+            s.round() as u32
+        )
     } else {
         let w = 3 + decimals;
-        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:0w$.decimals$}", h as u32, m as u32, s)
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:0w$.decimals$}",
+            h as u32, m as u32, s
+        )
     }
 }
 
@@ -125,7 +143,12 @@ pub fn iso_to_jd(s: &str) -> Option<f64> {
     let h: f64 = t.next()?.parse().ok()?;
     let m: f64 = t.next()?.parse().ok()?;
     let sec: f64 = t.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h >= 24.0 || m >= 60.0 || sec >= 61.0 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || h >= 24.0
+        || m >= 60.0
+        || sec >= 61.0
+    {
         return None;
     }
     // Gregorian calendar date to JD at 0h (valid for all dates after 1582).

@@ -16,7 +16,11 @@ pub struct GainTable {
 
 impl GainTable {
     pub fn unit(n_ant: usize, n_chan: usize) -> Self {
-        GainTable { n_ant, n_chan, g: vec![Complex64::new(1.0, 0.0); n_ant * n_chan * 2] }
+        GainTable {
+            n_ant,
+            n_chan,
+            g: vec![Complex64::new(1.0, 0.0); n_ant * n_chan * 2],
+        }
     }
 
     #[inline]
@@ -38,7 +42,8 @@ impl GainTable {
         for _ in 0..n_ant {
             let mut pols = [(0.0, 0.0, 0.0, 0.0, 0.0, 0.0); 2];
             for p in pols.iter_mut() {
-                let amp = cfg.amplitude * (1.0 + cfg.amplitude_scatter * normal.sample(rng)).max(0.2);
+                let amp =
+                    cfg.amplitude * (1.0 + cfg.amplitude_scatter * normal.sample(rng)).max(0.2);
                 let phase = (cfg.phase_scatter_deg * normal.sample(rng)).to_radians();
                 let ripples = rng.random_range(1.0..3.0);
                 let ph0 = rng.random_range(0.0..std::f64::consts::TAU);
@@ -52,8 +57,15 @@ impl GainTable {
             for &f in freqs {
                 let x = (f - f0) / (f1 - f0);
                 for &(amp, phase, ripples, ph0, slope, ph1) in pols {
-                    let a = amp * (1.0 + cfg.bandpass_amplitude * (std::f64::consts::TAU * ripples * x + ph0).sin());
-                    let p = phase + slope * (x - 0.5) + 0.5 * cfg.bandpass_phase_deg.to_radians() * (std::f64::consts::TAU * x + ph1).sin();
+                    let a = amp
+                        * (1.0
+                            + cfg.bandpass_amplitude
+                                * (std::f64::consts::TAU * ripples * x + ph0).sin());
+                    let p = phase
+                        + slope * (x - 0.5)
+                        + 0.5
+                            * cfg.bandpass_phase_deg.to_radians()
+                            * (std::f64::consts::TAU * x + ph1).sin();
                     g.push(Complex64::from_polar(a, p));
                 }
             }
@@ -84,7 +96,8 @@ pub struct RfiEvent {
 
 impl RfiEvent {
     pub fn covers(&self, t: usize, c: usize) -> bool {
-        (self.times[0]..self.times[1]).contains(&t) && (self.channels[0]..self.channels[1]).contains(&c)
+        (self.times[0]..self.times[1]).contains(&t)
+            && (self.channels[0]..self.channels[1]).contains(&c)
     }
 
     /// Amplitude (noise sigmas) at (t, c): 0 outside the event.
@@ -93,40 +106,71 @@ impl RfiEvent {
             return 0.0;
         }
         match self.kind {
-            RfiKind::Ramp => self.amplitude_sigma * (t + 1 - self.times[0]) as f64 / (self.times[1] - self.times[0]) as f64,
+            RfiKind::Ramp => {
+                self.amplitude_sigma * (t + 1 - self.times[0]) as f64
+                    / (self.times[1] - self.times[0]) as f64
+            }
             _ => self.amplitude_sigma,
         }
     }
 }
 
 /// Draws a group's RFI events.
-pub fn random_rfi(cfg: &SimRfi, n_times: usize, n_chan: usize, rng: &mut impl Rng) -> Vec<RfiEvent> {
+pub fn random_rfi(
+    cfg: &SimRfi,
+    n_times: usize,
+    n_chan: usize,
+    rng: &mut impl Rng,
+) -> Vec<RfiEvent> {
     if !cfg.enabled {
         return Vec::new();
     }
     let mut ev = Vec::new();
     let amp = |rng: &mut dyn rand::RngCore| {
-        let (lo, hi) = (cfg.amplitude_sigma[0].max(1e-3), cfg.amplitude_sigma[1].max(cfg.amplitude_sigma[0] + 1e-3));
+        let (lo, hi) = (
+            cfg.amplitude_sigma[0].max(1e-3),
+            cfg.amplitude_sigma[1].max(cfg.amplitude_sigma[0] + 1e-3),
+        );
         (lo.ln() + (hi.ln() - lo.ln()) * rng.random::<f64>()).exp()
     };
     for _ in 0..cfg.n_narrowband {
         let c = rng.random_range(0..n_chan);
         let w = rng.random_range(1..=2usize).min(n_chan - c);
-        ev.push(RfiEvent { kind: RfiKind::Narrowband, times: [0, n_times], channels: [c, c + w], amplitude_sigma: amp(rng) });
+        ev.push(RfiEvent {
+            kind: RfiKind::Narrowband,
+            times: [0, n_times],
+            channels: [c, c + w],
+            amplitude_sigma: amp(rng),
+        });
     }
     for _ in 0..cfg.n_intermittent {
         let c = rng.random_range(0..n_chan);
         let len = rng.random_range(1..=(n_times / 4).max(1));
         let t = rng.random_range(0..=(n_times - len));
-        ev.push(RfiEvent { kind: RfiKind::Intermittent, times: [t, t + len], channels: [c, c + 1], amplitude_sigma: amp(rng) });
+        ev.push(RfiEvent {
+            kind: RfiKind::Intermittent,
+            times: [t, t + len],
+            channels: [c, c + 1],
+            amplitude_sigma: amp(rng),
+        });
     }
     for _ in 0..cfg.n_ramps {
         let c = rng.random_range(0..n_chan);
-        ev.push(RfiEvent { kind: RfiKind::Ramp, times: [0, n_times], channels: [c, c + 1], amplitude_sigma: amp(rng) });
+        ev.push(RfiEvent {
+            kind: RfiKind::Ramp,
+            times: [0, n_times],
+            channels: [c, c + 1],
+            amplitude_sigma: amp(rng),
+        });
     }
     for _ in 0..cfg.n_bursts {
         let t = rng.random_range(0..n_times);
-        ev.push(RfiEvent { kind: RfiKind::Burst, times: [t, t + 1], channels: [0, n_chan], amplitude_sigma: amp(rng) });
+        ev.push(RfiEvent {
+            kind: RfiKind::Burst,
+            times: [t, t + 1],
+            channels: [0, n_chan],
+            amplitude_sigma: amp(rng),
+        });
     }
     ev
 }

@@ -26,7 +26,11 @@ pub fn default_antennas(n: usize) -> Vec<u32> {
         return (1..=117).collect();
     }
     // Round-robin over the three arms, each sampled evenly.
-    let arms: [Vec<u32>; 3] = [(1..=51).collect(), (52..=102).collect(), (103..=117).collect()];
+    let arms: [Vec<u32>; 3] = [
+        (1..=51).collect(),
+        (52..=102).collect(),
+        (103..=117).collect(),
+    ];
     let share = [n * 51 / 117, n * 51 / 117, n - 2 * (n * 51 / 117)];
     let mut out = Vec::with_capacity(n);
     for (arm, &k) in arms.iter().zip(&share) {
@@ -69,10 +73,22 @@ pub struct NightLayout {
 
 impl NightLayout {
     pub fn new(cfg: &SimConfig, stations: Vec<Station>, seed: u64) -> Result<Self, String> {
-        if stations.len() != 117 || stations.iter().enumerate().any(|(i, s)| s.number as usize != i + 1) {
-            return Err(format!("station table must list stations 1..117 once each (found {})", stations.len()));
+        if stations.len() != 117
+            || stations
+                .iter()
+                .enumerate()
+                .any(|(i, s)| s.number as usize != i + 1)
+        {
+            return Err(format!(
+                "station table must list stations 1..117 once each (found {})",
+                stations.len()
+            ));
         }
-        let active: Vec<u32> = if cfg.antennas.is_empty() { default_antennas(cfg.n_antennas) } else { cfg.antennas.clone() };
+        let active: Vec<u32> = if cfg.antennas.is_empty() {
+            default_antennas(cfg.n_antennas)
+        } else {
+            cfg.antennas.clone()
+        };
         if let Some(bad) = active.iter().find(|&&s| s == 0 || s > 117) {
             return Err(format!("simulate.antennas: station {bad} is not in 1..117"));
         }
@@ -90,7 +106,8 @@ impl NightLayout {
                 baselines.push((order[i], order[j]));
             }
         }
-        let start_jd = iso_to_jd(&cfg.start_time).ok_or("simulate.start_time is not an ISO time")?;
+        let start_jd =
+            iso_to_jd(&cfg.start_time).ok_or("simulate.start_time is not an ISO time")?;
         Ok(NightLayout {
             stations,
             correlator_order: order,
@@ -151,7 +168,11 @@ mod tests {
         assert!((channel_freq(15, 0, 48) / 1e6 - 1322.86).abs() < 0.01);
         assert!((channel_freq(15, 47, 48) / 1e6 - 1311.39).abs() < 0.01);
         // Coarser channels keep the subband edges.
-        assert!((channel_freq(0, 0, 12) - 0.5 * (channel_freq(0, 0, 48) + channel_freq(0, 3, 48))).abs() < 1.0);
+        assert!(
+            (channel_freq(0, 0, 12) - 0.5 * (channel_freq(0, 0, 48) + channel_freq(0, 3, 48)))
+                .abs()
+                < 1.0
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub enum SimError {
     #[error(transparent)]
     Iers(#[from] crate::primitives::iers::IersError),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Catalog(#[from] crate::calibrate::catalog::CatalogError),
     #[error("{path}: cannot write truth ({source})")]
@@ -106,7 +109,10 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
         }
         None => &cfg.simulate,
     };
-    std::fs::create_dir_all(out).map_err(|source| SimError::Io { path: out.into(), source })?;
+    std::fs::create_dir_all(out).map_err(|source| SimError::Io {
+        path: out.into(),
+        source,
+    })?;
     let stations = crate::stations::load_stations(cfg.station_table.as_deref())?;
     let layout = NightLayout::new(sim, stations, sim.seed).map_err(SimError::Layout)?;
     let site = Site::from_geodetic_deg(sim.site_lat_deg, sim.site_lon_deg, sim.site_alt_m);
@@ -141,7 +147,11 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
     let mut truth = Truth {
         seed: sim.seed,
         pointing_dec_deg: sim.pointing_dec_deg,
-        stations: layout.correlator_order.iter().map(|&a| a as u32 + 1).collect(),
+        stations: layout
+            .correlator_order
+            .iter()
+            .map(|&a| a as u32 + 1)
+            .collect(),
         freq_hz: freqs.clone(),
         noise_sigma_jy,
         sources,
@@ -149,17 +159,30 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
     };
     truth.stations.sort_unstable();
 
-    let ctx = SimContext { sim, layout: &layout, site, dec_app, gains: &gains, noise_sigma_jy, eop: &eop };
+    let ctx = SimContext {
+        sim,
+        layout: &layout,
+        site,
+        dec_app,
+        gains: &gains,
+        noise_sigma_jy,
+        eop: &eop,
+    };
     for g in 0..layout.n_groups {
         let model = GroupModel::new(&ctx, g, &truth.sources);
         for (s_idx, src) in truth.sources.iter_mut().enumerate() {
-            src.apparent_flux_jy.push(model.apparent_flux(s_idx, &freqs));
+            src.apparent_flux_jy
+                .push(model.apparent_flux(s_idx, &freqs));
         }
-        let jitter_rng = &mut ChaCha8Rng::seed_from_u64(sim.seed.wrapping_mul(31).wrapping_add(g as u64));
+        let jitter_rng =
+            &mut ChaCha8Rng::seed_from_u64(sim.seed.wrapping_mul(31).wrapping_add(g as u64));
         let names: Vec<PathBuf> = (0..layout.n_subbands)
             .map(|s| {
                 let dt = jitter_rng.random_range(0.0..=sim.filename_jitter_s.max(0.0));
-                out.join(format!("{}_sb{s:02}.hdf5", jd_to_iso(layout.group_start(g) + dt / 86_400.0, 0)))
+                out.join(format!(
+                    "{}_sb{s:02}.hdf5",
+                    jd_to_iso(layout.group_start(g) + dt / 86_400.0, 0)
+                ))
             })
             .collect();
         let rfi = &truth.groups[g].rfi;
@@ -167,7 +190,11 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
             let (h, d) = ctx.subband_file(&model, g, s, rfi);
             write_file(&names[s], &h, &d)
         })?;
-        log::info!("simulated group {} ({} subbands)", truth.groups[g].name, layout.n_subbands);
+        log::info!(
+            "simulated group {} ({} subbands)",
+            truth.groups[g].name,
+            layout.n_subbands
+        );
     }
     write_truth(out, &truth, &gains, &layout)?;
     Ok(truth)
@@ -176,21 +203,38 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
 /// The simulation config with its start time and pointing moved so that calibrator
 /// `c.name` transits the beam centre in the middle of group `c.group`, and the calibrator
 /// added as a source.
-fn with_calibrator_transit(cfg: &Config, c: &crate::config::SimCalibrator) -> Result<SimConfig, SimError> {
-    let cals = crate::calibrate::catalog::load_calibrators(cfg.calibration.calibrator_list.as_deref())?;
-    let cal = cals.iter().find(|x| x.name == c.name).ok_or_else(|| SimError::Layout(format!("calibrator {} is not in {}", c.name, cfg.calibration.calibrator_list.as_ref().map_or("the built-in list".into(), |p| p.display().to_string()))))?;
+fn with_calibrator_transit(
+    cfg: &Config,
+    c: &crate::config::SimCalibrator,
+) -> Result<SimConfig, SimError> {
+    let cals =
+        crate::calibrate::catalog::load_calibrators(cfg.calibration.calibrator_list.as_deref())?;
+    let cal = cals.iter().find(|x| x.name == c.name).ok_or_else(|| {
+        SimError::Layout(format!(
+            "calibrator {} is not in {}",
+            c.name,
+            cfg.calibration
+                .calibrator_list
+                .as_ref()
+                .map_or("the built-in list".into(), |p| p.display().to_string())
+        ))
+    })?;
     let mut sim = cfg.simulate.clone();
     let site = Site::from_geodetic_deg(sim.site_lat_deg, sim.site_lon_deg, sim.site_alt_m);
     let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref())?;
-    let day0 = crate::primitives::time::iso_to_jd(&sim.start_time).ok_or_else(|| SimError::Layout("simulate.start_time".into()))?;
-    let offset = (c.group as f64 * sim.n_times as f64 + sim.n_times as f64 / 2.0) * sim.integration_s / 86_400.0;
+    let day0 = crate::primitives::time::iso_to_jd(&sim.start_time)
+        .ok_or_else(|| SimError::Layout("simulate.start_time".into()))?;
+    let offset = (c.group as f64 * sim.n_times as f64 + sim.n_times as f64 / 2.0)
+        * sim.integration_s
+        / 86_400.0;
     let p = radec_to_vec(cal.ra_rad, cal.dec_rad);
     // Newton-like iteration on the hour angle of the calibrator at the group's middle.
     let mut t_mid = day0 + offset;
     for _ in 0..6 {
         let f = FrameOfDate::new(eop.epoch(t_mid), &site);
         let (ra_app, _) = vec_to_radec(f.icrs_to_apparent(p));
-        let ha = (f.last - ra_app + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
+        let ha = (f.last - ra_app + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU)
+            - std::f64::consts::PI;
         t_mid -= ha / std::f64::consts::TAU * 0.997_269_566;
     }
     // Keep the transit on or after the configured start.
@@ -200,7 +244,9 @@ fn with_calibrator_transit(cfg: &Config, c: &crate::config::SimCalibrator) -> Re
     let f = FrameOfDate::new(eop.epoch(t_mid), &site);
     let (_, dec_app) = vec_to_radec(f.icrs_to_apparent(p));
     // The integration centres are at start + (k + 0.5) dt: put the transit at the middle one.
-    let mid_offset = (c.group as f64 * sim.n_times as f64 + (sim.n_times / 2) as f64 + 0.5) * sim.integration_s / 86_400.0;
+    let mid_offset = (c.group as f64 * sim.n_times as f64 + (sim.n_times / 2) as f64 + 0.5)
+        * sim.integration_s
+        / 86_400.0;
     sim.start_time = jd_to_iso(t_mid - mid_offset, 3);
     sim.pointing_dec_deg = dec_app.to_degrees();
     sim.sources.push(crate::config::SimSource {
@@ -218,18 +264,29 @@ fn with_calibrator_transit(cfg: &Config, c: &crate::config::SimCalibrator) -> Re
 fn make_sources(sim: &SimConfig, groups: &[TruthGroup], rng: &mut ChaCha8Rng) -> Vec<TruthSource> {
     let mut out = Vec::new();
     let centre_basis = |g: &TruthGroup| {
-        UvwBasis::new(radec_to_vec(g.centre_ra_deg.to_radians(), g.centre_dec_deg.to_radians()), [0.0, 0.0, 1.0])
+        UvwBasis::new(
+            radec_to_vec(g.centre_ra_deg.to_radians(), g.centre_dec_deg.to_radians()),
+            [0.0, 0.0, 1.0],
+        )
     };
     for s in &sim.sources {
         let (ra, dec) = match (s.ra_deg, s.dec_deg) {
             (Some(ra), Some(dec)) => (ra, dec),
             _ => {
                 let g = &groups[s.group.min(groups.len().saturating_sub(1))];
-                let (ra, dec) = vec_to_radec(centre_basis(g).from_lm(s.l_deg.to_radians(), s.m_deg.to_radians()));
+                let (ra, dec) = vec_to_radec(
+                    centre_basis(g).from_lm(s.l_deg.to_radians(), s.m_deg.to_radians()),
+                );
                 (ra.to_degrees(), dec.to_degrees())
             }
         };
-        out.push(TruthSource { ra_deg: ra, dec_deg: dec, flux_jy: s.flux_jy, spectral_index: s.spectral_index, apparent_flux_jy: vec![] });
+        out.push(TruthSource {
+            ra_deg: ra,
+            dec_deg: dec,
+            flux_jy: s.flux_jy,
+            spectral_index: s.spectral_index,
+            apparent_flux_jy: vec![],
+        });
     }
     let normal = Normal::new(0.0, 1.0).expect("unit normal");
     for g in groups {
@@ -241,7 +298,13 @@ fn make_sources(sim: &SimConfig, groups: &[TruthGroup], rng: &mut ChaCha8Rng) ->
             let [lo, hi] = sim.random_flux_jy;
             let flux = (lo.ln() + (hi.ln() - lo.ln()) * rng.random::<f64>()).exp();
             let alpha = -0.7 + 0.2 * normal.sample(rng);
-            out.push(TruthSource { ra_deg: ra.to_degrees(), dec_deg: dec.to_degrees(), flux_jy: flux, spectral_index: alpha, apparent_flux_jy: vec![] });
+            out.push(TruthSource {
+                ra_deg: ra.to_degrees(),
+                dec_deg: dec.to_degrees(),
+                flux_jy: flux,
+                spectral_index: alpha,
+                apparent_flux_jy: vec![],
+            });
         }
     }
     out
@@ -274,21 +337,45 @@ impl GroupModel {
     fn new(ctx: &SimContext, g: usize, sources: &[TruthSource]) -> Self {
         let times = ctx.layout.group_times(g);
         let offsets = antenna_offsets(ctx.layout, &ctx.site);
-        let mut m = GroupModel { beam_sep: vec![], delay_m: vec![], flux: vec![], pos_tod: vec![], basis: vec![] };
-        m.flux = sources.iter().map(|s| (s.flux_jy, s.spectral_index)).collect();
+        let mut m = GroupModel {
+            beam_sep: vec![],
+            delay_m: vec![],
+            flux: vec![],
+            pos_tod: vec![],
+            basis: vec![],
+        };
+        m.flux = sources
+            .iter()
+            .map(|s| (s.flux_jy, s.spectral_index))
+            .collect();
         for &t in &times {
             let frame = FrameOfDate::new(ctx.eop.epoch(t), &ctx.site);
             let basis = frame.hadec_basis(0.0, ctx.dec_app);
             let d = basis.w;
             let apps: Vec<V3> = sources
                 .iter()
-                .map(|s| frame.icrs_to_apparent(radec_to_vec(s.ra_deg.to_radians(), s.dec_deg.to_radians())))
+                .map(|s| {
+                    frame.icrs_to_apparent(radec_to_vec(
+                        s.ra_deg.to_radians(),
+                        s.dec_deg.to_radians(),
+                    ))
+                })
                 .collect();
             let pos: Vec<V3> = offsets.iter().map(|&o| frame.ecef_to_tod(o)).collect();
-            m.beam_sep.push(apps.iter().map(|&a| separation(a, d)).collect());
+            m.beam_sep
+                .push(apps.iter().map(|&a| separation(a, d)).collect());
             m.delay_m.push(
                 pos.iter()
-                    .map(|p| apps.iter().map(|a| crate::primitives::astrometry::dot(*p, crate::primitives::astrometry::sub(*a, d))).collect())
+                    .map(|p| {
+                        apps.iter()
+                            .map(|a| {
+                                crate::primitives::astrometry::dot(
+                                    *p,
+                                    crate::primitives::astrometry::sub(*a, d),
+                                )
+                            })
+                            .collect()
+                    })
                     .collect(),
             );
             m.pos_tod.push(pos);
@@ -323,7 +410,13 @@ pub fn antenna_offsets(layout: &NightLayout, site: &Site) -> Vec<V3> {
 }
 
 impl SimContext<'_> {
-    fn subband_file(&self, model: &GroupModel, g: usize, s: usize, rfi: &[RfiEvent]) -> (Uvh5Header, Uvh5Data) {
+    fn subband_file(
+        &self,
+        model: &GroupModel,
+        g: usize,
+        s: usize,
+        rfi: &[RfiEvent],
+    ) -> (Uvh5Header, Uvh5Data) {
         let l = self.layout;
         let nch = l.n_channels;
         let nbl = l.baselines.len();
@@ -331,7 +424,9 @@ impl SimContext<'_> {
         let freqs: Vec<f64> = (0..nch).map(|c| channel_freq(s, c, nch)).collect();
         let gchan: Vec<usize> = (0..nch).map(|c| l.global_channel(s, c)).collect();
         let times = l.group_times(g);
-        let mut rng = ChaCha8Rng::seed_from_u64(self.sim.seed ^ ((g as u64) << 32) ^ ((s as u64) << 16) ^ 0x5EED);
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            self.sim.seed ^ ((g as u64) << 32) ^ ((s as u64) << 16) ^ 0x5EED,
+        );
         let normal = Normal::new(0.0, 1.0).expect("unit normal");
         let n = nt * nbl * nch * 2;
         let mut vis = vec![Complex32::new(0.0, 0.0); n];
@@ -340,14 +435,23 @@ impl SimContext<'_> {
         for t in 0..nt {
             // Antenna phasors per source and channel: exp(2 pi i nu tau / c).
             let beams: Vec<Vec<f64>> = (0..nsrc)
-                .map(|k| freqs.iter().map(|&f| model.flux_at(k, f) * airy_power(model.beam_sep[t][k], f, DISH_DIAMETER_M)).collect())
+                .map(|k| {
+                    freqs
+                        .iter()
+                        .map(|&f| {
+                            model.flux_at(k, f)
+                                * airy_power(model.beam_sep[t][k], f, DISH_DIAMETER_M)
+                        })
+                        .collect()
+                })
                 .collect();
             // Antenna phasors [antenna][source][channel], only for active antennas.
             let mut ph = vec![Complex64::new(0.0, 0.0); 117 * nsrc * nch];
             for &a in &l.correlator_order {
                 for k in 0..nsrc {
                     for c in 0..nch {
-                        let phase = std::f64::consts::TAU * freqs[c] * model.delay_m[t][a][k] / C_M_S;
+                        let phase =
+                            std::f64::consts::TAU * freqs[c] * model.delay_m[t][a][k] / C_M_S;
                         ph[(a * nsrc + k) * nch + c] = Complex64::from_polar(1.0, phase);
                     }
                 }
@@ -370,12 +474,26 @@ impl SimContext<'_> {
                             v += sefd;
                         }
                         if self.noise_sigma_jy > 0.0 {
-                            let sig = if auto { self.noise_sigma_jy * std::f64::consts::SQRT_2 } else { self.noise_sigma_jy };
-                            v += Complex64::new(sig * normal.sample(&mut rng), if auto { 0.0 } else { sig * normal.sample(&mut rng) });
+                            let sig = if auto {
+                                self.noise_sigma_jy * std::f64::consts::SQRT_2
+                            } else {
+                                self.noise_sigma_jy
+                            };
+                            v += Complex64::new(
+                                sig * normal.sample(&mut rng),
+                                if auto {
+                                    0.0
+                                } else {
+                                    sig * normal.sample(&mut rng)
+                                },
+                            );
                         }
                         if ampl > 0.0 {
                             // Interference enters the antennas: a random phase per baseline-time.
-                            v += Complex64::from_polar(ampl, rng.random_range(0.0..std::f64::consts::TAU));
+                            v += Complex64::from_polar(
+                                ampl,
+                                rng.random_range(0.0..std::f64::consts::TAU),
+                            );
                         }
                         let v = g1 * g2.conj() * v;
                         vis[(row * nch + c) * 2 + p] = Complex32::new(v.re as f32, v.im as f32);
@@ -388,7 +506,12 @@ impl SimContext<'_> {
         let uvw_once: Vec<[f64; 3]> = l
             .baselines
             .iter()
-            .map(|&(a1, a2)| model.basis[mid].project(crate::primitives::astrometry::sub(model.pos_tod[mid][a2], model.pos_tod[mid][a1])))
+            .map(|&(a1, a2)| {
+                model.basis[mid].project(crate::primitives::astrometry::sub(
+                    model.pos_tod[mid][a2],
+                    model.pos_tod[mid][a1],
+                ))
+            })
             .collect();
         let nblts = nt * nbl;
         let h = Uvh5Header {
@@ -421,7 +544,11 @@ impl SimContext<'_> {
             phase_type: "drift".into(),
             legacy_shapes: !self.sim.pyuvdata3_shapes,
         };
-        let d = Uvh5Data { vis, flags: vec![false; n], nsamples: vec![1.0; n] };
+        let d = Uvh5Data {
+            vis,
+            flags: vec![false; n],
+            nsamples: vec![1.0; n],
+        };
         (h, d)
     }
 }
@@ -430,13 +557,25 @@ fn rfi_amp(rfi: &[RfiEvent], t: usize, c: usize) -> f64 {
     corrupt::rfi_amplitude(rfi, t, c)
 }
 
-fn write_truth(out: &Path, truth: &Truth, gains: &GainTable, layout: &NightLayout) -> Result<(), SimError> {
+fn write_truth(
+    out: &Path,
+    truth: &Truth,
+    gains: &GainTable,
+    layout: &NightLayout,
+) -> Result<(), SimError> {
     let json = serde_json::to_string_pretty(truth).expect("truth serialises");
-    crate::products::write_atomic(&out.join("truth.json"), json.as_bytes())
-        .map_err(|source| SimError::Io { path: out.join("truth.json"), source })?;
+    crate::products::write_atomic(&out.join("truth.json"), json.as_bytes()).map_err(|source| {
+        SimError::Io {
+            path: out.join("truth.json"),
+            source,
+        }
+    })?;
     let path = out.join("truth.h5");
     let tmp = out.join("truth.h5.part");
-    let terr = |source| SimError::Truth { path: path.clone(), source };
+    let terr = |source| SimError::Truth {
+        path: path.clone(),
+        source,
+    };
     {
         let f = hdf5::File::create(&tmp).map_err(terr)?;
         f.new_dataset::<Complex64>()
@@ -444,9 +583,17 @@ fn write_truth(out: &Path, truth: &Truth, gains: &GainTable, layout: &NightLayou
             .create("gains")
             .and_then(|d| d.write_raw(&gains.g))
             .map_err(terr)?;
-        f.new_dataset::<f64>().shape([truth.freq_hz.len()]).create("freq_hz").and_then(|d| d.write_raw(&truth.freq_hz)).map_err(terr)?;
+        f.new_dataset::<f64>()
+            .shape([truth.freq_hz.len()])
+            .create("freq_hz")
+            .and_then(|d| d.write_raw(&truth.freq_hz))
+            .map_err(terr)?;
         let st: Vec<u32> = layout.stations.iter().map(|s| s.number).collect();
-        f.new_dataset::<u32>().shape([st.len()]).create("antenna_names").and_then(|d| d.write_raw(&st)).map_err(terr)?;
+        f.new_dataset::<u32>()
+            .shape([st.len()])
+            .create("antenna_names")
+            .and_then(|d| d.write_raw(&st))
+            .map_err(terr)?;
         for g in &truth.groups {
             let nc = truth.freq_hz.len();
             let mask: Vec<u8> = (0..layout.n_times)
@@ -460,5 +607,8 @@ fn write_truth(out: &Path, truth: &Truth, gains: &GainTable, layout: &NightLayou
                 .map_err(terr)?;
         }
     }
-    std::fs::rename(&tmp, &path).map_err(|source| SimError::Io { path: path.clone(), source })
+    std::fs::rename(&tmp, &path).map_err(|source| SimError::Io {
+        path: path.clone(),
+        source,
+    })
 }

@@ -40,7 +40,11 @@ pub struct DataRoutes {
 
 impl DataRoutes {
     /// Every dataset through the library (what `read_data` does).
-    pub const LIBRARY: DataRoutes = DataRoutes { vis: Route::Library, flags: Route::Library, nsamples: Route::Library };
+    pub const LIBRARY: DataRoutes = DataRoutes {
+        vis: Route::Library,
+        flags: Route::Library,
+        nsamples: Route::Library,
+    };
 
     pub fn all(&self) -> [Route; 3] {
         [self.vis, self.flags, self.nsamples]
@@ -53,7 +57,11 @@ impl DataRoutes {
 }
 
 fn invalid(path: &Path, dataset: &str, problem: impl Into<String>) -> Uvh5Error {
-    Uvh5Error::Invalid { path: path.into(), dataset: dataset.into(), problem: problem.into() }
+    Uvh5Error::Invalid {
+        path: path.into(),
+        dataset: dataset.into(),
+        problem: problem.into(),
+    }
 }
 
 /// Asks HDF5 where the data arrays of `path` lie. A dataset is read directly only when its
@@ -62,8 +70,16 @@ fn invalid(path: &Path, dataset: &str, problem: impl Into<String>) -> Uvh5Error 
 /// boolean enum over int8, little-endian f32), and its stored size is exactly the expected
 /// byte count; otherwise the library reads it. A range past the end of the file is an error.
 pub fn locate_data(path: &Path, h: &Uvh5Header) -> Result<DataRoutes, Uvh5Error> {
-    let file_len = std::fs::metadata(path).map_err(|source| Uvh5Error::Io { path: path.into(), source })?.len();
-    let file = hdf5::File::open(path).map_err(|source| Uvh5Error::Open { path: path.into(), source })?;
+    let file_len = std::fs::metadata(path)
+        .map_err(|source| Uvh5Error::Io {
+            path: path.into(),
+            source,
+        })?
+        .len();
+    let file = hdf5::File::open(path).map_err(|source| Uvh5Error::Open {
+        path: path.into(),
+        source,
+    })?;
     let n = h.nblts() * h.nfreqs * h.npols;
     let native = cfg!(target_endian = "little");
     let expected = |name: &str| -> Result<hdf5::Datatype, Uvh5Error> {
@@ -72,7 +88,11 @@ pub fn locate_data(path: &Path, h: &Uvh5Header) -> Result<DataRoutes, Uvh5Error>
             "Data/flags" => hdf5::Datatype::from_type::<bool>(),
             _ => hdf5::Datatype::from_type::<f32>(),
         }
-        .map_err(|source| Uvh5Error::Dataset { path: path.into(), dataset: name.into(), source })
+        .map_err(|source| Uvh5Error::Dataset {
+            path: path.into(),
+            dataset: name.into(),
+            source,
+        })
     };
     let mut routes = [Route::Library; 3];
     for (k, name) in DATASETS.iter().enumerate() {
@@ -94,7 +114,10 @@ pub fn locate_data(path: &Path, h: &Uvh5Header) -> Result<DataRoutes, Uvh5Error>
             continue;
         }
         let Some(offset) = ds.offset() else { continue };
-        if offset.checked_add(nbytes).map_or(true, |end| end > file_len) {
+        if offset
+            .checked_add(nbytes)
+            .map_or(true, |end| end > file_len)
+        {
             return Err(invalid(
                 path,
                 name,
@@ -103,7 +126,11 @@ pub fn locate_data(path: &Path, h: &Uvh5Header) -> Result<DataRoutes, Uvh5Error>
         }
         routes[k] = Route::Direct { offset };
     }
-    Ok(DataRoutes { vis: routes[0], flags: routes[1], nsamples: routes[2] })
+    Ok(DataRoutes {
+        vis: routes[0],
+        flags: routes[1],
+        nsamples: routes[2],
+    })
 }
 
 /// Element types whose every bit pattern is a valid value, so a file's bytes may be read
@@ -145,34 +172,76 @@ pub(crate) fn read_elements<T: Plain>(
 }
 
 fn open(path: &Path) -> Result<File, Uvh5Error> {
-    File::open(path).map_err(|source| Uvh5Error::Io { path: path.into(), source })
+    File::open(path).map_err(|source| Uvh5Error::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 /// Reads a whole dataset through the library (with its type conversion), as `read_data` does.
-fn library_vec<T: hdf5::H5Type>(file: &hdf5::File, path: &Path, name: &str, n: usize) -> Result<Vec<T>, Uvh5Error> {
-    let missing = |source| Uvh5Error::Dataset { path: path.into(), dataset: name.into(), source };
+fn library_vec<T: hdf5::H5Type>(
+    file: &hdf5::File,
+    path: &Path,
+    name: &str,
+    n: usize,
+) -> Result<Vec<T>, Uvh5Error> {
+    let missing = |source| Uvh5Error::Dataset {
+        path: path.into(),
+        dataset: name.into(),
+        source,
+    };
     let ds = file.dataset(name).map_err(missing)?;
     if ds.size() != n {
-        return Err(invalid(path, name, format!("has {} elements (shape {:?}), expected {n}", ds.size(), ds.shape())));
+        return Err(invalid(
+            path,
+            name,
+            format!(
+                "has {} elements (shape {:?}), expected {n}",
+                ds.size(),
+                ds.shape()
+            ),
+        ));
     }
     ds.read_raw().map_err(missing)
 }
 
 /// Reads one file's data arrays, each by its route (direct bytes or the library), into the
 /// same flattened form as `read_data`.
-pub fn read_data_routed(path: &Path, h: &Uvh5Header, routes: &DataRoutes) -> Result<Uvh5Data, Uvh5Error> {
+pub fn read_data_routed(
+    path: &Path,
+    h: &Uvh5Header,
+    routes: &DataRoutes,
+) -> Result<Uvh5Data, Uvh5Error> {
     let n = h.nblts() * h.nfreqs * h.npols;
     let needs_library = routes.all().contains(&Route::Library);
     let lib = if needs_library {
-        Some(hdf5::File::open(path).map_err(|source| Uvh5Error::Open { path: path.into(), source })?)
+        Some(hdf5::File::open(path).map_err(|source| Uvh5Error::Open {
+            path: path.into(),
+            source,
+        })?)
     } else {
         None
     };
-    let raw = if routes.all().iter().any(|r| matches!(r, Route::Direct { .. })) { Some(open(path)?) } else { None };
+    let raw = if routes
+        .all()
+        .iter()
+        .any(|r| matches!(r, Route::Direct { .. }))
+    {
+        Some(open(path)?)
+    } else {
+        None
+    };
     let vis: Vec<Complex32> = match routes.vis {
         Route::Direct { offset } => {
             let mut v = vec![Complex32::new(0.0, 0.0); n];
-            read_elements(raw.as_ref().expect("opened"), path, DATASETS[0], offset, 0, &mut v)?;
+            read_elements(
+                raw.as_ref().expect("opened"),
+                path,
+                DATASETS[0],
+                offset,
+                0,
+                &mut v,
+            )?;
             v
         }
         _ => library_vec(lib.as_ref().expect("opened"), path, DATASETS[0], n)?,
@@ -180,7 +249,14 @@ pub fn read_data_routed(path: &Path, h: &Uvh5Header, routes: &DataRoutes) -> Res
     let flags: Vec<bool> = match routes.flags {
         Route::Direct { offset } => {
             let mut b = vec![0u8; n];
-            read_elements(raw.as_ref().expect("opened"), path, DATASETS[1], offset, 0, &mut b)?;
+            read_elements(
+                raw.as_ref().expect("opened"),
+                path,
+                DATASETS[1],
+                offset,
+                0,
+                &mut b,
+            )?;
             b.into_iter().map(|x| x != 0).collect()
         }
         Route::Library => library_vec(lib.as_ref().expect("opened"), path, DATASETS[1], n)?,
@@ -189,13 +265,24 @@ pub fn read_data_routed(path: &Path, h: &Uvh5Header, routes: &DataRoutes) -> Res
     let nsamples: Vec<f32> = match routes.nsamples {
         Route::Direct { offset } => {
             let mut v = vec![0f32; n];
-            read_elements(raw.as_ref().expect("opened"), path, DATASETS[2], offset, 0, &mut v)?;
+            read_elements(
+                raw.as_ref().expect("opened"),
+                path,
+                DATASETS[2],
+                offset,
+                0,
+                &mut v,
+            )?;
             v
         }
         Route::Library => library_vec(lib.as_ref().expect("opened"), path, DATASETS[2], n)?,
         Route::Absent => vec![1.0; n],
     };
-    Ok(Uvh5Data { vis, flags, nsamples })
+    Ok(Uvh5Data {
+        vis,
+        flags,
+        nsamples,
+    })
 }
 
 /// A fully direct file, open for positional reads from any thread.
@@ -217,14 +304,25 @@ pub(crate) struct Scratch {
 impl DirectFile {
     pub(crate) fn open(path: &Path, routes: DataRoutes) -> Result<Self, Uvh5Error> {
         debug_assert!(routes.fully_direct());
-        Ok(DirectFile { file: open(path)?, routes })
+        Ok(DirectFile {
+            file: open(path)?,
+            routes,
+        })
     }
 
     /// Reads elements `first..first + len` (file order) of each array into `s`.
-    pub(crate) fn read(&self, path: &Path, first: usize, len: usize, s: &mut Scratch) -> Result<(), Uvh5Error> {
+    pub(crate) fn read(
+        &self,
+        path: &Path,
+        first: usize,
+        len: usize,
+        s: &mut Scratch,
+    ) -> Result<(), Uvh5Error> {
         s.vis.resize(len, Complex32::new(0.0, 0.0));
         match self.routes.vis {
-            Route::Direct { offset } => read_elements(&self.file, path, DATASETS[0], offset, first, &mut s.vis)?,
+            Route::Direct { offset } => {
+                read_elements(&self.file, path, DATASETS[0], offset, first, &mut s.vis)?
+            }
             _ => unreachable!("DirectFile::open takes fully direct routes with visibilities"),
         }
         s.flags.clear();
@@ -235,7 +333,14 @@ impl DirectFile {
         s.nsamples.clear();
         if let Route::Direct { offset } = self.routes.nsamples {
             s.nsamples.resize(len, 0.0);
-            read_elements(&self.file, path, DATASETS[2], offset, first, &mut s.nsamples)?;
+            read_elements(
+                &self.file,
+                path,
+                DATASETS[2],
+                offset,
+                first,
+                &mut s.nsamples,
+            )?;
         }
         Ok(())
     }

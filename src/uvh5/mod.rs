@@ -21,13 +21,28 @@ pub enum Uvh5Error {
     #[error("{path}: cannot open as HDF5 ({source})")]
     Open { path: PathBuf, source: hdf5::Error },
     #[error("{path}: dataset {dataset} is missing or unreadable ({source})")]
-    Dataset { path: PathBuf, dataset: String, source: hdf5::Error },
+    Dataset {
+        path: PathBuf,
+        dataset: String,
+        source: hdf5::Error,
+    },
     #[error("{path}: dataset {dataset}: {problem}")]
-    Invalid { path: PathBuf, dataset: String, problem: String },
+    Invalid {
+        path: PathBuf,
+        dataset: String,
+        problem: String,
+    },
     #[error("{path}: cannot write {dataset} ({source})")]
-    Write { path: PathBuf, dataset: String, source: hdf5::Error },
+    Write {
+        path: PathBuf,
+        dataset: String,
+        source: hdf5::Error,
+    },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Everything in `Header/` that contimg uses, validated.

@@ -14,14 +14,22 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn open(path: &'a Path) -> Result<Self, Uvh5Error> {
         if let Err(source) = std::fs::metadata(path) {
-            return Err(Uvh5Error::Io { path: path.into(), source });
+            return Err(Uvh5Error::Io {
+                path: path.into(),
+                source,
+            });
         }
-        let file = hdf5::File::open(path).map_err(|source| Uvh5Error::Open { path: path.into(), source })?;
+        let file = hdf5::File::open(path).map_err(|source| Uvh5Error::Open {
+            path: path.into(),
+            source,
+        })?;
         Ok(Reader { file, path })
     }
 
     fn ds(&self, name: &str) -> Result<hdf5::Dataset, Uvh5Error> {
-        self.file.dataset(name).map_err(|source| self.missing(name, source))
+        self.file
+            .dataset(name)
+            .map_err(|source| self.missing(name, source))
     }
 
     fn has(&self, name: &str) -> bool {
@@ -29,21 +37,34 @@ impl<'a> Reader<'a> {
     }
 
     fn missing(&self, name: &str, source: hdf5::Error) -> Uvh5Error {
-        Uvh5Error::Dataset { path: self.path.into(), dataset: name.into(), source }
+        Uvh5Error::Dataset {
+            path: self.path.into(),
+            dataset: name.into(),
+            source,
+        }
     }
 
     fn invalid(&self, name: &str, problem: impl Into<String>) -> Uvh5Error {
-        Uvh5Error::Invalid { path: self.path.into(), dataset: name.into(), problem: problem.into() }
+        Uvh5Error::Invalid {
+            path: self.path.into(),
+            dataset: name.into(),
+            problem: problem.into(),
+        }
     }
 
     fn scalar<T: hdf5::H5Type>(&self, name: &str) -> Result<T, Uvh5Error> {
         let d = self.ds(name)?;
         if d.size() != 1 {
-            return Err(self.invalid(name, format!("expected a scalar, found shape {:?}", d.shape())));
+            return Err(self.invalid(
+                name,
+                format!("expected a scalar, found shape {:?}", d.shape()),
+            ));
         }
         // Accept 0-d or 1-element arrays.
         let v: Vec<T> = d.read_raw().map_err(|e| self.missing(name, e))?;
-        v.into_iter().next().ok_or_else(|| self.invalid(name, "empty"))
+        v.into_iter()
+            .next()
+            .ok_or_else(|| self.invalid(name, "empty"))
     }
 
     fn count(&self, name: &str) -> Result<usize, Uvh5Error> {
@@ -51,11 +72,22 @@ impl<'a> Reader<'a> {
         usize::try_from(v).map_err(|_| self.invalid(name, format!("negative count {v}")))
     }
 
-    fn vec<T: hdf5::H5Type>(&self, name: &str, expect_len: Option<usize>) -> Result<Vec<T>, Uvh5Error> {
+    fn vec<T: hdf5::H5Type>(
+        &self,
+        name: &str,
+        expect_len: Option<usize>,
+    ) -> Result<Vec<T>, Uvh5Error> {
         let d = self.ds(name)?;
         if let Some(n) = expect_len {
             if d.size() != n {
-                return Err(self.invalid(name, format!("has {} elements (shape {:?}), expected {n}", d.size(), d.shape())));
+                return Err(self.invalid(
+                    name,
+                    format!(
+                        "has {} elements (shape {:?}), expected {n}",
+                        d.size(),
+                        d.shape()
+                    ),
+                ));
             }
         }
         d.read_raw().map_err(|e| self.missing(name, e))
@@ -64,7 +96,10 @@ impl<'a> Reader<'a> {
     fn strings(&self, name: &str) -> Result<Vec<String>, Uvh5Error> {
         let d = self.ds(name)?;
         if let Ok(v) = d.read_raw::<FixedAscii<256>>() {
-            return Ok(v.iter().map(|s| s.as_str().trim_end_matches('\0').trim().to_string()).collect());
+            return Ok(v
+                .iter()
+                .map(|s| s.as_str().trim_end_matches('\0').trim().to_string())
+                .collect());
         }
         if let Ok(v) = d.read_raw::<VarLenUnicode>() {
             return Ok(v.iter().map(|s| s.as_str().trim().to_string()).collect());
@@ -75,7 +110,10 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&self, name: &str) -> Result<String, Uvh5Error> {
-        self.strings(name)?.into_iter().next().ok_or_else(|| self.invalid(name, "empty string dataset"))
+        self.strings(name)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.invalid(name, "empty string dataset"))
     }
 
     fn optional_string(&self, name: &str) -> Result<String, Uvh5Error> {
@@ -94,10 +132,15 @@ pub fn read_time0(path: &Path) -> Result<f64, Uvh5Error> {
     if d.size() == 0 {
         return Err(r.invalid("Header/time_array", "empty"));
     }
-    let v = d.read_slice_1d::<f64, _>(0..1).map_err(|e| r.missing("Header/time_array", e))?;
+    let v = d
+        .read_slice_1d::<f64, _>(0..1)
+        .map_err(|e| r.missing("Header/time_array", e))?;
     let t = v[0];
     if !t.is_finite() || !(2_400_000.0..2_600_000.0).contains(&t) {
-        return Err(r.invalid("Header/time_array", format!("first time {t} is not a plausible Julian date")));
+        return Err(r.invalid(
+            "Header/time_array",
+            format!("first time {t} is not a plausible Julian date"),
+        ));
     }
     Ok(t)
 }
@@ -113,31 +156,56 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
     let nfreqs = r.count("Header/Nfreqs")?;
     let npols = r.count("Header/Npols")?;
     if nblts != ntimes * nbls {
-        return Err(r.invalid("Header/Nblts", format!("Nblts = {nblts} but Ntimes x Nbls = {ntimes} x {nbls} = {}", ntimes * nbls)));
+        return Err(r.invalid(
+            "Header/Nblts",
+            format!(
+                "Nblts = {nblts} but Ntimes x Nbls = {ntimes} x {nbls} = {}",
+                ntimes * nbls
+            ),
+        ));
     }
     if nbls == 0 || nfreqs == 0 || npols == 0 {
         return Err(r.invalid("Header/Nbls", "zero-sized axis (Nbls, Nfreqs or Npols)"));
     }
     let freq_array: Vec<f64> = r.vec("Header/freq_array", Some(nfreqs))?;
     let cw: Vec<f64> = r.vec("Header/channel_width", None)?;
-    let channel_width = *cw.first().ok_or_else(|| r.invalid("Header/channel_width", "empty"))?;
+    let channel_width = *cw
+        .first()
+        .ok_or_else(|| r.invalid("Header/channel_width", "empty"))?;
     if !channel_width.is_finite() || channel_width == 0.0 {
-        return Err(r.invalid("Header/channel_width", format!("{channel_width} is not a usable width")));
+        return Err(r.invalid(
+            "Header/channel_width",
+            format!("{channel_width} is not a usable width"),
+        ));
     }
     check_freq_axis(&r, &freq_array, channel_width)?;
     let polarization_array: Vec<i64> = r.vec("Header/polarization_array", Some(npols))?;
     for &p in &polarization_array {
         if p != POL_XX && p != POL_YY {
-            return Err(r.invalid("Header/polarization_array", format!("polarization code {p} is not XX (-5) or YY (-6); codes {polarization_array:?}")));
+            return Err(r.invalid(
+                "Header/polarization_array",
+                format!(
+                    "polarization code {p} is not XX (-5) or YY (-6); codes {polarization_array:?}"
+                ),
+            ));
         }
     }
     if npols == 2 && polarization_array[0] == polarization_array[1] {
-        return Err(r.invalid("Header/polarization_array", format!("duplicate polarization codes {polarization_array:?}")));
+        return Err(r.invalid(
+            "Header/polarization_array",
+            format!("duplicate polarization codes {polarization_array:?}"),
+        ));
     }
     let antenna_numbers: Vec<i64> = r.vec("Header/antenna_numbers", Some(nants_telescope))?;
     let antenna_names = r.strings("Header/antenna_names")?;
     if antenna_names.len() != nants_telescope {
-        return Err(r.invalid("Header/antenna_names", format!("{} names for Nants_telescope = {nants_telescope}", antenna_names.len())));
+        return Err(r.invalid(
+            "Header/antenna_names",
+            format!(
+                "{} names for Nants_telescope = {nants_telescope}",
+                antenna_names.len()
+            ),
+        ));
     }
     let antenna_diameters: Vec<f64> = if r.has("Header/antenna_diameters") {
         r.vec("Header/antenna_diameters", Some(nants_telescope))?
@@ -145,16 +213,31 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
         vec![4.65; nants_telescope]
     };
     let pos: Vec<f64> = r.vec("Header/antenna_positions", Some(nants_telescope * 3))?;
-    let antenna_positions: Vec<[f64; 3]> = pos.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+    let antenna_positions: Vec<[f64; 3]> =
+        pos.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
     // Positions relative to the telescope (m): finite and within 100 km (DSA-110 spans ~2.6 km).
-    if let Some(a) = antenna_positions.iter().position(|p| !p.iter().all(|x| x.is_finite()) || p.iter().map(|x| x * x).sum::<f64>() > 1e10) {
-        return Err(r.invalid("Header/antenna_positions", format!("antenna index {a}: {:?} is not a position within 100 km of the telescope", antenna_positions[a])));
+    if let Some(a) = antenna_positions.iter().position(|p| {
+        !p.iter().all(|x| x.is_finite()) || p.iter().map(|x| x * x).sum::<f64>() > 1e10
+    }) {
+        return Err(r.invalid(
+            "Header/antenna_positions",
+            format!(
+                "antenna index {a}: {:?} is not a position within 100 km of the telescope",
+                antenna_positions[a]
+            ),
+        ));
     }
     let ant_1_array: Vec<i64> = r.vec("Header/ant_1_array", Some(nblts))?;
     let ant_2_array: Vec<i64> = r.vec("Header/ant_2_array", Some(nblts))?;
-    for (name, arr) in [("Header/ant_1_array", &ant_1_array), ("Header/ant_2_array", &ant_2_array)] {
+    for (name, arr) in [
+        ("Header/ant_1_array", &ant_1_array),
+        ("Header/ant_2_array", &ant_2_array),
+    ] {
         if let Some(bad) = arr.iter().find(|a| !antenna_numbers.contains(a)) {
-            return Err(r.invalid(name, format!("antenna number {bad} is not in Header/antenna_numbers")));
+            return Err(r.invalid(
+                name,
+                format!("antenna number {bad} is not in Header/antenna_numbers"),
+            ));
         }
     }
     let uvw: Vec<f64> = r.vec("Header/uvw_array", Some(nblts * 3))?;
@@ -182,13 +265,19 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
         ));
     };
     if !phase_center_dec.is_finite() || phase_center_dec.abs() > std::f64::consts::FRAC_PI_2 {
-        return Err(r.invalid("Header/extra_keywords/phase_center_dec", format!("{phase_center_dec} rad is not a declination")));
+        return Err(r.invalid(
+            "Header/extra_keywords/phase_center_dec",
+            format!("{phase_center_dec} rad is not a declination"),
+        ));
     }
     let latitude_deg: f64 = r.scalar("Header/latitude")?;
     let longitude_deg: f64 = r.scalar("Header/longitude")?;
     let altitude_m: f64 = r.scalar("Header/altitude")?;
     if !(latitude_deg.abs() <= 90.0 && longitude_deg.abs() <= 360.0 && altitude_m.is_finite()) {
-        return Err(r.invalid("Header/latitude", format!("implausible site {latitude_deg}, {longitude_deg}, {altitude_m}")));
+        return Err(r.invalid(
+            "Header/latitude",
+            format!("implausible site {latitude_deg}, {longitude_deg}, {altitude_m}"),
+        ));
     }
     let legacy_shapes = {
         let shape = r.ds("Data/visdata")?.shape();
@@ -244,11 +333,19 @@ fn check_freq_axis(r: &Reader, f: &[f64], width: f64) -> Result<(), Uvh5Error> {
         for w in f.windows(2) {
             let d = w[1] - w[0];
             if d == 0.0 || d.signum() != step.signum() || (d - step).abs() > 1e-6 * step.abs() {
-                return Err(r.invalid("Header/freq_array", format!("channels are not evenly spaced and monotonic (steps {step} and {d} Hz)")));
+                return Err(r.invalid(
+                    "Header/freq_array",
+                    format!(
+                        "channels are not evenly spaced and monotonic (steps {step} and {d} Hz)"
+                    ),
+                ));
             }
         }
         if (step.abs() - width.abs()).abs() > 1e-6 * width.abs() {
-            return Err(r.invalid("Header/channel_width", format!("channel width {width} Hz disagrees with the channel spacing {step} Hz")));
+            return Err(r.invalid(
+                "Header/channel_width",
+                format!("channel width {width} Hz disagrees with the channel spacing {step} Hz"),
+            ));
         }
     }
     Ok(())
@@ -261,10 +358,16 @@ fn check_time_major(r: &Reader, t: &[f64], ntimes: usize, nbls: usize) -> Result
     for it in 0..ntimes {
         let block = &t[it * nbls..(it + 1) * nbls];
         if block.iter().any(|&x| (x - block[0]).abs() > 1e-9) {
-            return Err(r.invalid("Header/time_array", format!("baseline-times are not time-major: integration {it} mixes times")));
+            return Err(r.invalid(
+                "Header/time_array",
+                format!("baseline-times are not time-major: integration {it} mixes times"),
+            ));
         }
         if it > 0 && block[0] <= t[(it - 1) * nbls] {
-            return Err(r.invalid("Header/time_array", format!("integration {it} does not follow integration {}", it - 1)));
+            return Err(r.invalid(
+                "Header/time_array",
+                format!("integration {it} does not follow integration {}", it - 1),
+            ));
         }
     }
     Ok(())
@@ -285,5 +388,9 @@ pub fn read_data(path: &Path, h: &Uvh5Header) -> Result<Uvh5Data, Uvh5Error> {
     } else {
         vec![1.0; n]
     };
-    Ok(Uvh5Data { vis, flags, nsamples })
+    Ok(Uvh5Data {
+        vis,
+        flags,
+        nsamples,
+    })
 }

@@ -6,7 +6,11 @@ use std::path::Path;
 
 fn werr<'a>(path: &'a Path, dataset: &str) -> impl FnOnce(hdf5::Error) -> Uvh5Error + 'a {
     let dataset = dataset.to_string();
-    move |source| Uvh5Error::Write { path: path.to_path_buf(), dataset, source }
+    move |source| Uvh5Error::Write {
+        path: path.to_path_buf(),
+        dataset,
+        source,
+    }
 }
 
 macro_rules! scalar {
@@ -33,7 +37,13 @@ fn fixed_str(g: &hdf5::Group, path: &Path, name: &str, s: &str) -> Result<(), Uv
         .map_err(werr(path, name))
 }
 
-fn array<T: hdf5::H5Type>(g: &hdf5::Group, path: &Path, name: &str, shape: &[usize], data: &[T]) -> Result<(), Uvh5Error> {
+fn array<T: hdf5::H5Type>(
+    g: &hdf5::Group,
+    path: &Path,
+    name: &str,
+    shape: &[usize],
+    data: &[T],
+) -> Result<(), Uvh5Error> {
     g.new_dataset::<T>()
         .shape(shape)
         .create(name)
@@ -45,15 +55,26 @@ fn array<T: hdf5::H5Type>(g: &hdf5::Group, path: &Path, name: &str, shape: &[usi
 /// With `legacy_shapes` the data carry the spw axis of length 1, as the telescope writes.
 pub fn write_file(path: &Path, h: &Uvh5Header, d: &Uvh5Data) -> Result<(), Uvh5Error> {
     let tmp = path.with_extension("hdf5.part");
-    let file = hdf5::File::create(&tmp).map_err(|source| Uvh5Error::Open { path: tmp.clone(), source })?;
+    let file = hdf5::File::create(&tmp).map_err(|source| Uvh5Error::Open {
+        path: tmp.clone(),
+        source,
+    })?;
     // Every group and dataset handle lives in `write_contents`, so all are closed before the
     // file is: HDF5 keeps a file open (and locked) while any object in it is open.
     write_contents(&file, &tmp, h, d)?;
     file.close().map_err(werr(&tmp, "(close)"))?;
-    std::fs::rename(&tmp, path).map_err(|source| Uvh5Error::Io { path: path.to_path_buf(), source })
+    std::fs::rename(&tmp, path).map_err(|source| Uvh5Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-fn write_contents(file: &hdf5::File, tmp: &Path, h: &Uvh5Header, d: &Uvh5Data) -> Result<(), Uvh5Error> {
+fn write_contents(
+    file: &hdf5::File,
+    tmp: &Path,
+    h: &Uvh5Header,
+    d: &Uvh5Data,
+) -> Result<(), Uvh5Error> {
     let p = tmp;
     let hg = file.create_group("Header").map_err(werr(p, "Header"))?;
     scalar!(hg, p, "latitude", f64, h.latitude_deg);
@@ -78,12 +99,34 @@ fn write_contents(file: &hdf5::File, tmp: &Path, h: &Uvh5Header, d: &Uvh5Data) -
         .iter()
         .map(|s| FixedAscii::<4>::from_ascii(s.as_bytes()))
         .collect::<Result<_, _>>()
-        .map_err(|e| Uvh5Error::Invalid { path: p.into(), dataset: "antenna_names".into(), problem: e.to_string() })?;
+        .map_err(|e| Uvh5Error::Invalid {
+            path: p.into(),
+            dataset: "antenna_names".into(),
+            problem: e.to_string(),
+        })?;
     array(&hg, p, "antenna_names", &[names.len()], &names)?;
-    array(&hg, p, "antenna_numbers", &[h.antenna_numbers.len()], &h.antenna_numbers)?;
-    array(&hg, p, "antenna_diameters", &[h.antenna_diameters.len()], &h.antenna_diameters)?;
+    array(
+        &hg,
+        p,
+        "antenna_numbers",
+        &[h.antenna_numbers.len()],
+        &h.antenna_numbers,
+    )?;
+    array(
+        &hg,
+        p,
+        "antenna_diameters",
+        &[h.antenna_diameters.len()],
+        &h.antenna_diameters,
+    )?;
     let pos: Vec<f64> = h.antenna_positions.iter().flatten().copied().collect();
-    array(&hg, p, "antenna_positions", &[h.antenna_positions.len(), 3], &pos)?;
+    array(
+        &hg,
+        p,
+        "antenna_positions",
+        &[h.antenna_positions.len(), 3],
+        &pos,
+    )?;
     let nblts = h.nblts();
     array(&hg, p, "ant_1_array", &[nblts], &h.ant_1_array)?;
     array(&hg, p, "ant_2_array", &[nblts], &h.ant_2_array)?;
@@ -97,9 +140,17 @@ fn write_contents(file: &hdf5::File, tmp: &Path, h: &Uvh5Header, d: &Uvh5Data) -
         array(&hg, p, "freq_array", &[h.nfreqs], &h.freq_array)?;
     }
     scalar!(hg, p, "channel_width", f64, h.channel_width);
-    array(&hg, p, "polarization_array", &[h.npols], &h.polarization_array)?;
+    array(
+        &hg,
+        p,
+        "polarization_array",
+        &[h.npols],
+        &h.polarization_array,
+    )?;
     scalar!(hg, p, "phase_center_app_dec", f64, h.phase_center_app_dec);
-    let ek = hg.create_group("extra_keywords").map_err(werr(p, "extra_keywords"))?;
+    let ek = hg
+        .create_group("extra_keywords")
+        .map_err(werr(p, "extra_keywords"))?;
     scalar!(ek, p, "phase_center_dec", f64, h.phase_center_dec);
     scalar!(ek, p, "ha_phase_center", f64, 0.0);
     let epoch: VarLenUnicode = "HADEC".parse().expect("ASCII literal");

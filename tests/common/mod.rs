@@ -11,7 +11,9 @@ pub fn station_table() -> PathBuf {
 
 /// The binary under test: cargo's, or CONTIMG_BIN (a prebuilt one, scripts/gpu-check.sh).
 pub fn bin() -> PathBuf {
-    std::env::var_os("CONTIMG_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_contimg")))
+    std::env::var_os("CONTIMG_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_contimg")))
 }
 
 /// Test binaries spawn `contimg` while other test threads have HDF5 files open: children
@@ -54,7 +56,15 @@ pub fn small_config(dir: &Path) -> Config {
 }
 
 pub fn source(l_deg: f64, m_deg: f64, flux: f64) -> SimSource {
-    SimSource { ra_deg: None, dec_deg: None, group: 0, l_deg, m_deg, flux_jy: flux, spectral_index: 0.0 }
+    SimSource {
+        ra_deg: None,
+        dec_deg: None,
+        group: 0,
+        l_deg,
+        m_deg,
+        flux_jy: flux,
+        spectral_index: 0.0,
+    }
 }
 
 pub fn write_config(c: &Config, path: &Path) {
@@ -78,7 +88,11 @@ pub fn run_bin(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run contimg");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -103,7 +117,10 @@ pub fn read_fits(path: &Path) -> Fits {
         crval: [k(&mut f, "CRVAL1"), k(&mut f, "CRVAL2")],
         crpix: [k(&mut f, "CRPIX1"), k(&mut f, "CRPIX2")],
         cdelt: [k(&mut f, "CDELT1"), k(&mut f, "CDELT2")],
-        ctype: [hdu.read_key::<String>(&mut f, "CTYPE1").unwrap(), hdu.read_key::<String>(&mut f, "CTYPE2").unwrap()],
+        ctype: [
+            hdu.read_key::<String>(&mut f, "CTYPE1").unwrap(),
+            hdu.read_key::<String>(&mut f, "CTYPE2").unwrap(),
+        ],
         data,
     }
 }
@@ -143,7 +160,11 @@ impl Fits {
         let (bx, by, v) = best;
         let para = |m: f32, c: f32, p: f32| {
             let den = m - 2.0 * c + p;
-            if den.abs() < 1e-12 { 0.0 } else { 0.5 * (m - p) as f64 / den as f64 }
+            if den.abs() < 1e-12 {
+                0.0
+            } else {
+                0.5 * (m - p) as f64 / den as f64
+            }
         };
         let dx = para(self.at(bx - 1, by), v, self.at(bx + 1, by));
         let dy = para(self.at(bx, by - 1), v, self.at(bx, by + 1));
@@ -157,11 +178,24 @@ pub fn run_mpi(n: usize, cfg: &Path, out: &Path) -> (i32, String) {
     let o = Command::new("mpirun")
         .args(["-n", &n.to_string(), "--oversubscribe", "--bind-to", "none"])
         .arg(bin())
-        .args(["run", "--config", cfg.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("RAYON_NUM_THREADS", "1")
         .output()
         .expect("mpirun");
-    (o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    (
+        o.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
 }
