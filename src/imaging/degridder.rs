@@ -5,10 +5,7 @@
 //! data's own phasing: multiplied by exp(+2 pi i dw nu / c), undoing the gridder's rephasing.
 
 use super::gridder::{GridSpec, Planes, VisBlock};
-use crate::primitives::fft::centred_fft2_inverse_from_centre;
-use crate::primitives::kernel::MAX_SUPPORT;
-use crate::primitives::C_M_S;
-use num_complex::{Complex32, Complex64};
+use num_complex::Complex32;
 use rayon::prelude::*;
 
 /// Predicts model visibilities for every row and channel of `b` (polarizations share the
@@ -80,190 +77,28 @@ pub struct WUnstack<'a> {
     pub pre: &'a [f64],
 }
 
-/// The CPU backend of `WUnstack`: adds the prediction to `out` (zero on entry).
+/// The CPU backend of `WUnstack`: writes the prediction to `out` (zero on entry), by
+/// primitives::wgridder (its own grid, kernel and planes, to its accuracy contract) from
+/// the model recovered out of the pre-corrected image.
 pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
     let (spec, b, pre) = (job.spec, job.b, job.pre);
-    let (n, ng, nchan, nrow) = (spec.n_image, spec.n_grid, b.freqs.len(), b.uvw_m.len());
-    let (dw, support) = (job.planes.dw, spec.kernel.support);
-    let half = support as f64 / 2.0;
-    let scale = ng as f64 * spec.cell_rad;
-    let centre = (ng / 2) as f64;
-    let off = (ng - n) / 2;
-    // Single-precision plane transforms where the kernel's accuracy allows (as the gridder).
-    let single = support <= super::gridder::F32_MAX_SUPPORT;
-    let mut grid64 = if single {
-        Vec::new()
-    } else {
-        vec![Complex64::new(0.0, 0.0); ng * ng]
-    };
-    let mut grid32 = if single {
-        vec![Complex32::new(0.0, 0.0); ng * ng]
-    } else {
-        Vec::new()
-    };
-    // The planes' contributions add up in the output itself (f32, as returned; a handful
-    // of planes per visibility): no second visibility-sized buffer.
-    let plane = PlaneGeometry {
-        spec,
-        b,
-        sign: &job.planes.sign,
-        scale,
-        centre,
-        dw,
-        half,
-    };
-    for p in 0..job.planes.nplanes {
-        let wp = job.planes.w0 + p as f64 * dw;
-        let (lo, hi) = (wp - dw * half, wp + dw * half);
-        let mut in_plane = vec![false; nrow];
-        let mut any = false;
-        for &r in &job.planes.rows {
-            let r = r as usize;
-            if job.planes.wrange[r][1] >= lo && job.planes.wrange[r][0] <= hi {
-                in_plane[r] = true;
-                any = true;
-            }
-        }
-        if !any {
-            continue;
-        }
-        // The pre-corrected model with this plane's w-screen, in the grid's centre.
-        let screen = |x: usize, y: usize| -> Complex64 {
-            let v = pre[y * n + x];
-            if v != 0.0 {
-                Complex64::from_polar(v, std::f64::consts::TAU * wp * spec.nm1(x, y))
+    let n = spec.n_image;
+    let (k, dw) = (spec.kernel, job.planes.dw);
+    let corr = k.correction(n, spec.n_grid);
+    let model: Vec<f64> = (0..n * n)
+        .into_par_iter()
+        .map(|i| {
+            let (x, y) = (i % n, i / n);
+            if pre[i] == 0.0 {
+                0.0
             } else {
-                Complex64::new(0.0, 0.0)
+                pre[i] / (corr[x] * corr[y]) * k.fourier(spec.nm1(x, y) * dw)
             }
-        };
-        if single {
-            fill(&mut grid32, ng, off, n, |x, y| {
-                let c = screen(x, y);
-                Complex32::new(c.re as f32, c.im as f32)
-            });
-            centred_fft2_inverse_from_centre(&mut grid32, ng, n);
-            plane.degrid(&grid32, wp, &in_plane, out);
-        } else {
-            fill(&mut grid64, ng, off, n, screen);
-            centred_fft2_inverse_from_centre(&mut grid64, ng, n);
-            plane.degrid(&grid64, wp, &in_plane, out);
-        }
-    }
-    let mut used = vec![false; nrow];
-    job.planes
-        .rows
-        .iter()
-        .for_each(|&r| used[r as usize] = true);
-    out.par_chunks_mut(nchan)
-        .enumerate()
-        .filter(|(r, _)| used[*r])
-        .for_each(|(r, o)| {
-            for (c, &f) in b.freqs.iter().enumerate() {
-                let mut v = Complex64::new(o[c].re as f64, o[c].im as f64);
-                if job.planes.sign[r] < 0.0 {
-                    v = v.conj();
-                }
-                // Back to the data's phasing.
-                v *= Complex64::from_polar(1.0, std::f64::consts::TAU * b.dw_m[r] * f / C_M_S);
-                o[c] = Complex32::new(v.re as f32, v.im as f32);
-            }
-        });
-}
-
-/// Zeroes the grid and writes `value(x, y)` for the n x n image at offset `off`.
-fn fill<T: Copy + Send + Sync + Default>(
-    grid: &mut [num_complex::Complex<T>],
-    ng: usize,
-    off: usize,
-    n: usize,
-    value: impl Fn(usize, usize) -> num_complex::Complex<T> + Sync,
-) where
-    num_complex::Complex<T>: Default,
-{
-    grid.par_chunks_mut(ng).enumerate().for_each(|(gy, row)| {
-        row.iter_mut().for_each(|c| *c = Default::default());
-        if gy >= off && gy < off + n {
-            for x in 0..n {
-                row[x + off] = value(x, gy - off);
-            }
-        }
-    });
-}
-
-/// A grid cell read as f64.
-trait Cell: Copy + Send + Sync {
-    fn c64(self) -> Complex64;
-}
-
-impl Cell for Complex64 {
-    #[inline(always)]
-    fn c64(self) -> Complex64 {
-        self
-    }
-}
-
-impl Cell for Complex32 {
-    #[inline(always)]
-    fn c64(self) -> Complex64 {
-        Complex64::new(self.re as f64, self.im as f64)
-    }
-}
-
-/// What every plane's degridding shares.
-struct PlaneGeometry<'a> {
-    spec: &'a GridSpec,
-    b: &'a VisBlock<'a>,
-    sign: &'a [f64],
-    scale: f64,
-    centre: f64,
-    dw: f64,
-    half: f64,
-}
-
-impl PlaneGeometry<'_> {
-    /// Adds every in-plane row's interpolated visibilities (times the w kernel) to `acc`.
-    fn degrid<T: Cell>(&self, g: &[T], wp: f64, in_plane: &[bool], acc: &mut [Complex32]) {
-        let (spec, b, k) = (self.spec, self.b, self.spec.kernel);
-        let (support, ng, nchan) = (k.support, spec.n_grid, b.freqs.len());
-        acc.par_chunks_mut(nchan)
-            .enumerate()
-            .filter(|(r, _)| in_plane[*r])
-            .for_each(|(r, vals)| {
-                let s = self.sign[r];
-                let [um, vm, wm] = b.uvw_m[r];
-                let mut wu = [0.0f64; MAX_SUPPORT];
-                let mut wv = [0.0f64; MAX_SUPPORT];
-                for (c, &f) in b.freqs.iter().enumerate() {
-                    let lam = f / C_M_S;
-                    let (u, v, w) = (s * um * lam, s * vm * lam, s * wm * lam);
-                    let kw = k.phi((w - wp) / (self.dw * self.half));
-                    if kw == 0.0 {
-                        continue;
-                    }
-                    let q = u * u + v * v;
-                    if q < spec.uv_min_lambda.powi(2)
-                        || (spec.uv_max_lambda > 0.0 && q > spec.uv_max_lambda.powi(2))
-                    {
-                        continue;
-                    }
-                    let fx = k.taps(self.centre - u * self.scale, &mut wu);
-                    let fy = k.taps(self.centre + v * self.scale, &mut wv);
-                    if fx < 0 || fy < 0 || fx as usize + support > ng || fy as usize + support > ng
-                    {
-                        continue;
-                    }
-                    let mut sum = Complex64::new(0.0, 0.0);
-                    for (ky, &kvy) in wv.iter().enumerate().take(support) {
-                        let base = (fy as usize + ky) * ng + fx as usize;
-                        let mut rs = Complex64::new(0.0, 0.0);
-                        for (kx, &kvx) in wu.iter().enumerate().take(support) {
-                            rs += g[base + kx].c64() * kvx;
-                        }
-                        sum += rs * kvy;
-                    }
-                    let v = sum * kw;
-                    vals[c] += Complex32::new(v.re as f32, v.im as f32);
-                }
-            });
+        })
+        .collect();
+    let opt = super::gridder::wgridder_options(spec, b);
+    if let Err(e) = crate::primitives::wgridder::dirty2vis(b.uvw_m, b.freqs, &model, &opt, out) {
+        // The block's arrays come from VisBlock's own layout: a mismatch is a bug.
+        panic!("CPU degridder: {e}");
     }
 }

@@ -11,10 +11,9 @@
 //! Pixel (x, y) of the output has l = (N/2 - x) cell (RA increasing to the left, as FITS
 //! images with CDELT1 < 0) and m = (y - N/2) cell.
 
-use crate::primitives::fft::centred_fft2_forward_crop;
-use crate::primitives::kernel::{EsKernel, MAX_SUPPORT};
+use crate::primitives::kernel::EsKernel;
 use crate::primitives::C_M_S;
-use num_complex::{Complex32, Complex64};
+use num_complex::Complex32;
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,6 +24,9 @@ pub struct GridSpec {
     pub n_grid: usize,
     /// Pixel size (rad).
     pub cell_rad: f64,
+    /// Requested accuracy (the CPU gridder's contract, primitives::wgridder).
+    pub epsilon: f64,
+    /// The w-stacking kernel (the GPU path's; 2x grid).
     pub kernel: EsKernel,
     pub uv_min_lambda: f64,
     /// 0 = no upper limit.
@@ -37,6 +39,7 @@ impl GridSpec {
             n_image,
             n_grid: 2 * n_image,
             cell_rad,
+            epsilon,
             kernel: EsKernel::for_epsilon(epsilon),
             uv_min_lambda: 0.0,
             uv_max_lambda: 0.0,
@@ -109,14 +112,6 @@ pub struct GridPair {
     pub ref_hz: f64,
     pub dirty_power: u8,
     pub psf_power: u8,
-}
-
-/// Number of grid rows per strip (>= kernel support so a visibility touches <= 2 strips).
-fn strip_rows(spec: &GridSpec) -> usize {
-    let threads = rayon::current_num_threads().max(1);
-    (spec.n_grid / (8 * threads))
-        .max(spec.kernel.support)
-        .max(16)
 }
 
 impl GridPair {
@@ -202,19 +197,8 @@ impl GridPair {
             );
             wstack_cpu(&job)
         });
-        let (n, xmax, dw) = (spec.n_image, spec.max_nm1().max(1e-15), planes.dw);
-        // Undo the w kernel's taper psi_hat(dw (n - 1)).
-        let k = spec.kernel;
-        const NTAB: usize = 2048;
-        let tab: Vec<f64> = (0..=NTAB)
-            .map(|i| 1.0 / k.fourier(i as f64 / NTAB as f64 * xmax * dw))
-            .collect();
-        let corr = |x: f64| {
-            let t = (-x / xmax).clamp(0.0, 1.0) * NTAB as f64;
-            let i = (t.floor() as usize).min(NTAB - 1);
-            let f = t - i as f64;
-            tab[i] * (1.0 - f) + tab[i + 1] * f
-        };
+        let n = spec.n_image;
+        let corr = w_taper_correction(&spec, planes.dw);
         for (on, acc, blk) in [
             (self.with_dirty, &mut self.dirty, &block_dirty),
             (self.with_psf, &mut self.psf, &block_psf),
@@ -419,115 +403,78 @@ pub struct WStack<'a> {
     pub psf_factor: Option<&'a [f64]>,
 }
 
-/// The CPU backend of `WStack`: (dirty, psf) block images, each zero when not gridded.
-pub fn wstack_cpu(job: &WStack) -> (Vec<f64>, Vec<f64>) {
-    let (spec, b) = (job.spec, job.b);
-    let (with_dirty, with_psf) = (job.dirty_factor.is_some(), job.psf_factor.is_some());
-    let half = spec.kernel.support as f64 / 2.0;
-    let (n, dw) = (spec.n_image, job.planes.dw);
-    let mut block_dirty = vec![0.0f64; n * n];
-    let mut block_psf = vec![0.0f64; n * n];
-    // Both planes are allocated zeroed (untouched pages cost nothing) so grid_plane can
-    // split them into the same strips; one that is not gridded is never written.
-    let mut plane = vec![Complex64::new(0.0, 0.0); spec.n_grid * spec.n_grid];
-    let mut plane_psf = vec![Complex64::new(0.0, 0.0); spec.n_grid * spec.n_grid];
-    // Single-precision transforms where the kernel's accuracy allows (see
-    // `plane_transform`): a scratch grid, empty otherwise.
-    let mut single: Vec<Complex32> = if spec.kernel.support <= F32_MAX_SUPPORT {
-        vec![Complex32::new(0.0, 0.0); spec.n_grid * spec.n_grid]
-    } else {
-        Vec::new()
-    };
-    let mut first = true;
-    for p in 0..job.planes.nplanes {
-        let wp = job.planes.w0 + p as f64 * dw;
-        let (lo, hi) = (wp - dw * half, wp + dw * half);
-        let rows: Vec<u32> = job
-            .planes
-            .rows
-            .iter()
-            .copied()
-            .filter(|&r| {
-                job.planes.wrange[r as usize][1] >= lo && job.planes.wrange[r as usize][0] <= hi
-            })
-            .collect();
-        if rows.is_empty() {
-            continue;
-        }
-        for (on, pl) in [(with_dirty, &mut plane), (with_psf, &mut plane_psf)] {
-            if on && !first {
-                pl.par_iter_mut()
-                    .for_each(|c| *c = Complex64::new(0.0, 0.0));
-            }
-        }
-        first = false;
-        let wk = |w: f64| spec.kernel.phi((w - wp) / (dw * half));
-        grid_plane(
-            spec,
-            b,
-            &rows,
-            &job.planes.sign,
-            &mut plane,
-            &mut plane_psf,
-            wk,
-            job.dirty_factor,
-            job.psf_factor,
-        );
-        let pd = if with_dirty {
-            plane_transform(&mut plane, &mut single, spec.n_grid, n)
-        } else {
-            Vec::new()
-        };
-        let pp = if with_psf {
-            plane_transform(&mut plane_psf, &mut single, spec.n_grid, n)
-        } else {
-            Vec::new()
-        };
-        block_dirty
-            .par_chunks_mut(n)
-            .zip(block_psf.par_chunks_mut(n))
-            .enumerate()
-            .for_each(|(y, (drow, prow))| {
-                for x in 0..n {
-                    let i = y * n + x;
-                    // Re(g exp(-2 pi i wp (n - 1))), one phasor for both images.
-                    let (s, c) = (std::f64::consts::TAU * wp * spec.nm1(x, y)).sin_cos();
-                    if with_dirty {
-                        drow[x] += pd[i].re * c + pd[i].im * s;
-                    }
-                    if with_psf {
-                        prow[x] += pp[i].re * c + pp[i].im * s;
-                    }
-                }
-            });
+/// 1 / psi_hat(dw (n - 1)): the w kernel's taper that `GridPair::add_with` divides out of
+/// a backend's block images, as a function of n - 1 (a table, linearly interpolated).
+fn w_taper_correction(spec: &GridSpec, dw: f64) -> impl Fn(f64) -> f64 {
+    let (xmax, k) = (spec.max_nm1().max(1e-15), spec.kernel);
+    const NTAB: usize = 2048;
+    let tab: Vec<f64> = (0..=NTAB)
+        .map(|i| 1.0 / k.fourier(i as f64 / NTAB as f64 * xmax * dw))
+        .collect();
+    move |x: f64| {
+        let t = (-x / xmax).clamp(0.0, 1.0) * NTAB as f64;
+        let i = (t.floor() as usize).min(NTAB - 1);
+        let f = t - i as f64;
+        tab[i] * (1.0 - f) + tab[i + 1] * f
     }
-    (block_dirty, block_psf)
 }
 
-/// Largest kernel support (epsilon >= ~1e-5) whose planes are transformed in f32: the FFT's
-/// relative rounding (~1e-7 x log2 n) stays two orders below the kernel's own error, and
-/// the f32 transform is about twice as fast. Accumulation stays f64 on both sides.
-pub(crate) const F32_MAX_SUPPORT: usize = 6;
+/// The wgridder options of a block on this grid: the same rows, rephasing and uv cuts
+/// (including the w-stacked grid's edge limit) as the device path.
+pub(crate) fn wgridder_options<'a>(
+    spec: &GridSpec,
+    b: &'a VisBlock<'a>,
+) -> crate::primitives::wgridder::Options<'a> {
+    let mut o =
+        crate::primitives::wgridder::Options::new(spec.n_image, spec.cell_rad, spec.epsilon);
+    o.npol = b.npol;
+    o.row_mask = Some(b.use_row);
+    o.row_delay_m = Some(b.dw_m);
+    o.uv_min_lambda = spec.uv_min_lambda;
+    o.uv_max_lambda = spec.uv_max_lambda;
+    // `accepted`'s limit: |u| scale < n_grid / 2 - support / 2 - 1, scale = n_grid cell.
+    o.max_uv_pixfrac =
+        (spec.n_grid as f64 / 2.0 - spec.kernel.support as f64 / 2.0 - 1.0) / spec.n_grid as f64;
+    o
+}
 
-/// The centred, cropped transform of one plane: in f32 through `single` when it is
-/// allocated (see F32_MAX_SUPPORT), else in f64 in place.
-fn plane_transform(
-    plane: &mut [Complex64],
-    single: &mut [Complex32],
-    ng: usize,
-    n: usize,
-) -> Vec<Complex64> {
-    if single.is_empty() {
-        return centred_fft2_forward_crop(plane, ng, n);
-    }
-    single
-        .par_iter_mut()
-        .zip(plane.par_iter())
-        .for_each(|(s, p)| *s = Complex32::new(p.re as f32, p.im as f32));
-    centred_fft2_forward_crop(single, ng, n)
-        .into_iter()
-        .map(|c| Complex64::new(c.re as f64, c.im as f64))
-        .collect()
+/// The CPU backend of `WStack`: (dirty, psf) block images, each zero when not gridded.
+/// Computed by primitives::wgridder (its own grid, kernel and planes, to its accuracy
+/// contract), then multiplied by the w-stacked grid's kernel transforms that
+/// `GridPair::add_with` and `finish` divide out, so both backends share those steps.
+pub fn wstack_cpu(job: &WStack) -> (Vec<f64>, Vec<f64>) {
+    let (spec, b) = (job.spec, job.b);
+    let n = spec.n_image;
+    let want = crate::primitives::wgridder::Want {
+        dirty: job.dirty_factor.is_some(),
+        psf: job.psf_factor.is_some(),
+        dirty_chan_factor: job.dirty_factor,
+        psf_chan_factor: job.psf_factor,
+    };
+    let opt = wgridder_options(spec, b);
+    let images =
+        match crate::primitives::wgridder::vis2dirty(b.uvw_m, b.freqs, b.vis, b.weight, &opt, want)
+        {
+            Ok((images, _)) => images,
+            Err(e) => {
+                // The block's arrays come from VisBlock's own layout: a mismatch is a bug.
+                panic!("CPU gridder: {e}");
+            }
+        };
+    let inv = spec.kernel.correction(n, spec.n_grid);
+    let taper = w_taper_correction(spec, job.planes.dw);
+    let back = |img: Option<Vec<f64>>| -> Vec<f64> {
+        let Some(mut img) = img else {
+            return vec![0.0; n * n];
+        };
+        img.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
+            for (x, px) in row.iter_mut().enumerate() {
+                *px /= inv[x] * inv[y] * taper(spec.nm1(x, y));
+            }
+        });
+        img
+    };
+    (back(images.dirty), back(images.psf))
 }
 
 /// Whether a visibility at (u, v) (wavelengths) passes the uv cuts and fits on the grid.
@@ -568,140 +515,4 @@ fn weight_sum(spec: &GridSpec, b: &VisBlock, rows: &[u32]) -> f64 {
             s
         })
         .sum()
-}
-
-/// Grids the rows of one w-plane, strip-parallel; `dirty_factor`/`psf_factor` (per channel;
-/// None: that image is not gridded) multiply each visibility's contribution.
-#[allow(clippy::too_many_arguments)]
-fn grid_plane(
-    spec: &GridSpec,
-    b: &VisBlock,
-    rows: &[u32],
-    sign: &[f64],
-    plane: &mut [Complex64],
-    plane_psf: &mut [Complex64],
-    wkernel: impl Fn(f64) -> f64 + Sync,
-    dirty_factor: Option<&[f64]>,
-    psf_factor: Option<&[f64]>,
-) {
-    let ng = spec.n_grid;
-    let nchan = b.freqs.len();
-    let stride = nchan * b.npol;
-    let scale = ng as f64 * spec.cell_rad; // grid cells per wavelength
-    let centre = (ng / 2) as f64;
-    let fmin = b.freqs.iter().copied().fold(f64::INFINITY, f64::min);
-    let fmax = b.freqs.iter().copied().fold(0.0, f64::max);
-    let kernel = spec.kernel;
-    let (with_dirty, with_psf) = (dirty_factor.is_some(), psf_factor.is_some());
-    let w = kernel.support;
-    let half = w as f64 / 2.0;
-    // Channels equally spaced (one subband, or a contiguous band): the rephasing phasor
-    // advances by one multiplication per channel instead of a sin/cos.
-    let df = if nchan > 1 {
-        (b.freqs[nchan - 1] - b.freqs[0]) / (nchan - 1) as f64
-    } else {
-        0.0
-    };
-    let uniform = b
-        .freqs
-        .iter()
-        .enumerate()
-        .all(|(c, &f)| (f - b.freqs[0] - c as f64 * df).abs() <= 1e-9 * f.abs());
-    let srows = strip_rows(spec);
-    let nstrips = ng.div_ceil(srows);
-    // Bucket rows by the strips their kernels can touch.
-    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); nstrips];
-    for &r in rows {
-        let v = sign[r as usize] * b.uvw_m[r as usize][1];
-        let (ga, gb) = (
-            centre + v * fmin / C_M_S * scale,
-            centre + v * fmax / C_M_S * scale,
-        );
-        let lo = ((ga.min(gb) - half).floor().max(0.0) as usize / srows).min(nstrips - 1);
-        let hi = ((ga.max(gb) + half).ceil().max(0.0) as usize / srows).min(nstrips - 1);
-        for bucket in buckets.iter_mut().take(hi + 1).skip(lo) {
-            bucket.push(r);
-        }
-    }
-    plane
-        .par_chunks_mut(srows * ng)
-        .zip(plane_psf.par_chunks_mut(srows * ng))
-        .enumerate()
-        .for_each(|(si, (dstrip, pstrip))| {
-            let y0 = (si * srows) as i64;
-            let y1 = y0 + (dstrip.len() / ng) as i64;
-            let mut wu = [0.0f64; MAX_SUPPORT];
-            let mut wv = [0.0f64; MAX_SUPPORT];
-            for &r in &buckets[si] {
-                let r = r as usize;
-                let s = sign[r];
-                let [um, vm, wm] = b.uvw_m[r];
-                let dw = b.dw_m[r];
-                let phasor =
-                    |f: f64| Complex64::from_polar(1.0, -std::f64::consts::TAU * dw * f / C_M_S);
-                let (mut rot, step) = if uniform {
-                    (phasor(b.freqs[0]), phasor(df))
-                } else {
-                    (Complex64::new(1.0, 0.0), Complex64::new(1.0, 0.0))
-                };
-                for (c, &f) in b.freqs.iter().enumerate() {
-                    let rc = if uniform { rot } else { phasor(f) };
-                    rot *= step;
-                    let lam = f / C_M_S;
-                    let (u, v, ww) = (s * um * lam, s * vm * lam, s * wm * lam);
-                    if !accepted(spec, u, v) {
-                        continue;
-                    }
-                    let kw = wkernel(ww);
-                    if kw == 0.0 {
-                        continue;
-                    }
-                    let gv = centre + v * scale;
-                    let fy = kernel.taps(gv, &mut wv);
-                    if fy >= y1 || fy + w as i64 <= y0 {
-                        continue;
-                    }
-                    let gu = centre - u * scale;
-                    let fx = kernel.taps(gu, &mut wu);
-                    let base = r * stride + c * b.npol;
-                    let mut vsum = Complex64::new(0.0, 0.0);
-                    let mut wsum = 0.0;
-                    for p in 0..b.npol {
-                        let wt = b.weight[base + p] as f64;
-                        if wt > 0.0 {
-                            let x = b.vis[base + p];
-                            vsum += Complex64::new(x.re as f64, x.im as f64) * wt;
-                            wsum += wt;
-                        }
-                    }
-                    if wsum == 0.0 {
-                        continue;
-                    }
-                    let mut val = vsum * rc;
-                    if s < 0.0 {
-                        val = val.conj();
-                    }
-                    let val = val * (kw * dirty_factor.map_or(1.0, |f| f[c]));
-                    let pw = wsum * kw * psf_factor.map_or(0.0, |f| f[c]);
-                    for (ky, &kvy) in wv.iter().enumerate().take(w) {
-                        let y = fy + ky as i64;
-                        if y < y0 || y >= y1 {
-                            continue;
-                        }
-                        let row = (y - y0) as usize * ng + fx as usize;
-                        let drow = &mut dstrip[row..row + w];
-                        let prow = &mut pstrip[row..row + w];
-                        for kx in 0..w {
-                            let k = kvy * wu[kx];
-                            if with_dirty {
-                                drow[kx] += val * k;
-                            }
-                            if with_psf {
-                                prow[kx].re += pw * k;
-                            }
-                        }
-                    }
-                }
-            }
-        });
 }

@@ -125,6 +125,12 @@ impl EsKernel {
         first
     }
 
+    /// The tap polynomials (see `taps`): rows d = 0..=degree of coefficients of s^d, one
+    /// column per tap (columns past the support are zero).
+    pub fn tap_polynomials(&self) -> &[[f64; MAX_SUPPORT]] {
+        &self.coef[..=self.degree]
+    }
+
     /// `taps` by direct evaluation of phi (the reference the polynomials are fitted to).
     pub fn taps_exact(&self, g: f64, w: &mut [f64; MAX_SUPPORT]) -> i64 {
         let half = self.support as f64 * 0.5;

@@ -8,6 +8,7 @@ pub mod iers;
 pub mod kernel;
 pub mod stats;
 pub mod time;
+pub mod wgridder;
 
 /// Speed of light in vacuum (m/s).
 pub const C_M_S: f64 = 299_792_458.0;
