@@ -1,5 +1,8 @@
-//! The w-stacked gridder against a direct Fourier transform (with w-terms, rephasing and
-//! weights): relative L2 error within the requested epsilon.
+//! The gridder against a direct Fourier transform (with w-terms, rephasing and weights):
+//! through GridPair/degrid (the pipeline's path, relative L2 error within the requested
+//! epsilon), and primitives::wgridder's own accuracy contract in both directions (max error
+//! relative to sum |wt V| and relative L2 error, epsilon 1e-4, 1e-5 and 1e-6; random
+//! baselines, a DSA-110-like near-coplanar array with large |w|, a coplanar one).
 
 use contimg::imaging::{GridPair, GridSpec, VisBlock};
 use contimg::primitives::C_M_S;
@@ -573,9 +576,11 @@ fn wg_errors(got: &[f64], want: &[f64], scale: f64) -> (f64, f64) {
     (max / scale, (num / den).sqrt())
 }
 
-/// Grids and degrids `p` at `eps`; returns the errors (dirty max, dirty L2, PSF max, PSF
-/// L2, degrid max, degrid L2), each checked against `tol` x epsilon.
-fn wg_check(name: &str, p: &WgProblem, eps: f64, tol: [f64; 3]) {
+/// Grids and degrids `p` at `eps` and checks the contract: every error at most epsilon
+/// (max errors relative to sum |wt V|, sum wt or sum |I|; L2 errors relative), and at most
+/// 3x the value measured on the development machine (`measured`: dirty max, PSF max,
+/// dirty L2, PSF L2, degrid max, degrid L2; the choice of grid and kernel is deterministic).
+fn wg_check(name: &str, p: &WgProblem, eps: f64, measured: [f64; 6]) {
     let opt = p.options(eps);
     let want = wgridder::Want {
         dirty: true,
@@ -628,47 +633,53 @@ fn wg_check(name: &str, p: &WgProblem, eps: f64, tol: [f64; 3]) {
          PSF max/sum w {pmax:.2e} L2 {pl2:.2e}; degrid max/sum|I| {gmax:.2e} L2 {gl2:.2e}",
         choice.sigma, choice.n_grid, choice.support, choice.nplanes, choice.single
     );
-    // The contract (module docs): each error at most epsilon; the tolerances sit within ~3x
-    // of what is achieved (measured values in the callers' comments).
-    for (what, e, t) in [
-        ("dirty max", dmax, tol[0]),
-        ("PSF max", pmax, tol[0]),
-        ("dirty L2", dl2, tol[1]),
-        ("PSF L2", pl2, tol[1]),
-        ("degrid max", gmax, tol[2]),
-        ("degrid L2", gl2, tol[2]),
+    for (what, e, m) in [
+        ("dirty max", dmax, measured[0]),
+        ("PSF max", pmax, measured[1]),
+        ("dirty L2", dl2, measured[2]),
+        ("PSF L2", pl2, measured[3]),
+        ("degrid max", gmax, measured[4]),
+        ("degrid L2", gl2, measured[5]),
     ] {
-        assert!(
-            e <= eps,
-            "{name} eps {eps:e}: {what} error {e:.2e} breaks the contract"
-        );
-        assert!(
-            e <= t * eps,
-            "{name} eps {eps:e}: {what} error {e:.2e} above {t} x eps"
-        );
+        assert!(e <= eps, "{name} eps {eps:e}: {what} error {e:.2e} breaks the contract");
+        assert!(e <= 3.0 * m, "{name} eps {eps:e}: {what} error {e:.2e} above 3 x {m:.2e}");
     }
 }
 
 #[test]
 fn wgridder_contract_random_baselines() {
     let p = wg_random(800.0);
-    for eps in [1e-4, 1e-5, 1e-6] {
-        wg_check("random |w|<=800", &p, eps, [1.0, 1.0, 1.0]);
+    // Measured (2026-12-01): dirty max, PSF max, dirty L2, PSF L2, degrid max, degrid L2.
+    for (eps, m) in [
+        (1e-4, [1.22e-6, 2.26e-6, 9.41e-6, 7.17e-6, 1.32e-5, 2.41e-5]),
+        (1e-5, [1.79e-7, 3.56e-7, 7.89e-7, 8.99e-7, 6.84e-7, 7.77e-7]),
+        (1e-6, [2.34e-8, 5.62e-8, 1.09e-7, 1.13e-7, 4.02e-7, 4.23e-7]),
+    ] {
+        wg_check("random |w|<=800", &p, eps, m);
     }
 }
 
 #[test]
 fn wgridder_contract_dsa110_like() {
     let p = wg_dsa110_like();
-    for eps in [1e-4, 1e-5, 1e-6] {
-        wg_check("dsa110-like", &p, eps, [1.0, 1.0, 1.0]);
+    // Measured (2026-12-01), as above.
+    for (eps, m) in [
+        (1e-4, [2.84e-7, 3.74e-5, 1.44e-5, 1.97e-5, 2.52e-5, 3.43e-5]),
+        (1e-5, [4.28e-8, 1.91e-6, 1.91e-6, 1.69e-6, 1.92e-6, 2.21e-6]),
+        (1e-6, [5.40e-9, 2.03e-7, 2.10e-7, 2.20e-7, 3.05e-7, 2.10e-7]),
+    ] {
+        wg_check("dsa110-like", &p, eps, m);
     }
 }
 
 #[test]
 fn wgridder_contract_coplanar() {
     let p = wg_random(0.0);
-    for eps in [1e-4, 1e-6] {
-        wg_check("coplanar", &p, eps, [1.0, 1.0, 1.0]);
+    // Measured (2026-12-01), as above.
+    for (eps, m) in [
+        (1e-4, [1.13e-6, 2.78e-5, 9.42e-6, 1.51e-5, 1.31e-5, 2.49e-5]),
+        (1e-6, [1.95e-8, 4.16e-7, 1.07e-7, 2.41e-7, 3.77e-7, 4.62e-7]),
+    ] {
+        wg_check("coplanar", &p, eps, m);
     }
 }

@@ -1,0 +1,89 @@
+//! CPU-time throughput of primitives::wgridder on one DSA-110 subband (the criterion
+//! gridding bench's data: 96 antennas, 24 integrations, 48 channels, 2 pols, 1024^2 at
+//! 12"), in visibilities per CPU-second: meaningful on a shared, oversubscribed machine
+//! where wall-clock benches are not. Run with RAYON_NUM_THREADS=1 for a per-core figure:
+//!
+//!   RAYON_NUM_THREADS=1 cargo run --release --example wgridder_cpu [reps]
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use contimg::imaging::rephase_geometry;
+use contimg::primitives::iers::EarthOrientation;
+use contimg::primitives::wgridder;
+use num_complex::Complex32;
+
+/// (user + system CPU seconds, wall seconds) of f.
+fn cpu_time<R>(f: impl FnOnce() -> R) -> (f64, f64, R) {
+    let usage = || {
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage writes the struct it is given.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+        let t = |x: libc::timeval| x.tv_sec as f64 + x.tv_usec as f64 * 1e-6;
+        t(u.ru_utime) + t(u.ru_stime)
+    };
+    let (c0, w0) = (usage(), std::time::Instant::now());
+    let r = f();
+    (usage() - c0, w0.elapsed().as_secs_f64(), r)
+}
+
+fn main() {
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let (g, centre) = common::dsa110_group(48);
+    let (uvw, dw) = rephase_geometry(&g, centre, &EarthOrientation::none());
+    let nt = g.times_jd.len();
+    let use_row: Vec<bool> = (0..uvw.len())
+        .map(|r| g.baselines[r / nt].0 != g.baselines[r / nt].1)
+        .collect();
+    let nvis = use_row.iter().filter(|&&u| u).count() * g.freqs.len() * g.npol;
+    println!(
+        "{} visibilities (cross-correlations x channels x pols), {} rayon threads",
+        nvis,
+        rayon::current_num_threads()
+    );
+    for eps in [1e-4, 1e-6] {
+        let mut opt = wgridder::Options::new(1024, (12.0f64 / 3600.0).to_radians(), eps);
+        opt.npol = g.npol;
+        opt.row_mask = Some(&use_row);
+        opt.row_delay_m = Some(&dw);
+        let mut model = vec![0.0; 1024 * 1024];
+        for k in 0..40 {
+            model[(200 + 15 * k) * 1024 + 180 + 16 * k] = 1.0 + k as f64 * 0.1;
+        }
+        let mut out = vec![Complex32::new(0.0, 0.0); uvw.len() * g.freqs.len()];
+        for (name, psf) in [("dirty", false), ("dirty+psf", true), ("degrid", false)] {
+            let mut best = (f64::INFINITY, 0.0);
+            let mut choice = None;
+            for _ in 0..reps {
+                let (cpu, wall, c) = cpu_time(|| {
+                    if name == "degrid" {
+                        wgridder::dirty2vis(&uvw, &g.freqs, &model, &opt, &mut out).unwrap()
+                    } else {
+                        let want = wgridder::Want {
+                            dirty: true,
+                            psf,
+                            ..Default::default()
+                        };
+                        wgridder::vis2dirty(&uvw, &g.freqs, &g.vis, &g.weight, &opt, want)
+                            .unwrap()
+                            .1
+                    }
+                });
+                if cpu < best.0 {
+                    best = (cpu, wall);
+                }
+                choice = c;
+            }
+            println!(
+                "eps {eps:e} {name:>9}: {:.2} CPU s ({:.2} s wall) -> {:.2} M vis per CPU-second; {:?}",
+                best.0,
+                best.1,
+                nvis as f64 / best.0 / 1e6,
+                choice
+            );
+        }
+    }
+}
