@@ -641,8 +641,14 @@ fn wg_check(name: &str, p: &WgProblem, eps: f64, measured: [f64; 6]) {
         ("degrid max", gmax, measured[4]),
         ("degrid L2", gl2, measured[5]),
     ] {
-        assert!(e <= eps, "{name} eps {eps:e}: {what} error {e:.2e} breaks the contract");
-        assert!(e <= 3.0 * m, "{name} eps {eps:e}: {what} error {e:.2e} above 3 x {m:.2e}");
+        assert!(
+            e <= eps,
+            "{name} eps {eps:e}: {what} error {e:.2e} breaks the contract"
+        );
+        assert!(
+            e <= 3.0 * m,
+            "{name} eps {eps:e}: {what} error {e:.2e} above 3 x {m:.2e}"
+        );
     }
 }
 
