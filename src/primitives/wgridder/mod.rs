@@ -253,16 +253,16 @@ impl<'a> Data<'a> {
         opt: &Options<'a>,
     ) -> Result<Self, Error> {
         let (nrow, nchan) = (uvw.len(), freqs.len());
-        if opt.npix < 4 || opt.npix % 2 == 1 {
+        if opt.npix < 4 || !opt.npix.is_multiple_of(2) {
             return Err(Error(format!(
                 "image size {} must be even and >= 4",
                 opt.npix
             )));
         }
-        if !(opt.pixsize_rad > 0.0 && opt.pixsize_rad.is_finite()) {
+        if opt.pixsize_rad.is_nan() || opt.pixsize_rad <= 0.0 || opt.pixsize_rad.is_infinite() {
             return Err(Error(format!("pixel size {} rad", opt.pixsize_rad)));
         }
-        if !(opt.epsilon > 0.0) {
+        if opt.epsilon.is_nan() || opt.epsilon <= 0.0 {
             return Err(Error(format!("epsilon {}", opt.epsilon)));
         }
         if opt.npol == 0 {
@@ -393,7 +393,7 @@ fn good_size(n: usize) -> usize {
     loop {
         let mut k = m;
         for p in [2, 3, 5, 7] {
-            while k % p == 0 {
+            while k.is_multiple_of(p) {
                 k /= p;
             }
         }
@@ -1090,6 +1090,7 @@ impl<T: Real> StripJob<'_, T> {
 /// row `row0` (may be negative: rows above the strip are not in ky0..ky1) and column fx.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
 fn spread<T: Real, const W: usize>(
     strip: &mut [Complex<T>],
     ngp: usize,
@@ -1115,6 +1116,7 @@ fn spread<T: Real, const W: usize>(
 // ---------------------------------------------------------------------------------------
 // Degridding
 
+#[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
 fn degrid<T: Real>(plan: &Plan, d: &Data, image: &[f64], out: &mut [Complex32]) {
     let (n, ng, support) = (plan.n, plan.ng, plan.support);
     let nchan = d.freqs.len();
@@ -1267,6 +1269,7 @@ impl<T: Real> ReadJob<'_, T> {
 }
 
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
 fn interp<T: Real, const W: usize>(
     g: &[Complex<T>],
     ng: usize,
@@ -1291,6 +1294,7 @@ fn interp<T: Real, const W: usize>(
 }
 
 /// `interp` for a footprint past the grid's edge (the grid is periodic).
+#[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
 fn interp_wrapped<T: Real, const W: usize>(
     g: &[Complex<T>],
     ng: usize,
