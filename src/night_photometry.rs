@@ -73,17 +73,19 @@ pub fn local_rms(img: &Image, x: f64, y: f64, half: usize) -> Option<f64> {
 }
 
 /// Measures every target inside one tile. The error of each measurement is the residual's
-/// local robust rms (over the primary beam for a pbcor tile); without a residual image the
-/// tile's own robust rms stands in.
+/// local robust rms (over the primary beam there for a pbcor tile); a tile without its
+/// residual (or pbcor without its pb) takes the local robust rms of the tile itself.
 pub fn measure_tile(tile: &Path, targets: &[Target]) -> Result<Vec<Measurement>, PhotometryError> {
     let img = Image::read(tile)?;
     let pbcor = tile.to_string_lossy().ends_with(".pbcor.fits");
     let residual = Image::read(&sibling(tile, "residual")).ok();
     let pb = if pbcor {
-        Some(Image::read(&sibling(tile, "pb"))?)
+        Image::read(&sibling(tile, "pb")).ok()
     } else {
         None
     };
+    // The residual is in the tile's units when the tile is restored, or with its pb.
+    let residual = residual.filter(|_| !pbcor || pb.is_some());
     let cell = img.cdelt[1].abs();
     let half = if img.beam[0] > 0.0 {
         ((LOCAL_BEAMS * img.beam[0] / cell).ceil() as usize).max(8)
@@ -96,24 +98,22 @@ pub fn measure_tile(tile: &Path, targets: &[Target]) -> Result<Vec<Measurement>,
         let Some((x, y)) = img.world_to_pixel(t.ra_deg, t.dec_deg) else {
             continue;
         };
-        let noise = residual
-            .as_ref()
-            .and_then(|r| local_rms(r, x, y, half))
-            .unwrap_or(fallback);
-        let gain = match &pb {
-            Some(p) => match p.sample(x, y) {
-                Some(b) if b > 0.0 => b,
+        let err = match (&residual, &pb) {
+            (Some(r), Some(p)) => match p.sample(x, y) {
+                Some(b) if b > 0.0 => local_rms(r, x, y, half).map(|n| n / b),
                 _ => continue,
             },
-            None => 1.0,
-        };
-        if let Some((flux, _)) = img.forced(t.ra_deg, t.dec_deg, noise) {
+            (Some(r), None) => local_rms(r, x, y, half),
+            (None, _) => local_rms(&img, x, y, half),
+        }
+        .unwrap_or(fallback);
+        if let Some((flux, _)) = img.forced(t.ra_deg, t.dec_deg, err) {
             out.push(Measurement {
                 source: t.name.clone(),
                 image: tile.into(),
                 date_obs: img.date_obs.clone(),
                 flux_jy: flux,
-                err_jy: noise / gain,
+                err_jy: err,
             });
         }
     }
