@@ -102,7 +102,7 @@ fn block_maxima(img: &Image, max_cells: usize) -> (usize, usize, Vec<f64>) {
         for x in 0..img.nx {
             let v = img.data[y * img.nx + x] as f64;
             let c = &mut cells[(y / k) * w + x / k];
-            if v.is_finite() && !(*c >= v) {
+            if v.is_finite() && (c.is_nan() || v > *c) {
                 *c = v;
             }
         }
