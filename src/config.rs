@@ -27,7 +27,7 @@ pub enum ConfigError {
 }
 
 /// Settings holding paths: relative ones in a settings file are taken from its folder.
-const PATH_KEYS: [&[&str]; 7] = [
+const PATH_KEYS: [&[&str]; 8] = [
     &["input", "dir"],
     &["output", "dir"],
     &["station_table"],
@@ -35,6 +35,7 @@ const PATH_KEYS: [&[&str]; 7] = [
     &["calibration", "registry"],
     &["astrometry", "iers_file"],
     &["imaging", "outlier_catalog"],
+    &["output", "photometry_catalog"],
 ];
 
 /// Merges `over` into `base`: mappings key by key (recursively, so a later file overrides
@@ -142,6 +143,12 @@ pub struct OutputConfig {
     /// images) and the QA report (`qa/report.{json,html}`).
     pub mosaic: bool,
     pub report: bool,
+    /// After the night (rank 0): forced photometry of the catalogue's sources in every tile
+    /// (`photometry/night.csv`; errors from the residual near each source).
+    pub photometry: bool,
+    /// Photometry catalogue: a CSV of name,ra_deg,dec_deg. Unset (null): the VLA calibrator
+    /// list built into contimg.
+    pub photometry_catalog: Option<PathBuf>,
 }
 
 impl Default for OutputConfig {
@@ -153,6 +160,8 @@ impl Default for OutputConfig {
             max_retries: 3,
             mosaic: true,
             report: true,
+            photometry: true,
+            photometry_catalog: None,
         }
     }
 }

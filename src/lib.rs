@@ -16,6 +16,7 @@ pub mod gpu;
 pub mod imaging;
 pub mod mosaic;
 pub mod ms;
+pub mod night_photometry;
 pub mod photometry;
 pub mod pipeline;
 pub mod plan;

@@ -387,55 +387,16 @@ pub fn variability(source: &str, ms: &[&Measurement], th: Thresholds) -> Variabi
     }
 }
 
-/// Measures every target in every `*.pbcor.fits` (else `*.restored.fits`) image under the
-/// night directories' `images/`, in order of the image names (UTC), and in each night's
-/// `mosaic/mosaic.fits` when there is one.
+/// Measures every target in every tile of the nights (`*.pbcor.fits`, else
+/// `*.restored.fits`, in order of the image names), one point per tile, never the mosaic;
+/// errors from the local residual noise (see `crate::night_photometry`).
 pub fn measure_nights(
     nights: &[PathBuf],
     targets: &[Target],
 ) -> Result<Vec<Measurement>, PhotometryError> {
-    let mut images = Vec::new();
-    for d in nights {
-        let dir = d.join("images");
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| PhotometryError::Fits {
-                path: dir.clone(),
-                problem: e.to_string(),
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.to_string_lossy().ends_with(".pbcor.fits"))
-            .collect();
-        if names.is_empty() {
-            names = std::fs::read_dir(&dir)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with(".restored.fits"))
-                .collect();
-        }
-        names.sort();
-        images.extend(names);
-        // The night's mosaic too, when it has one.
-        let m = d.join("mosaic").join("mosaic.fits");
-        if m.exists() {
-            images.push(m);
-        }
-    }
     let mut out = Vec::new();
-    for p in images {
-        let img = Image::read(&p)?;
-        let rms = img.rms();
-        for t in targets {
-            if let Some((flux, err)) = img.forced(t.ra_deg, t.dec_deg, rms) {
-                out.push(Measurement {
-                    source: t.name.clone(),
-                    image: p.clone(),
-                    date_obs: img.date_obs.clone(),
-                    flux_jy: flux,
-                    err_jy: err,
-                });
-            }
-        }
+    for d in nights {
+        out.extend(crate::night_photometry::measure_night(d, targets)?);
     }
     Ok(out)
 }

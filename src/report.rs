@@ -51,32 +51,34 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A grey-scale thumbnail (at most 64 x 64 cells) of an image as SVG rectangles.
+/// A grey-scale thumbnail (at most 128 x 128 cells) of an image as SVG rectangles. Each
+/// cell is the maximum of its k x k block (so an unresolved source shows however small the
+/// thumbnail), shown on an asinh stretch from the image's median (black) to its peak
+/// (white) with the knee at 3 robust sigmas, so sources near the noise stay visible beside
+/// a bright one.
 fn thumbnail(img: &Image) -> String {
-    let k = img.nx.div_ceil(64).max(1);
-    let (w, h) = (img.nx / k, img.ny / k);
-    let mut cells = Vec::with_capacity(w * h);
-    for y in 0..h {
-        for x in 0..w {
-            cells.push(img.data[(y * k) * img.nx + x * k] as f64);
-        }
-    }
-    let mut sorted: Vec<f64> = cells.iter().copied().filter(|v| v.is_finite()).collect();
-    sorted.sort_by(f64::total_cmp);
-    let (lo, hi) = if sorted.is_empty() {
-        (0.0, 1.0)
-    } else {
-        (
-            sorted[sorted.len() / 100],
-            sorted[sorted.len() - 1 - sorted.len() / 200],
-        )
-    };
-    let mut s = format!("<svg xmlns='http://www.w3.org/2000/svg' width='192' height='192' viewBox='0 0 {w} {h}' shape-rendering='crispEdges'>");
+    let (w, h, cells) = block_maxima(img, 128);
+    let finite: Vec<f64> = img
+        .data
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|&v| v as f64)
+        .collect();
+    let (med, sigma) =
+        crate::primitives::stats::median_and_mad_sigma(&finite).unwrap_or((0.0, 1.0));
+    let peak = cells
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let knee = (3.0 * sigma).max(1e-30);
+    let top = ((peak - med) / knee).max(1.0).asinh();
+    let mut s = format!("<svg xmlns='http://www.w3.org/2000/svg' width='256' height='256' viewBox='0 0 {w} {h}' shape-rendering='crispEdges'>");
     for y in 0..h {
         for x in 0..w {
             let v = cells[y * w + x];
             let g = if v.is_finite() {
-                (255.0 * ((v - lo) / (hi - lo).max(1e-30)).clamp(0.0, 1.0)) as u8
+                (255.0 * (((v - med) / knee).max(0.0).asinh() / top).clamp(0.0, 1.0)) as u8
             } else {
                 0
             };
@@ -88,6 +90,24 @@ fn thumbnail(img: &Image) -> String {
         }
     }
     s + "</svg>"
+}
+
+/// The image in blocks of k x k pixels (k the smallest that gives at most `max_cells` per
+/// side), each cell the block's largest finite pixel (NaN when it has none): (w, h, cells).
+fn block_maxima(img: &Image, max_cells: usize) -> (usize, usize, Vec<f64>) {
+    let k = img.nx.max(img.ny).div_ceil(max_cells).max(1);
+    let (w, h) = (img.nx.div_ceil(k), img.ny.div_ceil(k));
+    let mut cells = vec![f64::NAN; w * h];
+    for y in 0..img.ny {
+        for x in 0..img.nx {
+            let v = img.data[y * img.nx + x] as f64;
+            let c = &mut cells[(y / k) * w + x / k];
+            if v.is_finite() && (c.is_nan() || v > *c) {
+                *c = v;
+            }
+        }
+    }
+    (w, h, cells)
 }
 
 /// Builds the report for a night's output directory.
@@ -327,49 +347,28 @@ fn render(
         .filter(|p| p.extension().is_some_and(|e| e == "h5"))
         .collect();
     tables.sort();
-    if let Some(t) = tables
-        .first()
-        .and_then(|p| crate::calibrate::table::CalTable::read(p).ok())
-    {
-        h += &format!("<h2>Calibration: {}</h2>", esc(&t.calibrator));
-        let nf = t.freq_hz.len();
-        for (what, amp) in [
-            ("gain amplitude (pol X)", true),
-            ("gain phase, deg (pol X)", false),
-        ] {
-            h += &svg(900, 300, |root| {
-                let (lo, hi) = if amp { (0.0, 2.5) } else { (-180.0, 180.0) };
-                let f0 = t.freq_hz[0] / 1e6;
-                let f1 = t.freq_hz[nf - 1] / 1e6;
-                let mut c = ChartBuilder::on(&root)
-                    .margin(10)
-                    .x_label_area_size(30)
-                    .y_label_area_size(50)
-                    .caption(what, ("sans-serif", 16))
-                    .build_cartesian_2d(f0..f1.max(f0 + 1e-6), lo..hi)?;
-                c.configure_mesh().x_desc("MHz").draw()?;
-                for a in 0..t.n_ant() {
-                    let col = Palette99::pick(a);
-                    c.draw_series(LineSeries::new(
-                        (0..nf)
-                            .filter(|&ch| !t.flags[t.index(0, a, ch, 0)])
-                            .map(|ch| {
-                                let g = t.gains[t.index(0, a, ch, 0)];
-                                (
-                                    t.freq_hz[ch] / 1e6,
-                                    if amp { g.norm() } else { g.arg().to_degrees() },
-                                )
-                            }),
-                        col.stroke_width(1),
-                    ))?;
-                }
-                Ok(())
-            });
+    for p in &tables {
+        let t = match crate::calibrate::table::CalTable::read(p) {
+            Ok(t) => t,
+            Err(e) => {
+                h += &format!("<p>{}</p>", esc(&e.to_string()));
+                continue;
+            }
+        };
+        h += &format!(
+            "<h2>Calibration: {} ({})</h2>",
+            esc(&t.calibrator),
+            esc(&p.file_name().unwrap_or_default().to_string_lossy())
+        );
+        for pol in 0..2 {
+            h += &gain_plot(&t, pol, true);
+            h += &gain_plot(&t, pol, false);
         }
         h += &delay_plot(&t);
     }
     // Noise.
     if !r.noise.is_empty() {
+        h += &noise_plot(&r.noise);
         h += "<h2>Noise</h2><table><tr><th>image</th><th>residual rms (mJy/beam)</th><th>thermal (mJy/beam)</th><th>ratio</th></tr>";
         for (name, rms, th) in &r.noise {
             h += &format!(
@@ -453,6 +452,119 @@ fn render(
     h + "</body></html>"
 }
 
+/// The (lo, hi) of a plot axis holding `v`: its 0.5 and 99.5 percentiles, widened by 5 %
+/// (and to at least `min_span`), so the curves fill the plot.
+fn data_range(mut v: Vec<f64>, min_span: f64) -> (f64, f64) {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    v.sort_by(f64::total_cmp);
+    let (lo, hi) = (v[v.len() / 200], v[v.len() - 1 - v.len() / 200]);
+    let pad = ((hi - lo) * 0.05).max(0.5 * (min_span - (hi - lo)).max(0.0));
+    (lo - pad, hi + pad.max(1e-12))
+}
+
+/// Gain amplitude or phase (deg) against frequency, one curve per antenna, of the first
+/// solution interval of a caltable for one polarization, the axis scaled to the data.
+fn gain_plot(t: &crate::calibrate::table::CalTable, pol: usize, amp: bool) -> String {
+    let nf = t.freq_hz.len();
+    if nf == 0 || t.time_jd.is_empty() {
+        return String::new();
+    }
+    let val = |a: usize, ch: usize| {
+        let g = t.gains[t.index(0, a, ch, pol)];
+        if amp {
+            g.norm()
+        } else {
+            g.arg().to_degrees()
+        }
+    };
+    let good = |a: usize, ch: usize| !t.flags[t.index(0, a, ch, pol)];
+    let all: Vec<f64> = (0..t.n_ant())
+        .flat_map(|a| {
+            (0..nf)
+                .filter(move |&ch| good(a, ch))
+                .map(move |ch| val(a, ch))
+        })
+        .collect();
+    if all.is_empty() {
+        return format!("<p>pol {}: every solution flagged.</p>", ["X", "Y"][pol]);
+    }
+    let (lo, hi) = data_range(all, if amp { 0.01 } else { 1.0 });
+    let what = format!(
+        "gain {} (pol {}; {} of {} antennas with solutions)",
+        if amp {
+            "amplitude"
+        } else {
+            "phase, deg (delay removed)"
+        },
+        ["X", "Y"][pol],
+        (0..t.n_ant())
+            .filter(|&a| (0..nf).any(|c| good(a, c)))
+            .count(),
+        t.n_ant()
+    );
+    svg(900, 260, |root| {
+        let f0 = t.freq_hz[0] / 1e6;
+        let f1 = t.freq_hz[nf - 1] / 1e6;
+        let mut c = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .caption(what, ("sans-serif", 16))
+            .build_cartesian_2d(f0.min(f1)..f1.max(f0 + 1e-6), lo..hi)?;
+        c.configure_mesh().x_desc("MHz").draw()?;
+        for a in 0..t.n_ant() {
+            let col = Palette99::pick(a);
+            c.draw_series(LineSeries::new(
+                (0..nf)
+                    .filter(|&ch| good(a, ch))
+                    .map(|ch| (t.freq_hz[ch] / 1e6, val(a, ch))),
+                col.stroke_width(1),
+            ))?;
+        }
+        Ok(())
+    })
+}
+
+/// Residual rms over the thermal expectation per image, with the 1.5x gate.
+fn noise_plot(noise: &[(String, f64, Option<f64>)]) -> String {
+    let rows: Vec<(usize, f64)> = noise
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, rms, th))| th.map(|t| (i, rms / t)))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let top = rows.iter().map(|r| r.1).fold(2.0, f64::max) * 1.1;
+    svg(900, 260, |root| {
+        let mut c = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .caption(
+                "residual rms / thermal per image (red line: the 1.5x gate)",
+                ("sans-serif", 16),
+            )
+            .build_cartesian_2d(0..noise.len(), 0.0..top)?;
+        c.configure_mesh()
+            .x_desc("image (table order)")
+            .y_desc("x thermal")
+            .draw()?;
+        c.draw_series(rows.iter().map(|&(i, v)| {
+            let col = if v <= 1.5 { GREEN } else { RED };
+            Rectangle::new([(i, 0.0), (i + 1, v)], col.mix(0.6).filled())
+        }))?;
+        c.draw_series(LineSeries::new(
+            [(0, 1.5), (noise.len(), 1.5)],
+            RED.stroke_width(2),
+        ))?;
+        Ok(())
+    })
+}
+
 /// Per-antenna delays (ns, relative to the reference antenna) of a caltable, both
 /// polarizations, with the antenna polarizations the QA flagged marked; empty when the table
 /// has no delays (solved with `calibration.delay: off`, or written before delays existed).
@@ -526,4 +638,57 @@ pub fn write(night: &Path, truth: Option<&Path>) -> Result<Report, String> {
     crate::products::write_atomic(&dir.join("report.html"), html.as_bytes())
         .map_err(|e| e.to_string())?;
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(nx: usize, ny: usize, data: Vec<f32>) -> Image {
+        Image {
+            path: PathBuf::new(),
+            nx,
+            ny,
+            data,
+            code: "SIN".into(),
+            crval: [0.0, 0.0],
+            crpix: [1.0, 1.0],
+            cdelt: [-1e-3, 1e-3],
+            beam: [0.0; 3],
+            date_obs: String::new(),
+        }
+    }
+
+    /// A one-pixel source off the sampling lattice shows in its block (sampling every k-th
+    /// pixel would miss it), and a blank block stays blank.
+    #[test]
+    fn thumbnail_blocks_keep_point_sources() {
+        let (nx, ny) = (300, 200);
+        let mut d = vec![0.0f32; nx * ny];
+        d[101 * nx + 37] = 1.0;
+        d[0] = f32::NAN;
+        let (w, h, cells) = block_maxima(&image(nx, ny, d), 128);
+        // k = 3: 100 x 67 cells.
+        assert_eq!((w, h), (100, 67));
+        assert_eq!(cells[(101 / 3) * w + 37 / 3], 1.0);
+        assert_eq!(cells.iter().filter(|&&c| c == 1.0).count(), 1);
+        assert_eq!(cells[0], 0.0);
+        let s = thumbnail(&image(nx, ny, vec![f32::NAN; nx * ny]));
+        assert!(s.starts_with("<svg") && s.ends_with("</svg>"));
+    }
+
+    /// Gains near 1 get an axis about them, not 0-2.5.
+    #[test]
+    fn axes_follow_the_data() {
+        let v: Vec<f64> = (0..1000)
+            .map(|i| 0.98 + 0.04 * (i as f64 / 999.0))
+            .collect();
+        let (lo, hi) = data_range(v, 0.01);
+        assert!(
+            lo > 0.97 && lo < 0.98 && hi > 1.02 && hi < 1.03,
+            "{lo} {hi}"
+        );
+        let (lo, hi) = data_range(vec![1.0; 10], 0.01);
+        assert!((hi - lo - 0.01).abs() < 1e-9, "{lo} {hi}");
+    }
 }

@@ -1130,6 +1130,15 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             Err(e) => log::warn!("mosaic not made: {e}"),
         }
     }
+    if cfg.output.photometry {
+        match crate::night_photometry::photometry_of_run(
+            &out,
+            cfg.output.photometry_catalog.as_deref(),
+        ) {
+            Ok(n) => log::info!("photometry: {n} measurements -> photometry/night.csv"),
+            Err(e) => log::warn!("photometry not made: {e}"),
+        }
+    }
     if cfg.output.report {
         match crate::report::write(&out, None) {
             Ok(r) => log::info!(
