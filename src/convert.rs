@@ -195,7 +195,31 @@ pub fn load_group_blocks(
     how: ReadPath,
     block_bytes: usize,
 ) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
-    load_group_limited(files, how, block_bytes, crate::config::available_memory())
+    load_group_limited(
+        files,
+        how,
+        block_bytes,
+        crate::config::available_memory(),
+        None,
+    )
+}
+
+/// As `load_group_with`, writing into `spare`'s visibility and weight buffers when they have
+/// exactly the new group's size (every element is overwritten), so a run of same-shaped
+/// groups reads without fresh memory (no page faults, no kernel zeroing); otherwise `spare`
+/// is freed first and new buffers are allocated.
+pub fn load_group_reusing(
+    files: &[&Path],
+    how: ReadPath,
+    spare: GroupVis,
+) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+    load_group_limited(
+        files,
+        how,
+        BLOCK_BYTES,
+        crate::config::available_memory(),
+        Some((spare.vis, spare.weight)),
+    )
 }
 
 /// Bytes of one group sample in memory: a Complex32 visibility and an f32 weight.
@@ -204,19 +228,25 @@ pub const GROUP_BYTES_PER_SAMPLE: u64 = 12;
 /// Checks, before anything is allocated, that the group's buffers (from the headers' shapes:
 /// baselines x integrations x channels x 2 pols, 12 bytes a sample) and, when some file is
 /// read whole through the HDF5 library, the largest such file's data arrays (13 bytes a
-/// sample) fit in `available` bytes (None: unknown, not checked).
+/// sample) fit in `available` bytes (None: unknown, not checked). `reused`: the group's
+/// buffers exist already (only the library's arrays are new).
 fn check_group_memory(
     files: &[&Path],
     headers: &[Uvh5Header],
     routes: &[DataRoutes],
     [nbl, nt, nch]: [usize; 3],
+    reused: bool,
     available: Option<u64>,
 ) -> Result<(), ConvertError> {
     let Some(avail) = available else {
         return Ok(());
     };
     let samples = (nbl as u64) * (nt as u64) * (nch as u64) * 2;
-    let group = samples.saturating_mul(GROUP_BYTES_PER_SAMPLE);
+    let group = if reused {
+        0
+    } else {
+        samples.saturating_mul(GROUP_BYTES_PER_SAMPLE)
+    };
     // The library path holds one file's arrays (vis 8, flags 1, nsamples 4 bytes a sample)
     // beside the group; the direct path only small per-thread blocks.
     let per_file = headers
@@ -242,12 +272,14 @@ fn check_group_memory(
     Ok(())
 }
 
-/// As `load_group_blocks`, checking the group's memory against `available` bytes.
+/// As `load_group_blocks`, checking the group's memory against `available` bytes and
+/// reusing `spare` buffers of the right size.
 fn load_group_limited(
     files: &[&Path],
     how: ReadPath,
     block_bytes: usize,
     available: Option<u64>,
+    spare: Option<(Vec<Complex32>, Vec<f32>)>,
 ) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
     let clock = std::time::Instant::now();
     let mut headers = Vec::with_capacity(files.len());
@@ -339,11 +371,28 @@ fn load_group_limited(
             .map(|(p, h)| locate_data(p, h))
             .collect::<Result<_, _>>()?,
     };
-    check_group_memory(files, &headers, &routes, [nbl, nt, nch], available)?;
-    let mut vis = zeroed_complex(n);
-    let mut weight = vec![0f32; n];
-    advise_huge_pages(&mut vis);
-    advise_huge_pages(&mut weight);
+    // Spare buffers of another size are freed here, before the check.
+    let reuse = spare.filter(|(v, w)| v.len() == n && w.len() == n);
+    check_group_memory(
+        files,
+        &headers,
+        &routes,
+        [nbl, nt, nch],
+        reuse.is_some(),
+        available,
+    )?;
+    // Every element of the group is written below (each file's channels at every
+    // baseline, integration and polarization), so reused buffers need no clearing.
+    let (mut vis, mut weight) = match reuse {
+        Some(b) => b,
+        None => {
+            let mut vis = zeroed_complex(n);
+            let mut weight = vec![0f32; n];
+            advise_huge_pages(&mut vis);
+            advise_huge_pages(&mut weight);
+            (vis, weight)
+        }
+    };
     let t_locate = clock.elapsed().as_secs_f64();
     let mut t_read = 0.0;
     let dims = Dims {
@@ -757,20 +806,63 @@ mod tests {
     fn a_group_larger_than_the_memory_is_refused_before_it_is_read() {
         let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pyuvdata_small.uvh5");
         let files = [f.as_path()];
-        let (g, _) = load_group_limited(&files, ReadPath::Auto, BLOCK_BYTES, None).unwrap();
+        let (g, _) = load_group_limited(&files, ReadPath::Auto, BLOCK_BYTES, None, None).unwrap();
         let need = g.vis.len() as u64 * GROUP_BYTES_PER_SAMPLE;
         // Room for the group and one file's arrays: read as without a limit.
         let (h, _) =
-            load_group_limited(&files, ReadPath::Auto, BLOCK_BYTES, Some(3 * need)).unwrap();
+            load_group_limited(&files, ReadPath::Auto, BLOCK_BYTES, Some(3 * need), None).unwrap();
         assert_eq!(h.vis, g.vis);
         for how in [ReadPath::Auto, ReadPath::Library] {
-            let e = load_group_limited(&files, how, BLOCK_BYTES, Some(need - 1)).unwrap_err();
+            let e = load_group_limited(&files, how, BLOCK_BYTES, Some(need - 1), None).unwrap_err();
             assert!(matches!(e, ConvertError::Memory { .. }), "{e}");
             let msg = e.to_string();
             assert!(
                 msg.contains("pyuvdata_small.uvh5") && msg.contains("GiB of memory is available"),
                 "{msg}"
             );
+        }
+    }
+
+    #[test]
+    fn a_reused_group_buffer_is_overwritten_entirely() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pyuvdata_small.uvh5");
+        let files = [f.as_path()];
+        for how in [ReadPath::Auto, ReadPath::Library] {
+            let (g, routes) = load_group_limited(&files, how, BLOCK_BYTES, None, None).unwrap();
+            let mut spare = g.clone();
+            spare.vis.fill(Complex32::new(f32::NAN, 7.0));
+            spare.weight.fill(-3.0);
+            let (vis_ptr, w_ptr) = (spare.vis.as_ptr(), spare.weight.as_ptr());
+            let (h, _) = load_group_reusing(&files, how, spare).unwrap();
+            assert_eq!((h.vis.as_ptr(), h.weight.as_ptr()), (vis_ptr, w_ptr));
+            assert!(
+                h.vis
+                    .iter()
+                    .zip(&g.vis)
+                    .all(|(a, b)| a.re.to_bits() == b.re.to_bits()
+                        && a.im.to_bits() == b.im.to_bits())
+                    && h.weight == g.weight
+            );
+            // Another size: new buffers, the same group.
+            let mut small = g.clone();
+            small.vis.truncate(3);
+            small.weight.truncate(3);
+            let (k, _) = load_group_reusing(&files, how, small).unwrap();
+            assert_eq!((k.vis.len(), k.weight), (g.vis.len(), g.weight.clone()));
+            // A reused buffer needs no new memory for the group.
+            let need = g.vis.len() as u64 * GROUP_BYTES_PER_SAMPLE;
+            let spare = g.clone();
+            let res = load_group_limited(
+                &files,
+                how,
+                BLOCK_BYTES,
+                Some(need / 2),
+                Some((spare.vis, spare.weight)),
+            );
+            // Direct reads need nothing beside a reused group; the library one file's arrays
+            // (13 bytes a sample, more than need / 2).
+            let direct = routes.iter().all(|r| r.fully_direct());
+            assert_eq!(res.is_ok(), direct, "{how:?}");
         }
     }
 }
