@@ -5,6 +5,8 @@
 #   - `cat` of the 16 files to /dev/null (best of REPS),
 #   - contimg's group read (examples/read_group.rs: headers + data + scatter), direct path,
 #   - the same through the HDF5 library only (--library),
+#   - in one process, a first read and a second into the first's buffers (--again: what a
+#     run of same-shaped groups can do, with no fresh memory to fault in and zero),
 # and prints the ratio read/cat, CPU time (user+sys: the machine may be shared) and peak RSS
 # (/usr/bin/time). The wall times include process start, header reading and the scatter. Nothing is dropped
 # from the page cache (that needs root on a quiet machine): these are warm-cache numbers.
@@ -40,7 +42,7 @@ measure() {
 CAT=$(measure cat "${FILES[@]}")
 DIRECT=$(measure "$RG" "${FILES[@]}")
 LIB=$(measure "$RG" --library "${FILES[@]}")
-"$RG" "${FILES[@]}"
+"$RG" --again "${FILES[@]}"
 python3 - "$CAT" "$DIRECT" "$LIB" <<'PY'
 import sys
 (cw, cu, cs, _), (dw, du, ds, dm), (lw, lu, ls, lm) = [[float(x) for x in a.split()] for a in sys.argv[1:4]]

@@ -31,6 +31,14 @@ pub enum ConvertError {
     Mismatch { path: PathBuf, problem: String },
     #[error("group has no readable subband files")]
     Empty,
+    #[error("{path} and the group's other {others} file(s): {what} need {need_gib:.2} GiB, but {avail_gib:.2} GiB of memory is available (MemAvailable / cgroup limit): the group is not read")]
+    Memory {
+        path: PathBuf,
+        others: usize,
+        what: String,
+        need_gib: f64,
+        avail_gib: f64,
+    },
 }
 
 /// One subband group in memory.
@@ -187,6 +195,92 @@ pub fn load_group_blocks(
     how: ReadPath,
     block_bytes: usize,
 ) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+    load_group_limited(
+        files,
+        how,
+        block_bytes,
+        crate::config::available_memory(),
+        None,
+    )
+}
+
+/// As `load_group_with`, writing into `spare`'s visibility and weight buffers when they have
+/// exactly the new group's size (every element is overwritten), so a run of same-shaped
+/// groups reads without fresh memory (no page faults, no kernel zeroing); otherwise `spare`
+/// is freed first and new buffers are allocated.
+pub fn load_group_reusing(
+    files: &[&Path],
+    how: ReadPath,
+    spare: GroupVis,
+) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+    load_group_limited(
+        files,
+        how,
+        BLOCK_BYTES,
+        crate::config::available_memory(),
+        Some((spare.vis, spare.weight)),
+    )
+}
+
+/// Bytes of one group sample in memory: a Complex32 visibility and an f32 weight.
+pub const GROUP_BYTES_PER_SAMPLE: u64 = 12;
+
+/// Checks, before anything is allocated, that the group's buffers (from the headers' shapes:
+/// baselines x integrations x channels x 2 pols, 12 bytes a sample) and, when some file is
+/// read whole through the HDF5 library, the largest such file's data arrays (13 bytes a
+/// sample) fit in `available` bytes (None: unknown, not checked). `reused`: the group's
+/// buffers exist already (only the library's arrays are new).
+fn check_group_memory(
+    files: &[&Path],
+    headers: &[Uvh5Header],
+    routes: &[DataRoutes],
+    [nbl, nt, nch]: [usize; 3],
+    reused: bool,
+    available: Option<u64>,
+) -> Result<(), ConvertError> {
+    let Some(avail) = available else {
+        return Ok(());
+    };
+    let samples = (nbl as u64) * (nt as u64) * (nch as u64) * 2;
+    let group = if reused {
+        0
+    } else {
+        samples.saturating_mul(GROUP_BYTES_PER_SAMPLE)
+    };
+    // The library path holds one file's arrays (vis 8, flags 1, nsamples 4 bytes a sample)
+    // beside the group; the direct path only small per-thread blocks.
+    let per_file = headers
+        .iter()
+        .zip(routes)
+        .filter(|(_, r)| !r.fully_direct())
+        .map(|(h, _)| (h.nblts() * h.nfreqs * h.npols) as u64 * 13)
+        .max()
+        .unwrap_or(0);
+    let need = group.saturating_add(per_file);
+    if need > avail {
+        return Err(ConvertError::Memory {
+            path: files[0].to_path_buf(),
+            others: files.len() - 1,
+            what: format!(
+                "the group's visibilities and weights ({nbl} baselines x {nt} integrations x {nch} channels x 2 pols = {samples} samples{})",
+                if per_file > 0 { ", and one file's arrays read through HDF5" } else { "" }
+            ),
+            need_gib: need as f64 / 1073741824.0,
+            avail_gib: avail as f64 / 1073741824.0,
+        });
+    }
+    Ok(())
+}
+
+/// As `load_group_blocks`, checking the group's memory against `available` bytes and
+/// reusing `spare` buffers of the right size.
+fn load_group_limited(
+    files: &[&Path],
+    how: ReadPath,
+    block_bytes: usize,
+    available: Option<u64>,
+    spare: Option<(Vec<Complex32>, Vec<f32>)>,
+) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
     let clock = std::time::Instant::now();
     let mut headers = Vec::with_capacity(files.len());
     for p in files {
@@ -269,10 +363,6 @@ pub fn load_group_blocks(
     let npol = 2;
     let n = nbl * nt * nch * npol;
     let t_headers = clock.elapsed().as_secs_f64();
-    let mut vis = zeroed_complex(n);
-    let mut weight = vec![0f32; n];
-    advise_huge_pages(&mut vis);
-    advise_huge_pages(&mut weight);
     let routes: Vec<DataRoutes> = match how {
         ReadPath::Library => vec![DataRoutes::LIBRARY; files.len()],
         ReadPath::Auto => files
@@ -280,6 +370,28 @@ pub fn load_group_blocks(
             .zip(&headers)
             .map(|(p, h)| locate_data(p, h))
             .collect::<Result<_, _>>()?,
+    };
+    // Spare buffers of another size are freed here, before the check.
+    let reuse = spare.filter(|(v, w)| v.len() == n && w.len() == n);
+    check_group_memory(
+        files,
+        &headers,
+        &routes,
+        [nbl, nt, nch],
+        reuse.is_some(),
+        available,
+    )?;
+    // Every element of the group is written below (each file's channels at every
+    // baseline, integration and polarization), so reused buffers need no clearing.
+    let (mut vis, mut weight) = match reuse {
+        Some(b) => b,
+        None => {
+            let mut vis = zeroed_complex(n);
+            let mut weight = vec![0f32; n];
+            advise_huge_pages(&mut vis);
+            advise_huge_pages(&mut weight);
+            (vis, weight)
+        }
     };
     let t_locate = clock.elapsed().as_secs_f64();
     let mut t_read = 0.0;
@@ -528,13 +640,53 @@ impl Part<'_> {
 
 unsafe impl Sync for GroupOut {}
 
+/// One sample as the group keeps it, without branches: the visibility with its imaginary part
+/// times `sign` (-1 conjugates), zeroed when NaN/Inf/zero; the weight (`w`, 0 when flagged,
+/// unusable or of invalid nsamples); and the counts [NaN/Inf/zero, invalid nsamples (zero
+/// is a plain flag)]. The same rules as `Part::sample`.
+#[inline(always)]
+fn cell(v: Complex32, sign: f32, flag: u8, w: f32) -> (Complex32, f32, usize, usize) {
+    let v = Complex32::new(v.re, v.im * sign);
+    let good =
+        (v.re.abs() <= f32::MAX) & (v.im.abs() <= f32::MAX) & ((v.re != 0.0) | (v.im != 0.0));
+    let w_ok = (w > 0.0) & (w <= MAX_NSAMPLES);
+    let ok = good & (flag == 0) & w_ok;
+    let zero = Complex32::new(0.0, 0.0);
+    (
+        if good { v } else { zero },
+        if ok { w } else { 0.0 },
+        usize::from(!good),
+        usize::from(!w_ok & (w != 0.0)),
+    )
+}
+
+/// Stores 8 bytes that nobody reads back soon: a non-temporal store on x86-64 (the group is
+/// far larger than any cache, so this skips the read-for-ownership of every output line).
+///
+/// # Safety
+/// `dst` must be valid for an 8-byte write (movnti needs no alignment).
+#[inline(always)]
+unsafe fn store8<T: Copy>(dst: *mut T, x: T) {
+    const { assert!(std::mem::size_of::<T>() == 8) };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bits: i64 = std::mem::transmute_copy(&x);
+        std::arch::x86_64::_mm_stream_si64(dst.cast::<i64>(), bits);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        *dst = x;
+    }
+}
+
 /// Scatters one file's samples of baselines `bls` at integration `t` (`part` holds exactly
 /// those, in file order) into the group; returns the counts of NaN/Inf/zero samples and of
 /// invalid nsamples (negative, not finite or above MAX_NSAMPLES; zero is a plain flag).
 ///
 /// # Safety
 /// No other thread may access the elements written here (baselines `bls`, integration `t`,
-/// the part's channels) at the same time.
+/// the part's channels) at the same time; `out` must be 8-byte aligned and two polarizations
+/// (`d.pol_map` a permutation of 0, 1; checked by the caller).
 unsafe fn scatter_run(
     out: &GroupOut,
     part: &Part,
@@ -542,24 +694,55 @@ unsafe fn scatter_run(
     bls: std::ops::Range<usize>,
     d: &Dims,
 ) -> [usize; 2] {
-    let npol = d.pol_map.len();
+    // The four cases of (flags present, nsamples present), each a loop without those branches.
+    match (part.flags, part.nsamples) {
+        (Some(f), Some(w)) => scatter_pairs(out, part, t, bls, d, |s| f[s], |s| w[s]),
+        (Some(f), None) => scatter_pairs(out, part, t, bls, d, |s| f[s], |_| 1.0),
+        (None, Some(w)) => scatter_pairs(out, part, t, bls, d, |_| 0, |s| w[s]),
+        (None, None) => scatter_pairs(out, part, t, bls, d, |_| 0, |_| 1.0),
+    }
+}
+
+/// `scatter_run` for one combination of flag and nsamples sources.
+#[inline(always)]
+unsafe fn scatter_pairs(
+    out: &GroupOut,
+    part: &Part,
+    t: usize,
+    bls: std::ops::Range<usize>,
+    d: &Dims,
+    flag: impl Fn(usize) -> u8,
+    nsamples: impl Fn(usize) -> f32,
+) -> [usize; 2] {
+    debug_assert_eq!(d.pol_map.len(), 2);
+    let swap = d.pol_map[0] == 1;
+    let nf = part.nf;
     let mut bad = [0usize; 2];
     for (i, b) in bls.enumerate() {
         let row = (b * d.nt + t) * d.nch;
-        for c in 0..part.nf {
-            let dbase = (row + part.cmap[c]) * npol;
-            for p in 0..npol {
-                let src = (i * part.nf + c) * npol + p;
-                let dst = dbase + d.pol_map[p];
-                assert!(dst < out.len);
-                let (v, w, c) = part.sample(src, d.conj[b]);
-                bad[0] += c[0];
-                bad[1] += c[1];
-                *out.vis.add(dst) = v;
-                *out.weight.add(dst) = w;
-            }
+        // Every channel of the row lies inside the group (cmap < nch): one check per row.
+        assert!((row + d.nch) * 2 <= out.len);
+        let sign = if d.conj[b] { -1.0 } else { 1.0 };
+        let src = &part.vis[i * nf * 2..(i + 1) * nf * 2];
+        for (c, &g) in part.cmap.iter().enumerate() {
+            let s = i * nf * 2 + c * 2;
+            let (v0, w0, n0, m0) = cell(src[c * 2], sign, flag(s), nsamples(s));
+            let (v1, w1, n1, m1) = cell(src[c * 2 + 1], sign, flag(s + 1), nsamples(s + 1));
+            bad[0] += n0 + n1;
+            bad[1] += m0 + m1;
+            let (va, vb, wa, wb) = if swap {
+                (v1, v0, w1, w0)
+            } else {
+                (v0, v1, w0, w1)
+            };
+            let dst = (row + g) * 2;
+            store8(out.vis.add(dst), va);
+            store8(out.vis.add(dst + 1), vb);
+            store8(out.weight.add(dst).cast::<[f32; 2]>(), [wa, wb]);
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    std::arch::x86_64::_mm_sfence();
     bad
 }
 
@@ -613,4 +796,73 @@ fn scatter(
                     .collect()
             },
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_larger_than_the_memory_is_refused_before_it_is_read() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pyuvdata_small.uvh5");
+        let files = [f.as_path()];
+        let (g, _) = load_group_limited(&files, ReadPath::Auto, BLOCK_BYTES, None, None).unwrap();
+        let need = g.vis.len() as u64 * GROUP_BYTES_PER_SAMPLE;
+        // Room for the group and one file's arrays: read as without a limit.
+        let (h, _) =
+            load_group_limited(&files, ReadPath::Auto, BLOCK_BYTES, Some(3 * need), None).unwrap();
+        assert_eq!(h.vis, g.vis);
+        for how in [ReadPath::Auto, ReadPath::Library] {
+            let e = load_group_limited(&files, how, BLOCK_BYTES, Some(need - 1), None).unwrap_err();
+            assert!(matches!(e, ConvertError::Memory { .. }), "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("pyuvdata_small.uvh5") && msg.contains("GiB of memory is available"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reused_group_buffer_is_overwritten_entirely() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pyuvdata_small.uvh5");
+        let files = [f.as_path()];
+        for how in [ReadPath::Auto, ReadPath::Library] {
+            let (g, routes) = load_group_limited(&files, how, BLOCK_BYTES, None, None).unwrap();
+            let mut spare = g.clone();
+            spare.vis.fill(Complex32::new(f32::NAN, 7.0));
+            spare.weight.fill(-3.0);
+            let (vis_ptr, w_ptr) = (spare.vis.as_ptr(), spare.weight.as_ptr());
+            let (h, _) = load_group_reusing(&files, how, spare).unwrap();
+            assert_eq!((h.vis.as_ptr(), h.weight.as_ptr()), (vis_ptr, w_ptr));
+            assert!(
+                h.vis
+                    .iter()
+                    .zip(&g.vis)
+                    .all(|(a, b)| a.re.to_bits() == b.re.to_bits()
+                        && a.im.to_bits() == b.im.to_bits())
+                    && h.weight == g.weight
+            );
+            // Another size: new buffers, the same group.
+            let mut small = g.clone();
+            small.vis.truncate(3);
+            small.weight.truncate(3);
+            let (k, _) = load_group_reusing(&files, how, small).unwrap();
+            assert_eq!((k.vis.len(), k.weight), (g.vis.len(), g.weight.clone()));
+            // A reused buffer needs no new memory for the group.
+            let need = g.vis.len() as u64 * GROUP_BYTES_PER_SAMPLE;
+            let spare = g.clone();
+            let res = load_group_limited(
+                &files,
+                how,
+                BLOCK_BYTES,
+                Some(need / 2),
+                Some((spare.vis, spare.weight)),
+            );
+            // Direct reads need nothing beside a reused group; the library one file's arrays
+            // (13 bytes a sample, more than need / 2).
+            let direct = routes.iter().all(|r| r.fully_direct());
+            assert_eq!(res.is_ok(), direct, "{how:?}");
+        }
+    }
 }

@@ -252,29 +252,38 @@ pub struct Target {
     pub dec_deg: f64,
 }
 
-/// Reads `name,ra_deg,dec_deg` lines (a header line and `#` comments are skipped).
+/// Reads `name,ra_deg,dec_deg` records (CSV: quoted names may hold commas; a header record
+/// whose first field starts with "name" and `#` comment lines are skipped).
 pub fn read_catalog(path: &Path) -> Result<Vec<Target>, PhotometryError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PhotometryError::Catalog {
+    let bad = |problem: String| PhotometryError::Catalog {
         path: path.into(),
-        problem: e.to_string(),
-    })?;
+        problem,
+    };
+    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut rd = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_slice());
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let l = line.trim();
-        if l.is_empty() || l.starts_with('#') || (i == 0 && l.to_lowercase().starts_with("name")) {
+    for (k, rec) in rd.records().enumerate() {
+        let rec = rec.map_err(|e| bad(e.to_string()))?;
+        let line = rec.position().map_or(k as u64 + 1, |p| p.line());
+        let f: Vec<&str> = rec.iter().collect();
+        if f.iter().all(|x| x.is_empty())
+            || (k == 0
+                && f.first()
+                    .is_some_and(|x| x.to_lowercase().starts_with("name")))
+        {
             continue;
         }
-        let f: Vec<&str> = l.split(',').map(str::trim).collect();
         let num = |k: usize| f.get(k).and_then(|s| s.parse::<f64>().ok());
         match (f.first(), num(1), num(2)) {
             (Some(n), _, _) if out.iter().any(|t: &Target| t.name == *n) => {
-                return Err(PhotometryError::Catalog {
-                    path: path.into(),
-                    problem: format!(
-                        "line {}: name {n:?} appears twice (light curves are kept by name)",
-                        i + 1
-                    ),
-                });
+                return Err(bad(format!(
+                    "line {line}: name {n:?} appears twice (light curves are kept by name)"
+                )));
             }
             (Some(n), Some(ra), Some(dec))
                 if ra.is_finite() && (-90.0..=90.0).contains(&dec) && !n.is_empty() =>
@@ -286,10 +295,9 @@ pub fn read_catalog(path: &Path) -> Result<Vec<Target>, PhotometryError> {
                 })
             }
             _ => {
-                return Err(PhotometryError::Catalog {
-                    path: path.into(),
-                    problem: format!("line {}: expected name,ra_deg,dec_deg: {line:?}", i + 1),
-                })
+                return Err(bad(format!(
+                    "line {line}: expected name,ra_deg,dec_deg: {f:?}"
+                )))
             }
         }
     }
@@ -427,6 +435,49 @@ mod tests {
         assert!((v.v - 0.3605551275463989 / 1.1).abs() < 1e-9, "{v:?}");
         assert!(v.candidate && v.eta > 100.0, "{v:?}");
     }
+
+    #[test]
+    fn names_with_commas_and_quotes_survive_the_catalogue_and_the_tables() {
+        let d = tempfile::tempdir().unwrap();
+        let cat = d.path().join("cat.csv");
+        std::fs::write(
+            &cat,
+            "# a comment\nname,ra_deg,dec_deg\n\"NVSS J1, \"\"b\"\"\", 10.5 ,20.25\nplain,11,-30\n",
+        )
+        .unwrap();
+        let t = read_catalog(&cat).unwrap();
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!(t[0].name, "NVSS J1, \"b\"");
+        assert_eq!((t[0].ra_deg, t[0].dec_deg), (10.5, 20.25));
+        assert_eq!((t[1].name.as_str(), t[1].dec_deg), ("plain", -30.0));
+        let ms: Vec<Measurement> = [1.0, 1.1]
+            .iter()
+            .map(|&f| Measurement {
+                source: t[0].name.clone(),
+                image: PathBuf::from("a,b.fits"),
+                date_obs: "2026-01-01T00:00:00".into(),
+                flux_jy: f,
+                err_jy: 0.01,
+            })
+            .collect();
+        write_tables(d.path(), &ms, &t, Thresholds::default()).unwrap();
+        let mut rd = csv::Reader::from_path(d.path().join("lightcurves.csv")).unwrap();
+        let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[1][0], "NVSS J1, \"b\"");
+        assert_eq!(&rows[1][6], "a,b.fits");
+        assert_eq!(rows[1][4].parse::<f64>().unwrap(), 1.1);
+        let mut rd = csv::Reader::from_path(d.path().join("variability.csv")).unwrap();
+        let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+        assert_eq!(
+            (rows.len(), &rows[0][0], &rows[0][1]),
+            (1, "NVSS J1, \"b\"", "2")
+        );
+        // A record with a bad number names its line.
+        std::fs::write(&cat, "name,ra,dec\nx,1,2\ny,1,north\n").unwrap();
+        let e = read_catalog(&cat).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("cat.csv"), "{e}");
+    }
 }
 
 /// Writes `lightcurves.csv` and `variability.csv` into `out` (atomically); returns the
@@ -438,34 +489,58 @@ pub fn write_tables(
     th: Thresholds,
 ) -> std::io::Result<Vec<Variability>> {
     std::fs::create_dir_all(out)?;
-    let mut lc = String::from("source,ra_deg,dec_deg,date_obs,flux_jy,err_jy,image\n");
+    let mut lc = csv::Writer::from_writer(Vec::new());
+    lc.write_record([
+        "source", "ra_deg", "dec_deg", "date_obs", "flux_jy", "err_jy", "image",
+    ])?;
     let mut vars = Vec::new();
     for t in targets {
         let mine: Vec<&Measurement> = ms.iter().filter(|m| m.source == t.name).collect();
         for m in &mine {
-            lc += &format!(
-                "{},{:.7},{:.7},{},{:.6},{:.6},{}\n",
-                t.name,
-                t.ra_deg,
-                t.dec_deg,
-                m.date_obs,
-                m.flux_jy,
-                m.err_jy,
-                m.image.display()
-            );
+            lc.write_record([
+                t.name.clone(),
+                format!("{:.7}", t.ra_deg),
+                format!("{:.7}", t.dec_deg),
+                m.date_obs.clone(),
+                format!("{:.6}", m.flux_jy),
+                format!("{:.6}", m.err_jy),
+                m.image.display().to_string(),
+            ])?;
         }
         if !mine.is_empty() {
             vars.push(variability(&t.name, &mine, th));
         }
     }
-    let mut vt = String::from("source,n,mean_jy,weighted_mean_jy,V,eta,m,Vs,candidate\n");
+    let mut vt = csv::Writer::from_writer(Vec::new());
+    vt.write_record([
+        "source",
+        "n",
+        "mean_jy",
+        "weighted_mean_jy",
+        "V",
+        "eta",
+        "m",
+        "Vs",
+        "candidate",
+    ])?;
     for v in &vars {
-        vt += &format!(
-            "{},{},{:.6},{:.6},{:.4},{:.3},{:.4},{:.2},{}\n",
-            v.source, v.n, v.mean_jy, v.weighted_mean_jy, v.v, v.eta, v.m, v.vs, v.candidate
-        );
+        vt.write_record([
+            v.source.clone(),
+            v.n.to_string(),
+            format!("{:.6}", v.mean_jy),
+            format!("{:.6}", v.weighted_mean_jy),
+            format!("{:.4}", v.v),
+            format!("{:.3}", v.eta),
+            format!("{:.4}", v.m),
+            format!("{:.2}", v.vs),
+            v.candidate.to_string(),
+        ])?;
     }
-    crate::products::write_atomic(&out.join("lightcurves.csv"), lc.as_bytes())?;
-    crate::products::write_atomic(&out.join("variability.csv"), vt.as_bytes())?;
+    let bytes = |w: csv::Writer<Vec<u8>>| {
+        w.into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    crate::products::write_atomic(&out.join("lightcurves.csv"), &bytes(lc)?)?;
+    crate::products::write_atomic(&out.join("variability.csv"), &bytes(vt)?)?;
     Ok(vars)
 }
