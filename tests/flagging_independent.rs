@@ -122,9 +122,9 @@ fn recall_and_false_flags_on_the_independent_groups() {
     fc.array.enabled = true;
     for dir in dirs {
         let (recall, false_rate, kinds) = measure(&dir, &fc);
-        // Measured (2026-12-01): seed1 recall 0.871 (persistent 1.0, intermittent 0.870,
-        // broadband 0.794, ramp 0.892), false flags 0.127 %; seed2 recall 0.966 (persistent
-        // 1.0, intermittent 0.834, broadband 1.0, ramp 0.875), false flags 0.006 %. The goal (0.98 at
+        // Measured (2026-12-01): seed1 recall 0.930 (persistent 1.0, intermittent 0.907,
+        // broadband 0.901, ramp 0.911), false flags 0.085 %; seed2 recall 0.969 (persistent
+        // 1.0, intermittent 0.856, broadband 1.0, ramp 0.875), false flags 0.006 %. The goal (0.98 at
         // <= 0.2 %) is not reached on these yet: next to the bright calibrator the power a
         // random-phase burst adds on each baseline is mostly +-2 S R cos(phase), which the
         // baseline sum cancels (see src/flag/array.rs).
@@ -140,19 +140,19 @@ fn recall_and_false_flags_on_the_independent_groups() {
     }
 }
 
-/// At the default settings (the array pass off): what a user gets today. Measured
-/// (2026-12-01): seed1 recall 0.474 (persistent 0.667, intermittent 0.358, broadband 0.440,
-/// ramp 0.260), false flags 2.11 %; seed2 recall 0.484 (persistent 0.735, intermittent 0.191,
-/// broadband 0.481, ramp 0.197), false flags 2.01 %. Why: the per-baseline passes judge
-/// amplitudes, and next to the bright calibrator (15-45 sigma per visibility here) RFI with a
-/// random phase per baseline changes |V| by about R cos(phase difference), so on half of the
-/// baselines it lowers the amplitude (persistent lines of 12-40 sigma are caught on only ~70 %
-/// of their samples); the false flags sit beside the RFI that is half found (10-20 % of the
-/// channels next to persistent lines and of the integrations next to the bursts, by SIR and
-/// SumThreshold windows reaching past them). On clean samples the amplitudes' residuals
-/// about a background fitted without the RFI are Gaussian (rms 0.98 sigma, max 4.6 sigma on
-/// seed1), so the background model is not the cause. The bounds sit within ~3x of the
-/// measured values: a regression to no flagging or to flagging everything fails.
+/// At the default settings (the array pass off). Measured (2026-12-01): seed1 recall 0.765
+/// (persistent 0.932, intermittent 0.644, broadband 0.762, ramp 0.477), false flags 0.59 %;
+/// seed2 recall 0.704 (persistent 0.942, intermittent 0.399, broadband 0.721, ramp 0.367),
+/// false flags 0.55 %. Before (one-sided SumThreshold, local-constant backgrounds, SIR
+/// extending runs): 0.474 / 2.11 % and 0.484 / 2.01 %. Why it was low: the per-baseline passes
+/// judge amplitudes, and beside the bright calibrator (15-45 sigma per visibility here) RFI
+/// with a random phase per baseline changes |V| by about R cos(phase difference), lowering
+/// it on half of the baselines (persistent lines of 12-40 sigma were caught on ~70 % of their
+/// samples; now 96 %); the false flags sat beside the RFI: SIR widened each burst (55-75 % of
+/// the band in one integration) by ~25 % of its length on each side, and the channels next
+/// to persistent lines. On clean samples the amplitudes' residuals about a background
+/// fitted without the RFI are Gaussian (rms 0.98 sigma, max 4.6 sigma on seed1). Bounds
+/// within ~3x of the measured values.
 #[test]
 fn defaults_on_the_independent_groups() {
     let dirs = fixtures();
@@ -162,9 +162,9 @@ fn defaults_on_the_independent_groups() {
     );
     for dir in dirs {
         let (recall, false_rate, _) = measure(&dir, &FlagConfig::default());
-        assert!(recall >= 0.16, "{}: recall {recall}", dir.display());
+        assert!(recall >= 0.6, "{}: recall {recall}", dir.display());
         assert!(
-            false_rate <= 0.06,
+            false_rate <= 0.015,
             "{}: false-flag rate {false_rate}",
             dir.display()
         );
