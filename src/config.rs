@@ -416,6 +416,10 @@ pub struct FlagConfig {
     pub rms_outlier_sigma: f64,
     /// SIR dilation eta (0 = off).
     pub sir_eta: f64,
+    /// SIR also extends runs of flags beyond their ends (by up to eta / (1 - eta) of their
+    /// length); false: it only fills the gaps between flags (a burst over 400 channels is not
+    /// widened by 100 channels of clean data on each side).
+    pub sir_extend: bool,
     /// Final amplitude clip: median + k x 1.4826 MAD per polarization (0 = off).
     pub clip_sigma: f64,
     /// Write each group's final flags to `flags/<group>.h5` in the output.
@@ -436,6 +440,7 @@ impl Default for FlagConfig {
             combined_max_window: 4,
             rms_outlier_sigma: 6.0,
             sir_eta: 0.2,
+            sir_extend: false,
             clip_sigma: 7.0,
             write_flags: false,
         }
@@ -503,6 +508,9 @@ pub struct SumThresholdConfig {
     pub max_window_chan: usize,
     /// Iterations; iteration k runs at sensitivity 2^-(iterations-1-k) x the thresholds.
     pub iterations: usize,
+    /// Also flag runs of negative amplitude residuals (SumThreshold on their own): beside a
+    /// bright source interference lowers the amplitude as often as it raises it.
+    pub two_sided: bool,
     /// Gaussian background widths along time (s) and frequency (MHz): physical units, so
     /// the background follows the bandpass whatever the channelisation.
     pub background_sigma_s: f64,
@@ -518,6 +526,7 @@ impl Default for SumThresholdConfig {
             max_window_time: 8,
             max_window_chan: 16,
             iterations: 3,
+            two_sided: true,
             background_sigma_s: 40.0,
             background_sigma_mhz: 2.0,
         }

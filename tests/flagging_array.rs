@@ -74,11 +74,34 @@ fn events() -> Vec<Event> {
     ]
 }
 
+/// The band of a model: channels, their width, and each antenna's bandpass ripple (peak
+/// fraction drawn in `ripple`, period in channels drawn in `period_chan`).
+struct Band {
+    nf: usize,
+    df_hz: f64,
+    ripple: [f64; 2],
+    period_chan: [f64; 2],
+}
+
+/// The telescope's band: 768 channels of 244 kHz, ripples of up to 8 % over 29-98 MHz.
+const FULL_BAND: Band = Band {
+    nf: NF,
+    df_hz: DF_HZ,
+    ripple: [0.0, 0.08],
+    period_chan: [120.0, 400.0],
+};
+
 /// The group and, per (time, channel), the family of the RFI there (None: clean).
-fn model(seed: u64, n_ant: usize, rfi: bool) -> (GroupVis, Vec<Option<&'static str>>) {
+fn model_band(
+    seed: u64,
+    n_ant: usize,
+    rfi: bool,
+    band: &Band,
+) -> (GroupVis, Vec<Option<&'static str>>) {
+    let (nf, df_hz) = (band.nf, band.df_hz);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let normal = Normal::new(0.0, SIGMA_JY).unwrap();
-    let freqs: Vec<f64> = (0..NF).map(|c| F0_HZ + c as f64 * DF_HZ).collect();
+    let freqs: Vec<f64> = (0..nf).map(|c| F0_HZ + c as f64 * df_hz).collect();
     // Antennas along a T: east-west arm +-1.2 km, north-south arm to 1.6 km.
     let pos: Vec<[f64; 3]> = (0..n_ant)
         .map(|a| {
@@ -110,14 +133,14 @@ fn model(seed: u64, n_ant: usize, rfi: bool) -> (GroupVis, Vec<Option<&'static s
             let amp = rng.random_range(0.6..1.5);
             let (slope, curve) = (rng.random_range(-0.2..0.2), rng.random_range(-0.3..0.0));
             let (ripple, period, psi) = (
-                rng.random_range(0.0..0.08),
-                rng.random_range(120.0..400.0),
+                rng.random_range(band.ripple[0]..band.ripple[1]),
+                rng.random_range(band.period_chan[0]..band.period_chan[1]),
                 rng.random_range(0.0..TAU),
             );
             let (tau, phi0) = (rng.random_range(-30e-9..30e-9), rng.random_range(0.0..TAU));
-            (0..NF)
+            (0..nf)
                 .map(|c| {
-                    let x = (c as f64 - NF as f64 / 2.0) / (NF as f64 / 2.0);
+                    let x = (c as f64 - nf as f64 / 2.0) / (nf as f64 / 2.0);
                     let bp = amp
                         * (1.0
                             + slope * x
@@ -131,17 +154,17 @@ fn model(seed: u64, n_ant: usize, rfi: bool) -> (GroupVis, Vec<Option<&'static s
     // Sources: (flux at 1.4 GHz, spectral index, offset east of the pointing at the group's
     // middle (deg), offset north (deg)); they drift west 15 arcsec/s.
     let sources = [(20.0, -0.7, 0.25, 0.3), (4.0, -0.8, 1.1, -0.6)];
-    let mut vis = vec![Complex32::new(0.0, 0.0); baselines.len() * NT * NF * 2];
+    let mut vis = vec![Complex32::new(0.0, 0.0); baselines.len() * NT * nf * 2];
     let evs = if rfi { events() } else { Vec::new() };
-    let mut truth = vec![None; NT * NF];
+    let mut truth = vec![None; NT * nf];
     for e in &evs {
         for t in e.t[0]..e.t[1] {
             for c in e.c[0]..e.c[1] {
-                truth[t * NF + c] = Some(e.family);
+                truth[t * nf + c] = Some(e.family);
             }
         }
     }
-    let plane = NT * NF * 2;
+    let plane = NT * nf * 2;
     for (b, &(a1, a2)) in baselines.iter().enumerate() {
         let bl = [pos[a2][0] - pos[a1][0], pos[a2][1] - pos[a1][1]];
         // Per event: this baseline's amplitude factor and phase per polarization.
@@ -156,12 +179,12 @@ fn model(seed: u64, n_ant: usize, rfi: bool) -> (GroupVis, Vec<Option<&'static s
             .collect();
         for t in 0..NT {
             let drift_deg = (t as f64 - (NT as f64 - 1.0) / 2.0) * DT_S * 15.0 / 3600.0;
-            for c in 0..NF {
+            for c in 0..nf {
                 let f = freqs[c];
                 let fwhm = (3.3f64).to_radians() * 1.4e9 / f;
                 let mut sky = Complex64::new(0.0, 0.0);
                 for &(s0, alpha, east, north) in &sources {
-                    let (l, m) = ((east - drift_deg).to_radians(), (north as f64).to_radians());
+                    let (l, m) = ((east - drift_deg).to_radians(), f64::to_radians(north));
                     let beam = (-4.0 * 2f64.ln() * (l * l + m * m) / (fwhm * fwhm)).exp();
                     let flux = s0 * (f / 1.4e9).powf(alpha) * beam;
                     sky += Complex64::from_polar(
@@ -184,7 +207,7 @@ fn model(seed: u64, n_ant: usize, rfi: bool) -> (GroupVis, Vec<Option<&'static s
                     }
                     let g = gains[a1 * 2 + p][c] * gains[a2 * 2 + p][c].conj();
                     let v = g * v;
-                    vis[b * plane + (t * NF + c) * 2 + p] =
+                    vis[b * plane + (t * nf + c) * 2 + p] =
                         Complex32::new(v.re as f32, v.im as f32);
                 }
             }
@@ -196,7 +219,7 @@ fn model(seed: u64, n_ant: usize, rfi: bool) -> (GroupVis, Vec<Option<&'static s
             .map(|t| 2_461_113.7 + t as f64 * DT_S / 86400.0)
             .collect(),
         freqs,
-        channel_width_hz: DF_HZ,
+        channel_width_hz: df_hz,
         npol: 2,
         baselines,
         ant_pos: pos.iter().map(|p| [p[0], p[1], p[2]]).collect(),
@@ -242,10 +265,10 @@ fn score(g: &GroupVis, truth: &[Option<&'static str>]) -> Score {
     };
     for b in 0..g.baselines.len() {
         for t in 0..NT {
-            for c in 0..NF {
+            for c in 0..g.n_chan() {
                 for p in 0..2 {
                     let flagged = g.weight[g.index(b, t, c, p)] == 0.0;
-                    match truth[t * NF + c] {
+                    match truth[t * g.n_chan() + c] {
                         Some(fam) => {
                             let e = s.by_family.entry(fam).or_insert((0, 0));
                             e.0 += flagged as usize;
@@ -271,7 +294,11 @@ fn with_array() -> FlagConfig {
 }
 
 fn flag(seed: u64, n_ant: usize, rfi: bool, cfg: &FlagConfig) -> Score {
-    let (mut g, truth) = model(seed, n_ant, rfi);
+    flag_band(seed, n_ant, rfi, cfg, &FULL_BAND)
+}
+
+fn flag_band(seed: u64, n_ant: usize, rfi: bool, cfg: &FlagConfig, band: &Band) -> Score {
+    let (mut g, truth) = model_band(seed, n_ant, rfi, band);
     let summary = contimg::flag::run(&mut g, cfg);
     let s = score(&g, &truth);
     let fams: Vec<String> = s
@@ -280,7 +307,8 @@ fn flag(seed: u64, n_ant: usize, rfi: bool, cfg: &FlagConfig) -> Score {
         .map(|k| format!("{k} {:.4}", s.recall(k)))
         .collect();
     println!(
-        "seed {seed}, {n_ant} antennas, rfi {rfi}: recall {} ({}), false-flag rate {:.5}; by step {:?}",
+        "seed {seed}, {n_ant} antennas, {} channels, rfi {rfi}: recall {} ({}), false-flag rate {:.5}; by step {:?}",
+        g.n_chan(),
         if rfi { format!("{:.4}", s.overall()) } else { "-".into() },
         fams.join(", "),
         s.false_rate(),
@@ -322,4 +350,34 @@ fn without_the_array_pass_weak_rfi_is_missed() {
     cfg.array.enabled = false;
     let s = flag(3, 24, true, &cfg);
     assert!(s.overall() < 0.9, "overall recall {}", s.overall());
+}
+
+/// A coarse band with a fast, strong ripple: 24 channels of 1.95 MHz (4 subbands x 6
+/// channels, as contimg's small simulated nights have), each antenna's bandpass rippling by
+/// 8-12 % with a period of 8-24 channels, delay ramps, the calibrator transiting; no RFI.
+const COARSE_RIPPLE: Band = Band {
+    nf: 24,
+    df_hz: 1_953_125.0,
+    ripple: [0.08, 0.12],
+    period_chan: [8.0, 24.0],
+};
+
+#[test]
+fn defaults_leave_a_fast_strong_ripple_on_coarse_channels_alone() {
+    // At the default settings (the array pass off). Measured (2026-12-01), seeds 6 / 7 with
+    // 24 antennas: false-flag rates 0.071 % / 0.039 %; the bound is the 0.2 %.
+    for seed in [6, 7] {
+        let s = flag_band(seed, 24, false, &FlagConfig::default(), &COARSE_RIPPLE);
+        assert!(
+            s.false_rate() <= 0.002,
+            "seed {seed}: false-flag rate {}",
+            s.false_rate()
+        );
+    }
+    // The array pass on the same data, for the record (not asserted): 22.3 % flagged on both
+    // seeds (2026-12-01): its level, a running median across +-3 channels, cannot follow a
+    // ripple of 8-24 channels, which is why it is off by default (configs/default.yaml).
+    for seed in [6, 7] {
+        flag_band(seed, 24, false, &with_array(), &COARSE_RIPPLE);
+    }
 }

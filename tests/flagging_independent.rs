@@ -24,8 +24,8 @@ fn fixtures() -> Vec<PathBuf> {
     dirs
 }
 
-/// (recall, false-flag rate, recall per kind name).
-fn measure(dir: &Path) -> (f64, f64, Vec<(String, f64)>) {
+/// (recall, false-flag rate, recall per kind name) with the flagging settings `fc`.
+fn measure(dir: &Path, fc: &FlagConfig) -> (f64, f64, Vec<(String, f64)>) {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -34,10 +34,7 @@ fn measure(dir: &Path) -> (f64, f64, Vec<(String, f64)>) {
     files.sort();
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let mut g = load_group(&paths).unwrap();
-    // The array-wide pass is opt-in (see configs/default.yaml): measured here with it on.
-    let mut fc = FlagConfig::default();
-    fc.array.enabled = true;
-    let summary = contimg::flag::run(&mut g, &fc);
+    let summary = contimg::flag::run(&mut g, fc);
     let f = hdf5::File::open(dir.join("truth_rfi.h5")).unwrap();
     let rfi = f.dataset("rfi").unwrap();
     let shape = rfi.shape();
@@ -109,7 +106,7 @@ fn measure(dir: &Path) -> (f64, f64, Vec<(String, f64)>) {
     kinds.sort_by(|a, b| a.0.cmp(&b.0));
     let recall = hit as f64 / n_rfi.max(1) as f64;
     let false_rate = false_flags as f64 / n_clean.max(1) as f64;
-    println!("{}: recall {recall:.4} ({hit}/{n_rfi}), false-flag rate {false_rate:.5} ({false_flags}/{n_clean}), per kind {kinds:?}; by step {:?}", dir.display(), summary.by_step);
+    println!("{} (array pass {}): recall {recall:.4} ({hit}/{n_rfi}), false-flag rate {false_rate:.5} ({false_flags}/{n_clean}), per kind {kinds:?}; by step {:?}", dir.display(), fc.array.enabled, summary.by_step);
     (recall, false_rate, kinds)
 }
 
@@ -120,10 +117,14 @@ fn recall_and_false_flags_on_the_independent_groups() {
         dirs.len() >= 2,
         "the independent fixtures tests/data/independent/seed*/ are missing"
     );
+    // The array-wide pass is opt-in (see configs/default.yaml): measured here with it on.
+    let mut fc = FlagConfig::default();
+    fc.array.enabled = true;
     for dir in dirs {
-        let (recall, false_rate, kinds) = measure(&dir);
-        // Measured (2026-12-01): seed1 recall 0.871 (persistent 1.0, intermittent 0.870,
-        // broadband 0.794, ramp 0.892), false flags 0.127 %. The goal (0.98 at
+        let (recall, false_rate, kinds) = measure(&dir, &fc);
+        // Measured (2026-12-01): seed1 recall 0.930 (persistent 1.0, intermittent 0.907,
+        // broadband 0.901, ramp 0.911), false flags 0.085 %; seed2 recall 0.969 (persistent
+        // 1.0, intermittent 0.856, broadband 1.0, ramp 0.875), false flags 0.006 %. The goal (0.98 at
         // <= 0.2 %) is not reached on these yet: next to the bright calibrator the power a
         // random-phase burst adds on each baseline is mostly +-2 S R cos(phase), which the
         // baseline sum cancels (see src/flag/array.rs).
@@ -136,5 +137,36 @@ fn recall_and_false_flags_on_the_independent_groups() {
         for (k, r) in kinds {
             assert!(r >= 0.7, "{}: recall of {k} {r}", dir.display());
         }
+    }
+}
+
+/// At the default settings (the array pass off). Measured (2026-12-01): seed1 recall 0.765
+/// (persistent 0.932, intermittent 0.644, broadband 0.762, ramp 0.477), false flags 0.59 %;
+/// seed2 recall 0.704 (persistent 0.942, intermittent 0.399, broadband 0.721, ramp 0.367),
+/// false flags 0.55 %. Before (one-sided SumThreshold, local-constant backgrounds, SIR
+/// extending runs): 0.474 / 2.11 % and 0.484 / 2.01 %. Why it was low: the per-baseline passes
+/// judge amplitudes, and beside the bright calibrator (15-45 sigma per visibility here) RFI
+/// with a random phase per baseline changes |V| by about R cos(phase difference), lowering
+/// it on half of the baselines (persistent lines of 12-40 sigma were caught on ~70 % of their
+/// samples; now 96 %); the false flags sat beside the RFI: SIR widened each burst (55-75 % of
+/// the band in one integration) by ~25 % of its length on each side, and the channels next
+/// to persistent lines. On clean samples the amplitudes' residuals about a background
+/// fitted without the RFI are Gaussian (rms 0.98 sigma, max 4.6 sigma on seed1). Bounds
+/// within ~3x of the measured values.
+#[test]
+fn defaults_on_the_independent_groups() {
+    let dirs = fixtures();
+    assert!(
+        dirs.len() >= 2,
+        "the independent fixtures tests/data/independent/seed*/ are missing"
+    );
+    for dir in dirs {
+        let (recall, false_rate, _) = measure(&dir, &FlagConfig::default());
+        assert!(recall >= 0.6, "{}: recall {recall}", dir.display());
+        assert!(
+            false_rate <= 0.015,
+            "{}: false-flag rate {false_rate}",
+            dir.display()
+        );
     }
 }

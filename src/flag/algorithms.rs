@@ -361,8 +361,40 @@ pub fn sir_line(flags: &mut [bool], start: usize, stride: usize, n: usize, eta: 
     }
 }
 
+/// Limits SIR's additions along one line to the gaps between the original flags: each run
+/// of flagged samples is cut back to the span from its first to its last originally flagged
+/// sample (SIR otherwise extends a run of length L by up to eta L / (1 - eta) beyond each
+/// end, whatever lies there).
+pub fn trim_sir_line(flags: &mut [bool], orig: &[bool], start: usize, stride: usize, n: usize) {
+    let at = |i: usize| start + i * stride;
+    let mut i = 0;
+    while i < n {
+        if !flags[at(i)] {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < n && flags[at(j)] {
+            j += 1;
+        }
+        // Run [i, j): keep [first, last] original flags.
+        let first = (i..j).find(|&k| orig[at(k)]);
+        let last = (i..j).rev().find(|&k| orig[at(k)]);
+        if let (Some(a), Some(b)) = (first, last) {
+            (i..a).chain(b + 1..j).for_each(|k| flags[at(k)] = false);
+        }
+        i = j;
+    }
+}
+
 /// SIR along both axes of a plane.
 pub fn sir_plane(flags: &mut [bool], nt: usize, nf: usize, eta: f64) {
+    sir_plane_with(flags, nt, nf, eta, true)
+}
+
+/// SIR along both axes of a plane; `extend`: false limits it to filling the gaps between
+/// flags of each line (`trim_sir_line`).
+pub fn sir_plane_with(flags: &mut [bool], nt: usize, nf: usize, eta: f64, extend: bool) {
     if eta <= 0.0 {
         return;
     }
@@ -370,9 +402,15 @@ pub fn sir_plane(flags: &mut [bool], nt: usize, nf: usize, eta: f64) {
     let mut by_time = before.clone();
     for t in 0..nt {
         sir_line(flags, t * nf, 1, nf, eta);
+        if !extend {
+            trim_sir_line(flags, &before, t * nf, 1, nf);
+        }
     }
     for f in 0..nf {
         sir_line(&mut by_time, f, nf, nt, eta);
+        if !extend {
+            trim_sir_line(&mut by_time, &before, f, nf, nt);
+        }
     }
     for (a, b) in flags.iter_mut().zip(by_time) {
         *a |= b;
@@ -456,6 +494,22 @@ mod tests {
         let mut none = vec![false; 10];
         sir_line(&mut none, 0, 1, 10, 0.2);
         assert!(none.iter().all(|&x| !x));
+    }
+
+    #[test]
+    fn trimmed_sir_fills_gaps_but_does_not_extend_runs() {
+        // A run of 8 with one gap, then clean samples: plain SIR extends it past its end.
+        let orig = [
+            false, false, false, true, true, true, false, true, true, true, true, false, false,
+            false, false,
+        ];
+        let mut plain = orig.to_vec();
+        sir_line(&mut plain, 0, 1, orig.len(), 0.2);
+        assert!(plain[11], "plain SIR extends: {plain:?}");
+        let mut trimmed = plain.clone();
+        trim_sir_line(&mut trimmed, &orig, 0, 1, orig.len());
+        let expect: Vec<bool> = (0..orig.len()).map(|i| (3..=10).contains(&i)).collect();
+        assert_eq!(trimmed, expect);
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! The flagging stage, run on every group before calibration and imaging:
 //! 1. zeros/NaN/nsamples = 0 (at conversion), autocorrelations, configured channel and
 //!    time ranges;
-//! 2. the array-wide pass (`array`, default on): each baseline's power over its
+//! 2. the array-wide pass (`array`, opt-in): each baseline's power over its
 //!    interference-free channel level, normalised and summed over baselines, SumThreshold on
 //!    that time x channel plane; its cells are flagged on every cross-correlation;
 //! 3. per baseline and polarization, AOFlagger-style iterations on the time x frequency
-//!    plane of amplitudes: masked Gaussian background removed, robust noise, SumThreshold
-//!    in both directions at decreasing sensitivity (the array pass's cells enter
+//!    plane of amplitudes: masked Gaussian background removed (local-linear when
+//!    `two_sided`), robust noise, SumThreshold in both directions at decreasing sensitivity,
+//!    on the positive and (`two_sided`) separately on the negative residuals: beside a bright
+//!    source, interference with a random phase lowers |V| as often as it raises it (the
+//!    array pass's cells enter
 //!    SumThreshold as background-level samples);
 //!    optionally (`combined`) the same on the baseline-averaged residual plane, with
 //!    per-timestep and per-channel RMS outlier flags;
-//! 4. SIR dilation (of the flags other than the array pass's); 5. dead antennas (> 95 %
+//! 4. SIR dilation (of the flags other than the array pass's; `sir_extend: false` fills
+//!    gaps between flags without widening runs past their ends); 5. dead antennas (> 95 %
 //!    flagged); 6. the final amplitude clip (median + k 1.4826 MAD per polarization over
 //!    cross-correlations).
 //! A flag is a zero weight in the group (`GroupVis::weight`).
@@ -25,7 +29,7 @@ use crate::config::FlagConfig;
 use crate::convert::GroupVis;
 use crate::gpu::{Compute, Schedule, Smoothing};
 use crate::primitives::stats::median_and_mad_sigma;
-use algorithms::{sir_plane, sumthreshold_plane};
+use algorithms::{sir_plane_with, sumthreshold_plane};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -179,7 +183,7 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
     // are found one by one on a plane with sqrt(N) less noise: dilating them would only
     // widen bursts and lines past their edges on every baseline).
     if cfg.sir_eta > 0.0 {
-        let eta = cfg.sir_eta;
+        let (eta, extend) = (cfg.sir_eta, cfg.sir_extend);
         let cells = &array_cells;
         g.weight
             .par_chunks_mut(plane)
@@ -190,7 +194,7 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
                     let mut fl: Vec<bool> = (0..nt * nf)
                         .map(|i| w[i * np + p] == 0.0 && !cells[i])
                         .collect();
-                    sir_plane(&mut fl, nt, nf, eta);
+                    sir_plane_with(&mut fl, nt, nf, eta, extend);
                     for (i, &f) in fl.iter().enumerate() {
                         if f {
                             w[i * np + p] = 0.0;
@@ -298,10 +302,13 @@ fn per_baseline_pass(
                     .for_each(|(i, a)| *a = v[i * np + p].norm());
             });
         tick(0);
+        // Local-linear: at the plane's edges the fit follows the slopes (a transit's rise or
+        // fall) instead of being pulled toward the inside, which two-sided detection would
+        // flag as a run of negative residuals.
         let smoothing = Smoothing {
             sigma_t: sig_t,
             sigma_f: sig_f,
-            linear: false,
+            linear: st.two_sided,
         };
         let bg = compute
             .background_planes(&amp, &fl, nt, nf, &smoothing)
@@ -367,16 +374,32 @@ fn per_baseline_pass(
             unflag_cells(&mut flags);
         }
         tick(2);
-        if let Err(e) = compute.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule) {
-            log::warn!(
-                "SumThreshold on {} failed ({e}); running it on the CPU",
-                compute.name()
-            );
-            fill_flags(&mut flags); // the backend may have left them half-done
-            unflag_cells(&mut flags);
-            crate::gpu::Cpu
-                .sumthreshold_planes(&values, &mut flags, nt, nf, &schedule)
-                .expect("the CPU backend does not fail");
+        let run_st = |values: &[f32], flags: &mut Vec<bool>| {
+            if let Err(e) = compute.sumthreshold_planes(values, flags, nt, nf, &schedule) {
+                log::warn!(
+                    "SumThreshold on {} failed ({e}); running it on the CPU",
+                    compute.name()
+                );
+                fill_flags(flags); // the backend may have left them half-done
+                unflag_cells(flags);
+                crate::gpu::Cpu
+                    .sumthreshold_planes(values, flags, nt, nf, &schedule)
+                    .expect("the CPU backend does not fail");
+            }
+        };
+        // Both signs: next to a bright source, interference with another phase changes the
+        // amplitude by about R cos(phase difference), lowering it on half of the baselines.
+        // The negative excursions go through SumThreshold on their own (from the same
+        // starting flags), so windows never average the two signs.
+        let start = st.two_sided.then(|| flags.clone());
+        run_st(&values, &mut flags);
+        if let Some(mut neg_flags) = start {
+            let neg: Vec<f32> = values.par_iter().map(|v| -v).collect();
+            run_st(&neg, &mut neg_flags);
+            flags
+                .par_iter_mut()
+                .zip(neg_flags.par_iter())
+                .for_each(|(f, &n)| *f |= n);
         }
         let used: Vec<usize> = (0..used.len()).filter(|&k| used[k]).collect();
         tick(3);
