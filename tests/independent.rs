@@ -256,18 +256,18 @@ fn calibrates_and_images_independent_groups_at_defaults() {
         let t = caltable(&out);
         let (amp, phase, used) = gain_errors(&t, &truth, None);
         eprintln!("seed {seed}: median gain errors {:.3} % amplitude, {phase:.3} deg phase; {:.1} % of solutions unflagged", 100.0 * amp, 100.0 * used);
-        // Measured 0.528 % (seed1) and 0.52 % (seed2): above the goal of 0.5 % and
-        // well above the noise (~0.25 %); the suspects are the 8 field sources the
-        // calibrator model leaves out and the beam (the generator's is Gaussian, ours Airy).
+        // Measured 0.185 % / 0.122 deg (seed1) and 0.262 % / 0.162 deg (seed2) with the
+        // field sources in the catalogue (0.528 / 0.556 % and 0.38 deg without them: the
+        // calibrator-only model put their visibilities into the gains); the thermal floor of
+        // the same sky without RFI is 0.17 % (seed1).
         assert!(
-            amp <= 0.007,
-            "seed {seed}: median amplitude error {:.3} % > 0.7 %",
+            amp <= 0.006,
+            "seed {seed}: median amplitude error {:.3} % > 0.6 %",
             100.0 * amp
         );
-        // Measured 0.38 deg (seed1) with the built-in IERS table (0.84 deg with UT1 = UTC).
         assert!(
-            phase <= 0.5,
-            "seed {seed}: median phase error {phase:.3} deg > 0.5 deg"
+            phase <= 0.4,
+            "seed {seed}: median phase error {phase:.3} deg > 0.4 deg"
         );
         // Measured 92.7 % (seed1) and 88.4 % (seed2) unflagged (RFI-touched cells and the
         // high_residual check).
@@ -365,6 +365,16 @@ fn calibrates_and_images_independent_groups_at_defaults() {
             eprintln!("seed {seed}: {} {flux:.4} Jy: restored {peak:.4} ({:+.2} %), offset ({:.2}, {:.2}) px, SNR {:.0}", s["name"], 100.0 * err, px - x, py - y, flux / rms);
             worst = worst.max(err.abs());
             checked += 1;
+            // Each within its own noise: 1/SNR (the image rms over the source's flux; 3.1 % at
+            // SNR 32) is the standard error of a peak read at the source, so 2 % at SNR 30-80
+            // cannot be met by every source whatever the calibration. Allowed: 1 % + 3.5/SNR.
+            assert!(
+                err.abs() <= 0.01 + 3.5 * rms / flux,
+                "seed {seed}: {} restored {peak:.4} Jy vs {flux:.4} ({:+.2} %) at SNR {:.0}",
+                s["name"],
+                100.0 * err,
+                flux / rms
+            );
         }
         assert!(
             checked >= 2,
@@ -372,15 +382,18 @@ fn calibrates_and_images_independent_groups_at_defaults() {
         );
         worst_flux = worst_flux.max(worst);
     }
-    // The goal is 2 % for every source with SNR > 30; NOT met: seed1 measured
-    // -0.19 % (the 21 Jy calibrator), +0.84 %, -2.79 %, -4.22 % and -8.27 % for the
-    // 0.35-0.55 Jy sources (SNR 45-72) beside it on a 20-antenna tile.
+    // The goal is 2 % for every source with SNR > 30. Measured, seed1: -0.37 % (the
+    // 21 Jy calibrator), +0.24, +7.47, +2.03, +1.56, +1.81 % for the 0.22-0.55 Jy sources at
+    // SNR 65, 32, 52, 49, 78 (1/SNR = 1.5-3.1 %; S4's +7.5 % is 2.4 of its sigmas); seed2: see the
+    // lead report (its run had not finished when these bounds were set).
+    // Before the field sources entered the calibrator's model: -2.8 to -8.3 % (the gains had
+    // absorbed and so suppressed them).
     eprintln!(
         "worst restored flux error of the sources with SNR > 30: {:.2} %",
         100.0 * worst_flux
     );
     assert!(
-        worst_flux <= 0.15,
+        worst_flux <= 0.12,
         "worst restored flux error {:.2} %",
         100.0 * worst_flux
     );
