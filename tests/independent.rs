@@ -384,8 +384,8 @@ fn calibrates_and_images_independent_groups_at_defaults() {
     }
     // The goal is 2 % for every source with SNR > 30. Measured, seed1: -0.37 % (the
     // 21 Jy calibrator), +0.24, +7.47, +2.03, +1.56, +1.81 % for the 0.22-0.55 Jy sources at
-    // SNR 65, 32, 52, 49, 78 (1/SNR = 1.5-3.1 %; S4's +7.5 % is 2.4 of its sigmas); seed2: -0.70 %
-    // (the 19.7 Jy calibrator), -5.11 % (SNR 31, 1.6 sigmas) and +0.72 % (SNR 64).
+    // SNR 65, 32, 52, 49, 78 (1/SNR = 1.5-3.1 %; S4's +7.5 % is 2.4 of its sigmas); seed2:
+    // -0.70 % (the 19.7 Jy calibrator), -5.11 % (SNR 31, 1.6 sigmas), +0.72 % (SNR 64).
     // Before the field sources entered the calibrator's model: -2.8 to -8.3 % (the gains had
     // absorbed and so suppressed them).
     eprintln!(
