@@ -72,12 +72,13 @@ fn bench_night(c: &mut Criterion) {
         baselines,
         antenna_names,
         freq_hz: g.freqs.clone(),
+        field: Vec::new(),
     };
     let cfg = contimg::config::CalConfig::default();
     let eop = contimg::primitives::iers::EarthOrientation::none();
     // The calibrator seen through random antenna gains, plus the group's random values as
     // noise (|n| <= 1.4 Jy per sample against a 20 Jy source).
-    let model = contimg::calibrate::calibrator_model(&g, &plan.calibrator, &eop);
+    let model = contimg::calibrate::calibrator_model(&g, &plan.calibrator, &plan.field, &eop);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let gain: Vec<Complex64> = (0..g.ant_pos.len())
         .map(|_| Complex64::from_polar(rng.random_range(0.8..1.2), rng.random_range(-3.0..3.0)))

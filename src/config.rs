@@ -32,6 +32,7 @@ const PATH_KEYS: [&[&str]; 8] = [
     &["output", "dir"],
     &["station_table"],
     &["calibration", "calibrator_list"],
+    &["calibration", "model_catalog"],
     &["calibration", "registry"],
     &["astrometry", "iers_file"],
     &["imaging", "outlier_catalog"],
@@ -312,6 +313,14 @@ pub struct CalConfig {
     /// VLA calibrator list (NRAO calibrator-manual format; the 20cm flux is used). Unset
     /// (null): the list built into contimg (configs/dsa110/vlacalibrators.txt).
     pub calibrator_list: Option<PathBuf>,
+    /// The calibrator's sky model also holds every other source of this catalogue (VLA
+    /// calibrator-list format, e.g. NVSS sources around the calibrators) that passes within
+    /// `model_radius_deg` of the pointing during the calibrator groups with a flux x Airy
+    /// response of at least `model_min_fraction` of the calibrator's. Unset (null): the
+    /// calibrator list itself.
+    pub model_catalog: Option<PathBuf>,
+    pub model_radius_deg: f64,
+    pub model_min_fraction: f64,
     /// Calibrators passing within this distance of the pointing (deg) are candidates,
     /// weighted by 20cm flux x primary-beam response; the strongest is used.
     pub max_offset_deg: f64,
@@ -356,6 +365,9 @@ impl Default for CalConfig {
         CalConfig {
             enabled: true,
             calibrator_list: None,
+            model_catalog: None,
+            model_radius_deg: 2.5,
+            model_min_fraction: 0.001,
             max_offset_deg: 1.5,
             min_flux_jy: 1.0,
             span_minutes: 10.0,
@@ -1007,6 +1019,18 @@ impl Config {
             "calibration.max_offset_deg",
             "{} must be in (0, 90]",
             c.max_offset_deg
+        );
+        ok!(
+            c.model_radius_deg >= 0.0 && c.model_radius_deg <= 10.0,
+            "calibration.model_radius_deg",
+            "{} must be in [0, 10] (0: the calibrator alone)",
+            c.model_radius_deg
+        );
+        ok!(
+            c.model_min_fraction >= 0.0 && fin(c.model_min_fraction),
+            "calibration.model_min_fraction",
+            "{} must be >= 0",
+            c.model_min_fraction
         );
         ok!(
             c.min_flux_jy >= 0.0 && fin(c.min_flux_jy),

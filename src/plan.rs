@@ -342,13 +342,35 @@ fn plan_calibration(
         .enumerate()
         .map(|(i, n)| n.parse().unwrap_or(i as u32 + 1))
         .collect();
+    // The other sources of the field, modelled with the calibrator.
+    let model_cat = match c.model_catalog.as_deref() {
+        Some(p) => load_calibrators(Some(p)).map_err(|e| e.to_string())?,
+        None => cals,
+    };
+    let times: Vec<f64> = members
+        .iter()
+        .flat_map(|&i| groups[i].times_jd.iter().copied())
+        .collect();
+    let field = crate::calibrate::field_sources(
+        &model_cat,
+        &tr.calibrator,
+        tr.weight_jy,
+        &times,
+        groups[members[0]].pointing_dec_rad,
+        site,
+        eop,
+        c.model_radius_deg,
+        c.model_min_fraction,
+    );
     let note = format!(
-        "calibrator {} ({:.2} Jy at 20cm, beam {:.2}) transits at {}; {} groups",
+        "calibrator {} ({:.2} Jy at 20cm, beam {:.2}) transits at {}; {} groups; {} field \
+         sources in its model",
         tr.calibrator.name,
         tr.calibrator.flux_jy,
         tr.beam,
         crate::primitives::time::jd_to_iso(tr.transit_jd, 0),
-        members.len()
+        members.len(),
+        field.len()
     );
     Ok((
         Some(crate::calibrate::CalPlan {
@@ -358,6 +380,7 @@ fn plan_calibration(
             baselines,
             antenna_names,
             freq_hz: freqs,
+            field,
         }),
         note,
     ))

@@ -18,6 +18,47 @@ fn truth_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
 }
 
+/// The generator's calibrator list plus its field sources as a user's sky catalogue would
+/// give them (VLA calibrator-list format, as contimg reads catalogues): NVSS-like, each flux
+/// off by up to +-5 % and each position by up to 1" (deterministic per source), the spectral
+/// index as the 20cm/6cm pair. Written to `path`.
+fn sky_catalogue(dir: &Path, path: &Path) {
+    let truth = truth_json(dir);
+    let mut text = std::fs::read_to_string(dir.join("calibrators.txt")).unwrap();
+    let sexa = |v: f64, hours: bool| {
+        let (sign, v) = (if v < 0.0 { "-" } else { "+" }, v.abs());
+        let x = if hours { v / 15.0 } else { v };
+        let (d, m) = (x.trunc(), (x.fract() * 60.0).trunc());
+        let sec = (x * 3600.0) - d * 3600.0 - m * 60.0;
+        if hours {
+            format!("{d:02}h{m:02}m{sec:09.6}s")
+        } else {
+            format!("{sign}{d:02}d{m:02}'{sec:09.6}\"")
+        }
+    };
+    for (i, s) in truth["sources"].as_array().unwrap().iter().enumerate() {
+        if s["role"] == "calibrator" {
+            continue;
+        }
+        // A fixed pseudo-random number in [-1, 1] per source and use.
+        let u = |k: f64| ((i as f64 * 12.9898 + k * 78.233).sin() * 43758.5453).fract();
+        let dec = s["dec_deg"].as_f64().unwrap() + u(1.0) / 3600.0;
+        let ra = s["ra_deg"].as_f64().unwrap() + u(2.0) / 3600.0 / dec.to_radians().cos();
+        let f20 = s["flux_1400mhz_jy"].as_f64().unwrap() * (1.0 + 0.05 * u(3.0));
+        let f6 = f20 * (4.86f64 / 1.4).powf(s["spectral_index"].as_f64().unwrap());
+        text += &format!(
+            "\n{}   J2000  C {}  {}  NVSS  SIM\n{}\nBAND        A B C D    FLUX(Jy)    UVMIN(kL)  \
+             UVMAX(kL)\n{}\n 20cm    L  P P P P  {f20:9.4}\n  6cm    C  P P P P  {f6:9.4}\n \n",
+            s["name"].as_str().unwrap(),
+            sexa(ra, true),
+            sexa(dec, false),
+            "-".repeat(53),
+            "=".repeat(53),
+        );
+    }
+    std::fs::write(path, text).unwrap();
+}
+
 /// `contimg run` at the default settings with only the data paths and the calibrator list
 /// changed; returns (exit code, log, output folder).
 fn run_defaults(
@@ -133,6 +174,74 @@ fn gain_errors(
     )
 }
 
+/// The calibration alone (flagging, then the solve of `contimg run`, at the default settings)
+/// with and without the field sources in the catalogue: what leaving them out costs.
+fn solve_only(dir: &Path, catalogue: &Path) -> contimg::calibrate::table::CalTable {
+    let mut cfg = Config::default();
+    cfg.input.dir = dir.to_path_buf();
+    cfg.calibration.calibrator_list = Some(catalogue.to_path_buf());
+    let eop = contimg::primitives::iers::EarthOrientation::load(None).unwrap();
+    let plan = contimg::plan::make_plan(&cfg, 1, &eop).unwrap();
+    let cp = plan.calibration.as_ref().expect("the calibrator found");
+    let groups: Vec<_> = cp
+        .groups
+        .iter()
+        .map(|&gi| {
+            let files: Vec<&Path> = plan.groups[gi]
+                .files
+                .iter()
+                .flatten()
+                .map(PathBuf::as_path)
+                .collect();
+            let mut v = contimg::convert::load_group(&files).unwrap();
+            contimg::flag::run(&mut v, &cfg.flagging);
+            v
+        })
+        .collect();
+    contimg::calibrate::solve_night(
+        &contimg::comm::SingleComm,
+        cp,
+        &groups,
+        &cfg.calibration,
+        &eop,
+    )
+    .unwrap()
+}
+
+#[test]
+fn field_sources_in_the_calibrator_model() {
+    for seed in [1, 2] {
+        let dir = fixture(seed);
+        let truth = truth_json(&dir);
+        let work = tempfile::tempdir().unwrap();
+        let sky = work.path().join("sky.txt");
+        sky_catalogue(&dir, &sky);
+        let (amp, phase, _) = gain_errors(&solve_only(&dir, &sky), &truth, None);
+        let (amp0, phase0, _) = gain_errors(
+            &solve_only(&dir, &dir.join("calibrators.txt")),
+            &truth,
+            None,
+        );
+        eprintln!(
+            "seed {seed}: median gain errors with the field sources {:.3} % / {phase:.3} deg, \
+             calibrator alone {:.3} % / {phase0:.3} deg",
+            100.0 * amp,
+            100.0 * amp0
+        );
+        // Measured: seed1 0.185 % / 0.122 deg with them, 0.531 % / 0.352 deg without; seed2
+        // 0.262 % / 0.162 deg and 0.466 % / 0.355 deg. The thermal floor (the same sky
+        // without noise: 0.022 % / 0.006 deg; without RFI: 0.17 %) is what is left.
+        assert!(
+            amp <= 0.004 && phase <= 0.3,
+            "seed {seed}: {amp}, {phase} deg"
+        );
+        assert!(
+            amp < 0.75 * amp0 && phase < 0.6 * phase0,
+            "seed {seed}: the field sources do not help: {amp} vs {amp0}, {phase} vs {phase0} deg"
+        );
+    }
+}
+
 #[test]
 fn calibrates_and_images_independent_groups_at_defaults() {
     let mut worst_flux = 0.0f64;
@@ -140,23 +249,25 @@ fn calibrates_and_images_independent_groups_at_defaults() {
         let dir = fixture(seed);
         let truth = truth_json(&dir);
         let work = tempfile::tempdir().unwrap();
-        let (code, log, out) = run_defaults(&dir, &dir.join("calibrators.txt"), work.path(), 1);
+        let sky = work.path().join("sky.txt");
+        sky_catalogue(&dir, &sky);
+        let (code, log, out) = run_defaults(&dir, &sky, work.path(), 1);
         assert_eq!(code, 0, "seed {seed}: run failed:\n{log}");
         let t = caltable(&out);
         let (amp, phase, used) = gain_errors(&t, &truth, None);
         eprintln!("seed {seed}: median gain errors {:.3} % amplitude, {phase:.3} deg phase; {:.1} % of solutions unflagged", 100.0 * amp, 100.0 * used);
-        // Measured 0.528 % (seed1) and 0.52 % (seed2): above the issue's goal of 0.5 % and
-        // well above the noise (~0.25 %); the suspects are the 8 field sources the
-        // calibrator model leaves out and the beam (the generator's is Gaussian, ours Airy).
+        // Measured 0.185 % / 0.122 deg (seed1) and 0.262 % / 0.162 deg (seed2) with the
+        // field sources in the catalogue (0.528 / 0.556 % and 0.38 deg without them: the
+        // calibrator-only model put their visibilities into the gains); the thermal floor of
+        // the same sky without RFI is 0.17 % (seed1).
         assert!(
-            amp <= 0.007,
-            "seed {seed}: median amplitude error {:.3} % > 0.7 %",
+            amp <= 0.006,
+            "seed {seed}: median amplitude error {:.3} % > 0.6 %",
             100.0 * amp
         );
-        // Measured 0.38 deg (seed1) with the built-in IERS table (0.84 deg with UT1 = UTC).
         assert!(
-            phase <= 0.5,
-            "seed {seed}: median phase error {phase:.3} deg > 0.5 deg"
+            phase <= 0.4,
+            "seed {seed}: median phase error {phase:.3} deg > 0.4 deg"
         );
         // Measured 92.7 % (seed1) and 88.4 % (seed2) unflagged (RFI-touched cells and the
         // high_residual check).
@@ -254,6 +365,16 @@ fn calibrates_and_images_independent_groups_at_defaults() {
             eprintln!("seed {seed}: {} {flux:.4} Jy: restored {peak:.4} ({:+.2} %), offset ({:.2}, {:.2}) px, SNR {:.0}", s["name"], 100.0 * err, px - x, py - y, flux / rms);
             worst = worst.max(err.abs());
             checked += 1;
+            // Each within its own noise: 1/SNR (the image rms over the source's flux; 3.1 % at
+            // SNR 32) is the standard error of a peak read at the source, so 2 % at SNR 30-80
+            // cannot be met by every source whatever the calibration. Allowed: 1 % + 3.5/SNR.
+            assert!(
+                err.abs() <= 0.01 + 3.5 * rms / flux,
+                "seed {seed}: {} restored {peak:.4} Jy vs {flux:.4} ({:+.2} %) at SNR {:.0}",
+                s["name"],
+                100.0 * err,
+                flux / rms
+            );
         }
         assert!(
             checked >= 2,
@@ -261,15 +382,18 @@ fn calibrates_and_images_independent_groups_at_defaults() {
         );
         worst_flux = worst_flux.max(worst);
     }
-    // The issue's goal is 2 % for every source with SNR > 30; NOT met: seed1 measured
-    // -0.19 % (the 21 Jy calibrator), +0.84 %, -2.79 %, -4.22 % and -8.27 % for the
-    // 0.35-0.55 Jy sources (SNR 45-72) beside it on a 20-antenna tile.
+    // The issue's goal is 2 % for every source with SNR > 30. Measured, seed1: -0.37 % (the
+    // 21 Jy calibrator), +0.24, +7.47, +2.03, +1.56, +1.81 % for the 0.22-0.55 Jy sources at
+    // SNR 65, 32, 52, 49, 78 (1/SNR = 1.5-3.1 %; S4's +7.5 % is 2.4 of its sigmas); seed2:
+    // -0.70 % (the 19.7 Jy calibrator), -5.11 % (SNR 31, 1.6 sigmas), +0.72 % (SNR 64).
+    // Before the field sources entered the calibrator's model: -2.8 to -8.3 % (the gains had
+    // absorbed and so suppressed them).
     eprintln!(
         "worst restored flux error of the sources with SNR > 30: {:.2} %",
         100.0 * worst_flux
     );
     assert!(
-        worst_flux <= 0.15,
+        worst_flux <= 0.12,
         "worst restored flux error {:.2} %",
         100.0 * worst_flux
     );

@@ -1,6 +1,9 @@
 //! Model visibilities of point sources in a group's own phasing (each integration
 //! fringe-stopped to HA = 0 at the pointing declination), seen through the Airy beam:
-//! M_ab(t, nu) = sum_s S_s(nu) B_s(t, nu) exp(+2 pi i nu/c b.(s - d_t)), b = pos(b) - pos(a).
+//! M_ab(t, nu) = sum_s S_s(nu) B_s(t, nu) exp(+2 pi i nu/c b.(s - d_t)) sinc(dnu b.(s - d_t)/c),
+//! b = pos(b) - pos(a), the sinc (sin(pi x)/(pi x)) being the bandwidth smearing over the
+//! channel width dnu: a source 0.5 deg from the phase centre loses 3 % on a 2 km baseline in
+//! a 1.95 MHz channel (0.05 % in the correlator's 244 kHz).
 
 use crate::convert::GroupVis;
 use crate::primitives::astrometry::{dot, radec_to_vec, separation, sub, FrameOfDate};
@@ -26,6 +29,8 @@ pub struct ModelPredictor {
     ph: Vec<Vec<Complex64>>,
     /// [t][src][chan] flux x beam.
     amp: Vec<Vec<f64>>,
+    /// [t][ant][src] geometric delay pos.(s - d_t)/c times the channel width (cycles).
+    smear: Vec<Vec<f64>>,
     n_ant: usize,
 }
 
@@ -42,6 +47,8 @@ impl ModelPredictor {
         };
         let mut ph = Vec::with_capacity(nt);
         let mut amp = Vec::with_capacity(nt);
+        let mut smear = Vec::with_capacity(nt);
+        let dnu = g.channel_width_hz.abs();
         for &jd in &g.times_jd {
             let f = FrameOfDate::new(eop.epoch(jd), &g.site);
             let d = f.hadec_to_apparent(0.0, g.pointing_dec_rad);
@@ -59,10 +66,12 @@ impl ModelPredictor {
                 }
             }
             let mut p_t = vec![Complex64::new(0.0, 0.0); na * ns * nf];
+            let mut s_t = vec![0.0; na * ns];
             for a in (0..na).filter(|&a| used[a]) {
                 let pos = f.ecef_to_tod(g.ant_pos[a]);
                 for k in 0..ns {
                     let delay = dot(pos, sub(apps[k], d));
+                    s_t[a * ns + k] = dnu * delay / C_M_S;
                     for (c, &nu) in g.freqs.iter().enumerate() {
                         p_t[(a * ns + k) * nf + c] =
                             Complex64::from_polar(1.0, std::f64::consts::TAU * nu * delay / C_M_S);
@@ -71,13 +80,27 @@ impl ModelPredictor {
             }
             ph.push(p_t);
             amp.push(a_t);
+            smear.push(s_t);
         }
         ModelPredictor {
             n_chan: nf,
             n_src: ns,
             ph,
             amp,
+            smear,
             n_ant: na,
+        }
+    }
+
+    /// Bandwidth smearing of source `k` on baseline (a, b) at integration t.
+    #[inline]
+    fn smearing(&self, k: usize, a: usize, b: usize, t: usize) -> f64 {
+        let ns = self.n_src;
+        let x = std::f64::consts::PI * (self.smear[t][b * ns + k] - self.smear[t][a * ns + k]);
+        if x.abs() < 1e-4 {
+            1.0 - x * x / 6.0
+        } else {
+            x.sin() / x
         }
     }
 
@@ -90,6 +113,7 @@ impl ModelPredictor {
         let mut m = Complex64::new(0.0, 0.0);
         for k in 0..ns {
             m += self.amp[t][k * nf + c]
+                * self.smearing(k, a, b, t)
                 * p[(a * ns + k) * nf + c].conj()
                 * p[(b * ns + k) * nf + c];
         }
@@ -101,6 +125,74 @@ impl ModelPredictor {
     pub fn vis_of(&self, s: usize, a: usize, b: usize, t: usize, c: usize) -> Complex64 {
         let (nf, ns) = (self.n_chan, self.n_src);
         let p = &self.ph[t];
-        self.amp[t][s * nf + c] * p[(a * ns + s) * nf + c].conj() * p[(b * ns + s) * nf + c]
+        self.amp[t][s * nf + c]
+            * self.smearing(s, a, b, t)
+            * p[(a * ns + s) * nf + c].conj()
+            * p[(b * ns + s) * nf + c]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smeared model of a channel equals the mean of unsmeared models over 64 frequencies
+    /// spread across it (the correlator's average), on the longest baseline of an independent
+    /// fixture, for a source 0.2-0.7 deg from the phase centre.
+    #[test]
+    fn bandwidth_smearing_is_the_channel_average() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/independent/seed2");
+        let files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
+            .collect();
+        let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+        let g = crate::convert::load_group(&refs).unwrap();
+        let cal = crate::calibrate::catalog::read_calibrators(&dir.join("calibrators.txt"))
+            .unwrap()
+            .remove(0);
+        let src = [PointSource {
+            ra_rad: cal.ra_rad,
+            dec_rad: cal.dec_rad,
+            flux_jy: 1.0,
+            spectral_index: 0.0,
+        }];
+        let eop = EarthOrientation::none();
+        let smeared = ModelPredictor::new(&g, &src, &eop, 4.65);
+        let c = g.freqs.len() / 2;
+        let n_sub = 64;
+        let mut fine = g.clone();
+        fine.freqs = (0..n_sub)
+            .map(|k| g.freqs[c] + ((k as f64 + 0.5) / n_sub as f64 - 0.5) * g.channel_width_hz)
+            .collect();
+        fine.channel_width_hz = 0.0;
+        let unsmeared = ModelPredictor::new(&fine, &src, &eop, 4.65);
+        let len = |&(a, b): &(usize, usize)| {
+            let d = sub(g.ant_pos[b], g.ant_pos[a]);
+            dot(d, d)
+        };
+        let &(a, b) = g
+            .baselines
+            .iter()
+            .max_by(|x, y| len(x).total_cmp(&len(y)))
+            .unwrap();
+        let mut worst_loss: f64 = 0.0;
+        for t in [0, g.n_times() / 2, g.n_times() - 1] {
+            let mean = (0..n_sub)
+                .map(|k| unsmeared.vis(a, b, t, k))
+                .sum::<Complex64>()
+                / n_sub as f64;
+            let m = smeared.vis(a, b, t, c);
+            let point = smeared.amp[t][c];
+            worst_loss = worst_loss.max(1.0 - m.norm() / point);
+            assert!(
+                (m - mean).norm() < 2e-3 * point,
+                "t {t}: smeared {m} vs channel mean {mean}"
+            );
+        }
+        // The effect is there to be tested: a few % on this baseline at the group's ends.
+        assert!(worst_loss > 0.01, "smearing loss only {worst_loss}");
     }
 }
