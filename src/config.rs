@@ -57,7 +57,7 @@ fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the night's UVH5 files are and how they are grouped.
@@ -81,23 +81,6 @@ pub struct Config {
     pub station_table: Option<PathBuf>,
     /// The synthetic night written by `contimg simulate` (ignored by `contimg run`).
     pub simulate: SimConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            input: InputConfig::default(),
-            output: OutputConfig::default(),
-            imaging: ImagingConfig::default(),
-            astrometry: AstrometryConfig::default(),
-            flagging: FlagConfig::default(),
-            calibration: CalConfig::default(),
-            compute: crate::gpu::ComputeConfig::default(),
-            mpi: MpiConfig::default(),
-            station_table: None,
-            simulate: SimConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -811,7 +794,7 @@ impl Config {
         let fin = |x: f64| x.is_finite();
         let im = &self.imaging;
         ok!(
-            im.npix >= 8 && im.npix % 2 == 0 && im.npix <= 65536,
+            im.npix >= 8 && im.npix.is_multiple_of(2) && im.npix <= 65536,
             "imaging.npix",
             "{} must be even, in [8, 65536]",
             im.npix

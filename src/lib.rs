@@ -3,6 +3,13 @@
 //! Data flow: discover -> plan -> convert (read) -> image (rephase, grid, reduce, FFT) ->
 //! products. `primitives` knows nothing of the pipeline; `comm` is the MPI seam.
 
+// `!(x > 0.0)` is used on purpose: unlike `x <= 0.0` it is also true for NaN, which is
+// what settings checks and numeric guards want to reject.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+// Index loops over several parallel arrays (channel, baseline, pol indices into flat
+// buffers) are the numeric kernels' style and read better than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 pub mod calibrate;
 pub mod comm;
 pub mod config;

@@ -440,34 +440,6 @@ pub fn measure_nights(
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(f: f64, e: f64) -> Measurement {
-        Measurement {
-            source: "s".into(),
-            image: PathBuf::new(),
-            date_obs: String::new(),
-            flux_jy: f,
-            err_jy: e,
-        }
-    }
-
-    #[test]
-    fn metrics_of_a_constant_and_a_variable_source() {
-        let c = [m(1.0, 0.01), m(1.01, 0.01), m(0.99, 0.01), m(1.0, 0.01)];
-        let v = variability("c", &c.iter().collect::<Vec<_>>(), Thresholds::default());
-        assert!(v.eta < 1.0 && v.v < 0.02 && !v.candidate, "{v:?}");
-        let x = [m(1.0, 0.01), m(1.5, 0.01), m(0.8, 0.01)];
-        let v = variability("x", &x.iter().collect::<Vec<_>>(), Thresholds::default());
-        // m from the most different pair: 2 (1.5 - 0.8) / 2.3
-        assert!((v.m.abs() - 2.0 * 0.7 / 2.3).abs() < 1e-12, "{v:?}");
-        assert!((v.v - 0.3605551275463989 / 1.1).abs() < 1e-9, "{v:?}");
-        assert!(v.candidate && v.eta > 100.0, "{v:?}");
-    }
-}
-
 /// Writes `lightcurves.csv` and `variability.csv` into `out` (atomically); returns the
 /// metrics.
 pub fn write_tables(
@@ -507,4 +479,32 @@ pub fn write_tables(
     crate::products::write_atomic(&out.join("lightcurves.csv"), lc.as_bytes())?;
     crate::products::write_atomic(&out.join("variability.csv"), vt.as_bytes())?;
     Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(f: f64, e: f64) -> Measurement {
+        Measurement {
+            source: "s".into(),
+            image: PathBuf::new(),
+            date_obs: String::new(),
+            flux_jy: f,
+            err_jy: e,
+        }
+    }
+
+    #[test]
+    fn metrics_of_a_constant_and_a_variable_source() {
+        let c = [m(1.0, 0.01), m(1.01, 0.01), m(0.99, 0.01), m(1.0, 0.01)];
+        let v = variability("c", &c.iter().collect::<Vec<_>>(), Thresholds::default());
+        assert!(v.eta < 1.0 && v.v < 0.02 && !v.candidate, "{v:?}");
+        let x = [m(1.0, 0.01), m(1.5, 0.01), m(0.8, 0.01)];
+        let v = variability("x", &x.iter().collect::<Vec<_>>(), Thresholds::default());
+        // m from the most different pair: 2 (1.5 - 0.8) / 2.3
+        assert!((v.m.abs() - 2.0 * 0.7 / 2.3).abs() < 1e-12, "{v:?}");
+        assert!((v.v - 0.3605551275463989 / 1.1).abs() < 1e-9, "{v:?}");
+        assert!(v.candidate && v.eta > 100.0, "{v:?}");
+    }
 }

@@ -80,8 +80,7 @@ fn night_terms(
     c.imaging.groups_per_image = groups_per_image;
     c.imaging.npix = 128;
     c.imaging.cell_arcsec = 30.0;
-    let cfg = simulate_night(&c, dir);
-    cfg
+    simulate_night(&c, dir)
 }
 
 fn compare_over_ranks(groups_per_image: usize, expect_images: usize) {

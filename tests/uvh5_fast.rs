@@ -101,7 +101,7 @@ fn assert_mixed_weights(g: &GroupVis) {
         g.weight.len()
     );
     assert!(
-        g.weight.iter().any(|&w| w == 0.5),
+        g.weight.contains(&0.5),
         "nsamples 0.5 carried into the weights"
     );
 }

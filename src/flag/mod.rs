@@ -13,6 +13,7 @@
 //! 4. SIR dilation (of the flags other than the array pass's); 5. dead antennas (> 95 %
 //!    flagged); 6. the final amplitude clip (median + k 1.4826 MAD per polarization over
 //!    cross-correlations).
+//!
 //! A flag is a zero weight in the group (`GroupVis::weight`).
 
 pub mod algorithms;

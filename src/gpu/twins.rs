@@ -64,6 +64,8 @@ pub fn apply_gains(
 /// Twin of `grid_tiles` (kernels/grid.cu): adds each visibility `vis_w[j]` (already
 /// weighted) times its w-kernel weight `w_weight[j]` to the grid at pixel coordinates
 /// (u_px, v_px) with the separable ES kernel of `support` taps and `beta`.
+// The CPU twin of a CUDA kernel: its arguments are the kernel's, one for one.
+#[allow(clippy::too_many_arguments)]
 pub fn grid_tiles(
     grid: &mut [Complex64],
     ng: usize,

@@ -90,7 +90,7 @@ impl<'a> MsContent<'a> {
     pub fn new(g: &'a GroupVis, centre: Centre, eop: &EarthOrientation, cfg: &MsConfig) -> Self {
         let nch = g.n_chan();
         let windows = match cfg.spectral_windows {
-            SpwLayout::Merged => vec![0..nch],
+            SpwLayout::Merged => std::iter::once(0..nch).collect(),
             SpwLayout::Subbands => {
                 let mut s: Vec<usize> = g
                     .meta

@@ -190,7 +190,7 @@ mod tests {
             for g in 0..3 {
                 let r = groups.next(g).expect("a result per group");
                 assert_eq!(r.group, g);
-                let e = r.result.err().expect("unreadable");
+                let e = r.result.expect_err("unreadable");
                 assert!(e.contains(&format!("missing-{g}_sb00.hdf5")), "{e}");
             }
         }

@@ -114,10 +114,7 @@ pub fn locate_data(path: &Path, h: &Uvh5Header) -> Result<DataRoutes, Uvh5Error>
             continue;
         }
         let Some(offset) = ds.offset() else { continue };
-        if offset
-            .checked_add(nbytes)
-            .map_or(true, |end| end > file_len)
-        {
+        if offset.checked_add(nbytes).is_none_or(|end| end > file_len) {
             return Err(invalid(
                 path,
                 name,
