@@ -3,7 +3,7 @@
 //! `--library` reads every dataset through the HDF5 library (the old path). Used by
 //! benches/read_group.sh.
 
-use contimg::convert::{load_group_with, ReadPath};
+use contimg::uvh5::group::{load_group_with, ReadPath};
 use contimg::uvh5::Route;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -11,7 +11,7 @@ pub enum Error {
     #[error(transparent)]
     Uvh5(#[from] crate::uvh5::Uvh5Error),
     #[error(transparent)]
-    Convert(#[from] crate::convert::ConvertError),
+    Convert(#[from] crate::uvh5::group::ConvertError),
     #[error(transparent)]
     Discover(#[from] crate::discover::DiscoverError),
     #[error("{0}")]

@@ -13,7 +13,7 @@
 pub mod calibrate;
 pub mod comm;
 pub mod config;
-pub mod convert;
+pub mod core;
 pub mod discover;
 pub mod error;
 pub mod exit;
@@ -32,7 +32,6 @@ pub mod progress;
 pub mod report;
 pub mod resume;
 pub mod simulate;
-pub mod stations;
 pub mod status;
 pub mod uvh5;
 
@@ -40,3 +39,17 @@ pub use error::Error;
 
 /// This build's version (Cargo.toml), recorded in every product's provenance.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Old path of the UVH5 group loader (now `uvh5::group`), kept while parallel branches
+/// merge (issue 17); new code uses the new path.
+#[doc(hidden)]
+pub mod convert {
+    pub use crate::uvh5::group::*;
+}
+
+/// Old path of the station table (now `core::stations`), kept while parallel branches
+/// merge (issue 17); new code uses the new path.
+#[doc(hidden)]
+pub mod stations {
+    pub use crate::core::stations::*;
+}

@@ -22,9 +22,9 @@ pub mod table;
 
 use crate::comm::Comm;
 use crate::config::CalConfig;
-use crate::convert::GroupVis;
 use crate::primitives::astrometry::{dot, sub, FrameOfDate};
 use crate::primitives::iers::EarthOrientation;
+use crate::uvh5::group::GroupVis;
 use catalog::Calibrator;
 use model::{ModelPredictor, PointSource};
 use num_complex::Complex64;

@@ -13,9 +13,9 @@ pub mod weighting;
 
 pub use gridder::{GridPair, GridSpec, VisBlock};
 
-use crate::convert::GroupVis;
 use crate::primitives::astrometry::{sub, FrameOfDate};
 use crate::primitives::iers::EarthOrientation;
+use crate::uvh5::group::GroupVis;
 
 /// An image's phase centre (J2000, rad).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

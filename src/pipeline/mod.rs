@@ -7,7 +7,7 @@
 
 use crate::comm::Comm;
 use crate::config::Config;
-use crate::convert::load_group;
+use crate::uvh5::group::load_group;
 
 mod prefetch;
 use crate::imaging::aterm::DriftBeam;

@@ -44,7 +44,7 @@ impl Station {
 }
 
 /// The DSA-110 station table compiled into contimg (configs/dsa110/).
-pub const BUILTIN_CSV: &str = include_str!("../configs/dsa110/DSA110_Station_Coordinates.csv");
+pub const BUILTIN_CSV: &str = include_str!("../../configs/dsa110/DSA110_Station_Coordinates.csv");
 
 /// The station table from `path`, or the built-in one when None.
 pub fn load_stations(path: Option<&Path>) -> Result<Vec<Station>, StationError> {
