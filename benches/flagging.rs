@@ -3,8 +3,8 @@
 //! default flagging stage. Reports visibilities per second.
 
 use contimg::config::FlagConfig;
+use contimg::core::GroupVis;
 use contimg::primitives::astrometry::Site;
-use contimg::uvh5::group::GroupVis;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use num_complex::Complex32;
 use rand::SeedableRng;

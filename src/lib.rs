@@ -44,6 +44,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// merge (issue 17); new code uses the new path.
 #[doc(hidden)]
 pub mod convert {
+    pub use crate::core::{GroupMeta, GroupVis};
+    pub use crate::uvh5::group::LoadError as ConvertError;
     pub use crate::uvh5::group::*;
 }
 

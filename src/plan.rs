@@ -2,8 +2,8 @@
 //! so every rank knows every collective it must join.
 
 use crate::config::Config;
+use crate::core::Centre;
 use crate::discover::{discover, Discovery};
-use crate::imaging::Centre;
 use crate::primitives::astrometry::{median_meridian_icrs, Site};
 use crate::primitives::iers::EarthOrientation;
 use crate::uvh5::read_header;

@@ -8,8 +8,8 @@
 //! and false flags on RFI-free data and outside the RFI.
 
 use contimg::config::FlagConfig;
+use contimg::core::GroupVis;
 use contimg::primitives::astrometry::Site;
-use contimg::uvh5::group::GroupVis;
 use num_complex::{Complex32, Complex64};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};

@@ -4,7 +4,8 @@
 //! truncated files.
 
 mod common;
-use contimg::uvh5::group::{load_group_blocks, load_group_with, GroupVis, ReadPath};
+use contimg::core::GroupVis;
+use contimg::uvh5::group::{load_group_blocks, load_group_with, ReadPath};
 use contimg::uvh5::{
     locate_data, read_data, read_data_routed, read_header, write_file, DataRoutes, Route,
 };

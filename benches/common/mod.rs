@@ -3,11 +3,11 @@
 #![allow(dead_code)]
 
 use contimg::core::stations::read_stations;
-use contimg::imaging::Centre;
+use contimg::core::Centre;
+use contimg::core::GroupVis;
 use contimg::primitives::astrometry::{median_meridian_icrs, sub, Site};
 use contimg::primitives::iers::EarthOrientation;
 use contimg::simulate::{channel_freq, default_antennas};
-use contimg::uvh5::group::GroupVis;
 use num_complex::Complex32;
 use rand::{Rng, SeedableRng};
 

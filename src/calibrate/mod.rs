@@ -22,9 +22,9 @@ pub mod table;
 
 use crate::comm::Comm;
 use crate::config::CalConfig;
+use crate::core::GroupVis;
 use crate::primitives::astrometry::{dot, sub, FrameOfDate};
 use crate::primitives::iers::EarthOrientation;
-use crate::uvh5::group::GroupVis;
 use catalog::Calibrator;
 use model::{ModelPredictor, PointSource};
 use num_complex::Complex64;
@@ -129,7 +129,7 @@ pub fn calibrator_model(g: &GroupVis, cal: &Calibrator, eop: &EarthOrientation) 
         flux_jy: cal.flux_jy,
         spectral_index: cal.spectral_index.unwrap_or(0.0),
     };
-    ModelPredictor::new(g, &[src], eop, crate::simulate::DISH_DIAMETER_M)
+    ModelPredictor::new(g, &[src], eop, crate::core::telescope::DISH_DIAMETER_M)
 }
 
 /// Accumulates sufficient statistics of `g` into `cells` (one per solution cell); `cell_of`

@@ -2,11 +2,11 @@
 //! fringe-stopped to HA = 0 at the pointing declination), seen through the Airy beam:
 //! M_ab(t, nu) = sum_s S_s(nu) B_s(t, nu) exp(+2 pi i nu/c b.(s - d_t)), b = pos(b) - pos(a).
 
+use crate::core::GroupVis;
 use crate::primitives::astrometry::{dot, radec_to_vec, separation, sub, FrameOfDate};
 use crate::primitives::beam::airy_power;
 use crate::primitives::iers::EarthOrientation;
 use crate::primitives::C_M_S;
-use crate::uvh5::group::GroupVis;
 use num_complex::Complex64;
 
 /// A point source for the model.

@@ -20,8 +20,8 @@
 //! CPU (the plane is small; the streaming pass is memory-bound).
 
 use crate::config::ArrayFlagConfig;
+use crate::core::GroupVis;
 use crate::primitives::stats::median_and_mad_sigma_mut;
-use crate::uvh5::group::GroupVis;
 use rayon::prelude::*;
 
 /// Per (time, channel, pol) sum of clipped normalised excess powers over baselines and the

@@ -23,9 +23,9 @@ mod write;
 pub use write::write_flags;
 
 use crate::config::FlagConfig;
+use crate::core::GroupVis;
 use crate::gpu::{Compute, Schedule, Smoothing};
 use crate::primitives::stats::median_and_mad_sigma;
-use crate::uvh5::group::GroupVis;
 use algorithms::{sir_plane, sumthreshold_plane};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -11,9 +11,9 @@ use super::gridder::{GridPair, GridSpec, VisBlock};
 use super::outliers::OutlierModel;
 use super::{rephase_geometry, Centre};
 use crate::comm::Comm;
+use crate::core::GroupVis;
 use crate::gpu::Compute;
 use crate::primitives::iers::EarthOrientation;
-use crate::uvh5::group::GroupVis;
 use num_complex::Complex32;
 use rayon::prelude::*;
 

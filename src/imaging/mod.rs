@@ -13,16 +13,11 @@ pub mod weighting;
 
 pub use gridder::{GridPair, GridSpec, VisBlock};
 
+/// The phase centre, a core type (re-exported at its old path).
+pub use crate::core::Centre;
+use crate::core::GroupVis;
 use crate::primitives::astrometry::{sub, FrameOfDate};
 use crate::primitives::iers::EarthOrientation;
-use crate::uvh5::group::GroupVis;
-
-/// An image's phase centre (J2000, rad).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Centre {
-    pub ra_rad: f64,
-    pub dec_rad: f64,
-}
 
 /// Per-row (u, v, w) (m) in the image basis and w_new - w_old (m) for a group, rows ordered
 /// (baseline, time) like the group's data.

@@ -18,10 +18,10 @@ use super::gridder::GridSpec;
 use super::Centre;
 use crate::calibrate::catalog::Calibrator;
 use crate::calibrate::model::{ModelPredictor, PointSource};
+use crate::core::GroupVis;
 use crate::primitives::astrometry::{radec_to_vec, separation, FrameOfDate, UvwBasis};
 use crate::primitives::beam::airy_power;
 use crate::primitives::iers::EarthOrientation;
-use crate::uvh5::group::GroupVis;
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 

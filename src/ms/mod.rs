@@ -13,9 +13,9 @@ mod schema;
 #[cfg(feature = "ms")]
 mod subtables;
 
+use crate::core::GroupVis;
 use crate::imaging::{rephase_geometry, Centre};
 use crate::primitives::iers::EarthOrientation;
-use crate::uvh5::group::GroupVis;
 use num_complex::Complex32;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -221,8 +221,8 @@ pub fn write_group_ms(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::GroupMeta;
     use crate::primitives::astrometry::{dot, radec_to_vec, sub, FrameOfDate, Site};
-    use crate::uvh5::group::GroupMeta;
 
     /// Three antennas, two integrations, four channels in two subband windows; the data are
     /// a unit source at `src` (ICRS) as the correlator delivers them: phased to the meridian

@@ -562,7 +562,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     add_time(&mut report, "rephase_geometry", t);
                     if !outlier_cat.is_empty() {
                         let t = Instant::now();
-                        let dish = crate::simulate::DISH_DIAMETER_M;
+                        let dish = crate::core::telescope::DISH_DIAMETER_M;
                         let found = crate::imaging::outliers::select(
                             &outlier_cat,
                             &h.vis,
@@ -755,7 +755,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     h.vis.site,
                     h.vis.pointing_dec_rad,
                     h.vis.freqs.clone(),
-                    crate::simulate::DISH_DIAMETER_M,
+                    crate::core::telescope::DISH_DIAMETER_M,
                     cfg.imaging.drift_beam_chunk,
                     &times,
                 ))
@@ -901,7 +901,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                             &site,
                             &eop,
                             &fr,
-                            crate::simulate::DISH_DIAMETER_M,
+                            crate::core::telescope::DISH_DIAMETER_M,
                         );
                         let pbcor: Vec<f64> = restored
                             .iter()

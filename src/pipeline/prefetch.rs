@@ -8,9 +8,10 @@
 //! flight beside those an image holds. The thread makes no MPI call.
 
 use crate::config::FlagConfig;
+use crate::core::GroupVis;
 use crate::flag::FlagSummary;
 use crate::gpu::Compute;
-use crate::uvh5::group::{load_group, GroupVis};
+use crate::uvh5::group::load_group;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub const DISH_DIAMETER_M: f64 = 4.65;
+pub use crate::core::telescope::DISH_DIAMETER_M;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
