@@ -73,7 +73,7 @@ pub struct Config {
     /// Calibration: solve on the night's calibrator transit, apply to every group.
     pub calibration: CalConfig,
     /// CPU or GPU per rank.
-    pub compute: crate::gpu::ComputeConfig,
+    pub compute: crate::compute::ComputeConfig,
     /// Ranks of an MPI job.
     pub mpi: MpiConfig,
     /// DSA-110 station table (WGS84), used to check antenna positions and by `simulate`.

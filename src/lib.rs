@@ -12,6 +12,7 @@
 
 pub mod calibrate;
 pub mod comm;
+pub mod compute;
 pub mod config;
 pub mod core;
 pub mod discover;
@@ -19,7 +20,6 @@ pub mod error;
 pub mod exit;
 pub mod export;
 pub mod flag;
-pub mod gpu;
 pub mod imaging;
 pub mod mosaic;
 pub mod ms;
@@ -55,3 +55,8 @@ pub mod convert {
 pub mod stations {
     pub use crate::core::stations::*;
 }
+
+/// Old path of the compute layer (now `compute`), kept while parallel branches merge
+/// (issue 17); new code uses the new path.
+#[doc(hidden)]
+pub use compute as gpu;

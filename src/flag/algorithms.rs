@@ -315,7 +315,7 @@ pub fn sumthreshold_plane(
     max_m_freq: usize,
 ) -> Vec<bool> {
     let mut cur = flags.to_vec();
-    let schedule = crate::gpu::Schedule {
+    let schedule = crate::compute::Schedule {
         chi1,
         rho,
         max_m_time,

@@ -296,7 +296,7 @@ fn sumthreshold_unflagged(
     max_m_freq: usize,
 ) -> Vec<bool> {
     let mut cur = flags.to_vec();
-    let schedule = crate::gpu::Schedule {
+    let schedule = crate::compute::Schedule {
         chi1,
         rho,
         max_m_time,

@@ -22,9 +22,9 @@ mod write;
 
 pub use write::write_flags;
 
+use crate::compute::{Compute, Schedule, Smoothing};
 use crate::config::FlagConfig;
 use crate::core::GroupVis;
-use crate::gpu::{Compute, Schedule, Smoothing};
 use crate::primitives::stats::median_and_mad_sigma;
 use algorithms::{sir_plane, sumthreshold_plane};
 use rayon::prelude::*;
@@ -65,7 +65,7 @@ fn count_flagged(g: &GroupVis, cross: &[usize]) -> usize {
 
 /// Flags a group in place (on the CPU).
 pub fn run(g: &mut GroupVis, cfg: &FlagConfig) -> FlagSummary {
-    run_with(g, cfg, &crate::gpu::Cpu)
+    run_with(g, cfg, &crate::compute::Cpu)
 }
 
 /// Flags a group in place, the per-baseline SumThreshold on `compute`.
@@ -311,7 +311,7 @@ fn per_baseline_pass(
                     "flagging background on {} failed ({e}); fitting it on the CPU",
                     compute.name()
                 );
-                crate::gpu::Cpu
+                crate::compute::Cpu
                     .background_planes(&amp, &fl, nt, nf, &smoothing)
                     .expect("the CPU backend does not fail")
             });
@@ -375,7 +375,7 @@ fn per_baseline_pass(
             );
             fill_flags(&mut flags); // the backend may have left them half-done
             unflag_cells(&mut flags);
-            crate::gpu::Cpu
+            crate::compute::Cpu
                 .sumthreshold_planes(&values, &mut flags, nt, nf, &schedule)
                 .expect("the CPU backend does not fail");
         }

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 /// Predicts model visibilities for every row and channel of `b` (polarizations share the
 /// Stokes I model): `out[r * nchan + c]`. Rows not in use get zero. On the CPU.
 pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
-    degrid_with(spec, model, b, &crate::gpu::Cpu)
+    degrid_with(spec, model, b, &crate::compute::Cpu)
 }
 
 /// As `degrid`, the planes transformed and read by `compute` (a GPU where the rank has
@@ -23,7 +23,7 @@ pub fn degrid_with(
     spec: &GridSpec,
     model: &[f64],
     b: &VisBlock,
-    compute: &dyn crate::gpu::Compute,
+    compute: &dyn crate::compute::Compute,
 ) -> Vec<Complex32> {
     let n = spec.n_image;
     let nchan = b.freqs.len();

@@ -7,10 +7,10 @@
 //! finished group waits (a rendezvous channel), so memory stays bounded at two groups in
 //! flight beside those an image holds. The thread makes no MPI call.
 
+use crate::compute::Compute;
 use crate::config::FlagConfig;
 use crate::core::GroupVis;
 use crate::flag::FlagSummary;
-use crate::gpu::Compute;
 use crate::uvh5::group::load_group;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -184,7 +184,7 @@ mod tests {
                 jobs.clone(),
                 prefetch,
                 &FlagConfig::default(),
-                Arc::new(crate::gpu::Cpu),
+                Arc::new(crate::compute::Cpu),
                 dir.path(),
                 0,
             );
@@ -212,7 +212,7 @@ mod tests {
             jobs,
             true,
             &FlagConfig::default(),
-            Arc::new(crate::gpu::Cpu),
+            Arc::new(crate::compute::Cpu),
             dir.path(),
             0,
         );

@@ -635,7 +635,7 @@ fn bool_bytes(flags: &[bool]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::vectors;
+    use crate::compute::vectors;
 
     fn device() -> Option<Gpu> {
         match Gpu::open(0, 1, 0.0) {
@@ -645,7 +645,7 @@ mod tests {
                     std::env::var("CONTIMG_EXPECT_GPU").is_err(),
                     "CONTIMG_EXPECT_GPU is set but no device: {why}"
                 );
-                crate::gpu::note_skipped_test(&format!("GPU-vs-CPU kernel test: {why}"));
+                crate::compute::note_skipped_test(&format!("GPU-vs-CPU kernel test: {why}"));
                 None
             }
         }
@@ -755,7 +755,7 @@ mod tests {
             .flat_map(|k| v.values.iter().map(move |x| x * (1.0 + 0.3 * k as f32)))
             .collect();
         let flags: Vec<bool> = (0..5).flat_map(|_| v.flags.iter().copied()).collect();
-        let sched = crate::gpu::Schedule {
+        let sched = crate::compute::Schedule {
             chi1: 3.0,
             rho: 1.5,
             max_m_time: 16,
@@ -764,7 +764,7 @@ mod tests {
         let (mut dev, mut cpu) = (flags.clone(), flags.clone());
         g.sumthreshold_planes(&values, &mut dev, v.nt, v.nf, &sched)
             .unwrap();
-        crate::gpu::Cpu
+        crate::compute::Cpu
             .sumthreshold_planes(&values, &mut cpu, v.nt, v.nf, &sched)
             .unwrap();
         assert!(cpu.iter().filter(|&&f| f).count() > flags.iter().filter(|&&f| f).count());
@@ -780,7 +780,7 @@ mod tests {
             .collect();
         let flags: Vec<bool> = (0..3).flat_map(|_| v.flags.iter().copied()).collect();
         for linear in [false, true] {
-            let sm = crate::gpu::Smoothing {
+            let sm = crate::compute::Smoothing {
                 sigma_t: 3.0,
                 sigma_f: 5.5,
                 linear,
@@ -788,7 +788,7 @@ mod tests {
             let dev = g
                 .background_planes(&values, &flags, v.nt, v.nf, &sm)
                 .unwrap();
-            let cpu = crate::gpu::Cpu
+            let cpu = crate::compute::Cpu
                 .background_planes(&values, &flags, v.nt, v.nf, &sm)
                 .unwrap();
             let err = dev

@@ -367,7 +367,7 @@ pub fn cal_stats() -> CalStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::twins;
+    use crate::compute::twins;
 
     #[test]
     fn degrid_twin_matches_the_vectors() {

@@ -508,8 +508,8 @@ impl Gpu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::stack::tests::{block, spec};
-    use crate::gpu::Compute;
+    use crate::compute::stack::tests::{block, spec};
+    use crate::compute::Compute;
     use crate::imaging::gridder::GridPair;
 
     /// The device, its failures failing the test (the pipeline would fall back to the CPU).
@@ -531,7 +531,7 @@ mod tests {
             &self,
             v: &mut [Complex32],
             w: &mut [f32],
-            g: &crate::gpu::GainGrid,
+            g: &crate::compute::GainGrid,
             bl: &[(usize, usize)],
         ) -> Result<(), GpuError> {
             self.0.apply_gains(v, w, g, bl)
@@ -542,7 +542,7 @@ mod tests {
             f: &mut [bool],
             nt: usize,
             nf: usize,
-            s: &crate::gpu::Schedule,
+            s: &crate::compute::Schedule,
         ) -> Result<(), GpuError> {
             self.0.sumthreshold_planes(v, f, nt, nf, s)
         }
@@ -552,7 +552,7 @@ mod tests {
             f: &[bool],
             nt: usize,
             nf: usize,
-            s: &crate::gpu::Smoothing,
+            s: &crate::compute::Smoothing,
         ) -> Result<Vec<f32>, GpuError> {
             self.0.background_planes(v, f, nt, nf, s)
         }
@@ -590,7 +590,7 @@ mod tests {
                     std::env::var("CONTIMG_EXPECT_GPU").is_err(),
                     "CONTIMG_EXPECT_GPU is set but no device: {why}"
                 );
-                crate::gpu::note_skipped_test(&format!("GPU w-stacking test: {why}"));
+                crate::compute::note_skipped_test(&format!("GPU w-stacking test: {why}"));
                 None
             }
         }

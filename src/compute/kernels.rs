@@ -246,7 +246,7 @@ mod tests {
                 std::env::var("CONTIMG_REQUIRE_NVRTC").is_err(),
                 "CONTIMG_REQUIRE_NVRTC is set but libnvrtc cannot be loaded"
             );
-            crate::gpu::note_skipped_test("every_kernel_compiles_for_sm80_and_sm90: libnvrtc not found (scripts/test.sh installs it)");
+            crate::compute::note_skipped_test("every_kernel_compiles_for_sm80_and_sm90: libnvrtc not found (scripts/test.sh installs it)");
             return;
         }
         for (file, _, entries) in KERNELS {
