@@ -22,12 +22,10 @@ pub struct Gpu {
     /// The main stream; the second takes every other upload slice (device_stack).
     pub(super) stream: Arc<CudaStream>,
     pub(super) stream2: Arc<CudaStream>,
-    rephase: CudaFunction,
     apply: CudaFunction,
     pub(super) grid: CudaFunction,
     pub(super) degrid: CudaFunction,
     sumthreshold: CudaFunction,
-    cal_stats: CudaFunction,
     smooth_prep: CudaFunction,
     smooth_pass: CudaFunction,
     smooth_narrow: CudaFunction,
@@ -84,12 +82,10 @@ impl Gpu {
             m.load_function(entry)
                 .map_err(|e| format!("{file}: {entry}: {e:?}"))
         };
-        let rephase = load("rephase.cu", "rephase")?;
         let apply = load("calapply.cu", "apply_gains")?;
         let grid = load("grid.cu", "grid_tiles")?;
         let degrid = load("degrid.cu", "degrid_points")?;
         let sumthreshold = load("sumthreshold.cu", "sumthreshold_lines")?;
-        let cal_stats = load("calstats.cu", "cal_stats")?;
         let smooth_prep = load("background.cu", "smooth_prep")?;
         let smooth_pass = load("background.cu", "smooth_pass")?;
         let smooth_narrow = load("background.cu", "smooth_narrow")?;
@@ -123,12 +119,10 @@ impl Gpu {
             ctx,
             stream,
             stream2,
-            rephase,
             apply,
             grid,
             degrid,
             sumthreshold,
-            cal_stats,
             smooth_prep,
             smooth_pass,
             smooth_narrow,
@@ -290,54 +284,6 @@ impl Gpu {
             .into_iter()
             .map(|x| x != 0)
             .collect())
-    }
-
-    /// cal_stats: one cell's sufficient statistics, one thread per baseline.
-    pub fn cal_stats(
-        &self,
-        vis: &[Complex32],
-        model: &[Complex64],
-        weight: &[f32],
-        n_bl: usize,
-        per_bl: usize,
-    ) -> Result<crate::calibrate::solve::CellStats, GpuError> {
-        let s = &self.stream;
-        let v: Vec<f32> = vis.iter().flat_map(|c| [c.re, c.im]).collect();
-        let m: Vec<f64> = model.iter().flat_map(|c| [c.re, c.im]).collect();
-        let (d_v, d_m, d_w) = (
-            s.clone_htod(&v).map_err(cuda)?,
-            s.clone_htod(&m).map_err(cuda)?,
-            s.clone_htod(weight).map_err(cuda)?,
-        );
-        let mut d_a = s.alloc_zeros::<f64>(2 * n_bl).map_err(cuda)?;
-        let (mut d_b, mut d_c, mut d_n) = (
-            s.alloc_zeros::<f64>(n_bl).map_err(cuda)?,
-            s.alloc_zeros::<f64>(n_bl).map_err(cuda)?,
-            s.alloc_zeros::<f64>(n_bl).map_err(cuda)?,
-        );
-        let (nb, pb) = (n_bl as i32, per_bl as i32);
-        let mut b = s.launch_builder(&self.cal_stats);
-        b.arg(&d_v)
-            .arg(&d_m)
-            .arg(&d_w)
-            .arg(&nb)
-            .arg(&pb)
-            .arg(&mut d_a)
-            .arg(&mut d_b)
-            .arg(&mut d_c)
-            .arg(&mut d_n);
-        unsafe { b.launch(LaunchConfig::for_num_elems(n_bl as u32)) }.map_err(cuda)?;
-        let mut st = crate::calibrate::solve::CellStats::new(n_bl);
-        st.a = s
-            .clone_dtoh(&d_a)
-            .map_err(cuda)?
-            .chunks_exact(2)
-            .map(|c| Complex64::new(c[0], c[1]))
-            .collect();
-        st.b = s.clone_dtoh(&d_b).map_err(cuda)?;
-        st.c = s.clone_dtoh(&d_c).map_err(cuda)?;
-        st.n = s.clone_dtoh(&d_n).map_err(cuda)?;
-        Ok(st)
     }
 }
 
@@ -526,38 +472,6 @@ impl Compute for Gpu {
         8192
     }
 
-    fn rephase(
-        &self,
-        vis: &mut [Complex32],
-        dw: &[f64],
-        freqs: &[f64],
-        npol: usize,
-    ) -> Result<(), GpuError> {
-        let nchan = freqs.len();
-        let row_bytes = nchan * npol * 8 + 8;
-        let rows_per_chunk = (self.budget / row_bytes.max(1)).clamp(1, dw.len().max(1));
-        let d_freqs = self.stream.clone_htod(freqs).map_err(cuda)?;
-        for (k, rows) in dw.chunks(rows_per_chunk).enumerate() {
-            let r0 = k * rows_per_chunk;
-            let part = &mut vis[r0 * nchan * npol..(r0 + rows.len()) * nchan * npol];
-            let host = as_f32(part);
-            let mut d_vis = self.stream.clone_htod(&*host).map_err(cuda)?;
-            let d_dw = self.stream.clone_htod(rows).map_err(cuda)?;
-            let (nrow, nc, np) = (rows.len() as i32, nchan as i32, npol as i32);
-            let mut b = self.stream.launch_builder(&self.rephase);
-            b.arg(&mut d_vis)
-                .arg(&d_dw)
-                .arg(&d_freqs)
-                .arg(&nrow)
-                .arg(&nc)
-                .arg(&np);
-            unsafe { b.launch(LaunchConfig::for_num_elems((rows.len() * nchan) as u32)) }
-                .map_err(cuda)?;
-            self.stream.memcpy_dtoh(&d_vis, host).map_err(cuda)?;
-        }
-        self.stream.synchronize().map_err(cuda)
-    }
-
     fn apply_gains(
         &self,
         vis: &mut [Complex32],
@@ -649,20 +563,6 @@ mod tests {
                 None
             }
         }
-    }
-
-    #[test]
-    fn rephase_kernel_matches_the_vectors() {
-        let Some(g) = device() else { return };
-        let v = vectors::rephase();
-        let mut vis = v.vis.clone();
-        g.rephase(&mut vis, &v.dw, &v.freqs, v.npol).unwrap();
-        let err = vis
-            .iter()
-            .zip(&v.expected)
-            .map(|(a, b)| (a - b).norm())
-            .fold(0f32, f32::max);
-        assert!(err < 2e-6, "max error {err}");
     }
 
     #[test]
@@ -797,22 +697,6 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             assert!(err < 1e-6, "linear {linear}: max difference {err}");
-        }
-    }
-
-    #[test]
-    fn cal_stats_kernel_matches_the_vectors() {
-        let Some(g) = device() else { return };
-        let v = vectors::cal_stats();
-        let st = g
-            .cal_stats(&v.vis, &v.model, &v.weight, v.n_bl, v.per_bl)
-            .unwrap();
-        for (bl, e) in v.expected.iter().enumerate() {
-            assert!(
-                (st.a[bl] - e.0).norm() < 1e-9 * e.1 && (st.b[bl] - e.1).abs() < 1e-9 * e.1,
-                "baseline {bl}"
-            );
-            assert_eq!(st.n[bl], e.3);
         }
     }
 }

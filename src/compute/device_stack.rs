@@ -518,15 +518,6 @@ mod tests {
         fn name(&self) -> String {
             self.0.name()
         }
-        fn rephase(
-            &self,
-            v: &mut [Complex32],
-            dw: &[f64],
-            f: &[f64],
-            np: usize,
-        ) -> Result<(), GpuError> {
-            self.0.rephase(v, dw, f, np)
-        }
         fn apply_gains(
             &self,
             v: &mut [Complex32],

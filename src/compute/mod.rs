@@ -17,6 +17,8 @@ pub mod kernels;
 pub mod monitor;
 pub mod stack;
 pub mod twins;
+/// Shared test vectors of the kernels and their twins (tests only).
+#[cfg(test)]
 pub mod vectors;
 
 use crate::imaging::degridder::WUnstack;
@@ -76,14 +78,6 @@ pub enum GpuError {
 pub trait Compute: Send + Sync {
     /// "cpu" or a description of the device.
     fn name(&self) -> String;
-    /// `vis[(r * nchan + c) * npol + p] *= exp(-2 pi i dw[r] freqs[c] / c)`.
-    fn rephase(
-        &self,
-        vis: &mut [Complex32],
-        dw: &[f64],
-        freqs: &[f64],
-        npol: usize,
-    ) -> Result<(), GpuError>;
     /// Divides by g_a conj(g_b) and scales weights by |g_a g_b|^2 (see twins::apply_gains).
     fn apply_gains(
         &self,
@@ -181,16 +175,6 @@ impl Compute for Cpu {
     fn name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
     }
-    fn rephase(
-        &self,
-        vis: &mut [Complex32],
-        dw: &[f64],
-        freqs: &[f64],
-        npol: usize,
-    ) -> Result<(), GpuError> {
-        twins::rephase(vis, dw, freqs, npol);
-        Ok(())
-    }
     fn apply_gains(
         &self,
         vis: &mut [Complex32],
@@ -253,6 +237,29 @@ impl Compute for Cpu {
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
         crate::imaging::degridder::unstack_cpu(job, out);
         Ok(())
+    }
+}
+
+/// Runs `job` on `compute`; when that backend fails (a GPU out of memory, a driver error)
+/// logs why and runs `job` again on the CPU backend, whose results are the same. `job`'s
+/// second argument is true on that retry: the job then first restores whatever the failed
+/// attempt may have half-written (its outputs, in-place buffers). Every CPU fallback of the
+/// stages goes through here.
+pub fn or_cpu<T>(
+    compute: &dyn Compute,
+    what: &str,
+    mut job: impl FnMut(&dyn Compute, bool) -> Result<T, GpuError>,
+) -> T {
+    match job(compute, false) {
+        Ok(v) => v,
+        Err(e) => {
+            log::warn!(
+                "{what} on {} failed ({e}); running it on the CPU",
+                compute.name()
+            );
+            // The CPU backend returns Ok from every method.
+            job(&Cpu, true).expect("the CPU backend does not fail")
+        }
     }
 }
 

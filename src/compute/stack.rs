@@ -5,9 +5,14 @@
 //! against a direct Fourier transform); where a GPU exists the device is checked against
 //! them too.
 
+#[cfg(test)]
 use super::twins;
+#[cfg(test)]
 use crate::imaging::degridder::WUnstack;
-use crate::imaging::gridder::{GridSpec, VisBlock, WStack};
+#[cfg(test)]
+use crate::imaging::gridder::WStack;
+use crate::imaging::gridder::{GridSpec, VisBlock};
+#[cfg(test)]
 use crate::primitives::fft::fft2;
 use crate::primitives::C_M_S;
 use num_complex::{Complex32, Complex64};
@@ -364,7 +369,9 @@ pub fn factors(f: Option<&[f64]>, nchan: usize) -> Vec<f64> {
 }
 
 /// The device's gridding, composed from the twins: prep, tile sort, and per plane the
-/// w weights, grid_tiles, checkerboard, forward FFT and wscreen_add.
+/// w weights, grid_tiles, checkerboard, forward FFT and wscreen_add. (Tests only: the
+/// twins' composition checked against the CPU gridder.)
+#[cfg(test)]
 pub fn wstack(job: &WStack) -> (Vec<f64>, Vec<f64>) {
     let (spec, b) = (job.spec, job.b);
     let g = Geometry::new(spec);
@@ -421,6 +428,8 @@ pub fn wstack(job: &WStack) -> (Vec<f64>, Vec<f64>) {
 
 /// The device's prediction, composed from the twins: prep, and per plane wscreen_fill,
 /// inverse FFT, checkerboard, w weights, degrid_points and the sum; then degrid_finish.
+/// (Tests only: checked against the CPU degridder.)
+#[cfg(test)]
 pub fn unstack(job: &WUnstack, out: &mut [Complex32]) {
     let (spec, b) = (job.spec, job.b);
     let g = Geometry::new(spec);
@@ -529,15 +538,6 @@ pub(crate) mod tests {
     impl super::super::Compute for Twins {
         fn name(&self) -> String {
             "twins".into()
-        }
-        fn rephase(
-            &self,
-            _: &mut [Complex32],
-            _: &[f64],
-            _: &[f64],
-            _: usize,
-        ) -> Result<(), super::super::GpuError> {
-            unreachable!()
         }
         fn apply_gains(
             &self,

@@ -304,17 +304,9 @@ fn per_baseline_pass(
             sigma_f: sig_f,
             linear: false,
         };
-        let bg = compute
-            .background_planes(&amp, &fl, nt, nf, &smoothing)
-            .unwrap_or_else(|e| {
-                log::warn!(
-                    "flagging background on {} failed ({e}); fitting it on the CPU",
-                    compute.name()
-                );
-                crate::compute::Cpu
-                    .background_planes(&amp, &fl, nt, nf, &smoothing)
-                    .expect("the CPU backend does not fail")
-            });
+        let bg = crate::compute::or_cpu(compute, "flagging background", |c, _| {
+            c.background_planes(&amp, &fl, nt, nf, &smoothing)
+        });
         tick(1);
         let used: Vec<bool> = amp
             .par_chunks_mut(tf)
@@ -368,17 +360,13 @@ fn per_baseline_pass(
             unflag_cells(&mut flags);
         }
         tick(2);
-        if let Err(e) = compute.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule) {
-            log::warn!(
-                "SumThreshold on {} failed ({e}); running it on the CPU",
-                compute.name()
-            );
-            fill_flags(&mut flags); // the backend may have left them half-done
-            unflag_cells(&mut flags);
-            crate::compute::Cpu
-                .sumthreshold_planes(&values, &mut flags, nt, nf, &schedule)
-                .expect("the CPU backend does not fail");
-        }
+        crate::compute::or_cpu(compute, "SumThreshold", |c, retry| {
+            if retry {
+                fill_flags(&mut flags); // the backend may have left them half-done
+                unflag_cells(&mut flags);
+            }
+            c.sumthreshold_planes(&values, &mut flags, nt, nf, &schedule)
+        });
         let used: Vec<usize> = (0..used.len()).filter(|&k| used[k]).collect();
         tick(3);
         // Apply: per baseline in parallel, the normalised residuals summed where unflagged.

@@ -57,14 +57,13 @@ pub fn degrid_with(
         planes: &planes,
         pre: &pre,
     };
-    if let Err(e) = compute.degrid_wstack(&job, &mut out) {
-        log::warn!(
-            "degridding on {} failed ({e}); predicting this block on the CPU",
-            compute.name()
-        );
-        out.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
-        unstack_cpu(&job, &mut out);
-    }
+    crate::compute::or_cpu(compute, "degridding", |c, retry| {
+        if retry {
+            // zero on entry, as the job wants it
+            out.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
+        }
+        c.degrid_wstack(&job, &mut out)
+    });
     out
 }
 

@@ -195,13 +195,8 @@ impl GridPair {
             dirty_factor: fd.as_deref(),
             psf_factor: fp.as_deref(),
         };
-        let (block_dirty, block_psf) = compute.grid_wstack(&job).unwrap_or_else(|e| {
-            log::warn!(
-                "gridding on {} failed ({e}); gridding this block on the CPU",
-                compute.name()
-            );
-            wstack_cpu(&job)
-        });
+        let (block_dirty, block_psf) =
+            crate::compute::or_cpu(compute, "gridding", |c, _| c.grid_wstack(&job));
         let (n, xmax, dw) = (spec.n_image, spec.max_nm1().max(1e-15), planes.dw);
         // Undo the w kernel's taper psi_hat(dw (n - 1)).
         let k = spec.kernel;

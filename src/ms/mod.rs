@@ -154,7 +154,7 @@ impl<'a> MsContent<'a> {
                 let row = b * nt + t;
                 let dw = self.dw[row];
                 for (k, c) in win.clone().enumerate() {
-                    let rot = crate::compute::twins::rephase_factor(dw, g.freqs[c]);
+                    let rot = crate::primitives::rephase_factor(dw, g.freqs[c]);
                     for p in 0..np {
                         let i = g.index(b, t, c, p);
                         d[k * np + p] = g.vis[i] * rot;
