@@ -314,7 +314,7 @@ impl Compute for Gpu {
         }
         let per_batch = (self.flag_budget / (tf * 40)).clamp(1, (values.len() / tf).max(1));
         let s = &self.stream;
-        let taps = |sigma: f64| crate::flag::algorithms::gaussian_taps(sigma);
+        let taps = |sigma: f64| crate::compute::flagging::gaussian_taps(sigma);
         let (kt, kf) = (taps(sm.sigma_t), taps(sm.sigma_f));
         let (d_kt, d_kf) = (
             s.clone_htod(&kt).map_err(cuda)?,
@@ -451,14 +451,14 @@ impl Compute for Gpu {
 
     fn grid_wstack(
         &self,
-        job: &crate::imaging::gridder::WStack,
+        job: &crate::compute::gridder::WStack,
     ) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         self.grid_wstack_dev(job)
     }
 
     fn degrid_wstack(
         &self,
-        job: &crate::imaging::degridder::WUnstack,
+        job: &crate::compute::degridder::WUnstack,
         out: &mut [Complex32],
     ) -> Result<(), GpuError> {
         self.degrid_wstack_dev(job, out)

@@ -14,8 +14,8 @@
 use super::device::{cuda, Gpu};
 use super::stack::{self, Geometry};
 use super::GpuError;
-use crate::imaging::degridder::WUnstack;
-use crate::imaging::gridder::WStack;
+use crate::compute::degridder::WUnstack;
+use crate::compute::gridder::WStack;
 use cudarc::cufft::sys::{cufftDoubleComplex, cufftType, double2};
 use cudarc::cufft::CudaFft;
 use cudarc::driver::{CudaFunction, CudaSlice, DevicePtrMut, LaunchConfig, PushKernelArg};
@@ -508,9 +508,9 @@ impl Gpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compute::gridder::GridPair;
     use crate::compute::stack::tests::{block, spec};
     use crate::compute::Compute;
-    use crate::imaging::gridder::GridPair;
 
     /// The device, its failures failing the test (the pipeline would fall back to the CPU).
     struct Strict(Gpu);
@@ -622,8 +622,8 @@ mod tests {
         model[20 * n + 10] = 1.5;
         model[48 * n + 48] = 2.0;
         model[71 * n + 80] = -0.7;
-        let cpu = crate::imaging::degridder::degrid(&s, &model, &b);
-        let dev = crate::imaging::degridder::degrid_with(&s, &model, &b, &g);
+        let cpu = crate::compute::degridder::degrid(&s, &model, &b);
+        let dev = crate::compute::degridder::degrid_with(&s, &model, &b, &g);
         let scale = cpu.iter().map(|v| v.norm()).fold(0f32, f32::max);
         let err = cpu
             .iter()

@@ -9,10 +9,13 @@
 //! fails with that reason; `off` never looks. cudarc panics when libcuda is absent, so the
 //! library's presence is checked before any call.
 
+pub mod degridder;
 #[cfg(feature = "gpu")]
 pub mod device;
 #[cfg(feature = "gpu")]
 mod device_stack;
+pub mod flagging;
+pub mod gridder;
 pub mod kernels;
 pub mod monitor;
 pub mod stack;
@@ -21,8 +24,8 @@ pub mod twins;
 #[cfg(test)]
 pub mod vectors;
 
-use crate::imaging::degridder::WUnstack;
-use crate::imaging::gridder::WStack;
+use crate::compute::degridder::WUnstack;
+use crate::compute::gridder::WStack;
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -186,7 +189,7 @@ impl Compute for Cpu {
         Ok(())
     }
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
-        Ok(crate::imaging::gridder::wstack_cpu(job))
+        Ok(crate::compute::gridder::wstack_cpu(job))
     }
     fn background_planes(
         &self,
@@ -202,7 +205,7 @@ impl Compute for Cpu {
             .zip(values.par_chunks(tf))
             .zip(flags.par_chunks(tf))
             .for_each(|((o, v), f)| {
-                o.copy_from_slice(&crate::flag::algorithms::masked_smooth(
+                o.copy_from_slice(&crate::compute::flagging::masked_smooth(
                     v, f, nt, nf, s.sigma_t, s.sigma_f, s.linear,
                 ));
             });
@@ -220,7 +223,7 @@ impl Compute for Cpu {
             .par_chunks_mut(nt * nf)
             .zip(values.par_chunks(nt * nf))
             .for_each(|(f, v)| {
-                let new = crate::flag::algorithms::sumthreshold_plane(
+                let new = crate::compute::flagging::sumthreshold_plane(
                     v,
                     f,
                     nt,
@@ -235,7 +238,7 @@ impl Compute for Cpu {
         Ok(())
     }
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
-        crate::imaging::degridder::unstack_cpu(job, out);
+        crate::compute::degridder::unstack_cpu(job, out);
         Ok(())
     }
 }

@@ -8,10 +8,10 @@
 #[cfg(test)]
 use super::twins;
 #[cfg(test)]
-use crate::imaging::degridder::WUnstack;
+use crate::compute::degridder::WUnstack;
 #[cfg(test)]
-use crate::imaging::gridder::WStack;
-use crate::imaging::gridder::{GridSpec, VisBlock};
+use crate::compute::gridder::WStack;
+use crate::compute::gridder::{GridSpec, VisBlock};
 #[cfg(test)]
 use crate::primitives::fft::fft2;
 use crate::primitives::C_M_S;
@@ -459,7 +459,7 @@ pub fn unstack(job: &WUnstack, out: &mut [Complex32]) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::imaging::gridder::GridPair;
+    use crate::compute::gridder::GridPair;
     use rand::{Rng, SeedableRng};
 
     /// A small random block: 24 antennas' baselines over a 1.5 km array, 3 times, 6
@@ -637,8 +637,8 @@ pub(crate) mod tests {
         {
             model[y * n + x] = f + i as f64 * 0.01;
         }
-        let cpu = crate::imaging::degridder::degrid(&spec, &model, &b);
-        let twin = crate::imaging::degridder::degrid_with(&spec, &model, &b, &Twins);
+        let cpu = crate::compute::degridder::degrid(&spec, &model, &b);
+        let twin = crate::compute::degridder::degrid_with(&spec, &model, &b, &Twins);
         let scale = cpu.iter().map(|v| v.norm()).fold(0f32, f32::max);
         assert!(scale > 1.0);
         let err = cpu

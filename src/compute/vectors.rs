@@ -317,7 +317,7 @@ mod tests {
         let v = sumthreshold();
         let mut new = v.flags.clone();
         for f in 0..v.nf {
-            crate::flag::algorithms::sumthreshold_line(
+            crate::compute::flagging::sumthreshold_line(
                 &v.values, &v.flags, f, v.nf, v.nt, v.m, v.thr, &mut new,
             );
         }

@@ -16,7 +16,8 @@
 //!
 //! A flag is a zero weight in the group (`GroupVis::weight`).
 
-pub mod algorithms;
+/// The flagging kernels, in the compute layer (re-exported at their old path).
+pub use crate::compute::flagging as algorithms;
 pub mod array;
 mod write;
 

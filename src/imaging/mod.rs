@@ -5,8 +5,8 @@ pub mod aterm;
 pub mod clark;
 pub mod clean;
 pub mod deconvolve;
-pub mod degridder;
-pub mod gridder;
+/// The w-stacking gridder and degridder, in the compute layer (re-exported here).
+pub use crate::compute::{degridder, gridder};
 pub mod outliers;
 pub mod pb;
 pub mod weighting;
