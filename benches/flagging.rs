@@ -3,7 +3,7 @@
 //! default flagging stage. Reports visibilities per second.
 
 use contimg::config::FlagConfig;
-use contimg::convert::GroupVis;
+use contimg::core::GroupVis;
 use contimg::primitives::astrometry::Site;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use num_complex::Complex32;

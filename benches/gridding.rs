@@ -110,14 +110,14 @@ fn bench(c: &mut Criterion) {
         });
     }
     #[cfg(feature = "gpu")]
-    match contimg::gpu::device::Gpu::open(0, 1, 0.0) {
+    match contimg::compute::device::Gpu::open(0, 1, 0.0) {
         Err(why) => eprintln!("SKIPPED: GPU gridding benches: {why}"),
         Ok(gpu) => {
             // A device failure falls back to the CPU with a warning: show it.
             let _ = env_logger::builder()
                 .filter_level(log::LevelFilter::Warn)
                 .try_init();
-            eprintln!("GPU benches on {}", contimg::gpu::Compute::name(&gpu));
+            eprintln!("GPU benches on {}", contimg::compute::Compute::name(&gpu));
             for eps in [1e-4, 1e-6] {
                 let spec = GridSpec::new(1024, (12.0f64 / 3600.0).to_radians(), eps);
                 group.bench_function(format!("gpu_dsa110_subband_eps{eps:e}"), |b| {

@@ -5,7 +5,8 @@
 //! groups can: no fresh memory to fault in) and prints that time too. Used by
 //! benches/read_group.sh.
 
-use contimg::convert::{load_group_reusing, load_group_with, GroupVis, ReadPath};
+use contimg::core::GroupVis;
+use contimg::uvh5::group::{load_group_reusing, load_group_with, ReadPath};
 use contimg::uvh5::DataRoutes;
 use contimg::uvh5::Route;
 use std::path::{Path, PathBuf};

@@ -53,7 +53,7 @@ else
   lib=(cargo test --release --features gpu --lib --); night=(cargo test --release --features gpu --test night --)
   bench=(cargo bench --features gpu --bench gridding --)
 fi
-case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture gpu:: ;; esac
+case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: ;; esac
 case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_required_matches_off_on_a_gpu ;; esac
 case ,$STEPS, in *,bench,*) step gridding-bench "${bench[@]}" --sample-size 10 --warm-up-time 1 --measurement-time 5 "${BENCH_FILTER:-subband}" ;; esac
 case ,$STEPS, in *,group,*)

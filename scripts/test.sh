@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test suite: installs what is missing, then runs every test: unit, integration,
-# multi-rank under mpirun, Measurement Set export, and a real single-node Slurm.
+# The test suite: installs what is missing, checks formatting and lints (failing on any
+# finding), then runs every test: unit, integration, multi-rank under mpirun, Measurement Set
+# export, and a real single-node Slurm.
 # Reference fixtures are committed; the MS export is also checked by independent tools
 # (python-casacore, pyuvdata, WSClean) from a venv that scripts/python-env.sh makes.
 set -euo pipefail
@@ -15,6 +16,12 @@ export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" CONTIMG
 # Tests that skip for want of a GPU or NVRTC log themselves here; the count is printed.
 CONTIMG_SKIP_LOG=$(mktemp)
 export CONTIMG_SKIP_LOG
+# Lint gate, before any test: formatting (rustfmt.toml) and clippy with warnings as errors
+# on every target; a finding fails CI.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo fmt --check
+cargo clippy --release --all-targets --features ms,gpu -- -D warnings
 cargo test --release --features ms,gpu
 echo "GPU tests skipped: $(grep -c . "$CONTIMG_SKIP_LOG" || true)"
 sed 's/^/  skipped: /' "$CONTIMG_SKIP_LOG"

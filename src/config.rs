@@ -27,7 +27,7 @@ pub enum ConfigError {
 }
 
 /// Settings holding paths: relative ones in a settings file are taken from its folder.
-const PATH_KEYS: [&[&str]; 8] = [
+const PATH_KEYS: [&[&str]; 9] = [
     &["input", "dir"],
     &["output", "dir"],
     &["station_table"],
@@ -59,7 +59,7 @@ fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the night's UVH5 files are and how they are grouped.
@@ -75,7 +75,7 @@ pub struct Config {
     /// Calibration: solve on the night's calibrator transit, apply to every group.
     pub calibration: CalConfig,
     /// CPU or GPU per rank.
-    pub compute: crate::gpu::ComputeConfig,
+    pub compute: crate::compute::ComputeConfig,
     /// Ranks of an MPI job.
     pub mpi: MpiConfig,
     /// DSA-110 station table (WGS84), used to check antenna positions and by `simulate`.
@@ -83,23 +83,6 @@ pub struct Config {
     pub station_table: Option<PathBuf>,
     /// The synthetic night written by `contimg simulate` (ignored by `contimg run`).
     pub simulate: SimConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            input: InputConfig::default(),
-            output: OutputConfig::default(),
-            imaging: ImagingConfig::default(),
-            astrometry: AstrometryConfig::default(),
-            flagging: FlagConfig::default(),
-            calibration: CalConfig::default(),
-            compute: crate::gpu::ComputeConfig::default(),
-            mpi: MpiConfig::default(),
-            station_table: None,
-            simulate: SimConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -841,7 +824,7 @@ impl Config {
         let fin = |x: f64| x.is_finite();
         let im = &self.imaging;
         ok!(
-            im.npix >= 8 && im.npix % 2 == 0 && im.npix <= 65536,
+            im.npix >= 8 && im.npix.is_multiple_of(2) && im.npix <= 65536,
             "imaging.npix",
             "{} must be even, in [8, 65536]",
             im.npix

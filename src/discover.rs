@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// One file of a cluster: (file-name time (JD), subband, path, its `time_array[0]` or why
+/// it could not be read).
+type ClusterFile = (f64, usize, PathBuf, Result<f64, String>);
+
 /// Files whose `time_array[0]` differ by less than this (days, ~0.09 s) are one group.
 const TIME0_TOLERANCE_DAYS: f64 = 1e-6;
 
@@ -101,7 +105,7 @@ pub fn discover(
         }
     }
     // time_array[0] of every file, read once.
-    let read: Vec<Vec<(f64, usize, PathBuf, Result<f64, String>)>> = clusters
+    let read: Vec<Vec<ClusterFile>> = clusters
         .into_iter()
         .map(|c| {
             c.into_iter()
@@ -135,14 +139,15 @@ pub fn discover(
             seen.entry(key).or_insert(ci);
         }
     }
-    let mut merged: BTreeMap<usize, Vec<(f64, usize, PathBuf, Result<f64, String>)>> =
-        BTreeMap::new();
+    let mut merged: BTreeMap<usize, Vec<ClusterFile>> = BTreeMap::new();
     for (ci, c) in read.into_iter().enumerate() {
         merged.entry(find(&mut root, ci)).or_default().extend(c);
     }
     for cluster in merged.into_values() {
         // Decide groups within the cluster by time_array[0].
-        let mut by_t0: BTreeMap<i64, (f64, Vec<(usize, PathBuf)>, Vec<f64>)> = BTreeMap::new();
+        // time_array[0] key -> (its value, the (subband, path) files, their file-name times).
+        type ByT0 = BTreeMap<i64, (f64, Vec<(usize, PathBuf)>, Vec<f64>)>;
+        let mut by_t0: ByT0 = BTreeMap::new();
         let mut unreadable: Vec<(f64, usize, PathBuf, String)> = Vec::new();
         for (name_t, sb, path, t0) in cluster {
             match t0 {

@@ -11,7 +11,7 @@ pub enum Error {
     #[error(transparent)]
     Uvh5(#[from] crate::uvh5::Uvh5Error),
     #[error(transparent)]
-    Convert(#[from] crate::convert::ConvertError),
+    Load(#[from] crate::uvh5::group::LoadError),
     #[error(transparent)]
     Discover(#[from] crate::discover::DiscoverError),
     #[error("{0}")]

@@ -5,12 +5,13 @@
 
 use crate::comm::Comm;
 use crate::config::Config;
-use crate::convert::{load_group, GroupVis};
-use crate::imaging::Centre;
+use crate::core::Centre;
+use crate::core::GroupVis;
 use crate::ms::{write_group_ms, MsConfig};
 use crate::pipeline::{plan_night, PipelineError};
 use crate::primitives::astrometry::median_meridian_icrs;
 use crate::primitives::iers::EarthOrientation;
+use crate::uvh5::group::load_group;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

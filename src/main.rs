@@ -544,7 +544,7 @@ fn real_main() -> ExitCode {
                 cfg.mpi.collective_timeout_s,
             ));
             let mem = cfg.check_memory(
-                contimg::gpu::local_size(),
+                contimg::compute::local_size(),
                 contimg::config::available_memory(),
             );
             if !comm.all_ok(mem.is_ok()) {

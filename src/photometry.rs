@@ -409,6 +409,71 @@ pub fn measure_nights(
     Ok(out)
 }
 
+/// Writes `lightcurves.csv` and `variability.csv` into `out` (atomically); returns the
+/// metrics.
+pub fn write_tables(
+    out: &Path,
+    ms: &[Measurement],
+    targets: &[Target],
+    th: Thresholds,
+) -> std::io::Result<Vec<Variability>> {
+    std::fs::create_dir_all(out)?;
+    let mut lc = csv::Writer::from_writer(Vec::new());
+    lc.write_record([
+        "source", "ra_deg", "dec_deg", "date_obs", "flux_jy", "err_jy", "image",
+    ])?;
+    let mut vars = Vec::new();
+    for t in targets {
+        let mine: Vec<&Measurement> = ms.iter().filter(|m| m.source == t.name).collect();
+        for m in &mine {
+            lc.write_record([
+                t.name.clone(),
+                format!("{:.7}", t.ra_deg),
+                format!("{:.7}", t.dec_deg),
+                m.date_obs.clone(),
+                format!("{:.6}", m.flux_jy),
+                format!("{:.6}", m.err_jy),
+                m.image.display().to_string(),
+            ])?;
+        }
+        if !mine.is_empty() {
+            vars.push(variability(&t.name, &mine, th));
+        }
+    }
+    let mut vt = csv::Writer::from_writer(Vec::new());
+    vt.write_record([
+        "source",
+        "n",
+        "mean_jy",
+        "weighted_mean_jy",
+        "V",
+        "eta",
+        "m",
+        "Vs",
+        "candidate",
+    ])?;
+    for v in &vars {
+        vt.write_record([
+            v.source.clone(),
+            v.n.to_string(),
+            format!("{:.6}", v.mean_jy),
+            format!("{:.6}", v.weighted_mean_jy),
+            format!("{:.4}", v.v),
+            format!("{:.3}", v.eta),
+            format!("{:.4}", v.m),
+            format!("{:.2}", v.vs),
+            v.candidate.to_string(),
+        ])?;
+    }
+    let bytes = |w: csv::Writer<Vec<u8>>| {
+        w.into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    crate::products::write_atomic(&out.join("lightcurves.csv"), &bytes(lc)?)?;
+    crate::products::write_atomic(&out.join("variability.csv"), &bytes(vt)?)?;
+    Ok(vars)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,69 +543,4 @@ mod tests {
         let e = read_catalog(&cat).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("cat.csv"), "{e}");
     }
-}
-
-/// Writes `lightcurves.csv` and `variability.csv` into `out` (atomically); returns the
-/// metrics.
-pub fn write_tables(
-    out: &Path,
-    ms: &[Measurement],
-    targets: &[Target],
-    th: Thresholds,
-) -> std::io::Result<Vec<Variability>> {
-    std::fs::create_dir_all(out)?;
-    let mut lc = csv::Writer::from_writer(Vec::new());
-    lc.write_record([
-        "source", "ra_deg", "dec_deg", "date_obs", "flux_jy", "err_jy", "image",
-    ])?;
-    let mut vars = Vec::new();
-    for t in targets {
-        let mine: Vec<&Measurement> = ms.iter().filter(|m| m.source == t.name).collect();
-        for m in &mine {
-            lc.write_record([
-                t.name.clone(),
-                format!("{:.7}", t.ra_deg),
-                format!("{:.7}", t.dec_deg),
-                m.date_obs.clone(),
-                format!("{:.6}", m.flux_jy),
-                format!("{:.6}", m.err_jy),
-                m.image.display().to_string(),
-            ])?;
-        }
-        if !mine.is_empty() {
-            vars.push(variability(&t.name, &mine, th));
-        }
-    }
-    let mut vt = csv::Writer::from_writer(Vec::new());
-    vt.write_record([
-        "source",
-        "n",
-        "mean_jy",
-        "weighted_mean_jy",
-        "V",
-        "eta",
-        "m",
-        "Vs",
-        "candidate",
-    ])?;
-    for v in &vars {
-        vt.write_record([
-            v.source.clone(),
-            v.n.to_string(),
-            format!("{:.6}", v.mean_jy),
-            format!("{:.6}", v.weighted_mean_jy),
-            format!("{:.4}", v.v),
-            format!("{:.3}", v.eta),
-            format!("{:.4}", v.m),
-            format!("{:.2}", v.vs),
-            v.candidate.to_string(),
-        ])?;
-    }
-    let bytes = |w: csv::Writer<Vec<u8>>| {
-        w.into_inner()
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    };
-    crate::products::write_atomic(&out.join("lightcurves.csv"), &bytes(lc)?)?;
-    crate::products::write_atomic(&out.join("variability.csv"), &bytes(vt)?)?;
-    Ok(vars)
 }

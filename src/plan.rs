@@ -2,8 +2,8 @@
 //! so every rank knows every collective it must join.
 
 use crate::config::Config;
+use crate::core::Centre;
 use crate::discover::{discover, Discovery};
-use crate::imaging::Centre;
 use crate::primitives::astrometry::{median_meridian_icrs, Site};
 use crate::primitives::iers::EarthOrientation;
 use crate::uvh5::read_header;
@@ -89,7 +89,7 @@ pub const POSITION_TOLERANCE_M: f64 = 0.05;
 pub fn check_positions(
     h: &crate::uvh5::Uvh5Header,
     site: &Site,
-    stations: &[crate::stations::Station],
+    stations: &[crate::core::stations::Station],
     file: &std::path::Path,
 ) -> Vec<(String, f64)> {
     let mut used: Vec<i64> = h
@@ -149,7 +149,7 @@ pub fn make_plan(
         ..Default::default()
     };
     let mut valid: Vec<(PlannedGroup, Site)> = Vec::new();
-    let stations = match crate::stations::load_stations(cfg.station_table.as_deref()) {
+    let stations = match crate::core::stations::load_stations(cfg.station_table.as_deref()) {
         Ok(s) => Some(s),
         Err(e) => {
             log::warn!("antenna positions not checked: {e}");

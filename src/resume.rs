@@ -18,12 +18,8 @@ use crate::plan::Plan;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// FNV-1a, 64 bit: a stable hash (the std hasher may change between Rust releases).
-pub fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+/// The stable hash of the input hashes (now in primitives, re-exported at its old path).
+pub use crate::primitives::fnv64;
 
 /// The input hash of image `i` of the plan.
 pub fn image_hash(cfg: &Config, plan: &Plan, i: usize) -> String {

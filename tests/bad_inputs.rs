@@ -7,11 +7,14 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 
+/// Breaks the setup of a case: (the night directory, the subband file chosen as victim).
+type SetupFn = dyn Fn(&Path, &Path);
+
 /// What a case breaks: one subband file of the first group, the config, or the setup.
 enum Target {
     File(Box<dyn Fn(&Path)>),
     Config(Box<dyn Fn(&mut String)>),
-    Setup(Box<dyn Fn(&Path, &Path)>),
+    Setup(Box<SetupFn>),
     /// Calibration on, with a registry entry (written into the case directory) covering the
     /// night or `days` away, pointing to a caltable made by the closure.
     Caltable {

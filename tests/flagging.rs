@@ -4,8 +4,8 @@
 
 mod common;
 use contimg::config::Config;
-use contimg::convert::load_group;
 use contimg::simulate::Truth;
+use contimg::uvh5::group::load_group;
 use std::path::{Path, PathBuf};
 
 fn group_files(night: &Path) -> Vec<PathBuf> {

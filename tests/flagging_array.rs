@@ -8,7 +8,7 @@
 //! and false flags on RFI-free data and outside the RFI.
 
 use contimg::config::FlagConfig;
-use contimg::convert::GroupVis;
+use contimg::core::GroupVis;
 use contimg::primitives::astrometry::Site;
 use num_complex::{Complex32, Complex64};
 use rand::{Rng, SeedableRng};
@@ -153,7 +153,7 @@ fn model_band(
         .collect();
     // Sources: (flux at 1.4 GHz, spectral index, offset east of the pointing at the group's
     // middle (deg), offset north (deg)); they drift west 15 arcsec/s.
-    let sources = [(20.0, -0.7, 0.25, 0.3), (4.0, -0.8, 1.1, -0.6)];
+    let sources: [(f64, f64, f64, f64); 2] = [(20.0, -0.7, 0.25, 0.3), (4.0, -0.8, 1.1, -0.6)];
     let mut vis = vec![Complex32::new(0.0, 0.0); baselines.len() * NT * nf * 2];
     let evs = if rfi { events() } else { Vec::new() };
     let mut truth = vec![None; NT * nf];
@@ -184,7 +184,7 @@ fn model_band(
                 let fwhm = (3.3f64).to_radians() * 1.4e9 / f;
                 let mut sky = Complex64::new(0.0, 0.0);
                 for &(s0, alpha, east, north) in &sources {
-                    let (l, m) = ((east - drift_deg).to_radians(), f64::to_radians(north));
+                    let (l, m) = ((east - drift_deg).to_radians(), north.to_radians());
                     let beam = (-4.0 * 2f64.ln() * (l * l + m * m) / (fwhm * fwhm)).exp();
                     let flux = s0 * (f / 1.4e9).powf(alpha) * beam;
                     sky += Complex64::from_polar(

@@ -4,7 +4,7 @@
 //! false-flag rate on the clean cross-correlation samples (dropped samples left out of both).
 
 use contimg::config::FlagConfig;
-use contimg::convert::load_group;
+use contimg::uvh5::group::load_group;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -80,8 +80,7 @@ fn night_terms(
     c.imaging.groups_per_image = groups_per_image;
     c.imaging.npix = 128;
     c.imaging.cell_arcsec = 30.0;
-    let cfg = simulate_night(&c, dir);
-    cfg
+    simulate_night(&c, dir)
 }
 
 fn compare_over_ranks(groups_per_image: usize, expect_images: usize) {
@@ -236,9 +235,9 @@ fn gaussian_taper_widens_the_beam_and_keeps_point_source_flux() {
 /// `gpu: required` fails cleanly (exit 1, the reason on stderr, no panic).
 #[test]
 fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
-    use contimg::gpu::GpuMode;
+    use contimg::compute::GpuMode;
     if std::env::var("CONTIMG_EXPECT_GPU").is_ok() {
-        contimg::gpu::note_skipped_test(
+        contimg::compute::note_skipped_test(
             "gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly: this machine has a GPU",
         );
         return;
@@ -320,9 +319,9 @@ fn prefetching_the_next_group_gives_the_same_products() {
 /// components); the summary names the device and its NVML figures.
 #[test]
 fn gpu_required_matches_off_on_a_gpu() {
-    use contimg::gpu::GpuMode;
+    use contimg::compute::GpuMode;
     if std::env::var("CONTIMG_EXPECT_GPU").is_err() {
-        contimg::gpu::note_skipped_test("gpu_required_matches_off_on_a_gpu: no GPU (set CONTIMG_EXPECT_GPU on a machine with one)");
+        contimg::compute::note_skipped_test("gpu_required_matches_off_on_a_gpu: no GPU (set CONTIMG_EXPECT_GPU on a machine with one)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,8 @@
 //! truncated files.
 
 mod common;
-use contimg::convert::{load_group_blocks, load_group_with, GroupVis, ReadPath};
+use contimg::core::GroupVis;
+use contimg::uvh5::group::{load_group_blocks, load_group_with, ReadPath};
 use contimg::uvh5::{
     locate_data, read_data, read_data_routed, read_header, write_file, DataRoutes, Route,
 };
@@ -101,7 +102,7 @@ fn assert_mixed_weights(g: &GroupVis) {
         g.weight.len()
     );
     assert!(
-        g.weight.iter().any(|&w| w == 0.5),
+        g.weight.contains(&0.5),
         "nsamples 0.5 carried into the weights"
     );
 }

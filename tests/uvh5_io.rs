@@ -2,7 +2,7 @@
 //! telescope's layout round-trip; bad files give errors naming the file and the dataset.
 
 mod common;
-use contimg::convert::load_group;
+use contimg::uvh5::group::load_group;
 use contimg::uvh5::{read_data, read_header, write_file};
 use std::path::{Path, PathBuf};
 
@@ -312,7 +312,7 @@ fn antenna_positions_are_checked_against_the_station_table() {
     good_file(dir.path());
     let f = dir.path().join("good.hdf5");
     let mut h = read_header(&f).unwrap();
-    let stations = contimg::stations::read_stations(&common::station_table()).unwrap();
+    let stations = contimg::core::stations::read_stations(&common::station_table()).unwrap();
     let site = contimg::primitives::astrometry::Site::from_geodetic_deg(
         h.latitude_deg,
         h.longitude_deg,

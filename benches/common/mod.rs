@@ -2,12 +2,12 @@
 //! subband (n_chan channels, 2 pols) of a 24-integration group, random visibilities.
 #![allow(dead_code)]
 
-use contimg::convert::GroupVis;
-use contimg::imaging::Centre;
+use contimg::core::stations::read_stations;
+use contimg::core::Centre;
+use contimg::core::GroupVis;
 use contimg::primitives::astrometry::{median_meridian_icrs, sub, Site};
 use contimg::primitives::iers::EarthOrientation;
 use contimg::simulate::{channel_freq, default_antennas};
-use contimg::stations::read_stations;
 use num_complex::Complex32;
 use rand::{Rng, SeedableRng};
 

@@ -4,8 +4,8 @@
 //! flagging the data.
 
 use super::table::CalTable;
-use crate::convert::GroupVis;
-use crate::gpu::{Compute, GainGrid, GpuError};
+use crate::compute::{Compute, GainGrid, GpuError};
+use crate::core::GroupVis;
 use num_complex::Complex64;
 
 /// Gain of table antenna `a`, channel `c`, pol `p` at `jd` (None if flagged).

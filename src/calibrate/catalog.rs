@@ -188,7 +188,7 @@ pub fn transits(
             .min_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((t, sep)) = best {
             if sep <= lim {
-                let beam = airy_power(sep, 1.4e9, crate::simulate::DISH_DIAMETER_M);
+                let beam = airy_power(sep, 1.4e9, crate::core::telescope::DISH_DIAMETER_M);
                 out.push(Transit {
                     calibrator: c.clone(),
                     transit_jd: t,

@@ -22,7 +22,7 @@ pub mod table;
 
 use crate::comm::Comm;
 use crate::config::CalConfig;
-use crate::convert::GroupVis;
+use crate::core::GroupVis;
 use crate::primitives::astrometry::{dot, sub, FrameOfDate};
 use crate::primitives::iers::EarthOrientation;
 use catalog::Calibrator;
@@ -142,7 +142,7 @@ pub fn calibrator_model(
             spectral_index: c.spectral_index.unwrap_or(0.0),
         })
         .collect();
-    ModelPredictor::new(g, &src, eop, crate::simulate::DISH_DIAMETER_M)
+    ModelPredictor::new(g, &src, eop, crate::core::telescope::DISH_DIAMETER_M)
 }
 
 /// The sources of `catalog` other than the calibrator `cal` that belong in its model: those

@@ -5,7 +5,7 @@
 //! channel width dnu: a source 0.5 deg from the phase centre loses 3 % on a 2 km baseline in
 //! a 1.95 MHz channel (0.05 % in the correlator's 244 kHz).
 
-use crate::convert::GroupVis;
+use crate::core::GroupVis;
 use crate::primitives::astrometry::{dot, radec_to_vec, separation, sub, FrameOfDate};
 use crate::primitives::beam::airy_power;
 use crate::primitives::iers::EarthOrientation;
@@ -149,7 +149,7 @@ mod tests {
             .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
             .collect();
         let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
-        let g = crate::convert::load_group(&refs).unwrap();
+        let g = crate::uvh5::group::load_group(&refs).unwrap();
         let cal = crate::calibrate::catalog::read_calibrators(&dir.join("calibrators.txt"))
             .unwrap()
             .remove(0);

@@ -206,7 +206,7 @@ pub fn assess(
             }
             let verdict = if med_snr < min_snr {
                 Some((FlagReason::AntennaSnr, med_snr))
-            } else if !(rel_amp >= AMP_RANGE[0] && rel_amp <= AMP_RANGE[1]) {
+            } else if !(AMP_RANGE[0]..=AMP_RANGE[1]).contains(&rel_amp) {
                 Some((FlagReason::AntennaAmplitude, rel_amp))
             } else if scatter > MAX_PHASE_SCATTER_DEG {
                 Some((FlagReason::AntennaPhase, scatter))

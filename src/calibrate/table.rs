@@ -17,6 +17,7 @@
 //!   left after the delay;
 //! - `solve_info` text: the solve's and QA's account as JSON (`CalQa`: per-antenna QA and
 //!   flags with reasons, cell reasons, iterations, delays).
+//!
 //! Tables written before `flag_reason`, `delay_ns` and `solve_info` existed read with
 //! reasons `unknown` (255) for flagged solutions, zero delays and an empty account.
 //!

@@ -63,23 +63,16 @@ fn truth(seed: u64, delays_ns: &[(usize, usize, f64)], amp_scale: &[(usize, f64)
     Truth { freq, g, baselines }
 }
 
+/// `corrupt(c, p, k, t, v, rng)`: a sample of channel c, pol p, baseline k, time t, maybe
+/// replaced.
+type Corrupt<'a> =
+    dyn Fn(usize, usize, usize, usize, Complex64, &mut rand_chacha::ChaCha8Rng) -> Complex64 + 'a;
+
 /// The reduced bandpass cells: per (channel, pol), N_T samples per baseline of a point
 /// source whose phase turns with baseline and time (model M known), plus complex noise of
 /// `sigma` per component in the data's units; `corrupt(c, p, k, t, v)` may replace a
 /// sample.
-fn cells(
-    tr: &Truth,
-    sigma: f64,
-    seed: u64,
-    corrupt: &dyn Fn(
-        usize,
-        usize,
-        usize,
-        usize,
-        Complex64,
-        &mut rand_chacha::ChaCha8Rng,
-    ) -> Complex64,
-) -> Vec<CellStats> {
+fn cells(tr: &Truth, sigma: f64, seed: u64, corrupt: &Corrupt) -> Vec<CellStats> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let n = Normal::new(0.0, sigma).unwrap();
     let mut out = vec![CellStats::new(tr.baselines.len()); N_CHAN * 2];
@@ -366,7 +359,7 @@ fn noisy_cells_converge_or_are_flagged_individually_at_the_defaults() {
         q.solve.iterations_median, q.solve.iterations_max, q.solve.cell_reasons
     );
     assert!(
-        q.solve.cell_reasons.get("not_converged").is_none(),
+        !q.solve.cell_reasons.contains_key("not_converged"),
         "{:?}",
         q.solve.cell_reasons
     );
@@ -508,7 +501,10 @@ fn a_cell_with_rfi_on_every_baseline_is_flagged_high_residual() {
             let (a, b) = tr.baselines[k];
             v + tr.g[(a * N_CHAN + c) * 2 + p] * tr.g[(b * N_CHAN + c) * 2 + p].conj()
                 / (0.013 * 0.013)
-                * Complex64::from_polar(4.0 * sigma, rng.random_range(-3.14..3.14))
+                * Complex64::from_polar(
+                    4.0 * sigma,
+                    rng.random_range(-std::f64::consts::PI..std::f64::consts::PI),
+                )
         } else {
             v
         }

@@ -20,7 +20,7 @@
 //! CPU (the plane is small; the streaming pass is memory-bound).
 
 use crate::config::ArrayFlagConfig;
-use crate::convert::GroupVis;
+use crate::core::GroupVis;
 use crate::primitives::stats::median_and_mad_sigma_mut;
 use rayon::prelude::*;
 
@@ -296,7 +296,7 @@ fn sumthreshold_unflagged(
     max_m_freq: usize,
 ) -> Vec<bool> {
     let mut cur = flags.to_vec();
-    let schedule = crate::gpu::Schedule {
+    let schedule = crate::compute::Schedule {
         chi1,
         rho,
         max_m_time,

@@ -17,17 +17,19 @@
 //!    gaps between flags without widening runs past their ends); 5. dead antennas (> 95 %
 //!    flagged); 6. the final amplitude clip (median + k 1.4826 MAD per polarization over
 //!    cross-correlations).
+//!
 //! A flag is a zero weight in the group (`GroupVis::weight`).
 
-pub mod algorithms;
+/// The flagging kernels, in the compute layer (re-exported at their old path).
+pub use crate::compute::flagging as algorithms;
 pub mod array;
 mod write;
 
 pub use write::write_flags;
 
+use crate::compute::{Compute, Schedule, Smoothing};
 use crate::config::FlagConfig;
-use crate::convert::GroupVis;
-use crate::gpu::{Compute, Schedule, Smoothing};
+use crate::core::GroupVis;
 use crate::primitives::stats::median_and_mad_sigma;
 use algorithms::{sir_plane_with, sumthreshold_plane};
 use rayon::prelude::*;
@@ -68,7 +70,7 @@ fn count_flagged(g: &GroupVis, cross: &[usize]) -> usize {
 
 /// Flags a group in place (on the CPU).
 pub fn run(g: &mut GroupVis, cfg: &FlagConfig) -> FlagSummary {
-    run_with(g, cfg, &crate::gpu::Cpu)
+    run_with(g, cfg, &crate::compute::Cpu)
 }
 
 /// Flags a group in place, the per-baseline SumThreshold on `compute`.
@@ -310,17 +312,9 @@ fn per_baseline_pass(
             sigma_f: sig_f,
             linear: st.two_sided,
         };
-        let bg = compute
-            .background_planes(&amp, &fl, nt, nf, &smoothing)
-            .unwrap_or_else(|e| {
-                log::warn!(
-                    "flagging background on {} failed ({e}); fitting it on the CPU",
-                    compute.name()
-                );
-                crate::gpu::Cpu
-                    .background_planes(&amp, &fl, nt, nf, &smoothing)
-                    .expect("the CPU backend does not fail")
-            });
+        let bg = crate::compute::or_cpu(compute, "flagging background", |c, _| {
+            c.background_planes(&amp, &fl, nt, nf, &smoothing)
+        });
         tick(1);
         let used: Vec<bool> = amp
             .par_chunks_mut(tf)
@@ -375,17 +369,13 @@ fn per_baseline_pass(
         }
         tick(2);
         let run_st = |values: &[f32], flags: &mut Vec<bool>| {
-            if let Err(e) = compute.sumthreshold_planes(values, flags, nt, nf, &schedule) {
-                log::warn!(
-                    "SumThreshold on {} failed ({e}); running it on the CPU",
-                    compute.name()
-                );
-                fill_flags(flags); // the backend may have left them half-done
-                unflag_cells(flags);
-                crate::gpu::Cpu
-                    .sumthreshold_planes(values, flags, nt, nf, &schedule)
-                    .expect("the CPU backend does not fail");
-            }
+            crate::compute::or_cpu(compute, "SumThreshold", |c, retry| {
+                if retry {
+                    fill_flags(flags); // the backend may have left them half-done
+                    unflag_cells(flags);
+                }
+                c.sumthreshold_planes(values, flags, nt, nf, &schedule)
+            });
         };
         // Both signs: next to a bright source, interference with another phase changes the
         // amplitude by about R cos(phase difference), lowering it on half of the baselines.

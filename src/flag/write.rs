@@ -5,7 +5,7 @@
 //! (ant1 <= ant2, autocorrelations included); `time_jd` f64 (UTC JD, integration centres);
 //! `freq_hz` f64 (ascending). Written to a temporary name, then renamed.
 
-use crate::convert::GroupVis;
+use crate::core::GroupVis;
 use std::path::Path;
 
 pub fn write_flags(path: &Path, g: &GroupVis) -> Result<(), hdf5::Error> {

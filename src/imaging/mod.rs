@@ -5,24 +5,19 @@ pub mod aterm;
 pub mod clark;
 pub mod clean;
 pub mod deconvolve;
-pub mod degridder;
-pub mod gridder;
+/// The w-stacking gridder and degridder, in the compute layer (re-exported here).
+pub use crate::compute::{degridder, gridder};
 pub mod outliers;
 pub mod pb;
 pub mod weighting;
 
 pub use gridder::{GridPair, GridSpec, VisBlock};
 
-use crate::convert::GroupVis;
+/// The phase centre, a core type (re-exported at its old path).
+pub use crate::core::Centre;
+use crate::core::GroupVis;
 use crate::primitives::astrometry::{sub, FrameOfDate};
 use crate::primitives::iers::EarthOrientation;
-
-/// An image's phase centre (J2000, rad).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Centre {
-    pub ra_rad: f64,
-    pub dec_rad: f64,
-}
 
 /// Per-row (u, v, w) (m) in the image basis and w_new - w_old (m) for a group, rows ordered
 /// (baseline, time) like the group's data.

@@ -18,7 +18,7 @@ use super::gridder::GridSpec;
 use super::Centre;
 use crate::calibrate::catalog::Calibrator;
 use crate::calibrate::model::{ModelPredictor, PointSource};
-use crate::convert::GroupVis;
+use crate::core::GroupVis;
 use crate::primitives::astrometry::{radec_to_vec, separation, FrameOfDate, UvwBasis};
 use crate::primitives::beam::airy_power;
 use crate::primitives::iers::EarthOrientation;

@@ -13,7 +13,7 @@ mod schema;
 #[cfg(feature = "ms")]
 mod subtables;
 
-use crate::convert::GroupVis;
+use crate::core::GroupVis;
 use crate::imaging::{rephase_geometry, Centre};
 use crate::primitives::iers::EarthOrientation;
 use num_complex::Complex32;
@@ -90,7 +90,7 @@ impl<'a> MsContent<'a> {
     pub fn new(g: &'a GroupVis, centre: Centre, eop: &EarthOrientation, cfg: &MsConfig) -> Self {
         let nch = g.n_chan();
         let windows = match cfg.spectral_windows {
-            SpwLayout::Merged => vec![0..nch],
+            SpwLayout::Merged => std::iter::once(0..nch).collect(),
             SpwLayout::Subbands => {
                 let mut s: Vec<usize> = g
                     .meta
@@ -154,7 +154,7 @@ impl<'a> MsContent<'a> {
                 let row = b * nt + t;
                 let dw = self.dw[row];
                 for (k, c) in win.clone().enumerate() {
-                    let rot = crate::gpu::twins::rephase_factor(dw, g.freqs[c]);
+                    let rot = crate::primitives::rephase_factor(dw, g.freqs[c]);
                     for p in 0..np {
                         let i = g.index(b, t, c, p);
                         d[k * np + p] = g.vis[i] * rot;
@@ -221,7 +221,7 @@ pub fn write_group_ms(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::GroupMeta;
+    use crate::core::GroupMeta;
     use crate::primitives::astrometry::{dot, radec_to_vec, sub, FrameOfDate, Site};
 
     /// Three antennas, two integrations, four channels in two subband windows; the data are

@@ -49,7 +49,11 @@ pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> 
             t.put_cell(
                 "DISH_DIAMETER",
                 r,
-                &g.meta.dish_diameter_m.get(a).copied().unwrap_or(4.65),
+                &g.meta
+                    .dish_diameter_m
+                    .get(a)
+                    .copied()
+                    .unwrap_or(crate::core::telescope::DISH_DIAMETER_M),
             )
             .map_err(err)?;
         }

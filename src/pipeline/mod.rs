@@ -7,7 +7,7 @@
 
 use crate::comm::Comm;
 use crate::config::Config;
-use crate::convert::load_group;
+use crate::uvh5::group::load_group;
 
 mod prefetch;
 use crate::imaging::aterm::DriftBeam;
@@ -37,7 +37,7 @@ pub struct RankReport {
     pub ms_errors: Vec<(String, String)>,
     /// This rank's GPU utilisation and memory over the run (NVML; GPU runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<crate::gpu::monitor::GpuUsage>,
+    pub gpu: Option<crate::compute::monitor::GpuUsage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,7 +113,7 @@ pub enum PipelineError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Gpu(#[from] crate::gpu::GpuError),
+    Gpu(#[from] crate::compute::GpuError),
     #[error("another rank could not get the GPU it needs (gpu: required)")]
     GpuElsewhere,
 }
@@ -236,7 +236,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     let (plan, eop) = plan_night(cfg, comm, &images_dir, cfg.output.resume)?;
     add_time(&mut report, "plan", t0);
     // The compute backend of this rank (a GPU where there is one and it is allowed).
-    let chosen = crate::gpu::select(&cfg.compute);
+    let chosen = crate::compute::select(&cfg.compute);
     if !comm.all_ok(chosen.is_ok()) {
         return Err(chosen
             .err()
@@ -244,7 +244,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             .unwrap_or(PipelineError::GpuElsewhere));
     }
     let (compute, line) = chosen.expect("checked on all ranks");
-    let compute: std::sync::Arc<dyn crate::gpu::Compute> = compute.into();
+    let compute: std::sync::Arc<dyn crate::compute::Compute> = compute.into();
     let _bar = comm.is_root().then(|| {
         let todo = (0..plan.images.len())
             .filter(|&i| !plan.image_is_done(i))
@@ -256,7 +256,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     log::info!("rank {}: {line}", comm.rank());
     report.compute = compute.name();
     // GPU utilisation and memory over the run (NVML), where this rank has a device.
-    let monitor = crate::gpu::monitor::Monitor::start(compute.pci());
+    let monitor = crate::compute::monitor::Monitor::start(compute.pci());
 
     // Calibration solve on the calibrator's groups (collective).
     let registry = crate::calibrate::table::Registry::new(registry_path(cfg));
@@ -562,7 +562,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     add_time(&mut report, "rephase_geometry", t);
                     if !outlier_cat.is_empty() {
                         let t = Instant::now();
-                        let dish = crate::simulate::DISH_DIAMETER_M;
+                        let dish = crate::core::telescope::DISH_DIAMETER_M;
                         let found = crate::imaging::outliers::select(
                             &outlier_cat,
                             &h.vis,
@@ -755,7 +755,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                     h.vis.site,
                     h.vis.pointing_dec_rad,
                     h.vis.freqs.clone(),
-                    crate::simulate::DISH_DIAMETER_M,
+                    crate::core::telescope::DISH_DIAMETER_M,
                     cfg.imaging.drift_beam_chunk,
                     &times,
                 ))
@@ -901,7 +901,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
                             &site,
                             &eop,
                             &fr,
-                            crate::simulate::DISH_DIAMETER_M,
+                            crate::core::telescope::DISH_DIAMETER_M,
                         );
                         let pbcor: Vec<f64> = restored
                             .iter()
@@ -975,7 +975,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         report.images.push(rep);
     }
 
-    report.gpu = monitor.and_then(crate::gpu::monitor::Monitor::finish);
+    report.gpu = monitor.and_then(crate::compute::monitor::Monitor::finish);
     // Gather reports.
     let gathered = comm.gather_bytes(0, &serde_json::to_vec(&report).expect("report serialises"));
     let Some(parts) = gathered else {

@@ -7,10 +7,11 @@
 //! finished group waits (a rendezvous channel), so memory stays bounded at two groups in
 //! flight beside those an image holds. The thread makes no MPI call.
 
+use crate::compute::Compute;
 use crate::config::FlagConfig;
-use crate::convert::{load_group, GroupVis};
+use crate::core::GroupVis;
 use crate::flag::FlagSummary;
-use crate::gpu::Compute;
+use crate::uvh5::group::load_group;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -183,14 +184,14 @@ mod tests {
                 jobs.clone(),
                 prefetch,
                 &FlagConfig::default(),
-                Arc::new(crate::gpu::Cpu),
+                Arc::new(crate::compute::Cpu),
                 dir.path(),
                 0,
             );
             for g in 0..3 {
                 let r = groups.next(g).expect("a result per group");
                 assert_eq!(r.group, g);
-                let e = r.result.err().expect("unreadable");
+                let e = r.result.expect_err("unreadable");
                 assert!(e.contains(&format!("missing-{g}_sb00.hdf5")), "{e}");
             }
         }
@@ -211,7 +212,7 @@ mod tests {
             jobs,
             true,
             &FlagConfig::default(),
-            Arc::new(crate::gpu::Cpu),
+            Arc::new(crate::compute::Cpu),
             dir.path(),
             0,
         );

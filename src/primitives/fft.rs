@@ -27,7 +27,7 @@ pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(
 ) -> Vec<Complex<T>> {
     assert_eq!(grid.len(), n * n);
     assert!(
-        n % 4 == 0 && m <= n && m % 2 == 0,
+        n.is_multiple_of(4) && m <= n && m.is_multiple_of(2),
         "centred FFT crop needs n divisible by 4, m even"
     );
     let lo = n / 2 - m / 2;
@@ -63,7 +63,7 @@ pub fn centred_fft2_inverse_from_centre<T: rustfft::FftNum>(
     n: usize,
     m: usize,
 ) {
-    assert!(m <= n && m % 2 == 0, "window must be even and fit");
+    assert!(m <= n && m.is_multiple_of(2), "window must be even and fit");
     centred_fft2_rows(grid, n, true, n / 2 - m / 2..n / 2 + m / 2);
 }
 
@@ -79,7 +79,7 @@ fn centred_fft2_rows<T: rustfft::FftNum>(
     rows: std::ops::Range<usize>,
 ) {
     assert_eq!(grid.len(), n * n);
-    assert!(n % 4 == 0, "centred FFT needs n divisible by 4");
+    assert!(n.is_multiple_of(4), "centred FFT needs n divisible by 4");
     checkerboard(grid, n);
     fft2_rows(grid, n, inverse, rows);
     checkerboard(grid, n);

@@ -2,8 +2,8 @@
 //! frequencies exactly as the DSA-110 correlator lays them out.
 
 use crate::config::SimConfig;
+use crate::core::stations::Station;
 use crate::primitives::time::iso_to_jd;
-use crate::stations::Station;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

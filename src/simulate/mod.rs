@@ -29,12 +29,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub const DISH_DIAMETER_M: f64 = 4.65;
+pub use crate::core::telescope::DISH_DIAMETER_M;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error(transparent)]
-    Stations(#[from] crate::stations::StationError),
+    Stations(#[from] crate::core::stations::StationError),
     #[error("simulate: {0}")]
     Layout(String),
     #[error(transparent)]
@@ -113,7 +113,7 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
         path: out.into(),
         source,
     })?;
-    let stations = crate::stations::load_stations(cfg.station_table.as_deref())?;
+    let stations = crate::core::stations::load_stations(cfg.station_table.as_deref())?;
     let layout = NightLayout::new(sim, stations, sim.seed).map_err(SimError::Layout)?;
     let site = Site::from_geodetic_deg(sim.site_lat_deg, sim.site_lon_deg, sim.site_alt_m);
     let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref())?;

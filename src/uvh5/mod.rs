@@ -3,6 +3,7 @@
 //! compound {r, i}; flags are the h5py boolean enum.
 
 pub mod fast;
+pub mod group;
 mod read;
 mod write;
 

@@ -210,7 +210,7 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
     let antenna_diameters: Vec<f64> = if r.has("Header/antenna_diameters") {
         r.vec("Header/antenna_diameters", Some(nants_telescope))?
     } else {
-        vec![4.65; nants_telescope]
+        vec![crate::core::telescope::DISH_DIAMETER_M; nants_telescope]
     };
     let pos: Vec<f64> = r.vec("Header/antenna_positions", Some(nants_telescope * 3))?;
     let antenna_positions: Vec<[f64; 3]> =

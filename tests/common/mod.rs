@@ -27,8 +27,10 @@ pub fn no_hdf5_locking() {
 /// A small, fast config: few antennas, 2 subbands of 4 channels, 6 integrations.
 pub fn small_config(dir: &Path) -> Config {
     no_hdf5_locking();
-    let mut c = Config::default();
-    c.station_table = Some(station_table());
+    let mut c = Config {
+        station_table: Some(station_table()),
+        ..Default::default()
+    };
     c.input.dir = dir.join("night");
     c.input.n_subbands = 2;
     c.output.dir = dir.join("out");

@@ -22,12 +22,10 @@ pub struct Gpu {
     /// The main stream; the second takes every other upload slice (device_stack).
     pub(super) stream: Arc<CudaStream>,
     pub(super) stream2: Arc<CudaStream>,
-    rephase: CudaFunction,
     apply: CudaFunction,
     pub(super) grid: CudaFunction,
     pub(super) degrid: CudaFunction,
     sumthreshold: CudaFunction,
-    cal_stats: CudaFunction,
     smooth_prep: CudaFunction,
     smooth_pass: CudaFunction,
     smooth_narrow: CudaFunction,
@@ -84,12 +82,10 @@ impl Gpu {
             m.load_function(entry)
                 .map_err(|e| format!("{file}: {entry}: {e:?}"))
         };
-        let rephase = load("rephase.cu", "rephase")?;
         let apply = load("calapply.cu", "apply_gains")?;
         let grid = load("grid.cu", "grid_tiles")?;
         let degrid = load("degrid.cu", "degrid_points")?;
         let sumthreshold = load("sumthreshold.cu", "sumthreshold_lines")?;
-        let cal_stats = load("calstats.cu", "cal_stats")?;
         let smooth_prep = load("background.cu", "smooth_prep")?;
         let smooth_pass = load("background.cu", "smooth_pass")?;
         let smooth_narrow = load("background.cu", "smooth_narrow")?;
@@ -123,12 +119,10 @@ impl Gpu {
             ctx,
             stream,
             stream2,
-            rephase,
             apply,
             grid,
             degrid,
             sumthreshold,
-            cal_stats,
             smooth_prep,
             smooth_pass,
             smooth_narrow,
@@ -291,54 +285,6 @@ impl Gpu {
             .map(|x| x != 0)
             .collect())
     }
-
-    /// cal_stats: one cell's sufficient statistics, one thread per baseline.
-    pub fn cal_stats(
-        &self,
-        vis: &[Complex32],
-        model: &[Complex64],
-        weight: &[f32],
-        n_bl: usize,
-        per_bl: usize,
-    ) -> Result<crate::calibrate::solve::CellStats, GpuError> {
-        let s = &self.stream;
-        let v: Vec<f32> = vis.iter().flat_map(|c| [c.re, c.im]).collect();
-        let m: Vec<f64> = model.iter().flat_map(|c| [c.re, c.im]).collect();
-        let (d_v, d_m, d_w) = (
-            s.clone_htod(&v).map_err(cuda)?,
-            s.clone_htod(&m).map_err(cuda)?,
-            s.clone_htod(weight).map_err(cuda)?,
-        );
-        let mut d_a = s.alloc_zeros::<f64>(2 * n_bl).map_err(cuda)?;
-        let (mut d_b, mut d_c, mut d_n) = (
-            s.alloc_zeros::<f64>(n_bl).map_err(cuda)?,
-            s.alloc_zeros::<f64>(n_bl).map_err(cuda)?,
-            s.alloc_zeros::<f64>(n_bl).map_err(cuda)?,
-        );
-        let (nb, pb) = (n_bl as i32, per_bl as i32);
-        let mut b = s.launch_builder(&self.cal_stats);
-        b.arg(&d_v)
-            .arg(&d_m)
-            .arg(&d_w)
-            .arg(&nb)
-            .arg(&pb)
-            .arg(&mut d_a)
-            .arg(&mut d_b)
-            .arg(&mut d_c)
-            .arg(&mut d_n);
-        unsafe { b.launch(LaunchConfig::for_num_elems(n_bl as u32)) }.map_err(cuda)?;
-        let mut st = crate::calibrate::solve::CellStats::new(n_bl);
-        st.a = s
-            .clone_dtoh(&d_a)
-            .map_err(cuda)?
-            .chunks_exact(2)
-            .map(|c| Complex64::new(c[0], c[1]))
-            .collect();
-        st.b = s.clone_dtoh(&d_b).map_err(cuda)?;
-        st.c = s.clone_dtoh(&d_c).map_err(cuda)?;
-        st.n = s.clone_dtoh(&d_n).map_err(cuda)?;
-        Ok(st)
-    }
 }
 
 /// Complex32 as interleaved f32 (the kernels' float2).
@@ -368,7 +314,7 @@ impl Compute for Gpu {
         }
         let per_batch = (self.flag_budget / (tf * 40)).clamp(1, (values.len() / tf).max(1));
         let s = &self.stream;
-        let taps = |sigma: f64| crate::flag::algorithms::gaussian_taps(sigma);
+        let taps = |sigma: f64| crate::compute::flagging::gaussian_taps(sigma);
         let (kt, kf) = (taps(sm.sigma_t), taps(sm.sigma_f));
         let (d_kt, d_kf) = (
             s.clone_htod(&kt).map_err(cuda)?,
@@ -505,14 +451,14 @@ impl Compute for Gpu {
 
     fn grid_wstack(
         &self,
-        job: &crate::imaging::gridder::WStack,
+        job: &crate::compute::gridder::WStack,
     ) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         self.grid_wstack_dev(job)
     }
 
     fn degrid_wstack(
         &self,
-        job: &crate::imaging::degridder::WUnstack,
+        job: &crate::compute::degridder::WUnstack,
         out: &mut [Complex32],
     ) -> Result<(), GpuError> {
         self.degrid_wstack_dev(job, out)
@@ -524,38 +470,6 @@ impl Compute for Gpu {
 
     fn planes_per_batch(&self) -> usize {
         8192
-    }
-
-    fn rephase(
-        &self,
-        vis: &mut [Complex32],
-        dw: &[f64],
-        freqs: &[f64],
-        npol: usize,
-    ) -> Result<(), GpuError> {
-        let nchan = freqs.len();
-        let row_bytes = nchan * npol * 8 + 8;
-        let rows_per_chunk = (self.budget / row_bytes.max(1)).clamp(1, dw.len().max(1));
-        let d_freqs = self.stream.clone_htod(freqs).map_err(cuda)?;
-        for (k, rows) in dw.chunks(rows_per_chunk).enumerate() {
-            let r0 = k * rows_per_chunk;
-            let part = &mut vis[r0 * nchan * npol..(r0 + rows.len()) * nchan * npol];
-            let host = as_f32(part);
-            let mut d_vis = self.stream.clone_htod(&*host).map_err(cuda)?;
-            let d_dw = self.stream.clone_htod(rows).map_err(cuda)?;
-            let (nrow, nc, np) = (rows.len() as i32, nchan as i32, npol as i32);
-            let mut b = self.stream.launch_builder(&self.rephase);
-            b.arg(&mut d_vis)
-                .arg(&d_dw)
-                .arg(&d_freqs)
-                .arg(&nrow)
-                .arg(&nc)
-                .arg(&np);
-            unsafe { b.launch(LaunchConfig::for_num_elems((rows.len() * nchan) as u32)) }
-                .map_err(cuda)?;
-            self.stream.memcpy_dtoh(&d_vis, host).map_err(cuda)?;
-        }
-        self.stream.synchronize().map_err(cuda)
     }
 
     fn apply_gains(
@@ -635,7 +549,7 @@ fn bool_bytes(flags: &[bool]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::vectors;
+    use crate::compute::vectors;
 
     fn device() -> Option<Gpu> {
         match Gpu::open(0, 1, 0.0) {
@@ -645,24 +559,10 @@ mod tests {
                     std::env::var("CONTIMG_EXPECT_GPU").is_err(),
                     "CONTIMG_EXPECT_GPU is set but no device: {why}"
                 );
-                crate::gpu::note_skipped_test(&format!("GPU-vs-CPU kernel test: {why}"));
+                crate::compute::note_skipped_test(&format!("GPU-vs-CPU kernel test: {why}"));
                 None
             }
         }
-    }
-
-    #[test]
-    fn rephase_kernel_matches_the_vectors() {
-        let Some(g) = device() else { return };
-        let v = vectors::rephase();
-        let mut vis = v.vis.clone();
-        g.rephase(&mut vis, &v.dw, &v.freqs, v.npol).unwrap();
-        let err = vis
-            .iter()
-            .zip(&v.expected)
-            .map(|(a, b)| (a - b).norm())
-            .fold(0f32, f32::max);
-        assert!(err < 2e-6, "max error {err}");
     }
 
     #[test]
@@ -755,7 +655,7 @@ mod tests {
             .flat_map(|k| v.values.iter().map(move |x| x * (1.0 + 0.3 * k as f32)))
             .collect();
         let flags: Vec<bool> = (0..5).flat_map(|_| v.flags.iter().copied()).collect();
-        let sched = crate::gpu::Schedule {
+        let sched = crate::compute::Schedule {
             chi1: 3.0,
             rho: 1.5,
             max_m_time: 16,
@@ -764,7 +664,7 @@ mod tests {
         let (mut dev, mut cpu) = (flags.clone(), flags.clone());
         g.sumthreshold_planes(&values, &mut dev, v.nt, v.nf, &sched)
             .unwrap();
-        crate::gpu::Cpu
+        crate::compute::Cpu
             .sumthreshold_planes(&values, &mut cpu, v.nt, v.nf, &sched)
             .unwrap();
         assert!(cpu.iter().filter(|&&f| f).count() > flags.iter().filter(|&&f| f).count());
@@ -780,7 +680,7 @@ mod tests {
             .collect();
         let flags: Vec<bool> = (0..3).flat_map(|_| v.flags.iter().copied()).collect();
         for linear in [false, true] {
-            let sm = crate::gpu::Smoothing {
+            let sm = crate::compute::Smoothing {
                 sigma_t: 3.0,
                 sigma_f: 5.5,
                 linear,
@@ -788,7 +688,7 @@ mod tests {
             let dev = g
                 .background_planes(&values, &flags, v.nt, v.nf, &sm)
                 .unwrap();
-            let cpu = crate::gpu::Cpu
+            let cpu = crate::compute::Cpu
                 .background_planes(&values, &flags, v.nt, v.nf, &sm)
                 .unwrap();
             let err = dev
@@ -797,22 +697,6 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             assert!(err < 1e-6, "linear {linear}: max difference {err}");
-        }
-    }
-
-    #[test]
-    fn cal_stats_kernel_matches_the_vectors() {
-        let Some(g) = device() else { return };
-        let v = vectors::cal_stats();
-        let st = g
-            .cal_stats(&v.vis, &v.model, &v.weight, v.n_bl, v.per_bl)
-            .unwrap();
-        for (bl, e) in v.expected.iter().enumerate() {
-            assert!(
-                (st.a[bl] - e.0).norm() < 1e-9 * e.1 && (st.b[bl] - e.1).abs() < 1e-9 * e.1,
-                "baseline {bl}"
-            );
-            assert_eq!(st.n[bl], e.3);
         }
     }
 }

@@ -1,11 +1,13 @@
-//! Conversion: reads a subband group's UVH5 files into one in-memory group with channels
+//! The group loader: reads a subband group's UVH5 files into one in-memory group
+//! ([`GroupVis`], defined in `core`) with channels
 //! ascending across the group, baselines normalised to ant_1 <= ant_2 (data conjugated),
 //! polarizations ordered (XX, YY), and NaN/Inf/zero samples flagged (weight 0).
 //!
 //! Layout: `vis[((bl * n_times + t) * n_chan + c) * npol + p]` — baseline-major, so each
 //! baseline's time x frequency plane is contiguous for flagging and per-baseline work.
 
-use crate::primitives::astrometry::{Site, V3};
+use crate::core::{GroupMeta, GroupVis};
+use crate::primitives::astrometry::Site;
 use crate::uvh5::fast::{DirectFile, Scratch};
 use crate::uvh5::{
     locate_data, read_data, read_data_routed, read_header, DataRoutes, Uvh5Error, Uvh5Header,
@@ -24,7 +26,7 @@ fn valid_nsamples(w: f32) -> bool {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConvertError {
+pub enum LoadError {
     #[error(transparent)]
     Uvh5(#[from] Uvh5Error),
     #[error("{path}: {problem}")]
@@ -41,74 +43,15 @@ pub enum ConvertError {
     },
 }
 
-/// One subband group in memory.
-#[derive(Debug, Clone)]
-pub struct GroupVis {
-    pub times_jd: Vec<f64>,
-    /// Channel frequencies (Hz), ascending.
-    pub freqs: Vec<f64>,
-    pub channel_width_hz: f64,
-    pub npol: usize,
-    /// (antenna number, antenna number) with a <= b; index into `ant_pos`.
-    pub baselines: Vec<(usize, usize)>,
-    /// ECEF offsets from the telescope location (m), per antenna number.
-    pub ant_pos: Vec<V3>,
-    pub antenna_names: Vec<String>,
-    pub site: Site,
-    /// Pointing declination of date (rad).
-    pub pointing_dec_rad: f64,
-    pub vis: Vec<Complex32>,
-    /// nsamples, 0 where flagged.
-    pub weight: Vec<f32>,
-    /// What the files said beyond the data (for exports such as Measurement Sets).
-    pub meta: GroupMeta,
-}
-
-/// Header facts carried along with a group.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupMeta {
-    pub telescope_name: String,
-    /// Integration time (s).
-    pub integration_s: f64,
-    /// First channel (in the ascending axis) of each subband file's window, ascending.
-    pub window_starts: Vec<usize>,
-    /// Dish diameters (m) per antenna.
-    pub dish_diameter_m: Vec<f64>,
-}
-
-impl Default for GroupMeta {
-    fn default() -> Self {
-        GroupMeta {
-            telescope_name: "DSA-110".into(),
-            integration_s: 12.884901888,
-            window_starts: vec![0],
-            dish_diameter_m: vec![],
-        }
-    }
-}
-
-impl GroupVis {
-    pub fn n_times(&self) -> usize {
-        self.times_jd.len()
-    }
-    pub fn n_chan(&self) -> usize {
-        self.freqs.len()
-    }
-    #[inline]
-    pub fn index(&self, bl: usize, t: usize, c: usize, p: usize) -> usize {
-        ((bl * self.n_times() + t) * self.n_chan() + c) * self.npol + p
-    }
-}
-
-fn mismatch(path: &Path, problem: impl Into<String>) -> ConvertError {
-    ConvertError::Mismatch {
+fn mismatch(path: &Path, problem: impl Into<String>) -> LoadError {
+    LoadError::Mismatch {
         path: path.into(),
         problem: problem.into(),
     }
 }
 
 /// Checks that `h` (from `path`) agrees with the group's first header.
-fn check_consistent(first: &Uvh5Header, h: &Uvh5Header, path: &Path) -> Result<(), ConvertError> {
+fn check_consistent(first: &Uvh5Header, h: &Uvh5Header, path: &Path) -> Result<(), LoadError> {
     if h.ntimes != first.ntimes || h.nbls != first.nbls || h.npols != first.npols {
         return Err(mismatch(
             path,
@@ -175,7 +118,7 @@ pub enum ReadPath {
 const BLOCK_BYTES: usize = 256 << 10;
 
 /// Reads the group's files (any subset of subbands) into a `GroupVis`.
-pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
+pub fn load_group(files: &[&Path]) -> Result<GroupVis, LoadError> {
     load_group_with(files, ReadPath::Auto).map(|(g, _)| g)
 }
 
@@ -184,7 +127,7 @@ pub fn load_group(files: &[&Path]) -> Result<GroupVis, ConvertError> {
 pub fn load_group_with(
     files: &[&Path],
     how: ReadPath,
-) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+) -> Result<(GroupVis, Vec<DataRoutes>), LoadError> {
     load_group_blocks(files, how, BLOCK_BYTES)
 }
 
@@ -194,7 +137,7 @@ pub fn load_group_blocks(
     files: &[&Path],
     how: ReadPath,
     block_bytes: usize,
-) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+) -> Result<(GroupVis, Vec<DataRoutes>), LoadError> {
     load_group_limited(
         files,
         how,
@@ -212,7 +155,7 @@ pub fn load_group_reusing(
     files: &[&Path],
     how: ReadPath,
     spare: GroupVis,
-) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+) -> Result<(GroupVis, Vec<DataRoutes>), LoadError> {
     load_group_limited(
         files,
         how,
@@ -237,7 +180,7 @@ fn check_group_memory(
     [nbl, nt, nch]: [usize; 3],
     reused: bool,
     available: Option<u64>,
-) -> Result<(), ConvertError> {
+) -> Result<(), LoadError> {
     let Some(avail) = available else {
         return Ok(());
     };
@@ -258,7 +201,7 @@ fn check_group_memory(
         .unwrap_or(0);
     let need = group.saturating_add(per_file);
     if need > avail {
-        return Err(ConvertError::Memory {
+        return Err(LoadError::Memory {
             path: files[0].to_path_buf(),
             others: files.len() - 1,
             what: format!(
@@ -280,13 +223,13 @@ fn load_group_limited(
     block_bytes: usize,
     available: Option<u64>,
     spare: Option<(Vec<Complex32>, Vec<f32>)>,
-) -> Result<(GroupVis, Vec<DataRoutes>), ConvertError> {
+) -> Result<(GroupVis, Vec<DataRoutes>), LoadError> {
     let clock = std::time::Instant::now();
     let mut headers = Vec::with_capacity(files.len());
     for p in files {
         headers.push(read_header(p)?);
     }
-    let first = headers.first().ok_or(ConvertError::Empty)?.clone();
+    let first = headers.first().ok_or(LoadError::Empty)?.clone();
     for (h, p) in headers.iter().zip(files) {
         check_consistent(&first, h, p)?;
     }
@@ -814,7 +757,7 @@ mod tests {
         assert_eq!(h.vis, g.vis);
         for how in [ReadPath::Auto, ReadPath::Library] {
             let e = load_group_limited(&files, how, BLOCK_BYTES, Some(need - 1), None).unwrap_err();
-            assert!(matches!(e, ConvertError::Memory { .. }), "{e}");
+            assert!(matches!(e, LoadError::Memory { .. }), "{e}");
             let msg = e.to_string();
             assert!(
                 msg.contains("pyuvdata_small.uvh5") && msg.contains("GiB of memory is available"),

@@ -262,6 +262,8 @@ fn local_constant_line_lanes(
 /// length `m` whose mean exceeds `threshold`, counting already-flagged samples at the
 /// threshold value (so they neither hide nor create detections). `new_flags` receives the
 /// detections (it may alias nothing; `flags` is read only).
+// The CPU twin of a CUDA kernel: its arguments are the kernel's, one for one.
+#[allow(clippy::too_many_arguments)]
 pub fn sumthreshold_line(
     values: &[f32],
     flags: &[bool],
@@ -300,6 +302,8 @@ pub fn sumthreshold_line(
 /// SumThreshold over a plane along both axes for window lengths 1, 2, 4, ... up to the
 /// limits, thresholds chi_1 / rho^log2(M) (AOFlagger's schedule), in units of `values`.
 /// Returns the combined flags (existing flags included).
+// The CPU twin of a CUDA kernel: its arguments are the kernel's, one for one.
+#[allow(clippy::too_many_arguments)]
 pub fn sumthreshold_plane(
     values: &[f32],
     flags: &[bool],
@@ -311,7 +315,7 @@ pub fn sumthreshold_plane(
     max_m_freq: usize,
 ) -> Vec<bool> {
     let mut cur = flags.to_vec();
-    let schedule = crate::gpu::Schedule {
+    let schedule = crate::compute::Schedule {
         chi1,
         rho,
         max_m_time,

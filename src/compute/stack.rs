@@ -5,9 +5,14 @@
 //! against a direct Fourier transform); where a GPU exists the device is checked against
 //! them too.
 
+#[cfg(test)]
 use super::twins;
-use crate::imaging::degridder::WUnstack;
-use crate::imaging::gridder::{GridSpec, VisBlock, WStack};
+#[cfg(test)]
+use crate::compute::degridder::WUnstack;
+#[cfg(test)]
+use crate::compute::gridder::WStack;
+use crate::compute::gridder::{GridSpec, VisBlock};
+#[cfg(test)]
 use crate::primitives::fft::fft2;
 use crate::primitives::C_M_S;
 use num_complex::{Complex32, Complex64};
@@ -364,7 +369,9 @@ pub fn factors(f: Option<&[f64]>, nchan: usize) -> Vec<f64> {
 }
 
 /// The device's gridding, composed from the twins: prep, tile sort, and per plane the
-/// w weights, grid_tiles, checkerboard, forward FFT and wscreen_add.
+/// w weights, grid_tiles, checkerboard, forward FFT and wscreen_add. (Tests only: the
+/// twins' composition checked against the CPU gridder.)
+#[cfg(test)]
 pub fn wstack(job: &WStack) -> (Vec<f64>, Vec<f64>) {
     let (spec, b) = (job.spec, job.b);
     let g = Geometry::new(spec);
@@ -421,6 +428,8 @@ pub fn wstack(job: &WStack) -> (Vec<f64>, Vec<f64>) {
 
 /// The device's prediction, composed from the twins: prep, and per plane wscreen_fill,
 /// inverse FFT, checkerboard, w weights, degrid_points and the sum; then degrid_finish.
+/// (Tests only: checked against the CPU degridder.)
+#[cfg(test)]
 pub fn unstack(job: &WUnstack, out: &mut [Complex32]) {
     let (spec, b) = (job.spec, job.b);
     let g = Geometry::new(spec);
@@ -450,7 +459,7 @@ pub fn unstack(job: &WUnstack, out: &mut [Complex32]) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::imaging::gridder::GridPair;
+    use crate::compute::gridder::GridPair;
     use rand::{Rng, SeedableRng};
 
     /// A small random block: 24 antennas' baselines over a 0.9 km array (|u|, |v| x cell
@@ -531,15 +540,6 @@ pub(crate) mod tests {
     impl super::super::Compute for Twins {
         fn name(&self) -> String {
             "twins".into()
-        }
-        fn rephase(
-            &self,
-            _: &mut [Complex32],
-            _: &[f64],
-            _: &[f64],
-            _: usize,
-        ) -> Result<(), super::super::GpuError> {
-            unreachable!()
         }
         fn apply_gains(
             &self,
@@ -641,8 +641,8 @@ pub(crate) mod tests {
         {
             model[y * n + x] = f + i as f64 * 0.01;
         }
-        let cpu = crate::imaging::degridder::degrid(&spec, &model, &b);
-        let twin = crate::imaging::degridder::degrid_with(&spec, &model, &b, &Twins);
+        let cpu = crate::compute::degridder::degrid(&spec, &model, &b);
+        let twin = crate::compute::degridder::degrid_with(&spec, &model, &b, &Twins);
         let scale = cpu.iter().map(|v| v.norm()).fold(0f32, f32::max);
         assert!(scale > 1.0);
         let err = cpu

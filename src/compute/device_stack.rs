@@ -14,8 +14,8 @@
 use super::device::{cuda, Gpu};
 use super::stack::{self, Geometry};
 use super::GpuError;
-use crate::imaging::degridder::WUnstack;
-use crate::imaging::gridder::WStack;
+use crate::compute::degridder::WUnstack;
+use crate::compute::gridder::WStack;
 use cudarc::cufft::sys::{cufftDoubleComplex, cufftType, double2};
 use cudarc::cufft::CudaFft;
 use cudarc::driver::{CudaFunction, CudaSlice, DevicePtrMut, LaunchConfig, PushKernelArg};
@@ -508,9 +508,9 @@ impl Gpu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::stack::tests::{block, spec};
-    use crate::gpu::Compute;
-    use crate::imaging::gridder::GridPair;
+    use crate::compute::gridder::GridPair;
+    use crate::compute::stack::tests::{block, spec};
+    use crate::compute::Compute;
 
     /// The device, its failures failing the test (the pipeline would fall back to the CPU).
     struct Strict(Gpu);
@@ -518,20 +518,11 @@ mod tests {
         fn name(&self) -> String {
             self.0.name()
         }
-        fn rephase(
-            &self,
-            v: &mut [Complex32],
-            dw: &[f64],
-            f: &[f64],
-            np: usize,
-        ) -> Result<(), GpuError> {
-            self.0.rephase(v, dw, f, np)
-        }
         fn apply_gains(
             &self,
             v: &mut [Complex32],
             w: &mut [f32],
-            g: &crate::gpu::GainGrid,
+            g: &crate::compute::GainGrid,
             bl: &[(usize, usize)],
         ) -> Result<(), GpuError> {
             self.0.apply_gains(v, w, g, bl)
@@ -542,7 +533,7 @@ mod tests {
             f: &mut [bool],
             nt: usize,
             nf: usize,
-            s: &crate::gpu::Schedule,
+            s: &crate::compute::Schedule,
         ) -> Result<(), GpuError> {
             self.0.sumthreshold_planes(v, f, nt, nf, s)
         }
@@ -552,7 +543,7 @@ mod tests {
             f: &[bool],
             nt: usize,
             nf: usize,
-            s: &crate::gpu::Smoothing,
+            s: &crate::compute::Smoothing,
         ) -> Result<Vec<f32>, GpuError> {
             self.0.background_planes(v, f, nt, nf, s)
         }
@@ -590,7 +581,7 @@ mod tests {
                     std::env::var("CONTIMG_EXPECT_GPU").is_err(),
                     "CONTIMG_EXPECT_GPU is set but no device: {why}"
                 );
-                crate::gpu::note_skipped_test(&format!("GPU w-stacking test: {why}"));
+                crate::compute::note_skipped_test(&format!("GPU w-stacking test: {why}"));
                 None
             }
         }
@@ -631,8 +622,8 @@ mod tests {
         model[20 * n + 10] = 1.5;
         model[48 * n + 48] = 2.0;
         model[71 * n + 80] = -0.7;
-        let cpu = crate::imaging::degridder::degrid(&s, &model, &b);
-        let dev = crate::imaging::degridder::degrid_with(&s, &model, &b, &g);
+        let cpu = crate::compute::degridder::degrid(&s, &model, &b);
+        let dev = crate::compute::degridder::degrid_with(&s, &model, &b, &g);
         let scale = cpu.iter().map(|v| v.norm()).fold(0f32, f32::max);
         let err = cpu
             .iter()

@@ -5,11 +5,6 @@
 /// (file name, source, entry points).
 pub const KERNELS: &[(&str, &str, &[&str])] = &[
     (
-        "rephase.cu",
-        include_str!("../../kernels/rephase.cu"),
-        &["rephase"],
-    ),
-    (
         "calapply.cu",
         include_str!("../../kernels/calapply.cu"),
         &["apply_gains"],
@@ -28,11 +23,6 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         "degrid.cu",
         include_str!("../../kernels/degrid.cu"),
         &["degrid_points"],
-    ),
-    (
-        "calstats.cu",
-        include_str!("../../kernels/calstats.cu"),
-        &["cal_stats"],
     ),
     (
         "background.cu",
@@ -147,7 +137,7 @@ pub fn ptx_cache_path(
     compiler: &str,
 ) -> Option<std::path::PathBuf> {
     let src = source(file)?;
-    let key = crate::resume::fnv64(format!("{arch}\n{compiler}\n{src}").as_bytes());
+    let key = crate::primitives::fnv64(format!("{arch}\n{compiler}\n{src}").as_bytes());
     Some(dir.join(format!(
         "{}-{arch}-{key:016x}.ptx",
         file.trim_end_matches(".cu")
@@ -198,29 +188,29 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("contimg-ptx-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let tag = nvrtc_tag();
-        let p80 = ptx_cache_path(&dir, "rephase.cu", "compute_80", &tag).unwrap();
+        let p80 = ptx_cache_path(&dir, "calapply.cu", "compute_80", &tag).unwrap();
         assert_ne!(
             p80,
-            ptx_cache_path(&dir, "rephase.cu", "compute_90", &tag).unwrap()
+            ptx_cache_path(&dir, "calapply.cu", "compute_90", &tag).unwrap()
         );
         assert_ne!(
             p80,
-            ptx_cache_path(&dir, "rephase.cu", "compute_80", "nvrtc99.0").unwrap()
+            ptx_cache_path(&dir, "calapply.cu", "compute_80", "nvrtc99.0").unwrap()
         );
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(&p80, "// marked\n.entry rephase\n").unwrap();
-        assert!(compile_cached("rephase.cu", "compute_80", Some(&dir))
+        std::fs::write(&p80, "// marked\n.entry apply_gains\n").unwrap();
+        assert!(compile_cached("calapply.cu", "compute_80", Some(&dir))
             .unwrap()
             .to_src()
             .contains("// marked"));
         if nvrtc_present() {
-            let p90 = ptx_cache_path(&dir, "rephase.cu", "compute_90", &tag).unwrap();
-            let first = compile_cached("rephase.cu", "compute_90", Some(&dir))
+            let p90 = ptx_cache_path(&dir, "calapply.cu", "compute_90", &tag).unwrap();
+            let first = compile_cached("calapply.cu", "compute_90", Some(&dir))
                 .unwrap()
                 .to_src();
             assert_eq!(std::fs::read_to_string(&p90).unwrap(), first);
             assert_eq!(
-                compile_cached("rephase.cu", "compute_90", Some(&dir))
+                compile_cached("calapply.cu", "compute_90", Some(&dir))
                     .unwrap()
                     .to_src(),
                 first
@@ -231,7 +221,7 @@ mod tests {
 
     #[test]
     fn includes_are_inlined() {
-        let s = source("rephase.cu").unwrap();
+        let s = source("wstack.cu").unwrap();
         assert!(s.contains("CONTIMG_TWO_PI 6.28") && !s.contains("#include"));
     }
 
@@ -246,7 +236,7 @@ mod tests {
                 std::env::var("CONTIMG_REQUIRE_NVRTC").is_err(),
                 "CONTIMG_REQUIRE_NVRTC is set but libnvrtc cannot be loaded"
             );
-            crate::gpu::note_skipped_test("every_kernel_compiles_for_sm80_and_sm90: libnvrtc not found (scripts/test.sh installs it)");
+            crate::compute::note_skipped_test("every_kernel_compiles_for_sm80_and_sm90: libnvrtc not found (scripts/test.sh installs it)");
             return;
         }
         for (file, _, entries) in KERNELS {

@@ -44,7 +44,7 @@ impl Station {
 }
 
 /// The DSA-110 station table compiled into contimg (configs/dsa110/).
-pub const BUILTIN_CSV: &str = include_str!("../configs/dsa110/DSA110_Station_Coordinates.csv");
+pub const BUILTIN_CSV: &str = include_str!("../../configs/dsa110/DSA110_Station_Coordinates.csv");
 
 /// The station table from `path`, or the built-in one when None.
 pub fn load_stations(path: Option<&Path>) -> Result<Vec<Station>, StationError> {
@@ -145,29 +145,5 @@ mod tests {
         assert_eq!(s[1].number, 117);
         assert_eq!(s[1].elev_m, DEFAULT_ELEVATION_M);
         assert!(parse_stations("nothing", Path::new("t.csv")).is_err());
-    }
-
-    /// The built-in reference data parse: all 117 stations, the VLA list with 3C147, and
-    /// the IERS table covering 2020 to its predictions (UT1-UTC within the 0.9 s bound).
-    #[test]
-    fn built_in_reference_data_load() {
-        let s = load_stations(None).unwrap();
-        assert_eq!((s.len(), s[0].number, s[116].number), (117, 1, 117));
-        let cals = crate::calibrate::catalog::load_calibrators(None).unwrap();
-        assert!(
-            cals.len() > 1000 && cals.iter().any(|c| c.name == "0542+498"),
-            "{} calibrators",
-            cals.len()
-        );
-        let eop = crate::primitives::iers::EarthOrientation::load(None).unwrap();
-        for iso in [
-            "2020-01-01T00:00:00",
-            "2026-03-14T05:00:00",
-            "2027-06-01T00:00:00",
-        ] {
-            let jd = crate::primitives::time::iso_to_jd(iso).unwrap();
-            assert!(eop.covers(jd) && eop.dut1(jd).abs() < 0.9, "{iso}");
-        }
-        assert!(!eop.covers(crate::primitives::time::iso_to_jd("2031-01-01T00:00:00").unwrap()));
     }
 }

@@ -2,31 +2,8 @@
 //! backend is these functions; `vectors` holds the test vectors both sides are checked on.
 
 use super::GainGrid;
-use crate::primitives::C_M_S;
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
-
-/// The rephasing factor exp(-2 pi i dw nu / c) (f64 phase, f32 result), as rephase.cu.
-#[inline]
-pub fn rephase_factor(dw_m: f64, freq_hz: f64) -> Complex32 {
-    let (s, c) = (-std::f64::consts::TAU * dw_m * freq_hz / C_M_S).sin_cos();
-    Complex32::new(c as f32, s as f32)
-}
-
-/// Twin of `rephase` (kernels/rephase.cu): layout [row][chan][pol].
-pub fn rephase(vis: &mut [Complex32], dw: &[f64], freqs: &[f64], npol: usize) {
-    let nchan = freqs.len();
-    vis.par_chunks_mut(nchan * npol)
-        .zip(dw.par_iter())
-        .for_each(|(row, &d)| {
-            for (c, &f) in freqs.iter().enumerate() {
-                let k = rephase_factor(d, f);
-                for v in &mut row[c * npol..(c + 1) * npol] {
-                    *v = Complex32::new(v.re * k.re - v.im * k.im, v.re * k.im + v.im * k.re);
-                }
-            }
-        });
-}
 
 /// Twin of `apply_gains` (kernels/calapply.cu): layout [bl][t][chan][pol]; every sample is
 /// divided by g_a conj(g_b) and its weight scaled by |g_a g_b|^2; a missing or zero gain
@@ -64,6 +41,8 @@ pub fn apply_gains(
 /// Twin of `grid_tiles` (kernels/grid.cu): adds each visibility `vis_w[j]` (already
 /// weighted) times its w-kernel weight `w_weight[j]` to the grid at pixel coordinates
 /// (u_px, v_px) with the separable ES kernel of `support` taps and `beta`.
+// The CPU twin of a CUDA kernel: its arguments are the kernel's, one for one.
+#[allow(clippy::too_many_arguments)]
 pub fn grid_tiles(
     grid: &mut [Complex64],
     ng: usize,
@@ -141,31 +120,4 @@ pub fn degrid_points(
             sum * w_weight[j]
         })
         .collect()
-}
-
-/// Twin of `cal_stats` (kernels/calstats.cu): one cell's sufficient statistics, samples
-/// laid out baseline-major (`per_bl` per baseline), through the CPU solver's own `add`.
-pub fn cal_stats(
-    vis: &[Complex32],
-    model: &[Complex64],
-    weight: &[f32],
-    n_bl: usize,
-    per_bl: usize,
-) -> crate::calibrate::solve::CellStats {
-    let mut st = crate::calibrate::solve::CellStats::new(n_bl);
-    for bl in 0..n_bl {
-        for s in 0..per_bl {
-            let i = bl * per_bl + s;
-            let w = weight[i] as f64;
-            if w > 0.0 {
-                st.add(
-                    bl,
-                    w,
-                    Complex64::new(vis[i].re as f64, vis[i].im as f64),
-                    model[i],
-                );
-            }
-        }
-    }
-    st
 }

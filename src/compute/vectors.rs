@@ -3,7 +3,6 @@
 //! Tests run the twin on them here, and the kernel on them where a GPU exists.
 
 use super::GainGrid;
-use crate::primitives::C_M_S;
 use num_complex::{Complex32, Complex64};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,42 +13,6 @@ fn rng(seed: u64) -> ChaCha8Rng {
 
 fn c32(r: &mut ChaCha8Rng) -> Complex32 {
     Complex32::new(r.random_range(-2.0..2.0), r.random_range(-2.0..2.0))
-}
-
-pub struct Rephase {
-    pub vis: Vec<Complex32>,
-    pub dw: Vec<f64>,
-    pub freqs: Vec<f64>,
-    pub npol: usize,
-    pub expected: Vec<Complex32>,
-}
-
-/// 300 rows x 48 channels x 2 pols, |dw| up to 3 km (phases of ~10^5 rad: the f64 phase matters).
-pub fn rephase() -> Rephase {
-    let mut r = rng(7);
-    let (nrow, nchan, npol) = (300, 48, 2);
-    let freqs: Vec<f64> = (0..nchan)
-        .map(|c| 1.311e9 + c as f64 * 244_140.625)
-        .collect();
-    let dw: Vec<f64> = (0..nrow).map(|_| r.random_range(-3000.0..3000.0)).collect();
-    let vis: Vec<Complex32> = (0..nrow * nchan * npol).map(|_| c32(&mut r)).collect();
-    let expected = vis
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let (row, c) = (i / (nchan * npol), (i / npol) % nchan);
-            let x = Complex64::new(v.re as f64, v.im as f64)
-                * Complex64::from_polar(1.0, -std::f64::consts::TAU * dw[row] * freqs[c] / C_M_S);
-            Complex32::new(x.re as f32, x.im as f32)
-        })
-        .collect();
-    Rephase {
-        vis,
-        dw,
-        freqs,
-        npol,
-        expected,
-    }
 }
 
 pub struct Gains {
@@ -296,78 +259,10 @@ pub fn degrid() -> Degrid {
     }
 }
 
-pub struct CalStats {
-    pub vis: Vec<Complex32>,
-    pub model: Vec<Complex64>,
-    pub weight: Vec<f32>,
-    pub n_bl: usize,
-    pub per_bl: usize,
-    /// Per baseline: sum w V conj(M), sum w |M|^2, sum w |V|^2, count.
-    pub expected: Vec<(Complex64, f64, f64, f64)>,
-}
-
-/// 300 baselines x 40 samples with gains on a point model, noise and flagged samples;
-/// expected from the sums written out per baseline.
-pub fn cal_stats() -> CalStats {
-    let mut r = rng(29);
-    let (n_bl, per_bl) = (300usize, 40usize);
-    let n = n_bl * per_bl;
-    let model: Vec<Complex64> = (0..n)
-        .map(|_| Complex64::from_polar(r.random_range(1.0..5.0), r.random_range(-3.0..3.0)))
-        .collect();
-    let vis: Vec<Complex32> = model
-        .iter()
-        .map(|m| {
-            let v = m * Complex64::from_polar(r.random_range(0.8..1.2), r.random_range(-0.5..0.5));
-            Complex32::new(
-                v.re as f32 + r.random_range(-0.1..0.1),
-                v.im as f32 + r.random_range(-0.1..0.1),
-            )
-        })
-        .collect();
-    let weight: Vec<f32> = (0..n)
-        .map(|i| {
-            if i % 13 == 4 {
-                0.0
-            } else {
-                r.random_range(0.5..2.0)
-            }
-        })
-        .collect();
-    let expected = (0..n_bl)
-        .map(|bl| {
-            let mut e = (Complex64::new(0.0, 0.0), 0.0, 0.0, 0.0);
-            for i in bl * per_bl..(bl + 1) * per_bl {
-                let w = weight[i] as f64;
-                if w == 0.0 {
-                    continue;
-                }
-                let v = Complex64::new(vis[i].re as f64, vis[i].im as f64);
-                e.0 += w * Complex64::new(
-                    v.re * model[i].re + v.im * model[i].im,
-                    v.im * model[i].re - v.re * model[i].im,
-                );
-                e.1 += w * (model[i].re.powi(2) + model[i].im.powi(2));
-                e.2 += w * (v.re.powi(2) + v.im.powi(2));
-                e.3 += 1.0;
-            }
-            e
-        })
-        .collect();
-    CalStats {
-        vis,
-        model,
-        weight,
-        n_bl,
-        per_bl,
-        expected,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::twins;
+    use crate::compute::twins;
 
     #[test]
     fn degrid_twin_matches_the_vectors() {
@@ -387,34 +282,6 @@ mod tests {
             .map(|(a, b)| (a - b).norm())
             .fold(0f64, f64::max);
         assert!(err < 1e-12, "max error {err}");
-    }
-
-    #[test]
-    fn cal_stats_twin_matches_the_vectors() {
-        let v = cal_stats();
-        let st = twins::cal_stats(&v.vis, &v.model, &v.weight, v.n_bl, v.per_bl);
-        for (bl, e) in v.expected.iter().enumerate() {
-            assert!(
-                (st.a[bl] - e.0).norm() < 1e-9 * e.1
-                    && (st.b[bl] - e.1).abs() < 1e-9 * e.1
-                    && (st.c[bl] - e.2).abs() < 1e-9 * e.2,
-                "baseline {bl}"
-            );
-            assert_eq!(st.n[bl], e.3);
-        }
-    }
-
-    #[test]
-    fn rephase_twin_matches_the_vectors() {
-        let v = rephase();
-        let mut vis = v.vis.clone();
-        twins::rephase(&mut vis, &v.dw, &v.freqs, v.npol);
-        let err = vis
-            .iter()
-            .zip(&v.expected)
-            .map(|(a, b)| (a - b).norm())
-            .fold(0f32, f32::max);
-        assert!(err < 2e-6, "max error {err}");
     }
 
     #[test]
@@ -450,7 +317,7 @@ mod tests {
         let v = sumthreshold();
         let mut new = v.flags.clone();
         for f in 0..v.nf {
-            crate::flag::algorithms::sumthreshold_line(
+            crate::compute::flagging::sumthreshold_line(
                 &v.values, &v.flags, f, v.nf, v.nt, v.m, v.thr, &mut new,
             );
         }

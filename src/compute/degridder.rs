@@ -11,7 +11,7 @@ use rayon::prelude::*;
 /// Predicts model visibilities for every row and channel of `b` (polarizations share the
 /// Stokes I model): `out[r * nchan + c]`. Rows not in use get zero. On the CPU.
 pub fn degrid(spec: &GridSpec, model: &[f64], b: &VisBlock) -> Vec<Complex32> {
-    degrid_with(spec, model, b, &crate::gpu::Cpu)
+    degrid_with(spec, model, b, &crate::compute::Cpu)
 }
 
 /// As `degrid`, the planes transformed and read by `compute` (a GPU where the rank has
@@ -20,7 +20,7 @@ pub fn degrid_with(
     spec: &GridSpec,
     model: &[f64],
     b: &VisBlock,
-    compute: &dyn crate::gpu::Compute,
+    compute: &dyn crate::compute::Compute,
 ) -> Vec<Complex32> {
     let n = spec.n_image;
     let nchan = b.freqs.len();
@@ -54,14 +54,13 @@ pub fn degrid_with(
         planes: &planes,
         pre: &pre,
     };
-    if let Err(e) = compute.degrid_wstack(&job, &mut out) {
-        log::warn!(
-            "degridding on {} failed ({e}); predicting this block on the CPU",
-            compute.name()
-        );
-        out.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
-        unstack_cpu(&job, &mut out);
-    }
+    crate::compute::or_cpu(compute, "degridding", |c, retry| {
+        if retry {
+            // zero on entry, as the job wants it
+            out.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
+        }
+        c.degrid_wstack(&job, &mut out)
+    });
     out
 }
 

@@ -158,13 +158,13 @@ impl GridPair {
 
     /// Grids a block of visibilities, w-stacked, into the images (on the CPU).
     pub fn add(&mut self, b: &VisBlock) {
-        self.add_with(b, &crate::gpu::Cpu);
+        self.add_with(b, &crate::compute::Cpu);
     }
 
     /// As `add`, the planes gridded and transformed by `compute` (a GPU where the rank has
     /// one). A backend failure (a GPU out of memory, a driver error) is logged and the
     /// block is gridded on the CPU instead: the images are the same either way.
-    pub fn add_with(&mut self, b: &VisBlock, compute: &dyn crate::gpu::Compute) {
+    pub fn add_with(&mut self, b: &VisBlock, compute: &dyn crate::compute::Compute) {
         let spec = self.spec;
         let Some(planes) = Planes::new(&spec, b) else {
             return;
@@ -190,13 +190,8 @@ impl GridPair {
             dirty_factor: fd.as_deref(),
             psf_factor: fp.as_deref(),
         };
-        let (block_dirty, block_psf) = compute.grid_wstack(&job).unwrap_or_else(|e| {
-            log::warn!(
-                "gridding on {} failed ({e}); gridding this block on the CPU",
-                compute.name()
-            );
-            wstack_cpu(&job)
-        });
+        let (block_dirty, block_psf) =
+            crate::compute::or_cpu(compute, "gridding", |c, _| c.grid_wstack(&job));
         let n = spec.n_image;
         let corr = w_taper_correction(&spec, planes.dw);
         for (on, acc, blk) in [

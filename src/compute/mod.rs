@@ -9,18 +9,23 @@
 //! fails with that reason; `off` never looks. cudarc panics when libcuda is absent, so the
 //! library's presence is checked before any call.
 
+pub mod degridder;
 #[cfg(feature = "gpu")]
 pub mod device;
 #[cfg(feature = "gpu")]
 mod device_stack;
+pub mod flagging;
+pub mod gridder;
 pub mod kernels;
 pub mod monitor;
 pub mod stack;
 pub mod twins;
+/// Shared test vectors of the kernels and their twins (tests only).
+#[cfg(test)]
 pub mod vectors;
 
-use crate::imaging::degridder::WUnstack;
-use crate::imaging::gridder::WStack;
+use crate::compute::degridder::WUnstack;
+use crate::compute::gridder::WStack;
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -76,14 +81,6 @@ pub enum GpuError {
 pub trait Compute: Send + Sync {
     /// "cpu" or a description of the device.
     fn name(&self) -> String;
-    /// `vis[(r * nchan + c) * npol + p] *= exp(-2 pi i dw[r] freqs[c] / c)`.
-    fn rephase(
-        &self,
-        vis: &mut [Complex32],
-        dw: &[f64],
-        freqs: &[f64],
-        npol: usize,
-    ) -> Result<(), GpuError>;
     /// Divides by g_a conj(g_b) and scales weights by |g_a g_b|^2 (see twins::apply_gains).
     fn apply_gains(
         &self,
@@ -92,14 +89,14 @@ pub trait Compute: Send + Sync {
         gains: &GainGrid,
         baselines: &[(usize, usize)],
     ) -> Result<(), GpuError>;
-    /// A block's w-stacked gridding (see imaging::gridder::WStack): the (dirty, psf) block
+    /// A block's w-stacked gridding (see compute::gridder::WStack): the (dirty, psf) block
     /// images before the w-taper correction.
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError>;
-    /// A block's w-stacked prediction (see imaging::degridder::WUnstack), written to `out`
+    /// A block's w-stacked prediction (see compute::degridder::WUnstack), written to `out`
     /// (zero on entry) for the job's rows.
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError>;
     /// SumThreshold with AOFlagger's schedule on consecutive nt x nf planes: `flags` (one
-    /// per sample) in, the combined flags out. Twin: flag::algorithms::sumthreshold_plane.
+    /// per sample) in, the combined flags out. Twin: compute::flagging::sumthreshold_plane.
     fn sumthreshold_planes(
         &self,
         values: &[f32],
@@ -109,7 +106,7 @@ pub trait Compute: Send + Sync {
         s: &Schedule,
     ) -> Result<(), GpuError>;
     /// The flagger's masked Gaussian background on consecutive nt x nf planes (twin:
-    /// flag::algorithms::masked_smooth per plane).
+    /// compute::flagging::masked_smooth per plane).
     fn background_planes(
         &self,
         values: &[f32],
@@ -181,16 +178,6 @@ impl Compute for Cpu {
     fn name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
     }
-    fn rephase(
-        &self,
-        vis: &mut [Complex32],
-        dw: &[f64],
-        freqs: &[f64],
-        npol: usize,
-    ) -> Result<(), GpuError> {
-        twins::rephase(vis, dw, freqs, npol);
-        Ok(())
-    }
     fn apply_gains(
         &self,
         vis: &mut [Complex32],
@@ -202,7 +189,7 @@ impl Compute for Cpu {
         Ok(())
     }
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
-        Ok(crate::imaging::gridder::wstack_cpu(job))
+        Ok(crate::compute::gridder::wstack_cpu(job))
     }
     fn background_planes(
         &self,
@@ -218,7 +205,7 @@ impl Compute for Cpu {
             .zip(values.par_chunks(tf))
             .zip(flags.par_chunks(tf))
             .for_each(|((o, v), f)| {
-                o.copy_from_slice(&crate::flag::algorithms::masked_smooth(
+                o.copy_from_slice(&crate::compute::flagging::masked_smooth(
                     v, f, nt, nf, s.sigma_t, s.sigma_f, s.linear,
                 ));
             });
@@ -236,7 +223,7 @@ impl Compute for Cpu {
             .par_chunks_mut(nt * nf)
             .zip(values.par_chunks(nt * nf))
             .for_each(|(f, v)| {
-                let new = crate::flag::algorithms::sumthreshold_plane(
+                let new = crate::compute::flagging::sumthreshold_plane(
                     v,
                     f,
                     nt,
@@ -251,8 +238,31 @@ impl Compute for Cpu {
         Ok(())
     }
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
-        crate::imaging::degridder::unstack_cpu(job, out);
+        crate::compute::degridder::unstack_cpu(job, out);
         Ok(())
+    }
+}
+
+/// Runs `job` on `compute`; when that backend fails (a GPU out of memory, a driver error)
+/// logs why and runs `job` again on the CPU backend, whose results are the same. `job`'s
+/// second argument is true on that retry: the job then first restores whatever the failed
+/// attempt may have half-written (its outputs, in-place buffers). Every CPU fallback of the
+/// stages goes through here.
+pub fn or_cpu<T>(
+    compute: &dyn Compute,
+    what: &str,
+    mut job: impl FnMut(&dyn Compute, bool) -> Result<T, GpuError>,
+) -> T {
+    match job(compute, false) {
+        Ok(v) => v,
+        Err(e) => {
+            log::warn!(
+                "{what} on {} failed ({e}); running it on the CPU",
+                compute.name()
+            );
+            // The CPU backend returns Ok from every method.
+            job(&Cpu, true).expect("the CPU backend does not fail")
+        }
     }
 }
 

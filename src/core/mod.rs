@@ -1,0 +1,80 @@
+//! Core types every stage shares: the group's visibilities and metadata ([`GroupVis`],
+//! [`GroupMeta`]), an image's phase centre ([`Centre`]), the telescope's constants
+//! ([`telescope`]) and its station table ([`stations`]). A leaf: it imports only
+//! `primitives`.
+
+pub mod stations;
+pub mod telescope;
+
+use crate::primitives::astrometry::{Site, V3};
+use num_complex::Complex32;
+
+/// An image's phase centre (J2000, rad).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Centre {
+    pub ra_rad: f64,
+    pub dec_rad: f64,
+}
+
+/// Layout of a group's data: `vis[((bl * n_times + t) * n_chan + c) * npol + p]` —
+/// baseline-major, so each baseline's time x frequency plane is contiguous for flagging and
+/// per-baseline work (`uvh5::group` loads it so, channels ascending, baselines a <= b,
+/// polarizations (XX, YY), bad samples at weight 0).
+/// One subband group in memory.
+#[derive(Debug, Clone)]
+pub struct GroupVis {
+    pub times_jd: Vec<f64>,
+    /// Channel frequencies (Hz), ascending.
+    pub freqs: Vec<f64>,
+    pub channel_width_hz: f64,
+    pub npol: usize,
+    /// (antenna number, antenna number) with a <= b; index into `ant_pos`.
+    pub baselines: Vec<(usize, usize)>,
+    /// ECEF offsets from the telescope location (m), per antenna number.
+    pub ant_pos: Vec<V3>,
+    pub antenna_names: Vec<String>,
+    pub site: Site,
+    /// Pointing declination of date (rad).
+    pub pointing_dec_rad: f64,
+    pub vis: Vec<Complex32>,
+    /// nsamples, 0 where flagged.
+    pub weight: Vec<f32>,
+    /// What the files said beyond the data (for exports such as Measurement Sets).
+    pub meta: GroupMeta,
+}
+
+/// Header facts carried along with a group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupMeta {
+    pub telescope_name: String,
+    /// Integration time (s).
+    pub integration_s: f64,
+    /// First channel (in the ascending axis) of each subband file's window, ascending.
+    pub window_starts: Vec<usize>,
+    /// Dish diameters (m) per antenna.
+    pub dish_diameter_m: Vec<f64>,
+}
+
+impl Default for GroupMeta {
+    fn default() -> Self {
+        GroupMeta {
+            telescope_name: "DSA-110".into(),
+            integration_s: 12.884901888,
+            window_starts: vec![0],
+            dish_diameter_m: vec![],
+        }
+    }
+}
+
+impl GroupVis {
+    pub fn n_times(&self) -> usize {
+        self.times_jd.len()
+    }
+    pub fn n_chan(&self) -> usize {
+        self.freqs.len()
+    }
+    #[inline]
+    pub fn index(&self, bl: usize, t: usize, c: usize, p: usize) -> usize {
+        ((bl * self.n_times() + t) * self.n_chan() + c) * self.npol + p
+    }
+}
