@@ -23,7 +23,6 @@ pub mod flag;
 pub mod imaging;
 pub mod mosaic;
 pub mod ms;
-pub mod night_photometry;
 pub mod photometry;
 pub mod pipeline;
 pub mod plan;

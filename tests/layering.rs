@@ -474,7 +474,7 @@ const KNOWN_OVERSIZE: &[&str] = &[
     "src/pipeline/mod.rs: fn run",
     "src/report.rs: fn build",
     "src/report.rs: fn render",
-    "src/uvh5/group.rs: fn load_group_blocks",
+    "src/uvh5/group.rs: fn load_group_limited",
     "src/uvh5/read.rs: fn read_header",
 ];
 

@@ -2,7 +2,7 @@
 //! is not a second epoch), errors from the residual near the source over the primary beam,
 //! and eta, V from those.
 
-use contimg::night_photometry::{measure_night, photometry_of_run};
+use contimg::photometry::night::{measure_night, photometry_of_run};
 use contimg::photometry::{measure_nights, variability, Target, Thresholds};
 use contimg::products::{write_fits_image, ImageMeta};
 use std::path::Path;

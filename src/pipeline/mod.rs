@@ -1131,7 +1131,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         }
     }
     if cfg.output.photometry {
-        match crate::night_photometry::photometry_of_run(
+        match crate::photometry::night::photometry_of_run(
             &out,
             cfg.output.photometry_catalog.as_deref(),
         ) {

@@ -6,6 +6,8 @@
 //! weighted mean, and the largest two-epoch modulation index m = 2 (Sa - Sb) / (Sa + Sb)
 //! with its t-statistic Vs = (Sa - Sb) / sqrt(ea^2 + eb^2) (the VAST/TraP metrics).
 
+pub mod night;
+
 use crate::primitives::stats::median_and_mad_sigma;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -397,14 +399,14 @@ pub fn variability(source: &str, ms: &[&Measurement], th: Thresholds) -> Variabi
 
 /// Measures every target in every tile of the nights (`*.pbcor.fits`, else
 /// `*.restored.fits`, in order of the image names), one point per tile, never the mosaic;
-/// errors from the local residual noise (see `crate::night_photometry`).
+/// errors from the local residual noise (see `crate::photometry::night`).
 pub fn measure_nights(
     nights: &[PathBuf],
     targets: &[Target],
 ) -> Result<Vec<Measurement>, PhotometryError> {
     let mut out = Vec::new();
     for d in nights {
-        out.extend(crate::night_photometry::measure_night(d, targets)?);
+        out.extend(crate::photometry::night::measure_night(d, targets)?);
     }
     Ok(out)
 }

@@ -1,0 +1,206 @@
+//! Degridding: the image through the w-screens onto planes, read back with the ES kernel
+//! (see the parent module for the method and contract).
+
+use super::grid::Screens;
+use super::*;
+
+#[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
+pub(super) fn degrid<T: Real>(plan: &Plan, d: &Data, image: &[f64], out: &mut [Complex32]) {
+    let (n, ng, support) = (plan.n, plan.ng, plan.support);
+    let nchan = d.freqs.len();
+    let taps = Taps::<T>::new(&plan.kernel);
+    let cx = plan.axis_correction();
+    let wc = plan.w_correction();
+    // The image divided by the kernel's transforms; its nonzero pixels.
+    let pix: Vec<(u32, u32, f64)> = image
+        .par_chunks(n)
+        .enumerate()
+        .flat_map_iter(|(y, row)| {
+            let (cx, wc) = (&cx, &wc);
+            row.iter()
+                .enumerate()
+                .filter(|(_, v)| **v != 0.0)
+                .map(move |(x, &v)| {
+                    (
+                        x as u32,
+                        y as u32,
+                        v * cx[x] * cx[y] * wc(nm1(n, plan.cell, x, y)),
+                    )
+                })
+        })
+        .collect();
+    // Which planes some sample reaches.
+    let mut reached = vec![false; plan.nplanes];
+    for run in plan.runs.iter().flatten() {
+        reached[run.q as usize..run.q as usize + support].fill(true);
+    }
+    let zero = Complex::new(T::zero(), T::zero());
+    let mut gridbuf = vec![zero; ng * ng];
+    let off = (ng - n) / 2;
+    let mut screens = Screens::new(plan, 1.0);
+    let mut by_row: Vec<Vec<(u32, f64)>> = vec![Vec::new(); n];
+    for &(x, y, v) in &pix {
+        by_row[y as usize].push((x, v));
+    }
+    for p in 0..plan.nplanes {
+        if !reached[p] {
+            screens.advance();
+            continue;
+        }
+        gridbuf.par_iter_mut().for_each(|c| *c = zero);
+        {
+            let scr = &screens;
+            // Rows of the grid's centre: each pixel written once.
+            let rows: Vec<(usize, &mut [Complex<T>])> = gridbuf
+                .chunks_mut(ng)
+                .enumerate()
+                .skip(off)
+                .take(n)
+                .collect();
+            rows.into_par_iter()
+                .zip(by_row.par_iter())
+                .for_each(|((gy, row), pxs)| {
+                    let y = gy - off;
+                    for &(x, v) in pxs {
+                        let z = scr.at(n, x as usize, y) * v;
+                        row[x as usize + off] = Complex::new(T::of(z.re), T::of(z.im));
+                    }
+                });
+        }
+        centred_fft2_inverse_from_centre(&mut gridbuf, ng, n);
+        let job = ReadJob {
+            plan,
+            d,
+            taps: &taps,
+            grid: &gridbuf,
+            p,
+        };
+        out.par_chunks_mut(nchan)
+            .enumerate()
+            .with_min_len(16)
+            .for_each(|(r, o)| job.row(r, o));
+        screens.advance();
+    }
+}
+
+struct ReadJob<'a, T> {
+    plan: &'a Plan,
+    d: &'a Data<'a>,
+    taps: &'a Taps<T>,
+    grid: &'a [Complex<T>],
+    p: usize,
+}
+
+impl<T: Real> ReadJob<'_, T> {
+    fn row(&self, r: usize, out: &mut [Complex32]) {
+        match self.plan.support {
+            4 => self.row_w::<4>(r, out),
+            5 => self.row_w::<5>(r, out),
+            6 => self.row_w::<6>(r, out),
+            7 => self.row_w::<7>(r, out),
+            8 => self.row_w::<8>(r, out),
+            9 => self.row_w::<9>(r, out),
+            10 => self.row_w::<10>(r, out),
+            11 => self.row_w::<11>(r, out),
+            12 => self.row_w::<12>(r, out),
+            13 => self.row_w::<13>(r, out),
+            14 => self.row_w::<14>(r, out),
+            15 => self.row_w::<15>(r, out),
+            16 => self.row_w::<16>(r, out),
+            _ => self.row_w::<3>(r, out),
+        }
+    }
+
+    fn row_w<const W: usize>(&self, r: usize, out: &mut [Complex32]) {
+        let (plan, d, taps) = (self.plan, self.d, self.taps);
+        let ng = plan.ng;
+        let p = self.p;
+        let mut runs = plan.runs[r]
+            .iter()
+            .filter(|run| run.q as usize <= p && run.q as usize + W > p)
+            .peekable();
+        if runs.peek().is_none() {
+            return;
+        }
+        let g = RowGeom::new(d, plan, r);
+        let mut ku = [T::zero(); MAX_SUPPORT];
+        let mut kv = [T::zero(); MAX_SUPPORT];
+        for run in runs {
+            let j = p - run.q as usize;
+            let mut rot = Phasor::new(d, g.rate, 1.0, run.k0 as usize);
+            for k in run.k0 as usize..run.k1 as usize {
+                let z = rot.next(k);
+                let lam = d.fs[k] / C_M_S;
+                let (u, v) = (g.um * lam, g.vm * lam);
+                if !d.accept(u, v) {
+                    continue;
+                }
+                let kw = taps.one(plan.wcoord(g.wa * lam), run.q, j);
+                let fy = taps.at(plan.centre + v * plan.scale, &mut kv);
+                let fx = taps.at(plan.centre - u * plan.scale, &mut ku);
+                let s = if fx >= 0 && fy >= 0 && fx as usize + W <= ng && fy as usize + W <= ng {
+                    interp::<T, W>(self.grid, ng, fx as usize, fy as usize, &ku, &kv)
+                } else {
+                    interp_wrapped::<T, W>(self.grid, ng, fx, fy, &ku, &kv)
+                };
+                let mut val = s * kw;
+                if g.flip {
+                    val = val.conj();
+                }
+                let val = val * z;
+                let o = &mut out[d.order[k]];
+                o.re += val.re as f32;
+                o.im += val.im as f32;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
+fn interp<T: Real, const W: usize>(
+    g: &[Complex<T>],
+    ng: usize,
+    fx: usize,
+    fy: usize,
+    ku: &[T; MAX_SUPPORT],
+    kv: &[T; MAX_SUPPORT],
+) -> Complex64 {
+    let (mut re, mut im) = (T::zero(), T::zero());
+    for ky in 0..W {
+        let start = (fy + ky) * ng + fx;
+        let cells: &[Complex<T>; W] = (&g[start..start + W]).try_into().unwrap();
+        let (mut rr, mut ri) = (T::zero(), T::zero());
+        for kx in 0..W {
+            rr += cells[kx].re * ku[kx];
+            ri += cells[kx].im * ku[kx];
+        }
+        re += rr * kv[ky];
+        im += ri * kv[ky];
+    }
+    Complex64::new(re.f64(), im.f64())
+}
+
+/// `interp` for a footprint past the grid's edge (the grid is periodic).
+#[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
+fn interp_wrapped<T: Real, const W: usize>(
+    g: &[Complex<T>],
+    ng: usize,
+    fx: i64,
+    fy: i64,
+    ku: &[T; MAX_SUPPORT],
+    kv: &[T; MAX_SUPPORT],
+) -> Complex64 {
+    let (mut re, mut im) = (0.0, 0.0);
+    for ky in 0..W {
+        let y = (fy + ky as i64).rem_euclid(ng as i64) as usize;
+        for kx in 0..W {
+            let x = (fx + kx as i64).rem_euclid(ng as i64) as usize;
+            let c = g[y * ng + x];
+            let k = (ku[kx] * kv[ky]).f64();
+            re += c.re.f64() * k;
+            im += c.im.f64() * k;
+        }
+    }
+    Complex64::new(re, im)
+}

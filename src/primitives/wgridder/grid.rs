@@ -1,0 +1,356 @@
+//! Gridding: visibilities spread with the ES kernel onto w-planes, each plane transformed
+//! and its w-screen applied (see the parent module for the method and contract).
+
+use super::*;
+
+/// Screens exp(sign 2 pi i w_p (n - 1 - ns)) for planes p = 0, 1, ... on one quadrant of
+/// the image ((|x - N/2|, |y - N/2|), n - 1 is symmetric), advanced plane by plane.
+pub(super) struct Screens {
+    h: usize,
+    cur: Vec<Complex64>,
+    step: Vec<Complex64>,
+}
+
+impl Screens {
+    pub(super) fn new(plan: &Plan, sign: f64) -> Self {
+        let h = plan.n / 2 + 1;
+        let c = plan.n / 2;
+        let x: Vec<f64> = (0..h * h)
+            .map(|i| nm1(plan.n, plan.cell, c + i % h, c + i / h) - plan.ns)
+            .collect();
+        Screens {
+            h,
+            cur: x
+                .par_iter()
+                .map(|&x| Complex64::from_polar(1.0, sign * TAU * plan.w0 * x))
+                .collect(),
+            step: x
+                .par_iter()
+                .map(|&x| Complex64::from_polar(1.0, sign * TAU * plan.dw * x))
+                .collect(),
+        }
+    }
+
+    pub(super) fn advance(&mut self) {
+        self.cur
+            .par_iter_mut()
+            .zip(self.step.par_iter())
+            .for_each(|(c, s)| *c *= s);
+    }
+
+    /// The current screen at pixel (x, y) of the N-pixel image.
+    #[inline(always)]
+    pub(super) fn at(&self, n: usize, x: usize, y: usize) -> Complex64 {
+        let c = n / 2;
+        self.cur[y.abs_diff(c) * self.h + x.abs_diff(c)]
+    }
+}
+
+pub(super) fn grid<T: Real>(
+    plan: &Plan,
+    d: &Data,
+    want: &Want,
+) -> (Option<Vec<f64>>, Option<Vec<f64>>) {
+    let (n, ng, ngp, support) = (plan.n, plan.ng, plan.ngp, plan.support);
+    let taps = Taps::<T>::new(&plan.kernel);
+    // Runs by first plane.
+    let mut by_q: Vec<Vec<(u32, Run)>> = vec![Vec::new(); plan.nplanes];
+    for (r, runs) in plan.runs.iter().enumerate() {
+        for run in runs {
+            by_q[run.q as usize].push((r as u32, *run));
+        }
+    }
+    let zero = Complex::new(T::zero(), T::zero());
+    let mut pd = if want.dirty {
+        vec![zero; ngp * ngp]
+    } else {
+        Vec::new()
+    };
+    let mut pp = if want.psf {
+        vec![zero; ngp * ngp]
+    } else {
+        Vec::new()
+    };
+    let mut fftbuf = vec![zero; ng * ng];
+    let mut dirty = vec![0.0f64; if want.dirty { n * n } else { 0 }];
+    let mut psf = vec![0.0f64; if want.psf { n * n } else { 0 }];
+    let mut screens = Screens::new(plan, -1.0);
+    let threads = rayon::current_num_threads().max(1);
+    let sh = (ngp / (8 * threads)).max(support).max(16);
+    for p in 0..plan.nplanes {
+        let qs = p.saturating_sub(support - 1)..=p;
+        if qs.clone().all(|q| by_q[q].is_empty()) {
+            screens.advance();
+            continue;
+        }
+        let groups: Vec<(usize, &[(u32, Run)])> = qs.map(|q| (p - q, by_q[q].as_slice())).collect();
+        let strips = StripJob {
+            plan,
+            d,
+            taps: &taps,
+            groups: &groups,
+            want,
+        };
+        // Strip-parallel spreading; each strip owns rows [y0, y0 + sh) of both planes.
+        let nstrips = ngp.div_ceil(sh);
+        let pd_chunks: Vec<&mut [Complex<T>]> = if want.dirty {
+            pd.chunks_mut(sh * ngp).collect()
+        } else {
+            (0..nstrips).map(|_| &mut [][..]).collect()
+        };
+        let pp_chunks: Vec<&mut [Complex<T>]> = if want.psf {
+            pp.chunks_mut(sh * ngp).collect()
+        } else {
+            (0..nstrips).map(|_| &mut [][..]).collect()
+        };
+        pd_chunks
+            .into_par_iter()
+            .zip(pp_chunks.into_par_iter())
+            .enumerate()
+            .with_max_len(1)
+            .for_each(|(si, (ds, ps))| {
+                let y0 = si * sh;
+                strips.run(y0, (y0 + sh).min(ngp), ds, ps);
+            });
+        for (on, plane, img) in [
+            (want.dirty, &mut pd, &mut dirty),
+            (want.psf, &mut pp, &mut psf),
+        ] {
+            if !on {
+                continue;
+            }
+            fold(plane, &mut fftbuf, ng, plan.margin);
+            plane.par_iter_mut().for_each(|c| *c = zero);
+            let f = centred_fft2_forward_crop(&mut fftbuf, ng, n);
+            let scr = &screens;
+            img.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
+                for (x, px) in row.iter_mut().enumerate() {
+                    let g = f[y * n + x];
+                    let z = scr.at(n, x, y);
+                    *px += g.re.f64() * z.re - g.im.f64() * z.im;
+                }
+            });
+        }
+        screens.advance();
+    }
+    // Divide out the kernel's transforms in u, v and w.
+    let cx = plan.axis_correction();
+    let wc = plan.w_correction();
+    let finish = |img: Vec<f64>| -> Vec<f64> {
+        let mut img = img;
+        img.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
+            for (x, px) in row.iter_mut().enumerate() {
+                *px *= cx[x] * cx[y] * wc(nm1(n, plan.cell, x, y));
+            }
+        });
+        img
+    };
+    (
+        want.dirty.then(|| finish(dirty)),
+        want.psf.then(|| finish(psf)),
+    )
+}
+
+/// Sums the padded plane's margins onto the periodic grid's cells: fftbuf = fold(plane).
+fn fold<T: Real>(plane: &[Complex<T>], out: &mut [Complex<T>], ng: usize, m: usize) {
+    let ngp = ng + 2 * m;
+    let add = |a: Complex<T>, b: Complex<T>| Complex::new(a.re + b.re, a.im + b.im);
+    out.par_chunks_mut(ng).enumerate().for_each(|(y, row)| {
+        let mut srcs = [y + m, usize::MAX, usize::MAX];
+        if y + m >= ng {
+            srcs[1] = y + m - ng;
+        }
+        if y < m {
+            srcs[2] = y + m + ng;
+        }
+        let first = &plane[srcs[0] * ngp..(srcs[0] + 1) * ngp];
+        row.copy_from_slice(&first[m..m + ng]);
+        for &s in &srcs[1..] {
+            if s == usize::MAX {
+                continue;
+            }
+            let src = &plane[s * ngp..(s + 1) * ngp];
+            for (o, v) in row.iter_mut().zip(&src[m..m + ng]) {
+                *o = add(*o, *v);
+            }
+        }
+        // Columns past either edge.
+        let rows = srcs.iter().filter(|&&s| s != usize::MAX);
+        for &s in rows {
+            let src = &plane[s * ngp..(s + 1) * ngp];
+            for x in 0..m {
+                // padded column x (grid x - m < 0) -> x - m + ng; column m + ng + x -> x.
+                row[x + ng - m] = add(row[x + ng - m], src[x]);
+                row[x] = add(row[x], src[m + ng + x]);
+            }
+        }
+    });
+}
+
+/// One plane's spreading, shared by the strips.
+struct StripJob<'a, T> {
+    plan: &'a Plan,
+    d: &'a Data<'a>,
+    taps: &'a Taps<T>,
+    /// (tap index of this plane, runs whose first plane is p - tap index).
+    groups: &'a [(usize, &'a [(u32, Run)])],
+    want: &'a Want<'a>,
+}
+
+impl<T: Real> StripJob<'_, T> {
+    /// Spreads every sample reaching padded rows y0..y1 into them (`ds`/`ps` hold those
+    /// rows of the dirty and PSF planes, or are empty).
+    fn run(&self, y0: usize, y1: usize, ds: &mut [Complex<T>], ps: &mut [Complex<T>]) {
+        match self.plan.support {
+            4 => self.run_w::<4>(y0, y1, ds, ps),
+            5 => self.run_w::<5>(y0, y1, ds, ps),
+            6 => self.run_w::<6>(y0, y1, ds, ps),
+            7 => self.run_w::<7>(y0, y1, ds, ps),
+            8 => self.run_w::<8>(y0, y1, ds, ps),
+            9 => self.run_w::<9>(y0, y1, ds, ps),
+            10 => self.run_w::<10>(y0, y1, ds, ps),
+            11 => self.run_w::<11>(y0, y1, ds, ps),
+            12 => self.run_w::<12>(y0, y1, ds, ps),
+            13 => self.run_w::<13>(y0, y1, ds, ps),
+            14 => self.run_w::<14>(y0, y1, ds, ps),
+            15 => self.run_w::<15>(y0, y1, ds, ps),
+            16 => self.run_w::<16>(y0, y1, ds, ps),
+            _ => self.run_w::<3>(y0, y1, ds, ps),
+        }
+    }
+
+    fn run_w<const W: usize>(
+        &self,
+        y0: usize,
+        y1: usize,
+        ds: &mut [Complex<T>],
+        ps: &mut [Complex<T>],
+    ) {
+        let (plan, d, taps) = (self.plan, self.d, self.taps);
+        let (ngp, m) = (plan.ngp, plan.margin as f64);
+        let half = W as f64 * 0.5;
+        let npol = d.npol;
+        let nchan = d.freqs.len();
+        let (vis, wt) = (d.vis.unwrap_or(&[]), d.weight.unwrap_or(&[]));
+        let (with_dirty, with_psf) = (self.want.dirty, self.want.psf);
+        let mut ku = [T::zero(); MAX_SUPPORT];
+        let mut kv = [T::zero(); MAX_SUPPORT];
+        // Padded grid coordinates: cell index + margin.
+        let (cu, cv) = (plan.centre + m, plan.centre + m);
+        let (lo, hi) = (y0 as f64 - half, y1 as f64 + half);
+        for &(j, runs) in self.groups {
+            for &(r, run) in runs {
+                let r = r as usize;
+                let g = RowGeom::new(d, plan, r);
+                // The run's v extent (linear in frequency) against the strip.
+                let (fa, fb) = (d.fs[run.k0 as usize], d.fs[run.k1 as usize - 1]);
+                let (va, vb) = (
+                    cv + g.vm * fa / C_M_S * plan.scale,
+                    cv + g.vm * fb / C_M_S * plan.scale,
+                );
+                if va.max(vb) < lo || va.min(vb) >= hi {
+                    continue;
+                }
+                let mut rot = Phasor::new(d, g.rate, -1.0, run.k0 as usize);
+                let mut rot_psf = Phasor::new(d, g.wa * plan.ns, -1.0, run.k0 as usize);
+                for k in run.k0 as usize..run.k1 as usize {
+                    let (z, zp) = (rot.next(k), rot_psf.next(k));
+                    let f = d.fs[k];
+                    let lam = f / C_M_S;
+                    let (u, v) = (g.um * lam, g.vm * lam);
+                    let gv = cv + v * plan.scale;
+                    if gv + half <= y0 as f64 || gv - half >= y1 as f64 {
+                        continue;
+                    }
+                    if !d.accept(u, v) {
+                        continue;
+                    }
+                    let c = d.order[k];
+                    let base = (r * nchan + c) * npol;
+                    let (mut sv, mut sw) = (Complex64::new(0.0, 0.0), 0.0);
+                    for p in 0..npol {
+                        let w = wt[base + p];
+                        if w > 0.0 {
+                            let x = vis[base + p];
+                            sv += Complex64::new(x.re as f64, x.im as f64) * w as f64;
+                            sw += w as f64;
+                        }
+                    }
+                    if sw == 0.0 {
+                        continue;
+                    }
+                    let kw = taps.one(plan.wcoord(g.wa * lam), run.q, j);
+                    let fy = taps.at(gv, &mut kv);
+                    let fx = taps.at(cu - u * plan.scale, &mut ku);
+                    let fx = fx as usize;
+                    let ky0 = (y0 as i64 - fy).max(0);
+                    let ky1 = (y1 as i64 - fy).min(W as i64);
+                    if ky1 <= ky0 {
+                        continue;
+                    }
+                    let (ky0, ky1) = (ky0 as usize, ky1 as usize);
+                    let row0 = (fy - y0 as i64) as isize;
+                    if with_dirty {
+                        let mut val = sv * z;
+                        if g.flip {
+                            val = val.conj();
+                        }
+                        let val = val * (kw * self.want.dirty_chan_factor.map_or(1.0, |x| x[c]));
+                        spread::<T, W>(
+                            ds,
+                            ngp,
+                            row0,
+                            ky0,
+                            ky1,
+                            fx,
+                            &ku,
+                            &kv,
+                            Complex::new(T::of(val.re), T::of(val.im)),
+                        );
+                    }
+                    if with_psf {
+                        let val = zp * (sw * kw * self.want.psf_chan_factor.map_or(1.0, |x| x[c]));
+                        spread::<T, W>(
+                            ps,
+                            ngp,
+                            row0,
+                            ky0,
+                            ky1,
+                            fx,
+                            &ku,
+                            &kv,
+                            Complex::new(T::of(val.re), T::of(val.im)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds val ku[x] kv[y] to rows ky0..ky1 of a sample's W x W footprint starting at strip
+/// row `row0` (may be negative: rows above the strip are not in ky0..ky1) and column fx.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
+fn spread<T: Real, const W: usize>(
+    strip: &mut [Complex<T>],
+    ngp: usize,
+    row0: isize,
+    ky0: usize,
+    ky1: usize,
+    fx: usize,
+    ku: &[T; MAX_SUPPORT],
+    kv: &[T; MAX_SUPPORT],
+    val: Complex<T>,
+) {
+    for ky in ky0..ky1 {
+        let (ar, ai) = (val.re * kv[ky], val.im * kv[ky]);
+        let start = (row0 + ky as isize) as usize * ngp + fx;
+        let cells: &mut [Complex<T>; W] = (&mut strip[start..start + W]).try_into().unwrap();
+        for kx in 0..W {
+            cells[kx].re += ar * ku[kx];
+            cells[kx].im += ai * ku[kx];
+        }
+    }
+}
