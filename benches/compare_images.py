@@ -10,7 +10,9 @@ from the truth position (arcsec, from each image's own WCS, so each tool's pixel
 its own); the off-source rms (plain and 1.4826 x MAD) inside the central half of the image with
 a disc of MASK beams around every truth source left out; the restoring beam from the header.
 When two images share one grid (same shape, reference pixel and value, increment), the rms of
-their difference is printed too.
+their difference is printed too (dominated by the sources when the restoring beams differ);
+with --residual NAME=PATH for two images, the rms of each residual and their correlation
+(the same data and weighting give the same noise pattern).
 
     compare_images.py truth.json contimg=a.fits wsclean=b.fits [--json out.json]
 """
@@ -150,6 +152,7 @@ def main():
     ap.add_argument("images", nargs="+", help="NAME=PATH.fits")
     ap.add_argument("--box", type=int, default=3, help="search half-width (pixels)")
     ap.add_argument("--mask-beams", type=float, default=10.0)
+    ap.add_argument("--residual", action="append", default=[], help="NAME=PATH.fits (residual image)")
     ap.add_argument("--json")
     a = ap.parse_args()
     truth = json.load(open(a.truth))
@@ -206,6 +209,21 @@ def main():
             lines.append(f"- {names[0]} - {names[1]} on the same grid: rms {rmsd * 1e3:.3f} mJy/beam")
         else:
             lines.append(f"- {names[0]} and {names[1]} are on different grids (no pixel difference)")
+    resid = {}
+    for item in a.residual:
+        name, path = item.split("=", 1)
+        d, _, h = load(path)
+        n = d.shape[0]
+        cen = d[n // 4 : 3 * n // 4, n // 4 : 3 * n // 4]
+        resid[name] = cen
+        res.setdefault(name, {})["residual_rms_central_half_jy"] = float(np.sqrt(np.nanmean(cen**2)))
+        lines.append(f"- {name} residual image, central half: rms {res[name]['residual_rms_central_half_jy'] * 1e3:.3f} mJy/beam")
+    if len(resid) == 2:
+        r0, r1 = resid.values()
+        if r0.shape == r1.shape:
+            cc = float(np.corrcoef(r0.ravel(), r1.ravel())[0, 1])
+            res["residual_correlation"] = cc
+            lines.append(f"- residuals' correlation (central half, same grid): {cc:.3f}")
     print("\n".join(lines))
     if a.json:
         json.dump(res, open(a.json, "w"), indent=1)

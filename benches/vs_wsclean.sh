@@ -116,7 +116,7 @@ IMG=$(ls "$WORK"/contimg/images/*.restored.fits | head -1)
 
 # (5) the images against the truth
 "$PY" benches/compare_images.py "$NIGHT/truth.json" "contimg=$IMG" "wsclean=$WORK/wsclean/img-image.fits" \
-  --json "$WORK/compare.json" >"$WORK/compare.md"
+  --residual "contimg=${IMG%.restored.fits}.residual.fits" --residual "wsclean=$WORK/wsclean/img-residual.fits" --json "$WORK/compare.json" >"$WORK/compare.md" 2>"$WORK/logs/compare.log"
 
 # (6) the table
 "$PY" - "$WORK" "$NIGHT" "$MS" <<'EOF'
