@@ -18,7 +18,7 @@
 #
 # contimg images the UVH5 files (its input); WSClean the Measurement Set written from them by
 # `contimg convert` (one merged spectral window, no autocorrelations, rephased to the group's
-# centre). Needs: .venv (astropy, numpy), /usr/bin/wsclean, a contimg built with
+# centre). Needs: .venv (astropy, numpy, scipy: pyuvdata's dependency), /usr/bin/wsclean, a contimg built with
 # `--features ms` (built here unless CONTIMG is set). Results: $WORK/results.md, logs in
 # $WORK/logs.
 set -euo pipefail
