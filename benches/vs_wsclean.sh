@@ -149,7 +149,7 @@ except Exception:
 c = json.load(open(f"{work}/compare.json"))
 ms_bytes = int(subprocess.run(["du", "-sb", ms], capture_output=True, text=True).stdout.split()[0])
 out = [
-    f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, {cpu}); "
+    f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, {cpu}); "
     f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
     f"group: {len(truth['stations'])} antennas, {len(truth['freq_hz'])} channels, "
     f"{len(truth['groups'][0]['times_jd'])} integrations, {len(truth['sources'])} sources, seed {truth['seed']}; "
