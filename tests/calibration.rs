@@ -16,6 +16,9 @@ fn night_config(dir: &Path) -> contimg::config::Config {
     c.calibration.span_minutes = 10.0;
     c.calibration.calibrator_list =
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dsa110/vlacalibrators.txt"));
+    // The simulated sky holds the calibrator and the sources below, not the list's other
+    // entries (0541+474 lies 2.4 deg from 3C147): a model with them would be wrong here.
+    c.calibration.model_radius_deg = 0.0;
     c.input.n_subbands = 4;
     c.imaging.npix = 512;
     c.imaging.cell_arcsec = 5.0;

@@ -432,6 +432,7 @@ impl SimContext<'_> {
         let mut vis = vec![Complex32::new(0.0, 0.0); n];
         let nsrc = model.flux.len();
         let sefd = self.sim.noise.sefd_jy;
+        let dnu = l.channel_width().abs();
         for t in 0..nt {
             // Antenna phasors per source and channel: exp(2 pi i nu tau / c).
             let beams: Vec<Vec<f64>> = (0..nsrc)
@@ -459,10 +460,23 @@ impl SimContext<'_> {
             let phasor = |a: usize, k: usize, c: usize| ph[(a * nsrc + k) * nch + c];
             for (b, &(a1, a2)) in l.baselines.iter().enumerate() {
                 let row = t * nbl + b;
+                // Bandwidth smearing: a channel is the average over its width dnu, so each
+                // source's fringe is multiplied by sinc(dnu tau) (tau its delay on the
+                // baseline; sinc x = sin(pi x) / (pi x)), as a correlator's channels are.
+                let smear: Vec<f64> = (0..nsrc)
+                    .map(|k| {
+                        let x = dnu * (model.delay_m[t][a2][k] - model.delay_m[t][a1][k]) / C_M_S;
+                        if x.abs() < 1e-12 {
+                            1.0
+                        } else {
+                            (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
+                        }
+                    })
+                    .collect();
                 for c in 0..nch {
                     let mut sky = Complex64::new(0.0, 0.0);
                     for k in 0..nsrc {
-                        sky += beams[k][c] * phasor(a1, k, c).conj() * phasor(a2, k, c);
+                        sky += beams[k][c] * smear[k] * phasor(a1, k, c).conj() * phasor(a2, k, c);
                     }
                     let auto = a1 == a2;
                     let ampl = rfi_amp(rfi, t, gchan[c]) * self.noise_sigma_jy.max(1.0);
