@@ -460,18 +460,8 @@ impl SimContext<'_> {
             let phasor = |a: usize, k: usize, c: usize| ph[(a * nsrc + k) * nch + c];
             for (b, &(a1, a2)) in l.baselines.iter().enumerate() {
                 let row = t * nbl + b;
-                // Bandwidth smearing: a channel is the average over its width dnu, so each
-                // source's fringe is multiplied by sinc(dnu tau) (tau its delay on the
-                // baseline; sinc x = sin(pi x) / (pi x)), as a correlator's channels are.
                 let smear: Vec<f64> = (0..nsrc)
-                    .map(|k| {
-                        let x = dnu * (model.delay_m[t][a2][k] - model.delay_m[t][a1][k]) / C_M_S;
-                        if x.abs() < 1e-12 {
-                            1.0
-                        } else {
-                            (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
-                        }
-                    })
+                    .map(|k| smearing(dnu, model.delay_m[t][a2][k] - model.delay_m[t][a1][k]))
                     .collect();
                 for c in 0..nch {
                     let mut sky = Complex64::new(0.0, 0.0);
@@ -625,4 +615,16 @@ fn write_truth(
         path: path.clone(),
         source,
     })
+}
+
+/// Bandwidth smearing of a source with delay `delay_m` (metres) on a baseline in a channel of
+/// width `dnu` (Hz): a channel is the average over its width, as a correlator's channels
+/// are, so the fringe is multiplied by sinc(dnu tau) (sinc x = sin(pi x) / (pi x)).
+fn smearing(dnu: f64, delay_m: f64) -> f64 {
+    let x = std::f64::consts::PI * dnu * delay_m / C_M_S;
+    if x.abs() < 1e-12 {
+        1.0
+    } else {
+        x.sin() / x
+    }
 }
