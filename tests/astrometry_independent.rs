@@ -10,7 +10,7 @@
 mod common;
 
 use contimg::config::Config;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Runs `contimg run` at the defaults on `dir` (a fixture with `calibrators.txt`); returns
 /// the restored image, the residual image's robust rms and the output folder's guard.
@@ -24,26 +24,7 @@ fn image_at_defaults(dir: &Path) -> (common::Fits, f64, tempfile::TempDir) {
     common::write_config(&c, &cfg);
     let (code, log) = common::run_bin(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{}: run failed:\n{log}", dir.display());
-    let images: Vec<PathBuf> = std::fs::read_dir(c.output.dir.join("images"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".restored.fits"))
-        .collect();
-    assert_eq!(images.len(), 1, "{images:?}");
-    let img = common::read_fits(&images[0]);
-    let res = common::read_fits(&PathBuf::from(
-        images[0]
-            .to_string_lossy()
-            .replace(".restored.", ".residual."),
-    ));
-    let mut r: Vec<f32> = res
-        .data
-        .iter()
-        .map(|x| x.abs())
-        .filter(|x| x.is_finite())
-        .collect();
-    r.sort_by(f32::total_cmp);
-    let rms = 1.4826 * r[r.len() / 2] as f64;
+    let (img, rms) = common::restored_and_residual_rms(&c.output.dir.join("images"));
     (img, rms, work)
 }
 

@@ -326,26 +326,7 @@ fn calibrates_and_images_independent_groups_at_defaults() {
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
                 .unwrap();
         assert_eq!(summary["complete"], true, "seed {seed}: {summary}");
-        let images: Vec<PathBuf> = std::fs::read_dir(out.join("images"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().ends_with(".restored.fits"))
-            .collect();
-        assert_eq!(images.len(), 1, "seed {seed}: {images:?}");
-        let img = common::read_fits(&images[0]);
-        let res = common::read_fits(&PathBuf::from(
-            images[0]
-                .to_string_lossy()
-                .replace(".restored.", ".residual."),
-        ));
-        let mut r: Vec<f32> = res
-            .data
-            .iter()
-            .map(|x| x.abs())
-            .filter(|x| x.is_finite())
-            .collect();
-        r.sort_by(f32::total_cmp);
-        let rms = 1.4826 * r[r.len() / 2] as f64;
+        let (img, rms) = common::restored_and_residual_rms(&out.join("images"));
         let (mut checked, mut worst) = (0, 0.0f64);
         for s in truth["sources"].as_array().unwrap() {
             let flux = s["apparent_flux_jy"].as_f64().unwrap();

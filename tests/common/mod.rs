@@ -108,6 +108,31 @@ pub struct Fits {
     pub ctype: [String; 2],
 }
 
+/// The one restored image of a run's `images` folder and the robust rms (1.4826 x the median
+/// of |x|) of its residual image.
+pub fn restored_and_residual_rms(images_dir: &Path) -> (Fits, f64) {
+    let images: Vec<PathBuf> = std::fs::read_dir(images_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".restored.fits"))
+        .collect();
+    assert_eq!(images.len(), 1, "{images:?}");
+    let img = read_fits(&images[0]);
+    let res = read_fits(&PathBuf::from(
+        images[0]
+            .to_string_lossy()
+            .replace(".restored.", ".residual."),
+    ));
+    let mut r: Vec<f32> = res
+        .data
+        .iter()
+        .map(|x| x.abs())
+        .filter(|x| x.is_finite())
+        .collect();
+    r.sort_by(f32::total_cmp);
+    (img, 1.4826 * r[r.len() / 2] as f64)
+}
+
 pub fn read_fits(path: &Path) -> Fits {
     let mut f = fitsio::FitsFile::open(path).unwrap();
     let hdu = f.primary_hdu().unwrap();
