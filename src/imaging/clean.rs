@@ -225,66 +225,8 @@ pub struct Beam {
     pub pa_deg: f64,
 }
 
-/// Fits an elliptical Gaussian to the PSF main lobe: the region above half maximum that is
-/// connected to the centre is an ellipse whose second moments give the axes (for a uniform
-/// ellipse of semi-axis a, <x^2> = a^2 / 4, and a = FWHM / 2).
-pub fn fit_beam(psf: &[f64], n: usize) -> Beam {
-    let c = n / 2;
-    let mut seen = vec![false; n * n];
-    let mut stack = vec![(c, c)];
-    let (mut sxx, mut syy, mut sxy, mut cnt) = (0.0, 0.0, 0.0, 0.0);
-    while let Some((x, y)) = stack.pop() {
-        let i = y * n + x;
-        if seen[i] || psf[i] < 0.5 {
-            continue;
-        }
-        seen[i] = true;
-        // East is -x (RA increases to the left), north is +y.
-        let (e, nn) = (-(x as f64 - c as f64), y as f64 - c as f64);
-        sxx += e * e;
-        syy += nn * nn;
-        sxy += e * nn;
-        cnt += 1.0;
-        if x > 0 {
-            stack.push((x - 1, y));
-        }
-        if x + 1 < n {
-            stack.push((x + 1, y));
-        }
-        if y > 0 {
-            stack.push((x, y - 1));
-        }
-        if y + 1 < n {
-            stack.push((x, y + 1));
-        }
-    }
-    if cnt < 1.0 {
-        return Beam {
-            major_px: 1.0,
-            minor_px: 1.0,
-            pa_deg: 0.0,
-        };
-    }
-    // Pixels are cell-centred: add the 1/12 of a uniform pixel to each variance.
-    let (a, b, d) = (sxx / cnt + 1.0 / 12.0, syy / cnt + 1.0 / 12.0, sxy / cnt);
-    let tr = a + b;
-    let disc = ((a - b).powi(2) / 4.0 + d * d).sqrt();
-    let (l1, l2) = (tr / 2.0 + disc, (tr / 2.0 - disc).max(1e-6));
-    // Major axis direction (east, north) components.
-    let (ve, vn) = if d.abs() > 1e-12 {
-        (l1 - b, d)
-    } else if a >= b {
-        (1.0, 0.0)
-    } else {
-        (0.0, 1.0)
-    };
-    let pa = ve.atan2(vn).to_degrees().rem_euclid(180.0);
-    Beam {
-        major_px: 4.0 * l1.sqrt(),
-        minor_px: 4.0 * l2.sqrt(),
-        pa_deg: pa,
-    }
-}
+/// The restoring beam fitted to a PSF (see [`super::beamfit`]).
+pub use super::beamfit::fit_beam;
 
 /// Restored image: model convolved with the Gaussian beam (peak 1 per Jy component) plus
 /// the residual.

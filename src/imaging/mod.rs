@@ -2,6 +2,7 @@
 //! naturally weighted dirty images and PSFs.
 
 pub mod aterm;
+pub mod beamfit;
 pub mod clark;
 pub mod clean;
 pub mod deconvolve;
