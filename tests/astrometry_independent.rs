@@ -3,9 +3,9 @@
 //! and fringe phases from astropy/ERFA with its own IERS data, J2000 source positions in
 //! `truth.json`) at pointing declinations 16.3, 54.6 and 72.0 deg, calibrated and imaged by
 //! `contimg run` with only the data paths and the calibrator list set (UT1 from the built-in
-//! IERS table). Every source with SNR > 30 in the restored image is located by a Gaussian
-//! (log-parabola) fit through its brightest pixel and compared with the truth projected
-//! through the image's FITS SIN header (tests/common, written from the FITS standard).
+//! IERS table). Every source with SNR > 30 in the restored image is located by a fit of
+//! the image's restoring beam (header BMAJ/BMIN/BPA; free centre and amplitude) and compared
+//! with the truth projected through the image's FITS SIN header (tests/common, written from the FITS standard).
 
 mod common;
 
@@ -28,43 +28,27 @@ fn image_at_defaults(dir: &Path) -> (common::Fits, f64, tempfile::TempDir) {
     (img, rms, work)
 }
 
-/// Sub-pixel position of the peak at pixel (x, y): a Gaussian through the pixel and its two
-/// neighbours along each axis (a parabola in the logarithm; exact for a Gaussian beam).
-fn gaussian_peak(img: &common::Fits, x: usize, y: usize) -> (f64, f64) {
-    let ln = |v: f32| (v.max(1e-30) as f64).ln();
-    let c = ln(img.at(x, y));
-    let axis = |m: f64, p: f64| {
-        let den = m - 2.0 * c + p;
-        if den.abs() < 1e-30 {
-            0.0
-        } else {
-            0.5 * (m - p) / den
-        }
-    };
-    (
-        x as f64 + axis(ln(img.at(x - 1, y)), ln(img.at(x + 1, y))),
-        y as f64 + axis(ln(img.at(x, y - 1)), ln(img.at(x, y + 1))),
-    )
-}
-
-// Measured (2026-12-01, 2-core machine, all three runs 313 s): the calibrators (SNR
-// 2460-2990) 0.044 px (dec 16.3), 0.169 px (dec 54.6), 0.043 px (dec 72); the fainter
-// sources (SNR 30-92) 0.079-0.417 px (worst: seed1 "S6", SNR 45). The issue's goal, 0.1 px
-// for every source, is NOT met: the faint sources' offsets are several times their
-// statistical error (~FWHM / (2 SNR)), and the dec-54.6 calibrator's 0.17 px is systematic.
-// Not yet separated: the separable 3-point fit's bias on a rotated elliptical beam, residual
-// sidelobes of the 20 Jy calibrator on a 20-antenna array, and the astrometry itself.
-// Bounds at ~3x the measured worst: 0.5 px for SNR > 1000, 1.2 px for SNR > 30.
+// Measured (2026-12-01, 2-core machine, loaded; 659 s for the three runs), positions from a
+// fit of the restoring beam: the calibrators (SNR 2460-2990) 0.020 px (dec 16.3), 0.026 px
+// (dec 54.6), 0.004 px (dec 72) -- the issue's 0.1 px goal holds for them. (A separable
+// 3-point log-parabola through the peak pixel had read 0.044 / 0.169 / 0.043 px: its bias on a
+// rotated elliptical beam, not the astrometry.) The fainter sources (SNR 30-92) 0.06-0.50 px,
+// which is 0.39-2.25 times their statistical error theta_maj / (2 SNR) (the 20-antenna
+// beam's major axis is 15-19 px at 10" cells): 0.1 px is not reachable at SNR 30 with this
+// beam, so they are held to their own noise. Bounds: 0.08 px for SNR > 1000 (~3x the worst),
+// 4 theta_maj / (2 SNR) for the rest (~2x the worst).
 #[test]
 fn source_positions_at_defaults_at_three_declinations() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/independent");
-    let (mut worst, mut worst_bright) = (0.0f64, 0.0f64);
+    let (mut worst_sigmas, mut worst_bright) = (0.0f64, 0.0f64);
     for (name, dec) in [("seed2", 16.3), ("seed1", 54.6), ("seed4", 72.0)] {
         let dir = root.join(name);
         let truth: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap())
                 .unwrap();
         let (img, rms, _work) = image_at_defaults(&dir);
+        let bmaj_px = img.beam.expect("a restored image with a beam")[0] / img.cdelt[1].abs();
+        eprintln!("{name}: restoring beam major axis {bmaj_px:.2} px, residual rms {rms:.2e} Jy");
         let mut checked = 0;
         for s in truth["sources"].as_array().unwrap() {
             let flux = s["apparent_flux_jy"].as_f64().unwrap();
@@ -79,7 +63,7 @@ fn source_positions_at_defaults_at_three_declinations() {
                 continue;
             }
             let (px, py, _) = img.peak_near(x, y, 2);
-            let (fx, fy) = gaussian_peak(&img, px.round() as usize, py.round() as usize);
+            let (fx, fy, _) = img.fit_beam_at(px, py);
             let off = (fx - x).hypot(fy - y);
             eprintln!(
                 "{name} (dec {dec}): {} {flux:.3} Jy, SNR {:.0}: offset ({:+.3}, {:+.3}) px = {off:.3} px",
@@ -88,9 +72,13 @@ fn source_positions_at_defaults_at_three_declinations() {
                 fx - x,
                 fy - y
             );
-            worst = worst.max(off);
+            // The statistical error of a position at this SNR with this beam.
+            let sigma = bmaj_px / (2.0 * flux / rms);
+            eprintln!("    = {:.2} x theta_maj / (2 SNR)", off / sigma);
             if flux / rms > 1000.0 {
                 worst_bright = worst_bright.max(off);
+            } else {
+                worst_sigmas = worst_sigmas.max(off / sigma);
             }
             checked += 1;
         }
@@ -99,10 +87,15 @@ fn source_positions_at_defaults_at_three_declinations() {
             "{name}: no source with SNR > 30 in the image (rms {rms:.2e})"
         );
     }
-    eprintln!("worst position offset: {worst:.3} px (SNR > 1000: {worst_bright:.3} px)");
+    eprintln!(
+        "worst offset: SNR > 1000 {worst_bright:.3} px; the rest {worst_sigmas:.2} x theta_maj / (2 SNR)"
+    );
     assert!(
-        worst_bright <= 0.5,
+        worst_bright <= 0.08,
         "worst offset of a source with SNR > 1000: {worst_bright:.3} px"
     );
-    assert!(worst <= 1.2, "worst position offset {worst:.3} px");
+    assert!(
+        worst_sigmas <= 4.0,
+        "worst offset of the fainter sources: {worst_sigmas:.2} x theta_maj / (2 SNR)"
+    );
 }
