@@ -212,7 +212,7 @@ fn collect(
             Err(failed) => {
                 let e = failed.error.as_deref().unwrap_or_default();
                 log::error!("rank {}: group {} failed: {e}", ctx.rank(), g.id);
-                report.groups.push(failed);
+                report.groups.push(*failed);
             }
         }
     }
@@ -230,7 +230,8 @@ fn collect(
 
 /// One loaded group made ready to grid: calibrated, written as a Measurement Set when asked,
 /// checked for usable data, rephased to the image's centre, its outliers selected. Its
-/// report is pushed when it is usable; the failed group's report is the error.
+/// report is pushed when it is usable; the failed group's report is the error (boxed: it
+/// is large).
 fn prepare(
     ctx: &Ctx,
     ii: usize,
@@ -238,17 +239,21 @@ fn prepare(
     loaded: Result<(GroupVis, FlagSummary), prefetch::ReadError>,
     inputs: &mut Inputs,
     report: &mut RankReport,
-) -> Result<HeldGroup, GroupReport> {
+) -> Result<HeldGroup, Box<GroupReport>> {
     let cfg = ctx.cfg;
     let image = &ctx.plan.images[ii];
     let (mut vis, mut fsum) =
-        loaded.map_err(|e| GroupReport::failed(&g.id, e.to_string(), None))?;
+        loaded.map_err(|e| Box::new(GroupReport::failed(&g.id, e.to_string(), None)))?;
     fsum.waterfall.clear();
     let calibrate = cfg.calibration.enabled && cfg.calibration.apply;
     if calibrate {
         let t = Instant::now();
         if let Err(e) = inputs.tables.apply(ctx, &g.id, &mut vis) {
-            return Err(GroupReport::failed(&g.id, e.to_string(), Some(fsum)));
+            return Err(Box::new(GroupReport::failed(
+                &g.id,
+                e.to_string(),
+                Some(fsum),
+            )));
         }
         add_time(report, "calibrate_apply", t);
     }
@@ -260,11 +265,11 @@ fn prepare(
     let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
     if flagged == vis.weight.len() {
         let msg = all_flagged(calibrate, &fsum);
-        return Err(GroupReport {
+        return Err(Box::new(GroupReport {
             n_vis: vis.vis.len(),
             flagged_fraction: 1.0,
             ..GroupReport::failed(&g.id, msg, Some(fsum))
-        });
+        }));
     }
     let t = Instant::now();
     report.groups.push(GroupReport {
