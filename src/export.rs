@@ -8,12 +8,33 @@ use crate::config::Config;
 use crate::core::Centre;
 use crate::core::GroupVis;
 use crate::ms::{write_group_ms, MsConfig};
-use crate::pipeline::{plan_night, PipelineError};
+use crate::night::{plan_night, NightError};
 use crate::primitives::astrometry::median_meridian_icrs;
 use crate::primitives::iers::EarthOrientation;
-use crate::uvh5::group::load_group;
+use crate::uvh5::group::{load_group, LoadError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// Why a group's Measurement Set, or the night's conversion, could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Night(#[from] NightError),
+    #[error("{}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Ms(#[from] crate::ms::MsError),
+    #[error("{}: cannot create output ({source})", path.display())]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// One group's export.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,18 +79,18 @@ pub fn export_group(
     eop: &EarthOrientation,
     ms: &MsConfig,
     history: &str,
-) -> Result<(PathBuf, usize), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+) -> Result<(PathBuf, usize), ExportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let path = dir.join(format!("{id}.ms"));
-    let rows = write_group_ms(&path, g, centre, eop, ms, history).map_err(|e| e.to_string())?;
+    let rows = write_group_ms(&path, g, centre, eop, ms, history)?;
     Ok((path, rows))
 }
 
 /// Converts the night (collective: every rank calls it).
-pub fn convert_night(
-    cfg: &Config,
-    comm: &dyn Comm,
-) -> Result<Option<ConvertSummary>, PipelineError> {
+pub fn convert_night(cfg: &Config, comm: &dyn Comm) -> Result<Option<ConvertSummary>, ExportError> {
     let t0 = std::time::Instant::now();
     let dir = cfg.output.dir.join("ms");
     let (plan, eop) = plan_night(cfg, comm, &dir, false)?;
@@ -78,7 +99,7 @@ pub fn convert_night(
         let t = std::time::Instant::now();
         let files: Vec<&Path> = g.files.iter().flatten().map(PathBuf::as_path).collect();
         let res = load_group(&files)
-            .map_err(|e| e.to_string())
+            .map_err(ExportError::from)
             .and_then(|mut vis| {
                 if cfg.flagging.enabled {
                     crate::flag::run(&mut vis, &cfg.flagging);
@@ -100,7 +121,7 @@ pub fn convert_night(
         mine.push(Exported {
             id: g.id.clone(),
             rank: comm.rank(),
-            result: res.map(|r| r.0),
+            result: res.map(|r| r.0).map_err(|e| e.to_string()),
             rows,
             seconds: t.elapsed().as_secs_f64(),
         });
@@ -126,6 +147,6 @@ pub fn convert_night(
             .expect("serialises")
             .as_bytes(),
     )
-    .map_err(|source| PipelineError::Output { path, source })?;
+    .map_err(|source| ExportError::Output { path, source })?;
     Ok(Some(summary))
 }

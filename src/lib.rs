@@ -23,6 +23,7 @@ pub mod flag;
 pub mod imaging;
 pub mod mosaic;
 pub mod ms;
+pub mod night;
 pub mod photometry;
 pub mod pipeline;
 pub mod plan;

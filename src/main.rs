@@ -255,65 +255,9 @@ fn real_main() -> ExitCode {
     install_panic_hook(0, 1);
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Config { settings } => match settings.load() {
-            Ok(cfg) => {
-                print!("{}", cfg.to_yaml());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("contimg config: error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Cmd::Simulate { out, settings } => {
-            init_logging(0, 1);
-            let res = settings
-                .load()
-                .map_err(Error::from)
-                .and_then(|cfg| Ok(contimg::simulate::run(&cfg, &out)?));
-            match res {
-                Ok(truth) => {
-                    println!(
-                        "simulated {} groups, {} sources into {}",
-                        truth.groups.len(),
-                        truth.sources.len(),
-                        out.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("contimg simulate: error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Cmd::Status { dir, json } => match contimg::status::collect(&dir) {
-            Ok(a) => {
-                print!("{}", contimg::status::render(&a));
-                if let Some(j) = json {
-                    if let Err(e) = contimg::products::write_atomic(
-                        &j,
-                        serde_json::to_string_pretty(&a)
-                            .expect("serialises")
-                            .as_bytes(),
-                    ) {
-                        eprintln!("contimg status: error: {}: {e}", j.display());
-                        return ExitCode::FAILURE;
-                    }
-                }
-                ExitCode::from(if a.nights.is_empty() {
-                    exit::NOTHING_IMAGED
-                } else if a.complete == a.nights.len() {
-                    exit::OK
-                } else {
-                    exit::INCOMPLETE
-                })
-            }
-            Err(e) => {
-                eprintln!("contimg status: error: {}: {e}", dir.display());
-                ExitCode::FAILURE
-            }
-        },
+        Cmd::Config { settings } => finish("config", config(&settings)),
+        Cmd::Simulate { out, settings } => finish("simulate", simulate(&out, &settings)),
+        Cmd::Status { dir, json } => finish("status", status(&dir, json.as_deref())),
         Cmd::Photometry {
             nights,
             catalog,
@@ -325,265 +269,318 @@ fn real_main() -> ExitCode {
             vs,
         } => {
             init_logging(0, 1);
-            let targets = match (catalog, truth, calibrators) {
-                (Some(c), None, None) => {
-                    contimg::photometry::read_catalog(&c).map_err(|e| e.to_string())
-                }
-                (None, Some(t), None) => {
-                    contimg::simulate::Truth::load(t.parent().unwrap_or(std::path::Path::new(".")))
-                        .map(|tr| {
-                            tr.sources
-                                .iter()
-                                .enumerate()
-                                .map(|(k, s)| contimg::photometry::Target {
-                                    name: format!("truth_{k}"),
-                                    ra_deg: s.ra_deg,
-                                    dec_deg: s.dec_deg,
-                                })
-                                .collect()
-                        })
-                }
-                (None, None, Some(c)) => contimg::calibrate::catalog::read_calibrators(&c)
-                    .map(|cs| {
-                        cs.iter()
-                            .map(|k| contimg::photometry::Target {
-                                name: k.name.clone(),
-                                ra_deg: k.ra_rad.to_degrees(),
-                                dec_deg: k.dec_rad.to_degrees(),
-                            })
-                            .collect()
-                    })
-                    .map_err(|e| e.to_string()),
-                _ => Err("give one of --catalog, --truth or --calibrators".to_string()),
-            };
-            let res = targets.and_then(|t| {
-                let ms =
-                    contimg::photometry::measure_nights(&nights, &t).map_err(|e| e.to_string())?;
-                let th = contimg::photometry::Thresholds { eta, v, vs };
-                let vars = contimg::photometry::write_tables(&out, &ms, &t, th)
-                    .map_err(|e| format!("{}: {e}", out.display()))?;
-                Ok((ms.len(), vars))
-            });
-            match res {
-                Ok((n, vars)) => {
-                    let cands: Vec<&str> = vars
-                        .iter()
-                        .filter(|v| v.candidate)
-                        .map(|v| v.source.as_str())
-                        .collect();
-                    println!(
-                        "photometry: {n} measurements of {} sources; {} candidates{}{}",
-                        vars.len(),
-                        cands.len(),
-                        if cands.is_empty() { "" } else { ": " },
-                        cands.join(", ")
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("contimg photometry: error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let th = contimg::photometry::Thresholds { eta, v, vs };
+            let res = photometry_targets(catalog, truth, calibrators)
+                .and_then(|t| photometry(&nights, &t, &out, th));
+            finish("photometry", res)
         }
         Cmd::Mosaic {
             night,
             out,
             pblimit,
-        } => {
-            init_logging(0, 1);
-            let out = out.unwrap_or_else(|| night.join("mosaic"));
-            match contimg::mosaic::build(&night, &out, pblimit) {
-                Ok(s) => {
-                    println!(
-                        "mosaic: {} tiles -> {} x {} pixels in {}",
-                        s.tiles,
-                        s.nx,
-                        s.ny,
-                        out.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("contimg mosaic: error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => finish("mosaic", mosaic(&night, out, pblimit)),
         Cmd::Report {
             night,
             truth,
             warn_only,
-        } => {
-            init_logging(0, 1);
-            match contimg::report::write(&night, truth.as_deref()) {
-                Ok(r) => {
-                    let worst = r.gates.iter().map(|g| g.1.as_str()).fold("pass", |a, b| {
-                        if a == "fail" || b == "fail" {
-                            "fail"
-                        } else if a == "warn" || b == "warn" {
-                            "warn"
-                        } else {
-                            "pass"
-                        }
-                    });
-                    println!(
-                        "report: {} gates ({worst}) -> {}",
-                        r.gates.len(),
-                        night.join("qa/report.html").display()
-                    );
-                    if worst == "fail" {
-                        for g in r.gates.iter().filter(|g| g.1 == "fail") {
-                            eprintln!("contimg report: gate failed: {}", g.0);
-                        }
-                        if !warn_only {
-                            return ExitCode::from(exit::GATE_FAILED);
-                        }
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("contimg report: error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Cmd::Inspect { file } => {
-            init_logging(0, 1);
-            match contimg::uvh5::read_header(&file) {
-                Ok(h) => {
-                    println!(
-                        "{}: {} antennas, {} baselines x {} times, {} channels {:.3}-{:.3} MHz, pols {:?}, pointing dec {:.4} deg, {} shapes",
-                        file.display(),
-                        h.nants_data,
-                        h.nbls,
-                        h.ntimes,
-                        h.nfreqs,
-                        h.freq_array.iter().copied().fold(f64::INFINITY, f64::min) / 1e6,
-                        h.freq_array.iter().copied().fold(0.0, f64::max) / 1e6,
-                        h.polarization_array,
-                        h.phase_center_dec.to_degrees(),
-                        if h.legacy_shapes { "legacy" } else { "pyuvdata-3" }
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("contimg inspect: error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => finish("report", report(&night, truth.as_deref(), warn_only)),
+        Cmd::Inspect { file } => finish("inspect", inspect(&file)),
         Cmd::Convert {
-            night:
-                NightArgs {
-                    settings,
-                    input,
-                    output,
-                },
+            night,
             spectral_windows,
-        } => {
-            let comm = make_comm();
-            init_logging(comm.rank(), comm.size());
-            install_panic_hook(comm.rank(), comm.size());
-            let Some(mut cfg) =
-                load_on_all_ranks(comm.as_ref(), "convert", &settings, input, output)
-            else {
-                return ExitCode::FAILURE;
-            };
-            comm.set_collective_timeout(std::time::Duration::from_secs_f64(
-                cfg.mpi.collective_timeout_s,
-            ));
-            if let Some(s) = spectral_windows {
-                cfg.output.ms.spectral_windows = if s == "subbands" {
-                    contimg::ms::SpwLayout::Subbands
-                } else {
-                    contimg::ms::SpwLayout::Merged
-                };
-            }
-            if !contimg::ms::AVAILABLE {
-                if comm.is_root() {
-                    eprintln!("contimg convert: error: this binary was built without Measurement Set support (cargo build --release --features ms)");
-                }
-                return ExitCode::FAILURE;
-            }
-            match contimg::export::convert_night(&cfg, comm.as_ref()) {
-                Ok(Some(s)) => {
-                    let ok = s.groups.iter().filter(|g| g.result.is_ok()).count();
-                    println!("convert: {ok} of {} groups written as Measurement Sets in {:.1} s; {} skipped, {} failed", s.groups.len(), s.wall_s, s.skipped.len(), s.groups.len() - ok);
-                    ExitCode::from(if ok == 0 {
-                        exit::NOTHING_IMAGED
-                    } else if s.complete() {
-                        exit::OK
-                    } else {
-                        exit::INCOMPLETE
-                    })
-                }
-                Ok(None) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("contimg convert: error (rank {}): {e}", comm.rank());
-                    ExitCode::FAILURE
-                }
-            }
+        } => convert(night, spectral_windows),
+        Cmd::Run { night } => run(night),
+    }
+}
+
+/// A command's exit: its code, or its error (naming the file and the problem) printed.
+fn finish(cmd: &str, res: Result<ExitCode, Error>) -> ExitCode {
+    res.unwrap_or_else(|e| {
+        eprintln!("contimg {cmd}: error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// A collective command's exit on one rank: its code, or its error printed with the rank.
+fn finish_rank(cmd: &str, rank: usize, res: Result<ExitCode, Error>) -> ExitCode {
+    res.unwrap_or_else(|e| {
+        eprintln!("contimg {cmd}: error (rank {rank}): {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn config(settings: &SettingsArgs) -> Result<ExitCode, Error> {
+    let cfg = settings.load()?;
+    print!("{}", cfg.to_yaml());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn simulate(out: &std::path::Path, settings: &SettingsArgs) -> Result<ExitCode, Error> {
+    init_logging(0, 1);
+    let cfg = settings.load()?;
+    let truth = contimg::simulate::run(&cfg, out)?;
+    println!(
+        "simulated {} groups, {} sources into {}",
+        truth.groups.len(),
+        truth.sources.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(dir: &std::path::Path, json: Option<&std::path::Path>) -> Result<ExitCode, Error> {
+    let a = contimg::status::collect(dir).map_err(|source| Error::Io {
+        path: dir.into(),
+        source,
+    })?;
+    print!("{}", contimg::status::render(&a));
+    if let Some(j) = json {
+        contimg::products::write_atomic(
+            j,
+            serde_json::to_string_pretty(&a)
+                .expect("serialises")
+                .as_bytes(),
+        )
+        .map_err(|source| Error::Io {
+            path: j.into(),
+            source,
+        })?;
+    }
+    Ok(ExitCode::from(if a.nights.is_empty() {
+        exit::NOTHING_IMAGED
+    } else if a.complete == a.nights.len() {
+        exit::OK
+    } else {
+        exit::INCOMPLETE
+    }))
+}
+
+/// The photometry's positions: from one of a catalogue, a simulation's truth or the VLA
+/// calibrator list.
+fn photometry_targets(
+    catalog: Option<PathBuf>,
+    truth: Option<PathBuf>,
+    calibrators: Option<PathBuf>,
+) -> Result<Vec<contimg::photometry::Target>, Error> {
+    use contimg::photometry::Target;
+    match (catalog, truth, calibrators) {
+        (Some(c), None, None) => Ok(contimg::photometry::read_catalog(&c)?),
+        (None, Some(t), None) => {
+            let tr =
+                contimg::simulate::Truth::load(t.parent().unwrap_or(std::path::Path::new(".")))
+                    .map_err(Error::Other)?;
+            Ok(tr
+                .sources
+                .iter()
+                .enumerate()
+                .map(|(k, s)| Target {
+                    name: format!("truth_{k}"),
+                    ra_deg: s.ra_deg,
+                    dec_deg: s.dec_deg,
+                })
+                .collect())
         }
-        Cmd::Run {
-            night:
-                NightArgs {
-                    settings,
-                    input,
-                    output,
-                },
-        } => {
-            let comm = make_comm();
-            init_logging(comm.rank(), comm.size());
-            install_panic_hook(comm.rank(), comm.size());
-            let Some(cfg) = load_on_all_ranks(comm.as_ref(), "run", &settings, input, output)
-            else {
-                return ExitCode::FAILURE;
-            };
-            comm.set_collective_timeout(std::time::Duration::from_secs_f64(
-                cfg.mpi.collective_timeout_s,
-            ));
-            let mem = cfg.check_memory(
-                contimg::compute::local_size(),
-                contimg::config::available_memory(),
-            );
-            if !comm.all_ok(mem.is_ok()) {
-                if let Err(e) = mem {
-                    eprintln!("contimg run: error (rank {}): {e}", comm.rank());
-                }
-                return ExitCode::FAILURE;
-            }
-            inject_fault(comm.rank());
-            match contimg::pipeline::run(&cfg, comm.as_ref()) {
-                Ok(Some(summary)) => {
-                    println!(
-                        "night: {} of {} planned groups imaged into {} images on {} ranks in {:.1} s; {} skipped, {} failed{}",
-                        summary.groups_ok,
-                        summary.groups_planned,
-                        summary.images.iter().filter(|i| i.error.is_none()).count(),
-                        summary.n_ranks,
-                        summary.wall_s,
-                        summary.groups_skipped.len(),
-                        summary.groups_failed.len(),
-                        match summary.outcome.as_str() {
-                            "complete" => "",
-                            "incomplete" => " (night incomplete: see summary.json)",
-                            _ => " (nothing imaged: see summary.json)",
-                        }
-                    );
-                    ExitCode::from(match summary.outcome.as_str() {
-                        "complete" => exit::OK,
-                        "incomplete" => exit::INCOMPLETE,
-                        _ => exit::NOTHING_IMAGED,
-                    })
-                }
-                // Other ranks: mpirun/srun report rank 0's code.
-                Ok(None) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("contimg run: error (rank {}): {e}", comm.rank());
-                    ExitCode::FAILURE
-                }
-            }
+        (None, None, Some(c)) => Ok(contimg::calibrate::catalog::read_calibrators(&c)?
+            .iter()
+            .map(|k| Target {
+                name: k.name.clone(),
+                ra_deg: k.ra_rad.to_degrees(),
+                dec_deg: k.dec_rad.to_degrees(),
+            })
+            .collect()),
+        _ => Err(Error::Other(
+            "give one of --catalog, --truth or --calibrators".into(),
+        )),
+    }
+}
+
+fn photometry(
+    nights: &[PathBuf],
+    targets: &[contimg::photometry::Target],
+    out: &std::path::Path,
+    th: contimg::photometry::Thresholds,
+) -> Result<ExitCode, Error> {
+    let ms = contimg::photometry::measure_nights(nights, targets)?;
+    let vars =
+        contimg::photometry::write_tables(out, &ms, targets, th).map_err(|source| Error::Io {
+            path: out.into(),
+            source,
+        })?;
+    let cands: Vec<&str> = vars
+        .iter()
+        .filter(|v| v.candidate)
+        .map(|v| v.source.as_str())
+        .collect();
+    println!(
+        "photometry: {} measurements of {} sources; {} candidates{}{}",
+        ms.len(),
+        vars.len(),
+        cands.len(),
+        if cands.is_empty() { "" } else { ": " },
+        cands.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mosaic(night: &std::path::Path, out: Option<PathBuf>, pblimit: f64) -> Result<ExitCode, Error> {
+    init_logging(0, 1);
+    let out = out.unwrap_or_else(|| night.join("mosaic"));
+    let s = contimg::mosaic::build(night, &out, pblimit)?;
+    println!(
+        "mosaic: {} tiles -> {} x {} pixels in {}",
+        s.tiles,
+        s.nx,
+        s.ny,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(
+    night: &std::path::Path,
+    truth: Option<&std::path::Path>,
+    warn_only: bool,
+) -> Result<ExitCode, Error> {
+    init_logging(0, 1);
+    let r = contimg::report::write(night, truth)?;
+    let worst = r.gates.iter().map(|g| g.1.as_str()).fold("pass", |a, b| {
+        if a == "fail" || b == "fail" {
+            "fail"
+        } else if a == "warn" || b == "warn" {
+            "warn"
+        } else {
+            "pass"
+        }
+    });
+    println!(
+        "report: {} gates ({worst}) -> {}",
+        r.gates.len(),
+        night.join("qa/report.html").display()
+    );
+    if worst == "fail" {
+        for g in r.gates.iter().filter(|g| g.1 == "fail") {
+            eprintln!("contimg report: gate failed: {}", g.0);
+        }
+        if !warn_only {
+            return Ok(ExitCode::from(exit::GATE_FAILED));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(file: &std::path::Path) -> Result<ExitCode, Error> {
+    init_logging(0, 1);
+    let h = contimg::uvh5::read_header(file)?;
+    println!(
+        "{}: {} antennas, {} baselines x {} times, {} channels {:.3}-{:.3} MHz, pols {:?}, pointing dec {:.4} deg, {} shapes",
+        file.display(),
+        h.nants_data,
+        h.nbls,
+        h.ntimes,
+        h.nfreqs,
+        h.freq_array.iter().copied().fold(f64::INFINITY, f64::min) / 1e6,
+        h.freq_array.iter().copied().fold(0.0, f64::max) / 1e6,
+        h.polarization_array,
+        h.phase_center_dec.to_degrees(),
+        if h.legacy_shapes { "legacy" } else { "pyuvdata-3" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The communicator, logging, the panic hook and the settings of a collective command,
+/// loaded on every rank (None: a rank could not load them; said on stderr).
+fn start_collective(what: &str, night: NightArgs) -> Option<(Box<dyn Comm>, Config)> {
+    let NightArgs {
+        settings,
+        input,
+        output,
+    } = night;
+    let comm = make_comm();
+    init_logging(comm.rank(), comm.size());
+    install_panic_hook(comm.rank(), comm.size());
+    let cfg = load_on_all_ranks(comm.as_ref(), what, &settings, input, output)?;
+    comm.set_collective_timeout(std::time::Duration::from_secs_f64(
+        cfg.mpi.collective_timeout_s,
+    ));
+    Some((comm, cfg))
+}
+
+fn convert(night: NightArgs, spectral_windows: Option<String>) -> ExitCode {
+    let Some((comm, mut cfg)) = start_collective("convert", night) else {
+        return ExitCode::FAILURE;
+    };
+    if let Some(s) = spectral_windows {
+        cfg.output.ms.spectral_windows = if s == "subbands" {
+            contimg::ms::SpwLayout::Subbands
+        } else {
+            contimg::ms::SpwLayout::Merged
+        };
+    }
+    if !contimg::ms::AVAILABLE {
+        if comm.is_root() {
+            eprintln!("contimg convert: error: this binary was built without Measurement Set support (cargo build --release --features ms)");
+        }
+        return ExitCode::FAILURE;
+    }
+    let res = contimg::export::convert_night(&cfg, comm.as_ref()).map_err(Error::from);
+    let res = res.map(|s| match s {
+        Some(s) => {
+            let ok = s.groups.iter().filter(|g| g.result.is_ok()).count();
+            println!("convert: {ok} of {} groups written as Measurement Sets in {:.1} s; {} skipped, {} failed", s.groups.len(), s.wall_s, s.skipped.len(), s.groups.len() - ok);
+            ExitCode::from(if ok == 0 {
+                exit::NOTHING_IMAGED
+            } else if s.complete() {
+                exit::OK
+            } else {
+                exit::INCOMPLETE
+            })
+        }
+        None => ExitCode::SUCCESS,
+    });
+    finish_rank("convert", comm.rank(), res)
+}
+
+fn run(night: NightArgs) -> ExitCode {
+    let Some((comm, cfg)) = start_collective("run", night) else {
+        return ExitCode::FAILURE;
+    };
+    let mem = cfg.check_memory(
+        contimg::compute::local_size(),
+        contimg::config::available_memory(),
+    );
+    if !comm.all_ok(mem.is_ok()) {
+        if let Err(e) = mem {
+            eprintln!("contimg run: error (rank {}): {e}", comm.rank());
+        }
+        return ExitCode::FAILURE;
+    }
+    inject_fault(comm.rank());
+    let res = contimg::pipeline::run(&cfg, comm.as_ref()).map_err(Error::from);
+    // Other ranks (None): mpirun/srun report rank 0's code.
+    let res = res.map(|s| s.map_or(ExitCode::SUCCESS, |s| night_exit(&s)));
+    finish_rank("run", comm.rank(), res)
+}
+
+/// The night's line on stdout and its exit code (rank 0).
+fn night_exit(summary: &contimg::night::Summary) -> ExitCode {
+    println!(
+        "night: {} of {} planned groups imaged into {} images on {} ranks in {:.1} s; {} skipped, {} failed{}",
+        summary.groups_ok,
+        summary.groups_planned,
+        summary.images.iter().filter(|i| i.error.is_none()).count(),
+        summary.n_ranks,
+        summary.wall_s,
+        summary.groups_skipped.len(),
+        summary.groups_failed.len(),
+        match summary.outcome.as_str() {
+            "complete" => "",
+            "incomplete" => " (night incomplete: see summary.json)",
+            _ => " (nothing imaged: see summary.json)",
+        }
+    );
+    ExitCode::from(match summary.outcome.as_str() {
+        "complete" => exit::OK,
+        "incomplete" => exit::INCOMPLETE,
+        _ => exit::NOTHING_IMAGED,
+    })
 }

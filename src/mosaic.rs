@@ -5,10 +5,30 @@
 //! weight map (sum of PB^2 / sigma^2) and its rms map (1 / sqrt(weight)). Tiles are
 //! resampled by cubic convolution (bilinear would smooth a 3-pixel beam by ~3 %).
 
-use crate::photometry::{Image, PhotometryError};
-use crate::products::{write_fits_plane, Axes, ImageMeta};
+use crate::photometry::Image;
+use crate::products::{write_fits_plane, Axes, ImageMeta, ProductError};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+
+/// Why a mosaic could not be made (a damaged tile is left out with a warning instead).
+#[derive(Debug, thiserror::Error)]
+pub enum MosaicError {
+    #[error("{}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: no tiles (images/*.pbcor.fits with .pb and .residual) to mosaic", night.display())]
+    NoTiles { night: PathBuf },
+    #[error("{}: mosaic of {nx} x {ny} pixels is too large", night.display())]
+    TooLarge {
+        night: PathBuf,
+        nx: usize,
+        ny: usize,
+    },
+    #[error(transparent)]
+    Write(#[from] ProductError),
+}
 
 struct Tile {
     pbcor: Image,
@@ -35,11 +55,11 @@ fn robust_rms(img: &Image) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn tiles(images: &Path) -> Result<Vec<Tile>, PhotometryError> {
+fn tiles(images: &Path) -> Result<Vec<Tile>, MosaicError> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(images)
-        .map_err(|e| PhotometryError::Fits {
+        .map_err(|source| MosaicError::Dir {
             path: images.into(),
-            problem: e.to_string(),
+            source,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with(".pbcor.fits"))
@@ -83,18 +103,68 @@ fn tiles(images: &Path) -> Result<Vec<Tile>, PhotometryError> {
     Ok(out)
 }
 
+/// The mosaic's grid: plate carree about the tiles' circular mean RA (CRVAL = (ra0, 0)),
+/// cells square at their mean Dec, covering the union of the tiles' extents.
+struct Grid {
+    axes: Axes,
+    ra0: f64,
+    dec0: f64,
+    cell: f64,
+    /// Per tile: its extent (wrapped RA offset from ra0 lo, hi; Dec lo, hi), deg.
+    extents: Vec<[f64; 4]>,
+}
+
 /// Builds `<out_dir>/mosaic.{fits,weight.fits,rms.fits}` from `<night>/images/*.pbcor.fits`.
-pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary, PhotometryError> {
+pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary, MosaicError> {
     let tiles = tiles(&night.join("images"))?;
-    let err = |problem: String| PhotometryError::Fits {
-        path: night.into(),
-        problem,
-    };
     if tiles.is_empty() {
-        return Err(err(
-            "no tiles (images/*.pbcor.fits with .pb and .residual) to mosaic".into(),
-        ));
+        return Err(MosaicError::NoTiles {
+            night: night.into(),
+        });
     }
+    let grid = grid(&tiles);
+    let (nx, ny) = (grid.axes.nx, grid.axes.ny);
+    if nx * ny > 400_000_000 {
+        return Err(MosaicError::TooLarge {
+            night: night.into(),
+            nx,
+            ny,
+        });
+    }
+    let (num, wsum) = combine(&tiles, &grid, pblimit);
+    let mosaic: Vec<f32> = num
+        .iter()
+        .zip(&wsum)
+        .map(|(n, w)| if *w > 0.0 { (n / w) as f32 } else { f32::NAN })
+        .collect();
+    let weight: Vec<f32> = wsum.iter().map(|&w| w as f32).collect();
+    let rms: Vec<f32> = wsum
+        .iter()
+        .map(|&w| {
+            if w > 0.0 {
+                (1.0 / w.sqrt()) as f32
+            } else {
+                f32::NAN
+            }
+        })
+        .collect();
+    let products = write(
+        &tiles,
+        &grid,
+        out_dir,
+        pblimit,
+        [&mosaic[..], &weight[..], &rms[..]],
+    )?;
+    Ok(MosaicSummary {
+        tiles: tiles.len(),
+        nx,
+        ny,
+        products,
+    })
+}
+
+/// The mosaic's grid for `tiles` (not empty).
+fn grid(tiles: &[Tile]) -> Grid {
     // Reference: circular mean RA, mean Dec of the tile centres; cells square at that Dec.
     let (s, c) = tiles.iter().fold((0.0, 0.0), |a, t| {
         (
@@ -149,9 +219,6 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
     let cdelt1 = -cell / dec0.to_radians().cos();
     let nx = ((x1 - x0) / cdelt1.abs()).ceil() as usize + 1;
     let ny = ((y1 - y0) / cell).ceil() as usize + 1;
-    if nx * ny > 400_000_000 {
-        return Err(err(format!("mosaic of {nx} x {ny} pixels is too large")));
-    }
     // CAR with CRVAL = (ra0, 0): pixel x has RA ra0 + (x + 1 - crpix1) cdelt1, y has Dec (y + 1 - crpix2) cdelt2.
     let axes = Axes {
         code: "CAR",
@@ -161,10 +228,24 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
         cdelt: [cdelt1, cell],
         crval: [ra0, 0.0],
     };
+    Grid {
+        axes,
+        ra0,
+        dec0,
+        cell,
+        extents,
+    }
+}
+
+/// Each tile's pb-corrected image resampled onto the grid and summed with weights
+/// PB^2 / sigma^2 down to `pblimit`: (weighted sum, weight sum) per mosaic pixel.
+fn combine(tiles: &[Tile], grid: &Grid, pblimit: f64) -> (Vec<f64>, Vec<f64>) {
+    let (axes, ra0) = (&grid.axes, grid.ra0);
+    let (nx, ny) = (axes.nx, axes.ny);
     let mut num = vec![0.0f64; nx * ny];
     let mut wsum = vec![0.0f64; nx * ny];
     // Tile by tile over its own footprint only (a night has hundreds of tiles), rows in parallel.
-    for (t, e) in tiles.iter().zip(&extents) {
+    for (t, e) in tiles.iter().zip(&grid.extents) {
         let px = |dra: f64| axes.crpix[0] - 1.0 + dra / axes.cdelt[0];
         let py = |dec: f64| axes.crpix[1] - 1.0 + dec / axes.cdelt[1];
         let (xa, xb) = (
@@ -200,35 +281,32 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
                 }
             });
     }
-    let mosaic: Vec<f32> = num
-        .iter()
-        .zip(&wsum)
-        .map(|(n, w)| if *w > 0.0 { (n / w) as f32 } else { f32::NAN })
-        .collect();
-    let weight: Vec<f32> = wsum.iter().map(|&w| w as f32).collect();
-    let rms: Vec<f32> = wsum
-        .iter()
-        .map(|&w| {
-            if w > 0.0 {
-                (1.0 / w.sqrt()) as f32
-            } else {
-                f32::NAN
-            }
-        })
-        .collect();
+    (num, wsum)
+}
+
+/// Writes the mosaic, its weight and its rms maps into `out_dir` (headers from the tiles:
+/// the median restoring beam, the first tile's date).
+fn write(
+    tiles: &[Tile],
+    grid: &Grid,
+    out_dir: &Path,
+    pblimit: f64,
+    [mosaic, weight, rms]: [&[f32]; 3],
+) -> Result<Vec<PathBuf>, MosaicError> {
+    let (axes, ra0, dec0, cell) = (&grid.axes, grid.ra0, grid.dec0, grid.cell);
     // The median tile beam (tiles of one night have nearly the same).
     let mut beams: Vec<[f64; 3]> = tiles.iter().map(|t| t.pbcor.beam).collect();
     beams.sort_by(|a, b| a[0].total_cmp(&b[0]));
     let beam = beams[beams.len() / 2];
-    std::fs::create_dir_all(out_dir).map_err(|e| PhotometryError::Fits {
+    std::fs::create_dir_all(out_dir).map_err(|source| MosaicError::Dir {
         path: out_dir.into(),
-        problem: e.to_string(),
+        source,
     })?;
     let mut products = Vec::new();
     for (name, data, bunit) in [
-        ("mosaic.fits", &mosaic, "JY/BEAM"),
-        ("mosaic.weight.fits", &weight, ""),
-        ("mosaic.rms.fits", &rms, "JY/BEAM"),
+        ("mosaic.fits", mosaic, "JY/BEAM"),
+        ("mosaic.weight.fits", weight, ""),
+        ("mosaic.rms.fits", rms, "JY/BEAM"),
     ] {
         let meta = ImageMeta {
             ra_deg: ra0,
@@ -246,18 +324,10 @@ pub fn build(night: &Path, out_dir: &Path, pblimit: f64) -> Result<MosaicSummary
             )],
         };
         let path = out_dir.join(name);
-        write_fits_plane(&path, data, &meta, &axes).map_err(|e| PhotometryError::Fits {
-            path: path.clone(),
-            problem: e.to_string(),
-        })?;
+        write_fits_plane(&path, data, &meta, axes)?;
         products.push(path);
     }
-    Ok(MosaicSummary {
-        tiles: tiles.len(),
-        nx,
-        ny,
-        products,
-    })
+    Ok(products)
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! thumbnails; residual noise against the thermal expectation (truth) per image; a source
 //! recovery table (truth); the per-rank per-stage time.
 
+use crate::night::Summary;
 use crate::photometry::Image;
-use crate::pipeline::Summary;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -110,21 +110,62 @@ fn block_maxima(img: &Image, max_cells: usize) -> (usize, usize, Vec<f64>) {
     (w, h, cells)
 }
 
+/// Why the QA report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// The simulation's truth (`--truth`) could not be read (the message names the file).
+    #[error("{0}")]
+    Truth(String),
+    #[error("{}: cannot write ({source})", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A gate's verdict: pass when `ok`, else warn when `warn`, else fail.
+fn gate(ok: bool, warn: bool, what: String) -> (String, String) {
+    let verdict = if ok {
+        "pass"
+    } else if warn {
+        "warn"
+    } else {
+        "fail"
+    };
+    (what, verdict.to_string())
+}
+
+/// The night's `summary.json`.
+fn read_summary(night: &Path) -> Result<Summary, ReportError> {
+    let path = night.join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ReportError::Parse { path, source })
+}
+
 /// Builds the report for a night's output directory.
-pub fn build(night: &Path, truth: Option<&Path>) -> Result<(Report, String), String> {
-    let sp = night.join("summary.json");
-    let summary: Summary = serde_json::from_str(
-        &std::fs::read_to_string(&sp).map_err(|e| format!("{}: {e}", sp.display()))?,
-    )
-    .map_err(|e| format!("{}: {e}", sp.display()))?;
+pub fn build(night: &Path, truth: Option<&Path>) -> Result<(Report, String), ReportError> {
+    let summary = read_summary(night)?;
     let truth = match truth {
         Some(t) => Some(
             crate::simulate::Truth::load(t.parent().unwrap_or(Path::new(".")))
-                .map_err(|e| e.to_string())?,
+                .map_err(ReportError::Truth)?,
         ),
         None => None,
     };
-    let groups: Vec<&crate::pipeline::GroupReport> = {
+    let groups: Vec<&crate::night::GroupReport> = {
         let mut g: Vec<_> = summary.ranks.iter().flat_map(|r| r.groups.iter()).collect();
         g.sort_by(|a, b| a.id.cmp(&b.id));
         g
@@ -134,20 +175,29 @@ pub fn build(night: &Path, truth: Option<&Path>) -> Result<(Report, String), Str
     } else {
         0.0
     };
-    let mut gates: Vec<(String, String)> = Vec::new();
-    let gate = |ok: bool, warn: bool, what: String| {
-        (
-            what,
-            if ok {
-                "pass"
-            } else if warn {
-                "warn"
-            } else {
-                "fail"
-            }
-            .to_string(),
-        )
+    let mut gates = night_gates(&summary, &groups);
+    let noise = noise_gates(&summary, &groups, truth.as_ref(), &mut gates);
+    let recovery = match &truth {
+        Some(t) => recovery_gate(&summary, t, &mut gates),
+        None => Vec::new(),
     };
+    let report = Report {
+        night: night.into(),
+        complete: summary.complete,
+        groups_ok: summary.groups_ok,
+        groups_planned: summary.groups_planned,
+        groups_per_hour: gph,
+        gates,
+        noise,
+        recovery,
+    };
+    let html = render(&report, &summary, &groups, night);
+    Ok((report, html))
+}
+
+/// The night's own gates: complete, the largest flagged fraction, and the calibration's.
+fn night_gates(summary: &Summary, groups: &[&crate::night::GroupReport]) -> Vec<(String, String)> {
+    let mut gates: Vec<(String, String)> = Vec::new();
     gates.push(gate(
         summary.complete,
         summary.groups_ok > 0,
@@ -173,10 +223,20 @@ pub fn build(night: &Path, truth: Option<&Path>) -> Result<(Report, String), Str
             gates.push((format!("calibration: {what}"), verdict.clone()));
         }
     }
-    // Noise against the thermal expectation (simulated nights: sigma / sqrt(N samples)).
+    gates
+}
+
+/// Noise against the thermal expectation (simulated nights: sigma / sqrt(N samples)):
+/// per image (name, residual rms, thermal), with a gate per image where the truth is known.
+fn noise_gates(
+    summary: &Summary,
+    groups: &[&crate::night::GroupReport],
+    truth: Option<&crate::simulate::Truth>,
+    gates: &mut Vec<(String, String)>,
+) -> Vec<(String, f64, Option<f64>)> {
     let mut noise = Vec::new();
     for im in &summary.images {
-        let thermal = truth.as_ref().filter(|t| t.noise_sigma_jy > 0.0).map(|t| {
+        let thermal = truth.filter(|t| t.noise_sigma_jy > 0.0).map(|t| {
             // The samples imaged: the group's visibilities less the flagged ones (the
             // autocorrelations among them), natural weighting.
             let n_used: f64 = groups
@@ -199,76 +259,73 @@ pub fn build(night: &Path, truth: Option<&Path>) -> Result<(Report, String), Str
             noise.push((im.name.clone(), im.residual_rms_jy, thermal));
         }
     }
-    // Source recovery (truth): forced photometry in the restored images.
+    noise
+}
+
+/// Source recovery (truth): forced photometry in the restored images, (source, image,
+/// apparent Jy, measured Jy) for every source above 5 x rms, and the gate on those with
+/// SNR > 20 (within 5 %).
+fn recovery_gate(
+    summary: &Summary,
+    t: &crate::simulate::Truth,
+    gates: &mut Vec<(String, String)>,
+) -> Vec<(String, String, f64, f64)> {
     let mut recovery = Vec::new();
     let mut rms_of: std::collections::HashMap<String, f64> = Default::default();
-    if let Some(t) = &truth {
-        for (gi, g) in t.groups.iter().enumerate() {
-            let Some(im) = summary
-                .images
-                .iter()
-                .find(|i| i.name.starts_with(&g.name[..g.name.len().min(16)]))
-            else {
+    for (gi, g) in t.groups.iter().enumerate() {
+        let Some(im) = summary
+            .images
+            .iter()
+            .find(|i| i.name.starts_with(&g.name[..g.name.len().min(16)]))
+        else {
+            continue;
+        };
+        let Some(p) = im
+            .products
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with(".restored.fits"))
+        else {
+            continue;
+        };
+        let Ok(img) = Image::read(p) else { continue };
+        let rms = img.rms();
+        rms_of.insert(im.name.clone(), rms);
+        for (k, s) in t.sources.iter().enumerate() {
+            let app = s.apparent_flux_jy.get(gi).copied().unwrap_or(0.0);
+            if app < 5.0 * rms {
                 continue;
-            };
-            let Some(p) = im
-                .products
-                .iter()
-                .find(|p| p.to_string_lossy().ends_with(".restored.fits"))
-            else {
-                continue;
-            };
-            let Ok(img) = Image::read(p) else { continue };
-            let rms = img.rms();
-            rms_of.insert(im.name.clone(), rms);
-            for (k, s) in t.sources.iter().enumerate() {
-                let app = s.apparent_flux_jy.get(gi).copied().unwrap_or(0.0);
-                if app < 5.0 * rms {
-                    continue;
-                }
-                if let Some((f, _)) = img.forced(s.ra_deg, s.dec_deg, rms) {
-                    recovery.push((format!("truth_{k}"), im.name.clone(), app, f));
-                }
+            }
+            if let Some((f, _)) = img.forced(s.ra_deg, s.dec_deg, rms) {
+                recovery.push((format!("truth_{k}"), im.name.clone(), app, f));
             }
         }
-        // Every source with SNR > 20 (apparent flux over the image's rms) within 5 %; the
-        // table lists every source above 5 x rms.
-        let bright: Vec<f64> = recovery
-            .iter()
-            .filter(|r| r.2 > 20.0 * rms_of.get(&r.1).copied().unwrap_or(f64::INFINITY))
-            .map(|r| (r.3 / r.2 - 1.0).abs())
-            .collect();
-        if !bright.is_empty() {
-            let worst = bright.iter().copied().fold(0.0, f64::max);
-            gates.push(gate(
-                worst <= 0.05,
-                worst <= 0.15,
-                format!(
-                    "source recovery (SNR > 20): worst flux error {:.1} % over {} measurements",
-                    100.0 * worst,
-                    bright.len()
-                ),
-            ));
-        }
     }
-    let report = Report {
-        night: night.into(),
-        complete: summary.complete,
-        groups_ok: summary.groups_ok,
-        groups_planned: summary.groups_planned,
-        groups_per_hour: gph,
-        gates,
-        noise,
-        recovery,
-    };
-    let html = render(&report, &summary, &groups, night);
-    Ok((report, html))
+    // Every source with SNR > 20 (apparent flux over the image's rms) within 5 %; the
+    // table lists every source above 5 x rms.
+    let bright: Vec<f64> = recovery
+        .iter()
+        .filter(|r| r.2 > 20.0 * rms_of.get(&r.1).copied().unwrap_or(f64::INFINITY))
+        .map(|r| (r.3 / r.2 - 1.0).abs())
+        .collect();
+    if !bright.is_empty() {
+        let worst = bright.iter().copied().fold(0.0, f64::max);
+        gates.push(gate(
+            worst <= 0.05,
+            worst <= 0.15,
+            format!(
+                "source recovery (SNR > 20): worst flux error {:.1} % over {} measurements",
+                100.0 * worst,
+                bright.len()
+            ),
+        ));
+    }
+    recovery
 }
 
 fn render(
     r: &Report,
     summary: &Summary,
-    groups: &[&crate::pipeline::GroupReport],
+    groups: &[&crate::night::GroupReport],
     night: &Path,
 ) -> String {
     let mut h = String::from("<!DOCTYPE html><html><head><meta charset='utf-8'><title>contimg QA</title><style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}.pass{background:#cfc}.warn{background:#ffc}.fail{background:#fcc}.thumbs div{display:inline-block;margin:4px;text-align:center;font-size:80%}</style></head><body>");
@@ -287,7 +344,17 @@ fn render(
         h += &format!("<tr><td>{}</td><td class='{v}'>{v}</td></tr>", esc(what));
     }
     h += "</table>";
-    // Flag fractions per group and the groups x channels waterfall.
+    h += &flagging_section(groups);
+    h += &calibration_section(night);
+    h += &tables_section(r);
+    h += &thumbnails_section(summary);
+    h += &stage_times_section(summary);
+    h + "</body></html>"
+}
+
+/// Flag fractions per group and the groups x channels waterfall.
+fn flagging_section(groups: &[&crate::night::GroupReport]) -> String {
+    let mut h = String::new();
     h += "<h2>Flagging</h2>";
     let ff: Vec<f64> = groups.iter().map(|g| g.flagged_fraction).collect();
     h += &svg(900, 260, |root| {
@@ -338,7 +405,13 @@ fn render(
             Ok(())
         });
     }
-    // Bandpass per antenna from the calibration tables.
+    h
+}
+
+/// Bandpass per antenna (amplitude and phase per polarisation) and delays, per table in
+/// `<night>/cal`.
+fn calibration_section(night: &Path) -> String {
+    let mut h = String::new();
     let cal_dir = night.join("cal");
     let mut tables: Vec<PathBuf> = std::fs::read_dir(&cal_dir)
         .into_iter()
@@ -366,7 +439,12 @@ fn render(
         }
         h += &delay_plot(&t);
     }
-    // Noise.
+    h
+}
+
+/// The noise and source recovery tables (and the noise plot).
+fn tables_section(r: &Report) -> String {
+    let mut h = String::new();
     if !r.noise.is_empty() {
         h += &noise_plot(&r.noise);
         h += "<h2>Noise</h2><table><tr><th>image</th><th>residual rms (mJy/beam)</th><th>thermal (mJy/beam)</th><th>ratio</th></tr>";
@@ -392,7 +470,12 @@ fn render(
         }
         h += "</table>";
     }
-    // Thumbnails.
+    h
+}
+
+/// Thumbnails of the restored (else dirty) images, at most 48.
+fn thumbnails_section(summary: &Summary) -> String {
+    let mut h = String::new();
     h += "<h2>Images (restored)</h2><div class='thumbs'>";
     for im in summary.images.iter().take(48) {
         if let Some(p) = im.products.iter().find(|p| {
@@ -405,7 +488,12 @@ fn render(
         }
     }
     h += "</div>";
-    // Per-rank per-stage time.
+    h
+}
+
+/// The per-rank per-stage time, stacked.
+fn stage_times_section(summary: &Summary) -> String {
+    let mut h = String::new();
     h += "<h2>Time per rank and stage</h2>";
     let stages: Vec<String> = {
         let mut s: Vec<String> = summary
@@ -449,7 +537,7 @@ fn render(
             .draw()?;
         Ok(())
     });
-    h + "</body></html>"
+    h
 }
 
 /// The (lo, hi) of a plot axis holding `v`: its 0.5 and 99.5 percentiles, widened by 5 %
@@ -624,19 +712,25 @@ fn delay_plot(t: &crate::calibrate::table::CalTable) -> String {
 }
 
 /// Writes `<night>/qa/report.{json,html}` (atomically).
-pub fn write(night: &Path, truth: Option<&Path>) -> Result<Report, String> {
+pub fn write(night: &Path, truth: Option<&Path>) -> Result<Report, ReportError> {
     let (r, html) = build(night, truth)?;
     let dir = night.join("qa");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    crate::products::write_atomic(
-        &dir.join("report.json"),
+    std::fs::create_dir_all(&dir).map_err(|source| ReportError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        crate::products::write_atomic(&path, bytes)
+            .map_err(|source| ReportError::Write { path, source })
+    };
+    write(
+        "report.json",
         serde_json::to_string_pretty(&r)
             .expect("serialises")
             .as_bytes(),
-    )
-    .map_err(|e| e.to_string())?;
-    crate::products::write_atomic(&dir.join("report.html"), html.as_bytes())
-        .map_err(|e| e.to_string())?;
+    )?;
+    write("report.html", html.as_bytes())?;
     Ok(r)
 }
 

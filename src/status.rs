@@ -2,7 +2,7 @@
 //! directory of night output directories (an archive campaign), one line per night and the
 //! totals. Reads only; a night without a summary is reported as not finished.
 
-use crate::pipeline::Summary;
+use crate::night::Summary;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -33,7 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("settings", &["config"]),
     (
         "pipeline",
-        &["pipeline", "export", "report", "status", "error"],
+        &["night", "pipeline", "export", "report", "status", "error"],
     ),
 ];
 
@@ -332,16 +332,10 @@ fn modules_import_only_from_their_layer_or_below() {
 /// Groups of top-level modules that import each other in a circle (strongly connected
 /// components of the import graph), each sorted, with what removes them: the list may only
 /// shrink (issue 17).
-const KNOWN_CYCLES: &[(&[&str], &str)] = &[
-    (
-        &["calibrate", "config", "imaging", "ms"],
-        "step 5 (stages own their settings) and rephase_geometry into core",
-    ),
-    (
-        &["export", "pipeline", "report"],
-        "step 4: Summary and plan_night out of pipeline's orchestrator",
-    ),
-];
+const KNOWN_CYCLES: &[(&[&str], &str)] = &[(
+    &["calibrate", "config", "imaging", "ms"],
+    "step 5 (stages own their settings) and rephase_geometry into core",
+)];
 
 #[test]
 fn top_level_modules_form_no_import_cycle() {
@@ -467,13 +461,7 @@ const KNOWN_OVERSIZE: &[&str] = &[
     "src/discover.rs: fn discover",
     "src/flag/mod.rs: fn run_with",
     "src/flag/mod.rs: fn per_baseline_pass",
-    "src/main.rs: fn real_main",
-    "src/mosaic.rs: fn build",
     "src/ms/subtables.rs: fn write_all",
-    "src/pipeline/mod.rs",
-    "src/pipeline/mod.rs: fn run",
-    "src/report.rs: fn build",
-    "src/report.rs: fn render",
     "src/uvh5/group.rs: fn load_group_limited",
     "src/uvh5/read.rs: fn read_header",
 ];

@@ -11,18 +11,27 @@ use crate::compute::Compute;
 use crate::config::FlagConfig;
 use crate::core::GroupVis;
 use crate::flag::FlagSummary;
-use crate::uvh5::group::load_group;
+use crate::uvh5::group::{load_group, LoadError};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Why a group could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("the group reader stopped (see the log)")]
+    Stopped,
+}
 
 /// One group read and flagged.
 pub struct Ready {
     /// The group's index in the plan.
     pub group: usize,
     /// The visibilities and the flagging summary, or why the group could not be read.
-    pub result: Result<(GroupVis, FlagSummary), String>,
+    pub result: Result<(GroupVis, FlagSummary), ReadError>,
     /// Seconds reading and converting, and flagging (flag file included).
     pub convert_s: f64,
     pub flag_s: f64,
@@ -49,17 +58,16 @@ pub fn read_and_flag(
     let loaded = load_group(&files);
     let convert_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let result = loaded.map_err(|e| e.to_string()).map(|mut vis| {
+    let result = loaded.map_err(ReadError::from).map(|mut vis| {
         crate::progress::mark(out, rank, &job.id, "converted");
         let fsum = crate::flag::run_with(&mut vis, flagging, compute);
         crate::progress::mark(out, rank, &job.id, "flagged");
         if flagging.write_flags {
             let dir = out.join("flags");
             let path = dir.join(format!("{}.h5", job.id));
-            if let Err(e) = std::fs::create_dir_all(&dir)
-                .map_err(|e| e.to_string())
-                .and_then(|_| crate::flag::write_flags(&path, &vis).map_err(|e| e.to_string()))
-            {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                log::warn!("rank {rank}: {}: cannot write flags: {e}", path.display());
+            } else if let Err(e) = crate::flag::write_flags(&path, &vis) {
                 log::warn!("rank {rank}: {}: cannot write flags: {e}", path.display());
             }
         }
@@ -191,7 +199,7 @@ mod tests {
             for g in 0..3 {
                 let r = groups.next(g).expect("a result per group");
                 assert_eq!(r.group, g);
-                let e = r.result.expect_err("unreadable");
+                let e = r.result.expect_err("unreadable").to_string();
                 assert!(e.contains(&format!("missing-{g}_sb00.hdf5")), "{e}");
             }
         }

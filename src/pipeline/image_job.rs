@@ -1,0 +1,548 @@
+//! The image job: one image's groups on this rank collected (read and flagged by the
+//! prefetcher, calibrated, optionally written as a Measurement Set, checked, rephased),
+//! weighted and gridded, reduced over the ranks that hold the image's groups, and CLEANed;
+//! the owner rank then writes the products (products.rs).
+//!
+//! Every rank takes part in each of the image's collectives in the same order (the density
+//! sum, the grid and PSF reductions, CLEAN's major cycles) whatever happened to its groups.
+
+use super::calibration::Tables;
+use super::{add_seconds, add_time, prefetch, products, Ctx};
+use crate::calibrate::catalog::Calibrator;
+use crate::config::Config;
+use crate::core::GroupVis;
+use crate::flag::FlagSummary;
+use crate::imaging::aterm::DriftBeam;
+use crate::imaging::deconvolve::{clean_image, CleanSetup, CleanStart, HeldGroup};
+use crate::imaging::GridPair;
+use crate::night::{GroupReport, ImageReport, RankReport};
+use crate::plan::PlannedGroup;
+use std::time::Instant;
+
+/// What the images read besides the run's context: this rank's group reader, the
+/// calibration tables, the outliers' catalogue.
+pub(super) struct Inputs {
+    pub outliers: Vec<Calibrator>,
+    pub groups: prefetch::Groups,
+    pub tables: Tables,
+}
+
+/// This rank's groups in the order the image loop takes them (images not done yet), for
+/// the prefetcher.
+pub(super) fn jobs(ctx: &Ctx) -> Vec<prefetch::Job> {
+    let plan = ctx.plan;
+    (0..plan.images.len())
+        .filter(|&ii| !plan.image_is_done(ii))
+        .flat_map(|ii| ctx.mine(ii))
+        .map(|g| prefetch::Job {
+            group: g,
+            id: plan.groups[g].id.clone(),
+            files: plan.groups[g].files.iter().flatten().cloned().collect(),
+        })
+        .collect()
+}
+
+/// The outliers' catalogue (sources outside a tile inside the beam), read once; empty when
+/// outliers are off or CLEAN is.
+pub(super) fn outlier_catalogue(cfg: &Config) -> Vec<Calibrator> {
+    if !(cfg.imaging.outlier_min_beam > 0.0 && cfg.imaging.niter > 0) {
+        return Vec::new();
+    }
+    let path = cfg
+        .imaging
+        .outlier_catalog
+        .as_deref()
+        .or(cfg.calibration.calibrator_list.as_deref());
+    crate::calibrate::catalog::load_calibrators(path).unwrap_or_else(|e| {
+        log::error!("imaging.outlier_catalog: {e}; sources outside the tiles are not subtracted");
+        Vec::new()
+    })
+}
+
+/// Image `ii` on this rank (collective over the ranks of the run). Returns the image's
+/// report on its owner rank, None elsewhere.
+pub(super) fn image(
+    ctx: &Ctx,
+    ii: usize,
+    inputs: &mut Inputs,
+    report: &mut RankReport,
+) -> Option<ImageReport> {
+    let image = &ctx.plan.images[ii];
+    let clean_on = ctx.cfg.imaging.niter > 0;
+    let (mut held, n_ok, freqs) = collect(ctx, ii, inputs, report);
+    let t = Instant::now();
+    let grids = grid(ctx, ii, &mut held);
+    if !clean_on {
+        held.clear();
+    }
+    add_time(report, "grid", t);
+    let t = Instant::now();
+    let r = reduce(ctx, ii, grids, n_ok, freqs);
+    add_time(report, "reduce", t);
+    let params = ctx.cfg.imaging.clean_params();
+    let drift = drift_beam(ctx, ii, &held);
+    let setup = CleanSetup {
+        owner: image.owner,
+        distributed: r.distributed,
+        spec: &ctx.spec,
+        params: &params,
+        max_major: ctx.cfg.imaging.max_major_cycles,
+        nterms: if clean_on { ctx.cfg.imaging.nterms } else { 1 },
+        ref_hz: ctx.cfg.imaging.spectral_ref_hz,
+        beam: drift.as_ref(),
+        compute: ctx.compute.as_ref(),
+    };
+    if ctx.rank() != image.owner {
+        if r.distributed && clean_on {
+            let t = Instant::now();
+            clean_image(ctx.comm, &setup, &mut held, None);
+            add_time(report, "clean", t);
+        }
+        return None;
+    }
+    let t = Instant::now();
+    let mut rep = ImageReport {
+        name: image.name.clone(),
+        products: vec![],
+        groups_used: r.n_ok,
+        peak_jy: 0.0,
+        error: None,
+        beam_deg: None,
+        clean_iterations: 0,
+        major_cycles: 0,
+        residual_rms_jy: 0.0,
+    };
+    let mut images = r.grids.and_then(GridPair::finish_f64);
+    // The PSF product and the restoring beam: the centre of CLEAN's 2n x 2n PSF.
+    if let (Some((_, psf)), Some(Some(p2))) = (images.as_mut(), r.psfs2.first()) {
+        *psf = crate::imaging::clean::central(p2, ctx.spec.n_image);
+    }
+    let cleaned = if clean_on && (r.distributed || images.is_some()) {
+        let tc = Instant::now();
+        let start = images
+            .clone()
+            .filter(|_| r.psfs2.iter().all(Option::is_some))
+            .map(|(d, _)| {
+                let mut st = CleanStart {
+                    residuals: vec![d],
+                    psfs: r.psfs2.into_iter().flatten().collect(),
+                };
+                if let Some(Some((i1, _))) = r
+                    .spectral
+                    .into_iter()
+                    .next()
+                    .map(|g| g.and_then(GridPair::finish_f64))
+                {
+                    st.residuals.push(i1);
+                }
+                st
+            });
+        let out = clean_image(ctx.comm, &setup, &mut held, start);
+        add_time(report, "clean", tc);
+        out
+    } else {
+        None
+    };
+    let site = held.first().map(|h| h.vis.site);
+    if let Some(s) = &site {
+        crate::products::set_obsgeo(s.ecef);
+    }
+    drop(held);
+    match images {
+        None => rep.error = Some("no group of this image could be gridded".into()),
+        Some(images) => products::write(ctx, ii, images, cleaned, site, r.freqs, &mut rep),
+    }
+    add_time(report, "image", t);
+    let n = ctx.plan.images.len();
+    match &rep.error {
+        None => log::info!(
+            "rank {}: image {} ({}/{n}) done",
+            ctx.rank(),
+            image.name,
+            ii + 1
+        ),
+        Some(e) => log::error!(
+            "rank {}: image {} ({}/{n}) failed: {e}",
+            ctx.rank(),
+            image.name,
+            ii + 1
+        ),
+    }
+    Some(rep)
+}
+
+/// This rank's groups of image `ii`, each read, flagged, calibrated and checked: the groups
+/// held for gridding (and CLEAN's major cycles), how many, and their band (lowest, highest
+/// frequency). A group that fails is recorded in `report` (once, here) and left out.
+fn collect(
+    ctx: &Ctx,
+    ii: usize,
+    inputs: &mut Inputs,
+    report: &mut RankReport,
+) -> (Vec<HeldGroup>, usize, (f64, f64)) {
+    let image = &ctx.plan.images[ii];
+    let mut held = Vec::new();
+    let mut freqs: (f64, f64) = (f64::INFINITY, 0.0);
+    let reported = report.groups.len();
+    for gi in ctx.mine(ii) {
+        let g = &ctx.plan.groups[gi];
+        // Read and flagged in line, or already (one group ahead) by the prefetcher.
+        let loaded = match inputs.groups.next(gi) {
+            Some(r) => {
+                add_seconds(report, "convert", r.convert_s);
+                add_seconds(report, "flag", r.flag_s);
+                r.result
+            }
+            None => Err(prefetch::ReadError::Stopped),
+        };
+        match prepare(ctx, ii, g, loaded, inputs, report) {
+            Ok(h) => {
+                freqs = (
+                    freqs.0.min(h.vis.freqs[0]),
+                    freqs.1.max(*h.vis.freqs.last().unwrap_or(&0.0)),
+                );
+                held.push(h);
+                log::info!(
+                    "rank {}: group {} gridded for image {}",
+                    ctx.rank(),
+                    g.id,
+                    image.name
+                );
+            }
+            Err(failed) => {
+                let e = failed.error.as_deref().unwrap_or_default();
+                log::error!("rank {}: group {} failed: {e}", ctx.rank(), g.id);
+                report.groups.push(*failed);
+            }
+        }
+    }
+    for g in &report.groups[reported..] {
+        crate::progress::mark(
+            &ctx.out,
+            ctx.rank(),
+            &g.id,
+            if g.ok { "gridded" } else { "failed" },
+        );
+    }
+    let n_ok = held.len();
+    (held, n_ok, freqs)
+}
+
+/// One loaded group made ready to grid: calibrated, written as a Measurement Set when asked,
+/// checked for usable data, rephased to the image's centre, its outliers selected. Its
+/// report is pushed when it is usable; the failed group's report is the error (boxed: it
+/// is large).
+fn prepare(
+    ctx: &Ctx,
+    ii: usize,
+    g: &PlannedGroup,
+    loaded: Result<(GroupVis, FlagSummary), prefetch::ReadError>,
+    inputs: &mut Inputs,
+    report: &mut RankReport,
+) -> Result<HeldGroup, Box<GroupReport>> {
+    let cfg = ctx.cfg;
+    let image = &ctx.plan.images[ii];
+    let (mut vis, mut fsum) =
+        loaded.map_err(|e| Box::new(GroupReport::failed(&g.id, e.to_string(), None)))?;
+    fsum.waterfall.clear();
+    let calibrate = cfg.calibration.enabled && cfg.calibration.apply;
+    if calibrate {
+        let t = Instant::now();
+        if let Err(e) = inputs.tables.apply(ctx, &g.id, &mut vis) {
+            return Err(Box::new(GroupReport::failed(
+                &g.id,
+                e.to_string(),
+                Some(fsum),
+            )));
+        }
+        add_time(report, "calibrate_apply", t);
+    }
+    if cfg.output.ms.write {
+        let t = Instant::now();
+        write_ms(ctx, &g.id, &vis, calibrate, report);
+        add_time(report, "ms_export", t);
+    }
+    let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
+    if flagged == vis.weight.len() {
+        let msg = all_flagged(calibrate, &fsum);
+        return Err(Box::new(GroupReport {
+            n_vis: vis.vis.len(),
+            flagged_fraction: 1.0,
+            ..GroupReport::failed(&g.id, msg, Some(fsum))
+        }));
+    }
+    let t = Instant::now();
+    report.groups.push(GroupReport {
+        id: g.id.clone(),
+        ok: true,
+        error: None,
+        n_vis: vis.vis.len(),
+        flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64,
+        flags: Some(fsum),
+    });
+    let mut h = HeldGroup::new(vis, image.centre, ctx.eop);
+    add_time(report, "rephase_geometry", t);
+    if !inputs.outliers.is_empty() {
+        let t = Instant::now();
+        let dish = crate::core::telescope::DISH_DIAMETER_M;
+        let found = crate::imaging::outliers::select(
+            &inputs.outliers,
+            &h.vis,
+            &ctx.spec,
+            image.centre,
+            ctx.eop,
+            cfg.imaging.outlier_min_beam,
+            dish,
+        );
+        for o in &found {
+            log::info!(
+                "rank {}: group {}: outlier {} (mean beam {:.3}, catalogue {:.3} Jy) fitted and subtracted in the major cycles",
+                ctx.rank(),
+                g.id,
+                o.name,
+                o.beam,
+                o.source.flux_jy
+            );
+        }
+        h.set_outliers(crate::imaging::outliers::OutlierModel::new(
+            &h.vis, found, ctx.eop, dish,
+        ));
+        add_time(report, "outliers", t);
+    }
+    Ok(h)
+}
+
+/// Why a group with every visibility flagged cannot be imaged, and what flagged most.
+fn all_flagged(calibrated: bool, fsum: &FlagSummary) -> String {
+    format!(
+        "every visibility is flagged after flagging{} ({:.1} % unusable in the files, {:.1} % after the flagger; most by {}): nothing to image",
+        if calibrated { " and calibration" } else { "" },
+        100.0 * fsum.fraction_before,
+        100.0 * fsum.fraction_total,
+        if fsum.fraction_before >= 0.999 {
+            "the files (NaN, zero, flagged or bad nsamples)"
+        } else {
+            fsum.by_step
+                .iter()
+                .max_by_key(|s| s.1)
+                .map(|s| s.0.as_str())
+                .unwrap_or("the files")
+        }
+    )
+}
+
+/// The group as imaged, as a Measurement Set (`output.ms.write`); a failure is recorded in
+/// the rank's report, the group is still imaged.
+fn write_ms(ctx: &Ctx, id: &str, vis: &GroupVis, calibrated: bool, report: &mut RankReport) {
+    let centre = crate::export::group_centre(vis, ctx.eop);
+    let history = format!(
+        "contimg run: group {id} flagged{}",
+        if calibrated { " and calibrated" } else { "" }
+    );
+    match crate::export::export_group(
+        &ctx.out.join("ms"),
+        id,
+        vis,
+        centre,
+        ctx.eop,
+        &ctx.cfg.output.ms,
+        &history,
+    ) {
+        Ok((p, _)) => log::info!("rank {}: group {id} -> {}", ctx.rank(), p.display()),
+        Err(e) => {
+            log::error!(
+                "rank {}: group {id}: Measurement Set not written: {e}",
+                ctx.rank()
+            );
+            report.ms_errors.push((id.to_string(), e.to_string()));
+        }
+    }
+}
+
+/// This rank's grids of one image: the image and PSF (or the image alone with CLEAN), the
+/// x-weighted image of two-term MFS, and CLEAN's PSFs at twice the size.
+struct Grids {
+    grids: Option<GridPair>,
+    spectral: Vec<GridPair>,
+    psf_grids: Vec<GridPair>,
+}
+
+/// Weights and grids the held groups of image `ii`. Collective when the image is spread
+/// over ranks and weighting is not natural (the uv density is summed over the ranks, so
+/// that the weights do not depend on the rank count).
+fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
+    let (cfg, spec) = (ctx.cfg, ctx.spec);
+    let image = &ctx.plan.images[ii];
+    let clean_on = cfg.imaging.niter > 0;
+    let compute = ctx.compute.as_ref();
+    let scheme = cfg.imaging.weighting;
+    let mut density = Vec::new();
+    if scheme != crate::imaging::weighting::Weighting::Natural {
+        density = vec![0.0; spec.n_grid * spec.n_grid];
+        for h in held.iter() {
+            h.add_density(&spec, &mut density);
+        }
+        if image.needs_reduce(ctx.plan) {
+            ctx.comm.all_reduce_sum_f64(&mut density);
+        }
+    }
+    let rw = crate::imaging::weighting::Reweight {
+        scheme,
+        f2: crate::imaging::weighting::briggs_f2(&density, cfg.imaging.robust),
+        density: &density,
+        taper_fwhm_rad: (cfg.imaging.taper_gaussian_arcsec / 3600.0).to_radians(),
+    };
+    if rw.active() {
+        for h in held.iter_mut() {
+            h.reweight(&spec, &rw);
+        }
+    }
+    // With CLEAN, the PSFs are made at twice the image's size (below), so that the
+    // minor cycles may place components anywhere in the image.
+    let mut grids: Option<GridPair> = None;
+    for h in held.iter() {
+        h.grid(
+            grids.get_or_insert_with(|| {
+                if clean_on {
+                    GridPair::without_psf(spec)
+                } else {
+                    GridPair::new(spec)
+                }
+            }),
+            compute,
+        );
+    }
+    // Multi-term MFS: the x-weighted dirty image and the x- and x^2-weighted PSFs (on
+    // every rank, so that the reductions match).
+    let ref_hz = cfg.imaging.spectral_ref_hz;
+    let mut spectral: Vec<GridPair> = if clean_on && cfg.imaging.nterms == 2 {
+        vec![GridPair::spectral(spec, ref_hz, Some(1), None)]
+    } else {
+        Vec::new()
+    };
+    // CLEAN's PSFs (2 nterms - 1 of them) at twice the image's size, 2n x 2n.
+    let spec2 = spec.doubled();
+    let mut psf_grids: Vec<GridPair> = if clean_on {
+        (0..2 * cfg.imaging.nterms - 1)
+            .map(|k| {
+                if k == 0 {
+                    GridPair {
+                        with_dirty: false,
+                        ..GridPair::new(spec2)
+                    }
+                } else {
+                    GridPair::spectral(spec2, ref_hz, None, Some(k as u8))
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for h in held.iter() {
+        for g in spectral.iter_mut().chain(psf_grids.iter_mut()) {
+            h.grid(g, compute);
+        }
+    }
+    Grids {
+        grids,
+        spectral,
+        psf_grids,
+    }
+}
+
+/// One image's grids where its owner transforms them: the reduced image and PSF (None on
+/// the other ranks), the groups used over every rank and the band, the spectral image and
+/// CLEAN's PSFs.
+struct Reduced {
+    grids: Option<GridPair>,
+    n_ok: usize,
+    freqs: (f64, f64),
+    spectral: Vec<Option<GridPair>>,
+    psfs2: Vec<Option<Vec<f64>>>,
+    distributed: bool,
+}
+
+/// Reduces the grids of image `ii` to its owner when the image is spread over ranks
+/// (collective there): the image and weight sum plus the number of groups used (summed),
+/// each rank's band (gathered), then the spectral image and the PSFs.
+fn reduce(ctx: &Ctx, ii: usize, g: Grids, n_ok: usize, freqs: (f64, f64)) -> Reduced {
+    let (comm, spec) = (ctx.comm, ctx.spec);
+    let image = &ctx.plan.images[ii];
+    let distributed = image.needs_reduce(ctx.plan);
+    let (grids, n_ok, freqs) = if distributed {
+        let mut buf = match &g.grids {
+            Some(g) => g.to_buffer(),
+            None => vec![0.0; GridPair::buffer_len(&spec)],
+        };
+        buf.push(n_ok as f64);
+        comm.reduce_sum_f64(image.owner, &mut buf);
+        // Frequency range: every rank sends its own; owner takes min/max.
+        let f = comm.gather_bytes(image.owner, &serde_json::to_vec(&freqs).expect("f64 pair"));
+        if comm.rank() == image.owner {
+            let n = buf.pop().unwrap_or(0.0) as usize;
+            let ranges: Vec<(f64, f64)> = f
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|b| serde_json::from_slice(b).ok())
+                .collect();
+            let fr = ranges
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |a, r| (a.0.min(r.0), a.1.max(r.1)));
+            (Some(GridPair::from_buffer(spec, &buf)), n, fr)
+        } else {
+            (None, 0, freqs)
+        }
+    } else {
+        (g.grids, n_ok, freqs)
+    };
+    let to_owner = |g: GridPair| {
+        if distributed {
+            g.reduce_to(comm, image.owner)
+        } else {
+            Some(g)
+        }
+    };
+    let spectral: Vec<Option<GridPair>> = g.spectral.into_iter().map(to_owner).collect();
+    let psfs2: Vec<Option<Vec<f64>>> = g
+        .psf_grids
+        .into_iter()
+        .map(to_owner)
+        .map(|g| g.and_then(GridPair::finish_f64).map(|x| x.1))
+        .collect();
+    Reduced {
+        grids,
+        n_ok,
+        freqs,
+        spectral,
+        psfs2,
+        distributed,
+    }
+}
+
+/// The drifting beam for CLEAN's major cycles, from the plan's times of every group of
+/// image `ii` (the same on every rank) and this rank's own data's band; None without CLEAN,
+/// with `imaging.drift_beam_chunk` 0, or without a group here.
+fn drift_beam<'a>(ctx: &Ctx<'a>, ii: usize, held: &[HeldGroup]) -> Option<DriftBeam<'a>> {
+    let cfg = ctx.cfg;
+    let image = &ctx.plan.images[ii];
+    let h = held.first()?;
+    if !(cfg.imaging.niter > 0 && cfg.imaging.drift_beam_chunk > 0) {
+        return None;
+    }
+    let times: Vec<Vec<f64>> = image
+        .groups
+        .iter()
+        .map(|&g| ctx.plan.groups[g].times_jd.clone())
+        .collect();
+    Some(DriftBeam::new(
+        ctx.spec,
+        image.centre,
+        ctx.eop,
+        h.vis.site,
+        h.vis.pointing_dec_rad,
+        h.vis.freqs.clone(),
+        crate::core::telescope::DISH_DIAMETER_M,
+        cfg.imaging.drift_beam_chunk,
+        &times,
+    ))
+}

@@ -1,0 +1,193 @@
+//! An image's products on its owner rank: the dirty image and PSF, and with CLEAN the
+//! model, residual and restored images, the primary beam and the pb-corrected image (down
+//! to `imaging.pblimit`), each a FITS file with the image's headers; then the done marker
+//! that lets a rerun skip the image (resume).
+
+use super::Ctx;
+use crate::config::Config;
+use crate::imaging::clean::Beam;
+use crate::imaging::deconvolve::CleanOutcome;
+use crate::night::ImageReport;
+use crate::primitives::astrometry::Site;
+use crate::primitives::time::jd_to_iso;
+use crate::products::{write_fits_image, ImageMeta};
+use serde::Serialize;
+
+/// Provenance in every FITS of the run: the version and the settings that shape the images.
+pub(super) fn set_provenance(cfg: &Config) {
+    fn section<T: Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).expect("settings serialise")
+    }
+    crate::products::set_provenance(crate::products::Provenance {
+        obsgeo_m: None,
+        history: crate::products::settings_history(&[
+            ("imaging", section(&cfg.imaging)),
+            ("flagging", section(&cfg.flagging)),
+            ("calibration", section(&cfg.calibration)),
+            ("astrometry", section(&cfg.astrometry)),
+            ("input", section(&cfg.input)),
+        ]),
+    });
+}
+
+/// Writes image `ii`'s products from its (dirty, psf) images and CLEAN's outcome into
+/// `<output>/images`, recording them (or the first failure) in `rep`; then its done marker
+/// when the image is complete. `site` is the array's (None: no group of it on this rank),
+/// `freqs` the band (lowest, highest channel frequency).
+pub(super) fn write(
+    ctx: &Ctx,
+    ii: usize,
+    (dirty, psf): (Vec<f64>, Vec<f64>),
+    cleaned: Option<CleanOutcome>,
+    site: Option<Site>,
+    freqs: (f64, f64),
+    rep: &mut ImageReport,
+) {
+    let (cfg, spec) = (ctx.cfg, &ctx.spec);
+    let image = &ctx.plan.images[ii];
+    rep.peak_jy = dirty.iter().fold(0f64, |a, &b| a.max(b));
+    let beam = crate::imaging::clean::fit_beam(&psf, spec.n_image);
+    let cell = cfg.imaging.cell_arcsec / 3600.0;
+    rep.beam_deg = Some([beam.major_px * cell, beam.minor_px * cell, beam.pa_deg]);
+    let mut products: Vec<(&str, Vec<f64>, &'static str)> =
+        vec![("dirty", dirty, "JY/BEAM"), ("psf", psf, "")];
+    if let Some(c) = cleaned {
+        rep.clean_iterations = c.iterations;
+        rep.major_cycles = c.major_cycles;
+        let restored = crate::imaging::clean::restore(&c.model, &c.residual, spec.n_image, &beam);
+        rep.residual_rms_jy = crate::primitives::stats::median_and_mad_sigma(&c.residual)
+            .map(|x| x.1)
+            .unwrap_or(0.0);
+        if let Some(site) = site {
+            let (pb, pbcor) = pb_corrected(ctx, ii, &restored, &site, freqs);
+            products.push(("pb", pb, ""));
+            products.push(("pbcor", pbcor, "JY/BEAM"));
+        }
+        products.push(("model", c.model, "JY/PIXEL"));
+        products.push(("residual", c.residual, "JY/BEAM"));
+        products.push(("restored", restored, "JY/BEAM"));
+    }
+    for (kind, data, unit) in &products {
+        let path = ctx.images_dir.join(format!("{}.{kind}.fits", image.name));
+        let data32: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+        let meta = meta(ctx, ii, unit, &beam, freqs, rep.groups_used);
+        match write_fits_image(&path, spec.n_image, &data32, &meta) {
+            Ok(()) => rep.products.push(path),
+            Err(e) => {
+                rep.error = Some(e.to_string());
+                break; // the image failed: no later products (the disk is full or read-only)
+            }
+        }
+    }
+    done_marker(ctx, ii, rep);
+}
+
+/// The primary beam over image `ii` (averaged over its groups' times and 8 frequencies
+/// across the band) and the restored image divided by it, NaN below `imaging.pblimit`.
+fn pb_corrected(
+    ctx: &Ctx,
+    ii: usize,
+    restored: &[f64],
+    site: &Site,
+    freqs: (f64, f64),
+) -> (Vec<f64>, Vec<f64>) {
+    let (plan, image) = (ctx.plan, &ctx.plan.images[ii]);
+    let first_g = &plan.groups[image.groups[0]];
+    let times: Vec<f64> = image
+        .groups
+        .iter()
+        .flat_map(|&g| plan.groups[g].times_jd.clone())
+        .collect();
+    let fr: Vec<f64> = (0..8)
+        .map(|k| freqs.0 + (freqs.1 - freqs.0) * k as f64 / 7.0)
+        .collect();
+    let pb = crate::imaging::pb::primary_beam(
+        &ctx.spec,
+        image.centre,
+        &times,
+        first_g.pointing_dec_rad,
+        site,
+        ctx.eop,
+        &fr,
+        crate::core::telescope::DISH_DIAMETER_M,
+    );
+    let pblimit = ctx.cfg.imaging.pblimit;
+    let pbcor: Vec<f64> = restored
+        .iter()
+        .zip(&pb)
+        .map(|(r, p)| if *p >= pblimit { r / p } else { f64::NAN })
+        .collect();
+    (pb, pbcor)
+}
+
+/// The FITS headers of image `ii`'s products: centre, cell, band, date of its first group,
+/// restoring beam, and the imaging settings in HISTORY.
+fn meta(
+    ctx: &Ctx,
+    ii: usize,
+    bunit: &'static str,
+    beam: &Beam,
+    freqs: (f64, f64),
+    n_ok: usize,
+) -> ImageMeta {
+    let (cfg, plan) = (ctx.cfg, ctx.plan);
+    let image = &plan.images[ii];
+    let first = &plan.groups[image.groups[0]];
+    let cell = cfg.imaging.cell_arcsec / 3600.0;
+    let im = &cfg.imaging;
+    ImageMeta {
+        ra_deg: image.centre.ra_rad.to_degrees(),
+        dec_deg: image.centre.dec_rad.to_degrees(),
+        cell_deg: cfg.imaging.cell_arcsec / 3600.0,
+        freq_hz: 0.5 * (freqs.0 + freqs.1),
+        bandwidth_hz: freqs.1 - freqs.0,
+        date_obs: jd_to_iso(first.times_jd[0], 3),
+        bunit,
+        object: image.name.clone(),
+        beam_deg: Some([beam.major_px * cell, beam.minor_px * cell, beam.pa_deg]),
+        history: vec![
+            format!(
+                "contimg run: npix={} cell={}arcsec eps={:e}",
+                im.npix, im.cell_arcsec, im.epsilon
+            ),
+            format!(
+                "weighting={:?} robust={} taper={}arcsec groups={} ranks={}",
+                im.weighting, im.robust, im.taper_gaussian_arcsec, n_ok, plan.n_ranks
+            ),
+            format!(
+                "clean: niter={} gain={} mgain={} threshold={}Jy",
+                im.niter, im.gain, im.mgain, im.threshold_jy
+            ),
+            format!(
+                "auto_threshold={} auto_mask={} pblimit={}",
+                im.auto_threshold, im.auto_mask, im.pblimit
+            ),
+        ],
+    }
+}
+
+/// The done marker (resume): only for a complete image (every group used, every product
+/// written), after its products.
+fn done_marker(ctx: &Ctx, ii: usize, rep: &ImageReport) {
+    let (plan, image) = (ctx.plan, &ctx.plan.images[ii]);
+    let Some(hash) = plan
+        .image_hash
+        .get(ii)
+        .filter(|_| rep.error.is_none() && rep.groups_used == image.groups.len())
+    else {
+        return;
+    };
+    let marker = crate::resume::DoneMarker::new(
+        hash.clone(),
+        image
+            .groups
+            .iter()
+            .map(|&g| plan.groups[g].id.clone())
+            .collect(),
+        rep.products.clone(),
+    );
+    if let Err(e) = marker.and_then(|m| crate::resume::write_done(&ctx.images_dir, &image.name, &m))
+    {
+        log::warn!("{}: cannot write the done marker: {e}", image.name);
+    }
+}
