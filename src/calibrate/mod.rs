@@ -15,6 +15,7 @@
 pub mod apply;
 pub mod catalog;
 pub mod delay;
+pub mod memory;
 pub mod model;
 pub mod qa;
 pub mod solve;

@@ -4,6 +4,7 @@
 //! failed. The apply: each group calibrated with the registry's nearest valid table.
 
 use super::{add_time, Ctx};
+use crate::calibrate::memory;
 use crate::calibrate::table::{CalTable, Registry, RegistryEntry, TableError};
 use crate::calibrate::{CalPlan, CalQa};
 use crate::core::GroupVis;
@@ -55,11 +56,24 @@ pub(super) fn solve(ctx: &Ctx, registry: &Registry, report: &mut RankReport) -> 
     };
     let t = Instant::now();
     let mine = calibrator_groups(ctx, cp);
-    let solved = crate::calibrate::solve_night(comm, cp, &mine, &ctx.cfg.calibration, ctx.eop);
+    // The solve's accumulators and table, checked on every rank before they are allocated;
+    // skipped on all ranks together when one lacks the memory.
+    let fits = solve_fits_in_memory(ctx, cp);
+    let solved = comm
+        .all_ok(fits)
+        .then(|| crate::calibrate::solve_night(comm, cp, &mine, &ctx.cfg.calibration, ctx.eop));
     drop(mine);
     let mut cal_qa = None;
     let ok = match solved {
-        Ok(table) if comm.is_root() => {
+        None => {
+            if comm.is_root() {
+                log::error!(
+                    "calibration solve skipped: it does not fit in the memory of every rank"
+                );
+            }
+            false
+        }
+        Some(Ok(table)) if comm.is_root() => {
             let name = format!("{}_{}", cp.calibrator.name, jd_to_iso(cp.transit_jd, 0));
             let path = ctx.out.join("cal").join(format!("{name}.h5"));
             match record(ctx, &table, &name, &path, registry, &mut cal_qa) {
@@ -77,8 +91,8 @@ pub(super) fn solve(ctx: &Ctx, registry: &Registry, report: &mut RankReport) -> 
                 }
             }
         }
-        Ok(_) => true,
-        Err(e) => {
+        Some(Ok(_)) => true,
+        Some(Err(e)) => {
             if comm.is_root() {
                 log::error!("calibration solve failed: {e}");
             }
@@ -88,6 +102,28 @@ pub(super) fn solve(ctx: &Ctx, registry: &Registry, report: &mut RankReport) -> 
     let _ = comm.all_ok(ok); // the registry is written before anyone reads it
     add_time(report, "calibrate_solve", t);
     cal_qa
+}
+
+/// Whether the solve's accumulators and table fit in the memory this rank has left (its
+/// calibrator groups already read); logs why not, naming the setting.
+fn solve_fits_in_memory(ctx: &Ctx, cp: &CalPlan) -> bool {
+    let times = cp
+        .groups
+        .iter()
+        .flat_map(|&gi| ctx.plan.groups[gi].times_jd.iter().copied());
+    let (t0, t1) = times.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+        (a.min(t), b.max(t))
+    });
+    let span = if t1 >= t0 { t1 - t0 } else { 0.0 };
+    let cfg = &ctx.cfg.calibration;
+    let need = memory::solve_memory(cp, span, cfg);
+    match memory::check(need, crate::core::available_memory(), cp, cfg) {
+        Ok(()) => true,
+        Err(e) => {
+            log::error!("rank {}: {e}", ctx.rank());
+            false
+        }
+    }
 }
 
 /// This rank's calibrator groups, read and flagged (an unreadable one is left out).
