@@ -1,6 +1,7 @@
 //! Typed configuration (YAML). Every option has a default and is documented here and in
 //! `configs/default.yaml`; `Config::load` validates after parsing.
 
+use crate::primitives::check::SettingError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -27,12 +28,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: serde_yaml_ng::Error,
     },
-    #[error("{path}: {field}: {problem}")]
-    Invalid {
-        path: PathBuf,
-        field: &'static str,
-        problem: String,
-    },
+    #[error("{path}: {source}")]
+    Invalid { path: PathBuf, source: SettingError },
     #[error("--set {spec}: {problem}")]
     Set { spec: String, problem: String },
 }
@@ -118,6 +115,21 @@ pub struct OutputConfig {
     /// Photometry catalogue: a CSV of name,ra_deg,dec_deg. Unset (null): the VLA calibrator
     /// list built into contimg.
     pub photometry_catalog: Option<PathBuf>,
+}
+
+impl OutputConfig {
+    /// Checks every option for range and finiteness; the error names the key.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        use crate::primitives::check::{count, ensure};
+        ensure(
+            !self.ms.write || crate::ms::AVAILABLE,
+            "output.ms.write",
+            || {
+                "needs Measurement Set support: this contimg was built without it (cargo build --release --features ms)".into()
+            },
+        )?;
+        count("output.max_retries", self.max_retries, 0, 1000)
+    }
 }
 
 impl Default for OutputConfig {
@@ -268,558 +280,25 @@ impl Config {
         serde_yaml_ng::to_string(self).expect("settings serialise")
     }
 
-    /// Checks every option for range and finiteness; the error names the key.
+    /// Checks every option for range and finiteness, section by section (each stage's
+    /// `validate`); the error names the file(s) and the key.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |field: &'static str, problem: String| {
-            Err(ConfigError::Invalid {
+        self.check_sections()
+            .map_err(|source| ConfigError::Invalid {
                 path: path.into(),
-                field,
-                problem,
+                source,
             })
-        };
-        // `ok(cond, key, what)`: `what` says the allowed range.
-        macro_rules! ok {
-            ($cond:expr, $key:literal, $($fmt:tt)+) => {
-                if !($cond) {
-                    return bad($key, format!($($fmt)+));
-                }
-            };
-        }
-        let fin = |x: f64| x.is_finite();
-        let im = &self.imaging;
-        ok!(
-            im.npix >= 8 && im.npix.is_multiple_of(2) && im.npix <= 65536,
-            "imaging.npix",
-            "{} must be even, in [8, 65536]",
-            im.npix
-        );
-        ok!(
-            im.cell_arcsec > 0.0 && fin(im.cell_arcsec),
-            "imaging.cell_arcsec",
-            "{} must be positive",
-            im.cell_arcsec
-        );
-        ok!(
-            im.npix as f64 * im.cell_arcsec / 3600.0 <= 60.0,
-            "imaging.npix",
-            "field wider than 60 deg: the SIN projection breaks down"
-        );
-        ok!(
-            im.epsilon >= 1e-14 && im.epsilon <= 0.1,
-            "imaging.epsilon",
-            "{} must be in [1e-14, 0.1]",
-            im.epsilon
-        );
-        ok!(
-            im.groups_per_image >= 1 && im.groups_per_image <= 10_000,
-            "imaging.groups_per_image",
-            "{} must be in [1, 10000]",
-            im.groups_per_image
-        );
-        ok!(
-            im.uv_min_lambda >= 0.0 && fin(im.uv_min_lambda),
-            "imaging.uv_min_lambda",
-            "{} must be >= 0",
-            im.uv_min_lambda
-        );
-        ok!(
-            im.uv_max_lambda >= 0.0 && fin(im.uv_max_lambda),
-            "imaging.uv_max_lambda",
-            "{} must be >= 0 (0 = no limit)",
-            im.uv_max_lambda
-        );
-        ok!(
-            im.uv_max_lambda == 0.0 || im.uv_max_lambda > im.uv_min_lambda,
-            "imaging.uv_min_lambda",
-            "uv range [{}, {}] is empty",
-            im.uv_min_lambda,
-            im.uv_max_lambda
-        );
-        ok!(
-            fin(im.robust) && (-5.0..=5.0).contains(&im.robust),
-            "imaging.robust",
-            "{} must be in [-5, 5]",
-            im.robust
-        );
-        ok!(
-            im.taper_gaussian_arcsec >= 0.0 && fin(im.taper_gaussian_arcsec),
-            "imaging.taper_gaussian_arcsec",
-            "{} must be >= 0",
-            im.taper_gaussian_arcsec
-        );
-        ok!(
-            im.gain > 0.0 && im.gain <= 1.0,
-            "imaging.gain",
-            "{} must be in (0, 1]",
-            im.gain
-        );
-        ok!(
-            im.mgain > 0.0 && im.mgain <= 1.0,
-            "imaging.mgain",
-            "{} must be in (0, 1]",
-            im.mgain
-        );
-        ok!(
-            im.threshold_jy >= 0.0 && fin(im.threshold_jy),
-            "imaging.threshold_jy",
-            "{} must be >= 0",
-            im.threshold_jy
-        );
-        ok!(
-            im.auto_threshold >= 0.0 && fin(im.auto_threshold),
-            "imaging.auto_threshold",
-            "{} must be >= 0 (0 = off)",
-            im.auto_threshold
-        );
-        ok!(
-            im.auto_mask >= 0.0 && fin(im.auto_mask),
-            "imaging.auto_mask",
-            "{} must be >= 0 (0 = off)",
-            im.auto_mask
-        );
-        ok!(
-            im.psf_patch >= 1,
-            "imaging.psf_patch",
-            "must be at least 1 pixel"
-        );
-        ok!(
-            im.niter <= 100_000_000,
-            "imaging.niter",
-            "{} is more than 1e8 iterations",
-            im.niter
-        );
-        ok!(
-            (0.0..0.5).contains(&im.clean_border),
-            "imaging.clean_border",
-            "{} must be in [0, 0.5)",
-            im.clean_border
-        );
-        ok!(
-            im.max_major_cycles >= 1,
-            "imaging.max_major_cycles",
-            "must be at least 1"
-        );
-        ok!(
-            (1..=2).contains(&im.nterms),
-            "imaging.nterms",
-            "{} must be 1 or 2",
-            im.nterms
-        );
-        ok!(
-            im.nterms == 1 || im.minor_cycle == crate::imaging::clean::MinorAlgorithm::Clark,
-            "imaging.nterms",
-            "2 spectral terms need minor_cycle: clark"
-        );
-        ok!(
-            im.spectral_ref_hz > 0.0 && fin(im.spectral_ref_hz),
-            "imaging.spectral_ref_hz",
-            "{} must be a positive frequency",
-            im.spectral_ref_hz
-        );
-        ok!(
-            im.pblimit > 0.0 && im.pblimit < 1.0,
-            "imaging.pblimit",
-            "{} must be in (0, 1)",
-            im.pblimit
-        );
-        ok!(
-            (0.0..1.0).contains(&im.outlier_min_beam),
-            "imaging.outlier_min_beam",
-            "{} must be in [0, 1) (0 = off)",
-            im.outlier_min_beam
-        );
-        ok!(
-            self.compute.gpu_memory_gib >= 0.0 && fin(self.compute.gpu_memory_gib),
-            "compute.gpu_memory_gib",
-            "{} must be >= 0",
-            self.compute.gpu_memory_gib
-        );
-        ok!(!self.output.ms.write || crate::ms::AVAILABLE, "output.ms.write", "this contimg was built without Measurement Set support (cargo build --release --features ms)");
-        ok!(
-            self.output.max_retries <= 1000,
-            "output.max_retries",
-            "{} must be at most 1000",
-            self.output.max_retries
-        );
-        let inp = &self.input;
-        ok!(
-            inp.n_subbands >= 1 && inp.n_subbands <= 16,
-            "input.n_subbands",
-            "{} must be 1..=16",
-            inp.n_subbands
-        );
-        ok!(
-            inp.filename_tolerance_s >= 0.0 && inp.filename_tolerance_s <= 3600.0,
-            "input.filename_tolerance_s",
-            "{} must be in [0, 3600] s",
-            inp.filename_tolerance_s
-        );
-        ok!(
-            self.mpi.collective_timeout_s >= 1.0 && self.mpi.collective_timeout_s <= 1e7,
-            "mpi.collective_timeout_s",
-            "{} must be in [1, 1e7] s",
-            self.mpi.collective_timeout_s
-        );
-        let c = &self.calibration;
-        ok!(
-            c.max_offset_deg > 0.0 && c.max_offset_deg <= 90.0,
-            "calibration.max_offset_deg",
-            "{} must be in (0, 90]",
-            c.max_offset_deg
-        );
-        ok!(
-            c.model_radius_deg >= 0.0 && c.model_radius_deg <= 10.0,
-            "calibration.model_radius_deg",
-            "{} must be in [0, 10] (0: the calibrator alone)",
-            c.model_radius_deg
-        );
-        ok!(
-            c.model_min_fraction >= 0.0 && fin(c.model_min_fraction),
-            "calibration.model_min_fraction",
-            "{} must be >= 0",
-            c.model_min_fraction
-        );
-        ok!(
-            c.min_flux_jy >= 0.0 && fin(c.min_flux_jy),
-            "calibration.min_flux_jy",
-            "{} must be >= 0",
-            c.min_flux_jy
-        );
-        ok!(
-            c.span_minutes > 0.0 && c.span_minutes <= 1440.0,
-            "calibration.span_minutes",
-            "{} must be in (0, 1440]",
-            c.span_minutes
-        );
-        ok!(
-            !c.refants.is_empty(),
-            "calibration.refants",
-            "give at least one reference antenna"
-        );
-        ok!(
-            c.refants.iter().all(|&a| (1..=1000).contains(&a)),
-            "calibration.refants",
-            "{:?}: station numbers are 1..=1000",
-            c.refants
-        );
-        ok!(
-            c.min_snr >= 0.0 && fin(c.min_snr),
-            "calibration.min_snr",
-            "{} must be >= 0",
-            c.min_snr
-        );
-        ok!(
-            c.min_baselines >= 1,
-            "calibration.min_baselines",
-            "must be at least 1"
-        );
-        ok!(
-            c.uv_min_lambda >= 0.0 && fin(c.uv_min_lambda),
-            "calibration.uv_min_lambda",
-            "{} must be >= 0",
-            c.uv_min_lambda
-        );
-        ok!(
-            c.gain_interval_s == 0.0 || (c.gain_interval_s >= 1.0 && c.gain_interval_s <= 86400.0),
-            "calibration.gain_interval_s",
-            "{} must be 0 (one solution) or in [1, 86400] s",
-            c.gain_interval_s
-        );
-        ok!(
-            c.gain_interval_s == 0.0 || c.span_minutes * 60.0 / c.gain_interval_s <= 10_000.0,
-            "calibration.gain_interval_s",
-            "{} s makes {:.0} solution intervals over span_minutes {} (at most 10000)",
-            c.gain_interval_s,
-            c.span_minutes * 60.0 / c.gain_interval_s,
-            c.span_minutes
-        );
-        ok!(
-            c.max_iterations >= 1 && c.max_iterations <= 1_000_000,
-            "calibration.max_iterations",
-            "{} must be in [1, 1e6]",
-            c.max_iterations
-        );
-        ok!(
-            c.tolerance > 0.0 && c.tolerance < 1.0,
-            "calibration.tolerance",
-            "{} must be in (0, 1)",
-            c.tolerance
-        );
-        ok!(
-            c.noise_tolerance > 0.0 && c.noise_tolerance <= 1.0,
-            "calibration.noise_tolerance",
-            "{} must be in (0, 1]",
-            c.noise_tolerance
-        );
-        ok!(
-            c.outlier_sigma == 0.0 || (c.outlier_sigma >= 3.0 && fin(c.outlier_sigma)),
-            "calibration.outlier_sigma",
-            "{} must be 0 (off) or >= 3",
-            c.outlier_sigma
-        );
-        let fl = &self.flagging;
-        ok!(
-            (0.0..=1.0).contains(&fl.dead_antenna_fraction),
-            "flagging.dead_antenna_fraction",
-            "{} must be in [0, 1]",
-            fl.dead_antenna_fraction
-        );
-        ok!(
-            (0.0..1.0).contains(&fl.sir_eta),
-            "flagging.sir_eta",
-            "{} must be in [0, 1) (0 = off)",
-            fl.sir_eta
-        );
-        ok!(
-            fl.clip_sigma >= 0.0 && fin(fl.clip_sigma),
-            "flagging.clip_sigma",
-            "{} must be >= 0 (0 = off)",
-            fl.clip_sigma
-        );
-        ok!(
-            fl.rms_outlier_sigma >= 0.0 && fin(fl.rms_outlier_sigma),
-            "flagging.rms_outlier_sigma",
-            "{} must be >= 0 (0 = off)",
-            fl.rms_outlier_sigma
-        );
-        ok!(
-            fl.combined_max_window >= 1,
-            "flagging.combined_max_window",
-            "must be at least 1 sample"
-        );
-        if let Some(r) = fl
-            .channel_ranges_mhz
-            .iter()
-            .find(|[a, b]| !(fin(*a) && fin(*b) && a <= b && *a >= 0.0))
-        {
-            return bad(
-                "flagging.channel_ranges_mhz",
-                format!("{r:?} is not a range [lo, hi] MHz with 0 <= lo <= hi"),
-            );
-        }
-        for r in &fl.time_ranges_utc {
-            let (a, b) = (
-                crate::primitives::time::iso_to_jd(&r[0]),
-                crate::primitives::time::iso_to_jd(&r[1]),
-            );
-            ok!(
-                a.is_some() && b.is_some(),
-                "flagging.time_ranges_utc",
-                "{r:?} is not a pair of YYYY-MM-DDTHH:MM:SS times"
-            );
-            ok!(
-                a <= b,
-                "flagging.time_ranges_utc",
-                "{r:?}: the range ends before it starts"
-            );
-        }
-        let st = &fl.sumthreshold;
-        ok!(
-            st.chi1 > 0.0 && st.chi1.is_finite(),
-            "flagging.sumthreshold.chi1",
-            "{} must be positive",
-            st.chi1
-        );
-        ok!(
-            st.rho >= 1.0 && st.rho.is_finite(),
-            "flagging.sumthreshold.rho",
-            "{} must be >= 1",
-            st.rho
-        );
-        ok!(
-            st.max_window_time >= 1 && st.max_window_time <= 4096,
-            "flagging.sumthreshold.max_window_time",
-            "{} must be in [1, 4096] samples",
-            st.max_window_time
-        );
-        ok!(
-            st.max_window_chan >= 1 && st.max_window_chan <= 4096,
-            "flagging.sumthreshold.max_window_chan",
-            "{} must be in [1, 4096] samples",
-            st.max_window_chan
-        );
-        ok!(
-            st.iterations >= 1 && st.iterations <= 20,
-            "flagging.sumthreshold.iterations",
-            "{} must be in [1, 20]",
-            st.iterations
-        );
-        ok!(
-            st.background_sigma_s > 0.0 && fin(st.background_sigma_s),
-            "flagging.sumthreshold.background_sigma_s",
-            "{} must be positive",
-            st.background_sigma_s
-        );
-        ok!(
-            st.background_sigma_mhz > 0.0 && fin(st.background_sigma_mhz),
-            "flagging.sumthreshold.background_sigma_mhz",
-            "{} must be positive",
-            st.background_sigma_mhz
-        );
-        let ar = &fl.array;
-        ok!(
-            ar.chi1 > 0.0 && ar.chi1.is_finite(),
-            "flagging.array.chi1",
-            "{} must be positive",
-            ar.chi1
-        );
-        ok!(
-            ar.rho >= 1.0 && ar.rho.is_finite(),
-            "flagging.array.rho",
-            "{} must be >= 1",
-            ar.rho
-        );
-        ok!(
-            ar.max_window_time >= 1 && ar.max_window_time <= 4096,
-            "flagging.array.max_window_time",
-            "{} must be in [1, 4096] samples",
-            ar.max_window_time
-        );
-        ok!(
-            ar.max_window_chan >= 1 && ar.max_window_chan <= 4096,
-            "flagging.array.max_window_chan",
-            "{} must be in [1, 4096] samples",
-            ar.max_window_chan
-        );
-        ok!(
-            ar.iterations >= 1 && ar.iterations <= 20,
-            "flagging.array.iterations",
-            "{} must be in [1, 20]",
-            ar.iterations
-        );
-        ok!(
-            ar.line_sigma >= 0.0 && ar.line_sigma.is_finite(),
-            "flagging.array.line_sigma",
-            "{} must be >= 0 (0 = off)",
-            ar.line_sigma
-        );
-        ok!(
-            ar.level_width_mhz >= 0.0 && fin(ar.level_width_mhz),
-            "flagging.array.level_width_mhz",
-            "{} must be >= 0",
-            ar.level_width_mhz
-        );
-        ok!(
-            ar.clip > 0.0 && ar.clip.is_finite(),
-            "flagging.array.clip",
-            "{} must be positive",
-            ar.clip
-        );
-        ok!(
-            ar.background_sigma_s > 0.0 && fin(ar.background_sigma_s),
-            "flagging.array.background_sigma_s",
-            "{} must be positive",
-            ar.background_sigma_s
-        );
-        ok!(
-            ar.background_sigma_mhz > 0.0 && fin(ar.background_sigma_mhz),
-            "flagging.array.background_sigma_mhz",
-            "{} must be positive",
-            ar.background_sigma_mhz
-        );
-        let s = &self.simulate;
-        ok!(
-            s.n_subbands >= 1 && s.n_subbands <= 16,
-            "simulate.n_subbands",
-            "{} must be 1..=16",
-            s.n_subbands
-        );
-        ok!(
-            s.n_channels >= 1 && 384 % s.n_channels == 0,
-            "simulate.n_channels",
-            "{} must divide 384",
-            s.n_channels
-        );
-        ok!(
-            s.n_times >= 1 && s.integration_s > 0.0 && fin(s.integration_s),
-            "simulate.n_times",
-            "need at least one integration of positive length"
-        );
-        ok!(
-            s.n_groups <= 10_000,
-            "simulate.n_groups",
-            "{} must be at most 10000",
-            s.n_groups
-        );
-        ok!(
-            !s.antennas.is_empty() || (2..=117).contains(&s.n_antennas),
-            "simulate.n_antennas",
-            "{} must be 2..=117",
-            s.n_antennas
-        );
-        ok!(
-            crate::primitives::time::iso_to_jd(&s.start_time).is_some(),
-            "simulate.start_time",
-            "{:?} is not YYYY-MM-DDTHH:MM:SS",
-            s.start_time
-        );
-        ok!(
-            s.pointing_dec_deg.abs() < 90.0,
-            "simulate.pointing_dec_deg",
-            "{} must be within (-90, 90)",
-            s.pointing_dec_deg
-        );
-        ok!(
-            s.site_lat_deg.abs() <= 90.0 && s.site_lon_deg.abs() <= 360.0 && fin(s.site_alt_m),
-            "simulate.site_lat_deg",
-            "site ({}, {}, {}) is not a place on Earth",
-            s.site_lat_deg,
-            s.site_lon_deg,
-            s.site_alt_m
-        );
-        ok!(
-            s.random_flux_jy[0] > 0.0
-                && s.random_flux_jy[1] >= s.random_flux_jy[0]
-                && fin(s.random_flux_jy[1]),
-            "simulate.random_flux_jy",
-            "need 0 < min <= max"
-        );
-        ok!(
-            s.filename_jitter_s >= 0.0 && fin(s.filename_jitter_s),
-            "simulate.filename_jitter_s",
-            "{} must be >= 0",
-            s.filename_jitter_s
-        );
-        ok!(
-            s.sources.iter().all(|x| fin(x.flux_jy)
-                && fin(x.spectral_index)
-                && fin(x.l_deg)
-                && fin(x.m_deg)
-                && x.ra_deg.is_none_or(fin)
-                && x.dec_deg.is_none_or(|d| d.abs() <= 90.0)),
-            "simulate.sources",
-            "every source needs finite values and |dec| <= 90"
-        );
-        ok!(
-            !s.noise.enabled || (s.noise.sefd_jy > 0.0 && fin(s.noise.sefd_jy)),
-            "simulate.noise.sefd_jy",
-            "{} must be positive",
-            s.noise.sefd_jy
-        );
-        let g = &s.gains;
-        ok!(
-            [
-                g.amplitude,
-                g.amplitude_scatter,
-                g.phase_scatter_deg,
-                g.bandpass_amplitude,
-                g.bandpass_phase_deg
-            ]
-            .iter()
-            .all(|&x| x >= 0.0 && fin(x))
-                && (!g.enabled || g.amplitude > 0.0),
-            "simulate.gains",
-            "amplitudes and scatters must be finite and >= 0 (amplitude > 0)"
-        );
-        let r = &s.rfi;
-        ok!(
-            r.amplitude_sigma[0] >= 0.0
-                && r.amplitude_sigma[1] >= r.amplitude_sigma[0]
-                && fin(r.amplitude_sigma[1]),
-            "simulate.rfi.amplitude_sigma",
-            "need 0 <= min <= max"
-        );
-        Ok(())
+    }
+
+    fn check_sections(&self) -> Result<(), SettingError> {
+        self.input.validate()?;
+        self.output.validate()?;
+        self.imaging.validate()?;
+        self.flagging.validate()?;
+        self.calibration.validate()?;
+        self.compute.validate()?;
+        self.mpi.validate()?;
+        self.simulate.validate()
     }
 
     /// Memory the settings need on this machine, checked before anything is allocated:

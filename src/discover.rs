@@ -272,3 +272,17 @@ impl Default for InputConfig {
         }
     }
 }
+
+impl InputConfig {
+    /// Checks every option for range and finiteness; the error names the key.
+    pub fn validate(&self) -> Result<(), crate::primitives::check::SettingError> {
+        use crate::primitives::check::{closed, count};
+        count("input.n_subbands", self.n_subbands, 1, 16)?;
+        closed(
+            "input.filename_tolerance_s",
+            self.filename_tolerance_s,
+            0.0,
+            3600.0,
+        )
+    }
+}

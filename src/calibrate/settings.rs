@@ -1,5 +1,8 @@
 //! The calibration stage's settings (`calibration:` in the settings file).
 
+use crate::primitives::check::{
+    closed, count, ensure, non_negative, open, open_closed, SettingError,
+};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -94,4 +97,120 @@ pub enum DelayMode {
     Auto,
     On,
     Off,
+}
+
+impl CalConfig {
+    /// Checks every option for range and finiteness; the error names the key.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        open_closed("calibration.max_offset_deg", self.max_offset_deg, 0.0, 90.0)?;
+        closed(
+            "calibration.model_radius_deg",
+            self.model_radius_deg,
+            0.0,
+            10.0,
+        )?;
+        non_negative(
+            "calibration.model_min_fraction",
+            self.model_min_fraction,
+            "",
+        )?;
+        non_negative("calibration.min_flux_jy", self.min_flux_jy, "")?;
+        open_closed("calibration.span_minutes", self.span_minutes, 0.0, 1440.0)?;
+        ensure(!self.refants.is_empty(), "calibration.refants", || {
+            "must name at least one reference antenna".into()
+        })?;
+        ensure(
+            self.refants.iter().all(|&a| (1..=1000).contains(&a)),
+            "calibration.refants",
+            || {
+                format!(
+                    "must be station numbers in 1..=1000, got {:?}",
+                    self.refants
+                )
+            },
+        )?;
+        non_negative("calibration.min_snr", self.min_snr, "")?;
+        count("calibration.min_baselines", self.min_baselines, 1, 100_000)?;
+        non_negative("calibration.uv_min_lambda", self.uv_min_lambda, "")?;
+        let gi = self.gain_interval_s;
+        ensure(
+            gi == 0.0 || (1.0..=86400.0).contains(&gi),
+            "calibration.gain_interval_s",
+            || format!("must be 0 (one solution) or finite and in [1, 86400] s, got {gi}"),
+        )?;
+        ensure(
+            gi == 0.0 || self.span_minutes * 60.0 / gi <= 10_000.0,
+            "calibration.gain_interval_s",
+            || {
+                format!(
+                    "{gi} s makes {:.0} solution intervals over calibration.span_minutes {} (at most 10000)",
+                    self.span_minutes * 60.0 / gi,
+                    self.span_minutes
+                )
+            },
+        )?;
+        count(
+            "calibration.max_iterations",
+            self.max_iterations,
+            1,
+            1_000_000,
+        )?;
+        open("calibration.tolerance", self.tolerance, 0.0, 1.0)?;
+        open_closed(
+            "calibration.noise_tolerance",
+            self.noise_tolerance,
+            0.0,
+            1.0,
+        )?;
+        let s = self.outlier_sigma;
+        ensure(
+            s == 0.0 || (s >= 3.0 && s.is_finite()),
+            "calibration.outlier_sigma",
+            || format!("must be 0 (off) or finite and >= 3, got {s}"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_key_of_a_bad_value() {
+        CalConfig::default().validate().unwrap();
+        type Edit = fn(&mut CalConfig);
+        let cases: [(Edit, &str); 14] = [
+            (|c| c.tolerance = f64::NAN, "calibration.tolerance"),
+            (|c| c.tolerance = 0.0, "calibration.tolerance"),
+            (|c| c.noise_tolerance = -0.1, "calibration.noise_tolerance"),
+            (|c| c.outlier_sigma = 1.0, "calibration.outlier_sigma"),
+            (|c| c.outlier_sigma = f64::NAN, "calibration.outlier_sigma"),
+            (|c| c.min_snr = f64::NAN, "calibration.min_snr"),
+            (|c| c.max_iterations = 0, "calibration.max_iterations"),
+            (|c| c.gain_interval_s = -5.0, "calibration.gain_interval_s"),
+            (|c| c.gain_interval_s = 1e-6, "calibration.gain_interval_s"),
+            (|c| c.span_minutes = -10.0, "calibration.span_minutes"),
+            (|c| c.span_minutes = f64::NAN, "calibration.span_minutes"),
+            (|c| c.min_flux_jy = f64::INFINITY, "calibration.min_flux_jy"),
+            (|c| c.min_baselines = 0, "calibration.min_baselines"),
+            (|c| c.refants.clear(), "calibration.refants"),
+        ];
+        for (edit, key) in cases {
+            let mut c = CalConfig::default();
+            edit(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.to_string().starts_with(key), "{e}");
+        }
+        let e = CalConfig {
+            tolerance: f64::NAN,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "calibration.tolerance must be finite and in (0, 1), got NaN"
+        );
+    }
 }

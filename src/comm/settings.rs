@@ -18,3 +18,15 @@ impl Default for MpiConfig {
         }
     }
 }
+
+impl MpiConfig {
+    /// Checks every option for range and finiteness; the error names the key.
+    pub fn validate(&self) -> Result<(), crate::primitives::check::SettingError> {
+        crate::primitives::check::closed(
+            "mpi.collective_timeout_s",
+            self.collective_timeout_s,
+            1.0,
+            1e7,
+        )
+    }
+}

@@ -1,5 +1,9 @@
 //! The flagging stage's settings (`flagging:` in the settings file).
 
+use crate::primitives::check::{
+    at_least, closed, closed_open, count, ensure, non_negative, pair, positive, SettingError,
+};
+use crate::primitives::time::iso_to_jd;
 use serde::{Deserialize, Serialize};
 
 /// RFI flagging (see src/flag). Defaults follow AOFlagger where it has one.
@@ -145,6 +149,166 @@ impl Default for SumThresholdConfig {
             two_sided: true,
             background_sigma_s: 40.0,
             background_sigma_mhz: 2.0,
+        }
+    }
+}
+
+/// The SumThreshold options shared by the per-baseline and the array-wide passes, checked
+/// under `section` (`flagging.sumthreshold`, `flagging.array`).
+fn check_sumthreshold(
+    section: &str,
+    chi1: f32,
+    rho: f32,
+    windows: [usize; 2],
+    iterations: usize,
+    background: [f64; 2],
+) -> Result<(), SettingError> {
+    let key = |k: &str| format!("{section}.{k}");
+    positive(&key("chi1"), f64::from(chi1))?;
+    at_least(&key("rho"), f64::from(rho), 1.0)?;
+    count(&key("max_window_time"), windows[0], 1, 4096)?;
+    count(&key("max_window_chan"), windows[1], 1, 4096)?;
+    count(&key("iterations"), iterations, 1, 20)?;
+    positive(&key("background_sigma_s"), background[0])?;
+    positive(&key("background_sigma_mhz"), background[1])
+}
+
+impl SumThresholdConfig {
+    /// Checks every option for range and finiteness; the error names the key.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        check_sumthreshold(
+            "flagging.sumthreshold",
+            self.chi1,
+            self.rho,
+            [self.max_window_time, self.max_window_chan],
+            self.iterations,
+            [self.background_sigma_s, self.background_sigma_mhz],
+        )
+    }
+}
+
+impl ArrayFlagConfig {
+    /// Checks every option for range and finiteness; the error names the key.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        check_sumthreshold(
+            "flagging.array",
+            self.chi1,
+            self.rho,
+            [self.max_window_time, self.max_window_chan],
+            self.iterations,
+            [self.background_sigma_s, self.background_sigma_mhz],
+        )?;
+        non_negative(
+            "flagging.array.line_sigma",
+            f64::from(self.line_sigma),
+            "0 = off",
+        )?;
+        non_negative("flagging.array.level_width_mhz", self.level_width_mhz, "")?;
+        positive("flagging.array.clip", f64::from(self.clip))?;
+        count(
+            "flagging.array.min_baselines",
+            self.min_baselines,
+            0,
+            1_000_000,
+        )
+    }
+}
+
+impl FlagConfig {
+    /// Checks every option for range and finiteness; the error names the key.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        closed(
+            "flagging.dead_antenna_fraction",
+            self.dead_antenna_fraction,
+            0.0,
+            1.0,
+        )?;
+        closed_open("flagging.sir_eta", self.sir_eta, 0.0, 1.0)?;
+        non_negative("flagging.clip_sigma", self.clip_sigma, "0 = off")?;
+        non_negative(
+            "flagging.rms_outlier_sigma",
+            self.rms_outlier_sigma,
+            "0 = off",
+        )?;
+        count(
+            "flagging.combined_max_window",
+            self.combined_max_window,
+            1,
+            4096,
+        )?;
+        for r in &self.channel_ranges_mhz {
+            pair("flagging.channel_ranges_mhz", *r, 0.0)?;
+        }
+        for r in &self.time_ranges_utc {
+            let (a, b) = (iso_to_jd(&r[0]), iso_to_jd(&r[1]));
+            ensure(
+                a.is_some() && b.is_some(),
+                "flagging.time_ranges_utc",
+                || format!("{r:?} is not a pair of YYYY-MM-DDTHH:MM:SS times"),
+            )?;
+            ensure(a <= b, "flagging.time_ranges_utc", || {
+                format!("{r:?}: the range ends before it starts")
+            })?;
+        }
+        self.sumthreshold.validate()?;
+        self.array.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_key_of_a_bad_value() {
+        FlagConfig::default().validate().unwrap();
+        type Edit = fn(&mut FlagConfig);
+        let cases: [(Edit, &str); 14] = [
+            (|c| c.sir_eta = f32::NAN as f64, "flagging.sir_eta"),
+            (|c| c.sir_eta = -0.1, "flagging.sir_eta"),
+            (|c| c.clip_sigma = f64::NAN, "flagging.clip_sigma"),
+            (
+                |c| c.dead_antenna_fraction = 1.5,
+                "flagging.dead_antenna_fraction",
+            ),
+            (
+                |c| c.combined_max_window = 0,
+                "flagging.combined_max_window",
+            ),
+            (
+                |c| c.channel_ranges_mhz = vec![[1401.0, 1400.0]],
+                "flagging.channel_ranges_mhz",
+            ),
+            (
+                |c| c.time_ranges_utc = vec![["x".into(), "y".into()]],
+                "flagging.time_ranges_utc",
+            ),
+            (
+                |c| c.sumthreshold.chi1 = f32::NAN,
+                "flagging.sumthreshold.chi1",
+            ),
+            (|c| c.sumthreshold.chi1 = 0.0, "flagging.sumthreshold.chi1"),
+            (
+                |c| c.sumthreshold.iterations = 0,
+                "flagging.sumthreshold.iterations",
+            ),
+            (
+                |c| c.sumthreshold.background_sigma_s = -40.0,
+                "flagging.sumthreshold.background_sigma_s",
+            ),
+            (|c| c.array.rho = 0.5, "flagging.array.rho"),
+            (|c| c.array.clip = f32::INFINITY, "flagging.array.clip"),
+            (
+                |c| c.array.max_window_chan = 0,
+                "flagging.array.max_window_chan",
+            ),
+        ];
+        for (edit, key) in cases {
+            let mut c = FlagConfig::default();
+            edit(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.to_string().starts_with(key), "{e}");
         }
     }
 }

@@ -1,5 +1,9 @@
 //! The imaging stage's settings (`imaging:` in the settings file).
 
+use super::clean::MinorAlgorithm;
+use crate::primitives::check::{
+    closed, closed_open, count, ensure, non_negative, open, open_closed, positive, SettingError,
+};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -65,23 +69,6 @@ pub struct ImagingConfig {
     pub outlier_catalog: Option<PathBuf>,
 }
 
-impl ImagingConfig {
-    /// The CLEAN minor-cycle parameters these options describe.
-    pub fn clean_params(&self) -> crate::imaging::clean::CleanParams {
-        crate::imaging::clean::CleanParams {
-            algorithm: self.minor_cycle,
-            niter: self.niter,
-            gain: self.gain,
-            mgain: self.mgain,
-            threshold_jy: self.threshold_jy,
-            auto_threshold: self.auto_threshold,
-            auto_mask: self.auto_mask,
-            psf_patch: self.psf_patch,
-            border: self.clean_border,
-        }
-    }
-}
-
 impl Default for ImagingConfig {
     fn default() -> Self {
         ImagingConfig {
@@ -110,6 +97,104 @@ impl Default for ImagingConfig {
             pblimit: 0.2,
             outlier_min_beam: 0.05,
             outlier_catalog: None,
+        }
+    }
+}
+
+impl ImagingConfig {
+    /// Checks every option for range and finiteness; the error names the key.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        ensure(
+            self.npix >= 8 && self.npix.is_multiple_of(2) && self.npix <= 65536,
+            "imaging.npix",
+            || format!("must be even, in [8, 65536], got {}", self.npix),
+        )?;
+        positive("imaging.cell_arcsec", self.cell_arcsec)?;
+        ensure(
+            self.npix as f64 * self.cell_arcsec / 3600.0 <= 60.0,
+            "imaging.npix",
+            || {
+                format!(
+                    "{} x imaging.cell_arcsec {} is a field wider than 60 deg: the SIN projection breaks down",
+                    self.npix, self.cell_arcsec
+                )
+            },
+        )?;
+        closed("imaging.epsilon", self.epsilon, 1e-14, 0.1)?;
+        count("imaging.groups_per_image", self.groups_per_image, 1, 10_000)?;
+        non_negative("imaging.uv_min_lambda", self.uv_min_lambda, "")?;
+        non_negative("imaging.uv_max_lambda", self.uv_max_lambda, "0 = no limit")?;
+        ensure(
+            self.uv_max_lambda == 0.0 || self.uv_max_lambda > self.uv_min_lambda,
+            "imaging.uv_min_lambda",
+            || {
+                format!(
+                    "must be below imaging.uv_max_lambda: the uv range [{}, {}] is empty",
+                    self.uv_min_lambda, self.uv_max_lambda
+                )
+            },
+        )?;
+        closed("imaging.robust", self.robust, -5.0, 5.0)?;
+        non_negative(
+            "imaging.taper_gaussian_arcsec",
+            self.taper_gaussian_arcsec,
+            "0 = no taper",
+        )?;
+        count("imaging.niter", self.niter, 0, 100_000_000)?;
+        open_closed("imaging.gain", self.gain, 0.0, 1.0)?;
+        open_closed("imaging.mgain", self.mgain, 0.0, 1.0)?;
+        non_negative("imaging.threshold_jy", self.threshold_jy, "")?;
+        non_negative("imaging.auto_threshold", self.auto_threshold, "0 = off")?;
+        non_negative("imaging.auto_mask", self.auto_mask, "0 = off")?;
+        count("imaging.psf_patch", self.psf_patch, 1, 131_072)?;
+        closed_open("imaging.clean_border", self.clean_border, 0.0, 0.5)?;
+        count("imaging.max_major_cycles", self.max_major_cycles, 1, 10_000)?;
+        count(
+            "imaging.drift_beam_chunk",
+            self.drift_beam_chunk,
+            0,
+            1_000_000,
+        )?;
+        count("imaging.nterms", self.nterms, 1, 2)?;
+        ensure(
+            self.nterms == 1 || self.minor_cycle == MinorAlgorithm::Clark,
+            "imaging.nterms",
+            || "2 spectral terms need imaging.minor_cycle: clark".into(),
+        )?;
+        positive("imaging.spectral_ref_hz", self.spectral_ref_hz)?;
+        open("imaging.pblimit", self.pblimit, 0.0, 1.0)?;
+        closed_open("imaging.outlier_min_beam", self.outlier_min_beam, 0.0, 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_key_of_a_bad_value() {
+        ImagingConfig::default().validate().unwrap();
+        type Edit = fn(&mut ImagingConfig);
+        let cases: [(Edit, &str); 9] = [
+            (|c| c.cell_arcsec = f64::NAN, "imaging.cell_arcsec"),
+            (|c| c.cell_arcsec = 0.0, "imaging.cell_arcsec"),
+            (|c| c.robust = f64::NAN, "imaging.robust"),
+            (|c| c.uv_min_lambda = -1.0, "imaging.uv_min_lambda"),
+            (|c| c.gain = 0.0, "imaging.gain"),
+            (|c| c.spectral_ref_hz = -1.4e9, "imaging.spectral_ref_hz"),
+            (|c| c.max_major_cycles = 0, "imaging.max_major_cycles"),
+            (|c| c.npix = 7, "imaging.npix"),
+            (
+                |c| c.taper_gaussian_arcsec = f64::INFINITY,
+                "imaging.taper_gaussian_arcsec",
+            ),
+        ];
+        for (edit, key) in cases {
+            let mut c = ImagingConfig::default();
+            edit(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.to_string().starts_with(key), "{e}");
         }
     }
 }

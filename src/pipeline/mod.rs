@@ -738,7 +738,6 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             .map(|g| g.and_then(GridPair::finish_f64).map(|x| x.1))
             .collect();
         add_time(&mut report, "reduce", t);
-        let params = cfg.imaging.clean_params();
         // The drifting beam for the major cycles, from the plan's times of every group of
         // the image (the same on every rank) and this rank's own data's band.
         let drift = match held.first() {
@@ -766,7 +765,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             owner: image.owner,
             distributed,
             spec: &spec,
-            params: &params,
+            params: &cfg.imaging,
             max_major: cfg.imaging.max_major_cycles,
             nterms: if clean_on { cfg.imaging.nterms } else { 1 },
             ref_hz,
