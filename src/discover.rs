@@ -245,3 +245,44 @@ mod tests {
         assert!(parse_name("2026-03-14T05:00:02_sb07.h5").is_none());
     }
 }
+
+/// `input:` in the settings file: where the night's UVH5 files are and how they are grouped.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputConfig {
+    /// Directory searched (not recursively) for `YYYY-MM-DDTHH:MM:SS_sbNN.hdf5` files.
+    pub dir: PathBuf,
+    /// Subbands a complete group has (sb00..sb{n-1}); DSA-110 writes 16.
+    pub n_subbands: usize,
+    /// Skip groups missing any subband (true, the telescope pipeline's default) or image
+    /// what is there (false). Missing subbands are reported either way.
+    pub require_complete_groups: bool,
+    /// File-name times within this many seconds may belong to one group (pre-filter only;
+    /// groups are decided by `Header/time_array[0]`).
+    pub filename_tolerance_s: f64,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            dir: PathBuf::from("night"),
+            n_subbands: 16,
+            require_complete_groups: true,
+            filename_tolerance_s: 120.0,
+        }
+    }
+}
+
+impl InputConfig {
+    /// Checks every option for range and finiteness; the error names the key.
+    pub fn validate(&self) -> Result<(), crate::primitives::check::SettingError> {
+        use crate::primitives::check::{closed, count};
+        count("input.n_subbands", self.n_subbands, 1, 16)?;
+        closed(
+            "input.filename_tolerance_s",
+            self.filename_tolerance_s,
+            0.0,
+            3600.0,
+        )
+    }
+}

@@ -1,14 +1,25 @@
 //! Planning (rank 0): valid groups -> images -> ranks. The plan is broadcast to every rank,
 //! so every rank knows every collective it must join.
 
-use crate::config::Config;
+use crate::calibrate::CalConfig;
 use crate::core::Centre;
-use crate::discover::{discover, Discovery};
+use crate::discover::{discover, Discovery, InputConfig};
 use crate::primitives::astrometry::{median_meridian_icrs, Site};
 use crate::primitives::iers::EarthOrientation;
 use crate::uvh5::read_header;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// What planning reads of the settings (the settings layer builds this from its `Config`).
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInputs<'a> {
+    pub input: &'a InputConfig,
+    /// `imaging.groups_per_image`.
+    pub groups_per_image: usize,
+    pub calibration: &'a CalConfig,
+    /// The station table (None: the built-in one).
+    pub station_table: Option<&'a Path>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PlannedGroup {
@@ -132,11 +143,12 @@ pub fn check_positions(
 }
 
 /// Discovers the night and builds the plan for `n_ranks` ranks.
-pub fn make_plan(
-    cfg: &Config,
+pub fn make_plan<'a>(
+    cfg: impl Into<PlanInputs<'a>>,
     n_ranks: usize,
     eop: &EarthOrientation,
 ) -> Result<Plan, crate::discover::DiscoverError> {
+    let cfg: PlanInputs = cfg.into();
     let d: Discovery = discover(
         &cfg.input.dir,
         cfg.input.n_subbands,
@@ -149,7 +161,7 @@ pub fn make_plan(
         ..Default::default()
     };
     let mut valid: Vec<(PlannedGroup, Site)> = Vec::new();
-    let stations = match crate::core::stations::load_stations(cfg.station_table.as_deref()) {
+    let stations = match crate::core::stations::load_stations(cfg.station_table) {
         Ok(s) => Some(s),
         Err(e) => {
             log::warn!("antenna positions not checked: {e}");
@@ -194,7 +206,7 @@ pub fn make_plan(
         }
     }
     // Images: runs of `groups_per_image` consecutive groups at one pointing declination.
-    let per = cfg.imaging.groups_per_image;
+    let per = cfg.groups_per_image;
     let mut i = 0;
     while i < valid.len() {
         let dec = valid[i].0.pointing_dec_rad;
@@ -240,7 +252,7 @@ pub fn make_plan(
     plan.groups = valid.into_iter().map(|(g, _)| g).collect();
     if cfg.calibration.enabled {
         match site {
-            Some(site) => match plan_calibration(cfg, &plan.groups, &site, eop) {
+            Some(site) => match plan_calibration(cfg.calibration, &plan.groups, &site, eop) {
                 Ok((cp, note)) => {
                     plan.calibration = cp;
                     plan.calibration_note = note;
@@ -256,13 +268,12 @@ pub fn make_plan(
 /// Chooses the night's calibrator (strongest flux x beam among those passing within
 /// `max_offset_deg` of the pointing) and the groups within +-span/2 of its transit.
 fn plan_calibration(
-    cfg: &Config,
+    c: &CalConfig,
     groups: &[PlannedGroup],
     site: &Site,
     eop: &EarthOrientation,
 ) -> Result<(Option<crate::calibrate::CalPlan>, String), String> {
     use crate::calibrate::catalog::{load_calibrators, transits};
-    let c = &cfg.calibration;
     let cals = load_calibrators(c.calibrator_list.as_deref()).map_err(|e| e.to_string())?;
     let mut best: Option<crate::calibrate::catalog::Transit> = None;
     for g in groups {

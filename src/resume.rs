@@ -13,23 +13,42 @@
 //! - the calibration solve is skipped when the registry already holds a valid table
 //!   covering the transit.
 
-use crate::config::Config;
+use crate::calibrate::CalConfig;
+use crate::flag::FlagConfig;
+use crate::imaging::settings::ImagingConfig;
 use crate::plan::Plan;
+use crate::primitives::iers::AstrometryConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The stable hash of the input hashes (now in primitives, re-exported at its old path).
 pub use crate::primitives::fnv64;
 
+/// What resuming reads of the settings (the settings layer builds this from its `Config`):
+/// the sections that shape an image (hashed) and `output.{dir, resume, max_retries}`.
+#[derive(Debug, Clone, Copy)]
+pub struct ResumeInputs<'a> {
+    pub imaging: &'a ImagingConfig,
+    pub flagging: &'a FlagConfig,
+    pub calibration: &'a CalConfig,
+    pub astrometry: &'a AstrometryConfig,
+    /// `input.n_subbands`.
+    pub n_subbands: usize,
+    /// `output.dir`, `output.resume`, `output.max_retries`.
+    pub out_dir: &'a Path,
+    pub enabled: bool,
+    pub max_retries: usize,
+}
+
 /// The input hash of image `i` of the plan.
-pub fn image_hash(cfg: &Config, plan: &Plan, i: usize) -> String {
+pub fn image_hash(cfg: &ResumeInputs, plan: &Plan, i: usize) -> String {
     let mut text = serde_json::to_string(&(
         crate::VERSION,
-        &cfg.imaging,
-        &cfg.flagging,
-        &cfg.calibration,
-        &cfg.astrometry,
-        &cfg.input.n_subbands,
+        cfg.imaging,
+        cfg.flagging,
+        cfg.calibration,
+        cfg.astrometry,
+        cfg.n_subbands,
     ))
     .expect("config serialises");
     for &g in &plan.images[i].groups {
@@ -181,13 +200,14 @@ pub fn clear_failure(out: &Path, id: &str) {
 
 /// Rank 0, after planning: marks done images, and drops groups that failed too often (they
 /// become skipped with their last error; an image left without groups is dropped too).
-pub fn apply(cfg: &Config, plan: &mut Plan) {
-    if !cfg.output.resume {
+pub fn apply<'a>(cfg: impl Into<ResumeInputs<'a>>, plan: &mut Plan) {
+    let cfg: ResumeInputs = cfg.into();
+    if !cfg.enabled {
         return;
     }
-    let images_dir = cfg.output.dir.join("images");
+    let images_dir = cfg.out_dir.join("images");
     plan.image_hash = (0..plan.images.len())
-        .map(|i| image_hash(cfg, plan, i))
+        .map(|i| image_hash(&cfg, plan, i))
         .collect();
     plan.image_done = {
         use rayon::prelude::*;
@@ -205,8 +225,8 @@ pub fn apply(cfg: &Config, plan: &mut Plan) {
         }
     }
     for g in &plan.groups {
-        if let Some(s) = read_failure(&cfg.output.dir, &g.id) {
-            if s.attempts >= cfg.output.max_retries {
+        if let Some(s) = read_failure(cfg.out_dir, &g.id) {
+            if s.attempts >= cfg.max_retries {
                 plan.retired.push((
                     g.id.clone(),
                     format!(

@@ -18,11 +18,11 @@ pub mod delay;
 pub mod memory;
 pub mod model;
 pub mod qa;
+pub mod settings;
 pub mod solve;
 pub mod table;
 
 use crate::comm::Comm;
-use crate::config::CalConfig;
 use crate::core::GroupVis;
 use crate::primitives::astrometry::{dot, sub, FrameOfDate};
 use crate::primitives::iers::EarthOrientation;
@@ -31,6 +31,7 @@ use model::{ModelPredictor, PointSource};
 use num_complex::Complex64;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+pub use settings::{CalConfig, DelayMode};
 use solve::{solve_cell, CellSolution, CellStats, FlagReason, SolveParams};
 use std::collections::HashMap;
 use table::CalTable;
@@ -449,7 +450,7 @@ pub fn solve_bandpass(
     out.summary.iterations_median = iters.get(iters.len() / 2).copied().unwrap_or(0);
     out.summary.iterations_max = iters.last().copied().unwrap_or(0);
     out.summary.delay_mode = format!("{:?}", cfg.delay).to_lowercase();
-    if cfg.delay != crate::config::DelayMode::Off && nf >= 4 {
+    if cfg.delay != DelayMode::Off && nf >= 4 {
         let span = freq_hz[nf - 1] - freq_hz[0];
         let fits: Vec<[Option<delay::DelayFit>; 2]> = (0..n_ant)
             .into_par_iter()
@@ -485,7 +486,7 @@ pub fn solve_bandpass(
                 d.delay_ns[pol] = fit.tau_ns;
                 d.err_ns[pol] = fit.err_ns;
                 d.kept[pol] = match cfg.delay {
-                    crate::config::DelayMode::On => true,
+                    DelayMode::On => true,
                     _ => delay::significant(&fit, span),
                 };
                 if d.kept[pol] {

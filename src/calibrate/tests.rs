@@ -3,10 +3,10 @@
 //! ripple, phases, delays; amplitudes in correlation-coefficient units ~0.013), not through
 //! src/simulate.
 
+use super::settings::{CalConfig, DelayMode};
 use super::solve::{CellStats, FlagReason};
 use super::table::CalTable;
 use super::*;
-use crate::config::{CalConfig, DelayMode};
 use num_complex::Complex64;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};

@@ -6,6 +6,7 @@
 
 #[cfg(feature = "mpi")]
 mod mpi_comm;
+pub mod settings;
 #[cfg(feature = "mpi")]
 pub use mpi_comm::MpiComm;
 

@@ -63,6 +63,17 @@ impl Default for ComputeConfig {
     }
 }
 
+impl ComputeConfig {
+    /// Checks every option for range and finiteness; the error names the key.
+    pub fn validate(&self) -> Result<(), crate::primitives::check::SettingError> {
+        crate::primitives::check::non_negative(
+            "compute.gpu_memory_gib",
+            self.gpu_memory_gib,
+            "0 = 80 % of the free memory",
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
     #[error("gpu: required, but {0}")]

@@ -6,7 +6,8 @@
 pub mod stations;
 pub mod telescope;
 
-use crate::primitives::astrometry::{Site, V3};
+use crate::primitives::astrometry::{dot, sub, FrameOfDate, Site, V3};
+use crate::primitives::iers::EarthOrientation;
 use num_complex::Complex32;
 
 /// An image's phase centre (J2000, rad).
@@ -100,4 +101,30 @@ pub fn available_memory() -> Option<u64> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// Per-row (u, v, w) (m) in the image basis and w_new - w_old (m) for a group, rows ordered
+/// (baseline, time) like the group's data.
+pub fn rephase_geometry(
+    g: &GroupVis,
+    centre: Centre,
+    eop: &EarthOrientation,
+) -> (Vec<[f64; 3]>, Vec<f64>) {
+    let nt = g.times_jd.len();
+    let nbl = g.baselines.len();
+    let mut uv = vec![[0.0; 3]; nbl * nt];
+    let mut dw = vec![0.0; nbl * nt];
+    for (t, &jd) in g.times_jd.iter().enumerate() {
+        let frame = FrameOfDate::new(eop.epoch(jd), &g.site);
+        let old = frame.hadec_basis(0.0, g.pointing_dec_rad);
+        let new = frame.icrs_basis(centre.ra_rad, centre.dec_rad);
+        for (b, &(a1, a2)) in g.baselines.iter().enumerate() {
+            let bl = frame.ecef_to_tod(sub(g.ant_pos[a2], g.ant_pos[a1]));
+            let n = new.project(bl);
+            let w_old = dot(old.w, bl);
+            uv[b * nt + t] = n;
+            dw[b * nt + t] = n[2] - w_old;
+        }
+    }
+    (uv, dw)
 }

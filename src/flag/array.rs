@@ -19,7 +19,7 @@
 //! The detected cells are flagged on every cross-correlation and polarization. Runs on the
 //! CPU (the plane is small; the streaming pass is memory-bound).
 
-use crate::config::ArrayFlagConfig;
+use super::settings::ArrayFlagConfig;
 use crate::core::GroupVis;
 use crate::primitives::stats::median_and_mad_sigma_mut;
 use rayon::prelude::*;

@@ -23,17 +23,18 @@
 /// The flagging kernels, in the compute layer (re-exported at their old path).
 pub use crate::compute::flagging as algorithms;
 pub mod array;
+pub mod settings;
 mod write;
 
 pub use write::write_flags;
 
 use crate::compute::{Compute, Schedule, Smoothing};
-use crate::config::FlagConfig;
 use crate::core::GroupVis;
 use crate::primitives::stats::median_and_mad_sigma;
 use algorithms::{sir_plane_with, sumthreshold_plane};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+pub use settings::{ArrayFlagConfig, FlagConfig, SumThresholdConfig};
 
 /// What the stage did, for QA: fractions flagged per antenna, channel and time, and a
 /// (time x channel) waterfall of flagged fractions over cross-correlations.

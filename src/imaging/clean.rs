@@ -2,6 +2,7 @@
 //! restoring beam fitted to the PSF main lobe; restoration.
 
 use super::clark::{clark, ClarkPsf, Round};
+use super::settings::ImagingConfig;
 use crate::primitives::stats::median_and_mad_sigma;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -18,26 +19,7 @@ pub enum MinorAlgorithm {
     Clark,
 }
 
-/// Minor-cycle parameters (see `ImagingConfig`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct CleanParams {
-    pub algorithm: MinorAlgorithm,
-    pub niter: usize,
-    pub gain: f64,
-    pub mgain: f64,
-    /// Absolute threshold (Jy/beam).
-    pub threshold_jy: f64,
-    /// Stop at this many robust sigmas of the residual (0 = off).
-    pub auto_threshold: f64,
-    /// Only clean where the residual once exceeded this many sigmas (0 = no mask).
-    pub auto_mask: f64,
-    /// Half-size of the PSF patch subtracted per component (pixels).
-    pub psf_patch: usize,
-    /// No components within this fraction of the image size from each edge.
-    pub border: f64,
-}
-
-/// Pixels at each edge where components are never placed, whatever `CleanParams::border`.
+/// Pixels at each edge where components are never placed, whatever `imaging.clean_border`.
 pub const EDGE_PX: usize = 4;
 
 /// State carried across major cycles.
@@ -63,7 +45,7 @@ pub fn minor_cycle(
     residuals: &mut [Vec<f64>],
     psfs: &[Vec<f64>],
     n: usize,
-    p: &CleanParams,
+    p: &ImagingConfig,
     state: &mut CleanState,
     models: &mut [Vec<f64>],
     deltas: &mut [Vec<f64>],
@@ -76,10 +58,10 @@ pub fn minor_cycle(
         state.mask = Some(residuals[0].iter().map(|&v| v.abs() > lim).collect());
     }
     let stop_abs = p.threshold_jy.max(p.auto_threshold * sigma);
-    // Components only inside the clean border (`CleanParams::border`, a fraction of the
+    // Components only inside the clean border (`imaging.clean_border`, a fraction of the
     // image on each side, and at least EDGE_PX pixels): a source just outside the image
     // shows only part of its main lobe on the last pixels, which no component there fits.
-    let border = ((p.border * n as f64).round() as usize)
+    let border = ((p.clean_border * n as f64).round() as usize)
         .max(EDGE_PX)
         .min(n / 2 - 1);
     let mask = state.mask.take();
@@ -108,7 +90,7 @@ pub fn minor_cycle(
             start,
             eligible: &eligible,
         };
-        last = match p.algorithm {
+        last = match p.minor_cycle {
             MinorAlgorithm::Hogbom if residuals.len() == 1 => hogbom(
                 &mut residuals[0],
                 &psfs[0],
@@ -330,8 +312,8 @@ mod tests {
     fn recovers_point_sources(algorithm: MinorAlgorithm, psf_patch: usize) {
         let n = 64;
         let (psf, mut res) = two_sources(n);
-        let p = CleanParams {
-            algorithm,
+        let p = ImagingConfig {
+            minor_cycle: algorithm,
             niter: 2000,
             gain: 0.1,
             mgain: 1.0,
@@ -339,7 +321,8 @@ mod tests {
             auto_threshold: 0.0,
             auto_mask: 0.0,
             psf_patch,
-            border: 0.125,
+            clean_border: 0.125,
+            ..Default::default()
         };
         let mut st = CleanState::default();
         let (mut models, mut deltas) = (vec![vec![0.0; n * n]], vec![vec![0.0; n * n]]);
@@ -408,8 +391,8 @@ mod tests {
         let psf = sparse_uv_psf(n, 96);
         let src = [(6usize, 32usize, 1.0), (58, 31, 0.8), (33, 57, 0.5)];
         let mut residuals = vec![dirty(&psf, n, &src)];
-        let p = CleanParams {
-            algorithm,
+        let p = ImagingConfig {
+            minor_cycle: algorithm,
             niter: 5000,
             gain: 0.1,
             mgain: 1.0,
@@ -417,7 +400,8 @@ mod tests {
             auto_threshold: 0.0,
             auto_mask: 0.0,
             psf_patch: n,
-            border: 0.0,
+            clean_border: 0.0,
+            ..Default::default()
         };
         let mut st = CleanState::default();
         let (mut models, mut deltas) = (vec![vec![0.0; n * n]], vec![vec![0.0; n * n]]);
@@ -500,8 +484,8 @@ mod tests {
                 }
             }
         }
-        let p = CleanParams {
-            algorithm: MinorAlgorithm::Clark,
+        let p = ImagingConfig {
+            minor_cycle: MinorAlgorithm::Clark,
             niter: 3000,
             gain: 0.1,
             mgain: 1.0,
@@ -509,7 +493,8 @@ mod tests {
             auto_threshold: 0.0,
             auto_mask: 0.0,
             psf_patch: 32,
-            border: 0.125,
+            clean_border: 0.125,
+            ..Default::default()
         };
         let mut st = CleanState::default();
         let (mut models, mut deltas) = (vec![vec![0.0; n * n]; 2], vec![vec![0.0; n * n]; 2]);

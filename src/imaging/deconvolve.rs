@@ -5,14 +5,15 @@
 //! which), so collectives always match.
 
 use super::aterm::{chunks, DriftBeam};
-use super::clean::{minor_cycle, CleanParams, CleanState};
+use super::clean::{minor_cycle, CleanState};
 use super::degridder::degrid_with;
 use super::gridder::{GridPair, GridSpec, VisBlock};
 use super::outliers::OutlierModel;
-use super::{rephase_geometry, Centre};
+use super::settings::ImagingConfig;
 use crate::comm::Comm;
 use crate::compute::Compute;
 use crate::core::GroupVis;
+use crate::core::{rephase_geometry, Centre};
 use crate::primitives::iers::EarthOrientation;
 use num_complex::Complex32;
 use rayon::prelude::*;
@@ -220,7 +221,8 @@ pub struct CleanSetup<'a> {
     /// Whether several ranks hold the image's visibilities (the residuals are reduced).
     pub distributed: bool,
     pub spec: &'a GridSpec,
-    pub params: &'a CleanParams,
+    /// The minor-cycle settings (`imaging.niter`, `gain`, thresholds, `minor_cycle`, ...).
+    pub params: &'a ImagingConfig,
     pub max_major: usize,
     /// Spectral terms (1 or 2) and their reference frequency.
     pub nterms: usize,

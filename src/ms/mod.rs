@@ -14,7 +14,7 @@ mod schema;
 mod subtables;
 
 use crate::core::GroupVis;
-use crate::imaging::{rephase_geometry, Centre};
+use crate::core::{rephase_geometry, Centre};
 use crate::primitives::iers::EarthOrientation;
 use num_complex::Complex32;
 use rayon::prelude::*;

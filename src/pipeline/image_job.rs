@@ -79,13 +79,12 @@ pub(super) fn image(
     let t = Instant::now();
     let r = reduce(ctx, ii, grids, n_ok, freqs);
     add_time(report, "reduce", t);
-    let params = ctx.cfg.imaging.clean_params();
     let drift = drift_beam(ctx, ii, &held);
     let setup = CleanSetup {
         owner: image.owner,
         distributed: r.distributed,
         spec: &ctx.spec,
-        params: &params,
+        params: &ctx.cfg.imaging,
         max_major: ctx.cfg.imaging.max_major_cycles,
         nterms: if clean_on { ctx.cfg.imaging.nterms } else { 1 },
         ref_hz: ctx.cfg.imaging.spectral_ref_hz,

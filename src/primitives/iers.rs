@@ -276,3 +276,14 @@ mod tests {
         .is_err());
     }
 }
+
+/// `astrometry:` in the settings file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AstrometryConfig {
+    /// IERS `finals2000A` file (e.g. finals2000A.all) for UT1 - UTC and polar motion. Unset
+    /// (null): the table built into contimg (2020 to its predictions' end, configs/iers/);
+    /// past a table's end UT1 = UTC is assumed with a warning (up to 0.9 s of sidereal
+    /// time, 13.5" in RA).
+    pub iers_file: Option<PathBuf>,
+}

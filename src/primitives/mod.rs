@@ -3,6 +3,7 @@
 
 pub mod astrometry;
 pub mod beam;
+pub mod check;
 pub mod fft;
 pub mod iers;
 pub mod kernel;

@@ -1,7 +1,7 @@
 //! Corruptions of a synthetic night: per-antenna complex gains with a smooth bandpass, and
 //! RFI events (persistent narrowband, intermittent, broadband bursts) with their true mask.
 
-use crate::config::{SimGains, SimRfi};
+use super::settings::{SimGains, SimRfi};
 use num_complex::Complex64;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};

@@ -1,7 +1,7 @@
 //! The fixed layout of a synthetic night: antennas, correlator baseline order, times and
 //! frequencies exactly as the DSA-110 correlator lays them out.
 
-use crate::config::SimConfig;
+use super::settings::SimConfig;
 use crate::core::stations::Station;
 use crate::primitives::time::iso_to_jd;
 use rand::seq::SliceRandom;

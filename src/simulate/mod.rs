@@ -8,11 +8,11 @@
 
 mod corrupt;
 pub mod layout;
+pub mod settings;
 
 pub use corrupt::{GainTable, RfiEvent, RfiKind};
 pub use layout::{channel_freq, default_antennas, NightLayout};
 
-use crate::config::{Config, SimConfig};
 use crate::primitives::astrometry::{
     median_meridian_icrs, radec_to_vec, separation, vec_to_radec, FrameOfDate, Site, UvwBasis, V3,
 };
@@ -27,6 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+pub use settings::{SimCalibrator, SimConfig, SimGains, SimNoise, SimRfi, SimSource};
 use std::path::{Path, PathBuf};
 
 pub use crate::core::telescope::DISH_DIAMETER_M;
@@ -99,24 +100,38 @@ impl Truth {
     }
 }
 
+/// What the simulator reads of the settings: its own section and the reference data it
+/// shares with the pipeline (the settings layer builds this from its `Config`).
+#[derive(Debug, Clone, Copy)]
+pub struct SimInputs<'a> {
+    pub simulate: &'a SimConfig,
+    /// The station table (None: the built-in one).
+    pub station_table: Option<&'a Path>,
+    /// The VLA calibrator list (None: the built-in one), for `simulate.calibrator`.
+    pub calibrator_list: Option<&'a Path>,
+    /// The IERS table (None: the built-in one).
+    pub iers_file: Option<&'a Path>,
+}
+
 /// Simulates the night described by `cfg.simulate` into `out`.
-pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
+pub fn run<'a>(cfg: impl Into<SimInputs<'a>>, out: &Path) -> Result<Truth, SimError> {
+    let cfg: SimInputs = cfg.into();
     let adjusted;
     let sim = match &cfg.simulate.calibrator {
         Some(c) => {
-            adjusted = with_calibrator_transit(cfg, c)?;
+            adjusted = with_calibrator_transit(&cfg, c)?;
             &adjusted
         }
-        None => &cfg.simulate,
+        None => cfg.simulate,
     };
     std::fs::create_dir_all(out).map_err(|source| SimError::Io {
         path: out.into(),
         source,
     })?;
-    let stations = crate::core::stations::load_stations(cfg.station_table.as_deref())?;
+    let stations = crate::core::stations::load_stations(cfg.station_table)?;
     let layout = NightLayout::new(sim, stations, sim.seed).map_err(SimError::Layout)?;
     let site = Site::from_geodetic_deg(sim.site_lat_deg, sim.site_lon_deg, sim.site_alt_m);
-    let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref())?;
+    let eop = EarthOrientation::load(cfg.iers_file)?;
     let dec_app = sim.pointing_dec_deg.to_radians();
     let freqs = layout.freqs_ascending();
     let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
@@ -203,25 +218,19 @@ pub fn run(cfg: &Config, out: &Path) -> Result<Truth, SimError> {
 /// The simulation config with its start time and pointing moved so that calibrator
 /// `c.name` transits the beam centre in the middle of group `c.group`, and the calibrator
 /// added as a source.
-fn with_calibrator_transit(
-    cfg: &Config,
-    c: &crate::config::SimCalibrator,
-) -> Result<SimConfig, SimError> {
-    let cals =
-        crate::calibrate::catalog::load_calibrators(cfg.calibration.calibrator_list.as_deref())?;
+fn with_calibrator_transit(cfg: &SimInputs, c: &SimCalibrator) -> Result<SimConfig, SimError> {
+    let cals = crate::calibrate::catalog::load_calibrators(cfg.calibrator_list)?;
     let cal = cals.iter().find(|x| x.name == c.name).ok_or_else(|| {
         SimError::Layout(format!(
             "calibrator {} is not in {}",
             c.name,
-            cfg.calibration
-                .calibrator_list
-                .as_ref()
+            cfg.calibrator_list
                 .map_or("the built-in list".into(), |p| p.display().to_string())
         ))
     })?;
     let mut sim = cfg.simulate.clone();
     let site = Site::from_geodetic_deg(sim.site_lat_deg, sim.site_lon_deg, sim.site_alt_m);
-    let eop = EarthOrientation::load(cfg.astrometry.iers_file.as_deref())?;
+    let eop = EarthOrientation::load(cfg.iers_file)?;
     let day0 = crate::primitives::time::iso_to_jd(&sim.start_time)
         .ok_or_else(|| SimError::Layout("simulate.start_time".into()))?;
     let offset = (c.group as f64 * sim.n_times as f64 + sim.n_times as f64 / 2.0)
@@ -249,7 +258,7 @@ fn with_calibrator_transit(
         / 86_400.0;
     sim.start_time = jd_to_iso(t_mid - mid_offset, 3);
     sim.pointing_dec_deg = dec_app.to_degrees();
-    sim.sources.push(crate::config::SimSource {
+    sim.sources.push(SimSource {
         ra_deg: Some(cal.ra_rad.to_degrees()),
         dec_deg: Some(cal.dec_rad.to_degrees()),
         group: c.group,
