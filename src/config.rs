@@ -30,6 +30,14 @@ pub enum ConfigError {
     },
     #[error("{path}: {source}")]
     Invalid { path: PathBuf, source: SettingError },
+    #[error("imaging.npix: {npix} needs about {per_rank_gib:.1} GiB per rank ({ranks} rank(s) on this node: {need_gib:.1} GiB), but {avail_gib:.1} GiB of memory is available")]
+    Memory {
+        npix: usize,
+        per_rank_gib: f64,
+        ranks: usize,
+        need_gib: f64,
+        avail_gib: f64,
+    },
     #[error("--set {spec}: {problem}")]
     Set { spec: String, problem: String },
 }
@@ -309,21 +317,21 @@ impl Config {
         &self,
         ranks_on_node: usize,
         available_bytes: Option<u64>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConfigError> {
         let Some(avail) = available_bytes else {
             return Ok(());
         };
+        const GIB: f64 = 1073741824.0;
         let per_rank = 256.0 * (self.imaging.npix as f64).powi(2);
         let need = per_rank * ranks_on_node.max(1) as f64;
         if need > avail as f64 {
-            return Err(format!(
-                "imaging.npix: {} needs about {:.1} GiB per rank ({} rank(s) on this node: {:.1} GiB), but {:.1} GiB of memory is available",
-                self.imaging.npix,
-                per_rank / 1073741824.0,
-                ranks_on_node.max(1),
-                need / 1073741824.0,
-                avail as f64 / 1073741824.0
-            ));
+            return Err(ConfigError::Memory {
+                npix: self.imaging.npix,
+                per_rank_gib: per_rank / GIB,
+                ranks: ranks_on_node.max(1),
+                need_gib: need / GIB,
+                avail_gib: avail as f64 / GIB,
+            });
         }
         Ok(())
     }

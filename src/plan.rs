@@ -10,6 +10,20 @@ use crate::uvh5::read_header;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// Why planning failed (discovery), or why the night's calibration cannot be planned (the
+/// plan then carries this as its calibration note).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Discover(#[from] crate::discover::DiscoverError),
+    #[error(transparent)]
+    Catalog(#[from] crate::calibrate::catalog::CatalogError),
+    #[error(transparent)]
+    Header(#[from] crate::uvh5::Uvh5Error),
+    #[error("calibrator group {group} has no files")]
+    NoFiles { group: String },
+}
+
 /// What planning reads of the settings (the settings layer builds this from its `Config`).
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInputs<'a> {
@@ -147,7 +161,7 @@ pub fn make_plan<'a>(
     cfg: impl Into<PlanInputs<'a>>,
     n_ranks: usize,
     eop: &EarthOrientation,
-) -> Result<Plan, crate::discover::DiscoverError> {
+) -> Result<Plan, PlanError> {
     let cfg: PlanInputs = cfg.into();
     let d: Discovery = discover(
         &cfg.input.dir,
@@ -272,9 +286,9 @@ fn plan_calibration(
     groups: &[PlannedGroup],
     site: &Site,
     eop: &EarthOrientation,
-) -> Result<(Option<crate::calibrate::CalPlan>, String), String> {
+) -> Result<(Option<crate::calibrate::CalPlan>, String), PlanError> {
     use crate::calibrate::catalog::{load_calibrators, transits};
-    let cals = load_calibrators(c.calibrator_list.as_deref()).map_err(|e| e.to_string())?;
+    let cals = load_calibrators(c.calibrator_list.as_deref())?;
     let mut best: Option<crate::calibrate::catalog::Transit> = None;
     for g in groups {
         for t in transits(
@@ -328,11 +342,13 @@ fn plan_calibration(
     let mut freqs = Vec::new();
     let mut header = None;
     for path in first.files.iter().flatten() {
-        let h = read_header(path).map_err(|e| e.to_string())?;
+        let h = read_header(path)?;
         freqs.extend(h.freq_array.iter().copied());
         header.get_or_insert(h);
     }
-    let h = header.ok_or("calibrator group has no files")?;
+    let h = header.ok_or_else(|| PlanError::NoFiles {
+        group: first.id.clone(),
+    })?;
     freqs.sort_by(|a, b| a.total_cmp(b));
     let idx = |a: i64| {
         h.antenna_numbers
@@ -355,7 +371,7 @@ fn plan_calibration(
         .collect();
     // The other sources of the field, modelled with the calibrator.
     let model_cat = match c.model_catalog.as_deref() {
-        Some(p) => load_calibrators(Some(p)).map_err(|e| e.to_string())?,
+        Some(p) => load_calibrators(Some(p))?,
         None => cals,
     };
     let times: Vec<f64> = members

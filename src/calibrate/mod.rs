@@ -504,6 +504,116 @@ pub fn solve_bandpass(
     out
 }
 
+/// Normalises the bandpass: unit mean amplitude of the unflagged channels per antenna and
+/// pol (the gains per interval then carry the amplitude).
+fn normalise_bandpass(bpsol: &mut Bandpass, n_ant: usize, nf: usize) {
+    let bp = &mut bpsol.gains;
+    let bp_flag = &bpsol.flags;
+    // Normalise the bandpass: unit mean amplitude per antenna and pol.
+    for a in 0..n_ant {
+        for pol in 0..2 {
+            let amps: Vec<f64> = (0..nf)
+                .filter(|&c| !bp_flag[(a * nf + c) * 2 + pol])
+                .map(|c| bp[(a * nf + c) * 2 + pol].norm())
+                .collect();
+            if amps.is_empty() {
+                continue;
+            }
+            let mean = amps.iter().sum::<f64>() / amps.len() as f64;
+            (0..nf).for_each(|c| bp[(a * nf + c) * 2 + pol] /= mean);
+        }
+    }
+}
+
+/// What the gain step gives a table: the interval centres and, per (interval, antenna,
+/// channel, pol), the gain (bandpass x interval gain), flag, SNR and flag reason.
+type GainCells = (Vec<f64>, Vec<Complex64>, Vec<bool>, Vec<f64>, Vec<u8>);
+
+/// Gains per `gain_interval_s` over [t0, t1] on the model premultiplied by the full
+/// bandpass (delay included), combined over the ranks (every rank must call it).
+#[allow(clippy::too_many_arguments)]
+fn solve_gains(
+    comm: &dyn Comm,
+    plan: &CalPlan,
+    groups: &[GroupVis],
+    models: &[ModelPredictor],
+    projs: &[Vec<f64>],
+    bpsol: &mut Bandpass,
+    refs: &[usize],
+    cfg: &CalConfig,
+    (t0, t1): (f64, f64),
+) -> GainCells {
+    let (n_bl, nf, n_ant) = (
+        plan.baselines.len(),
+        plan.freq_hz.len(),
+        plan.antenna_names.len(),
+    );
+    let p = params(cfg);
+    normalise_bandpass(bpsol, n_ant, nf);
+    let dt = cfg.gain_interval_s / 86_400.0;
+    let nbin = (((t1 - t0) / dt).floor() as usize + 1).max(1);
+    let mut cells = vec![CellStats::new(n_bl); nbin * 2];
+    // The model is premultiplied by the full bandpass (delay included).
+    let full: Vec<Complex64> = (0..n_ant * nf * 2)
+        .map(|i| bpsol.full_gain(&plan.freq_hz, i / (nf * 2), (i / 2) % nf, i % 2))
+        .collect();
+    let bpc = &full;
+    for ((g, m), pr) in groups.iter().zip(models).zip(projs) {
+        let bin_of: Vec<usize> = g
+            .times_jd
+            .iter()
+            .map(|&t| (((t - t0) / dt).floor() as usize).min(nbin - 1))
+            .collect();
+        accumulate(
+            &mut cells,
+            g,
+            plan,
+            m,
+            pr,
+            cfg.uv_min_lambda,
+            &|t, _, p| Some(bin_of[t] * 2 + p),
+            &|a, b, c, p| bpc[(a * nf + c) * 2 + p] * bpc[(b * nf + c) * 2 + p].conj(),
+        );
+    }
+    reduce_cells(comm, &mut cells, n_bl);
+    let sols: Vec<CellSolution> = cells
+        .par_iter()
+        .map(|cell| solve_cell(cell, &plan.baselines, n_ant, refs, &p))
+        .collect();
+    let mut iters = Vec::new();
+    bpsol.summary.gain_cells = sols.len();
+    tally(&mut bpsol.summary, &sols, &mut iters);
+    bpsol.summary.iterations_max = bpsol
+        .summary
+        .iterations_max
+        .max(iters.iter().copied().max().unwrap_or(0));
+    let mut times = Vec::new();
+    let mut gains = Vec::new();
+    let mut fl = Vec::new();
+    let mut snr = Vec::new();
+    let mut reasons = Vec::new();
+    for bin in 0..nbin {
+        times.push(t0 + (bin as f64 + 0.5) * dt);
+        for a in 0..n_ant {
+            for c in 0..nf {
+                for pol in 0..2 {
+                    let s = &sols[bin * 2 + pol];
+                    let i = (a * nf + c) * 2 + pol;
+                    gains.push(bpsol.gains[i] * s.gains[a]);
+                    fl.push(bpsol.flags[i] || s.flagged[a]);
+                    snr.push(bpsol.snr[i].min(s.snr[a]));
+                    reasons.push(if bpsol.flags[i] {
+                        bpsol.reasons[i]
+                    } else {
+                        s.reasons[a] as u8
+                    });
+                }
+            }
+        }
+    }
+    (times, gains, fl, snr, reasons)
+}
+
 /// Solves the delay and bandpass (per channel over the whole span) and, if
 /// `gain_interval_s > 0`, gains per interval on the bandpass-corrected model, then runs the
 /// per-antenna QA (flagging antennas that fail it). `groups` are this rank's calibrator
@@ -519,7 +629,6 @@ pub fn solve_night(
     let n_bl = plan.baselines.len();
     let nf = plan.freq_hz.len();
     let n_ant = plan.antenna_names.len();
-    let p = params(cfg);
     let refs = refant_indices(cfg, &plan.antenna_names);
     let models: Vec<ModelPredictor> = groups
         .iter()
@@ -556,84 +665,17 @@ pub fn solve_night(
         .collect();
     let (t0, t1) = all_min_max(comm, &all_times);
     let (times, gains, gflags, gsnr, greasons) = if cfg.gain_interval_s > 0.0 {
-        let bp = &mut bpsol.gains;
-        let bp_flag = &bpsol.flags;
-        // Normalise the bandpass: unit mean amplitude per antenna and pol.
-        for a in 0..n_ant {
-            for pol in 0..2 {
-                let amps: Vec<f64> = (0..nf)
-                    .filter(|&c| !bp_flag[(a * nf + c) * 2 + pol])
-                    .map(|c| bp[(a * nf + c) * 2 + pol].norm())
-                    .collect();
-                if amps.is_empty() {
-                    continue;
-                }
-                let mean = amps.iter().sum::<f64>() / amps.len() as f64;
-                (0..nf).for_each(|c| bp[(a * nf + c) * 2 + pol] /= mean);
-            }
-        }
-        let dt = cfg.gain_interval_s / 86_400.0;
-        let nbin = (((t1 - t0) / dt).floor() as usize + 1).max(1);
-        let mut cells = vec![CellStats::new(n_bl); nbin * 2];
-        // The model is premultiplied by the full bandpass (delay included).
-        let full: Vec<Complex64> = (0..n_ant * nf * 2)
-            .map(|i| bpsol.full_gain(&plan.freq_hz, i / (nf * 2), (i / 2) % nf, i % 2))
-            .collect();
-        let bpc = &full;
-        for ((g, m), pr) in groups.iter().zip(&models).zip(&projs) {
-            let bin_of: Vec<usize> = g
-                .times_jd
-                .iter()
-                .map(|&t| (((t - t0) / dt).floor() as usize).min(nbin - 1))
-                .collect();
-            accumulate(
-                &mut cells,
-                g,
-                plan,
-                m,
-                pr,
-                cfg.uv_min_lambda,
-                &|t, _, p| Some(bin_of[t] * 2 + p),
-                &|a, b, c, p| bpc[(a * nf + c) * 2 + p] * bpc[(b * nf + c) * 2 + p].conj(),
-            );
-        }
-        reduce_cells(comm, &mut cells, n_bl);
-        let sols: Vec<CellSolution> = cells
-            .par_iter()
-            .map(|cell| solve_cell(cell, &plan.baselines, n_ant, &refs, &p))
-            .collect();
-        let mut iters = Vec::new();
-        bpsol.summary.gain_cells = sols.len();
-        tally(&mut bpsol.summary, &sols, &mut iters);
-        bpsol.summary.iterations_max = bpsol
-            .summary
-            .iterations_max
-            .max(iters.iter().copied().max().unwrap_or(0));
-        let mut times = Vec::new();
-        let mut gains = Vec::new();
-        let mut fl = Vec::new();
-        let mut snr = Vec::new();
-        let mut reasons = Vec::new();
-        for bin in 0..nbin {
-            times.push(t0 + (bin as f64 + 0.5) * dt);
-            for a in 0..n_ant {
-                for c in 0..nf {
-                    for pol in 0..2 {
-                        let s = &sols[bin * 2 + pol];
-                        let i = (a * nf + c) * 2 + pol;
-                        gains.push(bpsol.gains[i] * s.gains[a]);
-                        fl.push(bpsol.flags[i] || s.flagged[a]);
-                        snr.push(bpsol.snr[i].min(s.snr[a]));
-                        reasons.push(if bpsol.flags[i] {
-                            bpsol.reasons[i]
-                        } else {
-                            s.reasons[a] as u8
-                        });
-                    }
-                }
-            }
-        }
-        (times, gains, fl, snr, reasons)
+        solve_gains(
+            comm,
+            plan,
+            groups,
+            &models,
+            &projs,
+            &mut bpsol,
+            &refs,
+            cfg,
+            (t0, t1),
+        )
     } else {
         (
             vec![0.5 * (t0 + t1)],

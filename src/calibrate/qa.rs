@@ -95,33 +95,47 @@ fn median(v: &[f64]) -> Option<f64> {
     crate::primitives::stats::median_and_mad_sigma(v).map(|x| x.0)
 }
 
-/// Assesses `t`, flags the antennas that fail (in `t.flags` / `t.reasons`), and returns
-/// the QA with the gates. `summary` is the solver's account (its solution reason counts are
-/// filled here), `delays` the solved delays.
-pub fn assess(
-    t: &mut CalTable,
-    min_snr: f64,
-    mut summary: SolveSummary,
-    delays: Vec<AntennaDelay>,
-) -> CalQa {
-    let (nt, na, nf) = (t.time_jd.len(), t.n_ant(), t.freq_hz.len());
-    if t.reasons.len() != t.gains.len() {
-        t.reasons = t
-            .flags
-            .iter()
-            .map(|&f| if f { FlagReason::Unknown as u8 } else { 0 })
+/// The table indices of antenna `a`, pol `p` in a table of `nt` intervals, `na` antennas
+/// and `nf` channels: every (interval, channel).
+fn sol_indices(
+    (nt, na, nf): (usize, usize, usize),
+    a: usize,
+    p: usize,
+) -> impl Iterator<Item = usize> {
+    (0..nt)
+        .flat_map(move |k| (0..nf).map(move |c| (k, c)))
+        .map(move |(k, c)| ((k * na + a) * nf + c) * 2 + p)
+}
+
+/// The largest bandpass phase scatter (deg) over the intervals of antenna `a`, pol `p`
+/// (flagged channels at zero weight; 0 when none can be measured).
+fn max_phase_scatter(t: &CalTable, a: usize, p: usize) -> f64 {
+    let nf = t.freq_hz.len();
+    let mut worst: f64 = 0.0;
+    for k in 0..t.time_jd.len() {
+        let g: Vec<Complex64> = (0..nf).map(|c| t.gains[t.index(k, a, c, p)]).collect();
+        let s: Vec<f64> = (0..nf)
+            .map(|c| {
+                if t.flags[t.index(k, a, c, p)] {
+                    0.0
+                } else {
+                    t.snr[t.index(k, a, c, p)].min(1e6)
+                }
+            })
             .collect();
+        worst = worst.max(phase_scatter_deg(&t.freq_hz, &g, &s).unwrap_or(0.0));
     }
-    let mut q = CalQa {
-        calibrator: t.calibrator.clone(),
-        ..Default::default()
-    };
+    worst
+}
+
+/// The per-antenna QA: flags every solution of an antenna pol whose median SNR, amplitude
+/// (relative to the array's median) or bandpass phase scatter fails, listing it in
+/// `q.flagged_antennas` (with the commonest reason where the solver flagged it all).
+/// Returns which antenna pols had no data at all.
+fn flag_antennas(t: &mut CalTable, min_snr: f64, q: &mut CalQa) -> Vec<bool> {
+    let (nt, na, nf) = (t.time_jd.len(), t.n_ant(), t.freq_hz.len());
     // Median amplitude per antenna polarization, and the array's median of them.
-    let sols = |a: usize, p: usize| {
-        (0..nt)
-            .flat_map(move |k| (0..nf).map(move |c| (k, c)))
-            .map(move |(k, c)| ((k * na + a) * nf + c) * 2 + p)
-    };
+    let sols = |a: usize, p: usize| sol_indices((nt, na, nf), a, p);
     let mut med_amp = vec![None; na * 2];
     for a in 0..na {
         for p in 0..2 {
@@ -188,22 +202,7 @@ pub fn assess(
                 .collect();
             let med_snr = median(&snr).unwrap_or(0.0);
             let rel_amp = med_amp[a * 2 + p].unwrap_or(0.0) / array_amp.max(1e-300);
-            let mut scatter: f64 = 0.0;
-            for k in 0..nt {
-                let g: Vec<Complex64> = (0..nf).map(|c| t.gains[t.index(k, a, c, p)]).collect();
-                let s: Vec<f64> = (0..nf)
-                    .map(|c| {
-                        if t.flags[t.index(k, a, c, p)] {
-                            0.0
-                        } else {
-                            t.snr[t.index(k, a, c, p)].min(1e6)
-                        }
-                    })
-                    .collect();
-                if let Some(x) = phase_scatter_deg(&t.freq_hz, &g, &s) {
-                    scatter = scatter.max(x);
-                }
-            }
+            let scatter = max_phase_scatter(t, a, p);
             let verdict = if med_snr < min_snr {
                 Some((FlagReason::AntennaSnr, med_snr))
             } else if !(AMP_RANGE[0]..=AMP_RANGE[1]).contains(&rel_amp) {
@@ -224,7 +223,15 @@ pub fn assess(
             }
         }
     }
-    // Per-antenna numbers after the flagging (both polarizations).
+    absent
+}
+
+/// The per-antenna numbers after the flagging (both polarizations) into `q.antennas`;
+/// returns the smallest median SNR and the largest phase scatter of the antennas with
+/// solutions.
+fn antenna_numbers(t: &CalTable, q: &mut CalQa) -> (f64, f64) {
+    let (nt, na, nf) = (t.time_jd.len(), t.n_ant(), t.freq_hz.len());
+    let sols = |a: usize, p: usize| sol_indices((nt, na, nf), a, p);
     let mut min_med_snr = f64::INFINITY;
     let mut max_phase: f64 = 0.0;
     for a in 0..na {
@@ -243,19 +250,7 @@ pub fn assess(
                 / mean_amp.max(1e-300);
         let mut ph: f64 = 0.0;
         for p in 0..2 {
-            for k in 0..nt {
-                let g: Vec<Complex64> = (0..nf).map(|c| t.gains[t.index(k, a, c, p)]).collect();
-                let s: Vec<f64> = (0..nf)
-                    .map(|c| {
-                        if t.flags[t.index(k, a, c, p)] {
-                            0.0
-                        } else {
-                            t.snr[t.index(k, a, c, p)].min(1e6)
-                        }
-                    })
-                    .collect();
-                ph = ph.max(phase_scatter_deg(&t.freq_hz, &g, &s).unwrap_or(0.0));
-            }
+            ph = ph.max(max_phase_scatter(t, a, p));
         }
         min_med_snr = min_med_snr.min(med_snr);
         max_phase = max_phase.max(ph);
@@ -267,39 +262,19 @@ pub fn assess(
             ph,
         ));
     }
-    let good_ant: Vec<usize> = (0..na).filter(|&a| q.antennas[a].2 <= 0.5).collect();
-    q.good_antennas = good_ant.len();
-    // The flagged fraction of the antennas that had data.
-    let present: Vec<usize> = (0..na * 2)
-        .filter(|&ap| !absent[ap])
-        .flat_map(|ap| sols(ap / 2, ap % 2))
-        .collect();
-    q.flagged_fraction =
-        present.iter().filter(|&&i| t.flags[i]).count() as f64 / present.len().max(1) as f64;
-    // The band: a channel is usable when most of the good antennas' solutions in it are.
-    let usable = (0..nf)
-        .filter(|&c| {
-            let (mut ok, mut all) = (0usize, 0usize);
-            for &a in &good_ant {
-                for k in 0..nt {
-                    for p in 0..2 {
-                        all += 1;
-                        ok += usize::from(!t.flags[t.index(k, a, c, p)]);
-                    }
-                }
-            }
-            all > 0 && 2 * ok > all
-        })
-        .count();
-    let band = usable as f64 / nf.max(1) as f64;
-    for r in &t.reasons {
-        if *r != 0 {
-            *summary
-                .solution_reasons
-                .entry(FlagReason::from_code(*r).name().to_string())
-                .or_default() += 1;
-        }
-    }
+    (min_med_snr, max_phase)
+}
+
+/// The QA gates of the solve into `q.gates` (pass, warn or fail with the numbers).
+fn push_gates(
+    q: &mut CalQa,
+    summary: &SolveSummary,
+    delays: &[AntennaDelay],
+    min_snr: f64,
+    band: f64,
+    na: usize,
+    (min_med_snr, max_phase): (f64, f64),
+) {
     let count = |r: FlagReason| {
         q.flagged_antennas
             .iter()
@@ -399,6 +374,66 @@ pub fn assess(
             ),
         ));
     }
+}
+
+/// Assesses `t`, flags the antennas that fail (in `t.flags` / `t.reasons`), and returns
+/// the QA with the gates. `summary` is the solver's account (its solution reason counts are
+/// filled here), `delays` the solved delays.
+pub fn assess(
+    t: &mut CalTable,
+    min_snr: f64,
+    mut summary: SolveSummary,
+    delays: Vec<AntennaDelay>,
+) -> CalQa {
+    let (nt, na, nf) = (t.time_jd.len(), t.n_ant(), t.freq_hz.len());
+    if t.reasons.len() != t.gains.len() {
+        t.reasons = t
+            .flags
+            .iter()
+            .map(|&f| if f { FlagReason::Unknown as u8 } else { 0 })
+            .collect();
+    }
+    let mut q = CalQa {
+        calibrator: t.calibrator.clone(),
+        ..Default::default()
+    };
+    let absent = flag_antennas(t, min_snr, &mut q);
+    let extremes = antenna_numbers(t, &mut q);
+    let sols = |a: usize, p: usize| sol_indices((nt, na, nf), a, p);
+    let good_ant: Vec<usize> = (0..na).filter(|&a| q.antennas[a].2 <= 0.5).collect();
+    q.good_antennas = good_ant.len();
+    // The flagged fraction of the antennas that had data.
+    let present: Vec<usize> = (0..na * 2)
+        .filter(|&ap| !absent[ap])
+        .flat_map(|ap| sols(ap / 2, ap % 2))
+        .collect();
+    q.flagged_fraction =
+        present.iter().filter(|&&i| t.flags[i]).count() as f64 / present.len().max(1) as f64;
+    // The band: a channel is usable when most of the good antennas' solutions in it are.
+    let usable = (0..nf)
+        .filter(|&c| {
+            let (mut ok, mut all) = (0usize, 0usize);
+            for &a in &good_ant {
+                for k in 0..nt {
+                    for p in 0..2 {
+                        all += 1;
+                        ok += usize::from(!t.flags[t.index(k, a, c, p)]);
+                    }
+                }
+            }
+            all > 0 && 2 * ok > all
+        })
+        .count();
+    let band = usable as f64 / nf.max(1) as f64;
+    for r in &t.reasons {
+        if *r != 0 {
+            *summary
+                .solution_reasons
+                .entry(FlagReason::from_code(*r).name().to_string())
+                .or_default() += 1;
+        }
+    }
+    push_gates(&mut q, &summary, &delays, min_snr, band, na, extremes);
     q.solve = summary;
     q.delays = delays;
     q

@@ -314,17 +314,13 @@ fn stefcal(
     (iterations, false, step)
 }
 
-/// Solves one cell. `baselines` are (a, b) antenna indices (a < b) matching the stats;
-/// `n_ant` the number of antennas; `refants` in order of preference: the first with a valid
-/// solution gets zero phase. Never fails: antennas (or the whole cell) that cannot be solved
-/// are flagged with the reason.
-pub fn solve_cell(
+/// Which baselines a cell can use (finite sums, cross-correlations with data), how many
+/// usable baselines each antenna has, and how many baselines had non-finite sums.
+fn usable_baselines(
     stats: &CellStats,
     baselines: &[(usize, usize)],
     n_ant: usize,
-    refants: &[usize],
-    p: &SolveParams,
-) -> CellSolution {
+) -> (Vec<bool>, Vec<usize>, usize) {
     let finite = |k: usize| {
         stats.a[k].re.is_finite()
             && stats.a[k].im.is_finite()
@@ -333,7 +329,7 @@ pub fn solve_cell(
             && stats.n[k].is_finite()
     };
     let mut non_finite = 0usize;
-    let mut use_bl: Vec<bool> = (0..baselines.len())
+    let use_bl: Vec<bool> = (0..baselines.len())
         .map(|k| {
             let (a, b) = baselines[k];
             if !finite(k) {
@@ -350,11 +346,13 @@ pub fn solve_cell(
             data_bl[b] += 1;
         }
     }
-    let mut rejected = non_finite;
-    let (mut active, _) = active_antennas(&use_bl, baselines, n_ant, p.min_baselines);
-    let mut g: Vec<Complex64> = vec![Complex64::new(0.0, 0.0); n_ant];
-    // A good starting amplitude: sqrt(sum |A| / sum B) over all baselines.
-    let (sa, sb): (f64, f64) = (0..baselines.len())
+    (use_bl, data_bl, non_finite)
+}
+
+/// The starting gains: a good amplitude, sqrt(sum |A| / sum B) over the usable baselines,
+/// for the active antennas; zero for the others.
+fn starting_gains(stats: &CellStats, use_bl: &[bool], active: &[bool]) -> Vec<Complex64> {
+    let (sa, sb): (f64, f64) = (0..use_bl.len())
         .filter(|&k| use_bl[k])
         .fold((0.0, 0.0), |(x, y), k| {
             (x + stats.a[k].norm(), y + stats.b[k])
@@ -364,9 +362,43 @@ pub fn solve_cell(
     } else {
         1.0
     };
-    (0..n_ant)
-        .filter(|&i| active[i])
-        .for_each(|i| g[i] = Complex64::new(g0, 0.0));
+    active
+        .iter()
+        .map(|&on| Complex64::new(if on { g0 } else { 0.0 }, 0.0))
+        .collect()
+}
+
+/// Each antenna's gain SNR, |g| sqrt(information) / sigma (infinite for noiseless data,
+/// 0 without information).
+fn antenna_snr(g: &[Complex64], info: &[f64], sigma: f64) -> Vec<f64> {
+    (0..g.len())
+        .map(|i| {
+            if info[i] > 0.0 && sigma > 0.0 {
+                g[i].norm() * info[i].sqrt() / sigma
+            } else if info[i] > 0.0 {
+                f64::INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Solves one cell. `baselines` are (a, b) antenna indices (a < b) matching the stats;
+/// `n_ant` the number of antennas; `refants` in order of preference: the first with a valid
+/// solution gets zero phase. Never fails: antennas (or the whole cell) that cannot be solved
+/// are flagged with the reason.
+pub fn solve_cell(
+    stats: &CellStats,
+    baselines: &[(usize, usize)],
+    n_ant: usize,
+    refants: &[usize],
+    p: &SolveParams,
+) -> CellSolution {
+    let (mut use_bl, data_bl, non_finite) = usable_baselines(stats, baselines, n_ant);
+    let mut rejected = non_finite;
+    let (mut active, _) = active_antennas(&use_bl, baselines, n_ant, p.min_baselines);
+    let mut g = starting_gains(stats, &use_bl, &active);
     let (mut iterations, mut converged, mut step) =
         stefcal(stats, baselines, &use_bl, &active, &mut g, p);
     // Robust step: a baseline whose residual (per sample, against the cell's median) is
@@ -419,14 +451,10 @@ pub fn solve_cell(
     }
     let n_active = active.iter().filter(|&&x| x).count();
     let mut reasons: Vec<FlagReason> = (0..n_ant)
-        .map(|i| {
-            if active[i] {
-                FlagReason::Ok
-            } else if data_bl[i] == 0 {
-                FlagReason::NoData
-            } else {
-                FlagReason::FewBaselines
-            }
+        .map(|i| match (active[i], data_bl[i]) {
+            (true, _) => FlagReason::Ok,
+            (false, 0) => FlagReason::NoData,
+            (false, _) => FlagReason::FewBaselines,
         })
         .collect();
     let all_finite = g.iter().all(|x| x.re.is_finite() && x.im.is_finite());
@@ -455,17 +483,7 @@ pub fn solve_cell(
         g.iter_mut().for_each(|x| *x *= rot);
     }
     let (sigma, info) = noise_and_information(stats, baselines, &use_bl, &active, &g);
-    let snr: Vec<f64> = (0..n_ant)
-        .map(|i| {
-            if info[i] > 0.0 && sigma > 0.0 {
-                g[i].norm() * info[i].sqrt() / sigma
-            } else if info[i] > 0.0 {
-                f64::INFINITY
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let snr = antenna_snr(&g, &info, sigma);
     if !converged {
         // Antennas whose last update still exceeds their noise are not solved; the cell
         // fails only when most of them are.

@@ -158,6 +158,21 @@ pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> 
         },
     )?;
 
+    write_observation_to_history(main, dir, m, history, (t0, t1))
+}
+
+/// OBSERVATION, FEED, PROCESSOR and HISTORY over the group's span [t0, t1] (MJD seconds),
+/// and the empty POINTING, STATE and FLAG_CMD.
+fn write_observation_to_history(
+    main: &mut Table,
+    dir: &Path,
+    m: &MsContent,
+    history: &str,
+    (t0, t1): (f64, f64),
+) -> Result<(), String> {
+    let g = m.g;
+    let nant = g.ant_pos.len();
+    let tmid = 0.5 * (t0 + t1);
     sub(main, dir, "OBSERVATION", schema::OBSERVATION, 1, |t| {
         t.put_cell("TIME_RANGE", 0, &vec![t0, t1]).map_err(err)?;
         t.put_cell("TELESCOPE_NAME", 0, &g.meta.telescope_name)

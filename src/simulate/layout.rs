@@ -2,6 +2,7 @@
 //! frequencies exactly as the DSA-110 correlator lays them out.
 
 use super::settings::SimConfig;
+use super::SimError;
 use crate::core::stations::Station;
 use crate::primitives::time::iso_to_jd;
 use rand::seq::SliceRandom;
@@ -72,17 +73,17 @@ pub struct NightLayout {
 }
 
 impl NightLayout {
-    pub fn new(cfg: &SimConfig, stations: Vec<Station>, seed: u64) -> Result<Self, String> {
+    pub fn new(cfg: &SimConfig, stations: Vec<Station>, seed: u64) -> Result<Self, SimError> {
         if stations.len() != 117
             || stations
                 .iter()
                 .enumerate()
                 .any(|(i, s)| s.number as usize != i + 1)
         {
-            return Err(format!(
+            return Err(SimError::Layout(format!(
                 "station table must list stations 1..117 once each (found {})",
                 stations.len()
-            ));
+            )));
         }
         let active: Vec<u32> = if cfg.antennas.is_empty() {
             default_antennas(cfg.n_antennas)
@@ -90,13 +91,17 @@ impl NightLayout {
             cfg.antennas.clone()
         };
         if let Some(bad) = active.iter().find(|&&s| s == 0 || s > 117) {
-            return Err(format!("simulate.antennas: station {bad} is not in 1..117"));
+            return Err(SimError::Layout(format!(
+                "simulate.antennas: station {bad} is not in 1..117"
+            )));
         }
         let mut order: Vec<usize> = active.iter().map(|&s| s as usize - 1).collect();
         order.sort_unstable();
         order.dedup();
         if order.len() < 2 {
-            return Err("simulate.antennas: need at least two distinct stations".into());
+            return Err(SimError::Layout(
+                "simulate.antennas: need at least two distinct stations".into(),
+            ));
         }
         // The correlator's antenna order is not sorted.
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0xC0_77E1));
@@ -106,8 +111,8 @@ impl NightLayout {
                 baselines.push((order[i], order[j]));
             }
         }
-        let start_jd =
-            iso_to_jd(&cfg.start_time).ok_or("simulate.start_time is not an ISO time")?;
+        let start_jd = iso_to_jd(&cfg.start_time)
+            .ok_or_else(|| SimError::Layout("simulate.start_time is not an ISO time".into()))?;
         Ok(NightLayout {
             stations,
             correlator_order: order,

@@ -129,7 +129,7 @@ pub fn run<'a>(cfg: impl Into<SimInputs<'a>>, out: &Path) -> Result<Truth, SimEr
         source,
     })?;
     let stations = crate::core::stations::load_stations(cfg.station_table)?;
-    let layout = NightLayout::new(sim, stations, sim.seed).map_err(SimError::Layout)?;
+    let layout = NightLayout::new(sim, stations, sim.seed)?;
     let site = Site::from_geodetic_deg(sim.site_lat_deg, sim.site_lon_deg, sim.site_alt_m);
     let eop = EarthOrientation::load(cfg.iers_file)?;
     let dec_app = sim.pointing_dec_deg.to_radians();

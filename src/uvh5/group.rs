@@ -17,6 +17,10 @@ use num_complex::Complex32;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
+#[path = "group_axes.rs"]
+mod axes;
+use axes::{channel_axis, group_baselines};
+
 /// Largest `Data/nsamples` taken as a weight: a sample is an average of at most this many
 /// (an absurd weight would dominate the image); larger, negative or non-finite flag it.
 pub const MAX_NSAMPLES: f32 = 1e4;
@@ -215,6 +219,112 @@ fn check_group_memory(
     Ok(())
 }
 
+/// Reads the files every dataset of which is read directly (the correlator's files), in
+/// parallel: each task reads one file's samples of a run of baselines in one integration
+/// (contiguous in the file, a few hundred kB) into a per-thread buffer and scatters them
+/// straight into the group. Adds each file's unusable counts; returns the seconds taken.
+#[allow(clippy::too_many_arguments)]
+fn read_direct(
+    files: &[&Path],
+    headers: &[Uvh5Header],
+    routes: &[DataRoutes],
+    chan_map: &[Vec<usize>],
+    dims: &Dims,
+    block_bytes: usize,
+    (vis, weight): (&mut [Complex32], &mut [f32]),
+    unusable: &mut [[usize; 2]],
+) -> Result<f64, LoadError> {
+    let (nbl, nt, npol, n) = (dims.nbl, dims.nt, 2, vis.len());
+    let direct: Vec<usize> = (0..files.len())
+        .filter(|&fi| routes[fi].fully_direct())
+        .collect();
+    if direct.is_empty() {
+        return Ok(0.0);
+    }
+    let t = std::time::Instant::now();
+    let opened = direct
+        .iter()
+        .map(|&fi| DirectFile::open(files[fi], routes[fi]))
+        .collect::<Result<Vec<_>, _>>()?;
+    let per_baseline = direct
+        .iter()
+        .map(|&fi| headers[fi].nfreqs * npol * 13)
+        .max()
+        .unwrap_or(1);
+    let run = (block_bytes / per_baseline).clamp(1, nbl);
+    let tasks: Vec<(usize, usize, usize)> = (0..nt)
+        .flat_map(|t| {
+            (0..direct.len()).flat_map(move |k| (0..nbl).step_by(run).map(move |b0| (t, k, b0)))
+        })
+        .collect();
+    let out = GroupOut {
+        vis: vis.as_mut_ptr(),
+        weight: weight.as_mut_ptr(),
+        len: n,
+    };
+    let bad = tasks
+        .par_iter()
+        .try_fold(
+            || (Scratch::default(), vec![[0usize; 2]; direct.len()]),
+            |(mut s, mut bad), &(t, k, b0)| {
+                let fi = direct[k];
+                let nf = headers[fi].nfreqs;
+                let b1 = (b0 + run).min(nbl);
+                opened[k].read(
+                    files[fi],
+                    (t * nbl + b0) * nf * npol,
+                    (b1 - b0) * nf * npol,
+                    &mut s,
+                )?;
+                let part = Part {
+                    vis: &s.vis,
+                    flags: (!s.flags.is_empty()).then_some(s.flags.as_slice()),
+                    nsamples: (!s.nsamples.is_empty()).then_some(s.nsamples.as_slice()),
+                    cmap: &chan_map[fi],
+                    nf,
+                };
+                // SAFETY: tasks are distinct (t, file, baseline run) triples and a file's
+                // channels map to group channels no other file has, so no two tasks write
+                // the same element; `vis` and `weight` are not otherwise used meanwhile.
+                let c = unsafe { scatter_run(&out, &part, t, b0..b1, &dims) };
+                bad[k][0] += c[0];
+                bad[k][1] += c[1];
+                Ok::<_, Uvh5Error>((s, bad))
+            },
+        )
+        .map(|r| r.map(|(_, bad)| bad))
+        .try_reduce(
+            || vec![[0usize; 2]; direct.len()],
+            |a, b| {
+                Ok(a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| [x[0] + y[0], x[1] + y[1]])
+                    .collect())
+            },
+        )?;
+    for (k, c) in bad.into_iter().enumerate() {
+        unusable[direct[k]][0] += c[0];
+        unusable[direct[k]][1] += c[1];
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Warns of files whose every visibility, or some nsamples, were unusable.
+fn warn_unusable(headers: &[Uvh5Header], files: &[&Path], unusable: &[[usize; 2]]) {
+    for ((h, path), bad) in headers.iter().zip(files).zip(unusable) {
+        if bad[0] == h.nblts() * h.nfreqs * h.npols {
+            log::warn!(
+                "{}: every visibility is NaN, Inf or zero: the whole subband is flagged",
+                path.display()
+            );
+        }
+        let bad_ns = bad[1];
+        if bad_ns > 0 {
+            log::warn!("{}: {bad_ns} of {} Data/nsamples are negative, not finite or above {MAX_NSAMPLES}: those samples are flagged", path.display(), h.nblts() * h.nfreqs * h.npols);
+        }
+    }
+}
+
 /// As `load_group_blocks`, checking the group's memory against `available` bytes and
 /// reusing `spare` buffers of the right size.
 fn load_group_limited(
@@ -239,63 +349,9 @@ fn load_group_limited(
             format!("Npols = {}: contimg needs XX and YY", first.npols),
         ));
     }
-    // Global ascending channel axis.
-    let mut all: Vec<(f64, usize, usize)> = Vec::new(); // (freq, file, chan)
-    for (fi, h) in headers.iter().enumerate() {
-        for (c, &f) in h.freq_array.iter().enumerate() {
-            all.push((f, fi, c));
-        }
-    }
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    if let Some(w) = all.windows(2).find(|w| (w[1].0 - w[0].0).abs() < 1.0) {
-        return Err(mismatch(
-            files[w[1].1],
-            format!("channel at {} Hz overlaps another subband's", w[1].0),
-        ));
-    }
-    let freqs: Vec<f64> = all.iter().map(|x| x.0).collect();
-    // Per file: global channel index of each local channel.
-    let mut chan_map: Vec<Vec<usize>> = headers.iter().map(|h| vec![0; h.nfreqs]).collect();
-    for (gc, &(_, fi, c)) in all.iter().enumerate() {
-        chan_map[fi][c] = gc;
-    }
-    // Baselines from the first integration; normalise to a <= b.
-    let nbl = first.nbls;
-    let nt = first.ntimes;
-    let mut baselines = Vec::with_capacity(nbl);
-    let mut conj = Vec::with_capacity(nbl);
-    for r in 0..nbl {
-        let (a1, a2) = (first.ant_1_array[r], first.ant_2_array[r]);
-        let idx = |a: i64| {
-            first
-                .antenna_numbers
-                .iter()
-                .position(|&n| n == a)
-                .expect("validated by the reader")
-        };
-        let (i1, i2) = (idx(a1), idx(a2));
-        baselines.push((i1.min(i2), i1.max(i2)));
-        conj.push(i1 > i2);
-    }
-    for t in 1..nt {
-        if (0..nbl).any(|r| {
-            first.ant_1_array[t * nbl + r] != first.ant_1_array[r]
-                || first.ant_2_array[t * nbl + r] != first.ant_2_array[r]
-        }) {
-            return Err(mismatch(
-                files[0],
-                format!("baseline order changes at integration {t}"),
-            ));
-        }
-    }
-    let mut sorted = baselines.clone();
-    sorted.sort_unstable();
-    if sorted.windows(2).any(|w| w[0] == w[1]) {
-        return Err(mismatch(
-            files[0],
-            "a baseline appears twice in one integration",
-        ));
-    }
+    let (all, freqs, chan_map) = channel_axis(&headers, files)?;
+    let (nbl, nt) = (first.nbls, first.ntimes);
+    let (baselines, conj) = group_baselines(&first, files[0])?;
     let pol_of = |code: i64| if code == POL_XX { 0 } else { 1 };
     let pol_map: Vec<usize> = first
         .polarization_array
@@ -369,94 +425,22 @@ fn load_group_limited(
     // The rest (the correlator's files): each task reads one file's samples of a run of
     // baselines in one integration (contiguous in the file, a few hundred kB) into a
     // per-thread buffer and scatters them straight into the group, in parallel over tasks.
-    let direct: Vec<usize> = (0..files.len())
-        .filter(|&fi| routes[fi].fully_direct())
-        .collect();
-    if !direct.is_empty() {
-        let t = std::time::Instant::now();
-        let opened = direct
-            .iter()
-            .map(|&fi| DirectFile::open(files[fi], routes[fi]))
-            .collect::<Result<Vec<_>, _>>()?;
-        let per_baseline = direct
-            .iter()
-            .map(|&fi| headers[fi].nfreqs * npol * 13)
-            .max()
-            .unwrap_or(1);
-        let run = (block_bytes / per_baseline).clamp(1, nbl);
-        let tasks: Vec<(usize, usize, usize)> = (0..nt)
-            .flat_map(|t| {
-                (0..direct.len()).flat_map(move |k| (0..nbl).step_by(run).map(move |b0| (t, k, b0)))
-            })
-            .collect();
-        let out = GroupOut {
-            vis: vis.as_mut_ptr(),
-            weight: weight.as_mut_ptr(),
-            len: n,
-        };
-        let bad = tasks
-            .par_iter()
-            .try_fold(
-                || (Scratch::default(), vec![[0usize; 2]; direct.len()]),
-                |(mut s, mut bad), &(t, k, b0)| {
-                    let fi = direct[k];
-                    let nf = headers[fi].nfreqs;
-                    let b1 = (b0 + run).min(nbl);
-                    opened[k].read(
-                        files[fi],
-                        (t * nbl + b0) * nf * npol,
-                        (b1 - b0) * nf * npol,
-                        &mut s,
-                    )?;
-                    let part = Part {
-                        vis: &s.vis,
-                        flags: (!s.flags.is_empty()).then_some(s.flags.as_slice()),
-                        nsamples: (!s.nsamples.is_empty()).then_some(s.nsamples.as_slice()),
-                        cmap: &chan_map[fi],
-                        nf,
-                    };
-                    // SAFETY: tasks are distinct (t, file, baseline run) triples and a file's
-                    // channels map to group channels no other file has, so no two tasks write
-                    // the same element; `vis` and `weight` are not otherwise used meanwhile.
-                    let c = unsafe { scatter_run(&out, &part, t, b0..b1, &dims) };
-                    bad[k][0] += c[0];
-                    bad[k][1] += c[1];
-                    Ok::<_, Uvh5Error>((s, bad))
-                },
-            )
-            .map(|r| r.map(|(_, bad)| bad))
-            .try_reduce(
-                || vec![[0usize; 2]; direct.len()],
-                |a, b| {
-                    Ok(a.iter()
-                        .zip(&b)
-                        .map(|(x, y)| [x[0] + y[0], x[1] + y[1]])
-                        .collect())
-                },
-            )?;
-        for (k, c) in bad.into_iter().enumerate() {
-            unusable[direct[k]][0] += c[0];
-            unusable[direct[k]][1] += c[1];
-        }
-        t_read += t.elapsed().as_secs_f64();
-    }
+    t_read += read_direct(
+        files,
+        &headers,
+        &routes,
+        &chan_map,
+        &dims,
+        block_bytes,
+        (&mut vis, &mut weight),
+        &mut unusable,
+    )?;
     log::debug!(
         "group read: headers {t_headers:.3} s, allocate and locate {:.3} s, library files {:.3} s, direct read and scatter {t_read:.3} s",
         t_locate - t_headers,
         clock.elapsed().as_secs_f64() - t_locate - t_read
     );
-    for ((h, path), bad) in headers.iter().zip(files).zip(&unusable) {
-        if bad[0] == h.nblts() * h.nfreqs * h.npols {
-            log::warn!(
-                "{}: every visibility is NaN, Inf or zero: the whole subband is flagged",
-                path.display()
-            );
-        }
-        let bad_ns = bad[1];
-        if bad_ns > 0 {
-            log::warn!("{}: {bad_ns} of {} Data/nsamples are negative, not finite or above {MAX_NSAMPLES}: those samples are flagged", path.display(), h.nblts() * h.nfreqs * h.npols);
-        }
-    }
+    warn_unusable(&headers, files, &unusable);
     let times_jd: Vec<f64> = (0..nt).map(|t| first.time_array[t * nbl]).collect();
     // A window starts wherever the source file changes along the ascending axis.
     let window_starts = (0..all.len())

@@ -145,6 +145,96 @@ pub fn read_time0(path: &Path) -> Result<f64, Uvh5Error> {
     Ok(t)
 }
 
+/// `Header/polarization_array`: XX and/or YY, no code twice.
+fn read_polarizations(r: &Reader, npols: usize) -> Result<Vec<i64>, Uvh5Error> {
+    let polarization_array: Vec<i64> = r.vec("Header/polarization_array", Some(npols))?;
+    for &p in &polarization_array {
+        if p != POL_XX && p != POL_YY {
+            return Err(r.invalid(
+                "Header/polarization_array",
+                format!(
+                    "polarization code {p} is not XX (-5) or YY (-6); codes {polarization_array:?}"
+                ),
+            ));
+        }
+    }
+    if npols == 2 && polarization_array[0] == polarization_array[1] {
+        return Err(r.invalid(
+            "Header/polarization_array",
+            format!("duplicate polarization codes {polarization_array:?}"),
+        ));
+    }
+    Ok(polarization_array)
+}
+
+/// `Header/antenna_positions` (m, relative to the telescope), each finite and within
+/// 100 km.
+fn read_antenna_positions(r: &Reader, nants_telescope: usize) -> Result<Vec<[f64; 3]>, Uvh5Error> {
+    let pos: Vec<f64> = r.vec("Header/antenna_positions", Some(nants_telescope * 3))?;
+    let antenna_positions: Vec<[f64; 3]> =
+        pos.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+    // Positions relative to the telescope (m): finite and within 100 km (DSA-110 spans ~2.6 km).
+    if let Some(a) = antenna_positions.iter().position(|p| {
+        !p.iter().all(|x| x.is_finite()) || p.iter().map(|x| x * x).sum::<f64>() > 1e10
+    }) {
+        return Err(r.invalid(
+            "Header/antenna_positions",
+            format!(
+                "antenna index {a}: {:?} is not a position within 100 km of the telescope",
+                antenna_positions[a]
+            ),
+        ));
+    }
+    Ok(antenna_positions)
+}
+
+/// The pointing declination (rad): `extra_keywords/phase_center_dec`, else
+/// `phase_center_app_dec` (also returned, NaN when absent).
+fn read_pointing_dec(r: &Reader) -> Result<(f64, f64), Uvh5Error> {
+    let phase_center_app_dec: f64 = if r.has("Header/phase_center_app_dec") {
+        let v: Vec<f64> = r.vec("Header/phase_center_app_dec", None)?;
+        v.first().copied().unwrap_or(f64::NAN)
+    } else {
+        f64::NAN
+    };
+    let phase_center_dec = if r.has("Header/extra_keywords/phase_center_dec") {
+        r.scalar::<f64>("Header/extra_keywords/phase_center_dec")?
+    } else if phase_center_app_dec.is_finite() {
+        phase_center_app_dec
+    } else {
+        return Err(r.invalid(
+            "Header/extra_keywords/phase_center_dec",
+            "missing, and no Header/phase_center_app_dec either: the pointing declination is unknown",
+        ));
+    };
+    if !phase_center_dec.is_finite() || phase_center_dec.abs() > std::f64::consts::FRAC_PI_2 {
+        return Err(r.invalid(
+            "Header/extra_keywords/phase_center_dec",
+            format!("{phase_center_dec} rad is not a declination"),
+        ));
+    }
+    Ok((phase_center_dec, phase_center_app_dec))
+}
+
+/// Whether `Data/visdata` has the telescope's legacy shape (Nblts, 1, Nfreqs, Npols) rather
+/// than pyuvdata 3's (Nblts, Nfreqs, Npols); any other shape is an error.
+fn visdata_is_legacy(
+    r: &Reader,
+    nblts: usize,
+    nfreqs: usize,
+    npols: usize,
+) -> Result<bool, Uvh5Error> {
+    let shape = r.ds("Data/visdata")?.shape();
+    match shape.as_slice() {
+        [a, 1, f, p] if *a == nblts && *f == nfreqs && *p == npols => Ok(true),
+        [a, f, p] if *a == nblts && *f == nfreqs && *p == npols => Ok(false),
+        s => Err(r.invalid(
+            "Data/visdata",
+            format!("shape {s:?} is neither ({nblts}, 1, {nfreqs}, {npols}) nor ({nblts}, {nfreqs}, {npols})"),
+        )),
+    }
+}
+
 /// Reads and validates the header of a UVH5 file.
 pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
     let r = Reader::open(path)?;
@@ -179,23 +269,7 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
         ));
     }
     check_freq_axis(&r, &freq_array, channel_width)?;
-    let polarization_array: Vec<i64> = r.vec("Header/polarization_array", Some(npols))?;
-    for &p in &polarization_array {
-        if p != POL_XX && p != POL_YY {
-            return Err(r.invalid(
-                "Header/polarization_array",
-                format!(
-                    "polarization code {p} is not XX (-5) or YY (-6); codes {polarization_array:?}"
-                ),
-            ));
-        }
-    }
-    if npols == 2 && polarization_array[0] == polarization_array[1] {
-        return Err(r.invalid(
-            "Header/polarization_array",
-            format!("duplicate polarization codes {polarization_array:?}"),
-        ));
-    }
+    let polarization_array = read_polarizations(&r, npols)?;
     let antenna_numbers: Vec<i64> = r.vec("Header/antenna_numbers", Some(nants_telescope))?;
     let antenna_names = r.strings("Header/antenna_names")?;
     if antenna_names.len() != nants_telescope {
@@ -212,21 +286,7 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
     } else {
         vec![crate::core::telescope::DISH_DIAMETER_M; nants_telescope]
     };
-    let pos: Vec<f64> = r.vec("Header/antenna_positions", Some(nants_telescope * 3))?;
-    let antenna_positions: Vec<[f64; 3]> =
-        pos.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-    // Positions relative to the telescope (m): finite and within 100 km (DSA-110 spans ~2.6 km).
-    if let Some(a) = antenna_positions.iter().position(|p| {
-        !p.iter().all(|x| x.is_finite()) || p.iter().map(|x| x * x).sum::<f64>() > 1e10
-    }) {
-        return Err(r.invalid(
-            "Header/antenna_positions",
-            format!(
-                "antenna index {a}: {:?} is not a position within 100 km of the telescope",
-                antenna_positions[a]
-            ),
-        ));
-    }
+    let antenna_positions = read_antenna_positions(&r, nants_telescope)?;
     let ant_1_array: Vec<i64> = r.vec("Header/ant_1_array", Some(nblts))?;
     let ant_2_array: Vec<i64> = r.vec("Header/ant_2_array", Some(nblts))?;
     for (name, arr) in [
@@ -248,28 +308,7 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
     let time_array: Vec<f64> = r.vec("Header/time_array", Some(nblts))?;
     check_time_major(&r, &time_array, ntimes, nbls)?;
     let integration_time: Vec<f64> = r.vec("Header/integration_time", Some(nblts))?;
-    let phase_center_app_dec: f64 = if r.has("Header/phase_center_app_dec") {
-        let v: Vec<f64> = r.vec("Header/phase_center_app_dec", None)?;
-        v.first().copied().unwrap_or(f64::NAN)
-    } else {
-        f64::NAN
-    };
-    let phase_center_dec = if r.has("Header/extra_keywords/phase_center_dec") {
-        r.scalar::<f64>("Header/extra_keywords/phase_center_dec")?
-    } else if phase_center_app_dec.is_finite() {
-        phase_center_app_dec
-    } else {
-        return Err(r.invalid(
-            "Header/extra_keywords/phase_center_dec",
-            "missing, and no Header/phase_center_app_dec either: the pointing declination is unknown",
-        ));
-    };
-    if !phase_center_dec.is_finite() || phase_center_dec.abs() > std::f64::consts::FRAC_PI_2 {
-        return Err(r.invalid(
-            "Header/extra_keywords/phase_center_dec",
-            format!("{phase_center_dec} rad is not a declination"),
-        ));
-    }
+    let (phase_center_dec, phase_center_app_dec) = read_pointing_dec(&r)?;
     let latitude_deg: f64 = r.scalar("Header/latitude")?;
     let longitude_deg: f64 = r.scalar("Header/longitude")?;
     let altitude_m: f64 = r.scalar("Header/altitude")?;
@@ -279,19 +318,7 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
             format!("implausible site {latitude_deg}, {longitude_deg}, {altitude_m}"),
         ));
     }
-    let legacy_shapes = {
-        let shape = r.ds("Data/visdata")?.shape();
-        match shape.as_slice() {
-            [a, 1, f, p] if *a == nblts && *f == nfreqs && *p == npols => true,
-            [a, f, p] if *a == nblts && *f == nfreqs && *p == npols => false,
-            s => {
-                return Err(r.invalid(
-                    "Data/visdata",
-                    format!("shape {s:?} is neither ({nblts}, 1, {nfreqs}, {npols}) nor ({nblts}, {nfreqs}, {npols})"),
-                ))
-            }
-        }
-    };
+    let legacy_shapes = visdata_is_legacy(&r, nblts, nfreqs, npols)?;
     Ok(Uvh5Header {
         latitude_deg,
         longitude_deg,
