@@ -198,23 +198,39 @@ fn clean_group(
 /// <= 5.5" for 3 pixels per fringe; at 10" the same CLEAN spends 3000 iterations and ends
 /// at 1.5x thermal with a halo of +-2 Jy components around the source).
 ///
-/// Measured: major-cycle start peaks 19.6, 3.64, 0.69, 0.14, 0.028, 0.0074 Jy/beam, ending
-/// at 0.0059 after 1818 iterations and 6 major cycles (before CLEAN stopped on reaching its
-/// threshold it went on to ~14 cycles near 3 sigma, the peak wandering up and down);
-/// residual rms 1.01x thermal; fluxes (components within 4 pixels) -0.92 % and -1.2 %;
-/// spectral index -0.830 (bright) and +0.129 (flat source, sigma ~0.08 at its SNR 330).
+/// Measured (5" cells): major-cycle start peaks 19.5, 3.66, 0.70, 0.141, 0.0285, 0.0075,
+/// 0.0078 Jy/beam, ending at 0.0058 after 1822 iterations (near the 3-sigma threshold the
+/// peak wanders with the noise); residual rms 1.01x thermal; fluxes (components within 4
+/// pixels) -0.06 % and -1.3 %; spectral index -0.788 (bright) and +0.135 (flat source).
+/// In 10" cells: peaks 19.5, 3.89, 0.77, 0.156, 0.032, 0.0101, 0.0075, niter 5000 spent,
+/// 1.30x thermal, fluxes -1.3 % and -2.2 %, indices -0.775 and +0.026.
 #[test]
 fn two_terms_converge_on_a_steep_spectrum_source() {
+    steep_spectrum_source(512, 5.0, true, 1.5, 0.02);
+}
+
+/// The same sky in the demo's 10" cells (the longest baselines past the grid's Nyquist
+/// edge, 10.3 k lambda: those visibilities are neither imaged nor in the PSF).
+#[test]
+fn two_terms_converge_in_coarse_cells() {
+    steep_spectrum_source(256, 10.0, false, 2.0, 0.05);
+}
+
+/// `finishes`: CLEAN reaches its threshold within niter 5000; `max_rms`: the residual's
+/// largest rms over thermal; `flux_tol`: the largest relative flux error.
+fn steep_spectrum_source(n: usize, cell_arcsec: f64, finishes: bool, max_rms: f64, flux_tol: f64) {
     let (mut g, centre) = group(2);
     let eop = EarthOrientation::none();
     let (uvw, dw) = rephase_geometry(&g, centre, &eop);
-    let (n, cell) = (512usize, (5.0f64 / 3600.0).to_radians());
+    let cell = (cell_arcsec / 3600.0).to_radians();
     let nu0 = 0.5 * (g.freqs[0] + g.freqs[g.freqs.len() - 1]);
-    // Pixel (x, y) is at l = (n/2 - x) cell, m = (y - n/2) cell.
+    // Pixel (x, y) is at l = (n/2 - x) cell, m = (y - n/2) cell; the sources at the same
+    // sky positions whatever the cell.
     let h = n as f64 / 2.0;
+    let k = 5.0 / cell_arcsec;
     let srcs = [
-        (h - 30.33, h + 21.7, 20.0, -0.8, 0.1),
-        (h + 150.0, h - 160.0, 0.5, 0.0, 0.4),
+        (h - 30.33 * k, h + 21.7 * k, 20.0, -0.8, 0.1),
+        (h + 150.0 * k, h - 160.0 * k, 0.5, 0.0, 0.4),
     ];
     for &(x, y, s, a, _) in &srcs {
         add_source(&mut g, &uvw, &dw, (h - x) * cell, (y - h) * cell, s, nu0, a);
@@ -236,13 +252,20 @@ fn two_terms_converge_on_a_steep_spectrum_source() {
         rms / out.thermal,
         out.thermal
     );
+    // Converging: every major cycle that starts above 10x thermal more than halves the
+    // peak (measured: ~5x per cycle, mgain 0.8); near the 3-sigma threshold the peak
+    // wanders with the noise.
     for w in out.peaks.windows(2) {
-        assert!(w[1] < w[0], "the residual peak grew: {:?}", out.peaks);
+        if w[0] > 10.0 * out.thermal {
+            assert!(w[1] < 0.5 * w[0], "the residual peak grew: {:?}", out.peaks);
+        }
     }
     assert!(out.peaks.len() <= 9, "{} major cycles", out.peaks.len() - 1);
-    assert!(out.iterations < 5000, "CLEAN ran out of iterations");
+    if finishes {
+        assert!(out.iterations < 5000, "CLEAN ran out of iterations");
+    }
     assert!(
-        rms < 1.5 * out.thermal,
+        rms < max_rms * out.thermal,
         "residual {:.2}x thermal",
         rms / out.thermal
     );
@@ -261,11 +284,47 @@ fn two_terms_converge_on_a_steep_spectrum_source() {
             100.0 * (a0 / s - 1.0),
             a1 / a0
         );
-        assert!((a0 / s - 1.0).abs() < 0.02, "flux {a0} vs {s}");
+        assert!((a0 / s - 1.0).abs() < flux_tol, "flux {a0} vs {s}");
         assert!(
             (a1 / a0 - a).abs() < tol,
             "spectral index {} vs {a}",
             a1 / a0
         );
     }
+}
+
+/// The PSF at twice the image's size holds the same visibilities as the image: its centre
+/// is the PSF gridded at the image's size, also where baselines reach past the grid's
+/// Nyquist edge (10" cells: the edge is at 10.3 k lambda, the longest baselines 12.6 k
+/// lambda). With each grid's own edge, the larger one kept a band of ~2.5 uv cells at the
+/// edge that the residual images lack (a ripple at the Nyquist frequency in the PSF, which
+/// the minor cycles then "cleaned").
+#[test]
+fn doubled_psf_holds_the_images_visibilities() {
+    let (g, centre) = group(2);
+    let eop = EarthOrientation::none();
+    let n = 256;
+    let spec = GridSpec::new(n, (10.0f64 / 3600.0).to_radians(), 1e-6);
+    let held = HeldGroup::new(g, centre, &eop);
+    let mut gp = GridPair::new(spec);
+    held.grid(&mut gp, &Cpu);
+    let psf = gp.finish_f64().unwrap().1;
+    let worst = |spec2: GridSpec| -> f64 {
+        let mut gp2 = GridPair::spectral(spec2, 1.4e9, None, Some(0));
+        held.grid(&mut gp2, &Cpu);
+        let psf2 = contimg::imaging::clean::central(&gp2.finish_f64().unwrap().1, n);
+        psf.iter()
+            .zip(&psf2)
+            .fold(0.0f64, |a, (x, y)| a.max((x - y).abs()))
+    };
+    let same = worst(spec.doubled());
+    // The larger grid's own edge, as before.
+    let mut own = spec.doubled();
+    own.edge_n_grid = own.n_grid;
+    let own = worst(own);
+    println!(
+        "largest |PSF(n) - centre of PSF(2n)|: {same:.2e} (with the 2n grid's own edge {own:.2e})"
+    );
+    assert!(same < 1e-4, "{same}");
+    assert!(own > 10.0 * same, "the test sees the edge: {own} vs {same}");
 }

@@ -57,7 +57,8 @@ pub struct CleanState {
 /// thresholds, or niter. Returns the residual peak reached. The thresholds are judged
 /// afresh at the start of every minor cycle (the robust sigma falls as sources are
 /// removed): CLEAN is finished when a minor cycle starts at or below them, when one that
-/// started within 2x of them reached them (after its major cycle), or when niter is spent. Peaks, thresholds and masks are those of term 0.
+/// started within 2x of them reached them (after its major cycle), or when niter is spent.
+/// Peaks, thresholds and masks are those of term 0.
 #[allow(clippy::too_many_arguments)]
 pub fn minor_cycle(
     residuals: &mut [Vec<f64>],
