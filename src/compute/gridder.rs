@@ -31,6 +31,10 @@ pub struct GridSpec {
     pub uv_min_lambda: f64,
     /// 0 = no upper limit.
     pub uv_max_lambda: f64,
+    /// The grid size whose edge limits which visibilities are gridded (|u| and |v| below
+    /// `uv_edge_pixfrac` / cell): `n_grid`, except for `doubled`, which keeps the original
+    /// grid's, so that a PSF at twice the size holds exactly the visibilities of the image.
+    pub edge_n_grid: usize,
 }
 
 impl GridSpec {
@@ -43,12 +47,22 @@ impl GridSpec {
             kernel: EsKernel::for_epsilon(epsilon),
             uv_min_lambda: 0.0,
             uv_max_lambda: 0.0,
+            edge_n_grid: 2 * n_image,
         }
     }
 
+    /// The largest |u| and |v| gridded, in cycles per pixel (times the cell, below 0.5):
+    /// the kernel's footprint inside the edge grid (`edge_n_grid`).
+    pub fn uv_edge_pixfrac(&self) -> f64 {
+        let g = self.edge_n_grid as f64;
+        (g / 2.0 - self.kernel.support as f64 / 2.0 - 1.0) / g
+    }
+
     /// The same cell, uv cuts and accuracy for an image of twice the size (on a grid of
-    /// twice the size, so the uv cell halves and the visibilities accepted are the same):
-    /// the PSF CLEAN's minor cycles use.
+    /// twice the size, so the uv cell halves), accepting the same visibilities (the
+    /// original grid's edge, `edge_n_grid`): the PSF CLEAN's minor cycles use. With the
+    /// larger grid's own edge the PSF would hold a band of visibilities (~2.5 uv cells wide
+    /// at the Nyquist limit) that the residual images lack.
     pub fn doubled(&self) -> Self {
         GridSpec {
             n_image: 2 * self.n_image,
@@ -427,9 +441,8 @@ pub(crate) fn wgridder_options<'a>(
     o.row_delay_m = Some(b.dw_m);
     o.uv_min_lambda = spec.uv_min_lambda;
     o.uv_max_lambda = spec.uv_max_lambda;
-    // `accepted`'s limit: |u| scale < n_grid / 2 - support / 2 - 1, scale = n_grid cell.
-    o.max_uv_pixfrac =
-        (spec.n_grid as f64 / 2.0 - spec.kernel.support as f64 / 2.0 - 1.0) / spec.n_grid as f64;
+    // `accepted`'s limit.
+    o.max_uv_pixfrac = spec.uv_edge_pixfrac();
     o
 }
 
@@ -481,8 +494,8 @@ fn accepted(spec: &GridSpec, u: f64, v: f64) -> bool {
     {
         return false;
     }
-    // Kernel footprint inside the grid.
-    let limit = spec.n_grid as f64 / 2.0 - spec.kernel.support as f64 / 2.0 - 1.0;
+    // Kernel footprint inside the (edge) grid.
+    let limit = spec.uv_edge_pixfrac() * spec.n_grid as f64;
     let scale = spec.n_grid as f64 * spec.cell_rad;
     (u * scale).abs() < limit && (v * scale).abs() < limit
 }

@@ -56,7 +56,7 @@ impl Geometry {
             } else {
                 0.0
             },
-            limit: ng as f64 / 2.0 - spec.kernel.support as f64 / 2.0 - 1.0,
+            limit: spec.uv_edge_pixfrac() * ng as f64,
             support: spec.kernel.support,
             beta: spec.kernel.beta,
             tiles_x: ng.div_ceil(TILE),

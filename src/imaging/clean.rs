@@ -38,8 +38,9 @@ pub struct CleanState {
 /// cycle's increments). Stops at the major-cycle limit (1 - mgain) x starting peak, the
 /// thresholds, or niter. Returns the residual peak reached. The thresholds are judged
 /// afresh at the start of every minor cycle (the robust sigma falls as sources are
-/// removed): CLEAN is finished when a minor cycle starts at or below them, or when niter is
-/// spent. Peaks, thresholds and masks are those of term 0.
+/// removed): CLEAN is finished when a minor cycle starts at or below them, when one that
+/// started within 2x of them reached them (after its major cycle), or when niter is spent.
+/// Peaks, thresholds and masks are those of term 0.
 #[allow(clippy::too_many_arguments)]
 pub fn minor_cycle(
     residuals: &mut [Vec<f64>],
@@ -121,9 +122,13 @@ pub fn minor_cycle(
         };
     }
     state.mask = mask;
-    // Nothing to do below the thresholds; a cycle that reached them is checked again after
-    // the next major cycle.
-    state.finished = state.iterations >= p.niter || start <= stop_abs || start == 0.0;
+    // Nothing to do below the thresholds. A cycle that started near them (within 2x) and
+    // reached them is the last: the major cycle that follows makes model and residual
+    // consistent, and near the noise another minor cycle would only take a few noise
+    // peaks (each costing a whole major cycle). Early cycles start far above the
+    // thresholds (a robust sigma still raised by sidelobes) and are judged afresh.
+    let reached = last <= stop_abs && start <= 2.0 * stop_abs;
+    state.finished = state.iterations >= p.niter || start <= stop_abs || start == 0.0 || reached;
     last
 }
 

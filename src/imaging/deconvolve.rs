@@ -157,8 +157,9 @@ impl HeldGroup {
         beam: Option<&DriftBeam>,
         compute: &dyn Compute,
     ) -> Vec<Complex32> {
+        let dnu = self.vis.channel_width_hz.abs();
         match beam {
-            None => degrid_with(spec, model, &self.block(), compute),
+            None => degrid_channel_average(spec, model, &self.block(), dnu, compute),
             Some(db) => {
                 let nt = self.vis.n_times();
                 let nc = self.vis.n_chan();
@@ -173,7 +174,7 @@ impl HeldGroup {
                         .collect();
                     let mut b = self.block();
                     b.use_row = &use_row;
-                    let part = degrid_with(spec, &mk, &b, compute);
+                    let part = degrid_channel_average(spec, &mk, &b, dnu, compute);
                     for (row, &u) in use_row.iter().enumerate() {
                         if u {
                             m[row * nc..(row + 1) * nc]
@@ -187,6 +188,44 @@ impl HeldGroup {
     }
 }
 
+/// A model's visibilities averaged over each channel's width `dnu` (Hz), as a correlator's
+/// channels are: the fringe of a source at delay tau from the data's phase centre is
+/// multiplied by sinc(dnu tau) (bandwidth smearing; the simulator and the calibration model
+/// have it too). Two-point Gauss-Legendre over the channel (nu +- dnu / (2 sqrt 3)): exact to
+/// the cubic term, so the error is 2.3e-4 theta^4 for theta = 2 pi dnu tau the fringe's
+/// phase span over the channel (the demo's longest baselines, 2.6 km, at 2 deg from the
+/// pointing: theta 1.9, 0.3 % of the source where the uncorrected prediction is 14 % off).
+/// Without a channel width, the prediction at the channel centres.
+pub fn degrid_channel_average(
+    spec: &GridSpec,
+    model: &[f64],
+    b: &VisBlock,
+    dnu: f64,
+    compute: &dyn Compute,
+) -> Vec<Complex32> {
+    if dnu <= 0.0 {
+        return degrid_with(spec, model, b, compute);
+    }
+    let h = dnu / (2.0 * 3f64.sqrt());
+    let mut out: Option<Vec<Complex32>> = None;
+    for d in [-h, h] {
+        let freqs: Vec<f64> = b.freqs.iter().map(|f| f + d).collect();
+        let node = VisBlock {
+            freqs: &freqs,
+            ..*b
+        };
+        let p = degrid_with(spec, model, &node, compute);
+        match out.as_mut() {
+            None => out = Some(p),
+            Some(o) => o
+                .par_iter_mut()
+                .zip(&p)
+                .for_each(|(a, v)| *a = (*a + v) * 0.5),
+        }
+    }
+    out.unwrap_or_default()
+}
+
 pub struct CleanOutcome {
     /// Term 0 (the flux at the reference frequency) model and residual.
     pub model: Vec<f64>,
@@ -195,6 +234,9 @@ pub struct CleanOutcome {
     pub models: Vec<Vec<f64>>,
     pub iterations: usize,
     pub major_cycles: usize,
+    /// The term-0 residual's peak (Jy/beam) at the start of every minor cycle, and last
+    /// the peak the CLEAN ended with.
+    pub cycle_peaks: Vec<f64>,
 }
 
 fn f64_bytes(v: &[f64]) -> Vec<u8> {
@@ -257,6 +299,7 @@ pub fn clean_image(
     let mut majors = 0;
     let mut last_start = f64::INFINITY;
     let mut grown = 0;
+    let mut cycle_peaks = Vec::new();
     loop {
         // Owner: minor cycles, then the decision and the model increment.
         let mut deltas = vec![vec![0.0; n * n]; nt];
@@ -280,6 +323,7 @@ pub fn clean_image(
         }
         if ready && !state.finished && majors < s.max_major && params.niter > 0 {
             let before = residuals[0].iter().fold(0.0f64, |a, &b| a.max(b.abs()));
+            cycle_peaks.push(before);
             let t = std::time::Instant::now();
             let reached = minor_cycle(
                 &mut residuals,
@@ -348,6 +392,9 @@ pub fn clean_image(
             t.elapsed().as_secs_f64()
         );
     }
+    if let Some(r) = residuals.first() {
+        cycle_peaks.push(r.iter().fold(0.0f64, |a, &b| a.max(b.abs())));
+    }
     for h in held.iter() {
         if let Some(m) = &h.outliers {
             for (k, o) in m.outliers.iter().enumerate() {
@@ -367,5 +414,6 @@ pub fn clean_image(
         models,
         iterations: state.iterations,
         major_cycles: majors,
+        cycle_peaks,
     })
 }
