@@ -9,10 +9,11 @@ use contimg::comm::SingleComm;
 use contimg::compute::Cpu;
 use contimg::core::stations::read_stations;
 use contimg::core::{Centre, GroupVis};
-use contimg::imaging::clean::{CleanParams, MinorAlgorithm};
+use contimg::imaging::clean::MinorAlgorithm;
 use contimg::imaging::deconvolve::{clean_image, CleanSetup, CleanStart, HeldGroup};
 use contimg::imaging::gridder::{GridPair, GridSpec};
 use contimg::imaging::rephase_geometry;
+use contimg::imaging::settings::ImagingConfig;
 use contimg::primitives::astrometry::{median_meridian_icrs, sub, Site};
 use contimg::primitives::iers::EarthOrientation;
 use contimg::simulate::{channel_freq, default_antennas};
@@ -154,8 +155,8 @@ fn clean_group(
             gp.finish_f64().unwrap().1
         })
         .collect();
-    let params = CleanParams {
-        algorithm: MinorAlgorithm::Clark,
+    let params = ImagingConfig {
+        minor_cycle: MinorAlgorithm::Clark,
         niter,
         gain: 0.1,
         mgain: 0.8,
@@ -163,7 +164,8 @@ fn clean_group(
         auto_threshold: 3.0,
         auto_mask: 0.0,
         psf_patch: 256,
-        border: 0.0,
+        clean_border: 0.0,
+        ..ImagingConfig::default()
     };
     let setup = CleanSetup {
         owner: 0,

@@ -286,7 +286,7 @@ fn read_direct(
                 // SAFETY: tasks are distinct (t, file, baseline run) triples and a file's
                 // channels map to group channels no other file has, so no two tasks write
                 // the same element; `vis` and `weight` are not otherwise used meanwhile.
-                let c = unsafe { scatter_run(&out, &part, t, b0..b1, &dims) };
+                let c = unsafe { scatter_run(&out, &part, t, b0..b1, dims) };
                 bad[k][0] += c[0];
                 bad[k][1] += c[1];
                 Ok::<_, Uvh5Error>((s, bad))

@@ -35,13 +35,13 @@ pub(super) fn channel_axis(
     Ok((all, freqs, chan_map))
 }
 
+/// Baselines as antenna indices (a <= b) and, per baseline, whether it is conjugated.
+type Baselines = (Vec<(usize, usize)>, Vec<bool>);
+
 /// The baselines of the first integration as antenna indices with a <= b, and whether each
 /// is conjugated to get there; every integration must have the same order, no baseline
 /// twice.
-pub(super) fn group_baselines(
-    first: &Uvh5Header,
-    file: &Path,
-) -> Result<(Vec<(usize, usize)>, Vec<bool>), LoadError> {
+pub(super) fn group_baselines(first: &Uvh5Header, file: &Path) -> Result<Baselines, LoadError> {
     let nbl = first.nbls;
     let nt = first.ntimes;
     let mut baselines = Vec::with_capacity(nbl);
