@@ -1,18 +1,15 @@
 //! The flagging stage, run on every group before calibration and imaging:
 //! 1. zeros/NaN/nsamples = 0 (at conversion), autocorrelations, configured channel and
 //!    time ranges;
-//! 2. the array-wide pass (`array`, opt-in): each baseline's power over its
-//!    interference-free channel level, normalised and summed over baselines, SumThreshold on
-//!    that time x channel plane; its cells are flagged on every cross-correlation;
-//! 3. per baseline and polarization, AOFlagger-style iterations on the time x frequency
+//! 2. per baseline and polarization, AOFlagger-style iterations on the time x frequency
 //!    plane of amplitudes: masked Gaussian background removed (local-linear when
 //!    `two_sided`), robust noise, SumThreshold in both directions at decreasing sensitivity,
 //!    on the positive and (`two_sided`) separately on the negative residuals: beside a bright
-//!    source, interference with a random phase lowers |V| as often as it raises it (the
-//!    array pass's cells enter
-//!    SumThreshold as background-level samples);
-//!    optionally (`combined`) the same on the baseline-averaged residual plane, with
-//!    per-timestep and per-channel RMS outlier flags;
+//!    source, interference with a random phase lowers |V| as often as it raises it;
+//! 3. after each iteration (and once before the first), the array-wide pass (`array`,
+//!    src/flag/array.rs) on the same residuals' excess power summed over baselines: RFI too
+//!    weak for one baseline but on all of them; its cells are masked from the next
+//!    iteration's backgrounds and flagged on every cross-correlation at the end;
 //! 4. SIR dilation (of the flags other than the array pass's; `sir_extend: false` fills
 //!    gaps between flags without widening runs past their ends); 5. dead antennas (> 95 %
 //!    flagged); 6. the final amplitude clip (median + k 1.4826 MAD per polarization over
@@ -30,8 +27,7 @@ pub use write::write_flags;
 
 use crate::compute::{Compute, Schedule, Smoothing};
 use crate::core::GroupVis;
-use crate::primitives::stats::median_and_mad_sigma;
-use algorithms::{sir_plane_with, sumthreshold_plane};
+use algorithms::sir_plane_with;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 pub use settings::{ArrayFlagConfig, FlagConfig, SumThresholdConfig};
@@ -84,22 +80,88 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
     let mut summary = FlagSummary::default();
     let total_cross = (cross.len() * plane).max(1);
     summary.fraction_before = count_flagged(g, &cross) as f64 / total_cross as f64;
-    let mut by_step: Vec<(String, usize)> = Vec::new();
-    let mut clock = std::time::Instant::now();
-    let mut seconds: Vec<(String, f64)> = Vec::new();
-    let mut step =
-        |name: &str, g: &GroupVis, before: &mut usize, by_step: &mut Vec<(String, usize)>| {
-            let now = count_flagged(g, &cross);
-            by_step.push((name.to_string(), now - *before));
-            *before = now;
-            seconds.push((name.to_string(), clock.elapsed().as_secs_f64()));
-            clock = std::time::Instant::now();
-        };
-    let mut done = count_flagged(g, &cross);
+    let mut steps = Steps::new(count_flagged(g, &cross));
     if !cfg.enabled {
         return finish(g, summary, &cross);
     }
     // 1. Autocorrelations, channel and time ranges.
+    flag_ranges(g, cfg);
+    steps.done("ranges", count_flagged(g, &cross));
+    // 2. Per baseline and on the array's excess power, at decreasing sensitivity; the
+    // array's cells flagged on every cross-correlation.
+    let array_cells = iterate(g, cfg, compute, &cross, &mut steps);
+    if array_cells.iter().any(|&c| c) {
+        flag_cells(g, &array_cells);
+        steps.done("array", count_flagged(g, &cross));
+    }
+    // 3. SIR dilation per baseline-pol, of the flags other than the array pass's (its cells
+    // are found one by one on a plane with sqrt(N) less noise: dilating them would only
+    // widen bursts and lines past their edges on every baseline).
+    if cfg.sir_eta > 0.0 {
+        sir_step(g, cfg, &array_cells);
+        steps.done("sir", count_flagged(g, &cross));
+    }
+    // 4. Dead antennas.
+    summary.dead_antennas = dead_antennas(g, &cross, cfg.dead_antenna_fraction);
+    steps.done("dead_antennas", count_flagged(g, &cross));
+    // 5. Amplitude clip per polarization.
+    if cfg.clip_sigma > 0.0 {
+        amplitude_clip(g, &cross, cfg.clip_sigma);
+        steps.done("amplitude_clip", count_flagged(g, &cross));
+    }
+    let t = std::time::Instant::now();
+    let Steps {
+        by_step,
+        mut seconds,
+        ..
+    } = steps;
+    summary.by_step = by_step;
+    let mut summary = finish(g, summary, &cross);
+    seconds.push(("summary".into(), t.elapsed().as_secs_f64()));
+    log::debug!(
+        "flagging steps (s): {}",
+        seconds
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    summary.seconds_by_step = seconds;
+    summary
+}
+
+/// The samples each step flagged and its wall-clock seconds.
+struct Steps {
+    by_step: Vec<(String, usize)>,
+    seconds: Vec<(String, f64)>,
+    flagged: usize,
+    clock: std::time::Instant,
+}
+
+impl Steps {
+    fn new(flagged: usize) -> Self {
+        Steps {
+            by_step: Vec::new(),
+            seconds: Vec::new(),
+            flagged,
+            clock: std::time::Instant::now(),
+        }
+    }
+
+    /// Records a finished step with the count of flagged samples after it.
+    fn done(&mut self, name: &str, flagged_now: usize) {
+        self.by_step
+            .push((name.to_string(), flagged_now.saturating_sub(self.flagged)));
+        self.flagged = flagged_now;
+        self.seconds
+            .push((name.to_string(), self.clock.elapsed().as_secs_f64()));
+        self.clock = std::time::Instant::now();
+    }
+}
+
+/// Autocorrelations (when configured) and the configured channel and time ranges.
+fn flag_ranges(g: &mut GroupVis, cfg: &FlagConfig) {
+    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let chan_bad: Vec<bool> = g
         .freqs
         .iter()
@@ -126,7 +188,7 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
         .collect();
     let baselines = g.baselines.clone();
     g.weight
-        .par_chunks_mut(plane)
+        .par_chunks_mut(nt * nf * np)
         .enumerate()
         .for_each(|(b, w)| {
             let auto = baselines[b].0 == baselines[b].1;
@@ -140,117 +202,210 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
                 }
             }
         });
-    step("ranges", g, &mut done, &mut by_step);
-    // 2. The array-wide pass: its cells flagged on every cross-correlation before the
-    // per-baseline passes (whose backgrounds then leave them out).
-    let mut array_cells = vec![false; nt * nf];
-    if cfg.array.enabled {
-        let found = array::detect(g, &cross, &cfg.array);
-        array_cells = found.cells;
-        let cells = &array_cells;
-        g.weight
-            .par_chunks_mut(plane)
-            .enumerate()
-            .filter(|(b, _)| baselines[*b].0 != baselines[*b].1)
-            .for_each(|(_, w)| {
-                for (i, _) in cells.iter().enumerate().filter(|(_, &f)| f) {
-                    w[i * np..(i + 1) * np].iter_mut().for_each(|x| *x = 0.0);
-                }
-            });
-        step("array", g, &mut done, &mut by_step);
-    }
-    // 3. Iterations at decreasing sensitivity.
-    let st = &cfg.sumthreshold;
-    if st.enabled {
-        for it in 0..st.iterations.max(1) {
-            let sens = 2f32.powi((st.iterations.max(1) - 1 - it) as i32);
-            let residuals = per_baseline_pass(g, cfg, sens, compute, &array_cells);
-            step(
-                &format!("sumthreshold_baseline_{it}"),
-                g,
-                &mut done,
-                &mut by_step,
-            );
-            if cfg.combined {
-                combined_pass(g, &cross, residuals, cfg, sens);
-                step(
-                    &format!("sumthreshold_combined_{it}"),
-                    g,
-                    &mut done,
-                    &mut by_step,
-                );
-            }
-        }
-    }
-    // 4. SIR dilation per baseline-pol, of the flags other than the array pass's (its cells
-    // are found one by one on a plane with sqrt(N) less noise: dilating them would only
-    // widen bursts and lines past their edges on every baseline).
-    if cfg.sir_eta > 0.0 {
-        let (eta, extend) = (cfg.sir_eta, cfg.sir_extend);
-        let cells = &array_cells;
-        g.weight
-            .par_chunks_mut(plane)
-            .enumerate()
-            .filter(|(b, _)| baselines[*b].0 != baselines[*b].1)
-            .for_each(|(_, w)| {
-                for p in 0..np {
-                    let mut fl: Vec<bool> = (0..nt * nf)
-                        .map(|i| w[i * np + p] == 0.0 && !cells[i])
-                        .collect();
-                    sir_plane_with(&mut fl, nt, nf, eta, extend);
-                    for (i, &f) in fl.iter().enumerate() {
-                        if f {
-                            w[i * np + p] = 0.0;
-                        }
-                    }
-                }
-            });
-        step("sir", g, &mut done, &mut by_step);
-    }
-    // 5. Dead antennas.
-    summary.dead_antennas = dead_antennas(g, &cross, cfg.dead_antenna_fraction);
-    step("dead_antennas", g, &mut done, &mut by_step);
-    // 6. Amplitude clip per polarization.
-    if cfg.clip_sigma > 0.0 {
-        amplitude_clip(g, &cross, cfg.clip_sigma);
-        step("amplitude_clip", g, &mut done, &mut by_step);
-    }
-    summary.by_step = by_step;
-    let t = std::time::Instant::now();
-    let mut summary = finish(g, summary, &cross);
-    seconds.push(("summary".into(), t.elapsed().as_secs_f64()));
-    log::debug!(
-        "flagging steps (s): {}",
-        seconds
-            .iter()
-            .map(|(n, s)| format!("{n} {s:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    summary.seconds_by_step = seconds;
-    summary
 }
 
-/// One AOFlagger-style pass on every cross-correlation plane. Returns, per (time, channel),
-/// the sum over baselines and polarizations of the residuals normalised by their robust
-/// noise (unflagged samples only) and their count — no per-baseline copy is kept. The
-/// backgrounds and SumThreshold of each batch of baselines run on `compute`.
+/// The per-baseline iterations at decreasing sensitivity, each followed by the array pass
+/// on the same residuals' excess power; with the array pass on, a first round finds the
+/// array's cells only (so that no baseline is flagged beside interference its background
+/// has not yet left out). Returns the array's cells (time x channel), not yet flagged.
+fn iterate(
+    g: &mut GroupVis,
+    cfg: &FlagConfig,
+    compute: &dyn Compute,
+    cross: &[usize],
+    steps: &mut Steps,
+) -> Vec<bool> {
+    let (nt, nf) = (g.n_times(), g.n_chan());
+    let st = &cfg.sumthreshold;
+    let mut cells = vec![false; nt * nf];
+    if !st.enabled {
+        return cells;
+    }
+    let array = cfg.array.enabled && cross.len() >= cfg.array.min_baselines.max(1);
+    let n = st.iterations.max(1);
+    let widths = background_widths(g, cfg);
+    for it in 0..n + array as usize {
+        let k = it.saturating_sub(array as usize);
+        let sens = 2f32.powi((n - 1 - k) as i32);
+        let apply = !(array && it == 0);
+        let power = per_baseline_pass(g, cfg, sens, compute, &cells, apply);
+        if apply {
+            steps.done(
+                &format!("sumthreshold_baseline_{k}"),
+                count_flagged(g, cross),
+            );
+        }
+        if array {
+            cells = array::detect(&power, nt, nf, widths, &cfg.array, sens);
+        }
+    }
+    cells
+}
+
+/// Flags `cells` (time x channel) on every cross-correlation and polarization.
+fn flag_cells(g: &mut GroupVis, cells: &[bool]) {
+    let np = g.npol;
+    let plane = g.n_times() * g.n_chan() * np;
+    let baselines = &g.baselines;
+    g.weight
+        .par_chunks_mut(plane)
+        .enumerate()
+        .filter(|(b, _)| baselines[*b].0 != baselines[*b].1)
+        .for_each(|(_, w)| {
+            for (i, _) in cells.iter().enumerate().filter(|(_, &f)| f) {
+                w[i * np..(i + 1) * np].iter_mut().for_each(|x| *x = 0.0);
+            }
+        });
+}
+
+/// SIR dilation per cross-correlation and polarization of the flags outside `cells`.
+fn sir_step(g: &mut GroupVis, cfg: &FlagConfig, cells: &[bool]) {
+    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
+    let (eta, extend) = (cfg.sir_eta, cfg.sir_extend);
+    let baselines = &g.baselines;
+    g.weight
+        .par_chunks_mut(nt * nf * np)
+        .enumerate()
+        .filter(|(b, _)| baselines[*b].0 != baselines[*b].1)
+        .for_each(|(_, w)| {
+            for p in 0..np {
+                let mut fl: Vec<bool> = (0..nt * nf)
+                    .map(|i| w[i * np + p] == 0.0 && !cells[i])
+                    .collect();
+                sir_plane_with(&mut fl, nt, nf, eta, extend);
+                for (i, &f) in fl.iter().enumerate() {
+                    if f {
+                        w[i * np + p] = 0.0;
+                    }
+                }
+            }
+        });
+}
+
+/// One batch of (baseline, pol) planes: their amplitudes' residuals about the masked
+/// smooth background over each plane's robust noise (zeros where a plane has no usable
+/// noise estimate), its existing flags, and which planes are usable.
+struct Residuals {
+    values: Vec<f32>,
+    flags: Vec<bool>,
+    used: Vec<bool>,
+}
+
+/// The residual planes of `planes` ((baseline, pol) pairs): backgrounds on `compute`, with
+/// the samples already flagged and `cells` (the array's provisional cells) masked.
+fn residuals(
+    g: &GroupVis,
+    planes: &[(usize, usize)],
+    cfg: &FlagConfig,
+    compute: &dyn Compute,
+    cells: &[bool],
+) -> Residuals {
+    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
+    let (plane, tf) = (nt * nf * np, nt * nf);
+    let vis = &g.vis;
+    let mut amp = vec![0f32; planes.len() * tf];
+    let mut flags = vec![false; planes.len() * tf];
+    fill_flags(g, planes, &mut flags);
+    let any_cells = cells.iter().any(|&c| c);
+    let masked: Vec<bool> = if any_cells {
+        flags
+            .par_chunks(tf)
+            .flat_map_iter(|f| f.iter().zip(cells).map(|(&f, &c)| f || c))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mask: &[bool] = if any_cells { &masked } else { &flags };
+    amp.par_chunks_mut(tf)
+        .zip(planes.par_iter())
+        .for_each(|(a, &(b, p))| {
+            let v = &vis[b * plane..(b + 1) * plane];
+            a.iter_mut()
+                .enumerate()
+                .for_each(|(i, a)| *a = v[i * np + p].norm());
+        });
+    let (sigma_t, sigma_f) = background_widths(g, cfg);
+    // Local-linear: at the plane's edges the fit follows the slopes (a transit's rise or
+    // fall) instead of being pulled toward the inside, which two-sided detection would
+    // flag as a run of negative residuals.
+    let smoothing = Smoothing {
+        sigma_t,
+        sigma_f,
+        linear: cfg.sumthreshold.two_sided,
+    };
+    let bg = crate::compute::or_cpu(compute, "flagging background", |c, _| {
+        c.background_planes(&amp, mask, nt, nf, &smoothing)
+    });
+    let used: Vec<bool> = amp
+        .par_chunks_mut(tf)
+        .zip(mask.par_chunks(tf))
+        .zip(bg.par_chunks(tf))
+        .map_init(Vec::new, |res: &mut Vec<f64>, ((a, f), bg)| {
+            res.clear();
+            res.extend(
+                (0..tf)
+                    .filter(|&i| !f[i])
+                    .map(|i| (a[i] - bg[i]) as f64)
+                    .filter(|x| x.is_finite()),
+            );
+            match crate::primitives::stats::median_and_mad_sigma_mut(res) {
+                Some((_, sigma)) if sigma > 0.0 => {
+                    a.iter_mut()
+                        .zip(bg)
+                        .for_each(|(a, &b)| *a = ((*a - b) as f64 / sigma) as f32);
+                    true
+                }
+                _ => {
+                    a.iter_mut().for_each(|a| *a = 0.0);
+                    false
+                }
+            }
+        })
+        .collect();
+    Residuals {
+        values: amp,
+        flags,
+        used,
+    }
+}
+
+/// Each plane's existing flags (zero weights).
+fn fill_flags(g: &GroupVis, planes: &[(usize, usize)], fl: &mut [bool]) {
+    let np = g.npol;
+    let tf = g.n_times() * g.n_chan();
+    let weight = &g.weight;
+    fl.par_chunks_mut(tf)
+        .zip(planes.par_iter())
+        .for_each(|(f, &(b, p))| {
+            let w = &weight[b * tf * np..(b + 1) * tf * np];
+            f.iter_mut()
+                .enumerate()
+                .for_each(|(i, f)| *f = w[i * np + p] == 0.0);
+        })
+}
+
+/// One AOFlagger-style pass on every cross-correlation plane, its flags applied when
+/// `apply`. Returns the array's excess power of the residuals (samples flagged before this
+/// pass left out; see src/flag/array.rs) — no per-baseline copy is kept. The backgrounds
+/// and SumThreshold of each batch of baselines run on `compute`.
 ///
-/// `array_cells` (time x channel), the array pass's detections, are left out of the
+/// `cells` (time x channel), the array pass's provisional cells, are left out of the
 /// backgrounds and noise like any flag, but SumThreshold sees them as unflagged samples at
-/// the background (zero): a flagged sample counts at the threshold there, so a long flagged
-/// run (a burst across hundreds of channels) would let each window that overlaps it flag
-/// the few unflagged samples beside it at that window's low threshold, and the run would
-/// creep outwards window after window.
+/// the background (zero): a flagged sample counts at the threshold there, so a long
+/// flagged run (a burst across hundreds of channels) would let each window that overlaps it
+/// flag the few unflagged samples beside it at that window's low threshold, and the run
+/// would creep outwards window after window. Their residuals do enter the excess power, so
+/// each iteration judges them afresh; no flag is set on them here.
 fn per_baseline_pass(
     g: &mut GroupVis,
     cfg: &FlagConfig,
     sens: f32,
     compute: &dyn Compute,
-    array_cells: &[bool],
-) -> (Vec<f64>, Vec<u32>) {
+    cells: &[bool],
+    apply: bool,
+) -> array::ExcessPower {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
-    let (plane, tf) = (nt * nf * np, nt * nf);
+    let tf = nt * nf;
     let st = &cfg.sumthreshold;
     let schedule = Schedule {
         chi1: st.chi1 * sens,
@@ -258,285 +413,120 @@ fn per_baseline_pass(
         max_m_time: st.max_window_time,
         max_m_freq: st.max_window_chan,
     };
-    let (sig_t, sig_f) = background_widths(g, cfg);
     let cross: Vec<usize> = (0..g.baselines.len())
         .filter(|&b| g.baselines[b].0 != g.baselines[b].1)
         .collect();
-    let (mut sum, mut cnt) = (vec![0f64; tf], vec![0u32; tf]);
+    let mut power = array::ExcessPower::new(tf);
     // Baselines whose planes go to the backend together (the scratch memory is bounded).
     let per_batch = (compute.planes_per_batch() / np.max(1)).max(1);
-    // Seconds in: amplitudes, backgrounds, noise, SumThreshold, applying (debug log).
-    let mut secs = [0f64; 5];
-    let mut lap = std::time::Instant::now();
-    let mut tick = |k: usize| {
-        secs[k] += lap.elapsed().as_secs_f64();
-        lap = std::time::Instant::now();
-    };
     for batch in cross.chunks(per_batch) {
-        // Each (baseline, pol) plane's amplitudes and existing flags, then their smooth
-        // backgrounds (on the backend), then — in place — the residuals over their robust
-        // noise. Planes without a usable noise estimate go through SumThreshold as zeros
-        // and their result is not applied (they are left alone).
-        let vis = &g.vis;
-        let weight = &g.weight;
         let planes: Vec<(usize, usize)> = batch
             .iter()
             .flat_map(|&b| (0..np).map(move |p| (b, p)))
             .collect();
-        let fill_flags = |fl: &mut [bool]| {
-            fl.par_chunks_mut(tf)
-                .zip(planes.par_iter())
-                .for_each(|(f, &(b, p))| {
-                    let w = &weight[b * plane..(b + 1) * plane];
-                    f.iter_mut()
-                        .enumerate()
-                        .for_each(|(i, f)| *f = w[i * np + p] == 0.0);
-                })
-        };
-        let mut amp = vec![0f32; planes.len() * tf];
-        let mut fl = vec![false; planes.len() * tf];
-        fill_flags(&mut fl);
-        amp.par_chunks_mut(tf)
-            .zip(planes.par_iter())
-            .for_each(|(a, &(b, p))| {
-                let v = &vis[b * plane..(b + 1) * plane];
-                a.iter_mut()
-                    .enumerate()
-                    .for_each(|(i, a)| *a = v[i * np + p].norm());
-            });
-        tick(0);
-        // Local-linear: at the plane's edges the fit follows the slopes (a transit's rise or
-        // fall) instead of being pulled toward the inside, which two-sided detection would
-        // flag as a run of negative residuals.
-        let smoothing = Smoothing {
-            sigma_t: sig_t,
-            sigma_f: sig_f,
-            linear: st.two_sided,
-        };
-        let bg = crate::compute::or_cpu(compute, "flagging background", |c, _| {
-            c.background_planes(&amp, &fl, nt, nf, &smoothing)
-        });
-        tick(1);
-        let used: Vec<bool> = amp
-            .par_chunks_mut(tf)
-            .zip(fl.par_chunks(tf))
-            .zip(bg.par_chunks(tf))
-            .map_init(Vec::new, |res: &mut Vec<f64>, ((a, f), bg)| {
-                res.clear();
-                res.extend(
-                    (0..tf)
-                        .filter(|&i| !f[i])
-                        .map(|i| (a[i] - bg[i]) as f64)
-                        .filter(|x| x.is_finite()),
-                );
-                // Positive excursions: interference adds power (and the mean of a window of
-                // pure noise residuals is zero, as SumThreshold's thresholds assume).
-                match crate::primitives::stats::median_and_mad_sigma_mut(res) {
-                    Some((_, sigma)) if sigma > 0.0 => {
-                        a.iter_mut()
-                            .zip(bg)
-                            .for_each(|(a, &b)| *a = ((*a - b) as f64 / sigma) as f32);
-                        true
-                    }
-                    _ => {
-                        a.iter_mut().for_each(|a| *a = 0.0);
-                        false
-                    }
-                }
-            })
-            .collect();
-        drop(bg);
-        let mut values = amp;
-        let mut flags = fl;
-        let any_cells = array_cells.iter().any(|&c| c);
-        let unflag_cells = |flags: &mut [bool]| {
-            if any_cells {
-                flags.par_chunks_mut(tf).for_each(|f| {
-                    f.iter_mut()
-                        .zip(array_cells)
-                        .filter(|(_, &c)| c)
-                        .for_each(|(f, _)| *f = false)
-                });
-            }
-        };
-        if any_cells {
+        let Residuals {
+            mut values,
+            flags,
+            used,
+        } = residuals(g, &planes, cfg, compute, cells);
+        let clip = cfg.array.clip;
+        let part = values
+            .par_chunks(tf)
+            .zip(flags.par_chunks(tf))
+            .zip(used.par_iter())
+            .filter(|(_, &u)| u)
+            .fold(
+                || array::ExcessPower::new(tf),
+                |mut acc, ((v, f), _)| {
+                    acc.add(v, f, clip);
+                    acc
+                },
+            )
+            .reduce(|| array::ExcessPower::new(tf), array::ExcessPower::merge);
+        power = power.merge(part);
+        if !apply {
+            continue;
+        }
+        if cells.iter().any(|&c| c) {
             values.par_chunks_mut(tf).for_each(|v| {
                 v.iter_mut()
-                    .zip(array_cells)
+                    .zip(cells)
                     .filter(|(_, &c)| c)
                     .for_each(|(v, _)| *v = 0.0)
             });
-            unflag_cells(&mut flags);
         }
-        tick(2);
-        let run_st = |values: &[f32], flags: &mut Vec<bool>| {
-            crate::compute::or_cpu(compute, "SumThreshold", |c, retry| {
-                if retry {
-                    fill_flags(flags); // the backend may have left them half-done
-                    unflag_cells(flags);
-                }
-                c.sumthreshold_planes(values, flags, nt, nf, &schedule)
-            });
-        };
-        // Both signs: next to a bright source, interference with another phase changes the
-        // amplitude by about R cos(phase difference), lowering it on half of the baselines.
-        // The negative excursions go through SumThreshold on their own (from the same
-        // starting flags), so windows never average the two signs.
-        let start = st.two_sided.then(|| flags.clone());
-        run_st(&values, &mut flags);
-        if let Some(mut neg_flags) = start {
-            let neg: Vec<f32> = values.par_iter().map(|v| -v).collect();
-            run_st(&neg, &mut neg_flags);
-            flags
-                .par_iter_mut()
-                .zip(neg_flags.par_iter())
-                .for_each(|(f, &n)| *f |= n);
-        }
-        let used: Vec<usize> = (0..used.len()).filter(|&k| used[k]).collect();
-        tick(3);
-        // Apply: per baseline in parallel, the normalised residuals summed where unflagged.
-        let mut planes_of: Vec<Vec<(usize, usize)>> = vec![Vec::new(); batch.len()];
-        used.iter()
-            .for_each(|&k| planes_of[k / np].push((k, k % np)));
-        let mut slot = vec![usize::MAX; g.baselines.len()];
-        batch.iter().enumerate().for_each(|(q, &b)| slot[b] = q);
-        let zero = || (vec![0f64; tf], vec![0u32; tf]);
-        let (s, c) = g
-            .weight
-            .par_chunks_mut(plane)
-            .enumerate()
-            .filter(|(b, _)| slot[*b] != usize::MAX)
-            .fold(zero, |(mut s, mut c), (b, w)| {
-                for &(j, p) in &planes_of[slot[b]] {
-                    for i in 0..tf {
-                        if flags[j * tf + i] {
-                            w[i * np + p] = 0.0;
-                        } else if !array_cells[i] {
-                            s[i] += values[j * tf + i] as f64;
-                            c[i] += 1;
-                        }
-                    }
-                }
-                (s, c)
-            })
-            .reduce(zero, |(mut s1, mut c1), (s2, c2)| {
-                s1.iter_mut().zip(&s2).for_each(|(a, b)| *a += b);
-                c1.iter_mut().zip(&c2).for_each(|(a, b)| *a += b);
-                (s1, c1)
-            });
-        sum.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
-        cnt.iter_mut().zip(&c).for_each(|(a, b)| *a += b);
-        tick(4);
+        let found =
+            sumthreshold_both_signs(g, &planes, values, flags, st.two_sided, &schedule, compute);
+        apply_flags(g, batch, &planes, &found, &used, cells);
     }
-    log::debug!("baseline pass (s): amplitudes {:.2}, backgrounds {:.2}, noise {:.2}, sumthreshold {:.2}, apply {:.2}", secs[0], secs[1], secs[2], secs[3], secs[4]);
-    (sum, cnt)
+    power
 }
 
-/// SumThreshold on the baseline-averaged normalised residuals (noise / sqrt(N)), plus
-/// per-timestep and per-channel RMS outliers; detections flag every baseline.
-fn combined_pass(
-    g: &mut GroupVis,
-    cross: &[usize],
-    (sum, cnt): (Vec<f64>, Vec<u32>),
-    cfg: &FlagConfig,
-    sens: f32,
-) {
-    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
-    let st = &cfg.sumthreshold;
-    // Mean residual in units of its own noise (1 / sqrt(count) for unit-noise inputs).
-    let z: Vec<f32> = (0..nt * nf)
-        .map(|i| {
-            if cnt[i] > 0 {
-                (sum[i] / (cnt[i] as f64).sqrt()) as f32
-            } else {
-                0.0
+/// SumThreshold on the residuals and (`two_sided`) on their negatives from the same
+/// starting flags: next to a bright source, interference with another phase changes the
+/// amplitude by about R cos(phase difference), lowering it on half of the baselines, and
+/// windows never average the two signs.
+fn sumthreshold_both_signs(
+    g: &GroupVis,
+    planes: &[(usize, usize)],
+    values: Vec<f32>,
+    mut flags: Vec<bool>,
+    two_sided: bool,
+    schedule: &Schedule,
+    compute: &dyn Compute,
+) -> Vec<bool> {
+    let (nt, nf) = (g.n_times(), g.n_chan());
+    let run = |values: &[f32], flags: &mut Vec<bool>| {
+        crate::compute::or_cpu(compute, "SumThreshold", |c, retry| {
+            if retry {
+                fill_flags(g, planes, flags); // the backend may have left them half-done
             }
-        })
-        .collect();
-    let fl: Vec<bool> = cnt.iter().map(|&c| c == 0).collect();
-    // Averaging makes small systematic residuals (sky structure, background-fit bias)
-    // significant: remove a smooth surface from the combined plane too, twice — the second
-    // time without the first round's detections, so strong RFI cannot drag the surface —
-    // and use the plane's own robust scale.
-    let (sig_t, sig_f) = background_widths(g, cfg);
-    let detect = |mask: &[bool]| -> Option<(Vec<f32>, Vec<bool>)> {
-        let bg = algorithms::masked_smooth(&z, mask, nt, nf, sig_t, sig_f, true);
-        let r: Vec<f32> = z.iter().zip(&bg).map(|(a, b)| a - b).collect();
-        let rs: Vec<f64> = r
-            .iter()
-            .zip(mask)
-            .filter(|(_, &f)| !f)
-            .map(|(&x, _)| x as f64)
-            .collect();
-        let (med, sig) = median_and_mad_sigma(&rs)?;
-        let sig = sig.max(1e-6);
-        let zn: Vec<f32> = r.iter().map(|&x| ((x as f64 - med) / sig) as f32).collect();
-        let m = cfg.combined_max_window.max(1);
-        let bad = sumthreshold_plane(
-            &zn,
-            mask,
-            nt,
-            nf,
-            st.chi1 * sens,
-            st.rho,
-            m.min(st.max_window_time),
-            m.min(st.max_window_chan),
-        );
-        Some((zn, bad))
+            c.sumthreshold_planes(values, flags, nt, nf, schedule)
+        });
     };
-    let Some((_, first)) = detect(&fl) else {
-        return;
-    };
-    let Some((zn, mut bad)) = detect(&first) else {
-        return;
-    };
-    // Per-timestep and per-channel RMS outliers.
-    if cfg.rms_outlier_sigma > 0.0 {
-        let rms = |idx: &mut dyn Iterator<Item = usize>| {
-            let v: Vec<f64> = idx
-                .filter(|&i| !bad[i])
-                .map(|i| (zn[i] as f64).powi(2))
-                .collect();
-            if v.is_empty() {
-                f64::NAN
-            } else {
-                (v.iter().sum::<f64>() / v.len() as f64).sqrt()
-            }
-        };
-        let per_t: Vec<f64> = (0..nt)
-            .map(|t| rms(&mut (0..nf).map(move |c| t * nf + c)))
-            .collect();
-        let per_c: Vec<f64> = (0..nf)
-            .map(|c| rms(&mut (0..nt).map(move |t| t * nf + c)))
-            .collect();
-        let k = cfg.rms_outlier_sigma * sens as f64;
-        for (t, &r) in per_t.iter().enumerate() {
-            if let Some((m, s)) = median_and_mad_sigma(&per_t) {
-                if r.is_finite() && r > m + k * s.max(1e-3) {
-                    (0..nf).for_each(|c| bad[t * nf + c] = true);
-                }
-            }
-        }
-        if let Some((m, s)) = median_and_mad_sigma(&per_c) {
-            for (c, &r) in per_c.iter().enumerate() {
-                if r.is_finite() && r > m + k * s.max(1e-3) {
-                    (0..nt).for_each(|t| bad[t * nf + c] = true);
-                }
-            }
-        }
+    let start = two_sided.then(|| flags.clone());
+    run(&values, &mut flags);
+    if let Some(mut neg_flags) = start {
+        let neg: Vec<f32> = values.into_par_iter().map(|v| -v).collect();
+        run(&neg, &mut neg_flags);
+        flags
+            .par_iter_mut()
+            .zip(neg_flags.par_iter())
+            .for_each(|(f, &n)| *f |= n);
     }
-    let plane = nt * nf * np;
-    let cross_set: Vec<bool> = (0..g.baselines.len())
-        .map(|b| cross.binary_search(&b).is_ok())
-        .collect();
+    flags
+}
+
+/// Writes a batch's flags, per baseline in parallel: only usable planes, never on the
+/// array's provisional cells (they are flagged on every baseline at the end if they hold).
+fn apply_flags(
+    g: &mut GroupVis,
+    batch: &[usize],
+    planes: &[(usize, usize)],
+    flags: &[bool],
+    used: &[bool],
+    cells: &[bool],
+) {
+    let np = g.npol;
+    let tf = g.n_times() * g.n_chan();
+    let mut slot = vec![usize::MAX; g.baselines.len()];
+    batch.iter().enumerate().for_each(|(q, &b)| slot[b] = q);
     g.weight
-        .par_chunks_mut(plane)
+        .par_chunks_mut(tf * np)
         .enumerate()
-        .filter(|(b, _)| cross_set[*b])
-        .for_each(|(_, w)| {
-            for (i, &f) in bad.iter().enumerate() {
-                if f {
-                    w[i * np..(i + 1) * np].iter_mut().for_each(|x| *x = 0.0);
+        .filter(|(b, _)| slot[*b] != usize::MAX)
+        .for_each(|(b, w)| {
+            for (j, &(_, p)) in planes
+                .iter()
+                .enumerate()
+                .skip(slot[b] * np)
+                .take(np)
+                .filter(|(j, _)| used[*j])
+            {
+                for i in 0..tf {
+                    if flags[j * tf + i] && !cells[i] {
+                        w[i * np + p] = 0.0;
+                    }
                 }
             }
         });
@@ -551,7 +541,11 @@ fn background_widths(g: &GroupVis, cfg: &FlagConfig) -> (f64, f64) {
         12.884_901_888
     };
     let df = g.channel_width_hz.max(1.0) / 1e6;
-    (st.background_sigma_s / dt, st.background_sigma_mhz / df)
+    let min = st.background_min_samples;
+    (
+        (st.background_sigma_s / dt).max(min),
+        (st.background_sigma_mhz / df).max(min),
+    )
 }
 
 fn dead_antennas(g: &mut GroupVis, cross: &[usize], limit: f64) -> Vec<String> {

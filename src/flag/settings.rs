@@ -21,19 +21,10 @@ pub struct FlagConfig {
     /// all its baselines are flagged.
     pub dead_antenna_fraction: f64,
     pub sumthreshold: SumThresholdConfig,
-    /// The array-wide pass on baseline-averaged excess power (see src/flag/array.rs): RFI
-    /// that every baseline sees, found with sqrt(N_baselines) more sensitivity and flagged
-    /// on every baseline.
+    /// The array-wide pass on the baselines' excess power (see src/flag/array.rs):
+    /// interference that every baseline sees, found with sqrt(N) more sensitivity than one
+    /// baseline gives and flagged on every baseline.
     pub array: ArrayFlagConfig,
-    /// Also run SumThreshold on the baseline-averaged amplitude residuals of the
-    /// per-baseline pass (the older array-wide pass; `array` supersedes it).
-    pub combined: bool,
-    /// Largest SumThreshold window (samples, both axes) on the baseline average: it is for
-    /// short, weak events; longer smooth structure there is sky and beam, common to all
-    /// baselines, not interference.
-    pub combined_max_window: usize,
-    /// Per-timestep / per-channel RMS outlier threshold (robust sigmas; 0 = off).
-    pub rms_outlier_sigma: f64,
     /// SIR dilation eta (0 = off).
     pub sir_eta: f64,
     /// SIR also extends runs of flags beyond their ends (by up to eta / (1 - eta) of their
@@ -56,9 +47,6 @@ impl Default for FlagConfig {
             dead_antenna_fraction: 0.95,
             sumthreshold: SumThresholdConfig::default(),
             array: ArrayFlagConfig::default(),
-            combined: false,
-            combined_max_window: 4,
-            rms_outlier_sigma: 6.0,
             sir_eta: 0.2,
             sir_extend: false,
             clip_sigma: 7.0,
@@ -73,25 +61,19 @@ impl Default for FlagConfig {
 pub struct ArrayFlagConfig {
     pub enabled: bool,
     /// SumThreshold on the array plane: single-cell threshold (robust sigmas of the plane),
-    /// window schedule chi1 / rho^log2(M), largest windows (time, channels), iterations at
-    /// thresholds x 2^(n-1-k).
+    /// window schedule chi1 / rho^log2(M), largest windows (time, channels). It runs after
+    /// each of the per-baseline iterations, at their sensitivity.
     pub chi1: f32,
     pub rho: f32,
     pub max_window_time: usize,
     pub max_window_chan: usize,
-    pub iterations: usize,
-    /// A channel the pass flagged over at least half of the group: its other cells above
-    /// this (robust sigmas of the plane) are flagged too (0 = off).
-    pub line_sigma: f32,
-    /// Width (MHz) of the running median over channels that sets each baseline's power
-    /// level: wider than narrowband interference, narrower than bandpass structure.
-    pub level_width_mhz: f64,
-    /// One baseline's normalised excess power is clipped to +-clip before the sum.
+    /// One baseline's normalised residual is clipped to +-clip before it is squared (one
+    /// baseline's own interference cannot make a cell significant for the whole array).
     pub clip: f32,
-    /// The array plane's smooth background: Gaussian widths along time (s, local-quadratic)
-    /// and frequency (MHz, local-linear).
-    pub background_sigma_s: f64,
-    pub background_sigma_mhz: f64,
+    /// The smallest mean excess power per sample (units of the noise power) a single cell
+    /// needs at full sensitivity, however many baselines average down the plane's noise:
+    /// interference of amplitude a sigma adds a^2 / 2 (2 at a = 2).
+    pub min_excess: f64,
     /// Fewer cross-correlations than this: the pass is skipped (no sqrt(N) gain to use).
     pub min_baselines: usize,
 }
@@ -99,17 +81,13 @@ pub struct ArrayFlagConfig {
 impl Default for ArrayFlagConfig {
     fn default() -> Self {
         ArrayFlagConfig {
-            enabled: false,
+            enabled: true,
             chi1: 6.0,
             rho: 1.5,
-            max_window_time: 16,
-            max_window_chan: 64,
-            iterations: 3,
-            line_sigma: 2.0,
-            level_width_mhz: 4.0,
+            max_window_time: 4,
+            max_window_chan: 4,
             clip: 5.0,
-            background_sigma_s: 60.0,
-            background_sigma_mhz: 1.0,
+            min_excess: 1.0,
             min_baselines: 20,
         }
     }
@@ -135,6 +113,9 @@ pub struct SumThresholdConfig {
     /// the background follows the bandpass whatever the channelisation.
     pub background_sigma_s: f64,
     pub background_sigma_mhz: f64,
+    /// ... but never narrower than this many samples: on coarse channels a one-channel line
+    /// would otherwise be its own background.
+    pub background_min_samples: f64,
 }
 
 impl Default for SumThresholdConfig {
@@ -149,6 +130,7 @@ impl Default for SumThresholdConfig {
             two_sided: true,
             background_sigma_s: 40.0,
             background_sigma_mhz: 2.0,
+            background_min_samples: 1.5,
         }
     }
 }
@@ -160,29 +142,31 @@ fn check_sumthreshold(
     chi1: f32,
     rho: f32,
     windows: [usize; 2],
-    iterations: usize,
-    background: [f64; 2],
 ) -> Result<(), SettingError> {
     let key = |k: &str| format!("{section}.{k}");
     positive(&key("chi1"), f64::from(chi1))?;
     at_least(&key("rho"), f64::from(rho), 1.0)?;
     count(&key("max_window_time"), windows[0], 1, 4096)?;
-    count(&key("max_window_chan"), windows[1], 1, 4096)?;
-    count(&key("iterations"), iterations, 1, 20)?;
-    positive(&key("background_sigma_s"), background[0])?;
-    positive(&key("background_sigma_mhz"), background[1])
+    count(&key("max_window_chan"), windows[1], 1, 4096)
 }
 
 impl SumThresholdConfig {
     /// Checks every option for range and finiteness; the error names the key.
     pub fn validate(&self) -> Result<(), SettingError> {
+        let key = |k: &str| format!("flagging.sumthreshold.{k}");
         check_sumthreshold(
             "flagging.sumthreshold",
             self.chi1,
             self.rho,
             [self.max_window_time, self.max_window_chan],
-            self.iterations,
-            [self.background_sigma_s, self.background_sigma_mhz],
+        )?;
+        count(&key("iterations"), self.iterations, 1, 20)?;
+        positive(&key("background_sigma_s"), self.background_sigma_s)?;
+        positive(&key("background_sigma_mhz"), self.background_sigma_mhz)?;
+        non_negative(
+            &key("background_min_samples"),
+            self.background_min_samples,
+            "",
         )
     }
 }
@@ -195,16 +179,9 @@ impl ArrayFlagConfig {
             self.chi1,
             self.rho,
             [self.max_window_time, self.max_window_chan],
-            self.iterations,
-            [self.background_sigma_s, self.background_sigma_mhz],
         )?;
-        non_negative(
-            "flagging.array.line_sigma",
-            f64::from(self.line_sigma),
-            "0 = off",
-        )?;
-        non_negative("flagging.array.level_width_mhz", self.level_width_mhz, "")?;
         positive("flagging.array.clip", f64::from(self.clip))?;
+        non_negative("flagging.array.min_excess", self.min_excess, "")?;
         count(
             "flagging.array.min_baselines",
             self.min_baselines,
@@ -225,17 +202,6 @@ impl FlagConfig {
         )?;
         closed_open("flagging.sir_eta", self.sir_eta, 0.0, 1.0)?;
         non_negative("flagging.clip_sigma", self.clip_sigma, "0 = off")?;
-        non_negative(
-            "flagging.rms_outlier_sigma",
-            self.rms_outlier_sigma,
-            "0 = off",
-        )?;
-        count(
-            "flagging.combined_max_window",
-            self.combined_max_window,
-            1,
-            4096,
-        )?;
         for r in &self.channel_ranges_mhz {
             pair("flagging.channel_ranges_mhz", *r, 0.0)?;
         }
@@ -271,10 +237,7 @@ mod tests {
                 |c| c.dead_antenna_fraction = 1.5,
                 "flagging.dead_antenna_fraction",
             ),
-            (
-                |c| c.combined_max_window = 0,
-                "flagging.combined_max_window",
-            ),
+            (|c| c.array.min_excess = -1.0, "flagging.array.min_excess"),
             (
                 |c| c.channel_ranges_mhz = vec![[1401.0, 1400.0]],
                 "flagging.channel_ranges_mhz",
