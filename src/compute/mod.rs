@@ -416,6 +416,7 @@ mod tests {
             .err()
             .expect("required without a GPU fails");
             assert!(e.to_string().starts_with("gpu: required, but "), "{e}");
+            assert!(matches!(e, GpuError::Unavailable(_)), "{e:?}");
         }
     }
 

@@ -580,4 +580,34 @@ mod tests {
         let e = read_catalog(&cat).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("cat.csv"), "{e}");
     }
+
+    #[test]
+    fn unreadable_catalogues_and_images_are_typed_errors_naming_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let named = |e: &PhotometryError, file: &str| {
+            assert!(e.to_string().contains(file), "{e}");
+        };
+        let e = read_catalog(&d.path().join("none.csv")).unwrap_err();
+        assert!(matches!(e, PhotometryError::Io { .. }), "{e:?}");
+        named(&e, "none.csv");
+        let bad = d.path().join("bad.csv");
+        std::fs::write(&bad, b"a,1,2\n\xff\xfe,3,4\n").unwrap();
+        let e = read_catalog(&bad).unwrap_err();
+        assert!(matches!(e, PhotometryError::CatalogCsv { .. }), "{e:?}");
+        named(&e, "bad.csv");
+        let junk = d.path().join("junk.fits");
+        std::fs::write(&junk, b"not a FITS file").unwrap();
+        let e = Image::read(&junk).err().expect("not FITS");
+        assert!(matches!(e, PhotometryError::FitsRead { .. }), "{e:?}");
+        named(&e, "junk.fits");
+        // A FITS file without a WCS: the first missing key is named.
+        let bare = d.path().join("bare.fits");
+        drop(fitsio::FitsFile::create(&bare).open().unwrap());
+        let e = Image::read(&bare).err().expect("no WCS");
+        assert!(
+            matches!(e, PhotometryError::FitsKey { key: "CRVAL1", .. }),
+            "{e:?}"
+        );
+        named(&e, "bare.fits");
+    }
 }

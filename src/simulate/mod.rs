@@ -646,3 +646,20 @@ fn smearing(dnu: f64, delay_m: f64) -> f64 {
         x.sin() / x
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truth_that_cannot_be_read_names_truth_json() {
+        let d = tempfile::tempdir().unwrap();
+        let e = Truth::load(d.path()).unwrap_err();
+        assert!(matches!(e, SimError::Io { .. }), "{e:?}");
+        assert!(e.to_string().contains("truth.json"), "{e}");
+        std::fs::write(d.path().join("truth.json"), "{\"seed\": 1}").unwrap();
+        let e = Truth::load(d.path()).unwrap_err();
+        assert!(matches!(e, SimError::TruthParse { .. }), "{e:?}");
+        assert!(e.to_string().contains("truth.json"), "{e}");
+    }
+}
