@@ -33,6 +33,7 @@ pub enum Error {
     Load(#[from] crate::uvh5::group::LoadError),
     #[error(transparent)]
     Discover(#[from] crate::discover::DiscoverError),
+    /// A command line that asks for nothing contimg can do.
     #[error("{0}")]
-    Other(String),
+    Usage(&'static str),
 }

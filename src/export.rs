@@ -41,7 +41,8 @@ pub enum ExportError {
 pub struct Exported {
     pub id: String,
     pub rank: usize,
-    /// The MS written, or why not.
+    /// The MS written, or why not: the ExportError's message, as this record is gathered
+    /// to rank 0 as JSON.
     pub result: Result<PathBuf, String>,
     pub rows: usize,
     pub seconds: f64,

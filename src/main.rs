@@ -367,8 +367,7 @@ fn photometry_targets(
         (Some(c), None, None) => Ok(contimg::photometry::read_catalog(&c)?),
         (None, Some(t), None) => {
             let tr =
-                contimg::simulate::Truth::load(t.parent().unwrap_or(std::path::Path::new(".")))
-                    .map_err(Error::Other)?;
+                contimg::simulate::Truth::load(t.parent().unwrap_or(std::path::Path::new(".")))?;
             Ok(tr
                 .sources
                 .iter()
@@ -388,8 +387,8 @@ fn photometry_targets(
                 dec_deg: k.dec_rad.to_degrees(),
             })
             .collect()),
-        _ => Err(Error::Other(
-            "give one of --catalog, --truth or --calibrators".into(),
+        _ => Err(Error::Usage(
+            "give one of --catalog, --truth or --calibrators",
         )),
     }
 }

@@ -13,8 +13,12 @@ use std::path::{Path, PathBuf};
 /// Why a night could not be planned, or its records not written.
 #[derive(Debug, thiserror::Error)]
 pub enum NightError {
+    /// Rank 0's planning error as it came over the wire (the other ranks see this).
     #[error("planning failed on rank 0: {0}")]
     Plan(String),
+    /// Rank 0's own planning error.
+    #[error("planning failed on rank 0: {0}")]
+    Planning(#[from] crate::plan::PlanError),
     #[error(transparent)]
     Iers(#[from] crate::primitives::iers::IersError),
     #[error("another rank could not load the IERS table")]
@@ -135,11 +139,15 @@ pub fn plan_night(
     }
     let eop = eop.expect("checked on all ranks");
     let mut bytes = Vec::new();
+    let mut root_error = None;
     if comm.is_root() {
         crate::progress::reset(&cfg.output.dir); // before any rank can mark progress
-        let res: Result<Plan, String> = std::fs::create_dir_all(make_dir)
-            .map_err(|e| format!("{}: cannot create output ({e})", make_dir.display()))
-            .and_then(|_| make_plan(cfg, comm.size(), &eop).map_err(|e| e.to_string()))
+        let res: Result<Plan, NightError> = std::fs::create_dir_all(make_dir)
+            .map_err(|source| NightError::Output {
+                path: make_dir.to_path_buf(),
+                source,
+            })
+            .and_then(|_| make_plan(cfg, comm.size(), &eop).map_err(NightError::from))
             .map(|mut p| {
                 if resume {
                     crate::resume::apply(cfg, &mut p);
@@ -147,9 +155,16 @@ pub fn plan_night(
                 }
                 p
             });
-        bytes = serde_json::to_vec(&res).expect("plan serialises");
+        // On the wire the error is its message; rank 0 keeps the typed error.
+        let wire: Result<&Plan, String> = res.as_ref().map_err(|e| e.to_string());
+        bytes = serde_json::to_vec(&wire).expect("plan serialises");
+        root_error = res.err();
     }
     comm.broadcast_bytes(0, &mut bytes);
+    if let Some(e) = root_error {
+        return Err(e);
+    }
+    // Every rank, rank 0 included, plans with the plan as it came over the wire.
     let plan: Plan = serde_json::from_slice::<Result<Plan, String>>(&bytes)
         .expect("rank 0 sent a plan")
         .map_err(NightError::Plan)?;

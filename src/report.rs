@@ -124,8 +124,8 @@ pub enum ReportError {
         source: serde_json::Error,
     },
     /// The simulation's truth (`--truth`) could not be read (the message names the file).
-    #[error("{0}")]
-    Truth(String),
+    #[error(transparent)]
+    Truth(crate::simulate::SimError),
     #[error("{}: cannot write ({source})", path.display())]
     Write {
         path: PathBuf,

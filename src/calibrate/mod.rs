@@ -44,8 +44,6 @@ pub enum CalError {
     Table(#[from] table::TableError),
     #[error("no calibrator group could be loaded on any rank")]
     NoData,
-    #[error("calibration failed on rank 0: {0}")]
-    Root(String),
 }
 
 /// What the plan says about calibration for the night.

@@ -9,7 +9,7 @@
 //! statistics kernel has a launcher checked against its vectors where a GPU exists; the
 //! solver's accumulation runs on the CPU (it is bound by the host's model prediction).
 
-use super::{kernels, twins, Compute, GainGrid, GpuError};
+use super::{kernels, twins, Compute, GainGrid, GpuError, NoGpu};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
 };
@@ -53,34 +53,38 @@ pub(super) fn cuda(e: impl std::fmt::Debug) -> GpuError {
 impl Gpu {
     /// Opens device `local_rank mod count` (`local_size` ranks on the node share the
     /// devices round-robin); Err says why there is no GPU to use.
-    pub fn open(local_rank: usize, local_size: usize, mem_gib: f64) -> Result<Self, String> {
+    pub fn open(local_rank: usize, local_size: usize, mem_gib: f64) -> Result<Self, NoGpu> {
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
-            return Err("no CUDA driver library (libcuda.so) on this node".into());
+            return Err(NoGpu::NoDriver);
         }
         if !kernels::nvrtc_present() {
-            return Err("no NVRTC library (libnvrtc.so or .so.12; a CUDA 13 toolkit's libnvrtc.so.13 can be linked as libnvrtc.so) to compile the kernels".into());
+            return Err(NoGpu::NoNvrtc);
         }
         if !unsafe { cudarc::cufft::sys::is_culib_present() } {
-            return Err(
-                "no cuFFT library (libcufft.so, .so.12 or .so.11) for the plane transforms".into(),
-            );
+            return Err(NoGpu::NoCufft);
         }
-        let n =
-            CudaContext::device_count().map_err(|e| format!("cannot count CUDA devices: {e:?}"))?;
+        let n = CudaContext::device_count().map_err(|e| NoGpu::Count(cuda(e)))?;
         if n <= 0 {
-            return Err("no CUDA device visible (CUDA_VISIBLE_DEVICES?)".into());
+            return Err(NoGpu::NoDevice);
         }
         let ordinal = local_rank % n as usize;
-        let ctx = CudaContext::new(ordinal).map_err(|e| format!("device {ordinal}: {e:?}"))?;
-        let (major, minor) = ctx.compute_capability().map_err(|e| format!("{e:?}"))?;
+        let on_device = |e| NoGpu::Device {
+            ordinal,
+            source: cuda(e),
+        };
+        let ctx = CudaContext::new(ordinal).map_err(on_device)?;
+        let (major, minor) = ctx.compute_capability().map_err(on_device)?;
         let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
         let cache = kernels::ptx_cache_dir();
-        let load = |file: &str, entry: &str| -> Result<CudaFunction, String> {
-            let ptx =
-                kernels::compile_cached(file, arch, cache.as_deref()).map_err(|e| e.to_string())?;
-            let m = ctx.load_module(ptx).map_err(|e| format!("{file}: {e:?}"))?;
-            m.load_function(entry)
-                .map_err(|e| format!("{file}: {entry}: {e:?}"))
+        let load = |file: &'static str, entry: &'static str| -> Result<CudaFunction, NoGpu> {
+            let kernel = |source| NoGpu::Kernel {
+                file,
+                entry,
+                source,
+            };
+            let ptx = kernels::compile_cached(file, arch, cache.as_deref()).map_err(kernel)?;
+            let m = ctx.load_module(ptx).map_err(|e| kernel(cuda(e)))?;
+            m.load_function(entry).map_err(|e| kernel(cuda(e)))
         };
         let apply = load("calapply.cu", "apply_gains")?;
         let grid = load("grid.cu", "grid_tiles")?;
@@ -90,7 +94,7 @@ impl Gpu {
         let smooth_pass = load("background.cu", "smooth_pass")?;
         let smooth_narrow = load("background.cu", "smooth_narrow")?;
         let stack = super::device_stack::StackKernels::load(load)?;
-        let (free, total) = ctx.mem_get_info().map_err(|e| format!("{e:?}"))?;
+        let (free, total) = ctx.mem_get_info().map_err(on_device)?;
         // Ranks on this device: those with the same local rank modulo the device count.
         let sharing = (local_size.saturating_sub(ordinal))
             .div_ceil(n as usize)
@@ -104,7 +108,7 @@ impl Gpu {
         let dev_name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
         let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, share as f64 / (1u64 << 30) as f64);
         let stream = ctx.default_stream();
-        let stream2 = ctx.new_stream().map_err(|e| format!("{e:?}"))?;
+        let stream2 = ctx.new_stream().map_err(on_device)?;
         use cudarc::driver::sys::CUdevice_attribute as A;
         let attr = |a: A| ctx.attribute(a).ok().map(|v| v as u32);
         let pci = match (

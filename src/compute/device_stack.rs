@@ -13,7 +13,7 @@
 
 use super::device::{cuda, Gpu};
 use super::stack::{self, Geometry};
-use super::GpuError;
+use super::{GpuError, NoGpu};
 use crate::compute::degridder::WUnstack;
 use crate::compute::gridder::WStack;
 use cudarc::cufft::sys::{cufftDoubleComplex, cufftType, double2};
@@ -36,9 +36,9 @@ pub(super) struct StackKernels {
 
 impl StackKernels {
     pub(super) fn load(
-        load: impl Fn(&str, &str) -> Result<CudaFunction, String>,
-    ) -> Result<Self, String> {
-        let f = |e: &str| load("wstack.cu", e);
+        load: impl Fn(&'static str, &'static str) -> Result<CudaFunction, NoGpu>,
+    ) -> Result<Self, NoGpu> {
+        let f = |e: &'static str| load("wstack.cu", e);
         Ok(StackKernels {
             grid_prep: f("grid_prep")?,
             tile_scatter: f("tile_scatter")?,

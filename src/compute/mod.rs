@@ -77,7 +77,7 @@ impl ComputeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
     #[error("gpu: required, but {0}")]
-    Unavailable(String),
+    Unavailable(Box<NoGpu>),
     #[error("NVRTC could not compile kernels/{file} for {arch}: {log}")]
     Compile {
         file: String,
@@ -86,6 +86,34 @@ pub enum GpuError {
     },
     #[error("CUDA: {0}")]
     Cuda(String),
+}
+
+/// Why this rank has no GPU to use: `compute.gpu: auto` runs on the CPU and says why,
+/// `required` fails with it.
+#[derive(Debug, thiserror::Error)]
+pub enum NoGpu {
+    #[error("this contimg was built without the `gpu` feature")]
+    NotBuilt,
+    #[error("no CUDA driver library (libcuda.so) on this node")]
+    NoDriver,
+    #[error("no NVRTC library (libnvrtc.so or .so.12; a CUDA 13 toolkit's libnvrtc.so.13 can be linked as libnvrtc.so) to compile the kernels")]
+    NoNvrtc,
+    #[error("no cuFFT library (libcufft.so, .so.12 or .so.11) for the plane transforms")]
+    NoCufft,
+    #[error("no CUDA device visible (CUDA_VISIBLE_DEVICES?)")]
+    NoDevice,
+    #[error("cannot count CUDA devices: {0}")]
+    Count(GpuError),
+    /// The device was found but could not be set up (context, properties, streams).
+    #[error("device {ordinal}: {source}")]
+    Device { ordinal: usize, source: GpuError },
+    /// A kernel that did not compile or load.
+    #[error("kernels/{file}: {entry}: {source}")]
+    Kernel {
+        file: &'static str,
+        entry: &'static str,
+        source: GpuError,
+    },
 }
 
 /// The per-visibility kernels of the pipeline, on one backend.
@@ -333,19 +361,19 @@ pub fn select(cfg: &ComputeConfig) -> Result<(Box<dyn Compute>, String), GpuErro
         Err(why) if cfg.gpu == GpuMode::Auto => {
             Ok((Box::new(Cpu), format!("compute: cpu (gpu: auto, {why})")))
         }
-        Err(why) => Err(GpuError::Unavailable(why)),
+        Err(why) => Err(GpuError::Unavailable(Box::new(why))),
     }
 }
 
 #[cfg(feature = "gpu")]
-fn probe(cfg: &ComputeConfig) -> Result<Box<dyn Compute>, String> {
+fn probe(cfg: &ComputeConfig) -> Result<Box<dyn Compute>, NoGpu> {
     device::Gpu::open(local_rank(), local_size(), cfg.gpu_memory_gib)
         .map(|g| Box::new(g) as Box<dyn Compute>)
 }
 
 #[cfg(not(feature = "gpu"))]
-fn probe(_cfg: &ComputeConfig) -> Result<Box<dyn Compute>, String> {
-    Err("this contimg was built without the `gpu` feature".into())
+fn probe(_cfg: &ComputeConfig) -> Result<Box<dyn Compute>, NoGpu> {
+    Err(NoGpu::NotBuilt)
 }
 
 /// For tests that skip for want of a GPU (or of NVRTC): says so on stderr and appends a line
@@ -388,6 +416,7 @@ mod tests {
             .err()
             .expect("required without a GPU fails");
             assert!(e.to_string().starts_with("gpu: required, but "), "{e}");
+            assert!(matches!(e, GpuError::Unavailable(_)), "{e:?}");
         }
     }
 

@@ -19,6 +19,8 @@ pub enum StationError {
         line: usize,
         problem: String,
     },
+    #[error("{path}: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
     #[error("{path}: no header row with 'Station Number' found")]
     NoHeader { path: PathBuf },
 }
@@ -97,7 +99,10 @@ pub fn parse_stations(text: &str, path: &Path) -> Result<Vec<Station>, StationEr
             line,
             problem,
         };
-        let r = r.map_err(|e| err(e.to_string()))?;
+        let r = r.map_err(|source| StationError::Csv {
+            path: path.into(),
+            source,
+        })?;
         let cols: Vec<&str> = r.iter().collect();
         if cols.iter().all(|c| c.is_empty()) {
             continue;

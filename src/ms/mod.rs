@@ -9,6 +9,8 @@
 #[cfg(feature = "ms")]
 mod casa;
 #[cfg(feature = "ms")]
+pub use casa::CasaError;
+#[cfg(feature = "ms")]
 mod schema;
 #[cfg(feature = "ms")]
 mod subtables;
@@ -59,8 +61,9 @@ impl Default for MsConfig {
 pub enum MsError {
     #[error("{path}: this contimg was built without Measurement Set support (rebuild with `--features ms`)")]
     NotBuilt { path: PathBuf },
-    #[error("{path}: casacore: {message}")]
-    Casacore { path: PathBuf, message: String },
+    #[cfg(feature = "ms")]
+    #[error("{path}: casacore: {source}")]
+    Casacore { path: PathBuf, source: CasaError },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -192,11 +195,11 @@ pub fn write_group_ms(
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
-        if let Err(e) = casa::write(&tmp, &content, history) {
+        if let Err(source) = casa::write(&tmp, &content, history) {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(MsError::Casacore {
                 path: path.to_path_buf(),
-                message: e,
+                source,
             });
         }
         if path.exists() {

@@ -284,10 +284,6 @@ pub const FLAG_CMD: &[Col] = &[
     c("TYPE", T::TpString),
 ];
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// casacore's frequency reference codes (MFrequency::Types) for a MEAS_FREQ_REF column.
 const FREQ_REF_TYPES: [&str; 10] = [
     "REST",
@@ -304,53 +300,42 @@ const FREQ_REF_TYPES: [&str; 10] = [
 const FREQ_REF_CODES: [u32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 64];
 
 /// A table description holding `cols`.
-pub fn desc(cols: &[Col]) -> Result<TableDesc, String> {
-    let mut d = TableDesc::new("", TableDescCreateMode::TDM_SCRATCH).map_err(err)?;
+pub fn desc(cols: &[Col]) -> Result<TableDesc, super::casa::CasaError> {
+    let mut d = TableDesc::new("", TableDescCreateMode::TDM_SCRATCH)?;
     for col in cols {
         match col.shape {
-            Shape::Scalar => d
-                .add_scalar_column(col.ty, col.name, None, false, false)
-                .map_err(err)?,
-            Shape::Fixed(s) => d
-                .add_array_column(col.ty, col.name, None, Some(s), true, false)
-                .map_err(err)?,
+            Shape::Scalar => d.add_scalar_column(col.ty, col.name, None, false, false)?,
+            Shape::Fixed(s) => d.add_array_column(col.ty, col.name, None, Some(s), true, false)?,
             Shape::Ndim(n) => {
-                d.add_array_column(col.ty, col.name, None, None, false, false)
-                    .map_err(err)?;
-                d.set_ndims(col.name, n).map_err(err)?;
+                d.add_array_column(col.ty, col.name, None, None, false, false)?;
+                d.set_ndims(col.name, n)?;
             }
         }
         if !col.units.is_empty() {
             let u: Vec<String> = col.units.iter().map(|s| s.to_string()).collect();
-            d.put_column_keyword(col.name, "QuantumUnits", &u)
-                .map_err(err)?;
+            d.put_column_keyword(col.name, "QuantumUnits", &u)?;
         }
-        let mut rec = TableRecord::new().map_err(err)?;
+        let mut rec = TableRecord::new()?;
         match col.meas {
             Meas::None => continue,
             Meas::Fixed(ty, r) => {
-                rec.put_field("type", &ty.to_string()).map_err(err)?;
-                rec.put_field("Ref", &r.to_string()).map_err(err)?;
+                rec.put_field("type", &ty.to_string())?;
+                rec.put_field("Ref", &r.to_string())?;
             }
             Meas::FreqVarRef => {
-                rec.put_field("type", &"frequency".to_string())
-                    .map_err(err)?;
-                rec.put_field("VarRefCol", &"MEAS_FREQ_REF".to_string())
-                    .map_err(err)?;
+                rec.put_field("type", &"frequency".to_string())?;
+                rec.put_field("VarRefCol", &"MEAS_FREQ_REF".to_string())?;
                 rec.put_field(
                     "TabRefTypes",
                     &FREQ_REF_TYPES
                         .iter()
                         .map(|s| s.to_string())
                         .collect::<Vec<_>>(),
-                )
-                .map_err(err)?;
-                rec.put_field("TabRefCodes", &FREQ_REF_CODES.to_vec())
-                    .map_err(err)?;
+                )?;
+                rec.put_field("TabRefCodes", &FREQ_REF_CODES.to_vec())?;
             }
         }
-        d.put_column_keyword(col.name, "MEASINFO", &rec)
-            .map_err(err)?;
+        d.put_column_keyword(col.name, "MEASINFO", &rec)?;
     }
     Ok(d)
 }

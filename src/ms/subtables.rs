@@ -1,27 +1,28 @@
 //! The MS subtables: ANTENNA, FIELD, SPECTRAL_WINDOW, POLARIZATION, DATA_DESCRIPTION,
 //! OBSERVATION, FEED, PROCESSOR, HISTORY, and the (empty) POINTING, STATE and FLAG_CMD.
 
-use super::casa::{fill, mjd, sub};
+use super::casa::{fill, mjd, shape, sub, CasaError};
 use super::schema;
 use super::MsContent;
 use rubbl_casatables::{Array, Complex, Table};
 use std::path::Path;
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// Stokes codes of the correlations (casacore Stokes::StokesTypes): XX = 9, YY = 12.
 const CORR_XX_YY: [i32; 2] = [9, 12];
 
-pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> Result<(), String> {
+pub fn write_all(
+    main: &mut Table,
+    dir: &Path,
+    m: &MsContent,
+    history: &str,
+) -> Result<(), CasaError> {
     let g = m.g;
     let nant = g.ant_pos.len();
     let nt = g.n_times();
     let half = 0.5 * g.meta.integration_s;
     let (t0, t1) = (mjd(g.times_jd[0]) - half, mjd(g.times_jd[nt - 1]) + half);
     let tmid = 0.5 * (t0 + t1);
-    main.put_keyword("MS_VERSION", &2.0f32).map_err(err)?;
+    main.put_keyword("MS_VERSION", &2.0f32)?;
 
     sub(main, dir, "ANTENNA", schema::ANTENNA, nant, |t| {
         for a in 0..nant {
@@ -35,17 +36,15 @@ pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> 
                     g.site.ecef[1] + p[1],
                     g.site.ecef[2] + p[2],
                 ],
-            )
-            .map_err(err)?;
-            t.put_cell("OFFSET", r, &vec![0.0f64; 3]).map_err(err)?;
+            )?;
+            t.put_cell("OFFSET", r, &vec![0.0f64; 3])?;
             let name = g
                 .antenna_names
                 .get(a)
                 .cloned()
                 .unwrap_or_else(|| format!("{a}"));
-            t.put_cell("NAME", r, &name).map_err(err)?;
-            t.put_cell("STATION", r, &format!("DSA-{name}"))
-                .map_err(err)?;
+            t.put_cell("NAME", r, &name)?;
+            t.put_cell("STATION", r, &format!("DSA-{name}"))?;
             t.put_cell(
                 "DISH_DIAMETER",
                 r,
@@ -54,8 +53,7 @@ pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> 
                     .get(a)
                     .copied()
                     .unwrap_or(crate::core::telescope::DISH_DIAMETER_M),
-            )
-            .map_err(err)?;
+            )?;
         }
         fill(t, "TYPE", nant, &"GROUND-BASED".to_string())?;
         fill(t, "MOUNT", nant, &"ALT-AZ".to_string())?;
@@ -63,10 +61,10 @@ pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> 
     })?;
 
     sub(main, dir, "FIELD", schema::FIELD, 1, |t| {
-        let dir =
-            Array::from_shape_vec((1, 2), vec![m.centre.ra_rad, m.centre.dec_rad]).map_err(err)?;
+        let dir = Array::from_shape_vec((1, 2), vec![m.centre.ra_rad, m.centre.dec_rad])
+            .map_err(shape("PHASE_DIR"))?;
         for col in ["DELAY_DIR", "PHASE_DIR", "REFERENCE_DIR"] {
-            t.put_cell(col, 0, &dir).map_err(err)?;
+            t.put_cell(col, 0, &dir)?;
         }
         t.put_cell(
             "NAME",
@@ -76,13 +74,13 @@ pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> 
                 m.centre.ra_rad.to_degrees(),
                 m.centre.dec_rad.to_degrees()
             ),
-        )
-        .map_err(err)?;
-        t.put_cell("CODE", 0, &String::new()).map_err(err)?;
-        t.put_cell("FLAG_ROW", 0, &false).map_err(err)?;
-        t.put_cell("NUM_POLY", 0, &0i32).map_err(err)?;
-        t.put_cell("SOURCE_ID", 0, &-1i32).map_err(err)?;
-        t.put_cell("TIME", 0, &tmid).map_err(err)
+        )?;
+        t.put_cell("CODE", 0, &String::new())?;
+        t.put_cell("FLAG_ROW", 0, &false)?;
+        t.put_cell("NUM_POLY", 0, &0i32)?;
+        t.put_cell("SOURCE_ID", 0, &-1i32)?;
+        t.put_cell("TIME", 0, &tmid)?;
+        Ok(())
     })?;
 
     let nw = m.windows.len();
@@ -97,18 +95,17 @@ pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> 
                 let r = w as u64;
                 let f: Vec<f64> = g.freqs[win.clone()].to_vec();
                 let width = vec![g.channel_width_hz; f.len()];
-                t.put_cell("CHAN_FREQ", r, &f).map_err(err)?;
+                t.put_cell("CHAN_FREQ", r, &f)?;
                 for col in ["CHAN_WIDTH", "EFFECTIVE_BW", "RESOLUTION"] {
-                    t.put_cell(col, r, &width).map_err(err)?;
+                    t.put_cell(col, r, &width)?;
                 }
-                t.put_cell("NUM_CHAN", r, &(f.len() as i32)).map_err(err)?;
-                t.put_cell("REF_FREQUENCY", r, &f[0]).map_err(err)?;
+                t.put_cell("NUM_CHAN", r, &(f.len() as i32))?;
+                t.put_cell("REF_FREQUENCY", r, &f[0])?;
                 t.put_cell(
                     "TOTAL_BANDWIDTH",
                     r,
                     &(f[f.len() - 1] - f[0] + g.channel_width_hz),
-                )
-                .map_err(err)?;
+                )?;
                 t.put_cell(
                     "NAME",
                     r,
@@ -117,8 +114,7 @@ pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> 
                     } else {
                         format!("subband_{w:02}")
                     },
-                )
-                .map_err(err)?;
+                )?;
             }
             fill(t, "MEAS_FREQ_REF", nw, &5i32)?; // TOPO
             fill(t, "NET_SIDEBAND", nw, &1i32)?;
@@ -130,16 +126,15 @@ pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> 
     )?;
 
     sub(main, dir, "POLARIZATION", schema::POLARIZATION, 1, |t| {
-        t.put_cell("CORR_TYPE", 0, &CORR_XX_YY.to_vec())
-            .map_err(err)?;
+        t.put_cell("CORR_TYPE", 0, &CORR_XX_YY.to_vec())?;
         t.put_cell(
             "CORR_PRODUCT",
             0,
-            &Array::from_shape_vec((2, 2), vec![0i32, 0, 1, 1]).map_err(err)?,
-        )
-        .map_err(err)?;
-        t.put_cell("NUM_CORR", 0, &2i32).map_err(err)?;
-        t.put_cell("FLAG_ROW", 0, &false).map_err(err)
+            &Array::from_shape_vec((2, 2), vec![0i32, 0, 1, 1]).map_err(shape("CORR_PRODUCT"))?,
+        )?;
+        t.put_cell("NUM_CORR", 0, &2i32)?;
+        t.put_cell("FLAG_ROW", 0, &false)?;
+        Ok(())
     })?;
 
     sub(
@@ -150,8 +145,7 @@ pub fn write_all(main: &mut Table, dir: &Path, m: &MsContent, history: &str) -> 
         nw,
         |t| {
             for w in 0..nw {
-                t.put_cell("SPECTRAL_WINDOW_ID", w as u64, &(w as i32))
-                    .map_err(err)?;
+                t.put_cell("SPECTRAL_WINDOW_ID", w as u64, &(w as i32))?;
             }
             fill(t, "POLARIZATION_ID", nw, &0i32)?;
             fill(t, "FLAG_ROW", nw, &false)
@@ -169,38 +163,33 @@ fn write_observation_to_history(
     m: &MsContent,
     history: &str,
     (t0, t1): (f64, f64),
-) -> Result<(), String> {
+) -> Result<(), CasaError> {
     let g = m.g;
     let nant = g.ant_pos.len();
     let tmid = 0.5 * (t0 + t1);
     sub(main, dir, "OBSERVATION", schema::OBSERVATION, 1, |t| {
-        t.put_cell("TIME_RANGE", 0, &vec![t0, t1]).map_err(err)?;
-        t.put_cell("TELESCOPE_NAME", 0, &g.meta.telescope_name)
-            .map_err(err)?;
-        t.put_cell("OBSERVER", 0, &"DSA-110".to_string())
-            .map_err(err)?;
-        t.put_cell("PROJECT", 0, &"contimg".to_string())
-            .map_err(err)?;
-        t.put_cell("SCHEDULE_TYPE", 0, &String::new())
-            .map_err(err)?;
-        t.put_cell("RELEASE_DATE", 0, &0.0f64).map_err(err)?;
-        t.put_cell("LOG", 0, &vec![String::new()]).map_err(err)?;
-        t.put_cell("SCHEDULE", 0, &vec![String::new()])
-            .map_err(err)?;
-        t.put_cell("FLAG_ROW", 0, &false).map_err(err)
+        t.put_cell("TIME_RANGE", 0, &vec![t0, t1])?;
+        t.put_cell("TELESCOPE_NAME", 0, &g.meta.telescope_name)?;
+        t.put_cell("OBSERVER", 0, &"DSA-110".to_string())?;
+        t.put_cell("PROJECT", 0, &"contimg".to_string())?;
+        t.put_cell("SCHEDULE_TYPE", 0, &String::new())?;
+        t.put_cell("RELEASE_DATE", 0, &0.0f64)?;
+        t.put_cell("LOG", 0, &vec![String::new()])?;
+        t.put_cell("SCHEDULE", 0, &vec![String::new()])?;
+        t.put_cell("FLAG_ROW", 0, &false)?;
+        Ok(())
     })?;
 
     sub(main, dir, "FEED", schema::FEED, nant, |t| {
         for a in 0..nant {
-            t.put_cell("ANTENNA_ID", a as u64, &(a as i32))
-                .map_err(err)?;
+            t.put_cell("ANTENNA_ID", a as u64, &(a as i32))?;
         }
         fill(t, "POSITION", nant, &vec![0.0f64; 3])?;
         fill(
             t,
             "BEAM_OFFSET",
             nant,
-            &Array::from_shape_vec((2, 2), vec![0.0f64; 4]).map_err(err)?,
+            &Array::from_shape_vec((2, 2), vec![0.0f64; 4]).map_err(shape("BEAM_OFFSET"))?,
         )?;
         fill(
             t,
@@ -214,7 +203,8 @@ fn write_observation_to_history(
             t,
             "POL_RESPONSE",
             nant,
-            &Array::from_shape_vec((2, 2), vec![one, zero, zero, one]).map_err(err)?,
+            &Array::from_shape_vec((2, 2), vec![one, zero, zero, one])
+                .map_err(shape("POL_RESPONSE"))?,
         )?;
         fill(
             t,
@@ -231,35 +221,30 @@ fn write_observation_to_history(
     })?;
 
     sub(main, dir, "PROCESSOR", schema::PROCESSOR, 1, |t| {
-        t.put_cell("TYPE", 0, &"CORRELATOR".to_string())
-            .map_err(err)?;
-        t.put_cell("SUB_TYPE", 0, &g.meta.telescope_name)
-            .map_err(err)?;
-        t.put_cell("TYPE_ID", 0, &-1i32).map_err(err)?;
-        t.put_cell("MODE_ID", 0, &-1i32).map_err(err)?;
-        t.put_cell("FLAG_ROW", 0, &false).map_err(err)
+        t.put_cell("TYPE", 0, &"CORRELATOR".to_string())?;
+        t.put_cell("SUB_TYPE", 0, &g.meta.telescope_name)?;
+        t.put_cell("TYPE_ID", 0, &-1i32)?;
+        t.put_cell("MODE_ID", 0, &-1i32)?;
+        t.put_cell("FLAG_ROW", 0, &false)?;
+        Ok(())
     })?;
 
     sub(main, dir, "HISTORY", schema::HISTORY, 1, |t| {
         let cli: Vec<String> = std::env::args().collect();
-        t.put_cell("TIME", 0, &tmid).map_err(err)?;
-        t.put_cell("MESSAGE", 0, &history.to_string())
-            .map_err(err)?;
+        t.put_cell("TIME", 0, &tmid)?;
+        t.put_cell("MESSAGE", 0, &history.to_string())?;
         t.put_cell(
             "APPLICATION",
             0,
             &format!("contimg {}", env!("CARGO_PKG_VERSION")),
-        )
-        .map_err(err)?;
-        t.put_cell("ORIGIN", 0, &"contimg::ms".to_string())
-            .map_err(err)?;
-        t.put_cell("PRIORITY", 0, &"NORMAL".to_string())
-            .map_err(err)?;
-        t.put_cell("OBJECT_ID", 0, &0i32).map_err(err)?;
-        t.put_cell("OBSERVATION_ID", 0, &0i32).map_err(err)?;
-        t.put_cell("CLI_COMMAND", 0, &cli).map_err(err)?;
-        t.put_cell("APP_PARAMS", 0, &vec![String::new()])
-            .map_err(err)
+        )?;
+        t.put_cell("ORIGIN", 0, &"contimg::ms".to_string())?;
+        t.put_cell("PRIORITY", 0, &"NORMAL".to_string())?;
+        t.put_cell("OBJECT_ID", 0, &0i32)?;
+        t.put_cell("OBSERVATION_ID", 0, &0i32)?;
+        t.put_cell("CLI_COMMAND", 0, &cli)?;
+        t.put_cell("APP_PARAMS", 0, &vec![String::new()])?;
+        Ok(())
     })?;
 
     for (name, cols) in [

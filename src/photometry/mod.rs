@@ -14,10 +14,36 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PhotometryError {
+    /// An image whose header or pixels cannot be measured (the problem in words).
     #[error("{path}: {problem}")]
     Fits { path: PathBuf, problem: String },
+    /// cfitsio could not open or read the image.
+    #[error("{path}: {source}")]
+    FitsRead {
+        path: PathBuf,
+        source: fitsio::errors::Error,
+    },
+    /// A header key the measurement needs is missing or unreadable.
+    #[error("{path}: {key}: {source}")]
+    FitsKey {
+        path: PathBuf,
+        key: &'static str,
+        source: fitsio::errors::Error,
+    },
+    /// A catalogue record that is not `name,ra_deg,dec_deg` (the problem in words).
     #[error("{path}: {problem}")]
     Catalog { path: PathBuf, problem: String },
+    #[error("{path}: {source}")]
+    CatalogCsv { path: PathBuf, source: csv::Error },
+    /// A file or directory that cannot be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The built-in or configured VLA calibrator list (the default targets).
+    #[error(transparent)]
+    Calibrators(#[from] crate::calibrate::catalog::CatalogError),
 }
 
 /// An image as written by contimg (SIN projection, restoring beam in the header).
@@ -42,12 +68,18 @@ impl Image {
             path: path.into(),
             problem,
         };
-        let mut f = fitsio::FitsFile::open(path).map_err(|e| bad(e.to_string()))?;
-        let hdu = f.primary_hdu().map_err(|e| bad(e.to_string()))?;
-        let mut key = |k: &str| {
-            hdu.read_key::<f64>(&mut f, k)
-                .map_err(|e| bad(format!("{k}: {e}")))
+        let read = |source| PhotometryError::FitsRead {
+            path: path.into(),
+            source,
         };
+        let key_err = |key, source| PhotometryError::FitsKey {
+            path: path.into(),
+            key,
+            source,
+        };
+        let mut f = fitsio::FitsFile::open(path).map_err(read)?;
+        let hdu = f.primary_hdu().map_err(read)?;
+        let mut key = |k: &'static str| hdu.read_key::<f64>(&mut f, k).map_err(|e| key_err(k, e));
         let crval = [key("CRVAL1")?, key("CRVAL2")?];
         let crpix = [key("CRPIX1")?, key("CRPIX2")?];
         let cdelt = [key("CDELT1")?, key("CDELT2")?];
@@ -59,7 +91,7 @@ impl Image {
         ];
         let ctype = hdu
             .read_key::<String>(&mut f, "CTYPE1")
-            .map_err(|e| bad(format!("CTYPE1: {e}")))?;
+            .map_err(|e| key_err("CTYPE1", e))?;
         let code = ctype.get(5..).unwrap_or("").to_string();
         if code != "SIN" && code != "CAR" {
             return Err(bad(format!(
@@ -82,7 +114,7 @@ impl Image {
         if nx == 0 || ny == 0 || !beam.iter().all(|b| b.is_finite()) {
             return Err(bad(format!("{nx} x {ny} pixels, beam {beam:?}")));
         }
-        let data: Vec<f32> = hdu.read_image(&mut f).map_err(|e| bad(e.to_string()))?;
+        let data: Vec<f32> = hdu.read_image(&mut f).map_err(read)?;
         if data.len() != nx * ny {
             return Err(bad(format!("{} pixels for {nx} x {ny}", data.len())));
         }
@@ -261,7 +293,10 @@ pub fn read_catalog(path: &Path) -> Result<Vec<Target>, PhotometryError> {
         path: path.into(),
         problem,
     };
-    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let text = std::fs::read(path).map_err(|source| PhotometryError::Io {
+        path: path.into(),
+        source,
+    })?;
     let mut rd = csv::ReaderBuilder::new()
         .has_headers(false)
         .comment(Some(b'#'))
@@ -270,7 +305,10 @@ pub fn read_catalog(path: &Path) -> Result<Vec<Target>, PhotometryError> {
         .from_reader(text.as_slice());
     let mut out = Vec::new();
     for (k, rec) in rd.records().enumerate() {
-        let rec = rec.map_err(|e| bad(e.to_string()))?;
+        let rec = rec.map_err(|source| PhotometryError::CatalogCsv {
+            path: path.into(),
+            source,
+        })?;
         let line = rec.position().map_or(k as u64 + 1, |p| p.line());
         let f: Vec<&str> = rec.iter().collect();
         if f.iter().all(|x| x.is_empty())
@@ -467,10 +505,7 @@ pub fn write_tables(
             v.candidate.to_string(),
         ])?;
     }
-    let bytes = |w: csv::Writer<Vec<u8>>| {
-        w.into_inner()
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    };
+    let bytes = |w: csv::Writer<Vec<u8>>| w.into_inner().map_err(|e| e.into_error());
     crate::products::write_atomic(&out.join("lightcurves.csv"), &bytes(lc)?)?;
     crate::products::write_atomic(&out.join("variability.csv"), &bytes(vt)?)?;
     Ok(vars)
@@ -544,5 +579,35 @@ mod tests {
         std::fs::write(&cat, "name,ra,dec\nx,1,2\ny,1,north\n").unwrap();
         let e = read_catalog(&cat).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("cat.csv"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_catalogues_and_images_are_typed_errors_naming_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let named = |e: &PhotometryError, file: &str| {
+            assert!(e.to_string().contains(file), "{e}");
+        };
+        let e = read_catalog(&d.path().join("none.csv")).unwrap_err();
+        assert!(matches!(e, PhotometryError::Io { .. }), "{e:?}");
+        named(&e, "none.csv");
+        let bad = d.path().join("bad.csv");
+        std::fs::write(&bad, b"a,1,2\n\xff\xfe,3,4\n").unwrap();
+        let e = read_catalog(&bad).unwrap_err();
+        assert!(matches!(e, PhotometryError::CatalogCsv { .. }), "{e:?}");
+        named(&e, "bad.csv");
+        let junk = d.path().join("junk.fits");
+        std::fs::write(&junk, b"not a FITS file").unwrap();
+        let e = Image::read(&junk).err().expect("not FITS");
+        assert!(matches!(e, PhotometryError::FitsRead { .. }), "{e:?}");
+        named(&e, "junk.fits");
+        // A FITS file without a WCS: the first missing key is named.
+        let bare = d.path().join("bare.fits");
+        drop(fitsio::FitsFile::create(&bare).open().unwrap());
+        let e = Image::read(&bare).err().expect("no WCS");
+        assert!(
+            matches!(e, PhotometryError::FitsKey { key: "CRVAL1", .. }),
+            "{e:?}"
+        );
+        named(&e, "bare.fits");
     }
 }

@@ -19,9 +19,9 @@ pub const LOCAL_BEAMS: f64 = 10.0;
 pub fn tile_images(night: &Path) -> Result<Vec<PathBuf>, PhotometryError> {
     let dir = night.join("images");
     let all: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| PhotometryError::Fits {
+        .map_err(|source| PhotometryError::Io {
             path: dir.clone(),
-            problem: e.to_string(),
+            source,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
@@ -133,20 +133,17 @@ pub fn measure_night(
 }
 
 /// The photometry catalogue: a name,ra_deg,dec_deg CSV, or the built-in VLA calibrator list.
-pub fn targets(catalog: Option<&Path>) -> Result<Vec<Target>, String> {
+pub fn targets(catalog: Option<&Path>) -> Result<Vec<Target>, PhotometryError> {
     match catalog {
-        Some(p) => crate::photometry::read_catalog(p).map_err(|e| e.to_string()),
-        None => crate::calibrate::catalog::load_calibrators(None)
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| Target {
-                        name: c.name.clone(),
-                        ra_deg: c.ra_rad.to_degrees(),
-                        dec_deg: c.dec_rad.to_degrees(),
-                    })
-                    .collect()
+        Some(p) => crate::photometry::read_catalog(p),
+        None => Ok(crate::calibrate::catalog::load_calibrators(None)?
+            .iter()
+            .map(|c| Target {
+                name: c.name.clone(),
+                ra_deg: c.ra_rad.to_degrees(),
+                dec_deg: c.dec_rad.to_degrees(),
             })
-            .map_err(|e| e.to_string()),
+            .collect()),
     }
 }
 
@@ -189,9 +186,7 @@ pub fn write_csv(path: &Path, ms: &[Measurement], targets: &[Target]) -> std::io
         })
         .map_err(std::io::Error::other)?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d)?;
     }
@@ -200,10 +195,10 @@ pub fn write_csv(path: &Path, ms: &[Measurement], targets: &[Target]) -> std::io
 
 /// The run's photometry step: the night's tiles measured at the catalogue's positions into
 /// `<out>/photometry/night.csv`. Returns the number of measurements.
-pub fn photometry_of_run(out: &Path, catalog: Option<&Path>) -> Result<usize, String> {
+pub fn photometry_of_run(out: &Path, catalog: Option<&Path>) -> Result<usize, PhotometryError> {
     let t = targets(catalog)?;
-    let ms = measure_night(out, &t).map_err(|e| e.to_string())?;
+    let ms = measure_night(out, &t)?;
     let path = out.join("photometry").join("night.csv");
-    write_csv(&path, &ms, &t).map_err(|e| format!("{}: {e}", path.display()))?;
+    write_csv(&path, &ms, &t).map_err(|source| PhotometryError::Io { path, source })?;
     Ok(ms.len())
 }

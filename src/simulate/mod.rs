@@ -51,6 +51,11 @@ pub enum SimError {
     Catalog(#[from] crate::calibrate::catalog::CatalogError),
     #[error("{path}: cannot write truth ({source})")]
     Truth { path: PathBuf, source: hdf5::Error },
+    #[error("{path}: not a simulation's truth record ({source})")]
+    TruthParse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 /// A simulated point source and what the telescope sees of it.
@@ -93,10 +98,14 @@ pub struct Truth {
 }
 
 impl Truth {
-    pub fn load(dir: &Path) -> Result<Truth, String> {
-        let p = dir.join("truth.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+    /// Reads `<dir>/truth.json`.
+    pub fn load(dir: &Path) -> Result<Truth, SimError> {
+        let path = dir.join("truth.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| SimError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| SimError::TruthParse { path, source })
     }
 }
 
@@ -635,5 +644,22 @@ fn smearing(dnu: f64, delay_m: f64) -> f64 {
         1.0
     } else {
         x.sin() / x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truth_that_cannot_be_read_names_truth_json() {
+        let d = tempfile::tempdir().unwrap();
+        let e = Truth::load(d.path()).unwrap_err();
+        assert!(matches!(e, SimError::Io { .. }), "{e:?}");
+        assert!(e.to_string().contains("truth.json"), "{e}");
+        std::fs::write(d.path().join("truth.json"), "{\"seed\": 1}").unwrap();
+        let e = Truth::load(d.path()).unwrap_err();
+        assert!(matches!(e, SimError::TruthParse { .. }), "{e:?}");
+        assert!(e.to_string().contains("truth.json"), "{e}");
     }
 }
