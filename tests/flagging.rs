@@ -39,11 +39,13 @@ fn config(dir: &Path, rfi: bool) -> Config {
     c
 }
 
+/// At the defaults. Measured (2026-12-02): recall 1.000, precision 0.9996.
 #[test]
 fn recall_and_precision_on_injected_rfi() {
-    recall_and_precision(true, 0.95, 0.9);
+    recall_and_precision(true, 0.99, 0.99);
 }
 
+/// The array pass off. Measured (2026-12-02): recall 0.967, precision 0.972.
 #[test]
 fn recall_and_precision_per_baseline_only() {
     recall_and_precision(false, 0.95, 0.9);

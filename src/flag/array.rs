@@ -13,12 +13,14 @@
 //! a cos(phase difference), whose mean square is a^2 / 2). Removing the background first
 //! keeps the sky out: the power of |V| itself would be dominated by the calibrator.
 //!
-//! On that one time x channel plane: a masked smooth background (local-linear both ways),
-//! removed twice (the second time without the first round's detections, so strong
-//! interference cannot drag it), the plane's robust noise, floored at `min_excess / chi1`
-//! (the plane of 4656 baselines has a noise of ~1.5 % of the noise power: without a floor it
-//! would flag cells for the per-baseline backgrounds' small biases, far below any
-//! interference), then SumThreshold.
+//! On that one time x channel plane: no background of its own (the residuals' excess has
+//! zero mean on clean data wherever the per-baseline backgrounds follow the sky; a smooth
+//! fit of the plane would instead follow the broad bump that strong interference makes
+//! while it still drags those backgrounds, and hide it), the plane's median and robust
+//! noise (twice: the second time without the first round's detections), the noise floored
+//! at `min_excess / chi1` (the plane of 4656 baselines has a noise of ~1.5 % of the noise
+//! power: without a floor it would flag cells for the per-baseline backgrounds' small
+//! biases at the plane's edges, far below any interference), then SumThreshold.
 //!
 //! The stage runs it after each per-baseline iteration, plus once before the first (see
 //! `flag::run_with`); its cells are provisional until the last: each iteration's backgrounds
@@ -27,7 +29,7 @@
 //! once that interference is masked. The final cells are flagged on every cross-correlation
 //! and polarization.
 
-use super::algorithms::{masked_smooth, sumthreshold_plane};
+use super::algorithms::sumthreshold_plane;
 use super::settings::ArrayFlagConfig;
 use crate::primitives::stats::median_and_mad_sigma;
 
@@ -71,14 +73,12 @@ impl ExcessPower {
     }
 }
 
-/// The cells (time x channel) the plane holds at sensitivity `sens` (thresholds x sens),
-/// with background widths `sigma_t`, `sigma_f` in samples. Cells without samples are
-/// neither judged nor returned.
+/// The cells (time x channel) the plane holds at sensitivity `sens` (thresholds x sens).
+/// Cells without samples are neither judged nor returned.
 pub fn detect(
     power: &ExcessPower,
     nt: usize,
     nf: usize,
-    sigma: (f64, f64),
     cfg: &ArrayFlagConfig,
     sens: f32,
 ) -> Vec<bool> {
@@ -97,9 +97,7 @@ pub fn detect(
     let empty: Vec<bool> = power.count.iter().map(|&c| c == 0).collect();
     let floor = cfg.min_excess / f64::from(cfg.chi1);
     let round = |mask: &[bool]| -> Option<Vec<bool>> {
-        let bg = masked_smooth(&m, mask, nt, nf, sigma.0, sigma.1, true);
-        let r: Vec<f32> = m.iter().zip(&bg).map(|(a, b)| a - b).collect();
-        let kept: Vec<f64> = r
+        let kept: Vec<f64> = m
             .iter()
             .zip(mask)
             .filter(|(_, &f)| !f)
@@ -107,7 +105,7 @@ pub fn detect(
             .collect();
         let (med, sig) = median_and_mad_sigma(&kept)?;
         let sig = sig.max(floor).max(1e-9);
-        let z: Vec<f32> = r
+        let z: Vec<f32> = m
             .iter()
             .map(|&x| ((f64::from(x) - med) / sig) as f32)
             .collect();
@@ -136,11 +134,10 @@ pub fn detect(
 mod tests {
     use super::*;
 
-    /// A plane of pure noise (each cell the mean of n chi-square residuals) with a smooth
-    /// trend, a weak broadband row and a weak line: the row and the line are found, nothing
-    /// else.
+    /// A plane of noise (each cell the mean of n residuals' excess) with an offset of 0.3, a
+    /// weak broadband row and a weak line: the row and the line are found, nothing else.
     #[test]
-    fn finds_a_weak_row_and_line_over_a_trend_and_nothing_else() {
+    fn finds_a_weak_row_and_line_and_nothing_else() {
         use rand::{Rng, SeedableRng};
         let (nt, nf, n) = (24, 96, 400u32);
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
@@ -148,12 +145,10 @@ mod tests {
         for t in 0..nt {
             for c in 0..nf {
                 let i = t * nf + c;
-                // Mean-excess noise of n samples: sd sqrt(2 / n); a trend of 0.3 across
-                // the plane; excess 2 on the row t = 7 (channels 10..70) and on channel 50.
+                // Mean-excess noise of n samples: sd sqrt(2 / n); excess 2 on the row
+                // t = 7 (channels 10..70) and on channel 50.
                 let noise: f64 = (0..12).map(|_| rng.random::<f64>()).sum::<f64>() - 6.0;
-                let mut m = noise * (2.0 / f64::from(n)).sqrt()
-                    + 0.3 * (t as f64 / nt as f64)
-                    + 0.2 * (c as f64 / nf as f64);
+                let mut m = noise * (2.0 / f64::from(n)).sqrt() + 0.3;
                 if (t == 7 && (10..70).contains(&c)) || c == 50 {
                     m += 2.0;
                 }
@@ -161,7 +156,7 @@ mod tests {
                 p.count[i] = n;
             }
         }
-        let cells = detect(&p, nt, nf, (3.0, 2.0), &ArrayFlagConfig::default(), 1.0);
+        let cells = detect(&p, nt, nf, &ArrayFlagConfig::default(), 1.0);
         for t in 0..nt {
             for c in 0..nf {
                 let rfi = (t == 7 && (10..70).contains(&c)) || c == 50;
@@ -185,7 +180,7 @@ mod tests {
         }
         p.sum[5 * nf + 20] += 0.1 * f64::from(n);
         p.sum[9 * nf + 40] += 1.5 * f64::from(n);
-        let cells = detect(&p, nt, nf, (3.0, 2.0), &ArrayFlagConfig::default(), 1.0);
+        let cells = detect(&p, nt, nf, &ArrayFlagConfig::default(), 1.0);
         assert!(!cells[5 * nf + 20]);
         assert!(cells[9 * nf + 40]);
         assert_eq!(cells.iter().filter(|&&c| c).count(), 1);

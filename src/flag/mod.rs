@@ -223,7 +223,6 @@ fn iterate(
     }
     let array = cfg.array.enabled && cross.len() >= cfg.array.min_baselines.max(1);
     let n = st.iterations.max(1);
-    let widths = background_widths(g, cfg);
     for it in 0..n + array as usize {
         let k = it.saturating_sub(array as usize);
         let sens = 2f32.powi((n - 1 - k) as i32);
@@ -236,7 +235,7 @@ fn iterate(
             );
         }
         if array {
-            cells = array::detect(&power, nt, nf, widths, &cfg.array, sens);
+            cells = array::detect(&power, nt, nf, &cfg.array, sens);
         }
     }
     cells

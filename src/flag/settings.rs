@@ -130,7 +130,7 @@ impl Default for SumThresholdConfig {
             two_sided: true,
             background_sigma_s: 40.0,
             background_sigma_mhz: 2.0,
-            background_min_samples: 1.5,
+            background_min_samples: 1.0,
         }
     }
 }
