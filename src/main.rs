@@ -202,12 +202,16 @@ fn install_panic_hook(rank: usize, size: usize) {
         let thread = std::thread::current();
         let name = thread.name().unwrap_or("unnamed");
         let bt = std::backtrace::Backtrace::capture();
-        eprintln!("contimg: rank {rank}/{size}: internal error (panic) in thread '{name}': {info}");
+        contimg::comm::say(&format!(
+            "contimg: rank {rank}/{size}: internal error (panic) in thread '{name}': {info}"
+        ));
         if bt.status() == std::backtrace::BacktraceStatus::Captured {
-            eprintln!("{bt}");
+            contimg::comm::say(&format!("{bt}"));
         }
         if name == "main" {
-            eprintln!("contimg: rank {rank}/{size}: ending the job (MPI_Abort, exit {EXIT_PANIC})");
+            contimg::comm::say(&format!(
+                "contimg: rank {rank}/{size}: ending the job (MPI_Abort, exit {EXIT_PANIC})"
+            ));
             contimg::comm::abort(EXIT_PANIC);
         }
     }));

@@ -47,6 +47,17 @@ pub trait Comm: Send + Sync {
     }
 }
 
+/// Writes one line to stderr in a single write: unbuffered `eprintln!` writes each piece of
+/// its format separately, and mpirun's output forwarding may then print the job's abort
+/// banner in the middle of the line that explains the abort.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut s = String::with_capacity(line.len() + 1);
+    s.push_str(line);
+    s.push('\n');
+    let _ = std::io::stderr().lock().write_all(s.as_bytes());
+}
+
 /// Ends the whole job now with `code`: `MPI_Abort` on the world communicator where MPI is
 /// running (every rank of the job ends), else a plain exit of this process.
 pub fn abort(code: i32) -> ! {

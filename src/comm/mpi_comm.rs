@@ -83,7 +83,7 @@ impl MpiComm {
                     let (theirs, _) = msg.matched_receive::<u64>();
                     let r = status.source_rank() as usize;
                     if theirs != seq {
-                        eprintln!("contimg: rank {r} is at collective #{theirs}, rank 0 at #{seq}: the ranks are out of step; ending the job");
+                        super::say(&format!("contimg: rank {r} is at collective #{theirs}, rank 0 at #{seq}: the ranks are out of step; ending the job"));
                         super::abort(EXIT_HUNG);
                     }
                     if !arrived[r] {
@@ -99,12 +99,12 @@ impl MpiComm {
                         .filter(|&r| !arrived[r])
                         .map(|r| r.to_string())
                         .collect();
-                    eprintln!(
+                    super::say(&format!(
                         "contimg: rank{} {} did not answer at collective #{seq} within {:.0} s (mpi.collective_timeout_s): stopped, hung or lost; ending the job",
                         if missing.len() > 1 { "s" } else { "" },
                         missing.join(", "),
                         timeout.as_secs_f64()
-                    );
+                    ));
                     super::abort(EXIT_HUNG);
                 }
                 pause(&mut polls);
@@ -124,10 +124,10 @@ impl MpiComm {
                     break;
                 }
                 if start.elapsed() > grace {
-                    eprintln!(
+                    super::say(&format!(
                         "contimg: rank {me}: rank 0 did not answer at collective #{seq} within {:.0} s (mpi.collective_timeout_s): stopped, hung or lost; ending the job",
                         grace.as_secs_f64()
-                    );
+                    ));
                     super::abort(EXIT_HUNG);
                 }
                 pause(&mut polls);
