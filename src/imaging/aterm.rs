@@ -11,7 +11,8 @@
 //! half of the group, B(t) ~ B_c + u(t) (B_2 - B_1), u = (t - t_c) / (t_2 - t_1) (t_1, t_2
 //! the halves' mean times, t_c their midpoint, B_c = (B_1 + B_2) / 2): two predictions,
 //! from model x B_c / B_eff and model x (B_2 - B_1) / B_eff, the second scaled by each
-//! integration's u, whatever the group's length.
+//! integration's u, whatever the group's length (the quadratic scheme: through the means
+//! over three thirds, three predictions).
 
 use super::gridder::GridSpec;
 use super::pb::primary_beam;
@@ -32,6 +33,8 @@ pub enum DriftMode {
     Chunks,
     /// Two predictions per group: the beam linear in time.
     Linear,
+    /// Three predictions per group: the beam quadratic in time.
+    Quadratic,
 }
 
 /// Where the effective beam falls below this fraction of its peak, the model is predicted
@@ -93,7 +96,9 @@ impl<'a> DriftBeam<'a> {
         let mut count = 0usize;
         for times in group_times {
             let parts = match mode {
-                DriftMode::Linear => halves(times.len()).to_vec(),
+                DriftMode::Linear | DriftMode::Quadratic => {
+                    pieces(times.len(), if mode == DriftMode::Linear { 2 } else { 3 })
+                }
                 _ => chunks(times.len(), chunk),
             };
             for r in parts.into_iter().filter(|r| !r.is_empty()) {
@@ -143,46 +148,61 @@ impl<'a> DriftBeam<'a> {
             .collect()
     }
 
-    /// The linear scheme over one group's integrations `times`: the models to predict,
-    /// model x B_c / B_eff and model x (B_2 - B_1) / B_eff, and each integration's
-    /// coefficient u of the second (the visibility is V_c + u V_s). With fewer than two
-    /// integrations, the one model and u = 0.
-    pub fn linear_models(&self, model: &[f64], times: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let [h1, h2] = halves(times.len());
-        if h1.is_empty() || h2.is_empty() {
-            return (
-                self.weighted_model(model, times),
-                vec![0.0; model.len()],
-                vec![0.0; times.len()],
-            );
+    /// The polynomial schemes over one group's integrations `times`: the beam's means B_k
+    /// over `nodes` consecutive pieces of the group (2: linear, 3: quadratic), interpolated
+    /// in time through the pieces' mean times t_k (Lagrange: B(t) ~ sum_k L_k(t) B_k).
+    /// Returns the models to predict, model x B_k / B_eff, and each integration's
+    /// coefficient L_k(t) of each (the visibility is sum_k L_k(t) V_k).
+    pub fn poly_models(&self, model: &[f64], times: &[f64]) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+        let parts: Vec<Range<usize>> = pieces(times.len(), self.nodes())
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .collect();
+        let tk: Vec<f64> = parts
+            .iter()
+            .map(|r| times[r.clone()].iter().sum::<f64>() / r.len() as f64)
+            .collect();
+        let models = parts
+            .iter()
+            .map(|r| self.weighted_model(model, &times[r.clone()]))
+            .collect();
+        let coefs = (0..tk.len())
+            .map(|k| {
+                times
+                    .iter()
+                    .map(|&t| {
+                        (0..tk.len())
+                            .filter(|&j| j != k)
+                            .map(|j| (t - tk[j]) / (tk[k] - tk[j]))
+                            .product()
+                    })
+                    .collect()
+            })
+            .collect();
+        (models, coefs)
+    }
+
+    /// Interpolation nodes of the polynomial schemes.
+    fn nodes(&self) -> usize {
+        match self.mode {
+            DriftMode::Quadratic => 3,
+            _ => 2,
         }
-        let mean = |r: &Range<usize>| times[r.clone()].iter().sum::<f64>() / r.len() as f64;
-        let (t1, t2) = (mean(&h1), mean(&h2));
-        let b1 = self.beam(&times[h1]);
-        let b2 = self.beam(&times[h2]);
-        let bc: Vec<f64> = b1.iter().zip(&b2).map(|(a, b)| 0.5 * (a + b)).collect();
-        let bs: Vec<f64> = b1.iter().zip(&b2).map(|(a, b)| b - a).collect();
-        let tc = 0.5 * (t1 + t2);
-        let u = times.iter().map(|t| (t - tc) / (t2 - t1)).collect();
-        (
-            self.ratio(model, &bc, |m| m),
-            self.ratio(model, &bs, |_| 0.0),
-            u,
-        )
     }
 
     /// Degridding passes per prediction of a group of `n_times` integrations.
     pub fn passes(&self, n_times: usize) -> usize {
         match self.mode {
-            DriftMode::Linear => 2,
+            DriftMode::Linear | DriftMode::Quadratic => self.nodes().min(n_times.max(1)),
             _ => chunks(n_times, self.chunk).len(),
         }
     }
 }
 
-/// The two halves of `n` integrations (the first the shorter when `n` is odd).
-pub fn halves(n: usize) -> [Range<usize>; 2] {
-    [0..n / 2, n / 2..n]
+/// `n` integrations in `k` consecutive near-equal pieces (the later ones the longer).
+pub fn pieces(n: usize, k: usize) -> Vec<Range<usize>> {
+    let k = k.max(1);
+    (0..k).map(|i| i * n / k..(i + 1) * n / k).collect()
 }
 
 #[cfg(test)]
@@ -319,21 +339,33 @@ mod tests {
                 }
             }
         }
-        let (wc, ws, u) = linear.linear_models(&model, &times);
-        let mut err_linear = 0.0f64;
+        let poly_err = |d: &DriftBeam| {
+            let (ms, cs) = d.poly_models(&model, &times);
+            let mut err = 0.0f64;
+            for t in 0..times.len() {
+                for (i, &m) in model.iter().enumerate().filter(|(_, m)| **m != 0.0) {
+                    let w: f64 = ms.iter().zip(&cs).map(|(mk, ck)| ck[t] * mk[i]).sum();
+                    err += (w / m - truth(t, i)).powi(2);
+                }
+            }
+            err
+        };
+        let err_linear = poly_err(&linear);
+        let err_quad = poly_err(&make(DriftMode::Quadratic, 0));
         let mut err_none = 0.0f64;
-        for (t, ut) in u.iter().enumerate() {
-            for (i, &m) in model.iter().enumerate().filter(|(_, m)| **m != 0.0) {
-                err_linear += ((wc[i] + ut * ws[i]) / m - truth(t, i)).powi(2);
+        for t in 0..times.len() {
+            for (i, _) in model.iter().enumerate().filter(|(_, m)| **m != 0.0) {
                 err_none += (1.0 - truth(t, i)).powi(2);
             }
         }
         let (c, l, z) = (err_chunk.sqrt(), err_linear.sqrt(), err_none.sqrt());
-        eprintln!("rms error (relative units): none {z:.4e} chunk-4 {c:.4e} linear {l:.4e}");
+        let q = err_quad.sqrt();
+        eprintln!("rms error: none {z:.4e} chunk-4 {c:.4e} linear {l:.4e} quadratic {q:.4e}");
         assert!(
             z > 5.0 * c,
             "the field is too small to test: none {z} chunk {c}"
         );
         assert!(l < 0.8 * c, "linear {l} vs chunk-4 {c}");
+        assert!(q < 0.5 * l, "quadratic {q} vs linear {l}");
     }
 }

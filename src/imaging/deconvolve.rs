@@ -161,18 +161,20 @@ impl HeldGroup {
         let dnu = self.vis.channel_width_hz.abs();
         match beam {
             None => degrid_channel_average(spec, model, &self.block(), dnu, compute),
-            Some(db) if db.mode == DriftMode::Linear => {
-                let (mc, ms, u) = db.linear_models(model, &self.vis.times_jd);
-                let mut m = degrid_channel_average(spec, &mc, &self.block(), dnu, compute);
-                let s = degrid_channel_average(spec, &ms, &self.block(), dnu, compute);
+            Some(db) if matches!(db.mode, DriftMode::Linear | DriftMode::Quadratic) => {
+                let (ms, cs) = db.poly_models(model, &self.vis.times_jd);
                 let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
-                m.par_chunks_mut(nc)
-                    .zip(s.par_chunks(nc))
-                    .enumerate()
-                    .for_each(|(row, (a, b))| {
-                        let ur = u[row % nt] as f32;
-                        a.iter_mut().zip(b).for_each(|(x, y)| *x += y * ur);
-                    });
+                let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
+                for (mk, ck) in ms.iter().zip(&cs) {
+                    let p = degrid_channel_average(spec, mk, &self.block(), dnu, compute);
+                    m.par_chunks_mut(nc)
+                        .zip(p.par_chunks(nc))
+                        .enumerate()
+                        .for_each(|(row, (a, b))| {
+                            let c = ck[row % nt] as f32;
+                            a.iter_mut().zip(b).for_each(|(x, y)| *x += y * c);
+                        });
+                }
                 m
             }
             Some(db) => {

@@ -52,8 +52,8 @@ pub struct ImagingConfig {
     /// weighted by the primary beam during the chunk over the image's mean beam (the sky
     /// drifts through the beam; see src/imaging/aterm.rs). 0 = one prediction for all.
     pub drift_beam_chunk: usize,
-    /// off | chunks (per `drift_beam_chunk`) | linear (the beam linear in time over each
-    /// group: two predictions per group).
+    /// off | chunks (per `drift_beam_chunk`) | linear | quadratic (the beam linear or
+    /// quadratic in time over each group: two or three predictions per group).
     pub drift_beam: crate::imaging::aterm::DriftMode,
     /// Spectral terms of the CLEAN model (multi-term MFS, point components): 1 = one flux
     /// per component over the band; 2 = flux and spectral slope at `spectral_ref_hz`

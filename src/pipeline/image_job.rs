@@ -529,7 +529,7 @@ fn drift_beam<'a>(ctx: &Ctx<'a>, ii: usize, held: &[HeldGroup]) -> Option<DriftB
     let on = match cfg.imaging.drift_beam {
         DriftMode::Off => false,
         DriftMode::Chunks => cfg.imaging.drift_beam_chunk > 0,
-        DriftMode::Linear => true,
+        DriftMode::Linear | DriftMode::Quadratic => true,
     };
     if !(cfg.imaging.niter > 0 && on) {
         return None;
