@@ -4,7 +4,7 @@
 //! the owner. Every rank calls this for every image that needs a reduction (the plan says
 //! which), so collectives always match.
 
-use super::aterm::{chunks, DriftBeam};
+use super::aterm::{chunks, DriftBeam, DriftMode};
 use super::clean::{minor_cycle, CleanState};
 use super::degridder::degrid_with;
 use super::gridder::{GridPair, GridSpec, VisBlock};
@@ -105,7 +105,8 @@ impl HeldGroup {
 
     /// Subtracts the model's visibilities (Stokes I, both polarizations): sum over the
     /// spectral terms of x^t times term t's prediction, x = (nu - ref_hz) / ref_hz; with a
-    /// drifting beam, each chunk of integrations is predicted from the model it saw.
+    /// drifting beam, each chunk of integrations is predicted from the model it saw (or, with
+    /// the linear scheme, the beam linear in time: two predictions).
     fn subtract(
         &mut self,
         spec: &GridSpec,
@@ -160,6 +161,22 @@ impl HeldGroup {
         let dnu = self.vis.channel_width_hz.abs();
         match beam {
             None => degrid_channel_average(spec, model, &self.block(), dnu, compute),
+            Some(db) if matches!(db.mode, DriftMode::Linear | DriftMode::Quadratic) => {
+                let (ms, cs) = db.poly_models(model, &self.vis.times_jd);
+                let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
+                let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
+                for (mk, ck) in ms.iter().zip(&cs) {
+                    let p = degrid_channel_average(spec, mk, &self.block(), dnu, compute);
+                    m.par_chunks_mut(nc)
+                        .zip(p.par_chunks(nc))
+                        .enumerate()
+                        .for_each(|(row, (a, b))| {
+                            let c = ck[row % nt] as f32;
+                            a.iter_mut().zip(b).for_each(|(x, y)| *x += y * c);
+                        });
+                }
+                m
+            }
             Some(db) => {
                 let nt = self.vis.n_times();
                 let nc = self.vis.n_chan();

@@ -52,6 +52,9 @@ pub struct ImagingConfig {
     /// weighted by the primary beam during the chunk over the image's mean beam (the sky
     /// drifts through the beam; see src/imaging/aterm.rs). 0 = one prediction for all.
     pub drift_beam_chunk: usize,
+    /// off | chunks (per `drift_beam_chunk`) | linear | quadratic (the beam linear or
+    /// quadratic in time over each group: two or three predictions per group).
+    pub drift_beam: crate::imaging::aterm::DriftMode,
     /// Spectral terms of the CLEAN model (multi-term MFS, point components): 1 = one flux
     /// per component over the band; 2 = flux and spectral slope at `spectral_ref_hz`
     /// (x = (nu - ref) / ref weighted images and PSFs; needs the clark minor cycle).
@@ -92,6 +95,7 @@ impl Default for ImagingConfig {
             clean_border: 0.0,
             max_major_cycles: 10,
             drift_beam_chunk: 0,
+            drift_beam: crate::imaging::aterm::DriftMode::Chunks,
             nterms: 1,
             spectral_ref_hz: 1.405e9,
             pblimit: 0.2,

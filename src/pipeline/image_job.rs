@@ -12,7 +12,7 @@ use crate::calibrate::catalog::Calibrator;
 use crate::config::Config;
 use crate::core::GroupVis;
 use crate::flag::FlagSummary;
-use crate::imaging::aterm::DriftBeam;
+use crate::imaging::aterm::{DriftBeam, DriftMode};
 use crate::imaging::deconvolve::{clean_image, CleanSetup, CleanStart, HeldGroup};
 use crate::imaging::GridPair;
 use crate::night::{GroupReport, ImageReport, RankReport};
@@ -520,12 +520,18 @@ fn reduce(ctx: &Ctx, ii: usize, g: Grids, n_ok: usize, freqs: (f64, f64)) -> Red
 
 /// The drifting beam for CLEAN's major cycles, from the plan's times of every group of
 /// image `ii` (the same on every rank) and this rank's own data's band; None without CLEAN,
-/// with `imaging.drift_beam_chunk` 0, or without a group here.
+/// with `imaging.drift_beam` off (or chunks with `drift_beam_chunk` 0), or without a group
+/// here.
 fn drift_beam<'a>(ctx: &Ctx<'a>, ii: usize, held: &[HeldGroup]) -> Option<DriftBeam<'a>> {
     let cfg = ctx.cfg;
     let image = &ctx.plan.images[ii];
     let h = held.first()?;
-    if !(cfg.imaging.niter > 0 && cfg.imaging.drift_beam_chunk > 0) {
+    let on = match cfg.imaging.drift_beam {
+        DriftMode::Off => false,
+        DriftMode::Chunks => cfg.imaging.drift_beam_chunk > 0,
+        DriftMode::Linear | DriftMode::Quadratic => true,
+    };
+    if !(cfg.imaging.niter > 0 && on) {
         return None;
     }
     let times: Vec<Vec<f64>> = image
@@ -541,6 +547,7 @@ fn drift_beam<'a>(ctx: &Ctx<'a>, ii: usize, held: &[HeldGroup]) -> Option<DriftB
         h.vis.pointing_dec_rad,
         h.vis.freqs.clone(),
         crate::core::telescope::DISH_DIAMETER_M,
+        cfg.imaging.drift_beam,
         cfg.imaging.drift_beam_chunk,
         &times,
     ))
