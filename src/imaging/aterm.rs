@@ -209,6 +209,40 @@ pub fn pieces(n: usize, k: usize) -> Vec<Range<usize>> {
 mod tests {
     use super::*;
 
+    /// A group of 24 integrations at dec 54.6 deg seen by an image of `spec` at the median
+    /// meridian: the beam for `mode` / `chunk`, and the integrations' times.
+    fn drift_beam(
+        eop: &EarthOrientation,
+        spec: GridSpec,
+        freqs: Vec<f64>,
+        mode: DriftMode,
+        chunk: usize,
+    ) -> (DriftBeam<'_>, Vec<f64>) {
+        let site = Site::from_geodetic_deg(37.233386982, -118.283405115, 1188.0);
+        let times: Vec<f64> = (0..24)
+            .map(|i| 2461113.7084 + i as f64 * 12.884901888 / 86400.0)
+            .collect();
+        let dec = 54.6f64.to_radians();
+        let (ra, dc) = crate::primitives::astrometry::median_meridian_icrs(&times, dec, &site, eop);
+        let centre = Centre {
+            ra_rad: ra,
+            dec_rad: dc,
+        };
+        let d = DriftBeam::new(
+            spec,
+            centre,
+            eop,
+            site,
+            dec,
+            freqs,
+            4.65,
+            mode,
+            chunk,
+            std::slice::from_ref(&times),
+        );
+        (d, times)
+    }
+
     #[test]
     fn chunks_cover_every_integration_once() {
         assert_eq!(chunks(24, 6), vec![0..6, 6..12, 12..18, 18..24]);
@@ -219,31 +253,9 @@ mod tests {
     /// The chunk-weighted models average back to the model: sum_k B_k / B_eff = K.
     #[test]
     fn weighted_models_average_to_the_model() {
-        let eop = EarthOrientation::none();
-        let site = Site::from_geodetic_deg(37.233386982, -118.283405115, 1188.0);
         let spec = GridSpec::new(64, (120.0f64 / 3600.0).to_radians(), 1e-4);
-        let times: Vec<f64> = (0..24)
-            .map(|i| 2461113.7084 + i as f64 * 12.884901888 / 86400.0)
-            .collect();
-        let dec = 54.6f64.to_radians();
-        let (ra, dc) =
-            crate::primitives::astrometry::median_meridian_icrs(&times, dec, &site, &eop);
-        let centre = Centre {
-            ra_rad: ra,
-            dec_rad: dc,
-        };
-        let d = DriftBeam::new(
-            spec,
-            centre,
-            &eop,
-            site,
-            dec,
-            vec![1.3e9, 1.5e9],
-            4.65,
-            DriftMode::Chunks,
-            6,
-            std::slice::from_ref(&times),
-        );
+        let eop = EarthOrientation::none();
+        let (d, times) = drift_beam(&eop, spec, vec![1.3e9, 1.5e9], DriftMode::Chunks, 6);
         let model: Vec<f64> = (0..64 * 64)
             .map(|i| if i % 97 == 0 { 1.0 } else { 0.0 })
             .collect();
@@ -277,36 +289,13 @@ mod tests {
     /// quadratic scheme's below 0.5x the linear one's (measured 0.39, 3 passes).
     #[test]
     fn linear_beam_matches_four_integration_chunks_in_two_passes() {
-        let eop = EarthOrientation::none();
-        let site = Site::from_geodetic_deg(37.233386982, -118.283405115, 1188.0);
         let n = 64;
         // 240"/px: a 4.3 deg field, out to the beam's first null.
         let spec = GridSpec::new(n, (240.0f64 / 3600.0).to_radians(), 1e-4);
-        let times: Vec<f64> = (0..24)
-            .map(|i| 2461113.7084 + i as f64 * 12.884901888 / 86400.0)
-            .collect();
-        let dec = 54.6f64.to_radians();
-        let (ra, dc) =
-            crate::primitives::astrometry::median_meridian_icrs(&times, dec, &site, &eop);
-        let centre = Centre {
-            ra_rad: ra,
-            dec_rad: dc,
-        };
         let freqs = vec![1.3e9, 1.5e9];
-        let make = |mode, chunk| {
-            DriftBeam::new(
-                spec,
-                centre,
-                &eop,
-                site,
-                dec,
-                freqs.clone(),
-                4.65,
-                mode,
-                chunk,
-                std::slice::from_ref(&times),
-            )
-        };
+        let eop = EarthOrientation::none();
+        let make = |mode, chunk| drift_beam(&eop, spec, freqs.clone(), mode, chunk).0;
+        let times = drift_beam(&eop, spec, freqs.clone(), DriftMode::Chunks, 4).1;
         let chunked = make(DriftMode::Chunks, 4);
         let linear = make(DriftMode::Linear, 0);
         assert_eq!(chunked.passes(24), 6);
