@@ -51,8 +51,8 @@ fn masked_smooth_fit<const LINEAR: bool>(
     masked_smooth_lines::<LINEAR>(values, flags, nt, nf, sigma_t, sigma_f, true)
 }
 
-/// The two passes; `lanes`: the local-constant fit's lines eight outputs at a time (the
-/// same sums in the same order per output as one at a time, so bit-for-bit the same).
+/// The two passes; `lanes`: the lines eight outputs at a time (the same sums in the same
+/// order per output as one at a time, so bit-for-bit the same).
 fn masked_smooth_lines<const LINEAR: bool>(
     values: &[f32],
     flags: &[bool],
@@ -64,8 +64,8 @@ fn masked_smooth_lines<const LINEAR: bool>(
 ) -> Vec<f32> {
     let (kt, kf) = (gaussian_taps(sigma_t), gaussian_taps(sigma_f));
     let line = |v: &[f64], w: &[f64], n: usize, kern: &[f64], ov: &mut [f64], ow: &mut [f64]| {
-        if !LINEAR && lanes {
-            local_constant_line_lanes(v, w, n, kern, ov, ow)
+        if lanes {
+            local_fit_line_lanes::<LINEAR>(v, w, n, kern, ov, ow)
         } else {
             local_linear_line::<LINEAR>(v, w, 1, n, kern, ov, ow)
         }
@@ -97,16 +97,60 @@ fn masked_smooth_lines<const LINEAR: bool>(
     let mut col_w = vec![0.0; nt];
     let mut res_v = vec![0.0; nt];
     let mut res_w = vec![0.0; nt];
-    // The local-constant fit eight columns at a time (their windows along time are the
-    // same), bit-for-bit as one column at a time; the remaining columns one by one.
+    // The fit eight columns at a time (their windows along time are the same),
+    // bit-for-bit as one column at a time; the remaining columns one by one.
     let mut first = 0;
-    if !LINEAR && lanes {
+    if lanes {
         const L: usize = 8;
         let h = kt.len() / 2;
         first = nf - nf % L;
+        // Where pass 1's windows were whole and unflagged its weight is the frequency
+        // kernel's sum (`s_full`); a time window of only such weights has its weight sums
+        // fixed per row (`fixed[t]`, the window truncated at the plane's edges) and only
+        // the value sums are accumulated, with the same products in the same order.
+        let s_full = kf.iter().fold(0.0, |a, &kw| a + kw * 1.0);
+        let xs: Vec<f64> = (0..kt.len())
+            .map(|k| (k as i64 - h as i64) as f64)
+            .collect();
+        let kw_s: Vec<f64> = kt.iter().map(|&kw| kw * s_full).collect();
+        let kx_s: Vec<f64> = kw_s.iter().zip(&xs).map(|(a, x)| a * x).collect();
+        let rows = |t: usize| t.saturating_sub(h)..(t + h + 1).min(nt);
+        let fixed: Vec<Sums<1>> = (0..nt)
+            .map(|t| {
+                let mut c = Sums::<1>::default();
+                for (k, (&kw, &x)) in kt.iter().zip(&xs).enumerate() {
+                    if rows(t).contains(&(t + k).wrapping_sub(h)) {
+                        c.add::<LINEAR>(kw, x, &[s_full], &[0.0]);
+                    }
+                }
+                c
+            })
+            .collect();
+        // Per column, the rows before each t whose weight is not s_full.
+        let mut odd = vec![0u32; nf * (nt + 1)];
+        for f in 0..nf {
+            for t in 0..nt {
+                odd[f * (nt + 1) + t + 1] =
+                    odd[f * (nt + 1) + t] + u32::from(w1[t * nf + f] != s_full);
+            }
+        }
         for f in (0..first).step_by(L) {
             for t in 0..nt {
-                let (mut s0, mut t0) = ([0.0f64; L], [0.0f64; L]);
+                let mut acc = Sums::<L>::default();
+                let r = rows(t);
+                if (f..f + L).all(|c| odd[c * (nt + 1) + r.end] == odd[c * (nt + 1) + r.start]) {
+                    acc.s0 = [fixed[t].s0[0]; L];
+                    acc.s1 = [fixed[t].s1[0]; L];
+                    acc.s2 = [fixed[t].s2[0]; L];
+                    for j in r {
+                        let k = j + h - t;
+                        acc.add_unit::<LINEAR>(kw_s[k], kx_s[k], lanes_at(&v1, j * nf + f));
+                    }
+                    for l in 0..L {
+                        out[t * nf + f + l] = acc.fit::<LINEAR>(l) as f32;
+                    }
+                    continue;
+                }
                 for (k, &kw) in kt.iter().enumerate() {
                     let Some(j) = (t + k).checked_sub(h).filter(|&j| j < nt) else {
                         continue;
@@ -115,14 +159,15 @@ fn masked_smooth_lines<const LINEAR: bool>(
                         &w1[j * nf + f..j * nf + f + L],
                         &v1[j * nf + f..j * nf + f + L],
                     );
-                    for l in 0..L {
-                        let ww = kw * ws[l];
-                        s0[l] += ww;
-                        t0[l] += ww * vs[l];
-                    }
+                    acc.add::<LINEAR>(
+                        kw,
+                        (k as i64 - h as i64) as f64,
+                        ws.try_into().expect("L lanes"),
+                        vs.try_into().expect("L lanes"),
+                    );
                 }
                 for l in 0..L {
-                    out[t * nf + f + l] = constant_fit(s0[l], t0[l]) as f32;
+                    out[t * nf + f + l] = acc.fit::<LINEAR>(l) as f32;
                 }
             }
         }
@@ -162,53 +207,130 @@ fn local_linear_line<const LINEAR: bool>(
     out_v: &mut [f64],
     out_w: &mut [f64],
 ) {
-    let h = (kern.len() / 2) as i64;
     for i in 0..n {
-        let (mut s0, mut s1, mut s2, mut t0, mut t1) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (k, &kw) in kern.iter().enumerate() {
-            let j = i as i64 + k as i64 - h;
-            if j < 0 || j >= n as i64 {
-                continue;
-            }
-            let ww = kw * w[j as usize * stride];
-            if ww == 0.0 {
-                continue;
-            }
-            let x = (k as i64 - h) as f64;
-            let y = v[j as usize * stride];
-            s0 += ww;
-            s1 += ww * x;
-            s2 += ww * x * x;
-            t0 += ww * y;
-            t1 += ww * x * y;
-        }
-        let det = s0 * s2 - s1 * s1;
-        out_v[i * stride] = if s0 <= 0.0 {
-            0.0
-        } else if LINEAR && det > 1e-9 * s0 * s2.max(1e-300) && s2 > 0.0 {
-            (s2 * t0 - s1 * t1) / det
-        } else {
-            t0 / s0
-        };
-        out_w[i * stride] = s0;
+        let (fv, fw) = local_fit_at::<LINEAR>(v, w, stride, n, kern, i);
+        out_v[i * stride] = fv;
+        out_w[i * stride] = fw;
     }
 }
 
-/// The local-constant fit from its sums (no weight: 0).
-fn constant_fit(s0: f64, t0: f64) -> f64 {
+/// `local_linear_line`'s output i: the fit and the summed weight.
+#[inline(always)]
+fn local_fit_at<const LINEAR: bool>(
+    v: &[f64],
+    w: &[f64],
+    stride: usize,
+    n: usize,
+    kern: &[f64],
+    i: usize,
+) -> (f64, f64) {
+    let h = (kern.len() / 2) as i64;
+    let (mut s0, mut s1, mut s2, mut t0, mut t1) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (k, &kw) in kern.iter().enumerate() {
+        let j = i as i64 + k as i64 - h;
+        if j < 0 || j >= n as i64 {
+            continue;
+        }
+        let ww = kw * w[j as usize * stride];
+        if ww == 0.0 {
+            continue;
+        }
+        let x = (k as i64 - h) as f64;
+        let y = v[j as usize * stride];
+        s0 += ww;
+        t0 += ww * y;
+        if LINEAR {
+            s1 += ww * x;
+            s2 += ww * x * x;
+            t1 += ww * x * y;
+        }
+    }
+    (fit::<LINEAR>(s0, s1, s2, t0, t1), s0)
+}
+
+/// The local fit at the window's centre from its weighted sums: s0..s2 of w x^k, t0, t1 of
+/// w y x^k (no weight: 0; a degenerate linear fit falls back to the constant one).
+#[inline(always)]
+fn fit<const LINEAR: bool>(s0: f64, s1: f64, s2: f64, t0: f64, t1: f64) -> f64 {
+    let det = s0 * s2 - s1 * s1;
     if s0 <= 0.0 {
         0.0
+    } else if LINEAR && det > 1e-9 * s0 * s2.max(1e-300) && s2 > 0.0 {
+        (s2 * t0 - s1 * t1) / det
     } else {
         t0 / s0
     }
 }
 
-/// The local-constant fit of `local_linear_line` (stride 1) with eight neighbouring
-/// outputs summed together where their windows lie inside the line, so the sums
-/// vectorise; each output's terms are added in the same order as one at a time, and a
-/// zero-weight term (whose value the caller zeroed) adds an exact zero where the scalar
-/// loop skips it: the results are bit-for-bit the same.
-fn local_constant_line_lanes(
+/// The L values of `x` from `at` on.
+#[inline(always)]
+fn lanes_at<const L: usize>(x: &[f64], at: usize) -> &[f64; L] {
+    x[at..at + L].try_into().expect("L values")
+}
+
+/// The sums of L neighbouring outputs of a local fit (the slope sums only when LINEAR).
+struct Sums<const L: usize> {
+    s0: [f64; L],
+    s1: [f64; L],
+    s2: [f64; L],
+    t0: [f64; L],
+    t1: [f64; L],
+}
+
+impl<const L: usize> Default for Sums<L> {
+    fn default() -> Self {
+        Sums {
+            s0: [0.0; L],
+            s1: [0.0; L],
+            s2: [0.0; L],
+            t0: [0.0; L],
+            t1: [0.0; L],
+        }
+    }
+}
+
+impl<const L: usize> Sums<L> {
+    /// Adds one kernel tap (weight kw at offset x) to every lane: lane l's sample has
+    /// weight ws[l] and value vs[l] (zeroed where the weight is 0, so that the term adds an
+    /// exact zero where the scalar loop skips it).
+    #[inline(always)]
+    fn add<const LINEAR: bool>(&mut self, kw: f64, x: f64, ws: &[f64; L], vs: &[f64; L]) {
+        for l in 0..L {
+            let ww = kw * ws[l];
+            self.s0[l] += ww;
+            self.t0[l] += ww * vs[l];
+            if LINEAR {
+                self.s1[l] += ww * x;
+                self.s2[l] += ww * x * x;
+                self.t1[l] += ww * x * vs[l];
+            }
+        }
+    }
+
+    /// `add` where every lane's weight is exactly 1 (no flag under the window): only the
+    /// value sums change (kx = kw x); the weight sums are the window's constants.
+    #[inline(always)]
+    fn add_unit<const LINEAR: bool>(&mut self, kw: f64, kx: f64, vs: &[f64; L]) {
+        for l in 0..L {
+            self.t0[l] += kw * vs[l];
+            if LINEAR {
+                self.t1[l] += kx * vs[l];
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn fit<const LINEAR: bool>(&self, l: usize) -> f64 {
+        fit::<LINEAR>(self.s0[l], self.s1[l], self.s2[l], self.t0[l], self.t1[l])
+    }
+}
+
+/// `local_linear_line` (stride 1) with eight neighbouring outputs summed together where
+/// their windows lie inside the line, so the sums vectorise; each output's terms are added
+/// in the same order as one at a time, and a zero-weight term (whose value the caller
+/// zeroed) adds an exact zero where the scalar loop skips it: the results are bit-for-bit
+/// the same.
+fn local_fit_line_lanes<const LINEAR: bool>(
     v: &[f64],
     w: &[f64],
     n: usize,
@@ -218,41 +340,49 @@ fn local_constant_line_lanes(
 ) {
     const L: usize = 8;
     let h = kern.len() / 2;
-    let finish = constant_fit;
+    // Samples of weight other than exactly 1 before each index: a window without any has
+    // the kernel's own weight sums (the same additions in the same order, so the same
+    // bits), and only the value sums are accumulated (the flagger's first pass: weights
+    // are 0 or 1, most windows unflagged).
+    let mut not_unit = Vec::with_capacity(n + 1);
+    not_unit.push(0u32);
+    for &x in &w[..n] {
+        let last = *not_unit.last().expect("starts with 0");
+        not_unit.push(last + u32::from(x != 1.0));
+    }
+    let xs: Vec<f64> = (0..kern.len())
+        .map(|k| (k as i64 - h as i64) as f64)
+        .collect();
+    let kx: Vec<f64> = kern.iter().zip(&xs).map(|(kw, x)| kw * x).collect();
+    let mut unit = Sums::<1>::default();
+    for (&kw, &x) in kern.iter().zip(&xs) {
+        unit.add::<LINEAR>(kw, x, &[1.0], &[0.0]);
+    }
     let mut i = 0;
     while i < n {
         if i >= h && i + L + h <= n {
-            let (mut s0, mut t0) = ([0.0f64; L], [0.0f64; L]);
-            for (k, &kw) in kern.iter().enumerate() {
-                let b = i + k - h;
-                let (ws, vs) = (&w[b..b + L], &v[b..b + L]);
-                for l in 0..L {
-                    let ww = kw * ws[l];
-                    s0[l] += ww;
-                    t0[l] += ww * vs[l];
+            let mut acc = Sums::<L>::default();
+            if not_unit[i + L + h] == not_unit[i - h] {
+                acc.s0 = [unit.s0[0]; L];
+                acc.s1 = [unit.s1[0]; L];
+                acc.s2 = [unit.s2[0]; L];
+                for (k, (&kw, &kx)) in kern.iter().zip(&kx).enumerate() {
+                    let b = i + k - h;
+                    acc.add_unit::<LINEAR>(kw, kx, lanes_at(v, b));
+                }
+            } else {
+                for (k, (&kw, &x)) in kern.iter().zip(&xs).enumerate() {
+                    let b = i + k - h;
+                    acc.add::<LINEAR>(kw, x, lanes_at(w, b), lanes_at(v, b));
                 }
             }
             for l in 0..L {
-                out_v[i + l] = finish(s0[l], t0[l]);
-                out_w[i + l] = s0[l];
+                out_v[i + l] = acc.fit::<LINEAR>(l);
+                out_w[i + l] = acc.s0[l];
             }
             i += L;
         } else {
-            let (mut s0, mut t0) = (0.0, 0.0);
-            for (k, &kw) in kern.iter().enumerate() {
-                let j = i as i64 + k as i64 - h as i64;
-                if j < 0 || j >= n as i64 {
-                    continue;
-                }
-                let ww = kw * w[j as usize];
-                if ww == 0.0 {
-                    continue;
-                }
-                s0 += ww;
-                t0 += ww * v[j as usize];
-            }
-            out_v[i] = finish(s0, t0);
-            out_w[i] = s0;
+            (out_v[i], out_w[i]) = local_fit_at::<LINEAR>(v, w, 1, n, kern, i);
             i += 1;
         }
     }
@@ -329,13 +459,51 @@ pub fn sumthreshold_plane(
             }
         }
         if m <= max_m_time {
-            for f in 0..nf {
-                sumthreshold_line(values, &cur, f, nf, nt, m, thr, &mut new);
-            }
+            sumthreshold_columns(values, &cur, nt, nf, m, thr, &mut new);
         }
         cur = new;
     }
     cur
+}
+
+/// `sumthreshold_line` along time on every column of an nt x nf plane at once (row by row,
+/// so the sums run in the cache and vectorise): per column the same sums in the same
+/// order, so the same flags.
+pub fn sumthreshold_columns(
+    values: &[f32],
+    flags: &[bool],
+    nt: usize,
+    nf: usize,
+    m: usize,
+    threshold: f32,
+    new_flags: &mut [bool],
+) {
+    if m == 0 || m > nt {
+        return;
+    }
+    let row = |t: usize| {
+        let (v, f) = (&values[t * nf..(t + 1) * nf], &flags[t * nf..(t + 1) * nf]);
+        v.iter()
+            .zip(f)
+            .map(move |(&v, &f)| if f { threshold } else { v })
+    };
+    let mut sum = vec![0f32; nf];
+    for t in 0..m {
+        sum.iter_mut().zip(row(t)).for_each(|(s, v)| *s += v);
+    }
+    let limit = threshold * m as f32;
+    for s in 0..=(nt - m) {
+        if s > 0 {
+            sum.iter_mut()
+                .zip(row(s + m - 1).zip(row(s - 1)))
+                .for_each(|(x, (a, b))| *x += a - b);
+        }
+        for (f, _) in sum.iter().enumerate().filter(|(_, &x)| x > limit) {
+            for i in s..s + m {
+                new_flags[i * nf + f] = true;
+            }
+        }
+    }
 }
 
 /// Scale-invariant rank operator along one line: a sample is flagged when some window
@@ -425,20 +593,24 @@ pub fn sir_plane_with(flags: &mut [bool], nt: usize, nf: usize, eta: f64, extend
 mod tests {
 
     #[test]
-    fn eight_lane_local_constant_fit_is_bit_for_bit_the_scalar_one() {
+    fn eight_lane_local_fits_are_bit_for_bit_the_scalar_ones() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let mut next = || rng.random::<f32>();
-        for (nt, nf, st, sf) in [
-            (24, 768, 3.1, 8.2),
-            (7, 40, 1.5, 2.5),
-            (5, 45, 2.0, 3.0),
-            (3, 5, 2.0, 9.0),
-            (24, 96, 0.0, 4.0),
+        // Flag rates: most windows flagged, most windows not (their weight sums are the
+        // kernel's own).
+        for (nt, nf, st, sf, rate) in [
+            (24, 768, 3.1, 8.2, 0.1),
+            (24, 768, 3.1, 8.2, 0.001),
+            (7, 40, 1.5, 2.5, 0.1),
+            (5, 45, 2.0, 3.0, 0.1),
+            (3, 5, 2.0, 9.0, 0.1),
+            (24, 96, 0.0, 4.0, 0.1),
+            (24, 96, 1.0, 4.0, 0.0),
         ] {
             let values: Vec<f32> = (0..nt * nf).map(|_| 10.0 * next()).collect();
             // Flags in runs and singles; NaN under some flags (it must not leak).
-            let mut flags: Vec<bool> = (0..nt * nf).map(|_| next() < 0.1).collect();
+            let mut flags: Vec<bool> = (0..nt * nf).map(|_| next() < rate).collect();
             flags
                 .iter_mut()
                 .skip(nf / 2)
@@ -450,14 +622,23 @@ mod tests {
                 .enumerate()
                 .map(|(i, (&v, &f))| if f && i % 3 == 0 { f32::NAN } else { v })
                 .collect();
-            let a = masked_smooth_lines::<false>(&values, &flags, nt, nf, st, sf, true);
-            let b = masked_smooth_lines::<false>(&values, &flags, nt, nf, st, sf, false);
-            assert!(a.iter().all(|x| x.is_finite()), "{nt}x{nf}");
-            assert_eq!(
-                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                "{nt}x{nf}"
-            );
+            for (a, b) in [
+                (
+                    masked_smooth_lines::<false>(&values, &flags, nt, nf, st, sf, true),
+                    masked_smooth_lines::<false>(&values, &flags, nt, nf, st, sf, false),
+                ),
+                (
+                    masked_smooth_lines::<true>(&values, &flags, nt, nf, st, sf, true),
+                    masked_smooth_lines::<true>(&values, &flags, nt, nf, st, sf, false),
+                ),
+            ] {
+                assert!(a.iter().all(|x| x.is_finite()), "{nt}x{nf}");
+                assert_eq!(
+                    a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    "{nt}x{nf}"
+                );
+            }
         }
     }
 
@@ -484,6 +665,27 @@ mod tests {
             .filter(|(i, &f)| f && i % nf != 20)
             .count();
         assert_eq!(false_flags, 0);
+    }
+
+    #[test]
+    fn sumthreshold_on_all_columns_is_the_line_one_per_column() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (nt, nf) = (24, 37);
+        let v: Vec<f32> = (0..nt * nf)
+            .map(|_| rng.random::<f32>() * 4.0 - 1.0)
+            .collect();
+        let fl: Vec<bool> = (0..nt * nf).map(|_| rng.random::<f32>() < 0.05).collect();
+        for m in [1, 2, 3, 8, 24, 25] {
+            let mut a = fl.clone();
+            sumthreshold_columns(&v, &fl, nt, nf, m, 1.2, &mut a);
+            let mut b = fl.clone();
+            for f in 0..nf {
+                sumthreshold_line(&v, &fl, f, nf, nt, m, 1.2, &mut b);
+            }
+            assert_eq!(a, b, "m {m}");
+            assert!(m > nt || m > 2 || a != fl, "m {m} found something");
+        }
     }
 
     #[test]
