@@ -128,12 +128,72 @@ pub fn load_calibrators(path: Option<&Path>) -> Result<Vec<Calibrator>, CatalogE
     }
 }
 
+/// A list from `path`: a `.csv` file is a sky catalogue (`parse_sky_csv`), anything else
+/// the VLA calibrator-list format.
 pub fn read_calibrators(path: &Path) -> Result<Vec<Calibrator>, CatalogError> {
     let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
         path: path.into(),
         source,
     })?;
-    parse_calibrators(&text, path)
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        parse_sky_csv(&text, path)
+    } else {
+        parse_calibrators(&text, path)
+    }
+}
+
+/// A sky catalogue as CSV: `name,ra_deg,dec_deg,flux_jy[,spectral_index]` per source (J2000
+/// degrees, flux density at 1.4 GHz, S ~ nu^alpha), a header record whose first field
+/// starts with "name" and `#` comment lines skipped (what `contimg simulate` writes as
+/// `sky.csv`; an NVSS/FIRST extract in these columns serves as well).
+pub fn parse_sky_csv(text: &str, path: &Path) -> Result<Vec<Calibrator>, CatalogError> {
+    let err = |line: u64, problem: String| CatalogError::Parse {
+        path: path.into(),
+        line: line as usize,
+        problem,
+    };
+    let records = crate::primitives::table::catalogue_records(text.as_bytes()).map_err(|e| {
+        let line = e.position().map_or(0, |p| p.line());
+        err(line, e.to_string())
+    })?;
+    let mut out = Vec::new();
+    for (line, f) in records {
+        let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok());
+        let alpha =
+            match f.get(4).filter(|s| !s.is_empty()) {
+                None => None,
+                Some(_) => Some(num(4).filter(|a| a.is_finite()).ok_or_else(|| {
+                    err(line, format!("spectral index {:?} is not a number", f[4]))
+                })?),
+            };
+        match (f.first(), num(1), num(2), num(3)) {
+            (Some(n), Some(ra), Some(dec), Some(flux))
+                if !n.is_empty()
+                    && ra.is_finite()
+                    && (-90.0..=90.0).contains(&dec)
+                    && flux.is_finite()
+                    && flux >= 0.0 =>
+            {
+                out.push(Calibrator {
+                    name: n.to_string(),
+                    ra_rad: ra.to_radians(),
+                    dec_rad: dec.to_radians(),
+                    flux_jy: flux,
+                    spectral_index: alpha,
+                })
+            }
+            _ => {
+                return Err(err(
+                    line,
+                    format!("expected name,ra_deg,dec_deg,flux_jy[,spectral_index]: {f:?}"),
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A calibrator seen during a set of integrations, with its weight.
@@ -236,6 +296,31 @@ BAND        A B C D    FLUX(Jy)    UVMIN(kL)  UVMAX(kL)
                 < 1e-12
         );
         assert!(c[1].dec_rad < 0.0 && c[1].flux_jy == 1.6 && c[1].spectral_index.is_none());
+    }
+
+    #[test]
+    fn sky_csv_reads_sources_and_names_bad_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sky.csv");
+        std::fs::write(
+            &p,
+            "name,ra_deg,dec_deg,flux_jy,spectral_index\n# a comment\n\
+             \"3C 147, core\",85.6505,49.852,22.5,-0.84\nflat,10.0,-5.5,0.3\n",
+        )
+        .unwrap();
+        let c = read_calibrators(&p).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].name, "3C 147, core");
+        assert!((c[0].ra_rad.to_degrees() - 85.6505).abs() < 1e-12);
+        assert!((c[0].flux_at(1.4e9) - 22.5).abs() < 1e-12);
+        assert_eq!(c[0].spectral_index, Some(-0.84));
+        assert!(c[1].dec_rad < 0.0 && c[1].spectral_index.is_none());
+        std::fs::write(&p, "name,ra,dec,flux\nx,10.0,95.0,1.0\n").unwrap();
+        let e = read_calibrators(&p).unwrap_err().to_string();
+        assert!(e.contains("sky.csv") && e.contains("line 2"), "{e}");
+        std::fs::write(&p, "x,10.0,45.0,1.0,steep\n").unwrap();
+        let e = read_calibrators(&p).unwrap_err().to_string();
+        assert!(e.contains("spectral index"), "{e}");
     }
 
     #[test]

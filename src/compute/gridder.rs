@@ -35,6 +35,8 @@ pub struct GridSpec {
     /// `uv_edge_pixfrac` / cell): `n_grid`, except for `doubled`, which keeps the original
     /// grid's, so that a PSF at twice the size holds exactly the visibilities of the image.
     pub edge_n_grid: usize,
+    /// With the w-term (true but for `flat`): false grids every sample at w = 0.
+    pub w_terms: bool,
 }
 
 impl GridSpec {
@@ -48,6 +50,7 @@ impl GridSpec {
             uv_min_lambda: 0.0,
             uv_max_lambda: 0.0,
             edge_n_grid: 2 * n_image,
+            w_terms: true,
         }
     }
 
@@ -67,6 +70,17 @@ impl GridSpec {
         GridSpec {
             n_image: 2 * self.n_image,
             n_grid: 2 * self.n_grid,
+            ..*self
+        }
+    }
+
+    /// The same grid without the w-term: every sample gridded at w = 0 (a 2-D transform,
+    /// one plane on the CPU). What CLEAN's twice-size PSF is made with unless
+    /// `imaging.psf_w_terms` is set: its far sidelobes are then those of the coplanar
+    /// array (the minor cycles' model of them; the major cycles use the exact w-term).
+    pub fn flat(&self) -> Self {
+        GridSpec {
+            w_terms: false,
             ..*self
         }
     }
@@ -180,6 +194,20 @@ impl GridPair {
     /// block is gridded on the CPU instead: the images are the same either way.
     pub fn add_with(&mut self, b: &VisBlock, compute: &dyn crate::compute::Compute) {
         let spec = self.spec;
+        // Without the w-term: the block with w = 0 (both backends then grid the 2-D
+        // transform; the CPU's in one plane).
+        let flat_uvw: Vec<[f64; 3]>;
+        let flat_block: VisBlock;
+        let b = if spec.w_terms {
+            b
+        } else {
+            flat_uvw = b.uvw_m.iter().map(|x| [x[0], x[1], 0.0]).collect();
+            flat_block = VisBlock {
+                uvw_m: &flat_uvw,
+                ..*b
+            };
+            &flat_block
+        };
         let Some(planes) = Planes::new(&spec, b) else {
             return;
         };
@@ -443,6 +471,7 @@ pub(crate) fn wgridder_options<'a>(
     o.uv_max_lambda = spec.uv_max_lambda;
     // `accepted`'s limit.
     o.max_uv_pixfrac = spec.uv_edge_pixfrac();
+    o.wgridding = spec.w_terms;
     o
 }
 

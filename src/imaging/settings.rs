@@ -47,6 +47,10 @@ pub struct ImagingConfig {
     /// No CLEAN components within this fraction of the image size of each edge (nor ever
     /// on the outermost `imaging::clean::EDGE_PX` pixels).
     pub clean_border: f64,
+    /// CLEAN's twice-size PSFs with the w-term (w-stacked like the images: ~16x the FFT
+    /// work of the image's own planes); false = gridded at w = 0, one plane (their far
+    /// sidelobes then those of a coplanar array; the major cycles keep the w-term).
+    pub psf_w_terms: bool,
     pub max_major_cycles: usize,
     /// Major cycles predict each chunk of this many consecutive integrations from the model
     /// weighted by the primary beam during the chunk over the image's mean beam (the sky
@@ -93,6 +97,7 @@ impl Default for ImagingConfig {
             auto_mask: 0.0,
             psf_patch: 256,
             clean_border: 0.0,
+            psf_w_terms: false,
             max_major_cycles: 10,
             drift_beam_chunk: 0,
             drift_beam: crate::imaging::aterm::DriftMode::Chunks,

@@ -297,27 +297,14 @@ pub fn read_catalog(path: &Path) -> Result<Vec<Target>, PhotometryError> {
         path: path.into(),
         source,
     })?;
-    let mut rd = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .comment(Some(b'#'))
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(text.as_slice());
-    let mut out = Vec::new();
-    for (k, rec) in rd.records().enumerate() {
-        let rec = rec.map_err(|source| PhotometryError::CatalogCsv {
+    let records = crate::primitives::table::catalogue_records(&text).map_err(|source| {
+        PhotometryError::CatalogCsv {
             path: path.into(),
             source,
-        })?;
-        let line = rec.position().map_or(k as u64 + 1, |p| p.line());
-        let f: Vec<&str> = rec.iter().collect();
-        if f.iter().all(|x| x.is_empty())
-            || (k == 0
-                && f.first()
-                    .is_some_and(|x| x.to_lowercase().starts_with("name")))
-        {
-            continue;
         }
+    })?;
+    let mut out = Vec::new();
+    for (line, f) in records {
         let num = |k: usize| f.get(k).and_then(|s| s.parse::<f64>().ok());
         match (f.first(), num(1), num(2)) {
             (Some(n), _, _) if out.iter().any(|t: &Target| t.name == *n) => {

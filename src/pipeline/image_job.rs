@@ -420,7 +420,11 @@ fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
         Vec::new()
     };
     // CLEAN's PSFs (2 nterms - 1 of them) at twice the image's size, 2n x 2n.
-    let spec2 = spec.doubled();
+    let spec2 = if cfg.imaging.psf_w_terms {
+        spec.doubled()
+    } else {
+        spec.doubled().flat()
+    };
     let mut psf_grids: Vec<GridPair> = if clean_on {
         (0..2 * cfg.imaging.nterms - 1)
             .map(|k| {

@@ -8,6 +8,7 @@ pub mod fft;
 pub mod iers;
 pub mod kernel;
 pub mod stats;
+pub mod table;
 pub mod time;
 pub mod wgridder;
 

@@ -585,6 +585,21 @@ fn write_truth(
     gains: &GainTable,
     layout: &NightLayout,
 ) -> Result<(), SimError> {
+    // The sky as a catalogue (what a survey has from NVSS for its outlier fields and
+    // photometry): every simulated source, flux at 1.4 GHz.
+    let mut sky = String::from("name,ra_deg,dec_deg,flux_jy,spectral_index\n");
+    for (i, s) in truth.sources.iter().enumerate() {
+        sky.push_str(&format!(
+            "sim{i:03},{:.8},{:.8},{:.6},{:.4}\n",
+            s.ra_deg, s.dec_deg, s.flux_jy, s.spectral_index
+        ));
+    }
+    crate::products::write_atomic(&out.join("sky.csv"), sky.as_bytes()).map_err(|source| {
+        SimError::Io {
+            path: out.join("sky.csv"),
+            source,
+        }
+    })?;
     let json = serde_json::to_string_pretty(truth).expect("truth serialises");
     crate::products::write_atomic(&out.join("truth.json"), json.as_bytes()).map_err(|source| {
         SimError::Io {

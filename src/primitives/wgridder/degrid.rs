@@ -32,7 +32,8 @@ pub(super) fn degrid<T: Real>(plan: &Plan, d: &Data, image: &[f64], out: &mut [C
     // Which planes some sample reaches.
     let mut reached = vec![false; plan.nplanes];
     for run in plan.runs.iter().flatten() {
-        reached[run.q as usize..run.q as usize + support].fill(true);
+        let q = run.q as usize;
+        reached[q..(q + support).min(plan.nplanes)].fill(true);
     }
     let zero = Complex::new(T::zero(), T::zero());
     let mut gridbuf = vec![zero; ng * ng];
@@ -135,7 +136,7 @@ impl<T: Real> ReadJob<'_, T> {
                 if !d.accept(u, v) {
                     continue;
                 }
-                let kw = taps.one(plan.wcoord(g.wa * lam), run.q, j);
+                let kw = plan.w_tap(taps, g.wa * lam, run.q, j);
                 let fy = taps.at(plan.centre + v * plan.scale, &mut kv);
                 let fx = taps.at(plan.centre - u * plan.scale, &mut ku);
                 let s = if fx >= 0 && fy >= 0 && fx as usize + W <= ng && fy as usize + W <= ng {

@@ -279,7 +279,7 @@ impl<T: Real> StripJob<'_, T> {
                     if sw == 0.0 {
                         continue;
                     }
-                    let kw = taps.one(plan.wcoord(g.wa * lam), run.q, j);
+                    let kw = plan.w_tap(taps, g.wa * lam, run.q, j);
                     let fy = taps.at(gv, &mut kv);
                     let fx = taps.at(cu - u * plan.scale, &mut ku);
                     let fx = fx as usize;

@@ -33,6 +33,10 @@
 //! <= epsilon; degridding likewise: max |V - V_exact| <= epsilon x sum |I| and relative L2
 //! error <= epsilon.
 //!
+//! Without the w-term (`Options::wgridding` false, ducc0's do_wgridding): every sample
+//! at w = 0, one plane, W^2 taps; the same contract against the direct transform without
+//! w (tests/gridder_dft.rs).
+//!
 //! Samples whose |u| or |v| x pixsize reaches `max_uv_pixfrac` (default 0.5, the image's
 //! Nyquist limit) are skipped and not counted in the weight sum. No phase-centre shift
 //! (l0, m0) is supported: callers rephase with `row_delay_m`.
@@ -46,6 +50,9 @@ use std::f64::consts::TAU;
 
 mod degrid;
 mod grid;
+mod taps;
+
+use taps::{Phasor, Real, RowGeom, Taps};
 
 /// A bad call: mismatched array sizes or parameters out of range.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +81,10 @@ pub struct Options<'a> {
     pub max_uv_pixfrac: f64,
     /// Rayon threads (0: the current pool).
     pub threads: usize,
+    /// With the w-term (the default). false: w is taken as 0 (a 2-D transform, one plane,
+    /// W^2 taps per sample; ducc0's do_wgridding = false), exact for a coplanar array
+    /// imaged at its phase centre and what a PSF's far sidelobes may be computed with.
+    pub wgridding: bool,
 }
 
 impl<'a> Options<'a> {
@@ -89,6 +100,7 @@ impl<'a> Options<'a> {
             uv_max_lambda: 0.0,
             max_uv_pixfrac: 0.5,
             threads: 0,
+            wgridding: true,
         }
     }
 }
@@ -443,6 +455,8 @@ struct Plan {
     w0: f64,
     nplanes: usize,
     single: bool,
+    /// Without the w-term (`Options::wgridding` false): one plane, no w kernel or screens.
+    flat: bool,
     /// Per row: its runs of sorted channels by first w-plane.
     runs: Vec<Vec<Run>>,
 }
@@ -464,16 +478,17 @@ impl Plan {
         if rows.is_empty() {
             return None;
         }
+        let flat = !opt.wgridding;
         let (fmin, fmax) = (d.fs[0], d.fs[d.fs.len() - 1]);
         let (mut wmin, mut wmax) = (f64::INFINITY, 0.0f64);
         for &r in &rows {
-            let w = d.uvw[r][2].abs();
+            let w = if flat { 0.0 } else { d.uvw[r][2].abs() };
             wmin = wmin.min(w * fmin / C_M_S);
             wmax = wmax.max(w * fmax / C_M_S);
         }
         // n - 1 over the image: 0 at the centre, its minimum at the corner (0, 0).
         let nm1_min = nm1(n, cell, 0, 0);
-        let ns = 0.5 * nm1_min;
+        let ns = if flat { 0.0 } else { 0.5 * nm1_min };
         let xmax = (0.5 * nm1_min.abs()).max(1e-12);
         let nitems = (rows.len() * d.fs.len()) as f64;
         let single = eps > 1e-5;
@@ -494,8 +509,14 @@ impl Plan {
             };
             let ng = good_size((sigma * n as f64).ceil() as usize);
             let dw = 1.0 / (2.0 * sigma * xmax);
-            let nplanes = ((wmax - wmin) / dw).ceil() as usize + support;
-            let w3 = (support * support * support) as f64;
+            let (nplanes, w3) = if flat {
+                (1, (support * support) as f64)
+            } else {
+                (
+                    ((wmax - wmin) / dw).ceil() as usize + support,
+                    (support * support * support) as f64,
+                )
+            };
             let npts = (ng * ng) as f64;
             let cost = nitems * w3 * c_tap
                 + nplanes as f64 * (npts * npts.log2() * c_fft + (n * n) as f64 * c_pix);
@@ -505,9 +526,12 @@ impl Plan {
         }
         let (_, sigma, support, ng, _) = best.expect("some kernel fits");
         let kernel = EsKernel::with_shape(support, kernel_beta(support, sigma));
-        let dw = 1.0 / (2.0 * sigma * xmax);
-        let half = support as f64 / 2.0;
-        let w0 = wmin - dw * half;
+        let (dw, w0) = if flat {
+            (0.0, 0.0)
+        } else {
+            let dw = 1.0 / (2.0 * sigma * xmax);
+            (dw, wmin - dw * support as f64 / 2.0)
+        };
         let margin = support / 2 + 2;
         let mut plan = Plan {
             n,
@@ -525,6 +549,7 @@ impl Plan {
             w0,
             nplanes: 0,
             single,
+            flat,
             runs: Vec::new(),
         };
         // Each row's sorted channels split by their first w-plane (non-decreasing in
@@ -535,6 +560,13 @@ impl Plan {
                 let mut out = Vec::new();
                 if !d.used(r) {
                     return out;
+                }
+                if plan.flat {
+                    return vec![Run {
+                        q: 0,
+                        k0: 0,
+                        k1: d.fs.len() as u32,
+                    }];
                 }
                 let wa = d.uvw[r][2].abs();
                 let mut cur: Option<Run> = None;
@@ -563,7 +595,7 @@ impl Plan {
             .map(|r| r.q as usize)
             .max()
             .unwrap_or(0);
-        plan.nplanes = qmax + support;
+        plan.nplanes = if plan.flat { 1 } else { qmax + support };
         Some(plan)
     }
 
@@ -574,6 +606,17 @@ impl Plan {
             support: self.support,
             nplanes: self.nplanes,
             single: self.single,
+        }
+    }
+
+    /// The w kernel's tap j (plane q + j) for a sample at w (wavelengths, >= 0) whose
+    /// first plane is q; 1 without the w-term.
+    #[inline(always)]
+    fn w_tap<T: Real>(&self, taps: &Taps<T>, w: f64, q: u32, j: usize) -> f64 {
+        if self.flat {
+            1.0
+        } else {
+            taps.one(self.wcoord(w), q, j)
         }
     }
 
@@ -602,10 +645,14 @@ impl Plan {
         const NT: usize = 1024;
         let amax = 0.5 / self.sigma * 1.0001;
         let h = amax / NT as f64;
+        let flat = self.flat;
         let tab: Vec<f64> = (0..NT + 4)
             .map(|i| 1.0 / self.kernel.fourier((i as f64 - 1.0) * h))
             .collect();
         move |x: f64| {
+            if flat {
+                return 1.0;
+            }
             let a = (self.dw * (x - self.ns)).abs().min(amax) / h + 1.0;
             let i = (a.floor() as usize).clamp(1, NT + 1);
             let t = a - i as f64;
@@ -615,152 +662,5 @@ impl Plan {
                 - (t + 1.0) * t * (t - 2.0) / 2.0 * y2
                 + (t + 1.0) * t * (t - 1.0) / 6.0 * y3
         }
-    }
-}
-
-/// f32 or f64 planes.
-trait Real: rustfft::FftNum + Default + std::ops::AddAssign {
-    fn of(x: f64) -> Self;
-    fn f64(self) -> f64;
-}
-
-impl Real for f32 {
-    #[inline(always)]
-    fn of(x: f64) -> Self {
-        x as f32
-    }
-    #[inline(always)]
-    fn f64(self) -> f64 {
-        self as f64
-    }
-}
-
-impl Real for f64 {
-    #[inline(always)]
-    fn of(x: f64) -> Self {
-        x
-    }
-    #[inline(always)]
-    fn f64(self) -> f64 {
-        self
-    }
-}
-
-/// The kernel's tap polynomials in T, evaluated 8 or 16 taps at a time.
-struct Taps<T> {
-    coef: Vec<[T; MAX_SUPPORT]>,
-    /// Columns per tap, f64 (the w kernel, one tap at a time).
-    coef64: Vec<[f64; MAX_SUPPORT]>,
-    support: usize,
-}
-
-impl<T: Real> Taps<T> {
-    fn new(k: &EsKernel) -> Self {
-        let p = k.tap_polynomials();
-        Taps {
-            coef: p.iter().map(|row| row.map(T::of)).collect(),
-            coef64: p.to_vec(),
-            support: k.support,
-        }
-    }
-
-    /// First cell and taps of a point at grid coordinate g.
-    #[inline(always)]
-    fn at(&self, g: f64, out: &mut [T; MAX_SUPPORT]) -> i64 {
-        let half = self.support as f64 * 0.5;
-        let first = (g - half).ceil();
-        let s = T::of(2.0 * (first - g + half) - 1.0);
-        if self.support <= 8 {
-            self.horner::<8>(s, out);
-        } else {
-            self.horner::<MAX_SUPPORT>(s, out);
-        }
-        first as i64
-    }
-
-    #[inline(always)]
-    fn horner<const L: usize>(&self, s: T, out: &mut [T; MAX_SUPPORT]) {
-        let d = self.coef.len() - 1;
-        let mut acc = [T::zero(); L];
-        acc.copy_from_slice(&self.coef[d][..L]);
-        for c in self.coef[..d].iter().rev() {
-            for k in 0..L {
-                acc[k] = acc[k] * s + c[k];
-            }
-        }
-        out[..L].copy_from_slice(&acc);
-    }
-
-    /// Tap j of a point at coordinate g whose first cell is `first` (f64).
-    #[inline(always)]
-    fn one(&self, g: f64, first: u32, j: usize) -> f64 {
-        let half = self.support as f64 * 0.5;
-        let s = 2.0 * (first as f64 - g + half) - 1.0;
-        let mut acc = 0.0;
-        for c in self.coef64.iter().rev() {
-            acc = acc * s + c[j];
-        }
-        acc
-    }
-}
-
-/// A row's per-sample geometry: sign of the flip, u, v, w per metre-to-wavelength factor.
-#[derive(Clone, Copy)]
-struct RowGeom {
-    um: f64,
-    vm: f64,
-    wa: f64,
-    flip: bool,
-    /// Phase rate (m): exp(-+2 pi i rate nu / c) carries the delay and the n - 1 shift.
-    rate: f64,
-}
-
-impl RowGeom {
-    fn new(d: &Data, plan: &Plan, r: usize) -> Self {
-        let [um, vm, wm] = d.uvw[r];
-        let flip = wm < 0.0;
-        let s = if flip { -1.0 } else { 1.0 };
-        RowGeom {
-            um: s * um,
-            vm: s * vm,
-            wa: wm.abs(),
-            flip,
-            rate: d.delay.map_or(0.0, |x| x[r]) + wm * plan.ns,
-        }
-    }
-}
-
-/// Per-sample phasors exp(sign 2 pi i rate f / c) along sorted channels k0.., by one
-/// multiplication per channel where the channels are equally spaced.
-struct Phasor<'a> {
-    d: &'a Data<'a>,
-    rate: f64,
-    sign: f64,
-    cur: Complex64,
-    step: Complex64,
-}
-
-impl<'a> Phasor<'a> {
-    fn new(d: &'a Data<'a>, rate: f64, sign: f64, k0: usize) -> Self {
-        let ph = |f: f64| Complex64::from_polar(1.0, sign * TAU * rate * f / C_M_S);
-        Phasor {
-            d,
-            rate,
-            sign,
-            cur: ph(d.fs[k0]),
-            step: d.df.map_or(Complex64::new(1.0, 0.0), ph),
-        }
-    }
-
-    /// The phasor at sorted channel k (called for k0, k0 + 1, ... in turn).
-    #[inline(always)]
-    fn next(&mut self, k: usize) -> Complex64 {
-        let v = if self.d.df.is_some() {
-            self.cur
-        } else {
-            Complex64::from_polar(1.0, self.sign * TAU * self.rate * self.d.fs[k] / C_M_S)
-        };
-        self.cur *= self.step;
-        v
     }
 }
