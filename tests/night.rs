@@ -472,4 +472,16 @@ fn shipped_configs_load() {
             assert_eq!(c, d, "configs/default.yaml must list the defaults");
         }
     }
+    // The deep demo layers over the demo.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let c = contimg::config::Config::load_layered(
+        &[dir.join("demo.yaml"), dir.join("demo-deep.yaml")],
+        &[],
+    )
+    .expect("demo-deep.yaml over demo.yaml");
+    assert_eq!(c.imaging.nterms, 2);
+    assert!(c
+        .imaging
+        .outlier_catalog
+        .is_some_and(|p| p.ends_with("demo-out/night/sky.csv")));
 }
