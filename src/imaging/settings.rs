@@ -42,6 +42,8 @@ pub struct ImagingConfig {
     pub mgain: f64,
     pub threshold_jy: f64,
     pub auto_threshold: f64,
+    /// WSClean's -auto-mask (robust sigmas; 0 = off): CLEAN unmasked down to this level,
+    /// then only on the pixels holding components, down to the thresholds.
     pub auto_mask: f64,
     pub psf_patch: usize,
     /// No CLEAN components within this fraction of the image size of each edge (nor ever
