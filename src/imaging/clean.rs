@@ -320,6 +320,37 @@ mod tests {
         res
     }
 
+    /// Up to `cycles` minor cycles (until CLEAN is finished) of one term on `res` through
+    /// `psf`: the residual, the model and the state.
+    fn clean_one_term(
+        res: Vec<f64>,
+        psf: &[f64],
+        n: usize,
+        p: &ImagingConfig,
+        cycles: usize,
+    ) -> (Vec<f64>, Vec<f64>, CleanState) {
+        let mut st = CleanState::default();
+        let (mut models, mut deltas) = (vec![vec![0.0; n * n]], vec![vec![0.0; n * n]]);
+        let mut residuals = vec![res];
+        let psfs = [psf.to_vec()];
+        for _ in 0..cycles {
+            minor_cycle(
+                &mut residuals,
+                &psfs,
+                n,
+                p,
+                &mut st,
+                &mut models,
+                &mut deltas,
+            );
+            if st.finished {
+                break;
+            }
+        }
+        let model = models.pop().expect("one term");
+        (residuals.pop().expect("one term"), model, st)
+    }
+
     /// Two point sources through `ringed_psf` (the far ring beyond the image).
     fn two_sources(n: usize) -> (Vec<f64>, Vec<f64>) {
         let psf = ringed_psf(n, 3.0 * n as f64);
@@ -342,19 +373,8 @@ mod tests {
             clean_border: 0.125,
             ..Default::default()
         };
-        let mut st = CleanState::default();
-        let (mut models, mut deltas) = (vec![vec![0.0; n * n]], vec![vec![0.0; n * n]]);
-        let mut residuals = vec![std::mem::take(&mut res)];
-        minor_cycle(
-            &mut residuals,
-            std::slice::from_ref(&psf),
-            n,
-            &p,
-            &mut st,
-            &mut models,
-            &mut deltas,
-        );
-        let (res, model) = (&residuals[0], &models[0]);
+        let (res, model, st) = clean_one_term(std::mem::take(&mut res), &psf, n, &p, 1);
+        let (res, model) = (&res, &model);
         let comps: Vec<(usize, usize, f64)> = model
             .iter()
             .enumerate()
@@ -583,26 +603,10 @@ mod tests {
             clean_border: 0.0,
             ..Default::default()
         };
-        let mut st = CleanState::default();
-        let (mut models, mut deltas) = (vec![vec![0.0; n * n]], vec![vec![0.0; n * n]]);
-        let mut residuals = vec![res];
         // Minor cycles in turn (the residual is kept exact by the PSF: no major cycle needed).
-        for _ in 0..50 {
-            minor_cycle(
-                &mut residuals,
-                std::slice::from_ref(&psf),
-                n,
-                &p,
-                &mut st,
-                &mut models,
-                &mut deltas,
-            );
-            if st.finished {
-                break;
-            }
-        }
+        let (_, model, st) = clean_one_term(res, &psf, n, &p, 50);
         assert!(st.finished);
-        models[0]
+        model
             .iter()
             .enumerate()
             .filter(|(_, v)| **v != 0.0)
