@@ -484,4 +484,10 @@ fn shipped_configs_load() {
         .imaging
         .outlier_catalog
         .is_some_and(|p| p.ends_with("demo-out/night/sky.csv")));
+    // The demo calibrates on the field around 3C147 (the simulated sky's catalogue).
+    assert!(c
+        .calibration
+        .model_catalog
+        .is_some_and(|p| p.ends_with("demo-out/night/sky.csv")));
+    assert!(c.calibration.model_radius_deg >= 2.0);
 }

@@ -5,6 +5,7 @@
 //! data's own phasing: multiplied by exp(+2 pi i dw nu / c), undoing the gridder's rephasing.
 
 use super::gridder::{GridSpec, Planes, VisBlock};
+pub use crate::primitives::wgridder::Weights;
 use num_complex::Complex32;
 use rayon::prelude::*;
 
@@ -22,44 +23,56 @@ pub fn degrid_with(
     b: &VisBlock,
     compute: &dyn crate::compute::Compute,
 ) -> Vec<Complex32> {
-    let n = spec.n_image;
+    degrid_sum_with(spec, &[model], &[Weights::default()], b, compute)
+}
+
+/// The weighted sum of several model images' predictions of the same block,
+/// `sum_k weights[k].row[r] weights[k].chan[c] degrid(models[k])[r, c]`, in one pass where
+/// the backend can (the CPU's shares the geometry and the kernel's taps between the images
+/// and holds no image's prediction apart: the major cycles' spectral terms and
+/// drifting-beam models at the memory of one prediction).
+pub fn degrid_sum_with(
+    spec: &GridSpec,
+    models: &[&[f64]],
+    weights: &[Weights],
+    b: &VisBlock,
+    compute: &dyn crate::compute::Compute,
+) -> Vec<Complex32> {
     let nchan = b.freqs.len();
     let nrow = b.uvw_m.len();
     let mut out = vec![Complex32::new(0.0, 0.0); nrow * nchan];
-    if model.iter().all(|&x| x == 0.0) {
+    // Blank models predict zero: only the others are transformed.
+    let live: Vec<usize> = (0..models.len().min(weights.len()))
+        .filter(|&i| models[i].iter().any(|&x| x != 0.0))
+        .collect();
+    if live.is_empty() {
         return out;
     }
     let Some(planes) = Planes::new(spec, b) else {
         return out;
     };
-    let dw = planes.dw;
-    let k = spec.kernel;
-    let corr = k.correction(n, spec.n_grid);
-    // Image pre-corrected for the u, v and w kernels (the model is sparse: the w kernel's
+    // Images pre-corrected for the u, v and w kernels (the model is sparse: the w kernel's
     // transform, a quadrature, only where there is flux).
-    let pre: Vec<f64> = (0..n * n)
-        .into_par_iter()
-        .map(|i| {
-            let (x, y) = (i % n, i / n);
-            if model[i] == 0.0 {
-                0.0
-            } else {
-                model[i] * corr[x] * corr[y] / k.fourier(spec.nm1(x, y) * dw)
-            }
+    let pres: Vec<Vec<f64>> = live
+        .iter()
+        .map(|&i| kernel_corrected(spec, planes.dw, models[i], true))
+        .collect();
+    let jobs: Vec<WUnstack> = pres
+        .iter()
+        .map(|pre| WUnstack {
+            spec,
+            b,
+            planes: &planes,
+            pre,
         })
         .collect();
-    let job = WUnstack {
-        spec,
-        b,
-        planes: &planes,
-        pre: &pre,
-    };
+    let live_w: Vec<Weights> = live.iter().map(|&i| weights[i]).collect();
     crate::compute::or_cpu(compute, "degridding", |c, retry| {
         if retry {
-            // zero on entry, as the job wants it
+            // zero on entry, as the jobs want it
             out.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
         }
-        c.degrid_wstack(&job, &mut out)
+        c.degrid_wstack_sum(&jobs, &live_w, &mut out)
     });
     out
 }
@@ -80,24 +93,49 @@ pub struct WUnstack<'a> {
 /// primitives::wgridder (its own grid, kernel and planes, to its accuracy contract) from
 /// the model recovered out of the pre-corrected image.
 pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
-    let (spec, b, pre) = (job.spec, job.b, job.pre);
-    let n = spec.n_image;
-    let (k, dw) = (spec.kernel, job.planes.dw);
-    let corr = k.correction(n, spec.n_grid);
-    let model: Vec<f64> = (0..n * n)
-        .into_par_iter()
-        .map(|i| {
-            let (x, y) = (i % n, i / n);
-            if pre[i] == 0.0 {
-                0.0
-            } else {
-                pre[i] / (corr[x] * corr[y]) * k.fourier(spec.nm1(x, y) * dw)
-            }
-        })
+    unstack_cpu_sum(std::slice::from_ref(job), &[Weights::default()], out);
+}
+
+/// `unstack_cpu`'s weighted sum of several jobs on one block (the same spec, block and
+/// planes) in one pass of the gridder (`primitives::wgridder::dirty2vis_sum`).
+pub fn unstack_cpu_sum(jobs: &[WUnstack], weights: &[Weights], out: &mut [Complex32]) {
+    let Some(first) = jobs.first() else { return };
+    let (spec, b) = (first.spec, first.b);
+    let models: Vec<Vec<f64>> = jobs
+        .iter()
+        .map(|job| kernel_corrected(spec, first.planes.dw, job.pre, false))
         .collect();
+    let images: Vec<&[f64]> = models.iter().map(|m| m.as_slice()).collect();
     let opt = super::gridder::wgridder_options(spec, b);
-    if let Err(e) = crate::primitives::wgridder::dirty2vis(b.uvw_m, b.freqs, &model, &opt, out) {
+    if let Err(e) =
+        crate::primitives::wgridder::dirty2vis_sum(b.uvw_m, b.freqs, &images, weights, &opt, out)
+    {
         // The block's arrays come from VisBlock's own layout: a mismatch is a bug.
         panic!("CPU degridder: {e}");
     }
+}
+
+/// An image times (`pre`: true) or divided by (false) the u, v and w kernels' corrections,
+/// corr(x) corr(y) / K_w(n - 1): the prediction's pre-correction and its undoing. Only the
+/// nonzero pixels are computed (K_w's transform is a quadrature).
+fn kernel_corrected(spec: &GridSpec, dw: f64, image: &[f64], pre: bool) -> Vec<f64> {
+    let n = spec.n_image;
+    let k = spec.kernel;
+    let corr = k.correction(n, spec.n_grid);
+    (0..n * n)
+        .into_par_iter()
+        .map(|i| {
+            let (x, y) = (i % n, i / n);
+            if image[i] == 0.0 {
+                0.0
+            } else {
+                let c = corr[x] * corr[y] / k.fourier(spec.nm1(x, y) * dw);
+                if pre {
+                    image[i] * c
+                } else {
+                    image[i] / c
+                }
+            }
+        })
+        .collect()
 }

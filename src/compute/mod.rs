@@ -24,7 +24,7 @@ pub mod twins;
 #[cfg(test)]
 pub mod vectors;
 
-use crate::compute::degridder::WUnstack;
+use crate::compute::degridder::{WUnstack, Weights};
 use crate::compute::gridder::WStack;
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
@@ -134,6 +134,32 @@ pub trait Compute: Send + Sync {
     /// A block's w-stacked prediction (see compute::degridder::WUnstack), written to `out`
     /// (zero on entry) for the job's rows.
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError>;
+    /// The weighted sum of several predictions of one block (`jobs` share the spec, the
+    /// block and the planes; `out` zero on entry; see primitives::wgridder::Weights): by
+    /// default one `degrid_wstack` each, summed; the CPU backend runs them in one pass.
+    fn degrid_wstack_sum(
+        &self,
+        jobs: &[WUnstack],
+        weights: &[Weights],
+        out: &mut [Complex32],
+    ) -> Result<(), GpuError> {
+        let nchan = jobs.first().map_or(1, |j| j.b.freqs.len()).max(1);
+        let mut one = vec![Complex32::new(0.0, 0.0); out.len()];
+        for (job, w) in jobs.iter().zip(weights) {
+            one.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
+            self.degrid_wstack(job, &mut one)?;
+            out.par_chunks_mut(nchan)
+                .zip(one.par_chunks(nchan))
+                .enumerate()
+                .for_each(|(r, (o, p))| {
+                    let wr = w.row.map_or(1.0, |x| x[r]);
+                    for (c, (o, p)) in o.iter_mut().zip(p).enumerate() {
+                        *o += p * (wr * w.chan.map_or(1.0, |x| x[c]));
+                    }
+                });
+        }
+        Ok(())
+    }
     /// SumThreshold with AOFlagger's schedule on consecutive nt x nf planes: `flags` (one
     /// per sample) in, the combined flags out. Twin: compute::flagging::sumthreshold_plane.
     fn sumthreshold_planes(
@@ -278,6 +304,15 @@ impl Compute for Cpu {
     }
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
         crate::compute::degridder::unstack_cpu(job, out);
+        Ok(())
+    }
+    fn degrid_wstack_sum(
+        &self,
+        jobs: &[WUnstack],
+        weights: &[Weights],
+        out: &mut [Complex32],
+    ) -> Result<(), GpuError> {
+        crate::compute::degridder::unstack_cpu_sum(jobs, weights, out);
         Ok(())
     }
 }

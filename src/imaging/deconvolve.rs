@@ -6,7 +6,7 @@
 
 use super::aterm::{chunks, DriftBeam, DriftMode};
 use super::clean::{minor_cycle, CleanState};
-use super::degridder::degrid_with;
+use super::degridder::{degrid_sum_with, Weights};
 use super::gridder::{GridPair, GridSpec, VisBlock};
 use super::outliers::OutlierModel;
 use super::settings::ImagingConfig;
@@ -116,25 +116,26 @@ impl HeldGroup {
         compute: &dyn Compute,
     ) {
         let nc = self.vis.n_chan();
-        let Some(first) = models.first() else { return };
-        // Term 0 (x^0 = 1) is the prediction itself; higher terms are added to it.
-        let mut m = self.predict(spec, first, beam, compute);
-        for (t, model) in models.iter().enumerate().skip(1) {
-            let mt = self.predict(spec, model, beam, compute);
-            let x: Vec<f32> = self
-                .vis
-                .freqs
-                .iter()
-                .map(|f| ((f - ref_hz) / ref_hz).powi(t as i32) as f32)
-                .collect();
-            m.par_chunks_mut(nc)
-                .zip(mt.par_chunks(nc))
-                .for_each(|(a, b)| {
-                    for c in 0..nc {
-                        a[c] += b[c] * x[c];
-                    }
-                });
+        if models.is_empty() {
+            return;
         }
+        // Every term's prediction in one weighted sum: term t enters times x^t per channel.
+        let xs: Vec<Vec<f32>> = (0..models.len())
+            .map(|t| {
+                self.vis
+                    .freqs
+                    .iter()
+                    .map(|f| ((f - ref_hz) / ref_hz).powi(t as i32) as f32)
+                    .collect()
+            })
+            .collect();
+        let terms: Vec<(&[f64], Option<&[f32]>)> = models
+            .iter()
+            .zip(&xs)
+            .enumerate()
+            .map(|(t, (m, x))| (m.as_slice(), (t > 0).then_some(x.as_slice())))
+            .collect();
+        let m = self.predict_sum(spec, &terms, beam, compute);
         let np = self.vis.npol;
         self.vis
             .vis
@@ -150,39 +151,59 @@ impl HeldGroup {
             });
     }
 
-    /// One model image's visibilities, per (row, channel).
-    fn predict(
+    /// The visibilities of a sum of model images, each times its per-channel factor (None:
+    /// 1), per (row, channel): one weighted degridding pass per channel node (and per chunk
+    /// of integrations with the chunked drifting beam).
+    fn predict_sum(
         &self,
         spec: &GridSpec,
-        model: &[f64],
+        terms: &[(&[f64], Option<&[f32]>)],
         beam: Option<&DriftBeam>,
         compute: &dyn Compute,
     ) -> Vec<Complex32> {
         let dnu = self.vis.channel_width_hz.abs();
+        let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
+        let models: Vec<&[f64]> = terms.iter().map(|t| t.0).collect();
+        let plain: Vec<Weights> = terms
+            .iter()
+            .map(|t| Weights {
+                row: None,
+                chan: t.1,
+            })
+            .collect();
         match beam {
-            None => degrid_channel_average(spec, model, &self.block(), dnu, compute),
+            None => degrid_channel_average_sum(spec, &models, &plain, &self.block(), dnu, compute),
             Some(db) if matches!(db.mode, DriftMode::Linear | DriftMode::Quadratic) => {
-                let (ms, cs) = db.poly_models(model, &self.vis.times_jd);
-                let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
-                let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
-                for (mk, ck) in ms.iter().zip(&cs) {
-                    let p = degrid_channel_average(spec, mk, &self.block(), dnu, compute);
-                    m.par_chunks_mut(nc)
-                        .zip(p.par_chunks(nc))
-                        .enumerate()
-                        .for_each(|(row, (a, b))| {
-                            let c = ck[row % nt] as f32;
-                            a.iter_mut().zip(b).for_each(|(x, y)| *x += y * c);
-                        });
+                // Each term's beam-weighted models, each times its interpolation
+                // coefficient per integration (the same for every term).
+                let mut all: Vec<Vec<f64>> = Vec::new();
+                let mut coefs: Vec<Vec<f64>> = Vec::new();
+                for model in &models {
+                    let (ms, cs) = db.poly_models(model, &self.vis.times_jd);
+                    coefs = cs;
+                    all.extend(ms);
                 }
-                m
+                let per_row: Vec<Vec<f32>> = coefs
+                    .iter()
+                    .map(|ck| (0..self.uvw.len()).map(|r| ck[r % nt] as f32).collect())
+                    .collect();
+                let per = per_row.len().max(1);
+                let weights: Vec<Weights> = (0..all.len())
+                    .map(|i| Weights {
+                        row: per_row.get(i % per).map(|r| r.as_slice()),
+                        chan: terms[i / per].1,
+                    })
+                    .collect();
+                let refs: Vec<&[f64]> = all.iter().map(|m| m.as_slice()).collect();
+                degrid_channel_average_sum(spec, &refs, &weights, &self.block(), dnu, compute)
             }
             Some(db) => {
-                let nt = self.vis.n_times();
-                let nc = self.vis.n_chan();
-                let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
+                let mut out = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
                 for r in chunks(nt, db.chunk) {
-                    let mk = db.weighted_model(model, &self.vis.times_jd[r.clone()]);
+                    let mks: Vec<Vec<f64>> = models
+                        .iter()
+                        .map(|model| db.weighted_model(model, &self.vis.times_jd[r.clone()]))
+                        .collect();
                     let use_row: Vec<bool> = self
                         .use_row
                         .iter()
@@ -191,15 +212,16 @@ impl HeldGroup {
                         .collect();
                     let mut b = self.block();
                     b.use_row = &use_row;
-                    let part = degrid_channel_average(spec, &mk, &b, dnu, compute);
+                    let refs: Vec<&[f64]> = mks.iter().map(|m| m.as_slice()).collect();
+                    let part = degrid_channel_average_sum(spec, &refs, &plain, &b, dnu, compute);
                     for (row, &u) in use_row.iter().enumerate() {
                         if u {
-                            m[row * nc..(row + 1) * nc]
+                            out[row * nc..(row + 1) * nc]
                                 .copy_from_slice(&part[row * nc..(row + 1) * nc]);
                         }
                     }
                 }
-                m
+                out
             }
         }
     }
@@ -220,8 +242,21 @@ pub fn degrid_channel_average(
     dnu: f64,
     compute: &dyn Compute,
 ) -> Vec<Complex32> {
+    degrid_channel_average_sum(spec, &[model], &[Weights::default()], b, dnu, compute)
+}
+
+/// `degrid_channel_average` of a weighted sum of models of the same block (see
+/// degridder::degrid_sum_with): one degridding pass per node.
+pub fn degrid_channel_average_sum(
+    spec: &GridSpec,
+    models: &[&[f64]],
+    weights: &[Weights],
+    b: &VisBlock,
+    dnu: f64,
+    compute: &dyn Compute,
+) -> Vec<Complex32> {
     if dnu <= 0.0 {
-        return degrid_with(spec, model, b, compute);
+        return degrid_sum_with(spec, models, weights, b, compute);
     }
     let h = dnu / (2.0 * 3f64.sqrt());
     let mut out: Option<Vec<Complex32>> = None;
@@ -231,7 +266,7 @@ pub fn degrid_channel_average(
             freqs: &freqs,
             ..*b
         };
-        let p = degrid_with(spec, model, &node, compute);
+        let p = degrid_sum_with(spec, models, weights, &node, compute);
         match out.as_mut() {
             None => out = Some(p),
             Some(o) => o

@@ -4,29 +4,39 @@
 use super::grid::Screens;
 use super::*;
 
+/// Predicts the weighted sum of several images at once (`out` zero on entry): the plan,
+/// the w-screens, the row geometry, the phasors and the kernel's taps are computed once per
+/// sample and shared by every image; only the planes' transforms and the reads are per
+/// image.
 #[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
-pub(super) fn degrid<T: Real>(plan: &Plan, d: &Data, image: &[f64], out: &mut [Complex32]) {
+pub(super) fn degrid<T: Real>(
+    plan: &Plan,
+    d: &Data,
+    images: &[&[f64]],
+    weights: &[Weights],
+    out: &mut [Complex32],
+) {
     let (n, ng, support) = (plan.n, plan.ng, plan.support);
     let nchan = d.freqs.len();
+    let nimg = images.len();
     let taps = Taps::<T>::new(&plan.kernel);
     let cx = plan.axis_correction();
     let wc = plan.w_correction();
-    // The image divided by the kernel's transforms; its nonzero pixels.
-    let pix: Vec<(u32, u32, f64)> = image
-        .par_chunks(n)
-        .enumerate()
-        .flat_map_iter(|(y, row)| {
-            let (cx, wc) = (&cx, &wc);
-            row.iter()
+    // Each image divided by the kernel's transforms: its nonzero pixels by row.
+    let by_row: Vec<Vec<Vec<(u32, f64)>>> = images
+        .iter()
+        .map(|image| {
+            image
+                .par_chunks(n)
                 .enumerate()
-                .filter(|(_, v)| **v != 0.0)
-                .map(move |(x, &v)| {
-                    (
-                        x as u32,
-                        y as u32,
-                        v * cx[x] * cx[y] * wc(nm1(n, plan.cell, x, y)),
-                    )
+                .map(|(y, row)| {
+                    row.iter()
+                        .enumerate()
+                        .filter(|(_, v)| **v != 0.0)
+                        .map(|(x, &v)| (x as u32, v * cx[x] * cx[y] * wc(nm1(n, plan.cell, x, y))))
+                        .collect()
                 })
+                .collect()
         })
         .collect();
     // Which planes some sample reaches.
@@ -36,20 +46,16 @@ pub(super) fn degrid<T: Real>(plan: &Plan, d: &Data, image: &[f64], out: &mut [C
         reached[q..(q + support).min(plan.nplanes)].fill(true);
     }
     let zero = Complex::new(T::zero(), T::zero());
-    let mut gridbuf = vec![zero; ng * ng];
+    let mut gridbufs = vec![vec![zero; ng * ng]; nimg];
     let off = (ng - n) / 2;
     let mut screens = Screens::new(plan, 1.0);
-    let mut by_row: Vec<Vec<(u32, f64)>> = vec![Vec::new(); n];
-    for &(x, y, v) in &pix {
-        by_row[y as usize].push((x, v));
-    }
     for p in 0..plan.nplanes {
         if !reached[p] {
             screens.advance();
             continue;
         }
-        gridbuf.par_iter_mut().for_each(|c| *c = zero);
-        {
+        for (gridbuf, by_row) in gridbufs.iter_mut().zip(&by_row) {
+            gridbuf.par_iter_mut().for_each(|c| *c = zero);
             let scr = &screens;
             // Rows of the grid's centre: each pixel written once.
             let rows: Vec<(usize, &mut [Complex<T>])> = gridbuf
@@ -67,13 +73,15 @@ pub(super) fn degrid<T: Real>(plan: &Plan, d: &Data, image: &[f64], out: &mut [C
                         row[x as usize + off] = Complex::new(T::of(z.re), T::of(z.im));
                     }
                 });
+            centred_fft2_inverse_from_centre(gridbuf, ng, n);
         }
-        centred_fft2_inverse_from_centre(&mut gridbuf, ng, n);
+        let grids: Vec<&[Complex<T>]> = gridbufs.iter().map(|g| g.as_slice()).collect();
         let job = ReadJob {
             plan,
             d,
             taps: &taps,
-            grid: &gridbuf,
+            grids: &grids,
+            weights,
             p,
         };
         out.par_chunks_mut(nchan)
@@ -88,7 +96,8 @@ struct ReadJob<'a, T> {
     plan: &'a Plan,
     d: &'a Data<'a>,
     taps: &'a Taps<T>,
-    grid: &'a [Complex<T>],
+    grids: &'a [&'a [Complex<T>]],
+    weights: &'a [Weights<'a>],
     p: usize,
 }
 
@@ -124,6 +133,12 @@ impl<T: Real> ReadJob<'_, T> {
             return;
         }
         let g = RowGeom::new(d, plan, r);
+        // Each image's weight on this row.
+        let wrow: Vec<f64> = self
+            .weights
+            .iter()
+            .map(|w| w.row.map_or(1.0, |x| x[r] as f64))
+            .collect();
         let mut ku = [T::zero(); MAX_SUPPORT];
         let mut kv = [T::zero(); MAX_SUPPORT];
         for run in runs {
@@ -139,17 +154,23 @@ impl<T: Real> ReadJob<'_, T> {
                 let kw = plan.w_tap(taps, g.wa * lam, run.q, j);
                 let fy = taps.at(plan.centre + v * plan.scale, &mut kv);
                 let fx = taps.at(plan.centre - u * plan.scale, &mut ku);
-                let s = if fx >= 0 && fy >= 0 && fx as usize + W <= ng && fy as usize + W <= ng {
-                    interp::<T, W>(self.grid, ng, fx as usize, fy as usize, &ku, &kv)
-                } else {
-                    interp_wrapped::<T, W>(self.grid, ng, fx, fy, &ku, &kv)
-                };
+                let inside = fx >= 0 && fy >= 0 && fx as usize + W <= ng && fy as usize + W <= ng;
+                let at = d.order[k];
+                let mut s = Complex64::new(0.0, 0.0);
+                for ((grid, w), wr) in self.grids.iter().zip(self.weights).zip(&wrow) {
+                    let si = if inside {
+                        interp::<T, W>(grid, ng, fx as usize, fy as usize, &ku, &kv)
+                    } else {
+                        interp_wrapped::<T, W>(grid, ng, fx, fy, &ku, &kv)
+                    };
+                    s += si * (wr * w.chan.map_or(1.0, |c| c[at] as f64));
+                }
                 let mut val = s * kw;
                 if g.flip {
                     val = val.conj();
                 }
                 let val = val * z;
-                let o = &mut out[d.order[k]];
+                let o = &mut out[at];
                 o.re += val.re as f32;
                 o.im += val.im as f32;
             }

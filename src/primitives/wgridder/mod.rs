@@ -195,13 +195,58 @@ pub fn dirty2vis(
     opt: &Options,
     out: &mut [Complex32],
 ) -> Result<Option<Choice>, Error> {
+    dirty2vis_sum(uvw_m, freqs, &[image], &[Weights::default()], opt, out)
+}
+
+/// How one image's prediction enters `dirty2vis_sum`: times `row[r]` and `chan[c]` at row
+/// r, channel c (None: 1), e.g. a drifting beam's interpolation coefficient per integration
+/// and a spectral term's (nu - nu0)^t / nu0^t per channel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Weights<'a> {
+    pub row: Option<&'a [f32]>,
+    pub chan: Option<&'a [f32]>,
+}
+
+/// The weighted sum of several images' predictions of the same visibilities,
+/// `out[r, c] = sum_k row_k[r] chan_k[c] dirty2vis(images[k])[r, c]`, in one pass: the plan,
+/// the geometry and the kernel's taps are shared by the images and no image's prediction
+/// is held on its own, so K images cost far less time than K calls and no more memory than
+/// one (the major cycles' spectral terms and drifting-beam models).
+pub fn dirty2vis_sum(
+    uvw_m: &[[f64; 3]],
+    freqs: &[f64],
+    images: &[&[f64]],
+    weights: &[Weights],
+    opt: &Options,
+    out: &mut [Complex32],
+) -> Result<Option<Choice>, Error> {
     let d = Data::new(uvw_m, freqs, None, None, opt)?;
-    if image.len() != opt.npix * opt.npix {
+    if images.len() != weights.len() {
         return Err(Error(format!(
-            "image has {} pixels, expected {}^2",
-            image.len(),
-            opt.npix
+            "{} images with {} weights",
+            images.len(),
+            weights.len()
         )));
+    }
+    for (image, w) in images.iter().zip(weights) {
+        if image.len() != opt.npix * opt.npix {
+            return Err(Error(format!(
+                "image has {} pixels, expected {}^2",
+                image.len(),
+                opt.npix
+            )));
+        }
+        if w.row.is_some_and(|r| r.len() != uvw_m.len())
+            || w.chan.is_some_and(|c| c.len() != freqs.len())
+        {
+            return Err(Error(format!(
+                "weights for {:?} rows x {:?} channels, expected {} x {}",
+                w.row.map(|r| r.len()),
+                w.chan.map(|c| c.len()),
+                uvw_m.len(),
+                freqs.len()
+            )));
+        }
     }
     if out.len() != uvw_m.len() * freqs.len() {
         return Err(Error(format!(
@@ -214,16 +259,23 @@ pub fn dirty2vis(
     in_pool(opt.threads, || {
         out.par_iter_mut()
             .for_each(|v| *v = Complex32::new(0.0, 0.0));
-        if image.iter().all(|&x| x == 0.0) {
+        // Blank images predict zero: only the others are read.
+        let (live, live_w): (Vec<&[f64]>, Vec<Weights>) = images
+            .iter()
+            .zip(weights)
+            .filter(|(image, _)| image.iter().any(|&x| x != 0.0))
+            .map(|(image, w)| (*image, *w))
+            .unzip();
+        if live.is_empty() {
             return Ok(None);
         }
         let Some(plan) = Plan::new(&d, opt) else {
             return Ok(None);
         };
         if plan.single {
-            degrid::degrid::<f32>(&plan, &d, image, out);
+            degrid::degrid::<f32>(&plan, &d, &live, &live_w, out);
         } else {
-            degrid::degrid::<f64>(&plan, &d, image, out);
+            degrid::degrid::<f64>(&plan, &d, &live, &live_w, out);
         }
         Ok(Some(plan.choice()))
     })
