@@ -108,6 +108,28 @@ fn bench(c: &mut Criterion) {
                 out.len()
             })
         });
+        // A major cycle's prediction with two spectral terms and the quadratic drifting
+        // beam: 6 models (here the model scaled), each with its weights per row and
+        // channel, in one weighted pass (compare 6 x wgridder_degrid).
+        let models: Vec<Vec<f64>> = (0..6)
+            .map(|k| model.iter().map(|x| x * (1.0 - 0.1 * k as f64)).collect())
+            .collect();
+        let images: Vec<&[f64]> = models.iter().map(|m| m.as_slice()).collect();
+        let row_w: Vec<f32> = (0..uvw.len()).map(|r| (r % 24) as f32 / 24.0).collect();
+        let chan_w: Vec<f32> = (0..g.freqs.len()).map(|c| c as f32 * 1e-3).collect();
+        let weights: Vec<wgridder::Weights> = (0..6)
+            .map(|k| wgridder::Weights {
+                row: Some(&row_w),
+                chan: (k >= 3).then_some(chan_w.as_slice()),
+            })
+            .collect();
+        group.bench_function(format!("wgridder_degrid_sum6_eps{eps:e}"), |b| {
+            b.iter(|| {
+                wgridder::dirty2vis_sum(&uvw, &g.freqs, &images, &weights, &opt, &mut out)
+                    .unwrap();
+                out.len()
+            })
+        });
     }
     #[cfg(feature = "gpu")]
     match contimg::compute::device::Gpu::open(0, 1, 0.0) {
