@@ -125,8 +125,7 @@ fn bench(c: &mut Criterion) {
             .collect();
         group.bench_function(format!("wgridder_degrid_sum6_eps{eps:e}"), |b| {
             b.iter(|| {
-                wgridder::dirty2vis_sum(&uvw, &g.freqs, &images, &weights, &opt, &mut out)
-                    .unwrap();
+                wgridder::dirty2vis_sum(&uvw, &g.freqs, &images, &weights, &opt, &mut out).unwrap();
                 out.len()
             })
         });

@@ -15,7 +15,7 @@ mpirun -n "$RANKS" --bind-to none --oversubscribe \
   ./target/release/contimg run --config configs/demo.yaml
 # The QA report again, now against the simulation's truth (thermal noise, source recovery).
 # --warn-only: the demo shows its products even when a gate fails (the demo's own QA does
-# not pass yet: residuals 6.5-22x thermal; configs/demo-deep.yaml 1.2-2.5x, see
+# not pass yet: residuals 6.5-22x thermal; configs/demo-deep.yaml 1.15-2.5x, see
 # docs/demo-floor.md);
 # `report` without it exits 5 on a failed gate, as a survey's scripts want.
 ./target/release/contimg report demo-out/products --truth demo-out/night/truth.json --warn-only

@@ -238,10 +238,11 @@ fn sources_near_the_edge_restore_to_their_apparent_flux() {
 /// A bright source outside the tile but inside the primary beam: its catalogue entry (flux
 /// 30 % high, no spectral index while the sky's is -0.7) is predicted through the drifting
 /// beam, fitted and subtracted, so its sidelobes leave the tile. Without the subtraction
-/// the same night's residual is far above the noise. Measured: 2.62x thermal with the
-/// subtraction (fitted in the major cycles: 9.43 Jy at 1.475 GHz against the sky's 9.64),
-/// 20.7x without. (Fitted to the raw visibilities before the dirty image it reached 0.91x,
-/// but that fit is biased by the sources inside a tile and changed the dirty image.)
+/// the same night's residual is far above the noise. Measured (2026-12-02, the outliers
+/// fitted to the raw visibilities before the first minor cycle and refitted in every major
+/// cycle): 1.02x thermal with the subtraction (fitted 9.636 Jy at 1.475 GHz against the
+/// sky's 9.64), 33.4x without. (Fitted only after the first minor cycle it was 2.62x and
+/// 9.43 Jy: that cycle's components took the outlier's sidelobes.)
 #[test]
 fn outlier_outside_the_tile_is_subtracted() {
     let dir = tempfile::tempdir().unwrap();
@@ -288,7 +289,7 @@ fn outlier_outside_the_tile_is_subtracted() {
         ratios.push(r / th);
     }
     assert!(
-        ratios[0] <= 3.0,
+        ratios[0] <= 2.0,
         "with the outlier subtracted: {:.2}x thermal",
         ratios[0]
     );
