@@ -55,14 +55,16 @@ pub fn degrid_sum_with(
     // transform, a quadrature, only where there is flux).
     let pres: Vec<Vec<f64>> = live
         .iter()
-        .map(|&i| kernel_corrected(spec, planes.dw, models[i], true))
+        .map(|&i| kernel_corrected(spec, planes.dw, models[i]))
         .collect();
-    let jobs: Vec<WUnstack> = pres
+    let jobs: Vec<WUnstack> = live
         .iter()
-        .map(|pre| WUnstack {
+        .zip(&pres)
+        .map(|(&i, pre)| WUnstack {
             spec,
             b,
             planes: &planes,
+            model: models[i],
             pre,
         })
         .collect();
@@ -85,13 +87,15 @@ pub struct WUnstack<'a> {
     pub spec: &'a GridSpec,
     pub b: &'a VisBlock<'a>,
     pub planes: &'a Planes,
+    /// The model (n x n, Jy per pixel).
+    pub model: &'a [f64],
     /// The model divided by the u, v and w kernels' transforms (n x n).
     pub pre: &'a [f64],
 }
 
 /// The CPU backend of `WUnstack`: writes the prediction to `out` (zero on entry), by
 /// primitives::wgridder (its own grid, kernel and planes, to its accuracy contract) from
-/// the model recovered out of the pre-corrected image.
+/// the model itself (`pre` is the other backends' input).
 pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
     unstack_cpu_sum(std::slice::from_ref(job), &[Weights::default()], out);
 }
@@ -101,11 +105,7 @@ pub fn unstack_cpu(job: &WUnstack, out: &mut [Complex32]) {
 pub fn unstack_cpu_sum(jobs: &[WUnstack], weights: &[Weights], out: &mut [Complex32]) {
     let Some(first) = jobs.first() else { return };
     let (spec, b) = (first.spec, first.b);
-    let models: Vec<Vec<f64>> = jobs
-        .iter()
-        .map(|job| kernel_corrected(spec, first.planes.dw, job.pre, false))
-        .collect();
-    let images: Vec<&[f64]> = models.iter().map(|m| m.as_slice()).collect();
+    let images: Vec<&[f64]> = jobs.iter().map(|job| job.model).collect();
     let opt = super::gridder::wgridder_options(spec, b);
     if let Err(e) =
         crate::primitives::wgridder::dirty2vis_sum(b.uvw_m, b.freqs, &images, weights, &opt, out)
@@ -115,10 +115,10 @@ pub fn unstack_cpu_sum(jobs: &[WUnstack], weights: &[Weights], out: &mut [Comple
     }
 }
 
-/// An image times (`pre`: true) or divided by (false) the u, v and w kernels' corrections,
-/// corr(x) corr(y) / K_w(n - 1): the prediction's pre-correction and its undoing. Only the
-/// nonzero pixels are computed (K_w's transform is a quadrature).
-fn kernel_corrected(spec: &GridSpec, dw: f64, image: &[f64], pre: bool) -> Vec<f64> {
+/// An image times the u, v and w kernels' corrections, corr(x) corr(y) / K_w(n - 1): the
+/// prediction's pre-correction. Only the nonzero pixels are computed (K_w's transform is a
+/// quadrature).
+fn kernel_corrected(spec: &GridSpec, dw: f64, image: &[f64]) -> Vec<f64> {
     let n = spec.n_image;
     let k = spec.kernel;
     let corr = k.correction(n, spec.n_grid);
@@ -129,12 +129,7 @@ fn kernel_corrected(spec: &GridSpec, dw: f64, image: &[f64], pre: bool) -> Vec<f
             if image[i] == 0.0 {
                 0.0
             } else {
-                let c = corr[x] * corr[y] / k.fourier(spec.nm1(x, y) * dw);
-                if pre {
-                    image[i] * c
-                } else {
-                    image[i] / c
-                }
+                image[i] * corr[x] * corr[y] / k.fourier(spec.nm1(x, y) * dw)
             }
         })
         .collect()
