@@ -106,7 +106,7 @@ impl HeldGroup {
     /// Subtracts the model's visibilities (Stokes I, both polarizations): sum over the
     /// spectral terms of x^t times term t's prediction, x = (nu - ref_hz) / ref_hz; with a
     /// drifting beam, each chunk of integrations is predicted from the model it saw (or, with
-    /// the linear scheme, the beam linear in time: two predictions).
+    /// the polynomial schemes, the beam linear or quadratic in time).
     fn subtract(
         &mut self,
         spec: &GridSpec,
@@ -119,23 +119,8 @@ impl HeldGroup {
         if models.is_empty() {
             return;
         }
-        // Every term's prediction in one weighted sum: term t enters times x^t per channel.
-        let xs: Vec<Vec<f32>> = (0..models.len())
-            .map(|t| {
-                self.vis
-                    .freqs
-                    .iter()
-                    .map(|f| ((f - ref_hz) / ref_hz).powi(t as i32) as f32)
-                    .collect()
-            })
-            .collect();
-        let terms: Vec<(&[f64], Option<&[f32]>)> = models
-            .iter()
-            .zip(&xs)
-            .enumerate()
-            .map(|(t, (m, x))| (m.as_slice(), (t > 0).then_some(x.as_slice())))
-            .collect();
-        let m = self.predict_sum(spec, &terms, beam, compute);
+        let refs: Vec<&[f64]> = models.iter().map(|m| m.as_slice()).collect();
+        let m = self.predict(spec, &refs, ref_hz, beam, compute);
         let np = self.vis.npol;
         self.vis
             .vis
@@ -151,59 +136,79 @@ impl HeldGroup {
             });
     }
 
-    /// The visibilities of a sum of model images, each times its per-channel factor (None:
-    /// 1), per (row, channel): one weighted degridding pass per channel node (and per chunk
-    /// of integrations with the chunked drifting beam).
-    fn predict_sum(
+    /// The visibilities per (row, channel) of the spectral terms' models (term t weighted by
+    /// x^t, x = (nu - ref_hz) / ref_hz), in one weighted degridding pass per channel node.
+    /// With a drifting beam the beam ratio A + C x of each chunk or interpolation node adds
+    /// one power of x (`DriftBeam::weighted_models`): per chunk one pass (restricted to its
+    /// integrations), with the polynomial schemes one pass for every node's images, each
+    /// weighted per integration by the node's interpolation coefficient.
+    fn predict(
         &self,
         spec: &GridSpec,
-        terms: &[(&[f64], Option<&[f32]>)],
+        models: &[&[f64]],
+        ref_hz: f64,
         beam: Option<&DriftBeam>,
         compute: &dyn Compute,
     ) -> Vec<Complex32> {
         let dnu = self.vis.channel_width_hz.abs();
         let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
-        let models: Vec<&[f64]> = terms.iter().map(|t| t.0).collect();
-        let plain: Vec<Weights> = terms
-            .iter()
-            .map(|t| Weights {
-                row: None,
-                chan: t.1,
+        // x^p per channel for every power a prediction can need (the beam adds one).
+        let xs: Vec<Vec<f32>> = (0..=models.len())
+            .map(|p| {
+                self.vis
+                    .freqs
+                    .iter()
+                    .map(|f| ((f - ref_hz) / ref_hz).powi(p as i32) as f32)
+                    .collect()
             })
             .collect();
+        let chan = |p: usize| (p > 0).then(|| xs[p].as_slice());
         match beam {
-            None => degrid_channel_average_sum(spec, &models, &plain, &self.block(), dnu, compute),
+            None => {
+                let plain: Vec<Weights> = (0..models.len())
+                    .map(|p| Weights {
+                        row: None,
+                        chan: chan(p),
+                    })
+                    .collect();
+                degrid_channel_average_sum(spec, models, &plain, &self.block(), dnu, compute)
+            }
             Some(db) if matches!(db.mode, DriftMode::Linear | DriftMode::Quadratic) => {
-                // Each term's beam-weighted models, each times its interpolation
-                // coefficient per integration (the same for every term).
-                let mut all: Vec<Vec<f64>> = Vec::new();
-                let mut coefs: Vec<Vec<f64>> = Vec::new();
-                for model in &models {
-                    let (ms, cs) = db.poly_models(model, &self.vis.times_jd);
-                    coefs = cs;
-                    all.extend(ms);
-                }
+                let (per_piece, coefs) = db.poly_models(models, &self.vis.times_jd);
                 let per_row: Vec<Vec<f32>> = coefs
                     .iter()
                     .map(|ck| (0..self.uvw.len()).map(|r| ck[r % nt] as f32).collect())
                     .collect();
-                let per = per_row.len().max(1);
-                let weights: Vec<Weights> = (0..all.len())
-                    .map(|i| Weights {
-                        row: per_row.get(i % per).map(|r| r.as_slice()),
-                        chan: terms[i / per].1,
-                    })
-                    .collect();
-                let refs: Vec<&[f64]> = all.iter().map(|m| m.as_slice()).collect();
+                let mut refs: Vec<&[f64]> = Vec::new();
+                let mut weights: Vec<Weights> = Vec::new();
+                for (imgs, row) in per_piece.iter().zip(&per_row) {
+                    for (p, img) in imgs.iter().enumerate() {
+                        refs.push(img);
+                        weights.push(Weights {
+                            row: Some(row),
+                            chan: chan(p),
+                        });
+                    }
+                }
                 degrid_channel_average_sum(spec, &refs, &weights, &self.block(), dnu, compute)
             }
             Some(db) => {
                 let mut out = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
                 for r in chunks(nt, db.chunk) {
-                    let mks: Vec<Vec<f64>> = models
+                    let imgs = db.weighted_models(models, &self.vis.times_jd[r.clone()]);
+                    let (refs, weights): (Vec<&[f64]>, Vec<Weights>) = imgs
                         .iter()
-                        .map(|model| db.weighted_model(model, &self.vis.times_jd[r.clone()]))
-                        .collect();
+                        .enumerate()
+                        .map(|(p, m)| {
+                            (
+                                m.as_slice(),
+                                Weights {
+                                    row: None,
+                                    chan: chan(p),
+                                },
+                            )
+                        })
+                        .unzip();
                     let use_row: Vec<bool> = self
                         .use_row
                         .iter()
@@ -212,8 +217,7 @@ impl HeldGroup {
                         .collect();
                     let mut b = self.block();
                     b.use_row = &use_row;
-                    let refs: Vec<&[f64]> = mks.iter().map(|m| m.as_slice()).collect();
-                    let part = degrid_channel_average_sum(spec, &refs, &plain, &b, dnu, compute);
+                    let part = degrid_channel_average_sum(spec, &refs, &weights, &b, dnu, compute);
                     for (row, &u) in use_row.iter().enumerate() {
                         if u {
                             out[row * nc..(row + 1) * nc]

@@ -553,6 +553,7 @@ fn drift_beam<'a>(ctx: &Ctx<'a>, ii: usize, held: &[HeldGroup]) -> Option<DriftB
         crate::core::telescope::DISH_DIAMETER_M,
         cfg.imaging.drift_beam,
         cfg.imaging.drift_beam_chunk,
+        cfg.imaging.spectral_ref_hz,
         &times,
     ))
 }
