@@ -195,7 +195,7 @@ pub struct Round<'a> {
 /// the iterations run out. Returns the last peak.
 ///
 /// Multi-term MFS (Rau & Cornwell 2011) with point components: `residuals` holds the T
-/// spectral-term residuals (T = 1 or 2; term t weighted by x^t, x = (nu - nu0) / nu0) and
+/// spectral-term residuals (T = 1 to 3; term t weighted by x^t, x = (nu - nu0) / nu0) and
 /// `psfs` the 2T - 1 PSFs (PSF k weighted by x^k), `cps` their transforms. A component at
 /// a pixel solves H a = r there, H[i][j] = PSF_{i+j} at the centre, and removes
 /// sum_t a_t PSF_{t+t'} from residual t'. With T = 1 this is plain Clark CLEAN.
@@ -212,8 +212,8 @@ pub fn clark(
 ) -> f64 {
     let nt = residuals.len();
     assert!(
-        (1..=2).contains(&nt) && psfs.len() == 2 * nt - 1 && cps.len() == psfs.len(),
-        "1 or 2 spectral terms"
+        (1..=3).contains(&nt) && psfs.len() == 2 * nt - 1 && cps.len() == psfs.len(),
+        "1 to 3 spectral terms"
     );
     // The PSFs are 2n x 2n with their peak at (n, n).
     let (c, m) = (n as i64, 2 * n);
@@ -316,14 +316,34 @@ pub fn clark(
     last
 }
 
-/// H^-1 for T terms (T <= 2), H[i][j] = PSF_{i+j} at the centre.
-fn hessian_inverse(psfs: &[Vec<f64>], centre: usize, nt: usize) -> [[f64; 2]; 2] {
-    if nt == 1 {
-        return [[1.0 / psfs[0][centre], 0.0], [0.0, 0.0]];
+/// H^-1 for T terms, H[i][j] = PSF_{i+j} at the centre (Gauss-Jordan with partial
+/// pivoting; H is a small symmetric positive-definite Hankel matrix).
+fn hessian_inverse(psfs: &[Vec<f64>], centre: usize, nt: usize) -> Vec<Vec<f64>> {
+    let mut a: Vec<Vec<f64>> = (0..nt)
+        .map(|i| {
+            let mut row: Vec<f64> = (0..nt).map(|j| psfs[i + j][centre]).collect();
+            row.extend((0..nt).map(|j| (i == j) as u8 as f64));
+            row
+        })
+        .collect();
+    for col in 0..nt {
+        let piv = (col..nt)
+            .max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))
+            .unwrap_or(col);
+        a.swap(col, piv);
+        let p = a[col][col];
+        a[col].iter_mut().for_each(|v| *v /= p);
+        for r in 0..nt {
+            if r != col {
+                let f = a[r][col];
+                let pivot_row = a[col].clone();
+                a[r].iter_mut()
+                    .zip(&pivot_row)
+                    .for_each(|(v, q)| *v -= f * q);
+            }
+        }
     }
-    let (a, b, d) = (psfs[0][centre], psfs[1][centre], psfs[2][centre]);
-    let det = a * d - b * b;
-    [[d / det, -b / det], [-b / det, a / det]]
+    a.into_iter().map(|row| row[nt..].to_vec()).collect()
 }
 
 #[cfg(test)]

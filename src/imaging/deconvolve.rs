@@ -173,7 +173,7 @@ impl HeldGroup {
                     .collect();
                 degrid_channel_average_sum(spec, models, &plain, &self.block(), dnu, compute)
             }
-            Some(db) if matches!(db.mode, DriftMode::Linear | DriftMode::Quadratic) => {
+            Some(db) if db.mode.is_poly() => {
                 let (per_piece, coefs) = db.poly_models(models, &self.vis.times_jd);
                 let per_row: Vec<Vec<f32>> = coefs
                     .iter()
@@ -351,7 +351,7 @@ pub struct CleanSetup<'a> {
     /// The minor-cycle settings (`imaging.niter`, `gain`, thresholds, `minor_cycle`, ...).
     pub params: &'a ImagingConfig,
     pub max_major: usize,
-    /// Spectral terms (1 or 2) and their reference frequency.
+    /// Spectral terms (1 to 3) and their reference frequency.
     pub nterms: usize,
     pub ref_hz: f64,
     pub beam: Option<&'a DriftBeam<'a>>,

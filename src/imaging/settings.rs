@@ -58,12 +58,14 @@ pub struct ImagingConfig {
     /// weighted by the primary beam during the chunk over the image's mean beam (the sky
     /// drifts through the beam; see src/imaging/aterm.rs). 0 = one prediction for all.
     pub drift_beam_chunk: usize,
-    /// off | chunks (per `drift_beam_chunk`) | linear | quadratic (the beam linear or
-    /// quadratic in time over each group: two or three predictions per group).
+    /// off | chunks (per `drift_beam_chunk`) | linear | quadratic | cubic (the beam a
+    /// polynomial in time over each group: two to four predictions per group). Every
+    /// scheme takes the beam's ratio as linear in frequency too.
     pub drift_beam: crate::imaging::aterm::DriftMode,
     /// Spectral terms of the CLEAN model (multi-term MFS, point components): 1 = one flux
-    /// per component over the band; 2 = flux and spectral slope at `spectral_ref_hz`
-    /// (x = (nu - ref) / ref weighted images and PSFs; needs the clark minor cycle).
+    /// per component over the band; 2 = flux and spectral slope at `spectral_ref_hz`; 3 =
+    /// and curvature (x = (nu - ref) / ref; term t's residual weighted by x^t, 2 nterms - 1
+    /// PSFs weighted by x^k; needs the clark minor cycle).
     pub nterms: usize,
     /// Reference frequency (Hz) of the spectral terms: the band centre.
     pub spectral_ref_hz: f64,
@@ -166,7 +168,7 @@ impl ImagingConfig {
             0,
             1_000_000,
         )?;
-        count("imaging.nterms", self.nterms, 1, 2)?;
+        count("imaging.nterms", self.nterms, 1, 3)?;
         ensure(
             self.nterms == 1 || self.minor_cycle == MinorAlgorithm::Clark,
             "imaging.nterms",

@@ -126,13 +126,11 @@ pub(super) fn image(
                     residuals: vec![d],
                     psfs: r.psfs2.into_iter().flatten().collect(),
                 };
-                if let Some(Some((i1, _))) = r
-                    .spectral
-                    .into_iter()
-                    .next()
-                    .map(|g| g.and_then(GridPair::finish_f64))
-                {
-                    st.residuals.push(i1);
+                // Terms 1.. (x^t-weighted dirty images), in order.
+                for g in r.spectral {
+                    if let Some((it, _)) = g.and_then(GridPair::finish_f64) {
+                        st.residuals.push(it);
+                    }
                 }
                 st
             });
@@ -411,11 +409,13 @@ fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
             compute,
         );
     }
-    // Multi-term MFS: the x-weighted dirty image and the x- and x^2-weighted PSFs (on
-    // every rank, so that the reductions match).
+    // Multi-term MFS: the x^t-weighted dirty images (t = 1 .. nterms - 1) and the x^k-
+    // weighted PSFs (k = 1 .. 2 nterms - 2), on every rank, so that the reductions match.
     let ref_hz = cfg.imaging.spectral_ref_hz;
-    let mut spectral: Vec<GridPair> = if clean_on && cfg.imaging.nterms == 2 {
-        vec![GridPair::spectral(spec, ref_hz, Some(1), None)]
+    let mut spectral: Vec<GridPair> = if clean_on {
+        (1..cfg.imaging.nterms)
+            .map(|t| GridPair::spectral(spec, ref_hz, Some(t as u8), None))
+            .collect()
     } else {
         Vec::new()
     };
@@ -533,7 +533,7 @@ fn drift_beam<'a>(ctx: &Ctx<'a>, ii: usize, held: &[HeldGroup]) -> Option<DriftB
     let on = match cfg.imaging.drift_beam {
         DriftMode::Off => false,
         DriftMode::Chunks => cfg.imaging.drift_beam_chunk > 0,
-        DriftMode::Linear | DriftMode::Quadratic => true,
+        m => m.is_poly(),
     };
     if !(cfg.imaging.niter > 0 && on) {
         return None;
