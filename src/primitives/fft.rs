@@ -38,11 +38,7 @@ pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(
     // The wanted columns, transposed: t[jx][y].
     let zero = Complex::new(T::zero(), T::zero());
     let mut t = vec![zero; m * n];
-    t.par_chunks_mut(n).enumerate().for_each(|(j, col)| {
-        for (y, c) in col.iter_mut().enumerate() {
-            *c = grid[y * n + lo + j];
-        }
-    });
+    columns_into(grid, n, lo, &mut t);
     t.par_chunks_mut(n).for_each(|col| fft.process(col));
     let mut out = vec![zero; m * m];
     out.par_chunks_mut(m).enumerate().for_each(|(i, row)| {
@@ -109,10 +105,10 @@ fn fft2_rows<T: rustfft::FftNum>(
         .par_chunks_mut(n)
         .for_each(|row| fft.process(row));
     // Columns: transpose, transform rows, transpose back.
-    let mut t = transpose(grid, n);
+    let mut t = vec![Complex::new(T::zero(), T::zero()); n * n];
+    transpose_into(grid, &mut t, n);
     t.par_chunks_mut(n).for_each(|row| fft.process(row));
-    let back = transpose(&t, n);
-    grid.copy_from_slice(&back);
+    transpose_into(&t, grid, n);
 }
 
 fn checkerboard<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize) {
@@ -125,23 +121,47 @@ fn checkerboard<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize) {
     });
 }
 
-fn transpose<T: rustfft::FftNum>(a: &[Complex<T>], n: usize) -> Vec<Complex<T>> {
-    let mut out = vec![Complex::new(T::zero(), T::zero()); n * n];
-    const B: usize = 32;
-    out.par_chunks_mut(n * B)
+/// dst = src^T for n x n row-major grids.
+fn transpose_into<T: rustfft::FftNum>(src: &[Complex<T>], dst: &mut [Complex<T>], n: usize) {
+    columns_into(src, n, 0, dst);
+}
+
+/// The columns lo .. lo + dst.len() / n_rows of the row-major `src` (rows of `width`), as
+/// the rows of `dst` (each n_rows = src.len() / width long): dst[j][y] = src[y][lo + j].
+/// In B x B tiles through a small buffer, so that each cache line of the source and of the
+/// destination is used whole as soon as it is loaded (with a power-of-two width, a column
+/// walk's lines share a few cache sets and evict each other before their neighbours are
+/// read).
+fn columns_into<T: rustfft::FftNum>(
+    src: &[Complex<T>],
+    width: usize,
+    lo: usize,
+    dst: &mut [Complex<T>],
+) {
+    const B: usize = 16;
+    let n_rows = src.len() / width;
+    let zero = Complex::new(T::zero(), T::zero());
+    dst.par_chunks_mut(n_rows * B)
         .enumerate()
         .for_each(|(bi, chunk)| {
-            let r0 = bi * B;
-            let rows = chunk.len() / n;
-            for c0 in (0..n).step_by(B) {
-                for r in 0..rows {
-                    for c in c0..(c0 + B).min(n) {
-                        chunk[r * n + c] = a[c * n + r0 + r];
+            // Destination rows j0.. are the source's columns lo + j0..
+            let j0 = lo + bi * B;
+            let rows = chunk.len() / n_rows;
+            let mut buf = [zero; B * B];
+            for y0 in (0..n_rows).step_by(B) {
+                let ys = B.min(n_rows - y0);
+                for i in 0..ys {
+                    let s = &src[(y0 + i) * width + j0..(y0 + i) * width + j0 + rows];
+                    for (j, v) in s.iter().enumerate() {
+                        buf[j * B + i] = *v;
                     }
+                }
+                for j in 0..rows {
+                    chunk[j * n_rows + y0..j * n_rows + y0 + ys]
+                        .copy_from_slice(&buf[j * B..j * B + ys]);
                 }
             }
         });
-    out
 }
 
 #[cfg(test)]
