@@ -479,7 +479,11 @@ fn shipped_configs_load() {
         &[],
     )
     .expect("demo-deep.yaml over demo.yaml");
-    assert_eq!(c.imaging.nterms, 2);
+    assert_eq!(c.imaging.nterms, 3);
+    assert_eq!(
+        c.imaging.drift_beam,
+        contimg::imaging::aterm::DriftMode::Cubic
+    );
     assert!(c
         .imaging
         .outlier_catalog

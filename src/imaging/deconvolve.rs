@@ -4,7 +4,7 @@
 //! the owner. Every rank calls this for every image that needs a reduction (the plan says
 //! which), so collectives always match.
 
-use super::aterm::{chunks, DriftBeam, DriftMode};
+use super::aterm::{chunks, DriftBeam};
 use super::clean::{minor_cycle, CleanState};
 use super::degridder::{degrid_sum_with, Weights};
 use super::gridder::{GridPair, GridSpec, VisBlock};
