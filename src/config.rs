@@ -263,6 +263,17 @@ impl Config {
                 })?;
             }
             *slot = new;
+            // A path given on the command line is relative to the working directory (a
+            // file's are to its folder): made absolute here, so that what the run records
+            // (summary.json's products) holds wherever it is read from.
+            let is_path = PATH_KEYS.iter().any(|ks| ks.join(".") == key.trim());
+            if let (true, Value::String(p)) = (is_path, &mut *slot) {
+                if Path::new(p.as_str()).is_relative() {
+                    if let Ok(abs) = std::path::absolute(p.as_str()) {
+                        *p = abs.to_string_lossy().into_owned();
+                    }
+                }
+            }
         }
         let label = || {
             PathBuf::from(

@@ -172,11 +172,13 @@ fn load_on_all_ranks(
     output: Option<PathBuf>,
 ) -> Option<Config> {
     let cfg = settings.load().map(|mut c| {
+        // Relative to the working directory, recorded absolute (as --set paths).
+        let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
         if let Some(i) = input {
-            c.input.dir = i;
+            c.input.dir = abs(i);
         }
         if let Some(o) = output {
-            c.output.dir = o;
+            c.output.dir = abs(o);
         }
         c
     });

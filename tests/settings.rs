@@ -1,6 +1,7 @@
 //! Layered settings: `contimg config` prints the complete effective settings; files given
 //! with --config layer section by section, --set overrides one option, relative paths in a
-//! file are taken from its folder (a run started from `/` finds everything); and
+//! file are taken from its folder (a run started from `/` finds everything) and those given
+//! with --set from the working directory; and
 //! configs/default.yaml is exactly `contimg config`'s output with comments.
 
 mod common;
@@ -61,6 +62,15 @@ fn config_prints_every_section_with_a_set_applied() {
     );
     assert_eq!(code, 1);
     assert!(err.contains("calibration.span_minutes"), "{err}");
+    // A relative path on the command line is the working directory's, recorded absolute.
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, err) = contimg_in(tmp.path(), &["config", "--set", "output.dir=out/night"]);
+    assert_eq!(code, 0, "{err}");
+    let c: contimg::config::Config = serde_yaml_ng::from_str(&out).unwrap();
+    assert_eq!(
+        c.output.dir,
+        std::path::absolute(tmp.path()).unwrap().join("out/night")
+    );
 }
 
 #[test]
