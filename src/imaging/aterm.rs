@@ -64,9 +64,8 @@ pub struct DriftBeam<'a> {
     pub eop: &'a EarthOrientation,
     pub site: Site,
     pub pointing_dec: f64,
-    pub freqs: Vec<f64>,
     pub dish_m: f64,
-    /// Chunks or Linear (Off is no DriftBeam).
+    /// Chunks or a polynomial scheme (Off is no DriftBeam).
     pub mode: DriftMode,
     /// Integrations per chunk (Chunks).
     pub chunk: usize,
@@ -128,7 +127,6 @@ impl<'a> DriftBeam<'a> {
             eop,
             site,
             pointing_dec,
-            freqs,
             dish_m,
             mode,
             chunk,
