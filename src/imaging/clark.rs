@@ -333,14 +333,12 @@ fn hessian_inverse(psfs: &[Vec<f64>], centre: usize, nt: usize) -> Vec<Vec<f64>>
         a.swap(col, piv);
         let p = a[col][col];
         a[col].iter_mut().for_each(|v| *v /= p);
-        for r in 0..nt {
-            if r != col {
-                let f = a[r][col];
-                let pivot_row = a[col].clone();
-                a[r].iter_mut()
-                    .zip(&pivot_row)
-                    .for_each(|(v, q)| *v -= f * q);
-            }
+        let pivot_row = a[col].clone();
+        for (_, row) in a.iter_mut().enumerate().filter(|(r, _)| *r != col) {
+            let f = row[col];
+            row.iter_mut()
+                .zip(&pivot_row)
+                .for_each(|(v, q)| *v -= f * q);
         }
     }
     a.into_iter().map(|row| row[nt..].to_vec()).collect()

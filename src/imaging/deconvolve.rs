@@ -106,7 +106,7 @@ impl HeldGroup {
     /// Subtracts the model's visibilities (Stokes I, both polarizations): sum over the
     /// spectral terms of x^t times term t's prediction, x = (nu - ref_hz) / ref_hz; with a
     /// drifting beam, each chunk of integrations is predicted from the model it saw (or, with
-    /// the polynomial schemes, the beam linear or quadratic in time).
+    /// the polynomial schemes, the beam a polynomial in time), the beam linear in frequency.
     fn subtract(
         &mut self,
         spec: &GridSpec,
