@@ -10,6 +10,7 @@
 
 mod common;
 use common::dsa110_group;
+use contimg::compute::dft::{predict_points, DftBlock, Point};
 use contimg::imaging::{
     degridder::degrid, grid_group, rephase_geometry, GridPair, GridSpec, VisBlock,
 };
@@ -57,6 +58,38 @@ fn bench(c: &mut Criterion) {
         }
         group.bench_function(format!("degrid_dsa110_subband_eps{eps:e}"), |b| {
             b.iter(|| degrid(&spec, &model, &block).len())
+        });
+    }
+    // The same 40 components predicted directly (compute::dft: a direct Fourier sum, the
+    // channel average and any per-integration amplitude exact): its cost per component,
+    // against the degridder's per image, is what `imaging.predict: auto` weighs.
+    {
+        let spec = GridSpec::new(1024, (12.0f64 / 3600.0).to_radians(), 1e-4);
+        let c = 512.0;
+        let points: Vec<Point> = (0..40)
+            .map(|k| Point {
+                l: (c - (180 + 16 * k) as f64) * spec.cell_rad,
+                m: ((200 + 15 * k) as f64 - c) * spec.cell_rad,
+            })
+            .collect();
+        let nc = g.freqs.len();
+        let amp: Vec<f32> = (0..40)
+            .flat_map(|k| std::iter::repeat_n(1.0 + k as f32 * 0.1, nc * nt))
+            .collect();
+        let d = DftBlock {
+            uvw_m: &uvw,
+            dw_m: &dw,
+            use_row: &use_row,
+            n_times: nt,
+            freqs: &g.freqs,
+            dnu: g.channel_width_hz.abs(),
+        };
+        let mut out = vec![num_complex::Complex32::new(0.0, 0.0); uvw.len() * nc];
+        group.bench_function("direct_40_points_dsa110_subband", |b| {
+            b.iter(|| {
+                predict_points(&d, &points, &amp, &mut out);
+                out.len()
+            })
         });
     }
     // The self-contained w-gridder alone (primitives::wgridder, what the CPU path above

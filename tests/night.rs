@@ -472,14 +472,14 @@ fn shipped_configs_load() {
             assert_eq!(c, d, "configs/default.yaml must list the defaults");
         }
     }
-    // The deep demo layers over the demo.
+    // The demo images as deeply as its QA gates ask.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
-    let c = contimg::config::Config::load_layered(
-        &[dir.join("demo.yaml"), dir.join("demo-deep.yaml")],
-        &[],
-    )
-    .expect("demo-deep.yaml over demo.yaml");
+    let c = contimg::config::Config::load(&dir.join("demo.yaml")).expect("demo.yaml");
     assert_eq!(c.imaging.nterms, 3);
+    assert_eq!(
+        c.imaging.predict,
+        contimg::imaging::deconvolve::PredictMode::Auto
+    );
     assert_eq!(
         c.imaging.drift_beam,
         contimg::imaging::aterm::DriftMode::Cubic

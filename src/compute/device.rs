@@ -301,6 +301,9 @@ impl Compute for Gpu {
     fn name(&self) -> String {
         self.name.clone()
     }
+    fn is_device(&self) -> bool {
+        true
+    }
 
     /// Batches of planes to the budget: prep, the pass along frequency, the pass along time
     /// (as the twin), the surface back as f32.

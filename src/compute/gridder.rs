@@ -254,6 +254,60 @@ impl GridPair {
         }
     }
 
+    /// Grids a block into several dirty-only images of the same grid at once (the spectral
+    /// terms' residuals of multi-term CLEAN: one pass on the CPU, where the samples'
+    /// geometry and kernel taps are shared), as `add_with` on each. Grids with a PSF or
+    /// another spec are gridded one by one.
+    pub fn add_all_with(
+        grids: &mut [GridPair],
+        b: &VisBlock,
+        compute: &dyn crate::compute::Compute,
+    ) {
+        let Some(first) = grids.first() else {
+            return;
+        };
+        let spec = first.spec;
+        let shared = spec.w_terms
+            && grids
+                .iter()
+                .all(|g| g.with_dirty && !g.with_psf && g.spec == spec);
+        if !shared || grids.len() == 1 {
+            grids.iter_mut().for_each(|g| g.add_with(b, compute));
+            return;
+        }
+        let Some(planes) = Planes::new(&spec, b) else {
+            return;
+        };
+        let sum_w = weight_sum(&spec, b, &planes.rows);
+        let factors: Vec<Vec<f64>> = grids
+            .iter()
+            .map(|g| {
+                b.freqs
+                    .iter()
+                    .map(|f| ((f - g.ref_hz) / g.ref_hz).powi(g.dirty_power as i32))
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f64]> = factors.iter().map(|f| f.as_slice()).collect();
+        let blocks = crate::compute::or_cpu(compute, "gridding", |c, _| {
+            c.grid_wstack_dirties(&spec, b, &planes, &refs)
+        });
+        let n = spec.n_image;
+        let corr = w_taper_correction(&spec, planes.dw);
+        for (g, blk) in grids.iter_mut().zip(&blocks) {
+            g.sum_w += sum_w;
+            g.dirty
+                .par_chunks_mut(n)
+                .zip(blk.par_chunks(n))
+                .enumerate()
+                .for_each(|(y, (a, bl))| {
+                    for x in 0..n {
+                        a[x] += bl[x] * corr(spec.nm1(x, y));
+                    }
+                });
+        }
+    }
+
     /// The images and the weight sum as one f64 buffer (for MPI reductions).
     pub fn to_buffer(&self) -> Vec<f64> {
         let mut out = Vec::with_capacity(2 * self.dirty.len() + 1);
@@ -480,14 +534,41 @@ pub(crate) fn wgridder_options<'a>(
 /// contract), then multiplied by the w-stacked grid's kernel transforms that
 /// `GridPair::add_with` and `finish` divide out, so both backends share those steps.
 pub fn wstack_cpu(job: &WStack) -> (Vec<f64>, Vec<f64>) {
-    let (spec, b) = (job.spec, job.b);
-    let n = spec.n_image;
     let want = crate::primitives::wgridder::Want {
         dirty: job.dirty_factor.is_some(),
         psf: job.psf_factor.is_some(),
         dirty_chan_factor: job.dirty_factor,
         psf_chan_factor: job.psf_factor,
+        more_dirty: &[],
     };
+    let (d, p, _) = wgridder_block(job.spec, job.b, job.planes, want);
+    (d, p)
+}
+
+/// The CPU backend of `Compute::grid_wstack_dirties`: every dirty image from one
+/// wgridder pass.
+pub fn wstack_cpu_dirties(
+    spec: &GridSpec,
+    b: &VisBlock,
+    planes: &Planes,
+    factors: &[&[f64]],
+) -> Vec<Vec<f64>> {
+    let want = crate::primitives::wgridder::Want {
+        more_dirty: factors,
+        ..Default::default()
+    };
+    wgridder_block(spec, b, planes, want).2
+}
+
+/// A block through primitives::wgridder, each image (zero when not gridded) in the
+/// w-stacked grid's convention (see `wstack_cpu`).
+fn wgridder_block(
+    spec: &GridSpec,
+    b: &VisBlock,
+    planes: &Planes,
+    want: crate::primitives::wgridder::Want,
+) -> (Vec<f64>, Vec<f64>, Vec<Vec<f64>>) {
+    let n = spec.n_image;
     let opt = wgridder_options(spec, b);
     let images =
         match crate::primitives::wgridder::vis2dirty(b.uvw_m, b.freqs, b.vis, b.weight, &opt, want)
@@ -499,7 +580,7 @@ pub fn wstack_cpu(job: &WStack) -> (Vec<f64>, Vec<f64>) {
             }
         };
     let inv = spec.kernel.correction(n, spec.n_grid);
-    let taper = w_taper_correction(spec, job.planes.dw);
+    let taper = w_taper_correction(spec, planes.dw);
     let back = |img: Option<Vec<f64>>| -> Vec<f64> {
         let Some(mut img) = img else {
             return vec![0.0; n * n];
@@ -511,7 +592,11 @@ pub fn wstack_cpu(job: &WStack) -> (Vec<f64>, Vec<f64>) {
         });
         img
     };
-    (back(images.dirty), back(images.psf))
+    (
+        back(images.dirty),
+        back(images.psf),
+        images.more.into_iter().map(|m| back(Some(m))).collect(),
+    )
 }
 
 /// Whether a visibility at (u, v) (wavelengths) passes the uv cuts and fits on the grid.

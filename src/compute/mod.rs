@@ -14,6 +14,7 @@ pub mod degridder;
 pub mod device;
 #[cfg(feature = "gpu")]
 mod device_stack;
+pub mod dft;
 pub mod flagging;
 pub mod gridder;
 pub mod kernels;
@@ -25,7 +26,7 @@ pub mod twins;
 pub mod vectors;
 
 use crate::compute::degridder::{WUnstack, Weights};
-use crate::compute::gridder::WStack;
+use crate::compute::gridder::{GridSpec, Planes, VisBlock, WStack};
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,11 @@ pub enum NoGpu {
 pub trait Compute: Send + Sync {
     /// "cpu" or a description of the device.
     fn name(&self) -> String;
+    /// Whether this backend is an accelerator (its gridding and degridding are then far
+    /// cheaper than the CPU's, which `imaging.predict: auto` weighs).
+    fn is_device(&self) -> bool {
+        false
+    }
     /// Divides by g_a conj(g_b) and scales weights by |g_a g_b|^2 (see twins::apply_gains).
     fn apply_gains(
         &self,
@@ -131,6 +137,30 @@ pub trait Compute: Send + Sync {
     /// A block's w-stacked gridding (see compute::gridder::WStack): the (dirty, psf) block
     /// images before the w-taper correction.
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError>;
+    /// Several dirty images of one block on the same planes, image k's samples multiplied
+    /// by `factors[k]` per channel, in one pass where the backend can (the CPU's shares
+    /// the samples' geometry and taps); by default one `grid_wstack` each.
+    fn grid_wstack_dirties(
+        &self,
+        spec: &GridSpec,
+        b: &VisBlock,
+        planes: &Planes,
+        factors: &[&[f64]],
+    ) -> Result<Vec<Vec<f64>>, GpuError> {
+        factors
+            .iter()
+            .map(|f| {
+                self.grid_wstack(&WStack {
+                    spec,
+                    b,
+                    planes,
+                    dirty_factor: Some(f),
+                    psf_factor: None,
+                })
+                .map(|(d, _)| d)
+            })
+            .collect()
+    }
     /// A block's w-stacked prediction (see compute::degridder::WUnstack), written to `out`
     /// (zero on entry) for the job's rows.
     fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError>;
@@ -255,6 +285,17 @@ impl Compute for Cpu {
     }
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         Ok(crate::compute::gridder::wstack_cpu(job))
+    }
+    fn grid_wstack_dirties(
+        &self,
+        spec: &GridSpec,
+        b: &VisBlock,
+        planes: &Planes,
+        factors: &[&[f64]],
+    ) -> Result<Vec<Vec<f64>>, GpuError> {
+        Ok(crate::compute::gridder::wstack_cpu_dirties(
+            spec, b, planes, factors,
+        ))
     }
     fn background_planes(
         &self,

@@ -662,6 +662,31 @@ pub(crate) mod tests {
         }
     }
 
+    /// The spectral terms' dirty images gridded in one shared pass are those of one pass
+    /// each (the same sums in another order: to rounding).
+    #[test]
+    fn dirty_images_in_one_pass_equal_one_pass_each() {
+        let blk = block();
+        let b = blk.vis_block();
+        let terms = |p: u8| GridPair::spectral(spec(), 1.4e9, Some(p), None);
+        let mut one: Vec<GridPair> = (0..3).map(terms).collect();
+        let mut each: Vec<GridPair> = (0..3).map(terms).collect();
+        GridPair::add_all_with(&mut one, &b, &crate::compute::Cpu);
+        each.iter_mut().for_each(|g| g.add(&b));
+        for (a, e) in one.iter().zip(&each) {
+            assert_eq!(a.sum_w, e.sum_w);
+            let scale = max_abs(&e.dirty);
+            assert!(scale > 0.0);
+            let err = a
+                .dirty
+                .iter()
+                .zip(&e.dirty)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            assert!(err <= 1e-12 * scale, "{err:e} of {scale:e}");
+        }
+    }
+
     #[test]
     fn segments_cover_every_item_once_and_split_crowded_tiles() {
         let start = vec![0, 5, 5, 12, 13];

@@ -22,7 +22,8 @@
 use super::gridder::GridSpec;
 use super::pb::primary_beam;
 use super::Centre;
-use crate::primitives::astrometry::Site;
+use crate::primitives::astrometry::{radec_to_vec, separation, FrameOfDate, Site, UvwBasis};
+use crate::primitives::beam::airy_power;
 use crate::primitives::iers::EarthOrientation;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -75,6 +76,9 @@ pub struct DriftBeam<'a> {
     nodes_hz: [f64; 2],
     /// Mean beam over every chunk of every group of the image, at each node frequency.
     b_eff: [Vec<f64>; 2],
+    /// The pointing (ICRS unit vector) of every integration of every group of the image:
+    /// the direct prediction's effective beam is the mean over them (`exact_ratio`).
+    all_pointings: Vec<[f64; 3]>,
 }
 
 /// Consecutive chunks of `chunk` integrations (the last may be shorter).
@@ -133,7 +137,13 @@ impl<'a> DriftBeam<'a> {
             ref_hz,
             nodes_hz: [mid - h, mid + h],
             b_eff: [vec![0.0; npix], vec![0.0; npix]],
+            all_pointings: Vec::new(),
         };
+        d.all_pointings = group_times.iter().flat_map(|t| d.pointings(t)).collect();
+        if !d.used_by_grid() {
+            // Only the direct prediction's exact ratio needs this beam.
+            return d;
+        }
         let mut count = 0usize;
         for times in group_times {
             for r in d.parts(times.len()) {
@@ -147,6 +157,84 @@ impl<'a> DriftBeam<'a> {
             e.iter_mut().for_each(|e| *e /= count.max(1) as f64);
         }
         d
+    }
+
+    /// Whether degridding follows the beam (`imaging.drift_beam` not chunks of 0
+    /// integrations): otherwise only the direct prediction does (exactly, at no extra cost;
+    /// `off` makes no DriftBeam at all).
+    pub fn used_by_grid(&self) -> bool {
+        match self.mode {
+            DriftMode::Off => false,
+            DriftMode::Chunks => self.chunk > 0,
+            _ => true,
+        }
+    }
+
+    /// The pointing (ICRS unit vector: HA 0 at the pointing declination) at each of `times`.
+    pub fn pointings(&self, times: &[f64]) -> Vec<[f64; 3]> {
+        times
+            .iter()
+            .map(|&jd| {
+                let f = FrameOfDate::new(self.eop.epoch(jd), &self.site);
+                let (ra, dec) = f.hadec_to_icrs(0.0, self.pointing_dec);
+                radec_to_vec(ra, dec)
+            })
+            .collect()
+    }
+
+    /// The exact beam ratio at image pixel (x, y), per channel and integration (`out[c *
+    /// own.len() + t]`): B(t, nu) / B_eff(nu), B the Airy power at integration t's pointing
+    /// (`own`, from `pointings`) and B_eff its mean over every integration of the image's
+    /// groups at the same frequency; 1 where B_eff is below the floor. What the direct
+    /// prediction weights a component with (the polynomial schemes approximate it).
+    pub fn exact_ratio(
+        &self,
+        x: usize,
+        y: usize,
+        own: &[[f64; 3]],
+        freqs: &[f64],
+        out: &mut [f64],
+    ) {
+        let nt = own.len();
+        debug_assert_eq!(out.len(), nt * freqs.len());
+        let c = (self.spec.n_image / 2) as f64;
+        let (l, m) = (
+            (c - x as f64) * self.spec.cell_rad,
+            (y as f64 - c) * self.spec.cell_rad,
+        );
+        let basis = UvwBasis::new(
+            radec_to_vec(self.centre.ra_rad, self.centre.dec_rad),
+            [0.0, 0.0, 1.0],
+        );
+        let s = basis.from_lm(l, m);
+        let th_own: Vec<f64> = own.iter().map(|p| separation(s, *p)).collect();
+        let th_all: Vec<f64> = self
+            .all_pointings
+            .iter()
+            .map(|p| separation(s, *p))
+            .collect();
+        let same = th_all == th_own;
+        let mut b = vec![0.0; nt];
+        for (ci, &f) in freqs.iter().enumerate() {
+            for (bt, &th) in b.iter_mut().zip(&th_own) {
+                *bt = airy_power(th, f, self.dish_m);
+            }
+            let eff = if same {
+                b.iter().sum::<f64>() / nt.max(1) as f64
+            } else {
+                th_all
+                    .iter()
+                    .map(|&th| airy_power(th, f, self.dish_m))
+                    .sum::<f64>()
+                    / th_all.len().max(1) as f64
+            };
+            let o = &mut out[ci * nt..(ci + 1) * nt];
+            if eff > FLOOR {
+                o.iter_mut().zip(&b).for_each(|(o, b)| *o = b / eff);
+            } else {
+                o.fill(1.0);
+            }
+        }
     }
 
     /// The non-empty chunks (or pieces of the polynomial schemes) of `n` integrations.
@@ -335,6 +423,40 @@ mod tests {
             std::slice::from_ref(&times),
         );
         (d, times)
+    }
+
+    /// The direct prediction's exact ratio: the per-integration beam over its mean at the
+    /// same frequency (as `primary_beam` evaluates them, one integration and frequency at a
+    /// time), averaging to one over the group at every frequency; it moves by tens of per
+    /// cent along the drift out on the beam's flank.
+    #[test]
+    fn exact_ratio_is_each_integrations_beam_over_the_mean() {
+        let n = 64;
+        let spec = GridSpec::new(n, (240.0f64 / 3600.0).to_radians(), 1e-4);
+        let band: Vec<f64> = (0..5).map(|i| 1.311e9 + i as f64 * 0.0469e9).collect();
+        let eop = EarthOrientation::none();
+        let (d, times) = drift_beam(&eop, spec, band.clone(), DriftMode::Cubic, 0);
+        let own = d.pointings(&times);
+        let nt = times.len();
+        let mut r = vec![0.0; nt * band.len()];
+        let mut swing = 0.0f64;
+        for (x, y) in [(32, 32), (20, 32), (44, 30), (32, 50), (25, 18)] {
+            d.exact_ratio(x, y, &own, &band, &mut r);
+            for (c, &f) in band.iter().enumerate() {
+                let b: Vec<f64> = times
+                    .iter()
+                    .map(|t| d.beam_at(&[*t], f)[y * n + x])
+                    .collect();
+                let mean = b.iter().sum::<f64>() / nt as f64;
+                let row = &r[c * nt..(c + 1) * nt];
+                assert!((row.iter().sum::<f64>() / nt as f64 - 1.0).abs() < 1e-12);
+                for t in 0..nt {
+                    assert!((row[t] - b[t] / mean).abs() < 1e-9, "({x}, {y}) {c} {t}");
+                }
+                swing = swing.max(row[nt - 1] - row[0]).max(row[0] - row[nt - 1]);
+            }
+        }
+        assert!(swing > 0.1, "the beam hardly drifts: {swing}");
     }
 
     #[test]

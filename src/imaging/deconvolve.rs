@@ -11,12 +11,49 @@ use super::gridder::{GridPair, GridSpec, VisBlock};
 use super::outliers::OutlierModel;
 use super::settings::ImagingConfig;
 use crate::comm::Comm;
+use crate::compute::dft::{predict_points, DftBlock, Point};
 use crate::compute::Compute;
 use crate::core::GroupVis;
 use crate::core::{rephase_geometry, Centre};
 use crate::primitives::iers::EarthOrientation;
 use num_complex::Complex32;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// How the major cycles predict the model's visibilities (`imaging.predict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PredictMode {
+    /// Direct where `direct_is_cheaper`, else grid.
+    #[default]
+    Auto,
+    /// Degrid the model images.
+    Grid,
+    /// A direct Fourier sum over the model's pixels with flux.
+    Direct,
+}
+
+/// Components per batch of the direct prediction (bounds its amplitude table:
+/// batch x channels x integrations f32).
+const DIRECT_BATCH: usize = 256;
+
+/// Whether predicting `n_points` model pixels directly (on the CPU) costs less than
+/// degridding `n_images` model images (per channel-averaging node: `nodes`) for the same
+/// samples on the rank's backend. Measured on 2 cores (benches/README.md, 2026-12-02): one
+/// degridded 1024^2 image at epsilon 1e-4 costs as much as ~545 directly predicted pixels
+/// (`gridding/degrid_dsa110_subband_eps1e-4` against `direct_40_points_dsa110_subband`; ~490
+/// in the demo's major cycles, 16 images at two nodes against 288 pixels); the direct path
+/// is taken up to half that. On a device the degridding is far cheaper (not measured
+/// against the direct sum): there only up to 1/20 of it.
+pub fn direct_is_cheaper(n_points: usize, n_images: usize, nodes: usize, device: bool) -> bool {
+    const GRID_PER_DIRECT: usize = 250;
+    let per_image = if device {
+        GRID_PER_DIRECT / 20
+    } else {
+        GRID_PER_DIRECT
+    };
+    n_points <= per_image * n_images * nodes
+}
 
 /// A group kept in memory for the major cycles, with its geometry for the image centre.
 pub struct HeldGroup {
@@ -107,12 +144,14 @@ impl HeldGroup {
     /// spectral terms of x^t times term t's prediction, x = (nu - ref_hz) / ref_hz; with a
     /// drifting beam, each chunk of integrations is predicted from the model it saw (or, with
     /// the polynomial schemes, the beam a polynomial in time), the beam linear in frequency.
+    #[allow(clippy::too_many_arguments)]
     fn subtract(
         &mut self,
         spec: &GridSpec,
         models: &[Vec<f64>],
         ref_hz: f64,
         beam: Option<&DriftBeam>,
+        mode: PredictMode,
         compute: &dyn Compute,
     ) {
         let nc = self.vis.n_chan();
@@ -120,7 +159,37 @@ impl HeldGroup {
             return;
         }
         let refs: Vec<&[f64]> = models.iter().map(|m| m.as_slice()).collect();
-        let m = self.predict(spec, &refs, ref_hz, beam, compute);
+        let t0 = std::time::Instant::now();
+        let n_points = (0..spec.n_image * spec.n_image)
+            .filter(|&i| refs.iter().any(|m| m[i] != 0.0))
+            .count();
+        let direct = match mode {
+            PredictMode::Grid => false,
+            PredictMode::Direct => true,
+            PredictMode::Auto => {
+                let nodes = if self.vis.channel_width_hz != 0.0 {
+                    2
+                } else {
+                    1
+                };
+                direct_is_cheaper(
+                    n_points,
+                    self.grid_images(refs.len(), beam),
+                    nodes,
+                    compute.is_device(),
+                )
+            }
+        };
+        let m = if direct {
+            self.predict_direct(spec, &refs, ref_hz, beam)
+        } else {
+            self.predict(spec, &refs, ref_hz, beam, compute)
+        };
+        log::debug!(
+            "predicted {n_points} model pixels {} in {:.2} s",
+            if direct { "directly" } else { "by degridding" },
+            t0.elapsed().as_secs_f64()
+        );
         let np = self.vis.npol;
         self.vis
             .vis
@@ -134,6 +203,79 @@ impl HeldGroup {
                     }
                 }
             });
+    }
+
+    /// Model images one degridding prediction of `terms` spectral terms transforms.
+    fn grid_images(&self, terms: usize, beam: Option<&DriftBeam>) -> usize {
+        match beam.filter(|b| b.used_by_grid()) {
+            None => terms,
+            Some(b) => (terms + 1) * b.passes(self.vis.n_times()),
+        }
+    }
+
+    /// `predict` as a direct Fourier sum over the pixels where some term has flux, each a
+    /// point of spectrum sum_t M_t x^t seen through the exact drifting beam
+    /// (`DriftBeam::exact_ratio`: every integration and channel) and averaged over each
+    /// channel's width (`compute::dft`).
+    fn predict_direct(
+        &self,
+        spec: &GridSpec,
+        models: &[&[f64]],
+        ref_hz: f64,
+        beam: Option<&DriftBeam>,
+    ) -> Vec<Complex32> {
+        let n = spec.n_image;
+        let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
+        let mut out = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
+        let pix: Vec<usize> = (0..n * n)
+            .filter(|&i| models.iter().any(|m| m[i] != 0.0))
+            .collect();
+        let xs: Vec<f64> = self
+            .vis
+            .freqs
+            .iter()
+            .map(|f| (f - ref_hz) / ref_hz)
+            .collect();
+        let own = beam.map(|b| b.pointings(&self.vis.times_jd));
+        let block = DftBlock {
+            uvw_m: &self.uvw,
+            dw_m: &self.dw,
+            use_row: &self.use_row,
+            n_times: nt,
+            freqs: &self.vis.freqs,
+            dnu: self.vis.channel_width_hz.abs(),
+        };
+        let c = (n / 2) as f64;
+        for batch in pix.chunks(DIRECT_BATCH) {
+            let points: Vec<Point> = batch
+                .iter()
+                .map(|&i| Point {
+                    l: (c - (i % n) as f64) * spec.cell_rad,
+                    m: ((i / n) as f64 - c) * spec.cell_rad,
+                })
+                .collect();
+            let mut amp = vec![0f32; batch.len() * nc * nt];
+            amp.par_chunks_mut(nc * nt).zip(batch).for_each_init(
+                || vec![1.0f64; nc * nt],
+                |ratio, (a, &i)| {
+                    if let (Some(b), Some(own)) = (beam, own.as_ref()) {
+                        b.exact_ratio(i % n, i / n, own, &self.vis.freqs, ratio);
+                    }
+                    for (ci, &x) in xs.iter().enumerate() {
+                        let (mut f, mut xp) = (0.0, 1.0);
+                        for m in models {
+                            f += m[i] * xp;
+                            xp *= x;
+                        }
+                        for t in 0..nt {
+                            a[ci * nt + t] = (f * ratio[ci * nt + t]) as f32;
+                        }
+                    }
+                },
+            );
+            predict_points(&block, &points, &amp, &mut out);
+        }
+        out
     }
 
     /// The visibilities per (row, channel) of the spectral terms' models (term t weighted by
@@ -163,7 +305,7 @@ impl HeldGroup {
             })
             .collect();
         let chan = |p: usize| (p > 0).then(|| xs[p].as_slice());
-        match beam {
+        match beam.filter(|b| b.used_by_grid()) {
             None => {
                 let plain: Vec<Weights> = (0..models.len())
                     .map(|p| Weights {
@@ -290,9 +432,7 @@ fn regrid(comm: &dyn Comm, s: &CleanSetup, held: &[HeldGroup], residuals: &mut [
         .map(|t| GridPair::spectral(*s.spec, s.ref_hz, Some(t as u8), None))
         .collect();
     for h in held {
-        for g in grids.iter_mut() {
-            h.grid(g, s.compute);
-        }
+        GridPair::add_all_with(&mut grids, &h.block(), s.compute);
     }
     let is_owner = comm.rank() == s.owner;
     for (t, g) in grids.into_iter().enumerate() {
@@ -466,7 +606,7 @@ pub fn clean_image(
         let t = std::time::Instant::now();
         // Every contributor: subtract the increment, re-grid the residuals of every term.
         for h in held.iter_mut() {
-            h.subtract(spec, &deltas, s.ref_hz, s.beam, s.compute);
+            h.subtract(spec, &deltas, s.ref_hz, s.beam, params.predict, s.compute);
             h.refit_outliers();
         }
         regrid(comm, s, held, &mut residuals);
@@ -499,4 +639,119 @@ pub fn clean_image(
         major_cycles: majors,
         cycle_peaks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calibrate::model::{ModelPredictor, PointSource};
+    use crate::primitives::astrometry::{
+        median_meridian_icrs, radec_to_vec, separation, vec_to_radec, UvwBasis,
+    };
+    use num_complex::Complex64;
+
+    /// The direct prediction of a model pixel against the calibration's sky model
+    /// (`calibrate::model`: each antenna's phase in the data's own phasing, from the pixel's
+    /// ICRS direction through the apparent frame, and the Airy beam per integration), on
+    /// an independently written group (pyuvdata): the same visibilities once the model's
+    /// apparent flux (the image sees the group's mean beam) is divided out. Checks the
+    /// image geometry (pixel to direction, rephasing, w-term), the channel average and the
+    /// drifting beam together.
+    #[test]
+    fn direct_prediction_matches_the_sky_model_through_the_drifting_beam() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/independent/seed2");
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
+            .collect();
+        files.sort();
+        let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+        let g = crate::uvh5::group::load_group(&refs).unwrap();
+        let eop = EarthOrientation::none();
+        let (ra, dec) = median_meridian_icrs(&g.times_jd, g.pointing_dec_rad, &g.site, &eop);
+        let centre = Centre {
+            ra_rad: ra,
+            dec_rad: dec,
+        };
+        let n = 512;
+        let spec = GridSpec::new(n, (20.0f64 / 3600.0).to_radians(), 1e-4);
+        let beam = DriftBeam::new(
+            spec,
+            centre,
+            &eop,
+            g.site,
+            g.pointing_dec_rad,
+            g.freqs.clone(),
+            4.65,
+            super::super::aterm::DriftMode::Cubic,
+            0,
+            1.405e9,
+            std::slice::from_ref(&g.times_jd),
+        );
+        let held = HeldGroup::new(g.clone(), centre, &eop);
+        // A pixel 0.9 deg east and 0.4 deg north of the centre (the beam's flank: the
+        // drift moves its response by tens of per cent over the group).
+        let (x, y) = (n / 2 - 162, n / 2 + 72);
+        let mut model = vec![0.0; n * n];
+        model[y * n + x] = 2.0;
+        let got = held.predict_direct(&spec, &[&model], 1.405e9, Some(&beam));
+        let c = (n / 2) as f64;
+        let (l, m) = (
+            (c - x as f64) * spec.cell_rad,
+            (y as f64 - c) * spec.cell_rad,
+        );
+        let basis = UvwBasis::new(radec_to_vec(ra, dec), [0.0, 0.0, 1.0]);
+        let (sra, sdec) = vec_to_radec(basis.from_lm(l, m));
+        let src = [PointSource {
+            ra_rad: sra,
+            dec_rad: sdec,
+            flux_jy: 1.0,
+            spectral_index: 0.0,
+        }];
+        let sky = ModelPredictor::new(&g, &src, &eop, 4.65);
+        // The group's mean beam at the pixel, per channel.
+        let own = beam.pointings(&g.times_jd);
+        let s = basis.from_lm(l, m);
+        let (nt, nc) = (g.n_times(), g.n_chan());
+        let mean: Vec<f64> = g
+            .freqs
+            .iter()
+            .map(|&f| {
+                own.iter()
+                    .map(|p| crate::primitives::beam::airy_power(separation(s, *p), f, 4.65))
+                    .sum::<f64>()
+                    / nt as f64
+            })
+            .collect();
+        // Amplitudes (beam, channel average) and phases (as a position offset: the
+        // gridder's geometry and the calibration model's reach the apparent frame by
+        // different routes) apart.
+        let (mut amp_err, mut offset, mut peak) = (0.0f64, 0.0f64, 0.0f64);
+        for (b, &(a1, a2)) in g.baselines.iter().enumerate().filter(|(_, (a, b))| a != b) {
+            let d = crate::primitives::astrometry::sub(g.ant_pos[a2], g.ant_pos[a1]);
+            let len = crate::primitives::astrometry::dot(d, d).sqrt();
+            for t in 0..nt {
+                for ch in 0..nc {
+                    let want = sky.vis(a1, a2, t, ch) * (2.0 / mean[ch]);
+                    let v = got[(b * nt + t) * nc + ch];
+                    let v = Complex64::new(v.re as f64, v.im as f64);
+                    peak = peak.max(want.norm());
+                    amp_err = amp_err.max((v.norm() / want.norm() - 1.0).abs());
+                    let lam = crate::primitives::C_M_S / g.freqs[ch];
+                    let rad = (v / want).arg().abs() / (std::f64::consts::TAU * len / lam);
+                    offset = offset.max(rad.to_degrees() * 3600.0);
+                }
+            }
+        }
+        // The model is 2 Jy: the beam ratio B(t) / B_eff reaches 1.39 here (the drift).
+        assert!(peak > 2.5, "{peak}");
+        // Measured 2.0e-5 and 0.032".
+        assert!(amp_err < 6e-5, "amplitude off by {amp_err:e}");
+        assert!(
+            offset < 0.1,
+            "phases as a position offset of {offset} arcsec"
+        );
+    }
 }

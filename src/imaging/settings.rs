@@ -59,9 +59,17 @@ pub struct ImagingConfig {
     /// drifts through the beam; see src/imaging/aterm.rs). 0 = one prediction for all.
     pub drift_beam_chunk: usize,
     /// off | chunks (per `drift_beam_chunk`) | linear | quadratic | cubic (the beam a
-    /// polynomial in time over each group: two to four predictions per group). Every
-    /// scheme takes the beam's ratio as linear in frequency too.
+    /// polynomial in time over each group: two to four predictions per group): how the
+    /// degridding follows the drifting beam. Every scheme takes the beam's ratio as linear
+    /// in frequency too. The direct prediction (`predict`) follows it exactly unless `off`.
     pub drift_beam: crate::imaging::aterm::DriftMode,
+    /// How the major cycles predict the model's visibilities: grid (degrid the model
+    /// images: w-stacking, the drifting beam per `drift_beam`), direct (each model pixel
+    /// with flux as a point, a direct Fourier sum with the exact drifting beam per
+    /// integration and channel and the exact channel average; its cost grows with the
+    /// pixels holding flux) or auto (direct wherever it costs less, by
+    /// `imaging::deconvolve::direct_is_cheaper`).
+    pub predict: crate::imaging::deconvolve::PredictMode,
     /// Spectral terms of the CLEAN model (multi-term MFS, point components): 1 = one flux
     /// per component over the band; 2 = flux and spectral slope at `spectral_ref_hz`; 3 =
     /// and curvature (x = (nu - ref) / ref; term t's residual weighted by x^t, 2 nterms - 1
@@ -105,6 +113,7 @@ impl Default for ImagingConfig {
             max_major_cycles: 10,
             drift_beam_chunk: 0,
             drift_beam: crate::imaging::aterm::DriftMode::Chunks,
+            predict: crate::imaging::deconvolve::PredictMode::Auto,
             nterms: 1,
             spectral_ref_hz: 1.405e9,
             pblimit: 0.2,

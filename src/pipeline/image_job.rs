@@ -524,18 +524,14 @@ fn reduce(ctx: &Ctx, ii: usize, g: Grids, n_ok: usize, freqs: (f64, f64)) -> Red
 
 /// The drifting beam for CLEAN's major cycles, from the plan's times of every group of
 /// image `ii` (the same on every rank) and this rank's own data's band; None without CLEAN,
-/// with `imaging.drift_beam` off (or chunks with `drift_beam_chunk` 0), or without a group
-/// here.
+/// with `imaging.drift_beam: off`, or without a group here. With chunks of 0 integrations
+/// (the default) only the direct prediction follows it (exactly); the degridding follows
+/// it per `imaging.drift_beam`.
 fn drift_beam<'a>(ctx: &Ctx<'a>, ii: usize, held: &[HeldGroup]) -> Option<DriftBeam<'a>> {
     let cfg = ctx.cfg;
     let image = &ctx.plan.images[ii];
     let h = held.first()?;
-    let on = match cfg.imaging.drift_beam {
-        DriftMode::Off => false,
-        DriftMode::Chunks => cfg.imaging.drift_beam_chunk > 0,
-        m => m.is_poly(),
-    };
-    if !(cfg.imaging.niter > 0 && on) {
+    if cfg.imaging.niter == 0 || cfg.imaging.drift_beam == DriftMode::Off {
         return None;
     }
     let times: Vec<Vec<f64>> = image

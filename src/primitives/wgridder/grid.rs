@@ -46,11 +46,19 @@ impl Screens {
     }
 }
 
-pub(super) fn grid<T: Real>(
-    plan: &Plan,
-    d: &Data,
-    want: &Want,
-) -> (Option<Vec<f64>>, Option<Vec<f64>>) {
+/// One image a gridding pass makes: the visibilities (dirty) or their weights (PSF), each
+/// sample's contribution multiplied by its channel's factor.
+#[derive(Clone, Copy)]
+struct Out<'a> {
+    psf: bool,
+    factor: Option<&'a [f64]>,
+}
+
+/// A pass's images: the dirty image, the PSF (each if wanted) and the `more_dirty` images.
+pub(super) type Made = (Option<Vec<f64>>, Option<Vec<f64>>, Vec<Vec<f64>>);
+
+/// The wanted images from one pass.
+pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
     let (n, ng, ngp, support) = (plan.n, plan.ng, plan.ngp, plan.support);
     let taps = Taps::<T>::new(&plan.kernel);
     // Runs by first plane.
@@ -60,26 +68,33 @@ pub(super) fn grid<T: Real>(
             by_q[run.q as usize].push((r as u32, *run));
         }
     }
+    let mut outs: Vec<Out> = Vec::new();
+    if want.dirty {
+        outs.push(Out {
+            psf: false,
+            factor: want.dirty_chan_factor,
+        });
+    }
+    if want.psf {
+        outs.push(Out {
+            psf: true,
+            factor: want.psf_chan_factor,
+        });
+    }
+    outs.extend(want.more_dirty.iter().map(|&f| Out {
+        psf: false,
+        factor: Some(f),
+    }));
     let zero = Complex::new(T::zero(), T::zero());
-    let mut pd = if want.dirty {
-        vec![zero; ngp * ngp]
-    } else {
-        Vec::new()
-    };
-    let mut pp = if want.psf {
-        vec![zero; ngp * ngp]
-    } else {
-        Vec::new()
-    };
+    let mut planes: Vec<Vec<Complex<T>>> = outs.iter().map(|_| vec![zero; ngp * ngp]).collect();
     let mut fftbuf = vec![zero; ng * ng];
-    let mut dirty = vec![0.0f64; if want.dirty { n * n } else { 0 }];
-    let mut psf = vec![0.0f64; if want.psf { n * n } else { 0 }];
+    let mut imgs: Vec<Vec<f64>> = outs.iter().map(|_| vec![0.0f64; n * n]).collect();
     let mut screens = Screens::new(plan, -1.0);
     let threads = rayon::current_num_threads().max(1);
     let sh = (ngp / (8 * threads)).max(support).max(16);
     for p in 0..plan.nplanes {
         let qs = p.saturating_sub(support - 1)..=p;
-        if qs.clone().all(|q| by_q[q].is_empty()) {
+        if outs.is_empty() || qs.clone().all(|q| by_q[q].is_empty()) {
             screens.advance();
             continue;
         }
@@ -89,36 +104,27 @@ pub(super) fn grid<T: Real>(
             d,
             taps: &taps,
             groups: &groups,
-            want,
+            outs: &outs,
         };
-        // Strip-parallel spreading; each strip owns rows [y0, y0 + sh) of both planes.
+        // Strip-parallel spreading; each strip owns rows [y0, y0 + sh) of every plane.
         let nstrips = ngp.div_ceil(sh);
-        let pd_chunks: Vec<&mut [Complex<T>]> = if want.dirty {
-            pd.chunks_mut(sh * ngp).collect()
-        } else {
-            (0..nstrips).map(|_| &mut [][..]).collect()
-        };
-        let pp_chunks: Vec<&mut [Complex<T>]> = if want.psf {
-            pp.chunks_mut(sh * ngp).collect()
-        } else {
-            (0..nstrips).map(|_| &mut [][..]).collect()
-        };
-        pd_chunks
+        let mut per_strip: Vec<Vec<&mut [Complex<T>]>> = (0..nstrips)
+            .map(|_| Vec::with_capacity(outs.len()))
+            .collect();
+        for plane in planes.iter_mut() {
+            for (si, chunk) in plane.chunks_mut(sh * ngp).enumerate() {
+                per_strip[si].push(chunk);
+            }
+        }
+        per_strip
             .into_par_iter()
-            .zip(pp_chunks.into_par_iter())
             .enumerate()
             .with_max_len(1)
-            .for_each(|(si, (ds, ps))| {
+            .for_each(|(si, mut rows)| {
                 let y0 = si * sh;
-                strips.run(y0, (y0 + sh).min(ngp), ds, ps);
+                strips.run(y0, (y0 + sh).min(ngp), &mut rows);
             });
-        for (on, plane, img) in [
-            (want.dirty, &mut pd, &mut dirty),
-            (want.psf, &mut pp, &mut psf),
-        ] {
-            if !on {
-                continue;
-            }
+        for (plane, img) in planes.iter_mut().zip(imgs.iter_mut()) {
             fold(plane, &mut fftbuf, ng, plan.margin);
             plane.par_iter_mut().for_each(|c| *c = zero);
             let f = centred_fft2_forward_crop(&mut fftbuf, ng, n);
@@ -145,10 +151,10 @@ pub(super) fn grid<T: Real>(
         });
         img
     };
-    (
-        want.dirty.then(|| finish(dirty)),
-        want.psf.then(|| finish(psf)),
-    )
+    let mut imgs = imgs.into_iter().map(finish);
+    let dirty = if want.dirty { imgs.next() } else { None };
+    let psf = if want.psf { imgs.next() } else { None };
+    (dirty, psf, imgs.collect())
 }
 
 /// Sums the padded plane's margins onto the periodic grid's cells: fftbuf = fold(plane).
@@ -194,45 +200,39 @@ struct StripJob<'a, T> {
     taps: &'a Taps<T>,
     /// (tap index of this plane, runs whose first plane is p - tap index).
     groups: &'a [(usize, &'a [(u32, Run)])],
-    want: &'a Want<'a>,
+    outs: &'a [Out<'a>],
 }
 
 impl<T: Real> StripJob<'_, T> {
-    /// Spreads every sample reaching padded rows y0..y1 into them (`ds`/`ps` hold those
-    /// rows of the dirty and PSF planes, or are empty).
-    fn run(&self, y0: usize, y1: usize, ds: &mut [Complex<T>], ps: &mut [Complex<T>]) {
+    /// Spreads every sample reaching padded rows y0..y1 into them (`rows[k]` holds those
+    /// rows of output k's plane).
+    fn run(&self, y0: usize, y1: usize, rows: &mut [&mut [Complex<T>]]) {
         match self.plan.support {
-            4 => self.run_w::<4>(y0, y1, ds, ps),
-            5 => self.run_w::<5>(y0, y1, ds, ps),
-            6 => self.run_w::<6>(y0, y1, ds, ps),
-            7 => self.run_w::<7>(y0, y1, ds, ps),
-            8 => self.run_w::<8>(y0, y1, ds, ps),
-            9 => self.run_w::<9>(y0, y1, ds, ps),
-            10 => self.run_w::<10>(y0, y1, ds, ps),
-            11 => self.run_w::<11>(y0, y1, ds, ps),
-            12 => self.run_w::<12>(y0, y1, ds, ps),
-            13 => self.run_w::<13>(y0, y1, ds, ps),
-            14 => self.run_w::<14>(y0, y1, ds, ps),
-            15 => self.run_w::<15>(y0, y1, ds, ps),
-            16 => self.run_w::<16>(y0, y1, ds, ps),
-            _ => self.run_w::<3>(y0, y1, ds, ps),
+            4 => self.run_w::<4>(y0, y1, rows),
+            5 => self.run_w::<5>(y0, y1, rows),
+            6 => self.run_w::<6>(y0, y1, rows),
+            7 => self.run_w::<7>(y0, y1, rows),
+            8 => self.run_w::<8>(y0, y1, rows),
+            9 => self.run_w::<9>(y0, y1, rows),
+            10 => self.run_w::<10>(y0, y1, rows),
+            11 => self.run_w::<11>(y0, y1, rows),
+            12 => self.run_w::<12>(y0, y1, rows),
+            13 => self.run_w::<13>(y0, y1, rows),
+            14 => self.run_w::<14>(y0, y1, rows),
+            15 => self.run_w::<15>(y0, y1, rows),
+            16 => self.run_w::<16>(y0, y1, rows),
+            _ => self.run_w::<3>(y0, y1, rows),
         }
     }
 
-    fn run_w<const W: usize>(
-        &self,
-        y0: usize,
-        y1: usize,
-        ds: &mut [Complex<T>],
-        ps: &mut [Complex<T>],
-    ) {
+    fn run_w<const W: usize>(&self, y0: usize, y1: usize, rows: &mut [&mut [Complex<T>]]) {
         let (plan, d, taps) = (self.plan, self.d, self.taps);
         let (ngp, m) = (plan.ngp, plan.margin as f64);
         let half = W as f64 * 0.5;
         let npol = d.npol;
         let nchan = d.freqs.len();
         let (vis, wt) = (d.vis.unwrap_or(&[]), d.weight.unwrap_or(&[]));
-        let (with_dirty, with_psf) = (self.want.dirty, self.want.psf);
+        let with_psf = self.outs.iter().any(|o| o.psf);
         let mut ku = [T::zero(); MAX_SUPPORT];
         let mut kv = [T::zero(); MAX_SUPPORT];
         // Padded grid coordinates: cell index + margin.
@@ -254,7 +254,12 @@ impl<T: Real> StripJob<'_, T> {
                 let mut rot = Phasor::new(d, g.rate, -1.0, run.k0 as usize);
                 let mut rot_psf = Phasor::new(d, g.wa * plan.ns, -1.0, run.k0 as usize);
                 for k in run.k0 as usize..run.k1 as usize {
-                    let (z, zp) = (rot.next(k), rot_psf.next(k));
+                    let z = rot.next(k);
+                    let zp = if with_psf {
+                        rot_psf.next(k)
+                    } else {
+                        Complex64::new(1.0, 0.0)
+                    };
                     let f = d.fs[k];
                     let lam = f / C_M_S;
                     let (u, v) = (g.um * lam, g.vm * lam);
@@ -290,28 +295,15 @@ impl<T: Real> StripJob<'_, T> {
                     }
                     let (ky0, ky1) = (ky0 as usize, ky1 as usize);
                     let row0 = (fy - y0 as i64) as isize;
-                    if with_dirty {
-                        let mut val = sv * z;
-                        if g.flip {
-                            val = val.conj();
-                        }
-                        let val = val * (kw * self.want.dirty_chan_factor.map_or(1.0, |x| x[c]));
-                        spread::<T, W>(
-                            ds,
-                            ngp,
-                            row0,
-                            ky0,
-                            ky1,
-                            fx,
-                            &ku,
-                            &kv,
-                            Complex::new(T::of(val.re), T::of(val.im)),
-                        );
+                    let mut vz = sv * z;
+                    if g.flip {
+                        vz = vz.conj();
                     }
-                    if with_psf {
-                        let val = zp * (sw * kw * self.want.psf_chan_factor.map_or(1.0, |x| x[c]));
+                    for (o, strip) in self.outs.iter().zip(rows.iter_mut()) {
+                        let fac = kw * o.factor.map_or(1.0, |x| x[c]);
+                        let val = if o.psf { zp * (sw * fac) } else { vz * fac };
                         spread::<T, W>(
-                            ps,
+                            strip,
                             ngp,
                             row0,
                             ky0,

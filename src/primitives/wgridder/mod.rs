@@ -112,6 +112,10 @@ pub struct Want<'a> {
     pub psf: bool,
     pub dirty_chan_factor: Option<&'a [f64]>,
     pub psf_chan_factor: Option<&'a [f64]>,
+    /// More dirty images from the same pass, each with its per-channel factors (the
+    /// spectral terms' residuals of multi-term CLEAN): the samples' geometry, phasors and
+    /// kernel taps are computed once for all of them.
+    pub more_dirty: &'a [&'a [f64]],
 }
 
 /// `vis2dirty`'s result: images row-major (y, x), f64, not normalised.
@@ -119,6 +123,8 @@ pub struct Want<'a> {
 pub struct Images {
     pub dirty: Option<Vec<f64>>,
     pub psf: Option<Vec<f64>>,
+    /// The `more_dirty` images, in order.
+    pub more: Vec<Vec<f64>>,
     /// Sum of the weights of the samples gridded.
     pub sum_weights: f64,
 }
@@ -146,6 +152,7 @@ pub fn vis2dirty(
     for f in [want.dirty_chan_factor, want.psf_chan_factor]
         .into_iter()
         .flatten()
+        .chain(want.more_dirty.iter().copied())
     {
         if f.len() != freqs.len() {
             return Err(Error(format!(
@@ -163,12 +170,17 @@ pub fn vis2dirty(
                 Images {
                     dirty: if want.dirty { zero() } else { None },
                     psf: if want.psf { zero() } else { None },
+                    more: want
+                        .more_dirty
+                        .iter()
+                        .map(|_| vec![0.0; opt.npix * opt.npix])
+                        .collect(),
                     sum_weights,
                 },
                 None,
             ));
         };
-        let (dirty, psf) = if plan.single {
+        let (dirty, psf, more) = if plan.single {
             grid::grid::<f32>(&plan, &d, &want)
         } else {
             grid::grid::<f64>(&plan, &d, &want)
@@ -177,6 +189,7 @@ pub fn vis2dirty(
             Images {
                 dirty,
                 psf,
+                more,
                 sum_weights,
             },
             Some(plan.choice()),
