@@ -15,8 +15,8 @@ mpirun -n "$RANKS" --bind-to none --oversubscribe \
   ./target/release/contimg run --config configs/demo.yaml
 # The QA report again, now against the simulation's truth (thermal noise, source recovery).
 # --warn-only: the demo shows its products even when a gate fails (every tile passes its
-# residual gate, 1.09-1.38x thermal; the source-recovery gate not yet: one source of 43 at
-# 6.4 %, see docs/demo-floor.md);
+# residual gate, 1.01-1.13x thermal; the source-recovery gate not yet: one source of 43 at
+# 6.6 %, see docs/demo-floor.md);
 # `report` without it exits 5 on a failed gate, as a survey's scripts want.
 ./target/release/contimg report demo-out/products --truth demo-out/night/truth.json --warn-only
 echo "demo products:"
