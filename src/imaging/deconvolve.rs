@@ -160,9 +160,10 @@ impl HeldGroup {
         }
         let refs: Vec<&[f64]> = models.iter().map(|m| m.as_slice()).collect();
         let t0 = std::time::Instant::now();
-        let n_points = (0..spec.n_image * spec.n_image)
+        let pix: Vec<usize> = (0..spec.n_image * spec.n_image)
             .filter(|&i| refs.iter().any(|m| m[i] != 0.0))
-            .count();
+            .collect();
+        let n_points = pix.len();
         let direct = match mode {
             PredictMode::Grid => false,
             PredictMode::Direct => true,
@@ -181,7 +182,7 @@ impl HeldGroup {
             }
         };
         let m = if direct {
-            self.predict_direct(spec, &refs, ref_hz, beam)
+            self.predict_direct(spec, &refs, &pix, ref_hz, beam)
         } else {
             self.predict(spec, &refs, ref_hz, beam, compute)
         };
@@ -221,15 +222,14 @@ impl HeldGroup {
         &self,
         spec: &GridSpec,
         models: &[&[f64]],
+        pix: &[usize],
         ref_hz: f64,
         beam: Option<&DriftBeam>,
     ) -> Vec<Complex32> {
         let n = spec.n_image;
         let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
         let mut out = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
-        let pix: Vec<usize> = (0..n * n)
-            .filter(|&i| models.iter().any(|m| m[i] != 0.0))
-            .collect();
+        // `pix`: the pixels where some term has flux.
         let xs: Vec<f64> = self
             .vis
             .freqs
@@ -696,7 +696,7 @@ mod tests {
         let (x, y) = (n / 2 - 162, n / 2 + 72);
         let mut model = vec![0.0; n * n];
         model[y * n + x] = 2.0;
-        let got = held.predict_direct(&spec, &[&model], 1.405e9, Some(&beam));
+        let got = held.predict_direct(&spec, &[&model], &[y * n + x], 1.405e9, Some(&beam));
         let c = (n / 2) as f64;
         let (l, m) = (
             (c - x as f64) * spec.cell_rad,
