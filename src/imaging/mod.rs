@@ -6,6 +6,7 @@ pub mod beamfit;
 pub mod clark;
 pub mod clean;
 pub mod deconvolve;
+pub mod held;
 /// The w-stacking gridder and degridder, in the compute layer (re-exported here).
 pub use crate::compute::{degridder, gridder};
 pub mod outliers;

@@ -279,6 +279,22 @@ fn prepare(
     });
     let mut h = HeldGroup::new(vis, image.centre, ctx.eop);
     add_time(report, "rephase_geometry", t);
+    let (beyond, total, longest) = h.beyond_grid(&ctx.spec);
+    if beyond > 0 {
+        // The image's cell cannot hold the longest baselines: say so (once per group) with
+        // the cell that would, rather than lose them silently.
+        let arcsec = |rad: f64| rad.to_degrees() * 3600.0;
+        log::warn!(
+            "rank {}: group {}: {beyond} of {total} unflagged samples ({:.2} %; baselines up to {:.1} k lambda) lie beyond the uv grid's edge of a {}\" cell and are left out of the image; a cell of {:.1}\" holds them (3 pixels per fringe of the longest baseline: {:.1}\")",
+            ctx.rank(),
+            g.id,
+            100.0 * beyond as f64 / total.max(1) as f64,
+            longest / 1e3,
+            cfg.imaging.cell_arcsec,
+            (arcsec(ctx.spec.uv_edge_pixfrac() / longest) * 10.0).floor() / 10.0,
+            arcsec(1.0 / (3.0 * longest)),
+        );
+    }
     if !inputs.outliers.is_empty() {
         let t = Instant::now();
         let dish = crate::core::telescope::DISH_DIAMETER_M;

@@ -51,6 +51,7 @@ pub(super) fn write(
     rep.beam_deg = Some([beam.major_px * cell, beam.minor_px * cell, beam.pa_deg]);
     let mut products: Vec<(&str, Vec<f64>, &'static str)> =
         vec![("dirty", dirty, "JY/BEAM"), ("psf", psf, "")];
+    let mfs_hz = cleaned.as_ref().and_then(|c| c.mfs_hz);
     if let Some(c) = cleaned {
         rep.clean_iterations = c.iterations;
         rep.major_cycles = c.major_cycles;
@@ -70,7 +71,7 @@ pub(super) fn write(
     for (kind, data, unit) in &products {
         let path = ctx.images_dir.join(format!("{}.{kind}.fits", image.name));
         let data32: Vec<f32> = data.iter().map(|&x| x as f32).collect();
-        let meta = meta(ctx, ii, unit, &beam, freqs, rep.groups_used);
+        let meta = meta(ctx, ii, unit, &beam, freqs, mfs_hz, rep.groups_used);
         match write_fits_image(&path, spec.n_image, &data32, &meta) {
             Ok(()) => rep.products.push(path),
             Err(e) => {
@@ -121,13 +122,16 @@ fn pb_corrected(
 }
 
 /// The FITS headers of image `ii`'s products: centre, cell, band, date of its first group,
-/// restoring beam, and the imaging settings in HISTORY.
+/// restoring beam, and the imaging settings in HISTORY. The frequency is the imaging-
+/// weighted mean of the band where CLEAN measured it (`mfs_hz`, multi-term), else the
+/// band's centre.
 fn meta(
     ctx: &Ctx,
     ii: usize,
     bunit: &'static str,
     beam: &Beam,
     freqs: (f64, f64),
+    mfs_hz: Option<f64>,
     n_ok: usize,
 ) -> ImageMeta {
     let (cfg, plan) = (ctx.cfg, ctx.plan);
@@ -139,7 +143,7 @@ fn meta(
         ra_deg: image.centre.ra_rad.to_degrees(),
         dec_deg: image.centre.dec_rad.to_degrees(),
         cell_deg: cfg.imaging.cell_arcsec / 3600.0,
-        freq_hz: 0.5 * (freqs.0 + freqs.1),
+        freq_hz: mfs_hz.unwrap_or(0.5 * (freqs.0 + freqs.1)),
         bandwidth_hz: freqs.1 - freqs.0,
         date_obs: jd_to_iso(first.times_jd[0], 3),
         bunit,
