@@ -433,8 +433,9 @@ mod tests {
     /// apparent flux (the image sees the group's mean beam) is divided out. Checks the
     /// image geometry (pixel to direction, rephasing, w-term), the channel average and the
     /// drifting beam together.
-    #[test]
-    fn direct_prediction_matches_the_sky_model_through_the_drifting_beam() {
+    /// The independently written (pyuvdata) group tests/data/independent/seed2 and its
+    /// median meridian centre.
+    fn seed2_group() -> (GroupVis, Centre) {
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/independent/seed2");
         let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
@@ -447,10 +448,48 @@ mod tests {
         let g = crate::uvh5::group::load_group(&refs).unwrap();
         let eop = EarthOrientation::none();
         let (ra, dec) = median_meridian_icrs(&g.times_jd, g.pointing_dec_rad, &g.site, &eop);
-        let centre = Centre {
-            ra_rad: ra,
-            dec_rad: dec,
+        (
+            g,
+            Centre {
+                ra_rad: ra,
+                dec_rad: dec,
+            },
+        )
+    }
+
+    /// `beyond_grid` counts exactly the samples the gridder leaves out at the uv edge: none
+    /// with a cell just under the one it names, some with a cell 10 % over it, and the
+    /// gridder's own weight sum drops by the weight of those.
+    #[test]
+    fn samples_past_the_grid_edge_are_counted() {
+        let (g, centre) = seed2_group();
+        let eop = EarthOrientation::none();
+        let held = HeldGroup::new(g, centre, &eop);
+        let n = 256;
+        let probe = GridSpec::new(n, (20.0f64 / 3600.0).to_radians(), 1e-4);
+        let (_, total, longest) = held.beyond_grid(&probe);
+        assert!(
+            total > 0 && longest > 1e3,
+            "{total} samples, longest {longest}"
+        );
+        let holds = probe.uv_edge_pixfrac() / longest;
+        let weight = |cell: f64| {
+            let spec = GridSpec::new(n, cell, 1e-4);
+            let mut gp = GridPair::new(spec);
+            held.grid(&mut gp, &crate::compute::Cpu);
+            (held.beyond_grid(&spec).0, gp.sum_w)
         };
+        let (none, w_all) = weight(0.999 * holds);
+        let (some, w_cut) = weight(1.1 * holds);
+        assert_eq!(none, 0);
+        assert!(some > 0 && some < total, "{some} of {total}");
+        assert!(w_cut < w_all, "weights {w_cut} vs {w_all}");
+    }
+
+    #[test]
+    fn direct_prediction_matches_the_sky_model_through_the_drifting_beam() {
+        let (g, centre) = seed2_group();
+        let eop = EarthOrientation::none();
         let n = 512;
         let spec = GridSpec::new(n, (20.0f64 / 3600.0).to_radians(), 1e-4);
         let beam = DriftBeam::new(
@@ -478,7 +517,7 @@ mod tests {
             (c - x as f64) * spec.cell_rad,
             (y as f64 - c) * spec.cell_rad,
         );
-        let basis = UvwBasis::new(radec_to_vec(ra, dec), [0.0, 0.0, 1.0]);
+        let basis = UvwBasis::new(radec_to_vec(centre.ra_rad, centre.dec_rad), [0.0, 0.0, 1.0]);
         let (sra, sdec) = vec_to_radec(basis.from_lm(l, m));
         let src = [PointSource {
             ra_rad: sra,
