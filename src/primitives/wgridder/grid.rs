@@ -86,30 +86,40 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
         factor: Some(f),
     }));
     let zero = Complex::new(T::zero(), T::zero());
-    let mut planes: Vec<Vec<Complex<T>>> = outs.iter().map(|_| vec![zero; ngp * ngp]).collect();
+    // Planes spread together (`planes_at_once`): outs.len() x pc planes, out-major.
+    let pc = planes_at_once(plan, outs.len(), std::mem::size_of::<Complex<T>>());
+    let mut planes: Vec<Vec<Complex<T>>> = (0..outs.len() * pc)
+        .map(|_| vec![zero; ngp * ngp])
+        .collect();
     let mut fftbuf = vec![zero; ng * ng];
     let mut imgs: Vec<Vec<f64>> = outs.iter().map(|_| vec![0.0f64; n * n]).collect();
     let mut screens = Screens::new(plan, -1.0);
     let threads = rayon::current_num_threads().max(1);
     let sh = (ngp / (8 * threads)).max(support).max(16);
-    for p in 0..plan.nplanes {
-        let qs = p.saturating_sub(support - 1)..=p;
-        if outs.is_empty() || qs.clone().all(|q| by_q[q].is_empty()) {
-            screens.advance();
+    for p0 in (0..plan.nplanes).step_by(pc) {
+        let pn = pc.min(plan.nplanes - p0);
+        // Runs whose planes q..q + W reach p0..p0 + pn.
+        let groups: Vec<(usize, &[(u32, Run)])> = (p0.saturating_sub(support - 1)..p0 + pn)
+            .filter(|&q| !by_q[q].is_empty())
+            .map(|q| (q, by_q[q].as_slice()))
+            .collect();
+        if outs.is_empty() || groups.is_empty() {
+            (0..pn).for_each(|_| screens.advance());
             continue;
         }
-        let groups: Vec<(usize, &[(u32, Run)])> = qs.map(|q| (p - q, by_q[q].as_slice())).collect();
         let strips = StripJob {
             plan,
             d,
             taps: &taps,
             groups: &groups,
             outs: &outs,
+            p0,
+            pn,
         };
         // Strip-parallel spreading; each strip owns rows [y0, y0 + sh) of every plane.
         let nstrips = ngp.div_ceil(sh);
         let mut per_strip: Vec<Vec<&mut [Complex<T>]>> = (0..nstrips)
-            .map(|_| Vec::with_capacity(outs.len()))
+            .map(|_| Vec::with_capacity(planes.len()))
             .collect();
         for plane in planes.iter_mut() {
             for (si, chunk) in plane.chunks_mut(sh * ngp).enumerate() {
@@ -124,20 +134,23 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
                 let y0 = si * sh;
                 strips.run(y0, (y0 + sh).min(ngp), &mut rows);
             });
-        for (plane, img) in planes.iter_mut().zip(imgs.iter_mut()) {
-            fold(plane, &mut fftbuf, ng, plan.margin);
-            plane.par_iter_mut().for_each(|c| *c = zero);
-            let f = centred_fft2_forward_crop(&mut fftbuf, ng, n);
-            let scr = &screens;
-            img.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
-                for (x, px) in row.iter_mut().enumerate() {
-                    let g = f[y * n + x];
-                    let z = scr.at(n, x, y);
-                    *px += g.re.f64() * z.re - g.im.f64() * z.im;
-                }
-            });
+        for i in 0..pn {
+            for (k, img) in imgs.iter_mut().enumerate() {
+                let plane = &mut planes[k * pc + i];
+                fold(plane, &mut fftbuf, ng, plan.margin);
+                plane.par_iter_mut().for_each(|c| *c = zero);
+                let f = centred_fft2_forward_crop(&mut fftbuf, ng, n);
+                let scr = &screens;
+                img.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
+                    for (x, px) in row.iter_mut().enumerate() {
+                        let g = f[y * n + x];
+                        let z = scr.at(n, x, y);
+                        *px += g.re.f64() * z.re - g.im.f64() * z.im;
+                    }
+                });
+            }
+            screens.advance();
         }
-        screens.advance();
     }
     // Divide out the kernel's transforms in u, v and w.
     let cx = plan.axis_correction();
@@ -155,6 +168,14 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
     let dirty = if want.dirty { imgs.next() } else { None };
     let psf = if want.psf { imgs.next() } else { None };
     (dirty, psf, imgs.collect())
+}
+
+/// How many w-planes are spread together: up to the kernel's support, within
+/// `Options::plane_budget_bytes` beyond the first (at least one). A sample reaches `support`
+/// planes; its geometry, value and u, v taps are computed once per group of planes.
+fn planes_at_once(plan: &Plan, nout: usize, cell_bytes: usize) -> usize {
+    let per = nout.max(1) * plan.ngp * plan.ngp * cell_bytes;
+    (1 + plan.plane_budget / per).clamp(1, plan.support.min(plan.nplanes))
 }
 
 /// Sums the padded plane's margins onto the periodic grid's cells: fftbuf = fold(plane).
@@ -198,34 +219,62 @@ struct StripJob<'a, T> {
     plan: &'a Plan,
     d: &'a Data<'a>,
     taps: &'a Taps<T>,
-    /// (tap index of this plane, runs whose first plane is p - tap index).
+    /// (first plane q, the runs whose first plane is q).
     groups: &'a [(usize, &'a [(u32, Run)])],
     outs: &'a [Out<'a>],
+    /// The planes spread: p0..p0 + pn (`rows[k * pc + i]` holds plane p0 + i of output k,
+    /// pc = rows.len() / outs.len()).
+    p0: usize,
+    pn: usize,
 }
 
 impl<T: Real> StripJob<'_, T> {
     /// Spreads every sample reaching padded rows y0..y1 into them (`rows[k]` holds those
     /// rows of output k's plane).
     fn run(&self, y0: usize, y1: usize, rows: &mut [&mut [Complex<T>]]) {
+        #[cfg(target_arch = "x86_64")]
+        if !self.plan.portable && super::simd::avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
+            unsafe { self.run_avx2(y0, y1, rows) };
+            return;
+        }
+        self.run_any::<false>(y0, y1, rows);
+    }
+
+    /// `run` compiled for AVX2 with fused multiply-adds.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn run_avx2(&self, y0: usize, y1: usize, rows: &mut [&mut [Complex<T>]]) {
+        self.run_any::<true>(y0, y1, rows);
+    }
+
+    #[inline(always)]
+    fn run_any<const F: bool>(&self, y0: usize, y1: usize, rows: &mut [&mut [Complex<T>]]) {
         match self.plan.support {
-            4 => self.run_w::<4>(y0, y1, rows),
-            5 => self.run_w::<5>(y0, y1, rows),
-            6 => self.run_w::<6>(y0, y1, rows),
-            7 => self.run_w::<7>(y0, y1, rows),
-            8 => self.run_w::<8>(y0, y1, rows),
-            9 => self.run_w::<9>(y0, y1, rows),
-            10 => self.run_w::<10>(y0, y1, rows),
-            11 => self.run_w::<11>(y0, y1, rows),
-            12 => self.run_w::<12>(y0, y1, rows),
-            13 => self.run_w::<13>(y0, y1, rows),
-            14 => self.run_w::<14>(y0, y1, rows),
-            15 => self.run_w::<15>(y0, y1, rows),
-            16 => self.run_w::<16>(y0, y1, rows),
-            _ => self.run_w::<3>(y0, y1, rows),
+            4 => self.run_w::<4, F>(y0, y1, rows),
+            5 => self.run_w::<5, F>(y0, y1, rows),
+            6 => self.run_w::<6, F>(y0, y1, rows),
+            7 => self.run_w::<7, F>(y0, y1, rows),
+            8 => self.run_w::<8, F>(y0, y1, rows),
+            9 => self.run_w::<9, F>(y0, y1, rows),
+            10 => self.run_w::<10, F>(y0, y1, rows),
+            11 => self.run_w::<11, F>(y0, y1, rows),
+            12 => self.run_w::<12, F>(y0, y1, rows),
+            13 => self.run_w::<13, F>(y0, y1, rows),
+            14 => self.run_w::<14, F>(y0, y1, rows),
+            15 => self.run_w::<15, F>(y0, y1, rows),
+            16 => self.run_w::<16, F>(y0, y1, rows),
+            _ => self.run_w::<3, F>(y0, y1, rows),
         }
     }
 
-    fn run_w<const W: usize>(&self, y0: usize, y1: usize, rows: &mut [&mut [Complex<T>]]) {
+    #[inline(always)]
+    fn run_w<const W: usize, const F: bool>(
+        &self,
+        y0: usize,
+        y1: usize,
+        rows: &mut [&mut [Complex<T>]],
+    ) {
         let (plan, d, taps) = (self.plan, self.d, self.taps);
         let (ngp, m) = (plan.ngp, plan.margin as f64);
         let half = W as f64 * 0.5;
@@ -235,10 +284,18 @@ impl<T: Real> StripJob<'_, T> {
         let with_psf = self.outs.iter().any(|o| o.psf);
         let mut ku = [T::zero(); MAX_SUPPORT];
         let mut kv = [T::zero(); MAX_SUPPORT];
+        let mut batch = Batch::<T>::default();
         // Padded grid coordinates: cell index + margin.
         let (cu, cv) = (plan.centre + m, plan.centre + m);
         let (lo, hi) = (y0 as f64 - half, y1 as f64 + half);
-        for &(j, runs) in self.groups {
+        let pc = rows.len() / self.outs.len().max(1);
+        for &(q, runs) in self.groups {
+            // The chunk's planes this group reaches: i in ia..ib, w tap j = p0 + i - q.
+            let ia = q.saturating_sub(self.p0);
+            let ib = (q + W).saturating_sub(self.p0).min(self.pn);
+            if ia >= ib {
+                continue;
+            }
             for &(r, run) in runs {
                 let r = r as usize;
                 let g = RowGeom::new(d, plan, r);
@@ -251,6 +308,9 @@ impl<T: Real> StripJob<'_, T> {
                 if va.max(vb) < lo || va.min(vb) >= hi {
                     continue;
                 }
+                // The run's samples reaching the strip, with their values; then their w
+                // taps, vectorised across the samples.
+                batch.clear();
                 let mut rot = Phasor::new(d, g.rate, -1.0, run.k0 as usize);
                 let mut rot_psf = Phasor::new(d, g.wa * plan.ns, -1.0, run.k0 as usize);
                 for k in run.k0 as usize..run.k1 as usize {
@@ -260,8 +320,7 @@ impl<T: Real> StripJob<'_, T> {
                     } else {
                         Complex64::new(1.0, 0.0)
                     };
-                    let f = d.fs[k];
-                    let lam = f / C_M_S;
+                    let lam = d.fs[k] / C_M_S;
                     let (u, v) = (g.um * lam, g.vm * lam);
                     let gv = cv + v * plan.scale;
                     if gv + half <= y0 as f64 || gv - half >= y1 as f64 {
@@ -284,9 +343,38 @@ impl<T: Real> StripJob<'_, T> {
                     if sw == 0.0 {
                         continue;
                     }
-                    let kw = plan.w_tap(taps, g.wa * lam, run.q, j);
-                    let fy = taps.at(gv, &mut kv);
-                    let fx = taps.at(cu - u * plan.scale, &mut ku);
+                    let mut vz = sv * z;
+                    if g.flip {
+                        vz = vz.conj();
+                    }
+                    let zw = zp * sw;
+                    batch.push(Sample {
+                        gu: cu - u * plan.scale,
+                        gv,
+                        vis: Complex::new(T::of(vz.re), T::of(vz.im)),
+                        psf: Complex::new(T::of(zw.re), T::of(zw.im)),
+                        chan: c as u32,
+                    });
+                    if !plan.flat {
+                        batch
+                            .s
+                            .push(T::of(taps.s_of(plan.wcoord(g.wa * lam), run.q)));
+                    }
+                }
+                if batch.samples.is_empty() {
+                    continue;
+                }
+                let ns = batch.samples.len();
+                batch.kw.clear();
+                for i in ia..ib {
+                    if plan.flat {
+                        batch.kw.resize(batch.kw.len() + ns, T::one());
+                    } else {
+                        taps.column::<F>(&batch.s, self.p0 + i - q, &mut batch.kw);
+                    }
+                }
+                for (si, smp) in batch.samples.iter().enumerate() {
+                    let (fx, fy) = taps.at2::<F>(smp.gu, smp.gv, &mut ku, &mut kv);
                     let fx = fx as usize;
                     let ky0 = (y0 as i64 - fy).max(0);
                     let ky1 = (y1 as i64 - fy).min(W as i64);
@@ -295,28 +383,60 @@ impl<T: Real> StripJob<'_, T> {
                     }
                     let (ky0, ky1) = (ky0 as usize, ky1 as usize);
                     let row0 = (fy - y0 as i64) as isize;
-                    let mut vz = sv * z;
-                    if g.flip {
-                        vz = vz.conj();
-                    }
-                    for (o, strip) in self.outs.iter().zip(rows.iter_mut()) {
-                        let fac = kw * o.factor.map_or(1.0, |x| x[c]);
-                        let val = if o.psf { zp * (sw * fac) } else { vz * fac };
-                        spread::<T, W>(
-                            strip,
-                            ngp,
-                            row0,
-                            ky0,
-                            ky1,
-                            fx,
-                            &ku,
-                            &kv,
-                            Complex::new(T::of(val.re), T::of(val.im)),
-                        );
+                    for (k, o) in self.outs.iter().enumerate() {
+                        let fac = o.factor.map_or(T::one(), |x| T::of(x[smp.chan as usize]));
+                        let val = if o.psf { smp.psf } else { smp.vis };
+                        for i in ia..ib {
+                            let f = fac * batch.kw[(i - ia) * ns + si];
+                            spread::<T, W, F>(
+                                rows[k * pc + i],
+                                ngp,
+                                row0,
+                                ky0,
+                                ky1,
+                                fx,
+                                &ku,
+                                &kv,
+                                Complex::new(val.re * f, val.im * f),
+                            );
+                        }
                     }
                 }
             }
         }
+    }
+}
+
+/// A sample reaching a strip: its grid coordinates, its value for the dirty image (the
+/// weighted sum of its polarizations, rephased and flipped) and for the PSF, its channel
+/// and channel.
+#[derive(Clone, Copy)]
+struct Sample<T> {
+    gu: f64,
+    gv: f64,
+    vis: Complex<T>,
+    psf: Complex<T>,
+    chan: u32,
+}
+
+/// One run's samples reaching a strip, and their w taps.
+#[derive(Default)]
+struct Batch<T> {
+    samples: Vec<Sample<T>>,
+    /// The w kernel's argument per sample (`Taps::s_of`), and its tap.
+    s: Vec<T>,
+    kw: Vec<T>,
+}
+
+impl<T: Real> Batch<T> {
+    fn clear(&mut self) {
+        self.samples.clear();
+        self.s.clear();
+        self.kw.clear();
+    }
+
+    fn push(&mut self, s: Sample<T>) {
+        self.samples.push(s);
     }
 }
 
@@ -325,7 +445,7 @@ impl<T: Real> StripJob<'_, T> {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
-fn spread<T: Real, const W: usize>(
+fn spread<T: Real, const W: usize, const F: bool>(
     strip: &mut [Complex<T>],
     ngp: usize,
     row0: isize,
@@ -336,13 +456,18 @@ fn spread<T: Real, const W: usize>(
     kv: &[T; MAX_SUPPORT],
     val: Complex<T>,
 ) {
+    // The x profile times the value, then one scaled row per ky.
+    let mut prof = [Complex::new(T::zero(), T::zero()); W];
+    for kx in 0..W {
+        prof[kx] = Complex::new(val.re * ku[kx], val.im * ku[kx]);
+    }
     for ky in ky0..ky1 {
-        let (ar, ai) = (val.re * kv[ky], val.im * kv[ky]);
+        let k = kv[ky];
         let start = (row0 + ky as isize) as usize * ngp + fx;
         let cells: &mut [Complex<T>; W] = (&mut strip[start..start + W]).try_into().unwrap();
         for kx in 0..W {
-            cells[kx].re += ar * ku[kx];
-            cells[kx].im += ai * ku[kx];
+            cells[kx].re = prof[kx].re.madd::<F>(k, cells[kx].re);
+            cells[kx].im = prof[kx].im.madd::<F>(k, cells[kx].im);
         }
     }
 }

@@ -11,9 +11,20 @@ use std::f64::consts::TAU;
 pub(super) trait Real: rustfft::FftNum + Default + std::ops::AddAssign {
     fn of(x: f64) -> Self;
     fn f64(self) -> f64;
+    /// self x b + c, fused where F (only where the code is compiled with FMA, else it is
+    /// a library call).
+    fn madd<const F: bool>(self, b: Self, c: Self) -> Self;
 }
 
 impl Real for f32 {
+    #[inline(always)]
+    fn madd<const F: bool>(self, b: Self, c: Self) -> Self {
+        if F {
+            self.mul_add(b, c)
+        } else {
+            self * b + c
+        }
+    }
     #[inline(always)]
     fn of(x: f64) -> Self {
         x as f32
@@ -26,6 +37,14 @@ impl Real for f32 {
 
 impl Real for f64 {
     #[inline(always)]
+    fn madd<const F: bool>(self, b: Self, c: Self) -> Self {
+        if F {
+            self.mul_add(b, c)
+        } else {
+            self * b + c
+        }
+    }
+    #[inline(always)]
     fn of(x: f64) -> Self {
         x
     }
@@ -35,11 +54,13 @@ impl Real for f64 {
     }
 }
 
-/// The kernel's tap polynomials in T, evaluated 8 or 16 taps at a time.
+/// The kernel's tap polynomials in T, evaluated 2 x 8 or 2 x 16 taps at a time.
 pub(super) struct Taps<T> {
     pub(super) coef: Vec<[T; MAX_SUPPORT]>,
     /// Columns per tap, f64 (the w kernel, one tap at a time).
     pub(super) coef64: Vec<[f64; MAX_SUPPORT]>,
+    /// Each row twice, over 2L lanes (L = 8 for supports up to 8, else 16: `horner2`).
+    pairs: Vec<[T; 2 * MAX_SUPPORT]>,
     pub(super) support: usize,
 }
 
@@ -49,35 +70,89 @@ impl<T: Real> Taps<T> {
         Taps {
             coef: p.iter().map(|row| row.map(T::of)).collect(),
             coef64: p.to_vec(),
+            pairs: p
+                .iter()
+                .map(|row| {
+                    let l = if k.support <= 8 { 8 } else { MAX_SUPPORT };
+                    let mut out = [T::zero(); 2 * MAX_SUPPORT];
+                    for (i, &c) in row[..l].iter().enumerate() {
+                        out[i] = T::of(c);
+                        out[l + i] = T::of(c);
+                    }
+                    out
+                })
+                .collect(),
             support: k.support,
         }
     }
 
-    /// First cell and taps of a point at grid coordinate g.
+    /// First cells and taps of a sample at grid coordinates (gu, gv): both Horner chains
+    /// in one loop, so that their latencies overlap.
     #[inline(always)]
-    pub(super) fn at(&self, g: f64, out: &mut [T; MAX_SUPPORT]) -> i64 {
+    pub(super) fn at2<const F: bool>(
+        &self,
+        gu: f64,
+        gv: f64,
+        ku: &mut [T; MAX_SUPPORT],
+        kv: &mut [T; MAX_SUPPORT],
+    ) -> (i64, i64) {
         let half = self.support as f64 * 0.5;
-        let first = (g - half).ceil();
-        let s = T::of(2.0 * (first - g + half) - 1.0);
+        let (fu, fv) = ((gu - half).ceil(), (gv - half).ceil());
+        let su = T::of(2.0 * (fu - gu + half) - 1.0);
+        let sv = T::of(2.0 * (fv - gv + half) - 1.0);
         if self.support <= 8 {
-            self.horner::<8>(s, out);
+            self.horner2::<8, F>(su, sv, ku, kv);
         } else {
-            self.horner::<MAX_SUPPORT>(s, out);
+            self.horner2::<MAX_SUPPORT, F>(su, sv, ku, kv);
         }
-        first as i64
+        (fu as i64, fv as i64)
     }
 
+    /// Two Horner chains as one uniform loop over 2L lanes (u's taps, then v's, against
+    /// each coefficient row duplicated: `pairs`), which vectorises cleanly.
     #[inline(always)]
-    pub(super) fn horner<const L: usize>(&self, s: T, out: &mut [T; MAX_SUPPORT]) {
-        let d = self.coef.len() - 1;
-        let mut acc = [T::zero(); L];
-        acc.copy_from_slice(&self.coef[d][..L]);
-        for c in self.coef[..d].iter().rev() {
-            for k in 0..L {
-                acc[k] = acc[k] * s + c[k];
+    fn horner2<const L: usize, const F: bool>(
+        &self,
+        su: T,
+        sv: T,
+        ou: &mut [T; MAX_SUPPORT],
+        ov: &mut [T; MAX_SUPPORT],
+    ) {
+        let rows = &self.pairs;
+        let d = rows.len() - 1;
+        let mut s = [T::zero(); 2 * MAX_SUPPORT];
+        s[..L].fill(su);
+        s[L..2 * L].fill(sv);
+        let mut acc = [T::zero(); 2 * MAX_SUPPORT];
+        acc[..2 * L].copy_from_slice(&rows[d][..2 * L]);
+        for c in rows[..d].iter().rev() {
+            for k in 0..2 * L {
+                acc[k] = acc[k].madd::<F>(s[k], c[k]);
             }
         }
-        out[..L].copy_from_slice(&acc);
+        ou[..L].copy_from_slice(&acc[..L]);
+        ov[..L].copy_from_slice(&acc[L..2 * L]);
+    }
+
+    /// The polynomials' argument for a point at coordinate g whose first cell is `first`.
+    #[inline(always)]
+    pub(super) fn s_of(&self, g: f64, first: u32) -> f64 {
+        2.0 * (first as f64 - g + self.support as f64 * 0.5) - 1.0
+    }
+
+    /// Tap j at each argument of `s` (`s_of`), appended to `out`: Horner's rule run across
+    /// the points, so that it vectorises.
+    #[inline(always)]
+    pub(super) fn column<const F: bool>(&self, s: &[T], j: usize, out: &mut Vec<T>) {
+        let d = self.coef.len() - 1;
+        let start = out.len();
+        out.resize(start + s.len(), self.coef[d][j]);
+        for c in self.coef[..d].iter().rev() {
+            let cj = c[j];
+            for (o, &x) in out[start..].iter_mut().zip(s) {
+                *o = o.madd::<F>(x, cj);
+            }
+        }
     }
 
     /// Tap j of a point at coordinate g whose first cell is `first` (f64).
