@@ -78,6 +78,39 @@ impl GroupVis {
     pub fn index(&self, bl: usize, t: usize, c: usize, p: usize) -> usize {
         ((bl * self.n_times() + t) * self.n_chan() + c) * self.npol + p
     }
+
+    /// Combines each sample's polarizations into one in place: sum(w V) / sum(w) over the
+    /// unflagged ones (w > 0), of weight sum(w) (0 where all are flagged). With XX and YY
+    /// this is the Stokes I visibility exactly as the gridder combines them, in half the
+    /// memory; every later step (weighting, subtraction of an unpolarized model, gridding)
+    /// gives the same images from it. `npol` becomes 1; the buffers shrink.
+    pub fn combine_polarizations(&mut self) {
+        let np = self.npol;
+        if np <= 1 {
+            return;
+        }
+        let n = self.vis.len() / np;
+        // Sample i is written at i, read from i np.. (i np >= i): in place, in order.
+        for i in 0..n {
+            let (mut sv, mut sw) = (num_complex::Complex64::new(0.0, 0.0), 0.0f64);
+            for p in 0..np {
+                let w = self.weight[i * np + p];
+                if w > 0.0 {
+                    let x = self.vis[i * np + p];
+                    sv += num_complex::Complex64::new(x.re as f64, x.im as f64) * w as f64;
+                    sw += w as f64;
+                }
+            }
+            let v = if sw > 0.0 { sv / sw } else { sv };
+            self.vis[i] = Complex32::new(v.re as f32, v.im as f32);
+            self.weight[i] = sw as f32;
+        }
+        self.vis.truncate(n);
+        self.vis.shrink_to_fit();
+        self.weight.truncate(n);
+        self.weight.shrink_to_fit();
+        self.npol = 1;
+    }
 }
 
 /// Memory this process may still use (bytes): the smaller of MemAvailable and the cgroup's

@@ -30,7 +30,10 @@ pub struct HeldGroup {
 }
 
 impl HeldGroup {
-    pub fn new(vis: GroupVis, centre: Centre, eop: &EarthOrientation) -> Self {
+    /// Holds `vis` with its polarizations combined (`GroupVis::combine_polarizations`:
+    /// Stokes I, all that imaging uses, in half the memory).
+    pub fn new(mut vis: GroupVis, centre: Centre, eop: &EarthOrientation) -> Self {
+        vis.combine_polarizations();
         let (uvw, dw) = rephase_geometry(&vis, centre, eop);
         let nt = vis.n_times();
         let use_row = (0..uvw.len())
@@ -426,13 +429,6 @@ mod tests {
     };
     use num_complex::Complex64;
 
-    /// The direct prediction of a model pixel against the calibration's sky model
-    /// (`calibrate::model`: each antenna's phase in the data's own phasing, from the pixel's
-    /// ICRS direction through the apparent frame, and the Airy beam per integration), on
-    /// an independently written group (pyuvdata): the same visibilities once the model's
-    /// apparent flux (the image sees the group's mean beam) is divided out. Checks the
-    /// image geometry (pixel to direction, rephasing, w-term), the channel average and the
-    /// drifting beam together.
     /// The independently written (pyuvdata) group tests/data/independent/seed2 and its
     /// median meridian centre.
     fn seed2_group() -> (GroupVis, Centre) {
@@ -455,6 +451,50 @@ mod tests {
                 dec_rad: dec,
             },
         )
+    }
+
+    /// A held group keeps one combined polarization (`GroupVis::combine_polarizations`):
+    /// its dirty image, PSF and weight sum are those of the group's two polarizations
+    /// gridded as read (the gridder combines them the same way), with Briggs weighting, on
+    /// the pyuvdata-written group; half the visibility and weight memory.
+    #[test]
+    fn combined_polarizations_image_as_the_read_ones() {
+        let (g, centre) = seed2_group();
+        let eop = EarthOrientation::none();
+        assert_eq!(g.npol, 2);
+        let spec = GridSpec::new(256, (20.0f64 / 3600.0).to_radians(), 1e-4);
+        let image = |mut h: HeldGroup| {
+            use super::super::weighting::{briggs_f2, Reweight, Weighting};
+            let mut density = vec![0.0; spec.n_grid * spec.n_grid];
+            h.add_density(&spec, &mut density);
+            let rw = Reweight {
+                scheme: Weighting::Briggs,
+                f2: briggs_f2(&density, 0.0),
+                density: &density,
+                taper_fwhm_rad: 0.0,
+            };
+            h.reweight(&spec, &rw);
+            let mut gp = GridPair::new(spec);
+            h.grid(&mut gp, &crate::compute::Cpu);
+            (gp.sum_w, h.vis.vis.len(), gp.finish_f64().unwrap())
+        };
+        let mut raw = HeldGroup::new(g.clone(), centre, &eop);
+        // As read: the constructor's combination undone by holding the original arrays.
+        raw.vis = g.clone();
+        let (w2, n2, (d2, p2)) = image(raw);
+        let (w1, n1, (d1, p1)) = image(HeldGroup::new(g, centre, &eop));
+        assert_eq!(n1 * 2, n2);
+        assert!((w1 / w2 - 1.0).abs() < 1e-9, "weights {w1} vs {w2}");
+        for (a, b) in [(&d1, &d2), (&p1, &p2)] {
+            let peak = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let diff = a
+                .iter()
+                .zip(b)
+                .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+            eprintln!("combined vs read: {:.2e} of the peak", diff / peak);
+            // Measured: 1.6e-7 (dirty), 0 (PSF).
+            assert!(diff <= 5e-7 * peak, "{diff} of {peak}");
+        }
     }
 
     /// `beyond_grid` counts exactly the samples the gridder leaves out at the uv edge: none
@@ -486,6 +526,13 @@ mod tests {
         assert!(w_cut < w_all, "weights {w_cut} vs {w_all}");
     }
 
+    /// The direct prediction of a model pixel against the calibration's sky model
+    /// (`calibrate::model`: each antenna's phase in the data's own phasing, from the pixel's
+    /// ICRS direction through the apparent frame, and the Airy beam per integration), on
+    /// an independently written group (pyuvdata): the same visibilities once the model's
+    /// apparent flux (the image sees the group's mean beam) is divided out. Checks the
+    /// image geometry (pixel to direction, rephasing, w-term), the channel average and the
+    /// drifting beam together.
     #[test]
     fn direct_prediction_matches_the_sky_model_through_the_drifting_beam() {
         let (g, centre) = seed2_group();
