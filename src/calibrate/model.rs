@@ -123,12 +123,32 @@ impl ModelPredictor {
     /// Model visibility of source `s` alone (as `vis`).
     #[inline]
     pub fn vis_of(&self, s: usize, a: usize, b: usize, t: usize, c: usize) -> Complex64 {
+        self.vis_of_smeared(s, a, b, t, c, self.smearing(s, a, b, t))
+    }
+
+    /// Each source's bandwidth-smearing factor on baseline (a, b) at integration t (the
+    /// same for every channel), into `out[..n_src]`: computed once per row, it saves a
+    /// sine per channel in `vis_of_smeared`.
+    pub fn row_smearing(&self, a: usize, b: usize, t: usize, out: &mut [f64]) {
+        for (k, o) in out.iter_mut().enumerate().take(self.n_src) {
+            *o = self.smearing(k, a, b, t);
+        }
+    }
+
+    /// `vis_of` with the row's smearing factor of source `s` given (`row_smearing`).
+    #[inline]
+    pub fn vis_of_smeared(
+        &self,
+        s: usize,
+        a: usize,
+        b: usize,
+        t: usize,
+        c: usize,
+        smear: f64,
+    ) -> Complex64 {
         let (nf, ns) = (self.n_chan, self.n_src);
         let p = &self.ph[t];
-        self.amp[t][s * nf + c]
-            * self.smearing(s, a, b, t)
-            * p[(a * ns + s) * nf + c].conj()
-            * p[(b * ns + s) * nf + c]
+        self.amp[t][s * nf + c] * smear * p[(a * ns + s) * nf + c].conj() * p[(b * ns + s) * nf + c]
     }
 }
 

@@ -151,15 +151,20 @@ impl OutlierModel {
             .collect();
         let pred = &self.pred;
         let baselines = &g.baselines;
-        // The basis functions at (row, channel): source s's unit prediction times 1 and x.
-        let basis = |r: usize, c: usize, out: &mut [Complex64]| {
+        // The basis functions at (row, channel): source s's unit prediction times 1 and x;
+        // `sm`: the row's smearing factors (`ModelPredictor::row_smearing`).
+        let basis = |r: usize, c: usize, sm: &[f64], out: &mut [Complex64]| {
             let (a, b) = baselines[r / nt];
             let t = r % nt;
             for s in 0..ns {
-                let m = pred.vis_of(s, a, b, t, c);
+                let m = pred.vis_of_smeared(s, a, b, t, c, sm[s]);
                 out[2 * s] = m;
                 out[2 * s + 1] = m * xs[c];
             }
+        };
+        let smear = |r: usize, sm: &mut [f64]| {
+            let (a, b) = baselines[r / nt];
+            pred.row_smearing(a, b, r % nt, sm);
         };
         let (ata, atb) = (0..use_row.len())
             .into_par_iter()
@@ -170,16 +175,18 @@ impl OutlierModel {
                         vec![0.0f64; k * k],
                         vec![0.0f64; k],
                         vec![Complex64::new(0.0, 0.0); k],
+                        vec![0.0f64; ns],
                     )
                 },
-                |(mut ata, mut atb, mut bf), r| {
+                |(mut ata, mut atb, mut bf, mut sm), r| {
+                    smear(r, &mut sm);
                     for c in 0..nc {
                         let base = (r * nc + c) * np;
                         let w: f64 = (0..np).map(|p| g.weight[base + p].max(0.0) as f64).sum();
                         if w <= 0.0 {
                             continue;
                         }
-                        basis(r, c, &mut bf);
+                        basis(r, c, &sm, &mut bf);
                         let v: Complex64 = (0..np)
                             .map(|p| {
                                 g.weight[base + p].max(0.0) as f64
@@ -196,10 +203,10 @@ impl OutlierModel {
                             }
                         }
                     }
-                    (ata, atb, bf)
+                    (ata, atb, bf, sm)
                 },
             )
-            .map(|(a, b, _)| (a, b))
+            .map(|(a, b, _, _)| (a, b))
             .reduce(
                 || (vec![0.0; k * k], vec![0.0; k]),
                 |(mut a, mut b), (x, y)| {
@@ -222,8 +229,10 @@ impl OutlierModel {
             .filter(|(r, _)| use_row[*r])
             .for_each(|(r, row)| {
                 let mut bf = vec![Complex64::new(0.0, 0.0); k];
+                let mut sm = vec![0.0f64; ns];
+                smear(r, &mut sm);
                 for c in 0..nc {
-                    basis(r, c, &mut bf);
+                    basis(r, c, &sm, &mut bf);
                     let m: Complex64 = bf.iter().zip(d).map(|(b, x)| b * x).sum();
                     let m = Complex32::new(m.re as f32, m.im as f32);
                     for p in 0..np {
