@@ -25,7 +25,10 @@
 //! FFTs vs W^3 spreading taps). Planes are single precision where epsilon > 1e-5, double
 //! otherwise (all corrections and the image in f64). Gridding is parallel over strips of
 //! grid rows (each thread writes only its own), degridding over rows; results do not
-//! depend on the thread count.
+//! depend on the thread count. Gridding spreads up to W planes together (within
+//! `Options::plane_budget_bytes`): a sample's geometry, value and u, v taps are computed
+//! once per group of planes, its w taps for a whole run of channels at once. The hot
+//! loops are built twice, for baseline x86-64 and for AVX2 + FMA, chosen at run time.
 //!
 //! Accuracy contract (tests/gridder_dft.rs, against the exact direct transform with
 //! w-terms): for epsilon in [1e-6, 1e-2], max_pixels |I - I_exact| <= epsilon x
