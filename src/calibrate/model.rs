@@ -135,6 +135,28 @@ impl ModelPredictor {
         }
     }
 
+    /// Source `s`'s model on baseline (a, b) at integration t for every channel, into
+    /// `out[..n_chan]`, with the row's smearing factor given (`row_smearing`): `vis_of`
+    /// over the row, one contiguous pass.
+    pub fn row_vis_of_smeared(
+        &self,
+        s: usize,
+        a: usize,
+        b: usize,
+        t: usize,
+        smear: f64,
+        out: &mut [Complex64],
+    ) {
+        let (nf, ns) = (self.n_chan, self.n_src);
+        let p = &self.ph[t];
+        let pa = &p[(a * ns + s) * nf..(a * ns + s + 1) * nf];
+        let pb = &p[(b * ns + s) * nf..(b * ns + s + 1) * nf];
+        let amp = &self.amp[t][s * nf..(s + 1) * nf];
+        for (((o, &x), za), zb) in out[..nf].iter_mut().zip(amp).zip(pa).zip(pb) {
+            *o = (x * smear) * (za.conj() * zb);
+        }
+    }
+
     /// `vis_of` with the row's smearing factor of source `s` given (`row_smearing`).
     #[inline]
     pub fn vis_of_smeared(

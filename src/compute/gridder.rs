@@ -573,7 +573,21 @@ fn wgridder_block(
     let images =
         match crate::primitives::wgridder::vis2dirty(b.uvw_m, b.freqs, b.vis, b.weight, &opt, want)
         {
-            Ok((images, _)) => images,
+            Ok((images, choice)) => {
+                if let Some(c) = choice {
+                    log::debug!(
+                    "gridded {} rows x {} channels: sigma {:.2}, grid {}, W {}, {} w-planes, {}",
+                    b.use_row.iter().filter(|&&u| u).count(),
+                    b.freqs.len(),
+                    c.sigma,
+                    c.n_grid,
+                    c.support,
+                    c.nplanes,
+                    if c.single { "single" } else { "double" }
+                );
+                }
+                images
+            }
             Err(e) => {
                 // The block's arrays come from VisBlock's own layout: a mismatch is a bug.
                 panic!("CPU gridder: {e}");

@@ -130,35 +130,6 @@ pub struct CleanSetup<'a> {
     pub compute: &'a dyn Compute,
 }
 
-/// The outliers fitted to the raw visibilities and subtracted before the first minor cycle
-/// (every contributor joins, whether or not its groups hold outliers): left in, their
-/// sidelobes across the tile took CLEAN components in the first minor cycle, which the
-/// later fits then balanced (a 5 Jy outlier alone, noiseless: fitted 7.1 % low after a
-/// 200-component CLEAN, 0.5 % from the raw data). Each major cycle refits them.
-fn subtract_outliers_first(
-    comm: &dyn Comm,
-    s: &CleanSetup,
-    held: &mut [HeldGroup],
-    residuals: &mut [Vec<f64>],
-) {
-    let mut with_outliers = [held.iter().filter(|h| h.outliers.is_some()).count() as f64];
-    if s.distributed {
-        comm.all_reduce_sum_f64(&mut with_outliers);
-    }
-    if with_outliers[0] == 0.0 {
-        return;
-    }
-    let t = std::time::Instant::now();
-    for h in held.iter_mut() {
-        h.refit_outliers();
-    }
-    regrid(comm, s, held, residuals);
-    log::debug!(
-        "outliers fitted to the raw visibilities, subtracted and residuals re-gridded in {:.2} s",
-        t.elapsed().as_secs_f64()
-    );
-}
-
 /// Runs CLEAN. `start` is the owner's starting images (None elsewhere). Returns the outcome
 /// on the owner.
 pub fn clean_image(
@@ -180,9 +151,6 @@ pub fn clean_image(
     } else {
         Vec::new()
     };
-    if params.niter > 0 && s.max_major > 0 {
-        subtract_outliers_first(comm, s, held, &mut residuals);
-    }
     let mut state = CleanState::default();
     let mut majors = 0;
     let mut last_start = f64::INFINITY;

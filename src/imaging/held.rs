@@ -77,17 +77,20 @@ impl HeldGroup {
         (beyond, total, longest)
     }
 
-    /// Sets the outliers of this group: every major cycle fits them to the residual
-    /// visibilities (after the CLEAN model's increment is subtracted) and subtracts the fit
-    /// (`refit_outliers`). The dirty image keeps them: a fit to the raw visibilities is
-    /// biased by the bright sources inside the tile through the PSF's sidelobes.
+    /// Sets the outliers of this group. The image job fits them to the visibilities and
+    /// subtracts them before the dirty image is gridded (`refit_outliers`; that first fit
+    /// is biased by the bright sources inside the tile through the PSF's sidelobes), and
+    /// every major cycle refits them to the residual visibilities (after the CLEAN model's
+    /// increment is subtracted), the coefficients accumulating.
     pub fn set_outliers(&mut self, model: OutlierModel) {
         if !model.outliers.is_empty() {
             self.outliers = Some(model);
         }
     }
 
-    pub(super) fn refit_outliers(&mut self) {
+    /// Fits the outliers to the current visibilities and subtracts the fit (nothing
+    /// without outliers).
+    pub fn refit_outliers(&mut self) {
         if let Some(m) = self.outliers.as_mut() {
             m.fit_and_subtract(&mut self.vis, &self.use_row);
         }
@@ -177,8 +180,22 @@ impl HeldGroup {
                 )
             }
         };
+        let np = self.vis.npol;
+        if direct && np == 1 {
+            // One (combined) polarization: the direct sum subtracts in place.
+            let mut vis = std::mem::take(&mut self.vis.vis);
+            self.predict_direct(spec, &refs, &pix, ref_hz, beam, -1.0, &mut vis);
+            self.vis.vis = vis;
+            log::debug!(
+                "predicted {n_points} model pixels directly and subtracted in {:.2} s",
+                t0.elapsed().as_secs_f64()
+            );
+            return;
+        }
         let m = if direct {
-            self.predict_direct(spec, &refs, &pix, ref_hz, beam)
+            let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
+            self.predict_direct(spec, &refs, &pix, ref_hz, beam, 1.0, &mut m);
+            m
         } else {
             self.predict(spec, &refs, ref_hz, beam, compute)
         };
@@ -187,7 +204,6 @@ impl HeldGroup {
             if direct { "directly" } else { "by degridding" },
             t0.elapsed().as_secs_f64()
         );
-        let np = self.vis.npol;
         self.vis
             .vis
             .par_chunks_mut(nc * np)
@@ -213,7 +229,8 @@ impl HeldGroup {
     /// `predict` as a direct Fourier sum over the pixels where some term has flux, each a
     /// point of spectrum sum_t M_t x^t seen through the exact drifting beam
     /// (`DriftBeam::exact_ratio`: every integration and channel) and averaged over each
-    /// channel's width (`compute::dft`).
+    /// channel's width (`compute::dft`), times `sign`, added to `out` (rows x channels).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn predict_direct(
         &self,
         spec: &GridSpec,
@@ -221,10 +238,11 @@ impl HeldGroup {
         pix: &[usize],
         ref_hz: f64,
         beam: Option<&DriftBeam>,
-    ) -> Vec<Complex32> {
+        sign: f64,
+        out: &mut [Complex32],
+    ) {
         let n = spec.n_image;
         let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
-        let mut out = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
         // `pix`: the pixels where some term has flux.
         let xs: Vec<f64> = self
             .vis
@@ -258,7 +276,7 @@ impl HeldGroup {
                         b.exact_ratio(i % n, i / n, own, &self.vis.freqs, ratio);
                     }
                     for (ci, &x) in xs.iter().enumerate() {
-                        let (mut f, mut xp) = (0.0, 1.0);
+                        let (mut f, mut xp) = (0.0, sign);
                         for m in models {
                             f += m[i] * xp;
                             xp *= x;
@@ -269,9 +287,8 @@ impl HeldGroup {
                     }
                 },
             );
-            predict_points(&block, &points, &amp, &mut out);
+            predict_points(&block, &points, &amp, out);
         }
-        out
     }
 
     /// The visibilities per (row, channel) of the spectral terms' models (term t weighted by
@@ -558,7 +575,9 @@ mod tests {
         let (x, y) = (n / 2 - 162, n / 2 + 72);
         let mut model = vec![0.0; n * n];
         model[y * n + x] = 2.0;
-        let got = held.predict_direct(&spec, &[&model], &[y * n + x], 1.405e9, Some(&beam));
+        let mut got = vec![Complex32::new(0.0, 0.0); held.uvw.len() * held.vis.n_chan()];
+        let pix = [y * n + x];
+        held.predict_direct(&spec, &[&model], &pix, 1.405e9, Some(&beam), 1.0, &mut got);
         let c = (n / 2) as f64;
         let (l, m) = (
             (c - x as f64) * spec.cell_rad,

@@ -151,62 +151,80 @@ impl OutlierModel {
             .collect();
         let pred = &self.pred;
         let baselines = &g.baselines;
-        // The basis functions at (row, channel): source s's unit prediction times 1 and x;
-        // `sm`: the row's smearing factors (`ModelPredictor::row_smearing`).
-        let basis = |r: usize, c: usize, sm: &[f64], out: &mut [Complex64]| {
+        // One row's unit predictions of every source (`m[s * nc + c]`) and its smearing.
+        let predict = |r: usize, sm: &mut [f64], m: &mut [Complex64]| {
             let (a, b) = baselines[r / nt];
             let t = r % nt;
+            pred.row_smearing(a, b, t, sm);
             for s in 0..ns {
-                let m = pred.vis_of_smeared(s, a, b, t, c, sm[s]);
-                out[2 * s] = m;
-                out[2 * s + 1] = m * xs[c];
+                pred.row_vis_of_smeared(s, a, b, t, sm[s], &mut m[s * nc..(s + 1) * nc]);
             }
         };
-        let smear = |r: usize, sm: &mut [f64]| {
-            let (a, b) = baselines[r / nt];
-            pred.row_smearing(a, b, r % nt, sm);
+        let scratch = || {
+            (
+                vec![0.0f64; ns],
+                vec![Complex64::new(0.0, 0.0); ns * nc],
+                vec![0.0f64; nc],
+                vec![Complex64::new(0.0, 0.0); nc],
+            )
         };
+        // The normal equations, row by row: basis 2s + e is source s's unit prediction
+        // times x^e, so A^T A's (2 s1 + e1, 2 s2 + e2) entry is sum w Re(m1* m2) x^(e1 + e2)
+        // and A^T b's (2 s + e) entry sum x^e Re(m* v), v = sum over polarizations of wt V.
         let (ata, atb) = (0..use_row.len())
             .into_par_iter()
             .filter(|&r| use_row[r])
             .fold(
-                || {
-                    (
-                        vec![0.0f64; k * k],
-                        vec![0.0f64; k],
-                        vec![Complex64::new(0.0, 0.0); k],
-                        vec![0.0f64; ns],
-                    )
-                },
-                |(mut ata, mut atb, mut bf, mut sm), r| {
-                    smear(r, &mut sm);
+                || (vec![0.0f64; k * k], vec![0.0f64; k], scratch()),
+                |(mut ata, mut atb, (mut sm, mut m, mut w, mut v)), r| {
+                    predict(r, &mut sm, &mut m);
                     for c in 0..nc {
                         let base = (r * nc + c) * np;
-                        let w: f64 = (0..np).map(|p| g.weight[base + p].max(0.0) as f64).sum();
-                        if w <= 0.0 {
-                            continue;
+                        let (mut ws, mut vs) = (0.0f64, Complex64::new(0.0, 0.0));
+                        for p in 0..np {
+                            let wt = g.weight[base + p];
+                            if wt > 0.0 {
+                                let z = g.vis[base + p];
+                                ws += wt as f64;
+                                vs += wt as f64 * Complex64::new(z.re as f64, z.im as f64);
+                            }
                         }
-                        basis(r, c, &sm, &mut bf);
-                        let v: Complex64 = (0..np)
-                            .map(|p| {
-                                g.weight[base + p].max(0.0) as f64
-                                    * Complex64::new(
-                                        g.vis[base + p].re as f64,
-                                        g.vis[base + p].im as f64,
-                                    )
-                            })
-                            .sum();
-                        for i in 0..k {
-                            atb[i] += (bf[i].conj() * v).re;
-                            for j in i..k {
-                                ata[i * k + j] += w * (bf[i].conj() * bf[j]).re;
+                        w[c] = ws;
+                        v[c] = vs;
+                    }
+                    for s1 in 0..ns {
+                        let m1 = &m[s1 * nc..(s1 + 1) * nc];
+                        let (mut q0, mut q1) = (0.0, 0.0);
+                        for c in 0..nc {
+                            let d = m1[c].re * v[c].re + m1[c].im * v[c].im;
+                            q0 += d;
+                            q1 += d * xs[c];
+                        }
+                        atb[2 * s1] += q0;
+                        atb[2 * s1 + 1] += q1;
+                        for s2 in s1..ns {
+                            let m2 = &m[s2 * nc..(s2 + 1) * nc];
+                            let mut q = [0.0f64; 3];
+                            for c in 0..nc {
+                                let d = w[c] * (m1[c].re * m2[c].re + m1[c].im * m2[c].im);
+                                q[0] += d;
+                                q[1] += d * xs[c];
+                                q[2] += d * xs[c] * xs[c];
+                            }
+                            for e1 in 0..2 {
+                                for e2 in 0..2 {
+                                    let (i, j) = (2 * s1 + e1, 2 * s2 + e2);
+                                    if j >= i {
+                                        ata[i * k + j] += q[e1 + e2];
+                                    }
+                                }
                             }
                         }
                     }
-                    (ata, atb, bf, sm)
+                    (ata, atb, (sm, m, w, v))
                 },
             )
-            .map(|(a, b, _, _)| (a, b))
+            .map(|(a, b, _)| (a, b))
             .reduce(
                 || (vec![0.0; k * k], vec![0.0; k]),
                 |(mut a, mut b), (x, y)| {
@@ -227,16 +245,16 @@ impl OutlierModel {
             .par_chunks_mut(nc * np)
             .enumerate()
             .filter(|(r, _)| use_row[*r])
-            .for_each(|(r, row)| {
-                let mut bf = vec![Complex64::new(0.0, 0.0); k];
-                let mut sm = vec![0.0f64; ns];
-                smear(r, &mut sm);
+            .for_each_init(scratch, |(sm, m, _, _), (r, row)| {
+                predict(r, sm, m);
                 for c in 0..nc {
-                    basis(r, c, &sm, &mut bf);
-                    let m: Complex64 = bf.iter().zip(d).map(|(b, x)| b * x).sum();
-                    let m = Complex32::new(m.re as f32, m.im as f32);
+                    let mut z = Complex64::new(0.0, 0.0);
+                    for s in 0..ns {
+                        z += m[s * nc + c] * (d[2 * s] + d[2 * s + 1] * xs[c]);
+                    }
+                    let z = Complex32::new(z.re as f32, z.im as f32);
                     for p in 0..np {
-                        row[c * np + p] -= m;
+                        row[c * np + p] -= z;
                     }
                 }
             });

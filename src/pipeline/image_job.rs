@@ -410,6 +410,9 @@ fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
             h.reweight(&spec, &rw);
         }
     }
+    if clean_on && cfg.imaging.max_major_cycles > 0 {
+        subtract_outliers(ctx, held);
+    }
     // With CLEAN, the PSFs are made at twice the image's size (below), so that the
     // minor cycles may place components anywhere in the image.
     let mut grids: Option<GridPair> = None;
@@ -467,6 +470,28 @@ fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
         spectral,
         psf_grids,
     }
+}
+
+/// The outliers of each held group (sources outside the tile, `prepare`) fitted to its
+/// visibilities with the imaging weights and subtracted before the dirty image is gridded,
+/// so that CLEAN starts from residuals without them and no major cycle is spent on it
+/// (each major cycle then refits them). Left in, their sidelobes across the tile took CLEAN
+/// components in the first minor cycle, which the later fits then balanced (a 5 Jy outlier
+/// alone, noiseless: fitted 7.1 % low after a 200-component CLEAN, 0.5 % from the raw
+/// data). Local to the rank: no collective.
+fn subtract_outliers(ctx: &Ctx, held: &mut [HeldGroup]) {
+    if held.iter().all(|h| h.outliers.is_none()) {
+        return;
+    }
+    let t = Instant::now();
+    for h in held.iter_mut() {
+        h.refit_outliers();
+    }
+    log::debug!(
+        "rank {}: outliers fitted to the raw visibilities and subtracted in {:.2} s",
+        ctx.rank(),
+        t.elapsed().as_secs_f64()
+    );
 }
 
 /// One image's grids where its owner transforms them: the reduced image and PSF (None on

@@ -25,22 +25,42 @@ pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(
     n: usize,
     m: usize,
 ) -> Vec<Complex<T>> {
+    let (mut t, mut out) = (Vec::new(), Vec::new());
+    centred_fft2_forward_crop_into(grid, n, m, &mut t, &mut out);
+    out
+}
+
+/// `centred_fft2_forward_crop` into `out` (resized to m x m), with `t` as scratch (resized
+/// to m x n): both reused across calls, so a caller transforming many planes of one size
+/// does not fault in fresh pages per plane. Rows that are zero throughout (a gridded
+/// plane's rows beyond its samples' reach) are not transformed (their transform is zero).
+pub fn centred_fft2_forward_crop_into<T: rustfft::FftNum>(
+    grid: &mut [Complex<T>],
+    n: usize,
+    m: usize,
+    t: &mut Vec<Complex<T>>,
+    out: &mut Vec<Complex<T>>,
+) {
     assert_eq!(grid.len(), n * n);
     assert!(
         n.is_multiple_of(4) && m <= n && m.is_multiple_of(2),
         "centred FFT crop needs n divisible by 4, m even"
     );
     let lo = n / 2 - m / 2;
+    let zero = Complex::new(T::zero(), T::zero());
     checkerboard(grid, n);
     let mut planner = FftPlanner::<T>::new();
     let fft = planner.plan_fft_forward(n);
-    grid.par_chunks_mut(n).for_each(|row| fft.process(row));
-    // The wanted columns, transposed: t[jx][y].
-    let zero = Complex::new(T::zero(), T::zero());
-    let mut t = vec![zero; m * n];
-    columns_into(grid, n, lo, &mut t);
+    grid.par_chunks_mut(n).for_each(|row| {
+        if row.iter().any(|c| *c != zero) {
+            fft.process(row);
+        }
+    });
+    // The wanted columns, transposed: t[jx][y] (every element is overwritten).
+    t.resize(m * n, zero);
+    columns_into(grid, n, lo, t);
     t.par_chunks_mut(n).for_each(|col| fft.process(col));
-    let mut out = vec![zero; m * m];
+    out.resize(m * m, zero);
     out.par_chunks_mut(m).enumerate().for_each(|(i, row)| {
         let jy = lo + i;
         for (j, o) in row.iter_mut().enumerate() {
@@ -49,7 +69,6 @@ pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(
             *o = if (jx + jy) % 2 == 1 { -v } else { v };
         }
     });
-    out
 }
 
 /// `centred_fft2_inverse` for a grid that is zero outside its central `m x m` window (a
@@ -59,8 +78,23 @@ pub fn centred_fft2_inverse_from_centre<T: rustfft::FftNum>(
     n: usize,
     m: usize,
 ) {
+    centred_fft2_inverse_from_centre_with(grid, n, m, &mut Vec::new());
+}
+
+/// `centred_fft2_inverse_from_centre` with `t` as the transpose's scratch (resized to
+/// n x n), reused across calls (no fresh pages per plane).
+pub fn centred_fft2_inverse_from_centre_with<T: rustfft::FftNum>(
+    grid: &mut [Complex<T>],
+    n: usize,
+    m: usize,
+    t: &mut Vec<Complex<T>>,
+) {
     assert!(m <= n && m.is_multiple_of(2), "window must be even and fit");
-    centred_fft2_rows(grid, n, true, n / 2 - m / 2..n / 2 + m / 2);
+    assert_eq!(grid.len(), n * n);
+    assert!(n.is_multiple_of(4), "centred FFT needs n divisible by 4");
+    checkerboard(grid, n);
+    fft2_rows_with(grid, n, true, n / 2 - m / 2..n / 2 + m / 2, t);
+    checkerboard(grid, n);
 }
 
 fn centred_fft2(grid: &mut [Complex64], n: usize, inverse: bool) {
@@ -95,6 +129,17 @@ fn fft2_rows<T: rustfft::FftNum>(
     inverse: bool,
     rows: std::ops::Range<usize>,
 ) {
+    fft2_rows_with(grid, n, inverse, rows, &mut Vec::new());
+}
+
+/// `fft2_rows` with `t` as the transpose's scratch (resized to n x n).
+fn fft2_rows_with<T: rustfft::FftNum>(
+    grid: &mut [Complex<T>],
+    n: usize,
+    inverse: bool,
+    rows: std::ops::Range<usize>,
+    t: &mut Vec<Complex<T>>,
+) {
     let mut planner = FftPlanner::<T>::new();
     let fft = if inverse {
         planner.plan_fft_inverse(n)
@@ -104,11 +149,11 @@ fn fft2_rows<T: rustfft::FftNum>(
     grid[rows.start * n..rows.end * n]
         .par_chunks_mut(n)
         .for_each(|row| fft.process(row));
-    // Columns: transpose, transform rows, transpose back.
-    let mut t = vec![Complex::new(T::zero(), T::zero()); n * n];
-    transpose_into(grid, &mut t, n);
+    // Columns: transpose, transform rows, transpose back (every element of t written).
+    t.resize(n * n, Complex::new(T::zero(), T::zero()));
+    transpose_into(grid, t, n);
     t.par_chunks_mut(n).for_each(|row| fft.process(row));
-    transpose_into(&t, grid, n);
+    transpose_into(t, grid, n);
 }
 
 fn checkerboard<T: rustfft::FftNum>(grid: &mut [Complex<T>], n: usize) {

@@ -47,6 +47,8 @@ pub(super) fn degrid<T: Real>(
     }
     let zero = Complex::new(T::zero(), T::zero());
     let mut gridbufs = vec![vec![zero; ng * ng]; nimg];
+    // The transforms' scratch, reused by every plane and image.
+    let mut fft_t = Vec::new();
     let off = (ng - n) / 2;
     let mut screens = Screens::new(plan, 1.0);
     for p in 0..plan.nplanes {
@@ -73,7 +75,7 @@ pub(super) fn degrid<T: Real>(
                         row[x as usize + off] = Complex::new(T::of(z.re), T::of(z.im));
                     }
                 });
-            centred_fft2_inverse_from_centre(gridbuf, ng, n);
+            centred_fft2_inverse_from_centre_with(gridbuf, ng, n, &mut fft_t);
         }
         let grids: Vec<&[Complex<T>]> = gridbufs.iter().map(|g| g.as_slice()).collect();
         let job = ReadJob {

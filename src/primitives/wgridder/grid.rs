@@ -59,7 +59,11 @@ pub(super) type Made = (Option<Vec<f64>>, Option<Vec<f64>>, Vec<Vec<f64>>);
 
 /// The wanted images from one pass.
 pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
-    let (n, ng, ngp, support) = (plan.n, plan.ng, plan.ngp, plan.support);
+    let (n, ng, support) = (plan.n, plan.ng, plan.support);
+    // The planes hold only the padded grid's box that the samples' footprints reach (rows
+    // and columns `bx`): the rest of the grid stays zero.
+    let bx = plan.footprint_box();
+    let bw = bx.len();
     let taps = Taps::<T>::new(&plan.kernel);
     // Runs by first plane.
     let mut by_q: Vec<Vec<(u32, Run)>> = vec![Vec::new(); plan.nplanes];
@@ -87,15 +91,20 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
     }));
     let zero = Complex::new(T::zero(), T::zero());
     // Planes spread together (`planes_at_once`): outs.len() x pc planes, out-major.
-    let pc = planes_at_once(plan, outs.len(), std::mem::size_of::<Complex<T>>());
-    let mut planes: Vec<Vec<Complex<T>>> = (0..outs.len() * pc)
-        .map(|_| vec![zero; ngp * ngp])
-        .collect();
+    let pc = planes_at_once(
+        plan,
+        outs.len(),
+        bw * bw * std::mem::size_of::<Complex<T>>(),
+    );
+    let mut planes: Vec<Vec<Complex<T>>> =
+        (0..outs.len() * pc).map(|_| vec![zero; bw * bw]).collect();
     let mut fftbuf = vec![zero; ng * ng];
+    // The crop's buffers, reused by every plane.
+    let (mut fft_t, mut fft_out) = (Vec::new(), Vec::new());
     let mut imgs: Vec<Vec<f64>> = outs.iter().map(|_| vec![0.0f64; n * n]).collect();
     let mut screens = Screens::new(plan, -1.0);
     let threads = rayon::current_num_threads().max(1);
-    let sh = (ngp / (8 * threads)).max(support).max(16);
+    let sh = (bw / (8 * threads)).max(support).max(16);
     for p0 in (0..plan.nplanes).step_by(pc) {
         let pn = pc.min(plan.nplanes - p0);
         // Runs whose planes q..q + W reach p0..p0 + pn.
@@ -115,14 +124,16 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
             outs: &outs,
             p0,
             pn,
+            x0: bx.start,
+            width: bw,
         };
         // Strip-parallel spreading; each strip owns rows [y0, y0 + sh) of every plane.
-        let nstrips = ngp.div_ceil(sh);
+        let nstrips = bw.div_ceil(sh);
         let mut per_strip: Vec<Vec<&mut [Complex<T>]>> = (0..nstrips)
             .map(|_| Vec::with_capacity(planes.len()))
             .collect();
         for plane in planes.iter_mut() {
-            for (si, chunk) in plane.chunks_mut(sh * ngp).enumerate() {
+            for (si, chunk) in plane.chunks_mut(sh * bw).enumerate() {
                 per_strip[si].push(chunk);
             }
         }
@@ -131,15 +142,16 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
             .enumerate()
             .with_max_len(1)
             .for_each(|(si, mut rows)| {
-                let y0 = si * sh;
-                strips.run(y0, (y0 + sh).min(ngp), &mut rows);
+                let y0 = bx.start + si * sh;
+                strips.run(y0, (y0 + sh).min(bx.end), &mut rows);
             });
         for i in 0..pn {
             for (k, img) in imgs.iter_mut().enumerate() {
                 let plane = &mut planes[k * pc + i];
-                fold(plane, &mut fftbuf, ng, plan.margin);
+                fold(plane, &bx, &mut fftbuf, ng, plan.margin);
                 plane.par_iter_mut().for_each(|c| *c = zero);
-                let f = centred_fft2_forward_crop(&mut fftbuf, ng, n);
+                centred_fft2_forward_crop_into(&mut fftbuf, ng, n, &mut fft_t, &mut fft_out);
+                let f = &fft_out;
                 let scr = &screens;
                 img.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
                     for (x, px) in row.iter_mut().enumerate() {
@@ -173,42 +185,48 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
 /// How many w-planes are spread together: up to the kernel's support, within
 /// `Options::plane_budget_bytes` beyond the first (at least one). A sample reaches `support`
 /// planes; its geometry, value and u, v taps are computed once per group of planes.
-fn planes_at_once(plan: &Plan, nout: usize, cell_bytes: usize) -> usize {
-    let per = nout.max(1) * plan.ngp * plan.ngp * cell_bytes;
-    (1 + plan.plane_budget / per).clamp(1, plan.support.min(plan.nplanes))
+/// `plane_bytes`: one plane's size.
+fn planes_at_once(plan: &Plan, nout: usize, plane_bytes: usize) -> usize {
+    let per = nout.max(1) * plane_bytes;
+    (1 + plan.plane_budget / per.max(1)).clamp(1, plan.support.min(plan.nplanes))
 }
 
-/// Sums the padded plane's margins onto the periodic grid's cells: fftbuf = fold(plane).
-fn fold<T: Real>(plane: &[Complex<T>], out: &mut [Complex<T>], ng: usize, m: usize) {
-    let ngp = ng + 2 * m;
+/// Sums a plane (the padded grid's rows and columns `bx`, row-major) onto the periodic
+/// grid's cells, footprints past an edge wrapping: padded cell (y, x) is grid cell
+/// ((y - m) mod ng, (x - m) mod ng). Only the grid rows the box maps to are written (zeroed
+/// first); the others are left as they are (zero: the caller's transform skips zero rows
+/// and leaves them so).
+fn fold<T: Real>(
+    plane: &[Complex<T>],
+    bx: &std::ops::Range<usize>,
+    out: &mut [Complex<T>],
+    ng: usize,
+    m: usize,
+) {
+    let bw = bx.len();
+    let zero = Complex::new(T::zero(), T::zero());
     let add = |a: Complex<T>, b: Complex<T>| Complex::new(a.re + b.re, a.im + b.im);
-    out.par_chunks_mut(ng).enumerate().for_each(|(y, row)| {
-        let mut srcs = [y + m, usize::MAX, usize::MAX];
-        if y + m >= ng {
-            srcs[1] = y + m - ng;
-        }
-        if y < m {
-            srcs[2] = y + m + ng;
-        }
-        let first = &plane[srcs[0] * ngp..(srcs[0] + 1) * ngp];
-        row.copy_from_slice(&first[m..m + ng]);
-        for &s in &srcs[1..] {
-            if s == usize::MAX {
-                continue;
+    // Padded index -> grid index.
+    let wrap = |p: usize| (p + ng - m) % ng;
+    // The box's columns inside the unpadded grid (copied as one slice) and the rest.
+    let (ca, cb) = (bx.start.max(m), bx.end.min(m + ng).max(bx.start.max(m)));
+    out.par_chunks_mut(ng).enumerate().for_each(|(gy, row)| {
+        // Padded rows landing on grid row gy.
+        let srcs = [gy + m, gy + m + ng, (gy + m).wrapping_sub(ng)];
+        let mut first = true;
+        for &y in srcs.iter().filter(|&&y| bx.contains(&y)) {
+            if first {
+                row.fill(zero);
+                first = false;
             }
-            let src = &plane[s * ngp..(s + 1) * ngp];
-            for (o, v) in row.iter_mut().zip(&src[m..m + ng]) {
+            let src = &plane[(y - bx.start) * bw..(y - bx.start + 1) * bw];
+            let mid = &src[ca - bx.start..cb - bx.start];
+            for (o, v) in row[ca - m..cb - m].iter_mut().zip(mid) {
                 *o = add(*o, *v);
             }
-        }
-        // Columns past either edge.
-        let rows = srcs.iter().filter(|&&s| s != usize::MAX);
-        for &s in rows {
-            let src = &plane[s * ngp..(s + 1) * ngp];
-            for x in 0..m {
-                // padded column x (grid x - m < 0) -> x - m + ng; column m + ng + x -> x.
-                row[x + ng - m] = add(row[x + ng - m], src[x]);
-                row[x] = add(row[x], src[m + ng + x]);
+            for x in (bx.start..ca).chain(cb..bx.end) {
+                let g = wrap(x);
+                row[g] = add(row[g], src[x - bx.start]);
             }
         }
     });
@@ -226,6 +244,9 @@ struct StripJob<'a, T> {
     /// pc = rows.len() / outs.len()).
     p0: usize,
     pn: usize,
+    /// The planes' first padded column and their width (`footprint_box`).
+    x0: usize,
+    width: usize,
 }
 
 impl<T: Real> StripJob<'_, T> {
@@ -276,7 +297,7 @@ impl<T: Real> StripJob<'_, T> {
         rows: &mut [&mut [Complex<T>]],
     ) {
         let (plan, d, taps) = (self.plan, self.d, self.taps);
-        let (ngp, m) = (plan.ngp, plan.margin as f64);
+        let m = plan.margin as f64;
         let half = W as f64 * 0.5;
         let npol = d.npol;
         let nchan = d.freqs.len();
@@ -375,7 +396,8 @@ impl<T: Real> StripJob<'_, T> {
                 }
                 for (si, smp) in batch.samples.iter().enumerate() {
                     let (fx, fy) = taps.at2::<F>(smp.gu, smp.gv, &mut ku, &mut kv);
-                    let fx = fx as usize;
+                    // The planes' columns start at x0 (the box holds every footprint).
+                    let fx = fx as usize - self.x0;
                     let ky0 = (y0 as i64 - fy).max(0);
                     let ky1 = (y1 as i64 - fy).min(W as i64);
                     if ky1 <= ky0 {
@@ -390,7 +412,7 @@ impl<T: Real> StripJob<'_, T> {
                             let f = fac * batch.kw[(i - ia) * ns + si];
                             spread::<T, W, F>(
                                 rows[k * pc + i],
-                                ngp,
+                                self.width,
                                 row0,
                                 ky0,
                                 ky1,
@@ -441,13 +463,14 @@ impl<T: Real> Batch<T> {
 }
 
 /// Adds val ku[x] kv[y] to rows ky0..ky1 of a sample's W x W footprint starting at strip
-/// row `row0` (may be negative: rows above the strip are not in ky0..ky1) and column fx.
+/// row `row0` (may be negative: rows above the strip are not in ky0..ky1) and column fx of
+/// the strip's rows, each `width` long.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
 fn spread<T: Real, const W: usize, const F: bool>(
     strip: &mut [Complex<T>],
-    ngp: usize,
+    width: usize,
     row0: isize,
     ky0: usize,
     ky1: usize,
@@ -463,7 +486,7 @@ fn spread<T: Real, const W: usize, const F: bool>(
     }
     for ky in ky0..ky1 {
         let k = kv[ky];
-        let start = (row0 + ky as isize) as usize * ngp + fx;
+        let start = (row0 + ky as isize) as usize * width + fx;
         let cells: &mut [Complex<T>; W] = (&mut strip[start..start + W]).try_into().unwrap();
         for kx in 0..W {
             cells[kx].re = prof[kx].re.madd::<F>(k, cells[kx].re);

@@ -44,7 +44,9 @@
 //! Nyquist limit) are skipped and not counted in the weight sum. No phase-centre shift
 //! (l0, m0) is supported: callers rephase with `row_delay_m`.
 
-use crate::primitives::fft::{centred_fft2_forward_crop, centred_fft2_inverse_from_centre};
+use crate::primitives::fft::{
+    centred_fft2_forward_crop_into, centred_fft2_inverse_from_centre_with,
+};
 use crate::primitives::kernel::{EsKernel, MAX_SUPPORT};
 use crate::primitives::C_M_S;
 use num_complex::{Complex, Complex32, Complex64};
@@ -552,6 +554,8 @@ struct Plan {
     portable: bool,
     /// `Options::plane_budget_bytes`.
     plane_budget: usize,
+    /// Largest |u| or |v| of the call's samples, in grid cells (within the accepted limit).
+    reach: f64,
 }
 
 /// Sorted channels k0..k1 of a row whose first w-plane is q.
@@ -574,7 +578,10 @@ impl Plan {
         let flat = !opt.wgridding;
         let (fmin, fmax) = (d.fs[0], d.fs[d.fs.len() - 1]);
         let (mut wmin, mut wmax) = (f64::INFINITY, 0.0f64);
+        let mut uvmax = 0.0f64;
         for &r in &rows {
+            let [um, vm, _] = d.uvw[r];
+            uvmax = uvmax.max(um.abs().max(vm.abs()));
             let w = if flat { 0.0 } else { d.uvw[r][2].abs() };
             wmin = wmin.min(w * fmin / C_M_S);
             wmax = wmax.max(w * fmax / C_M_S);
@@ -646,6 +653,7 @@ impl Plan {
             runs: Vec::new(),
             portable: opt.portable,
             plane_budget: opt.plane_budget_bytes,
+            reach: (uvmax * fmax / C_M_S).min(d.umax) * ng as f64 * cell,
         };
         // Each row's sorted channels split by their first w-plane (non-decreasing in
         // frequency: w >= 0 after the flip).
@@ -692,6 +700,16 @@ impl Plan {
             .unwrap_or(0);
         plan.nplanes = if plan.flat { 1 } else { qmax + support };
         Some(plan)
+    }
+
+    /// The padded grid's rows (and columns, the same) that some sample's footprint can
+    /// reach: the call's samples lie within `reach` cells of the centre.
+    fn footprint_box(&self) -> std::ops::Range<usize> {
+        let c = self.centre + self.margin as f64;
+        let half = self.support as f64 * 0.5;
+        let lo = (c - self.reach - half).floor() - 2.0;
+        let hi = (c + self.reach + half).ceil() + 3.0;
+        (lo.max(0.0) as usize)..(hi.min(self.ngp as f64) as usize)
     }
 
     fn choice(&self) -> Choice {
