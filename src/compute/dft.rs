@@ -14,9 +14,11 @@
 //! beam's change over the band enter exactly.
 //!
 //! Cost: a few floating-point operations per component and sample (the phasor advances by
-//! one complex multiplication per channel where the channels are equally spaced, the
-//! integrations of a baseline side by side so the loop vectorizes), against the degridder's
-//! per-image w-plane transforms and support^3 taps per sample.
+//! one complex multiplication per channel where the channels are equally spaced, in f32
+//! between f64 anchors every `ANCHOR` channels; the integrations of a baseline side by side
+//! so the loop vectorizes), against the degridder's per-image w-plane transforms and
+//! support^3 taps per sample. Accuracy: ~1e-6 of the components' summed amplitude (f32
+//! phasors and accumulators; tests below).
 
 use crate::primitives::C_M_S;
 use num_complex::Complex32;
@@ -78,6 +80,16 @@ pub fn predict_points(b: &DftBlock, points: &[Point], amp: &[f32], out: &mut [Co
     let fresh: Vec<bool> = (0..nc)
         .map(|c| c == 0 || ((b.freqs[c] - b.freqs[c - 1]) - step).abs() > 1e-9 * b.freqs[c].abs())
         .collect();
+    // Anchors: the phasors restart from an f64 value every ANCHOR channels (see below).
+    let anchor: Vec<bool> = {
+        let mut since = 0;
+        (0..nc)
+            .map(|c| {
+                since = if fresh[c] { 0 } else { since + 1 };
+                !fresh[c] && since % ANCHOR == 0
+            })
+            .collect()
+    };
     out.par_chunks_mut(nt * nc)
         .enumerate()
         .for_each(|(bl, rows)| {
@@ -88,34 +100,57 @@ pub fn predict_points(b: &DftBlock, points: &[Point], amp: &[f32], out: &mut [Co
             if !used.iter().any(|&u| u) {
                 return;
             }
-            // Accumulators [c][t] (the integrations side by side: the loop vectorizes).
-            let (mut acc_re, mut acc_im) = (vec![0.0f64; nc * nt], vec![0.0f64; nc * nt]);
+            // Accumulators [c][t] (the integrations side by side: the loops vectorize).
+            let (mut acc_re, mut acc_im) = (vec![0.0f32; nc * nt], vec![0.0f32; nc * nt]);
             let mut tau = vec![0.0f64; nt];
             let mut s = vec![0.0f64; nt];
-            let (mut ph_re, mut ph_im) = (vec![0.0f64; nt], vec![0.0f64; nt]);
+            // Per integration: the phasor in f64 at the last fresh channel or anchor, the
+            // step per channel and per ANCHOR channels (f64), and the running phasor and
+            // step in f32.
+            let (mut p_re, mut p_im) = (vec![0.0f64; nt], vec![0.0f64; nt]);
             let (mut st_re, mut st_im) = (vec![0.0f64; nt], vec![0.0f64; nt]);
+            let (mut sa_re, mut sa_im) = (vec![0.0f64; nt], vec![0.0f64; nt]);
+            let (mut ph_re, mut ph_im) = (vec![0.0f32; nt], vec![0.0f32; nt]);
+            let (mut s32_re, mut s32_im) = (vec![0.0f32; nt], vec![0.0f32; nt]);
             for (k, p) in points.iter().enumerate() {
                 let nm1 = p.nm1();
                 for t in 0..nt {
                     if !used[t] {
                         tau[t] = 0.0;
                         s[t] = 0.0;
-                        continue;
+                    } else {
+                        let [u, v, w] = b.uvw_m[r0 + t];
+                        tau[t] = (u * p.l + v * p.m + w * nm1 + b.dw_m[r0 + t]) / C_M_S;
+                        s[t] = sinc(b.dnu * tau[t]);
                     }
-                    let [u, v, w] = b.uvw_m[r0 + t];
-                    tau[t] = (u * p.l + v * p.m + w * nm1 + b.dw_m[r0 + t]) / C_M_S;
-                    s[t] = sinc(b.dnu * tau[t]);
                     let (si, co) = (TAU * step * tau[t]).sin_cos();
                     st_re[t] = co;
                     st_im[t] = si;
+                    s32_re[t] = co as f32;
+                    s32_im[t] = si as f32;
+                    let (si, co) = (TAU * step * ANCHOR as f64 * tau[t]).sin_cos();
+                    sa_re[t] = co;
+                    sa_im[t] = si;
                 }
                 let a = &amp[k * nc * nt..(k + 1) * nc * nt];
                 for c in 0..nc {
                     if fresh[c] {
                         for t in 0..nt {
                             let (si, co) = (TAU * b.freqs[c] * tau[t]).sin_cos();
-                            ph_re[t] = s[t] * co;
-                            ph_im[t] = s[t] * si;
+                            p_re[t] = s[t] * co;
+                            p_im[t] = s[t] * si;
+                        }
+                    } else if anchor[c] {
+                        for t in 0..nt {
+                            let (pr, pi) = (p_re[t], p_im[t]);
+                            p_re[t] = pr * sa_re[t] - pi * sa_im[t];
+                            p_im[t] = pr * sa_im[t] + pi * sa_re[t];
+                        }
+                    }
+                    if fresh[c] || anchor[c] {
+                        for t in 0..nt {
+                            ph_re[t] = p_re[t] as f32;
+                            ph_im[t] = p_im[t] as f32;
                         }
                     }
                     let ac = &a[c * nt..(c + 1) * nt];
@@ -124,24 +159,29 @@ pub fn predict_points(b: &DftBlock, points: &[Point], amp: &[f32], out: &mut [Co
                         &mut acc_im[c * nt..(c + 1) * nt],
                     );
                     for t in 0..nt {
-                        let x = ac[t] as f64;
+                        let x = ac[t];
                         are[t] += x * ph_re[t];
                         aim[t] += x * ph_im[t];
                         let (pr, pi) = (ph_re[t], ph_im[t]);
-                        ph_re[t] = pr * st_re[t] - pi * st_im[t];
-                        ph_im[t] = pr * st_im[t] + pi * st_re[t];
+                        ph_re[t] = pr * s32_re[t] - pi * s32_im[t];
+                        ph_im[t] = pr * s32_im[t] + pi * s32_re[t];
                     }
                 }
             }
             for t in (0..nt).filter(|&t| used[t]) {
                 for c in 0..nc {
                     let o = &mut rows[t * nc + c];
-                    o.re += acc_re[c * nt + t] as f32;
-                    o.im += acc_im[c * nt + t] as f32;
+                    o.re += acc_re[c * nt + t];
+                    o.im += acc_im[c * nt + t];
                 }
             }
         });
 }
+
+/// Channels between the f64 anchors of the phasor recurrence: within them the phasors
+/// advance in f32 (8 lanes a vector), whose rounding grows ~ 6e-8 per step, so the drift
+/// stays below ~2e-6 of a component's amplitude; the anchors themselves advance in f64.
+const ANCHOR: usize = 32;
 
 #[cfg(test)]
 mod tests {
@@ -279,5 +319,75 @@ mod tests {
         assert!(scale > 1.0);
         // The degridder at epsilon 1e-7, both in f32: measured 3.4e-7 of the largest.
         assert!(err <= 1e-6 * scale, "max difference {err} of {scale}");
+    }
+
+    /// A full DSA-110 band (768 channels 244 kHz apart) on baselines up to 2.8 km, components
+    /// up to 2.5 deg out: the f32 phasors between f64 anchors stay on the exact formula in
+    /// f64 (sinc included) to 7.6e-7 of the largest visibility (measured 2026-12-03).
+    #[test]
+    fn long_band_stays_on_the_exact_formula() {
+        let (nt, nc, nbl) = (5, 768, 3);
+        let dnu = 244.140625e3;
+        let freqs: Vec<f64> = (0..nc).map(|c| 1.311e9 + dnu * c as f64).collect();
+        let mut uvw_m = Vec::new();
+        let mut dw_m = Vec::new();
+        for bl in 0..nbl {
+            for t in 0..nt {
+                let f = (bl * nt + t) as f64;
+                uvw_m.push([
+                    2600.0 - 300.0 * f / 7.0,
+                    -1200.0 + 90.0 * f,
+                    15.0 * f - 40.0,
+                ]);
+                dw_m.push(0.3 * f - 1.0);
+            }
+        }
+        let use_row = vec![true; nbl * nt];
+        let b = DftBlock {
+            uvw_m: &uvw_m,
+            dw_m: &dw_m,
+            use_row: &use_row,
+            n_times: nt,
+            freqs: &freqs,
+            dnu,
+        };
+        let deg = std::f64::consts::PI / 180.0;
+        let points = [
+            Point {
+                l: 2.5 * deg,
+                m: -0.4 * deg,
+            },
+            Point {
+                l: -0.3 * deg,
+                m: 1.7 * deg,
+            },
+            Point {
+                l: 0.01 * deg,
+                m: 0.02 * deg,
+            },
+        ];
+        let amp: Vec<f32> = (0..points.len() * nc * nt)
+            .map(|i| 1.0 + 0.3 * ((i % 97) as f32 / 97.0))
+            .collect();
+        let mut got = vec![Complex32::new(0.0, 0.0); uvw_m.len() * nc];
+        predict_points(&b, &points, &amp, &mut got);
+        let (mut err, mut scale) = (0.0f64, 0.0f64);
+        for r in 0..uvw_m.len() {
+            let t = r % nt;
+            let [u, v, w] = uvw_m[r];
+            for c in 0..nc {
+                let mut want = Complex64::new(0.0, 0.0);
+                for (k, p) in points.iter().enumerate() {
+                    let tau = (u * p.l + v * p.m + w * p.nm1() + dw_m[r]) / C_M_S;
+                    let x = amp[(k * nc + c) * nt + t] as f64 * sinc(dnu * tau);
+                    want += Complex64::from_polar(x, TAU * freqs[c] * tau);
+                }
+                let g = got[r * nc + c];
+                err = err.max((Complex64::new(g.re as f64, g.im as f64) - want).norm());
+                scale = scale.max(want.norm());
+            }
+        }
+        println!("768 channels: max difference {err:.2e} of {scale:.2}");
+        assert!(err <= 2.5e-6 * scale, "max difference {err:e} of {scale}");
     }
 }
