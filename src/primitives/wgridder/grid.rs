@@ -182,13 +182,14 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
     (dirty, psf, imgs.collect())
 }
 
-/// How many w-planes are spread together: up to the kernel's support, within
+/// How many w-planes are spread together: up to all of them, within
 /// `Options::plane_budget_bytes` beyond the first (at least one). A sample reaches `support`
-/// planes; its geometry, value and u, v taps are computed once per group of planes.
+/// planes; its geometry, value and u, v taps are computed once per group of planes, so with
+/// every plane in one group each sample is prepared exactly once.
 /// `plane_bytes`: one plane's size.
 fn planes_at_once(plan: &Plan, nout: usize, plane_bytes: usize) -> usize {
     let per = nout.max(1) * plane_bytes;
-    (1 + plan.plane_budget / per.max(1)).clamp(1, plan.support.min(plan.nplanes))
+    (1 + plan.plane_budget / per.max(1)).clamp(1, plan.nplanes)
 }
 
 /// Sums a plane (the padded grid's rows and columns `bx`, row-major) onto the periodic
