@@ -25,21 +25,21 @@ pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(
     n: usize,
     m: usize,
 ) -> Vec<Complex<T>> {
-    let (mut t, mut out) = (Vec::new(), Vec::new());
-    centred_fft2_forward_crop_into(grid, n, m, &mut t, &mut out);
-    out
+    centred_fft2_forward_crop_in(grid, n, m, &mut Vec::new());
+    grid[..m * m].to_vec()
 }
 
-/// `centred_fft2_forward_crop` into `out` (resized to m x m), with `t` as scratch (resized
-/// to m x n): both reused across calls, so a caller transforming many planes of one size
-/// does not fault in fresh pages per plane. Rows that are zero throughout (a gridded
-/// plane's rows beyond its samples' reach) are not transformed (their transform is zero).
-pub fn centred_fft2_forward_crop_into<T: rustfft::FftNum>(
+/// `centred_fft2_forward_crop` leaving the `m x m` outputs (row-major) in `grid[..m * m]`
+/// (the rest of `grid` scrambled), with `t` as scratch (resized to m x n): no output buffer,
+/// and `t` reused across calls, so a caller transforming many planes of one size neither
+/// holds a third array nor faults in fresh pages per plane. Rows that are zero throughout (a
+/// gridded plane's rows beyond its samples' reach) are not transformed (their transform is
+/// zero).
+pub fn centred_fft2_forward_crop_in<T: rustfft::FftNum>(
     grid: &mut [Complex<T>],
     n: usize,
     m: usize,
     t: &mut Vec<Complex<T>>,
-    out: &mut Vec<Complex<T>>,
 ) {
     assert_eq!(grid.len(), n * n);
     assert!(
@@ -60,15 +60,18 @@ pub fn centred_fft2_forward_crop_into<T: rustfft::FftNum>(
     t.resize(m * n, zero);
     columns_into(grid, n, lo, t);
     t.par_chunks_mut(n).for_each(|col| fft.process(col));
-    out.resize(m * m, zero);
-    out.par_chunks_mut(m).enumerate().for_each(|(i, row)| {
-        let jy = lo + i;
-        for (j, o) in row.iter_mut().enumerate() {
-            let jx = lo + j;
-            let v = t[j * n + jy];
-            *o = if (jx + jy) % 2 == 1 { -v } else { v };
-        }
-    });
+    let t = &*t;
+    grid[..m * m]
+        .par_chunks_mut(m)
+        .enumerate()
+        .for_each(|(i, row)| {
+            let jy = lo + i;
+            for (j, o) in row.iter_mut().enumerate() {
+                let jx = lo + j;
+                let v = t[j * n + jy];
+                *o = if (jx + jy) % 2 == 1 { -v } else { v };
+            }
+        });
 }
 
 /// `centred_fft2_inverse` for a grid that is zero outside its central `m x m` window (a

@@ -5,6 +5,7 @@ use super::*;
 
 /// Screens exp(sign 2 pi i w_p (n - 1 - ns)) for planes p = 0, 1, ... on one quadrant of
 /// the image ((|x - N/2|, |y - N/2|), n - 1 is symmetric), advanced plane by plane.
+/// Without the w-term (`Plan::flat`) the screen is 1 and nothing is held.
 pub(super) struct Screens {
     h: usize,
     cur: Vec<Complex64>,
@@ -14,6 +15,13 @@ pub(super) struct Screens {
 impl Screens {
     pub(super) fn new(plan: &Plan, sign: f64) -> Self {
         let h = plan.n / 2 + 1;
+        if plan.flat {
+            return Screens {
+                h,
+                cur: Vec::new(),
+                step: Vec::new(),
+            };
+        }
         let c = plan.n / 2;
         let x: Vec<f64> = (0..h * h)
             .map(|i| nm1(plan.n, plan.cell, c + i % h, c + i / h) - plan.ns)
@@ -41,6 +49,9 @@ impl Screens {
     /// The current screen at pixel (x, y) of the N-pixel image.
     #[inline(always)]
     pub(super) fn at(&self, n: usize, x: usize, y: usize) -> Complex64 {
+        if self.cur.is_empty() {
+            return Complex64::new(1.0, 0.0);
+        }
         let c = n / 2;
         self.cur[y.abs_diff(c) * self.h + x.abs_diff(c)]
     }
@@ -99,8 +110,8 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
     let mut planes: Vec<Vec<Complex<T>>> =
         (0..outs.len() * pc).map(|_| vec![zero; bw * bw]).collect();
     let mut fftbuf = vec![zero; ng * ng];
-    // The crop's buffers, reused by every plane.
-    let (mut fft_t, mut fft_out) = (Vec::new(), Vec::new());
+    // The crop's scratch, reused by every plane.
+    let mut fft_t = Vec::new();
     let mut imgs: Vec<Vec<f64>> = outs.iter().map(|_| vec![0.0f64; n * n]).collect();
     let mut screens = Screens::new(plan, -1.0);
     let threads = rayon::current_num_threads().max(1);
@@ -145,13 +156,19 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
                 let y0 = bx.start + si * sh;
                 strips.run(y0, (y0 + sh).min(bx.end), &mut rows);
             });
+        let last = p0 + pn == plan.nplanes;
         for i in 0..pn {
             for (k, img) in imgs.iter_mut().enumerate() {
                 let plane = &mut planes[k * pc + i];
                 fold(plane, &bx, &mut fftbuf, ng, plan.margin);
-                plane.par_iter_mut().for_each(|c| *c = zero);
-                centred_fft2_forward_crop_into(&mut fftbuf, ng, n, &mut fft_t, &mut fft_out);
-                let f = &fft_out;
+                if last {
+                    // Not spread again: its memory goes back before the transform.
+                    *plane = Vec::new();
+                } else {
+                    plane.par_iter_mut().for_each(|c| *c = zero);
+                }
+                centred_fft2_forward_crop_in(&mut fftbuf, ng, n, &mut fft_t);
+                let f = &fftbuf[..n * n];
                 let scr = &screens;
                 img.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
                     for (x, px) in row.iter_mut().enumerate() {
@@ -160,6 +177,8 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
                         *px += g.re.f64() * z.re - g.im.f64() * z.im;
                     }
                 });
+                // The crop overwrote the grid's first rows: zero again for `fold`.
+                fftbuf[..n * n].par_iter_mut().for_each(|c| *c = zero);
             }
             screens.advance();
         }

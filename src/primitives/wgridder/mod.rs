@@ -44,9 +44,7 @@
 //! Nyquist limit) are skipped and not counted in the weight sum. No phase-centre shift
 //! (l0, m0) is supported: callers rephase with `row_delay_m`.
 
-use crate::primitives::fft::{
-    centred_fft2_forward_crop_into, centred_fft2_inverse_from_centre_with,
-};
+use crate::primitives::fft::{centred_fft2_forward_crop_in, centred_fft2_inverse_from_centre_with};
 use crate::primitives::kernel::{EsKernel, MAX_SUPPORT};
 use crate::primitives::C_M_S;
 use num_complex::{Complex, Complex32, Complex64};
