@@ -163,11 +163,10 @@ impl Job<'_> {
         let (mut acc_re, mut acc_im) = (vec![0.0f32; nc * nt], vec![0.0f32; nc * nt]);
         let mut tau = vec![0.0f64; nt];
         let mut s = vec![0.0f64; nt];
-        // Per integration: the phasor in f64 at the last fresh channel or anchor, the
-        // step per channel and per ANCHOR channels (f64), and the running phasor and
-        // step in f32.
+        // Per integration: the phasor in f64 at the last fresh channel or anchor and its
+        // step per ANCHOR channels (f64), and the running phasor and its step per channel
+        // (f32).
         let (mut p_re, mut p_im) = (vec![0.0f64; nt], vec![0.0f64; nt]);
-        let (mut st_re, mut st_im) = (vec![0.0f64; nt], vec![0.0f64; nt]);
         let (mut sa_re, mut sa_im) = (vec![0.0f64; nt], vec![0.0f64; nt]);
         let (mut ph_re, mut ph_im) = (vec![0.0f32; nt], vec![0.0f32; nt]);
         let (mut s32_re, mut s32_im) = (vec![0.0f32; nt], vec![0.0f32; nt]);
@@ -183,8 +182,6 @@ impl Job<'_> {
                     s[t] = sinc(b.dnu * tau[t]);
                 }
                 let (si, co) = (TAU * step * tau[t]).sin_cos();
-                st_re[t] = co;
-                st_im[t] = si;
                 s32_re[t] = co as f32;
                 s32_im[t] = si as f32;
                 let (si, co) = (TAU * step * ANCHOR as f64 * tau[t]).sin_cos();
