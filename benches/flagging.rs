@@ -47,7 +47,7 @@ fn planes(n_bl: usize) -> GroupVis {
         site: Site::from_geodetic_deg(37.2334, -118.2834, 1188.0),
         pointing_dec_rad: 0.95,
         vis,
-        weight: vec![1.0; n],
+        weight: contimg::core::Weights::filled(n, 1.0),
         meta: Default::default(),
     }
 }

@@ -20,6 +20,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn bench(c: &mut Criterion) {
     let (g, centre) = dsa110_group(48);
+    let weight = g.weight.to_f32_vec();
     let n_cross =
         g.baselines.iter().filter(|(a, b)| a != b).count() * g.times_jd.len() * g.freqs.len() * 2;
     let mut group = c.benchmark_group("gridding");
@@ -47,7 +48,7 @@ fn bench(c: &mut Criterion) {
         uvw_m: &uvw,
         dw_m: &dw,
         vis: &g.vis,
-        weight: &g.weight,
+        weight: &weight,
         use_row: &use_row,
     };
     for eps in [1e-4, 1e-6] {
@@ -106,7 +107,7 @@ fn bench(c: &mut Criterion) {
             &uvw,
             &g.freqs,
             &g.vis,
-            &g.weight,
+            &weight,
             &opt,
             wgridder::Want {
                 dirty: true,
@@ -123,7 +124,7 @@ fn bench(c: &mut Criterion) {
             };
             group.bench_function(format!("wgridder_{name}_eps{eps:e}"), |b| {
                 b.iter(|| {
-                    wgridder::vis2dirty(&uvw, &g.freqs, &g.vis, &g.weight, &opt, want)
+                    wgridder::vis2dirty(&uvw, &g.freqs, &g.vis, &weight, &opt, want)
                         .unwrap()
                         .0
                         .sum_weights

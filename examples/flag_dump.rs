@@ -36,7 +36,11 @@ fn main() {
     let t = std::time::Instant::now();
     let s = contimg::flag::run(&mut g, &cfg);
     let secs = t.elapsed().as_secs_f64();
-    let flags: Vec<u8> = g.weight.iter().map(|&w| (w == 0.0) as u8).collect();
+    let flags: Vec<u8> = g
+        .weight
+        .iter()
+        .map(|&w| (w == contimg::core::FLAGGED) as u8)
+        .collect();
     let out = &args[1];
     std::fs::write(format!("{out}.vis"), vis).unwrap();
     std::fs::write(format!("{out}.flags"), flags).unwrap();

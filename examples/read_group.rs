@@ -36,7 +36,7 @@ fn main() {
             .flat_map(|r| r.all())
             .filter(|r| matches!(r, Route::Direct { .. }))
             .count();
-        let wsum: f64 = g.weight.iter().map(|&w| w as f64).sum();
+        let wsum: f64 = g.weight.iter().map(|&w| g.weight.value(w) as f64).sum();
         println!(
             "{dt:.3} s{label}: {} files, {} samples ({how:?}; {direct} of {} datasets direct; weight sum {wsum:.0})",
             files.len(),

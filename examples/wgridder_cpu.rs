@@ -33,6 +33,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
     let (g, centre) = common::dsa110_group(48);
+    let weight = g.weight.to_f32_vec();
     let (uvw, dw) = rephase_geometry(&g, centre, &EarthOrientation::none());
     let nt = g.times_jd.len();
     let use_row: Vec<bool> = (0..uvw.len())
@@ -67,7 +68,7 @@ fn main() {
                             psf,
                             ..Default::default()
                         };
-                        wgridder::vis2dirty(&uvw, &g.freqs, &g.vis, &g.weight, &opt, want)
+                        wgridder::vis2dirty(&uvw, &g.freqs, &g.vis, &weight, &opt, want)
                             .unwrap()
                             .1
                     }

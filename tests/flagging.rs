@@ -73,7 +73,7 @@ fn recall_and_precision(array: bool, min_recall: f64, min_precision: f64) {
             for ch in 0..g.n_chan() {
                 let amp: f64 = events.iter().map(|e| e.amplitude_at(t, ch)).sum();
                 for p in 0..2 {
-                    let f = g.weight[g.index(b, t, ch, p)] == 0.0;
+                    let f = g.weight[g.index(b, t, ch, p)] == contimg::core::FLAGGED;
                     if f {
                         flagged += 1;
                         if amp > 0.0 {
@@ -159,6 +159,6 @@ fn flags_file_schema() {
         .all(|(a, b)| a <= b && *a >= 1 && *b <= 117));
     let v: Vec<u8> = flags.read_raw().unwrap();
     let n_flag = v.iter().filter(|&&x| x == 1).count();
-    let n_weight0 = g.weight.iter().filter(|&&w| w == 0.0).count();
+    let n_weight0 = g.weight.count_flagged();
     assert_eq!(n_flag, n_weight0);
 }

@@ -227,7 +227,7 @@ fn model_band(
         site: Site::from_geodetic_deg(37.2334, -118.2834, 1188.0),
         pointing_dec_rad: 0.95,
         vis,
-        weight: vec![1.0; n],
+        weight: contimg::core::Weights::filled(n, 1.0),
         meta: Default::default(),
     };
     (g, truth)
@@ -267,7 +267,7 @@ fn score(g: &GroupVis, truth: &[Option<&'static str>]) -> Score {
         for t in 0..NT {
             for c in 0..g.n_chan() {
                 for p in 0..2 {
-                    let flagged = g.weight[g.index(b, t, c, p)] == 0.0;
+                    let flagged = g.weight[g.index(b, t, c, p)] == contimg::core::FLAGGED;
                     match truth[t * g.n_chan() + c] {
                         Some(fam) => {
                             let e = s.by_family.entry(fam).or_insert((0, 0));

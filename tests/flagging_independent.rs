@@ -67,7 +67,7 @@ fn measure(dir: &Path, fc: &FlagConfig) -> (f64, f64, Vec<(String, f64)>) {
                     if dropped[i] != 0 {
                         continue;
                     }
-                    let flagged = g.weight[g.index(b, t, c, p)] == 0.0;
+                    let flagged = g.weight[g.index(b, t, c, p)] == contimg::core::FLAGGED;
                     if rfi[i] != 0 {
                         n_rfi += 1;
                         hit += flagged as usize;

@@ -64,7 +64,7 @@ fn group(nch: usize) -> (GroupVis, Centre) {
         site,
         pointing_dec_rad: dec,
         vis: vec![Complex32::new(0.0, 0.0); n],
-        weight: vec![1.0; n],
+        weight: contimg::core::Weights::filled(n, 1.0),
         meta: Default::default(),
     };
     (

@@ -100,7 +100,7 @@ fn pyuvdata_file_converts_with_normalised_baselines_and_ascending_frequency() {
                 let src = (r * nch + c) * 2 + p;
                 let dst_c = nch - 1 - c; // file is descending
                 let v = g.vis[g.index(b, t, dst_c, p)];
-                let w = g.weight[g.index(b, t, dst_c, p)];
+                let w = g.weight.get(g.index(b, t, dst_c, p));
                 let (re, im) = (e.vis_re[src], e.vis_im[src]);
                 let bad = re > 1e29 || (re == 0.0 && im == 0.0) || e.flags[src] == 1;
                 if bad {
@@ -108,7 +108,9 @@ fn pyuvdata_file_converts_with_normalised_baselines_and_ascending_frequency() {
                 } else {
                     let want_im = if a1 > a2 { -im } else { im };
                     assert_eq!((v.re, v.im), (re as f32, want_im as f32));
-                    assert_eq!(w as f64, e.nsamples[src]);
+                    // Half-float weights: 11 significant bits (core::Weights).
+                    let ns = e.nsamples[src];
+                    assert!((w as f64 - ns).abs() <= 4.9e-4 * ns, "{w} vs {ns}");
                 }
             }
         }

@@ -53,7 +53,7 @@ pub fn dsa110_group(n_chan: usize) -> (GroupVis, Centre) {
         site,
         pointing_dec_rad: dec,
         vis,
-        weight: vec![1.0; n],
+        weight: contimg::core::Weights::filled(n, 1.0),
         meta: Default::default(),
     };
     (

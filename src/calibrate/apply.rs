@@ -8,6 +8,10 @@ use crate::compute::{Compute, GainGrid, GpuError};
 use crate::core::GroupVis;
 use num_complex::Complex64;
 
+/// Baselines per block of the gains' application (a block's weights are held as f32:
+/// 256 x 24 x 768 x 2 samples = 38 MB on a full-size group).
+const APPLY_BLOCK_BASELINES: usize = 256;
+
 /// Gain of table antenna `a`, channel `c`, pol `p` at `jd` (None if flagged).
 fn gain_at(t: &CalTable, a: usize, c: usize, p: usize, jd: f64) -> Option<Complex64> {
     let times = &t.time_jd;
@@ -91,7 +95,14 @@ pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Resul
             }
         }
     }
-    let before = g.weight.iter().filter(|&&w| w != 0.0).count();
+    let before = g.weight.len() - g.weight.count_flagged();
+    // The weights grow by at most the largest |g_a g_b|^2: their new scale (core::Weights).
+    let g2max = gains
+        .iter()
+        .flatten()
+        .map(|x| x.norm_sqr())
+        .fold(0.0f64, f64::max);
+    let bound = (g.weight.max() as f64 * g2max * g2max) as f32;
     let grid = GainGrid {
         n_times: nt,
         n_ant,
@@ -99,8 +110,20 @@ pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Resul
         n_pol: np,
         gains,
     };
-    compute.apply_gains(&mut g.vis, &mut g.weight, &grid, &g.baselines)?;
-    let after = g.weight.iter().filter(|&&w| w != 0.0).count();
+    // Blocks of baselines, their weights as f32 (one block's beside the group's).
+    let plane = nt * nf * np;
+    let per = APPLY_BLOCK_BASELINES * plane;
+    let GroupVis {
+        vis,
+        weight,
+        baselines,
+        ..
+    } = g;
+    weight.update_blocks(per, bound, |k, w| {
+        let bl = &baselines[k * APPLY_BLOCK_BASELINES..][..w.len() / plane];
+        compute.apply_gains(&mut vis[k * per..][..w.len()], w, &grid, bl)
+    })?;
+    let after = g.weight.len() - g.weight.count_flagged();
     let newly = before - after;
     Ok(newly as f64 / before.max(1) as f64)
 }

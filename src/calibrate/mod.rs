@@ -231,7 +231,7 @@ fn accumulate(
             for t in 0..nt {
                 for c in 0..nf {
                     for p in 0..np {
-                        if g.weight[g.index(k, t, c, p)] <= 0.0 {
+                        if g.weight[g.index(k, t, c, p)] <= crate::core::FLAGGED {
                             bad[(t * nf + c) * np + p] += 1;
                         }
                     }
@@ -261,7 +261,7 @@ fn accumulate(
                         let m0 = model.vis(a, b, t, c);
                         for p in 0..np {
                             let i = g.index(k, t, c, p);
-                            let w = g.weight[i] as f64;
+                            let w = g.weight.get(i) as f64;
                             if w <= 0.0 || !keep_slice[(t * nf + c) * np + p] {
                                 continue;
                             }

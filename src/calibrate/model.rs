@@ -5,7 +5,7 @@
 //! channel width dnu: a source 0.5 deg from the phase centre loses 3 % on a 2 km baseline in
 //! a 1.95 MHz channel (0.05 % in the correlator's 244 kHz).
 
-use crate::core::GroupVis;
+use crate::core::Group;
 use crate::primitives::astrometry::{dot, radec_to_vec, separation, sub, FrameOfDate};
 use crate::primitives::beam::airy_power;
 use crate::primitives::iers::EarthOrientation;
@@ -35,7 +35,12 @@ pub struct ModelPredictor {
 }
 
 impl ModelPredictor {
-    pub fn new(g: &GroupVis, sources: &[PointSource], eop: &EarthOrientation, dish_m: f64) -> Self {
+    pub fn new<W>(
+        g: &Group<W>,
+        sources: &[PointSource],
+        eop: &EarthOrientation,
+        dish_m: f64,
+    ) -> Self {
         let (nt, nf, ns, na) = (g.n_times(), g.n_chan(), sources.len(), g.ant_pos.len());
         let used: Vec<bool> = {
             let mut u = vec![false; na];

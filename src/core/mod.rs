@@ -5,6 +5,9 @@
 
 pub mod stations;
 pub mod telescope;
+mod weights;
+
+pub use weights::{Weights, FLAGGED};
 
 use crate::primitives::astrometry::{dot, sub, FrameOfDate, Site, V3};
 use crate::primitives::iers::EarthOrientation;
@@ -21,9 +24,11 @@ pub struct Centre {
 /// baseline-major, so each baseline's time x frequency plane is contiguous for flagging and
 /// per-baseline work (`uvh5::group` loads it so, channels ascending, baselines a <= b,
 /// polarizations (XX, YY), bad samples at weight 0).
-/// One subband group in memory.
+/// One subband group in memory, its weights of type `W`: [`GroupVis`] as read (per
+/// polarization, [`Weights`]: half floats), [`StokesGroup`] as held for imaging (Stokes I,
+/// f32 imaging weights).
 #[derive(Debug, Clone)]
-pub struct GroupVis {
+pub struct Group<W> {
     pub times_jd: Vec<f64>,
     /// Channel frequencies (Hz), ascending.
     pub freqs: Vec<f64>,
@@ -38,8 +43,8 @@ pub struct GroupVis {
     /// Pointing declination of date (rad).
     pub pointing_dec_rad: f64,
     pub vis: Vec<Complex32>,
-    /// nsamples, 0 where flagged.
-    pub weight: Vec<f32>,
+    /// nsamples (times |g_a g_b|^2 once calibrated), 0 where flagged.
+    pub weight: W,
     /// What the files said beyond the data (for exports such as Measurement Sets).
     pub meta: GroupMeta,
 }
@@ -67,7 +72,14 @@ impl Default for GroupMeta {
     }
 }
 
-impl GroupVis {
+/// A group as read, flagged and calibrated: per-polarization weights as half floats.
+pub type GroupVis = Group<Weights>;
+
+/// A group held for imaging (`GroupVis::into_stokes_i`): one polarization (Stokes I), f32
+/// weights (the imaging weights once reweighted).
+pub type StokesGroup = Group<Vec<f32>>;
+
+impl<W> Group<W> {
     pub fn n_times(&self) -> usize {
         self.times_jd.len()
     }
@@ -78,38 +90,91 @@ impl GroupVis {
     pub fn index(&self, bl: usize, t: usize, c: usize, p: usize) -> usize {
         ((bl * self.n_times() + t) * self.n_chan() + c) * self.npol + p
     }
+}
 
-    /// Combines each sample's polarizations into one in place: sum(w V) / sum(w) over the
-    /// unflagged ones (w > 0), of weight sum(w) (0 where all are flagged). With XX and YY
-    /// this is the Stokes I visibility exactly as the gridder combines them, in half the
-    /// memory; every later step (weighting, subtraction of an unpolarized model, gridding)
-    /// gives the same images from it. `npol` becomes 1; the buffers shrink.
-    pub fn combine_polarizations(&mut self) {
-        let np = self.npol;
-        if np <= 1 {
-            return;
+impl GroupVis {
+    /// A copy with f32 weights, polarizations kept (small groups and tests).
+    pub fn with_f32_weights(&self) -> Group<Vec<f32>> {
+        Group {
+            times_jd: self.times_jd.clone(),
+            freqs: self.freqs.clone(),
+            channel_width_hz: self.channel_width_hz,
+            npol: self.npol,
+            baselines: self.baselines.clone(),
+            ant_pos: self.ant_pos.clone(),
+            antenna_names: self.antenna_names.clone(),
+            site: self.site,
+            pointing_dec_rad: self.pointing_dec_rad,
+            vis: self.vis.clone(),
+            weight: self.weight.to_f32_vec(),
+            meta: self.meta.clone(),
         }
-        let n = self.vis.len() / np;
+    }
+
+    /// Combines each sample's polarizations into one: sum(w V) / sum(w) over the unflagged
+    /// ones (w > 0), of weight sum(w) (0 where all are flagged). With XX and YY this is the
+    /// Stokes I visibility exactly as the gridder combines them, in half the memory; every
+    /// later step (weighting, subtraction of an unpolarized model, gridding) gives the same
+    /// images from it. The visibilities are combined in place (and shrunk before the f32
+    /// weights are made, so the peak stays below the group's as read); `npol` becomes 1.
+    pub fn into_stokes_i(self) -> StokesGroup {
+        let Group {
+            times_jd,
+            freqs,
+            channel_width_hz,
+            npol: np,
+            baselines,
+            ant_pos,
+            antenna_names,
+            site,
+            pointing_dec_rad,
+            mut vis,
+            weight,
+            meta,
+        } = self;
+        let np = np.max(1);
+        let n = vis.len() / np;
+        let sum_w = |i: usize| -> f64 {
+            weight[i * np..(i + 1) * np]
+                .iter()
+                .filter(|&&w| w > FLAGGED)
+                .map(|&w| weight.value(w) as f64)
+                .sum()
+        };
         // Sample i is written at i, read from i np.. (i np >= i): in place, in order.
         for i in 0..n {
-            let (mut sv, mut sw) = (num_complex::Complex64::new(0.0, 0.0), 0.0f64);
+            let mut sv = num_complex::Complex64::new(0.0, 0.0);
             for p in 0..np {
-                let w = self.weight[i * np + p];
-                if w > 0.0 {
-                    let x = self.vis[i * np + p];
-                    sv += num_complex::Complex64::new(x.re as f64, x.im as f64) * w as f64;
-                    sw += w as f64;
+                let w = weight[i * np + p];
+                if w > FLAGGED {
+                    let x = vis[i * np + p];
+                    sv += num_complex::Complex64::new(x.re as f64, x.im as f64)
+                        * weight.value(w) as f64;
                 }
             }
+            let sw = sum_w(i);
             let v = if sw > 0.0 { sv / sw } else { sv };
-            self.vis[i] = Complex32::new(v.re as f32, v.im as f32);
-            self.weight[i] = sw as f32;
+            vis[i] = Complex32::new(v.re as f32, v.im as f32);
         }
-        self.vis.truncate(n);
-        self.vis.shrink_to_fit();
-        self.weight.truncate(n);
-        self.weight.shrink_to_fit();
-        self.npol = 1;
+        vis.truncate(n);
+        vis.shrink_to_fit();
+        use rayon::prelude::*;
+        let w: Vec<f32> = (0..n).into_par_iter().map(|i| sum_w(i) as f32).collect();
+        drop(weight);
+        Group {
+            times_jd,
+            freqs,
+            channel_width_hz,
+            npol: 1,
+            baselines,
+            ant_pos,
+            antenna_names,
+            site,
+            pointing_dec_rad,
+            vis,
+            weight: w,
+            meta,
+        }
     }
 }
 
@@ -138,8 +203,8 @@ pub fn available_memory() -> Option<u64> {
 
 /// Per-row (u, v, w) (m) in the image basis and w_new - w_old (m) for a group, rows ordered
 /// (baseline, time) like the group's data.
-pub fn rephase_geometry(
-    g: &GroupVis,
+pub fn rephase_geometry<W>(
+    g: &Group<W>,
     centre: Centre,
     eop: &EarthOrientation,
 ) -> (Vec<[f64; 3]>, Vec<f64>) {

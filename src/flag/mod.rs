@@ -26,7 +26,7 @@ mod write;
 pub use write::write_flags;
 
 use crate::compute::{Compute, Schedule, Smoothing};
-use crate::core::GroupVis;
+use crate::core::{GroupVis, FLAGGED};
 use algorithms::sir_plane_with;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -59,7 +59,7 @@ fn count_flagged(g: &GroupVis, cross: &[usize]) -> usize {
         .map(|&b| {
             g.weight[b * plane..(b + 1) * plane]
                 .iter()
-                .filter(|&&w| w == 0.0)
+                .filter(|&&w| w == FLAGGED)
                 .count()
         })
         .sum()
@@ -197,7 +197,7 @@ fn flag_ranges(g: &mut GroupVis, cfg: &FlagConfig) {
                     if (auto && cfg.flag_autocorrelations) || chan_bad[c] || time_bad[t] {
                         w[(t * nf + c) * np..(t * nf + c + 1) * np]
                             .iter_mut()
-                            .for_each(|x| *x = 0.0);
+                            .for_each(|x| *x = FLAGGED);
                     }
                 }
             }
@@ -252,7 +252,9 @@ fn flag_cells(g: &mut GroupVis, cells: &[bool]) {
         .filter(|(b, _)| baselines[*b].0 != baselines[*b].1)
         .for_each(|(_, w)| {
             for (i, _) in cells.iter().enumerate().filter(|(_, &f)| f) {
-                w[i * np..(i + 1) * np].iter_mut().for_each(|x| *x = 0.0);
+                w[i * np..(i + 1) * np]
+                    .iter_mut()
+                    .for_each(|x| *x = FLAGGED);
             }
         });
 }
@@ -269,12 +271,12 @@ fn sir_step(g: &mut GroupVis, cfg: &FlagConfig, cells: &[bool]) {
         .for_each(|(_, w)| {
             for p in 0..np {
                 let mut fl: Vec<bool> = (0..nt * nf)
-                    .map(|i| w[i * np + p] == 0.0 && !cells[i])
+                    .map(|i| w[i * np + p] == FLAGGED && !cells[i])
                     .collect();
                 sir_plane_with(&mut fl, nt, nf, eta, extend);
                 for (i, &f) in fl.iter().enumerate() {
                     if f {
-                        w[i * np + p] = 0.0;
+                        w[i * np + p] = FLAGGED;
                     }
                 }
             }
@@ -379,7 +381,7 @@ fn fill_flags(g: &GroupVis, planes: &[(usize, usize)], fl: &mut [bool]) {
             let w = &weight[b * tf * np..(b + 1) * tf * np];
             f.iter_mut()
                 .enumerate()
-                .for_each(|(i, f)| *f = w[i * np + p] == 0.0);
+                .for_each(|(i, f)| *f = w[i * np + p] == FLAGGED);
         })
 }
 
@@ -524,7 +526,7 @@ fn apply_flags(
             {
                 for i in 0..tf {
                     if flags[j * tf + i] && !cells[i] {
-                        w[i * np + p] = 0.0;
+                        w[i * np + p] = FLAGGED;
                     }
                 }
             }
@@ -557,7 +559,7 @@ fn dead_antennas(g: &mut GroupVis, cross: &[usize], limit: f64) -> Vec<String> {
         .map(|&b| {
             g.weight[b * plane..(b + 1) * plane]
                 .iter()
-                .filter(|&&w| w == 0.0)
+                .filter(|&&w| w == FLAGGED)
                 .count()
         })
         .collect();
@@ -580,7 +582,7 @@ fn dead_antennas(g: &mut GroupVis, cross: &[usize], limit: f64) -> Vec<String> {
         .par_chunks_mut(plane)
         .enumerate()
         .filter(|(b, _)| kill(*b))
-        .for_each(|(_, w)| w.iter_mut().for_each(|w| *w = 0.0));
+        .for_each(|(_, w)| w.iter_mut().for_each(|w| *w = FLAGGED));
     dead.iter().map(|&a| g.antenna_names[a].clone()).collect()
 }
 
@@ -604,7 +606,7 @@ fn amplitude_clip(g: &mut GroupVis, cross: &[usize], k: f64) {
                     &weight[b * plane..(b + 1) * plane],
                 );
                 for i in 0..tf {
-                    a[i] = if w[i * np + p] > 0.0 {
+                    a[i] = if w[i * np + p] > FLAGGED {
                         v[i * np + p].norm()
                     } else {
                         f32::NAN
@@ -615,7 +617,7 @@ fn amplitude_clip(g: &mut GroupVis, cross: &[usize], k: f64) {
             continue;
         };
         let limit = (med + k * sig) as f32;
-        let mut mine: Vec<&mut [f32]> = g
+        let mut mine: Vec<&mut [half::f16]> = g
             .weight
             .chunks_mut(plane)
             .enumerate()
@@ -627,7 +629,7 @@ fn amplitude_clip(g: &mut GroupVis, cross: &[usize], k: f64) {
             .for_each(|(w, a)| {
                 for i in 0..tf {
                     if a[i] > limit {
-                        w[i * np + p] = 0.0;
+                        w[i * np + p] = FLAGGED;
                     }
                 }
             });
@@ -644,7 +646,7 @@ fn finish(g: &GroupVis, mut s: FlagSummary, cross: &[usize]) -> FlagSummary {
         .map(|&b| {
             g.weight[b * plane..(b + 1) * plane]
                 .iter()
-                .filter(|&&x| x == 0.0)
+                .filter(|&&x| x == FLAGGED)
                 .count()
         })
         .collect();
@@ -657,7 +659,7 @@ fn finish(g: &GroupVis, mut s: FlagSummary, cross: &[usize]) -> FlagSummary {
                 for (i, cell) in wf.iter_mut().enumerate() {
                     *cell += w[i * np..(i + 1) * np]
                         .iter()
-                        .filter(|&&x| x == 0.0)
+                        .filter(|&&x| x == FLAGGED)
                         .count() as u32;
                 }
                 wf

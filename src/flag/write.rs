@@ -16,7 +16,7 @@ pub fn write_flags(path: &Path, g: &GroupVis) -> Result<(), hdf5::Error> {
             for c in 0..nf {
                 for p in 0..np {
                     flags[((t * nb + b) * nf + c) * np + p] =
-                        u8::from(g.weight[g.index(b, t, c, p)] == 0.0);
+                        u8::from(g.weight[g.index(b, t, c, p)] == crate::core::FLAGGED);
                 }
             }
         }

@@ -568,7 +568,8 @@ mod tests {
             .iter()
             .zip(&b)
             .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-        assert!(err < 1e-12, "{err}");
+        // The PSF's transform is held in f32 (ClarkPsf): 1.9e-10 here.
+        assert!(err < 6e-10, "{err}");
         assert!(a.iter().zip(&res).any(|(x, y)| (x - y).abs() > 1e-3));
     }
 

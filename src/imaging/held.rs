@@ -9,8 +9,8 @@ use super::gridder::{GridPair, GridSpec, VisBlock};
 use super::outliers::OutlierModel;
 use crate::compute::dft::{predict_points, DftBlock, Point};
 use crate::compute::Compute;
-use crate::core::GroupVis;
 use crate::core::{rephase_geometry, Centre};
+use crate::core::{GroupVis, StokesGroup};
 use crate::primitives::iers::EarthOrientation;
 use num_complex::Complex32;
 use rayon::prelude::*;
@@ -21,7 +21,7 @@ const DIRECT_BATCH: usize = 256;
 
 /// A group kept in memory for the major cycles, with its geometry for the image centre.
 pub struct HeldGroup {
-    pub vis: GroupVis,
+    pub vis: StokesGroup,
     uvw: Vec<[f64; 3]>,
     dw: Vec<f64>,
     use_row: Vec<bool>,
@@ -30,10 +30,10 @@ pub struct HeldGroup {
 }
 
 impl HeldGroup {
-    /// Holds `vis` with its polarizations combined (`GroupVis::combine_polarizations`:
-    /// Stokes I, all that imaging uses, in half the memory).
-    pub fn new(mut vis: GroupVis, centre: Centre, eop: &EarthOrientation) -> Self {
-        vis.combine_polarizations();
+    /// Holds `vis` with its polarizations combined (`GroupVis::into_stokes_i`: Stokes I,
+    /// all that imaging uses, in half the memory).
+    pub fn new(vis: GroupVis, centre: Centre, eop: &EarthOrientation) -> Self {
+        let vis = vis.into_stokes_i();
         let (uvw, dw) = rephase_geometry(&vis, centre, eop);
         let nt = vis.n_times();
         let use_row = (0..uvw.len())
@@ -470,7 +470,7 @@ mod tests {
         )
     }
 
-    /// A held group keeps one combined polarization (`GroupVis::combine_polarizations`):
+    /// A held group keeps one combined polarization (`GroupVis::into_stokes_i`):
     /// its dirty image, PSF and weight sum are those of the group's two polarizations
     /// gridded as read (the gridder combines them the same way), with Briggs weighting, on
     /// the pyuvdata-written group; half the visibility and weight memory.
@@ -497,7 +497,7 @@ mod tests {
         };
         let mut raw = HeldGroup::new(g.clone(), centre, &eop);
         // As read: the constructor's combination undone by holding the original arrays.
-        raw.vis = g.clone();
+        raw.vis = g.with_f32_weights();
         let (w2, n2, (d2, p2)) = image(raw);
         let (w1, n1, (d1, p1)) = image(HeldGroup::new(g, centre, &eop));
         assert_eq!(n1 * 2, n2);

@@ -23,9 +23,11 @@ pub use crate::core::Centre;
 use crate::core::GroupVis;
 use crate::primitives::iers::EarthOrientation;
 
-/// Grids a loaded group into `grids` (cross-correlations only).
+/// Grids a loaded group into `grids` (cross-correlations only; its weights as f32 for the
+/// call: 4 bytes a sample more, the pipeline grids held groups instead).
 pub fn grid_group(grids: &mut GridPair, g: &GroupVis, centre: Centre, eop: &EarthOrientation) {
     let (uv, dw) = rephase_geometry(g, centre, eop);
+    let weight = g.weight.to_f32_vec();
     let nt = g.times_jd.len();
     let use_row: Vec<bool> = (0..uv.len())
         .map(|r| {
@@ -39,7 +41,7 @@ pub fn grid_group(grids: &mut GridPair, g: &GroupVis, centre: Centre, eop: &Eart
         uvw_m: &uv,
         dw_m: &dw,
         vis: &g.vis,
-        weight: &g.weight,
+        weight: &weight,
         use_row: &use_row,
     };
     grids.add(&block);

@@ -18,7 +18,7 @@ use super::gridder::GridSpec;
 use super::Centre;
 use crate::calibrate::catalog::Calibrator;
 use crate::calibrate::model::{ModelPredictor, PointSource};
-use crate::core::GroupVis;
+use crate::core::{Group, StokesGroup};
 use crate::primitives::astrometry::{radec_to_vec, separation, FrameOfDate, UvwBasis};
 use crate::primitives::beam::airy_power;
 use crate::primitives::iers::EarthOrientation;
@@ -37,9 +37,9 @@ pub struct Outlier {
 /// The catalogue's sources outside the cleanable window of the image (`spec`, `centre`; the
 /// outermost `EDGE_PX` pixels count as outside) whose mean beam response over `g`'s
 /// integrations at its lowest frequency is at least `min_beam` (beam peak 1).
-pub fn select(
+pub fn select<W>(
     cat: &[Calibrator],
-    g: &GroupVis,
+    g: &Group<W>,
     spec: &GridSpec,
     centre: Centre,
     eop: &EarthOrientation,
@@ -104,7 +104,12 @@ pub struct OutlierModel {
 }
 
 impl OutlierModel {
-    pub fn new(g: &GroupVis, outliers: Vec<Outlier>, eop: &EarthOrientation, dish_m: f64) -> Self {
+    pub fn new<W>(
+        g: &Group<W>,
+        outliers: Vec<Outlier>,
+        eop: &EarthOrientation,
+        dish_m: f64,
+    ) -> Self {
         let unit: Vec<PointSource> = outliers
             .iter()
             .map(|o| PointSource {
@@ -137,7 +142,7 @@ impl OutlierModel {
     /// Fits the outliers' coefficients to `g`'s visibilities (cross-correlations in
     /// `use_row`, both polarizations as Stokes I, the data weights) and subtracts the fitted
     /// model; the coefficients accumulate. Returns the increment.
-    pub fn fit_and_subtract(&mut self, g: &mut GroupVis, use_row: &[bool]) -> Vec<f64> {
+    pub fn fit_and_subtract(&mut self, g: &mut StokesGroup, use_row: &[bool]) -> Vec<f64> {
         let ns = self.outliers.len();
         let k = 2 * ns;
         if k == 0 {

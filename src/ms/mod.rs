@@ -161,7 +161,7 @@ impl<'a> MsContent<'a> {
                     for p in 0..np {
                         let i = g.index(b, t, c, p);
                         d[k * np + p] = g.vis[i] * rot;
-                        wt[k * np + p] = g.weight[i];
+                        wt[k * np + p] = g.weight.get(i);
                     }
                 }
             });
@@ -277,7 +277,7 @@ mod tests {
             site,
             pointing_dec_rad: dec,
             vis,
-            weight,
+            weight: crate::core::Weights::from_f32(&weight),
             meta,
         };
         (g, eop)

@@ -259,7 +259,7 @@ fn prepare(
         write_ms(ctx, &g.id, &vis, calibrate, report);
         add_time(report, "ms_export", t);
     }
-    let flagged = vis.weight.iter().filter(|&&w| w == 0.0).count();
+    let flagged = vis.weight.count_flagged();
     if flagged == vis.weight.len() {
         let msg = all_flagged(calibrate, &fsum);
         return Err(Box::new(GroupReport {

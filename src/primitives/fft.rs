@@ -25,22 +25,31 @@ pub fn centred_fft2_forward_crop<T: rustfft::FftNum>(
     n: usize,
     m: usize,
 ) -> Vec<Complex<T>> {
-    centred_fft2_forward_crop_in(grid, n, m, &mut Vec::new());
-    grid[..m * m].to_vec()
+    let out = std::sync::Mutex::new(vec![Complex::new(T::zero(), T::zero()); m * m]);
+    centred_fft2_forward_crop_each(grid, n, m, |x0, k, block| {
+        let mut o = out.lock().expect("no panics while holding it");
+        for j in 0..k {
+            for y in 0..m {
+                o[y * m + x0 + j] = block[j * m + y];
+            }
+        }
+    });
+    out.into_inner().expect("no panics while holding it")
 }
 
-/// `centred_fft2_forward_crop` leaving the `m x m` outputs (row-major) in `grid[..m * m]`
-/// (the rest of `grid` scrambled), with `t` as scratch (resized to m x n): no output buffer,
-/// and `t` reused across calls, so a caller transforming many planes of one size neither
-/// holds a third array nor faults in fresh pages per plane. Rows that are zero throughout (a
-/// gridded plane's rows beyond its samples' reach) are not transformed (their transform is
-/// zero).
-pub fn centred_fft2_forward_crop_in<T: rustfft::FftNum>(
-    grid: &mut [Complex<T>],
-    n: usize,
-    m: usize,
-    t: &mut Vec<Complex<T>>,
-) {
+/// `centred_fft2_forward_crop` handing the `m x m` outputs to `each` a block of columns at a
+/// time instead of storing them: `each(x0, k, block)` gets output columns `x0 .. x0 + k`
+/// (k <= 16), column-major (`block[j * m + y]` is output (x0 + j, y)), called in parallel
+/// over disjoint column blocks. Only per-thread scratch of 16 columns besides `grid`, whose
+/// rows are transformed in place (zero rows, a gridded plane's rows beyond its samples'
+/// reach, skipped and left zero; the other rows are left transformed, so a caller that
+/// refills them needs no re-zeroing).
+pub fn centred_fft2_forward_crop_each<T, F>(grid: &mut [Complex<T>], n: usize, m: usize, each: F)
+where
+    T: rustfft::FftNum,
+    F: Fn(usize, usize, &[Complex<T>]) + Sync,
+{
+    const B: usize = 16;
     assert_eq!(grid.len(), n * n);
     assert!(
         n.is_multiple_of(4) && m <= n && m.is_multiple_of(2),
@@ -56,22 +65,32 @@ pub fn centred_fft2_forward_crop_in<T: rustfft::FftNum>(
             fft.process(row);
         }
     });
-    // The wanted columns, transposed: t[jx][y] (every element is overwritten).
-    t.resize(m * n, zero);
-    columns_into(grid, n, lo, t);
-    t.par_chunks_mut(n).for_each(|col| fft.process(col));
-    let t = &*t;
-    grid[..m * m]
-        .par_chunks_mut(m)
-        .enumerate()
-        .for_each(|(i, row)| {
-            let jy = lo + i;
-            for (j, o) in row.iter_mut().enumerate() {
-                let jx = lo + j;
-                let v = t[j * n + jy];
-                *o = if (jx + jy) % 2 == 1 { -v } else { v };
+    let grid = &*grid;
+    (0..m.div_ceil(B)).into_par_iter().for_each_init(
+        || {
+            (
+                vec![zero; B * n],
+                vec![zero; B * m],
+                vec![zero; fft.get_inplace_scratch_len()],
+            )
+        },
+        |(cols, out, scratch), bi| {
+            let x0 = bi * B;
+            let k = B.min(m - x0);
+            let cols = &mut cols[..k * n];
+            columns_into(grid, n, lo + x0, cols);
+            for (j, col) in cols.chunks_mut(n).enumerate() {
+                fft.process_with_scratch(col, scratch);
+                let jx = lo + x0 + j;
+                let o = &mut out[j * m..(j + 1) * m];
+                for (i, v) in o.iter_mut().enumerate() {
+                    let c = col[lo + i];
+                    *v = if (jx + lo + i) % 2 == 1 { -c } else { c };
+                }
             }
-        });
+            each(x0, k, &out[..k * m]);
+        },
+    );
 }
 
 /// `centred_fft2_inverse` for a grid that is zero outside its central `m x m` window (a

@@ -6,13 +6,15 @@
 //! Layout: `vis[((bl * n_times + t) * n_chan + c) * npol + p]` — baseline-major, so each
 //! baseline's time x frequency plane is contiguous for flagging and per-baseline work.
 
-use crate::core::{GroupMeta, GroupVis};
+use crate::core::{GroupMeta, GroupVis, Weights};
 use crate::primitives::astrometry::Site;
 use crate::uvh5::fast::{DirectFile, Scratch};
 use crate::uvh5::{
     locate_data, read_data, read_data_routed, read_header, DataRoutes, Uvh5Error, Uvh5Header,
     POL_XX,
 };
+use half::f16;
+use half::vec::HalfBitsVecExt;
 use num_complex::Complex32;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -165,15 +167,15 @@ pub fn load_group_reusing(
         how,
         BLOCK_BYTES,
         crate::core::available_memory(),
-        Some((spare.vis, spare.weight)),
+        Some((spare.vis, spare.weight.into_stored())),
     )
 }
 
-/// Bytes of one group sample in memory: a Complex32 visibility and an f32 weight.
-pub const GROUP_BYTES_PER_SAMPLE: u64 = 12;
+/// Bytes of one group sample in memory: a Complex32 visibility and a half-float weight.
+pub const GROUP_BYTES_PER_SAMPLE: u64 = 10;
 
 /// Checks, before anything is allocated, that the group's buffers (from the headers' shapes:
-/// baselines x integrations x channels x 2 pols, 12 bytes a sample) and, when some file is
+/// baselines x integrations x channels x 2 pols, 10 bytes a sample) and, when some file is
 /// read whole through the HDF5 library, the largest such file's data arrays (13 bytes a
 /// sample) fit in `available` bytes (None: unknown, not checked). `reused`: the group's
 /// buffers exist already (only the library's arrays are new).
@@ -231,7 +233,7 @@ fn read_direct(
     chan_map: &[Vec<usize>],
     dims: &Dims,
     block_bytes: usize,
-    (vis, weight): (&mut [Complex32], &mut [f32]),
+    (vis, weight): (&mut [Complex32], &mut [f16]),
     unusable: &mut [[usize; 2]],
 ) -> Result<f64, LoadError> {
     let (nbl, nt, npol, n) = (dims.nbl, dims.nt, 2, vis.len());
@@ -332,7 +334,7 @@ fn load_group_limited(
     how: ReadPath,
     block_bytes: usize,
     available: Option<u64>,
-    spare: Option<(Vec<Complex32>, Vec<f32>)>,
+    spare: Option<(Vec<Complex32>, Vec<f16>)>,
 ) -> Result<(GroupVis, Vec<DataRoutes>), LoadError> {
     let clock = std::time::Instant::now();
     let mut headers = Vec::with_capacity(files.len());
@@ -386,7 +388,8 @@ fn load_group_limited(
         Some(b) => b,
         None => {
             let mut vis = zeroed_complex(n);
-            let mut weight = vec![0f32; n];
+            // Zeroed by the allocator (calloc), like the visibilities.
+            let mut weight: Vec<f16> = vec![0u16; n].reinterpret_into();
             advise_huge_pages(&mut vis);
             advise_huge_pages(&mut weight);
             (vis, weight)
@@ -463,7 +466,8 @@ fn load_group_limited(
         site: Site::from_geodetic_deg(first.latitude_deg, first.longitude_deg, first.altitude_m),
         pointing_dec_rad: first.phase_center_dec,
         vis,
-        weight,
+        // nsamples as they are: at most MAX_NSAMPLES, within the stored range at scale 1.
+        weight: Weights::from_stored(weight, 1.0),
         meta,
     };
     Ok((g, routes))
@@ -534,7 +538,7 @@ fn advise_huge_pages<T>(v: &mut [T]) {
 /// The group's output arrays as raw pointers, for tasks that write disjoint elements.
 struct GroupOut {
     vis: *mut Complex32,
-    weight: *mut f32,
+    weight: *mut f16,
     len: usize,
 }
 // SAFETY: only used by `scatter_run`, whose callers guarantee disjoint writes.
@@ -606,6 +610,24 @@ unsafe fn store8<T: Copy>(dst: *mut T, x: T) {
     }
 }
 
+/// `store8` for 4 bytes.
+///
+/// # Safety
+/// `dst` must be valid for a 4-byte write.
+#[inline(always)]
+unsafe fn store4<T: Copy>(dst: *mut T, x: T) {
+    const { assert!(std::mem::size_of::<T>() == 4) };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bits: i32 = std::mem::transmute_copy(&x);
+        std::arch::x86_64::_mm_stream_si32(dst.cast::<i32>(), bits);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        *dst = x;
+    }
+}
+
 /// Scatters one file's samples of baselines `bls` at integration `t` (`part` holds exactly
 /// those, in file order) into the group; returns the counts of NaN/Inf/zero samples and of
 /// invalid nsamples (negative, not finite or above MAX_NSAMPLES; zero is a plain flag).
@@ -665,7 +687,10 @@ unsafe fn scatter_pairs(
             let dst = (row + g) * 2;
             store8(out.vis.add(dst), va);
             store8(out.vis.add(dst + 1), vb);
-            store8(out.weight.add(dst).cast::<[f32; 2]>(), [wa, wb]);
+            store4(
+                out.weight.add(dst).cast::<[f16; 2]>(),
+                [f16::from_f32(wa), f16::from_f32(wb)],
+            );
         }
     }
     #[cfg(target_arch = "x86_64")]
@@ -679,7 +704,7 @@ unsafe fn scatter_pairs(
 /// and of invalid nsamples.
 fn scatter(
     vis: &mut [Complex32],
-    weight: &mut [f32],
+    weight: &mut [f16],
     parts: &[Part],
     t0: usize,
     nb: usize,
@@ -706,7 +731,7 @@ fn scatter(
                                 bad[k][0] += c[0];
                                 bad[k][1] += c[1];
                                 vrow[dst] = v;
-                                wrow[dst] = w;
+                                wrow[dst] = f16::from_f32(w);
                             }
                         }
                     }

@@ -110,8 +110,6 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
     let mut planes: Vec<Vec<Complex<T>>> =
         (0..outs.len() * pc).map(|_| vec![zero; bw * bw]).collect();
     let mut fftbuf = vec![zero; ng * ng];
-    // The crop's scratch, reused by every plane.
-    let mut fft_t = Vec::new();
     let mut imgs: Vec<Vec<f64>> = outs.iter().map(|_| vec![0.0f64; n * n]).collect();
     let mut screens = Screens::new(plan, -1.0);
     let threads = rayon::current_num_threads().max(1);
@@ -167,18 +165,22 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
                 } else {
                     plane.par_iter_mut().for_each(|c| *c = zero);
                 }
-                centred_fft2_forward_crop_in(&mut fftbuf, ng, n, &mut fft_t);
-                let f = &fftbuf[..n * n];
                 let scr = &screens;
-                img.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
-                    for (x, px) in row.iter_mut().enumerate() {
-                        let g = f[y * n + x];
-                        let z = scr.at(n, x, y);
-                        *px += g.re.f64() * z.re - g.im.f64() * z.im;
+                let out = ImgPtr(img.as_mut_ptr());
+                centred_fft2_forward_crop_each(&mut fftbuf, ng, n, |x0, k, block| {
+                    let out = &out;
+                    for y in 0..n {
+                        for j in 0..k {
+                            let (g, x) = (block[j * n + y], x0 + j);
+                            let z = scr.at(n, x, y);
+                            // SAFETY: `img` has n x n pixels and the crop's blocks are
+                            // disjoint column ranges, so no pixel is written by two calls.
+                            unsafe {
+                                *out.0.add(y * n + x) += g.re.f64() * z.re - g.im.f64() * z.im
+                            };
+                        }
                     }
                 });
-                // The crop overwrote the grid's first rows: zero again for `fold`.
-                fftbuf[..n * n].par_iter_mut().for_each(|c| *c = zero);
             }
             screens.advance();
         }
@@ -200,6 +202,12 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
     let psf = if want.psf { imgs.next() } else { None };
     (dirty, psf, imgs.collect())
 }
+
+/// An image's pixels for the crop's parallel column blocks (each writes its own columns).
+struct ImgPtr(*mut f64);
+// SAFETY: shared only by `centred_fft2_forward_crop_each`'s calls, which write disjoint
+// pixels.
+unsafe impl Sync for ImgPtr {}
 
 /// How many w-planes are spread together: up to all of them, within
 /// `Options::plane_budget_bytes` beyond the first (at least one). A sample reaches `support`
