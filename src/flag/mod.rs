@@ -587,49 +587,41 @@ fn dead_antennas(g: &mut GroupVis, cross: &[usize], limit: f64) -> Vec<String> {
 }
 
 /// Flags samples above median + k x 1.4826 MAD of each polarization's unflagged
-/// cross-correlation amplitudes (the statistics by parallel selection: a group holds
-/// ~86 M samples per polarization).
+/// cross-correlation amplitudes (the statistics by parallel selection over the amplitudes
+/// computed where needed: a group holds ~86 M samples per polarization, an array of them
+/// would add a quarter of the group's memory).
 fn amplitude_clip(g: &mut GroupVis, cross: &[usize], k: f64) {
     let np = g.npol;
     let plane = g.n_times() * g.n_chan() * np;
     let tf = plane / np;
-    // One polarization's amplitudes at a time (NaN where flagged, left out of the
-    // statistics), then the clip from the same array.
-    let mut amps = vec![0f32; cross.len() * tf];
     for p in 0..np {
         let (vis, weight) = (&g.vis, &g.weight);
-        amps.par_chunks_mut(tf)
-            .zip(cross.par_iter())
-            .for_each(|(a, &b)| {
-                let (v, w) = (
-                    &vis[b * plane..(b + 1) * plane],
-                    &weight[b * plane..(b + 1) * plane],
-                );
-                for i in 0..tf {
-                    a[i] = if w[i * np + p] > FLAGGED {
-                        v[i * np + p].norm()
-                    } else {
-                        f32::NAN
-                    };
-                }
-            });
-        let Some((med, sig)) = crate::primitives::stats::median_and_mad_sigma_par(&amps) else {
+        // Sample i of the polarization's cross-correlations: NaN where flagged (left out).
+        let amp = |i: usize| {
+            let s = cross[i / tf] * plane + (i % tf) * np + p;
+            if weight[s] > FLAGGED {
+                vis[s].norm()
+            } else {
+                f32::NAN
+            }
+        };
+        let Some((med, sig)) =
+            crate::primitives::stats::median_and_mad_sigma_by(cross.len() * tf, amp)
+        else {
             continue;
         };
         let limit = (med + k * sig) as f32;
-        let mut mine: Vec<&mut [half::f16]> = g
-            .weight
-            .chunks_mut(plane)
+        let vis = &g.vis;
+        g.weight
+            .par_chunks_mut(plane)
             .enumerate()
             .filter(|(b, _)| cross.binary_search(b).is_ok())
-            .map(|(_, w)| w)
-            .collect();
-        mine.par_iter_mut()
-            .zip(amps.par_chunks(tf))
-            .for_each(|(w, a)| {
+            .for_each(|(b, w)| {
+                let v = &vis[b * plane..(b + 1) * plane];
                 for i in 0..tf {
-                    if a[i] > limit {
-                        w[i * np + p] = FLAGGED;
+                    let s = i * np + p;
+                    if w[s] > FLAGGED && v[s].norm() > limit {
+                        w[s] = FLAGGED;
                     }
                 }
             });

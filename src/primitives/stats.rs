@@ -108,31 +108,42 @@ fn key_f64(k: u64) -> f64 {
 /// arrays of a whole group: parallel radix selection over the data in place instead of a
 /// copy, a sort and a serial selection. Non-finite values are left out.
 pub fn median_and_mad_sigma_par(values: &[f32]) -> Option<(f64, f64)> {
+    median_and_mad_sigma_by(values.len(), |i| values[i])
+}
+
+/// As [`median_and_mad_sigma_par`] of `len` values given by `value(i)` (computed again on
+/// each of the selection's few passes instead of stored: no array of a group's size).
+pub fn median_and_mad_sigma_by(
+    len: usize,
+    value: impl Fn(usize) -> f32 + Sync,
+) -> Option<(f64, f64)> {
     use rayon::prelude::*;
-    let finite = |i: usize| values[i].is_finite();
-    let n = values.par_iter().filter(|x| x.is_finite()).count();
+    let finite = |i: usize| value(i).is_finite();
+    let n = (0..len).into_par_iter().filter(|&i| finite(i)).count();
     if n == 0 {
         return None;
     }
     // Non-finite values get the largest key, beyond every finite one, so the k-th
     // smallest for k < n is among the finite values.
     let median_of = |key: &(dyn Fn(usize) -> u64 + Sync)| {
-        let (lower, m) = select_key(values.len(), key, n / 2);
+        let (lower, m) = select_key(len, key, n / 2);
         match lower {
             Some(l) if n % 2 == 0 => 0.5 * (key_f64(l) + key_f64(m)),
             _ => key_f64(m),
         }
     };
     let med = median_of(&|i| {
-        if finite(i) {
-            f64_key(values[i] as f64)
+        let x = value(i);
+        if x.is_finite() {
+            f64_key(x as f64)
         } else {
             u64::MAX
         }
     });
     let mad = median_of(&|i| {
-        if finite(i) {
-            f64_key((values[i] as f64 - med).abs())
+        let x = value(i);
+        if x.is_finite() {
+            f64_key((x as f64 - med).abs())
         } else {
             u64::MAX
         }
