@@ -90,25 +90,44 @@ impl<W> Group<W> {
     pub fn index(&self, bl: usize, t: usize, c: usize, p: usize) -> usize {
         ((bl * self.n_times() + t) * self.n_chan() + c) * self.npol + p
     }
+
+    /// The same group with its weights mapped by `f`.
+    pub fn map_weight<V>(self, f: impl FnOnce(W) -> V) -> Group<V> {
+        let Group {
+            times_jd,
+            freqs,
+            channel_width_hz,
+            npol,
+            baselines,
+            ant_pos,
+            antenna_names,
+            site,
+            pointing_dec_rad,
+            vis,
+            weight,
+            meta,
+        } = self;
+        Group {
+            times_jd,
+            freqs,
+            channel_width_hz,
+            npol,
+            baselines,
+            ant_pos,
+            antenna_names,
+            site,
+            pointing_dec_rad,
+            vis,
+            weight: f(weight),
+            meta,
+        }
+    }
 }
 
 impl GroupVis {
     /// A copy with f32 weights, polarizations kept (small groups and tests).
     pub fn with_f32_weights(&self) -> Group<Vec<f32>> {
-        Group {
-            times_jd: self.times_jd.clone(),
-            freqs: self.freqs.clone(),
-            channel_width_hz: self.channel_width_hz,
-            npol: self.npol,
-            baselines: self.baselines.clone(),
-            ant_pos: self.ant_pos.clone(),
-            antenna_names: self.antenna_names.clone(),
-            site: self.site,
-            pointing_dec_rad: self.pointing_dec_rad,
-            vis: self.vis.clone(),
-            weight: self.weight.to_f32_vec(),
-            meta: self.meta.clone(),
-        }
+        self.clone().map_weight(|w| w.to_f32_vec())
     }
 
     /// Combines each sample's polarizations into one: sum(w V) / sum(w) over the unflagged
@@ -117,22 +136,10 @@ impl GroupVis {
     /// later step (weighting, subtraction of an unpolarized model, gridding) gives the same
     /// images from it. The visibilities are combined in place (and shrunk before the f32
     /// weights are made, so the peak stays below the group's as read); `npol` becomes 1.
-    pub fn into_stokes_i(self) -> StokesGroup {
-        let Group {
-            times_jd,
-            freqs,
-            channel_width_hz,
-            npol: np,
-            baselines,
-            ant_pos,
-            antenna_names,
-            site,
-            pointing_dec_rad,
-            mut vis,
-            weight,
-            meta,
-        } = self;
-        let np = np.max(1);
+    pub fn into_stokes_i(mut self) -> StokesGroup {
+        let mut vis = std::mem::take(&mut self.vis);
+        let weight = &self.weight;
+        let np = self.npol.max(1);
         let n = vis.len() / np;
         let sum_w = |i: usize| -> f64 {
             weight[i * np..(i + 1) * np]
@@ -177,21 +184,10 @@ impl GroupVis {
         vis.truncate(n);
         vis.shrink_to_fit();
         let w: Vec<f32> = (0..n).into_par_iter().map(|i| sum_w(i) as f32).collect();
-        drop(weight);
-        Group {
-            times_jd,
-            freqs,
-            channel_width_hz,
-            npol: 1,
-            baselines,
-            ant_pos,
-            antenna_names,
-            site,
-            pointing_dec_rad,
-            vis,
-            weight: w,
-            meta,
-        }
+        self.vis = vis;
+        self.npol = 1;
+        // The half-float weights are freed here.
+        self.map_weight(|_| w)
     }
 }
 

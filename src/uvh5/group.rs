@@ -591,36 +591,23 @@ fn cell(v: Complex32, sign: f32, flag: u8, w: f32) -> (Complex32, f32, usize, us
     )
 }
 
-/// Stores 8 bytes that nobody reads back soon: a non-temporal store on x86-64 (the group is
-/// far larger than any cache, so this skips the read-for-ownership of every output line).
+/// Stores a value of 8 or 4 bytes that nobody reads back soon: a non-temporal store on
+/// x86-64 (the group is far larger than any cache, so this skips the read-for-ownership of
+/// every output line).
 ///
 /// # Safety
-/// `dst` must be valid for an 8-byte write (movnti needs no alignment).
+/// `dst` must be valid for a write of `T` (movnti needs no alignment).
 #[inline(always)]
-unsafe fn store8<T: Copy>(dst: *mut T, x: T) {
-    const { assert!(std::mem::size_of::<T>() == 8) };
+unsafe fn store_nt<T: Copy>(dst: *mut T, x: T) {
+    const { assert!(matches!(std::mem::size_of::<T>(), 4 | 8)) };
     #[cfg(target_arch = "x86_64")]
     {
-        let bits: i64 = std::mem::transmute_copy(&x);
-        std::arch::x86_64::_mm_stream_si64(dst.cast::<i64>(), bits);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        *dst = x;
-    }
-}
-
-/// `store8` for 4 bytes.
-///
-/// # Safety
-/// `dst` must be valid for a 4-byte write.
-#[inline(always)]
-unsafe fn store4<T: Copy>(dst: *mut T, x: T) {
-    const { assert!(std::mem::size_of::<T>() == 4) };
-    #[cfg(target_arch = "x86_64")]
-    {
-        let bits: i32 = std::mem::transmute_copy(&x);
-        std::arch::x86_64::_mm_stream_si32(dst.cast::<i32>(), bits);
+        use std::arch::x86_64::{_mm_stream_si32, _mm_stream_si64};
+        if std::mem::size_of::<T>() == 8 {
+            _mm_stream_si64(dst.cast::<i64>(), std::mem::transmute_copy(&x));
+        } else {
+            _mm_stream_si32(dst.cast::<i32>(), std::mem::transmute_copy(&x));
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -685,9 +672,9 @@ unsafe fn scatter_pairs(
                 (v0, v1, w0, w1)
             };
             let dst = (row + g) * 2;
-            store8(out.vis.add(dst), va);
-            store8(out.vis.add(dst + 1), vb);
-            store4(
+            store_nt(out.vis.add(dst), va);
+            store_nt(out.vis.add(dst + 1), vb);
+            store_nt(
                 out.weight.add(dst).cast::<[f16; 2]>(),
                 [f16::from_f32(wa), f16::from_f32(wb)],
             );
