@@ -670,11 +670,12 @@ fn wg_check_against(
 #[test]
 fn wgridder_contract_random_baselines() {
     let p = wg_random(800.0);
-    // Measured (2026-12-01): dirty max, PSF max, dirty L2, PSF L2, degrid max, degrid L2.
+    // Measured (2026-12-03, tuned kernel shapes): dirty max, PSF max, dirty L2, PSF L2,
+    // degrid max, degrid L2.
     for (eps, m) in [
-        (1e-4, [1.22e-6, 2.26e-6, 9.41e-6, 7.17e-6, 1.32e-5, 2.41e-5]),
-        (1e-5, [1.79e-7, 3.56e-7, 7.89e-7, 8.99e-7, 6.84e-7, 7.77e-7]),
-        (1e-6, [2.34e-8, 5.62e-8, 1.09e-7, 1.13e-7, 4.02e-7, 4.23e-7]),
+        (1e-4, [7.77e-7, 1.03e-6, 7.42e-6, 5.45e-6, 9.96e-6, 9.64e-6]),
+        (1e-5, [2.25e-7, 3.79e-7, 1.69e-6, 1.27e-6, 2.81e-6, 3.10e-6]),
+        (1e-6, [2.18e-8, 3.76e-8, 1.68e-7, 1.23e-7, 3.19e-7, 3.12e-7]),
     ] {
         wg_check("random |w|<=800", &p, eps, m);
     }
@@ -683,11 +684,11 @@ fn wgridder_contract_random_baselines() {
 #[test]
 fn wgridder_contract_dsa110_like() {
     let p = wg_dsa110_like();
-    // Measured (2026-12-01), as above.
+    // Measured (2026-12-03), as above.
     for (eps, m) in [
-        (1e-4, [2.84e-7, 3.74e-5, 1.44e-5, 1.97e-5, 2.52e-5, 3.43e-5]),
-        (1e-5, [4.28e-8, 1.91e-6, 1.91e-6, 1.69e-6, 1.92e-6, 2.21e-6]),
-        (1e-6, [5.40e-9, 2.03e-7, 2.10e-7, 2.20e-7, 3.05e-7, 2.10e-7]),
+        (1e-4, [5.56e-7, 2.11e-5, 2.81e-5, 2.44e-5, 3.85e-5, 3.32e-5]),
+        (1e-5, [4.66e-8, 2.72e-6, 2.40e-6, 2.19e-6, 3.68e-6, 3.29e-6]),
+        (1e-6, [5.12e-9, 1.32e-7, 2.46e-7, 2.19e-7, 4.61e-7, 2.57e-7]),
     ] {
         wg_check("dsa110-like", &p, eps, m);
     }
@@ -696,10 +697,10 @@ fn wgridder_contract_dsa110_like() {
 #[test]
 fn wgridder_contract_coplanar() {
     let p = wg_random(0.0);
-    // Measured (2026-12-01), as above.
+    // Measured (2026-12-03), as above.
     for (eps, m) in [
-        (1e-4, [1.13e-6, 2.78e-5, 9.42e-6, 1.51e-5, 1.31e-5, 2.49e-5]),
-        (1e-6, [1.95e-8, 4.16e-7, 1.07e-7, 2.41e-7, 3.77e-7, 4.62e-7]),
+        (1e-4, [3.74e-6, 3.18e-5, 3.15e-5, 2.96e-5, 5.08e-5, 3.97e-5]),
+        (1e-6, [2.49e-8, 6.56e-8, 1.72e-7, 1.28e-7, 2.35e-7, 2.10e-7]),
     ] {
         wg_check("coplanar", &p, eps, m);
     }
@@ -715,10 +716,10 @@ fn wgridder_contract_without_w_term() {
     for x in flat.uvw.iter_mut() {
         x[2] = 0.0;
     }
-    // Measured (2026-12-02), as above.
+    // Measured (2026-12-03), as above.
     for (eps, m) in [
-        (1e-4, [1.20e-6, 2.37e-6, 4.57e-6, 4.19e-6, 9.55e-7, 1.01e-6]),
-        (1e-6, [1.77e-8, 1.30e-8, 5.89e-8, 2.65e-8, 3.36e-8, 2.61e-8]),
+        (1e-4, [7.68e-7, 5.78e-7, 6.33e-6, 3.31e-6, 3.80e-6, 4.27e-6]),
+        (1e-6, [9.57e-9, 9.27e-9, 6.68e-8, 3.73e-8, 4.49e-8, 3.78e-8]),
     ] {
         wg_check_against("no w-term", &p, &flat, eps, m, false);
     }
@@ -854,8 +855,9 @@ fn wgridder_builds_and_plane_groups_agree() {
                 "eps {eps}: builds differ by {:.2e} of the peak",
                 diff / peak
             );
-            // Measured: 3.0e-7 (single), 7.3e-16 (double).
-            let bound = if eps > 1e-5 { 1e-6 } else { 2e-15 };
+            // Measured: 9.1e-7 (single), 2.3e-15 (double; the tuned kernels' smaller
+            // oversampling amplifies rounding at the image's edge more).
+            let bound = if eps > 1e-5 { 3e-6 } else { 7e-15 };
             assert!(
                 diff <= bound * peak,
                 "eps {eps}: builds differ by {diff:.3e}, peak {peak:.3e}"

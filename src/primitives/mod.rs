@@ -7,6 +7,7 @@ pub mod check;
 pub mod fft;
 pub mod iers;
 pub mod kernel;
+mod kernel_shapes;
 pub mod stats;
 pub mod table;
 pub mod time;

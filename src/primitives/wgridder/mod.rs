@@ -22,7 +22,10 @@
 //! the end. n - 1 is centred (n - 1 - s with s its mid-range, the phase exp(-2 pi i w s)
 //! moved onto the samples), which halves the planes. The grid oversampling sigma (1.2-2)
 //! and kernel width W are chosen per call from epsilon to minimise a cost model (planes x
-//! FFTs vs W^3 spreading taps). Planes are single precision where epsilon > 1e-5, double
+//! FFTs vs W^3 spreading taps); the kernel is the two-parameter ES shape tuned for that
+//! (W, sigma) (`EsKernel::tuned`: at epsilon 1e-4 W = 6 at sigma 1.65 where the plain ES
+//! kernel needed W = 6 at 1.9 or W = 7 at 1.55), its error modelled as its aliasing
+//! estimate plus the planes' rounding amplified by the grid correction (`model_error`). Planes are single precision where epsilon > 1e-5, double
 //! otherwise (all corrections and the image in f64). Gridding is parallel over strips of
 //! grid rows (each thread writes only its own), degridding over rows; results do not
 //! depend on the thread count. Gridding spreads up to W planes together (within
@@ -47,7 +50,7 @@
 use crate::primitives::fft::{
     centred_fft2_forward_crop_each, centred_fft2_inverse_from_centre_with,
 };
-use crate::primitives::kernel::{EsKernel, MAX_SUPPORT};
+use crate::primitives::kernel::{tuned_shape, EsKernel, MAX_SUPPORT};
 use crate::primitives::C_M_S;
 use num_complex::{Complex, Complex32, Complex64};
 use rayon::prelude::*;
@@ -512,20 +515,23 @@ fn good_size(n: usize) -> usize {
     }
 }
 
-/// The ES kernel's aliasing error at oversampling sigma and width W with the shape
-/// beta = 2.3 W (1 - 1/(2 sigma)) / 0.75 (Barnett et al. 2019's rule, 2.3 W at sigma = 2):
-/// ~exp(-pi W sqrt(1 - 1/sigma)), scaled to the relative L2 errors measured against the
-/// direct transform at sigma = 2 (1.1e-4 at W = 5, 1.1e-5 at W = 6, 1.2e-6 at W = 7).
-fn kernel_error(support: usize, sigma: f64) -> f64 {
-    7.3 * (-std::f64::consts::PI * support as f64 * (1.0 - 1.0 / sigma).sqrt()).exp()
-}
+/// The modelled error times this is at most epsilon: the errors measured against the direct
+/// transform (tests/gridder_dft.rs) run up to ~1.7x the model (the PSF's peak and the
+/// degridder's L2 error the highest).
+const SAFETY: f64 = 3.0;
 
-/// The kernel's modelled error times this is at most epsilon: the PSF's peak error and
-/// the degridder's L2 error run up to ~2.6x the model (measured, tests/gridder_dft.rs).
-const SAFETY: f64 = 5.0;
-
-fn kernel_beta(support: usize, sigma: f64) -> f64 {
-    2.3 * support as f64 * (1.0 - 0.5 / sigma) / 0.75
+/// A kernel's modelled relative error at oversampling sigma: its aliasing estimate
+/// (`EsKernel::aliasing_estimate`, tuned shapes) plus the planes' rounding (half an ulp of
+/// f32 or f64) amplified by the grid correction at the image's corner in u, v and w
+/// (c_max^3): with single-precision planes that rules out the smallest oversamplings, whose
+/// corrections reach ~40 per axis at W = 8, sigma = 1.25.
+fn model_error(support: usize, sigma: f64, single: bool) -> f64 {
+    let ulp = if single {
+        0.5 * f32::EPSILON as f64
+    } else {
+        0.5 * f64::EPSILON
+    };
+    tuned_shape(support, sigma).2 + ulp * EsKernel::tuned_correction_max(support, sigma).powi(3)
 }
 
 /// A call's grid, kernel and planes.
@@ -605,7 +611,8 @@ impl Plan {
         let mut best: Option<(f64, f64, usize, usize, usize)> = None;
         for i in 0..=16 {
             let sigma = 1.2 + 0.05 * i as f64;
-            let Some(support) = (3..=MAX_SUPPORT).find(|&w| SAFETY * kernel_error(w, sigma) <= eps)
+            let Some(support) =
+                (3..=MAX_SUPPORT).find(|&w| SAFETY * model_error(w, sigma, single) <= eps)
             else {
                 continue;
             };
@@ -627,7 +634,7 @@ impl Plan {
             }
         }
         let (_, sigma, support, ng, _) = best.expect("some kernel fits");
-        let kernel = EsKernel::with_shape(support, kernel_beta(support, sigma));
+        let (kernel, _) = EsKernel::tuned(support, sigma);
         let (dw, w0) = if flat {
             (0.0, 0.0)
         } else {
