@@ -88,6 +88,7 @@ def main():
     print("//! estimate (beta = 2.3 W (1 - 1/(2 sigma)) / 0.75, e0 = 1/2) for comparison.")
     print()
     print("/// (W, sigma, beta, e0, estimate, plain ES estimate); sigma = 1.20, 1.25, ..., 2.00.")
+    print("#[rustfmt::skip]")
     print("pub(crate) const SHAPES: &[(usize, f64, f64, f64, f64, f64)] = &[")
     for w, sigma, beta, e0, est, plain in rows:
         print(f"    ({w}, {sigma:.2f}, {beta:.10f}, {e0:.10f}, {est:.4e}, {plain:.4e}),")
