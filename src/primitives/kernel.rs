@@ -67,24 +67,23 @@ impl EsKernel {
     /// amplified at the image's edge (per axis).
     pub fn tuned_correction_max(support: usize, sigma: f64) -> f64 {
         let (beta, e0, _) = tuned_shape(support, sigma);
-        let k = EsKernel {
-            support,
-            beta,
-            e0,
-            coef: [[0.0; MAX_SUPPORT]; MAX_DEGREE + 1],
-            degree: 0,
-        };
+        let k = Self::unfitted(support, beta, e0);
         k.fourier(0.0) / k.fourier(0.5 / sigma)
     }
 
-    fn with_shape_e0(support: usize, beta: f64, e0: f64, target: f64) -> Self {
-        let mut k = EsKernel {
+    /// The shape without its tap polynomials (enough for `phi` and `fourier`).
+    fn unfitted(support: usize, beta: f64, e0: f64) -> Self {
+        EsKernel {
             support,
             beta,
             e0,
             coef: [[0.0; MAX_SUPPORT]; MAX_DEGREE + 1],
             degree: 0,
-        };
+        }
+    }
+
+    fn with_shape_e0(support: usize, beta: f64, e0: f64, target: f64) -> Self {
+        let mut k = Self::unfitted(support, beta, e0);
         for degree in support.saturating_sub(1).max(3)..=MAX_DEGREE {
             k.fit(degree);
             if k.poly_error() <= target {
@@ -234,8 +233,9 @@ impl EsKernel {
 /// to the table's steps, clamped to 1.2..=2.0).
 pub fn tuned_shape(support: usize, sigma: f64) -> (f64, f64, f64) {
     let i = (((sigma.clamp(1.2, 2.0) - 1.2) / 0.05 + 1e-9).floor() as usize).min(16);
-    let (w, _, beta, e0, est, _) = SHAPES[(support.clamp(3, MAX_SUPPORT) - 3) * 17 + i];
+    let (w, table_sigma, beta, e0, est, _) = SHAPES[(support.clamp(3, MAX_SUPPORT) - 3) * 17 + i];
     debug_assert_eq!(w, support.clamp(3, MAX_SUPPORT));
+    debug_assert!((table_sigma - (1.2 + 0.05 * i as f64)).abs() < 1e-9);
     (beta, e0, est)
 }
 
