@@ -167,7 +167,7 @@ impl<T: Real> ReadJob<'_, T> {
             let mut rot = Phasor::new(d, g.rate, 1.0, run.k0 as usize);
             for k in run.k0 as usize..run.k1 as usize {
                 let z = rot.next(k);
-                let lam = d.fs[k] / C_M_S;
+                let lam = d.lam[k];
                 let (u, v) = (g.um * lam, g.vm * lam);
                 if !d.accept(u, v) {
                     continue;

@@ -101,88 +101,99 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
         factor: Some(f),
     }));
     let zero = Complex::new(T::zero(), T::zero());
-    // Planes spread together (`planes_at_once`): outs.len() x pc planes, out-major.
-    let pc = planes_at_once(
-        plan,
-        outs.len(),
-        bw * bw * std::mem::size_of::<Complex<T>>(),
-    );
-    let mut planes: Vec<Vec<Complex<T>>> =
-        (0..outs.len() * pc).map(|_| vec![zero; bw * bw]).collect();
+    let nout = outs.len();
+    let pc = planes_at_once(plan, nout, bw * bw * std::mem::size_of::<Complex<T>>());
+    // Where the budget holds a sample's `support` planes (per image), the planes are a ring:
+    // the runs whose first plane is q are spread into planes q..q + W (slots p mod W), after
+    // which plane q is complete, transformed, and its slot reused for plane q + W; each
+    // sample is prepared once. Otherwise planes are spread pc at a time, each sample
+    // prepared once per group of planes it reaches.
+    let ring = !plan.flat && pc >= support;
+    let slots = if ring { support.min(plan.nplanes) } else { pc };
+    let mut planes: Vec<Vec<Complex<T>>> = (0..nout * slots).map(|_| vec![zero; bw * bw]).collect();
     let mut fftbuf = vec![zero; ng * ng];
     let mut imgs: Vec<Vec<f64>> = outs.iter().map(|_| vec![0.0f64; n * n]).collect();
     let mut screens = Screens::new(plan, -1.0);
-    let threads = rayon::current_num_threads().max(1);
-    let sh = (bw / (8 * threads)).max(support).max(16);
-    for p0 in (0..plan.nplanes).step_by(pc) {
-        let pn = pc.min(plan.nplanes - p0);
-        // Runs whose planes q..q + W reach p0..p0 + pn.
-        let groups: Vec<(usize, &[(u32, Run)])> = (p0.saturating_sub(support - 1)..p0 + pn)
-            .filter(|&q| !by_q[q].is_empty())
-            .map(|q| (q, by_q[q].as_slice()))
-            .collect();
-        if outs.is_empty() || groups.is_empty() {
-            (0..pn).for_each(|_| screens.advance());
-            continue;
+    // Planes some sample reaches (the others stay zero: not transformed).
+    let mut touched = vec![false; plan.nplanes];
+    for (q, runs) in by_q.iter().enumerate() {
+        if !runs.is_empty() {
+            touched[q..(q + support).min(plan.nplanes)].fill(true);
         }
-        let strips = StripJob {
-            plan,
-            d,
-            taps: &taps,
-            groups: &groups,
-            outs: &outs,
-            p0,
-            pn,
-            x0: bx.start,
-            width: bw,
-        };
-        // Strip-parallel spreading; each strip owns rows [y0, y0 + sh) of every plane.
-        let nstrips = bw.div_ceil(sh);
-        let mut per_strip: Vec<Vec<&mut [Complex<T>]>> = (0..nstrips)
-            .map(|_| Vec::with_capacity(planes.len()))
-            .collect();
-        for plane in planes.iter_mut() {
-            for (si, chunk) in plane.chunks_mut(sh * bw).enumerate() {
-                per_strip[si].push(chunk);
+    }
+    // Strips per spreading phase: enough for the threads to balance.
+    let nstrips = 8 * rayon::current_num_threads().max(1);
+    let base = StripJob {
+        plan,
+        d,
+        taps: &taps,
+        groups: &[],
+        outs: &outs,
+        p0: 0,
+        pn: 0,
+        x0: bx.start,
+        width: bw,
+    };
+    let add = AddPlane {
+        plan,
+        bx: bx.clone(),
+    };
+    if nout == 0 {
+        // Nothing to make.
+    } else if ring {
+        for p in 0..plan.nplanes {
+            if !by_q[p].is_empty() {
+                let pn = support.min(plan.nplanes - p);
+                // Planes p..p + pn of each image, in that order.
+                let mut slot: Vec<Option<&mut Vec<Complex<T>>>> =
+                    planes.iter_mut().map(Some).collect();
+                let rows: Vec<&mut Vec<Complex<T>>> = (0..nout)
+                    .flat_map(|k| (0..pn).map(move |i| k * slots + (p + i) % slots))
+                    .map(|ix| slot[ix].take().expect("distinct slots"))
+                    .collect();
+                let groups = [(p, by_q[p].as_slice())];
+                let job = StripJob {
+                    groups: &groups,
+                    p0: p,
+                    pn,
+                    ..base
+                };
+                spread_strips(&job, rows, &bx, nstrips);
             }
-        }
-        per_strip
-            .into_par_iter()
-            .enumerate()
-            .with_max_len(1)
-            .for_each(|(si, mut rows)| {
-                let y0 = bx.start + si * sh;
-                strips.run(y0, (y0 + sh).min(bx.end), &mut rows);
-            });
-        let last = p0 + pn == plan.nplanes;
-        for i in 0..pn {
+            // Plane p is complete; its slot is reused unless no later group reaches it.
+            let release = p + slots >= plan.nplanes;
             for (k, img) in imgs.iter_mut().enumerate() {
-                let plane = &mut planes[k * pc + i];
-                fold(plane, &bx, &mut fftbuf, ng, plan.margin);
-                if last {
-                    // Not spread again: its memory goes back before the transform.
-                    *plane = Vec::new();
-                } else {
-                    plane.par_iter_mut().for_each(|c| *c = zero);
-                }
-                let scr = &screens;
-                let out = ImgPtr(img.as_mut_ptr());
-                centred_fft2_forward_crop_each(&mut fftbuf, ng, n, |x0, k, block| {
-                    let out = &out;
-                    for y in 0..n {
-                        for j in 0..k {
-                            let (g, x) = (block[j * n + y], x0 + j);
-                            let z = scr.at(n, x, y);
-                            // SAFETY: `img` has n x n pixels and the crop's blocks are
-                            // disjoint column ranges, so no pixel is written by two calls.
-                            unsafe {
-                                *out.0.add(y * n + x) += g.re.f64() * z.re - g.im.f64() * z.im
-                            };
-                        }
-                    }
-                });
+                let plane = &mut planes[k * slots + p % slots];
+                add.plane(plane, touched[p], release, img, &mut fftbuf, &screens);
             }
             screens.advance();
+        }
+    } else {
+        for p0 in (0..plan.nplanes).step_by(pc) {
+            let pn = pc.min(plan.nplanes - p0);
+            // Runs whose planes q..q + W reach p0..p0 + pn.
+            let groups: Vec<(usize, &[(u32, Run)])> = (p0.saturating_sub(support - 1)..p0 + pn)
+                .filter(|&q| !by_q[q].is_empty())
+                .map(|q| (q, by_q[q].as_slice()))
+                .collect();
+            if !groups.is_empty() {
+                let rows: Vec<&mut Vec<Complex<T>>> = planes.iter_mut().collect();
+                let job = StripJob {
+                    groups: &groups,
+                    p0,
+                    pn,
+                    ..base
+                };
+                spread_strips(&job, rows, &bx, nstrips);
+            }
+            let last = p0 + pn == plan.nplanes;
+            for i in 0..pn {
+                for (k, img) in imgs.iter_mut().enumerate() {
+                    let plane = &mut planes[k * pc + i];
+                    add.plane(plane, touched[p0 + i], last, img, &mut fftbuf, &screens);
+                }
+                screens.advance();
+            }
         }
     }
     // Divide out the kernel's transforms in u, v and w.
@@ -208,6 +219,119 @@ struct ImgPtr(*mut f64);
 // SAFETY: shared only by `centred_fft2_forward_crop_each`'s calls, which write disjoint
 // pixels.
 unsafe impl Sync for ImgPtr {}
+
+/// Spreads a job's samples into `planes` (out-major, the job's pn planes per image, each
+/// the box `bx` of rows and columns), in parallel over strips of rows (`strip_bounds`):
+/// each strip owns its rows of every plane.
+fn spread_strips<T: Real>(
+    job: &StripJob<T>,
+    planes: Vec<&mut Vec<Complex<T>>>,
+    bx: &std::ops::Range<usize>,
+    nstrips: usize,
+) {
+    let bw = bx.len();
+    let bounds = strip_bounds(job, bx, nstrips);
+    let mut per_strip: Vec<Vec<&mut [Complex<T>]>> = (1..bounds.len())
+        .map(|_| Vec::with_capacity(planes.len()))
+        .collect();
+    for plane in planes {
+        let mut rest: &mut [Complex<T>] = plane;
+        for (si, w) in bounds.windows(2).enumerate() {
+            let (strip, tail) = rest.split_at_mut((w[1] - w[0]) * bw);
+            per_strip[si].push(strip);
+            rest = tail;
+        }
+    }
+    per_strip
+        .into_par_iter()
+        .enumerate()
+        .with_max_len(1)
+        .for_each(|(si, mut rows)| job.run(bounds[si], bounds[si + 1], &mut rows));
+}
+
+/// Strip boundaries (padded grid rows, from bx.start to bx.end) holding about equal
+/// numbers of the job's samples (each run counted at its middle channel's v), at most
+/// `nstrips` strips of at least the kernel's support in rows: DSA-110's samples crowd the
+/// uv plane's centre, so equal heights would leave one thread the core's strip.
+fn strip_bounds<T>(job: &StripJob<T>, bx: &std::ops::Range<usize>, nstrips: usize) -> Vec<usize> {
+    let (plan, d) = (job.plan, job.d);
+    let bw = bx.len();
+    let cv = plan.centre + plan.margin as f64;
+    let mut hist = vec![0u64; bw];
+    for &(_, runs) in job.groups {
+        for &(r, run) in runs {
+            let g = RowGeom::new(d, plan, r as usize);
+            let lam = d.lam[(run.k0 as usize + run.k1 as usize) / 2];
+            let y = (cv + g.vm * lam * plan.scale).round() as i64 - bx.start as i64;
+            hist[y.clamp(0, bw as i64 - 1) as usize] += (run.k1 - run.k0) as u64;
+        }
+    }
+    let total: u64 = hist.iter().sum();
+    let per = total.div_ceil(nstrips.max(1) as u64).max(1);
+    let min_h = plan.support.max(8);
+    let mut bounds = vec![bx.start];
+    let mut acc = 0;
+    for (i, &h) in hist.iter().enumerate() {
+        acc += h;
+        let y = bx.start + i + 1;
+        if acc >= per && y - bounds[bounds.len() - 1] >= min_h && bx.end - y >= min_h {
+            bounds.push(y);
+            acc = 0;
+        }
+    }
+    bounds.push(bx.end);
+    bounds
+}
+
+/// Adds a spread plane's transform, times its w-screen, to an image.
+struct AddPlane<'a> {
+    plan: &'a Plan,
+    bx: std::ops::Range<usize>,
+}
+
+impl AddPlane<'_> {
+    /// Folds `plane` onto the grid, transforms it and adds it times the current screen to
+    /// `img`; the plane is left zero (its memory released if `release`). Untouched planes
+    /// (all zero) add nothing and are skipped.
+    fn plane<T: Real>(
+        &self,
+        plane: &mut Vec<Complex<T>>,
+        touched: bool,
+        release: bool,
+        img: &mut [f64],
+        fftbuf: &mut [Complex<T>],
+        screens: &Screens,
+    ) {
+        let (n, ng) = (self.plan.n, self.plan.ng);
+        let zero = Complex::new(T::zero(), T::zero());
+        if !touched {
+            if release {
+                *plane = Vec::new();
+            }
+            return;
+        }
+        fold(plane, &self.bx, fftbuf, ng, self.plan.margin);
+        if release {
+            // Not spread again: its memory goes back before the transform.
+            *plane = Vec::new();
+        } else {
+            plane.par_iter_mut().for_each(|c| *c = zero);
+        }
+        let out = ImgPtr(img.as_mut_ptr());
+        centred_fft2_forward_crop_each(fftbuf, ng, n, |x0, k, block| {
+            let out = &out;
+            for y in 0..n {
+                for j in 0..k {
+                    let (g, x) = (block[j * n + y], x0 + j);
+                    let z = screens.at(n, x, y);
+                    // SAFETY: `img` has n x n pixels and the crop's blocks are disjoint
+                    // column ranges, so no pixel is written by two calls.
+                    unsafe { *out.0.add(y * n + x) += g.re.f64() * z.re - g.im.f64() * z.im };
+                }
+            }
+        });
+    }
+}
 
 /// How many w-planes are spread together: up to all of them, within
 /// `Options::plane_budget_bytes` beyond the first (at least one). A sample reaches `support`
@@ -261,6 +385,7 @@ fn fold<T: Real>(
 }
 
 /// One plane's spreading, shared by the strips.
+#[derive(Clone, Copy)]
 struct StripJob<'a, T> {
     plan: &'a Plan,
     d: &'a Data<'a>,
@@ -331,12 +456,13 @@ impl<T: Real> StripJob<'_, T> {
         let nchan = d.freqs.len();
         let (vis, wt) = (d.vis.unwrap_or(&[]), d.weight.unwrap_or(&[]));
         let with_psf = self.outs.iter().any(|o| o.psf);
-        let mut ku = [T::zero(); MAX_SUPPORT];
-        let mut kv = [T::zero(); MAX_SUPPORT];
-        let mut batch = Batch::<T>::default();
+        let mut b = Batch::<T>::default();
+        let mut kk = [[T::zero(); 2 * MAX_SUPPORT]; 4];
+        let mut first = [(0i64, 0i64); 4];
+        let voff = taps.v_offset();
         // Padded grid coordinates: cell index + margin.
         let (cu, cv) = (plan.centre + m, plan.centre + m);
-        let (lo, hi) = (y0 as f64 - half, y1 as f64 + half);
+        let (ya, yb) = (y0 as f64, y1 as f64);
         let pc = rows.len() / self.outs.len().max(1);
         for &(q, runs) in self.groups {
             // The chunk's planes this group reaches: i in ia..ib, w tap j = p0 + i - q.
@@ -348,36 +474,35 @@ impl<T: Real> StripJob<'_, T> {
             for &(r, run) in runs {
                 let r = r as usize;
                 let g = RowGeom::new(d, plan, r);
-                // The run's v extent (linear in frequency) against the strip.
-                let (fa, fb) = (d.fs[run.k0 as usize], d.fs[run.k1 as usize - 1]);
-                let (va, vb) = (
-                    cv + g.vm * fa / C_M_S * plan.scale,
-                    cv + g.vm * fb / C_M_S * plan.scale,
-                );
-                if va.max(vb) < lo || va.min(vb) >= hi {
+                // The run's channels whose footprints reach the strip (v is linear in
+                // frequency: a prefix or suffix fails each bound) and that are accepted.
+                let gv_of = |k: usize| cv + g.vm * d.lam[k] * plan.scale;
+                let (k0, k1) = (run.k0 as usize, run.k1 as usize);
+                let below = |k: usize| gv_of(k) + half <= ya;
+                let above = |k: usize| gv_of(k) - half >= yb;
+                let (k0, k1) = if g.vm >= 0.0 {
+                    let k0 = first_false(k0, k1, below);
+                    (k0, first_false(k0, k1, |k| !above(k)))
+                } else {
+                    let k0 = first_false(k0, k1, above);
+                    (k0, first_false(k0, k1, |k| !below(k)))
+                };
+                let (ka, kb) = d.accepted(g.um, g.vm, k0, k1);
+                if ka >= kb {
                     continue;
                 }
-                // The run's samples reaching the strip, with their values; then their w
-                // taps, vectorised across the samples.
-                batch.clear();
-                let mut rot = Phasor::new(d, g.rate, -1.0, run.k0 as usize);
-                let mut rot_psf = Phasor::new(d, g.wa * plan.ns, -1.0, run.k0 as usize);
-                for k in run.k0 as usize..run.k1 as usize {
+                // The samples, with their values; then their w taps, vectorised across
+                // the samples.
+                b.clear();
+                let mut rot = Phasor::new(d, g.rate, -1.0, ka);
+                let mut rot_psf = Phasor::new(d, g.wa * plan.ns, -1.0, ka);
+                for k in ka..kb {
                     let z = rot.next(k);
                     let zp = if with_psf {
                         rot_psf.next(k)
                     } else {
                         Complex64::new(1.0, 0.0)
                     };
-                    let lam = d.fs[k] / C_M_S;
-                    let (u, v) = (g.um * lam, g.vm * lam);
-                    let gv = cv + v * plan.scale;
-                    if gv + half <= y0 as f64 || gv - half >= y1 as f64 {
-                        continue;
-                    }
-                    if !d.accept(u, v) {
-                        continue;
-                    }
                     let c = d.order[k];
                     let base = (r * nchan + c) * npol;
                     let (mut sv, mut sw) = (Complex64::new(0.0, 0.0), 0.0);
@@ -392,63 +517,69 @@ impl<T: Real> StripJob<'_, T> {
                     if sw == 0.0 {
                         continue;
                     }
+                    let lam = d.lam[k];
                     let mut vz = sv * z;
                     if g.flip {
                         vz = vz.conj();
                     }
-                    let zw = zp * sw;
-                    batch.push(Sample {
-                        gu: cu - u * plan.scale,
-                        gv,
-                        vis: Complex::new(T::of(vz.re), T::of(vz.im)),
-                        psf: Complex::new(T::of(zw.re), T::of(zw.im)),
-                        chan: c as u32,
-                    });
+                    b.g.push((cu - g.um * lam * plan.scale, gv_of(k)));
+                    b.vis.push(Complex::new(T::of(vz.re), T::of(vz.im)));
+                    if with_psf {
+                        let zw = zp * sw;
+                        b.psf.push(Complex::new(T::of(zw.re), T::of(zw.im)));
+                    }
+                    b.chan.push(c as u32);
                     if !plan.flat {
-                        batch
-                            .s
-                            .push(T::of(taps.s_of(plan.wcoord(g.wa * lam), run.q)));
+                        b.s.push(T::of(taps.s_of(plan.wcoord(g.wa * lam), run.q)));
                     }
                 }
-                if batch.samples.is_empty() {
+                let ns = b.g.len();
+                if ns == 0 {
                     continue;
                 }
-                let ns = batch.samples.len();
-                batch.kw.clear();
                 for i in ia..ib {
                     if plan.flat {
-                        batch.kw.resize(batch.kw.len() + ns, T::one());
+                        b.kw.resize(b.kw.len() + ns, T::one());
                     } else {
-                        taps.column::<F>(&batch.s, self.p0 + i - q, &mut batch.kw);
+                        taps.column::<F>(&b.s, self.p0 + i - q, &mut b.kw);
                     }
                 }
-                for (si, smp) in batch.samples.iter().enumerate() {
-                    let (fx, fy) = taps.at2::<F>(smp.gu, smp.gv, &mut ku, &mut kv);
-                    // The planes' columns start at x0 (the box holds every footprint).
-                    let fx = fx as usize - self.x0;
-                    let ky0 = (y0 as i64 - fy).max(0);
-                    let ky1 = (y1 as i64 - fy).min(W as i64);
-                    if ky1 <= ky0 {
-                        continue;
-                    }
-                    let (ky0, ky1) = (ky0 as usize, ky1 as usize);
-                    let row0 = (fy - y0 as i64) as isize;
-                    for (k, o) in self.outs.iter().enumerate() {
-                        let fac = o.factor.map_or(T::one(), |x| T::of(x[smp.chan as usize]));
-                        let val = if o.psf { smp.psf } else { smp.vis };
-                        for i in ia..ib {
-                            let f = fac * batch.kw[(i - ia) * ns + si];
-                            spread::<T, W, F>(
-                                rows[k * pc + i],
-                                self.width,
-                                row0,
-                                ky0,
-                                ky1,
-                                fx,
-                                &ku,
-                                &kv,
-                                Complex::new(val.re * f, val.im * f),
-                            );
+                // Four samples' u, v taps at a time, then their spreading.
+                for s0 in (0..ns).step_by(4) {
+                    let m4 = (ns - s0).min(4);
+                    let mut g4 = [b.g[s0]; 4];
+                    g4[..m4].copy_from_slice(&b.g[s0..s0 + m4]);
+                    taps.at2_x4::<F>(&g4, &mut first, &mut kk);
+                    for (j, (&(fx, fy), kk)) in first.iter().zip(&kk).enumerate().take(m4) {
+                        let si = s0 + j;
+                        // The planes' columns start at x0 (the box holds every footprint).
+                        let fx = fx as usize - self.x0;
+                        let ky0 = (y0 as i64 - fy).max(0);
+                        let ky1 = (y1 as i64 - fy).min(W as i64);
+                        if ky1 <= ky0 {
+                            continue;
+                        }
+                        let (ky0, ky1) = (ky0 as usize, ky1 as usize);
+                        let start = (fy + ky0 as i64 - y0 as i64) as usize * self.width + fx;
+                        let kv = &kk[voff + ky0..voff + ky1];
+                        for (k, o) in self.outs.iter().enumerate() {
+                            let fac = o.factor.map_or(T::one(), |x| T::of(x[b.chan[si] as usize]));
+                            let val = if o.psf { b.psf[si] } else { b.vis[si] };
+                            let mut prof = [Complex::new(T::zero(), T::zero()); W];
+                            for (p, &t) in prof.iter_mut().zip(&kk[..W]) {
+                                *p = Complex::new(val.re * t, val.im * t);
+                            }
+                            for i in ia..ib {
+                                let f = fac * b.kw[(i - ia) * ns + si];
+                                spread::<T, W, F>(
+                                    rows[k * pc + i],
+                                    self.width,
+                                    start,
+                                    kv,
+                                    &prof,
+                                    f,
+                                );
+                            }
                         }
                     }
                 }
@@ -457,68 +588,55 @@ impl<T: Real> StripJob<'_, T> {
     }
 }
 
-/// A sample reaching a strip: its grid coordinates, its value for the dirty image (the
-/// weighted sum of its polarizations, rephased and flipped) and for the PSF, its channel
-/// and channel.
-#[derive(Clone, Copy)]
-struct Sample<T> {
-    gu: f64,
-    gv: f64,
-    vis: Complex<T>,
-    psf: Complex<T>,
-    chan: u32,
-}
-
-/// One run's samples reaching a strip, and their w taps.
+/// One run's samples reaching a strip (structure of arrays): their grid coordinates
+/// (u, v), values for the dirty image (the weighted sum of the polarizations, rephased and
+/// flipped) and for the PSF (where made), channels, and w taps.
 #[derive(Default)]
 struct Batch<T> {
-    samples: Vec<Sample<T>>,
-    /// The w kernel's argument per sample (`Taps::s_of`), and its tap.
+    g: Vec<(f64, f64)>,
+    vis: Vec<Complex<T>>,
+    psf: Vec<Complex<T>>,
+    chan: Vec<u32>,
+    /// The w kernel's argument per sample (`Taps::s_of`), and its taps, plane by plane.
     s: Vec<T>,
     kw: Vec<T>,
 }
 
 impl<T: Real> Batch<T> {
     fn clear(&mut self) {
-        self.samples.clear();
+        self.g.clear();
+        self.vis.clear();
+        self.psf.clear();
+        self.chan.clear();
         self.s.clear();
         self.kw.clear();
     }
-
-    fn push(&mut self, s: Sample<T>) {
-        self.samples.push(s);
-    }
 }
 
-/// Adds val ku[x] kv[y] to rows ky0..ky1 of a sample's W x W footprint starting at strip
-/// row `row0` (may be negative: rows above the strip are not in ky0..ky1) and column fx of
-/// the strip's rows, each `width` long.
-#[allow(clippy::too_many_arguments)]
+/// Adds prof[x] kv[y] f to the cells of a sample's footprint rows kv.len() x W, the first
+/// at `start` of the strip (rows `width` long).
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // const-size taps indexed with the cells
 fn spread<T: Real, const W: usize, const F: bool>(
     strip: &mut [Complex<T>],
     width: usize,
-    row0: isize,
-    ky0: usize,
-    ky1: usize,
-    fx: usize,
-    ku: &[T; MAX_SUPPORT],
-    kv: &[T; MAX_SUPPORT],
-    val: Complex<T>,
+    start: usize,
+    kv: &[T],
+    prof: &[Complex<T>; W],
+    f: T,
 ) {
-    // The x profile times the value, then one scaled row per ky.
-    let mut prof = [Complex::new(T::zero(), T::zero()); W];
-    for kx in 0..W {
-        prof[kx] = Complex::new(val.re * ku[kx], val.im * ku[kx]);
+    if kv.is_empty() {
+        return;
     }
-    for ky in ky0..ky1 {
-        let k = kv[ky];
-        let start = (row0 + ky as isize) as usize * width + fx;
-        let cells: &mut [Complex<T>; W] = (&mut strip[start..start + W]).try_into().unwrap();
-        for kx in 0..W {
-            cells[kx].re = prof[kx].re.madd::<F>(k, cells[kx].re);
-            cells[kx].im = prof[kx].im.madd::<F>(k, cells[kx].im);
+    // One bounds check for the footprint; its rows are then addressed directly.
+    let cells = &mut strip[start..start + (kv.len() - 1) * width + W];
+    let p = cells.as_mut_ptr();
+    for (ky, &k) in kv.iter().enumerate() {
+        let k = k * f;
+        // SAFETY: row ky's W cells lie in `cells` (its length covers the last row's).
+        let row = unsafe { &mut *(p.add(ky * width) as *mut [Complex<T>; W]) };
+        for (c, pr) in row.iter_mut().zip(prof) {
+            c.re = pr.re.madd::<F>(k, c.re);
+            c.im = pr.im.madd::<F>(k, c.im);
         }
     }
 }

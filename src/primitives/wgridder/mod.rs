@@ -29,10 +29,14 @@
 //! Planes are single precision where epsilon > 1e-5, double otherwise (all corrections and
 //! the image in f64). Gridding is parallel over strips of grid rows (each thread writes
 //! only its own), degridding over rows; results do not depend on the thread count.
-//! Gridding spreads several planes together (within `Options::plane_budget_bytes`): a
-//! sample's geometry, value and u, v taps are computed once per group of planes, its w
-//! taps for a whole run of channels at once. The hot loops are built twice, for baseline
-//! x86-64 and for AVX2 + FMA, chosen at run time.
+//! Gridding holds a ring of W planes where `Options::plane_budget_bytes` allows: the rows'
+//! runs of channels whose first plane is q are spread into planes q..q + W together, then
+//! plane q is complete and transformed and its memory reused for plane q + W, so each
+//! sample's geometry, value and taps are computed once. Within a strip a run's samples
+//! are the channels whose footprints reach it (found by bisection: u and v are linear in
+//! frequency), their u, v taps evaluated four samples at a time, their w taps for the whole
+//! run at once. The hot loops are built twice, for baseline x86-64 and for AVX2 + FMA,
+//! chosen at run time.
 //!
 //! Accuracy contract (tests/gridder_dft.rs, against the exact direct transform with
 //! w-terms): for epsilon in [1e-6, 1e-2], max_pixels |I - I_exact| <= epsilon x
@@ -57,9 +61,12 @@ use num_complex::{Complex, Complex32, Complex64};
 use rayon::prelude::*;
 use std::f64::consts::TAU;
 
+mod data;
 mod degrid;
 mod grid;
 mod taps;
+
+use data::{first_false, Data};
 
 use taps::{Phasor, Real, RowGeom, Taps};
 
@@ -108,12 +115,13 @@ pub struct Options<'a> {
     /// The baseline x86-64 build of the hot loops even where the CPU has AVX2 and FMA (for
     /// tests and comparisons; the default false uses them where present).
     pub portable: bool,
-    /// Memory (bytes) gridding may use for w-planes beyond one per image: up to the
-    /// kernel's support of planes are spread together, each sample's geometry, value and
-    /// u, v taps computed once for all of them (1.7x faster on DSA-110 data with 4 planes
-    /// than with 1). 0: one plane at a time. Results are the same either way. The default,
-    /// 128 MiB, holds 3 planes of a full-size group's 2048^2 image at 6" (45 MiB each), which
-    /// keeps a rank's peak memory under 1.5x the group's visibility bytes.
+    /// Memory (bytes) gridding may use for w-planes beyond one per image. Where it holds
+    /// the kernel's support W of planes per image, the planes are a ring of W (each
+    /// sample's geometry, value and taps computed once, its W planes spread together);
+    /// otherwise up to 1 + budget / plane planes are spread together and a sample is
+    /// prepared once per group of planes it reaches. 0: one plane at a time. Results are the
+    /// same either way. The default, 256 MiB, makes the ring of a full-size group's
+    /// 2048^2 image at 6" (W = 6 planes of 47 MiB at epsilon 1e-4).
     pub plane_budget_bytes: usize,
 }
 
@@ -132,7 +140,7 @@ impl<'a> Options<'a> {
             threads: 0,
             wgridding: true,
             portable: false,
-            plane_budget_bytes: 128 << 20,
+            plane_budget_bytes: 256 << 20,
         }
     }
 }
@@ -333,155 +341,6 @@ fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
         Ok(pool) => pool.install(f),
         Err(_) => f(),
-    }
-}
-
-/// The data of a call, validated, with the channels in ascending frequency.
-struct Data<'a> {
-    uvw: &'a [[f64; 3]],
-    freqs: &'a [f64],
-    vis: Option<&'a [Complex32]>,
-    weight: Option<&'a [f32]>,
-    npol: usize,
-    mask: Option<&'a [bool]>,
-    delay: Option<&'a [f64]>,
-    /// Channel indices in ascending frequency, and those frequencies.
-    order: Vec<usize>,
-    fs: Vec<f64>,
-    /// Sorted frequencies equally spaced (phasors advance by one multiplication).
-    df: Option<f64>,
-    uvmin2: f64,
-    uvmax2: f64,
-    /// Largest accepted |u| (and |v|) in wavelengths.
-    umax: f64,
-}
-
-impl<'a> Data<'a> {
-    fn new(
-        uvw: &'a [[f64; 3]],
-        freqs: &'a [f64],
-        vis: Option<&'a [Complex32]>,
-        weight: Option<&'a [f32]>,
-        opt: &Options<'a>,
-    ) -> Result<Self, Error> {
-        let (nrow, nchan) = (uvw.len(), freqs.len());
-        if opt.npix < 4 || !opt.npix.is_multiple_of(2) {
-            return Err(Error(format!(
-                "image size {} must be even and >= 4",
-                opt.npix
-            )));
-        }
-        if opt.pixsize_rad.is_nan() || opt.pixsize_rad <= 0.0 || opt.pixsize_rad.is_infinite() {
-            return Err(Error(format!("pixel size {} rad", opt.pixsize_rad)));
-        }
-        if opt.epsilon.is_nan() || opt.epsilon <= 0.0 {
-            return Err(Error(format!("epsilon {}", opt.epsilon)));
-        }
-        if opt.npol == 0 {
-            return Err(Error("npol is 0".into()));
-        }
-        if nchan == 0 {
-            return Err(Error("no channels".into()));
-        }
-        if freqs.iter().any(|f| !(*f > 0.0 && f.is_finite())) {
-            return Err(Error(
-                "channel frequencies must be positive and finite".into(),
-            ));
-        }
-        let nvis = nrow * nchan * opt.npol;
-        if let Some(v) = vis {
-            if v.len() != nvis {
-                return Err(Error(format!(
-                    "{} visibilities for {nrow} rows x {nchan} channels x {} pols",
-                    v.len(),
-                    opt.npol
-                )));
-            }
-        }
-        if let Some(w) = weight {
-            if w.len() != nvis {
-                return Err(Error(format!("{} weights for {nvis} samples", w.len())));
-            }
-        }
-        for (name, len) in [
-            ("row mask", opt.row_mask.map(|m| m.len())),
-            ("row delays", opt.row_delay_m.map(|m| m.len())),
-        ] {
-            if let Some(l) = len {
-                if l != nrow {
-                    return Err(Error(format!("{name}: {l} entries for {nrow} rows")));
-                }
-            }
-        }
-        let mut order: Vec<usize> = (0..nchan).collect();
-        order.sort_by(|&a, &b| freqs[a].total_cmp(&freqs[b]));
-        let fs: Vec<f64> = order.iter().map(|&c| freqs[c]).collect();
-        let df = if nchan > 1 {
-            let df = (fs[nchan - 1] - fs[0]) / (nchan - 1) as f64;
-            fs.iter()
-                .enumerate()
-                .all(|(k, &f)| (f - fs[0] - k as f64 * df).abs() <= 1e-9 * f)
-                .then_some(df)
-        } else {
-            Some(0.0)
-        };
-        let frac = opt.max_uv_pixfrac.clamp(0.0, 0.5);
-        Ok(Data {
-            uvw,
-            freqs,
-            vis,
-            weight,
-            npol: opt.npol,
-            mask: opt.row_mask,
-            delay: opt.row_delay_m,
-            order,
-            fs,
-            df,
-            uvmin2: opt.uv_min_lambda * opt.uv_min_lambda,
-            uvmax2: if opt.uv_max_lambda > 0.0 {
-                opt.uv_max_lambda * opt.uv_max_lambda
-            } else {
-                f64::INFINITY
-            },
-            umax: frac / opt.pixsize_rad,
-        })
-    }
-
-    fn used(&self, r: usize) -> bool {
-        self.mask.is_none_or(|m| m[r])
-    }
-
-    #[inline(always)]
-    fn accept(&self, u: f64, v: f64) -> bool {
-        let q = u * u + v * v;
-        q >= self.uvmin2 && q <= self.uvmax2 && u.abs() < self.umax && v.abs() < self.umax
-    }
-
-    /// Sum of the weights of the samples that are gridded.
-    fn weight_sum(&self) -> f64 {
-        let Some(wt) = self.weight else { return 0.0 };
-        let stride = self.freqs.len() * self.npol;
-        (0..self.uvw.len())
-            .into_par_iter()
-            .filter(|&r| self.used(r))
-            .map(|r| {
-                let [um, vm, _] = self.uvw[r];
-                let mut s = 0.0;
-                for (c, &f) in self.freqs.iter().enumerate() {
-                    let lam = f / C_M_S;
-                    if !self.accept(um * lam, vm * lam) {
-                        continue;
-                    }
-                    let base = r * stride + c * self.npol;
-                    s += wt[base..base + self.npol]
-                        .iter()
-                        .filter(|&&w| w > 0.0)
-                        .map(|&w| w as f64)
-                        .sum::<f64>();
-                }
-                s
-            })
-            .sum()
     }
 }
 

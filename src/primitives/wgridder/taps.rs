@@ -134,6 +134,75 @@ impl<T: Real> Taps<T> {
         ov[..L].copy_from_slice(&acc[L..2 * L]);
     }
 
+    /// `at2` for four samples at once (their u and v taps in `out[i][..L]` and
+    /// `out[i][L..2L]`, L = 8 for supports up to 8, else 16): four independent Horner chains
+    /// interleaved, so that the multiply-adds' latencies overlap. The same arithmetic as
+    /// `at2` lane by lane.
+    #[inline(always)]
+    pub(super) fn at2_x4<const F: bool>(
+        &self,
+        g: &[(f64, f64); 4],
+        first: &mut [(i64, i64); 4],
+        out: &mut [[T; 2 * MAX_SUPPORT]; 4],
+    ) {
+        let half = self.support as f64 * 0.5;
+        let mut s = [(T::zero(), T::zero()); 4];
+        for i in 0..4 {
+            let (gu, gv) = g[i];
+            let (fu, fv) = ((gu - half).ceil(), (gv - half).ceil());
+            s[i] = (
+                T::of(2.0 * (fu - gu + half) - 1.0),
+                T::of(2.0 * (fv - gv + half) - 1.0),
+            );
+            first[i] = (fu as i64, fv as i64);
+        }
+        if self.support <= 8 {
+            self.horner2_x4::<16, F>(&s, out);
+        } else {
+            self.horner2_x4::<{ 2 * MAX_SUPPORT }, F>(&s, out);
+        }
+    }
+
+    /// Four Horner chains over 2L = L2 lanes each (see `horner2`).
+    #[inline(always)]
+    fn horner2_x4<const L2: usize, const F: bool>(
+        &self,
+        s: &[(T, T); 4],
+        out: &mut [[T; 2 * MAX_SUPPORT]; 4],
+    ) {
+        let rows = &self.pairs;
+        let d = rows.len() - 1;
+        let h = L2 / 2;
+        let top: &[T; L2] = rows[d][..L2].try_into().unwrap();
+        let mut sv = [[T::zero(); L2]; 4];
+        let mut acc = [*top; 4];
+        for (x, &(su, sv_)) in sv.iter_mut().zip(s) {
+            x[..h].fill(su);
+            x[h..].fill(sv_);
+        }
+        for c in rows[..d].iter().rev() {
+            let c: &[T; L2] = c[..L2].try_into().unwrap();
+            for (a, x) in acc.iter_mut().zip(&sv) {
+                for k in 0..L2 {
+                    a[k] = a[k].madd::<F>(x[k], c[k]);
+                }
+            }
+        }
+        for (o, a) in out.iter_mut().zip(&acc) {
+            o[..L2].copy_from_slice(a);
+        }
+    }
+
+    /// Taps per sample in `at2_x4`'s output: u's at 0.., v's at this offset.
+    #[inline(always)]
+    pub(super) fn v_offset(&self) -> usize {
+        if self.support <= 8 {
+            8
+        } else {
+            MAX_SUPPORT
+        }
+    }
+
     /// The polynomials' argument for a point at coordinate g whose first cell is `first`.
     #[inline(always)]
     pub(super) fn s_of(&self, g: f64, first: u32) -> f64 {
