@@ -570,29 +570,31 @@ fn wgridder_block(
 ) -> (Vec<f64>, Vec<f64>, Vec<Vec<f64>>) {
     let n = spec.n_image;
     let opt = wgridder_options(spec, b);
-    let images =
-        match crate::primitives::wgridder::vis2dirty(b.uvw_m, b.freqs, b.vis, b.weight, &opt, want)
-        {
-            Ok((images, choice)) => {
-                if let Some(c) = choice {
-                    log::debug!(
-                    "gridded {} rows x {} channels: sigma {:.2}, grid {}, W {}, {} w-planes, {}",
+    let t0 = std::time::Instant::now();
+    let images = match crate::primitives::wgridder::vis2dirty(
+        b.uvw_m, b.freqs, b.vis, b.weight, &opt, want,
+    ) {
+        Ok((images, choice)) => {
+            if let Some(c) = choice {
+                log::debug!(
+                    "gridded {} rows x {} channels in {:.2} s: sigma {:.2}, grid {}, W {}, {} w-planes, {}",
                     b.use_row.iter().filter(|&&u| u).count(),
                     b.freqs.len(),
+                    t0.elapsed().as_secs_f64(),
                     c.sigma,
                     c.n_grid,
                     c.support,
                     c.nplanes,
                     if c.single { "single" } else { "double" }
                 );
-                }
-                images
             }
-            Err(e) => {
-                // The block's arrays come from VisBlock's own layout: a mismatch is a bug.
-                panic!("CPU gridder: {e}");
-            }
-        };
+            images
+        }
+        Err(e) => {
+            // The block's arrays come from VisBlock's own layout: a mismatch is a bug.
+            panic!("CPU gridder: {e}");
+        }
+    };
     let inv = spec.kernel.correction(n, spec.n_grid);
     let taper = w_taper_correction(spec, planes.dw);
     let back = |img: Option<Vec<f64>>| -> Vec<f64> {
