@@ -333,11 +333,9 @@ impl AddPlane<'_> {
     }
 }
 
-/// How many w-planes are spread together: up to all of them, within
-/// `Options::plane_budget_bytes` beyond the first (at least one). A sample reaches `support`
-/// planes; its geometry, value and u, v taps are computed once per group of planes, so with
-/// every plane in one group each sample is prepared exactly once.
-/// `plane_bytes`: one plane's size.
+/// How many w-planes per image `Options::plane_budget_bytes` holds beyond the first (at
+/// least one, at most all): `support` or more make the ring (each sample prepared once);
+/// fewer are spread a group at a time. `plane_bytes`: one plane's size.
 fn planes_at_once(plan: &Plan, nout: usize, plane_bytes: usize) -> usize {
     let per = nout.max(1) * plane_bytes;
     (1 + plan.plane_budget / per.max(1)).clamp(1, plan.nplanes)
