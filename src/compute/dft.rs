@@ -204,10 +204,10 @@ impl Job<'_> {
             let (s32r, s32i) = (&s32_re[..], &s32_im[..]);
             let (are, aim) = (&mut acc_re[..], &mut acc_im[..]);
             match (self.fma, nt) {
-                (true, 8) => self.channels_blocked::<1, true>(a, &mut st, s32r, s32i, are, aim),
-                (true, 16) => self.channels_blocked::<2, true>(a, &mut st, s32r, s32i, are, aim),
-                (true, 24) => self.channels_blocked::<3, true>(a, &mut st, s32r, s32i, are, aim),
-                (true, 32) => self.channels_blocked::<4, true>(a, &mut st, s32r, s32i, are, aim),
+                (true, 8) => self.channels_blocked::<1>(a, &mut st, s32r, s32i, are, aim),
+                (true, 16) => self.channels_blocked::<2>(a, &mut st, s32r, s32i, are, aim),
+                (true, 24) => self.channels_blocked::<3>(a, &mut st, s32r, s32i, are, aim),
+                (true, 32) => self.channels_blocked::<4>(a, &mut st, s32r, s32i, are, aim),
                 _ => self.channels(a, &mut st, &mut ph_re, &mut ph_im, s32r, s32i, are, aim),
             }
         }
@@ -303,10 +303,10 @@ impl Job<'_> {
 
     /// `channels` for 8 NB integrations: the phasors of every integration in registers
     /// (NB vectors of 8) through the channels, so that the recurrence's chains do not pass
-    /// through memory; with fused multiply-adds where F.
+    /// through memory; with fused multiply-adds.
     #[allow(clippy::needless_range_loop)] // const-size blocks indexed with the integrations
     #[inline(always)]
-    fn channels_blocked<const NB: usize, const F: bool>(
+    fn channels_blocked<const NB: usize>(
         &self,
         a: &[f32],
         st: &mut Phasors,
@@ -316,7 +316,8 @@ impl Job<'_> {
         acc_im: &mut [f32],
     ) {
         let nt = 8 * NB;
-        let madd = |x: f32, y: f32, z: f32| if F { x.mul_add(y, z) } else { x * y + z };
+        // Fused (called only where the CPU has FMA, from the AVX2 + FMA build).
+        let madd = |x: f32, y: f32, z: f32| x.mul_add(y, z);
         let (mut phr, mut phi) = ([[0f32; 8]; NB], [[0f32; 8]; NB]);
         let (mut sr, mut si) = ([[0f32; 8]; NB], [[0f32; 8]; NB]);
         for b in 0..NB {
