@@ -175,6 +175,7 @@ fn check_order(eps: f64, wmax: f64, descend: bool) -> Vec<f32> {
             vis: &p.vis[lo * stride..hi * stride],
             weight: &p.weight[lo * stride..hi * stride],
             use_row: &p.use_row[lo..hi],
+            workspace: None,
         });
     }
     let (dirty, _psf) = g.finish().unwrap();
@@ -236,6 +237,7 @@ fn psf_peaks_at_one_at_the_centre() {
         vis: &p.vis,
         weight: &p.weight,
         use_row: &p.use_row,
+        workspace: None,
     });
     let (_, psf) = g.finish().unwrap();
     let centre = psf[32 * 64 + 32];
@@ -260,6 +262,7 @@ fn spectral_term_images_match_dft() {
         vis: &p.vis,
         weight: &p.weight,
         use_row: &p.use_row,
+        workspace: None,
     });
     let (dirty, psf) = g.finish().unwrap();
     let x: Vec<f64> = p.freqs.iter().map(|f| (f - ref_hz) / ref_hz).collect();
@@ -302,6 +305,7 @@ fn check_degrid_order(eps: f64, descend: bool) {
         vis: &p.vis,
         weight: &p.weight,
         use_row: &p.use_row,
+        workspace: None,
     };
     let got = contimg::imaging::degridder::degrid(&spec, &model, &b);
     let (mut num, mut den) = (0.0, 0.0);
@@ -809,6 +813,52 @@ fn dirty2vis_sum_equals_the_images_predicted_alone() {
             "eps {eps:e}: the weighted sum is {worst:.2e} off (scale {scale:.2e})"
         );
     }
+}
+
+/// Passes through a workspace (buffers kept from the previous pass: stale planes, FFT grid
+/// and images) give bit-identical images to fresh memory: after a pass of another shape,
+/// with other visibilities, in the ring and one plane at a time, single and double planes.
+#[test]
+fn a_workspace_changes_no_image() {
+    let p = wg_dsa110_like();
+    let half: Vec<Complex32> = p.vis.iter().map(|v| v * 0.5).collect();
+    let ws = wgridder::Workspace::new();
+    let mut held_after_single = 0;
+    for (eps, budget, psf, vis) in [
+        (1e-4, 256 << 20, true, &p.vis),
+        (1e-4, 256 << 20, false, &half),
+        (1e-4, 256 << 20, false, &p.vis),
+        (1e-4, 0, false, &half),
+        (1e-6, 256 << 20, false, &p.vis),
+        (1e-4, 256 << 20, true, &half),
+    ] {
+        let want = wgridder::Want {
+            dirty: true,
+            psf,
+            ..Default::default()
+        };
+        let mut o = p.options(eps);
+        o.plane_budget_bytes = budget;
+        let (fresh, _) = wgridder::vis2dirty(&p.uvw, &p.freqs, vis, &p.weight, &o, want).unwrap();
+        o.workspace = Some(&ws);
+        let (reused, _) = wgridder::vis2dirty(&p.uvw, &p.freqs, vis, &p.weight, &o, want).unwrap();
+        assert!(
+            fresh.dirty == reused.dirty && fresh.psf == reused.psf,
+            "eps {eps}, budget {budget}, psf {psf}: the workspace changed the images"
+        );
+        // The caller gives the images back, as CLEAN's re-gridding does.
+        ws.give(reused.dirty.unwrap());
+        if let Some(psf) = reused.psf {
+            ws.give(psf);
+        }
+        if eps > 1e-5 {
+            held_after_single = ws.bytes();
+        }
+        assert!(ws.bytes() > 0, "nothing kept for the next pass");
+    }
+    // The double-precision pass freed the single-precision planes (at most one pass's
+    // buffers are held).
+    assert!(held_after_single > 0);
 }
 
 /// The hot loops' two builds (baseline x86-64, and AVX2 with fused multiply-adds where the

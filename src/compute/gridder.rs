@@ -120,6 +120,10 @@ pub struct VisBlock<'a> {
     pub weight: &'a [f32],
     /// Rows to use (false rows are skipped: autocorrelations, excluded baselines).
     pub use_row: &'a [bool],
+    /// Buffers the CPU gridder reuses between passes of this shape (CLEAN's re-griddings;
+    /// None: fresh memory each pass). Block images come from it and go back after being
+    /// added.
+    pub workspace: Option<&'a crate::primitives::wgridder::Workspace>,
 }
 
 /// Dirty and PSF images being accumulated (f64; not yet normalised or uv-corrected).
@@ -252,6 +256,13 @@ impl GridPair {
                     }
                 });
         }
+        if let Some(w) = b.workspace {
+            for (on, blk) in [(self.with_dirty, block_dirty), (self.with_psf, block_psf)] {
+                if on {
+                    w.give(blk);
+                }
+            }
+        }
     }
 
     /// Grids a block into several dirty-only images of the same grid at once (the spectral
@@ -305,6 +316,9 @@ impl GridPair {
                         a[x] += bl[x] * corr(spec.nm1(x, y));
                     }
                 });
+        }
+        if let Some(w) = b.workspace {
+            blocks.into_iter().for_each(|blk| w.give(blk));
         }
     }
 
@@ -383,16 +397,18 @@ impl GridPair {
             .collect();
         let norm = 1.0 / (self.sum_w * norm0 * norm0);
         let n = spec.n_image;
-        let f = |img: &[f64]| -> Vec<f64> {
-            let mut out = vec![0f64; n * n];
-            out.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
-                for (x, px) in row.iter_mut().enumerate() {
-                    *px = img[y * n + x] * norm * corr[x] * corr[y];
-                }
-            });
-            out
+        // In place; an image not gridded is returned as it is (zero, its pages untouched).
+        let f = |on: bool, mut img: Vec<f64>| -> Vec<f64> {
+            if on {
+                img.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
+                    for (x, px) in row.iter_mut().enumerate() {
+                        *px *= norm * corr[x] * corr[y];
+                    }
+                });
+            }
+            img
         };
-        Some((f(&self.dirty), f(&self.psf)))
+        Some((f(self.with_dirty, self.dirty), f(self.with_psf, self.psf)))
     }
 }
 
@@ -526,6 +542,7 @@ pub(crate) fn wgridder_options<'a>(
     // `accepted`'s limit.
     o.max_uv_pixfrac = spec.uv_edge_pixfrac();
     o.wgridding = spec.w_terms;
+    o.workspace = b.workspace;
     o
 }
 

@@ -524,6 +524,7 @@ pub(crate) mod tests {
                 vis: &self.vis,
                 weight: &self.weight,
                 use_row: &self.use_row,
+                workspace: None,
             }
         }
     }

@@ -6,11 +6,12 @@
 
 use super::aterm::DriftBeam;
 use super::clean::{minor_cycle, CleanState};
-use super::gridder::{GridPair, GridSpec};
+use super::gridder::{GridPair, GridSpec, VisBlock};
 pub use super::held::{degrid_channel_average, degrid_channel_average_sum, HeldGroup};
 use super::settings::ImagingConfig;
 use crate::comm::Comm;
 use crate::compute::Compute;
+use crate::primitives::wgridder::Workspace;
 use serde::{Deserialize, Serialize};
 
 /// How the major cycles predict the model's visibilities (`imaging.predict`).
@@ -47,12 +48,22 @@ pub fn direct_is_cheaper(n_points: usize, n_images: usize, nodes: usize, device:
 /// Every contributor grids its held groups' visibilities into each spectral term's
 /// residual, reduced to the owner, whose `residuals` are replaced (a collective when
 /// distributed).
-fn regrid(comm: &dyn Comm, s: &CleanSetup, held: &[HeldGroup], residuals: &mut [Vec<f64>]) {
+fn regrid(
+    comm: &dyn Comm,
+    s: &CleanSetup,
+    held: &[HeldGroup],
+    residuals: &mut [Vec<f64>],
+    ws: &Workspace,
+) {
     let mut grids: Vec<GridPair> = (0..s.nterms)
         .map(|t| GridPair::spectral(*s.spec, s.ref_hz, Some(t as u8), None))
         .collect();
     for h in held {
-        GridPair::add_all_with(&mut grids, &h.block(), s.compute);
+        let b = VisBlock {
+            workspace: Some(ws),
+            ..h.block()
+        };
+        GridPair::add_all_with(&mut grids, &b, s.compute);
     }
     let is_owner = comm.rank() == s.owner;
     for (t, g) in grids.into_iter().enumerate() {
@@ -156,6 +167,8 @@ pub fn clean_image(
     let mut last_start = f64::INFINITY;
     let mut grown = 0;
     let mut cycle_peaks = Vec::new();
+    // The re-griddings' buffers, kept from one major cycle to the next.
+    let ws = Workspace::new();
     loop {
         // Owner: minor cycles, then the decision and the model increment.
         let mut deltas = vec![vec![0.0; n * n]; nt];
@@ -229,7 +242,7 @@ pub fn clean_image(
             refit_s += t.elapsed().as_secs_f64();
         }
         let t_grid = std::time::Instant::now();
-        regrid(comm, s, held, &mut residuals);
+        regrid(comm, s, held, &mut residuals, &ws);
         log::debug!(
             "clean major cycle {majors}: model subtracted and residuals re-gridded in {:.2} s (outliers refitted in {refit_s:.2} s, re-gridding {:.2} s)",
             t.elapsed().as_secs_f64(),

@@ -105,6 +105,7 @@ impl HeldGroup {
             vis: &self.vis.vis,
             weight: &self.vis.weight,
             use_row: &self.use_row,
+            workspace: None,
         }
     }
 

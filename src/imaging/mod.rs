@@ -43,6 +43,7 @@ pub fn grid_group(grids: &mut GridPair, g: &GroupVis, centre: Centre, eop: &Eart
         vis: &g.vis,
         weight: &weight,
         use_row: &use_row,
+        workspace: None,
     };
     grids.add(&block);
 }

@@ -387,11 +387,13 @@ fn load_group_limited(
     let (mut vis, mut weight) = match reuse {
         Some(b) => b,
         None => {
-            let mut vis = zeroed_complex(n);
+            // Small pages, faulted in by the scatter's threads: no huge-page advice (see
+            // benches/README.md, 2026-12-03 session 22: on a VM whose host reclaims free
+            // memory, a 2 MiB fault costs the host's backing of 512 pages at once and a read
+            // took 5-8 s of system time instead of 1.3-1.6 s).
+            let vis = zeroed_complex(n);
             // Zeroed by the allocator (calloc), like the visibilities.
-            let mut weight: Vec<f16> = vec![0u16; n].reinterpret_into();
-            advise_huge_pages(&mut vis);
-            advise_huge_pages(&mut weight);
+            let weight: Vec<f16> = vec![0u16; n].reinterpret_into();
             (vis, weight)
         }
     };
@@ -513,26 +515,6 @@ fn zeroed_complex(n: usize) -> Vec<Complex32> {
     // the allocation of `cap` f32 is exactly that of `cap / 2` Complex32; all-zero bits are
     // 0 + 0i.
     unsafe { Vec::from_raw_parts(ptr.cast::<Complex32>(), len / 2, cap / 2) }
-}
-
-/// Asks the kernel for transparent huge pages over a large, not yet touched buffer (where THP
-/// is in `madvise` mode): a 2 GiB group is then faulted in as ~1000 2 MiB pages instead of
-/// ~500 000 small ones. Only advice: nothing changes if refused.
-fn advise_huge_pages<T>(v: &mut [T]) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let start = v.as_mut_ptr() as usize;
-        let end = start + std::mem::size_of_val(v);
-        let a = start.div_ceil(HUGE) * HUGE;
-        let b = end / HUGE * HUGE;
-        if b > a {
-            // SAFETY: the range lies inside `v`'s allocation; MADV_HUGEPAGE changes no contents.
-            unsafe {
-                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
 }
 
 /// The group's output arrays as raw pointers, for tasks that write disjoint elements.

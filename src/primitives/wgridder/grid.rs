@@ -1,6 +1,7 @@
 //! Gridding: visibilities spread with the ES kernel onto w-planes, each plane transformed
 //! and its w-screen applied (see the parent module for the method and contract).
 
+use super::workspace::pass_buffers;
 use super::*;
 
 /// Screens exp(sign 2 pi i w_p (n - 1 - ns)) for planes p = 0, 1, ... on one quadrant of
@@ -68,8 +69,9 @@ struct Out<'a> {
 /// A pass's images: the dirty image, the PSF (each if wanted) and the `more_dirty` images.
 pub(super) type Made = (Option<Vec<f64>>, Option<Vec<f64>>, Vec<Vec<f64>>);
 
-/// The wanted images from one pass.
-pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
+/// The wanted images from one pass; its buffers from and back to `ws` where given (the
+/// images go to the caller, who may give them back).
+pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want, ws: Option<&Workspace>) -> Made {
     let (n, ng, support) = (plan.n, plan.ng, plan.support);
     // The planes hold only the padded grid's box that the samples' footprints reach (rows
     // and columns `bx`): the rest of the grid stays zero.
@@ -110,9 +112,8 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
     // prepared once per group of planes it reaches.
     let ring = !plan.flat && pc >= support;
     let slots = if ring { support.min(plan.nplanes) } else { pc };
-    let mut planes: Vec<Vec<Complex<T>>> = (0..nout * slots).map(|_| vec![zero; bw * bw]).collect();
-    let mut fftbuf = vec![zero; ng * ng];
-    let mut imgs: Vec<Vec<f64>> = outs.iter().map(|_| vec![0.0f64; n * n]).collect();
+    let (mut planes, mut fftbuf, mut imgs) =
+        pass_buffers(ws, [nout * slots, bw * bw], ng * ng, [nout, n * n], zero);
     let mut screens = Screens::new(plan, -1.0);
     // Planes some sample reaches (the others stay zero: not transformed).
     let mut touched = vec![false; plan.nplanes];
@@ -137,6 +138,7 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
     let add = AddPlane {
         plan,
         bx: bx.clone(),
+        keep: ws.is_some(),
     };
     if nout == 0 {
         // Nothing to make.
@@ -208,6 +210,10 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want) -> Made {
         });
         img
     };
+    if let Some(w) = ws {
+        planes.into_iter().for_each(|p| w.give(p));
+        w.give(fftbuf);
+    }
     let mut imgs = imgs.into_iter().map(finish);
     let dirty = if want.dirty { imgs.next() } else { None };
     let psf = if want.psf { imgs.next() } else { None };
@@ -287,12 +293,15 @@ fn strip_bounds<T>(job: &StripJob<T>, bx: &std::ops::Range<usize>, nstrips: usiz
 struct AddPlane<'a> {
     plan: &'a Plan,
     bx: std::ops::Range<usize>,
+    /// Planes are kept for a workspace, not released.
+    keep: bool,
 }
 
 impl AddPlane<'_> {
     /// Folds `plane` onto the grid, transforms it and adds it times the current screen to
-    /// `img`; the plane is left zero (its memory released if `release`). Untouched planes
-    /// (all zero) add nothing and are skipped.
+    /// `img`; the plane is left zero, or if `release` (not spread again) freed, or with
+    /// `keep` left as it is (a workspace's, cleared when next taken). Untouched planes (all
+    /// zero) add nothing and are skipped.
     fn plane<T: Real>(
         &self,
         plane: &mut Vec<Complex<T>>,
@@ -305,7 +314,7 @@ impl AddPlane<'_> {
         let (n, ng) = (self.plan.n, self.plan.ng);
         let zero = Complex::new(T::zero(), T::zero());
         if !touched {
-            if release {
+            if release && !self.keep {
                 *plane = Vec::new();
             }
             return;
@@ -313,7 +322,9 @@ impl AddPlane<'_> {
         fold(plane, &self.bx, fftbuf, ng, self.plan.margin);
         if release {
             // Not spread again: its memory goes back before the transform.
-            *plane = Vec::new();
+            if !self.keep {
+                *plane = Vec::new();
+            }
         } else {
             plane.par_iter_mut().for_each(|c| *c = zero);
         }

@@ -65,10 +65,12 @@ mod data;
 mod degrid;
 mod grid;
 mod taps;
+mod workspace;
 
 use data::{first_false, Data};
 
 use taps::{Phasor, Real, RowGeom, Taps};
+pub use workspace::Workspace;
 
 /// Run-time CPU dispatch: the hot loops (spreading, interpolation, the kernel's taps) are
 /// compiled twice, for the baseline x86-64 and for AVX2 with fused multiply-adds, and the
@@ -123,6 +125,10 @@ pub struct Options<'a> {
     /// same either way. The default, 256 MiB, makes the ring of a full-size group's
     /// 2048^2 image at 6" (W = 6 planes of 47 MiB at epsilon 1e-4).
     pub plane_budget_bytes: usize,
+    /// Buffers kept between passes of one shape (CLEAN's re-griddings): the gridding pass
+    /// takes its planes, FFT grid and images from it and gives the planes and FFT grid back
+    /// (the caller may give the images back). None: fresh memory every pass.
+    pub workspace: Option<&'a Workspace>,
 }
 
 impl<'a> Options<'a> {
@@ -141,6 +147,7 @@ impl<'a> Options<'a> {
             wgridding: true,
             portable: false,
             plane_budget_bytes: 256 << 20,
+            workspace: None,
         }
     }
 }
@@ -221,9 +228,9 @@ pub fn vis2dirty(
             ));
         };
         let (dirty, psf, more) = if plan.single {
-            grid::grid::<f32>(&plan, &d, &want)
+            grid::grid::<f32>(&plan, &d, &want, opt.workspace)
         } else {
-            grid::grid::<f64>(&plan, &d, &want)
+            grid::grid::<f64>(&plan, &d, &want, opt.workspace)
         };
         Ok((
             Images {
