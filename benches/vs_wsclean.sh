@@ -80,8 +80,14 @@ echo "== contimg convert"
 MS=$(ls -d "$WORK"/convert/ms/*.ms | head -1)
 echo "   $(du -sh "$MS" | cut -f1) MS"
 
+# Each tool starts with its input in the page cache (read once just before), so that neither
+# pays for disk reads the other does not (a VM whose host reclaims cold pages may have
+# evicted files written minutes earlier).
+warm() { find "$@" -type f -exec cat {} + >/dev/null; }
+
 # (3) WSClean
 rm -rf "$WORK/wsclean"; mkdir -p "$WORK/wsclean"
+warm "$MS"
 echo "== wsclean ($NPIX x ${CELL}\", briggs $ROBUST, niter $NITER, auto-threshold $AUTO_THRESHOLD, mgain $MGAIN, -j $THREADS $WSCLEAN_ARGS)"
 # shellcheck disable=SC2086
 "${TIME[@]}" -o "$WORK/logs/wsclean.time" "$WSCLEAN" -name "$WORK/wsclean/img" \
@@ -109,6 +115,7 @@ flagging: {enabled: false}
 compute: {prefetch: false}
 EOF
 rm -rf "$WORK/contimg"
+warm "$NIGHT"
 echo "== contimg run (RAYON_NUM_THREADS=$THREADS)"
 RAYON_NUM_THREADS=$THREADS "${TIME[@]}" -o "$WORK/logs/contimg.time" "$CONTIMG" run \
   --config "$WORK/run.yaml" >"$WORK/logs/contimg.log" 2>&1 || { tail "$WORK/logs/contimg.log"; exit 1; }

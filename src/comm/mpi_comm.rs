@@ -38,6 +38,17 @@ impl MpiComm {
     /// Initialises MPI (a singleton rank 0 of 1 when not launched by mpirun/srun).
     /// Returns None if MPI was already initialised.
     pub fn init() -> Option<Self> {
+        // A singleton (no mpirun, srun or other launcher) has no PMIx server to
+        // authenticate to, yet OpenMPI's munge security plugin, where libmunge is installed
+        // (e.g. beside Slurm) but no munge daemon runs, retries the daemon's socket for ~2 s
+        // before MPI_Init returns. Such a rank uses the native plugin unless told otherwise.
+        let launched = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+        if !launched && std::env::var_os("PMIX_MCA_psec").is_none() {
+            // Before MPI and any other thread start (called first thing by the binary).
+            std::env::set_var("PMIX_MCA_psec", "native");
+        }
         let (universe, _threading) = mpi::initialize_with_threading(mpi::Threading::Funneled)?;
         let world = universe.world();
         Some(MpiComm {

@@ -7,6 +7,7 @@
 
 use super::gridder::GridSpec;
 use crate::primitives::C_M_S;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -32,26 +33,57 @@ fn cell(spec: &GridSpec, u: f64, v: f64) -> Option<usize> {
     (gx >= 0 && gy >= 0 && gx < ng && gy < ng).then(|| (gy * ng + gx) as usize)
 }
 
-/// Calls `f(first index of the (row, channel) weights, uv cell, u^2 + v^2 in wavelengths^2)`
-/// for every used row and channel that falls on the grid.
-fn for_each_cell(
-    spec: &GridSpec,
-    freqs: &[f64],
-    npol: usize,
-    uvw_m: &[[f64; 3]],
-    use_row: &[bool],
-    mut f: impl FnMut(usize, usize, f64),
-) {
-    let nc = freqs.len();
-    for (r, uvw) in uvw_m.iter().enumerate().filter(|(r, _)| use_row[*r]) {
-        for (c, &fr) in freqs.iter().enumerate() {
-            let lam = fr / C_M_S;
-            let (u, v) = (uvw[0] * lam, uvw[1] * lam);
-            if let Some(k) = cell(spec, u, v) {
-                f((r * nc + c) * npol, k, u * u + v * v);
-            }
+/// Calls `f(channel, uv cell, u^2 + v^2 in wavelengths^2)` for a row's channels that fall
+/// on the grid, in channel order.
+#[inline]
+fn row_cells(spec: &GridSpec, freqs: &[f64], uvw: &[f64; 3], mut f: impl FnMut(usize, usize, f64)) {
+    for (c, &fr) in freqs.iter().enumerate() {
+        let lam = fr / C_M_S;
+        let (u, v) = (uvw[0] * lam, uvw[1] * lam);
+        if let Some(k) = cell(spec, u, v) {
+            f(c, k, u * u + v * v);
         }
     }
+}
+
+/// The grid row a row's channel at frequency `fr` reaches (before the grid's bounds are
+/// checked): monotonic in frequency, as |v| is folded to v >= 0.
+#[inline]
+fn folded_row(spec: &GridSpec, v_m: f64, fr: f64) -> i64 {
+    let scale = spec.n_grid as f64 * spec.cell_rad;
+    spec.n_grid as i64 / 2 + (v_m.abs() * fr / C_M_S * scale).round() as i64
+}
+
+/// Grid-row bounds of `n` stripes holding about equal numbers of samples (each used row's
+/// channels counted at its middle channel's grid row).
+fn balanced_stripes(
+    spec: &GridSpec,
+    freqs: &[f64],
+    uvw_m: &[[f64; 3]],
+    use_row: &[bool],
+    n: usize,
+) -> Vec<usize> {
+    let ng = spec.n_grid;
+    let mid = freqs[freqs.len() / 2];
+    let mut hist = vec![0usize; ng];
+    for (uvw, _) in uvw_m.iter().zip(use_row).filter(|(_, &u)| u) {
+        hist[folded_row(spec, uvw[1], mid).clamp(0, ng as i64 - 1) as usize] += 1;
+    }
+    let total: usize = hist.iter().sum();
+    let mut bounds = vec![0];
+    let mut acc = 0;
+    for (y, h) in hist.iter().enumerate() {
+        acc += h;
+        if bounds.len() < n
+            && acc * n >= total * bounds.len()
+            && y + 1 > *bounds.last().unwrap_or(&0)
+        {
+            bounds.push(y + 1);
+        }
+    }
+    bounds.push(ng);
+    bounds.dedup();
+    bounds
 }
 
 /// How weights are rescaled: the scheme with its Briggs f^2 and the rank-combined density
@@ -86,8 +118,43 @@ pub fn accumulate_density(
     weight: &[f32],
     use_row: &[bool],
 ) {
-    for_each_cell(spec, freqs, npol, uvw_m, use_row, |i, k, _| {
-        density[k] += weight[i..i + npol].iter().map(|&x| x as f64).sum::<f64>();
+    let (ng, nc) = (spec.n_grid, freqs.len());
+    if nc == 0 {
+        return;
+    }
+    // In parallel over stripes of grid rows: each stripe adds the samples landing in it,
+    // rows and channels in order, so every cell sums the same terms in the same order as a
+    // serial pass (bit-identical).
+    let bounds = balanced_stripes(
+        spec,
+        freqs,
+        uvw_m,
+        use_row,
+        4 * rayon::current_num_threads(),
+    );
+    let mut stripes: Vec<(usize, &mut [f64])> = Vec::new();
+    let mut rest = density;
+    for w in bounds.windows(2) {
+        let (a, b) = rest.split_at_mut((w[1] - w[0]) * ng);
+        stripes.push((w[0], a));
+        rest = b;
+    }
+    let (f0, f1) = (freqs[0], freqs[nc - 1]);
+    stripes.into_par_iter().for_each(|(y0, stripe)| {
+        let (lo, hi) = (y0 as i64, (y0 + stripe.len() / ng) as i64);
+        for (r, uvw) in uvw_m.iter().enumerate().filter(|(r, _)| use_row[*r]) {
+            let (ya, yb) = (folded_row(spec, uvw[1], f0), folded_row(spec, uvw[1], f1));
+            if ya.max(yb) < lo || ya.min(yb) >= hi {
+                continue;
+            }
+            row_cells(spec, freqs, uvw, |c, k, _| {
+                if (y0 * ng..y0 * ng + stripe.len()).contains(&k) {
+                    let i = (r * nc + c) * npol;
+                    stripe[k - y0 * ng] +=
+                        weight[i..i + npol].iter().map(|&x| x as f64).sum::<f64>();
+                }
+            });
+        }
     });
 }
 
@@ -115,28 +182,100 @@ pub fn apply(
     if !rw.active() {
         return;
     }
-    for_each_cell(spec, freqs, npol, uvw_m, use_row, |i, k, uv2| {
-        let d = rw.density.get(k).copied().unwrap_or(0.0);
-        let div = match rw.scheme {
-            _ if d <= 0.0 => 1.0,
-            Weighting::Uniform => d,
-            Weighting::Briggs => 1.0 + rw.f2 * d,
-            Weighting::Natural => 1.0,
-        };
-        let t = if rw.taper_fwhm_rad > 0.0 {
-            taper(rw.taper_fwhm_rad, uv2)
-        } else {
-            1.0
-        };
-        for w in &mut weight[i..i + npol] {
-            *w = (*w as f64 * t / div) as f32;
-        }
-    });
+    let nc = freqs.len();
+    weight
+        .par_chunks_mut(nc * npol)
+        .zip(uvw_m)
+        .zip(use_row)
+        .filter(|(_, &u)| u)
+        .for_each(|((w, uvw), _)| {
+            row_cells(spec, freqs, uvw, |c, k, uv2| {
+                let d = rw.density.get(k).copied().unwrap_or(0.0);
+                let div = match rw.scheme {
+                    _ if d <= 0.0 => 1.0,
+                    Weighting::Uniform => d,
+                    Weighting::Briggs => 1.0 + rw.f2 * d,
+                    Weighting::Natural => 1.0,
+                };
+                let t = if rw.taper_fwhm_rad > 0.0 {
+                    taper(rw.taper_fwhm_rad, uv2)
+                } else {
+                    1.0
+                };
+                for w in &mut w[c * npol..(c + 1) * npol] {
+                    *w = (*w as f64 * t / div) as f32;
+                }
+            })
+        });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parallel density (stripes of grid rows) and reweighting (rows) equal a serial
+    /// pass bit for bit: rows in every direction, some off the grid, some not in use.
+    #[test]
+    fn parallel_density_and_weights_equal_a_serial_pass() {
+        let spec = GridSpec::new(256, (20.0f64 / 3600.0).to_radians(), 1e-4);
+        let freqs: Vec<f64> = (0..48).map(|c| 1.31e9 + 2.44e5 * c as f64).collect();
+        let (nc, npol) = (freqs.len(), 2);
+        let nrow = 3000;
+        let uvw: Vec<[f64; 3]> = (0..nrow)
+            .map(|r| {
+                let a = r as f64 * 2.399963;
+                // One row in ten beyond the grid's edge.
+                let len = if r % 10 == 3 {
+                    3000.0
+                } else {
+                    20.0 + 800.0 * ((r * 7919) % nrow) as f64 / nrow as f64
+                };
+                let v = if r % 50 == 0 { 0.0 } else { len * a.sin() };
+                [len * a.cos(), v, 0.0]
+            })
+            .collect();
+        let use_row: Vec<bool> = (0..nrow).map(|r| r % 13 != 0).collect();
+        let weight: Vec<f32> = (0..nrow * nc * npol)
+            .map(|i| 0.5 + (i % 11) as f32 * 0.25)
+            .collect();
+        let mut density = vec![0.0; spec.n_grid * spec.n_grid];
+        accumulate_density(&spec, &mut density, &freqs, npol, &uvw, &weight, &use_row);
+        let mut serial = vec![0.0; spec.n_grid * spec.n_grid];
+        let mut cells = 0;
+        for (r, row) in uvw.iter().enumerate().filter(|(r, _)| use_row[*r]) {
+            row_cells(&spec, &freqs, row, |c, k, _| {
+                let i = (r * nc + c) * npol;
+                serial[k] += weight[i..i + npol].iter().map(|&x| x as f64).sum::<f64>();
+                cells += 1;
+            });
+        }
+        assert!(
+            cells > nrow * nc / 2 && cells < nrow * nc,
+            "{cells} samples on the grid"
+        );
+        assert!(density == serial, "the parallel density differs");
+        let rw = Reweight {
+            scheme: Weighting::Briggs,
+            f2: briggs_f2(&density, 0.0),
+            density: &density,
+            taper_fwhm_rad: (30.0f64 / 3600.0).to_radians(),
+        };
+        let mut got = weight.clone();
+        apply(&spec, &rw, &freqs, npol, &uvw, &mut got, &use_row);
+        let mut want = weight.clone();
+        for (r, row) in uvw.iter().enumerate().filter(|(r, _)| use_row[*r]) {
+            row_cells(&spec, &freqs, row, |c, k, uv2| {
+                let d = density[k];
+                let div = if d <= 0.0 { 1.0 } else { 1.0 + rw.f2 * d };
+                let t = taper(rw.taper_fwhm_rad, uv2);
+                for w in &mut want[(r * nc + c) * npol..(r * nc + c + 1) * npol] {
+                    *w = (*w as f64 * t / div) as f32;
+                }
+            });
+        }
+        assert!(got == want, "the parallel reweighting differs");
+        assert!(got != weight);
+    }
 
     /// The taper is the transform of an image-plane Gaussian of that FWHM: check the
     /// numerical transform of exp(-4 ln2 x^2 / theta^2) at one u against the formula.
