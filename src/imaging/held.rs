@@ -133,6 +133,9 @@ impl HeldGroup {
             &mut self.vis.weight,
             &self.use_row,
         );
+        if let Some(m) = self.outliers.as_mut() {
+            m.weights_changed();
+        }
     }
 
     /// Grids this group into `grids` on `compute`.

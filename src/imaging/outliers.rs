@@ -101,6 +101,10 @@ pub struct OutlierModel {
     pred: ModelPredictor,
     ref_hz: f64,
     pub coef: Vec<f64>,
+    /// The normal matrix A^T W A of the first fit (k x k): the unit predictions and the
+    /// weights do not change between fits (the imaging weights are applied before the
+    /// first), so later fits accumulate only A^T W v.
+    ata: Option<Vec<f64>>,
 }
 
 impl OutlierModel {
@@ -125,6 +129,7 @@ impl OutlierModel {
             pred,
             ref_hz,
             coef: vec![0.0; k],
+            ata: None,
         }
     }
 
@@ -132,6 +137,11 @@ impl OutlierModel {
     /// spectral index scaled from 1.4 GHz (the prediction is 1 Jy at 1.4 GHz).
     pub fn flux_scale(&self, s: usize) -> f64 {
         self.coef[2 * s] * (self.ref_hz / 1.4e9).powf(self.outliers[s].source.spectral_index)
+    }
+
+    /// The weights changed (reweighting): the next fit recomputes the normal matrix.
+    pub fn weights_changed(&mut self) {
+        self.ata = None;
     }
 
     /// The reference frequency of the fitted flux and slope (the band's mean).
@@ -176,6 +186,7 @@ impl OutlierModel {
         // The normal equations, row by row: basis 2s + e is source s's unit prediction
         // times x^e, so A^T A's (2 s1 + e1, 2 s2 + e2) entry is sum w Re(m1* m2) x^(e1 + e2)
         // and A^T b's (2 s + e) entry sum x^e Re(m* v), v = sum over polarizations of wt V.
+        let need_ata = self.ata.is_none();
         let (ata, atb) = (0..use_row.len())
             .into_par_iter()
             .filter(|&r| use_row[r])
@@ -207,6 +218,9 @@ impl OutlierModel {
                         }
                         atb[2 * s1] += q0;
                         atb[2 * s1 + 1] += q1;
+                        if !need_ata {
+                            continue;
+                        }
                         for s2 in s1..ns {
                             let m2 = &m[s2 * nc..(s2 + 1) * nc];
                             let mut q = [0.0f64; 3];
@@ -238,12 +252,19 @@ impl OutlierModel {
                     (a, b)
                 },
             );
-        let mut ata = ata;
-        for i in 0..k {
-            for j in 0..i {
-                ata[i * k + j] = ata[j * k + i];
+        let ata = match self.ata.take() {
+            Some(a) => a,
+            None => {
+                let mut ata = ata;
+                for i in 0..k {
+                    for j in 0..i {
+                        ata[i * k + j] = ata[j * k + i];
+                    }
+                }
+                ata
             }
-        }
+        };
+        self.ata = Some(ata.clone());
         let delta = solve(ata, atb, k);
         let d = &delta;
         g.vis
