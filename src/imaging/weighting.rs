@@ -47,11 +47,13 @@ fn row_cells(spec: &GridSpec, freqs: &[f64], uvw: &[f64; 3], mut f: impl FnMut(u
 }
 
 /// The grid row a row's channel at frequency `fr` reaches (before the grid's bounds are
-/// checked): monotonic in frequency, as |v| is folded to v >= 0.
+/// checked), rounded exactly as `cell` rounds it: |round(v)| is `cell`'s row after the fold
+/// (rounding half away from zero is odd-symmetric), non-decreasing in frequency.
 #[inline]
 fn folded_row(spec: &GridSpec, v_m: f64, fr: f64) -> i64 {
     let scale = spec.n_grid as f64 * spec.cell_rad;
-    spec.n_grid as i64 / 2 + (v_m.abs() * fr / C_M_S * scale).round() as i64
+    let v = v_m * (fr / C_M_S);
+    spec.n_grid as i64 / 2 + ((v * scale).round() as i64).abs()
 }
 
 /// Grid-row bounds of `n` stripes holding about equal numbers of samples (each used row's
