@@ -252,20 +252,16 @@ impl OutlierModel {
                     (a, b)
                 },
             );
-        let ata = match self.ata.take() {
-            Some(a) => a,
-            None => {
-                let mut ata = ata;
-                for i in 0..k {
-                    for j in 0..i {
-                        ata[i * k + j] = ata[j * k + i];
-                    }
+        if need_ata {
+            let mut ata = ata;
+            for i in 0..k {
+                for j in 0..i {
+                    ata[i * k + j] = ata[j * k + i];
                 }
-                ata
             }
-        };
-        self.ata = Some(ata.clone());
-        let delta = solve(ata, atb, k);
+            self.ata = Some(ata);
+        }
+        let delta = solve(self.ata.clone().unwrap_or_default(), atb, k);
         let d = &delta;
         g.vis
             .par_chunks_mut(nc * np)

@@ -11,7 +11,8 @@
 use std::any::Any;
 use std::sync::Mutex;
 
-type Held = Box<dyn Any + Send>;
+/// A buffer and its size in bytes.
+type Held = (Box<dyn Any + Send>, usize);
 
 /// Buffers kept between gridding passes (`Options::workspace`).
 #[derive(Default)]
@@ -33,7 +34,7 @@ impl Workspace {
     /// Bytes held (for logs and tests).
     pub fn bytes(&self) -> usize {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.iter().map(|b| held_bytes(b.as_ref())).sum()
+        held.iter().map(|b| b.1).sum()
     }
 
     /// Everything held, taken out.
@@ -46,22 +47,9 @@ impl Workspace {
     pub fn give<T: Send + 'static>(&self, v: Vec<T>) {
         if v.capacity() > 0 {
             let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-            held.push(Box::new(v));
+            let bytes = v.len() * std::mem::size_of::<T>();
+            held.push((Box::new(v), bytes));
         }
-    }
-}
-
-/// The sizes of the buffer types a pass uses.
-fn held_bytes(b: &(dyn Any + Send)) -> usize {
-    use num_complex::Complex;
-    if let Some(v) = b.downcast_ref::<Vec<Complex<f32>>>() {
-        v.len() * 8
-    } else if let Some(v) = b.downcast_ref::<Vec<Complex<f64>>>() {
-        v.len() * 16
-    } else if let Some(v) = b.downcast_ref::<Vec<f64>>() {
-        v.len() * 8
-    } else {
-        0
     }
 }
 
@@ -79,8 +67,13 @@ impl Checkout {
         let i = self
             .0
             .iter()
-            .position(|b| b.downcast_ref::<Vec<T>>().is_some_and(|v| v.len() == len))?;
-        self.0.swap_remove(i).downcast::<Vec<T>>().ok().map(|b| *b)
+            .position(|b| b.0.downcast_ref::<Vec<T>>().is_some_and(|v| v.len() == len))?;
+        self.0
+            .swap_remove(i)
+            .0
+            .downcast::<Vec<T>>()
+            .ok()
+            .map(|b| *b)
     }
 }
 
