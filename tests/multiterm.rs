@@ -124,6 +124,7 @@ struct Cleaned {
     peaks: Vec<f64>,
     thermal: f64,
     iterations: usize,
+    major_cycles: usize,
 }
 
 /// CLEANs one group with `nterms` spectral terms as the pipeline does (dirty image and
@@ -136,6 +137,30 @@ fn clean_group(
     nterms: usize,
     niter: usize,
 ) -> Cleaned {
+    let params = ImagingConfig {
+        minor_cycle: MinorAlgorithm::Clark,
+        niter,
+        gain: 0.1,
+        mgain: 0.8,
+        threshold_jy: 0.0,
+        auto_threshold: 3.0,
+        auto_mask: 0.0,
+        psf_patch: 256,
+        clean_border: 0.0,
+        ..ImagingConfig::default()
+    };
+    clean_group_with(g, centre, spec, nterms, &params).0
+}
+
+/// `clean_group` with the given settings; also returns the held group (its visibilities
+/// now the residual's).
+fn clean_group_with(
+    g: GroupVis,
+    centre: Centre,
+    spec: &GridSpec,
+    nterms: usize,
+    params: &ImagingConfig,
+) -> (Cleaned, Vec<HeldGroup>) {
     let eop = EarthOrientation::none();
     let n = spec.n_image;
     let ref_hz = 0.5 * (g.freqs[0] + g.freqs[g.freqs.len() - 1]);
@@ -161,23 +186,11 @@ fn clean_group(
             gp.finish_f64().unwrap().1
         })
         .collect();
-    let params = ImagingConfig {
-        minor_cycle: MinorAlgorithm::Clark,
-        niter,
-        gain: 0.1,
-        mgain: 0.8,
-        threshold_jy: 0.0,
-        auto_threshold: 3.0,
-        auto_mask: 0.0,
-        psf_patch: 256,
-        clean_border: 0.0,
-        ..ImagingConfig::default()
-    };
     let setup = CleanSetup {
         owner: 0,
         distributed: false,
         spec,
-        params: &params,
+        params,
         max_major: 20,
         nterms,
         ref_hz,
@@ -190,7 +203,7 @@ fn clean_group(
     };
     let out = clean_image(&SingleComm, &setup, &mut held, Some(start)).unwrap();
     assert_eq!(out.residual.len(), n * n);
-    Cleaned {
+    let cleaned = Cleaned {
         mfs: out.model,
         mfs_hz: out.mfs_hz,
         models: out.models,
@@ -198,7 +211,9 @@ fn clean_group(
         peaks: out.cycle_peaks,
         thermal,
         iterations: out.iterations,
-    }
+        major_cycles: out.major_cycles,
+    };
+    (cleaned, held)
 }
 
 /// The demo's case: 3C147-like, 20 Jy with spectral index -0.8, two thirds of a pixel off a
@@ -441,4 +456,95 @@ fn doubled_psf_holds_the_images_visibilities() {
     );
     assert!(same < 1e-4, "{same}");
     assert!(own > 10.0 * same, "the test sees the edge: {own} vs {same}");
+}
+
+/// Major cycles before the last re-grid at `imaging.cycle_epsilon` (here a coarse 1e-2),
+/// the last at `epsilon` (1e-5): the final residual is exactly the residual visibilities
+/// gridded at `epsilon`, and the CLEAN reaches the same model and residual as with
+/// `epsilon` throughout. Measured (2026-12-03): 6 major cycles either way; the final
+/// residual equal bit for bit to the gridding at epsilon (the one at cycle_epsilon 4.6e-5
+/// Jy/beam away); residual rms 0.948x and 0.941x thermal; model flux 20.5016 and 20.5022
+/// Jy.
+#[test]
+fn only_the_final_residual_needs_epsilon() {
+    let n = 512;
+    let cell = (5.0f64 / 3600.0).to_radians();
+    let run = |cycle_epsilon: f64| {
+        let (mut g, centre) = group(2);
+        let eop = EarthOrientation::none();
+        let (uvw, dw) = rephase_geometry(&g, centre, &eop);
+        let nu0 = 0.5 * (g.freqs[0] + g.freqs[g.freqs.len() - 1]);
+        add_source(
+            &mut g,
+            &uvw,
+            &dw,
+            20.3 * cell,
+            31.6 * cell,
+            20.0,
+            nu0,
+            0.0,
+            0.0,
+        );
+        add_source(
+            &mut g,
+            &uvw,
+            &dw,
+            -60.0 * cell,
+            45.0 * cell,
+            0.5,
+            nu0,
+            0.0,
+            0.0,
+        );
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let noise = Normal::new(0.0f32, 1.0).unwrap();
+        for v in g.vis.iter_mut() {
+            *v += Complex32::new(noise.sample(&mut rng), noise.sample(&mut rng));
+        }
+        let spec = GridSpec::new(n, cell, 1e-5);
+        let params = ImagingConfig {
+            niter: 5000,
+            cycle_epsilon,
+            ..ImagingConfig::default()
+        };
+        let (out, held) = clean_group_with(g, centre, &spec, 1, &params);
+        let regrid = |eps: f64| {
+            let mut gp = GridPair::new(GridSpec::new(n, cell, eps));
+            held[0].grid(&mut gp, &Cpu);
+            gp.finish_f64().unwrap().0
+        };
+        (out, regrid(1e-5), regrid(1e-2))
+    };
+    let worst = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+    };
+    let rms = |v: &[f64]| (v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64).sqrt();
+    let flux = |m: &[f64]| m.iter().sum::<f64>();
+    let (coarse, at_eps, at_cycle) = run(1e-2);
+    let (fine, _, _) = run(0.0);
+    let same = worst(&coarse.residual, &at_eps);
+    let differs = worst(&at_cycle, &at_eps);
+    println!(
+        "{} and {} major cycles; final residual vs a gridding at epsilon {same:.2e}, at cycle_epsilon {differs:.2e}",
+        coarse.major_cycles, fine.major_cycles
+    );
+    println!(
+        "residual rms {:.3}x / {:.3}x thermal; model flux {:.5} / {:.5} Jy",
+        rms(&coarse.residual) / coarse.thermal,
+        rms(&fine.residual) / fine.thermal,
+        flux(&coarse.models[0]),
+        flux(&fine.models[0])
+    );
+    assert!(
+        coarse.major_cycles >= 3,
+        "re-griddings at cycle_epsilon took place"
+    );
+    assert!(same == 0.0, "{same} vs {differs}");
+    assert!(differs > 1e-6, "the coarse gridding differs: {differs}");
+    let (rc, rf) = (rms(&coarse.residual), rms(&fine.residual));
+    assert!((rc / rf - 1.0).abs() < 0.02, "residual rms {rc} vs {rf}");
+    let (fc, ff) = (flux(&coarse.models[0]), flux(&fine.models[0]));
+    assert!((fc / ff - 1.0).abs() < 1e-4, "model flux {fc} vs {ff}");
 }

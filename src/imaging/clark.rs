@@ -196,11 +196,31 @@ pub struct Round<'a> {
     pub gain: f64,
     pub niter: usize,
     pub half_patch: usize,
-    /// Stop when the peak is at or below this.
-    pub stop: f64,
+    /// Never below this (the thresholds).
+    pub floor: f64,
+    /// The major-cycle limit (1 - mgain) x the starting peak.
+    pub mgain_stop: f64,
+    /// Deeper than `mgain_stop` where the PSF allows: the largest error the major cycle
+    /// may find per Jy the minor cycle subtracts, over the fraction of the residual peak
+    /// such an error may reach (`CleanState::error_per_jy` / `imaging.minor_error`).
+    /// None: the mgain limit alone.
+    pub deep: Option<f64>,
     /// The peak when the minor cycle started (divergence guard).
     pub start: f64,
     pub eligible: &'a (dyn Fn(usize) -> bool + Sync),
+}
+
+impl Round<'_> {
+    /// Where the minor cycle stops once it has subtracted `subtracted` Jy (the sum of its
+    /// components' |flux|): the mgain limit or, with `deep`, where the error the major cycle
+    /// may find (`deep` x `subtracted`) reaches the allowed fraction of the peak, whichever
+    /// is deeper; never below the thresholds.
+    pub fn stop(&self, subtracted: f64) -> f64 {
+        let deep = self
+            .deep
+            .map_or(self.mgain_stop, |d| self.mgain_stop.min(d * subtracted));
+        self.floor.max(deep)
+    }
 }
 
 /// Runs Clark rounds until the peak of the eligible term-0 residual falls to `r.stop` or
@@ -232,6 +252,8 @@ pub fn clark(
     let centre = n * m + n;
     let hinv = hessian_inverse(psfs, centre, nt);
     let mut last;
+    // The sum of the components' |flux| so far (term 0).
+    let mut subtracted = 0.0;
     loop {
         let peak = residuals[0]
             .par_iter()
@@ -240,14 +262,14 @@ pub fn clark(
             .map(|(_, v)| v.abs())
             .reduce(|| 0.0, f64::max);
         last = peak;
-        if peak <= r.stop || peak == 0.0 || *iterations >= r.niter {
+        if peak <= r.stop(subtracted) || peak == 0.0 || *iterations >= r.niter {
             break;
         }
         if peak > 1.05 * r.start {
             log::warn!("clean: residual peak grew from {:.4} to {peak:.4} in a minor cycle; starting a major cycle", r.start);
             break;
         }
-        let mut limit = r.stop.max(cps[0].sidelobe * peak);
+        let mut limit = r.stop(subtracted).max(cps[0].sidelobe * peak);
         let mut active: Vec<(u32, f64)> = residuals[0]
             .par_iter()
             .enumerate()
@@ -280,7 +302,7 @@ pub fn clark(
                     a
                 }
             });
-            if v.abs() <= limit || v == 0.0 {
+            if v.abs() <= limit || v.abs() <= r.stop(subtracted) || v == 0.0 {
                 break;
             }
             if v.abs() > 1.05 * peak {
@@ -292,6 +314,7 @@ pub fn clark(
             let f: Vec<f64> = (0..nt)
                 .map(|t| r.gain * (0..nt).map(|u| hinv[t][u] * vals[u][j]).sum::<f64>())
                 .collect();
+            subtracted += f[0].abs();
             for t in 0..nt {
                 models[t][idx] += f[t];
                 deltas[t][idx] += f[t];

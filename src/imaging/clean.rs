@@ -28,14 +28,63 @@ pub struct CleanState {
     pub iterations: usize,
     pub mask: Option<Vec<bool>>,
     pub finished: bool,
+    /// The last major cycle's disagreement with the minor cycle's residual before it, per
+    /// Jy of components the minor cycle subtracted (term 0; see `measure_error`). None
+    /// until a major cycle has been measured.
+    pub error_per_jy: Option<f64>,
     clark: Option<Vec<ClarkPsf>>,
+}
+
+impl CleanState {
+    /// Records how far the major cycle's residual `after` lies from the minor cycle's
+    /// `before` (the largest |difference| where components may go), per Jy of the
+    /// increment `delta` (sum of |flux|). The difference is what the minor cycle's PSF model
+    /// missed: the PSF's change across the image and over the drifting beam, gridding
+    /// errors, outlier refits. Returns this cycle's value.
+    pub fn measure_error(
+        &mut self,
+        before: &[f64],
+        after: &[f64],
+        delta: &[f64],
+        n: usize,
+        p: &ImagingConfig,
+    ) -> Option<f64> {
+        let flux: f64 = delta.iter().map(|x| x.abs()).sum();
+        if flux == 0.0 || before.len() != n * n || after.len() != n * n {
+            return None;
+        }
+        let b = border(p, n);
+        let off = (b..n - b)
+            .into_par_iter()
+            .map(|y| {
+                let row = y * n + b..y * n + n - b;
+                before[row.clone()]
+                    .iter()
+                    .zip(&after[row])
+                    .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+            })
+            .reduce(|| 0.0, f64::max);
+        let e = off / flux;
+        self.error_per_jy = Some(e);
+        Some(e)
+    }
+}
+
+/// Pixels at each edge where no component goes (`imaging.clean_border`, at least
+/// EDGE_PX): a source just outside the image shows only part of its main lobe on the last
+/// pixels, which no component there fits.
+fn border(p: &ImagingConfig, n: usize) -> usize {
+    ((p.clean_border * n as f64).round() as usize)
+        .max(EDGE_PX)
+        .min(n / 2 - 1)
 }
 
 /// Runs minor cycles on `residuals` (T spectral terms of n x n, Jy/beam; T = 1 for plain
 /// MFS, 2 for multi-term MFS — see `clark`) with `psfs` (2T - 1 PSFs of 2n x 2n, the first
 /// peaking at 1 at (n, n): a component anywhere in the image sees the PSF over the whole
 /// image, so components farther apart than half the image still see each other), adding components to `models` (Jy/pixel per term) and `deltas` (this
-/// cycle's increments). Stops at the major-cycle limit (1 - mgain) x starting peak, the
+/// cycle's increments). Stops at the major-cycle limit (1 - mgain) x starting peak (or
+/// deeper once a major cycle has shown how well the PSF predicts it: `Round::stop`), the
 /// thresholds, or niter. Returns the residual peak reached. The thresholds are judged
 /// afresh at the start of every minor cycle (the robust sigma falls as sources are
 /// removed): CLEAN is finished when a minor cycle starts at or below them, when one that
@@ -55,12 +104,8 @@ pub fn minor_cycle(
         .map(|x| x.1)
         .unwrap_or(0.0);
     let threshold = p.threshold_jy.max(p.auto_threshold * sigma);
-    // Components only inside the clean border (`imaging.clean_border`, a fraction of the
-    // image on each side, and at least EDGE_PX pixels): a source just outside the image
-    // shows only part of its main lobe on the last pixels, which no component there fits.
-    let border = ((p.clean_border * n as f64).round() as usize)
-        .max(EDGE_PX)
-        .min(n / 2 - 1);
+    // Components only inside the clean border.
+    let border = border(p, n);
     let inside = |i: usize| {
         let (x, y) = (i % n, i / n);
         x >= border && y >= border && x < n - border && y < n - border
@@ -92,12 +137,16 @@ pub fn minor_cycle(
     let start = peak(&eligible);
     let mut last = start;
     if start > stop_abs && start > 0.0 && state.iterations < p.niter {
-        let stop = stop_abs.max((1.0 - p.mgain) * start);
         let round = Round {
             gain: p.gain,
             niter: p.niter,
             half_patch: p.psf_patch,
-            stop,
+            floor: stop_abs,
+            mgain_stop: (1.0 - p.mgain) * start,
+            deep: state
+                .error_per_jy
+                .filter(|_| p.minor_error > 0.0)
+                .map(|e| e / p.minor_error),
             start,
             eligible: &eligible,
         };
@@ -169,10 +218,11 @@ fn hogbom(
     let (c, m) = (n as i64, 2 * n);
     let h = r.half_patch.min(n) as i64;
     let mut last = r.start;
+    let mut subtracted = 0.0;
     while *iterations < r.niter {
         let (i, v) = peak_of(residual);
         last = v.abs();
-        if last <= r.stop || last == 0.0 {
+        if last <= r.stop(subtracted) || last == 0.0 {
             break;
         }
         if last > 1.05 * r.start {
@@ -181,6 +231,7 @@ fn hogbom(
             break;
         }
         let f = r.gain * v;
+        subtracted += f.abs();
         model[i] += f;
         delta[i] += f;
         let (px, py) = ((i % n) as i64, (i / n) as i64);
@@ -649,5 +700,89 @@ mod tests {
             let got = flux_near(&masked, x, y);
             assert!((got - f).abs() < 0.02, "({x}, {y}): {got} vs {f}");
         }
+    }
+
+    /// Deeper minor cycles (`imaging.minor_error`): with no measured error a minor cycle
+    /// stops at the mgain limit; once a major cycle has shown the PSF exact, the next goes
+    /// to the threshold at once; with a measured error as large as the mgain limit allows
+    /// for, it stops at the mgain limit again. Also `measure_error` itself.
+    #[test]
+    fn minor_cycles_go_deeper_where_the_major_cycle_agreed() {
+        let n = 64;
+        let (psf, res) = two_sources(n);
+        let p = ImagingConfig {
+            niter: 5000,
+            mgain: 0.8,
+            threshold_jy: 1e-3,
+            auto_threshold: 0.0,
+            clean_border: 0.125,
+            minor_error: 0.1,
+            ..Default::default()
+        };
+        let psfs = [psf.clone()];
+        // One minor cycle from `res` after `error` (None: no major cycle measured yet).
+        let cycle = |res: &[f64], error: Option<f64>| {
+            let mut st = CleanState {
+                error_per_jy: error,
+                ..Default::default()
+            };
+            let mut residuals = vec![res.to_vec()];
+            let (mut models, mut deltas) = (vec![vec![0.0; n * n]], vec![vec![0.0; n * n]]);
+            let last = minor_cycle(
+                &mut residuals,
+                &psfs,
+                n,
+                &p,
+                &mut st,
+                &mut models,
+                &mut deltas,
+            );
+            (last, residuals.pop().unwrap(), deltas.pop().unwrap())
+        };
+        let start = res.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        let (first, after_first, delta) = cycle(&res, None);
+        assert!(
+            first <= 0.2 * start && first > 0.15 * start,
+            "{first} of {start}"
+        );
+        // measure_error: the largest difference inside the border over sum |delta|.
+        let mut st = CleanState::default();
+        let mut major = after_first.clone();
+        major[40 * n + 30] += 0.01;
+        major[2 * n + 2] += 1.0; // outside the border: not counted
+        let flux: f64 = delta.iter().map(|x| x.abs()).sum();
+        let e = st
+            .measure_error(&after_first, &major, &delta, n, &p)
+            .unwrap();
+        assert!(
+            (e - 0.01 / flux).abs() < 1e-12 * e,
+            "{e} vs {}",
+            0.01 / flux
+        );
+        assert_eq!(st.error_per_jy, Some(e));
+        // An exact PSF: the next minor cycle reaches the threshold.
+        let (exact, _, _) = cycle(&after_first, Some(0.0));
+        assert!(exact <= p.threshold_jy, "{exact}");
+        // An error of 5 % per Jy: allowed 10 % of the peak, the cycle stops at the mgain
+        // limit (~0.2 x its start, a 0.2 Jy source's sum of components exceeding it).
+        let (rough, _, _) = cycle(&after_first, Some(0.05));
+        let (plain, _, _) = {
+            let mut st = CleanState::default();
+            let mut residuals = vec![after_first.clone()];
+            let (mut m, mut d) = (vec![vec![0.0; n * n]], vec![vec![0.0; n * n]]);
+            let q = ImagingConfig {
+                minor_error: 0.0,
+                ..p.clone()
+            };
+            st.error_per_jy = Some(0.0);
+            let last = minor_cycle(&mut residuals, &psfs, n, &q, &mut st, &mut m, &mut d);
+            (last, (), ())
+        };
+        println!("start {start:.4}; first cycle {first:.4}; then exact {exact:.2e}, 5 % {rough:.4}, off {plain:.4}");
+        assert!(
+            rough > 10.0 * p.threshold_jy && rough <= 0.2 * first,
+            "{rough}"
+        );
+        assert!((rough - plain).abs() <= 0.05 * plain, "{rough} vs {plain}");
     }
 }

@@ -11,6 +11,7 @@ pub use super::held::{degrid_channel_average, degrid_channel_average_sum, HeldGr
 use super::settings::ImagingConfig;
 use crate::comm::Comm;
 use crate::compute::Compute;
+use crate::primitives::kernel::EsKernel;
 use crate::primitives::wgridder::Workspace;
 use serde::{Deserialize, Serialize};
 
@@ -46,17 +47,18 @@ pub fn direct_is_cheaper(n_points: usize, n_images: usize, nodes: usize, device:
 }
 
 /// Every contributor grids its held groups' visibilities into each spectral term's
-/// residual, reduced to the owner, whose `residuals` are replaced (a collective when
-/// distributed).
+/// residual on `spec`'s grid, reduced to the owner, whose `residuals` are replaced (a
+/// collective when distributed).
 fn regrid(
     comm: &dyn Comm,
     s: &CleanSetup,
+    spec: &GridSpec,
     held: &[HeldGroup],
     residuals: &mut [Vec<f64>],
     ws: &Workspace,
 ) {
     let mut grids: Vec<GridPair> = (0..s.nterms)
-        .map(|t| GridPair::spectral(*s.spec, s.ref_hz, Some(t as u8), None))
+        .map(|t| GridPair::spectral(*spec, s.ref_hz, Some(t as u8), None))
         .collect();
     for h in held {
         let b = VisBlock {
@@ -169,6 +171,17 @@ pub fn clean_image(
     let mut cycle_peaks = Vec::new();
     // The re-griddings' buffers, kept from one major cycle to the next.
     let ws = Workspace::new();
+    // Re-griddings that only guide a further minor cycle are at `imaging.cycle_epsilon`;
+    // the last at `epsilon`, as the dirty image (`final_residual`: whether the residual is).
+    let cycle_spec = {
+        let e = params.cycle_epsilon.max(spec.epsilon);
+        GridSpec {
+            epsilon: e,
+            kernel: EsKernel::for_epsilon(e),
+            ..*spec
+        }
+    };
+    let mut final_residual = true;
     loop {
         // Owner: minor cycles, then the decision and the model increment.
         let mut deltas = vec![vec![0.0; n * n]; nt];
@@ -211,38 +224,46 @@ pub fn clean_image(
                 t.elapsed().as_secs_f64()
             );
         }
+        // The re-gridding that follows is the last when CLEAN has finished or the major
+        // cycles are spent (a cycle that ends otherwise re-grids once more at the end).
+        let mut last = state.finished || majors + 1 >= s.max_major;
         if s.distributed {
-            let mut msg = if is_owner {
-                let mut m = vec![u8::from(go)];
-                if go {
-                    deltas.iter().for_each(|d| m.extend(f64_bytes(d)));
-                }
-                m
-            } else {
-                Vec::new()
-            };
-            comm.broadcast_bytes(owner, &mut msg);
-            go = msg.first() == Some(&1);
-            if go && !is_owner {
-                let all = bytes_f64(&msg[1..]);
-                deltas = all.chunks_exact(n * n).map(|c| c.to_vec()).collect();
-            }
+            (go, last) = share_increment(comm, owner, go, last, &mut deltas, n);
         }
         if !go {
+            if !final_residual {
+                // The last re-gridding was a guide: the final residual at `epsilon`.
+                let t = std::time::Instant::now();
+                regrid(comm, s, spec, held, &mut residuals, &ws);
+                log::debug!(
+                    "clean: final residual re-gridded at epsilon {:e} in {:.2} s",
+                    spec.epsilon,
+                    t.elapsed().as_secs_f64()
+                );
+            }
             break;
         }
         majors += 1;
         let t = std::time::Instant::now();
         // Every contributor: subtract the increment, re-grid the residuals of every term.
-        let mut refit_s = 0.0;
-        for h in held.iter_mut() {
-            h.subtract(spec, &deltas, s.ref_hz, s.beam, params.predict, s.compute);
-            let t = std::time::Instant::now();
-            h.refit_outliers();
-            refit_s += t.elapsed().as_secs_f64();
-        }
+        let refit_s = subtract_increment(s, held, &deltas);
         let t_grid = std::time::Instant::now();
-        regrid(comm, s, held, &mut residuals, &ws);
+        // The minor cycle's residual, to measure what the major cycle corrects.
+        let before = (ready && params.minor_error > 0.0).then(|| residuals[0].clone());
+        final_residual = last || cycle_spec.epsilon == spec.epsilon;
+        regrid(
+            comm,
+            s,
+            if final_residual { spec } else { &cycle_spec },
+            held,
+            &mut residuals,
+            &ws,
+        );
+        if let (Some(b), Some(after)) = (before, residuals.first()) {
+            if let Some(e) = state.measure_error(&b, after, &deltas[0], n, params) {
+                log::debug!("clean major cycle {majors}: the minor cycle's residual was off by up to {e:.2e} Jy/beam per Jy subtracted");
+            }
+        }
         log::debug!(
             "clean major cycle {majors}: model subtracted and residuals re-gridded in {:.2} s (outliers refitted in {refit_s:.2} s, re-gridding {:.2} s)",
             t.elapsed().as_secs_f64(),
@@ -252,19 +273,7 @@ pub fn clean_image(
     if let Some(r) = residuals.first() {
         cycle_peaks.push(r.iter().fold(0.0f64, |a, &b| a.max(b.abs())));
     }
-    for h in held.iter() {
-        if let Some(m) = &h.outliers {
-            for (k, o) in m.outliers.iter().enumerate() {
-                log::info!(
-                    "outlier {}: fitted {:.3} Jy at {:.3} GHz (catalogue {:.3} Jy at 1.4 GHz)",
-                    o.name,
-                    m.flux_scale(k),
-                    m.ref_hz() / 1e9,
-                    o.source.flux_jy
-                );
-            }
-        }
-    }
+    log_outliers(held);
     is_owner.then(|| {
         let mean_x = band_means(&psfs, n);
         CleanOutcome {
@@ -277,6 +286,71 @@ pub fn clean_image(
             cycle_peaks,
         }
     })
+}
+
+/// The owner's decision (`go`: a model increment to subtract; `last`: the re-gridding that
+/// follows is the final one) and increment, broadcast to every rank (a collective).
+fn share_increment(
+    comm: &dyn Comm,
+    owner: usize,
+    go: bool,
+    last: bool,
+    deltas: &mut Vec<Vec<f64>>,
+    n: usize,
+) -> (bool, bool) {
+    let is_owner = comm.rank() == owner;
+    let mut msg = if is_owner {
+        let mut m = vec![u8::from(go), u8::from(last)];
+        if go {
+            deltas.iter().for_each(|d| m.extend(f64_bytes(d)));
+        }
+        m
+    } else {
+        Vec::new()
+    };
+    comm.broadcast_bytes(owner, &mut msg);
+    let go = msg.first() == Some(&1);
+    if go && !is_owner {
+        let all = bytes_f64(&msg[2..]);
+        *deltas = all.chunks_exact(n * n).map(|c| c.to_vec()).collect();
+    }
+    (go, msg.get(1) == Some(&1))
+}
+
+/// Subtracts the model increment from every held group and refits its outliers; returns
+/// the seconds the refits took.
+fn subtract_increment(s: &CleanSetup, held: &mut [HeldGroup], deltas: &[Vec<f64>]) -> f64 {
+    let mut refit_s = 0.0;
+    for h in held.iter_mut() {
+        h.subtract(
+            s.spec,
+            deltas,
+            s.ref_hz,
+            s.beam,
+            s.params.predict,
+            s.compute,
+        );
+        let t = std::time::Instant::now();
+        h.refit_outliers();
+        refit_s += t.elapsed().as_secs_f64();
+    }
+    refit_s
+}
+
+fn log_outliers(held: &[HeldGroup]) {
+    for h in held {
+        if let Some(m) = &h.outliers {
+            for (k, o) in m.outliers.iter().enumerate() {
+                log::info!(
+                    "outlier {}: fitted {:.3} Jy at {:.3} GHz (catalogue {:.3} Jy at 1.4 GHz)",
+                    o.name,
+                    m.flux_scale(k),
+                    m.ref_hz() / 1e9,
+                    o.source.flux_jy
+                );
+            }
+        }
+    }
 }
 
 /// The imaging-weighted band means of x^t (t = 0 .. 2T - 2) from the 2T - 1 PSFs (2n x 2n,

@@ -16,6 +16,12 @@ pub struct ImagingConfig {
     pub cell_arcsec: f64,
     /// Gridding accuracy (relative); sets the kernel support.
     pub epsilon: f64,
+    /// The accuracy of the residual images that only guide a further minor cycle (every
+    /// major cycle's but the last; never finer than `epsilon`). The dirty image, the PSF and
+    /// the final residual are gridded at `epsilon`; the model is always predicted exactly
+    /// (or by degridding at `epsilon`), so this sets only where the minor cycles look, not
+    /// what the images hold. 0 = `epsilon` throughout.
+    pub cycle_epsilon: f64,
     /// Consecutive groups per image: 1 = one tile per group (default); N > 1 makes joint
     /// images whose grids are reduced over the ranks holding those groups.
     pub groups_per_image: usize,
@@ -40,6 +46,13 @@ pub struct ImagingConfig {
     pub minor_cycle: crate::imaging::clean::MinorAlgorithm,
     pub gain: f64,
     pub mgain: f64,
+    /// Deeper minor cycles where the PSF predicts the major cycles well: after each major
+    /// cycle the minor cycle's residual is compared with the re-gridded one, and the
+    /// largest difference per Jy subtracted bounds the next minor cycle's error. A minor
+    /// cycle then goes below the mgain limit, down to where that bound reaches this fraction
+    /// of the residual peak (never above the mgain limit, never below the thresholds).
+    /// 0 = the mgain limit alone (WSClean's behaviour).
+    pub minor_error: f64,
     pub threshold_jy: f64,
     pub auto_threshold: f64,
     /// WSClean's -auto-mask (robust sigmas; 0 = off): CLEAN unmasked down to this level,
@@ -96,6 +109,7 @@ impl Default for ImagingConfig {
             npix: 2400,
             cell_arcsec: 6.0,
             epsilon: 1e-4,
+            cycle_epsilon: 1e-3,
             groups_per_image: 1,
             uv_min_lambda: 0.0,
             uv_max_lambda: 0.0,
@@ -106,6 +120,7 @@ impl Default for ImagingConfig {
             minor_cycle: crate::imaging::clean::MinorAlgorithm::Clark,
             gain: 0.1,
             mgain: 0.8,
+            minor_error: 0.1,
             threshold_jy: 0.0,
             auto_threshold: 3.0,
             auto_mask: 0.0,
@@ -145,6 +160,9 @@ impl ImagingConfig {
             },
         )?;
         closed("imaging.epsilon", self.epsilon, 1e-14, 0.1)?;
+        if self.cycle_epsilon != 0.0 {
+            closed("imaging.cycle_epsilon", self.cycle_epsilon, 1e-14, 0.1)?;
+        }
         count("imaging.groups_per_image", self.groups_per_image, 1, 10_000)?;
         non_negative("imaging.uv_min_lambda", self.uv_min_lambda, "")?;
         non_negative("imaging.uv_max_lambda", self.uv_max_lambda, "0 = no limit")?;
@@ -167,6 +185,7 @@ impl ImagingConfig {
         count("imaging.niter", self.niter, 0, 100_000_000)?;
         open_closed("imaging.gain", self.gain, 0.0, 1.0)?;
         open_closed("imaging.mgain", self.mgain, 0.0, 1.0)?;
+        closed_open("imaging.minor_error", self.minor_error, 0.0, 1.0)?;
         non_negative("imaging.threshold_jy", self.threshold_jy, "")?;
         non_negative("imaging.auto_threshold", self.auto_threshold, "0 = off")?;
         non_negative("imaging.auto_mask", self.auto_mask, "0 = off")?;
