@@ -85,6 +85,17 @@ impl GridSpec {
         }
     }
 
+    /// The same grid at accuracy `epsilon` if coarser than this one's (the kernel with it);
+    /// CLEAN's intermediate re-griddings (`imaging.cycle_epsilon`).
+    pub fn coarsened(&self, epsilon: f64) -> Self {
+        let epsilon = epsilon.max(self.epsilon);
+        GridSpec {
+            epsilon,
+            kernel: EsKernel::for_epsilon(epsilon),
+            ..*self
+        }
+    }
+
     /// n - 1 at output pixel (x, y).
     #[inline]
     pub fn nm1(&self, x: usize, y: usize) -> f64 {

@@ -11,7 +11,6 @@ pub use super::held::{degrid_channel_average, degrid_channel_average_sum, HeldGr
 use super::settings::ImagingConfig;
 use crate::comm::Comm;
 use crate::compute::Compute;
-use crate::primitives::kernel::EsKernel;
 use crate::primitives::wgridder::Workspace;
 use serde::{Deserialize, Serialize};
 
@@ -173,14 +172,7 @@ pub fn clean_image(
     let ws = Workspace::new();
     // Re-griddings that only guide a further minor cycle are at `imaging.cycle_epsilon`;
     // the last at `epsilon`, as the dirty image (`final_residual`: whether the residual is).
-    let cycle_spec = {
-        let e = params.cycle_epsilon.max(spec.epsilon);
-        GridSpec {
-            epsilon: e,
-            kernel: EsKernel::for_epsilon(e),
-            ..*spec
-        }
-    };
+    let cycle_spec = spec.coarsened(params.cycle_epsilon);
     let mut final_residual = true;
     loop {
         // Owner: minor cycles, then the decision and the model increment.
