@@ -121,7 +121,7 @@ impl OutlierModel {
                 ..o.source.clone()
             })
             .collect();
-        let pred = ModelPredictor::new(g, &unit, eop, dish_m);
+        let pred = ModelPredictor::without_table(g, &unit, eop, dish_m);
         let ref_hz = g.freqs.iter().sum::<f64>() / g.freqs.len().max(1) as f64;
         let k = 2 * outliers.len();
         OutlierModel {
@@ -171,9 +171,7 @@ impl OutlierModel {
             let (a, b) = baselines[r / nt];
             let t = r % nt;
             pred.row_smearing(a, b, t, sm);
-            for s in 0..ns {
-                pred.row_vis_of_smeared(s, a, b, t, sm[s], &mut m[s * nc..(s + 1) * nc]);
-            }
+            pred.row_vis_all(a, b, t, sm, m);
         };
         let scratch = || {
             (
