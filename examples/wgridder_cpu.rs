@@ -8,7 +8,7 @@
 //! FULL=1: a full-size group instead (768 channels, the polarizations combined to one
 //! Stokes I sample as the pipeline grids them, 2048^2 at 6", eps 1e-4 only; ~2 GB).
 //! BUDGET_MIB=n: the w-plane budget (`Options::plane_budget_bytes`) in MiB. ONLY=dirty (or
-//! dirty+psf, degrid): that one only.
+//! dirty+psf, degrid): that one only. EPS=1e-3,1e-2: those epsilons instead.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -47,7 +47,11 @@ fn main() {
         g.npol = 1;
     }
     let (npix, cell) = if full { (2048, 6.0f64) } else { (1024, 12.0) };
-    let epsilons: &[f64] = if full { &[1e-4] } else { &[1e-4, 1e-6] };
+    let epsilons: Vec<f64> = match std::env::var("EPS") {
+        Ok(v) => v.split(',').filter_map(|e| e.parse().ok()).collect(),
+        Err(_) if full => vec![1e-4],
+        Err(_) => vec![1e-4, 1e-6],
+    };
     let (uvw, dw) = rephase_geometry(&g, centre, &EarthOrientation::none());
     let nt = g.times_jd.len();
     let use_row: Vec<bool> = (0..uvw.len())
@@ -60,7 +64,7 @@ fn main() {
         nvis,
         rayon::current_num_threads()
     );
-    for &eps in epsilons {
+    for &eps in &epsilons {
         let mut opt = wgridder::Options::new(npix, (cell / 3600.0).to_radians(), eps);
         opt.npol = g.npol;
         if let Some(mib) = std::env::var("BUDGET_MIB")
