@@ -11,6 +11,7 @@ mod kernel_shapes;
 pub mod stats;
 pub mod table;
 pub mod time;
+pub mod turns;
 pub mod wgridder;
 
 /// Speed of light in vacuum (m/s).
