@@ -238,7 +238,7 @@ pub fn clean_image(
         majors += 1;
         let t = std::time::Instant::now();
         // Every contributor: subtract the increment, re-grid the residuals of every term.
-        let refit_s = subtract_increment(s, held, &deltas);
+        let refit_s = subtract_increment(s, held, &deltas, &ws);
         let t_grid = std::time::Instant::now();
         // The minor cycle's residual, to measure what the major cycle corrects.
         let before = (ready && params.minor_error > 0.0).then(|| residuals[0].clone());
@@ -310,8 +310,14 @@ fn share_increment(
 }
 
 /// Subtracts the model increment from every held group and refits its outliers; returns
-/// the seconds the refits took.
-fn subtract_increment(s: &CleanSetup, held: &mut [HeldGroup], deltas: &[Vec<f64>]) -> f64 {
+/// the seconds the refits took. A degridded prediction takes its buffers from `ws` (the
+/// re-griddings' workspace) and gives them back.
+fn subtract_increment(
+    s: &CleanSetup,
+    held: &mut [HeldGroup],
+    deltas: &[Vec<f64>],
+    ws: &Workspace,
+) -> f64 {
     let mut refit_s = 0.0;
     for h in held.iter_mut() {
         h.subtract(
@@ -321,6 +327,7 @@ fn subtract_increment(s: &CleanSetup, held: &mut [HeldGroup], deltas: &[Vec<f64>
             s.beam,
             s.params.predict,
             s.compute,
+            ws,
         );
         let t = std::time::Instant::now();
         h.refit_outliers();

@@ -12,6 +12,7 @@ use crate::compute::Compute;
 use crate::core::{rephase_geometry, Centre};
 use crate::core::{GroupVis, StokesGroup};
 use crate::primitives::iers::EarthOrientation;
+use crate::primitives::wgridder::Workspace;
 use num_complex::Complex32;
 use rayon::prelude::*;
 
@@ -156,6 +157,7 @@ impl HeldGroup {
         beam: Option<&DriftBeam>,
         mode: PredictMode,
         compute: &dyn Compute,
+        ws: &Workspace,
     ) {
         let nc = self.vis.n_chan();
         if models.is_empty() {
@@ -201,7 +203,7 @@ impl HeldGroup {
             self.predict_direct(spec, &refs, &pix, ref_hz, beam, 1.0, &mut m);
             m
         } else {
-            self.predict(spec, &refs, ref_hz, beam, compute)
+            self.predict(spec, &refs, ref_hz, beam, compute, Some(ws))
         };
         log::debug!(
             "predicted {n_points} model pixels {} in {:.2} s",
@@ -308,8 +310,13 @@ impl HeldGroup {
         ref_hz: f64,
         beam: Option<&DriftBeam>,
         compute: &dyn Compute,
+        ws: Option<&Workspace>,
     ) -> Vec<Complex32> {
         let dnu = self.vis.channel_width_hz.abs();
+        let block = VisBlock {
+            workspace: ws,
+            ..self.block()
+        };
         let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
         // x^p per channel for every power a prediction can need (the beam adds one).
         let xs: Vec<Vec<f32>> = (0..=models.len())
@@ -330,7 +337,7 @@ impl HeldGroup {
                         chan: chan(p),
                     })
                     .collect();
-                degrid_channel_average_sum(spec, models, &plain, &self.block(), dnu, compute)
+                degrid_channel_average_sum(spec, models, &plain, &block, dnu, compute)
             }
             Some(db) if db.mode.is_poly() => {
                 let (per_piece, coefs) = db.poly_models(models, &self.vis.times_jd);
@@ -349,7 +356,7 @@ impl HeldGroup {
                         });
                     }
                 }
-                degrid_channel_average_sum(spec, &refs, &weights, &self.block(), dnu, compute)
+                degrid_channel_average_sum(spec, &refs, &weights, &block, dnu, compute)
             }
             Some(db) => {
                 let mut out = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
@@ -374,8 +381,10 @@ impl HeldGroup {
                         .enumerate()
                         .map(|(row, &u)| u && r.contains(&(row % nt)))
                         .collect();
-                    let mut b = self.block();
-                    b.use_row = &use_row;
+                    let b = VisBlock {
+                        use_row: &use_row,
+                        ..block
+                    };
                     let part = degrid_channel_average_sum(spec, &refs, &weights, &b, dnu, compute);
                     for (row, &u) in use_row.iter().enumerate() {
                         if u {

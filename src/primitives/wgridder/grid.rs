@@ -122,11 +122,8 @@ pub(super) fn grid<T: Real>(plan: &Plan, d: &Data, want: &Want, ws: Option<&Work
             touched[q..(q + support).min(plan.nplanes)].fill(true);
         }
     }
-    // Strips per spreading phase: two per thread balance them (the strips hold equal
-    // numbers of samples). More cost more than they balance: a sample whose footprint
-    // straddles strips is prepared in each, and DSA-110's crowded centre makes its strips
-    // thin (a full-size group's residual gridding, 2 threads: 3.0 s wall with 4 strips
-    // against 3.6 s with 16).
+    // Two strips per thread balance them (equal numbers of samples); more cost more, as a
+    // footprint straddling strips is prepared in each (benches/README.md, session 24).
     let nstrips = 2 * rayon::current_num_threads().max(1);
     let base = StripJob {
         plan,
@@ -351,7 +348,7 @@ impl AddPlane<'_> {
 /// How many w-planes per image `Options::plane_budget_bytes` holds beyond the first (at
 /// least one, at most all): `support` or more make the ring (each sample prepared once);
 /// fewer are spread a group at a time. `plane_bytes`: one plane's size.
-fn planes_at_once(plan: &Plan, nout: usize, plane_bytes: usize) -> usize {
+pub(super) fn planes_at_once(plan: &Plan, nout: usize, plane_bytes: usize) -> usize {
     let per = nout.max(1) * plane_bytes;
     (1 + plan.plane_budget / per.max(1)).clamp(1, plan.nplanes)
 }

@@ -333,9 +333,9 @@ pub fn dirty2vis_sum(
             return Ok(None);
         };
         if plan.single {
-            degrid::degrid::<f32>(&plan, &d, &live, &live_w, out);
+            degrid::degrid::<f32>(&plan, &d, &live, &live_w, opt.workspace, out);
         } else {
-            degrid::degrid::<f64>(&plan, &d, &live, &live_w, out);
+            degrid::degrid::<f64>(&plan, &d, &live, &live_w, opt.workspace, out);
         }
         Ok(Some(plan.choice()))
     })

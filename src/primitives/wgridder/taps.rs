@@ -224,6 +224,21 @@ impl<T: Real> Taps<T> {
         }
     }
 
+    /// Every tap of a point at coordinate g whose first cell is `first` (f64; `one` for
+    /// all j at once, which vectorizes).
+    #[inline(always)]
+    pub(super) fn all64(&self, g: f64, first: u32, out: &mut [f64; MAX_SUPPORT]) {
+        let half = self.support as f64 * 0.5;
+        let s = 2.0 * (first as f64 - g + half) - 1.0;
+        let mut acc = [0.0; MAX_SUPPORT];
+        for c in self.coef64.iter().rev() {
+            for (a, &cj) in acc.iter_mut().zip(c) {
+                *a = *a * s + cj;
+            }
+        }
+        *out = acc;
+    }
+
     /// Tap j of a point at coordinate g whose first cell is `first` (f64).
     #[inline(always)]
     pub(super) fn one(&self, g: f64, first: u32, j: usize) -> f64 {
