@@ -17,13 +17,14 @@ cd "$(dirname "$0")/.."
 N_ANT=${N_ANT:-96}; N_CHAN=${N_CHAN:-48}; REPS=${REPS:-3}
 WORK=${WORK:-$(mktemp -d)}; mkdir -p "$WORK"
 #   NO_BUILD=1 bash benches/read_group.sh              # use the binaries already in target/release
-if [ -z "${NO_BUILD:-}" ]; then
+#   CONTIMG_BIN=DIR/contimg READ_GROUP_BIN=DIR/read_group bash benches/read_group.sh  # prebuilt
+BIN=${CONTIMG_BIN:-./target/release/contimg}; RG=${READ_GROUP_BIN:-./target/release/examples/read_group}
+if [ -z "${NO_BUILD:-}${CONTIMG_BIN:-}" ]; then
   cargo build --release --quiet
   cargo build --release --quiet --example read_group
 fi
-BIN=./target/release/contimg; RG=./target/release/examples/read_group
 cat > "$WORK/bench.yaml" <<YAML
-station_table: configs/dsa110/DSA110_Station_Coordinates.csv
+station_table: $PWD/configs/dsa110/DSA110_Station_Coordinates.csv
 input: {dir: $WORK/night}
 output: {dir: $WORK/out}
 calibration: {enabled: false}
@@ -34,10 +35,19 @@ FILES=("$WORK"/night/*.hdf5)
 echo "${#FILES[@]} files, $(du -shc "${FILES[@]}" | tail -1 | cut -f1); load $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
 cat "${FILES[@]}" > /dev/null; cat "${FILES[@]}" > /dev/null
 # Each measurement: /usr/bin/time's wall, user+sys CPU and peak RSS; the best wall of REPS.
-measure() {
-  for i in $(seq "$REPS"); do
+# Where there is no /usr/bin/time (a bare GPU node), Python's rusage of the child instead.
+timed() {
+  if [ -x /usr/bin/time ]; then
     /usr/bin/time -f "%e %U %S %M" "$@" 2>&1 >/dev/null | tail -1
-  done | sort -g | head -1
+  else
+    python3 -c "import resource, subprocess, sys, time
+t = time.perf_counter(); subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f'{time.perf_counter() - t:.3f} {r.ru_utime:.3f} {r.ru_stime:.3f} {r.ru_maxrss}')" "$@"
+  fi
+}
+measure() {
+  for i in $(seq "$REPS"); do timed "$@"; done | sort -g | head -1
 }
 CAT=$(measure cat "${FILES[@]}")
 DIRECT=$(measure "$RG" "${FILES[@]}")

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # On a GPU node: every GPU test and benchmark, the device required (a test that would skip
-# without a device fails instead). Logs go to $LOGS (default ./gpu-check-logs).
+# without a device fails instead). Logs and summary.json go to $LOGS (default
+# benches/gpu-results/<YYYY-MM-DD>-<device>/).
 #   bash scripts/gpu-check.sh                 # builds with cargo (--features gpu)
 #   bash scripts/gpu-check.sh --prebuilt DIR  # binaries from scripts/gpu-bundle.sh, no cargo
 # Steps: NVRTC compile of every kernel; the device-vs-CPU kernel, flagging and w-stacking
 # tests; a simulated night through `contimg run` with gpu: required against gpu: off; the
 # criterion gridding benches (CPU and gpu_*); one real-sized group (benches/group.sh), on the
-# GPU and then on the CPU of the same node. STEPS=tests,night,bench,group picks some;
-# STEP_TIMEOUT (s, default 1800) stops a step that hangs; BENCH_FILTER (default subband:
-# CPU and GPU) picks criterion benches; GROUP_MODES (default "gpu cpu") the group runs.
+# GPU and then on the CPU of the same node; a night of NIGHT_GROUPS (default 5) real-sized
+# groups in a row on the GPU with prefetch (groups per hour, NVML utilisation). At the end
+# summary.json: device, group_wall_s (one group's `contimg run`, start-up included),
+# groups_per_hour and utilisation (mean NVML %, over the night), per-stage seconds.
+# The CPU path's read of one group against a warm `cat` of its files (benches/read_group.sh).
+# STEPS=tests,night,bench,read,group,groups picks some (default all but bench); STEP_TIMEOUT (s,
+# default 1800) stops a step that hangs; BENCH_FILTER (default subband: CPU and GPU) picks
+# criterion benches; GROUP_MODES (default "gpu cpu") the one-group runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-LOGS=${LOGS:-$PWD/gpu-check-logs}; mkdir -p "$LOGS"
-STEPS=${STEPS:-tests,night,bench,group}
+STEPS=${STEPS:-tests,night,read,group,groups}
 PREBUILT=""
 [ "${1:-}" = --prebuilt ] && PREBUILT=$(cd "$2" && pwd)
 
@@ -33,7 +38,11 @@ for lib in nvrtc cufft; do
 done
 export LD_LIBRARY_PATH="$links${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CONTIMG_EXPECT_GPU=1 CONTIMG_REQUIRE_NVRTC=1 HDF5_USE_FILE_LOCKING=FALSE
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$LOGS/device.txt"
+device=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)
+# e.g. "NVIDIA H200, 580.159.04, 143771 MiB" -> h200
+slug=$(echo "${device%%,*}" | tr 'A-Z' 'a-z' | sed -E 's/^nvidia //; s/[^a-z0-9]+/-/g; s/-+$//')
+LOGS=${LOGS:-$PWD/benches/gpu-results/$(date +%F)-${slug:-gpu}}; mkdir -p "$LOGS"
+echo "$device" | tee "$LOGS/device.txt"
 
 status=0
 step() { # name, command...: runs and logs one step, remembering a failure
@@ -56,12 +65,62 @@ fi
 case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: ;; esac
 case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_required_matches_off_on_a_gpu ;; esac
 case ,$STEPS, in *,bench,*) step gridding-bench "${bench[@]}" --sample-size 10 --warm-up-time 1 --measurement-time 5 "${BENCH_FILTER:-subband}" ;; esac
+case ,$STEPS, in *,read,*) # the CPU path's group read against a warm cat (issue: <= 2x)
+  export WORK=$(mktemp -d)
+  step read env ${PREBUILT:+READ_GROUP_BIN=$PREBUILT/read_group} bash benches/read_group.sh
+  rm -rf "$WORK" ;;
+esac
 case ,$STEPS, in *,group,*)
-  export WORK=${WORK:-$(mktemp -d)}
   for mode in ${GROUP_MODES:-gpu cpu}; do
-    rm -rf "$WORK/out"
+    export WORK=$(mktemp -d)
     step group-$mode env GPU=$([ $mode = gpu ] && echo required || echo off) RUST_LOG=${RUST_LOG:-contimg=debug} bash benches/group.sh
     grep -E "flagging steps|baseline pass|clean |stage|failed|WARN" "$WORK/log" | tee -a "$LOGS/group-$mode.log"
+    cp "$WORK/out/summary.json" "$LOGS/.group-$mode.json" 2>/dev/null
+    rm -rf "$WORK"
   done ;;
 esac
+case ,$STEPS, in *,groups,*)
+  export WORK=$(mktemp -d) NIGHT_GROUPS=${NIGHT_GROUPS:-5}
+  step groups-gpu env GPU=required PREFETCH=true N_GROUPS=$NIGHT_GROUPS bash benches/group.sh
+  cp "$WORK/out/summary.json" "$LOGS/.night.json" 2>/dev/null
+  rm -rf "$WORK" ;;
+esac
+# summary.json from the runs' own summaries (contimg's wall_s: launch to products).
+python3 - "$LOGS" "$device" <<'PY'
+import json, os, sys
+import re
+logs, device = sys.argv[1], sys.argv[2]
+def load(name):
+    try:
+        return json.load(open(os.path.join(logs, name)))
+    except (OSError, ValueError):
+        return None
+one, cpu, night = load(".group-gpu.json"), load(".group-cpu.json"), load(".night.json")
+def usage(s):
+    return next((r["gpu"] for r in (s or {}).get("ranks", []) if r.get("gpu")), None)
+def stages(s):
+    return {k: round(v, 2) for r in (s or {}).get("ranks", [])[:1] for k, v in r["stage_s"].items()}
+out = {"device": device.split(",")[0].strip(), "device_line": device}
+if one:
+    out.update(group_wall_s=round(one["wall_s"], 2), group_ok=one["groups_ok"], group_stage_s=stages(one))
+if cpu:
+    out.update(cpu_group_wall_s=round(cpu["wall_s"], 2), cpu_group_stage_s=stages(cpu))
+if night:
+    n = night["groups_ok"]
+    out.update(night_groups=n, night_wall_s=round(night["wall_s"], 2),
+               groups_per_hour=round(3600 * n / night["wall_s"], 1), night_stage_s=stages(night))
+u = usage(night) or usage(one)
+if u:
+    out.update(utilisation=round(u["utilization_mean_pct"], 1), utilisation_max=u["utilization_max_pct"],
+               gpu_memory_peak_gib=round(u["memory_used_max_gib"], 2), nvml_samples=u["samples"])
+try:
+    m = re.search(r"direct read: wall ([0-9.]+) s = ([0-9.]+) x cat", open(os.path.join(logs, "read.log")).read())
+    if m:
+        out.update(read_wall_s=float(m.group(1)), read_vs_warm_cat=float(m.group(2)))
+except OSError:
+    pass
+json.dump(out, open(os.path.join(logs, "summary.json"), "w"), indent=1)
+print(json.dumps(out, indent=1))
+PY
+rm -f "$LOGS"/.group-*.json "$LOGS/.night.json"
 exit $status
