@@ -29,12 +29,13 @@ pub enum PredictMode {
 
 /// Whether predicting `n_points` model pixels directly (on the CPU) costs less than
 /// degridding `n_images` model images (per channel-averaging node: `nodes`) for the same
-/// samples on the rank's backend. Measured on 2 cores (benches/README.md, 2026-12-02): one
-/// degridded 1024^2 image at epsilon 1e-4 costs as much as ~545 directly predicted pixels
-/// (`gridding/degrid_dsa110_subband_eps1e-4` against `direct_40_points_dsa110_subband`; ~490
-/// in the demo's major cycles, 16 images at two nodes against 288 pixels); the direct path
-/// is taken up to half that. On a device the degridding is far cheaper (not measured
-/// against the direct sum): there only up to 1/20 of it.
+/// samples on the rank's backend. Measured on 2 cores (benches/README.md, 2026-12-04): one
+/// degridded 1024^2 image at epsilon 1e-4 costs 0.72 s, as much as ~300 directly predicted
+/// pixels at 2.4 ms each (`gridding/degrid_dsa110_subband_eps1e-4` against
+/// `direct_40_points_dsa110_subband`; 2.79 s against ~545 pixels before the ring degridder
+/// and the direct sum's sine in turns). The direct path is taken up to 250, a little under
+/// break-even: its beam and channel average are exact. On a device the degridding is far
+/// cheaper (not measured against the direct sum): there only up to 1/20 of it.
 pub fn direct_is_cheaper(n_points: usize, n_images: usize, nodes: usize, device: bool) -> bool {
     const GRID_PER_DIRECT: usize = 250;
     let per_image = if device {
