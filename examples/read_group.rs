@@ -9,6 +9,7 @@ use contimg::core::GroupVis;
 use contimg::uvh5::group::{load_group_reusing, load_group_with, ReadPath};
 use contimg::uvh5::DataRoutes;
 use contimg::uvh5::Route;
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -36,7 +37,8 @@ fn main() {
             .flat_map(|r| r.all())
             .filter(|r| matches!(r, Route::Direct { .. }))
             .count();
-        let wsum: f64 = g.weight.iter().map(|&w| g.weight.value(w) as f64).sum();
+        // In parallel: a serial sum of 171 M half floats would add ~0.4 s to the process's wall.
+        let wsum: f64 = g.weight.par_iter().map(|&w| g.weight.value(w) as f64).sum();
         println!(
             "{dt:.3} s{label}: {} files, {} samples ({how:?}; {direct} of {} datasets direct; weight sum {wsum:.0})",
             files.len(),

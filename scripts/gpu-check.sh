@@ -114,9 +114,13 @@ if u:
     out.update(utilisation=round(u["utilization_mean_pct"], 1), utilisation_max=u["utilization_max_pct"],
                gpu_memory_peak_gib=round(u["memory_used_max_gib"], 2), nvml_samples=u["samples"])
 try:
-    m = re.search(r"direct read: wall ([0-9.]+) s = ([0-9.]+) x cat", open(os.path.join(logs, "read.log")).read())
+    text = open(os.path.join(logs, "read.log")).read()
+    m = re.search(r"direct read: wall ([0-9.]+) s = ([0-9.]+) x cat", text)
     if m:
         out.update(read_wall_s=float(m.group(1)), read_vs_warm_cat=float(m.group(2)))
+    m = re.search(r"direct read into reused buffers: wall ([0-9.]+) s = ([0-9.]+) x cat", text)
+    if m:
+        out.update(read_reused_wall_s=float(m.group(1)), read_reused_vs_warm_cat=float(m.group(2)))
 except OSError:
     pass
 json.dump(out, open(os.path.join(logs, "summary.json"), "w"), indent=1)

@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 #[path = "group_axes.rs"]
 mod axes;
 use axes::{channel_axis, group_baselines};
+#[path = "group_scatter.rs"]
+mod scatter;
+use scatter::{scatter, scatter_run, Dims, GroupOut, Part};
 
 /// Largest `Data/nsamples` taken as a weight: a sample is an average of at most this many
 /// (an absurd weight would dominate the image); larger, negative or non-finite flag it.
@@ -337,10 +340,12 @@ fn load_group_limited(
     spare: Option<(Vec<Complex32>, Vec<f16>)>,
 ) -> Result<(GroupVis, Vec<DataRoutes>), LoadError> {
     let clock = std::time::Instant::now();
-    let mut headers = Vec::with_capacity(files.len());
-    for p in files {
-        headers.push(read_header(p)?);
-    }
+    // In parallel: the HDF5 calls take the library's lock in turn, the checks on the
+    // arrays read (antenna numbers, time order, finite values) run side by side.
+    let headers: Vec<Uvh5Header> = files
+        .par_iter()
+        .map(|p| read_header(p))
+        .collect::<Result<_, _>>()?;
     let first = headers.first().ok_or(LoadError::Empty)?.clone();
     for (h, p) in headers.iter().zip(files) {
         check_consistent(&first, h, p)?;
@@ -475,27 +480,6 @@ fn load_group_limited(
     Ok((g, routes))
 }
 
-/// The group's shape and the per-baseline and per-polarization reordering.
-struct Dims<'a> {
-    nbl: usize,
-    nt: usize,
-    nch: usize,
-    pol_map: &'a [usize],
-    conj: &'a [bool],
-}
-
-/// One file's samples for a block of integrations, in file order (blt, chan, pol).
-struct Part<'a> {
-    vis: &'a [Complex32],
-    /// Flag bytes (0 = unflagged); `None` when the file has none.
-    flags: Option<&'a [u8]>,
-    /// `None` when the file has none (1 each).
-    nsamples: Option<&'a [f32]>,
-    /// Group channel of each of the file's channels.
-    cmap: &'a [usize],
-    nf: usize,
-}
-
 fn bools_as_bytes(b: &[bool]) -> &[u8] {
     // SAFETY: bool is one byte holding 0 or 1, always a valid u8.
     unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u8>(), b.len()) }
@@ -515,222 +499,6 @@ fn zeroed_complex(n: usize) -> Vec<Complex32> {
     // the allocation of `cap` f32 is exactly that of `cap / 2` Complex32; all-zero bits are
     // 0 + 0i.
     unsafe { Vec::from_raw_parts(ptr.cast::<Complex32>(), len / 2, cap / 2) }
-}
-
-/// The group's output arrays as raw pointers, for tasks that write disjoint elements.
-struct GroupOut {
-    vis: *mut Complex32,
-    weight: *mut f16,
-    len: usize,
-}
-// SAFETY: only used by `scatter_run`, whose callers guarantee disjoint writes.
-impl Part<'_> {
-    /// One sample as the group keeps it: (visibility in the group's baseline orientation,
-    /// zeroed when NaN/Inf/zero; weight, 0 when flagged, unusable or of invalid nsamples;
-    /// [1 if NaN/Inf/zero, 1 if nsamples is invalid (zero is a plain flag)]).
-    #[inline]
-    fn sample(&self, src: usize, conj: bool) -> (Complex32, f32, [usize; 2]) {
-        let v = if conj {
-            self.vis[src].conj()
-        } else {
-            self.vis[src]
-        };
-        let good = v.re.is_finite() && v.im.is_finite() && (v.re != 0.0 || v.im != 0.0);
-        let w = self.nsamples.map_or(1.0, |s| s[src]);
-        let flagged = self.flags.is_some_and(|f| f[src] != 0);
-        let ok = good && !flagged && valid_nsamples(w);
-        let counts = [
-            usize::from(!good),
-            usize::from(!valid_nsamples(w) && w != 0.0),
-        ];
-        (
-            if good { v } else { Complex32::new(0.0, 0.0) },
-            if ok { w } else { 0.0 },
-            counts,
-        )
-    }
-}
-
-unsafe impl Sync for GroupOut {}
-
-/// One sample as the group keeps it, without branches: the visibility with its imaginary part
-/// times `sign` (-1 conjugates), zeroed when NaN/Inf/zero; the weight (`w`, 0 when flagged,
-/// unusable or of invalid nsamples); and the counts [NaN/Inf/zero, invalid nsamples (zero
-/// is a plain flag)]. The same rules as `Part::sample`.
-#[inline(always)]
-fn cell(v: Complex32, sign: f32, flag: u8, w: f32) -> (Complex32, f32, usize, usize) {
-    let v = Complex32::new(v.re, v.im * sign);
-    let good =
-        (v.re.abs() <= f32::MAX) & (v.im.abs() <= f32::MAX) & ((v.re != 0.0) | (v.im != 0.0));
-    let w_ok = (w > 0.0) & (w <= MAX_NSAMPLES);
-    let ok = good & (flag == 0) & w_ok;
-    let zero = Complex32::new(0.0, 0.0);
-    (
-        if good { v } else { zero },
-        if ok { w } else { 0.0 },
-        usize::from(!good),
-        usize::from(!w_ok & (w != 0.0)),
-    )
-}
-
-/// Stores a value of 8 or 4 bytes that nobody reads back soon: a non-temporal store on
-/// x86-64 (the group is far larger than any cache, so this skips the read-for-ownership of
-/// every output line).
-///
-/// # Safety
-/// `dst` must be valid for a write of `T` (movnti needs no alignment).
-#[inline(always)]
-unsafe fn store_nt<T: Copy>(dst: *mut T, x: T) {
-    const { assert!(matches!(std::mem::size_of::<T>(), 4 | 8)) };
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_stream_si32, _mm_stream_si64};
-        if std::mem::size_of::<T>() == 8 {
-            _mm_stream_si64(dst.cast::<i64>(), std::mem::transmute_copy(&x));
-        } else {
-            _mm_stream_si32(dst.cast::<i32>(), std::mem::transmute_copy(&x));
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        *dst = x;
-    }
-}
-
-/// Channels of a row prepared at a time (in stack buffers, then stored).
-const CHUNK: usize = 64;
-
-/// Scatters one file's samples of baselines `bls` at integration `t` (`part` holds exactly
-/// those, in file order) into the group; returns the counts of NaN/Inf/zero samples and of
-/// invalid nsamples (negative, not finite or above MAX_NSAMPLES; zero is a plain flag).
-/// Each row is prepared CHUNK channels at a time in small buffers (loops without branches or
-/// bounds checks, so they vectorize, and the weights' half floats converted as a slice), then
-/// stored channel by channel with non-temporal stores.
-///
-/// # Safety
-/// No other thread may access the elements written here (baselines `bls`, integration `t`,
-/// the part's channels) at the same time; `out` must be two polarizations (`d.pol_map` a
-/// permutation of 0, 1; checked by the caller).
-unsafe fn scatter_run(
-    out: &GroupOut,
-    part: &Part,
-    t: usize,
-    bls: std::ops::Range<usize>,
-    d: &Dims,
-) -> [usize; 2] {
-    use half::slice::HalfFloatSliceExt;
-    debug_assert_eq!(d.pol_map.len(), 2);
-    let swap = d.pol_map[0] == 1;
-    let nf = part.nf;
-    let mut bad = [0usize; 2];
-    let zero = Complex32::new(0.0, 0.0);
-    let (mut v, mut w) = ([zero; 2 * CHUNK], [0f32; 2 * CHUNK]);
-    let (mut fl, mut ns, mut h) = ([0u8; 2 * CHUNK], [0f32; 2 * CHUNK], [f16::ZERO; 2 * CHUNK]);
-    for (i, b) in bls.enumerate() {
-        let row = (b * d.nt + t) * d.nch;
-        // Every channel of the row lies inside the group (cmap < nch): one check per row.
-        assert!((row + d.nch) * 2 <= out.len);
-        let sign = if d.conj[b] { -1.0 } else { 1.0 };
-        for c0 in (0..nf).step_by(CHUNK) {
-            let n = CHUNK.min(nf - c0);
-            let (s0, m) = ((i * nf + c0) * 2, 2 * n);
-            match part.flags {
-                Some(f) => fl[..m].copy_from_slice(&f[s0..s0 + m]),
-                None => fl[..m].fill(0),
-            }
-            match part.nsamples {
-                Some(x) => ns[..m].copy_from_slice(&x[s0..s0 + m]),
-                None => ns[..m].fill(1.0),
-            }
-            let (mut n_bad, mut n_ns) = (0usize, 0usize);
-            for ((((v, w), &x), &f), &n) in v[..m]
-                .iter_mut()
-                .zip(&mut w[..m])
-                .zip(&part.vis[s0..s0 + m])
-                .zip(&fl[..m])
-                .zip(&ns[..m])
-            {
-                let (cv, cw, a, z) = cell(x, sign, f, n);
-                (*v, *w) = (cv, cw);
-                n_bad += a;
-                n_ns += z;
-            }
-            bad[0] += n_bad;
-            bad[1] += n_ns;
-            if swap {
-                v[..m].chunks_exact_mut(2).for_each(|p| p.swap(0, 1));
-                w[..m].chunks_exact_mut(2).for_each(|p| p.swap(0, 1));
-            }
-            h[..m].convert_from_f32_slice(&w[..m]);
-            // Channel by channel, the visibilities' and the weights' stores interleaved:
-            // faster here than each array's run stored whole (16-byte streaming stores
-            // included), for ascending and descending channel maps alike.
-            for (c, &g) in part.cmap[c0..c0 + n].iter().enumerate() {
-                let dst = (row + g) * 2;
-                store_nt(out.vis.add(dst), v[2 * c]);
-                store_nt(out.vis.add(dst + 1), v[2 * c + 1]);
-                store_nt(
-                    out.weight.add(dst).cast::<[f16; 2]>(),
-                    [h[2 * c], h[2 * c + 1]],
-                );
-            }
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    std::arch::x86_64::_mm_sfence();
-    bad
-}
-
-/// Scatters integrations `t0..t0 + nb` of each part into the group's (bl, t, chan, pol)
-/// layout (baselines normalised, NaN/Inf/zero samples zeroed with weight 0), in parallel
-/// over baselines (disjoint output rows). Returns each part's counts of NaN/Inf/zero samples
-/// and of invalid nsamples.
-fn scatter(
-    vis: &mut [Complex32],
-    weight: &mut [f16],
-    parts: &[Part],
-    t0: usize,
-    nb: usize,
-    d: &Dims,
-) -> Vec<[usize; 2]> {
-    let npol = d.pol_map.len();
-    let row = d.nt * d.nch * npol;
-    vis.par_chunks_mut(row)
-        .zip(weight.par_chunks_mut(row))
-        .enumerate()
-        .fold(
-            || vec![[0usize; 2]; parts.len()],
-            |mut bad, (b, (vrow, wrow))| {
-                for dt in 0..nb {
-                    let t = t0 + dt;
-                    for (k, part) in parts.iter().enumerate() {
-                        let base = (dt * d.nbl + b) * part.nf * npol;
-                        for c in 0..part.nf {
-                            let dbase = (t * d.nch + part.cmap[c]) * npol;
-                            for p in 0..npol {
-                                let src = base + c * npol + p;
-                                let dst = dbase + d.pol_map[p];
-                                let (v, w, c) = part.sample(src, d.conj[b]);
-                                bad[k][0] += c[0];
-                                bad[k][1] += c[1];
-                                vrow[dst] = v;
-                                wrow[dst] = f16::from_f32(w);
-                            }
-                        }
-                    }
-                }
-                bad
-            },
-        )
-        .reduce(
-            || vec![[0usize; 2]; parts.len()],
-            |a, b| {
-                a.iter()
-                    .zip(&b)
-                    .map(|(x, y)| [x[0] + y[0], x[1] + y[1]])
-                    .collect()
-            },
-        )
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 //! Unit tests of the group loader (src/uvh5/group.rs).
+use super::scatter::CHUNK;
 use super::*;
 
 #[test]
@@ -66,7 +67,8 @@ fn a_reused_group_buffer_is_overwritten_entirely() {
 
 /// The direct path's chunked scatter against the library path's per-sample one: the same
 /// group, bit for bit, for a file's channels ascending, descending (as the correlator writes
-/// them) and permuted in the group, more channels than one chunk, both polarization orders
+/// them; both stored as runs), permuted (stored channel by channel) and shifted off the
+/// streaming stores' alignment in a wider group, more channels than one chunk, both polarization orders
 /// and conjugated baselines, with NaN, zero, flagged and invalid-nsamples samples.
 #[test]
 fn the_chunked_scatter_matches_the_per_sample_one() {
@@ -94,13 +96,17 @@ fn the_chunked_scatter_matches_the_per_sample_one() {
     let up: Vec<usize> = (0..nf).collect();
     let down: Vec<usize> = (0..nf).rev().collect();
     let mixed: Vec<usize> = (0..nf).map(|c| (c * 7) % nf).collect(); // 7 and nf coprime
-    for cmap in [&up, &down, &mixed] {
+                                                                     // Runs that start off a 16-byte boundary in a wider group (other files' channels below).
+    let shifted_up: Vec<usize> = (3..nf + 3).collect();
+    let shifted_down: Vec<usize> = (3..nf + 3).rev().collect();
+    for cmap in [&up, &down, &mixed, &shifted_up, &shifted_down] {
+        let nch = cmap.iter().max().unwrap() + 1;
         for pol_map in [[0usize, 1], [1, 0]] {
             for (fl, ns) in [(true, true), (false, false), (true, false)] {
                 let d = Dims {
                     nbl,
                     nt,
-                    nch: nf,
+                    nch,
                     pol_map: &pol_map,
                     conj: &conj,
                 };
@@ -111,7 +117,7 @@ fn the_chunked_scatter_matches_the_per_sample_one() {
                     cmap,
                     nf,
                 };
-                let len = nbl * nt * nf * 2;
+                let len = nbl * nt * nch * 2;
                 let (mut rv, mut rw) = (vec![Complex32::new(9.0, 9.0); len], vec![f16::ONE; len]);
                 let want = scatter(&mut rv, &mut rw, std::slice::from_ref(&part), 1, 1, &d);
                 let (mut dv, mut dw) = (vec![Complex32::new(9.0, 9.0); len], vec![f16::ONE; len]);

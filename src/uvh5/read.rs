@@ -289,11 +289,12 @@ pub fn read_header(path: &Path) -> Result<Uvh5Header, Uvh5Error> {
     let antenna_positions = read_antenna_positions(&r, nants_telescope)?;
     let ant_1_array: Vec<i64> = r.vec("Header/ant_1_array", Some(nblts))?;
     let ant_2_array: Vec<i64> = r.vec("Header/ant_2_array", Some(nblts))?;
+    let known = AntennaSet::new(&antenna_numbers);
     for (name, arr) in [
         ("Header/ant_1_array", &ant_1_array),
         ("Header/ant_2_array", &ant_2_array),
     ] {
-        if let Some(bad) = arr.iter().find(|a| !antenna_numbers.contains(a)) {
+        if let Some(bad) = arr.iter().find(|&&a| !known.contains(a)) {
             return Err(r.invalid(
                 name,
                 format!("antenna number {bad} is not in Header/antenna_numbers"),
@@ -376,6 +377,37 @@ fn check_freq_axis(r: &Reader, f: &[f64], width: f64) -> Result<(), Uvh5Error> {
         }
     }
     Ok(())
+}
+
+/// The antenna numbers of a file, for checking the baselines' antennas: a table where the
+/// numbers are small (as every array's are), a sorted list otherwise.
+enum AntennaSet {
+    Table(Vec<bool>),
+    Sorted(Vec<i64>),
+}
+
+impl AntennaSet {
+    fn new(numbers: &[i64]) -> Self {
+        match numbers.iter().max() {
+            Some(&max) if max < 1 << 16 && numbers.iter().all(|&a| a >= 0) => {
+                let mut t = vec![false; max as usize + 1];
+                numbers.iter().for_each(|&a| t[a as usize] = true);
+                AntennaSet::Table(t)
+            }
+            _ => {
+                let mut s = numbers.to_vec();
+                s.sort_unstable();
+                AntennaSet::Sorted(s)
+            }
+        }
+    }
+
+    fn contains(&self, a: i64) -> bool {
+        match self {
+            AntennaSet::Table(t) => usize::try_from(a).is_ok_and(|i| t.get(i) == Some(&true)),
+            AntennaSet::Sorted(s) => s.binary_search(&a).is_ok(),
+        }
+    }
 }
 
 fn check_time_major(r: &Reader, t: &[f64], ntimes: usize, nbls: usize) -> Result<(), Uvh5Error> {
