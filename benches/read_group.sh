@@ -22,6 +22,8 @@ BIN=${CONTIMG_BIN:-./target/release/contimg}; RG=${READ_GROUP_BIN:-./target/rele
 if [ -z "${NO_BUILD:-}${CONTIMG_BIN:-}" ]; then
   cargo build --release --quiet
   cargo build --release --quiet --example read_group
+elif [ ! -x "$RG" ] && [ -z "${READ_GROUP_BIN:-}" ]; then
+  cargo build --release --quiet --example read_group   # a prebuilt contimg without read_group
 fi
 cat > "$WORK/bench.yaml" <<YAML
 station_table: $PWD/configs/dsa110/DSA110_Station_Coordinates.csv
