@@ -71,8 +71,10 @@ fn masked_smooth_avx2<const LINEAR: bool>(
     masked_smooth_lines::<LINEAR>(values, flags, nt, nf, sigma_t, sigma_f, true)
 }
 
-/// The two passes; `lanes`: the lines eight outputs at a time (the same sums in the same
-/// order per output as one at a time, so bit-for-bit the same).
+/// The two passes; `lanes`: the lines eight outputs at a time — along time the same sums in
+/// the same order per output as one at a time, so bit-for-bit the same; along frequency
+/// (weights 0 or 1) `binary_fit_line`, whose weight sums near flags differ from the scalar
+/// loop's by f64 rounding only (the f32 surfaces of the tests are identical).
 #[inline(always)]
 fn masked_smooth_lines<const LINEAR: bool>(
     values: &[f32],
@@ -101,16 +103,25 @@ fn masked_smooth_lines<const LINEAR: bool>(
         .collect();
     let mut v1 = vec![0.0f64; nt * nf];
     let mut w1 = vec![0.0f64; nt * nf];
+    let mut scratch = BinaryScratch::default();
+    let bk = BinaryKernel::new::<LINEAR>(&kf, nf);
     for t in 0..nt {
         let row = t * nf;
-        line(
-            &v0[row..row + nf],
-            &w0[row..row + nf],
-            nf,
-            &kf,
-            &mut v1[row..row + nf],
-            &mut w1[row..row + nf],
-        );
+        let (ov, ow) = (&mut v1[row..row + nf], &mut w1[row..row + nf]);
+        if lanes {
+            // The weights here are 0 or 1: the weight sums from the kernel's, less the
+            // missing taps (`binary_fit_line`).
+            binary_fit_line::<LINEAR>(
+                &v0[row..row + nf],
+                &flags[row..row + nf],
+                &bk,
+                &mut scratch,
+                ov,
+                ow,
+            );
+        } else {
+            line(&v0[row..row + nf], &w0[row..row + nf], nf, &kf, ov, ow);
+        }
     }
     // Pass 2 along time on the pass-1 surface.
     let mut out = vec![0f32; nt * nf];
@@ -410,6 +421,167 @@ fn local_fit_line_lanes<const LINEAR: bool>(
     }
 }
 
+/// What `binary_fit_line` needs of a kernel on lines of n samples, made once per plane.
+struct BinaryKernel {
+    kern: Vec<f64>,
+    /// kern[k] x_k, x_k = k - h.
+    kx: Vec<f64>,
+    /// The weight sums' terms in reverse tap order (rev[m] = term of tap 2h - m): a
+    /// missing sample j leaves output i's window with tap j - i + h, i.e. rev[i - j + h].
+    rev: [Vec<f64>; 3],
+    /// Each output's weight sums with every in-line sample present: the whole kernel's
+    /// less the taps past the line's ends.
+    base: [Vec<f64>; 3],
+}
+
+impl BinaryKernel {
+    fn new<const LINEAR: bool>(kern: &[f64], n: usize) -> Self {
+        let h = kern.len() / 2;
+        let xs = |k: usize| (k as i64 - h as i64) as f64;
+        let kx: Vec<f64> = kern.iter().enumerate().map(|(k, &kw)| kw * xs(k)).collect();
+        // The scalar loop's terms for a weight of 1: kw, kw x, (kw x) x.
+        let term = |c: usize, k: usize| match c {
+            0 => kern[k],
+            1 if LINEAR => kx[k],
+            2 if LINEAR => kx[k] * xs(k),
+            _ => 0.0,
+        };
+        let rev = std::array::from_fn(|c| (0..kern.len()).rev().map(|k| term(c, k)).collect());
+        let mut unit = [0.0f64; 3];
+        for k in 0..kern.len() {
+            for (c, u) in unit.iter_mut().enumerate() {
+                *u += term(c, k);
+            }
+        }
+        let mut base: [Vec<f64>; 3] = std::array::from_fn(|c| vec![unit[c]; n]);
+        let mut k = BinaryKernel {
+            kern: kern.to_vec(),
+            kx,
+            rev,
+            base: Default::default(),
+        };
+        for j in (-(h as i64)..0).chain(n as i64..(n + h) as i64) {
+            k.remove(&mut base, j, n);
+        }
+        k.base = base;
+        k
+    }
+
+    /// Takes sample j's terms out of the weight sums of every output whose window holds it.
+    #[inline(always)]
+    fn remove(&self, sums: &mut [Vec<f64>; 3], j: i64, n: usize) {
+        let h = (self.kern.len() / 2) as i64;
+        let lo = (j - h).max(0) as usize;
+        let hi = (j + h + 1).min(n as i64) as usize;
+        if lo >= hi {
+            return;
+        }
+        let r0 = (lo as i64 - j + h) as usize;
+        for (s, r) in sums.iter_mut().zip(&self.rev) {
+            s[lo..hi]
+                .iter_mut()
+                .zip(&r[r0..r0 + (hi - lo)])
+                .for_each(|(s, t)| *s -= t);
+        }
+    }
+}
+
+/// Buffers of `binary_fit_line`, kept across the lines of a plane.
+#[derive(Default)]
+struct BinaryScratch {
+    padded: Vec<f64>,
+    sums: [Vec<f64>; 3],
+    valid: Vec<u32>,
+}
+
+/// `local_linear_line` (stride 1) for weights of 0 (`flagged`) or 1, `v` zeroed where
+/// flagged. The value sums run over every tap of a zero-padded copy of the line, eight
+/// outputs at a time (a missing tap adds an exact zero: the same bits as the scalar loop,
+/// which skips it). The weight sums start from the whole kernel's and lose each missing
+/// tap's term (past the line's ends: `BinaryKernel::base`; flagged: here), which costs work
+/// only near flags instead of three more sums over every tap; they differ from the scalar
+/// loop's only by rounding (f64), and are the kernel's own, bit for bit, where no tap is
+/// missing. Where fewer than a quarter of the taps are present, the subtraction would
+/// cancel (and could make a one-tap window's zero determinant look like a slope), so those
+/// windows sum their present taps as the scalar loop does. A window without any unflagged
+/// tap gives 0 and weight 0.
+#[inline(always)]
+fn binary_fit_line<const LINEAR: bool>(
+    v: &[f64],
+    flagged: &[bool],
+    bk: &BinaryKernel,
+    scratch: &mut BinaryScratch,
+    out_v: &mut [f64],
+    out_w: &mut [f64],
+) {
+    const L: usize = 8;
+    let n = v.len();
+    let kern = &bk.kern;
+    let h = kern.len() / 2;
+    // Value sums over the padded line (h zeros each side, and up to a whole lane group).
+    let len = n.div_ceil(L) * L;
+    let padded = &mut scratch.padded;
+    padded.clear();
+    padded.resize(len + 2 * h, 0.0);
+    padded[h..h + n].copy_from_slice(v);
+    let sums = &mut scratch.sums;
+    for (s, b) in sums.iter_mut().zip(&bk.base) {
+        s.clear();
+        s.extend_from_slice(b);
+    }
+    // Unflagged samples before each index, for the windows with none.
+    let valid = &mut scratch.valid;
+    valid.clear();
+    valid.push(0);
+    for &f in flagged {
+        let last = *valid.last().expect("starts with 0");
+        valid.push(last + u32::from(!f));
+    }
+    for (j, _) in flagged.iter().enumerate().filter(|(_, &f)| f) {
+        bk.remove(sums, j as i64, n);
+    }
+    for i0 in (0..n).step_by(L) {
+        let mut t0 = [0.0f64; L];
+        let mut t1 = [0.0f64; L];
+        for (k, (&kw, &kx)) in kern.iter().zip(&bk.kx).enumerate() {
+            let vs = lanes_at::<L>(padded, i0 + k);
+            for l in 0..L {
+                t0[l] += kw * vs[l];
+                if LINEAR {
+                    t1[l] += kx * vs[l];
+                }
+            }
+        }
+        for l in 0..L.min(n - i0) {
+            let i = i0 + l;
+            let window = i.saturating_sub(h)..(i + h + 1).min(n);
+            let present = (valid[window.end] - valid[window.start]) as usize;
+            let s = if present == 0 {
+                [0.0; 3]
+            } else if 4 * present < kern.len() {
+                // Mostly flagged: the few present taps summed as the scalar loop does (the
+                // same bits), not the large sums less the many missing ones.
+                let mut s = [0.0; 3];
+                for j in window {
+                    if !flagged[j] {
+                        let k = j + h - i;
+                        s[0] += kern[k];
+                        if LINEAR {
+                            s[1] += bk.kx[k];
+                            s[2] += bk.kx[k] * (k as f64 - h as f64);
+                        }
+                    }
+                }
+                s
+            } else {
+                [sums[0][i], sums[1][i], sums[2][i]]
+            };
+            out_v[i] = fit::<LINEAR>(s[0], s[1], s[2], t0[l], t1[l]);
+            out_w[i] = s[0];
+        }
+    }
+}
+
 /// SumThreshold along one line (`stride` apart, `n` samples): flags every window of
 /// length `m` whose mean exceeds `threshold`, counting already-flagged samples at the
 /// threshold value (so they neither hide nor create detections). `new_flags` receives the
@@ -612,163 +784,5 @@ pub fn sir_plane_with(flags: &mut [bool], nt: usize, nf: usize, eta: f64, extend
 }
 
 #[cfg(test)]
-mod tests {
-
-    #[test]
-    fn eight_lane_local_fits_are_bit_for_bit_the_scalar_ones() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut next = || rng.random::<f32>();
-        // Flag rates: most windows flagged, most windows not (their weight sums are the
-        // kernel's own).
-        for (nt, nf, st, sf, rate) in [
-            (24, 768, 3.1, 8.2, 0.1),
-            (24, 768, 3.1, 8.2, 0.001),
-            (7, 40, 1.5, 2.5, 0.1),
-            (5, 45, 2.0, 3.0, 0.1),
-            (3, 5, 2.0, 9.0, 0.1),
-            (24, 96, 0.0, 4.0, 0.1),
-            (24, 96, 1.0, 4.0, 0.0),
-        ] {
-            let values: Vec<f32> = (0..nt * nf).map(|_| 10.0 * next()).collect();
-            // Flags in runs and singles; NaN under some flags (it must not leak).
-            let mut flags: Vec<bool> = (0..nt * nf).map(|_| next() < rate).collect();
-            flags
-                .iter_mut()
-                .skip(nf / 2)
-                .take(nf / 3)
-                .for_each(|f| *f = true);
-            let values: Vec<f32> = values
-                .iter()
-                .zip(&flags)
-                .enumerate()
-                .map(|(i, (&v, &f))| if f && i % 3 == 0 { f32::NAN } else { v })
-                .collect();
-            for (a, b) in [
-                // The dispatched build (AVX2 where the CPU has it) too.
-                (
-                    masked_smooth(&values, &flags, nt, nf, st, sf, false),
-                    masked_smooth_lines::<false>(&values, &flags, nt, nf, st, sf, false),
-                ),
-                (
-                    masked_smooth(&values, &flags, nt, nf, st, sf, true),
-                    masked_smooth_lines::<true>(&values, &flags, nt, nf, st, sf, false),
-                ),
-                (
-                    masked_smooth_lines::<false>(&values, &flags, nt, nf, st, sf, true),
-                    masked_smooth_lines::<false>(&values, &flags, nt, nf, st, sf, false),
-                ),
-                (
-                    masked_smooth_lines::<true>(&values, &flags, nt, nf, st, sf, true),
-                    masked_smooth_lines::<true>(&values, &flags, nt, nf, st, sf, false),
-                ),
-            ] {
-                assert!(a.iter().all(|x| x.is_finite()), "{nt}x{nf}");
-                assert_eq!(
-                    a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                    b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                    "{nt}x{nf}"
-                );
-            }
-        }
-    }
-
-    use super::*;
-
-    #[test]
-    fn sumthreshold_finds_a_weak_long_line_but_not_noise() {
-        let (nt, nf) = (24, 64);
-        let mut v = vec![0f32; nt * nf];
-        // Deterministic pseudo-noise in [-1, 1].
-        for (i, x) in v.iter_mut().enumerate() {
-            *x = (((i * 7919) % 1000) as f32 / 500.0) - 1.0;
-        }
-        // A weak persistent channel: 2 units over all times (below chi_1 = 6).
-        for t in 0..nt {
-            v[t * nf + 20] += 2.0;
-        }
-        let flags = vec![false; nt * nf];
-        let out = sumthreshold_plane(&v, &flags, nt, nf, 6.0, 1.5, 16, 32);
-        assert!((0..nt).all(|t| out[t * nf + 20]), "persistent line found");
-        let false_flags = out
-            .iter()
-            .enumerate()
-            .filter(|(i, &f)| f && i % nf != 20)
-            .count();
-        assert_eq!(false_flags, 0);
-    }
-
-    #[test]
-    fn sumthreshold_on_all_columns_is_the_line_one_per_column() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let (nt, nf) = (24, 37);
-        let v: Vec<f32> = (0..nt * nf)
-            .map(|_| rng.random::<f32>() * 4.0 - 1.0)
-            .collect();
-        let fl: Vec<bool> = (0..nt * nf).map(|_| rng.random::<f32>() < 0.05).collect();
-        for m in [1, 2, 3, 8, 24, 25] {
-            let mut a = fl.clone();
-            sumthreshold_columns(&v, &fl, nt, nf, m, 1.2, &mut a);
-            let mut b = fl.clone();
-            for f in 0..nf {
-                sumthreshold_line(&v, &fl, f, nf, nt, m, 1.2, &mut b);
-            }
-            assert_eq!(a, b, "m {m}");
-            assert!(m > nt || m > 2 || a != fl, "m {m} found something");
-        }
-    }
-
-    #[test]
-    fn sir_fills_gaps_and_extends_edges() {
-        // eta = 0.2: a window of 5 with 4 flagged is flagged entirely.
-        let mut f = vec![
-            false, true, true, false, true, true, false, false, false, false,
-        ];
-        sir_line(&mut f, 0, 1, 10, 0.2);
-        assert_eq!(&f[..7], &[false, true, true, true, true, true, false]);
-        assert!(!f[9]);
-        let mut none = vec![false; 10];
-        sir_line(&mut none, 0, 1, 10, 0.2);
-        assert!(none.iter().all(|&x| !x));
-    }
-
-    #[test]
-    fn trimmed_sir_fills_gaps_but_does_not_extend_runs() {
-        // A run of 8 with one gap, then clean samples: plain SIR extends it past its end.
-        let orig = [
-            false, false, false, true, true, true, false, true, true, true, true, false, false,
-            false, false,
-        ];
-        let mut plain = orig.to_vec();
-        sir_line(&mut plain, 0, 1, orig.len(), 0.2);
-        assert!(plain[11], "plain SIR extends: {plain:?}");
-        let mut trimmed = plain.clone();
-        trim_sir_line(&mut trimmed, &orig, 0, 1, orig.len());
-        let expect: Vec<bool> = (0..orig.len()).map(|i| (3..=10).contains(&i)).collect();
-        assert_eq!(trimmed, expect);
-    }
-
-    #[test]
-    fn background_follows_slopes_to_the_edges() {
-        let (nt, nf) = (24, 16);
-        let v: Vec<f32> = (0..nt * nf)
-            .map(|i| 2.0 + 0.3 * (i / nf) as f32 - 0.1 * (i % nf) as f32)
-            .collect();
-        let bg = masked_smooth(&v, &vec![false; nt * nf], nt, nf, 3.0, 4.0, true);
-        for (a, b) in v.iter().zip(&bg) {
-            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
-        }
-    }
-
-    #[test]
-    fn masked_background_ignores_flagged_spikes() {
-        let (nt, nf) = (4, 32);
-        let mut v = vec![1f32; nt * nf];
-        let mut fl = vec![false; nt * nf];
-        v[2 * nf + 10] = 1000.0;
-        fl[2 * nf + 10] = true;
-        let bg = masked_gaussian(&v, &fl, nt, nf, 1.0, 3.0);
-        assert!(bg.iter().all(|&x| (x - 1.0).abs() < 1e-6));
-    }
-}
+#[path = "flagging_tests.rs"]
+mod tests;
