@@ -95,7 +95,6 @@ fn masked_smooth_lines<const LINEAR: bool>(
     };
     // Pass 1 along frequency: smoothed values and the weight behind each. Flagged samples'
     // values are zeroed (they carry no weight; a NaN there must not reach the sums).
-    let w0: Vec<f64> = flags.iter().map(|&f| if f { 0.0 } else { 1.0 }).collect();
     let v0: Vec<f64> = values
         .iter()
         .zip(flags)
@@ -103,24 +102,29 @@ fn masked_smooth_lines<const LINEAR: bool>(
         .collect();
     let mut v1 = vec![0.0f64; nt * nf];
     let mut w1 = vec![0.0f64; nt * nf];
-    let mut scratch = BinaryScratch::default();
-    let bk = BinaryKernel::new::<LINEAR>(&kf, nf);
-    for t in 0..nt {
-        let row = t * nf;
-        let (ov, ow) = (&mut v1[row..row + nf], &mut w1[row..row + nf]);
-        if lanes {
-            // The weights here are 0 or 1: the weight sums from the kernel's, less the
-            // missing taps (`binary_fit_line`).
-            binary_fit_line::<LINEAR>(
-                &v0[row..row + nf],
-                &flags[row..row + nf],
-                &bk,
-                &mut scratch,
-                ov,
-                ow,
+    if lanes {
+        // The weights here are 0 or 1: the weight sums from the kernel's, less the missing
+        // taps (`binary_fit_line`).
+        let mut scratch = BinaryScratch::default();
+        let bk = BinaryKernel::new::<LINEAR>(&kf, nf);
+        for t in 0..nt {
+            let r = t * nf..(t + 1) * nf;
+            let (ov, ow) = (&mut v1[r.clone()], &mut w1[r.clone()]);
+            binary_fit_line::<LINEAR>(&v0[r.clone()], &flags[r], &bk, &mut scratch, ov, ow);
+        }
+    } else {
+        let w0: Vec<f64> = flags.iter().map(|&f| if f { 0.0 } else { 1.0 }).collect();
+        for t in 0..nt {
+            let r = t * nf..(t + 1) * nf;
+            local_linear_line::<LINEAR>(
+                &v0[r.clone()],
+                &w0[r.clone()],
+                1,
+                nf,
+                &kf,
+                &mut v1[r.clone()],
+                &mut w1[r],
             );
-        } else {
-            line(&v0[row..row + nf], &w0[row..row + nf], nf, &kf, ov, ow);
         }
     }
     // Pass 2 along time on the pass-1 surface.

@@ -127,10 +127,6 @@ fn landing(cmap: &[usize]) -> Landing {
     let step = |d: isize| cmap.windows(2).all(|p| p[1] as isize - p[0] as isize == d);
     match n {
         0 => Landing::Scattered,
-        1 => Landing::Run {
-            lo: cmap[0],
-            reversed: false,
-        },
         _ if step(1) => Landing::Run {
             lo: cmap[0],
             reversed: false,
