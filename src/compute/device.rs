@@ -3,18 +3,16 @@
 //! disk between runs, see kernels::ptx_cache_dir), work chunked to the rank's GPU-memory
 //! budget.
 //!
-//! The Compute seam runs rephasing, calibration apply, the flagger's backgrounds and
-//! SumThreshold, and the w-stacked gridding and degridding (device_stack: pinned
-//! double-buffered uploads, tiles in shared memory, cuFFT) here. The calibration-
-//! statistics kernel has a launcher checked against its vectors where a GPU exists; the
-//! solver's accumulation runs on the CPU (it is bound by the host's model prediction).
+//! The Compute seam runs calibration apply, the flagger's passes (device_flag: a batch's
+//! backgrounds, robust noise, residuals and SumThreshold of both signs chained on the
+//! device, and SIR dilation), and the w-stacked gridding and degridding (device_stack:
+//! pinned double-buffered uploads, tiles in shared memory, cuFFT) here. The calibration
+//! solver's accumulation, the CLEAN minor cycles, the array pass and the amplitude clip run
+//! on the host.
 
 use super::{kernels, twins, Compute, GainGrid, GpuError, NoGpu};
-use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
-};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
 use num_complex::{Complex32, Complex64};
-use rayon::prelude::*;
 use std::sync::Arc;
 
 pub struct Gpu {
@@ -25,10 +23,8 @@ pub struct Gpu {
     apply: CudaFunction,
     pub(super) grid: CudaFunction,
     pub(super) degrid: CudaFunction,
-    sumthreshold: CudaFunction,
-    smooth_prep: CudaFunction,
-    smooth_pass: CudaFunction,
-    smooth_narrow: CudaFunction,
+    /// The flagger's kernels (device_flag).
+    pub(super) flag: super::device_flag::FlagKernels,
     pub(super) stack: super::device_stack::StackKernels,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
@@ -42,7 +38,7 @@ pub struct Gpu {
     /// Bytes the flagger's batches may use: the other quarter (the next group's flagging
     /// runs beside this group's imaging when prefetching, and the two never sum past the
     /// rank's share).
-    flag_budget: usize,
+    pub(super) flag_budget: usize,
     pci: Option<(u32, u32, u32)>,
 }
 
@@ -89,10 +85,7 @@ impl Gpu {
         let apply = load("calapply.cu", "apply_gains")?;
         let grid = load("grid.cu", "grid_tiles")?;
         let degrid = load("degrid.cu", "degrid_points")?;
-        let sumthreshold = load("sumthreshold.cu", "sumthreshold_lines")?;
-        let smooth_prep = load("background.cu", "smooth_prep")?;
-        let smooth_pass = load("background.cu", "smooth_pass")?;
-        let smooth_narrow = load("background.cu", "smooth_narrow")?;
+        let flag = super::device_flag::FlagKernels::load(&load)?;
         let stack = super::device_stack::StackKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(on_device)?;
         // Ranks on this device: those with the same local rank modulo the device count.
@@ -126,10 +119,7 @@ impl Gpu {
             apply,
             grid,
             degrid,
-            sumthreshold,
-            smooth_prep,
-            smooth_pass,
-            smooth_narrow,
+            flag,
             stack,
             ffts: Default::default(),
             staging: Default::default(),
@@ -270,7 +260,7 @@ impl Gpu {
             1i32,
             (nt * nf) as i64,
         );
-        let mut b = s.launch_builder(&self.sumthreshold);
+        let mut b = s.launch_builder(&self.flag.sumthreshold);
         b.arg(&d_val)
             .arg(&d_f)
             .arg(&mut d_new)
@@ -315,85 +305,9 @@ impl Compute for Gpu {
         nf: usize,
         sm: &super::Smoothing,
     ) -> Result<Vec<f32>, GpuError> {
-        let tf = nt * nf;
-        if tf == 0 || values.is_empty() {
-            return Ok(Vec::new());
-        }
-        let per_batch = (self.flag_budget / (tf * 40)).clamp(1, (values.len() / tf).max(1));
-        let s = &self.stream;
-        let taps = |sigma: f64| crate::compute::flagging::gaussian_taps(sigma);
-        let (kt, kf) = (taps(sm.sigma_t), taps(sm.sigma_f));
-        let (d_kt, d_kf) = (
-            s.clone_htod(&kt).map_err(cuda)?,
-            s.clone_htod(&kf).map_err(cuda)?,
-        );
-        let mut out = vec![0f32; values.len()];
-        for ((vals, fl), dst) in values
-            .chunks(per_batch * tf)
-            .zip(flags.chunks(per_batch * tf))
-            .zip(out.chunks_mut(per_batch * tf))
-        {
-            let (n, planes) = (vals.len(), vals.len() / tf);
-            let d_val = s.clone_htod(vals).map_err(cuda)?;
-            let d_fl = s.clone_htod(bool_bytes(fl)).map_err(cuda)?;
-            let (mut v0, mut w0) = (
-                s.alloc_zeros::<f64>(n).map_err(cuda)?,
-                s.alloc_zeros::<f64>(n).map_err(cuda)?,
-            );
-            let (mut v1, mut w1) = (
-                s.alloc_zeros::<f64>(n).map_err(cuda)?,
-                s.alloc_zeros::<f64>(n).map_err(cuda)?,
-            );
-            let n64 = n as i64;
-            let mut b = s.launch_builder(&self.smooth_prep);
-            b.arg(&d_val).arg(&d_fl).arg(&n64).arg(&mut v0).arg(&mut w0);
-            unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(cuda)?;
-            let (lin, np, plane) = (i32::from(sm.linear), planes as i32, tf as i64);
-            // Along frequency (v0, w0) -> (v1, w1), then along time (v1, w1) -> (v0, w0).
-            let pass = |src: (&CudaSlice<f64>, &CudaSlice<f64>),
-                        dst: (&mut CudaSlice<f64>, &mut CudaSlice<f64>),
-                        (lines, step, stride, len): (usize, usize, usize, usize),
-                        kern: &CudaSlice<f64>|
-             -> Result<(), GpuError> {
-                let (li, st, sd, ln, h) = (
-                    lines as i32,
-                    step as i32,
-                    stride as i32,
-                    len as i32,
-                    (kern.len() / 2) as i32,
-                );
-                let mut b = s.launch_builder(&self.smooth_pass);
-                b.arg(src.0)
-                    .arg(src.1)
-                    .arg(&li)
-                    .arg(&st)
-                    .arg(&sd)
-                    .arg(&ln)
-                    .arg(kern)
-                    .arg(&h)
-                    .arg(&lin)
-                    .arg(&np)
-                    .arg(&plane)
-                    .arg(dst.0)
-                    .arg(dst.1);
-                unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }
-                    .map_err(cuda)
-                    .map(|_| ())
-            };
-            pass((&v0, &w0), (&mut v1, &mut w1), (nt, nf, 1, nf), &d_kf)?;
-            pass((&v1, &w1), (&mut v0, &mut w0), (nf, 1, nf, nt), &d_kt)?;
-            let mut narrow = unsafe { s.alloc::<f32>(n) }.map_err(cuda)?;
-            let mut b = s.launch_builder(&self.smooth_narrow);
-            b.arg(&v0).arg(&n64).arg(&mut narrow);
-            unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(cuda)?;
-            s.memcpy_dtoh(&narrow, dst).map_err(cuda)?;
-        }
-        s.synchronize().map_err(cuda)?;
-        Ok(out)
+        self.background_batches(values, flags, nt, nf, sm)
     }
 
-    /// Batches of planes to the budget; per window, the frequency and time passes read the
-    /// current flags and write the next (as the twin), the two buffers swapped on device.
     fn sumthreshold_planes(
         &self,
         values: &[f32],
@@ -402,58 +316,27 @@ impl Compute for Gpu {
         nf: usize,
         sched: &super::Schedule,
     ) -> Result<(), GpuError> {
-        let tf = nt * nf;
-        if tf == 0 || values.is_empty() {
-            return Ok(());
-        }
-        let per_batch = (self.flag_budget / (tf * 6))
-            .clamp(1, (values.len() / tf).max(1))
-            .min(i32::MAX as usize / nt.max(nf));
-        let s = &self.stream;
-        for (vals, fl) in values
-            .chunks(per_batch * tf)
-            .zip(flags.chunks_mut(per_batch * tf))
-        {
-            let planes = vals.len() / tf;
-            let d_val = s.clone_htod(vals).map_err(cuda)?;
-            let mut cur = s.clone_htod(bool_bytes(fl)).map_err(cuda)?;
-            let mut next = s.alloc_zeros::<u8>(fl.len()).map_err(cuda)?;
-            let (np, plane) = (planes as i32, tf as i64);
-            for (m, thr) in sched.windows() {
-                s.memcpy_dtod(&cur, &mut next).map_err(cuda)?;
-                let mi = m as i32;
-                // (lines, line step, stride, samples per line): along frequency, then time.
-                for (on, lines, step, stride, n) in [
-                    (m <= sched.max_m_freq, nt, nf, 1, nf),
-                    (m <= sched.max_m_time, nf, 1, nf, nt),
-                ] {
-                    if !on {
-                        continue;
-                    }
-                    let (li, st, sd, ni) = (lines as i32, step as i32, stride as i32, n as i32);
-                    let mut b = s.launch_builder(&self.sumthreshold);
-                    b.arg(&d_val)
-                        .arg(&cur)
-                        .arg(&mut next)
-                        .arg(&li)
-                        .arg(&st)
-                        .arg(&sd)
-                        .arg(&ni)
-                        .arg(&mi)
-                        .arg(&thr)
-                        .arg(&np)
-                        .arg(&plane);
-                    unsafe { b.launch(LaunchConfig::for_num_elems((lines * planes) as u32)) }
-                        .map_err(cuda)?;
-                }
-                std::mem::swap(&mut cur, &mut next);
-            }
-            let back = s.clone_dtoh(&cur).map_err(cuda)?;
-            fl.par_iter_mut()
-                .zip(back.par_iter())
-                .for_each(|(f, &x)| *f = x != 0);
-        }
-        Ok(())
+        self.sumthreshold_batches(values, flags, nt, nf, sched)
+    }
+
+    fn flag_pass(
+        &self,
+        job: &super::flag_pass::FlagPass,
+        values: &mut [f32],
+        flags: &[bool],
+    ) -> Result<super::flag_pass::FlagPassOut, GpuError> {
+        self.flag_pass_dev(job, values, flags)
+    }
+
+    fn sir_planes(
+        &self,
+        flags: &mut [bool],
+        nt: usize,
+        nf: usize,
+        eta: f64,
+        extend: bool,
+    ) -> Result<(), GpuError> {
+        self.sir_dev(flags, nt, nf, eta, extend)
     }
 
     fn grid_wstack(
@@ -548,17 +431,17 @@ impl Compute for Gpu {
 }
 
 /// Flags as the bytes the kernels read (a bool is one byte holding 0 or 1).
-fn bool_bytes(flags: &[bool]) -> &[u8] {
+pub(super) fn bool_bytes(flags: &[bool]) -> &[u8] {
     // SAFETY: bool has the size and alignment of u8 and every bool is a valid u8.
     unsafe { std::slice::from_raw_parts(flags.as_ptr().cast::<u8>(), flags.len()) }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::compute::vectors;
 
-    fn device() -> Option<Gpu> {
+    pub(in crate::compute) fn device() -> Option<Gpu> {
         match Gpu::open(0, 1, 0.0) {
             Ok(g) => Some(g),
             Err(why) => {

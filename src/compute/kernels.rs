@@ -30,6 +30,16 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         &["smooth_prep", "smooth_pass", "smooth_narrow"],
     ),
     (
+        "residuals.cu",
+        include_str!("../../kernels/residuals.cu"),
+        &["plane_noise", "normalise", "threshold_values", "or_flags"],
+    ),
+    (
+        "sir.cu",
+        include_str!("../../kernels/sir.cu"),
+        &["sir_lines"],
+    ),
+    (
         "wstack.cu",
         include_str!("../../kernels/wstack.cu"),
         &[

@@ -13,8 +13,11 @@ pub mod degridder;
 #[cfg(feature = "gpu")]
 pub mod device;
 #[cfg(feature = "gpu")]
+mod device_flag;
+#[cfg(feature = "gpu")]
 mod device_stack;
 pub mod dft;
+pub mod flag_pass;
 pub mod flagging;
 pub mod gridder;
 pub mod kernels;
@@ -210,6 +213,30 @@ pub trait Compute: Send + Sync {
         nf: usize,
         s: &Smoothing,
     ) -> Result<Vec<f32>, GpuError>;
+    /// One flagging pass over a batch of planes (see flag_pass::FlagPass): `values` (the
+    /// amplitudes) in, their residuals over each plane's robust noise out; `flags` are the
+    /// samples flagged before the pass, SumThreshold's start. By default the backend's
+    /// backgrounds and SumThreshold with the CPU's noise between them.
+    fn flag_pass(
+        &self,
+        job: &flag_pass::FlagPass,
+        values: &mut [f32],
+        flags: &[bool],
+    ) -> Result<flag_pass::FlagPassOut, GpuError> {
+        flag_pass::compose(self, job, values, flags)
+    }
+    /// SIR dilation (see flagging::sir_plane_with) of consecutive nt x nf flag planes.
+    fn sir_planes(
+        &self,
+        flags: &mut [bool],
+        nt: usize,
+        nf: usize,
+        eta: f64,
+        extend: bool,
+    ) -> Result<(), GpuError> {
+        flag_pass::sir_planes_cpu(flags, nt, nf, eta, extend);
+        Ok(())
+    }
     /// How many flagging planes to hand over at once: a few per thread on the CPU (they
     /// stay in cache), thousands on a GPU (transfers and launches amortised).
     fn planes_per_batch(&self) -> usize {

@@ -259,6 +259,264 @@ pub fn degrid() -> Degrid {
     }
 }
 
+pub struct Noise {
+    pub values: Vec<f32>,
+    pub bg: Vec<f32>,
+    pub mask: Vec<bool>,
+    /// Samples a plane.
+    pub tf: usize,
+    /// Per plane: 1.4826 x the median absolute deviation of the residuals, None where no
+    /// sample enters.
+    pub expected_sigma: Vec<Option<f64>>,
+    /// Per plane: sigma > 0.
+    pub expected_used: Vec<bool>,
+    /// (value - bg) / sigma, 0 on unused planes.
+    pub expected: Vec<f32>,
+}
+
+/// The median as the mean of the two middle values for an even count, by sorting.
+fn sorted_median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Nine 24 x 40 planes of residuals: odd and even counts, ties, NaN and infinite samples,
+/// signed zeros, a plane entirely masked, a constant one, one and two samples left.
+pub fn noise() -> Noise {
+    let mut r = rng(17);
+    let (nplanes, tf) = (9, 24 * 40);
+    let n = nplanes * tf;
+    let mut values = vec![0f32; n];
+    let mut bg = vec![0f32; n];
+    let mut mask = vec![false; n];
+    for p in 0..nplanes {
+        for i in p * tf..(p + 1) * tf {
+            bg[i] = r.random_range(-1.0f32..3.0);
+            let x: f32 = r.random_range(-2.0f32..2.0) * (1.0 + p as f32);
+            values[i] = bg[i] + x;
+            mask[i] = r.random_range(0.0..1.0) < 0.12;
+        }
+    }
+    let plane = |p: usize| p * tf..(p + 1) * tf;
+    // 1: even count, quantised residuals (ties).
+    for i in plane(1) {
+        values[i] = (values[i] * 4.0).round() / 4.0;
+        bg[i] = (bg[i] * 4.0).round() / 4.0;
+    }
+    let kept = plane(1).filter(|&i| !mask[i]).count();
+    if kept % 2 == 1 {
+        let i = plane(1).find(|&i| !mask[i]).unwrap();
+        mask[i] = true;
+    }
+    // 2: NaN, infinite and signed-zero samples.
+    for (k, i) in plane(2).enumerate() {
+        match k % 50 {
+            3 => values[i] = f32::NAN,
+            7 => values[i] = f32::INFINITY,
+            11 => bg[i] = f32::NEG_INFINITY,
+            13..=15 => {
+                values[i] = if k % 2 == 0 { 0.0 } else { -0.0 };
+                bg[i] = 0.0;
+            }
+            _ => {}
+        }
+    }
+    // 3: every sample masked. 4: a constant residual (no spread).
+    plane(3).for_each(|i| mask[i] = true);
+    plane(4).for_each(|i| values[i] = bg[i] + 0.5);
+    // 5: one sample left; 6: two.
+    for (p, left) in [(5, 1), (6, 2)] {
+        plane(p)
+            .enumerate()
+            .for_each(|(k, i)| mask[i] = k % 97 != 5 || k / 97 >= left);
+    }
+    // 7: mostly masked with an odd count; 8: a heavy tail.
+    for (k, i) in plane(7).enumerate() {
+        mask[i] = k % 3 != 0 || k == 0;
+    }
+    for (k, i) in plane(8).enumerate() {
+        if k % 9 == 0 {
+            values[i] += 40.0;
+        }
+    }
+    let mut expected_sigma = Vec::new();
+    let mut expected = vec![0f32; n];
+    for p in 0..nplanes {
+        let res: Vec<f64> = plane(p)
+            .filter(|&i| !mask[i])
+            .map(|i| (values[i] - bg[i]) as f64)
+            .filter(|x| x.is_finite())
+            .collect();
+        let sigma = (!res.is_empty()).then(|| {
+            let med = sorted_median(res.clone());
+            1.4826 * sorted_median(res.iter().map(|x| (x - med).abs()).collect())
+        });
+        if let Some(s) = sigma.filter(|&s| s > 0.0) {
+            for i in plane(p) {
+                expected[i] = ((values[i] - bg[i]) as f64 / s) as f32;
+            }
+        }
+        expected_sigma.push(sigma);
+    }
+    let expected_used = expected_sigma
+        .iter()
+        .map(|s| s.is_some_and(|s| s > 0.0))
+        .collect();
+    Noise {
+        values,
+        bg,
+        mask,
+        tf,
+        expected_sigma,
+        expected_used,
+        expected,
+    }
+}
+
+pub struct Sir {
+    pub flags: Vec<bool>,
+    pub nt: usize,
+    pub nf: usize,
+    /// (eta, extend, the flags after SIR along both axes).
+    pub expected: Vec<(f64, bool, Vec<bool>)>,
+}
+
+/// SIR on one line by its definition: a sample is flagged when some window holding it has
+/// at least a fraction 1 - eta flagged; unless `extend`, each run cut back to the span of
+/// the flags it holds from before.
+fn sir_line_direct(line: &[bool], eta: f64, extend: bool) -> Vec<bool> {
+    let n = line.len();
+    let mut out: Vec<bool> = (0..n)
+        .map(|j| {
+            (0..=j).any(|a| {
+                (j..n).any(|b| {
+                    let count = line[a..=b].iter().filter(|&&f| f).count() as f64;
+                    count >= (1.0 - eta) * (b - a + 1) as f64 - 1e-9
+                })
+            })
+        })
+        .collect();
+    if !extend {
+        let mut i = 0;
+        while i < n {
+            if !out[i] {
+                i += 1;
+                continue;
+            }
+            let j = (i..n).find(|&k| !out[k]).unwrap_or(n);
+            if let Some(first) = (i..j).find(|&k| line[k]) {
+                let last = (i..j).rev().find(|&k| line[k]).unwrap();
+                (i..first).chain(last + 1..j).for_each(|k| out[k] = false);
+            }
+            i = j;
+        }
+    }
+    out
+}
+
+/// Three 16 x 28 flag planes: scattered flags, runs along each axis with gaps, a dense
+/// patch; for eta 0.2 and 0.5, with and without extension.
+pub fn sir() -> Sir {
+    let mut r = rng(19);
+    let (nt, nf, nplanes) = (16, 28, 3);
+    let tf = nt * nf;
+    let mut flags: Vec<bool> = (0..nplanes * tf)
+        .map(|i| r.random_range(0.0..1.0) < [0.08, 0.2, 0.35][i / tf])
+        .collect();
+    for f in 3..20 {
+        flags[5 * nf + f] = f % 6 != 0; // a broken line along frequency
+    }
+    for t in 2..14 {
+        flags[tf + t * nf + 9] = t != 7; // one along time
+    }
+    for t in 8..12 {
+        for f in 15..22 {
+            flags[2 * tf + t * nf + f] = true;
+        }
+    }
+    let expected = [(0.2, false), (0.2, true), (0.5, false), (0.5, true)]
+        .into_iter()
+        .map(|(eta, extend)| {
+            let mut out = flags.clone();
+            for p in 0..nplanes {
+                let at = |t: usize, f: usize| p * tf + t * nf + f;
+                for t in 0..nt {
+                    let line: Vec<bool> = (0..nf).map(|f| flags[at(t, f)]).collect();
+                    for (f, x) in sir_line_direct(&line, eta, extend).into_iter().enumerate() {
+                        out[at(t, f)] |= x;
+                    }
+                }
+                for f in 0..nf {
+                    let line: Vec<bool> = (0..nt).map(|t| flags[at(t, f)]).collect();
+                    for (t, x) in sir_line_direct(&line, eta, extend).into_iter().enumerate() {
+                        out[at(t, f)] |= x;
+                    }
+                }
+            }
+            (eta, extend, out)
+        })
+        .collect();
+    Sir {
+        flags,
+        nt,
+        nf,
+        expected,
+    }
+}
+
+/// A flagging pass's inputs: `copies` planes of the SumThreshold vector's values scaled by
+/// 1 + step k, its flags, cells on part of channel 20, and the mask of both.
+pub struct FlagPassInput {
+    pub nt: usize,
+    pub nf: usize,
+    pub amp: Vec<f32>,
+    pub flags: Vec<bool>,
+    pub cells: Vec<bool>,
+    pub mask: Vec<bool>,
+    pub smoothing: super::Smoothing,
+    pub schedule: super::Schedule,
+}
+
+pub fn flag_pass(copies: usize, step: f32) -> FlagPassInput {
+    let v = sumthreshold();
+    let (nt, nf) = (v.nt, v.nf);
+    let tf = nt * nf;
+    let amp: Vec<f32> = (0..copies)
+        .flat_map(|k| v.values.iter().map(move |x| x * (1.0 + step * k as f32)))
+        .collect();
+    let flags: Vec<bool> = (0..copies).flat_map(|_| v.flags.iter().copied()).collect();
+    let cells: Vec<bool> = (0..tf).map(|i| i % nf == 20 && i / nf < 8).collect();
+    let mask = flags
+        .iter()
+        .enumerate()
+        .map(|(i, &f)| f || cells[i % tf])
+        .collect();
+    FlagPassInput {
+        nt,
+        nf,
+        amp,
+        flags,
+        cells,
+        mask,
+        smoothing: super::Smoothing {
+            sigma_t: 3.0,
+            sigma_f: 4.0,
+            linear: true,
+        },
+        schedule: super::Schedule {
+            chi1: 4.0,
+            rho: 1.5,
+            max_m_time: 8,
+            max_m_freq: 8,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

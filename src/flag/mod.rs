@@ -25,9 +25,9 @@ mod write;
 
 pub use write::write_flags;
 
+use crate::compute::flag_pass::FlagPass;
 use crate::compute::{Compute, Schedule, Smoothing};
 use crate::core::{GroupVis, FLAGGED};
-use algorithms::sir_plane_with;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 pub use settings::{ArrayFlagConfig, FlagConfig, SumThresholdConfig};
@@ -98,7 +98,7 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
     // are found one by one on a plane with sqrt(N) less noise: dilating them would only
     // widen bursts and lines past their edges on every baseline).
     if cfg.sir_eta > 0.0 {
-        sir_step(g, cfg, &array_cells);
+        sir_step(g, cfg, compute, &array_cells);
         steps.done("sir", count_flagged(g, &cross));
     }
     // 4. Dead antennas.
@@ -259,115 +259,67 @@ fn flag_cells(g: &mut GroupVis, cells: &[bool]) {
         });
 }
 
-/// SIR dilation per cross-correlation and polarization of the flags outside `cells`.
-fn sir_step(g: &mut GroupVis, cfg: &FlagConfig, cells: &[bool]) {
-    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
-    let (eta, extend) = (cfg.sir_eta, cfg.sir_extend);
-    let baselines = &g.baselines;
-    g.weight
-        .par_chunks_mut(nt * nf * np)
-        .enumerate()
-        .filter(|(b, _)| baselines[*b].0 != baselines[*b].1)
-        .for_each(|(_, w)| {
-            for p in 0..np {
-                let mut fl: Vec<bool> = (0..nt * nf)
-                    .map(|i| w[i * np + p] == FLAGGED && !cells[i])
-                    .collect();
-                sir_plane_with(&mut fl, nt, nf, eta, extend);
-                for (i, &f) in fl.iter().enumerate() {
-                    if f {
-                        w[i * np + p] = FLAGGED;
-                    }
-                }
+/// SIR dilation per cross-correlation and polarization of the flags outside `cells`, in
+/// batches of planes on `compute`.
+fn sir_step(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute, cells: &[bool]) {
+    let (nt, nf) = (g.n_times(), g.n_chan());
+    let tf = nt * nf;
+    for (batch, planes) in plane_batches(g, compute) {
+        let mut fl = vec![false; planes.len() * tf];
+        let fill = |fl: &mut [bool]| {
+            fill_flags(g, &planes, fl);
+            if cells.iter().any(|&c| c) {
+                fl.par_chunks_mut(tf)
+                    .for_each(|f| f.iter_mut().zip(cells).for_each(|(f, &c)| *f &= !c));
             }
+        };
+        fill(&mut fl);
+        crate::compute::or_cpu(compute, "SIR", |c, retry| {
+            if retry {
+                fill(&mut fl);
+            }
+            c.sir_planes(&mut fl, nt, nf, cfg.sir_eta, cfg.sir_extend)
         });
+        // The cells are flagged already (flag_cells runs first).
+        apply_flags(g, &batch, &planes, &fl, &vec![true; planes.len()], cells);
+    }
 }
 
-/// One batch of (baseline, pol) planes: their amplitudes' residuals about the masked
-/// smooth background over each plane's robust noise (zeros where a plane has no usable
-/// noise estimate), its existing flags, and which planes are usable.
-struct Residuals {
-    values: Vec<f32>,
-    flags: Vec<bool>,
-    used: Vec<bool>,
+/// The cross-correlations in the batches whose planes go to `compute` together (the
+/// scratch memory is bounded): each batch's baselines and its (baseline, pol) planes.
+type PlaneBatch = (Vec<usize>, Vec<(usize, usize)>);
+
+fn plane_batches(g: &GroupVis, compute: &dyn Compute) -> Vec<PlaneBatch> {
+    let np = g.npol;
+    let cross: Vec<usize> = (0..g.baselines.len())
+        .filter(|&b| g.baselines[b].0 != g.baselines[b].1)
+        .collect();
+    let per_batch = (compute.planes_per_batch() / np.max(1)).max(1);
+    cross
+        .chunks(per_batch)
+        .map(|batch| {
+            let planes = batch
+                .iter()
+                .flat_map(|&b| (0..np).map(move |p| (b, p)))
+                .collect();
+            (batch.to_vec(), planes)
+        })
+        .collect()
 }
 
-/// The residual planes of `planes` ((baseline, pol) pairs): backgrounds on `compute`, with
-/// the samples already flagged and `cells` (the array's provisional cells) masked.
-fn residuals(
-    g: &GroupVis,
-    planes: &[(usize, usize)],
-    cfg: &FlagConfig,
-    compute: &dyn Compute,
-    cells: &[bool],
-) -> Residuals {
-    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
-    let (plane, tf) = (nt * nf * np, nt * nf);
+/// Each plane's amplitudes ((baseline, pol) pairs).
+fn fill_amplitudes(g: &GroupVis, planes: &[(usize, usize)], amp: &mut [f32]) {
+    let np = g.npol;
+    let tf = g.n_times() * g.n_chan();
     let vis = &g.vis;
-    let mut amp = vec![0f32; planes.len() * tf];
-    let mut flags = vec![false; planes.len() * tf];
-    fill_flags(g, planes, &mut flags);
-    let any_cells = cells.iter().any(|&c| c);
-    let masked: Vec<bool> = if any_cells {
-        flags
-            .par_chunks(tf)
-            .flat_map_iter(|f| f.iter().zip(cells).map(|(&f, &c)| f || c))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mask: &[bool] = if any_cells { &masked } else { &flags };
     amp.par_chunks_mut(tf)
         .zip(planes.par_iter())
         .for_each(|(a, &(b, p))| {
-            let v = &vis[b * plane..(b + 1) * plane];
+            let v = &vis[b * tf * np..(b + 1) * tf * np];
             a.iter_mut()
                 .enumerate()
                 .for_each(|(i, a)| *a = amplitude(v[i * np + p]));
         });
-    let (sigma_t, sigma_f) = background_widths(g, cfg);
-    // Local-linear: at the plane's edges the fit follows the slopes (a transit's rise or
-    // fall) instead of being pulled toward the inside, which two-sided detection would
-    // flag as a run of negative residuals.
-    let smoothing = Smoothing {
-        sigma_t,
-        sigma_f,
-        linear: cfg.sumthreshold.two_sided,
-    };
-    let bg = crate::compute::or_cpu(compute, "flagging background", |c, _| {
-        c.background_planes(&amp, mask, nt, nf, &smoothing)
-    });
-    let used: Vec<bool> = amp
-        .par_chunks_mut(tf)
-        .zip(mask.par_chunks(tf))
-        .zip(bg.par_chunks(tf))
-        .map_init(Vec::new, |res: &mut Vec<f64>, ((a, f), bg)| {
-            res.clear();
-            res.extend(
-                (0..tf)
-                    .filter(|&i| !f[i])
-                    .map(|i| (a[i] - bg[i]) as f64)
-                    .filter(|x| x.is_finite()),
-            );
-            match crate::primitives::stats::median_and_mad_sigma_mut(res) {
-                Some((_, sigma)) if sigma > 0.0 => {
-                    a.iter_mut()
-                        .zip(bg)
-                        .for_each(|(a, &b)| *a = ((*a - b) as f64 / sigma) as f32);
-                    true
-                }
-                _ => {
-                    a.iter_mut().for_each(|a| *a = 0.0);
-                    false
-                }
-            }
-        })
-        .collect();
-    Residuals {
-        values: amp,
-        flags,
-        used,
-    }
 }
 
 /// Each plane's existing flags (zero weights).
@@ -405,7 +357,7 @@ fn per_baseline_pass(
     cells: &[bool],
     apply: bool,
 ) -> array::ExcessPower {
-    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
+    let (nt, nf) = (g.n_times(), g.n_chan());
     let tf = nt * nf;
     let st = &cfg.sumthreshold;
     let schedule = Schedule {
@@ -414,27 +366,49 @@ fn per_baseline_pass(
         max_m_time: st.max_window_time,
         max_m_freq: st.max_window_chan,
     };
-    let cross: Vec<usize> = (0..g.baselines.len())
-        .filter(|&b| g.baselines[b].0 != g.baselines[b].1)
-        .collect();
+    let (sigma_t, sigma_f) = background_widths(g, cfg);
+    // Local-linear: at the plane's edges the fit follows the slopes (a transit's rise or
+    // fall) instead of being pulled toward the inside, which two-sided detection would
+    // flag as a run of negative residuals.
+    let smoothing = Smoothing {
+        sigma_t,
+        sigma_f,
+        linear: st.two_sided,
+    };
+    let any_cells = cells.iter().any(|&c| c);
     let mut power = array::ExcessPower::new(tf);
-    // Baselines whose planes go to the backend together (the scratch memory is bounded).
-    let per_batch = (compute.planes_per_batch() / np.max(1)).max(1);
-    for batch in cross.chunks(per_batch) {
-        let planes: Vec<(usize, usize)> = batch
-            .iter()
-            .flat_map(|&b| (0..np).map(move |p| (b, p)))
-            .collect();
-        let Residuals {
-            mut values,
-            flags,
-            used,
-        } = residuals(g, &planes, cfg, compute, cells);
+    for (batch, planes) in plane_batches(g, compute) {
+        let mut values = vec![0f32; planes.len() * tf];
+        let mut flags = vec![false; planes.len() * tf];
+        fill_amplitudes(g, &planes, &mut values);
+        fill_flags(g, &planes, &mut flags);
+        let masked: Vec<bool> = if any_cells {
+            flags
+                .par_chunks(tf)
+                .flat_map_iter(|f| f.iter().zip(cells).map(|(&f, &c)| f || c))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let job = FlagPass {
+            nt,
+            nf,
+            smoothing,
+            mask: if any_cells { &masked } else { &flags },
+            cells: if any_cells { cells } else { &[] },
+            sumthreshold: apply.then_some((schedule, st.two_sided)),
+        };
+        let out = crate::compute::or_cpu(compute, "flagging pass", |c, retry| {
+            if retry {
+                fill_amplitudes(g, &planes, &mut values); // the backend may have overwritten them
+            }
+            c.flag_pass(&job, &mut values, &flags)
+        });
         let clip = cfg.array.clip;
         let part = values
             .par_chunks(tf)
             .zip(flags.par_chunks(tf))
-            .zip(used.par_iter())
+            .zip(out.used.par_iter())
             .filter(|(_, &u)| u)
             .fold(
                 || array::ExcessPower::new(tf),
@@ -445,57 +419,11 @@ fn per_baseline_pass(
             )
             .reduce(|| array::ExcessPower::new(tf), array::ExcessPower::merge);
         power = power.merge(part);
-        if !apply {
-            continue;
+        if let Some(found) = out.found {
+            apply_flags(g, &batch, &planes, &found, &out.used, cells);
         }
-        if cells.iter().any(|&c| c) {
-            values.par_chunks_mut(tf).for_each(|v| {
-                v.iter_mut()
-                    .zip(cells)
-                    .filter(|(_, &c)| c)
-                    .for_each(|(v, _)| *v = 0.0)
-            });
-        }
-        let found =
-            sumthreshold_both_signs(g, &planes, values, flags, st.two_sided, &schedule, compute);
-        apply_flags(g, batch, &planes, &found, &used, cells);
     }
     power
-}
-
-/// SumThreshold on the residuals and (`two_sided`) on their negatives from the same
-/// starting flags: next to a bright source, interference with another phase changes the
-/// amplitude by about R cos(phase difference), lowering it on half of the baselines, and
-/// windows never average the two signs.
-fn sumthreshold_both_signs(
-    g: &GroupVis,
-    planes: &[(usize, usize)],
-    values: Vec<f32>,
-    mut flags: Vec<bool>,
-    two_sided: bool,
-    schedule: &Schedule,
-    compute: &dyn Compute,
-) -> Vec<bool> {
-    let (nt, nf) = (g.n_times(), g.n_chan());
-    let run = |values: &[f32], flags: &mut Vec<bool>| {
-        crate::compute::or_cpu(compute, "SumThreshold", |c, retry| {
-            if retry {
-                fill_flags(g, planes, flags); // the backend may have left them half-done
-            }
-            c.sumthreshold_planes(values, flags, nt, nf, schedule)
-        });
-    };
-    let start = two_sided.then(|| flags.clone());
-    run(&values, &mut flags);
-    if let Some(mut neg_flags) = start {
-        let neg: Vec<f32> = values.into_par_iter().map(|v| -v).collect();
-        run(&neg, &mut neg_flags);
-        flags
-            .par_iter_mut()
-            .zip(neg_flags.par_iter())
-            .for_each(|(f, &n)| *f |= n);
-    }
-    flags
 }
 
 /// Writes a batch's flags, per baseline in parallel: only usable planes, never on the

@@ -1,0 +1,197 @@
+use super::*;
+use crate::compute::vectors;
+
+#[test]
+fn noise_twin_matches_the_vectors() {
+    let v = vectors::noise();
+    let mut scratch = Vec::new();
+    for (p, want) in v.expected_sigma.iter().enumerate() {
+        let r = p * v.tf..(p + 1) * v.tf;
+        let got = plane_noise(
+            &v.values[r.clone()],
+            &v.bg[r.clone()],
+            &v.mask[r],
+            &mut scratch,
+        );
+        assert_eq!(
+            got.map(f64::to_bits),
+            want.map(f64::to_bits),
+            "plane {p}: {got:?} against {want:?}"
+        );
+    }
+    let mut values = v.values.clone();
+    let used = normalise_planes(&mut values, &v.bg, &v.mask, v.tf);
+    assert_eq!(used, v.expected_used);
+    // The vectors cover usable planes and each way of being unusable.
+    assert_eq!(used.iter().filter(|&&u| u).count(), 6, "{used:?}");
+    assert!(v.expected_sigma.contains(&None) && v.expected_sigma.contains(&Some(0.0)));
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&values), bits(&v.expected));
+}
+
+#[test]
+fn sir_twin_matches_the_definition() {
+    let v = vectors::sir();
+    let before = v.flags.iter().filter(|&&f| f).count();
+    for (eta, extend, want) in &v.expected {
+        let mut got = v.flags.clone();
+        sir_planes_cpu(&mut got, v.nt, v.nf, *eta, *extend);
+        assert_eq!(&got, want, "eta {eta}, extend {extend}");
+        // Each setting dilates the vectors' flags.
+        assert!(want.iter().filter(|&&f| f).count() > before);
+    }
+}
+
+#[test]
+fn threshold_values_zero_the_cells_and_take_the_sign() {
+    let res = [1.0f32, -2.0, 3.0, 4.0, -5.0, 6.0];
+    let cells = [false, true, false];
+    assert_eq!(
+        threshold_values(&res, &cells, -1.0, 3),
+        [-1.0, 0.0, -3.0, -4.0, 0.0, -6.0]
+    );
+    assert_eq!(threshold_values(&res, &[], 1.0, 3), res);
+}
+
+/// The pass on the CPU equals its steps run one by one: backgrounds, noise, and
+/// SumThreshold of both signs with the cells at zero.
+#[test]
+fn composed_pass_equals_its_steps() {
+    let v = vectors::flag_pass(3, 0.5);
+    let (nt, nf, tf) = (v.nt, v.nf, v.nt * v.nf);
+    let job = FlagPass {
+        nt,
+        nf,
+        smoothing: v.smoothing,
+        mask: &v.mask,
+        cells: &v.cells,
+        sumthreshold: Some((v.schedule, true)),
+    };
+    let mut values = v.amp.clone();
+    let out = crate::compute::Cpu
+        .flag_pass(&job, &mut values, &v.flags)
+        .unwrap();
+    let found = out.found.unwrap();
+
+    let bg = crate::compute::Cpu
+        .background_planes(&v.amp, &v.mask, nt, nf, &v.smoothing)
+        .unwrap();
+    let mut res = v.amp.clone();
+    assert_eq!(normalise_planes(&mut res, &bg, &v.mask, tf), out.used);
+    assert_eq!(res, values);
+    let mut want = v.flags.clone();
+    for sign in [1.0f32, -1.0] {
+        let x: Vec<f32> = res
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| if v.cells[i % tf] { 0.0 } else { sign * r })
+            .collect();
+        let mut f = v.flags.clone();
+        crate::compute::Cpu
+            .sumthreshold_planes(&x, &mut f, nt, nf, &v.schedule)
+            .unwrap();
+        want.iter_mut().zip(f).for_each(|(w, f)| *w |= f);
+    }
+    assert_eq!(found, want);
+    // The lines injected in the vectors are found.
+    assert!(found.iter().filter(|&&f| f).count() > v.flags.iter().filter(|&&f| f).count());
+}
+
+/// The kernels of residuals.cu and sir.cu, compiled for the host through kernels/host
+/// (one thread a block) and run on the shared vectors, give the twins' results bit for bit.
+#[test]
+fn noise_and_sir_kernels_run_on_the_host_match_the_vectors() {
+    let Some(run) = host_kernels() else { return };
+    let v = vectors::noise();
+    let planes = v.expected_used.len();
+    let mut input = Vec::new();
+    input.extend((planes as i64).to_le_bytes());
+    input.extend((v.tf as i64).to_le_bytes());
+    v.values.iter().for_each(|x| input.extend(x.to_le_bytes()));
+    v.bg.iter().for_each(|x| input.extend(x.to_le_bytes()));
+    input.extend(v.mask.iter().map(|&m| u8::from(m)));
+    let out = run_host(&run, "noise", &input);
+    assert_eq!(out.len(), planes * 9 + v.values.len() * 4);
+    let f64_at = |k: usize| f64::from_le_bytes(out[k * 8..k * 8 + 8].try_into().unwrap());
+    for p in 0..planes {
+        assert_eq!(
+            f64_at(p).to_bits(),
+            v.expected_sigma[p].unwrap_or(0.0).to_bits(),
+            "plane {p}"
+        );
+        assert_eq!(out[planes * 8 + p] != 0, v.expected_used[p], "plane {p}");
+    }
+    let res: Vec<u32> = out[planes * 9..]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        res,
+        v.expected.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
+
+    let s = vectors::sir();
+    let planes = s.flags.len() / (s.nt * s.nf);
+    for (eta, extend, want) in &s.expected {
+        let mut input = Vec::new();
+        for x in [planes as i64, s.nt as i64, s.nf as i64] {
+            input.extend(x.to_le_bytes());
+        }
+        input.extend(eta.to_le_bytes());
+        input.extend(i64::from(*extend).to_le_bytes());
+        input.extend(s.flags.iter().map(|&f| u8::from(f)));
+        let out = run_host(&run, "sir", &input);
+        let got: Vec<bool> = out.iter().map(|&x| x != 0).collect();
+        assert_eq!(&got, want, "eta {eta}, extend {extend}");
+    }
+    let _ = std::fs::remove_dir_all(run.parent().unwrap());
+}
+
+/// kernels/host/run.cpp built with the system's C++ compiler (scripts/setup.sh installs
+/// g++) from the sources embedded in the test (the tree need not be at hand, as on a GPU
+/// node running a prebuilt bundle); None, said as a skip, where there is no compiler.
+fn host_kernels() -> Option<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("contimg-host-kernels-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("host")).unwrap();
+    for (path, text) in [
+        ("host/run.cpp", include_str!("../../kernels/host/run.cpp")),
+        ("host/shim.h", include_str!("../../kernels/host/shim.h")),
+        ("residuals.cu", include_str!("../../kernels/residuals.cu")),
+        ("sir.cu", include_str!("../../kernels/sir.cu")),
+    ] {
+        std::fs::write(dir.join(path), text).unwrap();
+    }
+    let exe = dir.join("run");
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let status = std::process::Command::new(&cxx)
+        .args(["-std=c++17", "-O1", "-o"])
+        .arg(&exe)
+        .arg(dir.join("host/run.cpp"))
+        .status();
+    match status {
+        Ok(s) => {
+            assert!(s.success(), "{cxx} could not build kernels/host/run.cpp");
+            Some(exe)
+        }
+        Err(e) => {
+            crate::compute::note_skipped_test(&format!(
+                "host run of residuals.cu and sir.cu: no C++ compiler `{cxx}` ({e})"
+            ));
+            None
+        }
+    }
+}
+
+fn run_host(exe: &std::path::Path, what: &str, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(exe)
+        .arg(what)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{what}: {:?}", out.status);
+    out.stdout
+}
