@@ -5,10 +5,11 @@
 //!
 //! The Compute seam runs calibration apply, the flagger's passes (device_flag: a batch's
 //! backgrounds, robust noise, residuals and SumThreshold of both signs chained on the
-//! device, and SIR dilation), and the w-stacked gridding and degridding (device_stack:
-//! pinned double-buffered uploads, tiles in shared memory, cuFFT) here. The calibration
-//! solver's accumulation, the CLEAN minor cycles, the array pass and the amplitude clip run
-//! on the host.
+//! device, and SIR dilation), CLEAN's round subtraction by FFT (device_convolve, the PSFs'
+//! transforms kept on the device), and the w-stacked gridding and degridding
+//! (device_stack: pinned double-buffered uploads, tiles in shared memory, cuFFT) here. The
+//! calibration solver's accumulation, the minor cycles' iterations on their pixel lists,
+//! the array pass and the amplitude clip run on the host.
 
 use super::{kernels, twins, Compute, GainGrid, GpuError, NoGpu};
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
@@ -25,6 +26,9 @@ pub struct Gpu {
     pub(super) degrid: CudaFunction,
     /// The flagger's kernels (device_flag).
     pub(super) flag: super::device_flag::FlagKernels,
+    /// CLEAN's round convolution (device_convolve) and the PSF transforms it keeps.
+    pub(super) convolve: super::device_convolve::ConvolveKernels,
+    pub(super) psf_cache: std::sync::Mutex<super::device_convolve::PsfCache>,
     pub(super) stack: super::device_stack::StackKernels,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
@@ -86,6 +90,7 @@ impl Gpu {
         let grid = load("grid.cu", "grid_tiles")?;
         let degrid = load("degrid.cu", "degrid_points")?;
         let flag = super::device_flag::FlagKernels::load(&load)?;
+        let convolve = super::device_convolve::ConvolveKernels::load(&load)?;
         let stack = super::device_stack::StackKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(on_device)?;
         // Ranks on this device: those with the same local rank modulo the device count.
@@ -120,6 +125,8 @@ impl Gpu {
             grid,
             degrid,
             flag,
+            convolve,
+            psf_cache: Default::default(),
             stack,
             ffts: Default::default(),
             staging: Default::default(),
@@ -326,6 +333,15 @@ impl Compute for Gpu {
         flags: &[bool],
     ) -> Result<super::flag_pass::FlagPassOut, GpuError> {
         self.flag_pass_dev(job, values, flags)
+    }
+
+    fn convolve_components(
+        &self,
+        comps: &[Vec<(usize, f64)>],
+        hats: &[&super::convolve::PsfHat],
+        n: usize,
+    ) -> Result<Vec<Vec<f64>>, GpuError> {
+        self.convolve_dev(comps, hats, n)
     }
 
     fn sir_planes(

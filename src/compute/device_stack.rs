@@ -129,6 +129,28 @@ impl Gpu {
         f(plan)
     }
 
+    /// The centred transform of an m x m plane in place (as primitives::fft's
+    /// centred_fft2: checkerboard, transform, checkerboard; direction -1 forward, +1
+    /// inverse, unnormalised).
+    pub(super) fn centred_fft_in_place(
+        &self,
+        plane: &mut CudaSlice<double2>,
+        m: usize,
+        direction: i32,
+    ) -> Result<(), GpuError> {
+        let mi = m as i32;
+        for pass in 0..3 {
+            if pass == 1 {
+                self.with_fft(m, |plan| self.fft_in_place(plan, plane, direction))?;
+                continue;
+            }
+            let mut l = self.stream.launch_builder(&self.stack.checkerboard);
+            l.arg(&mut *plane).arg(&mi);
+            unsafe { l.launch(launch_1d(m * m)?) }.map_err(cuda)?;
+        }
+        Ok(())
+    }
+
     /// In-place Z2Z transform of one plane (direction -1 forward, +1 inverse).
     fn fft_in_place(
         &self,

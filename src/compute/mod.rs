@@ -9,9 +9,12 @@
 //! fails with that reason; `off` never looks. cudarc panics when libcuda is absent, so the
 //! library's presence is checked before any call.
 
+pub mod convolve;
 pub mod degridder;
 #[cfg(feature = "gpu")]
 pub mod device;
+#[cfg(feature = "gpu")]
+mod device_convolve;
 #[cfg(feature = "gpu")]
 mod device_flag;
 #[cfg(feature = "gpu")]
@@ -224,6 +227,16 @@ pub trait Compute: Send + Sync {
         flags: &[bool],
     ) -> Result<flag_pass::FlagPassOut, GpuError> {
         flag_pass::compose(self, job, values, flags)
+    }
+    /// CLEAN's round convolution (see compute::convolve::convolve_cpu): for each residual
+    /// term t', the sum over terms t of `comps[t]` convolved with PSF t + t', n x n.
+    fn convolve_components(
+        &self,
+        comps: &[Vec<(usize, f64)>],
+        hats: &[&convolve::PsfHat],
+        n: usize,
+    ) -> Result<Vec<Vec<f64>>, GpuError> {
+        Ok(convolve::convolve_cpu(comps, hats, n))
     }
     /// SIR dilation (see flagging::sir_plane_with) of consecutive nt x nf flag planes.
     fn sir_planes(

@@ -10,22 +10,22 @@
 //! exact subtraction. The list is capped at `MAX_ACTIVE` pixels (the threshold rises to keep
 //! the brightest).
 
-use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 
-use crate::primitives::fft::{centred_fft2_forward, centred_fft2_inverse};
+use crate::compute::convolve::{convolve_cpu, PsfHat};
+use crate::compute::Compute;
 
 /// Largest number of pixels a round iterates on.
 const MAX_ACTIVE: usize = 200_000;
 
-/// The PSF's transform on the 2n convolution grid (single precision: 8 bytes a cell, 128 MiB
-/// for a 2048^2 image, held through the whole CLEAN; ~1e-7 of the peak, far below what a
-/// minor cycle resolves) and its sidelobe level outside the patch (computed once per image). The PSF is 2n x 2n, peak at (n, n): every offset between two
-/// pixels of the n x n image lies on it, so the circular convolution on the 2n grid is the
-/// exact linear one over the image.
+/// The PSF's transform on the 2n convolution grid (compute::convolve::PsfHat, single
+/// precision: 8 bytes a cell, 128 MiB for a 2048^2 image, held through the whole CLEAN;
+/// ~1e-7 of the peak, far below what a minor cycle resolves) and its sidelobe level outside
+/// the patch (computed once per image). The PSF is 2n x 2n, peak at (n, n): every offset
+/// between two pixels of the n x n image lies on it, so the circular convolution on the 2n
+/// grid is the exact linear one over the image.
 pub struct ClarkPsf {
-    m: usize,
-    psf_hat: Vec<Complex32>,
+    hat: PsfHat,
     sidelobe: f64,
 }
 
@@ -42,39 +42,11 @@ impl ClarkPsf {
             .map(|(_, v)| v.abs())
             .reduce(|| 0.0, f64::max)
             .min(0.95);
-        let mut hat: Vec<Complex64> = psf.par_iter().map(|&v| Complex64::new(v, 0.0)).collect();
-        centred_fft2_forward(&mut hat, m);
-        let psf_hat = hat
-            .par_iter()
-            .map(|c| Complex32::new(c.re as f32, c.im as f32))
-            .collect();
         ClarkPsf {
-            m,
-            psf_hat,
+            hat: PsfHat::new(psf, m),
             sidelobe,
         }
     }
-}
-
-#[inline]
-fn widen(c: Complex32) -> Complex64 {
-    Complex64::new(c.re as f64, c.im as f64)
-}
-
-/// An n x n image into the centre of the 2n grid (pixel (x, y) at (x + n/2, y + n/2)).
-fn pad(img: &[f64], n: usize) -> Vec<Complex64> {
-    let m = 2 * n;
-    let mut g = vec![Complex64::new(0.0, 0.0); m * m];
-    g.par_chunks_mut(m)
-        .skip(n / 2)
-        .take(n)
-        .enumerate()
-        .for_each(|(y, row)| {
-            for x in 0..n {
-                row[x + n / 2] = Complex64::new(img[y * n + x], 0.0);
-            }
-        });
-    g
 }
 
 /// Whether a round's subtraction is cheaper by FFT than directly.
@@ -93,11 +65,8 @@ pub(crate) fn subtract_convolved_with(
     by_fft: bool,
 ) {
     if by_fft {
-        let mut g = components_hat(comps, n, cp.m);
-        g.par_iter_mut()
-            .zip(&cp.psf_hat)
-            .for_each(|(a, b)| *a *= widen(*b));
-        subtract_inverse(residual, g, n, cp.m);
+        let conv = convolve_cpu(&[comps.to_vec()], &[&cp.hat], n);
+        subtract(residual, &conv[0]);
         return;
     }
     let (c, m) = (n as i64, 2 * n);
@@ -116,38 +85,25 @@ pub(crate) fn subtract_convolved_with(
     });
 }
 
-/// The components as an image, padded to the 2n grid and transformed.
-fn components_hat(comps: &[(usize, f64)], n: usize, m: usize) -> Vec<Complex64> {
-    let mut img = vec![0.0; n * n];
-    for &(i, f) in comps {
-        img[i] += f;
-    }
-    let mut g = pad(&img, n);
-    centred_fft2_forward(&mut g, m);
-    g
-}
-
-/// residual -= the centre of the inverse transform of `g` (a product of transforms).
-fn subtract_inverse(residual: &mut [f64], mut g: Vec<Complex64>, n: usize, m: usize) {
-    centred_fft2_inverse(&mut g, m);
-    let scale = 1.0 / (m * m) as f64;
-    residual.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
-        let grow = &g[(y + n / 2) * m..];
-        for (x, r) in row.iter_mut().enumerate() {
-            *r -= grow[x + n / 2].re * scale;
-        }
-    });
+/// residual -= image.
+fn subtract(residual: &mut [f64], image: &[f64]) {
+    residual
+        .par_iter_mut()
+        .zip(image)
+        .for_each(|(r, c)| *r -= c);
 }
 
 /// Subtracts a round's components of every term from every residual term:
-/// residual_t' -= sum_t comps_t (x) PSF_{t + t'}. By FFT, each term's components are
-/// transformed once and each residual term needs one inverse transform.
+/// residual_t' -= sum_t comps_t (x) PSF_{t + t'}. By FFT (compute::convolve, on `compute`),
+/// each term's components are transformed once and each residual term needs one inverse
+/// transform.
 fn subtract_round(
     residuals: &mut [Vec<f64>],
     comps: &[Vec<(usize, f64)>],
     psfs: &[Vec<f64>],
     n: usize,
     cps: &[ClarkPsf],
+    compute: &dyn Compute,
 ) {
     let n_comps: usize = comps.iter().map(Vec::len).sum();
     subtract_round_with(
@@ -156,38 +112,33 @@ fn subtract_round(
         psfs,
         n,
         cps,
-        fft_pays(n_comps * residuals.len(), n, cps[0].m),
+        fft_pays(n_comps * residuals.len(), n, 2 * n).then_some(compute),
     );
 }
 
-/// `subtract_round` by the route asked for.
+/// `subtract_round` by the route asked for: by FFT on the backend given, else directly.
 fn subtract_round_with(
     residuals: &mut [Vec<f64>],
     comps: &[Vec<(usize, f64)>],
     psfs: &[Vec<f64>],
     n: usize,
     cps: &[ClarkPsf],
-    by_fft: bool,
+    by_fft: Option<&dyn Compute>,
 ) {
-    let m = cps[0].m;
-    if !by_fft {
+    let Some(compute) = by_fft else {
         for (t, cs) in comps.iter().enumerate() {
             for (tp, res) in residuals.iter_mut().enumerate() {
                 subtract_convolved_with(res, cs, &psfs[t + tp], n, &cps[t + tp], false);
             }
         }
         return;
-    }
-    let hats: Vec<Vec<Complex64>> = comps.iter().map(|cs| components_hat(cs, n, m)).collect();
-    for (tp, res) in residuals.iter_mut().enumerate() {
-        let mut g = vec![Complex64::new(0.0, 0.0); m * m];
-        for (t, h) in hats.iter().enumerate() {
-            g.par_iter_mut()
-                .zip(h)
-                .zip(&cps[t + tp].psf_hat)
-                .for_each(|((a, c), p)| *a += c * widen(*p));
-        }
-        subtract_inverse(res, g, n, m);
+    };
+    let hats: Vec<&PsfHat> = cps.iter().map(|c| &c.hat).collect();
+    let conv = crate::compute::or_cpu(compute, "CLEAN's round subtraction", |c, _| {
+        c.convolve_components(comps, &hats, n)
+    });
+    for (res, cv) in residuals.iter_mut().zip(&conv) {
+        subtract(res, cv);
     }
 }
 
@@ -241,6 +192,7 @@ pub fn clark(
     iterations: &mut usize,
     models: &mut [Vec<f64>],
     deltas: &mut [Vec<f64>],
+    compute: &dyn Compute,
 ) -> f64 {
     let nt = residuals.len();
     assert!(
@@ -346,7 +298,7 @@ pub fn clark(
                 }
             });
         }
-        subtract_round(residuals, &comps, psfs, n, cps);
+        subtract_round(residuals, &comps, psfs, n, cps, compute);
     }
     last
 }
@@ -411,8 +363,8 @@ mod tests {
             })
             .collect();
         let (mut a, mut b) = (start.clone(), start.clone());
-        subtract_round_with(&mut a, &comps, &psfs, n, &cps, true);
-        subtract_round_with(&mut b, &comps, &psfs, n, &cps, false);
+        subtract_round_with(&mut a, &comps, &psfs, n, &cps, Some(&crate::compute::Cpu));
+        subtract_round_with(&mut b, &comps, &psfs, n, &cps, None);
         for t in 0..2 {
             let err = a[t]
                 .iter()

@@ -99,6 +99,7 @@ pub fn minor_cycle(
     state: &mut CleanState,
     models: &mut [Vec<f64>],
     deltas: &mut [Vec<f64>],
+    compute: &dyn crate::compute::Compute,
 ) -> f64 {
     let sigma = median_and_mad_sigma(&residuals[0])
         .map(|x| x.1)
@@ -176,6 +177,7 @@ pub fn minor_cycle(
                     &mut state.iterations,
                     models,
                     deltas,
+                    compute,
                 )
             }
         };
@@ -393,6 +395,7 @@ mod tests {
                 &mut st,
                 &mut models,
                 &mut deltas,
+                &crate::compute::Cpu,
             );
             if st.finished {
                 break;
@@ -502,6 +505,7 @@ mod tests {
             &mut st,
             &mut models,
             &mut deltas,
+            &crate::compute::Cpu,
         );
         let stray = models[0]
             .iter()
@@ -587,7 +591,16 @@ mod tests {
         };
         let mut st = CleanState::default();
         let (mut models, mut deltas) = (vec![vec![0.0; n * n]; 2], vec![vec![0.0; n * n]; 2]);
-        minor_cycle(&mut res, &psfs, n, &p, &mut st, &mut models, &mut deltas);
+        minor_cycle(
+            &mut res,
+            &psfs,
+            n,
+            &p,
+            &mut st,
+            &mut models,
+            &mut deltas,
+            &crate::compute::Cpu,
+        );
         for &(sx, sy, a0, alpha) in &src {
             let i = sy * n + sx;
             assert!(
@@ -737,6 +750,7 @@ mod tests {
                 &mut st,
                 &mut models,
                 &mut deltas,
+                &crate::compute::Cpu,
             );
             (last, residuals.pop().unwrap(), deltas.pop().unwrap())
         };

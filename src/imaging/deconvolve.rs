@@ -208,6 +208,7 @@ pub fn clean_image(
                 &mut state,
                 &mut models,
                 &mut deltas,
+                s.compute,
             );
             go = deltas[0].iter().any(|&x| x != 0.0);
             log::info!("clean major cycle {}: peak {before:.4} -> {reached:.4} Jy/beam after {} iterations", majors + 1, state.iterations);

@@ -1,0 +1,101 @@
+//! CLEAN's round subtraction by FFT (imaging::clark): a round's point components of each
+//! spectral term convolved with the 2n x 2n PSFs on their 2n grid, where every offset
+//! between two pixels of the n x n image lies on the PSF, so the circular convolution is
+//! the exact linear one over the image. The PSFs' centred transforms are made once per
+//! image ([`PsfHat`], single precision: ~1e-7 of the peak). CPU twin of
+//! `kernels/convolve.cu` with cuFFT (device_convolve).
+
+use crate::primitives::fft::{centred_fft2_forward, centred_fft2_inverse};
+use num_complex::{Complex32, Complex64};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A PSF's centred transform on its m x m grid, with an identity a device can cache it by.
+pub struct PsfHat {
+    id: u64,
+    pub m: usize,
+    pub hat: Vec<Complex32>,
+}
+
+impl PsfHat {
+    /// The transform of an m x m PSF (peak at (m/2, m/2)).
+    pub fn new(psf: &[f64], m: usize) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        assert_eq!(psf.len(), m * m, "the PSF is m x m");
+        let mut hat: Vec<Complex64> = psf.par_iter().map(|&v| Complex64::new(v, 0.0)).collect();
+        centred_fft2_forward(&mut hat, m);
+        PsfHat {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            m,
+            hat: hat
+                .par_iter()
+                .map(|c| Complex32::new(c.re as f32, c.im as f32))
+                .collect(),
+        }
+    }
+
+    /// Unique among the transforms of this process.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+#[inline]
+fn widen(c: Complex32) -> Complex64 {
+    Complex64::new(c.re as f64, c.im as f64)
+}
+
+/// Components (pixel, flux) of an n x n image placed at the centre of the m = 2n grid
+/// (pixel (x, y) at (x + n/2, y + n/2)) and transformed.
+fn components_hat(comps: &[(usize, f64)], n: usize, m: usize) -> Vec<Complex64> {
+    let mut g = vec![Complex64::new(0.0, 0.0); m * m];
+    for &(i, f) in comps {
+        g[(i / n + n / 2) * m + i % n + n / 2].re += f;
+    }
+    centred_fft2_forward(&mut g, m);
+    g
+}
+
+/// The centre of the inverse transform of `g`, normalised: an n x n image.
+fn centre_of_inverse(mut g: Vec<Complex64>, n: usize, m: usize) -> Vec<f64> {
+    centred_fft2_inverse(&mut g, m);
+    let scale = 1.0 / (m * m) as f64;
+    let mut out = vec![0.0; n * n];
+    out.par_chunks_mut(n).enumerate().for_each(|(y, row)| {
+        let grow = &g[(y + n / 2) * m + n / 2..];
+        for (o, c) in row.iter_mut().zip(grow) {
+            *o = c.re * scale;
+        }
+    });
+    out
+}
+
+/// For each residual term t' (T = comps.len()), sum_t comps[t] convolved with PSF t + t'
+/// (`hats` holds the 2T - 1 PSFs' transforms): the n x n images a round subtracts.
+pub fn convolve_cpu(comps: &[Vec<(usize, f64)>], hats: &[&PsfHat], n: usize) -> Vec<Vec<f64>> {
+    let nt = comps.len();
+    assert!(hats.len() + 1 >= 2 * nt, "2T - 1 PSFs for T terms");
+    let m = hats[0].m;
+    assert_eq!(m, 2 * n, "the PSFs are 2n x 2n");
+    let comp_hats: Vec<Vec<Complex64>> = comps.iter().map(|cs| components_hat(cs, n, m)).collect();
+    if nt == 1 {
+        // One term: the product in place.
+        let mut g = comp_hats.into_iter().next().expect("one term");
+        g.par_iter_mut()
+            .zip(&hats[0].hat)
+            .for_each(|(a, b)| *a *= widen(*b));
+        return vec![centre_of_inverse(g, n, m)];
+    }
+    (0..nt)
+        .map(|tp| {
+            let mut g = vec![Complex64::new(0.0, 0.0); m * m];
+            for (t, h) in comp_hats.iter().enumerate() {
+                g.par_iter_mut()
+                    .zip(h)
+                    .zip(&hats[t + tp].hat)
+                    .for_each(|((a, c), p)| *a += c * widen(*p));
+            }
+            centre_of_inverse(g, n, m)
+        })
+        .collect()
+}

@@ -1,0 +1,174 @@
+//! CLEAN's round convolution on the device (feature `gpu`): the components placed on the
+//! PSFs' 2n grid, centred transforms by cuFFT, the products with the PSFs' transforms
+//! summed over terms (`kernels/convolve.cu`); only the n x n images a round subtracts come
+//! back. The PSFs' transforms stay on the device between rounds and major cycles, cached by
+//! PsfHat id (the image's 2T - 1 PSFs).
+
+use super::convolve::PsfHat;
+use super::device::{cuda, Gpu};
+use super::{GpuError, NoGpu};
+use cudarc::cufft::sys::double2;
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+
+pub(super) struct ConvolveKernels {
+    place: CudaFunction,
+    multiply_accumulate: CudaFunction,
+    centre_real: CudaFunction,
+}
+
+impl ConvolveKernels {
+    pub(super) fn load(
+        load: &impl Fn(&'static str, &'static str) -> Result<CudaFunction, NoGpu>,
+    ) -> Result<Self, NoGpu> {
+        Ok(ConvolveKernels {
+            place: load("convolve.cu", "place_components")?,
+            multiply_accumulate: load("convolve.cu", "multiply_accumulate")?,
+            centre_real: load("convolve.cu", "centre_real")?,
+        })
+    }
+}
+
+/// PSF transforms on the device by PsfHat id (interleaved f32).
+pub(crate) type PsfCache = Vec<(u64, CudaSlice<f32>)>;
+
+/// Transforms kept at most: the 2T - 1 PSFs of three spectral terms.
+const CACHED_PSFS: usize = 5;
+
+fn elems(n: usize) -> Result<LaunchConfig, GpuError> {
+    u32::try_from(n)
+        .map(LaunchConfig::for_num_elems)
+        .map_err(|_| GpuError::Cuda(format!("{n} threads in one launch")))
+}
+
+impl Gpu {
+    /// Compute::convolve_components on the device.
+    pub(super) fn convolve_dev(
+        &self,
+        comps: &[Vec<(usize, f64)>],
+        hats: &[&PsfHat],
+        n: usize,
+    ) -> Result<Vec<Vec<f64>>, GpuError> {
+        let nt = comps.len();
+        let m = 2 * n;
+        if nt == 0 || hats.len() + 1 < 2 * nt || hats.iter().any(|h| h.m != m) {
+            return Err(GpuError::Cuda(format!(
+                "convolution: {nt} terms, {} PSF transforms, not all {m} x {m}",
+                hats.len()
+            )));
+        }
+        let s = &self.stream;
+        let mut cache = self
+            .psf_cache
+            .lock()
+            .map_err(|_| GpuError::Cuda("PSF cache poisoned".into()))?;
+        let wanted: Vec<u64> = hats[..2 * nt - 1].iter().map(|h| h.id()).collect();
+        for h in &hats[..2 * nt - 1] {
+            if cache.iter().any(|c| c.0 == h.id()) {
+                continue;
+            }
+            if cache.len() >= CACHED_PSFS {
+                if let Some(k) = cache.iter().position(|c| !wanted.contains(&c.0)) {
+                    cache.remove(k);
+                }
+            }
+            // SAFETY: Complex32 is repr(C) { re: f32, im: f32 }.
+            let flat = unsafe {
+                std::slice::from_raw_parts(h.hat.as_ptr().cast::<f32>(), 2 * h.hat.len())
+            };
+            cache.push((h.id(), s.clone_htod(flat).map_err(cuda)?));
+        }
+        let psf = |id: u64| -> &CudaSlice<f32> {
+            &cache.iter().find(|c| c.0 == id).expect("cached above").1
+        };
+        let (mm, mi, ni) = (m * m, m as i32, n as i32);
+        let mut comp_hats = Vec::with_capacity(nt);
+        for cs in comps {
+            let mut g = s.alloc_zeros::<double2>(mm).map_err(cuda)?;
+            if !cs.is_empty() {
+                let idx: Vec<i64> = cs.iter().map(|c| c.0 as i64).collect();
+                let flux: Vec<f64> = cs.iter().map(|c| c.1).collect();
+                let (d_idx, d_flux) = (
+                    s.clone_htod(&idx).map_err(cuda)?,
+                    s.clone_htod(&flux).map_err(cuda)?,
+                );
+                let count = cs.len() as i32;
+                let mut l = s.launch_builder(&self.convolve.place);
+                l.arg(&mut g)
+                    .arg(&mi)
+                    .arg(&ni)
+                    .arg(&d_idx)
+                    .arg(&d_flux)
+                    .arg(&count);
+                unsafe { l.launch(elems(cs.len())?) }.map_err(cuda)?;
+            }
+            self.centred_fft_in_place(&mut g, m, -1)?;
+            comp_hats.push(g);
+        }
+        let mut acc = s.alloc_zeros::<double2>(mm).map_err(cuda)?;
+        let mut img = s.alloc_zeros::<f64>(n * n).map_err(cuda)?;
+        let (len, scale) = (mm as i64, 1.0 / mm as f64);
+        let mut out = Vec::with_capacity(nt);
+        for tp in 0..nt {
+            s.memset_zeros(&mut acc).map_err(cuda)?;
+            for (t, h) in comp_hats.iter().enumerate() {
+                let mut l = s.launch_builder(&self.convolve.multiply_accumulate);
+                l.arg(&mut acc).arg(h).arg(psf(wanted[t + tp])).arg(&len);
+                unsafe { l.launch(elems(mm)?) }.map_err(cuda)?;
+            }
+            self.centred_fft_in_place(&mut acc, m, 1)?;
+            let mut l = s.launch_builder(&self.convolve.centre_real);
+            l.arg(&acc).arg(&mi).arg(&ni).arg(&scale).arg(&mut img);
+            unsafe { l.launch(elems(n * n)?) }.map_err(cuda)?;
+            out.push(s.clone_dtoh(&img).map_err(cuda)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compute::convolve::{convolve_cpu, PsfHat};
+    use crate::compute::device::tests::device;
+    use crate::compute::Compute;
+
+    /// Two spectral terms on a 48 x 48 image: the device's convolution against the CPU's
+    /// (the same f32 PSF transforms; cuFFT's rounding against rustfft's).
+    #[test]
+    fn convolution_matches_the_cpu() {
+        let Some(g) = device() else { return };
+        let n = 48;
+        let m = 2 * n;
+        let psfs: Vec<PsfHat> = (0..3)
+            .map(|k| {
+                let psf: Vec<f64> = (0..m * m)
+                    .map(|i| ((i * (k + 3)) as f64 * 0.013).sin() / (1.0 + k as f64))
+                    .collect();
+                PsfHat::new(&psf, m)
+            })
+            .collect();
+        let hats: Vec<&PsfHat> = psfs.iter().collect();
+        let comps: Vec<Vec<(usize, f64)>> = (0..2)
+            .map(|t| {
+                (0..70)
+                    .map(|k| ((k * 41 + 7 * t + 3) % (n * n), 0.1 * ((k + t) as f64).cos()))
+                    .collect()
+            })
+            .collect();
+        for terms in [1, 2] {
+            let cpu = convolve_cpu(&comps[..terms], &hats, n);
+            // Twice: the second call finds the transforms cached.
+            for _ in 0..2 {
+                let dev = g.convolve_components(&comps[..terms], &hats, n).unwrap();
+                for (d, c) in dev.iter().zip(&cpu) {
+                    let err = d
+                        .iter()
+                        .zip(c)
+                        .fold(0.0f64, |a, (x, y)| a.max((x - y).abs()));
+                    let peak = c.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+                    assert!(err < 1e-10 * peak, "{terms} terms: {err} of {peak}");
+                    assert!(peak > 1e-2);
+                }
+            }
+        }
+    }
+}
