@@ -1,11 +1,18 @@
-// Runs kernels/residuals.cu and kernels/sir.cu on the host through shim.h, for
-// compute::flag_pass's tests. Binary little-endian records on stdin and stdout:
-//   noise: i64 planes, i64 plane_size, f32 values[n], f32 bg[n], u8 mask[n]
-//          -> f64 sigma[planes], u8 used[planes], f32 residuals[n]
-//   sir:   i64 planes, i64 nt, i64 nf, f64 eta, i64 extend, u8 flags[n] -> u8 flags[n]
+// Runs the flagger's kernels on the host through shim.h, launched as device_flag.rs
+// launches them, for compute::flag_pass's tests. Binary little-endian records on stdin and
+// stdout (n = planes x plane samples):
+//   noise:        i64 planes, i64 plane_size, f32 values[n], f32 bg[n], u8 mask[n]
+//                 -> f64 sigma[planes], u8 used[planes], f32 residuals[n]
+//   sir:          i64 planes, i64 nt, i64 nf, f64 eta, i64 extend, u8 flags[n] -> u8 flags[n]
+//   sumthreshold: i64 planes, i64 nt, i64 nf, i64 max_m_time, i64 max_m_freq, i64 windows,
+//                 (i64 m, f32 threshold) per window, f32 values[n], u8 flags[n] -> u8 flags[n]
+//   background:   i64 planes, i64 nt, i64 nf, i64 linear, i64 taps_t, f64 kt[taps_t],
+//                 i64 taps_f, f64 kf[taps_f], f32 values[n], u8 flags[n] -> f32 surface[n]
 #include "shim.h"
 #include "../residuals.cu"
 #include "../sir.cu"
+#include "../sumthreshold.cu"
+#include "../background.cu"
 
 #include <cstdio>
 #include <string>
@@ -50,13 +57,66 @@ static void sir() {
     put(a);
 }
 
+static void sumthreshold() {
+    long long planes = get1<long long>(), nt = get1<long long>(), nf = get1<long long>();
+    long long max_t = get1<long long>(), max_f = get1<long long>(), windows = get1<long long>();
+    std::vector<std::pair<long long, float>> sched;
+    for (long long k = 0; k < windows; ++k) {
+        long long m = get1<long long>();
+        sched.push_back({m, get1<float>()});
+    }
+    long long tf = nt * nf, n = planes * tf;
+    auto values = get<float>(n);
+    auto cur = get<unsigned char>(n);
+    std::vector<unsigned char> next(n);
+    for (auto [m, thr] : sched) {
+        next = cur;
+        // (on, lines, line step, stride, samples a line): along frequency, then time.
+        long long lines_f[5] = {m <= max_f, nt, nf, 1, nf}, lines_t[5] = {m <= max_t, nf, 1, nf, nt};
+        for (long long* d : {lines_f, lines_t}) {
+            if (!d[0]) continue;
+            run_blocks(d[1] * planes, [&] {
+                sumthreshold_lines(values.data(), cur.data(), next.data(), (int)d[1], (int)d[2], (int)d[3], (int)d[4],
+                                   (int)m, thr, (int)planes, tf);
+            });
+        }
+        std::swap(cur, next);
+    }
+    put(cur);
+}
+
+static void background() {
+    long long planes = get1<long long>(), nt = get1<long long>(), nf = get1<long long>();
+    long long linear = get1<long long>();
+    auto kt = get<double>(get1<long long>());
+    auto kf = get<double>(get1<long long>());
+    long long tf = nt * nf, n = planes * tf;
+    auto values = get<float>(n);
+    auto flags = get<unsigned char>(n);
+    std::vector<double> v0(n), w0(n), v1(n), w1(n);
+    run_blocks(n, [&] { smooth_prep(values.data(), flags.data(), n, v0.data(), w0.data()); });
+    run_blocks(n, [&] {
+        smooth_pass(v0.data(), w0.data(), (int)nt, (int)nf, 1, (int)nf, kf.data(), (int)(kf.size() / 2), (int)linear,
+                    (int)planes, tf, v1.data(), w1.data());
+    });
+    run_blocks(n, [&] {
+        smooth_pass(v1.data(), w1.data(), (int)nf, 1, (int)nf, (int)nt, kt.data(), (int)(kt.size() / 2), (int)linear,
+                    (int)planes, tf, v0.data(), w0.data());
+    });
+    std::vector<float> out(n);
+    run_blocks(n, [&] { smooth_narrow(v0.data(), n, out.data()); });
+    put(out);
+}
+
 int main(int argc, char** argv) {
     std::string what = argc > 1 ? argv[1] : "";
     try {
         if (what == "noise") noise();
         else if (what == "sir") sir();
+        else if (what == "sumthreshold") sumthreshold();
+        else if (what == "background") background();
         else {
-            std::fprintf(stderr, "usage: run noise|sir < input > output\n");
+            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background < input > output\n");
             return 2;
         }
     } catch (const std::string& e) {

@@ -147,17 +147,106 @@ fn noise_and_sir_kernels_run_on_the_host_match_the_vectors() {
     let _ = std::fs::remove_dir_all(run.parent().unwrap());
 }
 
+/// SumThreshold's schedule and the masked backgrounds (linear and constant), as
+/// device_flag.rs launches sumthreshold.cu and background.cu, run on the host against the
+/// CPU backend: SumThreshold's flags equal, the backgrounds within two f32 ulps (the CPU's
+/// first pass sums differently near flags, see flagging::binary_fit_line).
+#[test]
+fn sumthreshold_and_background_kernels_run_on_the_host_match_the_cpu() {
+    let Some(run) = host_kernels() else { return };
+    let v = vectors::flag_pass(3, 0.5);
+    let (nt, nf) = (v.nt, v.nf);
+    let planes = v.amp.len() / (nt * nf);
+    let head = |input: &mut Vec<u8>| {
+        for x in [planes, nt, nf] {
+            input.extend((x as i64).to_le_bytes());
+        }
+    };
+    let flag_bytes = |input: &mut Vec<u8>, f: &[bool]| input.extend(f.iter().map(|&f| u8::from(f)));
+    let f32s =
+        |input: &mut Vec<u8>, x: &[f32]| x.iter().for_each(|x| input.extend(x.to_le_bytes()));
+
+    let sched = v.schedule;
+    let mut input = Vec::new();
+    head(&mut input);
+    let windows: Vec<(usize, f32)> = sched.windows().collect();
+    for x in [sched.max_m_time, sched.max_m_freq, windows.len()] {
+        input.extend((x as i64).to_le_bytes());
+    }
+    for &(m, thr) in &windows {
+        input.extend((m as i64).to_le_bytes());
+        input.extend(thr.to_le_bytes());
+    }
+    // Residual-like values: the amplitudes about their mean, in units of their spread.
+    let values: Vec<f32> = v.amp.iter().map(|a| (a - 0.8) * 2.5).collect();
+    f32s(&mut input, &values);
+    flag_bytes(&mut input, &v.flags);
+    let got: Vec<bool> = run_host(&run, "sumthreshold", &input)
+        .iter()
+        .map(|&x| x != 0)
+        .collect();
+    let mut want = v.flags.clone();
+    crate::compute::Cpu
+        .sumthreshold_planes(&values, &mut want, nt, nf, &sched)
+        .unwrap();
+    assert!(want.iter().filter(|&&f| f).count() > v.flags.iter().filter(|&&f| f).count());
+    assert_eq!(got, want);
+
+    for linear in [false, true] {
+        let sm = Smoothing {
+            linear,
+            ..v.smoothing
+        };
+        let mut input = Vec::new();
+        head(&mut input);
+        input.extend(i64::from(linear).to_le_bytes());
+        for sigma in [sm.sigma_t, sm.sigma_f] {
+            let taps = crate::compute::flagging::gaussian_taps(sigma);
+            input.extend((taps.len() as i64).to_le_bytes());
+            taps.iter().for_each(|x| input.extend(x.to_le_bytes()));
+        }
+        f32s(&mut input, &v.amp);
+        flag_bytes(&mut input, &v.mask);
+        let got: Vec<f32> = run_host(&run, "background", &input)
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let want = crate::compute::Cpu
+            .background_planes(&v.amp, &v.mask, nt, nf, &sm)
+            .unwrap();
+        // Equal here; the f64 sums may differ by ~1e-13, which can move an f32 by an ulp.
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0f32, f32::max);
+        assert!(err < 2.5e-7, "linear {linear}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(run.parent().unwrap());
+}
+
 /// kernels/host/run.cpp built with the system's C++ compiler (scripts/setup.sh installs
 /// g++) from the sources embedded in the test (the tree need not be at hand, as on a GPU
 /// node running a prebuilt bundle); None, said as a skip, where there is no compiler.
 fn host_kernels() -> Option<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("contimg-host-kernels-{}", std::process::id()));
+    // One directory a call: the tests run in parallel in one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "contimg-host-kernels-{}-{call}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(dir.join("host")).unwrap();
     for (path, text) in [
         ("host/run.cpp", include_str!("../../kernels/host/run.cpp")),
         ("host/shim.h", include_str!("../../kernels/host/shim.h")),
         ("residuals.cu", include_str!("../../kernels/residuals.cu")),
         ("sir.cu", include_str!("../../kernels/sir.cu")),
+        (
+            "sumthreshold.cu",
+            include_str!("../../kernels/sumthreshold.cu"),
+        ),
+        ("background.cu", include_str!("../../kernels/background.cu")),
     ] {
         std::fs::write(dir.join(path), text).unwrap();
     }
@@ -175,7 +264,7 @@ fn host_kernels() -> Option<std::path::PathBuf> {
         }
         Err(e) => {
             crate::compute::note_skipped_test(&format!(
-                "host run of residuals.cu and sir.cu: no C++ compiler `{cxx}` ({e})"
+                "host run of the flagger's kernels: no C++ compiler `{cxx}` ({e})"
             ));
             None
         }

@@ -96,7 +96,8 @@ fn subtract(residual: &mut [f64], image: &[f64]) {
 /// Subtracts a round's components of every term from every residual term:
 /// residual_t' -= sum_t comps_t (x) PSF_{t + t'}. By FFT (compute::convolve, on `compute`),
 /// each term's components are transformed once and each residual term needs one inverse
-/// transform.
+/// transform; on the CPU directly where a round has few components, on a device always
+/// (a few milliseconds there against n^2 operations a component on the host).
 fn subtract_round(
     residuals: &mut [Vec<f64>],
     comps: &[Vec<(usize, f64)>],
@@ -112,7 +113,7 @@ fn subtract_round(
         psfs,
         n,
         cps,
-        fft_pays(n_comps * residuals.len(), n, 2 * n).then_some(compute),
+        (compute.is_device() || fft_pays(n_comps * residuals.len(), n, 2 * n)).then_some(compute),
     );
 }
 
