@@ -123,6 +123,15 @@ try:
         out.update(read_reused_wall_s=float(m.group(1)), read_reused_vs_warm_cat=float(m.group(2)))
 except OSError:
     pass
+try:
+    # CLEAN's minor and major cycles of the one-group GPU run (their debug lines).
+    text = open(os.path.join(logs, "group-gpu.log")).read()
+    minor = [float(x) for x in re.findall(r"clean minor cycles \d+: ([0-9.]+) s", text)]
+    major = [float(x) for x in re.findall(r"residuals re-gridded in ([0-9.]+) s", text)]
+    if minor:
+        out.update(group_minor_cycles_s=round(sum(minor), 2), group_major_cycles_s=round(sum(major), 2))
+except OSError:
+    pass
 json.dump(out, open(os.path.join(logs, "summary.json"), "w"), indent=1)
 print(json.dumps(out, indent=1))
 PY

@@ -21,6 +21,9 @@ pub struct Gpu {
     /// The main stream; the second takes every other upload slice (device_stack).
     pub(super) stream: Arc<CudaStream>,
     pub(super) stream2: Arc<CudaStream>,
+    /// The flagger's stream: the next group's flagging (prefetch) runs beside this group's
+    /// imaging instead of queueing behind it.
+    pub(super) flag_stream: Arc<CudaStream>,
     apply: CudaFunction,
     pub(super) grid: CudaFunction,
     pub(super) degrid: CudaFunction,
@@ -107,6 +110,7 @@ impl Gpu {
         let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, share as f64 / (1u64 << 30) as f64);
         let stream = ctx.default_stream();
         let stream2 = ctx.new_stream().map_err(on_device)?;
+        let flag_stream = ctx.new_stream().map_err(on_device)?;
         use cudarc::driver::sys::CUdevice_attribute as A;
         let attr = |a: A| ctx.attribute(a).ok().map(|v| v as u32);
         let pci = match (
@@ -121,6 +125,7 @@ impl Gpu {
             ctx,
             stream,
             stream2,
+            flag_stream,
             apply,
             grid,
             degrid,

@@ -4,7 +4,8 @@
 //! (`residuals.cu`), SumThreshold's schedule on the residuals and their negatives
 //! (`sumthreshold.cu`); only the residuals (the array pass sums them on the host), the
 //! usable planes and the flags come back. SIR dilation (`sir.cu`) runs on batches of
-//! flag planes. Batches are sized to the flagger's quarter of the rank's memory budget.
+//! flag planes. Batches are sized to the flagger's quarter of the rank's memory budget and
+//! run on the flagger's own stream.
 
 use super::device::{bool_bytes, cuda, Gpu};
 use super::flag_pass::{FlagPass, FlagPassOut};
@@ -73,7 +74,7 @@ impl Gpu {
 
     fn taps(&self, sm: &Smoothing) -> Result<(CudaSlice<f64>, CudaSlice<f64>), GpuError> {
         let taps = |sigma: f64| crate::compute::flagging::gaussian_taps(sigma);
-        let s = &self.stream;
+        let s = &self.flag_stream;
         Ok((
             s.clone_htod(&taps(sm.sigma_t)).map_err(cuda)?,
             s.clone_htod(&taps(sm.sigma_f)).map_err(cuda)?,
@@ -93,7 +94,7 @@ impl Gpu {
         (d_kt, d_kf): (&CudaSlice<f64>, &CudaSlice<f64>),
         linear: bool,
     ) -> Result<CudaSlice<f32>, GpuError> {
-        let s = &self.stream;
+        let s = &self.flag_stream;
         let tf = nt * nf;
         let n = planes * tf;
         let (mut v0, mut w0) = (
@@ -158,7 +159,7 @@ impl Gpu {
         nf: usize,
         sched: &Schedule,
     ) -> Result<CudaSlice<u8>, GpuError> {
-        let s = &self.stream;
+        let s = &self.flag_stream;
         let mut next = s.alloc_zeros::<u8>(cur.len()).map_err(cuda)?;
         let (np, plane) = (planes as i32, (nt * nf) as i64);
         for (m, thr) in sched.windows() {
@@ -201,7 +202,7 @@ impl Gpu {
         planes: usize,
         tf: usize,
     ) -> Result<(CudaSlice<f64>, CudaSlice<u8>), GpuError> {
-        let s = &self.stream;
+        let s = &self.flag_stream;
         let mut d_sigma = s.alloc_zeros::<f64>(planes).map_err(cuda)?;
         let mut d_used = s.alloc_zeros::<u8>(planes).map_err(cuda)?;
         let (plane, np, n) = (tf as i64, planes as i32, (planes * tf) as i64);
@@ -240,7 +241,7 @@ impl Gpu {
         out: &mut CudaSlice<f32>,
     ) -> Result<(), GpuError> {
         let (plane, n) = (tf as i64, d_res.len() as i64);
-        let mut b = self.stream.launch_builder(&self.flag.threshold_values);
+        let mut b = self.flag_stream.launch_builder(&self.flag.threshold_values);
         b.arg(d_res)
             .arg(d_cells)
             .arg(&sign)
@@ -255,7 +256,7 @@ impl Gpu {
     fn or_flags_dev(&self, a: &mut CudaSlice<u8>, b: &CudaSlice<u8>) -> Result<(), GpuError> {
         let n = a.len() as i64;
         let len = a.len();
-        let mut l = self.stream.launch_builder(&self.flag.or_flags);
+        let mut l = self.flag_stream.launch_builder(&self.flag.or_flags);
         l.arg(a).arg(b).arg(&n);
         unsafe { l.launch(for_elems(len)) }
             .map_err(cuda)
@@ -276,7 +277,7 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let per_batch = self.flag_batch(BACKGROUND_BYTES, tf, values.len() / tf, 1);
-        let s = &self.stream;
+        let s = &self.flag_stream;
         let (d_kt, d_kf) = self.taps(sm)?;
         let mut out = vec![0f32; values.len()];
         for ((vals, fl), dst) in values
@@ -315,7 +316,7 @@ impl Gpu {
             return Ok(());
         }
         let per_batch = self.flag_batch(6, tf, values.len() / tf, nt.max(nf));
-        let s = &self.stream;
+        let s = &self.flag_stream;
         for (vals, fl) in values
             .chunks(per_batch * tf)
             .zip(flags.chunks_mut(per_batch * tf))
@@ -349,7 +350,7 @@ impl Gpu {
         }
         let total = values.len() / tf;
         let per_batch = self.flag_batch(PASS_BYTES, tf, total, nt.max(nf));
-        let s = &self.stream;
+        let s = &self.flag_stream;
         let (d_kt, d_kf) = self.taps(&job.smoothing)?;
         let cells: Vec<u8> = if job.cells.is_empty() {
             vec![0; tf]
@@ -424,7 +425,7 @@ impl Gpu {
             return Ok(());
         }
         let per_batch = self.flag_batch(SIR_BYTES, tf, flags.len() / tf, nt.max(nf));
-        let s = &self.stream;
+        let s = &self.flag_stream;
         for fl in flags.chunks_mut(per_batch * tf) {
             let (planes, n) = (fl.len() / tf, fl.len());
             let before = s.clone_htod(bool_bytes(fl)).map_err(cuda)?;
@@ -471,7 +472,7 @@ impl Gpu {
         mask: &[bool],
         tf: usize,
     ) -> Result<NoiseOut, GpuError> {
-        let s = &self.stream;
+        let s = &self.flag_stream;
         let mut d_val = s.clone_htod(values).map_err(cuda)?;
         let d_bg = s.clone_htod(bg).map_err(cuda)?;
         let d_mask = s.clone_htod(bool_bytes(mask)).map_err(cuda)?;

@@ -205,6 +205,8 @@ pub fn clark(
     let centre = n * m + n;
     let hinv = hessian_inverse(psfs, centre, nt);
     let mut last;
+    // Rounds, their longest pixel list and the seconds of their subtractions (debug log).
+    let (mut rounds, mut longest, mut sub_s) = (0usize, 0usize, 0.0f64);
     // The sum of the components' |flux| so far (term 0).
     let mut subtracted = 0.0;
     loop {
@@ -229,6 +231,7 @@ pub fn clark(
             .filter(|(i, v)| v.abs() > limit && (r.eligible)(*i))
             .map(|(i, &v)| (i as u32, v))
             .collect();
+        longest = longest.max(active.len().min(MAX_ACTIVE));
         if active.len() > MAX_ACTIVE {
             active.select_nth_unstable_by(MAX_ACTIVE - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
             active.truncate(MAX_ACTIVE);
@@ -299,8 +302,14 @@ pub fn clark(
                 }
             });
         }
+        let t = std::time::Instant::now();
         subtract_round(residuals, &comps, psfs, n, cps, compute);
+        sub_s += t.elapsed().as_secs_f64();
+        rounds += 1;
     }
+    log::debug!(
+        "clark: {rounds} rounds, lists of up to {longest} pixels, subtractions {sub_s:.2} s"
+    );
     last
 }
 
