@@ -2,6 +2,8 @@
 //! masked Gaussian background, SumThreshold (Offringa et al. 2010) and the scale-invariant
 //! rank (SIR) operator (Offringa et al. 2012).
 
+pub use super::sir::{sir_line, sir_line_with, sir_plane_with, trim_sir_line};
+
 /// Masked, separable Gaussian-weighted smoothing (local-constant): see `masked_smooth`.
 ///
 /// Local-linear variant (sigmas in samples along
@@ -701,89 +703,6 @@ pub fn sumthreshold_columns(
                 new_flags[i * nf + f] = true;
             }
         }
-    }
-}
-
-/// Scale-invariant rank operator along one line: a sample is flagged when some window
-/// containing it has at least a fraction (1 - eta) flagged. Linear time via prefix sums.
-pub fn sir_line(flags: &mut [bool], start: usize, stride: usize, n: usize, eta: f64) {
-    if n == 0 {
-        return;
-    }
-    // y_i = f_i - (1 - eta); position j is flagged iff max_{b>=j} P(b+1) - min_{a<=j} P(a) >= 0.
-    let mut p = vec![0.0f64; n + 1];
-    for i in 0..n {
-        let f = if flags[start + i * stride] { 1.0 } else { 0.0 };
-        p[i + 1] = p[i] + f - (1.0 - eta);
-    }
-    let mut min_left = vec![0.0f64; n];
-    let mut m = f64::INFINITY;
-    for j in 0..n {
-        m = m.min(p[j]);
-        min_left[j] = m;
-    }
-    let mut max_right = f64::NEG_INFINITY;
-    for j in (0..n).rev() {
-        max_right = max_right.max(p[j + 1]);
-        if max_right - min_left[j] >= -1e-12 {
-            flags[start + j * stride] = true;
-        }
-    }
-}
-
-/// Limits SIR's additions along one line to the gaps between the original flags: each run
-/// of flagged samples is cut back to the span from its first to its last originally flagged
-/// sample (SIR otherwise extends a run of length L by up to eta L / (1 - eta) beyond each
-/// end, whatever lies there).
-pub fn trim_sir_line(flags: &mut [bool], orig: &[bool], start: usize, stride: usize, n: usize) {
-    let at = |i: usize| start + i * stride;
-    let mut i = 0;
-    while i < n {
-        if !flags[at(i)] {
-            i += 1;
-            continue;
-        }
-        let mut j = i;
-        while j < n && flags[at(j)] {
-            j += 1;
-        }
-        // Run [i, j): keep [first, last] original flags.
-        let first = (i..j).find(|&k| orig[at(k)]);
-        let last = (i..j).rev().find(|&k| orig[at(k)]);
-        if let (Some(a), Some(b)) = (first, last) {
-            (i..a).chain(b + 1..j).for_each(|k| flags[at(k)] = false);
-        }
-        i = j;
-    }
-}
-
-/// SIR along both axes of a plane.
-pub fn sir_plane(flags: &mut [bool], nt: usize, nf: usize, eta: f64) {
-    sir_plane_with(flags, nt, nf, eta, true)
-}
-
-/// SIR along both axes of a plane; `extend`: false limits it to filling the gaps between
-/// flags of each line (`trim_sir_line`).
-pub fn sir_plane_with(flags: &mut [bool], nt: usize, nf: usize, eta: f64, extend: bool) {
-    if eta <= 0.0 {
-        return;
-    }
-    let before = flags.to_vec();
-    let mut by_time = before.clone();
-    for t in 0..nt {
-        sir_line(flags, t * nf, 1, nf, eta);
-        if !extend {
-            trim_sir_line(flags, &before, t * nf, 1, nf);
-        }
-    }
-    for f in 0..nf {
-        sir_line(&mut by_time, f, nf, nt, eta);
-        if !extend {
-            trim_sir_line(&mut by_time, &before, f, nf, nt);
-        }
-    }
-    for (a, b) in flags.iter_mut().zip(by_time) {
-        *a |= b;
     }
 }
 

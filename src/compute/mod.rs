@@ -25,6 +25,7 @@ pub mod flagging;
 pub mod gridder;
 pub mod kernels;
 pub mod monitor;
+pub mod sir;
 pub mod stack;
 pub mod twins;
 /// Shared test vectors of the kernels and their twins (tests only).
