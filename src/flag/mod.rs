@@ -339,8 +339,9 @@ fn fill_flags(g: &GroupVis, planes: &[(usize, usize)], fl: &mut [bool]) {
 
 /// One AOFlagger-style pass on every cross-correlation plane, its flags applied when
 /// `apply`. Returns the array's excess power of the residuals (samples flagged before this
-/// pass left out; see src/flag/array.rs) — no per-baseline copy is kept. The backgrounds
-/// and SumThreshold of each batch of baselines run on `compute`.
+/// pass left out; see src/flag/array.rs) — no per-baseline copy is kept. Each batch of
+/// baselines is one `Compute::flag_pass` (backgrounds, noise, residuals, SumThreshold);
+/// the amplitudes, the array's excess power and the flags' write-back stay here.
 ///
 /// `cells` (time x channel), the array pass's provisional cells, are left out of the
 /// backgrounds and noise like any flag, but SumThreshold sees them as unflagged samples at
