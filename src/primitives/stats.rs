@@ -17,8 +17,16 @@ pub fn median_mut(v: &mut [f64]) -> Option<f64> {
     }
 }
 
-/// Median and the normalised median absolute deviation (1.4826 x MAD: sigma for Gaussians).
+/// Arrays from this length on take the parallel selection in [`median_and_mad_sigma`].
+const PARALLEL_MIN: usize = 1 << 20;
+
+/// Median and the normalised median absolute deviation (1.4826 x MAD: sigma for Gaussians)
+/// of the finite values. Large arrays (an image) by parallel radix selection over the data
+/// in place, the same result bit for bit.
 pub fn median_and_mad_sigma(values: &[f64]) -> Option<(f64, f64)> {
+    if values.len() >= PARALLEL_MIN {
+        return median_and_mad_sigma_by64(values.len(), |i| values[i]);
+    }
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     median_and_mad_sigma_mut(&mut v)
 }
@@ -117,6 +125,14 @@ pub fn median_and_mad_sigma_by(
     len: usize,
     value: impl Fn(usize) -> f32 + Sync,
 ) -> Option<(f64, f64)> {
+    median_and_mad_sigma_by64(len, |i| value(i) as f64)
+}
+
+/// As [`median_and_mad_sigma_by`] of f64 values.
+fn median_and_mad_sigma_by64(
+    len: usize,
+    value: impl Fn(usize) -> f64 + Sync,
+) -> Option<(f64, f64)> {
     use rayon::prelude::*;
     let finite = |i: usize| value(i).is_finite();
     let n = (0..len).into_par_iter().filter(|&i| finite(i)).count();
@@ -135,7 +151,7 @@ pub fn median_and_mad_sigma_by(
     let med = median_of(&|i| {
         let x = value(i);
         if x.is_finite() {
-            f64_key(x as f64)
+            f64_key(x)
         } else {
             u64::MAX
         }
@@ -143,7 +159,7 @@ pub fn median_and_mad_sigma_by(
     let mad = median_of(&|i| {
         let x = value(i);
         if x.is_finite() {
-            f64_key((x as f64 - med).abs())
+            f64_key((x - med).abs())
         } else {
             u64::MAX
         }
@@ -174,9 +190,23 @@ mod tests {
                     _ => (next() - 0.3) * 10.0,
                 })
                 .collect();
-            let as64: Vec<f64> = v.iter().map(|&x| x as f64).collect();
-            let serial = median_and_mad_sigma(&as64);
+            let mut as64: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+            // f64 values that no f32 holds, on the large arrays' parallel path.
+            let wide: Vec<f64> = as64.iter().map(|x| x * (1.0 + 1e-12)).collect();
+            as64.retain(|x| x.is_finite());
+            let serial = median_and_mad_sigma_mut(&mut as64.clone());
             let parallel = median_and_mad_sigma_par(&v);
+            let mut wide_finite: Vec<f64> =
+                wide.iter().copied().filter(|x| x.is_finite()).collect();
+            let (wide_serial, wide_par) = (
+                median_and_mad_sigma_mut(&mut wide_finite),
+                median_and_mad_sigma(&wide),
+            );
+            assert_eq!(
+                wide_serial.map(|(m, s)| (m.to_bits(), s.to_bits())),
+                wide_par.map(|(m, s)| (m.to_bits(), s.to_bits())),
+                "n {n}, f64 values"
+            );
             match (serial, parallel) {
                 (Some((m1, s1)), Some((m2, s2))) => {
                     assert_eq!(
