@@ -378,6 +378,14 @@ fn per_baseline_pass(
     };
     let any_cells = cells.iter().any(|&c| c);
     let mut power = array::ExcessPower::new(tf);
+    // Seconds gathering the inputs, in the backend's pass, summing the excess power and
+    // writing the flags back (debug log: what stays on the host beside a device's pass).
+    let mut secs = [0f64; 4];
+    let mut clock = std::time::Instant::now();
+    let mut lap = |k: usize| {
+        secs[k] += clock.elapsed().as_secs_f64();
+        clock = std::time::Instant::now();
+    };
     for (batch, planes) in plane_batches(g, compute) {
         let mut values = vec![0f32; planes.len() * tf];
         let mut flags = vec![false; planes.len() * tf];
@@ -399,12 +407,14 @@ fn per_baseline_pass(
             cells: if any_cells { cells } else { &[] },
             sumthreshold: apply.then_some((schedule, st.two_sided)),
         };
+        lap(0);
         let out = crate::compute::or_cpu(compute, "flagging pass", |c, retry| {
             if retry {
                 fill_amplitudes(g, &planes, &mut values); // the backend may have overwritten them
             }
             c.flag_pass(&job, &mut values, &flags)
         });
+        lap(1);
         let clip = cfg.array.clip;
         let part = values
             .par_chunks(tf)
@@ -420,10 +430,20 @@ fn per_baseline_pass(
             )
             .reduce(|| array::ExcessPower::new(tf), array::ExcessPower::merge);
         power = power.merge(part);
+        lap(2);
         if let Some(found) = out.found {
             apply_flags(g, &batch, &planes, &found, &out.used, cells);
         }
+        lap(3);
     }
+    log::debug!(
+        "baseline pass (s): inputs {:.2}, {} {:.2}, excess power {:.2}, write-back {:.2}",
+        secs[0],
+        compute.name(),
+        secs[1],
+        secs[2],
+        secs[3]
+    );
     power
 }
 
