@@ -49,6 +49,8 @@ const BACKGROUND_BYTES: usize = 40;
 /// Device bytes per sample of a flagging pass at its peak (during the background): the
 /// background's, the mask, the SumThreshold input and three flag planes.
 const PASS_BYTES: usize = 48;
+/// Device bytes per sample of SumThreshold alone: the values and two flag planes.
+const SUMTHRESHOLD_BYTES: usize = 6;
 /// Device bytes per sample of SIR: the flags before, two dilations, one f64 of scratch.
 const SIR_BYTES: usize = 12;
 /// Threads of residuals.cu's plane_noise (one block per plane).
@@ -315,7 +317,7 @@ impl Gpu {
         if tf == 0 || values.is_empty() {
             return Ok(());
         }
-        let per_batch = self.flag_batch(6, tf, values.len() / tf, nt.max(nf));
+        let per_batch = self.flag_batch(SUMTHRESHOLD_BYTES, tf, values.len() / tf, nt.max(nf));
         let s = &self.flag_stream;
         for (vals, fl) in values
             .chunks(per_batch * tf)

@@ -72,11 +72,6 @@ pub fn trim_sir_line(flags: &mut [bool], orig: &[bool], start: usize, stride: us
     }
 }
 
-/// SIR along both axes of a plane.
-pub fn sir_plane(flags: &mut [bool], nt: usize, nf: usize, eta: f64) {
-    sir_plane_with(flags, nt, nf, eta, true)
-}
-
 /// SIR along both axes of a plane; `extend`: false limits it to filling the gaps between
 /// flags of each line (`trim_sir_line`).
 pub fn sir_plane_with(flags: &mut [bool], nt: usize, nf: usize, eta: f64, extend: bool) {
