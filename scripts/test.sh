@@ -6,6 +6,12 @@
 # (python-casacore, pyuvdata, WSClean) from a venv that scripts/python-env.sh makes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Disk: a fresh test build takes ~2.5 GB in target/ and ~1 GB in .venv/ (2026-12-04). A full
+# disk shows up late and obscurely (the linker dies with SIGBUS), so say so up front.
+free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "${free_kb:-0}" -lt $((5 * 1024 * 1024)) ]; then
+  echo "warning: $((free_kb / 1024)) MB free on $(df -P . | awk 'NR == 2 { print $6 }'); the test build needs ~4 GB" >&2
+fi
 bash scripts/setup.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 CONTIMG_MS_PYTHON="$(bash scripts/python-env.sh)"
