@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the GPU check's binaries here for a GPU node that has no Rust toolchain (and no
 # HDF5, CFITSIO or MPI): `contimg`, the library's tests, the night tests, the gridding
-# bench and the read_group example, built with the `gpu` feature and without MPI (one rank
+# bench and the read_group and compare_images examples, built with the `gpu` feature and without MPI (one rank
 # needs no MPI install), stripped, with the shared libraries they need beyond the C runtime, packed into
 # DIR/bundle.tar.xz. On the node: tar xf DIR/bundle.tar.xz -C DIR, then
 # bash scripts/gpu-check.sh --prebuilt DIR.
@@ -11,6 +11,7 @@ DIR=${1:-.gpubundle}
 FEATURES=(--release --no-default-features --features gpu)
 cargo build "${FEATURES[@]}" --quiet
 cargo build "${FEATURES[@]}" --quiet --example read_group
+cargo build "${FEATURES[@]}" --quiet --example compare_images
 json=$(cargo test "${FEATURES[@]}" --no-run --message-format=json --quiet 2>/dev/null)
 bench_json=$(cargo bench --no-default-features --features gpu --bench gridding --no-run --message-format=json --quiet 2>/dev/null)
 exe() { # the executable of a target of the given name and kind from cargo's JSON
@@ -26,9 +27,10 @@ cp "$(exe contimg lib <<<"$json")" "$stage/lib-tests"
 cp "$(exe night test <<<"$json")" "$stage/night-tests"
 cp "$(exe gridding bench <<<"$bench_json")" "$stage/gridding-bench"
 cp target/release/examples/read_group "$stage/read_group"
-strip "$stage"/contimg "$stage"/*-tests "$stage"/gridding-bench "$stage"/read_group
+cp target/release/examples/compare_images "$stage/compare_images"
+strip "$stage"/contimg "$stage"/*-tests "$stage"/gridding-bench "$stage"/read_group "$stage"/compare_images
 # Shared libraries beyond the C/C++ runtime, which the node has (newer or the same).
-for f in "$stage"/contimg "$stage"/*-tests "$stage"/gridding-bench "$stage"/read_group; do ldd "$f"; done |
+for f in "$stage"/contimg "$stage"/*-tests "$stage"/gridding-bench "$stage"/read_group "$stage"/compare_images; do ldd "$f"; done |
   awk '$3 ~ /^\// {print $3}' | sort -u |
   grep -Ev '/(libc|libm|libgcc_s|libstdc\+\+|libpthread|libdl|librt|libresolv|ld-linux[^/]*)\.so' |
   while read -r l; do cp -L "$l" "$stage/lib/"; done
