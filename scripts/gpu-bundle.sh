@@ -10,8 +10,7 @@ cd "$(dirname "$0")/.."
 DIR=${1:-.gpubundle}
 FEATURES=(--release --no-default-features --features gpu)
 cargo build "${FEATURES[@]}" --quiet
-cargo build "${FEATURES[@]}" --quiet --example read_group
-cargo build "${FEATURES[@]}" --quiet --example compare_images
+cargo build "${FEATURES[@]}" --quiet --example read_group --example compare_images
 json=$(cargo test "${FEATURES[@]}" --no-run --message-format=json --quiet 2>/dev/null)
 bench_json=$(cargo bench --no-default-features --features gpu --bench gridding --no-run --message-format=json --quiet 2>/dev/null)
 exe() { # the executable of a target of the given name and kind from cargo's JSON
@@ -26,11 +25,11 @@ cp target/release/contimg "$stage/contimg"
 cp "$(exe contimg lib <<<"$json")" "$stage/lib-tests"
 cp "$(exe night test <<<"$json")" "$stage/night-tests"
 cp "$(exe gridding bench <<<"$bench_json")" "$stage/gridding-bench"
-cp target/release/examples/read_group "$stage/read_group"
-cp target/release/examples/compare_images "$stage/compare_images"
-strip "$stage"/contimg "$stage"/*-tests "$stage"/gridding-bench "$stage"/read_group "$stage"/compare_images
+for ex in read_group compare_images; do cp "target/release/examples/$ex" "$stage/$ex"; done
+bins=("$stage"/contimg "$stage"/*-tests "$stage"/gridding-bench "$stage"/read_group "$stage"/compare_images)
+strip "${bins[@]}"
 # Shared libraries beyond the C/C++ runtime, which the node has (newer or the same).
-for f in "$stage"/contimg "$stage"/*-tests "$stage"/gridding-bench "$stage"/read_group "$stage"/compare_images; do ldd "$f"; done |
+for f in "${bins[@]}"; do ldd "$f"; done |
   awk '$3 ~ /^\// {print $3}' | sort -u |
   grep -Ev '/(libc|libm|libgcc_s|libstdc\+\+|libpthread|libdl|librt|libresolv|ld-linux[^/]*)\.so' |
   while read -r l; do cp -L "$l" "$stage/lib/"; done
