@@ -1,5 +1,5 @@
-// Runs the flagger's kernels on the host through shim.h, launched as device_flag.rs
-// launches them, for compute::flag_pass's tests. Binary little-endian records on stdin and
+// Runs kernels on the host through shim.h, launched as device_flag.rs and device_minor.rs
+// launch them, for compute::flag_pass's and compute::minor's tests. Binary little-endian records on stdin and
 // stdout (n = planes x plane samples):
 //   noise:        i64 planes, i64 plane_size, f32 values[n], f32 bg[n], u8 mask[n]
 //                 -> f64 sigma[planes], u8 used[planes], f32 residuals[n]
@@ -8,11 +8,16 @@
 //                 (i64 m, f32 threshold) per window, f32 values[n], u8 flags[n] -> u8 flags[n]
 //   background:   i64 planes, i64 nt, i64 nf, i64 linear, i64 taps_t, f64 kt[taps_t],
 //                 i64 taps_f, f64 kf[taps_f], f32 values[n], u8 flags[n] -> f32 surface[n]
+//   minor:        i64 n, i64 len, i64 nt, i64 max_iter, f64 rules[6], f64 subtracted,
+//                 f64 hinv[nt nt], i32 xs[len], i32 ys[len], f64 vals[nt len],
+//                 f64 psf[(2 nt - 1) (2n)^2] -> i32 done[2], f64 subtracted,
+//                 i32 comp_k[done[0]], f64 comp_f[done[0] nt]
 #include "shim.h"
 #include "../residuals.cu"
 #include "../sir.cu"
 #include "../sumthreshold.cu"
 #include "../background.cu"
+#include "../minor.cu"
 
 #include <cstdio>
 #include <string>
@@ -108,6 +113,30 @@ static void background() {
     put(out);
 }
 
+static void minor() {
+    long long n = get1<long long>(), len = get1<long long>(), nt = get1<long long>();
+    long long max_iter = get1<long long>(), m = 2 * n;
+    auto rules = get<double>(6);
+    std::vector<double> state = get<double>(1);
+    auto hinv = get<double>(nt * nt);
+    auto xs = get<int>(len);
+    auto ys = get<int>(len);
+    auto vals = get<double>(nt * len);
+    auto psf = get<double>((2 * nt - 1) * m * m);
+    std::vector<int> done(2), comp_k(max_iter);
+    std::vector<double> comp_f(max_iter * nt);
+    run_blocks(1, [&] {
+        clark_minor(vals.data(), len, (int)nt, xs.data(), ys.data(), psf.data(), m, n, hinv.data(), rules.data(),
+                    (int)max_iter, state.data(), done.data(), comp_k.data(), comp_f.data());
+    });
+    comp_k.resize(done[0]);
+    comp_f.resize(done[0] * nt);
+    put(done);
+    put(state);
+    put(comp_k);
+    put(comp_f);
+}
+
 int main(int argc, char** argv) {
     std::string what = argc > 1 ? argv[1] : "";
     try {
@@ -115,8 +144,9 @@ int main(int argc, char** argv) {
         else if (what == "sir") sir();
         else if (what == "sumthreshold") sumthreshold();
         else if (what == "background") background();
+        else if (what == "minor") minor();
         else {
-            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background < input > output\n");
+            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background|minor < input > output\n");
             return 2;
         }
     } catch (const std::string& e) {

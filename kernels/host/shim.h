@@ -53,3 +53,8 @@ template <class F> void run_blocks(long long blocks, F kernel) {
         kernel();
     }
 }
+
+// Round-to-nearest double products and sums (never fused with a neighbour: plain
+// operations on the host, which compiles without FMA contraction).
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }

@@ -32,6 +32,8 @@ pub struct Gpu {
     /// CLEAN's round convolution (device_convolve) and the PSF transforms it keeps.
     pub(super) convolve: super::device_convolve::ConvolveKernels,
     pub(super) psf_cache: std::sync::Mutex<super::device_convolve::PsfCache>,
+    pub(super) clark_minor: CudaFunction,
+    pub(super) psf_images: std::sync::Mutex<super::device_minor::PsfImages>,
     pub(super) stack: super::device_stack::StackKernels,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
@@ -94,6 +96,7 @@ impl Gpu {
         let degrid = load("degrid.cu", "degrid_points")?;
         let flag = super::device_flag::FlagKernels::load(&load)?;
         let convolve = super::device_convolve::ConvolveKernels::load(&load)?;
+        let clark_minor = load("minor.cu", "clark_minor")?;
         let stack = super::device_stack::StackKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(on_device)?;
         // Ranks on this device: those with the same local rank modulo the device count.
@@ -132,6 +135,8 @@ impl Gpu {
             flag,
             convolve,
             psf_cache: Default::default(),
+            clark_minor,
+            psf_images: Default::default(),
             stack,
             ffts: Default::default(),
             staging: Default::default(),
@@ -347,6 +352,13 @@ impl Compute for Gpu {
         n: usize,
     ) -> Result<Vec<Vec<f64>>, GpuError> {
         self.convolve_dev(comps, hats, n)
+    }
+
+    fn minor_cycle(
+        &self,
+        job: &super::minor::MinorJob,
+    ) -> Result<super::minor::MinorOut, GpuError> {
+        self.minor_dev(job)
     }
 
     fn sir_planes(

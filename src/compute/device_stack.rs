@@ -38,17 +38,16 @@ impl StackKernels {
     pub(super) fn load(
         load: impl Fn(&'static str, &'static str) -> Result<CudaFunction, NoGpu>,
     ) -> Result<Self, NoGpu> {
-        let f = |e: &'static str| load("wstack.cu", e);
         Ok(StackKernels {
-            grid_prep: f("grid_prep")?,
-            tile_scatter: f("tile_scatter")?,
-            w_weights: f("w_weights")?,
-            checkerboard: f("checkerboard")?,
-            wscreen_add: f("wscreen_add")?,
-            wscreen_fill: f("wscreen_fill")?,
-            degrid_prep: f("degrid_prep")?,
-            add_to: f("add_to")?,
-            degrid_finish: f("degrid_finish")?,
+            grid_prep: load("wstack.cu", "grid_prep")?,
+            tile_scatter: load("wstack.cu", "tile_scatter")?,
+            w_weights: load("wstack.cu", "w_weights")?,
+            checkerboard: load("wstack.cu", "checkerboard")?,
+            wscreen_add: load("wstack.cu", "wscreen_add")?,
+            wscreen_fill: load("wstack.cu", "wscreen_fill")?,
+            degrid_prep: load("wstack.cu", "degrid_prep")?,
+            add_to: load("wstack.cu", "add_to")?,
+            degrid_finish: load("wstack.cu", "degrid_finish")?,
         })
     }
 }

@@ -35,6 +35,16 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         &["plane_noise", "normalise", "threshold_values", "or_flags"],
     ),
     (
+        "convolve.cu",
+        include_str!("../../kernels/convolve.cu"),
+        &["place_components", "multiply_accumulate", "centre_real"],
+    ),
+    (
+        "minor.cu",
+        include_str!("../../kernels/minor.cu"),
+        &["clark_minor"],
+    ),
+    (
         "sir.cu",
         include_str!("../../kernels/sir.cu"),
         &["sir_lines"],
@@ -233,6 +243,38 @@ mod tests {
     fn includes_are_inlined() {
         let s = source("wstack.cu").unwrap();
         assert!(s.contains("CONTIMG_TWO_PI 6.28") && !s.contains("#include"));
+    }
+
+    /// Every (file, entry) the device backend loads is embedded here: Gpu::open fails on
+    /// the first that is not (and with it the whole GPU path), which otherwise only a
+    /// device would show.
+    #[test]
+    fn every_kernel_the_device_loads_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/compute");
+        let mut loads = 0;
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let path = f.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !(name.starts_with("device") && name.ends_with(".rs")) {
+                continue;
+            }
+            let src = std::fs::read_to_string(&path).unwrap();
+            for (i, _) in src.match_indices("load(\"") {
+                // `load("file", "entry")`: the quoted parts are the 2nd and 4th pieces.
+                let parts: Vec<&str> = src[i + 5..].splitn(5, '"').collect();
+                let (file, entry) = (parts[1], parts[3]);
+                let known = KERNELS
+                    .iter()
+                    .any(|(f, _, entries)| *f == file && entries.contains(&entry));
+                assert!(
+                    known,
+                    "the device loads {entry} from {file}, not in KERNELS"
+                );
+                loads += 1;
+            }
+        }
+        // calapply, grid, degrid; 9 flagger, 3 convolution, 1 minor-cycle, 9 w-stack.
+        assert_eq!(loads, 25);
     }
 
     /// Every kernel compiles through NVRTC for sm_80 and sm_90, as the program compiles them

@@ -18,12 +18,17 @@ mod device_convolve;
 #[cfg(feature = "gpu")]
 mod device_flag;
 #[cfg(feature = "gpu")]
+mod device_minor;
+#[cfg(feature = "gpu")]
 mod device_stack;
 pub mod dft;
 pub mod flag_pass;
 pub mod flagging;
 pub mod gridder;
+#[cfg(test)]
+mod host_kernels;
 pub mod kernels;
+pub mod minor;
 pub mod monitor;
 pub mod sir;
 pub mod stack;
@@ -238,6 +243,11 @@ pub trait Compute: Send + Sync {
         n: usize,
     ) -> Result<Vec<Vec<f64>>, GpuError> {
         Ok(convolve::convolve_cpu(comps, hats, n))
+    }
+    /// One Clark round's minor-cycle iterations over its pixel list (see
+    /// minor::minor_cpu, the twin every backend's result equals to the last bit).
+    fn minor_cycle(&self, job: &minor::MinorJob) -> Result<minor::MinorOut, GpuError> {
+        Ok(minor::minor_cpu(job))
     }
     /// SIR dilation (see flagging::sir_plane_with) of consecutive nt x nf flag planes.
     fn sir_planes(

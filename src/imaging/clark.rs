@@ -13,6 +13,7 @@
 use rayon::prelude::*;
 
 use crate::compute::convolve::{convolve_cpu, PsfHat};
+use crate::compute::minor::MinorJob;
 use crate::compute::Compute;
 
 /// Largest number of pixels a round iterates on.
@@ -168,10 +169,7 @@ impl Round<'_> {
     /// may find (`deep` x `subtracted`) reaches the allowed fraction of the peak, whichever
     /// is deeper; never below the thresholds.
     pub fn stop(&self, subtracted: f64) -> f64 {
-        let deep = self
-            .deep
-            .map_or(self.mgain_stop, |d| self.mgain_stop.min(d * subtracted));
-        self.floor.max(deep)
+        crate::compute::minor::stop_level(self.floor, self.mgain_stop, self.deep, subtracted)
     }
 }
 
@@ -201,12 +199,13 @@ pub fn clark(
         "1 to 3 spectral terms"
     );
     // The PSFs are 2n x 2n with their peak at (n, n).
-    let (c, m) = (n as i64, 2 * n);
-    let centre = n * m + n;
-    let hinv = hessian_inverse(psfs, centre, nt);
+    let centre = 2 * n * n + n;
+    let hinv: Vec<f64> = hessian_inverse(psfs, centre, nt).concat();
+    let psf_ids: Vec<u64> = cps.iter().map(|c| c.hat.id()).collect();
     let mut last;
-    // Rounds, their longest pixel list and the seconds of their subtractions (debug log).
-    let (mut rounds, mut longest, mut sub_s) = (0usize, 0usize, 0.0f64);
+    // Rounds, their longest pixel list and the seconds of their iterations and subtractions
+    // (debug log).
+    let (mut rounds, mut longest, mut minor_s, mut sub_s) = (0usize, 0usize, 0.0f64, 0.0f64);
     // The sum of the components' |flux| so far (term 0).
     let mut subtracted = 0.0;
     loop {
@@ -237,11 +236,11 @@ pub fn clark(
             active.truncate(MAX_ACTIVE);
             limit = limit.max(active.iter().fold(f64::INFINITY, |a, x| a.min(x.1.abs())));
         }
-        let xy: Vec<(i64, i64)> = active
+        let xy: Vec<(u32, u32)> = active
             .iter()
-            .map(|&(i, _)| ((i as usize % n) as i64, (i as usize / n) as i64))
+            .map(|&(i, _)| ((i as usize % n) as u32, (i as usize / n) as u32))
             .collect();
-        let mut vals: Vec<Vec<f64>> = (0..nt)
+        let vals: Vec<Vec<f64>> = (0..nt)
             .map(|t| {
                 active
                     .iter()
@@ -249,43 +248,36 @@ pub fn clark(
                     .collect()
             })
             .collect();
-        let mut comps: Vec<Vec<(usize, f64)>> = vec![Vec::new(); nt];
-        while *iterations < r.niter {
-            let (j, v) = vals[0].iter().enumerate().fold((0, 0.0f64), |a, (k, &v)| {
-                if v.abs() > a.1.abs() {
-                    (k, v)
-                } else {
-                    a
-                }
-            });
-            if v.abs() <= limit || v.abs() <= r.stop(subtracted) || v == 0.0 {
-                break;
-            }
-            if v.abs() > 1.05 * peak {
-                // Runaway inside the list (a PSF that does not describe the data): end the
-                // round; the exact subtraction and the guard above decide what follows.
-                break;
-            }
-            let idx = active[j].0 as usize;
-            let f: Vec<f64> = (0..nt)
-                .map(|t| r.gain * (0..nt).map(|u| hinv[t][u] * vals[u][j]).sum::<f64>())
-                .collect();
-            subtracted += f[0].abs();
+        let psf_refs: Vec<&[f64]> = psfs.iter().map(Vec::as_slice).collect();
+        let job = MinorJob {
+            n,
+            xy: &xy,
+            vals: &vals,
+            psfs: &psf_refs,
+            psf_ids: &psf_ids,
+            hinv: &hinv,
+            gain: r.gain,
+            limit,
+            floor: r.floor,
+            mgain_stop: r.mgain_stop,
+            deep: r.deep,
+            peak,
+            subtracted,
+            max_iter: r.niter - *iterations,
+        };
+        let t = std::time::Instant::now();
+        let out =
+            crate::compute::or_cpu(compute, "CLEAN's minor cycle", |c, _| c.minor_cycle(&job));
+        minor_s += t.elapsed().as_secs_f64();
+        subtracted = out.subtracted;
+        *iterations += out.comps.len();
+        let mut comps: Vec<Vec<(usize, f64)>> = vec![Vec::with_capacity(out.comps.len()); nt];
+        for (k, f) in &out.comps {
+            let idx = active[*k as usize].0 as usize;
             for t in 0..nt {
                 models[t][idx] += f[t];
                 deltas[t][idx] += f[t];
                 comps[t].push((idx, f[t]));
-            }
-            *iterations += 1;
-            let (px, py) = xy[j];
-            // The listed pixels are updated with the whole PSFs (no patch error inside the
-            // list); the patch only sets how deep a round may go before pixels outside the
-            // list could matter.
-            for (k, &(x, y)) in xy.iter().enumerate() {
-                let q = (y - py + c) as usize * m + (x - px + c) as usize;
-                for tp in 0..nt {
-                    vals[tp][k] -= (0..nt).map(|t| f[t] * psfs[t + tp][q]).sum::<f64>();
-                }
             }
         }
         if comps[0].is_empty() {
@@ -308,7 +300,7 @@ pub fn clark(
         rounds += 1;
     }
     log::debug!(
-        "clark: {rounds} rounds, lists of up to {longest} pixels, subtractions {sub_s:.2} s"
+        "clark: {rounds} rounds, lists of up to {longest} pixels, iterations {minor_s:.2} s, subtractions {sub_s:.2} s"
     );
     last
 }
