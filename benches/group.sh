@@ -9,6 +9,11 @@
 #   GPU=required bash benches/group.sh   # on a GPU node: the `gpu` feature, compute.gpu required
 #   CONTIMG_BIN=path/contimg bash benches/group.sh  # a prebuilt binary (no cargo; one rank
 #                                    # runs without mpirun when there is none)
+#   GAINS=off bash benches/group.sh  # unit gains: data in Jy, so the uncalibrated image shows
+#                                    # the sources and CLEAN works as on calibrated data (the
+#                                    # default, the telescope's raw scale with random antenna
+#                                    # phases, images scrambled sources; a WORK dir's night is
+#                                    # reused as it is)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N_GROUPS=${N_GROUPS:-1}; RANKS=${RANKS:-1}; NPIX=${NPIX:-2400}; CELL=${CELL:-6.0}
@@ -25,7 +30,7 @@ output: {dir: $WORK/out}
 imaging: {npix: $NPIX, cell_arcsec: $CELL, epsilon: 1.0e-4, niter: $NITER}
 calibration: {enabled: false}
 compute: {gpu: ${GPU:-auto}, prefetch: ${PREFETCH:-true}}
-simulate: {n_groups: $N_GROUPS, n_antennas: $N_ANT, n_channels: $N_CHAN, n_random_sources: 5}
+simulate: {n_groups: $N_GROUPS, n_antennas: $N_ANT, n_channels: $N_CHAN, n_random_sources: 5, gains: {enabled: $([ "${GAINS:-on}" = off ] && echo false || echo true)}}
 YAML
 [ -d "$WORK/night" ] || "$BIN" simulate --config "$WORK/bench.yaml" --out "$WORK/night"
 du -sh "$WORK/night"

@@ -80,7 +80,7 @@ case ,$STEPS, in *,group,*)
   for mode in ${GROUP_MODES:-gpu cpu}; do
     export WORK=$(mktemp -d)
     step group-$mode env GPU=$([ $mode = gpu ] && echo required || echo off) RUST_LOG=${RUST_LOG:-contimg=debug} bash benches/group.sh
-    grep -E "flagging steps|baseline pass|clean |stage|failed|WARN" "$WORK/log" | tee -a "$LOGS/group-$mode.log"
+    grep -E "flagging steps|baseline pass|clean |clark|stage|failed|WARN" "$WORK/log" | tee -a "$LOGS/group-$mode.log"
     cp "$WORK/out/summary.json" "$LOGS/.group-$mode.json" 2>/dev/null
     mv "$WORK/out/images" "$images/$mode" 2>/dev/null
     rm -rf "$WORK"

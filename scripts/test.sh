@@ -19,6 +19,9 @@ export CONTIMG_MS_PYTHON
 # NVRTC from the venv: every kernel must compile for sm_80 and sm_90 (no GPU needed).
 NVRTC_LIB=$("$CONTIMG_MS_PYTHON" -c "import nvidia.cuda_nvrtc, os; print(os.path.join(list(nvidia.cuda_nvrtc.__path__)[0], 'lib'))")
 export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" CONTIMG_REQUIRE_NVRTC=1
+# ptxas from the venv: every kernel must fit a block of 1024 threads (registers, shared memory).
+CONTIMG_PTXAS=$("$CONTIMG_MS_PYTHON" -c "import nvidia.cuda_nvcc, os; print(os.path.join(list(nvidia.cuda_nvcc.__path__)[0], 'bin', 'ptxas'))")
+export CONTIMG_PTXAS CONTIMG_REQUIRE_PTXAS=1
 # Tests that skip for want of a GPU or NVRTC log themselves here; the count is printed.
 CONTIMG_SKIP_LOG=$(mktemp)
 export CONTIMG_SKIP_LOG

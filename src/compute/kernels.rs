@@ -309,4 +309,70 @@ mod tests {
             }
         }
     }
+
+    /// Every kernel assembles with NVIDIA's `ptxas` (from the venv's nvidia-cuda-nvcc-cu12,
+    /// no GPU needed) for sm_80 and sm_90 within what a block of 1024 threads may use: at
+    /// most 64 registers a thread and 48 KiB of static shared memory. The launchers use
+    /// blocks of up to 1024 threads; a kernel over either limit would fail to launch, which
+    /// otherwise only a device would show. `$CONTIMG_PTXAS` names the assembler
+    /// (scripts/test.sh sets it and CONTIMG_REQUIRE_PTXAS); elsewhere the test says it
+    /// skipped.
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn every_kernel_fits_a_block_of_1024_threads() {
+        let ptxas = std::env::var_os("CONTIMG_PTXAS").filter(|p| std::path::Path::new(p).is_file());
+        let (Some(ptxas), true) = (ptxas, nvrtc_present()) else {
+            assert!(
+                std::env::var("CONTIMG_REQUIRE_PTXAS").is_err(),
+                "CONTIMG_REQUIRE_PTXAS is set but $CONTIMG_PTXAS or libnvrtc is missing"
+            );
+            crate::compute::note_skipped_test("every_kernel_fits_a_block_of_1024_threads: no $CONTIMG_PTXAS or libnvrtc (scripts/test.sh installs them)");
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("contimg-ptxas-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, _, entries) in KERNELS {
+            for (arch, sm) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
+                let ptx = dir.join(format!("{file}.{sm}.ptx"));
+                std::fs::write(&ptx, compile(file, arch).unwrap().to_src()).unwrap();
+                let out = std::process::Command::new(&ptxas)
+                    .args(["-v", "-arch", sm, "-o", "/dev/null"])
+                    .arg(&ptx)
+                    .output()
+                    .unwrap();
+                let log = String::from_utf8_lossy(&out.stderr);
+                assert!(out.status.success(), "ptxas {file} ({sm}): {log}");
+                // "Compiling entry function 'e' for 'sm_90'", then "Used R registers, ...
+                // S bytes smem" (smem only when there is some).
+                let mut seen = Vec::new();
+                for part in log.split("Compiling entry function '").skip(1) {
+                    let entry = &part[..part.find('\'').unwrap()];
+                    let number_before = |unit: &str| -> usize {
+                        part.find(unit).map_or(0, |i| {
+                            let head = part[..i].trim_end();
+                            let digits = head.rsplit(|c: char| !c.is_ascii_digit()).next().unwrap();
+                            digits.parse().unwrap()
+                        })
+                    };
+                    let (regs, smem) = (number_before(" registers"), number_before(" bytes smem"));
+                    assert!(
+                        regs > 0 && regs <= 64,
+                        "{file} {entry} ({sm}): {regs} registers"
+                    );
+                    assert!(
+                        smem <= 48 << 10,
+                        "{file} {entry} ({sm}): {smem} bytes of shared memory"
+                    );
+                    seen.push(entry.to_string());
+                }
+                for e in *entries {
+                    assert!(
+                        seen.iter().any(|s| s == e),
+                        "{file} ({sm}): ptxas did not report {e}: {log}"
+                    );
+                }
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
