@@ -31,3 +31,20 @@ extern "C" __global__ void centre_real(const double2* g, int m, int n, double sc
     long long x = i % n, y = i / n;
     out[i] = g[(y + n / 2) * (long long)m + x + n / 2].x * scale;
 }
+
+// g[i] = (psf[i], 0): a PSF as complex for its transform (the PSF's own transform, made
+// once per image; CPU twin: compute::convolve::PsfHat::new).
+extern "C" __global__ void real_to_complex(double2* g, const double* psf, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    g[i].x = psf[i];
+    g[i].y = 0.0;
+}
+
+// out[2i], out[2i + 1] = g[i] rounded to single precision (to nearest, as the twin's casts).
+extern "C" __global__ void narrow_complex(float* out, const double2* g, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    out[2 * i] = __double2float_rn(g[i].x);
+    out[2 * i + 1] = __double2float_rn(g[i].y);
+}

@@ -20,17 +20,25 @@ pub struct PsfHat {
 impl PsfHat {
     /// The transform of an m x m PSF (peak at (m/2, m/2)).
     pub fn new(psf: &[f64], m: usize) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
         assert_eq!(psf.len(), m * m, "the PSF is m x m");
         let mut hat: Vec<Complex64> = psf.par_iter().map(|&v| Complex64::new(v, 0.0)).collect();
         centred_fft2_forward(&mut hat, m);
+        PsfHat::from_transform(
+            hat.par_iter()
+                .map(|c| Complex32::new(c.re as f32, c.im as f32))
+                .collect(),
+            m,
+        )
+    }
+
+    /// A transform made elsewhere (a device's), with a new identity.
+    pub fn from_transform(hat: Vec<Complex32>, m: usize) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        assert_eq!(hat.len(), m * m, "the transform is m x m");
         PsfHat {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             m,
-            hat: hat
-                .par_iter()
-                .map(|c| Complex32::new(c.re as f32, c.im as f32))
-                .collect(),
+            hat,
         }
     }
 

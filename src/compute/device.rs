@@ -354,6 +354,10 @@ impl Compute for Gpu {
         self.convolve_dev(comps, hats, n)
     }
 
+    fn psf_hat(&self, psf: &[f64], m: usize) -> Result<super::convolve::PsfHat, GpuError> {
+        self.psf_hat_dev(psf, m)
+    }
+
     fn minor_cycle(
         &self,
         job: &super::minor::MinorJob,

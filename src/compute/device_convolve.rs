@@ -16,6 +16,8 @@ pub(super) struct ConvolveKernels {
     place: CudaFunction,
     multiply_accumulate: CudaFunction,
     centre_real: CudaFunction,
+    real_to_complex: CudaFunction,
+    narrow_complex: CudaFunction,
 }
 
 impl ConvolveKernels {
@@ -26,12 +28,17 @@ impl ConvolveKernels {
             place: load("convolve.cu", "place_components")?,
             multiply_accumulate: load("convolve.cu", "multiply_accumulate")?,
             centre_real: load("convolve.cu", "centre_real")?,
+            real_to_complex: load("convolve.cu", "real_to_complex")?,
+            narrow_complex: load("convolve.cu", "narrow_complex")?,
         })
     }
 }
 
 /// PSF transforms on the device by PsfHat id (interleaved f32).
 pub(crate) type PsfCache = Vec<(u64, CudaSlice<f32>)>;
+
+/// The most transforms the cache holds: one image's 2T - 1 PSFs, T <= 3.
+const PSF_CACHE_MAX: usize = 5;
 
 fn elems(n: usize) -> Result<LaunchConfig, GpuError> {
     u32::try_from(n)
@@ -40,6 +47,49 @@ fn elems(n: usize) -> Result<LaunchConfig, GpuError> {
 }
 
 impl Gpu {
+    /// Compute::psf_hat on the device: the PSF uploaded, transformed by cuFFT and narrowed
+    /// to f32 there; the transform stays in the cache under the new PsfHat's id (the
+    /// round convolutions need no upload) and comes back for the host's copy.
+    pub(super) fn psf_hat_dev(&self, psf: &[f64], m: usize) -> Result<PsfHat, GpuError> {
+        if psf.len() != m * m || !m.is_multiple_of(2) {
+            return Err(GpuError::Cuda(format!(
+                "PSF transform: {} values for an even {m} x {m} grid",
+                psf.len()
+            )));
+        }
+        let s = &self.stream;
+        let mm = m * m;
+        let len = mm as i64;
+        let d_psf = s.clone_htod(psf).map_err(cuda)?;
+        let mut g = s.alloc_zeros::<double2>(mm).map_err(cuda)?;
+        let mut l = s.launch_builder(&self.convolve.real_to_complex);
+        l.arg(&mut g).arg(&d_psf).arg(&len);
+        unsafe { l.launch(elems(mm)?) }.map_err(cuda)?;
+        drop(d_psf);
+        self.centred_fft_in_place(&mut g, m, -1)?;
+        let mut narrow = s.alloc_zeros::<f32>(2 * mm).map_err(cuda)?;
+        let mut l = s.launch_builder(&self.convolve.narrow_complex);
+        l.arg(&mut narrow).arg(&g).arg(&len);
+        unsafe { l.launch(elems(mm)?) }.map_err(cuda)?;
+        drop(g);
+        let flat = s.clone_dtoh(&narrow).map_err(cuda)?;
+        let hat = PsfHat::from_transform(
+            flat.chunks_exact(2)
+                .map(|c| num_complex::Complex32::new(c[0], c[1]))
+                .collect(),
+            m,
+        );
+        let mut cache = self
+            .psf_cache
+            .lock()
+            .map_err(|_| GpuError::Cuda("PSF cache poisoned".into()))?;
+        while cache.len() >= PSF_CACHE_MAX {
+            cache.remove(0);
+        }
+        cache.push((hat.id(), narrow));
+        Ok(hat)
+    }
+
     /// Compute::convolve_components on the device.
     pub(super) fn convolve_dev(
         &self,
@@ -166,5 +216,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The PSF's transform made on the device equals the CPU's to f32 rounding (cuFFT's
+    /// rounding against rustfft's, then each narrowed to f32), stays cached under its id,
+    /// and convolves as the CPU's transform does.
+    #[test]
+    fn psf_transform_matches_the_cpu() {
+        let Some(g) = device() else { return };
+        let n = 40;
+        let m = 2 * n;
+        let psf: Vec<f64> = (0..m * m)
+            .map(|i| {
+                let (dx, dy) = ((i % m) as f64 - n as f64, (i / m) as f64 - n as f64);
+                (-(dx * dx + dy * dy) / 18.0).exp() + 0.03 * (dx * 0.4 - dy * 0.9).cos()
+            })
+            .collect();
+        let cpu = PsfHat::new(&psf, m);
+        let dev = g.psf_hat(&psf, m).unwrap();
+        assert_ne!(dev.id(), cpu.id());
+        let peak = cpu.hat.iter().fold(0.0f32, |a, c| a.max(c.norm()));
+        let err = dev
+            .hat
+            .iter()
+            .zip(&cpu.hat)
+            .fold(0.0f32, |a, (d, c)| a.max((d - c).norm()));
+        assert!(err <= 2e-7 * peak, "{err} of {peak}");
+        assert!(g.psf_cache.lock().unwrap().iter().any(|c| c.0 == dev.id()));
+        let comps = vec![(0..30)
+            .map(|k| ((k * 53 + 11) % (n * n), 0.2 * (k as f64).sin()))
+            .collect::<Vec<_>>()];
+        let want = convolve_cpu(&comps, &[&cpu], n);
+        let got = g.convolve_components(&comps, &[&dev], n).unwrap();
+        let peak = want[0].iter().fold(0.0f64, |a, x| a.max(x.abs()));
+        let err = got[0]
+            .iter()
+            .zip(&want[0])
+            .fold(0.0f64, |a, (x, y)| a.max((x - y).abs()));
+        assert!(err < 1e-6 * peak && peak > 1e-2, "{err} of {peak}");
     }
 }

@@ -234,6 +234,11 @@ pub trait Compute: Send + Sync {
     ) -> Result<flag_pass::FlagPassOut, GpuError> {
         flag_pass::compose(self, job, values, flags)
     }
+    /// A PSF's centred transform in single precision (see convolve::PsfHat::new), made
+    /// once per image; a device also keeps it for the round convolutions.
+    fn psf_hat(&self, psf: &[f64], m: usize) -> Result<convolve::PsfHat, GpuError> {
+        Ok(convolve::PsfHat::new(psf, m))
+    }
     /// CLEAN's round convolution (see compute::convolve::convolve_cpu): for each residual
     /// term t', the sum over terms t of `comps[t]` convolved with PSF t + t', n x n.
     fn convolve_components(

@@ -31,7 +31,8 @@ pub struct ClarkPsf {
 }
 
 impl ClarkPsf {
-    pub fn new(psf: &[f64], n: usize, half_patch: usize) -> Self {
+    /// The transform is made on `compute` (a device keeps it for the round convolutions).
+    pub fn new(psf: &[f64], n: usize, half_patch: usize, compute: &dyn Compute) -> Self {
         let m = 2 * n;
         assert_eq!(psf.len(), m * m, "the PSF is 2n x 2n");
         let c = n as i64;
@@ -43,10 +44,8 @@ impl ClarkPsf {
             .map(|(_, v)| v.abs())
             .reduce(|| 0.0, f64::max)
             .min(0.95);
-        ClarkPsf {
-            hat: PsfHat::new(psf, m),
-            sidelobe,
-        }
+        let hat = crate::compute::or_cpu(compute, "the PSF's transform", |c, _| c.psf_hat(psf, m));
+        ClarkPsf { hat, sidelobe }
     }
 }
 
@@ -349,7 +348,10 @@ mod tests {
                     .collect()
             })
             .collect();
-        let cps: Vec<ClarkPsf> = psfs.iter().map(|p| ClarkPsf::new(p, n, 4)).collect();
+        let cps: Vec<ClarkPsf> = psfs
+            .iter()
+            .map(|p| ClarkPsf::new(p, n, 4, &crate::compute::Cpu))
+            .collect();
         let comps: Vec<Vec<(usize, f64)>> = (0..2)
             .map(|t| {
                 (0..50)

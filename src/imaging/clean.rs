@@ -165,7 +165,7 @@ pub fn minor_cycle(
             _ => {
                 let cps = state.clark.get_or_insert_with(|| {
                     psfs.iter()
-                        .map(|q| ClarkPsf::new(q, n, p.psf_patch.min(n)))
+                        .map(|q| ClarkPsf::new(q, n, p.psf_patch.min(n), compute))
                         .collect()
                 });
                 clark(
@@ -621,7 +621,7 @@ mod tests {
     fn clark_fft_subtraction_matches_direct() {
         let n = 32;
         let (psf, res) = two_sources(n);
-        let cp = ClarkPsf::new(&psf, n, 4);
+        let cp = ClarkPsf::new(&psf, n, 4, &crate::compute::Cpu);
         let comps: Vec<(usize, f64)> = (0..300)
             .map(|k| ((k * 37 + 5) % (n * n), 0.01 * (k as f64).sin()))
             .collect();
