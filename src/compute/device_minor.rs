@@ -33,9 +33,9 @@ impl Gpu {
         if len == 0 || job.max_iter == 0 {
             return Ok(out);
         }
-        let too_long = |what: &str| GpuError::Cuda(format!("minor cycle: {what} too long"));
         // The kernel's list indices are ints.
-        i32::try_from(len).map_err(|_| too_long("list"))?;
+        i32::try_from(len)
+            .map_err(|_| GpuError::Cuda(format!("minor cycle: a list of {len} pixels")))?;
         let s = &self.stream;
         let mut cache = self
             .psf_images
@@ -96,15 +96,23 @@ impl Gpu {
                 .arg(&mut d_f);
             unsafe { l.launch(cfg) }.map_err(cuda)?;
             let done = s.clone_dtoh(&d_done).map_err(cuda)?;
-            let ran = usize::try_from(done[0]).map_err(|_| too_long("iteration count"))?;
-            if ran > batch as usize {
-                return Err(GpuError::Cuda(format!(
-                    "minor cycle: the kernel ran {ran} iterations of {batch}"
-                )));
+            let ran = usize::try_from(done[0])
+                .ok()
+                .filter(|&r| r <= batch as usize)
+                .ok_or_else(|| {
+                    GpuError::Cuda(format!(
+                        "minor cycle: the kernel reports {} iterations of {batch}",
+                        done[0]
+                    ))
+                })?;
+            if ran == 0 {
+                // Stopped before a component: nothing changed since the last launch.
+                return Ok(out);
             }
+            // Only the components this launch found.
             let (ks, fs) = (
-                s.clone_dtoh(&d_k).map_err(cuda)?,
-                s.clone_dtoh(&d_f).map_err(cuda)?,
+                s.clone_dtoh(&d_k.slice(..ran)).map_err(cuda)?,
+                s.clone_dtoh(&d_f.slice(..ran * nt)).map_err(cuda)?,
             );
             for i in 0..ran {
                 let k = u32::try_from(ks[i])
@@ -114,7 +122,7 @@ impl Gpu {
                 out.comps.push((k, fs[i * nt..(i + 1) * nt].to_vec()));
             }
             out.subtracted = s.clone_dtoh(&d_state).map_err(cuda)?[0];
-            if done[1] == 1 || ran == 0 || out.comps.len() >= job.max_iter {
+            if done[1] == 1 || out.comps.len() >= job.max_iter {
                 return Ok(out);
             }
         }
