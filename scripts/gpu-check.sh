@@ -80,7 +80,7 @@ case ,$STEPS, in *,group,*)
   for mode in ${GROUP_MODES:-gpu cpu}; do
     export WORK=$(mktemp -d)
     step group-$mode env GPU=$([ $mode = gpu ] && echo required || echo off) RUST_LOG=${RUST_LOG:-contimg=debug} bash benches/group.sh
-    grep -E "flagging steps|baseline pass|clean |clark|stage|failed|WARN" "$WORK/log" | tee -a "$LOGS/group-$mode.log"
+    grep -E "flagging steps|baseline pass|clean |clark|stage|failed|WARN|device [a-z_]+ \(ms\)" "$WORK/log" | tee -a "$LOGS/group-$mode.log"
     cp "$WORK/out/summary.json" "$LOGS/.group-$mode.json" 2>/dev/null
     mv "$WORK/out/images" "$images/$mode" 2>/dev/null
     rm -rf "$WORK"
@@ -139,6 +139,23 @@ try:
     major = [float(x) for x in re.findall(r"residuals re-gridded in ([0-9.]+) s", text)]
     if minor:
         out.update(group_minor_cycles_s=round(sum(minor), 2), group_major_cycles_s=round(sum(major), 2))
+except OSError:
+    pass
+try:
+    # Where the device calls' time went (src/compute/device_timing.rs debug lines), summed
+    # per call and phase over the one-group GPU run: {call: {phase: ms, "calls": n}}.
+    text = open(os.path.join(logs, "group-gpu.log")).read()
+    phases = {}
+    for m in re.finditer(r"device ([a-z_]+) \(ms\): (.*?); stream ([0-9.]+) of ([0-9.]+) wall", text):
+        d = phases.setdefault(m.group(1), {"calls": 0, "stream": 0.0, "wall": 0.0})
+        d["calls"] += 1
+        d["stream"] = round(d["stream"] + float(m.group(3)), 1)
+        d["wall"] = round(d["wall"] + float(m.group(4)), 1)
+        for part in m.group(2).split(", "):
+            name, _, ms = part.rpartition(" ")
+            d[name] = round(d.get(name, 0.0) + float(ms), 1)
+    if phases:
+        out.update(group_device_phases_ms=phases)
 except OSError:
     pass
 try:

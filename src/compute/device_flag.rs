@@ -8,6 +8,7 @@
 //! run on the flagger's own stream.
 
 use super::device::{bool_bytes, cuda, Gpu};
+use super::device_timing::Phases;
 use super::flag_pass::{FlagPass, FlagPassOut};
 use super::{GpuError, NoGpu, Schedule, Smoothing};
 use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
@@ -353,6 +354,7 @@ impl Gpu {
         let total = values.len() / tf;
         let per_batch = self.flag_batch(PASS_BYTES, tf, total, nt.max(nf));
         let s = &self.flag_stream;
+        let mut t = Phases::start(s, "flag_pass");
         let (d_kt, d_kf) = self.taps(&job.smoothing)?;
         let cells: Vec<u8> = if job.cells.is_empty() {
             vec![0; tf]
@@ -371,6 +373,7 @@ impl Gpu {
             let (planes, n) = (vals.len() / tf, vals.len());
             let mut d_val = s.clone_htod(vals).map_err(cuda)?;
             let d_mask = s.clone_htod(bool_bytes(mask)).map_err(cuda)?;
+            t.mark("upload");
             let bg = self.background_dev(
                 &d_val,
                 &d_mask,
@@ -380,14 +383,17 @@ impl Gpu {
                 (&d_kt, &d_kf),
                 job.smoothing.linear,
             )?;
+            t.mark("background");
             let (_sigma, d_used) = self.residuals_dev(&mut d_val, &bg, &d_mask, planes, tf)?;
             drop((bg, d_mask));
+            t.mark("noise+residuals");
             s.memcpy_dtoh(&d_val, vals).map_err(cuda)?;
             let u = s.clone_dtoh(&d_used).map_err(cuda)?;
             used[k * per_batch..k * per_batch + planes]
                 .iter_mut()
                 .zip(&u)
                 .for_each(|(o, &x)| *o = x != 0);
+            t.mark("download");
             let (Some((sched, two_sided)), Some(found)) = (&job.sumthreshold, found.as_mut())
             else {
                 continue;
@@ -402,13 +408,16 @@ impl Gpu {
                 let neg = self.sumthreshold_dev(&d_st, start, planes, nt, nf, sched)?;
                 self.or_flags_dev(&mut cur, &neg)?;
             }
+            t.mark("sumthreshold");
             let back = s.clone_dtoh(&cur).map_err(cuda)?;
             found[k * chunk..k * chunk + n]
                 .par_iter_mut()
                 .zip(back.par_iter())
                 .for_each(|(f, &x)| *f = x != 0);
+            t.mark("download");
         }
         s.synchronize().map_err(cuda)?;
+        t.finish();
         Ok(FlagPassOut { used, found })
     }
 

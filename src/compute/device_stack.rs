@@ -12,6 +12,7 @@
 //! rank's GPU-memory budget is done in passes of rows (each pass transforms its planes).
 
 use super::device::{cuda, Gpu};
+use super::device_timing::Phases;
 use super::stack::{self, Geometry};
 use super::{GpuError, NoGpu};
 use crate::compute::degridder::WUnstack;
@@ -302,6 +303,7 @@ impl Gpu {
             .min(i32::MAX as usize / nchan)
             .max(1);
         let s = &self.stream;
+        let mut t = Phases::start(s, "grid_wstack");
         let mut img = [
             s.alloc_zeros::<f64>(n * n).map_err(cuda)?,
             s.alloc_zeros::<f64>(n * n).map_err(cuda)?,
@@ -314,6 +316,7 @@ impl Gpu {
             let mut counts = s.alloc_zeros::<i32>(ntiles).map_err(cuda)?;
             let mut keys = s.alloc_zeros::<i32>(items).map_err(cuda)?;
             let it = self.upload_and_prepare(job, rows, &g, &mut counts, &mut keys)?;
+            t.mark("upload+prep");
             let mut start = vec![0i32; ntiles + 1];
             for (k, c) in s.clone_dtoh(&counts).map_err(cuda)?.into_iter().enumerate() {
                 start[k + 1] = start[k] + c;
@@ -329,6 +332,7 @@ impl Gpu {
             );
             let mut fill = s.clone_htod(&start[..ntiles]).map_err(cuda)?;
             let mut sorted = DevItems::zeros(s, total)?;
+            t.mark("tile counts");
             let ni64 = items as i64;
             let mut l = s.launch_builder(&self.stack.tile_scatter);
             l.arg(&keys)
@@ -346,6 +350,7 @@ impl Gpu {
                 .arg(&mut sorted.pval);
             unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
             drop((it, keys));
+            t.mark("sort");
             let mut ww = s.alloc_zeros::<f64>(total).map_err(cuda)?;
             let nt64 = total as i64;
             for p in job.planes.touched(rows, g.support) {
@@ -359,6 +364,7 @@ impl Gpu {
                     .arg(&g.beta)
                     .arg(&mut ww);
                 unsafe { l.launch(launch_1d(total)?) }.map_err(cuda)?;
+                t.mark("w weights");
                 for (k, on) in [
                     (0usize, job.dirty_factor.is_some()),
                     (1, job.psf_factor.is_some()),
@@ -368,6 +374,7 @@ impl Gpu {
                     }
                     let vals = if k == 0 { &sorted.val } else { &sorted.pval };
                     s.memset_zeros(&mut plane).map_err(cuda)?;
+                    t.mark("clear");
                     let mut l = s.launch_builder(&self.grid);
                     l.arg(&mut plane)
                         .arg(&ngi)
@@ -386,10 +393,12 @@ impl Gpu {
                         shared_mem_bytes: 0,
                     };
                     unsafe { l.launch(cfg) }.map_err(cuda)?;
+                    t.mark("grid");
                     let mut l = s.launch_builder(&self.stack.checkerboard);
                     l.arg(&mut plane).arg(&ngi);
                     unsafe { l.launch(launch_1d(ng * ng)?) }.map_err(cuda)?;
                     self.with_fft(ng, |plan| self.fft_in_place(plan, &mut plane, -1))?;
+                    t.mark("fft");
                     let mut l = s.launch_builder(&self.stack.wscreen_add);
                     l.arg(&plane)
                         .arg(&ngi)
@@ -398,6 +407,7 @@ impl Gpu {
                         .arg(&wp)
                         .arg(&mut img[k]);
                     unsafe { l.launch(launch_1d(n * n)?) }.map_err(cuda)?;
+                    t.mark("screen");
                 }
             }
         }
@@ -407,6 +417,8 @@ impl Gpu {
             s.clone_dtoh(&p).map_err(cuda)?,
         );
         s.synchronize().map_err(cuda)?;
+        t.mark("download");
+        t.finish();
         Ok(out)
     }
 
@@ -430,6 +442,7 @@ impl Gpu {
             .min(i32::MAX as usize / nchan)
             .max(1);
         let s = &self.stream;
+        let mut t = Phases::start(s, "degrid_wstack");
         let d_pre = s.clone_htod(job.pre).map_err(cuda)?;
         let d_freqs = s.clone_htod(b.freqs).map_err(cuda)?;
         let mut plane = s.alloc_zeros::<double2>(ng * ng).map_err(cuda)?;
@@ -460,6 +473,7 @@ impl Gpu {
                 .arg(&sup);
             l.arg(&mut u).arg(&mut v).arg(&mut w);
             unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+            t.mark("upload+prep");
             let mut acc = s.alloc_zeros::<double2>(items).map_err(cuda)?;
             let mut tmp = s.alloc_zeros::<double2>(items).map_err(cuda)?;
             let mut ww = s.alloc_zeros::<f64>(items).map_err(cuda)?;
@@ -476,10 +490,12 @@ impl Gpu {
                     .arg(&ngi)
                     .arg(&mut plane);
                 unsafe { l.launch(launch_1d(n * n)?) }.map_err(cuda)?;
+                t.mark("screen");
                 self.with_fft(ng, |plan| self.fft_in_place(plan, &mut plane, 1))?;
                 let mut l = s.launch_builder(&self.stack.checkerboard);
                 l.arg(&mut plane).arg(&ngi);
                 unsafe { l.launch(launch_1d(ng * ng)?) }.map_err(cuda)?;
+                t.mark("fft");
                 let mut l = s.launch_builder(&self.stack.w_weights);
                 l.arg(&w)
                     .arg(&i64n)
@@ -488,6 +504,7 @@ impl Gpu {
                     .arg(&g.beta)
                     .arg(&mut ww);
                 unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+                t.mark("w weights");
                 let mut l = s.launch_builder(&self.degrid);
                 l.arg(&plane)
                     .arg(&ngi)
@@ -499,9 +516,11 @@ impl Gpu {
                     .arg(&g.beta)
                     .arg(&mut tmp);
                 unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+                t.mark("degrid");
                 let mut l = s.launch_builder(&self.stack.add_to);
                 l.arg(&mut acc).arg(&tmp).arg(&i64n);
                 unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+                t.mark("sum");
             }
             let mut d_out = s.alloc_zeros::<f32>(2 * items).map_err(cuda)?;
             let mut l = s.launch_builder(&self.stack.degrid_finish);
@@ -513,6 +532,7 @@ impl Gpu {
                 .arg(&nc)
                 .arg(&mut d_out);
             unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+            t.mark("finish");
             let host = s.clone_dtoh(&d_out).map_err(cuda)?;
             for (k, &r) in rows.iter().enumerate() {
                 let dst = &mut out[r as usize * nchan..(r as usize + 1) * nchan];
@@ -521,7 +541,9 @@ impl Gpu {
                     *o = Complex32::new(host[j], host[j + 1]);
                 }
             }
+            t.mark("download+scatter");
         }
+        t.finish();
         Ok(())
     }
 }

@@ -21,6 +21,8 @@ mod device_flag;
 mod device_minor;
 #[cfg(feature = "gpu")]
 mod device_stack;
+#[cfg(feature = "gpu")]
+mod device_timing;
 pub mod dft;
 pub mod flag_pass;
 pub mod flagging;
