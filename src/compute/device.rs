@@ -41,8 +41,9 @@ pub struct Gpu {
     /// costs more than filling it), with the rows and row length they were made for.
     pub(super) staging: std::sync::Mutex<Option<super::device_stack::Staging>>,
     name: String,
-    /// Bytes of device memory this rank's imaging, rephasing and calibration buffers may
-    /// use: three quarters of the rank's share.
+    /// Bytes of device memory this rank's imaging, rephasing and calibration buffers and
+    /// the caches kept between calls (`held_bytes`) may use: three quarters of the rank's
+    /// share.
     pub(super) budget: usize,
     /// Bytes the flagger's batches may use: the other quarter (the next group's flagging
     /// runs beside this group's imaging when prefetching, and the two never sum past the
@@ -145,6 +146,34 @@ impl Gpu {
             flag_budget,
             pci,
         })
+    }
+
+    /// Device bytes held between calls: the PSF caches (device_convolve's transforms,
+    /// device_minor's images) and the cuFFT plans' work areas (estimated at one plane of
+    /// the plan's size each). They sit inside the rank's budget: each call that sizes its
+    /// passes from the budget first takes them off (`work_budget`).
+    pub(super) fn held_bytes(&self) -> usize {
+        let psf_hats: usize = self
+            .psf_cache
+            .lock()
+            .map(|c| c.iter().map(|e| e.1.len() * 4).sum())
+            .unwrap_or(0);
+        let psf_images = self
+            .psf_images
+            .lock()
+            .map(|c| c.as_ref().map_or(0, |e| e.1.len() * 8))
+            .unwrap_or(0);
+        let plans: usize = self
+            .ffts
+            .lock()
+            .map(|p| p.iter().map(|e| e.0 * e.0 * 16).sum())
+            .unwrap_or(0);
+        psf_hats + psf_images + plans
+    }
+
+    /// The imaging budget less what the caches hold now.
+    pub(super) fn work_budget(&self) -> usize {
+        self.budget.saturating_sub(self.held_bytes())
     }
 
     /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting
@@ -409,13 +438,13 @@ impl Compute for Gpu {
         let plane = gains.n_times * gains.n_chan * gains.n_pol;
         let bytes_per_bl = plane * 12 + 8;
         let gain_bytes = gains.gains.len() * 17;
-        if gain_bytes + bytes_per_bl > self.budget {
+        let budget = self.work_budget();
+        if gain_bytes + bytes_per_bl > budget {
             // The gain grid alone does not fit the budget: the CPU twin does it.
             twins::apply_gains(vis, weight, gains, baselines);
             return Ok(());
         }
-        let per_chunk =
-            ((self.budget - gain_bytes) / bytes_per_bl).clamp(1, baselines.len().max(1));
+        let per_chunk = ((budget - gain_bytes) / bytes_per_bl).clamp(1, baselines.len().max(1));
         let g: Vec<f64> = gains
             .gains
             .iter()

@@ -264,6 +264,7 @@ mod tests {
             ("device_convolve.rs", include_str!("device_convolve.rs")),
             ("device_minor.rs", include_str!("device_minor.rs")),
             ("device_stack.rs", include_str!("device_stack.rs")),
+            ("device_timing.rs", include_str!("device_timing.rs")),
         ];
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/compute");
         for f in std::fs::read_dir(&dir).into_iter().flatten() {
