@@ -1,7 +1,7 @@
 // Calibration apply: V[bl][t][c][p] / (g_a conj(g_b)), weights times |g_a g_b|^2; a missing
 // gain (valid = 0) flags the sample (weight 0). Gains are per [t][antenna][chan][pol]
 // (double2 = re, im), interpolated in time on the host. One thread per visibility sample.
-// CPU twin: contimg::gpu::twins::apply_gains.
+// CPU twin: contimg::compute::twins::apply_gains.
 extern "C" __global__ void apply_gains(float2* vis, float* weight, const double2* gains, const unsigned char* valid,
                                        const int* ant1, const int* ant2, int nbl, int nt, int nchan, int npol, int nant) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;

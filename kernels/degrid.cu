@@ -3,7 +3,7 @@
 // pre-corrected on the host) and sums them with the separable exponential-of-semicircle
 // kernel, times the visibility's w-kernel weight; the host adds the planes and rotates
 // back to the data's phasing. Reads only: no atomics.
-// CPU twin: contimg::gpu::twins::degrid_points (same taps and order of summation).
+// CPU twin: contimg::compute::twins::degrid_points (same taps and order of summation).
 __device__ inline double es_phi_d(double x, double beta) {
     double t = 1.0 - x * x;
     return t > 0.0 ? exp(beta * (sqrt(t) - 1.0)) : 0.0;

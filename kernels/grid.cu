@@ -7,7 +7,7 @@
 // core — is split over several blocks, so no block holds up the launch), accumulates it in
 // shared memory with shared atomics, then adds it to the global grid once per tile cell
 // (no global atomic per kernel tap).
-// CPU twin: contimg::gpu::twins::grid_tiles (same taps; f64 accumulation order differs).
+// CPU twin: contimg::compute::twins::grid_tiles (same taps; f64 accumulation order differs).
 #define TILE 32
 #define MAXW 16
 
@@ -26,21 +26,38 @@ extern "C" __global__ void grid_tiles(double2* grid, int ng, const double* u_px,
     for (int i = threadIdx.x; i < span * span; i += blockDim.x) tile[i / span][i % span] = make_double2(0.0, 0.0);
     __syncthreads();
     double half = support * 0.5;
-    for (int j = seg_start[blockIdx.x] + threadIdx.x; j < seg_start[blockIdx.x + 1]; j += blockDim.x) {
-        double u = u_px[j], v = v_px[j];
-        int x0 = (int)ceil(u - half), y0 = (int)ceil(v - half);
-        double2 val = vis_w[j];
-        double ww = w_weight[j];
-        if (ww == 0.0) continue;  // outside this w-plane's kernel
-        for (int dy = 0; dy < support; ++dy) {
-            double ky = es_phi((y0 + dy - v) / half, beta) * ww;
-            int ly = y0 + dy - ty0;
-            for (int dx = 0; dx < support; ++dx) {
-                double kk = ky * es_phi((x0 + dx - u) / half, beta);
+    // A warp takes one visibility at a time and its lanes take the kernel's taps, lane l
+    // the column dx = l mod W and every (32 / W)-th row from l / W, so no two lanes of a
+    // warp add to the same cell; each warp of the block takes its own contiguous part of
+    // the segment, far from the others' (neighbouring items are neighbouring channels of
+    // one baseline, a cell or two apart). With a visibility per thread, a warp's threads
+    // held ~32 such neighbours and contended for the same cells: f64 atomics on shared
+    // memory are compare-and-swap loops. A block of one thread (the host shim) takes
+    // every tap of every item itself.
+    const int lanes = blockDim.x < 32 ? (int)blockDim.x : 32;
+    const int lane = threadIdx.x % lanes, warp = threadIdx.x / lanes, warps = blockDim.x / lanes;
+    const int cols = support < lanes ? support : lanes, rows = lanes / cols;
+    if (warp < warps && lane < rows * cols) {
+        int seg0 = seg_start[blockIdx.x], seg1 = seg_start[blockIdx.x + 1];
+        int per = (seg1 - seg0 + warps - 1) / warps;
+        int j1 = min(seg1, seg0 + (warp + 1) * per);
+        for (int j = seg0 + warp * per; j < j1; ++j) {
+            double ww = w_weight[j];
+            if (ww == 0.0) continue;  // outside this w-plane's kernel
+            double u = u_px[j], v = v_px[j];
+            int x0 = (int)ceil(u - half), y0 = (int)ceil(v - half);
+            double2 val = vis_w[j];
+            for (int dx = lane % cols; dx < support; dx += cols) {
                 int lx = x0 + dx - tx0;
-                if (lx < 0 || ly < 0 || lx >= span || ly >= span) continue;
-                atomicAdd(&tile[ly][lx].x, val.x * kk);
-                atomicAdd(&tile[ly][lx].y, val.y * kk);
+                if (lx < 0 || lx >= span) continue;
+                double kx = es_phi((x0 + dx - u) / half, beta);
+                for (int dy = lane / cols; dy < support; dy += rows) {
+                    int ly = y0 + dy - ty0;
+                    if (ly < 0 || ly >= span) continue;
+                    double kk = es_phi((y0 + dy - v) / half, beta) * ww * kx;
+                    atomicAdd(&tile[ly][lx].x, val.x * kk);
+                    atomicAdd(&tile[ly][lx].y, val.y * kk);
+                }
             }
         }
     }

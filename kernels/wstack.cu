@@ -3,7 +3,7 @@
 // sorting them into the gridding tiles, each plane's w-kernel weights, the centring sign
 // of the transforms, and the w-screens between the planes and the image. The transforms
 // themselves are cuFFT's (Z2Z, unnormalised, as rustfft's).
-// CPU twins: contimg::gpu::twins (grid_prep, tile_order, w_weights, checkerboard,
+// CPU twins: contimg::compute::twins (grid_prep, tile_order, w_weights, checkerboard,
 // wscreen_add, wscreen_fill, degrid_prep, degrid_finish), composed in twins::wstack and
 // twins::unstack and checked against the CPU gridder and degridder.
 #include "common.cuh"

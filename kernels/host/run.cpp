@@ -12,14 +12,23 @@
 //                 f64 hinv[nt nt], i32 xs[len], i32 ys[len], f64 vals[nt len],
 //                 f64 psf[(2 nt - 1) (2n)^2] -> i32 done[2], f64 subtracted,
 //                 i32 comp_k[done[0]], f64 comp_f[done[0] nt]
+//   grid:         i64 ng, i64 n, i64 segments, i64 tiles_x, i64 support, f64 beta,
+//                 f64 u_px[n], f64 v_px[n], f64 vis_w[2 n], f64 w_weight[n] (sorted by
+//                 tile), i32 seg_tile[segments], i32 seg_start[segments + 1]
+//                 -> f64 grid[2 ng ng]
+// A second argument, the threads a block, runs the blocks of the block-wide kernels
+// (plane_noise, clark_minor, grid_tiles) with that many concurrent threads, as the device
+// launches them (default 1: each block as one thread).
 #include "shim.h"
 #include "../residuals.cu"
 #include "../sir.cu"
 #include "../sumthreshold.cu"
 #include "../background.cu"
 #include "../minor.cu"
+#include "../grid.cu"
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -29,6 +38,16 @@ template <class T> static std::vector<T> get(size_t n) {
     return v;
 }
 template <class T> static T get1() { return get<T>(1)[0]; }
+static unsigned int block_threads = 1;
+
+// The blocks of a block-wide kernel, with block_threads threads each.
+template <class F> static void run_block_kernel(long long blocks, F kernel) {
+    if (block_threads > 1)
+        run_blocks_threaded(blocks, block_threads, kernel);
+    else
+        run_blocks(blocks, kernel);
+}
+
 template <class T> static void put(const std::vector<T>& v) { std::fwrite(v.data(), sizeof(T), v.size(), stdout); }
 
 static void noise() {
@@ -38,7 +57,7 @@ static void noise() {
     auto mask = get<unsigned char>(n);
     std::vector<double> sigma(planes);
     std::vector<unsigned char> used(planes);
-    run_blocks(planes, [&] { plane_noise(values.data(), bg.data(), mask.data(), tf, (int)planes, sigma.data(), used.data()); });
+    run_block_kernel(planes, [&] { plane_noise(values.data(), bg.data(), mask.data(), tf, (int)planes, sigma.data(), used.data()); });
     run_blocks(n, [&] { normalise(values.data(), bg.data(), sigma.data(), used.data(), tf, n); });
     put(sigma);
     put(used);
@@ -125,7 +144,7 @@ static void minor() {
     auto psf = get<double>((2 * nt - 1) * m * m);
     std::vector<int> done(2), comp_k(max_iter);
     std::vector<double> comp_f(max_iter * nt);
-    run_blocks(1, [&] {
+    run_block_kernel(1, [&] {
         clark_minor(vals.data(), len, (int)nt, xs.data(), ys.data(), psf.data(), m, n, hinv.data(), rules.data(),
                     (int)max_iter, state.data(), done.data(), comp_k.data(), comp_f.data());
     });
@@ -137,16 +156,36 @@ static void minor() {
     put(comp_f);
 }
 
+static void grid() {
+    long long ng = get1<long long>(), n = get1<long long>(), segments = get1<long long>();
+    long long tiles_x = get1<long long>(), support = get1<long long>();
+    double beta = get1<double>();
+    auto u = get<double>(n);
+    auto v = get<double>(n);
+    auto vis = get<double>(2 * n);
+    auto ww = get<double>(n);
+    auto seg_tile = get<int>(segments);
+    auto seg_start = get<int>(segments + 1);
+    std::vector<double> plane(2 * ng * ng);
+    run_block_kernel(segments, [&] {
+        grid_tiles((double2*)plane.data(), (int)ng, u.data(), v.data(), (const double2*)vis.data(), ww.data(),
+                   seg_tile.data(), seg_start.data(), (int)tiles_x, (int)support, beta);
+    });
+    put(plane);
+}
+
 int main(int argc, char** argv) {
     std::string what = argc > 1 ? argv[1] : "";
+    if (argc > 2) block_threads = (unsigned int)std::atoi(argv[2]);
     try {
         if (what == "noise") noise();
         else if (what == "sir") sir();
         else if (what == "sumthreshold") sumthreshold();
         else if (what == "background") background();
         else if (what == "minor") minor();
+        else if (what == "grid") grid();
         else {
-            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background|minor < input > output\n");
+            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background|minor|grid [threads] < input > output\n");
             return 2;
         }
     } catch (const std::string& e) {

@@ -1,34 +1,60 @@
-// Host shim for running contimg's kernels serially on the CPU (tests only: see
-// kernels/host/run.cpp). Each block runs with one thread, so the block-wide loops, shared
-// memory and atomics of a kernel reduce to plain sequential code: this checks a kernel's
-// logic and arithmetic against its twin without a GPU; races need the device tests.
+// Host shim for running contimg's kernels on the CPU (tests only: see kernels/host/run.cpp).
+// A launch runs its blocks one after another; a block runs either as one thread (the
+// block-wide loops, shared memory and atomics then reduce to plain sequential code: the
+// kernel's logic and arithmetic against its twin) or as the device would launch it, one
+// std::thread per CUDA thread with a barrier for __syncthreads (the block's cooperation:
+// reductions, shared memory between barriers, atomics; a __syncthreads that not every
+// thread reaches hangs, which the test runner's time limit turns into a failure). Warps
+// are not modelled: a kernel must not rely on lock-step execution.
 #pragma once
+#include <algorithm>
+#include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 using std::fabs;
 using std::fmax;
 using std::fmin;
 using std::isfinite;
+using std::max;
+using std::min;
 
 #define __global__
 #define __device__
 #define __forceinline__ inline
+// One copy per kernel function, shared by the block's threads (blocks run one at a time).
 #define __shared__ static
 
 struct HostDim {
     unsigned int x = 0, y = 0, z = 0;
 };
-static HostDim threadIdx, blockIdx, blockDim;
+// Each CUDA thread is a std::thread with its own index; the block's index and size are
+// set before its threads start.
+static thread_local HostDim threadIdx;
+static HostDim blockIdx, blockDim;
+static std::barrier<>* host_block_barrier = nullptr;
+static std::mutex host_atomic_lock;
 
-inline void __syncthreads() {}
+struct double2 {
+    double x, y;
+};
+inline double2 make_double2(double x, double y) { return double2{x, y}; }
+
+inline void __syncthreads() {
+    if (host_block_barrier) host_block_barrier->arrive_and_wait();
+}
 template <class T> T atomicAdd(T* a, T v) {
+    std::lock_guard<std::mutex> g(host_atomic_lock);
     T old = *a;
     *a += v;
     return old;
 }
 template <class T> T atomicMax(T* a, T v) {
+    std::lock_guard<std::mutex> g(host_atomic_lock);
     T old = *a;
     if (v > old) *a = v;
     return old;
@@ -52,6 +78,27 @@ template <class F> void run_blocks(long long blocks, F kernel) {
         blockIdx.x = (unsigned int)b;
         kernel();
     }
+}
+
+// Runs `kernel` for blocks 0..blocks-1 of `threads` concurrent threads each, as a launch
+// of that block size.
+template <class F> void run_blocks_threaded(long long blocks, unsigned int threads, F kernel) {
+    blockDim.x = threads;
+    std::barrier<> barrier((std::ptrdiff_t)threads);
+    host_block_barrier = &barrier;
+    for (long long b = 0; b < blocks; ++b) {
+        blockIdx.x = (unsigned int)b;
+        std::vector<std::thread> pool;
+        pool.reserve(threads);
+        for (unsigned int t = 0; t < threads; ++t)
+            pool.emplace_back([&kernel, t] {
+                threadIdx.x = t;
+                kernel();
+            });
+        for (auto& th : pool) th.join();
+    }
+    host_block_barrier = nullptr;
+    blockDim.x = 1;
 }
 
 // Round-to-nearest double products and sums (never fused with a neighbour: plain

@@ -54,8 +54,6 @@ const PASS_BYTES: usize = 48;
 const SUMTHRESHOLD_BYTES: usize = 6;
 /// Device bytes per sample of SIR: the flags before, two dilations, one f64 of scratch.
 const SIR_BYTES: usize = 12;
-/// Threads of residuals.cu's plane_noise (one block per plane).
-const NOISE_THREADS: u32 = 256;
 
 /// Sigma per plane, used per plane, the residuals (noise_kernels).
 #[cfg(test)]
@@ -219,7 +217,7 @@ impl Gpu {
             .arg(&mut d_used);
         let cfg = LaunchConfig {
             grid_dim: (planes as u32, 1, 1),
-            block_dim: (NOISE_THREADS, 1, 1),
+            block_dim: (super::flag_pass::NOISE_THREADS, 1, 1),
             shared_mem_bytes: 0,
         };
         unsafe { b.launch(cfg) }.map_err(cuda)?;

@@ -16,11 +16,6 @@ pub(crate) type PsfImages = Option<(Vec<u64>, CudaSlice<f64>)>;
 /// takes further launches, each resuming from the values the last one left.
 const ITERATIONS_PER_LAUNCH: usize = 1 << 16;
 
-/// Threads of the one block: a power of two, at most 1024 (kernels/minor.cu).
-fn threads(len: usize) -> u32 {
-    len.next_power_of_two().clamp(32, 1024) as u32
-}
-
 impl Gpu {
     /// Compute::minor_cycle on the device.
     pub(super) fn minor_dev(&self, job: &MinorJob) -> Result<MinorOut, GpuError> {
@@ -72,7 +67,7 @@ impl Gpu {
         let mut d_f = s.alloc_zeros::<f64>(per * nt).map_err(cuda)?;
         let cfg = LaunchConfig {
             grid_dim: (1, 1, 1),
-            block_dim: (threads(len), 1, 1),
+            block_dim: (super::minor::block_threads(len), 1, 1),
             shared_mem_bytes: 0,
         };
         let (len_l, nt_i, m_l, n_l) = (len as i64, nt as i32, m as i64, job.n as i64);

@@ -7,6 +7,9 @@
 use super::{Compute, GpuError, Schedule, Smoothing};
 use rayon::prelude::*;
 
+/// Threads of a block of residuals.cu's plane_noise (one block a plane).
+pub const NOISE_THREADS: u32 = 256;
+
 /// A batch of consecutive nt x nf planes to flag.
 pub struct FlagPass<'a> {
     pub nt: usize,

@@ -1,5 +1,5 @@
 use super::*;
-use crate::compute::host_kernels::{host_kernels, run_host};
+use crate::compute::host_kernels::{host_kernels, run_host, run_host_threads};
 use crate::compute::vectors;
 
 #[test]
@@ -99,7 +99,8 @@ fn composed_pass_equals_its_steps() {
 }
 
 /// The kernels of residuals.cu and sir.cu, compiled for the host through kernels/host
-/// (one thread a block) and run on the shared vectors, give the twins' results bit for bit.
+/// (one thread a block, and plane_noise also with the device's block of concurrent
+/// threads) and run on the shared vectors, give the twins' results bit for bit.
 #[test]
 fn noise_and_sir_kernels_run_on_the_host_match_the_vectors() {
     let Some(run) = host_kernels() else { return };
@@ -111,25 +112,29 @@ fn noise_and_sir_kernels_run_on_the_host_match_the_vectors() {
     v.values.iter().for_each(|x| input.extend(x.to_le_bytes()));
     v.bg.iter().for_each(|x| input.extend(x.to_le_bytes()));
     input.extend(v.mask.iter().map(|&m| u8::from(m)));
-    let out = run_host(&run, "noise", &input);
-    assert_eq!(out.len(), planes * 9 + v.values.len() * 4);
-    let f64_at = |k: usize| f64::from_le_bytes(out[k * 8..k * 8 + 8].try_into().unwrap());
-    for p in 0..planes {
+    // As one thread a block, and as the device launches plane_noise.
+    for threads in [1, super::NOISE_THREADS as usize] {
+        let out = run_host_threads(&run, "noise", threads, &input);
+        assert_eq!(out.len(), planes * 9 + v.values.len() * 4);
+        let f64_at = |k: usize| f64::from_le_bytes(out[k * 8..k * 8 + 8].try_into().unwrap());
+        for p in 0..planes {
+            assert_eq!(
+                f64_at(p).to_bits(),
+                v.expected_sigma[p].unwrap_or(0.0).to_bits(),
+                "plane {p}"
+            );
+            assert_eq!(out[planes * 8 + p] != 0, v.expected_used[p], "plane {p}");
+        }
+        let res: Vec<u32> = out[planes * 9..]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(
-            f64_at(p).to_bits(),
-            v.expected_sigma[p].unwrap_or(0.0).to_bits(),
-            "plane {p}"
+            res,
+            v.expected.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            "{threads} threads a block"
         );
-        assert_eq!(out[planes * 8 + p] != 0, v.expected_used[p], "plane {p}");
     }
-    let res: Vec<u32> = out[planes * 9..]
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    assert_eq!(
-        res,
-        v.expected.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-    );
 
     let s = vectors::sir();
     let planes = s.flags.len() / (s.nt * s.nf);

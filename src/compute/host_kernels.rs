@@ -1,6 +1,7 @@
 //! The kernels of `kernels/*.cu` run on the host through `kernels/host/shim.h` (tests
-//! only): `kernels/host/run.cpp` launches them as the device backend does, one thread a
-//! block, reading and writing binary records on its standard streams.
+//! only): `kernels/host/run.cpp` launches them as the device backend does, reading and
+//! writing binary records on its standard streams; the block-wide kernels either as one
+//! thread a block or with the device's block size, one std::thread per CUDA thread.
 
 /// kernels/host/run.cpp built with the system's C++ compiler (scripts/setup.sh installs
 /// g++) from the sources embedded in the test (the tree need not be at hand, as on a GPU
@@ -25,13 +26,14 @@ pub(crate) fn host_kernels() -> Option<std::path::PathBuf> {
         ),
         ("background.cu", include_str!("../../kernels/background.cu")),
         ("minor.cu", include_str!("../../kernels/minor.cu")),
+        ("grid.cu", include_str!("../../kernels/grid.cu")),
     ] {
         std::fs::write(dir.join(path), text).unwrap();
     }
     let exe = dir.join("run");
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
     let status = std::process::Command::new(&cxx)
-        .args(["-std=c++17", "-O1", "-ffp-contract=off", "-o"])
+        .args(["-std=c++20", "-pthread", "-O1", "-ffp-contract=off", "-o"])
         .arg(&exe)
         .arg(dir.join("host/run.cpp"))
         .status();
@@ -49,16 +51,55 @@ pub(crate) fn host_kernels() -> Option<std::path::PathBuf> {
     }
 }
 
+/// The longest a host run may take: a kernel whose __syncthreads not every thread of
+/// the block reaches would otherwise hang the test.
+const HOST_RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `exe what` on `input`: its output (each block as one thread).
 pub(crate) fn run_host(exe: &std::path::Path, what: &str, input: &[u8]) -> Vec<u8> {
-    use std::io::Write;
+    run_host_threads(exe, what, 1, input)
+}
+
+/// `exe what threads` on `input`: its output, the block-wide kernels' blocks run with
+/// `threads` concurrent threads each.
+pub(crate) fn run_host_threads(
+    exe: &std::path::Path,
+    what: &str,
+    threads: usize,
+    input: &[u8],
+) -> Vec<u8> {
+    use std::io::{Read, Write};
     let mut child = std::process::Command::new(exe)
         .arg(what)
+        .arg(threads.to_string())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{what}: {:?}", out.status);
-    out.stdout
+    // Written and read on their own threads: the pipes are small and the run is timed.
+    let (mut stdin, mut stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).map(|_| out)
+    });
+    let until = std::time::Instant::now() + HOST_RUN_LIMIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} with {threads} threads a block still ran after {} s (a barrier not every thread reaches?)",
+                HOST_RUN_LIMIT.as_secs()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(status.success(), "{what} ({threads} threads): {status:?}");
+    writer.join().unwrap().unwrap();
+    reader.join().unwrap().unwrap()
 }

@@ -11,6 +11,12 @@
 
 use rayon::prelude::*;
 
+/// Threads of kernels/minor.cu's one block for a list of `len` pixels: a power of two, at
+/// least a warp, at most 1024.
+pub fn block_threads(len: usize) -> u32 {
+    len.next_power_of_two().clamp(32, 1024) as u32
+}
+
 /// Where a minor cycle stops once it has subtracted `subtracted` Jy (the sum of its term-0
 /// components' |flux|): the major-cycle limit `mgain_stop` or, with `deep`, where
 /// `deep x subtracted` reaches it first; never below `floor` (see imaging::clark::Round).
@@ -401,9 +407,10 @@ pub(crate) mod tests {
         assert!(job(n, &far, &vals, &p, &hinv, 5).check().is_err());
     }
 
-    /// kernels/minor.cu run on the host (one thread, through kernels/host/shim.h): its
-    /// components and sum equal the twin's to the last bit, with and without `deep`, the
-    /// list threshold or the iteration count ending the round.
+    /// kernels/minor.cu run on the host (through kernels/host/shim.h, as one thread and
+    /// with the device's block of `block_threads` concurrent threads): its components and
+    /// sum equal the twin's to the last bit, with and without `deep`, the list threshold or
+    /// the iteration count ending the round.
     #[test]
     fn kernel_run_on_the_host_equals_the_twin() {
         let Some(run) = crate::compute::host_kernels::host_kernels() else {
@@ -439,26 +446,33 @@ pub(crate) mod tests {
             for x in vals.iter().flatten().chain(psfs.iter().flatten()) {
                 input.extend(x.to_le_bytes());
             }
-            let out = crate::compute::host_kernels::run_host(&run, "minor", &input);
-            let int = |o: usize| i32::from_le_bytes(out[o..o + 4].try_into().unwrap());
-            let float = |o: usize| f64::from_le_bytes(out[o..o + 8].try_into().unwrap());
-            let ran = int(0) as usize;
-            assert_eq!(ran, want.comps.len(), "{len} pixels, {nt} terms");
-            assert_eq!(
-                int(4) == 1,
-                ran < iters,
-                "{len} pixels, {nt} terms: stop flag"
-            );
-            assert_eq!(float(8).to_bits(), want.subtracted.to_bits());
-            let fs = 16 + 4 * ran;
-            for (i, (k, f)) in want.comps.iter().enumerate() {
-                assert_eq!(int(16 + 4 * i) as u32, *k, "iteration {i}");
-                for (t, f) in f.iter().enumerate() {
-                    assert_eq!(
-                        float(fs + 8 * (i * nt + t)).to_bits(),
-                        f.to_bits(),
-                        "iteration {i} term {t}"
-                    );
+            for threads in [1, block_threads(len) as usize] {
+                let out =
+                    crate::compute::host_kernels::run_host_threads(&run, "minor", threads, &input);
+                let int = |o: usize| i32::from_le_bytes(out[o..o + 4].try_into().unwrap());
+                let float = |o: usize| f64::from_le_bytes(out[o..o + 8].try_into().unwrap());
+                let ran = int(0) as usize;
+                assert_eq!(
+                    ran,
+                    want.comps.len(),
+                    "{len} pixels, {nt} terms, {threads} threads"
+                );
+                assert_eq!(
+                    int(4) == 1,
+                    ran < iters,
+                    "{len} pixels, {nt} terms: stop flag"
+                );
+                assert_eq!(float(8).to_bits(), want.subtracted.to_bits());
+                let fs = 16 + 4 * ran;
+                for (i, (k, f)) in want.comps.iter().enumerate() {
+                    assert_eq!(int(16 + 4 * i) as u32, *k, "iteration {i}");
+                    for (t, f) in f.iter().enumerate() {
+                        assert_eq!(
+                            float(fs + 8 * (i * nt + t)).to_bits(),
+                            f.to_bits(),
+                            "iteration {i} term {t}"
+                        );
+                    }
                 }
             }
         }

@@ -586,6 +586,65 @@ mod tests {
         );
     }
 
+    /// kernels/grid.cu run on the host (through kernels/host/shim.h), its inputs sorted
+    /// into tiles and segments as the device's are: as one thread a block and as the
+    /// device launches it (256 concurrent threads sharing the tile in shared memory), in
+    /// small segments (crowded tiles split over several blocks) and in large ones.
+    #[test]
+    fn grid_kernel_run_on_the_host_matches_the_vectors() {
+        use crate::compute::stack::{segments, tile_key, tile_order, TILE};
+        let Some(run) = crate::compute::host_kernels::host_kernels() else {
+            return;
+        };
+        let v = grid();
+        let tiles_x = v.ng.div_ceil(TILE);
+        let keys: Vec<i32> = (0..v.u_px.len())
+            .map(|j| tile_key(v.u_px[j], v.v_px[j], v.support, tiles_x) as i32)
+            .collect();
+        let (start, order) = tile_order(&keys, tiles_x * tiles_x);
+        for (segment, threads) in [(16, 1), (16, 256), (200, 256)] {
+            let (seg_tile, seg_start) = segments(&start, segment);
+            let mut input = Vec::new();
+            for x in [v.ng, v.u_px.len(), seg_tile.len(), tiles_x, v.support] {
+                input.extend((x as i64).to_le_bytes());
+            }
+            input.extend(v.beta.to_le_bytes());
+            let pick = |f: &dyn Fn(usize) -> Vec<f64>| -> Vec<u8> {
+                order
+                    .iter()
+                    .flat_map(|&j| f(j))
+                    .flat_map(f64::to_le_bytes)
+                    .collect()
+            };
+            input.extend(pick(&|j| vec![v.u_px[j]]));
+            input.extend(pick(&|j| vec![v.v_px[j]]));
+            input.extend(pick(&|j| vec![v.vis_w[j].re, v.vis_w[j].im]));
+            input.extend(pick(&|j| vec![v.w_weight[j]]));
+            for x in seg_tile.iter().chain(&seg_start) {
+                input.extend(x.to_le_bytes());
+            }
+            let out = crate::compute::host_kernels::run_host_threads(&run, "grid", threads, &input);
+            let got: Vec<Complex64> = out
+                .chunks_exact(16)
+                .map(|c| {
+                    let f = |k: usize| f64::from_le_bytes(c[k..k + 8].try_into().unwrap());
+                    Complex64::new(f(0), f(8))
+                })
+                .collect();
+            assert_eq!(got.len(), v.expected.len());
+            let err = got
+                .iter()
+                .zip(&v.expected)
+                .map(|(a, b)| (a - b).norm())
+                .fold(0f64, f64::max);
+            assert!(
+                err < 1e-12,
+                "segments of {segment}, {threads} threads: max error {err}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(run.parent().unwrap());
+    }
+
     #[test]
     fn grid_twin_matches_the_vectors() {
         let v = grid();
