@@ -16,6 +16,12 @@
 //                 f64 u_px[n], f64 v_px[n], f64 vis_w[2 n], f64 w_weight[n] (sorted by
 //                 tile), i32 seg_tile[segments], i32 seg_start[segments + 1]
 //                 -> f64 grid[2 ng ng]
+//   psf_hat:      i64 m, f64 psf[m m] -> f32 hat[2 m m] (real_to_complex, the centred
+//                 transform, narrow_complex: device_convolve.rs's psf_hat_dev)
+//   convolve:     i64 n, i64 terms, i64 count[terms], then per term i64 idx[count],
+//                 f64 flux[count]; f32 hats[(2 terms - 1) 2 m m] (m = 2n)
+//                 -> f64 out[terms n n] (device_convolve.rs's convolve_dev)
+// cuFFT's transforms are a direct 2-D DFT here (rows, then columns; exact twiddles).
 // A second argument, the threads a block, runs the blocks of the block-wide kernels
 // (plane_noise, clark_minor, grid_tiles) with that many concurrent threads, as the device
 // launches them (default 1: each block as one thread).
@@ -26,6 +32,8 @@
 #include "../background.cu"
 #include "../minor.cu"
 #include "../grid.cu"
+#include "../convolve.cu"
+#include "../wstack.cu"
 
 #include <cstdio>
 #include <cstdlib>
@@ -174,6 +182,80 @@ static void grid() {
     put(plane);
 }
 
+// cuFFT's unnormalised Z2Z transform of an m x m plane in place (direction -1 forward,
+// +1 inverse), as a direct DFT along rows and then columns.
+static void dft2(std::vector<double2>& g, long long m, int direction) {
+    std::vector<double> c(m), sn(m);
+    for (long long k = 0; k < m; ++k) {
+        double a = CONTIMG_TWO_PI * (double)k / (double)m;
+        c[k] = std::cos(a);
+        sn[k] = direction * std::sin(a);
+    }
+    std::vector<double2> line(m), out(m);
+    for (int axis = 0; axis < 2; ++axis) {
+        for (long long l = 0; l < m; ++l) {
+            auto at = [&](long long i) -> double2& { return axis == 0 ? g[l * m + i] : g[i * m + l]; };
+            for (long long i = 0; i < m; ++i) line[i] = at(i);
+            for (long long k = 0; k < m; ++k) {
+                double re = 0.0, im = 0.0;
+                for (long long i = 0; i < m; ++i) {
+                    long long q = (i * k) % m;
+                    re += line[i].x * c[q] - line[i].y * sn[q];
+                    im += line[i].x * sn[q] + line[i].y * c[q];
+                }
+                out[k] = make_double2(re, im);
+            }
+            for (long long i = 0; i < m; ++i) at(i) = out[i];
+        }
+    }
+}
+
+// The centred transform (Gpu::centred_fft_in_place): checkerboard, transform, checkerboard.
+static void centred_dft2(std::vector<double2>& g, long long m, int direction) {
+    run_blocks((long long)m * m, [&] { checkerboard(g.data(), (int)m); });
+    dft2(g, m, direction);
+    run_blocks((long long)m * m, [&] { checkerboard(g.data(), (int)m); });
+}
+
+static void psf_hat() {
+    long long m = get1<long long>(), mm = m * m;
+    auto psf = get<double>(mm);
+    std::vector<double2> g(mm);
+    run_blocks(mm, [&] { real_to_complex(g.data(), psf.data(), mm); });
+    centred_dft2(g, m, -1);
+    std::vector<float> hat(2 * mm);
+    run_blocks(mm, [&] { narrow_complex(hat.data(), g.data(), mm); });
+    put(hat);
+}
+
+static void convolve() {
+    long long n = get1<long long>(), terms = get1<long long>(), m = 2 * n, mm = m * m;
+    auto count = get<long long>(terms);
+    std::vector<std::vector<double2>> comp_hats;
+    for (long long t = 0; t < terms; ++t) {
+        auto idx = get<long long>(count[t]);
+        auto flux = get<double>(count[t]);
+        std::vector<double2> g(mm);
+        run_blocks(count[t], [&] {
+            place_components(g.data(), (int)m, (int)n, idx.data(), flux.data(), (int)count[t]);
+        });
+        centred_dft2(g, m, -1);
+        comp_hats.push_back(std::move(g));
+    }
+    auto hats = get<float>((2 * terms - 1) * 2 * mm);
+    std::vector<double> out(terms * n * n);
+    for (long long tp = 0; tp < terms; ++tp) {
+        std::vector<double2> acc(mm);
+        for (long long t = 0; t < terms; ++t) {
+            const float2* p = (const float2*)(hats.data() + (t + tp) * 2 * mm);
+            run_blocks(mm, [&] { multiply_accumulate(acc.data(), comp_hats[t].data(), p, mm); });
+        }
+        centred_dft2(acc, m, 1);
+        run_blocks(n * n, [&] { centre_real(acc.data(), (int)m, (int)n, 1.0 / (double)mm, out.data() + tp * n * n); });
+    }
+    put(out);
+}
+
 int main(int argc, char** argv) {
     std::string what = argc > 1 ? argv[1] : "";
     if (argc > 2) block_threads = (unsigned int)std::atoi(argv[2]);
@@ -184,8 +266,10 @@ int main(int argc, char** argv) {
         else if (what == "background") background();
         else if (what == "minor") minor();
         else if (what == "grid") grid();
+        else if (what == "psf_hat") psf_hat();
+        else if (what == "convolve") convolve();
         else {
-            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background|minor|grid [threads] < input > output\n");
+            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background|minor|grid|psf_hat|convolve [threads] < input > output\n");
             return 2;
         }
     } catch (const std::string& e) {

@@ -43,6 +43,12 @@ struct double2 {
     double x, y;
 };
 inline double2 make_double2(double x, double y) { return double2{x, y}; }
+struct float2 {
+    float x, y;
+};
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
+// Round to nearest, as the device's intrinsic (the host's default rounding mode).
+inline float __double2float_rn(double x) { return (float)x; }
 
 inline void __syncthreads() {
     if (host_block_barrier) host_block_barrier->arrive_and_wait();

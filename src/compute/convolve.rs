@@ -107,3 +107,104 @@ pub fn convolve_cpu(comps: &[Vec<(usize, f64)>], hats: &[&PsfHat], n: usize) -> 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::host_kernels::{host_kernels, run_host};
+
+    fn psf(m: usize, k: usize) -> Vec<f64> {
+        (0..m * m)
+            .map(|i| ((i * (k + 3)) as f64 * 0.013).sin() / (1.0 + k as f64))
+            .collect()
+    }
+
+    /// kernels/convolve.cu (with wstack.cu's checkerboard) run on the host as
+    /// device_convolve.rs composes them, a direct DFT standing in for cuFFT: the PSF
+    /// transform equals PsfHat::new's to f32 rounding, and one and two spectral terms'
+    /// round convolutions equal convolve_cpu's on the same f32 transforms to 2e-14 of
+    /// their peak (5.6e-15 seen: the DFT's rounding against rustfft's).
+    #[test]
+    fn kernels_run_on_the_host_as_the_device_composes_them() {
+        let Some(run) = host_kernels() else { return };
+        let n = 24;
+        let m = 2 * n;
+        let psfs: Vec<PsfHat> = (0..3).map(|k| PsfHat::new(&psf(m, k), m)).collect();
+        // The PSF's transform.
+        let mut input: Vec<u8> = (m as i64).to_le_bytes().to_vec();
+        psf(m, 1).iter().for_each(|x| input.extend(x.to_le_bytes()));
+        let out = run_host(&run, "psf_hat", &input);
+        let got: Vec<f32> = out
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let want: Vec<f32> = psfs[1].hat.iter().flat_map(|c| [c.re, c.im]).collect();
+        // Both narrow an f64 transform to f32 (a direct DFT's here, rustfft's there): a value
+        // may round the other way, by one f32 step at most, and values that cancel to near
+        // zero differ by the transforms' f64 rounding (~1e-17 of the peak).
+        assert_eq!(got.len(), want.len());
+        let peak = want.iter().fold(0f32, |a, x| a.max(x.abs()));
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= f32::EPSILON * b.abs() + 1e-15 * peak,
+                "PSF transform value {i}: {a} against {b}"
+            );
+        }
+        // The round convolutions, one and two terms (components on the image's edges too).
+        for nt in [1usize, 2] {
+            let comps: Vec<Vec<(usize, f64)>> = (0..nt)
+                .map(|t| {
+                    let mut c: Vec<(usize, f64)> = (0..40)
+                        .map(|k| {
+                            (
+                                (k * 37 + 11 * t + 5) % (n * n),
+                                0.2 * ((k + t) as f64).cos(),
+                            )
+                        })
+                        .collect();
+                    c.push((0, 0.7));
+                    c.push((n * n - 1, -0.4));
+                    c
+                })
+                .collect();
+            let hats: Vec<&PsfHat> = psfs.iter().take(2 * nt - 1).collect();
+            let want = convolve_cpu(&comps, &hats, n);
+            let mut input = Vec::new();
+            for x in [n, nt] {
+                input.extend((x as i64).to_le_bytes());
+            }
+            comps
+                .iter()
+                .for_each(|c| input.extend((c.len() as i64).to_le_bytes()));
+            for c in &comps {
+                c.iter()
+                    .for_each(|p| input.extend((p.0 as i64).to_le_bytes()));
+                c.iter().for_each(|p| input.extend(p.1.to_le_bytes()));
+            }
+            for h in &hats {
+                h.hat.iter().for_each(|c| {
+                    input.extend(c.re.to_le_bytes());
+                    input.extend(c.im.to_le_bytes());
+                });
+            }
+            let out = run_host(&run, "convolve", &input);
+            assert_eq!(out.len(), nt * n * n * 8, "{nt} terms");
+            for (tp, w) in want.iter().enumerate() {
+                let scale = w.iter().fold(0f64, |a, x| a.max(x.abs()));
+                let err = w
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| {
+                        let o = (tp * n * n + i) * 8;
+                        (f64::from_le_bytes(out[o..o + 8].try_into().unwrap()) - x).abs()
+                    })
+                    .fold(0f64, f64::max);
+                assert!(
+                    scale > 0.1 && err <= 2e-14 * scale,
+                    "{nt} terms, residual term {tp}: {err} of {scale}"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(run.parent().unwrap());
+    }
+}
