@@ -73,7 +73,7 @@ impl Gpu {
         if n <= 0 {
             return Err(NoGpu::NoDevice);
         }
-        let ordinal = local_rank % n as usize;
+        let ordinal = super::device_ordinal(local_rank, n as usize);
         let on_device = |e| NoGpu::Device {
             ordinal,
             source: cuda(e),
@@ -100,15 +100,7 @@ impl Gpu {
         let clark_minor = load("minor.cu", "clark_minor")?;
         let stack = super::device_stack::StackKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(on_device)?;
-        // Ranks on this device: those with the same local rank modulo the device count.
-        let sharing = (local_size.saturating_sub(ordinal))
-            .div_ceil(n as usize)
-            .max(1);
-        let share = if mem_gib > 0.0 {
-            (mem_gib * (1u64 << 30) as f64) as usize
-        } else {
-            free / 10 * 8 / sharing
-        };
+        let share = super::rank_share(ordinal, local_size, n as usize, free, mem_gib);
         let (budget, flag_budget) = (share - share / 4, share / 4);
         let dev_name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
         let name = format!("gpu {ordinal} ({dev_name}, sm_{major}{minor}, {:.1} of {:.1} GiB free, budget {:.1} GiB)", free as f64 / 1e9 * 0.931, total as f64 / 1e9 * 0.931, share as f64 / (1u64 << 30) as f64);

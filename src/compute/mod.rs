@@ -477,6 +477,32 @@ fn local_size_from(get: impl Fn(&str) -> Option<String>) -> usize {
     .max(1)
 }
 
+/// The device a rank uses: its node-local rank modulo the node's devices (several ranks
+/// share a device round-robin when there are more ranks than devices).
+pub fn device_ordinal(local_rank: usize, devices: usize) -> usize {
+    local_rank % devices.max(1)
+}
+
+/// Bytes of device `ordinal`'s memory one rank may use: `mem_gib` when set, else 80 % of
+/// the device's `free` bytes split evenly among the node's ranks that use it (those whose
+/// local rank is `ordinal` modulo the device count).
+pub fn rank_share(
+    ordinal: usize,
+    local_size: usize,
+    devices: usize,
+    free: usize,
+    mem_gib: f64,
+) -> usize {
+    if mem_gib > 0.0 {
+        return (mem_gib * (1u64 << 30) as f64) as usize;
+    }
+    let sharing = local_size
+        .saturating_sub(ordinal)
+        .div_ceil(devices.max(1))
+        .max(1);
+    free / 10 * 8 / sharing
+}
+
 fn first_number(get: &impl Fn(&str) -> Option<String>, keys: &[&str]) -> Option<usize> {
     keys.iter()
         .find_map(|k| get(k).and_then(|v| v.parse().ok()))
@@ -552,6 +578,40 @@ mod tests {
             assert!(e.to_string().starts_with("gpu: required, but "), "{e}");
             assert!(matches!(e, GpuError::Unavailable(_)), "{e:?}");
         }
+    }
+
+    /// Ranks and devices of a node: every device gets its ranks round-robin, and each
+    /// rank's share of a device is what the device's ranks divide evenly.
+    #[test]
+    fn ranks_share_the_nodes_devices_evenly() {
+        const GIB: usize = 1 << 30;
+        let free = 100 * GIB;
+        for (local_size, devices) in [(1, 1), (4, 1), (4, 2), (3, 2), (2, 4), (8, 4), (7, 3)] {
+            let mut on_device = vec![0usize; devices];
+            for r in 0..local_size {
+                on_device[device_ordinal(r, devices)] += 1;
+            }
+            for r in 0..local_size {
+                let d = device_ordinal(r, devices);
+                assert!(d < devices);
+                let share = rank_share(d, local_size, devices, free, 0.0);
+                assert_eq!(
+                    share,
+                    free / 10 * 8 / on_device[d],
+                    "{local_size} ranks, {devices} devices, rank {r}"
+                );
+            }
+            // Together the ranks of a device use 80 % of its free memory, no more.
+            for (d, &k) in on_device.iter().enumerate().filter(|(_, &k)| k > 0) {
+                let total = k * rank_share(d, local_size, devices, free, 0.0);
+                assert!(total <= free / 10 * 8 && total + k >= free / 10 * 8);
+            }
+        }
+        // An explicit budget is the rank's, however many share the device.
+        assert_eq!(rank_share(0, 8, 1, free, 2.5), 5 * GIB / 2);
+        // Zero devices or an inconsistent launcher environment never divide by zero.
+        assert_eq!(device_ordinal(5, 0), 0);
+        assert_eq!(rank_share(3, 2, 1, free, 0.0), free / 10 * 8);
     }
 
     #[test]
