@@ -5,11 +5,12 @@
 //!
 //! The Compute seam runs calibration apply, the flagger's passes (device_flag: a batch's
 //! backgrounds, robust noise, residuals and SumThreshold of both signs chained on the
-//! device, and SIR dilation), CLEAN's round subtraction by FFT (device_convolve, the PSFs'
-//! transforms kept on the device), and the w-stacked gridding and degridding
-//! (device_stack: pinned double-buffered uploads, tiles in shared memory, cuFFT) here. The
-//! calibration solver's accumulation, the minor cycles' iterations on their pixel lists,
-//! the array pass and the amplitude clip run on the host.
+//! device, and SIR dilation), CLEAN's minor-cycle iterations (device_minor) and round
+//! subtraction by FFT (device_convolve, the PSFs' transforms kept on the device), and the
+//! w-stacked gridding and degridding (device_stack: pinned double-buffered uploads, tiles
+//! in shared memory, cuFFT) here; with the debug log on, their phases are timed
+//! (device_timing). The calibration solver's accumulation, the flagger's amplitudes, array
+//! pass and amplitude clip, and the peak search between Clark rounds run on the host.
 
 use super::{kernels, twins, Compute, GainGrid, GpuError, NoGpu};
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
