@@ -22,6 +22,8 @@ export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" CONTIMG
 # ptxas from the venv: every kernel must fit a block of 1024 threads (registers, shared memory).
 CONTIMG_PTXAS=$("$CONTIMG_MS_PYTHON" -c "import nvidia.cuda_nvcc, os; print(os.path.join(list(nvidia.cuda_nvcc.__path__)[0], 'bin', 'ptxas'))")
 export CONTIMG_PTXAS CONTIMG_REQUIRE_PTXAS=1
+# The kernels also run on the host through kernels/host/shim.h (g++ from scripts/setup.sh).
+export CONTIMG_REQUIRE_HOST_KERNELS=1
 # Tests that skip for want of a GPU or NVRTC log themselves here; the count is printed.
 CONTIMG_SKIP_LOG=$(mktemp)
 export CONTIMG_SKIP_LOG

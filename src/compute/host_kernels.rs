@@ -40,18 +40,20 @@ pub(crate) fn host_kernels() -> Option<std::path::PathBuf> {
         .arg(&exe)
         .arg(dir.join("host/run.cpp"))
         .status();
-    match status {
-        Ok(s) => {
-            assert!(s.success(), "{cxx} could not build kernels/host/run.cpp");
-            Some(exe)
-        }
-        Err(e) => {
-            crate::compute::note_skipped_test(&format!(
-                "host run of the kernels: no C++ compiler `{cxx}` ({e})"
-            ));
-            None
-        }
-    }
+    // Where the compiler is missing or too old for the shim (C++20: GCC 11+), the host runs
+    // are skipped, as on a GPU node without a full toolchain; scripts/test.sh installs g++
+    // and sets CONTIMG_REQUIRE_HOST_KERNELS, under which they must build.
+    let why = match status {
+        Ok(s) if s.success() => return Some(exe),
+        Ok(s) => format!("{cxx} could not build kernels/host/run.cpp ({s})"),
+        Err(e) => format!("no C++ compiler `{cxx}` ({e})"),
+    };
+    assert!(
+        std::env::var_os("CONTIMG_REQUIRE_HOST_KERNELS").is_none(),
+        "CONTIMG_REQUIRE_HOST_KERNELS is set, but {why}"
+    );
+    crate::compute::note_skipped_test(&format!("host run of the kernels: {why}"));
+    None
 }
 
 /// The longest a host run may take: a kernel whose __syncthreads not every thread of
