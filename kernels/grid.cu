@@ -20,6 +20,7 @@ extern "C" __global__ void grid_tiles(double2* grid, int ng, const double* u_px,
                                       const double* w_weight, const int* seg_tile, const int* seg_start, int tiles_x, int support,
                                       double beta) {
     __shared__ double2 tile[TILE + MAXW][TILE + MAXW];
+    if (support > MAXW) return;  // the host never launches it so (kernel::MAX_SUPPORT)
     int k = seg_tile[blockIdx.x];
     int tx0 = (k % tiles_x) * TILE, ty0 = (k / tiles_x) * TILE;
     int span = TILE + support;

@@ -16,6 +16,8 @@
 //                 f64 u_px[n], f64 v_px[n], f64 vis_w[2 n], f64 w_weight[n] (sorted by
 //                 tile), i32 seg_tile[segments], i32 seg_start[segments + 1]
 //                 -> f64 grid[2 ng ng]
+//   degrid:       i64 ng, i64 n, i64 support, f64 beta, f64 grid[2 ng ng], f64 u_px[n],
+//                 f64 v_px[n], f64 w_weight[n] -> f64 out[2 n]
 //   psf_hat:      i64 m, f64 psf[m m] -> f32 hat[2 m m] (real_to_complex, the centred
 //                 transform, narrow_complex: device_convolve.rs's psf_hat_dev)
 //   convolve:     i64 n, i64 terms, i64 count[terms], then per term i64 idx[count],
@@ -32,6 +34,7 @@
 #include "../background.cu"
 #include "../minor.cu"
 #include "../grid.cu"
+#include "../degrid.cu"
 #include "../convolve.cu"
 #include "../wstack.cu"
 
@@ -182,6 +185,21 @@ static void grid() {
     put(plane);
 }
 
+static void degrid() {
+    long long ng = get1<long long>(), n = get1<long long>(), support = get1<long long>();
+    double beta = get1<double>();
+    auto plane = get<double>(2 * ng * ng);
+    auto u = get<double>(n);
+    auto v = get<double>(n);
+    auto ww = get<double>(n);
+    std::vector<double> out(2 * n);
+    run_blocks(n, [&] {
+        degrid_points((const double2*)plane.data(), (int)ng, u.data(), v.data(), ww.data(), (int)n, (int)support, beta,
+                      (double2*)out.data());
+    });
+    put(out);
+}
+
 // cuFFT's unnormalised Z2Z transform of an m x m plane in place (direction -1 forward,
 // +1 inverse), as a direct DFT along rows and then columns.
 static void dft2(std::vector<double2>& g, long long m, int direction) {
@@ -266,10 +284,11 @@ int main(int argc, char** argv) {
         else if (what == "background") background();
         else if (what == "minor") minor();
         else if (what == "grid") grid();
+        else if (what == "degrid") degrid();
         else if (what == "psf_hat") psf_hat();
         else if (what == "convolve") convolve();
         else {
-            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background|minor|grid|psf_hat|convolve [threads] < input > output\n");
+            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background|minor|grid|degrid|psf_hat|convolve [threads] < input > output\n");
             return 2;
         }
     } catch (const std::string& e) {

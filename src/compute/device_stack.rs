@@ -104,6 +104,21 @@ impl DevItems {
     }
 }
 
+/// The widest kernel grid.cu's shared tiles and degrid.cu's taps hold (their MAXW).
+const KERNEL_MAX_SUPPORT: usize = 16;
+
+fn check_support(g: &Geometry) -> Result<(), GpuError> {
+    if g.support > KERNEL_MAX_SUPPORT {
+        return Err(GpuError::Cuda(format!(
+            "a kernel of {} taps (the device's gridder takes at most {KERNEL_MAX_SUPPORT})",
+            g.support
+        )));
+    }
+    Ok(())
+}
+
+const _: () = assert!(KERNEL_MAX_SUPPORT >= crate::primitives::kernel::MAX_SUPPORT);
+
 impl Gpu {
     /// The cached 2-D Z2Z plan for ng x ng planes on the main stream.
     fn with_fft<R>(
@@ -291,6 +306,7 @@ impl Gpu {
     /// The device's `WStack` (see the module documentation).
     pub(super) fn grid_wstack_dev(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         let g = Geometry::new(job.spec);
+        check_support(&g)?;
         let (nchan, n, ng) = (job.b.freqs.len(), g.n, g.ng);
         let ntiles = g.tiles_x * g.tiles_x;
         let fixed = 2 * ng * ng * 16 + 2 * n * n * 8 + ntiles * 12 + 4 * STAGE_BYTES;
@@ -433,6 +449,7 @@ impl Gpu {
         out: &mut [Complex32],
     ) -> Result<(), GpuError> {
         let g = Geometry::new(job.spec);
+        check_support(&g)?;
         let b = job.b;
         let (nchan, n, ng) = (b.freqs.len(), g.n, g.ng);
         let fixed = 2 * ng * ng * 16 + n * n * 8;

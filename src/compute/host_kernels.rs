@@ -27,6 +27,7 @@ pub(crate) fn host_kernels() -> Option<std::path::PathBuf> {
         ("background.cu", include_str!("../../kernels/background.cu")),
         ("minor.cu", include_str!("../../kernels/minor.cu")),
         ("grid.cu", include_str!("../../kernels/grid.cu")),
+        ("degrid.cu", include_str!("../../kernels/degrid.cu")),
         ("convolve.cu", include_str!("../../kernels/convolve.cu")),
         ("wstack.cu", include_str!("../../kernels/wstack.cu")),
         ("common.cuh", include_str!("../../kernels/common.cuh")),

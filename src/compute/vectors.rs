@@ -522,6 +522,47 @@ mod tests {
     use super::*;
     use crate::compute::twins;
 
+    /// kernels/degrid.cu run on the host (kernels/host/shim.h): the twin's sums to the
+    /// last bit (the same taps in the same order).
+    #[test]
+    fn degrid_kernel_run_on_the_host_equals_the_twin() {
+        let Some(run) = crate::compute::host_kernels::host_kernels() else {
+            return;
+        };
+        let v = degrid();
+        let mut input = Vec::new();
+        for x in [v.ng, v.u_px.len(), v.support] {
+            input.extend((x as i64).to_le_bytes());
+        }
+        input.extend(v.beta.to_le_bytes());
+        for x in v.grid.iter().flat_map(|c| [c.re, c.im]) {
+            input.extend(x.to_le_bytes());
+        }
+        for x in v.u_px.iter().chain(&v.v_px).chain(&v.w_weight) {
+            input.extend(x.to_le_bytes());
+        }
+        let out = crate::compute::host_kernels::run_host(&run, "degrid", &input);
+        let want = twins::degrid_points(
+            &v.grid,
+            v.ng,
+            &v.u_px,
+            &v.v_px,
+            &v.w_weight,
+            v.support,
+            v.beta,
+        );
+        let got: Vec<u64> = out
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let bits: Vec<u64> = want
+            .iter()
+            .flat_map(|c| [c.re.to_bits(), c.im.to_bits()])
+            .collect();
+        assert_eq!(got, bits);
+        let _ = std::fs::remove_dir_all(run.parent().unwrap());
+    }
+
     #[test]
     fn degrid_twin_matches_the_vectors() {
         let v = degrid();
