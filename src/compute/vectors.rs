@@ -211,6 +211,21 @@ pub struct Degrid {
     pub expected: Vec<Complex64>,
 }
 
+impl Degrid {
+    /// The CPU twin on these vectors.
+    pub fn twin(&self) -> Vec<Complex64> {
+        super::twins::degrid_points(
+            &self.grid,
+            self.ng,
+            &self.u_px,
+            &self.v_px,
+            &self.w_weight,
+            self.support,
+            self.beta,
+        )
+    }
+}
+
 /// 400 visibilities read from a random 96^2 grid, support 7 (some near the edges);
 /// expected by summing every cell of the grid with the 2-D kernel value (zero outside).
 pub fn degrid() -> Degrid {
@@ -542,15 +557,7 @@ mod tests {
             input.extend(x.to_le_bytes());
         }
         let out = crate::compute::host_kernels::run_host(&run, "degrid", &input);
-        let want = twins::degrid_points(
-            &v.grid,
-            v.ng,
-            &v.u_px,
-            &v.v_px,
-            &v.w_weight,
-            v.support,
-            v.beta,
-        );
+        let want = v.twin();
         let got: Vec<u64> = out
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
@@ -566,15 +573,7 @@ mod tests {
     #[test]
     fn degrid_twin_matches_the_vectors() {
         let v = degrid();
-        let got = twins::degrid_points(
-            &v.grid,
-            v.ng,
-            &v.u_px,
-            &v.v_px,
-            &v.w_weight,
-            v.support,
-            v.beta,
-        );
+        let got = v.twin();
         let err = got
             .iter()
             .zip(&v.expected)
