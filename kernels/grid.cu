@@ -10,6 +10,8 @@
 // CPU twin: contimg::compute::twins::grid_tiles (same taps; f64 accumulation order differs).
 #define TILE 32
 #define MAXW 16
+// Warps of a block (1024 threads): each has its own slot of taps in shared memory.
+#define GRID_WARPS_MAX 32
 
 __device__ inline double es_phi(double x, double beta) {
     double t = 1.0 - x * x;
@@ -33,33 +35,47 @@ extern "C" __global__ void grid_tiles(double2* grid, int ng, const double* u_px,
     // the segment, far from the others' (neighbouring items are neighbouring channels of
     // one baseline, a cell or two apart). With a visibility per thread, a warp's threads
     // held ~32 such neighbours and contended for the same cells: f64 atomics on shared
-    // memory are compare-and-swap loops. A block of one thread (the host shim) takes
-    // every tap of every item itself.
+    // memory are compare-and-swap loops. The separable taps (W column values, W row values
+    // times the w weight) are computed once a visibility by the first W lanes and shared
+    // through the warp's slot of `taps`. A block of one thread (the host shim) takes every
+    // tap of every item itself.
+    __shared__ double taps[GRID_WARPS_MAX][2][MAXW];
     const int lanes = blockDim.x < 32 ? (int)blockDim.x : 32;
     const int lane = threadIdx.x % lanes, warp = threadIdx.x / lanes, warps = blockDim.x / lanes;
     const int cols = support < lanes ? support : lanes, rows = lanes / cols;
-    if (warp < warps && lane < rows * cols) {
+    // Whole warps only (a partial last warp, or one past GRID_WARPS_MAX, takes no items),
+    // so every lane of a working warp reaches each __syncwarp.
+    if (warp < warps && warp < GRID_WARPS_MAX) {
+        double* tx = taps[warp][0];
+        double* ty = taps[warp][1];
         int seg0 = seg_start[blockIdx.x], seg1 = seg_start[blockIdx.x + 1];
         int per = (seg1 - seg0 + warps - 1) / warps;
         int j1 = min(seg1, seg0 + (warp + 1) * per);
         for (int j = seg0 + warp * per; j < j1; ++j) {
             double ww = w_weight[j];
-            if (ww == 0.0) continue;  // outside this w-plane's kernel
+            if (ww == 0.0) continue;  // outside this w-plane's kernel (the whole warp)
             double u = u_px[j], v = v_px[j];
             int x0 = (int)ceil(u - half), y0 = (int)ceil(v - half);
             double2 val = vis_w[j];
-            for (int dx = lane % cols; dx < support; dx += cols) {
-                int lx = x0 + dx - tx0;
-                if (lx < 0 || lx >= span) continue;
-                double kx = es_phi((x0 + dx - u) / half, beta);
-                for (int dy = lane / cols; dy < support; dy += rows) {
-                    int ly = y0 + dy - ty0;
-                    if (ly < 0 || ly >= span) continue;
-                    double kk = es_phi((y0 + dy - v) / half, beta) * ww * kx;
-                    atomicAdd(&tile[ly][lx].x, val.x * kk);
-                    atomicAdd(&tile[ly][lx].y, val.y * kk);
+            for (int t = lane; t < support; t += lanes) {
+                tx[t] = es_phi((x0 + t - u) / half, beta);
+                ty[t] = es_phi((y0 + t - v) / half, beta) * ww;
+            }
+            __syncwarp();
+            if (lane < rows * cols) {
+                for (int dx = lane % cols; dx < support; dx += cols) {
+                    int lx = x0 + dx - tx0;
+                    if (lx < 0 || lx >= span) continue;
+                    for (int dy = lane / cols; dy < support; dy += rows) {
+                        int ly = y0 + dy - ty0;
+                        if (ly < 0 || ly >= span) continue;
+                        double kk = ty[dy] * tx[dx];
+                        atomicAdd(&tile[ly][lx].x, val.x * kk);
+                        atomicAdd(&tile[ly][lx].y, val.y * kk);
+                    }
                 }
             }
+            __syncwarp();  // the taps are read before the next item overwrites them
         }
     }
     __syncthreads();

@@ -4,14 +4,16 @@
 // kernel's logic and arithmetic against its twin) or as the device would launch it, one
 // std::thread per CUDA thread with a barrier for __syncthreads (the block's cooperation:
 // reductions, shared memory between barriers, atomics; a __syncthreads that not every
-// thread reaches hangs, which the test runner's time limit turns into a failure). Warps
-// are not modelled: a kernel must not rely on lock-step execution.
+// thread reaches hangs, which the test runner's time limit turns into a failure). A warp
+// is 32 consecutive threads with a barrier of its own for __syncwarp; lock-step execution
+// is not modelled, so a kernel must not rely on it.
 #pragma once
 #include <algorithm>
 #include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -37,6 +39,8 @@ struct HostDim {
 static thread_local HostDim threadIdx;
 static HostDim blockIdx, blockDim;
 static std::barrier<>* host_block_barrier = nullptr;
+// One barrier per warp of 32 threads (the last may be partial), for __syncwarp.
+static std::vector<std::unique_ptr<std::barrier<>>>* host_warp_barriers = nullptr;
 static std::mutex host_atomic_lock;
 
 struct double2 {
@@ -52,6 +56,11 @@ inline float __double2float_rn(double x) { return (float)x; }
 
 inline void __syncthreads() {
     if (host_block_barrier) host_block_barrier->arrive_and_wait();
+}
+// Every thread of the caller's warp must reach it (the full mask; a lane that does not
+// hangs the run, as it is undefined on the device).
+inline void __syncwarp(unsigned int = 0xffffffffu) {
+    if (host_warp_barriers) (*host_warp_barriers)[threadIdx.x / 32]->arrive_and_wait();
 }
 template <class T> T atomicAdd(T* a, T v) {
     std::lock_guard<std::mutex> g(host_atomic_lock);
@@ -92,6 +101,10 @@ template <class F> void run_blocks_threaded(long long blocks, unsigned int threa
     blockDim.x = threads;
     std::barrier<> barrier((std::ptrdiff_t)threads);
     host_block_barrier = &barrier;
+    std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
+    for (unsigned int w = 0; w * 32 < threads; ++w)
+        warp_barriers.push_back(std::make_unique<std::barrier<>>((std::ptrdiff_t)std::min(32u, threads - w * 32)));
+    host_warp_barriers = &warp_barriers;
     for (long long b = 0; b < blocks; ++b) {
         blockIdx.x = (unsigned int)b;
         std::vector<std::thread> pool;
@@ -104,6 +117,7 @@ template <class F> void run_blocks_threaded(long long blocks, unsigned int threa
         for (auto& th : pool) th.join();
     }
     host_block_barrier = nullptr;
+    host_warp_barriers = nullptr;
     blockDim.x = 1;
 }
 
