@@ -36,7 +36,7 @@ pub(crate) fn host_kernels() -> Option<std::path::PathBuf> {
     }
     let exe = dir.join("run");
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    let status = std::process::Command::new(&cxx)
+    let status = without_inherited_files(&mut std::process::Command::new(&cxx))
         .args(["-std=c++20", "-pthread", "-O1", "-ffp-contract=off", "-o"])
         .arg(&exe)
         .arg(dir.join("host/run.cpp"))
@@ -57,6 +57,30 @@ pub(crate) fn host_kernels() -> Option<std::path::PathBuf> {
     None
 }
 
+/// `cmd` with every descriptor above stderr closed in the child. The tests run in one
+/// process, and the HDF5 library opens files without close-on-exec: a child that inherits
+/// such a descriptor holds the file's lock for as long as it runs, and a test reopening its
+/// file for writing meanwhile fails ("unable to lock file", as CI saw once beside the
+/// seconds-long host runs).
+pub(crate) fn without_inherited_files(
+    cmd: &mut std::process::Command,
+) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (close_range, close).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::close_range(3, libc::c_uint::MAX, 0) != 0 {
+                // Kernels before Linux 5.9: one by one.
+                for fd in 3..4096 {
+                    libc::close(fd);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 /// The longest a host run may take: a kernel whose __syncthreads not every thread of
 /// the block reaches would otherwise hang the test.
 const HOST_RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
@@ -75,7 +99,7 @@ pub(crate) fn run_host_threads(
     input: &[u8],
 ) -> Vec<u8> {
     use std::io::{Read, Write};
-    let mut child = std::process::Command::new(exe)
+    let mut child = without_inherited_files(&mut std::process::Command::new(exe))
         .arg(what)
         .arg(threads.to_string())
         .stdin(std::process::Stdio::piped())
@@ -108,4 +132,26 @@ pub(crate) fn run_host_threads(
     assert!(status.success(), "{what} ({threads} threads): {status:?}");
     writer.join().unwrap().unwrap();
     reader.join().unwrap().unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    /// A child spawned while the test process has an HDF5 file open does not keep that
+    /// file's lock once the process closes it (the library opens without close-on-exec).
+    #[test]
+    fn children_do_not_hold_the_test_processs_file_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.h5");
+        drop(hdf5::File::create(&path).unwrap());
+        let reader = hdf5::File::open(&path).unwrap();
+        let mut child = super::without_inherited_files(&mut std::process::Command::new("sleep"))
+            .arg("30")
+            .spawn()
+            .unwrap();
+        drop(reader);
+        let rw = hdf5::File::open_rw(&path);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(rw.is_ok(), "reopening for writing: {:?}", rw.err());
+    }
 }

@@ -354,11 +354,13 @@ mod tests {
             for (arch, sm) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
                 let ptx = dir.join(format!("{file}.{sm}.ptx"));
                 std::fs::write(&ptx, compile(file, arch).unwrap().to_src()).unwrap();
-                let out = std::process::Command::new(&ptxas)
-                    .args(["-v", "-arch", sm, "-o", "/dev/null"])
-                    .arg(&ptx)
-                    .output()
-                    .unwrap();
+                let out = crate::compute::host_kernels::without_inherited_files(
+                    &mut std::process::Command::new(&ptxas),
+                )
+                .args(["-v", "-arch", sm, "-o", "/dev/null"])
+                .arg(&ptx)
+                .output()
+                .unwrap();
                 let log = String::from_utf8_lossy(&out.stderr);
                 assert!(out.status.success(), "ptxas {file} ({sm}): {log}");
                 // "Compiling entry function 'e' for 'sm_90'", then "Used R registers, ...
