@@ -18,21 +18,13 @@ pub(crate) fn host_kernels() -> Option<std::path::PathBuf> {
     for (path, text) in [
         ("host/run.cpp", include_str!("../../kernels/host/run.cpp")),
         ("host/shim.h", include_str!("../../kernels/host/shim.h")),
-        ("residuals.cu", include_str!("../../kernels/residuals.cu")),
-        ("sir.cu", include_str!("../../kernels/sir.cu")),
-        (
-            "sumthreshold.cu",
-            include_str!("../../kernels/sumthreshold.cu"),
-        ),
-        ("background.cu", include_str!("../../kernels/background.cu")),
-        ("minor.cu", include_str!("../../kernels/minor.cu")),
-        ("grid.cu", include_str!("../../kernels/grid.cu")),
-        ("degrid.cu", include_str!("../../kernels/degrid.cu")),
-        ("convolve.cu", include_str!("../../kernels/convolve.cu")),
-        ("wstack.cu", include_str!("../../kernels/wstack.cu")),
-        ("common.cuh", include_str!("../../kernels/common.cuh")),
     ] {
         std::fs::write(dir.join(path), text).unwrap();
+    }
+    // Every kernel as NVRTC gets it (kernels::KERNELS, headers inlined).
+    for (file, _, _) in super::kernels::KERNELS {
+        let text = super::kernels::source(file).expect("a listed kernel");
+        std::fs::write(dir.join(file), text).unwrap();
     }
     let exe = dir.join("run");
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
