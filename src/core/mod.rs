@@ -138,30 +138,10 @@ impl GroupVis {
     /// weights are made, so the peak stays below the group's as read); `npol` becomes 1.
     pub fn into_stokes_i(mut self) -> StokesGroup {
         let mut vis = std::mem::take(&mut self.vis);
-        let weight = &self.weight;
         let np = self.npol.max(1);
         let n = vis.len() / np;
-        let sum_w = |i: usize| -> f64 {
-            weight[i * np..(i + 1) * np]
-                .iter()
-                .filter(|&&w| w > FLAGGED)
-                .map(|&w| weight.value(w) as f64)
-                .sum()
-        };
-        // Sample i's combination from its polarizations `src` (vis[i np..(i + 1) np]).
-        let combine = |i: usize, src: &[Complex32]| {
-            let mut sv = num_complex::Complex64::new(0.0, 0.0);
-            for (p, x) in src.iter().enumerate() {
-                let w = weight[i * np + p];
-                if w > FLAGGED {
-                    sv += num_complex::Complex64::new(x.re as f64, x.im as f64)
-                        * weight.value(w) as f64;
-                }
-            }
-            let sw = sum_w(i);
-            let v = if sw > 0.0 { sv / sw } else { sv };
-            Complex32::new(v.re as f32, v.im as f32)
-        };
+        let weight = &self.weight;
+        let combine = |i: usize, src: &[Complex32]| combine_pols(weight, np, i, src);
         use rayon::prelude::*;
         if np > 1 && n > 0 {
             // In place and in parallel: sample i is written at i and read from i np.., so
@@ -183,12 +163,91 @@ impl GroupVis {
         }
         vis.truncate(n);
         vis.shrink_to_fit();
-        let w: Vec<f32> = (0..n).into_par_iter().map(|i| sum_w(i) as f32).collect();
+        let w: Vec<f32> = (0..n)
+            .into_par_iter()
+            .map(|i| weight_sum(weight, np, i) as f32)
+            .collect();
         self.vis = vis;
         self.npol = 1;
         // The half-float weights are freed here.
         self.map_weight(|_| w)
     }
+
+    /// As `into_stokes_i` (the same values, bit for bit), written into separate buffers:
+    /// `dest`'s when both hold exactly this group's samples (every element is overwritten,
+    /// so memory already in use takes no page faults), new ones otherwise. Gives back the
+    /// group's own buffers as read (visibilities, half-float weights) for the next group's
+    /// read (`uvh5::group::load_group_reusing`).
+    pub fn into_stokes_i_reusing(
+        mut self,
+        dest: Option<StokesBuffers>,
+    ) -> (StokesGroup, RawBuffers) {
+        use rayon::prelude::*;
+        let src = std::mem::take(&mut self.vis);
+        let np = self.npol.max(1);
+        let n = src.len() / np;
+        let (mut vis, mut w) = match dest {
+            Some((v, w)) if v.len() == n && w.len() == n => (v, w),
+            _ => (vec![Complex32::default(); n], vec![0.0f32; n]),
+        };
+        let weight = &self.weight;
+        const CHUNK: usize = 1 << 14;
+        vis.par_chunks_mut(CHUNK)
+            .zip(w.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(k, (vo, wo))| {
+                let a = k * CHUNK;
+                for (j, (v, w)) in vo.iter_mut().zip(wo.iter_mut()).enumerate() {
+                    let i = a + j;
+                    *v = combine_pols(weight, np, i, &src[i * np..(i + 1) * np]);
+                    *w = weight_sum(weight, np, i) as f32;
+                }
+            });
+        self.vis = vis;
+        self.npol = 1;
+        let mut raw_weight = None;
+        let stokes = self.map_weight(|old| {
+            raw_weight = Some(old.into_stored());
+            w
+        });
+        (stokes, (src, raw_weight.unwrap_or_default()))
+    }
+}
+
+/// A group's buffers as read (visibilities, half-float weights), kept for the next read.
+pub type RawBuffers = (Vec<Complex32>, Vec<half::f16>);
+/// A held group's buffers (Stokes I visibilities, f32 weights), kept for the next group.
+pub type StokesBuffers = (Vec<Complex32>, Vec<f32>);
+
+impl StokesGroup {
+    /// The visibility and weight buffers, for a later group's `into_stokes_i_reusing`.
+    pub fn into_buffers(self) -> StokesBuffers {
+        (self.vis, self.weight)
+    }
+}
+
+/// Sample `i`'s unflagged weight sum over its `np` polarizations.
+fn weight_sum(weight: &Weights, np: usize, i: usize) -> f64 {
+    weight[i * np..(i + 1) * np]
+        .iter()
+        .filter(|&&w| w > FLAGGED)
+        .map(|&w| weight.value(w) as f64)
+        .sum()
+}
+
+/// Sample `i`'s polarizations `src` combined: sum(w V) / sum(w) over the unflagged ones
+/// (the plain sum, zero, where all are flagged).
+fn combine_pols(weight: &Weights, np: usize, i: usize, src: &[Complex32]) -> Complex32 {
+    let mut sv = num_complex::Complex64::new(0.0, 0.0);
+    for (p, x) in src.iter().enumerate() {
+        let w = weight[i * np + p];
+        if w > FLAGGED {
+            sv += num_complex::Complex64::new(x.re as f64, x.im as f64) * weight.value(w) as f64;
+        }
+    }
+    let sw = weight_sum(weight, np, i);
+    let v = if sw > 0.0 { sv / sw } else { sv };
+    Complex32::new(v.re as f32, v.im as f32)
 }
 
 /// Memory this process may still use (bytes): the smaller of MemAvailable and the cgroup's
@@ -244,39 +303,49 @@ pub fn rephase_geometry<W>(
 mod tests {
     use super::*;
 
+    /// A two-polarization group of `n` samples on one baseline with some polarizations
+    /// flagged; its visibilities and weights as f32.
+    fn test_group(n: usize, seed: f32) -> (GroupVis, Vec<Complex32>, Weights) {
+        let np = 2;
+        let vis: Vec<Complex32> = (0..n * np)
+            .map(|k| {
+                let x = k as f32 + seed;
+                Complex32::new((x * 0.37).sin(), (x * 0.11).cos())
+            })
+            .collect();
+        let w: Vec<f32> = (0..n * np)
+            .map(|k| {
+                if k % 7 == 3 || (k % 11 == 5 && k % 2 == 0) {
+                    0.0
+                } else {
+                    0.5 + (k % 5) as f32 * 0.25
+                }
+            })
+            .collect();
+        let weights = Weights::from_f32(&w);
+        let g = GroupVis {
+            times_jd: vec![2.46e6],
+            freqs: vec![1.4e9; n],
+            channel_width_hz: 1.0,
+            npol: np,
+            baselines: vec![(0, 1)],
+            ant_pos: vec![[0.0; 3]; 2],
+            antenna_names: vec!["a".into(), "b".into()],
+            site: crate::primitives::astrometry::Site::from_geodetic_deg(37.2, -118.3, 1222.0),
+            pointing_dec_rad: 0.5,
+            vis: vis.clone(),
+            weight: weights.clone(),
+            meta: GroupMeta::default(),
+        };
+        (g, vis, weights)
+    }
+
     /// The in-place, block-parallel combination equals the plain out-of-place formula at
     /// every sample (odd counts, so the doubling blocks end mid-way; flagged polarizations).
     #[test]
     fn stokes_i_in_place_equals_the_formula() {
         for n in [1usize, 2, 3, 7, 1000, 4099] {
-            let np = 2;
-            let vis: Vec<Complex32> = (0..n * np)
-                .map(|k| Complex32::new((k as f32 * 0.37).sin(), (k as f32 * 0.11).cos()))
-                .collect();
-            let w: Vec<f32> = (0..n * np)
-                .map(|k| {
-                    if k % 7 == 3 {
-                        0.0
-                    } else {
-                        0.5 + (k % 5) as f32 * 0.25
-                    }
-                })
-                .collect();
-            let weights = Weights::from_f32(&w);
-            let g = GroupVis {
-                times_jd: vec![2.46e6],
-                freqs: vec![1.4e9; n],
-                channel_width_hz: 1.0,
-                npol: np,
-                baselines: vec![(0, 1)],
-                ant_pos: vec![[0.0; 3]; 2],
-                antenna_names: vec!["a".into(), "b".into()],
-                site: crate::primitives::astrometry::Site::from_geodetic_deg(37.2, -118.3, 1222.0),
-                pointing_dec_rad: 0.5,
-                vis: vis.clone(),
-                weight: weights.clone(),
-                meta: GroupMeta::default(),
-            };
+            let (g, vis, weights) = test_group(n, 0.0);
             let s = g.into_stokes_i();
             assert_eq!((s.npol, s.vis.len(), s.weight.len()), (1, n, n));
             for i in 0..n {
@@ -296,6 +365,34 @@ mod tests {
                 );
                 assert_eq!(s.weight[i], sw as f32, "n {n} i {i}");
             }
+        }
+    }
+
+    /// The combination into separate buffers equals the in-place one bit for bit, into
+    /// new buffers, into a previous group's (stale values all overwritten) and into
+    /// buffers of the wrong size (replaced); the group's own buffers come back unchanged.
+    #[test]
+    fn stokes_i_into_reused_buffers_equals_in_place() {
+        let mut spare: Option<StokesBuffers> = None;
+        for (n, seed) in [(4099usize, 0.0f32), (4099, 3.5), (70_001, 1.25), (5, 2.0)] {
+            let (g, vis, weights) = test_group(n, seed);
+            let want = g.clone().into_stokes_i();
+            let reused = spare.as_ref().map(|(v, _)| v.as_ptr());
+            let (s, (raw_vis, raw_w)) = g.into_stokes_i_reusing(spare.take());
+            assert_eq!((s.npol, s.vis.len(), s.weight.len()), (1, n, n));
+            let bits = |v: &[Complex32]| {
+                v.iter()
+                    .map(|c| (c.re.to_bits(), c.im.to_bits()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&s.vis), bits(&want.vis), "n {n}");
+            assert_eq!(s.weight, want.weight, "n {n}");
+            assert_eq!(raw_vis, vis);
+            assert_eq!(raw_w, weights.clone().into_stored());
+            if let Some(p) = reused.filter(|_| seed == 3.5) {
+                assert_eq!(s.vis.as_ptr(), p, "the previous group's buffer is reused");
+            }
+            spare = Some(s.into_buffers());
         }
     }
 }

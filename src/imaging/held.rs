@@ -34,7 +34,11 @@ impl HeldGroup {
     /// Holds `vis` with its polarizations combined (`GroupVis::into_stokes_i`: Stokes I,
     /// all that imaging uses, in half the memory).
     pub fn new(vis: GroupVis, centre: Centre, eop: &EarthOrientation) -> Self {
-        let vis = vis.into_stokes_i();
+        Self::from_stokes(vis.into_stokes_i(), centre, eop)
+    }
+
+    /// Holds a group already combined into Stokes I (`GroupVis::into_stokes_i_reusing`).
+    pub fn from_stokes(vis: StokesGroup, centre: Centre, eop: &EarthOrientation) -> Self {
         let (uvw, dw) = rephase_geometry(&vis, centre, eop);
         let nt = vis.n_times();
         let use_row = (0..uvw.len())
@@ -47,6 +51,12 @@ impl HeldGroup {
             use_row,
             outliers: None,
         }
+    }
+
+    /// The visibility and weight buffers, for a later group (`Inputs::retire` in the
+    /// pipeline).
+    pub fn into_buffers(self) -> crate::core::StokesBuffers {
+        self.vis.into_buffers()
     }
 
     /// The unflagged cross-correlation samples (row x channel, any polarization) whose u or

@@ -10,7 +10,7 @@ use super::calibration::Tables;
 use super::{add_seconds, add_time, prefetch, products, Ctx};
 use crate::calibrate::catalog::Calibrator;
 use crate::config::Config;
-use crate::core::GroupVis;
+use crate::core::{GroupVis, StokesBuffers};
 use crate::flag::FlagSummary;
 use crate::imaging::aterm::{DriftBeam, DriftMode};
 use crate::imaging::deconvolve::{clean_image, CleanSetup, CleanStart, HeldGroup};
@@ -20,11 +20,36 @@ use crate::plan::PlannedGroup;
 use std::time::Instant;
 
 /// What the images read besides the run's context: this rank's group reader, the
-/// calibration tables, the outliers' catalogue.
+/// calibration tables, the outliers' catalogue, and the buffers of the last image's held
+/// groups, kept for the next image's (with the reader one group ahead, whose buffers as
+/// read circulate too: `prefetch::Lent`).
 pub(super) struct Inputs {
     pub outliers: Vec<Calibrator>,
     pub groups: prefetch::Groups,
     pub tables: Tables,
+    pub spare_held: Vec<StokesBuffers>,
+}
+
+impl Inputs {
+    /// Buffers of `n` samples for a group's imaging form, when a retired group left some.
+    fn take_held(&mut self, n: usize) -> Option<StokesBuffers> {
+        let i = self
+            .spare_held
+            .iter()
+            .position(|(v, w)| v.len() == n && w.len() == n)?;
+        Some(self.spare_held.swap_remove(i))
+    }
+
+    /// Keeps the buffers of an image's held groups for the next image's groups (only while
+    /// the reader hands buffers over, so that reading in line keeps its smaller memory).
+    fn retire(&mut self, held: &mut Vec<HeldGroup>, circulating: bool) {
+        if circulating {
+            self.spare_held
+                .extend(held.drain(..).map(HeldGroup::into_buffers));
+        } else {
+            held.clear();
+        }
+    }
 }
 
 /// This rank's groups in the order the image loop takes them (images not done yet), for
@@ -69,11 +94,11 @@ pub(super) fn image(
 ) -> Option<ImageReport> {
     let image = &ctx.plan.images[ii];
     let clean_on = ctx.cfg.imaging.niter > 0;
-    let (mut held, n_ok, freqs) = collect(ctx, ii, inputs, report);
+    let (mut held, n_ok, freqs, circulating) = collect(ctx, ii, inputs, report);
     let t = Instant::now();
     let grids = grid(ctx, ii, &mut held);
     if !clean_on {
-        held.clear();
+        inputs.retire(&mut held, circulating);
     }
     add_time(report, "grid", t);
     let t = Instant::now();
@@ -97,6 +122,7 @@ pub(super) fn image(
             clean_image(ctx.comm, &setup, &mut held, None);
             add_time(report, "clean", t);
         }
+        inputs.retire(&mut held, circulating);
         return None;
     }
     let t = Instant::now();
@@ -144,7 +170,7 @@ pub(super) fn image(
     if let Some(s) = &site {
         crate::products::set_obsgeo(s.ecef);
     }
-    drop(held);
+    inputs.retire(&mut held, circulating);
     match images {
         None => rep.error = Some("no group of this image could be gridded".into()),
         Some(images) => products::write(ctx, ii, images, cleaned, site, r.freqs, &mut rep),
@@ -169,30 +195,33 @@ pub(super) fn image(
 }
 
 /// This rank's groups of image `ii`, each read, flagged, calibrated and checked: the groups
-/// held for gridding (and CLEAN's major cycles), how many, and their band (lowest, highest
-/// frequency). A group that fails is recorded in `report` (once, here) and left out.
+/// held for gridding (and CLEAN's major cycles), how many, their band (lowest, highest
+/// frequency), and whether their buffers circulate (`Inputs::retire`). A group that fails
+/// is recorded in `report` (once, here) and left out.
 fn collect(
     ctx: &Ctx,
     ii: usize,
     inputs: &mut Inputs,
     report: &mut RankReport,
-) -> (Vec<HeldGroup>, usize, (f64, f64)) {
+) -> (Vec<HeldGroup>, usize, (f64, f64), bool) {
     let image = &ctx.plan.images[ii];
     let mut held = Vec::new();
     let mut freqs: (f64, f64) = (f64::INFINITY, 0.0);
     let reported = report.groups.len();
+    let mut circulating = false;
     for gi in ctx.mine(ii) {
         let g = &ctx.plan.groups[gi];
         // Read and flagged in line, or already (one group ahead) by the prefetcher.
-        let loaded = match inputs.groups.next(gi) {
+        let (loaded, lent) = match inputs.groups.next(gi) {
             Some(r) => {
                 add_seconds(report, "convert", r.convert_s);
                 add_seconds(report, "flag", r.flag_s);
-                r.result
+                circulating |= r.lent.is_open();
+                (r.result, r.lent)
             }
-            None => Err(prefetch::ReadError::Stopped),
+            None => (Err(prefetch::ReadError::Stopped), Default::default()),
         };
-        match prepare(ctx, ii, g, loaded, inputs, report) {
+        match prepare(ctx, ii, g, (loaded, lent), inputs, report) {
             Ok(h) => {
                 freqs = (
                     freqs.0.min(h.vis.freqs[0]),
@@ -221,8 +250,10 @@ fn collect(
             if g.ok { "gridded" } else { "failed" },
         );
     }
+    // Buffers no group of this image took are not kept through its CLEAN.
+    inputs.spare_held.clear();
     let n_ok = held.len();
-    (held, n_ok, freqs)
+    (held, n_ok, freqs, circulating)
 }
 
 /// One loaded group made ready to grid: calibrated, written as a Measurement Set when asked,
@@ -233,7 +264,10 @@ fn prepare(
     ctx: &Ctx,
     ii: usize,
     g: &PlannedGroup,
-    loaded: Result<(GroupVis, FlagSummary), prefetch::ReadError>,
+    (loaded, lent): (
+        Result<(GroupVis, FlagSummary), prefetch::ReadError>,
+        prefetch::Lent,
+    ),
     inputs: &mut Inputs,
     report: &mut RankReport,
 ) -> Result<HeldGroup, Box<GroupReport>> {
@@ -277,7 +311,15 @@ fn prepare(
         flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64,
         flags: Some(fsum),
     });
-    let mut h = HeldGroup::new(vis, image.centre, ctx.eop);
+    let stokes = if lent.is_open() {
+        let dest = inputs.take_held(vis.vis.len() / vis.npol.max(1));
+        let (stokes, raw) = vis.into_stokes_i_reusing(dest);
+        lent.give(raw);
+        stokes
+    } else {
+        vis.into_stokes_i()
+    };
+    let mut h = HeldGroup::from_stokes(stokes, image.centre, ctx.eop);
     add_time(report, "rephase_geometry", t);
     let (beyond, total, longest) = h.beyond_grid(&ctx.spec);
     if beyond > 0 {

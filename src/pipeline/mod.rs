@@ -175,6 +175,7 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
             comm.rank(),
         ),
         tables: calibration::Tables::new(registry),
+        spare_held: Vec::new(),
     };
     for ii in 0..plan.images.len() {
         if plan.image_is_done(ii) {

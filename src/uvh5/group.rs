@@ -174,6 +174,23 @@ pub fn load_group_reusing(
     )
 }
 
+/// As `load_group`, into the buffers of an earlier group as read (`spare`: its
+/// visibilities and half-float weights, e.g. given back by
+/// `GroupVis::into_stokes_i_reusing`) when they have exactly the new group's size.
+pub fn load_group_into(
+    files: &[&Path],
+    spare: crate::core::RawBuffers,
+) -> Result<GroupVis, LoadError> {
+    load_group_limited(
+        files,
+        ReadPath::Auto,
+        BLOCK_BYTES,
+        crate::core::available_memory(),
+        Some(spare),
+    )
+    .map(|(g, _)| g)
+}
+
 /// Bytes of one group sample in memory: a Complex32 visibility and a half-float weight.
 pub const GROUP_BYTES_PER_SAMPLE: u64 = 10;
 
