@@ -177,7 +177,7 @@ impl GroupVis {
     /// `dest`'s when both hold exactly this group's samples (every element is overwritten,
     /// so memory already in use takes no page faults), new ones otherwise. Gives back the
     /// group's own buffers as read (visibilities, half-float weights) for the next group's
-    /// read (`uvh5::group::load_group_reusing`).
+    /// read (`uvh5::group::load_group_into`).
     pub fn into_stokes_i_reusing(
         mut self,
         dest: Option<StokesBuffers>,
