@@ -265,20 +265,22 @@ fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
 }
 
 /// Reading and flagging one group ahead on a second thread (`compute.prefetch`) changes
-/// nothing in the products: the same images as reading in line, over a night of three
-/// groups with an unreadable one between the other two (skipped, reported).
+/// nothing in the products: the same images as reading in line, over a night of four
+/// groups with an unreadable second one (skipped, reported), imaged in pairs and as one
+/// image each (then the third group is read into the first's buffers as read and
+/// combined into its held buffers: `prefetch::Lent`, `Inputs::retire`).
 #[test]
 fn prefetching_the_next_group_gives_the_same_products() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = small_config(dir.path());
-    c.simulate.n_groups = 3;
+    c.simulate.n_groups = 4;
     c.simulate.sources = vec![source(0.2, 0.1, 3.0)];
     c.simulate.noise.enabled = true;
     c.imaging.niter = 50;
     c.imaging.groups_per_image = 2;
     contimg::simulate::run(&c, &c.input.dir).unwrap();
-    // The middle group's sb00 loses its visibilities: the plan skips that group, and the
-    // groups either side of it are read in turn.
+    // The second group's sb00 loses its visibilities: the plan skips that group, and the
+    // others are read in turn.
     let mut files: Vec<PathBuf> = std::fs::read_dir(&c.input.dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -289,28 +291,35 @@ fn prefetching_the_next_group_gives_the_same_products() {
         .iter()
         .filter(|p| p.to_string_lossy().contains("sb00"))
         .collect();
-    assert_eq!(sb00.len(), 3);
+    assert_eq!(sb00.len(), 4);
     hdf5::File::open_rw(sb00[1])
         .unwrap()
         .unlink("Data/visdata")
         .unwrap();
-    let mut outputs = Vec::new();
-    for prefetch in [false, true] {
-        c.compute.prefetch = prefetch;
-        let (code, text) = run_variant(&mut c, dir.path(), &format!("prefetch-{prefetch}"));
-        assert_eq!(
-            code, 3,
-            "a night with a skipped group exits 3 (incomplete): {text}"
-        );
-        let s = summary_json(&c.output.dir);
-        assert_eq!(s["groups_ok"], 2, "{s}");
-        assert!(
-            s["groups_skipped"].to_string().contains("Data/visdata"),
-            "{s}"
-        );
-        outputs.push(images(&c.output.dir));
+    for per_image in [2, 1] {
+        c.imaging.groups_per_image = per_image;
+        let mut outputs = Vec::new();
+        for prefetch in [false, true] {
+            c.compute.prefetch = prefetch;
+            let (code, text) = run_variant(
+                &mut c,
+                dir.path(),
+                &format!("prefetch-{prefetch}-{per_image}"),
+            );
+            assert_eq!(
+                code, 3,
+                "a night with a skipped group exits 3 (incomplete): {text}"
+            );
+            let s = summary_json(&c.output.dir);
+            assert_eq!(s["groups_ok"], 3, "{s}");
+            assert!(
+                s["groups_skipped"].to_string().contains("Data/visdata"),
+                "{s}"
+            );
+            outputs.push(images(&c.output.dir));
+        }
+        assert_same_images(&outputs[0], &outputs[1]);
     }
-    assert_same_images(&outputs[0], &outputs[1]);
 }
 
 /// On a GPU machine (`CONTIMG_EXPECT_GPU` set; the binary built with `--features gpu`):
