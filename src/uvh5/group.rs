@@ -396,6 +396,11 @@ fn load_group_limited(
     };
     // Spare buffers of another size are freed here, before the check.
     let reuse = spare.filter(|(v, w)| v.len() == n && w.len() == n);
+    let into = if reuse.is_some() {
+        "reused buffers"
+    } else {
+        "new memory"
+    };
     check_group_memory(
         files,
         &headers,
@@ -463,7 +468,7 @@ fn load_group_limited(
         &mut unusable,
     )?;
     log::debug!(
-        "group read: headers {t_headers:.3} s, allocate and locate {:.3} s, library files {:.3} s, direct read and scatter {t_read:.3} s",
+        "group read into {into}: headers {t_headers:.3} s, allocate and locate {:.3} s, library files {:.3} s, direct read and scatter {t_read:.3} s",
         t_locate - t_headers,
         clock.elapsed().as_secs_f64() - t_locate - t_read
     );
