@@ -396,11 +396,7 @@ fn load_group_limited(
     };
     // Spare buffers of another size are freed here, before the check.
     let reuse = spare.filter(|(v, w)| v.len() == n && w.len() == n);
-    let into = if reuse.is_some() {
-        "reused buffers"
-    } else {
-        "new memory"
-    };
+    let into = ["new memory", "reused buffers"][usize::from(reuse.is_some())];
     check_group_memory(
         files,
         &headers,
