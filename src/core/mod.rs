@@ -203,14 +203,10 @@ impl GroupVis {
                     *w = weight_sum(weight, np, i) as f32;
                 }
             });
+        let raw_weight = std::mem::take(&mut self.weight).into_stored();
         self.vis = vis;
         self.npol = 1;
-        let mut raw_weight = None;
-        let stokes = self.map_weight(|old| {
-            raw_weight = Some(old.into_stored());
-            w
-        });
-        (stokes, (src, raw_weight.unwrap_or_default()))
+        (self.map_weight(|_| w), (src, raw_weight))
     }
 }
 

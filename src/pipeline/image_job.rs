@@ -41,9 +41,10 @@ impl Inputs {
     }
 
     /// Keeps the buffers of an image's held groups for the next image's groups (only while
-    /// the reader hands buffers over, so that reading in line keeps its smaller memory).
-    fn retire(&mut self, held: &mut Vec<HeldGroup>, circulating: bool) {
-        if circulating {
+    /// the reader reads ahead and hands buffers over, so that reading in line keeps its
+    /// smaller memory).
+    fn retire(&mut self, held: &mut Vec<HeldGroup>) {
+        if self.groups.reads_ahead() {
             self.spare_held
                 .extend(held.drain(..).map(HeldGroup::into_buffers));
         } else {
@@ -94,11 +95,11 @@ pub(super) fn image(
 ) -> Option<ImageReport> {
     let image = &ctx.plan.images[ii];
     let clean_on = ctx.cfg.imaging.niter > 0;
-    let (mut held, n_ok, freqs, circulating) = collect(ctx, ii, inputs, report);
+    let (mut held, n_ok, freqs) = collect(ctx, ii, inputs, report);
     let t = Instant::now();
     let grids = grid(ctx, ii, &mut held);
     if !clean_on {
-        inputs.retire(&mut held, circulating);
+        inputs.retire(&mut held);
     }
     add_time(report, "grid", t);
     let t = Instant::now();
@@ -122,7 +123,7 @@ pub(super) fn image(
             clean_image(ctx.comm, &setup, &mut held, None);
             add_time(report, "clean", t);
         }
-        inputs.retire(&mut held, circulating);
+        inputs.retire(&mut held);
         return None;
     }
     let t = Instant::now();
@@ -170,7 +171,7 @@ pub(super) fn image(
     if let Some(s) = &site {
         crate::products::set_obsgeo(s.ecef);
     }
-    inputs.retire(&mut held, circulating);
+    inputs.retire(&mut held);
     match images {
         None => rep.error = Some("no group of this image could be gridded".into()),
         Some(images) => products::write(ctx, ii, images, cleaned, site, r.freqs, &mut rep),
@@ -195,20 +196,18 @@ pub(super) fn image(
 }
 
 /// This rank's groups of image `ii`, each read, flagged, calibrated and checked: the groups
-/// held for gridding (and CLEAN's major cycles), how many, their band (lowest, highest
-/// frequency), and whether their buffers circulate (`Inputs::retire`). A group that fails
-/// is recorded in `report` (once, here) and left out.
+/// held for gridding (and CLEAN's major cycles), how many, and their band (lowest, highest
+/// frequency). A group that fails is recorded in `report` (once, here) and left out.
 fn collect(
     ctx: &Ctx,
     ii: usize,
     inputs: &mut Inputs,
     report: &mut RankReport,
-) -> (Vec<HeldGroup>, usize, (f64, f64), bool) {
+) -> (Vec<HeldGroup>, usize, (f64, f64)) {
     let image = &ctx.plan.images[ii];
     let mut held = Vec::new();
     let mut freqs: (f64, f64) = (f64::INFINITY, 0.0);
     let reported = report.groups.len();
-    let mut circulating = false;
     for gi in ctx.mine(ii) {
         let g = &ctx.plan.groups[gi];
         // Read and flagged in line, or already (one group ahead) by the prefetcher.
@@ -216,7 +215,6 @@ fn collect(
             Some(r) => {
                 add_seconds(report, "convert", r.convert_s);
                 add_seconds(report, "flag", r.flag_s);
-                circulating |= r.lent.is_open();
                 (r.result, r.lent)
             }
             None => (Err(prefetch::ReadError::Stopped), Default::default()),
@@ -253,7 +251,7 @@ fn collect(
     // Buffers no group of this image took are not kept through its CLEAN.
     inputs.spare_held.clear();
     let n_ok = held.len();
-    (held, n_ok, freqs, circulating)
+    (held, n_ok, freqs)
 }
 
 /// One loaded group made ready to grid: calibrated, written as a Measurement Set when asked,

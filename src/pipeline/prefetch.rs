@@ -224,6 +224,11 @@ impl Groups {
         }
     }
 
+    /// Whether a thread reads one group ahead (and lends the groups' buffers).
+    pub fn reads_ahead(&self) -> bool {
+        self.ahead.is_some()
+    }
+
     /// The next group, which must be `group` (the plan's order). None when the thread
     /// stopped early (it panicked): the caller reports the group failed.
     pub fn next(&mut self, group: usize) -> Option<Ready> {
