@@ -12,8 +12,9 @@
 //! (device_timing). The calibration solver's accumulation, the flagger's amplitudes, array
 //! pass and amplitude clip, and the peak search between Clark rounds run on the host.
 
-use super::{kernels, twins, Compute, GainGrid, GpuError, NoGpu};
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
+use super::{kernels, launch, twins, Compute, GainGrid, GpuError, NoGpu};
+use cudarc::cufft::sys::double2;
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig};
 use num_complex::{Complex32, Complex64};
 use std::sync::Arc;
 
@@ -189,12 +190,15 @@ impl Gpu {
             .collect();
         let (start, order) = tile_order(&keys, tiles_x * tiles_x);
         let pick = |v: &[f64]| -> Vec<f64> { order.iter().map(|&j| v[j]).collect() };
-        let vis: Vec<f64> = order
+        let vis: Vec<double2> = order
             .iter()
-            .flat_map(|&j| [vis_w[j].re, vis_w[j].im])
+            .map(|&j| double2 {
+                x: vis_w[j].re,
+                y: vis_w[j].im,
+            })
             .collect();
         let s = &self.stream;
-        let mut d_grid = s.alloc_zeros::<f64>(2 * ng * ng).map_err(cuda)?;
+        let mut d_grid = s.alloc_zeros::<double2>(ng * ng).map_err(cuda)?;
         // Small segments here, so the vectors exercise tiles split over several blocks.
         let (seg_tile, seg_start) = super::stack::segments(&start, 16);
         let (d_u, d_v, d_vis, d_w) = (
@@ -208,29 +212,33 @@ impl Gpu {
             s.clone_htod(&seg_start).map_err(cuda)?,
         );
         let (ngi, tx, sup) = (ng as i32, tiles_x as i32, support as i32);
-        let mut b = s.launch_builder(&self.grid);
-        b.arg(&mut d_grid)
-            .arg(&ngi)
-            .arg(&d_u)
-            .arg(&d_v)
-            .arg(&d_vis)
-            .arg(&d_w)
-            .arg(&d_seg_tile)
-            .arg(&d_seg_start)
-            .arg(&tx)
-            .arg(&sup)
-            .arg(&beta);
         let cfg = LaunchConfig {
             grid_dim: (seg_tile.len() as u32, 1, 1),
             block_dim: (256, 1, 1),
             shared_mem_bytes: 0,
         };
-        unsafe { b.launch(cfg) }.map_err(cuda)?;
+        // SAFETY: one block a segment of the sorted visibilities, the ng x ng grid.
+        unsafe {
+            launch::grid_tiles(
+                s,
+                &self.grid,
+                cfg,
+                &mut d_grid,
+                ngi,
+                &d_u,
+                &d_v,
+                &d_vis,
+                &d_w,
+                &d_seg_tile,
+                &d_seg_start,
+                tx,
+                sup,
+                beta,
+            )
+        }
+        .map_err(cuda)?;
         let out = s.clone_dtoh(&d_grid).map_err(cuda)?;
-        Ok(out
-            .chunks_exact(2)
-            .map(|c| Complex64::new(c[0], c[1]))
-            .collect())
+        Ok(out.iter().map(|c| Complex64::new(c.x, c.y)).collect())
     }
 
     /// degrid_points: one thread per visibility.
@@ -246,31 +254,35 @@ impl Gpu {
         beta: f64,
     ) -> Result<Vec<Complex64>, GpuError> {
         let s = &self.stream;
-        let g: Vec<f64> = grid.iter().flat_map(|c| [c.re, c.im]).collect();
+        let g: Vec<double2> = grid.iter().map(|c| double2 { x: c.re, y: c.im }).collect();
         let (d_g, d_u, d_v, d_w) = (
             s.clone_htod(&g).map_err(cuda)?,
             s.clone_htod(u_px).map_err(cuda)?,
             s.clone_htod(v_px).map_err(cuda)?,
             s.clone_htod(w_weight).map_err(cuda)?,
         );
-        let mut d_out = s.alloc_zeros::<f64>(2 * u_px.len()).map_err(cuda)?;
+        let mut d_out = s.alloc_zeros::<double2>(u_px.len()).map_err(cuda)?;
         let (ngi, n, sup) = (ng as i32, u_px.len() as i32, support as i32);
-        let mut b = s.launch_builder(&self.degrid);
-        b.arg(&d_g)
-            .arg(&ngi)
-            .arg(&d_u)
-            .arg(&d_v)
-            .arg(&d_w)
-            .arg(&n)
-            .arg(&sup)
-            .arg(&beta)
-            .arg(&mut d_out);
-        unsafe { b.launch(LaunchConfig::for_num_elems(u_px.len() as u32)) }.map_err(cuda)?;
+        // SAFETY: one thread a visibility of the n every list holds.
+        unsafe {
+            launch::degrid_points(
+                s,
+                &self.degrid,
+                LaunchConfig::for_num_elems(u_px.len() as u32),
+                &d_g,
+                ngi,
+                &d_u,
+                &d_v,
+                &d_w,
+                n,
+                sup,
+                beta,
+                &mut d_out,
+            )
+        }
+        .map_err(cuda)?;
         let out = s.clone_dtoh(&d_out).map_err(cuda)?;
-        Ok(out
-            .chunks_exact(2)
-            .map(|c| Complex64::new(c[0], c[1]))
-            .collect())
+        Ok(out.iter().map(|c| Complex64::new(c.x, c.y)).collect())
     }
 
     /// SumThreshold along time (stride nf) on every channel of one nt x nf plane.
@@ -299,19 +311,26 @@ impl Gpu {
             1i32,
             (nt * nf) as i64,
         );
-        let mut b = s.launch_builder(&self.flag.sumthreshold);
-        b.arg(&d_val)
-            .arg(&d_f)
-            .arg(&mut d_new)
-            .arg(&nlines)
-            .arg(&step)
-            .arg(&stride)
-            .arg(&n)
-            .arg(&mi)
-            .arg(&thr)
-            .arg(&planes)
-            .arg(&plane);
-        unsafe { b.launch(LaunchConfig::for_num_elems(nf as u32)) }.map_err(cuda)?;
+        // SAFETY: one thread a channel's line of the one plane.
+        unsafe {
+            launch::sumthreshold_lines(
+                s,
+                &self.flag.sumthreshold,
+                LaunchConfig::for_num_elems(nf as u32),
+                &d_val,
+                &d_f,
+                &mut d_new,
+                nlines,
+                step,
+                stride,
+                n,
+                mi,
+                thr,
+                planes,
+                plane,
+            )
+        }
+        .map_err(cuda)?;
         Ok(s.clone_dtoh(&d_new)
             .map_err(cuda)?
             .into_iter()
@@ -461,25 +480,26 @@ impl Compute for Gpu {
                 self.stream.clone_htod(&a1).map_err(cuda)?,
                 self.stream.clone_htod(&a2).map_err(cuda)?,
             );
-            let dims = [
-                bls.len() as i32,
-                gains.n_times as i32,
-                gains.n_chan as i32,
-                gains.n_pol as i32,
-                gains.n_ant as i32,
-            ];
-            let mut b = self.stream.launch_builder(&self.apply);
-            b.arg(&mut d_v)
-                .arg(&mut d_w)
-                .arg(&d_g)
-                .arg(&d_valid)
-                .arg(&d_a1)
-                .arg(&d_a2);
-            for d in &dims {
-                b.arg(d);
+            // SAFETY: one thread a sample of the chunk's baselines; the gain grid whole.
+            unsafe {
+                launch::apply_gains(
+                    &self.stream,
+                    &self.apply,
+                    LaunchConfig::for_num_elems((bls.len() * plane) as u32),
+                    &mut d_v,
+                    &mut d_w,
+                    &d_g,
+                    &d_valid,
+                    &d_a1,
+                    &d_a2,
+                    bls.len() as i32,
+                    gains.n_times as i32,
+                    gains.n_chan as i32,
+                    gains.n_pol as i32,
+                    gains.n_ant as i32,
+                )
             }
-            unsafe { b.launch(LaunchConfig::for_num_elems((bls.len() * plane) as u32)) }
-                .map_err(cuda)?;
+            .map_err(cuda)?;
             self.stream.memcpy_dtoh(&d_v, host_v).map_err(cuda)?;
             self.stream
                 .memcpy_dtoh(&d_w, &mut weight[range])

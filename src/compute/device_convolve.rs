@@ -8,9 +8,9 @@
 
 use super::convolve::PsfHat;
 use super::device::{cuda, Gpu};
-use super::{GpuError, NoGpu};
+use super::{launch, GpuError, NoGpu};
 use cudarc::cufft::sys::double2;
-use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig};
 
 pub(super) struct ConvolveKernels {
     place: CudaFunction,
@@ -62,15 +62,33 @@ impl Gpu {
         let len = mm as i64;
         let d_psf = s.clone_htod(psf).map_err(cuda)?;
         let mut g = s.alloc_zeros::<double2>(mm).map_err(cuda)?;
-        let mut l = s.launch_builder(&self.convolve.real_to_complex);
-        l.arg(&mut g).arg(&d_psf).arg(&len);
-        unsafe { l.launch(elems(mm)?) }.map_err(cuda)?;
+        // SAFETY: one thread a pixel of the m x m both hold.
+        unsafe {
+            launch::real_to_complex(
+                s,
+                &self.convolve.real_to_complex,
+                elems(mm)?,
+                &mut g,
+                &d_psf,
+                len,
+            )
+        }
+        .map_err(cuda)?;
         drop(d_psf);
         self.centred_fft_in_place(&mut g, m, -1)?;
         let mut narrow = s.alloc_zeros::<f32>(2 * mm).map_err(cuda)?;
-        let mut l = s.launch_builder(&self.convolve.narrow_complex);
-        l.arg(&mut narrow).arg(&g).arg(&len);
-        unsafe { l.launch(elems(mm)?) }.map_err(cuda)?;
+        // SAFETY: one thread a pixel; `narrow` holds two f32 a pixel.
+        unsafe {
+            launch::narrow_complex(
+                s,
+                &self.convolve.narrow_complex,
+                elems(mm)?,
+                &mut narrow,
+                &g,
+                len,
+            )
+        }
+        .map_err(cuda)?;
         drop(g);
         let flat = s.clone_dtoh(&narrow).map_err(cuda)?;
         let hat = PsfHat::from_transform(
@@ -138,14 +156,21 @@ impl Gpu {
                     s.clone_htod(&flux).map_err(cuda)?,
                 );
                 let count = cs.len() as i32;
-                let mut l = s.launch_builder(&self.convolve.place);
-                l.arg(&mut g)
-                    .arg(&mi)
-                    .arg(&ni)
-                    .arg(&d_idx)
-                    .arg(&d_flux)
-                    .arg(&count);
-                unsafe { l.launch(elems(cs.len())?) }.map_err(cuda)?;
+                // SAFETY: one thread a component of the `count` both lists hold.
+                unsafe {
+                    launch::place_components(
+                        s,
+                        &self.convolve.place,
+                        elems(cs.len())?,
+                        &mut g,
+                        mi,
+                        ni,
+                        &d_idx,
+                        &d_flux,
+                        count,
+                    )
+                }
+                .map_err(cuda)?;
             }
             self.centred_fft_in_place(&mut g, m, -1)?;
             comp_hats.push(g);
@@ -157,14 +182,35 @@ impl Gpu {
         for tp in 0..nt {
             s.memset_zeros(&mut acc).map_err(cuda)?;
             for (t, h) in comp_hats.iter().enumerate() {
-                let mut l = s.launch_builder(&self.convolve.multiply_accumulate);
-                l.arg(&mut acc).arg(h).arg(psf(wanted[t + tp])).arg(&len);
-                unsafe { l.launch(elems(mm)?) }.map_err(cuda)?;
+                // SAFETY: one thread a pixel of the m x m all three hold.
+                unsafe {
+                    launch::multiply_accumulate(
+                        s,
+                        &self.convolve.multiply_accumulate,
+                        elems(mm)?,
+                        &mut acc,
+                        h,
+                        psf(wanted[t + tp]),
+                        len,
+                    )
+                }
+                .map_err(cuda)?;
             }
             self.centred_fft_in_place(&mut acc, m, 1)?;
-            let mut l = s.launch_builder(&self.convolve.centre_real);
-            l.arg(&acc).arg(&mi).arg(&ni).arg(&scale).arg(&mut img);
-            unsafe { l.launch(elems(n * n)?) }.map_err(cuda)?;
+            // SAFETY: one thread an output pixel of the n x n centre of the m x m grid.
+            unsafe {
+                launch::centre_real(
+                    s,
+                    &self.convolve.centre_real,
+                    elems(n * n)?,
+                    &acc,
+                    mi,
+                    ni,
+                    scale,
+                    &mut img,
+                )
+            }
+            .map_err(cuda)?;
             out.push(s.clone_dtoh(&img).map_err(cuda)?);
         }
         Ok(out)

@@ -10,8 +10,8 @@
 use super::device::{bool_bytes, cuda, Gpu};
 use super::device_timing::Phases;
 use super::flag_pass::{FlagPass, FlagPassOut};
-use super::{GpuError, NoGpu, Schedule, Smoothing};
-use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+use super::{launch, GpuError, NoGpu, Schedule, Smoothing};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig};
 use rayon::prelude::*;
 
 pub(super) struct FlagKernels {
@@ -107,9 +107,20 @@ impl Gpu {
             s.alloc_zeros::<f64>(n).map_err(cuda)?,
         );
         let n64 = n as i64;
-        let mut b = s.launch_builder(&self.flag.smooth_prep);
-        b.arg(d_val).arg(d_mask).arg(&n64).arg(&mut v0).arg(&mut w0);
-        unsafe { b.launch(for_elems(n)) }.map_err(cuda)?;
+        // SAFETY: one thread a sample of the n the buffers hold.
+        unsafe {
+            launch::smooth_prep(
+                s,
+                &self.flag.smooth_prep,
+                for_elems(n),
+                d_val,
+                d_mask,
+                n64,
+                &mut v0,
+                &mut w0,
+            )
+        }
+        .map_err(cuda)?;
         let (lin, np, plane) = (i32::from(linear), planes as i32, tf as i64);
         // Along frequency (v0, w0) -> (v1, w1), then along time (v1, w1) -> (v0, w0).
         let pass = |src: (&CudaSlice<f64>, &CudaSlice<f64>),
@@ -124,28 +135,44 @@ impl Gpu {
                 len as i32,
                 (kern.len() / 2) as i32,
             );
-            let mut b = s.launch_builder(&self.flag.smooth_pass);
-            b.arg(src.0)
-                .arg(src.1)
-                .arg(&li)
-                .arg(&st)
-                .arg(&sd)
-                .arg(&ln)
-                .arg(kern)
-                .arg(&h)
-                .arg(&lin)
-                .arg(&np)
-                .arg(&plane)
-                .arg(dst.0)
-                .arg(dst.1);
-            unsafe { b.launch(for_elems(n)) }.map_err(cuda).map(|_| ())
+            // SAFETY: one thread a sample; lines x len = tf per plane.
+            unsafe {
+                launch::smooth_pass(
+                    s,
+                    &self.flag.smooth_pass,
+                    for_elems(n),
+                    src.0,
+                    src.1,
+                    li,
+                    st,
+                    sd,
+                    ln,
+                    kern,
+                    h,
+                    lin,
+                    np,
+                    plane,
+                    dst.0,
+                    dst.1,
+                )
+            }
+            .map_err(cuda)
         };
         pass((&v0, &w0), (&mut v1, &mut w1), (nt, nf, 1, nf), d_kf)?;
         pass((&v1, &w1), (&mut v0, &mut w0), (nf, 1, nf, nt), d_kt)?;
         let mut narrow = unsafe { s.alloc::<f32>(n) }.map_err(cuda)?;
-        let mut b = s.launch_builder(&self.flag.smooth_narrow);
-        b.arg(&v0).arg(&n64).arg(&mut narrow);
-        unsafe { b.launch(for_elems(n)) }.map_err(cuda)?;
+        // SAFETY: one thread a sample of the n both buffers hold.
+        unsafe {
+            launch::smooth_narrow(
+                s,
+                &self.flag.smooth_narrow,
+                for_elems(n),
+                &v0,
+                n64,
+                &mut narrow,
+            )
+        }
+        .map_err(cuda)?;
         Ok(narrow)
     }
 
@@ -175,19 +202,26 @@ impl Gpu {
                     continue;
                 }
                 let (li, st, sd, ni) = (lines as i32, step as i32, stride as i32, n as i32);
-                let mut b = s.launch_builder(&self.flag.sumthreshold);
-                b.arg(d_val)
-                    .arg(&cur)
-                    .arg(&mut next)
-                    .arg(&li)
-                    .arg(&st)
-                    .arg(&sd)
-                    .arg(&ni)
-                    .arg(&mi)
-                    .arg(&thr)
-                    .arg(&np)
-                    .arg(&plane);
-                unsafe { b.launch(for_elems(lines * planes)) }.map_err(cuda)?;
+                // SAFETY: one thread a line of each plane.
+                unsafe {
+                    launch::sumthreshold_lines(
+                        s,
+                        &self.flag.sumthreshold,
+                        for_elems(lines * planes),
+                        d_val,
+                        &cur,
+                        &mut next,
+                        li,
+                        st,
+                        sd,
+                        ni,
+                        mi,
+                        thr,
+                        np,
+                        plane,
+                    )
+                }
+                .map_err(cuda)?;
             }
             std::mem::swap(&mut cur, &mut next);
         }
@@ -207,28 +241,42 @@ impl Gpu {
         let mut d_sigma = s.alloc_zeros::<f64>(planes).map_err(cuda)?;
         let mut d_used = s.alloc_zeros::<u8>(planes).map_err(cuda)?;
         let (plane, np, n) = (tf as i64, planes as i32, (planes * tf) as i64);
-        let mut b = s.launch_builder(&self.flag.plane_noise);
-        b.arg(&*d_val)
-            .arg(d_bg)
-            .arg(d_mask)
-            .arg(&plane)
-            .arg(&np)
-            .arg(&mut d_sigma)
-            .arg(&mut d_used);
         let cfg = LaunchConfig {
             grid_dim: (planes as u32, 1, 1),
             block_dim: (super::flag_pass::NOISE_THREADS, 1, 1),
             shared_mem_bytes: 0,
         };
-        unsafe { b.launch(cfg) }.map_err(cuda)?;
-        let mut b = s.launch_builder(&self.flag.normalise);
-        b.arg(&mut *d_val)
-            .arg(d_bg)
-            .arg(&d_sigma)
-            .arg(&d_used)
-            .arg(&plane)
-            .arg(&n);
-        unsafe { b.launch(for_elems(planes * tf)) }.map_err(cuda)?;
+        // SAFETY: one block a plane of tf samples; sigma and used one a plane.
+        unsafe {
+            launch::plane_noise(
+                s,
+                &self.flag.plane_noise,
+                cfg,
+                &*d_val,
+                d_bg,
+                d_mask,
+                plane,
+                np,
+                &mut d_sigma,
+                &mut d_used,
+            )
+        }
+        .map_err(cuda)?;
+        // SAFETY: one thread a sample of the planes.
+        unsafe {
+            launch::normalise(
+                s,
+                &self.flag.normalise,
+                for_elems(planes * tf),
+                d_val,
+                d_bg,
+                &d_sigma,
+                &d_used,
+                plane,
+                n,
+            )
+        }
+        .map_err(cuda)?;
         Ok((d_sigma, d_used))
     }
 
@@ -242,26 +290,38 @@ impl Gpu {
         out: &mut CudaSlice<f32>,
     ) -> Result<(), GpuError> {
         let (plane, n) = (tf as i64, d_res.len() as i64);
-        let mut b = self.flag_stream.launch_builder(&self.flag.threshold_values);
-        b.arg(d_res)
-            .arg(d_cells)
-            .arg(&sign)
-            .arg(&plane)
-            .arg(&n)
-            .arg(out);
-        unsafe { b.launch(for_elems(d_res.len())) }
-            .map_err(cuda)
-            .map(|_| ())
+        // SAFETY: one thread a residual; `out` as long, `d_cells` one a plane's sample.
+        unsafe {
+            launch::threshold_values(
+                &self.flag_stream,
+                &self.flag.threshold_values,
+                for_elems(d_res.len()),
+                d_res,
+                d_cells,
+                sign,
+                plane,
+                n,
+                out,
+            )
+        }
+        .map_err(cuda)
     }
 
     fn or_flags_dev(&self, a: &mut CudaSlice<u8>, b: &CudaSlice<u8>) -> Result<(), GpuError> {
         let n = a.len() as i64;
         let len = a.len();
-        let mut l = self.flag_stream.launch_builder(&self.flag.or_flags);
-        l.arg(a).arg(b).arg(&n);
-        unsafe { l.launch(for_elems(len)) }
-            .map_err(cuda)
-            .map(|_| ())
+        // SAFETY: one thread a flag of the n both hold.
+        unsafe {
+            launch::or_flags(
+                &self.flag_stream,
+                &self.flag.or_flags,
+                for_elems(len),
+                a,
+                b,
+                n,
+            )
+        }
+        .map_err(cuda)
     }
 
     /// Compute::background_planes: batches of planes to the budget.
@@ -449,19 +509,26 @@ impl Gpu {
                 [((nt, nf, 1, nf), &mut a), ((nf, 1, nf, nt), &mut b)]
             {
                 let (li, st, sd, ln) = (lines as i32, step as i32, stride as i32, len as i32);
-                let mut l = s.launch_builder(&self.flag.sir_lines);
-                l.arg(&before)
-                    .arg(out)
-                    .arg(&mut scratch)
-                    .arg(&li)
-                    .arg(&st)
-                    .arg(&sd)
-                    .arg(&ln)
-                    .arg(&eta)
-                    .arg(&ext)
-                    .arg(&np)
-                    .arg(&plane);
-                unsafe { l.launch(for_elems(lines * planes)) }.map_err(cuda)?;
+                // SAFETY: one thread a line of each plane; scratch one f64 a flag.
+                unsafe {
+                    launch::sir_lines(
+                        s,
+                        &self.flag.sir_lines,
+                        for_elems(lines * planes),
+                        &before,
+                        out,
+                        &mut scratch,
+                        li,
+                        st,
+                        sd,
+                        ln,
+                        eta,
+                        ext,
+                        np,
+                        plane,
+                    )
+                }
+                .map_err(cuda)?;
             }
             self.or_flags_dev(&mut a, &b)?;
             let back = s.clone_dtoh(&a).map_err(cuda)?;

@@ -6,8 +6,8 @@
 
 use super::device::{cuda, Gpu};
 use super::minor::{MinorJob, MinorOut};
-use super::GpuError;
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use super::{launch, GpuError};
+use cudarc::driver::{CudaSlice, LaunchConfig};
 
 /// The PSFs of one image on the device, one after another, by their ids.
 pub(crate) type PsfImages = Option<(Vec<u64>, CudaSlice<f64>)>;
@@ -73,23 +73,30 @@ impl Gpu {
         let (len_l, nt_i, m_l, n_l) = (len as i64, nt as i32, m as i64, job.n as i64);
         loop {
             let batch = per.min(job.max_iter - out.comps.len()) as i32;
-            let mut l = s.launch_builder(&self.clark_minor);
-            l.arg(&mut d_vals)
-                .arg(&len_l)
-                .arg(&nt_i)
-                .arg(&d_xs)
-                .arg(&d_ys)
-                .arg(psf)
-                .arg(&m_l)
-                .arg(&n_l)
-                .arg(&d_hinv)
-                .arg(&d_rules)
-                .arg(&batch)
-                .arg(&mut d_state)
-                .arg(&mut d_done)
-                .arg(&mut d_k)
-                .arg(&mut d_f);
-            unsafe { l.launch(cfg) }.map_err(cuda)?;
+            // SAFETY: one block over the job's `len` values, `per` components at most.
+            unsafe {
+                launch::clark_minor(
+                    s,
+                    &self.clark_minor,
+                    cfg,
+                    &mut d_vals,
+                    len_l,
+                    nt_i,
+                    &d_xs,
+                    &d_ys,
+                    psf,
+                    m_l,
+                    n_l,
+                    &d_hinv,
+                    &d_rules,
+                    batch,
+                    &mut d_state,
+                    &mut d_done,
+                    &mut d_k,
+                    &mut d_f,
+                )
+            }
+            .map_err(cuda)?;
             let done = s.clone_dtoh(&d_done).map_err(cuda)?;
             let ran = usize::try_from(done[0])
                 .ok()

@@ -14,12 +14,12 @@
 use super::device::{cuda, Gpu};
 use super::device_timing::Phases;
 use super::stack::{self, Geometry};
-use super::{GpuError, NoGpu};
+use super::{launch, GpuError, NoGpu};
 use crate::compute::degridder::WUnstack;
 use crate::compute::gridder::WStack;
 use cudarc::cufft::sys::{cufftDoubleComplex, cufftType, double2};
 use cudarc::cufft::CudaFft;
-use cudarc::driver::{CudaFunction, CudaSlice, DevicePtrMut, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, DevicePtrMut, LaunchConfig};
 use num_complex::Complex32;
 
 /// The functions of wstack.cu.
@@ -153,17 +153,77 @@ impl Gpu {
         m: usize,
         direction: i32,
     ) -> Result<(), GpuError> {
-        let mi = m as i32;
         for pass in 0..3 {
             if pass == 1 {
                 self.with_fft(m, |plan| self.fft_in_place(plan, plane, direction))?;
-                continue;
+            } else {
+                self.checker(plane, m)?;
             }
-            let mut l = self.stream.launch_builder(&self.stack.checkerboard);
-            l.arg(&mut *plane).arg(&mi);
-            unsafe { l.launch(launch_1d(m * m)?) }.map_err(cuda)?;
         }
         Ok(())
+    }
+
+    /// wstack.cu's checkerboard over an m x m plane: (-1)^(x + y) on the main stream.
+    fn checker(&self, plane: &mut CudaSlice<double2>, m: usize) -> Result<(), GpuError> {
+        let k = &self.stack.checkerboard;
+        // SAFETY: one thread a pixel of the m x m plane.
+        unsafe { launch::checkerboard(&self.stream, k, launch_1d(m * m)?, plane, m as i32) }
+            .map_err(cuda)
+    }
+
+    /// wstack.cu's w_weights of `n` items (w in wavelengths) for the plane at `wp`, of
+    /// half-width `hw`, on the main stream.
+    fn w_weights_dev(
+        &self,
+        w: &CudaSlice<f64>,
+        n: usize,
+        (wp, hw, beta): (f64, f64, f64),
+        out: &mut CudaSlice<f64>,
+    ) -> Result<(), GpuError> {
+        let (k, cfg) = (&self.stack.w_weights, launch_1d(n)?);
+        // SAFETY: one thread an item of the n both hold.
+        unsafe { launch::w_weights(&self.stream, k, cfg, w, n as i64, wp, hw, beta, out) }
+            .map_err(cuda)
+    }
+
+    /// The degridder's items (u, v in grid pixels, w in wavelengths; row x channel) of
+    /// `m` rows packed in `d_uvw`, on the main stream.
+    fn degrid_items(
+        &self,
+        g: &Geometry,
+        d_uvw: &CudaSlice<f64>,
+        d_freqs: &CudaSlice<f64>,
+        m: usize,
+    ) -> Result<[CudaSlice<f64>; 3], GpuError> {
+        let s = &self.stream;
+        let (nchan, items) = (d_freqs.len(), m * d_freqs.len());
+        let mut u = s.alloc_zeros::<f64>(items).map_err(cuda)?;
+        let mut v = s.alloc_zeros::<f64>(items).map_err(cuda)?;
+        let mut w = s.alloc_zeros::<f64>(items).map_err(cuda)?;
+        let (mi, nc, ngi, sup) = (m as i32, nchan as i32, g.ng as i32, g.support as i32);
+        // SAFETY: one thread an item (row x channel) of the m rows.
+        unsafe {
+            launch::degrid_prep(
+                s,
+                &self.stack.degrid_prep,
+                launch_1d(items)?,
+                d_uvw,
+                d_freqs,
+                mi,
+                nc,
+                g.scale,
+                g.centre,
+                g.uvmin2,
+                g.uvmax2,
+                ngi,
+                sup,
+                &mut u,
+                &mut v,
+                &mut w,
+            )
+        }
+        .map_err(cuda)?;
+        Ok([u, v, w])
     }
 
     /// In-place Z2Z transform of one plane (direction -1 forward, +1 inverse).
@@ -268,33 +328,40 @@ impl Gpu {
                 g.tiles_x as i32,
             );
             let out0 = (k * slice_rows * nchan) as i64;
-            let mut l = st.launch_builder(&self.stack.grid_prep);
-            l.arg(&stage.d_vis)
-                .arg(&stage.d_wt)
-                .arg(&stage.d_uvw)
-                .arg(&stage.d_dw)
-                .arg(&d_freqs)
-                .arg(&d_fd)
-                .arg(&d_fp);
-            l.arg(&nrow)
-                .arg(&nc)
-                .arg(&np)
-                .arg(&g.scale)
-                .arg(&g.centre)
-                .arg(&g.uvmin2)
-                .arg(&g.uvmax2)
-                .arg(&g.limit)
-                .arg(&sup)
-                .arg(&tx)
-                .arg(&out0);
-            l.arg(&mut it.u)
-                .arg(&mut it.v)
-                .arg(&mut it.w)
-                .arg(&mut it.val)
-                .arg(&mut it.pval)
-                .arg(&mut *keys)
-                .arg(&mut *counts);
-            unsafe { l.launch(launch_1d(m * nchan)?) }.map_err(cuda)?;
+            // SAFETY: one thread a sample of the slice's m rows; the items from out0 on.
+            unsafe {
+                launch::grid_prep(
+                    st,
+                    &self.stack.grid_prep,
+                    launch_1d(m * nchan)?,
+                    &stage.d_vis,
+                    &stage.d_wt,
+                    &stage.d_uvw,
+                    &stage.d_dw,
+                    &d_freqs,
+                    &d_fd,
+                    &d_fp,
+                    nrow,
+                    nc,
+                    np,
+                    g.scale,
+                    g.centre,
+                    g.uvmin2,
+                    g.uvmax2,
+                    g.limit,
+                    sup,
+                    tx,
+                    out0,
+                    &mut it.u,
+                    &mut it.v,
+                    &mut it.w,
+                    &mut it.val,
+                    &mut it.pval,
+                    &mut *keys,
+                    &mut *counts,
+                )
+            }
+            .map_err(cuda)?;
         }
         self.stream.join(&self.stream2).map_err(cuda)?;
         if let Ok(mut c) = self.staging.lock() {
@@ -353,36 +420,35 @@ impl Gpu {
             let mut sorted = DevItems::zeros(s, total)?;
             t.mark("tile counts");
             let ni64 = items as i64;
-            let mut l = s.launch_builder(&self.stack.tile_scatter);
-            l.arg(&keys)
-                .arg(&ni64)
-                .arg(&it.u)
-                .arg(&it.v)
-                .arg(&it.w)
-                .arg(&it.val)
-                .arg(&it.pval)
-                .arg(&mut fill);
-            l.arg(&mut sorted.u)
-                .arg(&mut sorted.v)
-                .arg(&mut sorted.w)
-                .arg(&mut sorted.val)
-                .arg(&mut sorted.pval);
-            unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+            // SAFETY: one thread an item; `fill` one a tile, the sorted copies as long.
+            unsafe {
+                launch::tile_scatter(
+                    s,
+                    &self.stack.tile_scatter,
+                    launch_1d(items)?,
+                    &keys,
+                    ni64,
+                    &it.u,
+                    &it.v,
+                    &it.w,
+                    &it.val,
+                    &it.pval,
+                    &mut fill,
+                    &mut sorted.u,
+                    &mut sorted.v,
+                    &mut sorted.w,
+                    &mut sorted.val,
+                    &mut sorted.pval,
+                )
+            }
+            .map_err(cuda)?;
             drop((it, keys));
             t.mark("sort");
             let mut ww = s.alloc_zeros::<f64>(total).map_err(cuda)?;
-            let nt64 = total as i64;
             for p in job.planes.touched(rows, g.support) {
                 let wp = job.planes.w0 + p as f64 * job.planes.dw;
                 let hw = job.planes.dw * half;
-                let mut l = s.launch_builder(&self.stack.w_weights);
-                l.arg(&sorted.w)
-                    .arg(&nt64)
-                    .arg(&wp)
-                    .arg(&hw)
-                    .arg(&g.beta)
-                    .arg(&mut ww);
-                unsafe { l.launch(launch_1d(total)?) }.map_err(cuda)?;
+                self.w_weights_dev(&sorted.w, total, (wp, hw, g.beta), &mut ww)?;
                 t.mark("w weights");
                 for (k, on) in [
                     (0usize, job.dirty_factor.is_some()),
@@ -394,38 +460,50 @@ impl Gpu {
                     let vals = if k == 0 { &sorted.val } else { &sorted.pval };
                     s.memset_zeros(&mut plane).map_err(cuda)?;
                     t.mark("clear");
-                    let mut l = s.launch_builder(&self.grid);
-                    l.arg(&mut plane)
-                        .arg(&ngi)
-                        .arg(&sorted.u)
-                        .arg(&sorted.v)
-                        .arg(vals)
-                        .arg(&ww)
-                        .arg(&d_seg_tile)
-                        .arg(&d_seg_start)
-                        .arg(&tx)
-                        .arg(&sup)
-                        .arg(&g.beta);
                     let cfg = LaunchConfig {
                         grid_dim: (seg_tile.len() as u32, 1, 1),
                         block_dim: (256, 1, 1),
                         shared_mem_bytes: 0,
                     };
-                    unsafe { l.launch(cfg) }.map_err(cuda)?;
+                    // SAFETY: one block a segment of the sorted items, the ng x ng plane.
+                    unsafe {
+                        launch::grid_tiles(
+                            s,
+                            &self.grid,
+                            cfg,
+                            &mut plane,
+                            ngi,
+                            &sorted.u,
+                            &sorted.v,
+                            vals,
+                            &ww,
+                            &d_seg_tile,
+                            &d_seg_start,
+                            tx,
+                            sup,
+                            g.beta,
+                        )
+                    }
+                    .map_err(cuda)?;
                     t.mark("grid");
-                    let mut l = s.launch_builder(&self.stack.checkerboard);
-                    l.arg(&mut plane).arg(&ngi);
-                    unsafe { l.launch(launch_1d(ng * ng)?) }.map_err(cuda)?;
+                    self.checker(&mut plane, ng)?;
                     self.with_fft(ng, |plan| self.fft_in_place(plan, &mut plane, -1))?;
                     t.mark("fft");
-                    let mut l = s.launch_builder(&self.stack.wscreen_add);
-                    l.arg(&plane)
-                        .arg(&ngi)
-                        .arg(&ni)
-                        .arg(&g.cell)
-                        .arg(&wp)
-                        .arg(&mut img[k]);
-                    unsafe { l.launch(launch_1d(n * n)?) }.map_err(cuda)?;
+                    // SAFETY: one thread an image pixel (n x n inside the ng x ng plane).
+                    unsafe {
+                        launch::wscreen_add(
+                            s,
+                            &self.stack.wscreen_add,
+                            launch_1d(n * n)?,
+                            &plane,
+                            ngi,
+                            ni,
+                            g.cell,
+                            wp,
+                            &mut img[k],
+                        )
+                    }
+                    .map_err(cuda)?;
                     t.mark("screen");
                 }
             }
@@ -479,23 +557,8 @@ impl Gpu {
                 s.clone_htod(&uvw).map_err(cuda)?,
                 s.clone_htod(&dw).map_err(cuda)?,
             );
-            let mut u = s.alloc_zeros::<f64>(items).map_err(cuda)?;
-            let mut v = s.alloc_zeros::<f64>(items).map_err(cuda)?;
-            let mut w = s.alloc_zeros::<f64>(items).map_err(cuda)?;
+            let [u, v, w] = self.degrid_items(&g, &d_uvw, &d_freqs, m)?;
             let mi = m as i32;
-            let mut l = s.launch_builder(&self.stack.degrid_prep);
-            l.arg(&d_uvw)
-                .arg(&d_freqs)
-                .arg(&mi)
-                .arg(&nc)
-                .arg(&g.scale)
-                .arg(&g.centre)
-                .arg(&g.uvmin2)
-                .arg(&g.uvmax2)
-                .arg(&ngi)
-                .arg(&sup);
-            l.arg(&mut u).arg(&mut v).arg(&mut w);
-            unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
             t.mark("upload+prep");
             let mut acc = s.alloc_zeros::<double2>(items).map_err(cuda)?;
             let mut tmp = s.alloc_zeros::<double2>(items).map_err(cuda)?;
@@ -505,56 +568,77 @@ impl Gpu {
                 let wp = job.planes.w0 + p as f64 * job.planes.dw;
                 let hw = job.planes.dw * half;
                 s.memset_zeros(&mut plane).map_err(cuda)?;
-                let mut l = s.launch_builder(&self.stack.wscreen_fill);
-                l.arg(&d_pre)
-                    .arg(&ni)
-                    .arg(&g.cell)
-                    .arg(&wp)
-                    .arg(&ngi)
-                    .arg(&mut plane);
-                unsafe { l.launch(launch_1d(n * n)?) }.map_err(cuda)?;
+                // SAFETY: one thread an image pixel (n x n inside the ng x ng plane).
+                unsafe {
+                    launch::wscreen_fill(
+                        s,
+                        &self.stack.wscreen_fill,
+                        launch_1d(n * n)?,
+                        &d_pre,
+                        ni,
+                        g.cell,
+                        wp,
+                        ngi,
+                        &mut plane,
+                    )
+                }
+                .map_err(cuda)?;
                 t.mark("screen");
                 self.with_fft(ng, |plan| self.fft_in_place(plan, &mut plane, 1))?;
-                let mut l = s.launch_builder(&self.stack.checkerboard);
-                l.arg(&mut plane).arg(&ngi);
-                unsafe { l.launch(launch_1d(ng * ng)?) }.map_err(cuda)?;
+                self.checker(&mut plane, ng)?;
                 t.mark("fft");
-                let mut l = s.launch_builder(&self.stack.w_weights);
-                l.arg(&w)
-                    .arg(&i64n)
-                    .arg(&wp)
-                    .arg(&hw)
-                    .arg(&g.beta)
-                    .arg(&mut ww);
-                unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+                self.w_weights_dev(&w, items, (wp, hw, g.beta), &mut ww)?;
                 t.mark("w weights");
-                let mut l = s.launch_builder(&self.degrid);
-                l.arg(&plane)
-                    .arg(&ngi)
-                    .arg(&u)
-                    .arg(&v)
-                    .arg(&ww)
-                    .arg(&i32n)
-                    .arg(&sup)
-                    .arg(&g.beta)
-                    .arg(&mut tmp);
-                unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+                // SAFETY: one thread an item of the pass.
+                unsafe {
+                    launch::degrid_points(
+                        s,
+                        &self.degrid,
+                        launch_1d(items)?,
+                        &plane,
+                        ngi,
+                        &u,
+                        &v,
+                        &ww,
+                        i32n,
+                        sup,
+                        g.beta,
+                        &mut tmp,
+                    )
+                }
+                .map_err(cuda)?;
                 t.mark("degrid");
-                let mut l = s.launch_builder(&self.stack.add_to);
-                l.arg(&mut acc).arg(&tmp).arg(&i64n);
-                unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+                // SAFETY: one thread an item of the pass.
+                unsafe {
+                    launch::add_to(
+                        s,
+                        &self.stack.add_to,
+                        launch_1d(items)?,
+                        &mut acc,
+                        &tmp,
+                        i64n,
+                    )
+                }
+                .map_err(cuda)?;
                 t.mark("sum");
             }
             let mut d_out = s.alloc_zeros::<f32>(2 * items).map_err(cuda)?;
-            let mut l = s.launch_builder(&self.stack.degrid_finish);
-            l.arg(&acc)
-                .arg(&d_uvw)
-                .arg(&d_dw)
-                .arg(&d_freqs)
-                .arg(&mi)
-                .arg(&nc)
-                .arg(&mut d_out);
-            unsafe { l.launch(launch_1d(items)?) }.map_err(cuda)?;
+            // SAFETY: one thread an item of the pass; two f32 an item out.
+            unsafe {
+                launch::degrid_finish(
+                    s,
+                    &self.stack.degrid_finish,
+                    launch_1d(items)?,
+                    &acc,
+                    &d_uvw,
+                    &d_dw,
+                    &d_freqs,
+                    mi,
+                    nc,
+                    &mut d_out,
+                )
+            }
+            .map_err(cuda)?;
             t.mark("finish");
             let host = s.clone_dtoh(&d_out).map_err(cuda)?;
             for (k, &r) in rows.iter().enumerate() {

@@ -30,6 +30,7 @@ pub mod gridder;
 #[cfg(test)]
 mod host_kernels;
 pub mod kernels;
+pub mod launch;
 pub mod minor;
 pub mod monitor;
 pub mod sir;
