@@ -65,7 +65,7 @@ fn bench(c: &mut Criterion) {
     // The same 40 components predicted directly (compute::dft: a direct Fourier sum, the
     // channel average and any per-integration amplitude exact): its cost per component,
     // against the degridder's per image, is what `imaging.predict: auto` weighs.
-    {
+    let (points, amp) = {
         let spec = GridSpec::new(1024, (12.0f64 / 3600.0).to_radians(), 1e-4);
         let c = 512.0;
         let points: Vec<Point> = (0..40)
@@ -78,22 +78,23 @@ fn bench(c: &mut Criterion) {
         let amp: Vec<f32> = (0..40)
             .flat_map(|k| std::iter::repeat_n(1.0 + k as f32 * 0.1, nc * nt))
             .collect();
-        let d = DftBlock {
-            uvw_m: &uvw,
-            dw_m: &dw,
-            use_row: &use_row,
-            n_times: nt,
-            freqs: &g.freqs,
-            dnu: g.channel_width_hz.abs(),
-        };
-        let mut out = vec![num_complex::Complex32::new(0.0, 0.0); uvw.len() * nc];
-        group.bench_function("direct_40_points_dsa110_subband", |b| {
-            b.iter(|| {
-                predict_points(&d, &points, &amp, &mut out);
-                out.len()
-            })
-        });
-    }
+        (points, amp)
+    };
+    let direct = DftBlock {
+        uvw_m: &uvw,
+        dw_m: &dw,
+        use_row: &use_row,
+        n_times: nt,
+        freqs: &g.freqs,
+        dnu: g.channel_width_hz.abs(),
+    };
+    let mut out = vec![num_complex::Complex32::new(0.0, 0.0); uvw.len() * g.freqs.len()];
+    group.bench_function("direct_40_points_dsa110_subband", |b| {
+        b.iter(|| {
+            predict_points(&direct, &points, &amp, &mut out);
+            out.len()
+        })
+    });
     // The self-contained w-gridder alone (primitives::wgridder, what the CPU path above
     // calls): the dirty image only (ducc0's vis2dirty does this: 15.8 M correlations per
     // second per core at eps 1e-4 with w-correction, issue 20), dirty + PSF from one pass,
@@ -193,6 +194,16 @@ fn bench(c: &mut Criterion) {
                     })
                 });
             }
+            // The same 40 components summed directly on the device (dft.cu).
+            group.bench_function("gpu_direct_40_points_dsa110_subband", |b| {
+                b.iter(|| {
+                    contimg::compute::Compute::predict_points(
+                        &gpu, &direct, &points, &amp, &mut out,
+                    )
+                    .unwrap();
+                    out.len()
+                })
+            });
         }
     }
     group.finish();

@@ -23,6 +23,9 @@
 //   convolve:     i64 n, i64 terms, i64 count[terms], then per term i64 idx[count],
 //                 f64 flux[count]; f32 hats[(2 terms - 1) 2 m m] (m = 2n)
 //                 -> f64 out[terms n n] (device_convolve.rs's convolve_dev)
+//   dft:          i64 nrow, i64 nt, i64 nc, i64 npts, f64 dnu, f64 uvw[3 nrow], f64 dw[nrow],
+//                 u8 use_row[nrow], f64 freqs[nc], f64 lmn[3 npts], f32 amp[npts nc nt],
+//                 f32 out[2 nrow nc] -> f32 out[2 nrow nc] (device_dft.rs's predict_points_dev)
 // cuFFT's transforms are a direct 2-D DFT here (rows, then columns; exact twiddles).
 // A second argument, the threads a block, runs the blocks of the block-wide kernels
 // (plane_noise, clark_minor, grid_tiles) with that many concurrent threads, as the device
@@ -37,6 +40,7 @@
 #include "../degrid.cu"
 #include "../convolve.cu"
 #include "../wstack.cu"
+#include "../dft.cu"
 
 #include <cstdio>
 #include <cstdlib>
@@ -274,6 +278,23 @@ static void convolve() {
     put(out);
 }
 
+static void dft() {
+    long long nrow = get1<long long>(), nt = get1<long long>(), nc = get1<long long>(), npts = get1<long long>();
+    double dnu = get1<double>();
+    auto uvw = get<double>(3 * nrow);
+    auto dw = get<double>(nrow);
+    auto use_row = get<unsigned char>(nrow);
+    auto freqs = get<double>(nc);
+    auto lmn = get<double>(3 * npts);
+    auto amp = get<float>(npts * nc * nt);
+    auto out = get<float>(2 * nrow * nc);
+    run_blocks(nrow * nc, [&] {
+        predict_points(uvw.data(), dw.data(), use_row.data(), (int)nrow, (int)nt, freqs.data(), (int)nc, dnu,
+                       lmn.data(), (int)npts, amp.data(), (float2*)out.data());
+    });
+    put(out);
+}
+
 int main(int argc, char** argv) {
     std::string what = argc > 1 ? argv[1] : "";
     if (argc > 2) block_threads = (unsigned int)std::atoi(argv[2]);
@@ -287,8 +308,9 @@ int main(int argc, char** argv) {
         else if (what == "degrid") degrid();
         else if (what == "psf_hat") psf_hat();
         else if (what == "convolve") convolve();
+        else if (what == "dft") dft();
         else {
-            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background|minor|grid|degrid|psf_hat|convolve [threads] < input > output\n");
+            std::fprintf(stderr, "usage: run noise|sir|sumthreshold|background|minor|grid|degrid|psf_hat|convolve|dft [threads] < input > output\n");
             return 2;
         }
     } catch (const std::string& e) {

@@ -24,6 +24,16 @@ using std::fmin;
 using std::isfinite;
 using std::max;
 using std::min;
+using std::rint;
+
+// CUDA's sine and cosine of pi x (the device's are exact at integers and half-integers;
+// these round pi x first, ~1e-16 of the result for the |x| <= 1 the kernels pass).
+inline void sincospi(double x, double* s, double* c) {
+    double a = 3.141592653589793238462643383279503 * x;
+    *s = std::sin(a);
+    *c = std::cos(a);
+}
+inline double sinpi(double x) { return std::sin(3.141592653589793238462643383279503 * x); }
 
 #define __global__
 #define __device__

@@ -6,7 +6,8 @@
 //! The Compute seam runs calibration apply, the flagger's passes (device_flag: a batch's
 //! backgrounds, robust noise, residuals and SumThreshold of both signs chained on the
 //! device, and SIR dilation), CLEAN's minor-cycle iterations (device_minor) and round
-//! subtraction by FFT (device_convolve, the PSFs' transforms kept on the device), and the
+//! subtraction by FFT (device_convolve, the PSFs' transforms kept on the device), the
+//! direct prediction of point components (device_dft), and the
 //! w-stacked gridding and degridding (device_stack: pinned double-buffered uploads, tiles
 //! in shared memory, cuFFT) here; with the debug log on, their phases are timed
 //! (device_timing). The calibration solver's accumulation, the flagger's amplitudes, array
@@ -35,6 +36,8 @@ pub struct Gpu {
     pub(super) convolve: super::device_convolve::ConvolveKernels,
     pub(super) psf_cache: std::sync::Mutex<super::device_convolve::PsfCache>,
     pub(super) clark_minor: CudaFunction,
+    /// The direct prediction of point components (device_dft).
+    pub(super) dft: CudaFunction,
     pub(super) psf_images: std::sync::Mutex<super::device_minor::PsfImages>,
     pub(super) stack: super::device_stack::StackKernels,
     /// cuFFT plans by grid size (made on first use, kept for the process).
@@ -100,6 +103,7 @@ impl Gpu {
         let flag = super::device_flag::FlagKernels::load(&load)?;
         let convolve = super::device_convolve::ConvolveKernels::load(&load)?;
         let clark_minor = load("minor.cu", "clark_minor")?;
+        let dft = load("dft.cu", "predict_points")?;
         let stack = super::device_stack::StackKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(on_device)?;
         let share = super::rank_share(ordinal, local_size, n as usize, free, mem_gib);
@@ -131,6 +135,7 @@ impl Gpu {
             convolve,
             psf_cache: Default::default(),
             clark_minor,
+            dft,
             psf_images: Default::default(),
             stack,
             ffts: Default::default(),
@@ -340,7 +345,7 @@ impl Gpu {
 }
 
 /// Complex32 as interleaved f32 (the kernels' float2).
-fn as_f32(v: &mut [Complex32]) -> &mut [f32] {
+pub(super) fn as_f32(v: &mut [Complex32]) -> &mut [f32] {
     // SAFETY: Complex32 is repr(C) { re: f32, im: f32 }.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut f32, v.len() * 2) }
 }
@@ -415,6 +420,16 @@ impl Compute for Gpu {
         extend: bool,
     ) -> Result<(), GpuError> {
         self.sir_dev(flags, nt, nf, eta, extend)
+    }
+
+    fn predict_points(
+        &self,
+        b: &super::dft::DftBlock,
+        points: &[super::dft::Point],
+        amp: &[f32],
+        out: &mut [Complex32],
+    ) -> Result<(), GpuError> {
+        self.predict_points_dev(b, points, amp, out)
     }
 
     fn grid_wstack(

@@ -46,7 +46,7 @@ pub struct Point {
 }
 
 impl Point {
-    fn nm1(&self) -> f64 {
+    pub(crate) fn nm1(&self) -> f64 {
         let r2 = self.l * self.l + self.m * self.m;
         if r2 >= 1.0 {
             -1.0
@@ -392,7 +392,7 @@ impl Job<'_> {
 const ANCHOR: usize = 32;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::compute::stack::tests::block;
     use num_complex::Complex64;
@@ -542,74 +542,124 @@ mod tests {
         }
     }
 
-    fn long_band(nt: usize) {
-        // Six baselines: a full group of GROUP and a partial one; baseline 4 and one row of
-        // baseline 1 not in use.
-        let (nc, nbl) = (768, 6);
-        let dnu = 244.140625e3;
-        let freqs: Vec<f64> = (0..nc).map(|c| 1.311e9 + dnu * c as f64).collect();
-        let mut uvw_m = Vec::new();
-        let mut dw_m = Vec::new();
-        for bl in 0..nbl {
-            for t in 0..nt {
-                let f = (bl * nt + t) as f64;
-                uvw_m.push([
-                    2600.0 - 300.0 * f / 7.0,
-                    -1200.0 + 90.0 * f,
-                    15.0 * f - 40.0,
-                ]);
-                dw_m.push(0.3 * f - 1.0);
-            }
-        }
-        let use_row: Vec<bool> = (0..nbl * nt).map(|r| r / nt != 4 && r != nt + 2).collect();
-        let b = DftBlock {
-            uvw_m: &uvw_m,
-            dw_m: &dw_m,
-            use_row: &use_row,
-            n_times: nt,
-            freqs: &freqs,
-            dnu,
-        };
-        let deg = std::f64::consts::PI / 180.0;
-        let points = [
-            Point {
-                l: 2.5 * deg,
-                m: -0.4 * deg,
-            },
-            Point {
-                l: -0.3 * deg,
-                m: 1.7 * deg,
-            },
-            Point {
-                l: 0.01 * deg,
-                m: 0.02 * deg,
-            },
-        ];
-        let amp: Vec<f32> = (0..points.len() * nc * nt)
-            .map(|i| 1.0 + 0.3 * ((i % 97) as f32 / 97.0))
-            .collect();
-        let mut got = vec![Complex32::new(0.0, 0.0); uvw_m.len() * nc];
-        predict_points(&b, &points, &amp, &mut got);
-        let (mut err, mut scale) = (0.0f64, 0.0f64);
-        for r in 0..uvw_m.len() {
-            if !use_row[r] {
-                assert!(got[r * nc..(r + 1) * nc].iter().all(|g| g.norm() == 0.0));
-                continue;
-            }
-            let t = r % nt;
-            let [u, v, w] = uvw_m[r];
-            for c in 0..nc {
-                let mut want = Complex64::new(0.0, 0.0);
-                for (k, p) in points.iter().enumerate() {
-                    let tau = (u * p.l + v * p.m + w * p.nm1() + dw_m[r]) / C_M_S;
-                    let x = amp[(k * nc + c) * nt + t] as f64 * sinc(dnu * tau);
-                    want += Complex64::from_polar(x, TAU * freqs[c] * tau);
+    /// A full DSA-110 band on six baselines (a full group of GROUP and a partial one;
+    /// baseline 4 and one row of baseline 1 not in use), three components up to 2.5 deg out.
+    pub(crate) struct LongBand {
+        pub uvw_m: Vec<[f64; 3]>,
+        pub dw_m: Vec<f64>,
+        pub use_row: Vec<bool>,
+        pub freqs: Vec<f64>,
+        pub nt: usize,
+        pub points: Vec<Point>,
+        pub amp: Vec<f32>,
+    }
+
+    /// The channel width of `LongBand` (Hz).
+    pub(crate) const LONG_BAND_DNU: f64 = 244.140625e3;
+
+    impl LongBand {
+        pub(crate) fn new(nt: usize) -> Self {
+            let (nc, nbl) = (768, 6);
+            let freqs: Vec<f64> = (0..nc)
+                .map(|c| 1.311e9 + LONG_BAND_DNU * c as f64)
+                .collect();
+            let mut uvw_m = Vec::new();
+            let mut dw_m = Vec::new();
+            for bl in 0..nbl {
+                for t in 0..nt {
+                    let f = (bl * nt + t) as f64;
+                    uvw_m.push([
+                        2600.0 - 300.0 * f / 7.0,
+                        -1200.0 + 90.0 * f,
+                        15.0 * f - 40.0,
+                    ]);
+                    dw_m.push(0.3 * f - 1.0);
                 }
-                let g = got[r * nc + c];
-                err = err.max((Complex64::new(g.re as f64, g.im as f64) - want).norm());
-                scale = scale.max(want.norm());
+            }
+            let use_row = (0..nbl * nt).map(|r| r / nt != 4 && r != nt + 2).collect();
+            let deg = std::f64::consts::PI / 180.0;
+            let points = vec![
+                Point {
+                    l: 2.5 * deg,
+                    m: -0.4 * deg,
+                },
+                Point {
+                    l: -0.3 * deg,
+                    m: 1.7 * deg,
+                },
+                Point {
+                    l: 0.01 * deg,
+                    m: 0.02 * deg,
+                },
+            ];
+            let amp = (0..points.len() * nc * nt)
+                .map(|i| 1.0 + 0.3 * ((i % 97) as f32 / 97.0))
+                .collect();
+            LongBand {
+                uvw_m,
+                dw_m,
+                use_row,
+                freqs,
+                nt,
+                points,
+                amp,
             }
         }
+
+        pub(crate) fn block(&self) -> DftBlock<'_> {
+            DftBlock {
+                uvw_m: &self.uvw_m,
+                dw_m: &self.dw_m,
+                use_row: &self.use_row,
+                n_times: self.nt,
+                freqs: &self.freqs,
+                dnu: LONG_BAND_DNU,
+            }
+        }
+
+        /// The formula in f64, sample by sample (zero on the rows not in use).
+        pub(crate) fn exact(&self) -> Vec<Complex64> {
+            let (nt, nc) = (self.nt, self.freqs.len());
+            let mut out = vec![Complex64::new(0.0, 0.0); self.uvw_m.len() * nc];
+            for (r, o) in out.chunks_mut(nc).enumerate() {
+                if !self.use_row[r] {
+                    continue;
+                }
+                let [u, v, w] = self.uvw_m[r];
+                for (c, o) in o.iter_mut().enumerate() {
+                    for (k, p) in self.points.iter().enumerate() {
+                        let tau = (u * p.l + v * p.m + w * p.nm1() + self.dw_m[r]) / C_M_S;
+                        let x =
+                            self.amp[(k * nc + c) * nt + r % nt] as f64 * sinc(LONG_BAND_DNU * tau);
+                        *o += Complex64::from_polar(x, TAU * self.freqs[c] * tau);
+                    }
+                }
+            }
+            out
+        }
+    }
+
+    /// The largest difference of `got` from `want` and the largest |want|.
+    pub(crate) fn max_difference(got: &[Complex32], want: &[Complex64]) -> (f64, f64) {
+        got.iter()
+            .zip(want)
+            .fold((0.0f64, 0.0f64), |(e, s), (g, w)| {
+                let g = Complex64::new(g.re as f64, g.im as f64);
+                (e.max((g - w).norm()), s.max(w.norm()))
+            })
+    }
+
+    fn long_band(nt: usize) {
+        let case = LongBand::new(nt);
+        let nc = case.freqs.len();
+        let mut got = vec![Complex32::new(0.0, 0.0); case.uvw_m.len() * nc];
+        predict_points(&case.block(), &case.points, &case.amp, &mut got);
+        for (r, &u) in case.use_row.iter().enumerate() {
+            if !u {
+                assert!(got[r * nc..(r + 1) * nc].iter().all(|g| g.norm() == 0.0));
+            }
+        }
+        let (err, scale) = max_difference(&got, &case.exact());
         println!("768 channels, {nt} integrations: max difference {err:.2e} of {scale:.2}");
         assert!(err <= 2.5e-6 * scale, "max difference {err:e} of {scale}");
     }

@@ -56,6 +56,11 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         &["sir_lines"],
     ),
     (
+        "dft.cu",
+        include_str!("../../kernels/dft.cu"),
+        &["predict_points"],
+    ),
+    (
         "wstack.cu",
         include_str!("../../kernels/wstack.cu"),
         &[
@@ -262,6 +267,7 @@ mod tests {
             ("device.rs", include_str!("device.rs")),
             ("device_flag.rs", include_str!("device_flag.rs")),
             ("device_convolve.rs", include_str!("device_convolve.rs")),
+            ("device_dft.rs", include_str!("device_dft.rs")),
             ("device_minor.rs", include_str!("device_minor.rs")),
             ("device_stack.rs", include_str!("device_stack.rs")),
             ("device_timing.rs", include_str!("device_timing.rs")),
@@ -292,8 +298,9 @@ mod tests {
                 loads += 1;
             }
         }
-        // calapply, grid, degrid; 9 flagger, 5 convolution, 1 minor-cycle, 9 w-stack.
-        assert_eq!(loads, 27);
+        // calapply, grid, degrid; 9 flagger, 5 convolution, 1 minor-cycle, 1 direct sum,
+        // 9 w-stack.
+        assert_eq!(loads, 28);
     }
 
     /// Every kernel compiles through NVRTC for sm_80 and sm_90, as the program compiles them

@@ -169,6 +169,10 @@ kernels! {
         stride: val i32, n: val i32, eta: val f64, extend: val i32, nplanes: val i32,
         plane_size: val i64
     );
+    "dft.cu" predict_points(
+        uvw: ro f64, dw: ro f64, use_row: ro u8, nrow: val i32, nt: val i32, freqs: ro f64,
+        nc: val i32, dnu: val f64, lmn: ro f64, npts: val i32, amp: ro f32, out: rw2 f32
+    );
     "wstack.cu" grid_prep(
         vis: ro2 f32, weight: ro f32, uvw: ro f64, dw: ro f64, freqs: ro f64, fdirty: ro f64,
         fpsf: ro f64, nrow: val i32, nchan: val i32, npol: val i32, scale: val f64, centre: val f64,

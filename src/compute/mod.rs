@@ -16,6 +16,8 @@ pub mod device;
 #[cfg(feature = "gpu")]
 mod device_convolve;
 #[cfg(feature = "gpu")]
+mod device_dft;
+#[cfg(feature = "gpu")]
 mod device_flag;
 #[cfg(feature = "gpu")]
 mod device_minor;
@@ -24,6 +26,8 @@ mod device_stack;
 #[cfg(feature = "gpu")]
 mod device_timing;
 pub mod dft;
+#[cfg(test)]
+mod dft_kernel_tests;
 pub mod flag_pass;
 pub mod flagging;
 pub mod gridder;
@@ -267,6 +271,19 @@ pub trait Compute: Send + Sync {
         extend: bool,
     ) -> Result<(), GpuError> {
         flag_pass::sir_planes_cpu(flags, nt, nf, eta, extend);
+        Ok(())
+    }
+    /// Adds point components' visibilities to `out` by a direct Fourier sum (see
+    /// dft::predict_points, the CPU's; a device sums in f64, dft.cu). A backend returns Err
+    /// only with `out` as it was (the CPU then redoes the call).
+    fn predict_points(
+        &self,
+        b: &dft::DftBlock,
+        points: &[dft::Point],
+        amp: &[f32],
+        out: &mut [Complex32],
+    ) -> Result<(), GpuError> {
+        dft::predict_points(b, points, amp, out);
         Ok(())
     }
     /// How many flagging planes to hand over at once: a few per thread on the CPU (they

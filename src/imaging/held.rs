@@ -7,7 +7,7 @@ use super::deconvolve::{direct_is_cheaper, PredictMode};
 use super::degridder::{degrid_sum_with, Weights};
 use super::gridder::{GridPair, GridSpec, VisBlock};
 use super::outliers::OutlierModel;
-use crate::compute::dft::{predict_points, DftBlock, Point};
+use crate::compute::dft::{DftBlock, Point};
 use crate::compute::Compute;
 use crate::core::{rephase_geometry, Centre};
 use crate::core::{GroupVis, StokesGroup};
@@ -200,7 +200,7 @@ impl HeldGroup {
         if direct && np == 1 {
             // One (combined) polarization: the direct sum subtracts in place.
             let mut vis = std::mem::take(&mut self.vis.vis);
-            self.predict_direct(spec, &refs, &pix, ref_hz, beam, -1.0, &mut vis);
+            self.predict_direct(spec, &refs, &pix, ref_hz, beam, -1.0, &mut vis, compute);
             self.vis.vis = vis;
             log::debug!(
                 "predicted {n_points} model pixels directly and subtracted in {:.2} s",
@@ -210,7 +210,7 @@ impl HeldGroup {
         }
         let m = if direct {
             let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
-            self.predict_direct(spec, &refs, &pix, ref_hz, beam, 1.0, &mut m);
+            self.predict_direct(spec, &refs, &pix, ref_hz, beam, 1.0, &mut m, compute);
             m
         } else {
             self.predict(spec, &refs, ref_hz, beam, compute, Some(ws))
@@ -256,6 +256,7 @@ impl HeldGroup {
         beam: Option<&DriftBeam>,
         sign: f64,
         out: &mut [Complex32],
+        compute: &dyn Compute,
     ) {
         let n = spec.n_image;
         let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
@@ -303,7 +304,9 @@ impl HeldGroup {
                     }
                 },
             );
-            predict_points(&block, &points, &amp, out);
+            crate::compute::or_cpu(compute, "direct prediction", |c, _| {
+                c.predict_points(&block, &points, &amp, out)
+            });
         }
     }
 
@@ -600,7 +603,16 @@ mod tests {
         model[y * n + x] = 2.0;
         let mut got = vec![Complex32::new(0.0, 0.0); held.uvw.len() * held.vis.n_chan()];
         let pix = [y * n + x];
-        held.predict_direct(&spec, &[&model], &pix, 1.405e9, Some(&beam), 1.0, &mut got);
+        held.predict_direct(
+            &spec,
+            &[&model],
+            &pix,
+            1.405e9,
+            Some(&beam),
+            1.0,
+            &mut got,
+            &crate::compute::Cpu,
+        );
         let c = (n / 2) as f64;
         let (l, m) = (
             (c - x as f64) * spec.cell_rad,
