@@ -288,7 +288,8 @@ static void dft() {
     auto lmn = get<double>(3 * npts);
     auto amp = get<float>(npts * nc * nt);
     auto out = get<float>(2 * nrow * nc);
-    run_blocks(nrow * nc, [&] {
+    long long runs = (nc + DFT_CHANNELS - 1) / DFT_CHANNELS;
+    run_blocks(nrow * runs, [&] {
         predict_points(uvw.data(), dw.data(), use_row.data(), (int)nrow, (int)nt, freqs.data(), (int)nc, dnu,
                        lmn.data(), (int)npts, amp.data(), (float2*)out.data());
     });

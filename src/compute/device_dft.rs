@@ -1,5 +1,5 @@
 //! The direct prediction of point components on the device (feature `gpu`):
-//! `kernels/dft.cu`, one thread a sample summing every component in f64. The components and
+//! `kernels/dft.cu`, one thread a row and run of channels summing every component in f64. The components and
 //! their amplitude table go up once a call; the rows go up in chunks of whole baselines
 //! sized to the rank's budget, with the samples the sum is added to, and come back.
 
@@ -11,6 +11,8 @@ use num_complex::Complex32;
 
 /// Device bytes a row takes beside its samples: (u, v, w), dw, its use flag.
 const ROW_BYTES: usize = 33;
+/// Channels a thread of dft.cu sums (its DFT_CHANNELS).
+const DFT_CHANNELS: usize = 8;
 /// Samples a chunk at most (64 MB of them; each comes back through a host copy of that
 /// size, so that a failed download leaves the caller's samples as they were).
 const CHUNK_SAMPLES: usize = 8 << 20;
@@ -96,9 +98,15 @@ impl Gpu {
         );
         let host = as_f32(&mut out[r0 * nc..r1 * nc]);
         let mut d_out = s.clone_htod(&*host).map_err(cuda)?;
-        let cfg = LaunchConfig::for_num_elems(((r1 - r0) * nc) as u32);
-        // SAFETY: one thread a sample of the chunk's rows; every table as long as the
-        // kernel reads for these sizes.
+        let threads = (r1 - r0) * nc.div_ceil(DFT_CHANNELS);
+        let block = super::kernels::block_threads("predict_points");
+        let cfg = LaunchConfig {
+            grid_dim: (threads.div_ceil(block as usize) as u32, 1, 1),
+            block_dim: (block, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: one thread a run of DFT_CHANNELS channels of the chunk's rows; every table
+        // as long as the kernel reads for these sizes.
         unsafe {
             launch::predict_points(
                 s,
@@ -133,6 +141,13 @@ mod tests {
     use crate::compute::dft_kernel_tests::starting_values;
     use crate::compute::Compute;
     use num_complex::Complex64;
+
+    /// The launch's channels a thread are the kernel's.
+    #[test]
+    fn launch_and_kernel_agree_on_channels_a_thread() {
+        let src = crate::compute::kernels::source("dft.cu").unwrap();
+        assert!(src.contains(&format!("#define DFT_CHANNELS {}\n", super::DFT_CHANNELS)));
+    }
 
     /// The device's direct sum on a full band (768 channels, 2.8 km baselines, components
     /// up to 2.5 deg out) against the formula in f64: added to the samples, the rows not in

@@ -619,24 +619,29 @@ pub(crate) mod tests {
 
         /// The formula in f64, sample by sample (zero on the rows not in use).
         pub(crate) fn exact(&self) -> Vec<Complex64> {
-            let (nt, nc) = (self.nt, self.freqs.len());
-            let mut out = vec![Complex64::new(0.0, 0.0); self.uvw_m.len() * nc];
-            for (r, o) in out.chunks_mut(nc).enumerate() {
-                if !self.use_row[r] {
-                    continue;
-                }
-                let [u, v, w] = self.uvw_m[r];
-                for (c, o) in o.iter_mut().enumerate() {
-                    for (k, p) in self.points.iter().enumerate() {
-                        let tau = (u * p.l + v * p.m + w * p.nm1() + self.dw_m[r]) / C_M_S;
-                        let x =
-                            self.amp[(k * nc + c) * nt + r % nt] as f64 * sinc(LONG_BAND_DNU * tau);
-                        *o += Complex64::from_polar(x, TAU * self.freqs[c] * tau);
-                    }
+            exact(&self.block(), &self.points, &self.amp)
+        }
+    }
+
+    /// The formula in f64, sample by sample, the channel average as the sinc (zero on the
+    /// rows not in use).
+    pub(crate) fn exact(b: &DftBlock, points: &[Point], amp: &[f32]) -> Vec<Complex64> {
+        let (nt, nc) = (b.n_times, b.freqs.len());
+        let mut out = vec![Complex64::new(0.0, 0.0); b.uvw_m.len() * nc];
+        for (r, o) in out.chunks_mut(nc).enumerate() {
+            if !b.use_row[r] {
+                continue;
+            }
+            let [u, v, w] = b.uvw_m[r];
+            for (c, o) in o.iter_mut().enumerate() {
+                for (k, p) in points.iter().enumerate() {
+                    let tau = (u * p.l + v * p.m + w * p.nm1() + b.dw_m[r]) / C_M_S;
+                    let x = amp[(k * nc + c) * nt + r % nt] as f64 * sinc(b.dnu * tau);
+                    *o += Complex64::from_polar(x, TAU * b.freqs[c] * tau);
                 }
             }
-            out
         }
+        out
     }
 
     /// The largest difference of `got` from `want` and the largest |want|.

@@ -7,7 +7,7 @@ use super::host_kernels::{host_kernels, run_host};
 use num_complex::{Complex32, Complex64};
 
 /// dft.cu's `predict_points` run on the host as `device_dft.rs` launches it (one thread a
-/// sample), added to `out`.
+/// row and run of channels), added to `out`.
 pub(crate) fn kernel_on_host(
     exe: &std::path::Path,
     b: &DftBlock,
@@ -85,4 +85,45 @@ fn kernel_run_on_the_host_is_the_exact_formula() {
         assert!(err <= 1e-7 * scale, "{err:e} of {scale}");
         assert!(off_twin <= 1.5e-6 * scale, "{off_twin:e} of {scale}");
     }
+}
+
+/// Channels in two runs of equal spacing with a gap between them (as between subbands that
+/// do not abut), fewer than a thread's run, a wide channel, rows not in use: each channel's
+/// phasor afresh where the spacing breaks, against the formula.
+#[test]
+fn kernel_run_on_the_host_follows_uneven_channels() {
+    let Some(exe) = host_kernels() else {
+        return;
+    };
+    let blk = super::stack::tests::block();
+    let mut freqs = blk.freqs.clone();
+    for f in freqs.iter_mut().skip(3) {
+        *f += 7.1e6;
+    }
+    let nt = 3;
+    let b = DftBlock {
+        uvw_m: &blk.uvw,
+        dw_m: &blk.dw,
+        use_row: &blk.use_row,
+        n_times: nt,
+        freqs: &freqs,
+        dnu: 2.0e6,
+    };
+    let points = [
+        Point { l: 0.0, m: 0.0 },
+        Point {
+            l: 0.012,
+            m: -0.007,
+        },
+        Point { l: -0.03, m: 0.021 },
+    ];
+    let amp: Vec<f32> = (0..points.len() * freqs.len() * nt)
+        .map(|i| 0.5 + (i % 7) as f32 * 0.1)
+        .collect();
+    let mut got = vec![Complex32::new(0.0, 0.0); blk.uvw.len() * freqs.len()];
+    kernel_on_host(&exe, &b, &points, &amp, &mut got);
+    let (err, scale) = max_difference(&got, &super::dft::tests::exact(&b, &points, &amp));
+    println!("dft.cu on the host, uneven channels: {err:.2e} of {scale:.2}");
+    assert!(scale > 1.0);
+    assert!(err <= 1e-7 * scale, "{err:e} of {scale}");
 }
