@@ -428,25 +428,16 @@ pub(crate) mod tests {
         out
     }
 
-    /// Against the brute-force sum, with the channels in two runs of equal spacing (a gap
-    /// between them, as between subbands that do not abut), rows excluded, a wide channel.
-    #[test]
-    fn direct_prediction_is_the_channel_averaged_sum() {
-        let blk = block();
-        let nt = 3;
+    /// Channels in two runs of equal spacing with a gap between them (the block's from the
+    /// fourth on moved up 7.1 MHz), three components and their amplitudes (3 integrations).
+    pub(crate) fn uneven_case(
+        blk: &crate::compute::stack::tests::Block,
+    ) -> (Vec<f64>, Vec<Point>, Vec<f32>) {
         let mut freqs = blk.freqs.clone();
         for f in freqs.iter_mut().skip(3) {
             *f += 7.1e6;
         }
-        let b = DftBlock {
-            uvw_m: &blk.uvw,
-            dw_m: &blk.dw,
-            use_row: &blk.use_row,
-            n_times: nt,
-            freqs: &freqs,
-            dnu: 2.0e6,
-        };
-        let points = [
+        let points = vec![
             Point { l: 0.0, m: 0.0 },
             Point {
                 l: 0.012,
@@ -454,10 +445,23 @@ pub(crate) mod tests {
             },
             Point { l: -0.03, m: 0.021 },
         ];
-        let nc = freqs.len();
-        let amp: Vec<f32> = (0..points.len() * nc * nt)
+        let amp = (0..points.len() * freqs.len() * 3)
             .map(|i| 0.5 + (i % 7) as f32 * 0.1)
             .collect();
+        (freqs, points, amp)
+    }
+
+    /// Against the brute-force sum, with the channels in two runs of equal spacing (a gap
+    /// between them, as between subbands that do not abut), rows excluded, a wide channel.
+    #[test]
+    fn direct_prediction_is_the_channel_averaged_sum() {
+        let blk = block();
+        let (freqs, points, amp) = uneven_case(&blk);
+        let b = DftBlock {
+            freqs: &freqs,
+            ..blk.dft_block(3, 2.0e6)
+        };
+        let nc = freqs.len();
         let mut out = vec![Complex32::new(0.0, 0.0); blk.uvw.len() * nc];
         predict_points(&b, &points, &amp, &mut out);
         let want = brute(&b, &points, &amp);

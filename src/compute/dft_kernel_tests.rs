@@ -96,30 +96,11 @@ fn kernel_run_on_the_host_follows_uneven_channels() {
         return;
     };
     let blk = super::stack::tests::block();
-    let mut freqs = blk.freqs.clone();
-    for f in freqs.iter_mut().skip(3) {
-        *f += 7.1e6;
-    }
-    let nt = 3;
+    let (freqs, points, amp) = super::dft::tests::uneven_case(&blk);
     let b = DftBlock {
-        uvw_m: &blk.uvw,
-        dw_m: &blk.dw,
-        use_row: &blk.use_row,
-        n_times: nt,
         freqs: &freqs,
-        dnu: 2.0e6,
+        ..blk.dft_block(3, 2.0e6)
     };
-    let points = [
-        Point { l: 0.0, m: 0.0 },
-        Point {
-            l: 0.012,
-            m: -0.007,
-        },
-        Point { l: -0.03, m: 0.021 },
-    ];
-    let amp: Vec<f32> = (0..points.len() * freqs.len() * nt)
-        .map(|i| 0.5 + (i % 7) as f32 * 0.1)
-        .collect();
     let mut got = vec![Complex32::new(0.0, 0.0); blk.uvw.len() * freqs.len()];
     kernel_on_host(&exe, &b, &points, &amp, &mut got);
     let (err, scale) = max_difference(&got, &super::dft::tests::exact(&b, &points, &amp));

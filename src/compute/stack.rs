@@ -527,6 +527,19 @@ pub(crate) mod tests {
                 workspace: None,
             }
         }
+
+        /// The block's rows as a direct prediction takes them, `nt` integrations a
+        /// baseline, channels `dnu` wide.
+        pub(crate) fn dft_block(&self, nt: usize, dnu: f64) -> crate::compute::dft::DftBlock<'_> {
+            crate::compute::dft::DftBlock {
+                uvw_m: &self.uvw,
+                dw_m: &self.dw,
+                use_row: &self.use_row,
+                n_times: nt,
+                freqs: &self.freqs,
+                dnu,
+            }
+        }
     }
 
     pub(crate) fn spec() -> GridSpec {
