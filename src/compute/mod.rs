@@ -140,8 +140,8 @@ pub enum NoGpu {
 pub trait Compute: Send + Sync {
     /// "cpu" or a description of the device.
     fn name(&self) -> String;
-    /// Whether this backend is an accelerator (its gridding and degridding are then far
-    /// cheaper than the CPU's, which `imaging.predict: auto` weighs).
+    /// Whether this backend is an accelerator (CLEAN's round subtraction then always goes
+    /// by FFT, imaging::clark).
     fn is_device(&self) -> bool {
         false
     }

@@ -27,23 +27,21 @@ pub enum PredictMode {
     Direct,
 }
 
-/// Whether predicting `n_points` model pixels directly (on the CPU) costs less than
-/// degridding `n_images` model images (per channel-averaging node: `nodes`) for the same
-/// samples on the rank's backend. Measured on 2 cores (benches/README.md, 2026-12-04): one
-/// degridded 1024^2 image at epsilon 1e-4 costs 0.72 s, as much as ~300 directly predicted
-/// pixels at 2.4 ms each (`gridding/degrid_dsa110_subband_eps1e-4` against
-/// `direct_40_points_dsa110_subband`; 2.79 s against ~545 pixels before the ring degridder
-/// and the direct sum's sine in turns). The direct path is taken up to 250, a little under
-/// break-even: its beam and channel average are exact. On a device the degridding is far
-/// cheaper (not measured against the direct sum): there only up to 1/20 of it.
-pub fn direct_is_cheaper(n_points: usize, n_images: usize, nodes: usize, device: bool) -> bool {
+/// Whether predicting `n_points` model pixels directly costs less than degridding
+/// `n_images` model images (per channel-averaging node: `nodes`) for the same samples.
+/// Measured on 2 cores (benches/README.md, 2026-12-04): one degridded 1024^2 image at
+/// epsilon 1e-4 costs 0.72 s, as much as ~300 directly predicted pixels at 2.4 ms each
+/// (`gridding/degrid_dsa110_subband_eps1e-4` against `direct_40_points_dsa110_subband`;
+/// 2.79 s against ~545 pixels before the ring degridder and the direct sum's sine in
+/// turns). The direct path is taken up to 250, a little under break-even: its beam and
+/// channel average are exact. A device runs both (dft.cu, the w-stack) and takes the same
+/// choice, so that its images are the CPU's (issue 21 compares them); its own break-even
+/// is what `gpu_direct_40_points_dsa110_subband` against `gpu_degrid_dsa110_subband_eps*`
+/// will say (by operation counts, ~26 f64 operations a component and sample against
+/// ~2000 a sample and image for the degridder's taps: about 80 components an image).
+pub fn direct_is_cheaper(n_points: usize, n_images: usize, nodes: usize) -> bool {
     const GRID_PER_DIRECT: usize = 250;
-    let per_image = if device {
-        GRID_PER_DIRECT / 20
-    } else {
-        GRID_PER_DIRECT
-    };
-    n_points <= per_image * n_images * nodes
+    n_points <= GRID_PER_DIRECT * n_images * nodes
 }
 
 /// Every contributor grids its held groups' visibilities into each spectral term's

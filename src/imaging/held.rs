@@ -188,12 +188,7 @@ impl HeldGroup {
                 } else {
                     1
                 };
-                direct_is_cheaper(
-                    n_points,
-                    self.grid_images(refs.len(), beam),
-                    nodes,
-                    compute.is_device(),
-                )
+                direct_is_cheaper(n_points, self.grid_images(refs.len(), beam), nodes)
             }
         };
         let np = self.vis.npol;
