@@ -1,7 +1,8 @@
 //! The direct prediction of point components on the device (feature `gpu`):
-//! `kernels/dft.cu`, one thread a row and run of channels summing every component in f64. The components and
-//! their amplitude table go up once a call; the rows go up in chunks of whole baselines
-//! sized to the rank's budget, with the samples the sum is added to, and come back.
+//! `kernels/dft.cu`, one thread a row and run of channels summing every component in f64.
+//! The components and their amplitude table go up once a call; the rows go up in chunks of
+//! whole baselines sized to the rank's budget, with the samples the sum is added to, and
+//! come back.
 
 use super::device::{as_f32, cuda, Gpu};
 use super::dft::{DftBlock, Point};
