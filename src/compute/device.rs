@@ -273,7 +273,7 @@ impl Gpu {
             launch::degrid_points(
                 s,
                 &self.degrid,
-                LaunchConfig::for_num_elems(u_px.len() as u32),
+                launch::for_elems(u_px.len())?,
                 &d_g,
                 ngi,
                 &d_u,
@@ -321,7 +321,7 @@ impl Gpu {
             launch::sumthreshold_lines(
                 s,
                 &self.flag.sumthreshold,
-                LaunchConfig::for_num_elems(nf as u32),
+                launch::for_elems(nf)?,
                 &d_val,
                 &d_f,
                 &mut d_new,
@@ -500,7 +500,7 @@ impl Compute for Gpu {
                 launch::apply_gains(
                     &self.stream,
                     &self.apply,
-                    LaunchConfig::for_num_elems((bls.len() * plane) as u32),
+                    launch::for_elems(bls.len() * plane)?,
                     &mut d_v,
                     &mut d_w,
                     &d_g,

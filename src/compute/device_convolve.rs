@@ -10,7 +10,7 @@ use super::convolve::PsfHat;
 use super::device::{cuda, Gpu};
 use super::{launch, GpuError, NoGpu};
 use cudarc::cufft::sys::double2;
-use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig};
+use cudarc::driver::{CudaFunction, CudaSlice};
 
 pub(super) struct ConvolveKernels {
     place: CudaFunction,
@@ -40,12 +40,6 @@ pub(crate) type PsfCache = Vec<(u64, CudaSlice<f32>)>;
 /// The most transforms the cache holds: one image's 2T - 1 PSFs, T <= 3.
 const PSF_CACHE_MAX: usize = 5;
 
-fn elems(n: usize) -> Result<LaunchConfig, GpuError> {
-    u32::try_from(n)
-        .map(LaunchConfig::for_num_elems)
-        .map_err(|_| GpuError::Cuda(format!("{n} threads in one launch")))
-}
-
 impl Gpu {
     /// Compute::psf_hat on the device: the PSF uploaded, transformed by cuFFT and narrowed
     /// to f32 there; the transform stays in the cache under the new PsfHat's id (the
@@ -67,7 +61,7 @@ impl Gpu {
             launch::real_to_complex(
                 s,
                 &self.convolve.real_to_complex,
-                elems(mm)?,
+                launch::for_elems(mm)?,
                 &mut g,
                 &d_psf,
                 len,
@@ -82,7 +76,7 @@ impl Gpu {
             launch::narrow_complex(
                 s,
                 &self.convolve.narrow_complex,
-                elems(mm)?,
+                launch::for_elems(mm)?,
                 &mut narrow,
                 &g,
                 len,
@@ -161,7 +155,7 @@ impl Gpu {
                     launch::place_components(
                         s,
                         &self.convolve.place,
-                        elems(cs.len())?,
+                        launch::for_elems(cs.len())?,
                         &mut g,
                         mi,
                         ni,
@@ -187,7 +181,7 @@ impl Gpu {
                     launch::multiply_accumulate(
                         s,
                         &self.convolve.multiply_accumulate,
-                        elems(mm)?,
+                        launch::for_elems(mm)?,
                         &mut acc,
                         h,
                         psf(wanted[t + tp]),
@@ -202,7 +196,7 @@ impl Gpu {
                 launch::centre_real(
                     s,
                     &self.convolve.centre_real,
-                    elems(n * n)?,
+                    launch::for_elems(n * n)?,
                     &acc,
                     mi,
                     ni,

@@ -59,10 +59,6 @@ const SIR_BYTES: usize = 12;
 #[cfg(test)]
 type NoiseOut = (Vec<f64>, Vec<bool>, Vec<f32>);
 
-fn for_elems(n: usize) -> LaunchConfig {
-    LaunchConfig::for_num_elems(n as u32)
-}
-
 impl Gpu {
     /// Planes per batch for `bytes` device bytes a sample: within the flagger's budget,
     /// at least one, at most all, and few enough for the kernels' 32-bit counts.
@@ -112,7 +108,7 @@ impl Gpu {
             launch::smooth_prep(
                 s,
                 &self.flag.smooth_prep,
-                for_elems(n),
+                launch::for_elems(n)?,
                 d_val,
                 d_mask,
                 n64,
@@ -140,7 +136,7 @@ impl Gpu {
                 launch::smooth_pass(
                     s,
                     &self.flag.smooth_pass,
-                    for_elems(n),
+                    launch::for_elems(n)?,
                     src.0,
                     src.1,
                     li,
@@ -166,7 +162,7 @@ impl Gpu {
             launch::smooth_narrow(
                 s,
                 &self.flag.smooth_narrow,
-                for_elems(n),
+                launch::for_elems(n)?,
                 &v0,
                 n64,
                 &mut narrow,
@@ -207,7 +203,7 @@ impl Gpu {
                     launch::sumthreshold_lines(
                         s,
                         &self.flag.sumthreshold,
-                        for_elems(lines * planes),
+                        launch::for_elems(lines * planes)?,
                         d_val,
                         &cur,
                         &mut next,
@@ -267,7 +263,7 @@ impl Gpu {
             launch::normalise(
                 s,
                 &self.flag.normalise,
-                for_elems(planes * tf),
+                launch::for_elems(planes * tf)?,
                 d_val,
                 d_bg,
                 &d_sigma,
@@ -295,7 +291,7 @@ impl Gpu {
             launch::threshold_values(
                 &self.flag_stream,
                 &self.flag.threshold_values,
-                for_elems(d_res.len()),
+                launch::for_elems(d_res.len())?,
                 d_res,
                 d_cells,
                 sign,
@@ -315,7 +311,7 @@ impl Gpu {
             launch::or_flags(
                 &self.flag_stream,
                 &self.flag.or_flags,
-                for_elems(len),
+                launch::for_elems(len)?,
                 a,
                 b,
                 n,
@@ -514,7 +510,7 @@ impl Gpu {
                     launch::sir_lines(
                         s,
                         &self.flag.sir_lines,
-                        for_elems(lines * planes),
+                        launch::for_elems(lines * planes)?,
                         &before,
                         out,
                         &mut scratch,

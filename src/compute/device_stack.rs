@@ -60,12 +60,6 @@ const DEGRID_ITEM_BYTES: usize = 80;
 /// Host bytes of one pinned staging slice (two of them, filled in turn).
 const STAGE_BYTES: usize = 32 << 20;
 
-fn launch_1d(n: usize) -> Result<LaunchConfig, GpuError> {
-    u32::try_from(n)
-        .map(LaunchConfig::for_num_elems)
-        .map_err(|_| GpuError::Cuda(format!("{n} threads in one launch")))
-}
-
 /// The two staging slices and the (rows, row length) they hold.
 pub(crate) type Staging = (usize, usize, [Stage; 2]);
 
@@ -167,7 +161,7 @@ impl Gpu {
     fn checker(&self, plane: &mut CudaSlice<double2>, m: usize) -> Result<(), GpuError> {
         let k = &self.stack.checkerboard;
         // SAFETY: one thread a pixel of the m x m plane.
-        unsafe { launch::checkerboard(&self.stream, k, launch_1d(m * m)?, plane, m as i32) }
+        unsafe { launch::checkerboard(&self.stream, k, launch::for_elems(m * m)?, plane, m as i32) }
             .map_err(cuda)
     }
 
@@ -180,7 +174,7 @@ impl Gpu {
         (wp, hw, beta): (f64, f64, f64),
         out: &mut CudaSlice<f64>,
     ) -> Result<(), GpuError> {
-        let (k, cfg) = (&self.stack.w_weights, launch_1d(n)?);
+        let (k, cfg) = (&self.stack.w_weights, launch::for_elems(n)?);
         // SAFETY: one thread an item of the n both hold.
         unsafe { launch::w_weights(&self.stream, k, cfg, w, n as i64, wp, hw, beta, out) }
             .map_err(cuda)
@@ -206,7 +200,7 @@ impl Gpu {
             launch::degrid_prep(
                 s,
                 &self.stack.degrid_prep,
-                launch_1d(items)?,
+                launch::for_elems(items)?,
                 d_uvw,
                 d_freqs,
                 mi,
@@ -333,7 +327,7 @@ impl Gpu {
                 launch::grid_prep(
                     st,
                     &self.stack.grid_prep,
-                    launch_1d(m * nchan)?,
+                    launch::for_elems(m * nchan)?,
                     &stage.d_vis,
                     &stage.d_wt,
                     &stage.d_uvw,
@@ -425,7 +419,7 @@ impl Gpu {
                 launch::tile_scatter(
                     s,
                     &self.stack.tile_scatter,
-                    launch_1d(items)?,
+                    launch::for_elems(items)?,
                     &keys,
                     ni64,
                     &it.u,
@@ -494,7 +488,7 @@ impl Gpu {
                         launch::wscreen_add(
                             s,
                             &self.stack.wscreen_add,
-                            launch_1d(n * n)?,
+                            launch::for_elems(n * n)?,
                             &plane,
                             ngi,
                             ni,
@@ -573,7 +567,7 @@ impl Gpu {
                     launch::wscreen_fill(
                         s,
                         &self.stack.wscreen_fill,
-                        launch_1d(n * n)?,
+                        launch::for_elems(n * n)?,
                         &d_pre,
                         ni,
                         g.cell,
@@ -594,7 +588,7 @@ impl Gpu {
                     launch::degrid_points(
                         s,
                         &self.degrid,
-                        launch_1d(items)?,
+                        launch::for_elems(items)?,
                         &plane,
                         ngi,
                         &u,
@@ -613,7 +607,7 @@ impl Gpu {
                     launch::add_to(
                         s,
                         &self.stack.add_to,
-                        launch_1d(items)?,
+                        launch::for_elems(items)?,
                         &mut acc,
                         &tmp,
                         i64n,
@@ -628,7 +622,7 @@ impl Gpu {
                 launch::degrid_finish(
                     s,
                     &self.stack.degrid_finish,
-                    launch_1d(items)?,
+                    launch::for_elems(items)?,
                     &acc,
                     &d_uvw,
                     &d_dw,

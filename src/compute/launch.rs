@@ -59,6 +59,14 @@ mod buffers {
 #[cfg(feature = "gpu")]
 use cudarc::cufft::sys::double2;
 
+/// One thread an element of `n`, 1024 a block (Err past the grid's u32 count).
+#[cfg(feature = "gpu")]
+pub(crate) fn for_elems(n: usize) -> Result<cudarc::driver::LaunchConfig, super::GpuError> {
+    u32::try_from(n)
+        .map(cudarc::driver::LaunchConfig::for_num_elems)
+        .map_err(|_| super::GpuError::Cuda(format!("{n} threads in one launch")))
+}
+
 /// Whether `cfg` runs any thread: a launch over zero elements (an empty batch) is no work,
 /// where CUDA would refuse its empty grid.
 #[cfg(feature = "gpu")]
@@ -303,7 +311,8 @@ mod tests {
         );
     }
 
-    /// A launch over no elements is skipped (CUDA refuses an empty grid), any other runs.
+    /// A launch over no elements is skipped (CUDA refuses an empty grid), any other runs;
+    /// one thread an element up to the grid's u32 count, an error past it.
     #[cfg(feature = "gpu")]
     #[test]
     fn an_empty_grid_is_no_launch() {
@@ -316,6 +325,8 @@ mod tests {
             shared_mem_bytes: 0,
         };
         assert!(!launches_threads(&no_threads));
+        assert_eq!(for_elems(2049).unwrap().grid_dim, (3, 1, 1));
+        assert!(for_elems(u32::MAX as usize + 1).is_err());
     }
 
     /// The check finds each kind of mismatch it exists for.
