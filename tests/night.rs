@@ -251,7 +251,9 @@ fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
     let mut outputs = Vec::new();
     for mode in [GpuMode::Off, GpuMode::Auto] {
         c.compute.gpu = mode;
+        let t0 = std::time::Instant::now();
         let (code, text) = run_variant(&mut c, dir.path(), &format!("{mode:?}"));
+        println!("gpu {mode:?}: {:.1} s", t0.elapsed().as_secs_f64());
         assert_eq!(code, 0, "{text}");
         assert!(text.contains("compute: cpu"), "{text}");
         outputs.push(images(&c.output.dir));
@@ -343,7 +345,9 @@ fn gpu_required_matches_off_on_a_gpu() {
     let mut outputs = Vec::new();
     for mode in [GpuMode::Off, GpuMode::Required] {
         c.compute.gpu = mode;
+        let t0 = std::time::Instant::now();
         let (code, text) = run_variant(&mut c, dir.path(), &format!("{mode:?}"));
+        println!("gpu {mode:?}: {:.1} s", t0.elapsed().as_secs_f64());
         assert_eq!(code, 0, "{text}");
         assert!(
             !text.contains(" failed (") && !text.contains("panicked"),
@@ -353,8 +357,13 @@ fn gpu_required_matches_off_on_a_gpu() {
         if mode == GpuMode::Required {
             let s = summary_json(&c.output.dir);
             let r = &s["ranks"][0];
-            assert!(r["compute"].as_str().unwrap().starts_with("gpu"), "{r}");
-            assert!(r["gpu"]["memory_total_gib"].as_f64().unwrap() > 1.0, "{r}");
+            let compute = r["compute"].as_str().unwrap();
+            assert!(compute.starts_with("gpu"), "{r}");
+            // NVML's figures: a real device has them, the emulated driver
+            // (kernels/host/emulator.cpp) none.
+            if !compute.contains("emulated device") {
+                assert!(r["gpu"]["memory_total_gib"].as_f64().unwrap() > 1.0, "{r}");
+            }
         }
     }
     assert!(!outputs[0].is_empty());

@@ -41,6 +41,7 @@
 #include "../convolve.cu"
 #include "../wstack.cu"
 #include "../dft.cu"
+#include "dft2.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -204,38 +205,10 @@ static void degrid() {
     put(out);
 }
 
-// cuFFT's unnormalised Z2Z transform of an m x m plane in place (direction -1 forward,
-// +1 inverse), as a direct DFT along rows and then columns.
-static void dft2(std::vector<double2>& g, long long m, int direction) {
-    std::vector<double> c(m), sn(m);
-    for (long long k = 0; k < m; ++k) {
-        double a = CONTIMG_TWO_PI * (double)k / (double)m;
-        c[k] = std::cos(a);
-        sn[k] = direction * std::sin(a);
-    }
-    std::vector<double2> line(m), out(m);
-    for (int axis = 0; axis < 2; ++axis) {
-        for (long long l = 0; l < m; ++l) {
-            auto at = [&](long long i) -> double2& { return axis == 0 ? g[l * m + i] : g[i * m + l]; };
-            for (long long i = 0; i < m; ++i) line[i] = at(i);
-            for (long long k = 0; k < m; ++k) {
-                double re = 0.0, im = 0.0;
-                for (long long i = 0; i < m; ++i) {
-                    long long q = (i * k) % m;
-                    re += line[i].x * c[q] - line[i].y * sn[q];
-                    im += line[i].x * sn[q] + line[i].y * c[q];
-                }
-                out[k] = make_double2(re, im);
-            }
-            for (long long i = 0; i < m; ++i) at(i) = out[i];
-        }
-    }
-}
-
 // The centred transform (Gpu::centred_fft_in_place): checkerboard, transform, checkerboard.
 static void centred_dft2(std::vector<double2>& g, long long m, int direction) {
     run_blocks((long long)m * m, [&] { checkerboard(g.data(), (int)m); });
-    dft2(g, m, direction);
+    dft2(g.data(), m, direction);
     run_blocks((long long)m * m, [&] { checkerboard(g.data(), (int)m); });
 }
 

@@ -732,26 +732,39 @@ mod tests {
         }
     }
 
+    /// The device's w-stack is the twins' algorithm (stack::wstack): it equals their
+    /// composition but for the order of its f64 sums; against the CPU gridder
+    /// (primitives::wgridder, another algorithm at epsilon 1e-7) it is held to what the
+    /// twins achieve (3e-7 of the peak). Until 2026-12-05 this test held the device to
+    /// the CPU gridder at 1e-9, which the CPU's new gridder no longer allows (8e-8 of
+    /// the peak, seen on the emulated device).
     #[test]
-    fn device_w_stack_grids_as_the_cpu_gridder_in_one_pass_and_in_several() {
+    fn device_w_stack_grids_as_the_twins_in_one_pass_and_in_several() {
         for rows in [None, Some(100)] {
             let Some(g) = device(rows) else { return };
             let blk = block();
             let b = blk.vis_block();
-            let (mut cpu, mut dev) = (GridPair::new(spec()), GridPair::new(spec()));
+            let (mut cpu, mut twin, mut dev) = (
+                GridPair::new(spec()),
+                GridPair::new(spec()),
+                GridPair::new(spec()),
+            );
             cpu.add(&b);
+            twin.add_with(&b, &crate::compute::stack::tests::Twins);
             dev.add_with(&b, &g);
-            for (a, d) in [(&cpu.dirty, &dev.dirty), (&cpu.psf, &dev.psf)] {
-                let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-                let err = a
-                    .iter()
-                    .zip(d)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0.0, f64::max);
-                assert!(
-                    err <= 1e-9 * scale,
-                    "rows per pass {rows:?}: max difference {err:e} of {scale:e}"
-                );
+            for (reference, a, tol) in [("twins", &twin, 1e-12), ("cpu", &cpu, 3e-7)] {
+                for (x, d) in [(&a.dirty, &dev.dirty), (&a.psf, &dev.psf)] {
+                    let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    let err = x
+                        .iter()
+                        .zip(d)
+                        .map(|(p, q)| (p - q).abs())
+                        .fold(0.0, f64::max);
+                    assert!(
+                        err <= tol * scale,
+                        "rows per pass {rows:?}: max difference from the {reference} {err:e} of {scale:e}"
+                    );
+                }
             }
         }
     }

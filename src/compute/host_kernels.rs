@@ -18,6 +18,7 @@ pub(crate) fn host_kernels() -> Option<std::path::PathBuf> {
     for (path, text) in [
         ("host/run.cpp", include_str!("../../kernels/host/run.cpp")),
         ("host/shim.h", include_str!("../../kernels/host/shim.h")),
+        ("host/dft2.h", include_str!("../../kernels/host/dft2.h")),
     ] {
         std::fs::write(dir.join(path), text).unwrap();
     }
@@ -28,11 +29,13 @@ pub(crate) fn host_kernels() -> Option<std::path::PathBuf> {
     }
     let exe = dir.join("run");
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    let status = without_inherited_files(&mut std::process::Command::new(&cxx))
-        .args(["-std=c++20", "-pthread", "-O1", "-ffp-contract=off", "-o"])
-        .arg(&exe)
-        .arg(dir.join("host/run.cpp"))
-        .status();
+    let status = spawn_apart(
+        std::process::Command::new(&cxx)
+            .args(["-std=c++20", "-pthread", "-O1", "-ffp-contract=off", "-o"])
+            .arg(&exe)
+            .arg(dir.join("host/run.cpp")),
+    )
+    .and_then(|mut child| child.wait());
     // Where the compiler is missing or too old for the shim (C++20: GCC 11+), the host runs
     // are skipped, as on a GPU node without a full toolchain; scripts/test.sh installs g++
     // and sets CONTIMG_REQUIRE_HOST_KERNELS, under which they must build.
@@ -49,19 +52,45 @@ pub(crate) fn host_kernels() -> Option<std::path::PathBuf> {
     None
 }
 
-/// `cmd` with every descriptor above stderr closed in the child. The tests run in one
-/// process, and the HDF5 library opens files without close-on-exec: a child that inherits
-/// such a descriptor holds the file's lock for as long as it runs, and a test reopening its
-/// file for writing meanwhile fails ("unable to lock file", as CI saw once beside the
-/// seconds-long host runs).
-pub(crate) fn without_inherited_files(
+/// `cmd` spawned with every descriptor above stderr closed in the child, and with no HDF5
+/// call running anywhere in the process meanwhile. The tests run in one process, and the
+/// HDF5 library opens files without close-on-exec and holds an flock on each: a child
+/// that inherits such a descriptor holds the lock with it, and a test that meanwhile
+/// closes the file and reopens it for writing (or reads a file whose writer's lock a
+/// child inherited) fails with "unable to lock file", as CI saw beside the seconds-long
+/// host runs. Closing the descriptors in the child leaves the window between fork and
+/// that close; holding the HDF5 library's own lock (every HDF5 call takes it) across the
+/// spawn, which returns only once the child has exec'd, closes the window: no file can
+/// be closed and reopened while a child still holds a copy of its descriptor.
+pub(crate) fn spawn_apart(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    spawn_under_hdf5_lock(cmd, 0)
+}
+
+fn spawn_under_hdf5_lock(
     cmd: &mut std::process::Command,
+    delay_ns: i64,
+) -> std::io::Result<std::process::Child> {
+    hdf5::sync::sync(|| closing_inherited_files(cmd, delay_ns).spawn())
+}
+
+/// `cmd` with every descriptor above stderr closed in the child before it execs, `delay_ns`
+/// after the fork (0 but in the tests, which widen the window).
+fn closing_inherited_files(
+    cmd: &mut std::process::Command,
+    delay_ns: i64,
 ) -> &mut std::process::Command {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec and calls only
-    // async-signal-safe functions (close_range, close).
+    // async-signal-safe functions (nanosleep, close_range, close).
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
+            if delay_ns > 0 {
+                let t = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: delay_ns,
+                };
+                libc::nanosleep(&t, std::ptr::null_mut());
+            }
             if libc::close_range(3, libc::c_uint::MAX, 0) != 0 {
                 // Kernels before Linux 5.9: one by one.
                 for fd in 3..4096 {
@@ -91,13 +120,14 @@ pub(crate) fn run_host_threads(
     input: &[u8],
 ) -> Vec<u8> {
     use std::io::{Read, Write};
-    let mut child = without_inherited_files(&mut std::process::Command::new(exe))
-        .arg(what)
-        .arg(threads.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_apart(
+        std::process::Command::new(exe)
+            .arg(what)
+            .arg(threads.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped()),
+    )
+    .unwrap();
     // Written and read on their own threads: the pipes are small and the run is timed.
     let (mut stdin, mut stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
     let input = input.to_vec();
@@ -136,14 +166,61 @@ mod tests {
         let path = dir.path().join("x.h5");
         drop(hdf5::File::create(&path).unwrap());
         let reader = hdf5::File::open(&path).unwrap();
-        let mut child = super::without_inherited_files(&mut std::process::Command::new("sleep"))
-            .arg("30")
-            .spawn()
-            .unwrap();
+        let mut child = super::spawn_apart(std::process::Command::new("sleep").arg("30")).unwrap();
         drop(reader);
         let rw = hdf5::File::open_rw(&path);
         let _ = child.kill();
         let _ = child.wait();
         assert!(rw.is_ok(), "reopening for writing: {:?}", rw.err());
+    }
+
+    /// How many of `rounds` read-then-rewrite rounds on one HDF5 file fail to lock it
+    /// while another thread spawns children through `spawn` all the while.
+    fn lock_failures_while_spawning(
+        spawn: fn(&mut std::process::Command) -> std::io::Result<std::process::Child>,
+        rounds: usize,
+    ) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.h5");
+        drop(hdf5::File::create(&path).unwrap());
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    spawn(&mut std::process::Command::new("true"))
+                        .and_then(|mut c| c.wait())
+                        .unwrap();
+                }
+            });
+            let failures = (0..rounds)
+                .filter(|_| {
+                    let read = hdf5::File::open(&path).map(drop);
+                    read.is_err() || hdf5::File::open_rw(&path).is_err()
+                })
+                .count();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            failures
+        })
+    }
+
+    /// Children that take 2 ms to close what they inherited: spawned beside the HDF5
+    /// library, some hold the file's lock when the test reopens it; spawned under the
+    /// library's lock, as `spawn_apart` does, none can.
+    #[test]
+    fn spawning_never_holds_a_file_that_is_being_reopened() {
+        let unguarded = lock_failures_while_spawning(
+            |c| super::closing_inherited_files(c, 2_000_000).spawn(),
+            300,
+        );
+        let guarded =
+            lock_failures_while_spawning(|c| super::spawn_under_hdf5_lock(c, 2_000_000), 300);
+        eprintln!(
+            "lock failures in 300 rounds: {unguarded} beside the library, {guarded} under its lock"
+        );
+        assert!(
+            unguarded > 0,
+            "the test's window is too narrow to show anything"
+        );
+        assert_eq!(guarded, 0);
     }
 }

@@ -373,12 +373,14 @@ mod tests {
             for (arch, sm) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
                 let ptx = dir.join(format!("{file}.{sm}.ptx"));
                 std::fs::write(&ptx, compile(file, arch).unwrap().to_src()).unwrap();
-                let out = crate::compute::host_kernels::without_inherited_files(
-                    &mut std::process::Command::new(&ptxas),
+                let out = crate::compute::host_kernels::spawn_apart(
+                    std::process::Command::new(&ptxas)
+                        .args(["-v", "-arch", sm, "-o", "/dev/null"])
+                        .arg(&ptx)
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped()),
                 )
-                .args(["-v", "-arch", sm, "-o", "/dev/null"])
-                .arg(&ptx)
-                .output()
+                .and_then(|child| child.wait_with_output())
                 .unwrap();
                 let log = String::from_utf8_lossy(&out.stderr);
                 assert!(out.status.success(), "ptxas {file} ({sm}): {log}");

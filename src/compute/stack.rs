@@ -550,7 +550,7 @@ pub(crate) mod tests {
     }
 
     /// Records what a backend is given, running the twins' composition.
-    struct Twins;
+    pub(crate) struct Twins;
     impl super::super::Compute for Twins {
         fn name(&self) -> String {
             "twins".into()
