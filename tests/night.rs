@@ -324,10 +324,15 @@ fn prefetching_the_next_group_gives_the_same_products() {
     }
 }
 
-/// On a GPU machine (`CONTIMG_EXPECT_GPU` set; the binary built with `--features gpu`):
-/// `gpu: required` runs every stage the seam covers on the device and its images agree
-/// with `gpu: off` to f32 rounding of the degridded model (CLEAN then takes the same
-/// components); the summary names the device and its NVML figures.
+/// On a GPU machine, or on the emulated driver of kernels/host/emulator.cpp
+/// (`CONTIMG_EXPECT_GPU` set; the binary built with `--features gpu`): `gpu: required`
+/// runs every stage the seam covers on the device, and its images equal `gpu: off`'s
+/// within 3e-7 of the dirty image's peak (issue 21 asks 1e-6; the emulated device: 8e-8,
+/// the FITS images' f32 rounding) — CLEAN takes the same components. Both runs re-grid
+/// the major cycles at the final epsilon: at the default `cycle_epsilon` (1e-3) the two
+/// backends' gridders, different algorithms, differ by up to that, and CLEAN's later
+/// components with them (5e-4 of the peak in the model seen). The summary names the
+/// device and, on a real one, its NVML figures.
 #[test]
 fn gpu_required_matches_off_on_a_gpu() {
     use contimg::compute::GpuMode;
@@ -341,6 +346,8 @@ fn gpu_required_matches_off_on_a_gpu() {
     c.simulate.noise.enabled = true;
     c.imaging.niter = 100;
     c.imaging.nterms = 2;
+    c.imaging.epsilon = 1e-7;
+    c.imaging.cycle_epsilon = 1e-7;
     contimg::simulate::run(&c, &c.input.dir).unwrap();
     let mut outputs = Vec::new();
     for mode in [GpuMode::Off, GpuMode::Required] {
@@ -368,21 +375,28 @@ fn gpu_required_matches_off_on_a_gpu() {
     }
     assert!(!outputs[0].is_empty());
     assert_eq!(outputs[0].len(), outputs[1].len());
+    let peak_of = |p: &PathBuf| read_fits(p).data.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let dirty = outputs[0]
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".dirty.fits"))
+        .expect("a dirty image");
+    let peak = peak_of(dirty);
+    assert!(peak > 1.0, "dirty peak {peak}");
     for (a, b) in outputs[0].iter().zip(&outputs[1]) {
         let (x, y) = (read_fits(a).data, read_fits(b).data);
-        let peak = x.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
         let worst = x
             .iter()
             .zip(&y)
             .map(|(p, q)| (p - q).abs())
             .fold(0f32, f32::max);
         println!(
-            "{}: peak {peak:.4}, max |gpu - cpu| {worst:.2e}",
-            a.file_name().unwrap().to_string_lossy()
+            "{}: max |gpu - cpu| {worst:.2e} ({:.1e} of the dirty peak {peak:.4})",
+            a.file_name().unwrap().to_string_lossy(),
+            worst / peak
         );
         assert!(
-            worst <= 1e-3 * peak,
-            "{} vs {}: max difference {worst} of peak {peak}",
+            worst <= 3e-7 * peak,
+            "{} vs {}: max difference {worst} of the dirty peak {peak}",
             a.display(),
             b.display()
         );

@@ -28,6 +28,8 @@ mod device_timing;
 pub mod dft;
 #[cfg(test)]
 mod dft_kernel_tests;
+#[cfg(all(test, feature = "gpu"))]
+mod emulator_tests;
 pub mod flag_pass;
 pub mod flagging;
 pub mod gridder;
