@@ -13,8 +13,12 @@
 # groups_per_hour and utilisation (mean NVML %, over the night), per-stage seconds.
 # The CPU path's read of one group against a warm `cat` of its files (benches/read_group.sh).
 # When both one-group runs ran, their images are compared product by product
-# (examples/compare_images: the largest difference over the product's peak; issue 21 asks
-# for 1e-6): images-vs-cpu.log, and images_vs_cpu in summary.json.
+# (examples/compare_images: the largest difference over the product's peak):
+# images-vs-cpu.log, and images_vs_cpu in summary.json. Those runs are timed at working
+# settings (epsilon 1e-4, the major cycles re-gridded at cycle_epsilon 1e-3), where the two
+# backends' gridders, different algorithms, differ by up to those (CLEAN's later
+# components with them). Issue 21's 1e-6 check is the night step's: both runs at 1e-7,
+# held to 3e-7 of the dirty peak (8e-8 on the emulated driver, kernels/README.md).
 # STEPS=tests,night,bench,read,group,groups picks some (default all but bench); STEP_TIMEOUT (s,
 # default 1800) stops a step that hangs; BENCH_FILTER (default subband: CPU and GPU) picks
 # criterion benches; GROUP_MODES (default "gpu cpu") the one-group runs.
