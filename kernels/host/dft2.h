@@ -5,7 +5,8 @@
 
 // The length-n transform of x[0], x[s], ..., x[(n - 1) s] into y[0..n), n dividing the
 // top level's length N, tw[j] = exp(direction 2 pi i j / N): decimation in time by n's
-// smallest prime factor p (n = p m), the p sub-transforms then combined directly.
+// smallest prime factor p (n = p m), the p sub-transforms then combined: by butterflies
+// for p = 2, directly otherwise.
 inline void fft_rec(const double2* x, long long s, long long n, double2* y, const std::vector<double2>& tw, long long N) {
     if (n == 1) {
         y[0] = x[0];
@@ -16,6 +17,15 @@ inline void fft_rec(const double2* x, long long s, long long n, double2* y, cons
     if (n % p != 0) p = n;
     long long m = n / p, step = N / n;
     for (long long r = 0; r < p; ++r) fft_rec(x + r * s, s * p, m, y + r * m, tw, N);
+    if (p == 2) {
+        for (long long k = 0; k < m; ++k) {
+            const double2 w = tw[k * step], a = y[k], b = y[m + k];
+            double br = b.x * w.x - b.y * w.y, bi = b.x * w.y + b.y * w.x;
+            y[k] = make_double2(a.x + br, a.y + bi);
+            y[m + k] = make_double2(a.x - br, a.y - bi);
+        }
+        return;
+    }
     std::vector<double2> out(p);
     for (long long k = 0; k < m; ++k) {
         for (long long q = 0; q < p; ++q) {
