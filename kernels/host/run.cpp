@@ -26,7 +26,7 @@
 //   dft:          i64 nrow, i64 nt, i64 nc, i64 npts, f64 dnu, f64 uvw[3 nrow], f64 dw[nrow],
 //                 u8 use_row[nrow], f64 freqs[nc], f64 lmn[3 npts], f32 amp[npts nc nt],
 //                 f32 out[2 nrow nc] -> f32 out[2 nrow nc] (device_dft.rs's predict_points_dev)
-// cuFFT's transforms are a direct 2-D DFT here (rows, then columns; exact twiddles).
+// cuFFT's transforms are kernels/host/dft2.h's FFT here (rows, then columns; exact twiddles).
 // A second argument, the threads a block, runs the blocks of the block-wide kernels
 // (plane_noise, clark_minor, grid_tiles) with that many concurrent threads, as the device
 // launches them (default 1: each block as one thread).

@@ -120,10 +120,10 @@ mod tests {
     }
 
     /// kernels/convolve.cu (with wstack.cu's checkerboard) run on the host as
-    /// device_convolve.rs composes them, a direct DFT standing in for cuFFT: the PSF
+    /// device_convolve.rs composes them, kernels/host/dft2.h's FFT standing in for cuFFT: the PSF
     /// transform equals PsfHat::new's to f32 rounding, and one and two spectral terms'
     /// round convolutions equal convolve_cpu's on the same f32 transforms to 2e-14 of
-    /// their peak (5.6e-15 seen: the DFT's rounding against rustfft's).
+    /// their peak (5.6e-15 seen with a direct DFT there: its rounding against rustfft's).
     #[test]
     fn kernels_run_on_the_host_as_the_device_composes_them() {
         let Some(run) = host_kernels() else { return };
@@ -139,7 +139,7 @@ mod tests {
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
         let want: Vec<f32> = psfs[1].hat.iter().flat_map(|c| [c.re, c.im]).collect();
-        // Both narrow an f64 transform to f32 (a direct DFT's here, rustfft's there): a value
+        // Both narrow an f64 transform to f32 (the host FFT's here, rustfft's there): a value
         // may round the other way, by one f32 step at most, and values that cancel to near
         // zero differ by the transforms' f64 rounding (~1e-17 of the peak).
         assert_eq!(got.len(), want.len());
