@@ -251,9 +251,7 @@ fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
     let mut outputs = Vec::new();
     for mode in [GpuMode::Off, GpuMode::Auto] {
         c.compute.gpu = mode;
-        let t0 = std::time::Instant::now();
         let (code, text) = run_variant(&mut c, dir.path(), &format!("{mode:?}"));
-        println!("gpu {mode:?}: {:.1} s", t0.elapsed().as_secs_f64());
         assert_eq!(code, 0, "{text}");
         assert!(text.contains("compute: cpu"), "{text}");
         outputs.push(images(&c.output.dir));

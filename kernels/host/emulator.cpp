@@ -30,13 +30,13 @@
 #include "../dft.cu"
 #include "dft2.h"
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
 #include <sys/mman.h>
-#include <tuple>
 #include <type_traits>
 #include <unistd.h>
 #include <utility>
@@ -255,7 +255,7 @@ API CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total) {
     return OK;
 }
 
-static int stream_tokens = 0;
+static std::atomic<int> stream_tokens{0};  // streams are created from several threads
 API CUresult cuStreamCreate(void** s, unsigned int) {
     *s = new int(++stream_tokens);
     return OK;

@@ -174,31 +174,35 @@ mod tests {
         assert!(rw.is_ok(), "reopening for writing: {:?}", rw.err());
     }
 
-    /// How many of `rounds` read-then-rewrite rounds on one HDF5 file fail to lock it
-    /// while another thread spawns children through `spawn` all the while.
+    /// How many read-then-rewrite rounds on one HDF5 file fail to lock it while another
+    /// thread spawns children through `spawn` all the while: at least `rounds` rounds and
+    /// until 20 children have been spawned (so that a slow start of the spawning thread
+    /// cannot leave the rounds without children beside them).
     fn lock_failures_while_spawning(
         spawn: fn(&mut std::process::Command) -> std::io::Result<std::process::Child>,
         rounds: usize,
     ) -> usize {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.h5");
         drop(hdf5::File::create(&path).unwrap());
-        let done = std::sync::atomic::AtomicBool::new(false);
+        let (done, spawned) = (AtomicBool::new(false), AtomicUsize::new(0));
         std::thread::scope(|s| {
             s.spawn(|| {
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                while !done.load(Relaxed) {
                     spawn(&mut std::process::Command::new("true"))
                         .and_then(|mut c| c.wait())
                         .unwrap();
+                    spawned.fetch_add(1, Relaxed);
                 }
             });
-            let failures = (0..rounds)
-                .filter(|_| {
-                    let read = hdf5::File::open(&path).map(drop);
-                    read.is_err() || hdf5::File::open_rw(&path).is_err()
-                })
-                .count();
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            let (mut round, mut failures) = (0, 0);
+            while round < rounds || spawned.load(Relaxed) < 20 {
+                let read = hdf5::File::open(&path).map(drop);
+                failures += usize::from(read.is_err() || hdf5::File::open_rw(&path).is_err());
+                round += 1;
+            }
+            done.store(true, Relaxed);
             failures
         })
     }
@@ -215,7 +219,7 @@ mod tests {
         let guarded =
             lock_failures_while_spawning(|c| super::spawn_under_hdf5_lock(c, 2_000_000), 300);
         eprintln!(
-            "lock failures in 300 rounds: {unguarded} beside the library, {guarded} under its lock"
+            "lock failures in 300+ rounds: {unguarded} beside the library, {guarded} under its lock"
         );
         assert!(
             unguarded > 0,
