@@ -51,6 +51,7 @@ fn bench(c: &mut Criterion) {
         weight: &weight,
         use_row: &use_row,
         workspace: None,
+        resident: None,
     };
     for eps in [1e-4, 1e-6] {
         let spec = GridSpec::new(1024, (12.0f64 / 3600.0).to_radians(), eps);

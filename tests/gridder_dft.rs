@@ -176,6 +176,7 @@ fn check_order(eps: f64, wmax: f64, descend: bool) -> Vec<f32> {
             weight: &p.weight[lo * stride..hi * stride],
             use_row: &p.use_row[lo..hi],
             workspace: None,
+            resident: None,
         });
     }
     let (dirty, _psf) = g.finish().unwrap();
@@ -238,6 +239,7 @@ fn psf_peaks_at_one_at_the_centre() {
         weight: &p.weight,
         use_row: &p.use_row,
         workspace: None,
+        resident: None,
     });
     let (_, psf) = g.finish().unwrap();
     let centre = psf[32 * 64 + 32];
@@ -263,6 +265,7 @@ fn spectral_term_images_match_dft() {
         weight: &p.weight,
         use_row: &p.use_row,
         workspace: None,
+        resident: None,
     });
     let (dirty, psf) = g.finish().unwrap();
     let x: Vec<f64> = p.freqs.iter().map(|f| (f - ref_hz) / ref_hz).collect();
@@ -306,6 +309,7 @@ fn check_degrid_order(eps: f64, descend: bool) {
         weight: &p.weight,
         use_row: &p.use_row,
         workspace: None,
+        resident: None,
     };
     let got = contimg::imaging::degridder::degrid(&spec, &model, &b);
     let (mut num, mut den) = (0.0, 0.0);

@@ -26,10 +26,19 @@ fn images(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs the night of `c` into `dir/out-<name>` (config `dir/<name>.yaml`): exit code, output.
 fn run_variant(c: &mut contimg::config::Config, dir: &Path, name: &str) -> (i32, String) {
+    run_variant_with(c, dir, name, &[])
+}
+
+fn run_variant_with(
+    c: &mut contimg::config::Config,
+    dir: &Path,
+    name: &str,
+    envs: &[(&str, &str)],
+) -> (i32, String) {
     c.output.dir = dir.join(format!("out-{name}"));
     let cfg = dir.join(format!("{name}.yaml"));
     write_config(c, &cfg);
-    run_bin(&["run", "--config", cfg.to_str().unwrap()], &[])
+    run_bin(&["run", "--config", cfg.to_str().unwrap()], envs)
 }
 
 fn summary_json(out: &Path) -> serde_json::Value {
@@ -351,13 +360,19 @@ fn gpu_required_matches_off_on_a_gpu() {
     for mode in [GpuMode::Off, GpuMode::Required] {
         c.compute.gpu = mode;
         let t0 = std::time::Instant::now();
-        let (code, text) = run_variant(&mut c, dir.path(), &format!("{mode:?}"));
+        let debug = [("RUST_LOG", "contimg=debug")];
+        let (code, text) = run_variant_with(&mut c, dir.path(), &format!("{mode:?}"), &debug);
         println!("gpu {mode:?}: {:.1} s", t0.elapsed().as_secs_f64());
         assert_eq!(code, 0, "{text}");
         assert!(
             !text.contains(" failed (") && !text.contains("panicked"),
             "no stage may fall back to the CPU: {text}"
         );
+        // On the device, the group is held there for CLEAN (HeldGroup::hold) and every
+        // model increment is subtracted there.
+        let held = text.contains("1 of 1 groups held on the device for CLEAN")
+            && text.contains("subtracted on the device");
+        assert_eq!(held, mode == GpuMode::Required, "{text}");
         outputs.push(images(&c.output.dir));
         if mode == GpuMode::Required {
             let s = summary_json(&c.output.dir);

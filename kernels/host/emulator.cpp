@@ -28,6 +28,7 @@
 #include "../convolve.cu"
 #include "../wstack.cu"
 #include "../dft.cu"
+#include "../held.cu"
 #include "dft2.h"
 
 #include <atomic>
@@ -162,7 +163,8 @@ static const std::map<std::string, Kernel>& kernels() {
         KERNEL(grid_prep, false),        KERNEL(tile_scatter, false),     KERNEL(w_weights, false),
         KERNEL(checkerboard, false),     KERNEL(wscreen_add, false),      KERNEL(wscreen_fill, false),
         KERNEL(degrid_prep, false),      KERNEL(add_to, false),           KERNEL(degrid_finish, false),
-        KERNEL(predict_points, false),
+        KERNEL(predict_points, false),   KERNEL(gather_f32, false),       KERNEL(gather_f64, false),
+        KERNEL(subtract_rows, false),
     };
     return k;
 }

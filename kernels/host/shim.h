@@ -72,14 +72,18 @@ inline void __syncthreads() {
 inline void __syncwarp(unsigned int = 0xffffffffu) {
     if (host_warp_barriers) (*host_warp_barriers)[threadIdx.x / 32]->arrive_and_wait();
 }
+// Atomics need the lock only while a block's threads run concurrently (a block of one
+// thread, or blocks one after another, runs them in order).
 template <class T> T atomicAdd(T* a, T v) {
-    std::lock_guard<std::mutex> g(host_atomic_lock);
+    std::unique_lock<std::mutex> g(host_atomic_lock, std::defer_lock);
+    if (host_block_barrier) g.lock();
     T old = *a;
     *a += v;
     return old;
 }
 template <class T> T atomicMax(T* a, T v) {
-    std::lock_guard<std::mutex> g(host_atomic_lock);
+    std::unique_lock<std::mutex> g(host_atomic_lock, std::defer_lock);
+    if (host_block_barrier) g.lock();
     T old = *a;
     if (v > old) *a = v;
     return old;

@@ -41,16 +41,55 @@ pub fn degrid_sum_with(
     let nchan = b.freqs.len();
     let nrow = b.uvw_m.len();
     let mut out = vec![Complex32::new(0.0, 0.0); nrow * nchan];
+    with_jobs(spec, models, weights, b, |jobs, live_w| {
+        crate::compute::or_cpu(compute, "degridding", |c, retry| {
+            if retry {
+                // zero on entry, as the jobs want it
+                out.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
+            }
+            c.degrid_wstack_sum(jobs, live_w, &mut out)
+        });
+    });
+    out
+}
+
+/// `scale` times `degrid_sum_with`'s prediction subtracted from the visibilities the
+/// block's backend holds (`VisBlock::resident`, `Compute::degrid_subtract`); a failure is
+/// returned, not handed to the CPU (the held visibilities may have lost part of it).
+pub fn degrid_subtract_with(
+    spec: &GridSpec,
+    models: &[&[f64]],
+    weights: &[Weights],
+    b: &VisBlock,
+    compute: &dyn crate::compute::Compute,
+    scale: f32,
+) -> Result<(), crate::compute::GpuError> {
+    let r = b.resident.ok_or_else(|| {
+        crate::compute::GpuError::Cuda("a prediction to subtract from a block not held".into())
+    })?;
+    with_jobs(spec, models, weights, b, |jobs, live_w| {
+        compute.degrid_subtract(r, jobs, live_w, scale)
+    })
+    .unwrap_or(Ok(()))
+}
+
+/// The degridding jobs of the models that are not blank (each pre-corrected for the
+/// kernels) and their weights, handed to `run`; None when there is nothing to predict.
+fn with_jobs<R>(
+    spec: &GridSpec,
+    models: &[&[f64]],
+    weights: &[Weights],
+    b: &VisBlock,
+    run: impl FnOnce(&[WUnstack], &[Weights]) -> R,
+) -> Option<R> {
     // Blank models predict zero: only the others are transformed.
     let live: Vec<usize> = (0..models.len().min(weights.len()))
         .filter(|&i| models[i].iter().any(|&x| x != 0.0))
         .collect();
     if live.is_empty() {
-        return out;
+        return None;
     }
-    let Some(planes) = Planes::new(spec, b) else {
-        return out;
-    };
+    let planes = Planes::new(spec, b)?;
     // Images pre-corrected for the u, v and w kernels (the model is sparse: the w kernel's
     // transform, a quadrature, only where there is flux).
     let pres: Vec<Vec<f64>> = live
@@ -69,14 +108,7 @@ pub fn degrid_sum_with(
         })
         .collect();
     let live_w: Vec<Weights> = live.iter().map(|&i| weights[i]).collect();
-    crate::compute::or_cpu(compute, "degridding", |c, retry| {
-        if retry {
-            // zero on entry, as the jobs want it
-            out.iter_mut().for_each(|v| *v = Complex32::new(0.0, 0.0));
-        }
-        c.degrid_wstack_sum(&jobs, &live_w, &mut out)
-    });
-    out
+    Some(run(&jobs, &live_w))
 }
 
 /// One block's prediction as a backend runs it (`Compute::degrid_wstack`): for each plane,

@@ -8,8 +8,10 @@
 //! device, and SIR dilation), CLEAN's minor-cycle iterations (device_minor) and round
 //! subtraction by FFT (device_convolve, the PSFs' transforms kept on the device), the
 //! direct prediction of point components (device_dft), and the
-//! w-stacked gridding and degridding (device_stack: pinned double-buffered uploads, tiles
-//! in shared memory, cuFFT) here; with the debug log on, their phases are timed
+//! w-stacked gridding and degridding (device_stack, device_unstack: pinned
+//! double-buffered uploads, tiles in shared memory, cuFFT) here, and holds a group on the
+//! device for CLEAN's major cycles (device_held: copied up once, re-gridded and its model
+//! increments subtracted there); with the debug log on, their phases are timed
 //! (device_timing). The calibration solver's accumulation, the flagger's amplitudes, array
 //! pass and amplitude clip, and the peak search between Clark rounds run on the host.
 
@@ -40,6 +42,10 @@ pub struct Gpu {
     pub(super) dft: CudaFunction,
     pub(super) psf_images: std::sync::Mutex<super::device_minor::PsfImages>,
     pub(super) stack: super::device_stack::StackKernels,
+    /// held.cu's functions, and the bytes of the groups held on the device now
+    /// (device_held; each held group leaves the count when it is dropped).
+    pub(super) held: super::device_held::HeldKernels,
+    pub(super) resident_bytes: Arc<std::sync::atomic::AtomicUsize>,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
     /// The gridder's two pinned staging slices, kept between blocks (pinning host memory
@@ -105,6 +111,7 @@ impl Gpu {
         let clark_minor = load("minor.cu", "clark_minor")?;
         let dft = load("dft.cu", "predict_points")?;
         let stack = super::device_stack::StackKernels::load(load)?;
+        let held = super::device_held::HeldKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(on_device)?;
         let share = super::rank_share(ordinal, local_size, n as usize, free, mem_gib);
         let (budget, flag_budget) = (share - share / 4, share / 4);
@@ -138,6 +145,8 @@ impl Gpu {
             dft,
             psf_images: Default::default(),
             stack,
+            held,
+            resident_bytes: Default::default(),
             ffts: Default::default(),
             staging: Default::default(),
             name,
@@ -148,8 +157,8 @@ impl Gpu {
     }
 
     /// Device bytes held between calls: the PSF caches (device_convolve's transforms,
-    /// device_minor's images) and the cuFFT plans' work areas (estimated at one plane of
-    /// the plan's size each). They sit inside the rank's budget: each call that sizes its
+    /// device_minor's images), the cuFFT plans' work areas (estimated at one plane of
+    /// the plan's size each) and the groups held for CLEAN (device_held). They sit inside the rank's budget: each call that sizes its
     /// passes from the budget first takes them off (`work_budget`).
     pub(super) fn held_bytes(&self) -> usize {
         let psf_hats: usize = self
@@ -167,7 +176,10 @@ impl Gpu {
             .lock()
             .map(|p| p.iter().map(|e| e.0 * e.0 * 16).sum())
             .unwrap_or(0);
-        psf_hats + psf_images + plans
+        let groups = self
+            .resident_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        psf_hats + psf_images + plans + groups
     }
 
     /// The imaging budget less what the caches hold now.
@@ -447,6 +459,39 @@ impl Compute for Gpu {
         self.degrid_wstack_dev(job, out)
     }
 
+    fn hold(
+        &self,
+        b: &crate::compute::gridder::VisBlock,
+    ) -> Result<Option<Box<dyn super::Resident>>, GpuError> {
+        self.hold_dev(b)
+    }
+
+    fn fetch_resident(
+        &self,
+        r: &dyn super::Resident,
+        vis: &mut [Complex32],
+    ) -> Result<(), GpuError> {
+        self.fetch_dev(r, vis)
+    }
+
+    fn degrid_subtract(
+        &self,
+        r: &dyn super::Resident,
+        jobs: &[crate::compute::degridder::WUnstack],
+        weights: &[crate::compute::degridder::Weights],
+        scale: f32,
+    ) -> Result<(), GpuError> {
+        self.degrid_subtract_dev(r, jobs, weights, scale)
+    }
+
+    fn subtract_predicted(
+        &self,
+        r: &dyn super::Resident,
+        pred: &[Complex32],
+    ) -> Result<(), GpuError> {
+        self.subtract_predicted_dev(r, pred)
+    }
+
     fn pci(&self) -> Option<(u32, u32, u32)> {
         self.pci
     }
@@ -531,11 +576,11 @@ pub(super) fn bool_bytes(flags: &[bool]) -> &[u8] {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::compute::vectors;
 
-    pub(in crate::compute) fn device() -> Option<Gpu> {
+    pub(crate) fn device() -> Option<Gpu> {
         match Gpu::open(0, 1, 0.0) {
             Ok(g) => Some(g),
             Err(why) => {

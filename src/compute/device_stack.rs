@@ -15,24 +15,22 @@ use super::device::{cuda, Gpu};
 use super::device_timing::Phases;
 use super::stack::{self, Geometry};
 use super::{launch, GpuError, NoGpu};
-use crate::compute::degridder::WUnstack;
 use crate::compute::gridder::WStack;
 use cudarc::cufft::sys::{cufftDoubleComplex, cufftType, double2};
 use cudarc::cufft::CudaFft;
-use cudarc::driver::{CudaFunction, CudaSlice, DevicePtrMut, LaunchConfig};
-use num_complex::Complex32;
+use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtrMut, LaunchConfig};
 
 /// The functions of wstack.cu.
 pub(super) struct StackKernels {
-    grid_prep: CudaFunction,
-    tile_scatter: CudaFunction,
-    w_weights: CudaFunction,
-    checkerboard: CudaFunction,
-    wscreen_add: CudaFunction,
-    wscreen_fill: CudaFunction,
-    degrid_prep: CudaFunction,
-    add_to: CudaFunction,
-    degrid_finish: CudaFunction,
+    pub(super) grid_prep: CudaFunction,
+    pub(super) tile_scatter: CudaFunction,
+    pub(super) w_weights: CudaFunction,
+    pub(super) checkerboard: CudaFunction,
+    pub(super) wscreen_add: CudaFunction,
+    pub(super) wscreen_fill: CudaFunction,
+    pub(super) degrid_prep: CudaFunction,
+    pub(super) add_to: CudaFunction,
+    pub(super) degrid_finish: CudaFunction,
 }
 
 impl StackKernels {
@@ -56,9 +54,9 @@ impl StackKernels {
 /// Device bytes per gridding item (unsorted and sorted copies, the plane's w weights).
 const GRID_ITEM_BYTES: usize = 128;
 /// Device bytes per prediction item (coordinates, w weights, one plane's values, the sum).
-const DEGRID_ITEM_BYTES: usize = 80;
+pub(super) const DEGRID_ITEM_BYTES: usize = 80;
 /// Host bytes of one pinned staging slice (two of them, filled in turn).
-const STAGE_BYTES: usize = 32 << 20;
+pub(super) const STAGE_BYTES: usize = 32 << 20;
 
 /// The two staging slices and the (rows, row length) they hold.
 pub(crate) type Staging = (usize, usize, [Stage; 2]);
@@ -76,7 +74,7 @@ pub(crate) struct Stage {
 }
 
 /// Prepared gridding items on the device.
-struct DevItems {
+pub(super) struct DevItems {
     u: CudaSlice<f64>,
     v: CudaSlice<f64>,
     w: CudaSlice<f64>,
@@ -85,7 +83,7 @@ struct DevItems {
 }
 
 impl DevItems {
-    fn zeros(s: &std::sync::Arc<cudarc::driver::CudaStream>, n: usize) -> Result<Self, GpuError> {
+    pub(super) fn zeros(s: &std::sync::Arc<CudaStream>, n: usize) -> Result<Self, GpuError> {
         let z = |n| s.alloc_zeros::<f64>(n).map_err(cuda);
         let zc = |n| s.alloc_zeros::<double2>(n).map_err(cuda);
         Ok(DevItems {
@@ -98,10 +96,40 @@ impl DevItems {
     }
 }
 
+/// A slice's packed rows on the device: visibilities (interleaved f32), weights, uvw, dw.
+pub(super) struct SliceRows<'a> {
+    pub(super) vis: &'a CudaSlice<f32>,
+    pub(super) wt: &'a CudaSlice<f32>,
+    pub(super) uvw: &'a CudaSlice<f64>,
+    pub(super) dw: &'a CudaSlice<f64>,
+}
+
+/// A gridding job's channel frequencies and per-channel factors on the device.
+pub(super) struct PrepInputs {
+    freqs: CudaSlice<f64>,
+    fd: CudaSlice<f64>,
+    fp: CudaSlice<f64>,
+}
+
+impl PrepInputs {
+    pub(super) fn new(s: &std::sync::Arc<CudaStream>, job: &WStack) -> Result<Self, GpuError> {
+        let nchan = job.b.freqs.len();
+        Ok(PrepInputs {
+            freqs: s.clone_htod(job.b.freqs).map_err(cuda)?,
+            fd: s
+                .clone_htod(&stack::factors(job.dirty_factor, nchan))
+                .map_err(cuda)?,
+            fp: s
+                .clone_htod(&stack::factors(job.psf_factor, nchan))
+                .map_err(cuda)?,
+        })
+    }
+}
+
 /// The widest kernel grid.cu's shared tiles and degrid.cu's taps hold (their MAXW).
 const KERNEL_MAX_SUPPORT: usize = 16;
 
-fn check_support(g: &Geometry) -> Result<(), GpuError> {
+pub(super) fn check_support(g: &Geometry) -> Result<(), GpuError> {
     if g.support > KERNEL_MAX_SUPPORT {
         return Err(GpuError::Cuda(format!(
             "a kernel of {} taps (the device's gridder takes at most {KERNEL_MAX_SUPPORT})",
@@ -115,7 +143,7 @@ const _: () = assert!(KERNEL_MAX_SUPPORT >= crate::primitives::kernel::MAX_SUPPO
 
 impl Gpu {
     /// The cached 2-D Z2Z plan for ng x ng planes on the main stream.
-    fn with_fft<R>(
+    pub(super) fn with_fft<R>(
         &self,
         ng: usize,
         f: impl FnOnce(&CudaFft) -> Result<R, GpuError>,
@@ -158,7 +186,7 @@ impl Gpu {
     }
 
     /// wstack.cu's checkerboard over an m x m plane: (-1)^(x + y) on the main stream.
-    fn checker(&self, plane: &mut CudaSlice<double2>, m: usize) -> Result<(), GpuError> {
+    pub(super) fn checker(&self, plane: &mut CudaSlice<double2>, m: usize) -> Result<(), GpuError> {
         let k = &self.stack.checkerboard;
         // SAFETY: one thread a pixel of the m x m plane.
         unsafe { launch::checkerboard(&self.stream, k, launch::for_elems(m * m)?, plane, m as i32) }
@@ -167,7 +195,7 @@ impl Gpu {
 
     /// wstack.cu's w_weights of `n` items (w in wavelengths) for the plane at `wp`, of
     /// half-width `hw`, on the main stream.
-    fn w_weights_dev(
+    pub(super) fn w_weights_dev(
         &self,
         w: &CudaSlice<f64>,
         n: usize,
@@ -180,48 +208,8 @@ impl Gpu {
             .map_err(cuda)
     }
 
-    /// The degridder's items (u, v in grid pixels, w in wavelengths; row x channel) of
-    /// `m` rows packed in `d_uvw`, on the main stream.
-    fn degrid_items(
-        &self,
-        g: &Geometry,
-        d_uvw: &CudaSlice<f64>,
-        d_freqs: &CudaSlice<f64>,
-        m: usize,
-    ) -> Result<[CudaSlice<f64>; 3], GpuError> {
-        let s = &self.stream;
-        let (nchan, items) = (d_freqs.len(), m * d_freqs.len());
-        let mut u = s.alloc_zeros::<f64>(items).map_err(cuda)?;
-        let mut v = s.alloc_zeros::<f64>(items).map_err(cuda)?;
-        let mut w = s.alloc_zeros::<f64>(items).map_err(cuda)?;
-        let (mi, nc, ngi, sup) = (m as i32, nchan as i32, g.ng as i32, g.support as i32);
-        // SAFETY: one thread an item (row x channel) of the m rows.
-        unsafe {
-            launch::degrid_prep(
-                s,
-                &self.stack.degrid_prep,
-                launch::for_elems(items)?,
-                d_uvw,
-                d_freqs,
-                mi,
-                nc,
-                g.scale,
-                g.centre,
-                g.uvmin2,
-                g.uvmax2,
-                ngi,
-                sup,
-                &mut u,
-                &mut v,
-                &mut w,
-            )
-        }
-        .map_err(cuda)?;
-        Ok([u, v, w])
-    }
-
     /// In-place Z2Z transform of one plane (direction -1 forward, +1 inverse).
-    fn fft_in_place(
+    pub(super) fn fft_in_place(
         &self,
         plan: &CudaFft,
         plane: &mut CudaSlice<double2>,
@@ -267,15 +255,7 @@ impl Gpu {
         let items = rows.len() * nchan;
         let s = &self.stream;
         let mut it = DevItems::zeros(s, items)?;
-        let d_freqs = s.clone_htod(b.freqs).map_err(cuda)?;
-        let (fd, fp) = (
-            stack::factors(job.dirty_factor, nchan),
-            stack::factors(job.psf_factor, nchan),
-        );
-        let (d_fd, d_fp) = (
-            s.clone_htod(&fd).map_err(cuda)?,
-            s.clone_htod(&fp).map_err(cuda)?,
-        );
+        let inputs = PrepInputs::new(s, job)?;
         let slice_rows = (STAGE_BYTES / (12 * stride + 32)).clamp(1, rows.len().max(1));
         // The cached slices when they have this shape (their pinned buffers wait for their
         // last copies before they are written again); new ones otherwise.
@@ -314,54 +294,80 @@ impl Gpu {
             st.memcpy_htod(&stage.h_uvw, &mut stage.d_uvw)
                 .map_err(cuda)?;
             st.memcpy_htod(&stage.h_dw, &mut stage.d_dw).map_err(cuda)?;
-            let (nrow, nc, np, sup, tx) = (
-                m as i32,
-                nchan as i32,
-                npol as i32,
-                g.support as i32,
-                g.tiles_x as i32,
-            );
+            let src = SliceRows {
+                vis: &stage.d_vis,
+                wt: &stage.d_wt,
+                uvw: &stage.d_uvw,
+                dw: &stage.d_dw,
+            };
             let out0 = (k * slice_rows * nchan) as i64;
-            // SAFETY: one thread a sample of the slice's m rows; the items from out0 on.
-            unsafe {
-                launch::grid_prep(
-                    st,
-                    &self.stack.grid_prep,
-                    launch::for_elems(m * nchan)?,
-                    &stage.d_vis,
-                    &stage.d_wt,
-                    &stage.d_uvw,
-                    &stage.d_dw,
-                    &d_freqs,
-                    &d_fd,
-                    &d_fp,
-                    nrow,
-                    nc,
-                    np,
-                    g.scale,
-                    g.centre,
-                    g.uvmin2,
-                    g.uvmax2,
-                    g.limit,
-                    sup,
-                    tx,
-                    out0,
-                    &mut it.u,
-                    &mut it.v,
-                    &mut it.w,
-                    &mut it.val,
-                    &mut it.pval,
-                    &mut *keys,
-                    &mut *counts,
-                )
-            }
-            .map_err(cuda)?;
+            self.grid_prep_slice(st, &src, m, npol, g, &inputs, out0, &mut it, keys, counts)?;
         }
         self.stream.join(&self.stream2).map_err(cuda)?;
         if let Ok(mut c) = self.staging.lock() {
             *c = Some((cap_rows, stride, stages));
         }
         Ok(it)
+    }
+
+    /// grid_prep over `m` packed rows of a slice on `st`: their items from `out0` on, their
+    /// tile keys and counts.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn grid_prep_slice(
+        &self,
+        st: &CudaStream,
+        src: &SliceRows,
+        m: usize,
+        npol: usize,
+        g: &Geometry,
+        inputs: &PrepInputs,
+        out0: i64,
+        it: &mut DevItems,
+        keys: &mut CudaSlice<i32>,
+        counts: &mut CudaSlice<i32>,
+    ) -> Result<(), GpuError> {
+        let nchan = inputs.freqs.len();
+        let (nrow, nc, np, sup, tx) = (
+            m as i32,
+            nchan as i32,
+            npol as i32,
+            g.support as i32,
+            g.tiles_x as i32,
+        );
+        // SAFETY: one thread a sample of the slice's m rows; the items from out0 on.
+        unsafe {
+            launch::grid_prep(
+                st,
+                &self.stack.grid_prep,
+                launch::for_elems(m * nchan)?,
+                src.vis,
+                src.wt,
+                src.uvw,
+                src.dw,
+                &inputs.freqs,
+                &inputs.fd,
+                &inputs.fp,
+                nrow,
+                nc,
+                np,
+                g.scale,
+                g.centre,
+                g.uvmin2,
+                g.uvmax2,
+                g.limit,
+                sup,
+                tx,
+                out0,
+                &mut it.u,
+                &mut it.v,
+                &mut it.w,
+                &mut it.val,
+                &mut it.pval,
+                keys,
+                counts,
+            )
+        }
+        .map_err(cuda)
     }
 
     /// The device's `WStack` (see the module documentation).
@@ -395,7 +401,10 @@ impl Gpu {
             let items = rows.len() * nchan;
             let mut counts = s.alloc_zeros::<i32>(ntiles).map_err(cuda)?;
             let mut keys = s.alloc_zeros::<i32>(items).map_err(cuda)?;
-            let it = self.upload_and_prepare(job, rows, &g, &mut counts, &mut keys)?;
+            let it = match self.resident_of(job.b)? {
+                Some(h) => self.gather_and_prepare(job, h, rows, &g, &mut counts, &mut keys)?,
+                None => self.upload_and_prepare(job, rows, &g, &mut counts, &mut keys)?,
+            };
             t.mark("upload+prep");
             let mut start = vec![0i32; ntiles + 1];
             for (k, c) in s.clone_dtoh(&counts).map_err(cuda)?.into_iter().enumerate() {
@@ -512,149 +521,16 @@ impl Gpu {
         t.finish();
         Ok(out)
     }
-
-    /// The device's `WUnstack`: the model's planes transformed by cuFFT and read at every
-    /// item, summed in f64 on the device, finished (conjugation, rotation) there.
-    pub(super) fn degrid_wstack_dev(
-        &self,
-        job: &WUnstack,
-        out: &mut [Complex32],
-    ) -> Result<(), GpuError> {
-        let g = Geometry::new(job.spec);
-        check_support(&g)?;
-        let b = job.b;
-        let (nchan, n, ng) = (b.freqs.len(), g.n, g.ng);
-        let fixed = 2 * ng * ng * 16 + n * n * 8;
-        // The plan first, so that its work area is counted in what the caches hold.
-        self.with_fft(ng, |_| Ok(()))?;
-        let budget = self.work_budget();
-        if fixed + DEGRID_ITEM_BYTES * nchan > budget {
-            return Err(GpuError::Cuda(format!(
-                "a {ng}^2 grid does not fit this rank's GPU-memory budget"
-            )));
-        }
-        let rows_per_pass = ((budget - fixed) / (DEGRID_ITEM_BYTES * nchan))
-            .min(i32::MAX as usize / nchan)
-            .max(1);
-        let s = &self.stream;
-        let mut t = Phases::start(s, "degrid_wstack");
-        let d_pre = s.clone_htod(job.pre).map_err(cuda)?;
-        let d_freqs = s.clone_htod(b.freqs).map_err(cuda)?;
-        let mut plane = s.alloc_zeros::<double2>(ng * ng).map_err(cuda)?;
-        let half = g.support as f64 / 2.0;
-        let (ngi, ni, sup, nc) = (ng as i32, n as i32, g.support as i32, nchan as i32);
-        for rows in job.planes.rows.chunks(rows_per_pass) {
-            let (m, items) = (rows.len(), rows.len() * nchan);
-            let (mut uvw, mut dw) = (vec![0f64; 3 * m], vec![0f64; m]);
-            stack::pack_rows(b, rows, &mut [], &mut [], &mut uvw, &mut dw);
-            let (d_uvw, d_dw) = (
-                s.clone_htod(&uvw).map_err(cuda)?,
-                s.clone_htod(&dw).map_err(cuda)?,
-            );
-            let [u, v, w] = self.degrid_items(&g, &d_uvw, &d_freqs, m)?;
-            let mi = m as i32;
-            t.mark("upload+prep");
-            let mut acc = s.alloc_zeros::<double2>(items).map_err(cuda)?;
-            let mut tmp = s.alloc_zeros::<double2>(items).map_err(cuda)?;
-            let mut ww = s.alloc_zeros::<f64>(items).map_err(cuda)?;
-            let (i32n, i64n) = (items as i32, items as i64);
-            for p in job.planes.touched(rows, g.support) {
-                let wp = job.planes.w0 + p as f64 * job.planes.dw;
-                let hw = job.planes.dw * half;
-                s.memset_zeros(&mut plane).map_err(cuda)?;
-                // SAFETY: one thread an image pixel (n x n inside the ng x ng plane).
-                unsafe {
-                    launch::wscreen_fill(
-                        s,
-                        &self.stack.wscreen_fill,
-                        launch::for_elems(n * n)?,
-                        &d_pre,
-                        ni,
-                        g.cell,
-                        wp,
-                        ngi,
-                        &mut plane,
-                    )
-                }
-                .map_err(cuda)?;
-                t.mark("screen");
-                self.with_fft(ng, |plan| self.fft_in_place(plan, &mut plane, 1))?;
-                self.checker(&mut plane, ng)?;
-                t.mark("fft");
-                self.w_weights_dev(&w, items, (wp, hw, g.beta), &mut ww)?;
-                t.mark("w weights");
-                // SAFETY: one thread an item of the pass.
-                unsafe {
-                    launch::degrid_points(
-                        s,
-                        &self.degrid,
-                        launch::for_elems(items)?,
-                        &plane,
-                        ngi,
-                        &u,
-                        &v,
-                        &ww,
-                        i32n,
-                        sup,
-                        g.beta,
-                        &mut tmp,
-                    )
-                }
-                .map_err(cuda)?;
-                t.mark("degrid");
-                // SAFETY: one thread an item of the pass.
-                unsafe {
-                    launch::add_to(
-                        s,
-                        &self.stack.add_to,
-                        launch::for_elems(items)?,
-                        &mut acc,
-                        &tmp,
-                        i64n,
-                    )
-                }
-                .map_err(cuda)?;
-                t.mark("sum");
-            }
-            let mut d_out = s.alloc_zeros::<f32>(2 * items).map_err(cuda)?;
-            // SAFETY: one thread an item of the pass; two f32 an item out.
-            unsafe {
-                launch::degrid_finish(
-                    s,
-                    &self.stack.degrid_finish,
-                    launch::for_elems(items)?,
-                    &acc,
-                    &d_uvw,
-                    &d_dw,
-                    &d_freqs,
-                    mi,
-                    nc,
-                    &mut d_out,
-                )
-            }
-            .map_err(cuda)?;
-            t.mark("finish");
-            let host = s.clone_dtoh(&d_out).map_err(cuda)?;
-            for (k, &r) in rows.iter().enumerate() {
-                let dst = &mut out[r as usize * nchan..(r as usize + 1) * nchan];
-                for (c, o) in dst.iter_mut().enumerate() {
-                    let j = 2 * (k * nchan + c);
-                    *o = Complex32::new(host[j], host[j + 1]);
-                }
-            }
-            t.mark("download+scatter");
-        }
-        t.finish();
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compute::degridder::WUnstack;
     use crate::compute::gridder::GridPair;
     use crate::compute::stack::tests::{block, spec};
     use crate::compute::Compute;
+    use num_complex::Complex32;
 
     /// The device, its failures failing the test (the pipeline would fall back to the CPU).
     struct Strict(Gpu);

@@ -135,6 +135,20 @@ pub struct VisBlock<'a> {
     /// None: fresh memory each pass). Block images come from it and go back after being
     /// added.
     pub workspace: Option<&'a crate::primitives::wgridder::Workspace>,
+    /// The same samples held in the backend's memory (`Compute::hold`), which a backend
+    /// that holds them reads instead of `vis`, `weight`, `uvw_m` and `dw_m` (the held
+    /// visibilities may have had predictions subtracted that `vis` has not: only the
+    /// backend that made them may be handed such a block).
+    pub resident: Option<&'a dyn crate::compute::Resident>,
+}
+
+/// One block gridded for a GridPair, before it is added: its weight sum, w-plane
+/// spacing (for the taper correction) and block images.
+struct Gridded {
+    sum_w: f64,
+    dw: f64,
+    dirty: Vec<f64>,
+    psf: Vec<f64>,
 }
 
 /// Dirty and PSF images being accumulated (f64; not yet normalised or uv-corrected).
@@ -208,6 +222,33 @@ impl GridPair {
     /// one). A backend failure (a GPU out of memory, a driver error) is logged and the
     /// block is gridded on the CPU instead: the images are the same either way.
     pub fn add_with(&mut self, b: &VisBlock, compute: &dyn crate::compute::Compute) {
+        if let Ok(Some(g)) = self.grid_block(b, compute, false) {
+            self.accumulate(g, b.workspace);
+        }
+    }
+
+    /// As `add_with`, but a backend failure is returned with the images untouched (a block
+    /// whose visibilities are current only in the backend's memory, `VisBlock::resident`,
+    /// cannot go to the CPU).
+    pub fn try_add(
+        &mut self,
+        b: &VisBlock,
+        compute: &dyn crate::compute::Compute,
+    ) -> Result<(), crate::compute::GpuError> {
+        if let Some(g) = self.grid_block(b, compute, true)? {
+            self.accumulate(g, b.workspace);
+        }
+        Ok(())
+    }
+
+    /// The block's images on this pair's grid (None: no row in use); `strict`: a backend
+    /// failure is returned, else the CPU grids the block instead.
+    fn grid_block(
+        &self,
+        b: &VisBlock,
+        compute: &dyn crate::compute::Compute,
+        strict: bool,
+    ) -> Result<Option<Gridded>, crate::compute::GpuError> {
         let spec = self.spec;
         // Without the w-term: the block with w = 0 (both backends then grid the 2-D
         // transform; the CPU's in one plane).
@@ -219,14 +260,15 @@ impl GridPair {
             flat_uvw = b.uvw_m.iter().map(|x| [x[0], x[1], 0.0]).collect();
             flat_block = VisBlock {
                 uvw_m: &flat_uvw,
+                // The held samples keep their w.
+                resident: None,
                 ..*b
             };
             &flat_block
         };
         let Some(planes) = Planes::new(&spec, b) else {
-            return;
+            return Ok(None);
         };
-        self.sum_w += weight_sum(&spec, b, &planes.rows);
         // Spectral weights per channel (multi-term MFS), None for an image not gridded.
         let factors = |on: bool, p: u8| -> Option<Vec<f64>> {
             on.then(|| {
@@ -247,13 +289,33 @@ impl GridPair {
             dirty_factor: fd.as_deref(),
             psf_factor: fp.as_deref(),
         };
-        let (block_dirty, block_psf) =
-            crate::compute::or_cpu(compute, "gridding", |c, _| c.grid_wstack(&job));
+        let (dirty, psf) = if strict {
+            compute.grid_wstack(&job)?
+        } else {
+            crate::compute::or_cpu(compute, "gridding", |c, _| c.grid_wstack(&job))
+        };
+        Ok(Some(Gridded {
+            sum_w: weight_sum(&spec, b, &planes.rows),
+            dw: planes.dw,
+            dirty,
+            psf,
+        }))
+    }
+
+    /// Adds a block's images (w-taper corrected) and weight sum; their buffers go back to
+    /// `workspace`.
+    fn accumulate(
+        &mut self,
+        g: Gridded,
+        workspace: Option<&crate::primitives::wgridder::Workspace>,
+    ) {
+        let spec = self.spec;
+        self.sum_w += g.sum_w;
         let n = spec.n_image;
-        let corr = w_taper_correction(&spec, planes.dw);
+        let corr = w_taper_correction(&spec, g.dw);
         for (on, acc, blk) in [
-            (self.with_dirty, &mut self.dirty, &block_dirty),
-            (self.with_psf, &mut self.psf, &block_psf),
+            (self.with_dirty, &mut self.dirty, &g.dirty),
+            (self.with_psf, &mut self.psf, &g.psf),
         ] {
             if !on {
                 continue;
@@ -267,8 +329,8 @@ impl GridPair {
                     }
                 });
         }
-        if let Some(w) = b.workspace {
-            for (on, blk) in [(self.with_dirty, block_dirty), (self.with_psf, block_psf)] {
+        if let Some(w) = workspace {
+            for (on, blk) in [(self.with_dirty, g.dirty), (self.with_psf, g.psf)] {
                 if on {
                     w.give(blk);
                 }
@@ -285,8 +347,28 @@ impl GridPair {
         b: &VisBlock,
         compute: &dyn crate::compute::Compute,
     ) {
+        // Never Err: failures go to the CPU.
+        let _ = Self::add_all_checked(grids, b, compute, false);
+    }
+
+    /// As `add_all_with`, but a backend failure is returned with every image untouched
+    /// (see `try_add`).
+    pub fn try_add_all(
+        grids: &mut [GridPair],
+        b: &VisBlock,
+        compute: &dyn crate::compute::Compute,
+    ) -> Result<(), crate::compute::GpuError> {
+        Self::add_all_checked(grids, b, compute, true)
+    }
+
+    fn add_all_checked(
+        grids: &mut [GridPair],
+        b: &VisBlock,
+        compute: &dyn crate::compute::Compute,
+        strict: bool,
+    ) -> Result<(), crate::compute::GpuError> {
         let Some(first) = grids.first() else {
-            return;
+            return Ok(());
         };
         let spec = first.spec;
         let shared = spec.w_terms
@@ -294,13 +376,21 @@ impl GridPair {
                 .iter()
                 .all(|g| g.with_dirty && !g.with_psf && g.spec == spec);
         if !shared || grids.len() == 1 {
-            grids.iter_mut().for_each(|g| g.add_with(b, compute));
-            return;
+            // Every grid's block first, so that a failure leaves all the images as they were.
+            let blocks = grids
+                .iter()
+                .map(|g| g.grid_block(b, compute, strict))
+                .collect::<Result<Vec<_>, _>>()?;
+            for (g, blk) in grids.iter_mut().zip(blocks) {
+                if let Some(blk) = blk {
+                    g.accumulate(blk, b.workspace);
+                }
+            }
+            return Ok(());
         }
         let Some(planes) = Planes::new(&spec, b) else {
-            return;
+            return Ok(());
         };
-        let sum_w = weight_sum(&spec, b, &planes.rows);
         let factors: Vec<Vec<f64>> = grids
             .iter()
             .map(|g| {
@@ -311,10 +401,15 @@ impl GridPair {
             })
             .collect();
         let refs: Vec<&[f64]> = factors.iter().map(|f| f.as_slice()).collect();
-        let blocks = crate::compute::or_cpu(compute, "gridding", |c, _| {
-            c.grid_wstack_dirties(&spec, b, &planes, &refs)
-        });
+        let blocks = if strict {
+            compute.grid_wstack_dirties(&spec, b, &planes, &refs)?
+        } else {
+            crate::compute::or_cpu(compute, "gridding", |c, _| {
+                c.grid_wstack_dirties(&spec, b, &planes, &refs)
+            })
+        };
         let n = spec.n_image;
+        let sum_w = weight_sum(&spec, b, &planes.rows);
         let corr = w_taper_correction(&spec, planes.dw);
         for (g, blk) in grids.iter_mut().zip(&blocks) {
             g.sum_w += sum_w;
@@ -331,6 +426,7 @@ impl GridPair {
         if let Some(w) = b.workspace {
             blocks.into_iter().for_each(|blk| w.give(blk));
         }
+        Ok(())
     }
 
     /// The images and the weight sum as one f64 buffer (for MPI reductions).

@@ -61,6 +61,11 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         &["predict_points"],
     ),
     (
+        "held.cu",
+        include_str!("../../kernels/held.cu"),
+        &["gather_f32", "gather_f64", "subtract_rows"],
+    ),
+    (
         "wstack.cu",
         include_str!("../../kernels/wstack.cu"),
         &[
@@ -278,6 +283,8 @@ mod tests {
         let sources = [
             ("device.rs", include_str!("device.rs")),
             ("device_flag.rs", include_str!("device_flag.rs")),
+            ("device_held.rs", include_str!("device_held.rs")),
+            ("device_unstack.rs", include_str!("device_unstack.rs")),
             ("device_convolve.rs", include_str!("device_convolve.rs")),
             ("device_dft.rs", include_str!("device_dft.rs")),
             ("device_minor.rs", include_str!("device_minor.rs")),
@@ -311,8 +318,8 @@ mod tests {
             }
         }
         // calapply, grid, degrid; 9 flagger, 5 convolution, 1 minor-cycle, 1 direct sum,
-        // 9 w-stack.
-        assert_eq!(loads, 28);
+        // 9 w-stack, 3 held-group.
+        assert_eq!(loads, 31);
     }
 
     /// Every kernel compiles through NVRTC for sm_80 and sm_90, as the program compiles them

@@ -208,6 +208,12 @@ kernels! {
         uvmin2: val f64, uvmax2: val f64, ng: val i32, support: val i32, u_px: rw f64, v_px: rw f64,
         w_lam: rw f64
     );
+    "held.cu" gather_f32(src: ro f32, rows: ro i32, m: val i32, stride: val i32, dst: rw f32);
+    "held.cu" gather_f64(src: ro f64, rows: ro i32, m: val i32, stride: val i32, dst: rw f64);
+    "held.cu" subtract_rows(
+        vis: rw2 f32, pred: ro2 f32, rows: ro i32, wrow: ro f32, wchan: ro f32, m: val i32,
+        nchan: val i32, npol: val i32, scale: val f32
+    );
     "wstack.cu" add_to(acc: rw double2, x: ro double2, n: val i64);
     "wstack.cu" degrid_finish(
         acc: ro double2, uvw: ro f64, dw: ro f64, freqs: ro f64, nrow: val i32, nchan: val i32,

@@ -20,11 +20,15 @@ mod device_dft;
 #[cfg(feature = "gpu")]
 mod device_flag;
 #[cfg(feature = "gpu")]
+mod device_held;
+#[cfg(feature = "gpu")]
 mod device_minor;
 #[cfg(feature = "gpu")]
 mod device_stack;
 #[cfg(feature = "gpu")]
 mod device_timing;
+#[cfg(feature = "gpu")]
+mod device_unstack;
 pub mod dft;
 #[cfg(test)]
 mod dft_kernel_tests;
@@ -211,6 +215,37 @@ pub trait Compute: Send + Sync {
         }
         Ok(())
     }
+    /// Keeps all of `b`'s samples (visibilities, weights, geometry) in the backend's own
+    /// memory, so that gridding or degridding a block that names them
+    /// (`VisBlock::resident`) reads them there instead of copying them in on every call,
+    /// and `degrid_subtract` subtracts predictions there (CLEAN's major cycles on a
+    /// device). None where the backend has no memory of its own (the CPU) or no room for
+    /// them beside its work.
+    fn hold(&self, _b: &VisBlock) -> Result<Option<Box<dyn Resident>>, GpuError> {
+        Ok(None)
+    }
+    /// The held visibilities (row x channel x polarization, as `VisBlock::vis`) into `vis`.
+    fn fetch_resident(&self, _r: &dyn Resident, _vis: &mut [Complex32]) -> Result<(), GpuError> {
+        Err(not_held())
+    }
+    /// Subtracts `scale` times the weighted sum of the jobs' predictions (as
+    /// `degrid_wstack_sum` makes it, for the jobs' rows) from every polarization of the held
+    /// visibilities; the jobs' block names `r`. After an Err the held visibilities may have
+    /// lost part of it: the caller gives them up.
+    fn degrid_subtract(
+        &self,
+        _r: &dyn Resident,
+        _jobs: &[WUnstack],
+        _weights: &[Weights],
+        _scale: f32,
+    ) -> Result<(), GpuError> {
+        Err(not_held())
+    }
+    /// Subtracts `pred` (row x channel, the same for every polarization) from the held
+    /// visibilities.
+    fn subtract_predicted(&self, _r: &dyn Resident, _pred: &[Complex32]) -> Result<(), GpuError> {
+        Err(not_held())
+    }
     /// SumThreshold with AOFlagger's schedule on consecutive nt x nf planes: `flags` (one
     /// per sample) in, the combined flags out. Twin: compute::flagging::sumthreshold_plane.
     fn sumthreshold_planes(
@@ -297,6 +332,16 @@ pub trait Compute: Send + Sync {
     fn pci(&self) -> Option<(u32, u32, u32)> {
         None
     }
+}
+
+/// A block's samples kept in a backend's own memory between calls (`Compute::hold`);
+/// dropping it frees that memory.
+pub trait Resident: Send + Sync {
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+fn not_held() -> GpuError {
+    GpuError::Cuda("this backend holds no samples of its own".into())
 }
 
 /// SumThreshold's schedule (AOFlagger): windows M = 1, 2, 4, ... up to the limit along

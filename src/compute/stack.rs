@@ -525,6 +525,7 @@ pub(crate) mod tests {
                 weight: &self.weight,
                 use_row: &self.use_row,
                 workspace: None,
+                resident: None,
             }
         }
 

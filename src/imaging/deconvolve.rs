@@ -6,8 +6,8 @@
 
 use super::aterm::DriftBeam;
 use super::clean::{minor_cycle, CleanState};
-use super::gridder::{GridPair, GridSpec, VisBlock};
-pub use super::held::{degrid_channel_average, degrid_channel_average_sum, HeldGroup};
+use super::gridder::{GridPair, GridSpec};
+pub use super::held::{degrid_channel_average, degrid_channel_average_sum, HeldGroup, Prediction};
 use super::settings::ImagingConfig;
 use crate::comm::Comm;
 use crate::compute::Compute;
@@ -51,19 +51,15 @@ fn regrid(
     comm: &dyn Comm,
     s: &CleanSetup,
     spec: &GridSpec,
-    held: &[HeldGroup],
+    held: &mut [HeldGroup],
     residuals: &mut [Vec<f64>],
     ws: &Workspace,
 ) {
     let mut grids: Vec<GridPair> = (0..s.nterms)
         .map(|t| GridPair::spectral(*spec, s.ref_hz, Some(t as u8), None))
         .collect();
-    for h in held {
-        let b = VisBlock {
-            workspace: Some(ws),
-            ..h.block()
-        };
-        GridPair::add_all_with(&mut grids, &b, s.compute);
+    for h in held.iter_mut() {
+        h.grid_residuals(&mut grids, s.prediction(), s.compute, ws);
     }
     let is_owner = comm.rank() == s.owner;
     for (t, g) in grids.into_iter().enumerate() {
@@ -139,6 +135,18 @@ pub struct CleanSetup<'a> {
     pub beam: Option<&'a DriftBeam<'a>>,
     /// This rank's backend for the major cycles' degridding and gridding.
     pub compute: &'a dyn Compute,
+}
+
+impl CleanSetup<'_> {
+    /// How the model increments are predicted for the held groups.
+    fn prediction(&self) -> Prediction<'_> {
+        Prediction {
+            spec: self.spec,
+            ref_hz: self.ref_hz,
+            beam: self.beam,
+            mode: self.params.predict,
+        }
+    }
 }
 
 /// Runs CLEAN. `start` is the owner's starting images (None elsewhere). Returns the outcome
@@ -320,17 +328,9 @@ fn subtract_increment(
 ) -> f64 {
     let mut refit_s = 0.0;
     for h in held.iter_mut() {
-        h.subtract(
-            s.spec,
-            deltas,
-            s.ref_hz,
-            s.beam,
-            s.params.predict,
-            s.compute,
-            ws,
-        );
+        h.subtract(s.prediction(), deltas, s.compute, ws);
         let t = std::time::Instant::now();
-        h.refit_outliers();
+        h.refit_outliers_held(s.prediction(), s.compute);
         refit_s += t.elapsed().as_secs_f64();
     }
     refit_s

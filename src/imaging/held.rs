@@ -4,11 +4,11 @@
 
 use super::aterm::{chunks, DriftBeam};
 use super::deconvolve::{direct_is_cheaper, PredictMode};
-use super::degridder::{degrid_sum_with, Weights};
+use super::degridder::{degrid_subtract_with, degrid_sum_with, Weights};
 use super::gridder::{GridPair, GridSpec, VisBlock};
 use super::outliers::OutlierModel;
 use crate::compute::dft::{DftBlock, Point};
-use crate::compute::Compute;
+use crate::compute::{Compute, Cpu, GpuError, Resident};
 use crate::core::{rephase_geometry, Centre};
 use crate::core::{GroupVis, StokesGroup};
 use crate::primitives::iers::EarthOrientation;
@@ -28,6 +28,21 @@ pub struct HeldGroup {
     use_row: Vec<bool>,
     /// Sources outside the image inside the beam, fitted and subtracted (outliers.rs).
     pub outliers: Option<OutlierModel>,
+    /// The samples held in the backend's memory for the major cycles (`hold`), and the
+    /// spectral-term models subtracted there since: while held, `vis` is the group as it
+    /// was when held and the held copy is the residual.
+    resident: Option<Box<dyn Resident>>,
+    pending: Vec<Vec<f64>>,
+}
+
+/// How model increments are predicted for a held group (the image's grid, reference
+/// frequency, drifting beam and prediction mode; CLEAN's setup).
+#[derive(Clone, Copy)]
+pub struct Prediction<'a> {
+    pub spec: &'a GridSpec,
+    pub ref_hz: f64,
+    pub beam: Option<&'a DriftBeam<'a>>,
+    pub mode: PredictMode,
 }
 
 impl HeldGroup {
@@ -50,6 +65,8 @@ impl HeldGroup {
             dw,
             use_row,
             outliers: None,
+            resident: None,
+            pending: Vec::new(),
         }
     }
 
@@ -100,8 +117,12 @@ impl HeldGroup {
     }
 
     /// Fits the outliers to the current visibilities and subtracts the fit (nothing
-    /// without outliers).
+    /// without outliers). Not while held (see `refit_outliers_held`).
     pub fn refit_outliers(&mut self) {
+        debug_assert!(
+            self.resident.is_none(),
+            "the host copy of a held group is not current"
+        );
         if let Some(m) = self.outliers.as_mut() {
             m.fit_and_subtract(&mut self.vis, &self.use_row);
         }
@@ -117,6 +138,7 @@ impl HeldGroup {
             weight: &self.vis.weight,
             use_row: &self.use_row,
             workspace: None,
+            resident: self.resident.as_deref(),
         }
     }
 
@@ -154,21 +176,117 @@ impl HeldGroup {
         grids.add_with(&self.block(), compute);
     }
 
+    /// Holds this group's samples in `compute`'s own memory for CLEAN's major cycles
+    /// (`Compute::hold`): the re-griddings then read them there and the model increments
+    /// are subtracted there, so the group does not cross the bus again (with outliers, it
+    /// comes back for their refit every cycle, `refit_outliers_held`). Only on a device,
+    /// with the w-term (`spec`), and where the device has room.
+    pub fn hold(&mut self, spec: &GridSpec, compute: &dyn Compute) {
+        if compute.is_device() && spec.w_terms && self.resident.is_none() {
+            self.hold_now(compute);
+        }
+    }
+
+    fn hold_now(&mut self, compute: &dyn Compute) {
+        self.resident = None;
+        self.pending.clear();
+        self.resident = match compute.hold(&self.block()) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!(
+                    "holding a group on {} failed ({e}); its major cycles copy it in",
+                    compute.name()
+                );
+                None
+            }
+        };
+    }
+
+    /// `refit_outliers` in CLEAN's major cycles: a held group's residual visibilities are
+    /// fetched from the backend (into a fresh buffer: a failed fetch leaves `vis` as it
+    /// was), refitted on the host, and held again.
+    pub(super) fn refit_outliers_held(&mut self, p: Prediction, compute: &dyn Compute) {
+        if self.outliers.is_none() {
+            return;
+        }
+        if let Some(r) = self.resident.take() {
+            let mut fresh = vec![Complex32::new(0.0, 0.0); self.vis.vis.len()];
+            match compute.fetch_resident(r.as_ref(), &mut fresh) {
+                Ok(()) => {
+                    drop(r);
+                    self.vis.vis = fresh;
+                    self.pending.clear();
+                    self.refit_outliers();
+                    self.hold_now(compute);
+                    return;
+                }
+                Err(e) => {
+                    self.resident = Some(r);
+                    self.give_up_held(p, &e);
+                }
+            }
+        }
+        self.refit_outliers();
+    }
+
+    /// Whether the group's samples are held in a backend's memory.
+    pub fn is_held(&self) -> bool {
+        self.resident.is_some()
+    }
+
+    /// Gives up the held copy after a backend failure: `vis` is brought up to date by
+    /// subtracting again, on the CPU, the models subtracted on the backend since the group
+    /// was held (its copy may have lost part of a prediction, so it is not fetched).
+    fn give_up_held(&mut self, p: Prediction, why: &GpuError) {
+        self.resident = None;
+        let pending = std::mem::take(&mut self.pending);
+        log::warn!("a group held on the device is given up ({why}); its model so far is subtracted again on the CPU");
+        if pending.iter().any(|m| m.iter().any(|&x| x != 0.0)) {
+            self.subtract(p, &pending, &Cpu, &Workspace::new());
+        }
+    }
+
+    /// Grids the residual visibilities into `grids` (CLEAN's re-gridding), from the held
+    /// copy where there is one; a backend failure there gives the copy up and grids the
+    /// group's brought-up-to-date visibilities instead.
+    pub(super) fn grid_residuals(
+        &mut self,
+        grids: &mut [GridPair],
+        p: Prediction,
+        compute: &dyn Compute,
+        ws: &Workspace,
+    ) {
+        if self.resident.is_some() {
+            let b = VisBlock {
+                workspace: Some(ws),
+                ..self.block()
+            };
+            match GridPair::try_add_all(grids, &b, compute) {
+                Ok(()) => return,
+                Err(e) => self.give_up_held(p, &e),
+            }
+        }
+        let b = VisBlock {
+            workspace: Some(ws),
+            ..self.block()
+        };
+        GridPair::add_all_with(grids, &b, compute);
+    }
+
     /// Subtracts the model's visibilities (Stokes I, both polarizations): sum over the
     /// spectral terms of x^t times term t's prediction, x = (nu - ref_hz) / ref_hz; with a
     /// drifting beam, each chunk of integrations is predicted from the model it saw (or, with
     /// the polynomial schemes, the beam a polynomial in time), the beam linear in frequency.
-    #[allow(clippy::too_many_arguments)]
+    /// Where the group is held (`hold`), the prediction is subtracted from the held copy
+    /// and the models are kept to subtract again should that copy be lost.
     pub(super) fn subtract(
         &mut self,
-        spec: &GridSpec,
+        p: Prediction,
         models: &[Vec<f64>],
-        ref_hz: f64,
-        beam: Option<&DriftBeam>,
-        mode: PredictMode,
         compute: &dyn Compute,
         ws: &Workspace,
     ) {
+        let (spec, ref_hz, beam, mode) = (p.spec, p.ref_hz, p.beam, p.mode);
         let nc = self.vis.n_chan();
         if models.is_empty() {
             return;
@@ -191,6 +309,30 @@ impl HeldGroup {
                 direct_is_cheaper(n_points, self.grid_images(refs.len(), beam), nodes)
             }
         };
+        let held = self
+            .resident
+            .as_deref()
+            .map(|r| self.subtract_held(r, spec, &refs, &pix, direct, ref_hz, beam, compute, ws));
+        match held {
+            Some(Ok(())) => {
+                self.pending
+                    .resize(models.len().max(self.pending.len()), Vec::new());
+                for (acc, m) in self.pending.iter_mut().zip(models) {
+                    if acc.is_empty() {
+                        acc.resize(m.len(), 0.0);
+                    }
+                    acc.iter_mut().zip(m).for_each(|(a, x)| *a += x);
+                }
+                log::debug!(
+                    "predicted {n_points} model pixels {} and subtracted on the device in {:.2} s",
+                    if direct { "directly" } else { "by degridding" },
+                    t0.elapsed().as_secs_f64()
+                );
+                return;
+            }
+            Some(Err(e)) => self.give_up_held(p, &e),
+            None => {}
+        }
         let np = self.vis.npol;
         if direct && np == 1 {
             // One (combined) polarization: the direct sum subtracts in place.
@@ -227,6 +369,32 @@ impl HeldGroup {
                     }
                 }
             });
+    }
+
+    /// The prediction subtracted from the held copy `r` (direct: predicted on the host
+    /// side of the backend and subtracted there; else degridded and subtracted there).
+    #[allow(clippy::too_many_arguments)]
+    fn subtract_held(
+        &self,
+        r: &dyn Resident,
+        spec: &GridSpec,
+        refs: &[&[f64]],
+        pix: &[usize],
+        direct: bool,
+        ref_hz: f64,
+        beam: Option<&DriftBeam>,
+        compute: &dyn Compute,
+        ws: &Workspace,
+    ) -> Result<(), GpuError> {
+        if direct {
+            let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * self.vis.n_chan()];
+            self.predict_direct(spec, refs, pix, ref_hz, beam, 1.0, &mut m, compute);
+            return compute.subtract_predicted(r, &m);
+        }
+        let dnu = self.vis.channel_width_hz.abs();
+        self.predict_with(refs, ref_hz, beam, Some(ws), |refs, weights, b| {
+            degrid_channel_average_subtract(spec, refs, weights, b, dnu, compute)
+        })
     }
 
     /// Model images one degridding prediction of `terms` spectral terms transforms.
@@ -321,11 +489,45 @@ impl HeldGroup {
         ws: Option<&Workspace>,
     ) -> Vec<Complex32> {
         let dnu = self.vis.channel_width_hz.abs();
+        let nc = self.vis.n_chan();
+        let mut out: Vec<Complex32> = Vec::new();
+        let done = self.predict_with(models, ref_hz, beam, ws, |refs, weights, b| {
+            let part = degrid_channel_average_sum(spec, refs, weights, b, dnu, compute);
+            if out.is_empty() {
+                out = part;
+            } else {
+                // A chunk of integrations (its rows in use) after the first.
+                for (row, &u) in b.use_row.iter().enumerate() {
+                    if u {
+                        out[row * nc..(row + 1) * nc]
+                            .copy_from_slice(&part[row * nc..(row + 1) * nc]);
+                    }
+                }
+            }
+            Ok(())
+        });
+        debug_assert!(done.is_ok(), "the host prediction does not fail");
+        if out.is_empty() {
+            out = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
+        }
+        out
+    }
+
+    /// `predict`'s degridding passes, each handed to `emit` as (models, their weights, the
+    /// block restricted to the pass's rows): the first error stops them.
+    fn predict_with(
+        &self,
+        models: &[&[f64]],
+        ref_hz: f64,
+        beam: Option<&DriftBeam>,
+        ws: Option<&Workspace>,
+        mut emit: impl FnMut(&[&[f64]], &[Weights], &VisBlock) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError> {
         let block = VisBlock {
             workspace: ws,
             ..self.block()
         };
-        let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
+        let nt = self.vis.n_times();
         // x^p per channel for every power a prediction can need (the beam adds one).
         let xs: Vec<Vec<f32>> = (0..=models.len())
             .map(|p| {
@@ -345,7 +547,7 @@ impl HeldGroup {
                         chan: chan(p),
                     })
                     .collect();
-                degrid_channel_average_sum(spec, models, &plain, &block, dnu, compute)
+                emit(models, &plain, &block)
             }
             Some(db) if db.mode.is_poly() => {
                 let (per_piece, coefs) = db.poly_models(models, &self.vis.times_jd);
@@ -364,10 +566,9 @@ impl HeldGroup {
                         });
                     }
                 }
-                degrid_channel_average_sum(spec, &refs, &weights, &block, dnu, compute)
+                emit(&refs, &weights, &block)
             }
             Some(db) => {
-                let mut out = vec![Complex32::new(0.0, 0.0); self.uvw.len() * nc];
                 for r in chunks(nt, db.chunk) {
                     let imgs = db.weighted_models(models, &self.vis.times_jd[r.clone()]);
                     let (refs, weights): (Vec<&[f64]>, Vec<Weights>) = imgs
@@ -393,15 +594,9 @@ impl HeldGroup {
                         use_row: &use_row,
                         ..block
                     };
-                    let part = degrid_channel_average_sum(spec, &refs, &weights, &b, dnu, compute);
-                    for (row, &u) in use_row.iter().enumerate() {
-                        if u {
-                            out[row * nc..(row + 1) * nc]
-                                .copy_from_slice(&part[row * nc..(row + 1) * nc]);
-                        }
-                    }
+                    emit(&refs, &weights, &b)?;
                 }
-                out
+                Ok(())
             }
         }
     }
@@ -435,18 +630,11 @@ pub fn degrid_channel_average_sum(
     dnu: f64,
     compute: &dyn Compute,
 ) -> Vec<Complex32> {
-    if dnu <= 0.0 {
-        return degrid_sum_with(spec, models, weights, b, compute);
-    }
-    let h = dnu / (2.0 * 3f64.sqrt());
     let mut out: Option<Vec<Complex32>> = None;
-    for d in [-h, h] {
-        let freqs: Vec<f64> = b.freqs.iter().map(|f| f + d).collect();
-        let node = VisBlock {
-            freqs: &freqs,
-            ..*b
-        };
-        let p = degrid_sum_with(spec, models, weights, &node, compute);
+    for d in channel_nodes(dnu) {
+        let p = at_node(b, d, |node| {
+            degrid_sum_with(spec, models, weights, node, compute)
+        });
         match out.as_mut() {
             None => out = Some(p),
             Some(o) => o
@@ -458,211 +646,49 @@ pub fn degrid_channel_average_sum(
     out.unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::calibrate::model::{ModelPredictor, PointSource};
-    use crate::primitives::astrometry::{
-        median_meridian_icrs, radec_to_vec, separation, vec_to_radec, UvwBasis,
-    };
-    use num_complex::Complex64;
-
-    /// The independently written (pyuvdata) group tests/data/independent/seed2 and its
-    /// median meridian centre.
-    fn seed2_group() -> (GroupVis, Centre) {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/independent/seed2");
-        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
-            .collect();
-        files.sort();
-        let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
-        let g = crate::uvh5::group::load_group(&refs).unwrap();
-        let eop = EarthOrientation::none();
-        let (ra, dec) = median_meridian_icrs(&g.times_jd, g.pointing_dec_rad, &g.site, &eop);
-        (
-            g,
-            Centre {
-                ra_rad: ra,
-                dec_rad: dec,
-            },
-        )
+/// `degrid_channel_average_sum`'s prediction subtracted from the visibilities the block's
+/// backend holds (`degridder::degrid_subtract_with`): each node's prediction as it comes,
+/// at half weight where there are two.
+pub fn degrid_channel_average_subtract(
+    spec: &GridSpec,
+    models: &[&[f64]],
+    weights: &[Weights],
+    b: &VisBlock,
+    dnu: f64,
+    compute: &dyn Compute,
+) -> Result<(), GpuError> {
+    let nodes = channel_nodes(dnu);
+    let scale = 1.0 / nodes.len() as f32;
+    for d in nodes {
+        at_node(b, d, |node| {
+            degrid_subtract_with(spec, models, weights, node, compute, scale)
+        })?;
     }
-
-    /// A held group keeps one combined polarization (`GroupVis::into_stokes_i`):
-    /// its dirty image, PSF and weight sum are those of the group's two polarizations
-    /// gridded as read (the gridder combines them the same way), with Briggs weighting, on
-    /// the pyuvdata-written group; half the visibility and weight memory.
-    #[test]
-    fn combined_polarizations_image_as_the_read_ones() {
-        let (g, centre) = seed2_group();
-        let eop = EarthOrientation::none();
-        assert_eq!(g.npol, 2);
-        let spec = GridSpec::new(256, (20.0f64 / 3600.0).to_radians(), 1e-4);
-        let image = |mut h: HeldGroup| {
-            use super::super::weighting::{briggs_f2, Reweight, Weighting};
-            let mut density = vec![0.0; spec.n_grid * spec.n_grid];
-            h.add_density(&spec, &mut density);
-            let rw = Reweight {
-                scheme: Weighting::Briggs,
-                f2: briggs_f2(&density, 0.0),
-                density: &density,
-                taper_fwhm_rad: 0.0,
-            };
-            h.reweight(&spec, &rw);
-            let mut gp = GridPair::new(spec);
-            h.grid(&mut gp, &crate::compute::Cpu);
-            (gp.sum_w, h.vis.vis.len(), gp.finish_f64().unwrap())
-        };
-        let mut raw = HeldGroup::new(g.clone(), centre, &eop);
-        // As read: the constructor's combination undone by holding the original arrays.
-        raw.vis = g.with_f32_weights();
-        let (w2, n2, (d2, p2)) = image(raw);
-        let (w1, n1, (d1, p1)) = image(HeldGroup::new(g, centre, &eop));
-        assert_eq!(n1 * 2, n2);
-        assert!((w1 / w2 - 1.0).abs() < 1e-9, "weights {w1} vs {w2}");
-        for (a, b) in [(&d1, &d2), (&p1, &p2)] {
-            let peak = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-            let diff = a
-                .iter()
-                .zip(b)
-                .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-            eprintln!("combined vs read: {:.2e} of the peak", diff / peak);
-            // Measured: 1.6e-7 (dirty), 0 (PSF).
-            assert!(diff <= 5e-7 * peak, "{diff} of {peak}");
-        }
-    }
-
-    /// `beyond_grid` counts exactly the samples the gridder leaves out at the uv edge: none
-    /// with a cell just under the one it names, some with a cell 10 % over it, and the
-    /// gridder's own weight sum drops by the weight of those.
-    #[test]
-    fn samples_past_the_grid_edge_are_counted() {
-        let (g, centre) = seed2_group();
-        let eop = EarthOrientation::none();
-        let held = HeldGroup::new(g, centre, &eop);
-        let n = 256;
-        let probe = GridSpec::new(n, (20.0f64 / 3600.0).to_radians(), 1e-4);
-        let (_, total, longest) = held.beyond_grid(&probe);
-        assert!(
-            total > 0 && longest > 1e3,
-            "{total} samples, longest {longest}"
-        );
-        let holds = probe.uv_edge_pixfrac() / longest;
-        let weight = |cell: f64| {
-            let spec = GridSpec::new(n, cell, 1e-4);
-            let mut gp = GridPair::new(spec);
-            held.grid(&mut gp, &crate::compute::Cpu);
-            (held.beyond_grid(&spec).0, gp.sum_w)
-        };
-        let (none, w_all) = weight(0.999 * holds);
-        let (some, w_cut) = weight(1.1 * holds);
-        assert_eq!(none, 0);
-        assert!(some > 0 && some < total, "{some} of {total}");
-        assert!(w_cut < w_all, "weights {w_cut} vs {w_all}");
-    }
-
-    /// The direct prediction of a model pixel against the calibration's sky model
-    /// (`calibrate::model`: each antenna's phase in the data's own phasing, from the pixel's
-    /// ICRS direction through the apparent frame, and the Airy beam per integration), on
-    /// an independently written group (pyuvdata): the same visibilities once the model's
-    /// apparent flux (the image sees the group's mean beam) is divided out. Checks the
-    /// image geometry (pixel to direction, rephasing, w-term), the channel average and the
-    /// drifting beam together.
-    #[test]
-    fn direct_prediction_matches_the_sky_model_through_the_drifting_beam() {
-        let (g, centre) = seed2_group();
-        let eop = EarthOrientation::none();
-        let n = 512;
-        let spec = GridSpec::new(n, (20.0f64 / 3600.0).to_radians(), 1e-4);
-        let beam = DriftBeam::new(
-            spec,
-            centre,
-            &eop,
-            g.site,
-            g.pointing_dec_rad,
-            g.freqs.clone(),
-            4.65,
-            super::super::aterm::DriftMode::Cubic,
-            0,
-            1.405e9,
-            std::slice::from_ref(&g.times_jd),
-        );
-        let held = HeldGroup::new(g.clone(), centre, &eop);
-        // A pixel 0.9 deg east and 0.4 deg north of the centre (the beam's flank: the
-        // drift moves its response by tens of per cent over the group).
-        let (x, y) = (n / 2 - 162, n / 2 + 72);
-        let mut model = vec![0.0; n * n];
-        model[y * n + x] = 2.0;
-        let mut got = vec![Complex32::new(0.0, 0.0); held.uvw.len() * held.vis.n_chan()];
-        let pix = [y * n + x];
-        held.predict_direct(
-            &spec,
-            &[&model],
-            &pix,
-            1.405e9,
-            Some(&beam),
-            1.0,
-            &mut got,
-            &crate::compute::Cpu,
-        );
-        let c = (n / 2) as f64;
-        let (l, m) = (
-            (c - x as f64) * spec.cell_rad,
-            (y as f64 - c) * spec.cell_rad,
-        );
-        let basis = UvwBasis::new(radec_to_vec(centre.ra_rad, centre.dec_rad), [0.0, 0.0, 1.0]);
-        let (sra, sdec) = vec_to_radec(basis.from_lm(l, m));
-        let src = [PointSource {
-            ra_rad: sra,
-            dec_rad: sdec,
-            flux_jy: 1.0,
-            spectral_index: 0.0,
-        }];
-        let sky = ModelPredictor::new(&g, &src, &eop, 4.65);
-        // The group's mean beam at the pixel, per channel.
-        let own = beam.pointings(&g.times_jd);
-        let s = basis.from_lm(l, m);
-        let (nt, nc) = (g.n_times(), g.n_chan());
-        let mean: Vec<f64> = g
-            .freqs
-            .iter()
-            .map(|&f| {
-                own.iter()
-                    .map(|p| crate::primitives::beam::airy_power(separation(s, *p), f, 4.65))
-                    .sum::<f64>()
-                    / nt as f64
-            })
-            .collect();
-        // Amplitudes (beam, channel average) and phases (as a position offset: the
-        // gridder's geometry and the calibration model's reach the apparent frame by
-        // different routes) apart.
-        let (mut amp_err, mut offset, mut peak) = (0.0f64, 0.0f64, 0.0f64);
-        for (b, &(a1, a2)) in g.baselines.iter().enumerate().filter(|(_, (a, b))| a != b) {
-            let d = crate::primitives::astrometry::sub(g.ant_pos[a2], g.ant_pos[a1]);
-            let len = crate::primitives::astrometry::dot(d, d).sqrt();
-            for t in 0..nt {
-                for ch in 0..nc {
-                    let want = sky.vis(a1, a2, t, ch) * (2.0 / mean[ch]);
-                    let v = got[(b * nt + t) * nc + ch];
-                    let v = Complex64::new(v.re as f64, v.im as f64);
-                    peak = peak.max(want.norm());
-                    amp_err = amp_err.max((v.norm() / want.norm() - 1.0).abs());
-                    let lam = crate::primitives::C_M_S / g.freqs[ch];
-                    let rad = (v / want).arg().abs() / (std::f64::consts::TAU * len / lam);
-                    offset = offset.max(rad.to_degrees() * 3600.0);
-                }
-            }
-        }
-        // The model is 2 Jy: the beam ratio B(t) / B_eff reaches 1.39 here (the drift).
-        assert!(peak > 2.5, "{peak}");
-        // Measured 2.0e-5 and 0.032".
-        assert!(amp_err < 6e-5, "amplitude off by {amp_err:e}");
-        assert!(
-            offset < 0.1,
-            "phases as a position offset of {offset} arcsec"
-        );
-    }
+    Ok(())
 }
+
+/// The frequency offsets (Hz) at which a channel of width `dnu` is averaged: the two
+/// Gauss-Legendre nodes, or the centre alone without a width.
+fn channel_nodes(dnu: f64) -> Vec<f64> {
+    if dnu <= 0.0 {
+        return vec![0.0];
+    }
+    let h = dnu / (2.0 * 3f64.sqrt());
+    vec![-h, h]
+}
+
+/// `f` of the block with its channels moved by `d` Hz.
+fn at_node<R>(b: &VisBlock, d: f64, f: impl FnOnce(&VisBlock) -> R) -> R {
+    if d == 0.0 {
+        return f(b);
+    }
+    let freqs: Vec<f64> = b.freqs.iter().map(|x| x + d).collect();
+    f(&VisBlock {
+        freqs: &freqs,
+        ..*b
+    })
+}
+
+#[cfg(test)]
+#[path = "held_tests.rs"]
+mod tests;

@@ -44,6 +44,7 @@ pub fn grid_group(grids: &mut GridPair, g: &GroupVis, centre: Centre, eop: &Eart
         weight: &weight,
         use_row: &use_row,
         workspace: None,
+        resident: None,
     };
     grids.add(&block);
 }

@@ -452,6 +452,15 @@ fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
     }
     if clean_on && cfg.imaging.max_major_cycles > 0 {
         subtract_outliers(ctx, held);
+        // On a device, each group is copied up once for all of CLEAN's griddings and
+        // subtractions (HeldGroup::hold).
+        for h in held.iter_mut() {
+            h.hold(&spec, compute);
+        }
+        let n = held.iter().filter(|h| h.is_held()).count();
+        if n > 0 {
+            log::debug!("{n} of {} groups held on the device for CLEAN", held.len());
+        }
     }
     // With CLEAN, the PSFs are made at twice the image's size (below), so that the
     // minor cycles may place components anywhere in the image.

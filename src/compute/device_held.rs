@@ -1,0 +1,380 @@
+//! A group held in device memory for CLEAN's major cycles (feature `gpu`;
+//! `Compute::hold`): its visibilities, weights and geometry copied up once, then read there
+//! by every gridding (each pass's rows gathered on the device, kernels/held.cu, instead of
+//! packed on the host and copied up) and degridding, and every major cycle's prediction
+//! subtracted there. Nothing of the group crosses the bus again until the caller fetches
+//! its visibilities.
+//!
+//! The held copy counts against the rank's imaging budget (`Gpu::held_bytes`) and takes at
+//! most half of what the budget leaves free when it is made: the passes that read it keep
+//! the rest.
+
+use super::device::{as_f32, cuda, Gpu};
+use super::device_stack::{DevItems, PrepInputs, SliceRows, STAGE_BYTES};
+use super::stack::Geometry;
+use super::{launch, GpuError, NoGpu, Resident};
+use crate::compute::degridder::{WUnstack, Weights};
+use crate::compute::gridder::{VisBlock, WStack};
+use cudarc::driver::{CudaFunction, CudaSlice, CudaView};
+use num_complex::Complex32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The functions of held.cu.
+pub(super) struct HeldKernels {
+    gather_f32: CudaFunction,
+    gather_f64: CudaFunction,
+    subtract_rows: CudaFunction,
+}
+
+impl HeldKernels {
+    pub(super) fn load(
+        load: impl Fn(&'static str, &'static str) -> Result<CudaFunction, NoGpu>,
+    ) -> Result<Self, NoGpu> {
+        Ok(HeldKernels {
+            gather_f32: load("held.cu", "gather_f32")?,
+            gather_f64: load("held.cu", "gather_f64")?,
+            subtract_rows: load("held.cu", "subtract_rows")?,
+        })
+    }
+}
+
+/// A block's samples on the device (all its rows, in its own order).
+pub(super) struct DevHeld {
+    /// Row x channel x polarization, interleaved (re, im); predictions are subtracted here.
+    vis: Mutex<CudaSlice<f32>>,
+    wt: CudaSlice<f32>,
+    /// Per row (u, v, w) in metres, and dw.
+    uvw: CudaSlice<f64>,
+    dw: CudaSlice<f64>,
+    rows: usize,
+    nchan: usize,
+    npol: usize,
+    bytes: usize,
+    /// The count of held bytes of the backend that made it (`Gpu::resident_bytes`), which
+    /// it leaves when dropped; also how a backend knows its own.
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for DevHeld {
+    fn drop(&mut self) {
+        self.count.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl Resident for DevHeld {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// A pass's rows of a held group on the device: (u, v, w) and dw packed, and the rows'
+/// indices.
+pub(super) struct PassGeometry {
+    pub(super) uvw: CudaSlice<f64>,
+    pub(super) dw: CudaSlice<f64>,
+    pub(super) idx: CudaSlice<i32>,
+}
+
+fn c32_as_f32(v: &[Complex32]) -> &[f32] {
+    // SAFETY: Complex32 is repr(C) { re: f32, im: f32 }: 2n f32 in the same memory.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), 2 * v.len()) }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, GpuError> {
+    m.lock()
+        .map_err(|_| GpuError::Cuda("a held group's lock was poisoned".into()))
+}
+
+impl Gpu {
+    /// The device copy `r` names, if this backend made it.
+    fn own<'a>(&self, r: &'a dyn Resident) -> Result<&'a DevHeld, GpuError> {
+        r.as_any()
+            .downcast_ref::<DevHeld>()
+            .filter(|h| Arc::ptr_eq(&h.count, &self.resident_bytes))
+            .ok_or_else(|| GpuError::Cuda("samples held by another backend".into()))
+    }
+
+    /// The device copy of `b`'s samples when the block names one (Err when it names one
+    /// this backend cannot read for it: `b.vis` may not be current).
+    pub(super) fn resident_of<'a>(
+        &self,
+        b: &VisBlock<'a>,
+    ) -> Result<Option<&'a DevHeld>, GpuError> {
+        let Some(r) = b.resident else {
+            return Ok(None);
+        };
+        let h = self.own(r)?;
+        if (h.rows, h.nchan, h.npol) != (b.uvw_m.len(), b.freqs.len(), b.npol) {
+            return Err(GpuError::Cuda(format!(
+                "a held group of {} rows x {} channels x {} polarizations named by a block of {} x {} x {}",
+                h.rows,
+                h.nchan,
+                h.npol,
+                b.uvw_m.len(),
+                b.freqs.len(),
+                b.npol
+            )));
+        }
+        Ok(Some(h))
+    }
+
+    /// `Compute::hold` on the device.
+    pub(super) fn hold_dev(&self, b: &VisBlock) -> Result<Option<Box<dyn Resident>>, GpuError> {
+        let (rows, nchan, npol) = (b.uvw_m.len(), b.freqs.len(), b.npol);
+        let n = rows * nchan * npol;
+        if n == 0 || b.vis.len() != n || b.weight.len() != n || b.dw_m.len() != rows {
+            return Ok(None);
+        }
+        let bytes = 12 * n + 32 * rows;
+        let free = self.work_budget();
+        if bytes > free / 2 {
+            log::debug!(
+                "a group of {:.2} GB is not held on the device ({:.2} GB of the budget free)",
+                bytes as f64 / 1e9,
+                free as f64 / 1e9
+            );
+            return Ok(None);
+        }
+        let s = &self.stream;
+        let h = DevHeld {
+            vis: Mutex::new(s.clone_htod(c32_as_f32(b.vis)).map_err(cuda)?),
+            wt: s.clone_htod(b.weight).map_err(cuda)?,
+            uvw: s.clone_htod(b.uvw_m.as_flattened()).map_err(cuda)?,
+            dw: s.clone_htod(b.dw_m).map_err(cuda)?,
+            rows,
+            nchan,
+            npol,
+            bytes,
+            count: self.resident_bytes.clone(),
+        };
+        s.synchronize().map_err(cuda)?;
+        self.resident_bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(Some(Box::new(h)))
+    }
+
+    /// `Compute::fetch_resident` on the device.
+    pub(super) fn fetch_dev(
+        &self,
+        r: &dyn Resident,
+        vis: &mut [Complex32],
+    ) -> Result<(), GpuError> {
+        let h = self.own(r)?;
+        let d = lock(&h.vis)?;
+        if 2 * vis.len() != d.len() {
+            return Err(GpuError::Cuda(format!(
+                "{} visibilities to fetch, {} held",
+                vis.len(),
+                d.len() / 2
+            )));
+        }
+        self.stream.memcpy_dtoh(&*d, as_f32(vis)).map_err(cuda)?;
+        self.stream.synchronize().map_err(cuda)
+    }
+
+    /// held.cu's gather_f32: `m` rows of `stride` elements from `src` at the indices
+    /// `idx` into `dst`, on the main stream.
+    fn gather32(
+        &self,
+        src: &CudaSlice<f32>,
+        idx: &CudaView<i32>,
+        (m, stride): (usize, usize),
+        dst: &mut CudaSlice<f32>,
+    ) -> Result<(), GpuError> {
+        let (k, cfg) = (&self.held.gather_f32, launch::for_elems(m * stride)?);
+        let s = &self.stream;
+        // SAFETY: one thread an element of the m x stride gathered; every index < rows.
+        unsafe { launch::gather_f32(s, k, cfg, src, idx, m as i32, stride as i32, dst) }
+            .map_err(cuda)
+    }
+
+    /// `gather32` of f64 elements (held.cu's gather_f64).
+    fn gather64(
+        &self,
+        src: &CudaSlice<f64>,
+        idx: &CudaView<i32>,
+        (m, stride): (usize, usize),
+        dst: &mut CudaSlice<f64>,
+    ) -> Result<(), GpuError> {
+        let (k, cfg) = (&self.held.gather_f64, launch::for_elems(m * stride)?);
+        let s = &self.stream;
+        // SAFETY: one thread an element of the m x stride gathered; every index < rows.
+        unsafe { launch::gather_f64(s, k, cfg, src, idx, m as i32, stride as i32, dst) }
+            .map_err(cuda)
+    }
+
+    /// The row indices of a pass on the device.
+    fn row_indices(&self, rows: &[u32]) -> Result<CudaSlice<i32>, GpuError> {
+        let idx: Vec<i32> = rows.iter().map(|&r| r as i32).collect();
+        self.stream.clone_htod(&idx).map_err(cuda)
+    }
+
+    /// The gridder's items of `rows` of the held group: each slice of rows gathered on the
+    /// device and prepared (as `upload_and_prepare` does for rows copied up).
+    pub(super) fn gather_and_prepare(
+        &self,
+        job: &WStack,
+        h: &DevHeld,
+        rows: &[u32],
+        g: &Geometry,
+        counts: &mut CudaSlice<i32>,
+        keys: &mut CudaSlice<i32>,
+    ) -> Result<DevItems, GpuError> {
+        let stride = h.nchan * h.npol;
+        let s = &self.stream;
+        let mut it = DevItems::zeros(s, rows.len() * h.nchan)?;
+        let inputs = PrepInputs::new(s, job)?;
+        let slice_rows = (STAGE_BYTES / (12 * stride + 32)).clamp(1, rows.len().max(1));
+        let mut vis = s
+            .alloc_zeros::<f32>(2 * slice_rows * stride)
+            .map_err(cuda)?;
+        let mut wt = s.alloc_zeros::<f32>(slice_rows * stride).map_err(cuda)?;
+        let mut uvw = s.alloc_zeros::<f64>(3 * slice_rows).map_err(cuda)?;
+        let mut dw = s.alloc_zeros::<f64>(slice_rows).map_err(cuda)?;
+        let idx = self.row_indices(rows)?;
+        let held_vis = lock(&h.vis)?;
+        for (k, part) in rows.chunks(slice_rows).enumerate() {
+            let (m, first) = (part.len(), k * slice_rows);
+            let at = idx.slice(first..first + m);
+            self.gather32(&held_vis, &at, (m, 2 * stride), &mut vis)?;
+            self.gather32(&h.wt, &at, (m, stride), &mut wt)?;
+            self.gather64(&h.uvw, &at, (m, 3), &mut uvw)?;
+            self.gather64(&h.dw, &at, (m, 1), &mut dw)?;
+            let src = SliceRows {
+                vis: &vis,
+                wt: &wt,
+                uvw: &uvw,
+                dw: &dw,
+            };
+            let out0 = (first * h.nchan) as i64;
+            self.grid_prep_slice(s, &src, m, h.npol, g, &inputs, out0, &mut it, keys, counts)?;
+        }
+        Ok(it)
+    }
+
+    /// The (uvw, dw) of `rows` of the held group, packed, and the rows' indices.
+    pub(super) fn gather_geometry(
+        &self,
+        h: &DevHeld,
+        rows: &[u32],
+    ) -> Result<PassGeometry, GpuError> {
+        let s = &self.stream;
+        let m = rows.len();
+        let idx = self.row_indices(rows)?;
+        let mut uvw = s.alloc_zeros::<f64>(3 * m).map_err(cuda)?;
+        let mut dw = s.alloc_zeros::<f64>(m).map_err(cuda)?;
+        let all = idx.slice(..);
+        self.gather64(&h.uvw, &all, (m, 3), &mut uvw)?;
+        self.gather64(&h.dw, &all, (m, 1), &mut dw)?;
+        Ok(PassGeometry { uvw, dw, idx })
+    }
+
+    /// held.cu's subtract_rows: `scale * wrow[r] * wchan[c] * pred` of `m` rows at `idx`
+    /// off the held visibilities.
+    #[allow(clippy::too_many_arguments)]
+    fn subtract_rows(
+        &self,
+        h: &DevHeld,
+        pred: &impl launch::DevRead<f32>,
+        idx: &impl launch::DevRead<i32>,
+        m: usize,
+        wrow: &CudaSlice<f32>,
+        wchan: &CudaSlice<f32>,
+        scale: f32,
+    ) -> Result<(), GpuError> {
+        let mut vis = lock(&h.vis)?;
+        let (mi, nc, np) = (m as i32, h.nchan as i32, h.npol as i32);
+        // SAFETY: one thread an item (row of idx, channel) of the m rows; the held
+        // visibilities hold every row idx names, wrow one value a held row.
+        unsafe {
+            launch::subtract_rows(
+                &self.stream,
+                &self.held.subtract_rows,
+                launch::for_elems(m * h.nchan)?,
+                &mut *vis,
+                pred,
+                idx,
+                wrow,
+                wchan,
+                mi,
+                nc,
+                np,
+                scale,
+            )
+        }
+        .map_err(cuda)
+    }
+
+    /// Per-row and per-channel weights on the device (ones where None).
+    fn weights_dev(
+        &self,
+        w: &Weights,
+        rows: usize,
+        nchan: usize,
+    ) -> Result<(CudaSlice<f32>, CudaSlice<f32>), GpuError> {
+        let s = &self.stream;
+        let up = |x: Option<&[f32]>, n: usize| match x {
+            Some(v) if v.len() == n => s.clone_htod(v).map_err(cuda),
+            Some(v) => Err(GpuError::Cuda(format!(
+                "{} weights for {n} values",
+                v.len()
+            ))),
+            None => s.clone_htod(&vec![1f32; n]).map_err(cuda),
+        };
+        Ok((up(w.row, rows)?, up(w.chan, nchan)?))
+    }
+
+    /// `Compute::degrid_subtract` on the device: each job's passes (device_unstack)
+    /// subtracted from the held visibilities as they come.
+    pub(super) fn degrid_subtract_dev(
+        &self,
+        r: &dyn Resident,
+        jobs: &[WUnstack],
+        weights: &[Weights],
+        scale: f32,
+    ) -> Result<(), GpuError> {
+        let h = self.own(r)?;
+        for (job, w) in jobs.iter().zip(weights) {
+            if !self.resident_of(job.b)?.is_some_and(|x| std::ptr::eq(x, h)) {
+                return Err(GpuError::Cuda(
+                    "a prediction to subtract from a held group whose block does not name it"
+                        .into(),
+                ));
+            }
+            let (wrow, wchan) = self.weights_dev(w, h.rows, h.nchan)?;
+            self.unstack(job, |rows, idx, pred| {
+                let idx = idx.ok_or_else(|| GpuError::Cuda("a held pass without rows".into()))?;
+                self.subtract_rows(h, pred, idx, rows.len(), &wrow, &wchan, scale)
+            })?;
+        }
+        self.stream.synchronize().map_err(cuda)
+    }
+
+    /// `Compute::subtract_predicted` on the device, in slices of rows.
+    pub(super) fn subtract_predicted_dev(
+        &self,
+        r: &dyn Resident,
+        pred: &[Complex32],
+    ) -> Result<(), GpuError> {
+        let h = self.own(r)?;
+        if pred.len() != h.rows * h.nchan {
+            return Err(GpuError::Cuda(format!(
+                "a prediction of {} values for a held group of {} rows x {} channels",
+                pred.len(),
+                h.rows,
+                h.nchan
+            )));
+        }
+        let (wrow, wchan) = self.weights_dev(&Weights::default(), h.rows, h.nchan)?;
+        let slice_rows = (4 * STAGE_BYTES / (8 * h.nchan).max(1)).max(1);
+        let all: Vec<u32> = (0..h.rows as u32).collect();
+        for part in all.chunks(slice_rows) {
+            let (first, m) = (part[0] as usize, part.len());
+            let vals = c32_as_f32(&pred[first * h.nchan..(first + m) * h.nchan]);
+            let d_pred = self.stream.clone_htod(vals).map_err(cuda)?;
+            let idx = self.row_indices(part)?;
+            self.subtract_rows(h, &d_pred, &idx, m, &wrow, &wchan, 1.0)?;
+        }
+        self.stream.synchronize().map_err(cuda)
+    }
+}
