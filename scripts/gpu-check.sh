@@ -4,8 +4,8 @@
 # benches/gpu-results/<YYYY-MM-DD>-<device>/).
 #   bash scripts/gpu-check.sh                 # builds with cargo (--features gpu)
 #   bash scripts/gpu-check.sh --prebuilt DIR  # binaries from scripts/gpu-bundle.sh, no cargo
-# Steps: NVRTC compile of every kernel; the device-vs-CPU kernel, flagging and w-stacking
-# tests; a simulated night through `contimg run` with gpu: required against gpu: off; the
+# Steps: NVRTC compile of every kernel; the device-vs-CPU kernel, flagging, w-stacking and
+# held-group tests; a simulated night through `contimg run` with gpu: required against gpu: off; the
 # criterion gridding benches (CPU and gpu_*); one real-sized group (benches/group.sh), on the
 # GPU and then on the CPU of the same node; a night of NIGHT_GROUPS (default 5) real-sized
 # groups in a row on the GPU with prefetch (groups per hour, NVML utilisation). At the end
@@ -71,7 +71,7 @@ else
   bench=(cargo bench --features gpu --bench gridding --)
   compare=(cargo run --release --quiet --features gpu --example compare_images --)
 fi
-case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: ;; esac
+case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: imaging::held::tests::on_a_device ;; esac
 case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_required_matches_off_on_a_gpu ;; esac
 case ,$STEPS, in *,bench,*) step gridding-bench "${bench[@]}" --sample-size 10 --warm-up-time 1 --measurement-time 5 "${BENCH_FILTER:-subband}" ;; esac
 case ,$STEPS, in *,read,*) # the CPU path's group read against a warm cat (issue: <= 2x)
@@ -143,6 +143,13 @@ try:
     major = [float(x) for x in re.findall(r"residuals re-gridded in ([0-9.]+) s", text)]
     if minor:
         out.update(group_minor_cycles_s=round(sum(minor), 2), group_major_cycles_s=round(sum(major), 2))
+    # Groups held on the device for CLEAN (HeldGroup::hold) and the model increments
+    # subtracted there; a held group given up after a device failure says so.
+    held = re.findall(r"(\d+) of (\d+) groups held on the device for CLEAN", text)
+    if held:
+        out.update(group_held_on_device=f"{sum(int(a) for a, _ in held)} of {sum(int(b) for _, b in held)}",
+                   group_subtracted_on_device=len(re.findall(r"subtracted on the device", text)),
+                   group_held_given_up=len(re.findall(r"held on the device is given up", text)))
 except OSError:
     pass
 try:

@@ -484,12 +484,14 @@ impl Compute for Gpu {
         self.degrid_subtract_dev(r, jobs, weights, scale)
     }
 
-    fn subtract_predicted(
+    fn predict_points_subtract(
         &self,
         r: &dyn super::Resident,
-        pred: &[Complex32],
+        b: &super::dft::DftBlock,
+        points: &[super::dft::Point],
+        amp: &[f32],
     ) -> Result<(), GpuError> {
-        self.subtract_predicted_dev(r, pred)
+        self.predict_points_subtract_dev(r, b, points, amp)
     }
 
     fn pci(&self) -> Option<(u32, u32, u32)> {

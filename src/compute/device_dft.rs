@@ -1,8 +1,8 @@
 //! The direct prediction of point components on the device (feature `gpu`):
 //! `kernels/dft.cu`, one thread a row and run of channels summing every component in f64.
 //! The components and their amplitude table go up once a call; the rows go up in chunks of
-//! whole baselines sized to the rank's budget, with the samples the sum is added to, and
-//! come back.
+//! whole baselines sized to the rank's budget, and each chunk's sums come back to be added
+//! to the caller's samples, or are subtracted from a group held on the device.
 
 use super::device::{as_f32, cuda, Gpu};
 use super::dft::{DftBlock, Point};
@@ -18,6 +18,10 @@ const DFT_CHANNELS: usize = 8;
 /// size, so that a failed download leaves the caller's samples as they were).
 const CHUNK_SAMPLES: usize = 8 << 20;
 
+/// Where a chunk of direct sums goes: (its rows, its sums on the device).
+type ChunkSink<'a> =
+    dyn FnMut(std::ops::Range<usize>, &CudaSlice<f32>) -> Result<(), GpuError> + 'a;
+
 impl Gpu {
     /// Compute::predict_points on the device.
     pub(super) fn predict_points_dev(
@@ -27,9 +31,64 @@ impl Gpu {
         amp: &[f32],
         out: &mut [Complex32],
     ) -> Result<(), GpuError> {
+        let nc = b.freqs.len();
+        assert_eq!(out.len(), b.uvw_m.len() * nc, "output size");
+        let mut sink = |rows: std::ops::Range<usize>, d_out: &CudaSlice<f32>| {
+            // Into a copy first: a failed download must not leave `out` half-written.
+            let back = self.stream.clone_dtoh(d_out).map_err(cuda)?;
+            self.stream.synchronize().map_err(cuda)?;
+            let host = as_f32(&mut out[rows.start * nc..rows.end * nc]);
+            host.iter_mut().zip(&back).for_each(|(o, x)| *o += x);
+            Ok(())
+        };
+        let Err((r0, e)) = self.predict_rows(b, points, amp, &mut sink) else {
+            return Ok(());
+        };
+        // `out` holds the sums of the chunks before: the rest on the CPU.
+        let nrow = b.uvw_m.len();
+        log::warn!(
+            "direct prediction on {} failed at row {r0} of {nrow} ({e}); the rest on the CPU",
+            self.name()
+        );
+        let rest = DftBlock {
+            uvw_m: &b.uvw_m[r0..],
+            dw_m: &b.dw_m[r0..],
+            use_row: b.use_row.get(r0..).unwrap_or(&[]),
+            ..*b
+        };
+        super::dft::predict_points(&rest, points, amp, &mut out[r0 * nc..]);
+        Ok(())
+    }
+
+    /// Compute::predict_points_subtract on the device: each chunk's sums subtracted from
+    /// the held group's visibilities as they come (device_held).
+    pub(super) fn predict_points_subtract_dev(
+        &self,
+        r: &dyn super::Resident,
+        b: &DftBlock,
+        points: &[Point],
+        amp: &[f32],
+    ) -> Result<(), GpuError> {
+        let mut sink = |rows: std::ops::Range<usize>, d_out: &CudaSlice<f32>| {
+            self.subtract_predicted_rows(r, rows, d_out)
+        };
+        self.predict_rows(b, points, amp, &mut sink)
+            .map_err(|(_, e)| e)?;
+        self.stream.synchronize().map_err(cuda)
+    }
+
+    /// The direct sums of the block's rows in chunks of whole baselines sized to the
+    /// budget, each chunk's (its rows x channels, f32 pairs, zero where nothing was
+    /// summed) handed to `sink`; Err with the first row not done.
+    fn predict_rows(
+        &self,
+        b: &DftBlock,
+        points: &[Point],
+        amp: &[f32],
+        sink: &mut ChunkSink,
+    ) -> Result<(), (usize, GpuError)> {
         let (nt, nc, nrow) = (b.n_times.max(1), b.freqs.len(), b.uvw_m.len());
         assert_eq!(amp.len(), points.len() * nc * nt, "amplitude table size");
-        assert_eq!(out.len(), nrow * nc, "output size");
         if points.is_empty() || nc == 0 || nrow == 0 {
             return Ok(());
         }
@@ -38,20 +97,21 @@ impl Gpu {
         let per_row = 8 * nc + ROW_BYTES;
         let budget = self.work_budget();
         if fixed + nt * per_row > budget {
-            return Err(GpuError::Cuda(format!(
-                "{} components' amplitudes ({} MB) do not fit this rank's GPU-memory budget",
-                points.len(),
-                (4 * amp.len()) >> 20
-            )));
+            return Err((
+                0,
+                GpuError::Cuda(format!(
+                    "{} components' amplitudes ({} MB) do not fit this rank's GPU-memory budget",
+                    points.len(),
+                    (4 * amp.len()) >> 20
+                )),
+            ));
         }
         // Whole baselines a chunk (row r is integration r % nt).
         let rows_per_chunk = ((budget - fixed) / per_row).min(CHUNK_SAMPLES / nc) / nt * nt;
         let s = &self.stream;
-        let (d_freqs, d_lmn, d_amp) = (
-            s.clone_htod(b.freqs).map_err(cuda)?,
-            s.clone_htod(&lmn).map_err(cuda)?,
-            s.clone_htod(amp).map_err(cuda)?,
-        );
+        let up = |x: &[f64]| s.clone_htod(x).map_err(|e| (0, cuda(e)));
+        let (d_freqs, d_lmn) = (up(b.freqs)?, up(&lmn)?);
+        let d_amp = s.clone_htod(amp).map_err(|e| (0, cuda(e)))?;
         let used: Vec<u8> = (0..nrow)
             .map(|r| u8::from(b.use_row.get(r) == Some(&true)))
             .collect();
@@ -59,27 +119,14 @@ impl Gpu {
         let step = rows_per_chunk.max(nt);
         for r0 in (0..nrow).step_by(step) {
             let r1 = (r0 + step).min(nrow);
-            if let Err(e) = self.predict_chunk(b, &used, r0..r1, tables, points.len(), out) {
-                // `out` holds the sums of the chunks before: the rest on the CPU.
-                log::warn!(
-                    "direct prediction on {} failed at row {r0} of {nrow} ({e}); the rest on the CPU",
-                    self.name()
-                );
-                let rest = DftBlock {
-                    uvw_m: &b.uvw_m[r0..],
-                    dw_m: &b.dw_m[r0..],
-                    use_row: b.use_row.get(r0..).unwrap_or(&[]),
-                    ..*b
-                };
-                super::dft::predict_points(&rest, points, amp, &mut out[r0 * nc..]);
-                return Ok(());
-            }
+            self.predict_chunk(b, &used, r0..r1, tables, points.len())
+                .and_then(|d_out| sink(r0..r1, &d_out))
+                .map_err(|e| (r0, e))?;
         }
         Ok(())
     }
 
-    /// Rows `rows` (whole baselines) of `predict_points_dev`: their samples in `out` get the
-    /// sum added, or are left as they were on Err.
+    /// The direct sums of rows `rows` (whole baselines) of `predict_rows`, on the device.
     fn predict_chunk(
         &self,
         b: &DftBlock,
@@ -87,8 +134,7 @@ impl Gpu {
         rows: std::ops::Range<usize>,
         (d_freqs, d_lmn, d_amp): (&CudaSlice<f64>, &CudaSlice<f64>, &CudaSlice<f32>),
         npts: usize,
-        out: &mut [Complex32],
-    ) -> Result<(), GpuError> {
+    ) -> Result<CudaSlice<f32>, GpuError> {
         let (s, nc, nt) = (&self.stream, b.freqs.len(), b.n_times.max(1));
         let (r0, r1) = (rows.start, rows.end);
         let uvw = b.uvw_m.as_flattened();
@@ -97,8 +143,7 @@ impl Gpu {
             s.clone_htod(&b.dw_m[r0..r1]).map_err(cuda)?,
             s.clone_htod(&used[r0..r1]).map_err(cuda)?,
         );
-        let host = as_f32(&mut out[r0 * nc..r1 * nc]);
-        let mut d_out = s.clone_htod(&*host).map_err(cuda)?;
+        let mut d_out = s.alloc_zeros::<f32>(2 * (r1 - r0) * nc).map_err(cuda)?;
         let threads = (r1 - r0) * nc.div_ceil(DFT_CHANNELS);
         let block = super::kernels::block_threads("predict_points");
         let cfg = LaunchConfig {
@@ -128,10 +173,7 @@ impl Gpu {
             )
         }
         .map_err(cuda)?;
-        // Into a copy first: a failed download must not leave `out` half-written.
-        let back = s.clone_dtoh(&d_out).map_err(cuda)?;
-        host.copy_from_slice(&back);
-        s.synchronize().map_err(cuda)
+        Ok(d_out)
     }
 }
 

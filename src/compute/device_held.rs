@@ -350,31 +350,27 @@ impl Gpu {
         self.stream.synchronize().map_err(cuda)
     }
 
-    /// `Compute::subtract_predicted` on the device, in slices of rows.
-    pub(super) fn subtract_predicted_dev(
+    /// A prediction of the held group's rows `rows` (f32 pairs, row x channel) on the
+    /// device subtracted from every polarization of them.
+    pub(super) fn subtract_predicted_rows(
         &self,
         r: &dyn Resident,
-        pred: &[Complex32],
+        rows: std::ops::Range<usize>,
+        pred: &CudaSlice<f32>,
     ) -> Result<(), GpuError> {
         let h = self.own(r)?;
-        if pred.len() != h.rows * h.nchan {
+        let m = rows.len();
+        if rows.end > h.rows || pred.len() != 2 * m * h.nchan {
             return Err(GpuError::Cuda(format!(
-                "a prediction of {} values for a held group of {} rows x {} channels",
-                pred.len(),
+                "a prediction of {} values for rows {rows:?} of a held group of {} rows x {} channels",
+                pred.len() / 2,
                 h.rows,
                 h.nchan
             )));
         }
         let (wrow, wchan) = self.weights_dev(&Weights::default(), h.rows, h.nchan)?;
-        let slice_rows = (4 * STAGE_BYTES / (8 * h.nchan).max(1)).max(1);
-        let all: Vec<u32> = (0..h.rows as u32).collect();
-        for part in all.chunks(slice_rows) {
-            let (first, m) = (part[0] as usize, part.len());
-            let vals = c32_as_f32(&pred[first * h.nchan..(first + m) * h.nchan]);
-            let d_pred = self.stream.clone_htod(vals).map_err(cuda)?;
-            let idx = self.row_indices(part)?;
-            self.subtract_rows(h, &d_pred, &idx, m, &wrow, &wchan, 1.0)?;
-        }
-        self.stream.synchronize().map_err(cuda)
+        let idx: Vec<u32> = (rows.start as u32..rows.end as u32).collect();
+        let idx = self.row_indices(&idx)?;
+        self.subtract_rows(h, pred, &idx, m, &wrow, &wchan, 1.0)
     }
 }

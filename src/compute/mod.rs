@@ -241,9 +241,16 @@ pub trait Compute: Send + Sync {
     ) -> Result<(), GpuError> {
         Err(not_held())
     }
-    /// Subtracts `pred` (row x channel, the same for every polarization) from the held
-    /// visibilities.
-    fn subtract_predicted(&self, _r: &dyn Resident, _pred: &[Complex32]) -> Result<(), GpuError> {
+    /// Subtracts point components' direct prediction (as `predict_points` adds it) from
+    /// the held visibilities `r` (every polarization) of the block `b` describes. After an
+    /// Err the held visibilities may have lost part of it.
+    fn predict_points_subtract(
+        &self,
+        _r: &dyn Resident,
+        _b: &dft::DftBlock,
+        _points: &[dft::Point],
+        _amp: &[f32],
+    ) -> Result<(), GpuError> {
         Err(not_held())
     }
     /// SumThreshold with AOFlagger's schedule on consecutive nt x nf planes: `flags` (one

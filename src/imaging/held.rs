@@ -371,8 +371,8 @@ impl HeldGroup {
             });
     }
 
-    /// The prediction subtracted from the held copy `r` (direct: predicted on the host
-    /// side of the backend and subtracted there; else degridded and subtracted there).
+    /// The prediction subtracted from the held copy `r`, predicted there (directly, or by
+    /// degridding).
     #[allow(clippy::too_many_arguments)]
     fn subtract_held(
         &self,
@@ -387,9 +387,9 @@ impl HeldGroup {
         ws: &Workspace,
     ) -> Result<(), GpuError> {
         if direct {
-            let mut m = vec![Complex32::new(0.0, 0.0); self.uvw.len() * self.vis.n_chan()];
-            self.predict_direct(spec, refs, pix, ref_hz, beam, 1.0, &mut m, compute);
-            return compute.subtract_predicted(r, &m);
+            return self.direct_batches(spec, refs, pix, ref_hz, beam, 1.0, |b, p, a| {
+                compute.predict_points_subtract(r, b, p, a)
+            });
         }
         let dnu = self.vis.channel_width_hz.abs();
         self.predict_with(refs, ref_hz, beam, Some(ws), |refs, weights, b| {
@@ -421,6 +421,28 @@ impl HeldGroup {
         out: &mut [Complex32],
         compute: &dyn Compute,
     ) {
+        let done = self.direct_batches(spec, models, pix, ref_hz, beam, sign, |b, p, a| {
+            crate::compute::or_cpu(compute, "direct prediction", |c, _| {
+                c.predict_points(b, p, a, out)
+            });
+            Ok(())
+        });
+        debug_assert!(done.is_ok(), "the host prediction does not fail");
+    }
+
+    /// `predict_direct`'s batches of components (the block, the components' directions,
+    /// their amplitude table) handed to `emit` in turn; the first error stops them.
+    #[allow(clippy::too_many_arguments)]
+    fn direct_batches(
+        &self,
+        spec: &GridSpec,
+        models: &[&[f64]],
+        pix: &[usize],
+        ref_hz: f64,
+        beam: Option<&DriftBeam>,
+        sign: f64,
+        mut emit: impl FnMut(&DftBlock, &[Point], &[f32]) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError> {
         let n = spec.n_image;
         let (nt, nc) = (self.vis.n_times(), self.vis.n_chan());
         // `pix`: the pixels where some term has flux.
@@ -467,10 +489,9 @@ impl HeldGroup {
                     }
                 },
             );
-            crate::compute::or_cpu(compute, "direct prediction", |c, _| {
-                c.predict_points(&block, &points, &amp, out)
-            });
+            emit(&block, &points, &amp)?;
         }
+        Ok(())
     }
 
     /// The visibilities per (row, channel) of the spectral terms' models (term t weighted by
