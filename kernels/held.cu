@@ -36,3 +36,10 @@ extern "C" __global__ void subtract_rows(float2* vis, const float2* pred, const 
         vis[j].y -= im;
     }
 }
+
+// x[k * stride + col] = 0 for the m rows (the w of packed (u, v, w) rows, for a grid
+// without the w-term).
+extern "C" __global__ void zero_column(double* x, int m, int stride, int col) {
+    long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k < m) x[k * stride + col] = 0.0;
+}

@@ -164,7 +164,7 @@ static const std::map<std::string, Kernel>& kernels() {
         KERNEL(checkerboard, false),     KERNEL(wscreen_add, false),      KERNEL(wscreen_fill, false),
         KERNEL(degrid_prep, false),      KERNEL(add_to, false),           KERNEL(degrid_finish, false),
         KERNEL(predict_points, false),   KERNEL(gather_f32, false),       KERNEL(gather_f64, false),
-        KERNEL(subtract_rows, false),
+        KERNEL(subtract_rows, false),    KERNEL(zero_column, false),
     };
     return k;
 }

@@ -25,6 +25,7 @@ pub(super) struct HeldKernels {
     gather_f32: CudaFunction,
     gather_f64: CudaFunction,
     subtract_rows: CudaFunction,
+    zero_column: CudaFunction,
 }
 
 impl HeldKernels {
@@ -35,6 +36,7 @@ impl HeldKernels {
             gather_f32: load("held.cu", "gather_f32")?,
             gather_f64: load("held.cu", "gather_f64")?,
             subtract_rows: load("held.cu", "subtract_rows")?,
+            zero_column: load("held.cu", "zero_column")?,
         })
     }
 }
@@ -240,6 +242,15 @@ impl Gpu {
             self.gather32(&h.wt, &at, (m, stride), &mut wt)?;
             self.gather64(&h.uvw, &at, (m, 3), &mut uvw)?;
             self.gather64(&h.dw, &at, (m, 1), &mut dw)?;
+            if !job.spec.w_terms {
+                // A grid without the w-term (the PSFs'): the rows' w = 0, as the block's.
+                let cfg = launch::for_elems(m)?;
+                // SAFETY: one thread a row of the m packed (u, v, w) rows.
+                unsafe {
+                    launch::zero_column(s, &self.held.zero_column, cfg, &mut uvw, m as i32, 3, 2)
+                }
+                .map_err(cuda)?;
+            }
             let src = SliceRows {
                 vis: &vis,
                 wt: &wt,

@@ -136,9 +136,10 @@ pub struct VisBlock<'a> {
     /// added.
     pub workspace: Option<&'a crate::primitives::wgridder::Workspace>,
     /// The same samples held in the backend's memory (`Compute::hold`), which a backend
-    /// that holds them reads instead of `vis`, `weight`, `uvw_m` and `dw_m` (the held
-    /// visibilities may have had predictions subtracted that `vis` has not: only the
-    /// backend that made them may be handed such a block).
+    /// that holds them reads instead of `vis`, `weight`, `uvw_m` and `dw_m` (with w = 0
+    /// on a grid without the w-term, as `uvw_m` then has it; the held visibilities may
+    /// have had predictions subtracted that `vis` has not: only the backend that made
+    /// them may be handed such a block).
     pub resident: Option<&'a dyn crate::compute::Resident>,
 }
 
@@ -258,10 +259,10 @@ impl GridPair {
             b
         } else {
             flat_uvw = b.uvw_m.iter().map(|x| [x[0], x[1], 0.0]).collect();
+            // The held samples (`resident`) keep their w: a backend that reads them
+            // takes w = 0 where the spec has no w-term.
             flat_block = VisBlock {
                 uvw_m: &flat_uvw,
-                // The held samples keep their w.
-                resident: None,
                 ..*b
             };
             &flat_block

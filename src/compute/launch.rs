@@ -214,6 +214,7 @@ kernels! {
         vis: rw2 f32, pred: ro2 f32, rows: ro i32, wrow: ro f32, wchan: ro f32, m: val i32,
         nchan: val i32, npol: val i32, scale: val f32
     );
+    "held.cu" zero_column(x: rw f64, m: val i32, stride: val i32, col: val i32);
     "wstack.cu" add_to(acc: rw double2, x: ro double2, n: val i64);
     "wstack.cu" degrid_finish(
         acc: ro double2, uvw: ro f64, dw: ro f64, freqs: ro f64, nrow: val i32, nchan: val i32,
