@@ -128,7 +128,32 @@ static void on_fault(int) {
     std::_Exit(134);
 }
 
+// Bytes copied up and down (CONTIMG_EMULATOR_STATS=1: printed to stderr at exit), so that
+// a run's traffic across the bus can be counted.
+static std::atomic<unsigned long long> bytes_up{0}, bytes_down{0}, copies_up{0}, copies_down{0};
+
+static void print_stats() {
+    std::fprintf(stderr, "emulated CUDA device: %.1f MB up in %llu copies, %.1f MB down in %llu copies\n",
+                 bytes_up.load() / 1e6, copies_up.load(), bytes_down.load() / 1e6, copies_down.load());
+}
+
 static CUresult copy(void* dst, const void* src, size_t bytes, bool dst_dev, bool src_dev) {
+    static const bool stats = [] {
+        const char* v = std::getenv("CONTIMG_EMULATOR_STATS");
+        bool on = v && std::string(v) == "1";
+        if (on) std::atexit(print_stats);
+        return on;
+    }();
+    static const bool each = [] {
+        const char* v = std::getenv("CONTIMG_EMULATOR_STATS");
+        return v && std::string(v) == "2";
+    }();
+    if (each && dst_dev != src_dev && bytes >= (1u << 20))
+        std::fprintf(stderr, "emucopy %s %.2f MB\n", dst_dev ? "up" : "down", bytes / 1e6);
+    if (stats && dst_dev != src_dev) {
+        (dst_dev ? bytes_up : bytes_down) += bytes;
+        (dst_dev ? copies_up : copies_down) += 1;
+    }
     if (bytes == 0) return OK;
     if ((dst_dev && !inside(dst, bytes)) || (src_dev && !inside(src, bytes)))
         fail("a copy reaches outside its device allocation");

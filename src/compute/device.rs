@@ -474,6 +474,10 @@ impl Compute for Gpu {
         self.fetch_dev(r, vis)
     }
 
+    fn put_resident(&self, r: &dyn super::Resident, vis: &[Complex32]) -> Result<(), GpuError> {
+        self.put_dev(r, vis)
+    }
+
     fn degrid_subtract(
         &self,
         r: &dyn super::Resident,

@@ -228,6 +228,11 @@ pub trait Compute: Send + Sync {
     fn fetch_resident(&self, _r: &dyn Resident, _vis: &mut [Complex32]) -> Result<(), GpuError> {
         Err(not_held())
     }
+    /// Replaces the held visibilities with `vis` (after the host changed them: the
+    /// outliers' refit); the held weights and geometry stay.
+    fn put_resident(&self, _r: &dyn Resident, _vis: &[Complex32]) -> Result<(), GpuError> {
+        Err(not_held())
+    }
     /// Subtracts `scale` times the weighted sum of the jobs' predictions (as
     /// `degrid_wstack_sum` makes it, for the jobs' rows) from every polarization of the held
     /// visibilities; the jobs' block names `r`. After an Err the held visibilities may have

@@ -33,6 +33,8 @@ pub struct HeldGroup {
     /// was when held and the held copy is the residual.
     resident: Option<Box<dyn Resident>>,
     pending: Vec<Vec<f64>>,
+    /// A second visibility buffer for the held residuals fetched for the outliers' refit.
+    spare: Vec<Complex32>,
 }
 
 /// How model increments are predicted for a held group (the image's grid, reference
@@ -67,6 +69,7 @@ impl HeldGroup {
             outliers: None,
             resident: None,
             pending: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -203,30 +206,35 @@ impl HeldGroup {
     }
 
     /// `refit_outliers` in CLEAN's major cycles: a held group's residual visibilities are
-    /// fetched from the backend (into a fresh buffer: a failed fetch leaves `vis` as it
-    /// was), refitted on the host, and held again.
+    /// fetched from the backend (into a spare buffer kept for it: a failed fetch leaves
+    /// `vis` as it was), refitted on the host, and put back into the held copy (its
+    /// weights and geometry stay there).
     pub(super) fn refit_outliers_held(&mut self, p: Prediction, compute: &dyn Compute) {
         if self.outliers.is_none() {
             return;
         }
-        if let Some(r) = self.resident.take() {
-            let mut fresh = vec![Complex32::new(0.0, 0.0); self.vis.vis.len()];
-            match compute.fetch_resident(r.as_ref(), &mut fresh) {
-                Ok(()) => {
-                    drop(r);
-                    self.vis.vis = fresh;
-                    self.pending.clear();
-                    self.refit_outliers();
-                    self.hold_now(compute);
-                    return;
-                }
-                Err(e) => {
-                    self.resident = Some(r);
-                    self.give_up_held(p, &e);
-                }
+        let Some(r) = self.resident.take() else {
+            self.refit_outliers();
+            return;
+        };
+        let mut fresh = std::mem::take(&mut self.spare);
+        fresh.resize(self.vis.vis.len(), Complex32::new(0.0, 0.0));
+        if let Err(e) = compute.fetch_resident(r.as_ref(), &mut fresh) {
+            self.resident = Some(r);
+            self.give_up_held(p, &e);
+            self.refit_outliers();
+            return;
+        }
+        self.spare = std::mem::replace(&mut self.vis.vis, fresh);
+        self.pending.clear();
+        self.refit_outliers();
+        match compute.put_resident(r.as_ref(), &self.vis.vis) {
+            Ok(()) => self.resident = Some(r),
+            Err(e) => {
+                self.spare = Vec::new();
+                log::warn!("a group held on the device is given up ({e}); it stays on the host");
             }
         }
-        self.refit_outliers();
     }
 
     /// Whether the group's samples are held in a backend's memory.
