@@ -174,8 +174,10 @@ impl HeldGroup {
         }
     }
 
-    /// Grids this group into `grids` on `compute`.
+    /// Grids this group into `grids` on `compute` (before CLEAN: a failure falls back to
+    /// the CPU with the host copy, current until a model is subtracted from a held copy).
     pub fn grid(&self, grids: &mut GridPair, compute: &dyn Compute) {
+        debug_assert!(self.pending.is_empty(), "the host copy is not current");
         grids.add_with(&self.block(), compute);
     }
 
