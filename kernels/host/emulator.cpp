@@ -138,21 +138,18 @@ static void print_stats() {
 }
 
 static CUresult copy(void* dst, const void* src, size_t bytes, bool dst_dev, bool src_dev) {
-    static const bool stats = [] {
+    // 0: nothing; 1: totals at exit; 2: also each copy of 1 MB or more.
+    static const int stats = [] {
         const char* v = std::getenv("CONTIMG_EMULATOR_STATS");
-        bool on = v && std::string(v) == "1";
-        if (on) std::atexit(print_stats);
-        return on;
+        int level = v ? std::atoi(v) : 0;
+        if (level > 0) std::atexit(print_stats);
+        return level;
     }();
-    static const bool each = [] {
-        const char* v = std::getenv("CONTIMG_EMULATOR_STATS");
-        return v && std::string(v) == "2";
-    }();
-    if (each && dst_dev != src_dev && bytes >= (1u << 20))
-        std::fprintf(stderr, "emucopy %s %.2f MB\n", dst_dev ? "up" : "down", bytes / 1e6);
-    if (stats && dst_dev != src_dev) {
+    if (stats > 0 && dst_dev != src_dev) {
         (dst_dev ? bytes_up : bytes_down) += bytes;
         (dst_dev ? copies_up : copies_down) += 1;
+        if (stats > 1 && bytes >= (1u << 20))
+            std::fprintf(stderr, "emulated CUDA device: copy %s %.2f MB\n", dst_dev ? "up" : "down", bytes / 1e6);
     }
     if (bytes == 0) return OK;
     if ((dst_dev && !inside(dst, bytes)) || (src_dev && !inside(src, bytes)))

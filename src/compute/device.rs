@@ -362,6 +362,12 @@ pub(super) fn as_f32(v: &mut [Complex32]) -> &mut [f32] {
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut f32, v.len() * 2) }
 }
 
+/// `as_f32` of a shared slice.
+pub(super) fn as_f32_ref(v: &[Complex32]) -> &[f32] {
+    // SAFETY: Complex32 is repr(C) { re: f32, im: f32 }.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const f32, v.len() * 2) }
+}
+
 impl Compute for Gpu {
     fn name(&self) -> String {
         self.name.clone()

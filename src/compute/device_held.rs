@@ -9,7 +9,7 @@
 //! most half of what the budget leaves free when it is made: the passes that read it keep
 //! the rest.
 
-use super::device::{as_f32, cuda, Gpu};
+use super::device::{as_f32, as_f32_ref, cuda, Gpu};
 use super::device_stack::{DevItems, PrepInputs, SliceRows, STAGE_BYTES};
 use super::stack::Geometry;
 use super::{launch, GpuError, NoGpu, Resident};
@@ -49,6 +49,9 @@ pub(super) struct DevHeld {
     /// Per row (u, v, w) in metres, and dw.
     uvw: CudaSlice<f64>,
     dw: CudaSlice<f64>,
+    /// Ones a row and a channel: the weights of a prediction that has none.
+    ones_row: CudaSlice<f32>,
+    ones_chan: CudaSlice<f32>,
     rows: usize,
     nchan: usize,
     npol: usize,
@@ -76,11 +79,6 @@ pub(super) struct PassGeometry {
     pub(super) uvw: CudaSlice<f64>,
     pub(super) dw: CudaSlice<f64>,
     pub(super) idx: CudaSlice<i32>,
-}
-
-fn c32_as_f32(v: &[Complex32]) -> &[f32] {
-    // SAFETY: Complex32 is repr(C) { re: f32, im: f32 }: 2n f32 in the same memory.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), 2 * v.len()) }
 }
 
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, GpuError> {
@@ -128,7 +126,7 @@ impl Gpu {
         if n == 0 || b.vis.len() != n || b.weight.len() != n || b.dw_m.len() != rows {
             return Ok(None);
         }
-        let bytes = 12 * n + 32 * rows;
+        let bytes = 12 * n + 36 * rows + 4 * nchan;
         let free = self.work_budget();
         if bytes > free / 2 {
             log::debug!(
@@ -140,10 +138,12 @@ impl Gpu {
         }
         let s = &self.stream;
         let h = DevHeld {
-            vis: Mutex::new(s.clone_htod(c32_as_f32(b.vis)).map_err(cuda)?),
+            vis: Mutex::new(s.clone_htod(as_f32_ref(b.vis)).map_err(cuda)?),
             wt: s.clone_htod(b.weight).map_err(cuda)?,
             uvw: s.clone_htod(b.uvw_m.as_flattened()).map_err(cuda)?,
             dw: s.clone_htod(b.dw_m).map_err(cuda)?,
+            ones_row: s.clone_htod(&vec![1f32; rows]).map_err(cuda)?,
+            ones_chan: s.clone_htod(&vec![1f32; nchan]).map_err(cuda)?,
             rows,
             nchan,
             npol,
@@ -186,7 +186,7 @@ impl Gpu {
             )));
         }
         self.stream
-            .memcpy_htod(c32_as_f32(vis), &mut *d)
+            .memcpy_htod(as_f32_ref(vis), &mut *d)
             .map_err(cuda)?;
         self.stream.synchronize().map_err(cuda)
     }
@@ -299,15 +299,13 @@ impl Gpu {
 
     /// held.cu's subtract_rows: `scale * wrow[r] * wchan[c] * pred` of `m` rows at `idx`
     /// off the held visibilities.
-    #[allow(clippy::too_many_arguments)]
     fn subtract_rows(
         &self,
         h: &DevHeld,
         pred: &impl launch::DevRead<f32>,
         idx: &impl launch::DevRead<i32>,
         m: usize,
-        wrow: &CudaSlice<f32>,
-        wchan: &CudaSlice<f32>,
+        (wrow, wchan): (&CudaSlice<f32>, &CudaSlice<f32>),
         scale: f32,
     ) -> Result<(), GpuError> {
         let mut vis = lock(&h.vis)?;
@@ -333,23 +331,17 @@ impl Gpu {
         .map_err(cuda)
     }
 
-    /// Per-row and per-channel weights on the device (ones where None).
-    fn weights_dev(
-        &self,
-        w: &Weights,
-        rows: usize,
-        nchan: usize,
-    ) -> Result<(CudaSlice<f32>, CudaSlice<f32>), GpuError> {
-        let s = &self.stream;
-        let up = |x: Option<&[f32]>, n: usize| match x {
-            Some(v) if v.len() == n => s.clone_htod(v).map_err(cuda),
+    /// A prediction's per-row or per-channel weights on the device (None: the held
+    /// group's ones).
+    fn weights_dev(&self, w: Option<&[f32]>, n: usize) -> Result<Option<CudaSlice<f32>>, GpuError> {
+        match w {
+            None => Ok(None),
+            Some(v) if v.len() == n => self.stream.clone_htod(v).map(Some).map_err(cuda),
             Some(v) => Err(GpuError::Cuda(format!(
                 "{} weights for {n} values",
                 v.len()
             ))),
-            None => s.clone_htod(&vec![1f32; n]).map_err(cuda),
-        };
-        Ok((up(w.row, rows)?, up(w.chan, nchan)?))
+        }
     }
 
     /// `Compute::degrid_subtract` on the device: each job's passes (device_unstack)
@@ -369,10 +361,17 @@ impl Gpu {
                         .into(),
                 ));
             }
-            let (wrow, wchan) = self.weights_dev(w, h.rows, h.nchan)?;
+            let (wrow, wchan) = (
+                self.weights_dev(w.row, h.rows)?,
+                self.weights_dev(w.chan, h.nchan)?,
+            );
+            let weights = (
+                wrow.as_ref().unwrap_or(&h.ones_row),
+                wchan.as_ref().unwrap_or(&h.ones_chan),
+            );
             self.unstack(job, |rows, idx, pred| {
                 let idx = idx.ok_or_else(|| GpuError::Cuda("a held pass without rows".into()))?;
-                self.subtract_rows(h, pred, idx, rows.len(), &wrow, &wchan, scale)
+                self.subtract_rows(h, pred, idx, rows.len(), weights, scale)
             })?;
         }
         self.stream.synchronize().map_err(cuda)
@@ -396,9 +395,8 @@ impl Gpu {
                 h.nchan
             )));
         }
-        let (wrow, wchan) = self.weights_dev(&Weights::default(), h.rows, h.nchan)?;
         let idx: Vec<u32> = (rows.start as u32..rows.end as u32).collect();
         let idx = self.row_indices(&idx)?;
-        self.subtract_rows(h, pred, &idx, m, &wrow, &wchan, 1.0)
+        self.subtract_rows(h, pred, &idx, m, (&h.ones_row, &h.ones_chan), 1.0)
     }
 }

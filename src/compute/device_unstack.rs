@@ -111,9 +111,10 @@ impl Gpu {
         let mut plane = s.alloc_zeros::<double2>(ng * ng).map_err(cuda)?;
         let half = g.support as f64 / 2.0;
         let (ngi, ni, sup, nc) = (ng as i32, n as i32, g.support as i32, nchan as i32);
+        let held = self.resident_of(b)?;
         for rows in job.planes.rows.chunks(rows_per_pass) {
             let (m, items) = (rows.len(), rows.len() * nchan);
-            let (d_uvw, d_dw, d_rows) = match self.resident_of(b)? {
+            let (d_uvw, d_dw, d_rows) = match held {
                 Some(h) => {
                     let p = self.gather_geometry(h, rows)?;
                     (p.uvw, p.dw, Some(p.idx))

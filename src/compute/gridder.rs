@@ -376,6 +376,10 @@ impl GridPair {
             && grids
                 .iter()
                 .all(|g| g.with_dirty && !g.with_psf && g.spec == spec);
+        if !strict && (!shared || grids.len() == 1) {
+            grids.iter_mut().for_each(|g| g.add_with(b, compute));
+            return Ok(());
+        }
         if !shared || grids.len() == 1 {
             // Every grid's block first, so that a failure leaves all the images as they were.
             let blocks = grids
