@@ -62,6 +62,8 @@ step() { # name, command...: runs and logs one step, remembering a failure
   [ $rc = 0 ] || status=1
 }
 if [ -n "$PREBUILT" ]; then
+  # The library's tests read their fixtures from this checkout, not the build's.
+  export CONTIMG_TEST_DATA="$PWD/tests/data"
   export CONTIMG_BIN="$PREBUILT/contimg" LD_LIBRARY_PATH="$PREBUILT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   lib=("$PREBUILT/lib-tests"); night=("$PREBUILT/night-tests"); bench=("$PREBUILT/gridding-bench" --bench)
   compare=("$PREBUILT/compare_images")
@@ -71,7 +73,7 @@ else
   bench=(cargo bench --features gpu --bench gridding --)
   compare=(cargo run --release --quiet --features gpu --example compare_images --)
 fi
-case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: imaging::held::tests::on_a_device ;; esac
+case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: imaging::held::tests::on_a_device flag::planes_tests ;; esac
 case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_required_matches_off_on_a_gpu ;; esac
 case ,$STEPS, in *,bench,*) step gridding-bench "${bench[@]}" --sample-size 10 --warm-up-time 1 --measurement-time 5 "${BENCH_FILTER:-subband}" ;; esac
 case ,$STEPS, in *,read,*) # the CPU path's group read against a warm cat (issue: <= 2x)

@@ -29,6 +29,7 @@
 #include "../wstack.cu"
 #include "../dft.cu"
 #include "../held.cu"
+#include "../planes.cu"
 #include "dft2.h"
 
 #include <atomic>
@@ -186,7 +187,10 @@ static const std::map<std::string, Kernel>& kernels() {
         KERNEL(checkerboard, false),     KERNEL(wscreen_add, false),      KERNEL(wscreen_fill, false),
         KERNEL(degrid_prep, false),      KERNEL(add_to, false),           KERNEL(degrid_finish, false),
         KERNEL(predict_points, false),   KERNEL(gather_f32, false),       KERNEL(gather_f64, false),
-        KERNEL(subtract_rows, false),    KERNEL(zero_column, false),
+        KERNEL(subtract_rows, false),    KERNEL(zero_column, false),       KERNEL(or_cells, false),
+        KERNEL(clear_cells, false),      KERNEL(apply_found, false),      KERNEL(excess_power, false),
+        KERNEL(count_planes, false),     KERNEL(flag_planes, false),      KERNEL(clip_sample, false),
+        KERNEL(clip_above, false),
     };
     return k;
 }

@@ -45,6 +45,9 @@ pub struct Gpu {
     /// held.cu's functions, and the bytes of the groups held on the device now
     /// (device_held; each held group leaves the count when it is dropped).
     pub(super) held: super::device_held::HeldKernels,
+    /// planes.cu's functions: a group's flagging planes held for the flagger
+    /// (device_planes).
+    pub(super) planes: super::device_planes::PlanesKernels,
     pub(super) resident_bytes: Arc<std::sync::atomic::AtomicUsize>,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
@@ -112,6 +115,7 @@ impl Gpu {
         let dft = load("dft.cu", "predict_points")?;
         let stack = super::device_stack::StackKernels::load(load)?;
         let held = super::device_held::HeldKernels::load(load)?;
+        let planes = super::device_planes::PlanesKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(on_device)?;
         let share = super::rank_share(ordinal, local_size, n as usize, free, mem_gib);
         let (budget, flag_budget) = (share - share / 4, share / 4);
@@ -146,6 +150,7 @@ impl Gpu {
             psf_images: Default::default(),
             stack,
             held,
+            planes,
             resident_bytes: Default::default(),
             ffts: Default::default(),
             staging: Default::default(),
@@ -504,6 +509,16 @@ impl Compute for Gpu {
         self.predict_points_subtract_dev(r, b, points, amp)
     }
 
+    fn hold_planes(
+        &self,
+        shape: &super::flag_planes::PlanesShape,
+        fill: &mut super::flag_planes::PlanesFill,
+    ) -> Result<Option<Box<dyn super::flag_planes::FlagPlanes + '_>>, GpuError> {
+        Ok(self
+            .hold_planes_dev(shape, fill)?
+            .map(|p| Box::new(p) as Box<dyn super::flag_planes::FlagPlanes>))
+    }
+
     fn pci(&self) -> Option<(u32, u32, u32)> {
         self.pci
     }
@@ -593,7 +608,12 @@ pub(crate) mod tests {
     use crate::compute::vectors;
 
     pub(crate) fn device() -> Option<Gpu> {
-        match Gpu::open(0, 1, 0.0) {
+        device_with(0.0)
+    }
+
+    /// `device` with a memory budget of `mem_gib` (0: the default share).
+    pub(crate) fn device_with(mem_gib: f64) -> Option<Gpu> {
+        match Gpu::open(0, 1, mem_gib) {
             Ok(g) => Some(g),
             Err(why) => {
                 assert!(

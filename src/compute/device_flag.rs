@@ -49,11 +49,11 @@ impl FlagKernels {
 const BACKGROUND_BYTES: usize = 40;
 /// Device bytes per sample of a flagging pass at its peak (during the background): the
 /// background's, the mask, the SumThreshold input and three flag planes.
-const PASS_BYTES: usize = 48;
+pub(super) const PASS_BYTES: usize = 48;
 /// Device bytes per sample of SumThreshold alone: the values and two flag planes.
 const SUMTHRESHOLD_BYTES: usize = 6;
 /// Device bytes per sample of SIR: the flags before, two dilations, one f64 of scratch.
-const SIR_BYTES: usize = 12;
+pub(super) const SIR_BYTES: usize = 12;
 
 /// Sigma per plane, used per plane, the residuals (noise_kernels).
 #[cfg(test)]
@@ -63,13 +63,28 @@ impl Gpu {
     /// Planes per batch for `bytes` device bytes a sample: within the flagger's budget,
     /// at least one, at most all, and few enough for the kernels' 32-bit counts.
     fn flag_batch(&self, bytes: usize, tf: usize, total: usize, line: usize) -> usize {
-        (self.flag_budget / (tf * bytes))
+        self.flag_batch_in(self.flag_budget, bytes, tf, total, line)
+    }
+
+    /// `flag_batch` within `budget` bytes.
+    pub(super) fn flag_batch_in(
+        &self,
+        budget: usize,
+        bytes: usize,
+        tf: usize,
+        total: usize,
+        line: usize,
+    ) -> usize {
+        (budget / (tf * bytes))
             .clamp(1, total.max(1))
             .min(i32::MAX as usize / tf.max(line).max(1))
             .max(1)
     }
 
-    fn taps(&self, sm: &Smoothing) -> Result<(CudaSlice<f64>, CudaSlice<f64>), GpuError> {
+    pub(super) fn taps(
+        &self,
+        sm: &Smoothing,
+    ) -> Result<(CudaSlice<f64>, CudaSlice<f64>), GpuError> {
         let taps = |sigma: f64| crate::compute::flagging::gaussian_taps(sigma);
         let s = &self.flag_stream;
         Ok((
@@ -81,7 +96,7 @@ impl Gpu {
     /// The masked background of `planes` consecutive nt x nf planes already on the device:
     /// prep, the pass along frequency, the pass along time (as the twin), narrowed to f32.
     #[allow(clippy::too_many_arguments)]
-    fn background_dev(
+    pub(super) fn background_dev(
         &self,
         d_val: &CudaSlice<f32>,
         d_mask: &CudaSlice<u8>,
@@ -174,7 +189,7 @@ impl Gpu {
 
     /// SumThreshold's schedule on `planes` planes on the device, from the flags `cur`: the
     /// flags after it.
-    fn sumthreshold_dev(
+    pub(super) fn sumthreshold_dev(
         &self,
         d_val: &CudaSlice<f32>,
         mut cur: CudaSlice<u8>,
@@ -225,7 +240,7 @@ impl Gpu {
     }
 
     /// Each plane's noise and its residuals over it, in place on the device: (sigma, used).
-    fn residuals_dev(
+    pub(super) fn residuals_dev(
         &self,
         d_val: &mut CudaSlice<f32>,
         d_bg: &CudaSlice<f32>,
@@ -277,7 +292,7 @@ impl Gpu {
     }
 
     /// SumThreshold's input from the residuals: `sign` x them, 0 on the cells.
-    fn threshold_values_dev(
+    pub(super) fn threshold_values_dev(
         &self,
         d_res: &CudaSlice<f32>,
         d_cells: &CudaSlice<u8>,
@@ -303,7 +318,11 @@ impl Gpu {
         .map_err(cuda)
     }
 
-    fn or_flags_dev(&self, a: &mut CudaSlice<u8>, b: &CudaSlice<u8>) -> Result<(), GpuError> {
+    pub(super) fn or_flags_dev(
+        &self,
+        a: &mut CudaSlice<u8>,
+        b: &CudaSlice<u8>,
+    ) -> Result<(), GpuError> {
         let n = a.len() as i64;
         let len = a.len();
         // SAFETY: one thread a flag of the n both hold.
@@ -492,47 +511,63 @@ impl Gpu {
         let per_batch = self.flag_batch(SIR_BYTES, tf, flags.len() / tf, nt.max(nf));
         let s = &self.flag_stream;
         for fl in flags.chunks_mut(per_batch * tf) {
-            let (planes, n) = (fl.len() / tf, fl.len());
             let before = s.clone_htod(bool_bytes(fl)).map_err(cuda)?;
-            let (mut a, mut b) = (
-                s.alloc_zeros::<u8>(n).map_err(cuda)?,
-                s.alloc_zeros::<u8>(n).map_err(cuda)?,
-            );
-            let mut scratch = unsafe { s.alloc::<f64>(n) }.map_err(cuda)?;
-            let (ext, np, plane) = (i32::from(extend), planes as i32, tf as i64);
-            // (lines, line step, stride, samples per line): along frequency, then time.
-            for ((lines, step, stride, len), out) in
-                [((nt, nf, 1, nf), &mut a), ((nf, 1, nf, nt), &mut b)]
-            {
-                let (li, st, sd, ln) = (lines as i32, step as i32, stride as i32, len as i32);
-                // SAFETY: one thread a line of each plane; scratch one f64 a flag.
-                unsafe {
-                    launch::sir_lines(
-                        s,
-                        &self.flag.sir_lines,
-                        launch::for_elems(lines * planes)?,
-                        &before,
-                        out,
-                        &mut scratch,
-                        li,
-                        st,
-                        sd,
-                        ln,
-                        eta,
-                        ext,
-                        np,
-                        plane,
-                    )
-                }
-                .map_err(cuda)?;
-            }
-            self.or_flags_dev(&mut a, &b)?;
+            let a = self.sir_batch_dev(&before, fl.len() / tf, nt, nf, eta, extend)?;
             let back = s.clone_dtoh(&a).map_err(cuda)?;
             fl.par_iter_mut()
                 .zip(back.par_iter())
                 .for_each(|(f, &x)| *f = x != 0);
         }
         Ok(())
+    }
+
+    /// SIR of `planes` nt x nf flag planes on the device: the dilations along frequency and
+    /// along time of `before`, or'ed.
+    pub(super) fn sir_batch_dev(
+        &self,
+        before: &CudaSlice<u8>,
+        planes: usize,
+        nt: usize,
+        nf: usize,
+        eta: f64,
+        extend: bool,
+    ) -> Result<CudaSlice<u8>, GpuError> {
+        let s = &self.flag_stream;
+        let (tf, n) = (nt * nf, before.len());
+        let (mut a, mut b) = (
+            s.alloc_zeros::<u8>(n).map_err(cuda)?,
+            s.alloc_zeros::<u8>(n).map_err(cuda)?,
+        );
+        let mut scratch = unsafe { s.alloc::<f64>(n) }.map_err(cuda)?;
+        let (ext, np, plane) = (i32::from(extend), planes as i32, tf as i64);
+        // (lines, line step, stride, samples per line): along frequency, then time.
+        for ((lines, step, stride, len), out) in
+            [((nt, nf, 1, nf), &mut a), ((nf, 1, nf, nt), &mut b)]
+        {
+            let (li, st, sd, ln) = (lines as i32, step as i32, stride as i32, len as i32);
+            // SAFETY: one thread a line of each plane; scratch one f64 a flag.
+            unsafe {
+                launch::sir_lines(
+                    s,
+                    &self.flag.sir_lines,
+                    launch::for_elems(lines * planes)?,
+                    before,
+                    out,
+                    &mut scratch,
+                    li,
+                    st,
+                    sd,
+                    ln,
+                    eta,
+                    ext,
+                    np,
+                    plane,
+                )
+            }
+            .map_err(cuda)?;
+        }
+        self.or_flags_dev(&mut a, &b)?;
+        Ok(a)
     }
 
     /// residuals.cu's noise and residuals on one batch, for the vector tests.

@@ -137,6 +137,47 @@ pub fn compose<C: Compute + ?Sized>(
     Ok(FlagPassOut { used, found })
 }
 
+/// The baselines' excess power per (time, channel) for the flagger's array pass
+/// (flag::array): sums of (min(r^2, clip^2) - 1) and the number of samples behind each.
+/// `add` is the CPU twin of planes.cu's excess_power.
+pub struct ExcessPower {
+    pub sum: Vec<f64>,
+    pub count: Vec<u32>,
+}
+
+impl ExcessPower {
+    pub fn new(cells: usize) -> Self {
+        ExcessPower {
+            sum: vec![0.0; cells],
+            count: vec![0; cells],
+        }
+    }
+
+    /// Adds one plane of normalised residuals; samples where `flagged` are left out.
+    pub fn add(&mut self, residuals: &[f32], flagged: &[bool], clip: f32) {
+        let clip2 = f64::from(clip).powi(2);
+        for (i, (&r, &f)) in residuals.iter().zip(flagged).enumerate() {
+            if !f && r.is_finite() {
+                self.sum[i] += (f64::from(r) * f64::from(r)).min(clip2) - 1.0;
+                self.count[i] += 1;
+            }
+        }
+    }
+
+    /// Merges another partial sum (of other baselines).
+    pub fn merge(mut self, other: ExcessPower) -> Self {
+        self.sum
+            .iter_mut()
+            .zip(&other.sum)
+            .for_each(|(a, b)| *a += b);
+        self.count
+            .iter_mut()
+            .zip(&other.count)
+            .for_each(|(a, b)| *a += b);
+        self
+    }
+}
+
 /// SIR dilation of consecutive nt x nf flag planes on the CPU (see
 /// flagging::sir_plane_with): the default of every backend.
 pub fn sir_planes_cpu(flags: &mut [bool], nt: usize, nf: usize, eta: f64, extend: bool) {

@@ -66,6 +66,20 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         &["gather_f32", "gather_f64", "subtract_rows", "zero_column"],
     ),
     (
+        "planes.cu",
+        include_str!("../../kernels/planes.cu"),
+        &[
+            "or_cells",
+            "clear_cells",
+            "apply_found",
+            "excess_power",
+            "count_planes",
+            "flag_planes",
+            "clip_sample",
+            "clip_above",
+        ],
+    ),
+    (
         "wstack.cu",
         include_str!("../../kernels/wstack.cu"),
         &[
@@ -284,6 +298,7 @@ mod tests {
             ("device.rs", include_str!("device.rs")),
             ("device_flag.rs", include_str!("device_flag.rs")),
             ("device_held.rs", include_str!("device_held.rs")),
+            ("device_planes.rs", include_str!("device_planes.rs")),
             ("device_unstack.rs", include_str!("device_unstack.rs")),
             ("device_convolve.rs", include_str!("device_convolve.rs")),
             ("device_dft.rs", include_str!("device_dft.rs")),
@@ -318,8 +333,8 @@ mod tests {
             }
         }
         // calapply, grid, degrid; 9 flagger, 5 convolution, 1 minor-cycle, 1 direct sum,
-        // 9 w-stack, 4 held-group.
-        assert_eq!(loads, 32);
+        // 9 w-stack, 4 held-group, 8 held flagging planes.
+        assert_eq!(loads, 40);
     }
 
     /// Every kernel compiles through NVRTC for sm_80 and sm_90, as the program compiles them

@@ -215,6 +215,25 @@ kernels! {
         nchan: val i32, npol: val i32, scale: val f32
     );
     "held.cu" zero_column(x: rw f64, m: val i32, stride: val i32, col: val i32);
+    "planes.cu" or_cells(flags: rw u8, cells: ro u8, plane: val i64, n: val i64);
+    "planes.cu" clear_cells(flags: ro u8, cells: ro u8, plane: val i64, n: val i64, out: rw u8);
+    "planes.cu" apply_found(
+        flags: rw u8, found: ro u8, used: ro u8, cells: ro u8, plane: val i64, n: val i64
+    );
+    "planes.cu" excess_power(
+        res: ro f32, flags: ro u8, used: ro u8, planes: val i32, plane: val i32, clip2: val f64,
+        sum: rw f64, count: rw i32
+    );
+    "planes.cu" count_planes(flags: ro u8, plane: val i64, planes: val i32, counts: rw i32);
+    "planes.cu" flag_planes(flags: rw u8, which: ro u8, plane: val i64, n: val i64);
+    "planes.cu" clip_sample(
+        amp: ro f32, flags: ro u8, p: val i32, np: val i32, plane: val i64, stride: val i64,
+        m: val i64, out: rw f32
+    );
+    "planes.cu" clip_above(
+        amp: ro f32, flags: rw u8, p: val i32, np: val i32, plane: val i64, n: val i64,
+        limit: val f32
+    );
     "wstack.cu" add_to(acc: rw double2, x: ro double2, n: val i64);
     "wstack.cu" degrid_finish(
         acc: ro double2, uvw: ro f64, dw: ro f64, freqs: ro f64, nrow: val i32, nchan: val i32,

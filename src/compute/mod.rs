@@ -24,6 +24,8 @@ mod device_held;
 #[cfg(feature = "gpu")]
 mod device_minor;
 #[cfg(feature = "gpu")]
+mod device_planes;
+#[cfg(feature = "gpu")]
 mod device_stack;
 #[cfg(feature = "gpu")]
 mod device_timing;
@@ -34,7 +36,10 @@ pub mod dft;
 mod dft_kernel_tests;
 #[cfg(all(test, feature = "gpu"))]
 mod emulator_tests;
+#[cfg(all(test, feature = "gpu"))]
+pub(crate) mod failing_device;
 pub mod flag_pass;
+pub mod flag_planes;
 pub mod flagging;
 pub mod gridder;
 #[cfg(test)]
@@ -334,6 +339,17 @@ pub trait Compute: Send + Sync {
     ) -> Result<(), GpuError> {
         dft::predict_points(b, points, amp, out);
         Ok(())
+    }
+    /// Keeps a group's flagging planes (amplitudes and flags, see flag_planes) in the
+    /// backend's own memory for the whole flagger, filled through `fill`. None where the
+    /// backend has none (the CPU: the stage flags the group in place) or no room for them
+    /// beside the passes' work.
+    fn hold_planes(
+        &self,
+        _shape: &flag_planes::PlanesShape,
+        _fill: &mut flag_planes::PlanesFill,
+    ) -> Result<Option<Box<dyn flag_planes::FlagPlanes + '_>>, GpuError> {
+        Ok(None)
     }
     /// How many flagging planes to hand over at once: a few per thread on the CPU (they
     /// stay in cache), thousands on a GPU (transfers and launches amortised).

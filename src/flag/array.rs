@@ -33,45 +33,7 @@ use super::algorithms::sumthreshold_plane;
 use super::settings::ArrayFlagConfig;
 use crate::primitives::stats::median_and_mad_sigma;
 
-/// The baselines' excess power per (time, channel): sums of (min(r^2, clip^2) - 1) and the
-/// number of samples behind each.
-pub struct ExcessPower {
-    pub sum: Vec<f64>,
-    pub count: Vec<u32>,
-}
-
-impl ExcessPower {
-    pub fn new(cells: usize) -> Self {
-        ExcessPower {
-            sum: vec![0.0; cells],
-            count: vec![0; cells],
-        }
-    }
-
-    /// Adds one plane of normalised residuals; samples where `flagged` are left out.
-    pub fn add(&mut self, residuals: &[f32], flagged: &[bool], clip: f32) {
-        let clip2 = f64::from(clip).powi(2);
-        for (i, (&r, &f)) in residuals.iter().zip(flagged).enumerate() {
-            if !f && r.is_finite() {
-                self.sum[i] += (f64::from(r) * f64::from(r)).min(clip2) - 1.0;
-                self.count[i] += 1;
-            }
-        }
-    }
-
-    /// Merges another partial sum (of other baselines).
-    pub fn merge(mut self, other: ExcessPower) -> Self {
-        self.sum
-            .iter_mut()
-            .zip(&other.sum)
-            .for_each(|(a, b)| *a += b);
-        self.count
-            .iter_mut()
-            .zip(&other.count)
-            .for_each(|(a, b)| *a += b);
-        self
-    }
-}
+pub use crate::compute::flag_pass::ExcessPower;
 
 /// The cells (time x channel) the plane holds at sensitivity `sens` (thresholds x sens).
 /// Cells without samples are neither judged nor returned.

@@ -20,13 +20,14 @@
 /// The flagging kernels, in the compute layer (re-exported at their old path).
 pub use crate::compute::flagging as algorithms;
 pub mod array;
+pub mod planes;
 pub mod settings;
 mod write;
 
 pub use write::write_flags;
 
-use crate::compute::flag_pass::FlagPass;
-use crate::compute::{Compute, Schedule, Smoothing};
+use crate::compute::flag_planes::{FlagPlanes, PlanesPass, PlanesShape};
+use crate::compute::{Compute, GpuError, Schedule, Smoothing};
 use crate::core::{GroupVis, FLAGGED};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -87,28 +88,10 @@ pub fn run_with(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute) -> Fl
     // 1. Autocorrelations, channel and time ranges.
     flag_ranges(g, cfg);
     steps.done("ranges", count_flagged(g, &cross));
-    // 2. Per baseline and on the array's excess power, at decreasing sensitivity; the
-    // array's cells flagged on every cross-correlation.
-    let array_cells = iterate(g, cfg, compute, &cross, &mut steps);
-    if array_cells.iter().any(|&c| c) {
-        flag_cells(g, &array_cells);
-        steps.done("array", count_flagged(g, &cross));
-    }
-    // 3. SIR dilation per baseline-pol, of the flags other than the array pass's (its cells
-    // are found one by one on a plane with sqrt(N) less noise: dilating them would only
-    // widen bursts and lines past their edges on every baseline).
-    if cfg.sir_eta > 0.0 {
-        sir_step(g, cfg, compute, &array_cells);
-        steps.done("sir", count_flagged(g, &cross));
-    }
-    // 4. Dead antennas.
-    summary.dead_antennas = dead_antennas(g, &cross, cfg.dead_antenna_fraction);
-    steps.done("dead_antennas", count_flagged(g, &cross));
-    // 5. Amplitude clip per polarization.
-    if cfg.clip_sigma > 0.0 {
-        amplitude_clip(g, &cross, cfg.clip_sigma);
-        steps.done("amplitude_clip", count_flagged(g, &cross));
-    }
+    // 2.-6. On the planes a device holds, or on the group itself.
+    let setup = Setup::of(g, cfg, &cross);
+    let dead = flag_planes(g, cfg, compute, &cross, &setup, &mut steps);
+    summary.dead_antennas = dead.iter().map(|&a| g.antenna_names[a].clone()).collect();
     let t = std::time::Instant::now();
     let Steps {
         by_step,
@@ -146,6 +129,17 @@ impl Steps {
             flagged,
             clock: std::time::Instant::now(),
         }
+    }
+
+    /// Where the steps stand: a later `rewind` forgets the steps after it.
+    fn mark(&self) -> (usize, usize) {
+        (self.by_step.len(), self.flagged)
+    }
+
+    fn rewind(&mut self, (len, flagged): (usize, usize)) {
+        self.by_step.truncate(len);
+        self.seconds.truncate(len);
+        self.flagged = flagged;
     }
 
     /// Records a finished step with the count of flagged samples after it.
@@ -204,282 +198,216 @@ fn flag_ranges(g: &mut GroupVis, cfg: &FlagConfig) {
         });
 }
 
-/// The per-baseline iterations at decreasing sensitivity, each followed by the array pass
-/// on the same residuals' excess power; with the array pass on, a first round finds the
-/// array's cells only (so that no baseline is flagged beside interference its background
-/// has not yet left out). Returns the array's cells (time x channel), not yet flagged.
-fn iterate(
+/// What the steps after the ranges need of the group: its shape, backgrounds' widths and
+/// cross-correlations' antennas.
+struct Setup {
+    nt: usize,
+    nf: usize,
+    np: usize,
+    smoothing: Smoothing,
+    /// Each cross-correlation's antennas, in order.
+    pairs: Vec<(usize, usize)>,
+    n_ant: usize,
+}
+
+impl Setup {
+    fn of(g: &GroupVis, cfg: &FlagConfig, cross: &[usize]) -> Self {
+        let (sigma_t, sigma_f) = background_widths(g, cfg);
+        Setup {
+            nt: g.n_times(),
+            nf: g.n_chan(),
+            np: g.npol,
+            // Local-linear: at the plane's edges the fit follows the slopes (a transit's
+            // rise or fall) instead of being pulled toward the inside, which two-sided
+            // detection would flag as a run of negative residuals.
+            smoothing: Smoothing {
+                sigma_t,
+                sigma_f,
+                linear: cfg.sumthreshold.two_sided,
+            },
+            pairs: cross.iter().map(|&b| g.baselines[b]).collect(),
+            n_ant: g.ant_pos.len(),
+        }
+    }
+}
+
+/// Steps 2-6 (per-baseline and array passes, the array's cells, SIR, dead antennas, the
+/// amplitude clip) on the planes `compute` holds, its flags then written to the group once;
+/// on the group itself where it holds none, or (on the CPU) after it failed. Returns the
+/// dead antennas.
+fn flag_planes(
     g: &mut GroupVis,
     cfg: &FlagConfig,
     compute: &dyn Compute,
     cross: &[usize],
+    setup: &Setup,
     steps: &mut Steps,
-) -> Vec<bool> {
-    let (nt, nf) = (g.n_times(), g.n_chan());
+) -> Vec<usize> {
+    let host_fails = "the flagger does not fail on the group itself";
+    let mark = steps.mark();
+    let Some(mut held) = hold(g, cross, compute) else {
+        let mut host = planes::HostPlanes::new(g, compute, cross);
+        return steps_on(&mut host, cfg, setup, steps).expect(host_fails);
+    };
+    match steps_on(held.as_mut(), cfg, setup, steps).and_then(|d| Ok((d, held.flags()?))) {
+        Ok((dead, flags)) => {
+            drop(held);
+            planes::write_flags(g, cross, &flags);
+            dead
+        }
+        Err(e) => {
+            drop(held);
+            log::warn!(
+                "flagging on {} failed ({e}); flagging the group on the CPU",
+                compute.name()
+            );
+            steps.rewind(mark);
+            let cpu = crate::compute::Cpu;
+            let mut host = planes::HostPlanes::new(g, &cpu, cross);
+            steps_on(&mut host, cfg, setup, steps).expect(host_fails)
+        }
+    }
+}
+
+/// The group's cross-correlation planes held by `compute` (None where it keeps none).
+fn hold<'c>(
+    g: &GroupVis,
+    cross: &[usize],
+    compute: &'c dyn Compute,
+) -> Option<Box<dyn FlagPlanes + 'c>> {
+    let np = g.npol;
+    let tf = g.n_times() * g.n_chan();
+    let shape = PlanesShape {
+        planes: cross.len() * np,
+        np,
+        nt: g.n_times(),
+        nf: g.n_chan(),
+    };
+    let mut fill = |first: usize, amp: &mut [f32], fl: &mut [bool]| {
+        let planes: Vec<(usize, usize)> = (first..first + amp.len() / tf.max(1))
+            .map(|j| (cross[j / np], j % np))
+            .collect();
+        planes::fill_amplitudes(g, &planes, amp);
+        planes::fill_flags(g, &planes, fl);
+    };
+    match compute.hold_planes(&shape, &mut fill) {
+        Ok(held) => {
+            if held.is_some() {
+                log::debug!(
+                    "{} flagging planes ({} samples) held on {}",
+                    shape.planes,
+                    shape.planes * tf,
+                    compute.name()
+                );
+            }
+            held
+        }
+        Err(e) => {
+            log::warn!(
+                "{} could not hold the flagging planes ({e}); flagging them in batches",
+                compute.name()
+            );
+            None
+        }
+    }
+}
+
+/// The flagged samples of all the planes.
+fn total(p: &mut dyn FlagPlanes) -> Result<usize, GpuError> {
+    Ok(p.counts()?.iter().sum())
+}
+
+/// Steps 2-6 on `p`; returns the dead antennas.
+fn steps_on(
+    p: &mut dyn FlagPlanes,
+    cfg: &FlagConfig,
+    s: &Setup,
+    steps: &mut Steps,
+) -> Result<Vec<usize>, GpuError> {
+    // 2. Per baseline and on the array's excess power, at decreasing sensitivity; 3. the
+    // array's cells flagged on every cross-correlation.
+    let cells = iterate(p, cfg, s, steps)?;
+    if cells.iter().any(|&c| c) {
+        p.flag_cells(&cells)?;
+        steps.done("array", total(p)?);
+    }
+    // 4. SIR dilation per baseline-pol, of the flags other than the array pass's (its cells
+    // are found one by one on a plane with sqrt(N) less noise: dilating them would only
+    // widen bursts and lines past their edges on every baseline).
+    if cfg.sir_eta > 0.0 {
+        p.sir(&cells, cfg.sir_eta, cfg.sir_extend)?;
+        steps.done("sir", total(p)?);
+    }
+    // 5. Dead antennas.
+    let dead = dead_antennas(&p.counts()?, s, cfg.dead_antenna_fraction);
+    if !dead.is_empty() {
+        let which: Vec<bool> = s
+            .pairs
+            .iter()
+            .flat_map(|&(a, b)| std::iter::repeat_n(dead.contains(&a) || dead.contains(&b), s.np))
+            .collect();
+        p.flag_planes(&which)?;
+    }
+    steps.done("dead_antennas", total(p)?);
+    // 6. Amplitude clip per polarization.
+    if cfg.clip_sigma > 0.0 {
+        amplitude_clip(p, s, cfg.clip_sigma)?;
+        steps.done("amplitude_clip", total(p)?);
+    }
+    Ok(dead)
+}
+
+/// The per-baseline iterations at decreasing sensitivity, each followed by the array pass
+/// on the same residuals' excess power; with the array pass on, a first round finds the
+/// array's cells only (so that no baseline is flagged beside interference its background
+/// has not yet left out). Returns the array's cells (time x channel), not yet flagged.
+///
+/// The array pass's provisional cells are left out of the backgrounds and noise like any
+/// flag, but SumThreshold sees them as unflagged samples at the background (zero): a
+/// flagged sample counts at the threshold there, so a long flagged run (a burst across
+/// hundreds of channels) would let each window that overlaps it flag the few unflagged
+/// samples beside it at that window's low threshold, and the run would creep outwards
+/// window after window. Their residuals do enter the excess power, so each iteration
+/// judges them afresh; no flag is set on them by a pass.
+fn iterate(
+    p: &mut dyn FlagPlanes,
+    cfg: &FlagConfig,
+    s: &Setup,
+    steps: &mut Steps,
+) -> Result<Vec<bool>, GpuError> {
+    let (nt, nf) = (s.nt, s.nf);
     let st = &cfg.sumthreshold;
     let mut cells = vec![false; nt * nf];
     if !st.enabled {
-        return cells;
+        return Ok(cells);
     }
-    let array = cfg.array.enabled && cross.len() >= cfg.array.min_baselines.max(1);
+    let array = cfg.array.enabled && s.pairs.len() >= cfg.array.min_baselines.max(1);
     let n = st.iterations.max(1);
     for it in 0..n + array as usize {
         let k = it.saturating_sub(array as usize);
         let sens = 2f32.powi((n - 1 - k) as i32);
         let apply = !(array && it == 0);
-        let power = per_baseline_pass(g, cfg, sens, compute, &cells, apply);
+        let schedule = Schedule {
+            chi1: st.chi1 * sens,
+            rho: st.rho,
+            max_m_time: st.max_window_time,
+            max_m_freq: st.max_window_chan,
+        };
+        let any_cells = cells.iter().any(|&c| c);
+        let power = p.pass(&PlanesPass {
+            smoothing: s.smoothing,
+            cells: if any_cells { &cells } else { &[] },
+            sumthreshold: apply.then_some((schedule, st.two_sided)),
+            clip: cfg.array.clip,
+        })?;
         if apply {
-            steps.done(
-                &format!("sumthreshold_baseline_{k}"),
-                count_flagged(g, cross),
-            );
+            steps.done(&format!("sumthreshold_baseline_{k}"), total(p)?);
         }
         if array {
             cells = array::detect(&power, nt, nf, &cfg.array, sens);
         }
     }
-    cells
-}
-
-/// Flags `cells` (time x channel) on every cross-correlation and polarization.
-fn flag_cells(g: &mut GroupVis, cells: &[bool]) {
-    let np = g.npol;
-    let plane = g.n_times() * g.n_chan() * np;
-    let baselines = &g.baselines;
-    g.weight
-        .par_chunks_mut(plane)
-        .enumerate()
-        .filter(|(b, _)| baselines[*b].0 != baselines[*b].1)
-        .for_each(|(_, w)| {
-            for (i, _) in cells.iter().enumerate().filter(|(_, &f)| f) {
-                w[i * np..(i + 1) * np]
-                    .iter_mut()
-                    .for_each(|x| *x = FLAGGED);
-            }
-        });
-}
-
-/// SIR dilation per cross-correlation and polarization of the flags outside `cells`, in
-/// batches of planes on `compute`.
-fn sir_step(g: &mut GroupVis, cfg: &FlagConfig, compute: &dyn Compute, cells: &[bool]) {
-    let (nt, nf) = (g.n_times(), g.n_chan());
-    let tf = nt * nf;
-    for (batch, planes) in plane_batches(g, compute) {
-        let mut fl = vec![false; planes.len() * tf];
-        let fill = |fl: &mut [bool]| {
-            fill_flags(g, &planes, fl);
-            if cells.iter().any(|&c| c) {
-                fl.par_chunks_mut(tf)
-                    .for_each(|f| f.iter_mut().zip(cells).for_each(|(f, &c)| *f &= !c));
-            }
-        };
-        fill(&mut fl);
-        crate::compute::or_cpu(compute, "SIR", |c, retry| {
-            if retry {
-                fill(&mut fl);
-            }
-            c.sir_planes(&mut fl, nt, nf, cfg.sir_eta, cfg.sir_extend)
-        });
-        // The cells are flagged already (flag_cells runs first).
-        apply_flags(g, &batch, &planes, &fl, &vec![true; planes.len()], cells);
-    }
-}
-
-/// The cross-correlations in the batches whose planes go to `compute` together (the
-/// scratch memory is bounded): each batch's baselines and its (baseline, pol) planes.
-type PlaneBatch = (Vec<usize>, Vec<(usize, usize)>);
-
-fn plane_batches(g: &GroupVis, compute: &dyn Compute) -> Vec<PlaneBatch> {
-    let np = g.npol;
-    let cross: Vec<usize> = (0..g.baselines.len())
-        .filter(|&b| g.baselines[b].0 != g.baselines[b].1)
-        .collect();
-    let per_batch = (compute.planes_per_batch() / np.max(1)).max(1);
-    cross
-        .chunks(per_batch)
-        .map(|batch| {
-            let planes = batch
-                .iter()
-                .flat_map(|&b| (0..np).map(move |p| (b, p)))
-                .collect();
-            (batch.to_vec(), planes)
-        })
-        .collect()
-}
-
-/// Each plane's amplitudes ((baseline, pol) pairs).
-fn fill_amplitudes(g: &GroupVis, planes: &[(usize, usize)], amp: &mut [f32]) {
-    let np = g.npol;
-    let tf = g.n_times() * g.n_chan();
-    let vis = &g.vis;
-    amp.par_chunks_mut(tf)
-        .zip(planes.par_iter())
-        .for_each(|(a, &(b, p))| {
-            let v = &vis[b * tf * np..(b + 1) * tf * np];
-            a.iter_mut()
-                .enumerate()
-                .for_each(|(i, a)| *a = amplitude(v[i * np + p]));
-        });
-}
-
-/// Each plane's existing flags (zero weights).
-fn fill_flags(g: &GroupVis, planes: &[(usize, usize)], fl: &mut [bool]) {
-    let np = g.npol;
-    let tf = g.n_times() * g.n_chan();
-    let weight = &g.weight;
-    fl.par_chunks_mut(tf)
-        .zip(planes.par_iter())
-        .for_each(|(f, &(b, p))| {
-            let w = &weight[b * tf * np..(b + 1) * tf * np];
-            f.iter_mut()
-                .enumerate()
-                .for_each(|(i, f)| *f = w[i * np + p] == FLAGGED);
-        })
-}
-
-/// One AOFlagger-style pass on every cross-correlation plane, its flags applied when
-/// `apply`. Returns the array's excess power of the residuals (samples flagged before this
-/// pass left out; see src/flag/array.rs) — no per-baseline copy is kept. Each batch of
-/// baselines is one `Compute::flag_pass` (backgrounds, noise, residuals, SumThreshold);
-/// the amplitudes, the array's excess power and the flags' write-back stay here.
-///
-/// `cells` (time x channel), the array pass's provisional cells, are left out of the
-/// backgrounds and noise like any flag, but SumThreshold sees them as unflagged samples at
-/// the background (zero): a flagged sample counts at the threshold there, so a long
-/// flagged run (a burst across hundreds of channels) would let each window that overlaps it
-/// flag the few unflagged samples beside it at that window's low threshold, and the run
-/// would creep outwards window after window. Their residuals do enter the excess power, so
-/// each iteration judges them afresh; no flag is set on them here.
-fn per_baseline_pass(
-    g: &mut GroupVis,
-    cfg: &FlagConfig,
-    sens: f32,
-    compute: &dyn Compute,
-    cells: &[bool],
-    apply: bool,
-) -> array::ExcessPower {
-    let (nt, nf) = (g.n_times(), g.n_chan());
-    let tf = nt * nf;
-    let st = &cfg.sumthreshold;
-    let schedule = Schedule {
-        chi1: st.chi1 * sens,
-        rho: st.rho,
-        max_m_time: st.max_window_time,
-        max_m_freq: st.max_window_chan,
-    };
-    let (sigma_t, sigma_f) = background_widths(g, cfg);
-    // Local-linear: at the plane's edges the fit follows the slopes (a transit's rise or
-    // fall) instead of being pulled toward the inside, which two-sided detection would
-    // flag as a run of negative residuals.
-    let smoothing = Smoothing {
-        sigma_t,
-        sigma_f,
-        linear: st.two_sided,
-    };
-    let any_cells = cells.iter().any(|&c| c);
-    let mut power = array::ExcessPower::new(tf);
-    // Seconds gathering the inputs, in the backend's pass, summing the excess power and
-    // writing the flags back (debug log: what stays on the host beside a device's pass).
-    let mut secs = [0f64; 4];
-    let mut clock = std::time::Instant::now();
-    let mut lap = |k: usize| {
-        secs[k] += clock.elapsed().as_secs_f64();
-        clock = std::time::Instant::now();
-    };
-    for (batch, planes) in plane_batches(g, compute) {
-        let mut values = vec![0f32; planes.len() * tf];
-        let mut flags = vec![false; planes.len() * tf];
-        fill_amplitudes(g, &planes, &mut values);
-        fill_flags(g, &planes, &mut flags);
-        let masked: Vec<bool> = if any_cells {
-            flags
-                .par_chunks(tf)
-                .flat_map_iter(|f| f.iter().zip(cells).map(|(&f, &c)| f || c))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let job = FlagPass {
-            nt,
-            nf,
-            smoothing,
-            mask: if any_cells { &masked } else { &flags },
-            cells: if any_cells { cells } else { &[] },
-            sumthreshold: apply.then_some((schedule, st.two_sided)),
-        };
-        lap(0);
-        let out = crate::compute::or_cpu(compute, "flagging pass", |c, retry| {
-            if retry {
-                fill_amplitudes(g, &planes, &mut values); // the backend may have overwritten them
-            }
-            c.flag_pass(&job, &mut values, &flags)
-        });
-        lap(1);
-        let clip = cfg.array.clip;
-        let part = values
-            .par_chunks(tf)
-            .zip(flags.par_chunks(tf))
-            .zip(out.used.par_iter())
-            .filter(|(_, &u)| u)
-            .fold(
-                || array::ExcessPower::new(tf),
-                |mut acc, ((v, f), _)| {
-                    acc.add(v, f, clip);
-                    acc
-                },
-            )
-            .reduce(|| array::ExcessPower::new(tf), array::ExcessPower::merge);
-        power = power.merge(part);
-        lap(2);
-        if let Some(found) = out.found {
-            apply_flags(g, &batch, &planes, &found, &out.used, cells);
-        }
-        lap(3);
-    }
-    log::debug!(
-        "baseline pass (s): inputs {:.2}, {} {:.2}, excess power {:.2}, write-back {:.2}",
-        secs[0],
-        compute.name(),
-        secs[1],
-        secs[2],
-        secs[3]
-    );
-    power
-}
-
-/// Writes a batch's flags, per baseline in parallel: only usable planes, never on the
-/// array's provisional cells (they are flagged on every baseline at the end if they hold).
-fn apply_flags(
-    g: &mut GroupVis,
-    batch: &[usize],
-    planes: &[(usize, usize)],
-    flags: &[bool],
-    used: &[bool],
-    cells: &[bool],
-) {
-    let np = g.npol;
-    let tf = g.n_times() * g.n_chan();
-    let mut slot = vec![usize::MAX; g.baselines.len()];
-    batch.iter().enumerate().for_each(|(q, &b)| slot[b] = q);
-    g.weight
-        .par_chunks_mut(tf * np)
-        .enumerate()
-        .filter(|(b, _)| slot[*b] != usize::MAX)
-        .for_each(|(b, w)| {
-            for (j, &(_, p)) in planes
-                .iter()
-                .enumerate()
-                .skip(slot[b] * np)
-                .take(np)
-                .filter(|(j, _)| used[*j])
-            {
-                for i in 0..tf {
-                    if flags[j * tf + i] && !cells[i] {
-                        w[i * np + p] = FLAGGED;
-                    }
-                }
-            }
-        });
+    Ok(cells)
 }
 
 /// Background widths in samples (time, channel) from the configured physical widths.
@@ -498,41 +426,22 @@ fn background_widths(g: &GroupVis, cfg: &FlagConfig) -> (f64, f64) {
     )
 }
 
-fn dead_antennas(g: &mut GroupVis, cross: &[usize], limit: f64) -> Vec<String> {
-    let plane = g.n_times() * g.n_chan() * g.npol;
-    let n_ant = g.ant_pos.len();
-    let mut flagged = vec![0usize; n_ant];
-    let mut total = vec![0usize; n_ant];
-    let counts: Vec<usize> = cross
-        .par_iter()
-        .map(|&b| {
-            g.weight[b * plane..(b + 1) * plane]
-                .iter()
-                .filter(|&&w| w == FLAGGED)
-                .count()
-        })
-        .collect();
-    for (&b, &f) in cross.iter().zip(&counts) {
-        let (a1, a2) = g.baselines[b];
+/// The antennas with more than `limit` of their cross-correlations' samples flagged, from
+/// each plane's flagged samples.
+fn dead_antennas(counts: &[usize], s: &Setup, limit: f64) -> Vec<usize> {
+    let plane = s.nt * s.nf * s.np;
+    let mut flagged = vec![0usize; s.n_ant];
+    let mut total = vec![0usize; s.n_ant];
+    for (c, &(a1, a2)) in s.pairs.iter().enumerate() {
+        let f: usize = counts[c * s.np..(c + 1) * s.np].iter().sum();
         for a in [a1, a2] {
             flagged[a] += f;
             total[a] += plane;
         }
     }
-    let dead: Vec<usize> = (0..n_ant)
+    (0..s.n_ant)
         .filter(|&a| total[a] > 0 && flagged[a] as f64 > limit * total[a] as f64)
-        .collect();
-    let baselines = &g.baselines;
-    let kill = |b: usize| {
-        cross.binary_search(&b).is_ok()
-            && (dead.contains(&baselines[b].0) || dead.contains(&baselines[b].1))
-    };
-    g.weight
-        .par_chunks_mut(plane)
-        .enumerate()
-        .filter(|(b, _)| kill(*b))
-        .for_each(|(_, w)| w.iter_mut().for_each(|w| *w = FLAGGED));
-    dead.iter().map(|&a| g.antenna_names[a].clone()).collect()
+        .collect()
 }
 
 /// |v| as sqrt(re^2 + im^2): within an ulp or two of `norm` (libm's hypot, several times
@@ -565,16 +474,24 @@ fn clip_stats_stride(n: usize, tf: usize) -> usize {
     k
 }
 
+/// The median and 1.4826 MAD of a clip subset's amplitudes (flagged samples, negative or
+/// not finite, left out).
+fn subset_stats(mut subset: Vec<f32>) -> Option<(f64, f64)> {
+    subset.retain(|a| a.is_finite() && *a >= 0.0);
+    crate::primitives::stats::median_and_mad_sigma_par(&subset)
+}
+
 /// The median and 1.4826 MAD of the finite values among `amp(i)`, i < n, taken on every
 /// `clip_stats_stride(n, tf)`-th.
+#[cfg(test)]
 fn clip_stats(n: usize, tf: usize, amp: impl Fn(usize) -> f32 + Sync) -> Option<(f64, f64)> {
     let stride = clip_stats_stride(n, tf);
-    let subset: Vec<f32> = (0..n.div_ceil(stride))
-        .into_par_iter()
-        .map(|j| amp(j * stride))
-        .filter(|a| a.is_finite())
-        .collect();
-    crate::primitives::stats::median_and_mad_sigma_par(&subset)
+    subset_stats(
+        (0..n.div_ceil(stride))
+            .into_par_iter()
+            .map(|j| amp(j * stride))
+            .collect(),
+    )
 }
 
 /// Flags samples above median + k x 1.4826 MAD of each polarization's unflagged
@@ -582,40 +499,21 @@ fn clip_stats(n: usize, tf: usize, amp: impl Fn(usize) -> f32 + Sync) -> Option<
 /// at most CLIP_STATS_SAMPLES (4 M) amplitudes (`clip_stats_stride`; all of them in smaller
 /// groups): a full-size group holds ~84 M per polarization, and the subset's median is
 /// within ~1e-3 sigma of the whole's, far inside any clip level.
-fn amplitude_clip(g: &mut GroupVis, cross: &[usize], k: f64) {
-    let np = g.npol;
-    let plane = g.n_times() * g.n_chan() * np;
-    let tf = plane / np;
-    for p in 0..np {
-        let (vis, weight) = (&g.vis, &g.weight);
-        // Sample i of the polarization's cross-correlations: NaN where flagged (left out).
-        let amp = |i: usize| {
-            let s = cross[i / tf] * plane + (i % tf) * np + p;
-            if weight[s] > FLAGGED {
-                amplitude(vis[s])
-            } else {
-                f32::NAN
-            }
-        };
-        let Some((med, sig)) = clip_stats(cross.len() * tf, tf, amp) else {
+fn amplitude_clip(p: &mut dyn FlagPlanes, s: &Setup, k: f64) -> Result<(), GpuError> {
+    let tf = s.nt * s.nf;
+    let n = s.pairs.len() * tf;
+    if n == 0 {
+        return Ok(());
+    }
+    let stride = clip_stats_stride(n, tf);
+    for pol in 0..s.np {
+        let subset = p.clip_sample(pol, stride, n.div_ceil(stride))?;
+        let Some((med, sig)) = subset_stats(subset) else {
             continue;
         };
-        let limit = (med + k * sig) as f32;
-        let vis = &g.vis;
-        g.weight
-            .par_chunks_mut(plane)
-            .enumerate()
-            .filter(|(b, _)| cross.binary_search(b).is_ok())
-            .for_each(|(b, w)| {
-                let v = &vis[b * plane..(b + 1) * plane];
-                for i in 0..tf {
-                    let s = i * np + p;
-                    if w[s] > FLAGGED && amplitude(v[s]) > limit {
-                        w[s] = FLAGGED;
-                    }
-                }
-            });
+        p.clip(pol, (med + k * sig) as f32)?;
     }
+    Ok(())
 }
 
 fn finish(g: &GroupVis, mut s: FlagSummary, cross: &[usize]) -> FlagSummary {
@@ -687,3 +585,7 @@ fn finish(g: &GroupVis, mut s: FlagSummary, cross: &[usize]) -> FlagSummary {
 #[cfg(test)]
 #[path = "clip_tests.rs"]
 mod clip_tests;
+
+#[cfg(all(test, feature = "gpu"))]
+#[path = "planes_tests.rs"]
+mod planes_tests;

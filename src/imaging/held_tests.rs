@@ -11,15 +11,7 @@ use num_complex::Complex64;
 /// The independently written (pyuvdata) group tests/data/independent/seed2 and its
 /// median meridian centre.
 fn seed2_group() -> (GroupVis, Centre) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/independent/seed2");
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
-        .collect();
-    files.sort();
-    let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
-    let g = crate::uvh5::group::load_group(&refs).unwrap();
+    let g = crate::test_group("independent/seed2");
     let eop = EarthOrientation::none();
     let (ra, dec) = median_meridian_icrs(&g.times_jd, g.pointing_dec_rad, &g.site, &eop);
     (
@@ -223,10 +215,7 @@ fn direct_prediction_matches_the_sky_model_through_the_drifting_beam() {
 #[cfg(feature = "gpu")]
 mod on_a_device {
     use super::*;
-    use crate::compute::degridder::WUnstack;
-    use crate::compute::gridder::WStack;
-    use crate::compute::{GainGrid, Schedule, Smoothing};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use crate::compute::failing_device::Failing;
 
     /// A two-term model of three points on an n x n grid (one on the beam's flank).
     fn models(n: usize) -> Vec<Vec<f64>> {
@@ -380,95 +369,6 @@ mod on_a_device {
         assert!(worst.1 < 1e-6, "residual images differ by {:e}", worst.1);
     }
 
-    /// The device, with its held-group calls failing from the `fail_at`-th on (counting
-    /// subtractions and griddings of held blocks): the pipeline's view of a device lost
-    /// half-way through CLEAN.
-    struct Failing<'a> {
-        gpu: &'a crate::compute::device::Gpu,
-        calls: AtomicUsize,
-        fail_at: usize,
-    }
-
-    impl Failing<'_> {
-        fn tick(&self) -> Result<(), GpuError> {
-            if self.calls.fetch_add(1, Ordering::SeqCst) + 1 >= self.fail_at {
-                Err(GpuError::Cuda("device lost (test)".into()))
-            } else {
-                Ok(())
-            }
-        }
-    }
-
-    impl Compute for Failing<'_> {
-        fn name(&self) -> String {
-            "failing device (test)".into()
-        }
-        fn is_device(&self) -> bool {
-            true
-        }
-        fn apply_gains(
-            &self,
-            vis: &mut [Complex32],
-            weight: &mut [f32],
-            gains: &GainGrid,
-            baselines: &[(usize, usize)],
-        ) -> Result<(), GpuError> {
-            self.gpu.apply_gains(vis, weight, gains, baselines)
-        }
-        fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
-            if job.b.resident.is_some() {
-                self.tick()?;
-            }
-            self.gpu.grid_wstack(job)
-        }
-        fn degrid_wstack(&self, job: &WUnstack, out: &mut [Complex32]) -> Result<(), GpuError> {
-            self.gpu.degrid_wstack(job, out)
-        }
-        fn sumthreshold_planes(
-            &self,
-            values: &[f32],
-            flags: &mut [bool],
-            nt: usize,
-            nf: usize,
-            s: &Schedule,
-        ) -> Result<(), GpuError> {
-            self.gpu.sumthreshold_planes(values, flags, nt, nf, s)
-        }
-        fn background_planes(
-            &self,
-            values: &[f32],
-            flags: &[bool],
-            nt: usize,
-            nf: usize,
-            s: &Smoothing,
-        ) -> Result<Vec<f32>, GpuError> {
-            self.gpu.background_planes(values, flags, nt, nf, s)
-        }
-        fn hold(&self, b: &VisBlock) -> Result<Option<Box<dyn Resident>>, GpuError> {
-            self.gpu.hold(b)
-        }
-        fn degrid_subtract(
-            &self,
-            r: &dyn Resident,
-            jobs: &[WUnstack],
-            weights: &[Weights],
-            scale: f32,
-        ) -> Result<(), GpuError> {
-            self.tick()?;
-            self.gpu.degrid_subtract(r, jobs, weights, scale)
-        }
-        fn predict_points_subtract(
-            &self,
-            r: &dyn Resident,
-            b: &crate::compute::dft::DftBlock,
-            points: &[crate::compute::dft::Point],
-            amp: &[f32],
-        ) -> Result<(), GpuError> {
-            self.tick()?;
-            self.gpu.predict_points_subtract(r, b, points, amp)
-        }
-    }
-
     /// A held group whose device fails part-way through a prediction (after the first of
     /// its two channel nodes was subtracted), in a direct prediction, or in a re-gridding
     /// is given up, and its host copy brought up to date on the CPU: the residual images
@@ -502,11 +402,7 @@ mod on_a_device {
             (PredictMode::Grid, 5),
             (PredictMode::Direct, 2),
         ] {
-            let dev = Failing {
-                gpu: &gpu,
-                calls: AtomicUsize::new(0),
-                fail_at,
-            };
+            let dev = Failing::new(&gpu, fail_at);
             let p = Prediction { mode, ..p };
             let mut h = thinned(HeldGroup::new(g.clone(), centre, &eop));
             h.hold(&spec, &dev);
