@@ -32,26 +32,45 @@ extern "C" __global__ void apply_found(unsigned char* flags, const unsigned char
     if (found[i] && used[i / plane] && !cells[i % plane]) flags[i] = 1;
 }
 
-// The array's excess power of a batch of normalised residuals, added to sum and count (one a
-// cell, over the batch's usable planes): min(r^2, clip2) - 1 of every finite residual whose
-// sample was not flagged before the pass. One thread a cell, the planes in order.
-extern "C" __global__ void excess_power(const float* res, const unsigned char* flags,
-                                        const unsigned char* used, int planes, int plane,
-                                        double clip2, double* sum, int* count) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= plane) return;
+// The array's excess power of a batch of normalised residuals, in two steps so that every
+// run sums in the same order: excess_partial's thread (c, i) sums cell i over the batch's
+// usable planes c * chunk .. (c + 1) * chunk, in order, into psum and pcount[c * plane + i]
+// (min(r^2, clip2) - 1 of every finite residual whose sample was not flagged before the
+// pass); excess_reduce's thread i adds the chunks' sums, in order, to sum and count[i].
+extern "C" __global__ void excess_partial(const float* res, const unsigned char* flags,
+                                          const unsigned char* used, int planes, int plane, int chunk,
+                                          double clip2, double* psum, int* pcount) {
+    long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    int chunks = (planes + chunk - 1) / chunk;
+    if (k >= (long long)chunks * plane) return;
+    int c = (int)(k / plane), i = (int)(k % plane);
+    int end = (c + 1) * chunk < planes ? (c + 1) * chunk : planes;
     double s = 0.0;
-    int c = 0;
-    for (int q = 0; q < planes; ++q) {
+    int n = 0;
+    for (int q = c * chunk; q < end; ++q) {
         long long j = (long long)q * plane + i;
         float r = res[j];
         if (!used[q] || flags[j] || !isfinite(r)) continue;
         double rr = (double)r * (double)r;
         s += fmin(rr, clip2) - 1.0;
-        c += 1;
+        n += 1;
+    }
+    psum[k] = s;
+    pcount[k] = n;
+}
+
+extern "C" __global__ void excess_reduce(const double* psum, const int* pcount, int chunks, int plane,
+                                         double* sum, int* count) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= plane) return;
+    double s = 0.0;
+    int n = 0;
+    for (int c = 0; c < chunks; ++c) {
+        s += psum[(long long)c * plane + i];
+        n += pcount[(long long)c * plane + i];
     }
     sum[i] += s;
-    count[i] += c;
+    count[i] += n;
 }
 
 // The flagged samples of each plane, added to counts (one a plane): a thread counts a run

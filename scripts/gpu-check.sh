@@ -152,6 +152,10 @@ try:
         out.update(group_held_on_device=f"{sum(int(a) for a, _ in held)} of {sum(int(b) for _, b in held)}",
                    group_subtracted_on_device=len(re.findall(r"subtracted on the device", text)),
                    group_held_given_up=len(re.findall(r"held on the device is given up", text)))
+    # Flagging planes held on the device for the whole flagger (compute::device_planes),
+    # and flaggings that fell back to the CPU.
+    out.update(flag_planes_held=len(re.findall(r"flagging planes \(\d+ samples\) held on", text)),
+               flagging_fell_back=len(re.findall(r"flagging the group on the CPU", text)))
 except OSError:
     pass
 try:

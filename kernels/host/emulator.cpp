@@ -188,7 +188,8 @@ static const std::map<std::string, Kernel>& kernels() {
         KERNEL(degrid_prep, false),      KERNEL(add_to, false),           KERNEL(degrid_finish, false),
         KERNEL(predict_points, false),   KERNEL(gather_f32, false),       KERNEL(gather_f64, false),
         KERNEL(subtract_rows, false),    KERNEL(zero_column, false),       KERNEL(or_cells, false),
-        KERNEL(clear_cells, false),      KERNEL(apply_found, false),      KERNEL(excess_power, false),
+        KERNEL(clear_cells, false),      KERNEL(apply_found, false),      KERNEL(excess_partial, false),
+        KERNEL(excess_reduce, false),
         KERNEL(count_planes, false),     KERNEL(flag_planes, false),      KERNEL(clip_sample, false),
         KERNEL(clip_above, false),
     };

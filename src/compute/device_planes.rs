@@ -25,7 +25,8 @@ pub(super) struct PlanesKernels {
     or_cells: CudaFunction,
     clear_cells: CudaFunction,
     apply_found: CudaFunction,
-    excess_power: CudaFunction,
+    excess_partial: CudaFunction,
+    excess_reduce: CudaFunction,
     count_planes: CudaFunction,
     flag_planes: CudaFunction,
     clip_sample: CudaFunction,
@@ -40,7 +41,8 @@ impl PlanesKernels {
             or_cells: load("planes.cu", "or_cells")?,
             clear_cells: load("planes.cu", "clear_cells")?,
             apply_found: load("planes.cu", "apply_found")?,
-            excess_power: load("planes.cu", "excess_power")?,
+            excess_partial: load("planes.cu", "excess_partial")?,
+            excess_reduce: load("planes.cu", "excess_reduce")?,
             count_planes: load("planes.cu", "count_planes")?,
             flag_planes: load("planes.cu", "flag_planes")?,
             clip_sample: load("planes.cu", "clip_sample")?,
@@ -52,6 +54,8 @@ impl PlanesKernels {
 /// Samples of the host buffer the planes are filled through: at most 64 MB of amplitudes,
 /// and a sixteenth of the flagger's budget.
 const FILL_SAMPLES: usize = 1 << 24;
+/// Planes a thread of excess_partial sums (the partial sums take 12 bytes a cell a chunk).
+const EXCESS_CHUNK: usize = 64;
 /// Device bytes a held sample: its amplitude and its flag.
 const HELD_BYTES: usize = 5;
 
@@ -219,24 +223,7 @@ impl DevPlanes<'_> {
         let bg = g.background_dev(&d_val, mask, k, nt, nf, taps, linear)?;
         let (_sigma, used) = g.residuals_dev(&mut d_val, &bg, mask, k, tf)?;
         drop((bg, masked));
-        let clip2 = f64::from(job.clip).powi(2);
-        // SAFETY: one thread a cell; the batch's k planes of tf samples, used one a plane.
-        unsafe {
-            launch::excess_power(
-                s,
-                &g.planes.excess_power,
-                launch::for_elems(tf)?,
-                &d_val,
-                &d_fl,
-                &used,
-                k as i32,
-                tf as i32,
-                clip2,
-                sum,
-                count,
-            )
-        }
-        .map_err(cuda)?;
+        self.excess(&d_val, &d_fl, &used, k, job.clip, (sum, count))?;
         let Some((sched, two_sided)) = &job.sumthreshold else {
             return Ok(());
         };
@@ -250,6 +237,59 @@ impl DevPlanes<'_> {
             g.or_flags_dev(&mut found, &neg)?;
         }
         self.apply(&found, &used, d_cells, first)
+    }
+
+    /// planes.cu's excess power of a batch of k planes' residuals, added to (sum, count).
+    fn excess(
+        &self,
+        res: &CudaSlice<f32>,
+        flags: &CudaSlice<u8>,
+        used: &CudaSlice<u8>,
+        k: usize,
+        clip: f32,
+        (sum, count): (&mut CudaSlice<f64>, &mut CudaSlice<i32>),
+    ) -> Result<(), GpuError> {
+        let g = self.gpu;
+        let s = &g.flag_stream;
+        let tf = self.tf();
+        let chunks = k.div_ceil(EXCESS_CHUNK);
+        let mut psum = unsafe { s.alloc::<f64>(chunks * tf) }.map_err(cuda)?;
+        let mut pcount = unsafe { s.alloc::<i32>(chunks * tf) }.map_err(cuda)?;
+        let clip2 = f64::from(clip).powi(2);
+        let (ki, tfi, ci) = (k as i32, tf as i32, EXCESS_CHUNK as i32);
+        // SAFETY: one thread a (chunk, cell); res and flags k planes of tf, used one a plane.
+        unsafe {
+            launch::excess_partial(
+                s,
+                &g.planes.excess_partial,
+                launch::for_elems(chunks * tf)?,
+                res,
+                flags,
+                used,
+                ki,
+                tfi,
+                ci,
+                clip2,
+                &mut psum,
+                &mut pcount,
+            )
+        }
+        .map_err(cuda)?;
+        // SAFETY: one thread a cell; psum and pcount chunks x tf, sum and count tf.
+        unsafe {
+            launch::excess_reduce(
+                s,
+                &g.planes.excess_reduce,
+                launch::for_elems(tf)?,
+                &psum,
+                &pcount,
+                chunks as i32,
+                tfi,
+                sum,
+                count,
+            )
+        }
+        .map_err(cuda)
     }
 
     /// A launch of one thread a held sample.

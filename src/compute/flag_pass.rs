@@ -139,7 +139,7 @@ pub fn compose<C: Compute + ?Sized>(
 
 /// The baselines' excess power per (time, channel) for the flagger's array pass
 /// (flag::array): sums of (min(r^2, clip^2) - 1) and the number of samples behind each.
-/// `add` is the CPU twin of planes.cu's excess_power.
+/// `add` is the CPU twin of planes.cu's excess_partial and excess_reduce.
 pub struct ExcessPower {
     pub sum: Vec<f64>,
     pub count: Vec<u32>,

@@ -220,9 +220,12 @@ kernels! {
     "planes.cu" apply_found(
         flags: rw u8, found: ro u8, used: ro u8, cells: ro u8, plane: val i64, n: val i64
     );
-    "planes.cu" excess_power(
-        res: ro f32, flags: ro u8, used: ro u8, planes: val i32, plane: val i32, clip2: val f64,
-        sum: rw f64, count: rw i32
+    "planes.cu" excess_partial(
+        res: ro f32, flags: ro u8, used: ro u8, planes: val i32, plane: val i32, chunk: val i32,
+        clip2: val f64, psum: rw f64, pcount: rw i32
+    );
+    "planes.cu" excess_reduce(
+        psum: ro f64, pcount: ro i32, chunks: val i32, plane: val i32, sum: rw f64, count: rw i32
     );
     "planes.cu" count_planes(flags: ro u8, plane: val i64, planes: val i32, counts: rw i32);
     "planes.cu" flag_planes(flags: rw u8, which: ro u8, plane: val i64, n: val i64);
