@@ -369,10 +369,14 @@ fn gpu_required_matches_off_on_a_gpu() {
             "no stage may fall back to the CPU: {text}"
         );
         // On the device, the group is held there for CLEAN (HeldGroup::hold) and every
-        // model increment is subtracted there.
+        // model increment is subtracted there; its flagging planes were held there for the
+        // whole flagger, and no step fell back to the CPU.
         let held = text.contains("1 of 1 groups held on the device for CLEAN")
             && text.contains("subtracted on the device");
         assert_eq!(held, mode == GpuMode::Required, "{text}");
+        let planes = text.contains("flagging planes (") && text.contains(") held on gpu");
+        assert_eq!(planes, mode == GpuMode::Required, "{text}");
+        assert!(!text.contains("on the CPU"), "{text}");
         outputs.push(images(&c.output.dir));
         if mode == GpuMode::Required {
             let s = summary_json(&c.output.dir);

@@ -11,9 +11,12 @@
 //! w-stacked gridding and degridding (device_stack, device_unstack: pinned
 //! double-buffered uploads, tiles in shared memory, cuFFT) here, and holds a group on the
 //! device for CLEAN's major cycles (device_held: copied up once, re-gridded and its model
-//! increments subtracted there); with the debug log on, their phases are timed
-//! (device_timing). The calibration solver's accumulation, the flagger's amplitudes, array
-//! pass and amplitude clip, and the peak search between Clark rounds run on the host.
+//! increments subtracted there) and a group's flagging planes for the whole flagger
+//! (device_planes: every pass, SIR, dead antennas and the amplitude clip on planes copied
+//! up once); with the debug log on, their phases are timed (device_timing). The
+//! calibration solver's accumulation, the flagger's amplitudes and array detection (one
+//! cell plane) and the clip's median, and the peak search between Clark rounds run on the
+//! host.
 
 use super::{kernels, launch, twins, Compute, GainGrid, GpuError, NoGpu};
 use cudarc::cufft::sys::double2;

@@ -15,6 +15,12 @@
 //!    flagged); 6. the final amplitude clip (median + k 1.4826 MAD per polarization over
 //!    cross-correlations).
 //!
+//! Steps 2-6 run through `compute::flag_planes::FlagPlanes`: on the group itself
+//! (`planes::HostPlanes`, batches of planes to the `Compute` backend), or on planes a
+//! device holds for the whole flagger (`Compute::hold_planes`), whose flags are written to
+//! the group once at the end; a device that fails part-way leaves the group to the CPU
+//! from the flags it had before step 2.
+//!
 //! A flag is a zero weight in the group (`GroupVis::weight`).
 
 /// The flagging kernels, in the compute layer (re-exported at their old path).
