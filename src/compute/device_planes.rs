@@ -15,6 +15,7 @@
 
 use super::device::{bool_bytes, cuda, Gpu};
 use super::device_flag::{PASS_BYTES, SIR_BYTES};
+use super::device_timing::Phases;
 use super::flag_pass::ExcessPower;
 use super::flag_planes::{FlagPlanes, PlanesFill, PlanesPass, PlanesShape};
 use super::{launch, GpuError, NoGpu};
@@ -92,10 +93,12 @@ impl Gpu {
             piece
         );
         let (mut h_amp, mut h_fl) = (vec![0f32; piece * tf], vec![false; piece * tf]);
+        let mut t = Phases::start(s, "hold_flag_planes");
         for first in (0..shape.planes).step_by(piece) {
             let k = piece.min(shape.planes - first);
             let (a, f) = (&mut h_amp[..k * tf], &mut h_fl[..k * tf]);
             fill(first, a, f);
+            t.mark("fill on the host");
             let range = first * tf..(first + k) * tf;
             s.memcpy_htod(&*a, &mut amp.slice_mut(range.clone()))
                 .map_err(cuda)?;
@@ -103,7 +106,9 @@ impl Gpu {
                 .map_err(cuda)?;
             // The host buffers are refilled next.
             s.synchronize().map_err(cuda)?;
+            t.mark("upload");
         }
+        t.finish();
         Ok(Some(DevPlanes {
             gpu: self,
             amp,
@@ -192,6 +197,7 @@ impl DevPlanes<'_> {
         (first, k): (usize, usize),
         (d_cells, taps): (&CudaSlice<u8>, (&CudaSlice<f64>, &CudaSlice<f64>)),
         (sum, count): (&mut CudaSlice<f64>, &mut CudaSlice<i32>),
+        t: &mut Phases,
     ) -> Result<(), GpuError> {
         let g = self.gpu;
         let s = &g.flag_stream;
@@ -220,10 +226,14 @@ impl DevPlanes<'_> {
         };
         let mask = masked.as_ref().unwrap_or(&d_fl);
         let linear = job.smoothing.linear;
+        t.mark("copy");
         let bg = g.background_dev(&d_val, mask, k, nt, nf, taps, linear)?;
+        t.mark("background");
         let (_sigma, used) = g.residuals_dev(&mut d_val, &bg, mask, k, tf)?;
         drop((bg, masked));
+        t.mark("noise+residuals");
         self.excess(&d_val, &d_fl, &used, k, job.clip, (sum, count))?;
+        t.mark("excess power");
         let Some((sched, two_sided)) = &job.sumthreshold else {
             return Ok(());
         };
@@ -236,7 +246,10 @@ impl DevPlanes<'_> {
             let neg = g.sumthreshold_dev(&d_st, d_fl, k, nt, nf, sched)?;
             g.or_flags_dev(&mut found, &neg)?;
         }
-        self.apply(&found, &used, d_cells, first)
+        t.mark("sumthreshold");
+        self.apply(&found, &used, d_cells, first)?;
+        t.mark("apply");
+        Ok(())
     }
 
     /// planes.cu's excess power of a batch of k planes' residuals, added to (sum, count).
@@ -313,14 +326,17 @@ impl FlagPlanes for DevPlanes<'_> {
             self.shape.planes,
             per_batch
         );
+        let mut t = Phases::start(s, "held_flag_pass");
         for first in (0..self.shape.planes).step_by(per_batch) {
             let k = per_batch.min(self.shape.planes - first);
             let bufs = (&mut sum, &mut count);
-            self.pass_batch(job, (first, k), (&d_cells, (&d_kt, &d_kf)), bufs)?;
+            self.pass_batch(job, (first, k), (&d_cells, (&d_kt, &d_kf)), bufs, &mut t)?;
         }
         let sum = s.clone_dtoh(&sum).map_err(cuda)?;
         let count = s.clone_dtoh(&count).map_err(cuda)?;
+        t.mark("download");
         s.synchronize().map_err(cuda)?;
+        t.finish();
         Ok(ExcessPower {
             sum,
             count: count.into_iter().map(|c| c as u32).collect(),
