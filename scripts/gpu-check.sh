@@ -154,6 +154,7 @@ try:
                    group_held_given_up=len(re.findall(r"held on the device is given up", text)))
     # Flagging planes held on the device for the whole flagger (compute::device_planes),
     # and flaggings that fell back to the CPU.
+    out.update(outliers_refitted_on_device=len(re.findall(r"outliers refitted on the device", text)))
     out.update(flag_planes_held=len(re.findall(r"flagging planes \(\d+ samples\) held on", text)),
                flagging_fell_back=len(re.findall(r"flagging the group on the CPU", text)))
 except OSError:

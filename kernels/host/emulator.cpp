@@ -30,6 +30,7 @@
 #include "../dft.cu"
 #include "../held.cu"
 #include "../planes.cu"
+#include "../outliers.cu"
 #include "dft2.h"
 
 #include <atomic>
@@ -191,7 +192,8 @@ static const std::map<std::string, Kernel>& kernels() {
         KERNEL(clear_cells, false),      KERNEL(apply_found, false),      KERNEL(excess_partial, false),
         KERNEL(excess_reduce, false),
         KERNEL(count_planes, false),     KERNEL(flag_planes, false),      KERNEL(clip_sample, false),
-        KERNEL(clip_above, false),
+        KERNEL(clip_above, false),       KERNEL(outlier_rows, false),     KERNEL(sum_row_chunks, false),
+        KERNEL(outlier_subtract, false),
     };
     return k;
 }

@@ -142,6 +142,18 @@ impl ModelPredictor {
         }
     }
 
+    /// The tables `row_vis_all` reads, flattened for a backend (compute::outlier_fit::
+    /// UnitModel): flux x beam [t][source][channel], and the geometric delays (s) and
+    /// bandwidth-smearing phases (cycles) [t][antenna][source].
+    pub fn flat_tables(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        (self.amp.concat(), self.delay.concat(), self.smear.concat())
+    }
+
+    /// Sources and antennas of the tables.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.n_src, self.n_ant)
+    }
+
     /// Every source's model on baseline (a, b) at integration t for every channel, into
     /// `out[s * n_chan + c]` (`sm`: the row's smearing factors, `row_smearing`), from the
     /// delays instead of the phasor table.

@@ -11,7 +11,8 @@
 //! w-stacked gridding and degridding (device_stack, device_unstack: pinned
 //! double-buffered uploads, tiles in shared memory, cuFFT) here, and holds a group on the
 //! device for CLEAN's major cycles (device_held: copied up once, re-gridded and its model
-//! increments subtracted there) and a group's flagging planes for the whole flagger
+//! increments and refitted outliers subtracted there, device_outliers) and a group's
+//! flagging planes for the whole flagger
 //! (device_planes: every pass, SIR, dead antennas and the amplitude clip on planes copied
 //! up once); with the debug log on, their phases are timed (device_timing). The
 //! calibration solver's accumulation, the flagger's amplitudes and array detection (one
@@ -51,6 +52,8 @@ pub struct Gpu {
     /// planes.cu's functions: a group's flagging planes held for the flagger
     /// (device_planes).
     pub(super) planes: super::device_planes::PlanesKernels,
+    /// outliers.cu's functions: the outliers' refit on a held group (device_outliers).
+    pub(super) outliers: super::device_outliers::OutlierKernels,
     pub(super) resident_bytes: Arc<std::sync::atomic::AtomicUsize>,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
@@ -119,6 +122,7 @@ impl Gpu {
         let stack = super::device_stack::StackKernels::load(load)?;
         let held = super::device_held::HeldKernels::load(load)?;
         let planes = super::device_planes::PlanesKernels::load(load)?;
+        let outliers = super::device_outliers::OutlierKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(on_device)?;
         let share = super::rank_share(ordinal, local_size, n as usize, free, mem_gib);
         let (budget, flag_budget) = (share - share / 4, share / 4);
@@ -154,6 +158,7 @@ impl Gpu {
             stack,
             held,
             planes,
+            outliers,
             resident_bytes: Default::default(),
             ffts: Default::default(),
             staging: Default::default(),
@@ -510,6 +515,23 @@ impl Compute for Gpu {
         amp: &[f32],
     ) -> Result<(), GpuError> {
         self.predict_points_subtract_dev(r, b, points, amp)
+    }
+
+    fn outlier_atb(
+        &self,
+        r: &dyn super::Resident,
+        m: &super::outlier_fit::UnitModel,
+    ) -> Result<Vec<f64>, GpuError> {
+        self.outlier_atb_dev(r, m)
+    }
+
+    fn outlier_subtract(
+        &self,
+        r: &dyn super::Resident,
+        m: &super::outlier_fit::UnitModel,
+        delta: &[f64],
+    ) -> Result<(), GpuError> {
+        self.outlier_subtract_dev(r, m, delta)
     }
 
     fn hold_planes(

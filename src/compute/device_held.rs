@@ -44,17 +44,17 @@ impl HeldKernels {
 /// A block's samples on the device (all its rows, in its own order).
 pub(super) struct DevHeld {
     /// Row x channel x polarization, interleaved (re, im); predictions are subtracted here.
-    vis: Mutex<CudaSlice<f32>>,
-    wt: CudaSlice<f32>,
+    pub(super) vis: Mutex<CudaSlice<f32>>,
+    pub(super) wt: CudaSlice<f32>,
     /// Per row (u, v, w) in metres, and dw.
     uvw: CudaSlice<f64>,
     dw: CudaSlice<f64>,
     /// Ones a row and a channel: the weights of a prediction that has none.
     ones_row: CudaSlice<f32>,
     ones_chan: CudaSlice<f32>,
-    rows: usize,
-    nchan: usize,
-    npol: usize,
+    pub(super) rows: usize,
+    pub(super) nchan: usize,
+    pub(super) npol: usize,
     bytes: usize,
     /// The count of held bytes of the backend that made it (`Gpu::resident_bytes`), which
     /// it leaves when dropped; also how a backend knows its own.
@@ -81,14 +81,14 @@ pub(super) struct PassGeometry {
     pub(super) idx: CudaSlice<i32>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, GpuError> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, GpuError> {
     m.lock()
         .map_err(|_| GpuError::Cuda("a held group's lock was poisoned".into()))
 }
 
 impl Gpu {
     /// The device copy `r` names, if this backend made it.
-    fn own<'a>(&self, r: &'a dyn Resident) -> Result<&'a DevHeld, GpuError> {
+    pub(super) fn own<'a>(&self, r: &'a dyn Resident) -> Result<&'a DevHeld, GpuError> {
         r.as_any()
             .downcast_ref::<DevHeld>()
             .filter(|h| Arc::ptr_eq(&h.count, &self.resident_bytes))

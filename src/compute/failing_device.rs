@@ -1,6 +1,6 @@
 //! A device that fails part-way, for the tests of the stages' recovery (tests only, feature
 //! `gpu`): the device backend, with the calls on what it holds counted (a held group's
-//! griddings and subtractions, every call on held flagging planes) and failing from the
+//! griddings, subtractions and outlier refits, every call on held flagging planes) and failing from the
 //! `fail_at`-th on, as a device lost mid-group looks to the pipeline.
 
 use super::degridder::{WUnstack, Weights};
@@ -150,6 +150,23 @@ impl Compute for Failing<'_> {
     ) -> Result<(), GpuError> {
         self.tick()?;
         self.gpu.predict_points_subtract(r, b, points, amp)
+    }
+    fn outlier_atb(
+        &self,
+        r: &dyn Resident,
+        m: &super::outlier_fit::UnitModel,
+    ) -> Result<Vec<f64>, GpuError> {
+        self.tick()?;
+        self.gpu.outlier_atb(r, m)
+    }
+    fn outlier_subtract(
+        &self,
+        r: &dyn Resident,
+        m: &super::outlier_fit::UnitModel,
+        delta: &[f64],
+    ) -> Result<(), GpuError> {
+        self.tick()?;
+        self.gpu.outlier_subtract(r, m, delta)
     }
     fn hold_planes(
         &self,

@@ -66,6 +66,11 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         &["gather_f32", "gather_f64", "subtract_rows", "zero_column"],
     ),
     (
+        "outliers.cu",
+        include_str!("../../kernels/outliers.cu"),
+        &["outlier_rows", "sum_row_chunks", "outlier_subtract"],
+    ),
+    (
         "planes.cu",
         include_str!("../../kernels/planes.cu"),
         &[
@@ -300,6 +305,7 @@ mod tests {
             ("device_flag.rs", include_str!("device_flag.rs")),
             ("device_held.rs", include_str!("device_held.rs")),
             ("device_planes.rs", include_str!("device_planes.rs")),
+            ("device_outliers.rs", include_str!("device_outliers.rs")),
             ("device_unstack.rs", include_str!("device_unstack.rs")),
             ("device_convolve.rs", include_str!("device_convolve.rs")),
             ("device_dft.rs", include_str!("device_dft.rs")),
@@ -334,8 +340,8 @@ mod tests {
             }
         }
         // calapply, grid, degrid; 9 flagger, 5 convolution, 1 minor-cycle, 1 direct sum,
-        // 9 w-stack, 4 held-group, 9 held flagging planes.
-        assert_eq!(loads, 41);
+        // 9 w-stack, 4 held-group, 9 held flagging planes, 3 outliers' refit.
+        assert_eq!(loads, 44);
     }
 
     /// Every kernel compiles through NVRTC for sm_80 and sm_90, as the program compiles them

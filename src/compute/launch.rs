@@ -215,6 +215,19 @@ kernels! {
         nchan: val i32, npol: val i32, scale: val f32
     );
     "held.cu" zero_column(x: rw f64, m: val i32, stride: val i32, col: val i32);
+    "outliers.cu" outlier_rows(
+        vis: ro f32, wt: ro f32, use_row: ro u8, bl_a: ro i32, bl_b: ro i32, nrow: val i32,
+        nt: val i32, nc: val i32, np: val i32, ns: val i32, n_ant: val i32, amp: ro f64,
+        delay: ro f64, smear: ro f64, freqs: ro f64, xs: ro f64, partial: rw f64
+    );
+    "outliers.cu" sum_row_chunks(
+        partial: ro f64, nrow: val i32, width: val i32, chunk: val i32, out: rw f64
+    );
+    "outliers.cu" outlier_subtract(
+        vis: rw f32, use_row: ro u8, bl_a: ro i32, bl_b: ro i32, nrow: val i32, nt: val i32,
+        nc: val i32, np: val i32, ns: val i32, n_ant: val i32, amp: ro f64, delay: ro f64,
+        smear: ro f64, freqs: ro f64, xs: ro f64, delta: ro f64
+    );
     "planes.cu" or_cells(flags: rw u8, cells: ro u8, plane: val i64, n: val i64);
     "planes.cu" clear_cells(flags: ro u8, cells: ro u8, plane: val i64, n: val i64, out: rw u8);
     "planes.cu" apply_found(

@@ -24,6 +24,8 @@ mod device_held;
 #[cfg(feature = "gpu")]
 mod device_minor;
 #[cfg(feature = "gpu")]
+mod device_outliers;
+#[cfg(feature = "gpu")]
 mod device_planes;
 #[cfg(feature = "gpu")]
 mod device_stack;
@@ -48,6 +50,7 @@ pub mod kernels;
 pub mod launch;
 pub mod minor;
 pub mod monitor;
+pub mod outlier_fit;
 pub mod sir;
 pub mod stack;
 pub mod twins;
@@ -260,6 +263,26 @@ pub trait Compute: Send + Sync {
         _b: &dft::DftBlock,
         _points: &[dft::Point],
         _amp: &[f32],
+    ) -> Result<(), GpuError> {
+        Err(not_held())
+    }
+    /// The right side A^T W v of the outliers' normal equations (2 a source: flux and
+    /// slope) from the visibilities held in `r` (see outlier_fit::UnitModel and
+    /// imaging::outliers), summed on the backend.
+    fn outlier_atb(
+        &self,
+        _r: &dyn Resident,
+        _m: &outlier_fit::UnitModel,
+    ) -> Result<Vec<f64>, GpuError> {
+        Err(not_held())
+    }
+    /// Subtracts the outliers' fitted increment `delta` from the visibilities held in `r`.
+    /// After an Err they may have lost part of it: the caller gives them up.
+    fn outlier_subtract(
+        &self,
+        _r: &dyn Resident,
+        _m: &outlier_fit::UnitModel,
+        _delta: &[f64],
     ) -> Result<(), GpuError> {
         Err(not_held())
     }

@@ -14,7 +14,7 @@ fn small_device() -> Option<Gpu> {
 }
 
 fn group(seed: &str) -> GroupVis {
-    crate::test_group(&format!("independent/{seed}"))
+    crate::uvh5::test_group(&format!("independent/{seed}"))
 }
 
 /// The defaults; the array pass off with SIR widening and the amplitude clip at 2.5 sigma

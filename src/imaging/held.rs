@@ -33,6 +33,9 @@ pub struct HeldGroup {
     /// was when held and the held copy is the residual.
     resident: Option<Box<dyn Resident>>,
     pending: Vec<Vec<f64>>,
+    /// The outliers' increments subtracted from the held copy since (their coefficients,
+    /// summed: the model is linear in them).
+    pending_outliers: Vec<f64>,
     /// A second visibility buffer for the held residuals fetched for the outliers' refit.
     spare: Vec<Complex32>,
 }
@@ -69,6 +72,7 @@ impl HeldGroup {
             outliers: None,
             resident: None,
             pending: Vec::new(),
+            pending_outliers: Vec::new(),
             spare: Vec::new(),
         }
     }
@@ -177,7 +181,10 @@ impl HeldGroup {
     /// Grids this group into `grids` on `compute` (before CLEAN: a failure falls back to
     /// the CPU with the host copy, current until a model is subtracted from a held copy).
     pub fn grid(&self, grids: &mut GridPair, compute: &dyn Compute) {
-        debug_assert!(self.pending.is_empty(), "the host copy is not current");
+        debug_assert!(
+            self.pending.is_empty() && self.pending_outliers.is_empty(),
+            "the host copy is not current"
+        );
         grids.add_with(&self.block(), compute);
     }
 
@@ -195,6 +202,7 @@ impl HeldGroup {
     fn hold_now(&mut self, compute: &dyn Compute) {
         self.resident = None;
         self.pending.clear();
+        self.pending_outliers.clear();
         self.resident = match compute.hold(&self.block()) {
             Ok(r) => r,
             Err(e) => {
@@ -207,10 +215,12 @@ impl HeldGroup {
         };
     }
 
-    /// `refit_outliers` in CLEAN's major cycles: a held group's residual visibilities are
-    /// fetched from the backend (into a spare buffer kept for it: a failed fetch leaves
-    /// `vis` as it was), refitted on the host, and put back into the held copy (its
-    /// weights and geometry stay there).
+    /// `refit_outliers` in CLEAN's major cycles on a held group: on the backend
+    /// (`OutlierModel::fit_held`: the normal equations' right side summed there, the
+    /// increment subtracted there) once the host has the normal matrix; before that, or
+    /// where the backend cannot, its residual visibilities are fetched (into a spare
+    /// buffer kept for it: a failed fetch leaves `vis` as it was), refitted on the host,
+    /// and put back into the held copy (its weights and geometry stay there).
     pub(super) fn refit_outliers_held(&mut self, p: Prediction, compute: &dyn Compute) {
         if self.outliers.is_none() {
             return;
@@ -219,6 +229,25 @@ impl HeldGroup {
             self.refit_outliers();
             return;
         };
+        if let Some(m) = self.outliers.as_mut() {
+            match m.fit_held(&self.vis, &self.use_row, compute, r.as_ref()) {
+                Ok(Some(delta)) => {
+                    let acc = &mut self.pending_outliers;
+                    acc.resize(delta.len().max(acc.len()), 0.0);
+                    acc.iter_mut().zip(&delta).for_each(|(a, d)| *a += d);
+                    self.resident = Some(r);
+                    log::debug!("outliers refitted on the device");
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.resident = Some(r);
+                    self.give_up_held(p, &e);
+                    self.refit_outliers();
+                    return;
+                }
+            }
+        }
         let mut fresh = std::mem::take(&mut self.spare);
         fresh.resize(self.vis.vis.len(), Complex32::new(0.0, 0.0));
         if let Err(e) = compute.fetch_resident(r.as_ref(), &mut fresh) {
@@ -229,6 +258,7 @@ impl HeldGroup {
         }
         self.spare = std::mem::replace(&mut self.vis.vis, fresh);
         self.pending.clear();
+        self.pending_outliers.clear();
         self.refit_outliers();
         match compute.put_resident(r.as_ref(), &self.vis.vis) {
             Ok(()) => self.resident = Some(r),
@@ -253,6 +283,14 @@ impl HeldGroup {
         log::warn!("a group held on the device is given up ({why}); its model so far is subtracted again on the CPU");
         if pending.iter().any(|m| m.iter().any(|&x| x != 0.0)) {
             self.subtract(p, &pending, &Cpu, &Workspace::new());
+        }
+        let outliers = std::mem::take(&mut self.pending_outliers);
+        if let Some(m) = self
+            .outliers
+            .as_ref()
+            .filter(|_| outliers.iter().any(|&x| x != 0.0))
+        {
+            m.subtract_increment(&mut self.vis, &self.use_row, &outliers);
         }
     }
 

@@ -18,6 +18,8 @@ use super::gridder::GridSpec;
 use super::Centre;
 use crate::calibrate::catalog::Calibrator;
 use crate::calibrate::model::{ModelPredictor, PointSource};
+use crate::compute::outlier_fit::UnitModel;
+use crate::compute::{Compute, GpuError, Resident};
 use crate::core::{Group, StokesGroup};
 use crate::primitives::astrometry::{radec_to_vec, separation, FrameOfDate, UvwBasis};
 use crate::primitives::beam::airy_power;
@@ -105,6 +107,8 @@ pub struct OutlierModel {
     /// weights do not change between fits (the imaging weights are applied before the
     /// first), so later fits accumulate only A^T W v.
     ata: Option<Vec<f64>>,
+    /// The predictor's tables flattened for a backend (`fit_held`), made on first use.
+    flat: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
 }
 
 impl OutlierModel {
@@ -130,6 +134,7 @@ impl OutlierModel {
             ref_hz,
             coef: vec![0.0; k],
             ata: None,
+            flat: None,
         }
     }
 
@@ -159,11 +164,7 @@ impl OutlierModel {
             return Vec::new();
         }
         let (nt, nc, np) = (g.n_times(), g.n_chan(), g.npol);
-        let xs: Vec<f64> = g
-            .freqs
-            .iter()
-            .map(|f| (f - self.ref_hz) / self.ref_hz)
-            .collect();
+        let xs = self.xs(&g.freqs);
         let pred = &self.pred;
         let baselines = &g.baselines;
         // One row's unit predictions of every source (`m[s * nc + c]`) and its smearing.
@@ -260,26 +261,92 @@ impl OutlierModel {
             self.ata = Some(ata);
         }
         let delta = solve(self.ata.clone().unwrap_or_default(), atb, k);
-        let d = &delta;
+        self.subtract_increment(g, use_row, &delta);
+        self.coef.iter_mut().zip(&delta).for_each(|(a, b)| *a += b);
+        delta
+    }
+
+    /// The slope basis (nu - ref) / ref of each channel.
+    fn xs(&self, freqs: &[f64]) -> Vec<f64> {
+        freqs
+            .iter()
+            .map(|f| (f - self.ref_hz) / self.ref_hz)
+            .collect()
+    }
+
+    /// Subtracts the model of coefficients `delta` (an increment of a fit) from `g`'s rows
+    /// in `use_row`, every polarization.
+    pub fn subtract_increment(&self, g: &mut StokesGroup, use_row: &[bool], delta: &[f64]) {
+        let ns = self.outliers.len();
+        let (nt, nc, np) = (g.n_times(), g.n_chan(), g.npol);
+        let xs = self.xs(&g.freqs);
+        let (pred, baselines) = (&self.pred, &g.baselines);
+        let d = delta;
         g.vis
             .par_chunks_mut(nc * np)
             .enumerate()
             .filter(|(r, _)| use_row[*r])
-            .for_each_init(scratch, |(sm, m, _, _), (r, row)| {
-                predict(r, sm, m);
-                for c in 0..nc {
-                    let mut z = Complex64::new(0.0, 0.0);
-                    for s in 0..ns {
-                        z += m[s * nc + c] * (d[2 * s] + d[2 * s + 1] * xs[c]);
+            .for_each_init(
+                || (vec![0.0f64; ns], vec![Complex64::new(0.0, 0.0); ns * nc]),
+                |(sm, m), (r, row)| {
+                    let (a, b) = baselines[r / nt];
+                    pred.row_smearing(a, b, r % nt, sm);
+                    pred.row_vis_all(a, b, r % nt, sm, m);
+                    for c in 0..nc {
+                        let mut z = Complex64::new(0.0, 0.0);
+                        for s in 0..ns {
+                            z += m[s * nc + c] * (d[2 * s] + d[2 * s + 1] * xs[c]);
+                        }
+                        let z = Complex32::new(z.re as f32, z.im as f32);
+                        for p in 0..np {
+                            row[c * np + p] -= z;
+                        }
                     }
-                    let z = Complex32::new(z.re as f32, z.im as f32);
-                    for p in 0..np {
-                        row[c * np + p] -= z;
-                    }
-                }
-            });
+                },
+            );
+    }
+
+    /// `fit_and_subtract` on the visibilities a backend holds for `g` (`r`): the right side
+    /// of the normal equations summed there, solved here with the first fit's normal
+    /// matrix, the increment subtracted there; the coefficients accumulate. Ok(None)
+    /// before a first fit on the host (no normal matrix yet); after an Err the held
+    /// visibilities may have lost part of the increment (the coefficients are unchanged).
+    pub fn fit_held(
+        &mut self,
+        g: &StokesGroup,
+        use_row: &[bool],
+        compute: &dyn Compute,
+        r: &dyn Resident,
+    ) -> Result<Option<Vec<f64>>, GpuError> {
+        let k = 2 * self.outliers.len();
+        let Some(ata) = self.ata.clone() else {
+            return Ok(None);
+        };
+        if k == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let xs = self.xs(&g.freqs);
+        if self.flat.is_none() {
+            self.flat = Some(self.pred.flat_tables());
+        }
+        let (amp, delay, smear) = self.flat.as_ref().expect("made above");
+        let model = UnitModel {
+            nt: g.n_times(),
+            ns: self.outliers.len(),
+            n_ant: self.pred.counts().1,
+            amp,
+            delay,
+            smear,
+            freqs: &g.freqs,
+            xs: &xs,
+            baselines: &g.baselines,
+            use_row,
+        };
+        let atb = compute.outlier_atb(r, &model)?;
+        let delta = solve(ata, atb, k);
+        compute.outlier_subtract(r, &model, &delta)?;
         self.coef.iter_mut().zip(&delta).for_each(|(a, b)| *a += b);
-        delta
+        Ok(Some(delta))
     }
 }
 

@@ -102,3 +102,29 @@ pub struct Uvh5Data {
     pub flags: Vec<bool>,
     pub nsamples: Vec<f32>,
 }
+
+/// A file or folder under tests/data for the library's own tests: under
+/// `CONTIMG_TEST_DATA` where set (a prebuilt test binary run from another checkout,
+/// scripts/gpu-check.sh --prebuilt), else in this source tree.
+#[cfg(test)]
+pub(crate) fn test_data(rel: &str) -> std::path::PathBuf {
+    std::env::var_os("CONTIMG_TEST_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"))
+        .join(rel)
+}
+
+/// The group of every .hdf5 file in tests/data/`rel` (see `test_data`), for the library's
+/// own tests.
+#[cfg(test)]
+pub(crate) fn test_group(rel: &str) -> crate::core::GroupVis {
+    let dir = test_data(rel);
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
+        .collect();
+    files.sort();
+    let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+    group::load_group(&refs).unwrap()
+}

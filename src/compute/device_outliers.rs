@@ -1,0 +1,201 @@
+//! The outliers' refit on a group held on the device (feature `gpu`;
+//! `Compute::outlier_atb`, `Compute::outlier_subtract`; kernels/outliers.cu): the right
+//! side of their normal equations summed from the held residuals (per row, then per chunk
+//! of rows in order; the chunks' sums come down and are added on the host in order), and
+//! the fitted increment subtracted there. Only the unit predictions' tables go up (a few
+//! MB); the group's visibilities stay on the device, where before they came down and went
+//! back up every major cycle.
+
+use super::device::{cuda, Gpu};
+use super::device_held::lock;
+use super::outlier_fit::UnitModel;
+use super::{launch, GpuError, NoGpu, Resident};
+use cudarc::driver::{CudaFunction, CudaSlice};
+
+/// The functions of outliers.cu.
+pub(super) struct OutlierKernels {
+    rows: CudaFunction,
+    sum_chunks: CudaFunction,
+    subtract: CudaFunction,
+}
+
+impl OutlierKernels {
+    pub(super) fn load(
+        load: impl Fn(&'static str, &'static str) -> Result<CudaFunction, NoGpu>,
+    ) -> Result<Self, NoGpu> {
+        Ok(OutlierKernels {
+            rows: load("outliers.cu", "outlier_rows")?,
+            sum_chunks: load("outliers.cu", "sum_row_chunks")?,
+            subtract: load("outliers.cu", "outlier_subtract")?,
+        })
+    }
+}
+
+/// Rows a thread of sum_row_chunks adds.
+const ROW_CHUNK: usize = 256;
+
+/// A unit model's tables on the device.
+struct DevModel {
+    bl_a: CudaSlice<i32>,
+    bl_b: CudaSlice<i32>,
+    amp: CudaSlice<f64>,
+    delay: CudaSlice<f64>,
+    smear: CudaSlice<f64>,
+    freqs: CudaSlice<f64>,
+    xs: CudaSlice<f64>,
+    use_row: CudaSlice<u8>,
+}
+
+impl Gpu {
+    fn upload_model(&self, m: &UnitModel, rows: usize, nchan: usize) -> Result<DevModel, GpuError> {
+        let s = &self.stream;
+        let nbl = m.baselines.len();
+        let ok = m.nt * nbl == rows
+            && m.use_row.len() == rows
+            && m.freqs.len() == nchan
+            && m.xs.len() == nchan
+            && m.amp.len() == m.nt * m.ns * nchan
+            && m.delay.len() == m.nt * m.n_ant * m.ns
+            && m.smear.len() == m.delay.len()
+            && m.baselines.iter().all(|&(a, b)| a < m.n_ant && b < m.n_ant);
+        if !ok {
+            return Err(GpuError::Cuda(format!(
+                "an outlier model of {} rows and {} channels for a held group of {rows} and {nchan}",
+                m.nt * nbl,
+                m.freqs.len()
+            )));
+        }
+        let up = |x: &[f64]| s.clone_htod(x).map_err(cuda);
+        let ants = |f: fn(&(usize, usize)) -> usize| -> Vec<i32> {
+            m.baselines.iter().map(|b| f(b) as i32).collect()
+        };
+        let use_row: Vec<u8> = m.use_row.iter().map(|&u| u8::from(u)).collect();
+        Ok(DevModel {
+            bl_a: s.clone_htod(&ants(|b| b.0)).map_err(cuda)?,
+            bl_b: s.clone_htod(&ants(|b| b.1)).map_err(cuda)?,
+            amp: up(m.amp)?,
+            delay: up(m.delay)?,
+            smear: up(m.smear)?,
+            freqs: up(m.freqs)?,
+            xs: up(m.xs)?,
+            use_row: s.clone_htod(&use_row).map_err(cuda)?,
+        })
+    }
+
+    /// Compute::outlier_atb on the device.
+    pub(super) fn outlier_atb_dev(
+        &self,
+        r: &dyn Resident,
+        m: &UnitModel,
+    ) -> Result<Vec<f64>, GpuError> {
+        let h = self.own(r)?;
+        let d = self.upload_model(m, h.rows, h.nchan)?;
+        let s = &self.stream;
+        let (rows, width) = (h.rows, 2 * m.ns);
+        if rows == 0 || width == 0 {
+            return Ok(vec![0.0; width]);
+        }
+        let mut partial = unsafe { s.alloc::<f64>(rows * width) }.map_err(cuda)?;
+        let vis = lock(&h.vis)?;
+        let (nt, nc, np) = (m.nt as i32, h.nchan as i32, h.npol as i32);
+        let (ns, na) = (m.ns as i32, m.n_ant as i32);
+        // SAFETY: one thread a row of the held group; every table sized as checked above.
+        unsafe {
+            launch::outlier_rows(
+                s,
+                &self.outliers.rows,
+                launch::for_elems(rows)?,
+                &*vis,
+                &h.wt,
+                &d.use_row,
+                &d.bl_a,
+                &d.bl_b,
+                rows as i32,
+                nt,
+                nc,
+                np,
+                ns,
+                na,
+                &d.amp,
+                &d.delay,
+                &d.smear,
+                &d.freqs,
+                &d.xs,
+                &mut partial,
+            )
+        }
+        .map_err(cuda)?;
+        drop(vis);
+        let chunks = rows.div_ceil(ROW_CHUNK);
+        let mut sums = unsafe { s.alloc::<f64>(chunks * width) }.map_err(cuda)?;
+        // SAFETY: one thread a (chunk, entry) of the rows x width partial sums.
+        unsafe {
+            launch::sum_row_chunks(
+                s,
+                &self.outliers.sum_chunks,
+                launch::for_elems(chunks * width)?,
+                &partial,
+                rows as i32,
+                width as i32,
+                ROW_CHUNK as i32,
+                &mut sums,
+            )
+        }
+        .map_err(cuda)?;
+        let sums = s.clone_dtoh(&sums).map_err(cuda)?;
+        let mut atb = vec![0.0; width];
+        for chunk in sums.chunks(width) {
+            atb.iter_mut().zip(chunk).for_each(|(a, x)| *a += x);
+        }
+        Ok(atb)
+    }
+
+    /// Compute::outlier_subtract on the device.
+    pub(super) fn outlier_subtract_dev(
+        &self,
+        r: &dyn Resident,
+        m: &UnitModel,
+        delta: &[f64],
+    ) -> Result<(), GpuError> {
+        let h = self.own(r)?;
+        if delta.len() != 2 * m.ns {
+            return Err(GpuError::Cuda(format!(
+                "{} outlier coefficients for {} sources",
+                delta.len(),
+                m.ns
+            )));
+        }
+        let d = self.upload_model(m, h.rows, h.nchan)?;
+        let s = &self.stream;
+        let d_delta = s.clone_htod(delta).map_err(cuda)?;
+        let mut vis = lock(&h.vis)?;
+        let (nt, nc, np) = (m.nt as i32, h.nchan as i32, h.npol as i32);
+        let (ns, na) = (m.ns as i32, m.n_ant as i32);
+        // SAFETY: one thread a (row, channel) of the held group; tables sized as checked.
+        unsafe {
+            launch::outlier_subtract(
+                s,
+                &self.outliers.subtract,
+                launch::for_elems(h.rows * h.nchan)?,
+                &mut *vis,
+                &d.use_row,
+                &d.bl_a,
+                &d.bl_b,
+                h.rows as i32,
+                nt,
+                nc,
+                np,
+                ns,
+                na,
+                &d.amp,
+                &d.delay,
+                &d.smear,
+                &d.freqs,
+                &d.xs,
+                &d_delta,
+            )
+        }
+        .map_err(cuda)?;
+        s.synchronize().map_err(cuda)
+    }
+}
