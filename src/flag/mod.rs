@@ -258,7 +258,7 @@ fn flag_planes(
     match steps_on(held.as_mut(), cfg, setup, steps).and_then(|d| Ok((d, held.flags()?))) {
         Ok((dead, flags)) => {
             drop(held);
-            planes::write_flags(g, cross, &flags);
+            planes::set_flagged(g, cross, &flags);
             dead
         }
         Err(e) => {

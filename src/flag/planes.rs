@@ -61,7 +61,7 @@ fn plane_batches(cross: &[usize], np: usize, compute: &dyn Compute) -> Vec<Plane
 }
 
 /// Each plane's amplitudes ((baseline, pol) pairs).
-pub fn fill_amplitudes(g: &GroupVis, planes: &[(usize, usize)], amp: &mut [f32]) {
+pub(super) fn fill_amplitudes(g: &GroupVis, planes: &[(usize, usize)], amp: &mut [f32]) {
     let np = g.npol;
     let tf = g.n_times() * g.n_chan();
     let vis = &g.vis;
@@ -76,7 +76,7 @@ pub fn fill_amplitudes(g: &GroupVis, planes: &[(usize, usize)], amp: &mut [f32])
 }
 
 /// Each plane's existing flags (zero weights).
-pub fn fill_flags(g: &GroupVis, planes: &[(usize, usize)], fl: &mut [bool]) {
+pub(super) fn fill_flags(g: &GroupVis, planes: &[(usize, usize)], fl: &mut [bool]) {
     let np = g.npol;
     let tf = g.n_times() * g.n_chan();
     let weight = &g.weight;
@@ -125,8 +125,9 @@ fn apply_flags(
         });
 }
 
-/// Writes planes' flags (one a sample, as `FlagPlanes::flags` gives them) to the group.
-pub fn write_flags(g: &mut GroupVis, cross: &[usize], flags: &[bool]) {
+/// Flags the group's samples that planes' flags (one a sample, as `FlagPlanes::flags`
+/// gives them) hold.
+pub(super) fn set_flagged(g: &mut GroupVis, cross: &[usize], flags: &[bool]) {
     let np = g.npol;
     let tf = g.n_times() * g.n_chan();
     each_cross(g, cross, |w, c| {

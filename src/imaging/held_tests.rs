@@ -259,6 +259,16 @@ mod on_a_device {
         diff / peak
     }
 
+    /// Degridded predictions at 1.405 GHz without the drifting beam.
+    fn degridded(spec: &GridSpec) -> Prediction<'_> {
+        Prediction {
+            spec,
+            ref_hz: 1.405e9,
+            beam: None,
+            mode: PredictMode::Grid,
+        }
+    }
+
     /// The two spectral terms' residual images of a group (CLEAN's re-gridding).
     fn residuals(h: &mut HeldGroup, p: Prediction, compute: &dyn Compute) -> Vec<Vec<f64>> {
         let mut grids: Vec<GridPair> = (0..2)
@@ -384,12 +394,7 @@ mod on_a_device {
         let eop = EarthOrientation::none();
         let n = 128;
         let spec = GridSpec::new(n, (20.0f64 / 3600.0).to_radians(), 1e-6);
-        let p = Prediction {
-            spec: &spec,
-            ref_hz: 1.405e9,
-            beam: None,
-            mode: PredictMode::Grid,
-        };
+        let p = degridded(&spec);
         let m = models(n);
         let ws = Workspace::new();
         let deg = 1f64.to_radians();
@@ -478,12 +483,7 @@ mod on_a_device {
         assert!(g.channel_width_hz != 0.0, "two channel nodes a prediction");
         let n = 128;
         let spec = GridSpec::new(n, (20.0f64 / 3600.0).to_radians(), 1e-6);
-        let p = Prediction {
-            spec: &spec,
-            ref_hz: 1.405e9,
-            beam: None,
-            mode: PredictMode::Grid,
-        };
+        let p = degridded(&spec);
         let m = models(n);
         let ws = Workspace::new();
         let mut host = thinned(HeldGroup::new(g.clone(), centre, &eop));
