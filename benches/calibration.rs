@@ -116,5 +116,57 @@ fn bench_night(c: &mut Criterion) {
     grp.finish();
 }
 
-criterion_group!(benches, bench, bench_night);
+/// A table applied to a full-size group (4656 baselines x 24 times x 768 channels x 2
+/// pols): per polarization on the CPU backend then Stokes I (what a run writing a
+/// Measurement Set does), against while Stokes I is formed, in one pass (what the imaging
+/// does). Both in the group's own buffers.
+fn bench_apply(c: &mut Criterion) {
+    use contimg::calibrate::apply::{apply, stokes_i_calibrated};
+    use contimg::calibrate::table::CalTable;
+    let (g, _) = common::dsa110_group(768);
+    let n_ant = g.ant_pos.len();
+    let nf = g.freqs.len();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let gains: Vec<Complex64> = (0..n_ant * nf * 2)
+        .map(|_| Complex64::from_polar(rng.random_range(0.05..0.2), rng.random_range(-3.0..3.0)))
+        .collect();
+    let t = CalTable {
+        flags: vec![false; gains.len()],
+        snr: vec![50.0; gains.len()],
+        reasons: vec![0; gains.len()],
+        gains,
+        antenna_names: (1..=n_ant as u32).collect(),
+        time_jd: vec![g.times_jd[12]],
+        freq_hz: g.freqs.clone(),
+        refant: 1,
+        calibrator: "bench".into(),
+        provenance: "{}".into(),
+        delay_ns: vec![0.0; n_ant * 2],
+        delay_ref_hz: g.freqs[0],
+        solve_info: String::new(),
+    };
+    let mut grp = c.benchmark_group("calibrate_apply");
+    grp.sample_size(10);
+    grp.throughput(criterion::Throughput::Elements(g.vis.len() as u64));
+    grp.bench_function("per_polarization_then_stokes_i", |b| {
+        b.iter_batched(
+            || g.clone(),
+            |mut g| {
+                apply(&mut g, &t, &contimg::compute::Cpu).unwrap();
+                g.into_stokes_i().vis.len()
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    grp.bench_function("while_forming_stokes_i", |b| {
+        b.iter_batched(
+            || g.clone(),
+            |g| stokes_i_calibrated(g, &t, None).0.stokes.vis.len(),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    grp.finish();
+}
+
+criterion_group!(benches, bench, bench_night, bench_apply);
 criterion_main!(benches);

@@ -4,8 +4,9 @@
 //! flagging the data.
 
 use super::table::CalTable;
-use crate::compute::{Compute, GainGrid, GpuError};
-use crate::core::GroupVis;
+use crate::compute::{twins, Compute, GainGrid, GpuError};
+use crate::core::{Corrected, GroupVis, RawBuffers, StokesBuffers};
+use num_complex::Complex32;
 use num_complex::Complex64;
 
 /// Baselines per block of the gains' application (a block's weights are held as f32:
@@ -43,73 +44,125 @@ fn gain_at(t: &CalTable, a: usize, c: usize, p: usize, jd: f64) -> Option<Comple
     }
 }
 
-/// Applies `table` in place on the rank's compute backend. Returns the fraction of
-/// previously unflagged visibilities that the table flagged.
-pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Result<f64, GpuError> {
-    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
-    // Table antenna index per group antenna (by station number), table channel per channel.
-    let ant_map: Vec<Option<usize>> = g
-        .antenna_names
-        .iter()
-        .map(|n| {
-            n.parse::<u32>()
-                .ok()
-                .and_then(|s| table.antenna_names.iter().position(|&x| x == s))
-        })
-        .collect();
-    let chan_map: Vec<Option<usize>> = g
-        .freqs
-        .iter()
-        .map(|&f| {
-            if table.freq_hz.is_empty() {
-                return None; // (CalTable::read refuses such a table)
-            }
-            let k = table.freq_hz.partition_point(|&x| x < f);
-            [k.saturating_sub(1), k.min(table.freq_hz.len() - 1)]
-                .into_iter()
-                .min_by(|&a, &b| {
-                    (table.freq_hz[a] - f)
-                        .abs()
-                        .total_cmp(&(table.freq_hz[b] - f).abs())
-                })
-                .filter(|&k| (table.freq_hz[k] - f).abs() <= 0.5 * g.channel_width_hz)
-        })
-        .collect();
-    // Gains per (time, antenna used, channel, pol), computed once.
-    let n_ant = g.ant_pos.len();
-    let mut gains = vec![None; nt * n_ant * nf * np];
-    let mut used = vec![false; n_ant];
-    for &(a, b) in &g.baselines {
-        used[a] = true;
-        used[b] = true;
-    }
-    for t in 0..nt {
-        for a in (0..n_ant).filter(|&a| used[a]) {
-            for c in 0..nf {
-                for p in 0..np {
-                    gains[((t * n_ant + a) * nf + c) * np + p] = match (ant_map[a], chan_map[c]) {
-                        (Some(ta), Some(tc)) => gain_at(table, ta, tc, p, g.times_jd[t]),
-                        _ => None,
-                    };
+/// A table's gains for one group: one complex gain per (time, antenna, channel,
+/// polarization), the table's delay folded in and interpolated to the group's times.
+pub struct GroupGains {
+    grid: GainGrid,
+    baselines: Vec<(usize, usize)>,
+}
+
+impl GroupGains {
+    /// `table`'s gains at `g`'s times, antennas (by station number) and channels (the
+    /// table's nearest within half a channel); None where the table has none.
+    pub fn new(g: &GroupVis, table: &CalTable) -> Self {
+        let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
+        let ant_map: Vec<Option<usize>> = g
+            .antenna_names
+            .iter()
+            .map(|n| {
+                n.parse::<u32>()
+                    .ok()
+                    .and_then(|s| table.antenna_names.iter().position(|&x| x == s))
+            })
+            .collect();
+        let chan_map: Vec<Option<usize>> = g
+            .freqs
+            .iter()
+            .map(|&f| {
+                if table.freq_hz.is_empty() {
+                    return None; // (CalTable::read refuses such a table)
+                }
+                let k = table.freq_hz.partition_point(|&x| x < f);
+                [k.saturating_sub(1), k.min(table.freq_hz.len() - 1)]
+                    .into_iter()
+                    .min_by(|&a, &b| {
+                        (table.freq_hz[a] - f)
+                            .abs()
+                            .total_cmp(&(table.freq_hz[b] - f).abs())
+                    })
+                    .filter(|&k| (table.freq_hz[k] - f).abs() <= 0.5 * g.channel_width_hz)
+            })
+            .collect();
+        let n_ant = g.ant_pos.len();
+        let mut gains = vec![None; nt * n_ant * nf * np];
+        let mut used = vec![false; n_ant];
+        for &(a, b) in &g.baselines {
+            used[a] = true;
+            used[b] = true;
+        }
+        for t in 0..nt {
+            for a in (0..n_ant).filter(|&a| used[a]) {
+                for c in 0..nf {
+                    for p in 0..np {
+                        gains[((t * n_ant + a) * nf + c) * np + p] = match (ant_map[a], chan_map[c])
+                        {
+                            (Some(ta), Some(tc)) => gain_at(table, ta, tc, p, g.times_jd[t]),
+                            _ => None,
+                        };
+                    }
                 }
             }
         }
+        GroupGains {
+            grid: GainGrid {
+                n_times: nt,
+                n_ant,
+                n_chan: nf,
+                n_pol: np,
+                gains,
+            },
+            baselines: g.baselines.clone(),
+        }
     }
+
+    /// Calibrates baseline `b`'s samples (`[t][chan][pol]`, weights as f32): a
+    /// `core::BaselineHook`.
+    pub fn correct(&self, b: usize, vis: &mut [Complex32], weight: &mut [f32]) {
+        twins::apply_gains_baseline(vis, weight, &self.grid, self.baselines[b]);
+    }
+}
+
+/// The group as imaged: `table` applied while its polarizations are combined into Stokes
+/// I, in one pass on the host (`core::stokes`: each baseline corrected in a scratch copy,
+/// so the calibrated polarizations are never written back and their weights never rounded
+/// to half floats). Into `dest`'s buffers (`Some`: the group's own come back for the next
+/// read) or in the group's own visibility buffer (`None`). Also gives the fraction of the
+/// samples unflagged before that the table flagged, and the samples flagged in all.
+pub fn stokes_i_calibrated(
+    g: GroupVis,
+    table: &CalTable,
+    dest: Option<Option<StokesBuffers>>,
+) -> (Corrected, Option<RawBuffers>, f64) {
+    let gains = GroupGains::new(&g, table);
+    let hook = |b: usize, v: &mut [Complex32], w: &mut [f32]| gains.correct(b, v, w);
+    let before = g.weight.len() - g.weight.count_flagged();
+    let total = g.weight.len();
+    let (c, raw) = match dest {
+        Some(d) => {
+            let (c, raw) = g.into_stokes_i_corrected_reusing(d, Some(&hook));
+            (c, Some(raw))
+        }
+        None => (g.into_stokes_i_corrected(&hook), None),
+    };
+    let newly = before.saturating_sub(total - c.flagged);
+    (c, raw, newly as f64 / before.max(1) as f64)
+}
+
+/// Applies `table` in place on the rank's compute backend (the group kept per
+/// polarization: for a Measurement Set). Returns the fraction of previously unflagged
+/// visibilities that the table flagged.
+pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Result<f64, GpuError> {
+    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
+    let GroupGains { grid, .. } = GroupGains::new(g, table);
     let before = g.weight.len() - g.weight.count_flagged();
     // The weights grow by at most the largest |g_a g_b|^2: their new scale (core::Weights).
-    let g2max = gains
+    let g2max = grid
+        .gains
         .iter()
         .flatten()
         .map(|x| x.norm_sqr())
         .fold(0.0f64, f64::max);
     let bound = (g.weight.max() as f64 * g2max * g2max) as f32;
-    let grid = GainGrid {
-        n_times: nt,
-        n_ant,
-        n_chan: nf,
-        n_pol: np,
-        gains,
-    };
     // Blocks of baselines, their weights as f32 (one block's beside the group's).
     let plane = nt * nf * np;
     let per = APPLY_BLOCK_BASELINES * plane;
@@ -126,4 +179,165 @@ pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Resul
     let after = g.weight.len() - g.weight.count_flagged();
     let newly = before - after;
     Ok(newly as f64 / before.max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::Cpu;
+    use crate::core::{GroupMeta, Weights};
+    use num_complex::Complex64;
+
+    /// A group of 5 antennas (station numbers 1-5, every baseline and autocorrelation), 3
+    /// times, 6 channels, XX and YY; some samples flagged, weights of several sizes.
+    fn group() -> GroupVis {
+        let mut baselines = Vec::new();
+        for a in 0..5 {
+            for b in a..5 {
+                baselines.push((a, b));
+            }
+        }
+        let n = baselines.len() * 3 * 6 * 2;
+        let vis = (0..n)
+            .map(|k| Complex32::new((k as f32 * 0.31).sin(), (k as f32 * 0.17).cos()))
+            .collect();
+        let w: Vec<f32> = (0..n)
+            .map(|k| {
+                if k % 13 == 4 {
+                    0.0
+                } else {
+                    1.0 + (k % 3) as f32
+                }
+            })
+            .collect();
+        GroupVis {
+            times_jd: vec![2_461_000.5, 2_461_000.500_1, 2_461_000.500_2],
+            freqs: (0..6).map(|c| 1.40e9 + c as f64 * 2e6).collect(),
+            channel_width_hz: 2e6,
+            npol: 2,
+            baselines,
+            ant_pos: vec![[0.0; 3]; 5],
+            antenna_names: (1..=5).map(|s: u32| s.to_string()).collect(),
+            site: crate::primitives::astrometry::Site::from_geodetic_deg(37.2, -118.3, 1222.0),
+            pointing_dec_rad: 0.5,
+            vis,
+            weight: Weights::from_f32(&w),
+            meta: GroupMeta::default(),
+        }
+    }
+
+    /// One solution time for stations 1-4 (station 5 is not in the table), channel 2's
+    /// solutions of station 3 XX flagged, gains of amplitudes 0.05-0.2 (raw DSA-110 scale),
+    /// a delay on station 2.
+    fn table() -> CalTable {
+        let (n_ant, nf) = (4, 6);
+        let mut gains = Vec::new();
+        let mut flags = Vec::new();
+        for a in 0..n_ant {
+            for c in 0..nf {
+                for p in 0..2 {
+                    let amp = 0.05 + 0.04 * a as f64 + 0.003 * c as f64 + 0.01 * p as f64;
+                    gains.push(Complex64::from_polar(amp, 0.7 * a as f64 - 0.2 * c as f64));
+                    flags.push(a == 2 && c == 2 && p == 0);
+                }
+            }
+        }
+        let mut delay_ns = vec![0.0; n_ant * 2];
+        delay_ns[2] = 3.5;
+        CalTable {
+            snr: vec![100.0; gains.len()],
+            reasons: vec![0; gains.len()],
+            gains,
+            flags,
+            antenna_names: (1..=4).collect(),
+            time_jd: vec![2_461_000.5],
+            freq_hz: (0..nf).map(|c| 1.40e9 + c as f64 * 2e6).collect(),
+            refant: 1,
+            calibrator: "test".into(),
+            provenance: "{}".into(),
+            delay_ns,
+            delay_ref_hz: 1.4e9,
+            solve_info: String::new(),
+        }
+    }
+
+    /// Applied while Stokes I is formed, the table gives sum(w |d|^2 V / d) / sum(w |d|^2)
+    /// over the polarizations with d = g_a conj(g_b) (computed here from the table's full
+    /// gains), its weight sum(w |d|^2), samples of station 5 or of a flagged solution
+    /// flagged; the same in place and into buffers, and as the per-polarization apply
+    /// followed by Stokes I to the half-float rounding of its weights.
+    #[test]
+    fn applied_while_forming_stokes_i_as_the_formula() {
+        let (g, t) = (group(), table());
+        let (nt, nf) = (3, 6);
+        let mut want = Vec::new();
+        let mut flagged = 0;
+        for (b, &(a1, a2)) in g.baselines.iter().enumerate() {
+            for k in 0..nt * nf {
+                let c = k % nf;
+                let (mut sv, mut sw) = (Complex64::new(0.0, 0.0), 0.0);
+                for p in 0..2 {
+                    let i = (b * nt * nf + k) * 2 + p;
+                    let w = g.weight.get(i) as f64;
+                    let ok = a1 < 4
+                        && a2 < 4
+                        && !t.flags[t.index(0, a1, c, p)]
+                        && !t.flags[t.index(0, a2, c, p)];
+                    if w > 0.0 && ok {
+                        let d = t.full_gain(0, a1, c, p) * t.full_gain(0, a2, c, p).conj();
+                        let v = Complex64::new(g.vis[i].re as f64, g.vis[i].im as f64);
+                        sv += v / d * w * d.norm_sqr();
+                        sw += w * d.norm_sqr();
+                    } else {
+                        flagged += 1;
+                    }
+                }
+                want.push((if sw > 0.0 { sv / sw } else { sv }, sw));
+            }
+        }
+        let unflagged = g.weight.len() - g.weight.count_flagged();
+        let newly_want = (flagged - g.weight.count_flagged()) as f64 / unflagged as f64;
+        let (a, raw, newly_a) = stokes_i_calibrated(g.clone(), &t, Some(None));
+        assert_eq!(
+            raw.expect("buffers").0,
+            g.vis,
+            "the samples as read come back"
+        );
+        let (b, raw, newly_b) = stokes_i_calibrated(g.clone(), &t, None);
+        assert!(raw.is_none());
+        let mut per_pol = g.clone();
+        let newly_c = apply(&mut per_pol, &t, &Cpu).unwrap();
+        let c = per_pol.into_stokes_i();
+        assert!(
+            newly_want > 0.2,
+            "station 5 and a flagged solution: {newly_want}"
+        );
+        for newly in [newly_a, newly_b, newly_c] {
+            assert!(
+                (newly - newly_want).abs() < 1e-12,
+                "{newly} vs {newly_want}"
+            );
+        }
+        assert_eq!((a.flagged, b.flagged), (flagged, flagged));
+        assert_eq!(a.stokes.vis, b.stokes.vis);
+        assert_eq!(a.stokes.weight, b.stokes.weight);
+        let peak = want.iter().map(|x| x.0.norm()).fold(0.0, f64::max);
+        for (i, (v, w)) in want.iter().enumerate() {
+            let got = a.stokes.vis[i];
+            let err = (Complex64::new(got.re as f64, got.im as f64) - v).norm();
+            assert!(err <= 2e-7 * peak, "sample {i}: {got} vs {v}"); // 6.5e-8 seen
+            assert!(
+                (a.stokes.weight[i] as f64 - w).abs() <= 2.5e-7 * w,
+                "weight {i}"
+            ); // 8.1e-8
+               // The per-polarization apply stores its weights as half floats (11 bits).
+            assert!(
+                (c.weight[i] as f64 - w).abs() <= 1e-3 * w,
+                "weight {i} per pol"
+            ); // 4.4e-4
+            let cv = c.vis[i];
+            let err = (Complex64::new(cv.re as f64, cv.im as f64) - v).norm();
+            assert!(err <= 1e-4 * peak, "sample {i} per pol: {cv} vs {v}"); // 3.6e-5
+        }
+    }
 }

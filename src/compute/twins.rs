@@ -18,24 +18,32 @@ pub fn apply_gains(
     vis.par_chunks_mut(plane)
         .zip(weight.par_chunks_mut(plane))
         .zip(baselines.par_iter())
-        .for_each(|((v, w), &(a, b))| {
-            for t in 0..g.n_times {
-                for c in 0..g.n_chan {
-                    for p in 0..g.n_pol {
-                        let i = (t * g.n_chan + c) * g.n_pol + p;
-                        match (g.gains[g.index(t, a, c, p)], g.gains[g.index(t, b, c, p)]) {
-                            (Some(ga), Some(gb)) if (ga * gb.conj()).norm_sqr() > 0.0 => {
-                                let d = ga * gb.conj();
-                                let x = Complex64::new(v[i].re as f64, v[i].im as f64) / d;
-                                v[i] = Complex32::new(x.re as f32, x.im as f32);
-                                w[i] = (w[i] as f64 * d.norm_sqr()) as f32;
-                            }
-                            _ => w[i] = 0.0,
-                        }
+        .for_each(|((v, w), &bl)| apply_gains_baseline(v, w, g, bl));
+}
+
+/// `apply_gains` on one baseline `(a, b)`'s samples (`[t][chan][pol]`).
+pub fn apply_gains_baseline(
+    v: &mut [Complex32],
+    w: &mut [f32],
+    g: &GainGrid,
+    (a, b): (usize, usize),
+) {
+    for t in 0..g.n_times {
+        for c in 0..g.n_chan {
+            for p in 0..g.n_pol {
+                let i = (t * g.n_chan + c) * g.n_pol + p;
+                match (g.gains[g.index(t, a, c, p)], g.gains[g.index(t, b, c, p)]) {
+                    (Some(ga), Some(gb)) if (ga * gb.conj()).norm_sqr() > 0.0 => {
+                        let d = ga * gb.conj();
+                        let x = Complex64::new(v[i].re as f64, v[i].im as f64) / d;
+                        v[i] = Complex32::new(x.re as f32, x.im as f32);
+                        w[i] = (w[i] as f64 * d.norm_sqr()) as f32;
                     }
+                    _ => w[i] = 0.0,
                 }
             }
-        });
+        }
+    }
 }
 
 /// Twin of `grid_tiles` (kernels/grid.cu): adds each visibility `vis_w[j]` (already

@@ -4,9 +4,11 @@
 //! `primitives`.
 
 pub mod stations;
+mod stokes;
 pub mod telescope;
 mod weights;
 
+pub use stokes::{BaselineHook, Corrected};
 pub use weights::{Weights, FLAGGED};
 
 use crate::primitives::astrometry::{dot, sub, FrameOfDate, Site, V3};
@@ -178,35 +180,9 @@ impl GroupVis {
     /// so memory already in use takes no page faults), new ones otherwise. Gives back the
     /// group's own buffers as read (visibilities, half-float weights) for the next group's
     /// read (`uvh5::group::load_group_into`).
-    pub fn into_stokes_i_reusing(
-        mut self,
-        dest: Option<StokesBuffers>,
-    ) -> (StokesGroup, RawBuffers) {
-        use rayon::prelude::*;
-        let src = std::mem::take(&mut self.vis);
-        let np = self.npol.max(1);
-        let n = src.len() / np;
-        let (mut vis, mut w) = match dest {
-            Some((v, w)) if v.len() == n && w.len() == n => (v, w),
-            _ => (vec![Complex32::default(); n], vec![0.0f32; n]),
-        };
-        let weight = &self.weight;
-        const CHUNK: usize = 1 << 14;
-        vis.par_chunks_mut(CHUNK)
-            .zip(w.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(k, (vo, wo))| {
-                let a = k * CHUNK;
-                for (j, (v, w)) in vo.iter_mut().zip(wo.iter_mut()).enumerate() {
-                    let i = a + j;
-                    *v = combine_pols(weight, np, i, &src[i * np..(i + 1) * np]);
-                    *w = weight_sum(weight, np, i) as f32;
-                }
-            });
-        let raw_weight = std::mem::take(&mut self.weight).into_stored();
-        self.vis = vis;
-        self.npol = 1;
-        (self.map_weight(|_| w), (src, raw_weight))
+    pub fn into_stokes_i_reusing(self, dest: Option<StokesBuffers>) -> (StokesGroup, RawBuffers) {
+        let (c, raw) = self.into_stokes_i_corrected_reusing(dest, None);
+        (c.stokes, raw)
     }
 }
 

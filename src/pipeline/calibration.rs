@@ -210,15 +210,16 @@ impl Tables {
         }
     }
 
-    /// Calibrates group `id` with the registry's valid table nearest its middle time. With
-    /// none within +-24 h the group is imaged uncalibrated, or fails when
+    /// The registry's valid table nearest group `id`'s middle time (each read once per
+    /// rank), with its path, checked to share antennas with the group. None with no table
+    /// within +-24 h: the group is imaged uncalibrated, or fails when
     /// `calibration.require` is set.
-    pub(super) fn apply(
+    pub(super) fn select(
         &mut self,
         ctx: &Ctx,
         id: &str,
-        vis: &mut GroupVis,
-    ) -> Result<(), ApplyError> {
+        vis: &GroupVis,
+    ) -> Result<Option<(&Path, &CalTable)>, ApplyError> {
         let mid = vis.times_jd[vis.times_jd.len() / 2];
         let Some((entry, _)) = self.registry.nearest(mid)? else {
             if ctx.cfg.calibration.require {
@@ -230,14 +231,14 @@ impl Tables {
                 "rank {}: group {id} imaged uncalibrated: no calibration within +-24 h",
                 ctx.rank()
             );
-            return Ok(());
+            return Ok(None);
         };
         let p = entry.path;
         if !self.read.contains_key(&p) {
             let t = CalTable::read(&p)?;
             self.read.insert(p.clone(), t);
         }
-        let table = &self.read[&p];
+        let (p, table) = self.read.get_key_value(&p).expect("read above");
         // A table of other antennas calibrates nothing: say so, by name.
         let ours: Vec<u32> = vis
             .antenna_names
@@ -246,27 +247,48 @@ impl Tables {
             .collect();
         if !ours.iter().any(|a| table.antenna_names.contains(a)) {
             return Err(ApplyError::NoSharedAntenna {
-                path: p,
+                path: p.clone(),
                 table: table.antenna_names.len(),
                 group: ours.len(),
             });
         }
+        Ok(Some((p.as_path(), table)))
+    }
+
+    /// Calibrates group `id` in place, per polarization, on the rank's backend, with the
+    /// table `select` gives (for a Measurement Set; the imaging applies it while forming
+    /// Stokes I, `calibrate::apply::stokes_i_calibrated`).
+    pub(super) fn apply(
+        &mut self,
+        ctx: &Ctx,
+        id: &str,
+        vis: &mut GroupVis,
+    ) -> Result<(), ApplyError> {
+        let Some((p, table)) = self.select(ctx, id, vis)? else {
+            return Ok(());
+        };
         let frac = crate::calibrate::apply::apply(vis, table, ctx.compute.as_ref())?;
-        log::info!(
-            "rank {}: group {id} calibrated with {} ({:.1} % newly flagged)",
+        calibrated(ctx, id, p, frac);
+        Ok(())
+    }
+}
+
+/// Logs group `id`'s calibration with table `p`, which flagged `frac` of its unflagged
+/// data, and marks its progress.
+pub(super) fn calibrated(ctx: &Ctx, id: &str, p: &Path, frac: f64) {
+    log::info!(
+        "rank {}: group {id} calibrated with {} ({:.1} % newly flagged)",
+        ctx.rank(),
+        p.display(),
+        100.0 * frac
+    );
+    if frac > 0.5 {
+        log::warn!(
+            "rank {}: group {id}: calibration table {} flagged {:.1} % of the data (antennas, channels or solutions it lacks)",
             ctx.rank(),
             p.display(),
             100.0 * frac
         );
-        if frac > 0.5 {
-            log::warn!(
-                "rank {}: group {id}: calibration table {} flagged {:.1} % of the data (antennas, channels or solutions it lacks)",
-                ctx.rank(),
-                p.display(),
-                100.0 * frac
-            );
-        }
-        crate::progress::mark(&ctx.out, ctx.rank(), id, "calibrated");
-        Ok(())
     }
+    crate::progress::mark(&ctx.out, ctx.rank(), id, "calibrated");
 }

@@ -30,16 +30,15 @@ pub(super) struct Inputs {
     pub spare_held: Vec<StokesBuffers>,
 }
 
-impl Inputs {
-    /// Buffers of `n` samples for a group's imaging form, when a retired group left some.
-    fn take_held(&mut self, n: usize) -> Option<StokesBuffers> {
-        let i = self
-            .spare_held
-            .iter()
-            .position(|(v, w)| v.len() == n && w.len() == n)?;
-        Some(self.spare_held.swap_remove(i))
-    }
+/// Buffers of `n` samples for a group's imaging form, when a retired group left some.
+fn take_held(spare: &mut Vec<StokesBuffers>, n: usize) -> Option<StokesBuffers> {
+    let i = spare
+        .iter()
+        .position(|(v, w)| v.len() == n && w.len() == n)?;
+    Some(spare.swap_remove(i))
+}
 
+impl Inputs {
     /// Keeps the buffers of an image's held groups for the next image's groups (only while
     /// the reader reads ahead and hands buffers over, so that reading in line keeps its
     /// smaller memory).
@@ -275,14 +274,19 @@ fn prepare(
         loaded.map_err(|e| Box::new(GroupReport::failed(&g.id, e.to_string(), None)))?;
     fsum.waterfall.clear();
     let calibrate = cfg.calibration.enabled && cfg.calibration.apply;
+    let failed = |e: String, fsum: FlagSummary| Box::new(GroupReport::failed(&g.id, e, Some(fsum)));
+    // With a Measurement Set to write, the group is calibrated per polarization first;
+    // otherwise the table is applied while Stokes I is formed.
+    let mut table = None;
     if calibrate {
         let t = Instant::now();
-        if let Err(e) = inputs.tables.apply(ctx, &g.id, &mut vis) {
-            return Err(Box::new(GroupReport::failed(
-                &g.id,
-                e.to_string(),
-                Some(fsum),
-            )));
+        let selected = if cfg.output.ms.write {
+            inputs.tables.apply(ctx, &g.id, &mut vis)
+        } else {
+            inputs.tables.select(ctx, &g.id, &vis).map(|x| table = x)
+        };
+        if let Err(e) = selected {
+            return Err(failed(e.to_string(), fsum));
         }
         add_time(report, "calibrate_apply", t);
     }
@@ -291,32 +295,56 @@ fn prepare(
         write_ms(ctx, &g.id, &vis, calibrate, report);
         add_time(report, "ms_export", t);
     }
-    let flagged = vis.weight.count_flagged();
-    if flagged == vis.weight.len() {
-        let msg = all_flagged(calibrate, &fsum);
-        return Err(Box::new(GroupReport {
-            n_vis: vis.vis.len(),
+    let n_vis = vis.vis.len();
+    let nothing_left = |fsum: FlagSummary| {
+        Box::new(GroupReport {
+            n_vis,
             flagged_fraction: 1.0,
-            ..GroupReport::failed(&g.id, msg, Some(fsum))
-        }));
+            ..GroupReport::failed(&g.id, all_flagged(calibrate, &fsum), Some(fsum))
+        })
+    };
+    let mut t = Instant::now();
+    let n_stokes = n_vis / vis.npol.max(1);
+    let (stokes, flagged) = match table {
+        Some((path, table)) => {
+            let dest = lent
+                .is_open()
+                .then(|| take_held(&mut inputs.spare_held, n_stokes));
+            let (c, raw, frac) = crate::calibrate::apply::stokes_i_calibrated(vis, table, dest);
+            super::calibration::calibrated(ctx, &g.id, path, frac);
+            if let Some(raw) = raw {
+                lent.give(raw);
+            }
+            add_time(report, "calibrate_apply", t);
+            t = Instant::now();
+            (c.stokes, c.flagged)
+        }
+        None => {
+            let flagged = vis.weight.count_flagged();
+            if flagged == n_vis {
+                return Err(nothing_left(fsum));
+            }
+            if lent.is_open() {
+                let dest = take_held(&mut inputs.spare_held, n_stokes);
+                let (stokes, raw) = vis.into_stokes_i_reusing(dest);
+                lent.give(raw);
+                (stokes, flagged)
+            } else {
+                (vis.into_stokes_i(), flagged)
+            }
+        }
+    };
+    if flagged == n_vis {
+        return Err(nothing_left(fsum));
     }
-    let t = Instant::now();
     report.groups.push(GroupReport {
         id: g.id.clone(),
         ok: true,
         error: None,
-        n_vis: vis.vis.len(),
-        flagged_fraction: flagged as f64 / vis.weight.len().max(1) as f64,
+        n_vis,
+        flagged_fraction: flagged as f64 / n_vis.max(1) as f64,
         flags: Some(fsum),
     });
-    let stokes = if lent.is_open() {
-        let dest = inputs.take_held(vis.vis.len() / vis.npol.max(1));
-        let (stokes, raw) = vis.into_stokes_i_reusing(dest);
-        lent.give(raw);
-        stokes
-    } else {
-        vis.into_stokes_i()
-    };
     let mut h = HeldGroup::from_stokes(stokes, image.centre, ctx.eop);
     add_time(report, "rephase_geometry", t);
     let (beyond, total, longest) = h.beyond_grid(&ctx.spec);
