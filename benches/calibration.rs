@@ -152,7 +152,7 @@ fn bench_apply(c: &mut Criterion) {
         b.iter_batched(
             || g.clone(),
             |mut g| {
-                apply(&mut g, &t, &contimg::compute::Cpu).unwrap();
+                apply(&mut g, &t);
                 g.into_stokes_i().vis.len()
             },
             criterion::BatchSize::LargeInput,

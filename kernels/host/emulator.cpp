@@ -17,7 +17,6 @@
 //     the device's arithmetic (fused multiply-adds), scheduling or memory model;
 //   - cuFFT's 2-D double transforms are a direct DFT (square planes only).
 #include "shim.h"
-#include "../calapply.cu"
 #include "../residuals.cu"
 #include "../sir.cu"
 #include "../sumthreshold.cu"
@@ -178,7 +177,7 @@ template <class... A> constexpr size_t arity(void (*)(A...)) { return sizeof...(
 
 static const std::map<std::string, Kernel>& kernels() {
     static const std::map<std::string, Kernel> k = {
-        KERNEL(apply_gains, false),      KERNEL(plane_noise, true),       KERNEL(normalise, false),
+        KERNEL(plane_noise, true),       KERNEL(normalise, false),
         KERNEL(threshold_values, false), KERNEL(or_flags, false),         KERNEL(sir_lines, false),
         KERNEL(sumthreshold_lines, false), KERNEL(smooth_prep, false),    KERNEL(smooth_pass, false),
         KERNEL(smooth_narrow, false),    KERNEL(clark_minor, true),       KERNEL(grid_tiles, true),

@@ -4,14 +4,53 @@
 //! flagging the data.
 
 use super::table::CalTable;
-use crate::compute::{twins, Compute, GainGrid, GpuError};
 use crate::core::{Corrected, GroupVis, RawBuffers, StokesBuffers};
-use num_complex::Complex32;
-use num_complex::Complex64;
+use num_complex::{Complex32, Complex64};
+use rayon::prelude::*;
 
 /// Baselines per block of the gains' application (a block's weights are held as f32:
 /// 256 x 24 x 768 x 2 samples = 38 MB on a full-size group).
 const APPLY_BLOCK_BASELINES: usize = 256;
+
+/// Gains per (time, antenna, channel, pol), None where the table has no valid solution.
+#[derive(Debug, Clone)]
+struct GainGrid {
+    n_times: usize,
+    n_ant: usize,
+    n_chan: usize,
+    n_pol: usize,
+    gains: Vec<Option<Complex64>>,
+}
+
+impl GainGrid {
+    #[inline]
+    fn index(&self, t: usize, a: usize, c: usize, p: usize) -> usize {
+        ((t * self.n_ant + a) * self.n_chan + c) * self.n_pol + p
+    }
+
+    /// Baseline `(a, b)`'s samples (`[t][chan][pol]`) divided by g_a conj(g_b), their
+    /// weights scaled by |g_a g_b|^2; a missing or zero gain sets the weight to 0.
+    fn apply_baseline(&self, v: &mut [Complex32], w: &mut [f32], (a, b): (usize, usize)) {
+        for t in 0..self.n_times {
+            for c in 0..self.n_chan {
+                for p in 0..self.n_pol {
+                    let i = (t * self.n_chan + c) * self.n_pol + p;
+                    let ga = self.gains[self.index(t, a, c, p)];
+                    let gb = self.gains[self.index(t, b, c, p)];
+                    match (ga, gb) {
+                        (Some(ga), Some(gb)) if (ga * gb.conj()).norm_sqr() > 0.0 => {
+                            let d = ga * gb.conj();
+                            let x = Complex64::new(v[i].re as f64, v[i].im as f64) / d;
+                            v[i] = Complex32::new(x.re as f32, x.im as f32);
+                            w[i] = (w[i] as f64 * d.norm_sqr()) as f32;
+                        }
+                        _ => w[i] = 0.0,
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// Gain of table antenna `a`, channel `c`, pol `p` at `jd` (None if flagged).
 fn gain_at(t: &CalTable, a: usize, c: usize, p: usize, jd: f64) -> Option<Complex64> {
@@ -118,7 +157,7 @@ impl GroupGains {
     /// Calibrates baseline `b`'s samples (`[t][chan][pol]`, weights as f32): a
     /// `core::BaselineHook`.
     pub fn correct(&self, b: usize, vis: &mut [Complex32], weight: &mut [f32]) {
-        twins::apply_gains_baseline(vis, weight, &self.grid, self.baselines[b]);
+        self.grid.apply_baseline(vis, weight, self.baselines[b]);
     }
 }
 
@@ -148,10 +187,10 @@ pub fn stokes_i_calibrated(
     (c, raw, newly as f64 / before.max(1) as f64)
 }
 
-/// Applies `table` in place on the rank's compute backend (the group kept per
-/// polarization: for a Measurement Set). Returns the fraction of previously unflagged
+/// Applies `table` in place, the group kept per polarization (for a Measurement Set), its
+/// weights stored again as half floats. Returns the fraction of previously unflagged
 /// visibilities that the table flagged.
-pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Result<f64, GpuError> {
+pub fn apply(g: &mut GroupVis, table: &CalTable) -> f64 {
     let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
     let GroupGains { grid, .. } = GroupGains::new(g, table);
     let before = g.weight.len() - g.weight.count_flagged();
@@ -172,19 +211,24 @@ pub fn apply(g: &mut GroupVis, table: &CalTable, compute: &dyn Compute) -> Resul
         baselines,
         ..
     } = g;
-    weight.update_blocks(per, bound, |k, w| {
+    let applied = weight.update_blocks(per, bound, |k, w| {
         let bl = &baselines[k * APPLY_BLOCK_BASELINES..][..w.len() / plane];
-        compute.apply_gains(&mut vis[k * per..][..w.len()], w, &grid, bl)
-    })?;
+        vis[k * per..][..w.len()]
+            .par_chunks_mut(plane)
+            .zip(w.par_chunks_mut(plane))
+            .zip(bl.par_iter())
+            .for_each(|((v, w), &b)| grid.apply_baseline(v, w, b));
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let Ok(()) = applied;
     let after = g.weight.len() - g.weight.count_flagged();
     let newly = before - after;
-    Ok(newly as f64 / before.max(1) as f64)
+    newly as f64 / before.max(1) as f64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compute::Cpu;
     use crate::core::{GroupMeta, Weights};
     use num_complex::Complex64;
 
@@ -306,7 +350,7 @@ mod tests {
         let (b, raw, newly_b) = stokes_i_calibrated(g.clone(), &t, None);
         assert!(raw.is_none());
         let mut per_pol = g.clone();
-        let newly_c = apply(&mut per_pol, &t, &Cpu).unwrap();
+        let newly_c = apply(&mut per_pol, &t);
         let c = per_pol.into_stokes_i();
         assert!(
             newly_want > 0.2,

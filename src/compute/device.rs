@@ -3,7 +3,7 @@
 //! disk between runs, see kernels::ptx_cache_dir), work chunked to the rank's GPU-memory
 //! budget.
 //!
-//! The Compute seam runs calibration apply, the flagger's passes (device_flag: a batch's
+//! The Compute seam runs the flagger's passes (device_flag: a batch's
 //! backgrounds, robust noise, residuals and SumThreshold of both signs chained on the
 //! device, and SIR dilation), CLEAN's minor-cycle iterations (device_minor) and round
 //! subtraction by FFT (device_convolve, the PSFs' transforms kept on the device), the
@@ -19,7 +19,7 @@
 //! cell plane) and the clip's median, and the peak search between Clark rounds run on the
 //! host.
 
-use super::{kernels, launch, twins, Compute, GainGrid, GpuError, NoGpu};
+use super::{kernels, launch, Compute, GpuError, NoGpu};
 use cudarc::cufft::sys::double2;
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig};
 use num_complex::{Complex32, Complex64};
@@ -33,7 +33,6 @@ pub struct Gpu {
     /// The flagger's stream: the next group's flagging (prefetch) runs beside this group's
     /// imaging instead of queueing behind it.
     pub(super) flag_stream: Arc<CudaStream>,
-    apply: CudaFunction,
     pub(super) grid: CudaFunction,
     pub(super) degrid: CudaFunction,
     /// The flagger's kernels (device_flag).
@@ -112,7 +111,6 @@ impl Gpu {
             let m = ctx.load_module(ptx).map_err(|e| kernel(cuda(e)))?;
             m.load_function(entry).map_err(|e| kernel(cuda(e)))
         };
-        let apply = load("calapply.cu", "apply_gains")?;
         let grid = load("grid.cu", "grid_tiles")?;
         let degrid = load("degrid.cu", "degrid_points")?;
         let flag = super::device_flag::FlagKernels::load(&load)?;
@@ -146,7 +144,6 @@ impl Gpu {
             stream,
             stream2,
             flag_stream,
-            apply,
             grid,
             degrid,
             flag,
@@ -551,74 +548,6 @@ impl Compute for Gpu {
     fn planes_per_batch(&self) -> usize {
         8192
     }
-
-    fn apply_gains(
-        &self,
-        vis: &mut [Complex32],
-        weight: &mut [f32],
-        gains: &GainGrid,
-        baselines: &[(usize, usize)],
-    ) -> Result<(), GpuError> {
-        let plane = gains.n_times * gains.n_chan * gains.n_pol;
-        let bytes_per_bl = plane * 12 + 8;
-        let gain_bytes = gains.gains.len() * 17;
-        let budget = self.work_budget();
-        if gain_bytes + bytes_per_bl > budget {
-            // The gain grid alone does not fit the budget: the CPU twin does it.
-            twins::apply_gains(vis, weight, gains, baselines);
-            return Ok(());
-        }
-        let per_chunk = ((budget - gain_bytes) / bytes_per_bl).clamp(1, baselines.len().max(1));
-        let g: Vec<f64> = gains
-            .gains
-            .iter()
-            .flat_map(|x| x.map(|c| [c.re, c.im]).unwrap_or([0.0, 0.0]))
-            .collect();
-        let valid: Vec<u8> = gains.gains.iter().map(|x| u8::from(x.is_some())).collect();
-        let d_g = self.stream.clone_htod(&g).map_err(cuda)?;
-        let d_valid = self.stream.clone_htod(&valid).map_err(cuda)?;
-        for (k, bls) in baselines.chunks(per_chunk).enumerate() {
-            let b0 = k * per_chunk;
-            let range = b0 * plane..(b0 + bls.len()) * plane;
-            let host_v = as_f32(&mut vis[range.clone()]);
-            let mut d_v = self.stream.clone_htod(&*host_v).map_err(cuda)?;
-            let mut d_w = self
-                .stream
-                .clone_htod(&weight[range.clone()])
-                .map_err(cuda)?;
-            let a1: Vec<i32> = bls.iter().map(|x| x.0 as i32).collect();
-            let a2: Vec<i32> = bls.iter().map(|x| x.1 as i32).collect();
-            let (d_a1, d_a2) = (
-                self.stream.clone_htod(&a1).map_err(cuda)?,
-                self.stream.clone_htod(&a2).map_err(cuda)?,
-            );
-            // SAFETY: one thread a sample of the chunk's baselines; the gain grid whole.
-            unsafe {
-                launch::apply_gains(
-                    &self.stream,
-                    &self.apply,
-                    launch::for_elems(bls.len() * plane)?,
-                    &mut d_v,
-                    &mut d_w,
-                    &d_g,
-                    &d_valid,
-                    &d_a1,
-                    &d_a2,
-                    bls.len() as i32,
-                    gains.n_times as i32,
-                    gains.n_chan as i32,
-                    gains.n_pol as i32,
-                    gains.n_ant as i32,
-                )
-            }
-            .map_err(cuda)?;
-            self.stream.memcpy_dtoh(&d_v, host_v).map_err(cuda)?;
-            self.stream
-                .memcpy_dtoh(&d_w, &mut weight[range])
-                .map_err(cuda)?;
-        }
-        self.stream.synchronize().map_err(cuda)
-    }
 }
 
 /// Flags as the bytes the kernels read (a bool is one byte holding 0 or 1).
@@ -649,30 +578,6 @@ pub(crate) mod tests {
                 None
             }
         }
-    }
-
-    #[test]
-    fn gains_kernel_matches_the_vectors() {
-        let Some(g) = device() else { return };
-        let v = vectors::gains();
-        let (mut vis, mut w) = (v.vis.clone(), v.weight.clone());
-        g.apply_gains(&mut vis, &mut w, &v.gains, &v.baselines)
-            .unwrap();
-        let err = vis
-            .iter()
-            .zip(&v.expected_vis)
-            .zip(&w)
-            .filter(|(_, &w)| w > 0.0)
-            .map(|((a, b), _)| (a - b).norm() / b.norm().max(1e-3))
-            .fold(0f32, f32::max);
-        assert!(err < 1e-6, "max relative error {err}");
-        assert_eq!(
-            w.iter().map(|&x| x == 0.0).collect::<Vec<_>>(),
-            v.expected_weight
-                .iter()
-                .map(|&x| x == 0.0)
-                .collect::<Vec<_>>()
-        );
     }
 
     #[test]

@@ -538,15 +538,6 @@ mod tests {
         fn name(&self) -> String {
             self.0.name()
         }
-        fn apply_gains(
-            &self,
-            v: &mut [Complex32],
-            w: &mut [f32],
-            g: &crate::compute::GainGrid,
-            bl: &[(usize, usize)],
-        ) -> Result<(), GpuError> {
-            self.0.apply_gains(v, w, g, bl)
-        }
         fn sumthreshold_planes(
             &self,
             v: &[f32],

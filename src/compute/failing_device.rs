@@ -9,7 +9,7 @@ use super::dft::{DftBlock, Point};
 use super::flag_pass::ExcessPower;
 use super::flag_planes::{FlagPlanes, PlanesFill, PlanesPass, PlanesShape};
 use super::gridder::{VisBlock, WStack};
-use super::{Compute, GainGrid, GpuError, Resident, Schedule, Smoothing};
+use super::{Compute, GpuError, Resident, Schedule, Smoothing};
 use num_complex::Complex32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -89,15 +89,6 @@ impl Compute for Failing<'_> {
     }
     fn is_device(&self) -> bool {
         true
-    }
-    fn apply_gains(
-        &self,
-        vis: &mut [Complex32],
-        weight: &mut [f32],
-        gains: &GainGrid,
-        baselines: &[(usize, usize)],
-    ) -> Result<(), GpuError> {
-        self.gpu.apply_gains(vis, weight, gains, baselines)
     }
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         if job.b.resident.is_some() {

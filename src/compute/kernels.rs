@@ -5,11 +5,6 @@
 /// (file name, source, entry points).
 pub const KERNELS: &[(&str, &str, &[&str])] = &[
     (
-        "calapply.cu",
-        include_str!("../../kernels/calapply.cu"),
-        &["apply_gains"],
-    ),
-    (
         "sumthreshold.cu",
         include_str!("../../kernels/sumthreshold.cu"),
         &["sumthreshold_lines"],
@@ -256,29 +251,29 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("contimg-ptx-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let tag = nvrtc_tag();
-        let p80 = ptx_cache_path(&dir, "calapply.cu", "compute_80", &tag).unwrap();
+        let p80 = ptx_cache_path(&dir, "held.cu", "compute_80", &tag).unwrap();
         assert_ne!(
             p80,
-            ptx_cache_path(&dir, "calapply.cu", "compute_90", &tag).unwrap()
+            ptx_cache_path(&dir, "held.cu", "compute_90", &tag).unwrap()
         );
         assert_ne!(
             p80,
-            ptx_cache_path(&dir, "calapply.cu", "compute_80", "nvrtc99.0").unwrap()
+            ptx_cache_path(&dir, "held.cu", "compute_80", "nvrtc99.0").unwrap()
         );
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(&p80, "// marked\n.entry apply_gains\n").unwrap();
-        assert!(compile_cached("calapply.cu", "compute_80", Some(&dir))
+        std::fs::write(&p80, "// marked\n.entry gather_f32\n").unwrap();
+        assert!(compile_cached("held.cu", "compute_80", Some(&dir))
             .unwrap()
             .to_src()
             .contains("// marked"));
         if nvrtc_present() {
-            let p90 = ptx_cache_path(&dir, "calapply.cu", "compute_90", &tag).unwrap();
-            let first = compile_cached("calapply.cu", "compute_90", Some(&dir))
+            let p90 = ptx_cache_path(&dir, "held.cu", "compute_90", &tag).unwrap();
+            let first = compile_cached("held.cu", "compute_90", Some(&dir))
                 .unwrap()
                 .to_src();
             assert_eq!(std::fs::read_to_string(&p90).unwrap(), first);
             assert_eq!(
-                compile_cached("calapply.cu", "compute_90", Some(&dir))
+                compile_cached("held.cu", "compute_90", Some(&dir))
                     .unwrap()
                     .to_src(),
                 first
@@ -339,9 +334,9 @@ mod tests {
                 loads += 1;
             }
         }
-        // calapply, grid, degrid; 9 flagger, 5 convolution, 1 minor-cycle, 1 direct sum,
+        // grid, degrid; 9 flagger, 5 convolution, 1 minor-cycle, 1 direct sum,
         // 9 w-stack, 4 held-group, 9 held flagging planes, 3 outliers' refit.
-        assert_eq!(loads, 44);
+        assert_eq!(loads, 43);
     }
 
     /// Every kernel compiles through NVRTC for sm_80 and sm_90, as the program compiles them

@@ -125,10 +125,6 @@ macro_rules! kernels {
 }
 
 kernels! {
-    "calapply.cu" apply_gains(
-        vis: rw2 f32, weight: rw f32, gains: ro2 f64, valid: ro u8, ant1: ro i32, ant2: ro i32,
-        nbl: val i32, nt: val i32, nchan: val i32, npol: val i32, nant: val i32
-    );
     "sumthreshold.cu" sumthreshold_lines(
         values: ro f32, flags: ro u8, new_flags: rw u8, nlines: val i32, line_step: val i32,
         stride: val i32, n: val i32, m: val i32, thr: val f32, nplanes: val i32, plane_size: val i64

@@ -60,7 +60,7 @@ pub mod vectors;
 
 use crate::compute::degridder::{WUnstack, Weights};
 use crate::compute::gridder::{GridSpec, Planes, VisBlock, WStack};
-use num_complex::{Complex32, Complex64};
+use num_complex::Complex32;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -159,14 +159,6 @@ pub trait Compute: Send + Sync {
     fn is_device(&self) -> bool {
         false
     }
-    /// Divides by g_a conj(g_b) and scales weights by |g_a g_b|^2 (see twins::apply_gains).
-    fn apply_gains(
-        &self,
-        vis: &mut [Complex32],
-        weight: &mut [f32],
-        gains: &GainGrid,
-        baselines: &[(usize, usize)],
-    ) -> Result<(), GpuError>;
     /// A block's w-stacked gridding (see compute::gridder::WStack): the (dirty, psf) block
     /// images before the w-taper correction.
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError>;
@@ -423,39 +415,12 @@ pub struct Smoothing {
     pub linear: bool,
 }
 
-/// Gains per (time, antenna, channel, pol), None where the table has no valid solution.
-#[derive(Debug, Clone)]
-pub struct GainGrid {
-    pub n_times: usize,
-    pub n_ant: usize,
-    pub n_chan: usize,
-    pub n_pol: usize,
-    pub gains: Vec<Option<Complex64>>,
-}
-
-impl GainGrid {
-    #[inline]
-    pub fn index(&self, t: usize, a: usize, c: usize, p: usize) -> usize {
-        ((t * self.n_ant + a) * self.n_chan + c) * self.n_pol + p
-    }
-}
-
 /// The CPU backend: the twins, run with rayon.
 pub struct Cpu;
 
 impl Compute for Cpu {
     fn name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
-    }
-    fn apply_gains(
-        &self,
-        vis: &mut [Complex32],
-        weight: &mut [f32],
-        gains: &GainGrid,
-        baselines: &[(usize, usize)],
-    ) -> Result<(), GpuError> {
-        twins::apply_gains(vis, weight, gains, baselines);
-        Ok(())
     }
     fn grid_wstack(&self, job: &WStack) -> Result<(Vec<f64>, Vec<f64>), GpuError> {
         Ok(crate::compute::gridder::wstack_cpu(job))

@@ -556,15 +556,6 @@ pub(crate) mod tests {
         fn name(&self) -> String {
             "twins".into()
         }
-        fn apply_gains(
-            &self,
-            _: &mut [Complex32],
-            _: &mut [f32],
-            _: &super::super::GainGrid,
-            _: &[(usize, usize)],
-        ) -> Result<(), super::super::GpuError> {
-            unreachable!()
-        }
         fn grid_wstack(
             &self,
             job: &WStack,

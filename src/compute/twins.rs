@@ -1,50 +1,7 @@
 //! CPU twins of the kernels in `kernels/*.cu`: the same arithmetic, run with rayon. The CPU
 //! backend is these functions; `vectors` holds the test vectors both sides are checked on.
 
-use super::GainGrid;
-use num_complex::{Complex32, Complex64};
-use rayon::prelude::*;
-
-/// Twin of `apply_gains` (kernels/calapply.cu): layout [bl][t][chan][pol]; every sample is
-/// divided by g_a conj(g_b) and its weight scaled by |g_a g_b|^2; a missing or zero gain
-/// sets the weight to 0.
-pub fn apply_gains(
-    vis: &mut [Complex32],
-    weight: &mut [f32],
-    g: &GainGrid,
-    baselines: &[(usize, usize)],
-) {
-    let plane = g.n_times * g.n_chan * g.n_pol;
-    vis.par_chunks_mut(plane)
-        .zip(weight.par_chunks_mut(plane))
-        .zip(baselines.par_iter())
-        .for_each(|((v, w), &bl)| apply_gains_baseline(v, w, g, bl));
-}
-
-/// `apply_gains` on one baseline `(a, b)`'s samples (`[t][chan][pol]`).
-pub fn apply_gains_baseline(
-    v: &mut [Complex32],
-    w: &mut [f32],
-    g: &GainGrid,
-    (a, b): (usize, usize),
-) {
-    for t in 0..g.n_times {
-        for c in 0..g.n_chan {
-            for p in 0..g.n_pol {
-                let i = (t * g.n_chan + c) * g.n_pol + p;
-                match (g.gains[g.index(t, a, c, p)], g.gains[g.index(t, b, c, p)]) {
-                    (Some(ga), Some(gb)) if (ga * gb.conj()).norm_sqr() > 0.0 => {
-                        let d = ga * gb.conj();
-                        let x = Complex64::new(v[i].re as f64, v[i].im as f64) / d;
-                        v[i] = Complex32::new(x.re as f32, x.im as f32);
-                        w[i] = (w[i] as f64 * d.norm_sqr()) as f32;
-                    }
-                    _ => w[i] = 0.0,
-                }
-            }
-        }
-    }
-}
+use num_complex::Complex64;
 
 /// Twin of `grid_tiles` (kernels/grid.cu): adds each visibility `vis_w[j]` (already
 /// weighted) times its w-kernel weight `w_weight[j]` to the grid at pixel coordinates

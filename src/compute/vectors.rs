@@ -2,95 +2,12 @@
 //! outputs from a direct f64 evaluation of the definition (not from either implementation).
 //! Tests run the twin on them here, and the kernel on them where a GPU exists.
 
-use super::GainGrid;
-use num_complex::{Complex32, Complex64};
+use num_complex::Complex64;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
-}
-
-fn c32(r: &mut ChaCha8Rng) -> Complex32 {
-    Complex32::new(r.random_range(-2.0..2.0), r.random_range(-2.0..2.0))
-}
-
-pub struct Gains {
-    pub vis: Vec<Complex32>,
-    pub weight: Vec<f32>,
-    pub gains: GainGrid,
-    pub baselines: Vec<(usize, usize)>,
-    pub expected_vis: Vec<Complex32>,
-    pub expected_weight: Vec<f32>,
-}
-
-/// 6 antennas (all pairs with autos), 4 times, 8 channels, 2 pols; a few missing gains.
-pub fn gains() -> Gains {
-    let mut r = rng(11);
-    let (n_ant, nt, nc, np) = (6, 4, 8, 2);
-    let baselines: Vec<(usize, usize)> = (0..n_ant)
-        .flat_map(|b| (0..=b).map(move |a| (a, b)))
-        .collect();
-    let mut gains = GainGrid {
-        n_times: nt,
-        n_ant,
-        n_chan: nc,
-        n_pol: np,
-        gains: vec![None; nt * n_ant * nc * np],
-    };
-    for (i, g) in gains.gains.iter_mut().enumerate() {
-        *g = if i % 37 == 5 {
-            None
-        } else {
-            Some(Complex64::from_polar(
-                r.random_range(0.5..2.0),
-                r.random_range(-3.0..3.0),
-            ))
-        };
-    }
-    let n = baselines.len() * nt * nc * np;
-    let vis: Vec<Complex32> = (0..n).map(|_| c32(&mut r)).collect();
-    let weight: Vec<f32> = (0..n)
-        .map(|i| {
-            if i % 11 == 3 {
-                0.0
-            } else {
-                r.random_range(0.5..1.5)
-            }
-        })
-        .collect();
-    let mut expected_vis = vis.clone();
-    let mut expected_weight = weight.clone();
-    for (i, (v, w)) in expected_vis
-        .iter_mut()
-        .zip(expected_weight.iter_mut())
-        .enumerate()
-    {
-        let p = i % np;
-        let c = (i / np) % nc;
-        let t = (i / (np * nc)) % nt;
-        let (a, b) = baselines[i / (np * nc * nt)];
-        match (
-            gains.gains[gains.index(t, a, c, p)],
-            gains.gains[gains.index(t, b, c, p)],
-        ) {
-            (Some(ga), Some(gb)) => {
-                let d = ga * gb.conj();
-                let x = Complex64::new(v.re as f64, v.im as f64) / d;
-                *v = Complex32::new(x.re as f32, x.im as f32);
-                *w = (*w as f64 * d.norm_sqr()) as f32;
-            }
-            _ => *w = 0.0,
-        }
-    }
-    Gains {
-        vis,
-        weight,
-        gains,
-        baselines,
-        expected_vis,
-        expected_weight,
-    }
 }
 
 pub struct SumThreshold {
@@ -580,34 +497,6 @@ mod tests {
             .map(|(a, b)| (a - b).norm())
             .fold(0f64, f64::max);
         assert!(err < 1e-12, "max error {err}");
-    }
-
-    #[test]
-    fn gains_twin_matches_the_vectors() {
-        let v = gains();
-        let (mut vis, mut w) = (v.vis.clone(), v.weight.clone());
-        twins::apply_gains(&mut vis, &mut w, &v.gains, &v.baselines);
-        assert_eq!(
-            w.iter().map(|&x| x == 0.0).collect::<Vec<_>>(),
-            v.expected_weight
-                .iter()
-                .map(|&x| x == 0.0)
-                .collect::<Vec<_>>()
-        );
-        let err = vis
-            .iter()
-            .zip(&v.expected_vis)
-            .zip(&w)
-            .filter(|(_, &w)| w > 0.0)
-            .map(|((a, b), _)| (a - b).norm() / b.norm().max(1e-3))
-            .fold(0f32, f32::max);
-        assert!(err < 1e-6, "max relative error {err}");
-        let werr = w
-            .iter()
-            .zip(&v.expected_weight)
-            .map(|(a, b)| (a - b).abs() / b.max(1e-3))
-            .fold(0f32, f32::max);
-        assert!(werr < 1e-6, "weights {werr}");
     }
 
     #[test]

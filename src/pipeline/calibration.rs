@@ -26,8 +26,6 @@ pub(super) enum ApplyError {
         table: usize,
         group: usize,
     },
-    #[error(transparent)]
-    Apply(#[from] crate::compute::GpuError),
     #[error("no valid calibration within +-24 h in {}", registry.display())]
     Missing { registry: PathBuf },
 }
@@ -267,7 +265,7 @@ impl Tables {
         let Some((p, table)) = self.select(ctx, id, vis)? else {
             return Ok(());
         };
-        let frac = crate::calibrate::apply::apply(vis, table, ctx.compute.as_ref())?;
+        let frac = crate::calibrate::apply::apply(vis, table);
         calibrated(ctx, id, p, frac);
         Ok(())
     }
