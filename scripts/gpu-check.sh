@@ -73,7 +73,7 @@ else
   bench=(cargo bench --features gpu --bench gridding --)
   compare=(cargo run --release --quiet --features gpu --example compare_images --)
 fi
-case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: imaging::held::tests::on_a_device flag::planes_tests ;; esac
+case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: imaging::held::tests::on_a_device flag::planes_tests imaging::clark::device_tests ;; esac
 case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_required_matches_off_on_a_gpu ;; esac
 case ,$STEPS, in *,bench,*) step gridding-bench "${bench[@]}" --sample-size 10 --warm-up-time 1 --measurement-time 5 "${BENCH_FILTER:-subband}" ;; esac
 case ,$STEPS, in *,read,*) # the CPU path's group read against a warm cat (issue: <= 2x)
@@ -157,6 +157,11 @@ try:
     out.update(outliers_refitted_on_device=len(re.findall(r"outliers refitted on the device", text)))
     out.update(flag_planes_held=len(re.findall(r"flagging planes \(\d+ samples\) held on", text)),
                flagging_fell_back=len(re.findall(r"flagging the group on the CPU", text)))
+    # CLEAN's minor cycles with their residual images held on the device
+    # (compute::device_residual), those on the host, and held images lost part-way.
+    out.update(minor_cycles_images_held=len(re.findall(r"residual images held on the device", text)),
+               minor_cycles_images_on_host=len(re.findall(r"residual images on the host", text)),
+               minor_cycles_images_lost=len(re.findall(r"held residual images lost", text)))
 except OSError:
     pass
 try:

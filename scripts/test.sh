@@ -44,7 +44,7 @@ unset CONTIMG_SKIP_LOG
 # (imaging::held) must subtract and re-grid as on the host.
 EMULATED_GPU=$(bash scripts/emulated-gpu.sh)
 LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
-  cargo test --release --features ms,gpu --lib -- compute:: imaging::held::tests::on_a_device flag::planes_tests
+  cargo test --release --features ms,gpu --lib -- compute:: imaging::held::tests::on_a_device flag::planes_tests imaging::clark::device_tests
 LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
   cargo test --release --features ms,gpu --test night gpu_required_matches_off_on_a_gpu -- --nocapture
 # Slurm: an archive array, its resubmission and a 2-rank night job on a real local Slurm.

@@ -370,12 +370,20 @@ fn gpu_required_matches_off_on_a_gpu() {
         );
         // On the device, the group is held there for CLEAN (HeldGroup::hold) and every
         // model increment is subtracted there; its flagging planes were held there for the
-        // whole flagger, and no step fell back to the CPU.
+        // whole flagger, its minor cycles' residual images were held there, and no step fell
+        // back to the CPU.
         let held = text.contains("1 of 1 groups held on the device for CLEAN")
             && text.contains("subtracted on the device");
         assert_eq!(held, mode == GpuMode::Required, "{text}");
         let planes = text.contains("flagging planes (") && text.contains(") held on gpu");
         assert_eq!(planes, mode == GpuMode::Required, "{text}");
+        // CLEAN's minor cycles: the residual images held on the device, every cycle.
+        let on_device = text.contains("residual images held on the device");
+        assert_eq!(on_device, mode == GpuMode::Required, "{text}");
+        assert!(
+            !text.contains("residual images on the host") || mode == GpuMode::Off,
+            "{text}"
+        );
         assert!(!text.contains("on the CPU"), "{text}");
         outputs.push(images(&c.output.dir));
         if mode == GpuMode::Required {

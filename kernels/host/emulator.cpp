@@ -30,6 +30,7 @@
 #include "../held.cu"
 #include "../planes.cu"
 #include "../outliers.cu"
+#include "../residual.cu"
 #include "dft2.h"
 
 #include <atomic>
@@ -192,7 +193,8 @@ static const std::map<std::string, Kernel>& kernels() {
         KERNEL(excess_reduce, false),
         KERNEL(count_planes, false),     KERNEL(flag_planes, false),      KERNEL(clip_sample, false),
         KERNEL(clip_above, false),       KERNEL(outlier_rows, false),     KERNEL(sum_row_chunks, false),
-        KERNEL(outlier_subtract, false),
+        KERNEL(outlier_subtract, false), KERNEL(absmax_runs, false),      KERNEL(count_above, false),
+        KERNEL(list_above, false),       KERNEL(gather_pixels, false),    KERNEL(subtract_image, false),
     };
     return k;
 }

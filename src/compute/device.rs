@@ -53,6 +53,8 @@ pub struct Gpu {
     pub(super) planes: super::device_planes::PlanesKernels,
     /// outliers.cu's functions: the outliers' refit on a held group (device_outliers).
     pub(super) outliers: super::device_outliers::OutlierKernels,
+    /// CLEAN's residual images held through a minor cycle (device_residual).
+    pub(super) residual: super::device_residual::ResidualKernels,
     pub(super) resident_bytes: Arc<std::sync::atomic::AtomicUsize>,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
@@ -121,6 +123,7 @@ impl Gpu {
         let held = super::device_held::HeldKernels::load(load)?;
         let planes = super::device_planes::PlanesKernels::load(load)?;
         let outliers = super::device_outliers::OutlierKernels::load(load)?;
+        let residual = super::device_residual::ResidualKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(on_device)?;
         let share = super::rank_share(ordinal, local_size, n as usize, free, mem_gib);
         let (budget, flag_budget) = (share - share / 4, share / 4);
@@ -156,6 +159,7 @@ impl Gpu {
             held,
             planes,
             outliers,
+            residual,
             resident_bytes: Default::default(),
             ffts: Default::default(),
             staging: Default::default(),
@@ -437,6 +441,17 @@ impl Compute for Gpu {
         job: &super::minor::MinorJob,
     ) -> Result<super::minor::MinorOut, GpuError> {
         self.minor_dev(job)
+    }
+
+    fn hold_images(
+        &self,
+        images: &[Vec<f64>],
+        eligible: &[bool],
+        n: usize,
+    ) -> Result<Option<Box<dyn super::held_images::HeldImages + '_>>, GpuError> {
+        Ok(self
+            .hold_images_dev(images, eligible, n)?
+            .map(|h| Box::new(h) as Box<dyn super::held_images::HeldImages>))
     }
 
     fn sir_planes(

@@ -109,6 +109,23 @@ impl Gpu {
         hats: &[&PsfHat],
         n: usize,
     ) -> Result<Vec<Vec<f64>>, GpuError> {
+        let mut out = Vec::with_capacity(comps.len());
+        self.convolve_dev_each(comps, hats, n, |_, img| {
+            out.push(self.stream.clone_dtoh(img).map_err(cuda)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The round convolution on the device, each residual term's n x n image handed to
+    /// `sink` (term, image on the device) as it is made.
+    pub(super) fn convolve_dev_each(
+        &self,
+        comps: &[Vec<(usize, f64)>],
+        hats: &[&PsfHat],
+        n: usize,
+        mut sink: impl FnMut(usize, &CudaSlice<f64>) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError> {
         let nt = comps.len();
         let m = 2 * n;
         if nt == 0 || hats.len() + 1 < 2 * nt || hats.iter().any(|h| h.m != m) {
@@ -172,7 +189,6 @@ impl Gpu {
         let mut acc = s.alloc_zeros::<double2>(mm).map_err(cuda)?;
         let mut img = s.alloc_zeros::<f64>(n * n).map_err(cuda)?;
         let (len, scale) = (mm as i64, 1.0 / mm as f64);
-        let mut out = Vec::with_capacity(nt);
         for tp in 0..nt {
             s.memset_zeros(&mut acc).map_err(cuda)?;
             for (t, h) in comp_hats.iter().enumerate() {
@@ -205,9 +221,9 @@ impl Gpu {
                 )
             }
             .map_err(cuda)?;
-            out.push(s.clone_dtoh(&img).map_err(cuda)?);
+            sink(tp, &img)?;
         }
-        Ok(out)
+        Ok(())
     }
 }
 

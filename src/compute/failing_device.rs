@@ -1,14 +1,18 @@
 //! A device that fails part-way, for the tests of the stages' recovery (tests only, feature
 //! `gpu`): the device backend, with the calls on what it holds counted (a held group's
-//! griddings, subtractions and outlier refits, every call on held flagging planes) and failing from the
-//! `fail_at`-th on, as a device lost mid-group looks to the pipeline.
+//! griddings, subtractions and outlier refits, every call on held flagging planes or held
+//! residual images) and failing from the `fail_at`-th on, as a device lost mid-group looks
+//! to the pipeline (`fail_at` 0: residual images are not held).
 
+use super::convolve::PsfHat;
 use super::degridder::{WUnstack, Weights};
 use super::device::Gpu;
 use super::dft::{DftBlock, Point};
 use super::flag_pass::ExcessPower;
 use super::flag_planes::{FlagPlanes, PlanesFill, PlanesPass, PlanesShape};
 use super::gridder::{VisBlock, WStack};
+use super::held_images::HeldImages;
+use super::minor::{MinorJob, MinorOut};
 use super::{Compute, GpuError, Resident, Schedule, Smoothing};
 use num_complex::Complex32;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +43,35 @@ impl<'a> Failing<'a> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Held residual images whose every call is counted by their `Failing` device.
+struct FailingImages<'a> {
+    inner: Box<dyn HeldImages + 'a>,
+    owner: &'a Failing<'a>,
+}
+
+impl HeldImages for FailingImages<'_> {
+    fn peak(&mut self) -> Result<f64, GpuError> {
+        self.owner.tick()?;
+        self.inner.peak()
+    }
+    fn above(&mut self, limit: f64) -> Result<Vec<(u32, f64)>, GpuError> {
+        self.owner.tick()?;
+        self.inner.above(limit)
+    }
+    fn values(&mut self, t: usize, idx: &[u32]) -> Result<Vec<f64>, GpuError> {
+        self.owner.tick()?;
+        self.inner.values(t, idx)
+    }
+    fn subtract(&mut self, comps: &[Vec<(usize, f64)>], hats: &[&PsfHat]) -> Result<(), GpuError> {
+        self.owner.tick()?;
+        self.inner.subtract(comps, hats)
+    }
+    fn fetch(&mut self, out: &mut [Vec<f64>]) -> Result<(), GpuError> {
+        self.owner.tick()?;
+        self.inner.fetch(out)
     }
 }
 
@@ -158,6 +191,33 @@ impl Compute for Failing<'_> {
     ) -> Result<(), GpuError> {
         self.tick()?;
         self.gpu.outlier_subtract(r, m, delta)
+    }
+    fn psf_hat(&self, psf: &[f64], m: usize) -> Result<PsfHat, GpuError> {
+        self.gpu.psf_hat(psf, m)
+    }
+    fn convolve_components(
+        &self,
+        comps: &[Vec<(usize, f64)>],
+        hats: &[&PsfHat],
+        n: usize,
+    ) -> Result<Vec<Vec<f64>>, GpuError> {
+        self.gpu.convolve_components(comps, hats, n)
+    }
+    fn minor_cycle(&self, job: &MinorJob) -> Result<MinorOut, GpuError> {
+        self.gpu.minor_cycle(job)
+    }
+    fn hold_images(
+        &self,
+        images: &[Vec<f64>],
+        eligible: &[bool],
+        n: usize,
+    ) -> Result<Option<Box<dyn HeldImages + '_>>, GpuError> {
+        if self.fail_at == 0 {
+            return Ok(None); // (the device's minor cycles without held images)
+        }
+        Ok(self.gpu.hold_images(images, eligible, n)?.map(|inner| {
+            Box::new(FailingImages { inner, owner: self }) as Box<dyn HeldImages + '_>
+        }))
     }
     fn hold_planes(
         &self,

@@ -81,6 +81,17 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "residual.cu",
+        include_str!("../../kernels/residual.cu"),
+        &[
+            "absmax_runs",
+            "count_above",
+            "list_above",
+            "gather_pixels",
+            "subtract_image",
+        ],
+    ),
+    (
         "wstack.cu",
         include_str!("../../kernels/wstack.cu"),
         &[
@@ -301,6 +312,7 @@ mod tests {
             ("device_held.rs", include_str!("device_held.rs")),
             ("device_planes.rs", include_str!("device_planes.rs")),
             ("device_outliers.rs", include_str!("device_outliers.rs")),
+            ("device_residual.rs", include_str!("device_residual.rs")),
             ("device_unstack.rs", include_str!("device_unstack.rs")),
             ("device_convolve.rs", include_str!("device_convolve.rs")),
             ("device_dft.rs", include_str!("device_dft.rs")),
@@ -335,8 +347,8 @@ mod tests {
             }
         }
         // grid, degrid; 9 flagger, 5 convolution, 1 minor-cycle, 1 direct sum,
-        // 9 w-stack, 4 held-group, 9 held flagging planes, 3 outliers' refit.
-        assert_eq!(loads, 43);
+        // 9 w-stack, 4 held-group, 9 held flagging planes, 3 outliers' refit, 5 held residual images.
+        assert_eq!(loads, 48);
     }
 
     /// Every kernel compiles through NVRTC for sm_80 and sm_90, as the program compiles them

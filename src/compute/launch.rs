@@ -246,6 +246,14 @@ kernels! {
         amp: ro f32, flags: rw u8, p: val i32, np: val i32, plane: val i64, n: val i64,
         limit: val f32
     );
+    "residual.cu" absmax_runs(res: ro f64, mask: ro u8, n: val i64, partial: rw f64);
+    "residual.cu" count_above(res: ro f64, mask: ro u8, n: val i64, limit: val f64, counts: rw i32);
+    "residual.cu" list_above(
+        res: ro f64, mask: ro u8, n: val i64, limit: val f64, offsets: ro i64, idx: rw i32,
+        val: rw f64
+    );
+    "residual.cu" gather_pixels(res: ro f64, idx: ro i32, k: val i32, out: rw f64);
+    "residual.cu" subtract_image(res: rw f64, img: ro f64, n: val i64);
     "wstack.cu" add_to(acc: rw double2, x: ro double2, n: val i64);
     "wstack.cu" degrid_finish(
         acc: ro double2, uvw: ro f64, dw: ro f64, freqs: ro f64, nrow: val i32, nchan: val i32,

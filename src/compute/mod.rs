@@ -28,6 +28,8 @@ mod device_outliers;
 #[cfg(feature = "gpu")]
 mod device_planes;
 #[cfg(feature = "gpu")]
+mod device_residual;
+#[cfg(feature = "gpu")]
 mod device_stack;
 #[cfg(feature = "gpu")]
 mod device_timing;
@@ -44,6 +46,7 @@ pub mod flag_pass;
 pub mod flag_planes;
 pub mod flagging;
 pub mod gridder;
+pub mod held_images;
 #[cfg(test)]
 mod host_kernels;
 pub mod kernels;
@@ -324,6 +327,17 @@ pub trait Compute: Send + Sync {
         n: usize,
     ) -> Result<Vec<Vec<f64>>, GpuError> {
         Ok(convolve::convolve_cpu(comps, hats, n))
+    }
+    /// A minor cycle's residual images (one a term, n x n) held in the backend's memory
+    /// with the pixels that may take components (see held_images::HeldImages); None where
+    /// the backend keeps none (the CPU) or has no room.
+    fn hold_images(
+        &self,
+        _images: &[Vec<f64>],
+        _eligible: &[bool],
+        _n: usize,
+    ) -> Result<Option<Box<dyn held_images::HeldImages + '_>>, GpuError> {
+        Ok(None)
     }
     /// One Clark round's minor-cycle iterations over its pixel list (see
     /// minor::minor_cpu, the twin every backend's result equals to the last bit).

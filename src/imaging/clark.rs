@@ -13,8 +13,9 @@
 use rayon::prelude::*;
 
 use crate::compute::convolve::{convolve_cpu, PsfHat};
+use crate::compute::held_images::HeldImages;
 use crate::compute::minor::MinorJob;
-use crate::compute::Compute;
+use crate::compute::{Compute, GpuError};
 
 /// Largest number of pixels a round iterates on.
 const MAX_ACTIVE: usize = 200_000;
@@ -143,6 +144,183 @@ fn subtract_round_with(
     }
 }
 
+/// The residual images a minor cycle works on: the host's, or a backend's copy of them
+/// (`Compute::hold_images`: on a device each round's peak, pixel list and subtraction run
+/// there) with the components subtracted from it so far. While a copy is held the host's
+/// images stay as they were when it was made; if the backend fails, they get every
+/// component subtracted since (one convolution of their sum) and the cycle goes on on the
+/// host. At the end the copy comes back into them.
+struct Images<'a> {
+    held: Option<Box<dyn HeldImages + 'a>>,
+    since: Vec<Vec<(usize, f64)>>,
+    psfs: &'a [Vec<f64>],
+    n: usize,
+    cps: &'a [ClarkPsf],
+    compute: &'a dyn Compute,
+}
+
+impl<'a> Images<'a> {
+    fn new(
+        residuals: &[Vec<f64>],
+        (psfs, n, cps): (&'a [Vec<f64>], usize, &'a [ClarkPsf]),
+        compute: &'a dyn Compute,
+    ) -> Self {
+        Images {
+            held: None,
+            since: vec![Vec::new(); residuals.len()],
+            psfs,
+            n,
+            cps,
+            compute,
+        }
+    }
+
+    /// Holds the images on a device (from a minor cycle's second round on: a cycle of one
+    /// round moves one convolved image a term either way, and from the third round on
+    /// the held copy moves less).
+    fn hold(&mut self, residuals: &[Vec<f64>], eligible: &(dyn Fn(usize) -> bool + Sync)) {
+        if !self.compute.is_device() || self.held.is_some() {
+            return;
+        }
+        let n = self.n;
+        let mask: Vec<bool> = (0..n * n).into_par_iter().map(eligible).collect();
+        self.held = self
+            .compute
+            .hold_images(residuals, &mask, n)
+            .unwrap_or_else(|e| {
+                log::warn!(
+                    "clark: residual images not held on {} ({e})",
+                    self.compute.name()
+                );
+                None
+            });
+    }
+
+    /// Drops the held copy after its backend failed: the host's images get the components
+    /// subtracted from the copy so far.
+    fn give_up(&mut self, residuals: &mut [Vec<f64>], e: &GpuError) {
+        log::warn!(
+            "clark: held residual images lost on {} ({e}); the minor cycle goes on on the host",
+            self.compute.name()
+        );
+        self.held = None;
+        let mut since = std::mem::take(&mut self.since);
+        for cs in since.iter_mut() {
+            merge(cs);
+        }
+        if since.iter().any(|c| !c.is_empty()) {
+            subtract_round(residuals, &since, self.psfs, self.n, self.cps, self.compute);
+        }
+        self.since = vec![Vec::new(); residuals.len()];
+    }
+
+    /// The largest eligible |term 0|.
+    fn peak(
+        &mut self,
+        residuals: &mut [Vec<f64>],
+        eligible: &(dyn Fn(usize) -> bool + Sync),
+    ) -> f64 {
+        if let Some(h) = self.held.as_mut() {
+            match h.peak() {
+                Ok(p) => return p,
+                Err(e) => self.give_up(residuals, &e),
+            }
+        }
+        residuals[0]
+            .par_iter()
+            .enumerate()
+            .filter(|(i, _)| eligible(*i))
+            .map(|(_, v)| v.abs())
+            .reduce(|| 0.0, f64::max)
+    }
+
+    /// The eligible pixels with |term 0| above `limit`, in index order, with their values.
+    fn above(
+        &mut self,
+        residuals: &mut [Vec<f64>],
+        limit: f64,
+        eligible: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Vec<(u32, f64)> {
+        if let Some(h) = self.held.as_mut() {
+            match h.above(limit) {
+                Ok(a) => return a,
+                Err(e) => self.give_up(residuals, &e),
+            }
+        }
+        residuals[0]
+            .par_iter()
+            .enumerate()
+            .filter(|(i, v)| v.abs() > limit && eligible(*i))
+            .map(|(i, &v)| (i as u32, v))
+            .collect()
+    }
+
+    /// Every term's values at the listed pixels (term 0's from the list itself).
+    fn values(&mut self, residuals: &mut [Vec<f64>], active: &[(u32, f64)]) -> Vec<Vec<f64>> {
+        if let Some(h) = self.held.as_mut() {
+            let idx: Vec<u32> = active.iter().map(|a| a.0).collect();
+            let mut vals = vec![active.iter().map(|a| a.1).collect::<Vec<f64>>()];
+            let rest: Result<Vec<Vec<f64>>, GpuError> =
+                (1..residuals.len()).map(|t| h.values(t, &idx)).collect();
+            match rest {
+                Ok(r) => {
+                    vals.extend(r);
+                    return vals;
+                }
+                Err(e) => self.give_up(residuals, &e),
+            }
+        }
+        (0..residuals.len())
+            .map(|t| {
+                active
+                    .iter()
+                    .map(|&(i, _)| residuals[t][i as usize])
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Subtracts a round's components (merged per pixel) from every term.
+    fn subtract(&mut self, residuals: &mut [Vec<f64>], comps: &[Vec<(usize, f64)>]) {
+        if let Some(h) = self.held.as_mut() {
+            let hats: Vec<&PsfHat> = self.cps.iter().map(|c| &c.hat).collect();
+            match h.subtract(comps, &hats) {
+                Ok(()) => {
+                    for (s, c) in self.since.iter_mut().zip(comps) {
+                        s.extend_from_slice(c);
+                    }
+                    return;
+                }
+                Err(e) => self.give_up(residuals, &e),
+            }
+        }
+        subtract_round(residuals, comps, self.psfs, self.n, self.cps, self.compute);
+    }
+
+    /// The held copy back into the host's images.
+    fn finish(mut self, residuals: &mut [Vec<f64>]) {
+        if let Some(mut h) = self.held.take() {
+            if let Err(e) = h.fetch(residuals) {
+                self.held = Some(h);
+                self.give_up(residuals, &e);
+            }
+        }
+    }
+}
+
+/// Components sorted by pixel, those of one pixel summed.
+fn merge(cs: &mut Vec<(usize, f64)>) {
+    cs.sort_unstable_by_key(|x| x.0);
+    cs.dedup_by(|a, b| {
+        if a.0 == b.0 {
+            b.1 += a.1;
+            true
+        } else {
+            false
+        }
+    });
+}
+
 /// What a minor cycle needs to know besides the images.
 pub struct Round<'a> {
     pub gain: f64,
@@ -207,13 +385,9 @@ pub fn clark(
     let (mut rounds, mut longest, mut minor_s, mut sub_s) = (0usize, 0usize, 0.0f64, 0.0f64);
     // The sum of the components' |flux| so far (term 0).
     let mut subtracted = 0.0;
+    let mut images = Images::new(residuals, (psfs, n, cps), compute);
     loop {
-        let peak = residuals[0]
-            .par_iter()
-            .enumerate()
-            .filter(|(i, _)| (r.eligible)(*i))
-            .map(|(_, v)| v.abs())
-            .reduce(|| 0.0, f64::max);
+        let peak = images.peak(residuals, r.eligible);
         last = peak;
         if peak <= r.stop(subtracted) || peak == 0.0 || *iterations >= r.niter {
             break;
@@ -223,12 +397,7 @@ pub fn clark(
             break;
         }
         let mut limit = r.stop(subtracted).max(cps[0].sidelobe * peak);
-        let mut active: Vec<(u32, f64)> = residuals[0]
-            .par_iter()
-            .enumerate()
-            .filter(|(i, v)| v.abs() > limit && (r.eligible)(*i))
-            .map(|(i, &v)| (i as u32, v))
-            .collect();
+        let mut active = images.above(residuals, limit, r.eligible);
         longest = longest.max(active.len().min(MAX_ACTIVE));
         if active.len() > MAX_ACTIVE {
             active.select_nth_unstable_by(MAX_ACTIVE - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
@@ -239,14 +408,7 @@ pub fn clark(
             .iter()
             .map(|&(i, _)| ((i as usize % n) as u32, (i as usize / n) as u32))
             .collect();
-        let vals: Vec<Vec<f64>> = (0..nt)
-            .map(|t| {
-                active
-                    .iter()
-                    .map(|&(i, _)| residuals[t][i as usize])
-                    .collect()
-            })
-            .collect();
+        let vals = images.values(residuals, &active);
         let psf_refs: Vec<&[f64]> = psfs.iter().map(Vec::as_slice).collect();
         let job = MinorJob {
             n,
@@ -282,24 +444,25 @@ pub fn clark(
         if comps[0].is_empty() {
             break;
         }
-        for cs in comps.iter_mut() {
-            cs.sort_unstable_by_key(|x| x.0);
-            cs.dedup_by(|a, b| {
-                if a.0 == b.0 {
-                    b.1 += a.1;
-                    true
-                } else {
-                    false
-                }
-            });
-        }
+        comps.iter_mut().for_each(merge);
         let t = std::time::Instant::now();
-        subtract_round(residuals, &comps, psfs, n, cps, compute);
+        images.subtract(residuals, &comps);
         sub_s += t.elapsed().as_secs_f64();
         rounds += 1;
+        if rounds == 1 {
+            images.hold(residuals, r.eligible);
+        }
     }
+    let held = if images.held.is_some() {
+        "held on the device from the second round"
+    } else if rounds < 2 {
+        "not held (one round)"
+    } else {
+        "on the host"
+    };
+    images.finish(residuals);
     log::debug!(
-        "clark: {rounds} rounds, lists of up to {longest} pixels, iterations {minor_s:.2} s, subtractions {sub_s:.2} s"
+        "clark: {rounds} rounds, lists of up to {longest} pixels, iterations {minor_s:.2} s, subtractions {sub_s:.2} s, residual images {held}"
     );
     last
 }
@@ -331,6 +494,10 @@ fn hessian_inverse(psfs: &[Vec<f64>], centre: usize, nt: usize) -> Vec<Vec<f64>>
     }
     a.into_iter().map(|row| row[nt..].to_vec()).collect()
 }
+
+#[cfg(all(test, feature = "gpu"))]
+#[path = "clark_device_tests.rs"]
+mod device_tests;
 
 #[cfg(test)]
 mod tests {
