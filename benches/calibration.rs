@@ -2,7 +2,8 @@
 //! cell (one channel and polarization) for the full array (96 antennas, 4560 baselines),
 //! the unit of work of which a night's bandpass solves 768 x 2; and a whole night's solve
 //! (model prediction, accumulation of the sums, bandpass and gains) on one subband of a
-//! calibrator group.
+//! calibrator group; and a table applied to a full-size group, per polarization or while
+//! Stokes I is formed.
 
 use contimg::calibrate::solve::{solve_cell, CellStats, SolveParams};
 use criterion::{criterion_group, criterion_main, Criterion};
