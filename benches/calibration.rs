@@ -159,6 +159,13 @@ fn bench_apply(c: &mut Criterion) {
             criterion::BatchSize::LargeInput,
         )
     });
+    grp.bench_function("stokes_i_alone", |b| {
+        b.iter_batched(
+            || g.clone(),
+            |g| g.into_stokes_i().vis.len(),
+            criterion::BatchSize::LargeInput,
+        )
+    });
     grp.bench_function("while_forming_stokes_i", |b| {
         b.iter_batched(
             || g.clone(),
