@@ -122,7 +122,7 @@ fn bench_night(c: &mut Criterion) {
 /// Measurement Set does), against while Stokes I is formed, in one pass (what the imaging
 /// does). Both in the group's own buffers.
 fn bench_apply(c: &mut Criterion) {
-    use contimg::calibrate::apply::{apply, stokes_i_calibrated};
+    use contimg::calibrate::apply::{apply, stokes_i_calibrated, StokesInto};
     use contimg::calibrate::table::CalTable;
     let (g, _) = common::dsa110_group(768);
     let n_ant = g.ant_pos.len();
@@ -169,7 +169,13 @@ fn bench_apply(c: &mut Criterion) {
     grp.bench_function("while_forming_stokes_i", |b| {
         b.iter_batched(
             || g.clone(),
-            |g| stokes_i_calibrated(g, &t, None).0.stokes.vis.len(),
+            |g| {
+                stokes_i_calibrated(g, &t, StokesInto::OwnBuffer)
+                    .0
+                    .stokes
+                    .vis
+                    .len()
+            },
             criterion::BatchSize::LargeInput,
         )
     });

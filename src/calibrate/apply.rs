@@ -161,27 +161,36 @@ impl GroupGains {
     }
 }
 
+/// Where a group's Stokes I goes.
+pub enum StokesInto {
+    /// Separate buffers: these (a retired group's) when they have the size, new ones
+    /// otherwise; the group's own come back.
+    Buffers(Option<StokesBuffers>),
+    /// The group's own visibility buffer (reading in line: the smaller memory).
+    OwnBuffer,
+}
+
 /// The group as imaged: `table` applied while its polarizations are combined into Stokes
 /// I, in one pass on the host (`core::stokes`: each baseline corrected in a scratch copy,
 /// so the calibrated polarizations are never written back and their weights never rounded
-/// to half floats). Into `dest`'s buffers (`Some`: the group's own come back for the next
-/// read) or in the group's own visibility buffer (`None`). Also gives the fraction of the
-/// samples unflagged before that the table flagged, and the samples flagged in all.
+/// to half floats), `into` the buffers it names. Also gives the group's own buffers when
+/// they are free for the next read, and the fraction of the samples unflagged before that
+/// the table flagged.
 pub fn stokes_i_calibrated(
     g: GroupVis,
     table: &CalTable,
-    dest: Option<Option<StokesBuffers>>,
+    into: StokesInto,
 ) -> (Corrected, Option<RawBuffers>, f64) {
     let gains = GroupGains::new(&g, table);
     let hook = |b: usize, v: &mut [Complex32], w: &mut [f32]| gains.correct(b, v, w);
     let before = g.weight.len() - g.weight.count_flagged();
     let total = g.weight.len();
-    let (c, raw) = match dest {
-        Some(d) => {
+    let (c, raw) = match into {
+        StokesInto::Buffers(d) => {
             let (c, raw) = g.into_stokes_i_corrected_reusing(d, Some(&hook));
             (c, Some(raw))
         }
-        None => (g.into_stokes_i_corrected(&hook), None),
+        StokesInto::OwnBuffer => (g.into_stokes_i_corrected(&hook), None),
     };
     let newly = before.saturating_sub(total - c.flagged);
     (c, raw, newly as f64 / before.max(1) as f64)
@@ -341,13 +350,13 @@ mod tests {
         }
         let unflagged = g.weight.len() - g.weight.count_flagged();
         let newly_want = (flagged - g.weight.count_flagged()) as f64 / unflagged as f64;
-        let (a, raw, newly_a) = stokes_i_calibrated(g.clone(), &t, Some(None));
+        let (a, raw, newly_a) = stokes_i_calibrated(g.clone(), &t, StokesInto::Buffers(None));
         assert_eq!(
             raw.expect("buffers").0,
             g.vis,
             "the samples as read come back"
         );
-        let (b, raw, newly_b) = stokes_i_calibrated(g.clone(), &t, None);
+        let (b, raw, newly_b) = stokes_i_calibrated(g.clone(), &t, StokesInto::OwnBuffer);
         assert!(raw.is_none());
         let mut per_pol = g.clone();
         let newly_c = apply(&mut per_pol, &t);

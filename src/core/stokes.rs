@@ -24,52 +24,77 @@ struct Scratch {
 }
 
 impl Scratch {
-    /// Copies baseline `b`'s samples (`vis`, weights `w` stored with `scale`) and corrects
-    /// them with `hook`.
-    fn load(
+    /// Baseline `b`'s samples (`vis`, weights `w` stored with `scale`) as they are to be
+    /// combined: the weights as f32, corrected with the visibilities by `hook` in copies
+    /// where there is one (without one the visibilities are read where they are).
+    fn load<'s>(
+        &'s mut self,
+        b: usize,
+        vis: &'s [Complex32],
+        w: &[f16],
+        scale: f32,
+        hook: Option<BaselineHook>,
+    ) -> (&'s [Complex32], &'s [f32]) {
+        match hook {
+            Some(h) => self.load_copy(b, vis, w, scale, h),
+            None => {
+                self.weight.clear();
+                self.weight.extend(w.iter().map(|x| x.to_f32() * scale));
+                (vis, &self.weight)
+            }
+        }
+    }
+
+    /// `load` with a hook: copies of the samples, corrected (they may then be
+    /// overwritten where they were).
+    fn load_copy(
         &mut self,
         b: usize,
         vis: &[Complex32],
         w: &[f16],
         scale: f32,
-        hook: Option<BaselineHook>,
-    ) {
-        self.vis.clear();
-        self.vis.extend_from_slice(vis);
+        hook: BaselineHook,
+    ) -> (&[Complex32], &[f32]) {
         self.weight.clear();
         self.weight.extend(w.iter().map(|x| x.to_f32() * scale));
-        if let Some(h) = hook {
-            h(b, &mut self.vis, &mut self.weight);
-        }
+        self.vis.clear();
+        self.vis.extend_from_slice(vis);
+        hook(b, &mut self.vis, &mut self.weight);
+        (&self.vis, &self.weight)
     }
+}
 
-    /// The loaded samples' polarizations combined into `out_v`, `out_w` (sum(w V) / sum(w)
-    /// over the unflagged ones, as `GroupVis::into_stokes_i`; a single polarization is
-    /// kept as it is); returns how many of the samples are flagged.
-    fn combine(&self, np: usize, out_v: &mut [Complex32], out_w: &mut [f32]) -> usize {
-        let mut flagged = 0;
-        let pols = self.vis.chunks_exact(np).zip(self.weight.chunks_exact(np));
-        for ((v, w), (x, xw)) in out_v.iter_mut().zip(out_w.iter_mut()).zip(pols) {
-            let mut sv = Complex64::new(0.0, 0.0);
-            let mut sw = 0.0f64;
-            for (s, &ws) in x.iter().zip(xw) {
-                if ws > 0.0 {
-                    sv += Complex64::new(s.re as f64, s.im as f64) * ws as f64;
-                    sw += ws as f64;
-                } else {
-                    flagged += 1;
-                }
-            }
-            *v = if np == 1 {
-                x[0] // (one polarization: kept as it is, as `into_stokes_i` keeps it)
+/// Samples' polarizations (`vis`, `weight`) combined into `out_v`, `out_w` (sum(w V) /
+/// sum(w) over the unflagged ones, as `GroupVis::into_stokes_i`; a single polarization is
+/// kept as it is); returns how many of the samples are flagged.
+fn combine(
+    np: usize,
+    (vis, weight): (&[Complex32], &[f32]),
+    out_v: &mut [Complex32],
+    out_w: &mut [f32],
+) -> usize {
+    let mut flagged = 0;
+    let pols = vis.chunks_exact(np).zip(weight.chunks_exact(np));
+    for ((v, w), (x, xw)) in out_v.iter_mut().zip(out_w.iter_mut()).zip(pols) {
+        let mut sv = Complex64::new(0.0, 0.0);
+        let mut sw = 0.0f64;
+        for (s, &ws) in x.iter().zip(xw) {
+            if ws > 0.0 {
+                sv += Complex64::new(s.re as f64, s.im as f64) * ws as f64;
+                sw += ws as f64;
             } else {
-                let c = if sw > 0.0 { sv / sw } else { sv };
-                Complex32::new(c.re as f32, c.im as f32)
-            };
-            *w = sw as f32;
+                flagged += 1;
+            }
         }
-        flagged
+        *v = if np == 1 {
+            x[0] // (one polarization: kept as it is, as `into_stokes_i` keeps it)
+        } else {
+            let c = if sw > 0.0 { sv / sw } else { sv };
+            Complex32::new(c.re as f32, c.im as f32)
+        };
+        *w = sw as f32;
     }
+    flagged
 }
 
 /// A Stokes I group formed with a correction: the group, and how many of the samples as
@@ -111,8 +136,7 @@ impl GroupVis {
                 .zip(src.par_chunks(r).zip(self.weight.par_chunks(r)))
                 .enumerate()
                 .map_init(Scratch::default, |s, (b, ((ov, ow), (rv, rw)))| {
-                    s.load(b, rv, rw, scale, hook);
-                    s.combine(np, ov, ow)
+                    combine(np, s.load(b, rv, rw, scale, hook), ov, ow)
                 })
                 .sum()
         };
@@ -141,8 +165,8 @@ impl GroupVis {
         let mut flagged = 0;
         if nbl > 0 {
             let mut s = Scratch::default();
-            s.load(0, &vis[..r], &raw_w[..r], scale, Some(hook));
-            flagged += s.combine(np, &mut vis[..p], &mut w[..p]);
+            let loaded = s.load_copy(0, &vis[..r], &raw_w[..r], scale, hook);
+            flagged += combine(np, loaded, &mut vis[..p], &mut w[..p]);
         }
         if np == 1 {
             // Each baseline's output is its input: the blocks are the baselines.
@@ -153,8 +177,8 @@ impl GroupVis {
                 .enumerate()
                 .skip(1)
                 .map_init(Scratch::default, |s, (b, ((v, ow), rw))| {
-                    s.load(b, v, rw, scale, Some(hook));
-                    s.combine(1, v, ow)
+                    let loaded = s.load_copy(b, v, rw, scale, hook);
+                    combine(1, loaded, v, ow)
                 })
                 .sum::<usize>();
         } else {
@@ -169,8 +193,7 @@ impl GroupVis {
                     .zip(raw_w[a * r..b * r].par_chunks(r))
                     .enumerate()
                     .map_init(Scratch::default, |s, (k, (((ov, ow), rv), rw))| {
-                        s.load(a + k, rv, rw, scale, Some(hook));
-                        s.combine(np, ov, ow)
+                        combine(np, s.load_copy(a + k, rv, rw, scale, hook), ov, ow)
                     })
                     .sum::<usize>();
                 a = b;

@@ -307,10 +307,13 @@ fn prepare(
     let n_stokes = n_vis / vis.npol.max(1);
     let (stokes, flagged) = match table {
         Some((path, table)) => {
-            let dest = lent
-                .is_open()
-                .then(|| take_held(&mut inputs.spare_held, n_stokes));
-            let (c, raw, frac) = crate::calibrate::apply::stokes_i_calibrated(vis, table, dest);
+            use crate::calibrate::apply::{stokes_i_calibrated, StokesInto};
+            let into = if lent.is_open() {
+                StokesInto::Buffers(take_held(&mut inputs.spare_held, n_stokes))
+            } else {
+                StokesInto::OwnBuffer
+            };
+            let (c, raw, frac) = stokes_i_calibrated(vis, table, into);
             super::calibration::calibrated(ctx, &g.id, path, frac);
             if let Some(raw) = raw {
                 lent.give(raw);
