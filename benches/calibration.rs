@@ -1,8 +1,9 @@
 //! The calibration solve: StefCal on the combined sufficient statistics of one solution
 //! cell (one channel and polarization) for the full array (96 antennas, 4560 baselines),
-//! the unit of work of which a night's bandpass solves 768 x 2; and a whole night's solve
+//! the unit of work of which a night's bandpass solves 768 x 2; a whole night's solve
 //! (model prediction, accumulation of the sums, bandpass and gains) on one subband of a
-//! calibrator group; and a table applied to a full-size group, per polarization or while
+//! calibrator group and on a whole one (on a GPU too, with the `gpu` feature and a
+//! device); and a table applied to a full-size group, per polarization or while
 //! Stokes I is formed.
 
 use contimg::calibrate::solve::{solve_cell, CellStats, SolveParams};
@@ -48,9 +49,19 @@ fn bench(c: &mut Criterion) {
 
 mod common;
 
-fn bench_night(c: &mut Criterion) {
-    use contimg::calibrate::{catalog::Calibrator, solve_night, CalPlan};
-    let (mut g, centre) = common::dsa110_group(48);
+/// A calibrator group of `nchan` channels (the 20 Jy calibrator through random antenna
+/// gains, plus the group's random values as noise: |n| <= 1.4 Jy per sample), its plan and
+/// the solve's settings.
+fn calibrator_night(
+    nchan: usize,
+) -> (
+    contimg::core::GroupVis,
+    contimg::calibrate::CalPlan,
+    contimg::config::CalConfig,
+    contimg::primitives::iers::EarthOrientation,
+) {
+    use contimg::calibrate::{catalog::Calibrator, CalPlan};
+    let (mut g, centre) = common::dsa110_group(nchan);
     let mut baselines: Vec<(usize, usize)> = g
         .baselines
         .iter()
@@ -77,8 +88,6 @@ fn bench_night(c: &mut Criterion) {
     };
     let cfg = contimg::config::CalConfig::default();
     let eop = contimg::primitives::iers::EarthOrientation::none();
-    // The calibrator seen through random antenna gains, plus the group's random values as
-    // noise (|n| <= 1.4 Jy per sample against a 20 Jy source).
     let model = contimg::calibrate::calibrator_model(&g, &plan.calibrator, &plan.field, &eop);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let gain: Vec<Complex64> = (0..g.ant_pos.len())
@@ -96,24 +105,52 @@ fn bench_night(c: &mut Criterion) {
             }
         }
     }
-    let groups = [g];
-    let t = solve_night(&contimg::comm::SingleComm, &plan, &groups, &cfg, &eop)
-        .expect("the bench's solve succeeds");
-    eprintln!(
-        "solve_night: {} of {} solutions valid",
-        t.flags.iter().filter(|&&f| !f).count(),
-        t.flags.len()
-    );
+    (g, plan, cfg, eop)
+}
+
+/// A whole solve on one subband of a calibrator group (48 channels), and on a full-size
+/// calibrator group (768 channels) on the CPU backend and, with the `gpu` feature and a
+/// device, on the GPU (`gpu_...`: the solver's statistics summed there).
+fn bench_night(c: &mut Criterion) {
+    use contimg::calibrate::solve_night;
+    use contimg::compute::Compute;
     let mut grp = c.benchmark_group("calibration");
     grp.sample_size(10);
-    grp.throughput(criterion::Throughput::Elements(groups[0].vis.len() as u64));
-    grp.bench_function("solve_night_one_subband", |b| {
-        b.iter(|| {
-            solve_night(&contimg::comm::SingleComm, &plan, &groups, &cfg, &eop)
-                .map(|t| t.gains.len())
-                .unwrap_or(0)
-        })
-    });
+    for (name, nchan) in [("one_subband", 48), ("full_group", 768)] {
+        let (g, plan, cfg, eop) = calibrator_night(nchan);
+        let groups = [g];
+        let solve = |compute: &dyn Compute| {
+            solve_night(
+                &contimg::comm::SingleComm,
+                compute,
+                &plan,
+                &groups,
+                &cfg,
+                &eop,
+            )
+            .map(|t| t.flags.iter().filter(|&&f| !f).count())
+            .unwrap_or(0)
+        };
+        eprintln!(
+            "solve_night ({name}): {} of {} solutions valid",
+            solve(&contimg::compute::Cpu),
+            groups[0].ant_pos.len() * nchan * 2
+        );
+        grp.throughput(criterion::Throughput::Elements(groups[0].vis.len() as u64));
+        grp.bench_function(format!("solve_night_{name}"), |b| {
+            b.iter(|| solve(&contimg::compute::Cpu))
+        });
+        #[cfg(feature = "gpu")]
+        match contimg::compute::device::Gpu::open(0, 1, 0.0) {
+            Err(why) => eprintln!("GPU benches skipped: {why}"),
+            Ok(gpu) => {
+                eprintln!("GPU benches on {}", gpu.name());
+                grp.bench_function(format!("gpu_solve_night_{name}"), |b| {
+                    b.iter(|| solve(&gpu))
+                });
+            }
+        }
+    }
     grp.finish();
 }
 

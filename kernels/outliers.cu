@@ -9,7 +9,7 @@
 // exp(2 pi i nu_c (delay_b - delay_a)), delay and smear [t][antenna][s] (s, cycles). Its
 // basis functions are that prediction times x_c^e, e = 0, 1.
 
-#define CONTIMG_TWO_PI_OUTLIERS 6.283185307179586476925286766559
+#include "common.cuh"
 
 struct UnitModel {
     const int* bl_a;
@@ -23,13 +23,7 @@ struct UnitModel {
     // Source s's prediction on row r at channel c.
     __device__ double2 at(int r, int s, int c) const {
         int bl = r / nt, t = r % nt;
-        long long ia = ((long long)t * n_ant + bl_a[bl]) * ns + s;
-        long long ib = ((long long)t * n_ant + bl_b[bl]) * ns + s;
-        double x = 3.141592653589793238462643383279 * (smear[ib] - smear[ia]);
-        double sm = fabs(x) < 1e-4 ? 1.0 - x * x / 6.0 : sin(x) / x;
-        double ph = CONTIMG_TWO_PI_OUTLIERS * freqs[c] * (delay[ib] - delay[ia]);
-        double a = amp[((long long)t * ns + s) * nc + c] * sm;
-        return make_double2(a * cos(ph), a * sin(ph));
+        return point_source(amp, delay, smear, freqs, t, bl_a[bl], bl_b[bl], s, c, ns, nc, n_ant);
     }
 };
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the GPU check's binaries here for a GPU node that has no Rust toolchain (and no
-# HDF5, CFITSIO or MPI): `contimg`, the library's tests, the night tests, the gridding
+# HDF5, CFITSIO or MPI): `contimg`, the library's tests, the night and calibration tests, the gridding
 # bench and the read_group and compare_images examples, built with the `gpu` feature and without MPI (one rank
 # needs no MPI install), stripped, with the shared libraries they need beyond the C runtime, packed into
 # DIR/bundle.tar.xz. On the node: tar xf DIR/bundle.tar.xz -C DIR, then
@@ -24,6 +24,7 @@ mkdir -p "$stage/lib"
 cp target/release/contimg "$stage/contimg"
 cp "$(exe contimg lib <<<"$json")" "$stage/lib-tests"
 cp "$(exe night test <<<"$json")" "$stage/night-tests"
+cp "$(exe calibration test <<<"$json")" "$stage/calibration-tests"
 cp "$(exe gridding bench <<<"$bench_json")" "$stage/gridding-bench"
 for ex in read_group compare_images; do cp "target/release/examples/$ex" "$stage/$ex"; done
 bins=("$stage"/contimg "$stage"/*-tests "$stage"/gridding-bench "$stage"/read_group "$stage"/compare_images)

@@ -5,7 +5,8 @@
 #   bash scripts/gpu-check.sh                 # builds with cargo (--features gpu)
 #   bash scripts/gpu-check.sh --prebuilt DIR  # binaries from scripts/gpu-bundle.sh, no cargo
 # Steps: NVRTC compile of every kernel; the device-vs-CPU kernel, flagging, w-stacking and
-# held-group tests; a simulated night through `contimg run` with gpu: required against gpu: off; the
+# held-group tests; a simulated night through `contimg run` with gpu: required against gpu: off
+# (its images), and a calibrated one (its table: the solver's statistics on the device); the
 # criterion gridding benches (CPU and gpu_*); one real-sized group (benches/group.sh), on the
 # GPU and then on the CPU of the same node; a night of NIGHT_GROUPS (default 5) real-sized
 # groups in a row on the GPU with prefetch (groups per hour, NVML utilisation). At the end
@@ -58,23 +59,25 @@ step() { # name, command...: runs and logs one step, remembering a failure
   local t0=$(date +%s)
   timeout "${STEP_TIMEOUT:-1800}" "$@" > "$LOGS/$name.log" 2>&1; local rc=$?
   echo "   exit $rc after $(( $(date +%s) - t0 )) s (log: $LOGS/$name.log)"
-  grep -E "^test result|SKIPPED|FAILED|panicked|^(gpu_)?[a-z_]+/|time: |groups/hour|rank 0|utilisation|^compare" "$LOGS/$name.log" | head -40
+  grep -E "^test result|SKIPPED|FAILED|panicked|^(gpu_)?[a-z_]+/|time: |groups/hour|rank 0|utilisation|^compare|^gpu vs cpu" "$LOGS/$name.log" | head -40
   [ $rc = 0 ] || status=1
 }
 if [ -n "$PREBUILT" ]; then
   # The library's tests read their fixtures from this checkout, not the build's.
   export CONTIMG_TEST_DATA="$PWD/tests/data"
   export CONTIMG_BIN="$PREBUILT/contimg" LD_LIBRARY_PATH="$PREBUILT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  lib=("$PREBUILT/lib-tests"); night=("$PREBUILT/night-tests"); bench=("$PREBUILT/gridding-bench" --bench)
+  lib=("$PREBUILT/lib-tests"); night=("$PREBUILT/night-tests"); cal=("$PREBUILT/calibration-tests"); bench=("$PREBUILT/gridding-bench" --bench)
   compare=("$PREBUILT/compare_images")
 else
   cargo build --release --features gpu || exit 1
   lib=(cargo test --release --features gpu --lib --); night=(cargo test --release --features gpu --test night --)
+  cal=(cargo test --release --features gpu --test calibration --)
   bench=(cargo bench --features gpu --bench gridding --)
   compare=(cargo run --release --quiet --features gpu --example compare_images --)
 fi
 case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: imaging::held::tests::on_a_device flag::planes_tests imaging::clark::device_tests ;; esac
-case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_required_matches_off_on_a_gpu ;; esac
+case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_required_matches_off_on_a_gpu
+  step calibration-gpu "${cal[@]}" --nocapture gpu_solution_equals_the_cpus ;; esac
 case ,$STEPS, in *,bench,*) step gridding-bench "${bench[@]}" --sample-size 10 --warm-up-time 1 --measurement-time 5 "${BENCH_FILTER:-subband}" ;; esac
 case ,$STEPS, in *,read,*) # the CPU path's group read against a warm cat (issue: <= 2x)
   export WORK=$(mktemp -d)

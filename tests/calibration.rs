@@ -1,7 +1,7 @@
 //! Calibration on a simulated night with a calibrator transit (3C147 from the VLA list):
 //! recovered gains (bandpass x gain) against the injected ones within the noise
 //! expectation, a calibrated target image recovering its source's apparent flux within 3 %,
-//! and solutions agreeing over 1, 2 and 3 MPI ranks.
+//! solutions agreeing over 1, 2 and 3 MPI ranks, and on a GPU with the CPU's.
 
 mod common;
 use common::*;
@@ -14,8 +14,7 @@ fn night_config(dir: &Path) -> contimg::config::Config {
     let mut c = small_config(dir);
     c.calibration.enabled = true;
     c.calibration.span_minutes = 10.0;
-    c.calibration.calibrator_list =
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dsa110/vlacalibrators.txt"));
+    c.calibration.calibrator_list = Some(repo_file("configs/dsa110/vlacalibrators.txt"));
     // The simulated sky holds the calibrator and the sources below, not the list's other
     // entries (0541+474 lies 2.4 deg from 3C147): a model with them would be wrong here.
     c.calibration.model_radius_deg = 0.0;
@@ -217,4 +216,62 @@ fn solutions_agree_over_1_2_3_ranks() {
         );
         assert!(dworst < 1e-9);
     }
+}
+
+/// On a GPU (or the emulated driver, `CONTIMG_EXPECT_GPU` set): `gpu: required` sums the
+/// solver's statistics on the device (compute::device_calstats), and its table equals
+/// `gpu: off`'s as the ranks' tables do: gains within 1e-9 (relative), delays within 1e-9
+/// ns, the same flags and reasons.
+#[test]
+fn gpu_solution_equals_the_cpus() {
+    use contimg::compute::GpuMode;
+    if std::env::var("CONTIMG_EXPECT_GPU").is_err() {
+        contimg::compute::note_skipped_test(
+            "gpu_solution_equals_the_cpus: no GPU (set CONTIMG_EXPECT_GPU on a machine with one)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, _) = run_night(dir.path());
+    let mut tables = Vec::new();
+    for mode in [GpuMode::Off, GpuMode::Required] {
+        c.compute.gpu = mode;
+        c.output.dir = dir.path().join(format!("out-{mode:?}"));
+        let cfg = dir.path().join(format!("{mode:?}.yaml"));
+        write_config(&c, &cfg);
+        let (code, text) = run_bin(
+            &["run", "--config", cfg.to_str().unwrap()],
+            &[("RUST_LOG", "contimg=debug")],
+        );
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            !text.contains(" failed ("),
+            "no fallback to the CPU: {text}"
+        );
+        let on = |what: &str| {
+            text.lines()
+                .any(|l| l.contains("calibration statistics:") && l.contains(what))
+        };
+        assert!(on(" on gpu") == (mode == GpuMode::Required), "{text}");
+        assert!(on(" on cpu") == (mode == GpuMode::Off), "{text}");
+        tables.push(cal_table(&c.output.dir));
+    }
+    let (cpu, gpu) = (&tables[0], &tables[1]);
+    let worst = gpu
+        .gains
+        .iter()
+        .zip(&cpu.gains)
+        .map(|(a, b)| (a - b).norm() / b.norm().max(1e-300))
+        .fold(0.0, f64::max);
+    let dworst = gpu
+        .delay_ns
+        .iter()
+        .zip(&cpu.delay_ns)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    println!("gpu vs cpu: worst relative gain difference {worst:.2e}, delay {dworst:.2e} ns");
+    assert!(worst < 1e-9);
+    assert!(dworst < 1e-9);
+    assert_eq!(gpu.flags, cpu.flags);
+    assert_eq!(gpu.reasons, cpu.reasons);
 }

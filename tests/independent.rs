@@ -200,6 +200,7 @@ fn solve_only(dir: &Path, catalogue: &Path) -> contimg::calibrate::table::CalTab
         .collect();
     contimg::calibrate::solve_night(
         &contimg::comm::SingleComm,
+        &contimg::compute::Cpu,
         cp,
         &groups,
         &cfg.calibration,

@@ -31,6 +31,7 @@
 #include "../planes.cu"
 #include "../outliers.cu"
 #include "../residual.cu"
+#include "../calstats.cu"
 #include "dft2.h"
 
 #include <atomic>
@@ -195,6 +196,7 @@ static const std::map<std::string, Kernel>& kernels() {
         KERNEL(clip_above, false),       KERNEL(outlier_rows, false),     KERNEL(sum_row_chunks, false),
         KERNEL(outlier_subtract, false), KERNEL(absmax_runs, false),      KERNEL(count_above, false),
         KERNEL(list_above, false),       KERNEL(gather_pixels, false),    KERNEL(subtract_image, false),
+        KERNEL(calstats_partial, false), KERNEL(calstats_cells, false),
     };
     return k;
 }

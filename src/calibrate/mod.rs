@@ -20,9 +20,11 @@ pub mod model;
 pub mod qa;
 pub mod settings;
 pub mod solve;
+mod sums;
 pub mod table;
 
 use crate::comm::Comm;
+use crate::compute::Compute;
 use crate::core::GroupVis;
 use crate::primitives::astrometry::{dot, sub, FrameOfDate};
 use crate::primitives::iers::EarthOrientation;
@@ -33,7 +35,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 pub use settings::{CalConfig, DelayMode};
 use solve::{solve_cell, CellSolution, CellStats, FlagReason, SolveParams};
-use std::collections::HashMap;
 use table::CalTable;
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +134,13 @@ pub fn calibrator_model(
     field: &[Calibrator],
     eop: &EarthOrientation,
 ) -> ModelPredictor {
-    let src: Vec<PointSource> = std::iter::once(cal)
+    let src = model_sources(cal, field);
+    ModelPredictor::new(g, &src, eop, crate::core::telescope::DISH_DIAMETER_M)
+}
+
+/// The calibrator and the field sources beside it as the model's point sources.
+fn model_sources(cal: &Calibrator, field: &[Calibrator]) -> Vec<PointSource> {
+    std::iter::once(cal)
         .chain(field)
         .map(|c| PointSource {
             ra_rad: c.ra_rad,
@@ -141,8 +148,7 @@ pub fn calibrator_model(
             flux_jy: c.flux_jy,
             spectral_index: c.spectral_index.unwrap_or(0.0),
         })
-        .collect();
-    ModelPredictor::new(g, &src, eop, crate::core::telescope::DISH_DIAMETER_M)
+        .collect()
 }
 
 /// The sources of `catalog` other than the calibrator `cal` that belong in its model: those
@@ -179,125 +185,6 @@ pub fn field_sources(
         .filter(|t| !same(&t.calibrator) && t.weight_jy >= min_fraction * cal_weight_jy)
         .map(|t| t.calibrator)
         .collect()
-}
-
-/// A slice (integration, channel, pol) of a calibrator group with more than this fraction of
-/// its cross baselines flagged is left out of the solve whole (see `accumulate`).
-const MAX_SLICE_FLAGGED: f64 = 0.2;
-
-/// Accumulates sufficient statistics of `g` into `cells` (one per solution cell); `cell_of`
-/// maps (time, channel, pol) to a cell index or None; `premul` multiplies the model per
-/// (antenna a, antenna b, channel, pol) (e.g. the bandpass already solved). Baselines are
-/// summed in parallel (each writes only its own entry of every cell), in batches so the
-/// per-baseline partial sums stay small.
-#[allow(clippy::too_many_arguments)]
-fn accumulate(
-    cells: &mut [CellStats],
-    g: &GroupVis,
-    plan: &CalPlan,
-    model: &ModelPredictor,
-    proj: &[f64],
-    uv_min_lambda: f64,
-    cell_of: &(dyn Fn(usize, usize, usize) -> Option<usize> + Sync),
-    premul: &(dyn Fn(usize, usize, usize, usize) -> Complex64 + Sync),
-) {
-    let index: HashMap<(usize, usize), usize> = plan
-        .baselines
-        .iter()
-        .enumerate()
-        .map(|(k, &b)| (b, k))
-        .collect();
-    let (nt, nf, np) = (g.n_times(), g.n_chan(), g.npol);
-    let chan_map: Vec<Option<usize>> = g
-        .freqs
-        .iter()
-        .map(|f| plan.freq_hz.iter().position(|x| (x - f).abs() < 1.0))
-        .collect();
-    let todo: Vec<(usize, usize)> = g
-        .baselines
-        .iter()
-        .enumerate()
-        .filter(|(_, (a, b))| a != b)
-        .filter_map(|(k, ab)| index.get(ab).map(|&bi| (k, bi)))
-        .collect();
-    // Slices (integration, channel, pol) the flagger has mostly flagged are left out whole:
-    // what it kept of them is the part of an RFI burst that happened to lower the amplitude
-    // of the calibrator's visibilities (it flags where the RFI adds, keeps where it cancels),
-    // a bias of -0.13 % in the gain amplitudes over the bursts' channels on seed1
-    // (tests/calibration_independent.rs).
-    let keep_slice: Vec<bool> = {
-        let mut bad = vec![0usize; nt * nf * np];
-        for &(k, _) in &todo {
-            for t in 0..nt {
-                for c in 0..nf {
-                    for p in 0..np {
-                        if g.weight[g.index(k, t, c, p)] <= crate::core::FLAGGED {
-                            bad[(t * nf + c) * np + p] += 1;
-                        }
-                    }
-                }
-            }
-        }
-        bad.iter()
-            .map(|&n| (n as f64) <= MAX_SLICE_FLAGGED * todo.len() as f64)
-            .collect()
-    };
-    let keep_slice = &keep_slice;
-    let ncell = cells.len();
-    for batch in todo.chunks(4 * rayon::current_num_threads().max(1)) {
-        let partial: Vec<(usize, CellStats)> = batch
-            .par_iter()
-            .map(|&(k, bi)| {
-                // This baseline's sums, one entry per cell.
-                let mut own = CellStats::new(ncell);
-                let (a, b) = g.baselines[k];
-                for t in 0..nt {
-                    for c in 0..nf {
-                        let Some(pc) = chan_map[c] else { continue };
-                        if proj[k * nt + t] * g.freqs[c] / crate::primitives::C_M_S < uv_min_lambda
-                        {
-                            continue;
-                        }
-                        let m0 = model.vis(a, b, t, c);
-                        for p in 0..np {
-                            let i = g.index(k, t, c, p);
-                            let w = g.weight.get(i) as f64;
-                            if w <= 0.0 || !keep_slice[(t * nf + c) * np + p] {
-                                continue;
-                            }
-                            let Some(cell) = cell_of(t, pc, p) else {
-                                continue;
-                            };
-                            let v = Complex64::new(g.vis[i].re as f64, g.vis[i].im as f64);
-                            own.add(cell, w, v, m0 * premul(a, b, pc, p));
-                        }
-                    }
-                }
-                (bi, own)
-            })
-            .collect();
-        for (bi, own) in partial {
-            for (cell, st) in cells.iter_mut().enumerate() {
-                st.a[bi] += own.a[cell];
-                st.b[bi] += own.b[cell];
-                st.c[bi] += own.c[cell];
-                st.n[bi] += own.n[cell];
-            }
-        }
-    }
-}
-
-/// All-reduces the cells over ranks (every rank must call this with the same shapes).
-fn reduce_cells(comm: &dyn Comm, cells: &mut [CellStats], n_bl: usize) {
-    let per = CellStats::len_f64(n_bl);
-    let mut buf = vec![0.0; per * cells.len()];
-    for (i, c) in cells.iter().enumerate() {
-        c.write_to(&mut buf[i * per..(i + 1) * per]);
-    }
-    comm.all_reduce_sum_f64(&mut buf);
-    for (i, c) in cells.iter_mut().enumerate() {
-        *c = CellStats::read_from(&buf[i * per..(i + 1) * per]);
-    }
 }
 
 /// A bandpass solved from the combined sums: per (antenna, channel, pol) the gain left
@@ -532,6 +419,7 @@ type GainCells = (Vec<f64>, Vec<Complex64>, Vec<bool>, Vec<f64>, Vec<u8>);
 #[allow(clippy::too_many_arguments)]
 fn solve_gains(
     comm: &dyn Comm,
+    compute: &dyn Compute,
     plan: &CalPlan,
     groups: &[GroupVis],
     models: &[ModelPredictor],
@@ -550,30 +438,29 @@ fn solve_gains(
     normalise_bandpass(bpsol, n_ant, nf);
     let dt = cfg.gain_interval_s / 86_400.0;
     let nbin = (((t1 - t0) / dt).floor() as usize + 1).max(1);
-    let mut cells = vec![CellStats::new(n_bl); nbin * 2];
+    let mut sums = sums::Sums::new(nbin * 2, n_bl);
     // The model is premultiplied by the full bandpass (delay included).
     let full: Vec<Complex64> = (0..n_ant * nf * 2)
         .map(|i| bpsol.full_gain(&plan.freq_hz, i / (nf * 2), (i / 2) % nf, i % 2))
         .collect();
-    let bpc = &full;
     for ((g, m), pr) in groups.iter().zip(models).zip(projs) {
         let bin_of: Vec<usize> = g
             .times_jd
             .iter()
             .map(|&t| (((t - t0) / dt).floor() as usize).min(nbin - 1))
             .collect();
-        accumulate(
-            &mut cells,
+        sums.add_group(
+            compute,
             g,
             plan,
             m,
             pr,
             cfg.uv_min_lambda,
-            &|t, _, p| Some(bin_of[t] * 2 + p),
-            &|a, b, c, p| bpc[(a * nf + c) * 2 + p] * bpc[(b * nf + c) * 2 + p].conj(),
+            &sums::Cells::PerBin(&bin_of),
+            Some(&full),
         );
     }
-    reduce_cells(comm, &mut cells, n_bl);
+    let cells = sums.reduce(comm);
     let sols: Vec<CellSolution> = cells
         .par_iter()
         .map(|cell| solve_cell(cell, &plan.baselines, n_ant, refs, &p))
@@ -619,6 +506,7 @@ fn solve_gains(
 /// all ranks: rank 0's is broadcast); fails only when no rank had calibrator data.
 pub fn solve_night(
     comm: &dyn Comm,
+    compute: &dyn Compute,
     plan: &CalPlan,
     groups: &[GroupVis],
     cfg: &CalConfig,
@@ -630,24 +518,23 @@ pub fn solve_night(
     let refs = refant_indices(cfg, &plan.antenna_names);
     let models: Vec<ModelPredictor> = groups
         .iter()
-        .map(|g| calibrator_model(g, &plan.calibrator, &plan.field, eop))
+        .map(|g| {
+            ModelPredictor::without_table(
+                g,
+                &model_sources(&plan.calibrator, &plan.field),
+                eop,
+                crate::core::telescope::DISH_DIAMETER_M,
+            )
+        })
         .collect();
     let projs: Vec<Vec<f64>> = groups.iter().map(|g| projected_lengths(g, eop)).collect();
     // Bandpass: one cell per (channel, pol).
-    let mut cells = vec![CellStats::new(n_bl); nf * 2];
+    let mut sums = sums::Sums::new(nf * 2, n_bl);
     for ((g, m), pr) in groups.iter().zip(&models).zip(&projs) {
-        accumulate(
-            &mut cells,
-            g,
-            plan,
-            m,
-            pr,
-            cfg.uv_min_lambda,
-            &|_, c, p| Some(c * 2 + p),
-            &|_, _, _, _| Complex64::new(1.0, 0.0),
-        );
+        let cells = sums::Cells::PerChannel;
+        sums.add_group(compute, g, plan, m, pr, cfg.uv_min_lambda, &cells, None);
     }
-    reduce_cells(comm, &mut cells, n_bl);
+    let cells = sums.reduce(comm);
     let has_data = cells.iter().any(|c| c.n.iter().any(|&n| n > 0.0));
     if !has_data {
         return Err(CalError::NoData);
@@ -665,6 +552,7 @@ pub fn solve_night(
     let (times, gains, gflags, gsnr, greasons) = if cfg.gain_interval_s > 0.0 {
         solve_gains(
             comm,
+            compute,
             plan,
             groups,
             &models,

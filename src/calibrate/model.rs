@@ -5,15 +5,13 @@
 //! channel width dnu: a source 0.5 deg from the phase centre loses 3 % on a 2 km baseline in
 //! a 1.95 MHz channel (0.05 % in the correlator's 244 kHz).
 
+use crate::compute::point_model::{equal_step, smearing, source_row};
 use crate::core::Group;
 use crate::primitives::astrometry::{dot, radec_to_vec, separation, sub, FrameOfDate};
 use crate::primitives::beam::airy_power;
 use crate::primitives::iers::EarthOrientation;
 use crate::primitives::C_M_S;
 use num_complex::Complex64;
-
-/// Channels between exact fringes in `ModelPredictor::row_vis_all`.
-const ROW_BLOCK: usize = 64;
 
 /// A point source for the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,18 +122,13 @@ impl ModelPredictor {
             smear.push(s_t);
             delays.push(d_t);
         }
-        let step = if nf > 1 { g.freqs[1] - g.freqs[0] } else { 0.0 };
-        let equal = g
-            .freqs
-            .windows(2)
-            .all(|w| ((w[1] - w[0]) - step).abs() <= 1e-9 * w[1].abs());
         ModelPredictor {
             n_chan: nf,
             n_src: ns,
             ph,
             delay: delays,
             freqs: g.freqs.clone(),
-            step_hz: (nf > 1 && equal).then_some(step),
+            step_hz: equal_step(&g.freqs),
             amp,
             smear,
             n_ant: na,
@@ -156,41 +149,16 @@ impl ModelPredictor {
 
     /// Every source's model on baseline (a, b) at integration t for every channel, into
     /// `out[s * n_chan + c]` (`sm`: the row's smearing factors, `row_smearing`), from the
-    /// delays instead of the phasor table.
-    /// Where the channels are equally spaced, the fringe exp(2 pi i nu tau) is an exact
-    /// phasor every ROW_BLOCK channels times a power of the one-channel step (the powers
-    /// made once per row and source, by repeated multiplication: ~1e-14 of the amplitude);
-    /// elsewhere a sine and cosine per channel. No memory beyond the row's own.
+    /// delays instead of the phasor table (compute::point_model::source_row: a phasor
+    /// recurrence across equally spaced channels, ~1e-14 of the amplitude; a sine and
+    /// cosine a channel elsewhere). No memory beyond the row's own.
     pub fn row_vis_all(&self, a: usize, b: usize, t: usize, sm: &[f64], out: &mut [Complex64]) {
         let (nf, ns) = (self.n_chan, self.n_src);
-        let tau_of = |k: usize| self.delay[t][b * ns + k] - self.delay[t][a * ns + k];
-        let fringe =
-            |nu: f64, tau: f64| Complex64::from_polar(1.0, std::f64::consts::TAU * nu * tau);
         for k in 0..ns {
-            let tau = tau_of(k);
+            let tau = self.delay[t][b * ns + k] - self.delay[t][a * ns + k];
             let amp = &self.amp[t][k * nf..(k + 1) * nf];
             let o = &mut out[k * nf..(k + 1) * nf];
-            let Some(step) = self.step_hz else {
-                for c in 0..nf {
-                    o[c] = (amp[c] * sm[k]) * fringe(self.freqs[c], tau);
-                }
-                continue;
-            };
-            let mut pow = [Complex64::new(1.0, 0.0); ROW_BLOCK];
-            let z = fringe(step, tau);
-            for j in 1..ROW_BLOCK {
-                pow[j] = pow[j - 1] * z;
-            }
-            for (c0, (ob, ab)) in o
-                .chunks_mut(ROW_BLOCK)
-                .zip(amp.chunks(ROW_BLOCK))
-                .enumerate()
-            {
-                let anchor = fringe(self.freqs[c0 * ROW_BLOCK], tau) * sm[k];
-                for ((v, &x), p) in ob.iter_mut().zip(ab).zip(&pow) {
-                    *v = x * (anchor * p);
-                }
-            }
+            source_row(amp, &self.freqs, self.step_hz, tau, sm[k], |c, v| o[c] = v);
         }
     }
 
@@ -198,12 +166,7 @@ impl ModelPredictor {
     #[inline]
     fn smearing(&self, k: usize, a: usize, b: usize, t: usize) -> f64 {
         let ns = self.n_src;
-        let x = std::f64::consts::PI * (self.smear[t][b * ns + k] - self.smear[t][a * ns + k]);
-        if x.abs() < 1e-4 {
-            1.0 - x * x / 6.0
-        } else {
-            x.sin() / x
-        }
+        smearing(self.smear[t][b * ns + k] - self.smear[t][a * ns + k])
     }
 
     /// Model visibility of baseline (a, b) at integration t, channel c.

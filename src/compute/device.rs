@@ -14,10 +14,10 @@
 //! increments and refitted outliers subtracted there, device_outliers) and a group's
 //! flagging planes for the whole flagger
 //! (device_planes: every pass, SIR, dead antennas and the amplitude clip on planes copied
-//! up once); with the debug log on, their phases are timed (device_timing). The
-//! calibration solver's accumulation, the flagger's amplitudes and array detection (one
-//! cell plane) and the clip's median, and the peak search between Clark rounds run on the
-//! host.
+//! up once), CLEAN's residual images through a minor cycle (device_residual) and the
+//! calibration solver's statistics (device_calstats); with the debug log on, their phases
+//! are timed (device_timing). The flagger's amplitudes and array detection (one cell
+//! plane) and the clip's median run on the host.
 
 use super::{kernels, launch, Compute, GpuError, NoGpu};
 use cudarc::cufft::sys::double2;
@@ -55,6 +55,8 @@ pub struct Gpu {
     pub(super) outliers: super::device_outliers::OutlierKernels,
     /// CLEAN's residual images held through a minor cycle (device_residual).
     pub(super) residual: super::device_residual::ResidualKernels,
+    /// The calibration solver's sufficient statistics (device_calstats).
+    pub(super) calstats: super::device_calstats::CalStatsKernels,
     pub(super) resident_bytes: Arc<std::sync::atomic::AtomicUsize>,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
@@ -124,6 +126,7 @@ impl Gpu {
         let planes = super::device_planes::PlanesKernels::load(load)?;
         let outliers = super::device_outliers::OutlierKernels::load(load)?;
         let residual = super::device_residual::ResidualKernels::load(load)?;
+        let calstats = super::device_calstats::CalStatsKernels::load(load)?;
         let (free, total) = ctx.mem_get_info().map_err(on_device)?;
         let share = super::rank_share(ordinal, local_size, n as usize, free, mem_gib);
         let (budget, flag_budget) = (share - share / 4, share / 4);
@@ -160,6 +163,7 @@ impl Gpu {
             planes,
             outliers,
             residual,
+            calstats,
             resident_bytes: Default::default(),
             ffts: Default::default(),
             staging: Default::default(),
@@ -463,6 +467,14 @@ impl Compute for Gpu {
         extend: bool,
     ) -> Result<(), GpuError> {
         self.sir_dev(flags, nt, nf, eta, extend)
+    }
+
+    fn cal_stats(
+        &self,
+        job: &super::cal_stats::CalStatsJob,
+        out: &mut [f64],
+    ) -> Result<(), GpuError> {
+        self.cal_stats_dev(job, out)
     }
 
     fn predict_points(

@@ -47,29 +47,29 @@ struct DevModel {
 }
 
 impl Gpu {
-    fn upload_model(&self, m: &UnitModel, rows: usize, nchan: usize) -> Result<DevModel, GpuError> {
+    fn upload_model(&self, u: &UnitModel, rows: usize, nchan: usize) -> Result<DevModel, GpuError> {
         let s = &self.stream;
-        let nbl = m.baselines.len();
-        let ok = m.nt * nbl == rows
-            && m.use_row.len() == rows
+        let (m, nbl) = (&u.model, u.baselines.len());
+        let ok = u.nt * nbl == rows
+            && u.use_row.len() == rows
             && m.freqs.len() == nchan
-            && m.xs.len() == nchan
-            && m.amp.len() == m.nt * m.ns * nchan
-            && m.delay.len() == m.nt * m.n_ant * m.ns
+            && u.xs.len() == nchan
+            && m.amp.len() == u.nt * m.ns * nchan
+            && m.delay.len() == u.nt * m.n_ant * m.ns
             && m.smear.len() == m.delay.len()
-            && m.baselines.iter().all(|&(a, b)| a < m.n_ant && b < m.n_ant);
+            && u.baselines.iter().all(|&(a, b)| a < m.n_ant && b < m.n_ant);
         if !ok {
             return Err(GpuError::Cuda(format!(
                 "an outlier model of {} rows and {} channels for a held group of {rows} and {nchan}",
-                m.nt * nbl,
+                u.nt * nbl,
                 m.freqs.len()
             )));
         }
         let up = |x: &[f64]| s.clone_htod(x).map_err(cuda);
         let ants = |f: fn(&(usize, usize)) -> usize| -> Vec<i32> {
-            m.baselines.iter().map(|b| f(b) as i32).collect()
+            u.baselines.iter().map(|b| f(b) as i32).collect()
         };
-        let use_row: Vec<u8> = m.use_row.iter().map(|&u| u8::from(u)).collect();
+        let use_row: Vec<u8> = u.use_row.iter().map(|&u| u8::from(u)).collect();
         Ok(DevModel {
             bl_a: s.clone_htod(&ants(|b| b.0)).map_err(cuda)?,
             bl_b: s.clone_htod(&ants(|b| b.1)).map_err(cuda)?,
@@ -77,7 +77,7 @@ impl Gpu {
             delay: up(m.delay)?,
             smear: up(m.smear)?,
             freqs: up(m.freqs)?,
-            xs: up(m.xs)?,
+            xs: up(u.xs)?,
             use_row: s.clone_htod(&use_row).map_err(cuda)?,
         })
     }
@@ -86,10 +86,10 @@ impl Gpu {
     pub(super) fn outlier_atb_dev(
         &self,
         r: &dyn Resident,
-        m: &UnitModel,
+        u: &UnitModel,
     ) -> Result<Vec<f64>, GpuError> {
-        let h = self.own(r)?;
-        let d = self.upload_model(m, h.rows, h.nchan)?;
+        let (h, m) = (self.own(r)?, &u.model);
+        let d = self.upload_model(u, h.rows, h.nchan)?;
         let s = &self.stream;
         let (rows, width) = (h.rows, 2 * m.ns);
         if rows == 0 || width == 0 {
@@ -97,7 +97,7 @@ impl Gpu {
         }
         let mut partial = unsafe { s.alloc::<f64>(rows * width) }.map_err(cuda)?;
         let vis = lock(&h.vis)?;
-        let (nt, nc, np) = (m.nt as i32, h.nchan as i32, h.npol as i32);
+        let (nt, nc, np) = (u.nt as i32, h.nchan as i32, h.npol as i32);
         let (ns, na) = (m.ns as i32, m.n_ant as i32);
         // SAFETY: one thread a row of the held group; every table sized as checked above.
         unsafe {
@@ -154,10 +154,10 @@ impl Gpu {
     pub(super) fn outlier_subtract_dev(
         &self,
         r: &dyn Resident,
-        m: &UnitModel,
+        u: &UnitModel,
         delta: &[f64],
     ) -> Result<(), GpuError> {
-        let h = self.own(r)?;
+        let (h, m) = (self.own(r)?, &u.model);
         if delta.len() != 2 * m.ns {
             return Err(GpuError::Cuda(format!(
                 "{} outlier coefficients for {} sources",
@@ -165,11 +165,11 @@ impl Gpu {
                 m.ns
             )));
         }
-        let d = self.upload_model(m, h.rows, h.nchan)?;
+        let d = self.upload_model(u, h.rows, h.nchan)?;
         let s = &self.stream;
         let d_delta = s.clone_htod(delta).map_err(cuda)?;
         let mut vis = lock(&h.vis)?;
-        let (nt, nc, np) = (m.nt as i32, h.nchan as i32, h.npol as i32);
+        let (nt, nc, np) = (u.nt as i32, h.nchan as i32, h.npol as i32);
         let (ns, na) = (m.ns as i32, m.n_ant as i32);
         // SAFETY: one thread a (row, channel) of the held group; tables sized as checked.
         unsafe {

@@ -1,7 +1,7 @@
 //! A device that fails part-way, for the tests of the stages' recovery (tests only, feature
 //! `gpu`): the device backend, with the calls on what it holds counted (a held group's
 //! griddings, subtractions and outlier refits, every call on held flagging planes or held
-//! residual images) and failing from the `fail_at`-th on, as a device lost mid-group looks
+//! residual images, the calibration statistics) and failing from the `fail_at`-th on, as a device lost mid-group looks
 //! to the pipeline (`fail_at` 0: residual images are not held).
 
 use super::convolve::PsfHat;
@@ -191,6 +191,14 @@ impl Compute for Failing<'_> {
     ) -> Result<(), GpuError> {
         self.tick()?;
         self.gpu.outlier_subtract(r, m, delta)
+    }
+    fn cal_stats(
+        &self,
+        job: &super::cal_stats::CalStatsJob,
+        out: &mut [f64],
+    ) -> Result<(), GpuError> {
+        self.tick()?;
+        self.gpu.cal_stats(job, out)
     }
     fn psf_hat(&self, psf: &[f64], m: usize) -> Result<PsfHat, GpuError> {
         self.gpu.psf_hat(psf, m)

@@ -61,6 +61,11 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         &["gather_f32", "gather_f64", "subtract_rows", "zero_column"],
     ),
     (
+        "calstats.cu",
+        include_str!("../../kernels/calstats.cu"),
+        &["calstats_partial", "calstats_cells"],
+    ),
+    (
         "outliers.cu",
         include_str!("../../kernels/outliers.cu"),
         &["outlier_rows", "sum_row_chunks", "outlier_subtract"],
@@ -110,7 +115,7 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
 
 /// Threads a block of the entries launched with fewer than 1024 (a block of 1024 leaves 64
 /// registers a thread; these need more).
-pub const SMALL_BLOCKS: &[(&str, u32)] = &[("predict_points", 256)];
+pub const SMALL_BLOCKS: &[(&str, u32)] = &[("predict_points", 256), ("calstats_partial", 256)];
 
 /// The threads a block `entry` is launched with (1024 unless listed in SMALL_BLOCKS).
 pub fn block_threads(entry: &str) -> u32 {
@@ -308,6 +313,7 @@ mod tests {
         // no device file may be missing from this list.
         let sources = [
             ("device.rs", include_str!("device.rs")),
+            ("device_calstats.rs", include_str!("device_calstats.rs")),
             ("device_flag.rs", include_str!("device_flag.rs")),
             ("device_held.rs", include_str!("device_held.rs")),
             ("device_planes.rs", include_str!("device_planes.rs")),
@@ -347,8 +353,9 @@ mod tests {
             }
         }
         // grid, degrid; 9 flagger, 5 convolution, 1 minor-cycle, 1 direct sum,
-        // 9 w-stack, 4 held-group, 9 held flagging planes, 3 outliers' refit, 5 held residual images.
-        assert_eq!(loads, 48);
+        // 9 w-stack, 4 held-group, 9 held flagging planes, 3 outliers' refit, 5 held residual
+        // images, 2 calibration statistics.
+        assert_eq!(loads, 50);
     }
 
     /// Every kernel compiles through NVRTC for sm_80 and sm_90, as the program compiles them

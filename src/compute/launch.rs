@@ -211,6 +211,17 @@ kernels! {
         nchan: val i32, npol: val i32, scale: val f32
     );
     "held.cu" zero_column(x: rw f64, m: val i32, stride: val i32, col: val i32);
+    "calstats.cu" calstats_partial(
+        vis: ro f32, wt: ro u16, wscale: val f32, row0: val i32, rows: ro i32, bl_a: ro i32,
+        bl_b: ro i32, nbl: val i32, nt: val i32, nc: val i32, np: val i32, keep: ro u8,
+        run_of: ro i32, nrun: val i32, proj: ro f64, uv_min: val f64, freqs: ro f64, ns: val i32,
+        n_ant: val i32, amp: ro f64, delay: ro f64, smear: ro f64, premul: ro f64,
+        has_premul: val i32, partial: rw f64
+    );
+    "calstats.cu" calstats_cells(
+        partial: ro f64, nbl: val i32, width: val i32, starts: ro i32, entries: ro i32,
+        ncell: val i32, stride: val i32, j0: val i32, sums: rw f64
+    );
     "outliers.cu" outlier_rows(
         vis: ro f32, wt: ro f32, use_row: ro u8, bl_a: ro i32, bl_b: ro i32, nrow: val i32,
         nt: val i32, nc: val i32, np: val i32, ns: val i32, n_ant: val i32, amp: ro f64,
@@ -302,6 +313,7 @@ pub fn check(source: &str, sig: &Signature) -> Result<(), String> {
             "int" => Some("i32"),
             "long long" => Some("i64"),
             "unsigned char" => Some("u8"),
+            "unsigned short" => Some("u16"),
             "unsigned int" => Some("u32"),
             "unsigned long long" => Some("u64"),
             _ => None,

@@ -9,10 +9,13 @@
 //! fails with that reason; `off` never looks. cudarc panics when libcuda is absent, so the
 //! library's presence is checked before any call.
 
+pub mod cal_stats;
 pub mod convolve;
 pub mod degridder;
 #[cfg(feature = "gpu")]
 pub mod device;
+#[cfg(feature = "gpu")]
+mod device_calstats;
 #[cfg(feature = "gpu")]
 mod device_convolve;
 #[cfg(feature = "gpu")]
@@ -54,6 +57,7 @@ pub mod launch;
 pub mod minor;
 pub mod monitor;
 pub mod outlier_fit;
+pub mod point_model;
 pub mod sir;
 pub mod stack;
 pub mod twins;
@@ -123,6 +127,9 @@ pub enum GpuError {
     },
     #[error("CUDA: {0}")]
     Cuda(String),
+    /// A job whose tables do not fit together (a caller's mistake, on any backend).
+    #[error("{0}")]
+    Job(String),
 }
 
 /// Why this rank has no GPU to use: `compute.gpu: auto` runs on the CPU and says why,
@@ -384,6 +391,12 @@ pub trait Compute: Send + Sync {
     /// stay in cache), thousands on a GPU (transfers and launches amortised).
     fn planes_per_batch(&self) -> usize {
         8 * rayon::current_num_threads().max(1)
+    }
+    /// Adds a calibrator group's sufficient statistics into the solver's cells (see
+    /// cal_stats::CalStatsJob; the CPU twin cal_stats::cal_stats_cpu). A backend returns
+    /// Err only with `out` as it was (the CPU then redoes the call).
+    fn cal_stats(&self, job: &cal_stats::CalStatsJob, out: &mut [f64]) -> Result<(), GpuError> {
+        cal_stats::cal_stats_cpu(job, out).map_err(|e| GpuError::Job(e.to_string()))
     }
     /// The device's PCI (domain, bus, device) for NVML; None on the CPU.
     fn pci(&self) -> Option<(u32, u32, u32)> {

@@ -332,12 +332,14 @@ impl OutlierModel {
         let (amp, delay, smear) = self.flat.as_ref().expect("made above");
         let model = UnitModel {
             nt: g.n_times(),
-            ns: self.outliers.len(),
-            n_ant: self.pred.counts().1,
-            amp,
-            delay,
-            smear,
-            freqs: &g.freqs,
+            model: crate::compute::point_model::PointModel {
+                ns: self.outliers.len(),
+                n_ant: self.pred.counts().1,
+                amp,
+                delay,
+                smear,
+                freqs: &g.freqs,
+            },
             xs: &xs,
             baselines: &g.baselines,
             use_row,

@@ -57,9 +57,10 @@ pub(super) fn solve(ctx: &Ctx, registry: &Registry, report: &mut RankReport) -> 
     // The solve's accumulators and table, checked on every rank before they are allocated;
     // skipped on all ranks together when one lacks the memory.
     let fits = solve_fits_in_memory(ctx, cp);
-    let solved = comm
-        .all_ok(fits)
-        .then(|| crate::calibrate::solve_night(comm, cp, &mine, &ctx.cfg.calibration, ctx.eop));
+    let solved = comm.all_ok(fits).then(|| {
+        let compute = ctx.compute.as_ref();
+        crate::calibrate::solve_night(comm, compute, cp, &mine, &ctx.cfg.calibration, ctx.eop)
+    });
     drop(mine);
     let mut cal_qa = None;
     let ok = match solved {

@@ -6,7 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn station_table() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dsa110/DSA110_Station_Coordinates.csv")
+    repo_file("configs/dsa110/DSA110_Station_Coordinates.csv")
+}
+
+/// A file of this checkout: the build's, or where `CONTIMG_TEST_DATA` names its
+/// `tests/data` (a prebuilt test binary run from another checkout, scripts/gpu-check.sh).
+pub fn repo_file(rel: &str) -> PathBuf {
+    let root = std::env::var_os("CONTIMG_TEST_DATA")
+        .map(PathBuf::from)
+        .and_then(|d| Some(d.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    root.join(rel)
 }
 
 /// The binary under test: cargo's, or CONTIMG_BIN (a prebuilt one, scripts/gpu-check.sh).
