@@ -1,5 +1,7 @@
 // Shared definitions for contimg's kernels (included by NVRTC through the source list).
-#pragma once
+// Guarded: the sources are also compiled together, headers inlined (kernels/host/run.cpp).
+#ifndef CONTIMG_COMMON_CUH
+#define CONTIMG_COMMON_CUH
 #define CONTIMG_TWO_PI 6.283185307179586476925286766559
 #define CONTIMG_C_M_S 299792458.0
 #define CONTIMG_PI 3.141592653589793238462643383279
@@ -18,3 +20,4 @@ __device__ inline double2 point_source(const double* amp, const double* delay, c
     double am = amp[((long long)t * ns + s) * nc + c] * sm;
     return make_double2(am * cos(ph), am * sin(ph));
 }
+#endif
