@@ -193,6 +193,16 @@ try:
         out.update(images_vs_cpu=ratios)
 except OSError:
     pass
+try:
+    # A calibrated night solved on the device and on the CPU (tests/calibration.rs): the
+    # tables' largest relative gain and delay differences, and the device's statistics.
+    text = open(os.path.join(logs, "calibration-gpu.log")).read()
+    m = re.search(r"gpu vs cpu: worst relative gain difference ([0-9.eE+-]+), delay ([0-9.eE+-]+) ns", text)
+    if m:
+        out.update(calibration_vs_cpu={"gain_rel": float(m.group(1)), "delay_ns": float(m.group(2))},
+                   calibration_statistics_on_gpu=len(re.findall(r"calibration statistics: .* on gpu", text)))
+except OSError:
+    pass
 json.dump(out, open(os.path.join(logs, "summary.json"), "w"), indent=1)
 print(json.dumps(out, indent=1))
 PY

@@ -182,7 +182,10 @@ fn gains_match_the_truth_and_the_target_is_calibrated() {
 #[test]
 fn solutions_agree_over_1_2_3_ranks() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, cfg) = run_night(dir.path());
+    let mut c = night_config(dir.path());
+    // Gains per 2 minutes on top of the bandpass: both passes of sums reduced over ranks.
+    c.calibration.gain_interval_s = 120.0;
+    let cfg = simulate_night(&c, dir.path());
     let mut tables = Vec::new();
     for n in [1, 2, 3] {
         let out = dir.path().join(format!("out{n}"));
@@ -219,7 +222,8 @@ fn solutions_agree_over_1_2_3_ranks() {
 }
 
 /// On a GPU (or the emulated driver, `CONTIMG_EXPECT_GPU` set): `gpu: required` sums the
-/// solver's statistics on the device (compute::device_calstats), and its table equals
+/// solver's statistics on the device (compute::device_calstats; the bandpass's and, with
+/// gains per 2 minutes, the gains'), and its table equals
 /// `gpu: off`'s as the ranks' tables do: gains within 1e-9 (relative), delays within 1e-9
 /// ns, the same flags and reasons.
 #[test]
@@ -233,6 +237,9 @@ fn gpu_solution_equals_the_cpus() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (mut c, _) = run_night(dir.path());
+    // Gains per 2 minutes too: the second pass of sums (per time bin, on the model times
+    // the bandpass) runs on the device as well.
+    c.calibration.gain_interval_s = 120.0;
     let mut tables = Vec::new();
     for mode in [GpuMode::Off, GpuMode::Required] {
         c.compute.gpu = mode;
@@ -252,6 +259,12 @@ fn gpu_solution_equals_the_cpus() {
             text.lines()
                 .any(|l| l.contains("calibration statistics:") && l.contains(what))
         };
+        for l in text
+            .lines()
+            .filter(|l| l.contains("calibration statistics:"))
+        {
+            println!("{l}");
+        }
         assert!(on(" on gpu") == (mode == GpuMode::Required), "{text}");
         assert!(on(" on cpu") == (mode == GpuMode::Off), "{text}");
         tables.push(cal_table(&c.output.dir));
