@@ -1,8 +1,9 @@
 //! Memory the calibration solve needs, known from the plan before anything is allocated.
 //!
 //! The solve holds, at its peak, the sufficient statistics of every solution cell (per
-//! baseline: A complex, B, C, n: 40 bytes) twice over (the cells and the flat buffer of
-//! their all-reduce), then the table: per (interval, antenna, channel, pol) a complex gain,
+//! baseline: A complex, B, C, n: 40 bytes) twice over (the flat buffer the sums are made
+//! and all-reduced in, with either a device's sums of one group as they come down or the
+//! cells read from it after the reduce; calibrate::sums), then the table: per (interval, antenna, channel, pol) a complex gain,
 //! a flag, an SNR and a reason (26 bytes). With gains per `gain_interval_s` over a long span
 //! the table dominates: 10 000 intervals of a full-size array (96 antennas, 768 channels)
 //! would need ~43 GiB. The pipeline checks this against the memory available on every rank
