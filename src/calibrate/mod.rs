@@ -421,9 +421,7 @@ fn solve_gains(
     comm: &dyn Comm,
     compute: &dyn Compute,
     plan: &CalPlan,
-    groups: &[GroupVis],
-    models: &[ModelPredictor],
-    projs: &[Vec<f64>],
+    groups: &[sums::GroupSums],
     bpsol: &mut Bandpass,
     refs: &[usize],
     cfg: &CalConfig,
@@ -443,22 +441,14 @@ fn solve_gains(
     let full: Vec<Complex64> = (0..n_ant * nf * 2)
         .map(|i| bpsol.full_gain(&plan.freq_hz, i / (nf * 2), (i / 2) % nf, i % 2))
         .collect();
-    for ((g, m), pr) in groups.iter().zip(models).zip(projs) {
-        let bin_of: Vec<usize> = g
-            .times_jd
+    for gs in groups {
+        let bin_of: Vec<usize> = gs
+            .times_jd()
             .iter()
             .map(|&t| (((t - t0) / dt).floor() as usize).min(nbin - 1))
             .collect();
-        sums.add_group(
-            compute,
-            g,
-            plan,
-            m,
-            pr,
-            cfg.uv_min_lambda,
-            &sums::Cells::PerBin(&bin_of),
-            Some(&full),
-        );
+        let cells = sums::Cells::PerBin(&bin_of);
+        sums.add_group(compute, gs, cfg.uv_min_lambda, &cells, Some(&full));
     }
     let cells = sums.reduce(comm);
     let sols: Vec<CellSolution> = cells
@@ -516,23 +506,22 @@ pub fn solve_night(
     let nf = plan.freq_hz.len();
     let n_ant = plan.antenna_names.len();
     let refs = refant_indices(cfg, &plan.antenna_names);
-    let models: Vec<ModelPredictor> = groups
+    // What both passes of sums need of each group, made once; the model's tables only
+    // (no phasor table: compute::point_model predicts from them).
+    let sources = model_sources(&plan.calibrator, &plan.field);
+    let prepared: Vec<sums::GroupSums> = groups
         .iter()
         .map(|g| {
-            ModelPredictor::without_table(
-                g,
-                &model_sources(&plan.calibrator, &plan.field),
-                eop,
-                crate::core::telescope::DISH_DIAMETER_M,
-            )
+            let dish = crate::core::telescope::DISH_DIAMETER_M;
+            let model = ModelPredictor::without_table(g, &sources, eop, dish);
+            sums::GroupSums::new(g, plan, &model, projected_lengths(g, eop))
         })
         .collect();
-    let projs: Vec<Vec<f64>> = groups.iter().map(|g| projected_lengths(g, eop)).collect();
     // Bandpass: one cell per (channel, pol).
     let mut sums = sums::Sums::new(nf * 2, n_bl);
-    for ((g, m), pr) in groups.iter().zip(&models).zip(&projs) {
+    for gs in &prepared {
         let cells = sums::Cells::PerChannel;
-        sums.add_group(compute, g, plan, m, pr, cfg.uv_min_lambda, &cells, None);
+        sums.add_group(compute, gs, cfg.uv_min_lambda, &cells, None);
     }
     let cells = sums.reduce(comm);
     let has_data = cells.iter().any(|c| c.n.iter().any(|&n| n > 0.0));
@@ -554,9 +543,7 @@ pub fn solve_night(
             comm,
             compute,
             plan,
-            groups,
-            &models,
-            &projs,
+            &prepared,
             &mut bpsol,
             &refs,
             cfg,

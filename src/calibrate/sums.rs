@@ -36,43 +36,49 @@ pub(super) struct Sums {
     buf: Vec<f64>,
 }
 
-impl Sums {
-    pub(super) fn new(n_cell: usize, n_bl: usize) -> Self {
-        Sums {
-            n_cell,
-            n_bl,
-            buf: vec![0.0; n_cell * n_bl * SUMS],
-        }
+/// What the sums of one calibrator group need from it and the plan, made once for both
+/// passes (bandpass, gains).
+pub(super) struct GroupSums<'g> {
+    g: &'g GroupVis,
+    /// Group channel -> plan channel.
+    chan_map: Vec<Option<usize>>,
+    n_plan_chan: usize,
+    /// The plan's cross baselines in the group: their rows, antennas and plan index.
+    rows: Vec<u32>,
+    ants: Vec<(u32, u32)>,
+    target: Vec<u32>,
+    /// Per (integration, channel, pol): kept (`kept_slices`).
+    keep: Vec<bool>,
+    /// Projected baseline length (m) per (row, integration).
+    proj: Vec<f64>,
+    /// The model's flat tables (see compute::point_model).
+    ns: usize,
+    n_ant: usize,
+    amp: Vec<f64>,
+    delay: Vec<f64>,
+    smear: Vec<f64>,
+}
+
+impl<'g> GroupSums<'g> {
+    /// The group's integrations (JD).
+    pub(super) fn times_jd(&self) -> &[f64] {
+        &self.g.times_jd
     }
 
-    /// Adds group `g`'s sums: the model of `model` premultiplied per (antenna, plan
-    /// channel, pol) by `premul` (`(a * nf + c) * 2 + p`: the model of (a, b) times
-    /// P_a conj(P_b)), samples at least `uv_min_lambda` long (`proj`: projected lengths per
-    /// (baseline, integration), m).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn add_group(
-        &mut self,
-        compute: &dyn Compute,
-        g: &GroupVis,
+    /// `model` predicts `g`'s calibrator field; `proj` are its projected lengths.
+    pub(super) fn new(
+        g: &'g GroupVis,
         plan: &CalPlan,
         model: &ModelPredictor,
-        proj: &[f64],
-        uv_min_lambda: f64,
-        cells: &Cells,
-        premul: Option<&[Complex64]>,
-    ) {
+        proj: Vec<f64>,
+    ) -> Self {
         let index: HashMap<(usize, usize), usize> = plan
             .baselines
             .iter()
             .enumerate()
             .map(|(k, &b)| (b, k))
             .collect();
-        let (nt, nc, np) = (g.n_times(), g.n_chan(), g.npol);
-        if nt == 0 || nc == 0 || np == 0 {
-            return;
-        }
-        // Group channel -> plan channel.
-        let chan_map: Vec<Option<usize>> = g
+        let chan_map = g
             .freqs
             .iter()
             .map(|f| plan.freq_hz.iter().position(|x| (x - f).abs() < 1.0))
@@ -86,6 +92,51 @@ impl Sums {
             }
         }
         let keep = kept_slices(g, &rows);
+        let (amp, delay, smear) = model.flat_tables();
+        let (ns, n_ant) = model.counts();
+        GroupSums {
+            g,
+            chan_map,
+            n_plan_chan: plan.freq_hz.len(),
+            rows,
+            ants,
+            target,
+            keep,
+            proj,
+            ns,
+            n_ant,
+            amp,
+            delay,
+            smear,
+        }
+    }
+}
+
+impl Sums {
+    pub(super) fn new(n_cell: usize, n_bl: usize) -> Self {
+        Sums {
+            n_cell,
+            n_bl,
+            buf: vec![0.0; n_cell * n_bl * SUMS],
+        }
+    }
+
+    /// Adds group `gs`'s sums: the model premultiplied per (antenna, plan channel, pol) by
+    /// `premul` (`(a * nf + c) * 2 + p`, nf the plan's channels: the model of (a, b) times
+    /// P_a conj(P_b)), samples at least `uv_min_lambda` long.
+    pub(super) fn add_group(
+        &mut self,
+        compute: &dyn Compute,
+        gs: &GroupSums,
+        uv_min_lambda: f64,
+        cells: &Cells,
+        premul: Option<&[Complex64]>,
+    ) {
+        let g = gs.g;
+        let (nt, nc, np) = (g.n_times(), g.n_chan(), g.npol);
+        if nt == 0 || nc == 0 || np == 0 {
+            return;
+        }
         // Runs of integrations within which every sample's cell is fixed, and the cell of
         // each (run, channel, pol): only the plan's two polarizations have cells.
         let (run_of, cell_of_run): (Vec<u32>, Vec<Option<usize>>) = match cells {
@@ -106,10 +157,9 @@ impl Sums {
         let cell: Vec<i32> = cell_of_run
             .iter()
             .flat_map(|bin| {
-                let chan_map = &chan_map;
                 (0..nc * np).map(move |i| {
                     let (c, p) = (i / np, i % np);
-                    match (chan_map[c], bin) {
+                    match (gs.chan_map[c], bin) {
                         (Some(pc), None) if p < 2 => (pc * 2 + p) as i32,
                         (Some(_), Some(bin)) if p < 2 => (bin * 2 + p) as i32,
                         _ => -1,
@@ -117,23 +167,20 @@ impl Sums {
                 })
             })
             .collect();
-        let nf = plan.freq_hz.len();
-        let n_ant = g.ant_pos.len();
+        let n_ant = gs.n_ant;
         let premul: Option<Vec<Complex64>> = premul.map(|q| {
             (0..n_ant * nc * np)
                 .map(|i| {
                     let (a, c, p) = (i / (nc * np), (i / np) % nc, i % np);
-                    match chan_map[c] {
-                        Some(pc) if p < 2 && (a * nf + pc) * 2 + p < q.len() => {
-                            q[(a * nf + pc) * 2 + p]
+                    match gs.chan_map[c] {
+                        Some(pc) if p < 2 && (a * gs.n_plan_chan + pc) * 2 + p < q.len() => {
+                            q[(a * gs.n_plan_chan + pc) * 2 + p]
                         }
                         _ => Complex64::new(0.0, 0.0),
                     }
                 })
                 .collect()
         });
-        let (amp, delay, smear) = model.flat_tables();
-        let (ns, n_model_ant) = model.counts();
         let job = CalStatsJob {
             nt,
             nc,
@@ -141,23 +188,23 @@ impl Sums {
             vis: &g.vis,
             weight: &g.weight,
             weight_scale: g.weight.scale(),
-            rows: &rows,
-            ants: &ants,
-            target: &target,
+            rows: &gs.rows,
+            ants: &gs.ants,
+            target: &gs.target,
             n_target: self.n_bl,
-            proj_m: proj,
+            proj_m: &gs.proj,
             uv_min_lambda,
-            keep: &keep,
+            keep: &gs.keep,
             run_of: &run_of,
             cell: &cell,
             n_cell: self.n_cell,
             premul: premul.as_deref(),
             model: PointModel {
-                ns,
-                n_ant: n_model_ant,
-                amp: &amp,
-                delay: &delay,
-                smear: &smear,
+                ns: gs.ns,
+                n_ant,
+                amp: &gs.amp,
+                delay: &gs.delay,
+                smear: &gs.smear,
                 freqs: &g.freqs,
             },
         };
@@ -174,9 +221,9 @@ impl Sums {
             c.cal_stats(&job, buf)
         });
         log::debug!(
-            "calibration statistics: {} baselines into {} cells on {} in {:.2} s",
-            rows.len(),
-            job.cell_lists().0.len(),
+            "calibration statistics: {} baselines into {} runs of cells on {} in {:.2} s",
+            gs.rows.len(),
+            cell_of_run.len(),
             compute.name(),
             t.elapsed().as_secs_f64()
         );

@@ -214,15 +214,17 @@ pub fn cal_stats_cpu(job: &CalStatsJob, out: &mut [f64]) -> Result<(), JobError>
     let step = equal_step(job.model.freqs);
     let width = job.n_run() * job.nc * job.np * SUMS;
     let batch = 4 * rayon::current_num_threads().max(1);
-    for js in (0..job.rows.len()).collect::<Vec<_>>().chunks(batch) {
+    for j0 in (0..job.rows.len()).step_by(batch) {
+        let js = j0..(j0 + batch).min(job.rows.len());
         let sums: Vec<Vec<f64>> = js
-            .par_iter()
+            .clone()
+            .into_par_iter()
             .map_init(
                 || {
                     let row = vec![Complex64::new(0.0, 0.0); job.nc];
                     (row, vec![0f32; job.nc * job.np], vec![0.0; width])
                 },
-                |(row, wrow, part), &j| {
+                |(row, wrow, part), j| {
                     job.baseline_partials(j, step, row, wrow, part);
                     let mut own = vec![0.0; cells.len() * SUMS];
                     for (i, o) in own.chunks_mut(SUMS).enumerate() {
@@ -235,7 +237,7 @@ pub fn cal_stats_cpu(job: &CalStatsJob, out: &mut [f64]) -> Result<(), JobError>
                 },
             )
             .collect();
-        for (&j, own) in js.iter().zip(&sums) {
+        for (j, own) in js.zip(&sums) {
             let tgt = job.target[j] as usize;
             for (i, &cell) in cells.iter().enumerate() {
                 let o = &mut out[(cell as usize * job.n_target + tgt) * SUMS..][..SUMS];

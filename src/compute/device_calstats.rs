@@ -57,15 +57,13 @@ impl Gpu {
         let batch = ((budget - sums_bytes) / per_baseline).clamp(1, nbl);
         let s = &self.stream;
         let m = &job.model;
-        let i32s = |v: &mut dyn Iterator<Item = i32>| -> Result<_, GpuError> {
-            s.clone_htod(&v.collect::<Vec<i32>>()).map_err(cuda)
-        };
+        let i32s = |v: Vec<i32>| s.clone_htod(&v).map_err(cuda);
         let d_keep = s
             .clone_htod(&job.keep.iter().map(|&k| u8::from(k)).collect::<Vec<u8>>())
             .map_err(cuda)?;
-        let d_run = i32s(&mut job.run_of.iter().map(|&r| r as i32))?;
-        let d_starts = i32s(&mut starts.iter().map(|&x| x as i32))?;
-        let d_entries = i32s(&mut entries.iter().map(|&x| x as i32))?;
+        let d_run = i32s(job.run_of.iter().map(|&r| r as i32).collect())?;
+        let d_starts = i32s(starts.iter().map(|&x| x as i32).collect())?;
+        let d_entries = i32s(entries.iter().map(|&x| x as i32).collect())?;
         let up = |x: &[f64]| s.clone_htod(x).map_err(cuda);
         let (d_proj, d_freqs) = (up(job.proj_m)?, up(m.freqs)?);
         let (d_amp, d_delay, d_smear) = (up(m.amp)?, up(m.delay)?, up(m.smear)?);
@@ -86,9 +84,9 @@ impl Gpu {
                 .map_err(cuda)?;
             let w: &[u16] = job.weight[lo * row_len..hi * row_len].reinterpret_cast();
             let d_wt = s.clone_htod(w).map_err(cuda)?;
-            let d_rows = i32s(&mut job.rows[j0..j1].iter().map(|&r| r as i32))?;
-            let d_a = i32s(&mut job.ants[j0..j1].iter().map(|&(a, _)| a as i32))?;
-            let d_b = i32s(&mut job.ants[j0..j1].iter().map(|&(_, b)| b as i32))?;
+            let d_rows = i32s(job.rows[j0..j1].iter().map(|&r| r as i32).collect())?;
+            let d_a = i32s(job.ants[j0..j1].iter().map(|&(a, _)| a as i32).collect())?;
+            let d_b = i32s(job.ants[j0..j1].iter().map(|&(_, b)| b as i32).collect())?;
             let n = (j1 - j0) * nc;
             let cfg = LaunchConfig {
                 grid_dim: (
