@@ -6,7 +6,8 @@
 #   bash scripts/gpu-check.sh --prebuilt DIR  # binaries from scripts/gpu-bundle.sh, no cargo
 # Steps: NVRTC compile of every kernel; the device-vs-CPU kernel, flagging, w-stacking and
 # held-group tests; a simulated night through `contimg run` with gpu: required against gpu: off
-# (its images), and a calibrated one (its table: the solver's statistics on the device); the
+# (its images), and a calibrated one (its table: the solver's statistics on the device), and,
+# built here with MPI, a night of two ranks sharing the device (their images); the
 # criterion gridding benches (CPU and gpu_*); one real-sized group (benches/group.sh), on the
 # GPU and then on the CPU of the same node; a night of NIGHT_GROUPS (default 5) real-sized
 # groups in a row on the GPU with prefetch (groups per hour, NVML utilisation). At the end
@@ -77,7 +78,14 @@ else
 fi
 case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: imaging::held::tests::on_a_device flag::planes_tests imaging::clark::device_tests ;; esac
 case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_required_matches_off_on_a_gpu
-  step calibration-gpu "${cal[@]}" --nocapture gpu_solution_equals_the_cpus ;; esac
+  step calibration-gpu "${cal[@]}" --nocapture gpu_solution_equals_the_cpus
+  # Two ranks on the one device (issue 21, deliverable 3): needs MPI, which the bundle's
+  # binaries are built without.
+  if [ -z "$PREBUILT" ] && command -v mpirun >/dev/null; then
+    step ranks-gpu "${night[@]}" --nocapture ranks_share_a_device_or_spread_over_several
+  else
+    echo "== ranks-gpu: skipped (the bundle's binaries have no MPI, or no mpirun here)"
+  fi ;; esac
 case ,$STEPS, in *,bench,*) step gridding-bench "${bench[@]}" --sample-size 10 --warm-up-time 1 --measurement-time 5 "${BENCH_FILTER:-subband}" ;; esac
 case ,$STEPS, in *,read,*) # the CPU path's group read against a warm cat (issue: <= 2x)
   export WORK=$(mktemp -d)

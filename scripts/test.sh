@@ -40,14 +40,16 @@ rm -f "$CONTIMG_SKIP_LOG"
 unset CONTIMG_SKIP_LOG
 # The GPU tests again, on the emulated driver (kernels/host/emulator.cpp): the device
 # backend's Rust code and kernels run on the host, every device test must run, and a
-# night's GPU run must make the CPU run's images and a calibrated night's the CPU's table;
-# a group held on the device for CLEAN
+# night's GPU run must make the CPU run's images (also with two ranks on one device and on
+# two) and a calibrated night's the CPU's table; a group held on the device for CLEAN
 # (imaging::held) must subtract and re-grid as on the host.
 EMULATED_GPU=$(bash scripts/emulated-gpu.sh)
 LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
   cargo test --release --features ms,gpu --lib -- compute:: imaging::held::tests::on_a_device flag::planes_tests imaging::clark::device_tests
 LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
   cargo test --release --features ms,gpu --test night gpu_required_matches_off_on_a_gpu -- --nocapture
+LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
+  cargo test --release --features ms,gpu --test night ranks_share_a_device_or_spread_over_several -- --nocapture
 LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
   cargo test --release --features ms,gpu --test calibration gpu_solution_equals_the_cpus -- --nocapture
 # Slurm: an archive array, its resubmission and a 2-rank night job on a real local Slurm.

@@ -15,7 +15,9 @@
 //   - everything runs at once on the calling thread, in call order: streams and events
 //     are accepted but impose nothing, so a missing synchronisation is NOT caught, nor is
 //     the device's arithmetic (fused multiply-adds), scheduling or memory model;
-//   - cuFFT's 2-D double transforms are a direct DFT (square planes only).
+//   - cuFFT's 2-D double transforms are a direct DFT (square planes only);
+//   - CONTIMG_EMULATOR_DEVICES=N offers N devices (default 1), so that ranks spread over a
+//     node's devices each open their own; each process has one pool of memory.
 #include "shim.h"
 #include "../residuals.cu"
 #include "../sir.cu"
@@ -241,13 +243,24 @@ API CUresult cuDriverGetVersion(int* v) {
     *v = 12080;
     return OK;
 }
+// Devices the node has: CONTIMG_EMULATOR_DEVICES (1 to 16, default 1), so that ranks spread
+// over a node's devices open their own ordinals. Each process emulates them all with one
+// pool of memory; a rank uses one.
+static int emulated_devices() {
+    static const int n = [] {
+        const char* v = std::getenv("CONTIMG_EMULATOR_DEVICES");
+        int k = v ? std::atoi(v) : 1;
+        return k < 1 ? 1 : (k > 16 ? 16 : k);
+    }();
+    return n;
+}
 API CUresult cuDeviceGetCount(int* n) {
-    *n = 1;
+    *n = emulated_devices();
     return OK;
 }
 API CUresult cuDeviceGet(int* d, int ordinal) {
-    if (ordinal != 0) return INVALID_VALUE;
-    *d = 0;
+    if (ordinal < 0 || ordinal >= emulated_devices()) return INVALID_VALUE;
+    *d = ordinal;
     return OK;
 }
 API CUresult cuDeviceGetAttribute(int* v, int attribute, int) {

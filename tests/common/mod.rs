@@ -305,6 +305,11 @@ impl Fits {
 
 /// Runs `contimg run --config cfg --output out` under `mpirun -n n` (one thread per rank).
 pub fn run_mpi(n: usize, cfg: &Path, out: &Path) -> (i32, String) {
+    run_mpi_with(n, cfg, out, &[])
+}
+
+/// `run_mpi` with more environment variables for the ranks.
+pub fn run_mpi_with(n: usize, cfg: &Path, out: &Path, envs: &[(&str, &str)]) -> (i32, String) {
     no_hdf5_locking();
     let o = Command::new("mpirun")
         .args(["-n", &n.to_string(), "--oversubscribe", "--bind-to", "none"])
@@ -319,6 +324,7 @@ pub fn run_mpi(n: usize, cfg: &Path, out: &Path) -> (i32, String) {
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("RAYON_NUM_THREADS", "1")
+        .envs(envs.iter().copied())
         .output()
         .expect("mpirun");
     (
