@@ -74,7 +74,7 @@ impl GroupReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ImageReport {
     pub name: String,
     pub products: Vec<PathBuf>,

@@ -336,6 +336,18 @@ fn prefetching_the_next_group_gives_the_same_products() {
                 s["groups_skipped"].to_string().contains("Data/visdata"),
                 "{s}"
             );
+            // The products were written behind the image loop (pipeline::products::Writer),
+            // every image's report back, in plan order.
+            let r = &s["ranks"][0];
+            assert!(r["stage_s"]["products"].as_f64().unwrap() > 0.0, "{r}");
+            let names: Vec<&str> = r["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(7 * names.len(), images(&c.output.dir).len(), "{r}");
+            assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
             outputs.push(images(&c.output.dir));
         }
         assert_same_images(&outputs[0], &outputs[1]);

@@ -84,14 +84,15 @@ pub(super) fn outlier_catalogue(cfg: &Config) -> Vec<Calibrator> {
     })
 }
 
-/// Image `ii` on this rank (collective over the ranks of the run). Returns the image's
-/// report on its owner rank, None elsewhere.
+/// Image `ii` on this rank (collective over the ranks of the run). Its owner rank hands
+/// the images to `writer`, which writes the products and makes the image's report.
 pub(super) fn image(
     ctx: &Ctx,
     ii: usize,
     inputs: &mut Inputs,
     report: &mut RankReport,
-) -> Option<ImageReport> {
+    writer: &mut products::Writer,
+) {
     let image = &ctx.plan.images[ii];
     let clean_on = ctx.cfg.imaging.niter > 0;
     let (mut held, n_ok, freqs) = collect(ctx, ii, inputs, report);
@@ -123,10 +124,10 @@ pub(super) fn image(
             add_time(report, "clean", t);
         }
         inputs.retire(&mut held);
-        return None;
+        return;
     }
     let t = Instant::now();
-    let mut rep = ImageReport {
+    let rep = ImageReport {
         name: image.name.clone(),
         products: vec![],
         groups_used: r.n_ok,
@@ -167,31 +168,16 @@ pub(super) fn image(
         None
     };
     let site = held.first().map(|h| h.vis.site);
-    if let Some(s) = &site {
-        crate::products::set_obsgeo(s.ecef);
-    }
     inputs.retire(&mut held);
-    match images {
-        None => rep.error = Some("no group of this image could be gridded".into()),
-        Some(images) => products::write(ctx, ii, images, cleaned, site, r.freqs, &mut rep),
-    }
     add_time(report, "image", t);
-    let n = ctx.plan.images.len();
-    match &rep.error {
-        None => log::info!(
-            "rank {}: image {} ({}/{n}) done",
-            ctx.rank(),
-            image.name,
-            ii + 1
-        ),
-        Some(e) => log::error!(
-            "rank {}: image {} ({}/{n}) failed: {e}",
-            ctx.rank(),
-            image.name,
-            ii + 1
-        ),
-    }
-    Some(rep)
+    writer.submit(products::Finished {
+        ii,
+        images,
+        cleaned,
+        site,
+        freqs: r.freqs,
+        rep,
+    });
 }
 
 /// This rank's groups of image `ii`, each read, flagged, calibrated and checked: the groups

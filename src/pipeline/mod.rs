@@ -177,15 +177,21 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
         tables: calibration::Tables::new(registry),
         spare_held: Vec::new(),
     };
-    for ii in 0..plan.images.len() {
-        if plan.image_is_done(ii) {
-            continue; // the same on every rank: the plan says so
+    // An image's products are written behind the loop, on a thread of their own
+    // (products::Writer), while the next image's groups are imaged.
+    std::thread::scope(|s| {
+        let mut writer = products::Writer::start(s, products::Shared::of(&ctx));
+        for ii in 0..plan.images.len() {
+            if plan.image_is_done(ii) {
+                continue; // the same on every rank: the plan says so
+            }
+            image_job::image(&ctx, ii, &mut inputs, &mut report, &mut writer);
         }
-        if let Some(rep) = image_job::image(&ctx, ii, &mut inputs, &mut report) {
-            report.images.push(rep);
-        }
-    }
-    drop(inputs);
+        drop(inputs);
+        let (images, secs) = writer.finish();
+        report.images.extend(images);
+        add_seconds(&mut report, "products", secs);
+    });
 
     report.gpu = monitor.and_then(crate::compute::monitor::Monitor::finish);
     bookkeeping::finish(&ctx, report, cal_qa, t_start)

@@ -2,16 +2,152 @@
 //! model, residual and restored images, the primary beam and the pb-corrected image (down
 //! to `imaging.pblimit`), each a FITS file with the image's headers; then the done marker
 //! that lets a rerun skip the image (resume).
+//!
+//! They are made and written behind the image loop (`Writer`): on a thread of their own,
+//! one image at a time, while the loop goes on with the next image's groups, so that the
+//! restoring, the primary beam and the disk do not keep the rank's device (or its
+//! collectives) waiting. No collective is made there.
 
 use super::Ctx;
 use crate::config::Config;
 use crate::imaging::clean::Beam;
 use crate::imaging::deconvolve::CleanOutcome;
+use crate::imaging::GridSpec;
 use crate::night::ImageReport;
+use crate::plan::Plan;
 use crate::primitives::astrometry::Site;
+use crate::primitives::iers::EarthOrientation;
 use crate::primitives::time::jd_to_iso;
 use crate::products::{write_fits_image, ImageMeta};
 use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::{Scope, ScopedJoinHandle};
+use std::time::Instant;
+
+/// What writing an image's products reads of the run (the part of `Ctx` another thread
+/// may share: no communicator).
+pub(super) struct Shared<'a> {
+    cfg: &'a Config,
+    plan: &'a Plan,
+    eop: &'a EarthOrientation,
+    spec: GridSpec,
+    images_dir: PathBuf,
+}
+
+impl<'a> Shared<'a> {
+    pub(super) fn of(ctx: &Ctx<'a>) -> Self {
+        Shared {
+            cfg: ctx.cfg,
+            plan: ctx.plan,
+            eop: ctx.eop,
+            spec: ctx.spec,
+            images_dir: ctx.images_dir.clone(),
+        }
+    }
+}
+
+/// An image handed to the writer: its (dirty, psf) images (None: no group could be
+/// gridded), CLEAN's outcome, the array's site, the band, and its report so far.
+pub(super) struct Finished {
+    pub ii: usize,
+    pub images: Option<(Vec<f64>, Vec<f64>)>,
+    pub cleaned: Option<CleanOutcome>,
+    pub site: Option<Site>,
+    pub freqs: (f64, f64),
+    pub rep: ImageReport,
+}
+
+/// The thread that writes the owner's images' products in plan order. `submit` waits
+/// while it is still writing the previous image, so at most one image's products are
+/// held beside the loop's work.
+pub(super) struct Writer<'scope> {
+    tx: mpsc::SyncSender<Finished>,
+    handle: ScopedJoinHandle<'scope, (Vec<ImageReport>, f64)>,
+    /// The images handed over, for their reports should the thread die.
+    names: Vec<String>,
+}
+
+impl<'scope> Writer<'scope> {
+    pub(super) fn start<'env>(s: &'scope Scope<'scope, 'env>, shared: Shared<'env>) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<Finished>(0);
+        let handle = std::thread::Builder::new()
+            .name("products".into())
+            .spawn_scoped(s, move || {
+                let (mut reps, mut secs) = (Vec::new(), 0.0);
+                for f in rx {
+                    let t = Instant::now();
+                    reps.push(finish(&shared, f));
+                    secs += t.elapsed().as_secs_f64();
+                }
+                (reps, secs)
+            })
+            .expect("the products thread starts");
+        Writer {
+            tx,
+            handle,
+            names: Vec::new(),
+        }
+    }
+
+    /// Hands an image over (waiting while the previous one is written).
+    pub(super) fn submit(&mut self, f: Finished) {
+        self.names.push(f.rep.name.clone());
+        if let Err(mpsc::SendError(f)) = self.tx.send(f) {
+            // The thread is gone (it panicked): the join below reports its images.
+            drop(f);
+        }
+    }
+
+    /// Waits for the last image's products: every image's report in plan order, and the
+    /// seconds spent making and writing them.
+    pub(super) fn finish(self) -> (Vec<ImageReport>, f64) {
+        drop(self.tx);
+        match self.handle.join() {
+            Ok(done) => done,
+            Err(_) => {
+                log::error!("the products thread stopped; images without a report are failed");
+                let reps = self
+                    .names
+                    .into_iter()
+                    .map(|name| ImageReport {
+                        name,
+                        error: Some(
+                            "its products were not written (the products thread stopped)".into(),
+                        ),
+                        ..Default::default()
+                    })
+                    .collect();
+                (reps, 0.0)
+            }
+        }
+    }
+}
+
+/// Writes one finished image's products (or records why there are none) and logs it.
+fn finish(ctx: &Shared, f: Finished) -> ImageReport {
+    let Finished {
+        ii,
+        images,
+        cleaned,
+        site,
+        freqs,
+        mut rep,
+    } = f;
+    if let Some(s) = &site {
+        crate::products::set_obsgeo(s.ecef);
+    }
+    match images {
+        None => rep.error = Some("no group of this image could be gridded".into()),
+        Some(images) => write(ctx, ii, images, cleaned, site, freqs, &mut rep),
+    }
+    let n = ctx.plan.images.len();
+    match &rep.error {
+        None => log::info!("image {} ({}/{n}) done", rep.name, ii + 1),
+        Some(e) => log::error!("image {} ({}/{n}) failed: {e}", rep.name, ii + 1),
+    }
+    rep
+}
 
 /// Provenance in every FITS of the run: the version and the settings that shape the images.
 pub(super) fn set_provenance(cfg: &Config) {
@@ -34,8 +170,8 @@ pub(super) fn set_provenance(cfg: &Config) {
 /// `<output>/images`, recording them (or the first failure) in `rep`; then its done marker
 /// when the image is complete. `site` is the array's (None: no group of it on this rank),
 /// `freqs` the band (lowest, highest channel frequency).
-pub(super) fn write(
-    ctx: &Ctx,
+fn write(
+    ctx: &Shared,
     ii: usize,
     (dirty, psf): (Vec<f64>, Vec<f64>),
     cleaned: Option<CleanOutcome>,
@@ -86,7 +222,7 @@ pub(super) fn write(
 /// The primary beam over image `ii` (averaged over its groups' times and 8 frequencies
 /// across the band) and the restored image divided by it, NaN below `imaging.pblimit`.
 fn pb_corrected(
-    ctx: &Ctx,
+    ctx: &Shared,
     ii: usize,
     restored: &[f64],
     site: &Site,
@@ -126,7 +262,7 @@ fn pb_corrected(
 /// weighted mean of the band where CLEAN measured it (`mfs_hz`, multi-term), else the
 /// band's centre.
 fn meta(
-    ctx: &Ctx,
+    ctx: &Shared,
     ii: usize,
     bunit: &'static str,
     beam: &Beam,
@@ -172,7 +308,7 @@ fn meta(
 
 /// The done marker (resume): only for a complete image (every group used, every product
 /// written), after its products.
-fn done_marker(ctx: &Ctx, ii: usize, rep: &ImageReport) {
+fn done_marker(ctx: &Shared, ii: usize, rep: &ImageReport) {
     let (plan, image) = (ctx.plan, &ctx.plan.images[ii]);
     let Some(hash) = plan
         .image_hash
