@@ -434,11 +434,11 @@ fn doubled_psf_holds_the_images_visibilities() {
     let eop = EarthOrientation::none();
     let n = 256;
     let spec = GridSpec::new(n, (10.0f64 / 3600.0).to_radians(), 1e-6);
-    let held = HeldGroup::new(g, centre, &eop);
+    let mut held = HeldGroup::new(g, centre, &eop);
     let mut gp = GridPair::new(spec);
     held.grid(&mut gp, &Cpu);
     let psf = gp.finish_f64().unwrap().1;
-    let worst = |spec2: GridSpec| -> f64 {
+    let mut worst = |spec2: GridSpec| -> f64 {
         let mut gp2 = GridPair::spectral(spec2, 1.4e9, None, Some(0));
         held.grid(&mut gp2, &Cpu);
         let psf2 = contimg::imaging::clean::central(&gp2.finish_f64().unwrap().1, n);
@@ -507,8 +507,8 @@ fn only_the_final_residual_needs_epsilon() {
             cycle_epsilon,
             ..ImagingConfig::default()
         };
-        let (out, held) = clean_group_with(g, centre, &spec, 1, &params);
-        let regrid = |eps: f64| {
+        let (out, mut held) = clean_group_with(g, centre, &spec, 1, &params);
+        let mut regrid = |eps: f64| {
             let mut gp = GridPair::new(GridSpec::new(n, cell, eps));
             held[0].grid(&mut gp, &Cpu);
             gp.finish_f64().unwrap().0

@@ -517,10 +517,6 @@ impl Compute for Gpu {
         self.fetch_dev(r, vis)
     }
 
-    fn put_resident(&self, r: &dyn super::Resident, vis: &[Complex32]) -> Result<(), GpuError> {
-        self.put_dev(r, vis)
-    }
-
     fn degrid_subtract(
         &self,
         r: &dyn super::Resident,
@@ -541,12 +537,13 @@ impl Compute for Gpu {
         self.predict_points_subtract_dev(r, b, points, amp)
     }
 
-    fn outlier_atb(
+    fn outlier_normal(
         &self,
         r: &dyn super::Resident,
         m: &super::outlier_fit::UnitModel,
-    ) -> Result<Vec<f64>, GpuError> {
-        self.outlier_atb_dev(r, m)
+        with_ata: bool,
+    ) -> Result<(Vec<f64>, Option<Vec<f64>>), GpuError> {
+        self.outlier_normal_dev(r, m, with_ata)
     }
 
     fn outlier_subtract(

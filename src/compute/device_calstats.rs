@@ -10,7 +10,7 @@
 use super::cal_stats::{CalStatsJob, SUMS};
 use super::device::{as_f32_ref, cuda, Gpu};
 use super::{launch, GpuError, NoGpu};
-use cudarc::driver::{CudaFunction, LaunchConfig};
+use cudarc::driver::CudaFunction;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
@@ -75,7 +75,6 @@ impl Gpu {
             .alloc_zeros::<f64>(cells.len() * nbl * SUMS)
             .map_err(cuda)?;
         let mut d_partial = unsafe { s.alloc::<f64>(batch * width * SUMS) }.map_err(cuda)?;
-        let block = super::kernels::block_threads("calstats_partial");
         for j0 in (0..nbl).step_by(batch) {
             let j1 = (j0 + batch).min(nbl);
             let (lo, hi) = (job.rows[j0] as usize, job.rows[j1 - 1] as usize + 1);
@@ -88,15 +87,7 @@ impl Gpu {
             let d_a = i32s(job.ants[j0..j1].iter().map(|&(a, _)| a as i32).collect())?;
             let d_b = i32s(job.ants[j0..j1].iter().map(|&(_, b)| b as i32).collect())?;
             let n = (j1 - j0) * nc;
-            let cfg = LaunchConfig {
-                grid_dim: (
-                    u32::try_from(n.div_ceil(block as usize)).map_err(cuda)?,
-                    1,
-                    1,
-                ),
-                block_dim: (block, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = launch::for_elems_of("calstats_partial", n)?;
             // SAFETY: one thread a (batch baseline, channel); the batch's rows lo..hi of
             // samples and weights are up, every table sized as the job's check holds.
             unsafe {

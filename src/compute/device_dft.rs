@@ -7,7 +7,7 @@
 use super::device::{as_f32, cuda, Gpu};
 use super::dft::{DftBlock, Point};
 use super::{launch, Compute, GpuError};
-use cudarc::driver::{CudaSlice, LaunchConfig};
+use cudarc::driver::CudaSlice;
 use num_complex::Complex32;
 
 /// Device bytes a row takes beside its samples: (u, v, w), dw, its use flag.
@@ -145,12 +145,7 @@ impl Gpu {
         );
         let mut d_out = s.alloc_zeros::<f32>(2 * (r1 - r0) * nc).map_err(cuda)?;
         let threads = (r1 - r0) * nc.div_ceil(DFT_CHANNELS);
-        let block = super::kernels::block_threads("predict_points");
-        let cfg = LaunchConfig {
-            grid_dim: (threads.div_ceil(block as usize) as u32, 1, 1),
-            block_dim: (block, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = launch::for_elems_of("predict_points", threads)?;
         // SAFETY: one thread a run of DFT_CHANNELS channels of the chunk's rows; every table
         // as long as the kernel reads for these sizes.
         unsafe {

@@ -174,23 +174,6 @@ impl Gpu {
         self.stream.synchronize().map_err(cuda)
     }
 
-    /// `Compute::put_resident` on the device.
-    pub(super) fn put_dev(&self, r: &dyn Resident, vis: &[Complex32]) -> Result<(), GpuError> {
-        let h = self.own(r)?;
-        let mut d = lock(&h.vis)?;
-        if 2 * vis.len() != d.len() {
-            return Err(GpuError::Cuda(format!(
-                "{} visibilities to put, {} held",
-                vis.len(),
-                d.len() / 2
-            )));
-        }
-        self.stream
-            .memcpy_htod(as_f32_ref(vis), &mut *d)
-            .map_err(cuda)?;
-        self.stream.synchronize().map_err(cuda)
-    }
-
     /// held.cu's gather_f32: `m` rows of `stride` elements from `src` at the indices
     /// `idx` into `dst`, on the main stream.
     fn gather32(

@@ -1,8 +1,9 @@
-//! The outliers' refit on a group held on the device (feature `gpu`;
-//! `Compute::outlier_atb`, `Compute::outlier_subtract`; kernels/outliers.cu): the right
-//! side of their normal equations summed from the held residuals (per row, then per chunk
-//! of rows in order; the chunks' sums come down and are added on the host in order), and
-//! the fitted increment subtracted there. Only the unit predictions' tables go up (a few
+//! The outliers' fits on a group held on the device (feature `gpu`;
+//! `Compute::outlier_normal`, `Compute::outlier_subtract`; kernels/outliers.cu): the
+//! normal equations from the held visibilities and weights (the right side at every fit,
+//! the normal matrix at the first), summed per row, then per chunk of rows in order (the
+//! chunks' sums come down and are added on the host in order), and the fitted increment
+//! subtracted there. Only the unit predictions' tables go up (a few
 //! MB); the group's visibilities stay on the device, where before they came down and went
 //! back up every major cycle.
 
@@ -82,50 +83,80 @@ impl Gpu {
         })
     }
 
-    /// Compute::outlier_atb on the device.
-    pub(super) fn outlier_atb_dev(
+    /// Compute::outlier_normal on the device: A^T W v, and with `with_ata` A^T W A (its
+    /// upper triangle summed, then mirrored: k x k).
+    pub(super) fn outlier_normal_dev(
         &self,
         r: &dyn Resident,
         u: &UnitModel,
-    ) -> Result<Vec<f64>, GpuError> {
+        with_ata: bool,
+    ) -> Result<(Vec<f64>, Option<Vec<f64>>), GpuError> {
         let (h, m) = (self.own(r)?, &u.model);
         let d = self.upload_model(u, h.rows, h.nchan)?;
         let s = &self.stream;
-        let (rows, width) = (h.rows, 2 * m.ns);
-        if rows == 0 || width == 0 {
-            return Ok(vec![0.0; width]);
-        }
-        let mut partial = unsafe { s.alloc::<f64>(rows * width) }.map_err(cuda)?;
-        let vis = lock(&h.vis)?;
-        let (nt, nc, np) = (u.nt as i32, h.nchan as i32, h.npol as i32);
-        let (ns, na) = (m.ns as i32, m.n_ant as i32);
-        // SAFETY: one thread a row of the held group; every table sized as checked above.
-        unsafe {
-            launch::outlier_rows(
-                s,
-                &self.outliers.rows,
-                launch::for_elems(rows)?,
-                &*vis,
-                &h.wt,
-                &d.use_row,
-                &d.bl_a,
-                &d.bl_b,
-                rows as i32,
-                nt,
-                nc,
-                np,
-                ns,
-                na,
-                &d.amp,
-                &d.delay,
-                &d.smear,
-                &d.freqs,
-                &d.xs,
-                &mut partial,
-            )
-        }
-        .map_err(cuda)?;
-        drop(vis);
+        let k = 2 * m.ns;
+        let (rows, width) = (h.rows, k + if with_ata { k * (k + 1) / 2 } else { 0 });
+        let sums = if rows == 0 || k == 0 {
+            vec![0.0; width]
+        } else {
+            let mut partial = unsafe { s.alloc::<f64>(rows * width) }.map_err(cuda)?;
+            let vis = lock(&h.vis)?;
+            let (nt, nc, np) = (u.nt as i32, h.nchan as i32, h.npol as i32);
+            let (ns, na) = (m.ns as i32, m.n_ant as i32);
+            // SAFETY: one thread a row of the held group; every table sized as checked.
+            unsafe {
+                launch::outlier_rows(
+                    s,
+                    &self.outliers.rows,
+                    launch::for_elems_of("outlier_rows", rows)?,
+                    &*vis,
+                    &h.wt,
+                    &d.use_row,
+                    &d.bl_a,
+                    &d.bl_b,
+                    rows as i32,
+                    nt,
+                    nc,
+                    np,
+                    ns,
+                    na,
+                    &d.amp,
+                    &d.delay,
+                    &d.smear,
+                    &d.freqs,
+                    &d.xs,
+                    i32::from(with_ata),
+                    &mut partial,
+                )
+            }
+            .map_err(cuda)?;
+            drop(vis);
+            self.sum_rows(&partial, rows, width)?
+        };
+        let ata = with_ata.then(|| {
+            let mut ata = vec![0.0; k * k];
+            let mut upper = sums[k..].iter();
+            for i in 0..k {
+                for j in i..k {
+                    let x = upper.next().copied().unwrap_or(0.0);
+                    ata[i * k + j] = x;
+                    ata[j * k + i] = x;
+                }
+            }
+            ata
+        });
+        Ok((sums[..k].to_vec(), ata))
+    }
+
+    /// The sums over rows of `partial` (rows x width): per chunk of rows in order on the
+    /// device, the chunks added in order here.
+    fn sum_rows(
+        &self,
+        partial: &CudaSlice<f64>,
+        rows: usize,
+        width: usize,
+    ) -> Result<Vec<f64>, GpuError> {
+        let s = &self.stream;
         let chunks = rows.div_ceil(ROW_CHUNK);
         let mut sums = unsafe { s.alloc::<f64>(chunks * width) }.map_err(cuda)?;
         // SAFETY: one thread a (chunk, entry) of the rows x width partial sums.
@@ -134,7 +165,7 @@ impl Gpu {
                 s,
                 &self.outliers.sum_chunks,
                 launch::for_elems(chunks * width)?,
-                &partial,
+                partial,
                 rows as i32,
                 width as i32,
                 ROW_CHUNK as i32,
@@ -143,11 +174,11 @@ impl Gpu {
         }
         .map_err(cuda)?;
         let sums = s.clone_dtoh(&sums).map_err(cuda)?;
-        let mut atb = vec![0.0; width];
+        let mut total = vec![0.0; width];
         for chunk in sums.chunks(width) {
-            atb.iter_mut().zip(chunk).for_each(|(a, x)| *a += x);
+            total.iter_mut().zip(chunk).for_each(|(a, x)| *a += x);
         }
-        Ok(atb)
+        Ok(total)
     }
 
     /// Compute::outlier_subtract on the device.

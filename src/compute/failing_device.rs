@@ -175,13 +175,14 @@ impl Compute for Failing<'_> {
         self.tick()?;
         self.gpu.predict_points_subtract(r, b, points, amp)
     }
-    fn outlier_atb(
+    fn outlier_normal(
         &self,
         r: &dyn Resident,
         m: &super::outlier_fit::UnitModel,
-    ) -> Result<Vec<f64>, GpuError> {
+        with_ata: bool,
+    ) -> Result<(Vec<f64>, Option<Vec<f64>>), GpuError> {
         self.tick()?;
-        self.gpu.outlier_atb(r, m)
+        self.gpu.outlier_normal(r, m, with_ata)
     }
     fn outlier_subtract(
         &self,

@@ -115,7 +115,11 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
 
 /// Threads a block of the entries launched with fewer than 1024 (a block of 1024 leaves 64
 /// registers a thread; these need more).
-pub const SMALL_BLOCKS: &[(&str, u32)] = &[("predict_points", 256), ("calstats_partial", 256)];
+pub const SMALL_BLOCKS: &[(&str, u32)] = &[
+    ("predict_points", 256),
+    ("calstats_partial", 256),
+    ("outlier_rows", 256),
+];
 
 /// The threads a block `entry` is launched with (1024 unless listed in SMALL_BLOCKS).
 pub fn block_threads(entry: &str) -> u32 {
@@ -353,7 +357,7 @@ mod tests {
             }
         }
         // grid, degrid; 9 flagger, 5 convolution, 1 minor-cycle, 1 direct sum,
-        // 9 w-stack, 4 held-group, 9 held flagging planes, 3 outliers' refit, 5 held residual
+        // 9 w-stack, 4 held-group, 9 held flagging planes, 3 outliers' fits, 5 held residual
         // images, 2 calibration statistics.
         assert_eq!(loads, 50);
     }

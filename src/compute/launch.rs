@@ -67,6 +67,23 @@ pub(crate) fn for_elems(n: usize) -> Result<cudarc::driver::LaunchConfig, super:
         .map_err(|_| super::GpuError::Cuda(format!("{n} threads in one launch")))
 }
 
+/// One thread an element of `n`, in blocks of `entry`'s size (kernels::block_threads: 1024
+/// unless the kernel is listed in kernels::SMALL_BLOCKS).
+#[cfg(feature = "gpu")]
+pub(crate) fn for_elems_of(
+    entry: &str,
+    n: usize,
+) -> Result<cudarc::driver::LaunchConfig, super::GpuError> {
+    let block = super::kernels::block_threads(entry);
+    let blocks = u32::try_from(n.div_ceil(block as usize))
+        .map_err(|_| super::GpuError::Cuda(format!("{n} threads in one launch")))?;
+    Ok(cudarc::driver::LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (block, 1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
 /// Whether `cfg` runs any thread: a launch over zero elements (an empty batch) is no work,
 /// where CUDA would refuse its empty grid.
 #[cfg(feature = "gpu")]
@@ -225,7 +242,7 @@ kernels! {
     "outliers.cu" outlier_rows(
         vis: ro f32, wt: ro f32, use_row: ro u8, bl_a: ro i32, bl_b: ro i32, nrow: val i32,
         nt: val i32, nc: val i32, np: val i32, ns: val i32, n_ant: val i32, amp: ro f64,
-        delay: ro f64, smear: ro f64, freqs: ro f64, xs: ro f64, partial: rw f64
+        delay: ro f64, smear: ro f64, freqs: ro f64, xs: ro f64, with_ata: val i32, partial: rw f64
     );
     "outliers.cu" sum_row_chunks(
         partial: ro f64, nrow: val i32, width: val i32, chunk: val i32, out: rw f64

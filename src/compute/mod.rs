@@ -238,11 +238,6 @@ pub trait Compute: Send + Sync {
     fn fetch_resident(&self, _r: &dyn Resident, _vis: &mut [Complex32]) -> Result<(), GpuError> {
         Err(not_held())
     }
-    /// Replaces the held visibilities with `vis` (after the host changed them: the
-    /// outliers' refit); the held weights and geometry stay.
-    fn put_resident(&self, _r: &dyn Resident, _vis: &[Complex32]) -> Result<(), GpuError> {
-        Err(not_held())
-    }
     /// Subtracts `scale` times the weighted sum of the jobs' predictions (as
     /// `degrid_wstack_sum` makes it, for the jobs' rows) from every polarization of the held
     /// visibilities; the jobs' block names `r`. After an Err the held visibilities may have
@@ -268,14 +263,16 @@ pub trait Compute: Send + Sync {
     ) -> Result<(), GpuError> {
         Err(not_held())
     }
-    /// The right side A^T W v of the outliers' normal equations (2 a source: flux and
-    /// slope) from the visibilities held in `r` (see outlier_fit::UnitModel and
-    /// imaging::outliers), summed on the backend.
-    fn outlier_atb(
+    /// The outliers' normal equations (2 unknowns a source: flux and slope; see
+    /// outlier_fit::UnitModel and imaging::outliers) from the visibilities and weights held
+    /// in `r`, summed on the backend: the right side A^T W v, and with `with_ata` the
+    /// normal matrix A^T W A (k x k, symmetric; the first fit's).
+    fn outlier_normal(
         &self,
         _r: &dyn Resident,
         _m: &outlier_fit::UnitModel,
-    ) -> Result<Vec<f64>, GpuError> {
+        _with_ata: bool,
+    ) -> Result<(Vec<f64>, Option<Vec<f64>>), GpuError> {
         Err(not_held())
     }
     /// Subtracts the outliers' fitted increment `delta` from the visibilities held in `r`.

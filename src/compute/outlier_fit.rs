@@ -1,5 +1,5 @@
 //! The outliers' unit predictions as a backend takes them for their refit on a group it
-//! holds (`Compute::outlier_atb`, `Compute::outlier_subtract`; kernels/outliers.cu): the
+//! holds (`Compute::outlier_normal`, `Compute::outlier_subtract`; kernels/outliers.cu): the
 //! tables of calibrate::model::ModelPredictor, flattened (point_model::PointModel), and the
 //! fit's channel slopes. The CPU's refit (imaging::outliers::OutlierModel::fit_and_subtract)
 //! reads the same tables through the predictor.

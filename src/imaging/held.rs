@@ -36,8 +36,6 @@ pub struct HeldGroup {
     /// The outliers' increments subtracted from the held copy since (their coefficients,
     /// summed: the model is linear in them).
     pending_outliers: Vec<f64>,
-    /// A second visibility buffer for the held residuals fetched for the outliers' refit.
-    spare: Vec<Complex32>,
 }
 
 /// How model increments are predicted for a held group (the image's grid, reference
@@ -73,7 +71,6 @@ impl HeldGroup {
             resident: None,
             pending: Vec::new(),
             pending_outliers: Vec::new(),
-            spare: Vec::new(),
         }
     }
 
@@ -124,7 +121,7 @@ impl HeldGroup {
     }
 
     /// Fits the outliers to the current visibilities and subtracts the fit (nothing
-    /// without outliers). Not while held (see `refit_outliers_held`).
+    /// without outliers), on the host. Not while held (see `fit_outliers`).
     pub fn refit_outliers(&mut self) {
         debug_assert!(
             self.resident.is_none(),
@@ -178,20 +175,25 @@ impl HeldGroup {
         }
     }
 
-    /// Grids this group into `grids` on `compute` (before CLEAN: a failure falls back to
-    /// the CPU with the host copy, current until a model is subtracted from a held copy).
-    pub fn grid(&self, grids: &mut GridPair, compute: &dyn Compute) {
-        debug_assert!(
-            self.pending.is_empty() && self.pending_outliers.is_empty(),
-            "the host copy is not current"
-        );
+    /// Grids this group into `grids` on `compute` (before CLEAN). A failure falls back to
+    /// the CPU with the host copy; where the held copy has the outliers' first fit
+    /// subtracted and the host copy not, the held copy is given up first and the host copy
+    /// brought up to date.
+    pub fn grid(&mut self, grids: &mut GridPair, compute: &dyn Compute) {
+        debug_assert!(self.pending.is_empty(), "no CLEAN model before CLEAN");
+        if self.resident.is_some() && !self.pending_outliers.is_empty() {
+            match grids.try_add(&self.block(), compute) {
+                Ok(()) => return,
+                Err(e) => self.give_up_held(None, &e),
+            }
+        }
         grids.add_with(&self.block(), compute);
     }
 
     /// Holds this group's samples in `compute`'s own memory for CLEAN's major cycles
     /// (`Compute::hold`): the re-griddings then read them there and the model increments
-    /// are subtracted there, so the group does not cross the bus again (with outliers, it
-    /// comes back for their refit every cycle, `refit_outliers_held`). Only on a device,
+    /// are subtracted there, and the outliers fitted there (`fit_outliers`,
+    /// `refit_outliers_held`), so the group does not cross the bus again. Only on a device,
     /// with the w-term (`spec`), and where the device has room.
     pub fn hold(&mut self, spec: &GridSpec, compute: &dyn Compute) {
         if compute.is_device() && spec.w_terms && self.resident.is_none() {
@@ -215,13 +217,27 @@ impl HeldGroup {
         };
     }
 
-    /// `refit_outliers` in CLEAN's major cycles on a held group: on the backend
-    /// (`OutlierModel::fit_held`: the normal equations' right side summed there, the
-    /// increment subtracted there) once the host has the normal matrix; before that, or
-    /// where the backend cannot, its residual visibilities are fetched (into a spare
-    /// buffer kept for it: a failed fetch leaves `vis` as it was), refitted on the host,
-    /// and put back into the held copy (its weights and geometry stay there).
+    /// The outliers' first fit, before the dirty image is gridded (`refit_outliers`, on the
+    /// held copy where there is one: see `refit_outliers_held`).
+    pub fn fit_outliers(&mut self, compute: &dyn Compute) {
+        debug_assert!(
+            self.pending.is_empty(),
+            "no CLEAN model before the first fit"
+        );
+        self.refit_outliers_on(None, compute);
+    }
+
+    /// `refit_outliers` in CLEAN's major cycles on a held group.
     pub(super) fn refit_outliers_held(&mut self, p: Prediction, compute: &dyn Compute) {
+        self.refit_outliers_on(Some(p), compute);
+    }
+
+    /// The outliers refitted on the backend that holds the group (`OutlierModel::fit_held`:
+    /// the normal matrix at the first fit and the right side at every fit summed there,
+    /// solved here, the increment subtracted there), or on the host copy where there is
+    /// none. A backend failure gives the held copy up (the host copy brought up to date,
+    /// `give_up_held`) and the host refits.
+    fn refit_outliers_on(&mut self, p: Option<Prediction>, compute: &dyn Compute) {
         if self.outliers.is_none() {
             return;
         }
@@ -229,43 +245,23 @@ impl HeldGroup {
             self.refit_outliers();
             return;
         };
-        if let Some(m) = self.outliers.as_mut() {
-            match m.fit_held(&self.vis, &self.use_row, compute, r.as_ref()) {
-                Ok(Some(delta)) => {
-                    let acc = &mut self.pending_outliers;
-                    acc.resize(delta.len().max(acc.len()), 0.0);
-                    acc.iter_mut().zip(&delta).for_each(|(a, d)| *a += d);
-                    self.resident = Some(r);
-                    log::debug!("outliers refitted on the device");
-                    return;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.resident = Some(r);
-                    self.give_up_held(p, &e);
-                    self.refit_outliers();
-                    return;
-                }
+        let fitted = self
+            .outliers
+            .as_mut()
+            .map(|m| m.fit_held(&self.vis, &self.use_row, compute, r.as_ref()));
+        self.resident = Some(r);
+        match fitted {
+            Some(Ok(delta)) => {
+                let acc = &mut self.pending_outliers;
+                acc.resize(delta.len().max(acc.len()), 0.0);
+                acc.iter_mut().zip(&delta).for_each(|(a, d)| *a += d);
+                log::debug!("outliers refitted on the device");
             }
-        }
-        let mut fresh = std::mem::take(&mut self.spare);
-        fresh.resize(self.vis.vis.len(), Complex32::new(0.0, 0.0));
-        if let Err(e) = compute.fetch_resident(r.as_ref(), &mut fresh) {
-            self.resident = Some(r);
-            self.give_up_held(p, &e);
-            self.refit_outliers();
-            return;
-        }
-        self.spare = std::mem::replace(&mut self.vis.vis, fresh);
-        self.pending.clear();
-        self.pending_outliers.clear();
-        self.refit_outliers();
-        match compute.put_resident(r.as_ref(), &self.vis.vis) {
-            Ok(()) => self.resident = Some(r),
-            Err(e) => {
-                self.spare = Vec::new();
-                log::warn!("a group held on the device is given up ({e}); it stays on the host");
+            Some(Err(e)) => {
+                self.give_up_held(p, &e);
+                self.refit_outliers();
             }
+            None => {}
         }
     }
 
@@ -277,12 +273,16 @@ impl HeldGroup {
     /// Gives up the held copy after a backend failure: `vis` is brought up to date by
     /// subtracting again, on the CPU, the models subtracted on the backend since the group
     /// was held (its copy may have lost part of a prediction, so it is not fetched).
-    fn give_up_held(&mut self, p: Prediction, why: &GpuError) {
+    /// `p`: how CLEAN predicts (None before CLEAN, when no model has been subtracted).
+    fn give_up_held(&mut self, p: Option<Prediction>, why: &GpuError) {
         self.resident = None;
         let pending = std::mem::take(&mut self.pending);
         log::warn!("a group held on the device is given up ({why}); its model so far is subtracted again on the CPU");
         if pending.iter().any(|m| m.iter().any(|&x| x != 0.0)) {
-            self.subtract(p, &pending, &Cpu, &Workspace::new());
+            match p {
+                Some(p) => self.subtract(p, &pending, &Cpu, &Workspace::new()),
+                None => debug_assert!(false, "a CLEAN model pending before CLEAN"),
+            }
         }
         let outliers = std::mem::take(&mut self.pending_outliers);
         if let Some(m) = self
@@ -311,7 +311,7 @@ impl HeldGroup {
             };
             match GridPair::try_add_all(grids, &b, compute) {
                 Ok(()) => return,
-                Err(e) => self.give_up_held(p, &e),
+                Err(e) => self.give_up_held(Some(p), &e),
             }
         }
         let b = VisBlock {
@@ -378,7 +378,7 @@ impl HeldGroup {
                 );
                 return;
             }
-            Some(Err(e)) => self.give_up_held(p, &e),
+            Some(Err(e)) => self.give_up_held(Some(p), &e),
             None => {}
         }
         let np = self.vis.npol;

@@ -307,29 +307,24 @@ impl OutlierModel {
     }
 
     /// `fit_and_subtract` on the visibilities a backend holds for `g` (`r`): the right side
-    /// of the normal equations summed there, solved here with the first fit's normal
-    /// matrix, the increment subtracted there; the coefficients accumulate. Ok(None)
-    /// before a first fit on the host (no normal matrix yet); after an Err the held
-    /// visibilities may have lost part of the increment (the coefficients are unchanged).
+    /// of the normal equations summed there at every fit and the normal matrix at the first
+    /// (the held weights do not change after it), solved here, the increment subtracted
+    /// there; the coefficients accumulate. After an Err the held visibilities may have lost
+    /// part of the increment (the coefficients are unchanged).
     pub fn fit_held(
         &mut self,
         g: &StokesGroup,
         use_row: &[bool],
         compute: &dyn Compute,
         r: &dyn Resident,
-    ) -> Result<Option<Vec<f64>>, GpuError> {
+    ) -> Result<Vec<f64>, GpuError> {
         let k = 2 * self.outliers.len();
-        let Some(ata) = self.ata.clone() else {
-            return Ok(None);
-        };
         if k == 0 {
-            return Ok(Some(Vec::new()));
+            return Ok(Vec::new());
         }
         let xs = self.xs(&g.freqs);
-        if self.flat.is_none() {
-            self.flat = Some(self.pred.flat_tables());
-        }
-        let (amp, delay, smear) = self.flat.as_ref().expect("made above");
+        let flat = self.flat.get_or_insert_with(|| self.pred.flat_tables());
+        let (amp, delay, smear) = (&flat.0, &flat.1, &flat.2);
         let model = UnitModel {
             nt: g.n_times(),
             model: crate::compute::point_model::PointModel {
@@ -344,11 +339,15 @@ impl OutlierModel {
             baselines: &g.baselines,
             use_row,
         };
-        let atb = compute.outlier_atb(r, &model)?;
-        let delta = solve(ata, atb, k);
+        let (atb, first) = compute.outlier_normal(r, &model, self.ata.is_none())?;
+        let Some(ata) = first.or_else(|| self.ata.clone()) else {
+            return Err(GpuError::Cuda("the backend made no normal matrix".into()));
+        };
+        let delta = solve(ata.clone(), atb, k);
         compute.outlier_subtract(r, &model, &delta)?;
+        self.ata = Some(ata);
         self.coef.iter_mut().zip(&delta).for_each(|(a, b)| *a += b);
-        Ok(Some(delta))
+        Ok(delta)
     }
 }
 

@@ -468,9 +468,8 @@ fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
         }
     }
     if clean_on && cfg.imaging.max_major_cycles > 0 {
-        subtract_outliers(ctx, held);
-        // On a device, each group is copied up once for all of CLEAN's griddings and
-        // subtractions (HeldGroup::hold).
+        // On a device, each group is copied up once for all of CLEAN's griddings,
+        // subtractions and outlier fits, the first included (HeldGroup::hold).
         for h in held.iter_mut() {
             h.hold(&spec, compute);
         }
@@ -478,11 +477,12 @@ fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
         if n > 0 {
             log::debug!("{n} of {} groups held on the device for CLEAN", held.len());
         }
+        subtract_outliers(ctx, held);
     }
     // With CLEAN, the PSFs are made at twice the image's size (below), so that the
     // minor cycles may place components anywhere in the image.
     let mut grids: Option<GridPair> = None;
-    for h in held.iter() {
+    for h in held.iter_mut() {
         h.grid(
             grids.get_or_insert_with(|| {
                 if clean_on {
@@ -526,7 +526,7 @@ fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
     } else {
         Vec::new()
     };
-    for h in held.iter() {
+    for h in held.iter_mut() {
         for g in spectral.iter_mut().chain(psf_grids.iter_mut()) {
             h.grid(g, compute);
         }
@@ -544,14 +544,15 @@ fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
 /// (each major cycle then refits them). Left in, their sidelobes across the tile took CLEAN
 /// components in the first minor cycle, which the later fits then balanced (a 5 Jy outlier
 /// alone, noiseless: fitted 7.1 % low after a 200-component CLEAN, 0.5 % from the raw
-/// data). Local to the rank: no collective.
+/// data). On the device where the group is held there (`HeldGroup::fit_outliers`). Local
+/// to the rank: no collective.
 fn subtract_outliers(ctx: &Ctx, held: &mut [HeldGroup]) {
     if held.iter().all(|h| h.outliers.is_none()) {
         return;
     }
     let t = Instant::now();
     for h in held.iter_mut() {
-        h.refit_outliers();
+        h.fit_outliers(ctx.compute.as_ref());
     }
     log::debug!(
         "rank {}: outliers fitted to the raw visibilities and subtracted in {:.2} s",
