@@ -59,6 +59,9 @@ pub(super) struct DevHeld {
     /// The count of held bytes of the backend that made it (`Gpu::resident_bytes`), which
     /// it leaves when dropped; also how a backend knows its own.
     count: Arc<AtomicUsize>,
+    /// The outliers' unit-model tables, uploaded at the first fit and kept for the later
+    /// ones (device_outliers; a few MB), with the digest of the tables they hold.
+    pub(super) outlier_model: Mutex<Option<(u64, Arc<super::device_outliers::DevModel>)>>,
 }
 
 impl Drop for DevHeld {
@@ -149,6 +152,7 @@ impl Gpu {
             npol,
             bytes,
             count: self.resident_bytes.clone(),
+            outlier_model: Mutex::new(None),
         };
         s.synchronize().map_err(cuda)?;
         self.resident_bytes.fetch_add(bytes, Ordering::Relaxed);

@@ -8,10 +8,11 @@
 //! back up every major cycle.
 
 use super::device::{cuda, Gpu};
-use super::device_held::lock;
+use super::device_held::{lock, DevHeld};
 use super::outlier_fit::UnitModel;
 use super::{launch, GpuError, NoGpu, Resident};
 use cudarc::driver::{CudaFunction, CudaSlice};
+use std::sync::Arc;
 
 /// The functions of outliers.cu.
 pub(super) struct OutlierKernels {
@@ -36,7 +37,7 @@ impl OutlierKernels {
 const ROW_CHUNK: usize = 256;
 
 /// A unit model's tables on the device.
-struct DevModel {
+pub(super) struct DevModel {
     bl_a: CudaSlice<i32>,
     bl_b: CudaSlice<i32>,
     amp: CudaSlice<f64>,
@@ -47,7 +48,47 @@ struct DevModel {
     use_row: CudaSlice<u8>,
 }
 
+/// A digest of a unit model's tables (FNV-1a over their bits and lengths): the held
+/// group's cached copy is reused only for the same tables.
+fn digest(u: &UnitModel) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |x: u64| {
+        for b in x.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let m = &u.model;
+    for t in [m.amp, m.delay, m.smear, m.freqs, u.xs] {
+        eat(t.len() as u64);
+        t.iter().for_each(|x| eat(x.to_bits()));
+    }
+    eat(u.nt as u64);
+    eat(m.ns as u64);
+    eat(m.n_ant as u64);
+    for &(a, b) in u.baselines {
+        eat(((a as u64) << 32) | b as u64);
+    }
+    u.use_row.iter().for_each(|&x| eat(u64::from(x)));
+    h
+}
+
 impl Gpu {
+    /// The unit model's tables on the device for the held group `h`: uploaded at its first
+    /// fit and kept with it for the later ones (the same tables: the same digest).
+    fn model_for(&self, h: &DevHeld, u: &UnitModel) -> Result<Arc<DevModel>, GpuError> {
+        let key = digest(u);
+        let mut cache = h
+            .outlier_model
+            .lock()
+            .map_err(|_| GpuError::Cuda("the held outlier model's lock is poisoned".into()))?;
+        if let Some((_, d)) = cache.as_ref().filter(|(k, _)| *k == key) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(self.upload_model(u, h.rows, h.nchan)?);
+        *cache = Some((key, d.clone()));
+        Ok(d)
+    }
+
     fn upload_model(&self, u: &UnitModel, rows: usize, nchan: usize) -> Result<DevModel, GpuError> {
         let s = &self.stream;
         let (m, nbl) = (&u.model, u.baselines.len());
@@ -92,7 +133,7 @@ impl Gpu {
         with_ata: bool,
     ) -> Result<(Vec<f64>, Option<Vec<f64>>), GpuError> {
         let (h, m) = (self.own(r)?, &u.model);
-        let d = self.upload_model(u, h.rows, h.nchan)?;
+        let d = self.model_for(h, u)?;
         let s = &self.stream;
         let k = 2 * m.ns;
         let (rows, width) = (h.rows, k + if with_ata { k * (k + 1) / 2 } else { 0 });
@@ -196,7 +237,7 @@ impl Gpu {
                 m.ns
             )));
         }
-        let d = self.upload_model(u, h.rows, h.nchan)?;
+        let d = self.model_for(h, u)?;
         let s = &self.stream;
         let d_delta = s.clone_htod(delta).map_err(cuda)?;
         let mut vis = lock(&h.vis)?;
