@@ -525,15 +525,16 @@ fn ranks_share_a_device_or_spread_over_several() {
     };
     let (_, _, cpu) = run("cpu", GpuMode::Off, "1");
     let mut layouts = Vec::new();
+    let mut emulated = false;
     for devices in [1usize, 2] {
-        let name = format!("gpu-{devices}");
-        let (s, text, imgs) = run(&name, GpuMode::Required, &devices.to_string());
-        let ranks = s["ranks"].as_array().unwrap();
-        let (_, _, budget0) = device_of(&ranks[0]);
-        if devices == 2 && !ranks[0]["compute"].to_string().contains("emulated device") {
+        if devices == 2 && !emulated {
             contimg::compute::note_skipped_test("ranks_share_a_device_or_spread_over_several: two devices on the emulated driver only");
             break;
         }
+        let name = format!("gpu-{devices}");
+        let (s, text, imgs) = run(&name, GpuMode::Required, &devices.to_string());
+        let ranks = s["ranks"].as_array().unwrap();
+        emulated = ranks[0]["compute"].to_string().contains("emulated device");
         for (r, rank) in ranks.iter().enumerate() {
             let (ordinal, free, budget) = device_of(rank);
             println!("{name}: rank {r}: {}", rank["compute"]);
@@ -546,7 +547,6 @@ fn ranks_share_a_device_or_spread_over_several() {
                 (budget - want).abs() <= 0.15,
                 "{name}: budget {budget} GiB, {want} expected: {rank}"
             );
-            assert!((budget - budget0).abs() <= 0.15, "{name}: {s}");
             // Every step on the device, nothing fell back to the CPU.
             let own = |needle: &str| {
                 text.lines()

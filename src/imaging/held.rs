@@ -238,30 +238,24 @@ impl HeldGroup {
     /// none. A backend failure gives the held copy up (the host copy brought up to date,
     /// `give_up_held`) and the host refits.
     fn refit_outliers_on(&mut self, p: Option<Prediction>, compute: &dyn Compute) {
-        if self.outliers.is_none() {
+        let Some(m) = self.outliers.as_mut() else {
             return;
-        }
-        let Some(r) = self.resident.take() else {
+        };
+        let Some(r) = self.resident.as_deref() else {
             self.refit_outliers();
             return;
         };
-        let fitted = self
-            .outliers
-            .as_mut()
-            .map(|m| m.fit_held(&self.vis, &self.use_row, compute, r.as_ref()));
-        self.resident = Some(r);
-        match fitted {
-            Some(Ok(delta)) => {
+        match m.fit_held(&self.vis, &self.use_row, compute, r) {
+            Ok(delta) => {
                 let acc = &mut self.pending_outliers;
                 acc.resize(delta.len().max(acc.len()), 0.0);
                 acc.iter_mut().zip(&delta).for_each(|(a, d)| *a += d);
                 log::debug!("outliers refitted on the device");
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 self.give_up_held(p, &e);
                 self.refit_outliers();
             }
-            None => {}
         }
     }
 
