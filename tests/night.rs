@@ -284,11 +284,14 @@ fn gpu_auto_equals_off_without_a_gpu_and_required_fails_cleanly() {
     assert!(!text.contains("panicked"), "{text}");
 }
 
-/// Reading and flagging one group ahead on a second thread (`compute.prefetch`) changes
-/// nothing in the products: the same images as reading in line, over a night of four
+/// Reading, flagging and preparing one group ahead on a second thread
+/// (`compute.prefetch`: calibrated, combined into Stokes I, its geometry and outliers)
+/// changes nothing in the products: the same images as in line, over a night of four
 /// groups with an unreadable second one (skipped, reported), imaged in pairs and as one
-/// image each (then the third group is read into the first's buffers as read and
-/// combined into its held buffers: `prefetch::Lent`, `Inputs::retire`).
+/// image each (then each group is read into the last one's buffers as read, and the
+/// fourth combined into the first's held buffers: `prepare::HeldPool`,
+/// `Inputs::retire`; in pairs, the first and third groups make one image and the fourth
+/// another).
 #[test]
 fn prefetching_the_next_group_gives_the_same_products() {
     let dir = tempfile::tempdir().unwrap();
@@ -321,11 +324,19 @@ fn prefetching_the_next_group_gives_the_same_products() {
         let mut outputs = Vec::new();
         for prefetch in [false, true] {
             c.compute.prefetch = prefetch;
-            let (code, text) = run_variant(
+            let (code, text) = run_variant_with(
                 &mut c,
                 dir.path(),
                 &format!("prefetch-{prefetch}-{per_image}"),
+                &[("RUST_LOG", "info,contimg::pipeline::prepare=debug")],
             );
+            // One image a group, ahead: the fourth group (the third image) is combined
+            // into the first's held buffers. In pairs, the first image's are given back
+            // after the last group is made ready, and in line none are.
+            let reused = text
+                .matches("combined into an earlier group's held buffers")
+                .count();
+            assert_eq!(reused, usize::from(prefetch && per_image == 1), "{text}");
             assert_eq!(
                 code, 3,
                 "a night with a skipped group exits 3 (incomplete): {text}"

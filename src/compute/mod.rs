@@ -89,8 +89,9 @@ pub struct ComputeConfig {
     /// GPU memory one rank may use for its buffers (GiB); 0 = 80 % of the device's free
     /// memory shared among the node's ranks that use the same device.
     pub gpu_memory_gib: f64,
-    /// Read and flag a rank's next group on a second thread while the current one is
-    /// imaged (one group ahead: one more group in memory).
+    /// Read, flag and prepare (calibrate, combine into Stokes I, rephasing geometry,
+    /// outliers) a rank's next group on a second thread while the current one is imaged
+    /// (one group ahead: one more group in memory).
     pub prefetch: bool,
 }
 

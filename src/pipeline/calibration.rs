@@ -196,16 +196,24 @@ fn record(
 }
 
 /// The registry and the tables read from it so far (each read once per rank).
+/// Owned (they are used on the group reader's thread): with the rank, its output folder
+/// (progress marks) and whether a group without a table fails (`calibration.require`).
 pub(super) struct Tables {
     registry: Registry,
     read: HashMap<PathBuf, CalTable>,
+    require: bool,
+    rank: usize,
+    out: PathBuf,
 }
 
 impl Tables {
-    pub(super) fn new(registry: Registry) -> Self {
+    pub(super) fn new(registry: Registry, ctx: &Ctx) -> Self {
         Tables {
             registry,
             read: HashMap::new(),
+            require: ctx.cfg.calibration.require,
+            rank: ctx.rank(),
+            out: ctx.out.clone(),
         }
     }
 
@@ -215,20 +223,19 @@ impl Tables {
     /// `calibration.require` is set.
     pub(super) fn select(
         &mut self,
-        ctx: &Ctx,
         id: &str,
         vis: &GroupVis,
     ) -> Result<Option<(&Path, &CalTable)>, ApplyError> {
         let mid = vis.times_jd[vis.times_jd.len() / 2];
         let Some((entry, _)) = self.registry.nearest(mid)? else {
-            if ctx.cfg.calibration.require {
+            if self.require {
                 return Err(ApplyError::Missing {
                     registry: self.registry.path.clone(),
                 });
             }
             log::warn!(
                 "rank {}: group {id} imaged uncalibrated: no calibration within +-24 h",
-                ctx.rank()
+                self.rank
             );
             return Ok(None);
         };
@@ -257,37 +264,31 @@ impl Tables {
     /// Calibrates group `id` in place, per polarization, on the rank's backend, with the
     /// table `select` gives (for a Measurement Set; the imaging applies it while forming
     /// Stokes I, `calibrate::apply::stokes_i_calibrated`).
-    pub(super) fn apply(
-        &mut self,
-        ctx: &Ctx,
-        id: &str,
-        vis: &mut GroupVis,
-    ) -> Result<(), ApplyError> {
-        let Some((p, table)) = self.select(ctx, id, vis)? else {
+    pub(super) fn apply(&mut self, id: &str, vis: &mut GroupVis) -> Result<(), ApplyError> {
+        let (rank, out) = (self.rank, self.out.clone());
+        let Some((p, table)) = self.select(id, vis)? else {
             return Ok(());
         };
         let frac = crate::calibrate::apply::apply(vis, table);
-        calibrated(ctx, id, p, frac);
+        calibrated(rank, &out, id, p, frac);
         Ok(())
     }
 }
 
 /// Logs group `id`'s calibration with table `p`, which flagged `frac` of its unflagged
-/// data, and marks its progress.
-pub(super) fn calibrated(ctx: &Ctx, id: &str, p: &Path, frac: f64) {
+/// data, and marks its progress (in `out`).
+pub(super) fn calibrated(rank: usize, out: &Path, id: &str, p: &Path, frac: f64) {
     log::info!(
-        "rank {}: group {id} calibrated with {} ({:.1} % newly flagged)",
-        ctx.rank(),
+        "rank {rank}: group {id} calibrated with {} ({:.1} % newly flagged)",
         p.display(),
         100.0 * frac
     );
     if frac > 0.5 {
         log::warn!(
-            "rank {}: group {id}: calibration table {} flagged {:.1} % of the data (antennas, channels or solutions it lacks)",
-            ctx.rank(),
+            "rank {rank}: group {id}: calibration table {} flagged {:.1} % of the data (antennas, channels or solutions it lacks)",
             p.display(),
             100.0 * frac
         );
     }
-    crate::progress::mark(&ctx.out, ctx.rank(), id, "calibrated");
+    crate::progress::mark(out, rank, id, "calibrated");
 }

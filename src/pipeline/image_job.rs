@@ -1,87 +1,45 @@
-//! The image job: one image's groups on this rank collected (read and flagged by the
-//! prefetcher, calibrated, optionally written as a Measurement Set, checked, rephased),
-//! weighted and gridded, reduced over the ranks that hold the image's groups, and CLEANed;
+//! The image job: one image's groups on this rank collected (read, flagged, calibrated,
+//! optionally written as a Measurement Set, checked and rephased by the reader one group
+//! ahead: prefetch.rs, prepare.rs), weighted and gridded, reduced over the ranks that hold the image's groups, and CLEANed;
 //! the owner rank then writes the products (products.rs).
 //!
 //! Every rank takes part in each of the image's collectives in the same order (the density
 //! sum, the grid and PSF reductions, CLEAN's major cycles) whatever happened to its groups.
 
-use super::calibration::Tables;
-use super::{add_seconds, add_time, prefetch, products, Ctx};
-use crate::calibrate::catalog::Calibrator;
-use crate::config::Config;
-use crate::core::{GroupVis, StokesBuffers};
-use crate::flag::FlagSummary;
+use super::{add_seconds, add_time, prefetch, prepare, products, Ctx};
 use crate::imaging::aterm::{DriftBeam, DriftMode};
 use crate::imaging::deconvolve::{clean_image, CleanSetup, CleanStart, HeldGroup};
 use crate::imaging::GridPair;
 use crate::night::{GroupReport, ImageReport, RankReport};
-use crate::plan::PlannedGroup;
 use std::time::Instant;
 
-/// What the images read besides the run's context: this rank's group reader, the
-/// calibration tables, the outliers' catalogue, and the buffers of the last image's held
-/// groups, kept for the next image's (with the reader one group ahead, whose buffers as
-/// read circulate too: `prefetch::Lent`).
+/// What the images read besides the run's context: this rank's groups, read, flagged and
+/// made ready to grid one group ahead (`prepare.rs`), and the pool through which an
+/// image's held groups' buffers go back to that reader for the next image's groups.
 pub(super) struct Inputs {
-    pub outliers: Vec<Calibrator>,
-    pub groups: prefetch::Groups,
-    pub tables: Tables,
-    pub spare_held: Vec<StokesBuffers>,
-}
-
-/// Buffers of `n` samples for a group's imaging form, when a retired group left some.
-fn take_held(spare: &mut Vec<StokesBuffers>, n: usize) -> Option<StokesBuffers> {
-    let i = spare
-        .iter()
-        .position(|(v, w)| v.len() == n && w.len() == n)?;
-    Some(spare.swap_remove(i))
+    pub groups: prepare::Groups,
+    pub pool: prepare::HeldPool,
 }
 
 impl Inputs {
-    /// Keeps the buffers of an image's held groups for the next image's groups (only while
-    /// the reader reads ahead and hands buffers over, so that reading in line keeps its
-    /// smaller memory).
-    fn retire(&mut self, held: &mut Vec<HeldGroup>) {
-        if self.groups.reads_ahead() {
-            self.spare_held
-                .extend(held.drain(..).map(HeldGroup::into_buffers));
-        } else {
-            held.clear();
+    /// Gives the buffers of image `ii`'s held groups back for the next groups (only while
+    /// the reader reads ahead, so that reading in line keeps its smaller memory; at most as
+    /// many as this rank has groups in the next image it has any of: the first of them is
+    /// made ready already, and one is kept for the image after, whose first group is made
+    /// ready while that one is CLEANed).
+    fn retire(&mut self, ctx: &Ctx, ii: usize, held: &mut Vec<HeldGroup>) {
+        let plan = ctx.plan;
+        let next = (ii + 1..plan.images.len())
+            .filter(|&j| !plan.image_is_done(j))
+            .map(|j| ctx.mine(j).len())
+            .find(|&n| n > 0);
+        match next {
+            Some(n) if self.groups.reads_ahead() => self
+                .pool
+                .give(held.drain(..).map(HeldGroup::into_buffers), n),
+            _ => held.clear(),
         }
     }
-}
-
-/// This rank's groups in the order the image loop takes them (images not done yet), for
-/// the prefetcher.
-pub(super) fn jobs(ctx: &Ctx) -> Vec<prefetch::Job> {
-    let plan = ctx.plan;
-    (0..plan.images.len())
-        .filter(|&ii| !plan.image_is_done(ii))
-        .flat_map(|ii| ctx.mine(ii))
-        .map(|g| prefetch::Job {
-            group: g,
-            id: plan.groups[g].id.clone(),
-            files: plan.groups[g].files.iter().flatten().cloned().collect(),
-        })
-        .collect()
-}
-
-/// The outliers' catalogue (sources outside a tile inside the beam), read once; empty when
-/// outliers are off or CLEAN is.
-pub(super) fn outlier_catalogue(cfg: &Config) -> Vec<Calibrator> {
-    if !(cfg.imaging.outlier_min_beam > 0.0 && cfg.imaging.niter > 0) {
-        return Vec::new();
-    }
-    let path = cfg
-        .imaging
-        .outlier_catalog
-        .as_deref()
-        .or(cfg.calibration.calibrator_list.as_deref());
-    crate::calibrate::catalog::load_calibrators(path).unwrap_or_else(|e| {
-        log::error!("imaging.outlier_catalog: {e}; sources outside the tiles are not subtracted");
-        Vec::new()
-    })
 }
 
 /// Image `ii` on this rank (collective over the ranks of the run). Its owner rank hands
@@ -99,7 +57,7 @@ pub(super) fn image(
     let t = Instant::now();
     let grids = grid(ctx, ii, &mut held);
     if !clean_on {
-        inputs.retire(&mut held);
+        inputs.retire(ctx, ii, &mut held);
     }
     add_time(report, "grid", t);
     let t = Instant::now();
@@ -123,7 +81,7 @@ pub(super) fn image(
             clean_image(ctx.comm, &setup, &mut held, None);
             add_time(report, "clean", t);
         }
-        inputs.retire(&mut held);
+        inputs.retire(ctx, ii, &mut held);
         return;
     }
     let t = Instant::now();
@@ -168,7 +126,7 @@ pub(super) fn image(
         None
     };
     let site = held.first().map(|h| h.vis.site);
-    inputs.retire(&mut held);
+    inputs.retire(ctx, ii, &mut held);
     add_time(report, "image", t);
     writer.submit(products::Finished {
         ii,
@@ -195,17 +153,32 @@ fn collect(
     let reported = report.groups.len();
     for gi in ctx.mine(ii) {
         let g = &ctx.plan.groups[gi];
-        // Read and flagged in line, or already (one group ahead) by the prefetcher.
-        let (loaded, lent) = match inputs.groups.next(gi) {
+        // Read, flagged and made ready in line, or already (one group ahead) by the reader:
+        // then the loop's wait for it is timed (`wait_for_group`: the reader not keeping
+        // up with the loop).
+        let t = Instant::now();
+        let next = inputs.groups.next(gi);
+        if inputs.groups.reads_ahead() {
+            add_time(report, "wait_for_group", t);
+        }
+        let result = match next {
             Some(r) => {
                 add_seconds(report, "convert", r.convert_s);
                 add_seconds(report, "flag", r.flag_s);
-                (r.result, r.lent)
+                for (stage, s) in r.out.notes.seconds {
+                    add_seconds(report, stage, s);
+                }
+                report.ms_errors.extend(r.out.notes.ms_error);
+                r.out.result
             }
-            None => (Err(prefetch::ReadError::Stopped), Default::default()),
+            None => {
+                let e = prefetch::ReadError::Stopped.to_string();
+                Err(Box::new(GroupReport::failed(&g.id, e, None)))
+            }
         };
-        match prepare(ctx, ii, g, (loaded, lent), inputs, report) {
-            Ok(h) => {
+        match result {
+            Ok((h, rep)) => {
+                report.groups.push(rep);
                 freqs = (
                     freqs.0.min(h.vis.freqs[0]),
                     freqs.1.max(*h.vis.freqs.last().unwrap_or(&0.0)),
@@ -233,200 +206,8 @@ fn collect(
             if g.ok { "gridded" } else { "failed" },
         );
     }
-    // Buffers no group of this image took are not kept through its CLEAN.
-    inputs.spare_held.clear();
     let n_ok = held.len();
     (held, n_ok, freqs)
-}
-
-/// One loaded group made ready to grid: calibrated, written as a Measurement Set when asked,
-/// checked for usable data, rephased to the image's centre, its outliers selected. Its
-/// report is pushed when it is usable; the failed group's report is the error (boxed: it
-/// is large).
-fn prepare(
-    ctx: &Ctx,
-    ii: usize,
-    g: &PlannedGroup,
-    (loaded, lent): (
-        Result<(GroupVis, FlagSummary), prefetch::ReadError>,
-        prefetch::Lent,
-    ),
-    inputs: &mut Inputs,
-    report: &mut RankReport,
-) -> Result<HeldGroup, Box<GroupReport>> {
-    let cfg = ctx.cfg;
-    let image = &ctx.plan.images[ii];
-    let (mut vis, mut fsum) =
-        loaded.map_err(|e| Box::new(GroupReport::failed(&g.id, e.to_string(), None)))?;
-    fsum.waterfall.clear();
-    let calibrate = cfg.calibration.enabled && cfg.calibration.apply;
-    let failed = |e: String, fsum: FlagSummary| Box::new(GroupReport::failed(&g.id, e, Some(fsum)));
-    // With a Measurement Set to write, the group is calibrated per polarization first;
-    // otherwise the table is applied while Stokes I is formed.
-    let mut table = None;
-    if calibrate {
-        let t = Instant::now();
-        let selected = if cfg.output.ms.write {
-            inputs.tables.apply(ctx, &g.id, &mut vis)
-        } else {
-            inputs.tables.select(ctx, &g.id, &vis).map(|x| table = x)
-        };
-        if let Err(e) = selected {
-            return Err(failed(e.to_string(), fsum));
-        }
-        add_time(report, "calibrate_apply", t);
-    }
-    if cfg.output.ms.write {
-        let t = Instant::now();
-        write_ms(ctx, &g.id, &vis, calibrate, report);
-        add_time(report, "ms_export", t);
-    }
-    let n_vis = vis.vis.len();
-    let nothing_left = |fsum: FlagSummary| {
-        Box::new(GroupReport {
-            n_vis,
-            flagged_fraction: 1.0,
-            ..GroupReport::failed(&g.id, all_flagged(calibrate, &fsum), Some(fsum))
-        })
-    };
-    let mut t = Instant::now();
-    let n_stokes = n_vis / vis.npol.max(1);
-    let (stokes, flagged) = match table {
-        Some((path, table)) => {
-            use crate::calibrate::apply::{stokes_i_calibrated, StokesInto};
-            let into = if lent.is_open() {
-                StokesInto::Buffers(take_held(&mut inputs.spare_held, n_stokes))
-            } else {
-                StokesInto::OwnBuffer
-            };
-            let (c, raw, frac) = stokes_i_calibrated(vis, table, into);
-            super::calibration::calibrated(ctx, &g.id, path, frac);
-            if let Some(raw) = raw {
-                lent.give(raw);
-            }
-            add_time(report, "calibrate_apply", t);
-            t = Instant::now();
-            (c.stokes, c.flagged)
-        }
-        None => {
-            let flagged = vis.weight.count_flagged();
-            if flagged == n_vis {
-                return Err(nothing_left(fsum));
-            }
-            if lent.is_open() {
-                let dest = take_held(&mut inputs.spare_held, n_stokes);
-                let (stokes, raw) = vis.into_stokes_i_reusing(dest);
-                lent.give(raw);
-                (stokes, flagged)
-            } else {
-                (vis.into_stokes_i(), flagged)
-            }
-        }
-    };
-    if flagged == n_vis {
-        return Err(nothing_left(fsum));
-    }
-    report.groups.push(GroupReport {
-        id: g.id.clone(),
-        ok: true,
-        error: None,
-        n_vis,
-        flagged_fraction: flagged as f64 / n_vis.max(1) as f64,
-        flags: Some(fsum),
-    });
-    let mut h = HeldGroup::from_stokes(stokes, image.centre, ctx.eop);
-    add_time(report, "rephase_geometry", t);
-    let (beyond, total, longest) = h.beyond_grid(&ctx.spec);
-    if beyond > 0 {
-        // The image's cell cannot hold the longest baselines: say so (once per group) with
-        // the cell that would, rather than lose them silently.
-        let arcsec = |rad: f64| rad.to_degrees() * 3600.0;
-        log::warn!(
-            "rank {}: group {}: {beyond} of {total} unflagged samples ({:.2} %; baselines up to {:.1} k lambda) lie beyond the uv grid's edge of a {}\" cell and are left out of the image; a cell of {:.1}\" holds them (3 pixels per fringe of the longest baseline: {:.1}\")",
-            ctx.rank(),
-            g.id,
-            100.0 * beyond as f64 / total.max(1) as f64,
-            longest / 1e3,
-            cfg.imaging.cell_arcsec,
-            (arcsec(ctx.spec.uv_edge_pixfrac() / longest) * 10.0).floor() / 10.0,
-            arcsec(1.0 / (3.0 * longest)),
-        );
-    }
-    if !inputs.outliers.is_empty() {
-        let t = Instant::now();
-        let dish = crate::core::telescope::DISH_DIAMETER_M;
-        let found = crate::imaging::outliers::select(
-            &inputs.outliers,
-            &h.vis,
-            &ctx.spec,
-            image.centre,
-            ctx.eop,
-            cfg.imaging.outlier_min_beam,
-            dish,
-        );
-        for o in &found {
-            log::info!(
-                "rank {}: group {}: outlier {} (mean beam {:.3}, catalogue {:.3} Jy) fitted and subtracted in the major cycles",
-                ctx.rank(),
-                g.id,
-                o.name,
-                o.beam,
-                o.source.flux_jy
-            );
-        }
-        h.set_outliers(crate::imaging::outliers::OutlierModel::new(
-            &h.vis, found, ctx.eop, dish,
-        ));
-        add_time(report, "outliers", t);
-    }
-    Ok(h)
-}
-
-/// Why a group with every visibility flagged cannot be imaged, and what flagged most.
-fn all_flagged(calibrated: bool, fsum: &FlagSummary) -> String {
-    format!(
-        "every visibility is flagged after flagging{} ({:.1} % unusable in the files, {:.1} % after the flagger; most by {}): nothing to image",
-        if calibrated { " and calibration" } else { "" },
-        100.0 * fsum.fraction_before,
-        100.0 * fsum.fraction_total,
-        if fsum.fraction_before >= 0.999 {
-            "the files (NaN, zero, flagged or bad nsamples)"
-        } else {
-            fsum.by_step
-                .iter()
-                .max_by_key(|s| s.1)
-                .map(|s| s.0.as_str())
-                .unwrap_or("the files")
-        }
-    )
-}
-
-/// The group as imaged, as a Measurement Set (`output.ms.write`); a failure is recorded in
-/// the rank's report, the group is still imaged.
-fn write_ms(ctx: &Ctx, id: &str, vis: &GroupVis, calibrated: bool, report: &mut RankReport) {
-    let centre = crate::export::group_centre(vis, ctx.eop);
-    let history = format!(
-        "contimg run: group {id} flagged{}",
-        if calibrated { " and calibrated" } else { "" }
-    );
-    match crate::export::export_group(
-        &ctx.out.join("ms"),
-        id,
-        vis,
-        centre,
-        ctx.eop,
-        &ctx.cfg.output.ms,
-        &history,
-    ) {
-        Ok((p, _)) => log::info!("rank {}: group {id} -> {}", ctx.rank(), p.display()),
-        Err(e) => {
-            log::error!(
-                "rank {}: group {id}: Measurement Set not written: {e}",
-                ctx.rank()
-            );
-            report.ms_errors.push((id.to_string(), e.to_string()));
-        }
-    }
 }
 
 /// This rank's grids of one image: the image and PSF (or the image alone with CLEAN), the

@@ -28,6 +28,7 @@ mod bookkeeping;
 mod calibration;
 mod image_job;
 mod prefetch;
+mod prepare;
 mod products;
 
 /// The night's records, at their old paths (now in `crate::night`).
@@ -162,20 +163,21 @@ pub fn run(cfg: &Config, comm: &dyn Comm) -> Result<Option<Summary>, PipelineErr
     let registry = crate::calibrate::table::Registry::new(registry_path(cfg));
     let cal_qa = calibration::solve(&ctx, &registry, &mut report);
 
-    // The images in plan order; this rank's groups read and flagged one ahead while the
-    // previous one is imaged (compute.prefetch).
+    // The images in plan order; this rank's groups read, flagged and made ready to grid
+    // one ahead while the previous one is imaged (compute.prefetch).
+    let tables = calibration::Tables::new(registry, &ctx);
+    let (jobs, preparer, pool) = prepare::jobs(&ctx, tables);
     let mut inputs = image_job::Inputs {
-        outliers: image_job::outlier_catalogue(cfg),
         groups: prefetch::Groups::start(
-            image_job::jobs(&ctx),
+            jobs,
             cfg.compute.prefetch,
             &cfg.flagging,
             ctx.compute.clone(),
             &ctx.out,
             comm.rank(),
+            preparer,
         ),
-        tables: calibration::Tables::new(registry),
-        spare_held: Vec::new(),
+        pool,
     };
     // An image's products are written behind the loop, on a thread of their own
     // (products::Writer), while the next image's groups are imaged.
