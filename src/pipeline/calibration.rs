@@ -195,9 +195,10 @@ fn record(
     Ok(())
 }
 
-/// The registry and the tables read from it so far (each read once per rank).
-/// Owned (they are used on the group reader's thread): with the rank, its output folder
-/// (progress marks) and whether a group without a table fails (`calibration.require`).
+/// The registry and the tables read from it so far (each read once per rank), with what
+/// selecting one needs besides: owned, as they are used on the group reader's thread
+/// (the rank, its output folder for progress marks, and whether a group without a table
+/// fails: `calibration.require`).
 pub(super) struct Tables {
     registry: Registry,
     read: HashMap<PathBuf, CalTable>,
@@ -261,7 +262,7 @@ impl Tables {
         Ok(Some((p.as_path(), table)))
     }
 
-    /// Calibrates group `id` in place, per polarization, on the rank's backend, with the
+    /// Calibrates group `id` in place, per polarization, on the host, with the
     /// table `select` gives (for a Measurement Set; the imaging applies it while forming
     /// Stokes I, `calibrate::apply::stokes_i_calibrated`).
     pub(super) fn apply(&mut self, id: &str, vis: &mut GroupVis) -> Result<(), ApplyError> {

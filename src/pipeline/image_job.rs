@@ -1,7 +1,8 @@
 //! The image job: one image's groups on this rank collected (read, flagged, calibrated,
 //! optionally written as a Measurement Set, checked and rephased by the reader one group
-//! ahead: prefetch.rs, prepare.rs), weighted and gridded, reduced over the ranks that hold the image's groups, and CLEANed;
-//! the owner rank then writes the products (products.rs).
+//! ahead: prefetch.rs, prepare.rs), weighted and gridded, reduced over the ranks that
+//! hold the image's groups, and CLEANed; the owner rank then writes the products
+//! (products.rs).
 //!
 //! Every rank takes part in each of the image's collectives in the same order (the density
 //! sum, the grid and PSF reductions, CLEAN's major cycles) whatever happened to its groups.
