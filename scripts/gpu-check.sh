@@ -135,6 +135,9 @@ if night:
     n = night["groups_ok"]
     out.update(night_groups=n, night_wall_s=round(night["wall_s"], 2),
                groups_per_hour=round(3600 * n / night["wall_s"], 1), night_stage_s=stages(night))
+    # The image loop's waits on the group reader (read, flag, calibrate, Stokes I ahead):
+    # large where the reader, not the device, sets the pace.
+    out.update(night_wait_for_group_s=stages(night).get("wait_for_group"))
 u = usage(night) or usage(one)
 if u:
     out.update(utilisation=round(u["utilization_mean_pct"], 1), utilisation_max=u["utilization_max_pct"],
