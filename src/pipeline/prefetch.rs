@@ -286,6 +286,11 @@ mod tests {
         )
     }
 
+    /// `n` groups of a file that is not there, read ahead.
+    fn unreadable<F: Finish>(dir: &Path, n: usize, finish: F) -> Groups<F> {
+        start(jobs(|_| dir.join("none.hdf5"), n), true, dir, finish)
+    }
+
     /// Unreadable groups come back as errors naming the file, in order, from the thread
     /// and in line alike; a group asked for out of order is refused, not mixed up.
     #[test]
@@ -370,16 +375,33 @@ mod tests {
         );
     }
 
+    /// Panics at group `at` (a bug in `Finish`).
+    struct PanicAt(usize);
+    impl Finish for PanicAt {
+        type Out = ();
+        fn finish(&mut self, job: &Job, _: ReadResult, _: bool) -> ((), Option<RawBuffers>) {
+            assert_ne!(job.group, self.0, "a bug in Finish");
+            ((), None)
+        }
+    }
+
+    /// A reader thread that panics ends the groups it had not handed over (`next` gives
+    /// None: the loop reports them failed and goes on to its collectives), without a hang.
+    #[test]
+    fn a_reader_that_panics_ends_its_groups_without_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut groups = unreadable(dir.path(), 4, PanicAt(1));
+        assert!(groups.next(0).is_some());
+        assert!(groups.next(1).is_none());
+        assert!(groups.next(2).is_none());
+        drop(groups);
+    }
+
     /// Dropping the reader while the thread still has groups to read ends it (no hang).
     #[test]
     fn dropping_early_stops_the_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let mut groups = start(
-            jobs(|_| dir.path().join("none.hdf5"), 50),
-            true,
-            dir.path(),
-            Keep,
-        );
+        let mut groups = unreadable(dir.path(), 50, Keep);
         assert!(groups.next(0).is_some());
         drop(groups);
     }
