@@ -75,7 +75,6 @@ pub struct Job {
 }
 
 /// How groups are read and flagged (the same on the thread and in line).
-#[derive(Clone)]
 struct Reader {
     flagging: FlagConfig,
     compute: Arc<dyn Compute>,
@@ -115,7 +114,7 @@ impl Reader {
 /// Reads and flags one group (the same on the prefetch thread and in line), into `spare`
 /// buffers where given and of the group's size; with the seconds reading and converting,
 /// and flagging.
-pub fn read_and_flag(
+fn read_and_flag(
     job: &Job,
     flagging: &FlagConfig,
     compute: &dyn Compute,
@@ -149,16 +148,16 @@ pub fn read_and_flag(
     (result, convert_s, t.elapsed().as_secs_f64())
 }
 
-/// The reader's thread: what it hands over, and its handle.
-type Ahead<T> = (Receiver<Ready<T>>, std::thread::JoinHandle<()>);
+/// The groups of a run, read, flagged and finished in order.
+pub struct Groups<F: Finish>(Mode<F>);
 
-/// The groups of a run, read, flagged and finished in order: ahead on a thread, or in
-/// line.
-pub struct Groups<F: Finish> {
-    ahead: Option<Ahead<F::Out>>,
-    inline: std::collections::VecDeque<Job>,
-    /// In line: the reader and the finisher (on the thread: moved there).
-    here: Option<(Reader, F)>,
+/// Ahead on a thread (what it hands over, and its handle), or in line (the jobs left, the
+/// reader and the finisher).
+enum Mode<F: Finish> {
+    Ahead(Receiver<Ready<F::Out>>, std::thread::JoinHandle<()>),
+    Inline(Box<(std::collections::VecDeque<Job>, Reader, F)>),
+    /// The thread's end, once dropped.
+    Ended,
 }
 
 impl<F: Finish> Groups<F> {
@@ -179,12 +178,8 @@ impl<F: Finish> Groups<F> {
             out: out.to_path_buf(),
             rank,
         };
-        if !Self::reads_ahead_of(prefetch, jobs.len()) {
-            return Groups {
-                ahead: None,
-                inline: jobs.into(),
-                here: Some((reader, finish)),
-            };
+        if !(prefetch && jobs.len() > 1) {
+            return Groups(Mode::Inline(Box::new((jobs.into(), reader, finish))));
         }
         let (tx, rx) = sync_channel::<Ready<F::Out>>(0);
         let handle = std::thread::Builder::new()
@@ -201,34 +196,26 @@ impl<F: Finish> Groups<F> {
                 }
             })
             .expect("spawn the prefetch thread");
-        Groups {
-            ahead: Some((rx, handle)),
-            inline: Default::default(),
-            here: None,
-        }
-    }
-
-    /// Whether `start` reads ahead on a thread.
-    pub fn reads_ahead_of(prefetch: bool, n_jobs: usize) -> bool {
-        prefetch && n_jobs > 1
+        Groups(Mode::Ahead(rx, handle))
     }
 
     /// Whether a thread reads one group ahead.
     pub fn reads_ahead(&self) -> bool {
-        self.ahead.is_some()
+        matches!(self.0, Mode::Ahead(..))
     }
 
     /// The next group, which must be `group` (the plan's order). None when the thread
     /// stopped early (it panicked): the caller reports the group failed.
     pub fn next(&mut self, group: usize) -> Option<Ready<F::Out>> {
-        let ready = match (&self.ahead, &mut self.here) {
-            (Some((rx, _)), _) => rx.recv().ok()?,
-            (None, Some((reader, finish))) => {
-                let job = self.inline.pop_front()?;
+        let ready = match &mut self.0 {
+            Mode::Ahead(rx, _) => rx.recv().ok()?,
+            Mode::Inline(inline) => {
+                let (jobs, reader, finish) = &mut **inline;
+                let job = jobs.pop_front()?;
                 // In line the buffers as read are let go: the smaller memory.
                 reader.ready(&job, finish, false, None).0
             }
-            (None, None) => return None,
+            Mode::Ended => return None,
         };
         debug_assert_eq!(ready.group, group, "groups taken out of the planned order");
         (ready.group == group).then_some(ready)
@@ -237,7 +224,7 @@ impl<F: Finish> Groups<F> {
 
 impl<F: Finish> Drop for Groups<F> {
     fn drop(&mut self) {
-        if let Some((rx, handle)) = self.ahead.take() {
+        if let Mode::Ahead(rx, handle) = std::mem::replace(&mut self.0, Mode::Ended) {
             drop(rx); // a send still waiting fails, and the thread ends
             let _ = handle.join();
         }
@@ -369,10 +356,10 @@ mod tests {
         for g in 0..2 {
             assert!(groups.next(g).is_some());
         }
-        assert_eq!(
-            groups.here.as_ref().map(|h| h.1.ahead.clone()),
-            Some(vec![false, false])
-        );
+        let Mode::Inline(inline) = &groups.0 else {
+            panic!("in line");
+        };
+        assert_eq!(inline.2.ahead, vec![false, false]);
     }
 
     /// Panics at group `at` (a bug in `Finish`).
