@@ -330,13 +330,21 @@ fn prefetching_the_next_group_gives_the_same_products() {
                 &format!("prefetch-{prefetch}-{per_image}"),
                 &[("RUST_LOG", "info,contimg::pipeline::prepare=debug")],
             );
-            // One image a group, ahead: the fourth group (the third image) is combined
-            // into the first's held buffers. In pairs, the first image's are given back
-            // after the last group is made ready, and in line none are.
+            // In line none are kept. Ahead, one image a group: the first image's buffers
+            // go back before the fourth group (the third image) is made ready, so at
+            // least it is combined into them (the third too where the reader is slower
+            // than the first image's CLEAN). In pairs, only the fourth group can be, and
+            // only when the reader is that slow: the counts allowed do not depend on
+            // the two threads' timing.
             let reused = text
                 .matches("combined into an earlier group's held buffers")
                 .count();
-            assert_eq!(reused, usize::from(prefetch && per_image == 1), "{text}");
+            let allowed = match (prefetch, per_image) {
+                (false, _) => 0..=0,
+                (true, 1) => 1..=2,
+                _ => 0..=1,
+            };
+            assert!(allowed.contains(&reused), "{reused} reused: {text}");
             assert_eq!(
                 code, 3,
                 "a night with a skipped group exits 3 (incomplete): {text}"

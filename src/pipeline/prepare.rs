@@ -230,17 +230,17 @@ impl Preparer {
         let mut t = Instant::now();
         let n_stokes = n_vis / vis.npol.max(1);
         let (pool, rank) = (&self.pool, self.rank);
-        let into = || match ahead {
-            true => {
-                let dest = pool.take(n_stokes);
-                if dest.is_some() {
-                    log::debug!(
-                        "rank {rank}: group {id} combined into an earlier group's held buffers"
-                    );
-                }
-                StokesInto::Buffers(dest)
+        let into = || {
+            if !ahead {
+                return StokesInto::OwnBuffer;
             }
-            false => StokesInto::OwnBuffer,
+            let dest = pool.take(n_stokes);
+            if dest.is_some() {
+                log::debug!(
+                    "rank {rank}: group {id} combined into an earlier group's held buffers"
+                );
+            }
+            StokesInto::Buffers(dest)
         };
         let (stokes, flagged, raw): (StokesGroup, usize, Option<RawBuffers>) = match table {
             Some((path, table)) => {
