@@ -138,6 +138,8 @@ if night:
     # The image loop's waits on the group reader (read, flag, calibrate, Stokes I ahead):
     # large where the reader, not the device, sets the pace.
     out.update(night_wait_for_group_s=stages(night).get("wait_for_group"))
+    # The reader's copies of the next group to the device, beside the loop.
+    out.update(night_hold_ahead_s=stages(night).get("hold_ahead"))
 u = usage(night) or usage(one)
 if u:
     out.update(utilisation=round(u["utilization_mean_pct"], 1), utilisation_max=u["utilization_max_pct"],

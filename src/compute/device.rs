@@ -58,6 +58,9 @@ pub struct Gpu {
     /// The calibration solver's sufficient statistics (device_calstats).
     pub(super) calstats: super::device_calstats::CalStatsKernels,
     pub(super) resident_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes of the groups held ahead by the reader (`Compute::hold_ahead`) and not yet
+    /// adopted by the image loop: they count against the flagger's budget (`flag_room`).
+    pub(super) ahead_bytes: Arc<std::sync::atomic::AtomicUsize>,
     /// cuFFT plans by grid size (made on first use, kept for the process).
     pub(super) ffts: std::sync::Mutex<Vec<(usize, cudarc::cufft::CudaFft)>>,
     /// The gridder's two pinned staging slices, kept between blocks (pinning host memory
@@ -165,6 +168,7 @@ impl Gpu {
             residual,
             calstats,
             resident_bytes: Default::default(),
+            ahead_bytes: Default::default(),
             ffts: Default::default(),
             staging: Default::default(),
             name,
@@ -203,6 +207,12 @@ impl Gpu {
     /// The imaging budget less what the caches hold now.
     pub(super) fn work_budget(&self) -> usize {
         self.budget.saturating_sub(self.held_bytes())
+    }
+
+    /// The flagger's budget less the groups the reader holds ahead of the image loop.
+    pub(super) fn flag_room(&self) -> usize {
+        let ahead = self.ahead_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        self.flag_budget.saturating_sub(ahead)
     }
 
     /// grid_tiles: visibilities sorted by the 32 x 32 tile of their first tap (counting
@@ -506,7 +516,18 @@ impl Compute for Gpu {
         &self,
         b: &crate::compute::gridder::VisBlock,
     ) -> Result<Option<Box<dyn super::Resident>>, GpuError> {
-        self.hold_dev(b)
+        self.hold_dev(b, false)
+    }
+
+    fn hold_ahead(
+        &self,
+        b: &crate::compute::gridder::VisBlock,
+    ) -> Result<Option<Box<dyn super::Resident>>, GpuError> {
+        self.hold_dev(b, true)
+    }
+
+    fn adopt(&self, r: &dyn super::Resident) {
+        self.adopt_dev(r)
     }
 
     fn fetch_resident(

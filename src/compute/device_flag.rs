@@ -60,10 +60,10 @@ pub(super) const SIR_BYTES: usize = 12;
 type NoiseOut = (Vec<f64>, Vec<bool>, Vec<f32>);
 
 impl Gpu {
-    /// Planes per batch for `bytes` device bytes a sample: within the flagger's budget,
+    /// Planes per batch for `bytes` device bytes a sample: within the flagger's room,
     /// at least one, at most all, and few enough for the kernels' 32-bit counts.
     fn flag_batch(&self, bytes: usize, tf: usize, total: usize, line: usize) -> usize {
-        self.flag_batch_in(self.flag_budget, bytes, tf, total, line)
+        self.flag_batch_in(self.flag_room(), bytes, tf, total, line)
     }
 
     /// `flag_batch` within `budget` bytes.

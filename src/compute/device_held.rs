@@ -7,7 +7,11 @@
 //!
 //! The held copy counts against the rank's imaging budget (`Gpu::held_bytes`) and takes at
 //! most half of what the budget leaves free when it is made: the passes that read it keep
-//! the rest.
+//! the rest. A copy the group reader makes ahead of the image loop (`Compute::hold_ahead`,
+//! on the flagger's stream, while the loop's passes for the previous group run) counts
+//! against the flagger's budget instead, the reader's own, until the loop adopts it
+//! (`Compute::adopt`, between its passes): a pass already sized to the imaging budget
+//! never finds less room than it counted on.
 
 use super::device::{as_f32, as_f32_ref, cuda, Gpu};
 use super::device_stack::{DevItems, PrepInputs, SliceRows, STAGE_BYTES};
@@ -17,7 +21,7 @@ use crate::compute::degridder::{WUnstack, Weights};
 use crate::compute::gridder::{VisBlock, WStack};
 use cudarc::driver::{CudaFunction, CudaSlice, CudaView};
 use num_complex::Complex32;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The functions of held.cu.
@@ -59,6 +63,10 @@ pub(super) struct DevHeld {
     /// The count of held bytes of the backend that made it (`Gpu::resident_bytes`), which
     /// it leaves when dropped; also how a backend knows its own.
     count: Arc<AtomicUsize>,
+    /// The backend's count of bytes held ahead (`Gpu::ahead_bytes`), and whether this copy
+    /// is still counted there (held ahead, not yet adopted) rather than in `count`.
+    ahead_count: Arc<AtomicUsize>,
+    ahead: AtomicBool,
     /// The outliers' unit-model tables, uploaded at the first fit and kept for the later
     /// ones (device_outliers; a few MB), with the digest of the tables they hold.
     pub(super) outlier_model: Mutex<Option<(u64, Arc<super::device_outliers::DevModel>)>>,
@@ -66,7 +74,11 @@ pub(super) struct DevHeld {
 
 impl Drop for DevHeld {
     fn drop(&mut self) {
-        self.count.fetch_sub(self.bytes, Ordering::Relaxed);
+        if *self.ahead.get_mut() {
+            self.ahead_count.fetch_sub(self.bytes, Ordering::Relaxed);
+        } else {
+            self.count.fetch_sub(self.bytes, Ordering::Relaxed);
+        }
     }
 }
 
@@ -122,24 +134,38 @@ impl Gpu {
         Ok(Some(h))
     }
 
-    /// `Compute::hold` on the device.
-    pub(super) fn hold_dev(&self, b: &VisBlock) -> Result<Option<Box<dyn Resident>>, GpuError> {
+    /// `Compute::hold` on the device (`ahead`: `Compute::hold_ahead`, from the group
+    /// reader's thread on the flagger's stream, counted against the flagger's room).
+    pub(super) fn hold_dev(
+        &self,
+        b: &VisBlock,
+        ahead: bool,
+    ) -> Result<Option<Box<dyn Resident>>, GpuError> {
         let (rows, nchan, npol) = (b.uvw_m.len(), b.freqs.len(), b.npol);
         let n = rows * nchan * npol;
         if n == 0 || b.vis.len() != n || b.weight.len() != n || b.dw_m.len() != rows {
             return Ok(None);
         }
         let bytes = 12 * n + 36 * rows + 4 * nchan;
-        let free = self.work_budget();
+        let (free, s, count) = if ahead {
+            (self.flag_room(), &self.flag_stream, &self.ahead_bytes)
+        } else {
+            (self.work_budget(), &self.stream, &self.resident_bytes)
+        };
         if bytes > free / 2 {
             log::debug!(
-                "a group of {:.2} GB is not held on the device ({:.2} GB of the budget free)",
+                "a group of {:.2} GB is not held on the device{} ({:.2} GB of the {} free)",
                 bytes as f64 / 1e9,
-                free as f64 / 1e9
+                if ahead {
+                    " ahead of the image loop"
+                } else {
+                    ""
+                },
+                free as f64 / 1e9,
+                if ahead { "flagger's budget" } else { "budget" }
             );
             return Ok(None);
         }
-        let s = &self.stream;
         let h = DevHeld {
             vis: Mutex::new(s.clone_htod(as_f32_ref(b.vis)).map_err(cuda)?),
             wt: s.clone_htod(b.weight).map_err(cuda)?,
@@ -152,11 +178,25 @@ impl Gpu {
             npol,
             bytes,
             count: self.resident_bytes.clone(),
+            ahead_count: self.ahead_bytes.clone(),
+            ahead: AtomicBool::new(ahead),
             outlier_model: Mutex::new(None),
         };
+        // Complete before the copy is handed on (another thread's stream reads it next).
         s.synchronize().map_err(cuda)?;
-        self.resident_bytes.fetch_add(bytes, Ordering::Relaxed);
+        count.fetch_add(bytes, Ordering::Relaxed);
         Ok(Some(Box::new(h)))
+    }
+
+    /// `Compute::adopt` on the device: a copy held ahead counts against the imaging
+    /// budget from now on (added there before it leaves the flagger's count).
+    pub(super) fn adopt_dev(&self, r: &dyn Resident) {
+        if let Ok(h) = self.own(r) {
+            if h.ahead.swap(false, Ordering::AcqRel) {
+                self.resident_bytes.fetch_add(h.bytes, Ordering::Relaxed);
+                self.ahead_bytes.fetch_sub(h.bytes, Ordering::Relaxed);
+            }
+        }
     }
 
     /// `Compute::fetch_resident` on the device.
@@ -385,5 +425,80 @@ impl Gpu {
         let idx: Vec<u32> = (rows.start as u32..rows.end as u32).collect();
         let idx = self.row_indices(&idx)?;
         self.subtract_rows(h, pred, &idx, m, (&h.ones_row, &h.ones_chan), 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compute::device::tests::device_with;
+    use crate::compute::gridder::VisBlock;
+    use crate::compute::Compute;
+    use num_complex::Complex32;
+
+    /// A copy the reader holds ahead counts against the flagger's room and not the imaging
+    /// budget (a pass of the loop sized before it keeps its room), then, adopted, against
+    /// the budget alone (once, however often adopted); dropped, against neither. Its
+    /// samples are the block's. A group too large for half the flagger's room is not held
+    /// ahead, though the loop may still hold it.
+    #[test]
+    fn a_group_held_ahead_counts_against_the_flaggers_room_until_adopted() {
+        // A share of 4 MiB: 3 for imaging, 1 for the flagger.
+        let Some(g) = device_with(4.0 / 1024.0) else {
+            return;
+        };
+        let block = |rows: usize, nchan: usize| {
+            let n = rows * nchan;
+            let vis: Vec<Complex32> = (0..n)
+                .map(|i| Complex32::new(i as f32, -0.5 * i as f32))
+                .collect();
+            let weight: Vec<f32> = (0..n).map(|i| 1.0 + (i % 7) as f32).collect();
+            let uvw: Vec<[f64; 3]> = (0..rows).map(|r| [r as f64, 2.0, 0.5]).collect();
+            (vis, weight, uvw, vec![0.0; rows], vec![1.4e9; nchan])
+        };
+        let (vis, weight, uvw, dw, freqs) = block(100, 64);
+        let use_row = vec![true; 100];
+        let b = VisBlock {
+            freqs: &freqs,
+            npol: 1,
+            uvw_m: &uvw,
+            dw_m: &dw,
+            vis: &vis,
+            weight: &weight,
+            use_row: &use_row,
+            workspace: None,
+            resident: None,
+        };
+        let bytes = 12 * 6400 + 36 * 100 + 4 * 64;
+        let (work, room) = (g.work_budget(), g.flag_room());
+        let r = g.hold_ahead(&b).unwrap().expect("room for it ahead");
+        assert_eq!((g.work_budget(), g.flag_room()), (work, room - bytes));
+        let mut back = vec![Complex32::default(); vis.len()];
+        g.fetch_resident(r.as_ref(), &mut back).unwrap();
+        assert_eq!(back, vis);
+        for _ in 0..2 {
+            g.adopt(r.as_ref());
+            assert_eq!((g.work_budget(), g.flag_room()), (work - bytes, room));
+        }
+        drop(r);
+        assert_eq!((g.work_budget(), g.flag_room()), (work, room));
+        // Let go before the loop took it: the room comes back.
+        drop(g.hold_ahead(&b).unwrap().expect("room for it ahead"));
+        assert_eq!((g.work_budget(), g.flag_room()), (work, room));
+        // 12 bytes x 50,000 samples: more than half the flagger's 1 MiB, less than half
+        // the 3 MiB for imaging.
+        let (vis, weight, uvw, dw, freqs) = block(500, 100);
+        let use_row = vec![true; 500];
+        let big = VisBlock {
+            freqs: &freqs,
+            uvw_m: &uvw,
+            dw_m: &dw,
+            vis: &vis,
+            weight: &weight,
+            use_row: &use_row,
+            ..b
+        };
+        assert!(g.hold_ahead(&big).unwrap().is_none());
+        assert_eq!(g.flag_room(), room);
+        assert!(g.hold(&big).unwrap().is_some());
     }
 }

@@ -10,8 +10,9 @@
 //! (at most 4 M amplitudes a polarization) for their median on the host; and the flags,
 //! once, at the end.
 //!
-//! The held planes take at most half of the flagger's budget (a quarter of the rank's
-//! share); the batches of every pass keep the rest.
+//! The held planes take at most half of the flagger's room (its quarter of the rank's
+//! share, less a group the reader holds ahead: `Gpu::flag_room`); the batches of every
+//! pass keep the rest.
 
 use super::device::{bool_bytes, cuda, Gpu};
 use super::device_flag::{PASS_BYTES, SIR_BYTES};
@@ -80,13 +81,14 @@ impl Gpu {
     ) -> Result<Option<DevPlanes<'_>>, GpuError> {
         let tf = shape.nt * shape.nf;
         let n = shape.planes * tf;
-        if n == 0 || 2 * n * HELD_BYTES > self.flag_budget {
+        let room = self.flag_room();
+        if n == 0 || 2 * n * HELD_BYTES > room {
             return Ok(None);
         }
         let s = &self.flag_stream;
         let mut amp = unsafe { s.alloc::<f32>(n) }.map_err(cuda)?;
         let mut flags = unsafe { s.alloc::<u8>(n) }.map_err(cuda)?;
-        let piece = (FILL_SAMPLES.min(self.flag_budget / 16) / tf).clamp(1, shape.planes);
+        let piece = (FILL_SAMPLES.min(room / 16) / tf).clamp(1, shape.planes);
         log::debug!(
             "holding {} flagging planes, filled {} at a time",
             shape.planes,
@@ -114,7 +116,7 @@ impl Gpu {
             amp,
             flags,
             shape: *shape,
-            budget: self.flag_budget - n * HELD_BYTES,
+            budget: room - n * HELD_BYTES,
         }))
     }
 }

@@ -155,6 +155,12 @@ impl Compute for Failing<'_> {
     fn hold(&self, b: &VisBlock) -> Result<Option<Box<dyn Resident>>, GpuError> {
         self.gpu.hold(b)
     }
+    fn hold_ahead(&self, b: &VisBlock) -> Result<Option<Box<dyn Resident>>, GpuError> {
+        self.gpu.hold_ahead(b)
+    }
+    fn adopt(&self, r: &dyn Resident) {
+        self.gpu.adopt(r)
+    }
     fn degrid_subtract(
         &self,
         r: &dyn Resident,

@@ -235,6 +235,17 @@ pub trait Compute: Send + Sync {
     fn hold(&self, _b: &VisBlock) -> Result<Option<Box<dyn Resident>>, GpuError> {
         Ok(None)
     }
+    /// `hold` from the group reader's thread, ahead of the image loop, while the loop's
+    /// passes may run: the copy counts against the reader's share of the backend's memory
+    /// (the flagger's) until the loop `adopt`s it, so that no pass already sized finds
+    /// less room than it counted on. None where `hold` would give none, or no room is left
+    /// beside the next group's flagging.
+    fn hold_ahead(&self, _b: &VisBlock) -> Result<Option<Box<dyn Resident>>, GpuError> {
+        Ok(None)
+    }
+    /// Counts a copy held ahead (`hold_ahead`) as the image loop's from now on, as `hold`'s
+    /// (on the loop's thread, between its passes). Nothing for a copy already the loop's.
+    fn adopt(&self, _r: &dyn Resident) {}
     /// The held visibilities (row x channel x polarization, as `VisBlock::vis`) into `vis`.
     fn fetch_resident(&self, _r: &dyn Resident, _vis: &mut [Complex32]) -> Result<(), GpuError> {
         Err(not_held())

@@ -195,10 +195,32 @@ impl HeldGroup {
     /// are subtracted there, and the outliers fitted there (`fit_outliers`,
     /// `refit_outliers_held`), so the group does not cross the bus again. Only on a device,
     /// with the w-term (`spec`), and where the device has room.
+    /// A group already held ahead (`hold_ahead`) is adopted: its copy counts against the
+    /// image loop's budget from now on.
     pub fn hold(&mut self, spec: &GridSpec, compute: &dyn Compute) {
-        if compute.is_device() && spec.w_terms && self.resident.is_none() {
-            self.hold_now(compute);
+        match &self.resident {
+            Some(r) => compute.adopt(r.as_ref()),
+            None if compute.is_device() && spec.w_terms => self.hold_now(compute),
+            None => {}
         }
+    }
+
+    /// `hold` from the group reader's thread, ahead of the image loop
+    /// (`Compute::hold_ahead`): the group crosses the bus while the loop images the one
+    /// before. Only for a group whose samples the loop holds as they are (its weights
+    /// final: natural weighting without a taper); the loop's `hold` then adopts the copy.
+    /// Whether the group is held.
+    pub fn hold_ahead(&mut self, spec: &GridSpec, compute: &dyn Compute) -> bool {
+        if compute.is_device() && spec.w_terms && self.resident.is_none() {
+            self.resident = compute.hold_ahead(&self.block()).unwrap_or_else(|e| {
+                log::warn!(
+                    "holding a group on {} ahead of the image loop failed ({e}); the loop holds it",
+                    compute.name()
+                );
+                None
+            });
+        }
+        self.resident.is_some()
     }
 
     fn hold_now(&mut self, compute: &dyn Compute) {

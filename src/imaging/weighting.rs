@@ -100,8 +100,14 @@ pub struct Reweight<'a> {
 impl Reweight<'_> {
     /// Whether any weight changes.
     pub fn active(&self) -> bool {
-        self.scheme != Weighting::Natural || self.taper_fwhm_rad > 0.0
+        changes_weights(self.scheme, self.taper_fwhm_rad)
     }
+}
+
+/// Whether imaging reweights the data (`Reweight::active`): any scheme but natural, or a
+/// taper (its FWHM in radians, or in any unit: only its sign counts).
+pub fn changes_weights(scheme: Weighting, taper_fwhm: f64) -> bool {
+    scheme != Weighting::Natural || taper_fwhm > 0.0
 }
 
 /// The Gaussian taper's weight factor at u^2 + v^2 (wavelengths^2).

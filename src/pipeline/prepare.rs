@@ -3,7 +3,10 @@
 //! image's centre computed and its outliers selected ([`Preparer`], the reader's
 //! [`prefetch::Finish`]). With prefetching on this runs on the reader's thread, one group
 //! ahead of the image loop, so that a GPU rank's loop goes from one group's device work to
-//! the next's without this host work between them; in line otherwise.
+//! the next's without this host work between them; in line otherwise. Ahead, on a device,
+//! the group is also copied up there for CLEAN's major cycles (`HeldGroup::hold_ahead`)
+//! when its weights are final (natural weighting, no taper), so that its transfer too
+//! overlaps the previous group's imaging.
 //!
 //! The held groups' buffers circulate: the loop hands an image's held groups' buffers back
 //! through the [`HeldPool`] once it is done with them, and the next groups are combined
@@ -14,6 +17,7 @@ use super::prefetch::{self, Finish, Job, ReadResult};
 use super::Ctx;
 use crate::calibrate::apply::{stokes_i_calibrated, StokesInto};
 use crate::calibrate::catalog::Calibrator;
+use crate::compute::Compute;
 use crate::config::Config;
 use crate::core::{Centre, GroupVis, RawBuffers, StokesBuffers, StokesGroup};
 use crate::flag::FlagSummary;
@@ -73,6 +77,10 @@ pub(super) struct Preparer {
     outliers: Vec<Calibrator>,
     tables: Tables,
     pool: HeldPool,
+    /// The rank's backend, and whether groups read ahead are held there for CLEAN by the
+    /// reader (CLEAN with major cycles, the weights final).
+    compute: Arc<dyn Compute>,
+    hold_ahead: bool,
 }
 
 /// A group made ready: held for gridding with its report, or the failed group's report
@@ -118,6 +126,9 @@ pub(super) fn jobs(ctx: &Ctx, tables: Tables) -> (Vec<Job>, Preparer, HeldPool) 
         })
         .collect();
     let pool = HeldPool::default();
+    let im = &ctx.cfg.imaging;
+    let reweights =
+        crate::imaging::weighting::changes_weights(im.weighting, im.taper_gaussian_arcsec);
     let preparer = Preparer {
         cfg: ctx.cfg.clone(),
         eop: ctx.eop.clone(),
@@ -129,6 +140,8 @@ pub(super) fn jobs(ctx: &Ctx, tables: Tables) -> (Vec<Job>, Preparer, HeldPool) 
         outliers: outlier_catalogue(ctx.cfg),
         tables,
         pool: pool.clone(),
+        compute: ctx.compute.clone(),
+        hold_ahead: im.niter > 0 && im.max_major_cycles > 0 && !reweights,
     };
     (jobs, preparer, pool)
 }
@@ -283,6 +296,16 @@ impl Preparer {
             let t = Instant::now();
             self.select_outliers(id, centre, &mut h);
             p.took("outliers", t);
+        }
+        if ahead && self.hold_ahead {
+            let t = Instant::now();
+            if h.hold_ahead(&self.spec, self.compute.as_ref()) {
+                log::debug!(
+                    "rank {}: group {id} held on the device ahead of the image loop",
+                    self.rank
+                );
+                p.took("hold_ahead", t);
+            }
         }
         (Ok((h, report)), raw)
     }
