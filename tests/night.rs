@@ -446,10 +446,11 @@ fn gpu_required_matches_off_on_a_gpu() {
 
 /// On a device (`CONTIMG_EXPECT_GPU`: a GPU, or the emulated driver in `scripts/test.sh`'s
 /// second pass), reading ahead with the weights final (natural weighting): the reader
-/// copies each group up for CLEAN while the loop images the one before
-/// (`HeldGroup::hold_ahead`), and the loop adopts the copy; in line the loop holds each
-/// group itself. The images are the same bit for bit: the same samples, held earlier.
-/// With Briggs weighting (the weights change at the loop) no group is held ahead.
+/// copies each group up for CLEAN while the loop images the one before, or collects the
+/// image's other groups (`HeldGroup::hold_ahead`), and the loop adopts the copy; in line
+/// the loop holds each group itself. The images are the same bit for bit: the same
+/// samples, held earlier. One image a group, and one image of the three groups. With
+/// Briggs weighting (the weights change at the loop) no group is held ahead.
 #[test]
 fn a_gpu_rank_holds_the_next_group_while_this_one_is_imaged() {
     use contimg::compute::GpuMode;
@@ -463,41 +464,43 @@ fn a_gpu_rank_holds_the_next_group_while_this_one_is_imaged() {
     c.imaging.niter = 50;
     c.compute.gpu = GpuMode::Required;
     simulate_night(&c, dir.path());
-    let mut outputs = Vec::new();
-    for (weighting, prefetch) in [
-        (Weighting::Natural, false),
-        (Weighting::Natural, true),
-        (Weighting::Briggs, true),
-    ] {
-        c.imaging.weighting = weighting;
-        c.compute.prefetch = prefetch;
-        let name = format!("{weighting:?}-{prefetch}");
-        let debug = [("RUST_LOG", "contimg=debug")];
-        let (code, text) = run_variant_with(&mut c, dir.path(), &name, &debug);
-        assert_eq!(code, 0, "{name}: {text}");
-        let ahead = text
-            .matches("held on the device ahead of the image loop")
-            .count();
-        let want = if prefetch && weighting == Weighting::Natural {
-            3
-        } else {
-            0
-        };
-        assert_eq!(ahead, want, "{name}: {text}");
-        // Every group held for CLEAN, ahead or by the loop.
-        assert_eq!(
-            text.matches("1 of 1 groups held on the device for CLEAN")
-                .count(),
-            3,
-            "{name}: {text}"
-        );
-        assert!(!text.contains(" failed ("), "{name}: {text}");
-        let s = summary_json(&c.output.dir);
-        let timed = s["ranks"][0]["stage_s"]["hold_ahead"].as_f64();
-        assert_eq!(timed.is_some(), want > 0, "{name}: {s}");
-        outputs.push(images(&c.output.dir));
+    for per_image in [1, 3] {
+        c.imaging.groups_per_image = per_image;
+        let mut outputs = Vec::new();
+        for (weighting, prefetch) in [
+            (Weighting::Natural, false),
+            (Weighting::Natural, true),
+            (Weighting::Briggs, true),
+        ] {
+            if per_image > 1 && weighting == Weighting::Briggs {
+                continue;
+            }
+            c.imaging.weighting = weighting;
+            c.compute.prefetch = prefetch;
+            let name = format!("{weighting:?}-{prefetch}-{per_image}");
+            let debug = [("RUST_LOG", "contimg=debug")];
+            let (code, text) = run_variant_with(&mut c, dir.path(), &name, &debug);
+            assert_eq!(code, 0, "{name}: {text}");
+            let ahead = text
+                .matches("held on the device ahead of the image loop")
+                .count();
+            let want = if prefetch && weighting == Weighting::Natural {
+                3
+            } else {
+                0
+            };
+            assert_eq!(ahead, want, "{name}: {text}");
+            // Every group held for CLEAN, ahead or by the loop.
+            let held = format!("{per_image} of {per_image} groups held on the device for CLEAN");
+            assert_eq!(text.matches(&held).count(), 3 / per_image, "{name}: {text}");
+            assert!(!text.contains(" failed ("), "{name}: {text}");
+            let s = summary_json(&c.output.dir);
+            let timed = s["ranks"][0]["stage_s"]["hold_ahead"].as_f64();
+            assert_eq!(timed.is_some(), want > 0, "{name}: {s}");
+            outputs.push(images(&c.output.dir));
+        }
+        assert_same_images(&outputs[0], &outputs[1]);
     }
-    assert_same_images(&outputs[0], &outputs[1]);
 }
 
 /// The images `b` equal `a` (the CPU run's) within `tol` of `a`'s dirty peak, product by

@@ -195,13 +195,22 @@ impl HeldGroup {
     /// are subtracted there, and the outliers fitted there (`fit_outliers`,
     /// `refit_outliers_held`), so the group does not cross the bus again. Only on a device,
     /// with the w-term (`spec`), and where the device has room.
-    /// A group already held ahead (`hold_ahead`) is adopted: its copy counts against the
-    /// image loop's budget from now on.
+    /// A group already held ahead (`hold_ahead`) is adopted (`adopt`).
     pub fn hold(&mut self, spec: &GridSpec, compute: &dyn Compute) {
-        match &self.resident {
-            Some(r) => compute.adopt(r.as_ref()),
-            None if compute.is_device() && spec.w_terms => self.hold_now(compute),
-            None => {}
+        if self.resident.is_some() {
+            self.adopt(compute);
+        } else if compute.is_device() && spec.w_terms {
+            self.hold_now(compute);
+        }
+    }
+
+    /// A copy held ahead (`hold_ahead`) counts against the image loop's budget from now
+    /// on (`Compute::adopt`; on the loop's thread, between its passes): as soon as the
+    /// loop takes the group, so that the reader's room is free for the next group's
+    /// flagging.
+    pub fn adopt(&self, compute: &dyn Compute) {
+        if let Some(r) = &self.resident {
+            compute.adopt(r.as_ref());
         }
     }
 

@@ -179,6 +179,8 @@ fn collect(
         };
         match result {
             Ok((h, rep)) => {
+                // A copy the reader made on the device is the loop's from here.
+                h.adopt(ctx.compute.as_ref());
                 report.groups.push(rep);
                 freqs = (
                     freqs.0.min(h.vis.freqs[0]),
