@@ -445,12 +445,13 @@ fn gpu_required_matches_off_on_a_gpu() {
 }
 
 /// On a device (`CONTIMG_EXPECT_GPU`: a GPU, or the emulated driver in `scripts/test.sh`'s
-/// second pass), reading ahead with the weights final (natural weighting): the reader
+/// second pass), reading ahead with the weights final once the reader is done (natural
+/// weighting; Briggs for an image of one group, which the reader weights): the reader
 /// copies each group up for CLEAN while the loop images the one before, or collects the
 /// image's other groups (`HeldGroup::hold_ahead`), and the loop adopts the copy; in line
 /// the loop holds each group itself. The images are the same bit for bit: the same
-/// samples, held earlier. One image a group, and one image of the three groups. With
-/// Briggs weighting (the weights change at the loop) no group is held ahead.
+/// samples, held earlier. A Briggs image of three groups is weighted by the loop (the
+/// density of all three), and none of its groups is held ahead.
 #[test]
 fn a_gpu_rank_holds_the_next_group_while_this_one_is_imaged() {
     use contimg::compute::GpuMode;
@@ -464,18 +465,18 @@ fn a_gpu_rank_holds_the_next_group_while_this_one_is_imaged() {
     c.imaging.niter = 50;
     c.compute.gpu = GpuMode::Required;
     simulate_night(&c, dir.path());
-    for per_image in [1, 3] {
+    let (natural, briggs) = (Weighting::Natural, Weighting::Briggs);
+    // (groups an image, weighting, groups held ahead reading ahead)
+    for (per_image, weighting, want) in [
+        (1, natural, 3),
+        (1, briggs, 3),
+        (3, natural, 3),
+        (3, briggs, 0),
+    ] {
         c.imaging.groups_per_image = per_image;
+        c.imaging.weighting = weighting;
         let mut outputs = Vec::new();
-        for (weighting, prefetch) in [
-            (Weighting::Natural, false),
-            (Weighting::Natural, true),
-            (Weighting::Briggs, true),
-        ] {
-            if per_image > 1 && weighting == Weighting::Briggs {
-                continue;
-            }
-            c.imaging.weighting = weighting;
+        for prefetch in [false, true] {
             c.compute.prefetch = prefetch;
             let name = format!("{weighting:?}-{prefetch}-{per_image}");
             let debug = [("RUST_LOG", "contimg=debug")];
@@ -484,19 +485,26 @@ fn a_gpu_rank_holds_the_next_group_while_this_one_is_imaged() {
             let ahead = text
                 .matches("held on the device ahead of the image loop")
                 .count();
-            let want = if prefetch && weighting == Weighting::Natural {
-                3
-            } else {
-                0
-            };
+            let want = if prefetch { want } else { 0 };
             assert_eq!(ahead, want, "{name}: {text}");
             // Every group held for CLEAN, ahead or by the loop.
             let held = format!("{per_image} of {per_image} groups held on the device for CLEAN");
             assert_eq!(text.matches(&held).count(), 3 / per_image, "{name}: {text}");
             assert!(!text.contains(" failed ("), "{name}: {text}");
             let s = summary_json(&c.output.dir);
-            let timed = s["ranks"][0]["stage_s"]["hold_ahead"].as_f64();
-            assert_eq!(timed.is_some(), want > 0, "{name}: {s}");
+            let stages = &s["ranks"][0]["stage_s"];
+            assert_eq!(
+                stages["hold_ahead"].as_f64().is_some(),
+                want > 0,
+                "{name}: {s}"
+            );
+            // The reader weighted the groups of the Briggs images of one group.
+            let reader_weighted = weighting == briggs && per_image == 1;
+            assert_eq!(
+                stages["reweight"].as_f64().is_some(),
+                reader_weighted,
+                "{name}: {s}"
+            );
             outputs.push(images(&c.output.dir));
         }
         assert_same_images(&outputs[0], &outputs[1]);

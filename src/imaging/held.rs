@@ -36,6 +36,8 @@ pub struct HeldGroup {
     /// The outliers' increments subtracted from the held copy since (their coefficients,
     /// summed: the model is linear in them).
     pending_outliers: Vec<f64>,
+    /// Whether `reweight` has run (the group's imaging weights are set).
+    reweighted: bool,
 }
 
 /// How model increments are predicted for a held group (the image's grid, reference
@@ -71,6 +73,7 @@ impl HeldGroup {
             resident: None,
             pending: Vec::new(),
             pending_outliers: Vec::new(),
+            reweighted: false,
         }
     }
 
@@ -161,6 +164,10 @@ impl HeldGroup {
 
     /// Rescales the weights from the (rank-combined) density.
     pub fn reweight(&mut self, spec: &GridSpec, rw: &super::weighting::Reweight) {
+        debug_assert!(
+            self.resident.is_none(),
+            "weights set before the group is held"
+        );
         super::weighting::apply(
             spec,
             rw,
@@ -173,6 +180,12 @@ impl HeldGroup {
         if let Some(m) = self.outliers.as_mut() {
             m.weights_changed();
         }
+        self.reweighted = true;
+    }
+
+    /// Whether `reweight` has run (by the group reader, for an image it weights alone).
+    pub fn is_reweighted(&self) -> bool {
+        self.reweighted
     }
 
     /// Grids this group into `grids` on `compute` (before CLEAN). A failure falls back to
@@ -204,10 +217,8 @@ impl HeldGroup {
         }
     }
 
-    /// A copy held ahead (`hold_ahead`) counts against the image loop's budget from now
-    /// on (`Compute::adopt`; on the loop's thread, between its passes): as soon as the
-    /// loop takes the group, so that the reader's room is free for the next group's
-    /// flagging.
+    /// A copy held ahead (`hold_ahead`) counts as the image loop's from now on
+    /// (`Compute::adopt`; on the loop's thread, between its passes, as it takes the group).
     pub fn adopt(&self, compute: &dyn Compute) {
         if let Some(r) = &self.resident {
             compute.adopt(r.as_ref());

@@ -97,7 +97,19 @@ pub struct Reweight<'a> {
     pub taper_fwhm_rad: f64,
 }
 
-impl Reweight<'_> {
+impl<'a> Reweight<'a> {
+    /// The reweighting of the imaging settings `im` with the image's combined `density`
+    /// (`accumulate_density` over every group of the image, on every rank; empty for
+    /// natural weighting).
+    pub fn of(im: &crate::imaging::settings::ImagingConfig, density: &'a [f64]) -> Self {
+        Reweight {
+            scheme: im.weighting,
+            f2: briggs_f2(density, im.robust),
+            density,
+            taper_fwhm_rad: (im.taper_gaussian_arcsec / 3600.0).to_radians(),
+        }
+    }
+
     /// Whether any weight changes.
     pub fn active(&self) -> bool {
         changes_weights(self.scheme, self.taper_fwhm_rad)

@@ -10,6 +10,7 @@
 use super::{add_seconds, add_time, prefetch, prepare, products, Ctx};
 use crate::imaging::aterm::{DriftBeam, DriftMode};
 use crate::imaging::deconvolve::{clean_image, CleanSetup, CleanStart, HeldGroup};
+use crate::imaging::weighting::{Reweight, Weighting};
 use crate::imaging::GridPair;
 use crate::night::{GroupReport, ImageReport, RankReport};
 use std::time::Instant;
@@ -223,31 +224,34 @@ struct Grids {
 
 /// Weights and grids the held groups of image `ii`. Collective when the image is spread
 /// over ranks and weighting is not natural (the uv density is summed over the ranks, so
-/// that the weights do not depend on the rank count).
+/// that the weights do not depend on the rank count). The groups of an image the reader
+/// could weight alone come weighted (`prepare::reader_weights`: with a density, never an
+/// image spread over ranks, so whether the density is summed stays the plan's choice, the
+/// same on every rank).
 fn grid(ctx: &Ctx, ii: usize, held: &mut [HeldGroup]) -> Grids {
     let (cfg, spec) = (ctx.cfg, ctx.spec);
     let image = &ctx.plan.images[ii];
     let clean_on = cfg.imaging.niter > 0;
     let compute = ctx.compute.as_ref();
-    let scheme = cfg.imaging.weighting;
+    let distributed = image.needs_reduce(ctx.plan);
+    let unweighted = held.iter().any(|h| !h.is_reweighted());
     let mut density = Vec::new();
-    if scheme != crate::imaging::weighting::Weighting::Natural {
+    if cfg.imaging.weighting != Weighting::Natural && (distributed || unweighted) {
+        debug_assert!(
+            !held.iter().any(HeldGroup::is_reweighted),
+            "the density is of the data's own weights"
+        );
         density = vec![0.0; spec.n_grid * spec.n_grid];
         for h in held.iter() {
             h.add_density(&spec, &mut density);
         }
-        if image.needs_reduce(ctx.plan) {
+        if distributed {
             ctx.comm.all_reduce_sum_f64(&mut density);
         }
     }
-    let rw = crate::imaging::weighting::Reweight {
-        scheme,
-        f2: crate::imaging::weighting::briggs_f2(&density, cfg.imaging.robust),
-        density: &density,
-        taper_fwhm_rad: (cfg.imaging.taper_gaussian_arcsec / 3600.0).to_radians(),
-    };
+    let rw = Reweight::of(&cfg.imaging, &density);
     if rw.active() {
-        for h in held.iter_mut() {
+        for h in held.iter_mut().filter(|h| !h.is_reweighted()) {
             h.reweight(&spec, &rw);
         }
     }

@@ -3,9 +3,11 @@
 //! image's centre computed and its outliers selected ([`Preparer`], the reader's
 //! [`prefetch::Finish`]). With prefetching on this runs on the reader's thread, one group
 //! ahead of the image loop, so that a GPU rank's loop goes from one group's device work to
-//! the next's without this host work between them; in line otherwise. Ahead, on a device,
-//! the group is also copied up there for CLEAN's major cycles (`HeldGroup::hold_ahead`)
-//! when its weights are final (natural weighting, no taper), so that its transfer too
+//! the next's without this host work between them; in line otherwise. Where a group's
+//! imaging weights depend on it alone (an image of one group, as the tiles are; or a taper
+//! alone) the reader sets them too ([`reader_weights`]), and then, ahead, on a device,
+//! copies the group up there for CLEAN's major cycles (`HeldGroup::hold_ahead`; also with
+//! natural weighting, where nothing changes the weights), so that its transfer too
 //! overlaps the previous group's imaging.
 //!
 //! The held groups' buffers circulate: the loop hands an image's held groups' buffers back
@@ -22,6 +24,7 @@ use crate::config::Config;
 use crate::core::{Centre, GroupVis, RawBuffers, StokesBuffers, StokesGroup};
 use crate::flag::FlagSummary;
 use crate::imaging::deconvolve::HeldGroup;
+use crate::imaging::weighting::{changes_weights, Reweight, Weighting};
 use crate::imaging::GridSpec;
 use crate::night::GroupReport;
 use crate::primitives::iers::EarthOrientation;
@@ -77,10 +80,12 @@ pub(super) struct Preparer {
     outliers: Vec<Calibrator>,
     tables: Tables,
     pool: HeldPool,
-    /// The rank's backend, and whether groups read ahead are held there for CLEAN by the
-    /// reader (CLEAN with major cycles, the weights final).
+    /// The rank's backend; by image, whether the reader weights its groups
+    /// (`reader_weights`) and whether it holds them there for CLEAN when reading ahead
+    /// (CLEAN with major cycles, the weights final once the reader is done).
     compute: Arc<dyn Compute>,
-    hold_ahead: bool,
+    weights: Vec<bool>,
+    hold_ahead: Vec<bool>,
 }
 
 /// A group made ready: held for gridding with its report, or the failed group's report
@@ -127,8 +132,11 @@ pub(super) fn jobs(ctx: &Ctx, tables: Tables) -> (Vec<Job>, Preparer, HeldPool) 
         .collect();
     let pool = HeldPool::default();
     let im = &ctx.cfg.imaging;
-    let reweights =
-        crate::imaging::weighting::changes_weights(im.weighting, im.taper_gaussian_arcsec);
+    let reweights = changes_weights(im.weighting, im.taper_gaussian_arcsec);
+    let clean = im.niter > 0 && im.max_major_cycles > 0;
+    let weights: Vec<bool> = (0..plan.images.len())
+        .map(|ii| reader_weights(ctx, ii))
+        .collect();
     let preparer = Preparer {
         cfg: ctx.cfg.clone(),
         eop: ctx.eop.clone(),
@@ -141,9 +149,26 @@ pub(super) fn jobs(ctx: &Ctx, tables: Tables) -> (Vec<Job>, Preparer, HeldPool) 
         tables,
         pool: pool.clone(),
         compute: ctx.compute.clone(),
-        hold_ahead: im.niter > 0 && im.max_major_cycles > 0 && !reweights,
+        hold_ahead: weights
+            .iter()
+            .map(|&w| clean && (w || !reweights))
+            .collect(),
+        weights,
     };
     (jobs, preparer, pool)
+}
+
+/// Whether the reader sets the imaging weights of image `ii`'s groups: where they change
+/// and depend on each group alone, that is with a taper alone (natural weighting), or
+/// uniform or Briggs weighting of an image of one group to image (its density is that
+/// group's; never an image spread over ranks, whose density is summed over them by the
+/// image loop). The loop weights the groups that come unweighted.
+pub(super) fn reader_weights(ctx: &Ctx, ii: usize) -> bool {
+    let im = &ctx.cfg.imaging;
+    let image = &ctx.plan.images[ii];
+    changes_weights(im.weighting, im.taper_gaussian_arcsec)
+        && (im.weighting == Weighting::Natural
+            || (!image.needs_reduce(ctx.plan) && ctx.mine(ii).len() == 1))
 }
 
 /// The outliers' catalogue (sources outside a tile inside the beam), read once; empty when
@@ -297,7 +322,12 @@ impl Preparer {
             self.select_outliers(id, centre, &mut h);
             p.took("outliers", t);
         }
-        if ahead && self.hold_ahead {
+        if self.weights[job.image] {
+            let t = Instant::now();
+            self.weight(&mut h);
+            p.took("reweight", t);
+        }
+        if ahead && self.hold_ahead[job.image] {
             let t = Instant::now();
             if h.hold_ahead(&self.spec, self.compute.as_ref()) {
                 log::debug!(
@@ -308,6 +338,18 @@ impl Preparer {
             }
         }
         (Ok((h, report)), raw)
+    }
+
+    /// Sets the group's imaging weights (an image the reader weights: `reader_weights`),
+    /// as the image loop does with the density of the image's one group.
+    fn weight(&self, h: &mut HeldGroup) {
+        let im = &self.cfg.imaging;
+        let mut density = Vec::new();
+        if im.weighting != Weighting::Natural {
+            density = vec![0.0; self.spec.n_grid * self.spec.n_grid];
+            h.add_density(&self.spec, &mut density);
+        }
+        h.reweight(&self.spec, &Reweight::of(im, &density));
     }
 
     /// The image's cell cannot hold the longest baselines: say so (once per group) with
