@@ -9,6 +9,7 @@
 #   GPU=required bash benches/group.sh   # on a GPU node: the `gpu` feature, compute.gpu required
 #   CONTIMG_BIN=path/contimg bash benches/group.sh  # a prebuilt binary (no cargo; one rank
 #                                    # runs without mpirun when there is none)
+#   WEIGHTING=briggs ROBUST=0.5 bash benches/group.sh  # imaging weights (default natural)
 #   GAINS=off bash benches/group.sh  # unit gains: data in Jy, so the uncalibrated image shows
 #                                    # the sources and CLEAN works as on calibrated data (the
 #                                    # default, the telescope's raw scale with random antenna
@@ -27,7 +28,7 @@ BIN=${CONTIMG_BIN:-./target/release/contimg}
 cat > "$WORK/bench.yaml" <<YAML
 input: {dir: $WORK/night}
 output: {dir: $WORK/out}
-imaging: {npix: $NPIX, cell_arcsec: $CELL, epsilon: 1.0e-4, niter: $NITER}
+imaging: {npix: $NPIX, cell_arcsec: $CELL, epsilon: 1.0e-4, niter: $NITER, weighting: ${WEIGHTING:-natural}, robust: ${ROBUST:-0.0}}
 calibration: {enabled: false}
 compute: {gpu: ${GPU:-auto}, prefetch: ${PREFETCH:-true}}
 simulate: {n_groups: $N_GROUPS, n_antennas: $N_ANT, n_channels: $N_CHAN, n_random_sources: 5, gains: {enabled: $([ "${GAINS:-on}" = off ] && echo false || echo true)}}
