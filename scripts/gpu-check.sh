@@ -6,7 +6,8 @@
 #   bash scripts/gpu-check.sh --prebuilt DIR  # binaries from scripts/gpu-bundle.sh, no cargo
 # Steps: NVRTC compile of every kernel; the device-vs-CPU kernel, flagging, w-stacking and
 # held-group tests; a simulated night through `contimg run` with gpu: required against gpu: off
-# (its images), and a calibrated one (its table: the solver's statistics on the device), and,
+# (its images), and a calibrated one (its table: the solver's statistics on the device), the
+# next group held on the device by the reader (the same images as in line), and,
 # built here with MPI, a night of two ranks sharing the device (their images); the
 # criterion gridding benches (CPU and gpu_*); one real-sized group (benches/group.sh), on the
 # GPU and then on the CPU of the same node; a night of NIGHT_GROUPS (default 5) real-sized
@@ -79,6 +80,8 @@ fi
 case ,$STEPS, in *,tests,*) step gpu-tests "${lib[@]}" --test-threads 1 --nocapture compute:: imaging::held::tests::on_a_device flag::planes_tests imaging::clark::device_tests ;; esac
 case ,$STEPS, in *,night,*) step night-gpu "${night[@]}" --nocapture gpu_required_matches_off_on_a_gpu
   step calibration-gpu "${cal[@]}" --nocapture gpu_solution_equals_the_cpus
+  # The reader holding the next group on the device while the loop images this one.
+  step hold-ahead-gpu "${night[@]}" --nocapture a_gpu_rank_holds_the_next_group_while_this_one_is_imaged
   # Two ranks on the one device (issue 21, deliverable 3): needs MPI, which the bundle's
   # binaries are built without.
   if [ -z "$PREBUILT" ] && command -v mpirun >/dev/null; then

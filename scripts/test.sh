@@ -42,7 +42,8 @@ unset CONTIMG_SKIP_LOG
 # backend's Rust code and kernels run on the host, every device test must run, and a
 # night's GPU run must make the CPU run's images (also with two ranks on one device and on
 # two) and a calibrated night's the CPU's table; a group held on the device for CLEAN
-# (imaging::held) must subtract and re-grid as on the host.
+# (imaging::held) must subtract and re-grid as on the host, and groups the reader holds
+# ahead of the image loop must make the images of reading in line.
 EMULATED_GPU=$(bash scripts/emulated-gpu.sh)
 LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
   cargo test --release --features ms,gpu --lib -- compute:: imaging::held::tests::on_a_device flag::planes_tests imaging::clark::device_tests
@@ -50,6 +51,8 @@ LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
   cargo test --release --features ms,gpu --test night gpu_required_matches_off_on_a_gpu -- --nocapture
 LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
   cargo test --release --features ms,gpu --test night ranks_share_a_device_or_spread_over_several -- --nocapture
+LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
+  cargo test --release --features ms,gpu --test night a_gpu_rank_holds_the_next_group_while_this_one_is_imaged -- --nocapture
 LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
   cargo test --release --features ms,gpu --test calibration gpu_solution_equals_the_cpus -- --nocapture
 # Slurm: an archive array, its resubmission and a 2-rank night job on a real local Slurm.
