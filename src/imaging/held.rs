@@ -228,7 +228,7 @@ impl HeldGroup {
     /// `hold` from the group reader's thread, ahead of the image loop
     /// (`Compute::hold_ahead`): the group crosses the bus while the loop images the one
     /// before. Only for a group whose samples the loop holds as they are (its weights
-    /// final: natural weighting without a taper); the loop's `hold` then adopts the copy.
+    /// final: natural, or set by the reader); the loop then adopts the copy (`adopt`).
     /// Whether the group is held.
     pub fn hold_ahead(&mut self, spec: &GridSpec, compute: &dyn Compute) -> bool {
         if compute.is_device() && spec.w_terms && self.resident.is_none() {
