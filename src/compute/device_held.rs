@@ -182,9 +182,10 @@ impl Gpu {
             ahead: AtomicBool::new(ahead),
             outlier_model: Mutex::new(None),
         };
+        // Counted before anything can fail: dropping `h` takes the bytes off again.
+        count.fetch_add(bytes, Ordering::Relaxed);
         // Complete before the copy is handed on (another thread's stream reads it next).
         s.synchronize().map_err(cuda)?;
-        count.fetch_add(bytes, Ordering::Relaxed);
         Ok(Some(Box::new(h)))
     }
 
