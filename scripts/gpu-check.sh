@@ -24,7 +24,9 @@
 # held to 3e-7 of the dirty peak (8e-8 on the emulated driver, kernels/README.md).
 # STEPS=tests,night,bench,read,group,groups picks some (default all but bench); STEP_TIMEOUT (s,
 # default 1800) stops a step that hangs; BENCH_FILTER (default subband: CPU and GPU) picks
-# criterion benches; GROUP_MODES (default "gpu cpu") the one-group runs.
+# criterion benches; GROUP_MODES (default "gpu cpu") the one-group runs; WEIGHTING=briggs
+# ROBUST=0.5 images the group runs as the telescope's tiles (benches/group.sh; default
+# natural, as the earlier results).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-tests,night,read,group,groups}
