@@ -283,6 +283,8 @@ mod on_a_device {
     /// and with the drifting beam (the cubic scheme's four weighted images, and chunks of
     /// integrations, each its own rows), two major cycles' increments in a row, on the
     /// independently written (pyuvdata) group. The group's host copy stays as it was held.
+    /// For the direct prediction the copy is held ahead (`hold_ahead`, the group reader's)
+    /// and adopted, as in a night read ahead.
     #[test]
     fn a_held_group_subtracts_and_regrids_as_on_the_host() {
         let Some(gpu) = crate::compute::device::tests::device() else {
@@ -317,7 +319,13 @@ mod on_a_device {
                 let mut host = thinned(HeldGroup::new(g.clone(), centre, &eop));
                 let mut dev = thinned(HeldGroup::new(g.clone(), centre, &eop));
                 let held_vis = dev.vis.vis.clone();
-                dev.hold(&spec, &gpu);
+                if mode == PredictMode::Direct {
+                    // Held ahead by the group reader, then adopted by the image loop.
+                    assert!(dev.hold_ahead(&spec, &gpu));
+                    dev.adopt(&gpu);
+                } else {
+                    dev.hold(&spec, &gpu);
+                }
                 assert!(dev.is_held());
                 let ws = Workspace::new();
                 if b.is_none() && mode == PredictMode::Grid {
