@@ -44,7 +44,7 @@ for t in "$N_TIMES" $((2 * N_TIMES)); do
     rm -rf "$WORK/out-$t-$o"
     line=$(LD_LIBRARY_PATH="$EMU:$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" CONTIMG_EMULATOR_STATS=1 \
       "$BIN" run --config "$WORK/bus.yaml" --set input.dir="$WORK/night-$t" \
-      --set output.dir="$WORK/out-$t-$o" --set imaging.outlier_min_beam=$o 2>&1 | grep "emulated CUDA device:")
+      --set output.dir="$WORK/out-$t-$o" --set imaging.outlier_min_beam=$o 2>&1 | grep "emulated CUDA device: .* MB up")
     up[$t-$o]=$(echo "$line" | sed -E 's/.*: ([0-9.]+) MB up.*/\1/')
     down[$t-$o]=$(echo "$line" | sed -E 's/.*, ([0-9.]+) MB down.*/\1/')
     echo "$t integrations, outlier_min_beam $o: $line"

@@ -5,8 +5,9 @@
 # loads it in place of the driver and the device backend's Rust code runs on the host:
 #   EMU=$(bash scripts/emulated-gpu.sh)
 #   LD_LIBRARY_PATH=$EMU:$LD_LIBRARY_PATH CONTIMG_EXPECT_GPU=1 cargo test --features gpu --lib compute::
-# It checks the launch code, copies, chunking and the images a GPU run makes; not the
-# device's scheduling, memory model or arithmetic (see the file's head).
+# It checks the launch code, copies, chunking, the streams' synchronisation (work runs only
+# when the host waits for it) and the images a GPU run makes; not the device's scheduling,
+# memory model or arithmetic (see the file's head).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/emulated-gpu

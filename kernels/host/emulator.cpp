@@ -12,9 +12,18 @@
 //     memset is checked against the allocation it addresses; zero-byte allocations fail as
 //     the driver's do;
 //   - a function is looked up in the PTX its module was loaded from (NVRTC's own output);
-//   - everything runs at once on the calling thread, in call order: streams and events
-//     are accepted but impose nothing, so a missing synchronisation is NOT caught, nor is
-//     the device's arithmetic (fused multiply-adds), scheduling or memory model;
+//   - streams run lazily: a launch, copy, memset, transform or stream-ordered free is
+//     queued on its stream and runs only when the host must wait for it (a stream or
+//     event synchronised, a copy down into pageable memory, a free of host or device
+//     memory that the driver synchronises, an event or stream queried: NOT_READY, then
+//     run). An event waited for by another stream runs the recording stream's work up to
+//     it first. A missing synchronisation therefore shows as stale or early data (a
+//     result read before its kernel ran, pinned host memory refilled before its copy
+//     up ran, a buffer freed on one stream while another still uses it: a fault).
+//     CONTIMG_EMULATOR_STREAMS=eager runs every call at once instead, as before. The
+//     device reports memory pools, so cudarc allocates and frees in stream order as on a
+//     real GPU. Not modelled: the device's arithmetic (fused multiply-adds), concurrent
+//     scheduling of several streams (queued work runs one call at a time) and memory model;
 //   - cuFFT's 2-D double transforms are a direct DFT (square planes only);
 //   - CONTIMG_EMULATOR_DEVICES=N offers N devices (default 1), so that ranks spread over a
 //     node's devices each open their own; each process has one pool of memory.
@@ -37,7 +46,11 @@
 #include "dft2.h"
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
+#include <deque>
+#include <functional>
+#include <tuple>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -57,6 +70,7 @@ enum : int {
     OUT_OF_MEMORY = 2,
     INVALID_HANDLE = 400,
     NOT_FOUND = 500,
+    NOT_READY = 600,
     NOT_SUPPORTED = 801,
 };
 
@@ -136,10 +150,17 @@ static void on_fault(int) {
 // Bytes copied up and down (CONTIMG_EMULATOR_STATS=1: printed to stderr at exit), so that
 // a run's traffic across the bus can be counted.
 static std::atomic<unsigned long long> bytes_up{0}, bytes_down{0}, copies_up{0}, copies_down{0};
+// How lazily the streams ran: calls queued, the most one wait of the host ran, and the
+// waits of one stream for another's event that ran the other's work.
+static std::atomic<unsigned long long> calls_queued{0}, longest_drain{0}, waits_that_ran{0};
 
 static void print_stats() {
     std::fprintf(stderr, "emulated CUDA device: %.1f MB up in %llu copies, %.1f MB down in %llu copies\n",
                  bytes_up.load() / 1e6, copies_up.load(), bytes_down.load() / 1e6, copies_down.load());
+    std::fprintf(stderr,
+                 "emulated CUDA device: %llu calls queued; at most %llu run by one wait; %llu stream waits ran "
+                 "another stream's work\n",
+                 calls_queued.load(), longest_drain.load(), waits_that_ran.load());
 }
 
 static CUresult copy(void* dst, const void* src, size_t bytes, bool dst_dev, bool src_dev) {
@@ -163,21 +184,127 @@ static CUresult copy(void* dst, const void* src, size_t bytes, bool dst_dev, boo
     return OK;
 }
 
+// ---- streams: work queued, run when the host must wait for it ----
+
+// Host memory from cuMemHostAlloc (start -> bytes): copies to and from it are truly
+// asynchronous; copies from pageable memory are staged when called, copies down into it
+// complete before the call returns (the driver's documented behaviour).
+static std::map<uintptr_t, size_t> pinned_host;
+static bool is_pinned(const void* p, size_t bytes) {
+    std::lock_guard<std::mutex> g(emu_lock);
+    auto it = pinned_host.upper_bound((uintptr_t)p);
+    if (it == pinned_host.begin()) return false;
+    --it;
+    return (uintptr_t)p >= it->first && (uintptr_t)p + bytes <= it->first + it->second;
+}
+
+struct Stream {
+    std::deque<std::pair<unsigned long long, std::function<void()>>> queue;
+    unsigned long long queued = 0;  // the sequence number of the last call queued
+    unsigned long long done = 0;    // of the last one run
+};
+static std::mutex queue_lock;          // the queues, their counts and the events
+static std::recursive_mutex run_lock;  // running queued work: one call at a time
+static Stream null_stream;             // the default stream, and the legacy handles
+// Every stream made (never freed: an event may still name a destroyed one).
+static std::vector<Stream*> all_streams{&null_stream};
+
+static bool lazy_streams() {
+    static const bool lazy = [] {
+        const char* v = std::getenv("CONTIMG_EMULATOR_STREAMS");
+        return !(v && std::string(v) == "eager");
+    }();
+    return lazy;
+}
+static Stream* stream_of(void* s) {
+    uintptr_t h = (uintptr_t)s;
+    return h <= 2 ? &null_stream : (Stream*)s;  // 0: default, 1: legacy, 2: per-thread
+}
+
+// Runs `s`'s queued calls up to and including number `upto`, on the calling thread. A
+// call may run other streams' calls first (a wait for an event): always ones queued
+// before it, so there is no cycle.
+static void drain(Stream* s, unsigned long long upto) {
+    std::lock_guard<std::recursive_mutex> r(run_lock);
+    unsigned long long ran = 0;
+    for (;; ++ran) {
+        std::pair<unsigned long long, std::function<void()>> call;
+        {
+            std::lock_guard<std::mutex> g(queue_lock);
+            if (s->done >= upto || s->queue.empty()) break;
+            call = std::move(s->queue.front());
+            s->queue.pop_front();
+        }
+        call.second();
+        std::lock_guard<std::mutex> g(queue_lock);
+        s->done = call.first;
+    }
+    unsigned long long most = longest_drain.load();
+    while (ran > most && !longest_drain.compare_exchange_weak(most, ran)) {
+    }
+}
+static unsigned long long queued_on(Stream* s) {
+    std::lock_guard<std::mutex> g(queue_lock);
+    return s->queued;
+}
+static void drain_all() {
+    std::vector<std::pair<Stream*, unsigned long long>> upto;
+    {
+        std::lock_guard<std::mutex> g(queue_lock);
+        for (Stream* s : all_streams) upto.emplace_back(s, s->queued);
+    }
+    for (auto& [s, n] : upto) drain(s, n);
+}
+// Queues `call` on `s` (run at once with CONTIMG_EMULATOR_STREAMS=eager); its number.
+static unsigned long long enqueue(Stream* s, std::function<void()> call) {
+    unsigned long long n;
+    {
+        std::lock_guard<std::mutex> g(queue_lock);
+        n = ++s->queued;
+        s->queue.emplace_back(n, std::move(call));
+    }
+    ++calls_queued;
+    if (!lazy_streams()) drain(s, n);
+    return n;
+}
+
+struct Event {
+    Stream* stream = nullptr;  // of the last record (none: complete)
+    unsigned long long at = 0; // its number there
+    std::shared_ptr<double> when = std::make_shared<double>(0.0);  // ms, once it has run
+};
+static double now_ms() {
+    using namespace std::chrono;
+    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+// The stream and number an event waits for (null: nothing).
+static std::pair<Stream*, unsigned long long> recorded(Event* e) {
+    std::lock_guard<std::mutex> g(queue_lock);
+    return {e->stream, e->at};
+}
+static bool complete(Event* e) {
+    std::lock_guard<std::mutex> g(queue_lock);
+    return !e->stream || e->stream->done >= e->at;
+}
+
 // ---- kernels: looked up by name, their parameters unpacked by type ----
 
+// A launch's arguments copied when it is queued (the caller's may be gone when it runs).
 template <class... A, size_t... I>
-static void call(void (*k)(A...), void** params, std::index_sequence<I...>) {
-    k(*static_cast<std::remove_cv_t<std::remove_reference_t<A>>*>(params[I])...);
+static std::function<void()> bind_launch(void (*k)(A...), void** params, std::index_sequence<I...>) {
+    auto args = std::make_shared<std::tuple<std::remove_cv_t<std::remove_reference_t<A>>...>>(
+        *static_cast<std::remove_cv_t<std::remove_reference_t<A>>*>(params[I])...);
+    return [k, args] { std::apply(k, *args); };
 }
 
 struct Kernel {
-    void (*run)(void** params);
+    std::function<void()> (*bind)(void** params);
     bool block_wide;  // __syncthreads, shared memory: runs with a thread per CUDA thread
 };
 
 template <class... A> constexpr size_t arity(void (*)(A...)) { return sizeof...(A); }
 #define KERNEL(name, wide) \
-    { #name, Kernel{[](void** p) { call(name, p, std::make_index_sequence<arity(name)>{}); }, wide} }
+    { #name, Kernel{[](void** p) { return bind_launch(name, p, std::make_index_sequence<arity(name)>{}); }, wide} }
 
 static const std::map<std::string, Kernel>& kernels() {
     static const std::map<std::string, Kernel> k = {
@@ -268,7 +395,7 @@ API CUresult cuDeviceGetAttribute(int* v, int attribute, int) {
     case 75: *v = 9; return OK;   // compute capability major
     case 76: *v = 0; return OK;   // minor
     case 16: *v = 1; return OK;   // multiprocessors
-    case 115: *v = 0; return OK;  // memory pools: no (cuMemAlloc / cuMemFree)
+    case 115: *v = 1; return OK;  // memory pools, as a real GPU: allocations in stream order
     case 33: case 34: case 50: *v = 0; return OK;  // PCI bus, device, domain
     default: return INVALID_VALUE;
     }
@@ -294,7 +421,10 @@ API CUresult cuCtxGetCurrent(void** ctx) {
     *ctx = current_context;
     return OK;
 }
-API CUresult cuCtxSynchronize() { return OK; }
+API CUresult cuCtxSynchronize() {
+    drain_all();
+    return OK;
+}
 API CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total) {
     std::lock_guard<std::mutex> g(emu_lock);
     *free_bytes = EMULATED_BYTES - allocated;
@@ -302,57 +432,172 @@ API CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total) {
     return OK;
 }
 
-static std::atomic<int> stream_tokens{0};  // streams are created from several threads
 API CUresult cuStreamCreate(void** s, unsigned int) {
-    *s = new int(++stream_tokens);
+    Stream* st = new Stream();
+    std::lock_guard<std::mutex> g(queue_lock);
+    all_streams.push_back(st);
+    *s = st;
     return OK;
 }
+// Work queued on a stream being destroyed still completes (as the driver's does).
 API CUresult cuStreamDestroy_v2(void* s) {
-    delete (int*)s;
+    if (!s) return INVALID_HANDLE;
+    drain(stream_of(s), queued_on(stream_of(s)));
     return OK;
 }
-API CUresult cuStreamSynchronize(void*) { return OK; }
-API CUresult cuStreamWaitEvent(void*, void*, unsigned int) { return OK; }
-API CUresult cuStreamQuery(void*) { return OK; }
+API CUresult cuStreamSynchronize(void* s) {
+    drain(stream_of(s), queued_on(stream_of(s)));
+    return OK;
+}
+API CUresult cuStreamWaitEvent(void* s, void* e, unsigned int) {
+    if (!e) return INVALID_HANDLE;
+    auto [es, at] = recorded((Event*)e);
+    if (es)
+        enqueue(stream_of(s), [es = es, at = at] {
+            unsigned long long before;
+            {
+                std::lock_guard<std::mutex> g(queue_lock);
+                before = es->done;
+            }
+            if (before < at) {
+                ++waits_that_ran;
+                drain(es, at);
+            }
+        });
+    return OK;
+}
+// Not ready while work is queued; the query runs it, so that a host polling makes progress.
+API CUresult cuStreamQuery(void* s) {
+    Stream* st = stream_of(s);
+    unsigned long long n = queued_on(st);
+    {
+        std::lock_guard<std::mutex> g(queue_lock);
+        if (st->done >= n) return OK;
+    }
+    drain(st, n);
+    return NOT_READY;
+}
 
 API CUresult cuEventCreate(void** e, unsigned int) {
-    *e = new int(0);
+    *e = new Event();
     return OK;
 }
 API CUresult cuEventDestroy_v2(void* e) {
-    delete (int*)e;
+    delete (Event*)e;
     return OK;
 }
-API CUresult cuEventRecord(void*, void*) { return OK; }
-API CUresult cuEventQuery(void*) { return OK; }
-API CUresult cuEventSynchronize(void*) { return OK; }
-API CUresult cuEventElapsedTime(float* ms, void*, void*) {
-    *ms = 0.0f;
+API CUresult cuEventRecord(void* e, void* s) {
+    if (!e) return INVALID_HANDLE;
+    Event* ev = (Event*)e;
+    Stream* st = stream_of(s);
+    auto when = std::make_shared<double>(-1.0);
+    unsigned long long n;
+    {
+        // Queued and noted under one lock: a wait on the event sees this record or an earlier.
+        std::lock_guard<std::mutex> g(queue_lock);
+        n = ++st->queued;
+        st->queue.emplace_back(n, [when] { *when = now_ms(); });
+        ev->stream = st;
+        ev->at = n;
+        ev->when = when;
+    }
+    if (!lazy_streams()) drain(st, n);
+    return OK;
+}
+API CUresult cuEventQuery(void* e) {
+    if (!e) return INVALID_HANDLE;
+    if (complete((Event*)e)) return OK;
+    auto [es, at] = recorded((Event*)e);
+    drain(es, at);
+    return NOT_READY;
+}
+API CUresult cuEventSynchronize(void* e) {
+    if (!e) return INVALID_HANDLE;
+    auto [es, at] = recorded((Event*)e);
+    if (es) drain(es, at);
+    return OK;
+}
+API CUresult cuEventElapsedTime(float* ms, void* a, void* b) {
+    if (!a || !b) return INVALID_HANDLE;
+    Event *ea = (Event*)a, *eb = (Event*)b;
+    if (!recorded(ea).first || !recorded(eb).first) return INVALID_HANDLE;
+    if (!complete(ea) || !complete(eb)) return NOT_READY;
+    std::lock_guard<std::mutex> g(queue_lock);
+    *ms = (float)(*eb->when - *ea->when);
     return OK;
 }
 API CUresult cuEventElapsedTime_v2(float* ms, void* a, void* b) { return cuEventElapsedTime(ms, a, b); }
 
 API CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) { return allocate((void**)p, bytes); }
+// Memory at once (a stream-ordered allocation may be used by the stream from now on).
 API CUresult cuMemAllocAsync(CUdeviceptr* p, size_t bytes, void*) { return allocate((void**)p, bytes); }
-API CUresult cuMemFree_v2(CUdeviceptr p) { return release((void*)p); }
-API CUresult cuMemFreeAsync(CUdeviceptr p, void*) { return release((void*)p); }
+static bool allocated_here(CUdeviceptr p) {
+    std::lock_guard<std::mutex> g(emu_lock);
+    return allocations.count((uintptr_t)p) > 0;
+}
+// The driver synchronises before it frees: every stream's queued work runs first.
+API CUresult cuMemFree_v2(CUdeviceptr p) {
+    drain_all();
+    return release((void*)p);
+}
+// Freed when the stream reaches it: work queued later on another stream that still uses
+// the buffer then faults (a use after free on a device).
+API CUresult cuMemFreeAsync(CUdeviceptr p, void* s) {
+    if (!allocated_here(p)) return INVALID_VALUE;
+    enqueue(stream_of(s), [p] {
+        if (release((void*)p) != OK) fail("a stream-ordered free of memory already freed");
+    });
+    return OK;
+}
 API CUresult cuMemHostAlloc(void** p, size_t bytes, unsigned int) {
     *p = std::malloc(bytes ? bytes : 1);
-    return *p ? OK : OUT_OF_MEMORY;
+    if (!*p) return OUT_OF_MEMORY;
+    std::lock_guard<std::mutex> g(emu_lock);
+    pinned_host[(uintptr_t)*p] = bytes ? bytes : 1;
+    return OK;
 }
 API CUresult cuMemFreeHost(void* p) {
+    drain_all();
+    {
+        std::lock_guard<std::mutex> g(emu_lock);
+        if (!pinned_host.erase((uintptr_t)p)) return INVALID_VALUE;
+    }
     std::free(p);
     return OK;
 }
-API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* h, size_t n, void*) { return copy((void*)d, h, n, true, false); }
-API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void* h, size_t n) { return copy((void*)d, h, n, true, false); }
-API CUresult cuMemcpyDtoHAsync_v2(void* h, CUdeviceptr d, size_t n, void*) { return copy(h, (void*)d, n, false, true); }
-API CUresult cuMemcpyDtoH_v2(void* h, CUdeviceptr d, size_t n) { return copy(h, (void*)d, n, false, true); }
-API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr a, CUdeviceptr b, size_t n, void*) { return copy((void*)a, (void*)b, n, true, true); }
-API CUresult cuMemcpyDtoD_v2(CUdeviceptr a, CUdeviceptr b, size_t n) { return copy((void*)a, (void*)b, n, true, true); }
-API CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, void*) {
-    if (n && !inside((void*)d, n)) fail("a memset reaches outside its device allocation");
-    std::memset((void*)d, v, n);
+// Up from pinned memory: read when the copy runs. From pageable memory: staged now.
+static CUresult copy_up(CUdeviceptr d, const void* h, size_t n, Stream* s, bool wait) {
+    unsigned long long at;
+    if (is_pinned(h, n)) {
+        at = enqueue(s, [d, h, n] { copy((void*)d, h, n, true, false); });
+    } else {
+        auto staged = std::make_shared<std::vector<char>>((const char*)h, (const char*)h + n);
+        at = enqueue(s, [d, staged, n] { copy((void*)d, staged->data(), n, true, false); });
+    }
+    if (wait) drain(s, at);
+    return OK;
+}
+// Down into pinned memory: written when the copy runs. Into pageable memory: complete
+// before the call returns.
+static CUresult copy_down(void* h, CUdeviceptr d, size_t n, Stream* s, bool wait) {
+    unsigned long long at = enqueue(s, [h, d, n] { copy(h, (void*)d, n, false, true); });
+    if (wait || !is_pinned(h, n)) drain(s, at);
+    return OK;
+}
+API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* h, size_t n, void* s) { return copy_up(d, h, n, stream_of(s), false); }
+API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void* h, size_t n) { return copy_up(d, h, n, &null_stream, true); }
+API CUresult cuMemcpyDtoHAsync_v2(void* h, CUdeviceptr d, size_t n, void* s) { return copy_down(h, d, n, stream_of(s), false); }
+API CUresult cuMemcpyDtoH_v2(void* h, CUdeviceptr d, size_t n) { return copy_down(h, d, n, &null_stream, true); }
+API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr a, CUdeviceptr b, size_t n, void* s) {
+    enqueue(stream_of(s), [a, b, n] { copy((void*)a, (void*)b, n, true, true); });
+    return OK;
+}
+API CUresult cuMemcpyDtoD_v2(CUdeviceptr a, CUdeviceptr b, size_t n) { return cuMemcpyDtoDAsync_v2(a, b, n, nullptr); }
+API CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, void* s) {
+    enqueue(stream_of(s), [d, v, n] {
+        if (n && !inside((void*)d, n)) fail("a memset reaches outside its device allocation");
+        std::memset((void*)d, v, n);
+    });
     return OK;
 }
 API CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { return cuMemsetD8Async(d, v, n, nullptr); }
@@ -382,30 +627,34 @@ API CUresult cuFuncSetAttribute(void*, int, int) { return OK; }
 API CUresult cuFuncSetCacheConfig(void*, int) { return OK; }
 
 API CUresult cuLaunchKernel(void* f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
-                            unsigned int by, unsigned int bz, unsigned int smem, void*, void** params, void** extra) {
+                            unsigned int by, unsigned int bz, unsigned int smem, void* stream, void** params,
+                            void** extra) {
     const Function* fn = (const Function*)f;
     if (!fn || !params || extra) return INVALID_VALUE;
     // The kernels are one-dimensional and use no dynamic shared memory.
     if (gx == 0 || bx == 0 || gy != 1 || gz != 1 || by != 1 || bz != 1 || smem != 0 || bx > 1024) return INVALID_VALUE;
-    std::lock_guard<std::mutex> g(emu_lock);
-    running_kernel = fn->name.c_str();
-    void (*run)(void**) = fn->kernel->run;
-    if (fn->kernel->block_wide && bx > 1 && real_blocks()) {
-        run_blocks_threaded(gx, bx, [&] { run(params); });
-    } else if (fn->kernel->block_wide) {
-        run_blocks(gx, [&] { run(params); });
-    } else {
-        blockDim.x = bx;
-        for (unsigned int b = 0; b < gx; ++b) {
-            blockIdx.x = b;
-            for (unsigned int t = 0; t < bx; ++t) {
-                threadIdx.x = t;
-                run(params);
+    std::function<void()> kernel = fn->kernel->bind(params);
+    bool wide = fn->kernel->block_wide;
+    enqueue(stream_of(stream), [fn, kernel, wide, gx, bx] {
+        std::lock_guard<std::mutex> g(emu_lock);
+        running_kernel = fn->name.c_str();
+        if (wide && bx > 1 && real_blocks()) {
+            run_blocks_threaded(gx, bx, kernel);
+        } else if (wide) {
+            run_blocks(gx, kernel);
+        } else {
+            blockDim.x = bx;
+            for (unsigned int b = 0; b < gx; ++b) {
+                blockIdx.x = b;
+                for (unsigned int t = 0; t < bx; ++t) {
+                    threadIdx.x = t;
+                    kernel();
+                }
             }
+            blockDim.x = 1;
         }
-        blockDim.x = 1;
-    }
-    running_kernel = nullptr;
+        running_kernel = nullptr;
+    });
     return OK;
 }
 
@@ -420,6 +669,8 @@ API CUresult cuGetErrorName(CUresult e, const char** s) {
     case INVALID_VALUE: *s = "CUDA_ERROR_INVALID_VALUE"; break;
     case OUT_OF_MEMORY: *s = "CUDA_ERROR_OUT_OF_MEMORY"; break;
     case NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
+    case NOT_READY: *s = "CUDA_ERROR_NOT_READY"; break;
+    case INVALID_HANDLE: *s = "CUDA_ERROR_INVALID_HANDLE"; break;
     default: *s = "CUDA_ERROR_UNKNOWN";
     }
     return OK;
@@ -427,7 +678,11 @@ API CUresult cuGetErrorName(CUresult e, const char** s) {
 
 // ---- cuFFT: 2-D double-complex plans, square ----
 
-static std::map<int, long long> plans;  // handle -> plane size
+struct Plan {
+    long long m;                    // plane size
+    Stream* stream = &null_stream;  // cufftSetStream's
+};
+static std::map<int, Plan> plans;  // by handle
 static int next_plan = 1;
 enum : int { CUFFT_OK = 0, CUFFT_INVALID_PLAN = 1, CUFFT_INVALID_TYPE = 3, CUFFT_INVALID_VALUE = 4, CUFFT_INVALID_SIZE = 8 };
 
@@ -436,33 +691,40 @@ API int cufftPlan2d(int* plan, int nx, int ny, int type) {
     if (nx != ny || nx <= 0) return CUFFT_INVALID_SIZE;
     std::lock_guard<std::mutex> g(emu_lock);
     *plan = next_plan++;
-    plans[*plan] = nx;
+    plans[*plan] = Plan{nx};
     return CUFFT_OK;
 }
-API int cufftSetStream(int plan, void*) {
+API int cufftSetStream(int plan, void* s) {
     std::lock_guard<std::mutex> g(emu_lock);
-    return plans.count(plan) ? CUFFT_OK : CUFFT_INVALID_PLAN;
+    auto it = plans.find(plan);
+    if (it == plans.end()) return CUFFT_INVALID_PLAN;
+    it->second.stream = stream_of(s);
+    return CUFFT_OK;
 }
 API int cufftDestroy(int plan) {
     std::lock_guard<std::mutex> g(emu_lock);
     return plans.erase(plan) ? CUFFT_OK : CUFFT_INVALID_PLAN;
 }
+// Queued on the plan's stream, like a launch.
 API int cufftExecZ2Z(int plan, double2* in, double2* out, int direction) {
-    long long m;
+    Plan p;
     {
         std::lock_guard<std::mutex> g(emu_lock);
         auto it = plans.find(plan);
         if (it == plans.end()) return CUFFT_INVALID_PLAN;
-        m = it->second;
+        p = it->second;
     }
     if (direction != -1 && direction != 1) return CUFFT_INVALID_VALUE;
-    size_t bytes = (size_t)(m * m) * sizeof(double2);
-    if (!inside(in, bytes) || !inside(out, bytes)) fail("a cuFFT transform reaches outside its device allocation");
-    if (out != in) std::memcpy(out, in, bytes);
-    std::lock_guard<std::mutex> g(emu_lock);
-    running_kernel = "cufftExecZ2Z";
-    dft2(out, m, direction);
-    running_kernel = nullptr;
+    long long m = p.m;
+    enqueue(p.stream, [in, out, m, direction] {
+        size_t bytes = (size_t)(m * m) * sizeof(double2);
+        if (!inside(in, bytes) || !inside(out, bytes)) fail("a cuFFT transform reaches outside its device allocation");
+        if (out != in) std::memcpy(out, in, bytes);
+        std::lock_guard<std::mutex> g(emu_lock);
+        running_kernel = "cufftExecZ2Z";
+        dft2(out, m, direction);
+        running_kernel = nullptr;
+    });
     return CUFFT_OK;
 }
 API int cufftGetVersion(int* v) {
