@@ -75,6 +75,7 @@ def best(path, again):
     return min(ts) if ts else float("nan")
 first, again, lib = best(sys.argv[4], False), best(sys.argv[4], True), best(sys.argv[5], False)
 print(f"warm cat: wall {cw:.2f} s, cpu {cu+cs:.2f} s")
+cw = cw or float("nan")  # a group too small for time's 10 ms: no ratio
 print(f"direct read: wall {first:.2f} s = {first/cw:.2f} x cat (into fresh buffers; process wall {dw:.2f} s, cpu {du+ds:.2f} s incl. the second read, peak RSS {dm/1048576:.2f} GiB)")
 print(f"direct read into reused buffers: wall {again:.2f} s = {again/cw:.2f} x cat")
 print(f"library read: wall {lib:.2f} s = {lib/cw:.2f} x cat (process wall {lw:.2f} s, cpu {lu+ls:.2f} s, peak RSS {lm/1048576:.2f} GiB)")

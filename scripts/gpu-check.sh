@@ -27,6 +27,12 @@
 # criterion benches; GROUP_MODES (default "gpu cpu") the one-group runs; WEIGHTING=briggs
 # ROBUST=0.5 images the group runs as the telescope's tiles (benches/group.sh; default
 # natural, as the earlier results).
+# EMULATED=1 rehearses the check where there is no GPU, on the emulated driver
+# (kernels/host/emulator.cpp, NVRTC from the venv of scripts/python-env.sh): the same steps
+# and summary.json at small sizes (N_ANT=12 N_CHAN=8 NPIX=256 NITER=200 NIGHT_GROUPS=3
+# unless set; no NVML, so no utilisation), logs in a temporary folder unless LOGS is set,
+# so that the script, a bundle and the summary's parsing are known to work before a
+# device is lent. Its times say nothing of a GPU's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-tests,night,read,group,groups}
@@ -37,7 +43,15 @@ PREBUILT=""
 # libcufft.so / .so.12 / .so.11; a CUDA 13 toolkit names NVRTC libnvrtc.so.13. Link what
 # the node has under the names looked for (the driver is backward compatible).
 links=$(mktemp -d)
+if [ -n "${EMULATED:-}" ]; then
+  emu=$(bash scripts/emulated-gpu.sh) || exit 1
+  nvrtc=$(.venv/bin/python -c "import nvidia.cuda_nvrtc, os; print(os.path.join(list(nvidia.cuda_nvrtc.__path__)[0], 'lib'))") || exit 1
+  export LD_LIBRARY_PATH="$emu:$nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export N_ANT=${N_ANT:-12} N_CHAN=${N_CHAN:-8} NPIX=${NPIX:-256} NITER=${NITER:-200} NIGHT_GROUPS=${NIGHT_GROUPS:-3}
+  LOGS=${LOGS:-$(mktemp -d)}
+fi
 for lib in nvrtc cufft; do
+  [ -n "${EMULATED:-}" ] && break
   # (grep reads everything: with pipefail, grep -q could stop ldconfig with SIGPIPE.)
   if ! ldconfig -p | grep "lib$lib.so " >/dev/null; then
     found=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib /usr/lib/x86_64-linux-gnu \
@@ -50,7 +64,11 @@ for lib in nvrtc cufft; do
 done
 export LD_LIBRARY_PATH="$links${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CONTIMG_EXPECT_GPU=1 CONTIMG_REQUIRE_NVRTC=1 HDF5_USE_FILE_LOCKING=FALSE
-device=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)
+if [ -n "${EMULATED:-}" ]; then
+  device="contimg emulated device, emulated driver, 16384 MiB"
+else
+  device=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)
+fi
 # e.g. "NVIDIA H200, 580.159.04, 143771 MiB" -> h200
 slug=$(echo "${device%%,*}" | tr 'A-Z' 'a-z' | sed -E 's/^nvidia //; s/[^a-z0-9]+/-/g; s/-+$//')
 LOGS=${LOGS:-$PWD/benches/gpu-results/$(date +%F)-${slug:-gpu}}; mkdir -p "$LOGS"
@@ -102,7 +120,9 @@ case ,$STEPS, in *,group,*)
   for mode in ${GROUP_MODES:-gpu cpu}; do
     export WORK=$(mktemp -d)
     step group-$mode env GPU=$([ $mode = gpu ] && echo required || echo off) RUST_LOG=${RUST_LOG:-contimg=debug} bash benches/group.sh
-    grep -E "flagging steps|baseline pass|clean |clark|stage|failed|WARN|device [a-z_]+ \(ms\)" "$WORK/log" | tee -a "$LOGS/group-$mode.log"
+    # (Every line summary.json counts below must pass this filter: held groups, planes,
+    # subtractions and refits on the device included.)
+    grep -E "flagging steps|flagging planes|baseline pass|clean |clark|stage|failed|WARN|on the device|device [a-z_]+ \(ms\)" "$WORK/log" | tee -a "$LOGS/group-$mode.log"
     cp "$WORK/out/summary.json" "$LOGS/.group-$mode.json" 2>/dev/null
     mv "$WORK/out/images" "$images/$mode" 2>/dev/null
     rm -rf "$WORK"

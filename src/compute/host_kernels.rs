@@ -212,6 +212,12 @@ mod tests {
     /// library's lock, as `spawn_apart` does, none can.
     #[test]
     fn spawning_never_holds_a_file_that_is_being_reopened() {
+        // Without file locks (as scripts/gpu-check.sh runs, for nodes whose file systems
+        // have none) there is nothing to hold and nothing to show.
+        if std::env::var("HDF5_USE_FILE_LOCKING").is_ok_and(|v| v.eq_ignore_ascii_case("false")) {
+            eprintln!("HDF5_USE_FILE_LOCKING=FALSE: no file locks to hold, nothing to check");
+            return;
+        }
         let unguarded = lock_failures_while_spawning(
             |c| super::closing_inherited_files(c, 2_000_000).spawn(),
             300,
