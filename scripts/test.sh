@@ -55,6 +55,27 @@ LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
   cargo test --release --features ms,gpu --test night a_gpu_rank_holds_the_next_group_while_this_one_is_imaged -- --nocapture
 LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
   cargo test --release --features ms,gpu --test calibration gpu_solution_equals_the_cpus -- --nocapture
+# The GPU node's check itself (scripts/gpu-check.sh), rehearsed on the emulated driver with
+# this build: its one-group runs on the device and the CPU, a night of three groups, its
+# log filter and summary.json, which must say the device path ran (group and flagging
+# planes held, subtractions and residual images there, nothing given up).
+prebuilt=$(mktemp -d); rehearsal=$(mktemp -d)
+ln -s "$PWD/target/release/contimg" "$PWD/target/release/examples/compare_images" "$prebuilt/"
+EMULATED=1 STEPS=group,groups LOGS="$rehearsal" bash scripts/gpu-check.sh --prebuilt "$prebuilt" >"$rehearsal/out.log" 2>&1 ||
+  { tail -40 "$rehearsal/out.log"; exit 1; }
+python3 - "$rehearsal/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+ok = (s.get("group_held_on_device") == "1 of 1" and s.get("group_subtracted_on_device", 0) >= 1
+      and s.get("flag_planes_held", 0) >= 1 and s.get("minor_cycles_images_held", 0) >= 1
+      and s.get("night_groups") == 3 and "groups_per_hour" in s and "night_hold_ahead_s" in s
+      and s.get("flagging_fell_back") == 0 and s.get("group_held_given_up") == 0
+      and s.get("minor_cycles_images_lost") == 0
+      and len(s.get("images_vs_cpu", {})) == 7 and max(s["images_vs_cpu"].values()) <= 2e-4)
+print("gpu-check rehearsal on the emulated driver:", "ok" if ok else "FAILED", json.dumps(s))
+sys.exit(0 if ok else 1)
+PY
+rm -rf "$prebuilt" "$rehearsal"
 # Slurm: an archive array, its resubmission and a 2-rank night job on a real local Slurm.
 bash tests/slurm/run.sh
 cargo bench --no-run --quiet
