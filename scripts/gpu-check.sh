@@ -45,7 +45,7 @@ PREBUILT=""
 links=$(mktemp -d)
 if [ -n "${EMULATED:-}" ]; then
   emu=$(bash scripts/emulated-gpu.sh) || exit 1
-  nvrtc=$(.venv/bin/python -c "import nvidia.cuda_nvrtc, os; print(os.path.join(list(nvidia.cuda_nvrtc.__path__)[0], 'lib'))") || exit 1
+  nvrtc=$("${CONTIMG_MS_PYTHON:-.venv/bin/python}" -c "import nvidia.cuda_nvrtc, os; print(os.path.join(list(nvidia.cuda_nvrtc.__path__)[0], 'lib'))") || exit 1
   export LD_LIBRARY_PATH="$emu:$nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export N_ANT=${N_ANT:-12} N_CHAN=${N_CHAN:-8} NPIX=${NPIX:-256} NITER=${NITER:-200} NIGHT_GROUPS=${NIGHT_GROUPS:-3}
   LOGS=${LOGS:-$(mktemp -d)}
