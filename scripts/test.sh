@@ -59,6 +59,7 @@ LD_LIBRARY_PATH="$EMULATED_GPU:$LD_LIBRARY_PATH" CONTIMG_EXPECT_GPU=1 \
 # this build: its one-group runs on the device and the CPU, a night of three groups, its
 # log filter and summary.json, which must say the device path ran (group and flagging
 # planes held, subtractions and residual images there, nothing given up).
+cargo build --release --features ms,gpu --quiet --example compare_images  # (cargo test builds it as a test)
 prebuilt=$(mktemp -d); rehearsal=$(mktemp -d)
 ln -s "$PWD/target/release/contimg" "$PWD/target/release/examples/compare_images" "$prebuilt/"
 EMULATED=1 STEPS=group,groups LOGS="$rehearsal" bash scripts/gpu-check.sh --prebuilt "$prebuilt" >"$rehearsal/out.log" 2>&1 ||
