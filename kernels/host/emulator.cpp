@@ -150,17 +150,18 @@ static void on_fault(int) {
 // Bytes copied up and down (CONTIMG_EMULATOR_STATS=1: printed to stderr at exit), so that
 // a run's traffic across the bus can be counted.
 static std::atomic<unsigned long long> bytes_up{0}, bytes_down{0}, copies_up{0}, copies_down{0};
-// How lazily the streams ran: calls queued, the most one wait of the host ran, and the
-// waits of one stream for another's event that ran the other's work.
-static std::atomic<unsigned long long> calls_queued{0}, longest_drain{0}, waits_that_ran{0};
+// How lazily the streams ran: calls queued, the host's waits that had work to run (each a
+// point where a GPU's queue could run dry while the host catches up), the most one of them
+// ran, and the waits of one stream for another's event that ran the other's work.
+static std::atomic<unsigned long long> calls_queued{0}, host_waits{0}, longest_drain{0}, waits_that_ran{0};
 
 static void print_stats() {
     std::fprintf(stderr, "emulated CUDA device: %.1f MB up in %llu copies, %.1f MB down in %llu copies\n",
                  bytes_up.load() / 1e6, copies_up.load(), bytes_down.load() / 1e6, copies_down.load());
     std::fprintf(stderr,
-                 "emulated CUDA device: %llu calls queued; at most %llu run by one wait; %llu stream waits ran "
-                 "another stream's work\n",
-                 calls_queued.load(), longest_drain.load(), waits_that_ran.load());
+                 "emulated CUDA device: %llu calls queued; %llu host waits ran work, at most %llu calls at once; "
+                 "%llu stream waits ran another stream's work\n",
+                 calls_queued.load(), host_waits.load(), longest_drain.load(), waits_that_ran.load());
 }
 
 static CUresult copy(void* dst, const void* src, size_t bytes, bool dst_dev, bool src_dev) {
@@ -224,8 +225,11 @@ static Stream* stream_of(void* s) {
 // Runs `s`'s queued calls up to and including number `upto`, on the calling thread. A
 // call may run other streams' calls first (a wait for an event): always ones queued
 // before it, so there is no cycle.
+static thread_local int drain_depth = 0;  // > 0 inside a call a drain runs
 static void drain(Stream* s, unsigned long long upto) {
     std::lock_guard<std::recursive_mutex> r(run_lock);
+    bool from_host = drain_depth == 0;
+    ++drain_depth;
     unsigned long long ran = 0;
     for (;; ++ran) {
         std::pair<unsigned long long, std::function<void()>> call;
@@ -239,6 +243,8 @@ static void drain(Stream* s, unsigned long long upto) {
         std::lock_guard<std::mutex> g(queue_lock);
         s->done = call.first;
     }
+    --drain_depth;
+    if (from_host && ran > 0) ++host_waits;
     unsigned long long most = longest_drain.load();
     while (ran > most && !longest_drain.compare_exchange_weak(most, ran)) {
     }
