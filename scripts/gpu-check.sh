@@ -49,26 +49,23 @@ if [ -n "${EMULATED:-}" ]; then
   export LD_LIBRARY_PATH="$emu:$nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export N_ANT=${N_ANT:-12} N_CHAN=${N_CHAN:-8} NPIX=${NPIX:-256} NITER=${NITER:-200} NIGHT_GROUPS=${NIGHT_GROUPS:-3}
   LOGS=${LOGS:-$(mktemp -d)}
-fi
-for lib in nvrtc cufft; do
-  [ -n "${EMULATED:-}" ] && break
-  # (grep reads everything: with pipefail, grep -q could stop ldconfig with SIGPIPE.)
-  if ! ldconfig -p | grep "lib$lib.so " >/dev/null; then
-    found=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib /usr/lib/x86_64-linux-gnu \
-      /opt /usr/local/lib/python3*/dist-packages /usr/lib/python3/dist-packages \
-      -name "lib$lib.so*" -not -path '*/stubs/*' 2>/dev/null | grep -v builtins | sort -V | tail -1)
-    [ -n "$found" ] && ln -sf "$found" "$links/lib$lib.so" && \
-      export LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    echo "lib$lib: ${found:-not found}"
-  fi
-done
-export LD_LIBRARY_PATH="$links${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export CONTIMG_EXPECT_GPU=1 CONTIMG_REQUIRE_NVRTC=1 HDF5_USE_FILE_LOCKING=FALSE
-if [ -n "${EMULATED:-}" ]; then
   device="contimg emulated device, emulated driver, 16384 MiB"
 else
   device=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)
+  for lib in nvrtc cufft; do
+    # (grep reads everything: with pipefail, grep -q could stop ldconfig with SIGPIPE.)
+    if ! ldconfig -p | grep "lib$lib.so " >/dev/null; then
+      found=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib /usr/lib/x86_64-linux-gnu \
+        /opt /usr/local/lib/python3*/dist-packages /usr/lib/python3/dist-packages \
+        -name "lib$lib.so*" -not -path '*/stubs/*' 2>/dev/null | grep -v builtins | sort -V | tail -1)
+      [ -n "$found" ] && ln -sf "$found" "$links/lib$lib.so" && \
+        export LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      echo "lib$lib: ${found:-not found}"
+    fi
+  done
 fi
+export LD_LIBRARY_PATH="$links${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export CONTIMG_EXPECT_GPU=1 CONTIMG_REQUIRE_NVRTC=1 HDF5_USE_FILE_LOCKING=FALSE
 # e.g. "NVIDIA H200, 580.159.04, 143771 MiB" -> h200
 slug=$(echo "${device%%,*}" | tr 'A-Z' 'a-z' | sed -E 's/^nvidia //; s/[^a-z0-9]+/-/g; s/-+$//')
 LOGS=${LOGS:-$PWD/benches/gpu-results/$(date +%F)-${slug:-gpu}}; mkdir -p "$LOGS"
